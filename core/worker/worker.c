@@ -1,0 +1,237 @@
+/* Pinned worker threads: the poll loop, the idle strategy and the futex
+ * wake-up that lets an idle worker sleep without adding latency when work
+ * arrives. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "core/worker/worker.h"
+
+struct rf_worker {
+    pthread_t thread;
+    rf_component *component;
+    rf_worker_ops ops;
+    int cpu;
+    int start_error;
+
+    /* Idle policy: written by the control thread, read by the worker between
+     * polls; relaxed, a change may take effect a few polls late. */
+    _Atomic uint32_t idle_spin;
+    _Atomic uint32_t idle_yield;
+    _Atomic int64_t idle_sleep_max_ns;
+
+    /* Set (release) by rf_worker_request_stop, read (acquire) by the loop. */
+    _Atomic bool stop_requested;
+
+    /* The sleep/wake handshake (a Dekker pattern, so both sides use seq_cst
+     * fences): the worker stores 1, fences, polls once more, then waits while
+     * it is still 1; a producer enqueues, fences, and wakes when it reads 1.
+     * Either the worker's last poll sees the producer's enqueue, or the
+     * producer sees sleeping == 1: a wake-up is never lost. */
+    _Atomic uint32_t sleeping;
+
+    /* Statistics: written by the worker thread only (relaxed single-writer
+     * stores), read by the control thread; `wakeups` by producers (atomic add). */
+    _Atomic uint64_t polls, busy_polls, items, sleeps, busy_ns;
+    _Atomic uint64_t wakeups;
+};
+
+static void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
+}
+
+static void worker_sleep(rf_worker *w)
+{
+    int64_t ns = atomic_load_explicit(&w->idle_sleep_max_ns, memory_order_relaxed);
+    struct timespec ts = {.tv_sec = ns / RF_NS_PER_S, .tv_nsec = ns % RF_NS_PER_S};
+    counter_add(&w->sleeps, 1);
+    if (w->ops.wait) {
+        w->ops.wait(w->ops.ctx, ns);
+        return;
+    }
+    /* The kernel compares *addr with 1 atomically before sleeping, so a wake
+     * (which stores 0 first) between our last poll and this call is not lost. */
+    futex(&w->sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
+}
+
+static void *worker_main(void *arg)
+{
+    rf_worker *w = arg;
+    char reason[RF_COMPONENT_REASON_MAX];
+
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        if (rc != 0) {
+            snprintf(reason, sizeof(reason), "pin to cpu %d: %s", w->cpu, strerror(rc));
+            w->start_error = -rc;
+            rf_component_transition(w->component, RF_STATE_FAILED, reason);
+            return NULL;
+        }
+    }
+    if (w->ops.start) {
+        rf_err err;
+        rf_err_clear(&err);
+        int rc = w->ops.start(w->ops.ctx, &err);
+        if (rc < 0) {
+            w->start_error = rc;
+            rf_component_transition(w->component, RF_STATE_FAILED, err.msg);
+            return NULL;
+        }
+    }
+    rf_component_transition(w->component, RF_STATE_RUNNING, NULL);
+
+    uint32_t idle_polls = 0;
+    for (;;) {
+        /* Pairs with the release in rf_worker_request_stop. */
+        bool stopping = atomic_load_explicit(&w->stop_requested, memory_order_acquire);
+        int64_t t0 = rf_clock_mono_ns();
+        uint32_t done = w->ops.poll(w->ops.ctx);
+        counter_add(&w->polls, 1);
+        if (done) {
+            counter_add(&w->busy_polls, 1);
+            counter_add(&w->items, done);
+            counter_add(&w->busy_ns, (uint64_t)(rf_clock_mono_ns() - t0));
+            idle_polls = 0;
+            continue;
+        }
+        if (stopping)
+            break; /* stop was requested before this empty poll: inputs are drained */
+
+        idle_polls++;
+        uint32_t spin = atomic_load_explicit(&w->idle_spin, memory_order_relaxed);
+        uint32_t yield = atomic_load_explicit(&w->idle_yield, memory_order_relaxed);
+        if (idle_polls <= spin)
+            continue;
+        if (idle_polls <= spin + yield) {
+            sched_yield();
+            continue;
+        }
+        atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in rf_worker_wake */
+        done = w->ops.poll(w->ops.ctx);
+        if (done == 0 && !atomic_load_explicit(&w->stop_requested, memory_order_acquire))
+            worker_sleep(w);
+        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        if (done) {
+            counter_add(&w->busy_polls, 1);
+            counter_add(&w->items, done);
+        }
+        idle_polls = 0;
+    }
+
+    rf_component_transition(w->component, RF_STATE_STOPPING, NULL);
+    if (w->ops.drain)
+        w->ops.drain(w->ops.ctx);
+    rf_component_transition(w->component, RF_STATE_STOPPED, NULL);
+    return NULL;
+}
+
+void rf_worker_set_idle(rf_worker *w, const rf_idle_policy *idle)
+{
+    atomic_store_explicit(&w->idle_spin, idle->spin, memory_order_relaxed);
+    atomic_store_explicit(&w->idle_yield, idle->yield, memory_order_relaxed);
+    atomic_store_explicit(&w->idle_sleep_max_ns, idle->sleep_max_ns > 0 ? idle->sleep_max_ns : RF_NS_PER_MS,
+                          memory_order_relaxed);
+}
+
+int rf_worker_start(rf_worker **out, const char *name, int cpu, const rf_idle_policy *idle,
+                    const rf_worker_ops *ops, rf_err *err)
+{
+    if (!ops || !ops->poll)
+        return rf_err_set(err, EINVAL, "worker %s: no poll function", name);
+    if (cpu >= CPU_SETSIZE)
+        return rf_err_set(err, EINVAL, "worker %s: cpu %d is out of range", name, cpu);
+    rf_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return rf_err_set(err, ENOMEM, "worker %s: out of memory", name);
+    w->component = rf_component_register("worker", name);
+    if (!w->component) {
+        free(w);
+        return rf_err_set(err, ENOSPC, "worker %s: component registry is full", name);
+    }
+    w->ops = *ops;
+    w->cpu = cpu;
+    rf_worker_set_idle(w, idle);
+    rf_component_transition(w->component, RF_STATE_CONFIGURING, NULL);
+
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        rf_component_transition(w->component, RF_STATE_FAILED, strerror(rc));
+        free(w);
+        return rf_err_set(err, rc, "worker %s: pthread_create: %s", name, strerror(rc));
+    }
+    char tname[16];
+    snprintf(tname, sizeof(tname), "%s", name);
+    pthread_setname_np(w->thread, tname);
+    *out = w;
+    return 0;
+}
+
+void rf_worker_wake(rf_worker *w)
+{
+    /* Pairs with the worker's fence before its last poll (see `sleeping`). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&w->sleeping, memory_order_relaxed)) {
+        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->wakeups, 1, memory_order_relaxed);
+        if (w->ops.wake)
+            w->ops.wake(w->ops.ctx);
+        else
+            futex(&w->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+    }
+}
+
+void rf_worker_request_stop(rf_worker *w)
+{
+    /* Pairs with the acquire loads in worker_main. */
+    atomic_store_explicit(&w->stop_requested, true, memory_order_release);
+    atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+    if (w->ops.wake)
+        w->ops.wake(w->ops.ctx);
+    else
+        futex(&w->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
+int rf_worker_join(rf_worker *w)
+{
+    pthread_join(w->thread, NULL);
+    int rc = w->start_error;
+    free(w);
+    return rc;
+}
+
+void rf_worker_stats_read(const rf_worker *w, rf_worker_stats *out)
+{
+    out->polls = atomic_load_explicit(&w->polls, memory_order_relaxed);
+    out->busy_polls = atomic_load_explicit(&w->busy_polls, memory_order_relaxed);
+    out->items = atomic_load_explicit(&w->items, memory_order_relaxed);
+    out->sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
+    out->wakeups = atomic_load_explicit(&w->wakeups, memory_order_relaxed);
+    out->busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed);
+    out->cpu = w->cpu;
+}
+
+rf_component *rf_worker_component(rf_worker *w)
+{
+    return w->component;
+}

@@ -1,0 +1,140 @@
+/* Pinned worker threads and the lifecycle every component reports.
+ *
+ * Lifecycle
+ *   Every component (worker, listener, sink, storage shard, stats socket)
+ *   registers an rf_component and moves through
+ *
+ *       registered -> configuring -> running -> stopping -> stopped
+ *                         |             |          |
+ *                         +-----------> failed <---+
+ *
+ *   (stopped -> configuring restarts a component on reconfiguration). Any
+ *   other transition is refused with -EINVAL, so a state shown by the stats
+ *   socket is always one the component really passed through. The state is
+ *   written by the component's own thread and read by the control thread.
+ *
+ * Workers
+ *   A worker is a thread pinned to one CPU that calls its poll function in a
+ *   loop. poll() does a batch of work and returns how much it did; the idle
+ *   strategy decides what happens when it returns 0 several times in a row:
+ *   spin `spin` polls, then sched_yield `yield` times, then sleep up to
+ *   `sleep_max_ns` on a futex that producers can wake with rf_worker_wake().
+ *   rf_worker_wake() costs one fence and one load when the worker is awake and
+ *   a futex syscall only when it sleeps; call it once per enqueued batch, not
+ *   per event.
+ *
+ *   Shutdown: rf_worker_request_stop(); the worker keeps polling until poll()
+ *   returns 0 (its inputs are drained; stop the producers first), then calls
+ *   drain(), which flushes what it holds, and exits. rf_worker_join() waits.
+ */
+#ifndef RF_CORE_WORKER_H
+#define RF_CORE_WORKER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+
+enum rf_lifecycle_state {
+    RF_STATE_REGISTERED = 0,
+    RF_STATE_CONFIGURING = 1,
+    RF_STATE_RUNNING = 2,
+    RF_STATE_STOPPING = 3,
+    RF_STATE_STOPPED = 4,
+    RF_STATE_FAILED = 5,
+};
+
+#define RF_COMPONENT_NAME_MAX 48
+#define RF_COMPONENT_REASON_MAX 160
+#define RF_COMPONENTS_MAX 256
+
+typedef struct rf_component {
+    char name[RF_COMPONENT_NAME_MAX];
+    char kind[16]; /* "worker", "listener", "sink", "storage", "stats", ... */
+    /* Written by the owning thread with release after `reason` and
+     * `since_mono_ns`; read by the control thread with acquire (pairs). */
+    _Atomic int state;
+    int64_t since_mono_ns;
+    char reason[RF_COMPONENT_REASON_MAX]; /* why it failed or stopped, may be empty */
+} rf_component;
+
+const char *rf_lifecycle_state_name(enum rf_lifecycle_state s);
+
+/* Registers a component (control thread only). Returns NULL when the registry
+ * is full. The component lives until rf_component_registry_reset(). */
+rf_component *rf_component_register(const char *kind, const char *name);
+
+/* Moves c to `to`; returns 0, or -EINVAL for a transition the diagram above
+ * does not allow (the state is then unchanged). reason may be NULL. */
+int rf_component_transition(rf_component *c, enum rf_lifecycle_state to, const char *reason);
+
+static inline enum rf_lifecycle_state rf_component_state(const rf_component *c)
+{
+    /* Pairs with the release store in rf_component_transition. */
+    return (enum rf_lifecycle_state)atomic_load_explicit(&c->state, memory_order_acquire);
+}
+
+/* Snapshot of registered components, in registration order. */
+unsigned rf_component_count(void);
+rf_component *rf_component_at(unsigned i);
+/* Forgets every component (tests and process exit only). */
+void rf_component_registry_reset(void);
+
+typedef struct rf_worker rf_worker;
+
+typedef struct rf_idle_policy {
+    uint32_t spin;        /* empty polls before yielding */
+    uint32_t yield;       /* yields before sleeping */
+    int64_t sleep_max_ns; /* longest sleep; also bounds how late tick-driven work runs */
+} rf_idle_policy;
+
+typedef struct rf_worker_ops {
+    /* Optional: runs first on the worker's own thread (allocate core-local state). */
+    int (*start)(void *ctx, rf_err *err);
+    /* Does one batch of work; returns the number of items handled (0 = idle). */
+    uint32_t (*poll)(void *ctx);
+    /* Optional: after the inputs are drained at shutdown; flushes what is held. */
+    void (*drain)(void *ctx);
+    /* Optional pair replacing the futex sleep, for a worker that must also
+     * wake on something else (an io_uring completion): wait() blocks at most
+     * timeout_ns or until wake() is called from another thread; wake() must be
+     * safe from any thread and cheap when repeated. */
+    void (*wait)(void *ctx, int64_t timeout_ns);
+    void (*wake)(void *ctx);
+    void *ctx;
+} rf_worker_ops;
+
+typedef struct rf_worker_stats {
+    uint64_t polls;        /* calls of poll() */
+    uint64_t busy_polls;   /* polls that returned > 0 */
+    uint64_t items;        /* sum of what poll() returned */
+    uint64_t sleeps;       /* futex sleeps entered */
+    uint64_t wakeups;      /* futex wakes issued by producers */
+    uint64_t busy_ns;      /* time inside polls that returned > 0 */
+    int cpu;               /* pinned CPU, -1 when not pinned */
+} rf_worker_stats;
+
+/* Starts a worker thread named `name` pinned to `cpu` (-1: not pinned).
+ * The worker registers an rf_component of kind "worker". Returns 0 or a
+ * negative errno with err filled (e.g. pinning to a CPU that is offline). */
+int rf_worker_start(rf_worker **out, const char *name, int cpu, const rf_idle_policy *idle,
+                    const rf_worker_ops *ops, rf_err *err);
+
+/* Producer side, after enqueueing a batch for this worker. */
+void rf_worker_wake(rf_worker *w);
+
+/* Asks the worker to drain and stop (any thread). */
+void rf_worker_request_stop(rf_worker *w);
+
+/* Waits for the worker to stop and frees it. Returns 0, or the negative errno
+ * that start() failed with. */
+int rf_worker_join(rf_worker *w);
+
+void rf_worker_stats_read(const rf_worker *w, rf_worker_stats *out);
+rf_component *rf_worker_component(rf_worker *w);
+
+/* Changes the idle policy of a running worker (control thread). */
+void rf_worker_set_idle(rf_worker *w, const rf_idle_policy *idle);
+
+#endif

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds ringflow and runs every test:
+#   1. release build (warnings are errors) + the whole cmocka suite
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build + the whole suite
+#   3. ThreadSanitizer build + the cross-thread tests (suite 'tsan')
+#   4. every libFuzzer target for a few seconds on its checked-in corpus
+# Each stage prints its own summary; the script stops at the first failure.
+# Usage: scripts/test.sh [--quick]   (--quick: stage 1 only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/install-deps.sh
+
+jobs=$(nproc)
+
+setup() { # dir, extra meson args...
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+}
+
+echo "== release build and tests"
+setup build -Dwerror=true
+ninja -C build -j"$jobs"
+meson test -C build --print-errorlogs --num-processes "$jobs"
+
+[ $quick -eq 1 ] && exit 0
+
+echo "== ASan + UBSan build and tests"
+setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dwerror=true -Dbench=disabled
+ninja -C build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4
+
+echo "== TSan build and cross-thread tests"
+setup build-tsan -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false -Dbench=disabled \
+  -Ddpdk=disabled
+ninja -C build-tsan -j"$jobs"
+TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --suite tsan --print-errorlogs \
+  --timeout-multiplier 4
+
+if [ -x scripts/fuzz.sh ]; then
+  echo "== fuzz targets (short run)"
+  scripts/fuzz.sh 10
+fi
+echo "== all test stages passed"
