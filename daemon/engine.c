@@ -1,0 +1,439 @@
+/* The engine's workers and the mesh of rings between them. */
+#include "daemon/engine.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "core/ring/ring.h"
+#include "core/worker/worker.h"
+#include "daemon/shard.h"
+
+/* Events staged per destination before one ring enqueue. */
+#define RF_DISPATCH_BATCH 64
+/* Events taken from one inbound ring per dequeue. */
+#define RF_POLL_BATCH 256
+
+typedef struct rf_engine_worker rf_engine_worker;
+
+/* Per-destination staging: definitions apart from data, so definitions can
+ * always be sent first and always with the blocking policy. */
+typedef struct rf_staging {
+    uint32_t n_defs, n_data;
+    rf_event defs[RF_DISPATCH_BATCH];
+    rf_event data[RF_DISPATCH_BATCH];
+} rf_staging;
+
+struct rf_engine_worker {
+    rf_engine *engine;
+    uint32_t index;
+    rf_worker *thread;
+    rf_shard *shard;
+    rf_ring *inbound[RF_DAEMON_MAX_WORKERS];  /* inbound[j]: from worker j (NULL for self) */
+    rf_ring *outbound[RF_DAEMON_MAX_WORKERS]; /* outbound[j]: to worker j (NULL for self) */
+    rf_staging *staging;                      /* [workers] */
+    rf_event local[RF_POLL_BATCH];
+    uint32_t n_local;
+    rf_event scratch[RF_POLL_BATCH];
+
+    /* Set (release) by this worker once it has stopped receiving and flushed
+     * its staging; read (acquire) by the control thread in rf_engine_stop. */
+    _Atomic bool ingest_quiesced;
+
+    /* Single-writer statistics (this worker), relaxed; read by control. */
+    _Atomic uint64_t events_in, events_processed, sent_to_peers, dropped_ring_full,
+        block_waits;
+};
+
+struct rf_engine {
+    rf_settings settings;
+    uint32_t n_workers;
+    enum rf_ring_full_policy policy;
+    rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
+    /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
+    _Atomic bool stop_ingest;
+};
+
+static void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static uint32_t drain_inbound(rf_engine_worker *w);
+
+/* Runs the events this worker owns through its stages. */
+static void process_local(rf_engine_worker *w)
+{
+    if (w->n_local == 0)
+        return;
+    rf_shard_process(w->shard, w->local, w->n_local);
+    counter_add(&w->events_processed, w->n_local);
+    w->n_local = 0;
+}
+
+/* Sends n events to worker j. A full ring under the block policy (and always
+ * for definitions) makes this worker wait while it keeps draining its own
+ * inbound rings: every worker is both producer and consumer, and a plain wait
+ * could deadlock two workers sending to each other. */
+static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n,
+                         bool must_deliver)
+{
+    rf_engine *e = w->engine;
+    rf_ring *r = w->outbound[j];
+    uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
+    if (done < n && !must_deliver && e->policy == RF_RING_DROP_NEWEST) {
+        done += rf_ring_enqueue_policy(r, ev + done, sizeof(rf_event), n - done,
+                                       RF_RING_DROP_NEWEST, NULL);
+        counter_add(&w->dropped_ring_full, n - done);
+        n = done;
+    }
+    if (done < n) {
+        counter_add(&w->block_waits, 1);
+        unsigned idle = 0;
+        while (done < n) {
+            rf_worker_wake(e->workers[j]->thread);
+            if (drain_inbound(w) == 0 && ++idle > 64) {
+                sched_yield();
+                idle = 0;
+            }
+            done += rf_ring_enqueue_burst(r, ev + done, sizeof(rf_event), n - done);
+        }
+    }
+    counter_add(&w->sent_to_peers, n);
+    rf_worker_wake(e->workers[j]->thread);
+}
+
+static void flush_staging(rf_engine_worker *w, uint32_t j)
+{
+    rf_staging *s = &w->staging[j];
+    if (s->n_defs) {
+        send_to_peer(w, j, s->defs, s->n_defs, true);
+        s->n_defs = 0;
+    }
+    if (s->n_data) {
+        send_to_peer(w, j, s->data, s->n_data, false);
+        s->n_data = 0;
+    }
+}
+
+static void flush_all_staging(rf_engine_worker *w)
+{
+    for (uint32_t j = 0; j < w->engine->n_workers; j++)
+        if (j != w->index)
+            flush_staging(w, j);
+}
+
+/* Hands parsed events to their owners: our own go to the local batch, the
+ * others to per-destination staging flushed per batch. Called by the ingest
+ * side of this worker. */
+void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
+{
+    const uint32_t workers = w->engine->n_workers;
+    counter_add(&w->events_in, n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t owner = rf_event_owner(ev[i].series_id, workers);
+        if (owner == w->index) {
+            w->local[w->n_local++] = ev[i];
+            if (w->n_local == RF_POLL_BATCH)
+                process_local(w);
+            continue;
+        }
+        rf_staging *s = &w->staging[owner];
+        if (ev[i].kind == RF_KIND_SERIES_DEF) {
+            if (s->n_defs == RF_DISPATCH_BATCH)
+                flush_staging(w, owner);
+            s->defs[s->n_defs++] = ev[i];
+        } else {
+            if (s->n_data == RF_DISPATCH_BATCH)
+                flush_staging(w, owner);
+            s->data[s->n_data++] = ev[i];
+        }
+    }
+}
+
+static uint32_t drain_inbound(rf_engine_worker *w)
+{
+    uint32_t total = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_ring *r = w->inbound[j];
+        if (!r)
+            continue;
+        uint32_t got;
+        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+            counter_add(&w->events_in, got);
+            rf_shard_process(w->shard, w->scratch, got);
+            counter_add(&w->events_processed, got);
+            total += got;
+            if (got < RF_POLL_BATCH)
+                break;
+        }
+    }
+    return total;
+}
+
+static int worker_start(void *ctx, rf_err *err)
+{
+    rf_engine_worker *w = ctx;
+    return rf_shard_start(w->shard, err);
+}
+
+static uint32_t worker_poll(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    uint32_t work = 0;
+    /* Pairs with the release store in rf_engine_stop (phase 1). */
+    if (!atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire)) {
+        work += rf_shard_poll_ingest(w->shard);
+    } else if (!atomic_load_explicit(&w->ingest_quiesced, memory_order_relaxed)) {
+        rf_shard_stop_ingest(w->shard);
+        flush_all_staging(w);
+        process_local(w);
+        /* Pairs with the acquire in rf_engine_stop: our staging is flushed. */
+        atomic_store_explicit(&w->ingest_quiesced, true, memory_order_release);
+    }
+    flush_all_staging(w);
+    process_local(w);
+    work += drain_inbound(w);
+    work += rf_shard_tick(w->shard);
+    return work;
+}
+
+static void worker_drain(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    drain_inbound(w);
+    process_local(w);
+    rf_shard_drain(w->shard);
+}
+
+static void worker_wait(void *ctx, int64_t timeout_ns)
+{
+    rf_engine_worker *w = ctx;
+    rf_shard_wait(w->shard, timeout_ns);
+}
+
+static void worker_wake(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    rf_shard_wake(w->shard);
+}
+
+static void engine_free(rf_engine *e)
+{
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_engine_worker *w = e->workers[i];
+        if (!w)
+            continue;
+        for (uint32_t j = 0; j < e->n_workers; j++)
+            rf_ring_destroy(w->inbound[j]);
+        rf_shard_free(w->shard);
+        free(w->staging);
+        free(w);
+    }
+    free(e);
+}
+
+static int worker_cpu(const rf_daemon_config *cfg, uint32_t i)
+{
+    if (!cfg->engine.pin_workers)
+        return -1;
+    if (cfg->engine.n_cpus)
+        return cfg->engine.cpus[i];
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return (int)(i % (uint32_t)(online > 0 ? online : 1));
+}
+
+int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
+{
+    const rf_daemon_config *cfg = &settings->daemon;
+    rf_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return rf_err_set(err, ENOMEM, "engine: out of memory");
+    e->settings = *settings;
+    e->n_workers = cfg->engine.workers;
+    e->policy = cfg->engine.ring.full_policy;
+    atomic_init(&e->stop_ingest, false);
+
+    int rc = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_engine_worker *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
+        if (!w) {
+            rc = rf_err_set(err, ENOMEM, "engine: out of memory for worker %u", i);
+            goto fail;
+        }
+        memset(w, 0, sizeof(*w));
+        e->workers[i] = w;
+        w->engine = e;
+        w->index = i;
+        w->staging = calloc(e->n_workers, sizeof(rf_staging));
+        if (!w->staging) {
+            rc = rf_err_set(err, ENOMEM, "engine: out of memory for worker %u staging", i);
+            goto fail;
+        }
+        for (uint32_t j = 0; j < e->n_workers; j++) {
+            if (j == i)
+                continue;
+            w->inbound[j] = rf_ring_create(cfg->engine.ring.capacity, sizeof(rf_event));
+            if (!w->inbound[j]) {
+                rc = rf_err_set(err, errno, "engine: ring %u->%u of %u slots: %s", j, i,
+                                cfg->engine.ring.capacity, strerror(errno));
+                goto fail;
+            }
+        }
+        rc = rf_shard_new(settings, i, e->n_workers, &w->shard, err);
+        if (rc < 0)
+            goto fail;
+        rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
+    }
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        for (uint32_t j = 0; j < e->n_workers; j++)
+            if (i != j)
+                e->workers[i]->outbound[j] = e->workers[j]->inbound[i];
+
+    const rf_idle_policy idle = {
+        .spin = cfg->engine.idle.spin,
+        .yield = cfg->engine.idle.yield,
+        .sleep_max_ns = (int64_t)cfg->engine.idle.sleep_max_ns,
+    };
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_engine_worker *w = e->workers[i];
+        rf_worker_ops ops = {
+            .start = worker_start,
+            .poll = worker_poll,
+            .drain = worker_drain,
+            .ctx = w,
+        };
+        if (rf_shard_has_wait(w->shard)) {
+            ops.wait = worker_wait;
+            ops.wake = worker_wake;
+        }
+        char name[32];
+        snprintf(name, sizeof(name), "worker-%u", i);
+        rc = rf_worker_start(&w->thread, name, worker_cpu(cfg, i), &idle, &ops, err);
+        if (rc < 0) {
+            rf_err_wrap(err, "engine: ");
+            goto fail_started;
+        }
+    }
+    /* Wait until each worker is running or has failed. */
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_component *c = rf_worker_component(e->workers[i]->thread);
+        int64_t deadline = rf_clock_mono_ns() + 10 * RF_NS_PER_S;
+        enum rf_lifecycle_state s;
+        while ((s = rf_component_state(c)) == RF_STATE_CONFIGURING && rf_clock_mono_ns() < deadline)
+            usleep(1000);
+        if (s != RF_STATE_RUNNING) {
+            rc = rf_err_set(err, EIO, "engine: %s did not start: %s", c->name,
+                            c->reason[0] ? c->reason : rf_lifecycle_state_name(s));
+            goto fail_started;
+        }
+    }
+    *out = e;
+    return 0;
+
+fail_started:
+    rf_engine_stop(e);
+    return rc;
+fail:
+    engine_free(e);
+    return rc;
+}
+
+void rf_engine_stop(rf_engine *e)
+{
+    /* Phase 1: stop receiving; wait until every running worker has flushed
+     * what it staged for its peers. Pairs with the acquire in worker_poll. */
+    atomic_store_explicit(&e->stop_ingest, true, memory_order_release);
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_engine_worker *w = e->workers[i];
+        if (!w || !w->thread)
+            continue;
+        rf_component *c = rf_worker_component(w->thread);
+        rf_worker_wake(w->thread);
+        /* Pairs with the release store of ingest_quiesced in worker_poll. */
+        while (!atomic_load_explicit(&w->ingest_quiesced, memory_order_acquire) &&
+               rf_component_state(c) == RF_STATE_RUNNING) {
+            rf_worker_wake(w->thread);
+            usleep(200);
+        }
+    }
+    /* Phase 2: nobody produces for peers any more; drain, flush, exit. */
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        if (e->workers[i] && e->workers[i]->thread)
+            rf_worker_request_stop(e->workers[i]->thread);
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        if (e->workers[i] && e->workers[i]->thread) {
+            rf_worker_join(e->workers[i]->thread);
+            e->workers[i]->thread = NULL;
+        }
+    }
+    engine_free(e);
+}
+
+int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err)
+{
+    const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
+    char fixed[512] = "";
+    size_t len = 0;
+    if (nx->engine.workers != cur->engine.workers)
+        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, " engine.workers (%u -> %u)",
+                                cur->engine.workers, nx->engine.workers);
+    if (len < sizeof(fixed) && nx->engine.ring.capacity != cur->engine.ring.capacity)
+        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len,
+                                " engine.ring.capacity (%u -> %u)", cur->engine.ring.capacity,
+                                nx->engine.ring.capacity);
+    if (len < sizeof(fixed) && (nx->engine.pin_workers != cur->engine.pin_workers ||
+                                nx->engine.n_cpus != cur->engine.n_cpus ||
+                                memcmp(nx->engine.cpus, cur->engine.cpus, sizeof(nx->engine.cpus))))
+        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, " engine.pin_workers/cpus");
+    if (len < sizeof(fixed) && strcmp(nx->engine.data_dir, cur->engine.data_dir) != 0)
+        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, " engine.data_dir");
+
+    /* Live: idle policy and logging. (Each module adds what it can change.) */
+    const rf_idle_policy idle = {
+        .spin = nx->engine.idle.spin,
+        .yield = nx->engine.idle.yield,
+        .sleep_max_ns = (int64_t)nx->engine.idle.sleep_max_ns,
+    };
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        rf_worker_set_idle(e->workers[i]->thread, &idle);
+    rf_log_set_level(nx->log.level);
+    rf_log_set_format(nx->log.format);
+
+    /* Keep what could not change in the running settings, so the next reload
+     * compares against what actually runs. */
+    rf_settings applied = *next;
+    applied.daemon.engine = cur->engine;
+    applied.daemon.engine.idle = nx->engine.idle;
+    e->settings = applied;
+
+    if (len > 0) {
+        rf_err_set(err, 0, "these settings need a restart and were left as they are:%s", fixed);
+        return 1;
+    }
+    return 0;
+}
+
+uint32_t rf_engine_workers(const rf_engine *e)
+{
+    return e->n_workers;
+}
+
+void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worker_stats *out)
+{
+    const rf_engine_worker *w = e->workers[i];
+    memset(out, 0, sizeof(*out));
+    out->events_in = atomic_load_explicit(&w->events_in, memory_order_relaxed);
+    out->events_processed = atomic_load_explicit(&w->events_processed, memory_order_relaxed);
+    out->sent_to_peers = atomic_load_explicit(&w->sent_to_peers, memory_order_relaxed);
+    out->dropped_ring_full = atomic_load_explicit(&w->dropped_ring_full, memory_order_relaxed);
+    out->block_waits = atomic_load_explicit(&w->block_waits, memory_order_relaxed);
+    out->dropped_unknown_series = rf_shard_unknown_series_drops(w->shard);
+}

@@ -1,0 +1,42 @@
+/* The engine: workers, the mesh of rings between them, and what each worker
+ * does per poll (receive, parse, dispatch by owner, process what it owns).
+ *
+ * Contract
+ *   - rf_engine_start creates every ring and worker and returns once each
+ *     worker is running (or fails as a whole, with err naming the part).
+ *   - rf_engine_stop shuts down in two phases so nothing is lost: first every
+ *     worker stops receiving and flushes what it staged for others; then each
+ *     worker drains its inbound rings, flushes its stages and storage, and
+ *     exits. Events accepted before rf_engine_stop are processed.
+ *   - rf_engine_reload applies a validated configuration: what can change live
+ *     changes; what cannot (number of workers, ring capacity) is reported in
+ *     err as a warning and left as it is (return value 1).
+ *   - The control thread calls every function here; workers never do.
+ */
+#ifndef RF_DAEMON_ENGINE_H
+#define RF_DAEMON_ENGINE_H
+
+#include <stdint.h>
+
+#include "core/error/error.h"
+#include "daemon/settings.h"
+
+typedef struct rf_engine rf_engine;
+
+typedef struct rf_engine_worker_stats {
+    uint64_t events_in;          /* events this worker parsed or took from its rings */
+    uint64_t events_processed;   /* events of its own series run through the stages */
+    uint64_t sent_to_peers;      /* events handed to other workers' rings */
+    uint64_t dropped_ring_full;  /* drop_newest drops when sending to peers */
+    uint64_t dropped_unknown_series; /* events whose series definition never arrived */
+    uint64_t block_waits;        /* times a full peer ring made this worker wait */
+} rf_engine_worker_stats;
+
+int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);
+int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err);
+void rf_engine_stop(rf_engine *e);
+
+uint32_t rf_engine_workers(const rf_engine *e);
+void rf_engine_worker_stats_read(const rf_engine *e, uint32_t worker, rf_engine_worker_stats *out);
+
+#endif

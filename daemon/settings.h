@@ -1,0 +1,24 @@
+/* Everything ringflowd is configured with, loaded and validated as a whole.
+ *
+ * rf_settings_load reads one document (a file, or the embedded default), lets
+ * every module parse its own section, then rejects any key nobody asked for.
+ * Either all of it is valid and *out is filled, or nothing is: a reload that
+ * fails leaves the running settings untouched. */
+#ifndef RF_DAEMON_SETTINGS_H
+#define RF_DAEMON_SETTINGS_H
+
+#include "core/error/error.h"
+#include "daemon/daemon_config.h"
+
+typedef struct rf_settings {
+    char source[RF_DAEMON_PATH_MAX]; /* the file, or "<default>" */
+    rf_daemon_config daemon;
+} rf_settings;
+
+/* path NULL: the embedded default. Returns 0 or a negative errno with err filled. */
+int rf_settings_load(const char *path, rf_settings *out, rf_err *err);
+
+/* Releases what rf_settings_load allocated inside *s (nothing to free for now). */
+void rf_settings_release(rf_settings *s);
+
+#endif

@@ -1,0 +1,50 @@
+/* A shard: everything one worker owns and runs. Its ingest side (the
+ * listener set and parse contexts this worker reads) and its processing side
+ * (the series table, stages and storage shard of the series it owns).
+ *
+ * Contract
+ *   - Created by the control thread (rf_shard_new) before the worker starts;
+ *     every other function runs on the owning worker's thread only, except
+ *     rf_shard_wake (any thread) and the *_drops readers (control thread).
+ *   - rf_shard_poll_ingest receives and parses a batch and hands the events to
+ *     the dispatch function (the engine routes them to their owners, which may
+ *     be this same shard via rf_shard_process).
+ *   - rf_shard_process takes events this shard owns, in order.
+ */
+#ifndef RF_DAEMON_SHARD_H
+#define RF_DAEMON_SHARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+#include "core/event/event.h"
+#include "daemon/settings.h"
+
+typedef struct rf_shard rf_shard;
+typedef void (*rf_shard_dispatch_fn)(void *ctx, const rf_event *events, uint32_t n);
+
+int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers, rf_shard **out,
+                 rf_err *err);
+void rf_shard_free(rf_shard *s);
+void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
+
+/* On the worker thread, before the first poll (opens sockets, allocates). */
+int rf_shard_start(rf_shard *s, rf_err *err);
+uint32_t rf_shard_poll_ingest(rf_shard *s);
+void rf_shard_stop_ingest(rf_shard *s);
+void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
+/* Time-driven work (batch intervals, window closes, storage timers); cheap
+ * when nothing is due. Returns work done. */
+uint32_t rf_shard_tick(rf_shard *s);
+/* Flushes everything held (shutdown). */
+void rf_shard_drain(rf_shard *s);
+
+/* Sleeping inside the listener set's io_uring when the shard has listeners. */
+bool rf_shard_has_wait(const rf_shard *s);
+void rf_shard_wait(rf_shard *s, int64_t timeout_ns);
+void rf_shard_wake(rf_shard *s);
+
+uint64_t rf_shard_unknown_series_drops(const rf_shard *s);
+
+#endif
