@@ -437,3 +437,24 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->block_waits = atomic_load_explicit(&w->block_waits, memory_order_relaxed);
     out->dropped_unknown_series = rf_shard_unknown_series_drops(w->shard);
 }
+
+void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t i, rf_worker_stats *out,
+                                   const rf_component **component)
+{
+    rf_worker_stats_read(e->workers[i]->thread, out);
+    if (component)
+        *component = rf_worker_component(e->workers[i]->thread);
+}
+
+bool rf_engine_ring_stats_read(const rf_engine *e, uint32_t from, uint32_t to, rf_ring_stats *out)
+{
+    if (from >= e->n_workers || to >= e->n_workers || from == to)
+        return false;
+    rf_ring_stats_read(e->workers[to]->inbound[from], out);
+    return true;
+}
+
+const rf_settings *rf_engine_settings(const rf_engine *e)
+{
+    return &e->settings;
+}

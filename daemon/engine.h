@@ -16,7 +16,11 @@
 #ifndef RF_DAEMON_ENGINE_H
 #define RF_DAEMON_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "core/ring/ring.h"
+#include "core/worker/worker.h"
 
 #include "core/error/error.h"
 #include "daemon/settings.h"
@@ -38,5 +42,13 @@ void rf_engine_stop(rf_engine *e);
 
 uint32_t rf_engine_workers(const rf_engine *e);
 void rf_engine_worker_stats_read(const rf_engine *e, uint32_t worker, rf_engine_worker_stats *out);
+/* The runtime view of worker i: lifecycle, polls, busy time, pinned cpu. */
+void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t worker, rf_worker_stats *out,
+                                   const rf_component **component);
+/* Statistics of the ring from worker `from` to worker `to` (from != to).
+ * Returns false when there is no such ring. */
+bool rf_engine_ring_stats_read(const rf_engine *e, uint32_t from, uint32_t to, rf_ring_stats *out);
+/* The settings the engine runs with (after reloads). */
+const rf_settings *rf_engine_settings(const rf_engine *e);
 
 #endif

@@ -1,0 +1,188 @@
+/* Worker runtime and lifecycle: transitions, polling, drain, sleep and wake,
+ * start failures. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock/clock.h"
+#include "core/worker/worker.h"
+
+static void test_lifecycle_legal_path(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    rf_component *c = rf_component_register("sink", "sink-a");
+    assert_non_null(c);
+    assert_int_equal(rf_component_state(c), RF_STATE_REGISTERED);
+    assert_int_equal(rf_component_transition(c, RF_STATE_CONFIGURING, NULL), 0);
+    assert_int_equal(rf_component_transition(c, RF_STATE_RUNNING, NULL), 0);
+    assert_int_equal(rf_component_transition(c, RF_STATE_STOPPING, NULL), 0);
+    assert_int_equal(rf_component_transition(c, RF_STATE_STOPPED, "shutdown"), 0);
+    assert_string_equal(c->reason, "shutdown");
+    assert_int_equal(rf_component_transition(c, RF_STATE_CONFIGURING, NULL), 0);
+    assert_int_equal(rf_component_transition(c, RF_STATE_FAILED, "disk full"), 0);
+    assert_string_equal(c->reason, "disk full");
+    assert_string_equal(rf_lifecycle_state_name(rf_component_state(c)), "failed");
+    assert_int_equal(rf_component_count(), 1);
+    assert_ptr_equal(rf_component_at(0), c);
+    assert_null(rf_component_at(1));
+}
+
+static void test_lifecycle_illegal_transitions(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    rf_component *c = rf_component_register("sink", "sink-b");
+    /* registered cannot jump to running, stopping or stopped */
+    assert_int_equal(rf_component_transition(c, RF_STATE_RUNNING, NULL), -EINVAL);
+    assert_int_equal(rf_component_transition(c, RF_STATE_STOPPING, NULL), -EINVAL);
+    assert_int_equal(rf_component_transition(c, RF_STATE_STOPPED, NULL), -EINVAL);
+    assert_int_equal(rf_component_state(c), RF_STATE_REGISTERED);
+    assert_int_equal(rf_component_transition(c, RF_STATE_CONFIGURING, NULL), 0);
+    assert_int_equal(rf_component_transition(c, RF_STATE_STOPPED, NULL), -EINVAL);
+    assert_int_equal(rf_component_transition(c, RF_STATE_RUNNING, NULL), 0);
+    assert_int_equal(rf_component_transition(c, RF_STATE_CONFIGURING, NULL), -EINVAL);
+    assert_int_equal(rf_component_state(c), RF_STATE_RUNNING);
+}
+
+static void test_registry_full(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    for (unsigned i = 0; i < RF_COMPONENTS_MAX; i++)
+        assert_non_null(rf_component_register("x", "x"));
+    assert_null(rf_component_register("x", "one-too-many"));
+    rf_component_registry_reset();
+}
+
+/* A poll function fed through a counter: `pending` items are handed out one
+ * batch at a time; drain() records that it ran after the last poll. */
+typedef struct feed {
+    _Atomic uint32_t pending;
+    _Atomic uint64_t handled;
+    _Atomic int drained;
+    _Atomic int64_t handled_at_ns;
+} feed;
+
+static uint32_t feed_poll(void *ctx)
+{
+    feed *f = ctx;
+    uint32_t n = atomic_exchange(&f->pending, 0);
+    if (n) {
+        atomic_fetch_add(&f->handled, n);
+        atomic_store(&f->handled_at_ns, rf_clock_mono_ns());
+    }
+    return n;
+}
+
+static void feed_drain(void *ctx)
+{
+    feed *f = ctx;
+    atomic_store(&f->drained, atomic_load(&f->pending) == 0 ? 1 : -1);
+}
+
+static void test_worker_runs_drains_and_stops(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    feed f = {0};
+    rf_worker_ops ops = {.poll = feed_poll, .drain = feed_drain, .ctx = &f};
+    rf_idle_policy idle = {.spin = 10, .yield = 10, .sleep_max_ns = RF_NS_PER_MS};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, "w-test", -1, &idle, &ops, &err), 0);
+    for (int i = 0; i < 100; i++) {
+        atomic_fetch_add(&f.pending, 3);
+        rf_worker_wake(w);
+        usleep(100);
+    }
+    atomic_fetch_add(&f.pending, 5); /* queued right before stop: must still be handled */
+    rf_worker_request_stop(w);
+    rf_component *c = rf_worker_component(w);
+    assert_int_equal(rf_worker_join(w), 0);
+    assert_int_equal(atomic_load(&f.handled), 305);
+    assert_int_equal(atomic_load(&f.drained), 1);
+    assert_int_equal(rf_component_state(c), RF_STATE_STOPPED);
+}
+
+/* With a long sleep, only rf_worker_wake can make the worker see new work
+ * promptly: the work must be handled long before the sleep would end. */
+static void test_worker_wake_interrupts_sleep(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    feed f = {0};
+    rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
+    rf_idle_policy idle = {.spin = 0, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, "w-sleep", -1, &idle, &ops, &err), 0);
+    usleep(50 * 1000); /* let it fall asleep */
+    rf_worker_stats st;
+    rf_worker_stats_read(w, &st);
+    assert_true(st.sleeps >= 1);
+
+    int64_t t0 = rf_clock_mono_ns();
+    atomic_fetch_add(&f.pending, 1);
+    rf_worker_wake(w);
+    while (atomic_load(&f.handled) == 0 && rf_clock_mono_ns() - t0 < 5 * RF_NS_PER_S)
+        usleep(100);
+    assert_int_equal(atomic_load(&f.handled), 1);
+    assert_true(atomic_load(&f.handled_at_ns) - t0 < RF_NS_PER_S);
+    rf_worker_stats_read(w, &st);
+    assert_true(st.wakeups >= 1);
+
+    rf_worker_request_stop(w);
+    assert_int_equal(rf_worker_join(w), 0);
+}
+
+static void test_worker_pinning_to_offline_cpu_fails(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    feed f = {0};
+    rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
+    rf_idle_policy idle = {.spin = 1, .yield = 1, .sleep_max_ns = RF_NS_PER_MS};
+    rf_worker *w;
+    rf_err err;
+    long cpus = sysconf(_SC_NPROCESSORS_CONF);
+    assert_int_equal(rf_worker_start(&w, "w-offline", (int)cpus + 7, &idle, &ops, &err), 0);
+    rf_component *c = rf_worker_component(w);
+    int64_t t0 = rf_clock_mono_ns();
+    while (rf_component_state(c) == RF_STATE_CONFIGURING && rf_clock_mono_ns() - t0 < RF_NS_PER_S)
+        usleep(1000);
+    assert_int_equal(rf_component_state(c), RF_STATE_FAILED);
+    assert_non_null(strstr(c->reason, "pin to cpu"));
+    assert_int_equal(rf_worker_join(w), -EINVAL);
+}
+
+static void test_worker_rejects_missing_poll(void **state)
+{
+    (void)state;
+    rf_worker_ops ops = {0};
+    rf_idle_policy idle = {0};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, "w-nopoll", -1, &idle, &ops, &err), -EINVAL);
+    assert_string_equal(err.msg, "worker w-nopoll: no poll function");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lifecycle_legal_path),
+        cmocka_unit_test(test_lifecycle_illegal_transitions),
+        cmocka_unit_test(test_registry_full),
+        cmocka_unit_test(test_worker_runs_drains_and_stops),
+        cmocka_unit_test(test_worker_wake_interrupts_sleep),
+        cmocka_unit_test(test_worker_pinning_to_offline_cpu_fails),
+        cmocka_unit_test(test_worker_rejects_missing_poll),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
