@@ -47,7 +47,7 @@ struct rf_engine_worker {
     _Atomic bool ingest_quiesced;
 
     /* Single-writer statistics (this worker), relaxed; read by control. */
-    _Atomic uint64_t events_in, events_processed, sent_to_peers, dropped_ring_full,
+    _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
         block_waits;
 };
 
@@ -136,7 +136,7 @@ static void flush_all_staging(rf_engine_worker *w)
 void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
 {
     const uint32_t workers = w->engine->n_workers;
-    counter_add(&w->events_in, n);
+    counter_add(&w->events_parsed, n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t owner = rf_event_owner(ev[i].series_id, workers);
         if (owner == w->index) {
@@ -167,7 +167,7 @@ static uint32_t drain_inbound(rf_engine_worker *w)
             continue;
         uint32_t got;
         while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
-            counter_add(&w->events_in, got);
+            counter_add(&w->events_from_peers, got);
             rf_shard_process(w->shard, w->scratch, got);
             counter_add(&w->events_processed, got);
             total += got;
@@ -261,7 +261,9 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     e->policy = cfg->engine.ring.full_policy;
     atomic_init(&e->stop_ingest, false);
 
-    int rc = 0;
+    int rc = rf_shard_probe_listeners(settings, err);
+    if (rc < 0)
+        goto fail;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_engine_worker *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
         if (!w) {
@@ -372,6 +374,15 @@ void rf_engine_stop(rf_engine *e)
         if (e->workers[i] && e->workers[i]->thread) {
             rf_worker_join(e->workers[i]->thread);
             e->workers[i]->thread = NULL;
+            rf_engine_worker_stats st;
+            rf_engine_worker_stats_read(e, i, &st);
+            rf_log_info("engine",
+                        "worker-%u final: events_parsed=%lu from_peers=%lu processed=%lu sent_to_peers=%lu "
+                        "dropped_ring_full=%lu dropped_unknown_series=%lu block_waits=%lu",
+                        i, (unsigned long)st.events_parsed, (unsigned long)st.events_from_peers,
+                        (unsigned long)st.events_processed,
+                        (unsigned long)st.sent_to_peers, (unsigned long)st.dropped_ring_full,
+                        (unsigned long)st.dropped_unknown_series, (unsigned long)st.block_waits);
         }
     }
     engine_free(e);
@@ -430,7 +441,8 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
 {
     const rf_engine_worker *w = e->workers[i];
     memset(out, 0, sizeof(*out));
-    out->events_in = atomic_load_explicit(&w->events_in, memory_order_relaxed);
+    out->events_parsed = atomic_load_explicit(&w->events_parsed, memory_order_relaxed);
+    out->events_from_peers = atomic_load_explicit(&w->events_from_peers, memory_order_relaxed);
     out->events_processed = atomic_load_explicit(&w->events_processed, memory_order_relaxed);
     out->sent_to_peers = atomic_load_explicit(&w->sent_to_peers, memory_order_relaxed);
     out->dropped_ring_full = atomic_load_explicit(&w->dropped_ring_full, memory_order_relaxed);

@@ -28,7 +28,8 @@
 typedef struct rf_engine rf_engine;
 
 typedef struct rf_engine_worker_stats {
-    uint64_t events_in;          /* events this worker parsed or took from its rings */
+    uint64_t events_parsed;      /* events this worker's listeners produced */
+    uint64_t events_from_peers;  /* events taken from its inbound rings */
     uint64_t events_processed;   /* events of its own series run through the stages */
     uint64_t sent_to_peers;      /* events handed to other workers' rings */
     uint64_t dropped_ring_full;  /* drop_newest drops when sending to peers */

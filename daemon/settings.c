@@ -2,6 +2,7 @@
  * unknown-key check, all before anything is applied. */
 #include "daemon/settings.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,21 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
         return rc;
 
     /* Each module's section parser runs here, on the same document. */
+    rc = rf_ingest_settings_parse(rf_cfg_root(doc), &next.ingest, err);
+    if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
+    /* Cross-section check: a listener may only name workers that exist. */
+    for (size_t i = 0; i < next.ingest.n_listeners; i++) {
+        const rf_listener_config *l = &next.ingest.listeners[i];
+        if (next.daemon.engine.workers < 64 && (l->worker_mask >> next.daemon.engine.workers) != 0) {
+            rf_cfg_free(doc);
+            return rf_err_set(err, EINVAL,
+                              "%s: listeners: listener '%s' names a worker beyond engine.workers (%u)",
+                              next.source, l->name, next.daemon.engine.workers);
+        }
+    }
 
     rc = rf_cfg_check_unknown_keys(doc, err);
     rf_cfg_free(doc);

@@ -9,10 +9,12 @@
 
 #include "core/error/error.h"
 #include "daemon/daemon_config.h"
+#include "daemon/ingest_settings.h"
 
 typedef struct rf_settings {
     char source[RF_DAEMON_PATH_MAX]; /* the file, or "<default>" */
     rf_daemon_config daemon;
+    rf_ingest_settings ingest;
 } rf_settings;
 
 /* path NULL: the embedded default. Returns 0 or a negative errno with err filled. */

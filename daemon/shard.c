@@ -1,50 +1,229 @@
-/* One worker's shard: ingest side and processing chain. */
+/* One worker's shard: the ingest side (listener set, one parse context per
+ * listener) and the processing chain of the series this worker owns. */
 #include "daemon/shard.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
 #include "stages/series/series_table.h"
 
 /* Series a shard accepts before refusing new ones (cardinality limit). */
 #define RF_SHARD_DEFAULT_MAX_SERIES (1u << 20)
 #define RF_SHARD_TICK_NS (10 * RF_NS_PER_MS)
+/* Events a parse context collects before handing them to dispatch. */
+#define RF_SHARD_PARSE_BATCH 256
+
+/* One listener as this shard reads it: the socket and its parse context. */
+typedef struct rf_shard_input {
+    rf_shard *shard;
+    rf_listener *listener;
+    enum rf_listen_protocol protocol;
+    rf_parse_ctx *parser;
+    rf_event batch[RF_SHARD_PARSE_BATCH];
+} rf_shard_input;
 
 struct rf_shard {
     uint32_t index, workers;
     rf_shard_dispatch_fn dispatch;
     void *dispatch_ctx;
+
+    rf_listener_set *listeners;
+    rf_shard_input *inputs[RF_SETTINGS_MAX_LISTENERS];
+    uint32_t n_inputs;
+    bool ingest_stopped;
+
     rf_series_table *series;
     int64_t next_tick_ns;
     /* Single writer (this worker), relaxed; read by the control thread. */
     _Atomic uint64_t unknown_series_drops;
 };
 
+static void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* ---- ingest ------------------------------------------------------------- */
+
+static void input_flush(void *user, rf_event *events, size_t n)
+{
+    rf_shard_input *in = user;
+    in->shard->dispatch(in->shard->dispatch_ctx, events, (uint32_t)n);
+}
+
+static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
+{
+    (void)l;
+    rf_shard_input *in = ctx;
+    char addr[RF_LISTEN_ADDR_TEXT_MAX];
+    /* TCP peers are formatted once per connection by the listener; a UDP
+     * sender is formatted here, once per datagram, for the reject log. */
+    const char *source = c->peer_text;
+    if (!source && c->peer)
+        source = rf_listen_addr_format(c->peer, c->peer_len, addr, sizeof(addr));
+    const rf_recv_info rx = {.wall_ns = c->wall_ns, .mono_ns = c->mono_ns, .source_addr = source};
+
+    if (c->flags & (RF_LISTEN_CHUNK_LINE_TOO_LONG | RF_LISTEN_CHUNK_TRUNCATED)) {
+        rf_parse_reject_external(in->parser, &rx, RF_REJ_LINE_TOO_LONG, c->data, c->len);
+        return;
+    }
+    switch (in->protocol) {
+    case RF_LISTEN_PROTO_INFLUX_LINE: rf_parse_influx(in->parser, &rx, c->data, c->len); break;
+    case RF_LISTEN_PROTO_STATSD: rf_parse_statsd(in->parser, &rx, c->data, c->len); break;
+    case RF_LISTEN_PROTO_GRAPHITE: rf_parse_graphite(in->parser, &rx, c->data, c->len); break;
+    }
+}
+
+static void input_on_burst_end(void *ctx, const rf_listener *l)
+{
+    (void)l;
+    rf_shard_input *in = ctx;
+    rf_parse_flush(in->parser);
+}
+
+static bool listener_on_worker(const rf_listener_config *cfg, uint32_t worker)
+{
+    return cfg->worker_mask == 0 || (cfg->worker_mask >> worker) & 1u;
+}
+
+static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *err)
+{
+    int rc = rf_listener_set_new(&s->listeners, "ingest", NULL, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < settings->ingest.n_listeners; i++) {
+        const rf_listener_config *lc = &settings->ingest.listeners[i];
+        if (!listener_on_worker(lc, s->index))
+            continue;
+        rf_shard_input *in = calloc(1, sizeof(*in));
+        if (!in)
+            return rf_err_set(err, ENOMEM, "shard %u: out of memory for listener %s", s->index,
+                              lc->name);
+        s->inputs[s->n_inputs++] = in;
+        in->shard = s;
+        in->protocol = lc->protocol;
+
+        rf_parse_config pc = settings->ingest.parse;
+        pc.source_id = (uint16_t)i;
+        pc.max_line_len = lc->max_line_bytes;
+        in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);
+        if (!in->parser)
+            return rf_err_wrap(err, "listener %s: ", lc->name);
+
+        rf_listener_config cfg = *lc;
+        cfg.handler = (rf_listen_handler){
+            .on_data = input_on_data,
+            .on_burst_end = input_on_burst_end,
+            .ctx = in,
+        };
+        rc = rf_listener_add(s->listeners, &cfg, &in->listener, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err)
+{
+    for (size_t i = 0; i < settings->ingest.n_listeners; i++) {
+        const rf_listener_config *lc = &settings->ingest.listeners[i];
+        if (lc->port == 0)
+            continue;
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        socklen_t len;
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, lc->address, &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+            v4->sin_port = htons(lc->port);
+            len = sizeof(*v4);
+        } else if (inet_pton(AF_INET6, lc->address, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            v6->sin6_port = htons(lc->port);
+            len = sizeof(*v6);
+        } else {
+            return rf_err_set(err, EINVAL, "listener %s: '%s' is not an IP address", lc->name,
+                              lc->address);
+        }
+        /* Without SO_REUSEPORT: if anyone (another ringflowd among them)
+         * holds the port, this bind fails, where our own reuseport sockets
+         * would silently share the traffic with it. */
+        int fd = socket(ss.ss_family, (lc->transport == RF_LISTEN_TCP ? SOCK_STREAM : SOCK_DGRAM) |
+                                          SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return rf_err_set(err, errno, "listener %s: socket: %s", lc->name, strerror(errno));
+        if (lc->transport == RF_LISTEN_TCP) {
+            int one = 1;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        }
+        int rc = bind(fd, (struct sockaddr *)&ss, len);
+        int e = errno;
+        close(fd);
+        if (rc < 0)
+            return rf_err_set(err, e, "listener %s: %s %s port %u: %s%s", lc->name,
+                              rf_listen_transport_name(lc->transport), lc->address, lc->port,
+                              strerror(e),
+                              e == EADDRINUSE ? " (another process, perhaps another ringflowd, "
+                                                "holds it)"
+                                              : "");
+    }
+    return 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
 int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers, rf_shard **out,
                  rf_err *err)
 {
-    (void)settings;
     rf_shard *s = calloc(1, sizeof(*s));
     if (!s)
         return rf_err_set(err, ENOMEM, "shard %u: out of memory", index);
     s->index = index;
     s->workers = workers;
+    int rc = 0;
     s->series = rf_series_table_new(RF_SHARD_DEFAULT_MAX_SERIES);
     if (!s->series) {
-        free(s);
-        return rf_err_set(err, ENOMEM, "shard %u: out of memory for the series table", index);
+        rc = rf_err_set(err, ENOMEM, "shard %u: out of memory for the series table", index);
+        goto fail;
     }
+    if ((rc = shard_add_inputs(s, settings, err)) < 0)
+        goto fail;
     *out = s;
     return 0;
+fail:
+    rf_shard_free(s);
+    return rc;
 }
 
 void rf_shard_free(rf_shard *s)
 {
     if (!s)
         return;
+    /* The listener set first: it may still hold events parsed but not
+     * dispatched; the parse contexts hand theirs over when freed. */
+    rf_listener_set_free(s->listeners);
+    for (uint32_t i = 0; i < s->n_inputs; i++) {
+        if (s->inputs[i]->parser) {
+            /* Anything still batched here would go to a dispatcher that is
+             * gone: the engine drained before freeing, so the batch is empty. */
+            rf_parse_ctx_free(s->inputs[i]->parser);
+        }
+        free(s->inputs[i]);
+    }
     rf_series_table_free(s->series);
     free(s);
 }
@@ -57,21 +236,33 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx)
 
 int rf_shard_start(rf_shard *s, rf_err *err)
 {
-    (void)err;
     s->next_tick_ns = rf_clock_mono_ns() + RF_SHARD_TICK_NS;
+    if (s->n_inputs) {
+        int rc = rf_listener_set_start(s->listeners, err);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }
 
 uint32_t rf_shard_poll_ingest(rf_shard *s)
 {
-    (void)s;
-    return 0;
+    if (s->ingest_stopped || s->n_inputs == 0)
+        return 0;
+    return rf_listener_set_poll(s->listeners);
 }
 
 void rf_shard_stop_ingest(rf_shard *s)
 {
-    (void)s;
+    /* Stop reading; the sockets stay open (other threads may still call
+     * rf_shard_wake on this set) and close in rf_shard_free. Flush what the
+     * parsers hold so it reaches its owners before they drain. */
+    s->ingest_stopped = true;
+    for (uint32_t i = 0; i < s->n_inputs; i++)
+        rf_parse_flush(s->inputs[i]->parser);
 }
+
+/* ---- processing ------------------------------------------------------- */
 
 void rf_shard_process(rf_shard *s, const rf_event *ev, uint32_t n)
 {
@@ -82,9 +273,7 @@ void rf_shard_process(rf_shard *s, const rf_event *ev, uint32_t n)
         }
         int32_t slot = rf_series_table_find(s->series, ev[i].series_id);
         if (slot < 0) {
-            atomic_store_explicit(&s->unknown_series_drops,
-                                  atomic_load_explicit(&s->unknown_series_drops, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
+            counter_add(&s->unknown_series_drops, 1);
             continue;
         }
     }
@@ -107,19 +296,25 @@ void rf_shard_drain(rf_shard *s)
 
 bool rf_shard_has_wait(const rf_shard *s)
 {
-    (void)s;
-    return false;
+    return s->n_inputs > 0;
 }
 
 void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
 {
-    (void)s;
-    (void)timeout_ns;
+    if (!s->ingest_stopped) {
+        rf_listener_set_wait(s->listeners, timeout_ns);
+        return;
+    }
+    /* Ingest stopped: completions may be pending forever, so the ring would
+     * not block; sleep briefly instead (shutdown is near). */
+    struct timespec ts = {0, timeout_ns < RF_NS_PER_MS ? timeout_ns : RF_NS_PER_MS};
+    nanosleep(&ts, NULL);
 }
 
 void rf_shard_wake(rf_shard *s)
 {
-    (void)s;
+    if (s->n_inputs)
+        rf_listener_set_wake(s->listeners);
 }
 
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s)

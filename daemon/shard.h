@@ -24,6 +24,10 @@
 typedef struct rf_shard rf_shard;
 typedef void (*rf_shard_dispatch_fn)(void *ctx, const rf_event *events, uint32_t n);
 
+/* Control thread, once before any shard: fails when another process holds
+ * a listener's port (our own sockets use SO_REUSEPORT and would share it). */
+int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err);
+
 int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers, rf_shard **out,
                  rf_err *err);
 void rf_shard_free(rf_shard *s);

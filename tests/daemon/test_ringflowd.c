@@ -162,19 +162,32 @@ static void test_check_config_errors(void **state)
     assert_null(strstr(read_file(p.err_path), "running:"));
 }
 
-static const char *k_run_config = "engine:\n"
-                                  "  workers: 2\n"
-                                  "  data_dir: ./data-run\n"
-                                  "  run_dir: ./run-run\n"
-                                  "  idle:\n"
-                                  "    sleep: 10ms\n"
-                                  "log:\n"
-                                  "  level: info\n";
+/* A configuration on ports derived from the pid, so tests running beside
+ * another ringflowd (or each other) do not collide. */
+static const char *run_config(void)
+{
+    static char buf[1024];
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(buf, sizeof(buf),
+             "engine:\n"
+             "  workers: 2\n"
+             "  data_dir: ./data-run\n"
+             "  run_dir: ./run-run\n"
+             "  idle:\n"
+             "    sleep: 10ms\n"
+             "listeners:\n"
+             "  - {transport: udp, protocol: influx_line, port: %d}\n"
+             "  - {transport: tcp, protocol: graphite, port: %d}\n"
+             "log:\n"
+             "  level: info\n",
+             port, port + 1);
+    return buf;
+}
 
 static void test_sigterm_drains_and_exits_zero(void **state)
 {
     (void)state;
-    write_file("run.yaml", k_run_config);
+    write_file("run.yaml", run_config());
     proc p;
     start(&p, (const char *[]){"--config", "run.yaml", NULL});
     assert_true(wait_log(&p, "msg=\"running:", 10000));
@@ -191,7 +204,7 @@ static void test_sigterm_drains_and_exits_zero(void **state)
 static void test_sigint_exits_zero(void **state)
 {
     (void)state;
-    write_file("run.yaml", k_run_config);
+    write_file("run.yaml", run_config());
     proc p;
     start(&p, (const char *[]){"--config", "run.yaml", NULL});
     assert_true(wait_log(&p, "msg=\"running:", 10000));
@@ -202,7 +215,7 @@ static void test_sigint_exits_zero(void **state)
 static void test_sighup_bad_config_keeps_running(void **state)
 {
     (void)state;
-    write_file("reload.yaml", k_run_config);
+    write_file("reload.yaml", run_config());
     proc p;
     start(&p, (const char *[]){"--config", "reload.yaml", NULL});
     assert_true(wait_log(&p, "msg=\"running:", 10000));
@@ -221,6 +234,22 @@ static void test_sighup_bad_config_keeps_running(void **state)
     assert_int_equal(wait_exit(&p, 10000), 0);
 }
 
+/* A second daemon on the same ports must refuse to start (our sockets use
+ * SO_REUSEPORT and would otherwise silently share the traffic). */
+static void test_second_daemon_on_same_ports_refuses(void **state)
+{
+    (void)state;
+    write_file("first.yaml", run_config());
+    proc first, second;
+    start(&first, (const char *[]){"--config", "first.yaml", NULL});
+    assert_true(wait_log(&first, "msg=\"running:", 10000));
+    start(&second, (const char *[]){"--config", "first.yaml", NULL});
+    assert_int_equal(wait_exit(&second, 10000), 1);
+    assert_non_null(strstr(read_file(second.err_path), "Address already in use (another process"));
+    kill(first.pid, SIGTERM);
+    assert_int_equal(wait_exit(&first, 10000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_drains_and_exits_zero),
         cmocka_unit_test(test_sigint_exits_zero),
         cmocka_unit_test(test_sighup_bad_config_keeps_running),
+        cmocka_unit_test(test_second_daemon_on_same_ports_refuses),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

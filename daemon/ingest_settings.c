@@ -1,0 +1,47 @@
+#include "daemon/ingest_settings.h"
+
+#include <string.h>
+
+#include "core/clock/clock.h"
+
+static const char *const precision_names[] = {"ns", "us", "ms", "s"};
+
+int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, rf_err *err)
+{
+    rf_ingest_settings next;
+    memset(&next, 0, sizeof(next));
+
+    const rf_cfg_node *seq = NULL;
+    int rc = rf_cfg_seq(root, "listeners", 0, RF_SETTINGS_MAX_LISTENERS, &seq, err);
+    if (rc < 0)
+        return rc;
+    rc = rf_listener_config_parse_list(seq, next.listeners, RF_SETTINGS_MAX_LISTENERS,
+                                       &next.n_listeners, err);
+    if (rc < 0)
+        return rc;
+
+    const rf_cfg_node *ingest = NULL;
+    if ((rc = rf_cfg_map(root, "ingest", &ingest, err)) < 0)
+        return rc;
+    int precision = RF_PRECISION_NS;
+    uint64_t past = 0, future = 0;
+    uint32_t max_tags = 0, max_fields = 0, max_key = 0;
+    if ((rc = rf_cfg_enum(ingest, "precision", precision_names, 4, RF_PRECISION_NS, &precision,
+                          err)) < 0 ||
+        (rc = rf_cfg_duration(ingest, "timestamp_past", 0, 100ull * 365 * 86400 * RF_NS_PER_S, 0,
+                              &past, err)) < 0 ||
+        (rc = rf_cfg_duration(ingest, "timestamp_future", 0, 100ull * 365 * 86400 * RF_NS_PER_S,
+                              3600ull * RF_NS_PER_S, &future, err)) < 0 ||
+        (rc = rf_cfg_u32(ingest, "max_tags", 1, 1024, 64, &max_tags, err)) < 0 ||
+        (rc = rf_cfg_u32(ingest, "max_fields", 1, 4096, 256, &max_fields, err)) < 0 ||
+        (rc = rf_cfg_u32(ingest, "max_key", 16, 65535, 1024, &max_key, err)) < 0)
+        return rc;
+    next.parse.precision = (enum rf_ts_precision)precision;
+    next.parse.ts_past_ns = (int64_t)past;
+    next.parse.ts_future_ns = (int64_t)future;
+    next.parse.max_tags = max_tags;
+    next.parse.max_fields = max_fields;
+    next.parse.max_key_len = max_key;
+    *out = next;
+    return 0;
+}

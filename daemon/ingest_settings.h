@@ -1,0 +1,25 @@
+/* The daemon's ingest settings: the `listeners:` list (parsed by
+ * ingest/listen) and the `ingest:` section (parser limits and the accepted
+ * timestamp window), validated together. */
+#ifndef RF_DAEMON_INGEST_SETTINGS_H
+#define RF_DAEMON_INGEST_SETTINGS_H
+
+#include <stddef.h>
+
+#include "core/config/config.h"
+#include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
+
+#define RF_SETTINGS_MAX_LISTENERS 64
+
+typedef struct rf_ingest_settings {
+    size_t n_listeners;
+    rf_listener_config listeners[RF_SETTINGS_MAX_LISTENERS];
+    /* Shared by every listener; source_id is set per listener at start. */
+    rf_parse_config parse;
+} rf_ingest_settings;
+
+/* Reads `listeners:` and `ingest:` from the document root. All or nothing. */
+int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, rf_err *err);
+
+#endif

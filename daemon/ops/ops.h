@@ -1,0 +1,178 @@
+/* Ops: the stats socket, the admin socket and the Prometheus listener of
+ * ringflowd, and the `show` provider interface other modules report through.
+ *
+ * Everything here runs on the control thread. Nothing blocks: the sockets are
+ * non-blocking and multiplexed on one epoll set that the daemon's control loop
+ * polls next to its signalfd (rf_ops_server_fd). Workers are never called:
+ * their numbers are read through single-writer counters (core/stats).
+ *
+ * Line protocol (HAProxy runtime API style), on both Unix sockets:
+ *   - one command per line ('\n', an optional '\r' is ignored, at most
+ *     RF_OPS_LINE_MAX bytes; a longer line is refused and the client closed);
+ *     partial lines are buffered until complete.
+ *   - every reply ends with an empty line; a reply never contains one, so a
+ *     client reads until "\n\n".
+ *   - `show X` prints text; `show X json` prints one JSON object on one line
+ *     whose keys are the section names (`{"workers":[{...},...]}`).
+ *     `show stats json` holds every section.
+ *   - an unknown or malformed command answers "error: ..." and the connection
+ *     stays usable.
+ *   - `reload`, `shutdown`, `set log level LVL` and `clear counters` need the
+ *     admin socket (mode 0600), or, on the ops socket (mode 0660), a peer
+ *     whose uid (SO_PEERCRED) is the daemon's own. Others get "error:
+ *     permission denied".
+ *
+ * Slow clients: each client has a bounded output buffer (stats.client_buffer).
+ * A reply is always accepted when nothing is pending; when output is already
+ * pending and the reply would pass the bound, the client is disconnected and
+ * counted (ringflow_ops_clients_dropped_slow_total). So a client that never
+ * reads costs at most the bound, and everybody else is served meanwhile.
+ *
+ * Prometheus (HTTP/1.1, Connection: close): GET /metrics (text format 0.0.4),
+ * GET /health (200 "ok" when every registered rf_component is running; 503
+ * naming each one that is not, with its state and reason), 404 otherwise.
+ * Requests are bounded (RF_OPS_HTTP_REQUEST_MAX) and must arrive within
+ * RF_OPS_HTTP_TIMEOUT_MS.
+ */
+#ifndef RF_DAEMON_OPS_H
+#define RF_DAEMON_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/config/config.h"
+#include "core/error/error.h"
+#include "core/stats/stats.h"
+
+typedef struct rf_engine rf_engine;
+
+#define RF_OPS_SUN_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path), with the NUL */
+#define RF_OPS_LINE_MAX 1024
+#define RF_OPS_MAX_CLIENTS 64
+#define RF_OPS_HTTP_REQUEST_MAX 8192
+#define RF_OPS_HTTP_TIMEOUT_MS 10000
+
+/* ---- configuration: the `stats:` section --------------------------------- */
+
+typedef struct rf_ops_config {
+    char socket[RF_OPS_SUN_PATH_MAX];
+    char admin_socket[RF_OPS_SUN_PATH_MAX];
+    bool prometheus_enabled;
+    char prometheus_listen[64]; /* "HOST:PORT", HOST an IPv4 address; port 0 = any */
+    uint64_t client_buffer;     /* bytes of pending output per client */
+} rf_ops_config;
+
+/* Defaults, with the sockets under run_dir. */
+void rf_ops_config_defaults(rf_ops_config *cfg, const char *run_dir);
+/* Reads `stats:` of root into *cfg (all or nothing). A socket path that does
+ * not fit sun_path is an error naming the limit. */
+int rf_ops_config_parse(const rf_cfg_node *root, const char *run_dir, rf_ops_config *cfg,
+                        rf_err *err);
+
+/* ---- show providers --------------------------------------------------------- */
+
+/* A writer renders sections as text or as JSON; providers call the same
+ * functions either way. A section is a key/value object or a table. */
+typedef struct rf_ops_writer rf_ops_writer;
+
+bool rf_ops_writer_json(const rf_ops_writer *w);
+
+void rf_ops_obj_begin(rf_ops_writer *w, const char *section);
+void rf_ops_kv_str(rf_ops_writer *w, const char *key, const char *value);
+void rf_ops_kv_u64(rf_ops_writer *w, const char *key, uint64_t value);
+void rf_ops_kv_i64(rf_ops_writer *w, const char *key, int64_t value);
+void rf_ops_kv_f64(rf_ops_writer *w, const char *key, double value, int decimals);
+void rf_ops_obj_end(rf_ops_writer *w);
+
+/* A table of ncols columns (names are JSON keys and text headers); cells are
+ * given row by row, left to right, a row ends after ncols cells. */
+void rf_ops_table_begin(rf_ops_writer *w, const char *section, const char *const *cols,
+                        unsigned ncols);
+void rf_ops_cell_str(rf_ops_writer *w, const char *value);
+void rf_ops_cell_u64(rf_ops_writer *w, uint64_t value);
+void rf_ops_cell_i64(rf_ops_writer *w, int64_t value);
+void rf_ops_cell_f64(rf_ops_writer *w, double value, int decimals);
+void rf_ops_table_end(rf_ops_writer *w);
+
+/* "no data: <what>" (text) / {"no_data":"<what>"} (JSON) for a section. */
+void rf_ops_no_data(rf_ops_writer *w, const char *section, const char *what);
+
+/* Writes the sections of `show NAME [ARGS]`. args is what follows NAME (""
+ * when nothing; never containing the trailing "json"). Returns 0, or a
+ * negative errno with a one-line message in err (e.g. bad arguments). */
+typedef int (*rf_ops_show_fn)(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
+
+/* Registers the provider of `show NAME` (control thread). The names the
+ * protocol documents (listeners, errors, stages, storage, series, latency,
+ * ...) exist before anyone provides them and answer "no data: <component>
+ * not running" until then. Returns 0, -EEXIST (already provided), -ENOSPC,
+ * -EINVAL (bad name). */
+int rf_ops_register_show(const char *name, const char *help, rf_ops_show_fn fn, void *ctx);
+void rf_ops_unregister_show(const char *name);
+
+/* Renders `show NAME ARGS` into out exactly as the socket would (without the
+ * final empty line). For tests and for the daemon's own use. Returns 0 or a
+ * negative errno with err filled. */
+int rf_ops_show(const char *name, const char *args, bool json, rf_strbuf *out, rf_err *err);
+
+/* ---- the engine's numbers (workers, rings, components, process) ------------ */
+
+/* Registers the `info`, `workers`, `rings` providers and the engine metrics.
+ * engine may be NULL (then workers and rings have no data). source is the
+ * configuration file shown by `show info`. */
+int rf_ops_engine_attach(rf_engine *engine, const char *source, rf_err *err);
+void rf_ops_engine_detach(void);
+/* Samples counters for rates; call about once a second (control thread). */
+void rf_ops_engine_sample(int64_t now_mono_ns);
+/* `clear counters` for the engine view (reader-side baselines). */
+void rf_ops_engine_clear(void);
+
+/* ---- the server --------------------------------------------------------- */
+
+typedef struct rf_ops_server rf_ops_server;
+
+typedef struct rf_ops_hooks {
+    /* `reload`: validate and apply; write the outcome sentence into msg.
+     * Returns 0 applied, 1 applied in part, negative refused. */
+    int (*reload)(void *ctx, char *msg, size_t msg_size);
+    /* `shutdown`: start the same drain as SIGTERM (return at once). */
+    void (*shutdown)(void *ctx);
+    void *ctx;
+    /* uid whose peers may run admin commands on the ops socket; the daemon
+     * passes its effective uid (tests pass another to check refusal). */
+    uid_t owner_uid;
+} rf_ops_hooks;
+
+typedef struct rf_ops_server_stats {
+    uint64_t clients;          /* connected now */
+    uint64_t connections;      /* accepted since start */
+    uint64_t commands;
+    uint64_t command_errors;   /* unknown or failed commands */
+    uint64_t denied;           /* admin commands refused */
+    uint64_t dropped_slow;     /* clients disconnected with a full output buffer */
+    uint64_t refused_full;     /* connections refused: RF_OPS_MAX_CLIENTS reached */
+    uint64_t http_requests;
+    uint64_t http_timeouts;
+} rf_ops_server_stats;
+
+/* Binds the sockets (a stale socket file left by a dead process is replaced;
+ * a live daemon answering on it makes this fail with -EADDRINUSE) and the
+ * Prometheus listener. Registers the "stats" component. */
+int rf_ops_server_start(const rf_ops_config *cfg, const rf_ops_hooks *hooks,
+                        rf_ops_server **out, rf_err *err);
+/* An fd that is readable when rf_ops_server_run has work. */
+int rf_ops_server_fd(const rf_ops_server *s);
+/* Serves whatever is ready, waiting at most timeout_ms (0: do not wait). */
+void rf_ops_server_run(rf_ops_server *s, int timeout_ms);
+/* Flushes what can be flushed without waiting, closes, removes the sockets. */
+void rf_ops_server_stop(rf_ops_server *s);
+/* The bound Prometheus port (useful with port 0), 0 when disabled. */
+uint16_t rf_ops_server_prometheus_port(const rf_ops_server *s);
+void rf_ops_server_stats_read(const rf_ops_server *s, rf_ops_server_stats *out);
+
+/* The server the engine view reports in `show info` (set by start). */
+const rf_ops_server *rf_ops_server_current(void);
+
+#endif
