@@ -383,6 +383,7 @@ void rf_engine_stop(rf_engine *e)
                         (unsigned long)st.events_processed,
                         (unsigned long)st.sent_to_peers, (unsigned long)st.dropped_ring_full,
                         (unsigned long)st.dropped_unknown_series, (unsigned long)st.block_waits);
+            rf_shard_log_summary(e->workers[i]->shard);
         }
     }
     engine_free(e);

@@ -317,6 +317,30 @@ void rf_shard_wake(rf_shard *s)
         rf_listener_set_wake(s->listeners);
 }
 
+void rf_shard_log_summary(const rf_shard *s)
+{
+    for (uint32_t i = 0; i < s->n_inputs; i++) {
+        const rf_shard_input *in = s->inputs[i];
+        const rf_listener *l = in->listener;
+        uint64_t drops = rf_listener_counter(l, RF_LC_KERNEL_DROPS);
+        uint64_t proc_drops = 0;
+        if (rf_listener_config_of(l)->transport == RF_LISTEN_UDP &&
+            rf_listener_proc_drops(l, &proc_drops) == 0 && proc_drops > drops)
+            drops = proc_drops;
+        rf_log_info("shard",
+                    "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
+                    "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu",
+                    s->index, rf_listener_name(l),
+                    (unsigned long)rf_listener_counter(l, RF_LC_DATAGRAMS),
+                    (unsigned long)rf_listener_counter(l, RF_LC_READS),
+                    (unsigned long)rf_listener_counter(l, RF_LC_BYTES), (unsigned long)drops,
+                    (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_OK),
+                    (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_REJECTED),
+                    (unsigned long)rf_parse_counter(in->parser, RF_PC_EVENTS),
+                    (unsigned long)rf_parse_counter(in->parser, RF_PC_SERIES_DEFS));
+    }
+}
+
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s)
 {
     return atomic_load_explicit(&s->unknown_series_drops, memory_order_relaxed);

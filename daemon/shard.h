@@ -50,5 +50,7 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns);
 void rf_shard_wake(rf_shard *s);
 
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s);
+/* Logs each listener's final counters (control thread, after the worker stopped). */
+void rf_shard_log_summary(const rf_shard *s);
 
 #endif

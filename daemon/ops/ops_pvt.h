@@ -23,6 +23,9 @@ struct rf_ops_writer {
 void rf_ops_writer_init(rf_ops_writer *w, rf_strbuf *out, bool json);
 void rf_ops_writer_fini(rf_ops_writer *w);
 
+/* The `show` lines of `help`. */
+void rf_ops_show_help(rf_strbuf *out);
+
 /* Who sent a command: decides whether admin commands are allowed. */
 typedef struct rf_ops_peer {
     bool admin; /* admin socket, or the owning uid on the ops socket */

@@ -10,6 +10,7 @@ typedef struct rf_cli_command {
 } rf_cli_command;
 
 /* X-macro: one line per command, so the table and the declarations agree. */
-#define RF_CLI_COMMANDS(X)
+#define RF_CLI_COMMANDS(X) \
+    X("load", rf_cli_load, "send synthetic telemetry to an engine (rate, series, shapes, probes)")
 
 #endif

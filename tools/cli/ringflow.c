@@ -6,6 +6,10 @@
 #include "rf_build_config.h"
 #include "tools/cli/commands.h"
 
+#define RF_CLI_DECLARE(name, fn, summary) int fn(int argc, char **argv);
+RF_CLI_COMMANDS(RF_CLI_DECLARE)
+#undef RF_CLI_DECLARE
+
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 

@@ -1,0 +1,457 @@
+/* The engine as the ops sockets see it: `show info`, `show workers`,
+ * `show rings`, the engine's Prometheus metrics, per-second rates and the
+ * reader-side baselines of `clear counters`. Control thread only: workers
+ * are read through their single-writer counters (relaxed loads inside the
+ * engine's *_read functions), never stopped or written. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "daemon/engine.h"
+#include "daemon/ops/ops_pvt.h"
+#include "rf_build_config.h"
+
+enum wfield {
+    WF_EVENTS_IN, WF_PROCESSED, WF_SENT, WF_DROP_RING_FULL, WF_DROP_UNKNOWN, WF_BLOCK_WAITS,
+    WF_POLLS, WF_BUSY_NS,
+};
+enum rfield {
+    RF_CAPACITY, RF_FILL, RF_HIGH_WATER, RF_ENQUEUED, RF_DEQUEUED, RF_FULL_EVENTS,
+    RF_DROP_NEWEST, RF_DROP_STOPPED, RF_BLOCK_WAITS_R,
+};
+
+typedef struct metric_ctx {
+    uint16_t a, b; /* worker, or ring from/to */
+    uint16_t field;
+} metric_ctx;
+
+typedef struct worker_sample {
+    uint64_t events_in, busy_ns;
+    double events_per_s, busy_pct; /* over the last sampling interval */
+} worker_sample;
+
+/* All of it belongs to the control thread. */
+static struct {
+    bool attached;
+    rf_engine *engine;
+    uint32_t workers;
+    char source[RF_DAEMON_PATH_MAX];
+    int64_t start_mono_ns, start_wall_ns, last_sample_ns;
+    worker_sample *samples;                 /* [workers] */
+    rf_engine_worker_stats *base_w;         /* [workers], clear baselines */
+    uint64_t *base_busy_ns, *base_polls;    /* [workers] */
+    rf_ring_stats *base_r;                  /* [workers * workers] */
+    metric_ctx *ctxs;
+    size_t n_ctxs, cap_ctxs;
+    int *ids;
+    size_t n_ids, cap_ids;
+} g_view;
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t wfield_raw(uint32_t i, unsigned field)
+{
+    if (field == WF_POLLS || field == WF_BUSY_NS) {
+        rf_worker_stats rs;
+        rf_engine_worker_runtime_read(g_view.engine, i, &rs, NULL);
+        return field == WF_POLLS ? rs.polls : rs.busy_ns;
+    }
+    rf_engine_worker_stats s;
+    rf_engine_worker_stats_read(g_view.engine, i, &s);
+    switch (field) {
+    case WF_EVENTS_IN: return s.events_in;
+    case WF_PROCESSED: return s.events_processed;
+    case WF_SENT: return s.sent_to_peers;
+    case WF_DROP_RING_FULL: return s.dropped_ring_full;
+    case WF_DROP_UNKNOWN: return s.dropped_unknown_series;
+    default: return s.block_waits;
+    }
+}
+
+static uint64_t rfield_raw(uint32_t from, uint32_t to, unsigned field)
+{
+    rf_ring_stats s;
+    if (!rf_engine_ring_stats_read(g_view.engine, from, to, &s))
+        return 0;
+    switch (field) {
+    case RF_CAPACITY: return s.capacity;
+    case RF_FILL: return s.fill;
+    case RF_HIGH_WATER: return s.high_water;
+    case RF_ENQUEUED: return s.enqueued;
+    case RF_DEQUEUED: return s.dequeued;
+    case RF_FULL_EVENTS: return s.full_events;
+    case RF_DROP_NEWEST: return s.dropped_newest;
+    case RF_DROP_STOPPED: return s.dropped_stopped;
+    default: return s.block_waits;
+    }
+}
+
+static uint64_t read_worker_metric(void *ctx)
+{
+    const metric_ctx *m = ctx;
+    return wfield_raw(m->a, m->field);
+}
+
+static uint64_t read_ring_metric(void *ctx)
+{
+    const metric_ctx *m = ctx;
+    return rfield_raw(m->a, m->b, m->field);
+}
+
+static uint64_t read_uptime(void *ctx)
+{
+    (void)ctx;
+    return (uint64_t)((rf_clock_mono_ns() - g_view.start_mono_ns) / RF_NS_PER_S);
+}
+
+static uint64_t read_rss(void *ctx)
+{
+    (void)ctx;
+    return rss_bytes();
+}
+
+static uint64_t read_one(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+static uint64_t read_workers(void *ctx)
+{
+    (void)ctx;
+    return g_view.workers;
+}
+
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+    return a >= b ? a - b : 0;
+}
+
+/* ---- show info / workers / rings ------------------------------------------ */
+
+static int show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    (void)ctx;
+    if (*args)
+        return rf_err_set(err, EINVAL, "'show info' takes no arguments (besides json)");
+    char started[40];
+    rf_clock_format_rfc3339(g_view.start_wall_ns, started, sizeof(started));
+    rf_ops_obj_begin(w, "info");
+    rf_ops_kv_str(w, "version", RF_VERSION);
+    rf_ops_kv_i64(w, "pid", (int64_t)getpid());
+    rf_ops_kv_str(w, "started", started);
+    rf_ops_kv_u64(w, "uptime_s", read_uptime(NULL));
+    rf_ops_kv_str(w, "config", g_view.source);
+    rf_ops_kv_u64(w, "workers", g_view.workers);
+    rf_ops_kv_u64(w, "rss_bytes", rss_bytes());
+    rf_ops_kv_str(w, "log_level", rf_log_level_name(rf_log_get_level()));
+    rf_ops_kv_u64(w, "components", rf_component_count());
+    const rf_ops_server *srv = rf_ops_server_current();
+    if (srv) {
+        rf_ops_server_stats st;
+        rf_ops_server_stats_read(srv, &st);
+        rf_ops_kv_u64(w, "ops_clients", st.clients);
+        rf_ops_kv_u64(w, "ops_clients_dropped_slow", st.dropped_slow);
+        rf_ops_kv_u64(w, "prometheus_port", rf_ops_server_prometheus_port(srv));
+    }
+    rf_ops_obj_end(w);
+    return 0;
+}
+
+static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    (void)ctx;
+    if (*args)
+        return rf_err_set(err, EINVAL, "'show workers' takes no arguments (besides json)");
+    if (!g_view.engine) {
+        rf_ops_no_data(w, "workers", "engine not running");
+        return 0;
+    }
+    static const char *const cols[] = {
+        "worker",       "name",          "state",          "cpu",           "events_per_s",
+        "busy_pct",     "events_in",     "processed",      "sent_to_peers", "dropped_ring_full",
+        "dropped_unknown_series", "block_waits", "polls", "reason"};
+    rf_ops_table_begin(w, "workers", cols, 14);
+    for (uint32_t i = 0; i < g_view.workers; i++) {
+        rf_engine_worker_stats s;
+        rf_worker_stats rs;
+        const rf_component *c = NULL;
+        rf_engine_worker_stats_read(g_view.engine, i, &s);
+        rf_engine_worker_runtime_read(g_view.engine, i, &rs, &c);
+        const rf_engine_worker_stats *b = &g_view.base_w[i];
+        enum rf_lifecycle_state st = c ? rf_component_state(c) : RF_STATE_REGISTERED;
+        rf_ops_cell_u64(w, i);
+        rf_ops_cell_str(w, c ? c->name : "");
+        rf_ops_cell_str(w, rf_lifecycle_state_name(st));
+        rf_ops_cell_i64(w, rs.cpu);
+        rf_ops_cell_f64(w, g_view.samples[i].events_per_s, 1);
+        rf_ops_cell_f64(w, g_view.samples[i].busy_pct, 1);
+        rf_ops_cell_u64(w, sub0(s.events_in, b->events_in));
+        rf_ops_cell_u64(w, sub0(s.events_processed, b->events_processed));
+        rf_ops_cell_u64(w, sub0(s.sent_to_peers, b->sent_to_peers));
+        rf_ops_cell_u64(w, sub0(s.dropped_ring_full, b->dropped_ring_full));
+        rf_ops_cell_u64(w, sub0(s.dropped_unknown_series, b->dropped_unknown_series));
+        rf_ops_cell_u64(w, sub0(s.block_waits, b->block_waits));
+        rf_ops_cell_u64(w, sub0(rs.polls, g_view.base_polls[i]));
+        /* The reason is only meaningful once the component stopped or failed. */
+        rf_ops_cell_str(w, c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED) ? c->reason : "");
+    }
+    rf_ops_table_end(w);
+    return 0;
+}
+
+static int show_rings(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    (void)ctx;
+    if (*args)
+        return rf_err_set(err, EINVAL, "'show rings' takes no arguments (besides json)");
+    if (!g_view.engine) {
+        rf_ops_no_data(w, "rings", "engine not running");
+        return 0;
+    }
+    if (g_view.workers < 2) {
+        rf_ops_no_data(w, "rings", "one worker: no rings between workers");
+        return 0;
+    }
+    const char *policy =
+        rf_engine_settings(g_view.engine)->daemon.engine.ring.full_policy == RF_RING_BLOCK
+            ? "block"
+            : "drop_newest";
+    static const char *const cols[] = {
+        "from", "to", "policy", "capacity", "fill", "fill_pct", "high_water", "enqueued",
+        "full_events", "dropped_newest", "dropped_stopped", "block_waits"};
+    rf_ops_table_begin(w, "rings", cols, 12);
+    for (uint32_t f = 0; f < g_view.workers; f++) {
+        for (uint32_t t = 0; t < g_view.workers; t++) {
+            rf_ring_stats s;
+            if (!rf_engine_ring_stats_read(g_view.engine, f, t, &s))
+                continue;
+            const rf_ring_stats *b = &g_view.base_r[f * g_view.workers + t];
+            rf_ops_cell_u64(w, f);
+            rf_ops_cell_u64(w, t);
+            rf_ops_cell_str(w, policy);
+            rf_ops_cell_u64(w, s.capacity);
+            rf_ops_cell_u64(w, s.fill);
+            rf_ops_cell_f64(w, s.capacity ? 100.0 * s.fill / s.capacity : 0, 1);
+            rf_ops_cell_u64(w, s.high_water);
+            rf_ops_cell_u64(w, sub0(s.enqueued, b->enqueued));
+            rf_ops_cell_u64(w, sub0(s.full_events, b->full_events));
+            rf_ops_cell_u64(w, sub0(s.dropped_newest, b->dropped_newest));
+            rf_ops_cell_u64(w, sub0(s.dropped_stopped, b->dropped_stopped));
+            rf_ops_cell_u64(w, sub0(s.block_waits, b->block_waits));
+        }
+    }
+    rf_ops_table_end(w);
+    return 0;
+}
+
+/* ---- metrics registration ------------------------------------------------------ */
+
+static metric_ctx *new_ctx(uint32_t a, uint32_t b, unsigned field)
+{
+    if (g_view.n_ctxs == g_view.cap_ctxs)
+        return NULL; /* sized up front in attach: never grows (pointers stay valid) */
+    metric_ctx *m = &g_view.ctxs[g_view.n_ctxs++];
+    m->a = (uint16_t)a;
+    m->b = (uint16_t)b;
+    m->field = (uint16_t)field;
+    return m;
+}
+
+static int keep_id(int id)
+{
+    if (id < 0)
+        return id;
+    if (g_view.n_ids == g_view.cap_ids) {
+        size_t cap = g_view.cap_ids ? g_view.cap_ids * 2 : 64;
+        int *ids = realloc(g_view.ids, cap * sizeof(int));
+        if (!ids) {
+            rf_stats_unregister(id);
+            return -ENOMEM;
+        }
+        g_view.ids = ids;
+        g_view.cap_ids = cap;
+    }
+    g_view.ids[g_view.n_ids++] = id;
+    return id;
+}
+
+typedef struct metric_def {
+    enum rf_metric_type type;
+    const char *name, *help, *extra_labels;
+    unsigned field;
+} metric_def;
+
+static const metric_def worker_metrics[] = {
+    {RF_METRIC_COUNTER, "ringflow_worker_events_in", "Events a worker parsed or took from its rings.", NULL, WF_EVENTS_IN},
+    {RF_METRIC_COUNTER, "ringflow_worker_events_processed", "Events of a worker's own series run through its stages.", NULL, WF_PROCESSED},
+    {RF_METRIC_COUNTER, "ringflow_worker_events_sent_to_peers", "Events handed to other workers' rings.", NULL, WF_SENT},
+    {RF_METRIC_COUNTER, "ringflow_worker_dropped_events", "Events a worker dropped, by reason.", "reason=\"ring_full\"", WF_DROP_RING_FULL},
+    {RF_METRIC_COUNTER, "ringflow_worker_dropped_events", "Events a worker dropped, by reason.", "reason=\"unknown_series\"", WF_DROP_UNKNOWN},
+    {RF_METRIC_COUNTER, "ringflow_worker_block_waits", "Times a full peer ring made a worker wait.", NULL, WF_BLOCK_WAITS},
+    {RF_METRIC_COUNTER, "ringflow_worker_polls", "Poll loop iterations of a worker.", NULL, WF_POLLS},
+    {RF_METRIC_COUNTER, "ringflow_worker_busy_nanoseconds", "Time a worker spent in polls that found work.", NULL, WF_BUSY_NS},
+};
+
+static const metric_def ring_metrics[] = {
+    {RF_METRIC_GAUGE, "ringflow_ring_capacity", "Slots of a ring between two workers.", NULL, RF_CAPACITY},
+    {RF_METRIC_GAUGE, "ringflow_ring_fill", "Events in a ring when read.", NULL, RF_FILL},
+    {RF_METRIC_GAUGE, "ringflow_ring_high_water", "Largest fill of a ring observed.", NULL, RF_HIGH_WATER},
+    {RF_METRIC_COUNTER, "ringflow_ring_enqueued_events", "Events accepted by a ring.", NULL, RF_ENQUEUED},
+    {RF_METRIC_COUNTER, "ringflow_ring_dequeued_events", "Events taken from a ring.", NULL, RF_DEQUEUED},
+    {RF_METRIC_COUNTER, "ringflow_ring_full_events", "Enqueue calls that found a ring full.", NULL, RF_FULL_EVENTS},
+    {RF_METRIC_COUNTER, "ringflow_ring_dropped_events", "Events dropped at a full ring, by policy.", "policy=\"drop_newest\"", RF_DROP_NEWEST},
+    {RF_METRIC_COUNTER, "ringflow_ring_dropped_events", "Events dropped at a full ring, by policy.", "policy=\"block\",reason=\"shutdown\"", RF_DROP_STOPPED},
+    {RF_METRIC_COUNTER, "ringflow_ring_block_waits", "Times the block policy waited for room.", NULL, RF_BLOCK_WAITS_R},
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static int register_engine_metrics(void)
+{
+    char labels[RF_STATS_LABELS_MAX];
+    int rc = 0;
+    for (uint32_t i = 0; i < g_view.workers && rc >= 0; i++) {
+        for (size_t k = 0; k < N_OF(worker_metrics) && rc >= 0; k++) {
+            const metric_def *d = &worker_metrics[k];
+            snprintf(labels, sizeof(labels), "worker=\"%u\"%s%s", i, d->extra_labels ? "," : "",
+                     d->extra_labels ? d->extra_labels : "");
+            rc = keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
+                                              read_worker_metric, new_ctx(i, 0, d->field)));
+        }
+    }
+    for (uint32_t f = 0; f < g_view.workers && rc >= 0; f++) {
+        for (uint32_t t = 0; t < g_view.workers && rc >= 0; t++) {
+            if (f == t)
+                continue;
+            for (size_t k = 0; k < N_OF(ring_metrics) && rc >= 0; k++) {
+                const metric_def *d = &ring_metrics[k];
+                snprintf(labels, sizeof(labels), "from=\"%u\",to=\"%u\"%s%s", f, t,
+                         d->extra_labels ? "," : "", d->extra_labels ? d->extra_labels : "");
+                rc = keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
+                                                  read_ring_metric, new_ctx(f, t, d->field)));
+            }
+        }
+    }
+    return rc;
+}
+
+int rf_ops_engine_attach(rf_engine *engine, const char *source, rf_err *err)
+{
+    if (g_view.attached)
+        rf_ops_engine_detach();
+    memset(&g_view, 0, sizeof(g_view));
+    g_view.engine = engine;
+    g_view.workers = engine ? rf_engine_workers(engine) : 0;
+    snprintf(g_view.source, sizeof(g_view.source), "%s", source ? source : "");
+    g_view.start_mono_ns = rf_clock_mono_ns();
+    g_view.start_wall_ns = rf_clock_wall_ns();
+    uint32_t n = g_view.workers ? g_view.workers : 1;
+    g_view.samples = calloc(n, sizeof(*g_view.samples));
+    g_view.base_w = calloc(n, sizeof(*g_view.base_w));
+    g_view.base_busy_ns = calloc(n, sizeof(uint64_t));
+    g_view.base_polls = calloc(n, sizeof(uint64_t));
+    g_view.base_r = calloc((size_t)n * n, sizeof(*g_view.base_r));
+    g_view.cap_ctxs = (size_t)n * N_OF(worker_metrics) + (size_t)n * n * N_OF(ring_metrics);
+    g_view.ctxs = calloc(g_view.cap_ctxs, sizeof(*g_view.ctxs));
+    g_view.attached = true;
+    if (!g_view.samples || !g_view.base_w || !g_view.base_busy_ns || !g_view.base_polls ||
+        !g_view.base_r || !g_view.ctxs) {
+        rf_ops_engine_detach();
+        return rf_err_set(err, ENOMEM, "ops: out of memory for the engine view");
+    }
+    int rc = 0;
+    if ((rc = rf_ops_register_show("info", NULL, show_info, NULL)) < 0 ||
+        (rc = rf_ops_register_show("workers", NULL, show_workers, NULL)) < 0 ||
+        (rc = rf_ops_register_show("rings", NULL, show_rings, NULL)) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_uptime_seconds",
+                                           "Seconds since ringflowd started.", NULL, read_uptime,
+                                           NULL))) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "process_resident_memory_bytes",
+                                           "Resident memory size in bytes.", NULL, read_rss,
+                                           NULL))) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_build_info",
+                                           "Always 1; the labels name the build.",
+                                           "version=\"" RF_VERSION "\"", read_one, NULL))) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_workers",
+                                           "Worker threads running.", NULL, read_workers,
+                                           NULL))) < 0 ||
+        (engine && (rc = register_engine_metrics()) < 0)) {
+        rf_ops_engine_detach();
+        return rf_err_set(err, -rc, "ops: registering the engine view: %s", strerror(-rc));
+    }
+    rf_ops_engine_sample(rf_clock_mono_ns());
+    return 0;
+}
+
+void rf_ops_engine_detach(void)
+{
+    if (!g_view.attached)
+        return;
+    rf_ops_unregister_show("info");
+    rf_ops_unregister_show("workers");
+    rf_ops_unregister_show("rings");
+    for (size_t i = 0; i < g_view.n_ids; i++)
+        rf_stats_unregister(g_view.ids[i]);
+    free(g_view.ids);
+    free(g_view.samples);
+    free(g_view.base_w);
+    free(g_view.base_busy_ns);
+    free(g_view.base_polls);
+    free(g_view.base_r);
+    free(g_view.ctxs);
+    memset(&g_view, 0, sizeof(g_view));
+}
+
+void rf_ops_engine_sample(int64_t now)
+{
+    if (!g_view.attached || !g_view.engine)
+        return;
+    double dt = g_view.last_sample_ns ? (double)(now - g_view.last_sample_ns) / 1e9 : 0;
+    for (uint32_t i = 0; i < g_view.workers; i++) {
+        rf_engine_worker_stats s;
+        rf_worker_stats rs;
+        rf_engine_worker_stats_read(g_view.engine, i, &s);
+        rf_engine_worker_runtime_read(g_view.engine, i, &rs, NULL);
+        worker_sample *ws = &g_view.samples[i];
+        if (dt > 0) {
+            ws->events_per_s = (double)sub0(s.events_in, ws->events_in) / dt;
+            double busy = (double)sub0(rs.busy_ns, ws->busy_ns) / (dt * 1e9) * 100.0;
+            ws->busy_pct = busy > 100.0 ? 100.0 : busy;
+        }
+        ws->events_in = s.events_in;
+        ws->busy_ns = rs.busy_ns;
+    }
+    g_view.last_sample_ns = now;
+}
+
+void rf_ops_engine_clear(void)
+{
+    if (!g_view.attached || !g_view.engine)
+        return;
+    for (uint32_t i = 0; i < g_view.workers; i++) {
+        rf_worker_stats rs;
+        rf_engine_worker_stats_read(g_view.engine, i, &g_view.base_w[i]);
+        rf_engine_worker_runtime_read(g_view.engine, i, &rs, NULL);
+        g_view.base_busy_ns[i] = rs.busy_ns;
+        g_view.base_polls[i] = rs.polls;
+        for (uint32_t t = 0; t < g_view.workers; t++)
+            if (t != i)
+                rf_engine_ring_stats_read(g_view.engine, i, t,
+                                          &g_view.base_r[i * g_view.workers + t]);
+    }
+}
