@@ -1,0 +1,122 @@
+/* The `listeners:` section of the configuration: a list of listener
+ * definitions validated into rf_listener_config, with the collectors'
+ * conventional defaults when the list is absent. Control thread only. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/clock/clock.h"
+#include "core/config/config.h"
+#include "ingest/listen/listen.h"
+
+static const char *const transports[] = {"udp", "tcp"};
+static const char *const protocols[] = {"influx_line", "statsd", "graphite"};
+
+static uint16_t default_port(enum rf_listen_protocol p)
+{
+    switch (p) {
+    case RF_LISTEN_PROTO_STATSD: return 8125;
+    case RF_LISTEN_PROTO_GRAPHITE: return 2003;
+    default: return 8089;
+    }
+}
+
+static void set_default(rf_listener_config *c, enum rf_listen_transport t, enum rf_listen_protocol p)
+{
+    rf_listener_config_init(c);
+    c->transport = t;
+    c->protocol = p;
+    c->port = default_port(p);
+    snprintf(c->name, sizeof(c->name), "%s-%s", protocols[p], transports[t]);
+}
+
+static bool valid_addr(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *err)
+{
+    if (rf_cfg_kind(item) != RF_CFG_MAPPING)
+        return rf_cfg_fail(item, err, "expected a mapping with transport, protocol, port, ...");
+    int rc, t, p;
+    if ((rc = rf_cfg_require(item, "transport", err)) < 0 ||
+        (rc = rf_cfg_require(item, "protocol", err)) < 0 ||
+        (rc = rf_cfg_enum(item, "transport", transports, 2, 0, &t, err)) < 0 ||
+        (rc = rf_cfg_enum(item, "protocol", protocols, 3, 0, &p, err)) < 0)
+        return rc;
+    set_default(c, (enum rf_listen_transport)t, (enum rf_listen_protocol)p);
+
+    char def_name[RF_LISTENER_NAME_MAX];
+    snprintf(def_name, sizeof(def_name), "%s", c->name);
+    uint32_t port, max_conn;
+    uint64_t rcvbuf, max_line, idle;
+    if ((rc = rf_cfg_str(item, "name", 1, def_name, c->name, sizeof(c->name), err)) < 0 ||
+        (rc = rf_cfg_str(item, "address", 2, "127.0.0.1", c->address, sizeof(c->address), err)) < 0 ||
+        (rc = rf_cfg_u32(item, "port", 1, 65535, c->port, &port, err)) < 0 ||
+        (rc = rf_cfg_size(item, "rcvbuf", 0, 1u << 30, 0, &rcvbuf, err)) < 0 ||
+        (rc = rf_cfg_u32(item, "max_connections", 1, 1u << 20, 1024, &max_conn, err)) < 0 ||
+        (rc = rf_cfg_size(item, "max_line", 64, 16u << 20, 65536, &max_line, err)) < 0 ||
+        (rc = rf_cfg_duration(item, "idle_timeout", 0, 7 * 24 * 3600 * (uint64_t)RF_NS_PER_S, 0,
+                              &idle, err)) < 0)
+        return rc;
+    if (!valid_addr(c->address))
+        return rf_cfg_fail_key(item, "address", err, "expected an IPv4 or IPv6 literal, got '%s'",
+                               c->address);
+    c->port = (uint16_t)port;
+    c->rcvbuf_bytes = (uint32_t)rcvbuf;
+    c->max_connections = max_conn;
+    c->max_line_bytes = (uint32_t)max_line;
+    c->idle_timeout_ns = idle;
+
+    const rf_cfg_node *workers;
+    if ((rc = rf_cfg_seq(item, "workers", 0, 64, &workers, err)) < 0)
+        return rc;
+    c->worker_mask = 0;
+    for (size_t i = 0; i < rf_cfg_seq_len(workers); i++) {
+        uint32_t w;
+        if ((rc = rf_cfg_node_u32(rf_cfg_seq_at(workers, i), 0, 63, &w, err)) < 0)
+            return rc;
+        c->worker_mask |= 1ull << w;
+    }
+    return 0;
+}
+
+int rf_listener_config_parse_list(const rf_cfg_node *seq, rf_listener_config *out, size_t cap,
+                                  size_t *n_out, rf_err *err)
+{
+    *n_out = 0;
+    size_t n = seq ? rf_cfg_seq_len(seq) : 0;
+    if (n == 0) {
+        if (cap < 4)
+            return rf_err_set(err, ENOSPC, "listeners: room for %zu of the 4 defaults", cap);
+        set_default(&out[0], RF_LISTEN_UDP, RF_LISTEN_PROTO_INFLUX_LINE);
+        set_default(&out[1], RF_LISTEN_TCP, RF_LISTEN_PROTO_INFLUX_LINE);
+        set_default(&out[2], RF_LISTEN_UDP, RF_LISTEN_PROTO_STATSD);
+        set_default(&out[3], RF_LISTEN_TCP, RF_LISTEN_PROTO_GRAPHITE);
+        *n_out = 4;
+        return 0;
+    }
+    if (n > cap)
+        return rf_cfg_fail(seq, err, "at most %zu listeners, got %zu", cap, n);
+    for (size_t i = 0; i < n; i++) {
+        const rf_cfg_node *item = rf_cfg_seq_at(seq, i);
+        int rc = parse_item(item, &out[i], err);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(out[j].name, out[i].name) == 0)
+                return rf_cfg_fail_key(item, "name", err, "duplicate listener name '%s'",
+                                       out[i].name);
+            if (out[j].transport == out[i].transport && out[j].port == out[i].port &&
+                strcmp(out[j].address, out[i].address) == 0)
+                return rf_cfg_fail_key(item, "port", err, "%s %s:%u is already used by listener "
+                                       "'%s'", transports[out[i].transport], out[i].address,
+                                       out[i].port, out[j].name);
+        }
+    }
+    *n_out = n;
+    return 0;
+}
