@@ -1,0 +1,519 @@
+/* Alert rules: binding rules to series, the fire/resolve state machine,
+ * rate anchors and absence ticks. See alert.h for the semantics. */
+#include "stages/alert/alert_pvt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_SLOT UINT32_MAX
+#define OUT_BATCH 256u
+#define RATE_ANCHORS 8u
+
+enum phase { PH_OK = 0, PH_PENDING = 1, PH_FIRING = 2 };
+
+typedef struct rule {
+    char name[64];
+    rf_series_matcher match; /* deep copy */
+    uint8_t type, op;
+    bool absence_any;
+    double fire, resolve;
+    int64_t for_ns, window_ns, absent_ns, anchor_step;
+    /* Rule-wide absence state. */
+    uint8_t any_phase;
+    int64_t any_last_mono;
+    uint64_t any_instance;
+    uint64_t fired, resolved;
+} rule;
+
+/* One (rule, series) binding. */
+typedef struct astate {
+    uint32_t rule;
+    uint8_t phase;
+    uint8_t rate_n, rate_head;
+    uint8_t pad;
+    int64_t since;      /* event time the condition began to hold (PENDING) */
+    int64_t last_mono;  /* ABSENCE: receipt time of the last sample, 0 before the first tick */
+    uint64_t series_id;
+    uint64_t instance;  /* correlation id of the current firing */
+} astate;
+
+typedef struct anchor {
+    int64_t t;
+    double v;
+} anchor;
+
+/* A slot's bindings are contiguous: states[first .. first + count). */
+typedef struct slot_bind {
+    uint32_t first; /* NO_SLOT when the slot was never defined */
+    uint32_t count;
+} slot_bind;
+
+struct rf_alerts {
+    uint32_t n_rules;
+    rule *rules;
+    uint32_t max_slots, max_bindings;
+    slot_bind *slot;    /* per slot: its bindings (one 8-byte load per event) */
+    astate *states;
+    uint32_t n_states, cap_states;
+    /* RATE_ANCHORS per binding, indexed like states, present when any rule
+     * is a rate rule: the ring's address follows from the slot record alone,
+     * so it is prefetched together with the state (no dependent miss). */
+    anchor *anchors;
+    uint32_t cap_anchors; /* in bindings */
+    bool has_rate;
+    uint32_t *absent;   /* binding indices of per-series ABSENCE rules */
+    uint32_t n_absent, cap_absent;
+    uint32_t seq;
+    rf_emitter out;
+    rf_event obuf[OUT_BATCH];
+    uint32_t on;
+    rf_alerts_stats st;
+};
+
+int rf_cmp_op_parse(const char *s)
+{
+    static const char *const ops[] = {">", ">=", "<", "<=", "==", "!="};
+    for (int i = 0; i < 6; i++) {
+        if (strcmp(s, ops[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
+const char *rf_cmp_op_name(enum rf_cmp_op op)
+{
+    static const char *const ops[] = {">", ">=", "<", "<=", "==", "!="};
+    return (unsigned)op < 6 ? ops[op] : "?";
+}
+
+static inline bool cmp(uint8_t op, double x, double t)
+{
+    switch (op) {
+    case RF_CMP_GT: return x > t;
+    case RF_CMP_GE: return x >= t;
+    case RF_CMP_LT: return x < t;
+    case RF_CMP_LE: return x <= t;
+    case RF_CMP_EQ: return x == t;
+    default: return x != t;
+    }
+}
+
+int rf_alert_rule_check(const rf_alert_rule_config *rc, uint32_t i, rf_err *err)
+{
+    const char *n = rc->name;
+    if (!n || !*n)
+        return rf_err_set(err, EINVAL, "alert rule %u: no name", i);
+    if (strlen(n) >= 64)
+        return rf_err_set(err, EINVAL, "alert rule '%s': name longer than 63 bytes", n);
+    for (const char *p = n; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return rf_err_set(err, EINVAL,
+                              "alert rule '%s': name may hold only letters, digits, '_' and '-' "
+                              "(it becomes the subject token alert.<name>)",
+                              n);
+    }
+    if ((unsigned)rc->type > RF_ALERT_ABSENCE)
+        return rf_err_set(err, EINVAL, "alert rule '%s': unknown type %d", n, (int)rc->type);
+    if (rc->type == RF_ALERT_ABSENCE) {
+        if (rc->absent_ns <= 0)
+            return rf_err_set(err, EINVAL, "alert rule '%s': absence needs a duration > 0", n);
+        return 0;
+    }
+    if ((unsigned)rc->op > RF_CMP_NE)
+        return rf_err_set(err, EINVAL, "alert rule '%s': unknown operator %d", n, (int)rc->op);
+    if (!isfinite(rc->fire))
+        return rf_err_set(err, EINVAL, "alert rule '%s': threshold is not a finite number", n);
+    if (rc->for_ns < 0)
+        return rf_err_set(err, EINVAL, "alert rule '%s': negative for-duration", n);
+    if (rc->type == RF_ALERT_RATE && rc->window_ns <= 0)
+        return rf_err_set(err, EINVAL, "alert rule '%s': rate needs a window > 0", n);
+    if (rc->has_resolve) {
+        double f = rc->fire, r = rc->resolve;
+        bool ok = true;
+        switch (rc->op) {
+        case RF_CMP_GT:
+        case RF_CMP_GE: ok = r <= f; break;
+        case RF_CMP_LT:
+        case RF_CMP_LE: ok = r >= f; break;
+        default: ok = r == f; break;
+        }
+        if (!ok || !isfinite(r))
+            return rf_err_set(err, EINVAL,
+                              "alert rule '%s': resolve threshold %g must be on the safe side of "
+                              "fire threshold %g for operator %s (hysteresis)",
+                              n, r, f, rf_cmp_op_name(rc->op));
+    }
+    return 0;
+}
+
+int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter out,
+                  rf_alerts **alerts, rf_err *err)
+{
+    for (uint32_t i = 0; i < cfg->n_rules; i++) {
+        int rc = rf_alert_rule_check(&cfg->rules[i], i, err);
+        if (rc)
+            return rc;
+        for (uint32_t j = 0; j < i; j++) {
+            if (strcmp(cfg->rules[i].name, cfg->rules[j].name) == 0)
+                return rf_err_set(err, EINVAL, "alert rule '%s': defined twice (rules %u and %u)",
+                                  cfg->rules[i].name, j, i);
+        }
+    }
+    rf_alerts *a = calloc(1, sizeof(*a));
+    if (!a)
+        return rf_err_set(err, ENOMEM, "alerts: out of memory");
+    a->n_rules = cfg->n_rules;
+    a->max_slots = max_slots;
+    a->max_bindings = cfg->max_bindings ? cfg->max_bindings : 4u * (max_slots ? max_slots : 1);
+    a->out = out;
+    a->rules = calloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(rule));
+    a->slot = malloc((max_slots ? max_slots : 1) * sizeof(slot_bind));
+    if (!a->rules || !a->slot) {
+        rf_alerts_free(a);
+        return rf_err_set(err, ENOMEM, "alerts: out of memory for %u slots", max_slots);
+    }
+    for (uint32_t i = 0; i < max_slots; i++)
+        a->slot[i] = (slot_bind){NO_SLOT, 0};
+    for (uint32_t i = 0; i < cfg->n_rules; i++) {
+        const rf_alert_rule_config *rc = &cfg->rules[i];
+        rule *r = &a->rules[i];
+        snprintf(r->name, sizeof(r->name), "%s", rc->name);
+        r->type = (uint8_t)rc->type;
+        r->op = (uint8_t)rc->op;
+        r->fire = rc->fire;
+        r->resolve = rc->has_resolve ? rc->resolve : rc->fire;
+        r->for_ns = rc->for_ns;
+        r->window_ns = rc->window_ns;
+        r->anchor_step = rc->window_ns / RATE_ANCHORS;
+        r->absent_ns = rc->absent_ns;
+        r->absence_any = rc->absence_any;
+        a->has_rate |= rc->type == RF_ALERT_RATE;
+        if (rf_series_matcher_copy(&r->match, &rc->match) != 0) {
+            rf_alerts_free(a);
+            return rf_err_set(err, ENOMEM, "alerts: out of memory");
+        }
+    }
+    a->st.rules = cfg->n_rules;
+    *alerts = a;
+    return 0;
+}
+
+void rf_alerts_free(rf_alerts *a)
+{
+    if (!a)
+        return;
+    for (uint32_t i = 0; a->rules && i < a->n_rules; i++)
+        rf_series_matcher_release(&a->rules[i].match);
+    free(a->rules);
+    free(a->slot);
+    free(a->states);
+    free(a->anchors);
+    free(a->absent);
+    free(a);
+}
+
+static bool grow(void **p, uint32_t *cap, uint32_t need, size_t esize)
+{
+    if (need <= *cap)
+        return true;
+    uint32_t nc = *cap ? *cap : 64;
+    while (nc < need)
+        nc *= 2;
+    void *np = realloc(*p, (size_t)nc * esize);
+    if (!np)
+        return false;
+    *p = np;
+    *cap = nc;
+    return true;
+}
+
+uint32_t rf_alerts_rule_count(const rf_alerts *a)
+{
+    return a->n_rules;
+}
+
+const char *rf_alerts_rule_name(const rf_alerts *a, uint32_t rule_id)
+{
+    return rule_id < a->n_rules ? a->rules[rule_id].name : NULL;
+}
+
+void rf_alerts_stats_read(const rf_alerts *a, rf_alerts_stats *out)
+{
+    *out = a->st;
+    out->bindings = a->n_states;
+}
+
+/* ---------------------------------------------------------------- emission */
+
+static void out_flush(rf_alerts *a)
+{
+    rf_emit(&a->out, a->obuf, a->on);
+    a->on = 0;
+}
+
+static void emit_alert(rf_alerts *a, uint32_t rule_id, uint64_t series_id, double v,
+                       int64_t t_event, int64_t t_recv, uint64_t instance, bool resolved)
+{
+    if (a->on == OUT_BATCH)
+        out_flush(a);
+    rf_event *e = &a->obuf[a->on++];
+    memset(e, 0, sizeof(*e));
+    e->event_time_ns = t_event;
+    e->recv_time_ns = t_recv;
+    e->series_id = series_id;
+    e->value.f64 = v;
+    e->correlation_id = instance;
+    e->aux = rule_id;
+    e->sample_rate = 1.0f;
+    e->value_type = RF_VALUE_F64;
+    e->kind = RF_KIND_ALERT;
+    e->priority = RF_PRIO_CRITICAL;
+    e->flags = resolved ? RF_EVF_ALERT_RESOLVED : 0;
+    if (resolved) {
+        a->st.resolved++;
+        a->rules[rule_id].resolved++;
+    } else {
+        a->st.fired++;
+        a->rules[rule_id].fired++;
+    }
+}
+
+static uint64_t new_instance(rf_alerts *a, uint32_t rule_id)
+{
+    /* High bit marks an alert instance; unique per worker and rule. */
+    return (1ull << 63) | ((uint64_t)rule_id << 32) | ++a->seq;
+}
+
+/* ---------------------------------------------------------------- binding */
+
+void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
+{
+    if (slot < 0 || (uint32_t)slot >= a->max_slots || !key || a->slot[slot].first != NO_SLOT)
+        return;
+    uint32_t first = a->n_states;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < a->n_rules; i++) {
+        rule *r = &a->rules[i];
+        if (!rf_series_matcher_match(&r->match, key))
+            continue;
+        if (a->n_states >= a->max_bindings ||
+            !grow((void **)&a->states, &a->cap_states, a->n_states + 1, sizeof(astate))) {
+            a->st.bindings_refused++;
+            continue;
+        }
+        astate *s = &a->states[a->n_states];
+        memset(s, 0, sizeof(*s));
+        s->rule = i;
+        s->series_id = key->series_id;
+        if (a->has_rate && a->cap_anchors < a->cap_states) {
+            anchor *na = realloc(a->anchors, (size_t)a->cap_states * RATE_ANCHORS * sizeof(anchor));
+            if (!na) {
+                a->st.bindings_refused++;
+                continue;
+            }
+            a->anchors = na;
+            a->cap_anchors = a->cap_states;
+        }
+        if (r->type == RF_ALERT_ABSENCE && !r->absence_any) {
+            if (!grow((void **)&a->absent, &a->cap_absent, a->n_absent + 1, sizeof(uint32_t))) {
+                a->st.bindings_refused++;
+                continue;
+            }
+            a->absent[a->n_absent++] = a->n_states;
+        }
+        a->n_states++;
+        n++;
+    }
+    a->slot[slot] = (slot_bind){first, n};
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+/* The rate over the window, after recording the sample; false while the
+ * retained history is shorter than half the window. */
+static bool rate_update(rf_alerts *a, const rule *r, astate *s, int64_t t, double v, double *rate)
+{
+    anchor *ring = &a->anchors[(size_t)(s - a->states) * RATE_ANCHORS];
+    /* Drop anchors older than the window, keeping at least one. */
+    while (s->rate_n > 1 && t - ring[s->rate_head].t > r->window_ns) {
+        s->rate_head = (uint8_t)((s->rate_head + 1) % RATE_ANCHORS);
+        s->rate_n--;
+    }
+    if (s->rate_n == 1 && t - ring[s->rate_head].t > r->window_ns) {
+        s->rate_n = 0; /* a gap longer than the window: start again */
+    }
+    bool have = false;
+    if (s->rate_n > 0) {
+        const anchor *ref = &ring[s->rate_head];
+        int64_t dt = t - ref->t;
+        if (dt > 0 && dt * 2 >= r->window_ns) {
+            *rate = (v - ref->v) * 1e9 / (double)dt;
+            have = true;
+        }
+    }
+    /* Record an anchor every window/8 of event time. */
+    uint32_t last = (s->rate_head + s->rate_n + RATE_ANCHORS - 1) % RATE_ANCHORS;
+    if (s->rate_n == 0 || t - ring[last].t >= r->anchor_step) {
+        if (s->rate_n == RATE_ANCHORS) {
+            s->rate_head = (uint8_t)((s->rate_head + 1) % RATE_ANCHORS);
+            s->rate_n--;
+        }
+        uint32_t pos = (s->rate_head + s->rate_n) % RATE_ANCHORS;
+        ring[pos].t = t;
+        ring[pos].v = v;
+        s->rate_n++;
+    }
+    return have;
+}
+
+static void step(rf_alerts *a, uint32_t rid, const rule *r, astate *s, const rf_event *ev, double x)
+{
+    int64_t t = ev->event_time_ns;
+    switch (s->phase) {
+    case PH_OK:
+        if (!cmp(r->op, x, r->fire))
+            return;
+        if (r->for_ns > 0) {
+            s->phase = PH_PENDING;
+            s->since = t;
+            return;
+        }
+        break;
+    case PH_PENDING:
+        if (!cmp(r->op, x, r->fire)) {
+            s->phase = PH_OK;
+            return;
+        }
+        if (t - s->since < r->for_ns)
+            return;
+        break;
+    default: /* PH_FIRING */
+        if (cmp(r->op, x, r->resolve))
+            return;
+        s->phase = PH_OK;
+        emit_alert(a, rid, s->series_id, x, t, ev->recv_time_ns, s->instance, true);
+        return;
+    }
+    s->phase = PH_FIRING;
+    s->instance = new_instance(a, rid);
+    emit_alert(a, rid, s->series_id, x, t, ev->recv_time_ns, s->instance, false);
+}
+
+/* Prefetch distances (events ahead): the slot's binding record first, then,
+ * once that is in cache, the binding state it points to (and the rate
+ * anchors beside it). With series spread over more memory than the caches
+ * hold, these hide most of the two DRAM round trips per event. */
+#define PF_SLOT 16u
+#define PF_STATE 8u
+
+void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slots, uint32_t n)
+{
+    uint64_t evaluated = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + PF_SLOT < n && (uint32_t)slots[i + PF_SLOT] < a->max_slots)
+            __builtin_prefetch(&a->slot[slots[i + PF_SLOT]]);
+        if (i + PF_STATE < n && (uint32_t)slots[i + PF_STATE] < a->max_slots) {
+            const slot_bind *pb = &a->slot[slots[i + PF_STATE]];
+            if (pb->count) {
+                __builtin_prefetch(&a->states[pb->first], 1);
+                if (a->has_rate) {
+                    const anchor *pa = &a->anchors[(size_t)pb->first * RATE_ANCHORS];
+                    __builtin_prefetch(pa, 1);
+                    __builtin_prefetch(pa + RATE_ANCHORS - 1, 1);
+                }
+            }
+        }
+        uint32_t slot = (uint32_t)slots[i];
+        if (slot >= a->max_slots)
+            continue;
+        slot_bind sb = a->slot[slot];
+        if (sb.count == 0)
+            continue;
+        const rf_event *ev = &events[i];
+        if (ev->kind >= RF_KIND_ALERT)
+            continue; /* never alert on alerts or control events */
+        double x = rf_event_value_as_f64(ev);
+        astate *s = &a->states[sb.first];
+        for (uint32_t j = 0; j < sb.count; j++, s++) {
+            rule *r = &a->rules[s->rule];
+            evaluated++;
+            if (r->type == RF_ALERT_THRESHOLD) {
+                step(a, s->rule, r, s, ev, x);
+            } else if (r->type == RF_ALERT_RATE) {
+                double rate;
+                if (rate_update(a, r, s, ev->event_time_ns, x, &rate))
+                    step(a, s->rule, r, s, ev, rate);
+            } else if (r->absence_any) {
+                r->any_last_mono = ev->recv_time_ns;
+                if (r->any_phase == PH_FIRING) {
+                    r->any_phase = PH_OK;
+                    emit_alert(a, s->rule, 0, 0, ev->event_time_ns, ev->recv_time_ns,
+                               r->any_instance, true);
+                }
+            } else {
+                s->last_mono = ev->recv_time_ns;
+                if (s->phase == PH_FIRING) {
+                    s->phase = PH_OK;
+                    emit_alert(a, s->rule, s->series_id, 0, ev->event_time_ns, ev->recv_time_ns,
+                               s->instance, true);
+                }
+            }
+        }
+    }
+    a->st.evaluated += evaluated;
+    out_flush(a);
+}
+
+void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
+{
+    for (uint32_t i = 0; i < a->n_absent; i++) {
+        astate *s = &a->states[a->absent[i]];
+        const rule *r = &a->rules[s->rule];
+        if (s->last_mono == 0) {
+            s->last_mono = now_mono; /* the silence clock starts at the first tick */
+            continue;
+        }
+        if (s->phase != PH_FIRING && now_mono - s->last_mono >= r->absent_ns) {
+            s->phase = PH_FIRING;
+            s->instance = new_instance(a, s->rule);
+            emit_alert(a, s->rule, s->series_id, (double)(now_mono - s->last_mono) / 1e9,
+                       now_wall, now_mono, s->instance, false);
+        }
+    }
+    for (uint32_t i = 0; i < a->n_rules; i++) {
+        rule *r = &a->rules[i];
+        if (r->type != RF_ALERT_ABSENCE || !r->absence_any)
+            continue;
+        if (r->any_last_mono == 0) {
+            r->any_last_mono = now_mono;
+            continue;
+        }
+        if (r->any_phase != PH_FIRING && now_mono - r->any_last_mono >= r->absent_ns) {
+            r->any_phase = PH_FIRING;
+            r->any_instance = new_instance(a, i);
+            emit_alert(a, i, 0, (double)(now_mono - r->any_last_mono) / 1e9, now_wall, now_mono,
+                       r->any_instance, false);
+        }
+    }
+    out_flush(a);
+}
+
+int rf_alerts_check_routes(const rf_alerts_config *cfg, rf_router *router, rf_err *err)
+{
+    for (uint32_t i = 0; i < cfg->n_rules; i++) {
+        const char *n = cfg->rules[i].name ? cfg->rules[i].name : "";
+        char subj[RF_SUBJECT_MAX];
+        snprintf(subj, sizeof(subj), "alert.%s", n);
+        int64_t id = rf_router_resolve_subject(router, subj);
+        if (id <= 0)
+            return rf_err_set(err, EINVAL,
+                              "alert rule '%s' references no route or sink: no route matches "
+                              "subject '%s'",
+                              n, subj);
+    }
+    return 0;
+}

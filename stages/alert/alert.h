@@ -1,0 +1,162 @@
+/* Alert rules evaluated on the stream, per worker.
+ *
+ * Rule types
+ *   THRESHOLD  condition `value <op> fire` on each sample of a matched series.
+ *   RATE       the same condition on the rate of change per second over
+ *              `window`: (v_now - v_ref) / (t_now - t_ref) where ref is the
+ *              oldest retained sample not older than window (8 anchors per
+ *              window are kept, so ref is within window/8 of the window
+ *              start). The rate is only evaluated once ref is at least
+ *              window/2 old, so two samples a millisecond apart cannot fire it.
+ *   ABSENCE    no sample for `absent` (monotonic receipt time), checked by
+ *              rf_alerts_tick(). Per series (each matched series on its own,
+ *              the clock starting at the first tick after it is defined) or,
+ *              with absence_any, for the rule as a whole (no sample from any
+ *              matched series, including when none exists yet). A sample
+ *              resolves it.
+ *
+ * State machine (THRESHOLD and RATE), per (rule, series), on event time:
+ *   OK       --cond(fire)-->                 PENDING (since = t)   [FIRING at once if for = 0]
+ *   PENDING  --!cond(fire)-->                OK      (no event)
+ *   PENDING  --cond(fire) and t-since>=for--> FIRING  emits fire
+ *   FIRING   --!cond(resolve)-->             OK      emits resolve
+ *   Hysteresis: while firing the condition is tested against `resolve`
+ *   instead of `fire` (e.g. > 90 fires, stays firing while > 80). For > and
+ *   >= resolve must be <= fire, for < and <= it must be >= fire; == and !=
+ *   take no distinct resolve. The for-duration is checked when a sample
+ *   arrives: a condition that held `for` fires on the first sample after.
+ *
+ * Output
+ *   RF_KIND_ALERT events, priority RF_PRIO_CRITICAL, aux = rule id, flag
+ *   RF_EVF_ALERT_RESOLVED on resolve, series_id = the series (0 for a rule-wide
+ *   absence), value.f64 = the value (THRESHOLD), the rate per second (RATE)
+ *   or the seconds of silence (ABSENCE), event_time_ns = the sample's event
+ *   time (tick's wall time for absence), recv_time_ns = the sample's receipt
+ *   time (so critical-path latency covers the triggering packet), and
+ *   correlation_id = an alert instance id shared by a fire and its resolve.
+ *   The worker routes them by subject "alert.<rule name>" (critical routes)
+ *   and writes them to a sink like any event.
+ *
+ * Binding rules to series
+ *   Matchers are evaluated once per series in rf_alerts_define (call it when
+ *   a SERIES_DEF is applied; again for every known series after building a
+ *   new rf_alerts on reconfiguration). Per-event work is an array lookup by
+ *   slot and the bound rules' comparisons; nothing is allocated per event.
+ *   Binding state grows at define time up to max_bindings (refusals counted).
+ *
+ * One rf_alerts per worker, used by its thread only.
+ */
+#ifndef RF_STAGES_ALERT_H
+#define RF_STAGES_ALERT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+#include "core/event/event.h"
+#include "stages/route/route.h"
+#include "stages/stage/stage.h"
+
+enum rf_alert_type {
+    RF_ALERT_THRESHOLD = 0,
+    RF_ALERT_RATE = 1,
+    RF_ALERT_ABSENCE = 2,
+};
+
+enum rf_cmp_op {
+    RF_CMP_GT = 0, /* > */
+    RF_CMP_GE = 1, /* >= */
+    RF_CMP_LT = 2, /* < */
+    RF_CMP_LE = 3, /* <= */
+    RF_CMP_EQ = 4, /* == */
+    RF_CMP_NE = 5, /* != */
+};
+
+typedef struct rf_alert_rule_config {
+    const char *name;        /* [A-Za-z0-9_-]+, unique: subject token "alert.<name>" */
+    rf_series_matcher match;
+    enum rf_alert_type type;
+    enum rf_cmp_op op;       /* THRESHOLD, RATE */
+    double fire;
+    double resolve;          /* used when has_resolve */
+    bool has_resolve;
+    int64_t for_ns;          /* THRESHOLD, RATE: 0 fires on the first breach */
+    int64_t window_ns;       /* RATE */
+    int64_t absent_ns;       /* ABSENCE */
+    bool absence_any;        /* ABSENCE: rule-wide rather than per series */
+} rf_alert_rule_config;
+
+typedef struct rf_alerts_config {
+    const rf_alert_rule_config *rules;
+    uint32_t n_rules;
+    uint32_t max_bindings;   /* (rule, series) pairs; 0: 4 x max_slots */
+} rf_alerts_config;
+
+typedef struct rf_alerts_stats {
+    uint32_t rules;
+    uint32_t bindings;
+    uint64_t evaluated;          /* (sample, rule) evaluations */
+    uint64_t fired;
+    uint64_t resolved;
+    uint64_t bindings_refused;   /* max_bindings reached */
+} rf_alerts_stats;
+
+typedef struct rf_alerts rf_alerts;
+
+/* Validates every rule (name, operator, hysteresis direction, durations) and
+ * says which rule is wrong and why. `out` receives the alert events. */
+int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter out,
+                  rf_alerts **alerts, rf_err *err);
+void rf_alerts_free(rf_alerts *a);
+
+/* Binds the rules whose matchers accept `key` to `slot` (once per slot). */
+void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key);
+
+/* Evaluates n events (slots[i] = slot of events[i], -1 unknown). Alert,
+ * correlated and control events are ignored. Emits once per call (or per
+ * 256 alerts). */
+void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slots, uint32_t n);
+
+/* Absence checks; now_mono_ns for the durations, now_wall_ns to stamp events. */
+void rf_alerts_tick(rf_alerts *a, int64_t now_mono_ns, int64_t now_wall_ns);
+
+uint32_t rf_alerts_rule_count(const rf_alerts *a);
+const char *rf_alerts_rule_name(const rf_alerts *a, uint32_t rule_id);
+void rf_alerts_stats_read(const rf_alerts *a, rf_alerts_stats *out);
+
+/* Checks that every rule's subject "alert.<name>" is routed somewhere (a rule
+ * whose alerts would reach no sink is a configuration error). */
+int rf_alerts_check_routes(const rf_alerts_config *cfg, rf_router *router, rf_err *err);
+
+/* ---- configuration (YAML through core/config) ----
+ *
+ *   pipeline:
+ *     alerts:
+ *       - name: high_cpu
+ *         type: threshold              # threshold | rate | absence
+ *         match: {measurement: cpu, field: usage, tags: {host: "web*"}}
+ *         op: ">"                      # > >= < <= == !=
+ *         fire: 90
+ *         resolve: 80                  # optional: hysteresis
+ *         for: 30s                     # optional
+ *         window: 10s                  # rate
+ *         absent: 30s                  # absence
+ *         scope: series                # absence: series | any
+ *
+ * Errors name the line: unknown operator or type, hysteresis on the wrong
+ * side, a missing duration, and (when router is given) a rule whose subject
+ * "alert.<name>" no route matches. Strings are owned by `out`. */
+typedef struct rf_alerts_config_parsed {
+    rf_alerts_config cfg;
+    rf_alert_rule_config *rules;
+} rf_alerts_config_parsed;
+
+int rf_alerts_config_parse(const rf_cfg_node *pipeline, rf_router *router,
+                           rf_alerts_config_parsed *out, rf_err *err);
+void rf_alerts_config_release(rf_alerts_config_parsed *p);
+
+/* ">", ">=", "<", "<=", "==", "!="; -1 when unknown. */
+int rf_cmp_op_parse(const char *s);
+const char *rf_cmp_op_name(enum rf_cmp_op op);
+
+#endif

@@ -1,0 +1,648 @@
+/* Correlation: the id table (hash + FIFO by opening), pattern bindings,
+ * sequence and burst state, and the closed-group history. See correlate.h. */
+#include "stages/correlate/correlate_pvt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define NIL UINT32_MAX
+#define OUT_BATCH 256u
+#define DEFAULT_ID_CAPACITY 10000u
+#define DEFAULT_ID_TTL (3600LL * 1000000000LL)
+#define DEFAULT_PATTERN_KEYS 4096u
+#define DEFAULT_HISTORY 256u
+#define REUSE_PROBES 8u
+
+enum close_reason { CLOSE_TTL, CLOSE_MEMBERS, CLOSE_CAPACITY, CLOSE_DRAIN };
+
+/* ---------------------------------------------------------------- types */
+
+typedef struct id_group {
+    uint64_t id;
+    int64_t opened_mono;
+    int64_t first_time, last_time;
+    uint32_t count;
+    uint32_t n_members;
+    uint32_t prev, next; /* FIFO by opening; free list through next */
+    uint64_t members[RF_CORR_MAX_MEMBERS];
+} id_group;
+
+enum role { ROLE_A = 1, ROLE_B = 2 };
+
+typedef struct binding {
+    uint64_t key;     /* hash of the key tag value */
+    uint16_t pattern; /* index into patterns */
+    uint8_t role;
+} binding;
+
+typedef struct pkey {
+    uint64_t key;
+    uint16_t pattern;
+    uint8_t n, head;      /* BURST ring */
+    bool armed;           /* SEQUENCE: an A is waiting */
+    int64_t last_time;    /* latest event time seen on this key (for reuse) */
+    int64_t a_time;
+    uint64_t a_series;
+    int64_t times[RF_CORR_BURST_MAX];
+    uint64_t series[RF_CORR_BURST_MAX];
+} pkey;
+
+typedef struct pattern {
+    char name[64];
+    uint8_t type;
+    bool critical;
+    rf_series_matcher a, b;
+    char key_tag[64];
+    int64_t within;
+    uint32_t count;
+} pattern;
+
+typedef struct closed {
+    uint64_t id;
+    uint32_t n;
+    uint64_t members[RF_CORR_MAX_MEMBERS];
+} closed;
+
+/* A slot's bindings are contiguous: binds[first .. first + count). */
+typedef struct slot_bind {
+    uint32_t first; /* NIL when the slot was never defined */
+    uint32_t count;
+} slot_bind;
+
+struct rf_correlator {
+    /* id groups */
+    uint32_t cap, n_open;
+    int64_t ttl;
+    uint32_t close_members, min_members;
+    id_group *groups;
+    uint32_t head, tail, free_list; /* FIFO oldest..newest */
+    uint32_t *hash;                 /* group index + 1; 0 empty */
+    uint32_t hmask;
+    int64_t now_mono;               /* latest receipt time seen */
+    /* patterns */
+    uint32_t n_patterns;
+    pattern *patterns;
+    const char **names;
+    uint32_t max_slots;
+    slot_bind *slot;                /* per slot: its bindings (one 8-byte load) */
+    binding *binds;
+    uint32_t n_binds, cap_binds;
+    pkey *pkeys;
+    uint32_t pk_cap, pk_used, pk_hand;
+    uint32_t *pk_hash;              /* pkey index + 1; 0 empty */
+    uint32_t pk_hmask;
+    uint64_t seq;
+    /* history */
+    closed *hist;
+    uint32_t hist_cap, hist_next;
+    /* output */
+    rf_emitter out;
+    rf_event obuf[OUT_BATCH];
+    uint32_t on;
+    rf_correlator_stats st;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+    uint32_t p = 16;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+static inline uint32_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+static void out_flush(rf_correlator *c)
+{
+    rf_emit(&c->out, c->obuf, c->on);
+    c->on = 0;
+}
+
+static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint32_t count,
+                 const uint64_t *members, uint32_t n_members, uint64_t series_id, int64_t first,
+                 int64_t last, int64_t recv, bool critical)
+{
+    closed *h = &c->hist[c->hist_next];
+    c->hist_next = (c->hist_next + 1) % c->hist_cap;
+    h->id = group_id;
+    h->n = n_members < RF_CORR_MAX_MEMBERS ? n_members : RF_CORR_MAX_MEMBERS;
+    memcpy(h->members, members, h->n * sizeof(uint64_t));
+
+    if (c->on == OUT_BATCH)
+        out_flush(c);
+    rf_event *e = &c->obuf[c->on++];
+    memset(e, 0, sizeof(*e));
+    e->event_time_ns = last;
+    e->recv_time_ns = recv;
+    e->series_id = series_id;
+    e->value.i64 = last - first;
+    e->correlation_id = group_id;
+    e->aux = (uint64_t)count | (uint64_t)pattern_id << 32;
+    e->sample_rate = 1.0f;
+    e->value_type = RF_VALUE_I64;
+    e->kind = RF_KIND_CORRELATED;
+    e->priority = critical ? RF_PRIO_CRITICAL : RF_PRIO_STANDARD;
+    c->st.emitted++;
+}
+
+/* ---------------------------------------------------------------- id table */
+
+static uint32_t id_find_pos(const rf_correlator *c, uint64_t id)
+{
+    uint32_t h = mix(id) & c->hmask;
+    for (uint32_t v; (v = c->hash[h]) != 0; h = (h + 1) & c->hmask) {
+        if (c->groups[v - 1].id == id)
+            return h;
+    }
+    return NIL;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void hash_delete(uint32_t *hash, uint32_t mask, uint32_t pos,
+                        uint32_t (*home)(const void *, uint32_t), const void *ctx)
+{
+    uint32_t i = pos;
+    for (uint32_t j = (i + 1) & mask; hash[j] != 0; j = (j + 1) & mask) {
+        uint32_t k = home(ctx, hash[j] - 1) & mask;
+        /* Move j into the hole at i when its home k is not in (i, j]. */
+        bool between = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!between) {
+            hash[i] = hash[j];
+            i = j;
+        }
+    }
+    hash[i] = 0;
+}
+
+static uint32_t id_home(const void *ctx, uint32_t idx)
+{
+    return mix(((const rf_correlator *)ctx)->groups[idx].id);
+}
+
+static void id_close(rf_correlator *c, uint32_t gi, enum close_reason why, int64_t recv)
+{
+    id_group *g = &c->groups[gi];
+    switch (why) {
+    case CLOSE_TTL: c->st.closed_ttl++; break;
+    case CLOSE_MEMBERS: c->st.closed_members++; break;
+    case CLOSE_CAPACITY: c->st.evicted_capacity++; break;
+    default: c->st.closed_drain++; break;
+    }
+    if (g->count >= c->min_members)
+        emit(c, g->id, 0, g->count, g->members, g->n_members, g->members[0], g->first_time,
+             g->last_time, recv, false);
+    else
+        c->st.closed_small++;
+    hash_delete(c->hash, c->hmask, id_find_pos(c, g->id), id_home, c);
+    /* Unlink from the FIFO, push on the free list. */
+    if (g->prev != NIL)
+        c->groups[g->prev].next = g->next;
+    else
+        c->head = g->next;
+    if (g->next != NIL)
+        c->groups[g->next].prev = g->prev;
+    else
+        c->tail = g->prev;
+    g->next = c->free_list;
+    c->free_list = gi;
+    c->n_open--;
+}
+
+static void id_expire(rf_correlator *c, int64_t now)
+{
+    while (c->head != NIL && now - c->groups[c->head].opened_mono >= c->ttl)
+        id_close(c, c->head, CLOSE_TTL, now);
+}
+
+static void id_event(rf_correlator *c, const rf_event *ev)
+{
+    c->st.id_events++;
+    uint32_t pos = id_find_pos(c, ev->correlation_id);
+    id_group *g;
+    uint32_t gi;
+    if (pos != NIL) {
+        gi = c->hash[pos] - 1;
+        g = &c->groups[gi];
+        g->count++;
+        if (ev->event_time_ns < g->first_time)
+            g->first_time = ev->event_time_ns;
+        if (ev->event_time_ns > g->last_time)
+            g->last_time = ev->event_time_ns;
+        uint32_t m = 0;
+        while (m < g->n_members && g->members[m] != ev->series_id)
+            m++;
+        if (m == g->n_members && m < RF_CORR_MAX_MEMBERS)
+            g->members[g->n_members++] = ev->series_id;
+    } else {
+        if (c->n_open == c->cap)
+            id_close(c, c->head, CLOSE_CAPACITY, ev->recv_time_ns);
+        gi = c->free_list;
+        g = &c->groups[gi];
+        c->free_list = g->next;
+        g->id = ev->correlation_id;
+        g->opened_mono = ev->recv_time_ns;
+        g->first_time = g->last_time = ev->event_time_ns;
+        g->count = 1;
+        g->n_members = 1;
+        g->members[0] = ev->series_id;
+        g->prev = c->tail;
+        g->next = NIL;
+        if (c->tail != NIL)
+            c->groups[c->tail].next = gi;
+        else
+            c->head = gi;
+        c->tail = gi;
+        uint32_t h = mix(g->id) & c->hmask;
+        while (c->hash[h])
+            h = (h + 1) & c->hmask;
+        c->hash[h] = gi + 1;
+        c->n_open++;
+        c->st.id_opened++;
+    }
+    if (c->close_members && g->count >= c->close_members)
+        id_close(c, gi, CLOSE_MEMBERS, ev->recv_time_ns);
+}
+
+/* ---------------------------------------------------------------- patterns */
+
+static uint32_t pk_home(const void *ctx, uint32_t idx)
+{
+    const pkey *k = &((const rf_correlator *)ctx)->pkeys[idx];
+    return mix(k->key ^ ((uint64_t)k->pattern * 0x9e3779b97f4a7c15ull));
+}
+
+static uint32_t pk_find_pos(const rf_correlator *c, uint64_t key, uint16_t p)
+{
+    uint32_t h = mix(key ^ ((uint64_t)p * 0x9e3779b97f4a7c15ull)) & c->pk_hmask;
+    for (uint32_t v; (v = c->pk_hash[h]) != 0; h = (h + 1) & c->pk_hmask) {
+        const pkey *k = &c->pkeys[v - 1];
+        if (k->key == key && k->pattern == p)
+            return h;
+    }
+    return h | 0x80000000u; /* not found: the empty position, flagged */
+}
+
+static pkey *pk_get(rf_correlator *c, uint64_t key, uint16_t p, int64_t t)
+{
+    uint32_t pos = pk_find_pos(c, key, p);
+    if (!(pos & 0x80000000u))
+        return &c->pkeys[c->pk_hash[pos] - 1];
+    uint32_t idx;
+    if (c->pk_used < c->pk_cap) {
+        idx = c->pk_used++;
+    } else {
+        /* Full: reuse a key idle longer than its pattern's window (a clock
+         * hand over the table, a few probes per miss). */
+        idx = NIL;
+        for (uint32_t i = 0; i < REUSE_PROBES; i++) {
+            uint32_t cand = c->pk_hand;
+            c->pk_hand = (c->pk_hand + 1) % c->pk_cap;
+            const pkey *k = &c->pkeys[cand];
+            if (t - k->last_time > c->patterns[k->pattern].within) {
+                idx = cand;
+                break;
+            }
+        }
+        if (idx == NIL) {
+            c->st.pattern_keys_full++;
+            return NULL;
+        }
+        c->st.pattern_keys_reused++;
+        pkey *old = &c->pkeys[idx];
+        uint32_t opos = pk_find_pos(c, old->key, old->pattern);
+        hash_delete(c->pk_hash, c->pk_hmask, opos, pk_home, c);
+        pos = pk_find_pos(c, key, p); /* the deletion may have moved the empty slot */
+    }
+    pkey *k = &c->pkeys[idx];
+    memset(k, 0, offsetof(pkey, times));
+    k->key = key;
+    k->pattern = p;
+    c->pk_hash[pos & ~0x80000000u] = idx + 1;
+    return k;
+}
+
+static uint64_t group_id(rf_correlator *c, uint32_t pattern_id)
+{
+    return (1ull << 62) | ((uint64_t)pattern_id << 40) | (++c->seq & ((1ull << 40) - 1));
+}
+
+static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev)
+{
+    const pattern *p = &c->patterns[b->pattern];
+    int64_t t = ev->event_time_ns;
+    pkey *k = pk_get(c, b->key, b->pattern, t);
+    if (!k)
+        return;
+    c->st.pattern_events++;
+    if (t > k->last_time)
+        k->last_time = t;
+    if (p->type == RF_CORR_SEQUENCE) {
+        if ((b->role & ROLE_B) && k->armed && t >= k->a_time && t - k->a_time <= p->within) {
+            uint64_t m[2] = {k->a_series, ev->series_id};
+            emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, 2, m, 2, ev->series_id,
+                 k->a_time, t, ev->recv_time_ns, p->critical);
+            k->armed = false;
+            c->st.sequences++;
+            return; /* an event that closes a sequence does not also arm it */
+        }
+        if (b->role & ROLE_A) {
+            k->armed = true;
+            k->a_time = t;
+            k->a_series = ev->series_id;
+        }
+        return;
+    }
+    /* BURST: ring of the last `count` events. */
+    if (k->n == p->count) { /* full: the oldest leaves */
+        k->head = (uint8_t)((k->head + 1) % RF_CORR_BURST_MAX);
+        k->n--;
+    }
+    uint32_t pos = (k->head + k->n) % RF_CORR_BURST_MAX;
+    k->times[pos] = t;
+    k->series[pos] = ev->series_id;
+    k->n++;
+    if (k->n < p->count)
+        return;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    uint64_t members[RF_CORR_BURST_MAX];
+    for (uint32_t i = 0; i < k->n; i++) {
+        uint32_t j = (k->head + i) % RF_CORR_BURST_MAX;
+        lo = k->times[j] < lo ? k->times[j] : lo;
+        hi = k->times[j] > hi ? k->times[j] : hi;
+        members[i] = k->series[j];
+    }
+    if (hi - lo > p->within)
+        return;
+    emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, k->n, members, k->n, ev->series_id, lo,
+         hi, ev->recv_time_ns, p->critical);
+    k->n = 0;
+    k->head = 0;
+    c->st.bursts++;
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static int check_name(const char *n, uint32_t i, rf_err *err)
+{
+    if (!n || !*n)
+        return rf_err_set(err, EINVAL, "correlation pattern %u: no name", i);
+    if (strlen(n) >= 64)
+        return rf_err_set(err, EINVAL, "correlation pattern '%s': name longer than 63 bytes", n);
+    if (strcmp(n, "id") == 0)
+        return rf_err_set(err, EINVAL,
+                          "correlation pattern 'id': the name is reserved for id groups");
+    for (const char *p = n; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-'))
+            return rf_err_set(err, EINVAL,
+                              "correlation pattern '%s': name may hold only letters, digits, '_' "
+                              "and '-'",
+                              n);
+    }
+    return 0;
+}
+
+int rf_correlator_config_check(const rf_correlator_config *cfg, rf_err *err)
+{
+    if (cfg->id_ttl_ns < 0)
+        return rf_err_set(err, EINVAL, "correlation: negative id TTL");
+    if (cfg->n_patterns > 65535)
+        return rf_err_set(err, EINVAL, "correlation: too many patterns");
+    for (uint32_t i = 0; i < cfg->n_patterns; i++) {
+        const rf_corr_pattern_config *p = &cfg->patterns[i];
+        int rc = check_name(p->name, i, err);
+        if (rc)
+            return rc;
+        for (uint32_t j = 0; j < i; j++) {
+            if (strcmp(p->name, cfg->patterns[j].name) == 0)
+                return rf_err_set(err, EINVAL, "correlation pattern '%s': defined twice", p->name);
+        }
+        if ((unsigned)p->type > RF_CORR_BURST)
+            return rf_err_set(err, EINVAL, "correlation pattern '%s': unknown type %d", p->name,
+                              (int)p->type);
+        if (p->within_ns <= 0)
+            return rf_err_set(err, EINVAL, "correlation pattern '%s': window must be > 0",
+                              p->name);
+        if (p->type == RF_CORR_BURST && (p->count < 2 || p->count > RF_CORR_BURST_MAX))
+            return rf_err_set(err, EINVAL, "correlation pattern '%s': count %u is not in 2..%u",
+                              p->name, p->count, RF_CORR_BURST_MAX);
+        if (p->key_tag && strlen(p->key_tag) >= 64)
+            return rf_err_set(err, EINVAL, "correlation pattern '%s': key tag too long", p->name);
+    }
+    return 0;
+}
+
+int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_emitter out,
+                      rf_correlator **outp, rf_err *err)
+{
+    int rc = rf_correlator_config_check(cfg, err);
+    if (rc)
+        return rc;
+    rf_correlator *c = calloc(1, sizeof(*c));
+    if (!c)
+        return rf_err_set(err, ENOMEM, "correlation: out of memory");
+    c->out = out;
+    c->cap = cfg->id_capacity ? cfg->id_capacity : DEFAULT_ID_CAPACITY;
+    c->ttl = cfg->id_ttl_ns ? cfg->id_ttl_ns : DEFAULT_ID_TTL;
+    c->close_members = cfg->id_close_members;
+    c->min_members = cfg->id_min_members ? cfg->id_min_members : 2;
+    c->groups = calloc(c->cap, sizeof(id_group));
+    c->hmask = pow2_at_least(c->cap * 2) - 1;
+    c->hash = calloc(c->hmask + 1, sizeof(uint32_t));
+    c->n_patterns = cfg->n_patterns;
+    c->patterns = calloc(cfg->n_patterns + 1, sizeof(pattern));
+    c->names = calloc(cfg->n_patterns + 1, sizeof(char *));
+    c->max_slots = max_slots;
+    c->slot = malloc((max_slots ? max_slots : 1) * sizeof(slot_bind));
+    c->pk_cap = cfg->pattern_keys ? cfg->pattern_keys : DEFAULT_PATTERN_KEYS;
+    c->pkeys = calloc(c->pk_cap, sizeof(pkey));
+    c->pk_hmask = pow2_at_least(c->pk_cap * 2) - 1;
+    c->pk_hash = calloc(c->pk_hmask + 1, sizeof(uint32_t));
+    c->hist_cap = cfg->closed_history ? cfg->closed_history : DEFAULT_HISTORY;
+    c->hist = calloc(c->hist_cap, sizeof(closed));
+    if (!c->groups || !c->hash || !c->patterns || !c->names || !c->slot ||
+        !c->pkeys || !c->pk_hash || !c->hist) {
+        rf_correlator_free(c);
+        return rf_err_set(err, ENOMEM, "correlation: out of memory");
+    }
+    for (uint32_t i = 0; i < max_slots; i++)
+        c->slot[i] = (slot_bind){NIL, 0};
+    /* Free list through every group; FIFO empty. */
+    for (uint32_t i = 0; i < c->cap; i++)
+        c->groups[i].next = i + 1 < c->cap ? i + 1 : NIL;
+    c->free_list = 0;
+    c->head = c->tail = NIL;
+    c->names[0] = "id";
+    for (uint32_t i = 0; i < cfg->n_patterns; i++) {
+        const rf_corr_pattern_config *pc = &cfg->patterns[i];
+        pattern *p = &c->patterns[i];
+        snprintf(p->name, sizeof(p->name), "%s", pc->name);
+        snprintf(p->key_tag, sizeof(p->key_tag), "%s", pc->key_tag ? pc->key_tag : "");
+        p->type = (uint8_t)pc->type;
+        p->critical = pc->critical;
+        p->within = pc->within_ns;
+        p->count = pc->count;
+        if (rf_series_matcher_copy(&p->a, &pc->a) || rf_series_matcher_copy(&p->b, &pc->b)) {
+            rf_correlator_free(c);
+            return rf_err_set(err, ENOMEM, "correlation: out of memory");
+        }
+        c->names[i + 1] = p->name;
+    }
+    *outp = c;
+    return 0;
+}
+
+void rf_correlator_free(rf_correlator *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; c->patterns && i < c->n_patterns; i++) {
+        rf_series_matcher_release(&c->patterns[i].a);
+        rf_series_matcher_release(&c->patterns[i].b);
+    }
+    free(c->patterns);
+    free(c->names);
+    free(c->groups);
+    free(c->hash);
+    free(c->slot);
+    free(c->binds);
+    free(c->pkeys);
+    free(c->pk_hash);
+    free(c->hist);
+    free(c);
+}
+
+void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *key)
+{
+    if (slot < 0 || (uint32_t)slot >= c->max_slots || !key || c->slot[slot].first != NIL)
+        return;
+    uint32_t first = c->n_binds;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_patterns; i++) {
+        const pattern *p = &c->patterns[i];
+        uint8_t role = 0;
+        if (rf_series_matcher_match(&p->a, key))
+            role |= ROLE_A;
+        if (p->type == RF_CORR_SEQUENCE && rf_series_matcher_match(&p->b, key))
+            role |= ROLE_B;
+        if (!role)
+            continue;
+        uint64_t kh = 0;
+        if (p->key_tag[0]) {
+            char v[RF_SUBJECT_MAX];
+            int vl = rf_series_key_tag(key, p->key_tag, v, sizeof(v));
+            if (vl < 0)
+                continue; /* no key: the series does not take part */
+            kh = XXH3_64bits(v, (size_t)vl);
+        }
+        if (c->n_binds == c->cap_binds) {
+            uint32_t nc = c->cap_binds ? c->cap_binds * 2 : 64;
+            binding *nb = realloc(c->binds, nc * sizeof(binding));
+            if (!nb)
+                break;
+            c->binds = nb;
+            c->cap_binds = nc;
+        }
+        c->binds[c->n_binds++] = (binding){.key = kh, .pattern = (uint16_t)i, .role = role};
+        n++;
+    }
+    c->slot[slot] = (slot_bind){first, n};
+}
+
+/* Prefetch distances (events ahead): the slot record, then its bindings.
+ * With many series these hide DRAM round trips; see alert.c. */
+#define PF_SLOT 16u
+#define PF_BIND 8u
+
+void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32_t *slots,
+                           uint32_t n)
+{
+    int64_t now = c->now_mono;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + PF_SLOT < n && (uint32_t)slots[i + PF_SLOT] < c->max_slots)
+            __builtin_prefetch(&c->slot[slots[i + PF_SLOT]]);
+        if (i + PF_BIND < n && (uint32_t)slots[i + PF_BIND] < c->max_slots) {
+            const slot_bind *pb = &c->slot[slots[i + PF_BIND]];
+            if (pb->count)
+                __builtin_prefetch(&c->binds[pb->first]);
+        }
+        if (i + PF_BIND < n && events[i + PF_BIND].correlation_id)
+            __builtin_prefetch(&c->hash[mix(events[i + PF_BIND].correlation_id) & c->hmask]);
+        const rf_event *ev = &events[i];
+        if (ev->kind >= RF_KIND_ALERT)
+            continue;
+        if (ev->recv_time_ns > now)
+            now = ev->recv_time_ns;
+        if (ev->correlation_id)
+            id_event(c, ev);
+        uint32_t slot = (uint32_t)slots[i];
+        if (slot >= c->max_slots)
+            continue;
+        slot_bind sb = c->slot[slot];
+        uint32_t bn = sb.count;
+        if (bn == 0)
+            continue;
+        const binding *b = &c->binds[sb.first];
+        for (uint32_t j = 0; j < bn; j++)
+            pattern_event(c, &b[j], ev);
+    }
+    c->now_mono = now;
+    id_expire(c, now);
+    out_flush(c);
+}
+
+void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns)
+{
+    if (now_mono_ns > c->now_mono)
+        c->now_mono = now_mono_ns;
+    id_expire(c, c->now_mono);
+    out_flush(c);
+}
+
+void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns)
+{
+    while (c->head != NIL)
+        id_close(c, c->head, CLOSE_DRAIN, now_mono_ns);
+    out_flush(c);
+}
+
+int rf_correlator_members(const rf_correlator *c, uint64_t correlation_id, uint64_t *out,
+                          uint32_t cap)
+{
+    /* Newest first: an id reused by a client finds its latest group. */
+    for (uint32_t i = 1; i <= c->hist_cap; i++) {
+        const closed *h = &c->hist[(c->hist_next + c->hist_cap - i) % c->hist_cap];
+        if (h->id == correlation_id && h->n) {
+            uint32_t n = h->n < cap ? h->n : cap;
+            memcpy(out, h->members, n * sizeof(uint64_t));
+            return (int)n;
+        }
+    }
+    return -ENOENT;
+}
+
+const char *const *rf_correlator_names(const rf_correlator *c, uint32_t *n)
+{
+    *n = c->n_patterns + 1;
+    return c->names;
+}
+
+void rf_correlator_stats_read(const rf_correlator *c, rf_correlator_stats *out)
+{
+    *out = c->st;
+    out->id_open = c->n_open;
+    out->pattern_keys_used = c->pk_used;
+}

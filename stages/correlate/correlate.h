@@ -1,0 +1,171 @@
+/* Correlation: grouping related events, per worker.
+ *
+ * (a) By correlation id (events whose correlation_id != 0)
+ *   A bounded table (id_capacity, seed default 10,000) of open groups. A group
+ *   holds the number of events, first/last event time and up to
+ *   RF_CORR_MAX_MEMBERS distinct member series ids. A group closes when
+ *     - ttl:      id_ttl (seed default 1 h) has passed since it opened,
+ *                 measured on monotonic receipt time (recv_time_ns, and the
+ *                 `now` given to tick): wall-clock jumps do not move TTLs;
+ *     - members:  it reached id_close_members events (0 = never);
+ *     - capacity: a new id arrives while the table is full: the oldest group
+ *                 (by opening) is evicted to make room.
+ *   Every close is counted by reason. A closed group with at least
+ *   id_min_members events (default 2) is emitted; smaller ones (lone events)
+ *   close silently, counted as closed_small.
+ *
+ * (b) By pattern (events of series bound to a pattern, correlation id or not)
+ *   SEQUENCE "A then B on the same key within T": an event of a series
+ *            matching `a` arms the key (the latest A counts); an event of a
+ *            series matching `b` whose event time is 0..T after the armed A
+ *            emits a group of 2 (A's series, B's series) and disarms.
+ *   BURST    "N of X within T": the last N events of series matching `a` on
+ *            the same key; when their event times span at most T a group of
+ *            N is emitted and the key's history is cleared (a burst of 2N
+ *            events gives two groups, not N+1).
+ *   The key is the value of tag `key_tag` (e.g. host); a series without that
+ *   tag does not take part; an empty/NULL key_tag puts every series under one
+ *   key. Windows use event time. Matchers and keys are resolved once per
+ *   series in rf_correlator_define (call on SERIES_DEF); per-event work is a
+ *   slot lookup and one hash probe. Pattern key state is a bounded table
+ *   (pattern_keys); when full, a key idle for longer than its window is reused
+ *   (counted), else the event is not tracked (counted pattern_keys_full).
+ *
+ * Emitted RF_KIND_CORRELATED events
+ *   aux            low 32 bits: member count (events in the group);
+ *                  high 32 bits: pattern id, 0 for correlation-id groups,
+ *                  1..n for patterns[0..n-1] (the router's subject is
+ *                  "correlated.<name>", "correlated.id" for id groups)
+ *   correlation_id the group's id for (a); for (b) a generated group id:
+ *                  bit 62 set | pattern id << 40 | sequence number
+ *   series_id      the first member's series (a), the closing event's (b)
+ *   value.i64      span: last - first member event time, ns (value_type I64)
+ *   event_time_ns  the last member's event time
+ *   recv_time_ns   receipt time of the event that closed it (monotonic)
+ *   priority       CRITICAL when the pattern says so (id groups: standard)
+ *   Member series ids: rf_correlator_members(correlation_id) returns them for
+ *   the last `closed_history` groups (a side table, overwritten oldest first).
+ *
+ * Memory: everything is allocated in new(); bindings grow in define().
+ * One correlator per worker, used by its thread only.
+ */
+#ifndef RF_STAGES_CORRELATE_H
+#define RF_STAGES_CORRELATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+#include "core/event/event.h"
+#include "stages/route/route.h"
+#include "stages/stage/stage.h"
+
+#define RF_CORR_MAX_MEMBERS 16u
+#define RF_CORR_BURST_MAX 16u
+
+enum rf_corr_pattern_type {
+    RF_CORR_SEQUENCE = 0,
+    RF_CORR_BURST = 1,
+};
+
+typedef struct rf_corr_pattern_config {
+    const char *name;       /* [A-Za-z0-9_-]+, unique, not "id" */
+    enum rf_corr_pattern_type type;
+    rf_series_matcher a;    /* SEQUENCE: the first event; BURST: the counted events */
+    rf_series_matcher b;    /* SEQUENCE: the second event */
+    const char *key_tag;    /* tag whose value is the key; NULL or "": one global key */
+    int64_t within_ns;      /* T */
+    uint32_t count;         /* BURST: N, 2..RF_CORR_BURST_MAX */
+    bool critical;          /* emit with RF_PRIO_CRITICAL */
+} rf_corr_pattern_config;
+
+typedef struct rf_correlator_config {
+    uint32_t id_capacity;       /* 0: 10,000 */
+    int64_t id_ttl_ns;          /* 0: 1 h */
+    uint32_t id_close_members;  /* close at this many events; 0: never */
+    uint32_t id_min_members;    /* emit groups of at least this many; 0: 2 */
+    const rf_corr_pattern_config *patterns;
+    uint32_t n_patterns;
+    uint32_t pattern_keys;      /* 0: 4096 */
+    uint32_t closed_history;    /* 0: 256 */
+} rf_correlator_config;
+
+typedef struct rf_correlator_stats {
+    uint32_t id_open;           /* groups open now */
+    uint32_t pattern_keys_used;
+    uint64_t id_events;
+    uint64_t id_opened;
+    uint64_t closed_ttl;
+    uint64_t closed_members;
+    uint64_t evicted_capacity;
+    uint64_t closed_drain;      /* closed by rf_correlator_drain (shutdown) */
+    uint64_t closed_small;      /* closed below id_min_members: not emitted */
+    uint64_t emitted;           /* correlated events, both kinds */
+    uint64_t pattern_events;
+    uint64_t sequences;
+    uint64_t bursts;
+    uint64_t pattern_keys_reused;
+    uint64_t pattern_keys_full;
+} rf_correlator_stats;
+
+typedef struct rf_correlator rf_correlator;
+
+int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_emitter out,
+                      rf_correlator **c, rf_err *err);
+void rf_correlator_free(rf_correlator *c);
+
+/* Binds the patterns whose matchers accept `key` to `slot` (once per slot). */
+void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *key);
+
+/* Correlates n events (slots[i] = slot of events[i], -1 unknown: id
+ * correlation only). Alerts, correlated and control events are ignored.
+ * Expires TTLs against the latest receipt time seen. */
+void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32_t *slots,
+                           uint32_t n);
+
+/* Closes groups whose TTL passed by now_mono_ns. */
+void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns);
+
+/* Closes every open group (shutdown), emitting those large enough. */
+void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns);
+
+/* Member series ids of a recently closed group. Returns how many were
+ * written (at most cap), or -ENOENT when it is no longer in the history. */
+int rf_correlator_members(const rf_correlator *c, uint64_t correlation_id, uint64_t *out,
+                          uint32_t cap);
+
+/* Subject names by pattern id for rf_router_bind_names(RF_SUBJ_CORRELATED):
+ * names[0] = "id", names[i] = patterns[i-1].name. */
+const char *const *rf_correlator_names(const rf_correlator *c, uint32_t *n);
+
+void rf_correlator_stats_read(const rf_correlator *c, rf_correlator_stats *out);
+
+/* ---- configuration (YAML through core/config) ----
+ *
+ *   pipeline:
+ *     correlation:
+ *       id: {capacity: 10000, ttl: 1h, close_after: 0, min_members: 2}
+ *       pattern_keys: 4096
+ *       history: 256
+ *       patterns:
+ *         - name: fail_then_ok
+ *           type: sequence             # sequence | burst
+ *           first: {measurement: auth, field: failed}
+ *           then: {measurement: auth, field: ok}
+ *           key: host
+ *           within: 60s
+ *           critical: true
+ *         - {name: error_burst, type: burst, match: {measurement: errors}, count: 5,
+ *            within: 10s, key: host}
+ *
+ * Errors name the line. Strings are owned by `out`. */
+typedef struct rf_correlator_config_parsed {
+    rf_correlator_config cfg;
+    rf_corr_pattern_config *patterns;
+} rf_correlator_config_parsed;
+
+int rf_correlator_config_parse(const rf_cfg_node *pipeline, rf_correlator_config_parsed *out,
+                               rf_err *err);
+void rf_correlator_config_release(rf_correlator_config_parsed *p);
+
+#endif

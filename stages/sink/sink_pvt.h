@@ -1,0 +1,67 @@
+/* Private to stages/sink: the sink object and the byte queue shared by the
+ * JSON writer (sink.c) and the forwarders (sink_net.c). Do not include from
+ * outside this folder; use sink.h. */
+#ifndef RF_STAGES_SINK_PVT_H
+#define RF_STAGES_SINK_PVT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "stages/sink/sink.h"
+
+enum sink_breaker { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2 };
+
+/* The queue is one linear buffer: bytes [head, tail) are waiting. Appends go
+ * at tail; when the room at the end runs out the waiting bytes are moved to
+ * the front (rare: only when the consumer lags). Invariant for TCP: head is
+ * either at a line start or inside the line being sent; never beyond tail. */
+struct rf_sink {
+    enum rf_sink_type type;
+    char name[64];
+    rf_sink_namer namer;
+    rf_sink_stats st;
+    char *buf;
+    uint32_t cap, head, tail;
+    /* JSON */
+    int fd;
+    bool own_fd;
+    bool io_error_logged;
+    /* Forwarders */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int sock;
+    uint32_t max_datagram;
+    int64_t backoff_base, backoff_max, connect_timeout, cooldown;
+    uint32_t breaker_failures;
+    uint32_t attempt;              /* backoff exponent since the last success */
+    uint32_t consecutive_failures;
+    enum sink_breaker breaker;
+    int64_t connect_deadline, breaker_until;
+    uint64_t rng;
+};
+
+/* Moves the waiting bytes to the front of the buffer. */
+static inline void sink_buf_compact(rf_sink *s)
+{
+    if (s->head == 0)
+        return;
+    uint32_t n = s->tail - s->head;
+    memmove(s->buf, s->buf + s->head, n);
+    s->head = 0;
+    s->tail = n;
+}
+
+static inline void sink_buf_consumed(rf_sink *s, uint32_t n)
+{
+    s->head += n;
+    if (s->head == s->tail)
+        s->head = s->tail = 0;
+}
+
+int rf_sink_net_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err);
+int rf_sink_net_flush(rf_sink *s, int64_t now_ns);
+void rf_sink_net_close(rf_sink *s);
+
+#endif

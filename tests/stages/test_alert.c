@@ -1,0 +1,331 @@
+/* Alert rules: fire/resolve sequences with for-duration and hysteresis,
+ * flapping, rate of change, absence through tick, matcher binding, and
+ * configuration errors. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/clock/clock.h"
+#include "stages/alert/alert.h"
+
+#define S RF_NS_PER_S
+
+static rf_event got[1024];
+static uint32_t ngot;
+
+static void collect(void *ctx, const rf_event *ev, uint32_t n)
+{
+    (void)ctx;
+    for (uint32_t i = 0; i < n && ngot < 1024; i++)
+        got[ngot++] = ev[i];
+}
+
+static rf_series_key *mk_key(const char *text)
+{
+    size_t len = strlen(text);
+    size_t m = strcspn(text, ", ");
+    const char *sp = strrchr(text, ' ');
+    return rf_series_key_new(text, len, m, (size_t)(sp - text) + 1);
+}
+
+static rf_alerts *mk(const rf_alert_rule_config *rules, uint32_t n)
+{
+    rf_alerts_config cfg = {.rules = rules, .n_rules = n};
+    rf_alerts *a = NULL;
+    rf_err err;
+    rf_emitter out = {collect, NULL};
+    if (rf_alerts_new(&cfg, 64, out, &a, &err) != 0)
+        fail_msg("alerts: %s", err.msg);
+    ngot = 0;
+    return a;
+}
+
+/* Feeds one sample of slot 0 at event time t seconds. */
+static void feed(rf_alerts *a, int32_t slot, double t_s, double v)
+{
+    rf_event e = {0};
+    e.event_time_ns = (int64_t)(t_s * S);
+    e.recv_time_ns = (int64_t)(t_s * S) + 7;
+    e.value.f64 = v;
+    e.value_type = RF_VALUE_F64;
+    rf_alerts_process(a, &e, &slot, 1);
+}
+
+/* A compact trace of what was emitted: "F@10 R@12" (F fire, R resolve, at event time s). */
+static const char *trace(void)
+{
+    static char buf[512];
+    size_t o = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < ngot && o < sizeof(buf) - 16; i++)
+        o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%c@%g", i ? " " : "",
+                              (got[i].flags & RF_EVF_ALERT_RESOLVED) ? 'R' : 'F',
+                              (double)got[i].event_time_ns / S);
+    return buf;
+}
+
+static void test_threshold_for_and_hysteresis(void **state)
+{
+    (void)state;
+    rf_alert_rule_config r = {.name = "high_cpu", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
+                              .fire = 90, .resolve = 80, .has_resolve = true, .for_ns = 10 * S};
+    r.match.measurement = "cpu";
+    rf_alerts *a = mk(&r, 1);
+    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_alerts_define(a, 0, k);
+
+    feed(a, 0, 0, 95);  /* pending */
+    feed(a, 0, 5, 95);  /* pending */
+    assert_int_equal(ngot, 0);
+    feed(a, 0, 10, 95); /* held 10 s: fire */
+    feed(a, 0, 11, 85); /* below fire, above resolve: still firing */
+    feed(a, 0, 12, 79); /* resolve */
+    feed(a, 0, 13, 95); /* pending again */
+    feed(a, 0, 14, 50); /* back to OK before `for`: nothing */
+    feed(a, 0, 30, 95);
+    feed(a, 0, 39, 95);
+    assert_string_equal(trace(), "F@10 R@12");
+
+    const rf_event *f = &got[0], *rs = &got[1];
+    assert_int_equal(f->kind, RF_KIND_ALERT);
+    assert_int_equal(f->priority, RF_PRIO_CRITICAL);
+    assert_int_equal(f->aux, 0);
+    assert_int_equal(f->flags, 0);
+    assert_true(f->value.f64 == 95);
+    assert_int_equal(f->series_id, k->series_id);
+    assert_int_equal(f->recv_time_ns, 10 * S + 7);
+    assert_int_equal(rs->flags, RF_EVF_ALERT_RESOLVED);
+    assert_true(f->correlation_id != 0);
+    assert_true(f->correlation_id == rs->correlation_id);
+    assert_string_equal(rf_alerts_rule_name(a, 0), "high_cpu");
+
+    rf_alerts_stats st;
+    rf_alerts_stats_read(a, &st);
+    assert_int_equal(st.fired, 1);
+    assert_int_equal(st.resolved, 1);
+    assert_int_equal(st.bindings, 1);
+    rf_alerts_free(a);
+    rf_series_key_free(k);
+}
+
+static void test_flapping(void **state)
+{
+    (void)state;
+    static const double vals[] = {91, 85, 91, 85, 91, 85, 79};
+    /* Without hysteresis every crossing fires or resolves. */
+    rf_alert_rule_config r = {.name = "flap", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
+                              .fire = 90};
+    rf_alerts *a = mk(&r, 1);
+    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_alerts_define(a, 0, k);
+    for (int i = 0; i < 7; i++)
+        feed(a, 0, i, vals[i]);
+    assert_string_equal(trace(), "F@0 R@1 F@2 R@3 F@4 R@5");
+    rf_alerts_free(a);
+
+    /* With a resolve threshold of 80 the same input fires once. */
+    r.resolve = 80;
+    r.has_resolve = true;
+    a = mk(&r, 1);
+    rf_alerts_define(a, 0, k);
+    for (int i = 0; i < 7; i++)
+        feed(a, 0, i, vals[i]);
+    assert_string_equal(trace(), "F@0 R@6");
+    rf_alerts_free(a);
+
+    /* Less-than rules mirror it: < 10 fires, resolves at >= 20. */
+    rf_alert_rule_config low = {.name = "low_disk", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_LT,
+                                .fire = 10, .resolve = 20, .has_resolve = true};
+    a = mk(&low, 1);
+    rf_alerts_define(a, 0, k);
+    static const double lv[] = {50, 9, 15, 11, 19.9, 20, 5};
+    for (int i = 0; i < 7; i++)
+        feed(a, 0, i, lv[i]);
+    assert_string_equal(trace(), "F@1 R@5 F@6");
+    rf_alerts_free(a);
+    rf_series_key_free(k);
+}
+
+static void test_rate_of_change(void **state)
+{
+    (void)state;
+    rf_alert_rule_config r = {.name = "fast_growth", .type = RF_ALERT_RATE, .op = RF_CMP_GT,
+                              .fire = 100, .resolve = 50, .has_resolve = true,
+                              .window_ns = 10 * S};
+    rf_alerts *a = mk(&r, 1);
+    rf_series_key *k = mk_key("net,host=a bytes");
+    rf_alerts_define(a, 0, k);
+    double v = 0;
+    int t = 0;
+    for (; t <= 30; t++) { /* 60/s: below 100 */
+        feed(a, 0, t, v);
+        v += 60;
+    }
+    assert_int_equal(ngot, 0);
+    for (; t <= 60; t++) { /* 200/s: fires once the window sees it */
+        feed(a, 0, t, v);
+        v += 200;
+    }
+    assert_int_equal(ngot, 1);
+    /* Rate over the window at the fire: between 100 and 200. */
+    assert_true(got[0].value.f64 > 100 && got[0].value.f64 <= 200);
+    double fired_at = (double)got[0].event_time_ns / S;
+    assert_true(fired_at > 30 && fired_at <= 40);
+    for (; t <= 90; t++) { /* flat: rate 0 -> resolve */
+        feed(a, 0, t, v);
+    }
+    assert_int_equal(ngot, 2);
+    assert_int_equal(got[1].flags, RF_EVF_ALERT_RESOLVED);
+    assert_true(got[1].value.f64 < 50);
+    rf_alerts_free(a);
+    rf_series_key_free(k);
+}
+
+static void test_absence_tick(void **state)
+{
+    (void)state;
+    rf_alert_rule_config rules[2] = {
+        {.name = "silent", .type = RF_ALERT_ABSENCE, .absent_ns = 5 * S},
+        {.name = "no_gpu_at_all", .type = RF_ALERT_ABSENCE, .absent_ns = 5 * S,
+         .absence_any = true},
+    };
+    rules[0].match.measurement = "heartbeat";
+    rules[1].match.measurement = "gpu";
+    rf_alerts *a = mk(rules, 2);
+    rf_series_key *k = mk_key("heartbeat,host=a up");
+    rf_alerts_define(a, 3, k);
+
+    int64_t base = 1000 * S;
+    rf_alerts_tick(a, base, 42); /* starts the silence clocks */
+    rf_alerts_tick(a, base + 4 * S, 42);
+    assert_int_equal(ngot, 0);
+    rf_alerts_tick(a, base + 5 * S, 42);
+    assert_int_equal(ngot, 2); /* the heartbeat series and the rule with no series at all */
+    assert_int_equal(got[0].aux, 0);
+    assert_int_equal(got[0].series_id, k->series_id);
+    assert_true(got[0].value.f64 == 5.0);
+    assert_int_equal(got[1].aux, 1);
+    assert_int_equal(got[1].series_id, 0);
+    rf_alerts_tick(a, base + 9 * S, 42); /* already firing: nothing new */
+    assert_int_equal(ngot, 2);
+
+    /* Data comes back: resolve. */
+    rf_event e = {0};
+    e.event_time_ns = 77;
+    e.recv_time_ns = base + 10 * S;
+    e.value.f64 = 1;
+    int32_t slot = 3;
+    rf_alerts_process(a, &e, &slot, 1);
+    assert_int_equal(ngot, 3);
+    assert_int_equal(got[2].flags, RF_EVF_ALERT_RESOLVED);
+    assert_true(got[2].correlation_id == got[0].correlation_id);
+    rf_alerts_tick(a, base + 14 * S, 42);
+    assert_int_equal(ngot, 3);
+    rf_alerts_tick(a, base + 15 * S, 42);
+    assert_int_equal(ngot, 4); /* silent again for 5 s */
+    rf_alerts_free(a);
+    rf_series_key_free(k);
+}
+
+static void test_matchers_bind_once(void **state)
+{
+    (void)state;
+    rf_alert_rule_config r = {.name = "web_hot", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GE,
+                              .fire = 1};
+    r.match.measurement = "cpu";
+    r.match.n_tags = 1;
+    r.match.tags[0].key = "host";
+    r.match.tags[0].value = "web*";
+    rf_alerts *a = mk(&r, 1);
+    rf_series_key *web = mk_key("cpu,host=web7 usage");
+    rf_series_key *db = mk_key("cpu,host=db1 usage");
+    rf_series_key *mem = mk_key("mem,host=web7 usage");
+    rf_alerts_define(a, 0, web);
+    rf_alerts_define(a, 1, db);
+    rf_alerts_define(a, 2, mem);
+    rf_alerts_define(a, 0, web); /* a re-announced series binds nothing new */
+    for (int32_t s = 0; s < 3; s++)
+        feed(a, s, 1, 5);
+    assert_int_equal(ngot, 1);
+    assert_int_equal(got[0].series_id, web->series_id);
+    rf_alerts_stats st;
+    rf_alerts_stats_read(a, &st);
+    assert_int_equal(st.bindings, 1);
+    assert_int_equal(st.evaluated, 1);
+    rf_alerts_free(a);
+    rf_series_key_free(web);
+    rf_series_key_free(db);
+    rf_series_key_free(mem);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        rf_alert_rule_config r;
+        const char *needle;
+    } bad[] = {
+        {{.name = "x", .op = 9}, "unknown operator"},
+        {{.name = "x", .op = RF_CMP_GT, .fire = 90, .resolve = 95, .has_resolve = true},
+         "hysteresis"},
+        {{.name = "x", .op = RF_CMP_LT, .fire = 10, .resolve = 5, .has_resolve = true},
+         "hysteresis"},
+        {{.name = "a.b", .op = RF_CMP_GT}, "letters, digits"},
+        {{.name = NULL}, "no name"},
+        {{.name = "r", .type = RF_ALERT_RATE, .op = RF_CMP_GT}, "window"},
+        {{.name = "r", .type = RF_ALERT_ABSENCE}, "duration"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rf_alerts_config cfg = {.rules = &bad[i].r, .n_rules = 1};
+        rf_alerts *a;
+        rf_err err;
+        rf_err_clear(&err);
+        assert_int_equal(rf_alerts_new(&cfg, 8, (rf_emitter){0}, &a, &err), -EINVAL);
+        if (!strstr(err.msg, bad[i].needle))
+            fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i].needle);
+    }
+    rf_alert_rule_config dup[2] = {{.name = "d", .op = RF_CMP_GT}, {.name = "d", .op = RF_CMP_GT}};
+    rf_alerts_config cfg = {.rules = dup, .n_rules = 2};
+    rf_alerts *a;
+    rf_err err;
+    assert_int_equal(rf_alerts_new(&cfg, 8, (rf_emitter){0}, &a, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "defined twice"));
+    assert_int_equal(rf_cmp_op_parse(">="), RF_CMP_GE);
+    assert_int_equal(rf_cmp_op_parse("=>"), -1);
+
+    /* A rule whose alerts reach no sink. */
+    static const char *const sinks[] = {"pager"};
+    rf_route_config ok_routes[] = {
+        {.pattern = "alert.d", .sinks = sinks, .n_sinks = 1, .cls = RF_ROUTE_CRITICAL}};
+    rf_router_config rcfg = {.routes = ok_routes, .n_routes = 1, .sink_names = sinks,
+                             .n_sink_names = 1};
+    rf_router *router;
+    assert_int_equal(rf_router_new(&rcfg, 8, &router, NULL), 0);
+    rf_alert_rule_config two[2] = {{.name = "d", .op = RF_CMP_GT}, {.name = "e", .op = RF_CMP_GT}};
+    cfg.rules = two;
+    assert_int_equal(rf_alerts_check_routes(&cfg, router, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "alert rule 'e' references no route or sink"));
+    cfg.n_rules = 1;
+    assert_int_equal(rf_alerts_check_routes(&cfg, router, &err), 0);
+    rf_router_free(router);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threshold_for_and_hysteresis),
+        cmocka_unit_test(test_flapping),
+        cmocka_unit_test(test_rate_of_change),
+        cmocka_unit_test(test_absence_tick),
+        cmocka_unit_test(test_matchers_bind_once),
+        cmocka_unit_test(test_config_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
