@@ -289,7 +289,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
                 goto fail;
             }
         }
-        rc = rf_shard_new(settings, i, e->n_workers, &w->shard, err);
+        rc = rf_shard_new(&e->settings, i, e->n_workers, NULL, &w->shard, err);
         if (rc < 0)
             goto fail;
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);

@@ -18,7 +18,17 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
         return rc;
 
     /* Each module's section parser runs here, on the same document. */
+    rc = rf_ops_config_parse(rf_cfg_root(doc), next.daemon.engine.run_dir, &next.stats, err);
+    if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
     rc = rf_ingest_settings_parse(rf_cfg_root(doc), &next.ingest, err);
+    if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
+    rc = rf_pipeline_settings_parse(rf_cfg_root(doc), &next.pipeline, err);
     if (rc < 0) {
         rf_cfg_free(doc);
         return rc;
@@ -28,6 +38,7 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
         const rf_listener_config *l = &next.ingest.listeners[i];
         if (next.daemon.engine.workers < 64 && (l->worker_mask >> next.daemon.engine.workers) != 0) {
             rf_cfg_free(doc);
+            rf_settings_release(&next);
             return rf_err_set(err, EINVAL,
                               "%s: listeners: listener '%s' names a worker beyond engine.workers (%u)",
                               next.source, l->name, next.daemon.engine.workers);
@@ -46,5 +57,5 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
 
 void rf_settings_release(rf_settings *s)
 {
-    (void)s;
+    rf_pipeline_settings_release(&s->pipeline);
 }

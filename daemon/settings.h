@@ -9,18 +9,23 @@
 
 #include "core/error/error.h"
 #include "daemon/daemon_config.h"
+#include "daemon/ops/ops.h"
 #include "daemon/ingest_settings.h"
+#include "daemon/pipeline.h"
 
 typedef struct rf_settings {
     char source[RF_DAEMON_PATH_MAX]; /* the file, or "<default>" */
     rf_daemon_config daemon;
+    rf_ops_config stats; /* the `stats:` section (daemon/ops) */
     rf_ingest_settings ingest;
+    rf_pipeline_settings pipeline; /* owns allocations: see rf_settings_release */
 } rf_settings;
 
 /* path NULL: the embedded default. Returns 0 or a negative errno with err filled. */
 int rf_settings_load(const char *path, rf_settings *out, rf_err *err);
 
-/* Releases what rf_settings_load allocated inside *s (nothing to free for now). */
+/* Releases what rf_settings_load allocated inside *s (the pipeline's
+ * configuration strings). A struct copy shares them: release exactly one. */
 void rf_settings_release(rf_settings *s);
 
 #endif

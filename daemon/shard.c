@@ -17,10 +17,8 @@
 #include "core/log/log.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
-#include "stages/series/series_table.h"
+#include "daemon/pipeline.h"
 
-/* Series a shard accepts before refusing new ones (cardinality limit). */
-#define RF_SHARD_DEFAULT_MAX_SERIES (1u << 20)
 #define RF_SHARD_TICK_NS (10 * RF_NS_PER_MS)
 /* Events a parse context collects before handing them to dispatch. */
 #define RF_SHARD_PARSE_BATCH 256
@@ -44,17 +42,9 @@ struct rf_shard {
     uint32_t n_inputs;
     bool ingest_stopped;
 
-    rf_series_table *series;
+    rf_pipeline *pipeline;
     int64_t next_tick_ns;
-    /* Single writer (this worker), relaxed; read by the control thread. */
-    _Atomic uint64_t unknown_series_drops;
 };
-
-static void counter_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
 
 /* ---- ingest ------------------------------------------------------------- */
 
@@ -186,8 +176,8 @@ int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err)
 
 /* ---- lifecycle -------------------------------------------------------- */
 
-int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers, rf_shard **out,
-                 rf_err *err)
+int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
+                 rf_store_shard *store, rf_shard **out, rf_err *err)
 {
     rf_shard *s = calloc(1, sizeof(*s));
     if (!s)
@@ -195,11 +185,8 @@ int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers, 
     s->index = index;
     s->workers = workers;
     int rc = 0;
-    s->series = rf_series_table_new(RF_SHARD_DEFAULT_MAX_SERIES);
-    if (!s->series) {
-        rc = rf_err_set(err, ENOMEM, "shard %u: out of memory for the series table", index);
+    if ((rc = rf_pipeline_new(&settings->pipeline, index, store, &s->pipeline, err)) < 0)
         goto fail;
-    }
     if ((rc = shard_add_inputs(s, settings, err)) < 0)
         goto fail;
     *out = s;
@@ -224,7 +211,7 @@ void rf_shard_free(rf_shard *s)
         }
         free(s->inputs[i]);
     }
-    rf_series_table_free(s->series);
+    rf_pipeline_free(s->pipeline);
     free(s);
 }
 
@@ -266,17 +253,7 @@ void rf_shard_stop_ingest(rf_shard *s)
 
 void rf_shard_process(rf_shard *s, const rf_event *ev, uint32_t n)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        if (ev[i].kind == RF_KIND_SERIES_DEF) {
-            rf_series_table_define(s->series, (rf_series_key *)(uintptr_t)ev[i].aux);
-            continue;
-        }
-        int32_t slot = rf_series_table_find(s->series, ev[i].series_id);
-        if (slot < 0) {
-            counter_add(&s->unknown_series_drops, 1);
-            continue;
-        }
-    }
+    rf_pipeline_process(s->pipeline, ev, n);
 }
 
 uint32_t rf_shard_tick(rf_shard *s)
@@ -286,12 +263,12 @@ uint32_t rf_shard_tick(rf_shard *s)
     if (now < s->next_tick_ns)
         return 0;
     s->next_tick_ns = now + RF_SHARD_TICK_NS;
-    return 0;
+    return rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
 }
 
 void rf_shard_drain(rf_shard *s)
 {
-    (void)s;
+    rf_pipeline_drain(s->pipeline);
 }
 
 bool rf_shard_has_wait(const rf_shard *s)
@@ -343,5 +320,12 @@ void rf_shard_log_summary(const rf_shard *s)
 
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s)
 {
-    return atomic_load_explicit(&s->unknown_series_drops, memory_order_relaxed);
+    rf_pipeline_stats st;
+    rf_pipeline_stats_read(s->pipeline, &st);
+    return st.unknown_series;
+}
+
+const rf_pipeline *rf_shard_pipeline(const rf_shard *s)
+{
+    return s->pipeline;
 }

@@ -28,8 +28,12 @@ typedef void (*rf_shard_dispatch_fn)(void *ctx, const rf_event *events, uint32_t
  * a listener's port (our own sockets use SO_REUSEPORT and would share it). */
 int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err);
 
-int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers, rf_shard **out,
-                 rf_err *err);
+typedef struct rf_store_shard rf_store_shard;
+typedef struct rf_pipeline rf_pipeline;
+
+/* settings must outlive the shard (the engine's copy). store may be NULL. */
+int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
+                 rf_store_shard *store, rf_shard **out, rf_err *err);
 void rf_shard_free(rf_shard *s);
 void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
 
@@ -50,6 +54,7 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns);
 void rf_shard_wake(rf_shard *s);
 
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s);
+const rf_pipeline *rf_shard_pipeline(const rf_shard *s);
 /* Logs each listener's final counters (control thread, after the worker stopped). */
 void rf_shard_log_summary(const rf_shard *s);
 

@@ -261,8 +261,8 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
 
 int rf_sink_type_parse(const char *name)
 {
-    static const char *const names[] = {"json", "lp_udp", "lp_tcp", "count_only"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"json", "lp_udp", "lp_tcp", "count_only", "store"};
+    for (int i = 0; i < 5; i++) {
         if (strcmp(name, names[i]) == 0)
             return i;
     }
@@ -273,6 +273,9 @@ int rf_sink_new(const rf_sink_config *cfg, const rf_sink_namer *namer, rf_sink *
                 rf_err *err)
 {
     const char *nm = cfg->name ? cfg->name : "(unnamed)";
+    if (cfg->type == RF_SINK_STORE)
+        return rf_err_set(err, EINVAL, "sink %s: type store is served by the engine's storage, "
+                                       "not by an rf_sink", nm);
     if ((unsigned)cfg->type > RF_SINK_COUNT_ONLY)
         return rf_err_set(err, EINVAL, "sink %s: unknown type %d", nm, (int)cfg->type);
     rf_sink *s = calloc(1, sizeof(*s));

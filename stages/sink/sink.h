@@ -72,6 +72,9 @@ enum rf_sink_type {
     RF_SINK_LP_UDP = 1,
     RF_SINK_LP_TCP = 2,
     RF_SINK_COUNT_ONLY = 3,
+    /* The worker's storage shard. Not an rf_sink: the engine appends what a
+     * route sends here to storage/store; rf_sink_new refuses this type. */
+    RF_SINK_STORE = 4,
 };
 
 /* Connection state of a forwarder (rf_sink_stats.state). */
@@ -158,7 +161,7 @@ uint32_t rf_sink_pending(const rf_sink *s);
 const char *rf_sink_name(const rf_sink *s);
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 
-/* Parses "json", "lp_udp", "lp_tcp", "count_only"; -1 when unknown. */
+/* Parses "json", "lp_udp", "lp_tcp", "count_only", "store"; -1 when unknown. */
 int rf_sink_type_parse(const char *name);
 
 /* Formats one event as a JSON line / a line-protocol line into buf (cap

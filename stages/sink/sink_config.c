@@ -40,12 +40,12 @@ static int dup_str(const rf_cfg_node *map, const char *key, bool required, const
 
 static int parse_sink(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
-    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only"};
+    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store"};
     int rc = dup_str(item, "name", true, &s->name, err);
     if (rc)
         return rc;
     int type = 0;
-    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 4, 0,
+    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 5, 0,
                                                                         &type, err)))
         return rc;
     s->type = (enum rf_sink_type)type;
@@ -56,7 +56,7 @@ static int parse_sink(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
     s->buffer_bytes = (uint32_t)buffer;
     if (s->type == RF_SINK_JSON)
         return dup_str(item, "path", false, &s->path, err);
-    if (s->type == RF_SINK_COUNT_ONLY)
+    if (s->type == RF_SINK_COUNT_ONLY || s->type == RF_SINK_STORE)
         return 0;
     uint32_t port = 0;
     if ((rc = dup_str(item, "host", true, &s->host, err)) ||

@@ -1,0 +1,559 @@
+/* One shard's processing chain: series table, aggregation, correlation,
+ * alerts, routing, batching, sinks and storage. See pipeline.h. */
+#include "daemon/pipeline.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "core/stats/stats.h"
+#include "stages/series/series_table.h"
+#include "storage/store/store.h"
+
+/* Events handled per pass through the stages. */
+#define PIPE_BATCH 256
+#define RF_PIPELINE_DEFAULT_MAX_SERIES (1u << 20)
+/* Aggregator sweeps for idle windows at about this period. */
+#define PIPE_AGG_TICK_NS (100 * RF_NS_PER_MS)
+
+typedef struct pipe_sink {
+    rf_pipeline *p;
+    uint32_t id;
+    bool is_store;
+    rf_sink *sink;        /* NULL for store sinks */
+    rf_batcher *batcher;  /* standard path */
+    uint32_t n_crit, n_std;
+    rf_event crit[PIPE_BATCH];
+    rf_event std[PIPE_BATCH];
+} pipe_sink;
+
+struct rf_pipeline {
+    const rf_pipeline_settings *ps;
+    uint32_t index;
+    rf_series_table *series;
+    rf_store_shard *store;
+    rf_router *router;
+    rf_alerts *alerts;
+    rf_correlator *corr;
+    rf_aggregator *agg;
+    uint32_t n_sinks;
+    pipe_sink *sinks[RF_ROUTER_MAX_SINKS];
+    int64_t now_mono;      /* read once per batch */
+    int64_t next_agg_tick;
+
+    /* Scratch, one set per producer so stage emitters can run while an outer
+     * pass still holds its batch. */
+    rf_event in_buf[PIPE_BATCH];
+    int32_t in_slots[PIPE_BATCH];
+    rf_event emit_buf[PIPE_BATCH];
+    int32_t emit_slots[PIPE_BATCH];
+
+    /* Single writer (this worker): relaxed stores; read by control. */
+    _Atomic uint64_t processed, unknown_series, series_rejected, to_critical, to_standard,
+        to_store, store_rejected, unrouted;
+    rf_hist critical_path;
+};
+
+static void add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* ---- settings ---------------------------------------------------------- */
+
+/* The router configuration points into the settings struct itself (its
+ * templates and the sink names); settings are copied by value, so every use
+ * rebuilds those pointers from the copy at hand. */
+static rf_router_config router_config_of(const rf_pipeline_settings *ps)
+{
+    rf_router_config cfg = ps->routes.cfg;
+    cfg.sink_names = (const char *const *)ps->sinks.names;
+    cfg.data_template = ps->routes.data_template;
+    cfg.aggregate_template = ps->routes.aggregate_template;
+    return cfg;
+}
+
+void rf_pipeline_settings_release(rf_pipeline_settings *ps)
+{
+    rf_alerts_config_release(&ps->alerts);
+    rf_correlator_config_release(&ps->correlation);
+    rf_router_config_release(&ps->routes);
+    rf_agg_config_release(&ps->aggregation);
+    rf_sink_configs_release(&ps->sinks);
+    memset(ps, 0, sizeof(*ps));
+}
+
+int rf_pipeline_settings_parse(const rf_cfg_node *root, rf_pipeline_settings *out, rf_err *err)
+{
+    rf_pipeline_settings ps;
+    memset(&ps, 0, sizeof(ps));
+    rf_router *probe = NULL;
+    const rf_cfg_node *pipeline = NULL, *batch = NULL;
+    uint64_t interval = 0;
+    int rc;
+    if ((rc = rf_cfg_map(root, "pipeline", &pipeline, err)) < 0)
+        return rc;
+    if ((rc = rf_cfg_u32(pipeline, "max_series", 1, 1u << 26, RF_PIPELINE_DEFAULT_MAX_SERIES,
+                         &ps.max_series, err)) < 0)
+        return rc;
+    if ((rc = rf_cfg_map(pipeline, "batch", &batch, err)) < 0 ||
+        (rc = rf_cfg_u32(batch, "max_events", 1, RF_BATCH_MAX_EVENTS, RF_BATCH_DEFAULT_MAX_EVENTS,
+                         &ps.batch.max_events, err)) < 0 ||
+        (rc = rf_cfg_duration(batch, "interval", RF_NS_PER_MS, 3600ull * RF_NS_PER_S,
+                              (uint64_t)RF_BATCH_DEFAULT_INTERVAL_NS, &interval, err)) < 0)
+        return rc;
+    ps.batch.interval_ns = (int64_t)interval;
+
+    if ((rc = rf_sink_configs_parse(pipeline, &ps.sinks, err)) < 0)
+        goto fail;
+    if ((rc = rf_router_config_parse(pipeline, ps.sinks.names, ps.sinks.n, &ps.routes, err)) < 0)
+        goto fail;
+    /* Alert rules are checked against the routes (a rule nobody routes is an
+     * error), which needs a router built from them. */
+    const rf_router_config probe_cfg = router_config_of(&ps);
+    if ((rc = rf_router_new(&probe_cfg, 1, &probe, err)) < 0)
+        goto fail;
+    if ((rc = rf_alerts_config_parse(pipeline, probe, &ps.alerts, err)) < 0)
+        goto fail;
+    if ((rc = rf_correlator_config_parse(pipeline, &ps.correlation, err)) < 0)
+        goto fail;
+    if ((rc = rf_aggregate_config_parse(pipeline, &ps.aggregation, err)) < 0)
+        goto fail;
+    rf_router_free(probe);
+    *out = ps;
+    return 0;
+fail:
+    rf_router_free(probe);
+    rf_pipeline_settings_release(&ps);
+    return rc;
+}
+
+/* ---- delivery ----------------------------------------------------------- */
+
+static void sink_send(pipe_sink *s, const rf_event *ev, uint32_t n, bool critical)
+{
+    rf_pipeline *p = s->p;
+    if (s->is_store) {
+        if (!p->store) {
+            add(&p->store_rejected, n);
+            return;
+        }
+        uint64_t rejected = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (rf_store_append(p->store, &ev[i]) < 0)
+                rejected++;
+        add(&p->to_store, n - rejected);
+        add(&p->store_rejected, rejected);
+        return;
+    }
+    rf_sink_write(s->sink, ev, n);
+    if (critical) {
+        rf_sink_flush(s->sink, p->now_mono);
+        /* The critical path ends here: the events were handed to the kernel
+         * (or queued behind a connect, which the sink counts). */
+        int64_t now = rf_clock_mono_ns();
+        for (uint32_t i = 0; i < n; i++)
+            if (ev[i].recv_time_ns > 0 && now >= ev[i].recv_time_ns)
+                rf_hist_record(&p->critical_path, (uint64_t)(now - ev[i].recv_time_ns));
+    }
+}
+
+/* A batcher of a standard sink emits here. */
+static void batch_emit(void *ctx, const rf_event *ev, uint32_t n)
+{
+    pipe_sink *s = ctx;
+    rf_sink_write(s->sink, ev, n);
+    rf_sink_flush(s->sink, s->p->now_mono);
+}
+
+static void stage_sink(rf_pipeline *p, pipe_sink *s)
+{
+    if (s->n_crit) {
+        sink_send(s, s->crit, s->n_crit, true);
+        add(&p->to_critical, s->n_crit);
+        s->n_crit = 0;
+    }
+    if (s->n_std) {
+        if (s->is_store || !s->batcher)
+            sink_send(s, s->std, s->n_std, false);
+        else
+            rf_batcher_push(s->batcher, s->std, s->n_std, p->now_mono);
+        add(&p->to_standard, s->n_std);
+        s->n_std = 0;
+    }
+}
+
+/* Routes a batch and hands every event to the sinks of its route set:
+ * critical ones at once, the others through their sink's batcher. */
+static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t n)
+{
+    if (!p->router || n == 0)
+        return;
+    rf_router_route_batch(p->router, ev, slots, n);
+    uint64_t unrouted = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const rf_route_set *set = rf_router_set(p->router, ev[i].route_hint);
+        if (set->n_sinks == 0) {
+            unrouted++;
+            continue;
+        }
+        /* Critical class is per (event, sink): sinks[0..n_critical) only. */
+        bool crit_event = ev[i].priority == RF_PRIO_CRITICAL;
+        for (uint16_t k = 0; k < set->n_sinks; k++) {
+            pipe_sink *s = p->sinks[set->sinks[k]];
+            if (k < set->n_critical || crit_event) {
+                s->crit[s->n_crit++] = ev[i];
+                if (s->n_crit == PIPE_BATCH)
+                    stage_sink(p, s);
+            } else {
+                s->std[s->n_std++] = ev[i];
+                if (s->n_std == PIPE_BATCH)
+                    stage_sink(p, s);
+            }
+        }
+    }
+    for (uint32_t j = 0; j < p->n_sinks; j++)
+        if (p->sinks[j]->n_crit || p->sinks[j]->n_std)
+            stage_sink(p, p->sinks[j]);
+    if (unrouted)
+        add(&p->unrouted, unrouted);
+}
+
+/* ---- series ------------------------------------------------------------- */
+
+static int32_t define_series(rf_pipeline *p, rf_series_key *key)
+{
+    uint32_t before = rf_series_table_count(p->series);
+    int32_t slot = rf_series_table_define(p->series, key); /* takes ownership */
+    if (slot < 0) {
+        add(&p->series_rejected, 1);
+        return slot;
+    }
+    if (rf_series_table_count(p->series) == before)
+        return slot; /* a re-announcement: stages already know it */
+    const rf_series_key *k = rf_series_table_key(p->series, slot);
+    if (p->router)
+        rf_router_define(p->router, slot, k);
+    if (p->alerts)
+        rf_alerts_define(p->alerts, slot, k);
+    if (p->corr)
+        rf_correlator_define(p->corr, slot, k);
+    if (p->store)
+        rf_store_define_series(p->store, k);
+    return slot;
+}
+
+/* Splits events into definitions (applied) and data of known series (copied
+ * to out with their slots). Returns how many data events were kept. */
+static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event *out,
+                        int32_t *slots)
+{
+    uint32_t m = 0;
+    uint64_t unknown = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ev[i].kind == RF_KIND_SERIES_DEF) {
+            define_series(p, (rf_series_key *)(uintptr_t)ev[i].aux);
+            continue;
+        }
+        int32_t slot = rf_series_table_find(p->series, ev[i].series_id);
+        if (slot < 0) {
+            unknown++;
+            continue;
+        }
+        out[m] = ev[i];
+        slots[m] = slot;
+        m++;
+    }
+    if (unknown)
+        add(&p->unknown_series, unknown);
+    return m;
+}
+
+/* Alerts and correlated events: routed and delivered like any other. */
+static void derived_emit(void *ctx, const rf_event *ev, uint32_t n)
+{
+    rf_pipeline *p = ctx;
+    /* Their subjects come from the rule / pattern id, not a slot. */
+    rf_event buf[PIPE_BATCH];
+    int32_t slots[PIPE_BATCH];
+    while (n) {
+        uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
+        memcpy(buf, ev, m * sizeof(rf_event));
+        for (uint32_t i = 0; i < m; i++)
+            slots[i] = -1;
+        deliver(p, buf, slots, m);
+        ev += m;
+        n -= m;
+    }
+}
+
+/* Aggregates (and their series definitions) from the aggregator. */
+static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
+{
+    rf_pipeline *p = ctx;
+    while (n) {
+        uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
+        uint32_t k = resolve(p, ev, m, p->emit_buf, p->emit_slots);
+        if (k) {
+            if (p->alerts)
+                rf_alerts_process(p->alerts, p->emit_buf, p->emit_slots, k);
+            deliver(p, p->emit_buf, p->emit_slots, k);
+        }
+        ev += m;
+        n -= m;
+    }
+}
+
+void rf_pipeline_process(rf_pipeline *p, const rf_event *ev, uint32_t n)
+{
+    p->now_mono = rf_clock_mono_ns();
+    while (n) {
+        uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
+        uint32_t k = resolve(p, ev, m, p->in_buf, p->in_slots);
+        if (k) {
+            if (p->agg)
+                rf_aggregator_process(p->agg, p->in_buf, k);
+            if (p->corr)
+                rf_correlator_process(p->corr, p->in_buf, p->in_slots, k);
+            if (p->alerts)
+                rf_alerts_process(p->alerts, p->in_buf, p->in_slots, k);
+            deliver(p, p->in_buf, p->in_slots, k);
+            add(&p->processed, k);
+        }
+        ev += m;
+        n -= m;
+    }
+}
+
+uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
+{
+    p->now_mono = now_mono;
+    uint32_t work = 0;
+    for (uint32_t j = 0; j < p->n_sinks; j++) {
+        pipe_sink *s = p->sinks[j];
+        if (s->batcher)
+            work += (uint32_t)rf_batcher_tick(s->batcher, now_mono);
+        if (s->sink && rf_sink_pending(s->sink))
+            rf_sink_flush(s->sink, now_mono);
+    }
+    if (p->alerts)
+        rf_alerts_tick(p->alerts, now_mono, now_wall);
+    if (p->corr)
+        rf_correlator_tick(p->corr, now_mono);
+    if (p->agg && now_mono >= p->next_agg_tick) {
+        rf_aggregator_tick(p->agg, now_wall);
+        p->next_agg_tick = now_mono + PIPE_AGG_TICK_NS;
+    }
+    if (p->store)
+        rf_store_tick(p->store, now_mono);
+    return work;
+}
+
+void rf_pipeline_drain(rf_pipeline *p)
+{
+    p->now_mono = rf_clock_mono_ns();
+    if (p->agg)
+        rf_aggregator_flush(p->agg);
+    if (p->corr)
+        rf_correlator_drain(p->corr, p->now_mono);
+    for (uint32_t j = 0; j < p->n_sinks; j++) {
+        pipe_sink *s = p->sinks[j];
+        if (s->batcher)
+            rf_batcher_flush(s->batcher, p->now_mono);
+        if (s->sink)
+            rf_sink_flush(s->sink, p->now_mono);
+    }
+    if (p->store) {
+        uint64_t ticket = 0;
+        if (rf_store_flush(p->store, &ticket) == 0)
+            rf_store_wait_durable(p->store, ticket, 5 * RF_NS_PER_S);
+    }
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static const char *namer_series_text(void *ctx, uint64_t series_id, uint32_t *len)
+{
+    rf_pipeline *p = ctx;
+    int32_t slot = rf_series_table_find(p->series, series_id);
+    if (slot < 0)
+        return NULL;
+    const rf_series_key *k = rf_series_table_key(p->series, slot);
+    *len = k->len;
+    return k->text;
+}
+
+static const char *namer_rule_name(void *ctx, uint32_t rule_id)
+{
+    rf_pipeline *p = ctx;
+    return p->alerts ? rf_alerts_rule_name(p->alerts, rule_id) : NULL;
+}
+
+static const rf_series_key *router_key(void *ctx, int32_t slot)
+{
+    rf_pipeline *p = ctx;
+    return rf_series_table_key(p->series, slot);
+}
+
+int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_shard *store,
+                    rf_pipeline **out, rf_err *err)
+{
+    rf_pipeline *p = aligned_alloc(64, (sizeof(*p) + 63) & ~(size_t)63);
+    if (!p)
+        return rf_err_set(err, ENOMEM, "pipeline %u: out of memory", index);
+    memset(p, 0, sizeof(*p));
+    p->ps = ps;
+    p->index = index;
+    p->store = store;
+    rf_hist_init(&p->critical_path);
+    int rc = 0;
+    uint32_t max_series = ps->max_series ? ps->max_series : RF_PIPELINE_DEFAULT_MAX_SERIES;
+    p->series = rf_series_table_new(max_series);
+    if (!p->series) {
+        rc = rf_err_set(err, ENOMEM, "pipeline %u: out of memory for %u series", index, max_series);
+        goto fail;
+    }
+
+    const rf_sink_namer namer = {
+        .series_text = namer_series_text, .rule_name = namer_rule_name, .ctx = p};
+    for (uint32_t j = 0; j < ps->sinks.n; j++) {
+        pipe_sink *s = calloc(1, sizeof(*s));
+        if (!s) {
+            rc = rf_err_set(err, ENOMEM, "pipeline %u: out of memory for sinks", index);
+            goto fail;
+        }
+        p->sinks[p->n_sinks++] = s;
+        s->p = p;
+        s->id = j;
+        s->is_store = ps->sinks.sinks[j].type == RF_SINK_STORE;
+        if (s->is_store)
+            continue;
+        if ((rc = rf_sink_new(&ps->sinks.sinks[j], &namer, &s->sink, err)) < 0)
+            goto fail;
+        s->batcher = rf_batcher_new(&ps->batch, (rf_emitter){.emit = batch_emit, .ctx = s});
+        if (!s->batcher) {
+            rc = rf_err_set(err, ENOMEM, "pipeline %u: sink %s: batcher", index,
+                            ps->sinks.names[j]);
+            goto fail;
+        }
+    }
+
+    if (ps->routes.cfg.n_routes) {
+        const rf_router_config rcfg = router_config_of(ps);
+        if ((rc = rf_router_new(&rcfg, max_series, &p->router, err)) < 0)
+            goto fail;
+        rf_router_set_key_source(p->router, router_key, p);
+    }
+    const rf_emitter derived = {.emit = derived_emit, .ctx = p};
+    if (ps->alerts.cfg.n_rules) {
+        if ((rc = rf_alerts_new(&ps->alerts.cfg, max_series, derived, &p->alerts, err)) < 0)
+            goto fail;
+        if (p->router) {
+            const char *names[1024];
+            uint32_t n = rf_alerts_rule_count(p->alerts);
+            for (uint32_t i = 0; i < n && i < 1024; i++)
+                names[i] = rf_alerts_rule_name(p->alerts, i);
+            if ((rc = rf_router_bind_names(p->router, RF_SUBJ_ALERT, names, n < 1024 ? n : 1024,
+                                           err)) < 0)
+                goto fail;
+        }
+    }
+    {
+        /* Always on: events carrying a correlation id are grouped whatever
+         * the patterns (the seed's id table), at no cost to the others. */
+        if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &p->corr, err)) < 0)
+            goto fail;
+        if (p->router) {
+            uint32_t n = 0;
+            const char *const *names = rf_correlator_names(p->corr, &n);
+            if ((rc = rf_router_bind_names(p->router, RF_SUBJ_CORRELATED, names, n, err)) < 0)
+                goto fail;
+        }
+    }
+    if (ps->aggregation.n_rules) {
+        p->agg = rf_aggregator_new(&ps->aggregation, p->series,
+                                   (rf_emitter){.emit = agg_emit, .ctx = p}, err);
+        if (!p->agg) {
+            rc = -(err && err->code ? err->code : EINVAL);
+            goto fail;
+        }
+    }
+
+    char labels[32];
+    snprintf(labels, sizeof(labels), "worker=\"%u\"", index);
+    rf_stats_register_histogram("ringflow_critical_path_seconds",
+                                "Receipt to hand-off to a critical sink.", labels,
+                                &p->critical_path);
+    rf_stats_register_counter("ringflow_pipeline_processed_total",
+                              "Data events run through the stages.", labels, &p->processed);
+    rf_stats_register_counter("ringflow_pipeline_unknown_series_total",
+                              "Events dropped: their series definition never arrived.", labels,
+                              &p->unknown_series);
+    rf_stats_register_counter("ringflow_pipeline_series_rejected_total",
+                              "Series refused by the cardinality limit.", labels,
+                              &p->series_rejected);
+    rf_stats_register_counter("ringflow_pipeline_unrouted_total",
+                              "Events that matched no route.", labels, &p->unrouted);
+    rf_stats_register_counter("ringflow_pipeline_store_rejected_total",
+                              "Events the storage shard refused.", labels, &p->store_rejected);
+    *out = p;
+    return 0;
+fail:
+    rf_pipeline_free(p);
+    return rc;
+}
+
+void rf_pipeline_free(rf_pipeline *p)
+{
+    if (!p)
+        return;
+    rf_aggregator_free(p->agg);
+    rf_correlator_free(p->corr);
+    rf_alerts_free(p->alerts);
+    rf_router_free(p->router);
+    for (uint32_t j = 0; j < p->n_sinks; j++) {
+        pipe_sink *s = p->sinks[j];
+        rf_batcher_free(s->batcher);
+        rf_sink_free(s->sink);
+        free(s);
+    }
+    rf_series_table_free(p->series);
+    free(p);
+}
+
+void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
+{
+    out->processed = atomic_load_explicit(&p->processed, memory_order_relaxed);
+    out->unknown_series = atomic_load_explicit(&p->unknown_series, memory_order_relaxed);
+    out->series_rejected = atomic_load_explicit(&p->series_rejected, memory_order_relaxed);
+    out->to_critical_sinks = atomic_load_explicit(&p->to_critical, memory_order_relaxed);
+    out->to_standard_sinks = atomic_load_explicit(&p->to_standard, memory_order_relaxed);
+    out->to_store = atomic_load_explicit(&p->to_store, memory_order_relaxed);
+    out->store_rejected = atomic_load_explicit(&p->store_rejected, memory_order_relaxed);
+    out->unrouted = atomic_load_explicit(&p->unrouted, memory_order_relaxed);
+}
+
+const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p)
+{
+    return &p->critical_path;
+}
+
+uint32_t rf_pipeline_sink_count(const rf_pipeline *p)
+{
+    return p->n_sinks;
+}
+
+const rf_sink *rf_pipeline_sink(const rf_pipeline *p, uint32_t i)
+{
+    return i < p->n_sinks ? p->sinks[i]->sink : NULL;
+}
+
+const rf_series_table *rf_pipeline_series(const rf_pipeline *p)
+{
+    return p->series;
+}

@@ -1,0 +1,94 @@
+/* The processing chain of one shard, and the `pipeline:` configuration it is
+ * built from.
+ *
+ * Per batch of events a worker owns:
+ *
+ *   SERIES_DEF -> series table (cardinality limit) -> every stage's define
+ *   data       -> aggregation  -> (aggregates)  -+
+ *              -> correlation  -> (correlated)  -+-> routing -> critical sinks: written and
+ *              -> alert rules  -> (alerts)      -+             flushed at once (fast path)
+ *              -> routing ---------------------------------> standard sinks: through a
+ *                                                             batcher per sink (size, interval)
+ *                                                          -> store sinks: storage shard
+ *
+ * The critical path is measured per event when it is handed to a critical
+ * sink: now - recv_time_ns, in a histogram per worker
+ * (ringflow_critical_path_seconds{worker="N"}).
+ *
+ * Series defined by a stage (aggregate series) belong to the shard that made
+ * them: they are defined in this shard's series table and stored here, even
+ * though their id would hash elsewhere; a query reads every shard.
+ *
+ * Everything here runs on the owning worker's thread, except
+ * rf_pipeline_settings_* (control thread) and the *_stats readers.
+ */
+#ifndef RF_DAEMON_PIPELINE_H
+#define RF_DAEMON_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config/config.h"
+#include "core/error/error.h"
+#include "core/event/event.h"
+#include "stages/aggregate/aggregate.h"
+#include "stages/alert/alert.h"
+#include "stages/batch/batch.h"
+#include "stages/correlate/correlate.h"
+#include "stages/route/route.h"
+#include "stages/sink/sink.h"
+
+typedef struct rf_store_shard rf_store_shard;
+
+typedef struct rf_pipeline_settings {
+    uint32_t max_series;      /* per shard: the cardinality limit */
+    rf_batcher_config batch;  /* for every standard sink */
+    rf_sink_configs sinks;
+    rf_router_config_parsed routes;
+    rf_alerts_config_parsed alerts;
+    rf_correlator_config_parsed correlation;
+    rf_agg_config aggregation;
+} rf_pipeline_settings;
+
+/* Parses `pipeline:` (sinks, routes, subjects, batch, aggregation(s),
+ * correlation, alerts, max_series) from the document root. All or nothing;
+ * release with rf_pipeline_settings_release. */
+int rf_pipeline_settings_parse(const rf_cfg_node *root, rf_pipeline_settings *out, rf_err *err);
+void rf_pipeline_settings_release(rf_pipeline_settings *ps);
+
+typedef struct rf_pipeline rf_pipeline;
+
+typedef struct rf_pipeline_stats {
+    uint64_t processed;          /* data events run through the stages */
+    uint64_t unknown_series;     /* dropped: their series definition never arrived */
+    uint64_t series_rejected;    /* definitions refused by the cardinality limit */
+    uint64_t to_critical_sinks;  /* event deliveries on the fast path */
+    uint64_t to_standard_sinks;  /* event deliveries through batching */
+    uint64_t to_store;           /* events appended to the storage shard */
+    uint64_t store_rejected;     /* appends the storage shard refused (counted there by reason) */
+    uint64_t unrouted;           /* events no route took */
+} rf_pipeline_stats;
+
+/* Control thread: builds the stages and sinks of shard `index` from ps (which
+ * must outlive the pipeline). store may be NULL (no storage configured: store
+ * sinks then count what they would have stored as store_rejected). */
+int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_shard *store,
+                    rf_pipeline **out, rf_err *err);
+void rf_pipeline_free(rf_pipeline *p);
+
+/* Worker thread. */
+void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);
+/* Time-driven work; cheap when nothing is due. Returns work done. */
+uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono_ns, int64_t now_wall_ns);
+/* Shutdown: closes windows, flushes batches and sinks. */
+void rf_pipeline_drain(rf_pipeline *p);
+
+/* Any thread (relaxed reads of single-writer counters). */
+void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out);
+const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p);
+/* Control thread, for `show` commands (reads stage counters, relaxed). */
+uint32_t rf_pipeline_sink_count(const rf_pipeline *p);
+const rf_sink *rf_pipeline_sink(const rf_pipeline *p, uint32_t i);
+const rf_series_table *rf_pipeline_series(const rf_pipeline *p);
+
+#endif
