@@ -1,0 +1,121 @@
+#include "daemon_proc.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static char g_dir[256];
+
+const char *tproc_dir_init(const char *prefix)
+{
+    snprintf(g_dir, sizeof(g_dir), "/tmp/%s-XXXXXX", prefix);
+    if (!mkdtemp(g_dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return g_dir;
+}
+
+const char *tproc_dir(void) { return g_dir; }
+
+void tproc_write_file(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        abort();
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+char *tproc_read_file(const char *path)
+{
+    static char buf[1 << 20];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strcpy(buf, "");
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+char *tproc_read_dir_file(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_dir, name);
+    return tproc_read_file(path);
+}
+
+void tproc_start(proc *p, const char *const *args)
+{
+    const char *bin = getenv("RINGFLOWD");
+    if (!bin) {
+        fprintf(stderr, "RINGFLOWD is not set\n");
+        abort();
+    }
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    for (; args[n - 1] && n < 15; n++)
+        argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    static int seq;
+    seq++;
+    snprintf(p->out_path, sizeof(p->out_path), "%s/stdout.%d", g_dir, seq);
+    snprintf(p->err_path, sizeof(p->err_path), "%s/stderr.%d", g_dir, seq);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, p->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, p->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addchdir_np(&fa, g_dir);
+    if (posix_spawn(&p->pid, bin, &fa, NULL, argv, environ) != 0) {
+        perror("posix_spawn");
+        abort();
+    }
+    posix_spawn_file_actions_destroy(&fa);
+}
+
+int tproc_wait_exit(proc *p, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 10) {
+        int status;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        usleep(10 * 1000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    return -1;
+}
+
+int tproc_run(const char *const *args, proc *p)
+{
+    tproc_start(p, args);
+    return tproc_wait_exit(p, 10000);
+}
+
+int tproc_wait_log(proc *p, const char *needle, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 20) {
+        if (strstr(tproc_read_file(p->err_path), needle))
+            return 1;
+        usleep(20 * 1000);
+    }
+    return 0;
+}
+
+int tproc_port_base(void)
+{
+    return 20000 + (int)(getpid() % 2000) * 10;
+}

@@ -1,0 +1,32 @@
+/* Test helpers: run the real ringflowd ($RINGFLOWD) in a temp directory,
+ * with stdout/stderr captured to files, and wait on it with deadlines. */
+#ifndef RF_TESTS_DAEMON_PROC_H
+#define RF_TESTS_DAEMON_PROC_H
+
+#include <sys/types.h>
+
+typedef struct proc {
+    pid_t pid;
+    char out_path[512], err_path[512];
+} proc;
+
+/* Creates the temp directory every other helper works in. */
+const char *tproc_dir_init(const char *prefix);
+const char *tproc_dir(void);
+void tproc_write_file(const char *name, const char *text);
+/* Reads a file into a static buffer ("" when missing). Not reentrant. */
+char *tproc_read_file(const char *path);
+/* The same for a file in the temp directory. */
+char *tproc_read_dir_file(const char *name);
+/* Starts ringflowd with NULL-terminated args, cwd = the temp directory. */
+void tproc_start(proc *p, const char *const *args);
+/* Waits up to timeout_ms; the exit code, 128+signal, or -1 (then killed). */
+int tproc_wait_exit(proc *p, int timeout_ms);
+/* Starts and waits (10 s). */
+int tproc_run(const char *const *args, proc *p);
+/* 1 once the daemon's stderr contains needle, 0 after timeout_ms. */
+int tproc_wait_log(proc *p, const char *needle, int timeout_ms);
+/* A base port for this test process (derived from the pid). */
+int tproc_port_base(void);
+
+#endif
