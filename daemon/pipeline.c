@@ -538,6 +538,46 @@ void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
     out->unrouted = atomic_load_explicit(&p->unrouted, memory_order_relaxed);
 }
 
+void rf_pipeline_log_summary(const rf_pipeline *p)
+{
+    rf_pipeline_stats st;
+    rf_pipeline_stats_read(p, &st);
+    rf_log_info("pipeline",
+                "worker-%u final: processed=%lu unknown_series=%lu series_rejected=%lu "
+                "to_critical=%lu to_standard=%lu to_store=%lu store_rejected=%lu unrouted=%lu",
+                p->index, (unsigned long)st.processed, (unsigned long)st.unknown_series,
+                (unsigned long)st.series_rejected, (unsigned long)st.to_critical_sinks,
+                (unsigned long)st.to_standard_sinks, (unsigned long)st.to_store,
+                (unsigned long)st.store_rejected, (unsigned long)st.unrouted);
+    if (p->agg) {
+        rf_agg_stats a;
+        rf_aggregator_stats_read(p->agg, &a);
+        rf_log_info("pipeline",
+                    "worker-%u aggregation final: events=%lu applied=%lu unmatched=%lu "
+                    "late_dropped=%lu late_to_current=%lu windows=%lu aggregates=%lu "
+                    "states_full=%lu invalid_value=%lu",
+                    p->index, (unsigned long)a.events, (unsigned long)a.applied,
+                    (unsigned long)a.unmatched, (unsigned long)a.late_dropped,
+                    (unsigned long)a.late_to_current, (unsigned long)a.windows_emitted,
+                    (unsigned long)a.aggregates, (unsigned long)a.states_full,
+                    (unsigned long)a.invalid_value);
+    }
+    for (uint32_t j = 0; j < p->n_sinks; j++) {
+        const pipe_sink *s = p->sinks[j];
+        if (!s->sink)
+            continue;
+        rf_sink_stats ss;
+        rf_sink_stats_read(s->sink, &ss);
+        rf_log_info("pipeline",
+                    "worker-%u sink %s final: accepted=%lu lines_out=%lu queue_full=%lu "
+                    "disconnected=%lu unsupported=%lu oversize=%lu io_error=%lu",
+                    p->index, rf_sink_name(s->sink), (unsigned long)ss.accepted,
+                    (unsigned long)ss.lines_out, (unsigned long)ss.drop_queue_full,
+                    (unsigned long)ss.drop_disconnected, (unsigned long)ss.drop_unsupported,
+                    (unsigned long)ss.drop_oversize, (unsigned long)ss.drop_io_error);
+    }
+}
+
 const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p)
 {
     return &p->critical_path;

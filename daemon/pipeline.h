@@ -86,6 +86,9 @@ void rf_pipeline_drain(rf_pipeline *p);
 /* Any thread (relaxed reads of single-writer counters). */
 void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out);
 const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p);
+/* Logs the final counters of the stages and sinks (control thread, after the
+ * worker stopped). */
+void rf_pipeline_log_summary(const rf_pipeline *p);
 /* Control thread, for `show` commands (reads stage counters, relaxed). */
 uint32_t rf_pipeline_sink_count(const rf_pipeline *p);
 const rf_sink *rf_pipeline_sink(const rf_pipeline *p, uint32_t i);

@@ -296,6 +296,7 @@ void rf_shard_wake(rf_shard *s)
 
 void rf_shard_log_summary(const rf_shard *s)
 {
+    rf_pipeline_log_summary(s->pipeline);
     for (uint32_t i = 0; i < s->n_inputs; i++) {
         const rf_shard_input *in = s->inputs[i];
         const rf_listener *l = in->listener;
