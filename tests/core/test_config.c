@@ -453,7 +453,7 @@ static void unknown_key_lists_accepted(void **state)
     expect_daemon_error("engine:\n  ring:\n    size: 64\n",
                         SRC ":3:5: engine.ring.size: unknown key (accepted: capacity, full_policy)");
     expect_daemon_error("log:\n  level: info\nenigne:\n  workers: 2\n",
-                        SRC ":3:1: enigne: unknown key (accepted: engine, log, listeners, pipeline, "
+                        SRC ":3:1: enigne: unknown key (accepted: engine, log, listeners, ingest, pipeline, "
                             "storage, stats)");
 }
 
