@@ -93,8 +93,9 @@ static_assert(sizeof(rf_event) == RF_EVENT_SIZE, "rf_event must be exactly one 6
 static_assert(offsetof(rf_event, value) == 24, "rf_event layout changed: update docs/ARCHITECTURE.md");
 
 /* A canonical series key: "measurement,tag1=v1,tag2=v2 field" with tags sorted
- * by key (bytes as they arrived, escapes kept). Allocated once per new series by
- * whoever first sees it; immutable afterwards. */
+ * by key; names are unescaped, then re-escaped one canonical way, so every
+ * spelling of a series has one text (exact rules: ingest/protocol/protocol.h).
+ * Allocated once per new series by whoever first sees it; immutable afterwards. */
 typedef struct rf_series_key {
     uint64_t series_id;
     uint32_t len;              /* bytes in text, without the terminating NUL */

@@ -1,0 +1,164 @@
+/* The parse context: configuration, output batch, counters and the line loop
+ * shared by the three protocols. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "ingest/protocol/protocol_pvt.h"
+
+static uint32_t round_pow2(uint32_t v, uint32_t dflt, uint32_t min)
+{
+    if (v == 0)
+        v = dflt;
+    if (v < min)
+        v = min;
+    uint32_t p = 1;
+    while (p < v && p < (1u << 30))
+        p <<= 1;
+    return p;
+}
+
+rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size_t batch_cap,
+                               rf_parse_flush_fn flush, void *user, rf_err *err)
+{
+    if (!cfg || !batch || batch_cap == 0 || !flush) {
+        rf_err_set(err, EINVAL, "parse context: batch, capacity and flush callback are required");
+        return NULL;
+    }
+    if (cfg->ts_past_ns < 0 || cfg->ts_future_ns < 0 || (unsigned)cfg->precision > RF_PRECISION_S) {
+        rf_err_set(err, EINVAL, "parse context: negative timestamp window or bad precision %d",
+                   (int)cfg->precision);
+        return NULL;
+    }
+    if (cfg->max_key_len > UINT16_MAX) {
+        rf_err_set(err, EINVAL, "parse context: max_key_len %u exceeds 65535", cfg->max_key_len);
+        return NULL;
+    }
+    rf_parse_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        rf_err_set(err, ENOMEM, "parse context: out of memory");
+        return NULL;
+    }
+    ctx->cfg = *cfg;
+    rf_parse_config *c = &ctx->cfg;
+    if (!c->max_line_len)
+        c->max_line_len = 65536;
+    if (!c->max_tags)
+        c->max_tags = 64;
+    if (!c->max_fields)
+        c->max_fields = 256;
+    if (!c->max_key_len)
+        c->max_key_len = 1024;
+    c->series_cache_slots = round_pow2(c->series_cache_slots, 65536, 16);
+    c->announced_slots = round_pow2(c->announced_slots, 65536, 16);
+    c->reject_log_slots = round_pow2(c->reject_log_slots, 64, 1);
+
+    ctx->batch = batch;
+    ctx->batch_cap = batch_cap;
+    ctx->flush = flush;
+    ctx->user = user;
+    ctx->raw_mask = c->series_cache_slots - 1;
+    ctx->ann_mask = c->announced_slots - 1;
+    ctx->rlog_mask = c->reject_log_slots - 1;
+    ctx->raw = calloc(c->series_cache_slots, sizeof(*ctx->raw));
+    ctx->announced = calloc(c->announced_slots, sizeof(*ctx->announced));
+    ctx->tags = calloc((size_t)c->max_tags + 1, sizeof(*ctx->tags));
+    ctx->pend = calloc(c->max_fields, sizeof(*ctx->pend));
+    ctx->canon = malloc((size_t)c->max_key_len + 1);
+    ctx->unesc = malloc((size_t)c->max_line_len + 1);
+    ctx->rlog = calloc(c->reject_log_slots, sizeof(*ctx->rlog));
+    ctx->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    if (!ctx->raw || !ctx->announced || !ctx->tags || !ctx->pend || !ctx->canon || !ctx->unesc ||
+        !ctx->rlog || ctx->c_locale == (locale_t)0) {
+        rf_parse_ctx_free(ctx);
+        rf_err_set(err, ENOMEM, "parse context: out of memory for caches (%u + %u slots)",
+                   c->series_cache_slots, c->announced_slots);
+        return NULL;
+    }
+    return ctx;
+}
+
+void rf_parse_ctx_free(rf_parse_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    if (ctx->batch_n)
+        rf_parse_flush(ctx);
+    free(ctx->raw);
+    free(ctx->announced);
+    free(ctx->tags);
+    free(ctx->pend);
+    free(ctx->canon);
+    free(ctx->unesc);
+    free(ctx->rlog);
+    if (ctx->c_locale != (locale_t)0)
+        freelocale(ctx->c_locale);
+    free(ctx);
+}
+
+void rf_parse_flush(rf_parse_ctx *ctx)
+{
+    if (ctx->batch_n == 0)
+        return;
+    size_t n = ctx->batch_n;
+    ctx->batch_n = 0;
+    rf_ctr_add(&ctx->counters[RF_PC_FLUSHES], 1);
+    ctx->flush(ctx->user, ctx->batch, n);
+}
+
+uint64_t rf_parse_counter(const rf_parse_ctx *ctx, enum rf_parse_counter_id id)
+{
+    if ((unsigned)id >= RF_PC__COUNT)
+        return 0;
+    return atomic_load_explicit(&ctx->counters[id], memory_order_relaxed);
+}
+
+uint64_t rf_parse_reject_count(const rf_parse_ctx *ctx, enum rf_reject_reason reason)
+{
+    if ((unsigned)reason >= RF_REJ__COUNT)
+        return 0;
+    return atomic_load_explicit(&ctx->rejects[reason], memory_order_relaxed);
+}
+
+size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len,
+                        rf_line_fn fn)
+{
+    ctx->rx = rx;
+    size_t rejected = 0;
+    uint64_t ok = 0;
+    const char *p = buf, *end = buf + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t n = (size_t)(le - p);
+        if (n && p[n - 1] == '\r')
+            n--;
+        if (n) {
+            int r;
+            if (RF_UNLIKELY(n > ctx->cfg.max_line_len))
+                r = RF_REJ_LINE_TOO_LONG + 1;
+            else
+                r = fn(ctx, p, n);
+            /* A NUL byte makes every parser fail somewhere (no element
+             * accepts one); name the real cause, off the accepted path. */
+            if (r > 0 && r != RF_REJ_LINE_TOO_LONG + 1 && memchr(p, '\0', n))
+                r = RF_REJ_NUL_BYTE + 1;
+            if (r > 0) {
+                rf_reject_line(ctx, (enum rf_reject_reason)(r - 1), p, n);
+                rejected++;
+            } else if (r == 0) {
+                ok++;
+            }
+        }
+        p = le + 1;
+    }
+    if (ok)
+        rf_ctr_add(&ctx->counters[RF_PC_LINES_OK], ok);
+    return rejected;
+}
+
+void rf_parse_reject_external(rf_parse_ctx *ctx, const rf_recv_info *rx,
+                              enum rf_reject_reason reason, const char *line, size_t len)
+{
+    ctx->rx = rx;
+    rf_reject_line(ctx, reason, line, len);
+}

@@ -1,0 +1,162 @@
+/* Graphite plaintext protocol:
+ *
+ *   <path>[;<tag>=<value>...] <value> [<timestamp>]
+ *
+ * Separated by one or more blanks (space or tab). The value is a decimal
+ * float (a leading '+' is accepted, as carbon's float() does; nan and inf are
+ * not). The timestamp is Unix seconds, integer or with a fraction (kept to the
+ * nanosecond, further digits truncated); "-1" or no timestamp means the receive
+ * wall time (collectd and carbon clients send -1 for "now"). Graphite 1.1 tags
+ * follow the path, ';'-separated, each "tag=value" (split at the first '=',
+ * both non-empty); they are sorted into the canonical key like any other tags.
+ * Field name "value", kind RF_KIND_GAUGE. */
+#include "core/clock/clock.h"
+#include "ingest/protocol/protocol_pvt.h"
+
+struct graphite_series {
+    rf_span path; /* path with its ";tags" */
+};
+
+static int graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+{
+    const struct graphite_series *s = arg;
+    const char *p = s->path.p, *end = p + s->path.len;
+    const char *semi = memchr(p, ';', (size_t)(end - p));
+    const char *me = semi ? semi : end;
+    parts->measurement = (rf_span){p, (uint32_t)(me - p)};
+    parts->esc = RF_ESC_NONE;
+    parts->esc_tags = RF_ESC_NONE;
+    parts->multi_tags = false;
+    parts->tags = ctx->tags;
+    parts->ntags = 0;
+    for (const char *q = me; q < end;) { /* at a ';' */
+        q++;
+        const char *te = memchr(q, ';', (size_t)(end - q));
+        if (!te)
+            te = end;
+        const char *eq = memchr(q, '=', (size_t)(te - q));
+        if (!eq)
+            return RF_REJ_SYNTAX + 1;
+        if (parts->ntags >= ctx->cfg.max_tags)
+            return RF_REJ_TOO_MANY_TAGS + 1;
+        ctx->tags[parts->ntags++] = (rf_tag){
+            .key = {q, (uint32_t)(eq - q)},
+            .value = {eq + 1, (uint32_t)(te - eq - 1)},
+            .has_value = true,
+        };
+        q = te;
+    }
+    return 0;
+}
+
+static inline bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* First ' ' or '\t' in [p, end), or end. Eight bytes per step: a byte of w
+ * equals c exactly when the same byte of w ^ c*0x01..01 is zero, and the
+ * classic (x - 0x01..01) & ~x & 0x80..80 marks the lowest zero byte
+ * exactly (higher marks may be false positives, hence ctz of the lowest). */
+static inline const char *find_blank(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t a = w ^ (ones * ' '), b = w ^ (ones * '\t');
+        uint64_t m = ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs);
+        if (m)
+            return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+    while (p < end && !is_blank(*p))
+        p++;
+    return p;
+}
+
+/* "<digits>[.<digits>]" seconds -> ns. */
+static int parse_seconds(const char *p, size_t n, int64_t *out)
+{
+    const char *dot = memchr(p, '.', n);
+    size_t il = dot ? (size_t)(dot - p) : n;
+    int64_t sec;
+    int r = rf_parse_i64(p, il, &sec);
+    if (r)
+        return r;
+    if (sec < 0)
+        return RF_REJ_OUT_OF_RANGE + 1; /* only "-1" (handled by the caller) is allowed */
+    int64_t ns = 0;
+    if (dot) {
+        size_t fl = n - il - 1;
+        if (fl == 0)
+            return RF_REJ_BAD_NUMBER + 1;
+        int64_t scale = RF_NS_PER_S;
+        for (size_t i = 0; i < fl; i++) {
+            char c = dot[1 + i];
+            if ((unsigned char)(c - '0') >= 10)
+                return RF_REJ_BAD_NUMBER + 1;
+            if (scale > 1) {
+                scale /= 10;
+                ns += (c - '0') * scale;
+            }
+        }
+    }
+    if (__builtin_mul_overflow(sec, RF_NS_PER_S, out) || __builtin_add_overflow(*out, ns, out))
+        return RF_REJ_OUT_OF_RANGE + 1;
+    return 0;
+}
+
+static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
+{
+    const char *p = line, *end = line + len;
+    while (p < end && is_blank(*p))
+        p++;
+    while (end > p && is_blank(end[-1]))
+        end--;
+    if (p == end)
+        return -1;
+    const char *pe = find_blank(p, end);
+    if (pe == end)
+        return RF_REJ_SYNTAX + 1; /* a path and nothing else */
+    const char *v = pe;
+    while (v < end && is_blank(*v))
+        v++;
+    const char *ve = find_blank(v, end);
+    const char *t = ve;
+    while (t < end && is_blank(*t))
+        t++;
+    const char *tend = find_blank(t, end);
+    if (tend != end)
+        return RF_REJ_SYNTAX + 1; /* more than three tokens */
+    if (*p == ';')
+        return RF_REJ_SYNTAX + 1; /* tags without a path */
+
+    XXH128_hash_t raw = XXH3_128bits_withSeed(p, (size_t)(pe - p), RF_PROTO_GRAPHITE);
+    __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
+
+    rf_pending *f = &ctx->pend[0];
+    rf_pending_init(f, "value", 5, RF_ESC_NONE, RF_KIND_GAUGE);
+    f->value_type = RF_VALUE_F64;
+    int r = rf_parse_f64(ctx, v, (size_t)(ve - v), true, &f->value.f64);
+    if (r)
+        return r;
+
+    int64_t ts = ctx->rx->wall_ns;
+    uint8_t flags = 0;
+    size_t tl = (size_t)(tend - t);
+    if (tl && !(tl == 2 && t[0] == '-' && t[1] == '1')) {
+        if ((r = parse_seconds(t, tl, &ts)))
+            return r;
+        if (!rf_ts_in_window(ctx, ts))
+            return RF_REJ_TIMESTAMP_WINDOW + 1;
+        flags = RF_EVF_HAS_CLIENT_TIME;
+    }
+    struct graphite_series ser = {.path = {p, (uint32_t)(pe - p)}};
+    return rf_series_finish_line(ctx, raw, 1, graphite_split, &ser, ts, flags);
+}
+
+size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
+{
+    return rf_for_each_line(ctx, rx, buf, len, graphite_line);
+}

@@ -1,0 +1,304 @@
+/* InfluxDB line protocol:
+ *
+ *   <measurement>[,<tag key>=<tag value>...] <field key>=<value>[,...] [<timestamp>]
+ *
+ * Rules implemented (InfluxDB line protocol reference, "Special characters",
+ * "Data types and format", "Comments"):
+ *   - measurement: "\," and "\ " are escapes; tag keys, tag values and field
+ *     keys: "\,", "\=" and "\ ". "\\" is one backslash everywhere; any other
+ *     backslash is literal. A backslash as the last byte of the line is
+ *     bad_escape. Tag values and keys must not be empty.
+ *   - string field values: double-quoted, "\"" and "\\" are escapes, other
+ *     backslashes literal; value.u64 = XXH3_64bits of the unescaped text.
+ *   - integers "<int64>i", unsigned "<uint64>u" (range-checked), floats in
+ *     decimal with optional fraction and exponent ("1", "-1.5", "1e-3", ".5",
+ *     "1."); no leading '+', no inf/nan/hex; overflow is out_of_range.
+ *   - booleans t T true True TRUE f F false False FALSE.
+ *   - timestamp: optional signed integer in the configured precision,
+ *     converted to ns with an overflow check; absent -> receive wall time.
+ *   - '#' as the first non-blank byte: comment; blank lines skipped; leading
+ *     blanks and trailing blanks / "\r" tolerated.
+ * Each field becomes one event (kind RF_KIND_GAUGE: the protocol does not say
+ * whether a field is a counter) with the line's timestamp. */
+#include "ingest/protocol/protocol_pvt.h"
+
+#include "core/clock/clock.h"
+
+static const int64_t precision_ns[] = {
+    [RF_PRECISION_NS] = 1,
+    [RF_PRECISION_US] = RF_NS_PER_US,
+    [RF_PRECISION_MS] = RF_NS_PER_MS,
+    [RF_PRECISION_S] = RF_NS_PER_S,
+};
+
+/* First c in [p, end) not escaped by an odd run of backslashes, or NULL. */
+static inline const char *find_unescaped(const char *p, const char *end, char c)
+{
+    const char *start = p;
+    while (p < end) {
+        const char *hit = memchr(p, c, (size_t)(end - p));
+        if (!hit)
+            return NULL;
+        const char *b = hit;
+        while (b > start && b[-1] == '\\')
+            b--;
+        if (((hit - b) & 1) == 0)
+            return hit;
+        p = hit + 1;
+    }
+    return NULL;
+}
+
+/* Splits the series section into measurement and tags (miss path only). */
+static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_series_parts *parts)
+{
+    parts->esc = RF_ESC_MEAS;
+    parts->esc_tags = RF_ESC_KEY;
+    parts->multi_tags = false;
+    parts->tags = ctx->tags;
+    parts->ntags = 0;
+    const char *q = p;
+    while (q < end && *q != ',') {
+        if (*q == '\\' && q + 1 < end)
+            q++;
+        q++;
+    }
+    parts->measurement = (rf_span){p, (uint32_t)(q - p)};
+    while (q < end) { /* at a ',' */
+        q++;
+        const char *k = q;
+        while (q < end && *q != '=' && *q != ',') {
+            if (*q == '\\' && q + 1 < end)
+                q++;
+            q++;
+        }
+        if (q >= end || *q != '=')
+            return RF_REJ_SYNTAX + 1;
+        const char *v = ++q;
+        while (q < end && *q != ',') {
+            if (*q == '=')
+                return RF_REJ_SYNTAX + 1; /* unescaped '=' in a tag value */
+            if (*q == '\\' && q + 1 < end)
+                q++;
+            q++;
+        }
+        if (parts->ntags >= ctx->cfg.max_tags)
+            return RF_REJ_TOO_MANY_TAGS + 1;
+        ctx->tags[parts->ntags++] = (rf_tag){
+            .key = {k, (uint32_t)(v - 1 - k)},
+            .value = {v, (uint32_t)(q - v)},
+            .has_value = true,
+        };
+    }
+    return 0;
+}
+
+struct influx_series {
+    const char *p, *end;
+};
+
+static int influx_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+{
+    const struct influx_series *s = arg;
+    return split_series(ctx, s->p, s->end, parts);
+}
+
+static inline bool bool_is(const char *p, size_t n, const char *lit)
+{
+    return strlen(lit) == n && memcmp(p, lit, n) == 0;
+}
+
+/* Parses the value starting at *pp (just after '='); leaves *pp at the byte
+ * after the value (',', ' ' or end). */
+static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_pending *f)
+{
+    const char *p = *pp;
+    if (p >= end)
+        return RF_REJ_SYNTAX + 1;
+    if (*p == '"') {
+        const char *s = ++p;
+        bool escaped = false;
+        for (;;) {
+            if (p >= end)
+                return (p - s >= 2 && p[-1] == '"' && p[-2] == '\\') ? RF_REJ_BAD_ESCAPE + 1
+                                                                      : RF_REJ_SYNTAX + 1;
+            char c = *p;
+            if (c == '"')
+                break;
+            if (c == '\\') {
+                if (p + 1 >= end)
+                    return RF_REJ_BAD_ESCAPE + 1;
+                if (p[1] == '"' || p[1] == '\\') {
+                    escaped = true;
+                    p += 2;
+                    continue;
+                }
+            } else if (c == '\0') {
+                return RF_REJ_NUL_BYTE + 1;
+            }
+            p++;
+        }
+        size_t n = (size_t)(p - s);
+        if (!escaped) {
+            f->value.u64 = XXH3_64bits(s, n);
+        } else {
+            char *u = ctx->unesc;
+            size_t m = 0;
+            for (size_t i = 0; i < n; i++) {
+                if (s[i] == '\\' && i + 1 < n && (s[i + 1] == '"' || s[i + 1] == '\\'))
+                    i++;
+                u[m++] = s[i];
+            }
+            f->value.u64 = XXH3_64bits(u, m);
+        }
+        f->value_type = RF_VALUE_STRING;
+        p++; /* closing quote */
+        if (p < end && *p != ',' && *p != ' ')
+            return RF_REJ_SYNTAX + 1;
+        *pp = p;
+        return 0;
+    }
+    char c0 = *p;
+    if (c0 == 't' || c0 == 'T' || c0 == 'f' || c0 == 'F') {
+        const char *s = p;
+        while (p < end && *p != ',' && *p != ' ')
+            p++;
+        size_t n = (size_t)(p - s);
+        *pp = p;
+        f->value_type = RF_VALUE_BOOL;
+        if (n == 1 || bool_is(s, n, "true") || bool_is(s, n, "True") || bool_is(s, n, "TRUE")) {
+            f->value.u64 = (c0 == 't' || c0 == 'T');
+            return 0;
+        }
+        if (bool_is(s, n, "false") || bool_is(s, n, "False") || bool_is(s, n, "FALSE")) {
+            f->value.u64 = 0;
+            return 0;
+        }
+        return RF_REJ_BAD_NUMBER + 1;
+    }
+    /* Numbers: one scan, then the suffix decides the type. */
+    rf_numtok t;
+    int r = rf_num_scan(p, end, false, &t);
+    if (r)
+        return r;
+    p = t.end;
+    char suf = p < end ? *p : 0;
+    if (suf == 'i' || suf == 'u') {
+        p++;
+        if ((p < end && *p != ',' && *p != ' ') || (t.flags & (RF_NUM_DOT | RF_NUM_EXP)))
+            return RF_REJ_BAD_NUMBER + 1;
+        *pp = p;
+        if (suf == 'u') {
+            f->value_type = RF_VALUE_U64;
+            if (t.flags & RF_NUM_NEG)
+                return RF_REJ_BAD_NUMBER + 1;
+            if (RF_UNLIKELY(t.nint > 19))
+                return rf_parse_u64(t.start, t.nint, &f->value.u64);
+            f->value.u64 = t.w;
+            return 0;
+        }
+        f->value_type = RF_VALUE_I64;
+        if (RF_UNLIKELY(t.nint > 19))
+            return rf_parse_i64(t.start, (size_t)(t.end - t.start), &f->value.i64);
+        bool neg = t.flags & RF_NUM_NEG;
+        if (t.w > (uint64_t)INT64_MAX + neg)
+            return RF_REJ_OUT_OF_RANGE + 1;
+        f->value.i64 = neg ? (int64_t)(0 - t.w) : (int64_t)t.w;
+        return 0;
+    }
+    if (p < end && *p != ',' && *p != ' ')
+        return RF_REJ_BAD_NUMBER + 1;
+    *pp = p;
+    f->value_type = RF_VALUE_F64;
+    return rf_num_f64(ctx, &t, &f->value.f64);
+}
+
+static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
+{
+    const char *p = line, *end = line + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end || *p == '#')
+        return -1; /* blank or comment */
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (RF_UNLIKELY(end[-1] == '\\')) {
+        const char *b = end - 1;
+        while (b > p && b[-1] == '\\')
+            b--;
+        if ((end - b) & 1)
+            return RF_REJ_BAD_ESCAPE + 1; /* a lone backslash escapes nothing */
+    }
+
+    const char *sp = find_unescaped(p, end, ' ');
+    if (!sp) {
+        if (memchr(p, '\0', (size_t)(end - p)))
+            return RF_REJ_NUL_BYTE + 1;
+        return RF_REJ_EMPTY_FIELD_SET + 1;
+    }
+    XXH128_hash_t raw = XXH3_128bits_withSeed(p, (size_t)(sp - p), RF_PROTO_INFLUX);
+    /* The cache group of this series: fetched while the fields are parsed. */
+    __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
+
+    rf_pending *pend = ctx->pend;
+    uint32_t nf = 0, maxf = ctx->cfg.max_fields;
+    const char *q = sp + 1;
+    if (q >= end)
+        return RF_REJ_EMPTY_FIELD_SET + 1;
+    for (;;) {
+        const char *k = q;
+        while (q < end && *q != '=') {
+            char c = *q;
+            if (c == ' ' || c == ',')
+                return RF_REJ_SYNTAX + 1;
+            if (c == '\\' && q + 1 < end)
+                q++;
+            q++;
+        }
+        if (q >= end || q == k)
+            return RF_REJ_SYNTAX + 1;
+        if (nf >= maxf)
+            return RF_REJ_TOO_MANY_FIELDS + 1;
+        rf_pending *f = &pend[nf];
+        rf_pending_init(f, k, (uint32_t)(q - k), RF_ESC_KEY, RF_KIND_GAUGE);
+        q++;
+        int r = parse_value(ctx, &q, end, f);
+        if (r)
+            return r;
+        nf++;
+        if (q < end && *q == ',') {
+            q++;
+            continue;
+        }
+        break;
+    }
+
+    int64_t ts = ctx->rx->wall_ns;
+    uint8_t flags = 0;
+    if (q < end) { /* at a ' ' */
+        while (q < end && *q == ' ')
+            q++;
+        const char *t = q;
+        while (q < end && *q != ' ')
+            q++;
+        if (q != end)
+            return RF_REJ_SYNTAX + 1; /* trailing blanks were stripped: junk after the timestamp */
+        int64_t v;
+        int r = rf_parse_i64(t, (size_t)(q - t), &v);
+        if (r)
+            return r;
+        if (__builtin_mul_overflow(v, precision_ns[ctx->cfg.precision], &ts))
+            return RF_REJ_OUT_OF_RANGE + 1;
+        flags = RF_EVF_HAS_CLIENT_TIME;
+        if (!rf_ts_in_window(ctx, ts))
+            return RF_REJ_TIMESTAMP_WINDOW + 1;
+    }
+
+    struct influx_series arg = {p, sp};
+    return rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags);
+}
+
+size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
+{
+    return rf_for_each_line(ctx, rx, buf, len, influx_line);
+}

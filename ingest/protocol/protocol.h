@@ -1,0 +1,213 @@
+/* Wire-protocol parsers: InfluxDB line protocol, StatsD/DogStatsD and Graphite
+ * plaintext, turned into rf_event records with canonical series ids.
+ *
+ * Threading. An rf_parse_ctx belongs to one ingest thread: every rf_parse_*
+ * call, the flush callback and the caches run on that thread, without locks,
+ * allocations or syscalls per event (one allocation per series the context has
+ * not announced yet). Other threads (the control thread) may only read the
+ * counters (rf_parse_counter) and the reject log (rf_parse_reject_log_read).
+ *
+ * Input. The parse functions take a buffer of complete lines ('\n'-separated;
+ * a trailing '\r' is tolerated; the last line may lack its '\n'). Every line is
+ * parsed on its own: a malformed line is rejected alone (counted by reason and
+ * kept in the reject log) and parsing continues at the next line. For stream
+ * transports, rf_frame_scan() says which prefix of a receive buffer holds
+ * complete lines and what tail to keep for the next read.
+ *
+ * Output. Events go into a caller-provided array; when it is full, and when the
+ * caller calls rf_parse_flush() (at the end of its receive burst), the flush
+ * callback receives the filled prefix and must take the events out before it
+ * returns (the array is reused). The parse functions never flush a partial
+ * batch on their own, so a listener can parse many datagrams per flush.
+ *
+ * Series identity (canonical key). Every event carries series_id =
+ * rf_series_id_of_key(canonical text), with the canonical text
+ *
+ *     <measurement>[,<tag key>[=<tag value>]]... <field>
+ *
+ * where the components are the *unescaped* names, the tags are sorted by key
+ * (bytewise, unsigned; a repeated key is rejected as duplicate_tag except in
+ * DogStatsD, where a key may carry several values: those sort by value, a bare
+ * tag first, exact repeats dropped), and each component is re-escaped with a
+ * backslash before ',' ' ' '\' (and '=' except in the measurement). So the
+ * same series gets the same id whatever the tag order or the escaping style
+ * the client used ("a\b" and "a\\b" are both the name a\b, canonical "a\\b").
+ * Per protocol:
+ *   line protocol  measurement, tags, field key (one series per field);
+ *   StatsD         measurement = metric name, tags from "|#k:v,...", a bare
+ *                  DogStatsD tag "|#t" is "t" without "=", field = the type
+ *                  name: count (c), gauge (g, also +N/-N deltas), timer (ms),
+ *                  histogram (h), distribution (d), set (s);
+ *   Graphite       measurement = the dotted path, tags from ";k=v", field "value".
+ * The first time a context meets a series id it emits an RF_KIND_SERIES_DEF
+ * event (series_id set, aux = (uintptr_t) of a new rf_series_key) before the
+ * series' first data event. Ownership of the key moves with the event: whoever
+ * consumes or drops it frees it with rf_series_key_free. The context remembers
+ * announced ids in a bounded set; when an id is evicted (counted as
+ * RF_PC_ANNOUNCE_EVICTIONS) it may be announced again, so consumers must accept
+ * duplicate defs (same id, same text).
+ *
+ * Errors: constructors return NULL / negative errno and fill an rf_err. */
+#ifndef RF_INGEST_PROTOCOL_H
+#define RF_INGEST_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+#include "core/event/event.h"
+
+/* Why a line was rejected. The names (rf_reject_reason_name) are stable: they
+ * are what the stats socket and the metrics exposition print. */
+enum rf_reject_reason {
+    RF_REJ_SYNTAX = 0,          /* structure wrong: missing '=', ':' or '|', empty name, ... */
+    RF_REJ_BAD_ESCAPE,          /* a backslash with nothing after it / unterminated escape */
+    RF_REJ_BAD_NUMBER,          /* value or timestamp is not a number of the expected form */
+    RF_REJ_OUT_OF_RANGE,        /* number does not fit (int64, uint64, finite double, rate) */
+    RF_REJ_TIMESTAMP_WINDOW,    /* timestamp outside [recv - past, recv + future] */
+    RF_REJ_LINE_TOO_LONG,       /* line longer than max_line_len */
+    RF_REJ_NUL_BYTE,            /* a NUL byte in the line */
+    RF_REJ_INVALID_UTF8,        /* measurement, key, tag value or name not valid UTF-8 */
+    RF_REJ_TOO_MANY_TAGS,       /* more than max_tags tags */
+    RF_REJ_KEY_TOO_LONG,        /* canonical series key longer than max_key_len */
+    RF_REJ_EMPTY_FIELD_SET,     /* line protocol line with no field */
+    RF_REJ_TOO_MANY_FIELDS,     /* more fields (values) in one line than max_fields */
+    RF_REJ_DUPLICATE_TAG,       /* the same tag key twice in one line */
+    RF_REJ_UNKNOWN_TYPE,        /* StatsD type other than c, g, ms, h, d, s */
+    RF_REJ_NO_MEMORY,           /* the series key could not be allocated */
+    RF_REJ__COUNT
+};
+
+/* Stable lower-case name of a reason ("syntax", "bad_escape", ...); "unknown"
+ * for an out-of-range value. */
+const char *rf_reject_reason_name(enum rf_reject_reason reason);
+
+/* Unit of line-protocol timestamps (the "precision" of the InfluxDB API). */
+enum rf_ts_precision {
+    RF_PRECISION_NS = 0,
+    RF_PRECISION_US = 1,
+    RF_PRECISION_MS = 2,
+    RF_PRECISION_S = 3,
+};
+
+typedef struct rf_parse_config {
+    uint16_t source_id;             /* copied into every event */
+    enum rf_ts_precision precision; /* line protocol only; Graphite is seconds */
+    int64_t ts_past_ns;             /* accept event times >= recv wall - past; 0 = no limit */
+    int64_t ts_future_ns;           /* accept event times <= recv wall + future; 0 = no limit */
+    uint32_t max_line_len;          /* bytes, without the '\n'; 0 = 65536 */
+    uint32_t max_tags;              /* per line; 0 = 64 */
+    uint32_t max_fields;            /* events per line; 0 = 256 */
+    uint32_t max_key_len;           /* canonical key bytes (<= 65535); 0 = 1024 */
+    uint32_t series_cache_slots;    /* raw-bytes -> id cache, rounded up to 2^k; 0 = 65536 */
+    uint32_t announced_slots;       /* announced-ids set, rounded up to 2^k; 0 = 65536 */
+    uint32_t reject_log_slots;      /* last rejected lines kept, rounded to 2^k; 0 = 64 */
+} rf_parse_config;
+
+/* Receives `n` (> 0) events; they must be consumed (copied, enqueued) before it
+ * returns. It owns the rf_series_key of every RF_KIND_SERIES_DEF among them. */
+typedef void (*rf_parse_flush_fn)(void *user, rf_event *events, size_t n);
+
+/* What the receive path knows about one buffer. */
+typedef struct rf_recv_info {
+    int64_t wall_ns;         /* rf_clock_wall_ns() at receipt: default event time, window base */
+    int64_t mono_ns;         /* rf_clock_mono_ns() at receipt: recv_time_ns of the events */
+    const char *source_addr; /* "ip:port" of the sender for the reject log, or NULL;
+                              * read only when a line is rejected */
+} rf_recv_info;
+
+typedef struct rf_parse_ctx rf_parse_ctx;
+
+/* Creates a context writing into batch[0..batch_cap) (batch_cap >= 1; the array
+ * must outlive the context). NULL with `err` filled on bad configuration
+ * (EINVAL) or allocation failure (ENOMEM). */
+rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size_t batch_cap,
+                               rf_parse_flush_fn flush, void *user, rf_err *err);
+/* Frees the context; events still in the batch are handed to flush first. */
+void rf_parse_ctx_free(rf_parse_ctx *ctx);
+
+/* Parse every line of buf[0..len) (rx must not be NULL; buf need not be
+ * NUL-terminated and is not modified). Events of valid lines go to the batch,
+ * invalid lines are counted and logged. Returns the number of lines rejected. */
+size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
+size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
+size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
+
+/* Hands the events parsed so far to the flush callback (no call when none). */
+void rf_parse_flush(rf_parse_ctx *ctx);
+
+/* Records a rejection that the caller detected itself (e.g. an overlong line
+ * the framer discarded): counts it and logs the excerpt. */
+void rf_parse_reject_external(rf_parse_ctx *ctx, const rf_recv_info *rx,
+                              enum rf_reject_reason reason, const char *line, size_t len);
+
+/* Counters. Written only by the context's thread (relaxed atomic stores);
+ * any thread may read them at any time (relaxed loads: each value is exact and
+ * monotonic, values are not a consistent snapshot of each other). */
+enum rf_parse_counter_id {
+    RF_PC_LINES_OK = 0,       /* lines that produced events (comments/blank not counted) */
+    RF_PC_LINES_REJECTED,     /* sum of the per-reason counters */
+    RF_PC_EVENTS,             /* data events emitted (series defs not included) */
+    RF_PC_SERIES_DEFS,        /* RF_KIND_SERIES_DEF events emitted */
+    RF_PC_CACHE_MISSES,       /* raw series bytes not in the cache: canonical key built */
+    RF_PC_CACHE_EVICTIONS,    /* cache entries overwritten for lack of room */
+    RF_PC_ANNOUNCE_EVICTIONS, /* announced ids forgotten for lack of room (may re-announce) */
+    RF_PC_FLUSHES,            /* flush callback invocations */
+    RF_PC__COUNT
+};
+uint64_t rf_parse_counter(const rf_parse_ctx *ctx, enum rf_parse_counter_id id);
+uint64_t rf_parse_reject_count(const rf_parse_ctx *ctx, enum rf_reject_reason reason);
+
+/* The reject log: the last reject_log_slots rejected lines. */
+#define RF_REJECT_EXCERPT_MAX 128u
+#define RF_REJECT_SOURCE_MAX 48u
+typedef struct rf_reject_entry {
+    uint64_t seq;     /* 1 for the first rejection of this context, then +1 */
+    int64_t wall_ns;  /* receive wall time of the buffer the line came in */
+    uint16_t reason;  /* enum rf_reject_reason */
+    uint16_t excerpt_len;
+    char excerpt[RF_REJECT_EXCERPT_MAX]; /* first bytes of the line; bytes outside
+                                          * 0x20..0x7e replaced by '?'; not NUL-terminated */
+    char source[RF_REJECT_SOURCE_MAX];   /* NUL-terminated, "" when unknown */
+} rf_reject_entry;
+
+/* Copies up to `max` most recent entries into out, newest first; returns the
+ * count. Safe from any thread while the ingest thread writes (seqlock per slot,
+ * see reject.c); an entry overwritten during the read is skipped, never torn. */
+size_t rf_parse_reject_log_read(const rf_parse_ctx *ctx, rf_reject_entry *out, size_t max);
+
+/* Stream framing for TCP: a small state machine per connection.
+ *
+ * The reader keeps the bytes it has not parsed yet in one buffer and, after
+ * each read, calls rf_frame_scan on the whole pending buffer. The result says:
+ * parse buf[parse_off, parse_off + parse_len) (complete lines, ending in '\n'),
+ * then drop the first `consume` bytes and keep the rest (a partial line, at
+ * most max_line bytes) for the next read. A line that grows beyond max_line
+ * without a '\n' is dropped as it arrives (the framer remembers to skip to the
+ * next '\n'), so the pending buffer never needs more than max_line + one read.
+ * Complete lines longer than max_line are left in the parse range: the
+ * parser rejects them as line_too_long. */
+typedef struct rf_framer {
+    uint32_t max_line;   /* bytes without '\n', >= 1 */
+    bool discarding;     /* inside an overlong line: skip to the next '\n' */
+} rf_framer;
+
+typedef struct rf_frame {
+    size_t parse_off;
+    size_t parse_len;
+    size_t consume;      /* parse_off + parse_len <= consume <= len */
+    uint32_t overlong;   /* 1 when an overlong line started being discarded in this
+                          * call: its first bytes are buf[overlong_off, len), for the
+                          * reject log (rf_parse_reject_external, line_too_long) */
+    size_t overlong_off;
+} rf_frame;
+
+static inline void rf_framer_init(rf_framer *f, uint32_t max_line)
+{
+    f->max_line = max_line ? max_line : 1;
+    f->discarding = false;
+}
+void rf_frame_scan(rf_framer *f, const char *buf, size_t len, rf_frame *out);
+
+#endif

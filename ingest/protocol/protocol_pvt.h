@@ -1,0 +1,329 @@
+/* Internals shared by the parsers of ingest/protocol. Do not include from
+ * outside this folder: the public contract is protocol.h. */
+#ifndef RF_INGEST_PROTOCOL_PVT_H
+#define RF_INGEST_PROTOCOL_PVT_H
+
+#include <locale.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "ingest/protocol/protocol.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define RF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Protocol seeds keep the raw-bytes hashes of different protocols apart when
+ * one context parses several of them. */
+enum { RF_PROTO_INFLUX = 1, RF_PROTO_STATSD = 2, RF_PROTO_GRAPHITE = 3 };
+
+/* A borrowed byte range. */
+typedef struct rf_span {
+    const char *p;
+    uint32_t len;
+} rf_span;
+
+/* How a component was written on the wire, i.e. which backslash escapes the
+ * unescaper must resolve. */
+enum rf_esc {
+    RF_ESC_NONE = 0,     /* StatsD, Graphite: bytes are the name */
+    RF_ESC_MEAS = 1,     /* line protocol measurement: \, \space \\ */
+    RF_ESC_KEY = 2,      /* line protocol tag key/value, field key: \, \= \space \\ */
+};
+
+/* One tag of a line being canonicalised; `key.p == NULL` never happens; a
+ * DogStatsD bare tag has has_value false. */
+typedef struct rf_tag {
+    rf_span key;
+    rf_span value;
+    bool has_value;
+} rf_tag;
+
+/* The series part of a line as the canonicaliser needs it (miss path only). */
+typedef struct rf_series_parts {
+    rf_span measurement;
+    uint8_t esc;          /* enum rf_esc for the measurement; tags use esc_tags */
+    uint8_t esc_tags;
+    bool multi_tags;      /* a key may repeat with different values (DogStatsD) */
+    uint32_t ntags;
+    rf_tag *tags;         /* ctx->tags scratch */
+} rf_series_parts;
+
+/* Raw cache slot: `check` is a 64-bit hash of (raw series bytes, raw field)
+ * that also depends on bits not used for the slot index; 0 means empty. */
+typedef struct rf_raw_slot {
+    uint64_t check;
+    uint64_t id;
+} rf_raw_slot;
+
+/* The reject-log slot: a seqlock over words so that the reader's copy is a
+ * sequence of relaxed atomic loads (no data race in the C11 sense). */
+#define RF_REJ_WORDS ((sizeof(rf_reject_entry) + 7) / 8)
+typedef struct rf_reject_slot {
+    _Atomic uint64_t seq;                 /* odd while being written */
+    _Atomic uint64_t words[RF_REJ_WORDS]; /* an rf_reject_entry */
+} rf_reject_slot;
+
+/* One value of a line, kept until the whole line is known to be valid. */
+typedef struct rf_pending {
+    rf_span field;        /* raw field name (line protocol key, or type name) */
+    uint8_t field_esc;
+    uint8_t value_type;
+    uint8_t kind;
+    uint8_t fresh;        /* 1: id came from the miss path (insert into cache) */
+    float sample_rate;
+    rf_value value;
+    uint64_t check;       /* raw cache check hash */
+    uint64_t raw_lo;      /* raw series hash (slot group) */
+    uint64_t series_id;
+    rf_series_key *def;   /* to announce before the value, or NULL */
+} rf_pending;
+
+struct rf_parse_ctx {
+    rf_parse_config cfg;
+    /* output */
+    rf_event *batch;
+    size_t batch_cap;
+    size_t batch_n;
+    rf_parse_flush_fn flush;
+    void *user;
+    /* per-call receive info */
+    const rf_recv_info *rx;
+    /* series raw cache and announced-ids set (open addressing, bounded probe) */
+    rf_raw_slot *raw;
+    uint32_t raw_mask;
+    uint64_t *announced;
+    uint32_t ann_mask;
+    /* scratch, sized from the configuration at creation */
+    rf_tag *tags;         /* max_tags + 1 */
+    rf_pending *pend;     /* max_fields */
+    char *canon;          /* canonical key under construction, max_key_len + 1 */
+    char *unesc;          /* unescaped string field / component, max_line_len + 1 */
+    locale_t c_locale;    /* strtod_l: '.' whatever the process locale */
+    /* counters: written by the owning thread only (relaxed load + store) */
+    _Atomic uint64_t counters[RF_PC__COUNT];
+    _Atomic uint64_t rejects[RF_REJ__COUNT];
+    /* reject log */
+    rf_reject_slot *rlog;
+    uint32_t rlog_mask;
+    _Atomic uint64_t rlog_head;           /* number of entries ever written */
+};
+
+/* Single-writer counter increment: only the owning thread writes, so a relaxed
+ * load + store is enough (no RMW) and readers see whole values. */
+static inline void rf_ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* The accepted window of event times around the receive wall time. */
+static inline bool rf_ts_in_window(const rf_parse_ctx *ctx, int64_t ts)
+{
+    int64_t wall = ctx->rx->wall_ns;
+    if (ctx->cfg.ts_past_ns && ts < wall - ctx->cfg.ts_past_ns)
+        return false;
+    if (ctx->cfg.ts_future_ns && ts > wall + ctx->cfg.ts_future_ns)
+        return false;
+    return true;
+}
+
+/* Fills the per-value defaults of a pending event. */
+static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t field_len,
+                                   uint8_t field_esc, uint8_t kind)
+{
+    f->field = (rf_span){field, field_len};
+    f->field_esc = field_esc;
+    f->kind = kind;
+    f->sample_rate = 1.0f;
+    f->def = NULL;
+    f->fresh = 0;
+}
+
+/* Resolves the ids of pend[0..n) (cache, then the miss path with the parts
+ * that split() produces on the first miss) and emits the line. Returns 0 or a
+ * reject reason + 1 (nothing emitted then). */
+typedef int (*rf_split_fn)(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts);
+int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
+                          const void *arg, int64_t event_time, uint8_t flags);
+
+/* reject.c */
+void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line,
+                    size_t len);
+
+/* The next free event of the batch; the caller fills every field, then
+ * calls rf_emit_commit (which flushes when the batch is full). Writing in
+ * place rather than copying a stack-built event avoids store-forwarding stalls
+ * (byte stores read back as 16-byte loads). */
+static inline rf_event *rf_emit_slot(rf_parse_ctx *ctx)
+{
+    return &ctx->batch[ctx->batch_n];
+}
+
+static inline void rf_emit_commit(rf_parse_ctx *ctx)
+{
+    if (RF_UNLIKELY(++ctx->batch_n == ctx->batch_cap))
+        rf_parse_flush(ctx);
+}
+
+/* series_key.c */
+
+/* The raw cache. All fields of one raw series start their probe in the same
+ * 4-slot group (one cache line) chosen by the series hash, offset by the field
+ * hash: a line with several fields touches one or two cache lines, not one per
+ * field. A probe covers RF_RAW_PROBE slots from there. */
+#define RF_RAW_PROBE 16u
+
+static inline uint32_t rf_raw_home(const rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo)
+{
+    return ((uint32_t)raw_lo & ~3u & ctx->raw_mask) + (uint32_t)(check & 3);
+}
+
+/* Looks up the raw cache for (raw series hash, raw field bytes). Fills
+ * p->check and, on a hit, p->series_id; returns true on a hit. A false hit
+ * needs two different (series, field) pairs to agree on 64 check bits and on
+ * the slot group: about 2^-78 per lookup. */
+static inline bool rf_series_lookup(rf_parse_ctx *ctx, XXH128_hash_t raw, rf_pending *p)
+{
+    uint64_t check = XXH3_64bits_withSeed(p->field.p, p->field.len, raw.high64) ^ raw.low64;
+    check += (check == 0);
+    p->check = check;
+    p->raw_lo = raw.low64;
+    uint32_t i = rf_raw_home(ctx, check, raw.low64);
+    for (unsigned probe = 0; probe < RF_RAW_PROBE; probe++) {
+        const rf_raw_slot *s = &ctx->raw[(i + probe) & ctx->raw_mask];
+        if (s->check == check) {
+            p->series_id = s->id;
+            return true;
+        }
+        if (s->check == 0)
+            return false;
+    }
+    return false;
+}
+
+/* Miss path: builds the canonical key of (parts, p->field) into ctx->canon,
+ * validating every component; sets p->series_id and, when the id has not been
+ * announced by this context, p->def (allocated). Returns 0 or a reject reason
+ * + 1. The canonical "measurement,tags" prefix is built once per line:
+ * *prefix_len is -1 before the first call of a line and is kept by the callee.
+ * parts->tags are sorted in place. */
+int rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
+                      rf_pending *p);
+
+/* Emit phase of a valid line: inserts fresh ids in the cache, marks defs as
+ * announced, emits defs and values. */
+void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_t event_time,
+                         uint8_t flags);
+
+/* Frees the defs of a line that is rejected after resolution. */
+void rf_series_drop_defs(rf_pending *pend, uint32_t n);
+
+/* number.c: numbers are scanned once (rf_num_scan stops at the first byte
+ * that cannot continue the number) and then converted. */
+typedef struct rf_numtok {
+    const char *start, *end; /* the scanned text */
+    uint64_t w;              /* all mantissa digits as an integer; exact when
+                              * nint + nfrac <= 19 (wraps otherwise, unused then) */
+    uint32_t nint, nfrac;    /* digits before / after the '.' */
+    int64_t e10;             /* explicit exponent, clamped to +-100000 */
+    uint32_t flags;          /* RF_NUM_*; one word, written once: no partial
+                              * stores for the caller's test to wait on */
+} rf_numtok;
+
+enum { RF_NUM_NEG = 1u, RF_NUM_DOT = 2u, RF_NUM_EXP = 4u };
+
+static inline bool rf_is_digit(char c)
+{
+    return (unsigned char)(c - '0') < 10;
+}
+
+/* [-+]?digits*[.digits*][(e|E)[-+]?digits+] with at least one mantissa digit;
+ * '+' only when allow_plus. Returns 0 or RF_REJ_BAD_NUMBER + 1. */
+static inline int rf_num_scan(const char *p, const char *end, bool allow_plus, rf_numtok *t)
+{
+    uint32_t flags = 0;
+    t->start = p;
+    if (p < end && (*p == '-' || (allow_plus && *p == '+'))) {
+        if (*p == '-')
+            flags |= RF_NUM_NEG;
+        p++;
+    }
+    uint64_t w = 0;
+    const char *d0 = p;
+    while (p < end && rf_is_digit(*p))
+        w = w * 10 + (uint64_t)(*p++ - '0');
+    uint32_t nint = (uint32_t)(p - d0), nfrac = 0;
+    if (p < end && *p == '.') {
+        flags |= RF_NUM_DOT;
+        const char *f0 = ++p;
+        while (p < end && rf_is_digit(*p))
+            w = w * 10 + (uint64_t)(*p++ - '0');
+        nfrac = (uint32_t)(p - f0);
+    }
+    int64_t e = 0;
+    int r = 0;
+    if (nint + nfrac == 0) {
+        r = RF_REJ_BAD_NUMBER + 1;
+    } else if (p < end && (*p == 'e' || *p == 'E')) {
+        flags |= RF_NUM_EXP;
+        p++;
+        bool eneg = false;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (p == end || !rf_is_digit(*p))
+            r = RF_REJ_BAD_NUMBER + 1;
+        for (; p < end && rf_is_digit(*p); p++)
+            if (e < 100000)
+                e = e * 10 + (*p - '0');
+        if (eneg)
+            e = -e;
+    }
+    t->end = p;
+    t->w = w;
+    t->nint = nint;
+    t->nfrac = nfrac;
+    t->e10 = e;
+    t->flags = flags;
+    return r;
+}
+
+/* The correctly rounded double of a scanned number (Clinger's fast path, else
+ * strtod_l on the text). Returns 0 or RF_REJ_OUT_OF_RANGE + 1 (overflow). */
+int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out);
+static inline int rf_num_f64(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
+{
+    static const double pow10[23] = {
+        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    };
+    int64_t e = t->e10 - (int64_t)t->nfrac;
+    if (RF_LIKELY(t->nint + t->nfrac <= 19 && t->w <= (1ull << 53) && e >= -22 && e <= 22)) {
+        /* w and 10^|e| are exact doubles: one IEEE operation rounds correctly */
+        double d = (double)t->w;
+        d = e < 0 ? d / pow10[-e] : d * pow10[e];
+        *out = (t->flags & RF_NUM_NEG) ? -d : d;
+        return 0;
+    }
+    return rf_num_f64_slow(ctx, t, out);
+}
+
+/* Parses all of [p, p+len) as a float (rf_num_scan syntax). Returns 0,
+ * RF_REJ_BAD_NUMBER + 1 or RF_REJ_OUT_OF_RANGE + 1. */
+int rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out);
+/* [-]digits -> int64 / digits -> uint64, with range checks; same returns. */
+int rf_parse_i64(const char *p, size_t len, int64_t *out);
+int rf_parse_u64(const char *p, size_t len, uint64_t *out);
+
+/* Validation helpers (series_key.c). */
+bool rf_utf8_valid(const char *p, size_t len);
+
+/* Line iteration shared by the three parsers: calls fn for each line (without
+ * '\n' and a trailing '\r'), skipping blank lines; rejects overlong lines. */
+typedef int (*rf_line_fn)(rf_parse_ctx *ctx, const char *line, size_t len);
+size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len,
+                        rf_line_fn fn);
+
+#endif

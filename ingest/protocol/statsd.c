@@ -1,0 +1,196 @@
+/* StatsD with the DogStatsD extensions:
+ *
+ *   <name>:<value>[:<value>...]|<type>[|@<rate>][|#<tag>[:<value>],...][|T<unix s>][|...]
+ *
+ *   type  c counter (RF_KIND_COUNTER), g gauge (RF_KIND_GAUGE; a value with a
+ *         leading '+' or '-' is a delta, RF_KIND_GAUGE_DELTA with the signed
+ *         value), ms timer, h histogram, d distribution, s set (value.u64 =
+ *         XXH3_64bits of the member text, value_type RF_VALUE_STRING; the
+ *         member is taken whole, ':' included).
+ *   @rate sample rate in (0, 1], stored in sample_rate (1.0 when absent).
+ *   #tags DogStatsD tags, "k:v" (split at the first ':') or bare "k"; empty
+ *         items (",,") are ignored.
+ *   T     DogStatsD client timestamp, Unix seconds (window-checked).
+ *   Other sections ("c:<container>", "e:...") are ignored: newer agents add
+ *   them and a collector must not reject the metric for them.
+ * Several values packed in one line ("name:1:2:3|h", DogStatsD protocol v1.1)
+ * become one event each. Several lines per datagram, '\n'-separated.
+ * Event time is the receive wall time unless |T is given. */
+#include "core/clock/clock.h"
+#include "ingest/protocol/protocol_pvt.h"
+
+struct statsd_series {
+    rf_span name;
+    rf_span tags; /* after "|#", may be empty */
+};
+
+static int statsd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+{
+    const struct statsd_series *s = arg;
+    parts->measurement = s->name;
+    parts->esc = RF_ESC_NONE;
+    parts->esc_tags = RF_ESC_NONE;
+    parts->multi_tags = true;
+    parts->tags = ctx->tags;
+    parts->ntags = 0;
+    const char *p = s->tags.p, *end = p + s->tags.len;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *ie = c ? c : end;
+        if (ie > p) {
+            if (parts->ntags >= ctx->cfg.max_tags)
+                return RF_REJ_TOO_MANY_TAGS + 1;
+            rf_tag *t = &ctx->tags[parts->ntags++];
+            const char *colon = memchr(p, ':', (size_t)(ie - p));
+            if (colon) {
+                t->key = (rf_span){p, (uint32_t)(colon - p)};
+                t->value = (rf_span){colon + 1, (uint32_t)(ie - colon - 1)};
+                t->has_value = true;
+            } else {
+                t->key = (rf_span){p, (uint32_t)(ie - p)};
+                t->value = (rf_span){ie, 0};
+                t->has_value = false;
+            }
+        }
+        p = ie + 1;
+    }
+    return 0;
+}
+
+static const struct {
+    char type[3];
+    uint8_t type_len;
+    uint8_t kind;
+    uint8_t field_len;
+    const char *field;
+} statsd_types[] = {
+    {"c", 1, RF_KIND_COUNTER, 5, "count"},
+    {"g", 1, RF_KIND_GAUGE, 5, "gauge"},
+    {"ms", 2, RF_KIND_TIMER, 5, "timer"},
+    {"h", 1, RF_KIND_HISTOGRAM, 9, "histogram"},
+    {"d", 1, RF_KIND_DISTRIBUTION, 12, "distribution"},
+    {"s", 1, RF_KIND_SET, 3, "set"},
+};
+
+static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
+{
+    const char *p = line, *end = line + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (p == end)
+        return -1;
+    const char *bar = memchr(p, '|', (size_t)(end - p));
+    if (!bar)
+        return RF_REJ_SYNTAX + 1;
+    const char *colon = memchr(p, ':', (size_t)(bar - p));
+    if (!colon || colon == p || colon + 1 == bar)
+        return RF_REJ_SYNTAX + 1;
+    struct statsd_series ser = {.name = {p, (uint32_t)(colon - p)}, .tags = {bar, 0}};
+
+    /* type */
+    const char *t = bar + 1;
+    const char *tb = memchr(t, '|', (size_t)(end - t));
+    const char *te = tb ? tb : end;
+    int ti = -1;
+    for (unsigned i = 0; i < sizeof(statsd_types) / sizeof(statsd_types[0]); i++) {
+        if ((size_t)(te - t) == statsd_types[i].type_len &&
+            memcmp(t, statsd_types[i].type, statsd_types[i].type_len) == 0) {
+            ti = (int)i;
+            break;
+        }
+    }
+    if (ti < 0)
+        return (te == t) ? RF_REJ_SYNTAX + 1 : RF_REJ_UNKNOWN_TYPE + 1;
+    uint8_t kind = statsd_types[ti].kind;
+    const char *field = statsd_types[ti].field;
+    uint32_t field_len = statsd_types[ti].field_len;
+
+    /* sections */
+    float rate = 1.0f;
+    int64_t ts = ctx->rx->wall_ns;
+    uint8_t flags = 0;
+    bool have_tags = false;
+    for (const char *s = te; s < end;) { /* at a '|' */
+        s++;
+        const char *se = memchr(s, '|', (size_t)(end - s));
+        if (!se)
+            se = end;
+        if (se == s)
+            return RF_REJ_SYNTAX + 1;
+        if (*s == '@') {
+            double r;
+            int e = rf_parse_f64(ctx, s + 1, (size_t)(se - s - 1), false, &r);
+            if (e)
+                return e;
+            if (!(r > 0.0 && r <= 1.0))
+                return RF_REJ_OUT_OF_RANGE + 1;
+            rate = (float)r;
+        } else if (*s == '#') {
+            if (have_tags)
+                return RF_REJ_SYNTAX + 1;
+            have_tags = true;
+            ser.tags = (rf_span){s + 1, (uint32_t)(se - s - 1)};
+        } else if (*s == 'T') {
+            int64_t sec;
+            int e = rf_parse_i64(s + 1, (size_t)(se - s - 1), &sec);
+            if (e)
+                return e;
+            if (__builtin_mul_overflow(sec, RF_NS_PER_S, &ts))
+                return RF_REJ_OUT_OF_RANGE + 1;
+            if (!rf_ts_in_window(ctx, ts))
+                return RF_REJ_TIMESTAMP_WINDOW + 1;
+            flags = RF_EVF_HAS_CLIENT_TIME;
+        }
+        s = se;
+    }
+
+    /* values */
+    uint32_t nf = 0;
+    const char *v = colon + 1;
+    while (v <= bar) {
+        const char *ve;
+        if (kind == RF_KIND_SET) {
+            ve = bar;
+        } else {
+            ve = memchr(v, ':', (size_t)(bar - v));
+            if (!ve)
+                ve = bar;
+        }
+        if (nf >= ctx->cfg.max_fields)
+            return RF_REJ_TOO_MANY_FIELDS + 1;
+        rf_pending *f = &ctx->pend[nf];
+        rf_pending_init(f, field, field_len, RF_ESC_NONE, kind);
+        f->sample_rate = rate;
+        size_t n = (size_t)(ve - v);
+        if (n == 0)
+            return RF_REJ_SYNTAX + 1;
+        if (kind == RF_KIND_SET) {
+            if (memchr(v, '\0', n))
+                return RF_REJ_NUL_BYTE + 1;
+            f->value_type = RF_VALUE_STRING;
+            f->value.u64 = XXH3_64bits(v, n);
+        } else {
+            bool sign = (*v == '+' || *v == '-');
+            int e = rf_parse_f64(ctx, v, n, kind == RF_KIND_GAUGE, &f->value.f64);
+            if (e)
+                return e;
+            f->value_type = RF_VALUE_F64;
+            if (kind == RF_KIND_GAUGE && sign)
+                f->kind = RF_KIND_GAUGE_DELTA;
+        }
+        nf++;
+        v = ve + 1;
+    }
+
+    XXH128_hash_t hn = XXH3_128bits_withSeed(ser.name.p, ser.name.len, RF_PROTO_STATSD);
+    XXH128_hash_t ht = XXH3_128bits_withSeed(ser.tags.p, ser.tags.len, hn.low64);
+    XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
+    return rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags);
+}
+
+size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
+{
+    return rf_for_each_line(ctx, rx, buf, len, statsd_line);
+}

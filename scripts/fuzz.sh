@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target of ringflow under ASan + UBSan.
+#
+#   scripts/fuzz.sh            # 30 s per target (the CI-sized smoke run)
+#   scripts/fuzz.sh 600        # the long run: 10 min per target
+#   scripts/fuzz.sh 60 influx  # one target (influx, statsd, graphite, framing)
+#
+# It configures a clang build in build-fuzz/ (-Dfuzz=true; tests/fuzz/meson.build
+# compiles the parsers into each target with -fsanitize=fuzzer,address,undefined),
+# builds the targets and runs each for the given seconds on a working corpus in
+# build-fuzz/fuzz-corpus/<target>, seeded from the checked-in
+# tests/fuzz/corpus/<target>/ (which libFuzzer only reads). A crash, leak,
+# sanitizer report or failed invariant leaves a reproducer in
+# build-fuzz/fuzz-artifacts/ and makes the script exit non-zero; replay it with
+#   build-fuzz/tests/fuzz/fuzz_<target> <reproducer>
+# Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (parallel
+# workers per target, default 1).
+set -euo pipefail
+
+secs="${1:-30}"
+only="${2:-}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bdir="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
+jobs="${FUZZ_JOBS:-1}"
+targets=(influx statsd graphite framing)
+[ -n "$only" ] && targets=("$only")
+
+command -v clang >/dev/null || { echo "fuzz.sh: clang missing (scripts/install-deps.sh)"; exit 2; }
+if [ ! -f "$bdir/build.ninja" ]; then
+  CC=clang CXX=clang++ meson setup "$bdir" "$root" -Dfuzz=true -Dbench=disabled \
+    -Ddpdk=disabled -Dmimalloc=disabled -Dbuildtype=debugoptimized
+fi
+ninja -C "$bdir" $(printf 'tests/fuzz/fuzz_%s ' "${targets[@]}")
+
+mkdir -p "$bdir/fuzz-artifacts"
+par=()
+# -jobs runs workers in the background with logs in fuzz-<n>.log (in $bdir).
+[ "$jobs" -gt 1 ] && par=(-jobs="$jobs" -workers="$jobs")
+cd "$bdir"
+status=0
+for t in "${targets[@]}"; do
+  work="$bdir/fuzz-corpus/$t"
+  mkdir -p "$work"
+  echo "== fuzz_$t: ${secs}s"
+  if ! "$bdir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+        -rss_limit_mb=2048 "${par[@]}" -print_final_stats=1 \
+        -artifact_prefix="$bdir/fuzz-artifacts/$t-" "$work" "$root/tests/fuzz/corpus/$t"; then
+    echo "fuzz_$t: FAILED (see $bdir/fuzz-artifacts/)"
+    status=1
+  fi
+done
+exit $status

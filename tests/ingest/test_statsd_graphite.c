@@ -1,0 +1,226 @@
+/* StatsD/DogStatsD and Graphite plaintext: the protocol documents' examples,
+ * kinds, sample rates, tags, timestamps and canonical keys. */
+#include "tests/ingest/ingest_test_util.h"
+
+static fixture *fx(void)
+{
+    rf_parse_config cfg = {.source_id = 3};
+    return fixture_new(&cfg);
+}
+
+/* The examples of etsy/statsd's docs/metric_types.md. */
+static void test_statsd_metric_types(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_statsd,
+                         "gorets:1|c\n"
+                         "gorets:1|c|@0.1\n"
+                         "glork:320|ms|@0.1\n"
+                         "gaugor:333|g\n"
+                         "gaugor:-10|g\n"
+                         "gaugor:+4|g\n"
+                         "uniques:765|s\n"
+                         "hist:2.5|h\n"
+                         "dist:-7e2|d\n"),
+                     0);
+    assert_int_equal(n_data(f), 9);
+    const rf_event *e = data_ev(f, 0);
+    assert_int_equal(e->kind, RF_KIND_COUNTER);
+    assert_int_equal(e->value_type, RF_VALUE_F64);
+    assert_true(e->value.f64 == 1.0);
+    assert_true(e->sample_rate == 1.0f);
+    assert_int_equal(e->series_id, id_of("gorets count"));
+    assert_int_equal(e->event_time_ns, T_WALL);
+    assert_int_equal(e->recv_time_ns, T_MONO);
+    assert_int_equal(e->flags, 0);
+    assert_int_equal(e->source_id, 3);
+    assert_true(data_ev(f, 1)->sample_rate == 0.1f);
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("gorets count"));
+    e = data_ev(f, 2);
+    assert_int_equal(e->kind, RF_KIND_TIMER);
+    assert_true(e->value.f64 == 320.0);
+    assert_true(e->sample_rate == 0.1f);
+    assert_int_equal(e->series_id, id_of("glork timer"));
+    e = data_ev(f, 3);
+    assert_int_equal(e->kind, RF_KIND_GAUGE);
+    assert_true(e->value.f64 == 333.0);
+    assert_int_equal(e->series_id, id_of("gaugor gauge"));
+    e = data_ev(f, 4);
+    assert_int_equal(e->kind, RF_KIND_GAUGE_DELTA);
+    assert_true(e->value.f64 == -10.0);
+    assert_int_equal(e->series_id, id_of("gaugor gauge")); /* deltas apply to the same gauge */
+    e = data_ev(f, 5);
+    assert_int_equal(e->kind, RF_KIND_GAUGE_DELTA);
+    assert_true(e->value.f64 == 4.0);
+    e = data_ev(f, 6);
+    assert_int_equal(e->kind, RF_KIND_SET);
+    assert_int_equal(e->value_type, RF_VALUE_STRING);
+    assert_int_equal(e->value.u64, hash_str("765"));
+    assert_int_equal(e->series_id, id_of("uniques set"));
+    assert_int_equal(data_ev(f, 7)->kind, RF_KIND_HISTOGRAM);
+    assert_true(data_ev(f, 7)->value.f64 == 2.5);
+    assert_int_equal(data_ev(f, 7)->series_id, id_of("hist histogram"));
+    assert_int_equal(data_ev(f, 8)->kind, RF_KIND_DISTRIBUTION);
+    assert_true(data_ev(f, 8)->value.f64 == -700.0);
+    assert_int_equal(data_ev(f, 8)->series_id, id_of("dist distribution"));
+    assert_int_equal(n_defs(f), 6);
+    assert_string_equal(def_text(f, id_of("gaugor gauge")), "gaugor gauge");
+    fixture_free(f);
+}
+
+/* DogStatsD datagram format: tags (sorted into the key, any order), bare
+ * tags, packed values, client timestamps, ignored extension sections. */
+static void test_dogstatsd(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_statsd,
+                         "page.views:1|c|#env:prod,service:web\n"
+                         "page.views:2|c|#service:web,env:prod\n"
+                         "users.online:1|c|@0.5|#country:china\n"
+                         "song.length:240|h|@0.5|#genre:rock,beta\n"
+                         "lat:1:2:3.5|d|#region:eu-west:1\n"
+                         "ts.metric:9|g|T1700000100|c:container-id|#a:b\n"
+                         "empty.items:1|c|#,x:1,,\n"
+                         "multi:1|c|#role:b,role:a,beta,role:a,beta\n"),
+                     0);
+    assert_int_equal(n_data(f), 10);
+    assert_int_equal(data_ev(f, 9)->series_id, id_of("multi,beta,role=a,role=b count"));
+    uint64_t pv = id_of("page.views,env=prod,service=web count");
+    assert_int_equal(data_ev(f, 0)->series_id, pv);
+    assert_int_equal(data_ev(f, 1)->series_id, pv);
+    assert_true(data_ev(f, 1)->value.f64 == 2.0);
+    assert_int_equal(data_ev(f, 2)->series_id, id_of("users.online,country=china count"));
+    assert_true(data_ev(f, 2)->sample_rate == 0.5f);
+    assert_int_equal(data_ev(f, 3)->series_id, id_of("song.length,beta,genre=rock histogram"));
+    assert_string_equal(def_text(f, data_ev(f, 3)->series_id),
+                        "song.length,beta,genre=rock histogram");
+    uint64_t lat = id_of("lat,region=eu-west:1 distribution");
+    for (size_t i = 4; i < 7; i++) {
+        assert_int_equal(data_ev(f, i)->series_id, lat);
+        assert_int_equal(data_ev(f, i)->kind, RF_KIND_DISTRIBUTION);
+    }
+    assert_true(data_ev(f, 4)->value.f64 == 1.0);
+    assert_true(data_ev(f, 5)->value.f64 == 2.0);
+    assert_true(data_ev(f, 6)->value.f64 == 3.5);
+    const rf_event *t = data_ev(f, 7);
+    assert_int_equal(t->series_id, id_of("ts.metric,a=b gauge"));
+    assert_int_equal(t->event_time_ns, 1700000100LL * 1000000000LL);
+    assert_int_equal(t->flags, RF_EVF_HAS_CLIENT_TIME);
+    assert_int_equal(data_ev(f, 8)->series_id, id_of("empty.items,x=1 count"));
+    assert_int_equal(n_defs(f), 7);
+    fixture_free(f);
+}
+
+static void test_statsd_rejects_and_neighbours(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_statsd,
+                         "a:1|c\n"
+                         ":1|c\n"          /* empty name */
+                         "b:|c\n"          /* empty value */
+                         "c:1|\n"          /* empty type */
+                         "d:1|c|@0\n"      /* rate must be > 0 */
+                         "e:1|c|@x\n"
+                         "f:1:|c\n"        /* empty packed value */
+                         "g:1|c||#a\n"     /* empty section */
+                         "h:1|c|#a|#b\n"   /* two tag sections */
+                         "i:inf|g\n"
+                         "j:1|g|Tabc\n"
+                         "z:5|c\n"),
+                     10);
+    assert_int_equal(n_data(f), 2);
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("z count"));
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_SYNTAX), 6);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_OUT_OF_RANGE), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_BAD_NUMBER), 3);
+    fixture_free(f);
+}
+
+/* Graphite: "path value timestamp", -1/missing timestamp, fractions, blanks,
+ * 1.1 tags sorted into the key, as collectd's write_graphite sends. */
+static void test_graphite(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_graphite,
+                         "foo.bar.baz 42 1700000000\n"
+                         "collectd.host1.cpu-0.cpu-idle 98.5 1700000010\r\n"
+                         "x.y\t-1.5e2\t-1\n"
+                         "x.y +3\n"
+                         "x.z  7   1700000000.25  \n"
+                         "disk.used;rack=a1;datacenter=dc1;server=web01 87.5 1700000000\n"
+                         "disk.used;server=web01;datacenter=dc1;rack=a1 88 1700000060\n"),
+                     0);
+    assert_int_equal(n_data(f), 7);
+    const rf_event *e = data_ev(f, 0);
+    assert_int_equal(e->series_id, id_of("foo.bar.baz value"));
+    assert_int_equal(e->kind, RF_KIND_GAUGE);
+    assert_int_equal(e->value_type, RF_VALUE_F64);
+    assert_true(e->value.f64 == 42.0);
+    assert_int_equal(e->event_time_ns, 1700000000LL * 1000000000LL);
+    assert_int_equal(e->flags, RF_EVF_HAS_CLIENT_TIME);
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("collectd.host1.cpu-0.cpu-idle value"));
+    assert_true(data_ev(f, 1)->value.f64 == 98.5);
+    assert_int_equal(data_ev(f, 1)->event_time_ns, 1700000010LL * 1000000000LL);
+    assert_true(data_ev(f, 2)->value.f64 == -150.0);
+    assert_int_equal(data_ev(f, 2)->event_time_ns, T_WALL);
+    assert_int_equal(data_ev(f, 2)->flags, 0);
+    assert_true(data_ev(f, 3)->value.f64 == 3.0);
+    assert_int_equal(data_ev(f, 3)->event_time_ns, T_WALL);
+    assert_int_equal(data_ev(f, 4)->event_time_ns, 1700000000250000000LL);
+    uint64_t du = id_of("disk.used,datacenter=dc1,rack=a1,server=web01 value");
+    assert_int_equal(data_ev(f, 5)->series_id, du);
+    assert_int_equal(data_ev(f, 6)->series_id, du);
+    assert_string_equal(def_text(f, du), "disk.used,datacenter=dc1,rack=a1,server=web01 value");
+    assert_int_equal(n_defs(f), 5);
+
+    collected_reset(&f->out);
+    assert_int_equal(run(f, rf_parse_graphite,
+                         "ok 1\n"
+                         "a.b\n"                 /* no value */
+                         "a.b 1 2 3\n"           /* extra token */
+                         "a.b x 1700000000\n"
+                         "a.b 1 17000x\n"
+                         "a.b 1 1700000000.\n"
+                         "a.b 1 -5\n"
+                         "a.b;tag 1\n"           /* tag without '=' */
+                         "a.b;=v 1\n"            /* empty tag key */
+                         ";t=v 1\n"              /* tags without a path */
+                         "a.b;t=1;t=2 1\n"
+                         "ok 2\n"),
+                     10);
+    assert_int_equal(n_data(f), 2);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_SYNTAX), 5);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_BAD_NUMBER), 3);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_OUT_OF_RANGE), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_DUPLICATE_TAG), 1);
+    fixture_free(f);
+}
+
+/* The same series through different protocols keeps protocol-specific raw
+ * caching apart but shares canonical ids where the keys coincide. */
+static void test_cross_protocol_ids(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_graphite, "cpu;host=a 1\n"), 0);
+    assert_int_equal(run(f, rf_parse_influx, "cpu,host=a value=2\n"), 0);
+    assert_int_equal(data_ev(f, 0)->series_id, data_ev(f, 1)->series_id);
+    assert_int_equal(n_defs(f), 1); /* announced once per context */
+    fixture_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_statsd_metric_types),
+        cmocka_unit_test(test_dogstatsd),
+        cmocka_unit_test(test_statsd_rejects_and_neighbours),
+        cmocka_unit_test(test_graphite),
+        cmocka_unit_test(test_cross_protocol_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
