@@ -14,6 +14,8 @@
 #include "core/ring/ring.h"
 #include "core/worker/worker.h"
 #include "daemon/shard.h"
+#include "ingest/dpdk/dpdk.h"
+#include "storage/store/store.h"
 
 /* Events staged per destination before one ring enqueue. */
 #define RF_DISPATCH_BATCH 64
@@ -56,6 +58,8 @@ struct rf_engine {
     uint32_t n_workers;
     enum rf_ring_full_policy policy;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
+    rf_store *store; /* NULL when storage is disabled */
+    rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
     /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
     _Atomic bool stop_ingest;
 };
@@ -227,6 +231,13 @@ static void worker_wake(void *ctx)
 
 static void engine_free(rf_engine *e)
 {
+    if (e->store) {
+        rf_err err;
+        rf_err_clear(&err);
+        if (rf_store_close(e->store, &err) < 0)
+            rf_log_error("engine", "closing the store: %s", err.msg);
+        e->store = NULL;
+    }
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_engine_worker *w = e->workers[i];
         if (!w)
@@ -237,6 +248,8 @@ static void engine_free(rf_engine *e)
         free(w->staging);
         free(w);
     }
+    /* After the shards: their handlers were registered on the queues. */
+    rf_dpdk_close(e->dpdk);
     free(e);
 }
 
@@ -264,6 +277,37 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     int rc = rf_shard_probe_listeners(settings, err);
     if (rc < 0)
         goto fail;
+    if (settings->dpdk.enabled) {
+        /* Graceful degradation: DPDK failing to start is logged with what to
+         * check, and the io_uring listeners still run. */
+        rf_err derr;
+        rf_err_clear(&derr);
+        if (rf_dpdk_open(&settings->dpdk, e->n_workers, &e->dpdk, &derr) < 0) {
+            rf_log_error("engine", "%s; continuing without DPDK (io_uring listeners only)",
+                         derr.msg);
+            e->dpdk = NULL;
+        }
+    }
+    if (settings->storage.enabled) {
+        /* Opening runs recovery: what it found is logged. */
+        rc = rf_store_open(settings->storage.dir, &settings->storage.store, e->n_workers,
+                           &e->store, err);
+        if (rc < 0) {
+            rf_err_wrap(err, "storage: ");
+            goto fail;
+        }
+        rf_store_stats st;
+        rf_store_stats_read(e->store, &st);
+        rf_log_info("engine",
+                    "store %s: %lu segments, %lu bytes; recovery: %lu open segments scanned, "
+                    "%lu blocks kept, %lu tail bytes cut, %lu corrupt regions skipped, %lu "
+                    "segments quarantined",
+                    settings->storage.dir, (unsigned long)st.segments, (unsigned long)st.bytes,
+                    (unsigned long)st.recovery.segments_open, (unsigned long)st.recovery.blocks_kept,
+                    (unsigned long)st.recovery.tail_bytes_cut,
+                    (unsigned long)st.recovery.corrupt_regions,
+                    (unsigned long)st.recovery.segments_quarantined);
+    }
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_engine_worker *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
         if (!w) {
@@ -289,7 +333,9 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
                 goto fail;
             }
         }
-        rc = rf_shard_new(&e->settings, i, e->n_workers, NULL, &w->shard, err);
+        rc = rf_shard_new(&e->settings, i, e->n_workers,
+                          e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
+                          err);
         if (rc < 0)
             goto fail;
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);

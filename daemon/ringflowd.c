@@ -1,5 +1,5 @@
 /* ringflowd: loads the configuration, starts the engine, and runs the control
- * loop (signals, reload) until told to stop. */
+ * loop (signals, the ops sockets, reload) until told to stop. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "daemon/engine.h"
+#include "daemon/ops/ops.h"
 #include "daemon/settings.h"
 #include "rf_build_config.h"
 #if RF_HAVE_MIMALLOC
@@ -59,31 +61,67 @@ static int make_dir(const char *path, mode_t mode, rf_err *err)
     return 0;
 }
 
-static int reload(rf_engine *engine, const char *path)
+/* What the control loop shares with the ops hooks (control thread only). */
+typedef struct control {
+    rf_engine *engine;
+    const char *config_path;
+    rf_ops_config ops; /* the ops settings the sockets were opened with */
+    bool stop;         /* `shutdown` on the admin socket */
+} control;
+
+/* Validates and applies the configuration file; the outcome, one line, goes
+ * to the log and into msg (for the admin socket's `reload`). Returns 0
+ * applied, 1 applied in part, negative refused. */
+static int reload(control *ctl, char *msg, size_t msg_size)
 {
     rf_settings *next = calloc(1, sizeof(*next));
     rf_err err;
     rf_err_clear(&err);
     if (!next) {
-        rf_log_error(COMPONENT, "reload refused: out of memory; the running configuration stays");
-        return -1;
+        snprintf(msg, msg_size, "reload refused: out of memory; the running configuration stays");
+        rf_log_error(COMPONENT, "%s", msg);
+        return -ENOMEM;
     }
-    int rc = rf_settings_load(path, next, &err);
+    int rc = rf_settings_load(ctl->config_path, next, &err);
     if (rc < 0) {
-        rf_log_error(COMPONENT, "reload refused, the running configuration stays: %s", err.msg);
+        snprintf(msg, msg_size, "reload refused, the running configuration stays: %s", err.msg);
+        rf_log_error(COMPONENT, "%s", msg);
         free(next);
         return rc;
     }
-    rc = rf_engine_reload(engine, next, &err);
-    if (rc > 0)
-        rf_log_warn(COMPONENT, "reload applied in part: %s", err.msg);
-    else if (rc == 0)
-        rf_log_info(COMPONENT, "reload applied from %s", next->source);
-    else
-        rf_log_error(COMPONENT, "reload failed: %s", err.msg);
+    rc = rf_engine_reload(ctl->engine, next, &err);
+    /* The ops sockets stay where they are until a restart: say so. */
+    if (rc >= 0 && memcmp(&next->stats, &ctl->ops, sizeof(ctl->ops)) != 0) {
+        size_t l = strlen(err.msg);
+        snprintf(err.msg + l, sizeof(err.msg) - l, "%sstats.* (sockets, prometheus) need a restart "
+                 "and were left as they are", rc > 0 ? "; " : "");
+        rc = 1;
+    }
+    if (rc > 0) {
+        snprintf(msg, msg_size, "reload applied in part from %s: %s", next->source, err.msg);
+        rf_log_warn(COMPONENT, "%s", msg);
+    } else if (rc == 0) {
+        snprintf(msg, msg_size, "reload applied from %s", next->source);
+        rf_log_info(COMPONENT, "%s", msg);
+    } else {
+        snprintf(msg, msg_size, "reload failed: %s", err.msg);
+        rf_log_error(COMPONENT, "%s", msg);
+    }
     rf_settings_release(next);
     free(next);
     return rc;
+}
+
+static int ops_reload(void *ctx, char *msg, size_t msg_size)
+{
+    return reload(ctx, msg, msg_size);
+}
+
+static void ops_shutdown(void *ctx)
+{
+    control *ctl = ctx;
+    rf_log_info(COMPONENT, "shutdown requested on the admin socket: draining and stopping");
+    ctl->stop = true;
 }
 
 int main(int argc, char **argv)
@@ -166,20 +204,44 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    rf_engine *engine = NULL;
-    if (rf_engine_start(&settings, &engine, &err) < 0) {
+    /* The ops sockets first: if another ringflowd answers on them, this one
+     * must not start anything. */
+    static control ctl;
+    ctl.config_path = config_path;
+    ctl.ops = settings.stats;
+    const rf_ops_hooks hooks = {
+        .reload = ops_reload, .shutdown = ops_shutdown, .ctx = &ctl, .owner_uid = geteuid()};
+    rf_ops_server *ops = NULL;
+    if (rf_ops_server_start(&settings.stats, &hooks, &ops, &err) < 0) {
         rf_log_error(COMPONENT, "start failed: %s", err.msg);
         close(sfd);
         return 1;
     }
+
+    rf_engine *engine = NULL;
+    if (rf_engine_start(&settings, &engine, &err) < 0) {
+        rf_log_error(COMPONENT, "start failed: %s", err.msg);
+        rf_ops_server_stop(ops);
+        close(sfd);
+        return 1;
+    }
+    ctl.engine = engine;
+    if (rf_ops_engine_attach(engine, settings.source, &err) < 0)
+        rf_log_warn(COMPONENT, "stats views incomplete: %s", err.msg);
     rf_log_info(COMPONENT, "running: version=%s config=%s workers=%u data_dir=%s run_dir=%s pid=%d",
                 RF_VERSION, settings.source, rf_engine_workers(engine),
                 settings.daemon.engine.data_dir, settings.daemon.engine.run_dir, (int)getpid());
 
+    /* The control loop: signals and the ops sockets, and once a second the
+     * counter sample behind the rates the stats socket shows. */
     int exit_code = 0;
-    for (;;) {
-        struct pollfd pfd = {.fd = sfd, .events = POLLIN};
-        int n = poll(&pfd, 1, 1000);
+    int64_t next_sample = rf_clock_mono_ns() + RF_NS_PER_S;
+    while (!ctl.stop) {
+        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+                                {.fd = rf_ops_server_fd(ops), .events = POLLIN}};
+        int64_t now = rf_clock_mono_ns();
+        int timeout_ms = next_sample > now ? (int)((next_sample - now) / RF_NS_PER_MS) + 1 : 0;
+        int n = poll(pfd, 2, timeout_ms);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -187,14 +249,25 @@ int main(int argc, char **argv)
             exit_code = 1;
             break;
         }
-        if (n == 0)
+        now = rf_clock_mono_ns();
+        bool tick = now >= next_sample;
+        if (tick) {
+            rf_ops_engine_sample(now);
+            next_sample = now + RF_NS_PER_S;
+        }
+        /* On every tick too, so the ops server's timeouts run when its
+         * sockets are quiet. */
+        if ((pfd[1].revents & POLLIN) || tick)
+            rf_ops_server_run(ops, 0);
+        if (!(pfd[0].revents & POLLIN))
             continue;
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
             continue;
         if (si.ssi_signo == SIGHUP) {
             rf_log_info(COMPONENT, "SIGHUP: reloading %s", settings.source);
-            reload(engine, config_path);
+            char msg[RF_ERR_MSG_MAX + 256];
+            reload(&ctl, msg, sizeof(msg));
             continue;
         }
         if (si.ssi_signo == SIGPIPE)
@@ -203,6 +276,10 @@ int main(int argc, char **argv)
         break;
     }
 
+    /* The ops sockets close first (their views read the engine), then the
+     * engine drains. */
+    rf_ops_server_stop(ops);
+    rf_ops_engine_detach();
     rf_engine_stop(engine);
     close(sfd);
     rf_log_info(COMPONENT, "stopped");

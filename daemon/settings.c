@@ -28,6 +28,17 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
         rf_cfg_free(doc);
         return rc;
     }
+    rc = rf_dpdk_config_parse(rf_cfg_root(doc), &next.dpdk, err);
+    if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
+    rc = rf_storage_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir, &next.storage,
+                                   err);
+    if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
     rc = rf_pipeline_settings_parse(rf_cfg_root(doc), &next.pipeline, err);
     if (rc < 0) {
         rf_cfg_free(doc);

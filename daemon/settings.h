@@ -12,12 +12,16 @@
 #include "daemon/ops/ops.h"
 #include "daemon/ingest_settings.h"
 #include "daemon/pipeline.h"
+#include "daemon/storage_settings.h"
+#include "ingest/dpdk/dpdk.h"
 
 typedef struct rf_settings {
     char source[RF_DAEMON_PATH_MAX]; /* the file, or "<default>" */
     rf_daemon_config daemon;
     rf_ops_config stats; /* the `stats:` section (daemon/ops) */
     rf_ingest_settings ingest;
+    rf_dpdk_config dpdk;
+    rf_storage_settings storage;
     rf_pipeline_settings pipeline; /* owns allocations: see rf_settings_release */
 } rf_settings;
 

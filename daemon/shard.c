@@ -15,6 +15,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "ingest/dpdk/dpdk.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 #include "daemon/pipeline.h"
@@ -38,8 +39,11 @@ struct rf_shard {
     void *dispatch_ctx;
 
     rf_listener_set *listeners;
-    rf_shard_input *inputs[RF_SETTINGS_MAX_LISTENERS];
-    uint32_t n_inputs;
+    rf_shard_input *inputs[RF_SETTINGS_MAX_LISTENERS + RF_DPDK_MAX_PORTS * RF_DPDK_MAX_UDP_PORTS];
+    uint32_t n_inputs;           /* listener inputs first, then DPDK ones */
+    uint32_t n_listener_inputs;
+    rf_dpdk_queue *dpdk_queues[RF_DPDK_MAX_PORTS];
+    uint32_t n_dpdk_queues;
     bool ingest_stopped;
 
     rf_pipeline *pipeline;
@@ -89,6 +93,62 @@ static bool listener_on_worker(const rf_listener_config *cfg, uint32_t worker)
     return cfg->worker_mask == 0 || (cfg->worker_mask >> worker) & 1u;
 }
 
+/* A parse context for one source, dispatching into this shard. */
+static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings, uint16_t source_id,
+                                       enum rf_listen_protocol protocol, uint32_t max_line,
+                                       const char *name, rf_err *err)
+{
+    rf_shard_input *in = calloc(1, sizeof(*in));
+    if (!in) {
+        rf_err_set(err, ENOMEM, "shard %u: out of memory for %s", s->index, name);
+        return NULL;
+    }
+    s->inputs[s->n_inputs++] = in;
+    in->shard = s;
+    in->protocol = protocol;
+    rf_parse_config pc = settings->ingest.parse;
+    pc.source_id = source_id;
+    pc.max_line_len = max_line;
+    in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);
+    if (!in->parser) {
+        rf_err_wrap(err, "%s: ", name);
+        return NULL;
+    }
+    return in;
+}
+
+/* Each of this worker's DPDK RX queues, one parse context per UDP port. */
+static int shard_add_dpdk_inputs(rf_shard *s, const rf_settings *settings, rf_dpdk *dpdk,
+                                 rf_err *err)
+{
+    const rf_dpdk_config *dc = &settings->dpdk;
+    for (unsigned p = 0; p < rf_dpdk_port_count(dpdk); p++) {
+        if (s->index >= rf_dpdk_queue_count(dpdk, p))
+            continue;
+        rf_dpdk_queue *q = rf_dpdk_queue_at(dpdk, p, s->index);
+        if (!q)
+            continue;
+        s->dpdk_queues[s->n_dpdk_queues++] = q;
+        for (uint32_t u = 0; u < dc->n_udp_ports; u++) {
+            char name[64];
+            snprintf(name, sizeof(name), "dpdk %s udp %u", rf_dpdk_port_name(dpdk, p),
+                     dc->udp_ports[u].port);
+            /* Source ids after the listeners': port-major, then UDP port. */
+            uint16_t source = (uint16_t)(settings->ingest.n_listeners + p * dc->n_udp_ports + u);
+            rf_shard_input *in = shard_new_input(s, settings, source, dc->udp_ports[u].protocol,
+                                                 0, name, err);
+            if (!in)
+                return -(err->code ? err->code : ENOMEM);
+            const rf_listen_handler h = {
+                .on_data = input_on_data, .on_burst_end = input_on_burst_end, .ctx = in};
+            int rc = rf_dpdk_queue_set_handler(q, dc->udp_ports[u].port, &h, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *err)
 {
     int rc = rf_listener_set_new(&s->listeners, "ingest", NULL, err);
@@ -98,20 +158,12 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
         const rf_listener_config *lc = &settings->ingest.listeners[i];
         if (!listener_on_worker(lc, s->index))
             continue;
-        rf_shard_input *in = calloc(1, sizeof(*in));
+        char name[RF_LISTENER_NAME_MAX + 16];
+        snprintf(name, sizeof(name), "listener %s", lc->name);
+        rf_shard_input *in = shard_new_input(s, settings, (uint16_t)i, lc->protocol,
+                                             lc->max_line_bytes, name, err);
         if (!in)
-            return rf_err_set(err, ENOMEM, "shard %u: out of memory for listener %s", s->index,
-                              lc->name);
-        s->inputs[s->n_inputs++] = in;
-        in->shard = s;
-        in->protocol = lc->protocol;
-
-        rf_parse_config pc = settings->ingest.parse;
-        pc.source_id = (uint16_t)i;
-        pc.max_line_len = lc->max_line_bytes;
-        in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);
-        if (!in->parser)
-            return rf_err_wrap(err, "listener %s: ", lc->name);
+            return -(err->code ? err->code : ENOMEM);
 
         rf_listener_config cfg = *lc;
         cfg.handler = (rf_listen_handler){
@@ -123,6 +175,7 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
         if (rc < 0)
             return rc;
     }
+    s->n_listener_inputs = s->n_inputs;
     return 0;
 }
 
@@ -177,7 +230,7 @@ int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err)
 /* ---- lifecycle -------------------------------------------------------- */
 
 int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
-                 rf_store_shard *store, rf_shard **out, rf_err *err)
+                 rf_store_shard *store, rf_dpdk *dpdk, rf_shard **out, rf_err *err)
 {
     rf_shard *s = calloc(1, sizeof(*s));
     if (!s)
@@ -188,6 +241,8 @@ int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
     if ((rc = rf_pipeline_new(&settings->pipeline, index, store, &s->pipeline, err)) < 0)
         goto fail;
     if ((rc = shard_add_inputs(s, settings, err)) < 0)
+        goto fail;
+    if (dpdk && (rc = shard_add_dpdk_inputs(s, settings, dpdk, err)) < 0)
         goto fail;
     *out = s;
     return 0;
@@ -224,8 +279,13 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx)
 int rf_shard_start(rf_shard *s, rf_err *err)
 {
     s->next_tick_ns = rf_clock_mono_ns() + RF_SHARD_TICK_NS;
-    if (s->n_inputs) {
+    if (s->n_listener_inputs) {
         int rc = rf_listener_set_start(s->listeners, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->n_dpdk_queues) {
+        int rc = rf_dpdk_thread_register(err);
         if (rc < 0)
             return rc;
     }
@@ -234,9 +294,14 @@ int rf_shard_start(rf_shard *s, rf_err *err)
 
 uint32_t rf_shard_poll_ingest(rf_shard *s)
 {
-    if (s->ingest_stopped || s->n_inputs == 0)
+    if (s->ingest_stopped)
         return 0;
-    return rf_listener_set_poll(s->listeners);
+    uint32_t work = 0;
+    if (s->n_listener_inputs)
+        work += rf_listener_set_poll(s->listeners);
+    for (uint32_t i = 0; i < s->n_dpdk_queues; i++)
+        work += rf_dpdk_queue_poll(s->dpdk_queues[i], 0);
+    return work;
 }
 
 void rf_shard_stop_ingest(rf_shard *s)
@@ -278,7 +343,14 @@ bool rf_shard_has_wait(const rf_shard *s)
 
 void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
 {
-    if (!s->ingest_stopped) {
+    if (s->n_dpdk_queues && !s->ingest_stopped) {
+        /* A NIC queue has no wake-up: nap briefly and poll again. */
+        int64_t ns = timeout_ns < 50 * RF_NS_PER_US ? timeout_ns : 50 * RF_NS_PER_US;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    if (!s->ingest_stopped && s->n_listener_inputs) {
         rf_listener_set_wait(s->listeners, timeout_ns);
         return;
     }
@@ -290,14 +362,25 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
 
 void rf_shard_wake(rf_shard *s)
 {
-    if (s->n_inputs)
+    if (s->n_listener_inputs)
         rf_listener_set_wake(s->listeners);
 }
 
 void rf_shard_log_summary(const rf_shard *s)
 {
     rf_pipeline_log_summary(s->pipeline);
-    for (uint32_t i = 0; i < s->n_inputs; i++) {
+    for (uint32_t q = 0; q < s->n_dpdk_queues; q++) {
+        /* Every counter by its stable name, drops included. */
+        char line[1024];
+        size_t len = 0;
+        for (int c = 0; c < RF_DC__COUNT && len < sizeof(line); c++)
+            len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%lu",
+                                    rf_dpdk_counter_name((enum rf_dpdk_counter_id)c),
+                                    (unsigned long)rf_dpdk_queue_counter(s->dpdk_queues[q],
+                                                                         (enum rf_dpdk_counter_id)c));
+        rf_log_info("shard", "worker-%u dpdk queue %u final:%s", s->index, q, line);
+    }
+    for (uint32_t i = 0; i < s->n_listener_inputs; i++) {
         const rf_shard_input *in = s->inputs[i];
         const rf_listener *l = in->listener;
         uint64_t drops = rf_listener_counter(l, RF_LC_KERNEL_DROPS);

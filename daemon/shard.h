@@ -30,10 +30,12 @@ int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err);
 
 typedef struct rf_store_shard rf_store_shard;
 typedef struct rf_pipeline rf_pipeline;
+typedef struct rf_dpdk rf_dpdk;
 
-/* settings must outlive the shard (the engine's copy). store may be NULL. */
+/* settings must outlive the shard (the engine's copy). store and dpdk may be
+ * NULL; with dpdk, the shard polls RX queue `index` of every port. */
 int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
-                 rf_store_shard *store, rf_shard **out, rf_err *err);
+                 rf_store_shard *store, rf_dpdk *dpdk, rf_shard **out, rf_err *err);
 void rf_shard_free(rf_shard *s);
 void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
 

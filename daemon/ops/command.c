@@ -22,10 +22,9 @@ static enum rf_ops_cmd_result reply_error(rf_strbuf *out, const char *fmt, const
 
 static void help(rf_strbuf *out)
 {
-    rf_strbuf_printf(out,
-                     "Commands (one per line; every reply ends with an empty line):\n"
-                     "  help                         this list\n"
-                     "  quit                         close the connection\n");
+    rf_strbuf_printf(out, "Commands (one per line; every reply ends with an empty line):\n"
+                          "  help                         this list\n"
+                          "  quit                         close the connection\n");
     rf_ops_show_help(out);
     rf_strbuf_printf(out,
                      "  show stats json              every section as one JSON object\n"
@@ -49,7 +48,8 @@ enum rf_ops_cmd_result rf_ops_command(const char *line, const rf_ops_peer *peer,
     snprintf(buf, sizeof(buf), "%s", line);
     char *tok[MAX_TOKENS + 1] = {0};
     unsigned n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save)) {
+    for (char *save = NULL, *t = strtok_r(buf, " \t\r", &save); t;
+         t = strtok_r(NULL, " \t\r", &save)) {
         if (n == MAX_TOKENS)
             return reply_error(out, "too many words%s", "");
         tok[n++] = t;
@@ -73,8 +73,8 @@ enum rf_ops_cmd_result rf_ops_command(const char *line, const rf_ops_peer *peer,
         char args[RF_OPS_LINE_MAX] = "";
         size_t len = 0;
         for (unsigned i = 2; i < n; i++)
-            len += (size_t)snprintf(args + len, sizeof(args) - len, "%s%s", i > 2 ? " " : "",
-                                    tok[i]);
+            len +=
+                (size_t)snprintf(args + len, sizeof(args) - len, "%s%s", i > 2 ? " " : "", tok[i]);
         rf_err err;
         rf_err_clear(&err);
         size_t mark = out->len;
@@ -94,8 +94,7 @@ enum rf_ops_cmd_result rf_ops_command(const char *line, const rf_ops_peer *peer,
     if (!admin_cmd)
         return reply_error(out, "unknown command '%s' (try 'help')", line);
     if (!peer->admin) {
-        reply_error(out,
-                    "permission denied: '%s' needs the admin socket or the daemon's own uid",
+        reply_error(out, "permission denied: '%s' needs the admin socket or the daemon's own uid",
                     tok[0]);
         return RF_OPS_CMD_DENIED;
     }

@@ -31,8 +31,8 @@
  * Prometheus (HTTP/1.1, Connection: close): GET /metrics (text format 0.0.4),
  * GET /health (200 "ok" when every registered rf_component is running; 503
  * naming each one that is not, with its state and reason), 404 otherwise.
- * Requests are bounded (RF_OPS_HTTP_REQUEST_MAX) and must arrive within
- * RF_OPS_HTTP_TIMEOUT_MS.
+ * Requests are bounded (RF_OPS_HTTP_REQUEST_MAX); the whole exchange must end
+ * within stats.prometheus.timeout, or the connection is closed and counted.
  */
 #ifndef RF_DAEMON_OPS_H
 #define RF_DAEMON_OPS_H
@@ -52,7 +52,6 @@ typedef struct rf_engine rf_engine;
 #define RF_OPS_LINE_MAX 1024
 #define RF_OPS_MAX_CLIENTS 64
 #define RF_OPS_HTTP_REQUEST_MAX 8192
-#define RF_OPS_HTTP_TIMEOUT_MS 10000
 
 /* ---- configuration: the `stats:` section --------------------------------- */
 
@@ -62,6 +61,7 @@ typedef struct rf_ops_config {
     bool prometheus_enabled;
     char prometheus_listen[64]; /* "HOST:PORT", HOST an IPv4 address; port 0 = any */
     uint64_t client_buffer;     /* bytes of pending output per client */
+    uint64_t http_timeout_ns;   /* an HTTP exchange must end within this */
 } rf_ops_config;
 
 /* Defaults, with the sockets under run_dir. */
@@ -146,13 +146,13 @@ typedef struct rf_ops_hooks {
 } rf_ops_hooks;
 
 typedef struct rf_ops_server_stats {
-    uint64_t clients;          /* connected now */
-    uint64_t connections;      /* accepted since start */
+    uint64_t clients;     /* connected now */
+    uint64_t connections; /* accepted since start */
     uint64_t commands;
-    uint64_t command_errors;   /* unknown or failed commands */
-    uint64_t denied;           /* admin commands refused */
-    uint64_t dropped_slow;     /* clients disconnected with a full output buffer */
-    uint64_t refused_full;     /* connections refused: RF_OPS_MAX_CLIENTS reached */
+    uint64_t command_errors; /* unknown or failed commands */
+    uint64_t denied;         /* admin commands refused */
+    uint64_t dropped_slow;   /* clients disconnected with a full output buffer */
+    uint64_t refused_full;   /* connections refused: RF_OPS_MAX_CLIENTS reached */
     uint64_t http_requests;
     uint64_t http_timeouts;
 } rf_ops_server_stats;
@@ -160,8 +160,8 @@ typedef struct rf_ops_server_stats {
 /* Binds the sockets (a stale socket file left by a dead process is replaced;
  * a live daemon answering on it makes this fail with -EADDRINUSE) and the
  * Prometheus listener. Registers the "stats" component. */
-int rf_ops_server_start(const rf_ops_config *cfg, const rf_ops_hooks *hooks,
-                        rf_ops_server **out, rf_err *err);
+int rf_ops_server_start(const rf_ops_config *cfg, const rf_ops_hooks *hooks, rf_ops_server **out,
+                        rf_err *err);
 /* An fd that is readable when rf_ops_server_run has work. */
 int rf_ops_server_fd(const rf_ops_server *s);
 /* Serves whatever is ready, waiting at most timeout_ms (0: do not wait). */

@@ -10,6 +10,7 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:9273"
 #define DEFAULT_CLIENT_BUFFER (4ull << 20)
+#define DEFAULT_HTTP_TIMEOUT_NS (10ull * 1000000000ull)
 /* Room to read a configured path before checking it against sun_path. */
 #define RF_DAEMON_OPS_PATH_BUF 4096
 
@@ -31,6 +32,7 @@ void rf_ops_config_defaults(rf_ops_config *cfg, const char *run_dir)
     cfg->prometheus_enabled = true;
     snprintf(cfg->prometheus_listen, sizeof(cfg->prometheus_listen), "%s", DEFAULT_LISTEN);
     cfg->client_buffer = DEFAULT_CLIENT_BUFFER;
+    cfg->http_timeout_ns = DEFAULT_HTTP_TIMEOUT_NS;
 }
 
 /* host:port with an IPv4 host and a port 0..65535. */
@@ -74,7 +76,7 @@ static int socket_path(const rf_cfg_node *stats, const char *key, const char *ru
                                "engine.run_dir",
                                run_dir, file, RF_OPS_SUN_PATH_MAX - 1, key);
     }
-    snprintf(out, RF_OPS_SUN_PATH_MAX, "%s", buf);
+    memcpy(out, buf, strlen(buf) + 1); /* fits: checked above */
     return 0;
 }
 
@@ -94,15 +96,17 @@ int rf_ops_config_parse(const rf_cfg_node *root, const char *run_dir, rf_ops_con
         (rc = rf_cfg_map(stats, "prometheus", &prom, err)) < 0 ||
         (rc = rf_cfg_bool(prom, "enabled", true, &c.prometheus_enabled, err)) < 0 ||
         (rc = rf_cfg_str(prom, "listen", 3, DEFAULT_LISTEN, c.prometheus_listen,
-                         sizeof(c.prometheus_listen), err)) < 0)
+                         sizeof(c.prometheus_listen), err)) < 0 ||
+        (rc = rf_cfg_duration(prom, "timeout", 100000000ull, 600000000000ull,
+                              DEFAULT_HTTP_TIMEOUT_NS, &c.http_timeout_ns, err)) < 0)
         return rc;
     if (!valid_listen(c.prometheus_listen))
         return rf_cfg_fail_key(prom, "listen", err,
                                "expected IPV4:PORT (e.g. 127.0.0.1:9273, port 0..65535), got '%s'",
                                c.prometheus_listen);
     if (!strcmp(c.socket, c.admin_socket))
-        return rf_cfg_fail_key(stats, "admin_socket", err,
-                               "must differ from stats.socket (%s)", c.socket);
+        return rf_cfg_fail_key(stats, "admin_socket", err, "must differ from stats.socket (%s)",
+                               c.socket);
     *cfg = c;
     return 0;
 }

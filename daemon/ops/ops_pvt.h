@@ -33,8 +33,8 @@ typedef struct rf_ops_peer {
 
 enum rf_ops_cmd_result {
     RF_OPS_CMD_OK = 0,
-    RF_OPS_CMD_ERROR = 1, /* the reply is an error line */
-    RF_OPS_CMD_QUIT = 2,  /* close after the reply */
+    RF_OPS_CMD_ERROR = 1,    /* the reply is an error line */
+    RF_OPS_CMD_QUIT = 2,     /* close after the reply */
     RF_OPS_CMD_SHUTDOWN = 3, /* reply, then call the shutdown hook */
     RF_OPS_CMD_DENIED = 4,   /* an admin command from a peer without the right */
 };

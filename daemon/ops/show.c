@@ -25,8 +25,8 @@ static int show_latency(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
 static show_entry g_shows[RF_OPS_MAX_SHOWS] = {
     {"info", "version, uptime, configuration, pid, workers, memory", "engine", NULL, NULL},
     {"workers", "per worker: state, cpu, events/s, busy %, drops", "engine", NULL, NULL},
-    {"rings", "per ring from->to: capacity, fill, high-water, full events, drops", "engine",
-     NULL, NULL},
+    {"rings", "per ring from->to: capacity, fill, high-water, full events, drops", "engine", NULL,
+     NULL},
     {"listeners", "per listener and protocol: packets, bytes, events, rejects, kernel drops",
      "listeners", NULL, NULL},
     {"errors", "recent rejected lines with reason and source", "ingest reject log", NULL, NULL},
@@ -82,8 +82,8 @@ void rf_ops_unregister_show(const char *name)
 static int show_one(rf_ops_writer *w, show_entry *e, const char *args, rf_err *err)
 {
     if (!e->fn) {
-        char what[96];
-        snprintf(what, sizeof(what), "%s not running", e->absent ? e->absent : e->name);
+        char what[RF_OPS_SHOW_NAME_MAX + 128];
+        snprintf(what, sizeof(what), "%.100s not running", e->absent ? e->absent : e->name);
         rf_ops_no_data(w, e->name, what);
         return 0;
     }
@@ -137,8 +137,8 @@ int rf_ops_show(const char *name, const char *args, bool json, rf_strbuf *out, r
 void rf_ops_show_help(rf_strbuf *out)
 {
     for (unsigned i = 0; i < g_n_shows; i++) {
-        char cmd[64];
-        snprintf(cmd, sizeof(cmd), "show %s%s [json]", g_shows[i].name,
+        char cmd[RF_OPS_SHOW_NAME_MAX + 32];
+        snprintf(cmd, sizeof(cmd), "show %.23s%s [json]", g_shows[i].name,
                  !strcmp(g_shows[i].name, "series") ? " top N" : "");
         rf_strbuf_printf(out, "  %-28s %s%s\n", cmd, g_shows[i].help,
                          g_shows[i].fn ? "" : " (not running)");
@@ -162,8 +162,8 @@ static int show_latency(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         free(done);
         return rf_err_set(err, ENOMEM, "out of memory");
     }
-    static const char *const cols[] = {"histogram", "labels", "count",  "p50_us", "p90_us",
-                                       "p99_us",    "p999_us", "max_us"};
+    static const char *const cols[] = {"histogram", "labels", "count",   "p50_us",
+                                       "p90_us",    "p99_us", "p999_us", "max_us"};
     bool any = false;
     rf_stats_info a, b;
     for (int cur = 0; rf_stats_next(&cur, &a);) {
@@ -175,7 +175,8 @@ static int show_latency(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         }
         rf_hist_snap_reset(acc);
         for (int cur2 = a.id; rf_stats_next(&cur2, &b);) {
-            if (b.type != RF_METRIC_HISTOGRAM || strcmp(a.name, b.name) || strcmp(a.labels, b.labels))
+            if (b.type != RF_METRIC_HISTOGRAM || strcmp(a.name, b.name) ||
+                strcmp(a.labels, b.labels))
                 continue;
             done[b.id] = true;
             rf_stats_hist_read(b.id, true, one);

@@ -16,12 +16,26 @@
 #include "rf_build_config.h"
 
 enum wfield {
-    WF_EVENTS_IN, WF_PROCESSED, WF_SENT, WF_DROP_RING_FULL, WF_DROP_UNKNOWN, WF_BLOCK_WAITS,
-    WF_POLLS, WF_BUSY_NS,
+    WF_PARSED,
+    WF_FROM_PEERS,
+    WF_PROCESSED,
+    WF_SENT,
+    WF_DROP_RING_FULL,
+    WF_DROP_UNKNOWN,
+    WF_BLOCK_WAITS,
+    WF_POLLS,
+    WF_BUSY_NS,
 };
 enum rfield {
-    RF_CAPACITY, RF_FILL, RF_HIGH_WATER, RF_ENQUEUED, RF_DEQUEUED, RF_FULL_EVENTS,
-    RF_DROP_NEWEST, RF_DROP_STOPPED, RF_BLOCK_WAITS_R,
+    RF_CAPACITY,
+    RF_FILL,
+    RF_HIGH_WATER,
+    RF_ENQUEUED,
+    RF_DEQUEUED,
+    RF_FULL_EVENTS,
+    RF_DROP_NEWEST,
+    RF_DROP_STOPPED,
+    RF_BLOCK_WAITS_R,
 };
 
 typedef struct metric_ctx {
@@ -41,10 +55,10 @@ static struct {
     uint32_t workers;
     char source[RF_DAEMON_PATH_MAX];
     int64_t start_mono_ns, start_wall_ns, last_sample_ns;
-    worker_sample *samples;                 /* [workers] */
-    rf_engine_worker_stats *base_w;         /* [workers], clear baselines */
-    uint64_t *base_busy_ns, *base_polls;    /* [workers] */
-    rf_ring_stats *base_r;                  /* [workers * workers] */
+    worker_sample *samples;              /* [workers] */
+    rf_engine_worker_stats *base_w;      /* [workers], clear baselines */
+    uint64_t *base_busy_ns, *base_polls; /* [workers] */
+    rf_ring_stats *base_r;               /* [workers * workers] */
     metric_ctx *ctxs;
     size_t n_ctxs, cap_ctxs;
     int *ids;
@@ -73,7 +87,8 @@ static uint64_t wfield_raw(uint32_t i, unsigned field)
     rf_engine_worker_stats s;
     rf_engine_worker_stats_read(g_view.engine, i, &s);
     switch (field) {
-    case WF_EVENTS_IN: return s.events_in;
+    case WF_PARSED: return s.events_parsed;
+    case WF_FROM_PEERS: return s.events_from_peers;
     case WF_PROCESSED: return s.events_processed;
     case WF_SENT: return s.sent_to_peers;
     case WF_DROP_RING_FULL: return s.dropped_ring_full;
@@ -141,6 +156,12 @@ static uint64_t sub0(uint64_t a, uint64_t b)
     return a >= b ? a - b : 0;
 }
 
+/* Events a worker took in, from its listeners and from its peers. */
+static uint64_t events_in(const rf_engine_worker_stats *s)
+{
+    return s->events_parsed + s->events_from_peers;
+}
+
 /* ---- show info / workers / rings ------------------------------------------ */
 
 static int show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
@@ -181,11 +202,22 @@ static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         rf_ops_no_data(w, "workers", "engine not running");
         return 0;
     }
-    static const char *const cols[] = {
-        "worker",       "name",          "state",          "cpu",           "events_per_s",
-        "busy_pct",     "events_in",     "processed",      "sent_to_peers", "dropped_ring_full",
-        "dropped_unknown_series", "block_waits", "polls", "reason"};
-    rf_ops_table_begin(w, "workers", cols, 14);
+    static const char *const cols[] = {"worker",
+                                       "name",
+                                       "state",
+                                       "cpu",
+                                       "events_per_s",
+                                       "busy_pct",
+                                       "parsed",
+                                       "from_peers",
+                                       "processed",
+                                       "sent_to_peers",
+                                       "dropped_ring_full",
+                                       "dropped_unknown_series",
+                                       "block_waits",
+                                       "polls",
+                                       "reason"};
+    rf_ops_table_begin(w, "workers", cols, 15);
     for (uint32_t i = 0; i < g_view.workers; i++) {
         rf_engine_worker_stats s;
         rf_worker_stats rs;
@@ -200,7 +232,8 @@ static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         rf_ops_cell_i64(w, rs.cpu);
         rf_ops_cell_f64(w, g_view.samples[i].events_per_s, 1);
         rf_ops_cell_f64(w, g_view.samples[i].busy_pct, 1);
-        rf_ops_cell_u64(w, sub0(s.events_in, b->events_in));
+        rf_ops_cell_u64(w, sub0(s.events_parsed, b->events_parsed));
+        rf_ops_cell_u64(w, sub0(s.events_from_peers, b->events_from_peers));
         rf_ops_cell_u64(w, sub0(s.events_processed, b->events_processed));
         rf_ops_cell_u64(w, sub0(s.sent_to_peers, b->sent_to_peers));
         rf_ops_cell_u64(w, sub0(s.dropped_ring_full, b->dropped_ring_full));
@@ -231,9 +264,18 @@ static int show_rings(rf_ops_writer *w, const char *args, void *ctx, rf_err *err
         rf_engine_settings(g_view.engine)->daemon.engine.ring.full_policy == RF_RING_BLOCK
             ? "block"
             : "drop_newest";
-    static const char *const cols[] = {
-        "from", "to", "policy", "capacity", "fill", "fill_pct", "high_water", "enqueued",
-        "full_events", "dropped_newest", "dropped_stopped", "block_waits"};
+    static const char *const cols[] = {"from",
+                                       "to",
+                                       "policy",
+                                       "capacity",
+                                       "fill",
+                                       "fill_pct",
+                                       "high_water",
+                                       "enqueued",
+                                       "full_events",
+                                       "dropped_newest",
+                                       "dropped_stopped",
+                                       "block_waits"};
     rf_ops_table_begin(w, "rings", cols, 12);
     for (uint32_t f = 0; f < g_view.workers; f++) {
         for (uint32_t t = 0; t < g_view.workers; t++) {
@@ -297,26 +339,44 @@ typedef struct metric_def {
 } metric_def;
 
 static const metric_def worker_metrics[] = {
-    {RF_METRIC_COUNTER, "ringflow_worker_events_in", "Events a worker parsed or took from its rings.", NULL, WF_EVENTS_IN},
-    {RF_METRIC_COUNTER, "ringflow_worker_events_processed", "Events of a worker's own series run through its stages.", NULL, WF_PROCESSED},
-    {RF_METRIC_COUNTER, "ringflow_worker_events_sent_to_peers", "Events handed to other workers' rings.", NULL, WF_SENT},
-    {RF_METRIC_COUNTER, "ringflow_worker_dropped_events", "Events a worker dropped, by reason.", "reason=\"ring_full\"", WF_DROP_RING_FULL},
-    {RF_METRIC_COUNTER, "ringflow_worker_dropped_events", "Events a worker dropped, by reason.", "reason=\"unknown_series\"", WF_DROP_UNKNOWN},
-    {RF_METRIC_COUNTER, "ringflow_worker_block_waits", "Times a full peer ring made a worker wait.", NULL, WF_BLOCK_WAITS},
-    {RF_METRIC_COUNTER, "ringflow_worker_polls", "Poll loop iterations of a worker.", NULL, WF_POLLS},
-    {RF_METRIC_COUNTER, "ringflow_worker_busy_nanoseconds", "Time a worker spent in polls that found work.", NULL, WF_BUSY_NS},
+    {RF_METRIC_COUNTER, "ringflow_worker_events_parsed", "Events a worker's listeners produced.",
+     NULL, WF_PARSED},
+    {RF_METRIC_COUNTER, "ringflow_worker_events_from_peers",
+     "Events a worker took from its inbound rings.", NULL, WF_FROM_PEERS},
+    {RF_METRIC_COUNTER, "ringflow_worker_events_processed",
+     "Events of a worker's own series run through its stages.", NULL, WF_PROCESSED},
+    {RF_METRIC_COUNTER, "ringflow_worker_events_sent_to_peers",
+     "Events handed to other workers' rings.", NULL, WF_SENT},
+    {RF_METRIC_COUNTER, "ringflow_worker_dropped_events", "Events a worker dropped, by reason.",
+     "reason=\"ring_full\"", WF_DROP_RING_FULL},
+    {RF_METRIC_COUNTER, "ringflow_worker_dropped_events", "Events a worker dropped, by reason.",
+     "reason=\"unknown_series\"", WF_DROP_UNKNOWN},
+    {RF_METRIC_COUNTER, "ringflow_worker_block_waits", "Times a full peer ring made a worker wait.",
+     NULL, WF_BLOCK_WAITS},
+    {RF_METRIC_COUNTER, "ringflow_worker_polls", "Poll loop iterations of a worker.", NULL,
+     WF_POLLS},
+    {RF_METRIC_COUNTER, "ringflow_worker_busy_nanoseconds",
+     "Time a worker spent in polls that found work.", NULL, WF_BUSY_NS},
 };
 
 static const metric_def ring_metrics[] = {
-    {RF_METRIC_GAUGE, "ringflow_ring_capacity", "Slots of a ring between two workers.", NULL, RF_CAPACITY},
+    {RF_METRIC_GAUGE, "ringflow_ring_capacity", "Slots of a ring between two workers.", NULL,
+     RF_CAPACITY},
     {RF_METRIC_GAUGE, "ringflow_ring_fill", "Events in a ring when read.", NULL, RF_FILL},
-    {RF_METRIC_GAUGE, "ringflow_ring_high_water", "Largest fill of a ring observed.", NULL, RF_HIGH_WATER},
-    {RF_METRIC_COUNTER, "ringflow_ring_enqueued_events", "Events accepted by a ring.", NULL, RF_ENQUEUED},
-    {RF_METRIC_COUNTER, "ringflow_ring_dequeued_events", "Events taken from a ring.", NULL, RF_DEQUEUED},
-    {RF_METRIC_COUNTER, "ringflow_ring_full_events", "Enqueue calls that found a ring full.", NULL, RF_FULL_EVENTS},
-    {RF_METRIC_COUNTER, "ringflow_ring_dropped_events", "Events dropped at a full ring, by policy.", "policy=\"drop_newest\"", RF_DROP_NEWEST},
-    {RF_METRIC_COUNTER, "ringflow_ring_dropped_events", "Events dropped at a full ring, by policy.", "policy=\"block\",reason=\"shutdown\"", RF_DROP_STOPPED},
-    {RF_METRIC_COUNTER, "ringflow_ring_block_waits", "Times the block policy waited for room.", NULL, RF_BLOCK_WAITS_R},
+    {RF_METRIC_GAUGE, "ringflow_ring_high_water", "Largest fill of a ring observed.", NULL,
+     RF_HIGH_WATER},
+    {RF_METRIC_COUNTER, "ringflow_ring_enqueued_events", "Events accepted by a ring.", NULL,
+     RF_ENQUEUED},
+    {RF_METRIC_COUNTER, "ringflow_ring_dequeued_events", "Events taken from a ring.", NULL,
+     RF_DEQUEUED},
+    {RF_METRIC_COUNTER, "ringflow_ring_full_events", "Enqueue calls that found a ring full.", NULL,
+     RF_FULL_EVENTS},
+    {RF_METRIC_COUNTER, "ringflow_ring_dropped_events", "Events dropped at a full ring, by policy.",
+     "policy=\"drop_newest\"", RF_DROP_NEWEST},
+    {RF_METRIC_COUNTER, "ringflow_ring_dropped_events", "Events dropped at a full ring, by policy.",
+     "policy=\"block\",reason=\"shutdown\"", RF_DROP_STOPPED},
+    {RF_METRIC_COUNTER, "ringflow_ring_block_waits", "Times the block policy waited for room.",
+     NULL, RF_BLOCK_WAITS_R},
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -330,8 +390,10 @@ static int register_engine_metrics(void)
             const metric_def *d = &worker_metrics[k];
             snprintf(labels, sizeof(labels), "worker=\"%u\"%s%s", i, d->extra_labels ? "," : "",
                      d->extra_labels ? d->extra_labels : "");
-            rc = keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
-                                              read_worker_metric, new_ctx(i, 0, d->field)));
+            metric_ctx *m = new_ctx(i, 0, d->field);
+            rc = m ? keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
+                                                  read_worker_metric, m))
+                   : -ENOSPC;
         }
     }
     for (uint32_t f = 0; f < g_view.workers && rc >= 0; f++) {
@@ -342,8 +404,10 @@ static int register_engine_metrics(void)
                 const metric_def *d = &ring_metrics[k];
                 snprintf(labels, sizeof(labels), "from=\"%u\",to=\"%u\"%s%s", f, t,
                          d->extra_labels ? "," : "", d->extra_labels ? d->extra_labels : "");
-                rc = keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
-                                                  read_ring_metric, new_ctx(f, t, d->field)));
+                metric_ctx *m = new_ctx(f, t, d->field);
+                rc = m ? keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
+                                                      read_ring_metric, m))
+                       : -ENOSPC;
             }
         }
     }
@@ -388,8 +452,8 @@ int rf_ops_engine_attach(rf_engine *engine, const char *source, rf_err *err)
                                            "Always 1; the labels name the build.",
                                            "version=\"" RF_VERSION "\"", read_one, NULL))) < 0 ||
         (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_workers",
-                                           "Worker threads running.", NULL, read_workers,
-                                           NULL))) < 0 ||
+                                           "Worker threads running.", NULL, read_workers, NULL))) <
+            0 ||
         (engine && (rc = register_engine_metrics()) < 0)) {
         rf_ops_engine_detach();
         return rf_err_set(err, -rc, "ops: registering the engine view: %s", strerror(-rc));
@@ -429,11 +493,11 @@ void rf_ops_engine_sample(int64_t now)
         rf_engine_worker_runtime_read(g_view.engine, i, &rs, NULL);
         worker_sample *ws = &g_view.samples[i];
         if (dt > 0) {
-            ws->events_per_s = (double)sub0(s.events_in, ws->events_in) / dt;
+            ws->events_per_s = (double)sub0(events_in(&s), ws->events_in) / dt;
             double busy = (double)sub0(rs.busy_ns, ws->busy_ns) / (dt * 1e9) * 100.0;
             ws->busy_pct = busy > 100.0 ? 100.0 : busy;
         }
-        ws->events_in = s.events_in;
+        ws->events_in = events_in(&s);
         ws->busy_ns = rs.busy_ns;
     }
     g_view.last_sample_ns = now;

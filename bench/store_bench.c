@@ -1,0 +1,251 @@
+/* Store benchmarks: the worker-side append path with the I/O thread writing
+ * to a temporary directory, and query scan speed over closed segments.
+ *
+ *   ringflow-bench --benchmark_filter='^store/' --benchmark_repetitions=5 \
+ *                  --benchmark_report_aggregates_only=true
+ *
+ * store/append/<series>: points/s through rf_store_append on one worker
+ *   thread (the benchmark thread) into 1 shard, block_points 1024, durability
+ *   INTERVAL 1 s, values from the encoder's 2-decimal random walk generator.
+ *   Back-pressure is waited out (the point is offered again), so the figure
+ *   is the rate the I/O thread sustains, not the rate of filling memory;
+ *   bp_waits counts those waits. Wall-clock time (the I/O thread is part of
+ *   the work); pts_per_worker_cpu_s divides by the worker thread's CPU time
+ *   (the per-core cost, robust on a shared machine). TMPDIR chooses the disk.
+ * store/query/raw, store/query/agg: points/s decoded by rf_query_run over a
+ *   store of 200 series x 20,000 points (4 M points, closed segments): all
+ *   raw points of one measurement; and count/avg/p99 per 1 h step grouped by
+ *   a tag. pts_per_cpu_s: the same per second of the query thread's CPU. */
+#include "bench/shim/bench_shim.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/event/event.h"
+#include "storage/encode/gen_series.h"
+#include "storage/query/query.h"
+#include "storage/store/store.h"
+
+#define GEN_POINTS 4096u
+#define BATCH 65536u
+
+/* CPU time of the calling thread: on a shared machine the wall-clock rate
+ * mostly measures the neighbours, this measures our thread's work. */
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static char *make_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *p = malloc(4096);
+    snprintf(p, 4096, "%s/rf-store-bench-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static rf_series_key **make_keys(uint32_t n, const char *meas)
+{
+    rf_series_key **k = malloc(n * sizeof(*k));
+    for (uint32_t i = 0; i < n; i++) {
+        char t[128];
+        int len = snprintf(t, sizeof(t), "%s,host=h%u,region=r%u value", meas, i, i % 8);
+        k[i] = rf_series_key_new(t, (size_t)len, strlen(meas), (size_t)len - 5);
+    }
+    return k;
+}
+
+static void bm_append(rf_bench_state *s)
+{
+    uint32_t nser = (uint32_t)rf_bench_arg(s, 0);
+    char *dir = make_tmpdir();
+    if (!dir) {
+        rf_bench_skip_with_error(s, "mkdtemp failed");
+        return;
+    }
+    rf_store_config cfg;
+    rf_store_config_default(&cfg);
+    rf_store *st;
+    rf_err e;
+    if (rf_store_open(dir, &cfg, 1, &st, &e)) {
+        rf_bench_skip_with_error(s, e.msg);
+        return;
+    }
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key **keys = make_keys(nser, "bench");
+    for (uint32_t i = 0; i < nser; i++)
+        rf_store_define_series(sh, keys[i]);
+    int64_t ts[GEN_POINTS];
+    uint64_t vals[GEN_POINTS];
+    uint8_t vt = rf_gen_series(7, RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, GEN_POINTS, ts, vals);
+    uint64_t bp_waits = 0, total = 0, round = 0;
+    rf_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.value_type = vt;
+    /* Steady state, untimed: every series' buffer part full at a different
+     * phase, so blocks are cut at the long-run rate from the first batch on
+     * (with 10,000 series a cold start would time no cut at all). */
+    int64_t t_base = 1700000000000000000LL - 1024LL * 10000000000LL;
+    for (uint32_t si = 0; si < nser; si++) {
+        ev.series_id = keys[si]->series_id;
+        for (uint32_t i = 0; i < (si * 7919u) % 1024u; i++) {
+            ev.event_time_ns = t_base + (int64_t)i * 10000000000LL;
+            ev.value.u64 = vals[i % GEN_POINTS];
+            while (rf_store_append(sh, &ev) == -ENOBUFS)
+                ;
+        }
+    }
+    rf_store_shard_stats ss0;
+    rf_store_shard_stats_read(sh, &ss0);
+    double cpu0 = thread_cpu_s();
+    while (rf_bench_keep_running(s)) {
+        /* BATCH points: every series gets BATCH / nser consecutive points */
+        for (uint32_t p = 0; p < BATCH; p++) {
+            uint32_t si = p % nser;
+            uint64_t i = round * (BATCH / nser) + p / nser;
+            ev.series_id = keys[si]->series_id;
+            ev.event_time_ns = 1700000000000000000LL + (int64_t)i * 10000000000LL;
+            ev.value.u64 = vals[(i + si) % GEN_POINTS];
+            while (rf_store_append(sh, &ev) == -ENOBUFS)
+                bp_waits++; /* the refused point is offered again */
+        }
+        round++;
+        total += BATCH;
+    }
+    double cpu = thread_cpu_s() - cpu0;
+    rf_bench_set_items_processed(s, (int64_t)total);
+    rf_bench_counter(s, "pts_per_worker_cpu_s", cpu > 0 ? (double)total / cpu : 0, false);
+    rf_bench_counter(s, "bp_waits", (double)bp_waits, false);
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(sh, &ss);
+    rf_bench_counter(s, "blocks", (double)(ss.blocks_cut - ss0.blocks_cut), false);
+    rf_bench_counter(s, "MB_written", (double)ss.bytes_written / 1e6, false);
+    rf_store_close(st, &e); /* after the timed loop: not measured */
+    for (uint32_t i = 0; i < nser; i++)
+        rf_series_key_free(keys[i]);
+    free(keys);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+/* ---- query ---- */
+
+#define Q_SERIES 200u
+#define Q_POINTS 20000u
+
+static char *q_dir;
+
+static void q_cleanup(void)
+{
+    if (q_dir)
+        nftw(q_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int q_prepare(void)
+{
+    if (q_dir)
+        return 0;
+    q_dir = make_tmpdir();
+    if (!q_dir)
+        return -1;
+    atexit(q_cleanup);
+    rf_store_config cfg;
+    rf_store_config_default(&cfg);
+    rf_store *st;
+    rf_err e;
+    if (rf_store_open(q_dir, &cfg, 1, &st, &e))
+        return -1;
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key **keys = make_keys(Q_SERIES, "q");
+    int64_t *ts = malloc(Q_POINTS * sizeof(*ts));
+    uint64_t *v = malloc(Q_POINTS * sizeof(*v));
+    for (uint32_t i = 0; i < Q_SERIES; i++) {
+        rf_store_define_series(sh, keys[i]);
+        uint8_t vt = rf_gen_series(100 + i, RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, Q_POINTS, ts, v);
+        rf_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.series_id = keys[i]->series_id;
+        ev.value_type = vt;
+        for (uint32_t p = 0; p < Q_POINTS; p++) {
+            ev.event_time_ns = ts[p];
+            ev.value.u64 = v[p];
+            while (rf_store_append(sh, &ev) == -ENOBUFS) {
+                struct timespec d = {0, 20000};
+                nanosleep(&d, NULL);
+            }
+        }
+    }
+    rf_store_close(st, &e);
+    for (uint32_t i = 0; i < Q_SERIES; i++)
+        rf_series_key_free(keys[i]);
+    free(keys);
+    free(ts);
+    free(v);
+    return 0;
+}
+
+static void run_query(rf_bench_state *s, const rf_query *q)
+{
+    if (q_prepare() < 0) {
+        rf_bench_skip_with_error(s, "preparing the query store failed");
+        return;
+    }
+    uint64_t points = 0;
+    double cpu0 = thread_cpu_s();
+    while (rf_bench_keep_running(s)) {
+        rf_query_result *r;
+        rf_err e;
+        if (rf_query_run(q_dir, q, &r, &e)) {
+            rf_bench_skip_with_error(s, e.msg);
+            return;
+        }
+        points += r->stats.points_scanned;
+        rf_bench_do_not_optimize(r);
+        rf_query_result_free(r);
+    }
+    double cpu = thread_cpu_s() - cpu0;
+    rf_bench_set_items_processed(s, (int64_t)points);
+    rf_bench_counter(s, "pts_per_cpu_s", cpu > 0 ? (double)points / cpu : 0, false);
+}
+
+static void bm_query_raw(rf_bench_state *s)
+{
+    rf_query q = {.measurement = "q", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    run_query(s, &q);
+}
+
+static void bm_query_agg(rf_bench_state *s)
+{
+    static const rf_query_agg aggs[] = {{RF_AGG_COUNT, 0}, {RF_AGG_AVG, 0}, {RF_AGG_QUANTILE, 0.99}};
+    static const char *const by[] = {"region"};
+    rf_query q = {.measurement = "q", .start_ns = INT64_MIN, .end_ns = INT64_MAX, .aggs = aggs,
+                  .n_aggs = 3, .step_ns = 3600LL * 1000000000LL, .group_by = by, .n_group_by = 1};
+    run_query(s, &q);
+}
+
+RF_BENCH_REGISTER(store_benchmarks)
+{
+    static const int64_t series[] = {100, 10000};
+    rf_bench_register_args_realtime("store/append", bm_append, series, 2);
+    static const int64_t one[] = {0};
+    rf_bench_register_args_realtime("store/query/raw", bm_query_raw, one, 1);
+    rf_bench_register_args_realtime("store/query/agg", bm_query_agg, one, 1);
+}

@@ -1,0 +1,788 @@
+/* The ops server: two Unix stream sockets speaking the line protocol and one
+ * TCP listener speaking just enough HTTP/1.1 for Prometheus, all
+ * non-blocking on one epoll set owned by the control thread.
+ *
+ * Every client has an input buffer (one line, or one HTTP request head) and a
+ * bounded output buffer. The server never waits for a client: it writes what
+ * the socket takes and asks epoll to say when more fits. See ops.h for what
+ * happens to a client that stops reading. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "core/worker/worker.h"
+#include "daemon/ops/ops_pvt.h"
+
+#define COMPONENT "ops"
+#define LISTEN_BACKLOG 64
+#define READ_CHUNK 4096
+/* epoll tags: listeners are tagged apart from client slots. */
+#define TAG_LISTENER (1ull << 63)
+
+enum lkind { L_OPS = 0, L_ADMIN = 1, L_HTTP = 2, L_COUNT = 3 };
+
+typedef struct listener {
+    int fd;
+    char path[RF_OPS_SUN_PATH_MAX]; /* Unix sockets: removed at stop if still ours */
+    ino_t ino;
+    dev_t dev;
+} listener;
+
+typedef struct client {
+    int fd;
+    enum lkind kind;
+    uint32_t gen;
+    bool admin;
+    bool closing;        /* close once the output is flushed */
+    bool shutdown_after; /* call the shutdown hook once the reply is flushed */
+    bool want_out;       /* EPOLLOUT is armed */
+    bool eof;            /* the peer sent EOF: EPOLLIN is no longer watched */
+    char in[RF_OPS_HTTP_REQUEST_MAX];
+    size_t in_len;
+    rf_strbuf out;
+    size_t out_off;
+    int64_t accepted_ns;
+} client;
+
+struct rf_ops_server {
+    int ep;
+    listener ls[L_COUNT];
+    client *clients[RF_OPS_MAX_CLIENTS];
+    uint32_t gen;
+    rf_ops_config cfg;
+    rf_ops_hooks hooks;
+    uint16_t prom_port;
+    /* Written and read by the control thread only; _Atomic so the registry
+     * can read them like any other counter. */
+    _Atomic uint64_t n_clients, connections, commands, command_errors, denied, dropped_slow,
+        refused_full, http_requests, http_timeouts;
+    int metric_ids[16];
+    int n_ids;
+};
+
+static rf_ops_server *g_current;
+/* Registered once per process and restarted on later starts, so tests that
+ * start several servers do not fill the component registry. */
+static rf_component *g_component;
+
+const rf_ops_server *rf_ops_server_current(void)
+{
+    return g_current;
+}
+
+static void bump(_Atomic uint64_t *c)
+{
+    rf_stats_add(c, 1); /* control thread is the only writer */
+}
+
+/* ---- binding ---------------------------------------------------------------- */
+
+/* Is something answering on the socket at path? 1 yes, 0 no (stale), <0 error. */
+static int socket_alive(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int e = errno;
+    close(fd);
+    if (rc == 0)
+        return 1;
+    return e == ECONNREFUSED ? 0 : -e;
+}
+
+/* Binds a Unix socket at path with `mode`, safely:
+ *   - an existing file that is not a socket is never removed;
+ *   - an existing socket where a process answers (another ringflowd) makes
+ *     this fail with -EADDRINUSE; a socket nobody answers on is stale and is
+ *     replaced;
+ *   - the socket never exists at `path` with a wider mode than `mode`: it is
+ *     bound in a private directory (0700), chmod-ed there, then renamed into
+ *     place (which also replaces a stale one atomically). The bind goes
+ *     through /proc/self/fd/N/ so the temporary path fits sun_path whatever
+ *     the directory's length. */
+static int bind_unix(listener *l, const char *path, mode_t mode, rf_err *err)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return rf_err_set(err, EEXIST, "%s exists and is not a socket; not replacing it", path);
+        int alive = socket_alive(path);
+        if (alive > 0)
+            return rf_err_set(err, EADDRINUSE,
+                              "%s: another ringflowd is answering on this socket; stop it or "
+                              "choose another stats.socket/admin_socket",
+                              path);
+        if (alive < 0)
+            return rf_err_set(err, -alive, "%s: cannot tell whether it is in use: %s", path,
+                              strerror(-alive));
+        rf_log_warn(COMPONENT, "replacing stale socket %s (nobody answers on it)", path);
+    }
+    char dirbuf[RF_OPS_SUN_PATH_MAX], tmpl[RF_OPS_SUN_PATH_MAX + 32];
+    snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+    snprintf(tmpl, sizeof(tmpl), "%s/.ringflow-sock-XXXXXX", dirname(dirbuf));
+    if (!mkdtemp(tmpl))
+        return rf_err_set(err, errno, "%s: temporary directory: %s", path, strerror(errno));
+    int rc = 0;
+    int dfd = open(tmpl, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (dfd < 0 || fd < 0) {
+        rc = rf_err_set(err, errno, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/s", dfd);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || fchmodat(dfd, "s", mode, 0) < 0 ||
+        listen(fd, LISTEN_BACKLOG) < 0 || renameat(dfd, "s", AT_FDCWD, path) < 0) {
+        rc = rf_err_set(err, errno, "%s: bind: %s", path, strerror(errno));
+        unlinkat(dfd, "s", 0);
+        goto out;
+    }
+    if (lstat(path, &st) == 0) {
+        l->ino = st.st_ino;
+        l->dev = st.st_dev;
+    }
+    snprintf(l->path, sizeof(l->path), "%s", path);
+    l->fd = fd;
+    fd = -1;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    rmdir(tmpl);
+    return rc;
+}
+
+static int bind_http(listener *l, const char *listen_on, uint16_t *port_out, rf_err *err)
+{
+    char host[64];
+    snprintf(host, sizeof(host), "%s", listen_on);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return rf_err_set(err, EINVAL, "prometheus listen '%s': expected HOST:PORT", listen_on);
+    *colon = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return rf_err_set(err, EINVAL, "prometheus listen '%s': bad IPv4 address", listen_on);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return rf_err_set(err, errno, "prometheus: socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+        int e = errno;
+        close(fd);
+        return rf_err_set(err, e, "prometheus: listen on %s: %s", listen_on, strerror(e));
+    }
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port_out = ntohs(sa.sin_port);
+    l->fd = fd;
+    return 0;
+}
+
+/* ---- clients ------------------------------------------------------------------ */
+
+static uint64_t client_tag(unsigned slot, const client *c)
+{
+    return ((uint64_t)c->gen << 32) | slot;
+}
+
+static void client_close(rf_ops_server *s, unsigned slot)
+{
+    client *c = s->clients[slot];
+    if (!c)
+        return;
+    /* The reply has been flushed: start the shutdown before the peer sees
+     * EOF, so a client that waits for EOF knows the drain has begun. */
+    if (c->shutdown_after && s->hooks.shutdown)
+        s->hooks.shutdown(s->hooks.ctx);
+    epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    rf_strbuf_free(&c->out);
+    free(c);
+    s->clients[slot] = NULL;
+    rf_stats_set(&s->n_clients, rf_stats_load(&s->n_clients) - 1);
+}
+
+static void set_events(rf_ops_server *s, unsigned slot, bool out)
+{
+    client *c = s->clients[slot];
+    /* After EOF, input is not watched any more: a half-closed peer would
+     * otherwise report readable (EOF) forever. */
+    struct epoll_event ev = {.events = (c->eof ? 0 : EPOLLIN | EPOLLRDHUP) | (out ? EPOLLOUT : 0),
+                             .data.u64 = client_tag(slot, c)};
+    if (epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->want_out = out;
+}
+
+static void arm_out(rf_ops_server *s, unsigned slot, bool on)
+{
+    if (s->clients[slot]->want_out != on)
+        set_events(s, slot, on);
+}
+
+static void set_eof(rf_ops_server *s, unsigned slot)
+{
+    client *c = s->clients[slot];
+    c->eof = true;
+    c->closing = true;
+    set_events(s, slot, c->want_out);
+}
+
+/* Writes what the socket takes. Returns false when the client was closed. */
+static bool client_flush(rf_ops_server *s, unsigned slot)
+{
+    client *c = s->clients[slot];
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            arm_out(s, slot, true);
+            return true;
+        }
+        client_close(s, slot); /* peer gone */
+        return false;
+    }
+    c->out.len = c->out_off = 0;
+    arm_out(s, slot, false);
+    if (c->closing) {
+        client_close(s, slot);
+        return false;
+    }
+    return true;
+}
+
+/* Queues a reply within the client's bound (see ops.h). Returns false when the
+ * client was disconnected. */
+static bool client_reply(rf_ops_server *s, unsigned slot, const rf_strbuf *reply)
+{
+    client *c = s->clients[slot];
+    size_t pending = c->out.len - c->out_off;
+    if (pending > 0 && pending + reply->len > s->cfg.client_buffer) {
+        bump(&s->dropped_slow);
+        rf_log_warn(COMPONENT,
+                    "disconnecting a stats client that does not read its replies "
+                    "(%zu bytes pending, limit %llu)",
+                    pending, (unsigned long long)s->cfg.client_buffer);
+        client_close(s, slot);
+        return false;
+    }
+    if (c->out_off > 0) { /* compact before growing */
+        memmove(c->out.p, c->out.p + c->out_off, pending);
+        c->out.len = pending;
+        c->out_off = 0;
+    }
+    rf_strbuf_append(&c->out, reply->p ? reply->p : "", reply->len);
+    if (c->out.oom) {
+        client_close(s, slot);
+        return false;
+    }
+    return client_flush(s, slot);
+}
+
+static bool run_line(rf_ops_server *s, unsigned slot, const char *line)
+{
+    client *c = s->clients[slot];
+    rf_ops_peer peer = {.admin = c->admin};
+    rf_strbuf reply = {0};
+    bump(&s->commands);
+    enum rf_ops_cmd_result r = rf_ops_command(line, &peer, &s->hooks, &reply);
+    if (r == RF_OPS_CMD_ERROR || r == RF_OPS_CMD_DENIED)
+        bump(&s->command_errors);
+    if (r == RF_OPS_CMD_DENIED) {
+        bump(&s->denied);
+        rf_log_warn(COMPONENT, "refused admin command '%s' from a read-only client", line);
+    }
+    if (reply.oom) {
+        rf_strbuf_free(&reply);
+        rf_strbuf_printf(&reply, "error: out of memory\n\n");
+    }
+    if (r == RF_OPS_CMD_QUIT)
+        c->closing = true;
+    if (r == RF_OPS_CMD_SHUTDOWN) {
+        c->closing = true;
+        c->shutdown_after = true;
+    }
+    bool alive = r == RF_OPS_CMD_QUIT ? client_flush(s, slot) : client_reply(s, slot, &reply);
+    rf_strbuf_free(&reply);
+    return alive;
+}
+
+/* Runs every complete line in the input buffer. */
+static bool line_input(rf_ops_server *s, unsigned slot, bool eof)
+{
+    client *c = s->clients[slot];
+    size_t start = 0;
+    for (size_t i = 0; i < c->in_len; i++) {
+        if (c->in[i] != '\n')
+            continue;
+        c->in[i] = '\0';
+        if (i > start && c->in[i - 1] == '\r')
+            c->in[i - 1] = '\0';
+        char line[RF_OPS_LINE_MAX + 1];
+        snprintf(line, sizeof(line), "%.*s", RF_OPS_LINE_MAX, c->in + start);
+        start = i + 1;
+        /* A bare empty line is a no-op: it gets no reply (clients that send
+         * "\r\n" keep-alives stay in step). */
+        if (line[0] && !run_line(s, slot, line))
+            return false;
+        c = s->clients[slot];
+        if (c->closing)
+            return true;
+    }
+    memmove(c->in, c->in + start, c->in_len - start);
+    c->in_len -= start;
+    if (eof && c->in_len > 0) { /* a last command without '\n' */
+        char line[RF_OPS_LINE_MAX + 1];
+        size_t l = c->in_len < RF_OPS_LINE_MAX ? c->in_len : RF_OPS_LINE_MAX;
+        memcpy(line, c->in, l);
+        line[l] = '\0';
+        c->in_len = 0;
+        if (!run_line(s, slot, line))
+            return false;
+    }
+    if (c->in_len >= RF_OPS_LINE_MAX) {
+        rf_strbuf r = {0};
+        rf_strbuf_printf(&r, "error: line longer than %d bytes; closing\n\n", RF_OPS_LINE_MAX);
+        bump(&s->command_errors);
+        c->closing = true;
+        c->in_len = 0;
+        bool alive = client_reply(s, slot, &r);
+        rf_strbuf_free(&r);
+        return alive;
+    }
+    return true;
+}
+
+/* ---- HTTP --------------------------------------------------------------------- */
+
+static void http_response(rf_strbuf *out, int code, const char *reason, const char *ctype,
+                          const rf_strbuf *body, bool head_only)
+{
+    rf_strbuf_printf(out,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     code, reason, ctype, body->len);
+    if (!head_only && body->len)
+        rf_strbuf_append(out, body->p, body->len);
+}
+
+static void metrics_body(rf_strbuf *b)
+{
+    rf_stats_write_prometheus(b);
+    /* The lifecycle of every component: 1 when running. */
+    unsigned n = rf_component_count();
+    if (n) {
+        rf_strbuf_printf(b, "# HELP ringflow_component_up 1 when the component is running.\n"
+                            "# TYPE ringflow_component_up gauge\n");
+        for (unsigned i = 0; i < n; i++) {
+            const rf_component *c = rf_component_at(i);
+            rf_strbuf_printf(b, "ringflow_component_up{kind=\"");
+            rf_stats_escape(b, c->kind);
+            rf_strbuf_printf(b, "\",name=\"");
+            rf_stats_escape(b, c->name);
+            rf_strbuf_printf(b, "\"} %d\n", rf_component_state(c) == RF_STATE_RUNNING);
+        }
+        rf_strbuf_printf(b, "# HELP ringflow_component_state Lifecycle state: 0 registered, 1 "
+                            "configuring, 2 running, 3 stopping, 4 stopped, 5 failed.\n"
+                            "# TYPE ringflow_component_state gauge\n");
+        for (unsigned i = 0; i < n; i++) {
+            const rf_component *c = rf_component_at(i);
+            rf_strbuf_printf(b, "ringflow_component_state{kind=\"");
+            rf_stats_escape(b, c->kind);
+            rf_strbuf_printf(b, "\",name=\"");
+            rf_stats_escape(b, c->name);
+            rf_strbuf_printf(b, "\"} %d\n", (int)rf_component_state(c));
+        }
+    }
+}
+
+/* 200 "ok" or 503 with one line per component that is not running. */
+static int health_body(rf_strbuf *b)
+{
+    unsigned n = rf_component_count(), bad = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const rf_component *c = rf_component_at(i);
+        enum rf_lifecycle_state st = rf_component_state(c);
+        if (st == RF_STATE_RUNNING)
+            continue;
+        bad++;
+        rf_strbuf_printf(b, "%s %s: %s%s%s\n", c->kind, c->name, rf_lifecycle_state_name(st),
+                         c->reason[0] ? ": " : "", c->reason);
+    }
+    if (!bad)
+        rf_strbuf_printf(b, "ok\n");
+    return bad ? 503 : 200;
+}
+
+static bool http_input(rf_ops_server *s, unsigned slot)
+{
+    client *c = s->clients[slot];
+    if (c->closing)
+        return true; /* answered already; what else arrives is ignored */
+    c->in[c->in_len < sizeof(c->in) ? c->in_len : sizeof(c->in) - 1] = '\0';
+    char *end = strstr(c->in, "\r\n\r\n");
+    if (!end)
+        end = strstr(c->in, "\n\n");
+    rf_strbuf resp = {0}, body = {0};
+    if (!end) {
+        if (c->in_len < sizeof(c->in) - 1)
+            return true; /* wait for the rest of the head */
+        rf_strbuf_printf(&body, "request head larger than %d bytes\n", RF_OPS_HTTP_REQUEST_MAX);
+        http_response(&resp, 431, "Request Header Fields Too Large", "text/plain", &body, false);
+    } else {
+        bump(&s->http_requests);
+        char method[16] = "", target[256] = "", version[16] = "";
+        if (sscanf(c->in, "%15s %255s %15s", method, target, version) != 3 ||
+            strncmp(version, "HTTP/1.", 7) != 0) {
+            rf_strbuf_printf(&body, "bad request\n");
+            http_response(&resp, 400, "Bad Request", "text/plain", &body, false);
+        } else {
+            bool head = !strcmp(method, "HEAD");
+            char *q = strchr(target, '?');
+            if (q)
+                *q = '\0';
+            if (strcmp(method, "GET") && !head) {
+                rf_strbuf_printf(&body, "only GET and HEAD\n");
+                http_response(&resp, 405, "Method Not Allowed", "text/plain", &body, false);
+            } else if (!strcmp(target, "/metrics")) {
+                metrics_body(&body);
+                http_response(&resp, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &body,
+                              head);
+            } else if (!strcmp(target, "/health")) {
+                int code = health_body(&body);
+                http_response(&resp, code, code == 200 ? "OK" : "Service Unavailable",
+                              "text/plain; charset=utf-8", &body, head);
+            } else {
+                rf_strbuf_printf(&body, "not found: try /metrics or /health\n");
+                http_response(&resp, 404, "Not Found", "text/plain", &body, head);
+            }
+        }
+    }
+    rf_strbuf_free(&body);
+    c->closing = true;
+    c->in_len = 0;
+    bool alive;
+    if (resp.oom) {
+        client_close(s, slot);
+        alive = false;
+    } else {
+        /* The whole response is queued at once: the bound does not apply, a
+         * slow scraper is cut by the HTTP timeout instead. */
+        rf_strbuf_append(&c->out, resp.p, resp.len);
+        alive = client_flush(s, slot);
+    }
+    rf_strbuf_free(&resp);
+    return alive;
+}
+
+static void client_readable(rf_ops_server *s, unsigned slot)
+{
+    for (;;) {
+        client *c = s->clients[slot];
+        size_t cap = c->kind == L_HTTP ? sizeof(c->in) - 1 : RF_OPS_LINE_MAX;
+        if (c->in_len >= cap || c->closing) {
+            /* HTTP: the head is complete or too big; lines: line_input closed
+             * an oversized one. Drain and discard what else arrives. */
+            char sink[READ_CHUNK];
+            ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                if (c->out_off >= c->out.len)
+                    client_close(s, slot);
+                else
+                    set_eof(s, slot);
+                return;
+            }
+            if (n < 0 && errno == EAGAIN)
+                return;
+            continue;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, cap - c->in_len, 0);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            bool alive = c->kind == L_HTTP ? http_input(s, slot) : line_input(s, slot, false);
+            if (!alive)
+                return;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        /* EOF (or error): answer what was asked, then close. */
+        if (c->kind != L_HTTP && !line_input(s, slot, true))
+            return;
+        c = s->clients[slot];
+        if (!c)
+            return;
+        if (c->out_off >= c->out.len)
+            client_close(s, slot);
+        else
+            set_eof(s, slot);
+        return;
+    }
+}
+
+static void accept_all(rf_ops_server *s, enum lkind kind)
+{
+    for (;;) {
+        int fd = accept4(s->ls[kind].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                rf_log_warn(COMPONENT, "accept: %s", strerror(errno));
+            return;
+        }
+        unsigned slot = 0;
+        while (slot < RF_OPS_MAX_CLIENTS && s->clients[slot])
+            slot++;
+        if (slot == RF_OPS_MAX_CLIENTS) {
+            static const char msg[] = "error: too many clients\n\n";
+            if (kind != L_HTTP)
+                (void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            close(fd);
+            bump(&s->refused_full);
+            continue;
+        }
+        client *c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->kind = kind;
+        c->gen = ++s->gen;
+        c->accepted_ns = rf_clock_mono_ns();
+        c->admin = kind == L_ADMIN;
+        if (kind == L_OPS) {
+            /* The owning uid may use admin commands on the ops socket too. */
+            struct ucred cred;
+            socklen_t len = sizeof(cred);
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+                c->admin = cred.uid == s->hooks.owner_uid;
+        }
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = client_tag(slot, c)};
+        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        s->clients[slot] = c;
+        bump(&s->connections);
+        rf_stats_set(&s->n_clients, rf_stats_load(&s->n_clients) + 1);
+    }
+}
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+static void register_metrics(rf_ops_server *s)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+        bool gauge;
+    } defs[] = {
+        {"ringflow_ops_clients", "Stats socket and HTTP clients connected.",
+         offsetof(rf_ops_server, n_clients), true},
+        {"ringflow_ops_connections", "Connections accepted by the ops server.",
+         offsetof(rf_ops_server, connections), false},
+        {"ringflow_ops_commands", "Stats socket commands run.", offsetof(rf_ops_server, commands),
+         false},
+        {"ringflow_ops_command_errors", "Stats socket commands answered with an error.",
+         offsetof(rf_ops_server, command_errors), false},
+        {"ringflow_ops_denied", "Admin commands refused to read-only clients.",
+         offsetof(rf_ops_server, denied), false},
+        {"ringflow_ops_clients_dropped_slow",
+         "Clients disconnected because they did not read their replies.",
+         offsetof(rf_ops_server, dropped_slow), false},
+        {"ringflow_ops_clients_refused", "Connections refused: too many clients.",
+         offsetof(rf_ops_server, refused_full), false},
+        {"ringflow_http_requests", "HTTP requests served.", offsetof(rf_ops_server, http_requests),
+         false},
+        {"ringflow_http_timeouts", "HTTP clients closed for being too slow.",
+         offsetof(rf_ops_server, http_timeouts), false},
+    };
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+        const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)s + defs[i].off);
+        int id = defs[i].gauge ? rf_stats_register_gauge(defs[i].name, defs[i].help, NULL, v)
+                               : rf_stats_register_counter(defs[i].name, defs[i].help, NULL, v);
+        if (id >= 0 && s->n_ids < (int)(sizeof(s->metric_ids) / sizeof(s->metric_ids[0])))
+            s->metric_ids[s->n_ids++] = id;
+    }
+}
+
+static void close_listeners(rf_ops_server *s)
+{
+    for (int k = 0; k < L_COUNT; k++) {
+        listener *l = &s->ls[k];
+        if (l->fd >= 0)
+            close(l->fd);
+        l->fd = -1;
+        struct stat st;
+        /* Remove the socket file only if it is still the one we bound (a
+         * newer daemon may have taken the path over). */
+        if (l->path[0] && lstat(l->path, &st) == 0 && st.st_ino == l->ino && st.st_dev == l->dev)
+            unlink(l->path);
+        l->path[0] = '\0';
+    }
+}
+
+int rf_ops_server_start(const rf_ops_config *cfg, const rf_ops_hooks *hooks, rf_ops_server **out,
+                        rf_err *err)
+{
+    rf_ops_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return rf_err_set(err, ENOMEM, "ops: out of memory");
+    s->cfg = *cfg;
+    s->hooks = *hooks;
+    for (int k = 0; k < L_COUNT; k++)
+        s->ls[k].fd = -1;
+    int rc = 0;
+    s->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (s->ep < 0) {
+        rc = rf_err_set(err, errno, "ops: epoll: %s", strerror(errno));
+        goto fail;
+    }
+    if ((rc = bind_unix(&s->ls[L_OPS], cfg->socket, 0660, err)) < 0 ||
+        (rc = bind_unix(&s->ls[L_ADMIN], cfg->admin_socket, 0600, err)) < 0)
+        goto fail;
+    if (cfg->prometheus_enabled &&
+        (rc = bind_http(&s->ls[L_HTTP], cfg->prometheus_listen, &s->prom_port, err)) < 0)
+        goto fail;
+    for (int k = 0; k < L_COUNT; k++) {
+        if (s->ls[k].fd < 0)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER | (uint64_t)k};
+        if (epoll_ctl(s->ep, EPOLL_CTL_ADD, s->ls[k].fd, &ev) < 0) {
+            rc = rf_err_set(err, errno, "ops: epoll_ctl: %s", strerror(errno));
+            goto fail;
+        }
+    }
+    register_metrics(s);
+    /* The component appears once the sockets are up; a start that failed
+     * (e.g. another daemon answers) leaves it alone: the daemon exits. */
+    if (!g_component)
+        g_component = rf_component_register("stats", "ops");
+    if (g_component) {
+        rf_component_transition(g_component, RF_STATE_CONFIGURING, NULL);
+        rf_component_transition(g_component, RF_STATE_RUNNING, NULL);
+    }
+    g_current = s;
+    if (cfg->prometheus_enabled)
+        rf_log_info(COMPONENT, "stats socket %s, admin socket %s, prometheus on port %u",
+                    cfg->socket, cfg->admin_socket, s->prom_port);
+    else
+        rf_log_info(COMPONENT, "stats socket %s, admin socket %s, prometheus disabled", cfg->socket,
+                    cfg->admin_socket);
+    *out = s;
+    return 0;
+fail:
+    close_listeners(s);
+    if (s->ep >= 0)
+        close(s->ep);
+    free(s);
+    return rc < 0 ? rc : -EINVAL;
+}
+
+int rf_ops_server_fd(const rf_ops_server *s)
+{
+    return s->ep;
+}
+
+void rf_ops_server_run(rf_ops_server *s, int timeout_ms)
+{
+    struct epoll_event evs[64];
+    int n = epoll_wait(s->ep, evs, 64, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        uint64_t tag = evs[i].data.u64;
+        if (tag & TAG_LISTENER) {
+            accept_all(s, (enum lkind)(tag & 0xff));
+            continue;
+        }
+        unsigned slot = (unsigned)(tag & 0xffffffffu);
+        client *c = slot < RF_OPS_MAX_CLIENTS ? s->clients[slot] : NULL;
+        if (!c || c->gen != (uint32_t)(tag >> 32))
+            continue; /* closed (and maybe reused) earlier in this batch */
+        if ((evs[i].events & EPOLLOUT) && !client_flush(s, slot))
+            continue;
+        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            client_readable(s, slot);
+    }
+    /* HTTP clients get http_timeout_ns for the whole exchange. */
+    int64_t now = rf_clock_mono_ns();
+    for (unsigned slot = 0; slot < RF_OPS_MAX_CLIENTS; slot++) {
+        client *c = s->clients[slot];
+        if (c && c->kind == L_HTTP && now - c->accepted_ns > (int64_t)s->cfg.http_timeout_ns) {
+            bump(&s->http_timeouts);
+            client_close(s, slot);
+        }
+    }
+}
+
+void rf_ops_server_stop(rf_ops_server *s)
+{
+    if (!s)
+        return;
+    if (g_component)
+        rf_component_transition(g_component, RF_STATE_STOPPING, NULL);
+    for (unsigned slot = 0; slot < RF_OPS_MAX_CLIENTS; slot++) {
+        client *c = s->clients[slot];
+        if (!c)
+            continue;
+        /* Best effort: whatever the socket takes now (e.g. "ok: draining"). */
+        if (c->out_off < c->out.len)
+            (void)!send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off,
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+        c->shutdown_after = false;
+        client_close(s, slot);
+    }
+    close_listeners(s);
+    close(s->ep);
+    for (int i = 0; i < s->n_ids; i++)
+        rf_stats_unregister(s->metric_ids[i]);
+    if (g_current == s)
+        g_current = NULL;
+    if (g_component)
+        rf_component_transition(g_component, RF_STATE_STOPPED, "stopped");
+    free(s);
+}
+
+uint16_t rf_ops_server_prometheus_port(const rf_ops_server *s)
+{
+    return s->prom_port;
+}
+
+void rf_ops_server_stats_read(const rf_ops_server *s, rf_ops_server_stats *out)
+{
+    out->clients = rf_stats_load(&s->n_clients);
+    out->connections = rf_stats_load(&s->connections);
+    out->commands = rf_stats_load(&s->commands);
+    out->command_errors = rf_stats_load(&s->command_errors);
+    out->denied = rf_stats_load(&s->denied);
+    out->dropped_slow = rf_stats_load(&s->dropped_slow);
+    out->refused_full = rf_stats_load(&s->refused_full);
+    out->http_requests = rf_stats_load(&s->http_requests);
+    out->http_timeouts = rf_stats_load(&s->http_timeouts);
+}

@@ -1,0 +1,294 @@
+/* Segment format: file header, record framing, index (footer) encoding and
+ * file names. Byte layouts are in docs/FORMAT.md; the code reads and writes
+ * them with memcpy at fixed offsets (little-endian host, see segment.h). */
+#include "storage/segment/segment.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The footer tables are the in-memory structs byte for byte. */
+_Static_assert(sizeof(rf_seg_block_ref) == 40, "rf_seg_block_ref is a 40-byte footer entry");
+_Static_assert(sizeof(rf_seg_series_ref) == 40, "rf_seg_series_ref is a 40-byte footer entry");
+
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* ---- file header ---- */
+
+void rf_seg_header_encode(const rf_seg_header *h, uint8_t out[RF_SEG_HEADER_SIZE])
+{
+    memset(out, 0, RF_SEG_HEADER_SIZE);
+    memcpy(out, RF_SEG_MAGIC, 8);
+    put32(out + 8, h->version);
+    put32(out + 12, RF_SEG_HEADER_SIZE);
+    put32(out + 16, h->shard);
+    put32(out + 20, 0); /* flags: none defined in version 1 */
+    put64(out + 24, h->seq);
+    put64(out + 32, (uint64_t)h->created_ns);
+    put32(out + 60, rf_crc32c(0, out, 60));
+}
+
+int rf_seg_header_decode(const uint8_t *in, size_t len, rf_seg_header *h, const char *what,
+                         rf_err *err)
+{
+    if (len < RF_SEG_HEADER_SIZE)
+        return rf_err_set(err, EBADMSG, "%s: segment header truncated (%zu of %u bytes)", what, len,
+                          RF_SEG_HEADER_SIZE);
+    if (memcmp(in, RF_SEG_MAGIC, 8) != 0)
+        return rf_err_set(err, EBADMSG, "%s: not a ringflow segment (bad magic)", what);
+    /* The version is checked before the CRC: a later version may lay out the
+     * rest of the header differently, and the right message is "too new". */
+    uint32_t version = get32(in + 8);
+    if (version > RF_SEG_VERSION)
+        return rf_err_set(err, EPROTONOSUPPORT,
+                          "%s: segment format version %" PRIu32
+                          " is newer than this build supports (%u); upgrade ringflow to read it",
+                          what, version, RF_SEG_VERSION);
+    if (version == 0)
+        return rf_err_set(err, EBADMSG, "%s: segment format version 0 is invalid", what);
+    if (get32(in + 60) != rf_crc32c(0, in, 60))
+        return rf_err_set(err, EBADMSG, "%s: segment header checksum mismatch", what);
+    if (get32(in + 12) != RF_SEG_HEADER_SIZE)
+        return rf_err_set(err, EBADMSG, "%s: unexpected segment header size %" PRIu32, what,
+                          get32(in + 12));
+    h->version = version;
+    h->shard = get32(in + 16);
+    h->seq = get64(in + 24);
+    h->created_ns = (int64_t)get64(in + 32);
+    return 0;
+}
+
+/* ---- records ---- */
+
+void rf_seg_rec_put_header(uint8_t *rec, const rf_seg_rec *h)
+{
+    put32(rec, RF_SEG_REC_MAGIC);
+    rec[4] = h->type;
+    rec[5] = h->value_type;
+    memcpy(rec + 6, &h->aux16, 2);
+    put32(rec + 8, h->payload_len);
+    put32(rec + 12, h->count);
+    put64(rec + 16, h->series_id);
+    put64(rec + 24, (uint64_t)h->min_time);
+    put64(rec + 32, (uint64_t)h->max_time);
+}
+
+void rf_seg_rec_seal(uint8_t *rec)
+{
+    uint32_t len = get32(rec + 8);
+    put32(rec + RF_SEG_REC_HDR_SIZE + len, rf_crc32c(0, rec, RF_SEG_REC_HDR_SIZE + (size_t)len));
+}
+
+long rf_seg_rec_check(const uint8_t *p, size_t avail, rf_seg_rec *h)
+{
+    if (avail < 4)
+        return -EAGAIN;
+    if (get32(p) != RF_SEG_REC_MAGIC)
+        return -EBADMSG;
+    if (avail < RF_SEG_REC_HDR_SIZE)
+        return -EAGAIN;
+    uint8_t type = p[4];
+    uint32_t plen = get32(p + 8);
+    if (type < RF_SEG_REC_BLOCK || type > RF_SEG_REC_FOOTER || plen > RF_SEG_MAX_PAYLOAD)
+        return -EBADMSG;
+    size_t total = rf_seg_rec_size(plen);
+    if (avail < total)
+        return -EAGAIN;
+    if (get32(p + RF_SEG_REC_HDR_SIZE + plen) != rf_crc32c(0, p, RF_SEG_REC_HDR_SIZE + plen))
+        return -EBADMSG;
+    h->type = type;
+    h->value_type = p[5];
+    memcpy(&h->aux16, p + 6, 2);
+    h->payload_len = plen;
+    h->count = get32(p + 12);
+    h->series_id = get64(p + 16);
+    h->min_time = (int64_t)get64(p + 24);
+    h->max_time = (int64_t)get64(p + 32);
+    return (long)total;
+}
+
+/* ---- index ---- */
+
+void rf_seg_index_init(rf_seg_index *idx)
+{
+    memset(idx, 0, sizeof(*idx));
+    idx->min_time = INT64_MAX;
+    idx->max_time = INT64_MIN;
+}
+
+void rf_seg_index_free(rf_seg_index *idx)
+{
+    free(idx->blocks);
+    free(idx->series);
+    rf_seg_index_init(idx);
+}
+
+void rf_seg_index_reset(rf_seg_index *idx)
+{
+    idx->n_blocks = 0;
+    idx->n_series = 0;
+    idx->min_time = INT64_MAX;
+    idx->max_time = INT64_MIN;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t esize)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * esize);
+    if (!q)
+        return -ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+int rf_seg_index_add_block(rf_seg_index *idx, const rf_seg_block_ref *b)
+{
+    if (grow((void **)&idx->blocks, &idx->cap_blocks, idx->n_blocks + 1, sizeof(*b)) < 0)
+        return -ENOMEM;
+    idx->blocks[idx->n_blocks++] = *b;
+    if (b->min_time < idx->min_time)
+        idx->min_time = b->min_time;
+    if (b->max_time > idx->max_time)
+        idx->max_time = b->max_time;
+    return 0;
+}
+
+int rf_seg_index_add_series(rf_seg_index *idx, uint64_t series_id, uint64_t dict_offset)
+{
+    if (grow((void **)&idx->series, &idx->cap_series, idx->n_series + 1, sizeof(*idx->series)) < 0)
+        return -ENOMEM;
+    rf_seg_series_ref *s = &idx->series[idx->n_series++];
+    memset(s, 0, sizeof(*s));
+    s->series_id = series_id;
+    s->dict_offset = dict_offset;
+    return 0;
+}
+
+static int cmp_block(const void *a, const void *b)
+{
+    const rf_seg_block_ref *x = a, *y = b;
+    if (x->series_id != y->series_id)
+        return x->series_id < y->series_id ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+    const rf_seg_series_ref *x = a, *y = b;
+    if (x->series_id != y->series_id)
+        return x->series_id < y->series_id ? -1 : 1;
+    return x->dict_offset < y->dict_offset ? -1 : x->dict_offset > y->dict_offset;
+}
+
+int rf_seg_index_finish(rf_seg_index *idx)
+{
+    if (idx->n_blocks)
+        qsort(idx->blocks, idx->n_blocks, sizeof(*idx->blocks), cmp_block);
+    if (idx->n_series)
+        qsort(idx->series, idx->n_series, sizeof(*idx->series), cmp_series);
+    /* Merge the dictionary entries (one per series, the first if repeated)
+     * with the block runs into a fresh table. */
+    size_t cap = idx->n_series + idx->n_blocks + 1;
+    rf_seg_series_ref *out = malloc(cap * sizeof(*out));
+    if (!out)
+        return -ENOMEM;
+    size_t n = 0, si = 0, bi = 0;
+    while (si < idx->n_series || bi < idx->n_blocks) {
+        uint64_t id;
+        if (si < idx->n_series && (bi >= idx->n_blocks || idx->series[si].series_id <= idx->blocks[bi].series_id))
+            id = idx->series[si].series_id;
+        else
+            id = idx->blocks[bi].series_id;
+        rf_seg_series_ref *s = &out[n++];
+        memset(s, 0, sizeof(*s));
+        s->series_id = id;
+        s->min_time = INT64_MAX;
+        s->max_time = INT64_MIN;
+        if (si < idx->n_series && idx->series[si].series_id == id)
+            s->dict_offset = idx->series[si].dict_offset;
+        while (si < idx->n_series && idx->series[si].series_id == id)
+            si++;
+        s->first_block = (uint32_t)bi;
+        while (bi < idx->n_blocks && idx->blocks[bi].series_id == id) {
+            if (idx->blocks[bi].min_time < s->min_time)
+                s->min_time = idx->blocks[bi].min_time;
+            if (idx->blocks[bi].max_time > s->max_time)
+                s->max_time = idx->blocks[bi].max_time;
+            bi++;
+        }
+        s->n_blocks = (uint32_t)(bi - s->first_block);
+    }
+    free(idx->series);
+    idx->series = out;
+    idx->n_series = n;
+    idx->cap_series = cap;
+    return 0;
+}
+
+uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, size_t *len)
+{
+    if (rf_seg_index_finish(idx) < 0)
+        return NULL;
+    size_t plen = (idx->n_series + idx->n_blocks) * 40u;
+    if (plen > RF_SEG_MAX_PAYLOAD)
+        return NULL;
+    size_t rlen = rf_seg_rec_size((uint32_t)plen);
+    uint8_t *buf = malloc(rlen + RF_SEG_TRAILER_SIZE);
+    if (!buf)
+        return NULL;
+    rf_seg_rec h = {
+        .type = RF_SEG_REC_FOOTER,
+        .payload_len = (uint32_t)plen,
+        .count = (uint32_t)idx->n_series,
+        .series_id = idx->n_blocks,
+        .min_time = idx->min_time,
+        .max_time = idx->max_time,
+    };
+    rf_seg_rec_put_header(buf, &h);
+    if (idx->n_series)
+        memcpy(buf + RF_SEG_REC_HDR_SIZE, idx->series, idx->n_series * 40u);
+    if (idx->n_blocks)
+        memcpy(buf + RF_SEG_REC_HDR_SIZE + idx->n_series * 40u, idx->blocks, idx->n_blocks * 40u);
+    rf_seg_rec_seal(buf);
+    uint8_t *t = buf + rlen;
+    put64(t, at);
+    put32(t + 8, RF_SEG_TRAILER_MAGIC);
+    put32(t + 12, rf_crc32c(0, t, 12));
+    *len = rlen + RF_SEG_TRAILER_SIZE;
+    return buf;
+}
+
+/* ---- names ---- */
+
+int rf_seg_name(char *buf, size_t len, uint64_t seq, int64_t created_ns)
+{
+    int n = snprintf(buf, len, "seg-%010" PRIu64 "-%013" PRId64 RF_SEG_SUFFIX, seq,
+                     created_ns / 1000000);
+    return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+bool rf_seg_name_parse(const char *name, uint64_t *seq)
+{
+    size_t n = strlen(name);
+    if (n < 4 + 10 + 1 + 4 || strncmp(name, "seg-", 4) != 0 ||
+        strcmp(name + n - strlen(RF_SEG_SUFFIX), RF_SEG_SUFFIX) != 0)
+        return false;
+    uint64_t v = 0;
+    size_t i = 4;
+    for (; i < n && name[i] >= '0' && name[i] <= '9'; i++)
+        v = v * 10 + (uint64_t)(name[i] - '0');
+    if (i == 4 || name[i] != '-')
+        return false;
+    *seq = v;
+    return true;
+}

@@ -1,0 +1,186 @@
+/* The store: the engine-facing face of the time-series storage. One shard per
+ * worker; each shard is an append-only stream of segment files
+ * (storage/segment/segment.h, docs/FORMAT.md) under DIR/shard-NN/.
+ *
+ * Threads and ownership
+ *
+ *   worker k ──append──▶ shard k: per-series point buffers (worker-owned)
+ *                           │ a full (block_points) or old (block_max_age) buffer
+ *                           │ is encoded + CRC'd by the worker into a slot
+ *                           ▼
+ *                 submit ring (SPSC, slot pointers)  ──▶  I/O thread (one per store)
+ *                 free ring   (SPSC, slot pointers)  ◀──   copies records into a staging
+ *                                                          buffer, writes it with io_uring,
+ *                                                          fsyncs per policy, rolls segments,
+ *                                                          runs retention
+ *
+ *   - All rf_store_shard functions except rf_store_wait_durable and
+ *     rf_store_shard_stats_read must be called from the one thread that owns
+ *     the shard (its worker). None of them blocks or makes a syscall, and
+ *     rf_store_append allocates nothing.
+ *   - Slots are preallocated (queue_blocks per shard, each big enough for a
+ *     full block). The submit ring holds as many pointers as there are slots,
+ *     so it can never be full; the bound is the slot pool.
+ *   - Back-pressure: when no slot is free (the I/O thread is behind), a
+ *     series whose buffer is full keeps its points in memory (its buffer is
+ *     the bound), the cut is retried on the next append/tick/flush, and each
+ *     point that arrives for that full buffer meanwhile is dropped and counted
+ *     (dropped_backpressure; backpressure_events counts the failed cuts).
+ *     Nothing is dropped silently.
+ *
+ * Durability (what each policy promises; see docs/FORMAT.md "Durability")
+ *   A block is *written* once the I/O thread's write of it completed (it is in
+ *   the kernel page cache: survives a crash of the process, not of the
+ *   machine), and *durable* once an fdatasync covering it completed (survives
+ *   power loss, given honest disks). Points still in a worker's buffer, in a
+ *   slot or in the staging buffer are in process memory only.
+ *     RF_DURABILITY_INTERVAL  fdatasync at most sync_interval_ns after a write:
+ *                             a machine crash loses at most the last interval
+ *                             of written blocks (plus what was not yet written).
+ *     RF_DURABILITY_BYTES     fdatasync whenever sync_bytes have been written
+ *                             since the last one: loses at most that many bytes.
+ *     RF_DURABILITY_NEVER     no fdatasync except on explicit rf_store_flush;
+ *                             the kernel writes back when it likes (~30 s).
+ *   In every policy rf_store_flush + rf_store_wait_durable is a barrier:
+ *   everything appended before the flush is durable when the wait returns 0.
+ *   Segment closes fdatasync the footer (except with NEVER).
+ */
+#ifndef RF_STORAGE_STORE_H
+#define RF_STORAGE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+#include "core/event/event.h"
+
+typedef struct rf_store rf_store;
+typedef struct rf_store_shard rf_store_shard;
+
+enum rf_store_durability {
+    RF_DURABILITY_INTERVAL = 0,
+    RF_DURABILITY_BYTES = 1,
+    RF_DURABILITY_NEVER = 2,
+};
+
+typedef struct rf_store_config {
+    uint32_t block_points;         /* points per block (default 1024, max RF_BLOCK_MAX_POINTS) */
+    int64_t block_max_age_ns;      /* a partial block is cut this long after its first point (5 min);
+                                    * the trade: longer = bigger blocks (better compression),
+                                    * but buffered points are lost if the process dies */
+    uint64_t segment_max_bytes;    /* roll after this size (64 MiB) */
+    int64_t segment_max_age_ns;    /* roll a segment this old (1 h) */
+    enum rf_store_durability durability; /* default RF_DURABILITY_INTERVAL */
+    int64_t sync_interval_ns;      /* INTERVAL: 1 s */
+    uint64_t sync_bytes;           /* BYTES: 8 MiB */
+    uint32_t queue_blocks;         /* slots per shard between worker and I/O thread (256) */
+    uint32_t staging_bytes;        /* I/O staging per shard, two of them (1 MiB) */
+    int zstd_level;                /* passed to the block encoder (1; 0 = no zstd) */
+    int64_t retention_max_age_ns;  /* remove segments whose newest point is older (90 days; 0 = off) */
+    uint64_t retention_max_bytes;  /* keep the store under this size (0 = no limit) */
+    int64_t retention_interval_ns; /* how often the I/O thread applies retention (60 s) */
+    uint32_t io_idle_wait_us;      /* I/O thread's wait when idle (1000) */
+} rf_store_config;
+
+void rf_store_config_default(rf_store_config *cfg);
+
+/* What recovery found at open, summed over every segment. */
+typedef struct rf_store_recovery {
+    uint64_t segments_seen;
+    uint64_t segments_open;       /* had no valid footer: scanned and closed */
+    uint64_t segments_removed;    /* empty or torn before their header was complete */
+    uint64_t segments_quarantined;/* unreadable header: renamed *.corrupt, never served */
+    uint64_t blocks_kept;         /* in scanned segments */
+    uint64_t tail_bytes_cut;
+    uint64_t corrupt_regions;     /* skipped in the middle of segments */
+    uint64_t corrupt_bytes;
+} rf_store_recovery;
+
+/* Per-shard counters; each is written by one thread (worker or I/O thread). */
+typedef struct rf_store_shard_stats {
+    uint64_t series;
+    uint64_t points_appended;
+    uint64_t points_buffered;      /* in series buffers now */
+    uint64_t blocks_cut;
+    uint64_t blocks_cut_by_age;
+    uint64_t backpressure_events;  /* a cut found no free slot */
+    uint64_t dropped_backpressure; /* points dropped because their series' buffer was full */
+    uint64_t dropped_unknown_series;
+    uint64_t dropped_encode_error;
+    uint64_t out_of_order_cuts;    /* a point older than the buffer's last one forced a cut */
+    uint64_t blocks_written;       /* by the I/O thread */
+    uint64_t bytes_written;
+    uint64_t fsyncs;
+    uint64_t write_errors;
+    uint64_t dropped_io_error;     /* blocks lost to write errors */
+    uint64_t submitted_seq;        /* flush tickets: last block handed to the I/O thread */
+    uint64_t written_seq;          /* last block whose write completed */
+    uint64_t durable_seq;          /* last block covered by a completed fdatasync */
+} rf_store_shard_stats;
+
+typedef struct rf_store_stats {
+    uint64_t segments;             /* files in the store, open ones included */
+    uint64_t bytes;
+    uint64_t segments_removed;     /* by retention since open */
+    uint64_t bytes_removed;
+    uint64_t retention_runs;
+    rf_store_recovery recovery;
+} rf_store_stats;
+
+/* Opens (creating) the store in `dir` with `shards` shards (1..1024), runs
+ * recovery on every segment found (all shard-* folders, even beyond `shards`),
+ * and starts the I/O thread. cfg NULL means defaults. Returns 0 or a negative
+ * errno with *err saying which file and why (-EPROTONOSUPPORT: a segment was
+ * written by a newer format version, nothing is modified then; -EBUSY: the
+ * store is already open, DIR/LOCK is flock'ed by its owner). */
+int rf_store_open(const char *dir, const rf_store_config *cfg, uint32_t shards, rf_store **out,
+                  rf_err *err);
+
+rf_store_shard *rf_store_shard_get(rf_store *store, uint32_t index);
+uint32_t rf_store_shards(const rf_store *store);
+
+/* Makes a series known to the shard (copies the key) and allocates its point
+ * buffer: 16 points to start, doubled by rf_store_append whenever the series
+ * fills it before an age cut, up to block_points (16 bytes per point). Call
+ * when the series is first seen (the RF_KIND_SERIES_DEF event). Defining a
+ * known series again is a no-op. Returns 0, -EINVAL (key over 65535 bytes)
+ * or -ENOMEM. */
+int rf_store_define_series(rf_store_shard *shard, const rf_series_key *key);
+
+/* Appends one point (event_time_ns, value, value_type) to its series' buffer.
+ * Returns 0; -ENOENT when the series was never defined; -ENOBUFS when the
+ * point was dropped by back-pressure (both counted). Points of one series
+ * should come in time order: an older point cuts the current block first. */
+int rf_store_append(rf_store_shard *shard, const rf_event *ev);
+
+/* Cuts blocks whose first point was buffered more than block_max_age_ns
+ * before `now_mono_ns` (rf_clock_mono_ns), and retries cuts delayed by
+ * back-pressure. Call every few hundred ms from the worker loop. */
+void rf_store_tick(rf_store_shard *shard, int64_t now_mono_ns);
+
+/* Cuts every buffered series into blocks and asks the I/O thread to write and
+ * fdatasync them now. *ticket (may be NULL) receives the sequence number to
+ * pass to rf_store_wait_durable. Returns 0, or -EAGAIN when back-pressure
+ * kept some series from being cut (they are not covered by the ticket; call
+ * again later). */
+int rf_store_flush(rf_store_shard *shard, uint64_t *ticket);
+
+/* Waits (sleeping, any thread) until every block up to `ticket` is durable.
+ * Returns 0, -ETIMEDOUT, or -EIO when a write error lost some of them. */
+int rf_store_wait_durable(rf_store_shard *shard, uint64_t ticket, int64_t timeout_ns);
+
+/* Applies retention now, as of wall time now_wall_ns, and waits for it to
+ * finish (any thread but the I/O thread). Only closed segments are removed,
+ * whole, oldest newest-point first. Returns 0 or -ETIMEDOUT. */
+int rf_store_retention_run(rf_store *store, int64_t now_wall_ns, int64_t timeout_ns);
+
+void rf_store_stats_read(rf_store *store, rf_store_stats *out);
+void rf_store_shard_stats_read(const rf_store_shard *shard, rf_store_shard_stats *out);
+
+/* Stops the store: cuts every buffer of every shard, writes and closes every
+ * segment (footer, fdatasync unless NEVER), joins the I/O thread and frees
+ * everything. Call after the workers have stopped. Returns 0 or the first
+ * write error. */
+int rf_store_close(rf_store *store, rf_err *err);
+
+#endif

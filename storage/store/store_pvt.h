@@ -1,0 +1,197 @@
+/* Private to storage/store: the structures behind store.h. Do not include
+ * from other folders.
+ *
+ * Ownership of every field is stated per block; "worker" is the shard's owner
+ * thread, "io" the store's I/O thread. Counters read by other threads are
+ * _Atomic and written by their single owner with relaxed stores (readers
+ * only display them). The synchronising edges are:
+ *   S1 worker enqueues a slot pointer on `submit` (ring release)  pairs with
+ *      io's dequeue (ring acquire): the slot's record bytes are visible to io.
+ *   S2 io enqueues the slot pointer on `free` after copying it    pairs with
+ *      the worker's dequeue: io no longer reads the slot the worker refills.
+ *   S3 worker's release-store of flush_req (after S1 of the blocks it covers)
+ *      pairs with io's acquire-load: io sees the request and those blocks.
+ *   S4 io's release-store of durable_seq / written_seq / io_failed pairs with
+ *      rf_store_wait_durable's acquire-load.
+ *   S5 retention_req (release, caller) / retention_done (release, io) with
+ *      acquire-loads on the other side.
+ */
+#ifndef RF_STORAGE_STORE_PVT_H
+#define RF_STORAGE_STORE_PVT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <liburing.h>
+
+#include "core/ring/ring.h"
+#include "storage/encode/encode.h"
+#include "storage/segment/segment.h"
+#include "storage/store/store.h"
+#include "storage/u64map/u64map.h"
+
+#define RF_STORE_COMPONENT "store"
+#define RF_STORE_MAX_KEY 65535u
+
+/* A sealed block on its way to disk: the complete record (header, encoded
+ * payload, CRC), built by the worker. */
+typedef struct rf_store_slot {
+    uint64_t seq;               /* per-shard block sequence, 1-based */
+    const rf_series_key *key;   /* immutable until the store closes */
+    uint64_t series_id;
+    int64_t min_time, max_time;
+    uint32_t n_points;
+    uint32_t len;               /* record bytes in rec */
+    uint32_t cap;
+    uint8_t *rec;
+} rf_store_slot;
+
+typedef struct rf_store_point {
+    int64_t t;
+    uint64_t v;
+} rf_store_point;
+
+/* A series' point buffer (worker-owned). */
+typedef struct rf_store_series {
+    uint64_t series_id;
+    rf_series_key *key;
+    rf_store_point *pts;
+    uint32_t n;
+    uint32_t cap;               /* points ts/bits can hold now (<= block_points) */
+    uint8_t value_type;
+    bool cut_refused;           /* full, and its cut found no slot (counted in full_pending) */
+    int64_t opened_ns;          /* shard->now when the first buffered point arrived */
+    struct rf_store_series *prev, *next; /* non-empty buffers, oldest first */
+} rf_store_series;
+
+/* Staging buffer of the I/O thread: records are copied here and written in
+ * one io_uring write per buffer. */
+typedef struct rf_store_stage {
+    uint8_t *data;
+    size_t len;
+    uint64_t last_seq;          /* highest block seq in it (0: none) */
+    uint64_t blocks;
+} rf_store_stage;
+
+enum rf_store_io_state { RF_IO_IDLE = 0, RF_IO_WRITING, RF_IO_SYNCING };
+
+/* The shard's open segment and write pipeline (io-owned). */
+typedef struct rf_store_io {
+    int fd;                     /* -1: no open segment */
+    char path[PATH_MAX];
+    uint64_t next_seq;          /* of the next segment file */
+    uint64_t seg_seq;
+    int64_t seg_created_mono;
+    uint64_t seg_size;          /* header + records placed (written or staged) */
+    uint64_t disk_off;          /* where the next write goes */
+    rf_seg_index idx;
+    rf_u64map dict;             /* series with a dictionary record in this segment */
+    rf_store_stage stage[2];
+    size_t stage_cap;
+    int active;                 /* stage being filled */
+    enum rf_store_io_state state;
+    int inflight;               /* stage being written */
+    size_t inflight_done;
+    uint64_t sync_target;       /* seq covered by the fsync in flight */
+    bool rolling;               /* close the segment once everything staged is written */
+    rf_store_slot *held;        /* dequeued, waiting for staging room */
+    uint64_t written;           /* seq, io's copy */
+    uint64_t durable;
+    uint64_t bytes_since_sync;
+    int64_t last_sync_mono;
+} rf_store_io;
+
+struct rf_store_shard {
+    /* ---- worker-owned ---- */
+    rf_store *store;
+    uint32_t index;
+    rf_u64map series_map;       /* series id -> rf_store_series * */
+    rf_store_series **series_all;
+    size_t n_series, cap_series;
+    rf_block_codec *codec;
+    int64_t *enc_ts;            /* block_points each: the encoder's input columns */
+    uint64_t *enc_bits;
+    rf_ring *submit;            /* worker -> io: rf_store_slot * */
+    rf_ring *free_ring;         /* io -> worker: rf_store_slot * */
+    rf_store_slot *slots;
+    uint8_t *slot_mem;
+    uint32_t n_slots;
+    rf_store_slot *spare;       /* a free slot the worker holds back (after an encode error) */
+    rf_store_series *oldest, *newest;
+    uint32_t full_pending;      /* full buffers whose cut was refused */
+    int64_t now;
+    uint64_t seq;               /* last block seq handed to io */
+
+    _Atomic uint64_t series_count, points_appended, points_buffered, blocks_cut, blocks_cut_by_age,
+        backpressure_events, dropped_backpressure, dropped_unknown_series, dropped_encode_error,
+        out_of_order_cuts, submitted_seq;
+    _Atomic uint64_t flush_req; /* S3 */
+
+    /* ---- io-owned, read by others ---- */
+    alignas(64) _Atomic uint64_t written_seq, durable_seq; /* S4 */
+    _Atomic uint64_t blocks_written, bytes_written, fsyncs, write_errors, dropped_io_error;
+    _Atomic bool io_failed;     /* S4 */
+    rf_store_io io;
+};
+
+/* A closed segment as retention sees it (io-owned once the thread runs). */
+typedef struct rf_store_seg {
+    uint32_t shard;
+    uint64_t seq;
+    uint64_t bytes;
+    int64_t max_time;
+    char *path;
+} rf_store_seg;
+
+struct rf_store {
+    char dir[PATH_MAX];
+    int lock_fd;                  /* DIR/LOCK, flock'ed while open */
+    rf_store_config cfg;
+    uint32_t n_shards;
+    rf_store_shard **shards;
+    rf_store_recovery recovery;   /* written at open, read-only afterwards */
+
+    pthread_t io_thread;
+    bool io_started;
+    struct io_uring uring;
+    _Atomic bool stop;
+
+    /* closed segments (io-owned) */
+    rf_store_seg *segs;
+    size_t n_segs, cap_segs;
+    uint64_t closed_bytes;        /* sum of segs[].bytes */
+    int64_t last_retention_mono;
+
+    _Atomic uint64_t stat_segments, stat_bytes, stat_removed, stat_bytes_removed, stat_ret_runs;
+    _Atomic uint64_t retention_req, retention_done; /* S5 */
+    _Atomic int64_t retention_now;
+};
+
+/* Single-writer counter add (see ring_pvt.h for the same idiom). */
+static inline void rf_store_count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* shard.c */
+int rf_store_shard_init(rf_store_shard *sh, rf_store *store, uint32_t index);
+void rf_store_shard_destroy(rf_store_shard *sh);
+
+/* io.c */
+int rf_store_io_start(rf_store *store, rf_err *err);
+void rf_store_io_stop(rf_store *store);
+
+/* retention.c (io thread) */
+int rf_store_seg_add(rf_store *store, uint32_t shard, uint64_t seq, uint64_t bytes,
+                     int64_t max_time, const char *path);
+void rf_store_retention_apply(rf_store *store, int64_t now_wall_ns);
+uint64_t rf_store_open_bytes(const rf_store *store);
+/* Refreshes stat_segments / stat_bytes (io thread). */
+void rf_store_stats_publish(rf_store *store);
+
+#endif

@@ -1,0 +1,364 @@
+/* Segment format and store round trips: CRC32C, write -> close -> reopen ->
+ * query exact, queries of open segments, rolling, format versioning. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "core/clock/clock.h"
+#include "storage/query/query.h"
+#include "storage/segment/segment.h"
+#include "tests/storage/store_test_util.h"
+
+static void test_crc32c_vectors(void **state)
+{
+    (void)state;
+    assert_int_equal(rf_crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(rf_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    uint8_t zeros[32] = {0};
+    assert_int_equal(rf_crc32c(0, zeros, 32), 0x8A9136AAu); /* RFC 3720 B.4 */
+    uint8_t buf[4099];
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof(buf); i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[i] = (uint8_t)x;
+    }
+    for (size_t len = 0; len < 300; len++) {
+        for (size_t off = 0; off < 9; off++) {
+            uint32_t a = rf_crc32c(0, buf + off, len);
+            assert_int_equal(a, rf_crc32c_sw(0, buf + off, len));
+            size_t cut = len / 3;
+            assert_int_equal(a, rf_crc32c(rf_crc32c(0, buf + off, cut), buf + off + cut, len - cut));
+        }
+    }
+    assert_int_equal(rf_crc32c(0, buf, sizeof(buf)), rf_crc32c_sw(0, buf, sizeof(buf)));
+    print_message("crc32c hardware path: %s\n", rf_crc32c_hw_available() ? "yes" : "no");
+}
+
+static void test_header_and_names(void **state)
+{
+    (void)state;
+    uint8_t b[RF_SEG_HEADER_SIZE];
+    rf_seg_header h = {.version = RF_SEG_VERSION, .shard = 3, .seq = 42, .created_ns = 123456789};
+    rf_seg_header_encode(&h, b);
+    rf_seg_header g;
+    rf_err e;
+    assert_int_equal(rf_seg_header_decode(b, sizeof(b), &g, "x", &e), 0);
+    assert_int_equal(g.shard, 3);
+    assert_int_equal(g.seq, 42);
+    b[20] ^= 1;
+    assert_int_equal(rf_seg_header_decode(b, sizeof(b), &g, "x", &e), -EBADMSG);
+    assert_int_equal(rf_seg_header_decode(b, 10, &g, "x", &e), -EBADMSG);
+    char name[64];
+    uint64_t seq;
+    assert_int_equal(rf_seg_name(name, sizeof(name), 17, 1700000000123456789LL), 0);
+    assert_string_equal(name, "seg-0000000017-1700000000123.rfs");
+    assert_true(rf_seg_name_parse(name, &seq));
+    assert_int_equal(seq, 17);
+    assert_false(rf_seg_name_parse("seg-12.rfs.corrupt", &seq));
+    assert_false(rf_seg_name_parse("other.rfs", &seq));
+}
+
+/* ---- store round trip ---- */
+
+#define NS 12
+#define NPTS 3000
+
+typedef struct series_def {
+    rf_series_key *key;
+    uint8_t vt;
+} series_def;
+
+static uint64_t value_of(int s, int i, uint8_t vt)
+{
+    switch (vt) {
+    case RF_VALUE_I64: return (uint64_t)(int64_t)((i * 7919) % 100003 - 50000) * (s + 1);
+    case RF_VALUE_U64: return (uint64_t)i * 1000 + (uint64_t)s;
+    case RF_VALUE_BOOL: return (uint64_t)((i / 3 + s) & 1);
+    default: {
+        /* two decimals, with the odd special value */
+        double d = round((sin(i * 0.01 + s) * 1000.0)) / 100.0;
+        if (i % 997 == 5)
+            d = -0.0;
+        if (i % 1499 == 7)
+            d = NAN;
+        return tu_f64(d);
+    }
+    }
+}
+
+static int64_t time_of(int s, int i)
+{
+    return 1700000000000000000LL + (int64_t)i * 10000000000LL + s;
+}
+
+static void make_series(series_def *d)
+{
+    static const uint8_t vts[] = {RF_VALUE_F64, RF_VALUE_I64, RF_VALUE_U64, RF_VALUE_BOOL};
+    for (int s = 0; s < NS; s++) {
+        char tags[64];
+        snprintf(tags, sizeof(tags), "host=h%d,rack=r%d", s, s % 3);
+        d[s].key = tu_key("rt", tags, "v");
+        d[s].vt = vts[s % 4];
+    }
+}
+
+static void write_points(rf_store *st, series_def *d, int from, int to)
+{
+    uint32_t shards = rf_store_shards(st);
+    for (int i = from; i < to; i++)
+        for (int s = 0; s < NS; s++) {
+            rf_store_shard *sh = rf_store_shard_get(st, rf_event_owner(d[s].key->series_id, shards));
+            rf_event ev = tu_event(d[s].key->series_id, time_of(s, i), d[s].vt, value_of(s, i, d[s].vt));
+            tu_append(sh, &ev);
+        }
+}
+
+static void check_points(const char *dir, series_def *d, int n)
+{
+    rf_query q = {.measurement = "rt", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    rf_query_result *r;
+    rf_err e;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, NS);
+    assert_int_equal(r->stats.blocks_corrupt, 0);
+    for (int s = 0; s < NS; s++) {
+        /* sets are sorted by key: h0, h1, h10, h11, h2, ... */
+        const rf_query_set *set = NULL;
+        char want[16];
+        snprintf(want, sizeof(want), "h%d", s);
+        for (size_t k = 0; k < r->n_sets; k++)
+            if (strcmp(r->sets[k].tags[0].value, want) == 0)
+                set = &r->sets[k];
+        assert_non_null(set);
+        assert_int_equal(set->n, n);
+        assert_int_equal(set->value_type, d[s].vt);
+        assert_string_equal(set->field, "v");
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(set->ts[i], time_of(s, i));
+            assert_int_equal(set->bits[i], value_of(s, i, d[s].vt));
+        }
+    }
+    rf_query_result_free(r);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    series_def d[NS];
+    make_series(d);
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 3, &st, &e), 0);
+    for (int s = 0; s < NS; s++)
+        assert_int_equal(rf_store_define_series(
+                             rf_store_shard_get(st, rf_event_owner(d[s].key->series_id, 3)), d[s].key),
+                         0);
+    rf_event unknown = tu_event(12345, 1, RF_VALUE_F64, 0);
+    assert_int_equal(rf_store_append(rf_store_shard_get(st, 0), &unknown), -ENOENT);
+    write_points(st, d, 0, NPTS / 2);
+    /* flush + durable, then the open segments are readable by scanning */
+    for (uint32_t k = 0; k < 3; k++) {
+        uint64_t ticket;
+        assert_int_equal(rf_store_flush(rf_store_shard_get(st, k), &ticket), 0);
+        assert_int_equal(rf_store_wait_durable(rf_store_shard_get(st, k), ticket, 10000000000LL), 0);
+    }
+    check_points(dir, d, NPTS / 2);
+    write_points(st, d, NPTS / 2, NPTS);
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(rf_store_shard_get(st, 0), &ss);
+    assert_int_equal(ss.dropped_unknown_series, 1);
+
+    /* one writer per directory */
+    rf_store *second;
+    assert_int_equal(rf_store_open(dir, &cfg, 3, &second, &e), -EBUSY);
+    assert_non_null(strstr(e.msg, "LOCK"));
+    assert_int_equal(rf_store_close(st, &e), 0);
+    st = NULL;
+
+    /* reopen: nothing to repair, every segment closed */
+    assert_int_equal(rf_store_open(dir, &cfg, 3, &st, &e), 0);
+    rf_store_stats stats;
+    rf_store_stats_read(st, &stats);
+    assert_int_equal(stats.recovery.segments_open, 0);
+    assert_int_equal(stats.recovery.tail_bytes_cut, 0);
+    assert_true(stats.recovery.segments_seen >= 3);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    check_points(dir, d, NPTS);
+
+    /* the footer index agrees with a scan of every segment */
+    char path[4096];
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof(path), "%s/shard-%02d", dir, k);
+        DIR *dd = opendir(path);
+        struct dirent *de;
+        while ((de = readdir(dd))) {
+            uint64_t seq;
+            if (!rf_seg_name_parse(de->d_name, &seq))
+                continue;
+            char f[8192];
+            snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
+            rf_seg_reader a, b;
+            assert_int_equal(rf_seg_reader_open(f, 0, &a, &e), 0);
+            assert_int_equal(rf_seg_reader_open(f, RF_SEG_OPEN_FORCE_SCAN, &b, &e), 0);
+            assert_true(a.closed);
+            assert_false(b.closed);
+            assert_int_equal(a.idx.n_blocks, b.idx.n_blocks);
+            assert_int_equal(a.idx.n_series, b.idx.n_series);
+            assert_memory_equal(a.idx.blocks, b.idx.blocks, a.idx.n_blocks * sizeof(*a.idx.blocks));
+            assert_memory_equal(a.idx.series, b.idx.series, a.idx.n_series * sizeof(*a.idx.series));
+            rf_seg_reader_close(&a);
+            rf_seg_reader_close(&b);
+        }
+        closedir(dd);
+    }
+    for (int s = 0; s < NS; s++)
+        rf_series_key_free(d[s].key);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_rolling_and_age_cuts(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    cfg.segment_max_bytes = 8192;
+    cfg.block_max_age_ns = 1000000; /* 1 ms */
+    series_def d[NS];
+    make_series(d);
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    for (int s = 0; s < NS; s++)
+        assert_int_equal(rf_store_define_series(sh, d[s].key), 0);
+    write_points(st, d, 0, 10);
+    /* nothing is full: only age cuts these */
+    int64_t t0 = rf_clock_mono_ns();
+    rf_store_tick(sh, t0 - 1000000000); /* a second earlier they were not there: nothing cut */
+    rf_store_shard_stats ss0;
+    rf_store_shard_stats_read(sh, &ss0);
+    assert_int_equal(ss0.blocks_cut_by_age, 0);
+    rf_store_tick(sh, t0 + 5000000);
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(sh, &ss);
+    assert_int_equal(ss.blocks_cut_by_age, NS);
+    assert_int_equal(ss.points_buffered, 0);
+    write_points(st, d, 10, NPTS);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    check_points(dir, d, NPTS);
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_stats stats;
+    rf_store_stats_read(st, &stats);
+    assert_true(stats.recovery.segments_seen > 5);
+    assert_int_equal(stats.recovery.segments_open, 0);
+    print_message("rolled into %" PRIu64 " segments\n", stats.recovery.segments_seen);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    for (int s = 0; s < NS; s++)
+        rf_series_key_free(d[s].key);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_backpressure_counted(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    cfg.block_points = 4;
+    cfg.queue_blocks = 2;
+    cfg.io_idle_wait_us = 500000; /* a sleepy I/O thread */
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key *k = tu_key("bp", "", "v");
+    assert_int_equal(rf_store_define_series(sh, k), 0);
+    uint64_t ok = 0, dropped = 0;
+    for (int i = 0; i < 200; i++) {
+        rf_event ev = tu_event(k->series_id, i, RF_VALUE_I64, (uint64_t)i);
+        int rc = rf_store_append(sh, &ev);
+        assert_true(rc == 0 || rc == -ENOBUFS);
+        ok += rc == 0;
+        dropped += rc == -ENOBUFS;
+    }
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(sh, &ss);
+    assert_true(dropped > 0);
+    assert_int_equal(ss.dropped_backpressure, dropped);
+    assert_true(ss.backpressure_events > 0);
+    assert_int_equal(ss.points_appended, ok);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    /* everything accepted is on disk */
+    rf_query q = {.measurement = "bp", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    rf_query_result *r;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, 1);
+    assert_int_equal(r->sets[0].n, ok);
+    rf_query_result_free(r);
+    rf_series_key_free(k);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_future_version_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/shard-00/seg-0000000009-0000000000000.rfs", dir);
+    uint8_t hdr[RF_SEG_HEADER_SIZE + 100];
+    memset(hdr, 0xAB, sizeof(hdr));
+    rf_seg_header h = {.version = RF_SEG_VERSION + 1, .shard = 0, .seq = 9};
+    rf_seg_header_encode(&h, hdr);
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+    close(fd);
+    rf_err_clear(&e);
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), -EPROTONOSUPPORT);
+    print_message("refused: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, "version 2"));
+    assert_non_null(strstr(e.msg, "seg-0000000009"));
+    /* untouched */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, (off_t)sizeof(hdr));
+    rf_query q = {.measurement = "x", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    rf_query_result *r;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), -EPROTONOSUPPORT);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c_vectors),
+        cmocka_unit_test(test_header_and_names),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_rolling_and_age_cuts),
+        cmocka_unit_test(test_backpressure_counted),
+        cmocka_unit_test(test_future_version_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
