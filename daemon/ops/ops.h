@@ -104,7 +104,28 @@ void rf_ops_no_data(rf_ops_writer *w, const char *section, const char *what);
  * negative errno with a one-line message in err (e.g. bad arguments). */
 typedef int (*rf_ops_show_fn)(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 
-/* Registers the provider of `show NAME` (control thread). The names the
+/* Wiring a provider (control thread, e.g. after rf_engine_start):
+ *
+ *     static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+ *     {
+ *         if (*args)
+ *             return rf_err_set(err, EINVAL, "'show listeners' takes no arguments");
+ *         static const char *const cols[] = {"name", "protocol", "events_per_s", "kernel_drops"};
+ *         rf_ops_table_begin(w, "listeners", cols, 4);
+ *         for (each listener l)                      (read its single-writer counters)
+ *             rf_ops_cell_str(w, l->name), rf_ops_cell_str(w, ...), rf_ops_cell_f64(w, r, 1),
+ *             rf_ops_cell_u64(w, drops);
+ *         rf_ops_table_end(w);
+ *         return 0;
+ *     }
+ *     rf_ops_register_show("listeners", NULL, show_listeners, engine);
+ *
+ * and rf_ops_unregister_show("listeners") before what ctx points to goes
+ * away. Column names are the JSON keys: keep them stable, snake_case, with
+ * the unit in the name (_per_s, _bytes, _us). `ringflow top` shows every
+ * *_per_s and dropped* column of listeners and storage rows by itself.
+ *
+ * Registers the provider of `show NAME` (control thread). The names the
  * protocol documents (listeners, errors, stages, storage, series, latency,
  * ...) exist before anyone provides them and answer "no data: <component>
  * not running" until then. Returns 0, -EEXIST (already provided), -ENOSPC,

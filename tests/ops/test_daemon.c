@@ -1,0 +1,461 @@
+/* A real ringflowd, driven through its sockets and the ringflow CLI:
+ *   test_daemon RINGFLOWD RINGFLOW
+ * Each test starts the daemon on a private run_dir/data_dir with Prometheus
+ * on port 0 and no listeners (no fixed ports: tests can run in parallel),
+ * and stops it; every wait is bounded. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tests/ops/prom_check.h"
+#include "tools/cli/client.h"
+
+static const char *g_ringflowd, *g_ringflow;
+static char g_dir[64], g_cfg[128], g_sock[128], g_admin[128], g_log[128];
+static pid_t g_pid = -1;
+static int g_port; /* the TCP listener: a high port picked per run */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void write_config(const char *extra)
+{
+    FILE *f = fopen(g_cfg, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "engine:\n  workers: 2\n  pin_workers: false\n  data_dir: %s/data\n  run_dir: %s/run\n"
+            "listeners:\n  - name: lp-tcp\n    transport: tcp\n    protocol: influx_line\n"
+            "    address: 127.0.0.1\n    port: %d\n"
+            "stats:\n  client_buffer: 256KiB\n  prometheus:\n    listen: 127.0.0.1:0\n%s",
+            g_dir, g_dir, g_port, extra ? extra : "");
+    fclose(f);
+}
+
+static pid_t spawn_daemon(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(g_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(g_ringflowd, g_ringflowd, "-c", g_cfg, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits for the stats socket to answer; false if the process exited. */
+static bool wait_ready(pid_t pid)
+{
+    for (int i = 0; i < 500; i++) {
+        /* The sockets are bound before the engine starts; an answer comes
+         * once the control loop runs, i.e. the engine is up. */
+        int fd = rf_cli_connect(g_sock);
+        if (fd >= 0) {
+            char *r = NULL;
+            int rc = rf_cli_request(fd, "show info", 5000, &r);
+            free(r);
+            close(fd);
+            if (rc == 0)
+                return true;
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return false;
+        sleep_ms(20);
+    }
+    return false;
+}
+
+/* Waits up to 15 s for pid to exit; returns its exit status (or -1). */
+static int wait_exit(pid_t pid)
+{
+    for (int i = 0; i < 1500; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void dump_log(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "tail -20 %s >&2", g_log);
+    (void)!system(cmd);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/rf-ops-daemon-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    snprintf(g_cfg, sizeof(g_cfg), "%s/ringflow.yaml", g_dir);
+    snprintf(g_sock, sizeof(g_sock), "%s/run/ringflow.sock", g_dir);
+    snprintf(g_admin, sizeof(g_admin), "%s/run/ringflow-admin.sock", g_dir);
+    snprintf(g_log, sizeof(g_log), "%s/ringflowd.log", g_dir);
+    g_port = 20000 + (int)(getpid() % 20000);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    (void)!system(cmd);
+    return 0;
+}
+
+static void start(void)
+{
+    write_config(NULL);
+    g_pid = spawn_daemon();
+    if (!wait_ready(g_pid)) {
+        dump_log();
+        fail_msg("ringflowd did not come up");
+    }
+}
+
+/* After each test: nothing left running. */
+static int stop_if_running(void **state)
+{
+    (void)state;
+    if (g_pid > 0) {
+        kill(g_pid, SIGKILL);
+        waitpid(g_pid, NULL, 0);
+        g_pid = -1;
+    }
+    return 0;
+}
+
+static char *ask(const char *path, const char *cmd)
+{
+    int fd = rf_cli_connect(path);
+    assert_true(fd >= 0);
+    char *reply = NULL;
+    int rc = rf_cli_request(fd, cmd, 5000, &reply);
+    close(fd);
+    assert_int_equal(rc, 0);
+    return reply;
+}
+
+static rf_json *ask_json(const char *cmd)
+{
+    char *r = ask(g_sock, cmd);
+    char err[128];
+    rf_json *j = rf_json_parse(r, err, sizeof(err));
+    if (!j)
+        print_message("%s: %s\n", err, r);
+    assert_non_null(j);
+    free(r);
+    return j;
+}
+
+static char *http_get(uint16_t port, const char *path, int *status)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char req[256];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+    assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) > 0);
+    size_t cap = 4 << 20, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) != 1)
+            break;
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+    assert_int_equal(sscanf(buf, "HTTP/1.1 %d", status), 1);
+    char *body = strstr(buf, "\r\n\r\n");
+    assert_non_null(body);
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
+}
+
+/* Runs `ringflow ARGS...` and returns its stdout (exit status in *status). */
+static char *run_cli(int *status, const char *a1, const char *a2, const char *a3, const char *a4)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        execl(g_ringflow, g_ringflow, a1, a2, a3, a4, (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    ssize_t n;
+    while ((n = read(pipefd[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(pipefd[0]);
+    *status = wait_exit(pid);
+    return out;
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+static void test_views_and_metrics(void **state)
+{
+    (void)state;
+    start();
+    sleep_ms(1200); /* one rate sample */
+    rf_json *j = ask_json("show stats json");
+    const rf_json *info = rf_json_get(j, "info");
+    assert_true(rf_json_num(info, "workers", 0) == 2);
+    assert_true(rf_json_num(info, "pid", 0) == g_pid);
+    assert_string_equal(rf_json_str(info, "config", ""), g_cfg);
+    uint16_t port = (uint16_t)rf_json_num(info, "prometheus_port", 0);
+    assert_true(port > 0);
+    const rf_json *workers = rf_json_get(j, "workers");
+    assert_int_equal(rf_json_len(workers), 2);
+    for (const rf_json *w = workers->child; w; w = w->next) {
+        assert_string_equal(rf_json_str(w, "state", ""), "running");
+        assert_non_null(rf_json_get(w, "events_per_s"));
+        assert_non_null(rf_json_get(w, "busy_pct"));
+    }
+    const rf_json *rings = rf_json_get(j, "rings");
+    assert_int_equal(rf_json_len(rings), 2);
+    assert_true(rf_json_num(rings->child, "capacity", 0) == 65536);
+    rf_json_free(j);
+
+    int status;
+    char *body = http_get(port, "/metrics", &status);
+    assert_int_equal(status, 200);
+    prom_doc doc;
+    char err[256] = "";
+    int rc = prom_parse(body, &doc, err, sizeof(err));
+    if (rc < 0)
+        print_message("%s\n", err);
+    assert_int_equal(rc, 0);
+    double v;
+    assert_string_equal(prom_type(&doc, "ringflow_worker_events_parsed_total"), "counter");
+    assert_true(prom_value(&doc, "ringflow_worker_events_parsed_total", "worker=\"1\"", &v));
+    assert_true(prom_value(&doc, "ringflow_ring_capacity", "from=\"0\",to=\"1\"", &v) &&
+                v == 65536);
+    assert_true(prom_value(&doc, "ringflow_ring_dropped_events_total",
+                           "from=\"1\",to=\"0\",policy=\"drop_newest\"", &v) &&
+                v == 0);
+    assert_true(prom_value(&doc, "ringflow_workers", "", &v) && v == 2);
+    assert_true(
+        prom_value(&doc, "ringflow_component_up", "kind=\"worker\",name=\"worker-0\"", &v) &&
+        v == 1);
+    prom_free(&doc);
+    free(body);
+    body = http_get(port, "/health", &status);
+    if (status != 200)
+        print_message("%s", body);
+    assert_int_equal(status, 200);
+    assert_string_equal(body, "ok\n");
+    free(body);
+
+    /* the CLI */
+    char *out = run_cli(&status, "stat", "--socket", g_sock, NULL);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "# workers\n"));
+    assert_non_null(strstr(out, "# rings\n"));
+    assert_non_null(strstr(out, "# listeners\n"));
+    free(out);
+    out = run_cli(&status, "stat", "--json", "--socket", g_sock);
+    assert_int_equal(status, 0);
+    rf_json *all = rf_json_parse(out, err, sizeof(err));
+    assert_non_null(all);
+    assert_non_null(rf_json_get(all, "latency"));
+    rf_json_free(all);
+    free(out);
+    out = run_cli(&status, "top", "--once", "--socket", g_sock);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "WORKERS"));
+    assert_non_null(strstr(out, "worker-1"));
+    assert_non_null(strstr(out, "0->1     [....................]"));
+    free(out);
+
+    kill(g_pid, SIGTERM);
+    assert_int_equal(wait_exit(g_pid), 0);
+    g_pid = -1;
+    struct stat st;
+    assert_int_equal(lstat(g_sock, &st), -1); /* removed on the way out */
+}
+
+static void test_admin_reload_and_shutdown(void **state)
+{
+    (void)state;
+    start();
+    /* owner uid: admin commands on the ops socket too (SO_PEERCRED) */
+    char *r = ask(g_sock, "set log level debug");
+    assert_string_equal(r, "ok: log level debug\n");
+    free(r);
+    r = ask(g_admin, "reload");
+    assert_true(!strncmp(r, "ok: reload applied from ", 24));
+    free(r);
+    /* a bad file is refused, with the reason, and the daemon keeps running */
+    write_config("  bogus_key: 1\n");
+    r = ask(g_admin, "reload");
+    assert_true(!strncmp(r, "error: reload refused, the running configuration stays", 54));
+    assert_non_null(strstr(r, "stats.bogus_key: unknown key"));
+    free(r);
+    /* what cannot change live is reported */
+    write_config(NULL);
+    FILE *f = fopen(g_cfg, "a");
+    fputs("  socket: /tmp/elsewhere.sock\n", f);
+    fclose(f);
+    r = ask(g_admin, "reload");
+    assert_true(!strncmp(r, "warning: reload applied in part", 31));
+    assert_non_null(strstr(r, "stats.* (sockets, prometheus) need a restart"));
+    free(r);
+    free(ask(g_admin, "clear counters"));
+    r = ask(g_admin, "shutdown");
+    assert_string_equal(r, "ok: draining and stopping\n");
+    free(r);
+    assert_int_equal(wait_exit(g_pid), 0);
+    g_pid = -1;
+}
+
+static void test_stale_and_live_socket(void **state)
+{
+    (void)state;
+    start();
+    /* a second daemon on the same sockets refuses to start */
+    pid_t second = spawn_daemon();
+    assert_int_equal(wait_exit(second), 1);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "grep -q 'another ringflowd is answering' %s", g_log);
+    assert_int_equal(system(cmd), 0);
+    /* the first one is untouched */
+    free(ask(g_sock, "show info"));
+    /* killed hard: the socket files stay behind, stale */
+    kill(g_pid, SIGKILL);
+    waitpid(g_pid, NULL, 0);
+    struct stat st;
+    assert_int_equal(lstat(g_sock, &st), 0);
+    /* a new daemon replaces them (on another TCP port: io_uring releases the
+     * killed daemon's listening socket asynchronously, after exit) */
+    g_port++;
+    write_config(NULL);
+    g_pid = spawn_daemon();
+    if (!wait_ready(g_pid)) {
+        dump_log();
+        fail_msg("ringflowd did not replace the stale socket");
+    }
+    snprintf(cmd, sizeof(cmd), "grep -q 'replacing stale socket' %s", g_log);
+    assert_int_equal(system(cmd), 0);
+    free(ask(g_sock, "show info"));
+    kill(g_pid, SIGTERM);
+    assert_int_equal(wait_exit(g_pid), 0);
+    g_pid = -1;
+}
+
+/* Reload under load: a TCP sender streams lines while the admin socket
+ * reloads again and again; every line must be parsed and processed. */
+static void test_reload_under_load(void **state)
+{
+    (void)state;
+    start();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    enum { N = 200000, CHUNK = 1000 };
+    char *buf = malloc(CHUNK * 64);
+    int reloads = 0;
+    for (int i = 0; i < N; i += CHUNK) {
+        size_t len = 0;
+        for (int k = 0; k < CHUNK; k++)
+            len += (size_t)sprintf(buf + len, "cpu,host=h%d,core=c%d usage=%d\n", (i + k) % 97,
+                                   (i + k) % 7, i + k);
+        size_t off = 0;
+        while (off < len) {
+            ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+            assert_true(n > 0);
+            off += (size_t)n;
+        }
+        if (i % (20 * CHUNK) == 0) {
+            char *r = ask(g_admin, "reload");
+            assert_true(!strncmp(r, "ok: reload applied", 18));
+            free(r);
+            reloads++;
+        }
+    }
+    free(buf);
+    close(fd);
+    assert_true(reloads >= 10);
+    /* The engine counts each new series' definition event too: 97 hosts x 7
+     * cores (coprime) = 679 series. */
+    const double expected = N + 97 * 7;
+    double parsed = 0, processed = 0;
+    for (int tries = 0; tries < 500; tries++) {
+        rf_json *j = ask_json("show workers json");
+        parsed = processed = 0;
+        for (const rf_json *w = rf_json_get(j, "workers")->child; w; w = w->next) {
+            parsed += rf_json_num(w, "parsed", 0);
+            processed += rf_json_num(w, "processed", 0);
+        }
+        rf_json_free(j);
+        if (parsed == expected && processed == expected)
+            break;
+        sleep_ms(20);
+    }
+    if (parsed != expected || processed != expected)
+        print_message("parsed %.0f processed %.0f of %.0f\n", parsed, processed, expected);
+    assert_true(parsed == expected);
+    assert_true(processed == expected);
+    kill(g_pid, SIGTERM);
+    assert_int_equal(wait_exit(g_pid), 0);
+    g_pid = -1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_daemon RINGFLOWD RINGFLOW\n");
+        return 2;
+    }
+    g_ringflowd = argv[1];
+    g_ringflow = argv[2];
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_views_and_metrics, stop_if_running),
+        cmocka_unit_test_teardown(test_admin_reload_and_shutdown, stop_if_running),
+        cmocka_unit_test_teardown(test_stale_and_live_socket, stop_if_running),
+        cmocka_unit_test_teardown(test_reload_under_load, stop_if_running),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

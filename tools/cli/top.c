@@ -1,0 +1,301 @@
+/* ringflow top: a live view of a running ringflowd, redrawn every second from
+ * `show stats json`. Plain ANSI (clear, home, cursor hide/show); the terminal
+ * is put in non-canonical mode to read 'q' and restored on every way out. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/cli/client.h"
+#include "tools/cli/commands.h"
+
+static volatile sig_atomic_t g_quit;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_quit = 1;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: ringflow top [--socket PATH] [--once] [--interval MS]\n"
+            "Live view of a running ringflowd: events/s per worker and listener, ring\n"
+            "fill, drops, p99 latency, storage rates. q or Ctrl-C quits.\n"
+            "\n"
+            "  -s, --socket PATH   the stats socket (default %s)\n"
+            "  -1, --once          print one frame without clearing the screen, then exit\n"
+            "  -i, --interval MS   refresh period (default 1000, 100..60000)\n"
+            "  -h, --help          this help\n",
+            RF_CLI_DEFAULT_SOCKET);
+}
+
+static void human_bytes(char *buf, size_t size, double v)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    unsigned u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+static void human_duration(char *buf, size_t size, double s)
+{
+    unsigned long long t = (unsigned long long)s;
+    if (t >= 86400)
+        snprintf(buf, size, "%llud%02lluh", t / 86400, t % 86400 / 3600);
+    else if (t >= 3600)
+        snprintf(buf, size, "%lluh%02llum", t / 3600, t % 3600 / 60);
+    else if (t >= 60)
+        snprintf(buf, size, "%llum%02llus", t / 60, t % 60);
+    else
+        snprintf(buf, size, "%llus", t);
+}
+
+/* A section that is {"no_data": "..."} prints its reason; true if so. */
+static bool no_data(FILE *f, const rf_json *sec)
+{
+    if (!sec) {
+        fprintf(f, "  no data: not reported by this daemon\n");
+        return true;
+    }
+    const char *why = rf_json_str(sec, "no_data", NULL);
+    if (why) {
+        fprintf(f, "  no data: %s\n", why);
+        return true;
+    }
+    return false;
+}
+
+/* Rows of a section whose columns this view does not know in advance
+ * (listeners, storage): its first text field, then every *_per_s and
+ * dropped* field. */
+static void generic_rows(FILE *f, const rf_json *sec)
+{
+    if (no_data(f, sec))
+        return;
+    if (sec->type != RF_JSON_ARR) {
+        fprintf(f, "  (unexpected format)\n");
+        return;
+    }
+    for (const rf_json *row = sec->child; row; row = row->next) {
+        const char *name = "-";
+        for (const rf_json *c = row->child; c; c = c->next)
+            if (c->type == RF_JSON_STR) {
+                name = c->str;
+                break;
+            }
+        fprintf(f, "  %-24s", name);
+        for (const rf_json *c = row->child; c; c = c->next) {
+            size_t kl = c->key ? strlen(c->key) : 0;
+            if (c->type != RF_JSON_NUM)
+                continue;
+            if ((kl > 6 && !strcmp(c->key + kl - 6, "_per_s")) || !strncmp(c->key, "dropped", 7))
+                fprintf(f, " %s=%.1f", c->key, c->num);
+        }
+        fputc('\n', f);
+    }
+}
+
+static void render(FILE *f, const rf_json *root, const char *path)
+{
+    const rf_json *info = rf_json_get(root, "info");
+    char up[32], rss[32], now[16];
+    human_duration(up, sizeof(up), rf_json_num(info, "uptime_s", 0));
+    human_bytes(rss, sizeof(rss), rf_json_num(info, "rss_bytes", 0));
+    time_t t = time(NULL);
+    strftime(now, sizeof(now), "%H:%M:%S", localtime(&t));
+    fprintf(f, "ringflow top  %s  version %s  pid %.0f  up %s  workers %.0f  rss %s  %s\n", path,
+            rf_json_str(info, "version", "?"), rf_json_num(info, "pid", 0), up,
+            rf_json_num(info, "workers", 0), rss, now);
+    fprintf(f, "config %s  log %s\n\n", rf_json_str(info, "config", "?"),
+            rf_json_str(info, "log_level", "?"));
+
+    const rf_json *workers = rf_json_get(root, "workers");
+    fprintf(f, "WORKERS\n");
+    if (!no_data(f, workers)) {
+        fprintf(f, "  %-3s %-12s %-11s %4s %12s %6s %12s %12s\n", "id", "name", "state", "cpu",
+                "events/s", "busy%", "drops", "block_waits");
+        for (const rf_json *w = workers->child; w; w = w->next)
+            fprintf(f, "  %-3.0f %-12s %-11s %4.0f %12.1f %6.1f %12.0f %12.0f\n",
+                    rf_json_num(w, "worker", 0), rf_json_str(w, "name", "?"),
+                    rf_json_str(w, "state", "?"), rf_json_num(w, "cpu", -1),
+                    rf_json_num(w, "events_per_s", 0), rf_json_num(w, "busy_pct", 0),
+                    rf_json_num(w, "dropped_ring_full", 0) +
+                        rf_json_num(w, "dropped_unknown_series", 0),
+                    rf_json_num(w, "block_waits", 0));
+    }
+
+    const rf_json *rings = rf_json_get(root, "rings");
+    fprintf(f, "\nRINGS\n");
+    if (!no_data(f, rings)) {
+        fprintf(f, "  %-8s %-22s %18s %10s %10s %10s\n", "ring", "fill", "fill/capacity",
+                "high_water", "full", "drops");
+        for (const rf_json *r = rings->child; r; r = r->next) {
+            double cap = rf_json_num(r, "capacity", 0), fill = rf_json_num(r, "fill", 0);
+            char bar[21], name[16], fc[32];
+            int filled = cap > 0 ? (int)(20.0 * fill / cap + 0.5) : 0;
+            if (fill > 0 && filled == 0)
+                filled = 1; /* something is queued: show it */
+            for (int i = 0; i < 20; i++)
+                bar[i] = i < filled ? '#' : '.';
+            bar[20] = '\0';
+            snprintf(name, sizeof(name), "%.0f->%.0f", rf_json_num(r, "from", 0),
+                     rf_json_num(r, "to", 0));
+            snprintf(fc, sizeof(fc), "%.0f/%.0f", fill, cap);
+            fprintf(f, "  %-8s [%s] %18s %10.0f %10.0f %10.0f\n", name, bar, fc,
+                    rf_json_num(r, "high_water", 0), rf_json_num(r, "full_events", 0),
+                    rf_json_num(r, "dropped_newest", 0) + rf_json_num(r, "dropped_stopped", 0));
+        }
+    }
+
+    fprintf(f, "\nLISTENERS\n");
+    generic_rows(f, rf_json_get(root, "listeners"));
+    fprintf(f, "\nSTORAGE\n");
+    generic_rows(f, rf_json_get(root, "storage"));
+
+    const rf_json *lat = rf_json_get(root, "latency");
+    fprintf(f, "\nLATENCY\n");
+    if (!no_data(f, lat)) {
+        fprintf(f, "  %-40s %12s %12s %12s\n", "histogram", "count", "p99 (us)", "max (us)");
+        for (const rf_json *h = lat->child; h; h = h->next) {
+            char name[160];
+            const char *labels = rf_json_str(h, "labels", "");
+            snprintf(name, sizeof(name), "%s%s%s%s", rf_json_str(h, "histogram", "?"),
+                     *labels ? "{" : "", labels, *labels ? "}" : "");
+            fprintf(f, "  %-40s %12.0f %12.1f %12.1f\n", name, rf_json_num(h, "count", 0),
+                    rf_json_num(h, "p99_us", 0), rf_json_num(h, "max_us", 0));
+        }
+    }
+}
+
+/* One frame into a string (so the screen is redrawn in one write). */
+static char *frame(int *fd, const char *path, int *status)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    *status = 0;
+    if (*fd < 0)
+        *fd = rf_cli_connect(path);
+    char *reply = NULL;
+    int rc = *fd < 0 ? *fd : rf_cli_request(*fd, "show stats json", RF_CLI_TIMEOUT_MS, &reply);
+    if (rc < 0) {
+        fprintf(f, "ringflow top  %s: %s (retrying; is ringflowd running?)\n", path, strerror(-rc));
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        *status = 1;
+    } else {
+        char err[128];
+        rf_json *root = rf_json_parse(reply, err, sizeof(err));
+        if (!root) {
+            fprintf(f, "ringflow top: unexpected reply: %s\n", err);
+            *status = 1;
+        } else {
+            render(f, root, path);
+            rf_json_free(root);
+        }
+    }
+    free(reply);
+    fclose(f);
+    return text;
+}
+
+int rf_cli_top(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"once", no_argument, NULL, '1'},
+        {"interval", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = RF_CLI_DEFAULT_SOCKET;
+    bool once = false;
+    long interval = 1000;
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "s:1i:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's': path = optarg; break;
+        case '1': once = true; break;
+        case 'i': {
+            char *end;
+            interval = strtol(optarg, &end, 10);
+            if (*end || interval < 100 || interval > 60000) {
+                fprintf(stderr, "ringflow top: --interval: expected 100..60000 ms\n");
+                return 2;
+            }
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    int fd = -1, status = 0;
+    if (once) {
+        char *text = frame(&fd, path, &status);
+        if (text)
+            fputs(text, status ? stderr : stdout);
+        free(text);
+        if (fd >= 0)
+            close(fd);
+        return status;
+    }
+
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll returns */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    struct termios saved;
+    bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (tty) {
+        struct termios raw = saved;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO); /* ISIG stays: Ctrl-C is SIGINT */
+        raw.c_cc[VMIN] = 0;
+        raw.c_cc[VTIME] = 0;
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    }
+    fputs("\033[?25l", stdout);
+    bool stdin_open = true;
+    while (!g_quit) {
+        char *text = frame(&fd, path, &status);
+        fputs("\033[H\033[2J", stdout);
+        if (text)
+            fputs(text, stdout);
+        fputs("\nq or Ctrl-C quits\n", stdout);
+        fflush(stdout);
+        free(text);
+        /* A closed stdin (e.g. </dev/null) is no longer watched: only a
+         * signal ends the view then. */
+        struct pollfd p = {.fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN};
+        if (poll(&p, 1, (int)interval) > 0 && (p.revents & (POLLIN | POLLHUP))) {
+            char c;
+            ssize_t n = read(STDIN_FILENO, &c, 1);
+            if (n == 0 && !tty)
+                stdin_open = false;
+            if (n == 1 && (c == 'q' || c == 'Q'))
+                g_quit = 1;
+        }
+    }
+    fputs("\033[?25h", stdout);
+    fflush(stdout);
+    if (tty)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    if (fd >= 0)
+        close(fd);
+    return 0;
+}
