@@ -517,3 +517,13 @@ const rf_settings *rf_engine_settings(const rf_engine *e)
 {
     return &e->settings;
 }
+
+const struct rf_shard *rf_engine_shard(const rf_engine *e, uint32_t i)
+{
+    return i < e->n_workers ? e->workers[i]->shard : NULL;
+}
+
+struct rf_store *rf_engine_store(const rf_engine *e)
+{
+    return e->store;
+}

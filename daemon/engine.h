@@ -49,6 +49,16 @@ void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t worker, rf_worke
 /* Statistics of the ring from worker `from` to worker `to` (from != to).
  * Returns false when there is no such ring. */
 bool rf_engine_ring_stats_read(const rf_engine *e, uint32_t from, uint32_t to, rf_ring_stats *out);
+/* Worker i's shard (control thread: read-only accessors only). */
+const struct rf_shard *rf_engine_shard(const rf_engine *e, uint32_t worker);
+/* The store, or NULL when storage is disabled. */
+struct rf_store *rf_engine_store(const rf_engine *e);
+
+/* Registers the `show` providers for listeners, errors, stages, storage and
+ * series (daemon/engine_views.c); unregister before rf_engine_stop. */
+int rf_engine_views_register(rf_engine *e, rf_err *err);
+void rf_engine_views_unregister(void);
+
 /* The settings the engine runs with (after reloads). */
 const rf_settings *rf_engine_settings(const rf_engine *e);
 

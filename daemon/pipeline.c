@@ -31,6 +31,18 @@ typedef struct pipe_sink {
     rf_event std[PIPE_BATCH];
 } pipe_sink;
 
+/* Series count per measurement, for `show series top N`: a bounded
+ * open-addressing table written by the worker at each new definition. The
+ * name is written once before `series` first becomes non-zero (release),
+ * and the control thread reads it after seeing non-zero (acquire). */
+#define PIPE_MEAS_SLOTS 1024
+#define PIPE_MEAS_NAME 64
+typedef struct pipe_meas {
+    _Atomic uint64_t series;
+    uint64_t hash;
+    char name[PIPE_MEAS_NAME];
+} pipe_meas;
+
 struct rf_pipeline {
     const rf_pipeline_settings *ps;
     uint32_t index;
@@ -56,6 +68,8 @@ struct rf_pipeline {
     _Atomic uint64_t processed, unknown_series, series_rejected, to_critical, to_standard,
         to_store, store_rejected, unrouted;
     rf_hist critical_path;
+    pipe_meas meas[PIPE_MEAS_SLOTS];
+    _Atomic uint64_t meas_overflow; /* series whose measurement found no slot */
 };
 
 static void add(_Atomic uint64_t *c, uint64_t n)
@@ -226,6 +240,30 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
 
 /* ---- series ------------------------------------------------------------- */
 
+static void count_measurement(rf_pipeline *p, const rf_series_key *k)
+{
+    uint64_t h = rf_series_id_of_key(k->text, k->measurement_len);
+    for (uint32_t i = 0; i < 16; i++) {
+        pipe_meas *m = &p->meas[(h + i) & (PIPE_MEAS_SLOTS - 1)];
+        uint64_t n = atomic_load_explicit(&m->series, memory_order_relaxed);
+        if (n == 0) {
+            m->hash = h;
+            size_t len = k->measurement_len < PIPE_MEAS_NAME - 1 ? k->measurement_len
+                                                                 : PIPE_MEAS_NAME - 1;
+            memcpy(m->name, k->text, len);
+            m->name[len] = '\0';
+            /* Pairs with the acquire in rf_pipeline_measurements: name first. */
+            atomic_store_explicit(&m->series, 1, memory_order_release);
+            return;
+        }
+        if (m->hash == h) {
+            atomic_store_explicit(&m->series, n + 1, memory_order_relaxed);
+            return;
+        }
+    }
+    add(&p->meas_overflow, 1);
+}
+
 static int32_t define_series(rf_pipeline *p, rf_series_key *key)
 {
     uint32_t before = rf_series_table_count(p->series);
@@ -237,6 +275,7 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
     if (rf_series_table_count(p->series) == before)
         return slot; /* a re-announcement: stages already know it */
     const rf_series_key *k = rf_series_table_key(p->series, slot);
+    count_measurement(p, k);
     if (p->router)
         rf_router_define(p->router, slot, k);
     if (p->alerts)
@@ -596,4 +635,39 @@ const rf_sink *rf_pipeline_sink(const rf_pipeline *p, uint32_t i)
 const rf_series_table *rf_pipeline_series(const rf_pipeline *p)
 {
     return p->series;
+}
+
+void rf_pipeline_measurements(const rf_pipeline *p, rf_pipeline_measurement_fn fn, void *ctx)
+{
+    for (uint32_t i = 0; i < PIPE_MEAS_SLOTS; i++) {
+        /* Pairs with the release in count_measurement. */
+        uint64_t n = atomic_load_explicit(&p->meas[i].series, memory_order_acquire);
+        if (n)
+            fn(ctx, p->meas[i].name, n);
+    }
+    uint64_t over = atomic_load_explicit(&p->meas_overflow, memory_order_relaxed);
+    if (over)
+        fn(ctx, "(other measurements)", over);
+}
+
+void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->router) {
+        out->has_router = true;
+        rf_router_stats_read(p->router, &out->router);
+    }
+    if (p->agg) {
+        out->has_aggregation = true;
+        rf_aggregator_stats_read(p->agg, &out->aggregation);
+    }
+    if (p->alerts) {
+        out->has_alerts = true;
+        rf_alerts_stats_read(p->alerts, &out->alerts);
+    }
+    if (p->corr) {
+        out->has_correlation = true;
+        rf_correlator_stats_read(p->corr, &out->correlation);
+    }
+    rf_series_table_stats_read(p->series, &out->series);
 }

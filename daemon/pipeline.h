@@ -36,6 +36,7 @@
 #include "stages/batch/batch.h"
 #include "stages/correlate/correlate.h"
 #include "stages/route/route.h"
+#include "stages/series/series_table.h"
 #include "stages/sink/sink.h"
 
 typedef struct rf_store_shard rf_store_shard;
@@ -86,6 +87,22 @@ void rf_pipeline_drain(rf_pipeline *p);
 /* Any thread (relaxed reads of single-writer counters). */
 void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out);
 const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p);
+/* Series per measurement (control thread; counts are recent, not a snapshot). */
+typedef void (*rf_pipeline_measurement_fn)(void *ctx, const char *measurement, uint64_t series);
+void rf_pipeline_measurements(const rf_pipeline *p, rf_pipeline_measurement_fn fn, void *ctx);
+
+/* Every stage's counters (control thread; each stage's counters are written
+ * by the worker only). */
+typedef struct rf_pipeline_stage_stats {
+    bool has_router, has_aggregation, has_alerts, has_correlation;
+    rf_router_stats router;
+    rf_agg_stats aggregation;
+    rf_alerts_stats alerts;
+    rf_correlator_stats correlation;
+    rf_series_table_stats series;
+} rf_pipeline_stage_stats;
+void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out);
+
 /* Logs the final counters of the stages and sinks (control thread, after the
  * worker stopped). */
 void rf_pipeline_log_summary(const rf_pipeline *p);

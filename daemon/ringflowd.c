@@ -228,6 +228,8 @@ int main(int argc, char **argv)
     ctl.engine = engine;
     if (rf_ops_engine_attach(engine, settings.source, &err) < 0)
         rf_log_warn(COMPONENT, "stats views incomplete: %s", err.msg);
+    if (rf_engine_views_register(engine, &err) < 0)
+        rf_log_warn(COMPONENT, "stats views incomplete: %s", err.msg);
     rf_log_info(COMPONENT, "running: version=%s config=%s workers=%u data_dir=%s run_dir=%s pid=%d",
                 RF_VERSION, settings.source, rf_engine_workers(engine),
                 settings.daemon.engine.data_dir, settings.daemon.engine.run_dir, (int)getpid());
@@ -279,6 +281,7 @@ int main(int argc, char **argv)
     /* The ops sockets close first (their views read the engine), then the
      * engine drains. */
     rf_ops_server_stop(ops);
+    rf_engine_views_unregister();
     rf_ops_engine_detach();
     rf_engine_stop(engine);
     close(sfd);

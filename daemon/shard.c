@@ -413,3 +413,28 @@ const rf_pipeline *rf_shard_pipeline(const rf_shard *s)
 {
     return s->pipeline;
 }
+
+uint32_t rf_shard_input_count(const rf_shard *s)
+{
+    return s->n_inputs;
+}
+
+const rf_parse_ctx *rf_shard_input_parser(const rf_shard *s, uint32_t i)
+{
+    return i < s->n_inputs ? s->inputs[i]->parser : NULL;
+}
+
+const rf_listener *rf_shard_input_listener(const rf_shard *s, uint32_t i)
+{
+    return i < s->n_inputs ? s->inputs[i]->listener : NULL;
+}
+
+uint32_t rf_shard_dpdk_queue_count(const rf_shard *s)
+{
+    return s->n_dpdk_queues;
+}
+
+const rf_dpdk_queue *rf_shard_dpdk_queue(const rf_shard *s, uint32_t i)
+{
+    return i < s->n_dpdk_queues ? s->dpdk_queues[i] : NULL;
+}

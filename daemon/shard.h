@@ -57,6 +57,17 @@ void rf_shard_wake(rf_shard *s);
 
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s);
 const rf_pipeline *rf_shard_pipeline(const rf_shard *s);
+
+/* Control thread: the shard's inputs (listeners first, then DPDK queues). */
+typedef struct rf_parse_ctx rf_parse_ctx;
+typedef struct rf_listener rf_listener;
+typedef struct rf_dpdk_queue rf_dpdk_queue;
+uint32_t rf_shard_input_count(const rf_shard *s);
+/* The input's parse context, and its listener (NULL for DPDK inputs). */
+const rf_parse_ctx *rf_shard_input_parser(const rf_shard *s, uint32_t i);
+const rf_listener *rf_shard_input_listener(const rf_shard *s, uint32_t i);
+uint32_t rf_shard_dpdk_queue_count(const rf_shard *s);
+const rf_dpdk_queue *rf_shard_dpdk_queue(const rf_shard *s, uint32_t i);
 /* Logs each listener's final counters (control thread, after the worker stopped). */
 void rf_shard_log_summary(const rf_shard *s);
 
