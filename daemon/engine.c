@@ -438,23 +438,36 @@ void rf_engine_stop(rf_engine *e)
 int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err)
 {
     const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
-    char fixed[512] = "";
+    char fixed[768] = "";
     size_t len = 0;
+#define RELOAD_NOTE(...)                                                                         \
+    do {                                                                                         \
+        if (len < sizeof(fixed))                                                                 \
+            len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, __VA_ARGS__);              \
+    } while (0)
     if (nx->engine.workers != cur->engine.workers)
-        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, " engine.workers (%u -> %u)",
-                                cur->engine.workers, nx->engine.workers);
-    if (len < sizeof(fixed) && nx->engine.ring.capacity != cur->engine.ring.capacity)
-        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len,
-                                " engine.ring.capacity (%u -> %u)", cur->engine.ring.capacity,
-                                nx->engine.ring.capacity);
-    if (len < sizeof(fixed) && (nx->engine.pin_workers != cur->engine.pin_workers ||
-                                nx->engine.n_cpus != cur->engine.n_cpus ||
-                                memcmp(nx->engine.cpus, cur->engine.cpus, sizeof(nx->engine.cpus))))
-        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, " engine.pin_workers/cpus");
-    if (len < sizeof(fixed) && strcmp(nx->engine.data_dir, cur->engine.data_dir) != 0)
-        len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, " engine.data_dir");
+        RELOAD_NOTE(" engine.workers (%u -> %u)", cur->engine.workers, nx->engine.workers);
+    if (nx->engine.ring.capacity != cur->engine.ring.capacity)
+        RELOAD_NOTE(" engine.ring.capacity (%u -> %u)", cur->engine.ring.capacity,
+                    nx->engine.ring.capacity);
+    if (nx->engine.ring.full_policy != cur->engine.ring.full_policy)
+        RELOAD_NOTE(" engine.ring.full_policy");
+    if (nx->engine.pin_workers != cur->engine.pin_workers ||
+        nx->engine.n_cpus != cur->engine.n_cpus ||
+        memcmp(nx->engine.cpus, cur->engine.cpus, sizeof(nx->engine.cpus)))
+        RELOAD_NOTE(" engine.pin_workers/cpus");
+    if (strcmp(nx->engine.data_dir, cur->engine.data_dir) != 0)
+        RELOAD_NOTE(" engine.data_dir");
+    if (strcmp(nx->engine.run_dir, cur->engine.run_dir) != 0)
+        RELOAD_NOTE(" engine.run_dir");
+    /* Sections applied only at start (the stats section is the ops server's
+     * to report). */
+    for (int i = 0; i < RF_SECTION__COUNT; i++)
+        if (i != RF_SECTION_STATS && next->section_hash[i] != e->settings.section_hash[i])
+            RELOAD_NOTE(" %s", rf_settings_section_names[i]);
+#undef RELOAD_NOTE
 
-    /* Live: idle policy and logging. (Each module adds what it can change.) */
+    /* Live: idle policy and logging. */
     const rf_idle_policy idle = {
         .spin = nx->engine.idle.spin,
         .yield = nx->engine.idle.yield,
@@ -465,12 +478,10 @@ int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err)
     rf_log_set_level(nx->log.level);
     rf_log_set_format(nx->log.format);
 
-    /* Keep what could not change in the running settings, so the next reload
-     * compares against what actually runs. */
-    rf_settings applied = *next;
-    applied.daemon.engine = cur->engine;
-    applied.daemon.engine.idle = nx->engine.idle;
-    e->settings = applied;
+    /* The engine keeps its own settings (the shards point into them); only
+     * what was applied changes. Nothing of `next` is kept: the caller frees it. */
+    e->settings.daemon.engine.idle = nx->engine.idle;
+    e->settings.daemon.log = nx->log;
 
     if (len > 0) {
         rf_err_set(err, 0, "these settings need a restart and were left as they are:%s", fixed);

@@ -6,6 +6,44 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/event/event.h"
+
+const char *const rf_settings_section_names[RF_SECTION__COUNT] = {
+    "listeners", "ingest", "dpdk", "storage", "pipeline", "stats"};
+
+/* A structural hash of a YAML subtree: kinds, keys and scalars in order. */
+static uint64_t node_hash(const rf_cfg_node *n, uint64_t h)
+{
+    h = h * 0x100000001b3ull ^ (uint64_t)rf_cfg_kind(n);
+    switch (rf_cfg_kind(n)) {
+    case RF_CFG_SCALAR: {
+        const char *v = rf_cfg_scalar(n);
+        return h * 0x9E3779B97F4A7C15ull ^ rf_series_id_of_key(v, strlen(v));
+    }
+    case RF_CFG_SEQUENCE:
+        for (size_t i = 0; i < rf_cfg_seq_len(n); i++)
+            h = node_hash(rf_cfg_seq_at(n, i), h);
+        return h;
+    case RF_CFG_MAPPING:
+        for (size_t i = 0; i < rf_cfg_map_len(n); i++) {
+            const char *k = rf_cfg_map_key(n, i);
+            h = h * 0x9E3779B97F4A7C15ull ^ rf_series_id_of_key(k, strlen(k));
+            h = node_hash(rf_cfg_map_value(n, i), h);
+        }
+        return h;
+    }
+    return h;
+}
+
+static void fingerprint_sections(const rf_cfg_doc *doc, rf_settings *s)
+{
+    const rf_cfg_node *root = rf_cfg_root(doc);
+    for (int i = 0; i < RF_SECTION__COUNT; i++) {
+        const rf_cfg_node *n = rf_cfg_get(root, rf_settings_section_names[i]);
+        s->section_hash[i] = n ? node_hash(n, 1) : 0;
+    }
+}
+
 int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
 {
     rf_settings next;
@@ -57,6 +95,9 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
     }
 
     rc = rf_cfg_check_unknown_keys(doc, err);
+    /* After the check: walking the tree marks keys as known. */
+    if (rc == 0)
+        fingerprint_sections(doc, &next);
     rf_cfg_free(doc);
     if (rc < 0) {
         rf_settings_release(&next);

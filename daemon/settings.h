@@ -15,8 +15,23 @@
 #include "daemon/storage_settings.h"
 #include "ingest/dpdk/dpdk.h"
 
+/* Top-level sections whose content is fingerprinted, so a reload can say
+ * exactly which ones changed. */
+enum rf_settings_section {
+    RF_SECTION_LISTENERS,
+    RF_SECTION_INGEST,
+    RF_SECTION_DPDK,
+    RF_SECTION_STORAGE,
+    RF_SECTION_PIPELINE,
+    RF_SECTION_STATS,
+    RF_SECTION__COUNT
+};
+extern const char *const rf_settings_section_names[RF_SECTION__COUNT];
+
 typedef struct rf_settings {
     char source[RF_DAEMON_PATH_MAX]; /* the file, or "<default>" */
+    /* A hash of each section's YAML tree (keys, values, structure). */
+    uint64_t section_hash[RF_SECTION__COUNT];
     rf_daemon_config daemon;
     rf_ops_config stats; /* the `stats:` section (daemon/ops) */
     rf_ingest_settings ingest;

@@ -141,6 +141,13 @@ static void test_sighup_bad_config_keeps_running(void **state)
     assert_true(tproc_wait_log(&p, "reload refused, the running configuration stays", 10000));
     assert_int_equal(kill(p.pid, 0), 0); /* still alive */
 
+    /* A pipeline change is valid but applies only at start: named, not ignored. */
+    char changed[2048];
+    snprintf(changed, sizeof(changed), "%spipeline:\n  batch: {max_events: 5}\n", run_config());
+    tproc_write_file("reload.yaml", changed);
+    kill(p.pid, SIGHUP);
+    assert_true(tproc_wait_log(&p, "need a restart and were left as they are: pipeline", 10000));
+
     /* A valid change that needs a restart is reported, not silently ignored. */
     tproc_write_file("reload.yaml", "engine:\n  workers: 1\n  data_dir: ./data-run\n  run_dir: ./run-run\nlog:\n  level: debug\n");
     kill(p.pid, SIGHUP);

@@ -1,0 +1,201 @@
+/* rf_aggregator: tumbling-window aggregation per series or per tag group, on
+ * the worker that owns the series. Design notes: stages/aggregate/README.md.
+ *
+ * Contract
+ *   - Owned by one worker thread; no locking. Reads the worker's series table
+ *     (which the worker fills from RF_KIND_SERIES_DEF events before it calls
+ *     rf_aggregator_process with the data events that follow them).
+ *   - Input: any events. Data events (kind < RF_KIND_AGGREGATE) of a series
+ *     some rule matches are aggregated; the rest are ignored (counted). The
+ *     aggregator never passes its input on: the worker does that. Output, via
+ *     the emitter, in batches: RF_KIND_AGGREGATE events and, before the first
+ *     value of each aggregate series, its RF_KIND_SERIES_DEF.
+ *   - Rules: a rule names a measurement (exact canonical text, or "*"), a field
+ *     (exact or "*"), a window length, functions and group-by tag keys. A series
+ *     matches a rule when both names match; it is resolved once per (series,
+ *     rule), at its first event. A series may match several rules.
+ *   - Windows: tumbling, aligned to multiples of window_ns since the Unix epoch
+ *     in event time: [k*w, (k+1)*w). An event exactly at a boundary belongs to
+ *     the window that starts there.
+ *   - Watermark (per shard): wm = the largest event time seen; a window closes
+ *     (is emitted) once wm - allowed_lateness >= its end, or once
+ *     now_wall - allowed_lateness - idle_grace >= its end at rf_aggregator_tick
+ *     (idle series). Closed windows are never reopened or re-emitted.
+ *   - Lateness: an event whose window has ended (end <= wm) but not closed
+ *     (end > wm - allowed_lateness) is applied to its own window (counted
+ *     late_applied). An event whose window has closed is "beyond lateness":
+ *     dropped (late_dropped) or applied to the earliest open window of its
+ *     state (late_to_current; the emitted aggregate then carries RF_EVF_LATE),
+ *     per late_policy.
+ *   - Output events: kind RF_KIND_AGGREGATE, value_type F64, value = the
+ *     function's result, event_time_ns = window START, recv_time_ns = monotonic
+ *     time of emission, aux = window_ns, priority standard, sample_rate 1.
+ *     series_id = rf_series_id_of_key(text) of the aggregate series' canonical
+ *     text: the input key with ":<fn>" appended to the field
+ *         cpu,host=a,region=eu usage_idle:avg
+ *     or, for a group, the measurement, the group-by tags the series has (in
+ *     key order) and the field:  cpu,region=eu usage_idle:p99
+ *     Function suffixes: count sum min max avg first last stddev rate
+ *     increase and p<100q> (p50, p90, p99, p99.9).
+ *   - Memory: everything is allocated by rf_aggregator_new; the per-event path
+ *     allocates nothing. Emitting the first window of a new aggregate series
+ *     allocates its rf_series_key (whose ownership moves with the SERIES_DEF
+ *     event: the consumer frees it). State: rf_aggregator_state_bytes() per
+ *     (rule, series or group) plus 4 bytes per (rule, series) for the binding.
+ *     Quantile sketches and set HLLs live in pools of max_sketches / max_sets
+ *     blocks taken by a window when it opens (only for rules with quantiles /
+ *     series of kind SET); an exhausted pool is counted and those outputs are
+ *     left out for that window.
+ */
+#ifndef RF_STAGES_AGGREGATE_H
+#define RF_STAGES_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config/config.h"
+#include "core/error/error.h"
+#include "core/event/event.h"
+#include "stages/series/series_table.h"
+#include "stages/stage/stage.h"
+
+enum rf_agg_fn {
+    RF_AGG_COUNT = 0, /* events, scaled by 1/sample_rate; distinct members for sets */
+    RF_AGG_SUM,       /* sum of values; for StatsD counters sum of value/sample_rate */
+    RF_AGG_MIN,
+    RF_AGG_MAX,
+    RF_AGG_AVG,       /* arithmetic mean of the values (unweighted), Welford */
+    RF_AGG_FIRST,     /* first / last by arrival order within the window */
+    RF_AGG_LAST,
+    RF_AGG_STDDEV,    /* population standard deviation, Welford */
+    RF_AGG_RATE,      /* increase / window seconds */
+    RF_AGG_INCREASE,  /* counters: sum(value/rate); others: cumulative increase with resets */
+    RF_AGG_QUANTILE,  /* DDSketch, relative error sketch_alpha */
+    RF_AGG_FN__COUNT
+};
+
+#define RF_AGG_MAX_FUNCS 16u
+#define RF_AGG_MAX_GROUP_BY 8u
+#define RF_AGG_NAME_MAX 128u
+#define RF_AGG_MAX_RULES 64u
+
+typedef struct rf_agg_func {
+    uint8_t fn;  /* enum rf_agg_fn */
+    double q;    /* RF_AGG_QUANTILE: in [0, 1] */
+} rf_agg_func;
+
+typedef struct rf_agg_rule {
+    char measurement[RF_AGG_NAME_MAX]; /* canonical (escaped) text, or "*" */
+    char field[RF_AGG_NAME_MAX];       /* canonical text, or "*" */
+    int64_t window_ns;                 /* > 0 */
+    uint32_t n_funcs;
+    rf_agg_func funcs[RF_AGG_MAX_FUNCS];
+    uint32_t n_group_by;               /* 0: one state per series */
+    char group_by[RF_AGG_MAX_GROUP_BY][RF_AGG_NAME_MAX]; /* tag keys, canonical text */
+} rf_agg_rule;
+
+enum rf_agg_late_policy {
+    RF_AGG_LATE_DROP = 0,    /* beyond lateness: count and drop */
+    RF_AGG_LATE_CURRENT = 1, /* beyond lateness: apply to the earliest open window */
+};
+
+typedef struct rf_agg_config {
+    rf_agg_rule *rules;          /* owned by whoever built the config (see rf_agg_config_release) */
+    uint32_t n_rules;            /* 1..RF_AGG_MAX_RULES */
+    uint8_t late_policy;         /* enum rf_agg_late_policy */
+    int64_t allowed_lateness_ns; /* >= 0 */
+    int64_t idle_grace_ns;       /* >= 0: tick waits this much beyond lateness (clock skew) */
+    uint32_t max_states;         /* (rule, series|group) states per shard; 0 = series table max */
+    uint32_t max_pending;        /* windows held past their series' next window; 0 = 65536 */
+    uint32_t max_sketches;       /* quantile sketch pool; 0 = 4096 */
+    uint32_t max_sets;           /* HLL pool; 0 = 4096 */
+    double sketch_alpha;         /* 0 = RF_DDSKETCH_DEFAULT_ALPHA */
+    uint32_t sketch_bins;        /* per sign; 0 = RF_DDSKETCH_DEFAULT_BINS */
+} rf_agg_config;
+
+/* Defaults for everything but the rules. */
+void rf_agg_config_defaults(rf_agg_config *cfg);
+/* Frees rules allocated by rf_aggregate_config_parse and zeroes n_rules. */
+void rf_agg_config_release(rf_agg_config *cfg);
+/* Validates a config (what rf_aggregator_new would refuse), naming the rule. */
+int rf_agg_config_check(const rf_agg_config *cfg, rf_err *err);
+
+/* Names: "count", "sum", ..., "avg" (alias "mean"), "p50", "p99.9", "p999". */
+int rf_agg_func_parse(const char *name, rf_agg_func *out);
+/* The canonical suffix of a function ("avg", "p99.9") into buf (>= 16 bytes). */
+const char *rf_agg_func_name(const rf_agg_func *f, char *buf, unsigned long size);
+/* The accepted names, for error messages. */
+#define RF_AGG_FUNC_NAMES \
+    "count, sum, min, max, avg (mean), first, last, stddev, rate, increase, pNN (p50, p90, p99, p99.9, p999)"
+
+typedef struct rf_aggregator rf_aggregator;
+
+typedef struct rf_agg_stats {
+    uint64_t events;           /* data events seen */
+    uint64_t ignored;          /* control/aggregate/alert events */
+    uint64_t unknown_series;   /* series not in the table: dropped */
+    uint64_t unmatched;        /* events of series no rule matches */
+    uint64_t invalid_value;    /* NaN/inf values: dropped */
+    uint64_t applied;          /* (event, rule) applications */
+    uint64_t late_applied;     /* within lateness, applied to their own window */
+    uint64_t late_dropped;     /* beyond lateness, dropped */
+    uint64_t late_to_current;  /* beyond lateness, applied to the earliest open window */
+    uint64_t windows_emitted;
+    uint64_t early_closes;     /* windows emitted before their close (pending full) */
+    uint64_t aggregates;       /* aggregate events emitted */
+    uint64_t series_defs;      /* aggregate series announced */
+    uint64_t states;           /* states in use */
+    uint64_t states_full;      /* (event, rule) refused: max_states reached */
+    uint64_t sketch_pool_empty;/* windows without quantiles: pool exhausted */
+    uint64_t set_pool_empty;   /* windows without distinct counts: pool exhausted */
+    uint64_t key_alloc_failed; /* aggregate series not announced: no memory */
+    int64_t watermark_ns;      /* largest event time seen */
+} rf_agg_stats;
+
+/* Copies cfg (and its rules). `series` stays owned by the caller and must
+ * outlive the aggregator. Returns NULL with err filled on bad config/no memory. */
+rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table *series,
+                                 rf_emitter out, rf_err *err);
+void rf_aggregator_free(rf_aggregator *a);
+
+/* Aggregates n events. Emits whatever windows close on the way. */
+void rf_aggregator_process(rf_aggregator *a, const rf_event *events, uint32_t n);
+/* Closes windows of idle series (end <= now_wall - lateness - idle_grace) and
+ * advances an incremental sweep. Call about every 100 ms. */
+void rf_aggregator_tick(rf_aggregator *a, int64_t now_wall_ns);
+/* Emits every open window (shutdown). */
+void rf_aggregator_flush(rf_aggregator *a);
+
+void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out);
+/* Bytes of one state (compile-time constant, <= 128). */
+uint32_t rf_aggregator_state_bytes(void);
+/* Bytes of aggregation state in use: states, bindings and carries for the
+ * series seen so far, sketch/HLL blocks in use (reserved-but-untouched
+ * capacity is excluded: it is never paged in). */
+uint64_t rf_aggregator_memory_in_use(const rf_aggregator *a);
+
+/* Parses the aggregation part of the `pipeline:` section:
+ *
+ *   pipeline:
+ *     aggregation:                 # optional settings, defaults shown
+ *       allowed_lateness: 0s
+ *       late_events: drop          # drop | current
+ *       idle_grace: 1s
+ *       max_states: 0              # 0 = the series table's limit
+ *       max_pending: 65536
+ *       max_sketches: 4096
+ *       max_sets: 4096
+ *       sketch_alpha: 0.01
+ *       sketch_bins: 512
+ *     aggregations:
+ *       - measurement: cpu         # or "*"
+ *         field: usage_idle        # or "*" (default "*")
+ *         window: 10s
+ *         functions: [avg, max, p99]
+ *         group_by: [region]       # optional
+ *
+ * Fills *out (rules allocated: release with rf_agg_config_release). Errors
+ * name the file, line and key; an unknown function lists RF_AGG_FUNC_NAMES. */
+int rf_aggregate_config_parse(const rf_cfg_node *pipeline, rf_agg_config *out, rf_err *err);
+
+#endif

@@ -1,0 +1,695 @@
+/* Aggregation: every function against a reference computed here from seeded
+ * random data, window boundaries, lateness within and beyond (both
+ * policies), counter resets, StatsD semantics (sample rates, gauge deltas,
+ * timers, sets), group-by, idle close by tick, the incremental sweep, output
+ * series ids and definitions, and the YAML configuration. */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/config/config.h"
+#include "stages/aggregate/aggregate.h"
+
+#define S 1000000000LL
+#define T0 (1699999200LL * S) /* a multiple of every window used here */
+
+/* ---- harness ---------------------------------------------------------- */
+
+typedef struct cap {
+    rf_event *ev;
+    size_t n, cap;
+    uint32_t calls;
+} cap;
+
+static void on_emit(void *ctx, const rf_event *e, uint32_t n)
+{
+    cap *c = ctx;
+    c->calls++;
+    if (c->n + n > c->cap) {
+        c->cap = (c->n + n) * 2;
+        c->ev = realloc(c->ev, c->cap * sizeof(rf_event));
+    }
+    memcpy(c->ev + c->n, e, n * sizeof(rf_event));
+    c->n += n;
+}
+
+static void cap_free(cap *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].kind == RF_KIND_SERIES_DEF)
+            rf_series_key_free((rf_series_key *)(uintptr_t)c->ev[i].aux);
+    free(c->ev);
+    memset(c, 0, sizeof(*c));
+}
+
+static size_t count_kind(const cap *c, uint8_t kind)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++)
+        k += c->ev[i].kind == kind;
+    return k;
+}
+
+static const rf_event *find_agg(const cap *c, const char *text, int64_t ws)
+{
+    uint64_t id = rf_series_id_of_key(text, strlen(text));
+    const rf_event *found = NULL;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->ev[i].kind == RF_KIND_AGGREGATE && c->ev[i].series_id == id &&
+            c->ev[i].event_time_ns == ws) {
+            if (found)
+                fail_msg("%s at %lld emitted twice", text, (long long)(ws - T0));
+            found = &c->ev[i];
+        }
+    return found;
+}
+
+static double val(const cap *c, const char *text, int64_t ws)
+{
+    const rf_event *e = find_agg(c, text, ws);
+    if (!e)
+        fail_msg("no aggregate %s for window %+lld s", text, (long long)((ws - T0) / S));
+    return e->value.f64;
+}
+
+static void expect_close(double got, double want, double rel, const char *what)
+{
+    double tol = rel * fabs(want) + 1e-9;
+    if (!(fabs(got - want) <= tol))
+        fail_msg("%s: got %.17g want %.17g", what, got, want);
+}
+
+static rf_series_key *mk(const char *text)
+{
+    size_t len = strlen(text);
+    size_t m = 0;
+    while (m < len && text[m] != ',' && text[m] != ' ')
+        m += text[m] == '\\' ? 2 : 1;
+    size_t f = 0;
+    for (size_t i = 0; i < len; i += text[i] == '\\' ? 2 : 1)
+        if (text[i] == ' ')
+            f = i + 1;
+    return rf_series_key_new(text, len, m, f);
+}
+
+static uint64_t def(rf_series_table *t, const char *text)
+{
+    rf_series_key *k = mk(text);
+    uint64_t id = k->series_id;
+    assert_true(rf_series_table_define(t, k) >= 0);
+    return id;
+}
+
+static rf_event ev(uint64_t id, int64_t t, double v, uint8_t kind, float rate)
+{
+    rf_event e;
+    memset(&e, 0, sizeof(e));
+    e.series_id = id;
+    e.event_time_ns = t;
+    e.value.f64 = v;
+    e.value_type = RF_VALUE_F64;
+    e.kind = kind;
+    e.sample_rate = rate;
+    return e;
+}
+
+static void push(rf_aggregator *a, uint64_t id, int64_t t, double v, uint8_t kind)
+{
+    rf_event e = ev(id, t, v, kind, 1.0f);
+    rf_aggregator_process(a, &e, 1);
+}
+
+static rf_agg_rule rule(const char *m, const char *f, int64_t window, const char *const *fns)
+{
+    rf_agg_rule r;
+    memset(&r, 0, sizeof(r));
+    snprintf(r.measurement, sizeof(r.measurement), "%s", m);
+    snprintf(r.field, sizeof(r.field), "%s", f);
+    r.window_ns = window;
+    for (; *fns; fns++)
+        assert_int_equal(rf_agg_func_parse(*fns, &r.funcs[r.n_funcs++]), 0);
+    return r;
+}
+
+typedef struct fixture {
+    rf_series_table *t;
+    rf_aggregator *a;
+    cap out;
+    rf_agg_rule rules[4];
+    rf_agg_config cfg;
+} fixture;
+
+static void fx_start(fixture *fx)
+{
+    rf_err err;
+    fx->cfg.rules = fx->rules;
+    fx->a = rf_aggregator_new(&fx->cfg, fx->t, (rf_emitter){on_emit, &fx->out}, &err);
+    if (!fx->a)
+        fail_msg("aggregator: %s", err.msg);
+}
+
+static void fx_init(fixture *fx, uint32_t max_series)
+{
+    memset(fx, 0, sizeof(*fx));
+    fx->t = rf_series_table_new(max_series);
+    rf_agg_config_defaults(&fx->cfg);
+}
+
+static void fx_end(fixture *fx)
+{
+    rf_aggregator_free(fx->a);
+    rf_series_table_free(fx->t);
+    cap_free(&fx->out);
+}
+
+/* ---- random reference ------------------------------------------------- */
+
+static uint64_t rng = 42;
+static double uni(void)
+{
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_functions_reference(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", "sum",  "min",   "max",  "avg", "first", "last",
+                                      "stddev", "rate", "increase", "p50", "p90", "p99", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx_start(&fx);
+    uint64_t id = def(fx.t, "temp,room=a celsius");
+    enum { W = 6, PER = 5000 };
+    static double vals[W][PER];
+    double prev = NAN;
+    for (int w = 0; w < W; w++) {
+        double ref_inc = 0;
+        for (int i = 0; i < PER; i++) {
+            /* A large offset: the naive sum-of-squares stddev would lose it. */
+            double v = 1e6 + (uni() - 0.5) * 200 + (i % 97 == 0 ? 5000 * uni() : 0);
+            if (i % 1000 == 999)
+                v = 1e6 - 3000; /* drops: count as resets for increase */
+            vals[w][i] = v;
+            if (!isnan(prev))
+                ref_inc += v >= prev ? v - prev : v;
+            prev = v;
+            int64_t t = T0 + w * 10 * S + (int64_t)i * (10 * S / PER);
+            push(fx.a, id, t, v, RF_KIND_GAUGE);
+        }
+        (void)ref_inc;
+    }
+    rf_aggregator_flush(fx.a);
+    prev = NAN;
+    for (int w = 0; w < W; w++) {
+        int64_t ws = T0 + w * 10 * S;
+        double sum = 0, mn = INFINITY, mx = -INFINITY, inc = 0;
+        for (int i = 0; i < PER; i++) {
+            double v = vals[w][i];
+            sum += v;
+            mn = fmin(mn, v);
+            mx = fmax(mx, v);
+            if (!isnan(prev))
+                inc += v >= prev ? v - prev : v;
+            prev = v;
+        }
+        double mean = sum / PER, ss = 0;
+        for (int i = 0; i < PER; i++)
+            ss += (vals[w][i] - mean) * (vals[w][i] - mean);
+        double sd = sqrt(ss / PER);
+        expect_close(val(&fx.out, "temp,room=a celsius:count", ws), PER, 0, "count");
+        expect_close(val(&fx.out, "temp,room=a celsius:sum", ws), sum, 1e-12, "sum");
+        expect_close(val(&fx.out, "temp,room=a celsius:min", ws), mn, 0, "min");
+        expect_close(val(&fx.out, "temp,room=a celsius:max", ws), mx, 0, "max");
+        expect_close(val(&fx.out, "temp,room=a celsius:avg", ws), mean, 1e-12, "avg");
+        expect_close(val(&fx.out, "temp,room=a celsius:first", ws), vals[w][0], 0, "first");
+        expect_close(val(&fx.out, "temp,room=a celsius:last", ws), vals[w][PER - 1], 0, "last");
+        expect_close(val(&fx.out, "temp,room=a celsius:stddev", ws), sd, 1e-9, "stddev");
+        expect_close(val(&fx.out, "temp,room=a celsius:increase", ws), inc, 1e-9, "increase");
+        expect_close(val(&fx.out, "temp,room=a celsius:rate", ws), inc / 10, 1e-9, "rate");
+        qsort(vals[w], PER, sizeof(double), cmp_d);
+        expect_close(val(&fx.out, "temp,room=a celsius:p50", ws), vals[w][(PER - 1) / 2], 0.01,
+                     "p50");
+        expect_close(val(&fx.out, "temp,room=a celsius:p90", ws),
+                     vals[w][(size_t)(0.9 * (PER - 1))], 0.01, "p90");
+        expect_close(val(&fx.out, "temp,room=a celsius:p99", ws),
+                     vals[w][(size_t)(0.99 * (PER - 1))], 0.01, "p99");
+    }
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.windows_emitted, W);
+    assert_int_equal(st.aggregates, W * 13);
+    assert_int_equal(st.series_defs, 13); /* once per aggregate series */
+    assert_int_equal(st.late_dropped + st.late_applied, 0);
+    fx_end(&fx);
+}
+
+static void test_boundaries_and_ids(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", "sum", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("cpu", "usage", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx_start(&fx);
+    uint64_t id = def(fx.t, "cpu,host=a usage");
+    uint64_t other = def(fx.t, "cpu,host=a idle");
+    push(fx.a, id, T0 + 10 * S - 1, 1, RF_KIND_GAUGE);
+    push(fx.a, id, T0 + 10 * S, 2, RF_KIND_GAUGE); /* exactly at the boundary: next window */
+    push(fx.a, other, T0 + 10 * S, 2, RF_KIND_GAUGE); /* field does not match */
+    assert_int_equal(fx.out.n, 4 - 0 + 0); /* window 0 closed (lateness 0): 2 defs + 2 values */
+    assert_int_equal(count_kind(&fx.out, RF_KIND_SERIES_DEF), 2);
+    /* the definition precedes the first value and carries the text */
+    assert_int_equal(fx.out.ev[0].kind, RF_KIND_SERIES_DEF);
+    const rf_series_key *k = (const rf_series_key *)(uintptr_t)fx.out.ev[0].aux;
+    assert_string_equal(k->text, "cpu,host=a usage:count");
+    assert_int_equal(k->series_id, fx.out.ev[0].series_id);
+    assert_int_equal(k->measurement_len, 3);
+    assert_string_equal(k->text + k->field_offset, "usage:count");
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "cpu,host=a usage:sum", T0), 1, 0, "w0");
+    expect_close(val(&fx.out, "cpu,host=a usage:sum", T0 + 10 * S), 2, 0, "w1");
+    const rf_event *e = find_agg(&fx.out, "cpu,host=a usage:count", T0 + 10 * S);
+    assert_int_equal(e->aux, 10 * S);
+    assert_int_equal(e->value_type, RF_VALUE_F64);
+    assert_int_equal(e->flags, 0);
+    assert_int_equal(count_kind(&fx.out, RF_KIND_SERIES_DEF), 2); /* not again */
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.unmatched, 1);
+    /* unknown series and non-data kinds */
+    push(fx.a, 777, T0, 1, RF_KIND_GAUGE);
+    push(fx.a, id, T0, 1, RF_KIND_ALERT);
+    push(fx.a, id, T0 + 20 * S, NAN, RF_KIND_GAUGE);
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.unknown_series, 1);
+    assert_int_equal(st.ignored, 1);
+    assert_int_equal(st.invalid_value, 1);
+    fx_end(&fx);
+}
+
+static void test_lateness(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", "sum", NULL};
+    for (int policy = 0; policy < 2; policy++) {
+        fixture fx;
+        fx_init(&fx, 16);
+        fx.rules[0] = rule("*", "*", 10 * S, fns);
+        fx.cfg.n_rules = 1;
+        fx.cfg.allowed_lateness_ns = 5 * S;
+        fx.cfg.late_policy = (uint8_t)policy;
+        fx_start(&fx);
+        uint64_t a = def(fx.t, "m,s=a v"), b = def(fx.t, "m,s=b v");
+        push(fx.a, a, T0 + 1 * S, 1, RF_KIND_GAUGE);
+        push(fx.a, b, T0 + 2 * S, 10, RF_KIND_GAUGE);
+        push(fx.a, a, T0 + 12 * S, 2, RF_KIND_GAUGE); /* a moves on; its w0 is held */
+        assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 0);
+        push(fx.a, a, T0 + 9 * S, 4, RF_KIND_GAUGE);  /* 3 s late: within */
+        push(fx.a, b, T0 + 8 * S, 20, RF_KIND_GAUGE); /* b's current window: late too */
+        push(fx.a, a, T0 + 14 * S, 8, RF_KIND_GAUGE); /* close_wm = 9: nothing closes */
+        assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 0);
+        push(fx.a, a, T0 + 15 * S, 16, RF_KIND_GAUGE); /* close_wm = 10: w0 closes */
+        /* a's w0 closed on a's event; b's by the sweep at the end of the call */
+        expect_close(val(&fx.out, "m,s=a v:sum", T0), 5, 0, "a w0 with its late event");
+        expect_close(val(&fx.out, "m,s=b v:sum", T0), 30, 0, "b w0");
+        push(fx.a, b, T0 + 7 * S, 100, RF_KIND_GAUGE); /* beyond lateness */
+        push(fx.a, a, T0 + 3 * S, 200, RF_KIND_GAUGE); /* beyond lateness */
+        rf_aggregator_flush(fx.a);
+        rf_agg_stats st;
+        rf_aggregator_stats_read(fx.a, &st);
+        assert_int_equal(st.late_applied, 2);
+        if (policy == RF_AGG_LATE_DROP) {
+            assert_int_equal(st.late_dropped, 2);
+            expect_close(val(&fx.out, "m,s=a v:sum", T0 + 10 * S), 26, 0, "a w1");
+            assert_null(find_agg(&fx.out, "m,s=b v:sum", T0 + 10 * S));
+        } else {
+            assert_int_equal(st.late_to_current, 2);
+            /* applied to the earliest open window: a's w1, and for b (no
+             * open window) the window holding the close watermark, w1 */
+            expect_close(val(&fx.out, "m,s=a v:sum", T0 + 10 * S), 226, 0, "a w1 + late");
+            const rf_event *e = find_agg(&fx.out, "m,s=b v:sum", T0 + 10 * S);
+            assert_non_null(e);
+            expect_close(e->value.f64, 100, 0, "b w1 late");
+            assert_true(e->flags & RF_EVF_LATE);
+            assert_true(find_agg(&fx.out, "m,s=a v:sum", T0 + 10 * S)->flags & RF_EVF_LATE);
+        }
+        assert_false(find_agg(&fx.out, "m,s=a v:sum", T0)->flags & RF_EVF_LATE);
+        fx_end(&fx);
+    }
+}
+
+static void test_pending_full(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"sum", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx.cfg.allowed_lateness_ns = 5 * S;
+    fx.cfg.max_pending = 1;
+    fx_start(&fx);
+    uint64_t a = def(fx.t, "p,s=a v"), b = def(fx.t, "p,s=b v");
+    push(fx.a, a, T0 + 1 * S, 1, RF_KIND_GAUGE);
+    push(fx.a, b, T0 + 1 * S, 2, RF_KIND_GAUGE);
+    push(fx.a, a, T0 + 11 * S, 4, RF_KIND_GAUGE); /* parked: the one pending entry */
+    push(fx.a, b, T0 + 11 * S, 8, RF_KIND_GAUGE); /* no room: b's w0 closes early */
+    expect_close(val(&fx.out, "p,s=b v:sum", T0), 2, 0, "early close");
+    assert_null(find_agg(&fx.out, "p,s=a v:sum", T0));
+    push(fx.a, a, T0 + 9 * S, 16, RF_KIND_GAUGE); /* finds its parked window */
+    push(fx.a, b, T0 + 9 * S, 32, RF_KIND_GAUGE); /* its window is gone: beyond */
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.early_closes, 1);
+    assert_int_equal(st.late_applied, 1);
+    assert_int_equal(st.late_dropped, 1);
+    push(fx.a, a, T0 + 16 * S, 0, RF_KIND_GAUGE); /* close_wm 11: w0 closes */
+    expect_close(val(&fx.out, "p,s=a v:sum", T0), 17, 0, "parked + late");
+    /* the entry was freed: the next boundary parks again */
+    push(fx.a, b, T0 + 21 * S, 0, RF_KIND_GAUGE);
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.early_closes, 1);
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "p,s=b v:sum", T0 + 10 * S), 8, 0, "b w1");
+    fx_end(&fx);
+}
+
+static void test_counter_resets(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"increase", "rate", "last", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx_start(&fx);
+    uint64_t id = def(fx.t, "net,if=eth0 rx_bytes");
+    static const double v0[] = {100, 150, 30, 50}; /* reset at 30: counts from 0 */
+    for (int i = 0; i < 4; i++)
+        push(fx.a, id, T0 + i * S, v0[i], RF_KIND_CUMULATIVE);
+    push(fx.a, id, T0 + 11 * S, 70, RF_KIND_CUMULATIVE); /* +20 from the carried 50 */
+    push(fx.a, id, T0 + 12 * S, 0, RF_KIND_CUMULATIVE);  /* reset to 0 */
+    push(fx.a, id, T0 + 13 * S, 5, RF_KIND_CUMULATIVE);
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "net,if=eth0 rx_bytes:increase", T0), 50 + 30 + 20, 0, "inc w0");
+    expect_close(val(&fx.out, "net,if=eth0 rx_bytes:rate", T0), 10, 1e-12, "rate w0");
+    expect_close(val(&fx.out, "net,if=eth0 rx_bytes:increase", T0 + 10 * S), 25, 0, "inc w1");
+    expect_close(val(&fx.out, "net,if=eth0 rx_bytes:last", T0 + 10 * S), 5, 0, "last w1");
+    fx_end(&fx);
+}
+
+static void test_statsd(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", "sum", "avg", "min", "max", "rate", "last",
+                                      "p50", "p99", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx_start(&fx);
+    uint64_t c = def(fx.t, "hits count"), g = def(fx.t, "queue gauge"), tm = def(fx.t, "lat timer"),
+             st = def(fx.t, "users set");
+    /* counter: value / sample_rate per interval */
+    rf_event e[64];
+    for (int i = 0; i < 10; i++)
+        e[i] = ev(c, T0 + i * 100000000LL, 2, RF_KIND_COUNTER, 0.1f);
+    rf_aggregator_process(fx.a, e, 10);
+    /* gauge, then deltas; the value is kept across intervals */
+    push(fx.a, g, T0 + 1 * S, 10, RF_KIND_GAUGE);
+    push(fx.a, g, T0 + 2 * S, 5, RF_KIND_GAUGE_DELTA);
+    push(fx.a, g, T0 + 3 * S, -3, RF_KIND_GAUGE_DELTA);
+    /* timer: sample rate scales count only */
+    double ref[40];
+    for (int i = 0; i < 40; i++) {
+        ref[i] = 1 + i * 2.5;
+        e[i] = ev(tm, T0 + 4 * S + i, ref[i], RF_KIND_TIMER, 0.5f);
+    }
+    rf_aggregator_process(fx.a, e, 40);
+    /* set: 1000 distinct members, each sent 3 times */
+    for (int r = 0; r < 3; r++)
+        for (uint64_t m = 0; m < 1000; m += 50) {
+            for (int i = 0; i < 50; i++) {
+                e[i] = ev(st, T0 + 5 * S, 0, RF_KIND_SET, 1.0f);
+                e[i].value_type = RF_VALUE_U64;
+                e[i].value.u64 = 0xabcdef00ull + m + (uint64_t)i;
+            }
+            rf_aggregator_process(fx.a, e, 50);
+        }
+    push(fx.a, g, T0 + 12 * S, 1, RF_KIND_GAUGE_DELTA); /* next interval: 12 + 1 */
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "hits count:sum", T0), 200, 1e-6, "counter sum");
+    expect_close(val(&fx.out, "hits count:count", T0), 100, 1e-6, "counter count");
+    expect_close(val(&fx.out, "hits count:rate", T0), 20, 1e-6, "counter rate");
+    expect_close(val(&fx.out, "queue gauge:last", T0), 12, 0, "gauge after deltas");
+    expect_close(val(&fx.out, "queue gauge:last", T0 + 10 * S), 13, 0, "gauge kept");
+    expect_close(val(&fx.out, "queue gauge:max", T0), 15, 0, "gauge max");
+    expect_close(val(&fx.out, "lat timer:count", T0), 80, 1e-6, "timer count x 1/rate");
+    double sum = 0;
+    for (int i = 0; i < 40; i++)
+        sum += ref[i];
+    expect_close(val(&fx.out, "lat timer:sum", T0), sum, 1e-12, "timer sum");
+    expect_close(val(&fx.out, "lat timer:avg", T0), sum / 40, 1e-12, "timer mean");
+    expect_close(val(&fx.out, "lat timer:min", T0), 1, 0, "timer min");
+    expect_close(val(&fx.out, "lat timer:max", T0), ref[39], 0, "timer max");
+    expect_close(val(&fx.out, "lat timer:p50", T0), ref[19], 0.01, "timer p50");
+    expect_close(val(&fx.out, "lat timer:p99", T0), ref[38], 0.01, "timer p99");
+    expect_close(val(&fx.out, "users set:count", T0), 1000, 0.05, "set distinct");
+    /* a set has only its distinct count */
+    assert_null(find_agg(&fx.out, "users set:sum", T0));
+    fx_end(&fx);
+}
+
+static void test_group_by(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"sum", "count", "p90", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("cpu", "*", 60 * S, fns);
+    strcpy(fx.rules[0].group_by[0], "region");
+    strcpy(fx.rules[0].group_by[1], "az");
+    fx.rules[0].n_group_by = 2;
+    static const char *const fns2[] = {"max", NULL};
+    fx.rules[1] = rule("cpu", "usage", 60 * S, fns2); /* a second rule on the same series */
+    fx.cfg.n_rules = 2;
+    fx_start(&fx);
+    uint64_t a = def(fx.t, "cpu,az=1,host=a,region=eu usage");
+    uint64_t b = def(fx.t, "cpu,az=1,host=b,region=eu usage");
+    uint64_t c = def(fx.t, "cpu,az=1,host=c,region=us usage");
+    uint64_t d = def(fx.t, "cpu,host=d usage");
+    uint64_t e = def(fx.t, "cpu,az=1,host=a,region=eu idle");
+    push(fx.a, a, T0 + 1 * S, 1, RF_KIND_GAUGE);
+    push(fx.a, b, T0 + 2 * S, 2, RF_KIND_GAUGE);
+    push(fx.a, c, T0 + 3 * S, 4, RF_KIND_GAUGE);
+    push(fx.a, d, T0 + 4 * S, 8, RF_KIND_GAUGE);
+    push(fx.a, e, T0 + 5 * S, 16, RF_KIND_GAUGE);
+    push(fx.a, a, T0 + 6 * S, 32, RF_KIND_GAUGE);
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "cpu,az=1,region=eu usage:sum", T0), 35, 0, "eu");
+    expect_close(val(&fx.out, "cpu,az=1,region=eu usage:count", T0), 3, 0, "eu n");
+    expect_close(val(&fx.out, "cpu,az=1,region=us usage:sum", T0), 4, 0, "us");
+    expect_close(val(&fx.out, "cpu usage:sum", T0), 8, 0, "no group tags");
+    expect_close(val(&fx.out, "cpu,az=1,region=eu idle:sum", T0), 16, 0, "other field");
+    /* rank floor(0.9 * 2) = 1 of {1, 2, 32} */
+    expect_close(val(&fx.out, "cpu,az=1,region=eu usage:p90", T0), 2, 0.01, "eu p90");
+    expect_close(val(&fx.out, "cpu,az=1,host=a,region=eu usage:max", T0), 32, 0, "rule 2");
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.states, 4 + 4); /* 4 groups, 4 usage series for rule 2 */
+    fx_end(&fx);
+}
+
+static void test_tick_and_sweep(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", NULL};
+    fixture fx;
+    fx_init(&fx, 8192);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx.cfg.allowed_lateness_ns = 2 * S;
+    fx.cfg.idle_grace_ns = 1 * S;
+    fx_start(&fx);
+    uint64_t id = def(fx.t, "idle v");
+    push(fx.a, id, T0 + 5 * S, 1, RF_KIND_GAUGE);
+    rf_aggregator_tick(fx.a, T0 + 13 * S - 1); /* end + lateness + grace not reached */
+    assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 0);
+    rf_aggregator_tick(fx.a, T0 + 13 * S);
+    expect_close(val(&fx.out, "idle v:count", T0), 1, 0, "idle close");
+    push(fx.a, id, T0 + 9 * S, 1, RF_KIND_GAUGE); /* its window was closed by the tick */
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.late_dropped, 1);
+
+    /* Many idle states: the sweep closes them over several calls. */
+    enum { N = 5000 };
+    uint64_t ids[N];
+    char buf[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(buf, sizeof(buf), "many,i=%d v", i);
+        ids[i] = def(fx.t, buf);
+        push(fx.a, ids[i], T0 + 100 * S + i, 1, RF_KIND_GAUGE);
+    }
+    size_t before = count_kind(&fx.out, RF_KIND_AGGREGATE);
+    push(fx.a, ids[0], T0 + 125 * S, 1, RF_KIND_GAUGE); /* close_wm 123: w[100,110) closes */
+    for (int i = 0; i < 10; i++)
+        rf_aggregator_process(fx.a, NULL, 0);
+    assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE) - before, N);
+    for (int i = 0; i < N; i += 499) {
+        snprintf(buf, sizeof(buf), "many,i=%d v:count", i);
+        expect_close(val(&fx.out, buf, T0 + 100 * S), 1, 0, "swept");
+    }
+    fx_end(&fx);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", "p50", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx.cfg.max_states = 2;
+    fx.cfg.max_sketches = 1;
+    fx_start(&fx);
+    uint64_t a = def(fx.t, "x,i=1 v"), b = def(fx.t, "x,i=2 v"), c = def(fx.t, "x,i=3 v");
+    push(fx.a, a, T0, 1, RF_KIND_TIMER);
+    push(fx.a, b, T0, 1, RF_KIND_TIMER);
+    push(fx.a, c, T0, 1, RF_KIND_TIMER);
+    rf_aggregator_flush(fx.a);
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.states_full, 1);
+    assert_int_equal(st.sketch_pool_empty, 1);
+    assert_non_null(find_agg(&fx.out, "x,i=1 v:p50", T0));
+    assert_null(find_agg(&fx.out, "x,i=2 v:p50", T0));   /* no sketch: left out */
+    assert_non_null(find_agg(&fx.out, "x,i=2 v:count", T0));
+    assert_null(find_agg(&fx.out, "x,i=3 v:count", T0)); /* no state */
+    assert_true(rf_aggregator_state_bytes() <= 128);
+    assert_true(rf_aggregator_memory_in_use(fx.a) > 0);
+    fx_end(&fx);
+
+    /* bad configurations */
+    rf_err err;
+    rf_agg_config cfg;
+    rf_agg_config_defaults(&cfg);
+    rf_series_table *t = rf_series_table_new(4);
+    assert_null(rf_aggregator_new(&cfg, t, (rf_emitter){0}, &err)); /* no rules */
+    rf_agg_rule r = rule("*", "*", 0, fns);
+    cfg.rules = &r;
+    cfg.n_rules = 1;
+    assert_null(rf_aggregator_new(&cfg, t, (rf_emitter){0}, &err));
+    assert_non_null(strstr(err.msg, "window"));
+    rf_series_table_free(t);
+    rf_agg_func f;
+    assert_int_equal(rf_agg_func_parse("p999", &f), 0);
+    assert_true(f.fn == RF_AGG_QUANTILE && fabs(f.q - 0.999) < 1e-12);
+    assert_int_equal(rf_agg_func_parse("p99.9", &f), 0);
+    assert_true(fabs(f.q - 0.999) < 1e-12);
+    char nb[24];
+    assert_string_equal(rf_agg_func_name(&f, nb, sizeof(nb)), "p99.9");
+    assert_int_equal(rf_agg_func_parse("mean", &f), 0);
+    assert_string_equal(rf_agg_func_name(&f, nb, sizeof(nb)), "avg");
+    assert_int_equal(rf_agg_func_parse("median", &f), -EINVAL);
+    assert_int_equal(rf_agg_func_parse("p", &f), -EINVAL);
+    assert_int_equal(rf_agg_func_parse("p1x", &f), -EINVAL);
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    static const char yaml[] = "pipeline:\n"
+                               "  aggregation:\n"
+                               "    allowed_lateness: 2s\n"
+                               "    late_events: current\n"
+                               "    sketch_bins: 1024\n"
+                               "  aggregations:\n"
+                               "    - measurement: cpu\n"
+                               "      window: 1m\n"
+                               "      functions: [avg, max, p99, mean2]\n";
+    rf_cfg_doc *doc;
+    rf_err err;
+    rf_agg_config cfg;
+    assert_int_equal(rf_cfg_load_string(yaml, sizeof(yaml) - 1, "t.yaml", &doc, &err), 0);
+    const rf_cfg_node *p;
+    assert_int_equal(rf_cfg_map(rf_cfg_root(doc), "pipeline", &p, &err), 0);
+    assert_int_equal(rf_aggregate_config_parse(p, &cfg, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "t.yaml:9:"));
+    assert_non_null(strstr(err.msg, "mean2"));
+    assert_non_null(strstr(err.msg, "accepted: count, sum"));
+    rf_cfg_free(doc);
+
+    static const char ok[] = "pipeline:\n"
+                             "  aggregation:\n"
+                             "    allowed_lateness: 2s\n"
+                             "    late_events: current\n"
+                             "  aggregations:\n"
+                             "    - measurement: cpu\n"
+                             "      field: usage\n"
+                             "      window: 1m\n"
+                             "      functions: [avg, max, p99]\n"
+                             "      group_by: [region]\n"
+                             "    - measurement: '*'\n"
+                             "      window: 10s\n"
+                             "      functions: [count]\n";
+    assert_int_equal(rf_cfg_load_string(ok, sizeof(ok) - 1, "ok.yaml", &doc, &err), 0);
+    assert_int_equal(rf_cfg_map(rf_cfg_root(doc), "pipeline", &p, &err), 0);
+    if (rf_aggregate_config_parse(p, &cfg, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(rf_cfg_check_unknown_keys(doc, &err), 0);
+    assert_int_equal(cfg.n_rules, 2);
+    assert_int_equal(cfg.allowed_lateness_ns, 2 * S);
+    assert_int_equal(cfg.late_policy, RF_AGG_LATE_CURRENT);
+    assert_int_equal(cfg.rules[0].window_ns, 60 * S);
+    assert_int_equal(cfg.rules[0].n_funcs, 3);
+    assert_int_equal(cfg.rules[0].funcs[2].fn, RF_AGG_QUANTILE);
+    assert_string_equal(cfg.rules[0].group_by[0], "region");
+    assert_string_equal(cfg.rules[1].field, "*");
+    rf_series_table *t = rf_series_table_new(4);
+    rf_aggregator *a = rf_aggregator_new(&cfg, t, (rf_emitter){0}, &err);
+    assert_non_null(a);
+    rf_aggregator_free(a);
+    rf_series_table_free(t);
+    rf_agg_config_release(&cfg);
+    rf_cfg_free(doc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_functions_reference),
+        cmocka_unit_test(test_boundaries_and_ids),
+        cmocka_unit_test(test_lateness),
+        cmocka_unit_test(test_pending_full),
+        cmocka_unit_test(test_counter_resets),
+        cmocka_unit_test(test_statsd),
+        cmocka_unit_test(test_group_by),
+        cmocka_unit_test(test_tick_and_sweep),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
