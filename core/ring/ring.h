@@ -18,8 +18,14 @@
  * Layout (see ring_pvt.h)
  *
  *     producer line: tail (published), cached copy of head, producer counters
+ *     (guard line)
  *     consumer line: head (published), cached copy of tail, consumer counters
+ *     (guard line)
  *     read-only line: mask, capacity, esize, slots pointer
+ *     slots
+ *
+ *   The unused guard lines keep the two written lines out of one 128-byte
+ *   pair, which the adjacent-line prefetchers move as a unit.
  *
  *   Indices are free-running 32-bit counters; slot = index & mask. Each side
  *   reads the other side's index only when its cached copy says the ring is
@@ -47,19 +53,22 @@ typedef struct rf_ring_stats {
     uint32_t capacity;
     uint32_t esize;
     uint32_t fill;           /* elements in the ring at the time of reading */
-    uint32_t high_water;     /* largest fill the producer has observed */
+    uint32_t high_water;     /* largest fill observed: by the consumer each time it
+                                refreshes its view of tail, and by this read */
     uint64_t enqueued;       /* elements accepted */
     uint64_t dequeued;       /* elements handed to the consumer */
     uint64_t full_events;    /* enqueue calls that could not place every element */
     uint64_t dropped_newest; /* elements dropped by RF_RING_DROP_NEWEST */
     uint64_t dropped_stopped;/* elements dropped by RF_RING_BLOCK because of shutdown */
     uint64_t block_waits;    /* times RF_RING_BLOCK had to wait for room */
+    uint64_t empty_polls;    /* dequeue calls that returned nothing (ring empty, or
+                                fewer than a bulk call asked for) */
 } rf_ring_stats;
 
 /* Bytes needed for a ring of this capacity and element size, including slots. */
 size_t rf_ring_memsize(uint32_t capacity, uint32_t esize);
 
-/* Initialises a ring in `mem` (64-byte aligned, rf_ring_memsize bytes).
+/* Initialises a ring in `mem` (64-byte aligned, 128 preferred; rf_ring_memsize bytes).
  * Returns 0, or -EINVAL when capacity or esize is out of range. */
 int rf_ring_init(rf_ring *r, uint32_t capacity, uint32_t esize);
 
