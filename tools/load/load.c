@@ -35,6 +35,7 @@
 
 #define LOAD_MAX_DGRAMS 64
 #define LOAD_MAX_PAYLOAD 65000
+#define LOAD_MAX_SOCKETS 256
 
 typedef enum { SHAPE_WALK, SHAPE_COUNTER, SHAPE_CONST } load_shape;
 typedef enum { PROTO_INFLUX, PROTO_STATSD, PROTO_GRAPHITE } load_proto;
@@ -58,6 +59,12 @@ typedef struct load_opts {
     bool timestamps;
     bool json;
     bool quiet;
+    uint32_t sockets; /* sockets (UDP source ports / TCP connections) used in turn */
+    /* Bursts: for burst_len_s out of every burst_every_s seconds the rate is
+     * burst_rate instead of rate (0 = no bursts). */
+    double burst_rate;
+    double burst_len_s;
+    double burst_every_s;
 } load_opts;
 
 typedef struct load_series {
@@ -293,6 +300,11 @@ static void usage(FILE *out)
             "  --critical F           fraction of lines sent as rf_probe lines (default 0)\n"
             "  --timestamps           send explicit timestamps (default: the engine stamps receipt)\n"
             "  --seed N               PRNG seed (default 1): the same seed sends the same stream\n"
+            "  --burst RATE:LEN:EVERY send at RATE events/s for LEN seconds out of every EVERY\n"
+            "                         seconds, at --rate the rest of the time (e.g. 2e6:0.2:2)\n"
+            "  --sockets N            send from N sockets in turn, one batch each (default 1): N\n"
+            "                         source ports (TCP: connections), so SO_REUSEPORT spreads the\n"
+            "                         flows over the engine's workers\n"
             "  --json                 summary as JSON\n"
             "  --quiet                no progress lines\n");
 }
@@ -300,7 +312,8 @@ static void usage(FILE *out)
 static int parse_opts(int argc, char **argv, load_opts *o)
 {
     *o = (load_opts){.rate = 100000, .duration_s = 10, .series = 1000, .tags = 3, .fields = 1,
-                     .shape = SHAPE_WALK, .decimals = 2, .payload = 8192, .seed = 1};
+                     .shape = SHAPE_WALK, .decimals = 2, .payload = 8192, .seed = 1,
+                     .sockets = 1};
     snprintf(o->host, sizeof(o->host), "127.0.0.1");
     snprintf(o->port, sizeof(o->port), "8089");
     static const struct option opts[] = {
@@ -313,6 +326,7 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         {"critical", required_argument, NULL, 'c'}, {"seed", required_argument, NULL, 'e'},
         {"timestamps", no_argument, NULL, 'm'},     {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
+        {"sockets", required_argument, NULL, 'k'},  {"burst", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
@@ -365,6 +379,15 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         case 'm': o->timestamps = true; break;
         case 'j': o->json = true; break;
         case 'q': o->quiet = true; break;
+        case 'k': o->sockets = (uint32_t)strtoul(optarg, &end, 10); break;
+        case 'b':
+            if (sscanf(optarg, "%lf:%lf:%lf", &o->burst_rate, &o->burst_len_s, &o->burst_every_s) != 3 ||
+                !(o->burst_rate > 0) || !(o->burst_len_s > 0) || !(o->burst_every_s > o->burst_len_s)) {
+                fprintf(stderr, "ringflow load: --burst wants RATE:LEN:EVERY with RATE > 0 and "
+                                "0 < LEN < EVERY (seconds), got '%s'\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -386,11 +409,26 @@ static int parse_opts(int argc, char **argv, load_opts *o)
     else if (o->decimals > 9) bad = "--decimals must be 0..9";
     else if (o->payload < 1200 || o->payload > LOAD_MAX_PAYLOAD) bad = "--payload must be 1200..65000";
     else if (o->critical < 0 || o->critical > 1) bad = "--critical must be 0..1";
+    else if (o->sockets < 1 || o->sockets > LOAD_MAX_SOCKETS) bad = "--sockets must be 1..256";
+    else if (o->burst_rate > 0 && o->rate <= 0) bad = "--burst needs a fixed --rate (> 0) between bursts";
     if (bad) {
         fprintf(stderr, "ringflow load: %s\n", bad);
         return 2;
     }
     return 0;
+}
+
+/* Events that should have been sent t seconds after the start: the integral
+ * of the rate, which with bursts is piecewise constant over each period. */
+static double events_due(const load_opts *o, double t)
+{
+    if (o->burst_rate <= 0)
+        return t * o->rate;
+    const double per = o->burst_rate * o->burst_len_s + o->rate * (o->burst_every_s - o->burst_len_s);
+    double k = floor(t / o->burst_every_s), rem = t - k * o->burst_every_s;
+    double in = rem < o->burst_len_s ? o->burst_rate * rem
+                                     : o->burst_rate * o->burst_len_s + o->rate * (rem - o->burst_len_s);
+    return k * per + in;
 }
 
 static int open_socket(const load_opts *o, struct sockaddr_storage *dst, socklen_t *dlen)
@@ -430,16 +468,27 @@ int rf_cli_load(int argc, char **argv)
 
     struct sockaddr_storage dst;
     socklen_t dlen;
-    int fd = open_socket(&o, &dst, &dlen);
-    if (fd < 0)
-        return 1;
+    /* Each socket has its own source port: a separate flow for the kernel's
+     * SO_REUSEPORT hash. Batches go to them in turn. */
+    int fds[LOAD_MAX_SOCKETS];
+    for (uint32_t i = 0; i < o.sockets; i++) {
+        fds[i] = open_socket(&o, &dst, &dlen);
+        if (fds[i] < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            return 1;
+        }
+    }
+    uint32_t next_fd = 0;
+    int fd = fds[0];
 
     load_gen g = {.o = &o, .rng = o.seed ? o.seed : 1};
     g.series = calloc(o.series, sizeof(load_series));
     char *buf = malloc((size_t)LOAD_MAX_DGRAMS * LOAD_MAX_PAYLOAD);
     if (!g.series || !buf) {
         fprintf(stderr, "ringflow load: out of memory\n");
-        close(fd);
+        for (uint32_t i = 0; i < o.sockets; i++)
+            close(fds[i]);
         return 1;
     }
     g.pow10[0] = 1;
@@ -468,7 +517,7 @@ int rf_cli_load(int argc, char **argv)
             break;
         uint64_t budget = UINT64_MAX;
         if (o.rate > 0) {
-            double due = (double)(now - t0) * 1e-9 * o.rate;
+            double due = events_due(&o, (double)(now - t0) * 1e-9);
             if ((double)events >= due) {
                 struct timespec ts = {0, 100 * 1000};
                 nanosleep(&ts, NULL);
@@ -498,6 +547,9 @@ int rf_cli_load(int argc, char **argv)
             nd++;
         }
         (void)probes_before;
+        fd = fds[next_fd];
+        if (++next_fd == o.sockets)
+            next_fd = 0;
         if (o.tcp) {
             size_t off = 0;
             while (off < iov[0].iov_len) {
@@ -560,6 +612,7 @@ int rf_cli_load(int argc, char **argv)
                (unsigned long)errors);
     free(buf);
     free(g.series);
-    close(fd);
+    for (uint32_t i = 0; i < o.sockets; i++)
+        close(fds[i]);
     return errors && dgrams == 0 ? 1 : 0;
 }
