@@ -102,7 +102,22 @@ void rf_pipeline_settings_release(rf_pipeline_settings *ps)
     memset(ps, 0, sizeof(*ps));
 }
 
-int rf_pipeline_settings_parse(const rf_cfg_node *root, rf_pipeline_settings *out, rf_err *err)
+/* Sinks and routes when the configuration names none: the same as the
+ * embedded default (daemon/default_config.yaml), so leaving the section out
+ * stores everything rather than routing nothing. */
+static const char k_default_routing[] =
+    "pipeline:\n"
+    "  sinks:\n"
+    "    - {name: store, type: store}\n"
+    "    - {name: alerts, type: json, path: \"%s/alerts.jsonl\"}\n"
+    "  routes:\n"
+    "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n"
+    "    - {name: aggregates, subject: \"aggregate.>\", sinks: [store]}\n"
+    "    - {name: alerts, subject: \"alert.>\", sinks: [alerts], class: critical}\n"
+    "    - {name: correlated, subject: \"correlated.>\", sinks: [alerts], class: critical}\n";
+
+int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
+                               rf_pipeline_settings *out, rf_err *err)
 {
     rf_pipeline_settings ps;
     memset(&ps, 0, sizeof(ps));
@@ -123,10 +138,32 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, rf_pipeline_settings *ou
         return rc;
     ps.batch.interval_ns = (int64_t)interval;
 
-    if ((rc = rf_sink_configs_parse(pipeline, &ps.sinks, err)) < 0)
-        goto fail;
-    if ((rc = rf_router_config_parse(pipeline, ps.sinks.names, ps.sinks.n, &ps.routes, err)) < 0)
-        goto fail;
+    if (!rf_cfg_has(pipeline, "sinks") && !rf_cfg_has(pipeline, "routes")) {
+        rf_cfg_doc *def = NULL;
+        const rf_cfg_node *dp = NULL;
+        char text[sizeof(k_default_routing) + 4200];
+        int tlen = snprintf(text, sizeof(text), k_default_routing, data_dir);
+        if ((rc = rf_cfg_load_string(text, (size_t)tlen, "<default routing>", &def, err)) < 0)
+            goto fail;
+        rc = rf_cfg_map(rf_cfg_root(def), "pipeline", &dp, err);
+        if (rc == 0)
+            rc = rf_sink_configs_parse(dp, &ps.sinks, err);
+        if (rc == 0)
+            rc = rf_router_config_parse(dp, ps.sinks.names, ps.sinks.n, &ps.routes, err);
+        rf_cfg_free(def);
+        /* The keys of the user's (absent) sections are still declared. */
+        rf_cfg_mark_known(pipeline, "sinks");
+        rf_cfg_mark_known(pipeline, "routes");
+        rf_cfg_mark_known(pipeline, "subjects");
+        if (rc < 0)
+            goto fail;
+    } else {
+        if ((rc = rf_sink_configs_parse(pipeline, &ps.sinks, err)) < 0)
+            goto fail;
+        if ((rc = rf_router_config_parse(pipeline, ps.sinks.names, ps.sinks.n, &ps.routes, err)) <
+            0)
+            goto fail;
+    }
     /* Alert rules are checked against the routes (a rule nobody routes is an
      * error), which needs a router built from them. */
     const rf_router_config probe_cfg = router_config_of(&ps);
@@ -206,8 +243,12 @@ static void stage_sink(rf_pipeline *p, pipe_sink *s)
  * critical ones at once, the others through their sink's batcher. */
 static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t n)
 {
-    if (!p->router || n == 0)
+    if (n == 0)
         return;
+    if (!p->router) {
+        add(&p->unrouted, n); /* no routes configured: counted, never silent */
+        return;
+    }
     rf_router_route_batch(p->router, ev, slots, n);
     uint64_t unrouted = 0;
     for (uint32_t i = 0; i < n; i++) {

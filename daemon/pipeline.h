@@ -52,9 +52,12 @@ typedef struct rf_pipeline_settings {
 } rf_pipeline_settings;
 
 /* Parses `pipeline:` (sinks, routes, subjects, batch, aggregation(s),
- * correlation, alerts, max_series) from the document root. All or nothing;
- * release with rf_pipeline_settings_release. */
-int rf_pipeline_settings_parse(const rf_cfg_node *root, rf_pipeline_settings *out, rf_err *err);
+ * correlation, alerts, max_series) from the document root. Without sinks and
+ * routes, the default routing applies (store everything; alerts to
+ * <data_dir>/alerts.jsonl). All or nothing; release with
+ * rf_pipeline_settings_release. */
+int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
+                               rf_pipeline_settings *out, rf_err *err);
 void rf_pipeline_settings_release(rf_pipeline_settings *ps);
 
 typedef struct rf_pipeline rf_pipeline;

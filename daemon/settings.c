@@ -77,7 +77,8 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
         rf_cfg_free(doc);
         return rc;
     }
-    rc = rf_pipeline_settings_parse(rf_cfg_root(doc), &next.pipeline, err);
+    rc = rf_pipeline_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir, &next.pipeline,
+                                    err);
     if (rc < 0) {
         rf_cfg_free(doc);
         return rc;

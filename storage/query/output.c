@@ -110,6 +110,12 @@ static void fmt_double(char *buf, size_t len, double d)
         snprintf(buf, len, d > 0 ? "+Inf" : "-Inf");
         return;
     }
+    /* Whole numbers print as integers ("50", not the shorter "5e+01"), up
+     * to where a double still holds every integer exactly. */
+    if (d == floor(d) && fabs(d) < 9007199254740992.0 && !(d == 0 && signbit(d))) {
+        snprintf(buf, len, "%.0f", d);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)

@@ -8,6 +8,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 
 extern char **environ;
 
@@ -115,7 +119,36 @@ int tproc_wait_log(proc *p, const char *needle, int timeout_ms)
     return 0;
 }
 
+static int port_free(int type, int port)
+{
+    int fd = socket(AF_INET, type, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Ten consecutive ports free for TCP and UDP right now, chosen at random
+ * (once per process), so concurrent test runs do not collide. A port could
+ * still be taken between this check and the daemon's bind; the range is
+ * wide enough for that to be rare, and the daemon then fails loudly. */
 int tproc_port_base(void)
 {
-    return 20000 + (int)(getpid() % 2000) * 10;
+    static int base;
+    if (base)
+        return base;
+    srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    for (int attempt = 0; attempt < 200; attempt++) {
+        int b = 20000 + (rand() % 4000) * 10;
+        int ok = 1;
+        for (int i = 0; i < 10 && ok; i++)
+            ok = port_free(SOCK_STREAM, b + i) && port_free(SOCK_DGRAM, b + i);
+        if (ok)
+            return base = b;
+    }
+    fprintf(stderr, "no block of 10 free ports found\n");
+    abort();
 }

@@ -26,7 +26,8 @@ int tproc_wait_exit(proc *p, int timeout_ms);
 int tproc_run(const char *const *args, proc *p);
 /* 1 once the daemon's stderr contains needle, 0 after timeout_ms. */
 int tproc_wait_log(proc *p, const char *needle, int timeout_ms);
-/* A base port for this test process (derived from the pid). */
+/* The first of 10 consecutive ports that were free (TCP and UDP) when
+ * first asked; the same value for the rest of the process. */
 int tproc_port_base(void);
 
 #endif
