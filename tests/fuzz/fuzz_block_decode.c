@@ -2,11 +2,7 @@
  * -EBADMSG or to points, never crash or read out of bounds; points that do
  * decode must survive encode -> decode unchanged (the round-trip contract).
  *
- * Build (clang), from the repo root, against a build dir's storage library:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ibuild-encode \
- *     storage/encode/fuzz_block_decode.c storage/encode/{encode,intcol,timestamps,floats}.c \
- *     -lzstd -lm -o fuzz_block_decode
- *   ./fuzz_block_decode -max_len=65536
+ * Built by tests/fuzz/meson.build with -Dfuzz=true; run with scripts/fuzz.sh.
  * Seed corpus: any blocks rf_block_encode produced (the tests' blocks will do). */
 #include "storage/encode/encode.h"
 
