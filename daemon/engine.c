@@ -15,6 +15,7 @@
 #include "core/worker/worker.h"
 #include "daemon/shard.h"
 #include "ingest/dpdk/dpdk.h"
+#include "numa/numa.h"
 #include "storage/store/store.h"
 
 /* Events staged per destination before one ring enqueue. */
@@ -60,6 +61,8 @@ struct rf_engine {
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store; /* NULL when storage is disabled */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
+    int cpus[RF_DAEMON_MAX_WORKERS]; /* pinned CPU per worker, -1 = not pinned */
+    char placement[768];             /* the placement report for `show info` */
     /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
     _Atomic bool stop_ingest;
 };
@@ -253,14 +256,36 @@ static void engine_free(rf_engine *e)
     free(e);
 }
 
-static int worker_cpu(const rf_daemon_config *cfg, uint32_t i)
+/* Worker CPUs: engine.cpus when given, else numa/'s rule (the NIC's node
+ * first, CPU 0 last within its node). Fills e->cpus and e->placement. */
+static int place_workers(rf_engine *e, const rf_daemon_config *cfg, rf_err *err)
 {
-    if (!cfg->engine.pin_workers)
-        return -1;
-    if (cfg->engine.n_cpus)
-        return cfg->engine.cpus[i];
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    return (int)(i % (uint32_t)(online > 0 ? online : 1));
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        e->cpus[i] = -1;
+    if (!cfg->engine.pin_workers) {
+        snprintf(e->placement, sizeof(e->placement), "workers not pinned (engine.pin_workers: false)");
+        return 0;
+    }
+    rf_numa_topology topo;
+    int rc = rf_numa_topology_load(NULL, &topo, err);
+    if (rc < 0)
+        return rf_err_wrap(err, "placement: ");
+    int nic_node = -1;
+    if (e->dpdk && rf_dpdk_port_count(e->dpdk))
+        nic_node = rf_dpdk_port_numa_node(e->dpdk, 0);
+    const rf_numa_request req = {
+        .workers = e->n_workers,
+        .nic_node = nic_node,
+        .cpus = cfg->engine.n_cpus ? cfg->engine.cpus : NULL,
+        .n_cpus = cfg->engine.n_cpus,
+    };
+    rf_numa_placement pl;
+    if ((rc = rf_numa_place(&topo, &req, &pl, err)) < 0)
+        return rf_err_wrap(err, "placement: ");
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        e->cpus[i] = pl.cpu[i];
+    rf_numa_placement_report(&topo, &pl, e->placement, sizeof(e->placement));
+    return 0;
 }
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
@@ -345,6 +370,9 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
             if (i != j)
                 e->workers[i]->outbound[j] = e->workers[j]->inbound[i];
 
+    if ((rc = place_workers(e, cfg, err)) < 0)
+        goto fail;
+    rf_log_info("engine", "%s", e->placement);
     const rf_idle_policy idle = {
         .spin = cfg->engine.idle.spin,
         .yield = cfg->engine.idle.yield,
@@ -364,7 +392,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         }
         char name[32];
         snprintf(name, sizeof(name), "worker-%u", i);
-        rc = rf_worker_start(&w->thread, name, worker_cpu(cfg, i), &idle, &ops, err);
+        rc = rf_worker_start(&w->thread, name, e->cpus[i], &idle, &ops, err);
         if (rc < 0) {
             rf_err_wrap(err, "engine: ");
             goto fail_started;
@@ -537,4 +565,9 @@ const struct rf_shard *rf_engine_shard(const rf_engine *e, uint32_t i)
 struct rf_store *rf_engine_store(const rf_engine *e)
 {
     return e->store;
+}
+
+const char *rf_engine_placement(const rf_engine *e)
+{
+    return e->placement;
 }

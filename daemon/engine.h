@@ -59,6 +59,9 @@ struct rf_store *rf_engine_store(const rf_engine *e);
 int rf_engine_views_register(rf_engine *e, rf_err *err);
 void rf_engine_views_unregister(void);
 
+/* One line: NUMA nodes, the rule used and each worker's CPU and node. */
+const char *rf_engine_placement(const rf_engine *e);
+
 /* The settings the engine runs with (after reloads). */
 const rf_settings *rf_engine_settings(const rf_engine *e);
 

@@ -181,6 +181,8 @@ static int show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
     rf_ops_kv_u64(w, "rss_bytes", rss_bytes());
     rf_ops_kv_str(w, "log_level", rf_log_level_name(rf_log_get_level()));
     rf_ops_kv_u64(w, "components", rf_component_count());
+    if (g_view.engine)
+        rf_ops_kv_str(w, "placement", rf_engine_placement(g_view.engine));
     const rf_ops_server *srv = rf_ops_server_current();
     if (srv) {
         rf_ops_server_stats st;
