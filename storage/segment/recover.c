@@ -15,7 +15,7 @@
 
 #include "core/log/log.h"
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
+int rf_segment_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
     while (n) {
         ssize_t w = pwrite(fd, p, n, (off_t)off);
@@ -119,7 +119,7 @@ int rf_seg_recover(const char *path, bool sync, rf_seg_recovery *rep, rf_err *er
      * the next recovery scans again, to the same result. */
     if (ftruncate(fd, (off_t)end) < 0)
         rc = rf_err_set(err, errno, "%s: truncate to %" PRIu64 ": %s", path, end, strerror(errno));
-    else if ((rc = write_all(fd, footer, flen, end)) < 0)
+    else if ((rc = rf_segment_pwrite_all(fd, footer, flen, end)) < 0)
         rc = rf_err_set(err, -rc, "%s: writing footer at %" PRIu64 ": %s", path, end, strerror(-rc));
     else if (sync && fdatasync(fd) < 0)
         rc = rf_err_set(err, errno, "%s: fdatasync: %s", path, strerror(errno));

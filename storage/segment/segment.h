@@ -232,4 +232,7 @@ int rf_seg_name(char *buf, size_t len, uint64_t seq, int64_t created_ns);
 /* Parses a segment file name; false when it is not one. */
 bool rf_seg_name_parse(const char *name, uint64_t *seq);
 
+/* Writes all n bytes at off (retrying short writes and EINTR); 0 or -errno. */
+int rf_segment_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off);
+
 #endif

@@ -78,22 +78,6 @@ static int seg_open(rf_store *st, rf_store_shard *sh)
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
 /* Appends footer and trailer, syncs and closes. Called only with nothing
  * staged and nothing in flight for this shard. */
 static void seg_close(rf_store *st, rf_store_shard *sh)
@@ -105,7 +89,7 @@ static void seg_close(rf_store *st, rf_store_shard *sh)
     if (!failed) {
         size_t flen;
         uint8_t *footer = rf_seg_footer_build(&io->idx, io->disk_off, &flen);
-        int rc = footer ? write_all(io->fd, footer, flen, io->disk_off) : -ENOMEM;
+        int rc = footer ? rf_segment_pwrite_all(io->fd, footer, flen, io->disk_off) : -ENOMEM;
         free(footer);
         bool flush_asked = atomic_load_explicit(&sh->flush_req, memory_order_acquire) > io->durable;
         if (rc == 0 && (st->cfg.durability != RF_DURABILITY_NEVER || flush_asked)) {
