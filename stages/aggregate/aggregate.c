@@ -18,6 +18,8 @@
  */
 #include "stages/aggregate/aggregate.h"
 
+#include "core/mem/mem.h"
+
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -282,26 +284,7 @@ static inline void *pool_at(const block_pool *p, uint32_t i)
 /* ---- lifecycle --------------------------------------------------------- */
 
 /* States, bindings and the group index are touched at random once per event:
- * back them with transparent huge pages (kernel "madvise" mode) so that at 1 M
- * series an access is a cache miss without a page walk. Anonymous mappings are
- * zeroed and paged in lazily, so reserving max_states costs nothing until
- * series arrive. */
-static void *huge_zalloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    if (size >= (2u << 20))
-        (void)madvise(p, size, MADV_HUGEPAGE);
-    return p;
-}
-
-static void huge_free(void *p, size_t size)
-{
-    if (p)
-        munmap(p, size);
-}
-
+ * core/mem backs them with huge pages and pages them in lazily. */
 rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table *series,
                                  rf_emitter out, rf_err *err)
 {
@@ -350,9 +333,9 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
         a->any_quantile |= rt->has_quantile;
     }
     a->bind_bytes = (size_t)a->max_series * a->n_rules * sizeof(uint32_t);
-    a->bind = huge_zalloc(a->bind_bytes);
+    a->bind = rf_mem_huge_zalloc(a->bind_bytes);
     a->states_bytes = (size_t)a->max_states * sizeof(agg_state);
-    a->states = huge_zalloc(a->states_bytes);
+    a->states = rf_mem_huge_zalloc(a->states_bytes);
     a->pend = malloc((size_t)a->max_pending * sizeof(pending_win));
     a->scratch = malloc(SCRATCH_BYTES);
     if (!a->bind || !a->states || !a->pend || !a->scratch)
@@ -365,7 +348,7 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
             nb <<= 1;
         a->gmask = nb - 1;
         a->gindex_bytes = nb * sizeof(uint32_t);
-        a->gindex = huge_zalloc(a->gindex_bytes);
+        a->gindex = rf_mem_huge_zalloc(a->gindex_bytes);
         if (!a->carry || !a->gindex)
             goto nomem;
         for (uint32_t i = 0; i < a->max_series; i++)
@@ -388,10 +371,10 @@ void rf_aggregator_free(rf_aggregator *a)
     if (!a)
         return;
     free(a->rules);
-    huge_free(a->bind, a->bind_bytes);
+    rf_mem_huge_free(a->bind, a->bind_bytes);
     free(a->carry);
-    huge_free(a->states, a->states_bytes);
-    huge_free(a->gindex, a->gindex_bytes);
+    rf_mem_huge_free(a->states, a->states_bytes);
+    rf_mem_huge_free(a->gindex, a->gindex_bytes);
     free(a->pend);
     free(a->scratch);
     pool_fini(&a->sk);

@@ -1,6 +1,8 @@
 /* Series table: open-addressing index over dense slots. See series_table.h. */
 #include "stages/series/series_table.h"
 
+#include "core/mem/mem.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,20 +34,8 @@ struct rf_series_table {
     uint64_t defined, duplicates, rejected_cardinality;
 };
 
-/* The index is probed once per event at random: back it with transparent
- * huge pages (the kernel's "madvise" mode) so that at 1 M series a probe costs
- * one cache miss, not a cache miss plus a page walk. mmap also gives zeroed
- * pages lazily. */
-static void *huge_zalloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    if (size >= (2u << 20))
-        (void)madvise(p, size, MADV_HUGEPAGE);
-    return p;
-}
-
+/* The index is probed once per event at random: core/mem backs it with huge
+ * pages, zeroed and paged in lazily. */
 rf_series_table *rf_series_table_new(uint32_t max_series)
 {
     if (max_series == 0 || max_series > (1u << 30))
@@ -58,7 +48,7 @@ rf_series_table *rf_series_table_new(uint32_t max_series)
         nb <<= 1;
     t->max_series = max_series;
     t->mask = nb - 1;
-    t->index = huge_zalloc(nb * sizeof(bucket));
+    t->index = rf_mem_huge_zalloc(nb * sizeof(bucket));
     t->keys = calloc(max_series, sizeof(*t->keys));
     t->tags = calloc(max_series, sizeof(*t->tags));
     t->pool_cap = max_series * RF_SERIES_TAGS_PREALLOC;
@@ -80,7 +70,7 @@ void rf_series_table_free(rf_series_table *t)
         for (uint32_t i = 0; i < t->count; i++)
             rf_series_key_free(t->keys[i]);
     if (t->index)
-        munmap(t->index, (t->mask + 1) * sizeof(bucket));
+        rf_mem_huge_free(t->index, (t->mask + 1) * sizeof(bucket));
     free(t->keys);
     free(t->tags);
     free(t->pool);
