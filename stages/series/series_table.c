@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* One index bucket: the id is kept beside the slot so a probe touches one
  * cache line and never the key text. id 0 marks an empty bucket (ids are never
