@@ -13,6 +13,7 @@
 #include "core/log/log.h"
 #include "core/ring/ring.h"
 #include "core/worker/worker.h"
+#include "daemon/pipeline.h"
 #include "daemon/shard.h"
 #include "ingest/dpdk/dpdk.h"
 #include "numa/numa.h"
@@ -61,6 +62,7 @@ struct rf_engine {
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store; /* NULL when storage is disabled */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
+    rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
     int cpus[RF_DAEMON_MAX_WORKERS]; /* pinned CPU per worker, -1 = not pinned */
     char placement[768];             /* the placement report for `show info` */
     /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
@@ -253,6 +255,10 @@ static void engine_free(rf_engine *e)
     }
     /* After the shards: their handlers were registered on the queues. */
     rf_dpdk_close(e->dpdk);
+    if (e->live_pipeline) {
+        rf_pipeline_settings_release(e->live_pipeline);
+        free(e->live_pipeline);
+    }
     free(e);
 }
 
@@ -463,9 +469,74 @@ void rf_engine_stop(rf_engine *e)
     engine_free(e);
 }
 
-int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err)
+/* Builds the new pipeline stages of every shard (all or nothing), hands
+ * them to the workers and waits until each has swapped. Takes ownership of
+ * next->pipeline (zeroed there). */
+static int reload_pipeline(rf_engine *e, rf_settings *next, rf_err *err)
+{
+    rf_pipeline_settings *ps = malloc(sizeof(*ps));
+    if (!ps)
+        return rf_err_set(err, ENOMEM, "pipeline: out of memory");
+    *ps = next->pipeline;
+    memset(&next->pipeline, 0, sizeof(next->pipeline));
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_pipeline *p = (rf_pipeline *)rf_shard_pipeline(e->workers[i]->shard);
+        int rc = rf_pipeline_prepare(p, ps, err);
+        if (rc < 0) {
+            for (uint32_t j = 0; j < i; j++)
+                rf_pipeline_discard_prepared((rf_pipeline *)rf_shard_pipeline(e->workers[j]->shard));
+            rf_pipeline_settings_release(ps);
+            free(ps);
+            return rf_err_wrap(err, "pipeline: ");
+        }
+    }
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_pipeline_publish((rf_pipeline *)rf_shard_pipeline(e->workers[i]->shard));
+        rf_worker_wake(e->workers[i]->thread);
+    }
+    /* Workers swap at their next tick (every 10 ms, or when woken). */
+    int64_t deadline = rf_clock_mono_ns() + 10 * RF_NS_PER_S;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        const rf_pipeline *p = rf_shard_pipeline(e->workers[i]->shard);
+        while (!rf_pipeline_applied(p) && rf_clock_mono_ns() < deadline)
+            usleep(1000);
+        if (!rf_pipeline_applied(p)) {
+            /* The worker keeps the new stages pending and frees them itself;
+             * the settings they point to must then stay: keep them. */
+            rf_log_error("engine", "worker-%u did not take the new pipeline within 10 s", i);
+            e->settings.pipeline = *ps;
+            free(ps);
+            return 0;
+        }
+    }
+    /* Every worker runs on ps now: the previous settings can go (the first
+     * ones belong to the caller of rf_engine_start, not to us). */
+    if (e->live_pipeline) {
+        rf_pipeline_settings_release(e->live_pipeline);
+        free(e->live_pipeline);
+    }
+    e->live_pipeline = ps;
+    e->settings.pipeline = *ps;
+    return 0;
+}
+
+int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
 {
     const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
+    /* The pipeline first: building it can still fail (a sink that cannot be
+     * opened), and then nothing at all changes. */
+    bool pipeline_changed = next->section_hash[RF_SECTION_PIPELINE] !=
+                            e->settings.section_hash[RF_SECTION_PIPELINE];
+    const uint32_t max_series_was = e->settings.pipeline.max_series;
+    const uint32_t max_series_new = next->pipeline.max_series;
+    if (pipeline_changed) {
+        int rc = reload_pipeline(e, next, err);
+        if (rc < 0)
+            return rc;
+        e->settings.section_hash[RF_SECTION_PIPELINE] = next->section_hash[RF_SECTION_PIPELINE];
+        /* The series tables keep their size: the running settings say so. */
+        e->settings.pipeline.max_series = max_series_was;
+    }
     char fixed[768] = "";
     size_t len = 0;
 #define RELOAD_NOTE(...)                                                                         \
@@ -488,10 +559,13 @@ int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err)
         RELOAD_NOTE(" engine.data_dir");
     if (strcmp(nx->engine.run_dir, cur->engine.run_dir) != 0)
         RELOAD_NOTE(" engine.run_dir");
+    if (pipeline_changed && max_series_new != max_series_was)
+        RELOAD_NOTE(" pipeline.max_series (%u -> %u)", max_series_was, max_series_new);
     /* Sections applied only at start (the stats section is the ops server's
-     * to report). */
+     * to report; the pipeline was applied above). */
     for (int i = 0; i < RF_SECTION__COUNT; i++)
-        if (i != RF_SECTION_STATS && next->section_hash[i] != e->settings.section_hash[i])
+        if (i != RF_SECTION_STATS && i != RF_SECTION_PIPELINE &&
+            next->section_hash[i] != e->settings.section_hash[i])
             RELOAD_NOTE(" %s", rf_settings_section_names[i]);
 #undef RELOAD_NOTE
 

@@ -8,9 +8,13 @@
  *     worker stops receiving and flushes what it staged for others; then each
  *     worker drains its inbound rings, flushes its stages and storage, and
  *     exits. Events accepted before rf_engine_stop are processed.
- *   - rf_engine_reload applies a validated configuration: what can change live
- *     changes; what cannot (number of workers, ring capacity) is reported in
- *     err as a warning and left as it is (return value 1).
+ *   - rf_engine_reload applies a validated configuration: the pipeline
+ *     (sinks, routes, rules, correlation, aggregations, batching) is rebuilt
+ *     and swapped on each worker without stopping it (what the old stages
+ *     held is flushed first), log level and idle policy change; what cannot
+ *     change live (workers, rings, listeners, storage, ...) is reported in err
+ *     and left as it is (return value 1). It takes the new pipeline's
+ *     settings from *next (zeroed there).
  *   - The control thread calls every function here; workers never do.
  */
 #ifndef RF_DAEMON_ENGINE_H
@@ -38,7 +42,7 @@ typedef struct rf_engine_worker_stats {
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);
-int rf_engine_reload(rf_engine *e, const rf_settings *next, rf_err *err);
+int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err);
 void rf_engine_stop(rf_engine *e);
 
 uint32_t rf_engine_workers(const rf_engine *e);

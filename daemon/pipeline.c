@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
@@ -19,6 +20,10 @@
 #define RF_PIPELINE_DEFAULT_MAX_SERIES (1u << 20)
 /* Aggregator sweeps for idle windows at about this period. */
 #define PIPE_AGG_TICK_NS (100 * RF_NS_PER_MS)
+/* Shutdown: how long a sink's downstream may keep taking queued bytes, and
+ * how long it may stall before the rest is counted as dropped. */
+#define PIPE_DRAIN_GRACE_NS (2 * RF_NS_PER_S)
+#define PIPE_DRAIN_STALL_NS (100 * RF_NS_PER_MS)
 
 typedef struct pipe_sink {
     rf_pipeline *p;
@@ -43,17 +48,31 @@ typedef struct pipe_meas {
     char name[PIPE_MEAS_NAME];
 } pipe_meas;
 
-struct rf_pipeline {
+/* Everything a reload may replace: built from one pipeline configuration,
+ * swapped as a whole on the worker (see rf_pipeline_prepare). The series
+ * table, the storage shard and the counters are not part of it. */
+typedef struct pipe_stages {
     const rf_pipeline_settings *ps;
-    uint32_t index;
-    rf_series_table *series;
-    rf_store_shard *store;
     rf_router *router;
     rf_alerts *alerts;
     rf_correlator *corr;
     rf_aggregator *agg;
     uint32_t n_sinks;
     pipe_sink *sinks[RF_ROUTER_MAX_SINKS];
+} pipe_stages;
+
+struct rf_pipeline {
+    uint32_t index;
+    uint32_t max_series;
+    rf_series_table *series;
+    rf_store_shard *store;
+    pipe_stages st;
+    /* A reload: built by the control thread (prepared), published with a
+     * release store into `pending`; the worker takes it with an acquire load,
+     * swaps, and stores NULL (release), which the control thread reads
+     * (acquire) to know the old stages are gone. */
+    pipe_stages *prepared;
+    _Atomic(pipe_stages *) pending;
     int64_t now_mono;      /* read once per batch */
     int64_t next_agg_tick;
 
@@ -71,6 +90,10 @@ struct rf_pipeline {
     pipe_meas meas[PIPE_MEAS_SLOTS];
     _Atomic uint64_t meas_overflow; /* series whose measurement found no slot */
 };
+
+static uint32_t apply_pending(rf_pipeline *p);
+typedef struct pipe_stages pipe_stages;
+static void stages_free(pipe_stages *st);
 
 static void add(_Atomic uint64_t *c, uint64_t n)
 {
@@ -245,14 +268,14 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
 {
     if (n == 0)
         return;
-    if (!p->router) {
+    if (!p->st.router) {
         add(&p->unrouted, n); /* no routes configured: counted, never silent */
         return;
     }
-    rf_router_route_batch(p->router, ev, slots, n);
+    rf_router_route_batch(p->st.router, ev, slots, n);
     uint64_t unrouted = 0;
     for (uint32_t i = 0; i < n; i++) {
-        const rf_route_set *set = rf_router_set(p->router, ev[i].route_hint);
+        const rf_route_set *set = rf_router_set(p->st.router, ev[i].route_hint);
         if (set->n_sinks == 0) {
             unrouted++;
             continue;
@@ -260,7 +283,7 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
         /* Critical class is per (event, sink): sinks[0..n_critical) only. */
         bool crit_event = ev[i].priority == RF_PRIO_CRITICAL;
         for (uint16_t k = 0; k < set->n_sinks; k++) {
-            pipe_sink *s = p->sinks[set->sinks[k]];
+            pipe_sink *s = p->st.sinks[set->sinks[k]];
             if (k < set->n_critical || crit_event) {
                 s->crit[s->n_crit++] = ev[i];
                 if (s->n_crit == PIPE_BATCH)
@@ -272,9 +295,9 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
             }
         }
     }
-    for (uint32_t j = 0; j < p->n_sinks; j++)
-        if (p->sinks[j]->n_crit || p->sinks[j]->n_std)
-            stage_sink(p, p->sinks[j]);
+    for (uint32_t j = 0; j < p->st.n_sinks; j++)
+        if (p->st.sinks[j]->n_crit || p->st.sinks[j]->n_std)
+            stage_sink(p, p->st.sinks[j]);
     if (unrouted)
         add(&p->unrouted, unrouted);
 }
@@ -317,12 +340,12 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
         return slot; /* a re-announcement: stages already know it */
     const rf_series_key *k = rf_series_table_key(p->series, slot);
     count_measurement(p, k);
-    if (p->router)
-        rf_router_define(p->router, slot, k);
-    if (p->alerts)
-        rf_alerts_define(p->alerts, slot, k);
-    if (p->corr)
-        rf_correlator_define(p->corr, slot, k);
+    if (p->st.router)
+        rf_router_define(p->st.router, slot, k);
+    if (p->st.alerts)
+        rf_alerts_define(p->st.alerts, slot, k);
+    if (p->st.corr)
+        rf_correlator_define(p->st.corr, slot, k);
     if (p->store)
         rf_store_define_series(p->store, k);
     return slot;
@@ -380,8 +403,8 @@ static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         uint32_t k = resolve(p, ev, m, p->emit_buf, p->emit_slots);
         if (k) {
-            if (p->alerts)
-                rf_alerts_process(p->alerts, p->emit_buf, p->emit_slots, k);
+            if (p->st.alerts)
+                rf_alerts_process(p->st.alerts, p->emit_buf, p->emit_slots, k);
             deliver(p, p->emit_buf, p->emit_slots, k);
         }
         ev += m;
@@ -396,12 +419,12 @@ void rf_pipeline_process(rf_pipeline *p, const rf_event *ev, uint32_t n)
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         uint32_t k = resolve(p, ev, m, p->in_buf, p->in_slots);
         if (k) {
-            if (p->agg)
-                rf_aggregator_process(p->agg, p->in_buf, k);
-            if (p->corr)
-                rf_correlator_process(p->corr, p->in_buf, p->in_slots, k);
-            if (p->alerts)
-                rf_alerts_process(p->alerts, p->in_buf, p->in_slots, k);
+            if (p->st.agg)
+                rf_aggregator_process(p->st.agg, p->in_buf, k);
+            if (p->st.corr)
+                rf_correlator_process(p->st.corr, p->in_buf, p->in_slots, k);
+            if (p->st.alerts)
+                rf_alerts_process(p->st.alerts, p->in_buf, p->in_slots, k);
             deliver(p, p->in_buf, p->in_slots, k);
             add(&p->processed, k);
         }
@@ -412,21 +435,21 @@ void rf_pipeline_process(rf_pipeline *p, const rf_event *ev, uint32_t n)
 
 uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
 {
+    uint32_t work = apply_pending(p);
     p->now_mono = now_mono;
-    uint32_t work = 0;
-    for (uint32_t j = 0; j < p->n_sinks; j++) {
-        pipe_sink *s = p->sinks[j];
+    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
+        pipe_sink *s = p->st.sinks[j];
         if (s->batcher)
             work += (uint32_t)rf_batcher_tick(s->batcher, now_mono);
         if (s->sink && rf_sink_pending(s->sink))
             rf_sink_flush(s->sink, now_mono);
     }
-    if (p->alerts)
-        rf_alerts_tick(p->alerts, now_mono, now_wall);
-    if (p->corr)
-        rf_correlator_tick(p->corr, now_mono);
-    if (p->agg && now_mono >= p->next_agg_tick) {
-        rf_aggregator_tick(p->agg, now_wall);
+    if (p->st.alerts)
+        rf_alerts_tick(p->st.alerts, now_mono, now_wall);
+    if (p->st.corr)
+        rf_correlator_tick(p->st.corr, now_mono);
+    if (p->st.agg && now_mono >= p->next_agg_tick) {
+        rf_aggregator_tick(p->st.agg, now_wall);
         p->next_agg_tick = now_mono + PIPE_AGG_TICK_NS;
     }
     if (p->store)
@@ -434,19 +457,97 @@ uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
     return work;
 }
 
-void rf_pipeline_drain(rf_pipeline *p)
+/* Emits what the stages hold (open windows, correlation groups, batches)
+ * into the current sinks and flushes them once (no waiting). */
+static void stages_drain(rf_pipeline *p)
 {
     p->now_mono = rf_clock_mono_ns();
-    if (p->agg)
-        rf_aggregator_flush(p->agg);
-    if (p->corr)
-        rf_correlator_drain(p->corr, p->now_mono);
-    for (uint32_t j = 0; j < p->n_sinks; j++) {
-        pipe_sink *s = p->sinks[j];
+    if (p->st.agg)
+        rf_aggregator_flush(p->st.agg);
+    if (p->st.corr)
+        rf_correlator_drain(p->st.corr, p->now_mono);
+    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
+        pipe_sink *s = p->st.sinks[j];
         if (s->batcher)
             rf_batcher_flush(s->batcher, p->now_mono);
         if (s->sink)
             rf_sink_flush(s->sink, p->now_mono);
+    }
+}
+
+/* On the worker: a reload's stages replace the running ones. What the old
+ * ones hold leaves through the old sinks first (a forwarder's bytes not yet
+ * taken by the kernel go with its final non-blocking flush in
+ * rf_sink_free); every known series is then defined in the new stages, so no
+ * event after the swap meets an unknown route or rule. Aggregation windows
+ * open at the swap are emitted early (flushed), not lost. */
+static uint32_t apply_pending(rf_pipeline *p)
+{
+    /* Pairs with the release in rf_pipeline_publish. */
+    pipe_stages *b = atomic_load_explicit(&p->pending, memory_order_acquire);
+    if (!b)
+        return 0;
+    stages_drain(p);
+    pipe_stages old = p->st;
+    p->st = *b;
+    uint32_t n = rf_series_table_count(p->series);
+    for (uint32_t slot = 0; slot < n; slot++) {
+        const rf_series_key *k = rf_series_table_key(p->series, (int32_t)slot);
+        if (!k)
+            continue;
+        if (p->st.router)
+            rf_router_define(p->st.router, (int32_t)slot, k);
+        if (p->st.alerts)
+            rf_alerts_define(p->st.alerts, (int32_t)slot, k);
+        if (p->st.corr)
+            rf_correlator_define(p->st.corr, (int32_t)slot, k);
+    }
+    stages_free(&old);
+    free(b);
+    /* Pairs with the acquire in rf_pipeline_applied. */
+    atomic_store_explicit(&p->pending, NULL, memory_order_release);
+    return 1;
+}
+
+void rf_pipeline_drain(rf_pipeline *p)
+{
+    apply_pending(p);
+    p->now_mono = rf_clock_mono_ns();
+    if (p->st.agg)
+        rf_aggregator_flush(p->st.agg);
+    if (p->st.corr)
+        rf_correlator_drain(p->st.corr, p->now_mono);
+    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
+        pipe_sink *s = p->st.sinks[j];
+        if (s->batcher)
+            rf_batcher_flush(s->batcher, p->now_mono);
+        if (!s->sink)
+            continue;
+        /* A downstream that is still taking bytes gets a short grace (while
+         * it makes progress, at most PIPE_DRAIN_GRACE_NS); what it never took
+         * is counted as dropped here, before the final summary, instead of
+         * vanishing with the sink's buffer (reliability: loss accounting). */
+        int64_t deadline = p->now_mono + PIPE_DRAIN_GRACE_NS, last_progress = p->now_mono;
+        uint32_t pending = rf_sink_pending(s->sink);
+        for (;;) {
+            int64_t now = rf_clock_mono_ns();
+            rf_sink_flush(s->sink, now);
+            uint32_t left = rf_sink_pending(s->sink);
+            if (left == 0 || now >= deadline)
+                break;
+            if (left < pending)
+                last_progress = now;
+            else if (now - last_progress >= PIPE_DRAIN_STALL_NS)
+                break;
+            pending = left;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        uint64_t lost = rf_sink_discard_pending(s->sink);
+        if (lost)
+            rf_log_warn("pipeline", "worker-%u sink %s: %lu queued lines not taken by the "
+                        "downstream at shutdown (counted as disconnected)", p->index,
+                        rf_sink_name(s->sink), (unsigned long)lost);
     }
     if (p->store) {
         uint64_t ticket = 0;
@@ -471,7 +572,7 @@ static const char *namer_series_text(void *ctx, uint64_t series_id, uint32_t *le
 static const char *namer_rule_name(void *ctx, uint32_t rule_id)
 {
     rf_pipeline *p = ctx;
-    return p->alerts ? rf_alerts_rule_name(p->alerts, rule_id) : NULL;
+    return p->st.alerts ? rf_alerts_rule_name(p->st.alerts, rule_id) : NULL;
 }
 
 static const rf_series_key *router_key(void *ctx, int32_t slot)
@@ -480,25 +581,31 @@ static const rf_series_key *router_key(void *ctx, int32_t slot)
     return rf_series_table_key(p->series, slot);
 }
 
-int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_shard *store,
-                    rf_pipeline **out, rf_err *err)
+static void stages_free(pipe_stages *st)
 {
-    rf_pipeline *p = aligned_alloc(64, (sizeof(*p) + 63) & ~(size_t)63);
-    if (!p)
-        return rf_err_set(err, ENOMEM, "pipeline %u: out of memory", index);
-    memset(p, 0, sizeof(*p));
-    p->ps = ps;
-    p->index = index;
-    p->store = store;
-    rf_hist_init(&p->critical_path);
-    int rc = 0;
-    uint32_t max_series = ps->max_series ? ps->max_series : RF_PIPELINE_DEFAULT_MAX_SERIES;
-    p->series = rf_series_table_new(max_series);
-    if (!p->series) {
-        rc = rf_err_set(err, ENOMEM, "pipeline %u: out of memory for %u series", index, max_series);
-        goto fail;
+    rf_aggregator_free(st->agg);
+    rf_correlator_free(st->corr);
+    rf_alerts_free(st->alerts);
+    rf_router_free(st->router);
+    for (uint32_t j = 0; j < st->n_sinks; j++) {
+        pipe_sink *s = st->sinks[j];
+        rf_batcher_free(s->batcher);
+        rf_sink_free(s->sink);
+        free(s);
     }
+    memset(st, 0, sizeof(*st));
+}
 
+/* Builds every replaceable stage of pipeline p from ps into st (zeroed).
+ * Runs on the control thread: it only reads p's constant parts (index,
+ * max_series, the series table's address). */
+static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_stages *st,
+                        rf_err *err)
+{
+    memset(st, 0, sizeof(*st));
+    st->ps = ps;
+    const uint32_t index = p->index, max_series = p->max_series;
+    int rc = 0;
     const rf_sink_namer namer = {
         .series_text = namer_series_text, .rule_name = namer_rule_name, .ctx = p};
     for (uint32_t j = 0; j < ps->sinks.n; j++) {
@@ -507,7 +614,7 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
             rc = rf_err_set(err, ENOMEM, "pipeline %u: out of memory for sinks", index);
             goto fail;
         }
-        p->sinks[p->n_sinks++] = s;
+        st->sinks[st->n_sinks++] = s;
         s->p = p;
         s->id = j;
         s->is_store = ps->sinks.sinks[j].type == RF_SINK_STORE;
@@ -525,44 +632,69 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
 
     if (ps->routes.cfg.n_routes) {
         const rf_router_config rcfg = router_config_of(ps);
-        if ((rc = rf_router_new(&rcfg, max_series, &p->router, err)) < 0)
+        if ((rc = rf_router_new(&rcfg, max_series, &st->router, err)) < 0)
             goto fail;
-        rf_router_set_key_source(p->router, router_key, p);
+        rf_router_set_key_source(st->router, router_key, p);
     }
     const rf_emitter derived = {.emit = derived_emit, .ctx = p};
     if (ps->alerts.cfg.n_rules) {
-        if ((rc = rf_alerts_new(&ps->alerts.cfg, max_series, derived, &p->alerts, err)) < 0)
+        if ((rc = rf_alerts_new(&ps->alerts.cfg, max_series, derived, &st->alerts, err)) < 0)
             goto fail;
-        if (p->router) {
+        if (st->router) {
             const char *names[1024];
-            uint32_t n = rf_alerts_rule_count(p->alerts);
+            uint32_t n = rf_alerts_rule_count(st->alerts);
             for (uint32_t i = 0; i < n && i < 1024; i++)
-                names[i] = rf_alerts_rule_name(p->alerts, i);
-            if ((rc = rf_router_bind_names(p->router, RF_SUBJ_ALERT, names, n < 1024 ? n : 1024,
+                names[i] = rf_alerts_rule_name(st->alerts, i);
+            if ((rc = rf_router_bind_names(st->router, RF_SUBJ_ALERT, names, n < 1024 ? n : 1024,
                                            err)) < 0)
                 goto fail;
         }
     }
-    {
-        /* Always on: events carrying a correlation id are grouped whatever
-         * the patterns (the seed's id table), at no cost to the others. */
-        if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &p->corr, err)) < 0)
+    /* Always on: events carrying a correlation id are grouped whatever the
+     * patterns (the seed's id table), at no cost to the others. */
+    if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0)
+        goto fail;
+    if (st->router) {
+        uint32_t n = 0;
+        const char *const *names = rf_correlator_names(st->corr, &n);
+        if ((rc = rf_router_bind_names(st->router, RF_SUBJ_CORRELATED, names, n, err)) < 0)
             goto fail;
-        if (p->router) {
-            uint32_t n = 0;
-            const char *const *names = rf_correlator_names(p->corr, &n);
-            if ((rc = rf_router_bind_names(p->router, RF_SUBJ_CORRELATED, names, n, err)) < 0)
-                goto fail;
-        }
     }
     if (ps->aggregation.n_rules) {
-        p->agg = rf_aggregator_new(&ps->aggregation, p->series,
-                                   (rf_emitter){.emit = agg_emit, .ctx = p}, err);
-        if (!p->agg) {
+        st->agg = rf_aggregator_new(&ps->aggregation, p->series,
+                                    (rf_emitter){.emit = agg_emit, .ctx = p}, err);
+        if (!st->agg) {
             rc = -(err && err->code ? err->code : EINVAL);
             goto fail;
         }
     }
+    return 0;
+fail:
+    stages_free(st);
+    return rc;
+}
+
+int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_shard *store,
+                    rf_pipeline **out, rf_err *err)
+{
+    rf_pipeline *p = aligned_alloc(64, (sizeof(*p) + 63) & ~(size_t)63);
+    if (!p)
+        return rf_err_set(err, ENOMEM, "pipeline %u: out of memory", index);
+    memset(p, 0, sizeof(*p));
+    p->index = index;
+    p->store = store;
+    atomic_init(&p->pending, NULL);
+    rf_hist_init(&p->critical_path);
+    int rc = 0;
+    p->max_series = ps->max_series ? ps->max_series : RF_PIPELINE_DEFAULT_MAX_SERIES;
+    p->series = rf_series_table_new(p->max_series);
+    if (!p->series) {
+        rc = rf_err_set(err, ENOMEM, "pipeline %u: out of memory for %u series", index,
+                        p->max_series);
+        goto fail;
+    }
+    if ((rc = stages_build(p, ps, &p->st, err)) < 0)
+        goto fail;
 
     char labels[32];
     snprintf(labels, sizeof(labels), "worker=\"%u\"", index);
@@ -588,19 +720,53 @@ fail:
     return rc;
 }
 
+int rf_pipeline_prepare(rf_pipeline *p, const rf_pipeline_settings *ps, rf_err *err)
+{
+    pipe_stages *b = calloc(1, sizeof(*b));
+    if (!b)
+        return rf_err_set(err, ENOMEM, "pipeline %u: out of memory", p->index);
+    int rc = stages_build(p, ps, b, err);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    p->prepared = b;
+    return 0;
+}
+
+void rf_pipeline_discard_prepared(rf_pipeline *p)
+{
+    if (p->prepared) {
+        stages_free(p->prepared);
+        free(p->prepared);
+        p->prepared = NULL;
+    }
+}
+
+void rf_pipeline_publish(rf_pipeline *p)
+{
+    pipe_stages *b = p->prepared;
+    p->prepared = NULL;
+    /* Pairs with the acquire in apply_pending: the built stages are visible. */
+    atomic_store_explicit(&p->pending, b, memory_order_release);
+}
+
+bool rf_pipeline_applied(const rf_pipeline *p)
+{
+    /* Pairs with the release store of NULL in apply_pending. */
+    return atomic_load_explicit(&p->pending, memory_order_acquire) == NULL;
+}
+
 void rf_pipeline_free(rf_pipeline *p)
 {
     if (!p)
         return;
-    rf_aggregator_free(p->agg);
-    rf_correlator_free(p->corr);
-    rf_alerts_free(p->alerts);
-    rf_router_free(p->router);
-    for (uint32_t j = 0; j < p->n_sinks; j++) {
-        pipe_sink *s = p->sinks[j];
-        rf_batcher_free(s->batcher);
-        rf_sink_free(s->sink);
-        free(s);
+    stages_free(&p->st);
+    rf_pipeline_discard_prepared(p);
+    pipe_stages *pending = atomic_load_explicit(&p->pending, memory_order_acquire);
+    if (pending) {
+        stages_free(pending);
+        free(pending);
     }
     rf_series_table_free(p->series);
     free(p);
@@ -629,9 +795,9 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
                 (unsigned long)st.series_rejected, (unsigned long)st.to_critical_sinks,
                 (unsigned long)st.to_standard_sinks, (unsigned long)st.to_store,
                 (unsigned long)st.store_rejected, (unsigned long)st.unrouted);
-    if (p->agg) {
+    if (p->st.agg) {
         rf_agg_stats a;
-        rf_aggregator_stats_read(p->agg, &a);
+        rf_aggregator_stats_read(p->st.agg, &a);
         rf_log_info("pipeline",
                     "worker-%u aggregation final: events=%lu applied=%lu unmatched=%lu "
                     "late_dropped=%lu late_to_current=%lu windows=%lu aggregates=%lu "
@@ -642,8 +808,8 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
                     (unsigned long)a.aggregates, (unsigned long)a.states_full,
                     (unsigned long)a.invalid_value);
     }
-    for (uint32_t j = 0; j < p->n_sinks; j++) {
-        const pipe_sink *s = p->sinks[j];
+    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
+        const pipe_sink *s = p->st.sinks[j];
         if (!s->sink)
             continue;
         rf_sink_stats ss;
@@ -665,12 +831,12 @@ const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p)
 
 uint32_t rf_pipeline_sink_count(const rf_pipeline *p)
 {
-    return p->n_sinks;
+    return p->st.n_sinks;
 }
 
 const rf_sink *rf_pipeline_sink(const rf_pipeline *p, uint32_t i)
 {
-    return i < p->n_sinks ? p->sinks[i]->sink : NULL;
+    return i < p->st.n_sinks ? p->st.sinks[i]->sink : NULL;
 }
 
 const rf_series_table *rf_pipeline_series(const rf_pipeline *p)
@@ -694,21 +860,21 @@ void rf_pipeline_measurements(const rf_pipeline *p, rf_pipeline_measurement_fn f
 void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    if (p->router) {
+    if (p->st.router) {
         out->has_router = true;
-        rf_router_stats_read(p->router, &out->router);
+        rf_router_stats_read(p->st.router, &out->router);
     }
-    if (p->agg) {
+    if (p->st.agg) {
         out->has_aggregation = true;
-        rf_aggregator_stats_read(p->agg, &out->aggregation);
+        rf_aggregator_stats_read(p->st.agg, &out->aggregation);
     }
-    if (p->alerts) {
+    if (p->st.alerts) {
         out->has_alerts = true;
-        rf_alerts_stats_read(p->alerts, &out->alerts);
+        rf_alerts_stats_read(p->st.alerts, &out->alerts);
     }
-    if (p->corr) {
+    if (p->st.corr) {
         out->has_correlation = true;
-        rf_correlator_stats_read(p->corr, &out->correlation);
+        rf_correlator_stats_read(p->st.corr, &out->correlation);
     }
     rf_series_table_stats_read(p->series, &out->series);
 }

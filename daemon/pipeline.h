@@ -80,6 +80,17 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
                     rf_pipeline **out, rf_err *err);
 void rf_pipeline_free(rf_pipeline *p);
 
+/* Reload (control thread): builds the replaceable stages (sinks, batchers,
+ * router, rules, correlation, aggregation) from ps, which must outlive them;
+ * publishes them to the worker, which swaps at its next tick; applied says
+ * when the swap is done (the old stages freed). A failed prepare leaves the
+ * running stages alone; discard drops a prepared set never published.
+ * pipeline.max_series is the series table's size and does not change. */
+int rf_pipeline_prepare(rf_pipeline *p, const rf_pipeline_settings *ps, rf_err *err);
+void rf_pipeline_discard_prepared(rf_pipeline *p);
+void rf_pipeline_publish(rf_pipeline *p);
+bool rf_pipeline_applied(const rf_pipeline *p);
+
 /* Worker thread. */
 void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);
 /* Time-driven work; cheap when nothing is due. Returns work done. */

@@ -19,6 +19,8 @@
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 #include "daemon/pipeline.h"
+#include "core/worker/worker.h"
+#include "storage/store/store.h"
 
 #define RF_SHARD_TICK_NS (10 * RF_NS_PER_MS)
 /* Events a parse context collects before handing them to dispatch. */
@@ -48,6 +50,13 @@ struct rf_shard {
 
     rf_pipeline *pipeline;
     int64_t next_tick_ns;
+
+    /* The storage shard's health for /health and `show workers`: a write
+     * error stops the shard persisting (storage/store/io.c), which the
+     * store does not report as a component itself; the worker marks this
+     * component failed on its next tick (reliability: faults are reported). */
+    rf_store_shard *store;
+    rf_component *store_component;
 };
 
 /* ---- ingest ------------------------------------------------------------- */
@@ -240,6 +249,16 @@ int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
     int rc = 0;
     if ((rc = rf_pipeline_new(&settings->pipeline, index, store, &s->pipeline, err)) < 0)
         goto fail;
+    if (store) {
+        char name[32];
+        snprintf(name, sizeof(name), "store-shard-%u", index);
+        s->store = store;
+        s->store_component = rf_component_register("storage", name);
+        if (s->store_component) {
+            rf_component_transition(s->store_component, RF_STATE_CONFIGURING, NULL);
+            rf_component_transition(s->store_component, RF_STATE_RUNNING, NULL);
+        }
+    }
     if ((rc = shard_add_inputs(s, settings, err)) < 0)
         goto fail;
     if (dpdk && (rc = shard_add_dpdk_inputs(s, settings, dpdk, err)) < 0)
@@ -328,6 +347,17 @@ uint32_t rf_shard_tick(rf_shard *s)
     if (now < s->next_tick_ns)
         return 0;
     s->next_tick_ns = now + RF_SHARD_TICK_NS;
+    if (s->store_component && rf_component_state(s->store_component) == RF_STATE_RUNNING) {
+        rf_store_shard_stats st;
+        rf_store_shard_stats_read(s->store, &st);
+        if (st.write_errors) {
+            char reason[RF_COMPONENT_REASON_MAX];
+            snprintf(reason, sizeof(reason),
+                     "write error: shard stopped persisting (%lu blocks lost so far; see log)",
+                     (unsigned long)st.dropped_io_error);
+            rf_component_transition(s->store_component, RF_STATE_FAILED, reason);
+        }
+    }
     return rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
 }
 

@@ -342,6 +342,18 @@ void rf_sink_free(rf_sink *s)
     free(s);
 }
 
+uint64_t rf_sink_discard_pending(rf_sink *s)
+{
+    /* Every queued line ends in '\n', the one being sent included (head may
+     * be inside it), so the newlines in [head, tail) are the lines lost. */
+    uint64_t lines = 0;
+    for (uint32_t i = s->head; i < s->tail; i++)
+        lines += s->buf[i] == '\n';
+    s->st.drop_disconnected += lines;
+    s->head = s->tail = 0;
+    return lines;
+}
+
 const char *rf_sink_name(const rf_sink *s)
 {
     return s->name;

@@ -33,8 +33,9 @@
  *
  * Loss is counted, never silent
  *   queue_full    the buffer had no room for the line
- *   disconnected  the forwarder's circuit breaker was open (fail fast), or the
- *                 rest of a line cut by a connection loss
+ *   disconnected  the forwarder's circuit breaker was open (fail fast), the
+ *                 rest of a line cut by a connection loss, or a line still
+ *                 queued when the engine stopped (rf_sink_discard_pending)
  *   unsupported   a value the format cannot express (string hashes in LP)
  *   oversize      a line longer than a datagram (UDP)
  *   io_error      the JSON sink's write failed with a hard error (buffer dropped)
@@ -157,6 +158,11 @@ int rf_sink_flush(rf_sink *s, int64_t now_ns);
 
 /* Bytes still queued. */
 uint32_t rf_sink_pending(const rf_sink *s);
+
+/* Shutdown: counts every line still queued (a partly sent one included) as
+ * dropped (disconnected) and empties the queue, so that what a downstream
+ * never took is counted before the final summary. Returns the lines dropped. */
+uint64_t rf_sink_discard_pending(rf_sink *s);
 
 const char *rf_sink_name(const rf_sink *s);
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);

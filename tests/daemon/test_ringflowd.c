@@ -141,12 +141,16 @@ static void test_sighup_bad_config_keeps_running(void **state)
     assert_true(tproc_wait_log(&p, "reload refused, the running configuration stays", 10000));
     assert_int_equal(kill(p.pid, 0), 0); /* still alive */
 
-    /* A pipeline change is valid but applies only at start: named, not ignored. */
+    /* A pipeline change applies live; its table size (max_series) cannot and
+     * is named. */
     char changed[2048];
-    snprintf(changed, sizeof(changed), "%spipeline:\n  batch: {max_events: 5}\n", run_config());
+    snprintf(changed, sizeof(changed), "%spipeline:\n  batch: {max_events: 5}\n  max_series: 1000\n",
+             run_config());
     tproc_write_file("reload.yaml", changed);
     kill(p.pid, SIGHUP);
-    assert_true(tproc_wait_log(&p, "need a restart and were left as they are: pipeline", 10000));
+    assert_true(tproc_wait_log(
+        &p, "need a restart and were left as they are: pipeline.max_series (1048576 -> 1000)",
+        10000));
 
     /* A valid change that needs a restart is reported, not silently ignored. */
     tproc_write_file("reload.yaml", "engine:\n  workers: 1\n  data_dir: ./data-run\n  run_dir: ./run-run\nlog:\n  level: debug\n");
