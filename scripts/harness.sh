@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The end-to-end harness: builds ringflow (release), then drives a real
+# ringflowd with `ringflow load` at a list of offered rates and, for each,
+# reports delivered events/s, loss by place (generator send errors, kernel
+# drops, ring drops, parser rejects), critical-path latency p50/p99/p99.9/max
+# (rf_probe lines routed to a critical UDP sink the harness reads), CPU
+# seconds per million events and peak RSS. Then it sends the same stream to
+# VictoriaMetrics (Debian package victoria-metrics) and to ringflow over TCP
+# and compares ingest rate, bytes/point on disk and CPU per point.
+#
+# Usage: scripts/harness.sh [--build-dir DIR] [OPTIONS]
+#   --rates 50k,500k,1M,2M,max   offered rates (default); max = generator's ceiling
+#   --duration SECONDS           load per rate (default 10)
+#   --quick                      CI-sized: 50k,500k,max for 2 s each
+#   --series N --tags N          the stream's shape (default 1000 series, 3 tags)
+#   --sockets N                  generator source ports (default 16)
+#   --workers N --no-pin         the engine's workers (default 2, pinned)
+#   --no-peer                    skip VictoriaMetrics
+#   --peer-duration SECONDS      comparison length (default: --duration)
+#   --peer-sockets N             TCP connections in the comparison (default 4)
+#   --out DIR                    results directory (default bench/harness/results)
+#   --keep                       keep the temporary work dir (configs, daemon logs)
+#
+# Output in the results directory: results.json (every figure and the raw
+# counters), throughput.png, latency.png, summary.md (Markdown for
+# docs/PERFORMANCE.md; also printed). Exit 0 when every rate ran.
+#
+# The build directory defaults to ./build; it is configured (release) when
+# missing. Set RF_SKIP_BUILD=1 to use it as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build=build
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build="$2"; shift 2 ;;
+    --build-dir=*) build="${1#*=}"; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+if [ "${RF_SKIP_BUILD:-0}" != 1 ]; then
+  if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" --buildtype=release >/dev/null
+  fi
+  ninja -C "$build" daemon/ringflowd tools/ringflow >/dev/null
+fi
+exec python3 bench/harness/harness.py --build-dir "$build" "${args[@]}"
