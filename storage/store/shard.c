@@ -185,6 +185,25 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
         sh->full_pending--;
     }
     uint32_t n = s->n;
+    /* Points of one series can arrive slightly out of time order (two
+     * workers receive it, each stamping receipt time, and one hands its
+     * events over a ring): sort the buffer here rather than cut a block at
+     * every inversion, which made blocks of a few dozen points. Insertion
+     * sort is stable (equal times keep arrival order) and linear on the
+     * nearly sorted buffers this sees. */
+    if (s->unsorted) {
+        for (uint32_t i = 1; i < n; i++) {
+            rf_store_point x = s->pts[i];
+            uint32_t j = i;
+            while (j > 0 && s->pts[j - 1].t > x.t) {
+                s->pts[j] = s->pts[j - 1];
+                j--;
+            }
+            s->pts[j] = x;
+        }
+        s->unsorted = false;
+        rf_store_count(&sh->out_of_order_cuts, 1);
+    }
     /* The buffer interleaves (time, value) so that an append touches one
      * cache line; the encoder wants columns. */
     for (uint32_t i = 0; i < n; i++) {
@@ -255,19 +274,18 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
     uint32_t cap = sh->store->cfg.block_points;
     if (s->n) {
         bool full = s->n == cap;
-        bool disorder = ev->event_time_ns < s->pts[s->n - 1].t || ev->value_type != s->value_type;
-        if (full || disorder) {
+        bool other_type = ev->value_type != s->value_type;
+        if (full || other_type) {
             /* Without a slot the point cannot go anywhere: the buffer is
-             * full, or the point cannot join it (encoders need sorted times
-             * and one value type per block). */
+             * full, or the point cannot join it (one value type per block). */
             if (cut(sh, s) < 0) {
                 rf_store_count(&sh->dropped_backpressure, 1);
                 return -ENOBUFS;
             }
-            if (!full)
-                rf_store_count(&sh->out_of_order_cuts, 1);
         }
     }
+    if (s->n && ev->event_time_ns < s->pts[s->n - 1].t)
+        s->unsorted = true; /* sorted at the cut */
     if (__builtin_expect(s->n == s->cap, 0) && grow(s, cap) < 0) {
         /* no memory to grow: make room by cutting what is there */
         if (cut(sh, s) < 0) {

@@ -107,7 +107,7 @@ typedef struct rf_store_shard_stats {
     uint64_t dropped_backpressure; /* points dropped because their series' buffer was full */
     uint64_t dropped_unknown_series;
     uint64_t dropped_encode_error;
-    uint64_t out_of_order_cuts;    /* a point older than the buffer's last one forced a cut */
+    uint64_t out_of_order_cuts;    /* blocks whose points arrived out of time order (sorted at the cut) */
     uint64_t blocks_written;       /* by the I/O thread */
     uint64_t bytes_written;
     uint64_t fsyncs;

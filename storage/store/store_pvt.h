@@ -64,6 +64,7 @@ typedef struct rf_store_series {
     uint32_t cap;               /* points ts/bits can hold now (<= block_points) */
     uint8_t value_type;
     bool cut_refused;           /* full, and its cut found no slot (counted in full_pending) */
+    bool unsorted;              /* a point arrived older than the one before: sort at the cut */
     int64_t opened_ns;          /* shard->now when the first buffered point arrived */
     struct rf_store_series *prev, *next; /* non-empty buffers, oldest first */
 } rf_store_series;
