@@ -1,0 +1,75 @@
+/* Helpers for the real-client tests: find and run third-party programs
+ * (collectd, node) with deadlines, talk to ringflowd's outputs (the store
+ * through `ringflow query`, JSON-lines sinks, the stats socket) and compare
+ * exactly. Built on tests/daemon/daemon_proc.h (temp dir, ringflowd). */
+#ifndef RF_TESTS_CLIENTS_CLIENT_UTIL_H
+#define RF_TESTS_CLIENTS_CLIENT_UTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon_proc.h"
+
+/* meson reports a test that exits 77 as SKIP. */
+#define CU_EXIT_SKIP 77
+
+/* The first executable `name` in $PATH, /usr/sbin or /sbin; NULL if none.
+ * Returns a static buffer (one per call site is enough: copy if needed). */
+const char *cu_find_program(const char *name);
+
+/* The directory of this folder's sources (RF_CLIENTS_DIR, set by meson). */
+const char *cu_clients_dir(void);
+
+/* 1 when tests/clients/node_modules/<module>/package.json exists. */
+int cu_node_module_present(const char *module);
+
+/* Spawns argv (argv[0] a path) with cwd = the temp dir, stdout/stderr to
+ * <tmp>/<tag>.out / <tag>.err. */
+pid_t cu_spawn(const char *tag, const char *const *argv);
+/* Waits up to timeout_ms: the exit code, 128+signal, or -1 (then SIGKILLed). */
+int cu_wait(pid_t pid, int timeout_ms);
+/* SIGTERM, then wait up to timeout_ms (SIGKILL after). */
+int cu_stop(pid_t pid, int timeout_ms);
+/* The captured output of a spawned tag ("out" or "err"), malloc'd (tests
+ * may leak it: they are short processes). */
+char *cu_output(const char *tag, const char *stream);
+
+/* cmocka teardown: SIGKILLs whatever cu_spawn / cu_daemon_start started
+ * and was not reaped (a failed assertion jumps past the normal stop). */
+int cu_kill_children(void **state);
+
+/* Writes the config, starts ringflowd on it and waits for "running:". */
+void cu_daemon_start(proc *d, const char *config_name, const char *config_text);
+/* SIGTERM (drain: rings, aggregator windows, sinks, store) and exit 0. */
+void cu_daemon_stop(proc *d);
+
+/* `ringflow <args>` in the temp dir (args is passed to sh: quote it);
+ * returns a malloc'd stdout. Fails the test on a non-zero exit. */
+char *cu_ringflow(const char *args);
+/* `ringflow query --dir ./data/store <args>`. */
+char *cu_query(const char *args);
+
+/* Lines of text that are exactly `line` (whole-line match). */
+int cu_count_line(const char *text, const char *line);
+/* Fails with the whole text when `line` is not a line of it exactly once. */
+void cu_expect_line(const char *text, const char *line);
+/* Number of lines (a missing final '\n' still counts the last line). */
+int cu_count_lines(const char *text);
+/* Occurrences of needle. */
+int cu_count(const char *text, const char *needle);
+
+/* Polls <tmp>/<name> until it has at least `lines` lines; returns the count
+ * reached (less than `lines` on timeout). */
+int cu_wait_file_lines(const char *name, int lines, int timeout_ms);
+
+/* JSON-lines sink output: the line whose "series" is exactly `series`
+ * (exactly one such line, else the test fails); returns its "value" and
+ * copies its "time" text into time_out (64 bytes) when not NULL. */
+double cu_json_value(const char *text, const char *series, char *time_out);
+
+/* Wall-clock ns now. */
+int64_t cu_now_ns(void);
+/* RFC 3339 with nanoseconds, as the JSON sink writes times. */
+void cu_rfc3339(int64_t ns, char out[64]);
+
+#endif
