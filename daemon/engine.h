@@ -63,6 +63,21 @@ struct rf_store *rf_engine_store(const rf_engine *e);
 int rf_engine_views_register(rf_engine *e, rf_err *err);
 void rf_engine_views_unregister(void);
 
+/* Every loss in the engine, totalled by where and why it happened (control
+ * thread; recent values of single-writer counters). */
+typedef struct rf_engine_drops {
+    uint64_t kernel;          /* UDP receive queues overflowed (per listener, SO_RXQ_OVFL) */
+    uint64_t rejected_lines;  /* parser rejects, all reasons */
+    uint64_t ring_full;       /* drop_newest drops between workers */
+    uint64_t unknown_series;  /* events whose series definition never arrived */
+    uint64_t cardinality;     /* series refused by pipeline.max_series */
+    uint64_t unrouted;        /* events no route took */
+    uint64_t store;           /* points the storage shards refused (back-pressure, errors) */
+    uint64_t sinks;           /* events sinks dropped (queue full, disconnected, ...) */
+    uint64_t dpdk;            /* frames the DPDK queues dropped, all reasons */
+} rf_engine_drops;
+void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out);
+
 /* One line: NUMA nodes, the rule used and each worker's CPU and node. */
 const char *rf_engine_placement(const rf_engine *e);
 

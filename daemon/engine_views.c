@@ -360,6 +360,43 @@ static int show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
     return 0;
 }
 
+void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+        const rf_shard *s = rf_engine_shard(e, wi);
+        rf_engine_worker_stats ws;
+        rf_engine_worker_stats_read(e, wi, &ws);
+        out->ring_full += ws.dropped_ring_full;
+        for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
+            out->rejected_lines += rf_parse_counter(rf_shard_input_parser(s, i), RF_PC_LINES_REJECTED);
+            const rf_listener *l = rf_shard_input_listener(s, i);
+            if (l)
+                out->kernel += rf_listener_counter(l, RF_LC_KERNEL_DROPS);
+        }
+        for (uint32_t q = 0; q < rf_shard_dpdk_queue_count(s); q++)
+            for (int c = RF_DC_DROP_FIRST; c < RF_DC__COUNT; c++)
+                out->dpdk += rf_dpdk_queue_counter(rf_shard_dpdk_queue(s, q),
+                                                   (enum rf_dpdk_counter_id)c);
+        const rf_pipeline *p = rf_shard_pipeline(s);
+        rf_pipeline_stats ps;
+        rf_pipeline_stats_read(p, &ps);
+        out->unknown_series += ps.unknown_series;
+        out->cardinality += ps.series_rejected;
+        out->unrouted += ps.unrouted;
+        out->store += ps.store_rejected;
+        for (uint32_t j = 0; j < rf_pipeline_sink_count(p); j++) {
+            const rf_sink *sk = rf_pipeline_sink(p, j);
+            if (!sk)
+                continue;
+            rf_sink_stats ss;
+            rf_sink_stats_read(sk, &ss);
+            out->sinks += ss.drop_queue_full + ss.drop_disconnected + ss.drop_unsupported +
+                          ss.drop_oversize + ss.drop_io_error;
+        }
+    }
+}
+
 int rf_engine_views_register(rf_engine *e, rf_err *err)
 {
     int rc;

@@ -161,30 +161,44 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
         return rc;
     ps.batch.interval_ns = (int64_t)interval;
 
-    if (!rf_cfg_has(pipeline, "sinks") && !rf_cfg_has(pipeline, "routes")) {
+    /* Sinks and routes fall back to the documented defaults when left out:
+     * routes alone use the default sinks (store, alerts); sinks alone are an
+     * error (no route would reach them). */
+    {
+        bool own_sinks = rf_cfg_has(pipeline, "sinks"), own_routes = rf_cfg_has(pipeline, "routes");
+        if (own_sinks && !own_routes) {
+            rc = rf_cfg_fail_key(pipeline, "sinks", err,
+                                 "sinks are configured but no routes, so nothing would reach them: "
+                                 "add pipeline.routes, e.g. [{subject: \"telemetry.>\", sinks: [...]}]");
+            goto fail;
+        }
         rf_cfg_doc *def = NULL;
         const rf_cfg_node *dp = NULL;
-        char text[sizeof(k_default_routing) + 4200];
-        int tlen = snprintf(text, sizeof(text), k_default_routing, data_dir);
-        if ((rc = rf_cfg_load_string(text, (size_t)tlen, "<default routing>", &def, err)) < 0)
-            goto fail;
-        rc = rf_cfg_map(rf_cfg_root(def), "pipeline", &dp, err);
+        if (!own_sinks || !own_routes) {
+            char text[sizeof(k_default_routing) + 4200];
+            int tlen = snprintf(text, sizeof(text), k_default_routing, data_dir);
+            if ((rc = rf_cfg_load_string(text, (size_t)tlen, "<default routing>", &def, err)) < 0)
+                goto fail;
+            if ((rc = rf_cfg_map(rf_cfg_root(def), "pipeline", &dp, err)) < 0) {
+                rf_cfg_free(def);
+                goto fail;
+            }
+        }
+        rc = rf_sink_configs_parse(own_sinks ? pipeline : dp, &ps.sinks, err);
         if (rc == 0)
-            rc = rf_sink_configs_parse(dp, &ps.sinks, err);
-        if (rc == 0)
-            rc = rf_router_config_parse(dp, ps.sinks.names, ps.sinks.n, &ps.routes, err);
-        rf_cfg_free(def);
-        /* The keys of the user's (absent) sections are still declared. */
-        rf_cfg_mark_known(pipeline, "sinks");
-        rf_cfg_mark_known(pipeline, "routes");
-        rf_cfg_mark_known(pipeline, "subjects");
+            rc = rf_router_config_parse(own_routes ? pipeline : dp, ps.sinks.names, ps.sinks.n,
+                                        &ps.routes, err);
+        if (def) {
+            rf_cfg_free(def);
+            /* The user's absent sections are still declared known. */
+            if (!own_sinks)
+                rf_cfg_mark_known(pipeline, "sinks");
+            if (!own_routes)
+                rf_cfg_mark_known(pipeline, "routes");
+            if (!own_routes)
+                rf_cfg_mark_known(pipeline, "subjects");
+        }
         if (rc < 0)
-            goto fail;
-    } else {
-        if ((rc = rf_sink_configs_parse(pipeline, &ps.sinks, err)) < 0)
-            goto fail;
-        if ((rc = rf_router_config_parse(pipeline, ps.sinks.names, ps.sinks.n, &ps.routes, err)) <
-            0)
             goto fail;
     }
     /* Alert rules are checked against the routes (a rule nobody routes is an

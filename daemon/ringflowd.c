@@ -72,6 +72,36 @@ typedef struct control {
 /* Validates and applies the configuration file; the outcome, one line, goes
  * to the log and into msg (for the admin socket's `reload`). Returns 0
  * applied, 1 applied in part, negative refused. */
+/* Every 10 s, a warning naming each kind of loss that grew, so an operator
+ * reading the log learns of drops without polling the stats socket. */
+#define DROP_REPORT_NS (10 * RF_NS_PER_S)
+
+static void report_drops(rf_engine *engine, rf_engine_drops *last)
+{
+    rf_engine_drops now;
+    rf_engine_drops_read(engine, &now);
+    char msg[512];
+    size_t len = 0;
+#define DROP(field, what)                                                                       \
+    if (now.field > last->field && len < sizeof(msg))                                          \
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, " %s=%lu", what,                  \
+                                (unsigned long)(now.field - last->field));
+    DROP(kernel, "kernel_receive_queue")
+    DROP(rejected_lines, "rejected_lines")
+    DROP(ring_full, "ring_full")
+    DROP(unknown_series, "unknown_series")
+    DROP(cardinality, "cardinality_limit")
+    DROP(unrouted, "unrouted")
+    DROP(store, "storage_refused")
+    DROP(sinks, "sink_drops")
+    DROP(dpdk, "dpdk_frames")
+#undef DROP
+    if (len)
+        rf_log_warn(COMPONENT, "in the last 10 s, lost or refused:%s (details: ringflow stat)",
+                    msg);
+    *last = now;
+}
+
 static int reload(control *ctl, char *msg, size_t msg_size)
 {
     rf_settings *next = calloc(1, sizeof(*next));
@@ -238,6 +268,9 @@ int main(int argc, char **argv)
      * counter sample behind the rates the stats socket shows. */
     int exit_code = 0;
     int64_t next_sample = rf_clock_mono_ns() + RF_NS_PER_S;
+    int64_t next_drop_report = rf_clock_mono_ns() + DROP_REPORT_NS;
+    rf_engine_drops drops_seen;
+    rf_engine_drops_read(engine, &drops_seen);
     while (!ctl.stop) {
         struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
                                 {.fd = rf_ops_server_fd(ops), .events = POLLIN}};
@@ -256,6 +289,10 @@ int main(int argc, char **argv)
         if (tick) {
             rf_ops_engine_sample(now);
             next_sample = now + RF_NS_PER_S;
+        }
+        if (now >= next_drop_report) {
+            report_drops(engine, &drops_seen);
+            next_drop_report = now + DROP_REPORT_NS;
         }
         /* On every tick too, so the ops server's timeouts run when its
          * sockets are quiet. */
@@ -280,6 +317,7 @@ int main(int argc, char **argv)
 
     /* The ops sockets close first (their views read the engine), then the
      * engine drains. */
+    report_drops(engine, &drops_seen);
     rf_ops_server_stop(ops);
     rf_engine_views_unregister();
     rf_ops_engine_detach();

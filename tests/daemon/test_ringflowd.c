@@ -71,6 +71,16 @@ static void test_check_config_errors(void **state)
     assert_int_equal(tproc_run((const char *[]){"--check-config", "missing.yaml", NULL}, &p), 3);
     assert_non_null(strstr(tproc_read_file(p.err_path), "missing.yaml"));
 
+    /* Sinks without routes: nothing would reach them, said plainly. */
+    tproc_write_file("sinks-only.yaml", "pipeline:\n  sinks: [{name: x, type: count_only}]\n");
+    assert_int_equal(tproc_run((const char *[]){"--check-config", "sinks-only.yaml", NULL}, &p), 3);
+    assert_non_null(strstr(tproc_read_file(p.err_path),
+                           "sinks-only.yaml:2:10: pipeline.sinks: sinks are configured but no routes"));
+    /* Routes alone use the default sinks (store, alerts). */
+    tproc_write_file("routes-only.yaml",
+                     "pipeline:\n  routes: [{subject: \"telemetry.>\", sinks: [store]}]\n");
+    assert_int_equal(tproc_run((const char *[]){"--check-config", "routes-only.yaml", NULL}, &p), 0);
+
     /* Starting with a bad file must fail the same way, starting nothing. */
     assert_int_equal(tproc_run((const char *[]){"--config", "bad-range.yaml", NULL}, &p), 3);
     assert_null(strstr(tproc_read_file(p.err_path), "running:"));

@@ -306,6 +306,10 @@ static void test_views_and_metrics(void **state)
     assert_non_null(strstr(out, "WORKERS"));
     assert_non_null(strstr(out, "worker-1"));
     assert_non_null(strstr(out, "0->1     [....................]"));
+    /* listener rows carry numbers, storage renders (not "unexpected format") */
+    assert_non_null(strstr(out, "events="));
+    assert_non_null(strstr(out, "kernel_drops="));
+    assert_null(strstr(out, "unexpected format"));
     free(out);
 
     kill(g_pid, SIGTERM);
@@ -342,9 +346,19 @@ static void test_admin_reload_and_shutdown(void **state)
     assert_non_null(strstr(r, "stats.* (sockets, prometheus) need a restart"));
     free(r);
     free(ask(g_admin, "clear counters"));
-    r = ask(g_admin, "shutdown");
-    assert_string_equal(r, "ok: draining and stopping\n");
-    free(r);
+    /* the same through the CLI: exit 0 on ok, 1 on an error reply */
+    int status;
+    char *out = run_cli(&status, "admin", "--socket", g_admin, "clear-counters");
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "ok"));
+    free(out);
+    out = run_cli(&status, "admin", "--socket", g_admin, "bogus");
+    assert_int_equal(status, 2);
+    free(out);
+    out = run_cli(&status, "admin", "--socket", g_admin, "shutdown");
+    assert_int_equal(status, 0);
+    assert_string_equal(out, "ok: draining and stopping\n");
+    free(out);
     assert_int_equal(wait_exit(g_pid), 0);
     g_pid = -1;
 }

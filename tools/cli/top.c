@@ -79,10 +79,42 @@ static bool no_data(FILE *f, const rf_json *sec)
 /* Rows of a section whose columns this view does not know in advance
  * (listeners, storage): its first text field, then every *_per_s and
  * dropped* field. */
+/* The numbers worth a glance in a generic row: rates, drops, rejects and
+ * the main totals. */
+static bool glance_key(const char *key)
+{
+    static const char *const exact[] = {"events", "rejected", "kernel_drops", "processed",
+                                        "points_appended", "bytes_written", "segments", "bytes",
+                                        "write_errors", "series"};
+    size_t kl = key ? strlen(key) : 0;
+    if (!kl)
+        return false;
+    if ((kl > 6 && !strcmp(key + kl - 6, "_per_s")) || !strncmp(key, "dropped", 7))
+        return true;
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (!strcmp(key, exact[i]))
+            return true;
+    return false;
+}
+
+static void glance_fields(FILE *f, const rf_json *obj)
+{
+    for (const rf_json *c = obj->child; c; c = c->next)
+        if (c->type == RF_JSON_NUM && glance_key(c->key))
+            fprintf(f, " %s=%.0f", c->key, c->num);
+}
+
+/* A table section (array of rows) or a key/value section (object). */
 static void generic_rows(FILE *f, const rf_json *sec)
 {
     if (no_data(f, sec))
         return;
+    if (sec->type == RF_JSON_OBJ) {
+        fprintf(f, " ");
+        glance_fields(f, sec);
+        fputc('\n', f);
+        return;
+    }
     if (sec->type != RF_JSON_ARR) {
         fprintf(f, "  (unexpected format)\n");
         return;
@@ -94,14 +126,15 @@ static void generic_rows(FILE *f, const rf_json *sec)
                 name = c->str;
                 break;
             }
-        fprintf(f, "  %-24s", name);
-        for (const rf_json *c = row->child; c; c = c->next) {
-            size_t kl = c->key ? strlen(c->key) : 0;
-            if (c->type != RF_JSON_NUM)
-                continue;
-            if ((kl > 6 && !strcmp(c->key + kl - 6, "_per_s")) || !strncmp(c->key, "dropped", 7))
-                fprintf(f, " %s=%.1f", c->key, c->num);
-        }
+        const rf_json *worker = rf_json_get(row, "worker");
+        const rf_json *shard = rf_json_get(row, "shard");
+        if (worker && worker->type == RF_JSON_NUM)
+            fprintf(f, "  w%-2.0f %-20s", worker->num, name);
+        else if (shard && shard->type == RF_JSON_NUM)
+            fprintf(f, "  shard %-18.0f", shard->num);
+        else
+            fprintf(f, "  %-24s", name);
+        glance_fields(f, row);
         fputc('\n', f);
     }
 }
@@ -162,6 +195,9 @@ static void render(FILE *f, const rf_json *root, const char *path)
     generic_rows(f, rf_json_get(root, "listeners"));
     fprintf(f, "\nSTORAGE\n");
     generic_rows(f, rf_json_get(root, "storage"));
+    const rf_json *shards = rf_json_get(root, "storage_shards");
+    if (shards)
+        generic_rows(f, shards);
 
     const rf_json *lat = rf_json_get(root, "latency");
     fprintf(f, "\nLATENCY\n");
