@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "core/config/config.h"
 #include "tools/load/load.h"
 
 #define LOAD_MAX_DGRAMS 64
@@ -288,8 +289,8 @@ static void usage(FILE *out)
             "  --target HOST:PORT     where to send (default 127.0.0.1:8089)\n"
             "  --transport udp|tcp    (default udp)\n"
             "  --protocol influx|statsd|graphite (default influx)\n"
-            "  --rate N               events per second, 0 = as fast as possible (default 100000)\n"
-            "  --duration SECONDS     how long (default 10)\n"
+            "  --rate N               events per second (500k, 2M), 0 = as fast as possible (default 100000)\n"
+            "  --duration TIME        how long: seconds, or 30s, 2m (default 10)\n"
             "  --count N              stop after N events instead\n"
             "  --series N             distinct series (default 1000)\n"
             "  --tags N               tags per series, including series=sN (default 3)\n"
@@ -366,8 +367,25 @@ static int parse_opts(int argc, char **argv, load_opts *o)
             else if (!strcmp(optarg, "const")) o->shape = SHAPE_CONST;
             else { fprintf(stderr, "ringflow load: --shape is walk, counter or const, got '%s'\n", optarg); return 2; }
             break;
-        case 'r': o->rate = strtod(optarg, &end); break;
-        case 'd': o->duration_s = strtod(optarg, &end); break;
+        case 'r':
+            /* 500000, 500k, 1.5M, 2G: events per second. */
+            o->rate = strtod(optarg, &end);
+            if (end != optarg && (*end == 'k' || *end == 'K' || *end == 'M' || *end == 'G') &&
+                end[1] == '\0') {
+                o->rate *= *end == 'G' ? 1e9 : *end == 'M' ? 1e6 : 1e3;
+                end++;
+            }
+            break;
+        case 'd': {
+            /* Seconds, or a duration with a unit as in the configuration (5s, 2m). */
+            uint64_t ns;
+            o->duration_s = strtod(optarg, &end);
+            if (*end && rf_cfg_parse_duration(optarg, &ns) == 0) {
+                o->duration_s = (double)ns / 1e9;
+                end = optarg + strlen(optarg);
+            }
+            break;
+        }
         case 'n': o->count = strtoull(optarg, &end, 10); break;
         case 's': o->series = (uint32_t)strtoul(optarg, &end, 10); break;
         case 'g': o->tags = (uint32_t)strtoul(optarg, &end, 10); break;
