@@ -1,0 +1,296 @@
+#include "tests/reliability/rel_util.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static pid_t g_started[64];
+static int g_n_started;
+
+void rel_start(proc *p, const char *const *args)
+{
+    tproc_start(p, args);
+    if (g_n_started < 64)
+        g_started[g_n_started++] = p->pid;
+}
+
+int rel_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < g_n_started; i++) {
+        if (waitpid(g_started[i], NULL, WNOHANG) == 0) {
+            kill(g_started[i], SIGKILL);
+            waitpid(g_started[i], NULL, 0);
+        }
+    }
+    g_n_started = 0;
+    return 0;
+}
+
+rf_json *rel_show(const char *cmd)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
+    int fd = rf_cli_connect(path);
+    if (fd < 0)
+        return NULL;
+    char *reply = NULL;
+    int rc = rf_cli_request(fd, cmd ? cmd : "show stats json", RF_CLI_TIMEOUT_MS, &reply);
+    close(fd);
+    if (rc < 0 || !reply) {
+        free(reply);
+        return NULL;
+    }
+    char err[256];
+    rf_json *j = rf_json_parse(reply, err, sizeof(err));
+    if (!j)
+        fprintf(stderr, "rel_show %s: %s\n%.400s\n", cmd ? cmd : "stats", err, reply);
+    free(reply);
+    return j;
+}
+
+uint64_t rel_sum_where(const rf_json *doc, const char *table, const char *col,
+                       const char *match_col, const char *match_val)
+{
+    const rf_json *t = rf_json_get(doc, table);
+    if (!t || t->type != RF_JSON_ARR)
+        return 0;
+    double sum = 0;
+    for (const rf_json *row = t->child; row; row = row->next) {
+        if (match_col) {
+            const rf_json *m = rf_json_get(row, match_col);
+            if (!m)
+                continue;
+            char buf[64];
+            const char *v = m->type == RF_JSON_STR ? m->str : buf;
+            if (m->type != RF_JSON_STR)
+                snprintf(buf, sizeof(buf), "%.0f", m->num);
+            if (strcmp(v, match_val) != 0)
+                continue;
+        }
+        sum += rf_json_num(row, col, 0);
+    }
+    return (uint64_t)sum;
+}
+
+uint64_t rel_sum(const rf_json *doc, const char *table, const char *col)
+{
+    return rel_sum_where(doc, table, col, NULL, NULL);
+}
+
+uint64_t rel_obj(const rf_json *doc, const char *obj, const char *key)
+{
+    return (uint64_t)rf_json_num(rf_json_get(doc, obj), key, 0);
+}
+
+static uint64_t fingerprint(const rf_json *d)
+{
+    static const char *const cols[][2] = {
+        {"listeners", "datagrams"}, {"listeners", "reads"},     {"listeners", "kernel_drops"},
+        {"listeners", "lines_ok"},  {"listeners", "rejected"},  {"workers", "processed"},
+        {"workers", "dropped_ring_full"}, {"stages", "processed"}, {"stages", "unknown_series"},
+        {"stages", "to_store"},     {"stages", "store_rejected"}, {"sinks", "accepted"},
+        {"sinks", "lines_out"},     {"sinks", "dropped_queue_full"},
+        {"storage_shards", "points_appended"}, {"storage_shards", "blocks_written"}};
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        h = (h ^ rel_sum(d, cols[i][0], cols[i][1])) * 1099511628211ull;
+    return h;
+}
+
+rf_json *rel_show_settled(int timeout_ms)
+{
+    rf_json *last = NULL;
+    uint64_t prev = 0;
+    int same = 0;
+    for (int t = 0; t < timeout_ms; t += 250) {
+        rf_json *d = rel_show(NULL);
+        if (d) {
+            uint64_t f = fingerprint(d);
+            same = (last && f == prev) ? same + 1 : 0;
+            prev = f;
+            rf_json_free(last);
+            last = d;
+            if (same >= 2)
+                return last;
+        }
+        usleep(250 * 1000);
+    }
+    return last;
+}
+
+uint64_t rel_log_sum(const char *log, const char *needle, const char *key)
+{
+    uint64_t sum = 0;
+    char k[64];
+    snprintf(k, sizeof(k), " %s=", key);
+    for (const char *line = log; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char buf[2048];
+        if (len >= sizeof(buf))
+            len = sizeof(buf) - 1;
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        const char *n = strstr(buf, needle);
+        if (n) {
+            const char *p = strstr(n, k);
+            if (p)
+                sum += strtoull(strchr(p, '=') + 1, NULL, 10);
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return sum;
+}
+
+static struct sockaddr_in loopback(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return sa;
+}
+
+int rel_udp_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = loopback(port);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int rel_tcp_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = loopback(port);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int rel_tcp_listen(int port, int rcvbuf)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    struct sockaddr_in sa = loopback(port);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int rel_fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+long rel_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+char *rel_sh(const char *cmd, int *status)
+{
+    char full[4096];
+    snprintf(full, sizeof(full), "cd '%s' && %s", tproc_dir(), cmd);
+    FILE *p = popen(full, "r");
+    if (!p)
+        return strdup("");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t k;
+    while ((k = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += k;
+        if (cap - n < 4096)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = '\0';
+    int st = pclose(p);
+    if (status)
+        *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return buf;
+}
+
+uint64_t rel_store_count(const char *measurement)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' query --dir ./data/store --agg count --format csv %s",
+             getenv("RINGFLOW"), measurement);
+    int st;
+    char *out = rel_sh(cmd, &st);
+    uint64_t total = 0;
+    /* time_ns,measurement,field,tags,count: the last column of each row. */
+    for (char *line = strchr(out, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        char *eol = strchr(line + 1, '\n');
+        if (eol)
+            *eol = '\0';
+        char *c = strrchr(line + 1, ',');
+        if (c)
+            total += strtoull(c + 1, NULL, 10);
+        if (eol)
+            *eol = '\n';
+    }
+    free(out);
+    return total;
+}
+
+uint64_t rel_softnet_drops(void)
+{
+    FILE *f = fopen("/proc/net/softnet_stat", "r");
+    if (!f)
+        return 0;
+    uint64_t sum = 0;
+    unsigned long processed, dropped;
+    char line[512];
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "%lx %lx", &processed, &dropped) == 2)
+            sum += dropped;
+    fclose(f);
+    return sum;
+}
+
+int64_t rel_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}

@@ -1,0 +1,66 @@
+/* Helpers shared by the reliability tests: the stats socket of a running
+ * ringflowd (tools/cli/client.h), counters summed over workers, shutdown
+ * summary lines, and process resources (fds, RSS) read from /proc.
+ *
+ * Every helper works in the directory tests/daemon/daemon_proc.h created
+ * (tproc_dir()); the daemon runs there with run_dir ./run. */
+#ifndef RF_TESTS_RELIABILITY_REL_UTIL_H
+#define RF_TESTS_RELIABILITY_REL_UTIL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tests/daemon/daemon_proc.h"
+#include "tools/cli/client.h"
+
+/* tproc_start that also remembers the daemon, so that rel_teardown can
+ * kill it when an assertion ended the test early (no orphans). */
+void rel_start(proc *p, const char *const *args);
+/* cmocka teardown: SIGKILLs every daemon rel_start started that is still
+ * running (and reaps it). */
+int rel_teardown(void **state);
+
+/* `show stats json` (or any `show ... json` when cmd is given) from the
+ * daemon in tproc_dir(); NULL when it cannot be asked. Free with rf_json_free. */
+rf_json *rel_show(const char *cmd);
+/* Sum of column `col` over the rows of table `table` in a stats document;
+ * with match_col/match_val only the rows whose match_col equals it. */
+uint64_t rel_sum(const rf_json *doc, const char *table, const char *col);
+uint64_t rel_sum_where(const rf_json *doc, const char *table, const char *col,
+                       const char *match_col, const char *match_val);
+/* A number in an object section ("storage", "series", "info"). */
+uint64_t rel_obj(const rf_json *doc, const char *obj, const char *key);
+/* Reads `show stats json` until every counter the loss equation uses has
+ * not moved over three reads 250 ms apart (or timeout_ms passed). */
+rf_json *rel_show_settled(int timeout_ms);
+
+/* Sum of `key=N` over the log lines that contain `needle` (after it). */
+uint64_t rel_log_sum(const char *log, const char *needle, const char *key);
+
+/* A connected UDP socket to 127.0.0.1:port (blocking). */
+int rel_udp_to(int port);
+/* A blocking TCP connection to 127.0.0.1:port, -1 on failure. */
+int rel_tcp_to(int port);
+/* A TCP listener on 127.0.0.1:port with a small receive buffer (rcvbuf bytes,
+ * 0 = default); -1 on failure. */
+int rel_tcp_listen(int port, int rcvbuf);
+
+/* Open file descriptors of pid; resident set in KiB. -1 when unknown. */
+int rel_fd_count(pid_t pid);
+long rel_rss_kib(pid_t pid);
+
+/* Runs a shell command in tproc_dir(); its stdout (malloc'ed) and exit code. */
+char *rel_sh(const char *cmd, int *status);
+/* `ringflow query --agg count` of measurement m: total points in the store at
+ * ./data/store (0 when none). */
+uint64_t rel_store_count(const char *measurement);
+
+/* Packets the kernel dropped before any socket on this host (all CPUs:
+ * netdev backlog full), from /proc/net/softnet_stat. */
+uint64_t rel_softnet_drops(void);
+
+/* Current wall clock in ns. */
+int64_t rel_now_ns(void);
+
+#endif

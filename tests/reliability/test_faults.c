@@ -1,0 +1,356 @@
+/* Faults around a running ringflowd:
+ *   - the store's filesystem fills up (a 1 MiB tmpfs; skipped when it cannot
+ *     be mounted): write errors counted, the shard reported failed in /health,
+ *     the rest of the pipeline keeps every event;
+ *   - a line-protocol TCP forwarder whose peer refuses, then comes back:
+ *     backoff, circuit breaker, drops counted, reconnect, and the forwarder's
+ *     equation holds;
+ *   - SIGKILL at random moments during writes, then restart: the store opens,
+ *     `ringflow query` serves every block written before the kill (RF_LONG=1:
+ *     many more rounds);
+ *   - event timestamps outside ingest.timestamp_past/future: rejected and
+ *     counted by reason. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/reliability/rel_util.h"
+
+/* `ringflow load` over TCP; returns the events it reports sent. */
+static uint64_t load_tcp(int port, const char *extra)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "'%s' load --target 127.0.0.1:%d --transport tcp --quiet --json --timestamps %s",
+             getenv("RINGFLOW"), port, extra);
+    int rc;
+    char *out = rel_sh(cmd, &rc);
+    const char *ev = strstr(out, "\"events\":");
+    uint64_t n = ev ? strtoull(ev + 9, NULL, 10) : 0;
+    if (rc != 0 || !ev)
+        fprintf(stderr, "load failed (%d): %s\n", rc, out);
+    free(out);
+    return n;
+}
+
+/* GET path from 127.0.0.1:port: the status code, body into buf. */
+static int http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = rel_tcp_to(port);
+    if (fd < 0)
+        return -1;
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t k;
+    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)k;
+    buf[len] = '\0';
+    close(fd);
+    int code = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &code);
+    return code;
+}
+
+static char g_mounted[600];
+
+/* Teardown: the tmpfs goes away even when an assertion failed. */
+static int unmount_store(void **state)
+{
+    rel_teardown(state);
+    if (g_mounted[0])
+        umount2(g_mounted, MNT_DETACH);
+    g_mounted[0] = '\0';
+    return 0;
+}
+
+static void test_disk_full(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-rel-full");
+    char *store = g_mounted;
+    snprintf(store, sizeof(g_mounted), "%s/store", tproc_dir());
+    mkdir(store, 0755);
+    if (mount("tmpfs", store, "tmpfs", 0, "size=1m") != 0) {
+        fprintf(stderr, "cannot mount a tmpfs (%s): disk-full test skipped\n", strerror(errno));
+        g_mounted[0] = '\0';
+        skip();
+    }
+    const int port = tproc_port_base() + 6, http = port + 1;
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "engine:\n"
+             "  workers: 2\n"
+             "  idle: {sleep: 5ms}\n"
+             "listeners:\n"
+             "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d}\n"
+             "stats:\n"
+             "  prometheus: {enabled: true, listen: 127.0.0.1:%d}\n"
+             "storage:\n"
+             "  dir: ./store\n"
+             "  block_points: 64\n"
+             "  zstd_level: 0\n"
+             "pipeline:\n"
+             "  sinks:\n"
+             "    - {name: store, type: store}\n"
+             "    - {name: cnt, type: count_only}\n"
+             "  routes:\n"
+             "    - {name: data, subject: \"telemetry.>\", sinks: [store, cnt]}\n",
+             port, http);
+    tproc_write_file("full.yaml", cfg);
+    proc d;
+    rel_start(&d, (const char *[]){"--config", "full.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    char body[8192];
+    assert_int_equal(http_get(http, "/health", body, sizeof(body)), 200);
+
+    /* Far more than 1 MiB of encoded blocks. */
+    const uint64_t sent = load_tcp(port, "--count 600000 --rate 0 --series 2000 --sockets 2");
+    assert_int_equal(sent, 600000);
+    rf_json *st = rel_show_settled(20000);
+    assert_non_null(st);
+    const uint64_t werr = rel_sum(st, "storage_shards", "write_errors");
+    const uint64_t lost_blocks = rel_sum(st, "storage_shards", "dropped_io_error");
+    const uint64_t processed = rel_sum(st, "stages", "processed");
+    const uint64_t counted = rel_sum_where(st, "sinks", "accepted", "sink", "cnt");
+    rf_json_free(st);
+    fprintf(stderr, "write_errors=%lu blocks_lost=%lu processed=%lu cnt=%lu\n", werr,
+            lost_blocks, processed, counted);
+    assert_true(werr > 0);
+    /* The rest of the pipeline kept every event. */
+    assert_int_equal(processed, sent);
+    assert_int_equal(counted, sent);
+    /* Reported: /health names the failed shard, the log says why. */
+    int code = http_get(http, "/health", body, sizeof(body));
+    fprintf(stderr, "/health: %s\n", body);
+    assert_int_equal(code, 503);
+    assert_non_null(strstr(body, "store-shard-"));
+    assert_non_null(strstr(tproc_read_file(d.err_path), "No space left on device"));
+    /* Still serving: ingest and the stats socket work after the fault. */
+    assert_int_equal(load_tcp(port, "--count 1000 --rate 0 --series 10"), 1000);
+    kill(d.pid, SIGTERM);
+    int rc = tproc_wait_exit(&d, 30000);
+    assert_true(rc >= 0 && rc < 128); /* an exit, never a crash or a hang */
+}
+
+static void test_forwarder_refused_then_back(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-rel-refused");
+    const int port = tproc_port_base() + 8, peer = port + 1;
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "engine:\n"
+             "  workers: 2\n"
+             "  idle: {sleep: 5ms}\n"
+             "listeners:\n"
+             "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d}\n"
+             "stats:\n"
+             "  prometheus: {enabled: false}\n"
+             "storage: {enabled: false}\n"
+             "pipeline:\n"
+             "  batch: {max_events: 100, interval: 20ms}\n"
+             "  sinks:\n"
+             "    - {name: fwd, type: lp_tcp, host: 127.0.0.1, port: %d, buffer: 64KiB,\n"
+             "       backoff: {base: 20ms, max: 200ms}, breaker: {failures: 3, cooldown: 300ms}}\n"
+             "  routes:\n"
+             "    - {name: data, subject: \"telemetry.>\", sinks: [fwd]}\n",
+             port, peer);
+    tproc_write_file("refused.yaml", cfg);
+    proc d;
+    rel_start(&d, (const char *[]){"--config", "refused.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+
+    /* Nobody listens: refused connects, backoff, then the breaker opens. */
+    uint64_t sent = load_tcp(port, "--rate 20000 --duration 1.5 --series 50");
+    assert_true(sent > 0);
+    assert_true(tproc_wait_log(&d, "circuit breaker open", 5000));
+    rf_json *st = rel_show_settled(10000);
+    const uint64_t disc = rel_sum_where(st, "sinks", "dropped_disconnected", "sink", "fwd");
+    rf_json_free(st);
+    assert_true(disc > 0);
+
+    /* The peer comes back: the forwarder reconnects by itself. */
+    int lfd = rel_tcp_listen(peer, 0);
+    assert_true(lfd >= 0);
+    sent += load_tcp(port, "--rate 20000 --duration 1.5 --series 50");
+    assert_true(tproc_wait_log(&d, "connected, circuit breaker closed", 5000));
+    st = rel_show_settled(10000);
+    const rf_json *sinks = rf_json_get(st, "sinks");
+    int connected = 0;
+    for (const rf_json *r = sinks ? sinks->child : NULL; r; r = r->next)
+        connected += strcmp(rf_json_str(r, "state", ""), "connected") == 0;
+    const uint64_t processed = rel_sum(st, "stages", "processed");
+    rf_json_free(st);
+    assert_true(connected >= 1);
+    assert_int_equal(processed, sent);
+
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 30000), 0);
+    const char *log = tproc_read_file(d.err_path);
+    const uint64_t lines_out = rel_log_sum(log, "sink fwd final:", "lines_out");
+    const uint64_t drops = rel_log_sum(log, "sink fwd final:", "queue_full") +
+                           rel_log_sum(log, "sink fwd final:", "disconnected") +
+                           rel_log_sum(log, "sink fwd final:", "unsupported") +
+                           rel_log_sum(log, "sink fwd final:", "oversize") +
+                           rel_log_sum(log, "sink fwd final:", "io_error");
+    fcntl(lfd, F_SETFL, O_NONBLOCK);
+    uint64_t peer_lines = 0;
+    static char buf[1 << 16];
+    int c;
+    while ((c = accept(lfd, NULL, NULL)) >= 0) {
+        ssize_t k;
+        while ((k = read(c, buf, sizeof(buf))) > 0)
+            for (ssize_t i = 0; i < k; i++)
+                peer_lines += buf[i] == '\n';
+        close(c);
+    }
+    close(lfd);
+    fprintf(stderr, "sent=%lu lines_out=%lu drops=%lu peer_lines=%lu\n", sent, lines_out, drops,
+            peer_lines);
+    assert_true(peer_lines > 0);
+    assert_int_equal(peer_lines, lines_out);
+    assert_int_equal(lines_out + drops, sent);
+}
+
+/* Kill -9 during writes, restart, query: every block written before the kill
+ * is served after it, across rounds. Blocks are always full (64 points: no
+ * age cuts, series in time order), so blocks_written x 64 is a floor. */
+static void test_sigkill_restart(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-rel-kill");
+    const int port = tproc_port_base() + 3;
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "engine:\n"
+             "  workers: 2\n"
+             "  idle: {sleep: 5ms}\n"
+             "listeners:\n"
+             "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d}\n"
+             "stats:\n"
+             "  prometheus: {enabled: false}\n"
+             "storage:\n"
+             "  block_points: 64\n"
+             "  segment_max_bytes: 1MiB\n"
+             "  durability: interval\n"
+             "  sync_interval: 100ms\n",
+             port);
+    tproc_write_file("kill.yaml", cfg);
+    const char *lng = getenv("RF_LONG");
+    const int rounds = lng && strcmp(lng, "1") == 0 ? 40 : 4;
+    srand((unsigned)getpid());
+    uint64_t floor_points = 0, prev = 0;
+    for (int r = 0; r < rounds; r++) {
+        proc d;
+        rel_start(&d, (const char *[]){"--config", "kill.yaml", NULL});
+        assert_true(tproc_wait_log(&d, "msg=\"running:", 15000));
+        if (r > 0)
+            assert_non_null(strstr(tproc_read_file(d.err_path), "recovery:"));
+        /* Writes in flight: a loader runs while we pick the moment. */
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd),
+                 "'%s' load --target 127.0.0.1:%d --transport tcp --quiet --timestamps "
+                 "--rate 200000 --duration 3 --series 500 --seed %d >/dev/null 2>&1 &",
+                 getenv("RINGFLOW"), port, r + 1);
+        free(rel_sh(cmd, NULL));
+        usleep((useconds_t)(300 + rand() % 1200) * 1000);
+        rf_json *st = rel_show(NULL);
+        uint64_t blocks = st ? rel_sum(st, "storage_shards", "blocks_written") : 0;
+        rf_json_free(st);
+        kill(d.pid, SIGKILL);
+        assert_int_equal(tproc_wait_exit(&d, 10000), 128 + SIGKILL);
+        floor_points += blocks * 64;
+        usleep(100 * 1000); /* let the loader notice */
+        uint64_t got = rel_store_count("load");
+        fprintf(stderr, "round %d: blocks_written>=%lu, store holds %lu points (floor %lu)\n", r,
+                blocks, got, floor_points);
+        assert_true(got >= floor_points);
+        assert_true(got >= prev);
+        prev = got;
+    }
+    free(rel_sh("sleep 3", NULL)); /* the last loaders end */
+    /* A clean start and stop on what the crashes left. */
+    proc d;
+    rel_start(&d, (const char *[]){"--config", "kill.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 15000));
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 30000), 0);
+    assert_true(rel_store_count("load") >= prev);
+}
+
+static void test_timestamp_window(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-rel-ts");
+    const int port = tproc_port_base() + 5;
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+             "listeners:\n"
+             "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d}\n"
+             "ingest: {timestamp_past: 1h, timestamp_future: 10m}\n"
+             "stats: {prometheus: {enabled: false}}\n",
+             port);
+    tproc_write_file("ts.yaml", cfg);
+    proc d;
+    rel_start(&d, (const char *[]){"--config", "ts.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    const long long now = (long long)rel_now_ns(), h = 3600LL * 1000000000LL;
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf),
+                     "t,h=a v=1 %lld\n"  /* now: kept */
+                     "t,h=a v=2 %lld\n"  /* 2 h old: rejected */
+                     "t,h=a v=3 %lld\n"  /* 1 h ahead: rejected */
+                     "t,h=a v=4 %lld\n"  /* 50 min old: kept */
+                     "t,h=a v=5 %lld\n"  /* year 2000: rejected */
+                     "t,h=a v=6 %lld\n", /* year 2200: rejected */
+                     now, now - 2 * h, now + h, now - 5 * h / 6, 946684800000000000LL,
+                     7258118400000000000LL);
+    int fd = rel_tcp_to(port);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, buf, (size_t)n), n);
+    close(fd);
+    rf_json *st = rel_show_settled(10000);
+    assert_int_equal(rel_sum(st, "listeners", "lines_ok"), 2);
+    assert_int_equal(rel_sum(st, "listeners", "rejected"), 4);
+    assert_int_equal(rel_sum(st, "stages", "processed"), 2);
+    const rf_json *rows = rf_json_get(st, "listeners");
+    int found = 0;
+    for (const rf_json *r = rows ? rows->child : NULL; r; r = r->next)
+        found += strstr(rf_json_str(r, "rejects_by_reason", ""), "timestamp_window=4") != NULL;
+    rf_json_free(st);
+    assert_int_equal(found, 1);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 30000), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_timestamp_window, rel_teardown),
+        cmocka_unit_test_teardown(test_forwarder_refused_then_back, rel_teardown),
+        cmocka_unit_test_teardown(test_disk_full, unmount_store),
+        cmocka_unit_test_teardown(test_sigkill_restart, rel_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
