@@ -265,10 +265,11 @@ uint64_t rf_listener_counter(const rf_listener *l, enum rf_listen_counter_id id)
 /* TCP connections open now (relaxed read). */
 uint32_t rf_listener_connections(const rf_listener *l);
 
-/* UDP fallback for drops: the "drops" column of /proc/net/udp{,6} for this
- * socket's inode (control thread; opens and reads a file). Counts the same
- * thing as KERNEL_DROPS but also drops that no later datagram reported yet.
- * Returns 0 and *out, -ENOENT when the socket is not listed, -EINVAL for TCP. */
+/* UDP fallback for drops: the socket's drop counter (SO_MEMINFO), or when
+ * that is unavailable the "drops" column of /proc/net/udp{,6} for this
+ * socket's inode (control thread). Counts the same thing as KERNEL_DROPS but
+ * also drops that no later datagram reported yet. Returns 0 and *out,
+ * -ENOENT when the socket is not listed, -EINVAL for TCP. */
 int rf_listener_proc_drops(const rf_listener *l, uint64_t *out);
 
 /* Formats an AF_INET/AF_INET6 address as "1.2.3.4:5" or "[::1]:5". Returns buf. */
