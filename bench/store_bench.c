@@ -12,6 +12,15 @@
  *   bp_waits counts those waits. Wall-clock time (the I/O thread is part of
  *   the work); pts_per_worker_cpu_s divides by the worker thread's CPU time
  *   (the per-core cost, robust on a shared machine). TMPDIR chooses the disk.
+ * store/append_stall/<series>: the worst pause a burst of cuts puts into the
+ *   append path. Every series starts empty and gets one point per round, so
+ *   all of them fill their 1024-point blocks in the same round (series that
+ *   report at one interval do this). Each 256-append batch (what a worker
+ *   hands the store per stage-chain call) is timed in thread CPU time, so
+ *   preemption by neighbours does not count: batch_p50_us, batch_p99_us,
+ *   batch_p999_us and batch_max_us are the distribution over the run. Before
+ *   cuts were paced, a round in which 1,000 series filled cost one batch
+ *   tens of milliseconds; that pause is what an event queued behind it waits.
  * store/query/raw, store/query/agg: points/s decoded by rf_query_run over a
  *   store of 200 series x 20,000 points (4 M points, closed segments): all
  *   raw points of one measurement; and count/avg/p99 per 1 h step grouped by
@@ -241,10 +250,101 @@ static void bm_query_agg(rf_bench_state *s)
     run_query(s, &q);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bm_append_stall(rf_bench_state *s)
+{
+    uint32_t nser = (uint32_t)rf_bench_arg(s, 0);
+    char *dir = make_tmpdir();
+    if (!dir) {
+        rf_bench_skip_with_error(s, "mkdtemp failed");
+        return;
+    }
+    rf_store_config cfg;
+    rf_store_config_default(&cfg);
+    cfg.queue_blocks = 4096; /* the I/O thread's pace is not what is measured */
+    rf_store *st;
+    rf_err e;
+    if (rf_store_open(dir, &cfg, 1, &st, &e)) {
+        rf_bench_skip_with_error(s, e.msg);
+        return;
+    }
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key **keys = make_keys(nser, "stall");
+    for (uint32_t i = 0; i < nser; i++)
+        rf_store_define_series(sh, keys[i]);
+    int64_t ts[GEN_POINTS];
+    uint64_t vals[GEN_POINTS];
+    uint8_t vt = rf_gen_series(7, RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, GEN_POINTS, ts, vals);
+    rf_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.value_type = vt;
+    enum { BATCH_EVENTS = 256 };
+    /* Untimed: the first block period, in which every buffer grows to its
+     * full size (and the codec's tables are first touched). */
+    uint64_t i_global = 0, bp_waits = 0;
+    for (; i_global < (uint64_t)nser * 1100; i_global++) {
+        uint32_t si = (uint32_t)(i_global % nser);
+        uint64_t i = i_global / nser;
+        ev.series_id = keys[si]->series_id;
+        ev.event_time_ns = 1700000000000000000LL + (int64_t)i * 10000000000LL;
+        ev.value.u64 = vals[(i + si) % GEN_POINTS];
+        while (rf_store_append(sh, &ev) == -ENOBUFS)
+            ;
+    }
+    /* Timed: 4 block periods, 4 rounds in which every series fills at once. */
+    const uint64_t points = (uint64_t)nser * 4096;
+    const size_t n_batches = (size_t)(points / BATCH_EVENTS);
+    double *batch_us = malloc(n_batches * sizeof(*batch_us));
+    uint64_t timed = 0;
+    size_t nb = 0;
+    while (rf_bench_keep_running(s)) {
+        for (size_t b = 0; b < n_batches; b++) {
+            double t0 = thread_cpu_s();
+            for (uint32_t k = 0; k < BATCH_EVENTS; k++, i_global++, timed++) {
+                uint32_t si = (uint32_t)(i_global % nser);
+                uint64_t i = i_global / nser;
+                ev.series_id = keys[si]->series_id;
+                ev.event_time_ns = 1700000000000000000LL + (int64_t)i * 10000000000LL;
+                ev.value.u64 = vals[(i + si) % GEN_POINTS];
+                while (rf_store_append(sh, &ev) == -ENOBUFS)
+                    bp_waits++;
+            }
+            double us = (thread_cpu_s() - t0) * 1e6;
+            if (nb < n_batches)
+                batch_us[nb++] = us;
+            else if (us > batch_us[nb - 1])
+                batch_us[nb - 1] = us; /* later iterations: keep the worst */
+        }
+        /* a tick's worth of catch-up, as the worker gives it every 10 ms */
+        rf_store_tick(sh, 0);
+    }
+    qsort(batch_us, nb, sizeof(*batch_us), cmp_double);
+    rf_bench_set_items_processed(s, (int64_t)timed);
+    rf_bench_counter(s, "batch_p50_us", batch_us[nb / 2], false);
+    rf_bench_counter(s, "batch_p99_us", batch_us[(size_t)((double)nb * 0.99)], false);
+    rf_bench_counter(s, "batch_p999_us", batch_us[(size_t)((double)nb * 0.999)], false);
+    rf_bench_counter(s, "batch_max_us", batch_us[nb - 1], false);
+    rf_bench_counter(s, "bp_waits", (double)bp_waits, false);
+    free(batch_us);
+    rf_store_close(st, &e);
+    for (uint32_t i = 0; i < nser; i++)
+        rf_series_key_free(keys[i]);
+    free(keys);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
 RF_BENCH_REGISTER(store_benchmarks)
 {
     static const int64_t series[] = {100, 10000};
     rf_bench_register_args_realtime("store/append", bm_append, series, 2);
+    static const int64_t stall_series[] = {1000, 10000};
+    rf_bench_register_args("store/append_stall", bm_append_stall, stall_series, 2);
     static const int64_t one[] = {0};
     rf_bench_register_args_realtime("store/query/raw", bm_query_raw, one, 1);
     rf_bench_register_args_realtime("store/query/agg", bm_query_agg, one, 1);

@@ -34,6 +34,7 @@ void rf_store_config_default(rf_store_config *c)
     c->retention_max_bytes = 0;
     c->retention_interval_ns = 60 * RF_NS_PER_S;
     c->io_idle_wait_us = 1000;
+    c->tick_cut_budget_ns = 500 * RF_NS_PER_US;
 }
 
 static int check_config(const rf_store_config *c, rf_err *err)

@@ -80,6 +80,8 @@ typedef struct rf_store_config {
     uint64_t retention_max_bytes;  /* keep the store under this size (0 = no limit) */
     int64_t retention_interval_ns; /* how often the I/O thread applies retention (60 s) */
     uint32_t io_idle_wait_us;      /* I/O thread's wait when idle (1000) */
+    int64_t tick_cut_budget_ns;    /* encode time rf_store_tick may spend per call on queued
+                                    * and age cuts (500 us; 0 = no limit: every due cut at once) */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);
@@ -116,6 +118,9 @@ typedef struct rf_store_shard_stats {
     uint64_t submitted_seq;        /* flush tickets: last block handed to the I/O thread */
     uint64_t written_seq;          /* last block whose write completed */
     uint64_t durable_seq;          /* last block covered by a completed fdatasync */
+    uint64_t cuts_deferred;        /* full buffers queued for a paced cut (see rf_store_append) */
+    uint64_t cut_queue;            /* full buffers waiting to be encoded now */
+    uint64_t cut_queue_high;       /* the most that ever waited */
 } rf_store_shard_stats;
 
 typedef struct rf_store_stats {

@@ -61,12 +61,13 @@ typedef struct rf_store_series {
     rf_series_key *key;
     rf_store_point *pts;
     uint32_t n;
-    uint32_t cap;               /* points ts/bits can hold now (<= block_points) */
+    uint32_t cap;               /* points pts can hold now (<= the shard's hard_cap) */
     uint8_t value_type;
-    bool cut_refused;           /* full, and its cut found no slot (counted in full_pending) */
+    bool queued;                /* on the shard's cut queue (holds >= block_points points) */
     bool unsorted;              /* a point arrived older than the one before: sort at the cut */
     int64_t opened_ns;          /* shard->now when the first buffered point arrived */
     struct rf_store_series *prev, *next; /* non-empty buffers, oldest first */
+    struct rf_store_series *queue_next;  /* cut queue, FIFO */
 } rf_store_series;
 
 /* Staging buffer of the I/O thread: records are copied here and written in
@@ -123,13 +124,21 @@ struct rf_store_shard {
     uint32_t n_slots;
     rf_store_slot *spare;       /* a free slot the worker holds back (after an encode error) */
     rf_store_series *oldest, *newest;
-    uint32_t full_pending;      /* full buffers whose cut was refused */
+    /* Full buffers waiting to be encoded, in the order they filled. Cuts are
+     * deferred and paced (shard.c "Pacing the cuts") so that a burst of
+     * series filling at once does not stall the worker for the time of all
+     * their encodes. */
+    rf_store_series *queue_head, *queue_tail;
+    uint32_t queue_len;
+    uint32_t hard_cap;          /* block_points + slack: a buffer never holds more */
+    uint32_t appends_per_cut;   /* pacing: one queued cut per this many appends */
+    uint32_t appends_since_cut;
     int64_t now;
     uint64_t seq;               /* last block seq handed to io */
 
     _Atomic uint64_t series_count, points_appended, points_buffered, blocks_cut, blocks_cut_by_age,
         backpressure_events, dropped_backpressure, dropped_unknown_series, dropped_encode_error,
-        out_of_order_cuts, submitted_seq;
+        out_of_order_cuts, submitted_seq, cuts_deferred, cut_queue_len, cut_queue_high;
     _Atomic uint64_t flush_req; /* S3 */
 
     /* ---- io-owned, read by others ---- */

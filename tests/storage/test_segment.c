@@ -237,6 +237,7 @@ static void test_rolling_and_age_cuts(void **state)
     tu_config(&cfg);
     cfg.segment_max_bytes = 8192;
     cfg.block_max_age_ns = 1000000; /* 1 ms */
+    cfg.tick_cut_budget_ns = 0;     /* every due cut in one tick (the budget has its own test) */
     series_def d[NS];
     make_series(d);
     rf_store *st;
@@ -267,6 +268,149 @@ static void test_rolling_and_age_cuts(void **state)
     assert_int_equal(stats.recovery.segments_open, 0);
     print_message("rolled into %" PRIu64 " segments\n", stats.recovery.segments_seen);
     assert_int_equal(rf_store_close(st, &e), 0);
+    for (int s = 0; s < NS; s++)
+        rf_series_key_free(d[s].key);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Many series filling their blocks at the same moment: the cuts are queued
+ * and paced (one per block_points/16 appends, and within the tick budget),
+ * not all encoded at once; blocks still hold exactly block_points points and
+ * every point is stored. */
+static void test_cuts_are_paced(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    cfg.block_points = 64;  /* hard cap 80; one queued cut per 4 appends */
+    cfg.queue_blocks = 512;
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    enum { SERIES = 200 };
+    rf_series_key *k[SERIES];
+    char name[32];
+    for (int i = 0; i < SERIES; i++) {
+        snprintf(name, sizeof(name), "s=%d", i);
+        k[i] = tu_key("paced", name, "v");
+        assert_int_equal(rf_store_define_series(sh, k[i]), 0);
+    }
+    /* Round robin: every series reaches 64 points within the last round. */
+    for (int p = 0; p < 64; p++)
+        for (int i = 0; i < SERIES; i++) {
+            rf_event ev = tu_event(k[i]->series_id, 1000 + p, RF_VALUE_I64, (uint64_t)p);
+            assert_int_equal(rf_store_append(sh, &ev), 0);
+        }
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(sh, &ss);
+    assert_int_equal(ss.cuts_deferred, SERIES);
+    /* During the last round (200 appends) at most 200/4 queued cuts ran. */
+    assert_true(ss.blocks_cut <= SERIES / 4);
+    assert_true(ss.cut_queue >= SERIES - SERIES / 4);
+    assert_true(ss.cut_queue_high >= ss.cut_queue && ss.cut_queue_high <= SERIES);
+    /* Another 16 points per series: the queue drains while appends go on,
+     * and no buffer reaches its hard cap (64 + 16 = 80). */
+    for (int p = 64; p < 80; p++)
+        for (int i = 0; i < SERIES; i++) {
+            rf_event ev = tu_event(k[i]->series_id, 1000 + p, RF_VALUE_I64, (uint64_t)p);
+            assert_int_equal(rf_store_append(sh, &ev), 0);
+        }
+    rf_store_shard_stats_read(sh, &ss);
+    assert_int_equal(ss.cut_queue, 0);
+    assert_int_equal(ss.blocks_cut, SERIES);
+    assert_int_equal(ss.points_buffered, SERIES * 16);
+    assert_int_equal(ss.dropped_backpressure, 0);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    /* Every point, in order, in blocks of exactly 64 then 16. */
+    rf_query q = {.measurement = "paced", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    rf_query_result *r;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, SERIES);
+    for (size_t i = 0; i < r->n_sets; i++) {
+        assert_int_equal(r->sets[i].n, 80);
+        for (size_t j = 0; j < 80; j++) {
+            assert_int_equal(r->sets[i].ts[j], 1000 + (int64_t)j);
+            assert_int_equal(r->sets[i].bits[j], j);
+        }
+    }
+    rf_query_result_free(r);
+    rf_store_stats stats;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_stats_read(st, &stats);
+    assert_int_equal(stats.recovery.blocks_kept, 0); /* closed cleanly: nothing to scan */
+    assert_int_equal(rf_store_close(st, &e), 0);
+    for (int i = 0; i < SERIES; i++)
+        rf_series_key_free(k[i]);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* A series alone is cut within block_points/16 of its own appends after it
+ * fills: pacing needs no tick and no other traffic. (A buffer at its hard
+ * cap is cut inline; test_backpressure_counted runs into it.) */
+static void test_single_series_cut_soon(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    cfg.block_points = 64;
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key *k = tu_key("cap", "", "v");
+    assert_int_equal(rf_store_define_series(sh, k), 0);
+    /* One series alone: its own appends pace its queued cut (every 4th
+     * append), so it is cut 4 points after filling. */
+    for (int p = 0; p < 68; p++) {
+        rf_event ev = tu_event(k->series_id, p, RF_VALUE_I64, (uint64_t)p);
+        assert_int_equal(rf_store_append(sh, &ev), 0);
+    }
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(sh, &ss);
+    assert_int_equal(ss.blocks_cut, 1);
+    assert_int_equal(ss.points_buffered, 4);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    rf_series_key_free(k);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* rf_store_tick spends at most its budget on cuts (at least one cut per
+ * call): with a 1 ns budget, one due cut per tick. */
+static void test_tick_budget(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    cfg.block_max_age_ns = 1000000; /* 1 ms */
+    cfg.tick_cut_budget_ns = 1;
+    series_def d[NS];
+    make_series(d);
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    for (int s = 0; s < NS; s++)
+        assert_int_equal(rf_store_define_series(sh, d[s].key), 0);
+    write_points(st, d, 0, 10);
+    int64_t later = rf_clock_mono_ns() + 5000000;
+    for (int t = 1; t <= NS; t++) {
+        rf_store_tick(sh, later);
+        rf_store_shard_stats ss;
+        rf_store_shard_stats_read(sh, &ss);
+        assert_int_equal(ss.blocks_cut_by_age, t);
+    }
+    rf_store_shard_stats ss;
+    rf_store_shard_stats_read(sh, &ss);
+    assert_int_equal(ss.points_buffered, 0);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    check_points(dir, d, 10);
     for (int s = 0; s < NS; s++)
         rf_series_key_free(d[s].key);
     tu_rmrf(dir);
@@ -403,7 +547,8 @@ int main(void)
         cmocka_unit_test(test_header_and_names),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_rolling_and_age_cuts),
-        cmocka_unit_test(test_backpressure_counted),
+        cmocka_unit_test(test_backpressure_counted), cmocka_unit_test(test_cuts_are_paced),
+        cmocka_unit_test(test_single_series_cut_soon), cmocka_unit_test(test_tick_budget),
         cmocka_unit_test(test_out_of_order_points_sorted_in_one_block),
         cmocka_unit_test(test_future_version_refused),
     };
