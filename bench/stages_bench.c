@@ -264,6 +264,81 @@ static void bm_series_find(rf_bench_state *s)
     rf_bench_set_items_processed(s, (int64_t)items);
 }
 
+/* The definition path: `arg` new series (64 measurements, 4 tags each) into
+ * an empty table sized for them. Keys are made (and the table created and
+ * freed) outside the timed part: what is measured is rf_series_table_define,
+ * once per new series, as the pipeline calls it for each SERIES_DEF. */
+static rf_series_key **series_keys(int64_t n)
+{
+    rf_series_key **keys = malloc((size_t)n * sizeof(*keys));
+    char buf[128];
+    for (int64_t i = 0; i < n; i++) {
+        int len = snprintf(buf, sizeof(buf), "m%02lld,dc=d%lld,host=h%07lld,rack=r%lld,zone=z%lld v",
+                           (long long)(i % 64), (long long)(i % 4), (long long)i,
+                           (long long)(i % 40), (long long)(i % 3));
+        size_t mlen = (size_t)(strchr(buf, ',') - buf);
+        keys[i] = rf_series_key_new(buf, (size_t)len, mlen, (size_t)len - 1);
+    }
+    return keys;
+}
+
+static void bm_series_define(rf_bench_state *s)
+{
+    const int64_t n = rf_bench_arg(s, 0);
+    uint64_t items = 0;
+    while (rf_bench_keep_running(s)) {
+        rf_bench_pause_timing(s);
+        rf_series_key **keys = series_keys(n);
+        rf_series_table *t = rf_series_table_new((uint32_t)n);
+        rf_bench_resume_timing(s);
+        for (int64_t i = 0; i < n; i++)
+            rf_series_table_define(t, keys[i]);
+        rf_bench_pause_timing(s);
+        items += (uint64_t)n;
+        rf_series_table_free(t);
+        free(keys);
+        rf_bench_resume_timing(s);
+    }
+    rf_bench_set_items_processed(s, (int64_t)items);
+}
+
+/* A cardinality storm as the owner sees it: a table already full (its limit
+ * reached), `arg` definitions that are all refused, each followed by 4 events
+ * of the refused series that the pipeline drops as unknown_series. Measured:
+ * the refusal and the lookup of each dropped event (what the pipeline does). */
+static void bm_series_storm(rf_bench_state *s)
+{
+    const int64_t n = rf_bench_arg(s, 0);
+    uint64_t items = 0, sum = 0;
+    while (rf_bench_keep_running(s)) {
+        rf_bench_pause_timing(s);
+        rf_series_key **keys = series_keys(n);
+        uint64_t *ids = malloc((size_t)n * sizeof(*ids));
+        for (int64_t i = 0; i < n; i++)
+            ids[i] = keys[i]->series_id;
+        rf_series_table *t = rf_series_table_new(16);
+        char buf[32];
+        for (int i = 0; i < 16; i++) {
+            int len = snprintf(buf, sizeof(buf), "full,k=%d v", i);
+            rf_series_table_define(t, rf_series_key_new(buf, (size_t)len, 4, (size_t)len - 1));
+        }
+        rf_bench_resume_timing(s);
+        for (int64_t i = 0; i < n; i++) {
+            sum += (uint64_t)rf_series_table_define(t, keys[i]);
+            for (int e = 0; e < 4; e++)
+                sum += (uint64_t)rf_series_table_find(t, ids[i]);
+        }
+        rf_bench_pause_timing(s);
+        items += (uint64_t)n;
+        rf_series_table_free(t);
+        free(keys);
+        free(ids);
+        rf_bench_resume_timing(s);
+    }
+    rf_bench_do_not_optimize(&sum);
+    rf_bench_set_items_processed(s, (int64_t)items);
+}
+
 RF_BENCH_REGISTER(stages_benchmarks)
 {
     static const int64_t batch_sizes[] = {100, 1000};
@@ -278,4 +353,8 @@ RF_BENCH_REGISTER(stages_benchmarks)
     rf_bench_register("stages/sketch/hll_add", bm_hll_add);
     static const int64_t find_series[] = {1000, 1000000};
     rf_bench_register_args("stages/series/find", bm_series_find, find_series, 2);
+    static const int64_t define_series[] = {1000, 100000};
+    rf_bench_register_args("stages/series/define", bm_series_define, define_series, 2);
+    static const int64_t storm_series[] = {100000};
+    rf_bench_register_args("stages/series/storm", bm_series_storm, storm_series, 1);
 }
