@@ -59,7 +59,9 @@ static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t sl
 /* msg_namelen for UDP recvmsg: a sockaddr_in6 (28) rounded up to 8 so that the
  * cmsg area after it in the buffer stays aligned for struct cmsghdr. */
 #define UDP_NAME_BYTES 32u
-#define UDP_CTRL_BYTES ((unsigned)CMSG_SPACE(sizeof(uint32_t)))
+/* Room for both control messages a datagram can carry: SO_RXQ_OVFL's drop
+ * count and SO_TIMESTAMPNS's receipt time. */
+#define UDP_CTRL_BYTES ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec))))
 #define UDP_HDR_BYTES ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAME_BYTES + UDP_CTRL_BYTES)
 
 enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2 };
@@ -410,6 +412,11 @@ static int open_socket(rf_listener *l, rf_err *err)
         rc = set_int_opt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
     if (rc == 0 && c->transport == RF_LISTEN_UDP)
         rc = set_int_opt(l->fd, SOL_SOCKET, SO_RXQ_OVFL, 1);
+    /* The kernel's receipt time of each datagram: what the critical path is
+     * measured from, so that time spent waiting in the socket queue (while
+     * the worker was busy) counts too. */
+    if (rc == 0 && c->transport == RF_LISTEN_UDP)
+        rc = set_int_opt(l->fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
     if (rc < 0)
         return rf_err_set(err, -rc, "listener %s: setsockopt: %s", c->name, strerror(-rc));
     apply_rcvbuf(l);
@@ -847,12 +854,30 @@ static void on_udp(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono,
         buf_recycle(set, BGID_UDP, bid);
         return;
     }
+    int64_t rx_wall = 0;
     for (struct cmsghdr *cm = io_uring_recvmsg_cmsg_firsthdr(o, &l->msg); cm;
          cm = io_uring_recvmsg_cmsg_nexthdr(o, &l->msg, cm)) {
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+        if (cm->cmsg_level != SOL_SOCKET)
+            continue;
+        if (cm->cmsg_type == SO_RXQ_OVFL) {
             uint32_t drops;
             memcpy(&drops, CMSG_DATA(cm), sizeof(drops));
             ctr_set(l, RF_LC_KERNEL_DROPS, drops);
+        } else if (cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+            rx_wall = (int64_t)ts.tv_sec * RF_NS_PER_S + ts.tv_nsec;
+        }
+    }
+    if (rx_wall > 0 && rx_wall <= wall) {
+        /* The kernel stamps CLOCK_REALTIME; the offset to monotonic time is
+         * the one read at this poll. A wall-clock step between receipt and
+         * now would skew it: a result in the future or more than 10 s back is
+         * not believed, and the poll's own times stand. */
+        int64_t rx_mono = mono - (wall - rx_wall);
+        if (rx_mono > mono - 10 * RF_NS_PER_S) {
+            mono = rx_mono;
+            wall = rx_wall;
         }
     }
     rf_listen_chunk c = {

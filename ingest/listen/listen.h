@@ -28,9 +28,10 @@
  *   group 0): the kernel picks a buffer per datagram and posts one completion;
  *   nothing is submitted per packet. Each datagram is delivered whole, with its
  *   source address, as one chunk. The socket has SO_REUSEPORT (one socket per
- *   worker on the same port; the kernel spreads flows by 4-tuple hash) and
- *   SO_RXQ_OVFL: the kernel's cumulative drop count arrives in a cmsg on the
- *   first datagram queued after a drop and is published as KERNEL_DROPS.
+ *   worker on the same port; the kernel spreads flows by 4-tuple hash),
+ *   SO_TIMESTAMPNS (each datagram's receipt time, see rf_listen_chunk.mono_ns)
+ *   and SO_RXQ_OVFL: the kernel's cumulative drop count arrives in a cmsg on
+ *   the first datagram queued after a drop and is published as KERNEL_DROPS.
  *   A datagram larger than the buffer (see rf_listener_set_options) is
  *   truncated, flagged RF_LISTEN_CHUNK_TRUNCATED and counted; with the default
  *   buffer size every UDP datagram fits.
@@ -134,7 +135,10 @@ typedef struct rf_listen_chunk {
     /* TCP: the peer as "ip:port", formatted once at accept. UDP: NULL (format
      * with rf_listen_addr_format only when needed, e.g. on a rejected line). */
     const char *peer_text;
-    /* Receipt time, read once per poll batch (vDSO, no syscall). */
+    /* Receipt time. UDP: the kernel's receipt of the datagram (SO_TIMESTAMPNS,
+     * taken to monotonic time with the offset read at the poll), so time in
+     * the socket queue and the completion queue counts; TCP (and UDP when the
+     * kernel gave no stamp): read once per poll batch (vDSO, no syscall). */
     int64_t mono_ns;
     int64_t wall_ns;
     /* TCP: connection slot, stable while the connection lives (per-connection

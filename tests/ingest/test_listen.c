@@ -61,6 +61,7 @@ typedef struct sink {
     socklen_t peer_len;
     /* UDP: datagram verification against the generator. */
     uint32_t datagrams, mismatches;
+    int64_t last_mono_ns, last_wall_ns; /* receipt times of the last chunk */
     bool check_gen;
 } sink;
 
@@ -91,6 +92,8 @@ static void on_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
     (void)l;
     sink *s = ctx;
     s->chunks++;
+    s->last_mono_ns = c->mono_ns;
+    s->last_wall_ns = c->wall_ns;
     if (c->peer && c->peer_len <= sizeof(s->peer)) {
         memcpy(&s->peer, c->peer, c->peer_len);
         s->peer_len = c->peer_len;
@@ -452,6 +455,35 @@ static void test_udp_max_and_truncation(void **state)
         close(fd);
         fx_close(&fx);
     }
+}
+
+/* A UDP chunk carries the kernel's receipt time, not the time it was polled:
+ * a datagram that waited 80 ms in the socket says so (the critical path is
+ * measured from it). */
+static void test_udp_receipt_time_is_the_kernels(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
+    struct sockaddr_storage dst;
+    socklen_t dlen;
+    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int64_t sent_mono = rf_clock_mono_ns(), sent_wall = rf_clock_wall_ns();
+    assert_int_equal(send(fd, "x v=1\n", 6, 0), 6);
+    struct timespec nap = {0, 80 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    int64_t poll_mono = rf_clock_mono_ns();
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, 1, 5000));
+    print_message("receipt %.3f ms after send, poll %.3f ms after send\n",
+                  (double)(fx.s.last_mono_ns - sent_mono) / 1e6,
+                  (double)(poll_mono - sent_mono) / 1e6);
+    /* Stamped between the send and well before the poll (it waited 80 ms). */
+    assert_true(fx.s.last_mono_ns >= sent_mono - RF_NS_PER_MS);
+    assert_true(fx.s.last_mono_ns < poll_mono - 40 * RF_NS_PER_MS);
+    assert_true(fx.s.last_wall_ns >= sent_wall - RF_NS_PER_MS);
+    assert_true(fx.s.last_wall_ns < sent_wall + 40 * RF_NS_PER_MS);
+    close(fd);
+    fx_close(&fx);
 }
 
 static void small_rcvbuf(rf_listener_config *c) { c->rcvbuf_bytes = 16384; }
@@ -1279,6 +1311,7 @@ int main(void)
         cmocka_unit_test(test_udp_many_ipv6),
         cmocka_unit_test(test_udp_max_and_truncation),
         cmocka_unit_test(test_udp_kernel_drops),
+        cmocka_unit_test(test_udp_receipt_time_is_the_kernels),
         cmocka_unit_test(test_udp_enobufs_rearm),
         cmocka_unit_test(test_tcp_split_every_offset),
         cmocka_unit_test(test_tcp_slow_writer),
