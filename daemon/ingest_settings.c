@@ -5,6 +5,8 @@
 #include "core/clock/clock.h"
 
 static const char *const precision_names[] = {"ns", "us", "ms", "s"};
+/* Indexed by enum rf_ts_policy. */
+static const char *const ts_policy_names[] = {"reject", "clamp"};
 
 int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, rf_err *err)
 {
@@ -23,7 +25,7 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
     const rf_cfg_node *ingest = NULL;
     if ((rc = rf_cfg_map(root, "ingest", &ingest, err)) < 0)
         return rc;
-    int precision = RF_PRECISION_NS;
+    int precision = RF_PRECISION_NS, ts_policy = RF_TS_REJECT;
     uint64_t past = 0, future = 0;
     uint32_t max_tags = 0, max_fields = 0, max_key = 0;
     if ((rc = rf_cfg_enum(ingest, "precision", precision_names, 4, RF_PRECISION_NS, &precision,
@@ -32,6 +34,8 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
                               &past, err)) < 0 ||
         (rc = rf_cfg_duration(ingest, "timestamp_future", 0, 100ull * 365 * 86400 * RF_NS_PER_S,
                               3600ull * RF_NS_PER_S, &future, err)) < 0 ||
+        (rc = rf_cfg_enum(ingest, "timestamp_policy", ts_policy_names, 2, RF_TS_REJECT,
+                          &ts_policy, err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_tags", 1, 1024, 64, &max_tags, err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_fields", 1, 4096, 256, &max_fields, err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_key", 16, 65535, 1024, &max_key, err)) < 0)
@@ -39,6 +43,7 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
     next.parse.precision = (enum rf_ts_precision)precision;
     next.parse.ts_past_ns = (int64_t)past;
     next.parse.ts_future_ns = (int64_t)future;
+    next.parse.ts_policy = (uint8_t)ts_policy;
     next.parse.max_tags = max_tags;
     next.parse.max_fields = max_fields;
     next.parse.max_key_len = max_key;

@@ -1,6 +1,7 @@
 /* The daemon's ingest settings: the `listeners:` list (parsed by
- * ingest/listen) and the `ingest:` section (parser limits and the accepted
- * timestamp window), validated together. */
+ * ingest/listen) and the `ingest:` section (parser limits, the accepted
+ * timestamp window and what happens outside it: timestamp_policy reject or
+ * clamp), validated together. */
 #ifndef RF_DAEMON_INGEST_SETTINGS_H
 #define RF_DAEMON_INGEST_SETTINGS_H
 

@@ -29,6 +29,10 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
                    (int)cfg->precision);
         return NULL;
     }
+    if (cfg->ts_policy > RF_TS_CLAMP) {
+        rf_err_set(err, EINVAL, "parse context: bad timestamp policy %u", (unsigned)cfg->ts_policy);
+        return NULL;
+    }
     if (cfg->max_key_len > UINT16_MAX) {
         rf_err_set(err, EINVAL, "parse context: max_key_len %u exceeds 65535", cfg->max_key_len);
         return NULL;

@@ -6,7 +6,8 @@
  * float (a leading '+' is accepted, as carbon's float() does; nan and inf are
  * not). The timestamp is Unix seconds, integer or with a fraction (kept to the
  * nanosecond, further digits truncated); "-1" or no timestamp means the receive
- * wall time (collectd and carbon clients send -1 for "now"). Graphite 1.1 tags
+ * wall time (collectd and carbon clients send -1 for "now"); outside the
+ * window it is rejected or clamped (cfg.ts_policy). Graphite 1.1 tags
  * follow the path, ';'-separated, each "tag=value" (split at the first '=',
  * both non-empty); they are sorted into the canonical key like any other tags.
  * Field name "value", kind RF_KIND_GAUGE. */
@@ -144,16 +145,20 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
     int64_t ts = ctx->rx->wall_ns;
     uint8_t flags = 0;
+    bool clamped = false;
     size_t tl = (size_t)(tend - t);
     if (tl && !(tl == 2 && t[0] == '-' && t[1] == '1')) {
         if ((r = parse_seconds(t, tl, &ts)))
             return r;
-        if (!rf_ts_in_window(ctx, ts))
-            return RF_REJ_TIMESTAMP_WINDOW + 1;
         flags = RF_EVF_HAS_CLIENT_TIME;
+        if ((r = rf_ts_check(ctx, &ts, &flags, &clamped)))
+            return r;
     }
     struct graphite_series ser = {.path = {p, (uint32_t)(pe - p)}};
-    return rf_series_finish_line(ctx, raw, 1, graphite_split, &ser, ts, flags);
+    r = rf_series_finish_line(ctx, raw, 1, graphite_split, &ser, ts, flags);
+    if (RF_UNLIKELY(clamped))
+        return rf_ts_count_clamped(ctx, r);
+    return r;
 }
 
 size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)

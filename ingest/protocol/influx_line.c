@@ -15,7 +15,8 @@
  *     "1."); no leading '+', no inf/nan/hex; overflow is out_of_range.
  *   - booleans t T true True TRUE f F false False FALSE.
  *   - timestamp: optional signed integer in the configured precision,
- *     converted to ns with an overflow check; absent -> receive wall time.
+ *     converted to ns with an overflow check; absent -> receive wall time;
+ *     outside the window -> rejected or clamped (cfg.ts_policy).
  *   - '#' as the first non-blank byte: comment; blank lines skipped; leading
  *     blanks and trailing blanks / "\r" tolerated.
  * Each field becomes one event (kind RF_KIND_GAUGE: the protocol does not say
@@ -275,6 +276,7 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
     int64_t ts = ctx->rx->wall_ns;
     uint8_t flags = 0;
+    bool clamped = false;
     if (q < end) { /* at a ' ' */
         while (q < end && *q == ' ')
             q++;
@@ -290,12 +292,15 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
         if (__builtin_mul_overflow(v, precision_ns[ctx->cfg.precision], &ts))
             return RF_REJ_OUT_OF_RANGE + 1;
         flags = RF_EVF_HAS_CLIENT_TIME;
-        if (!rf_ts_in_window(ctx, ts))
-            return RF_REJ_TIMESTAMP_WINDOW + 1;
+        if ((r = rf_ts_check(ctx, &ts, &flags, &clamped)))
+            return r;
     }
 
     struct influx_series arg = {p, sp};
-    return rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags);
+    int r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags);
+    if (RF_UNLIKELY(clamped))
+        return rf_ts_count_clamped(ctx, r);
+    return r;
 }
 
 size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)

@@ -83,6 +83,19 @@ enum rf_reject_reason {
  * for an out-of-range value. */
 const char *rf_reject_reason_name(enum rf_reject_reason reason);
 
+/* What happens to a client timestamp outside [recv - past, recv + future]. */
+enum rf_ts_policy {
+    RF_TS_REJECT = 0, /* the line is rejected (reason timestamp_window) */
+    RF_TS_CLAMP = 1,  /* the line is kept with the receive wall time as its event
+                       * time, as if it had no timestamp (RF_EVF_HAS_CLIENT_TIME
+                       * cleared), and counted in RF_PC_TIMESTAMPS_CLAMPED. Not
+                       * the window edge: a timestamp outside the window says the
+                       * client's clock is wrong, not that the event happened at
+                       * the edge, and a future edge (timestamp_future ahead of
+                       * now) would drag the shard's watermark up to that far
+                       * ahead and close every open window early. */
+};
+
 /* Unit of line-protocol timestamps (the "precision" of the InfluxDB API). */
 enum rf_ts_precision {
     RF_PRECISION_NS = 0,
@@ -96,6 +109,10 @@ typedef struct rf_parse_config {
     enum rf_ts_precision precision; /* line protocol only; Graphite is seconds */
     int64_t ts_past_ns;             /* accept event times >= recv wall - past; 0 = no limit */
     int64_t ts_future_ns;           /* accept event times <= recv wall + future; 0 = no limit */
+    uint8_t ts_policy;              /* enum rf_ts_policy: outside the window, reject or clamp.
+                                     * Either way a timestamp that is not a number or does
+                                     * not fit int64 ns stays rejected (bad_number,
+                                     * out_of_range): it is no time at all. */
     uint32_t max_line_len;          /* bytes, without the '\n'; 0 = 65536 */
     uint32_t max_tags;              /* per line; 0 = 64 */
     uint32_t max_fields;            /* events per line; 0 = 256 */
@@ -154,6 +171,8 @@ enum rf_parse_counter_id {
     RF_PC_CACHE_EVICTIONS,    /* cache entries overwritten for lack of room */
     RF_PC_ANNOUNCE_EVICTIONS, /* announced ids forgotten for lack of room (may re-announce) */
     RF_PC_FLUSHES,            /* flush callback invocations */
+    RF_PC_TIMESTAMPS_CLAMPED, /* accepted lines whose out-of-window timestamp was replaced
+                               * by the receive time (ts_policy clamp); one per line */
     RF_PC__COUNT
 };
 uint64_t rf_parse_counter(const rf_parse_ctx *ctx, enum rf_parse_counter_id id);

@@ -130,6 +130,30 @@ static inline bool rf_ts_in_window(const rf_parse_ctx *ctx, int64_t ts)
     return true;
 }
 
+/* A client timestamp that parsed: within the window, 0; outside it,
+ * RF_REJ_TIMESTAMP_WINDOW + 1 under the reject policy, or (clamp) *ts becomes
+ * the receive wall time, *flags loses RF_EVF_HAS_CLIENT_TIME, *clamped is set
+ * (the caller counts it once the line is accepted) and 0. */
+static inline int rf_ts_check(const rf_parse_ctx *ctx, int64_t *ts, uint8_t *flags, bool *clamped)
+{
+    if (RF_LIKELY(rf_ts_in_window(ctx, *ts)))
+        return 0;
+    if (ctx->cfg.ts_policy != RF_TS_CLAMP)
+        return RF_REJ_TIMESTAMP_WINDOW + 1;
+    *ts = ctx->rx->wall_ns;
+    *flags = (uint8_t)(*flags & ~RF_EVF_HAS_CLIENT_TIME);
+    *clamped = true;
+    return 0;
+}
+
+/* Counts a clamped timestamp of a line that was accepted (r == 0). */
+static inline int rf_ts_count_clamped(rf_parse_ctx *ctx, int r)
+{
+    if (r == 0)
+        rf_ctr_add(&ctx->counters[RF_PC_TIMESTAMPS_CLAMPED], 1);
+    return r;
+}
+
 /* Fills the per-value defaults of a pending event. */
 static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t field_len,
                                    uint8_t field_esc, uint8_t kind)

@@ -10,7 +10,8 @@
  *   @rate sample rate in (0, 1], stored in sample_rate (1.0 when absent).
  *   #tags DogStatsD tags, "k:v" (split at the first ':') or bare "k"; empty
  *         items (",,") are ignored.
- *   T     DogStatsD client timestamp, Unix seconds (window-checked).
+ *   T     DogStatsD client timestamp, Unix seconds (window-checked: outside
+ *         it rejected or clamped, per cfg.ts_policy).
  *   Other sections ("c:<container>", "e:...") are ignored: newer agents add
  *   them and a collector must not reject the metric for them.
  * Several values packed in one line ("name:1:2:3|h", DogStatsD protocol v1.1)
@@ -111,7 +112,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     float rate = 1.0f;
     int64_t ts = ctx->rx->wall_ns;
     uint8_t flags = 0;
-    bool have_tags = false;
+    bool have_tags = false, clamped = false;
     for (const char *s = te; s < end;) { /* at a '|' */
         s++;
         const char *se = memchr(s, '|', (size_t)(end - s));
@@ -139,9 +140,10 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
                 return e;
             if (__builtin_mul_overflow(sec, RF_NS_PER_S, &ts))
                 return RF_REJ_OUT_OF_RANGE + 1;
-            if (!rf_ts_in_window(ctx, ts))
-                return RF_REJ_TIMESTAMP_WINDOW + 1;
             flags = RF_EVF_HAS_CLIENT_TIME;
+            clamped = false; /* the last |T counts */
+            if ((e = rf_ts_check(ctx, &ts, &flags, &clamped)))
+                return e;
         }
         s = se;
     }
@@ -187,7 +189,10 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     XXH128_hash_t hn = XXH3_128bits_withSeed(ser.name.p, ser.name.len, RF_PROTO_STATSD);
     XXH128_hash_t ht = XXH3_128bits_withSeed(ser.tags.p, ser.tags.len, hn.low64);
     XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
-    return rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags);
+    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags);
+    if (RF_UNLIKELY(clamped))
+        return rf_ts_count_clamped(ctx, r);
+    return r;
 }
 
 size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
