@@ -463,7 +463,7 @@ uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
     if (p->st.corr)
         rf_correlator_tick(p->st.corr, now_mono);
     if (p->st.agg && now_mono >= p->next_agg_tick) {
-        rf_aggregator_tick(p->st.agg, now_wall);
+        rf_aggregator_tick(p->st.agg, now_mono);
         p->next_agg_tick = now_mono + PIPE_AGG_TICK_NS;
     }
     if (p->store)

@@ -31,6 +31,7 @@ typedef struct rf_shard_input {
     rf_shard *shard;
     rf_listener *listener;
     enum rf_listen_protocol protocol;
+    bool critical;               /* a `class: critical` listener: its events are critical */
     rf_parse_ctx *parser;
     rf_event batch[RF_SHARD_PARSE_BATCH];
 } rf_shard_input;
@@ -41,6 +42,15 @@ struct rf_shard {
     void *dispatch_ctx;
 
     rf_listener_set *listeners;
+    /* The `class: critical` listeners, in a set of their own: polled before
+     * the standard set and, through the critical hook, between its
+     * datagrams, with buffers of their own, so routine traffic (however
+     * much) never sits in front of them. NULL when there are none. */
+    rf_listener_set *crit_listeners;
+    uint32_t n_crit_listeners, n_std_listeners;
+    rf_shard_critical_fn crit_hook;
+    void *crit_hook_ctx;
+    bool in_crit_hook;
     rf_shard_input *inputs[RF_SETTINGS_MAX_LISTENERS + RF_DPDK_MAX_PORTS * RF_DPDK_MAX_UDP_PORTS];
     uint32_t n_inputs;           /* listener inputs first, then DPDK ones */
     uint32_t n_listener_inputs;
@@ -64,6 +74,9 @@ struct rf_shard {
 static void input_flush(void *user, rf_event *events, size_t n)
 {
     rf_shard_input *in = user;
+    if (in->critical)
+        for (size_t i = 0; i < n; i++)
+            events[i].priority = RF_PRIO_CRITICAL;
     in->shard->dispatch(in->shard->dispatch_ctx, events, (uint32_t)n);
 }
 
@@ -87,6 +100,13 @@ static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk
     case RF_LISTEN_PROTO_INFLUX_LINE: rf_parse_influx(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_STATSD: rf_parse_statsd(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_GRAPHITE: rf_parse_graphite(in->parser, &rx, c->data, c->len); break;
+    }
+    /* Between two routine datagrams (or TCP reads): critical work first. */
+    rf_shard *s = in->shard;
+    if (!in->critical && s->crit_hook && !s->in_crit_hook) {
+        s->in_crit_hook = true;
+        s->crit_hook(s->crit_hook_ctx);
+        s->in_crit_hook = false;
     }
 }
 
@@ -165,6 +185,12 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
         return rc;
     for (size_t i = 0; i < settings->ingest.n_listeners; i++) {
         const rf_listener_config *lc = &settings->ingest.listeners[i];
+        if (lc->critical && listener_on_worker(lc, s->index) && !s->crit_listeners &&
+            (rc = rf_listener_set_new(&s->crit_listeners, "ingest-critical", NULL, err)) < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < settings->ingest.n_listeners; i++) {
+        const rf_listener_config *lc = &settings->ingest.listeners[i];
         if (!listener_on_worker(lc, s->index))
             continue;
         char name[RF_LISTENER_NAME_MAX + 16];
@@ -174,15 +200,21 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
         if (!in)
             return -(err->code ? err->code : ENOMEM);
 
+        in->critical = lc->critical;
         rf_listener_config cfg = *lc;
         cfg.handler = (rf_listen_handler){
             .on_data = input_on_data,
             .on_burst_end = input_on_burst_end,
             .ctx = in,
         };
-        rc = rf_listener_add(s->listeners, &cfg, &in->listener, err);
+        rc = rf_listener_add(lc->critical ? s->crit_listeners : s->listeners, &cfg, &in->listener,
+                             err);
         if (rc < 0)
             return rc;
+        if (lc->critical)
+            s->n_crit_listeners++;
+        else
+            s->n_std_listeners++;
     }
     s->n_listener_inputs = s->n_inputs;
     return 0;
@@ -277,6 +309,7 @@ void rf_shard_free(rf_shard *s)
     /* The listener set first: it may still hold events parsed but not
      * dispatched; the parse contexts hand theirs over when freed. */
     rf_listener_set_free(s->listeners);
+    rf_listener_set_free(s->crit_listeners);
     for (uint32_t i = 0; i < s->n_inputs; i++) {
         if (s->inputs[i]->parser) {
             /* Anything still batched here would go to a dispatcher that is
@@ -298,8 +331,17 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx)
 int rf_shard_start(rf_shard *s, rf_err *err)
 {
     s->next_tick_ns = rf_clock_mono_ns() + RF_SHARD_TICK_NS;
-    if (s->n_listener_inputs) {
+    if (s->n_std_listeners) {
         int rc = rf_listener_set_start(s->listeners, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->n_crit_listeners) {
+        int rc = rf_listener_set_start(s->crit_listeners, err);
+        /* The worker sleeps in the standard set: a critical completion must
+         * end that sleep too. */
+        if (rc == 0 && s->n_std_listeners)
+            rc = rf_listener_set_wake_with(s->crit_listeners, s->listeners, err);
         if (rc < 0)
             return rc;
     }
@@ -311,12 +353,38 @@ int rf_shard_start(rf_shard *s, rf_err *err)
     return 0;
 }
 
+uint32_t rf_shard_poll_critical(rf_shard *s)
+{
+    if (s->ingest_stopped || !s->n_crit_listeners)
+        return 0;
+    return rf_listener_set_poll(s->crit_listeners);
+}
+
+bool rf_shard_critical_pending(const rf_shard *s)
+{
+    return !s->ingest_stopped && s->n_crit_listeners && rf_listener_set_pending(s->crit_listeners);
+}
+
+bool rf_shard_has_critical(const rf_shard *s)
+{
+    return s->n_crit_listeners > 0;
+}
+
+void rf_shard_set_critical_hook(rf_shard *s, rf_shard_critical_fn fn, void *ctx)
+{
+    s->crit_hook = fn;
+    s->crit_hook_ctx = ctx;
+}
+
 uint32_t rf_shard_poll_ingest(rf_shard *s)
 {
     if (s->ingest_stopped)
         return 0;
-    uint32_t work = 0;
-    if (s->n_listener_inputs)
+    /* The critical listeners only when no hook serves them (the engine's
+     * hook polls them itself, first, and must be their only poller so that
+     * a set is never polled from inside its own poll). */
+    uint32_t work = s->crit_hook ? 0 : rf_shard_poll_critical(s);
+    if (s->n_std_listeners)
         work += rf_listener_set_poll(s->listeners);
     for (uint32_t i = 0; i < s->n_dpdk_queues; i++)
         work += rf_dpdk_queue_poll(s->dpdk_queues[i], 0);
@@ -381,7 +449,7 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
         return;
     }
     if (!s->ingest_stopped && s->n_listener_inputs) {
-        rf_listener_set_wait(s->listeners, timeout_ns);
+        rf_listener_set_wait(s->n_std_listeners ? s->listeners : s->crit_listeners, timeout_ns);
         return;
     }
     /* Ingest stopped: completions may be pending forever, so the ring would
@@ -393,7 +461,7 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
 void rf_shard_wake(rf_shard *s)
 {
     if (s->n_listener_inputs)
-        rf_listener_set_wake(s->listeners);
+        rf_listener_set_wake(s->n_std_listeners ? s->listeners : s->crit_listeners);
 }
 
 void rf_shard_log_summary(const rf_shard *s)

@@ -113,6 +113,8 @@ struct rf_aggregator {
     double sketch_alpha;
     uint32_t sketch_bins;
     int64_t wm, close_wm;
+    int64_t tick_wm, wm_mono; /* the watermark the last tick saw, and the
+                               * monotonic time of the first tick that saw it */
     int64_t next_close, pass_min;
     bool sweeping;
     uint32_t cursor;
@@ -309,6 +311,7 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
     a->sketch_bins = cfg->sketch_bins ? cfg->sketch_bins : RF_DDSKETCH_DEFAULT_BINS;
     a->wm = INT64_MIN;
     a->close_wm = INT64_MIN;
+    a->tick_wm = INT64_MIN;
     a->next_close = INT64_MAX;
     a->rules = calloc(cfg->n_rules, sizeof(rule_rt));
     if (!a->rules)
@@ -963,11 +966,23 @@ void rf_aggregator_process(rf_aggregator *a, const rf_event *events, uint32_t n)
     out_flush(a);
 }
 
-void rf_aggregator_tick(rf_aggregator *a, int64_t now_wall_ns)
+/* The idle close, without the wall clock: while no event moves the
+ * watermark, the shard's event time is taken to advance with monotonic time
+ * from the first tick that saw the watermark where it is (up to one tick
+ * interval late, never early). A window closes when that passes its end +
+ * lateness + grace. A wall-clock step changes neither term: window boundaries
+ * stay in event time, the elapsed idle time is monotonic. */
+void rf_aggregator_tick(rf_aggregator *a, int64_t now_mono_ns)
 {
     a->emit_mono = 0;
-    int64_t c = now_wall_ns - a->lateness - a->grace;
-    if (c > a->close_wm && c <= now_wall_ns)
+    if (a->wm != a->tick_wm) {
+        a->tick_wm = a->wm;
+        a->wm_mono = now_mono_ns;
+    }
+    int64_t idle = now_mono_ns - a->wm_mono, c;
+    if (a->wm != INT64_MIN && idle > a->grace && !__builtin_add_overflow(a->wm, idle, &c) &&
+        !__builtin_sub_overflow(c, a->lateness, &c) && !__builtin_sub_overflow(c, a->grace, &c) &&
+        c > a->close_wm)
         a->close_wm = c;
     sweep_step(a, SWEEP_CHUNK * 16);
     out_flush(a);

@@ -18,9 +18,13 @@
  *     in event time: [k*w, (k+1)*w). An event exactly at a boundary belongs to
  *     the window that starts there.
  *   - Watermark (per shard): wm = the largest event time seen; a window closes
- *     (is emitted) once wm - allowed_lateness >= its end, or once
- *     now_wall - allowed_lateness - idle_grace >= its end at rf_aggregator_tick
- *     (idle series). Closed windows are never reopened or re-emitted.
+ *     (is emitted) once wm - allowed_lateness >= its end, or, at
+ *     rf_aggregator_tick (idle shard), once wm + idle - allowed_lateness -
+ *     idle_grace >= its end, where idle is the monotonic time since the first
+ *     tick that saw wm where it is. No wall clock is read: a wall-clock step
+ *     closes nothing early, and data whose event times lag (or lead) the wall
+ *     clock closes as it would in real time. Closed windows are never
+ *     reopened or re-emitted.
  *   - Lateness: an event whose window has ended (end <= wm) but not closed
  *     (end > wm - allowed_lateness) is applied to its own window (counted
  *     late_applied). An event whose window has closed is "beyond lateness":
@@ -104,7 +108,8 @@ typedef struct rf_agg_config {
     uint32_t n_rules;            /* 1..RF_AGG_MAX_RULES */
     uint8_t late_policy;         /* enum rf_agg_late_policy */
     int64_t allowed_lateness_ns; /* >= 0 */
-    int64_t idle_grace_ns;       /* >= 0: tick waits this much beyond lateness (clock skew) */
+    int64_t idle_grace_ns;       /* >= 0: an idle shard's tick waits this much beyond
+                                  * lateness (monotonic) before it closes a window */
     uint32_t max_states;         /* (rule, series|group) states per shard; 0 = series table max */
     uint32_t max_pending;        /* windows held past their series' next window; 0 = 65536 */
     uint32_t max_sketches;       /* quantile sketch pool; 0 = 4096 */
@@ -160,9 +165,12 @@ void rf_aggregator_free(rf_aggregator *a);
 
 /* Aggregates n events. Emits whatever windows close on the way. */
 void rf_aggregator_process(rf_aggregator *a, const rf_event *events, uint32_t n);
-/* Closes windows of idle series (end <= now_wall - lateness - idle_grace) and
- * advances an incremental sweep. Call about every 100 ms. */
-void rf_aggregator_tick(rf_aggregator *a, int64_t now_wall_ns);
+/* Closes windows of an idle shard (end <= wm + idle - lateness - idle_grace,
+ * idle = now_mono - the first tick that saw the current watermark) and
+ * advances an incremental sweep. now_mono_ns is rf_clock_mono_ns() (tests
+ * inject it). Call about every 100 ms: idle is measured from a tick, so a
+ * close comes up to one interval late, never early. */
+void rf_aggregator_tick(rf_aggregator *a, int64_t now_mono_ns);
 /* Emits every open window (shutdown). */
 void rf_aggregator_flush(rf_aggregator *a);
 

@@ -1,8 +1,9 @@
 /* Aggregation: every function against a reference computed here from seeded
  * random data, window boundaries, lateness within and beyond (both
  * policies), counter resets, StatsD semantics (sample rates, gauge deltas,
- * timers, sets), group-by, idle close by tick, the incremental sweep, output
- * series ids and definitions, and the YAML configuration. */
+ * timers, sets), group-by, idle close by tick (monotonic, so wall-clock
+ * steps forward and back close nothing early or late), the incremental
+ * sweep, output series ids and definitions, and the YAML configuration. */
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
@@ -534,9 +535,13 @@ static void test_tick_and_sweep(void **state)
     fx_start(&fx);
     uint64_t id = def(fx.t, "idle v");
     push(fx.a, id, T0 + 5 * S, 1, RF_KIND_GAUGE);
-    rf_aggregator_tick(fx.a, T0 + 13 * S - 1); /* end + lateness + grace not reached */
+    /* The tick takes monotonic time, unrelated to event time: the first tick
+     * that sees the watermark at T0+5 starts its idle time. */
+    const int64_t M0 = 777 * S;
+    rf_aggregator_tick(fx.a, M0);
+    rf_aggregator_tick(fx.a, M0 + 8 * S - 1); /* T0+5 + 8 s idle: end + lateness + grace not reached */
     assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 0);
-    rf_aggregator_tick(fx.a, T0 + 13 * S);
+    rf_aggregator_tick(fx.a, M0 + 8 * S);
     expect_close(val(&fx.out, "idle v:count", T0), 1, 0, "idle close");
     push(fx.a, id, T0 + 9 * S, 1, RF_KIND_GAUGE); /* its window was closed by the tick */
     rf_agg_stats st;
@@ -561,6 +566,139 @@ static void test_tick_and_sweep(void **state)
         snprintf(buf, sizeof(buf), "many,i=%d v:count", i);
         expect_close(val(&fx.out, buf, T0 + 100 * S), 1, 0, "swept");
     }
+    fx_end(&fx);
+}
+
+/* ---- wall-clock steps ---------------------------------------------------- */
+
+/* A simulated host: real time (what the clients' clocks read), the daemon's
+ * monotonic clock and its wall clock, real + step. As daemon/pipeline.c does,
+ * the aggregator is ticked every 100 ms, with monotonic time only. Events
+ * with a client timestamp carry real time; events stamped at receipt carry
+ * the daemon's wall clock. */
+typedef struct host {
+    int64_t real, mono, step;
+} host;
+
+static void host_advance(fixture *fx, host *h)
+{
+    h->real += S / 10;
+    h->mono += S / 10;
+    rf_aggregator_tick(fx->a, h->mono);
+}
+
+/* Records, per window start, the step at which its aggregate first came out. */
+static void note_first(const cap *c, const char *text, const int64_t *starts, int *first, int n,
+                       int k)
+{
+    for (int i = 0; i < n; i++)
+        if (first[i] < 0 && find_agg(c, text, starts[i]))
+            first[i] = k;
+}
+
+/* Client timestamps, the daemon's wall clock 1 h ahead from 10 s, 1 h behind
+ * from 20 s, the clients silent from 30 s: every window holds exactly its
+ * events, closes when the watermark (or, once idle, monotonic time) passes
+ * end + lateness (+ grace), and nothing is late. With the wall-clock idle
+ * sweep this test replaces, the step ahead closed every open window at once
+ * (then dropped the rest of their events as late) and the step behind held
+ * the last window open for an hour. */
+static void test_wall_step_client_time(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx.cfg.allowed_lateness_ns = 2 * S;
+    fx.cfg.idle_grace_ns = 1 * S;
+    fx_start(&fx);
+    uint64_t busy = def(fx.t, "c,h=busy v"), sparse = def(fx.t, "c,h=sparse v");
+    host h = {T0, 500 * S, 0};
+    const int64_t starts[3] = {T0, T0 + 10 * S, T0 + 20 * S};
+    int first[3] = {-1, -1, -1};
+    for (int k = 0; k < 450; k++) {
+        if (k == 100)
+            h.step = 3600 * S;
+        if (k == 200)
+            h.step = -3600 * S;
+        if (k < 300)
+            push(fx.a, busy, h.real, 1, RF_KIND_GAUGE);
+        if (k < 300 && k % 70 == 0)
+            push(fx.a, sparse, h.real, 1, RF_KIND_GAUGE);
+        note_first(&fx.out, "c,h=busy v:count", starts, first, 3, k);
+        host_advance(&fx, &h);
+        note_first(&fx.out, "c,h=busy v:count", starts, first, 3, k);
+    }
+    /* [0,10) and [10,20) close by the watermark (event at end + lateness);
+     * [20,30) by the idle tick: the watermark stood at 29.9 s from the tick at
+     * mono +30.0 s, so at +33.1 s (29.9 + 3.1 >= 30 + 2 + 1), step 330. */
+    assert_int_equal(first[0], 120);
+    assert_int_equal(first[1], 220);
+    assert_int_equal(first[2], 330);
+    for (int i = 0; i < 3; i++)
+        expect_close(val(&fx.out, "c,h=busy v:count", starts[i]), 100, 0, "busy window");
+    expect_close(val(&fx.out, "c,h=sparse v:count", T0), 2, 0, "sparse 0, 7");
+    expect_close(val(&fx.out, "c,h=sparse v:count", T0 + 10 * S), 1, 0, "sparse 14");
+    expect_close(val(&fx.out, "c,h=sparse v:count", T0 + 20 * S), 2, 0, "sparse 21, 28");
+    assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 6); /* nothing spurious */
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.late_dropped, 0);
+    assert_int_equal(st.late_applied, 0);
+    assert_int_equal(st.early_closes, 0);
+    fx_end(&fx);
+}
+
+/* Events stamped at receipt carry the wall clock, so a step moves their
+ * event time with it. Ahead (+1 h at 15 s): the open window [10,20) closes
+ * by the watermark when the first event of the new hour arrives, with the
+ * 50 events it had; no window in between comes out. Back (to real time at
+ * 30 s): later events are an hour behind the watermark, beyond lateness,
+ * and counted late_dropped (not lost silently) until real time catches up;
+ * the idle close of [3620,3630) is not held up by them. This is the caveat
+ * docs/RELIABILITY.md states. */
+static void test_wall_step_receipt_time(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", NULL};
+    fixture fx;
+    fx_init(&fx, 16);
+    fx.rules[0] = rule("*", "*", 10 * S, fns);
+    fx.cfg.n_rules = 1;
+    fx.cfg.allowed_lateness_ns = 2 * S;
+    fx.cfg.idle_grace_ns = 1 * S;
+    fx_start(&fx);
+    uint64_t id = def(fx.t, "r v");
+    host h = {T0, 900 * S, 0};
+    const int64_t H = 3600 * S;
+    const int64_t starts[4] = {T0, T0 + 10 * S, T0 + H + 10 * S, T0 + H + 20 * S};
+    int first[4] = {-1, -1, -1, -1};
+    for (int k = 0; k < 600; k++) {
+        if (k == 150)
+            h.step = H;
+        if (k == 300)
+            h.step = 0;
+        if (k < 450)
+            push(fx.a, id, h.real + h.step, 1, RF_KIND_GAUGE);
+        note_first(&fx.out, "r v:count", starts, first, 4, k);
+        host_advance(&fx, &h);
+        note_first(&fx.out, "r v:count", starts, first, 4, k);
+    }
+    assert_int_equal(first[0], 120);
+    assert_int_equal(first[1], 150); /* the first event of the new hour */
+    assert_int_equal(first[2], 220); /* by the watermark: an event at 3622 s */
+    assert_int_equal(first[3], 330); /* idle since the tick at 30.0 s */
+    expect_close(val(&fx.out, "r v:count", starts[0]), 100, 0, "[0,10)");
+    expect_close(val(&fx.out, "r v:count", starts[1]), 50, 0, "[10,20) up to the step");
+    expect_close(val(&fx.out, "r v:count", starts[2]), 50, 0, "[3610,3620)");
+    expect_close(val(&fx.out, "r v:count", starts[3]), 100, 0, "[3620,3630)");
+    assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 4);
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.late_dropped, 150);
+    assert_int_equal(st.applied + st.late_dropped, 450);
     fx_end(&fx);
 }
 
@@ -688,6 +826,8 @@ int main(void)
         cmocka_unit_test(test_statsd),
         cmocka_unit_test(test_group_by),
         cmocka_unit_test(test_tick_and_sweep),
+        cmocka_unit_test(test_wall_step_client_time),
+        cmocka_unit_test(test_wall_step_receipt_time),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_config),
     };
