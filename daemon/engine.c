@@ -23,6 +23,10 @@
 #define RF_DISPATCH_BATCH 64
 /* Events taken from one inbound ring per dequeue. */
 #define RF_POLL_BATCH 256
+/* Slots of each critical ring (one per ordered pair of workers, beside the
+ * standard one): critical traffic is small, and a critical event must never
+ * be dropped for want of room, so the producer waits when one is full. */
+#define RF_CRIT_RING_SLOTS 4096
 
 typedef struct rf_engine_worker rf_engine_worker;
 
@@ -41,6 +45,10 @@ struct rf_engine_worker {
     rf_shard *shard;
     rf_ring *inbound[RF_DAEMON_MAX_WORKERS];  /* inbound[j]: from worker j (NULL for self) */
     rf_ring *outbound[RF_DAEMON_MAX_WORKERS]; /* outbound[j]: to worker j (NULL for self) */
+    /* The critical lane between workers (NULL when no listener is critical):
+     * drained before the standard rings and between their bursts. */
+    rf_ring *crit_inbound[RF_DAEMON_MAX_WORKERS];
+    rf_ring *crit_outbound[RF_DAEMON_MAX_WORKERS];
     rf_staging *staging;                      /* [workers] */
     rf_event local[RF_POLL_BATCH];
     uint32_t n_local;
@@ -50,15 +58,18 @@ struct rf_engine_worker {
      * its staging; read (acquire) by the control thread in rf_engine_stop. */
     _Atomic bool ingest_quiesced;
 
+    bool in_critical; /* serve_critical is on the stack: not re-entered */
+
     /* Single-writer statistics (this worker), relaxed; read by control. */
     _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
-        block_waits;
+        block_waits, critical_events, critical_from_peers;
 };
 
 struct rf_engine {
     rf_settings settings;
     uint32_t n_workers;
     enum rf_ring_full_policy policy;
+    bool critical_lane; /* some listener has class: critical */
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store; /* NULL when storage is disabled */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
@@ -139,6 +150,61 @@ static void flush_all_staging(rf_engine_worker *w)
             flush_staging(w, j);
 }
 
+/* Sends critical events (definitions included, in order) to worker j's
+ * critical ring. Never dropped: a full ring makes this worker wait while it
+ * keeps draining its own inbound rings, as send_to_peer does. */
+static void send_critical_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n)
+{
+    rf_engine *e = w->engine;
+    rf_ring *r = w->crit_outbound[j];
+    uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
+    if (done < n) {
+        counter_add(&w->block_waits, 1);
+        unsigned idle = 0;
+        while (done < n) {
+            rf_worker_wake(e->workers[j]->thread);
+            if (drain_inbound(w) == 0 && ++idle > 64) {
+                sched_yield();
+                idle = 0;
+            }
+            done += rf_ring_enqueue_burst(r, ev + done, sizeof(rf_event), n - done);
+        }
+    }
+    counter_add(&w->sent_to_peers, n);
+    rf_worker_wake(e->workers[j]->thread);
+}
+
+/* Critical events from a critical listener: ours are processed at once
+ * (with whatever routine events are already in the local batch, at most
+ * RF_POLL_BATCH - 1 of them), the others go straight to their owner's
+ * critical ring, definitions and data in arrival order so that a series'
+ * definition is never behind its data. */
+static void dispatch_critical(rf_engine_worker *w, const rf_event *ev, uint32_t n)
+{
+    const uint32_t workers = w->engine->n_workers;
+    uint64_t data = 0;
+    for (uint32_t i = 0; i < n; i++)
+        data += ev[i].kind != RF_KIND_SERIES_DEF;
+    counter_add(&w->critical_events, data);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t owner = rf_event_owner(ev[i].series_id, workers);
+        uint32_t run = 1;
+        while (i + run < n && rf_event_owner(ev[i + run].series_id, workers) == owner)
+            run++;
+        if (owner == w->index) {
+            for (uint32_t k = 0; k < run; k++) {
+                w->local[w->n_local++] = ev[i + k];
+                if (w->n_local == RF_POLL_BATCH)
+                    process_local(w);
+            }
+        } else {
+            send_critical_to_peer(w, owner, ev + i, run);
+        }
+        i += run;
+    }
+    process_local(w);
+}
+
 /* Hands parsed events to their owners: our own go to the local batch, the
  * others to per-destination staging flushed per batch. Called by the ingest
  * side of this worker. */
@@ -146,6 +212,11 @@ void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
 {
     const uint32_t workers = w->engine->n_workers;
     counter_add(&w->events_parsed, n);
+    /* A parse batch comes from one listener: all critical or none. */
+    if (n && ev[0].priority == RF_PRIO_CRITICAL) {
+        dispatch_critical(w, ev, n);
+        return;
+    }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t owner = rf_event_owner(ev[i].series_id, workers);
         if (owner == w->index) {
@@ -167,9 +238,53 @@ void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
     }
 }
 
-static uint32_t drain_inbound(rf_engine_worker *w)
+/* Processes what the critical rings hold. */
+static uint32_t drain_critical_rings(rf_engine_worker *w)
 {
     uint32_t total = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_ring *r = w->crit_inbound[j];
+        if (!r)
+            continue;
+        uint32_t got;
+        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+            counter_add(&w->events_from_peers, got);
+            counter_add(&w->critical_from_peers, got);
+            rf_shard_process(w->shard, w->scratch, got);
+            counter_add(&w->events_processed, got);
+            total += got;
+        }
+    }
+    return total;
+}
+
+/* The critical lane's turn: this worker's critical listeners, then the
+ * critical rings from its peers. Called at the top of every poll, between
+ * the datagrams of a standard listener (the shard's critical hook) and
+ * between bursts from the standard rings, so critical work waits behind at
+ * most one datagram or one burst of routine work. Cheap when idle: a few
+ * loads per listener set and ring. */
+static uint32_t serve_critical(rf_engine_worker *w)
+{
+    if (!w->engine->critical_lane || w->in_critical)
+        return 0;
+    w->in_critical = true;
+    uint32_t work = 0;
+    if (rf_shard_critical_pending(w->shard))
+        work += rf_shard_poll_critical(w->shard);
+    work += drain_critical_rings(w);
+    w->in_critical = false;
+    return work;
+}
+
+static void serve_critical_hook(void *ctx)
+{
+    (void)serve_critical(ctx);
+}
+
+static uint32_t drain_inbound(rf_engine_worker *w)
+{
+    uint32_t total = serve_critical(w);
     for (uint32_t j = 0; j < w->engine->n_workers; j++) {
         rf_ring *r = w->inbound[j];
         if (!r)
@@ -180,6 +295,7 @@ static uint32_t drain_inbound(rf_engine_worker *w)
             rf_shard_process(w->shard, w->scratch, got);
             counter_add(&w->events_processed, got);
             total += got;
+            total += serve_critical(w);
             if (got < RF_POLL_BATCH)
                 break;
         }
@@ -199,6 +315,7 @@ static uint32_t worker_poll(void *ctx)
     uint32_t work = 0;
     /* Pairs with the release store in rf_engine_stop (phase 1). */
     if (!atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire)) {
+        work += serve_critical(w);
         work += rf_shard_poll_ingest(w->shard);
     } else if (!atomic_load_explicit(&w->ingest_quiesced, memory_order_relaxed)) {
         rf_shard_stop_ingest(w->shard);
@@ -247,8 +364,10 @@ static void engine_free(rf_engine *e)
         rf_engine_worker *w = e->workers[i];
         if (!w)
             continue;
-        for (uint32_t j = 0; j < e->n_workers; j++)
+        for (uint32_t j = 0; j < e->n_workers; j++) {
             rf_ring_destroy(w->inbound[j]);
+            rf_ring_destroy(w->crit_inbound[j]);
+        }
         rf_shard_free(w->shard);
         free(w->staging);
         free(w);
@@ -304,6 +423,8 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     e->n_workers = cfg->engine.workers;
     e->policy = cfg->engine.ring.full_policy;
     atomic_init(&e->stop_ingest, false);
+    for (size_t i = 0; i < settings->ingest.n_listeners; i++)
+        e->critical_lane |= settings->ingest.listeners[i].critical;
 
     int rc = rf_shard_probe_listeners(settings, err);
     if (rc < 0)
@@ -363,6 +484,12 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
                                 cfg->engine.ring.capacity, strerror(errno));
                 goto fail;
             }
+            if (e->critical_lane &&
+                !(w->crit_inbound[j] = rf_ring_create(RF_CRIT_RING_SLOTS, sizeof(rf_event)))) {
+                rc = rf_err_set(err, errno, "engine: critical ring %u->%u: %s", j, i,
+                                strerror(errno));
+                goto fail;
+            }
         }
         rc = rf_shard_new(&e->settings, i, e->n_workers,
                           e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
@@ -370,11 +497,15 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         if (rc < 0)
             goto fail;
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
+        if (e->critical_lane)
+            rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
     }
     for (uint32_t i = 0; i < e->n_workers; i++)
         for (uint32_t j = 0; j < e->n_workers; j++)
-            if (i != j)
+            if (i != j) {
                 e->workers[i]->outbound[j] = e->workers[j]->inbound[i];
+                e->workers[i]->crit_outbound[j] = e->workers[j]->crit_inbound[i];
+            }
 
     if ((rc = place_workers(e, cfg, err)) < 0)
         goto fail;
@@ -458,11 +589,13 @@ void rf_engine_stop(rf_engine *e)
             rf_engine_worker_stats_read(e, i, &st);
             rf_log_info("engine",
                         "worker-%u final: events_parsed=%lu from_peers=%lu processed=%lu sent_to_peers=%lu "
-                        "dropped_ring_full=%lu dropped_unknown_series=%lu block_waits=%lu",
+                        "dropped_ring_full=%lu dropped_unknown_series=%lu block_waits=%lu "
+                        "critical_events=%lu critical_from_peers=%lu",
                         i, (unsigned long)st.events_parsed, (unsigned long)st.events_from_peers,
                         (unsigned long)st.events_processed,
                         (unsigned long)st.sent_to_peers, (unsigned long)st.dropped_ring_full,
-                        (unsigned long)st.dropped_unknown_series, (unsigned long)st.block_waits);
+                        (unsigned long)st.dropped_unknown_series, (unsigned long)st.block_waits,
+                        (unsigned long)st.critical_events, (unsigned long)st.critical_from_peers);
             rf_shard_log_summary(e->workers[i]->shard);
         }
     }
@@ -607,6 +740,8 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->sent_to_peers = atomic_load_explicit(&w->sent_to_peers, memory_order_relaxed);
     out->dropped_ring_full = atomic_load_explicit(&w->dropped_ring_full, memory_order_relaxed);
     out->block_waits = atomic_load_explicit(&w->block_waits, memory_order_relaxed);
+    out->critical_events = atomic_load_explicit(&w->critical_events, memory_order_relaxed);
+    out->critical_from_peers = atomic_load_explicit(&w->critical_from_peers, memory_order_relaxed);
     out->dropped_unknown_series = rf_shard_unknown_series_drops(w->shard);
 }
 

@@ -39,6 +39,8 @@ typedef struct rf_engine_worker_stats {
     uint64_t dropped_ring_full;  /* drop_newest drops when sending to peers */
     uint64_t dropped_unknown_series; /* events whose series definition never arrived */
     uint64_t block_waits;        /* times a full peer ring made this worker wait */
+    uint64_t critical_events;    /* data events its critical listeners produced */
+    uint64_t critical_from_peers; /* events taken from its critical inbound rings */
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);

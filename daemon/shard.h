@@ -23,6 +23,7 @@
 
 typedef struct rf_shard rf_shard;
 typedef void (*rf_shard_dispatch_fn)(void *ctx, const rf_event *events, uint32_t n);
+typedef void (*rf_shard_critical_fn)(void *ctx);
 
 /* Control thread, once before any shard: fails when another process holds
  * a listener's port (our own sockets use SO_REUSEPORT and would share it). */
@@ -41,7 +42,21 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
 
 /* On the worker thread, before the first poll (opens sockets, allocates). */
 int rf_shard_start(rf_shard *s, rf_err *err);
+/* Polls the critical listeners (unless a critical hook is set: its owner
+ * polls them), then the standard ones. */
 uint32_t rf_shard_poll_ingest(rf_shard *s);
+
+/* The critical lane (listeners with `class: critical`; their events carry
+ * RF_PRIO_CRITICAL). rf_shard_poll_critical polls only those listeners;
+ * rf_shard_critical_pending says, with a few loads, whether it would find
+ * anything. The hook runs after each datagram (or TCP read) of a standard
+ * listener, so the owner can serve critical work between them; it is not
+ * re-entered, and runs only when critical listeners exist somewhere in the
+ * engine (the engine sets it). */
+uint32_t rf_shard_poll_critical(rf_shard *s);
+bool rf_shard_critical_pending(const rf_shard *s);
+bool rf_shard_has_critical(const rf_shard *s);
+void rf_shard_set_critical_hook(rf_shard *s, rf_shard_critical_fn fn, void *ctx);
 void rf_shard_stop_ingest(rf_shard *s);
 void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
 /* Time-driven work (batch intervals, window closes, storage timers); cheap

@@ -23,6 +23,8 @@ enum wfield {
     WF_DROP_RING_FULL,
     WF_DROP_UNKNOWN,
     WF_BLOCK_WAITS,
+    WF_CRITICAL,
+    WF_CRITICAL_FROM_PEERS,
     WF_POLLS,
     WF_BUSY_NS,
 };
@@ -93,6 +95,8 @@ static uint64_t wfield_raw(uint32_t i, unsigned field)
     case WF_SENT: return s.sent_to_peers;
     case WF_DROP_RING_FULL: return s.dropped_ring_full;
     case WF_DROP_UNKNOWN: return s.dropped_unknown_series;
+    case WF_CRITICAL: return s.critical_events;
+    case WF_CRITICAL_FROM_PEERS: return s.critical_from_peers;
     default: return s.block_waits;
     }
 }
@@ -217,9 +221,11 @@ static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
                                        "dropped_ring_full",
                                        "dropped_unknown_series",
                                        "block_waits",
+                                       "critical",
+                                       "critical_from_peers",
                                        "polls",
                                        "reason"};
-    rf_ops_table_begin(w, "workers", cols, 15);
+    rf_ops_table_begin(w, "workers", cols, 17);
     for (uint32_t i = 0; i < g_view.workers; i++) {
         rf_engine_worker_stats s;
         rf_worker_stats rs;
@@ -241,6 +247,8 @@ static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         rf_ops_cell_u64(w, sub0(s.dropped_ring_full, b->dropped_ring_full));
         rf_ops_cell_u64(w, sub0(s.dropped_unknown_series, b->dropped_unknown_series));
         rf_ops_cell_u64(w, sub0(s.block_waits, b->block_waits));
+        rf_ops_cell_u64(w, sub0(s.critical_events, b->critical_events));
+        rf_ops_cell_u64(w, sub0(s.critical_from_peers, b->critical_from_peers));
         rf_ops_cell_u64(w, sub0(rs.polls, g_view.base_polls[i]));
         /* The reason is only meaningful once the component stopped or failed. */
         rf_ops_cell_str(w, c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED) ? c->reason : "");
@@ -355,6 +363,10 @@ static const metric_def worker_metrics[] = {
      "reason=\"unknown_series\"", WF_DROP_UNKNOWN},
     {RF_METRIC_COUNTER, "ringflow_worker_block_waits", "Times a full peer ring made a worker wait.",
      NULL, WF_BLOCK_WAITS},
+    {RF_METRIC_COUNTER, "ringflow_worker_critical_events",
+     "Events a worker's critical listeners produced (the critical lane).", NULL, WF_CRITICAL},
+    {RF_METRIC_COUNTER, "ringflow_worker_critical_events_from_peers",
+     "Events a worker took from its critical inbound rings.", NULL, WF_CRITICAL_FROM_PEERS},
     {RF_METRIC_COUNTER, "ringflow_worker_polls", "Poll loop iterations of a worker.", NULL,
      WF_POLLS},
     {RF_METRIC_COUNTER, "ringflow_worker_busy_nanoseconds",

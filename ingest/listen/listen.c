@@ -1033,6 +1033,28 @@ void rf_listener_set_wake(rf_listener_set *set)
     }
 }
 
+int rf_listener_set_wake_with(rf_listener_set *set, rf_listener_set *waiter, rf_err *err)
+{
+    if (!set->started || !waiter->started)
+        return rf_err_set(err, EINVAL, "listener set %s: wake-with %s before both started",
+                          set->name, waiter->name);
+    int rc = io_uring_register_eventfd(&set->ring, waiter->wake_fd);
+    if (rc < 0)
+        return rf_err_set(err, -rc, "listener set %s: register eventfd of %s: %s", set->name,
+                          waiter->name, strerror(-rc));
+    return 0;
+}
+
+bool rf_listener_set_pending(const rf_listener_set *set)
+{
+    if (!set->started)
+        return false;
+    /* io_uring_cq_ready: acquire load of the kernel's CQ tail (pairs with the
+     * kernel's release when it posts). */
+    return io_uring_cq_ready(&set->ring) ||
+           (IO_URING_READ_ONCE(*set->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
+
 int rf_listener_set_start_op(void *set, rf_err *err) { return rf_listener_set_start(set, err); }
 uint32_t rf_listener_set_poll_op(void *set) { return rf_listener_set_poll(set); }
 void rf_listener_set_wait_op(void *set, int64_t timeout_ns) { rf_listener_set_wait(set, timeout_ns); }

@@ -170,6 +170,11 @@ typedef struct rf_listener_config {
     /* Which workers open a socket for this listener (bit i = worker i; 0 =
      * all). Read by whoever builds the sets; the listener ignores it. */
     uint64_t worker_mask;
+    /* `class: critical`: a lane of its own for what must not wait behind
+     * routine traffic. Read by whoever builds the sets (the engine gives
+     * these listeners a set of their own, polled first); the listener
+     * ignores it. */
+    bool critical;
     rf_listen_handler handler;
 } rf_listener_config;
 
@@ -216,6 +221,18 @@ void rf_listener_set_wait(rf_listener_set *set, int64_t timeout_ns);
 /* Any thread: makes a pending or the next rf_listener_set_wait return. Fits
  * rf_worker_ops.wake. */
 void rf_listener_set_wake(rf_listener_set *set);
+
+/* For a thread that polls two sets but sleeps in one: after both started, on
+ * the owning thread, every completion posted to `set` also ends a wait in
+ * `waiter` (the kernel signals waiter's wake-up eventfd, registered on set's
+ * ring). Returns 0 or a negative errno with err filled. */
+int rf_listener_set_wake_with(rf_listener_set *set, rf_listener_set *waiter, rf_err *err);
+
+/* Owning thread: whether rf_listener_set_poll would find work now (a
+ * completion in the queue, or task work / overflow the kernel holds for it).
+ * A few loads, no syscall: cheap enough to ask between datagrams of another
+ * set. */
+bool rf_listener_set_pending(const rf_listener_set *set);
 
 /* Closes every socket and connection and frees the set (no thread may be
  * polling it). Safe on NULL. */

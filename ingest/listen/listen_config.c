@@ -12,6 +12,7 @@
 
 static const char *const transports[] = {"udp", "tcp"};
 static const char *const protocols[] = {"influx_line", "statsd", "graphite"};
+static const char *const classes[] = {"standard", "critical"};
 
 static uint16_t default_port(enum rf_listen_protocol p)
 {
@@ -53,6 +54,7 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
     snprintf(def_name, sizeof(def_name), "%s", c->name);
     uint32_t port, max_conn;
     uint64_t rcvbuf, max_line, idle;
+    int cls;
     if ((rc = rf_cfg_str(item, "name", 1, def_name, c->name, sizeof(c->name), err)) < 0 ||
         (rc = rf_cfg_str(item, "address", 2, "127.0.0.1", c->address, sizeof(c->address), err)) < 0 ||
         (rc = rf_cfg_u32(item, "port", 1, 65535, c->port, &port, err)) < 0 ||
@@ -60,8 +62,10 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
         (rc = rf_cfg_u32(item, "max_connections", 1, 1u << 20, 1024, &max_conn, err)) < 0 ||
         (rc = rf_cfg_size(item, "max_line", 64, 16u << 20, 65536, &max_line, err)) < 0 ||
         (rc = rf_cfg_duration(item, "idle_timeout", 0, 7 * 24 * 3600 * (uint64_t)RF_NS_PER_S, 0,
-                              &idle, err)) < 0)
+                              &idle, err)) < 0 ||
+        (rc = rf_cfg_enum(item, "class", classes, 2, 0, &cls, err)) < 0)
         return rc;
+    c->critical = cls == 1;
     if (!valid_addr(c->address))
         return rf_cfg_fail_key(item, "address", err, "expected an IPv4 or IPv6 literal, got '%s'",
                                c->address);
