@@ -83,7 +83,10 @@ static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *er
         (rc = rf_cfg_str(engine, "data_dir", 1, "./data", c->engine.data_dir,
                          sizeof(c->engine.data_dir), err)) < 0 ||
         (rc = rf_cfg_str(engine, "run_dir", 1, "./run", c->engine.run_dir,
-                         sizeof(c->engine.run_dir), err)) < 0)
+                         sizeof(c->engine.run_dir), err)) < 0 ||
+        (rc = rf_cfg_str(engine, "user", 0, "", c->engine.user, sizeof(c->engine.user), err)) < 0 ||
+        (rc = rf_cfg_str(engine, "group", 0, "", c->engine.group, sizeof(c->engine.group),
+                         err)) < 0)
         return rc;
 
     if ((rc = rf_cfg_map(engine, "ring", &ring, err)) < 0 ||

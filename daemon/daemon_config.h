@@ -10,7 +10,11 @@
  *   - Validation is complete before anything is applied: on error *cfg is left
  *     untouched, so a reload that fails keeps the running configuration.
  *   - Checks that need the machine (is CPU 7 online?) are made when workers
- *     start, not here: a configuration is valid or not on any host.
+ *     start, not here: a configuration is valid or not on any host. The one
+ *     exception is engine.user / engine.group: only their text is read here;
+ *     rf_settings_load resolves them on this host (daemon/privileges.h), so
+ *     that an unknown name stops the daemon, with its FILE:LINE:COL, before
+ *     anything is bound.
  */
 #ifndef RF_DAEMON_CONFIG_H
 #define RF_DAEMON_CONFIG_H
@@ -25,6 +29,7 @@
 #define RF_DAEMON_MAX_WORKERS 64
 #define RF_DAEMON_MAX_CPU 4095
 #define RF_DAEMON_PATH_MAX 4096
+#define RF_DAEMON_ID_MAX 64 /* engine.user / engine.group text */
 
 /* Shown in messages about the embedded default ("<default>:12:3: ..."). */
 #define RF_DAEMON_DEFAULT_SOURCE "<default>"
@@ -38,6 +43,10 @@ typedef struct rf_daemon_config {
         uint16_t cpus[RF_DAEMON_MAX_WORKERS];
         char data_dir[RF_DAEMON_PATH_MAX];
         char run_dir[RF_DAEMON_PATH_MAX];
+        /* Run as this user / group once bound (names or numeric ids; empty:
+         * stay who started ringflowd). Resolved by rf_settings_load. */
+        char user[RF_DAEMON_ID_MAX];
+        char group[RF_DAEMON_ID_MAX];
         struct {
             uint32_t capacity; /* power of two */
             enum rf_ring_full_policy full_policy;

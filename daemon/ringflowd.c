@@ -1,6 +1,7 @@
 /* ringflowd: loads the configuration, starts the engine, and runs the control
  * loop (signals, the ops sockets, reload) until told to stop. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "core/log/log.h"
 #include "daemon/engine.h"
 #include "daemon/ops/ops.h"
+#include "daemon/privileges.h"
 #include "daemon/settings.h"
 #include "rf_build_config.h"
 #if RF_HAVE_MIMALLOC
@@ -43,7 +45,24 @@ static void usage(FILE *out)
             "(validated first; a bad one is refused and the running one kept).\n");
 }
 
-static int make_dir(const char *path, mode_t mode, rf_err *err)
+/* A directory this run just created is given to engine.user (when set and
+ * running as root); one that existed is left as it is and checked later. */
+static int give_dir(const char *path, const rf_privileges *owner, rf_err *err)
+{
+    if (!owner || !owner->enabled || geteuid() != 0)
+        return 0;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return rf_err_set(err, errno, "open %s: %s", path, strerror(errno));
+    int rc = 0;
+    if (fchown(fd, owner->uid, owner->gid) < 0)
+        rc = rf_err_set(err, errno, "chown %s to %s:%s: %s", path, owner->user, owner->group,
+                        strerror(errno));
+    close(fd);
+    return rc;
+}
+
+static int make_dir(const char *path, mode_t mode, const rf_privileges *owner, rf_err *err)
 {
     /* mkdir -p: create each missing component. */
     char buf[RF_DAEMON_PATH_MAX];
@@ -52,13 +71,64 @@ static int make_dir(const char *path, mode_t mode, rf_err *err)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        if (mkdir(buf, mode) == 0) {
+            if (give_dir(buf, owner, err) < 0)
+                return -err->code;
+        } else if (errno != EEXIST) {
             return rf_err_set(err, errno, "mkdir %s: %s", buf, strerror(errno));
+        }
         *p = '/';
     }
-    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+    if (mkdir(buf, mode) == 0)
+        return give_dir(buf, owner, err);
+    if (errno != EEXIST)
         return rf_err_set(err, errno, "mkdir %s: %s", buf, strerror(errno));
     return 0;
+}
+
+/* The directory part of a path ("." when it has none). */
+static void dir_of(const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, size, ".");
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+/* With engine.user, after rf_privileges_enter: what the user must still be
+ * able to do while it runs, checked now so that it fails at start, with the
+ * path, rather than at the first segment roll, retention pass, reload or
+ * exit. Files inside these directories are the daemon's own business (a
+ * store left by a run as root fails to open, naming the file). */
+static int check_user_access(const rf_settings *s, const char *config_path, rf_err *err)
+{
+    const rf_privileges *p = &s->privileges;
+    int rc;
+    char dir[RF_DAEMON_PATH_MAX];
+    if (config_path && (rc = rf_privileges_check_access(
+                            p, "read the configuration file (a reload reads it again)",
+                            config_path, R_OK, err)) < 0)
+        return rc;
+    if ((rc = rf_privileges_check_access(p, "create files in engine.data_dir",
+                                         s->daemon.engine.data_dir, W_OK | X_OK, err)) < 0 ||
+        (rc = rf_privileges_check_access(p, "create files in engine.run_dir",
+                                         s->daemon.engine.run_dir, W_OK | X_OK, err)) < 0)
+        return rc;
+    if (s->storage.enabled &&
+        (rc = rf_privileges_check_access(p, "create and remove segment files in storage.dir",
+                                         s->storage.dir, W_OK | X_OK, err)) < 0)
+        return rc;
+    dir_of(s->stats.socket, dir, sizeof(dir));
+    if ((rc = rf_privileges_check_access(p, "create and remove the stats socket in", dir,
+                                         W_OK | X_OK, err)) < 0)
+        return rc;
+    dir_of(s->stats.admin_socket, dir, sizeof(dir));
+    return rf_privileges_check_access(p, "create and remove the admin socket in", dir,
+                                      W_OK | X_OK, err);
 }
 
 /* What the control loop shares with the ops hooks (control thread only). */
@@ -66,8 +136,19 @@ typedef struct control {
     rf_engine *engine;
     const char *config_path;
     rf_ops_config ops; /* the ops settings the sockets were opened with */
+    rf_privileges privileges; /* who it was told to run as at start */
     bool stop;         /* `shutdown` on the admin socket */
 } control;
+
+/* Appended to a failure that may come from running as engine.user. */
+static const char *user_hint(const rf_privileges *p, int code, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (p->enabled && (code == EACCES || code == EPERM))
+        snprintf(buf, size, " (ringflowd runs as user %s, group %s: that user needs access)",
+                 p->user, p->group);
+    return buf;
+}
 
 /* Validates and applies the configuration file; the outcome, one line, goes
  * to the log and into msg (for the admin socket's `reload`). Returns 0
@@ -112,9 +193,11 @@ static int reload(control *ctl, char *msg, size_t msg_size)
         rf_log_error(COMPONENT, "%s", msg);
         return -ENOMEM;
     }
+    char hint[256];
     int rc = rf_settings_load(ctl->config_path, next, &err);
     if (rc < 0) {
-        snprintf(msg, msg_size, "reload refused, the running configuration stays: %s", err.msg);
+        snprintf(msg, msg_size, "reload refused, the running configuration stays: %s%s", err.msg,
+                 user_hint(&ctl->privileges, err.code, hint, sizeof(hint)));
         rf_log_error(COMPONENT, "%s", msg);
         free(next);
         return rc;
@@ -127,6 +210,14 @@ static int reload(control *ctl, char *msg, size_t msg_size)
                  "and were left as they are", rc > 0 ? "; " : "");
         rc = 1;
     }
+    /* Privileges were given up at start; a new user takes a restart. */
+    const rf_privileges *was = &ctl->privileges, *now = &next->privileges;
+    if (rc >= 0 && (was->enabled != now->enabled || was->uid != now->uid || was->gid != now->gid)) {
+        size_t l = strlen(err.msg);
+        snprintf(err.msg + l, sizeof(err.msg) - l, "%sengine.user/group need a restart and were "
+                 "left as they are", rc > 0 ? "; " : "");
+        rc = 1;
+    }
     if (rc > 0) {
         snprintf(msg, msg_size, "reload applied in part from %s: %s", next->source, err.msg);
         rf_log_warn(COMPONENT, "%s", msg);
@@ -134,7 +225,8 @@ static int reload(control *ctl, char *msg, size_t msg_size)
         snprintf(msg, msg_size, "reload applied from %s", next->source);
         rf_log_info(COMPONENT, "%s", msg);
     } else {
-        snprintf(msg, msg_size, "reload failed: %s", err.msg);
+        snprintf(msg, msg_size, "reload failed: %s%s", err.msg,
+                 user_hint(&ctl->privileges, err.code, hint, sizeof(hint)));
         rf_log_error(COMPONENT, "%s", msg);
     }
     rf_settings_release(next);
@@ -212,8 +304,14 @@ int main(int argc, char **argv)
     rf_log_set_level(settings.daemon.log.level);
     rf_log_set_format(settings.daemon.log.format);
 
-    if (make_dir(settings.daemon.engine.data_dir, 0755, &err) < 0 ||
-        make_dir(settings.daemon.engine.run_dir, 0755, &err) < 0) {
+    /* Created as root (and given to engine.user when set): a store outside
+     * data_dir too, so that the user can create it even where only root
+     * may create directories. */
+    const rf_privileges *priv = &settings.privileges;
+    if (make_dir(settings.daemon.engine.data_dir, 0755, priv, &err) < 0 ||
+        make_dir(settings.daemon.engine.run_dir, 0755, priv, &err) < 0 ||
+        (priv->enabled && settings.storage.enabled &&
+         make_dir(settings.storage.dir, 0755, priv, &err) < 0)) {
         rf_log_error(COMPONENT, "%s", err.msg);
         return 1;
     }
@@ -234,11 +332,24 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* engine.user, step 1 (daemon/privileges.h): from here on the process
+     * is the user, with only the capabilities binding needs, so everything
+     * created from here (sockets, store, sink files) belongs to the user. */
+    if (priv->enabled) {
+        if (rf_privileges_enter(priv, &err) < 0 ||
+            check_user_access(&settings, config_path, &err) < 0) {
+            rf_log_error(COMPONENT, "start failed: %s", err.msg);
+            close(sfd);
+            return 1;
+        }
+    }
+
     /* The ops sockets first: if another ringflowd answers on them, this one
      * must not start anything. */
     static control ctl;
     ctl.config_path = config_path;
     ctl.ops = settings.stats;
+    ctl.privileges = settings.privileges;
     const rf_ops_hooks hooks = {
         .reload = ops_reload, .shutdown = ops_shutdown, .ctx = &ctl, .owner_uid = geteuid()};
     rf_ops_server *ops = NULL;
@@ -250,10 +361,27 @@ int main(int argc, char **argv)
 
     rf_engine *engine = NULL;
     if (rf_engine_start(&settings, &engine, &err) < 0) {
-        rf_log_error(COMPONENT, "start failed: %s", err.msg);
+        char hint[256];
+        rf_log_error(COMPONENT, "start failed: %s%s", err.msg,
+                     user_hint(priv, err.code, hint, sizeof(hint)));
         rf_ops_server_stop(ops);
         close(sfd);
         return 1;
+    }
+    /* engine.user, step 2: every thread runs now; all of them give up the
+     * rest, and each one is checked. */
+    if (priv->enabled) {
+        char who[512];
+        if (rf_privileges_drop(priv, who, sizeof(who), &err) < 0) {
+            rf_log_error(COMPONENT, "start failed: %s", err.msg);
+            rf_ops_server_stop(ops);
+            rf_engine_stop(engine);
+            close(sfd);
+            return 1;
+        }
+        rf_log_info(COMPONENT, "%s", who);
+    } else if (geteuid() == 0) {
+        rf_log_info(COMPONENT, "running as root: set engine.user to give root up once bound");
     }
     ctl.engine = engine;
     if (rf_ops_engine_attach(engine, settings.source, &err) < 0)

@@ -55,6 +55,16 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
     if (rc < 0)
         return rc;
 
+    /* engine.user / engine.group resolved on this host now: an unknown name
+     * stops the daemon before it binds anything. */
+    const rf_cfg_node *engine = rf_cfg_get(rf_cfg_root(doc), "engine");
+    rc = rf_privileges_resolve(engine, next.daemon.engine.user, next.daemon.engine.group,
+                               &next.privileges, err);
+    if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
+
     /* Each module's section parser runs here, on the same document. */
     rc = rf_ops_config_parse(rf_cfg_root(doc), next.daemon.engine.run_dir, &next.stats, err);
     if (rc < 0) {
@@ -68,6 +78,17 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
     }
     rc = rf_dpdk_config_parse(rf_cfg_root(doc), &next.dpdk, err);
     if (rc < 0) {
+        rf_cfg_free(doc);
+        return rc;
+    }
+    /* DPDK needs root for as long as it runs (hugepage files, VFIO/UIO
+     * devices, PCI sysfs, its own threads), so the two cannot be combined;
+     * refused here rather than at start so --check-config says so too. */
+    if (next.privileges.enabled && next.dpdk.enabled) {
+        rc = rf_cfg_fail(rf_cfg_get(engine, "user"), err,
+                         "cannot be combined with dpdk.enabled: true (DPDK needs root while it "
+                         "runs: hugepages, VFIO/UIO devices, PCI); leave engine.user empty or "
+                         "disable DPDK");
         rf_cfg_free(doc);
         return rc;
     }

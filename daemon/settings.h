@@ -12,6 +12,7 @@
 #include "daemon/ops/ops.h"
 #include "daemon/ingest_settings.h"
 #include "daemon/pipeline.h"
+#include "daemon/privileges.h"
 #include "daemon/storage_settings.h"
 #include "ingest/dpdk/dpdk.h"
 
@@ -33,6 +34,7 @@ typedef struct rf_settings {
     /* A hash of each section's YAML tree (keys, values, structure). */
     uint64_t section_hash[RF_SECTION__COUNT];
     rf_daemon_config daemon;
+    rf_privileges privileges; /* engine.user / engine.group, resolved on this host */
     rf_ops_config stats; /* the `stats:` section (daemon/ops) */
     rf_ingest_settings ingest;
     rf_dpdk_config dpdk;

@@ -449,7 +449,7 @@ static void unknown_key_lists_accepted(void **state)
     (void)state;
     expect_daemon_error("engine:\n  workers: 2\n  workerz: 4\n",
                         SRC ":3:3: engine.workerz: unknown key (accepted: workers, pin_workers, cpus, "
-                            "data_dir, run_dir, ring, idle)");
+                            "data_dir, run_dir, user, group, ring, idle)");
     expect_daemon_error("engine:\n  ring:\n    size: 64\n",
                         SRC ":3:5: engine.ring.size: unknown key (accepted: capacity, full_policy)");
     expect_daemon_error("log:\n  level: info\nenigne:\n  workers: 2\n",
