@@ -33,8 +33,8 @@ typedef struct astate {
     uint32_t rule;
     uint8_t phase;
     uint8_t rate_n, rate_head;
-    uint8_t pad;
-    int64_t since;      /* event time the condition began to hold (PENDING) */
+    uint8_t tbase;      /* TB_*: the clock of `since` and the rate anchors, 0 before a sample */
+    int64_t since;      /* sample clock when the condition began to hold (PENDING) */
     int64_t last_mono;  /* ABSENCE: receipt time of the last sample, 0 before the first tick */
     uint64_t series_id;
     uint64_t instance;  /* correlation id of the current firing */
@@ -333,6 +333,24 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
 
 /* ---------------------------------------------------------------- evaluation */
 
+/* The clock a binding measures for-durations and rates on. A sample's own
+ * event time when it has one that is not the daemon's wall clock (a client
+ * timestamp, or an aggregate's window start): replayed or batched data then
+ * alerts as it would have live. Otherwise its monotonic receipt time: the
+ * event time of such a sample is the wall clock at receipt, and a step of the
+ * wall clock must neither fire a for-duration at once nor stall it. */
+enum { TB_EVENT = 1, TB_RECV = 2 };
+
+static inline int64_t sample_clock(const rf_event *ev, uint8_t *base)
+{
+    if ((ev->flags & RF_EVF_HAS_CLIENT_TIME) || ev->kind == RF_KIND_AGGREGATE) {
+        *base = TB_EVENT;
+        return ev->event_time_ns;
+    }
+    *base = TB_RECV;
+    return ev->recv_time_ns;
+}
+
 /* The rate over the window, after recording the sample; false while the
  * retained history is shorter than half the window. */
 static bool rate_update(rf_alerts *a, const rule *r, astate *s, int64_t t, double v, double *rate)
@@ -370,9 +388,10 @@ static bool rate_update(rf_alerts *a, const rule *r, astate *s, int64_t t, doubl
     return have;
 }
 
-static void step(rf_alerts *a, uint32_t rid, const rule *r, astate *s, const rf_event *ev, double x)
+/* t: the sample's clock (sample_clock); alerts carry its event time. */
+static void step(rf_alerts *a, uint32_t rid, const rule *r, astate *s, const rf_event *ev, double x,
+                 int64_t t)
 {
-    int64_t t = ev->event_time_ns;
     switch (s->phase) {
     case PH_OK:
         if (!cmp(r->op, x, r->fire))
@@ -395,12 +414,12 @@ static void step(rf_alerts *a, uint32_t rid, const rule *r, astate *s, const rf_
         if (cmp(r->op, x, r->resolve))
             return;
         s->phase = PH_OK;
-        emit_alert(a, rid, s->series_id, x, t, ev->recv_time_ns, s->instance, true);
+        emit_alert(a, rid, s->series_id, x, ev->event_time_ns, ev->recv_time_ns, s->instance, true);
         return;
     }
     s->phase = PH_FIRING;
     s->instance = new_instance(a, rid);
-    emit_alert(a, rid, s->series_id, x, t, ev->recv_time_ns, s->instance, false);
+    emit_alert(a, rid, s->series_id, x, ev->event_time_ns, ev->recv_time_ns, s->instance, false);
 }
 
 /* Prefetch distances (events ahead): the slot's binding record first, then,
@@ -441,12 +460,23 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
         for (uint32_t j = 0; j < sb.count; j++, s++) {
             rule *r = &a->rules[s->rule];
             evaluated++;
-            if (r->type == RF_ALERT_THRESHOLD) {
-                step(a, s->rule, r, s, ev, x);
-            } else if (r->type == RF_ALERT_RATE) {
-                double rate;
-                if (rate_update(a, r, s, ev->event_time_ns, x, &rate))
-                    step(a, s->rule, r, s, ev, rate);
+            if (r->type != RF_ALERT_ABSENCE) {
+                uint8_t base;
+                int64_t t = sample_clock(ev, &base);
+                if (__builtin_expect(s->tbase != base, 0)) {
+                    /* First sample, or the series changed clocks: durations
+                     * measured so far are on the other clock; start over. */
+                    s->tbase = base;
+                    s->rate_n = 0;
+                    s->since = t;
+                }
+                if (r->type == RF_ALERT_THRESHOLD) {
+                    step(a, s->rule, r, s, ev, x, t);
+                } else {
+                    double rate;
+                    if (rate_update(a, r, s, t, x, &rate))
+                        step(a, s->rule, r, s, ev, rate, t);
+                }
             } else if (r->absence_any) {
                 r->any_last_mono = ev->recv_time_ns;
                 if (r->any_phase == PH_FIRING) {

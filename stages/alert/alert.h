@@ -15,7 +15,15 @@
  *              matched series, including when none exists yet). A sample
  *              resolves it.
  *
- * State machine (THRESHOLD and RATE), per (rule, series), on event time:
+ * Clocks. For-durations and rates are measured on the sample's clock: its
+ * event time when that is not the daemon's wall clock (the client sent a
+ * timestamp, RF_EVF_HAS_CLIENT_TIME, or it is an aggregate: its window
+ * start), so replayed or batched data alerts as it would have live; else its
+ * monotonic receipt time (recv_time_ns), so a step of the wall clock neither
+ * fires a for-duration at once nor stalls it. A binding whose series changes
+ * clocks restarts its pending duration and rate history on the new one.
+ *
+ * State machine (THRESHOLD and RATE), per (rule, series), t = sample clock:
  *   OK       --cond(fire)-->                 PENDING (since = t)   [FIRING at once if for = 0]
  *   PENDING  --!cond(fire)-->                OK      (no event)
  *   PENDING  --cond(fire) and t-since>=for--> FIRING  emits fire

@@ -1,6 +1,6 @@
 /* Alert rules: fire/resolve sequences with for-duration and hysteresis,
- * flapping, rate of change, absence through tick, matcher binding, and
- * configuration errors. */
+ * flapping, rate of change, for-durations and rates across wall-clock steps,
+ * absence through tick, matcher binding, and configuration errors. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +188,91 @@ static void test_rate_of_change(void **state)
     rf_series_key_free(k);
 }
 
+/* ---- wall-clock steps ------------------------------------------------------ */
+
+/* One sample with its event time, receipt time (monotonic) and flags. */
+static void feed_at(rf_alerts *a, int64_t event_ns, int64_t recv_ns, uint8_t flags, double v)
+{
+    rf_event e = {0};
+    e.event_time_ns = event_ns;
+    e.recv_time_ns = recv_ns;
+    e.flags = flags;
+    e.value.f64 = v;
+    e.value_type = RF_VALUE_F64;
+    int32_t slot = 0;
+    rf_alerts_process(a, &e, &slot, 1);
+}
+
+/* Samples stamped at receipt carry the daemon's wall clock; it steps by
+ * `step` after the sample at 3 s. The for-duration (10 s) and the rate are
+ * measured on monotonic receipt time, so the rule fires at the sample 10 s
+ * after the condition began, whatever the step: before, a step ahead fired
+ * it at once (event time had moved an hour) and a step back held it for an
+ * hour. Returns the second (monotonic, from 0) of the first fire, -1 if none. */
+static int fire_second(const rf_alert_rule_config *r, int64_t step, double slope)
+{
+    rf_alerts *a = mk(r, 1);
+    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_alerts_define(a, 0, k);
+    const int64_t real0 = 1700000000LL * S, mono0 = 4242 * S;
+    int at = -1;
+    for (int t = 0; t <= 40 && at < 0; t++) {
+        int64_t wall = real0 + t * S + (t > 3 ? step : 0);
+        feed_at(a, wall, mono0 + t * S, 0, 95 + slope * t);
+        if (ngot) {
+            at = t;
+            assert_int_equal(got[0].event_time_ns, wall); /* stamped with the sample's time */
+        }
+    }
+    rf_alerts_free(a);
+    rf_series_key_free(k);
+    return at;
+}
+
+static void test_wall_step_for_duration(void **state)
+{
+    (void)state;
+    rf_alert_rule_config th = {.name = "hot", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
+                               .fire = 90, .for_ns = 10 * S};
+    assert_int_equal(fire_second(&th, 0, 0), 10);
+    assert_int_equal(fire_second(&th, 3600 * S, 0), 10);  /* ahead */
+    assert_int_equal(fire_second(&th, -3600 * S, 0), 10); /* back */
+
+    /* Rate 100/s over a 10 s window (evaluated from 5 s of history on),
+     * for 5 s: fires at 10 s whatever the step. */
+    rf_alert_rule_config rate = {.name = "growth", .type = RF_ALERT_RATE, .op = RF_CMP_GT,
+                                 .fire = 50, .window_ns = 10 * S, .for_ns = 5 * S};
+    assert_int_equal(fire_second(&rate, 0, 100), 10);
+    assert_int_equal(fire_second(&rate, 3600 * S, 100), 10);
+    assert_int_equal(fire_second(&rate, -3600 * S, 100), 10);
+
+    /* Client timestamps keep event-time semantics: a batch of 11 samples
+     * (0..10 s) that arrives in one receive still fires at the sample of
+     * 10 s, and receipt times play no part. */
+    rf_alerts *a = mk(&th, 1);
+    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_alerts_define(a, 0, k);
+    for (int t = 0; t <= 10; t++)
+        feed_at(a, t * S, 99 * S, RF_EVF_HAS_CLIENT_TIME, 95);
+    assert_string_equal(trace(), "F@10");
+    rf_alerts_free(a);
+
+    /* A series that changes clocks restarts its pending duration: 5 s on
+     * receipt time, then client timestamps 5 s later than that do not add up
+     * to 10 s. */
+    a = mk(&th, 1);
+    rf_alerts_define(a, 0, k);
+    for (int t = 0; t <= 5; t++)
+        feed_at(a, 1000 * S + t * S, t * S, 0, 95);
+    for (int t = 6; t <= 15; t++)
+        feed_at(a, 1000 * S + t * S, t * S, RF_EVF_HAS_CLIENT_TIME, 95);
+    assert_int_equal(ngot, 0);
+    feed_at(a, 1016 * S, 16 * S, RF_EVF_HAS_CLIENT_TIME, 95); /* 10 s on the client clock */
+    assert_string_equal(trace(), "F@1016");
+    rf_alerts_free(a);
+    rf_series_key_free(k);
+}
+
 static void test_absence_tick(void **state)
 {
     (void)state;
@@ -323,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_threshold_for_and_hysteresis),
         cmocka_unit_test(test_flapping),
         cmocka_unit_test(test_rate_of_change),
+        cmocka_unit_test(test_wall_step_for_duration),
         cmocka_unit_test(test_absence_tick),
         cmocka_unit_test(test_matchers_bind_once),
         cmocka_unit_test(test_config_errors),
