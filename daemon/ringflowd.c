@@ -1,5 +1,6 @@
 /* ringflowd: loads the configuration, starts the engine, and runs the control
  * loop (signals, the ops sockets, reload) until told to stop. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -129,6 +130,24 @@ static int check_user_access(const rf_settings *s, const char *config_path, rf_e
     dir_of(s->stats.admin_socket, dir, sizeof(dir));
     return rf_privileges_check_access(p, "create and remove the admin socket in", dir,
                                       W_OK | X_OK, err);
+}
+
+/* Listeners warn about themselves (ingest/listen); the Prometheus endpoint is
+ * bound by the ops server, so the same warning is given here. */
+static void warn_if_prometheus_public(const rf_ops_config *ops)
+{
+    if (!ops->prometheus_enabled)
+        return;
+    char host[sizeof(ops->prometheus_listen)];
+    snprintf(host, sizeof(host), "%s", ops->prometheus_listen);
+    char *colon = strrchr(host, ':');
+    if (colon)
+        *colon = '\0';
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127)
+        return;
+    rf_log_warn(COMPONENT, "prometheus: bound to non-loopback address %s: /metrics and /health "
+                "are reachable from the network, unauthenticated", ops->prometheus_listen);
 }
 
 /* What the control loop shares with the ops hooks (control thread only). */
@@ -358,6 +377,7 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
+    warn_if_prometheus_public(&settings.stats);
 
     rf_engine *engine = NULL;
     if (rf_engine_start(&settings, &engine, &err) < 0) {
