@@ -97,6 +97,27 @@ static void test_id_ttl_monotonic(void **state)
     rf_correlator_free(c);
 }
 
+/* The other direction: event (wall) times an hour ahead of the group's first
+ * event, as after a forward step of the wall clock, do not close the group
+ * before its TTL of monotonic receipt time either. */
+static void test_id_ttl_wall_step_ahead(void **state)
+{
+    (void)state;
+    rf_correlator_config cfg = {.id_capacity = 100, .id_ttl_ns = 10 * S};
+    rf_correlator *c = mk(&cfg);
+    int64_t m0 = 700 * S;
+    feed(c, ev_at(21, 7, 1000 * S, m0), -1);
+    feed(c, ev_at(22, 7, 1000 * S + 3600 * S, m0 + 1 * S), -1);
+    feed(c, ev_at(21, 7, 1001 * S + 3600 * S, m0 + 2 * S), -1);
+    rf_correlator_tick(c, m0 + 10 * S - 1);
+    assert_int_equal(ngot, 0);
+    rf_correlator_tick(c, m0 + 10 * S);
+    assert_int_equal(ngot, 1);
+    assert_int_equal((uint32_t)got[0].aux, 3);
+    assert_int_equal(got[0].value.i64, 3601 * S); /* span of event times */
+    rf_correlator_free(c);
+}
+
 static void test_id_capacity_and_members(void **state)
 {
     (void)state;
@@ -317,6 +338,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_id_ttl_monotonic),
+        cmocka_unit_test(test_id_ttl_wall_step_ahead),
         cmocka_unit_test(test_id_capacity_and_members),
         cmocka_unit_test(test_id_table_churn),
         cmocka_unit_test(test_sequence),
