@@ -35,6 +35,8 @@ void rf_store_config_default(rf_store_config *c)
     c->retention_interval_ns = 60 * RF_NS_PER_S;
     c->io_idle_wait_us = 1000;
     c->tick_cut_budget_ns = 500 * RF_NS_PER_US;
+    c->io_retry_min_ns = 100 * RF_NS_PER_MS;
+    c->io_retry_max_ns = 5 * RF_NS_PER_S;
 }
 
 static int check_config(const rf_store_config *c, rf_err *err)
@@ -237,7 +239,10 @@ int rf_store_open(const char *dir, const rf_store_config *cfg, uint32_t shards, 
      * when the process dies, so a crash never leaves the store locked. */
     char lock[PATH_MAX];
     snprintf(lock, sizeof(lock), "%.*s/LOCK", PATH_MAX - 8, dir);
-    st->lock_fd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    /* Read-only is enough for flock, and a file open for writing would pin
+     * the filesystem writable: `mount -o remount,ro` refuses (EBUSY) while
+     * one is open, and a shard between segments holds none. */
+    st->lock_fd = open(lock, O_CREAT | O_RDONLY | O_CLOEXEC, 0644);
     if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         int e = errno;
         rc = rf_err_set(err, e == EWOULDBLOCK ? EBUSY : e, "%s: %s", lock,
@@ -247,6 +252,13 @@ int rf_store_open(const char *dir, const rf_store_config *cfg, uint32_t shards, 
         return rc;
     }
     st->cfg = *cfg;
+    /* 0 = the default wait between retries after a write error */
+    if (st->cfg.io_retry_min_ns <= 0)
+        st->cfg.io_retry_min_ns = 100 * RF_NS_PER_MS;
+    if (st->cfg.io_retry_max_ns <= 0)
+        st->cfg.io_retry_max_ns = 5 * RF_NS_PER_S;
+    if (st->cfg.io_retry_max_ns < st->cfg.io_retry_min_ns)
+        st->cfg.io_retry_max_ns = st->cfg.io_retry_min_ns;
     st->n_shards = shards;
     st->shards = calloc(shards, sizeof(*st->shards));
     if (!st->shards) {
@@ -316,10 +328,35 @@ int rf_store_close(rf_store *st, rf_err *err)
     }
     rf_store_io_stop(st);
     int rc = 0;
-    for (uint32_t i = 0; i < st->n_shards && rc == 0; i++) {
+    for (uint32_t i = 0; i < st->n_shards; i++) {
         rf_store_shard *sh = st->shards[i];
-        if (atomic_load_explicit(&sh->io_failed, memory_order_acquire))
-            rc = rf_err_set(err, EIO, "%s: shard %" PRIu32 " lost data to write errors (see log)",
+        /* The I/O thread is joined: its last stores are visible. */
+        rf_store_shard_stats ss;
+        rf_store_shard_io_status io;
+        rf_store_shard_stats_read(sh, &ss);
+        rf_store_shard_io_status_read(sh, &io);
+        if (ss.write_errors)
+            rf_log_warn(RF_STORE_COMPONENT,
+                        "store shard-%" PRIu32 " final: blocks_written=%" PRIu64
+                        " write_errors=%" PRIu64 " enospc=%" PRIu64 " edquot=%" PRIu64
+                        " erofs=%" PRIu64 " eio=%" PRIu64 " other=%" PRIu64
+                        " dropped_io_error=%" PRIu64 " dropped_io_error_points=%" PRIu64
+                        " recoveries=%" PRIu64 " state=%s",
+                        i, ss.blocks_written, ss.write_errors, io.write_errors_enospc,
+                        io.write_errors_edquot, io.write_errors_erofs, io.write_errors_eio,
+                        io.write_errors_other, ss.dropped_io_error, io.dropped_io_error_points,
+                        io.recoveries, rf_store_io_health_name(io.state));
+        if (rc)
+            continue;
+        if (ss.dropped_io_error)
+            rc = rf_err_set(err, EIO,
+                            "%s: shard %" PRIu32 " lost %" PRIu64 " blocks (%" PRIu64
+                            " points) to write errors (see log)",
+                            st->dir, i, ss.dropped_io_error, io.dropped_io_error_points);
+        else if (atomic_load_explicit(&sh->io_failed, memory_order_acquire))
+            rc = rf_err_set(err, EIO,
+                            "%s: shard %" PRIu32 " had an fdatasync fail: blocks written before "
+                            "it are not promised durable (see log)",
                             st->dir, i);
         else if (atomic_load_explicit(&sh->points_buffered, memory_order_relaxed))
             rc = rf_err_set(err, EAGAIN, "%s: shard %" PRIu32 " could not write every buffer",

@@ -44,6 +44,24 @@
  *   In every policy rf_store_flush + rf_store_wait_durable is a barrier:
  *   everything appended before the flush is durable when the wait returns 0.
  *   Segment closes fdatasync the footer (except with NEVER).
+ *
+ * Write errors (ENOSPC, EDQUOT, EROFS, EIO, ...)
+ *   A failed write, fdatasync, segment creation or footer turns the shard
+ *   *degraded*: the error is logged and counted (write_errors, by errno), what
+ *   was staged but not written is dropped and counted in blocks and points
+ *   (dropped_io_error, dropped_io_error_points), and so is every block the
+ *   worker hands in until a retry succeeds: the worker never waits and nothing
+ *   accumulates. The I/O thread retries after io_retry_min_ns, doubling the
+ *   wait after each failed retry up to io_retry_max_ns (errors less than
+ *   2 x io_retry_max_ns apart keep the longer wait, so a disk that flaps does
+ *   not make a storm of retries). A retry first closes the segment whose write
+ *   failed: it is cut back to the end of the last complete record that write
+ *   got to disk (blocks up to there count as written, the rest as lost: what
+ *   is counted lost is never served) and given a footer the way recovery at
+ *   open does (rf_seg_recover), then opens a new segment; the first successful
+ *   write turns the shard ok again (recoveries counts it). A failed fdatasync
+ *   is not retried on the same data: its segment is closed the same way, and
+ *   the blocks it covered are not promised durable.
  */
 #ifndef RF_STORAGE_STORE_H
 #define RF_STORAGE_STORE_H
@@ -82,6 +100,10 @@ typedef struct rf_store_config {
     uint32_t io_idle_wait_us;      /* I/O thread's wait when idle (1000) */
     int64_t tick_cut_budget_ns;    /* encode time rf_store_tick may spend per call on queued
                                     * and age cuts (500 us; 0 = no limit: every due cut at once) */
+    int64_t io_retry_min_ns;       /* after a write error the first retry comes this long after
+                                    * it (100 ms; 0 = default) ... */
+    int64_t io_retry_max_ns;       /* ... and each failed retry doubles the wait, up to this (5 s;
+                                    * 0 = default). See "Write errors" above. */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);
@@ -114,14 +136,37 @@ typedef struct rf_store_shard_stats {
     uint64_t bytes_written;
     uint64_t fsyncs;
     uint64_t write_errors;
-    uint64_t dropped_io_error;     /* blocks lost to write errors */
+    uint64_t dropped_io_error;     /* blocks lost to write errors (their points:
+                                    * rf_store_shard_io_status.dropped_io_error_points) */
     uint64_t submitted_seq;        /* flush tickets: last block handed to the I/O thread */
     uint64_t written_seq;          /* last block whose write completed */
-    uint64_t durable_seq;          /* last block covered by a completed fdatasync */
+    uint64_t durable_seq;          /* every block up to this one is covered by a completed
+                                    * fdatasync; it never passes the last block before the first
+                                    * one lost to a write error (a flush barrier over a lost block
+                                    * can never be met) */
     uint64_t cuts_deferred;        /* full buffers queued for a paced cut (see rf_store_append) */
     uint64_t cut_queue;            /* full buffers waiting to be encoded now */
     uint64_t cut_queue_high;       /* the most that ever waited */
 } rf_store_shard_stats;
+
+/* The I/O side of a shard after write errors (rf_store_shard_io_status_read). */
+enum rf_store_io_health {
+    RF_STORE_IO_OK = 0,
+    RF_STORE_IO_DEGRADED = 1, /* a write error and no successful write since: blocks are dropped
+                               * and counted while the I/O thread retries with backoff */
+};
+
+typedef struct rf_store_shard_io_status {
+    enum rf_store_io_health state;
+    int64_t degraded_since_ns;        /* wall clock of the error that began the episode; 0 when ok */
+    uint64_t recoveries;              /* degraded -> ok transitions since open */
+    uint64_t dropped_io_error_points; /* points in the blocks counted in dropped_io_error */
+    /* write_errors split by errno (failed operations, failed retries included) */
+    uint64_t write_errors_enospc, write_errors_edquot, write_errors_erofs, write_errors_eio,
+        write_errors_other;
+    int last_errno;                   /* of the latest error; 0 when none since open */
+    char last_error[256];             /* "write file=PATH: No space left on device"; "" when none */
+} rf_store_shard_io_status;
 
 typedef struct rf_store_stats {
     uint64_t segments;             /* files in the store, open ones included */
@@ -171,7 +216,10 @@ void rf_store_tick(rf_store_shard *shard, int64_t now_mono_ns);
 int rf_store_flush(rf_store_shard *shard, uint64_t *ticket);
 
 /* Waits (sleeping, any thread) until every block up to `ticket` is durable.
- * Returns 0, -ETIMEDOUT, or -EIO when a write error lost some of them. */
+ * Returns 0, -ETIMEDOUT, or -EIO once a write error lost a block (or made an
+ * fdatasync fail) since the store opened, unless every block up to `ticket`
+ * was already durable: a barrier over a lost block is never met, however
+ * well the shard writes after recovering. */
 int rf_store_wait_durable(rf_store_shard *shard, uint64_t ticket, int64_t timeout_ns);
 
 /* Applies retention now, as of wall time now_wall_ns, and waits for it to
@@ -181,11 +229,18 @@ int rf_store_retention_run(rf_store *store, int64_t now_wall_ns, int64_t timeout
 
 void rf_store_stats_read(rf_store *store, rf_store_stats *out);
 void rf_store_shard_stats_read(const rf_store_shard *shard, rf_store_shard_stats *out);
+/* The shard's write-error state and counters (any thread: relaxed loads, and a
+ * copy of last_error retried while the I/O thread rewrites it). */
+void rf_store_shard_io_status_read(const rf_store_shard *shard, rf_store_shard_io_status *out);
+const char *rf_store_io_health_name(enum rf_store_io_health h); /* "ok", "degraded" */
 
 /* Stops the store: cuts every buffer of every shard, writes and closes every
  * segment (footer, fdatasync unless NEVER), joins the I/O thread and frees
- * everything. Call after the workers have stopped. Returns 0 or the first
- * write error. */
+ * everything. Call after the workers have stopped. Logs a final line for
+ * each shard that had write errors ("store shard-N final: ...
+ * dropped_io_error_points=..."). Returns 0, or -EIO when a shard lost
+ * blocks to write errors since open (first such shard in *err), or -EAGAIN
+ * when points could not be cut. */
 int rf_store_close(rf_store *store, rf_err *err);
 
 #endif

@@ -15,6 +15,12 @@
  *      rf_store_wait_durable's acquire-load.
  *   S5 retention_req (release, caller) / retention_done (release, io) with
  *      acquire-loads on the other side.
+ *   S6 io's release-store of io_health (after degraded_since_ns) pairs with
+ *      rf_store_shard_io_status_read's acquire-load: a reader that sees
+ *      "degraded" sees when it began.
+ *   S7 last_error is a seqlock (rf_store_errtext): io's release fence after
+ *      making seq odd and release-store of the even seq pair with the
+ *      reader's acquire-load of seq and acquire fence before re-reading it.
  */
 #ifndef RF_STORAGE_STORE_PVT_H
 #define RF_STORAGE_STORE_PVT_H
@@ -77,6 +83,7 @@ typedef struct rf_store_stage {
     size_t len;
     uint64_t last_seq;          /* highest block seq in it (0: none) */
     uint64_t blocks;
+    uint64_t points;            /* in those blocks: what a failed write loses */
 } rf_store_stage;
 
 enum rf_store_io_state { RF_IO_IDLE = 0, RF_IO_WRITING, RF_IO_SYNCING };
@@ -105,7 +112,30 @@ typedef struct rf_store_io {
     uint64_t durable;
     uint64_t bytes_since_sync;
     int64_t last_sync_mono;
+    /* After a write error (io.c "Write errors"). */
+    bool failing;               /* degraded: no successful write since the last error */
+    bool dropping;              /* blocks are dropped until retry_at (then a retry) */
+    bool torn;                  /* fd's last write, fdatasync or footer failed: cut back to
+                                 * disk_off and closed by the next retry, never written again */
+    bool recover_pending;       /* `path` was cut and closed but still needs its footer */
+    int64_t retry_at;           /* mono */
+    int64_t backoff_ns;         /* the wait before retry_at */
+    int64_t last_error_mono;
+    int64_t failing_since_mono;
+    bool waiting_logged;        /* "still degraded: no room" said once per episode */
+    uint64_t durable_cap;       /* durable_seq never passes this (last block before the first
+                                 * lost one; UINT64_MAX until a loss) */
+    uint64_t episode_blocks, episode_points; /* dropped_io_error(_points) when the episode began */
 } rf_store_io;
+
+/* Seqlock around a short text written by one thread (S7). All accesses are
+ * atomic, so a reader racing the writer copies a mix, detects it by seq and
+ * copies again. */
+#define RF_STORE_ERRTEXT_WORDS 32
+typedef struct rf_store_errtext {
+    _Atomic uint32_t seq;       /* odd while being written */
+    _Atomic uint64_t w[RF_STORE_ERRTEXT_WORDS];
+} rf_store_errtext;
 
 struct rf_store_shard {
     /* ---- worker-owned ---- */
@@ -144,8 +174,17 @@ struct rf_store_shard {
     /* ---- io-owned, read by others ---- */
     alignas(64) _Atomic uint64_t written_seq, durable_seq; /* S4 */
     _Atomic uint64_t blocks_written, bytes_written, fsyncs, write_errors, dropped_io_error;
-    _Atomic bool io_failed;     /* S4 */
+    _Atomic bool io_failed;     /* S4; set once a block was lost (or an fdatasync failed) and
+                                 * never cleared: rf_store_wait_durable's -EIO */
     rf_store_io io;
+
+    /* ---- io-owned, read by others: the write-error state (io.c) ---- */
+    _Atomic uint64_t dropped_io_error_points, recoveries, werr_enospc, werr_edquot, werr_erofs,
+        werr_eio, werr_other;
+    _Atomic int64_t degraded_since_ns; /* wall; S6 */
+    _Atomic int io_health;      /* enum rf_store_io_health; S6 */
+    _Atomic int last_errno;
+    rf_store_errtext last_error; /* S7 */
 };
 
 /* A closed segment as retention sees it (io-owned once the thread runs). */
