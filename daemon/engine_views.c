@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/clock/clock.h"
+#include "core/stats/stats.h"
 #include "daemon/engine.h"
 #include "daemon/ops/ops.h"
 #include "daemon/pipeline.h"
@@ -262,13 +263,31 @@ static int show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
     rf_ops_kv_u64(w, "recovery_segments_quarantined", st.recovery.segments_quarantined);
     rf_ops_obj_end(w);
 
-    static const char *const cols[] = {"shard", "series", "points_appended", "points_buffered",
-                                       "blocks_written", "bytes_written", "fsyncs",
-                                       "dropped_backpressure", "dropped_io_error", "write_errors"};
-    rf_ops_table_begin(w, "storage_shards", cols, 10);
+    static const char *const cols[] = {
+        "shard",           "series",       "points_appended",       "points_buffered",
+        "blocks_written",  "bytes_written", "fsyncs",               "dropped_backpressure",
+        "dropped_io_error", "write_errors", "dropped_io_error_points", "write_errors_by_errno",
+        "state",           "degraded_since", "recoveries",          "last_error"};
+    rf_ops_table_begin(w, "storage_shards", cols, 16);
     for (uint32_t i = 0; i < rf_store_shards(store); i++) {
         rf_store_shard_stats ss;
+        rf_store_shard_io_status io;
         rf_store_shard_stats_read(rf_store_shard_get(store, i), &ss);
+        rf_store_shard_io_status_read(rf_store_shard_get(store, i), &io);
+        char by_errno[128] = "", since[40] = "";
+        const struct {
+            const char *name;
+            uint64_t n;
+        } errs[] = {{"ENOSPC", io.write_errors_enospc}, {"EDQUOT", io.write_errors_edquot},
+                    {"EROFS", io.write_errors_erofs},   {"EIO", io.write_errors_eio},
+                    {"other", io.write_errors_other}};
+        size_t len = 0;
+        for (size_t k = 0; k < sizeof(errs) / sizeof(errs[0]) && len < sizeof(by_errno); k++)
+            if (errs[k].n)
+                len += (size_t)snprintf(by_errno + len, sizeof(by_errno) - len, "%s%s=%lu",
+                                        len ? "," : "", errs[k].name, (unsigned long)errs[k].n);
+        if (io.state == RF_STORE_IO_DEGRADED && io.degraded_since_ns)
+            rf_clock_format_rfc3339(io.degraded_since_ns, since, sizeof(since));
         rf_ops_cell_u64(w, i);
         rf_ops_cell_u64(w, ss.series);
         rf_ops_cell_u64(w, ss.points_appended);
@@ -279,9 +298,143 @@ static int show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         rf_ops_cell_u64(w, ss.dropped_backpressure);
         rf_ops_cell_u64(w, ss.dropped_io_error);
         rf_ops_cell_u64(w, ss.write_errors);
+        rf_ops_cell_u64(w, io.dropped_io_error_points);
+        rf_ops_cell_str(w, by_errno);
+        rf_ops_cell_str(w, rf_store_io_health_name(io.state));
+        rf_ops_cell_str(w, since);
+        rf_ops_cell_u64(w, io.recoveries);
+        rf_ops_cell_str(w, io.last_error);
     }
     rf_ops_table_end(w);
     return 0;
+}
+
+/* ---- storage on /metrics: writes, write errors, losses, degraded state --- */
+
+enum storage_field {
+    SF_POINTS_APPENDED,
+    SF_BLOCKS_WRITTEN,
+    SF_BYTES_WRITTEN,
+    SF_DROPPED_BACKPRESSURE,
+    SF_DROPPED_IO_BLOCKS,
+    SF_DROPPED_IO_POINTS,
+    SF_WERR_ENOSPC,
+    SF_WERR_EDQUOT,
+    SF_WERR_EROFS,
+    SF_WERR_EIO,
+    SF_WERR_OTHER,
+    SF_RECOVERIES,
+    SF_DEGRADED,
+    SF__COUNT
+};
+
+static const struct {
+    enum rf_metric_type type;
+    const char *name, *help, *extra_labels;
+} storage_metric_defs[SF__COUNT] = {
+    [SF_POINTS_APPENDED] = {RF_METRIC_COUNTER, "ringflow_storage_points_appended",
+                            "Points a storage shard took into its buffers.", NULL},
+    [SF_BLOCKS_WRITTEN] = {RF_METRIC_COUNTER, "ringflow_storage_blocks_written",
+                           "Blocks a storage shard's writes completed for.", NULL},
+    [SF_BYTES_WRITTEN] = {RF_METRIC_COUNTER, "ringflow_storage_bytes_written",
+                          "Bytes a storage shard wrote to its segments.", NULL},
+    [SF_DROPPED_BACKPRESSURE] = {RF_METRIC_COUNTER, "ringflow_storage_dropped_backpressure_points",
+                                 "Points dropped because their series' buffer was full.", NULL},
+    [SF_DROPPED_IO_BLOCKS] = {RF_METRIC_COUNTER, "ringflow_storage_dropped_io_error_blocks",
+                              "Blocks lost to write errors.", NULL},
+    [SF_DROPPED_IO_POINTS] = {RF_METRIC_COUNTER, "ringflow_storage_dropped_io_error_points",
+                              "Points in the blocks lost to write errors.", NULL},
+    [SF_WERR_ENOSPC] = {RF_METRIC_COUNTER, "ringflow_storage_write_errors",
+                        "Failed writes, fdatasyncs, creates and footers, by errno.",
+                        "errno=\"ENOSPC\""},
+    [SF_WERR_EDQUOT] = {RF_METRIC_COUNTER, "ringflow_storage_write_errors",
+                        "Failed writes, fdatasyncs, creates and footers, by errno.",
+                        "errno=\"EDQUOT\""},
+    [SF_WERR_EROFS] = {RF_METRIC_COUNTER, "ringflow_storage_write_errors",
+                       "Failed writes, fdatasyncs, creates and footers, by errno.",
+                       "errno=\"EROFS\""},
+    [SF_WERR_EIO] = {RF_METRIC_COUNTER, "ringflow_storage_write_errors",
+                     "Failed writes, fdatasyncs, creates and footers, by errno.", "errno=\"EIO\""},
+    [SF_WERR_OTHER] = {RF_METRIC_COUNTER, "ringflow_storage_write_errors",
+                       "Failed writes, fdatasyncs, creates and footers, by errno.",
+                       "errno=\"other\""},
+    [SF_RECOVERIES] = {RF_METRIC_COUNTER, "ringflow_storage_recoveries",
+                       "Times a degraded storage shard wrote again.", NULL},
+    [SF_DEGRADED] = {RF_METRIC_GAUGE, "ringflow_storage_degraded",
+                     "1 while a storage shard drops blocks after a write error and retries.", NULL},
+};
+
+typedef struct storage_metric {
+    const rf_store_shard *shard;
+    enum storage_field field;
+} storage_metric;
+
+static struct {
+    storage_metric *m;
+    int *ids;
+    size_t n;
+} g_storage_m;
+
+static uint64_t read_storage_metric(void *ctx)
+{
+    const storage_metric *m = ctx;
+    rf_store_shard_stats ss;
+    rf_store_shard_io_status io;
+    rf_store_shard_stats_read(m->shard, &ss);
+    rf_store_shard_io_status_read(m->shard, &io);
+    switch (m->field) {
+    case SF_POINTS_APPENDED: return ss.points_appended;
+    case SF_BLOCKS_WRITTEN: return ss.blocks_written;
+    case SF_BYTES_WRITTEN: return ss.bytes_written;
+    case SF_DROPPED_BACKPRESSURE: return ss.dropped_backpressure;
+    case SF_DROPPED_IO_BLOCKS: return ss.dropped_io_error;
+    case SF_DROPPED_IO_POINTS: return io.dropped_io_error_points;
+    case SF_WERR_ENOSPC: return io.write_errors_enospc;
+    case SF_WERR_EDQUOT: return io.write_errors_edquot;
+    case SF_WERR_EROFS: return io.write_errors_erofs;
+    case SF_WERR_EIO: return io.write_errors_eio;
+    case SF_WERR_OTHER: return io.write_errors_other;
+    case SF_RECOVERIES: return io.recoveries;
+    default: return io.state == RF_STORE_IO_DEGRADED;
+    }
+}
+
+static int register_storage_metrics(rf_engine *e)
+{
+    rf_store *store = rf_engine_store(e);
+    if (!store)
+        return 0;
+    size_t cap = (size_t)rf_store_shards(store) * SF__COUNT;
+    g_storage_m.m = calloc(cap, sizeof(*g_storage_m.m));
+    g_storage_m.ids = calloc(cap, sizeof(int));
+    if (!g_storage_m.m || !g_storage_m.ids)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < rf_store_shards(store); i++) {
+        for (int f = 0; f < SF__COUNT; f++) {
+            char labels[RF_STATS_LABELS_MAX];
+            const char *x = storage_metric_defs[f].extra_labels;
+            snprintf(labels, sizeof(labels), "shard=\"%u\"%s%s", i, x ? "," : "", x ? x : "");
+            storage_metric *m = &g_storage_m.m[g_storage_m.n];
+            m->shard = rf_store_shard_get(store, i);
+            m->field = (enum storage_field)f;
+            int id = rf_stats_register_fn(storage_metric_defs[f].type, storage_metric_defs[f].name,
+                                          storage_metric_defs[f].help, labels,
+                                          read_storage_metric, m);
+            if (id < 0)
+                return id;
+            g_storage_m.ids[g_storage_m.n++] = id;
+        }
+    }
+    return 0;
+}
+
+static void unregister_storage_metrics(void)
+{
+    for (size_t i = 0; i < g_storage_m.n; i++)
+        rf_stats_unregister(g_storage_m.ids[i]);
+    free(g_storage_m.m);
+    free(g_storage_m.ids);
+    memset(&g_storage_m, 0, sizeof(g_storage_m));
 }
 
 /* ---- series top N: cardinality per measurement ------------------------ */
@@ -400,6 +553,8 @@ void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out)
 int rf_engine_views_register(rf_engine *e, rf_err *err)
 {
     int rc;
+    if ((rc = register_storage_metrics(e)) < 0)
+        return rf_err_set(err, -rc, "registering the storage metrics: %s", strerror(-rc));
     if ((rc = rf_ops_register_show("listeners", "per listener: traffic, events, rejects, drops",
                                    show_listeners, e)) < 0 ||
         (rc = rf_ops_register_show("errors", "the most recent rejected lines", show_errors, e)) <
@@ -416,6 +571,7 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
 
 void rf_engine_views_unregister(void)
 {
+    unregister_storage_metrics();
     rf_ops_unregister_show("listeners");
     rf_ops_unregister_show("errors");
     rf_ops_unregister_show("stages");

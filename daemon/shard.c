@@ -415,15 +415,24 @@ uint32_t rf_shard_tick(rf_shard *s)
     if (now < s->next_tick_ns)
         return 0;
     s->next_tick_ns = now + RF_SHARD_TICK_NS;
-    if (s->store_component && rf_component_state(s->store_component) == RF_STATE_RUNNING) {
-        rf_store_shard_stats st;
-        rf_store_shard_stats_read(s->store, &st);
-        if (st.write_errors) {
+    if (s->store_component) {
+        /* The store's I/O thread retries after a write error and says when
+         * a write succeeded again: the component follows (failed while
+         * degraded; failed -> configuring -> running once it is ok, the
+         * recovery path core/worker/worker.h allows). */
+        enum rf_lifecycle_state cs = rf_component_state(s->store_component);
+        rf_store_shard_io_status io;
+        rf_store_shard_io_status_read(s->store, &io);
+        if (io.state == RF_STORE_IO_DEGRADED && cs == RF_STATE_RUNNING) {
             char reason[RF_COMPONENT_REASON_MAX];
             snprintf(reason, sizeof(reason),
-                     "write error: shard stopped persisting (%lu blocks lost so far; see log)",
-                     (unsigned long)st.dropped_io_error);
+                     "degraded by write errors, retrying (%lu points lost so far): %.80s",
+                     (unsigned long)io.dropped_io_error_points, io.last_error);
             rf_component_transition(s->store_component, RF_STATE_FAILED, reason);
+        } else if (io.state == RF_STORE_IO_OK && cs == RF_STATE_FAILED) {
+            rf_component_transition(s->store_component, RF_STATE_CONFIGURING,
+                                    "writes resumed after write errors");
+            rf_component_transition(s->store_component, RF_STATE_RUNNING, NULL);
         }
     }
     return rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());

@@ -8,7 +8,10 @@
  *                         |             |          |
  *                         +-----------> failed <---+
  *
- *   (stopped -> configuring restarts a component on reconfiguration). Any
+ *   (stopped -> configuring restarts a component on reconfiguration;
+ *   failed -> configuring is the way back for a component that recovers by
+ *   itself, e.g. a storage shard whose disk has room again, which then goes
+ *   on to running; "failed" is never left for "running" directly). Any
  *   other transition is refused with -EINVAL, so a state shown by the stats
  *   socket is always one the component really passed through. The state is
  *   written by the component's own thread and read by the control thread.

@@ -1,7 +1,12 @@
 /* Faults around a running ringflowd:
  *   - the store's filesystem fills up (a 1 MiB tmpfs; skipped when it cannot
  *     be mounted): write errors counted, the shard reported failed in /health,
- *     the rest of the pipeline keeps every event;
+ *     the rest of the pipeline keeps every event; then the tmpfs is enlarged:
+ *     the shards resume by themselves, /health is 200 again, every point sent
+ *     afterwards is stored and the store-bound points reconcile to the point
+ *     (stored + store_rejected + dropped_io_error_points = sent);
+ *   - the same with the store's filesystem remounted read-only while running,
+ *     then read-write;
  *   - a line-protocol TCP forwarder whose peer refuses, then comes back:
  *     backoff, circuit breaker, drops counted, reconnect, and the forwarder's
  *     equation holds;
@@ -83,19 +88,124 @@ static int unmount_store(void **state)
     return 0;
 }
 
-static void test_disk_full(void **state)
+/* A tmpfs of `size` at ./store, or skip (exit 77) when this process cannot
+ * mount (not root, no CAP_SYS_ADMIN, a container without tmpfs). */
+static void mount_store(const char *prefix, const char *size)
 {
-    (void)state;
-    tproc_dir_init("rf-rel-full");
-    char *store = g_mounted;
-    snprintf(store, sizeof(g_mounted), "%s/store", tproc_dir());
-    mkdir(store, 0755);
-    if (mount("tmpfs", store, "tmpfs", 0, "size=1m") != 0) {
-        fprintf(stderr, "cannot mount a tmpfs (%s): disk-full test skipped\n", strerror(errno));
+    tproc_dir_init(prefix);
+    snprintf(g_mounted, sizeof(g_mounted), "%s/store", tproc_dir());
+    mkdir(g_mounted, 0755);
+    char opt[64];
+    snprintf(opt, sizeof(opt), "size=%s", size);
+    if (mount("tmpfs", g_mounted, "tmpfs", 0, opt) != 0) {
+        fprintf(stderr, "cannot mount a tmpfs (%s): test skipped\n", strerror(errno));
         g_mounted[0] = '\0';
         skip();
     }
-    const int port = tproc_port_base() + 6, http = port + 1;
+}
+
+static int remount_store(unsigned long flags, const char *size)
+{
+    char opt[64];
+    snprintf(opt, sizeof(opt), "size=%s", size);
+    return mount("tmpfs", g_mounted, "tmpfs", MS_REMOUNT | flags, opt);
+}
+
+/* `ringflow query --agg count` of measurement m in ./store. */
+static uint64_t store_count(const char *m)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "'%s' query --dir ./store --agg count --format csv %s",
+             getenv("RINGFLOW"), m);
+    int st;
+    char *out = rel_sh(cmd, &st);
+    uint64_t total = 0;
+    /* time_ns,measurement,field,tags,count: the last column of each row. */
+    for (char *line = strchr(out, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
+        char *eol = strchr(line + 1, '\n');
+        if (eol)
+            *eol = '\0';
+        char *c = strrchr(line + 1, ',');
+        if (c)
+            total += strtoull(c + 1, NULL, 10);
+        if (eol)
+            *eol = '\n';
+    }
+    if (st != 0)
+        fprintf(stderr, "query %s failed (%d): %.300s\n", m, st, out);
+    free(out);
+    return total;
+}
+
+/* n lines of measurement "after" over `series` series, one TCP connection;
+ * times now + i µs: every (series, time) distinct. Returns n when all were
+ * written. */
+static uint64_t send_after(int port, int n, int series)
+{
+    int fd = rel_tcp_to(port);
+    if (fd < 0)
+        return 0;
+    const long long base = (long long)rel_now_ns();
+    static char buf[1 << 16];
+    size_t len = 0;
+    uint64_t sent = 0;
+    for (int i = 0; i < n; i++) {
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "after,s=s%d v=%d %lld\n",
+                                i % series, i, base + (long long)i * 1000);
+        if (len > sizeof(buf) - 128 || i == n - 1) {
+            size_t off = 0;
+            while (off < len) {
+                ssize_t w = write(fd, buf + off, len - off);
+                if (w <= 0)
+                    break;
+                off += (size_t)w;
+            }
+            if (off < len)
+                break;
+            len = 0;
+            sent = (uint64_t)i + 1;
+        }
+    }
+    close(fd);
+    return sent;
+}
+
+/* Polls /health until it answers `code` (or timeout_ms passed); returns the
+ * last code, body in buf. */
+static int wait_health(int http, int code, int timeout_ms, char *buf, size_t cap)
+{
+    int got = -1;
+    for (int t = 0; t <= timeout_ms; t += 100) {
+        got = http_get(http, "/health", buf, cap);
+        if (got == code)
+            break;
+        usleep(100 * 1000);
+    }
+    return got;
+}
+
+/* Storage rows: how many shards are in `state`, and whether any row's
+ * column `col` contains `needle`. */
+static int shards_in(const rf_json *st, const char *state)
+{
+    int n = 0;
+    const rf_json *t = rf_json_get(st, "storage_shards");
+    for (const rf_json *r = t ? t->child : NULL; r; r = r->next)
+        n += strcmp(rf_json_str(r, "state", ""), state) == 0;
+    return n;
+}
+
+static bool any_row_has(const rf_json *st, const char *col, const char *needle)
+{
+    const rf_json *t = rf_json_get(st, "storage_shards");
+    for (const rf_json *r = t ? t->child : NULL; r; r = r->next)
+        if (strstr(rf_json_str(r, col, ""), needle))
+            return true;
+    return false;
+}
+
+static void store_fault_config(const char *file, int port, int http, const char *extra_storage)
+{
     char cfg[2048];
     snprintf(cfg, sizeof(cfg),
              "engine:\n"
@@ -109,14 +219,112 @@ static void test_disk_full(void **state)
              "  dir: ./store\n"
              "  block_points: 64\n"
              "  zstd_level: 0\n"
+             "%s"
              "pipeline:\n"
              "  sinks:\n"
              "    - {name: store, type: store}\n"
              "    - {name: cnt, type: count_only}\n"
              "  routes:\n"
              "    - {name: data, subject: \"telemetry.>\", sinks: [store, cnt]}\n",
-             port, http);
-    tproc_write_file("full.yaml", cfg);
+             port, http, extra_storage);
+    tproc_write_file(file, cfg);
+}
+
+/* Stats once `processed` reached `events` and then stopped moving. Settled
+ * alone means three equal reads 250 ms apart, and on a busy machine a worker
+ * can stall that long: first wait for the events to arrive. */
+static rf_json *settle_at(uint64_t events)
+{
+    for (int t = 0; t < 30000; t += 100) {
+        rf_json *st = rel_show(NULL);
+        uint64_t p = st ? rel_sum(st, "stages", "processed") : 0;
+        rf_json_free(st);
+        if (p >= events)
+            break;
+        usleep(100 * 1000);
+    }
+    return rel_show_settled(20000);
+}
+
+/* The shared second half: the fault is gone (the caller undid it). The
+ * shards resume by themselves, /health is 200 again, every point sent from
+ * now on is stored, and the store-bound points reconcile to the point. */
+static void check_recovery(proc *d, int port, int http, uint64_t sent_before, const char *errno_name)
+{
+    char body[8192];
+    const int64_t t0 = rel_now_ns();
+    int code = wait_health(http, 200, 30000, body, sizeof(body));
+    fprintf(stderr, "/health %d %.1f s after the fault was undone: %s", code,
+            (double)(rel_now_ns() - t0) / 1e9, body);
+    assert_int_equal(code, 200);
+    rf_json *st = rel_show_settled(20000);
+    assert_non_null(st);
+    assert_int_equal(shards_in(st, "degraded"), 0);
+    assert_true(rel_sum(st, "storage_shards", "recoveries") >= 1);
+    const uint64_t werr_at_recovery = rel_sum(st, "storage_shards", "write_errors");
+    const uint64_t lost_at_recovery = rel_sum(st, "storage_shards", "dropped_io_error_points");
+    rf_json_free(st);
+    static char metrics[1 << 20];
+    code = http_get(http, "/metrics", metrics, sizeof(metrics));
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(metrics, "ringflow_storage_degraded{shard=\"0\"} 0"));
+    assert_non_null(strstr(metrics, "ringflow_storage_degraded{shard=\"1\"} 0"));
+
+    /* Everything sent from now on is stored. */
+    const int n_after = 20000;
+    const uint64_t sent = sent_before + (uint64_t)n_after;
+    assert_int_equal(send_after(port, n_after, 100), n_after);
+    st = settle_at(sent);
+    assert_non_null(st);
+    const uint64_t processed = rel_sum(st, "stages", "processed");
+    const uint64_t counted = rel_sum_where(st, "sinks", "accepted", "sink", "cnt");
+    const uint64_t to_store = rel_sum(st, "stages", "to_store");
+    const uint64_t rejected = rel_sum(st, "stages", "store_rejected");
+    const uint64_t other_loss = rel_sum(st, "stages", "unknown_series") +
+                                rel_sum(st, "stages", "unrouted");
+    const uint64_t werr = rel_sum(st, "storage_shards", "write_errors");
+    const uint64_t lost_points = rel_sum(st, "storage_shards", "dropped_io_error_points");
+    const uint64_t lost_blocks = rel_sum(st, "storage_shards", "dropped_io_error");
+    rf_json_free(st);
+    fprintf(stderr, "after the recovery: processed=%lu cnt=%lu to_store=%lu store_rejected=%lu of %lu sent\n",
+            processed, counted, to_store, rejected, sent);
+    assert_int_equal(processed, sent);
+    assert_int_equal(counted, sent);
+    assert_int_equal(to_store + rejected, sent);
+    assert_int_equal(other_loss, 0);
+    /* No error and no loss after the recovery. */
+    assert_int_equal(werr, werr_at_recovery);
+    assert_int_equal(lost_points, lost_at_recovery);
+
+    kill(d->pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(d, 30000), 0);
+    const char *log = tproc_read_file(d->err_path);
+    /* The final summary agrees with the stats socket (nothing was lost at
+     * close), and says which error it was. */
+    assert_int_equal(rel_log_sum(log, "store shard-", "dropped_io_error_points"), lost_points);
+    char key[16];
+    snprintf(key, sizeof(key), "%s", errno_name);
+    for (char *k = key; *k; k++)
+        *k = (char)(*k | 0x20); /* the summary's keys are lower case */
+    assert_true(rel_log_sum(log, "store shard-", key) >= 1);
+    assert_non_null(strstr(log, "resumed persisting"));
+
+    const uint64_t stored_before = store_count("load"), stored_after = store_count("after");
+    fprintf(stderr,
+            "sent=%lu stored=%lu+%lu store_rejected=%lu dropped_io_error_points=%lu (in %lu "
+            "blocks) write_errors=%lu\n",
+            sent, stored_before, stored_after, rejected, lost_points, lost_blocks, werr);
+    assert_int_equal(stored_after, n_after);
+    /* To the point: every store-bound point is stored or counted. */
+    assert_int_equal(stored_before + stored_after + rejected + lost_points, sent);
+}
+
+static void test_disk_full(void **state)
+{
+    (void)state;
+    mount_store("rf-rel-full", "1m");
+    const int port = tproc_port_base() + 6, http = port + 1;
+    store_fault_config("full.yaml", port, http, "");
     proc d;
     rel_start(&d, (const char *[]){"--config", "full.yaml", NULL});
     assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
@@ -126,30 +334,102 @@ static void test_disk_full(void **state)
     /* Far more than 1 MiB of encoded blocks. */
     const uint64_t sent = load_tcp(port, "--count 600000 --rate 0 --series 2000 --sockets 2");
     assert_int_equal(sent, 600000);
-    rf_json *st = rel_show_settled(20000);
+    rf_json *st = settle_at(sent);
     assert_non_null(st);
     const uint64_t werr = rel_sum(st, "storage_shards", "write_errors");
     const uint64_t lost_blocks = rel_sum(st, "storage_shards", "dropped_io_error");
+    const uint64_t lost_points = rel_sum(st, "storage_shards", "dropped_io_error_points");
     const uint64_t processed = rel_sum(st, "stages", "processed");
     const uint64_t counted = rel_sum_where(st, "sinks", "accepted", "sink", "cnt");
-    rf_json_free(st);
-    fprintf(stderr, "write_errors=%lu blocks_lost=%lu processed=%lu cnt=%lu\n", werr,
-            lost_blocks, processed, counted);
+    fprintf(stderr, "write_errors=%lu blocks_lost=%lu points_lost=%lu processed=%lu cnt=%lu\n",
+            werr, lost_blocks, lost_points, processed, counted);
     assert_true(werr > 0);
+    /* Counted in points: each lost block held 1..64 of them. */
+    assert_true(lost_points >= lost_blocks && lost_points <= 64 * lost_blocks && lost_blocks > 0);
     /* The rest of the pipeline kept every event. */
     assert_int_equal(processed, sent);
     assert_int_equal(counted, sent);
-    /* Reported: /health names the failed shard, the log says why. */
+    /* Reported: show storage says degraded, since when and why. */
+    assert_true(shards_in(st, "degraded") >= 1);
+    assert_true(any_row_has(st, "write_errors_by_errno", "ENOSPC="));
+    assert_true(any_row_has(st, "last_error", "No space left on device"));
+    assert_true(any_row_has(st, "degraded_since", "T"));
+    rf_json_free(st);
+    /* /health names the degraded shard, the log says why. */
     int code = http_get(http, "/health", body, sizeof(body));
     fprintf(stderr, "/health: %s\n", body);
     assert_int_equal(code, 503);
     assert_non_null(strstr(body, "store-shard-"));
+    assert_non_null(strstr(body, "degraded by write errors"));
     assert_non_null(strstr(tproc_read_file(d.err_path), "No space left on device"));
-    /* Still serving: ingest and the stats socket work after the fault. */
+    static char metrics[1 << 20];
+    code = http_get(http, "/metrics", metrics, sizeof(metrics));
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(metrics, "errno=\"ENOSPC\""));
+    assert_non_null(strstr(metrics, "ringflow_storage_dropped_io_error_points_total{shard=\""));
+    assert_true(strstr(metrics, "ringflow_storage_degraded{shard=\"0\"} 1") ||
+                strstr(metrics, "ringflow_storage_degraded{shard=\"1\"} 1"));
+    /* Still serving: ingest and the stats socket work during the fault, and
+     * it stays degraded (no room for a retry yet). */
     assert_int_equal(load_tcp(port, "--count 1000 --rate 0 --series 10"), 1000);
-    kill(d.pid, SIGTERM);
-    int rc = tproc_wait_exit(&d, 30000);
-    assert_true(rc >= 0 && rc < 128); /* an exit, never a crash or a hang */
+    usleep(300 * 1000);
+    assert_int_equal(http_get(http, "/health", body, sizeof(body)), 503);
+
+    /* Room again: the shards resume by themselves. */
+    assert_int_equal(remount_store(0, "64m"), 0);
+    check_recovery(&d, port, http, sent + 1000, "ENOSPC");
+}
+
+static void test_readonly_remount(void **state)
+{
+    (void)state;
+    mount_store("rf-rel-ro", "64m");
+    const int port = tproc_port_base() + 10, http = port + 1;
+    /* Segments close a second after they open, so that a shard between
+     * bursts holds no file open for writing: the kernel refuses to remount
+     * read-only (EBUSY) while one is. */
+    store_fault_config("ro.yaml", port, http, "  segment_max_age: 1s\n");
+    proc d;
+    rel_start(&d, (const char *[]){"--config", "ro.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    char body[8192];
+    assert_int_equal(http_get(http, "/health", body, sizeof(body)), 200);
+
+    uint64_t sent = load_tcp(port, "--count 20000 --rate 0 --series 100");
+    assert_int_equal(sent, 20000);
+    rf_json_free(settle_at(sent));
+    int rc = -1, tries = 0;
+    for (; tries < 150 && (rc = remount_store(MS_RDONLY, "64m")) != 0; tries++)
+        usleep(100 * 1000); /* EBUSY until both shards closed their segment */
+    fprintf(stderr, "remounted read-only after %d tries (%s)\n", tries, rc ? strerror(errno) : "ok");
+    assert_int_equal(rc, 0);
+
+    /* Blocks cut now cannot get a segment. */
+    sent += load_tcp(port, "--count 20000 --rate 0 --series 100 --seed 2");
+    assert_int_equal(sent, 40000);
+    rf_json *st = settle_at(sent);
+    assert_non_null(st);
+    const uint64_t werr = rel_sum(st, "storage_shards", "write_errors");
+    const uint64_t lost_points = rel_sum(st, "storage_shards", "dropped_io_error_points");
+    fprintf(stderr, "read-only: write_errors=%lu points_lost=%lu\n", werr, lost_points);
+    assert_true(werr > 0);
+    assert_true(lost_points > 0);
+    assert_true(shards_in(st, "degraded") >= 1);
+    assert_true(any_row_has(st, "write_errors_by_errno", "EROFS="));
+    assert_true(any_row_has(st, "last_error", "Read-only file system"));
+    rf_json_free(st);
+    int code = http_get(http, "/health", body, sizeof(body));
+    fprintf(stderr, "/health: %s\n", body);
+    assert_int_equal(code, 503);
+    assert_non_null(strstr(body, "store-shard-"));
+    static char metrics[1 << 20];
+    code = http_get(http, "/metrics", metrics, sizeof(metrics));
+    assert_int_equal(code, 200);
+    assert_non_null(strstr(metrics, "errno=\"EROFS\""));
+
+    /* Writable again: the shards resume by themselves. */
+    assert_int_equal(remount_store(0, "64m"), 0);
+    check_recovery(&d, port, http, sent, "EROFS");
 }
 
 static void test_forwarder_refused_then_back(void **state)
@@ -350,7 +630,10 @@ int main(void)
         cmocka_unit_test_teardown(test_timestamp_window, rel_teardown),
         cmocka_unit_test_teardown(test_forwarder_refused_then_back, rel_teardown),
         cmocka_unit_test_teardown(test_disk_full, unmount_store),
+        cmocka_unit_test_teardown(test_readonly_remount, unmount_store),
         cmocka_unit_test_teardown(test_sigkill_restart, rel_teardown),
     };
+    if (getenv("RF_TEST_FILTER")) /* e.g. RF_TEST_FILTER='test_disk_*' */
+        cmocka_set_test_filter(getenv("RF_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
