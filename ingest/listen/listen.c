@@ -49,6 +49,7 @@ enum ud_kind {
     UD_UDP = 2,    /* multishot recvmsg of a UDP listener */
     UD_ACCEPT = 3, /* multishot accept of a TCP listener */
     UD_RECV = 4,   /* multishot recv of a TCP connection */
+    UD_CANCEL = 5, /* cancel of a removed listener's request (its result is ignored) */
 };
 
 static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t slot)
@@ -65,6 +66,7 @@ static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t sl
 #define UDP_HDR_BYTES ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAME_BYTES + UDP_CTRL_BYTES)
 
 enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2 };
+enum detach_state { ATTACHED = 0, DETACHING = 1, DETACHED = 2 };
 
 typedef struct rf_conn {
     int fd;
@@ -85,6 +87,11 @@ struct rf_listener {
     uint16_t port;
     int rcvbuf_granted;
     bool burst;           /* delivered something during the current poll */
+    /* Live removal (rf_listener_set_detach): DETACHING while the cancelled
+     * multishot request and the connections wind down, DETACHED once the
+     * socket is closed. */
+    uint8_t detach_state;
+    bool armed;           /* its multishot recvmsg/accept is in the kernel */
     rf_component *component;
 
     /* UDP recvmsg template: the kernel reads msg_namelen/msg_controllen from
@@ -137,6 +144,7 @@ struct rf_listener_set {
     bool wake_armed;
 
     bool accept_backoff;           /* some listener waits to re-arm its accept */
+    uint32_t detaching;            /* listeners being removed (rf_listener_set_detach) */
     int64_t idle_check_every_ns;   /* 0: no TCP listener has an idle timeout */
     int64_t next_idle_check_ns;
 };
@@ -460,16 +468,10 @@ static int tcp_tables(rf_listener *l, rf_err *err)
     return 0;
 }
 
-int rf_listener_add(rf_listener_set *set, const rf_listener_config *cfg, rf_listener **out,
-                    rf_err *err)
+int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *err)
 {
-    if (out)
-        *out = NULL;
+    *out = NULL;
     const char *nm = cfg->name[0] ? cfg->name : "?";
-    if (set->started)
-        return rf_err_set(err, EBUSY, "listener %s: set %s already started", nm, set->name);
-    if (set->n_listeners >= UINT16_MAX)
-        return rf_err_set(err, ENOSPC, "listener %s: set %s is full", nm, set->name);
     if (!cfg->handler.on_data)
         return rf_err_set(err, EINVAL, "listener %s: no handler", nm);
     if ((unsigned)cfg->transport > RF_LISTEN_TCP || (unsigned)cfg->protocol > RF_LISTEN_PROTO_GRAPHITE)
@@ -486,48 +488,83 @@ int rf_listener_add(rf_listener_set *set, const rf_listener_config *cfg, rf_list
         l->cfg.max_connections = 1024;
     if (!l->cfg.max_line_bytes)
         l->cfg.max_line_bytes = 65536;
-    l->set = set;
-    l->index = set->n_listeners;
     l->fd = -1;
 
     int rc = open_socket(l, err);
     if (rc == 0 && l->cfg.transport == RF_LISTEN_TCP)
         rc = tcp_tables(l, err);
-    if (rc == 0 && set->n_listeners == set->cap_listeners) {
-        uint32_t nc = set->cap_listeners ? set->cap_listeners * 2 : 4;
-        rf_listener **nl = realloc(set->listeners, nc * sizeof(*nl));
-        if (!nl)
-            rc = rf_err_set(err, ENOMEM, "listener %s: out of memory", l->cfg.name);
-        else {
-            set->listeners = nl;
-            set->cap_listeners = nc;
-        }
-    }
     if (rc < 0) {
-        conn_teardown(l);
-        if (l->fd >= 0)
-            close(l->fd);
-        free(l);
+        rf_listener_close(l);
         return rc;
     }
-
     if (l->cfg.transport == RF_LISTEN_UDP) {
         l->msg.msg_namelen = UDP_NAME_BYTES;
         l->msg.msg_controllen = UDP_CTRL_BYTES;
-    } else if (l->cfg.idle_timeout_ns) {
+    }
+    l->component = rf_component_register("listener", l->cfg.name);
+    if (l->component)
+        rf_component_transition(l->component, RF_STATE_CONFIGURING, NULL);
+    rf_log_info(LOG_COMP, "listener %s: %s %s port %u protocol %s rcvbuf %d", l->cfg.name,
+                rf_listen_transport_name(l->cfg.transport), l->cfg.address, l->port,
+                rf_listen_protocol_name(l->cfg.protocol), l->rcvbuf_granted);
+    *out = l;
+    return 0;
+}
+
+void rf_listener_close(rf_listener *l)
+{
+    if (!l)
+        return;
+    conn_teardown(l);
+    if (l->fd >= 0)
+        close(l->fd);
+    free(l);
+}
+
+/* Puts an opened listener into the set's table (either thread that owns
+ * the set at this moment: the control thread before start, the owner
+ * after). */
+static int set_insert(rf_listener_set *set, rf_listener *l, rf_err *err)
+{
+    if (set->n_listeners >= UINT16_MAX)
+        return rf_err_set(err, ENOSPC, "listener %s: set %s is full", l->cfg.name, set->name);
+    if (set->n_listeners == set->cap_listeners) {
+        uint32_t nc = set->cap_listeners ? set->cap_listeners * 2 : 4;
+        rf_listener **nl = realloc(set->listeners, nc * sizeof(*nl));
+        if (!nl)
+            return rf_err_set(err, ENOMEM, "listener %s: out of memory", l->cfg.name);
+        set->listeners = nl;
+        set->cap_listeners = nc;
+    }
+    if (l->cfg.transport == RF_LISTEN_TCP && l->cfg.idle_timeout_ns) {
         int64_t every = (int64_t)(l->cfg.idle_timeout_ns / 8);
         if (every < RF_NS_PER_MS) every = RF_NS_PER_MS;
         if (every > RF_NS_PER_S) every = RF_NS_PER_S;
         if (!set->idle_check_every_ns || every < set->idle_check_every_ns)
             set->idle_check_every_ns = every;
     }
-    l->component = rf_component_register("listener", l->cfg.name);
-    if (l->component)
-        rf_component_transition(l->component, RF_STATE_CONFIGURING, NULL);
+    l->set = set;
+    l->index = set->n_listeners;
     set->listeners[set->n_listeners++] = l;
-    rf_log_info(LOG_COMP, "listener %s: %s %s port %u protocol %s rcvbuf %d", l->cfg.name,
-                rf_listen_transport_name(l->cfg.transport), l->cfg.address, l->port,
-                rf_listen_protocol_name(l->cfg.protocol), l->rcvbuf_granted);
+    return 0;
+}
+
+int rf_listener_add(rf_listener_set *set, const rf_listener_config *cfg, rf_listener **out,
+                    rf_err *err)
+{
+    if (out)
+        *out = NULL;
+    const char *nm = cfg->name[0] ? cfg->name : "?";
+    if (set->started)
+        return rf_err_set(err, EBUSY, "listener %s: set %s already started", nm, set->name);
+    rf_listener *l;
+    int rc = rf_listener_open(cfg, &l, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = set_insert(set, l, err)) < 0) {
+        rf_listener_close(l);
+        return rc;
+    }
     if (out)
         *out = l;
     return 0;
@@ -622,6 +659,7 @@ static void arm_listener(rf_listener *l)
         io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
         io_uring_sqe_set_data64(sqe, ud_pack(UD_ACCEPT, l->index, 0));
     }
+    l->armed = true;
 }
 
 static void conn_release(rf_listener *l, uint32_t slot);
@@ -737,6 +775,17 @@ static void conn_release(rf_listener *l, uint32_t slot)
 
 static void on_accept(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono)
 {
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        l->armed = false;
+    if (l->detach_state != ATTACHED) {
+        /* Being removed: a connection accepted before the cancel took
+         * effect is refused, as one over the cap would be. */
+        if (cqe->res >= 0) {
+            close(cqe->res);
+            ctr_add(l, RF_LC_CONN_REFUSED, 1);
+        }
+        return;
+    }
     if (cqe->res < 0) {
         ctr_add(l, RF_LC_ACCEPT_ERRORS, 1);
         if (!(cqe->flags & IORING_CQE_F_MORE)) {
@@ -838,9 +887,14 @@ static void on_udp(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono,
 {
     rf_listener_set *set = l->set;
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        arm_listener(l);
-        ctr_add(l, RF_LC_REARMS, 1);
+        l->armed = false;
+        if (l->detach_state == ATTACHED) {
+            arm_listener(l);
+            ctr_add(l, RF_LC_REARMS, 1);
+        }
     }
+    if (cqe->res == -ECANCELED)
+        return; /* the end of a request rf_listener_set_detach cancelled */
     if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
         ctr_add(l, cqe->res == -ENOBUFS ? RF_LC_ENOBUFS : RF_LC_RECV_ERRORS, 1);
         return;
@@ -898,11 +952,14 @@ static void on_udp(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono,
     buf_recycle(set, BGID_UDP, bid);
 }
 
+static void detach_progress(rf_listener_set *set);
+
 static void idle_scan(rf_listener_set *set, int64_t now)
 {
     for (uint32_t i = 0; i < set->n_listeners; i++) {
         rf_listener *l = set->listeners[i];
-        if (l->cfg.transport != RF_LISTEN_TCP || !l->cfg.idle_timeout_ns ||
+        if (l->detach_state != ATTACHED || l->cfg.transport != RF_LISTEN_TCP ||
+            !l->cfg.idle_timeout_ns ||
             atomic_load_explicit(&l->open, memory_order_relaxed) == 0)
             continue;
         int64_t deadline = now - (int64_t)l->cfg.idle_timeout_ns;
@@ -928,6 +985,10 @@ static void accept_retry(rf_listener_set *set, int64_t now)
         rf_listener *l = set->listeners[i];
         if (!l->accept_retry_ns)
             continue;
+        if (l->detach_state != ATTACHED) {
+            l->accept_retry_ns = 0; /* being removed: never re-armed */
+            continue;
+        }
         if (now >= l->accept_retry_ns) {
             l->accept_retry_ns = 0;
             arm_listener(l);
@@ -1003,6 +1064,8 @@ uint32_t rf_listener_set_poll(rf_listener_set *set)
         set->next_idle_check_ns = mono + set->idle_check_every_ns;
         idle_scan(set, mono);
     }
+    if (set->detaching)
+        detach_progress(set);
     if (io_uring_sq_ready(ring))
         io_uring_submit(ring);
     return n;
@@ -1031,6 +1094,135 @@ void rf_listener_set_wake(rf_listener_set *set)
         ssize_t w = write(set->wake_fd, &one, sizeof(one));
         (void)w; /* EAGAIN only when the counter is saturated: already awake */
     }
+}
+
+/* ---- live attach and detach ---------------------------------------------- */
+
+int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err)
+{
+    if (!set->started)
+        return rf_err_set(err, EINVAL, "listener %s: set %s not started", l->cfg.name, set->name);
+    int rc;
+    const int bgid = l->cfg.transport == RF_LISTEN_UDP ? BGID_UDP : BGID_TCP;
+    /* The first listener of its transport in this set brings its buffers. */
+    if (!set->bg[bgid].registered &&
+        (rc = bufgroup_setup(set, bgid,
+                             bgid == BGID_UDP ? set->opt.udp_buffers : set->opt.tcp_buffers,
+                             bgid == BGID_UDP ? set->opt.udp_buffer_bytes
+                                              : set->opt.tcp_buffer_bytes,
+                             err)) < 0)
+        return rc;
+    if ((rc = set_insert(set, l, err)) < 0)
+        return rc;
+    arm_listener(l);
+    io_uring_submit(&set->ring);
+    if (l->component)
+        rf_component_transition(l->component, RF_STATE_RUNNING, NULL);
+    return 0;
+}
+
+/* Reads what is still queued on a removed UDP socket, so that a datagram
+ * accepted by the kernel before the removal is parsed, not lost: bounded
+ * (the socket stays in its port's group until it is closed, and a sender
+ * that keeps sending would keep this going). */
+static void udp_drain_queue(rf_listener *l)
+{
+    enum { MAX_DRAIN = 4096 };
+    static _Thread_local char buf[65536];
+    for (int i = 0; i < MAX_DRAIN; i++) {
+        struct sockaddr_storage peer;
+        struct iovec iov = {buf, sizeof(buf)};
+        struct msghdr mh = {.msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov,
+                            .msg_iovlen = 1};
+        ssize_t n = recvmsg(l->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0)
+            return;
+        rf_listen_chunk c = {
+            .data = buf,
+            .len = (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n,
+            .peer = (const struct sockaddr *)&peer,
+            .peer_len = mh.msg_namelen,
+            .mono_ns = rf_clock_mono_ns(),
+            .wall_ns = rf_clock_wall_ns(),
+        };
+        if ((size_t)n > sizeof(buf)) {
+            c.flags |= RF_LISTEN_CHUNK_TRUNCATED;
+            ctr_add(l, RF_LC_TRUNCATED, 1);
+        }
+        ctr_add(l, RF_LC_DATAGRAMS, 1);
+        ctr_add(l, RF_LC_BYTES, c.len);
+        deliver(l, &c);
+    }
+}
+
+void rf_listener_set_detach(rf_listener_set *set, rf_listener *l)
+{
+    if (l->set != set || l->detach_state != ATTACHED)
+        return;
+    l->detach_state = DETACHING;
+    set->detaching++;
+    if (l->component)
+        rf_component_transition(l->component, RF_STATE_STOPPING, "removed by a reload");
+    if (l->armed) {
+        struct io_uring_sqe *sqe = get_sqe(set);
+        if (sqe) {
+            enum ud_kind k = l->cfg.transport == RF_LISTEN_UDP ? UD_UDP : UD_ACCEPT;
+            io_uring_prep_cancel64(sqe, ud_pack(k, l->index, 0), 0);
+            io_uring_sqe_set_data64(sqe, ud_pack(UD_CANCEL, l->index, 0));
+        }
+    }
+    if (l->cfg.transport == RF_LISTEN_TCP) {
+        /* Open connections end as an idle timeout ends them: their armed
+         * recv completes with 0 bytes and releases the slot; a partial line
+         * is discarded and counted. */
+        for (uint32_t i = 0; i < l->cfg.max_connections; i++) {
+            rf_conn *cn = &l->conns[i];
+            if (cn->state != CONN_OPEN)
+                continue;
+            cn->state = CONN_CLOSING;
+            if (rf_linebuf_reset(&cn->lines))
+                ctr_add(l, RF_LC_PARTIAL_DISCARDED, 1);
+            shutdown(cn->fd, SHUT_RDWR);
+        }
+    }
+    io_uring_submit(&set->ring);
+}
+
+/* A detaching listener is closed once nothing of it is armed: its request
+ * ended (the cancel's completion, or the last one it posted) and every
+ * connection was released. */
+static void detach_progress(rf_listener_set *set)
+{
+    for (uint32_t i = 0; i < set->n_listeners && set->detaching; i++) {
+        rf_listener *l = set->listeners[i];
+        if (l->detach_state != DETACHING || l->armed ||
+            atomic_load_explicit(&l->open, memory_order_relaxed) != 0)
+            continue;
+        if (l->cfg.transport == RF_LISTEN_UDP) {
+            uint64_t drops;
+            udp_drain_queue(l);
+            if (rf_listener_proc_drops(l, &drops) == 0 &&
+                drops > rf_listener_counter(l, RF_LC_KERNEL_DROPS))
+                ctr_set(l, RF_LC_KERNEL_DROPS, drops); /* final: the socket goes */
+        }
+        if (l->burst) {
+            l->burst = false;
+            if (l->cfg.handler.on_burst_end)
+                l->cfg.handler.on_burst_end(l->cfg.handler.ctx, l);
+        }
+        close(l->fd);
+        l->fd = -1;
+        l->detach_state = DETACHED;
+        set->detaching--;
+        if (l->component)
+            rf_component_transition(l->component, RF_STATE_STOPPED, "removed by a reload");
+        rf_log_info(LOG_COMP, "listener %s: removed (port %u closed)", l->cfg.name, l->port);
+    }
+}
+
+bool rf_listener_detached(const rf_listener *l)
+{
+    return l->detach_state == DETACHED;
 }
 
 int rf_listener_set_wake_with(rf_listener_set *set, rf_listener_set *waiter, rf_err *err)

@@ -20,8 +20,9 @@
  *   The ring is created by rf_listener_set_start() on the owning thread
  *   (IORING_SETUP_SINGLE_ISSUER, so the kernel holds us to it), which also
  *   allocates the receive buffers there (first touch: memory on the worker's
- *   NUMA node). Listeners cannot be added after start: reconfiguration builds
- *   a new set, and SO_REUSEPORT lets its sockets bind beside the old ones.
+ *   NUMA node). rf_listener_add works before start only; a reload attaches
+ *   and detaches listeners on a set that is already polled (see "Live
+ *   changes" below).
  *
  * Receive path
  *   UDP: one multishot recvmsg per socket into a provided-buffer ring (buffer
@@ -202,6 +203,25 @@ int rf_listener_set_new(rf_listener_set **out, const char *name,
  * -ENOSPC (more than 65535 listeners) with err filled. *out may be NULL. */
 int rf_listener_add(rf_listener_set *set, const rf_listener_config *cfg, rf_listener **out,
                     rf_err *err);
+
+/* Live changes (a reload). The control thread opens and binds a listener
+ * outside any set (rf_listener_open: errors are reported there, before
+ * anything changes); the owning thread then attaches it to its started set
+ * (rf_listener_set_attach: arms it; the first listener of a transport
+ * registers that transport's buffers). Removal runs on the owning thread:
+ * rf_listener_set_detach cancels the listener's request and ends its TCP
+ * connections (partial lines discarded and counted, as an idle timeout
+ * does); later polls finish it: a UDP socket's queue is read out (so what
+ * the kernel accepted before the removal is delivered), then the socket is
+ * closed and rf_listener_detached turns true. A detached listener keeps its
+ * counters and stays in the set (its memory is freed with the set), so
+ * readers never see it vanish. rf_listener_close frees a listener that was
+ * opened and never attached. */
+int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *err);
+void rf_listener_close(rf_listener *l);
+int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err);
+void rf_listener_set_detach(rf_listener_set *set, rf_listener *l);
+bool rf_listener_detached(const rf_listener *l);
 
 /* On the owning thread: creates the ring, registers the buffer rings, arms
  * the listeners. Returns 0 or a negative errno with err filled. */

@@ -875,6 +875,141 @@ static void test_wait_returns_on_data(void **state)
 
 /* ---- errors and configuration ---------------------------------------------- */
 
+/* ---- live attach and detach ------------------------------------------------ */
+
+typedef struct detached_cond {
+    rf_listener *l;
+} detached_cond;
+
+static bool is_detached(void *arg)
+{
+    return rf_listener_detached(((detached_cond *)arg)->l);
+}
+
+static bool port_free(int type, uint16_t port)
+{
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    /* No SO_REUSEPORT: fails while any socket of ours holds the port. For
+     * TCP, SO_REUSEADDR looks past the TIME_WAIT our active close left. */
+    int one = 1;
+    if (type == SOCK_STREAM)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A UDP listener opened by another thread is attached to a running set and
+ * receives; detached while datagrams wait in its socket, every one of them
+ * is still delivered, then its port is closed. The set's other listener is
+ * untouched throughout. */
+static void test_live_attach_detach_udp(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
+    sink s2 = {0};
+    rf_listener_config cfg;
+    rf_listener_config_init(&cfg);
+    snprintf(cfg.name, sizeof(cfg.name), "live-udp");
+    cfg.transport = RF_LISTEN_UDP;
+    cfg.port = 0;
+    cfg.rcvbuf_bytes = 4u << 20;
+    cfg.handler = (rf_listen_handler){.on_data = on_data, .ctx = &s2};
+    rf_listener *l2;
+    rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(rf_listener_open(&cfg, &l2, &err), 0);
+    assert_int_equal(rf_listener_set_attach(fx.set, l2, &err), 0);
+    const uint16_t port2 = rf_listener_port(l2);
+
+    struct sockaddr_storage dst;
+    socklen_t dlen;
+    int fd1 = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int fd2 = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", port2);
+    assert_int_equal(send(fd2, "a v=1\n", 6, 0), 6);
+    assert_true(wait_ctr(fx.set, l2, RF_LC_DATAGRAMS, 1, 5000));
+
+    /* 500 datagrams queued, unpolled, then the removal. */
+    for (int i = 0; i < 500; i++)
+        assert_int_equal(send(fd2, "b v=2\n", 6, 0), 6);
+    rf_listener_set_detach(fx.set, l2);
+    detached_cond dc = {l2};
+    assert_true(poll_until(fx.set, is_detached, &dc, 5000));
+    assert_int_equal(rf_listener_counter(l2, RF_LC_DATAGRAMS), 501);
+    assert_int_equal(s2.chunks, 501);
+    assert_true(port_free(SOCK_DGRAM, port2));
+
+    /* The other listener never noticed. */
+    assert_int_equal(send(fd1, "c v=3\n", 6, 0), 6);
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, 1, 5000));
+    close(fd1);
+    close(fd2);
+    free(s2.buf);
+    fx_close(&fx); /* fds back to where they were: the removed socket too */
+}
+
+/* A TCP listener removed with a client connected: complete lines were
+ * delivered, the partial one is discarded and counted, the client sees the
+ * connection end, and the port refuses new connections. */
+static void test_live_detach_tcp(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
+    const uint16_t port = rf_listener_port(fx.l);
+    int c = tcp_connect(port);
+    write_all(c, "one v=1\ntwo v=2\npartial v=", 26);
+    assert_true(wait_len(fx.set, &fx.s, strlen("one v=1\ntwo v=2\n"), 5000));
+    rf_listener_set_detach(fx.set, fx.l);
+    detached_cond dc = {fx.l};
+    assert_true(poll_until(fx.set, is_detached, &dc, 5000));
+    assert_string_equal(fx.s.buf, "one v=1\ntwo v=2\n");
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_PARTIAL_DISCARDED), 1);
+    assert_int_equal(rf_listener_connections(fx.l), 0);
+    char b;
+    assert_int_equal(recv(c, &b, 1, 0), 0); /* our side closed it */
+    close(c);
+    assert_true(port_free(SOCK_STREAM, port));
+    int c2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(c2, (struct sockaddr *)&a, sizeof(a)), -1);
+    assert_int_equal(errno, ECONNREFUSED);
+    close(c2);
+    fx_close(&fx);
+}
+
+/* A TCP listener attached live to a set that so far had only UDP brings its
+ * buffers with it. */
+static void test_live_attach_first_tcp(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
+    sink s2 = {0};
+    rf_listener_config cfg;
+    rf_listener_config_init(&cfg);
+    snprintf(cfg.name, sizeof(cfg.name), "live-tcp");
+    cfg.transport = RF_LISTEN_TCP;
+    cfg.port = 0;
+    cfg.handler = (rf_listen_handler){.on_data = on_data, .ctx = &s2};
+    rf_listener *l2;
+    rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(rf_listener_open(&cfg, &l2, &err), 0);
+    assert_int_equal(rf_listener_set_attach(fx.set, l2, &err), 0);
+    int c = tcp_connect(rf_listener_port(l2));
+    write_all(c, LINES, strlen(LINES));
+    assert_true(wait_len(fx.set, &s2, strlen(LINES), 5000));
+    assert_string_equal(s2.buf, LINES);
+    close(c);
+    free(s2.buf);
+    fx_close(&fx);
+}
+
 static void test_bind_error_message(void **state)
 {
     (void)state;
@@ -1312,6 +1447,9 @@ int main(void)
         cmocka_unit_test(test_udp_max_and_truncation),
         cmocka_unit_test(test_udp_kernel_drops),
         cmocka_unit_test(test_udp_receipt_time_is_the_kernels),
+        cmocka_unit_test(test_live_attach_detach_udp),
+        cmocka_unit_test(test_live_detach_tcp),
+        cmocka_unit_test(test_live_attach_first_tcp),
         cmocka_unit_test(test_udp_enobufs_rearm),
         cmocka_unit_test(test_tcp_split_every_offset),
         cmocka_unit_test(test_tcp_slow_writer),
