@@ -305,7 +305,8 @@ static void bm_series_define(rf_bench_state *s)
 /* A cardinality storm as the owner sees it: a table already full (its limit
  * reached), `arg` definitions that are all refused, each followed by 4 events
  * of the refused series that the pipeline drops as unknown_series. Measured:
- * the refusal and the lookup of each dropped event (what the pipeline does). */
+ * the refusal and, per dropped event, the lookup and the charge to the
+ * refused series' measurement (what the pipeline does). */
 static void bm_series_storm(rf_bench_state *s)
 {
     const int64_t n = rf_bench_arg(s, 0);
@@ -325,8 +326,12 @@ static void bm_series_storm(rf_bench_state *s)
         rf_bench_resume_timing(s);
         for (int64_t i = 0; i < n; i++) {
             sum += (uint64_t)rf_series_table_define(t, keys[i]);
-            for (int e = 0; e < 4; e++)
-                sum += (uint64_t)rf_series_table_find(t, ids[i]);
+            for (int e = 0; e < 4; e++) {
+                int32_t slot = rf_series_table_find(t, ids[i]);
+                if (slot < 0)
+                    rf_series_table_count_dropped(t, ids[i]);
+                sum += (uint64_t)slot;
+            }
         }
         rf_bench_pause_timing(s);
         items += (uint64_t)n;
@@ -334,6 +339,51 @@ static void bm_series_storm(rf_bench_state *s)
         free(keys);
         free(ids);
         rf_bench_resume_timing(s);
+    }
+    rf_bench_do_not_optimize(&sum);
+    rf_bench_set_items_processed(s, (int64_t)items);
+}
+
+/* The drop path alone, in steady state: a full table that has refused 50,000
+ * series (remembered), then events of those series in a random order. arg 0:
+ * the lookup only (what the pipeline did before per-measurement
+ * accounting); arg 1: the lookup and the charge to the refused series'
+ * measurement (what it does now). */
+static void bm_series_dropped(rf_bench_state *s)
+{
+    enum { NREF = 50000 };
+    const bool charge = rf_bench_arg(s, 0) != 0;
+    static rf_series_table *t;
+    static uint64_t *ev;
+    if (!t) {
+        rf_series_key **keys = series_keys(NREF);
+        uint64_t *ids = malloc(NREF * sizeof(*ids));
+        t = rf_series_table_new(16);
+        char buf[32];
+        for (int i = 0; i < 16; i++) {
+            int len = snprintf(buf, sizeof(buf), "full,k=%d v", i);
+            rf_series_table_define(t, rf_series_key_new(buf, (size_t)len, 4, (size_t)len - 1));
+        }
+        for (int i = 0; i < NREF; i++) {
+            ids[i] = keys[i]->series_id;
+            rf_series_table_define(t, keys[i]);
+        }
+        ev = malloc(NEVENTS * sizeof(*ev));
+        for (uint32_t i = 0; i < NEVENTS; i++)
+            ev[i] = ids[bnext() % NREF];
+        free(ids);
+        free(keys);
+    }
+    uint64_t items = 0, sum = 0, p = 0;
+    while (rf_bench_keep_running(s)) {
+        for (int i = 0; i < 4096; i++) {
+            int32_t slot = rf_series_table_find(t, ev[p]);
+            if (slot < 0 && charge)
+                rf_series_table_count_dropped(t, ev[p]);
+            sum += (uint64_t)slot;
+            p = (p + 1) & (NEVENTS - 1);
+        }
+        items += 4096;
     }
     rf_bench_do_not_optimize(&sum);
     rf_bench_set_items_processed(s, (int64_t)items);
@@ -357,4 +407,6 @@ RF_BENCH_REGISTER(stages_benchmarks)
     rf_bench_register_args("stages/series/define", bm_series_define, define_series, 2);
     static const int64_t storm_series[] = {100000};
     rf_bench_register_args("stages/series/storm", bm_series_storm, storm_series, 1);
+    static const int64_t charge[] = {0, 1};
+    rf_bench_register_args("stages/series/dropped", bm_series_dropped, charge, 2);
 }

@@ -4,6 +4,8 @@
 #include "core/mem/mem.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,17 +23,71 @@ typedef struct slot_tags {
     uint32_t n;
 } slot_tags;
 
+/* A measurement's accounting. hash and name are written once, before the
+ * entry is published (meas_n, release); the counters and the limit by the
+ * worker only (relaxed load + store), read anywhere with relaxed loads. */
+typedef struct meas_entry {
+    uint64_t hash;
+    _Atomic uint64_t active;
+    _Atomic uint64_t refused_shard, refused_meas;
+    _Atomic uint64_t dropped;
+    _Atomic uint32_t limit;
+    uint32_t pad;
+    char name[RF_SERIES_MEAS_NAME];
+} meas_entry;
+
+/* Index of "(other measurements)": beyond the dense entries. */
+#define MEAS_OTHER RF_SERIES_MEAS_MAX
+#define MEAS_BUCKETS (2u * RF_SERIES_MEAS_MAX)
+/* Refused-id memory: a series id probes a window of this many buckets. */
+#define REFUSED_WINDOW 8u
+
+typedef struct refused_bucket {
+    uint64_t id; /* 0 = empty */
+    uint32_t meas;
+    uint32_t pad;
+} refused_bucket;
+
 struct rf_series_table {
     uint32_t max_series;
-    uint32_t count;
+    _Atomic uint32_t count; /* worker writes; relaxed loads elsewhere (stats) */
     uint64_t mask;
     bucket *index;
     rf_series_key **keys;
     slot_tags *tags;
     rf_series_tag *pool;
     uint32_t pool_len, pool_cap;
-    uint64_t defined, duplicates, rejected_cardinality;
+    /* Single writer (the worker): relaxed stores, relaxed loads anywhere. */
+    _Atomic uint64_t defined, duplicates, rejected_shard, rejected_meas, refused_again,
+        refused_forgotten, dropped_unattributed;
+    /* Per-measurement limits (worker only; see rf_series_table_set_limits). */
+    const rf_series_limits *limits;
+    /* Measurements: dense entries, published by meas_n (release store by the
+     * worker, acquire load by readers); the index (entry + 1, 0 = empty) is
+     * the worker's alone. */
+    meas_entry *meas;
+    uint32_t *meas_index;
+    _Atomic uint32_t meas_n;
+    meas_entry other;
+    refused_bucket *refused;
 };
+
+static void ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+    /* Single writer: pairs with the relaxed loads of the readers. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static uint64_t ctr(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static uint32_t count_of(const rf_series_table *t)
+{
+    return atomic_load_explicit(&t->count, memory_order_relaxed);
+}
 
 /* The index is probed once per event at random: core/mem backs it with huge
  * pages, zeroed and paged in lazily. */
@@ -54,10 +110,15 @@ rf_series_table *rf_series_table_new(uint32_t max_series)
     if (t->pool_cap < 16)
         t->pool_cap = 16;
     t->pool = malloc((size_t)t->pool_cap * sizeof(*t->pool));
-    if (!t->index || !t->keys || !t->tags || !t->pool) {
+    t->meas = rf_mem_huge_zalloc(RF_SERIES_MEAS_MAX * sizeof(meas_entry));
+    t->meas_index = calloc(MEAS_BUCKETS, sizeof(*t->meas_index));
+    t->refused = rf_mem_huge_zalloc(RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket));
+    if (!t->index || !t->keys || !t->tags || !t->pool || !t->meas || !t->meas_index ||
+        !t->refused) {
         rf_series_table_free(t);
         return NULL;
     }
+    snprintf(t->other.name, sizeof(t->other.name), "(other measurements)");
     return t;
 }
 
@@ -66,10 +127,13 @@ void rf_series_table_free(rf_series_table *t)
     if (!t)
         return;
     if (t->keys)
-        for (uint32_t i = 0; i < t->count; i++)
+        for (uint32_t i = 0; i < count_of(t); i++)
             rf_series_key_free(t->keys[i]);
     if (t->index)
         rf_mem_huge_free(t->index, (t->mask + 1) * sizeof(bucket));
+    rf_mem_huge_free(t->meas, RF_SERIES_MEAS_MAX * sizeof(meas_entry));
+    rf_mem_huge_free(t->refused, RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket));
+    free(t->meas_index);
     free(t->keys);
     free(t->tags);
     free(t->pool);
@@ -83,7 +147,7 @@ void rf_series_table_prefetch(const rf_series_table *t, uint64_t series_id)
 
 void rf_series_table_prefetch_key(const rf_series_table *t, int32_t slot, int level)
 {
-    if (slot < 0 || (uint32_t)slot >= t->count)
+    if (slot < 0 || (uint32_t)slot >= count_of(t))
         return;
     if (level == 0) {
         __builtin_prefetch(&t->keys[slot]);
@@ -146,6 +210,184 @@ uint32_t rf_series_key_parse_tags(const rf_series_key *key, rf_series_tag *out, 
     return n;
 }
 
+/* ---- measurements and refused series ----------------------------------- */
+
+uint64_t rf_series_measurement_hash(const char *canonical, size_t len)
+{
+    return rf_series_id_of_key(canonical, len);
+}
+
+int rf_series_measurement_canon(const char *name, char *out, size_t out_size)
+{
+    size_t o = 0;
+    for (; *name; name++) {
+        bool esc = *name == ',' || *name == ' ' || *name == '\\';
+        if (o + (esc ? 2 : 1) >= out_size)
+            return -1;
+        if (esc)
+            out[o++] = '\\';
+        out[o++] = *name;
+    }
+    if (o >= out_size)
+        return -1;
+    out[o] = '\0';
+    return (int)o;
+}
+
+static meas_entry *meas_at(rf_series_table *t, uint32_t mi)
+{
+    return mi == MEAS_OTHER ? &t->other : &t->meas[mi];
+}
+
+/* The limit in force for a measurement (override first, then the default). */
+static uint32_t limit_for(const rf_series_table *t, uint64_t hash)
+{
+    const rf_series_limits *l = t->limits;
+    if (!l)
+        return 0;
+    for (uint32_t i = 0; i < l->n_overrides; i++)
+        if (l->overrides[i].hash == hash)
+            return l->overrides[i].max_series;
+    return l->max_per_measurement;
+}
+
+/* The entry of a key's measurement, created on first sight; MEAS_OTHER when
+ * the entries are all taken. Once per definition: one hash of the
+ * measurement text and a probe of a small index (load <= 0.5). */
+static uint32_t meas_of(rf_series_table *t, const rf_series_key *key)
+{
+    uint64_t h = rf_series_measurement_hash(key->text, key->measurement_len);
+    uint32_t i = (uint32_t)h & (MEAS_BUCKETS - 1);
+    for (;; i = (i + 1) & (MEAS_BUCKETS - 1)) {
+        uint32_t e = t->meas_index[i];
+        if (e == 0)
+            break;
+        if (t->meas[e - 1].hash == h)
+            return e - 1;
+    }
+    uint32_t n = atomic_load_explicit(&t->meas_n, memory_order_relaxed);
+    if (n >= RF_SERIES_MEAS_MAX)
+        return MEAS_OTHER;
+    meas_entry *m = &t->meas[n];
+    m->hash = h;
+    size_t len = key->measurement_len < RF_SERIES_MEAS_NAME - 1 ? key->measurement_len
+                                                                : RF_SERIES_MEAS_NAME - 1;
+    memcpy(m->name, key->text, len);
+    m->name[len] = '\0';
+    atomic_store_explicit(&m->limit, limit_for(t, h), memory_order_relaxed);
+    t->meas_index[i] = n + 1;
+    /* Pairs with the acquire in rf_series_table_measurements: the entry's
+     * hash and name are visible before it is counted. */
+    atomic_store_explicit(&t->meas_n, n + 1, memory_order_release);
+    return n;
+}
+
+void rf_series_table_set_limits(rf_series_table *t, const rf_series_limits *limits)
+{
+    t->limits = limits;
+    uint32_t n = atomic_load_explicit(&t->meas_n, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        atomic_store_explicit(&t->meas[i].limit, limit_for(t, t->meas[i].hash),
+                              memory_order_relaxed);
+}
+
+/* A definition the limits refuse: remembered (so that its events are charged
+ * to its measurement and a re-announcement is not a second refused series)
+ * and counted by reason. Takes the key. */
+static int32_t refuse(rf_series_table *t, rf_series_key *key, uint32_t mi, int32_t reason)
+{
+    const uint64_t id = key->series_id;
+    rf_series_key_free(key);
+    const uint32_t mask = RF_SERIES_REFUSED_SLOTS - 1, home = (uint32_t)id & mask;
+    refused_bucket *slot = NULL;
+    for (uint32_t k = 0; k < REFUSED_WINDOW; k++) {
+        refused_bucket *b = &t->refused[(home + k) & mask];
+        if (b->id == id) {
+            ctr_add(&t->refused_again, 1);
+            return -EALREADY;
+        }
+        if (b->id == 0) {
+            slot = b;
+            break;
+        }
+    }
+    if (!slot) {
+        /* Window full: forget one of its ids (chosen by the new id's high
+         * bits); its later events count as unattributed. */
+        slot = &t->refused[(home + (uint32_t)(id >> 61)) & mask];
+        ctr_add(&t->refused_forgotten, 1);
+    }
+    *slot = (refused_bucket){id, mi, 0};
+    meas_entry *m = meas_at(t, mi);
+    if (reason == -EDQUOT) {
+        ctr_add(&t->rejected_meas, 1);
+        ctr_add(&m->refused_meas, 1);
+    } else {
+        ctr_add(&t->rejected_shard, 1);
+        ctr_add(&m->refused_shard, 1);
+    }
+    return reason;
+}
+
+void rf_series_table_count_dropped(rf_series_table *t, uint64_t series_id)
+{
+    const uint32_t mask = RF_SERIES_REFUSED_SLOTS - 1, home = (uint32_t)series_id & mask;
+    for (uint32_t k = 0; k < REFUSED_WINDOW; k++) {
+        const refused_bucket *b = &t->refused[(home + k) & mask];
+        if (b->id == series_id) {
+            ctr_add(&meas_at(t, b->meas)->dropped, 1);
+            return;
+        }
+        if (b->id == 0)
+            break; /* ids are never removed, only replaced: no gaps */
+    }
+    ctr_add(&t->dropped_unattributed, 1);
+}
+
+static void meas_read(const meas_entry *m, uint32_t index, rf_series_meas_stats *out)
+{
+    out->index = index;
+    out->name = m->name;
+    out->hash = m->hash;
+    out->active = ctr(&m->active);
+    out->refused_shard_limit = ctr(&m->refused_shard);
+    out->refused_measurement_limit = ctr(&m->refused_meas);
+    out->dropped_events = ctr(&m->dropped);
+    out->limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    out->other = false;
+}
+
+void rf_series_table_measurements(const rf_series_table *t, rf_series_meas_fn fn, void *ctx)
+{
+    /* Pairs with the release in meas_of. */
+    uint32_t n = atomic_load_explicit(&t->meas_n, memory_order_acquire);
+    rf_series_meas_stats m;
+    for (uint32_t i = 0; i <= n; i++) {
+        if (!rf_series_table_measurement(t, i < n ? i : MEAS_OTHER, &m))
+            continue;
+        if (m.active || m.refused_shard_limit || m.refused_measurement_limit || m.dropped_events)
+            fn(ctx, &m);
+    }
+}
+
+bool rf_series_table_measurement(const rf_series_table *t, uint32_t index,
+                                 rf_series_meas_stats *out)
+{
+    if (index == MEAS_OTHER) {
+        meas_read(&t->other, index, out);
+        out->hash = 0;
+        out->other = true;
+        return true;
+    }
+    /* Pairs with the release in meas_of. */
+    if (index >= atomic_load_explicit(&t->meas_n, memory_order_acquire))
+        return false;
+    meas_read(&t->meas[index], index, out);
+    return true;
+}
+
+/* ---- definitions ---------------------------------------------------------- */
+
 int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
 {
     if (!key)
@@ -157,18 +399,20 @@ int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
     uint64_t i = key->series_id & t->mask;
     for (;; i = (i + 1) & t->mask) {
         if (t->index[i].id == key->series_id) {
-            t->duplicates++;
+            ctr_add(&t->duplicates, 1);
             rf_series_key_free(key);
             return t->index[i].slot;
         }
         if (t->index[i].id == 0)
             break;
     }
-    if (t->count >= t->max_series) {
-        t->rejected_cardinality++;
-        rf_series_key_free(key);
-        return -ENOSPC;
-    }
+    const uint32_t mi = meas_of(t, key);
+    meas_entry *m = meas_at(t, mi);
+    const uint32_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
+    if (limit && ctr(&m->active) >= limit)
+        return refuse(t, key, mi, -EDQUOT);
+    if (count_of(t) >= t->max_series)
+        return refuse(t, key, mi, -ENOSPC);
     uint32_t ntags = rf_series_key_parse_tags(key, NULL, 0);
     if (t->pool_len + ntags > t->pool_cap) {
         uint32_t cap = t->pool_cap;
@@ -183,25 +427,27 @@ int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
         t->pool_cap = cap;
     }
     rf_series_key_parse_tags(key, t->pool + t->pool_len, ntags);
-    int32_t slot = (int32_t)t->count++;
+    int32_t slot = (int32_t)count_of(t);
     t->tags[slot] = (slot_tags){t->pool_len, ntags};
     t->pool_len += ntags;
     t->keys[slot] = key;
     t->index[i] = (bucket){key->series_id, slot, 0};
-    t->defined++;
+    atomic_store_explicit(&t->count, (uint32_t)slot + 1, memory_order_relaxed);
+    ctr_add(&t->defined, 1);
+    ctr_add(&m->active, 1);
     return slot;
 }
 
 const rf_series_key *rf_series_table_key(const rf_series_table *t, int32_t slot)
 {
-    if (slot < 0 || (uint32_t)slot >= t->count)
+    if (slot < 0 || (uint32_t)slot >= count_of(t))
         return NULL;
     return t->keys[slot];
 }
 
 uint32_t rf_series_table_tags(const rf_series_table *t, int32_t slot, const rf_series_tag **out)
 {
-    if (slot < 0 || (uint32_t)slot >= t->count) {
+    if (slot < 0 || (uint32_t)slot >= count_of(t)) {
         *out = NULL;
         return 0;
     }
@@ -211,17 +457,30 @@ uint32_t rf_series_table_tags(const rf_series_table *t, int32_t slot, const rf_s
 
 uint32_t rf_series_table_count(const rf_series_table *t)
 {
-    return t->count;
+    return count_of(t);
 }
 
 void rf_series_table_stats_read(const rf_series_table *t, rf_series_table_stats *out)
 {
-    out->count = t->count;
+    out->count = count_of(t);
     out->max_series = t->max_series;
-    out->defined = t->defined;
-    out->duplicates = t->duplicates;
-    out->rejected_cardinality = t->rejected_cardinality;
+    out->defined = ctr(&t->defined);
+    out->duplicates = ctr(&t->duplicates);
+    out->rejected_shard_limit = ctr(&t->rejected_shard);
+    out->rejected_measurement_limit = ctr(&t->rejected_meas);
+    out->rejected_cardinality = out->rejected_shard_limit + out->rejected_measurement_limit;
+    out->refused_again = ctr(&t->refused_again);
+    out->refused_forgotten = ctr(&t->refused_forgotten);
+    out->dropped_unattributed = ctr(&t->dropped_unattributed);
+    out->measurements = atomic_load_explicit(&t->meas_n, memory_order_relaxed);
+    uint64_t dropped = ctr(&t->other.dropped);
+    for (uint32_t i = 0; i < out->measurements; i++)
+        dropped += ctr(&t->meas[i].dropped);
+    out->dropped_events = dropped;
+    /* pool_cap is the worker's: read racily, it only sizes the report. */
     out->bytes = (t->mask + 1) * sizeof(bucket) +
                  (uint64_t)t->max_series * (sizeof(rf_series_key *) + sizeof(slot_tags)) +
-                 (uint64_t)t->pool_cap * sizeof(rf_series_tag);
+                 (uint64_t)t->pool_cap * sizeof(rf_series_tag) +
+                 RF_SERIES_MEAS_MAX * sizeof(meas_entry) + MEAS_BUCKETS * sizeof(uint32_t) +
+                 RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket);
 }

@@ -8,12 +8,39 @@
  *     rf_series_table_define(); the table takes ownership of the key.
  *   - Slots are dense, 0..count-1, and stable while the series exists (series
  *     are never removed: a shard's cardinality only grows until restart).
- *   - Cardinality limit: at most max_series series (per shard). A definition
- *     beyond it is refused with -ENOSPC and counted (rejected_cardinality); the
- *     events of that series are then unknown to this shard and the caller counts
- *     them as dropped for reason "unknown_series" (see rf_series_table_find).
+ *   - Cardinality limits, both per shard: at most max_series series in the
+ *     table, and at most a per-measurement limit of series of one measurement
+ *     (rf_series_table_set_limits: a default and overrides by measurement; 0
+ *     = no limit; none until set). A new series beyond either is refused and
+ *     counted by reason: -EDQUOT when its measurement is at its own limit
+ *     (checked first: that measurement caused it), else -ENOSPC when the
+ *     table is full. The events of a refused series are unknown to this shard
+ *     and the caller drops them as "unknown_series" (rf_series_table_find
+ *     returns -1) and hands each to rf_series_table_count_dropped, which
+ *     charges it to the refused series' measurement.
+ *   - Measurements: each distinct measurement (the canonical measurement
+ *     text, hashed once per definition) gets an entry the first time one of
+ *     its series is defined or refused, up to RF_SERIES_MEAS_MAX per shard.
+ *     Series of measurements beyond that are counted together under
+ *     "(other measurements)", limited by max_series only. An entry holds
+ *     active series, series refused by reason, events dropped because their
+ *     series was refused, and the limit in force.
+ *   - Refused series: their ids are remembered (RF_SERIES_REFUSED_SLOTS, a
+ *     window of 8 buckets per id; when a window is full one id is forgotten
+ *     and counted) so that their events are charged to their measurement and
+ *     a re-announcement of a refused series (the ingest side announces a
+ *     series again after forgetting it, and every ingest worker announces on
+ *     its own) is not a second refused series: it is checked against the
+ *     limits again (accepted if they now allow it) or returns -EALREADY and
+ *     counts as refused_again. Events of a series that is neither known nor
+ *     remembered count as dropped_unattributed.
  *   - A duplicate definition (the ingest side may re-announce a series) frees
  *     the new key and returns the existing slot.
+ *   - Counters and the measurement entries are written by the worker with
+ *     relaxed stores (single writer) and read by any thread with relaxed
+ *     loads (rf_series_table_stats_read, rf_series_table_measurements); an
+ *     entry's name and hash are written before the entry count that makes it
+ *     visible (release; readers acquire).
  *   - Tags: at definition the key text is split once into tag spans (offsets
  *     into the text), so group-by never re-parses text. The canonical form is
  *     `measurement[,k[=v]]... field` (ingest/protocol/protocol.h) with escapes
@@ -28,16 +55,33 @@
  *     pool of RF_SERIES_TAGS_PREALLOC spans per series. A definition allocates
  *     nothing unless its tags overflow that pool, which then doubles (amortised,
  *     per new series only; -ENOMEM if that fails). Lookups never allocate.
+ *     The measurement entries (RF_SERIES_MEAS_MAX x 112 bytes) and the
+ *     refused-id memory (RF_SERIES_REFUSED_SLOTS x 16 bytes) are reserved at
+ *     creation too, zeroed and paged in lazily (about 1.5 MiB of address
+ *     space per shard, resident only as far as used).
+ *   - Hot path: a known series' events cost one index probe, as before; only
+ *     an unknown series' events pay the refused-id probe (at most 8 buckets,
+ *     no allocation, no string work). Measurement work (hash, entry lookup,
+ *     override match) happens once per definition.
  */
 #ifndef RF_STAGES_SERIES_TABLE_H
 #define RF_STAGES_SERIES_TABLE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/event/event.h"
 
 /* Tag spans reserved per series at creation (average tags per series). */
 #define RF_SERIES_TAGS_PREALLOC 4u
+/* Measurements with an entry of their own, per shard. */
+#define RF_SERIES_MEAS_MAX 4096u
+/* Bytes of a measurement's name kept for display, with the NUL (longer names
+ * are cut; entries are told apart by the hash of the whole name). */
+#define RF_SERIES_MEAS_NAME 64u
+/* Refused series ids remembered per shard (power of two). */
+#define RF_SERIES_REFUSED_SLOTS 65536u
 
 typedef struct rf_series_table rf_series_table;
 
@@ -46,9 +90,42 @@ typedef struct rf_series_table_stats {
     uint32_t max_series;
     uint64_t defined;
     uint64_t duplicates;
-    uint64_t rejected_cardinality;
+    uint64_t rejected_cardinality;       /* refused series, both reasons */
+    uint64_t rejected_shard_limit;       /* ... because the table was full (max_series) */
+    uint64_t rejected_measurement_limit; /* ... because their measurement was at its limit */
+    uint64_t refused_again;              /* re-announcements of a remembered refused series */
+    uint64_t refused_forgotten;          /* refused ids dropped from a full memory window */
+    uint64_t dropped_events;             /* events charged to a refused series' measurement */
+    uint64_t dropped_unattributed;       /* unknown events whose series is not remembered */
+    uint32_t measurements;               /* entries in use (without "other") */
     uint64_t bytes;             /* memory held by the table itself, keys excluded */
 } rf_series_table_stats;
+
+/* A per-measurement limit for one measurement (an override of the default). */
+typedef struct rf_series_limit_override {
+    uint64_t hash;       /* rf_series_measurement_hash of the canonical name */
+    uint32_t max_series; /* 0 = no limit for this measurement */
+} rf_series_limit_override;
+
+typedef struct rf_series_limits {
+    uint32_t max_per_measurement; /* default for every measurement; 0 = no limit */
+    uint32_t n_overrides;
+    const rf_series_limit_override *overrides;
+} rf_series_limits;
+
+/* One measurement's accounting (a relaxed, recent read). */
+typedef struct rf_series_meas_stats {
+    const char *name;          /* canonical text, cut to RF_SERIES_MEAS_NAME - 1 bytes */
+    uint64_t hash;             /* of the whole name; 0 for "(other measurements)" */
+    uint64_t active;           /* series accepted */
+    uint64_t refused_shard_limit;
+    uint64_t refused_measurement_limit;
+    uint64_t dropped_events;   /* events dropped because their series was refused */
+    uint32_t limit;            /* per-measurement limit in force, 0 = none */
+    uint32_t index;            /* the entry's index (stable), for rf_series_table_measurement */
+    bool other;                /* the "(other measurements)" entry */
+} rf_series_meas_stats;
+typedef void (*rf_series_meas_fn)(void *ctx, const rf_series_meas_stats *m);
 
 /* One tag of a canonical key, as offsets into rf_series_key.text. */
 typedef struct rf_series_tag {
@@ -74,9 +151,41 @@ void rf_series_table_prefetch(const rf_series_table *t, uint64_t series_id);
 void rf_series_table_prefetch_key(const rf_series_table *t, int32_t slot, int level);
 
 /* Applies a definition; takes ownership of key in every case. Returns the slot,
- * -ENOSPC at the cardinality limit, -EINVAL for a NULL key or a key whose
- * offsets do not fit its text, -ENOMEM when the tag pool cannot grow. */
+ * -EDQUOT at the measurement's limit, -ENOSPC at the table's limit (both:
+ * a newly refused series), -EALREADY for a remembered refused series that
+ * the limits still refuse, -EINVAL for a NULL key or a key whose offsets do
+ * not fit its text, -ENOMEM when the tag pool cannot grow. */
 int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key);
+
+/* Worker (or before the worker starts): the per-measurement limits. The table
+ * keeps the pointer (NULL = no per-measurement limit): *limits and its
+ * overrides must stay valid until the next call or rf_series_table_free.
+ * Applies to every measurement at once, known ones included: a lowered limit
+ * refuses new series from then on (accepted series stay), a raised one
+ * accepts them again. */
+void rf_series_table_set_limits(rf_series_table *t, const rf_series_limits *limits);
+
+/* Worker: an event whose series rf_series_table_find did not know (the caller
+ * drops it as unknown_series); charges it to its refused series'
+ * measurement, or to dropped_unattributed. No allocation, no string work. */
+void rf_series_table_count_dropped(rf_series_table *t, uint64_t series_id);
+
+/* Any thread: every measurement entry with something counted (relaxed reads,
+ * recent rather than a snapshot), then "(other measurements)" if used. */
+void rf_series_table_measurements(const rf_series_table *t, rf_series_meas_fn fn, void *ctx);
+/* Any thread: one entry by index (entries never move: an index seen once
+ * stays that measurement's; RF_SERIES_MEAS_MAX is "other"). False when that
+ * entry does not exist (yet). */
+bool rf_series_table_measurement(const rf_series_table *t, uint32_t index,
+                                 rf_series_meas_stats *out);
+
+/* The hash that identifies a measurement: of its canonical text (the prefix
+ * measurement_len of a key; escapes kept). */
+uint64_t rf_series_measurement_hash(const char *canonical, size_t len);
+/* A measurement name as written by a user (e.g. in the configuration) in its
+ * canonical form: ',' ' ' and '\' escaped with a backslash, as the parsers
+ * do. Returns the length, or -1 when it does not fit out_size (with NUL). */
+int rf_series_measurement_canon(const char *name, char *out, size_t out_size);
 
 const rf_series_key *rf_series_table_key(const rf_series_table *t, int32_t slot);
 /* The tags of a slot in key order; *out points into the table (valid until the
