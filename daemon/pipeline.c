@@ -36,18 +36,6 @@ typedef struct pipe_sink {
     rf_event std[PIPE_BATCH];
 } pipe_sink;
 
-/* Series count per measurement, for `show series top N`: a bounded
- * open-addressing table written by the worker at each new definition. The
- * name is written once before `series` first becomes non-zero (release),
- * and the control thread reads it after seeing non-zero (acquire). */
-#define PIPE_MEAS_SLOTS 1024
-#define PIPE_MEAS_NAME 64
-typedef struct pipe_meas {
-    _Atomic uint64_t series;
-    uint64_t hash;
-    char name[PIPE_MEAS_NAME];
-} pipe_meas;
-
 /* Everything a reload may replace: built from one pipeline configuration,
  * swapped as a whole on the worker (see rf_pipeline_prepare). The series
  * table, the storage shard and the counters are not part of it. */
@@ -86,9 +74,9 @@ struct rf_pipeline {
     /* Single writer (this worker): relaxed stores; read by control. */
     _Atomic uint64_t processed, unknown_series, series_rejected, to_critical, to_standard,
         to_store, store_rejected, unrouted;
+    /* series_rejected by reason (their sum), and failed definitions. */
+    _Atomic uint64_t rejected_shard_limit, rejected_measurement_limit, series_def_failed;
     rf_hist critical_path;
-    pipe_meas meas[PIPE_MEAS_SLOTS];
-    _Atomic uint64_t meas_overflow; /* series whose measurement found no slot */
 };
 
 static uint32_t apply_pending(rf_pipeline *p);
@@ -122,6 +110,7 @@ void rf_pipeline_settings_release(rf_pipeline_settings *ps)
     rf_router_config_release(&ps->routes);
     rf_agg_config_release(&ps->aggregation);
     rf_sink_configs_release(&ps->sinks);
+    free(ps->overrides);
     memset(ps, 0, sizeof(*ps));
 }
 
@@ -138,6 +127,61 @@ static const char k_default_routing[] =
     "    - {name: aggregates, subject: \"aggregate.>\", sinks: [store]}\n"
     "    - {name: alerts, subject: \"alert.>\", sinks: [alerts], class: critical}\n"
     "    - {name: correlated, subject: \"correlated.>\", sinks: [alerts], class: critical}\n";
+
+/* max_series_per_measurement and cardinality_overrides (per shard, like
+ * max_series). A limit above max_series could never apply: refused, so that
+ * the file says what the daemon does. Override names are matched against the
+ * canonical measurement text, hashed here once. */
+static int parse_cardinality(const rf_cfg_node *pipeline, rf_pipeline_settings *ps, rf_err *err)
+{
+    int rc;
+    const rf_cfg_node *seq = NULL;
+    if ((rc = rf_cfg_u32(pipeline, "max_series_per_measurement", 0, 1u << 26, 0,
+                         &ps->limits.max_per_measurement, err)) < 0)
+        return rc;
+    if (ps->limits.max_per_measurement > ps->max_series)
+        return rf_cfg_fail_key(pipeline, "max_series_per_measurement", err,
+                               "%u is more than max_series (%u), so it would never apply: both "
+                               "are per worker; use a value up to max_series, or 0 for no limit",
+                               ps->limits.max_per_measurement, ps->max_series);
+    if ((rc = rf_cfg_seq(pipeline, "cardinality_overrides", 0,
+                         RF_PIPELINE_MAX_CARDINALITY_OVERRIDES, &seq, err)) < 0)
+        return rc;
+    size_t n = rf_cfg_seq_len(seq);
+    if (n == 0)
+        return 0;
+    ps->overrides = calloc(n, sizeof(*ps->overrides));
+    if (!ps->overrides)
+        return rf_err_set(err, ENOMEM, "pipeline.cardinality_overrides: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const rf_cfg_node *item = rf_cfg_seq_at(seq, i);
+        char name[256], canon[512];
+        uint32_t max = 0;
+        if ((rc = rf_cfg_require(item, "measurement", err)) < 0 ||
+            (rc = rf_cfg_str(item, "measurement", 1, "", name, sizeof(name), err)) < 0 ||
+            (rc = rf_cfg_require(item, "max_series", err)) < 0 ||
+            (rc = rf_cfg_u32(item, "max_series", 0, 1u << 26, 0, &max, err)) < 0)
+            return rc;
+        if (max > ps->max_series)
+            return rf_cfg_fail_key(item, "max_series", err,
+                                   "%u is more than pipeline.max_series (%u), so it would never "
+                                   "apply: use a value up to max_series, or 0 for no limit",
+                                   max, ps->max_series);
+        int len = rf_series_measurement_canon(name, canon, sizeof(canon));
+        if (len < 0)
+            return rf_cfg_fail_key(item, "measurement", err, "measurement name too long");
+        uint64_t h = rf_series_measurement_hash(canon, (size_t)len);
+        for (size_t j = 0; j < i; j++)
+            if (ps->overrides[j].hash == h)
+                return rf_cfg_fail_key(item, "measurement", err,
+                                       "measurement '%s' already has an override (item %zu)",
+                                       name, j);
+        ps->overrides[i] = (rf_series_limit_override){h, max};
+    }
+    ps->limits.n_overrides = (uint32_t)n;
+    ps->limits.overrides = ps->overrides;
+    return 0;
+}
 
 int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
                                rf_pipeline_settings *out, rf_err *err)
@@ -160,6 +204,8 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
                               (uint64_t)RF_BATCH_DEFAULT_INTERVAL_NS, &interval, err)) < 0)
         return rc;
     ps.batch.interval_ns = (int64_t)interval;
+    if ((rc = parse_cardinality(pipeline, &ps, err)) < 0)
+        goto fail;
 
     /* Sinks and routes fall back to the documented defaults when left out:
      * routes alone use the default sinks (store, alerts); sinks alone are an
@@ -318,42 +364,25 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
 
 /* ---- series ------------------------------------------------------------- */
 
-static void count_measurement(rf_pipeline *p, const rf_series_key *k)
-{
-    uint64_t h = rf_series_id_of_key(k->text, k->measurement_len);
-    for (uint32_t i = 0; i < 16; i++) {
-        pipe_meas *m = &p->meas[(h + i) & (PIPE_MEAS_SLOTS - 1)];
-        uint64_t n = atomic_load_explicit(&m->series, memory_order_relaxed);
-        if (n == 0) {
-            m->hash = h;
-            size_t len = k->measurement_len < PIPE_MEAS_NAME - 1 ? k->measurement_len
-                                                                 : PIPE_MEAS_NAME - 1;
-            memcpy(m->name, k->text, len);
-            m->name[len] = '\0';
-            /* Pairs with the acquire in rf_pipeline_measurements: name first. */
-            atomic_store_explicit(&m->series, 1, memory_order_release);
-            return;
-        }
-        if (m->hash == h) {
-            atomic_store_explicit(&m->series, n + 1, memory_order_relaxed);
-            return;
-        }
-    }
-    add(&p->meas_overflow, 1);
-}
-
 static int32_t define_series(rf_pipeline *p, rf_series_key *key)
 {
     uint32_t before = rf_series_table_count(p->series);
     int32_t slot = rf_series_table_define(p->series, key); /* takes ownership */
     if (slot < 0) {
-        add(&p->series_rejected, 1);
+        /* Refused by a cardinality limit (counted by reason; the table also
+         * counts it per measurement), or a refused series announced again
+         * (-EALREADY: counted once, by the table, as refused_again). */
+        if (slot == -EDQUOT || slot == -ENOSPC) {
+            add(slot == -EDQUOT ? &p->rejected_measurement_limit : &p->rejected_shard_limit, 1);
+            add(&p->series_rejected, 1);
+        } else if (slot != -EALREADY) {
+            add(&p->series_def_failed, 1);
+        }
         return slot;
     }
     if (rf_series_table_count(p->series) == before)
         return slot; /* a re-announcement: stages already know it */
     const rf_series_key *k = rf_series_table_key(p->series, slot);
-    count_measurement(p, k);
     if (p->st.router)
         rf_router_define(p->st.router, slot, k);
     if (p->st.alerts)
@@ -379,7 +408,11 @@ static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event
         }
         int32_t slot = rf_series_table_find(p->series, ev[i].series_id);
         if (slot < 0) {
+            /* Dropped as unknown_series, and charged to the measurement of
+             * its refused series (the drop path only: known series never
+             * get here). */
             unknown++;
+            rf_series_table_count_dropped(p->series, ev[i].series_id);
             continue;
         }
         out[m] = ev[i];
@@ -504,6 +537,9 @@ static uint32_t apply_pending(rf_pipeline *p)
     stages_drain(p);
     pipe_stages old = p->st;
     p->st = *b;
+    /* The per-measurement limits are live: the new ones apply from here
+     * (b->ps outlives these stages, as the old ps outlived the old ones). */
+    rf_series_table_set_limits(p->series, &p->st.ps->limits);
     uint32_t n = rf_series_table_count(p->series);
     for (uint32_t slot = 0; slot < n; slot++) {
         const rf_series_key *k = rf_series_table_key(p->series, (int32_t)slot);
@@ -707,6 +743,7 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
                         p->max_series);
         goto fail;
     }
+    rf_series_table_set_limits(p->series, &ps->limits);
     if ((rc = stages_build(p, ps, &p->st, err)) < 0)
         goto fail;
 
@@ -720,9 +757,20 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
     rf_stats_register_counter("ringflow_pipeline_unknown_series_total",
                               "Events dropped: their series definition never arrived.", labels,
                               &p->unknown_series);
-    rf_stats_register_counter("ringflow_pipeline_series_rejected_total",
-                              "Series refused by the cardinality limit.", labels,
+    rf_stats_register_counter("ringflow_pipeline_series_rejected",
+                              "Series refused by the cardinality limits.", labels,
                               &p->series_rejected);
+    /* By reason, per worker; per measurement see `show series` (and the top
+     * measurements' ringflow_series_refused_by_measurement on /metrics). */
+    char rlabels[96];
+    snprintf(rlabels, sizeof(rlabels), "worker=\"%u\",reason=\"shard_limit\"", index);
+    rf_stats_register_counter("ringflow_series_refused",
+                              "New series refused, by the limit that refused them.", rlabels,
+                              &p->rejected_shard_limit);
+    snprintf(rlabels, sizeof(rlabels), "worker=\"%u\",reason=\"measurement_limit\"", index);
+    rf_stats_register_counter("ringflow_series_refused",
+                              "New series refused, by the limit that refused them.", rlabels,
+                              &p->rejected_measurement_limit);
     rf_stats_register_counter("ringflow_pipeline_unrouted_total",
                               "Events that matched no route.", labels, &p->unrouted);
     rf_stats_register_counter("ringflow_pipeline_store_rejected_total",
@@ -791,6 +839,11 @@ void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
     out->processed = atomic_load_explicit(&p->processed, memory_order_relaxed);
     out->unknown_series = atomic_load_explicit(&p->unknown_series, memory_order_relaxed);
     out->series_rejected = atomic_load_explicit(&p->series_rejected, memory_order_relaxed);
+    out->series_rejected_shard_limit =
+        atomic_load_explicit(&p->rejected_shard_limit, memory_order_relaxed);
+    out->series_rejected_measurement_limit =
+        atomic_load_explicit(&p->rejected_measurement_limit, memory_order_relaxed);
+    out->series_def_failed = atomic_load_explicit(&p->series_def_failed, memory_order_relaxed);
     out->to_critical_sinks = atomic_load_explicit(&p->to_critical, memory_order_relaxed);
     out->to_standard_sinks = atomic_load_explicit(&p->to_standard, memory_order_relaxed);
     out->to_store = atomic_load_explicit(&p->to_store, memory_order_relaxed);
@@ -804,11 +857,14 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
     rf_pipeline_stats_read(p, &st);
     rf_log_info("pipeline",
                 "worker-%u final: processed=%lu unknown_series=%lu series_rejected=%lu "
-                "to_critical=%lu to_standard=%lu to_store=%lu store_rejected=%lu unrouted=%lu",
+                "to_critical=%lu to_standard=%lu to_store=%lu store_rejected=%lu unrouted=%lu "
+                "series_rejected_shard_limit=%lu series_rejected_measurement_limit=%lu",
                 p->index, (unsigned long)st.processed, (unsigned long)st.unknown_series,
                 (unsigned long)st.series_rejected, (unsigned long)st.to_critical_sinks,
                 (unsigned long)st.to_standard_sinks, (unsigned long)st.to_store,
-                (unsigned long)st.store_rejected, (unsigned long)st.unrouted);
+                (unsigned long)st.store_rejected, (unsigned long)st.unrouted,
+                (unsigned long)st.series_rejected_shard_limit,
+                (unsigned long)st.series_rejected_measurement_limit);
     if (p->st.agg) {
         rf_agg_stats a;
         rf_aggregator_stats_read(p->st.agg, &a);
@@ -858,17 +914,9 @@ const rf_series_table *rf_pipeline_series(const rf_pipeline *p)
     return p->series;
 }
 
-void rf_pipeline_measurements(const rf_pipeline *p, rf_pipeline_measurement_fn fn, void *ctx)
+void rf_pipeline_measurements(const rf_pipeline *p, rf_series_meas_fn fn, void *ctx)
 {
-    for (uint32_t i = 0; i < PIPE_MEAS_SLOTS; i++) {
-        /* Pairs with the release in count_measurement. */
-        uint64_t n = atomic_load_explicit(&p->meas[i].series, memory_order_acquire);
-        if (n)
-            fn(ctx, p->meas[i].name, n);
-    }
-    uint64_t over = atomic_load_explicit(&p->meas_overflow, memory_order_relaxed);
-    if (over)
-        fn(ctx, "(other measurements)", over);
+    rf_series_table_measurements(p->series, fn, ctx);
 }
 
 void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out)

@@ -41,8 +41,16 @@
 
 typedef struct rf_store_shard rf_store_shard;
 
+/* Per-measurement overrides of max_series_per_measurement, at most. */
+#define RF_PIPELINE_MAX_CARDINALITY_OVERRIDES 1024
+
 typedef struct rf_pipeline_settings {
     uint32_t max_series;      /* per shard: the cardinality limit */
+    /* Per shard too: max_series_per_measurement (0 = none) and the
+     * cardinality_overrides; limits.overrides points to `overrides` (owned,
+     * shared by copies of these settings, freed by release). */
+    rf_series_limits limits;
+    rf_series_limit_override *overrides;
     rf_batcher_config batch;  /* for every standard sink */
     rf_sink_configs sinks;
     rf_router_config_parsed routes;
@@ -52,7 +60,8 @@ typedef struct rf_pipeline_settings {
 } rf_pipeline_settings;
 
 /* Parses `pipeline:` (sinks, routes, subjects, batch, aggregation(s),
- * correlation, alerts, max_series) from the document root. Without sinks and
+ * correlation, alerts, max_series, max_series_per_measurement,
+ * cardinality_overrides) from the document root. Without sinks and
  * routes, the default routing applies (store everything; alerts to
  * <data_dir>/alerts.jsonl). All or nothing; release with
  * rf_pipeline_settings_release. */
@@ -64,8 +73,11 @@ typedef struct rf_pipeline rf_pipeline;
 
 typedef struct rf_pipeline_stats {
     uint64_t processed;          /* data events run through the stages */
-    uint64_t unknown_series;     /* dropped: their series definition never arrived */
-    uint64_t series_rejected;    /* definitions refused by the cardinality limit */
+    uint64_t unknown_series;     /* dropped: their series is not defined here (refused) */
+    uint64_t series_rejected;    /* series refused by a cardinality limit (both reasons) */
+    uint64_t series_rejected_shard_limit;       /* ... the shard had max_series */
+    uint64_t series_rejected_measurement_limit; /* ... their measurement was at its limit */
+    uint64_t series_def_failed;  /* definitions that failed otherwise (bad key, no memory) */
     uint64_t to_critical_sinks;  /* event deliveries on the fast path */
     uint64_t to_standard_sinks;  /* event deliveries through batching */
     uint64_t to_store;           /* events appended to the storage shard */
@@ -85,7 +97,9 @@ void rf_pipeline_free(rf_pipeline *p);
  * publishes them to the worker, which swaps at its next tick; applied says
  * when the swap is done (the old stages freed). A failed prepare leaves the
  * running stages alone; discard drops a prepared set never published.
- * pipeline.max_series is the series table's size and does not change. */
+ * pipeline.max_series is the series table's size and does not change; the
+ * per-measurement limits (max_series_per_measurement, cardinality_overrides)
+ * do: the worker applies the new ones to every measurement at the swap. */
 int rf_pipeline_prepare(rf_pipeline *p, const rf_pipeline_settings *ps, rf_err *err);
 void rf_pipeline_discard_prepared(rf_pipeline *p);
 void rf_pipeline_publish(rf_pipeline *p);
@@ -101,9 +115,10 @@ void rf_pipeline_drain(rf_pipeline *p);
 /* Any thread (relaxed reads of single-writer counters). */
 void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out);
 const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p);
-/* Series per measurement (control thread; counts are recent, not a snapshot). */
-typedef void (*rf_pipeline_measurement_fn)(void *ctx, const char *measurement, uint64_t series);
-void rf_pipeline_measurements(const rf_pipeline *p, rf_pipeline_measurement_fn fn, void *ctx);
+/* Cardinality per measurement of this shard: active series, series refused by
+ * reason, events dropped because their series was refused, the limit in
+ * force (control thread; counts are recent, not a snapshot). */
+void rf_pipeline_measurements(const rf_pipeline *p, rf_series_meas_fn fn, void *ctx);
 
 /* Every stage's counters (control thread; each stage's counters are written
  * by the worker only). */
