@@ -1,5 +1,6 @@
 /* ringflow stat: one look at a running ringflowd through its stats socket. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,19 @@ static void usage(FILE *out)
             "\n"
             "SECTION: info, workers, rings, listeners, errors, stages, storage, series,\n"
             "latency (default: all of them, in that order).\n"
+            "series takes [top N] [refused|active]: cardinality per measurement (active\n"
+            "and refused series, events dropped because their series was refused, the\n"
+            "limit), the top 10 by active+refused series unless told otherwise, e.g.\n"
+            "`ringflow stat series top 5 refused`.\n"
             "Exit status: 0 ok, 1 the daemon could not be asked, 2 usage.\n",
             RF_CLI_DEFAULT_SOCKET);
+}
+
+/* A word that belongs to the series section: top, N, refused, active. */
+static bool series_word(const char *w)
+{
+    return !strcmp(w, "top") || !strcmp(w, "refused") || !strcmp(w, "active") ||
+           (*w && strspn(w, "0123456789") == strlen(w));
 }
 
 int rf_cli_stat(int argc, char **argv)
@@ -69,7 +81,15 @@ int rf_cli_stat(int argc, char **argv)
     }
     for (size_t i = 0; i < n; i++) {
         char cmd[128];
-        snprintf(cmd, sizeof(cmd), "show %s%s", sections[i], json ? " json" : "");
+        /* The series view's own words go with it: series [top N] [refused|active]. */
+        char args[64] = "";
+        const char *section = sections[i];
+        if (!strcmp(section, "series")) {
+            size_t al = 0;
+            while (i + 1 < n && al < sizeof(args) && series_word(sections[i + 1]))
+                al += (size_t)snprintf(args + al, sizeof(args) - al, " %s", sections[++i]);
+        }
+        snprintf(cmd, sizeof(cmd), "show %s%s%s", section, args, json ? " json" : "");
         char *reply = NULL;
         int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
         if (rc < 0) {
