@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh            # 30 s per target (the CI-sized smoke run)
 #   scripts/fuzz.sh 600        # the long run: 10 min per target
 #   scripts/fuzz.sh 60 influx  # one target (influx, statsd, graphite, framing, block_decode)
+#   scripts/fuzz.sh --build-dir /work/build-me-fuzz 300 framing   # in a build dir of your own
 #
 # It configures a clang build in build-fuzz/ (-Dfuzz=true; tests/fuzz/meson.build
 # compiles the parsers into each target with -fsanitize=fuzzer,address,undefined),
@@ -13,14 +14,22 @@
 # sanitizer report or failed invariant leaves a reproducer in
 # build-fuzz/fuzz-artifacts/ and makes the script exit non-zero; replay it with
 #   build-fuzz/tests/fuzz/fuzz_<target> <reproducer>
-# Environment: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (parallel
-# workers per target, default 1).
+# The build directory is --build-dir DIR, else $FUZZ_BUILD_DIR, else
+# build-fuzz/ in the checkout; build-fuzz/ above stands for it. Engineers
+# sharing one checkout each pass their own. FUZZ_JOBS: parallel workers per
+# target (default 1).
 set -euo pipefail
 
-secs="${1:-30}"
-only="${2:-}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bdir="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
+if [ "${1:-}" = "--build-dir" ]; then
+  [ -n "${2:-}" ] || { echo "fuzz.sh: --build-dir needs a directory"; exit 2; }
+  bdir="$2"
+  shift 2
+fi
+case "$bdir" in /*) ;; *) bdir="$PWD/$bdir" ;; esac
+secs="${1:-30}"
+only="${2:-}"
 jobs="${FUZZ_JOBS:-1}"
 targets=(influx statsd graphite framing block_decode)
 [ -n "$only" ] && targets=("$only")

@@ -10,6 +10,8 @@ packages=(
   clang libclang-rt-14-dev llvm
   gnuplot-nox python3
   collectd-core
+  nodejs
+  libfaketime
   victoria-metrics
 )
 
@@ -19,6 +21,10 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+# npm: Debian's package, unless an npm is already on PATH. A nodejs package
+# from elsewhere (NodeSource's, on some machines) bundles npm and conflicts
+# with Debian's npm, so asking apt for it there would fail.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
@@ -33,17 +39,19 @@ else
 fi
 
 # The real-client tests (tests/clients) drive npm libraries pinned by
-# tests/clients/package-lock.json. Installed only when the lock changed since
-# the last install; without node/npm those tests report SKIP.
+# tests/clients/package-lock.json (node_modules/ is git-ignored). `npm ci`
+# installs exactly the lock; a stamp with the lock's SHA-256, written only after
+# npm ci succeeded, makes the next run skip it while node_modules matches the
+# lock. A failed npm ci fails this script: CI must not quietly skip those tests.
 clients="$(cd "$(dirname "$0")/.." && pwd)/tests/clients"
-if [ -f "$clients/package-lock.json" ]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "install-deps: npm not found: tests/clients (StatsD, line protocol clients) will SKIP"
-  elif [ ! -f "$clients/node_modules/.package-lock.json" ] ||
-       [ "$clients/package-lock.json" -nt "$clients/node_modules/.package-lock.json" ]; then
-    echo "install-deps: npm ci in tests/clients"
-    (cd "$clients" && npm ci --no-audit --no-fund --ignore-scripts --omit=optional --loglevel=error)
-  else
-    echo "install-deps: tests/clients node modules present"
-  fi
+stamp="$clients/node_modules/.ringflow-lock.sha256"
+want="$(sha256sum "$clients/package-lock.json" | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
+   [ -f "$clients/node_modules/hot-shots/package.json" ] &&
+   [ -f "$clients/node_modules/@influxdata/influxdb-client/package.json" ]; then
+  echo "install-deps: tests/clients node_modules matches package-lock.json"
+else
+  echo "install-deps: npm ci in tests/clients ($(node --version), npm $(npm --version))"
+  (cd "$clients" && npm ci --no-audit --no-fund --ignore-scripts --omit=optional --loglevel=error)
+  echo "$want" >"$stamp"
 fi
