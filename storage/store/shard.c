@@ -13,7 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_estimateCCtxSize, for rf_store_memory_bound */
+#include <zstd.h>
+
 #include "core/clock/clock.h"
+#include "core/mem/bound.h"
 
 #define SLOT_ESIZE sizeof(rf_store_slot *)
 
@@ -71,6 +75,8 @@ int rf_store_shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
     }
     sh->hard_cap = cfg->block_points + (cfg->block_points / 4 ? cfg->block_points / 4 : 1);
     sh->appends_per_cut = cfg->block_points / 16 ? cfg->block_points / 16 : 1;
+    sh->first_cap = cfg->block_points < 16 ? cfg->block_points : 16;
+    sh->growth_budget = cfg->buffer_memory;
     sh->io.last_sync_mono = rf_clock_mono_ns();
     sh->now = sh->io.last_sync_mono; /* buffer ages count from open until the first tick */
     return 0;
@@ -113,8 +119,9 @@ int rf_store_define_series(rf_store_shard *sh, const rf_series_key *key)
      * it fills them before its age cut: memory follows each series' rate
      * instead of series x block_points. They keep their size across cuts,
      * so steady-state appends never allocate. */
-    uint32_t n = sh->store->cfg.block_points < 16 ? sh->store->cfg.block_points : 16;
-    /* (and past it to hard_cap while a cut is queued) */
+    uint32_t n = sh->first_cap;
+    /* (and past it to hard_cap while a cut is queued; within buffer_memory,
+     * see "The buffer budget") */
     rf_store_series *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -141,6 +148,7 @@ int rf_store_define_series(rf_store_shard *sh, const rf_series_key *key)
     s->key->series_id = key->series_id;
     sh->series_all[sh->n_series++] = s;
     rf_store_count(&sh->series_count, 1);
+    rf_store_count(&sh->buffer_bytes, (uint64_t)n * sizeof(*s->pts));
     return 0;
 }
 
@@ -313,18 +321,56 @@ static int queue_cut_one(rf_store_shard *sh)
     return cut_done;
 }
 
+/* ---- The buffer budget ----------------------------------------------------
+ *
+ * Without a budget a shard's buffers can reach max_series x hard_cap points
+ * (20 KiB a series with 1024-point blocks): with a million series, tens of
+ * GiB. buffer_memory bounds what they grow into beyond their first
+ * allocation: a buffer whose growth would pass it is cut instead, a smaller
+ * block than block_points (counted in blocks_cut_by_memory); a queued one
+ * (full already) is cut now rather than paced. Nothing is dropped for it and
+ * the worker never waits: without a free slot the point is refused exactly
+ * as at hard_cap (dropped_backpressure). Memory comes back when a buffer
+ * grown for a faster past is found at most a quarter full by its age cut:
+ * it is halved (down to its first size), once per age cut. First come,
+ * first served otherwise: series that grew keep their size. */
+
 /* Grows a series' buffer (doubling, at most to hard_cap). Rare: only while a
  * series is still finding its size, and once past block_points while a cut
- * is queued. */
-static int grow(rf_store_series *s, uint32_t hard_cap)
+ * is queued. Returns 0, -ENOSPC when the budget does not allow it, -ENOMEM. */
+static int grow(rf_store_shard *sh, rf_store_series *s)
 {
-    uint32_t cap = s->cap * 2 < hard_cap ? s->cap * 2 : hard_cap;
+    uint32_t cap = s->cap * 2 < sh->hard_cap ? s->cap * 2 : sh->hard_cap;
+    uint64_t more = (uint64_t)(cap - s->cap) * sizeof(rf_store_point);
+    if (sh->growth_budget && sh->growth_bytes + more > sh->growth_budget)
+        return -ENOSPC;
     rf_store_point *p = realloc(s->pts, cap * sizeof(*p));
     if (!p)
         return -ENOMEM;
     s->pts = p;
     s->cap = cap;
+    sh->growth_bytes += more;
+    rf_store_count(&sh->buffer_bytes, more);
     return 0;
+}
+
+/* Halves an empty buffer that its age cut found at most a quarter full
+ * (budgeted shards only: without a budget, sizes stay as they grew). */
+static void shrink_after_age_cut(rf_store_shard *sh, rf_store_series *s, uint32_t had)
+{
+    if (!sh->growth_budget || s->n || s->cap <= sh->first_cap || had > s->cap / 4)
+        return;
+    uint32_t cap = s->cap / 2 > sh->first_cap ? s->cap / 2 : sh->first_cap;
+    rf_store_point *p = realloc(s->pts, cap * sizeof(*p));
+    if (!p)
+        return; /* keeps the larger buffer */
+    uint64_t less = (uint64_t)(s->cap - cap) * sizeof(rf_store_point);
+    s->pts = p;
+    s->cap = cap;
+    sh->growth_bytes -= less;
+    atomic_store_explicit(&sh->buffer_bytes,
+                          atomic_load_explicit(&sh->buffer_bytes, memory_order_relaxed) - less,
+                          memory_order_relaxed);
 }
 
 int rf_store_append(rf_store_shard *sh, const rf_event *ev)
@@ -356,11 +402,16 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
     }
     if (s->n && ev->event_time_ns < s->pts[s->n - 1].t)
         s->unsorted = true; /* sorted at the cut */
-    if (__builtin_expect(s->n == s->cap, 0) && grow(s, sh->hard_cap) < 0) {
-        /* no memory to grow: make room by cutting what is there */
-        if (cut(sh, s) < 0) {
-            rf_store_count(&sh->dropped_backpressure, 1);
-            return -ENOBUFS;
+    if (__builtin_expect(s->n == s->cap, 0)) {
+        int g = grow(sh, s);
+        if (g < 0) {
+            /* the budget, or no memory: make room by cutting what is there */
+            if (cut(sh, s) < 0) {
+                rf_store_count(&sh->dropped_backpressure, 1);
+                return -ENOBUFS;
+            }
+            if (g == -ENOSPC)
+                rf_store_count(&sh->blocks_cut_by_memory, 1);
         }
     }
     if (s->n == 0) {
@@ -398,9 +449,12 @@ void rf_store_tick(rf_store_shard *sh, int64_t now_mono_ns)
      * when the budget is spent. */
     int64_t limit = now_mono_ns - cfg->block_max_age_ns;
     while (sh->oldest && sh->oldest->opened_ns <= limit) {
-        if (cut(sh, sh->oldest) < 0)
+        rf_store_series *s = sh->oldest;
+        const uint32_t had = s->n;
+        if (cut(sh, s) < 0)
             break;
         rf_store_count(&sh->blocks_cut_by_age, 1);
+        shrink_after_age_cut(sh, s, had);
         if (budget > 0 && rf_clock_mono_ns() >= deadline)
             break;
     }
@@ -470,5 +524,92 @@ void rf_store_shard_stats_read(const rf_store_shard *sh, rf_store_shard_stats *o
     o->cuts_deferred = LD(cuts_deferred);
     o->cut_queue = LD(cut_queue_len);
     o->cut_queue_high = LD(cut_queue_high);
+    o->blocks_cut_by_memory = LD(blocks_cut_by_memory);
+    o->buffer_bytes = LD(buffer_bytes);
 #undef LD
+}
+
+/* ---- rf_store_memory_bound: what the code above and io.c allocate -------- */
+
+static uint64_t alloc_sz(uint64_t bytes)
+{
+    return rf_mem_alloc_bound(bytes);
+}
+
+/* An array that doubles up to n elements: its capacity (at most 2n) and the
+ * old array alive while realloc copies (at most n). */
+static uint64_t doubling(uint64_t n, uint64_t esize)
+{
+    return alloc_sz(3 * n * esize);
+}
+
+/* An rf_u64map holding n keys: capacity a power of two at most 4n (load <=
+ * 1/2), and the half-size array alive while it rehashes. */
+static uint64_t u64map_sz(uint64_t n)
+{
+    uint64_t cap = 16;
+    while (cap < 4 * n)
+        cap <<= 1;
+    return alloc_sz(cap * sizeof(rf_u64map_entry)) + alloc_sz(cap / 2 * sizeof(rf_u64map_entry));
+}
+
+void rf_store_memory_bound(const rf_store_config *cfg_in, uint32_t max_series,
+                           uint32_t max_key_bytes, rf_store_memory *out)
+{
+    rf_store_config def;
+    if (!cfg_in) {
+        rf_store_config_default(&def);
+        cfg_in = &def;
+    }
+    const rf_store_config *cfg = cfg_in;
+    const uint64_t bp = cfg->block_points ? cfg->block_points : 1;
+    memset(out, 0, sizeof(*out));
+
+    /* fixed: rf_store_shard_init, and the shard struct itself */
+    const uint64_t n_slots = pow2_at_least(cfg->queue_blocks);
+    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound((uint32_t)bp));
+    slot_cap = (slot_cap + 63) & ~(size_t)63;
+    uint64_t stage = cfg->staging_bytes;
+    const uint64_t need = RF_SEG_HEADER_SIZE + rf_seg_rec_size(RF_STORE_MAX_KEY) + slot_cap;
+    if (stage < need)
+        stage = need;
+    stage = (stage + 4095) & ~(uint64_t)4095;
+    uint64_t f = alloc_sz(sizeof(rf_store_shard));
+    f += alloc_sz(n_slots * sizeof(rf_store_slot)) + alloc_sz(n_slots * slot_cap);
+    f += 2 * alloc_sz(stage);
+    f += 2 * alloc_sz(rf_ring_memsize((uint32_t)n_slots, SLOT_ESIZE) + 128);
+    f += 2 * alloc_sz(bp * sizeof(int64_t)); /* enc_ts, enc_bits */
+    /* The codec (storage/encode): three scratch columns, two bodies and the
+     * zstd output, touched up to one block's bound; zstd's contexts at the
+     * level's largest (unknown source size). */
+    const uint64_t eb = rf_block_encode_bound((uint32_t)bp);
+    f += 4096 + 3 * alloc_sz(bp * sizeof(uint64_t)) + 2 * alloc_sz(eb) +
+         alloc_sz(ZSTD_compressBound(eb));
+    f += (cfg->zstd_level > 0 ? ZSTD_estimateCCtxSize(cfg->zstd_level) : 0) +
+         ZSTD_estimateDCtxSize();
+    out->fixed = f;
+
+    /* series: rf_store_define_series, and the I/O thread's per-segment state */
+    const uint64_t ns = max_series;
+    const uint32_t first = cfg->block_points < 16 ? cfg->block_points : 16;
+    uint64_t s = ns * (alloc_sz(sizeof(rf_store_series)) +
+                       alloc_sz(sizeof(rf_series_key) + (uint64_t)max_key_bytes + 1) +
+                       alloc_sz((uint64_t)first * sizeof(rf_store_point)));
+    s += doubling(ns, sizeof(rf_store_series *)); /* series_all */
+    s += u64map_sz(ns);                           /* series_map */
+    s += u64map_sz(ns);                           /* io.dict: series in the open segment */
+    /* The open segment's index: a series entry per series and a block entry
+     * per record (the smallest record, a one-point block, is 45 bytes), then
+     * the footer built from it at the roll. */
+    const uint64_t blocks = cfg->segment_max_bytes / (RF_SEG_REC_HDR_SIZE + RF_SEG_REC_CRC_SIZE + 1) + 1;
+    s += doubling(ns, sizeof(rf_seg_series_ref)) + doubling(blocks, sizeof(rf_seg_block_ref));
+    s += alloc_sz(ns * sizeof(rf_seg_series_ref) + blocks * sizeof(rf_seg_block_ref) + 4096);
+    out->series = s;
+
+    /* buffers: growth beyond the first allocation (the allocator rounds
+     * each buffer, counted in "series" by its header) */
+    const uint64_t hard_cap = bp + (bp / 4 ? bp / 4 : 1);
+    uint64_t grow_all = ns * (hard_cap > first ? hard_cap - first : 0) * sizeof(rf_store_point);
+    out->buffers = cfg->buffer_memory && cfg->buffer_memory < grow_all ? cfg->buffer_memory : grow_all;
+    out->total = out->fixed + out->series + out->buffers;
 }

@@ -104,6 +104,11 @@ typedef struct rf_store_config {
                                     * it (100 ms; 0 = default) ... */
     int64_t io_retry_max_ns;       /* ... and each failed retry doubles the wait, up to this (5 s;
                                     * 0 = default). See "Write errors" above. */
+    uint64_t buffer_memory;        /* bytes per shard the series' point buffers may grow into
+                                    * beyond their first 16 points (0 = no budget: each buffer is
+                                    * bounded by block_points + block_points/4 only). A buffer
+                                    * that would pass it is cut instead (a smaller block, counted
+                                    * in blocks_cut_by_memory). See "Memory" below. */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);
@@ -147,6 +152,9 @@ typedef struct rf_store_shard_stats {
     uint64_t cuts_deferred;        /* full buffers queued for a paced cut (see rf_store_append) */
     uint64_t cut_queue;            /* full buffers waiting to be encoded now */
     uint64_t cut_queue_high;       /* the most that ever waited */
+    uint64_t blocks_cut_by_memory; /* blocks cut early because growing their buffer would have
+                                    * passed buffer_memory (also in blocks_cut) */
+    uint64_t buffer_bytes;         /* point-buffer bytes the series hold now (capacity) */
 } rf_store_shard_stats;
 
 /* The I/O side of a shard after write errors (rf_store_shard_io_status_read). */
@@ -242,5 +250,35 @@ const char *rf_store_io_health_name(enum rf_store_io_health h); /* "ok", "degrad
  * blocks to write errors since open (first such shard in *err), or -EAGAIN
  * when points could not be cut. */
 int rf_store_close(rf_store *store, rf_err *err);
+
+/* ---- Memory ----------------------------------------------------------------
+ *
+ * The most memory one shard of a store with this configuration can hold
+ * (worker side and its share of the I/O thread), for at most max_series
+ * series whose canonical keys are at most max_key_bytes long. Every
+ * allocation is counted at its capacity plus what the allocator may add
+ * (rf_mem_alloc_bound: 1/8 + 16 bytes); arrays that double are counted at
+ * the capacity they can reach with the old array alive during the copy.
+ * Reserved-but-untouched memory (the codec's scratch beyond block_points) is
+ * left out: it is never paged in. Checked against the process's resident
+ * memory in tests/storage/test_store_memory.c.
+ *
+ *   fixed    queue_blocks slots of a full block, two staging buffers, the
+ *            codec (zstd contexts included), the two slot rings
+ *   series   per series: its state, a copy of its key, its first buffer
+ *            (16 points), its entries in the series map, the list and the
+ *            open segment's dictionary; per open segment, the block index
+ *            (at most segment_max_bytes / 45 records) and its footer
+ *   buffers  point-buffer growth: max_series x (block_points + block_points/4
+ *            - 16) x 16 bytes, or buffer_memory when that is smaller
+ *
+ * Not counted: the list of closed segment files (about 300 bytes per file
+ * on disk, read at open). */
+typedef struct rf_store_memory {
+    uint64_t fixed, series, buffers;
+    uint64_t total; /* per shard */
+} rf_store_memory;
+void rf_store_memory_bound(const rf_store_config *cfg, uint32_t max_series,
+                           uint32_t max_key_bytes, rf_store_memory *out);
 
 #endif

@@ -163,12 +163,18 @@ struct rf_store_shard {
     uint32_t hard_cap;          /* block_points + slack: a buffer never holds more */
     uint32_t appends_per_cut;   /* pacing: one queued cut per this many appends */
     uint32_t appends_since_cut;
+    /* The point-buffer budget (shard.c "The buffer budget"): bytes the
+     * buffers hold beyond their first allocation, and the most they may. */
+    uint64_t growth_bytes;
+    uint64_t growth_budget;     /* cfg.buffer_memory; 0 = none */
+    uint32_t first_cap;         /* points a buffer gets at definition */
     int64_t now;
     uint64_t seq;               /* last block seq handed to io */
 
     _Atomic uint64_t series_count, points_appended, points_buffered, blocks_cut, blocks_cut_by_age,
         backpressure_events, dropped_backpressure, dropped_unknown_series, dropped_encode_error,
-        out_of_order_cuts, submitted_seq, cuts_deferred, cut_queue_len, cut_queue_high;
+        out_of_order_cuts, submitted_seq, cuts_deferred, cut_queue_len, cut_queue_high,
+        blocks_cut_by_memory, buffer_bytes;
     _Atomic uint64_t flush_req; /* S3 */
 
     /* ---- io-owned, read by others ---- */
