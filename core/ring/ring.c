@@ -2,6 +2,8 @@
  * enqueue/dequeue paths are inline in ring_pvt.h. */
 #include "core/ring/ring.h"
 
+#include "core/mem/bound.h"
+
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -60,6 +62,13 @@ rf_ring *rf_ring_create(uint32_t capacity, uint32_t esize)
     rf_ring_setup(r, capacity, esize, (uint8_t *)(r + 1));
     r->owns_memory = true;
     return r;
+}
+
+size_t rf_ring_memory_bound(uint32_t capacity, uint32_t esize)
+{
+    const size_t align = 2 * RF_CACHE_LINE;
+    size_t size = (rf_ring_memsize(capacity, esize) + align - 1) & ~(align - 1);
+    return (size_t)rf_mem_alloc_bound(size) + align;
 }
 
 void rf_ring_destroy(rf_ring *r)

@@ -75,6 +75,11 @@ int rf_ring_init(rf_ring *r, uint32_t capacity, uint32_t esize);
 /* Allocates (64-byte aligned) and initialises a ring. Returns NULL and sets
  * errno (EINVAL, ENOMEM) on failure. */
 rf_ring *rf_ring_create(uint32_t capacity, uint32_t esize);
+/* What rf_ring_create holds for a ring of this shape: rf_ring_memsize rounded
+ * to the 128-byte alignment, with the allocator's rounding and alignment
+ * slack (rf_mem_alloc_bound + 128). Every slot is touched as the ring turns
+ * over, so this is resident once the ring has been full once. */
+size_t rf_ring_memory_bound(uint32_t capacity, uint32_t esize);
 void rf_ring_destroy(rf_ring *r);
 
 /* Testing hook: start both indices at `start` (to exercise 32-bit wrap-around).

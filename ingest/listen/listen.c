@@ -33,6 +33,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/mem/bound.h"
 #include "core/worker/worker.h"
 #include "ingest/listen/listen_pvt.h"
 
@@ -1300,4 +1301,44 @@ int rf_listener_proc_drops(const rf_listener *l, uint64_t *out)
         return -errno;
     return proc_drops_in(l->family == AF_INET6 ? "/proc/net/udp6" : "/proc/net/udp",
                          (unsigned long)st.st_ino, out);
+}
+
+/* ---- memory bounds (listen.h) ------------------------------------------- */
+
+uint64_t rf_listener_set_memory_bound(const rf_listener_set_options *opt, bool udp, bool tcp)
+{
+    rf_listener_set_options o = opt ? *opt : (rf_listener_set_options){0};
+    if (!o.sq_entries) o.sq_entries = 256;
+    if (!o.cq_entries) o.cq_entries = 4096;
+    if (!o.cqe_batch) o.cqe_batch = 256;
+    if (!o.udp_buffers) o.udp_buffers = 256;
+    if (!o.udp_buffer_bytes) o.udp_buffer_bytes = 65536 + UDP_HDR_BYTES;
+    if (!o.tcp_buffers) o.tcp_buffers = 256;
+    if (!o.tcp_buffer_bytes) o.tcp_buffer_bytes = 16384;
+    const uint64_t page = 4096;
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_listener_set)) +
+                 rf_mem_alloc_bound((uint64_t)o.cqe_batch * sizeof(struct io_uring_cqe *));
+    /* SQ ring (index array), SQEs, CQ ring (CQEs): the kernel's pages, mapped here. */
+    b += ((uint64_t)o.sq_entries * (sizeof(struct io_uring_sqe) + 4) + 2 * page) +
+         ((uint64_t)o.cq_entries * sizeof(struct io_uring_cqe) + page);
+    b += 4 * rf_mem_alloc_bound(sizeof(rf_listener *)); /* the listener array (grows) */
+    if (udp)
+        b += (((uint64_t)o.udp_buffers * sizeof(struct io_uring_buf) + page - 1) & ~(page - 1)) +
+             (uint64_t)o.udp_buffers * o.udp_buffer_bytes;
+    if (tcp)
+        b += (((uint64_t)o.tcp_buffers * sizeof(struct io_uring_buf) + page - 1) & ~(page - 1)) +
+             (uint64_t)o.tcp_buffers * o.tcp_buffer_bytes;
+    return b;
+}
+
+uint64_t rf_listener_memory_bound(const rf_listener_config *cfg)
+{
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_listener));
+    if (cfg->transport == RF_LISTEN_TCP) {
+        const uint64_t n = cfg->max_connections ? cfg->max_connections : 1024;
+        const uint64_t line = cfg->max_line_bytes ? cfg->max_line_bytes : 65536;
+        b += rf_mem_alloc_bound(n * sizeof(rf_conn)) + rf_mem_alloc_bound(n * sizeof(uint32_t)) +
+             ((n * line + 4095) & ~4095ull);
+    }
+    return b;
 }

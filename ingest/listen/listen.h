@@ -194,6 +194,19 @@ typedef struct rf_listener_set_options {
     uint32_t tcp_buffer_bytes; /* 16384 */
 } rf_listener_set_options;
 
+/* Memory, at most (rf_mem_alloc_bound rounding), for the daemon's budget:
+ *   - a set with these options (NULL: defaults) once started: the io_uring
+ *     queues (mapped from the kernel), the completion batch, and the
+ *     provided buffers of each kind it has listeners of (udp_buffers x
+ *     udp_buffer_bytes, tcp_buffers x tcp_buffer_bytes), touched by the
+ *     kernel as data lands;
+ *   - one listener: itself and, for TCP, its connection table and one
+ *     max_line_bytes line buffer per connection (reserved lazily, backed
+ *     only while a connection holds a partial line there: the bound is every
+ *     connection holding one). */
+uint64_t rf_listener_set_memory_bound(const rf_listener_set_options *opt, bool udp, bool tcp);
+uint64_t rf_listener_memory_bound(const rf_listener_config *cfg);
+
 /* Creates an empty set (control thread). opt may be NULL. */
 int rf_listener_set_new(rf_listener_set **out, const char *name,
                         const rf_listener_set_options *opt, rf_err *err);

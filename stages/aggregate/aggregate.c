@@ -18,6 +18,7 @@
  */
 #include "stages/aggregate/aggregate.h"
 
+#include "core/mem/bound.h"
 #include "core/mem/mem.h"
 
 #include <errno.h>
@@ -1023,5 +1024,36 @@ uint64_t rf_aggregator_memory_in_use(const rf_aggregator *a)
         b += series * sizeof(double) + (a->gmask + 1) * sizeof(uint32_t);
     b += (uint64_t)a->pend_hw * sizeof(pending_win);
     b += (uint64_t)a->sk.used_hw * a->sk.bsize + (uint64_t)a->hll.used_hw * a->hll.bsize;
+    return b;
+}
+
+uint64_t rf_aggregator_memory_bound(const rf_agg_config *cfg, uint32_t max_series)
+{
+    if (!cfg || cfg->n_rules == 0)
+        return 0;
+    const uint64_t max_states = cfg->max_states ? cfg->max_states : max_series;
+    const uint64_t max_pending = cfg->max_pending ? cfg->max_pending : 65536;
+    const uint32_t bins = cfg->sketch_bins ? cfg->sketch_bins : RF_DDSKETCH_DEFAULT_BINS;
+    bool grouped = false;
+    for (uint32_t i = 0; i < cfg->n_rules; i++)
+        grouped |= cfg->rules[i].n_group_by > 0;
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_aggregator)) +
+                 rf_mem_alloc_bound((uint64_t)cfg->n_rules * sizeof(rule_rt));
+    b += rf_mem_huge_bound((uint64_t)max_series * cfg->n_rules * sizeof(uint32_t));
+    b += rf_mem_huge_bound(max_states * sizeof(agg_state));
+    b += rf_mem_alloc_bound(max_pending * sizeof(pending_win)) + rf_mem_alloc_bound(SCRATCH_BYTES);
+    if (grouped) {
+        uint64_t nb = 16;
+        while (nb < 2 * max_states)
+            nb <<= 1;
+        b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(double)) +
+             rf_mem_huge_bound(nb * sizeof(uint32_t));
+    }
+    const uint64_t sk = cfg->max_sketches ? cfg->max_sketches : 4096;
+    const uint64_t hl = cfg->max_sets ? cfg->max_sets : 4096;
+    b += rf_mem_alloc_bound(sk * ((rf_ddsketch_size(bins) + 63) & ~(size_t)63)) +
+         rf_mem_alloc_bound(sk * sizeof(uint32_t));
+    b += rf_mem_alloc_bound(hl * ((sizeof(rf_hll) + 63) & ~(size_t)63)) +
+         rf_mem_alloc_bound(hl * sizeof(uint32_t));
     return b;
 }

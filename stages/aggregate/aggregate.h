@@ -181,6 +181,13 @@ uint32_t rf_aggregator_state_bytes(void);
  * series seen so far, sketch/HLL blocks in use (reserved-but-untouched
  * capacity is excluded: it is never paged in). */
 uint64_t rf_aggregator_memory_in_use(const rf_aggregator *a);
+/* The most memory an aggregator built from cfg for a series table of
+ * max_series can hold: everything rf_aggregator_new allocates (states,
+ * bindings, group index and carries at their full size, the pending-window
+ * table, both block pools touched to their last block), with the allocator's
+ * rounding (rf_mem_alloc_bound). Aggregate series keys are the series
+ * table's. */
+uint64_t rf_aggregator_memory_bound(const rf_agg_config *cfg, uint32_t max_series);
 
 /* Parses the aggregation part of the `pipeline:` section:
  *

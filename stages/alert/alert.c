@@ -2,6 +2,8 @@
  * rate anchors and absence ticks. See alert.h for the semantics. */
 #include "stages/alert/alert_pvt.h"
 
+#include "core/mem/bound.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -546,4 +548,41 @@ int rf_alerts_check_routes(const rf_alerts_config *cfg, rf_router *router, rf_er
                               n, subj);
     }
     return 0;
+}
+
+/* An array grown by grow() above to hold n elements: capacity a power of two
+ * times 64 (at most 2n), the old half alive during realloc. */
+static uint64_t grown_bound(uint64_t n, uint64_t esize)
+{
+    uint64_t cap = 64;
+    while (cap < n)
+        cap *= 2;
+    return rf_mem_alloc_bound(cap * esize) + rf_mem_alloc_bound(cap / 2 * esize);
+}
+
+uint64_t rf_alerts_memory_bound(const rf_alerts_config *cfg, uint32_t max_slots)
+{
+    if (!cfg || cfg->n_rules == 0)
+        return 0;
+    const uint64_t slots = max_slots ? max_slots : 1;
+    uint64_t bindings = cfg->max_bindings ? cfg->max_bindings : 4 * slots;
+    /* A series binds at most one state per rule. */
+    if (bindings > slots * cfg->n_rules)
+        bindings = slots * cfg->n_rules;
+    bool rate = false, absence = false;
+    uint64_t matchers = 0;
+    for (uint32_t i = 0; i < cfg->n_rules; i++) {
+        rate |= cfg->rules[i].type == RF_ALERT_RATE;
+        absence |= cfg->rules[i].type == RF_ALERT_ABSENCE && !cfg->rules[i].absence_any;
+        matchers += 4096; /* a deep-copied matcher: names and tag patterns */
+    }
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_alerts)) +
+                 rf_mem_alloc_bound((uint64_t)cfg->n_rules * sizeof(rule)) + matchers +
+                 rf_mem_alloc_bound(slots * sizeof(slot_bind));
+    b += grown_bound(bindings, sizeof(astate));
+    if (rate)
+        b += grown_bound(bindings, RATE_ANCHORS * sizeof(anchor));
+    if (absence)
+        b += grown_bound(bindings, sizeof(uint32_t));
+    return b;
 }

@@ -111,6 +111,13 @@ typedef struct rf_alerts_stats {
 
 typedef struct rf_alerts rf_alerts;
 
+/* The most memory rf_alerts_new(cfg, max_slots) can come to hold: the rules,
+ * the per-slot table, and max_bindings bindings (each with its rate anchors
+ * when a rule is a rate rule, and an absence index) in arrays that double,
+ * counted at the capacity they can reach with the old copy alive while they
+ * grow (rf_mem_alloc_bound rounding). */
+uint64_t rf_alerts_memory_bound(const rf_alerts_config *cfg, uint32_t max_slots);
+
 /* Validates every rule (name, operator, hysteresis direction, durations) and
  * says which rule is wrong and why. `out` receives the alert events. */
 int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter out,

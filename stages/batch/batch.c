@@ -1,6 +1,8 @@
 /* Batching by size and age. See batch.h. */
 #include "stages/batch/batch.h"
 
+#include "core/mem/bound.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,4 +105,10 @@ uint32_t rf_batcher_pending(const rf_batcher *b)
 void rf_batcher_stats_read(const rf_batcher *b, rf_batcher_stats *out)
 {
     *out = b->st;
+}
+
+uint64_t rf_batcher_memory_bound(const rf_batcher_config *cfg)
+{
+    uint64_t max = cfg && cfg->max_events ? cfg->max_events : RF_BATCH_DEFAULT_MAX_EVENTS;
+    return rf_mem_alloc_bound(sizeof(rf_batcher)) + rf_mem_alloc_bound(max * sizeof(rf_event) + 64);
 }

@@ -49,6 +49,9 @@ typedef struct rf_batcher_stats {
 
 /* cfg may be NULL (defaults). Returns NULL on bad config or no memory. */
 rf_batcher *rf_batcher_new(const rf_batcher_config *cfg, rf_emitter out);
+/* The memory such a batcher holds: max_events events and itself
+ * (rf_mem_alloc_bound rounding). */
+uint64_t rf_batcher_memory_bound(const rf_batcher_config *cfg);
 /* Frees without flushing: call rf_batcher_flush first on shutdown. */
 void rf_batcher_free(rf_batcher *b);
 

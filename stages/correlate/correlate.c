@@ -2,6 +2,8 @@
  * sequence and burst state, and the closed-group history. See correlate.h. */
 #include "stages/correlate/correlate_pvt.h"
 
+#include "core/mem/bound.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,4 +647,28 @@ void rf_correlator_stats_read(const rf_correlator *c, rf_correlator_stats *out)
     *out = c->st;
     out->id_open = c->n_open;
     out->pattern_keys_used = c->pk_used;
+}
+
+uint64_t rf_correlator_memory_bound(const rf_correlator_config *cfg, uint32_t max_slots)
+{
+    const uint64_t cap = cfg->id_capacity ? cfg->id_capacity : DEFAULT_ID_CAPACITY;
+    const uint64_t pk = cfg->pattern_keys ? cfg->pattern_keys : DEFAULT_PATTERN_KEYS;
+    const uint64_t hist = cfg->closed_history ? cfg->closed_history : DEFAULT_HISTORY;
+    const uint64_t slots = max_slots ? max_slots : 1;
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_correlator));
+    b += rf_mem_alloc_bound(cap * sizeof(id_group)) +
+         rf_mem_alloc_bound((uint64_t)pow2_at_least((uint32_t)(cap * 2)) * sizeof(uint32_t));
+    b += rf_mem_alloc_bound((cfg->n_patterns + 1ull) * (sizeof(pattern) + sizeof(char *))) +
+         cfg->n_patterns * 8192ull; /* deep-copied matchers */
+    b += rf_mem_alloc_bound(slots * sizeof(slot_bind));
+    if (cfg->n_patterns) {
+        uint64_t n = slots * cfg->n_patterns, c = 64;
+        while (c < n)
+            c *= 2;
+        b += rf_mem_alloc_bound(c * sizeof(binding)) + rf_mem_alloc_bound(c / 2 * sizeof(binding));
+    }
+    b += rf_mem_alloc_bound(pk * sizeof(pkey)) +
+         rf_mem_alloc_bound((uint64_t)pow2_at_least((uint32_t)(pk * 2)) * sizeof(uint32_t));
+    b += rf_mem_alloc_bound(hist * sizeof(closed));
+    return b;
 }

@@ -90,6 +90,13 @@ typedef struct rf_correlator_config {
     uint32_t closed_history;    /* 0: 256 */
 } rf_correlator_config;
 
+/* The most memory rf_correlator_new(cfg, max_slots) can come to hold: the id
+ * groups and their index, the per-slot table, a binding per (pattern, series)
+ * in an array that doubles (capacity and the old copy during realloc), the
+ * pattern keys and their index, the closed-group history
+ * (rf_mem_alloc_bound rounding). */
+uint64_t rf_correlator_memory_bound(const rf_correlator_config *cfg, uint32_t max_slots);
+
 typedef struct rf_correlator_stats {
     uint32_t id_open;           /* groups open now */
     uint32_t pattern_keys_used;

@@ -2,6 +2,8 @@
  * per-slot route cache. See route.h for the contract. */
 #include "stages/route/route.h"
 
+#include "core/mem/bound.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -924,4 +926,31 @@ void rf_router_stats_read(const rf_router *r, rf_router_stats *out)
 {
     *out = r->st;
     out->sets = r->tab->n_sets;
+}
+
+uint64_t rf_router_memory_bound(const rf_router_config *cfg, uint32_t max_slots)
+{
+    if (!cfg || cfg->n_routes == 0)
+        return 0;
+    const uint64_t slots = max_slots ? max_slots : 1;
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_router)) + 2 * rf_mem_alloc_bound(slots * sizeof(uint32_t));
+    b += rf_mem_alloc_bound(sizeof(route_table)) + rf_mem_alloc_bound(cfg->n_routes * sizeof(route));
+    uint64_t sinks_per_route = cfg->n_sink_names ? cfg->n_sink_names : 1;
+    b += cfg->n_routes * (rf_mem_alloc_bound(sinks_per_route * sizeof(uint16_t)) + 4096);
+    uint64_t sets = cfg->n_routes < 17 ? 1ull << cfg->n_routes : RF_ROUTER_MAX_SETS;
+    if (sets > RF_ROUTER_MAX_SETS)
+        sets = RF_ROUTER_MAX_SETS;
+    sets++; /* the empty set */
+    b += sets * rf_mem_alloc_bound(sizeof(set_entry) + sinks_per_route * sizeof(uint16_t));
+    uint64_t cap = 64, hash = 128;
+    while (cap < sets)
+        cap *= 2;
+    while (hash < 2 * sets)
+        hash *= 2;
+    /* sets[] and set_flags doubled (old copies alive while they grow), the
+     * hash rebuilt at twice the size (the old one alive meanwhile). */
+    b += rf_mem_alloc_bound(cap * sizeof(set_entry *)) + rf_mem_alloc_bound(cap / 2 * sizeof(set_entry *));
+    b += rf_mem_alloc_bound(cap) + rf_mem_alloc_bound(cap / 2);
+    b += rf_mem_alloc_bound(hash * sizeof(uint32_t)) + rf_mem_alloc_bound(hash / 2 * sizeof(uint32_t));
+    return b;
 }

@@ -155,6 +155,10 @@ int rf_subject_build(const char *tmpl, const rf_series_key *key, char *buf, rf_e
 
 /* max_slots: the series table's capacity (size of the per-slot caches). */
 int rf_router_new(const rf_router_config *cfg, uint32_t max_slots, rf_router **out, rf_err *err);
+/* The most memory such a router can come to hold: its two per-slot caches,
+ * the routes, and every route set it can intern (at most 2^routes, and
+ * RF_ROUTER_MAX_SETS) with their index (rf_mem_alloc_bound rounding). */
+uint64_t rf_router_memory_bound(const rf_router_config *cfg, uint32_t max_slots);
 void rf_router_free(rf_router *r);
 
 /* Validates and swaps in a new configuration; on error the old one stays.

@@ -2,6 +2,8 @@
  * count-only stand-in for storage. Forwarder I/O is in sink_net.c. */
 #include "stages/sink/sink_pvt.h"
 
+#include "core/mem/bound.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -475,4 +477,16 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
     }
     s->st.accepted += accepted;
     return accepted;
+}
+
+uint64_t rf_sink_memory_bound(const rf_sink_config *cfg)
+{
+    if (cfg->type == RF_SINK_STORE)
+        return 0;
+    uint64_t b = rf_mem_alloc_bound(sizeof(rf_sink));
+    if (cfg->type != RF_SINK_COUNT_ONLY) {
+        uint64_t cap = cfg->buffer_bytes ? cfg->buffer_bytes : SINK_DEFAULT_BUFFER;
+        b += rf_mem_alloc_bound(cap < SINK_MIN_BUFFER ? SINK_MIN_BUFFER : cap);
+    }
+    return b;
 }

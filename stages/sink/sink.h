@@ -142,6 +142,9 @@ typedef struct rf_sink rf_sink;
 /* Validates cfg (type, path/host, port, limits) and opens what can be opened
  * now (the file; forwarders connect on the first flush). The namer is copied. */
 int rf_sink_new(const rf_sink_config *cfg, const rf_sink_namer *namer, rf_sink **out, rf_err *err);
+/* The memory such a sink holds (its buffer, the bounded queue, and itself;
+ * rf_mem_alloc_bound rounding). 0 for store sinks, which are the storage's. */
+uint64_t rf_sink_memory_bound(const rf_sink_config *cfg);
 
 /* Makes one last non-blocking flush attempt and closes. */
 void rf_sink_free(rf_sink *s);
