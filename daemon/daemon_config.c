@@ -86,7 +86,9 @@ static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *er
                          sizeof(c->engine.run_dir), err)) < 0 ||
         (rc = rf_cfg_str(engine, "user", 0, "", c->engine.user, sizeof(c->engine.user), err)) < 0 ||
         (rc = rf_cfg_str(engine, "group", 0, "", c->engine.group, sizeof(c->engine.group),
-                         err)) < 0)
+                         err)) < 0 ||
+        (rc = rf_cfg_size(engine, "memory_limit", 0, 1ull << 50, 0, &c->engine.memory_limit,
+                          err)) < 0)
         return rc;
 
     if ((rc = rf_cfg_map(engine, "ring", &ring, err)) < 0 ||

@@ -47,6 +47,9 @@ typedef struct rf_daemon_config {
          * stay who started ringflowd). Resolved by rf_settings_load. */
         char user[RF_DAEMON_ID_MAX];
         char group[RF_DAEMON_ID_MAX];
+        /* The most memory the configuration may need, worst case, in bytes
+         * (0: no limit). Checked by rf_settings_load (daemon/memory_budget.h). */
+        uint64_t memory_limit;
         struct {
             uint32_t capacity; /* power of two */
             enum rf_ring_full_policy full_policy;

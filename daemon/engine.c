@@ -23,10 +23,6 @@
 #define RF_DISPATCH_BATCH 64
 /* Events taken from one inbound ring per dequeue. */
 #define RF_POLL_BATCH 256
-/* Slots of each critical ring (one per ordered pair of workers, beside the
- * standard one): critical traffic is small, and a critical event must never
- * be dropped for want of room, so the producer waits when one is full. */
-#define RF_CRIT_RING_SLOTS 4096
 
 typedef struct rf_engine_worker rf_engine_worker;
 

@@ -31,6 +31,11 @@
 
 typedef struct rf_engine rf_engine;
 
+/* Slots of each critical ring (one per ordered pair of workers, beside the
+ * standard one): critical traffic is small, and a critical event must never
+ * be dropped for want of room, so the producer waits when one is full. */
+#define RF_CRIT_RING_SLOTS 4096
+
 typedef struct rf_engine_worker_stats {
     uint64_t events_parsed;      /* events this worker's listeners produced */
     uint64_t events_from_peers;  /* events taken from its inbound rings */

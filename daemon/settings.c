@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/event/event.h"
+#include "daemon/memory_budget.h"
 
 const char *const rf_settings_section_names[RF_SECTION__COUNT] = {
     "listeners", "ingest", "dpdk", "storage", "pipeline", "stats"};
@@ -117,6 +118,9 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
     }
 
     rc = rf_cfg_check_unknown_keys(doc, err);
+    /* engine.memory_limit: against the worst case of everything above. */
+    if (rc == 0)
+        rc = rf_memory_budget_check(&next, engine, err);
     /* After the check: walking the tree marks keys as known. */
     if (rc == 0)
         fingerprint_sections(doc, &next);

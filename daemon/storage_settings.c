@@ -42,6 +42,8 @@ int rf_storage_settings_parse(const rf_cfg_node *root, const char *data_dir,
         (rc = rf_cfg_u32(st, "queue_blocks", 4, 65536, c->queue_blocks, &c->queue_blocks, err)) <
             0 ||
         (rc = rf_cfg_u32(st, "zstd_level", 0, 19, (uint32_t)c->zstd_level, &zstd, err)) < 0 ||
+        (rc = rf_cfg_size(st, "buffer_memory", 0, 1ull << 40, RF_STORAGE_DEFAULT_BUFFER_MEMORY,
+                          &c->buffer_memory, err)) < 0 ||
         (rc = rf_cfg_map(st, "retention", &ret, err)) < 0 ||
         (rc = rf_cfg_duration(ret, "max_age", 0, 100ull * 365 * 86400 * RF_NS_PER_S,
                               (uint64_t)c->retention_max_age_ns, &max_age, err)) < 0 ||

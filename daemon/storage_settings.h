@@ -9,6 +9,13 @@
 #include "daemon/daemon_config.h"
 #include "storage/store/store.h"
 
+/* storage.buffer_memory when not given: what each shard's series buffers
+ * may grow into beyond their first 16 points (storage/store/store.h). At
+ * 20 KiB a series with full 1024-point buffers, 13,000 series per worker fill
+ * it; past that, blocks get smaller, nothing is lost. Without it the bound
+ * was max_series x 20 KiB: 20 GiB per worker at the default max_series. */
+#define RF_STORAGE_DEFAULT_BUFFER_MEMORY (256ull << 20)
+
 typedef struct rf_storage_settings {
     bool enabled;
     char dir[RF_DAEMON_PATH_MAX]; /* default: <engine.data_dir>/store */

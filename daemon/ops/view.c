@@ -12,6 +12,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "daemon/engine.h"
+#include "daemon/memory_budget.h"
 #include "daemon/ops/ops_pvt.h"
 #include "rf_build_config.h"
 
@@ -66,6 +67,21 @@ static struct {
     int *ids;
     size_t n_ids, cap_ids;
 } g_view;
+
+/* engine.memory_limit at run time: the limit, the configuration's worst
+ * case (daemon/memory_budget.h), and resident memory sampled once a second
+ * (rf_ops_engine_sample). While resident memory is above the limit the
+ * component "engine memory" is failed, so /health answers 503 naming it;
+ * it is running again once resident memory is back under. Kept apart from
+ * g_view (cleared on detach): a component cannot be unregistered. */
+static struct {
+    rf_component *component;
+    bool attached;
+    uint64_t limit, worst;
+    rf_memory_budget budget;
+    uint64_t rss, rss_peak;
+    uint64_t over_s;  /* samples (about seconds) with resident memory above the limit */
+} g_mem;
 
 static uint64_t rss_bytes(void)
 {
@@ -166,6 +182,122 @@ static uint64_t events_in(const rf_engine_worker_stats *s)
     return s->events_parsed + s->events_from_peers;
 }
 
+/* ---- memory --------------------------------------------------------------- */
+
+static int keep_id(int id);
+
+static uint64_t read_mem(void *ctx)
+{
+    switch ((int)(intptr_t)ctx) {
+    case 0: return g_mem.limit;
+    case 1: return g_mem.worst;
+    case 2: return g_mem.rss_peak;
+    default: return g_mem.over_s;
+    }
+}
+
+/* `show memory`: the limit, resident memory and the worst case part by part,
+ * largest first, with the keys that size each part. */
+static int show_memory(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    (void)ctx;
+    if (*args)
+        return rf_err_set(err, EINVAL, "'show memory' takes no arguments (besides json)");
+    rf_ops_obj_begin(w, "memory");
+    rf_ops_kv_u64(w, "limit_bytes", g_mem.limit);
+    rf_ops_kv_u64(w, "worst_case_bytes", g_mem.worst);
+    rf_ops_kv_u64(w, "rss_bytes", rss_bytes());
+    rf_ops_kv_u64(w, "rss_peak_bytes", g_mem.rss_peak);
+    rf_ops_kv_u64(w, "over_limit_s", g_mem.over_s);
+    rf_ops_obj_end(w);
+    static const char *const cols[] = {"part", "worst_case_bytes", "sized_by"};
+    rf_ops_table_begin(w, "memory_parts", cols, 3);
+    for (uint32_t i = 0; i < g_mem.budget.n; i++) {
+        rf_ops_cell_str(w, g_mem.budget.parts[i].name);
+        rf_ops_cell_u64(w, g_mem.budget.parts[i].bytes);
+        rf_ops_cell_str(w, g_mem.budget.parts[i].lower);
+    }
+    rf_ops_table_end(w);
+    return 0;
+}
+
+/* Once a second (and at attach): resident memory against the limit. */
+static void memory_sample(void)
+{
+    g_mem.rss = rss_bytes();
+    if (g_mem.rss > g_mem.rss_peak)
+        g_mem.rss_peak = g_mem.rss;
+    rf_component *c = g_mem.component;
+    if (!c)
+        return;
+    const bool over = g_mem.limit && g_mem.rss > g_mem.limit;
+    const enum rf_lifecycle_state st = rf_component_state(c);
+    if (over) {
+        g_mem.over_s++;
+        if (st == RF_STATE_RUNNING) {
+            char a[32], b[32], x[32], reason[RF_COMPONENT_REASON_MAX];
+            snprintf(reason, sizeof(reason),
+                     "resident memory %s is above engine.memory_limit %s (worst case computed: %s)",
+                     rf_memory_format(g_mem.rss, a, sizeof(a)),
+                     rf_memory_format(g_mem.limit, b, sizeof(b)),
+                     rf_memory_format(g_mem.worst, x, sizeof(x)));
+            rf_component_transition(c, RF_STATE_FAILED, reason);
+            rf_log_error("engine", "%s", reason);
+        }
+    } else if (st == RF_STATE_FAILED) {
+        rf_component_transition(c, RF_STATE_CONFIGURING, "resident memory back under the limit");
+        rf_component_transition(c, RF_STATE_RUNNING, NULL);
+        rf_log_info("engine", "resident memory back under engine.memory_limit");
+    }
+}
+
+static int memory_attach(rf_engine *engine)
+{
+    const rf_settings *s = rf_engine_settings(engine);
+    rf_memory_budget_compute(s, &g_mem.budget);
+    g_mem.limit = s->daemon.engine.memory_limit;
+    g_mem.worst = g_mem.budget.total;
+    g_mem.attached = true;
+    if (!g_mem.component)
+        g_mem.component = rf_component_register("engine", "memory");
+    rf_component *c = g_mem.component;
+    if (c) {
+        enum rf_lifecycle_state st = rf_component_state(c);
+        if (st == RF_STATE_REGISTERED || st == RF_STATE_STOPPED || st == RF_STATE_FAILED)
+            rf_component_transition(c, RF_STATE_CONFIGURING, NULL);
+        if (rf_component_state(c) == RF_STATE_CONFIGURING)
+            rf_component_transition(c, RF_STATE_RUNNING, NULL);
+    }
+    char a[32], b[32];
+    rf_log_info("engine", "memory: worst case of this configuration %s (largest part: %s %s), "
+                "engine.memory_limit %s",
+                rf_memory_format(g_mem.worst, a, sizeof(a)),
+                g_mem.budget.n ? g_mem.budget.parts[0].name : "-",
+                g_mem.budget.n ? rf_memory_format(g_mem.budget.parts[0].bytes, b, sizeof(b)) : "",
+                g_mem.limit ? rf_memory_format(g_mem.limit, b, sizeof(b)) : "none (0)");
+    memory_sample();
+    int rc;
+    if ((rc = rf_ops_register_show("memory", "the memory limit, resident memory and the worst "
+                                   "case part by part", show_memory, NULL)) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_limit_bytes",
+                                           "engine.memory_limit (0: none).", NULL, read_mem,
+                                           (void *)(intptr_t)0))) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_worst_case_bytes",
+                                           "The most memory this configuration can need, "
+                                           "computed part by part.", NULL, read_mem,
+                                           (void *)(intptr_t)1))) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_rss_peak_bytes",
+                                           "Largest resident memory sampled (once a second).",
+                                           NULL, read_mem, (void *)(intptr_t)2))) < 0 ||
+        (rc = keep_id(rf_stats_register_fn(RF_METRIC_COUNTER,
+                                           "ringflow_memory_over_limit_seconds",
+                                           "Seconds resident memory was sampled above "
+                                           "engine.memory_limit.",
+                                           NULL, read_mem, (void *)(intptr_t)3))) < 0)
+        return rc;
+    return 0;
+}
+
 /* ---- show info / workers / rings ------------------------------------------ */
 
 static int show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
@@ -183,6 +315,10 @@ static int show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
     rf_ops_kv_str(w, "config", g_view.source);
     rf_ops_kv_u64(w, "workers", g_view.workers);
     rf_ops_kv_u64(w, "rss_bytes", rss_bytes());
+    rf_ops_kv_u64(w, "rss_peak_bytes", g_mem.rss_peak);
+    rf_ops_kv_u64(w, "memory_limit_bytes", g_mem.limit);
+    rf_ops_kv_u64(w, "memory_worst_case_bytes", g_mem.worst);
+    rf_ops_kv_u64(w, "memory_over_limit_s", g_mem.over_s);
     rf_ops_kv_str(w, "log_level", rf_log_level_name(rf_log_get_level()));
     rf_ops_kv_u64(w, "components", rf_component_count());
     if (g_view.engine)
@@ -468,7 +604,8 @@ int rf_ops_engine_attach(rf_engine *engine, const char *source, rf_err *err)
         (rc = keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_workers",
                                            "Worker threads running.", NULL, read_workers, NULL))) <
             0 ||
-        (engine && (rc = register_engine_metrics()) < 0)) {
+        (engine && (rc = register_engine_metrics()) < 0) ||
+        (engine && (rc = memory_attach(engine)) < 0)) {
         rf_ops_engine_detach();
         return rf_err_set(err, -rc, "ops: registering the engine view: %s", strerror(-rc));
     }
@@ -483,6 +620,9 @@ void rf_ops_engine_detach(void)
     rf_ops_unregister_show("info");
     rf_ops_unregister_show("workers");
     rf_ops_unregister_show("rings");
+    if (g_mem.attached)
+        rf_ops_unregister_show("memory");
+    g_mem.attached = false;
     for (size_t i = 0; i < g_view.n_ids; i++)
         rf_stats_unregister(g_view.ids[i]);
     free(g_view.ids);
@@ -515,6 +655,7 @@ void rf_ops_engine_sample(int64_t now)
         ws->busy_ns = rs.busy_ns;
     }
     g_view.last_sample_ns = now;
+    memory_sample();
 }
 
 void rf_ops_engine_clear(void)

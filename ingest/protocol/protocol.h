@@ -10,9 +10,8 @@
  * Input. The parse functions take a buffer of complete lines ('\n'-separated;
  * a trailing '\r' is tolerated; the last line may lack its '\n'). Every line is
  * parsed on its own: a malformed line is rejected alone (counted by reason and
- * kept in the reject log) and parsing continues at the next line. For stream
- * transports, rf_frame_scan() says which prefix of a receive buffer holds
- * complete lines and what tail to keep for the next read.
+ * kept in the reject log) and parsing continues at the next line. Stream
+ * transports frame lines before they get here (ingest/listen/frame.c).
  *
  * Output. Events go into a caller-provided array; when it is full, and when the
  * caller calls rf_parse_flush() (at the end of its receive burst), the flush
@@ -195,38 +194,5 @@ typedef struct rf_reject_entry {
  * count. Safe from any thread while the ingest thread writes (seqlock per slot,
  * see reject.c); an entry overwritten during the read is skipped, never torn. */
 size_t rf_parse_reject_log_read(const rf_parse_ctx *ctx, rf_reject_entry *out, size_t max);
-
-/* Stream framing for TCP: a small state machine per connection.
- *
- * The reader keeps the bytes it has not parsed yet in one buffer and, after
- * each read, calls rf_frame_scan on the whole pending buffer. The result says:
- * parse buf[parse_off, parse_off + parse_len) (complete lines, ending in '\n'),
- * then drop the first `consume` bytes and keep the rest (a partial line, at
- * most max_line bytes) for the next read. A line that grows beyond max_line
- * without a '\n' is dropped as it arrives (the framer remembers to skip to the
- * next '\n'), so the pending buffer never needs more than max_line + one read.
- * Complete lines longer than max_line are left in the parse range: the
- * parser rejects them as line_too_long. */
-typedef struct rf_framer {
-    uint32_t max_line;   /* bytes without '\n', >= 1 */
-    bool discarding;     /* inside an overlong line: skip to the next '\n' */
-} rf_framer;
-
-typedef struct rf_frame {
-    size_t parse_off;
-    size_t parse_len;
-    size_t consume;      /* parse_off + parse_len <= consume <= len */
-    uint32_t overlong;   /* 1 when an overlong line started being discarded in this
-                          * call: its first bytes are buf[overlong_off, len), for the
-                          * reject log (rf_parse_reject_external, line_too_long) */
-    size_t overlong_off;
-} rf_frame;
-
-static inline void rf_framer_init(rf_framer *f, uint32_t max_line)
-{
-    f->max_line = max_line ? max_line : 1;
-    f->discarding = false;
-}
-void rf_frame_scan(rf_framer *f, const char *buf, size_t len, rf_frame *out);
 
 #endif

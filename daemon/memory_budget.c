@@ -1,0 +1,327 @@
+/* The worst-case memory of a configuration, part by part. See memory_budget.h. */
+#include "daemon/memory_budget.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/event/event.h"
+#include "core/mem/bound.h"
+#include "core/ring/ring.h"
+#include "daemon/engine.h"
+#include "daemon/settings.h"
+#include "ingest/listen/listen.h"
+#include "storage/store/store.h"
+
+/* The process before any configured part: code, libraries, the control
+ * thread, each thread's stack as far as it is used, the allocator's own
+ * metadata, logging, the stats registry and `show` rendering. Measured:
+ * about 6 MiB resident for a daemon with one worker and nothing configured
+ * (tests/daemon/test_memory_limit.c); counted with room to spare. */
+#define PROCESS_BASE (24ull << 20)
+#define PROCESS_PER_THREAD (1ull << 20) /* a worker's or the I/O thread's stack and arena */
+
+/* ---- parts whose owners have no bound function (yet) ---------------------- *
+ * Mirrors of their allocation code; tests/daemon/test_memory_budget.c checks
+ * the sizes against the real structures. */
+
+/* stages/series (rf_series_table_new, rf_series_table_define): the index
+ * (2^k >= 2 x max_series buckets of 16 bytes, huge pages), the key and tag
+ * arrays, the tag-span pool (4 spans a series preallocated, doubling up to
+ * max_tags a series), the measurement entries (RF_SERIES_MEAS_MAX x 112
+ * bytes, and their index), the refused-id memory (RF_SERIES_REFUSED_SLOTS x
+ * 16 bytes). */
+#define SERIES_BUCKET 16u
+#define SERIES_TAG_SPAN 8u
+#define SERIES_SLOT_TAGS 8u
+#define SERIES_MEAS_ENTRY 112u
+#define SERIES_MEAS_MAX 4096u
+#define SERIES_REFUSED_BUCKET 16u
+#define SERIES_REFUSED_SLOTS 65536u
+uint64_t rf_memory_series_table_bound(uint32_t max_series, uint32_t max_tags);
+uint64_t rf_memory_series_table_bound(uint32_t max_series, uint32_t max_tags)
+{
+    uint64_t nb = 16;
+    while (nb < 2ull * max_series)
+        nb <<= 1;
+    uint64_t b = rf_mem_alloc_bound(512) + rf_mem_huge_bound(nb * SERIES_BUCKET);
+    b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(rf_series_key *)) +
+         rf_mem_alloc_bound((uint64_t)max_series * SERIES_SLOT_TAGS);
+    /* The pool: at most max_tags spans a series (plus the measurement's and
+     * the field's), doubling: its capacity and the old copy. */
+    uint64_t spans = (uint64_t)max_series * (max_tags + 2), cap = (uint64_t)max_series * 4;
+    if (cap < 16)
+        cap = 16;
+    while (cap < spans)
+        cap *= 2;
+    b += rf_mem_alloc_bound(cap * SERIES_TAG_SPAN) + rf_mem_alloc_bound(cap / 2 * SERIES_TAG_SPAN);
+    b += rf_mem_huge_bound((uint64_t)SERIES_MEAS_MAX * SERIES_MEAS_ENTRY) +
+         rf_mem_alloc_bound(2ull * SERIES_MEAS_MAX * sizeof(uint32_t));
+    b += rf_mem_huge_bound((uint64_t)SERIES_REFUSED_SLOTS * SERIES_REFUSED_BUCKET);
+    return b;
+}
+
+/* A canonical key as the parsers (and the aggregator, for its series) make
+ * it: rf_series_key_new of at most max_key bytes, an aggregate's ":p99.9"
+ * suffix beyond that. */
+static uint64_t key_bound(uint32_t max_key)
+{
+    return rf_mem_alloc_bound(sizeof(rf_series_key) + (uint64_t)max_key + 1 + 16);
+}
+
+/* ingest/protocol (rf_parse_ctx_new): the context, the raw-series cache
+ * (16 bytes a slot), the announced-ids set (8 bytes a slot), tag and pending
+ * scratch, the canonical key and unescape buffers, the reject log; and the
+ * shard's input beside it (daemon/shard.c: a 256-event batch). */
+#define PARSE_CTX_FIXED 4096u
+#define PARSE_RAW_SLOT 16u
+#define PARSE_ANNOUNCED_SLOT 8u
+#define PARSE_TAG 48u
+#define PARSE_PENDING 96u
+#define PARSE_REJECT_SLOT 256u
+#define SHARD_PARSE_BATCH 256u
+static uint32_t pow2_or(uint32_t v, uint32_t dflt, uint32_t min)
+{
+    if (v == 0)
+        v = dflt;
+    if (v < min)
+        v = min;
+    uint32_t p = 1;
+    while (p < v && p < (1u << 30))
+        p <<= 1;
+    return p;
+}
+uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line);
+uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line)
+{
+    const uint64_t tags = pc->max_tags ? pc->max_tags : 64;
+    const uint64_t fields = pc->max_fields ? pc->max_fields : 256;
+    const uint64_t key = pc->max_key_len ? pc->max_key_len : 1024;
+    const uint64_t line = max_line ? max_line : 65536;
+    uint64_t b = rf_mem_alloc_bound(PARSE_CTX_FIXED);
+    b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->series_cache_slots, 65536, 16) * PARSE_RAW_SLOT);
+    b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->announced_slots, 65536, 16) * PARSE_ANNOUNCED_SLOT);
+    b += rf_mem_alloc_bound((tags + 1) * PARSE_TAG) + rf_mem_alloc_bound(fields * PARSE_PENDING);
+    b += rf_mem_alloc_bound(key + 1) + rf_mem_alloc_bound(line + 1);
+    b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->reject_log_slots, 64, 1) * PARSE_REJECT_SLOT);
+    b += rf_mem_alloc_bound(SHARD_PARSE_BATCH * sizeof(rf_event) + 64); /* rf_shard_input */
+    return b;
+}
+
+/* daemon/pipeline.c: the pipeline's scratch (four 256-event batches and
+ * their slots, the measurement counts, the latency histogram) and, per
+ * sink, the critical and standard staging (two 256-event batches). */
+#define PIPE_FIXED (4ull * 256 * (sizeof(rf_event) + 4) + 1024 * 80 + 64 * 1024)
+#define PIPE_SINK (2ull * 256 * sizeof(rf_event) + 64)
+
+/* daemon/engine.c: a worker's two 256-event batches and, per peer, its
+ * staging (64 definitions and 64 events). */
+static uint64_t engine_worker_bound(uint32_t workers)
+{
+    return rf_mem_alloc_bound(2ull * 256 * sizeof(rf_event) + 1024) +
+           rf_mem_alloc_bound((uint64_t)workers * 2 * 64 * sizeof(rf_event) + 16);
+}
+
+/* daemon/ops/server.c: each client's input buffer and its output, bounded
+ * by stats.client_buffer, plus the one reply (or /metrics body) being
+ * rendered. */
+#define OPS_CLIENT_IN RF_OPS_HTTP_REQUEST_MAX
+#define OPS_RENDER (8ull << 20)
+
+/* ---- the sum ---------------------------------------------------------------- */
+
+static void add(rf_memory_budget *b, const char *name, const char *lower, uint64_t bytes)
+{
+    if (!bytes)
+        return;
+    for (uint32_t i = 0; i < b->n; i++)
+        if (strcmp(b->parts[i].name, name) == 0) {
+            b->parts[i].bytes += bytes;
+            b->total += bytes;
+            return;
+        }
+    if (b->n == RF_MEM_PARTS_MAX)
+        return;
+    b->parts[b->n++] = (rf_mem_part){name, lower, bytes};
+    b->total += bytes;
+}
+
+/* What a reload builds beside the running stages, and what they are. */
+static uint64_t stages_bound(const rf_settings *s, uint32_t max_series)
+{
+    const rf_pipeline_settings *ps = &s->pipeline;
+    rf_router_config rc = ps->routes.cfg;
+    rc.n_sink_names = ps->sinks.n;
+    uint64_t b = rf_router_memory_bound(&rc, max_series);
+    b += rf_alerts_memory_bound(&ps->alerts.cfg, max_series);
+    b += rf_correlator_memory_bound(&ps->correlation.cfg, max_series);
+    b += rf_aggregator_memory_bound(&ps->aggregation, max_series);
+    for (uint32_t j = 0; j < ps->sinks.n; j++) {
+        const rf_sink_config *sc = &ps->sinks.sinks[j];
+        b += PIPE_SINK;
+        if (sc->type != RF_SINK_STORE)
+            b += rf_sink_memory_bound(sc) + rf_batcher_memory_bound(&ps->batch);
+    }
+    return b;
+}
+
+void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
+{
+    memset(out, 0, sizeof(*out));
+    const uint32_t W = s->daemon.engine.workers ? s->daemon.engine.workers : 1;
+    const uint32_t peers = W - 1;
+    const uint32_t cap = s->daemon.engine.ring.capacity;
+    const uint32_t max_series = s->pipeline.max_series ? s->pipeline.max_series : (1u << 20);
+    const uint32_t max_key = s->ingest.parse.max_key_len ? s->ingest.parse.max_key_len : 1024;
+    const uint32_t max_tags = s->ingest.parse.max_tags ? s->ingest.parse.max_tags : 64;
+    bool critical = false;
+    for (size_t i = 0; i < s->ingest.n_listeners; i++)
+        critical |= s->ingest.listeners[i].critical;
+
+    /* Rings: each worker's inbound ring from every peer (and the critical
+     * lane's beside it), and the series keys that can travel in them: a
+     * ring full of series definitions holds a key per slot. */
+    add(out, "rings between workers", "engine.ring.capacity",
+        (uint64_t)W * peers * rf_ring_memory_bound(cap, sizeof(rf_event)));
+    if (critical)
+        add(out, "critical rings", "fixed: RF_CRIT_RING_SLOTS per pair of workers",
+            (uint64_t)W * peers * rf_ring_memory_bound(RF_CRIT_RING_SLOTS, sizeof(rf_event)));
+    add(out, "series keys in flight", "engine.ring.capacity, ingest.max_key",
+        (uint64_t)W * peers * ((uint64_t)cap + (critical ? RF_CRIT_RING_SLOTS : 0)) *
+            key_bound(max_key));
+    add(out, "engine staging", "engine.workers", (uint64_t)W * engine_worker_bound(W));
+
+    /* Series: the table and the key of every series it holds. */
+    add(out, "series tables", "pipeline.max_series, ingest.max_tags",
+        (uint64_t)W * rf_memory_series_table_bound(max_series, max_tags));
+    add(out, "series keys", "pipeline.max_series, ingest.max_key",
+        (uint64_t)W * max_series * key_bound(max_key));
+
+    /* Stages, per worker; the pipeline's own buffers. */
+    const rf_pipeline_settings *ps = &s->pipeline;
+    rf_router_config rc = ps->routes.cfg;
+    rc.n_sink_names = ps->sinks.n;
+    add(out, "routing caches", "pipeline.max_series, pipeline.routes",
+        (uint64_t)W * rf_router_memory_bound(&rc, max_series));
+    add(out, "alert state", "pipeline.max_series, pipeline.alerts (max_bindings)",
+        (uint64_t)W * rf_alerts_memory_bound(&ps->alerts.cfg, max_series));
+    add(out, "correlation tables", "pipeline.max_series, pipeline.correlation",
+        (uint64_t)W * rf_correlator_memory_bound(&ps->correlation.cfg, max_series));
+    add(out, "aggregation state and sketch pools",
+        "pipeline.aggregation (max_states, max_pending, max_sketches, max_sets), pipeline.max_series",
+        (uint64_t)W * rf_aggregator_memory_bound(&ps->aggregation, max_series));
+    uint64_t sinks = 0, batchers = 0, pipe = PIPE_FIXED;
+    for (uint32_t j = 0; j < ps->sinks.n; j++) {
+        const rf_sink_config *sc = &ps->sinks.sinks[j];
+        pipe += PIPE_SINK;
+        if (sc->type == RF_SINK_STORE)
+            continue;
+        sinks += rf_sink_memory_bound(sc);
+        batchers += rf_batcher_memory_bound(&ps->batch);
+    }
+    add(out, "sink queues", "pipeline.sinks[].buffer", (uint64_t)W * sinks);
+    add(out, "batchers", "pipeline.batch.max_events", (uint64_t)W * batchers);
+    add(out, "pipeline buffers", "pipeline.sinks", (uint64_t)W * pipe);
+
+    /* Storage, one shard per worker. */
+    if (s->storage.enabled) {
+        rf_store_memory m;
+        rf_store_memory_bound(&s->storage.store, max_series, max_key + 16, &m);
+        add(out, "storage slots, staging and codec",
+            "storage.queue_blocks, storage.block_points, storage.zstd_level", (uint64_t)W * m.fixed);
+        add(out, "storage series and segment index",
+            "pipeline.max_series, storage.segment_max_bytes", (uint64_t)W * m.series);
+        add(out, "storage point buffers", "storage.buffer_memory (per worker)",
+            (uint64_t)W * m.buffers);
+    }
+
+    /* Ingest: per worker, a parse context per listener it has and its
+     * listener sets (routine, critical) with their provided buffers. */
+    uint64_t parse = 0, sets = 0, tcp_lines = 0;
+    for (uint32_t w = 0; w < W; w++) {
+        bool udp[2] = {false, false}, tcp[2] = {false, false};
+        bool any[2] = {false, false};
+        for (size_t i = 0; i < s->ingest.n_listeners; i++) {
+            const rf_listener_config *lc = &s->ingest.listeners[i];
+            if (lc->worker_mask && !((lc->worker_mask >> w) & 1u))
+                continue;
+            const int k = lc->critical ? 1 : 0;
+            any[k] = true;
+            udp[k] |= lc->transport == RF_LISTEN_UDP;
+            tcp[k] |= lc->transport == RF_LISTEN_TCP;
+            parse += rf_memory_parse_ctx_bound(&s->ingest.parse, lc->max_line_bytes);
+            const uint64_t l = rf_listener_memory_bound(lc);
+            const uint64_t bare = rf_listener_memory_bound(&(rf_listener_config){.transport = RF_LISTEN_UDP});
+            sets += bare;
+            tcp_lines += l - bare;
+        }
+        for (int k = 0; k < 2; k++)
+            if (any[k])
+                sets += rf_listener_set_memory_bound(NULL, udp[k], tcp[k]);
+    }
+    add(out, "parse contexts", "listeners, ingest.max_key, listeners[].max_line", parse);
+    add(out, "listener buffer rings", "listeners (one set per worker and class)", sets);
+    add(out, "TCP line buffers", "listeners[].max_connections x listeners[].max_line", tcp_lines);
+
+    /* A reload builds the new stages while the old ones still run. */
+    add(out, "reload (new stages beside the old)", "the pipeline's stages, as above",
+        (uint64_t)W * stages_bound(s, max_series));
+
+    add(out, "ops sockets", "stats.client_buffer",
+        RF_OPS_MAX_CLIENTS * (rf_mem_alloc_bound(OPS_CLIENT_IN + 128) +
+                              rf_mem_alloc_bound(s->stats.client_buffer)) +
+            OPS_RENDER);
+    if (s->dpdk.enabled)
+        add(out, "DPDK memory", "dpdk.memory", s->dpdk.memory_bytes ? s->dpdk.memory_bytes : (64ull << 20));
+    add(out, "process (code, libraries, thread stacks, allocator)", "engine.workers",
+        PROCESS_BASE + (W + 1) * PROCESS_PER_THREAD);
+
+    /* Largest first. */
+    for (uint32_t i = 1; i < out->n; i++)
+        for (uint32_t j = i; j > 0 && out->parts[j].bytes > out->parts[j - 1].bytes; j--) {
+            rf_mem_part t = out->parts[j];
+            out->parts[j] = out->parts[j - 1];
+            out->parts[j - 1] = t;
+        }
+}
+
+const char *rf_memory_format(uint64_t bytes, char *buf, unsigned long size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, size, "%lu B", (unsigned long)bytes);
+    else
+        snprintf(buf, size, v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+int rf_memory_budget_check(const rf_settings *s, const rf_cfg_node *engine, rf_err *err)
+{
+    const uint64_t limit = s->daemon.engine.memory_limit;
+    if (!limit)
+        return 0;
+    rf_memory_budget b;
+    rf_memory_budget_compute(s, &b);
+    if (b.total <= limit)
+        return 0;
+    char msg[900], t[32], l[32], x[32];
+    size_t len = (size_t)snprintf(msg, sizeof(msg),
+                                  "this configuration can need up to %s (worst case), more than "
+                                  "the limit of %s; the largest parts:",
+                                  rf_memory_format(b.total, t, sizeof(t)),
+                                  rf_memory_format(limit, l, sizeof(l)));
+    for (uint32_t i = 0; i < b.n && i < 4 && len < sizeof(msg); i++)
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s %s %s (lower %s)",
+                                i ? ";" : "", b.parts[i].name,
+                                rf_memory_format(b.parts[i].bytes, x, sizeof(x)), b.parts[i].lower);
+    if (len < sizeof(msg))
+        snprintf(msg + len, sizeof(msg) - len, "; or raise memory_limit (`show memory` on the "
+                 "stats socket lists every part)");
+    return rf_cfg_fail_key(engine, "memory_limit", err, "%s", msg);
+}

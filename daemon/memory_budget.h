@@ -1,0 +1,61 @@
+/* The memory a configuration can need, at most, part by part; and
+ * engine.memory_limit, checked against it when the configuration is loaded.
+ *
+ * Each module that allocates states its own worst case next to the code
+ * that allocates (rf_ring_memory_bound, rf_store_memory_bound,
+ * rf_aggregator_memory_bound, rf_alerts_memory_bound,
+ * rf_correlator_memory_bound, rf_router_memory_bound, rf_sink_memory_bound,
+ * rf_batcher_memory_bound, rf_listener_set_memory_bound,
+ * rf_listener_memory_bound); this file adds them up for the whole daemon:
+ * per worker (its rings, series table, stages, storage shard, parse
+ * contexts, listener sets), once (the ops sockets, the process itself), and
+ * the second set of stages a reload builds while the first still runs. The
+ * parts whose owners have no such function yet (the series table, the parse
+ * contexts, the pipeline's and the engine's own buffers) are computed here
+ * from their allocation code, named so in their comments.
+ *
+ * What is counted is memory the process can come to hold: allocations at
+ * the capacity they can reach (arrays that double: with the old copy alive
+ * while they grow), with the allocator's rounding (rf_mem_alloc_bound),
+ * reserved-but-lazy memory (huge-page tables, TCP line buffers, aggregation
+ * pools) as if all of it were touched, the kernel's io_uring queues mapped
+ * into the process. Not counted: kernel memory that is not mapped here
+ * (socket receive queues: `rcvbuf`, charged to the socket, not to RSS) and
+ * DPDK hugepages beyond dpdk.memory. */
+#ifndef RF_DAEMON_MEMORY_BUDGET_H
+#define RF_DAEMON_MEMORY_BUDGET_H
+
+#include <stdint.h>
+
+#include "core/config/config.h"
+#include "core/error/error.h"
+
+struct rf_settings;
+
+#define RF_MEM_PARTS_MAX 32
+
+typedef struct rf_mem_part {
+    const char *name;  /* "storage point buffers" */
+    const char *lower; /* the keys that size it: "storage.buffer_memory" */
+    uint64_t bytes;    /* for the whole daemon (every worker) */
+} rf_mem_part;
+
+typedef struct rf_memory_budget {
+    uint64_t total;
+    uint32_t n;
+    rf_mem_part parts[RF_MEM_PARTS_MAX]; /* largest first */
+} rf_memory_budget;
+
+/* The worst case of settings s, part by part (pure: allocates nothing). */
+void rf_memory_budget_compute(const struct rf_settings *s, rf_memory_budget *out);
+
+/* When s->daemon.engine.memory_limit is set and the worst case exceeds it,
+ * fails with an error at memory_limit (its FILE:LINE:COL, from engine =
+ * the `engine:` mapping) naming the total, the limit and the biggest parts
+ * with the keys to lower. Returns 0 otherwise. */
+int rf_memory_budget_check(const struct rf_settings *s, const rf_cfg_node *engine, rf_err *err);
+
+/* "1.5 GiB", "640 KiB", "12 B" into buf. */
+const char *rf_memory_format(uint64_t bytes, char *buf, unsigned long size);
+
+#endif
