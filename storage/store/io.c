@@ -59,7 +59,7 @@ static void errtext_write(rf_store_errtext *t, const char *text)
         n = sizeof(w) - 1;
     memcpy(w, text, n);
     uint32_t seq = atomic_load_explicit(&t->seq, memory_order_relaxed); /* own value */
-    atomic_store_explicit(&t->seq, seq + 1, memory_order_relaxed);
+    atomic_store_explicit(&t->seq, seq + 1, memory_order_relaxed); /* odd: readers retry (S7) */
     /* S7: orders the odd seq before the words; pairs with the reader's
      * acquire fence before it re-reads seq. */
     atomic_thread_fence(memory_order_release);
@@ -185,8 +185,10 @@ static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, cons
         io->waiting_logged = false;
         io->failing = true;
         io->failing_since_mono = now;
+        /* own counters: relaxed reads this thread's last stores */
         io->episode_blocks = atomic_load_explicit(&sh->dropped_io_error, memory_order_relaxed);
         io->episode_points = atomic_load_explicit(&sh->dropped_io_error_points, memory_order_relaxed);
+        /* published by the S6 release-store just below */
         atomic_store_explicit(&sh->degraded_since_ns, rf_clock_wall_ns(), memory_order_relaxed);
         /* S6: after degraded_since_ns. */
         atomic_store_explicit(&sh->io_health, RF_STORE_IO_DEGRADED, memory_order_release);
@@ -208,9 +210,10 @@ static void recovered(rf_store_shard *sh)
     rf_store_io *io = &sh->io;
     io->failing = false;
     rf_store_count(&sh->recoveries, 1);
-    atomic_store_explicit(&sh->degraded_since_ns, 0, memory_order_relaxed);
+    atomic_store_explicit(&sh->degraded_since_ns, 0, memory_order_relaxed); /* S6 publishes it */
     /* S6 */
     atomic_store_explicit(&sh->io_health, RF_STORE_IO_OK, memory_order_release);
+    /* own counters: relaxed reads this thread's last stores */
     uint64_t blocks = atomic_load_explicit(&sh->dropped_io_error, memory_order_relaxed);
     uint64_t points = atomic_load_explicit(&sh->dropped_io_error_points, memory_order_relaxed);
     rf_log_warn(RF_STORE_COMPONENT,
@@ -870,6 +873,7 @@ void rf_store_shard_io_status_read(const rf_store_shard *sh, rf_store_shard_io_s
     memset(o, 0, sizeof(*o));
     /* S6: pairs with the release-store in shard_error / recovered. */
     o->state = (enum rf_store_io_health)atomic_load_explicit(&sh->io_health, memory_order_acquire);
+    /* after the S6 acquire: at least as new as the state read */
     o->degraded_since_ns = atomic_load_explicit(&sh->degraded_since_ns, memory_order_relaxed);
 #define LD(f) atomic_load_explicit(&sh->f, memory_order_relaxed) /* display only */
     o->recoveries = LD(recoveries);
