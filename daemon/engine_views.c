@@ -361,8 +361,9 @@ static int show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         "shard",           "series",       "points_appended",       "points_buffered",
         "blocks_written",  "bytes_written", "fsyncs",               "dropped_backpressure",
         "dropped_io_error", "write_errors", "dropped_io_error_points", "write_errors_by_errno",
-        "state",           "degraded_since", "recoveries",          "last_error"};
-    rf_ops_table_begin(w, "storage_shards", cols, 16);
+        "state",           "degraded_since", "recoveries",          "last_error",
+        "blocks_cut_by_memory", "buffer_bytes"};
+    rf_ops_table_begin(w, "storage_shards", cols, 18);
     for (uint32_t i = 0; i < rf_store_shards(store); i++) {
         rf_store_shard_stats ss;
         rf_store_shard_io_status io;
@@ -398,6 +399,8 @@ static int show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         rf_ops_cell_str(w, since);
         rf_ops_cell_u64(w, io.recoveries);
         rf_ops_cell_str(w, io.last_error);
+        rf_ops_cell_u64(w, ss.blocks_cut_by_memory);
+        rf_ops_cell_u64(w, ss.buffer_bytes);
     }
     rf_ops_table_end(w);
     return 0;
@@ -419,6 +422,8 @@ enum storage_field {
     SF_WERR_OTHER,
     SF_RECOVERIES,
     SF_DEGRADED,
+    SF_CUT_BY_MEMORY,
+    SF_BUFFER_BYTES,
     SF__COUNT
 };
 
@@ -456,6 +461,11 @@ static const struct {
                        "Times a degraded storage shard wrote again.", NULL},
     [SF_DEGRADED] = {RF_METRIC_GAUGE, "ringflow_storage_degraded",
                      "1 while a storage shard drops blocks after a write error and retries.", NULL},
+    [SF_CUT_BY_MEMORY] = {RF_METRIC_COUNTER, "ringflow_storage_blocks_cut_by_memory",
+                          "Blocks cut early: growing their buffer would have passed "
+                          "storage.buffer_memory.", NULL},
+    [SF_BUFFER_BYTES] = {RF_METRIC_GAUGE, "ringflow_storage_buffer_bytes",
+                         "Bytes of series point buffers a storage shard holds.", NULL},
 };
 
 typedef struct storage_metric {
@@ -489,6 +499,8 @@ static uint64_t read_storage_metric(void *ctx)
     case SF_WERR_EIO: return io.write_errors_eio;
     case SF_WERR_OTHER: return io.write_errors_other;
     case SF_RECOVERIES: return io.recoveries;
+    case SF_CUT_BY_MEMORY: return ss.blocks_cut_by_memory;
+    case SF_BUFFER_BYTES: return ss.buffer_bytes;
     default: return io.state == RF_STORE_IO_DEGRADED;
     }
 }
