@@ -43,8 +43,8 @@ struct rf_engine_worker {
     rf_ring *outbound[RF_DAEMON_MAX_WORKERS]; /* outbound[j]: to worker j (NULL for self) */
     /* The critical lane between workers (NULL when no listener is critical):
      * drained before the standard rings and between their bursts. */
-    rf_ring *crit_inbound[RF_DAEMON_MAX_WORKERS];
-    rf_ring *crit_outbound[RF_DAEMON_MAX_WORKERS];
+    _Atomic(rf_ring *) crit_inbound[RF_DAEMON_MAX_WORKERS];
+    _Atomic(rf_ring *) crit_outbound[RF_DAEMON_MAX_WORKERS];
     rf_staging *staging;                      /* [workers] */
     rf_event local[RF_POLL_BATCH];
     uint32_t n_local;
@@ -65,7 +65,10 @@ struct rf_engine {
     rf_settings settings;
     uint32_t n_workers;
     enum rf_ring_full_policy policy;
-    bool critical_lane; /* some listener has class: critical */
+    /* Some listener has class: critical: the critical rings exist. Set
+     * (release) by the control thread after creating them; workers load it
+     * (acquire) before touching a critical ring. */
+    _Atomic bool critical_lane;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store; /* NULL when storage is disabled */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
@@ -83,6 +86,7 @@ static void counter_add(_Atomic uint64_t *c, uint64_t n)
 }
 
 static uint32_t drain_inbound(rf_engine_worker *w);
+static int create_critical_rings(rf_engine *e, rf_err *err);
 
 /* Runs the events this worker owns through its stages. */
 static void process_local(rf_engine_worker *w)
@@ -152,7 +156,9 @@ static void flush_all_staging(rf_engine_worker *w)
 static void send_critical_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n)
 {
     rf_engine *e = w->engine;
-    rf_ring *r = w->crit_outbound[j];
+    /* Relaxed: the lane's acquire (serve_critical, or the listener change
+     * that brought the critical listener) made the pointer visible. */
+    rf_ring *r = atomic_load_explicit(&w->crit_outbound[j], memory_order_relaxed);
     uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
     if (done < n) {
         counter_add(&w->block_waits, 1);
@@ -239,7 +245,7 @@ static uint32_t drain_critical_rings(rf_engine_worker *w)
 {
     uint32_t total = 0;
     for (uint32_t j = 0; j < w->engine->n_workers; j++) {
-        rf_ring *r = w->crit_inbound[j];
+        rf_ring *r = atomic_load_explicit(&w->crit_inbound[j], memory_order_relaxed);
         if (!r)
             continue;
         uint32_t got;
@@ -262,7 +268,8 @@ static uint32_t drain_critical_rings(rf_engine_worker *w)
  * loads per listener set and ring. */
 static uint32_t serve_critical(rf_engine_worker *w)
 {
-    if (!w->engine->critical_lane || w->in_critical)
+    /* Pairs with the release in listeners_prepare / rf_engine_start. */
+    if (!atomic_load_explicit(&w->engine->critical_lane, memory_order_acquire) || w->in_critical)
         return 0;
     w->in_critical = true;
     uint32_t work = 0;
@@ -362,7 +369,7 @@ static void engine_free(rf_engine *e)
             continue;
         for (uint32_t j = 0; j < e->n_workers; j++) {
             rf_ring_destroy(w->inbound[j]);
-            rf_ring_destroy(w->crit_inbound[j]);
+            rf_ring_destroy(atomic_load_explicit(&w->crit_inbound[j], memory_order_relaxed));
         }
         rf_shard_free(w->shard);
         free(w->staging);
@@ -419,8 +426,10 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     e->n_workers = cfg->engine.workers;
     e->policy = cfg->engine.ring.full_policy;
     atomic_init(&e->stop_ingest, false);
+    bool critical = false;
     for (size_t i = 0; i < settings->ingest.n_listeners; i++)
-        e->critical_lane |= settings->ingest.listeners[i].critical;
+        critical |= settings->ingest.listeners[i].critical;
+    atomic_init(&e->critical_lane, false);
 
     int rc = rf_shard_probe_listeners(settings, err);
     if (rc < 0)
@@ -480,12 +489,6 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
                                 cfg->engine.ring.capacity, strerror(errno));
                 goto fail;
             }
-            if (e->critical_lane &&
-                !(w->crit_inbound[j] = rf_ring_create(RF_CRIT_RING_SLOTS, sizeof(rf_event)))) {
-                rc = rf_err_set(err, errno, "engine: critical ring %u->%u: %s", j, i,
-                                strerror(errno));
-                goto fail;
-            }
         }
         rc = rf_shard_new(&e->settings, i, e->n_workers,
                           e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
@@ -493,15 +496,18 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         if (rc < 0)
             goto fail;
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
-        if (e->critical_lane)
-            rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
+        /* Always: a reload may bring the first critical listener. */
+        rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
     }
     for (uint32_t i = 0; i < e->n_workers; i++)
         for (uint32_t j = 0; j < e->n_workers; j++)
-            if (i != j) {
+            if (i != j)
                 e->workers[i]->outbound[j] = e->workers[j]->inbound[i];
-                e->workers[i]->crit_outbound[j] = e->workers[j]->crit_inbound[i];
-            }
+    if (critical) {
+        if ((rc = create_critical_rings(e, err)) < 0)
+            goto fail;
+        atomic_store_explicit(&e->critical_lane, true, memory_order_relaxed); /* before the threads */
+    }
 
     if ((rc = place_workers(e, cfg, err)) < 0)
         goto fail;
@@ -649,6 +655,152 @@ static int reload_pipeline(rf_engine *e, rf_settings *next, rf_err *err)
     return 0;
 }
 
+/* ---- live listener changes ------------------------------------------------ */
+
+/* Whether two configurations of one listener name describe the same
+ * socket and behaviour (the handler is the shard's, not configuration). */
+static bool listener_same(const rf_listener_config *a, const rf_listener_config *b)
+{
+    return a->transport == b->transport && a->protocol == b->protocol &&
+           strcmp(a->address, b->address) == 0 && a->port == b->port &&
+           a->rcvbuf_bytes == b->rcvbuf_bytes && a->max_connections == b->max_connections &&
+           a->max_line_bytes == b->max_line_bytes && a->idle_timeout_ns == b->idle_timeout_ns &&
+           a->worker_mask == b->worker_mask && a->critical == b->critical;
+}
+
+static const rf_listener_config *listener_named(const rf_ingest_settings *in, const char *name)
+{
+    for (size_t i = 0; i < in->n_listeners; i++)
+        if (strcmp(in->listeners[i].name, name) == 0)
+            return &in->listeners[i];
+    return NULL;
+}
+
+/* Holds a port one of our running listeners binds (so a probe without
+ * SO_REUSEPORT would find it taken by ourselves). */
+static bool port_is_ours(const rf_ingest_settings *cur, const rf_listener_config *lc)
+{
+    for (size_t i = 0; i < cur->n_listeners; i++) {
+        const rf_listener_config *o = &cur->listeners[i];
+        if (o->transport == lc->transport && o->port == lc->port &&
+            strcmp(o->address, lc->address) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The critical rings between every pair of workers, created when the first
+ * critical listener comes (at start, or by a reload). Control thread. */
+static int create_critical_rings(rf_engine *e, rf_err *err)
+{
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        for (uint32_t j = 0; j < e->n_workers; j++) {
+            if (i == j || atomic_load_explicit(&e->workers[i]->crit_inbound[j],
+                                               memory_order_relaxed))
+                continue;
+            rf_ring *r = rf_ring_create(RF_CRIT_RING_SLOTS, sizeof(rf_event));
+            if (!r)
+                return rf_err_set(err, errno, "engine: critical ring %u->%u: %s", j, i,
+                                  strerror(errno));
+            /* Both pointers before the lane is switched on (release there). */
+            atomic_store_explicit(&e->workers[i]->crit_inbound[j], r, memory_order_relaxed);
+            atomic_store_explicit(&e->workers[j]->crit_outbound[i], r, memory_order_relaxed);
+        }
+    return 0;
+}
+
+/* Applies the difference between the running listeners and next's: new
+ * ones are bound first, on every worker that takes them (a bind error
+ * changes nothing), then each worker attaches its new listeners and removes
+ * the ones that went or changed (a changed listener is removed and added:
+ * on the same port, the new socket binds beside the old one, SO_REUSEPORT,
+ * and the old one's queue is still read before it closes). Listeners whose
+ * configuration did not change keep their sockets and connections. Returns
+ * 0 (nothing to do), 1 (applied) or a negative errno. */
+static int listeners_prepare(rf_engine *e, const rf_settings *next, bool *changed, rf_err *err)
+{
+    const rf_ingest_settings *cur = &e->settings.ingest, *nx = &next->ingest;
+    bool add[RF_SETTINGS_MAX_LISTENERS] = {false};
+    const char *remove[RF_SETTINGS_MAX_LISTENERS];
+    uint32_t n_remove = 0, n_add = 0;
+    *changed = false;
+    for (size_t i = 0; i < cur->n_listeners; i++) {
+        const rf_listener_config *n = listener_named(nx, cur->listeners[i].name);
+        if (!n || !listener_same(&cur->listeners[i], n))
+            remove[n_remove++] = cur->listeners[i].name;
+    }
+    for (size_t i = 0; i < nx->n_listeners; i++) {
+        const rf_listener_config *o = listener_named(cur, nx->listeners[i].name);
+        if (!o || !listener_same(o, &nx->listeners[i])) {
+            add[i] = true;
+            n_add++;
+            int rc;
+            if (!port_is_ours(cur, &nx->listeners[i]) &&
+                (rc = rf_shard_probe_listener(&nx->listeners[i], err)) < 0)
+                return rc;
+        }
+    }
+    if (n_add == 0 && n_remove == 0)
+        return 0;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        int rc = rf_shard_listeners_prepare(e->workers[i]->shard, next, add, remove, n_remove, err);
+        if (rc < 0) {
+            for (uint32_t j = 0; j < e->n_workers; j++)
+                rf_shard_listeners_discard(e->workers[j]->shard);
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < nx->n_listeners; i++)
+        if (add[i] && nx->listeners[i].critical && !atomic_load_explicit(&e->critical_lane,
+                                                                          memory_order_relaxed)) {
+            int rc = create_critical_rings(e, err);
+            if (rc < 0) {
+                for (uint32_t j = 0; j < e->n_workers; j++)
+                    rf_shard_listeners_discard(e->workers[j]->shard);
+                return rc;
+            }
+            /* Pairs with the acquire in serve_critical: rings first. */
+            atomic_store_explicit(&e->critical_lane, true, memory_order_release);
+            break;
+        }
+    *changed = true;
+    return 1;
+}
+
+static void listeners_discard(rf_engine *e)
+{
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        rf_shard_listeners_discard(e->workers[i]->shard);
+}
+
+/* Hands the prepared changes to the workers and waits until each took its
+ * own (10 s; a worker that does not is logged, its change stays queued). */
+static void listeners_apply(rf_engine *e, const rf_settings *next)
+{
+    bool waiting[RF_DAEMON_MAX_WORKERS] = {false};
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        waiting[i] = rf_shard_listeners_publish(e->workers[i]->shard);
+        if (waiting[i])
+            rf_worker_wake(e->workers[i]->thread);
+    }
+    int64_t deadline = rf_clock_mono_ns() + 10 * RF_NS_PER_S;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        while (waiting[i] && !rf_shard_listeners_applied(e->workers[i]->shard)) {
+            if (rf_clock_mono_ns() > deadline) {
+                rf_log_error("engine", "worker-%u did not take its listener change within 10 s",
+                             i);
+                break;
+            }
+            usleep(1000);
+        }
+    }
+    e->settings.ingest.n_listeners = next->ingest.n_listeners;
+    memcpy(e->settings.ingest.listeners, next->ingest.listeners,
+           next->ingest.n_listeners * sizeof(next->ingest.listeners[0]));
+    e->settings.section_hash[RF_SECTION_LISTENERS] = next->section_hash[RF_SECTION_LISTENERS];
+}
+
+
 int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
 {
     const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
@@ -658,14 +810,28 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
                             e->settings.section_hash[RF_SECTION_PIPELINE];
     const uint32_t max_series_was = e->settings.pipeline.max_series;
     const uint32_t max_series_new = next->pipeline.max_series;
+    /* Listeners are bound before anything is applied: a port that cannot
+     * be bound refuses the whole reload. */
+    bool listeners_changed = false;
+    if (next->section_hash[RF_SECTION_LISTENERS] != e->settings.section_hash[RF_SECTION_LISTENERS]) {
+        int rc = listeners_prepare(e, next, &listeners_changed, err);
+        if (rc < 0)
+            return rf_err_wrap(err, "listeners: ");
+        if (rc == 0) /* only comments or order changed */
+            e->settings.section_hash[RF_SECTION_LISTENERS] = next->section_hash[RF_SECTION_LISTENERS];
+    }
     if (pipeline_changed) {
         int rc = reload_pipeline(e, next, err);
-        if (rc < 0)
+        if (rc < 0) {
+            listeners_discard(e);
             return rc;
+        }
         e->settings.section_hash[RF_SECTION_PIPELINE] = next->section_hash[RF_SECTION_PIPELINE];
         /* The series tables keep their size: the running settings say so. */
         e->settings.pipeline.max_series = max_series_was;
     }
+    if (listeners_changed)
+        listeners_apply(e, next);
     char fixed[768] = "";
     size_t len = 0;
 #define RELOAD_NOTE(...)                                                                         \
@@ -693,7 +859,7 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     /* Sections applied only at start (the stats section is the ops server's
      * to report; the pipeline was applied above). */
     for (int i = 0; i < RF_SECTION__COUNT; i++)
-        if (i != RF_SECTION_STATS && i != RF_SECTION_PIPELINE &&
+        if (i != RF_SECTION_STATS && i != RF_SECTION_PIPELINE && i != RF_SECTION_LISTENERS &&
             next->section_hash[i] != e->settings.section_hash[i])
             RELOAD_NOTE(" %s", rf_settings_section_names[i]);
 #undef RELOAD_NOTE

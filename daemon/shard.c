@@ -25,6 +25,21 @@
 #define RF_SHARD_TICK_NS (10 * RF_NS_PER_MS)
 /* Events a parse context collects before handing them to dispatch. */
 #define RF_SHARD_PARSE_BATCH 256
+/* Inputs a shard can ever have: the start's listeners and DPDK ports, and
+ * room for the listeners reloads add (a reload that would pass it is
+ * refused: restart to compact). */
+#define RF_SHARD_MAX_INPUTS (4 * RF_SETTINGS_MAX_LISTENERS + RF_DPDK_MAX_PORTS * RF_DPDK_MAX_UDP_PORTS)
+
+/* A reload's listener changes for one shard (control thread builds it). */
+typedef struct rf_shard_listener_change {
+    struct rf_shard_input *attach[RF_SETTINGS_MAX_LISTENERS];
+    uint32_t n_attach;
+    uint32_t first_input;       /* attach[] are inputs[first_input ..] once published */
+    char detach[RF_SETTINGS_MAX_LISTENERS][RF_LISTENER_NAME_MAX];
+    uint32_t n_detach;
+    rf_listener_set *new_crit_set; /* created for the first critical listener */
+    _Atomic bool applied;
+} rf_shard_listener_change;
 
 /* One listener as this shard reads it: the socket and its parse context. */
 typedef struct rf_shard_input {
@@ -32,6 +47,10 @@ typedef struct rf_shard_input {
     rf_listener *listener;
     enum rf_listen_protocol protocol;
     bool critical;               /* a `class: critical` listener: its events are critical */
+    /* Live removal (worker-owned): detaching until the listener closed,
+     * then retired (its parser flushed; counters stay readable). */
+    bool retiring, retired;
+    bool attached;               /* its listener is in one of the shard's sets */
     rf_parse_ctx *parser;
     rf_event batch[RF_SHARD_PARSE_BATCH];
 } rf_shard_input;
@@ -47,12 +66,25 @@ struct rf_shard {
      * datagrams, with buffers of their own, so routine traffic (however
      * much) never sits in front of them. NULL when there are none. */
     rf_listener_set *crit_listeners;
-    uint32_t n_crit_listeners, n_std_listeners;
+    uint32_t n_crit_listeners, n_std_listeners; /* attached now (worker-owned after start) */
+    bool crit_wake_linked;       /* crit set's completions end a wait in the standard set */
+    bool started_sets[2];        /* worker: [0] standard set, [1] critical set started */
+    _Atomic(rf_listener_set *) crit_for_wake; /* the critical set once started */
+    /* A listener change of a reload (see rf_shard_listeners_prepare):
+     * published by the control thread (release), taken by the worker
+     * (acquire), which sets `applied` (release) once done. */
+    _Atomic(struct rf_shard_listener_change *) change;
+    struct rf_shard_listener_change *prepared; /* control thread's, until published */
+    uint32_t n_retiring;         /* worker: inputs whose listener is still detaching */
     rf_shard_critical_fn crit_hook;
     void *crit_hook_ctx;
     bool in_crit_hook;
-    rf_shard_input *inputs[RF_SETTINGS_MAX_LISTENERS + RF_DPDK_MAX_PORTS * RF_DPDK_MAX_UDP_PORTS];
-    uint32_t n_inputs;           /* listener inputs first, then DPDK ones */
+    /* Listener inputs of the start, then DPDK ones, then listeners added
+     * by reloads. Only the control thread appends (n_inputs: its release
+     * store after the slot is written pairs with the worker's acquire);
+     * removed listeners stay, retired, so counters never vanish. */
+    rf_shard_input *inputs[RF_SHARD_MAX_INPUTS];
+    _Atomic uint32_t n_inputs;
     uint32_t n_listener_inputs;
     rf_dpdk_queue *dpdk_queues[RF_DPDK_MAX_PORTS];
     uint32_t n_dpdk_queues;
@@ -123,16 +155,17 @@ static bool listener_on_worker(const rf_listener_config *cfg, uint32_t worker)
 }
 
 /* A parse context for one source, dispatching into this shard. */
-static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings, uint16_t source_id,
-                                       enum rf_listen_protocol protocol, uint32_t max_line,
-                                       const char *name, rf_err *err)
+/* A parse context for one source, dispatching into this shard; not yet in
+ * s->inputs (input_append). */
+static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, uint16_t source_id,
+                                    enum rf_listen_protocol protocol, uint32_t max_line,
+                                    const char *name, rf_err *err)
 {
     rf_shard_input *in = calloc(1, sizeof(*in));
     if (!in) {
         rf_err_set(err, ENOMEM, "shard %u: out of memory for %s", s->index, name);
         return NULL;
     }
-    s->inputs[s->n_inputs++] = in;
     in->shard = s;
     in->protocol = protocol;
     rf_parse_config pc = settings->ingest.parse;
@@ -141,6 +174,40 @@ static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings,
     in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);
     if (!in->parser) {
         rf_err_wrap(err, "%s: ", name);
+        free(in);
+        return NULL;
+    }
+    return in;
+}
+
+static void input_free(rf_shard_input *in)
+{
+    if (!in)
+        return;
+    rf_parse_ctx_free(in->parser);
+    free(in);
+}
+
+/* Control thread only. */
+static int input_append(rf_shard *s, rf_shard_input *in, rf_err *err)
+{
+    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
+    if (n == RF_SHARD_MAX_INPUTS)
+        return rf_err_set(err, ENOSPC, "shard %u: %u inputs, the most one run can have (restart to "
+                          "compact)", s->index, n);
+    s->inputs[n] = in;
+    /* Pairs with the worker's acquire loads of n_inputs: the slot first. */
+    atomic_store_explicit(&s->n_inputs, n + 1, memory_order_release);
+    return 0;
+}
+
+static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings, uint16_t source_id,
+                                       enum rf_listen_protocol protocol, uint32_t max_line,
+                                       const char *name, rf_err *err)
+{
+    rf_shard_input *in = input_create(s, settings, source_id, protocol, max_line, name, err);
+    if (in && input_append(s, in, err) < 0) {
+        input_free(in);
         return NULL;
     }
     return in;
@@ -211,21 +278,31 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
                              err);
         if (rc < 0)
             return rc;
+        in->attached = true;
         if (lc->critical)
             s->n_crit_listeners++;
         else
             s->n_std_listeners++;
     }
-    s->n_listener_inputs = s->n_inputs;
+    s->n_listener_inputs = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
     return 0;
 }
 
 int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err)
 {
     for (size_t i = 0; i < settings->ingest.n_listeners; i++) {
-        const rf_listener_config *lc = &settings->ingest.listeners[i];
+        int rc = rf_shard_probe_listener(&settings->ingest.listeners[i], err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int rf_shard_probe_listener(const rf_listener_config *lc, rf_err *err)
+{
+    {
         if (lc->port == 0)
-            continue;
+            return 0;
         struct sockaddr_storage ss;
         memset(&ss, 0, sizeof(ss));
         socklen_t len;
@@ -310,7 +387,20 @@ void rf_shard_free(rf_shard *s)
      * dispatched; the parse contexts hand theirs over when freed. */
     rf_listener_set_free(s->listeners);
     rf_listener_set_free(s->crit_listeners);
+    rf_shard_listeners_discard(s);
+    rf_shard_listener_change *ch = atomic_load_explicit(&s->change, memory_order_acquire);
+    if (ch) {
+        /* Published but never taken (the worker stopped first): its
+         * listeners were never attached (closed below with their inputs). */
+        rf_listener_set_free(ch->new_crit_set);
+        free(ch);
+    }
     for (uint32_t i = 0; i < s->n_inputs; i++) {
+        rf_shard_input *in = s->inputs[i];
+        /* A listener of a reload lives in its set once attached (freed with
+         * it); one never attached is ours to close. */
+        if (in->listener && !in->attached)
+            rf_listener_close(in->listener);
         if (s->inputs[i]->parser) {
             /* Anything still batched here would go to a dispatcher that is
              * gone: the engine drained before freeing, so the batch is empty. */
@@ -328,20 +418,20 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx)
     s->dispatch_ctx = ctx;
 }
 
+static int ensure_started(rf_shard *s, rf_listener_set *set, rf_err *err);
+
 int rf_shard_start(rf_shard *s, rf_err *err)
 {
     s->next_tick_ns = rf_clock_mono_ns() + RF_SHARD_TICK_NS;
     if (s->n_std_listeners) {
-        int rc = rf_listener_set_start(s->listeners, err);
+        int rc = ensure_started(s, s->listeners, err);
         if (rc < 0)
             return rc;
     }
     if (s->n_crit_listeners) {
-        int rc = rf_listener_set_start(s->crit_listeners, err);
         /* The worker sleeps in the standard set: a critical completion must
-         * end that sleep too. */
-        if (rc == 0 && s->n_std_listeners)
-            rc = rf_listener_set_wake_with(s->crit_listeners, s->listeners, err);
+         * end that sleep too (ensure_started links them). */
+        int rc = ensure_started(s, s->crit_listeners, err);
         if (rc < 0)
             return rc;
     }
@@ -352,6 +442,193 @@ int rf_shard_start(rf_shard *s, rf_err *err)
     }
     return 0;
 }
+
+/* ---- live listener changes (a reload) ---------------------------------- */
+
+static rf_shard_input *input_by_name(rf_shard *s, const char *name)
+{
+    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++) {
+        rf_shard_input *in = s->inputs[i];
+        if (in->listener && !in->retiring && strcmp(rf_listener_name(in->listener), name) == 0)
+            return in;
+    }
+    return NULL;
+}
+
+int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool *add,
+                               const char *const *remove, uint32_t n_remove, rf_err *err)
+{
+    rf_shard_listeners_discard(s);
+    rf_shard_listener_change *ch = calloc(1, sizeof(*ch));
+    if (!ch)
+        return rf_err_set(err, ENOMEM, "shard %u: out of memory for a listener change", s->index);
+    int rc = 0;
+    for (uint32_t i = 0; i < n_remove; i++) {
+        if (!input_by_name(s, remove[i]))
+            continue; /* not on this worker */
+        snprintf(ch->detach[ch->n_detach++], RF_LISTENER_NAME_MAX, "%s", remove[i]);
+    }
+    for (size_t i = 0; i < next->ingest.n_listeners; i++) {
+        const rf_listener_config *lc = &next->ingest.listeners[i];
+        if (!add[i] || !listener_on_worker(lc, s->index))
+            continue;
+        char name[RF_LISTENER_NAME_MAX + 16];
+        snprintf(name, sizeof(name), "listener %s", lc->name);
+        rf_shard_input *in = input_create(s, next, (uint16_t)i, lc->protocol, lc->max_line_bytes,
+                                          name, err);
+        if (!in) {
+            rc = -(err->code ? err->code : ENOMEM);
+            break;
+        }
+        in->critical = lc->critical;
+        ch->attach[ch->n_attach++] = in;
+        rf_listener_config cfg = *lc;
+        cfg.handler = (rf_listen_handler){
+            .on_data = input_on_data, .on_burst_end = input_on_burst_end, .ctx = in};
+        if ((rc = rf_listener_open(&cfg, &in->listener, err)) < 0)
+            break;
+        if (lc->critical && !s->crit_listeners && !ch->new_crit_set &&
+            (rc = rf_listener_set_new(&ch->new_crit_set, "ingest-critical", NULL, err)) < 0)
+            break;
+    }
+    if (rc == 0 && atomic_load_explicit(&s->n_inputs, memory_order_relaxed) + ch->n_attach >
+                       RF_SHARD_MAX_INPUTS)
+        rc = rf_err_set(err, ENOSPC, "shard %u: the listeners of this reload would pass %u inputs, "
+                        "the most one run can have (restart instead)", s->index,
+                        RF_SHARD_MAX_INPUTS);
+    s->prepared = ch;
+    if (rc < 0)
+        rf_shard_listeners_discard(s);
+    return rc;
+}
+
+void rf_shard_listeners_discard(rf_shard *s)
+{
+    rf_shard_listener_change *ch = s->prepared;
+    if (!ch)
+        return;
+    for (uint32_t i = 0; i < ch->n_attach; i++) {
+        rf_listener_close(ch->attach[i]->listener);
+        input_free(ch->attach[i]);
+    }
+    rf_listener_set_free(ch->new_crit_set);
+    free(ch);
+    s->prepared = NULL;
+}
+
+bool rf_shard_listeners_publish(rf_shard *s)
+{
+    rf_shard_listener_change *ch = s->prepared;
+    s->prepared = NULL;
+    if (!ch)
+        return false;
+    if (ch->n_attach == 0 && ch->n_detach == 0) {
+        free(ch);
+        return false;
+    }
+    rf_err err;
+    rf_err_clear(&err);
+    ch->first_input = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
+    for (uint32_t i = 0; i < ch->n_attach; i++)
+        (void)input_append(s, ch->attach[i], &err); /* room was checked in prepare */
+    /* Pairs with the worker's acquire load in apply_listener_change. */
+    atomic_store_explicit(&s->change, ch, memory_order_release);
+    return true;
+}
+
+bool rf_shard_listeners_applied(rf_shard *s)
+{
+    rf_shard_listener_change *ch = atomic_load_explicit(&s->change, memory_order_acquire);
+    /* Pairs with the worker's release store of applied. */
+    if (!ch || !atomic_load_explicit(&ch->applied, memory_order_acquire))
+        return false;
+    atomic_store_explicit(&s->change, NULL, memory_order_relaxed);
+    free(ch);
+    return true;
+}
+
+/* Worker: starts a set that had no listener at start, and keeps the
+ * critical set's completions able to end a sleep in the standard set. */
+static int ensure_started(rf_shard *s, rf_listener_set *set, rf_err *err)
+{
+    if (!s->started_sets[set == s->crit_listeners]) {
+        int rc = rf_listener_set_start(set, err);
+        if (rc < 0)
+            return rc;
+        s->started_sets[set == s->crit_listeners] = true;
+        if (set == s->crit_listeners)
+            /* Pairs with the acquire in rf_shard_wake (another thread). */
+            atomic_store_explicit(&s->crit_for_wake, set, memory_order_release);
+    }
+    if (!s->crit_wake_linked && s->started_sets[0] && s->started_sets[1]) {
+        int rc = rf_listener_set_wake_with(s->crit_listeners, s->listeners, err);
+        if (rc < 0)
+            return rc;
+        s->crit_wake_linked = true;
+    }
+    return 0;
+}
+
+static void apply_listener_change(rf_shard *s, rf_shard_listener_change *ch)
+{
+    for (uint32_t i = 0; i < ch->n_detach; i++) {
+        rf_shard_input *in = input_by_name(s, ch->detach[i]);
+        if (!in || !in->attached)
+            continue;
+        rf_listener_set_detach(in->critical ? s->crit_listeners : s->listeners, in->listener);
+        in->retiring = true;
+        s->n_retiring++;
+        if (in->critical)
+            s->n_crit_listeners--;
+        else
+            s->n_std_listeners--;
+    }
+    if (ch->new_crit_set) {
+        s->crit_listeners = ch->new_crit_set;
+        ch->new_crit_set = NULL;
+    }
+    for (uint32_t i = 0; i < ch->n_attach; i++) {
+        rf_shard_input *in = ch->attach[i];
+        rf_listener_set *set = in->critical ? s->crit_listeners : s->listeners;
+        rf_err err;
+        rf_err_clear(&err);
+        int rc = ensure_started(s, set, &err);
+        if (rc == 0)
+            rc = rf_listener_set_attach(set, in->listener, &err);
+        if (rc < 0) {
+            /* Bound, but this worker cannot poll it: say so, loudly. Its
+             * socket stays bound and unread (kernel drops show it). */
+            rf_log_error("shard", "worker-%u: listener %s not attached: %s", s->index,
+                         rf_listener_name(in->listener), err.msg);
+            continue;
+        }
+        in->attached = true;
+        if (in->critical)
+            s->n_crit_listeners++;
+        else
+            s->n_std_listeners++;
+    }
+    s->n_listener_inputs = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
+    /* Pairs with the acquire in rf_shard_listeners_applied. */
+    atomic_store_explicit(&ch->applied, true, memory_order_release);
+}
+
+/* Worker: inputs whose listener finished closing hand over what they
+ * parsed last, then are retired. */
+static void retire_progress(rf_shard *s)
+{
+    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
+    for (uint32_t i = 0; i < n && s->n_retiring; i++) {
+        rf_shard_input *in = s->inputs[i];
+        if (!in->retiring || in->retired || !rf_listener_detached(in->listener))
+            continue;
+        rf_parse_flush(in->parser);
+        in->retired = true;
+        s->n_retiring--;
+    }
+}
+
 
 uint32_t rf_shard_poll_critical(rf_shard *s)
 {
@@ -380,6 +657,16 @@ uint32_t rf_shard_poll_ingest(rf_shard *s)
 {
     if (s->ingest_stopped)
         return 0;
+    /* A reload's listener change: one relaxed load per poll when none. */
+    rf_shard_listener_change *ch = atomic_load_explicit(&s->change, memory_order_relaxed);
+    if (__builtin_expect(ch != NULL, 0)) {
+        /* Pairs with the release store in rf_shard_listeners_publish. */
+        ch = atomic_load_explicit(&s->change, memory_order_acquire);
+        if (!atomic_load_explicit(&ch->applied, memory_order_relaxed))
+            apply_listener_change(s, ch);
+    }
+    if (__builtin_expect(s->n_retiring != 0, 0))
+        retire_progress(s);
     /* The critical listeners only when no hook serves them (the engine's
      * hook polls them itself, first, and must be their only poller so that
      * a set is never polled from inside its own poll). */
@@ -397,7 +684,8 @@ void rf_shard_stop_ingest(rf_shard *s)
      * rf_shard_wake on this set) and close in rf_shard_free. Flush what the
      * parsers hold so it reaches its owners before they drain. */
     s->ingest_stopped = true;
-    for (uint32_t i = 0; i < s->n_inputs; i++)
+    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++)
         rf_parse_flush(s->inputs[i]->parser);
 }
 
@@ -457,8 +745,8 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
         nanosleep(&ts, NULL);
         return;
     }
-    if (!s->ingest_stopped && s->n_listener_inputs) {
-        rf_listener_set_wait(s->n_std_listeners ? s->listeners : s->crit_listeners, timeout_ns);
+    if (!s->ingest_stopped && (s->started_sets[0] || s->started_sets[1])) {
+        rf_listener_set_wait(s->started_sets[0] ? s->listeners : s->crit_listeners, timeout_ns);
         return;
     }
     /* Ingest stopped: completions may be pending forever, so the ring would
@@ -469,8 +757,12 @@ void rf_shard_wait(rf_shard *s, int64_t timeout_ns)
 
 void rf_shard_wake(rf_shard *s)
 {
-    if (s->n_listener_inputs)
-        rf_listener_set_wake(s->n_std_listeners ? s->listeners : s->crit_listeners);
+    /* Both sets: which one the worker sleeps in changes with reloads, and a
+     * wake of a set nobody waits in costs one eventfd write at most. */
+    rf_listener_set_wake(s->listeners);
+    rf_listener_set *crit = atomic_load_explicit(&s->crit_for_wake, memory_order_acquire);
+    if (crit)
+        rf_listener_set_wake(crit);
 }
 
 void rf_shard_log_summary(const rf_shard *s)
@@ -487,9 +779,11 @@ void rf_shard_log_summary(const rf_shard *s)
                                                                          (enum rf_dpdk_counter_id)c));
         rf_log_info("shard", "worker-%u dpdk queue %u final:%s", s->index, q, line);
     }
-    for (uint32_t i = 0; i < s->n_listener_inputs; i++) {
+    for (uint32_t i = 0; i < s->n_inputs; i++) {
         const rf_shard_input *in = s->inputs[i];
         const rf_listener *l = in->listener;
+        if (!l)
+            continue; /* a DPDK input: logged with its queue */
         uint64_t drops = rf_listener_counter(l, RF_LC_KERNEL_DROPS);
         uint64_t proc_drops = 0;
         if (rf_listener_config_of(l)->transport == RF_LISTEN_UDP &&

@@ -22,12 +22,15 @@
 #include "daemon/settings.h"
 
 typedef struct rf_shard rf_shard;
+typedef struct rf_listener_config rf_listener_config;
 typedef void (*rf_shard_dispatch_fn)(void *ctx, const rf_event *events, uint32_t n);
 typedef void (*rf_shard_critical_fn)(void *ctx);
 
 /* Control thread, once before any shard: fails when another process holds
- * a listener's port (our own sockets use SO_REUSEPORT and would share it). */
+ * a listener's port (our own sockets use SO_REUSEPORT and would share it).
+ * rf_shard_probe_listener: the same for one listener (a reload's new one). */
 int rf_shard_probe_listeners(const rf_settings *settings, rf_err *err);
+int rf_shard_probe_listener(const rf_listener_config *lc, rf_err *err);
 
 typedef struct rf_store_shard rf_store_shard;
 typedef struct rf_pipeline rf_pipeline;
@@ -73,7 +76,28 @@ void rf_shard_wake(rf_shard *s);
 uint64_t rf_shard_unknown_series_drops(const rf_shard *s);
 const rf_pipeline *rf_shard_pipeline(const rf_shard *s);
 
-/* Control thread: the shard's inputs (listeners first, then DPDK queues). */
+/* Live listener changes (a reload), in three steps so that nothing changes
+ * unless every worker's part can be done:
+ *   1. rf_shard_listeners_prepare (control thread): opens and binds this
+ *      worker's new listeners (add[i]: next->ingest.listeners[i] is new)
+ *      and notes which of its listeners go (by name). A bind error fails it
+ *      with err; rf_shard_listeners_discard undoes a prepared change.
+ *   2. rf_shard_listeners_publish (control thread): hands it to the worker,
+ *      which at its next poll attaches the new listeners and starts
+ *      removing the old ones (ingest/listen: queued UDP datagrams are still
+ *      read; TCP connections end, partial lines counted). Returns false when
+ *      this worker had nothing to change.
+ *   3. rf_shard_listeners_applied (control thread) until true (the worker
+ *      took it). Removed listeners stay as retired inputs, so their
+ *      counters stay in `show listeners` and the loss equation. */
+int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool *add,
+                               const char *const *remove, uint32_t n_remove, rf_err *err);
+void rf_shard_listeners_discard(rf_shard *s);
+bool rf_shard_listeners_publish(rf_shard *s);
+bool rf_shard_listeners_applied(rf_shard *s);
+
+/* Control thread: the shard's inputs (the start's listeners, DPDK queues,
+ * then listeners added by reloads, removed ones included). */
 typedef struct rf_parse_ctx rf_parse_ctx;
 typedef struct rf_listener rf_listener;
 typedef struct rf_dpdk_queue rf_dpdk_queue;

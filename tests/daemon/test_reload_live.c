@@ -2,7 +2,13 @@
  * restarting the workers and without losing events. Before the reload every
  * event goes to sink A; after it to sink B, and a new alert rule fires. A
  * stream sent across the reload must arrive exactly once, split between
- * A and B at the swap, with nothing missing. */
+ * A and B at the swap, with nothing missing.
+ *
+ * Listeners change live too: a UDP stream into a listener that stays is
+ * not disturbed by a reload that removes a TCP listener (with a client
+ * connected), changes another (new port) and adds a UDP and a critical TCP
+ * one; the new ones take data at once, the removed port refuses, and the
+ * reload names nothing as needing a restart. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -139,10 +145,148 @@ static void test_reload_live(void **state)
     assert_non_null(strstr(tproc_read_dir_file("alerts.jsonl"), "\"rule\":\"big\""));
 }
 
+static const char *listener_config(int port, bool after)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "engine: {workers: 2, idle: {sleep: 2ms}}\n"
+             "listeners:\n"
+             "  - {name: stays, transport: udp, protocol: influx_line, port: %d, rcvbuf: 8MiB}\n"
+             "%s"
+             "stats: {prometheus: {enabled: false}}\n"
+             "storage: {enabled: false}\n"
+             "pipeline:\n"
+             "  batch: {max_events: 50, interval: 50ms}\n"
+             "  sinks:\n"
+             "    - {name: out, type: json, path: ./out.jsonl}\n"
+             "  routes:\n"
+             "    - {subject: \"telemetry.>\", sinks: [out]}\n",
+             port,
+             after ? "  - {name: moved, transport: tcp, protocol: graphite, port: %d}\n"
+                     "  - {name: added, transport: udp, protocol: statsd, port: %d}\n"
+                     "  - {name: alarms, transport: tcp, protocol: influx_line, port: %d, "
+                     "class: critical}\n"
+                   : "  - {name: goes, transport: tcp, protocol: influx_line, port: %d}\n"
+                     "  - {name: moved, transport: tcp, protocol: graphite, port: %d}\n");
+    /* The ports of the second part, formatted in a second pass. */
+    static char out[2048];
+    if (after)
+        snprintf(out, sizeof(out), buf, port + 3, port + 4, port + 5);
+    else
+        snprintf(out, sizeof(out), buf, port + 1, port + 2);
+    return out;
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_reload_listeners_live(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-reload-listeners");
+    const int port = tproc_port_base() + 8;
+    tproc_write_file("l.yaml", listener_config(port, false));
+    proc d;
+    tproc_start(&d, (const char *[]){"--config", "l.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+
+    /* A client on the listener that goes, and one line on the one that
+     * moves, before the reload. */
+    int goes = connect_tcp(port + 1);
+    assert_true(goes >= 0);
+    assert_int_equal(write(goes, "before_goes v=1\n", 16), 16);
+    int moved_old = connect_tcp(port + 2);
+    assert_true(moved_old >= 0);
+    assert_int_equal(write(moved_old, "before.moved 1 1700000000\n", 26), 26);
+
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(u, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char line[128];
+    bool applied = false;
+    for (int i = 0; i < TOTAL; i++) {
+        int n = snprintf(line, sizeof(line), "stays,k=k%d v=%d\n", i % 64, i);
+        assert_int_equal(send(u, line, (size_t)n, 0), n);
+        if (i == TOTAL / 3) {
+            tproc_write_file("l.yaml", listener_config(port, true));
+            kill(d.pid, SIGHUP);
+        }
+        if (i > TOTAL / 3 && !applied) {
+            usleep(1000);
+            applied = strstr(tproc_read_file(d.err_path), "reload applied from l.yaml") != NULL;
+        }
+    }
+    assert_true(applied || tproc_wait_log(&d, "reload applied from l.yaml", 10000));
+    close(u);
+
+    /* The removed listener's client was let go; its port refuses. */
+    char b;
+    assert_int_equal(read(goes, &b, 1), 0);
+    close(goes);
+    close(moved_old);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_port = htons((uint16_t)(port + 1));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), -1);
+    close(fd);
+
+    /* The new ones take data. */
+    int moved = connect_tcp(port + 3);
+    assert_true(moved >= 0);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof(line), "after.moved %d 1700000000\n", i);
+        assert_int_equal(write(moved, line, (size_t)n), n);
+    }
+    close(moved);
+    int added = socket(AF_INET, SOCK_DGRAM, 0);
+    sa.sin_port = htons((uint16_t)(port + 4));
+    assert_int_equal(connect(added, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(send(added, "after_added:1|c\n", 16, 0), 16);
+    close(added);
+    int alarms = connect_tcp(port + 5);
+    assert_true(alarms >= 0);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof(line), "after_alarm,k=k%d v=%d\n", i % 8, i);
+        assert_int_equal(write(alarms, line, (size_t)n), n);
+    }
+    close(alarms);
+    usleep(500 * 1000);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+    char *log = strdup(tproc_read_file(d.err_path)); /* the helper's buffer is reused */
+    assert_null(strstr(log, "need a restart"));
+    assert_non_null(strstr(log, "listener goes: removed"));
+
+    char *out = strdup(tproc_read_dir_file("out.jsonl"));
+    /* The listener that stayed lost nothing across the reload. */
+    assert_int_equal(count_of(out, "\"series\":\"stays,"), TOTAL);
+    assert_int_equal(count_of(out, "\"series\":\"before_goes "), 1);
+    assert_int_equal(count_of(out, "\"series\":\"before.moved "), 1);
+    assert_int_equal(count_of(out, "\"series\":\"after.moved "), 100);
+    assert_int_equal(count_of(out, "\"series\":\"after_alarm,"), 100);
+    /* StatsD counters are aggregated per interval only when a rule says so;
+     * here each line is one event. */
+    assert_int_equal(count_of(out, "\"series\":\"after_added"), 100);
+    free(out);
+    /* The critical listener's events were counted as critical. */
+    long crit = 0;
+    for (const char *p = log; (p = strstr(p, "critical_events=")); p += 16)
+        crit += atol(p + 16);
+    assert_int_equal(crit, 100);
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reload_live),
+        cmocka_unit_test(test_reload_listeners_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
