@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "numa/numa.h"
+
 /* Generated from default_config.yaml by scripts/embed_text.py. */
 extern const char rf_daemon_default_config_yaml[];
 extern const size_t rf_daemon_default_config_yaml_len;
@@ -45,6 +47,30 @@ void rf_daemon_config_defaults(rf_daemon_config *cfg)
     cfg->log.format = RF_LOG_TEXT;
 }
 
+/* Every CPU in engine.cpus must be online on this machine: the engine pins
+ * its workers to them at start and numa/'s placement refuses an offline one,
+ * but only after the listeners are bound. Checking here makes --check-config
+ * and a reload refuse the file, with the place of the bad id, instead.
+ * The online set is numa/'s (the same sysfs files the placement reads). */
+static int check_cpus_online(const rf_cfg_node *cpus, const rf_daemon_config *c, rf_err *err)
+{
+    rf_numa_topology topo; /* ~9 KiB, control thread only */
+    rf_err sub = {0};
+    if (rf_numa_topology_load(NULL, &topo, &sub) < 0)
+        return rf_cfg_fail(cpus, err, "cannot read this machine's online CPUs to check the list: %s",
+                           sub.msg);
+    for (uint32_t i = 0; i < c->engine.n_cpus; i++) {
+        unsigned cpu = c->engine.cpus[i];
+        if (rf_numa_cpuset_has(&topo.online, cpu))
+            continue;
+        char online[256];
+        rf_numa_cpulist_format(&topo.online, online, sizeof(online));
+        return rf_cfg_fail(rf_cfg_seq_at(cpus, i), err,
+                           "CPU %u is not online on this machine (online CPUs: %s)", cpu, online);
+    }
+    return 0;
+}
+
 static int parse_cpus(const rf_cfg_node *engine, rf_daemon_config *c, rf_err *err)
 {
     const rf_cfg_node *cpus;
@@ -67,7 +93,7 @@ static int parse_cpus(const rf_cfg_node *engine, rf_daemon_config *c, rf_err *er
         c->engine.cpus[i] = (uint16_t)cpu;
     }
     c->engine.n_cpus = (uint32_t)n;
-    return 0;
+    return n && c->engine.pin_workers ? check_cpus_online(cpus, c, err) : 0;
 }
 
 static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *err)

@@ -15,6 +15,7 @@
 
 #include "core/config/config.h"
 #include "daemon/daemon_config.h"
+#include "numa/numa.h"
 
 #define SRC "ringflow.yaml"
 
@@ -358,12 +359,60 @@ static void cpus(void **state)
                         SRC ":3:9: engine.cpus: expected one CPU id per worker (2), got 3");
     expect_daemon_error("engine:\n  workers: 1\n  cpus:\n    - 5000\n",
                         SRC ":4:7: engine.cpus[0]: expected an integer from 0 to 4095, got '5000'");
+    /* Kept in the order given; not checked against this machine when the
+     * workers are not pinned (the list is not used then). */
     rf_daemon_config cfg;
-    daemon_ok("engine:\n  workers: 3\n  cpus: [4, 2, 6]\n", &cfg);
+    daemon_ok("engine:\n  workers: 3\n  pin_workers: false\n  cpus: [4000, 2, 6]\n", &cfg);
     assert_int_equal(cfg.engine.n_cpus, 3);
-    assert_int_equal(cfg.engine.cpus[0], 4);
+    assert_int_equal(cfg.engine.cpus[0], 4000);
     assert_int_equal(cfg.engine.cpus[1], 2);
     assert_int_equal(cfg.engine.cpus[2], 6);
+}
+
+/* Pinned workers: every CPU must be online here, or the file is refused when
+ * it is checked (--check-config, reload), not when the engine starts. The
+ * machine's online set comes from numa/, as in the engine's placement. */
+static void cpus_must_be_online(void **state)
+{
+    (void)state;
+    rf_numa_topology topo;
+    rf_err err = {0};
+    assert_int_equal(rf_numa_topology_load(NULL, &topo, &err), 0);
+    unsigned first_on = 0, off = 0, n_on = 0;
+    while (!rf_numa_cpuset_has(&topo.online, first_on))
+        first_on++;
+    while (rf_numa_cpuset_has(&topo.online, off))
+        off++;
+    char online[256], yaml[512], want[512];
+    rf_numa_cpulist_format(&topo.online, online, sizeof(online));
+
+    /* The offline id is named with its place, and the online CPUs listed. */
+    snprintf(yaml, sizeof(yaml), "engine:\n  workers: 2\n  cpus: [%u, %u]\n", first_on, off);
+    int col = snprintf(NULL, 0, "  cpus: [%u, ", first_on) + 1;
+    snprintf(want, sizeof(want),
+             SRC ":3:%d: engine.cpus[1]: CPU %u is not online on this machine (online CPUs: %s)", col,
+             off, online);
+    expect_daemon_error(yaml, want);
+    /* The highest id accepted by the syntax is past what numa/ can hold. */
+    snprintf(want, sizeof(want),
+             SRC ":3:10: engine.cpus[0]: CPU 4095 is not online on this machine (online CPUs: %s)",
+             online);
+    expect_daemon_error("engine:\n  workers: 1\n  cpus: [4095]\n", want);
+
+    /* Every online CPU (up to the worker limit), in descending order: accepted. */
+    unsigned ids[RF_DAEMON_MAX_WORKERS];
+    for (unsigned cpu = RF_NUMA_MAX_CPUS; cpu-- > 0 && n_on < RF_DAEMON_MAX_WORKERS;)
+        if (rf_numa_cpuset_has(&topo.online, cpu))
+            ids[n_on++] = cpu;
+    int len = snprintf(yaml, sizeof(yaml), "engine:\n  workers: %u\n  cpus: [", n_on);
+    for (unsigned i = 0; i < n_on; i++)
+        len += snprintf(yaml + len, sizeof(yaml) - (size_t)len, "%s%u", i ? ", " : "", ids[i]);
+    snprintf(yaml + len, sizeof(yaml) - (size_t)len, "]\n");
+    rf_daemon_config cfg;
+    daemon_ok(yaml, &cfg);
+    assert_int_equal(cfg.engine.n_cpus, n_on);
+    for (unsigned i = 0; i < n_on; i++)
+        assert_int_equal(cfg.engine.cpus[i], ids[i]);
 }
 
 /* The generic accessors the daemon does not use itself. */
@@ -449,7 +498,7 @@ static void unknown_key_lists_accepted(void **state)
     (void)state;
     expect_daemon_error("engine:\n  workers: 2\n  workerz: 4\n",
                         SRC ":3:3: engine.workerz: unknown key (accepted: workers, pin_workers, cpus, "
-                            "data_dir, run_dir, user, group, ring, idle)");
+                            "data_dir, run_dir, user, group, memory_limit, ring, idle)");
     expect_daemon_error("engine:\n  ring:\n    size: 64\n",
                         SRC ":3:5: engine.ring.size: unknown key (accepted: capacity, full_policy)");
     expect_daemon_error("log:\n  level: info\nenigne:\n  workers: 2\n",
@@ -787,6 +836,7 @@ int main(void)
         cmocka_unit_test(power_of_two),
         cmocka_unit_test(strings),
         cmocka_unit_test(cpus),
+        cmocka_unit_test(cpus_must_be_online),
         cmocka_unit_test(generic_numbers_and_sizes),
         cmocka_unit_test(unit_parsing),
         cmocka_unit_test(unknown_key_lists_accepted),
