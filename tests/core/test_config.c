@@ -15,6 +15,8 @@
 
 #include "core/config/config.h"
 #include "daemon/daemon_config.h"
+#include "daemon/settings.h"
+#include "ingest/listen/listen.h"
 #include "numa/numa.h"
 
 #define SRC "ringflow.yaml"
@@ -813,6 +815,122 @@ static void empty_file_gives_defaults(void **state)
     free(path);
 }
 
+/* ---- the other sections, through the whole daemon's validation ---------- */
+
+/* rf_settings_load on a file, as --check-config does: every module parses its
+ * own section. The message starts with the file's path; `msg` is the rest. */
+static void expect_settings_error(const char *yaml, const char *msg)
+{
+    char path[] = "/tmp/rf-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len = strlen(yaml);
+    assert_int_equal(write(fd, yaml, len), (ssize_t)len);
+    close(fd);
+    static rf_settings s; /* large; one test thread */
+    rf_err err = {0};
+    int rc = rf_settings_load(path, &s, &err);
+    unlink(path);
+    if (rc == 0)
+        rf_settings_release(&s);
+    assert_int_equal(rc, -EINVAL);
+    char want[1024];
+    snprintf(want, sizeof(want), "%s%s", path, msg);
+    assert_string_equal(err.msg, want);
+}
+
+static void aggregation_function_listed_twice(void **state)
+{
+    (void)state;
+    expect_settings_error("pipeline:\n"
+                          "  aggregations:\n"
+                          "    - {measurement: cpu, window: 1m, functions: [avg, p99, avg]}\n",
+                          ":3:60: pipeline.aggregations[0].functions[2]: function 'avg' listed "
+                          "twice");
+}
+
+/* The series matcher (stages/route) of an alert rule's match. */
+static void matcher_at_most_four_tag_conditions(void **state)
+{
+    (void)state;
+    expect_settings_error("pipeline:\n"
+                          "  alerts:\n"
+                          "    - name: hot\n"
+                          "      type: threshold\n"
+                          "      match:\n"
+                          "        measurement: cpu\n"
+                          "        tags: {a: x, b: x, c: x, d: x, e: x}\n"
+                          "      op: \">\"\n"
+                          "      fire: 90\n",
+                          ":7:15: pipeline.alerts[0].match.tags: at most 4 tag conditions, got 5");
+}
+
+static void listener_not_a_mapping_and_too_many(void **state)
+{
+    (void)state;
+    expect_settings_error("listeners:\n  - udp\n",
+                          ":2:5: listeners[0]: expected a mapping with transport, protocol, port, "
+                          "...");
+    /* The daemon's list holds 64: its own bound on the sequence answers
+     * first, with the generic message. */
+    static char yaml[16384];
+    int len = snprintf(yaml, sizeof(yaml), "listeners:\n");
+    for (int i = 0; i < 65; i++)
+        len += snprintf(yaml + len, sizeof(yaml) - (size_t)len,
+                        "  - {transport: udp, protocol: statsd, port: %d}\n", 20000 + i);
+    expect_settings_error(yaml, ":2:3: listeners: expected a list of at most 64 items, got 65");
+    /* ingest/listen's own bound, for a caller with less room. */
+    rf_cfg_doc *doc = load_ok("listeners:\n"
+                              "  - {transport: udp, protocol: statsd, port: 8125}\n"
+                              "  - {transport: tcp, protocol: graphite, port: 2003}\n"
+                              "  - {transport: udp, protocol: influx_line, port: 8089}\n");
+    rf_listener_config out[2];
+    size_t n = 0;
+    rf_err err = {0};
+    assert_int_equal(rf_listener_config_parse_list(rf_cfg_get(rf_cfg_root(doc), "listeners"), out,
+                                                   2, &n, &err),
+                     -EINVAL);
+    assert_string_equal(err.msg, SRC ":2:3: listeners: at most 2 listeners, got 3");
+    assert_int_equal(n, 0);
+    rf_cfg_free(doc);
+}
+
+static void dpdk_port_and_udp_port_not_mappings(void **state)
+{
+    (void)state;
+    expect_settings_error("dpdk:\n  ports:\n    - net_pcap0\n",
+                          ":3:7: dpdk.ports[0]: expected a mapping with name and device, vdev or "
+                          "port_id");
+    expect_settings_error("dpdk:\n  udp_ports:\n    - 8125\n",
+                          ":3:7: dpdk.udp_ports[0]: expected a mapping {port, protocol}");
+}
+
+static void sink_backoff_max_below_base(void **state)
+{
+    (void)state;
+    expect_settings_error("pipeline:\n"
+                          "  sinks:\n"
+                          "    - name: fwd\n"
+                          "      type: lp_udp\n"
+                          "      host: 127.0.0.1\n"
+                          "      port: 9999\n"
+                          "      backoff: {base: 2s, max: 1s}\n"
+                          "  routes:\n"
+                          "    - {subject: \"telemetry.>\", sinks: [fwd]}\n",
+                          ":7:32: pipeline.sinks[0].backoff.max: backoff max is below backoff "
+                          "base");
+}
+
+static void admin_socket_must_differ_from_stats_socket(void **state)
+{
+    (void)state;
+    expect_settings_error("stats:\n"
+                          "  socket: /tmp/rf-same.sock\n"
+                          "  admin_socket: /tmp/rf-same.sock\n",
+                          ":3:17: stats.admin_socket: must differ from stats.socket "
+                          "(/tmp/rf-same.sock)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -837,6 +955,12 @@ int main(void)
         cmocka_unit_test(strings),
         cmocka_unit_test(cpus),
         cmocka_unit_test(cpus_must_be_online),
+        cmocka_unit_test(aggregation_function_listed_twice),
+        cmocka_unit_test(matcher_at_most_four_tag_conditions),
+        cmocka_unit_test(listener_not_a_mapping_and_too_many),
+        cmocka_unit_test(dpdk_port_and_udp_port_not_mappings),
+        cmocka_unit_test(sink_backoff_max_below_base),
+        cmocka_unit_test(admin_socket_must_differ_from_stats_socket),
         cmocka_unit_test(generic_numbers_and_sizes),
         cmocka_unit_test(unit_parsing),
         cmocka_unit_test(unknown_key_lists_accepted),
