@@ -1406,32 +1406,46 @@ static void test_in_worker(void **state)
     assert_int_equal(count_fds(), fds);
 }
 
-/* ---- a quick rate figure (not a timed assertion) ---------------------------- */
+/* ---- UDP under a steady poll -------------------------------------------------- */
 
-static void test_udp_rate_figure(void **state)
+/* The sender at full speed and the listener polled once per 64 datagrams, on
+ * one thread, as a worker interleaves its other work with polling: every
+ * datagram arrives, in order, byte for byte, and nothing is dropped in the
+ * kernel (the backlog of 64 stays far inside the 4 MiB receive buffer; when
+ * the provided buffers run out the receive is re-armed, not lost). The rate
+ * printed is informative only: bench/ and scripts/harness.sh measure ingest
+ * rates. */
+static void test_udp_polled_every_64_no_loss(void **state)
 {
     (void)state;
     fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
+    fx.s.check_gen = true;
     struct sockaddr_storage dst;
     socklen_t dlen;
     int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
-    char dg[200];
-    memset(dg, 'q', sizeof(dg));
-    const uint64_t total = 200000;
+    static char dg[20000];
+    const uint32_t total = 100000;
+    uint64_t bytes = 0;
     int64_t t0 = rf_clock_mono_ns();
-    for (uint64_t i = 0; i < total; i++) {
-        send(fd, dg, sizeof(dg), MSG_DONTWAIT);
+    for (uint32_t i = 0; i < total; i++) {
+        size_t n = gen_datagram(i, dg);
+        assert_int_equal(send(fd, dg, n, 0), (ssize_t)n);
+        bytes += n;
         if ((i & 63) == 63)
             rf_listener_set_poll(fx.set);
     }
-    wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, total - rf_listener_counter(fx.l, RF_LC_KERNEL_DROPS),
-             2000);
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, total, 10000));
     double s = (double)(rf_clock_mono_ns() - t0) / 1e9;
-    fprintf(stderr, "# udp loopback, sender and listener on one thread: %.0f datagrams/s "
-            "(%" PRIu64 " delivered, %" PRIu64 " kernel drops)\n",
-            (double)rf_listener_counter(fx.l, RF_LC_DATAGRAMS) / s,
-            rf_listener_counter(fx.l, RF_LC_DATAGRAMS), rf_listener_counter(fx.l, RF_LC_KERNEL_DROPS));
+    assert_int_equal(fx.s.datagrams, total);
+    assert_int_equal(fx.s.mismatches, 0);
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_DATAGRAMS), total);
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_BYTES), bytes);
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_TRUNCATED), 0);
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_KERNEL_DROPS), 0);
+    fprintf(stderr, "# udp loopback, sender and listener on one thread, polled every 64: "
+            "%.0f datagrams/s, %" PRIu64 " ENOBUFS re-arms (informative, not a benchmark)\n",
+            (double)total / s, rf_listener_counter(fx.l, RF_LC_ENOBUFS));
     close(fd);
     fx_close(&fx);
 }
@@ -1469,7 +1483,7 @@ int main(void)
         cmocka_unit_test(test_udp_reuseport_spread),
         cmocka_unit_test(test_non_loopback_warns),
         cmocka_unit_test(test_in_worker),
-        cmocka_unit_test(test_udp_rate_figure),
+        cmocka_unit_test(test_udp_polled_every_64_no_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
