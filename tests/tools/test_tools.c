@@ -682,6 +682,96 @@ static void test_load_burst(void **state)
     close(fd);
 }
 
+/* Runs argv and returns what it printed on stdout (malloc'ed, NUL-terminated). */
+static char *run_stdout(char *const argv[], int timeout_ms, int *code)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        close(p[0]);
+        close(p[1]);
+        execv(g_ringflow, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    int64_t deadline = rf_clock_mono_ns() + (int64_t)timeout_ms * RF_NS_PER_MS;
+    for (;;) {
+        assert_true(rf_clock_mono_ns() < deadline);
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        ssize_t r = read(p[0], out + len, cap - 1 - len);
+        assert_true(r >= 0);
+        if (r == 0)
+            break;
+        len += (size_t)r;
+        assert_true(len < cap - 1);
+    }
+    out[len] = '\0';
+    close(p[0]);
+    *code = wait_exit(pid, timeout_ms);
+    return out;
+}
+
+/* --critical: the summary counts the probe lines that were sent, in every
+ * protocol (it said 0 for StatsD and Graphite, whose probes carry no seq). */
+static void test_load_probes_counted(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *proto, *probe_prefix;
+    } cases[] = {
+        {"influx", "rf_probe,gen=ringflow-load seq="},
+        {"statsd", "rf_probe.sent_mono_ns:"},
+        {"graphite", "rf_probe.sent_mono_ns "},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        uint16_t port;
+        int fd = udp_receiver(&port);
+        char port_arg[32];
+        snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%u", port);
+        char *argv[] = {"ringflow", "load", "--target", port_arg, "--protocol",
+                        (char *)cases[c].proto, "--count", "2000", "--rate", "0", "--critical",
+                        "0.5", "--seed", "3", "--json", "--quiet", NULL};
+        int code = -1;
+        char *summary = run_stdout(argv, 10000, &code);
+        assert_int_equal(code, 0);
+        dgrams d = {0};
+        collect(fd, &d, 300);
+        char *all = dgrams_join(&d, NULL);
+        dgrams_free(&d);
+        close(fd);
+
+        unsigned long probes = 0, lines = 0, seq = 0;
+        for (char *line = all, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+            *nl = '\0';
+            lines++;
+            if (strncmp(line, "rf_probe", 8) != 0)
+                continue;
+            assert_memory_equal(line, cases[c].probe_prefix, strlen(cases[c].probe_prefix));
+            probes++;
+            if (c == 0) { /* line protocol: seq counts 1, 2, ... */
+                unsigned long got = strtoul(line + strlen(cases[c].probe_prefix), NULL, 10);
+                assert_int_equal(got, ++seq);
+            }
+        }
+        free(all);
+        assert_int_equal(lines, 2000);
+        /* Half of 2000 lines, give or take (binomial, sd ~22). */
+        assert_true(probes > 800 && probes < 1200);
+        const char *pj = strstr(summary, "\"probes\":");
+        assert_non_null(pj);
+        assert_int_equal(strtoul(pj + 9, NULL, 10), probes);
+        free(summary);
+    }
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -712,6 +802,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rotation),         cmocka_unit_test(test_rewrite_functions),
         cmocka_unit_test(test_replay_recording_udp), cmocka_unit_test(test_replay_pcap),
         cmocka_unit_test(test_load_deterministic), cmocka_unit_test(test_load_burst),
+        cmocka_unit_test(test_load_probes_counted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,11 +5,17 @@
  * per series (random walk with N decimals, monotonic counter, constant), so the
  * stream resembles what collectors send and compresses like real data.
  *
- * Probe lines: with --critical F, a fraction F of lines is replaced by
- *     rf_probe,gen=ringflow-load seq=<n>i,sent_mono_ns=<CLOCK_MONOTONIC ns>i
+ * Probe lines: with --critical F, a fraction F of lines is replaced by a probe,
+ * in the protocol's own syntax:
+ *     influx    rf_probe,gen=ringflow-load seq=<n>i,sent_mono_ns=<CLOCK_MONOTONIC ns>i
+ *     statsd    rf_probe.sent_mono_ns:<CLOCK_MONOTONIC ns>|g|#gen:ringflow-load
+ *     graphite  rf_probe.sent_mono_ns <CLOCK_MONOTONIC ns> -1
  * which a configuration can route down the critical path; whoever receives the
  * engine's critical output on the same host computes end-to-end latency as
- * now(CLOCK_MONOTONIC) - sent_mono_ns.
+ * now(CLOCK_MONOTONIC) - sent_mono_ns. The summary's probe count is every probe
+ * line sent, whatever the protocol (only line protocol carries the sequence
+ * number: in StatsD and Graphite it would have to be a tag, a new series per
+ * probe).
  *
  * The hot loop formats into a preallocated buffer and sends batches of
  * datagrams with one sendmmsg call; nothing is allocated per event.
@@ -172,10 +178,11 @@ static char *format_line(load_gen *g, char *p, int64_t wall_ns, uint32_t *events
         /* A probe: always line protocol semantics for influx; for the other
          * protocols the same idea in their syntax. */
         int64_t mono = rf_clock_mono_ns();
+        g->probe_seq++; /* counts probes of every protocol for the summary */
         switch (o->proto) {
         case PROTO_INFLUX:
             p = put_str(p, "rf_probe,gen=ringflow-load seq=");
-            p = put_u64(p, ++g->probe_seq);
+            p = put_u64(p, g->probe_seq);
             p = put_str(p, "i,sent_mono_ns=");
             p = put_i64(p, mono);
             *p++ = 'i';
@@ -523,7 +530,7 @@ int rf_cli_load(int argc, char **argv)
 
     struct mmsghdr msgs[LOAD_MAX_DGRAMS];
     struct iovec iov[LOAD_MAX_DGRAMS];
-    uint64_t events = 0, lines = 0, dgrams = 0, bytes = 0, errors = 0, probes_before;
+    uint64_t events = 0, lines = 0, dgrams = 0, bytes = 0, errors = 0;
     const int64_t t0 = rf_clock_mono_ns();
     const int64_t end_ns = o.count ? INT64_MAX : t0 + (int64_t)(o.duration_s * 1e9);
     int64_t next_report = t0 + RF_NS_PER_S;
@@ -562,7 +569,6 @@ int rf_cli_load(int argc, char **argv)
         int64_t wall = rf_clock_wall_ns();
         unsigned nd = 0;
         uint64_t batch_events = 0;
-        probes_before = g.probe_seq;
         while (nd < (o.tcp ? 1u : (unsigned)LOAD_MAX_DGRAMS) && batch_events < budget) {
             char *start = buf + (size_t)nd * LOAD_MAX_PAYLOAD;
             char *p = start;
@@ -576,7 +582,6 @@ int rf_cli_load(int argc, char **argv)
             iov[nd] = (struct iovec){.iov_base = start, .iov_len = (size_t)(p - start)};
             nd++;
         }
-        (void)probes_before;
         fd = fds[next_fd];
         if (++next_fd == o.sockets)
             next_fd = 0;
