@@ -221,9 +221,15 @@ static int show_memory(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
     return 0;
 }
 
-/* Once a second (and at attach): resident memory against the limit. */
+/* Once a second (and at attach): resident memory against the limit, and
+ * the worst case again (a reload may have changed the pipeline; the limit
+ * is the one the daemon started with: engine.* takes a restart). */
 static void memory_sample(void)
 {
+    if (g_mem.attached && g_view.engine) {
+        rf_memory_budget_compute(rf_engine_settings(g_view.engine), &g_mem.budget);
+        g_mem.worst = g_mem.budget.total;
+    }
     g_mem.rss = rss_bytes();
     if (g_mem.rss > g_mem.rss_peak)
         g_mem.rss_peak = g_mem.rss;
