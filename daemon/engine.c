@@ -15,6 +15,7 @@
 #include "core/worker/worker.h"
 #include "daemon/pipeline.h"
 #include "daemon/shard.h"
+#include "daemon/tap.h"
 #include "ingest/dpdk/dpdk.h"
 #include "numa/numa.h"
 #include "storage/store/store.h"
@@ -69,6 +70,9 @@ struct rf_engine {
      * (release) by the control thread after creating them; workers load it
      * (acquire) before touching a critical ring. */
     _Atomic bool critical_lane;
+    /* A recording in progress (daemon/tap.h): published by the control
+     * thread (release), read by the workers at every chunk (acquire). */
+    _Atomic(rf_tap *) tap;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store; /* NULL when storage is disabled */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
@@ -498,6 +502,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
         /* Always: a reload may bring the first critical listener. */
         rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
+        rf_shard_set_tap(w->shard, &e->tap);
     }
     for (uint32_t i = 0; i < e->n_workers; i++)
         for (uint32_t j = 0; j < e->n_workers; j++)
@@ -563,6 +568,12 @@ fail:
 
 void rf_engine_stop(rf_engine *e)
 {
+    if (atomic_load_explicit(&e->tap, memory_order_relaxed)) {
+        rf_err terr;
+        rf_err_clear(&terr);
+        if (rf_engine_record_stop(e, NULL, &terr) < 0)
+            rf_log_error("engine", "stopping the recording: %s", terr.msg);
+    }
     /* Phase 1: stop receiving; wait until every running worker has flushed
      * what it staged for its peers. Pairs with the acquire in worker_poll. */
     atomic_store_explicit(&e->stop_ingest, true, memory_order_release);
@@ -885,6 +896,79 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         return 1;
     }
     return 0;
+}
+
+/* ---- recording from the listeners (daemon/tap.h) ---------------------------- */
+
+int rf_engine_record_start(rf_engine *e, const rf_tap_options *opt, rf_err *err)
+{
+    if (atomic_load_explicit(&e->tap, memory_order_relaxed))
+        return rf_err_set(err, EBUSY, "a recording is running already (to %s): record stop first",
+                          rf_tap_path(atomic_load_explicit(&e->tap, memory_order_relaxed)));
+    rf_tap *t;
+    int rc = rf_tap_start(opt, e->n_workers, &t, err);
+    if (rc < 0)
+        return rc;
+    /* Pairs with the workers' acquire loads: the tap is initialised. */
+    atomic_store_explicit(&e->tap, t, memory_order_release);
+    rf_log_info("engine", "recording what the listeners receive to %s", opt->path);
+    return 0;
+}
+
+int rf_engine_record_stop(rf_engine *e, rf_tap_stats *final, rf_err *err)
+{
+    rf_tap *t = atomic_load_explicit(&e->tap, memory_order_relaxed);
+    if (!t)
+        return rf_err_set(err, ENOENT, "no recording is running");
+    atomic_store_explicit(&e->tap, NULL, memory_order_seq_cst);
+    /* Grace period: a capture runs inside a worker's poll, so once every
+     * running worker has begun two more polls none can hold the old
+     * pointer. A sleeping worker is woken to pass its quiescent point. */
+    uint64_t seen[RF_DAEMON_MAX_WORKERS];
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_worker_stats rs;
+        rf_worker_stats_read(e->workers[i]->thread, &rs);
+        seen[i] = rs.polls;
+    }
+    int64_t deadline = rf_clock_mono_ns() + 5 * RF_NS_PER_S;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        for (;;) {
+            rf_worker_stats rs;
+            rf_worker_stats_read(e->workers[i]->thread, &rs);
+            enum rf_lifecycle_state st = rf_component_state(rf_worker_component(e->workers[i]->thread));
+            if (rs.polls >= seen[i] + 2 || st != RF_STATE_RUNNING)
+                break;
+            if (rf_clock_mono_ns() > deadline) {
+                /* Never free what a stuck worker might still use: leak it. */
+                rf_log_error("engine", "worker-%u passed no poll in 5 s; the recording's memory "
+                             "is left allocated", i);
+                return rf_err_set(err, ETIMEDOUT, "worker-%u did not poll within 5 s", i);
+            }
+            rf_worker_wake(e->workers[i]->thread);
+            usleep(200);
+        }
+    }
+    rf_tap_stats st;
+    int rc = rf_tap_stop(t, &st, err);
+    if (final)
+        *final = st;
+    rf_log_info("engine",
+                "recording stopped: %lu chunks recorded (%lu bytes), %lu records in %u file(s), "
+                "%lu not recorded (ring full), %lu too large, %lu write errors",
+                (unsigned long)st.captured, (unsigned long)st.bytes, (unsigned long)st.written,
+                st.files, (unsigned long)st.dropped_full, (unsigned long)st.dropped_large,
+                (unsigned long)st.write_errors);
+    return rc;
+}
+
+bool rf_engine_record_stats(const rf_engine *e, rf_tap_stats *out, char *path, size_t path_size)
+{
+    rf_tap *t = atomic_load_explicit(&((rf_engine *)e)->tap, memory_order_acquire);
+    if (!t)
+        return false;
+    rf_tap_stats_read(t, out);
+    snprintf(path, path_size, "%s", rf_tap_path(t));
+    return true;
 }
 
 uint32_t rf_engine_workers(const rf_engine *e)

@@ -52,6 +52,15 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);
 int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err);
 void rf_engine_stop(rf_engine *e);
 
+/* Recording what the listeners receive (daemon/tap.h), control thread.
+ * start: -EBUSY when one runs; stop: -ENOENT when none does. While one
+ * runs, rf_engine_record_stats fills *out and the path and returns true. */
+typedef struct rf_tap_options rf_tap_options;
+typedef struct rf_tap_stats rf_tap_stats;
+int rf_engine_record_start(rf_engine *e, const rf_tap_options *opt, rf_err *err);
+int rf_engine_record_stop(rf_engine *e, rf_tap_stats *final, rf_err *err);
+bool rf_engine_record_stats(const rf_engine *e, rf_tap_stats *out, char *path, size_t path_size);
+
 uint32_t rf_engine_workers(const rf_engine *e);
 void rf_engine_worker_stats_read(const rf_engine *e, uint32_t worker, rf_engine_worker_stats *out);
 /* The runtime view of worker i: lifecycle, polls, busy time, pinned cpu. */

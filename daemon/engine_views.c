@@ -10,6 +10,7 @@
 #include "core/clock/clock.h"
 #include "core/stats/stats.h"
 #include "daemon/engine.h"
+#include "daemon/tap.h"
 #include "daemon/ops/ops.h"
 #include "daemon/pipeline.h"
 #include "daemon/shard.h"
@@ -972,6 +973,40 @@ void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out)
     }
 }
 
+/* ---- record (the recording tap) -------------------------------------------- */
+
+static int show_record(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    rf_engine *e = ctx;
+    int rc = no_args("record", args, err);
+    if (rc)
+        return rc;
+    rf_tap_stats st;
+    char path[4096];
+    rf_ops_obj_begin(w, "record");
+    if (!rf_engine_record_stats(e, &st, path, sizeof(path))) {
+        rf_ops_kv_str(w, "state", "off");
+        rf_ops_obj_end(w);
+        return 0;
+    }
+    char started[40];
+    rf_clock_format_rfc3339(st.started_wall_ns, started, sizeof(started));
+    rf_ops_kv_str(w, "state", "recording");
+    rf_ops_kv_str(w, "path", path);
+    rf_ops_kv_str(w, "started", started);
+    rf_ops_kv_u64(w, "captured", st.captured);
+    rf_ops_kv_u64(w, "captured_bytes", st.bytes);
+    rf_ops_kv_u64(w, "written", st.written);
+    rf_ops_kv_u64(w, "file_bytes", st.file_bytes);
+    rf_ops_kv_u64(w, "files", st.files);
+    rf_ops_kv_u64(w, "not_recorded_ring_full", st.dropped_full);
+    rf_ops_kv_u64(w, "not_recorded_too_large", st.dropped_large);
+    rf_ops_kv_u64(w, "write_errors", st.write_errors);
+    rf_ops_obj_end(w);
+    return 0;
+}
+
+
 int rf_engine_views_register(rf_engine *e, rf_err *err)
 {
     series_metrics_unregister();
@@ -991,7 +1026,10 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
         (rc = rf_ops_register_show("series",
                                    "cardinality per measurement: active, refused, dropped "
                                    "([top N] [refused|active])",
-                                   show_series, e)) < 0)
+                                   show_series, e)) < 0 ||
+        (rc = rf_ops_register_show("record", "the recording of what the listeners receive "
+                                   "(record start on the admin socket)",
+                                   show_record, e)) < 0)
         return rf_err_set(err, -rc, "registering the engine's show commands: %s", strerror(-rc));
     if ((rc = register_listener_metrics(e)) < 0)
         return rf_err_set(err, -rc, "registering the listeners' metrics: %s", strerror(-rc));
@@ -1007,5 +1045,6 @@ void rf_engine_views_unregister(void)
     rf_ops_unregister_show("stages");
     rf_ops_unregister_show("storage");
     rf_ops_unregister_show("series");
+    rf_ops_unregister_show("record");
     unregister_listener_metrics();
 }

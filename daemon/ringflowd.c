@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "core/config/config.h"
 #include "core/log/log.h"
 #include "daemon/engine.h"
+#include "daemon/tap.h"
 #include "daemon/ops/ops.h"
 #include "daemon/privileges.h"
 #include "daemon/settings.h"
@@ -172,6 +174,69 @@ static const char *user_hint(const rf_privileges *p, int code, char *buf, size_t
 /* Validates and applies the configuration file; the outcome, one line, goes
  * to the log and into msg (for the admin socket's `reload`). Returns 0
  * applied, 1 applied in part, negative refused. */
+/* `record start PATH [max_bytes SIZE] [max_files N]` / `record stop` on the
+ * admin socket: the engine's recording tap (daemon/tap.h). The file is
+ * written by the daemon, as the user it runs as. */
+static int ops_record(void *ctx, bool start, const char *const *args, unsigned n_args, char *msg,
+                      size_t msg_size)
+{
+    control *c = ctx;
+    rf_err err;
+    rf_err_clear(&err);
+    if (!c->engine) {
+        snprintf(msg, msg_size, "the engine is not running");
+        return -EAGAIN;
+    }
+    if (!start) {
+        if (n_args) {
+            snprintf(msg, msg_size, "usage: record stop");
+            return -EINVAL;
+        }
+        rf_tap_stats st;
+        int rc = rf_engine_record_stop(c->engine, &st, &err);
+        if (rc < 0 && rc != -EIO) {
+            snprintf(msg, msg_size, "%s", err.msg);
+            return rc;
+        }
+        snprintf(msg, msg_size,
+                 "recording stopped: %lu records in %u file(s), %lu bytes; not recorded: %lu "
+                 "(ring full) %lu (too large); write errors: %lu%s%s",
+                 (unsigned long)st.written, st.files, (unsigned long)st.file_bytes,
+                 (unsigned long)st.dropped_full, (unsigned long)st.dropped_large,
+                 (unsigned long)st.write_errors, rc < 0 ? ": " : "", rc < 0 ? err.msg : "");
+        return rc;
+    }
+    if (n_args < 1 || n_args % 2 == 0) {
+        snprintf(msg, msg_size, "usage: record start PATH [max_bytes SIZE] [max_files N]");
+        return -EINVAL;
+    }
+    rf_tap_options opt = {.path = args[0]};
+    for (unsigned i = 1; i + 1 < n_args; i += 2) {
+        char *end = NULL;
+        unsigned long long v = strtoull(args[i + 1], &end, 10);
+        /* Sizes take the configuration's suffixes too (64MiB). */
+        uint64_t size;
+        if (strcmp(args[i], "max_bytes") == 0 && rf_cfg_parse_size(args[i + 1], &size) == 0) {
+            opt.max_bytes = size;
+        } else if (strcmp(args[i], "max_files") == 0 && end && !*end && v <= UINT32_MAX) {
+            opt.max_files = (uint32_t)v;
+        } else {
+            snprintf(msg, msg_size, "record start: bad option '%s %s' (max_bytes SIZE, max_files N)",
+                     args[i], args[i + 1]);
+            return -EINVAL;
+        }
+    }
+    int rc = rf_engine_record_start(c->engine, &opt, &err);
+    if (rc < 0) {
+        char hint[256];
+        snprintf(msg, msg_size, "%s%s", err.msg, user_hint(&c->privileges, err.code, hint,
+                                                           sizeof(hint)));
+        return rc;
+    }
+    snprintf(msg, msg_size, "recording to %s", opt.path);
+    return 0;
+}
+
 /* Every 10 s, a warning naming each kind of loss that grew, so an operator
  * reading the log learns of drops without polling the stats socket. */
 #define DROP_REPORT_NS (10 * RF_NS_PER_S)
@@ -369,8 +434,11 @@ int main(int argc, char **argv)
     ctl.config_path = config_path;
     ctl.ops = settings.stats;
     ctl.privileges = settings.privileges;
-    const rf_ops_hooks hooks = {
-        .reload = ops_reload, .shutdown = ops_shutdown, .ctx = &ctl, .owner_uid = geteuid()};
+    const rf_ops_hooks hooks = {.reload = ops_reload,
+                                .shutdown = ops_shutdown,
+                                .record = ops_record,
+                                .ctx = &ctl,
+                                .owner_uid = geteuid()};
     rf_ops_server *ops = NULL;
     if (rf_ops_server_start(&settings.stats, &hooks, &ops, &err) < 0) {
         rf_log_error(COMPONENT, "start failed: %s", err.msg);

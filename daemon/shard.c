@@ -19,6 +19,7 @@
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 #include "daemon/pipeline.h"
+#include "daemon/tap.h"
 #include "core/worker/worker.h"
 #include "storage/store/store.h"
 
@@ -78,6 +79,7 @@ struct rf_shard {
     uint32_t n_retiring;         /* worker: inputs whose listener is still detaching */
     rf_shard_critical_fn crit_hook;
     void *crit_hook_ctx;
+    _Atomic(rf_tap *) *tap_slot; /* the engine's recording tap pointer (daemon/tap.h) */
     bool in_crit_hook;
     /* Listener inputs of the start, then DPDK ones, then listeners added
      * by reloads. Only the control thread appends (n_inputs: its release
@@ -114,8 +116,11 @@ static void input_flush(void *user, rf_event *events, size_t n)
 
 static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
 {
-    (void)l;
     rf_shard_input *in = ctx;
+    /* A recording in progress (`record start` on the admin socket) gets a
+     * copy first; one load when none runs. DPDK inputs have no listener. */
+    if (l && in->shard->tap_slot)
+        rf_tap_capture_maybe(in->shard->tap_slot, in->shard->index, l, c);
     char addr[RF_LISTEN_ADDR_TEXT_MAX];
     /* TCP peers are formatted once per connection by the listener; a UDP
      * sender is formatted here, once per datagram, for the reject log. */
@@ -645,6 +650,11 @@ bool rf_shard_critical_pending(const rf_shard *s)
 bool rf_shard_has_critical(const rf_shard *s)
 {
     return s->n_crit_listeners > 0;
+}
+
+void rf_shard_set_tap(rf_shard *s, _Atomic(rf_tap *) *slot)
+{
+    s->tap_slot = slot;
 }
 
 void rf_shard_set_critical_hook(rf_shard *s, rf_shard_critical_fn fn, void *ctx)

@@ -14,6 +14,7 @@
 #ifndef RF_DAEMON_SHARD_H
 #define RF_DAEMON_SHARD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +61,11 @@ uint32_t rf_shard_poll_critical(rf_shard *s);
 bool rf_shard_critical_pending(const rf_shard *s);
 bool rf_shard_has_critical(const rf_shard *s);
 void rf_shard_set_critical_hook(rf_shard *s, rf_shard_critical_fn fn, void *ctx);
+
+/* Before start: where the worker looks for a recording tap (daemon/tap.h);
+ * every listener chunk is offered to the tap published there. */
+typedef struct rf_tap rf_tap;
+void rf_shard_set_tap(rf_shard *s, _Atomic(rf_tap *) *slot);
 void rf_shard_stop_ingest(rf_shard *s);
 void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
 /* Time-driven work (batch intervals, window closes, storage timers); cheap

@@ -33,6 +33,9 @@ static void help(rf_strbuf *out)
                      "  shutdown                     drain and stop, as SIGTERM\n"
                      "  set log level LEVEL          debug, info, warn or error\n"
                      "  clear counters               count from zero in show views (not /metrics)\n"
+                     "  record start PATH [max_bytes SIZE] [max_files N]\n"
+                     "                               copy what the listeners receive to a recording\n"
+                     "  record stop                  finish the recording (show record: its state)\n"
                      "\n");
 }
 
@@ -90,7 +93,8 @@ enum rf_ops_cmd_result rf_ops_command(const char *line, const rf_ops_peer *peer,
 
     bool admin_cmd = (is(tok[0], "reload") && n == 1) || (is(tok[0], "shutdown") && n == 1) ||
                      (is(tok[0], "set") && is(tok[1], "log") && is(tok[2], "level")) ||
-                     (is(tok[0], "clear") && is(tok[1], "counters") && n == 2);
+                     (is(tok[0], "clear") && is(tok[1], "counters") && n == 2) ||
+                     (is(tok[0], "record") && (is(tok[1], "start") || is(tok[1], "stop")));
     if (!admin_cmd)
         return reply_error(out, "unknown command '%s' (try 'help')", line);
     if (!peer->admin) {
@@ -118,6 +122,20 @@ enum rf_ops_cmd_result rf_ops_command(const char *line, const rf_ops_peer *peer,
             return reply_error(out, "shutdown is not available here%s", "");
         rf_strbuf_printf(out, "ok: draining and stopping\n\n");
         return RF_OPS_CMD_SHUTDOWN;
+    }
+    if (is(tok[0], "record")) {
+        if (!hooks || !hooks->record)
+            return reply_error(out, "record is not available here%s", "");
+        char msg[RF_ERR_MSG_MAX + 64] = "";
+        int rc = hooks->record(hooks->ctx, is(tok[1], "start"), (const char *const *)tok + 2, n - 2,
+                               msg, sizeof(msg));
+        for (char *p = msg; *p; p++)
+            if (*p == '\n')
+                *p = ' ';
+        if (rc < 0)
+            return reply_error(out, "%s", msg);
+        rf_strbuf_printf(out, "ok: %s\n\n", msg);
+        return RF_OPS_CMD_OK;
     }
     if (is(tok[0], "set")) {
         int lvl = n == 4 ? rf_log_level_parse(tok[3]) : -1;

@@ -160,6 +160,11 @@ typedef struct rf_ops_hooks {
     int (*reload)(void *ctx, char *msg, size_t msg_size);
     /* `shutdown`: start the same drain as SIGTERM (return at once). */
     void (*shutdown)(void *ctx);
+    /* `record start PATH [max_bytes SIZE] [max_files N]` (start true) and
+     * `record stop`: the words after start/stop in args. Writes the outcome
+     * sentence into msg; returns 0 done, negative refused. NULL: absent. */
+    int (*record)(void *ctx, bool start, const char *const *args, unsigned n_args, char *msg,
+                  size_t msg_size);
     void *ctx;
     /* uid whose peers may run admin commands on the ops socket; the daemon
      * passes its effective uid (tests pass another to check refusal). */

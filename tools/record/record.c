@@ -28,6 +28,7 @@
 
 #include "core/clock/clock.h"
 #include "tools/record/record.h"
+#include "tools/cli/client.h"
 #include "tools/record/recfile.h"
 
 #define REC_MAX_LISTENERS 16
@@ -71,6 +72,8 @@ typedef struct rec_opts {
         uint8_t transport;
     } listen[REC_MAX_LISTENERS];
     unsigned n_listen;
+    bool engine;             /* --engine: the running daemon records (admin socket) */
+    char socket[4096];
 } rec_opts;
 
 static volatile sig_atomic_t g_stop;
@@ -80,7 +83,13 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: ringflow record --output FILE (--udp SPEC | --tcp SPEC)... [OPTIONS]\n"
-            "Captures what arrives on UDP/TCP ports into a recording for `ringflow replay`.\n\n"
+            "       ringflow record --output FILE --engine [--socket PATH] [OPTIONS]\n"
+            "Captures what arrives on UDP/TCP ports into a recording for `ringflow replay`.\n"
+            "With --engine, a running ringflowd records what its own listeners receive (the\n"
+            "admin socket's `record start`/`record stop`; the daemon writes FILE, as its user).\n\n"
+            "  --engine                record from the running engine instead of binding ports\n"
+            "  --socket PATH           with --engine: its admin socket (default\n"
+            "                          ./run/ringflow-admin.sock)\n"
             "  --udp [ADDR:]PORT[/PROTOCOL]  listen on UDP (repeatable); PROTOCOL is influx\n"
             "                          (default), statsd or graphite; ADDR defaults to 127.0.0.1,\n"
             "                          IPv6 as [::1]:PORT; PORT 0 picks a free port\n"
@@ -376,7 +385,9 @@ static int parse_opts(int argc, char **argv, rec_opts *o)
         {"max-files", required_argument, NULL, 'F'}, {"duration", required_argument, NULL, 'd'},
         {"count", required_argument, NULL, 'n'},     {"rcvbuf", required_argument, NULL, 'R'},
         {"json", no_argument, NULL, 'j'},            {"quiet", no_argument, NULL, 'q'},
+        {"engine", no_argument, NULL, 'E'},          {"socket", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+    snprintf(o->socket, sizeof(o->socket), "./run/ringflow-admin.sock");
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -409,6 +420,8 @@ static int parse_opts(int argc, char **argv, rec_opts *o)
         case 'n': o->count = strtoull(optarg, &end, 10); break;
         case 'j': o->json = true; break;
         case 'q': o->quiet = true; break;
+        case 'E': o->engine = true; break;
+        case 'S': snprintf(o->socket, sizeof(o->socket), "%s", optarg); break;
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -421,8 +434,13 @@ static int parse_opts(int argc, char **argv, rec_opts *o)
         fprintf(stderr, "ringflow record: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!o->output[0] || !o->n_listen) {
-        fprintf(stderr, "ringflow record: --output and at least one --udp or --tcp are required\n");
+    if (o->engine && o->n_listen) {
+        fprintf(stderr, "ringflow record: --engine records the engine's own listeners: no --udp/--tcp\n");
+        return 2;
+    }
+    if (!o->output[0] || (!o->n_listen && !o->engine)) {
+        fprintf(stderr, "ringflow record: --output and at least one --udp or --tcp (or --engine) "
+                        "are required\n");
         usage(stderr);
         return 2;
     }
@@ -457,12 +475,110 @@ static void name_listeners(rec_state *s)
     }
 }
 
+/* One admin command; the reply (malloc'ed) or NULL with a message printed. */
+static char *admin_request(const char *socket, const char *cmd)
+{
+    int fd = rf_cli_connect(socket);
+    if (fd < 0) {
+        fprintf(stderr, "ringflow record: cannot connect to %s: %s (is ringflowd running, and is "
+                        "this its user?)\n", socket, strerror(-fd));
+        return NULL;
+    }
+    char *reply = NULL;
+    int rc = rf_cli_request(fd, cmd, 30000, &reply);
+    close(fd);
+    if (rc < 0 || !reply) {
+        fprintf(stderr, "ringflow record: no reply from %s\n", socket);
+        free(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* --engine: the daemon records; this process starts it, waits (duration,
+ * count or a signal) and stops it. */
+static int record_from_engine(const rec_opts *o)
+{
+    /* The daemon runs elsewhere: give it an absolute path. */
+    char abs[8200];
+    if (o->output[0] == '/') {
+        snprintf(abs, sizeof(abs), "%s", o->output);
+    } else {
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof(cwd))) {
+            fprintf(stderr, "ringflow record: getcwd: %s\n", strerror(errno));
+            return 1;
+        }
+        snprintf(abs, sizeof(abs), "%s/%s", cwd, o->output);
+    }
+    if (strchr(abs, ' ')) {
+        fprintf(stderr, "ringflow record: with --engine the path must not contain spaces\n");
+        return 2;
+    }
+    if (strlen(abs) > 1000) {
+        fprintf(stderr, "ringflow record: the path is too long for the admin socket\n");
+        return 2;
+    }
+    char cmd[1100];
+    int n = snprintf(cmd, sizeof(cmd), "record start %.1000s", abs);
+    if (o->max_bytes)
+        snprintf(cmd + n, sizeof(cmd) - (size_t)n, " max_bytes %llu max_files %u",
+                 (unsigned long long)o->max_bytes, o->max_files);
+    char *reply = admin_request(o->socket, cmd);
+    if (!reply)
+        return 1;
+    if (strncmp(reply, "ok", 2) != 0) {
+        fprintf(stderr, "ringflow record: %s", reply);
+        free(reply);
+        return 1;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "ringflow record: the engine is recording to %s\n", abs);
+    free(reply);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    const int64_t t0 = rf_clock_mono_ns();
+    while (!g_stop) {
+        if (o->duration_s > 0 && (double)(rf_clock_mono_ns() - t0) / 1e9 >= o->duration_s)
+            break;
+        if (o->count) {
+            char *st = admin_request(o->socket, "show record json");
+            rf_json *doc = st ? rf_json_parse(st, NULL, 0) : NULL;
+            double written = doc ? rf_json_num(rf_json_get(doc, "record"), "written", 0) : 0;
+            rf_json_free(doc);
+            free(st);
+            if ((uint64_t)written >= o->count)
+                break;
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    reply = admin_request(o->socket, "record stop");
+    if (!reply)
+        return 1;
+    bool ok = strncmp(reply, "ok", 2) == 0;
+    if (o->json) {
+        printf("{\"engine\":true,\"path\":\"%.1000s\",\"reply\":\"", abs);
+        for (const char *p = reply; *p && *p != '\n'; p++)
+            putchar(*p == '"' ? '\'' : *p);
+        printf("\"}\n");
+    } else {
+        fputs(reply, ok ? stdout : stderr);
+    }
+    free(reply);
+    return ok ? 0 : 1;
+}
+
+
 int rf_cli_record(int argc, char **argv)
 {
     rec_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (o.engine)
+        return record_from_engine(&o);
 
     rec_state *s = calloc(1, sizeof(*s));
     char *bufs = malloc((size_t)REC_BATCH * REC_DGRAM_BYTES);
