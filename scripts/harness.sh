@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
 # The end-to-end harness: builds ringflow (release), then drives a real
 # ringflowd with `ringflow load` at a list of offered rates and, for each,
-# reports delivered events/s, loss by place (generator send errors, kernel
-# drops, ring drops, parser rejects), critical-path latency p50/p99/p99.9/max
-# (rf_probe lines routed to a critical UDP sink the harness reads), CPU
-# seconds per million events and peak RSS. Then it sends the same stream to
-# VictoriaMetrics (Debian package victoria-metrics) and to ringflow over TCP
-# and compares ingest rate, bytes/point on disk and CPU per point.
+# reports where every event sent went: stored (counted in the store the daemon
+# leaves on disk) or dropped, by place (generator send errors, kernel drops,
+# parser rejects, ring drops, unknown series, unrouted, store refusals, lost
+# in the store) and what no counter explains; critical-path latency
+# p50/p99/p99.9/max (rf_probe lines routed to a critical UDP sink the harness
+# reads), CPU seconds per million events and peak RSS. Then it sends the same
+# N points to ringflow and to VictoriaMetrics (Debian package
+# victoria-metrics) over TCP, HTTP (VictoriaMetrics only: ringflow has no
+# HTTP ingest) and UDP, waits until each has ingested them, and compares
+# ingest rate, bytes/point on disk and CPU per point.
 #
 # Usage: scripts/harness.sh [--build-dir DIR] [OPTIONS]
 #   --rates 50k,500k,1M,2M,max   offered rates (default); max = generator's ceiling
 #   --duration SECONDS           load per rate (default 10)
-#   --quick                      CI-sized: 50k,500k,max for 2 s each
+#   --quick                      CI-sized: 50k,500k,max for 2 s each, 1M points per peer run
 #   --series N --tags N          the stream's shape (default 1000 series, 3 tags)
 #   --sockets N                  generator source ports (default 16)
 #   --workers N --no-pin         the engine's workers (default 2, pinned)
+#   --no-store                   no store route: loss counted up to the stages
+#   --settle-timeout SECONDS     wait for the engine to account for everything (default 20)
 #   --no-peer                    skip VictoriaMetrics
-#   --peer-duration SECONDS      comparison length (default: --duration)
+#   --peer-count N               points per system and path (default 5M; --quick 1M)
+#   --peer-transports LIST       tcp,http,udp (default all three)
 #   --peer-sockets N             TCP connections in the comparison (default 4)
+#   --peer-udp-rate RATE         UDP comparison rate (default 200k; max possible)
+#   --peer-http-batch BYTES      POST /write body size (default 256 KiB)
+#   --peer-http-connections N    POSTs in flight (default 4)
 #   --out DIR                    results directory (default bench/harness/results)
+#   --update-doc [FILE]          put the summary between <!-- harness:begin --> and
+#                                <!-- harness:end --> of FILE (default docs/PERFORMANCE.md);
+#                                plots and results.json go to perf/harness-<time>/ beside it
 #   --keep                       keep the temporary work dir (configs, daemon logs)
 #
 # Output in the results directory: results.json (every figure and the raw
-# counters), throughput.png, latency.png, summary.md (Markdown for
-# docs/PERFORMANCE.md; also printed). Exit 0 when every rate ran.
+# counters), throughput.png, latency.png, peer.png, summary.md (also
+# printed). Exit 0 when every rate ran.
 #
 # The build directory defaults to ./build; it is configured (release) when
 # missing. Set RF_SKIP_BUILD=1 to use it as it is.

@@ -173,6 +173,156 @@ def stats_socket_json(path, command="show stats json", timeout=3.0):
         s.close()
 
 
+def stats_json(path, section="stats", timeout=3.0):
+    """`show SECTION json` on the stats socket, parsed; None when the socket
+    is not there or the reply is not JSON."""
+    import json
+    text = stats_socket_json(path, f"show {section} json", timeout)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def engine_progress(sock_path):
+    """What the engine has accounted for so far, from `show listeners json`,
+    `show workers json` and `show stages json`: events parsed, lines
+    rejected, kernel drops (datagrams), ring drops, and the pipeline's view
+    (processed, unknown series, unrouted, appended to or refused by the
+    store). None while the socket does not answer."""
+    ls = stats_json(sock_path, "listeners")
+    wk = stats_json(sock_path, "workers")
+    st = stats_json(sock_path, "stages")
+    if not ls or not st or not wk:
+        return None
+    lrows = ls.get("listeners", [])
+    wrows = wk.get("workers", [])
+    srows = st.get("stages", [])
+    s = lambda rows, k: sum(int(r.get(k, 0) or 0) for r in rows)  # noqa: E731
+    return {
+        "events": s(lrows, "events"),
+        "rejected": s(lrows, "rejected"),
+        "kernel_drops": s(lrows, "kernel_drops"),
+        "ring_drops": s(wrows, "dropped_ring_full"),
+        "processed": s(srows, "processed"),
+        "unknown_series": s(srows, "unknown_series"),
+        "unrouted": s(srows, "unrouted"),
+        "to_store": s(srows, "to_store"),
+        "store_rejected": s(srows, "store_rejected"),
+    }
+
+
+def wait_settled(sock_path, target_events=None, quiet_s=0.5, timeout=20.0, period=0.05,
+                 on_sample=None, udp_port=None):
+    """Polls the engine until it has accounted for everything it will: the
+    pipeline has taken every event the parsers produced (processed + unknown
+    series + ring drops == events parsed, so nothing waits in a ring), the
+    UDP sockets on udp_port hold nothing unread (a worker that fell behind
+    still has datagrams queued there, which a stop would discard uncounted)
+    and nothing moved for quiet_s; or (target_events) the parsers produced
+    that many. Returns (last progress, settled?, samples [(monotonic s,
+    progress)])."""
+    samples = []
+    last, since = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        cur = engine_progress(sock_path)
+        now = time.monotonic()
+        if cur is None:
+            time.sleep(period)
+            continue
+        samples.append((now, cur))
+        if on_sample:
+            on_sample(now, cur)
+        queued = udp_socket_queue(udp_port) if udp_port else None
+        cur["udp_queued_bytes"] = queued
+        drained = (cur["processed"] + cur["unknown_series"] + cur["ring_drops"]
+                   >= cur["events"]) and not queued
+        if target_events is not None and drained and \
+                cur["events"] + cur["rejected"] >= target_events:
+            return cur, True, samples
+        if cur != last:
+            last, since = cur, now
+        elif drained and now - since >= quiet_s:
+            return cur, True, samples
+        time.sleep(period)
+    return last, False, samples
+
+
+def store_point_count(ringflow, store_dir, measurements):
+    """Points in the store the daemon left on disk, per measurement, counted
+    by `ringflow query MEASUREMENT --agg count` (every field, every series).
+    A measurement with no points counts 0. Returns ({name: n}, error or None)."""
+    import json
+    out, err = {}, None
+    for m in measurements:
+        r = subprocess.run([ringflow, "query", m, "--dir", store_dir, "--agg", "count",
+                            "--format", "json"], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            if "no series matched" in r.stderr:
+                out[m] = 0
+                continue
+            err = f"ringflow query {m}: exit {r.returncode}: {r.stderr.strip()[:200]}"
+            out[m] = None
+            continue
+        try:
+            doc = json.loads(r.stdout)
+        except ValueError:
+            err = f"ringflow query {m}: not JSON: {r.stdout[:200]}"
+            out[m] = None
+            continue
+        n = 0
+        for series in doc.get("series", []):
+            cols = series.get("columns", [])
+            ci = cols.index("count") if "count" in cols else 1
+            for row in series.get("values", []):
+                n += int(row[ci] or 0)
+        out[m] = n
+    return out, err
+
+
+def udp_socket_queue(port):
+    """Bytes still queued (rx_queue, the kernel's accounting: payload plus
+    buffer overhead) on the UDP socket(s) bound to 127.0.0.1:port, from
+    /proc/net/udp; None when no such socket is listed. Read just before a
+    daemon is stopped: what is still queued then is never read, and a
+    listener's counters do not see it."""
+    want = f"0100007F:{port:04X}"
+    total, found = 0, False
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 13 and cols[1] == want:
+                    total += int(cols[4].split(":")[1], 16)
+                    found = True
+    except (OSError, ValueError, IndexError):
+        return None
+    return total if found else None
+
+
+def udp_socket_drops(port):
+    """Kernel drops of the UDP socket(s) bound to 127.0.0.1:port, from
+    /proc/net/udp (the `drops` column; for a peer that does not count its
+    own). None when no such socket is listed."""
+    want = f"0100007F:{port:04X}"
+    total, found = 0, False
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 13 and cols[1] == want:
+                    total += int(cols[12])
+                    found = True
+    except OSError:
+        return None
+    return total if found else None
+
+
 _KV = re.compile(r"(\w+)=(\d+)")
 _COMPONENT = re.compile(r"\bcomponent=(\w+)")
 _WORKER = re.compile(r"worker-(\d+) final: (.*?)\"?$")
