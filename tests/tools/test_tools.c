@@ -1,5 +1,6 @@
 /* Tests of the companion tools: `ringflow record`, `ringflow replay`, the
- * recording format and `ringflow load`'s deterministic output.
+ * recording format, `ringflow load`'s deterministic output, and `ringflow top`
+ * without a terminal.
  *
  * The commands run as child processes of the built `ringflow` binary (its
  * path is argv[1], passed by meson) against sockets this test owns on
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -702,7 +704,13 @@ static char *run_stdout(char *const argv[], int timeout_ms, int *code)
     assert_non_null(out);
     int64_t deadline = rf_clock_mono_ns() + (int64_t)timeout_ms * RF_NS_PER_MS;
     for (;;) {
-        assert_true(rf_clock_mono_ns() < deadline);
+        if (rf_clock_mono_ns() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            close(p[0]);
+            free(out);
+            fail_msg("%s %s did not finish within %d ms", argv[0], argv[1], timeout_ms);
+        }
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
         if (poll(&pfd, 1, 100) <= 0)
             continue;
@@ -772,6 +780,125 @@ static void test_load_probes_counted(void **state)
     }
 }
 
+/* ---- top ------------------------------------------------------------------------ */
+
+static pid_t g_fake_server = -1;
+
+static int kill_fake_server(void **state)
+{
+    (void)state;
+    if (g_fake_server > 0) {
+        kill(g_fake_server, SIGKILL);
+        waitpid(g_fake_server, NULL, 0);
+    }
+    g_fake_server = -1;
+    return 0;
+}
+
+/* A stand-in for ringflowd's stats socket (a child process, in
+ * g_fake_server): answers every `show stats json` with a fixed document, on
+ * any number of connections, until it is killed. */
+static pid_t fake_stats_socket(const char *path)
+{
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(l >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t pl = strlen(path);
+    assert_true(pl < sizeof(a.sun_path));
+    memcpy(a.sun_path, path, pl + 1);
+    unlink(path);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l, 8), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid > 0) {
+        close(l);
+        g_fake_server = pid;
+        return pid;
+    }
+    static const char reply[] =
+        "{\"info\": {\"version\": \"9.9.9-fake\", \"pid\": 4242, \"uptime_s\": 75, "
+        "\"workers\": 1, \"rss_bytes\": 1048576, \"config\": \"fake.yaml\", "
+        "\"log_level\": \"info\"}, \"workers\": [{\"worker\": 0, \"name\": \"w0\", "
+        "\"state\": \"running\", \"cpu\": 1, \"events_per_s\": 12.5}]}\n\n";
+    for (;;) {
+        int c = accept(l, NULL, NULL);
+        if (c < 0)
+            continue;
+        char buf[256];
+        size_t len = 0;
+        ssize_t n;
+        while ((n = read(c, buf + len, sizeof(buf) - 1 - len)) > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            char *nl;
+            while ((nl = strchr(buf, '\n'))) {
+                if (!strncmp(buf, "show stats json", 15) &&
+                    write(c, reply, sizeof(reply) - 1) != (ssize_t)(sizeof(reply) - 1))
+                    _exit(1);
+                len -= (size_t)(nl + 1 - buf);
+                memmove(buf, nl + 1, len + 1);
+            }
+        }
+        close(c);
+    }
+}
+
+static size_t count_str(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* Without a terminal on stdout (here a pipe) top prints plain frames and
+ * exits: one by default, N with --iterations N (an interval apart); it used
+ * to redraw forever. Unreachable daemon: one error frame, exit status 1. */
+static void test_top_without_terminal(void **state)
+{
+    (void)state;
+    char sock[512];
+    path_in(sock, sizeof(sock), "top.sock");
+    fake_stats_socket(sock);
+
+    char *one[] = {"ringflow", "top", "--socket", sock, NULL};
+    int code = -1;
+    int64_t t0 = rf_clock_mono_ns();
+    char *out = run_stdout(one, 5000, &code);
+    assert_int_equal(code, 0);
+    assert_true(rf_clock_mono_ns() - t0 < 3 * RF_NS_PER_S); /* did not wait a second frame out */
+    assert_int_equal(count_str(out, "ringflow top  "), 1);
+    assert_non_null(strstr(out, "version 9.9.9-fake  pid 4242  up 1m15s  workers 1"));
+    assert_non_null(strstr(out, "running"));
+    assert_null(strchr(out, '\033')); /* no screen control codes in a pipe */
+    assert_null(strstr(out, "q or Ctrl-C quits"));
+    free(out);
+
+    char *three[] = {"ringflow", "top", "--socket", sock, "--iterations", "3", "--interval",
+                     "200", NULL};
+    t0 = rf_clock_mono_ns();
+    out = run_stdout(three, 10000, &code);
+    int64_t took = rf_clock_mono_ns() - t0;
+    assert_int_equal(code, 0);
+    assert_int_equal(count_str(out, "ringflow top  "), 3);
+    assert_true(took >= 400 * RF_NS_PER_MS); /* two intervals between three frames */
+    assert_null(strchr(out, '\033'));
+    free(out);
+
+    kill_fake_server(NULL);
+    unlink(sock);
+
+    /* Nobody listening: one error frame on stderr, status 1, no retry loop. */
+    out = run_stdout(one, 5000, &code);
+    assert_int_equal(code, 1);
+    assert_string_equal(out, "");
+    free(out);
+
+    char *bad[] = {"ringflow", "top", "--iterations", "0", NULL};
+    assert_int_equal(run(bad, 5000), 2);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -803,6 +930,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_replay_recording_udp), cmocka_unit_test(test_replay_pcap),
         cmocka_unit_test(test_load_deterministic), cmocka_unit_test(test_load_burst),
         cmocka_unit_test(test_load_probes_counted),
+        cmocka_unit_test_teardown(test_top_without_terminal, kill_fake_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,12 @@
 /* ringflow top: a live view of a running ringflowd, redrawn every second from
  * `show stats json`. Plain ANSI (clear, home, cursor hide/show); the terminal
- * is put in non-canonical mode to read 'q' and restored on every way out. */
+ * is put in non-canonical mode to read 'q' and restored on every way out.
+ *
+ * The live view needs a terminal on stdout. Without one (a pipe, a file, a
+ * script, CI) top prints frames as plain text, one after another without
+ * escape codes, and exits: one frame, or --iterations N frames an interval
+ * apart; the exit status is the last frame's (1 when the daemon could not be
+ * read), so it never waits on a terminal that is not there. */
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -26,14 +32,18 @@ static void on_signal(int sig)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: ringflow top [--socket PATH] [--once] [--interval MS]\n"
+            "Usage: ringflow top [--socket PATH] [--once] [--iterations N] [--interval MS]\n"
             "Live view of a running ringflowd: events/s per worker and listener, ring\n"
-            "fill, drops, p99 latency, storage rates. q or Ctrl-C quits.\n"
+            "fill, drops, p99 latency, storage rates. q or Ctrl-C quits. When stdout is\n"
+            "not a terminal, frames are printed as plain text and top exits after\n"
+            "--iterations of them (default 1).\n"
             "\n"
-            "  -s, --socket PATH   the stats socket (default %s)\n"
-            "  -1, --once          print one frame without clearing the screen, then exit\n"
-            "  -i, --interval MS   refresh period (default 1000, 100..60000)\n"
-            "  -h, --help          this help\n",
+            "  -s, --socket PATH     the stats socket (default %s)\n"
+            "  -1, --once            print one frame without clearing the screen, then exit\n"
+            "  -n, --iterations N    stop after N frames (1..1000000; default: until q on a\n"
+            "                        terminal, 1 otherwise)\n"
+            "  -i, --interval MS     refresh period (default 1000, 100..60000)\n"
+            "  -h, --help            this help\n",
             RF_CLI_DEFAULT_SOCKET);
 }
 
@@ -254,19 +264,29 @@ int rf_cli_top(int argc, char **argv)
     static const struct option opts[] = {
         {"socket", required_argument, NULL, 's'},
         {"once", no_argument, NULL, '1'},
+        {"iterations", required_argument, NULL, 'n'},
         {"interval", required_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *path = RF_CLI_DEFAULT_SOCKET;
     bool once = false;
-    long interval = 1000;
+    long interval = 1000, iterations = 0; /* 0: until q (terminal) or 1 (no terminal) */
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "s:1i:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:1n:i:h", opts, NULL)) != -1) {
         switch (opt) {
         case 's': path = optarg; break;
         case '1': once = true; break;
+        case 'n': {
+            char *end;
+            iterations = strtol(optarg, &end, 10);
+            if (!*optarg || *end || iterations < 1 || iterations > 1000000) {
+                fprintf(stderr, "ringflow top: --iterations: expected 1..1000000\n");
+                return 2;
+            }
+            break;
+        }
         case 'i': {
             char *end;
             interval = strtol(optarg, &end, 10);
@@ -281,21 +301,33 @@ int rf_cli_top(int argc, char **argv)
         }
     }
     int fd = -1, status = 0;
-    if (once) {
-        char *text = frame(&fd, path, &status);
-        if (text)
-            fputs(text, status ? stderr : stdout);
-        free(text);
-        if (fd >= 0)
-            close(fd);
-        return status;
-    }
-
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll returns */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+
+    if (once || !isatty(STDOUT_FILENO)) {
+        /* Plain frames: no terminal to redraw, nobody to press q. */
+        long n = once ? 1 : iterations ? iterations : 1;
+        for (long i = 0; i < n && !g_quit; i++) {
+            if (i > 0) {
+                fflush(stdout);
+                poll(NULL, 0, (int)interval); /* a signal ends the wait and the loop */
+                if (g_quit)
+                    break;
+                fputc('\n', stdout);
+            }
+            char *text = frame(&fd, path, &status);
+            if (text)
+                fputs(text, status ? stderr : stdout);
+            free(text);
+        }
+        fflush(stdout);
+        if (fd >= 0)
+            close(fd);
+        return status;
+    }
     struct termios saved;
     bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
     if (tty) {
@@ -307,7 +339,7 @@ int rf_cli_top(int argc, char **argv)
     }
     fputs("\033[?25l", stdout);
     bool stdin_open = true;
-    while (!g_quit) {
+    for (long shown = 0; !g_quit;) {
         char *text = frame(&fd, path, &status);
         fputs("\033[H\033[2J", stdout);
         if (text)
@@ -315,6 +347,8 @@ int rf_cli_top(int argc, char **argv)
         fputs("\nq or Ctrl-C quits\n", stdout);
         fflush(stdout);
         free(text);
+        if (iterations && ++shown >= iterations)
+            break;
         /* A closed stdin (e.g. </dev/null) is no longer watched: only a
          * signal ends the view then. */
         struct pollfd p = {.fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN};
