@@ -45,6 +45,19 @@ static int load_text(const char *text, rf_settings *s, rf_err *err)
     return rc;
 }
 
+/* Resident memory says nothing under AddressSanitizer (redzones, the
+ * quarantine of freed blocks): there only the functional checks run. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_CHECKS 0
+#endif
+#endif
+#ifndef RSS_CHECKS
+#define RSS_CHECKS 1
+#endif
+
 static uint64_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -195,7 +208,8 @@ static void test_series_table_bound(void **state)
     const uint64_t bound = rf_memory_series_table_bound(MAX, TAGS) + keys + keys / 8 + 16 * MAX;
     print_message("series table of %d: +%lu bytes resident, bound %lu\n", MAX,
                   (unsigned long)used, (unsigned long)bound);
-    assert_true(used <= bound);
+    if (RSS_CHECKS)
+        assert_true(used <= bound);
     rf_series_table_free(t);
 }
 
@@ -214,8 +228,10 @@ static void test_ring_bound(void **state)
     const uint64_t used = rss_bytes() - rss0;
     print_message("ring of %u x 64 B: +%lu resident, bound %zu\n", cap, (unsigned long)used,
                   rf_ring_memory_bound(cap, sizeof(rf_event)));
-    assert_true(used <= rf_ring_memory_bound(cap, sizeof(rf_event)));
-    assert_true(used >= (uint64_t)cap * sizeof(rf_event) * 9 / 10);
+    if (RSS_CHECKS) {
+        assert_true(used <= rf_ring_memory_bound(cap, sizeof(rf_event)));
+        assert_true(used >= (uint64_t)cap * sizeof(rf_event) * 9 / 10);
+    }
     rf_ring_destroy(r);
 }
 
