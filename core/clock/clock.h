@@ -1,6 +1,12 @@
 /* Time sources. Monotonic time measures durations (latency, timeouts, TTLs,
- * batch intervals) and never jumps; wall time stamps events and aligns
- * windows to calendar boundaries. Both read the vDSO clock: no syscall. */
+ * batch intervals, the aggregator's idle close, alert for-durations of
+ * samples stamped at receipt) and never jumps; wall time stamps events (the
+ * default event time at receipt, the base of the timestamp window, logs) and
+ * aligns windows to calendar boundaries. Nothing that measures how long
+ * something lasted reads the wall clock: a step of it (NTP, an operator)
+ * must close, expire or fire nothing early (tests/reliability/test_clock.c
+ * steps it under a running ringflowd). Both read the vDSO clock: no syscall
+ * (and both go through libc's clock_gettime, which libfaketime intercepts). */
 #ifndef RF_CORE_CLOCK_H
 #define RF_CORE_CLOCK_H
 
