@@ -268,18 +268,50 @@ static void bm_series_find(rf_bench_state *s)
  * an empty table sized for them. Keys are made (and the table created and
  * freed) outside the timed part: what is measured is rf_series_table_define,
  * once per new series, as the pipeline calls it for each SERIES_DEF. */
-static rf_series_key **series_keys(int64_t n)
+static rf_series_key **series_keys_from(int64_t first, int64_t n)
 {
     rf_series_key **keys = malloc((size_t)n * sizeof(*keys));
     char buf[128];
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = first; i < first + n; i++) {
         int len = snprintf(buf, sizeof(buf), "m%02lld,dc=d%lld,host=h%07lld,rack=r%lld,zone=z%lld v",
                            (long long)(i % 64), (long long)(i % 4), (long long)i,
                            (long long)(i % 40), (long long)(i % 3));
         size_t mlen = (size_t)(strchr(buf, ',') - buf);
-        keys[i] = rf_series_key_new(buf, (size_t)len, mlen, (size_t)len - 1);
+        keys[i - first] = rf_series_key_new(buf, (size_t)len, mlen, (size_t)len - 1);
     }
     return keys;
+}
+
+static rf_series_key **series_keys(int64_t n)
+{
+    return series_keys_from(0, n);
+}
+
+/* What the pipeline does with an event whose series the table does not
+ * know: drops it, and (with per-measurement accounting) charges it to the
+ * refused series' measurement. Builds against the table before that too,
+ * for before/after figures. */
+static int32_t drop_path(rf_series_table *t, uint64_t id, bool charge)
+{
+    int32_t slot = rf_series_table_find(t, id);
+#ifdef RF_SERIES_REFUSED_SLOTS
+    if (slot < 0 && charge)
+        rf_series_table_count_dropped(t, id);
+#else
+    (void)charge;
+#endif
+    return slot;
+}
+
+static rf_series_table *full_table(void)
+{
+    rf_series_table *t = rf_series_table_new(16);
+    char buf[32];
+    for (int i = 0; i < 16; i++) {
+        int len = snprintf(buf, sizeof(buf), "full,k=%d v", i);
+        rf_series_table_define(t, rf_series_key_new(buf, (size_t)len, 4, (size_t)len - 1));
+    }
+    return t;
 }
 
 static void bm_series_define(rf_bench_state *s)
@@ -306,36 +338,38 @@ static void bm_series_define(rf_bench_state *s)
  * reached), `arg` definitions that are all refused, each followed by 4 events
  * of the refused series that the pipeline drops as unknown_series. Measured:
  * the refusal and, per dropped event, the lookup and the charge to the
- * refused series' measurement (what the pipeline does). */
-static void bm_series_storm(rf_bench_state *s)
+ * refused series' measurement (what the pipeline does).
+ *   storm/100000: the first 100,000 refusals of a fresh table (first touch
+ *     of its lazily paged memory included);
+ *   storm_long/100000: a storm that goes on: one table for the whole run,
+ *     new series every time (the refused-id memory full after the first
+ *     65,536: each further refusal forgets one id). */
+static void storm_run(rf_bench_state *s, bool fresh)
 {
     const int64_t n = rf_bench_arg(s, 0);
+    static rf_series_table *long_t;
+    static int64_t next_key;
     uint64_t items = 0, sum = 0;
     while (rf_bench_keep_running(s)) {
         rf_bench_pause_timing(s);
-        rf_series_key **keys = series_keys(n);
+        rf_series_key **keys = series_keys_from(fresh ? 0 : next_key, n);
+        next_key += fresh ? 0 : n;
         uint64_t *ids = malloc((size_t)n * sizeof(*ids));
         for (int64_t i = 0; i < n; i++)
             ids[i] = keys[i]->series_id;
-        rf_series_table *t = rf_series_table_new(16);
-        char buf[32];
-        for (int i = 0; i < 16; i++) {
-            int len = snprintf(buf, sizeof(buf), "full,k=%d v", i);
-            rf_series_table_define(t, rf_series_key_new(buf, (size_t)len, 4, (size_t)len - 1));
-        }
+        if (!long_t && !fresh)
+            long_t = full_table();
+        rf_series_table *t = fresh ? full_table() : long_t;
         rf_bench_resume_timing(s);
         for (int64_t i = 0; i < n; i++) {
             sum += (uint64_t)rf_series_table_define(t, keys[i]);
-            for (int e = 0; e < 4; e++) {
-                int32_t slot = rf_series_table_find(t, ids[i]);
-                if (slot < 0)
-                    rf_series_table_count_dropped(t, ids[i]);
-                sum += (uint64_t)slot;
-            }
+            for (int e = 0; e < 4; e++)
+                sum += (uint64_t)drop_path(t, ids[i], true);
         }
         rf_bench_pause_timing(s);
         items += (uint64_t)n;
-        rf_series_table_free(t);
+        if (fresh)
+            rf_series_table_free(t);
         free(keys);
         free(ids);
         rf_bench_resume_timing(s);
@@ -343,6 +377,9 @@ static void bm_series_storm(rf_bench_state *s)
     rf_bench_do_not_optimize(&sum);
     rf_bench_set_items_processed(s, (int64_t)items);
 }
+
+static void bm_series_storm(rf_bench_state *s) { storm_run(s, true); }
+static void bm_series_storm_long(rf_bench_state *s) { storm_run(s, false); }
 
 /* The drop path alone, in steady state: a full table that has refused 50,000
  * series (remembered), then events of those series in a random order. arg 0:
@@ -358,12 +395,7 @@ static void bm_series_dropped(rf_bench_state *s)
     if (!t) {
         rf_series_key **keys = series_keys(NREF);
         uint64_t *ids = malloc(NREF * sizeof(*ids));
-        t = rf_series_table_new(16);
-        char buf[32];
-        for (int i = 0; i < 16; i++) {
-            int len = snprintf(buf, sizeof(buf), "full,k=%d v", i);
-            rf_series_table_define(t, rf_series_key_new(buf, (size_t)len, 4, (size_t)len - 1));
-        }
+        t = full_table();
         for (int i = 0; i < NREF; i++) {
             ids[i] = keys[i]->series_id;
             rf_series_table_define(t, keys[i]);
@@ -377,10 +409,7 @@ static void bm_series_dropped(rf_bench_state *s)
     uint64_t items = 0, sum = 0, p = 0;
     while (rf_bench_keep_running(s)) {
         for (int i = 0; i < 4096; i++) {
-            int32_t slot = rf_series_table_find(t, ev[p]);
-            if (slot < 0 && charge)
-                rf_series_table_count_dropped(t, ev[p]);
-            sum += (uint64_t)slot;
+            sum += (uint64_t)drop_path(t, ev[p], charge);
             p = (p + 1) & (NEVENTS - 1);
         }
         items += 4096;
@@ -407,6 +436,7 @@ RF_BENCH_REGISTER(stages_benchmarks)
     rf_bench_register_args("stages/series/define", bm_series_define, define_series, 2);
     static const int64_t storm_series[] = {100000};
     rf_bench_register_args("stages/series/storm", bm_series_storm, storm_series, 1);
+    rf_bench_register_args("stages/series/storm_long", bm_series_storm_long, storm_series, 1);
     static const int64_t charge[] = {0, 1};
     rf_bench_register_args("stages/series/dropped", bm_series_dropped, charge, 2);
 }
