@@ -141,8 +141,20 @@ int tproc_port_base(void)
     if (base)
         return base;
     srand((unsigned)getpid() ^ (unsigned)time(NULL));
+    /* Below the kernel's ephemeral range (net.ipv4.ip_local_port_range,
+     * 32768.. by default): a port found free there can be taken a moment
+     * later by any outgoing connection of the machine, and the daemon's
+     * bind then fails with EADDRINUSE. */
+    int lo = 10000, hi = 32000;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    int eph_lo = 0, eph_hi = 0;
+    if (f) {
+        if (fscanf(f, "%d %d", &eph_lo, &eph_hi) == 2 && eph_lo > lo + 1000)
+            hi = eph_lo - 20;
+        fclose(f);
+    }
     for (int attempt = 0; attempt < 200; attempt++) {
-        int b = 20000 + (rand() % 4000) * 10;
+        int b = lo + (rand() % ((hi - lo) / 10)) * 10;
         int ok = 1;
         for (int i = 0; i < 10 && ok; i++)
             ok = port_free(SOCK_STREAM, b + i) && port_free(SOCK_DGRAM, b + i);

@@ -225,11 +225,13 @@ static void test_reload_listeners_live(void **state)
     assert_true(applied || tproc_wait_log(&d, "reload applied from l.yaml", 10000));
     close(u);
 
-    /* The removed listener's client was let go; its port refuses. */
+    /* The removed listener's client was let go; once the removal is done
+     * (it completes at the workers' next polls), its port refuses. */
     char b;
     assert_int_equal(read(goes, &b, 1), 0);
     close(goes);
     close(moved_old);
+    assert_true(tproc_wait_log(&d, "listener goes: removed", 10000));
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sa.sin_port = htons((uint16_t)(port + 1));
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), -1);
