@@ -563,8 +563,7 @@ typedef struct meas_row {
 typedef struct meas_acc {
     meas_row *rows;
     uint32_t *index; /* row + 1, 0 = empty */
-    uint32_t n;
-    bool overflow;   /* rows beyond VIEW_MEAS_MAX were merged into "other" */
+    uint32_t n;      /* measurements past VIEW_MEAS_MAX - 1 are merged into "other" */
 } meas_acc;
 
 static meas_row *meas_row_of(meas_acc *a, const rf_series_meas_stats *m)
@@ -579,10 +578,9 @@ static meas_row *meas_row_of(meas_acc *a, const rf_series_meas_stats *m)
                 return &a->rows[r - 1];
             if (r)
                 continue;
-            if (a->n >= VIEW_MEAS_MAX) {
-                a->overflow = true;
+            /* The last row is kept for "other", which always finds room. */
+            if (h && a->n >= VIEW_MEAS_MAX - 1)
                 break; /* second pass: the shared "other" row */
-            }
             meas_row *row = &a->rows[a->n];
             memset(row, 0, sizeof(*row));
             row->hash = h;
@@ -592,7 +590,7 @@ static meas_row *meas_row_of(meas_acc *a, const rf_series_meas_stats *m)
             return row;
         }
     }
-    return NULL; /* only when even "other" found no room: the cap leaves one */
+    return NULL; /* not reached: "other" always has its row */
 }
 
 static void meas_add(void *ctx, const rf_series_meas_stats *m)
