@@ -167,6 +167,9 @@ done:
     rf_block_codec_free(codec);
 }
 
+/* One pair of functions per class below; a class added above needs its line. */
+_Static_assert(NCLASS == 10, "zstd_bench.c: one ZSTD_FNS line per class");
+
 #define ZSTD_FNS(i)                                                          \
     static void bm_level_##i(rf_bench_state *s) { run_codec_level(s, i); }   \
     static void bm_raw_##i(rf_bench_state *s) { run_raw_level(s, i); }

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Runs every micro-benchmark of ringflow-bench (Google Benchmark through the C
-# shim, bench/) and writes the results as JSON.
+# shim, bench/) and writes the results as JSON. Areas, by name prefix: ring/,
+# parse/ (parsers; parse/frame TCP line framing; parse/intern series-key
+# interning), encode/ and decode/ (block encoders; encode/zstd zstd levels),
+# stages/ (batch, aggregate, sketch, series, route, correlate, alert; stages/sink
+# sinks), store/, stats/, dpdk/ (with DPDK). List them: ringflow-bench
+# --benchmark_list_tests.
 #
 # Usage: scripts/bench.sh [--build-dir DIR] [--out FILE] [--quick] [-- BENCHMARK-ARGS...]
 #   --build-dir DIR   meson build directory (default ./build; configured when missing)
@@ -22,7 +27,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --quick) quick=1; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
