@@ -456,8 +456,9 @@ def stages_to_store(sock):
 def run_ringflow_peer(setup, transport, count):
     """The comparison's stream into a fresh ringflowd over TCP or UDP: waits
     until the store has taken all `count` points (or, once the generator is
-    done, nothing moves for 3 s: UDP drops), stops it (everything is flushed
-    at SIGTERM), counts the points on disk and measures the store's size."""
+    done, nothing is left unread on the UDP sockets and nothing moves for
+    2 s: UDP drops), stops it (everything is flushed at SIGTERM), counts the
+    points on disk and measures the store's size."""
     args = setup.args
     rx = probes.ProbeReceiver().start()  # the generated configuration names a probe sink
     d = None
