@@ -749,12 +749,13 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
 
     char labels[32];
     snprintf(labels, sizeof(labels), "worker=\"%u\"", index);
+    /* Counter names without _total: the exposition adds it. */
     rf_stats_register_histogram("ringflow_critical_path_seconds",
                                 "Receipt to hand-off to a critical sink.", labels,
                                 &p->critical_path);
-    rf_stats_register_counter("ringflow_pipeline_processed_total",
+    rf_stats_register_counter("ringflow_pipeline_processed",
                               "Data events run through the stages.", labels, &p->processed);
-    rf_stats_register_counter("ringflow_pipeline_unknown_series_total",
+    rf_stats_register_counter("ringflow_pipeline_unknown_series",
                               "Events dropped: their series definition never arrived.", labels,
                               &p->unknown_series);
     rf_stats_register_counter("ringflow_pipeline_series_rejected",
@@ -771,9 +772,9 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_sha
     rf_stats_register_counter("ringflow_series_refused",
                               "New series refused, by the limit that refused them.", rlabels,
                               &p->rejected_measurement_limit);
-    rf_stats_register_counter("ringflow_pipeline_unrouted_total",
+    rf_stats_register_counter("ringflow_pipeline_unrouted",
                               "Events that matched no route.", labels, &p->unrouted);
-    rf_stats_register_counter("ringflow_pipeline_store_rejected_total",
+    rf_stats_register_counter("ringflow_pipeline_store_rejected",
                               "Events the storage shard refused.", labels, &p->store_rejected);
     *out = p;
     return 0;

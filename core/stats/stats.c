@@ -3,6 +3,8 @@
  * stats.h. */
 #include "core/stats/stats.h"
 
+#include "core/log/log.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,11 +240,17 @@ static int add_entry(enum rf_metric_type type, const char *name, const char *hel
 {
     if (!labels)
         labels = "";
-    if (!valid_name(name) || !valid_labels(labels) || (help && strlen(help) >= RF_STATS_HELP_MAX))
+    if (!valid_name(name) || !valid_labels(labels) || (help && strlen(help) >= RF_STATS_HELP_MAX)) {
+        /* A programming error, not an operator's: say so where it is seen
+         * (callers rarely check), rather than lose the metric silently. */
+        rf_log_error("stats", "metric %s{%s} refused: invalid name, labels or help", name, labels);
         return -EINVAL;
+    }
     size_t nl = strlen(name);
-    if (type == RF_METRIC_COUNTER && nl > 6 && !strcmp(name + nl - 6, "_total"))
+    if (type == RF_METRIC_COUNTER && nl > 6 && !strcmp(name + nl - 6, "_total")) {
+        rf_log_error("stats", "counter %s refused: the exposition adds _total itself", name);
         return -EINVAL;
+    }
     if (!g_entries) {
         g_entries = calloc(RF_STATS_MAX_METRICS, sizeof(*g_entries));
         if (!g_entries)

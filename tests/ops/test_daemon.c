@@ -275,6 +275,11 @@ static void test_views_and_metrics(void **state)
                            "from=\"1\",to=\"0\",policy=\"drop_newest\"", &v) &&
                 v == 0);
     assert_true(prom_value(&doc, "ringflow_workers", "", &v) && v == 2);
+    /* Every pipeline counter made it onto the page. */
+    assert_true(prom_value(&doc, "ringflow_pipeline_processed_total", "worker=\"0\"", &v));
+    assert_true(prom_value(&doc, "ringflow_pipeline_unknown_series_total", "worker=\"1\"", &v));
+    assert_true(prom_value(&doc, "ringflow_pipeline_unrouted_total", "worker=\"0\"", &v));
+    assert_true(prom_value(&doc, "ringflow_pipeline_store_rejected_total", "worker=\"0\"", &v));
     assert_true(
         prom_value(&doc, "ringflow_component_up", "kind=\"worker\",name=\"worker-0\"", &v) &&
         v == 1);
