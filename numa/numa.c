@@ -2,15 +2,19 @@
  * (contract in numa.h). */
 #include "numa/numa.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
+#include "core/mem/mem.h"
 #include "rf_build_config.h"
 
 #if RF_HAVE_NUMA
@@ -239,6 +243,48 @@ int rf_numa_pci_node(const char *root, const char *bdf, int *node, rf_err *err)
     return read_node_file(path, what, node, err);
 }
 
+int rf_numa_addr_node(const char *root, const char *address, int *node, char *ifname,
+                      size_t ifname_size, rf_err *err)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    int family;
+    if (address && inet_pton(AF_INET, address, &a4) == 1)
+        family = AF_INET;
+    else if (address && inet_pton(AF_INET6, address, &a6) == 1)
+        family = AF_INET6;
+    else
+        return rf_err_set(err, EINVAL, "numa: '%s' is not an IPv4 or IPv6 address",
+                          address ? address : "");
+    if ((family == AF_INET && a4.s_addr == htonl(INADDR_ANY)) ||
+        (family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a6)))
+        return rf_err_set(err, ENOENT, "numa: %s is on every interface, no one NIC", address);
+    struct ifaddrs *list;
+    if (getifaddrs(&list) != 0)
+        return rf_err_set(err, errno, "numa: listing the interfaces: %s", strerror(errno));
+    char name[IF_NAMESIZE] = "";
+    for (const struct ifaddrs *i = list; i && !name[0]; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != family)
+            continue;
+        bool same = family == AF_INET
+                        ? ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a4.s_addr
+                        : !memcmp(&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, &a6,
+                                  sizeof(a6));
+        if (same)
+            snprintf(name, sizeof(name), "%s", i->ifa_name);
+    }
+    freeifaddrs(list);
+    if (!name[0])
+        return rf_err_set(err, ENOENT, "numa: no interface has the address %s", address);
+    if (ifname_size)
+        snprintf(ifname, ifname_size, "%s", name);
+    int rc = rf_numa_netdev_node(root, name, node, err);
+    if (rc == -ENOENT)
+        return rf_err_set(err, ENOENT, "numa: %s (%s) has no device node (loopback or virtual)",
+                          name, address);
+    return rc;
+}
+
 static const rf_numa_node *find_node(const rf_numa_topology *t, int id)
 {
     for (unsigned i = 0; i < t->n_nodes; i++)
@@ -367,22 +413,13 @@ void *rf_numa_alloc_onnode(size_t size, int node)
 {
     if (size == 0)
         return NULL;
-#if RF_HAVE_NUMA
-    if (node >= 0 && rf_numa_available()) {
-        /* mmap + mbind: zeroed pages, placed on `node` when first touched. */
-        return numa_alloc_onnode(size, node);
-    }
-#else
-    (void)node;
-#endif
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    /* core/mem: mmap + mbind(MPOL_PREFERRED) before any page is touched;
+     * numa_alloc_onnode would bind strictly (see numa.h, "Memory"). */
+    return rf_mem_map_onnode_at(size, node >= 0 && rf_numa_available() ? node : -1,
+                                "rf_numa_alloc_onnode");
 }
 
 void rf_numa_free(void *p, size_t size)
 {
-    if (!p)
-        return;
-    /* numa_free is munmap; both allocation paths end the same way. */
-    munmap(p, size);
+    rf_mem_huge_free(p, size); /* munmap, and out of the scope's log */
 }

@@ -23,11 +23,44 @@
  *   3. More workers than CPUs: the order repeats (two workers share a CPU),
  *      and the placement says oversubscribed.
  *
- * Allocation: rf_numa_alloc_onnode uses libnuma (numa_alloc_onnode) when the
- * build has it and numa_available() says the kernel does; otherwise an
- * anonymous mapping whose pages land, by first touch, on the node of the
- * thread that writes them first (so workers should touch their own memory).
- * Either way the memory is zeroed and page-aligned; free with rf_numa_free.
+ * NIC node. The engine prefers, in order: DPDK port 0's node (what DPDK
+ * reports for its device), then the node of the first listener (in
+ * configuration order) bound to an address whose interface has one
+ * (rf_numa_addr_node: the address's interface, then its
+ * <root>/sys/class/net/<if>/device/numa_node). A wildcard or loopback address,
+ * or a virtual interface, has no node and is passed over.
+ *
+ * Memory: how a worker's memory reaches its node. Decided: workers are
+ * placed first, then the control thread allocates each worker's structures
+ * (its struct and staging, its inbound rings, its shard: series table,
+ * aggregation states and sketch pools, router, alert and correlation state,
+ * the storage shard's buffers and slots) inside a core/mem allocation scope
+ * for the worker's node, which gives every mapping the VMA policy
+ * MPOL_PREFERRED for that node (mbind, from libnuma) before a page of it is
+ * touched. Why not the alternatives:
+ *   - first touch by the worker: ring slots are first written by the
+ *     producing peer, and the tables are filled lazily by whoever touches a
+ *     page first; a VMA policy holds for every page whoever faults it, now
+ *     or after a reload;
+ *   - allocating on the worker thread: the start is all-or-nothing on the
+ *     control thread (a failure is reported before any thread runs), and
+ *     rings must exist before either end starts;
+ *   - numa_alloc_onnode / numa_tonode_memory: MPOL_BIND, so a full node
+ *     fails the fault (OOM killer, SIGBUS) where PREFERRED spills to the next
+ *     node, slower but alive.
+ * A refused bind (no libnuma, a kernel without NUMA, seccomp) is logged once
+ * per worker and leaves the memory to first touch; the start never fails
+ * for it. On one node the cost is an mbind per region at start (a few dozen
+ * per worker, microseconds) and nothing after: the policy changes nothing on
+ * the fault path. DPDK mbufs come from hugepage memory DPDK places itself:
+ * one pool per (port, node of the workers polling it), each worker's queue
+ * drawing from its node's pool (ingest/dpdk). The listener buffer rings are
+ * mapped by the worker itself after it is pinned (rf_listener_set_start on
+ * the worker thread), so the default policy puts them on its node.
+ *
+ * rf_numa_alloc_onnode: a mapping (zeroed, page-aligned) bound to `node`
+ * that way, when rf_numa_available() and node >= 0, else left to first
+ * touch; free with rf_numa_free.
  *
  * Nothing here is for the hot path; everything is control thread, at start. */
 #ifndef RF_NUMA_H
@@ -116,10 +149,21 @@ int rf_numa_place(const rf_numa_topology *t, const rf_numa_request *req, rf_numa
 int rf_numa_placement_report(const rf_numa_topology *t, const rf_numa_placement *p, char *buf,
                              size_t size);
 
+/* NUMA node of the interface holding `address` (an IPv4 or IPv6 literal, as
+ * a listener's `address`); its name into ifname (when ifname_size > 0).
+ * *node = -1 when sysfs says -1. Returns 0, or -ENOENT (the wildcard
+ * address, no interface holds it, or the interface has no device: loopback,
+ * virtual), -EINVAL (not an address), -errno from getifaddrs. The sysfs
+ * half reads under root (fake trees in tests); the address-to-interface half
+ * asks the running kernel. */
+int rf_numa_addr_node(const char *root, const char *address, int *node, char *ifname,
+                      size_t ifname_size, rf_err *err);
+
 /* Whether node-bound allocation is in effect (libnuma built in and usable). */
 bool rf_numa_available(void);
-/* size bytes, zeroed, page-aligned, bound to `node` when rf_numa_available()
- * and node >= 0, else first-touch. NULL on failure. */
+/* size bytes, zeroed, page-aligned, bound to `node` (MPOL_PREFERRED) when
+ * rf_numa_available() and node >= 0, else first-touch; logged in the
+ * thread's core/mem scope when bound. NULL on failure. */
 void *rf_numa_alloc_onnode(size_t size, int node);
 void rf_numa_free(void *p, size_t size);
 

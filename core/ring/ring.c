@@ -8,6 +8,8 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "core/mem/mem.h"
+
 static bool rf_ring_params_valid(uint32_t capacity, uint32_t esize)
 {
     if (capacity < 2 || capacity > (1u << 30) || (capacity & (capacity - 1)) != 0)
@@ -51,10 +53,13 @@ rf_ring *rf_ring_create(uint32_t capacity, uint32_t esize)
         return NULL;
     }
     /* 128-byte aligned: the producer's line then pairs with its guard line,
-     * not with whatever the allocator placed before the ring (see ring_pvt.h). */
+     * not with whatever the allocator placed before the ring (see ring_pvt.h).
+     * Through core/mem: in an allocation scope a ring of RF_MEM_MAP_MIN bytes
+     * or more is a mapping bound to the scope's node (the engine creates each
+     * inbound ring in its consumer's scope), whoever writes its slots first. */
     const size_t align = 2 * RF_CACHE_LINE;
     size = (size + align - 1) & ~(align - 1);
-    rf_ring *r = aligned_alloc(align, size);
+    rf_ring *r = rf_mem_zalloc_at(size, align, "rf_ring_create");
     if (!r) {
         errno = ENOMEM;
         return NULL;
@@ -73,8 +78,11 @@ size_t rf_ring_memory_bound(uint32_t capacity, uint32_t esize)
 
 void rf_ring_destroy(rf_ring *r)
 {
-    if (r && r->owns_memory)
-        free(r);
+    if (r && r->owns_memory) {
+        /* The size rf_ring_create allocated: rf_mem_free needs it. */
+        const size_t align = 2 * RF_CACHE_LINE;
+        rf_mem_free(r, (rf_ring_memsize(r->capacity, r->esize) + align - 1) & ~(align - 1));
+    }
 }
 
 void rf_ring_reset_indices(rf_ring *r, uint32_t start)

@@ -12,6 +12,10 @@
 
 #include <cmocka.h>
 
+#include <numaif.h>
+
+#include "core/mem/mem.h"
+#include "core/ring/ring.h"
 #include "numa/numa.h"
 
 static char root[64];
@@ -292,6 +296,153 @@ static void test_host_and_alloc(void **state)
     rf_numa_free(NULL, 0);
 }
 
+
+/* A listener's address to its interface, then the interface's node from
+ * the (fake) sysfs tree; what has no one NIC says so. */
+static void test_addr_node(void **state)
+{
+    (void)state;
+    put("sys/class/net/lo/device/numa_node", "1\n");
+    rf_err err;
+    int n = -2;
+    char ifname[32] = "";
+    assert_int_equal(rf_numa_addr_node(root, "127.0.0.1", &n, ifname, sizeof(ifname), &err), 0);
+    assert_string_equal(ifname, "lo");
+    assert_int_equal(n, 1);
+    assert_int_equal(rf_numa_addr_node(root, "0.0.0.0", &n, ifname, sizeof(ifname), &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "every interface"));
+    assert_int_equal(rf_numa_addr_node(root, "::", &n, NULL, 0, &err), -ENOENT);
+    assert_int_equal(rf_numa_addr_node(root, "192.0.2.77", &n, NULL, 0, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "no interface has the address 192.0.2.77"));
+    assert_int_equal(rf_numa_addr_node(root, "eth0", &n, NULL, 0, &err), -EINVAL);
+    /* The real tree: loopback has no device, so no node. */
+    assert_int_equal(rf_numa_addr_node(NULL, "127.0.0.1", &n, NULL, 0, &err), -ENOENT);
+    assert_non_null(strstr(err.msg, "no device node"));
+}
+
+/* The VMA policy at p as the kernel has it. */
+static int policy_at(const void *p, int *node)
+{
+    unsigned long mask[16] = {0};
+    int mode = -1;
+    assert_int_equal(get_mempolicy(&mode, mask, 1024, (void *)p, MPOL_F_ADDR), 0);
+    *node = -1;
+    for (int i = 0; i < 1024; i++)
+        if (mask[i / 64] >> (i % 64) & 1) {
+            *node = i;
+            break;
+        }
+    return mode;
+}
+
+static int thread_policy(void)
+{
+    unsigned long mask[16] = {0};
+    int mode = -1;
+    assert_int_equal(get_mempolicy(&mode, mask, 1024, NULL, 0), 0);
+    return mode;
+}
+
+/* core/mem's allocation scope (numa.h, "Memory") on this machine's node 0:
+ * what it maps is preferred for the node, what is small stays on the heap,
+ * outside a scope nothing is bound, a refusal is counted and the memory
+ * still comes, a policy set from outside is kept. */
+static void test_alloc_scope(void **state)
+{
+    (void)state;
+    if (!rf_numa_available())
+        skip();
+    int node;
+    const size_t big = 1u << 20;
+    void *p = rf_mem_zalloc(big, 64);
+    assert_non_null(p);
+    assert_int_equal(policy_at(p, &node), MPOL_DEFAULT); /* no scope: first touch */
+    rf_mem_free(p, big);
+    assert_int_equal(rf_mem_scope_node(), -1);
+
+    rf_mem_scope s;
+    rf_mem_scope_init(&s, 0);
+    assert_int_equal(s.node, 0);
+    rf_mem_scope_enter(&s);
+    assert_int_equal(rf_mem_scope_node(), 0);
+    assert_int_equal(thread_policy(), MPOL_PREFERRED);
+    unsigned char *a = rf_mem_zalloc(big, 4096);
+    void *h = rf_mem_huge_zalloc(4u << 20);
+    rf_ring *r = rf_ring_create(4096, 64); /* 256 KiB of slots: a mapping */
+    void *n = rf_numa_alloc_onnode(big, 0);
+    void *small = rf_mem_zalloc(100, 64); /* the heap: not bound, not logged */
+    void *gone = rf_mem_zalloc(big, 8);
+    assert_true(a && h && r && n && small && gone);
+    assert_int_equal((uintptr_t)a % 4096, 0);
+    assert_int_equal(a[big - 1], 0);
+    rf_mem_free(gone, big); /* freed in its scope: out of the log */
+    const void *want[] = {a, h, r, n};
+    assert_int_equal(s.n_log, 4);
+    assert_int_equal(s.regions, 4);
+    for (unsigned i = 0; i < 4; i++) {
+        assert_ptr_equal(s.log[i].addr, want[i]);
+        assert_int_equal(policy_at(want[i], &node), MPOL_PREFERRED);
+        assert_int_equal(node, 0);
+        int mode, pnode;
+        assert_int_equal(rf_mem_policy_of(want[i], &mode, &pnode), 0);
+        assert_int_equal(mode, MPOL_PREFERRED);
+        assert_int_equal(pnode, 0);
+    }
+    assert_string_equal(s.log[0].what, "test_alloc_scope"); /* the calling function */
+    assert_string_equal(s.log[2].what, "rf_ring_create");
+    assert_string_equal(s.log[3].what, "rf_numa_alloc_onnode");
+    assert_int_equal(policy_at(small, &node), MPOL_DEFAULT);
+    assert_int_equal(s.refused, 0);
+    /* A node the machine does not have: refused and counted, memory given. */
+    unsigned char *odd = rf_mem_map_onnode_at(big, 63, "odd");
+    assert_non_null(odd);
+    assert_int_equal(odd[0], 0);
+    assert_int_equal(s.refused, 1);
+    assert_int_equal(s.refused_errno, EINVAL);
+    assert_int_equal(s.n_log, 4);
+    /* Nested, binding nothing: the thread's policy is the default inside. */
+    rf_mem_scope none;
+    rf_mem_scope_init(&none, -1);
+    rf_mem_scope_enter(&none);
+    assert_int_equal(thread_policy(), MPOL_DEFAULT);
+    void *q = rf_mem_zalloc(big, 64);
+    assert_int_equal(policy_at(q, &node), MPOL_DEFAULT);
+    rf_mem_scope_leave(&none);
+    assert_int_equal(thread_policy(), MPOL_PREFERRED);
+    rf_mem_scope_leave(&s);
+    assert_int_equal(thread_policy(), MPOL_DEFAULT);
+    assert_int_equal(rf_mem_scope_node(), -1);
+    /* Entered again: adds to the same log. */
+    rf_mem_scope_enter(&s);
+    void *again = rf_mem_zalloc(big, 64);
+    rf_mem_scope_leave(&s);
+    assert_int_equal(s.n_log, 5);
+    assert_int_equal(policy_at(again, &node), MPOL_PREFERRED);
+    rf_mem_free(again, big);
+    rf_mem_free(q, big);
+    rf_mem_huge_free(odd, big);
+    rf_mem_free(small, 100);
+    rf_numa_free(n, big);
+    rf_ring_destroy(r);
+    rf_mem_huge_free(h, 4u << 20);
+    rf_mem_free(a, big);
+
+    /* A policy from outside (numactl --membind=0): kept, nothing bound. */
+    unsigned long m0 = 1;
+    assert_int_equal(set_mempolicy(MPOL_BIND, &m0, 64), 0);
+    rf_mem_scope k;
+    rf_mem_scope_init(&k, 0);
+    assert_true(k.kept_policy);
+    assert_int_equal(k.node, -1);
+    rf_mem_scope_enter(&k);
+    void *kp = rf_mem_zalloc(big, 64);
+    assert_int_equal(policy_at(kp, &node), MPOL_DEFAULT);
+    rf_mem_scope_leave(&k);
+    assert_int_equal(thread_policy(), MPOL_BIND);
+    assert_int_equal(set_mempolicy(MPOL_DEFAULT, NULL, 0), 0);
+    rf_mem_free(kp, big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +454,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overrides, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_tree, setup, teardown),
         cmocka_unit_test(test_host_and_alloc),
+        cmocka_unit_test_setup_teardown(test_addr_node, setup, teardown),
+        cmocka_unit_test(test_alloc_scope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
