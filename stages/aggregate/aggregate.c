@@ -252,16 +252,17 @@ static int pool_init(block_pool *p, uint32_t cap, size_t bsize)
     p->bsize = (bsize + 63) & ~(size_t)63;
     p->cap = cap;
     /* Untouched blocks are never paged in: reserving the pool costs address
-     * space, not memory, until windows use it. */
-    p->mem = aligned_alloc(64, (size_t)cap * p->bsize);
-    p->free = malloc((size_t)cap * sizeof(uint32_t));
+     * space, not memory, until windows use it. core/mem: on the worker's
+     * node when the engine allocates in its scope. */
+    p->mem = rf_mem_zalloc((size_t)cap * p->bsize, 64);
+    p->free = rf_mem_zalloc((size_t)cap * sizeof(uint32_t), 4);
     return p->mem && p->free ? 0 : -ENOMEM;
 }
 
 static void pool_fini(block_pool *p)
 {
-    free(p->mem);
-    free(p->free);
+    rf_mem_free(p->mem, (size_t)p->cap * p->bsize);
+    rf_mem_free(p->free, (size_t)p->cap * sizeof(uint32_t));
 }
 
 static uint32_t pool_get(block_pool *p)
@@ -339,13 +340,13 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
     a->bind = rf_mem_huge_zalloc(a->bind_bytes);
     a->states_bytes = (size_t)a->max_states * sizeof(agg_state);
     a->states = rf_mem_huge_zalloc(a->states_bytes);
-    a->pend = malloc((size_t)a->max_pending * sizeof(pending_win));
-    a->scratch = malloc(SCRATCH_BYTES);
+    a->pend = rf_mem_zalloc((size_t)a->max_pending * sizeof(pending_win), 8);
+    a->scratch = rf_mem_zalloc(SCRATCH_BYTES, 8);
     if (!a->bind || !a->states || !a->pend || !a->scratch)
         goto nomem;
     a->pend_free = NONE32;
     if (a->grouped) {
-        a->carry = malloc((size_t)a->max_series * sizeof(double));
+        a->carry = rf_mem_zalloc((size_t)a->max_series * sizeof(double), 8);
         uint64_t nb = 16;
         while (nb < 2ull * a->max_states)
             nb <<= 1;
@@ -375,11 +376,11 @@ void rf_aggregator_free(rf_aggregator *a)
         return;
     free(a->rules);
     rf_mem_huge_free(a->bind, a->bind_bytes);
-    free(a->carry);
+    rf_mem_free(a->carry, (size_t)a->max_series * sizeof(double));
     rf_mem_huge_free(a->states, a->states_bytes);
     rf_mem_huge_free(a->gindex, a->gindex_bytes);
-    free(a->pend);
-    free(a->scratch);
+    rf_mem_free(a->pend, (size_t)a->max_pending * sizeof(pending_win));
+    rf_mem_free(a->scratch, SCRATCH_BYTES);
     pool_fini(&a->sk);
     pool_fini(&a->hll);
     free(a);

@@ -3,6 +3,7 @@
 #include "stages/alert/alert_pvt.h"
 
 #include "core/mem/bound.h"
+#include "core/mem/mem.h"
 
 #include <errno.h>
 #include <math.h>
@@ -173,7 +174,9 @@ int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter ou
     a->max_bindings = cfg->max_bindings ? cfg->max_bindings : 4u * (max_slots ? max_slots : 1);
     a->out = out;
     a->rules = calloc(cfg->n_rules ? cfg->n_rules : 1, sizeof(rule));
-    a->slot = malloc((max_slots ? max_slots : 1) * sizeof(slot_bind));
+    /* Per series slot, read per event: core/mem, on the worker's node in the
+     * engine's scope. */
+    a->slot = rf_mem_zalloc((max_slots ? max_slots : 1) * sizeof(slot_bind), 8);
     if (!a->rules || !a->slot) {
         rf_alerts_free(a);
         return rf_err_set(err, ENOMEM, "alerts: out of memory for %u slots", max_slots);
@@ -211,7 +214,7 @@ void rf_alerts_free(rf_alerts *a)
     for (uint32_t i = 0; a->rules && i < a->n_rules; i++)
         rf_series_matcher_release(&a->rules[i].match);
     free(a->rules);
-    free(a->slot);
+    rf_mem_free(a->slot, (a->max_slots ? a->max_slots : 1) * sizeof(slot_bind));
     free(a->states);
     free(a->anchors);
     free(a->absent);

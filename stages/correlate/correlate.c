@@ -3,6 +3,7 @@
 #include "stages/correlate/correlate_pvt.h"
 
 #include "core/mem/bound.h"
+#include "core/mem/mem.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -461,20 +462,22 @@ int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_em
     c->ttl = cfg->id_ttl_ns ? cfg->id_ttl_ns : DEFAULT_ID_TTL;
     c->close_members = cfg->id_close_members;
     c->min_members = cfg->id_min_members ? cfg->id_min_members : 2;
-    c->groups = calloc(c->cap, sizeof(id_group));
+    /* The fixed tables through core/mem: on the worker's node in the
+     * engine's scope (the bindings grow on the worker, so they stay malloc). */
+    c->groups = rf_mem_zalloc((size_t)c->cap * sizeof(id_group), 8);
     c->hmask = pow2_at_least(c->cap * 2) - 1;
-    c->hash = calloc(c->hmask + 1, sizeof(uint32_t));
+    c->hash = rf_mem_zalloc(((size_t)c->hmask + 1) * sizeof(uint32_t), 4);
     c->n_patterns = cfg->n_patterns;
     c->patterns = calloc(cfg->n_patterns + 1, sizeof(pattern));
     c->names = calloc(cfg->n_patterns + 1, sizeof(char *));
     c->max_slots = max_slots;
-    c->slot = malloc((max_slots ? max_slots : 1) * sizeof(slot_bind));
+    c->slot = rf_mem_zalloc((max_slots ? max_slots : 1) * sizeof(slot_bind), 8);
     c->pk_cap = cfg->pattern_keys ? cfg->pattern_keys : DEFAULT_PATTERN_KEYS;
-    c->pkeys = calloc(c->pk_cap, sizeof(pkey));
+    c->pkeys = rf_mem_zalloc((size_t)c->pk_cap * sizeof(pkey), 8);
     c->pk_hmask = pow2_at_least(c->pk_cap * 2) - 1;
-    c->pk_hash = calloc(c->pk_hmask + 1, sizeof(uint32_t));
+    c->pk_hash = rf_mem_zalloc(((size_t)c->pk_hmask + 1) * sizeof(uint32_t), 4);
     c->hist_cap = cfg->closed_history ? cfg->closed_history : DEFAULT_HISTORY;
-    c->hist = calloc(c->hist_cap, sizeof(closed));
+    c->hist = rf_mem_zalloc((size_t)c->hist_cap * sizeof(closed), 8);
     if (!c->groups || !c->hash || !c->patterns || !c->names || !c->slot ||
         !c->pkeys || !c->pk_hash || !c->hist) {
         rf_correlator_free(c);
@@ -517,13 +520,13 @@ void rf_correlator_free(rf_correlator *c)
     }
     free(c->patterns);
     free(c->names);
-    free(c->groups);
-    free(c->hash);
-    free(c->slot);
+    rf_mem_free(c->groups, (size_t)c->cap * sizeof(id_group));
+    rf_mem_free(c->hash, ((size_t)c->hmask + 1) * sizeof(uint32_t));
+    rf_mem_free(c->slot, (c->max_slots ? c->max_slots : 1) * sizeof(slot_bind));
     free(c->binds);
-    free(c->pkeys);
-    free(c->pk_hash);
-    free(c->hist);
+    rf_mem_free(c->pkeys, (size_t)c->pk_cap * sizeof(pkey));
+    rf_mem_free(c->pk_hash, ((size_t)c->pk_hmask + 1) * sizeof(uint32_t));
+    rf_mem_free(c->hist, (size_t)c->hist_cap * sizeof(closed));
     free(c);
 }
 

@@ -3,6 +3,7 @@
 #include "stages/route/route.h"
 
 #include "core/mem/bound.h"
+#include "core/mem/mem.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -752,7 +753,8 @@ int rf_router_new(const rf_router_config *cfg, uint32_t max_slots, rf_router **o
         return rf_err_set(err, ENOMEM, "router: out of memory");
     r->max_slots = max_slots;
     for (int i = 0; i < 2; i++) {
-        r->cache[i] = malloc((max_slots ? max_slots : 1) * sizeof(uint32_t));
+        /* Read per event: core/mem, on the worker's node in the engine's scope. */
+        r->cache[i] = rf_mem_zalloc((max_slots ? max_slots : 1) * sizeof(uint32_t), 4);
         if (!r->cache[i]) {
             rf_router_free(r);
             return rf_err_set(err, ENOMEM, "router: out of memory for %u slots", max_slots);
@@ -774,8 +776,8 @@ void rf_router_free(rf_router *r)
     if (!r)
         return;
     table_free(r->tab);
-    free(r->cache[0]);
-    free(r->cache[1]);
+    rf_mem_free(r->cache[0], (r->max_slots ? r->max_slots : 1) * sizeof(uint32_t));
+    rf_mem_free(r->cache[1], (r->max_slots ? r->max_slots : 1) * sizeof(uint32_t));
     names_free(&r->names[0]);
     names_free(&r->names[1]);
     free(r);

@@ -18,6 +18,7 @@
 
 #include "core/clock/clock.h"
 #include "core/mem/bound.h"
+#include "core/mem/mem.h"
 
 #define SLOT_ESIZE sizeof(rf_store_slot *)
 
@@ -29,7 +30,36 @@ static uint32_t pow2_at_least(uint32_t n)
     return c;
 }
 
+/* slot_mem: every slot holds the record of a full block. */
+static size_t slot_cap_of(const rf_store_config *cfg)
+{
+    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound(cfg->block_points));
+    return (slot_cap + 63) & ~(size_t)63;
+}
+
+static size_t stage_alloc_bytes(const rf_store_shard *sh)
+{
+    return (sh->io.stage_cap + 4095) & ~(size_t)4095;
+}
+
+static int shard_init(rf_store_shard *sh, rf_store *store, uint32_t index);
+
+/* The shard's buffers and slots (the slot memory and the two staging
+ * buffers: the big ones) on its worker's node, when the engine placed it:
+ * everything is allocated in the worker's core/mem scope (cfg.shard_scope).
+ * A refused bind leaves them to first touch; it never fails here. */
 int rf_store_shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
+{
+    rf_mem_scope *scope = store->cfg.shard_scope ? &store->cfg.shard_scope[index] : NULL;
+    if (scope)
+        rf_mem_scope_enter(scope);
+    int rc = shard_init(sh, store, index);
+    if (scope)
+        rf_mem_scope_leave(scope);
+    return rc;
+}
+
+static int shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
 {
     const rf_store_config *cfg = &store->cfg;
     sh->store = store;
@@ -48,10 +78,9 @@ int rf_store_shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
     sh->free_ring = rf_ring_create(sh->n_slots, SLOT_ESIZE);
     if (!sh->submit || !sh->free_ring)
         return -ENOMEM;
-    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound(cfg->block_points));
-    slot_cap = (slot_cap + 63) & ~(size_t)63;
+    size_t slot_cap = slot_cap_of(cfg);
     sh->slots = calloc(sh->n_slots, sizeof(*sh->slots));
-    sh->slot_mem = aligned_alloc(64, slot_cap * sh->n_slots);
+    sh->slot_mem = rf_mem_zalloc(slot_cap * sh->n_slots, 64);
     if (!sh->slots || !sh->slot_mem)
         return -ENOMEM;
     for (uint32_t i = 0; i < sh->n_slots; i++) {
@@ -69,7 +98,7 @@ int rf_store_shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
         stage = need;
     sh->io.stage_cap = stage;
     for (int i = 0; i < 2; i++) {
-        sh->io.stage[i].data = aligned_alloc(4096, (stage + 4095) & ~(size_t)4095);
+        sh->io.stage[i].data = rf_mem_zalloc(stage_alloc_bytes(sh), 4096);
         if (!sh->io.stage[i].data)
             return -ENOMEM;
     }
@@ -102,9 +131,9 @@ void rf_store_shard_destroy(rf_store_shard *sh)
     rf_ring_destroy(sh->submit);
     rf_ring_destroy(sh->free_ring);
     free(sh->slots);
-    free(sh->slot_mem);
-    free(sh->io.stage[0].data);
-    free(sh->io.stage[1].data);
+    rf_mem_free(sh->slot_mem, slot_cap_of(&sh->store->cfg) * sh->n_slots);
+    rf_mem_free(sh->io.stage[0].data, stage_alloc_bytes(sh));
+    rf_mem_free(sh->io.stage[1].data, stage_alloc_bytes(sh));
     free(sh);
 }
 

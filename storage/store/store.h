@@ -93,6 +93,10 @@ typedef struct rf_store_config {
     uint64_t sync_bytes;           /* BYTES: 8 MiB */
     uint32_t queue_blocks;         /* slots per shard between worker and I/O thread (256) */
     uint32_t staging_bytes;        /* I/O staging per shard, two of them (1 MiB) */
+    struct rf_mem_scope *shard_scope; /* placement, not configuration: each shard's worker's
+                                    * core/mem allocation scope ([shards]; NULL: none), set by
+                                    * the engine and used by rf_store_open only, so that a
+                                    * shard's buffers and slots are on its worker's node */
     int zstd_level;                /* passed to the block encoder (1; 0 = no zstd) */
     int64_t retention_max_age_ns;  /* remove segments whose newest point is older (90 days; 0 = off) */
     uint64_t retention_max_bytes;  /* keep the store under this size (0 = no limit) */
