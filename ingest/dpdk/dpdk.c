@@ -39,6 +39,7 @@ struct rf_dpdk_queue {
     /* Read-only after open. */
     uint16_t port_id, queue_id;
     uint16_t burst;
+    int16_t node;      /* where it was set up (descriptors, state, pool); -1 any */
     bool hw_ip, hw_l4; /* checksum offload enabled on the port */
     uint32_t n_binds;
     rf_dpdk_bind binds[RF_DPDK_MAX_UDP_PORTS];
@@ -53,13 +54,18 @@ typedef struct rf_dpdk_port {
     uint16_t port_id;
     int socket;
     bool started;
+    uint16_t want_queues;  /* found by rf_dpdk_open_ports, set up by rf_dpdk_start */
     uint16_t n_queues;
-    struct rte_mempool *pool;
+    uint32_t n_pools;      /* one per node among the queues' workers */
+    int pool_node[RF_DPDK_MAX_QUEUES];
+    struct rte_mempool *pools[RF_DPDK_MAX_QUEUES];
     rf_dpdk_queue *queues[RF_DPDK_MAX_QUEUES];
 } rf_dpdk_port;
 
 struct rf_dpdk {
     rf_dpdk_config cfg;
+    uint32_t workers;
+    bool started;
     uint32_t n_ports;
     rf_dpdk_port ports[RF_DPDK_MAX_PORTS];
 };
@@ -261,7 +267,8 @@ static uint32_t default_mbufs(const rf_dpdk_port_config *pc, uint16_t nq, uint16
     return p - 1; /* 2^k - 1: the pool's ring uses its memory best */
 }
 
-static int port_open(rf_dpdk *d, unsigned index, uint32_t workers, rf_err *err)
+/* rf_dpdk_open_ports' half: the device found, its queue count checked. */
+static int port_find(rf_dpdk *d, unsigned index, uint32_t workers, rf_err *err)
 {
     const rf_dpdk_port_config *pc = &d->cfg.ports[index];
     rf_dpdk_port *p = &d->ports[index];
@@ -284,6 +291,54 @@ static int port_open(rf_dpdk *d, unsigned index, uint32_t workers, rf_err *err)
                           "DPDK: port %s (%s): the device has at most %u RX queues, %u asked "
                           "(set rx_queues, or fewer workers)",
                           pc->name, info.driver_name, info.max_rx_queues, nq);
+    p->want_queues = nq;
+    p->socket = rte_eth_dev_socket_id(p->port_id);
+    return 0;
+}
+
+/* One pool of the port on `node` (-1: the control thread's socket, as
+ * before placement existed); on a node that cannot give one (no hugepages
+ * there), any socket, with a warning. */
+static struct rte_mempool *pool_create(const rf_dpdk_port *p, const rf_dpdk_port_config *pc,
+                                       unsigned i, uint32_t n, int node, int *got_node,
+                                       rf_err *err)
+{
+    char pool_name[RTE_MEMPOOL_NAMESIZE];
+    snprintf(pool_name, sizeof(pool_name), "rf_rx_%u_%u", p->port_id, i);
+    const uint16_t room = (uint16_t)(pc->mbuf_size + RTE_PKTMBUF_HEADROOM);
+    int socket = node >= 0 ? node : (int)rte_socket_id();
+    struct rte_mempool *mp =
+        rte_pktmbuf_pool_create(pool_name, n, pc->mbuf_cache, 0, room, socket);
+    if (!mp && node >= 0) {
+        rf_log_warn(LOG,
+                    "port %s: no pool of %u mbufs on node %d (%s); taking memory from any "
+                    "node: its workers will read packets across the interconnect",
+                    pc->name, n, node, rte_strerror(rte_errno));
+        socket = SOCKET_ID_ANY;
+        mp = rte_pktmbuf_pool_create(pool_name, n, pc->mbuf_cache, 0, room, socket);
+    }
+    if (!mp) {
+        rf_err_set(err, rte_errno ? rte_errno : ENOMEM,
+                   "DPDK: port %s: cannot create a pool of %u mbufs of %u bytes on socket %d: %s "
+                   "— raise dpdk.memory or the hugepages, or lower mbufs",
+                   pc->name, n, pc->mbuf_size, socket, rte_strerror(rte_errno));
+        return NULL;
+    }
+    *got_node = socket == SOCKET_ID_ANY ? -1 : socket;
+    return mp;
+}
+
+/* rf_dpdk_start's half: configured, a pool per node, queues set up on
+ * their workers' nodes, started. */
+static int port_start(rf_dpdk *d, unsigned index, const int16_t *worker_node, rf_err *err)
+{
+    const rf_dpdk_port_config *pc = &d->cfg.ports[index];
+    rf_dpdk_port *p = &d->ports[index];
+    const uint16_t nq = p->want_queues;
+    struct rte_eth_dev_info info;
+    int rc;
+    if ((rc = rte_eth_dev_info_get(p->port_id, &info)) != 0)
+        return rf_err_set(err, -rc, "DPDK: port %s: device info: %s", pc->name, rte_strerror(-rc));
 
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof(conf));
@@ -316,33 +371,46 @@ static int port_open(rf_dpdk *d, unsigned index, uint32_t workers, rf_err *err)
         return rf_err_set(err, -rc, "DPDK: port %s: descriptor count %u: %s", pc->name,
                           pc->rx_descriptors, rte_strerror(-rc));
 
-    p->socket = rte_eth_dev_socket_id(p->port_id);
-    int socket = p->socket >= 0 ? p->socket : (int)rte_socket_id();
-    uint32_t n = pc->mbufs ? pc->mbufs : default_mbufs(pc, nq, desc);
-    char pool_name[RTE_MEMPOOL_NAMESIZE];
-    snprintf(pool_name, sizeof(pool_name), "rf_rx_%u", p->port_id);
-    p->pool = rte_pktmbuf_pool_create(pool_name, n, pc->mbuf_cache, 0,
-                                      (uint16_t)(pc->mbuf_size + RTE_PKTMBUF_HEADROOM), socket);
-    if (!p->pool)
-        return rf_err_set(err, rte_errno ? rte_errno : ENOMEM,
-                          "DPDK: port %s: cannot create a pool of %u mbufs of %u bytes on socket "
-                          "%d: %s — raise dpdk.memory or the hugepages, or lower mbufs",
-                          pc->name, n, pc->mbuf_size, socket, rte_strerror(rte_errno));
+    /* A pool per node among the queues' workers (dpdk.h, "Memory"). */
+    rf_dpdk_pool_plan plan;
+    rf_dpdk_pool_plan_make(nq, worker_node, p->socket, &plan);
+    uint32_t total = 0;
+    char pools_text[256] = "";
+    size_t pt = 0;
+    for (uint32_t i = 0; i < plan.n_pools; i++) {
+        uint32_t n = pc->mbufs ? rf_dpdk_pool_plan_share(&plan, i, pc->mbufs)
+                               : default_mbufs(pc, plan.pool_queues[i], desc);
+        p->pools[i] = pool_create(p, pc, i, n, plan.pool_node[i], &p->pool_node[i], err);
+        if (!p->pools[i])
+            return -ENOMEM;
+        p->n_pools = i + 1;
+        total += n;
+        if (pt < sizeof(pools_text))
+            pt += (size_t)snprintf(pools_text + pt, sizeof(pools_text) - pt, "%s%u@node%d",
+                                   i ? "," : "", n, p->pool_node[i]);
+    }
 
     struct rte_eth_rxconf rxconf = info.default_rxconf;
     rxconf.offloads = conf.rxmode.offloads;
     for (uint16_t q = 0; q < nq; q++) {
+        const uint32_t pi = plan.queue_pool[q];
+        /* The node the pool really is on (it may have fallen back). */
+        const int node = p->pool_node[pi];
+        const int socket = node >= 0 ? node : (int)rte_socket_id();
         if ((rc = rte_eth_rx_queue_setup(p->port_id, q, desc, (unsigned)socket, &rxconf,
-                                         p->pool)) != 0)
+                                         p->pools[pi])) != 0)
             return rf_err_set(err, -rc, "DPDK: port %s: RX queue %u setup: %s", pc->name, q,
                               rte_strerror(-rc));
         rf_dpdk_queue *dq = rte_zmalloc_socket("rf_dpdk_queue", sizeof(*dq), 64, socket);
+        if (!dq)
+            dq = rte_zmalloc_socket("rf_dpdk_queue", sizeof(*dq), 64, SOCKET_ID_ANY);
         if (!dq)
             return rf_err_set(err, ENOMEM, "DPDK: port %s: out of memory for queue %u", pc->name,
                               q);
         dq->port_id = p->port_id;
         dq->queue_id = q;
         dq->burst = pc->burst;
+        dq->node = (int16_t)node;
         dq->hw_ip = hw_ip;
         dq->hw_l4 = hw_l4;
         dq->n_binds = d->cfg.n_udp_ports;
@@ -362,9 +430,9 @@ static int port_open(rf_dpdk *d, unsigned index, uint32_t workers, rf_err *err)
     p->started = true;
     rf_log_info(LOG,
                 "port %s up: port_id=%u driver=%s socket=%d rx_queues=%u rss=%s descriptors=%u "
-                "mbufs=%u csum_offload=%s/%s",
+                "mbufs=%u pools=%s csum_offload=%s/%s",
                 pc->name, p->port_id, info.driver_name, p->socket, nq,
-                conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? "on" : "off", desc, n,
+                conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? "on" : "off", desc, total, pools_text,
                 hw_ip ? "ip" : "-", hw_l4 ? "udp" : "-");
     return 0;
 }
@@ -379,11 +447,12 @@ static void port_close(rf_dpdk_port *p)
     for (unsigned q = 0; q < p->n_queues; q++)
         rte_free(p->queues[q]);
     p->n_queues = 0;
-    rte_mempool_free(p->pool); /* NULL-safe */
-    p->pool = NULL;
+    for (unsigned i = 0; i < p->n_pools; i++)
+        rte_mempool_free(p->pools[i]);
+    p->n_pools = 0;
 }
 
-int rf_dpdk_open(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_err *err)
+int rf_dpdk_open_ports(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_err *err)
 {
     if (cfg->n_ports == 0 || cfg->n_ports > RF_DPDK_MAX_PORTS)
         return rf_err_set(err, EINVAL, "DPDK: no port configured (dpdk.ports)");
@@ -393,6 +462,7 @@ int rf_dpdk_open(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_
     if (!d)
         return rf_err_set(err, ENOMEM, "DPDK: out of memory");
     d->cfg = *cfg;
+    d->workers = workers;
     int rc = eal_init(cfg, err);
     if (rc < 0) {
         free(d);
@@ -400,10 +470,40 @@ int rf_dpdk_open(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_
     }
     for (unsigned i = 0; i < cfg->n_ports; i++) {
         d->n_ports = i + 1;
-        if ((rc = port_open(d, i, workers, err)) < 0) {
+        if ((rc = port_find(d, i, workers, err)) < 0) {
             rf_dpdk_close(d);
             return rc;
         }
+    }
+    *out = d;
+    return 0;
+}
+
+int rf_dpdk_start(rf_dpdk *d, const int16_t *worker_node, rf_err *err)
+{
+    if (d->started)
+        return rf_err_set(err, EALREADY, "DPDK: the ports are started already");
+    d->started = true;
+    for (unsigned i = 0; i < d->n_ports; i++) {
+        int rc = port_start(d, i, worker_node, err);
+        if (rc < 0) {
+            for (unsigned j = 0; j <= i; j++)
+                port_close(&d->ports[j]);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int rf_dpdk_open(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_err *err)
+{
+    rf_dpdk *d;
+    int rc = rf_dpdk_open_ports(cfg, workers, &d, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = rf_dpdk_start(d, NULL, err)) < 0) {
+        rf_dpdk_close(d);
+        return rc;
     }
     *out = d;
     return 0;
@@ -432,6 +532,23 @@ const char *rf_dpdk_port_name(const rf_dpdk *d, unsigned port)
 int rf_dpdk_port_numa_node(const rf_dpdk *d, unsigned port)
 {
     return d && port < d->n_ports ? d->ports[port].socket : -1;
+}
+
+unsigned rf_dpdk_port_pool_count(const rf_dpdk *d, unsigned port)
+{
+    return d && port < d->n_ports ? d->ports[port].n_pools : 0;
+}
+
+int rf_dpdk_port_pool_node(const rf_dpdk *d, unsigned port, unsigned pool)
+{
+    if (!d || port >= d->n_ports || pool >= d->ports[port].n_pools)
+        return -1;
+    return d->ports[port].pool_node[pool];
+}
+
+int rf_dpdk_queue_numa_node(const rf_dpdk_queue *q)
+{
+    return q ? q->node : -1;
 }
 
 unsigned rf_dpdk_queue_count(const rf_dpdk *d, unsigned port)

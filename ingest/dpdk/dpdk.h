@@ -12,7 +12,10 @@
  *     control thread                          worker w (pinned)
  *     --------------                          -----------------
  *     rf_dpdk_config_parse()  (settings)
- *     rf_dpdk_open(cfg, workers)   EAL, pools, ports configured and started
+ *     rf_dpdk_open_ports(cfg, workers)   EAL, ports found: their NUMA nodes
+ *       (place the workers)
+ *     rf_dpdk_start(d, worker_node)      pools per node, queues, ports started
+ *     (rf_dpdk_open = both, each queue on its port's node)
  *     rf_dpdk_queue_at(d, p, w)    queue w of port p belongs to worker w
  *     rf_dpdk_queue_set_handler()  x udp_ports, per queue (one parse context
  *                                  per worker and protocol)
@@ -20,6 +23,17 @@
  *                                             rf_dpdk_queue_poll() in the loop
  *     rf_dpdk_queue_counter(), rf_dpdk_port_stats_get() (any time)
  *     rf_dpdk_close()  after every worker stopped polling
+ *
+ * Memory. Queue q is polled by worker q, so its descriptors, its state and
+ * the mbufs it receives into belong on that worker's node: a port gets one
+ * mbuf pool per node among its queues' workers (rf_dpdk_pool_plan), and each
+ * queue is set up on its worker's node drawing from that node's pool. A
+ * worker whose node is unknown (not pinned, no NUMA) takes the port's node,
+ * and when that is unknown too, DPDK's choice (SOCKET_ID_ANY). A pool that
+ * cannot be had on its node (no hugepages there) is created on any socket
+ * instead, with a warning: the start never fails for placement. `mbufs`,
+ * when set, is the port's total, shared between its pools in proportion to
+ * their queues.
  *
  * Queues. A port gets rx_queues RX queues (0 = one per worker) and, with
  * rss: true and more than one queue, RSS on IP addresses and UDP ports, so a
@@ -170,16 +184,44 @@ bool rf_dpdk_built(void);
 typedef struct rf_dpdk rf_dpdk;
 typedef struct rf_dpdk_queue rf_dpdk_queue;
 
-/* Control thread: initialises EAL from cfg, creates one mbuf pool per port on
- * the port's NUMA socket, configures and starts every port with its queues
- * (`workers` is the count used for rx_queues: 0). On failure nothing is left
- * running and err says what to check, e.g.
+/* Control thread: initialises EAL from cfg and finds every port
+ * (rf_dpdk_open_ports), then creates the mbuf pools and configures and starts
+ * every port with its queues, each queue on its port's node
+ * (rf_dpdk_start(d, NULL)). `workers` is the count used for rx_queues: 0.
+ * On failure nothing is left running and err says what to check, e.g.
  *   "DPDK: EAL init failed: No such device (args: ...) — check hugepages (or
  *    set dpdk.huge_pages: false), device binding (dpdk-devbind.py), permissions
  *    (root, or CAP_SYS_ADMIN, CAP_IPC_LOCK, CAP_NET_RAW) and the vdev/PCI names".
  * Returns 0, -ENOTSUP (built without DPDK), -EALREADY (EAL used before in this
  * process), -EINVAL (configuration the devices cannot do), -ENODEV, -ENOMEM. */
 int rf_dpdk_open(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_err *err);
+
+/* The two halves, for a caller that places its workers by the ports' nodes
+ * and then wants each queue's memory on its worker's node. After
+ * rf_dpdk_open_ports the port count, names and nodes are known and no queue
+ * exists yet. rf_dpdk_start(d, worker_node): worker_node[w] is the node of
+ * worker w (-1 unknown), for every worker given to rf_dpdk_open_ports, or
+ * NULL (every queue on its port's node). Once only; on failure the ports are
+ * closed again (rf_dpdk_close still frees d). Errors as rf_dpdk_open. */
+int rf_dpdk_open_ports(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_err *err);
+int rf_dpdk_start(rf_dpdk *d, const int16_t *worker_node, rf_err *err);
+
+/* Which mbuf pools a port needs and which one each queue draws from (plain
+ * C, no EAL: the rule of "Memory" above). Queue q's node is worker_node[q]
+ * when given and >= 0, else port_node (-1 unknown); one pool per distinct
+ * node, in order of first use; pool_node -1 = any socket. */
+typedef struct rf_dpdk_pool_plan {
+    uint32_t n_pools;
+    int pool_node[RF_DPDK_MAX_QUEUES];
+    uint16_t pool_queues[RF_DPDK_MAX_QUEUES]; /* queues drawing from pool i */
+    uint8_t queue_pool[RF_DPDK_MAX_QUEUES];   /* pool of queue q */
+    int queue_node[RF_DPDK_MAX_QUEUES];       /* node of queue q, -1 unknown */
+} rf_dpdk_pool_plan;
+void rf_dpdk_pool_plan_make(uint16_t n_queues, const int16_t *worker_node, int port_node,
+                            rf_dpdk_pool_plan *out);
+/* Mbufs of pool i when the port's total is `mbufs` (non-zero): its share by
+ * queues, rounded up. */
+uint32_t rf_dpdk_pool_plan_share(const rf_dpdk_pool_plan *plan, uint32_t pool, uint32_t mbufs);
 
 /* Stops and closes the ports, frees the pools and cleans EAL up (no thread may
  * be polling). Safe on NULL. */
@@ -189,7 +231,13 @@ unsigned rf_dpdk_port_count(const rf_dpdk *d);
 const char *rf_dpdk_port_name(const rf_dpdk *d, unsigned port);
 /* NUMA node of the port's device, -1 when unknown (vdevs). */
 int rf_dpdk_port_numa_node(const rf_dpdk *d, unsigned port);
+/* The port's mbuf pools after rf_dpdk_start: how many, and the node each is
+ * on (-1: any socket). */
+unsigned rf_dpdk_port_pool_count(const rf_dpdk *d, unsigned port);
+int rf_dpdk_port_pool_node(const rf_dpdk *d, unsigned port, unsigned pool);
 unsigned rf_dpdk_queue_count(const rf_dpdk *d, unsigned port);
+/* Node a queue was set up on (its descriptors, state and pool), -1 any. */
+int rf_dpdk_queue_numa_node(const rf_dpdk_queue *q);
 /* Queue `queue` of port `port` (worker `queue` polls it), NULL when out of range. */
 rf_dpdk_queue *rf_dpdk_queue_at(rf_dpdk *d, unsigned port, unsigned queue);
 

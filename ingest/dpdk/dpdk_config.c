@@ -195,3 +195,36 @@ int rf_dpdk_config_parse(const rf_cfg_node *root, rf_dpdk_config *out, rf_err *e
     *out = cfg;
     return 0;
 }
+
+/* ---- mbuf pools per node (dpdk.h, "Memory") -------------------------------- */
+
+void rf_dpdk_pool_plan_make(uint16_t n_queues, const int16_t *worker_node, int port_node,
+                            rf_dpdk_pool_plan *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (n_queues > RF_DPDK_MAX_QUEUES)
+        n_queues = RF_DPDK_MAX_QUEUES;
+    for (uint16_t q = 0; q < n_queues; q++) {
+        int node = worker_node && worker_node[q] >= 0 ? worker_node[q] : port_node;
+        if (node < -1)
+            node = -1;
+        uint32_t p = 0;
+        while (p < out->n_pools && out->pool_node[p] != node)
+            p++;
+        if (p == out->n_pools)
+            out->pool_node[out->n_pools++] = node;
+        out->pool_queues[p]++;
+        out->queue_pool[q] = (uint8_t)p;
+        out->queue_node[q] = node;
+    }
+}
+
+uint32_t rf_dpdk_pool_plan_share(const rf_dpdk_pool_plan *plan, uint32_t pool, uint32_t mbufs)
+{
+    uint32_t queues = 0;
+    for (uint32_t p = 0; p < plan->n_pools; p++)
+        queues += plan->pool_queues[p];
+    if (pool >= plan->n_pools || queues == 0)
+        return 0;
+    return (uint32_t)(((uint64_t)mbufs * plan->pool_queues[pool] + queues - 1) / queues);
+}

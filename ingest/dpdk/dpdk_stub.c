@@ -21,9 +21,42 @@ int rf_dpdk_open(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_
                       "and -Ddpdk=enabled), dpdk.enabled must be false");
 }
 
+int rf_dpdk_open_ports(const rf_dpdk_config *cfg, uint32_t workers, rf_dpdk **out, rf_err *err)
+{
+    return rf_dpdk_open(cfg, workers, out, err);
+}
+
+int rf_dpdk_start(rf_dpdk *d, const int16_t *worker_node, rf_err *err)
+{
+    (void)d;
+    (void)worker_node;
+    return rf_err_set(err, ENOTSUP, "DPDK: ringflow was built without DPDK");
+}
+
 void rf_dpdk_close(rf_dpdk *d)
 {
     (void)d;
+}
+
+unsigned rf_dpdk_port_pool_count(const rf_dpdk *d, unsigned port)
+{
+    (void)d;
+    (void)port;
+    return 0;
+}
+
+int rf_dpdk_port_pool_node(const rf_dpdk *d, unsigned port, unsigned pool)
+{
+    (void)d;
+    (void)port;
+    (void)pool;
+    return -1;
+}
+
+int rf_dpdk_queue_numa_node(const rf_dpdk_queue *q)
+{
+    (void)q;
+    return -1;
 }
 
 unsigned rf_dpdk_port_count(const rf_dpdk *d)

@@ -1,18 +1,24 @@
 /* ingest/dpdk without EAL: the frame parser (every verdict, offload flags,
- * checksum edge cases) and the `dpdk:` configuration section. Runs in every
- * build, with or without DPDK, and under sanitizers. */
+ * checksum edge cases), the `dpdk:` configuration section, and the choice of
+ * a mbuf pool per node for the queues of workers placed on a fake 2-node
+ * topology. Runs in every build, with or without DPDK, and under
+ * sanitizers. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/config/config.h"
 #include "ingest/dpdk/dpdk.h"
 #include "ingest/dpdk/packet_pvt.h"
+#include "numa/numa.h"
 #include "tests/dpdk/pkt_build.h"
 
 static pb_spec v4(const char *payload)
@@ -251,6 +257,99 @@ static void test_counter_names(void **state)
     assert_string_equal(rf_dpdk_counter_name(RF_DC__COUNT), "unknown");
 }
 
+
+/* Writes root/rel with text, making the directories (a fake sysfs). */
+static void fake_put(const char *root, const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
+    for (char *p = path + strlen(root) + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Workers placed by numa/ on a fake 2-node machine (node0 cpus 0-3, node1
+ * cpus 4-7, the NIC on node 1); each queue must draw from the pool of its
+ * worker's node, one pool per node in use. */
+static void test_pool_per_node(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/rf_dpdk_numa_XXXXXX";
+    assert_non_null(mkdtemp(root));
+    fake_put(root, "sys/devices/system/node/node0/cpulist", "0-3\n");
+    fake_put(root, "sys/devices/system/node/node1/cpulist", "4-7\n");
+    rf_numa_topology topo;
+    rf_err err;
+    assert_int_equal(rf_numa_topology_load(root, &topo, &err), 0);
+    assert_int_equal(topo.n_nodes, 2);
+
+    /* Six workers, NIC on node 1: four on node 1 (cpus 4-7), two on node 0. */
+    rf_numa_request req = {.workers = 6, .nic_node = 1};
+    rf_numa_placement pl;
+    assert_int_equal(rf_numa_place(&topo, &req, &pl, &err), 0);
+    int16_t nodes[6];
+    for (int i = 0; i < 6; i++)
+        nodes[i] = pl.node[i];
+    assert_int_equal(nodes[0], 1);
+    assert_int_equal(nodes[5], 0);
+    rf_dpdk_pool_plan plan;
+    rf_dpdk_pool_plan_make(6, nodes, 1, &plan);
+    assert_int_equal(plan.n_pools, 2);
+    assert_int_equal(plan.pool_node[0], 1);
+    assert_int_equal(plan.pool_node[1], 0);
+    assert_int_equal(plan.pool_queues[0], 4);
+    assert_int_equal(plan.pool_queues[1], 2);
+    for (int q = 0; q < 6; q++) {
+        assert_int_equal(plan.queue_node[q], nodes[q]);
+        assert_int_equal(plan.pool_node[plan.queue_pool[q]], nodes[q]);
+    }
+    /* mbufs: 3000 for the port, shared by queues (rounded up). */
+    assert_int_equal(rf_dpdk_pool_plan_share(&plan, 0, 3000), 2000);
+    assert_int_equal(rf_dpdk_pool_plan_share(&plan, 1, 3000), 1000);
+    assert_int_equal(rf_dpdk_pool_plan_share(&plan, 1, 7), 3);
+    assert_int_equal(rf_dpdk_pool_plan_share(&plan, 2, 3000), 0);
+
+    /* rx_queues: 2 of the 6 workers: both queues' workers on node 1, one pool. */
+    rf_dpdk_pool_plan_make(2, nodes, 1, &plan);
+    assert_int_equal(plan.n_pools, 1);
+    assert_int_equal(plan.pool_node[0], 1);
+
+    /* Four workers, all on the NIC's node: one pool. */
+    req.workers = 4;
+    assert_int_equal(rf_numa_place(&topo, &req, &pl, &err), 0);
+    for (int i = 0; i < 4; i++)
+        nodes[i] = pl.node[i];
+    rf_dpdk_pool_plan_make(4, nodes, 1, &plan);
+    assert_int_equal(plan.n_pools, 1);
+    assert_int_equal(plan.pool_queues[0], 4);
+
+    /* Workers not placed (unknown nodes): the port's node, else any socket. */
+    const int16_t unknown[3] = {-1, -1, -1};
+    rf_dpdk_pool_plan_make(3, unknown, 1, &plan);
+    assert_int_equal(plan.n_pools, 1);
+    assert_int_equal(plan.pool_node[0], 1);
+    rf_dpdk_pool_plan_make(3, NULL, -1, &plan);
+    assert_int_equal(plan.n_pools, 1);
+    assert_int_equal(plan.pool_node[0], -1);
+    /* One worker known on node 0, the others falling back to the port's node 1. */
+    const int16_t mixed[3] = {0, -1, 0};
+    rf_dpdk_pool_plan_make(3, mixed, 1, &plan);
+    assert_int_equal(plan.n_pools, 2);
+    assert_int_equal(plan.queue_pool[0], plan.queue_pool[2]);
+    assert_int_equal(plan.pool_node[plan.queue_pool[1]], 1);
+
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_drops),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_counter_names),
+        cmocka_unit_test(test_pool_per_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
