@@ -11,6 +11,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/mem/mem.h"
 #include "core/ring/ring.h"
 #include "core/worker/worker.h"
 #include "daemon/pipeline.h"
@@ -78,9 +79,17 @@ struct rf_engine {
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
     rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
     int cpus[RF_DAEMON_MAX_WORKERS]; /* pinned CPU per worker, -1 = not pinned */
-    char placement[768];             /* the placement report for `show info` */
+    /* NUMA node per worker (-1: not pinned, or unknown), and what each
+     * worker's structures bound there (numa/numa.h, "Memory"). */
+    int16_t nodes[RF_DAEMON_MAX_WORKERS];
+    rf_mem_scope memory[RF_DAEMON_MAX_WORKERS];
+    char placement[1024];            /* the placement report for `show info` */
     /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
     _Atomic bool stop_ingest;
+    /* Set (release) by rf_engine_start once every worker's thread exists;
+     * read (acquire) by workers before they take in anything: until then a
+     * worker could hand events to a peer whose thread it cannot wake yet. */
+    _Atomic bool threads_ready;
 };
 
 static void counter_add(_Atomic uint64_t *c, uint64_t n)
@@ -321,7 +330,11 @@ static uint32_t worker_poll(void *ctx)
     rf_engine_worker *w = ctx;
     uint32_t work = 0;
     /* Pairs with the release store in rf_engine_stop (phase 1). */
-    if (!atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire)) {
+    const bool stopping = atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire);
+    /* Pairs with the release in rf_engine_start: every peer's thread is set. */
+    if (!stopping && !atomic_load_explicit(&w->engine->threads_ready, memory_order_acquire))
+        return 0;
+    if (!stopping) {
         work += serve_critical(w);
         work += rf_shard_poll_ingest(w->shard);
     } else if (!atomic_load_explicit(&w->ingest_quiesced, memory_order_relaxed)) {
@@ -358,6 +371,24 @@ static void worker_wake(void *ctx)
     rf_shard_wake(w->shard);
 }
 
+static size_t staging_bytes(const rf_engine *e)
+{
+    return (size_t)e->n_workers * sizeof(rf_staging);
+}
+
+/* A ring whose consumer is worker `consumer`: made in that worker's memory
+ * scope, so its slots are on the consumer's node (the producer writes them
+ * first, the consumer reads them at every turn). */
+static rf_ring *ring_for_consumer(rf_engine *e, uint32_t consumer, uint32_t capacity)
+{
+    rf_mem_scope_enter(&e->memory[consumer]);
+    rf_ring *r = rf_ring_create(capacity, sizeof(rf_event));
+    int saved = errno;
+    rf_mem_scope_leave(&e->memory[consumer]);
+    errno = saved;
+    return r;
+}
+
 static void engine_free(rf_engine *e)
 {
     if (e->store) {
@@ -376,8 +407,8 @@ static void engine_free(rf_engine *e)
             rf_ring_destroy(atomic_load_explicit(&w->crit_inbound[j], memory_order_relaxed));
         }
         rf_shard_free(w->shard);
-        free(w->staging);
-        free(w);
+        rf_mem_huge_free(w->staging, staging_bytes(e));
+        rf_mem_huge_free(w, sizeof(*w));
     }
     /* After the shards: their handlers were registered on the queues. */
     rf_dpdk_close(e->dpdk);
@@ -388,12 +419,45 @@ static void engine_free(rf_engine *e)
     free(e);
 }
 
+/* The NIC whose node the workers should be on (numa/numa.h, "NIC node"):
+ * DPDK port 0, else the first listener bound to an address whose interface
+ * has a node. *what says which, for the placement report. */
+static int nic_node_of(const rf_engine *e, char *what, size_t size)
+{
+    what[0] = '\0';
+    if (e->dpdk && rf_dpdk_port_count(e->dpdk)) {
+        int node = rf_dpdk_port_numa_node(e->dpdk, 0);
+        if (node >= 0) {
+            snprintf(what, size, "dpdk port %s", rf_dpdk_port_name(e->dpdk, 0));
+            return node;
+        }
+    }
+    const rf_ingest_settings *in = &e->settings.ingest;
+    for (size_t i = 0; i < in->n_listeners; i++) {
+        char ifname[64];
+        int node = -1;
+        rf_err ierr;
+        rf_err_clear(&ierr);
+        if (rf_numa_addr_node(NULL, in->listeners[i].address, &node, ifname, sizeof(ifname),
+                              &ierr) == 0 &&
+            node >= 0) {
+            snprintf(what, size, "%s of listener %s", ifname, in->listeners[i].name);
+            return node;
+        }
+    }
+    return -1;
+}
+
 /* Worker CPUs: engine.cpus when given, else numa/'s rule (the NIC's node
- * first, CPU 0 last within its node). Fills e->cpus and e->placement. */
+ * first, CPU 0 last within its node). Fills e->cpus, e->nodes and
+ * e->placement. Runs before anything of a worker is allocated: its memory
+ * goes on the node chosen here. */
 static int place_workers(rf_engine *e, const rf_daemon_config *cfg, rf_err *err)
 {
-    for (uint32_t i = 0; i < e->n_workers; i++)
+    for (uint32_t i = 0; i < e->n_workers; i++) {
         e->cpus[i] = -1;
+        e->nodes[i] = -1;
+    }
     if (!cfg->engine.pin_workers) {
         snprintf(e->placement, sizeof(e->placement), "workers not pinned (engine.pin_workers: false)");
         return 0;
@@ -402,22 +466,79 @@ static int place_workers(rf_engine *e, const rf_daemon_config *cfg, rf_err *err)
     int rc = rf_numa_topology_load(NULL, &topo, err);
     if (rc < 0)
         return rf_err_wrap(err, "placement: ");
-    int nic_node = -1;
-    if (e->dpdk && rf_dpdk_port_count(e->dpdk))
-        nic_node = rf_dpdk_port_numa_node(e->dpdk, 0);
+    char nic[128];
     const rf_numa_request req = {
         .workers = e->n_workers,
-        .nic_node = nic_node,
+        .nic_node = nic_node_of(e, nic, sizeof(nic)),
         .cpus = cfg->engine.n_cpus ? cfg->engine.cpus : NULL,
         .n_cpus = cfg->engine.n_cpus,
     };
     rf_numa_placement pl;
     if ((rc = rf_numa_place(&topo, &req, &pl, err)) < 0)
         return rf_err_wrap(err, "placement: ");
-    for (uint32_t i = 0; i < e->n_workers; i++)
+    for (uint32_t i = 0; i < e->n_workers; i++) {
         e->cpus[i] = pl.cpu[i];
-    rf_numa_placement_report(&topo, &pl, e->placement, sizeof(e->placement));
+        e->nodes[i] = pl.node[i];
+    }
+    int len = rf_numa_placement_report(&topo, &pl, e->placement, sizeof(e->placement));
+    if (nic[0] && len > 0 && (size_t)len < sizeof(e->placement))
+        snprintf(e->placement + len, sizeof(e->placement) - (size_t)len, "; nic: %s", nic);
     return 0;
+}
+
+/* After worker i's structures were made in e->memory[i]: a line for the
+ * placement report, and a warning when binding was refused (the memory is
+ * then where first touch puts it; the start goes on). */
+static void report_memory(rf_engine *e)
+{
+    size_t off = strlen(e->placement);
+    bool any = false;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        const rf_mem_scope *m = &e->memory[i];
+        if (m->refused)
+            rf_log_warn("engine",
+                        "worker %u: %u of its allocations could not be bound to node %d (%s); "
+                        "they are where first touch puts them",
+                        i, m->refused, m->node, strerror(m->refused_errno));
+        if (m->kept_policy && i == 0)
+            rf_log_info("engine", "the process's own memory policy (numactl?) is kept: worker "
+                                  "memory is not bound to the workers' nodes");
+        if (m->node < 0 || off >= sizeof(e->placement))
+            continue;
+        off += (size_t)snprintf(e->placement + off, sizeof(e->placement) - off,
+                                "%s w%u=%u/%lluMiB",
+                                any ? "" : "; memory on its node (regions/reserved):", i,
+                                m->regions, (unsigned long long)(m->bytes >> 20));
+        any = true;
+    }
+}
+
+/* Worker i's own memory, in its scope (rf_engine_start): its struct and
+ * staging on its node whatever their size, its inbound rings, its shard. */
+static int worker_alloc(rf_engine *e, uint32_t i, rf_err *err)
+{
+    const rf_daemon_config *cfg = &e->settings.daemon;
+    const int node = rf_mem_scope_node(); /* -1 when the scope binds nothing */
+    rf_engine_worker *w = rf_mem_map_onnode_at(sizeof(*w), node, "engine worker");
+    if (!w)
+        return rf_err_set(err, ENOMEM, "engine: out of memory for worker %u", i);
+    e->workers[i] = w; /* zeroed: a fresh mapping */
+    w->engine = e;
+    w->index = i;
+    w->staging = rf_mem_map_onnode_at(staging_bytes(e), node, "engine staging");
+    if (!w->staging)
+        return rf_err_set(err, ENOMEM, "engine: out of memory for worker %u staging", i);
+    for (uint32_t j = 0; j < e->n_workers; j++) {
+        if (j == i)
+            continue;
+        w->inbound[j] = rf_ring_create(cfg->engine.ring.capacity, sizeof(rf_event));
+        if (!w->inbound[j])
+            return rf_err_set(err, errno, "engine: ring %u->%u of %u slots: %s", j, i,
+                              cfg->engine.ring.capacity, strerror(errno));
+    }
+    return rf_shard_new(&e->settings, i, e->n_workers,
+                        e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
+                        err);
 }
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
@@ -430,6 +551,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     e->n_workers = cfg->engine.workers;
     e->policy = cfg->engine.ring.full_policy;
     atomic_init(&e->stop_ingest, false);
+    atomic_init(&e->threads_ready, false);
     bool critical = false;
     for (size_t i = 0; i < settings->ingest.n_listeners; i++)
         critical |= settings->ingest.listeners[i].critical;
@@ -443,16 +565,40 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
          * check, and the io_uring listeners still run. */
         rf_err derr;
         rf_err_clear(&derr);
-        if (rf_dpdk_open(&settings->dpdk, e->n_workers, &e->dpdk, &derr) < 0) {
+        if (rf_dpdk_open_ports(&settings->dpdk, e->n_workers, &e->dpdk, &derr) < 0) {
             rf_log_error("engine", "%s; continuing without DPDK (io_uring listeners only)",
                          derr.msg);
             e->dpdk = NULL;
         }
     }
+    /* Placement before any allocation of a worker's: everything below is
+     * made for the node of the worker it belongs to. */
+    if ((rc = place_workers(e, cfg, err)) < 0)
+        goto fail;
+    if (e->dpdk) {
+        /* Each worker's queue draws from a pool on the worker's node. */
+        rf_err derr;
+        rf_err_clear(&derr);
+        if (rf_dpdk_start(e->dpdk, e->nodes, &derr) < 0) {
+            rf_log_error("engine", "%s; continuing without DPDK (io_uring listeners only)",
+                         derr.msg);
+            rf_dpdk_close(e->dpdk);
+            e->dpdk = NULL;
+            /* The DPDK port's node no longer matters: place again. */
+            if ((rc = place_workers(e, cfg, err)) < 0)
+                goto fail;
+        }
+    }
+    /* One allocation scope per worker for its node: its store shard, struct,
+     * rings and shard are made in it, and it says what was bound. */
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        rf_mem_scope_init(&e->memory[i], e->nodes[i]);
     if (settings->storage.enabled) {
+        /* Each shard's buffers and slots on its worker's node. */
+        rf_store_config sc = settings->storage.store;
+        sc.shard_scope = e->memory;
         /* Opening runs recovery: what it found is logged. */
-        rc = rf_store_open(settings->storage.dir, &settings->storage.store, e->n_workers,
-                           &e->store, err);
+        rc = rf_store_open(settings->storage.dir, &sc, e->n_workers, &e->store, err);
         if (rc < 0) {
             rf_err_wrap(err, "storage: ");
             goto fail;
@@ -470,35 +616,14 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
                     (unsigned long)st.recovery.segments_quarantined);
     }
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        rf_engine_worker *w = aligned_alloc(64, (sizeof(*w) + 63) & ~(size_t)63);
-        if (!w) {
-            rc = rf_err_set(err, ENOMEM, "engine: out of memory for worker %u", i);
-            goto fail;
-        }
-        memset(w, 0, sizeof(*w));
-        e->workers[i] = w;
-        w->engine = e;
-        w->index = i;
-        w->staging = calloc(e->n_workers, sizeof(rf_staging));
-        if (!w->staging) {
-            rc = rf_err_set(err, ENOMEM, "engine: out of memory for worker %u staging", i);
-            goto fail;
-        }
-        for (uint32_t j = 0; j < e->n_workers; j++) {
-            if (j == i)
-                continue;
-            w->inbound[j] = rf_ring_create(cfg->engine.ring.capacity, sizeof(rf_event));
-            if (!w->inbound[j]) {
-                rc = rf_err_set(err, errno, "engine: ring %u->%u of %u slots: %s", j, i,
-                                cfg->engine.ring.capacity, strerror(errno));
-                goto fail;
-            }
-        }
-        rc = rf_shard_new(&e->settings, i, e->n_workers,
-                          e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
-                          err);
+        /* Worker i's struct, staging, inbound rings (it consumes them) and
+         * shard (series table, stages), all in its node's scope. */
+        rf_mem_scope_enter(&e->memory[i]);
+        rc = worker_alloc(e, i, err);
+        rf_mem_scope_leave(&e->memory[i]);
         if (rc < 0)
             goto fail;
+        rf_engine_worker *w = e->workers[i];
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
         /* Always: a reload may bring the first critical listener. */
         rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
@@ -514,8 +639,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         atomic_store_explicit(&e->critical_lane, true, memory_order_relaxed); /* before the threads */
     }
 
-    if ((rc = place_workers(e, cfg, err)) < 0)
-        goto fail;
+    report_memory(e);
     rf_log_info("engine", "%s", e->placement);
     const rf_idle_policy idle = {
         .spin = cfg->engine.idle.spin,
@@ -542,6 +666,8 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
             goto fail_started;
         }
     }
+    /* Pairs with the acquire in worker_poll. */
+    atomic_store_explicit(&e->threads_ready, true, memory_order_release);
     /* Wait until each worker is running or has failed. */
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_component *c = rf_worker_component(e->workers[i]->thread);
@@ -709,7 +835,7 @@ static int create_critical_rings(rf_engine *e, rf_err *err)
             if (i == j || atomic_load_explicit(&e->workers[i]->crit_inbound[j],
                                                memory_order_relaxed))
                 continue;
-            rf_ring *r = rf_ring_create(RF_CRIT_RING_SLOTS, sizeof(rf_event));
+            rf_ring *r = ring_for_consumer(e, i, RF_CRIT_RING_SLOTS); /* i consumes it */
             if (!r)
                 return rf_err_set(err, errno, "engine: critical ring %u->%u: %s", j, i,
                                   strerror(errno));
@@ -1025,4 +1151,14 @@ struct rf_store *rf_engine_store(const rf_engine *e)
 const char *rf_engine_placement(const rf_engine *e)
 {
     return e->placement;
+}
+
+const rf_mem_scope *rf_engine_worker_memory(const rf_engine *e, uint32_t worker)
+{
+    return worker < e->n_workers ? &e->memory[worker] : NULL;
+}
+
+struct rf_dpdk *rf_engine_dpdk(const rf_engine *e)
+{
+    return e->dpdk;
 }

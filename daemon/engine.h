@@ -94,8 +94,18 @@ typedef struct rf_engine_drops {
 } rf_engine_drops;
 void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out);
 
-/* One line: NUMA nodes, the rule used and each worker's CPU and node. */
+/* One line: NUMA nodes, the rule used, each worker's CPU and node, and what
+ * of each worker's memory was bound to its node. */
 const char *rf_engine_placement(const rf_engine *e);
+/* What worker i's structures bound to its node at start (numa/numa.h,
+ * "Memory"): its node, counts, refusals, and the regions (the first
+ * RF_MEM_SCOPE_LOG: addresses valid while the engine runs, except regions
+ * of a pipeline a reload has replaced). Read-only, for tests and checks;
+ * NULL when there is no such worker. */
+struct rf_mem_scope;
+const struct rf_mem_scope *rf_engine_worker_memory(const rf_engine *e, uint32_t worker);
+/* The DPDK ports, or NULL when DPDK is disabled or did not start. */
+struct rf_dpdk *rf_engine_dpdk(const rf_engine *e);
 
 /* The settings the engine runs with (after reloads). */
 const rf_settings *rf_engine_settings(const rf_engine *e);

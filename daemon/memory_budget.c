@@ -117,12 +117,15 @@ uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line)
 #define PIPE_FIXED (4ull * 256 * (sizeof(rf_event) + 4) + 1024 * 80 + 64 * 1024)
 #define PIPE_SINK (2ull * 256 * sizeof(rf_event) + 64)
 
-/* daemon/engine.c: a worker's two 256-event batches and, per peer, its
- * staging (64 definitions and 64 events). */
+/* daemon/engine.c: a worker's struct (two 256-event batches, its four
+ * arrays of ring pointers) and, per peer, its staging (64 definitions and 64
+ * events). Both are mappings of their own, bound to the worker's node
+ * (rf_mem_map_onnode_at): whole pages. */
 static uint64_t engine_worker_bound(uint32_t workers)
 {
-    return rf_mem_alloc_bound(2ull * 256 * sizeof(rf_event) + 1024) +
-           rf_mem_alloc_bound((uint64_t)workers * 2 * 64 * sizeof(rf_event) + 16);
+    return rf_mem_huge_bound(2ull * 256 * sizeof(rf_event) +
+                             4ull * RF_DAEMON_MAX_WORKERS * sizeof(void *) + 1024) +
+           rf_mem_huge_bound((uint64_t)workers * 2 * 64 * sizeof(rf_event) + 16);
 }
 
 /* daemon/ops/server.c: each client's input buffer and its output, bounded
