@@ -1,22 +1,29 @@
 /* ringflowd fed by DPDK from a capture: a generated pcap read by the
  * net_pcap vdev (--no-huge --no-pci), through the same parsers, rings,
  * aggregation and sinks as the io_uring path. Exact aggregates and exact
- * per-reason packet drops. */
+ * per-reason packet drops; the port's device statistics (ipackets = the
+ * frames in the capture, ibytes = their bytes, no imissed, ierrors or
+ * rx_nombuf) in `show dpdk` (text and JSON) and on /metrics. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../dpdk/pkt_build.h"
 #include "daemon_proc.h"
+#include "tools/cli/client.h"
 
 #define HOSTS 8
 #define POINTS 6
@@ -29,11 +36,91 @@ static double json_value_of(const char *text, const char *series)
     return p ? strtod(p + strlen(needle), NULL) : NAN;
 }
 
+static uint64_t g_frame_bytes; /* every frame written to the capture */
+static pid_t g_pid;            /* the daemon while it may run: stopped if a check fails */
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g_pid > 0) {
+        kill(g_pid, SIGKILL); /* a failed check left it running, polling */
+        waitpid(g_pid, NULL, 0);
+        g_pid = 0;
+    }
+    return 0;
+}
+
 static void add_frame(FILE *f, pb_spec *spec, uint32_t *seq)
 {
     pb_frame fr;
     pb_build(spec, &fr);
     pb_pcap_write(f, &fr, (*seq)++);
+    g_frame_bytes += fr.len;
+}
+
+/* The reply to `cmd` on the daemon's stats socket (malloc'ed), or NULL. */
+static char *ask(const char *cmd)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
+    int fd = rf_cli_connect(path);
+    if (fd < 0)
+        return NULL;
+    char *reply = NULL;
+    int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
+    close(fd);
+    if (rc < 0) {
+        free(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* Row 0 of table `table` in `show dpdk json`, from a parsed reply. */
+static const rf_json *row0(const rf_json *doc, const char *table)
+{
+    const rf_json *t = rf_json_get(doc, table);
+    if (!t || !t->child)
+        fail_msg("no %s rows in show dpdk json", table);
+    return t->child;
+}
+
+/* GET /metrics from 127.0.0.1:port into buf; the HTTP status. */
+static int http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t k;
+    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)k;
+    buf[len] = '\0';
+    close(fd);
+    int code = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &code);
+    return code;
+}
+
+/* The value of the sample `name{labels}` in a /metrics body, or -1. */
+static double metric(const char *body, const char *name_labels)
+{
+    char needle[256];
+    snprintf(needle, sizeof(needle), "\n%s ", name_labels);
+    const char *p = strstr(body, needle);
+    return p ? strtod(p + strlen(needle), NULL) : -1;
 }
 
 static void test_dpdk_live(void **state)
@@ -94,7 +181,7 @@ static void test_dpdk_live(void **state)
              "engine: {workers: 2, idle: {sleep: 1ms}}\n"
              "listeners:\n"
              "  - {transport: udp, protocol: influx_line, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
+             "stats: {prometheus: {enabled: true, listen: \"127.0.0.1:%d\"}}\n"
              "storage: {enabled: false}\n"
              "dpdk:\n"
              "  enabled: true\n"
@@ -118,14 +205,74 @@ static void test_dpdk_live(void **state)
              "  aggregation: {allowed_lateness: 120s}\n"
              "  aggregations:\n"
              "    - {measurement: net, field: rx, window: 10s, functions: [count, sum]}\n",
-             port, (int)getpid(), pcap);
+             port, port + 1, (int)getpid(), pcap);
     tproc_write_file("dpdk.yaml", cfg);
     proc d;
+    g_pid = 0;
     tproc_start(&d, (const char *[]){"--config", "dpdk.yaml", NULL});
+    g_pid = d.pid;
     assert_true(tproc_wait_log(&d, "msg=\"running:", 20000));
     usleep(1000 * 1000); /* net_pcap delivers the file once, at once */
+
+    /* The port's device statistics: every frame of the capture, its bytes,
+     * nothing missed, in error or short of mbufs. */
+    const uint64_t frames = seq;
+    rf_json *doc = NULL;
+    for (int t = 0; t < 100; t++) {
+        char *reply = ask("show dpdk json");
+        char jerr[128] = "";
+        rf_json_free(doc);
+        doc = reply ? rf_json_parse(reply, jerr, sizeof(jerr)) : NULL;
+        free(reply);
+        const rf_json *ports = doc ? rf_json_get(doc, "dpdk_ports") : NULL;
+        if (ports && ports->child && rf_json_num(ports->child, "ipackets", 0) == (double)frames)
+            break;
+        usleep(100 * 1000);
+    }
+    assert_non_null(doc);
+    const rf_json *p0 = row0(doc, "dpdk_ports");
+    assert_string_equal(rf_json_str(p0, "name", ""), "cap0");
+    assert_true(rf_json_num(p0, "ipackets", -1) == (double)frames);
+    assert_true(rf_json_num(p0, "ibytes", -1) == (double)g_frame_bytes);
+    assert_true(rf_json_num(p0, "imissed", -1) == 0);
+    assert_true(rf_json_num(p0, "ierrors", -1) == 0);
+    assert_true(rf_json_num(p0, "rx_nombuf", -1) == 0);
+    assert_true(rf_json_num(p0, "queues", -1) == 1);
+    assert_string_equal(rf_json_str(p0, "error", "?"), "");
+    /* net_pcap has no node: the pool is on worker 0's. */
+    assert_true(rf_json_num(p0, "node", 0) == -1);
+    const rf_json *q0 = row0(doc, "dpdk_queues");
+    assert_true(rf_json_num(q0, "packets", -1) == (double)frames);
+    assert_true(rf_json_num(q0, "datagrams", -1) == HOSTS * POINTS);
+    assert_true(rf_json_num(q0, "worker", -1) == 0);
+    assert_true(rf_json_num(q0, "node", -2) >= 0);
+    rf_json_free(doc);
+    char *text = ask("show dpdk");
+    assert_non_null(text);
+    assert_non_null(strstr(text, "ipackets"));
+    assert_non_null(strstr(text, "rx_nombuf"));
+    assert_non_null(strstr(text, "cap0"));
+    free(text);
+    char *help = ask("help");
+    assert_non_null(help);
+    assert_non_null(strstr(help, "dpdk"));
+    free(help);
+
+    static char body[1 << 20];
+    assert_int_equal(http_get(port + 1, "/metrics", body, sizeof(body)), 200);
+    if (getenv("RF_TEST_VERBOSE"))
+        for (const char *l = strstr(body, "ringflow_dpdk"); l; l = strstr(l + 1, "ringflow_dpdk"))
+            printf("%.*s\n", (int)strcspn(l, "\n"), l);
+    assert_true(metric(body, "ringflow_dpdk_port_ipackets_total{port=\"cap0\"}") == (double)frames);
+    assert_true(metric(body, "ringflow_dpdk_port_ibytes_total{port=\"cap0\"}") ==
+                (double)g_frame_bytes);
+    assert_true(metric(body, "ringflow_dpdk_port_imissed_total{port=\"cap0\"}") == 0);
+    assert_true(metric(body, "ringflow_dpdk_port_ierrors_total{port=\"cap0\"}") == 0);
+    assert_true(metric(body, "ringflow_dpdk_port_rx_nombuf_total{port=\"cap0\"}") == 0);
+
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 20000), 0);
+    g_pid = 0;
 
     const char *log = tproc_read_file(d.err_path);
     assert_null(strstr(log, "continuing without DPDK"));
@@ -155,7 +302,7 @@ static void test_dpdk_live(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dpdk_live),
+        cmocka_unit_test_teardown(test_dpdk_live, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
