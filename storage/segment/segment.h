@@ -72,7 +72,7 @@ typedef struct rf_seg_header {
     uint32_t version;
     uint32_t shard;
     uint64_t seq;        /* position of the segment in its shard's stream */
-    int64_t created_ns;  /* wall clock at creation */
+    int64_t created_ns;  /* wall clock at creation (an event-clock store: its first block's, docs/FORMAT.md) */
 } rf_seg_header;
 
 void rf_seg_header_encode(const rf_seg_header *h, uint8_t out[RF_SEG_HEADER_SIZE]);

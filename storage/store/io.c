@@ -244,10 +244,15 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
-static int seg_open(rf_store *st, rf_store_shard *sh)
+/* Opens segment next_seq for `first` (NULL: the probe of a retry, which has
+ * no block). Its header time and name are the wall clock now, or with
+ * event_clock the tick time its first block was cut at (store.h "Event
+ * clock"): the same input then names and dates every segment the same. */
+static int seg_open(rf_store *st, rf_store_shard *sh, const rf_store_slot *first)
 {
     rf_store_io *io = &sh->io;
-    int64_t wall = rf_clock_wall_ns();
+    const bool event_clock = st->cfg.event_clock;
+    int64_t wall = event_clock ? (first ? first->cut_wall : io->last_cut_wall) : rf_clock_wall_ns();
     char name[64], dir[PATH_MAX];
     rf_seg_name(name, sizeof(name), io->next_seq, wall);
     if (snprintf(dir, sizeof(dir), "%s/shard-%02" PRIu32, st->dir, sh->index) >= (int)sizeof(dir) ||
@@ -272,7 +277,8 @@ static int seg_open(rf_store *st, rf_store_shard *sh)
     io->seg_seq = io->next_seq++;
     io->seg_size = RF_SEG_HEADER_SIZE;
     io->disk_off = 0;
-    io->seg_created_mono = rf_clock_mono_ns();
+    io->seg_created_mono =
+        event_clock ? (first ? first->cut_mono : io->last_cut_mono) : rf_clock_mono_ns();
     rf_seg_index_reset(&io->idx);
     rf_u64map_clear(&io->dict);
     return 0;
@@ -448,7 +454,7 @@ static bool try_resume(rf_store *st, rf_store_shard *sh, int64_t now)
     }
     io->dropping = false;
     if (io->fd < 0)
-        (void)seg_open(st, sh); /* a failure is a failed retry: shard_error did the rest */
+        (void)seg_open(st, sh, NULL); /* a failure is a failed retry: shard_error did the rest */
     return true;
 }
 
@@ -510,14 +516,18 @@ static bool place(rf_store *st, rf_store_shard *sh, const rf_store_slot *slot)
     size_t footer = rf_seg_rec_size((uint32_t)((io->idx.n_series + io->idx.n_blocks + 2) * 40u)) +
                     RF_SEG_TRAILER_SIZE;
     if (io->fd >= 0 && io->idx.n_blocks > 0 &&
-        io->seg_size + need + footer > st->cfg.segment_max_bytes) {
+        (io->seg_size + need + footer > st->cfg.segment_max_bytes ||
+         /* event clock: the age roll is decided here, by the blocks' own
+          * times, never by when this thread gets to look (kick) */
+         (st->cfg.event_clock &&
+          slot->cut_mono - io->seg_created_mono >= st->cfg.segment_max_age_ns))) {
         io->rolling = true;
         return false;
     }
     if (io->fd < 0) {
         if (io->stage[io->active].len || io->state != RF_IO_IDLE)
             return false; /* the previous segment's data is still on its way */
-        if (seg_open(st, sh) < 0) {
+        if (seg_open(st, sh, slot) < 0) {
             lose_blocks(sh, 1, slot->n_points);
             return true;
         }
@@ -562,6 +572,8 @@ static bool place(rf_store *st, rf_store_shard *sh, const rf_store_slot *slot)
         rf_log_error(RF_STORE_COMPONENT, "shard=%" PRIu32 " out of memory indexing %s", sh->index,
                      io->path);
     s->len += slot->len;
+    io->last_cut_mono = slot->cut_mono;
+    io->last_cut_wall = slot->cut_wall;
     s->last_seq = slot->seq;
     s->blocks++;
     s->points += slot->n_points;
@@ -615,7 +627,8 @@ static bool kick(rf_store *st, rf_store_shard *sh, int64_t now)
         start_stage_write(st, sh);
         return true;
     }
-    if (io->rolling || (io->idx.n_blocks > 0 && now - io->seg_created_mono >= cfg->segment_max_age_ns)) {
+    if (io->rolling || (!cfg->event_clock && io->idx.n_blocks > 0 &&
+                        now - io->seg_created_mono >= cfg->segment_max_age_ns)) {
         seg_close(st, sh);
         return true;
     }
@@ -778,8 +791,9 @@ static void *io_main(void *arg)
             rf_store_retention_apply(st, atomic_load_explicit(&st->retention_now, memory_order_relaxed));
             ret_done = req;
             atomic_store_explicit(&st->retention_done, req, memory_order_release);
-        } else if (st->cfg.retention_interval_ns > 0 &&
+        } else if (st->cfg.retention_interval_ns > 0 && !st->cfg.event_clock &&
                    now - st->last_retention_mono >= st->cfg.retention_interval_ns) {
+            /* (not on an event clock: the wall clock here is not the data's) */
             rf_store_retention_apply(st, rf_clock_wall_ns());
             st->last_retention_mono = now;
         }

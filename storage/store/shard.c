@@ -107,7 +107,9 @@ static int shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
     sh->first_cap = cfg->block_points < 16 ? cfg->block_points : 16;
     sh->growth_budget = cfg->buffer_memory;
     sh->io.last_sync_mono = rf_clock_mono_ns();
-    sh->now = sh->io.last_sync_mono; /* buffer ages count from open until the first tick */
+    /* Buffer ages count from open until the first tick; an event-clock store
+     * reads no clock for them (store.h "Event clock": tick first). */
+    sh->now = cfg->event_clock ? 0 : sh->io.last_sync_mono;
     return 0;
 }
 
@@ -215,8 +217,17 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
     if (slot) {
         sh->spare = NULL;
     } else if (!rf_ring_dequeue(sh->free_ring, &slot, SLOT_ESIZE)) {
-        rf_store_count(&sh->backpressure_events, 1);
-        return -ENOBUFS;
+        if (!sh->store->cfg.event_clock) {
+            rf_store_count(&sh->backpressure_events, 1);
+            return -ENOBUFS;
+        }
+        /* Event clock: where a block ends must not depend on how far the
+         * I/O thread is behind, so wait for it (a replay, not a live
+         * worker; every slot comes back, written or counted lost). */
+        while (!rf_ring_dequeue(sh->free_ring, &slot, SLOT_ESIZE)) { /* S2 */
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
     }
     const uint32_t block_points = sh->store->cfg.block_points;
     /* Points of one series can arrive slightly out of time order (two
@@ -273,6 +284,8 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
         slot->max_time = h.max_time;
         slot->n_points = n;
         slot->len = (uint32_t)rf_seg_rec_size((uint32_t)len);
+        slot->cut_mono = sh->now;
+        slot->cut_wall = sh->now_wall;
         /* S1. Never fails: the ring holds as many pointers as there are slots. */
         rf_ring_enqueue(sh->submit, &slot, SLOT_ESIZE);
         atomic_store_explicit(&sh->submitted_seq, sh->seq, memory_order_relaxed);
@@ -461,11 +474,18 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
     return 0;
 }
 
+void rf_store_tick_wall(rf_store_shard *sh, int64_t now_mono_ns, int64_t now_wall_ns)
+{
+    sh->now_wall = now_wall_ns;
+    rf_store_tick(sh, now_mono_ns);
+}
+
 void rf_store_tick(rf_store_shard *sh, int64_t now_mono_ns)
 {
     sh->now = now_mono_ns;
     const rf_store_config *cfg = &sh->store->cfg;
-    const int64_t budget = cfg->tick_cut_budget_ns;
+    /* No budget on an event clock: it is measured in real time. */
+    const int64_t budget = cfg->event_clock ? 0 : cfg->tick_cut_budget_ns;
     /* The budget is checked after each cut, so at least one cut runs. */
     const int64_t deadline = budget > 0 ? rf_clock_mono_ns() + budget : INT64_MAX;
     while (sh->queue_head) {

@@ -113,6 +113,8 @@ typedef struct rf_store_config {
                                     * bounded by block_points + block_points/4 only). A buffer
                                     * that would pass it is cut instead (a smaller block, counted
                                     * in blocks_cut_by_memory). See "Memory" below. */
+    bool event_clock;              /* the store reads no clock of its own for anything that
+                                    * reaches the disk: see "Event clock" below (replay) */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);
@@ -219,6 +221,36 @@ int rf_store_append(rf_store_shard *shard, const rf_event *ev);
  * before `now_mono_ns` (rf_clock_mono_ns), and retries cuts delayed by
  * back-pressure. Call every few hundred ms from the worker loop. */
 void rf_store_tick(rf_store_shard *shard, int64_t now_mono_ns);
+
+/* rf_store_tick, and the wall clock at now_mono_ns: an event-clock store
+ * stamps the blocks cut until the next tick with it (the segment they open
+ * is named and dated by it). Without event_clock the wall time is not used. */
+void rf_store_tick_wall(rf_store_shard *shard, int64_t now_mono_ns, int64_t now_wall_ns);
+
+/* ---- Event clock (cfg.event_clock) ------------------------------------------
+ *
+ * For replaying a recording (tools/replay, `ringflow replay --into`): the
+ * segment files must come out byte for byte the same from the same input,
+ * whatever the speed of the machine, the disk or the I/O thread. So in this
+ * mode nothing that reaches the disk depends on a clock the store reads or on
+ * thread timing:
+ *   - buffer ages (block_max_age cuts) run on the times given to
+ *     rf_store_tick / rf_store_tick_wall only (tick once before the first
+ *     append: ages count from the latest tick);
+ *   - rf_store_tick works off every due cut, whatever tick_cut_budget_ns says
+ *     (a budget measured in real time would move blocks between ticks);
+ *   - a cut that finds no free slot waits for one (sleeping on the worker's
+ *     thread) instead of holding the points and counting back-pressure, so
+ *     block boundaries never depend on how far the I/O thread is behind;
+ *   - each block carries the tick times it was cut at. A segment's header
+ *     time and file name are the wall time of its first block; it rolls by
+ *     age when a block cut segment_max_age_ns (of tick time) after its first
+ *     one arrives, or at close (never on the I/O thread's clock), and by size
+ *     as always;
+ *   - periodic retention is off (rf_store_retention_run still applies it on
+ *     demand, as of the wall time given).
+ * The I/O thread still writes, syncs and stages as it likes: which write a
+ * record travels in does not change the file. */
 
 /* Cuts every buffered series into blocks and asks the I/O thread to write and
  * fdatasync them now. *ticket (may be NULL) receives the sequence number to

@@ -54,6 +54,8 @@ typedef struct rf_store_slot {
     uint32_t len;               /* record bytes in rec */
     uint32_t cap;
     uint8_t *rec;
+    int64_t cut_mono, cut_wall; /* the shard's tick clock at the cut (event_clock; written
+                                 * before S1, like the record) */
 } rf_store_slot;
 
 typedef struct rf_store_point {
@@ -94,7 +96,9 @@ typedef struct rf_store_io {
     char path[PATH_MAX];
     uint64_t next_seq;          /* of the next segment file */
     uint64_t seg_seq;
-    int64_t seg_created_mono;
+    int64_t seg_created_mono;   /* event_clock: its first block's cut_mono */
+    int64_t last_cut_mono, last_cut_wall; /* event_clock: of the latest block placed (dates a
+                                 * probe segment, which has no block of its own) */
     uint64_t seg_size;          /* header + records placed (written or staged) */
     uint64_t disk_off;          /* where the next write goes */
     rf_seg_index idx;
@@ -169,6 +173,7 @@ struct rf_store_shard {
     uint64_t growth_budget;     /* cfg.buffer_memory; 0 = none */
     uint32_t first_cap;         /* points a buffer gets at definition */
     int64_t now;
+    int64_t now_wall;           /* rf_store_tick_wall's wall time (event_clock) */
     uint64_t seq;               /* last block seq handed to io */
 
     _Atomic uint64_t series_count, points_appended, points_buffered, blocks_cut, blocks_cut_by_age,
