@@ -61,8 +61,9 @@ struct rf_pipeline {
      * (acquire) to know the old stages are gone. */
     pipe_stages *prepared;
     _Atomic(pipe_stages *) pending;
-    int64_t now_mono;      /* read once per batch */
+    int64_t now_mono;      /* read once per batch (given, with an event clock) */
     int64_t next_agg_tick;
+    bool event_clock;      /* rf_pipeline_set_event_clock: replay, no clock read */
 
     /* Scratch, one set per producer so stage emitters can run while an outer
      * pass still holds its batch. */
@@ -289,7 +290,10 @@ static void sink_send(pipe_sink *s, const rf_event *ev, uint32_t n, bool critica
     if (critical) {
         rf_sink_flush(s->sink, p->now_mono);
         /* The critical path ends here: the events were handed to the kernel
-         * (or queued behind a connect, which the sink counts). */
+         * (or queued behind a connect, which the sink counts). Not measured
+         * on an event clock: receipt times are the recording's. */
+        if (p->event_clock)
+            return;
         int64_t now = rf_clock_mono_ns();
         for (uint32_t i = 0; i < n; i++)
             if (ev[i].recv_time_ns > 0 && now >= ev[i].recv_time_ns)
@@ -449,6 +453,13 @@ static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
     while (n) {
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         uint32_t k = resolve(p, ev, m, p->emit_buf, p->emit_slots);
+        /* The aggregator stamps its output with the monotonic clock it reads
+         * itself; on an event clock the pipeline's time stands in for it,
+         * so that what follows (absence rules on aggregate series) runs on
+         * the recording's time. */
+        if (p->event_clock)
+            for (uint32_t i = 0; i < k; i++)
+                p->emit_buf[i].recv_time_ns = p->now_mono;
         if (k) {
             if (p->st.alerts)
                 rf_alerts_process(p->st.alerts, p->emit_buf, p->emit_slots, k);
@@ -461,7 +472,17 @@ static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
 
 void rf_pipeline_process(rf_pipeline *p, const rf_event *ev, uint32_t n)
 {
-    p->now_mono = rf_clock_mono_ns();
+    rf_pipeline_process_at(p, ev, n, rf_clock_mono_ns());
+}
+
+void rf_pipeline_set_event_clock(rf_pipeline *p)
+{
+    p->event_clock = true;
+}
+
+void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int64_t now_mono)
+{
+    p->now_mono = now_mono;
     while (n) {
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         uint32_t k = resolve(p, ev, m, p->in_buf, p->in_slots);
@@ -500,7 +521,7 @@ uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
         p->next_agg_tick = now_mono + PIPE_AGG_TICK_NS;
     }
     if (p->store)
-        rf_store_tick(p->store, now_mono);
+        rf_store_tick_wall(p->store, now_mono, now_wall);
     return work;
 }
 
@@ -561,8 +582,13 @@ static uint32_t apply_pending(rf_pipeline *p)
 
 void rf_pipeline_drain(rf_pipeline *p)
 {
+    rf_pipeline_drain_at(p, rf_clock_mono_ns());
+}
+
+void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
+{
     apply_pending(p);
-    p->now_mono = rf_clock_mono_ns();
+    p->now_mono = now_mono;
     if (p->st.agg)
         rf_aggregator_flush(p->st.agg);
     if (p->st.corr)
@@ -577,7 +603,10 @@ void rf_pipeline_drain(rf_pipeline *p)
          * it makes progress, at most PIPE_DRAIN_GRACE_NS); what it never took
          * is counted as dropped here, before the final summary, instead of
          * vanishing with the sink's buffer (reliability: loss accounting). */
-        int64_t deadline = p->now_mono + PIPE_DRAIN_GRACE_NS, last_progress = p->now_mono;
+        /* Real time: this waits for a downstream, whatever clock drives the
+         * stages (rf_pipeline_drain_at). */
+        const int64_t t0 = rf_clock_mono_ns();
+        int64_t deadline = t0 + PIPE_DRAIN_GRACE_NS, last_progress = t0;
         uint32_t pending = rf_sink_pending(s->sink);
         for (;;) {
             int64_t now = rf_clock_mono_ns();

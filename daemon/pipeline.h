@@ -107,10 +107,26 @@ bool rf_pipeline_applied(const rf_pipeline *p);
 
 /* Worker thread. */
 void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);
-/* Time-driven work; cheap when nothing is due. Returns work done. */
+/* Time-driven work; cheap when nothing is due. Returns work done. The store
+ * is ticked with both clocks (rf_store_tick_wall). */
 uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono_ns, int64_t now_wall_ns);
 /* Shutdown: closes windows, flushes batches and sinks. */
 void rf_pipeline_drain(rf_pipeline *p);
+
+/* Event clock (a replay, tools/replay/engine.h): every time the pipeline and
+ * its stages act on is given by the caller, so the same input at the same
+ * given times produces the same output. rf_pipeline_process_at and
+ * rf_pipeline_drain_at are rf_pipeline_process and rf_pipeline_drain at
+ * monotonic time now_mono_ns instead of the clock's (batch ages, sink
+ * flushes, correlation closes). After rf_pipeline_set_event_clock (before
+ * the first event) aggregates are stamped with the pipeline's time instead
+ * of the aggregator's clock read, and the critical path is not measured
+ * (receipt times are not this process's). The store shard is configured
+ * separately (rf_store_config.event_clock). */
+void rf_pipeline_set_event_clock(rf_pipeline *p);
+void rf_pipeline_process_at(rf_pipeline *p, const rf_event *events, uint32_t n,
+                            int64_t now_mono_ns);
+void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono_ns);
 
 /* Any thread (relaxed reads of single-writer counters). */
 void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out);
