@@ -25,6 +25,11 @@
  * line-protocol line that has no timestamp (Graphite: replaces a missing or -1
  * timestamp; StatsD has none and passes unchanged, counted), so a replay into
  * a fresh engine carries the original times instead of the replay's.
+ *
+ * --into DIR sends nothing: recordings go through an in-process engine
+ * built from a ringflowd configuration (tools/replay/engine.h), in one
+ * thread, in event time (the recording's clocks), as fast as it runs. The
+ * same recording gives the same segment files and sink files every time.
  */
 #include "tools/replay/replay.h"
 
@@ -45,7 +50,10 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "core/config/config.h"
+#include "core/log/log.h"
 #include "tools/record/recfile.h"
+#include "tools/replay/engine.h"
 
 #define RP_BATCH 64
 #define RP_SLOT_BYTES 65536
@@ -215,6 +223,12 @@ typedef struct rp_opts {
     bool json;
     bool quiet;
     bool print;
+    /* --into: the in-process engine */
+    const char *into;
+    const char *config;
+    uint32_t workers;     /* 0: engine.workers of the configuration */
+    int64_t tick_ns;      /* 0: the engine's default */
+    bool sending_opts;    /* an option only a send takes was given */
     char **files;
     int n_files;
 } rp_opts;
@@ -241,8 +255,24 @@ static void usage(FILE *out)
             "  --quiet                 no progress on the terminal\n"
             "  --print                 send nothing: print each item of the input on stdout\n"
             "                          (time, listener, transport, source, bytes, payload)\n\n"
+            "In-process engine (recordings only; nothing is sent):\n"
+            "  --into DIR              feed the recording into an engine built from a ringflowd\n"
+            "                          configuration, writing into DIR (new or empty): the store\n"
+            "                          in DIR/store, each json sink NAME into DIR/NAME.jsonl;\n"
+            "                          lp_udp/lp_tcp sinks only count what they would forward\n"
+            "  --config FILE           the ringflowd configuration (default: the embedded one)\n"
+            "  --workers N             shards of the engine (default: engine.workers)\n"
+            "  --tick DURATION         recorded time between ticks (default 10ms)\n"
+            "  Event time: each record is parsed with the protocol and the receive times it\n"
+            "  was recorded with, by its listener's parser settings; its events go to the\n"
+            "  shard that owns them; windows, batches, TTLs, alert durations, block ages and\n"
+            "  segment rolls run on the recorded clock; segments are named and dated by it;\n"
+            "  retention does not run. The same recording into a new directory gives the same\n"
+            "  segment files (names and bytes) and sink files, however fast the machine.\n"
+            "  --listener works as for sending; --json prints the summary as JSON.\n\n"
             "A base path of a rotated recording (FILE with FILE.000001... on disk) replays all its\n"
-            "files in order, as one timeline; each FILE argument starts its own (due at once).\n"
+            "files in order, as one timeline; each FILE argument starts its own (due at once;\n"
+            "with --into the clock runs on from where the previous one ended).\n"
             "A torn or damaged tail ends that file's replay with a warning.\n");
 }
 
@@ -259,11 +289,16 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
         {"max-datagram", required_argument, NULL, 'm'}, {"repeat", required_argument, NULL, 'r'},
         {"json", no_argument, NULL, 'j'},               {"quiet", no_argument, NULL, 'q'},
         {"print", no_argument, NULL, 'D'},              {"help", no_argument, NULL, 'h'},
+        {"into", required_argument, NULL, 'I'},         {"config", required_argument, NULL, 'C'},
+        {"workers", required_argument, NULL, 'W'},      {"tick", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         char *end = NULL;
+        if (c == 't' || c == 'T' || c == 's' || c == 'w' || c == 'P' || c == 'o' || c == 'm' ||
+            c == 'r' || c == 'D')
+            o->sending_opts = true;
         switch (c) {
         case 't': {
             const char *colon = strrchr(optarg, ':');
@@ -318,6 +353,27 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
         case 'j': o->json = true; break;
         case 'q': o->quiet = true; break;
         case 'D': o->print = true; break;
+        case 'I': o->into = optarg; break;
+        case 'C': o->config = optarg; break;
+        case 'W': {
+            unsigned long w = strtoul(optarg, &end, 10);
+            if (!*end && (w < 1 || w > 64)) {
+                fprintf(stderr, "ringflow replay: --workers must be 1..64\n");
+                return 2;
+            }
+            o->workers = (uint32_t)w;
+            break;
+        }
+        case 'K': {
+            uint64_t ns = 0;
+            if (rf_cfg_parse_duration(optarg, &ns) < 0 || ns < 1000 || ns > 3600ull * RF_NS_PER_S) {
+                fprintf(stderr, "ringflow replay: --tick wants a duration from 1us to 1h "
+                                "(e.g. 10ms), got '%s'\n", optarg);
+                return 2;
+            }
+            o->tick_ns = (int64_t)ns;
+            break;
+        }
         case 'h': usage(stdout); return 1;
         default: usage(stderr); return 2;
         }
@@ -341,6 +397,16 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
     }
     if (o->pcap_port > 65535) {
         fprintf(stderr, "ringflow replay: --pcap-port must be 0..65535\n");
+        return 2;
+    }
+    if (o->into && o->sending_opts) {
+        fprintf(stderr, "ringflow replay: --into feeds an in-process engine in event time; "
+                        "--target, --transport, --speed, --rewrite-timestamps, --precision, "
+                        "--pcap-port, --max-datagram, --repeat and --print are for sending\n");
+        return 2;
+    }
+    if (!o->into && (o->config || o->workers || o->tick_ns)) {
+        fprintf(stderr, "ringflow replay: --config, --workers and --tick go with --into DIR\n");
         return 2;
     }
     o->files = argv + optind;
@@ -926,6 +992,171 @@ static int expand_inputs(const rp_opts *o, char ***out, int *n_out, int *group)
     return 0;
 }
 
+/* ---- --into: the in-process engine ------------------------------------------- */
+
+static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, double elapsed)
+{
+    if (o->json) {
+        printf("{\"into\":\"%s\",\"workers\":%u,\"records\":%" PRIu64
+               ",\"payload_bytes\":%" PRIu64 ",\"ticks\":%" PRIu64 ",\"first_wall_ns\":%" PRId64
+               ",\"last_wall_ns\":%" PRId64 ",\"span_ns\":%" PRId64
+               ",\"clock_steps_back\":%" PRIu64 ",\"unknown_listener\":%" PRIu64
+               ",\"skipped_records\":%" PRIu64 ",\"truncated\":%" PRIu64
+               ",\"bad_protocol\":%" PRIu64 ",\"lines_ok\":%" PRIu64
+               ",\"lines_rejected\":%" PRIu64 ",\"rejected\":{",
+               o->into, m->workers, m->records, m->payload_bytes, m->ticks, m->first_wall_ns,
+               m->last_wall_ns, m->span_ns, m->clock_steps_back, m->unknown_listener,
+               m->skipped_records, m->truncated, m->bad_protocol, m->lines_ok, m->lines_rejected);
+        bool first = true;
+        for (int r = 0; r < RF_REJ__COUNT; r++) {
+            if (!m->rejected_by_reason[r])
+                continue;
+            printf("%s\"%s\":%" PRIu64, first ? "" : ",",
+                   rf_reject_reason_name((enum rf_reject_reason)r), m->rejected_by_reason[r]);
+            first = false;
+        }
+        printf("},\"events\":%" PRIu64 ",\"series_defs\":%" PRIu64 ",\"processed\":%" PRIu64
+               ",\"unknown_series\":%" PRIu64 ",\"series_rejected\":%" PRIu64
+               ",\"to_store\":%" PRIu64 ",\"store_rejected\":%" PRIu64 ",\"unrouted\":%" PRIu64
+               ",\"aggregates\":%" PRIu64 ",\"alerts_fired\":%" PRIu64
+               ",\"alerts_resolved\":%" PRIu64 ",\"correlated\":%" PRIu64
+               ",\"sink_lines\":%" PRIu64 ",\"sink_dropped\":%" PRIu64
+               ",\"not_forwarded\":%" PRIu64 ",\"points_appended\":%" PRIu64
+               ",\"blocks_cut\":%" PRIu64 ",\"store_dropped\":%" PRIu64
+               ",\"segments\":%" PRIu64 ",\"segment_bytes\":%" PRIu64
+               ",\"elapsed_s\":%.3f}\n",
+               m->events, m->series_defs, m->processed, m->unknown_series, m->series_rejected,
+               m->to_store, m->store_rejected, m->unrouted, m->aggregates, m->alerts_fired,
+               m->alerts_resolved, m->correlated, m->sink_lines, m->sink_dropped,
+               m->not_forwarded, m->points_appended, m->blocks_cut, m->store_dropped, m->segments,
+               m->segment_bytes, elapsed);
+        return;
+    }
+    printf("replayed %" PRIu64 " records (%" PRIu64 " bytes, %.3f s of recorded time) into %s "
+           "with %u workers in %.3f s: %" PRIu64 " lines, %" PRIu64 " rejected, %" PRIu64
+           " events; %" PRIu64 " points stored in %" PRIu64 " blocks, %" PRIu64
+           " segments (%" PRIu64 " bytes); %" PRIu64 " aggregates, %" PRIu64 " alerts fired, %"
+           PRIu64 " resolved, %" PRIu64 " correlated; %" PRIu64 " sink lines\n",
+           m->records, m->payload_bytes, (double)m->span_ns * 1e-9, o->into, m->workers, elapsed,
+           m->lines_ok + m->lines_rejected, m->lines_rejected, m->events, m->points_appended,
+           m->blocks_cut, m->segments, m->segment_bytes, m->aggregates, m->alerts_fired,
+           m->alerts_resolved, m->correlated, m->sink_lines);
+    for (int r = 0; r < RF_REJ__COUNT; r++)
+        if (m->rejected_by_reason[r])
+            printf("  rejected %s: %" PRIu64 "\n",
+                   rf_reject_reason_name((enum rf_reject_reason)r), m->rejected_by_reason[r]);
+    const struct {
+        const char *what;
+        uint64_t n;
+    } drops[] = {
+        {"records of listeners the configuration lacks (parsed as recorded)", m->unknown_listener},
+        {"records skipped (too many unknown listener names)", m->skipped_records},
+        {"records truncated by the capture (rejected)", m->truncated},
+        {"records with an unknown protocol (skipped)", m->bad_protocol},
+        {"records whose monotonic time went backwards (clock held)", m->clock_steps_back},
+        {"events of unknown series", m->unknown_series},
+        {"series refused by cardinality limits", m->series_rejected},
+        {"events no route took", m->unrouted},
+        {"events the store refused", m->store_rejected},
+        {"points the store dropped", m->store_dropped},
+        {"sink lines dropped", m->sink_dropped},
+        {"events of lp_udp/lp_tcp sinks not forwarded (counted)", m->not_forwarded},
+    };
+    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+        if (drops[i].n)
+            printf("  %s: %" PRIu64 "\n", drops[i].what, drops[i].n);
+}
+
+static int run_into(const rp_opts *o, char **files, int n_files)
+{
+    /* The engine's own records (store recovery, sinks) only when they matter. */
+    rf_log_set_level(RF_LOG_WARN);
+    rf_replay_engine_options eo = {
+        .config = o->config, .dir = o->into, .workers = o->workers, .tick_ns = o->tick_ns};
+    rf_replay_engine *e = NULL;
+    rf_err err;
+    rf_err_clear(&err);
+    /* Every input must be a recording: nothing else has both receive clocks
+     * and the listener it came in on. Checked before the directory is made. */
+    for (int fi = 0; fi < n_files; fi++) {
+        FILE *f = fopen(files[fi], "rb");
+        uint8_t head[8] = {0};
+        size_t n = f ? fread(head, 1, sizeof(head), f) : 0;
+        if (f)
+            fclose(f);
+        if (!f) {
+            fprintf(stderr, "ringflow replay: %s: %s\n", files[fi], strerror(errno));
+            return 1;
+        }
+        if (!rf_rec_is_recording(head, n)) {
+            fprintf(stderr,
+                    "ringflow replay: %s: --into takes recordings (ringflow record): a pcap or "
+                    "a text file has no monotonic receive time or listener; send it to a "
+                    "daemon with --target instead\n",
+                    files[fi]);
+            return 2;
+        }
+    }
+    if (rf_replay_engine_open(&eo, &e, &err) < 0) {
+        fprintf(stderr, "ringflow replay: %s\n", err.msg);
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    const bool tty = isatty(STDERR_FILENO) && !o->quiet && !o->json;
+    const int64_t t0 = rf_clock_mono_ns();
+    int64_t next_report = t0 + RF_NS_PER_S;
+    uint64_t records = 0, torn = 0, filtered = 0;
+    int rc = 0;
+    for (int fi = 0; fi < n_files && !g_stop; fi++) {
+        rf_rec_reader *rd;
+        if (rf_rec_reader_open(&rd, files[fi], &err) != 0) {
+            fprintf(stderr, "ringflow replay: %s\n", err.msg);
+            rc = 1;
+            break;
+        }
+        rf_rec r;
+        int k = 0;
+        while (!g_stop && (k = rf_rec_reader_next(rd, &r, &err)) > 0) {
+            if (o->listener && strcmp(o->listener, r.name) != 0) {
+                filtered++;
+                continue;
+            }
+            rf_replay_engine_feed(e, &r);
+            records++;
+            if (tty && (records & 1023) == 0) {
+                int64_t now = rf_clock_mono_ns();
+                if (now >= next_report) {
+                    fprintf(stderr, "\rringflow replay: %.0f s  %" PRIu64 " records   ",
+                            (double)(now - t0) * 1e-9, records);
+                    next_report = now + RF_NS_PER_S;
+                }
+            }
+        }
+        if (k < 0) {
+            fprintf(stderr, "ringflow replay: warning: %s\n", err.msg);
+            torn++;
+        }
+        rf_rec_reader_close(rd);
+    }
+    if (tty)
+        fputc('\n', stderr);
+    if (g_stop)
+        fprintf(stderr, "ringflow replay: interrupted: what was fed so far is drained and stored\n");
+    rf_replay_summary m;
+    if (rf_replay_engine_finish(e, &m, &err) < 0) {
+        fprintf(stderr, "ringflow replay: %s\n", err.msg);
+        rc = 1;
+    }
+    rf_replay_engine_free(e);
+    print_summary_into(o, &m, (double)(rf_clock_mono_ns() - t0) * 1e-9);
+    if (!o->json && (filtered || torn))
+        printf("  records of other listeners skipped (--listener): %" PRIu64
+               "; torn or damaged files: %" PRIu64 "\n", filtered, torn);
+    return rc;
+}
+
 int rf_cli_replay(int argc, char **argv)
 {
     rp_opts o;
@@ -938,6 +1169,13 @@ int rf_cli_replay(int argc, char **argv)
     if (expand_inputs(&o, &files, &n_files, group) != 0)
         return 1;
 
+    if (o.into) {
+        rc = run_into(&o, files, n_files);
+        for (int i = 0; i < n_files; i++)
+            free(files[i]);
+        free(files);
+        return rc;
+    }
     if (o.print) {
         rc = print_inputs(&o, files, n_files);
         for (int i = 0; i < n_files; i++)
