@@ -753,7 +753,10 @@ static int reload_pipeline(rf_engine *e, rf_settings *next, rf_err *err)
     memset(&next->pipeline, 0, sizeof(next->pipeline));
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_pipeline *p = (rf_pipeline *)rf_shard_pipeline(e->workers[i]->shard);
+        /* The new stages go on worker i's node, as the first ones did. */
+        rf_mem_scope_enter(&e->memory[i]);
         int rc = rf_pipeline_prepare(p, ps, err);
+        rf_mem_scope_leave(&e->memory[i]);
         if (rc < 0) {
             for (uint32_t j = 0; j < i; j++)
                 rf_pipeline_discard_prepared((rf_pipeline *)rf_shard_pipeline(e->workers[j]->shard));
@@ -991,6 +994,10 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         RELOAD_NOTE(" engine.data_dir");
     if (strcmp(nx->engine.run_dir, cur->engine.run_dir) != 0)
         RELOAD_NOTE(" engine.run_dir");
+    /* The new file was checked against its own limit; /health keeps
+     * watching the one the daemon started with. */
+    if (nx->engine.memory_limit != cur->engine.memory_limit)
+        RELOAD_NOTE(" engine.memory_limit");
     if (pipeline_changed && max_series_new != max_series_was)
         RELOAD_NOTE(" pipeline.max_series (%u -> %u)", max_series_was, max_series_new);
     /* Sections applied only at start (the stats section is the ops server's

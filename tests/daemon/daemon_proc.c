@@ -61,6 +61,22 @@ char *tproc_read_dir_file(const char *name)
     return tproc_read_file(path);
 }
 
+/* Every daemon started here, so that a test that fails (cmocka jumps out of
+ * it, skipping its kill) leaves none running: a leftover daemon spins on
+ * the pinned CPUs and makes the tests after it time out. */
+#define TPROC_MAX_STARTED 64
+static pid_t g_started[TPROC_MAX_STARTED];
+static int g_n_started;
+
+static void kill_leftovers(void)
+{
+    for (int i = 0; i < g_n_started; i++)
+        if (g_started[i] > 0 && waitpid(g_started[i], NULL, WNOHANG) == 0) {
+            kill(g_started[i], SIGKILL);
+            waitpid(g_started[i], NULL, 0);
+        }
+}
+
 void tproc_start(proc *p, const char *const *args)
 {
     const char *bin = getenv("RINGFLOWD");
@@ -88,6 +104,10 @@ void tproc_start(proc *p, const char *const *args)
         abort();
     }
     posix_spawn_file_actions_destroy(&fa);
+    if (g_n_started == 0)
+        atexit(kill_leftovers);
+    if (g_n_started < TPROC_MAX_STARTED)
+        g_started[g_n_started++] = p->pid;
 }
 
 int tproc_wait_exit(proc *p, int timeout_ms)

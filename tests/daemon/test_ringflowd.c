@@ -163,9 +163,10 @@ static void test_sighup_bad_config_keeps_running(void **state)
         10000));
 
     /* A valid change that needs a restart is reported, not silently ignored. */
-    tproc_write_file("reload.yaml", "engine:\n  workers: 1\n  data_dir: ./data-run\n  run_dir: ./run-run\nlog:\n  level: debug\n");
+    tproc_write_file("reload.yaml", "engine:\n  workers: 1\n  memory_limit: 64GiB\n  data_dir: ./data-run\n  run_dir: ./run-run\nlog:\n  level: debug\n");
     kill(p.pid, SIGHUP);
     assert_true(tproc_wait_log(&p, "need a restart and were left as they are: engine.workers (2 -> 1)", 10000));
+    assert_true(tproc_wait_log(&p, "engine.memory_limit", 1000));
 
     kill(p.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&p, 10000), 0);
