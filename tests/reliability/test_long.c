@@ -15,9 +15,7 @@
  *     critical probe is lost, the daemon stays up, and a gentle stream
  *     afterwards arrives with zero loss. Latency is reported (critical probes
  *     against the routine stream's own probes, in the same run) and compared
- *     as a ratio only;
- *   - soak: scripts/soak.sh --seconds 60 (mixed protocols, RSS/fd/latency
- *     sampled, CSV + PNG), which must pass its own verdict.
+ *     as a ratio only.
  * The SIGKILL/restart rounds of test_faults also run 40 times instead of 4
  * under RF_LONG=1. */
 #include <stdarg.h>
@@ -25,7 +23,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <libgen.h>
 #include <netinet/in.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -497,25 +494,6 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     free(rx);
 }
 
-static void test_soak_60s(void **state)
-{
-    (void)state;
-    const char *src = getenv("RF_SOURCE_ROOT");
-    char bin[1024];
-    snprintf(bin, sizeof(bin), "%s", getenv("RINGFLOWD"));
-    const char *build = dirname(dirname(bin));
-    char cmd[4096];
-    snprintf(cmd, sizeof(cmd),
-             "RF_SKIP_BUILD=1 '%s/scripts/soak.sh' --seconds 60 --build-dir '%s' --out '%s/soak' "
-             "2>&1",
-             src, build, tproc_dir_init("rf-rel-soak"));
-    int rc;
-    char *out = rel_sh(cmd, &rc);
-    fprintf(stderr, "%s", out);
-    free(out);
-    assert_int_equal(rc, 0);
-}
-
 int main(void)
 {
     const char *lng = getenv("RF_LONG");
@@ -529,7 +507,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_overload_minute, rel_teardown),
         cmocka_unit_test_teardown(test_twice_sustainable_under_memory_limit, rel_teardown),
-        cmocka_unit_test_teardown(test_soak_60s, rel_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
