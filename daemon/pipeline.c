@@ -629,8 +629,18 @@ void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
                         rf_sink_name(s->sink), (unsigned long)lost);
     }
     if (p->store) {
+        /* A flush that finds every slot in flight cuts what it can and says
+         * -EAGAIN: the I/O thread frees slots as it writes, so try again
+         * (bounded; rf_store_close cuts whatever is left in any case). */
         uint64_t ticket = 0;
-        if (rf_store_flush(p->store, &ticket) == 0)
+        const int64_t deadline = rf_clock_mono_ns() + 5 * RF_NS_PER_S;
+        int rc;
+        while ((rc = rf_store_flush(p->store, &ticket)) == -EAGAIN &&
+               rf_clock_mono_ns() < deadline) {
+            struct timespec ts = {0, 200 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (rc == 0)
             rf_store_wait_durable(p->store, ticket, 5 * RF_NS_PER_S);
     }
 }

@@ -710,8 +710,12 @@ void rf_shard_stop_ingest(rf_shard *s)
     uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
     for (uint32_t i = 0; i < n; i++) {
         rf_shard_input *in = s->inputs[i];
-        if (in->listener && in->attached && !in->retiring)
+        if (in->listener && in->attached && !in->retiring) {
+            /* No new datagrams into the socket, so the drain reaches its end
+             * and nothing arrives between its last read and the close. */
+            (void)rf_listener_quiesce(in->listener);
             input_detach(s, in);
+        }
     }
     const int64_t deadline = rf_clock_mono_ns() + RF_SHARD_STOP_DRAIN_NS;
     while (s->n_retiring && rf_clock_mono_ns() < deadline) {

@@ -1156,6 +1156,33 @@ static void udp_drain_queue(rf_listener *l)
     }
 }
 
+int rf_listener_quiesce(rf_listener *l)
+{
+    if (l->cfg.transport != RF_LISTEN_UDP || l->fd < 0)
+        return 0;
+    /* A connected UDP socket receives only from its peer: the kernel's
+     * lookup skips it for every other sender, so new datagrams go to the
+     * port's other sockets or, with none left, count as the host's NoPorts
+     * (and their senders get port unreachable). What is queued stays
+     * readable. The peer is the socket's own address, port 1. */
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+            in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        in->sin_port = htons(1);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+            in6->sin6_addr = in6addr_loopback;
+        in6->sin6_port = htons(1);
+    }
+    return connect(l->fd, (struct sockaddr *)&ss, len) < 0 ? -errno : 0;
+}
+
 void rf_listener_set_detach(rf_listener_set *set, rf_listener *l)
 {
     if (l->set != set || l->detach_state != ATTACHED)

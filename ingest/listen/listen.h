@@ -235,6 +235,17 @@ void rf_listener_close(rf_listener *l);
 int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err);
 void rf_listener_set_detach(rf_listener_set *set, rf_listener *l);
 bool rf_listener_detached(const rf_listener *l);
+/* Before detaching a UDP listener for good (the daemon stopping): the
+ * socket stops taking new datagrams (it is connected to its own address,
+ * port 1, so the kernel delivers other senders' datagrams to the port's
+ * other sockets, or counts them as the host's Udp NoPorts), while what is
+ * queued stays readable; the detach then reads the queue to its end, with
+ * no window in which an accepted datagram can be lost uncounted. Not for a
+ * reload that keeps the port: connecting one socket of a SO_REUSEPORT group
+ * makes the kernel stop hashing the group's traffic over its sockets (the
+ * group is marked as having connected sockets for good). Any thread that
+ * owns the listener; TCP: no-op. Returns 0 or a negative errno. */
+int rf_listener_quiesce(rf_listener *l);
 
 /* On the owning thread: creates the ring, registers the buffer rings, arms
  * the listeners. Returns 0 or a negative errno with err filled. */

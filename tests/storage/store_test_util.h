@@ -92,4 +92,21 @@ static inline void tu_append(rf_store_shard *sh, const rf_event *ev)
         abort();
 }
 
+/* Flushes a shard and waits until it is durable. A flush that meets
+ * back-pressure (every slot in flight: the I/O thread is behind) cuts what
+ * it can and returns -EAGAIN, as store.h says; it is called again. Returns
+ * rf_store_wait_durable's result. */
+static inline int tu_flush_durable(rf_store_shard *sh, int64_t timeout_ns)
+{
+    uint64_t ticket;
+    int rc;
+    while ((rc = rf_store_flush(sh, &ticket)) == -EAGAIN) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+    if (rc != 0)
+        return rc;
+    return rf_store_wait_durable(sh, ticket, timeout_ns);
+}
+
 #endif

@@ -93,11 +93,9 @@ static int setup(void **state)
             tu_append(rf_store_shard_get(st, rf_event_owner(G[s].key->series_id, 2)), &ev);
         }
     /* flushed but left open: the query reads closed and open segments */
-    for (uint32_t k = 0; k < 2; k++) {
-        uint64_t ticket;
-        rf_store_flush(rf_store_shard_get(st, k), &ticket);
-        rf_store_wait_durable(rf_store_shard_get(st, k), ticket, 10 * SEC);
-    }
+    for (uint32_t k = 0; k < 2; k++)
+        if (tu_flush_durable(rf_store_shard_get(st, k), 10 * SEC) != 0)
+            return -1;
     *(rf_store **)state = st;
     return 0;
 }

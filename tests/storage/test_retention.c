@@ -122,9 +122,7 @@ static void test_retention(void **state)
         rf_event ev = tu_event(k->series_id, new_t(i), RF_VALUE_I64, rnd(i));
         tu_append(sh, &ev);
     }
-    uint64_t ticket;
-    assert_int_equal(rf_store_flush(sh, &ticket), 0);
-    assert_int_equal(rf_store_wait_durable(sh, ticket, 5 * RF_NS_PER_S), 0);
+    assert_int_equal(tu_flush_durable(sh, 5 * RF_NS_PER_S), 0);
     assert_int_equal(rf_store_retention_run(st, g_now, 5 * RF_NS_PER_S), 0);
     count_points(dir, &n_old, &n_new, &first_new);
     assert_int_equal(n_new, 10);
