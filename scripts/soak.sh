@@ -149,7 +149,7 @@ except ValueError:
     d = {}
 def s(table, col):
     return sum(r.get(col, 0) for r in d.get(table, []))
-lat = d.get("latency", [])
+lat = [r for r in d.get("latency", []) if r.get("histogram") == "ringflow_critical_path_seconds"]
 crit = sum(r.get("count", 0) for r in lat)
 def mx(col):
     return max([r.get(col, 0) for r in lat] or [0])

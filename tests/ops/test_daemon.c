@@ -456,6 +456,27 @@ static void test_reload_under_load(void **state)
         print_message("parsed %.0f processed %.0f of %.0f\n", parsed, processed, expected);
     assert_true(parsed == expected);
     assert_true(processed == expected);
+    /* show latency has each stage's time per batch beside the critical
+     * path: the series stage and the deliveries ran on every batch. */
+    rf_json *j = ask_json("show latency json");
+    double series_batches = 0, deliver_batches = 0;
+    bool tick_seen = false;
+    for (const rf_json *h = rf_json_get(j, "latency")->child; h; h = h->next) {
+        if (strcmp(rf_json_str(h, "histogram", ""), "ringflow_stage_batch_seconds") != 0)
+            continue;
+        const char *labels = rf_json_str(h, "labels", "");
+        if (strstr(labels, "stage=\"series\""))
+            series_batches += rf_json_num(h, "count", 0);
+        if (strstr(labels, "stage=\"route_and_sinks\""))
+            deliver_batches += rf_json_num(h, "count", 0);
+        if (strstr(labels, "stage=\"tick\"") && rf_json_num(h, "count", 0) > 0)
+            tick_seen = true;
+    }
+    rf_json_free(j);
+    /* At least one batch per 256 events, at most one per event. */
+    assert_true(series_batches >= expected / 256 && series_batches <= expected);
+    assert_true(deliver_batches >= N / 256.0 && deliver_batches <= N);
+    assert_true(tick_seen);
     kill(g_pid, SIGTERM);
     assert_int_equal(wait_exit(g_pid), 0);
     g_pid = -1;
