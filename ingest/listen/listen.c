@@ -66,7 +66,11 @@ static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t sl
 #define UDP_CTRL_BYTES ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec))))
 #define UDP_HDR_BYTES ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAME_BYTES + UDP_CTRL_BYTES)
 
-enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2 };
+/* DRAINING: its listener is being removed; the read side is shut, and what
+ * the client sent before is still read and delivered up to the end of the
+ * stream (then the connection closes; an unterminated last line is cut by
+ * the removal, not ended by the client: discarded and counted). */
+enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_DRAINING = 3 };
 enum detach_state { ATTACHED = 0, DETACHING = 1, DETACHED = 2 };
 
 typedef struct rf_conn {
@@ -835,7 +839,7 @@ static void on_recv(rf_listener *l, uint32_t slot, const struct io_uring_cqe *cq
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         ctr_add(l, RF_LC_READS, 1);
         ctr_add(l, RF_LC_BYTES, (uint64_t)res);
-        if (cn->state == CONN_OPEN) {
+        if (cn->state == CONN_OPEN || cn->state == CONN_DRAINING) {
             cn->last_active_ns = mono;
             rf_listen_chunk c;
             conn_chunk(l, slot, &c, mono, wall);
@@ -847,7 +851,7 @@ static void on_recv(rf_listener *l, uint32_t slot, const struct io_uring_cqe *cq
         }
         buf_recycle(set, BGID_TCP, bid);
         if (!more) {
-            if (cn->state == CONN_OPEN) {
+            if (cn->state == CONN_OPEN || cn->state == CONN_DRAINING) {
                 arm_recv(l, slot);
                 ctr_add(l, RF_LC_REARMS, 1);
             } else {
@@ -861,14 +865,19 @@ static void on_recv(rf_listener *l, uint32_t slot, const struct io_uring_cqe *cq
     if (more)
         return; /* not expected for res <= 0; the request is still armed */
 
-    if (res == -ENOBUFS && cn->state == CONN_OPEN) {
+    if (res == -ENOBUFS && (cn->state == CONN_OPEN || cn->state == CONN_DRAINING)) {
         /* Data waits in the socket; re-armed after this batch's buffers are back. */
         ctr_add(l, RF_LC_ENOBUFS, 1);
         ctr_add(l, RF_LC_REARMS, 1);
         arm_recv(l, slot);
         return;
     }
-    if (cn->state == CONN_OPEN) {
+    if (cn->state == CONN_DRAINING) {
+        /* The end of what the client had sent when its listener went. */
+        if (rf_linebuf_reset(&cn->lines))
+            ctr_add(l, RF_LC_PARTIAL_DISCARDED, 1);
+        ctr_add(l, res == 0 ? RF_LC_CONN_CLOSED : RF_LC_CONN_ERRORS, 1);
+    } else if (cn->state == CONN_OPEN) {
         if (res == 0) {
             rf_listen_chunk c;
             conn_chunk(l, slot, &c, mono, wall);
@@ -1200,17 +1209,17 @@ void rf_listener_set_detach(rf_listener_set *set, rf_listener *l)
         }
     }
     if (l->cfg.transport == RF_LISTEN_TCP) {
-        /* Open connections end as an idle timeout ends them: their armed
-         * recv completes with 0 bytes and releases the slot; a partial line
-         * is discarded and counted. */
+        /* Open connections drain: the read side is shut, so the armed recv
+         * delivers what the client had sent and then ends (0 bytes), which
+         * releases the slot and closes the connection (the client then sees
+         * it end); a partial last line is discarded and counted. Bytes the
+         * client sends after this are the kernel's to refuse. */
         for (uint32_t i = 0; i < l->cfg.max_connections; i++) {
             rf_conn *cn = &l->conns[i];
             if (cn->state != CONN_OPEN)
                 continue;
-            cn->state = CONN_CLOSING;
-            if (rf_linebuf_reset(&cn->lines))
-                ctr_add(l, RF_LC_PARTIAL_DISCARDED, 1);
-            shutdown(cn->fd, SHUT_RDWR);
+            cn->state = CONN_DRAINING;
+            shutdown(cn->fd, SHUT_RD);
         }
     }
     io_uring_submit(&set->ring);
