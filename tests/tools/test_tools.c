@@ -825,11 +825,10 @@ static pid_t fake_stats_socket(const char *path)
         g_fake_server = pid;
         return pid;
     }
-    static const char reply[] =
-        "{\"info\": {\"version\": \"9.9.9-fake\", \"pid\": 4242, \"uptime_s\": 75, "
-        "\"workers\": 1, \"rss_bytes\": 1048576, \"config\": \"fake.yaml\", "
-        "\"log_level\": \"info\"}, \"workers\": [{\"worker\": 0, \"name\": \"w0\", "
-        "\"state\": \"running\", \"cpu\": 1, \"events_per_s\": 12.5}]}\n\n";
+    /* Counters grow by a fixed step per request: top's rates come from
+     * two snapshots. */
+    unsigned long k = 0;
+    char reply[2048];
     for (;;) {
         int c = accept(l, NULL, NULL);
         if (c < 0)
@@ -842,8 +841,20 @@ static pid_t fake_stats_socket(const char *path)
             buf[len] = '\0';
             char *nl;
             while ((nl = strchr(buf, '\n'))) {
-                if (!strncmp(buf, "show stats json", 15) &&
-                    write(c, reply, sizeof(reply) - 1) != (ssize_t)(sizeof(reply) - 1))
+                k++;
+                int rl = snprintf(
+                    reply, sizeof(reply),
+                    "{\"info\": {\"version\": \"9.9.9-fake\", \"pid\": 4242, \"uptime_s\": 75, "
+                    "\"workers\": 1, \"rss_bytes\": 1048576, \"config\": \"fake.yaml\", "
+                    "\"log_level\": \"info\"}, \"workers\": [{\"worker\": 0, \"name\": \"w0\", "
+                    "\"state\": \"running\", \"cpu\": 1, \"events_per_s\": 12.5}], "
+                    "\"listeners\": [{\"worker\": 0, \"listener\": \"lp\", \"protocol\": "
+                    "\"influx_line\", \"transport\": \"udp\", \"events\": %lu, \"bytes\": %lu, "
+                    "\"rejected\": 0, \"kernel_drops\": 0, \"connections\": 0}], "
+                    "\"storage_shards\": [{\"shard\": 0, \"series\": 10, \"points_appended\": %lu, "
+                    "\"bytes_written\": %lu, \"points_buffered\": 5}]}\n\n",
+                    1000 * k, 64000 * k, 500 * k, 32768 * k);
+                if (!strncmp(buf, "show stats json", 15) && write(c, reply, (size_t)rl) != rl)
                     _exit(1);
                 len -= (size_t)(nl + 1 - buf);
                 memmove(buf, nl + 1, len + 1);
@@ -893,6 +904,33 @@ static void test_top_without_terminal(void **state)
     assert_int_equal(count_str(out, "ringflow top  "), 3);
     assert_true(took >= 400 * RF_NS_PER_MS); /* two intervals between three frames */
     assert_null(strchr(out, '\033'));
+    /* Rates from two snapshots: the first frame has none ('-'); the others
+     * 1000 events and 500 points per request over >= 200 ms. */
+    int frames = 0;
+    for (const char *p = out; (p = strstr(p, "  0   lp ")); p++, frames++) {
+        char rest[256];
+        sscanf(p + 9, "%*s %255s", rest);
+        if (frames == 0) {
+            assert_string_equal(rest, "-");
+        } else {
+            double r = atof(rest);
+            assert_true(r > 100 && r <= 5100);
+        }
+    }
+    assert_int_equal(frames, 3);
+    const char *shard = strstr(strstr(out, "ringflow top  ") + 1, "ringflow top  ");
+    assert_non_null(shard);
+    shard = strstr(shard, "points/s");  /* the storage shards' header */
+    assert_non_null(shard);
+    shard = strchr(shard, '\n');
+    assert_non_null(shard);
+    char line[256];
+    sscanf(shard + 1, "%255[^\n]", line);
+    /* shard 0: 500 points a request, 32 KiB written a request */
+    double pts = 0;
+    assert_int_equal(sscanf(line, " 0 %lf", &pts), 1);
+    assert_true(pts > 50 && pts <= 2600);
+    assert_non_null(strstr(line, "KiB/s"));
     free(out);
 
     kill_fake_server(NULL);

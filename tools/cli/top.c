@@ -149,7 +149,115 @@ static void generic_rows(FILE *f, const rf_json *sec)
     }
 }
 
-static void render(FILE *f, const rf_json *root, const char *path)
+/* The previous frame, for rates: counters are cumulative, so events/s and
+ * bytes/s are the difference between two snapshots over the time between
+ * them (the daemon's own per-second figures exist for workers only). */
+typedef struct snapshot {
+    rf_json *root;
+    double t;   /* CLOCK_MONOTONIC seconds when it was read */
+} snapshot;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The row of `table` in prev whose `k1` (and `k2`, when given) match row's. */
+static const rf_json *matching_row(const rf_json *prev, const char *table, const rf_json *row,
+                                   const char *k1, const char *k2)
+{
+    const rf_json *sec = prev ? rf_json_get(prev, table) : NULL;
+    if (!sec || sec->type != RF_JSON_ARR)
+        return NULL;
+    for (const rf_json *r = sec->child; r; r = r->next) {
+        const rf_json *a = rf_json_get(r, k1), *b = rf_json_get(row, k1);
+        if (!a || !b || a->type != b->type)
+            continue;
+        if (a->type == RF_JSON_NUM ? a->num != b->num : strcmp(a->str, b->str) != 0)
+            continue;
+        if (k2 && strcmp(rf_json_str(r, k2, ""), rf_json_str(row, k2, "")) != 0)
+            continue;
+        return r;
+    }
+    return NULL;
+}
+
+/* Per second of `col` between prev's matching row and row; -1 when unknown
+ * (the first frame, or a row that is new). */
+static double rate(const rf_json *prev_row, const rf_json *row, const char *col, double dt)
+{
+    if (!prev_row || dt <= 0)
+        return -1;
+    double d = rf_json_num(row, col, 0) - rf_json_num(prev_row, col, 0);
+    return d < 0 ? 0 : d / dt; /* a clear counters in between: no negative rate */
+}
+
+static void cell_rate(FILE *f, double r, bool bytes)
+{
+    if (r < 0) {
+        fprintf(f, " %12s", "-");
+    } else if (bytes) {
+        char b[32];
+        human_bytes(b, sizeof(b), r);
+        fprintf(f, " %10s/s", b);
+    } else {
+        fprintf(f, " %12.0f", r);
+    }
+}
+
+static void render_listeners(FILE *f, const rf_json *root, const snapshot *prev, double dt)
+{
+    const rf_json *ls = rf_json_get(root, "listeners");
+    if (no_data(f, ls))
+        return;
+    if (ls->type != RF_JSON_ARR) {
+        generic_rows(f, ls);
+        return;
+    }
+    fprintf(f, "  %-3s %-22s %-9s %12s %12s %12s %12s %10s\n", "w", "listener", "proto",
+            "events/s", "bytes/s", "rejected", "kernel_drop", "conns");
+    for (const rf_json *r = ls->child; r; r = r->next) {
+        const rf_json *pr = matching_row(prev ? prev->root : NULL, "listeners", r, "worker",
+                                         "listener");
+        char proto[24];
+        snprintf(proto, sizeof(proto), "%s/%s", rf_json_str(r, "protocol", "?"),
+                 rf_json_str(r, "transport", "?"));
+        fprintf(f, "  %-3.0f %-22s %-9.9s", rf_json_num(r, "worker", 0),
+                rf_json_str(r, "listener", "?"), proto);
+        cell_rate(f, rate(pr, r, "events", dt), false);
+        cell_rate(f, rate(pr, r, "bytes", dt), true);
+        fprintf(f, " %12.0f %12.0f %10.0f\n", rf_json_num(r, "rejected", 0),
+                rf_json_num(r, "kernel_drops", 0), rf_json_num(r, "connections", 0));
+    }
+}
+
+static void render_storage(FILE *f, const rf_json *root, const snapshot *prev, double dt)
+{
+    generic_rows(f, rf_json_get(root, "storage"));
+    const rf_json *shards = rf_json_get(root, "storage_shards");
+    if (!shards || shards->type != RF_JSON_ARR)
+        return;
+    fprintf(f, "  %-6s %12s %12s %12s %12s %12s\n", "shard", "points/s", "written/s", "series",
+            "buffered", "dropped");
+    for (const rf_json *r = shards->child; r; r = r->next) {
+        const rf_json *pr = matching_row(prev ? prev->root : NULL, "storage_shards", r, "shard",
+                                         NULL);
+        fprintf(f, "  %-6.0f", rf_json_num(r, "shard", 0));
+        cell_rate(f, rate(pr, r, "points_appended", dt), false);
+        cell_rate(f, rate(pr, r, "bytes_written", dt), true);
+        double dropped = 0;
+        for (const rf_json *c = r->child; c; c = c->next)
+            if (c->type == RF_JSON_NUM && c->key && !strncmp(c->key, "dropped", 7))
+                dropped += c->num;
+        fprintf(f, " %12.0f %12.0f %12.0f\n", rf_json_num(r, "series", 0),
+                rf_json_num(r, "points_buffered", 0), dropped);
+    }
+}
+
+static void render(FILE *f, const rf_json *root, const char *path, const snapshot *prev,
+                   double dt)
 {
     const rf_json *info = rf_json_get(root, "info");
     char up[32], rss[32], now[16];
@@ -202,12 +310,9 @@ static void render(FILE *f, const rf_json *root, const char *path)
     }
 
     fprintf(f, "\nLISTENERS\n");
-    generic_rows(f, rf_json_get(root, "listeners"));
+    render_listeners(f, root, prev, dt);
     fprintf(f, "\nSTORAGE\n");
-    generic_rows(f, rf_json_get(root, "storage"));
-    const rf_json *shards = rf_json_get(root, "storage_shards");
-    if (shards)
-        generic_rows(f, shards);
+    render_storage(f, root, prev, dt);
 
     const rf_json *lat = rf_json_get(root, "latency");
     fprintf(f, "\nLATENCY\n");
@@ -224,8 +329,9 @@ static void render(FILE *f, const rf_json *root, const char *path)
     }
 }
 
-/* One frame into a string (so the screen is redrawn in one write). */
-static char *frame(int *fd, const char *path, int *status)
+/* One frame into a string (so the screen is redrawn in one write). The
+ * snapshot it read replaces *prev (rates in the next frame). */
+static char *frame(int *fd, const char *path, int *status, snapshot *prev)
 {
     char *text = NULL;
     size_t len = 0;
@@ -250,8 +356,11 @@ static char *frame(int *fd, const char *path, int *status)
             fprintf(f, "ringflow top: unexpected reply: %s\n", err);
             *status = 1;
         } else {
-            render(f, root, path);
-            rf_json_free(root);
+            const double now = mono_s();
+            render(f, root, path, prev, prev->root ? now - prev->t : 0);
+            rf_json_free(prev->root);
+            prev->root = root;
+            prev->t = now;
         }
     }
     free(reply);
@@ -301,6 +410,7 @@ int rf_cli_top(int argc, char **argv)
         }
     }
     int fd = -1, status = 0;
+    snapshot prev = {0};
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll returns */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -318,7 +428,7 @@ int rf_cli_top(int argc, char **argv)
                     break;
                 fputc('\n', stdout);
             }
-            char *text = frame(&fd, path, &status);
+            char *text = frame(&fd, path, &status, &prev);
             if (text)
                 fputs(text, status ? stderr : stdout);
             free(text);
@@ -326,6 +436,7 @@ int rf_cli_top(int argc, char **argv)
         fflush(stdout);
         if (fd >= 0)
             close(fd);
+        rf_json_free(prev.root);
         return status;
     }
     struct termios saved;
@@ -340,7 +451,7 @@ int rf_cli_top(int argc, char **argv)
     fputs("\033[?25l", stdout);
     bool stdin_open = true;
     for (long shown = 0; !g_quit;) {
-        char *text = frame(&fd, path, &status);
+        char *text = frame(&fd, path, &status, &prev);
         fputs("\033[H\033[2J", stdout);
         if (text)
             fputs(text, stdout);
@@ -367,5 +478,6 @@ int rf_cli_top(int argc, char **argv)
         tcsetattr(STDIN_FILENO, TCSANOW, &saved);
     if (fd >= 0)
         close(fd);
+    rf_json_free(prev.root);
     return 0;
 }
