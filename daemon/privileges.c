@@ -237,6 +237,31 @@ static int capset_keep(uint64_t mask)
 
 #define CAP_BIT(c) (1ull << (c))
 
+/* The leak checker at exit attaches to the process with ptrace, which a
+ * process that changed its uids (no longer dumpable) refuses, and the run
+ * then ends in "LeakSanitizer has encountered a fatal error" (exit by
+ * abort). Sanitizer builds only: a production build stays not dumpable. */
+static void dumpable_for_sanitizers(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+/* A start that fails between rf_privileges_enter and rf_privileges_drop
+ * exits with the saved uid still 0, and the leak checker's tracer (same
+ * uids, no CAP_SYS_PTRACE) may not attach to a process whose saved uid
+ * differs from its own. Sanitizer builds finish the drop at exit (atexit
+ * runs this before the checker's own handler, registered at start-up). */
+static uid_t g_exit_uid;
+static void drop_fully_at_exit(void)
+{
+    if (setresuid(g_exit_uid, g_exit_uid, g_exit_uid) == 0)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+}
+#endif
+
 int rf_privileges_enter(const rf_privileges *p, rf_err *err)
 {
     if (!p->enabled)
@@ -288,6 +313,13 @@ int rf_privileges_enter(const rf_privileges *p, rf_err *err)
     if (setresuid(p->uid, p->uid, 0) < 0)
         return rf_err_set(err, errno, "engine.user: setresuid(%u, %u, 0): %s", (unsigned)p->uid,
                           (unsigned)p->uid, strerror(errno));
+    /* From here a failed start exits as the user: the leak checker must
+     * still be able to look (CI's ASan run found it could not). */
+    dumpable_for_sanitizers();
+#if defined(__SANITIZE_ADDRESS__)
+    g_exit_uid = p->uid;
+    atexit(drop_fully_at_exit);
+#endif
     if (capset_keep(CAP_BIT(CAP_NET_BIND_SERVICE) | CAP_BIT(CAP_NET_ADMIN)) < 0)
         return rf_err_set(err, errno, "engine.user: capset: %s", strerror(errno));
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -407,12 +439,7 @@ int rf_privileges_drop(const rf_privileges *p, char *summary, size_t summary_siz
     if (setresuid(p->uid, p->uid, p->uid) < 0)
         return rf_err_set(err, errno, "engine.user: setresuid(%u): %s", (unsigned)p->uid,
                           strerror(errno));
-#if defined(__SANITIZE_ADDRESS__)
-    /* The leak checker at exit attaches to the process with ptrace, which a
-     * process that changed its uids (not dumpable) refuses: sanitizer builds
-     * only. */
-    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-#endif
+    dumpable_for_sanitizers();
     unsigned threads;
     if (rf_privileges_verify_threads(p->uid, p->gid, &threads, err) < 0)
         return rf_err_wrap(err, "engine.user: ");
