@@ -85,6 +85,9 @@ def parse_args(argv):
                    help="seconds at the start of each load whose probes are reported apart "
                         "(warm-up), not in the latency percentiles")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--time-precision", choices=["ns", "us", "ms", "s"], default="ns",
+                   help="the daemon's storage.time_precision (default ns, the daemon's default; "
+                        "ms stores what VictoriaMetrics stores)")
     p.add_argument("--no-store", action="store_true",
                    help="do not route data to the store (the default configuration does); "
                         "loss is then counted up to the stages (processed)")
@@ -199,7 +202,8 @@ class Setup:
             with open(cfg, "w") as f:
                 f.write(engine.config_yaml(work, port, sink_port, self.args.workers,
                                            not self.args.no_pin, with_pipeline=True,
-                                           with_store=not self.args.no_store))
+                                           with_store=not self.args.no_store,
+                                           time_precision=self.args.time_precision))
             ok, msg = engine.check_config(self.ringflowd, cfg)
             if not ok:
                 print(f"harness: the daemon refuses the pipeline section ({msg}); running without "
@@ -656,6 +660,7 @@ def main(argv):
             "probe_note": (f"about {args.probe_rate:g}/s (fraction {args.probe_rate:g}/rate, "
                            f"0.01 %..1 % of lines)"),
             "store": not args.no_store,
+            "time_precision": args.time_precision,
             "peer_count": args.peer_count, "peer_transports": args.peer_transport_list,
         },
         "runs": [],

@@ -243,7 +243,10 @@ def summary_markdown(results, plot_files, plot_note, link_dir):
              f"(`rf_probe`, routed `class: critical` to a UDP line-protocol sink the "
              f"harness reads) are {o['probe_note']}. Every event is routed to the store"
              + ("" if o.get("store", True) else " except with `--no-store` (this run: "
-                "loss is counted up to the stages)") + ".")
+                "loss is counted up to the stages)") + "; stored times are kept to the "
+             + {"ns": "nanosecond", "us": "microsecond", "ms": "millisecond", "s": "second"}.get(
+                 o.get("time_precision", "ns"), "nanosecond")
+             + f" (`storage.time_precision: {o.get('time_precision', 'ns')}`).")
     L.append("")
     L.append("### Where every event went")
     L.append("")

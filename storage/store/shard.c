@@ -442,7 +442,13 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
             }
         }
     }
-    if (s->n && ev->event_time_ns < s->pts[s->n - 1].t)
+    int64_t t = ev->event_time_ns;
+    const int64_t unit = sh->store->cfg.time_unit_ns;
+    if (unit > 1) {
+        int64_t r = t % unit;
+        t -= r < 0 ? r + unit : r; /* down, also before 1970 */
+    }
+    if (s->n && t < s->pts[s->n - 1].t)
         s->unsorted = true; /* sorted at the cut */
     if (__builtin_expect(s->n == s->cap, 0)) {
         int g = grow(sh, s);
@@ -461,7 +467,7 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
         s->opened_ns = sh->now;
         list_push(sh, s);
     }
-    s->pts[s->n] = (rf_store_point){ev->event_time_ns, ev->value.u64};
+    s->pts[s->n] = (rf_store_point){t, ev->value.u64};
     s->n++;
     rf_store_count(&sh->points_appended, 1);
     rf_store_count(&sh->points_buffered, 1);

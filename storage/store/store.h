@@ -115,6 +115,11 @@ typedef struct rf_store_config {
                                     * in blocks_cut_by_memory). See "Memory" below. */
     bool event_clock;              /* the store reads no clock of its own for anything that
                                     * reaches the disk: see "Event clock" below (replay) */
+    int64_t time_unit_ns;          /* stored times are rounded down to a multiple of this:
+                                    * 1 (default) keeps every nanosecond; 1000000 stores
+                                    * milliseconds, as Prometheus and VictoriaMetrics do (receipt
+                                    * times carry no meaning below that, and their jitter costs
+                                    * bytes). Values are never changed. */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);

@@ -414,6 +414,46 @@ static void test_tick_budget(void **state)
     free(dir);
 }
 
+/* storage.time_precision: times are stored rounded down to the unit (also
+ * before 1970), values untouched, and points that round onto one time are
+ * both kept. */
+static void test_time_unit_rounds_down(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    cfg.time_unit_ns = 1000000; /* ms */
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key *k = tu_key("ms", "", "v");
+    assert_int_equal(rf_store_define_series(sh, k), 0);
+    static const int64_t in[] = {-1500001, -1, 0, 999999, 1000000, 1700000000123456789LL,
+                                 1700000000123999999LL};
+    static const int64_t want[] = {-2000000, -1000000, 0, 0, 1000000, 1700000000123000000LL,
+                                   1700000000123000000LL};
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        rf_event ev = tu_event(k->series_id, in[i], RF_VALUE_I64, (uint64_t)i);
+        assert_int_equal(rf_store_append(sh, &ev), 0);
+    }
+    assert_int_equal(rf_store_close(st, &e), 0);
+    rf_query q = {.measurement = "ms", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    rf_query_result *r;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, 1);
+    assert_int_equal(r->sets[0].n, 7);
+    for (size_t i = 0; i < 7; i++) {
+        assert_int_equal(r->sets[0].ts[i], want[i]);
+        assert_int_equal(r->sets[0].bits[i], i);
+    }
+    rf_query_result_free(r);
+    rf_series_key_free(k);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static void test_backpressure_counted(void **state)
 {
     (void)state;
@@ -545,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_rolling_and_age_cuts),
         cmocka_unit_test(test_backpressure_counted), cmocka_unit_test(test_cuts_are_paced),
+        cmocka_unit_test(test_time_unit_rounds_down),
         cmocka_unit_test(test_single_series_cut_soon), cmocka_unit_test(test_tick_budget),
         cmocka_unit_test(test_out_of_order_points_sorted_in_one_block),
         cmocka_unit_test(test_future_version_refused),
