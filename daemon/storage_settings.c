@@ -21,8 +21,8 @@ int rf_storage_settings_parse(const rf_cfg_node *root, const char *data_dir,
     uint64_t block_age = 0, seg_bytes = 0, seg_age = 0, sync_interval = 0, sync_bytes = 0,
              max_age = 0, max_bytes = 0, ret_interval = 0;
     int durability = 0, precision = 0, rc;
-    static const char *const precisions[] = {"ns", "us", "ms", "s"};
-    static const int64_t precision_ns[] = {1, RF_NS_PER_US, RF_NS_PER_MS, RF_NS_PER_S};
+    static const char *const precisions[] = {"auto", "ns", "us", "ms", "s"};
+    static const int64_t precision_ns[] = {0, 1, RF_NS_PER_US, RF_NS_PER_MS, RF_NS_PER_S};
     uint32_t zstd = 0;
     if ((rc = rf_cfg_map(root, "storage", &st, err)) < 0 ||
         (rc = rf_cfg_bool(st, "enabled", true, &next.enabled, err)) < 0 ||
@@ -44,7 +44,7 @@ int rf_storage_settings_parse(const rf_cfg_node *root, const char *data_dir,
         (rc = rf_cfg_u32(st, "queue_blocks", 4, 65536, c->queue_blocks, &c->queue_blocks, err)) <
             0 ||
         (rc = rf_cfg_u32(st, "zstd_level", 0, 19, (uint32_t)c->zstd_level, &zstd, err)) < 0 ||
-        (rc = rf_cfg_enum(st, "time_precision", precisions, 4, 0, &precision, err)) < 0 ||
+        (rc = rf_cfg_enum(st, "time_precision", precisions, 5, 0, &precision, err)) < 0 ||
         (rc = rf_cfg_size(st, "buffer_memory", 0, 1ull << 40, RF_STORAGE_DEFAULT_BUFFER_MEMORY,
                           &c->buffer_memory, err)) < 0 ||
         (rc = rf_cfg_map(st, "retention", &ret, err)) < 0 ||

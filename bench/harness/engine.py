@@ -36,7 +36,7 @@ def free_port(kind=socket.SOCK_DGRAM, both=False):
 
 
 def config_yaml(work, port, sink_port, workers, pin, with_pipeline=True, with_store=True,
-                time_precision="ns"):
+                time_precision="auto"):
     """The daemon configuration of one run: influx line protocol on UDP and
     TCP at `port`, data and run dirs under `work`, no Prometheus endpoint
     (its fixed default port would clash between runs), a critical route

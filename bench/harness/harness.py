@@ -85,9 +85,9 @@ def parse_args(argv):
                    help="seconds at the start of each load whose probes are reported apart "
                         "(warm-up), not in the latency percentiles")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--time-precision", choices=["ns", "us", "ms", "s"], default="ns",
-                   help="the daemon's storage.time_precision (default ns, the daemon's default; "
-                        "ms stores what VictoriaMetrics stores)")
+    p.add_argument("--time-precision", choices=["auto", "ns", "us", "ms", "s"], default="auto",
+                   help="the daemon's storage.time_precision (default auto, the daemon's default: "
+                        "client times exact, receipt times to the ms, as VictoriaMetrics keeps them)")
     p.add_argument("--no-store", action="store_true",
                    help="do not route data to the store (the default configuration does); "
                         "loss is then counted up to the stages (processed)")

@@ -244,9 +244,11 @@ def summary_markdown(results, plot_files, plot_note, link_dir):
              f"harness reads) are {o['probe_note']}. Every event is routed to the store"
              + ("" if o.get("store", True) else " except with `--no-store` (this run: "
                 "loss is counted up to the stages)") + "; stored times are kept to the "
-             + {"ns": "nanosecond", "us": "microsecond", "ms": "millisecond", "s": "second"}.get(
-                 o.get("time_precision", "ns"), "nanosecond")
-             + f" (`storage.time_precision: {o.get('time_precision', 'ns')}`).")
+             + {"auto": "nanosecond when the client sent them and to the millisecond when "
+                "stamped at receipt", "ns": "nanosecond", "us": "microsecond",
+                "ms": "millisecond", "s": "second"}.get(o.get("time_precision", "auto"),
+                                                        "nanosecond")
+             + f" (`storage.time_precision: {o.get('time_precision', 'auto')}`).")
     L.append("")
     L.append("### Where every event went")
     L.append("")

@@ -443,7 +443,9 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
         }
     }
     int64_t t = ev->event_time_ns;
-    const int64_t unit = sh->store->cfg.time_unit_ns;
+    int64_t unit = sh->store->cfg.time_unit_ns;
+    if (unit == 0) /* auto: the client's times exact, receipt times to the millisecond */
+        unit = (ev->flags & RF_EVF_HAS_CLIENT_TIME) ? 1 : RF_NS_PER_MS;
     if (unit > 1) {
         int64_t r = t % unit;
         t -= r < 0 ? r + unit : r; /* down, also before 1970 */

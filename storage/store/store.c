@@ -35,15 +35,15 @@ void rf_store_config_default(rf_store_config *c)
     c->retention_interval_ns = 60 * RF_NS_PER_S;
     c->io_idle_wait_us = 1000;
     c->tick_cut_budget_ns = 500 * RF_NS_PER_US;
-    c->time_unit_ns = 1;
+    c->time_unit_ns = 0; /* auto */
     c->io_retry_min_ns = 100 * RF_NS_PER_MS;
     c->io_retry_max_ns = 5 * RF_NS_PER_S;
 }
 
 static int check_config(const rf_store_config *c, rf_err *err)
 {
-    if (c->time_unit_ns < 1 || c->time_unit_ns > RF_NS_PER_S)
-        return rf_err_set(err, EINVAL, "store: time_unit_ns %lld outside 1..1e9",
+    if (c->time_unit_ns < 0 || c->time_unit_ns > RF_NS_PER_S)
+        return rf_err_set(err, EINVAL, "store: time_unit_ns %lld outside 0..1e9",
                           (long long)c->time_unit_ns);
     if (c->block_points < 1 || c->block_points > RF_BLOCK_MAX_POINTS)
         return rf_err_set(err, EINVAL, "store: block_points %" PRIu32 " outside 1..%u",

@@ -116,10 +116,13 @@ typedef struct rf_store_config {
     bool event_clock;              /* the store reads no clock of its own for anything that
                                     * reaches the disk: see "Event clock" below (replay) */
     int64_t time_unit_ns;          /* stored times are rounded down to a multiple of this:
-                                    * 1 (default) keeps every nanosecond; 1000000 stores
-                                    * milliseconds, as Prometheus and VictoriaMetrics do (receipt
-                                    * times carry no meaning below that, and their jitter costs
-                                    * bytes). Values are never changed. */
+                                    * 1 keeps every nanosecond; 1000000 stores milliseconds, as
+                                    * Prometheus and VictoriaMetrics do. Values are never
+                                    * changed. 0 (the default, "auto"): points whose time the
+                                    * client sent (RF_EVF_HAS_CLIENT_TIME) are kept exact, points
+                                    * stamped at receipt are kept to the millisecond (a receipt
+                                    * time means nothing below that, and its jitter costs about a
+                                    * byte a point). */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);

@@ -58,6 +58,7 @@ static inline void tu_config(rf_store_config *c)
     c->io_idle_wait_us = 100;
     c->sync_interval_ns = 5000000;
     c->retention_interval_ns = 0;
+    c->time_unit_ns = 1; /* these tests check every nanosecond (auto is the daemon's default) */
 }
 
 static inline rf_event tu_event(uint64_t id, int64_t t, uint8_t vt, uint64_t bits)

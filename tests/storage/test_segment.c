@@ -416,7 +416,7 @@ static void test_tick_budget(void **state)
 
 /* storage.time_precision: times are stored rounded down to the unit (also
  * before 1970), values untouched, and points that round onto one time are
- * both kept. */
+ * both kept. Then auto: the client's times exact, receipt times to the ms. */
 static void test_time_unit_rounds_down(void **state)
 {
     (void)state;
@@ -448,6 +448,29 @@ static void test_time_unit_rounds_down(void **state)
         assert_int_equal(r->sets[0].ts[i], want[i]);
         assert_int_equal(r->sets[0].bits[i], i);
     }
+    rf_query_result_free(r);
+    rf_series_key_free(k);
+    tu_rmrf(dir);
+    free(dir);
+
+    dir = tu_tmpdir();
+    tu_config(&cfg);
+    cfg.time_unit_ns = 0; /* auto */
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    sh = rf_store_shard_get(st, 0);
+    k = tu_key("auto", "", "v");
+    assert_int_equal(rf_store_define_series(sh, k), 0);
+    rf_event a = tu_event(k->series_id, 1700000000123456789LL, RF_VALUE_I64, 1);
+    a.flags = RF_EVF_HAS_CLIENT_TIME;
+    rf_event b = tu_event(k->series_id, 1700000001123456789LL, RF_VALUE_I64, 2);
+    assert_int_equal(rf_store_append(sh, &a), 0);
+    assert_int_equal(rf_store_append(sh, &b), 0);
+    assert_int_equal(rf_store_close(st, &e), 0);
+    q.measurement = "auto";
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->sets[0].n, 2);
+    assert_int_equal(r->sets[0].ts[0], 1700000000123456789LL); /* the client's: exact */
+    assert_int_equal(r->sets[0].ts[1], 1700000001123000000LL); /* receipt: the ms */
     rf_query_result_free(r);
     rf_series_key_free(k);
     tu_rmrf(dir);

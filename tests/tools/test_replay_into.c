@@ -282,8 +282,12 @@ static void write_config(const char *name, int queue_blocks)
              "  - {name: graphite, transport: tcp, protocol: graphite, port: %d}\n"
              "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical}\n"
              "stats: {prometheus: {enabled: false}}\n"
+             /* Every nanosecond stored: the live daemon is fed the recorded
+              * receipt times as the clients' own (--rewrite-timestamps),
+              * which time_precision auto would keep exact where the replay,
+              * stamping receipt itself, would keep milliseconds. */
              "storage: {block_points: 64, block_max_age: 1s, segment_max_age: 4s,\n"
-             "          segment_max_bytes: 1MiB, queue_blocks: %d}\n"
+             "          segment_max_bytes: 1MiB, queue_blocks: %d, time_precision: ns}\n"
              "pipeline:\n"
              "  batch: {max_events: 50, interval: 500ms}\n"
              "  sinks:\n"
