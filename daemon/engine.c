@@ -111,22 +111,14 @@ static void process_local(rf_engine_worker *w)
     w->n_local = 0;
 }
 
-/* Sends n events to worker j. A full ring under the block policy (and always
- * for definitions) makes this worker wait while it keeps draining its own
- * inbound rings: every worker is both producer and consumer, and a plain wait
- * could deadlock two workers sending to each other. */
-static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n,
-                         bool must_deliver)
+/* Puts ev[done..n) into ring r to worker j, waiting for room: this worker
+ * keeps draining and processing its own inbound rings meanwhile (every
+ * worker is both producer and consumer, and a plain wait could deadlock two
+ * workers sending to each other), then wakes j. */
+static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const rf_event *ev,
+                            uint32_t done, uint32_t n)
 {
     rf_engine *e = w->engine;
-    rf_ring *r = w->outbound[j];
-    uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
-    if (done < n && !must_deliver && e->policy == RF_RING_DROP_NEWEST) {
-        done += rf_ring_enqueue_policy(r, ev + done, sizeof(rf_event), n - done,
-                                       RF_RING_DROP_NEWEST, NULL);
-        counter_add(&w->dropped_ring_full, n - done);
-        n = done;
-    }
     if (done < n) {
         counter_add(&w->block_waits, 1);
         unsigned idle = 0;
@@ -141,6 +133,24 @@ static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, ui
     }
     counter_add(&w->sent_to_peers, n);
     rf_worker_wake(e->workers[j]->thread);
+}
+
+/* Sends n events to worker j. A full ring under the block policy (and always
+ * for definitions) makes this worker wait (enqueue_waiting); drop_newest
+ * drops and counts what does not fit. */
+static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n,
+                         bool must_deliver)
+{
+    rf_engine *e = w->engine;
+    rf_ring *r = w->outbound[j];
+    uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
+    if (done < n && !must_deliver && e->policy == RF_RING_DROP_NEWEST) {
+        done += rf_ring_enqueue_policy(r, ev + done, sizeof(rf_event), n - done,
+                                       RF_RING_DROP_NEWEST, NULL);
+        counter_add(&w->dropped_ring_full, n - done);
+        n = done;
+    }
+    enqueue_waiting(w, j, r, ev, done, n);
 }
 
 static void flush_staging(rf_engine_worker *w, uint32_t j)
@@ -163,30 +173,14 @@ static void flush_all_staging(rf_engine_worker *w)
             flush_staging(w, j);
 }
 
-/* Sends critical events (definitions included, in order) to worker j's
- * critical ring. Never dropped: a full ring makes this worker wait while it
- * keeps draining its own inbound rings, as send_to_peer does. */
+/* Critical events (definitions included, in order) to worker j's critical
+ * ring: never dropped, a full one is waited out. */
 static void send_critical_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n)
 {
-    rf_engine *e = w->engine;
     /* Relaxed: the lane's acquire (serve_critical, or the listener change
      * that brought the critical listener) made the pointer visible. */
     rf_ring *r = atomic_load_explicit(&w->crit_outbound[j], memory_order_relaxed);
-    uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
-    if (done < n) {
-        counter_add(&w->block_waits, 1);
-        unsigned idle = 0;
-        while (done < n) {
-            rf_worker_wake(e->workers[j]->thread);
-            if (drain_inbound(w) == 0 && ++idle > 64) {
-                sched_yield();
-                idle = 0;
-            }
-            done += rf_ring_enqueue_burst(r, ev + done, sizeof(rf_event), n - done);
-        }
-    }
-    counter_add(&w->sent_to_peers, n);
-    rf_worker_wake(e->workers[j]->thread);
+    enqueue_waiting(w, j, r, ev, rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n), n);
 }
 
 /* Critical events from a critical listener: ours are processed at once
