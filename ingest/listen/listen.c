@@ -257,10 +257,9 @@ void rf_listener_config_init(rf_listener_config *cfg)
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
-int rf_listener_set_new(rf_listener_set **out, const char *name,
-                        const rf_listener_set_options *opt, rf_err *err)
+/* The set options with every zero field at its default (listen.h). */
+static rf_listener_set_options options_with_defaults(const rf_listener_set_options *opt)
 {
-    *out = NULL;
     rf_listener_set_options o = opt ? *opt : (rf_listener_set_options){0};
     if (!o.sq_entries) o.sq_entries = 256;
     if (!o.cq_entries) o.cq_entries = 4096;
@@ -269,6 +268,14 @@ int rf_listener_set_new(rf_listener_set **out, const char *name,
     if (!o.udp_buffer_bytes) o.udp_buffer_bytes = 65536 + UDP_HDR_BYTES;
     if (!o.tcp_buffers) o.tcp_buffers = 256;
     if (!o.tcp_buffer_bytes) o.tcp_buffer_bytes = 16384;
+    return o;
+}
+
+int rf_listener_set_new(rf_listener_set **out, const char *name,
+                        const rf_listener_set_options *opt, rf_err *err)
+{
+    *out = NULL;
+    rf_listener_set_options o = options_with_defaults(opt);
     if (!is_pow2(o.udp_buffers) || !is_pow2(o.tcp_buffers) || o.udp_buffers > 32768 ||
         o.tcp_buffers > 32768)
         return rf_err_set(err, EINVAL, "listener set %s: buffer counts must be powers of two "
@@ -1343,14 +1350,7 @@ int rf_listener_proc_drops(const rf_listener *l, uint64_t *out)
 
 uint64_t rf_listener_set_memory_bound(const rf_listener_set_options *opt, bool udp, bool tcp)
 {
-    rf_listener_set_options o = opt ? *opt : (rf_listener_set_options){0};
-    if (!o.sq_entries) o.sq_entries = 256;
-    if (!o.cq_entries) o.cq_entries = 4096;
-    if (!o.cqe_batch) o.cqe_batch = 256;
-    if (!o.udp_buffers) o.udp_buffers = 256;
-    if (!o.udp_buffer_bytes) o.udp_buffer_bytes = 65536 + UDP_HDR_BYTES;
-    if (!o.tcp_buffers) o.tcp_buffers = 256;
-    if (!o.tcp_buffer_bytes) o.tcp_buffer_bytes = 16384;
+    rf_listener_set_options o = options_with_defaults(opt);
     const uint64_t page = 4096;
     uint64_t b = rf_mem_alloc_bound(sizeof(rf_listener_set)) +
                  rf_mem_alloc_bound((uint64_t)o.cqe_batch * sizeof(struct io_uring_cqe *));
