@@ -324,7 +324,11 @@ static int show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
             rf_ops_cell_u64(w, ss.drop_queue_full);
             rf_ops_cell_u64(w, ss.drop_disconnected);
             rf_ops_cell_u64(w, ss.drop_unsupported + ss.drop_oversize + ss.drop_io_error);
-            rf_ops_cell_str(w, ss.state < 4 ? states[ss.state] : "-");
+            /* A connection state is a forwarder's; a file or counting sink
+             * has none (it read as "disconnected"). */
+            const enum rf_sink_type t = rf_sink_type_of(sk);
+            const bool forwarder = t == RF_SINK_LP_UDP || t == RF_SINK_LP_TCP;
+            rf_ops_cell_str(w, !forwarder ? "-" : ss.state < 4 ? states[ss.state] : "?");
         }
     }
     rf_ops_table_end(w);

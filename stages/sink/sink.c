@@ -361,6 +361,11 @@ const char *rf_sink_name(const rf_sink *s)
     return s->name;
 }
 
+enum rf_sink_type rf_sink_type_of(const rf_sink *s)
+{
+    return s->type;
+}
+
 uint32_t rf_sink_pending(const rf_sink *s)
 {
     return s->tail - s->head;

@@ -168,6 +168,7 @@ uint32_t rf_sink_pending(const rf_sink *s);
 uint64_t rf_sink_discard_pending(rf_sink *s);
 
 const char *rf_sink_name(const rf_sink *s);
+enum rf_sink_type rf_sink_type_of(const rf_sink *s);
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 
 /* Parses "json", "lp_udp", "lp_tcp", "count_only", "store"; -1 when unknown. */

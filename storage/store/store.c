@@ -289,6 +289,10 @@ int rf_store_open(const char *dir, const rf_store_config *cfg, uint32_t shards, 
         store_free(st);
         return rc;
     }
+    /* What recovery found, readable at once (the I/O thread refreshes it
+     * from now on): the daemon logs it right after this returns. Before
+     * the thread starts, this thread is the only one touching it. */
+    rf_store_stats_publish(st);
     if ((rc = rf_store_io_start(st, err)) < 0) {
         store_free(st);
         return rc;

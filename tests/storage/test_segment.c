@@ -263,6 +263,9 @@ static void test_rolling_and_age_cuts(void **state)
     rf_store_stats_read(st, &stats);
     assert_true(stats.recovery.segments_seen > 5);
     assert_int_equal(stats.recovery.segments_open, 0);
+    /* Readable at once, as the daemon logs it right after opening. */
+    assert_int_equal(stats.segments, stats.recovery.segments_seen);
+    assert_true(stats.bytes > 0);
     print_message("rolled into %" PRIu64 " segments\n", stats.recovery.segments_seen);
     assert_int_equal(rf_store_close(st, &e), 0);
     for (int s = 0; s < NS; s++)

@@ -414,6 +414,8 @@ static void test_rotation(void **state)
 
 /* ---- replay ------------------------------------------------------------------ */
 
+static char *run_stdout(char *const argv[], int timeout_ms, int *code);
+
 static void test_replay_recording_udp(void **state)
 {
     (void)state;
@@ -464,6 +466,18 @@ static void test_replay_recording_udp(void **state)
     char *joined = dgrams_join(&rest, &joined_len);
     assert_string_equal(joined, big);
     free(joined);
+    dgrams_free(&d);
+
+    /* Two listeners in one recording, one target: said and counted (the
+     * record of the second listener, same protocol). */
+    char *aj[] = {"ringflow", "replay", "--target", port_arg, "--speed", "max", "--json",
+                  "--quiet", path, NULL};
+    int code = -1;
+    char *js = run_stdout(aj, 10000, &code);
+    assert_int_equal(code, 0);
+    assert_non_null(strstr(js, "\"other_listeners\":1,\"other_protocols\":0"));
+    free(js);
+    collect(fd, &d, 300);
     dgrams_free(&d);
 
     /* --speed max and --rewrite-timestamps: the recorded wall times appear.

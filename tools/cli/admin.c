@@ -20,7 +20,9 @@ static void usage(FILE *out)
             "  reload                  re-read the configuration file (validated first)\n"
             "  shutdown                drain and stop, as SIGTERM\n"
             "  log-level LEVEL         debug, info, warn or error\n"
-            "  clear-counters          restart the stats socket's counters from zero\n\n"
+            "  clear-counters          workers, rings, DPDK ports and latency histograms count\n"
+            "                          from zero in `ringflow stat` (listener, stage and storage\n"
+            "                          counters go on; /metrics never resets)\n\n"
             "  --socket PATH           default ./run/ringflow-admin.sock\n"
             "Exit status: 0 when the daemon answered ok, 1 otherwise, 2 for usage errors.\n");
 }

@@ -23,7 +23,8 @@ static void usage(FILE *out)
             "  -h, --help          this help\n"
             "\n"
             "SECTION: info, workers, rings, listeners, errors, stages, storage, series,\n"
-            "latency (default: all of them, in that order).\n"
+            "latency (default: all of them, in that order); also dpdk, memory and record,\n"
+            "and whatever else the daemon lists: `ringflow stat help` asks it.\n"
             "series takes [top N] [refused|active]: cardinality per measurement (active\n"
             "and refused series, events dropped because their series was refused, the\n"
             "limit), the top 10 by active+refused series unless told otherwise, e.g.\n"
@@ -74,6 +75,16 @@ int rf_cli_stat(int argc, char **argv)
         sections = (const char *const *)argv + optind;
         n = (size_t)(argc - optind);
     }
+    if (n == 1 && !strcmp(sections[0], "help")) {
+        /* The daemon knows its sections: its own help lists every `show`. */
+        char *reply = NULL;
+        int rc = rf_cli_request(fd, "help", RF_CLI_TIMEOUT_MS, &reply);
+        if (rc == 0 && reply)
+            fputs(reply, stdout);
+        free(reply);
+        close(fd);
+        return rc == 0 ? 0 : 1;
+    }
     static const char *const all[] = {"stats"};
     if (json) {
         sections = all;
@@ -99,6 +110,8 @@ int rf_cli_stat(int argc, char **argv)
         }
         if (!strncmp(reply, "error: ", 7)) {
             fprintf(stderr, "ringflow stat: %s", reply);
+            if (strstr(reply, "unknown section"))
+                fprintf(stderr, "ringflow stat: `ringflow stat help` lists the sections\n");
             status = 1;
         } else {
             fputs(reply, stdout);

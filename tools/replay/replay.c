@@ -433,6 +433,11 @@ typedef struct rp_stats {
     uint64_t skipped_filter, skipped_nonudp, skipped_fragments, skipped_truncated;
     uint64_t rewritten, not_rewritable;
     uint64_t torn;
+    /* Recordings: the first listener seen, and records of other listeners
+     * sent to the same target (without --listener). */
+    char first_listener[256];
+    uint8_t first_protocol;
+    uint64_t other_listeners, other_protocols;
 } rp_stats;
 
 typedef struct rp_src {
@@ -627,6 +632,29 @@ static int src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_e
             if (o->listener && strcmp(o->listener, r.name) != 0) {
                 st->skipped_filter++;
                 continue;
+            }
+            if (!o->listener) {
+                /* Every record goes to the one --target: a recording of several
+                 * listeners (ringflow record --engine, or several ports) mixes
+                 * their protocols there. Said once, and counted. */
+                if (!st->first_listener[0]) {
+                    snprintf(st->first_listener, sizeof(st->first_listener), "%s", r.name);
+                    st->first_protocol = r.protocol;
+                } else if (strcmp(st->first_listener, r.name) != 0) {
+                    if (!st->other_listeners)
+                        fprintf(stderr,
+                                "ringflow replay: warning: %s holds records of more than one "
+                                "listener (%s, %s%s): all of them go to the one target%s; replay "
+                                "each with --listener NAME and its own --target (--print lists "
+                                "them)\n",
+                                s->path, st->first_listener, r.name,
+                                r.protocol != st->first_protocol ? ", another protocol" : "",
+                                r.protocol != st->first_protocol ? ", which parses them all as "
+                                                                   "one protocol"
+                                                                 : "");
+                    st->other_listeners++;
+                    st->other_protocols += r.protocol != st->first_protocol;
+                }
             }
             *it = (rp_item){.data = r.payload, .len = r.payload_len, .has_time = true,
                             .pace_ns = r.mono_ns, .wall_ns = r.wall_ns, .protocol = r.protocol,
@@ -1294,10 +1322,11 @@ int rf_cli_replay(int argc, char **argv)
                ",\"skipped_filter\":%" PRIu64 ",\"skipped_non_udp\":%" PRIu64
                ",\"skipped_fragments\":%" PRIu64 ",\"skipped_truncated\":%" PRIu64
                ",\"rewritten\":%" PRIu64 ",\"not_rewritable\":%" PRIu64 ",\"torn_files\":%" PRIu64
+               ",\"other_listeners\":%" PRIu64 ",\"other_protocols\":%" PRIu64
                ",\"elapsed_s\":%.3f,\"lines_per_s\":%.0f}\n",
                st.items, st.sends, st.lines, st.bytes, st.errors, st.oversize, st.skipped_filter,
                st.skipped_nonudp, st.skipped_fragments, st.skipped_truncated, st.rewritten,
-               st.not_rewritable, st.torn, elapsed, rate);
+               st.not_rewritable, st.torn, st.other_listeners, st.other_protocols, elapsed, rate);
     else
         printf("replayed %" PRIu64 " items as %" PRIu64 " %s, %" PRIu64 " lines, %" PRIu64
                " bytes in %.3f s: %.0f lines/s, %.1f MB/s; %" PRIu64 " errors, %" PRIu64
@@ -1312,6 +1341,10 @@ int rf_cli_replay(int argc, char **argv)
     if (!o.json && st.not_rewritable)
         printf("%" PRIu64 " StatsD lines were sent without a timestamp: the protocol has none\n",
                st.not_rewritable);
+    if (!o.json && st.other_listeners)
+        printf("%" PRIu64 " records of listeners other than %s went to the same target (%" PRIu64
+               " of another protocol): use --listener NAME per target\n",
+               st.other_listeners, st.first_listener, st.other_protocols);
     if (st.errors && st.sends == 0)
         rc = 1;
 out:
