@@ -129,11 +129,32 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
 
 /* ---- listeners on /metrics: rejects by reason, clamped timestamps -------- */
 
-/* One registered series: a parser and which of its counters. */
+/* One registered series: a parser and which of its counters, or (reason
+ * LM_TRAFFIC) one of the listener's own counters. */
+#define LM_CLAMPED (-1)
+#define LM_TRAFFIC (-2)
 typedef struct listener_metric {
     const rf_parse_ctx *pc;
-    int reason; /* enum rf_reject_reason, or -1: timestamps clamped */
+    const rf_listener *l;
+    int reason;   /* enum rf_reject_reason, LM_CLAMPED or LM_TRAFFIC */
+    int traffic;  /* with LM_TRAFFIC: an index into listener_traffic[] */
 } listener_metric;
+
+/* The listener's traffic on /metrics: what an operator alerts on (kernel
+ * drops above all). */
+static const struct {
+    const char *name, *help;
+    enum rf_metric_type type;
+} listener_traffic[] = {
+    {"ringflow_listener_datagrams", "UDP datagrams a listener received.", RF_METRIC_COUNTER},
+    {"ringflow_listener_bytes", "Payload bytes a listener received.", RF_METRIC_COUNTER},
+    {"ringflow_listener_kernel_drops",
+     "UDP datagrams the kernel dropped at a listener's full receive queue.", RF_METRIC_COUNTER},
+    {"ringflow_listener_lines", "Lines a listener's parser accepted.", RF_METRIC_COUNTER},
+    {"ringflow_listener_events", "Events a listener's parser produced.", RF_METRIC_COUNTER},
+    {"ringflow_listener_connections", "TCP connections open now.", RF_METRIC_GAUGE},
+};
+#define LM_TRAFFIC_N (sizeof(listener_traffic) / sizeof(listener_traffic[0]))
 
 static struct {
     listener_metric *m;
@@ -144,8 +165,28 @@ static struct {
 static uint64_t read_listener_metric(void *ctx)
 {
     const listener_metric *m = ctx;
-    return m->reason < 0 ? rf_parse_counter(m->pc, RF_PC_TIMESTAMPS_CLAMPED)
-                         : rf_parse_reject_count(m->pc, (enum rf_reject_reason)m->reason);
+    if (m->reason == LM_CLAMPED)
+        return rf_parse_counter(m->pc, RF_PC_TIMESTAMPS_CLAMPED);
+    if (m->reason >= 0)
+        return rf_parse_reject_count(m->pc, (enum rf_reject_reason)m->reason);
+    switch (m->traffic) {
+    case 0: return m->l ? rf_listener_counter(m->l, RF_LC_DATAGRAMS) : 0;
+    case 1: return m->l ? rf_listener_counter(m->l, RF_LC_BYTES) : 0;
+    case 2: {
+        /* As show listeners does: the socket's own count when it is larger
+         * (drops after the last datagram read are only there). */
+        if (!m->l)
+            return 0;
+        uint64_t k = rf_listener_counter(m->l, RF_LC_KERNEL_DROPS), proc;
+        if (rf_listener_config_of(m->l)->transport == RF_LISTEN_UDP &&
+            rf_listener_proc_drops(m->l, &proc) == 0 && proc > k)
+            k = proc;
+        return k;
+    }
+    case 3: return rf_parse_counter(m->pc, RF_PC_LINES_OK);
+    case 4: return rf_parse_counter(m->pc, RF_PC_EVENTS);
+    default: return m->l ? rf_listener_connections(m->l) : 0;
+    }
 }
 
 /* A Prometheus label value: backslash, quote and newline escaped. */
@@ -168,7 +209,7 @@ static int register_listener_metrics(rf_engine *e)
     size_t inputs = 0;
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++)
         inputs += rf_shard_input_count(rf_engine_shard(e, wi));
-    g_lm.cap = inputs * (RF_REJ__COUNT + 1);
+    g_lm.cap = inputs * (RF_REJ__COUNT + 1 + LM_TRAFFIC_N);
     g_lm.m = calloc(g_lm.cap ? g_lm.cap : 1, sizeof(*g_lm.m));
     g_lm.ids = calloc(g_lm.cap ? g_lm.cap : 1, sizeof(int));
     if (!g_lm.m || !g_lm.ids)
@@ -191,7 +232,8 @@ static int register_listener_metrics(rf_engine *e)
                              name, proto, rf_reject_reason_name((enum rf_reject_reason)r));
                 listener_metric *m = &g_lm.m[g_lm.n];
                 m->pc = rf_shard_input_parser(s, i);
-                m->reason = r;
+                m->l = l;
+                m->reason = r < 0 ? LM_CLAMPED : r;
                 int id = r < 0 ? rf_stats_register_fn(RF_METRIC_COUNTER,
                                                       "ringflow_listener_timestamps_clamped",
                                                       "Accepted lines whose out-of-window timestamp "
@@ -201,6 +243,20 @@ static int register_listener_metrics(rf_engine *e)
                                                       "ringflow_listener_lines_rejected",
                                                       "Lines a listener's parser rejected, by reason.",
                                                       labels, read_listener_metric, m);
+                if (id < 0)
+                    return id;
+                g_lm.ids[g_lm.n++] = id;
+            }
+            for (size_t t = 0; t < LM_TRAFFIC_N; t++) {
+                char labels[RF_STATS_LABELS_MAX];
+                snprintf(labels, sizeof(labels), "worker=\"%u\",listener=\"%s\",protocol=\"%s\"",
+                         wi, name, proto);
+                listener_metric *m = &g_lm.m[g_lm.n];
+                *m = (listener_metric){.pc = rf_shard_input_parser(s, i), .l = l,
+                                       .reason = LM_TRAFFIC, .traffic = (int)t};
+                int id = rf_stats_register_fn(listener_traffic[t].type, listener_traffic[t].name,
+                                              listener_traffic[t].help, labels,
+                                              read_listener_metric, m);
                 if (id < 0)
                     return id;
                 g_lm.ids[g_lm.n++] = id;

@@ -275,6 +275,13 @@ static void test_views_and_metrics(void **state)
                            "from=\"1\",to=\"0\",policy=\"drop_newest\"", &v) &&
                 v == 0);
     assert_true(prom_value(&doc, "ringflow_workers", "", &v) && v == 2);
+    /* Each listener's traffic, for alerts on drops. */
+    assert_true(prom_value(&doc, "ringflow_listener_kernel_drops_total",
+                           "worker=\"0\",listener=\"lp-tcp\",protocol=\"influx_line\"", &v) &&
+                v == 0);
+    assert_true(prom_value(&doc, "ringflow_listener_events_total",
+                           "worker=\"1\",listener=\"lp-tcp\",protocol=\"influx_line\"", &v));
+    assert_string_equal(prom_type(&doc, "ringflow_listener_connections"), "gauge");
     /* Every pipeline counter made it onto the page. */
     assert_true(prom_value(&doc, "ringflow_pipeline_processed_total", "worker=\"0\"", &v));
     assert_true(prom_value(&doc, "ringflow_pipeline_unknown_series_total", "worker=\"1\"", &v));
