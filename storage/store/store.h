@@ -17,7 +17,9 @@
  *   - All rf_store_shard functions except rf_store_wait_durable and
  *     rf_store_shard_stats_read must be called from the one thread that owns
  *     the shard (its worker). None of them blocks or makes a syscall, and
- *     rf_store_append allocates nothing.
+ *     rf_store_append allocates only while a series is finding its size
+ *     (its first point, and a buffer doubling on its way to block_points);
+ *     at steady state it allocates nothing.
  *   - Slots are preallocated (queue_blocks per shard, each big enough for a
  *     full block). The submit ring holds as many pointers as there are slots,
  *     so it can never be full; the bound is the slot pool.
@@ -213,10 +215,11 @@ uint32_t rf_store_shards(const rf_store *store);
 
 /* Makes a series known to the shard (copies the key) and allocates its point
  * buffer: 16 points to start, doubled by rf_store_append whenever the series
- * fills it before an age cut, up to block_points (16 bytes per point). Call
- * when the series is first seen (the RF_KIND_SERIES_DEF event). Defining a
- * known series again is a no-op. Returns 0, -EINVAL (key over 65535 bytes)
- * or -ENOMEM. */
+ * fills it before an age cut, up to block_points (16 bytes per point).
+ * Defining a known series again is a no-op. Returns 0, -EINVAL (key over
+ * 65535 bytes) or -ENOMEM. A series the shard never gets a point of costs
+ * it nothing: define it when its first point comes (rf_store_append_keyed),
+ * not when the series is first seen. */
 int rf_store_define_series(rf_store_shard *shard, const rf_series_key *key);
 
 /* Appends one point (event_time_ns, value, value_type) to its series' buffer.
@@ -224,6 +227,25 @@ int rf_store_define_series(rf_store_shard *shard, const rf_series_key *key);
  * point was dropped by back-pressure (both counted). Points of one series
  * should come in time order: an older point cuts the current block first. */
 int rf_store_append(rf_store_shard *shard, const rf_event *ev);
+
+/* Where rf_store_append_keyed finds the key of a series the shard does not
+ * know yet: NULL when there is none (the point is then counted in
+ * dropped_unknown_series). Called on the worker, only for a series' first
+ * point; the key is copied. */
+typedef const rf_series_key *(*rf_store_key_fn)(void *ctx, uint64_t series_id);
+
+/* rf_store_append, defining the series first (from key_of) when this is the
+ * first point the shard gets of it. Same returns, and -ENOMEM/-EINVAL when
+ * the definition failed (counted in dropped_unknown_series). */
+int rf_store_append_keyed(rf_store_shard *shard, const rf_event *ev, rf_store_key_fn key_of,
+                          void *ctx);
+
+/* rf_store_append_keyed over n points, the same as n calls one after
+ * another, with the memory each needs fetched ahead (the fast way with many
+ * series). Returns how many points were refused (each counted as its
+ * single append would have). */
+uint32_t rf_store_append_batch(rf_store_shard *shard, const rf_event *ev, uint32_t n,
+                               rf_store_key_fn key_of, void *ctx);
 
 /* Cuts blocks whose first point was buffered more than block_max_age_ns
  * before `now_mono_ns` (rf_clock_mono_ns), and retries cuts delayed by
