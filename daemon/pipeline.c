@@ -288,6 +288,14 @@ fail:
 
 /* ---- delivery ----------------------------------------------------------- */
 
+/* The key of a series' first stored point (rf_store_append_keyed). */
+static const rf_series_key *store_key_of(void *ctx, uint64_t series_id)
+{
+    rf_pipeline *p = ctx;
+    int32_t slot = rf_series_table_find(p->series, series_id);
+    return slot < 0 ? NULL : rf_series_table_key(p->series, slot);
+}
+
 static void sink_send(pipe_sink *s, const rf_event *ev, uint32_t n, bool critical)
 {
     rf_pipeline *p = s->p;
@@ -296,10 +304,7 @@ static void sink_send(pipe_sink *s, const rf_event *ev, uint32_t n, bool critica
             add(&p->store_rejected, n);
             return;
         }
-        uint64_t rejected = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (rf_store_append(p->store, &ev[i]) < 0)
-                rejected++;
+        uint64_t rejected = rf_store_append_batch(p->store, ev, n, store_key_of, p);
         add(&p->to_store, n - rejected);
         add(&p->store_rejected, rejected);
         return;
@@ -411,8 +416,9 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
         rf_alerts_define(p->st.alerts, slot, k);
     if (p->st.corr)
         rf_correlator_define(p->st.corr, slot, k);
-    if (p->store)
-        rf_store_define_series(p->store, k);
+    /* Not the store: it learns a series from its first stored point
+     * (store_key_of), so that series no route stores, aggregates sent to
+     * other sinks among them, cost it neither a buffer nor a key. */
     return slot;
 }
 
