@@ -12,6 +12,10 @@
  *   bp_waits counts those waits. Wall-clock time (the I/O thread is part of
  *   the work); pts_per_worker_cpu_s divides by the worker thread's CPU time
  *   (the per-core cost, robust on a shared machine). TMPDIR chooses the disk.
+ * store/append_batch/<series>: the same points through rf_store_append_batch
+ *   in groups of 256 (as the pipeline hands them over), which fetches each
+ *   point's map slot, series and buffer tail ahead. A point refused by
+ *   back-pressure is not offered again here: `refused` counts them.
  * store/append_stall/<series>: the worst pause a burst of cuts puts into the
  *   append path. Every series starts empty and gets one point per round, so
  *   all of them fill their 1024-point blocks in the same round (series that
@@ -41,6 +45,7 @@
 
 #define GEN_POINTS 4096u
 #define BATCH 65536u
+#define APPEND_BATCH 256u /* what the pipeline hands the store at once */
 
 /* CPU time of the calling thread: on a shared machine the wall-clock rate
  * mostly measures the neighbours, this measures our thread's work. */
@@ -82,7 +87,7 @@ static rf_series_key **make_keys(uint32_t n, const char *meas)
     return k;
 }
 
-static void bm_append(rf_bench_state *s)
+static void append_run(rf_bench_state *s, bool batched)
 {
     uint32_t nser = (uint32_t)rf_bench_arg(s, 0);
     char *dir = make_tmpdir();
@@ -105,7 +110,7 @@ static void bm_append(rf_bench_state *s)
     int64_t ts[GEN_POINTS];
     uint64_t vals[GEN_POINTS];
     uint8_t vt = rf_gen_series(7, RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, GEN_POINTS, ts, vals);
-    uint64_t bp_waits = 0, total = 0, round = 0;
+    uint64_t bp_waits = 0, refused = 0, total = 0, round = 0;
     rf_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.value_type = vt;
@@ -124,17 +129,25 @@ static void bm_append(rf_bench_state *s)
     }
     rf_store_shard_stats ss0;
     rf_store_shard_stats_read(sh, &ss0);
+    rf_event group[APPEND_BATCH];
+    for (uint32_t i = 0; i < APPEND_BATCH; i++)
+        group[i] = ev;
     double cpu0 = thread_cpu_s();
     while (rf_bench_keep_running(s)) {
         /* BATCH points: every series gets BATCH / nser consecutive points */
         for (uint32_t p = 0; p < BATCH; p++) {
             uint32_t si = p % nser;
             uint64_t i = round * (BATCH / nser) + p / nser;
-            ev.series_id = keys[si]->series_id;
-            ev.event_time_ns = 1700000000000000000LL + (int64_t)i * 10000000000LL;
-            ev.value.u64 = vals[(i + si) % GEN_POINTS];
-            while (rf_store_append(sh, &ev) == -ENOBUFS)
-                bp_waits++; /* the refused point is offered again */
+            rf_event *e = batched ? &group[p % APPEND_BATCH] : &ev;
+            e->series_id = keys[si]->series_id;
+            e->event_time_ns = 1700000000000000000LL + (int64_t)i * 10000000000LL;
+            e->value.u64 = vals[(i + si) % GEN_POINTS];
+            if (!batched) {
+                while (rf_store_append(sh, &ev) == -ENOBUFS)
+                    bp_waits++; /* the refused point is offered again */
+            } else if (p % APPEND_BATCH == APPEND_BATCH - 1) {
+                refused += rf_store_append_batch(sh, group, APPEND_BATCH, NULL, NULL);
+            }
         }
         round++;
         total += BATCH;
@@ -143,6 +156,8 @@ static void bm_append(rf_bench_state *s)
     rf_bench_set_items_processed(s, (int64_t)total);
     rf_bench_counter(s, "pts_per_worker_cpu_s", cpu > 0 ? (double)total / cpu : 0, false);
     rf_bench_counter(s, "bp_waits", (double)bp_waits, false);
+    if (batched)
+        rf_bench_counter(s, "refused", (double)refused, false);
     rf_store_shard_stats ss;
     rf_store_shard_stats_read(sh, &ss);
     rf_bench_counter(s, "blocks", (double)(ss.blocks_cut - ss0.blocks_cut), false);
@@ -154,6 +169,9 @@ static void bm_append(rf_bench_state *s)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     free(dir);
 }
+
+static void bm_append(rf_bench_state *s) { append_run(s, false); }
+static void bm_append_batch(rf_bench_state *s) { append_run(s, true); }
 
 /* ---- query ---- */
 
@@ -341,8 +359,9 @@ static void bm_append_stall(rf_bench_state *s)
 
 RF_BENCH_REGISTER(store_benchmarks)
 {
-    static const int64_t series[] = {100, 10000};
-    rf_bench_register_args_realtime("store/append", bm_append, series, 2);
+    static const int64_t series[] = {100, 10000, 100000};
+    rf_bench_register_args_realtime("store/append", bm_append, series, 3);
+    rf_bench_register_args_realtime("store/append_batch", bm_append_batch, series, 3);
     static const int64_t stall_series[] = {1000, 10000};
     rf_bench_register_args("store/append_stall", bm_append_stall, stall_series, 2);
     static const int64_t one[] = {0};
