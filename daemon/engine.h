@@ -78,6 +78,9 @@ struct rf_store *rf_engine_store(const rf_engine *e);
  * series (daemon/engine_views.c); unregister before rf_engine_stop. */
 int rf_engine_views_register(rf_engine *e, rf_err *err);
 void rf_engine_views_unregister(void);
+/* After a reload: gives the listeners it added their /metrics series (the
+ * control thread, as for register). Returns 0, or -ENOMEM/-ENOSPC with err. */
+int rf_engine_views_listeners_changed(rf_engine *e, rf_err *err);
 
 /* Every loss in the engine, totalled by where and why it happened (control
  * thread; recent values of single-writer counters). */

@@ -156,10 +156,22 @@ static const struct {
 };
 #define LM_TRAFFIC_N (sizeof(listener_traffic) / sizeof(listener_traffic[0]))
 
+/* The series of one input (a listener on one worker, or a DPDK queue),
+ * allocated on their own: each series' read function holds a pointer into
+ * its block, so blocks never move. */
+#define LM_PER_INPUT (RF_REJ__COUNT + 1 + LM_TRAFFIC_N)
+typedef struct lm_input {
+    uint32_t worker, input;
+    char name[64];
+    listener_metric m[LM_PER_INPUT];
+    int ids[LM_PER_INPUT];
+    size_t n;
+} lm_input;
+
 static struct {
-    listener_metric *m;
+    lm_input **in; /* NULL where an input's series were taken down */
     size_t n, cap;
-    int *ids;
+    uint32_t done[RF_DAEMON_MAX_WORKERS]; /* inputs of each worker that have series */
 } g_lm;
 
 static uint64_t read_listener_metric(void *ctx)
@@ -204,63 +216,99 @@ static void label_escape(char *out, size_t cap, const char *in)
     out[o] = '\0';
 }
 
+static void lm_input_unregister(lm_input *x)
+{
+    for (size_t k = 0; k < x->n; k++)
+        rf_stats_unregister(x->ids[k]);
+    free(x);
+}
+
+/* Registers the series of input i of worker wi. */
+static int lm_input_register(const rf_shard *s, uint32_t wi, uint32_t i, lm_input **out)
+{
+    lm_input *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->worker = wi;
+    x->input = i;
+    const rf_listener *l = rf_shard_input_listener(s, i);
+    const rf_parse_ctx *pc = rf_shard_input_parser(s, i);
+    /* escaped and cut so the labels fit RF_STATS_LABELS_MAX */
+    label_escape(x->name, sizeof(x->name), l ? rf_listener_name(l) : "dpdk");
+    const char *proto = l ? rf_listen_protocol_name(rf_listener_config_of(l)->protocol) : "-";
+    char plain[RF_STATS_LABELS_MAX];
+    snprintf(plain, sizeof(plain), "worker=\"%u\",listener=\"%s\",protocol=\"%s\"", wi, x->name,
+             proto);
+    int rc = 0;
+    for (int r = -1; r < RF_REJ__COUNT; r++) {
+        char labels[RF_STATS_LABELS_MAX + 64]; /* fits the registry's: the name was cut for it */
+        if (r >= 0)
+            snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", plain,
+                     rf_reject_reason_name((enum rf_reject_reason)r));
+        listener_metric *m = &x->m[x->n];
+        *m = (listener_metric){.pc = pc, .l = l, .reason = r < 0 ? LM_CLAMPED : r};
+        int id = r < 0 ? rf_stats_register_fn(RF_METRIC_COUNTER,
+                                              "ringflow_listener_timestamps_clamped",
+                                              "Accepted lines whose out-of-window timestamp "
+                                              "was replaced by the receive time.",
+                                              plain, read_listener_metric, m)
+                       : rf_stats_register_fn(RF_METRIC_COUNTER,
+                                              "ringflow_listener_lines_rejected",
+                                              "Lines a listener's parser rejected, by reason.",
+                                              labels, read_listener_metric, m);
+        if (id < 0) {
+            rc = id;
+            goto fail;
+        }
+        x->ids[x->n++] = id;
+    }
+    for (size_t t = 0; t < LM_TRAFFIC_N; t++) {
+        listener_metric *m = &x->m[x->n];
+        *m = (listener_metric){.pc = pc, .l = l, .reason = LM_TRAFFIC, .traffic = (int)t};
+        int id = rf_stats_register_fn(listener_traffic[t].type, listener_traffic[t].name,
+                                      listener_traffic[t].help, plain, read_listener_metric, m);
+        if (id < 0) {
+            rc = id;
+            goto fail;
+        }
+        x->ids[x->n++] = id;
+    }
+    *out = x;
+    return 0;
+fail:
+    lm_input_unregister(x);
+    return rc;
+}
+
+/* Gives every input that has no series yet its series: all of them at the
+ * start, then those a live reload added (control thread, the one that also
+ * serves /metrics, so a scrape never sees half of it). A listener removed
+ * and added again under its name is a new input: the retired one's series
+ * are taken down, or the two would export the same label set. */
 static int register_listener_metrics(rf_engine *e)
 {
-    size_t inputs = 0;
-    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++)
-        inputs += rf_shard_input_count(rf_engine_shard(e, wi));
-    g_lm.cap = inputs * (RF_REJ__COUNT + 1 + LM_TRAFFIC_N);
-    g_lm.m = calloc(g_lm.cap ? g_lm.cap : 1, sizeof(*g_lm.m));
-    g_lm.ids = calloc(g_lm.cap ? g_lm.cap : 1, sizeof(int));
-    if (!g_lm.m || !g_lm.ids)
-        return -ENOMEM;
-    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+    for (uint32_t wi = 0; wi < rf_engine_workers(e) && wi < RF_DAEMON_MAX_WORKERS; wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
-        for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
-            const rf_listener *l = rf_shard_input_listener(s, i);
-            char name[64]; /* escaped and cut so the labels fit RF_STATS_LABELS_MAX */
-            label_escape(name, sizeof(name), l ? rf_listener_name(l) : "dpdk");
-            const char *proto = l ? rf_listen_protocol_name(rf_listener_config_of(l)->protocol) : "-";
-            for (int r = -1; r < RF_REJ__COUNT; r++) {
-                char labels[RF_STATS_LABELS_MAX];
-                if (r < 0)
-                    snprintf(labels, sizeof(labels), "worker=\"%u\",listener=\"%s\",protocol=\"%s\"",
-                             wi, name, proto);
-                else
-                    snprintf(labels, sizeof(labels),
-                             "worker=\"%u\",listener=\"%s\",protocol=\"%s\",reason=\"%s\"", wi,
-                             name, proto, rf_reject_reason_name((enum rf_reject_reason)r));
-                listener_metric *m = &g_lm.m[g_lm.n];
-                m->pc = rf_shard_input_parser(s, i);
-                m->l = l;
-                m->reason = r < 0 ? LM_CLAMPED : r;
-                int id = r < 0 ? rf_stats_register_fn(RF_METRIC_COUNTER,
-                                                      "ringflow_listener_timestamps_clamped",
-                                                      "Accepted lines whose out-of-window timestamp "
-                                                      "was replaced by the receive time.",
-                                                      labels, read_listener_metric, m)
-                               : rf_stats_register_fn(RF_METRIC_COUNTER,
-                                                      "ringflow_listener_lines_rejected",
-                                                      "Lines a listener's parser rejected, by reason.",
-                                                      labels, read_listener_metric, m);
-                if (id < 0)
-                    return id;
-                g_lm.ids[g_lm.n++] = id;
+        for (uint32_t i = g_lm.done[wi]; i < rf_shard_input_count(s); i++) {
+            if (g_lm.n == g_lm.cap) {
+                size_t cap = g_lm.cap ? g_lm.cap * 2 : 16;
+                lm_input **p = realloc(g_lm.in, cap * sizeof(*p));
+                if (!p)
+                    return -ENOMEM;
+                g_lm.in = p;
+                g_lm.cap = cap;
             }
-            for (size_t t = 0; t < LM_TRAFFIC_N; t++) {
-                char labels[RF_STATS_LABELS_MAX];
-                snprintf(labels, sizeof(labels), "worker=\"%u\",listener=\"%s\",protocol=\"%s\"",
-                         wi, name, proto);
-                listener_metric *m = &g_lm.m[g_lm.n];
-                *m = (listener_metric){.pc = rf_shard_input_parser(s, i), .l = l,
-                                       .reason = LM_TRAFFIC, .traffic = (int)t};
-                int id = rf_stats_register_fn(listener_traffic[t].type, listener_traffic[t].name,
-                                              listener_traffic[t].help, labels,
-                                              read_listener_metric, m);
-                if (id < 0)
-                    return id;
-                g_lm.ids[g_lm.n++] = id;
-            }
+            lm_input *x;
+            int rc = lm_input_register(s, wi, i, &x);
+            if (rc < 0)
+                return rc;
+            for (size_t k = 0; k < g_lm.n; k++)
+                if (g_lm.in[k] && g_lm.in[k]->worker == wi && strcmp(g_lm.in[k]->name, x->name) == 0) {
+                    lm_input_unregister(g_lm.in[k]);
+                    g_lm.in[k] = NULL;
+                }
+            g_lm.in[g_lm.n++] = x;
+            g_lm.done[wi] = i + 1;
         }
     }
     return 0;
@@ -268,11 +316,19 @@ static int register_listener_metrics(rf_engine *e)
 
 static void unregister_listener_metrics(void)
 {
-    for (size_t i = 0; i < g_lm.n; i++)
-        rf_stats_unregister(g_lm.ids[i]);
-    free(g_lm.m);
-    free(g_lm.ids);
+    for (size_t k = 0; k < g_lm.n; k++)
+        if (g_lm.in[k])
+            lm_input_unregister(g_lm.in[k]);
+    free(g_lm.in);
     memset(&g_lm, 0, sizeof(g_lm));
+}
+
+int rf_engine_views_listeners_changed(rf_engine *e, rf_err *err)
+{
+    int rc = register_listener_metrics(e);
+    if (rc < 0)
+        return rf_err_set(err, -rc, "registering the new listeners' metrics: %s", strerror(-rc));
+    return 0;
 }
 
 /* ---- errors: the most recent rejected lines, newest first --------------- */

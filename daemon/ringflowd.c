@@ -287,6 +287,14 @@ static int reload(control *ctl, char *msg, size_t msg_size)
         return rc;
     }
     rc = rf_engine_reload(ctl->engine, next, &err);
+    if (rc >= 0) {
+        /* Listeners it added get their /metrics series now. */
+        rf_err verr;
+        rf_err_clear(&verr);
+        if (rf_engine_views_listeners_changed(ctl->engine, &verr) < 0)
+            rf_log_warn(COMPONENT, "after the reload: %s (show listeners still has them)",
+                        verr.msg);
+    }
     /* The ops sockets stay where they are until a restart: say so. */
     if (rc >= 0 && memcmp(&next->stats, &ctl->ops, sizeof(ctl->ops)) != 0) {
         size_t l = strlen(err.msg);

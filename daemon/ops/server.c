@@ -388,32 +388,66 @@ static void http_response(rf_strbuf *out, int code, const char *reason, const ch
         rf_strbuf_append(out, body->p, body->len);
 }
 
+/* Components that share a kind and a name are one on /metrics: a listener
+ * is a socket on each of its workers, and one removed and added again by a
+ * reload leaves its stopped instance behind. Exporting each would repeat
+ * the label set, which a scraper rejects. The live instances count (the
+ * stopped ones only when nothing else is left): the state is the first that
+ * is not running, or running. Returns false for every instance but the
+ * first of its group. */
+static bool component_group(unsigned i, enum rf_lifecycle_state *state)
+{
+    const rf_component *c = rf_component_at(i);
+    unsigned n = rf_component_count();
+    for (unsigned j = 0; j < i; j++) {
+        const rf_component *d = rf_component_at(j);
+        if (!strcmp(d->kind, c->kind) && !strcmp(d->name, c->name))
+            return false;
+    }
+    bool live = false;
+    for (unsigned j = i; j < n; j++) {
+        const rf_component *d = rf_component_at(j);
+        if (!strcmp(d->kind, c->kind) && !strcmp(d->name, c->name) &&
+            rf_component_state(d) != RF_STATE_STOPPED)
+            live = true;
+    }
+    *state = live ? RF_STATE_RUNNING : RF_STATE_STOPPED;
+    for (unsigned j = i; j < n; j++) {
+        const rf_component *d = rf_component_at(j);
+        enum rf_lifecycle_state st = rf_component_state(d);
+        if (!strcmp(d->kind, c->kind) && !strcmp(d->name, c->name) &&
+            (!live || st != RF_STATE_STOPPED) && st != RF_STATE_RUNNING) {
+            *state = st;
+            break;
+        }
+    }
+    return true;
+}
+
 static void metrics_body(rf_strbuf *b)
 {
     rf_stats_write_prometheus(b);
     /* The lifecycle of every component: 1 when running. */
     unsigned n = rf_component_count();
     if (n) {
-        rf_strbuf_printf(b, "# HELP ringflow_component_up 1 when the component is running.\n"
-                            "# TYPE ringflow_component_up gauge\n");
-        for (unsigned i = 0; i < n; i++) {
-            const rf_component *c = rf_component_at(i);
-            rf_strbuf_printf(b, "ringflow_component_up{kind=\"");
-            rf_stats_escape(b, c->kind);
-            rf_strbuf_printf(b, "\",name=\"");
-            rf_stats_escape(b, c->name);
-            rf_strbuf_printf(b, "\"} %d\n", rf_component_state(c) == RF_STATE_RUNNING);
-        }
-        rf_strbuf_printf(b, "# HELP ringflow_component_state Lifecycle state: 0 registered, 1 "
-                            "configuring, 2 running, 3 stopping, 4 stopped, 5 failed.\n"
-                            "# TYPE ringflow_component_state gauge\n");
-        for (unsigned i = 0; i < n; i++) {
-            const rf_component *c = rf_component_at(i);
-            rf_strbuf_printf(b, "ringflow_component_state{kind=\"");
-            rf_stats_escape(b, c->kind);
-            rf_strbuf_printf(b, "\",name=\"");
-            rf_stats_escape(b, c->name);
-            rf_strbuf_printf(b, "\"} %d\n", (int)rf_component_state(c));
+        static const char *const family[2][2] = {
+            {"ringflow_component_up", "1 when the component is running."},
+            {"ringflow_component_state", "Lifecycle state: 0 registered, 1 configuring, 2 "
+                                         "running, 3 stopping, 4 stopped, 5 failed."}};
+        for (int f = 0; f < 2; f++) {
+            rf_strbuf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", family[f][0], family[f][1],
+                             family[f][0]);
+            for (unsigned i = 0; i < n; i++) {
+                enum rf_lifecycle_state st;
+                if (!component_group(i, &st))
+                    continue;
+                const rf_component *c = rf_component_at(i);
+                rf_strbuf_printf(b, "%s{kind=\"", family[f][0]);
+                rf_stats_escape(b, c->kind);
+                rf_strbuf_printf(b, "\",name=\"");
+                rf_stats_escape(b, c->name);
+                rf_strbuf_printf(b, "\"} %d\n", f == 0 ? st == RF_STATE_RUNNING : (int)st);
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <time.h>
 
 extern char **environ;
@@ -183,4 +184,44 @@ int tproc_port_base(void)
     }
     fprintf(stderr, "no block of 10 free ports found\n");
     abort();
+}
+
+char *tproc_http_get(int port, const char *path, int *status)
+{
+    *status = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return NULL;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    char req[512];
+    int rl = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+    size_t cap = 4 << 20, len = 0;
+    char *buf = malloc(cap);
+    if (!buf || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
+        free(buf);
+        close(fd);
+        return NULL;
+    }
+    /* The server closes after one response; 5 s without a byte is a failure. */
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) != 1)
+            break;
+        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    close(fd);
+    char *body = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.1 %d", status) != 1 || !body) {
+        *status = -1;
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return buf;
 }

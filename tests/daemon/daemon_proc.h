@@ -29,5 +29,8 @@ int tproc_wait_log(proc *p, const char *needle, int timeout_ms);
 /* The first of 10 consecutive ports that were free (TCP and UDP) when
  * first asked; the same value for the rest of the process. */
 int tproc_port_base(void);
+/* GET path from 127.0.0.1:port: the body (free it) and the HTTP status, or
+ * NULL and status -1 when there was no well-formed response within 5 s. */
+char *tproc_http_get(int port, const char *path, int *status);
 
 #endif

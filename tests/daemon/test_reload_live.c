@@ -8,7 +8,9 @@
  * not disturbed by a reload that removes a TCP listener (with a client
  * connected), changes another (new port) and adds a UDP and a critical TCP
  * one; the new ones take data at once, the removed port refuses, and the
- * reload names nothing as needing a restart. */
+ * reload names nothing as needing a restart. The added listeners have their
+ * /metrics series from then on, and the one that moved (removed and added
+ * under its name) is exported once per label set, counting its new input. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "daemon_proc.h"
+#include "tests/ops/prom_check.h"
 
 #define TOTAL 3000
 
@@ -153,7 +156,7 @@ static const char *listener_config(int port, bool after)
              "listeners:\n"
              "  - {name: stays, transport: udp, protocol: influx_line, port: %d, rcvbuf: 8MiB}\n"
              "%s"
-             "stats: {prometheus: {enabled: false}}\n"
+             "stats: {prometheus: {listen: \"127.0.0.1:0\"}}\n"
              "storage: {enabled: false}\n"
              "pipeline:\n"
              "  batch: {max_events: 50, interval: 50ms}\n"
@@ -183,6 +186,47 @@ static int count_of(const char *text, const char *needle)
     for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
         n++;
     return n;
+}
+
+/* A listener's counter summed over the workers that have it (-1: none has). */
+static double listener_sum(const prom_doc *doc, const char *metric, const char *listener,
+                           const char *protocol)
+{
+    double sum = -1, v;
+    for (int w = 0; w < 2; w++) {
+        char labels[256];
+        snprintf(labels, sizeof(labels), "worker=\"%d\",listener=\"%s\",protocol=\"%s\"", w,
+                 listener, protocol);
+        if (prom_value(doc, metric, labels, &v))
+            sum = (sum < 0 ? 0 : sum) + v;
+    }
+    return sum;
+}
+
+static void check_listener_metrics(int prom_port)
+{
+    int status;
+    char *body = tproc_http_get(prom_port, "/metrics", &status);
+    assert_non_null(body);
+    assert_int_equal(status, 200);
+    prom_doc doc;
+    char err[256];
+    if (prom_parse(body, &doc, err, sizeof(err)) != 0)
+        fail_msg("/metrics: %s", err);
+    free(body);
+    /* Every series once: a listener moved under its name must not export
+     * its retired input beside its new one. */
+    for (size_t i = 0; i < doc.n; i++)
+        for (size_t j = i + 1; j < doc.n; j++)
+            if (!strcmp(doc.s[i].name, doc.s[j].name) && !strcmp(doc.s[i].labels, doc.s[j].labels))
+                fail_msg("exported twice: %s{%s}", doc.s[i].name, doc.s[i].labels);
+    assert_true(listener_sum(&doc, "ringflow_listener_datagrams_total", "added", "statsd") == 100);
+    assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "added", "statsd") == 100);
+    assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "alarms", "influx_line") == 100);
+    assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "moved", "graphite") == 100);
+    assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "stays", "influx_line") ==
+                TOTAL);
+    prom_free(&doc);
 }
 
 static void test_reload_listeners_live(void **state)
@@ -259,6 +303,9 @@ static void test_reload_listeners_live(void **state)
     }
     close(alarms);
     usleep(500 * 1000);
+    const char *pp = strstr(tproc_read_file(d.err_path), "prometheus on port ");
+    assert_non_null(pp);
+    check_listener_metrics(atoi(pp + strlen("prometheus on port ")));
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 15000), 0);
     char *log = strdup(tproc_read_file(d.err_path)); /* the helper's buffer is reused */

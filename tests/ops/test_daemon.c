@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "tests/daemon/daemon_proc.h"
 #include "tests/ops/prom_check.h"
 #include "tools/cli/client.h"
 
@@ -178,31 +179,9 @@ static rf_json *ask_json(const char *cmd)
 
 static char *http_get(uint16_t port, const char *path, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    char req[256];
-    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
-    assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) > 0);
-    size_t cap = 4 << 20, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 5000) != 1)
-            break;
-        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    close(fd);
-    assert_int_equal(sscanf(buf, "HTTP/1.1 %d", status), 1);
-    char *body = strstr(buf, "\r\n\r\n");
+    char *body = tproc_http_get(port, path, status);
     assert_non_null(body);
-    memmove(buf, body + 4, strlen(body + 4) + 1);
-    return buf;
+    return body;
 }
 
 /* Runs `ringflow ARGS...` and returns its stdout (exit status in *status). */
