@@ -135,8 +135,15 @@ static void *worker_main(void *arg)
         if (done) {
             counter_add(&w->busy_polls, 1);
             counter_add(&w->items, done);
+            idle_polls = 0;
+            continue;
         }
-        idle_polls = 0;
+        /* Woken with nothing to do (the sleep timed out): an idle worker goes
+         * back to sleep at its next empty poll instead of spinning and
+         * yielding through its whole budget again after every sleep, which
+         * kept an idle daemon at a quarter of a core. Work found by any poll
+         * starts the spin phase over (idle_polls = 0 above). */
+        idle_polls = spin + yield;
     }
 
     rf_component_transition(w->component, RF_STATE_STOPPING, NULL);

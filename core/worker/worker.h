@@ -22,6 +22,8 @@
  *   strategy decides what happens when it returns 0 several times in a row:
  *   spin `spin` polls, then sched_yield `yield` times, then sleep up to
  *   `sleep_max_ns` on a futex that producers can wake with rf_worker_wake().
+ *   A sleep that ends with nothing to do is followed by another at the next
+ *   empty poll: the spin and yield budget is spent again only after work.
  *   rf_worker_wake() costs one fence and one load when the worker is awake and
  *   a futex syscall only when it sleeps; call it once per enqueued batch, not
  *   per event.

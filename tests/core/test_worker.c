@@ -111,6 +111,42 @@ static void test_worker_runs_drains_and_stops(void **state)
     assert_int_equal(rf_component_state(c), RF_STATE_STOPPED);
 }
 
+/* An idle worker that has slept once sleeps again at its next empty poll:
+ * it does not spin and yield through its budget after every timed-out sleep
+ * (which kept an idle daemon at a quarter of a core). Work starts the spin
+ * phase over. */
+static void test_idle_worker_stays_asleep(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    feed f = {0};
+    rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
+    rf_idle_policy idle = {.spin = 5000, .yield = 50, .sleep_max_ns = RF_NS_PER_MS};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, "w-idle", -1, &idle, &ops, &err), 0);
+    rf_worker_stats a, b;
+    do {
+        usleep(2000);
+        rf_worker_stats_read(w, &a);
+    } while (a.sleeps < 2);
+    usleep(100 * 1000);
+    rf_worker_stats_read(w, &b);
+    uint64_t sleeps = b.sleeps - a.sleeps, polls = b.polls - a.polls;
+    assert_true(sleeps >= 5); /* 1 ms sleeps over 100 ms, however slow the machine */
+    /* two polls a sleep (the one that found nothing, the one before the
+     * futex); 5,050 each without the rule */
+    if (polls > 3 * sleeps + 10)
+        fail_msg("%lu polls over %lu sleeps", (unsigned long)polls, (unsigned long)sleeps);
+    /* work resets it: the next idle phase spins again before sleeping */
+    atomic_fetch_add(&f.pending, 1);
+    rf_worker_wake(w);
+    while (atomic_load(&f.handled) == 0)
+        usleep(100);
+    rf_worker_request_stop(w);
+    assert_int_equal(rf_worker_join(w), 0);
+}
+
 /* With a long sleep, only rf_worker_wake can make the worker see new work
  * promptly: the work must be handled long before the sleep would end. */
 static void test_worker_wake_interrupts_sleep(void **state)
@@ -181,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_registry_full),
         cmocka_unit_test(test_worker_runs_drains_and_stops),
         cmocka_unit_test(test_worker_wake_interrupts_sleep),
+        cmocka_unit_test(test_idle_worker_stays_asleep),
         cmocka_unit_test(test_worker_pinning_to_offline_cpu_fails),
         cmocka_unit_test(test_worker_rejects_missing_poll),
     };
