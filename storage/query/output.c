@@ -11,9 +11,108 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/config/config.h"
 #include "core/event/event.h"
 
 /* ---- parsers ---- */
+
+/* Digits of s[0..n) as a number; false when one is not a digit. */
+static bool digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* RFC 3339: YYYY-MM-DD, then optionally [T or space]HH:MM[:SS[.fraction]]
+ * and Z or +HH:MM / -HH:MM (UTC when absent). What `--format table`
+ * prints reads back. */
+static int parse_rfc3339(const char *s, int64_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    if (strlen(s) < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d))
+        return -EINVAL;
+    const char *p = s + 10;
+    int64_t frac = 0;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (!digits(p, 2, &h) || p[2] != ':' || !digits(p + 3, 2, &mi))
+            return -EINVAL;
+        p += 5;
+        if (*p == ':') {
+            if (!digits(p + 1, 2, &sec))
+                return -EINVAL;
+            p += 3;
+            if (*p == '.') {
+                p++;
+                int n = 0;
+                for (; *p >= '0' && *p <= '9'; p++, n++)
+                    if (n < 9)
+                        frac = frac * 10 + (*p - '0');
+                if (n == 0)
+                    return -EINVAL;
+                for (; n < 9; n++)
+                    frac *= 10;
+            }
+        }
+    }
+    int64_t off_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return -EINVAL;
+        off_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
+        p += 6;
+    }
+    /* sec 60: a leap second, as RFC 3339 allows; it reads as the next second */
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return -EINVAL;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    /* timegm normalises 31 February to 3 March: a date that moved is not one */
+    if (tm.tm_mday != d && sec != 60)
+        return -EINVAL;
+    int64_t secs = (int64_t)t - off_s;
+    if (secs > INT64_MAX / 1000000000 - 1 || secs < INT64_MIN / 1000000000 + 1)
+        return -ERANGE;
+    *out = secs * 1000000000 + frac;
+    return 0;
+}
+
+int rf_query_time_parse(const char *s, int64_t now_ns, int64_t *out)
+{
+    if (strncmp(s, "now", 3) == 0) {
+        if (s[3] == '\0') {
+            *out = now_ns;
+            return 0;
+        }
+        if (s[3] != '-')
+            return -EINVAL;
+        uint64_t d;
+        if (rf_cfg_parse_duration(s + 4, &d) < 0 || d > (uint64_t)INT64_MAX)
+            return -EINVAL;
+        *out = now_ns - (int64_t)d;
+        return 0;
+    }
+    if (strlen(s) >= 10 && s[4] == '-')
+        return parse_rfc3339(s, out);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
 
 int rf_query_agg_parse(const char *t, rf_query_agg *a)
 {

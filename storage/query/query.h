@@ -124,6 +124,11 @@ void rf_query_result_free(rf_query_result *r);
 int rf_query_agg_parse(const char *text, rf_query_agg *out);
 /* Name of an aggregate column: "count", "p99", "q0.75". */
 void rf_query_agg_name(const rf_query_agg *a, char *buf, size_t len);
+/* A time on a command line: "now", "now-DURATION" (now-15m, now-2h30m),
+ * RFC 3339 ("2026-12-01T10:00:00Z", with an optional fraction of up to 9
+ * digits and a Z or +HH:MM/-HH:MM offset; "2026-12-01" alone is its
+ * midnight UTC), or ns since the epoch. Returns 0, -EINVAL or -ERANGE. */
+int rf_query_time_parse(const char *text, int64_t now_ns, int64_t *out);
 /* "tag=value", "tag!=value", "tag=~regex", "tag!~regex": splits `text` in
  * place (the matcher points into it). Returns 0 or -EINVAL. */
 int rf_query_matcher_parse(char *text, rf_query_matcher *out);

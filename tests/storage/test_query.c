@@ -388,6 +388,37 @@ static void test_errors_and_parsers(void **state)
     assert_int_equal(rf_query_matcher_parse(t5, &pm), -EINVAL);
     assert_int_equal(rf_query_format_parse("json"), RF_QUERY_JSON);
     assert_int_equal(rf_query_format_parse("xml"), -1);
+
+    /* Times: what the table output prints reads back, offsets move the
+     * instant, relative and raw forms stay. 1764583200 = 2025-12-01T10:00:00Z. */
+    const int64_t now = 1764583200LL * 1000000000LL;
+    int64_t t;
+    assert_int_equal(rf_query_time_parse("2025-12-01T10:00:00Z", 0, &t), 0);
+    assert_int_equal(t, now);
+    assert_int_equal(rf_query_time_parse("2025-12-01T10:00:00.123456789Z", 0, &t), 0);
+    assert_int_equal(t, now + 123456789);
+    assert_int_equal(rf_query_time_parse("2025-12-01T10:00:00.5Z", 0, &t), 0);
+    assert_int_equal(t, now + 500000000);
+    assert_int_equal(rf_query_time_parse("2025-12-01 12:00:00+02:00", 0, &t), 0);
+    assert_int_equal(t, now);
+    assert_int_equal(rf_query_time_parse("2025-12-01T05:30-04:30", 0, &t), 0);
+    assert_int_equal(t, now);
+    assert_int_equal(rf_query_time_parse("2025-12-01", 0, &t), 0);
+    assert_int_equal(t, now - 10LL * 3600 * 1000000000LL);
+    assert_int_equal(rf_query_time_parse("1969-12-31T23:59:59Z", 0, &t), 0);
+    assert_int_equal(t, -1000000000LL);
+    assert_int_equal(rf_query_time_parse("now", now, &t), 0);
+    assert_int_equal(t, now);
+    assert_int_equal(rf_query_time_parse("now-15m", now, &t), 0);
+    assert_int_equal(t, now - 15LL * 60 * 1000000000LL);
+    assert_int_equal(rf_query_time_parse("1700000000000000000", now, &t), 0);
+    assert_int_equal(t, 1700000000000000000LL);
+    const char *bad[] = {"2025-13-01", "2025-02-30T00:00:00Z", "2025-12-01T24:00:00Z",
+                         "2025-12-01T10:00:00.Z", "2025-12-01T10:00:00Q", "2025-12-01T10",
+                         "2025-12-01T10:00:00+2:00", "now+5m", "now-", "12abc", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (rf_query_time_parse(bad[i], now, &t) != -EINVAL)
+            fail_msg("accepted \"%s\"", bad[i]);
 }
 
 static char *render(const rf_query_result *r, enum rf_query_format f)

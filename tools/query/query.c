@@ -26,38 +26,16 @@ static void usage(FILE *out)
             "  --where MATCHER       tag=value, tag!=value, tag=~regex, tag!~regex (repeatable)\n"
             "  --from TIME           start, inclusive (default: everything)\n"
             "  --to TIME             end, exclusive (default: everything)\n"
-            "                        TIME: ns since the epoch, 'now', or now-DURATION (now-15m)\n"
+            "                        TIME: 'now', now-DURATION (now-15m), RFC 3339\n"
+            "                        (2026-12-01T10:00:00Z, +02:00 offsets, a date alone\n"
+            "                        for its midnight UTC), or ns since the epoch\n"
             "  --agg LIST            count,sum,min,max,avg,last,p50,p99,quantile(0.75)\n"
-            "  --step DURATION       bucket width for --agg (default: one bucket)\n"
+            "  --step DURATION       bucket width for --agg (default: one bucket); buckets\n"
+            "                        start at --from, or at multiples of DURATION since the\n"
+            "                        epoch without it\n"
             "  --group-by LIST       tag keys to group by (with --agg)\n"
             "  --format FMT          table, csv, json or line (default table)\n"
             "  --stats               print what was read to stderr\n");
-}
-
-/* "now", "now-15m", or an integer of ns since the epoch. */
-static int parse_time(const char *s, int64_t *out)
-{
-    if (strncmp(s, "now", 3) == 0) {
-        int64_t now = rf_clock_wall_ns();
-        if (s[3] == '\0') {
-            *out = now;
-            return 0;
-        }
-        if (s[3] != '-')
-            return -EINVAL;
-        uint64_t d;
-        if (rf_cfg_parse_duration(s + 4, &d) < 0)
-            return -EINVAL;
-        *out = now - (int64_t)d;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s)
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 /* Splits a comma list in place; returns the count (at most max). */
@@ -107,8 +85,9 @@ int rf_cli_query(int argc, char **argv)
             break;
         case 'F':
         case 'T':
-            if (parse_time(optarg, c == 'F' ? &q.start_ns : &q.end_ns) < 0) {
-                fprintf(stderr, "ringflow query: --%s wants ns, 'now' or now-DURATION, got '%s'\n",
+            if (rf_query_time_parse(optarg, rf_clock_wall_ns(),
+                                    c == 'F' ? &q.start_ns : &q.end_ns) < 0) {
+                fprintf(stderr, "ringflow query: --%s wants 'now', now-DURATION, an RFC 3339 time or ns, got '%s'\n",
                         c == 'F' ? "from" : "to", optarg);
                 return 2;
             }
