@@ -143,7 +143,8 @@ typedef struct rf_store_recovery {
 
 /* Per-shard counters; each is written by one thread (worker or I/O thread). */
 typedef struct rf_store_shard_stats {
-    uint64_t series;
+    uint64_t series;               /* series defined here: with the pipeline, those it was handed
+                                    * a point of since the start (not every series it knows) */
     uint64_t points_appended;
     uint64_t points_buffered;      /* in series buffers now */
     uint64_t blocks_cut;
