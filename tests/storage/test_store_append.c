@@ -48,16 +48,27 @@ static size_t make_points(rf_event *out)
     return n;
 }
 
-static char *store_points(const rf_event *pts, size_t n, bool batched, rf_store_shard_stats *st)
+/* A one-shard store in a fresh directory (returned; the caller frees it). */
+static char *open_store(const rf_store_config *c, rf_store **store)
 {
     char *dir = tu_tmpdir();
     assert_non_null(dir);
+    rf_err e;
+    if (rf_store_open(dir, c, 1, store, &e) != 0)
+        fail_msg("rf_store_open: %s", e.msg);
+    return dir;
+}
+
+static rf_store_config c_default;
+
+static char *store_points(const rf_event *pts, size_t n, bool batched, rf_store_shard_stats *st)
+{
     rf_store_config c;
     tu_config(&c);
     c.queue_blocks = 4096; /* no back-pressure: both runs store every point */
     rf_store *store;
     rf_err e;
-    assert_int_equal(rf_store_open(dir, &c, 1, &store, &e), 0);
+    char *dir = open_store(&c, &store);
     rf_store_shard *sh = rf_store_shard_get(store, 0);
     /* Group sizes that straddle the batch's internal groups of 16. */
     static const uint32_t sizes[] = {1, 7, 16, 17, 37, 256, 3};
@@ -130,13 +141,9 @@ static void test_batch_stores_what_single_appends_store(void **state)
 static void test_first_point_defines_the_series(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
-    assert_non_null(dir);
-    rf_store_config c;
-    tu_config(&c);
     rf_store *store;
     rf_err e;
-    assert_int_equal(rf_store_open(dir, &c, 1, &store, &e), 0);
+    char *dir = open_store(&c_default, &store);
     rf_store_shard *sh = rf_store_shard_get(store, 0);
     const int64_t t = 1700000000000000000LL;
     rf_event ev = tu_event(g_keys[0]->series_id, t, RF_VALUE_F64, tu_f64(1.5));
@@ -196,13 +203,9 @@ static const rf_series_key *wrong_key_of(void *ctx, uint64_t id)
 static void test_a_mismatched_key_is_refused(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
-    assert_non_null(dir);
-    rf_store_config c;
-    tu_config(&c);
     rf_store *store;
     rf_err e;
-    assert_int_equal(rf_store_open(dir, &c, 1, &store, &e), 0);
+    char *dir = open_store(&c_default, &store);
     rf_store_shard *sh = rf_store_shard_get(store, 0);
     rf_event ev = tu_event(g_keys[1]->series_id, 1700000000000000000LL, RF_VALUE_F64, 0);
     assert_int_equal(rf_store_append_keyed(sh, &ev, wrong_key_of, NULL), -ENOENT);
@@ -218,6 +221,7 @@ static void test_a_mismatched_key_is_refused(void **state)
 static int setup(void **state)
 {
     (void)state;
+    tu_config(&c_default);
     for (uint32_t i = 0; i < NSER; i++) {
         char tags[32];
         snprintf(tags, sizeof(tags), "host=h%02u", i);
