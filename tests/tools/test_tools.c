@@ -932,6 +932,7 @@ static void test_top_without_terminal(void **state)
         }
     }
     assert_int_equal(frames, 3);
+    assert_int_equal(count_str(out, " influx_line/udp "), 3); /* the protocol column, not cut */
     const char *shard = strstr(strstr(out, "ringflow top  ") + 1, "ringflow top  ");
     assert_non_null(shard);
     shard = strstr(shard, "points/s");  /* the storage shards' header */

@@ -216,7 +216,7 @@ static void render_listeners(FILE *f, const rf_json *root, const snapshot *prev,
         generic_rows(f, ls);
         return;
     }
-    fprintf(f, "  %-3s %-22s %-9s %12s %12s %12s %12s %10s\n", "w", "listener", "proto",
+    fprintf(f, "  %-3s %-22s %-15s %12s %12s %12s %12s %10s\n", "w", "listener", "proto",
             "events/s", "bytes/s", "rejected", "kernel_drop", "conns");
     for (const rf_json *r = ls->child; r; r = r->next) {
         const rf_json *pr = matching_row(prev ? prev->root : NULL, "listeners", r, "worker",
@@ -224,7 +224,8 @@ static void render_listeners(FILE *f, const rf_json *root, const snapshot *prev,
         char proto[24];
         snprintf(proto, sizeof(proto), "%s/%s", rf_json_str(r, "protocol", "?"),
                  rf_json_str(r, "transport", "?"));
-        fprintf(f, "  %-3.0f %-22s %-9.9s", rf_json_num(r, "worker", 0),
+        /* wide enough for influx_line/tcp, the longest; never cut */
+        fprintf(f, "  %-3.0f %-22s %-15s", rf_json_num(r, "worker", 0),
                 rf_json_str(r, "listener", "?"), proto);
         cell_rate(f, rate(pr, r, "events", dt), false);
         cell_rate(f, rate(pr, r, "bytes", dt), true);
