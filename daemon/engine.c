@@ -775,7 +775,7 @@ static int reload_pipeline(rf_engine *e, rf_settings *next, rf_err *err)
             rf_log_error("engine", "worker-%u did not take the new pipeline within 10 s", i);
             e->settings.pipeline = *ps;
             free(ps);
-            return 0;
+            return 1; /* applied, but not everywhere yet: the caller says so */
         }
     }
     /* Every worker runs on ps now: the previous settings can go (the first
@@ -908,9 +908,11 @@ static void listeners_discard(rf_engine *e)
 }
 
 /* Hands the prepared changes to the workers and waits until each took its
- * own (10 s; a worker that does not is logged, its change stays queued). */
-static void listeners_apply(rf_engine *e, const rf_settings *next)
+ * own (10 s; a worker that does not is logged, its change stays queued).
+ * Returns how many workers had not taken theirs by then. */
+static uint32_t listeners_apply(rf_engine *e, const rf_settings *next)
 {
+    uint32_t late = 0;
     bool waiting[RF_DAEMON_MAX_WORKERS] = {false};
     for (uint32_t i = 0; i < e->n_workers; i++) {
         waiting[i] = rf_shard_listeners_publish(e->workers[i]->shard);
@@ -923,6 +925,7 @@ static void listeners_apply(rf_engine *e, const rf_settings *next)
             if (rf_clock_mono_ns() > deadline) {
                 rf_log_error("engine", "worker-%u did not take its listener change within 10 s",
                              i);
+                late++;
                 break;
             }
             usleep(1000);
@@ -932,6 +935,7 @@ static void listeners_apply(rf_engine *e, const rf_settings *next)
     memcpy(e->settings.ingest.listeners, next->ingest.listeners,
            next->ingest.n_listeners * sizeof(next->ingest.listeners[0]));
     e->settings.section_hash[RF_SECTION_LISTENERS] = next->section_hash[RF_SECTION_LISTENERS];
+    return late;
 }
 
 
@@ -954,8 +958,10 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         if (rc == 0) /* only comments or order changed */
             e->settings.section_hash[RF_SECTION_LISTENERS] = next->section_hash[RF_SECTION_LISTENERS];
     }
+    bool pipeline_late = false;
     if (pipeline_changed) {
         int rc = reload_pipeline(e, next, err);
+        pipeline_late = rc > 0;
         if (rc < 0) {
             listeners_discard(e);
             return rc;
@@ -964,8 +970,7 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         /* The series tables keep their size: the running settings say so. */
         e->settings.pipeline.max_series = max_series_was;
     }
-    if (listeners_changed)
-        listeners_apply(e, next);
+    uint32_t listeners_late = listeners_changed ? listeners_apply(e, next) : 0;
     char fixed[768] = "";
     size_t len = 0;
 #define RELOAD_NOTE(...)                                                                         \
@@ -973,6 +978,14 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         if (len < sizeof(fixed))                                                                 \
             len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, __VA_ARGS__);              \
     } while (0)
+    /* Not a restart: the change is queued and the worker takes it at its
+     * next loop. But "applied" would not be true yet. */
+    char late[160] = "";
+    if (pipeline_late || listeners_late)
+        snprintf(late, sizeof(late), "%s%s%s not taken by every worker within 10 s (queued, see "
+                 "the log)", pipeline_late ? "the pipeline" : "",
+                 pipeline_late && listeners_late ? " and " : "",
+                 listeners_late ? "the listener change" : "");
     if (nx->engine.workers != cur->engine.workers)
         RELOAD_NOTE(" engine.workers (%u -> %u)", cur->engine.workers, nx->engine.workers);
     if (nx->engine.ring.capacity != cur->engine.ring.capacity)
@@ -1019,7 +1032,12 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     e->settings.daemon.log = nx->log;
 
     if (len > 0) {
-        rf_err_set(err, 0, "these settings need a restart and were left as they are:%s", fixed);
+        rf_err_set(err, 0, "these settings need a restart and were left as they are:%s%s%s", fixed,
+                   late[0] ? "; " : "", late);
+        return 1;
+    }
+    if (late[0]) {
+        rf_err_set(err, 0, "%s", late);
         return 1;
     }
     return 0;

@@ -11,10 +11,13 @@
  *   - rf_engine_reload applies a validated configuration: the pipeline
  *     (sinks, routes, rules, correlation, aggregations, batching) is rebuilt
  *     and swapped on each worker without stopping it (what the old stages
- *     held is flushed first), log level and idle policy change; what cannot
- *     change live (workers, rings, listeners, storage, ...) is reported in err
- *     and left as it is (return value 1). It takes the new pipeline's
- *     settings from *next (zeroed there).
+ *     held is flushed first), listeners are added and removed, log level
+ *     and idle policy change; what cannot change live (workers, rings,
+ *     storage, ...) is reported in err and left as it is (return value 1).
+ *     A worker that has not taken its new pipeline or listener change within
+ *     10 s keeps it queued and takes it at its next loop; that too returns 1
+ *     with err saying so. It takes the new pipeline's settings from *next
+ *     (zeroed there).
  *   - The control thread calls every function here; workers never do.
  */
 #ifndef RF_DAEMON_ENGINE_H
