@@ -660,18 +660,8 @@ static int show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
     for (unsigned p = 0; p < rf_dpdk_port_count(d); p++) {
         for (unsigned q = 0; q < rf_dpdk_queue_count(d, p); q++) {
             const rf_dpdk_queue *dq = rf_dpdk_queue_at(d, p, q);
-            char reasons[512] = "";
-            size_t len = 0;
-            uint64_t dropped = 0;
-            for (int c = RF_DC_DROP_FIRST; c < RF_DC__COUNT && len < sizeof(reasons); c++) {
-                uint64_t n = rf_dpdk_queue_counter(dq, (enum rf_dpdk_counter_id)c);
-                dropped += n;
-                if (n)
-                    len += (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu",
-                                            len ? "," : "",
-                                            rf_dpdk_counter_name((enum rf_dpdk_counter_id)c),
-                                            (unsigned long)n);
-            }
+            char reasons[512];
+            uint64_t dropped = rf_dpdk_queue_drops(dq, reasons, sizeof(reasons));
             rf_ops_cell_u64(w, p);
             rf_ops_cell_u64(w, q);
             rf_ops_cell_u64(w, q); /* queue q is polled by worker q (dpdk.h) */

@@ -282,6 +282,9 @@ enum rf_dpdk_counter_id {
 /* "packets", ..., "not_ip", "ip_fragment", ... (stable: stats socket names). */
 const char *rf_dpdk_counter_name(enum rf_dpdk_counter_id id);
 uint64_t rf_dpdk_queue_counter(const rf_dpdk_queue *q, enum rf_dpdk_counter_id id);
+/* The queue's drops: their total, and in `reasons` the non-zero ones as
+ * "name=n,name=n" (cut at cap; "" when none). For the stats socket's views. */
+uint64_t rf_dpdk_queue_drops(const rf_dpdk_queue *q, char *reasons, size_t cap);
 
 /* Device statistics (rte_eth_stats_get), control thread. For the PMDs used
  * here (pcap, ring, null, and the register-based stats of physical NICs)

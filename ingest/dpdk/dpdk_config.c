@@ -228,3 +228,20 @@ uint32_t rf_dpdk_pool_plan_share(const rf_dpdk_pool_plan *plan, uint32_t pool, u
         return 0;
     return (uint32_t)(((uint64_t)mbufs * plan->pool_queues[pool] + queues - 1) / queues);
 }
+
+uint64_t rf_dpdk_queue_drops(const rf_dpdk_queue *q, char *reasons, size_t cap)
+{
+    size_t len = 0;
+    uint64_t dropped = 0;
+    if (cap)
+        reasons[0] = '\0';
+    for (int c = RF_DC_DROP_FIRST; c < RF_DC__COUNT; c++) {
+        uint64_t n = rf_dpdk_queue_counter(q, (enum rf_dpdk_counter_id)c);
+        dropped += n;
+        if (n && len < cap)
+            len += (size_t)snprintf(reasons + len, cap - len, "%s%s=%lu", len ? "," : "",
+                                    rf_dpdk_counter_name((enum rf_dpdk_counter_id)c),
+                                    (unsigned long)n);
+    }
+    return dropped;
+}

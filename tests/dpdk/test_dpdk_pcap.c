@@ -254,6 +254,15 @@ static void test_pcap_end_to_end(void **state)
         dropped += got;
     }
     assert_int_equal(dropped + 8, frames);
+    /* what show dpdk prints: the total and every reason, in counter order */
+    char reasons[512];
+    assert_int_equal(rf_dpdk_queue_drops(q, reasons, sizeof(reasons)), dropped);
+    assert_string_equal(reasons, "not_ip=1,ip_fragment=2,bad_ip_header=1,bad_ip_checksum=1,"
+                                 "not_udp=1,bad_udp_length=1,bad_udp_checksum=2,unknown_port=1,"
+                                 "multi_segment=1,truncated=2");
+    char small[12]; /* cut, never overrun; the total still counts every reason */
+    assert_int_equal(rf_dpdk_queue_drops(q, small, sizeof(small)), dropped);
+    assert_string_equal(small, "not_ip=1,ip");
 
     rf_dpdk_port_stats st;
     assert_int_equal(rf_dpdk_port_stats_get(d, 0, &st, &err), 0);

@@ -119,6 +119,20 @@ static int influx_has_ts(const char *s, size_t len, size_t *end_of_fields)
     return i < len ? 1 : 0;
 }
 
+/* Copies line[0..head), a space when asked, ts, then line[tail..llen):
+ * the line with ts put in place of what lay between head and tail. */
+static char *splice_ts(char *o, const char *line, size_t llen, size_t head, size_t tail,
+                       bool space, int64_t ts)
+{
+    memcpy(o, line, head);
+    o += head;
+    if (space)
+        *o++ = ' ';
+    o = put_i64(o, ts);
+    memcpy(o, line + tail, llen - tail);
+    return o + (llen - tail);
+}
+
 static int64_t in_precision(int64_t wall_ns, int precision)
 {
     static const int64_t div[] = {1, 1000, 1000000, 1000000000};
@@ -137,12 +151,7 @@ size_t rf_replay_rewrite_influx(const char *in, size_t len, int64_t wall_ns, int
         const char *line = in + pos;
         size_t eof = 0;
         if (influx_has_ts(line, llen, &eof) == 0) {
-            memcpy(o, line, eof);
-            o += eof;
-            *o++ = ' ';
-            o = put_i64(o, ts);
-            memcpy(o, line + eof, llen - eof); /* trailing blanks / '\r' as they were */
-            o += llen - eof;
+            o = splice_ts(o, line, llen, eof, eof, true, ts); /* trailing blanks / '\r' kept */
             (*rewritten)++;
         } else {
             memcpy(o, line, llen);
@@ -179,20 +188,11 @@ size_t rf_replay_rewrite_graphite(const char *in, size_t len, int64_t wall_ns, c
         }
         bool comment = nt > 0 && line[tok_start[0]] == '#';
         if (!comment && nt == 2) {
-            memcpy(o, line, tok_end[1]);
-            o += tok_end[1];
-            *o++ = ' ';
-            o = put_i64(o, ts);
-            memcpy(o, line + tok_end[1], llen - tok_end[1]);
-            o += llen - tok_end[1];
+            o = splice_ts(o, line, llen, tok_end[1], tok_end[1], true, ts);
             (*rewritten)++;
         } else if (!comment && nt == 3 && tok_end[2] - tok_start[2] == 2 &&
                    !memcmp(line + tok_start[2], "-1", 2)) {
-            memcpy(o, line, tok_start[2]);
-            o += tok_start[2];
-            o = put_i64(o, ts);
-            memcpy(o, line + tok_end[2], llen - tok_end[2]);
-            o += llen - tok_end[2];
+            o = splice_ts(o, line, llen, tok_start[2], tok_end[2], false, ts);
             (*rewritten)++;
         } else {
             memcpy(o, line, llen);
