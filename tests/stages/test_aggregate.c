@@ -18,6 +18,7 @@
 
 #include "core/config/config.h"
 #include "stages/aggregate/aggregate.h"
+#include "stage_test_util.h"
 
 #define S 1000000000LL
 #define T0 (1699999200LL * S) /* a multiple of every window used here */
@@ -88,22 +89,9 @@ static void expect_close(double got, double want, double rel, const char *what)
         fail_msg("%s: got %.17g want %.17g", what, got, want);
 }
 
-static rf_series_key *mk(const char *text)
-{
-    size_t len = strlen(text);
-    size_t m = 0;
-    while (m < len && text[m] != ',' && text[m] != ' ')
-        m += text[m] == '\\' ? 2 : 1;
-    size_t f = 0;
-    for (size_t i = 0; i < len; i += text[i] == '\\' ? 2 : 1)
-        if (text[i] == ' ')
-            f = i + 1;
-    return rf_series_key_new(text, len, m, f);
-}
-
 static uint64_t def(rf_series_table *t, const char *text)
 {
-    rf_series_key *k = mk(text);
+    rf_series_key *k = stage_test_key(text);
     uint64_t id = k->series_id;
     assert_true(rf_series_table_define(t, k) >= 0);
     return id;

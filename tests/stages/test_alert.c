@@ -14,6 +14,7 @@
 
 #include "core/clock/clock.h"
 #include "stages/alert/alert.h"
+#include "stage_test_util.h"
 
 #define S RF_NS_PER_S
 
@@ -25,14 +26,6 @@ static void collect(void *ctx, const rf_event *ev, uint32_t n)
     (void)ctx;
     for (uint32_t i = 0; i < n && ngot < 1024; i++)
         got[ngot++] = ev[i];
-}
-
-static rf_series_key *mk_key(const char *text)
-{
-    size_t len = strlen(text);
-    size_t m = strcspn(text, ", ");
-    const char *sp = strrchr(text, ' ');
-    return rf_series_key_new(text, len, m, (size_t)(sp - text) + 1);
 }
 
 static rf_alerts *mk(const rf_alert_rule_config *rules, uint32_t n)
@@ -78,7 +71,7 @@ static void test_threshold_for_and_hysteresis(void **state)
                               .fire = 90, .resolve = 80, .has_resolve = true, .for_ns = 10 * S};
     r.match.measurement = "cpu";
     rf_alerts *a = mk(&r, 1);
-    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_series_key *k = stage_test_key("cpu,host=a usage");
     rf_alerts_define(a, 0, k);
 
     feed(a, 0, 0, 95);  /* pending */
@@ -123,7 +116,7 @@ static void test_flapping(void **state)
     rf_alert_rule_config r = {.name = "flap", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
                               .fire = 90};
     rf_alerts *a = mk(&r, 1);
-    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_series_key *k = stage_test_key("cpu,host=a usage");
     rf_alerts_define(a, 0, k);
     for (int i = 0; i < 7; i++)
         feed(a, 0, i, vals[i]);
@@ -160,7 +153,7 @@ static void test_rate_of_change(void **state)
                               .fire = 100, .resolve = 50, .has_resolve = true,
                               .window_ns = 10 * S};
     rf_alerts *a = mk(&r, 1);
-    rf_series_key *k = mk_key("net,host=a bytes");
+    rf_series_key *k = stage_test_key("net,host=a bytes");
     rf_alerts_define(a, 0, k);
     double v = 0;
     int t = 0;
@@ -212,7 +205,7 @@ static void feed_at(rf_alerts *a, int64_t event_ns, int64_t recv_ns, uint8_t fla
 static int fire_second(const rf_alert_rule_config *r, int64_t step, double slope)
 {
     rf_alerts *a = mk(r, 1);
-    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_series_key *k = stage_test_key("cpu,host=a usage");
     rf_alerts_define(a, 0, k);
     const int64_t real0 = 1700000000LL * S, mono0 = 4242 * S;
     int at = -1;
@@ -250,7 +243,7 @@ static void test_wall_step_for_duration(void **state)
      * (0..10 s) that arrives in one receive still fires at the sample of
      * 10 s, and receipt times play no part. */
     rf_alerts *a = mk(&th, 1);
-    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_series_key *k = stage_test_key("cpu,host=a usage");
     rf_alerts_define(a, 0, k);
     for (int t = 0; t <= 10; t++)
         feed_at(a, t * S, 99 * S, RF_EVF_HAS_CLIENT_TIME, 95);
@@ -284,7 +277,7 @@ static void test_absence_tick(void **state)
     rules[0].match.measurement = "heartbeat";
     rules[1].match.measurement = "gpu";
     rf_alerts *a = mk(rules, 2);
-    rf_series_key *k = mk_key("heartbeat,host=a up");
+    rf_series_key *k = stage_test_key("heartbeat,host=a up");
     rf_alerts_define(a, 3, k);
 
     int64_t base = 1000 * S;
@@ -329,9 +322,9 @@ static void test_matchers_bind_once(void **state)
     r.match.tags[0].key = "host";
     r.match.tags[0].value = "web*";
     rf_alerts *a = mk(&r, 1);
-    rf_series_key *web = mk_key("cpu,host=web7 usage");
-    rf_series_key *db = mk_key("cpu,host=db1 usage");
-    rf_series_key *mem = mk_key("mem,host=web7 usage");
+    rf_series_key *web = stage_test_key("cpu,host=web7 usage");
+    rf_series_key *db = stage_test_key("cpu,host=db1 usage");
+    rf_series_key *mem = stage_test_key("mem,host=web7 usage");
     rf_alerts_define(a, 0, web);
     rf_alerts_define(a, 1, db);
     rf_alerts_define(a, 2, mem);

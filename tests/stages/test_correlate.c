@@ -13,6 +13,7 @@
 
 #include "core/clock/clock.h"
 #include "stages/correlate/correlate.h"
+#include "stage_test_util.h"
 
 #define S RF_NS_PER_S
 
@@ -24,14 +25,6 @@ static void collect(void *ctx, const rf_event *ev, uint32_t n)
     (void)ctx;
     for (uint32_t i = 0; i < n && ngot < 1024; i++)
         got[ngot++] = ev[i];
-}
-
-static rf_series_key *mk_key(const char *text)
-{
-    size_t len = strlen(text);
-    size_t m = strcspn(text, ", ");
-    const char *sp = strrchr(text, ' ');
-    return rf_series_key_new(text, len, m, (size_t)(sp - text) + 1);
 }
 
 static rf_correlator *mk(const rf_correlator_config *cfg)
@@ -196,10 +189,10 @@ static void test_sequence(void **state)
     p.b.field = "ok";
     rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
     rf_correlator *c = mk(&cfg);
-    rf_series_key *ka = mk_key("auth,host=a failed");
-    rf_series_key *kb = mk_key("auth,host=a ok");
-    rf_series_key *kc = mk_key("auth,host=b ok");
-    rf_series_key *kn = mk_key("auth failed"); /* no host tag: not part of it */
+    rf_series_key *ka = stage_test_key("auth,host=a failed");
+    rf_series_key *kb = stage_test_key("auth,host=a ok");
+    rf_series_key *kc = stage_test_key("auth,host=b ok");
+    rf_series_key *kn = stage_test_key("auth failed"); /* no host tag: not part of it */
     rf_correlator_define(c, 0, ka);
     rf_correlator_define(c, 1, kb);
     rf_correlator_define(c, 2, kc);
@@ -251,9 +244,9 @@ static void test_burst(void **state)
     p.a.measurement = "errors";
     rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
     rf_correlator *c = mk(&cfg);
-    rf_series_key *ka1 = mk_key("errors,host=a,svc=x count");
-    rf_series_key *ka2 = mk_key("errors,host=a,svc=y count");
-    rf_series_key *kb = mk_key("errors,host=b,svc=x count");
+    rf_series_key *ka1 = stage_test_key("errors,host=a,svc=x count");
+    rf_series_key *ka2 = stage_test_key("errors,host=a,svc=y count");
+    rf_series_key *kb = stage_test_key("errors,host=b,svc=x count");
     rf_correlator_define(c, 0, ka1);
     rf_correlator_define(c, 1, ka2);
     rf_correlator_define(c, 2, kb);
@@ -291,7 +284,7 @@ static void test_burst(void **state)
     /* A key table of 2: a third host finds it full (keys are fresh). */
     cfg.pattern_keys = 2;
     c = mk(&cfg);
-    rf_series_key *kc = mk_key("errors,host=c count");
+    rf_series_key *kc = stage_test_key("errors,host=c count");
     rf_correlator_define(c, 0, ka1);
     rf_correlator_define(c, 1, kb);
     rf_correlator_define(c, 2, kc);

@@ -15,20 +15,7 @@
 #include "stages/correlate/correlate.h"
 #include "stages/route/route.h"
 #include "stages/sink/sink.h"
-
-/* Builds a key from canonical text "m,t=v field". */
-static rf_series_key *mk_key(const char *text)
-{
-    size_t len = strlen(text);
-    size_t m = 0;
-    while (m < len && text[m] != ',' && text[m] != ' ') {
-        if (text[m] == '\\')
-            m++;
-        m++;
-    }
-    const char *sp = strrchr(text, ' ');
-    return rf_series_key_new(text, len, m, (size_t)(sp - text) + 1);
-}
+#include "stage_test_util.h"
 
 static void test_wildcard_table(void **state)
 {
@@ -103,7 +90,7 @@ static void test_invalid_patterns(void **state)
 static void test_subject_templates(void **state)
 {
     (void)state;
-    rf_series_key *k = mk_key("cpu,dc=eu\\ west,host=web1.example usage_idle");
+    rf_series_key *k = stage_test_key("cpu,dc=eu\\ west,host=web1.example usage_idle");
     char buf[RF_SUBJECT_MAX];
     assert_int_equal(rf_subject_build("telemetry.{measurement}.{field}", k, buf, NULL),
                      (int)strlen("telemetry.cpu.usage_idle"));
@@ -161,10 +148,10 @@ static void test_fanout_and_critical(void **state)
          .cls = RF_ROUTE_CRITICAL},
     };
     rf_router *r = mk_router(routes, 4, "telemetry.{host}.{measurement}.{field}");
-    rf_series_key *k0 = mk_key("cpu,host=web1 usage");
-    rf_series_key *k1 = mk_key("cpu,host=db1 usage");
-    rf_series_key *k2 = mk_key("mem,host=web1 free");
-    rf_series_key *k3 = mk_key("disk free");
+    rf_series_key *k0 = stage_test_key("cpu,host=web1 usage");
+    rf_series_key *k1 = stage_test_key("cpu,host=db1 usage");
+    rf_series_key *k2 = stage_test_key("mem,host=web1 free");
+    rf_series_key *k3 = stage_test_key("disk free");
     rf_router_define(r, 0, k0);
     rf_router_define(r, 1, k1);
     rf_router_define(r, 2, k2);
@@ -238,7 +225,7 @@ static void test_reconfigure_invalidates(void **state)
     static const char *const s_pager[] = {"pager"};
     rf_route_config before[] = {{.pattern = "telemetry.>", .sinks = s_store, .n_sinks = 1}};
     rf_router *r = mk_router(before, 1, NULL);
-    rf_series_key *k = mk_key("cpu,host=a usage");
+    rf_series_key *k = stage_test_key("cpu,host=a usage");
     g_keys[0] = k;
     rf_router_set_key_source(r, key_of, NULL);
 

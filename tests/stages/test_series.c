@@ -14,40 +14,27 @@
 #include <cmocka.h>
 
 #include "stages/series/series_table.h"
-
-static rf_series_key *mk(const char *text)
-{
-    size_t len = strlen(text);
-    /* measurement: up to the first unescaped ',' or ' '; field after the last unescaped ' ' */
-    size_t m = 0;
-    while (m < len && text[m] != ',' && text[m] != ' ')
-        m += text[m] == '\\' ? 2 : 1;
-    size_t f = 0;
-    for (size_t i = 0; i < len; i += text[i] == '\\' ? 2 : 1)
-        if (text[i] == ' ')
-            f = i + 1;
-    return rf_series_key_new(text, len, m, f);
-}
+#include "stage_test_util.h"
 
 static void test_define_find(void **state)
 {
     (void)state;
     rf_series_table *t = rf_series_table_new(4);
     assert_non_null(t);
-    rf_series_key *k = mk("cpu,host=a usage");
+    rf_series_key *k = stage_test_key("cpu,host=a usage");
     uint64_t id = k->series_id;
     assert_int_equal(rf_series_table_find(t, id), -1);
     assert_int_equal(rf_series_table_define(t, k), 0);
     assert_int_equal(rf_series_table_find(t, id), 0);
     assert_string_equal(rf_series_table_key(t, 0)->text, "cpu,host=a usage");
     /* duplicate: same slot, new key freed */
-    assert_int_equal(rf_series_table_define(t, mk("cpu,host=a usage")), 0);
-    assert_int_equal(rf_series_table_define(t, mk("cpu,host=b usage")), 1);
-    assert_int_equal(rf_series_table_define(t, mk("cpu,host=c usage")), 2);
-    assert_int_equal(rf_series_table_define(t, mk("cpu,host=d usage")), 3);
-    assert_int_equal(rf_series_table_define(t, mk("cpu,host=e usage")), -ENOSPC);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=a usage")), 0);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=b usage")), 1);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=c usage")), 2);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=d usage")), 3);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=e usage")), -ENOSPC);
     /* a known series is still accepted at the limit */
-    assert_int_equal(rf_series_table_define(t, mk("cpu,host=b usage")), 1);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=b usage")), 1);
     rf_series_table_stats st;
     rf_series_table_stats_read(t, &st);
     assert_int_equal(st.count, 4);
@@ -68,7 +55,7 @@ static void test_many_and_collisions(void **state)
     char buf[64];
     for (int i = 0; i < N; i++) {
         snprintf(buf, sizeof(buf), "m,host=h%d v", i);
-        assert_int_equal(rf_series_table_define(t, mk(buf)), i);
+        assert_int_equal(rf_series_table_define(t, stage_test_key(buf)), i);
     }
     for (int i = 0; i < N; i++) {
         snprintf(buf, sizeof(buf), "m,host=h%d v", i);
@@ -77,7 +64,7 @@ static void test_many_and_collisions(void **state)
     /* ids that collide on the low bits (the probe start) but differ above */
     rf_series_table *c = rf_series_table_new(64);
     for (int i = 0; i < 64; i++) {
-        rf_series_key *k = mk("x y");
+        rf_series_key *k = stage_test_key("x y");
         k->series_id = ((uint64_t)(i + 1) << 40) | 5;
         assert_int_equal(rf_series_table_define(c, k), i);
     }
@@ -106,7 +93,8 @@ static void test_tags(void **state)
 {
     (void)state;
     rf_series_table *t = rf_series_table_new(8);
-    int32_t s = rf_series_table_define(t, mk("disk\\ io,dc=eu\\,west,host=a\\=b,ssd bytes\\ read"));
+    int32_t s =
+        rf_series_table_define(t, stage_test_key("disk\\ io,dc=eu\\,west,host=a\\=b,ssd bytes\\ read"));
     assert_true(s >= 0);
     const rf_series_key *k = rf_series_table_key(t, s);
     const rf_series_tag *tags;
@@ -114,7 +102,7 @@ static void test_tags(void **state)
     expect_tag(k, &tags[0], "dc", "eu\\,west");
     expect_tag(k, &tags[1], "host", "a\\=b");
     expect_tag(k, &tags[2], "ssd", NULL);
-    int32_t s2 = rf_series_table_define(t, mk("up value"));
+    int32_t s2 = rf_series_table_define(t, stage_test_key("up value"));
     assert_int_equal(rf_series_table_tags(t, s2, &tags), 0);
     /* more tags than the preallocated pool: it grows */
     char buf[4096];
@@ -122,7 +110,7 @@ static void test_tags(void **state)
     for (int i = 0; i < 100; i++)
         o += (size_t)snprintf(buf + o, sizeof(buf) - o, ",k%03d=v%d", i, i);
     snprintf(buf + o, sizeof(buf) - o, " f");
-    int32_t s3 = rf_series_table_define(t, mk(buf));
+    int32_t s3 = rf_series_table_define(t, stage_test_key(buf));
     assert_true(s3 >= 0);
     assert_int_equal(rf_series_table_tags(t, s3, &tags), 100);
     expect_tag(rf_series_table_key(t, s3), &tags[99], "k099", "v99");
@@ -167,7 +155,7 @@ static int32_t def(rf_series_table *t, const char *fmt, int i, uint64_t *id)
 {
     char buf[128];
     snprintf(buf, sizeof(buf), fmt, i);
-    rf_series_key *k = mk(buf);
+    rf_series_key *k = stage_test_key(buf);
     if (id)
         *id = k->series_id;
     return rf_series_table_define(t, k);
@@ -314,8 +302,8 @@ static void test_measurement_names(void **state)
     const rf_series_limit_override ov = {hash_of("disk io"), 1};
     const rf_series_limits lim = {.n_overrides = 1, .overrides = &ov};
     rf_series_table_set_limits(t, &lim);
-    assert_int_equal(rf_series_table_define(t, mk("disk\\ io,dev=a bytes")), 0);
-    assert_int_equal(rf_series_table_define(t, mk("disk\\ io,dev=b bytes")), -EDQUOT);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("disk\\ io,dev=a bytes")), 0);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("disk\\ io,dev=b bytes")), -EDQUOT);
     assert_int_equal(meas(t, "disk\\ io").limit, 1);
     /* a long name is cut for display; entries are told apart by the whole name */
     char a[200], b[200];
@@ -323,8 +311,8 @@ static void test_measurement_names(void **state)
     memcpy(b, a, 150);
     snprintf(a + 150, 50, "A v");
     snprintf(b + 150, 50, "B v");
-    assert_true(rf_series_table_define(t, mk(a)) >= 0);
-    assert_true(rf_series_table_define(t, mk(b)) >= 0);
+    assert_true(rf_series_table_define(t, stage_test_key(a)) >= 0);
+    assert_true(rf_series_table_define(t, stage_test_key(b)) >= 0);
     meas_find f = {.name = ""};
     rf_series_table_measurements(t, meas_find_fn, &f);
     assert_int_equal(f.rows, 3);
@@ -366,13 +354,13 @@ static void test_refused_memory(void **state)
 {
     (void)state;
     rf_series_table *t = rf_series_table_new(1);
-    assert_int_equal(rf_series_table_define(t, mk("keep v")), 0);
+    assert_int_equal(rf_series_table_define(t, stage_test_key("keep v")), 0);
     /* Refused ids that all start their probe at the same bucket: a window
      * holds 8, the 9th forgets one of them. */
     enum { R = 9 };
     uint64_t ids[R];
     for (int i = 0; i < R; i++) {
-        rf_series_key *k = mk("storm v");
+        rf_series_key *k = stage_test_key("storm v");
         k->series_id = ((uint64_t)(i + 1) << 40) | 77;
         ids[i] = k->series_id;
         assert_int_equal(rf_series_table_define(t, k), -ENOSPC);
