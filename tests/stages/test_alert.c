@@ -18,25 +18,17 @@
 
 #define S RF_NS_PER_S
 
-static rf_event got[1024];
-static uint32_t ngot;
-
-static void collect(void *ctx, const rf_event *ev, uint32_t n)
-{
-    (void)ctx;
-    for (uint32_t i = 0; i < n && ngot < 1024; i++)
-        got[ngot++] = ev[i];
-}
+static stage_events got; /* what the stage under test emitted */
 
 static rf_alerts *mk(const rf_alert_rule_config *rules, uint32_t n)
 {
     rf_alerts_config cfg = {.rules = rules, .n_rules = n};
     rf_alerts *a = NULL;
     rf_err err;
-    rf_emitter out = {collect, NULL};
+    rf_emitter out = {stage_events_collect, &got};
     if (rf_alerts_new(&cfg, 64, out, &a, &err) != 0)
         fail_msg("alerts: %s", err.msg);
-    ngot = 0;
+    got.n = 0;
     return a;
 }
 
@@ -57,10 +49,10 @@ static const char *trace(void)
     static char buf[512];
     size_t o = 0;
     buf[0] = '\0';
-    for (uint32_t i = 0; i < ngot && o < sizeof(buf) - 16; i++)
+    for (uint32_t i = 0; i < got.n && o < sizeof(buf) - 16; i++)
         o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%c@%g", i ? " " : "",
-                              (got[i].flags & RF_EVF_ALERT_RESOLVED) ? 'R' : 'F',
-                              (double)got[i].event_time_ns / S);
+                              (got.ev[i].flags & RF_EVF_ALERT_RESOLVED) ? 'R' : 'F',
+                              (double)got.ev[i].event_time_ns / S);
     return buf;
 }
 
@@ -76,7 +68,7 @@ static void test_threshold_for_and_hysteresis(void **state)
 
     feed(a, 0, 0, 95);  /* pending */
     feed(a, 0, 5, 95);  /* pending */
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     feed(a, 0, 10, 95); /* held 10 s: fire */
     feed(a, 0, 11, 85); /* below fire, above resolve: still firing */
     feed(a, 0, 12, 79); /* resolve */
@@ -86,7 +78,7 @@ static void test_threshold_for_and_hysteresis(void **state)
     feed(a, 0, 39, 95);
     assert_string_equal(trace(), "F@10 R@12");
 
-    const rf_event *f = &got[0], *rs = &got[1];
+    const rf_event *f = &got.ev[0], *rs = &got.ev[1];
     assert_int_equal(f->kind, RF_KIND_ALERT);
     assert_int_equal(f->priority, RF_PRIO_CRITICAL);
     assert_int_equal(f->aux, 0);
@@ -161,22 +153,22 @@ static void test_rate_of_change(void **state)
         feed(a, 0, t, v);
         v += 60;
     }
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     for (; t <= 60; t++) { /* 200/s: fires once the window sees it */
         feed(a, 0, t, v);
         v += 200;
     }
-    assert_int_equal(ngot, 1);
+    assert_int_equal(got.n, 1);
     /* Rate over the window at the fire: between 100 and 200. */
-    assert_true(got[0].value.f64 > 100 && got[0].value.f64 <= 200);
-    double fired_at = (double)got[0].event_time_ns / S;
+    assert_true(got.ev[0].value.f64 > 100 && got.ev[0].value.f64 <= 200);
+    double fired_at = (double)got.ev[0].event_time_ns / S;
     assert_true(fired_at > 30 && fired_at <= 40);
     for (; t <= 90; t++) { /* flat: rate 0 -> resolve */
         feed(a, 0, t, v);
     }
-    assert_int_equal(ngot, 2);
-    assert_int_equal(got[1].flags, RF_EVF_ALERT_RESOLVED);
-    assert_true(got[1].value.f64 < 50);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ev[1].flags, RF_EVF_ALERT_RESOLVED);
+    assert_true(got.ev[1].value.f64 < 50);
     rf_alerts_free(a);
     rf_series_key_free(k);
 }
@@ -212,9 +204,9 @@ static int fire_second(const rf_alert_rule_config *r, int64_t step, double slope
     for (int t = 0; t <= 40 && at < 0; t++) {
         int64_t wall = real0 + t * S + (t > 3 ? step : 0);
         feed_at(a, wall, mono0 + t * S, 0, 95 + slope * t);
-        if (ngot) {
+        if (got.n) {
             at = t;
-            assert_int_equal(got[0].event_time_ns, wall); /* stamped with the sample's time */
+            assert_int_equal(got.ev[0].event_time_ns, wall); /* stamped with the sample's time */
         }
     }
     rf_alerts_free(a);
@@ -259,7 +251,7 @@ static void test_wall_step_for_duration(void **state)
         feed_at(a, 1000 * S + t * S, t * S, 0, 95);
     for (int t = 6; t <= 15; t++)
         feed_at(a, 1000 * S + t * S, t * S, RF_EVF_HAS_CLIENT_TIME, 95);
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     feed_at(a, 1016 * S, 16 * S, RF_EVF_HAS_CLIENT_TIME, 95); /* 10 s on the client clock */
     assert_string_equal(trace(), "F@1016");
     rf_alerts_free(a);
@@ -283,16 +275,16 @@ static void test_absence_tick(void **state)
     int64_t base = 1000 * S;
     rf_alerts_tick(a, base, 42); /* starts the silence clocks */
     rf_alerts_tick(a, base + 4 * S, 42);
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     rf_alerts_tick(a, base + 5 * S, 42);
-    assert_int_equal(ngot, 2); /* the heartbeat series and the rule with no series at all */
-    assert_int_equal(got[0].aux, 0);
-    assert_int_equal(got[0].series_id, k->series_id);
-    assert_true(got[0].value.f64 == 5.0);
-    assert_int_equal(got[1].aux, 1);
-    assert_int_equal(got[1].series_id, 0);
+    assert_int_equal(got.n, 2); /* the heartbeat series and the rule with no series at all */
+    assert_int_equal(got.ev[0].aux, 0);
+    assert_int_equal(got.ev[0].series_id, k->series_id);
+    assert_true(got.ev[0].value.f64 == 5.0);
+    assert_int_equal(got.ev[1].aux, 1);
+    assert_int_equal(got.ev[1].series_id, 0);
     rf_alerts_tick(a, base + 9 * S, 42); /* already firing: nothing new */
-    assert_int_equal(ngot, 2);
+    assert_int_equal(got.n, 2);
 
     /* Data comes back: resolve. */
     rf_event e = {0};
@@ -301,13 +293,13 @@ static void test_absence_tick(void **state)
     e.value.f64 = 1;
     int32_t slot = 3;
     rf_alerts_process(a, &e, &slot, 1);
-    assert_int_equal(ngot, 3);
-    assert_int_equal(got[2].flags, RF_EVF_ALERT_RESOLVED);
-    assert_true(got[2].correlation_id == got[0].correlation_id);
+    assert_int_equal(got.n, 3);
+    assert_int_equal(got.ev[2].flags, RF_EVF_ALERT_RESOLVED);
+    assert_true(got.ev[2].correlation_id == got.ev[0].correlation_id);
     rf_alerts_tick(a, base + 14 * S, 42);
-    assert_int_equal(ngot, 3);
+    assert_int_equal(got.n, 3);
     rf_alerts_tick(a, base + 15 * S, 42);
-    assert_int_equal(ngot, 4); /* silent again for 5 s */
+    assert_int_equal(got.n, 4); /* silent again for 5 s */
     rf_alerts_free(a);
     rf_series_key_free(k);
 }
@@ -331,8 +323,8 @@ static void test_matchers_bind_once(void **state)
     rf_alerts_define(a, 0, web); /* a re-announced series binds nothing new */
     for (int32_t s = 0; s < 3; s++)
         feed(a, s, 1, 5);
-    assert_int_equal(ngot, 1);
-    assert_int_equal(got[0].series_id, web->series_id);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.ev[0].series_id, web->series_id);
     rf_alerts_stats st;
     rf_alerts_stats_read(a, &st);
     assert_int_equal(st.bindings, 1);

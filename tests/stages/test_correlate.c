@@ -17,23 +17,15 @@
 
 #define S RF_NS_PER_S
 
-static rf_event got[1024];
-static uint32_t ngot;
-
-static void collect(void *ctx, const rf_event *ev, uint32_t n)
-{
-    (void)ctx;
-    for (uint32_t i = 0; i < n && ngot < 1024; i++)
-        got[ngot++] = ev[i];
-}
+static stage_events got; /* what the stage under test emitted */
 
 static rf_correlator *mk(const rf_correlator_config *cfg)
 {
     rf_correlator *c = NULL;
     rf_err err;
-    if (rf_correlator_new(cfg, 64, (rf_emitter){collect, NULL}, &c, &err) != 0)
+    if (rf_correlator_new(cfg, 64, (rf_emitter){stage_events_collect, &got}, &c, &err) != 0)
         fail_msg("correlator: %s", err.msg);
-    ngot = 0;
+    got.n = 0;
     return c;
 }
 
@@ -64,10 +56,10 @@ static void test_id_ttl_monotonic(void **state)
     feed(c, ev_at(11, 1, 1003 * S, m0 + 2 * S), -1);
     feed(c, ev_at(13, 2, 1000 * S, m0 + 5 * S), -1);
     rf_correlator_tick(c, m0 + 9 * S);
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     rf_correlator_tick(c, m0 + 10 * S); /* group 1 reaches its TTL; group 2 not yet */
-    assert_int_equal(ngot, 1);
-    const rf_event *g = &got[0];
+    assert_int_equal(got.n, 1);
+    const rf_event *g = &got.ev[0];
     assert_int_equal(g->kind, RF_KIND_CORRELATED);
     assert_int_equal(g->correlation_id, 1);
     assert_int_equal((uint32_t)g->aux, 3);     /* three events */
@@ -79,7 +71,7 @@ static void test_id_ttl_monotonic(void **state)
     assert_int_equal(m[0], 11);
     assert_int_equal(m[1], 12);
     rf_correlator_tick(c, m0 + 15 * S); /* group 2: one event, closes silently */
-    assert_int_equal(ngot, 1);
+    assert_int_equal(got.n, 1);
     rf_correlator_stats st;
     rf_correlator_stats_read(c, &st);
     assert_int_equal(st.closed_ttl, 2);
@@ -103,11 +95,11 @@ static void test_id_ttl_wall_step_ahead(void **state)
     feed(c, ev_at(22, 7, 1000 * S + 3600 * S, m0 + 1 * S), -1);
     feed(c, ev_at(21, 7, 1001 * S + 3600 * S, m0 + 2 * S), -1);
     rf_correlator_tick(c, m0 + 10 * S - 1);
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     rf_correlator_tick(c, m0 + 10 * S);
-    assert_int_equal(ngot, 1);
-    assert_int_equal((uint32_t)got[0].aux, 3);
-    assert_int_equal(got[0].value.i64, 3601 * S); /* span of event times */
+    assert_int_equal(got.n, 1);
+    assert_int_equal((uint32_t)got.ev[0].aux, 3);
+    assert_int_equal(got.ev[0].value.i64, 3601 * S); /* span of event times */
     rf_correlator_free(c);
 }
 
@@ -121,9 +113,9 @@ static void test_id_capacity_and_members(void **state)
         feed(c, ev_at(200 + id, id, (int64_t)id + 1, (int64_t)id), -1);
     }
     /* Ids 4 and 5 evicted the oldest groups, 1 then 2. */
-    assert_int_equal(ngot, 2);
-    assert_int_equal(got[0].correlation_id, 1);
-    assert_int_equal(got[1].correlation_id, 2);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ev[0].correlation_id, 1);
+    assert_int_equal(got.ev[1].correlation_id, 2);
     rf_correlator_stats st;
     rf_correlator_stats_read(c, &st);
     assert_int_equal(st.evicted_capacity, 2);
@@ -137,7 +129,7 @@ static void test_id_capacity_and_members(void **state)
     rf_correlator_stats_read(c, &st);
     assert_int_equal(st.id_open, 0);
     assert_int_equal(st.closed_small, 1); /* the new lone id 1 */
-    assert_int_equal(ngot, 5);            /* 1, 2, 3, then 4 and 5 on drain */
+    assert_int_equal(got.n, 5);            /* 1, 2, 3, then 4 and 5 on drain */
     rf_correlator_free(c);
 
     /* Close on member count: the third event closes the group at once. */
@@ -145,12 +137,12 @@ static void test_id_capacity_and_members(void **state)
     c = mk(&cm);
     feed(c, ev_at(1, 42, 10, 1), -1);
     feed(c, ev_at(2, 42, 20, 2), -1);
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     feed(c, ev_at(3, 42, 30, 3), -1);
-    assert_int_equal(ngot, 1);
-    assert_int_equal((uint32_t)got[0].aux, 3);
-    assert_int_equal(got[0].value.i64, 20);
-    assert_int_equal(got[0].recv_time_ns, 3);
+    assert_int_equal(got.n, 1);
+    assert_int_equal((uint32_t)got.ev[0].aux, 3);
+    assert_int_equal(got.ev[0].value.i64, 20);
+    assert_int_equal(got.ev[0].recv_time_ns, 3);
     rf_correlator_stats_read(c, &st);
     assert_int_equal(st.closed_members, 1);
     rf_correlator_free(c);
@@ -168,7 +160,7 @@ static void test_id_table_churn(void **state)
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         uint64_t id = (x >> 33) % 300 + 1;
         feed(c, ev_at(id, id, i, i / 10), -1);
-        ngot = 0;
+        got.n = 0;
     }
     rf_correlator_stats st;
     rf_correlator_stats_read(c, &st);
@@ -201,15 +193,15 @@ static void test_sequence(void **state)
     feed(c, ev_at(ka->series_id, 0, 0, 1), 0);
     feed(c, ev_at(kn->series_id, 0, 1 * S, 1), 3);
     feed(c, ev_at(kc->series_id, 0, 10 * S, 2), 2);  /* other host */
-    assert_int_equal(ngot, 0);
+    assert_int_equal(got.n, 0);
     feed(c, ev_at(kb->series_id, 0, 30 * S, 3), 1);  /* A then B within 60 s */
-    assert_int_equal(ngot, 1);
+    assert_int_equal(got.n, 1);
     feed(c, ev_at(kb->series_id, 0, 40 * S, 4), 1);  /* disarmed: nothing */
     feed(c, ev_at(ka->series_id, 0, 100 * S, 5), 0);
     feed(c, ev_at(kb->series_id, 0, 161 * S, 6), 1); /* 61 s later: too late */
-    assert_int_equal(ngot, 1);
+    assert_int_equal(got.n, 1);
 
-    const rf_event *g = &got[0];
+    const rf_event *g = &got.ev[0];
     assert_int_equal(g->kind, RF_KIND_CORRELATED);
     assert_int_equal(g->priority, RF_PRIO_CRITICAL);
     assert_int_equal((uint32_t)g->aux, 2);
@@ -260,7 +252,7 @@ static void test_burst(void **state)
     for (int i = 0; i < 10; i++) {
         const rf_series_key *k = seq[i].slot == 0 ? ka1 : seq[i].slot == 1 ? ka2 : kb;
         feed(c, ev_at(k->series_id, 0, seq[i].t * S, i), seq[i].slot);
-        after[i] = ngot;
+        after[i] = got.n;
     }
     /* Host a: 0, 20, 25 span 25 s: no; 20, 25, 28 span 8 s: burst at t=28.
      * Then 29, 30, 31: second burst. Host b: 1, 21, 40: never 3 within 10 s. */
@@ -268,11 +260,11 @@ static void test_burst(void **state)
     assert_int_equal(after[6], 1);
     assert_int_equal(after[8], 1);
     assert_int_equal(after[9], 2);
-    assert_int_equal((uint32_t)got[0].aux, 3);
-    assert_int_equal(got[0].value.i64, 8 * S);
-    assert_int_equal(got[0].priority, RF_PRIO_STANDARD);
+    assert_int_equal((uint32_t)got.ev[0].aux, 3);
+    assert_int_equal(got.ev[0].value.i64, 8 * S);
+    assert_int_equal(got.ev[0].priority, RF_PRIO_STANDARD);
     uint64_t m[4];
-    assert_int_equal(rf_correlator_members(c, got[0].correlation_id, m, 4), 3);
+    assert_int_equal(rf_correlator_members(c, got.ev[0].correlation_id, m, 4), 3);
     assert_int_equal(m[0], ka2->series_id); /* t=20 */
     assert_int_equal(m[1], ka1->series_id); /* t=25 */
     assert_int_equal(m[2], ka2->series_id); /* t=28 */
