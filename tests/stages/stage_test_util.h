@@ -1,6 +1,7 @@
-/* Helpers shared by the stage tests: series keys from canonical text and a
- * fixed buffer for what a stage emits. Header only (static inline), so each
- * test stays one source file. */
+/* Helpers shared by the stage tests: series keys from canonical text, a
+ * fixed buffer for what a stage emits, and the seeded random numbers the
+ * reference computations draw. Header only (static inline), so each test
+ * stays one source file. */
 #ifndef RF_TESTS_STAGES_STAGE_TEST_UTIL_H
 #define RF_TESTS_STAGES_STAGE_TEST_UTIL_H
 
@@ -39,6 +40,29 @@ static inline void stage_events_collect(void *ctx, const rf_event *ev, uint32_t 
     stage_events *got = ctx;
     for (uint32_t i = 0; i < n && got->n < STAGE_EVENTS_CAP; i++)
         got->ev[got->n++] = ev[i];
+}
+
+/* SplitMix64: the next number of the sequence *state seeds (same seed, same
+ * sequence, so the random references are the same on every run). */
+static inline uint64_t stage_test_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A uniform double in the open interval (0, 1) from the sequence *state. */
+static inline double stage_test_uniform(uint64_t *state)
+{
+    return ((double)(stage_test_splitmix64(state) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* qsort comparator for doubles, ascending. */
+static inline int stage_test_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 #endif

@@ -164,17 +164,7 @@ static void fx_end(fixture *fx)
 static uint64_t rng = 42;
 static double uni(void)
 {
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return ((double)(z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    return stage_test_uniform(&rng);
 }
 
 static void test_functions_reference(void **state)
@@ -235,7 +225,7 @@ static void test_functions_reference(void **state)
         expect_close(val(&fx.out, "temp,room=a celsius:stddev", ws), sd, 1e-9, "stddev");
         expect_close(val(&fx.out, "temp,room=a celsius:increase", ws), inc, 1e-9, "increase");
         expect_close(val(&fx.out, "temp,room=a celsius:rate", ws), inc / 10, 1e-9, "rate");
-        qsort(vals[w], PER, sizeof(double), cmp_d);
+        qsort(vals[w], PER, sizeof(double), stage_test_cmp_double);
         expect_close(val(&fx.out, "temp,room=a celsius:p50", ws), vals[w][(PER - 1) / 2], 0.01,
                      "p50");
         expect_close(val(&fx.out, "temp,room=a celsius:p90", ws),

@@ -15,31 +15,23 @@
 #include <cmocka.h>
 
 #include "stages/sketch/sketch.h"
+#include "stage_test_util.h"
 
 static uint64_t rng = 0x1234567;
 
 static uint64_t next_u64(void)
 {
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return stage_test_splitmix64(&rng);
 }
 
 static double uni(void) /* (0,1) */
 {
-    return ((double)(next_u64() >> 11) + 0.5) / 9007199254740992.0;
+    return stage_test_uniform(&rng);
 }
 
 static double normal(void)
 {
     return sqrt(-2 * log(uni())) * cos(2 * M_PI * uni());
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static rf_ddsketch *sk_new(uint32_t bins)
@@ -55,7 +47,7 @@ static const double qs[] = {0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.9
 /* Asserts the alpha bound for every q in qs[] from index q_from. */
 static void check_bound(const char *what, rf_ddsketch *s, double *v, size_t n, size_t q_from)
 {
-    qsort(v, n, sizeof(double), cmp_d);
+    qsort(v, n, sizeof(double), stage_test_cmp_double);
     for (size_t i = q_from; i < NQ; i++) {
         double ref = v[(size_t)floor(qs[i] * (double)(n - 1))];
         double got = rf_ddsketch_quantile(s, qs[i]);
