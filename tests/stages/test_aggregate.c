@@ -152,6 +152,27 @@ static void fx_init(fixture *fx, uint32_t max_series)
     rf_agg_config_defaults(&fx->cfg);
 }
 
+/* fx_init with one rule (m, f, window, fns) as rules[0]; the caller sets
+ * what else its test needs in fx->cfg, then calls fx_start. */
+static void fx_init_rule(fixture *fx, uint32_t max_series, const char *m, const char *f, int64_t window,
+                         const char *const *fns)
+{
+    fx_init(fx, max_series);
+    fx->rules[0] = rule(m, f, window, fns);
+    fx->cfg.n_rules = 1;
+}
+
+/* Starts fx with one count rule on every series in 10 s windows, 2 s of
+ * lateness and 1 s of idle grace: the idle-close tests' setting. */
+static void fx_start_idle_close(fixture *fx, uint32_t max_series)
+{
+    static const char *const count[] = {"count", NULL};
+    fx_init_rule(fx, max_series, "*", "*", 10 * S, count);
+    fx->cfg.allowed_lateness_ns = 2 * S;
+    fx->cfg.idle_grace_ns = 1 * S;
+    fx_start(fx);
+}
+
 static void fx_end(fixture *fx)
 {
     rf_aggregator_free(fx->a);
@@ -173,9 +194,7 @@ static void test_functions_reference(void **state)
     static const char *const fns[] = {"count", "sum",  "min",   "max",  "avg", "first", "last",
                                       "stddev", "rate", "increase", "p50", "p90", "p99", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
+    fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx_start(&fx);
     uint64_t id = def(fx.t, "temp,room=a celsius");
     enum { W = 6, PER = 5000 };
@@ -247,9 +266,7 @@ static void test_boundaries_and_ids(void **state)
     (void)state;
     static const char *const fns[] = {"count", "sum", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("cpu", "usage", 10 * S, fns);
-    fx.cfg.n_rules = 1;
+    fx_init_rule(&fx, 16, "cpu", "usage", 10 * S, fns);
     fx_start(&fx);
     uint64_t id = def(fx.t, "cpu,host=a usage");
     uint64_t other = def(fx.t, "cpu,host=a idle");
@@ -293,9 +310,7 @@ static void test_lateness(void **state)
     static const char *const fns[] = {"count", "sum", NULL};
     for (int policy = 0; policy < 2; policy++) {
         fixture fx;
-        fx_init(&fx, 16);
-        fx.rules[0] = rule("*", "*", 10 * S, fns);
-        fx.cfg.n_rules = 1;
+        fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
         fx.cfg.allowed_lateness_ns = 5 * S;
         fx.cfg.late_policy = (uint8_t)policy;
         fx_start(&fx);
@@ -343,9 +358,7 @@ static void test_pending_full(void **state)
     (void)state;
     static const char *const fns[] = {"sum", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
+    fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx.cfg.allowed_lateness_ns = 5 * S;
     fx.cfg.max_pending = 1;
     fx_start(&fx);
@@ -379,9 +392,7 @@ static void test_counter_resets(void **state)
     (void)state;
     static const char *const fns[] = {"increase", "rate", "last", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
+    fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx_start(&fx);
     uint64_t id = def(fx.t, "net,if=eth0 rx_bytes");
     static const double v0[] = {100, 150, 30, 50}; /* reset at 30: counts from 0 */
@@ -404,9 +415,7 @@ static void test_statsd(void **state)
     static const char *const fns[] = {"count", "sum", "avg", "min", "max", "rate", "last",
                                       "p50", "p99", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
+    fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx_start(&fx);
     uint64_t c = def(fx.t, "hits count"), g = def(fx.t, "queue gauge"), tm = def(fx.t, "lat timer"),
              st = def(fx.t, "users set");
@@ -503,14 +512,8 @@ static void test_group_by(void **state)
 static void test_tick_and_sweep(void **state)
 {
     (void)state;
-    static const char *const fns[] = {"count", NULL};
     fixture fx;
-    fx_init(&fx, 8192);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
-    fx.cfg.allowed_lateness_ns = 2 * S;
-    fx.cfg.idle_grace_ns = 1 * S;
-    fx_start(&fx);
+    fx_start_idle_close(&fx, 8192);
     uint64_t id = def(fx.t, "idle v");
     push(fx.a, id, T0 + 5 * S, 1, RF_KIND_GAUGE);
     /* The tick takes monotonic time, unrelated to event time: the first tick
@@ -558,13 +561,6 @@ typedef struct host {
     int64_t real, mono, step;
 } host;
 
-static void host_advance(fixture *fx, host *h)
-{
-    h->real += S / 10;
-    h->mono += S / 10;
-    rf_aggregator_tick(fx->a, h->mono);
-}
-
 /* Records, per window start, the step at which its aggregate first came out. */
 static void note_first(const cap *c, const char *text, const int64_t *starts, int *first, int n,
                        int k)
@@ -572,6 +568,19 @@ static void note_first(const cap *c, const char *text, const int64_t *starts, in
     for (int i = 0; i < n; i++)
         if (first[i] < 0 && find_agg(c, text, starts[i]))
             first[i] = k;
+}
+
+/* Step k of the simulation: 100 ms pass and the aggregator is ticked; what
+ * came out of text's windows by the events of step k (before the tick) or
+ * by the tick is noted as first seen at step k. */
+static void host_advance(fixture *fx, host *h, const char *text, const int64_t *starts, int *first,
+                         int n, int k)
+{
+    note_first(&fx->out, text, starts, first, n, k);
+    h->real += S / 10;
+    h->mono += S / 10;
+    rf_aggregator_tick(fx->a, h->mono);
+    note_first(&fx->out, text, starts, first, n, k);
 }
 
 /* Client timestamps, the daemon's wall clock 1 h ahead from 10 s, 1 h behind
@@ -584,14 +593,8 @@ static void note_first(const cap *c, const char *text, const int64_t *starts, in
 static void test_wall_step_client_time(void **state)
 {
     (void)state;
-    static const char *const fns[] = {"count", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
-    fx.cfg.allowed_lateness_ns = 2 * S;
-    fx.cfg.idle_grace_ns = 1 * S;
-    fx_start(&fx);
+    fx_start_idle_close(&fx, 16);
     uint64_t busy = def(fx.t, "c,h=busy v"), sparse = def(fx.t, "c,h=sparse v");
     host h = {T0, 500 * S, 0};
     const int64_t starts[3] = {T0, T0 + 10 * S, T0 + 20 * S};
@@ -605,9 +608,7 @@ static void test_wall_step_client_time(void **state)
             push(fx.a, busy, h.real, 1, RF_KIND_GAUGE);
         if (k < 300 && k % 70 == 0)
             push(fx.a, sparse, h.real, 1, RF_KIND_GAUGE);
-        note_first(&fx.out, "c,h=busy v:count", starts, first, 3, k);
-        host_advance(&fx, &h);
-        note_first(&fx.out, "c,h=busy v:count", starts, first, 3, k);
+        host_advance(&fx, &h, "c,h=busy v:count", starts, first, 3, k);
     }
     /* [0,10) and [10,20) close by the watermark (event at end + lateness);
      * [20,30) by the idle tick: the watermark stood at 29.9 s from the tick at
@@ -640,14 +641,8 @@ static void test_wall_step_client_time(void **state)
 static void test_wall_step_receipt_time(void **state)
 {
     (void)state;
-    static const char *const fns[] = {"count", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
-    fx.cfg.allowed_lateness_ns = 2 * S;
-    fx.cfg.idle_grace_ns = 1 * S;
-    fx_start(&fx);
+    fx_start_idle_close(&fx, 16);
     uint64_t id = def(fx.t, "r v");
     host h = {T0, 900 * S, 0};
     const int64_t H = 3600 * S;
@@ -660,9 +655,7 @@ static void test_wall_step_receipt_time(void **state)
             h.step = 0;
         if (k < 450)
             push(fx.a, id, h.real + h.step, 1, RF_KIND_GAUGE);
-        note_first(&fx.out, "r v:count", starts, first, 4, k);
-        host_advance(&fx, &h);
-        note_first(&fx.out, "r v:count", starts, first, 4, k);
+        host_advance(&fx, &h, "r v:count", starts, first, 4, k);
     }
     assert_int_equal(first[0], 120);
     assert_int_equal(first[1], 150); /* the first event of the new hour */
@@ -685,9 +678,7 @@ static void test_limits(void **state)
     (void)state;
     static const char *const fns[] = {"count", "p50", NULL};
     fixture fx;
-    fx_init(&fx, 16);
-    fx.rules[0] = rule("*", "*", 10 * S, fns);
-    fx.cfg.n_rules = 1;
+    fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx.cfg.max_states = 2;
     fx.cfg.max_sketches = 1;
     fx_start(&fx);
