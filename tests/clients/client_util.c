@@ -141,6 +141,30 @@ void cu_daemon_start(proc *d, const char *config_name, const char *config_text)
         fail_msg("ringflowd did not start; stderr:\n%s", tproc_read_file(d->err_path));
 }
 
+void cu_daemon_start_pipeline(proc *d, const char *listeners, const char *extra_sinks,
+                              const char *pipeline_tail)
+{
+    char cfg[8192];
+    int n = snprintf(cfg, sizeof(cfg),
+                     "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+                     "listeners:\n"
+                     "%s"
+                     "stats: {prometheus: {enabled: false}}\n"
+                     "pipeline:\n"
+                     "  batch: {max_events: 1000, interval: 50ms}\n"
+                     "  sinks:\n"
+                     "    - {name: store, type: store}\n"
+                     "    - {name: seen, type: json, path: ./seen.jsonl}\n"
+                     "%s"
+                     "  routes:\n"
+                     "    - {subject: \"telemetry.>\", sinks: [store, seen]}\n"
+                     "%s",
+                     listeners, extra_sinks, pipeline_tail);
+    if (n < 0 || (size_t)n >= sizeof(cfg))
+        fail_msg("ringflowd config longer than %zu bytes", sizeof(cfg));
+    cu_daemon_start(d, "ringflowd.yaml", cfg);
+}
+
 void cu_daemon_stop(proc *d)
 {
     kill(d->pid, SIGTERM);

@@ -40,6 +40,13 @@ int cu_kill_children(void **state);
 
 /* Writes the config, starts ringflowd on it and waits for "running:". */
 void cu_daemon_start(proc *d, const char *config_name, const char *config_text);
+/* cu_daemon_start on ringflowd.yaml with the pipeline every client test
+ * uses: `listeners` (YAML list items), 50 ms batches, sinks "store" and
+ * "seen" (./seen.jsonl, JSON) plus `extra_sinks` (list items), the route
+ * "telemetry.>" -> store, seen, then `pipeline_tail` (more routes, then more
+ * pipeline keys). extra_sinks and pipeline_tail may be "". */
+void cu_daemon_start_pipeline(proc *d, const char *listeners, const char *extra_sinks,
+                              const char *pipeline_tail);
 /* SIGTERM (drain: rings, aggregator windows, sinks, store) and exit 0. */
 void cu_daemon_stop(proc *d);
 

@@ -69,22 +69,11 @@ static void test_collectd_write_graphite(void **state)
 {
     (void)state;
     int port = tproc_port_base() + 1;
-    char cfg[2048];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
-             "listeners:\n"
-             "  - {name: graphite, transport: tcp, protocol: graphite, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "pipeline:\n"
-             "  batch: {max_events: 1000, interval: 50ms}\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: seen, type: json, path: ./seen.jsonl}\n"
-             "  routes:\n"
-             "    - {subject: \"telemetry.>\", sinks: [store, seen]}\n",
-             port);
+    char listeners[256];
+    snprintf(listeners, sizeof(listeners),
+             "  - {name: graphite, transport: tcp, protocol: graphite, port: %d}\n", port);
     proc d;
-    cu_daemon_start(&d, "ringflowd.yaml", cfg);
+    cu_daemon_start_pipeline(&d, listeners, "", "");
 
     char conf[4096];
     snprintf(conf, sizeof(conf),

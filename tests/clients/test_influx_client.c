@@ -34,23 +34,13 @@ static void test_influx_client(void **state)
 {
     (void)state;
     int port = tproc_port_base() + 3;
-    char cfg[2048];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
-             "listeners:\n"
+    char listeners[256];
+    snprintf(listeners, sizeof(listeners),
              "  - {name: lp-udp, transport: udp, protocol: influx_line, port: %d}\n"
-             "  - {name: lp-tcp, transport: tcp, protocol: influx_line, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "pipeline:\n"
-             "  batch: {max_events: 1000, interval: 50ms}\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: seen, type: json, path: ./seen.jsonl}\n"
-             "  routes:\n"
-             "    - {subject: \"telemetry.>\", sinks: [store, seen]}\n",
+             "  - {name: lp-tcp, transport: tcp, protocol: influx_line, port: %d}\n",
              port, port);
     proc d;
-    cu_daemon_start(&d, "ringflowd.yaml", cfg);
+    cu_daemon_start_pipeline(&d, listeners, "", "");
 
     /* An hour ago, with every sub-second digit used. */
     long long t_s = (long long)(cu_now_ns() / 1000000000LL) - 3600;

@@ -61,36 +61,27 @@ static void test_statsd_hotshots(void **state)
 {
     (void)state;
     int port = tproc_port_base() + 2;
-    char cfg[4096];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
-             "listeners:\n"
-             "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "pipeline:\n"
-             "  batch: {max_events: 1000, interval: 50ms}\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: seen, type: json, path: ./seen.jsonl}\n"
-             "    - {name: aggs, type: json, path: ./aggs.jsonl}\n"
-             "  routes:\n"
-             "    - {subject: \"telemetry.>\", sinks: [store, seen]}\n"
-             "    - {subject: \"aggregate.>\", sinks: [aggs]}\n"
-             /* Windows an hour back stay open until the drain at shutdown. */
-             "  aggregation: {allowed_lateness: 3h}\n"
-             "  aggregations:\n"
-             "    - {measurement: hs.requests, field: count, window: 1m, functions: [count, sum]}\n"
-             "    - {measurement: hs.queue_depth, field: gauge, window: 1m, functions: [last, min, max]}\n"
-             "    - {measurement: hs.latency, field: timer, window: 1m,\n"
-             "       functions: [count, sum, avg, min, max]}\n"
-             "    - {measurement: hs.payload_bytes, field: histogram, window: 1m,\n"
-             "       functions: [count, sum, max]}\n"
-             "    - {measurement: hs.render_ms, field: distribution, window: 1m,\n"
-             "       functions: [count, avg, max, p50]}\n"
-             "    - {measurement: hs.users, field: set, window: 1m, functions: [count]}\n",
-             port);
+    char listeners[256];
+    snprintf(listeners, sizeof(listeners),
+             "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n", port);
+    /* The aggregates' own route and sink, one rule per metric. */
+    static const char aggregates[] =
+        "    - {subject: \"aggregate.>\", sinks: [aggs]}\n"
+        /* Windows an hour back stay open until the drain at shutdown. */
+        "  aggregation: {allowed_lateness: 3h}\n"
+        "  aggregations:\n"
+        "    - {measurement: hs.requests, field: count, window: 1m, functions: [count, sum]}\n"
+        "    - {measurement: hs.queue_depth, field: gauge, window: 1m, functions: [last, min, max]}\n"
+        "    - {measurement: hs.latency, field: timer, window: 1m,\n"
+        "       functions: [count, sum, avg, min, max]}\n"
+        "    - {measurement: hs.payload_bytes, field: histogram, window: 1m,\n"
+        "       functions: [count, sum, max]}\n"
+        "    - {measurement: hs.render_ms, field: distribution, window: 1m,\n"
+        "       functions: [count, avg, max, p50]}\n"
+        "    - {measurement: hs.users, field: set, window: 1m, functions: [count]}\n";
     proc d;
-    cu_daemon_start(&d, "ringflowd.yaml", cfg);
+    cu_daemon_start_pipeline(&d, listeners, "    - {name: aggs, type: json, path: ./aggs.jsonl}\n",
+                             aggregates);
 
     /* An hour ago, on a minute: all timestamped metrics in one window. */
     long long t0 = (long long)(cu_now_ns() / 1000000000LL - 3600) / 60 * 60;
