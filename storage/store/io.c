@@ -175,10 +175,12 @@ static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, cons
                    : err == EIO    ? &sh->werr_eio
                                    : &sh->werr_other,
                    1);
-    atomic_store_explicit(&sh->last_errno, err, memory_order_relaxed); /* display only */
     char text[RF_STORE_ERRTEXT_WORDS * 8];
     snprintf(text, sizeof(text), "%s file=%s: %s", what, path, strerror(err));
     errtext_write(&sh->last_error, text);
+    /* S8: after the text, so that a reader that sees this errno reads this
+     * text or a newer one (pairs with the acquire in the status read). */
+    atomic_store_explicit(&sh->last_errno, err, memory_order_release);
     schedule_retry(st, sh, now);
     io->dropping = true;
     if (!io->failing) {
@@ -317,8 +319,8 @@ static void seg_close(rf_store *st, rf_store_shard *sh)
             /* Not retried on the same pages (see complete()); what was
              * written since the last good sync is not promised durable. */
             io->torn = true;
+            shard_error(st, sh, "fdatasync at close", io->path, e); /* first: S8 */
             barrier_broken(sh, io->durable);
-            shard_error(st, sh, "fdatasync at close", io->path, e);
             return;
         }
         synced(sh);
@@ -688,6 +690,9 @@ static void complete(rf_store *st, rf_store_shard *sh, int res)
         }
         if (res <= 0) {
             keep_written_prefix(sh, s);
+            /* The error first: a reader that sees the loss or the broken
+             * barrier below also sees its cause (S8). */
+            shard_error(st, sh, "write", io->path, res ? -res : EIO);
             /* What earlier writes put in the page cache is complete: make it
              * durable before the loss breaks every later flush barrier
              * (tickets before the loss can still be met). */
@@ -704,7 +709,6 @@ static void complete(rf_store *st, rf_store_shard *sh, int res)
              * were placed for offsets after the failed ones). */
             lose_stage(sh, s);
             lose_stage(sh, &io->stage[io->active]);
-            shard_error(st, sh, "write", io->path, res ? -res : EIO);
             return;
         } else {
             io->inflight_done += (size_t)res;
@@ -735,10 +739,10 @@ static void complete(rf_store *st, rf_store_shard *sh, int res)
              * the next retry through rf_seg_recover, which re-reads it and
              * keeps only records whose CRC holds. */
             io->state = RF_IO_IDLE;
+            shard_error(st, sh, "fdatasync", io->path, -res); /* first: S8 */
             barrier_broken(sh, io->durable);
             io->torn = true;
             lose_stage(sh, &io->stage[io->active]);
-            shard_error(st, sh, "fdatasync", io->path, -res);
             return;
         } else {
             io->durable = io->sync_target;
@@ -897,7 +901,9 @@ void rf_store_shard_io_status_read(const rf_store_shard *sh, rf_store_shard_io_s
     o->write_errors_erofs = LD(werr_erofs);
     o->write_errors_eio = LD(werr_eio);
     o->write_errors_other = LD(werr_other);
-    o->last_errno = LD(last_errno);
 #undef LD
+    /* S8: pairs with the release in shard_error: the text read after it is
+     * at least as new as the errno. */
+    o->last_errno = atomic_load_explicit(&sh->last_errno, memory_order_acquire);
     errtext_read(&sh->last_error, o->last_error, sizeof(o->last_error));
 }

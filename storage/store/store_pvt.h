@@ -21,6 +21,9 @@
  *   S7 last_error is a seqlock (rf_store_errtext): io's release fence after
  *      making seq odd and release-store of the even seq pair with the
  *      reader's acquire-load of seq and acquire fence before re-reading it.
+ *   S8 io's release-store of last_errno (after writing last_error) pairs
+ *      with rf_store_shard_io_status_read's acquire-load before it reads the
+ *      text: a reader that sees an errno sees its text (or a newer one).
  */
 #ifndef RF_STORAGE_STORE_PVT_H
 #define RF_STORAGE_STORE_PVT_H
@@ -194,7 +197,7 @@ struct rf_store_shard {
         werr_eio, werr_other;
     _Atomic int64_t degraded_since_ns; /* wall; S6 */
     _Atomic int io_health;      /* enum rf_store_io_health; S6 */
-    _Atomic int last_errno;
+    _Atomic int last_errno; /* S8 */
     rf_store_errtext last_error; /* S7 */
 };
 
