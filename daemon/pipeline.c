@@ -574,21 +574,26 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
 }
 
 /* Emits what the stages hold (open windows, correlation groups, batches)
- * into the current sinks and flushes them once (no waiting). */
-static void stages_drain(rf_pipeline *p)
+ * into the current sinks. */
+static void stages_emit_all(rf_pipeline *p)
 {
-    p->now_mono = rf_clock_mono_ns();
     if (p->st.agg)
         rf_aggregator_flush(p->st.agg);
     if (p->st.corr)
         rf_correlator_drain(p->st.corr, p->now_mono);
-    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
-        pipe_sink *s = p->st.sinks[j];
-        if (s->batcher)
-            rf_batcher_flush(s->batcher, p->now_mono);
-        if (s->sink)
-            rf_sink_flush(s->sink, p->now_mono);
-    }
+    for (uint32_t j = 0; j < p->st.n_sinks; j++)
+        if (p->st.sinks[j]->batcher)
+            rf_batcher_flush(p->st.sinks[j]->batcher, p->now_mono);
+}
+
+/* stages_emit_all, then the sinks flushed once (no waiting). */
+static void stages_drain(rf_pipeline *p)
+{
+    p->now_mono = rf_clock_mono_ns();
+    stages_emit_all(p);
+    for (uint32_t j = 0; j < p->st.n_sinks; j++)
+        if (p->st.sinks[j]->sink)
+            rf_sink_flush(p->st.sinks[j]->sink, p->now_mono);
 }
 
 /* On the worker: a reload's stages replace the running ones. What the old
@@ -637,14 +642,9 @@ void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
 {
     apply_pending(p);
     p->now_mono = now_mono;
-    if (p->st.agg)
-        rf_aggregator_flush(p->st.agg);
-    if (p->st.corr)
-        rf_correlator_drain(p->st.corr, p->now_mono);
+    stages_emit_all(p);
     for (uint32_t j = 0; j < p->st.n_sinks; j++) {
         pipe_sink *s = p->st.sinks[j];
-        if (s->batcher)
-            rf_batcher_flush(s->batcher, p->now_mono);
         if (!s->sink)
             continue;
         /* A downstream that is still taking bytes gets a short grace (while
