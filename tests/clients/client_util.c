@@ -83,6 +83,22 @@ int cu_node_module_present(const char *module)
     return access(path, R_OK) == 0;
 }
 
+char *cu_node_or_skip(const char *module)
+{
+    const char *node = cu_find_program("node");
+    if (!node) {
+        printf("SKIP: node is not installed\n");
+        return NULL;
+    }
+    if (!cu_node_module_present(module)) {
+        printf("SKIP: tests/clients/node_modules/%s is missing "
+               "(scripts/install-deps.sh runs npm ci in tests/clients)\n",
+               module);
+        return NULL;
+    }
+    return strdup(node);
+}
+
 pid_t cu_spawn(const char *tag, const char *const *argv)
 {
     char out[512], err[512];
@@ -132,6 +148,27 @@ char *cu_output(const char *tag, const char *stream)
     return strdup(tproc_read_dir_file(name));
 }
 
+char *cu_run_node_script(const char *node, const char *script, int port, const char *arg)
+{
+    char path[1024], port_s[16];
+    snprintf(path, sizeof(path), "%s/%s", cu_clients_dir(), script);
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    pid_t pid = cu_spawn("node", (const char *[]){node, path, port_s, arg, NULL});
+    int rc = cu_wait(pid, 20000);
+    if (rc != 0)
+        fail_msg("node %s exited %d:\n%s", script, rc, cu_output("node", "err"));
+    return cu_output("node", "out");
+}
+
+int cu_run_test(const char *tmp_prefix, const char *name, void (*test)(void **state))
+{
+    tproc_dir_init(tmp_prefix);
+    const struct CMUnitTest tests[] = {
+        {.name = name, .test_func = test, .teardown_func = cu_kill_children},
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
 void cu_daemon_start(proc *d, const char *config_name, const char *config_text)
 {
     tproc_write_file(config_name, config_text);
@@ -172,6 +209,14 @@ void cu_daemon_stop(proc *d)
     child_reaped(d->pid);
     if (rc != 0)
         fail_msg("ringflowd exited %d; stderr:\n%s", rc, tproc_read_file(d->err_path));
+}
+
+void cu_expect_nothing_rejected(const char *log)
+{
+    /* Every listener's final line says lines_rejected=0. */
+    assert_true(cu_count(log, "lines_rejected=") > 0);
+    assert_int_equal(cu_count(log, "lines_rejected=0 "), cu_count(log, "lines_rejected="));
+    assert_non_null(strstr(log, "store_rejected=0"));
 }
 
 char *cu_ringflow(const char *args)
@@ -254,6 +299,17 @@ int cu_wait_file_lines(const char *name, int lines, int timeout_ms)
         usleep(20 * 1000);
     }
     return n;
+}
+
+void cu_wait_events(const proc *d, const char *name, int events)
+{
+    int got = cu_wait_file_lines(name, events, 10000);
+    if (got != events) {
+        /* A copy: tproc_read_file reuses one buffer. */
+        char *text = strdup(tproc_read_dir_file(name));
+        fail_msg("%d of %d events arrived:\n%s\nringflowd stderr:\n%s", got, events, text,
+                 tproc_read_file(d->err_path));
+    }
 }
 
 double cu_json_value(const char *text, const char *series, char *time_out)

@@ -20,8 +20,12 @@ const char *cu_find_program(const char *name);
 /* The directory of this folder's sources (RF_CLIENTS_DIR, set by meson). */
 const char *cu_clients_dir(void);
 
-/* 1 when tests/clients/node_modules/<module>/package.json exists. */
-int cu_node_module_present(const char *module);
+/* node's path (malloc'd) when node and tests/clients/node_modules/<module>
+ * are installed; else prints why the test skips and returns NULL. */
+char *cu_node_or_skip(const char *module);
+/* Runs `node <this folder>/<script> <port> <arg>` (tag "node") for up to 20 s;
+ * fails with its stderr unless it exits 0; returns its stdout (malloc'd). */
+char *cu_run_node_script(const char *node, const char *script, int port, const char *arg);
 
 /* Spawns argv (argv[0] a path) with cwd = the temp dir, stdout/stderr to
  * <tmp>/<tag>.out / <tag>.err. */
@@ -37,6 +41,9 @@ char *cu_output(const char *tag, const char *stream);
 /* cmocka teardown: SIGKILLs whatever cu_spawn / cu_daemon_start started
  * and was not reaped (a failed assertion jumps past the normal stop). */
 int cu_kill_children(void **state);
+/* Makes the temp dir (tmp_prefix) and runs the one test `test` named
+ * `name` with cu_kill_children as its teardown; returns what main returns. */
+int cu_run_test(const char *tmp_prefix, const char *name, void (*test)(void **state));
 
 /* Writes the config, starts ringflowd on it and waits for "running:". */
 void cu_daemon_start(proc *d, const char *config_name, const char *config_text);
@@ -49,6 +56,9 @@ void cu_daemon_start_pipeline(proc *d, const char *listeners, const char *extra_
                               const char *pipeline_tail);
 /* SIGTERM (drain: rings, aggregator windows, sinks, store) and exit 0. */
 void cu_daemon_stop(proc *d);
+/* Fails unless the log has listener totals and every one says
+ * lines_rejected=0, and it says store_rejected=0. */
+void cu_expect_nothing_rejected(const char *log);
 
 /* `ringflow <args>` in the temp dir (args is passed to sh: quote it);
  * returns a malloc'd stdout. Fails the test on a non-zero exit. */
@@ -68,6 +78,9 @@ int cu_count(const char *text, const char *needle);
 /* Polls <tmp>/<name> until it has at least `lines` lines; returns the count
  * reached (less than `lines` on timeout). */
 int cu_wait_file_lines(const char *name, int lines, int timeout_ms);
+/* Waits up to 10 s for <tmp>/<name> to hold `events` lines; fails, with the
+ * file and ringflowd's stderr, unless it then holds exactly that many. */
+void cu_wait_events(const proc *d, const char *name, int events);
 
 /* JSON-lines sink output: the line whose "series" is exactly `series`
  * (exactly one such line, else the test fails); returns its "value" and

@@ -288,9 +288,5 @@ int main(void)
         printf("SKIP: /usr/share/collectd/types.db is missing (collectd-core)\n");
         return CU_EXIT_SKIP;
     }
-    tproc_dir_init("rf-test-collectd");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_collectd_write_graphite, cu_kill_children),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cu_run_test("rf-test-collectd", "test_collectd_write_graphite", test_collectd_write_graphite);
 }

@@ -45,15 +45,9 @@ static void test_influx_client(void **state)
     /* An hour ago, with every sub-second digit used. */
     long long t_s = (long long)(cu_now_ns() / 1000000000LL) - 3600;
     long long t_ns = t_s * 1000000000LL + 123456789LL;
-    char script[1024], port_s[16], t_s_arg[32];
-    snprintf(script, sizeof(script), "%s/influx_client.js", cu_clients_dir());
-    snprintf(port_s, sizeof(port_s), "%d", port);
-    snprintf(t_s_arg, sizeof(t_s_arg), "%lld", t_ns);
-    pid_t node = cu_spawn("node", (const char *[]){g_node, script, port_s, t_s_arg, NULL});
-    int rc = cu_wait(node, 20000);
-    if (rc != 0)
-        fail_msg("node influx_client.js exited %d:\n%s", rc, cu_output("node", "err"));
-    char *sent = cu_output("node", "out");
+    char t_ns_arg[32];
+    snprintf(t_ns_arg, sizeof(t_ns_arg), "%lld", t_ns);
+    char *sent = cu_run_node_script(g_node, "influx_client.js", port, t_ns_arg);
     printf("the client sent:\n%s", sent);
     /* WriteApi's batch (2 lines) and the datagram (2 lines). */
     assert_int_equal(cu_count_lines(sent), 4);
@@ -61,18 +55,10 @@ static void test_influx_client(void **state)
 
     /* 10 fields + 1, per transport. */
     const int want_events = 2 * 11;
-    int got = cu_wait_file_lines("seen.jsonl", want_events, 10000);
-    if (got != want_events) {
-        char *seen = strdup(tproc_read_dir_file("seen.jsonl"));
-        fail_msg("%d of %d events arrived:\n%s\nringflowd stderr:\n%s", got, want_events, seen,
-                 tproc_read_file(d.err_path));
-    }
+    cu_wait_events(&d, "seen.jsonl", want_events);
     usleep(200 * 1000);
     cu_daemon_stop(&d);
-    const char *log = tproc_read_file(d.err_path);
-    assert_true(cu_count(log, "lines_rejected=") > 0);
-    assert_int_equal(cu_count(log, "lines_rejected=0 "), cu_count(log, "lines_rejected="));
-    assert_non_null(strstr(log, "store_rejected=0"));
+    cu_expect_nothing_rejected(tproc_read_file(d.err_path));
 
     /* The canonical key: measurement and names re-escaped, tags sorted. */
     char *seen = strdup(tproc_read_dir_file("seen.jsonl"));
@@ -133,20 +119,8 @@ static void test_influx_client(void **state)
 
 int main(void)
 {
-    const char *node = cu_find_program("node");
-    if (!node) {
-        printf("SKIP: node is not installed\n");
+    g_node = cu_node_or_skip("@influxdata/influxdb-client");
+    if (!g_node)
         return CU_EXIT_SKIP;
-    }
-    g_node = strdup(node);
-    if (!cu_node_module_present("@influxdata/influxdb-client")) {
-        printf("SKIP: tests/clients/node_modules/@influxdata/influxdb-client is missing "
-               "(scripts/install-deps.sh runs npm ci in tests/clients)\n");
-        return CU_EXIT_SKIP;
-    }
-    tproc_dir_init("rf-test-influx-client");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_influx_client, cu_kill_children),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cu_run_test("rf-test-influx-client", "test_influx_client", test_influx_client);
 }

@@ -85,36 +85,21 @@ static void test_statsd_hotshots(void **state)
 
     /* An hour ago, on a minute: all timestamped metrics in one window. */
     long long t0 = (long long)(cu_now_ns() / 1000000000LL - 3600) / 60 * 60;
-    char script[1024], port_s[16], t0_s[32];
-    snprintf(script, sizeof(script), "%s/statsd_hotshots.js", cu_clients_dir());
-    snprintf(port_s, sizeof(port_s), "%d", port);
+    char t0_s[32];
     snprintf(t0_s, sizeof(t0_s), "%lld", t0);
     int64_t before = cu_now_ns();
-    pid_t node = cu_spawn("node", (const char *[]){g_node, script, port_s, t0_s, NULL});
-    int rc = cu_wait(node, 20000);
-    if (rc != 0)
-        fail_msg("node statsd_hotshots.js exited %d:\n%s", rc, cu_output("node", "err"));
     /* 19 datagrams, one per metric (maxBufferSize 0). */
-    char *wire = cu_output("node", "out");
+    char *wire = cu_run_node_script(g_node, "statsd_hotshots.js", port, t0_s);
     printf("hot-shots sent:\n%s", wire);
     assert_int_equal(cu_count_lines(wire), 19);
     free(wire);
 
     const int want_events = 19;
-    int got = cu_wait_file_lines("seen.jsonl", want_events, 10000);
+    cu_wait_events(&d, "seen.jsonl", want_events);
     int64_t after = cu_now_ns();
-    if (got != want_events) {
-        char *seen = strdup(tproc_read_dir_file("seen.jsonl"));
-        fail_msg("%d of %d events arrived:\n%s\nringflowd stderr:\n%s", got, want_events, seen,
-                 tproc_read_file(d.err_path));
-    }
     usleep(200 * 1000);
     cu_daemon_stop(&d);
-    const char *log = tproc_read_file(d.err_path);
-    /* Every listener's final line says lines_rejected=0. */
-    assert_true(cu_count(log, "lines_rejected=") > 0);
-    assert_int_equal(cu_count(log, "lines_rejected=0 "), cu_count(log, "lines_rejected="));
-    assert_non_null(strstr(log, "store_rejected=0"));
+    cu_expect_nothing_rejected(tproc_read_file(d.err_path));
 
     /* ---- raw events: time, canonical series (tags sorted), value, kind ---- */
     char *seen = strdup(tproc_read_dir_file("seen.jsonl"));
@@ -249,20 +234,8 @@ static void test_statsd_hotshots(void **state)
 
 int main(void)
 {
-    const char *node = cu_find_program("node");
-    if (!node) {
-        printf("SKIP: node is not installed\n");
+    g_node = cu_node_or_skip("hot-shots");
+    if (!g_node)
         return CU_EXIT_SKIP;
-    }
-    g_node = strdup(node);
-    if (!cu_node_module_present("hot-shots")) {
-        printf("SKIP: tests/clients/node_modules/hot-shots is missing "
-               "(scripts/install-deps.sh runs npm ci in tests/clients)\n");
-        return CU_EXIT_SKIP;
-    }
-    tproc_dir_init("rf-test-statsd");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_statsd_hotshots, cu_kill_children),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cu_run_test("rf-test-statsd", "test_statsd_hotshots", test_statsd_hotshots);
 }
