@@ -36,7 +36,7 @@ int rel_teardown(void **state)
     return 0;
 }
 
-rf_json *rel_show(const char *cmd)
+char *rel_ask(const char *cmd)
 {
     char path[600];
     snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
@@ -44,12 +44,20 @@ rf_json *rel_show(const char *cmd)
     if (fd < 0)
         return NULL;
     char *reply = NULL;
-    int rc = rf_cli_request(fd, cmd ? cmd : "show stats json", RF_CLI_TIMEOUT_MS, &reply);
+    int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
     close(fd);
-    if (rc < 0 || !reply) {
+    if (rc < 0) {
         free(reply);
         return NULL;
     }
+    return reply;
+}
+
+rf_json *rel_show(const char *cmd)
+{
+    char *reply = rel_ask(cmd ? cmd : "show stats json");
+    if (!reply)
+        return NULL;
     char err[256];
     rf_json *j = rf_json_parse(reply, err, sizeof(err));
     if (!j)
@@ -198,6 +206,42 @@ int rel_tcp_listen(int port, int rcvbuf)
     return fd;
 }
 
+bool rel_send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t k = send(fd, p, len, MSG_NOSIGNAL);
+        if (k <= 0)
+            return false;
+        p += k;
+        len -= (size_t)k;
+    }
+    return true;
+}
+
+int rel_http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = rel_tcp_to(port);
+    if (fd < 0)
+        return -1;
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                     path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t k;
+    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
+        len += (size_t)k;
+    buf[len] = '\0';
+    close(fd);
+    int code = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &code);
+    return code;
+}
+
 int rel_fd_count(pid_t pid)
 {
     char path[64];
@@ -252,9 +296,14 @@ char *rel_sh(const char *cmd, int *status)
 
 uint64_t rel_store_count(const char *measurement)
 {
+    return rel_store_count_in("./data/store", measurement);
+}
+
+uint64_t rel_store_count_in(const char *dir, const char *measurement)
+{
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' query --dir ./data/store --agg count --format csv %s",
-             getenv("RINGFLOW"), measurement);
+    snprintf(cmd, sizeof(cmd), "'%s' query --dir '%s' --agg count --format csv %s",
+             getenv("RINGFLOW"), dir, measurement);
     int st;
     char *out = rel_sh(cmd, &st);
     uint64_t total = 0;
@@ -269,6 +318,8 @@ uint64_t rel_store_count(const char *measurement)
         if (eol)
             *eol = '\n';
     }
+    if (st != 0)
+        fprintf(stderr, "query %s in %s failed (%d): %.300s\n", measurement, dir, st, out);
     free(out);
     return total;
 }

@@ -21,6 +21,9 @@ void rel_start(proc *p, const char *const *args);
  * running (and reaps it). */
 int rel_teardown(void **state);
 
+/* The raw reply (malloc'ed) to cmd on the stats socket of the daemon in
+ * tproc_dir(); NULL when it cannot be asked. */
+char *rel_ask(const char *cmd);
 /* `show stats json` (or any `show ... json` when cmd is given) from the
  * daemon in tproc_dir(); NULL when it cannot be asked. Free with rf_json_free. */
 rf_json *rel_show(const char *cmd);
@@ -45,6 +48,11 @@ int rel_tcp_to(int port);
 /* A TCP listener on 127.0.0.1:port with a small receive buffer (rcvbuf bytes,
  * 0 = default); -1 on failure. */
 int rel_tcp_listen(int port, int rcvbuf);
+/* Sends all of buf on the socket fd (no SIGPIPE); false when a send failed. */
+bool rel_send_all(int fd, const void *buf, size_t len);
+/* GET path from 127.0.0.1:port: the HTTP status code (-1: no answer), the
+ * whole response (headers and body) NUL-terminated into buf. */
+int rel_http_get(int port, const char *path, char *buf, size_t cap);
 
 /* Open file descriptors of pid; resident set in KiB. -1 when unknown. */
 int rel_fd_count(pid_t pid);
@@ -55,6 +63,9 @@ char *rel_sh(const char *cmd, int *status);
 /* `ringflow query --agg count` of measurement m: total points in the store at
  * ./data/store (0 when none). */
 uint64_t rel_store_count(const char *measurement);
+/* The same for the store in dir (relative to tproc_dir()); a failed query is
+ * printed to stderr. */
+uint64_t rel_store_count_in(const char *dir, const char *measurement);
 
 /* Packets the kernel dropped before any socket on this host (all CPUs:
  * netdev backlog full), from /proc/net/softnet_stat. */

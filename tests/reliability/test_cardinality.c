@@ -26,16 +26,6 @@
 #define STORM 2000
 #define ROUNDS 50
 
-static void send_all(int fd, const char *buf, size_t len)
-{
-    while (len) {
-        ssize_t k = write(fd, buf, len);
-        assert_true(k > 0);
-        buf += k;
-        len -= (size_t)k;
-    }
-}
-
 static void test_cardinality_limit(void **state)
 {
     (void)state;
@@ -68,7 +58,7 @@ static void test_cardinality_limit(void **state)
     for (int s = 0; s < KEEP; s++)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n", s,
                                 0, (long long)t0);
-    send_all(fd, buf, len);
+    assert_true(rel_send_all(fd, buf, len));
     usleep(300 * 1000);
     /* The storm, interleaved with the established series. */
     uint64_t good_sent = KEEP, storm_sent = 0;
@@ -80,7 +70,7 @@ static void test_cardinality_limit(void **state)
         for (int s = 0; s < STORM / ROUNDS * 2; s++, storm_sent++)
             len += (size_t)snprintf(buf + len, sizeof(buf) - len, "storm,id=%d v=1i %lld\n",
                                     (r * STORM / ROUNDS + s) % STORM, (long long)(t0 + r));
-        send_all(fd, buf, len);
+        assert_true(rel_send_all(fd, buf, len));
     }
     close(fd);
 
@@ -131,24 +121,6 @@ static void test_cardinality_limit(void **state)
 #define GROW_MAX 200 /* the override for "growing", per worker */
 #define GROW_PER_ROUND 2
 
-/* The raw reply to a command on the stats socket (malloc'ed), or NULL. */
-static char *ask(const char *cmd)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
-    int fd = rf_cli_connect(path);
-    if (fd < 0)
-        return NULL;
-    char *reply = NULL;
-    int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
-    close(fd);
-    if (rc < 0) {
-        free(reply);
-        return NULL;
-    }
-    return reply;
-}
-
 /* The row of measurement m in `show series top 100 json`'s table. */
 static const rf_json *meas_row(const rf_json *doc, const char *m)
 {
@@ -165,30 +137,6 @@ static uint64_t col(const rf_json *row, const char *key)
     const rf_json *v = rf_json_get(row, key);
     assert_non_null(v);
     return (uint64_t)rf_json_num(row, key, 0);
-}
-
-/* GET path from 127.0.0.1:port: the status code, body into buf. */
-static int http_get(int port, const char *path, char *buf, size_t cap)
-{
-    int fd = rel_tcp_to(port);
-    if (fd < 0)
-        return -1;
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t k;
-    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)k;
-    buf[len] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &code);
-    return code;
 }
 
 /* Sum of the samples of `name` whose label list contains `labels`. */
@@ -242,7 +190,7 @@ static void test_cardinality_per_measurement(void **state)
     for (int s = 0; s < KEEP; s++)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=0i %lld\n", s,
                                 (long long)t0);
-    send_all(fd, buf, len);
+    assert_true(rel_send_all(fd, buf, len));
     usleep(300 * 1000);
     /* The storm (2,000 new series of one measurement, each sent twice), while
      * "growing" gets GROW_PER_ROUND new series a round (its earlier ones
@@ -259,7 +207,7 @@ static void test_cardinality_per_measurement(void **state)
         for (int g = 0; g < r * GROW_PER_ROUND; g++, grow_sent++)
             len += (size_t)snprintf(buf + len, sizeof(buf) - len, "growing,g=%d v=%di %lld\n",
                                     g, r, (long long)(t0 + r));
-        send_all(fd, buf, len);
+        assert_true(rel_send_all(fd, buf, len));
     }
     close(fd);
     const uint64_t sent = good_sent + storm_sent + grow_sent;
@@ -335,7 +283,7 @@ static void test_cardinality_per_measurement(void **state)
     /* /metrics: refused by reason per worker, and per measurement for the
      * top ones (the storm has its own label; nothing is left in "(other)"). */
     static char body[1 << 20];
-    assert_int_equal(http_get(http, "/metrics", body, sizeof(body)), 200);
+    assert_int_equal(rel_http_get(http, "/metrics", body, sizeof(body)), 200);
     assert_int_equal(metric_sum(body, "ringflow_series_refused_total", "reason=\"measurement_limit\""),
                      STORM - 2 * MAXM);
     assert_int_equal(metric_sum(body, "ringflow_series_refused_total", "reason=\"shard_limit\""), 0);
@@ -371,7 +319,7 @@ static void send_series(int port, const char *m, int first, int n)
     size_t len = 0;
     for (int i = first; i < first + n; i++)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s,id=%d v=1i\n", m, i);
-    send_all(fd, buf, len);
+    assert_true(rel_send_all(fd, buf, len));
     close(fd);
 }
 
@@ -427,7 +375,7 @@ static void test_cardinality_limit_live(void **state)
 
     /* Raised live: applied entirely (no restart named), new series accepted. */
     reload_with_limit(port, 50);
-    char *reply = ask("reload");
+    char *reply = rel_ask("reload");
     assert_non_null(reply);
     fprintf(stderr, "reload: %s", reply);
     assert_non_null(strstr(reply, "reload applied from"));
@@ -442,7 +390,7 @@ static void test_cardinality_limit_live(void **state)
     /* Lowered live below what each worker holds: accepted series stay, every
      * new one is refused. */
     reload_with_limit(port, 5);
-    reply = ask("reload");
+    reply = rel_ask("reload");
     assert_non_null(reply);
     assert_non_null(strstr(reply, "reload applied from"));
     free(reply);

@@ -150,12 +150,7 @@ static int64_t parse_rfc3339(const char *s)
 
 static void send_all(int fd, const char *text)
 {
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-        assert_true(n > 0);
-        off += (size_t)n;
-    }
+    assert_true(rel_send_all(fd, text, strlen(text)));
 }
 
 /* Pacing: step k starts k * 100 ms after *t0 (monotonic; the test's own
@@ -220,18 +215,12 @@ static void probe_poll(step_probe *p, int k)
  * contain each of the NULL-terminated `must` substrings. */
 static uint64_t metric_sum(int port, const char *name, const char *const *must)
 {
-    int fd = rel_tcp_to(port);
-    if (fd < 0)
-        return 0;
-    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    send_all(fd, req);
-    size_t cap = 1 << 20, len = 0;
+    const size_t cap = 1 << 20;
     char *buf = malloc(cap);
-    ssize_t n;
-    while (len + 1 < cap && (n = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fd);
+    if (rel_http_get(port, "/metrics", buf, cap) < 0) {
+        free(buf);
+        return 0;
+    }
     uint64_t sum = 0;
     size_t nl = strlen(name);
     for (char *line = buf; line && *line;) {

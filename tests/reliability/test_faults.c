@@ -53,30 +53,6 @@ static uint64_t load_tcp(int port, const char *extra)
     return n;
 }
 
-/* GET path from 127.0.0.1:port: the status code, body into buf. */
-static int http_get(int port, const char *path, char *buf, size_t cap)
-{
-    int fd = rel_tcp_to(port);
-    if (fd < 0)
-        return -1;
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t k;
-    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)k;
-    buf[len] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &code);
-    return code;
-}
-
 static char g_mounted[600];
 
 /* Teardown: the tmpfs goes away even when an assertion failed. */
@@ -112,32 +88,6 @@ static int remount_store(unsigned long flags, const char *size)
     return mount("tmpfs", g_mounted, "tmpfs", MS_REMOUNT | flags, opt);
 }
 
-/* `ringflow query --agg count` of measurement m in ./store. */
-static uint64_t store_count(const char *m)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "'%s' query --dir ./store --agg count --format csv %s",
-             getenv("RINGFLOW"), m);
-    int st;
-    char *out = rel_sh(cmd, &st);
-    uint64_t total = 0;
-    /* time_ns,measurement,field,tags,count: the last column of each row. */
-    for (char *line = strchr(out, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
-        char *eol = strchr(line + 1, '\n');
-        if (eol)
-            *eol = '\0';
-        char *c = strrchr(line + 1, ',');
-        if (c)
-            total += strtoull(c + 1, NULL, 10);
-        if (eol)
-            *eol = '\n';
-    }
-    if (st != 0)
-        fprintf(stderr, "query %s failed (%d): %.300s\n", m, st, out);
-    free(out);
-    return total;
-}
-
 /* n lines of measurement "after" over `series` series, one TCP connection;
  * times now + i µs: every (series, time) distinct. Returns n when all were
  * written. */
@@ -154,14 +104,7 @@ static uint64_t send_after(int port, int n, int series)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "after,s=s%d v=%d %lld\n",
                                 i % series, i, base + (long long)i * 1000);
         if (len > sizeof(buf) - 128 || i == n - 1) {
-            size_t off = 0;
-            while (off < len) {
-                ssize_t w = write(fd, buf + off, len - off);
-                if (w <= 0)
-                    break;
-                off += (size_t)w;
-            }
-            if (off < len)
+            if (!rel_send_all(fd, buf, len))
                 break;
             len = 0;
             sent = (uint64_t)i + 1;
@@ -177,7 +120,7 @@ static int wait_health(int http, int code, int timeout_ms, char *buf, size_t cap
 {
     int got = -1;
     for (int t = 0; t <= timeout_ms; t += 100) {
-        got = http_get(http, "/health", buf, cap);
+        got = rel_http_get(http, "/health", buf, cap);
         if (got == code)
             break;
         usleep(100 * 1000);
@@ -267,7 +210,7 @@ static void check_recovery(proc *d, int port, int http, uint64_t sent_before, co
     const uint64_t lost_at_recovery = rel_sum(st, "storage_shards", "dropped_io_error_points");
     rf_json_free(st);
     static char metrics[1 << 20];
-    code = http_get(http, "/metrics", metrics, sizeof(metrics));
+    code = rel_http_get(http, "/metrics", metrics, sizeof(metrics));
     assert_int_equal(code, 200);
     assert_non_null(strstr(metrics, "ringflow_storage_degraded{shard=\"0\"} 0"));
     assert_non_null(strstr(metrics, "ringflow_storage_degraded{shard=\"1\"} 0"));
@@ -311,7 +254,8 @@ static void check_recovery(proc *d, int port, int http, uint64_t sent_before, co
     assert_true(rel_log_sum(log, "store shard-", key) >= 1);
     assert_non_null(strstr(log, "resumed persisting"));
 
-    const uint64_t stored_before = store_count("load"), stored_after = store_count("after");
+    const uint64_t stored_before = rel_store_count_in("./store", "load"),
+                   stored_after = rel_store_count_in("./store", "after");
     fprintf(stderr,
             "sent=%lu stored=%lu+%lu store_rejected=%lu dropped_io_error_points=%lu (in %lu "
             "blocks) write_errors=%lu\n",
@@ -331,7 +275,7 @@ static void test_disk_full(void **state)
     rel_start(&d, (const char *[]){"--config", "full.yaml", NULL});
     assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
     char body[8192];
-    assert_int_equal(http_get(http, "/health", body, sizeof(body)), 200);
+    assert_int_equal(rel_http_get(http, "/health", body, sizeof(body)), 200);
 
     /* Far more than 1 MiB of encoded blocks. */
     const uint64_t sent = load_tcp(port, "--count 600000 --rate 0 --series 2000 --sockets 2");
@@ -358,14 +302,14 @@ static void test_disk_full(void **state)
     assert_true(any_row_has(st, "degraded_since", "T"));
     rf_json_free(st);
     /* /health names the degraded shard, the log says why. */
-    int code = http_get(http, "/health", body, sizeof(body));
+    int code = rel_http_get(http, "/health", body, sizeof(body));
     fprintf(stderr, "/health: %s\n", body);
     assert_int_equal(code, 503);
     assert_non_null(strstr(body, "store-shard-"));
     assert_non_null(strstr(body, "degraded by write errors"));
     assert_non_null(strstr(tproc_read_file(d.err_path), "No space left on device"));
     static char metrics[1 << 20];
-    code = http_get(http, "/metrics", metrics, sizeof(metrics));
+    code = rel_http_get(http, "/metrics", metrics, sizeof(metrics));
     assert_int_equal(code, 200);
     assert_non_null(strstr(metrics, "errno=\"ENOSPC\""));
     assert_non_null(strstr(metrics, "ringflow_storage_dropped_io_error_points_total{shard=\""));
@@ -375,7 +319,7 @@ static void test_disk_full(void **state)
      * it stays degraded (no room for a retry yet). */
     assert_int_equal(load_tcp(port, "--count 1000 --rate 0 --series 10"), 1000);
     usleep(300 * 1000);
-    assert_int_equal(http_get(http, "/health", body, sizeof(body)), 503);
+    assert_int_equal(rel_http_get(http, "/health", body, sizeof(body)), 503);
 
     /* Room again: the shards resume by themselves. */
     assert_int_equal(remount_store(0, "64m"), 0);
@@ -395,7 +339,7 @@ static void test_readonly_remount(void **state)
     rel_start(&d, (const char *[]){"--config", "ro.yaml", NULL});
     assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
     char body[8192];
-    assert_int_equal(http_get(http, "/health", body, sizeof(body)), 200);
+    assert_int_equal(rel_http_get(http, "/health", body, sizeof(body)), 200);
 
     uint64_t sent = load_tcp(port, "--count 20000 --rate 0 --series 100");
     assert_int_equal(sent, 20000);
@@ -422,12 +366,12 @@ static void test_readonly_remount(void **state)
     assert_true(any_row_has(st, "write_errors_by_errno", "EROFS="));
     assert_true(any_row_has(st, "last_error", "Read-only file system"));
     rf_json_free(st);
-    int code = http_get(http, "/health", body, sizeof(body));
+    int code = rel_http_get(http, "/health", body, sizeof(body));
     fprintf(stderr, "/health: %s\n", body);
     assert_int_equal(code, 503);
     assert_non_null(strstr(body, "store-shard-"));
     static char metrics[1 << 20];
-    code = http_get(http, "/metrics", metrics, sizeof(metrics));
+    code = rel_http_get(http, "/metrics", metrics, sizeof(metrics));
     assert_int_equal(code, 200);
     assert_non_null(strstr(metrics, "errno=\"EROFS\""));
 

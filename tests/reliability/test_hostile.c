@@ -95,13 +95,7 @@ static void send_tcp_blob(int port, const char *data, size_t len, int how)
     int fd = rel_tcp_to(port);
     if (fd < 0)
         return;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t k = send(fd, data + off, len - off, MSG_NOSIGNAL);
-        if (k <= 0)
-            break;
-        off += (size_t)k;
-    }
+    (void)rel_send_all(fd, data, len); /* the daemon may cut hostile input short */
     if (how == 1) { /* reset instead of a clean close */
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

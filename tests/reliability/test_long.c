@@ -273,20 +273,8 @@ static uint64_t load_at(int port, double rate, double secs, double critical)
 /* The /health status code from the Prometheus listener (-1: no answer). */
 static int health_code(int port)
 {
-    int fd = rel_tcp_to(port);
-    if (fd < 0)
-        return -1;
-    static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    char buf[2048];
-    size_t len = 0;
-    ssize_t k;
-    if (write(fd, req, sizeof(req) - 1) == (ssize_t)(sizeof(req) - 1))
-        while (len + 1 < sizeof(buf) && (k = read(fd, buf + len, sizeof(buf) - len - 1)) > 0)
-            len += (size_t)k;
-    buf[len] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &code);
+    char buf[2048] = "";
+    const int code = rel_http_get(port, "/health", buf, sizeof(buf));
     if (code != 200)
         fprintf(stderr, "/health: %s\n", buf);
     return code;

@@ -33,16 +33,6 @@
 
 static bool g_root;
 
-static void send_all(int fd, const char *buf, size_t len)
-{
-    while (len) {
-        ssize_t k = write(fd, buf, len);
-        assert_true(k > 0);
-        buf += k;
-        len -= (size_t)k;
-    }
-}
-
 /* n lines of measurement m over TCP to port, then closed. */
 static void send_lines(int port, const char *m, int n, int first)
 {
@@ -54,7 +44,7 @@ static void send_lines(int port, const char *m, int n, int first)
     for (int i = 0; i < n; i++)
         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s,host=h%d v=%di %lld\n", m,
                                 i % 20, first + i, (long long)(t0 + first + i));
-    send_all(fd, buf, len);
+    assert_true(rel_send_all(fd, buf, len));
     close(fd);
 }
 
@@ -373,15 +363,8 @@ static void test_runs_as_nobody(void **state)
     send_lines(low, "low", 500, 0);
 
     /* Prometheus answers. */
-    int h = rel_tcp_to(port + 2);
-    assert_true(h >= 0);
-    const char req[] = "GET /health HTTP/1.0\r\n\r\n";
-    send_all(h, req, sizeof(req) - 1);
-    char resp[512] = "";
-    ssize_t k = read(h, resp, sizeof(resp) - 1);
-    close(h);
-    assert_true(k > 0);
-    assert_non_null(strstr(resp, " 200 "));
+    char resp[512];
+    assert_int_equal(rel_http_get(port + 2, "/health", resp, sizeof(resp)), 200);
 
     /* Reload 1 (SIGHUP): the pipeline gains a json sink, whose file the
      * user creates. */
