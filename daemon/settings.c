@@ -45,6 +45,39 @@ static void fingerprint_sections(const rf_cfg_doc *doc, rf_settings *s)
     }
 }
 
+/* The errors of the sections, so that one run of --check-config (or one
+ * refused reload) names every broken section, not only the first: each
+ * section is parsed even when one before it failed (they read the same
+ * document independently). */
+typedef struct section_errors {
+    unsigned n;
+    int rc;
+    rf_err first;
+    char more[RF_ERR_MSG_MAX];
+    size_t more_len;
+} section_errors;
+
+static void section_error(section_errors *c, int rc, const rf_err *e)
+{
+    if (c->n++ == 0) {
+        c->rc = rc;
+        c->first = *e;
+        return;
+    }
+    if (c->more_len < sizeof(c->more))
+        c->more_len += (size_t)snprintf(c->more + c->more_len, sizeof(c->more) - c->more_len,
+                                        "%s%s", c->more_len ? "; " : "", e->msg);
+}
+
+static int section_errors_report(const section_errors *c, rf_err *err)
+{
+    if (c->n == 1)
+        *err = c->first;
+    else
+        rf_err_set(err, c->first.code, "%s (and %u more: %s)", c->first.msg, c->n - 1, c->more);
+    return c->rc;
+}
+
 int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
 {
     rf_settings next;
@@ -54,80 +87,66 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
     rf_cfg_doc *doc = NULL;
     int rc = rf_daemon_config_load(path, &next.daemon, &doc, err);
     if (rc < 0)
-        return rc;
+        return rc; /* no document, or no engine section to place the others */
 
+    section_errors errs;
+    memset(&errs, 0, sizeof(errs));
+    rf_err e;
+#define SECTION(call)                                                                            \
+    do {                                                                                         \
+        rf_err_clear(&e);                                                                        \
+        int r_ = (call);                                                                         \
+        if (r_ < 0)                                                                              \
+            section_error(&errs, r_, &e);                                                        \
+    } while (0)
     /* engine.user / engine.group resolved on this host now: an unknown name
      * stops the daemon before it binds anything. */
     const rf_cfg_node *engine = rf_cfg_get(rf_cfg_root(doc), "engine");
-    rc = rf_privileges_resolve(engine, next.daemon.engine.user, next.daemon.engine.group,
-                               &next.privileges, err);
-    if (rc < 0) {
-        rf_cfg_free(doc);
-        return rc;
-    }
-
+    SECTION(rf_privileges_resolve(engine, next.daemon.engine.user, next.daemon.engine.group,
+                                  &next.privileges, &e));
     /* Each module's section parser runs here, on the same document. */
-    rc = rf_ops_config_parse(rf_cfg_root(doc), next.daemon.engine.run_dir, &next.stats, err);
-    if (rc < 0) {
-        rf_cfg_free(doc);
-        return rc;
-    }
-    rc = rf_ingest_settings_parse(rf_cfg_root(doc), &next.ingest, err);
-    if (rc < 0) {
-        rf_cfg_free(doc);
-        return rc;
-    }
-    rc = rf_dpdk_config_parse(rf_cfg_root(doc), &next.dpdk, err);
-    if (rc < 0) {
-        rf_cfg_free(doc);
-        return rc;
-    }
+    SECTION(rf_ops_config_parse(rf_cfg_root(doc), next.daemon.engine.run_dir, &next.stats, &e));
+    unsigned before = errs.n;
+    SECTION(rf_ingest_settings_parse(rf_cfg_root(doc), &next.ingest, &e));
+    const bool ingest_ok = errs.n == before;
+    before = errs.n;
+    SECTION(rf_dpdk_config_parse(rf_cfg_root(doc), &next.dpdk, &e));
     /* DPDK needs root for as long as it runs (hugepage files, VFIO/UIO
      * devices, PCI sysfs, its own threads), so the two cannot be combined;
      * refused here rather than at start so --check-config says so too. */
-    if (next.privileges.enabled && next.dpdk.enabled) {
-        rc = rf_cfg_fail(rf_cfg_get(engine, "user"), err,
-                         "cannot be combined with dpdk.enabled: true (DPDK needs root while it "
-                         "runs: hugepages, VFIO/UIO devices, PCI); leave engine.user empty or "
-                         "disable DPDK");
-        rf_cfg_free(doc);
-        return rc;
-    }
-    rc = rf_storage_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir, &next.storage,
-                                   err);
-    if (rc < 0) {
-        rf_cfg_free(doc);
-        return rc;
-    }
-    rc = rf_pipeline_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir, &next.pipeline,
-                                    err);
-    if (rc < 0) {
-        rf_cfg_free(doc);
-        return rc;
-    }
+    if (errs.n == before && next.privileges.enabled && next.dpdk.enabled)
+        SECTION(rf_cfg_fail(rf_cfg_get(engine, "user"), &e,
+                            "cannot be combined with dpdk.enabled: true (DPDK needs root while it "
+                            "runs: hugepages, VFIO/UIO devices, PCI); leave engine.user empty or "
+                            "disable DPDK"));
+    SECTION(rf_storage_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir, &next.storage,
+                                      &e));
+    SECTION(rf_pipeline_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir,
+                                       &next.pipeline, &e));
     /* Cross-section check: a listener may only name workers that exist. */
-    for (size_t i = 0; i < next.ingest.n_listeners; i++) {
+    for (size_t i = 0; ingest_ok && i < next.ingest.n_listeners; i++) {
         const rf_listener_config *l = &next.ingest.listeners[i];
-        if (next.daemon.engine.workers < 64 && (l->worker_mask >> next.daemon.engine.workers) != 0) {
-            rf_cfg_free(doc);
-            rf_settings_release(&next);
-            return rf_err_set(err, EINVAL,
-                              "%s: listeners: listener '%s' names a worker beyond engine.workers (%u)",
-                              next.source, l->name, next.daemon.engine.workers);
-        }
+        if (next.daemon.engine.workers < 64 && (l->worker_mask >> next.daemon.engine.workers) != 0)
+            SECTION(rf_err_set(&e, EINVAL,
+                               "%s: listeners: listener '%s' names a worker beyond engine.workers "
+                               "(%u)",
+                               next.source, l->name, next.daemon.engine.workers));
     }
-
-    rc = rf_cfg_check_unknown_keys(doc, err);
+    /* A section that failed did not read all its keys: the unknown-key
+     * check would name them too. It runs once every section is right. */
+    if (errs.n == 0)
+        SECTION(rf_cfg_check_unknown_keys(doc, &e));
     /* engine.memory_limit: against the worst case of everything above. */
-    if (rc == 0)
-        rc = rf_memory_budget_check(&next, engine, err);
+    if (errs.n == 0)
+        SECTION(rf_memory_budget_check(&next, engine, &e));
+#undef SECTION
     /* After the check: walking the tree marks keys as known. */
-    if (rc == 0)
+    if (errs.n == 0)
         fingerprint_sections(doc, &next);
     rf_cfg_free(doc);
-    if (rc < 0) {
+    if (errs.n) {
         rf_settings_release(&next);
-        return rc;
+        return section_errors_report(&errs, err);
     }
     *out = next;
     return 0;

@@ -76,6 +76,15 @@ static void test_check_config_errors(void **state)
     assert_int_equal(tproc_run((const char *[]){"--check-config", "sinks-only.yaml", NULL}, &p), 3);
     assert_non_null(strstr(tproc_read_file(p.err_path),
                            "sinks-only.yaml:2:10: pipeline.sinks: sinks are configured but no routes"));
+    /* Errors in several sections: every section is named in one run. */
+    tproc_write_file("three.yaml", "listeners:\n  - {transport: udp, protocol: influx_line, port: 70000}\n"
+                                   "storage:\n  durability: sometimes\n"
+                                   "pipeline:\n  sinks: [{name: x, type: count_only}]\n");
+    assert_int_equal(tproc_run((const char *[]){"--check-config", "three.yaml", NULL}, &p), 3);
+    const char *three = tproc_read_file(p.err_path);
+    if (!strstr(three, "three.yaml:2:") || !strstr(three, "(and 2 more: three.yaml:4:") ||
+        !strstr(three, "; three.yaml:6:10: pipeline.sinks"))
+        fail_msg("not every section named: %s", three);
     /* Routes alone use the default sinks (store, alerts). */
     tproc_write_file("routes-only.yaml",
                      "pipeline:\n  routes: [{subject: \"telemetry.>\", sinks: [store]}]\n");
