@@ -246,6 +246,22 @@ char *cu_query(const char *args)
     return cu_ringflow(full);
 }
 
+void cu_expect_csv_rows(const char *query_args, const char *row_prefix, long long t0_s, int step_s,
+                        const char *const *values, int n)
+{
+    char *out = cu_query(query_args);
+    int lines = cu_count_lines(out);
+    if (lines != 1 + n)
+        fail_msg("query %s: want the header and %d rows, got %d lines:\n%s", query_args, n, lines, out);
+    for (int i = 0; i < n; i++) {
+        char line[1024];
+        snprintf(line, sizeof(line), "%lld000000000,%s,%s", t0_s + (long long)i * step_s, row_prefix,
+                 values[i]);
+        cu_expect_line(out, line);
+    }
+    free(out);
+}
+
 int cu_count_line(const char *text, const char *line)
 {
     size_t len = strlen(line);

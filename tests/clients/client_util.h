@@ -81,6 +81,12 @@ int cu_wait_file_lines(const char *name, int lines, int timeout_ms);
 /* Waits up to 10 s for <tmp>/<name> to hold `events` lines; fails, with the
  * file and ringflowd's stderr, unless it then holds exactly that many. */
 void cu_wait_events(const proc *d, const char *name, int events);
+/* Runs cu_query(query_args) (a --format csv query) and fails unless it
+ * prints the header and exactly n rows, row i being
+ * "<t0_s + i * step_s>000000000,<row_prefix>,<values[i]>" with row_prefix
+ * "measurement,field,tags"; frees the output. */
+void cu_expect_csv_rows(const char *query_args, const char *row_prefix, long long t0_s, int step_s,
+                        const char *const *values, int n);
 
 /* JSON-lines sink output: the line whose "series" is exactly `series`
  * (exactly one such line, else the test fails); returns its "value" and

@@ -128,9 +128,9 @@ static void test_collectd_write_graphite(void **state)
     snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/load interval=1 %lld:0.5:1.25:-3e-05", t0);
     putval(fd, in, cmd);
     /* A DERIVE: collectd turns it into a per-second rate (StoreRates). */
-    static const int derive_vals[] = {1000, 1010, 1030};
+    static const char *derive_vals[] = {"1000", "1010", "1030"};
     for (int i = 0; i < 3; i++) {
-        snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/derive-requests interval=1 %lld:%d",
+        snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/derive-requests interval=1 %lld:%s",
                  t0 + 2 * i, derive_vals[i]);
         putval(fd, in, cmd);
     }
@@ -186,93 +186,48 @@ static void test_collectd_write_graphite(void **state)
     assert_non_null(strstr(log, "store_rejected=0"));
     assert_int_equal(cu_count_lines(tproc_read_dir_file("seen.jsonl")), want_events);
 
-    char line[512], *out;
     /* ---- plain ---- */
-    out = cu_query("'collectd." "rack1_node-7" ".app-web_1.gauge-temp_c' --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
-    for (int i = 0; i < 3; i++) {
-        snprintf(line, sizeof(line), "%lld000000000,collectd.rack1_node-7.app-web_1.gauge-temp_c,value,,%s",
-                 t0 + i, gauge_vals[i]);
-        cu_expect_line(out, line);
-    }
-    free(out);
+    cu_expect_csv_rows("'collectd.rack1_node-7.app-web_1.gauge-temp_c' --format csv",
+                       "collectd.rack1_node-7.app-web_1.gauge-temp_c,value,", t0, 1, gauge_vals, 3);
     static const char *ds[] = {"shortterm", "midterm", "longterm"};
     static const char *load_vals[] = {"0.5", "1.25", "-3e-05"};
+    char args[256], row[256];
     for (int i = 0; i < 3; i++) {
-        char args[256];
         snprintf(args, sizeof(args), "'collectd.rack1_node-7.app-web_1.load.%s' --format csv", ds[i]);
-        out = cu_query(args);
-        assert_int_equal(cu_count_lines(out), 2);
-        snprintf(line, sizeof(line), "%lld000000000,collectd.rack1_node-7.app-web_1.load.%s,value,,%s",
-                 t0, ds[i], load_vals[i]);
-        cu_expect_line(out, line);
-        free(out);
+        snprintf(row, sizeof(row), "collectd.rack1_node-7.app-web_1.load.%s,value,", ds[i]);
+        cu_expect_csv_rows(args, row, t0, 0, &load_vals[i], 1);
     }
     /* Rates: (1010-1000)/2 s and (1030-1010)/2 s; the first sample (nan) is
      * not stored. */
-    out = cu_query("'collectd.rack1_node-7.app-web_1.derive-requests' --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 2);
-    snprintf(line, sizeof(line), "%lld000000000,collectd.rack1_node-7.app-web_1.derive-requests,value,,5",
-             t0 + 2);
-    cu_expect_line(out, line);
-    snprintf(line, sizeof(line), "%lld000000000,collectd.rack1_node-7.app-web_1.derive-requests,value,,10",
-             t0 + 4);
-    cu_expect_line(out, line);
-    free(out);
+    static const char *rates[] = {"5", "10"};
+    cu_expect_csv_rows("'collectd.rack1_node-7.app-web_1.derive-requests' --format csv",
+                       "collectd.rack1_node-7.app-web_1.derive-requests,value,", t0 + 2, 2, rates, 2);
 
     /* ---- raw: separate instances, data source names, raw counter values ---- */
-    out = cu_query("'raw.rack1_node-7.app.web_1.gauge.temp_c.value' --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
-    for (int i = 0; i < 3; i++) {
-        snprintf(line, sizeof(line), "%lld000000000,raw.rack1_node-7.app.web_1.gauge.temp_c.value,value,,%s",
-                 t0 + i, gauge_vals[i]);
-        cu_expect_line(out, line);
-    }
-    free(out);
-    out = cu_query("'raw.rack1_node-7.app.web_1.load.midterm' --format csv");
-    snprintf(line, sizeof(line), "%lld000000000,raw.rack1_node-7.app.web_1.load.midterm,value,,1.25", t0);
-    cu_expect_line(out, line);
-    free(out);
-    out = cu_query("'raw.rack1_node-7.app.web_1.derive.requests.value' --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
-    for (int i = 0; i < 3; i++) {
-        snprintf(line, sizeof(line), "%lld000000000,raw.rack1_node-7.app.web_1.derive.requests.value,value,,%d",
-                 t0 + 2 * i, derive_vals[i]);
-        cu_expect_line(out, line);
-    }
-    free(out);
+    cu_expect_csv_rows("'raw.rack1_node-7.app.web_1.gauge.temp_c.value' --format csv",
+                       "raw.rack1_node-7.app.web_1.gauge.temp_c.value,value,", t0, 1, gauge_vals, 3);
+    cu_expect_csv_rows("'raw.rack1_node-7.app.web_1.load.midterm' --format csv",
+                       "raw.rack1_node-7.app.web_1.load.midterm,value,", t0, 0, &load_vals[1], 1);
+    cu_expect_csv_rows("'raw.rack1_node-7.app.web_1.derive.requests.value' --format csv",
+                       "raw.rack1_node-7.app.web_1.derive.requests.value,value,", t0, 2, derive_vals, 3);
 
     /* ---- tagged: Graphite 1.1 tags, the host keeps its dot ---- */
-    out = cu_query("tagged.app.gauge --where host=" HOST " --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
+    cu_expect_csv_rows("tagged.app.gauge --where host=" HOST " --format csv",
+                       "tagged.app.gauge,value,host=" HOST
+                       ";plugin=app;plugin_instance=web.1;type=gauge;type_instance=temp_c",
+                       t0, 1, gauge_vals, 3);
     for (int i = 0; i < 3; i++) {
-        snprintf(line, sizeof(line),
-                 "%lld000000000,tagged.app.gauge,value,host=" HOST
-                 ";plugin=app;plugin_instance=web.1;type=gauge;type_instance=temp_c,%s",
-                 t0 + i, gauge_vals[i]);
-        cu_expect_line(out, line);
-    }
-    free(out);
-    for (int i = 0; i < 3; i++) {
-        char args[256];
         snprintf(args, sizeof(args), "tagged.app.load.%s --where ds_name=%s --format csv", ds[i], ds[i]);
-        out = cu_query(args);
-        assert_int_equal(cu_count_lines(out), 2);
-        snprintf(line, sizeof(line),
-                 "%lld000000000,tagged.app.load.%s,value,ds_name=%s;host=" HOST
-                 ";plugin=app;plugin_instance=web.1;type=load,%s",
-                 t0, ds[i], ds[i], load_vals[i]);
-        cu_expect_line(out, line);
-        free(out);
+        snprintf(row, sizeof(row),
+                 "tagged.app.load.%s,value,ds_name=%s;host=" HOST
+                 ";plugin=app;plugin_instance=web.1;type=load",
+                 ds[i], ds[i]);
+        cu_expect_csv_rows(args, row, t0, 0, &load_vals[i], 1);
     }
-    out = cu_query("tagged.app.derive --where type_instance=requests --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 2);
-    snprintf(line, sizeof(line),
-             "%lld000000000,tagged.app.derive,value,host=" HOST
-             ";plugin=app;plugin_instance=web.1;type=derive;type_instance=requests,5",
-             t0 + 2);
-    cu_expect_line(out, line);
-    free(out);
+    cu_expect_csv_rows("tagged.app.derive --where type_instance=requests --format csv",
+                       "tagged.app.derive,value,host=" HOST
+                       ";plugin=app;plugin_instance=web.1;type=derive;type_instance=requests",
+                       t0 + 2, 2, rates, 2);
 }
 
 int main(void)

@@ -141,27 +141,15 @@ static void test_statsd_hotshots(void **state)
     free(seen);
 
     /* ---- the same points through the store ---- */
-    char *out = cu_query("hs.requests --format csv");
+    static const char *req_vals[] = {"1", "3", "-2"};
+    cu_expect_csv_rows("hs.requests --format csv",
+                       "hs.requests,count,env=prod;route=/pay;url=http://shop:8080/pay", t0, 1, req_vals, 3);
+    static const char *qd_vals[] = {"42", "8", "-15"};
+    cu_expect_csv_rows("hs.queue_depth --format csv", "hs.queue_depth,gauge,canary=;env=prod;shard=a",
+                       t0, 1, qd_vals, 3);
+    char *out = cu_query("hs.latency --format csv");
     assert_int_equal(cu_count_lines(out), 1 + 3);
     char line[512];
-    static const char *req_vals[] = {"1", "3", "-2"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(line, sizeof(line), "%lld000000000,hs.requests,count,env=prod;route=/pay;url=http://shop:8080/pay,%s",
-                 t0 + i, req_vals[i]);
-        cu_expect_line(out, line);
-    }
-    free(out);
-    out = cu_query("hs.queue_depth --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
-    static const char *qd_vals[] = {"42", "8", "-15"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(line, sizeof(line), "%lld000000000,hs.queue_depth,gauge,canary=;env=prod;shard=a,%s",
-                 t0 + i, qd_vals[i]);
-        cu_expect_line(out, line);
-    }
-    free(out);
-    out = cu_query("hs.latency --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
     snprintf(line, sizeof(line), "%lld000000000,hs.latency,timer,env=prod;route=/pay,12.5", t0 + 3);
     cu_expect_line(out, line);
     snprintf(line, sizeof(line), "%lld000000000,hs.latency,timer,env=prod;route=/pay,7", t0 + 3);
@@ -169,16 +157,12 @@ static void test_statsd_hotshots(void **state)
     snprintf(line, sizeof(line), "%lld000000000,hs.latency,timer,env=prod;route=/pay,100.25", t0 + 4);
     cu_expect_line(out, line);
     free(out);
-    out = cu_query("hs.payload_bytes --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 2);
-    snprintf(line, sizeof(line), "%lld000000000,hs.payload_bytes,histogram,env=prod,2048", t0 + 5);
-    cu_expect_line(out, line);
-    free(out);
-    out = cu_query("hs.render_ms --format csv");
-    assert_int_equal(cu_count_lines(out), 1 + 3);
-    snprintf(line, sizeof(line), "%lld000000000,hs.render_ms,distribution,env=prod;page=home,4.5", t0 + 6);
-    cu_expect_line(out, line);
-    free(out);
+    static const char *payload_vals[] = {"512", "2048"};
+    cu_expect_csv_rows("hs.payload_bytes --format csv", "hs.payload_bytes,histogram,env=prod",
+                       t0 + 5, 0, payload_vals, 2);
+    static const char *render_vals[] = {"3.5", "4.5", "10"};
+    cu_expect_csv_rows("hs.render_ms --format csv", "hs.render_ms,distribution,env=prod;page=home",
+                       t0 + 6, 0, render_vals, 3);
     out = cu_query("hs.users --format csv");
     assert_int_equal(cu_count_lines(out), 1 + 4);
     for (int i = 0; i < 3; i++) {
