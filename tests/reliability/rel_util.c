@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -160,6 +161,18 @@ uint64_t rel_log_sum(const char *log, const char *needle, const char *key)
     return sum;
 }
 
+uint64_t rel_sink_final_drops(const char *log, const char *sink)
+{
+    static const char *const reasons[] = {"queue_full", "disconnected", "unsupported", "oversize",
+                                          "io_error"};
+    char needle[128];
+    snprintf(needle, sizeof(needle), "sink %s final:", sink);
+    uint64_t drops = 0;
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        drops += rel_log_sum(log, needle, reasons[i]);
+    return drops;
+}
+
 static struct sockaddr_in loopback(int port)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -204,6 +217,22 @@ int rel_tcp_listen(int port, int rcvbuf)
         return -1;
     }
     return fd;
+}
+
+uint64_t rel_drain_peer(int lfd)
+{
+    fcntl(lfd, F_SETFL, O_NONBLOCK);
+    uint64_t lines = 0;
+    int c;
+    static char buf[1 << 16];
+    while ((c = accept(lfd, NULL, NULL)) >= 0) {
+        ssize_t k;
+        while ((k = read(c, buf, sizeof(buf))) > 0)
+            for (ssize_t i = 0; i < k; i++)
+                lines += buf[i] == '\n';
+        close(c);
+    }
+    return lines;
 }
 
 bool rel_send_all(int fd, const void *buf, size_t len)

@@ -40,6 +40,10 @@ rf_json *rel_show_settled(int timeout_ms);
 
 /* Sum of `key=N` over the log lines that contain `needle` (after it). */
 uint64_t rel_log_sum(const char *log, const char *needle, const char *key);
+/* Events sink `sink` dropped, by every reason its shutdown summary ("sink
+ * NAME final:") counts: queue_full, disconnected, unsupported, oversize,
+ * io_error. */
+uint64_t rel_sink_final_drops(const char *log, const char *sink);
 
 /* A connected UDP socket to 127.0.0.1:port (blocking). */
 int rel_udp_to(int port);
@@ -48,6 +52,10 @@ int rel_tcp_to(int port);
 /* A TCP listener on 127.0.0.1:port with a small receive buffer (rcvbuf bytes,
  * 0 = default); -1 on failure. */
 int rel_tcp_listen(int port, int rcvbuf);
+/* Accepts every connection pending on listener lfd (made non-blocking; the
+ * daemon has exited, so each ends in EOF) and counts the complete lines
+ * received. lfd stays open. */
+uint64_t rel_drain_peer(int lfd);
 /* Sends all of buf on the socket fd (no SIGPIPE); false when a send failed. */
 bool rel_send_all(int fd, const void *buf, size_t len);
 /* GET path from 127.0.0.1:port: the HTTP status code (-1: no answer), the

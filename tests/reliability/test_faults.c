@@ -436,22 +436,8 @@ static void test_forwarder_refused_then_back(void **state)
     assert_int_equal(tproc_wait_exit(&d, 30000), 0);
     const char *log = tproc_read_file(d.err_path);
     const uint64_t lines_out = rel_log_sum(log, "sink fwd final:", "lines_out");
-    const uint64_t drops = rel_log_sum(log, "sink fwd final:", "queue_full") +
-                           rel_log_sum(log, "sink fwd final:", "disconnected") +
-                           rel_log_sum(log, "sink fwd final:", "unsupported") +
-                           rel_log_sum(log, "sink fwd final:", "oversize") +
-                           rel_log_sum(log, "sink fwd final:", "io_error");
-    fcntl(lfd, F_SETFL, O_NONBLOCK);
-    uint64_t peer_lines = 0;
-    static char buf[1 << 16];
-    int c;
-    while ((c = accept(lfd, NULL, NULL)) >= 0) {
-        ssize_t k;
-        while ((k = read(c, buf, sizeof(buf))) > 0)
-            for (ssize_t i = 0; i < k; i++)
-                peer_lines += buf[i] == '\n';
-        close(c);
-    }
+    const uint64_t drops = rel_sink_final_drops(log, "fwd");
+    const uint64_t peer_lines = rel_drain_peer(lfd);
     close(lfd);
     fprintf(stderr, "sent=%lu lines_out=%lu drops=%lu peer_lines=%lu\n", sent, lines_out, drops,
             peer_lines);

@@ -80,24 +80,6 @@ static void send_stream(int port, sent_by_kind *s)
         close(fds[k]);
 }
 
-/* Accepts every pending connection on lfd (the daemon has exited: each ends
- * in EOF) and counts the complete lines received. */
-static uint64_t drain_peer(int lfd)
-{
-    fcntl(lfd, F_SETFL, O_NONBLOCK);
-    uint64_t lines = 0;
-    int c;
-    static char buf[1 << 16];
-    while ((c = accept(lfd, NULL, NULL)) >= 0) {
-        ssize_t k;
-        while ((k = read(c, buf, sizeof(buf))) > 0)
-            for (ssize_t i = 0; i < k; i++)
-                lines += buf[i] == '\n';
-        close(c);
-    }
-    return lines;
-}
-
 static void test_loss_reconciles(void **state)
 {
     (void)state;
@@ -190,15 +172,11 @@ static void test_loss_reconciles(void **state)
     /* (the sink summary lines carry no to_store key) */
     assert_int_equal(rel_log_sum(log, "component=pipeline msg=\"worker-", "to_store"), to_store);
     const uint64_t fwd_lines_out = rel_log_sum(log, "sink fwd final:", "lines_out");
-    const uint64_t fwd_drops = rel_log_sum(log, "sink fwd final:", "queue_full") +
-                               rel_log_sum(log, "sink fwd final:", "disconnected") +
-                               rel_log_sum(log, "sink fwd final:", "unsupported") +
-                               rel_log_sum(log, "sink fwd final:", "oversize") +
-                               rel_log_sum(log, "sink fwd final:", "io_error");
+    const uint64_t fwd_drops = rel_sink_final_drops(log, "fwd");
 
     /* What is in the store, read back from disk. */
     const uint64_t stored = rel_store_count("m");
-    const uint64_t peer_lines = drain_peer(lfd);
+    const uint64_t peer_lines = rel_drain_peer(lfd);
     close(lfd);
     fprintf(stderr, "stored=%lu fwd: routed=%lu lines_out=%lu drops=%lu peer_lines=%lu\n",
             stored, to_store + store_rej, fwd_lines_out, fwd_drops, peer_lines);
@@ -277,12 +255,8 @@ static void test_stalled_forwarder_reconciles(void **state)
     assert_int_equal(tproc_wait_exit(&d, 30000), 0);
     const char *log = tproc_read_file(d.err_path);
     const uint64_t lines_out = rel_log_sum(log, "sink fwd final:", "lines_out");
-    const uint64_t drops = rel_log_sum(log, "sink fwd final:", "queue_full") +
-                           rel_log_sum(log, "sink fwd final:", "disconnected") +
-                           rel_log_sum(log, "sink fwd final:", "unsupported") +
-                           rel_log_sum(log, "sink fwd final:", "oversize") +
-                           rel_log_sum(log, "sink fwd final:", "io_error");
-    const uint64_t peer_lines = drain_peer(lfd);
+    const uint64_t drops = rel_sink_final_drops(log, "fwd");
+    const uint64_t peer_lines = rel_drain_peer(lfd);
     close(lfd);
     fprintf(stderr, "sent=%lu processed=%lu fwd lines_out=%lu drops=%lu peer_lines=%lu\n", sent,
             processed, lines_out, drops, peer_lines);
