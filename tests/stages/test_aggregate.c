@@ -197,8 +197,11 @@ static void test_functions_reference(void **state)
     fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx_start(&fx);
     uint64_t id = def(fx.t, "temp,room=a celsius");
+    /* room b spreads over five decades: there 1 % tells one quantile from
+     * another (room a's spread, +-100 around 1e6, is inside the sketch's 1 %) */
+    uint64_t id_b = def(fx.t, "temp,room=b celsius");
     enum { W = 6, PER = 5000 };
-    static double vals[W][PER];
+    static double vals[W][PER], vals_b[W][PER];
     double prev = NAN;
     for (int w = 0; w < W; w++) {
         double ref_inc = 0;
@@ -213,6 +216,8 @@ static void test_functions_reference(void **state)
             prev = v;
             int64_t t = T0 + w * 10 * S + (int64_t)i * (10 * S / PER);
             push(fx.a, id, t, v, RF_KIND_GAUGE);
+            vals_b[w][i] = exp(uni() * 12); /* 1 .. 1.6e5 */
+            push(fx.a, id_b, t, vals_b[w][i], RF_KIND_GAUGE);
         }
         (void)ref_inc;
     }
@@ -251,12 +256,22 @@ static void test_functions_reference(void **state)
                      vals[w][(size_t)(0.9 * (PER - 1))], 0.01, "p90");
         expect_close(val(&fx.out, "temp,room=a celsius:p99", ws),
                      vals[w][(size_t)(0.99 * (PER - 1))], 0.01, "p99");
+        qsort(vals_b[w], PER, sizeof(double), stage_test_cmp_double);
+        static const struct {
+            const char *series;
+            double q;
+        } qs[] = {{"temp,room=b celsius:p50", 0.5},
+                  {"temp,room=b celsius:p90", 0.9},
+                  {"temp,room=b celsius:p99", 0.99}};
+        for (size_t k = 0; k < 3; k++)
+            expect_close(val(&fx.out, qs[k].series, ws), vals_b[w][(size_t)(qs[k].q * (PER - 1))],
+                         0.011, qs[k].series); /* alpha 1 %, and a neighbouring rank */
     }
     rf_agg_stats st;
     rf_aggregator_stats_read(fx.a, &st);
-    assert_int_equal(st.windows_emitted, W);
-    assert_int_equal(st.aggregates, W * 13);
-    assert_int_equal(st.series_defs, 13); /* once per aggregate series */
+    assert_int_equal(st.windows_emitted, 2 * W);
+    assert_int_equal(st.aggregates, 2 * W * 13);
+    assert_int_equal(st.series_defs, 2 * 13); /* once per aggregate series */
     assert_int_equal(st.late_dropped + st.late_applied, 0);
     fx_end(&fx);
 }
