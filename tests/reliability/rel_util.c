@@ -1,5 +1,7 @@
 #include "tests/reliability/rel_util.h"
 
+#include "core/clock/clock.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -373,4 +376,136 @@ int64_t rel_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void lat_add(rel_lat_set *s, int64_t x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1024;
+        s->v = realloc(s->v, s->cap * sizeof(*s->v));
+    }
+    s->v[s->n++] = x;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+double rel_pct_ms(rel_lat_set *s, double q)
+{
+    if (!s->n)
+        return 0;
+    qsort(s->v, s->n, sizeof(*s->v), cmp_i64);
+    size_t i = (size_t)(q * (double)(s->n - 1));
+    return (double)s->v[i] / 1e6;
+}
+
+rel_probe_rx *rel_probe_rx_open(int port, int n_probes)
+{
+    rel_probe_rx *rx = calloc(1, sizeof(*rx));
+    rx->n_probes = n_probes;
+    rx->seen = calloc((size_t)n_probes, 1);
+    rx->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const char *failed = NULL;
+    int big = 16 << 20, one = 1;
+    struct sockaddr_in sa = loopback(port);
+    if (rx->fd < 0) {
+        failed = "socket";
+    } else {
+        /* Best effort: past net.core.rmem_max only with CAP_NET_ADMIN. */
+        (void)setsockopt(rx->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+        if (setsockopt(rx->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0)
+            failed = "SO_TIMESTAMPNS";
+        else if (bind(rx->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            failed = "bind";
+    }
+    if (failed) {
+        fprintf(stderr, "probe receiver on port %d: %s: %s\n", port, failed, strerror(errno));
+        rel_probe_rx_free(rx);
+        return NULL;
+    }
+    return rx;
+}
+
+void rel_probe_rx_drain(rel_probe_rx *rx)
+{
+    char buf[65536];
+    char ctrl[CMSG_SPACE(sizeof(struct timespec))];
+    for (;;) {
+        struct iovec iov = {buf, sizeof(buf) - 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
+                            .msg_controllen = sizeof(ctrl)};
+        ssize_t n = recvmsg(rx->fd, &mh, MSG_DONTWAIT);
+        if (n <= 0)
+            return;
+        /* The kernel's receipt of the sink's datagram, not this thread's
+         * (which competes for the two CPUs with the storm): taken to
+         * CLOCK_MONOTONIC, the clock the probes carry. */
+        int64_t now = rf_clock_mono_ns();
+        const int64_t wall = rf_clock_wall_ns();
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+                now -= wall - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+            }
+        buf[n] = '\0';
+        for (char *line = buf, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            const bool crit = strncmp(line, "rf_probe,lane=crit ", 19) == 0;
+            const char *sent = strstr(line, " sent_mono_ns=");
+            const char *seq = strstr(line, " seq=");
+            if (sent) {
+                int64_t t = strtoll(sent + 14, NULL, 10);
+                lat_add(crit ? &rx->crit : &rx->routine, now - t);
+            } else if (crit && seq) {
+                long k = strtol(seq + 5, NULL, 10);
+                if (k >= 0 && k < rx->n_probes) {
+                    rx->dup += rx->seen[k];
+                    rx->seen[k] = 1;
+                }
+            }
+        }
+    }
+}
+
+void rel_probe_rx_drain_for(rel_probe_rx *rx, int ms)
+{
+    for (int t = 0; t < ms; t += 10) {
+        rel_probe_rx_drain(rx);
+        struct timespec step = {0, 10 * 1000 * 1000};
+        nanosleep(&step, NULL);
+    }
+}
+
+uint32_t rel_probe_rx_seen(const rel_probe_rx *rx)
+{
+    uint32_t seen = 0;
+    for (int i = 0; i < rx->n_probes; i++)
+        seen += rx->seen[i];
+    return seen;
+}
+
+void rel_probe_rx_free(rel_probe_rx *rx)
+{
+    if (!rx)
+        return;
+    if (rx->fd >= 0)
+        close(rx->fd);
+    free(rx->crit.v);
+    free(rx->routine.v);
+    free(rx->seen);
+    free(rx);
+}
+
+bool rel_probe_send(int fd, int seq)
+{
+    char line[160];
+    int len = snprintf(line, sizeof(line), "rf_probe,lane=crit seq=%di,sent_mono_ns=%lldi\n", seq,
+                       (long long)rf_clock_mono_ns());
+    return send(fd, line, (size_t)len, 0) == len;
 }

@@ -82,4 +82,44 @@ uint64_t rel_softnet_drops(void);
 /* Current wall clock in ns. */
 int64_t rel_now_ns(void);
 
+/* ---- critical-lane probes (test_critical, test_long) ---------------------- */
+
+/* Latencies in ns, grown as they come. */
+typedef struct rel_lat_set {
+    int64_t *v;
+    size_t n, cap;
+} rel_lat_set;
+/* The q quantile (0..1) of s in ms, 0 when s is empty (sorts s). */
+double rel_pct_ms(rel_lat_set *s, double q);
+
+/* The receiving end of an lp_udp probe sink. The sink sends one line per
+ * field:
+ *   rf_probe,lane=crit seq=<n>i <t>       rf_probe,lane=crit sent_mono_ns=<v>i <t>
+ *   rf_probe,gen=ringflow-load sent_mono_ns=<v>i <t>  (the routine stream's probes)
+ * The critical seq lines mark seen[] (dup counts the repeats); every
+ * sent_mono_ns line adds its latency (the kernel's receipt here minus the
+ * send time, both CLOCK_MONOTONIC) to crit or routine. */
+typedef struct rel_probe_rx {
+    int fd;
+    int n_probes;  /* seq 0 .. n_probes-1 are tracked */
+    uint8_t *seen; /* seen[seq]: that probe's seq line came back */
+    uint32_t dup;  /* seq lines that came back again */
+    rel_lat_set crit, routine;
+} rel_probe_rx;
+/* A receiver bound to 127.0.0.1:port, kernel receive timestamps on, for
+ * n_probes critical probes; NULL (the reason on stderr) when the socket
+ * cannot be set up. */
+rel_probe_rx *rel_probe_rx_open(int port, int n_probes);
+/* Reads every datagram waiting, without blocking. */
+void rel_probe_rx_drain(rel_probe_rx *rx);
+/* Drains every 10 ms for ms milliseconds: what is still on its way. */
+void rel_probe_rx_drain_for(rel_probe_rx *rx, int ms);
+/* How many distinct critical probes came back. */
+uint32_t rel_probe_rx_seen(const rel_probe_rx *rx);
+/* Closes the socket and frees rx. */
+void rel_probe_rx_free(rel_probe_rx *rx);
+/* Sends critical probe seq (one datagram: its seq and CLOCK_MONOTONIC send
+ * time) on the connected UDP socket fd; false when not sent whole. */
+bool rel_probe_send(int fd, int seq);
+
 #endif

@@ -38,91 +38,6 @@
 
 #define CRIT_PROBES 4000 /* at 1 per ms: 4 s of the storm */
 
-typedef struct lat_set {
-    int64_t *v;
-    size_t n, cap;
-} lat_set;
-
-static void lat_add(lat_set *s, int64_t x)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->v = realloc(s->v, s->cap * sizeof(*s->v));
-    }
-    s->v[s->n++] = x;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct_ms(lat_set *s, double q)
-{
-    if (!s->n)
-        return 0;
-    qsort(s->v, s->n, sizeof(*s->v), cmp_i64);
-    size_t i = (size_t)(q * (double)(s->n - 1));
-    return (double)s->v[i] / 1e6;
-}
-
-typedef struct probe_rx {
-    int fd;
-    lat_set crit, routine;
-    uint8_t seen[CRIT_PROBES];
-    uint32_t dup, crit_seq_lines;
-} probe_rx;
-
-/* Reads whatever the sink sent: one line per field,
- *   rf_probe,lane=crit seq=<n>i <t>           rf_probe,lane=crit sent_mono_ns=<v>i <t>
- *   rf_probe,gen=ringflow-load sent_mono_ns=<v>i <t>   (the routine stream's probes) */
-static void rx_drain(probe_rx *rx)
-{
-    char buf[65536];
-    char ctrl[CMSG_SPACE(sizeof(struct timespec))];
-    for (;;) {
-        struct iovec iov = {buf, sizeof(buf) - 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
-                            .msg_controllen = sizeof(ctrl)};
-        ssize_t n = recvmsg(rx->fd, &mh, MSG_DONTWAIT);
-        if (n <= 0)
-            return;
-        /* The kernel's receipt of the sink's datagram, not this thread's
-         * (which competes for the two CPUs with the storm): taken to
-         * CLOCK_MONOTONIC, the clock the probes carry. */
-        int64_t now = rf_clock_mono_ns();
-        const int64_t wall = rf_clock_wall_ns();
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
-                struct timespec ts;
-                memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
-                now -= wall - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-            }
-        buf[n] = '\0';
-        for (char *line = buf, *next; line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            const bool crit = strncmp(line, "rf_probe,lane=crit ", 19) == 0;
-            const char *sent = strstr(line, " sent_mono_ns=");
-            const char *seq = strstr(line, " seq=");
-            if (sent) {
-                int64_t t = strtoll(sent + 14, NULL, 10);
-                lat_add(crit ? &rx->crit : &rx->routine, now - t);
-            } else if (crit && seq) {
-                long k = strtol(seq + 5, NULL, 10);
-                rx->crit_seq_lines++;
-                if (k >= 0 && k < CRIT_PROBES) {
-                    if (rx->seen[k])
-                        rx->dup++;
-                    rx->seen[k] = 1;
-                }
-            }
-        }
-    }
-}
-
 static void test_critical_lane_under_overload(void **state)
 {
     (void)state;
@@ -130,16 +45,8 @@ static void test_critical_lane_under_overload(void **state)
     const int port = tproc_port_base();
     const int std_port = port, crit_port = port + 1, sink_port = port + 2;
 
-    probe_rx *rx = calloc(1, sizeof(*rx));
-    rx->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(rx->fd >= 0);
-    int big = 16 << 20;
-    setsockopt(rx->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-    int one = 1;
-    assert_int_equal(setsockopt(rx->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sink_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(rx->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    rel_probe_rx *rx = rel_probe_rx_open(sink_port, CRIT_PROBES);
+    assert_non_null(rx);
 
     char cfg[2048];
     snprintf(cfg, sizeof(cfg),
@@ -173,40 +80,31 @@ static void test_critical_lane_under_overload(void **state)
 
     int fd = rel_udp_to(crit_port);
     for (int i = 0; i < CRIT_PROBES; i++) {
-        char line[160];
-        int len = snprintf(line, sizeof(line), "rf_probe,lane=crit seq=%di,sent_mono_ns=%lldi\n",
-                           i, (long long)rf_clock_mono_ns());
-        assert_int_equal(send(fd, line, (size_t)len, 0), len);
-        rx_drain(rx);
+        assert_true(rel_probe_send(fd, i));
+        rel_probe_rx_drain(rx);
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
     close(fd);
     /* The storm ends; what is still on its way comes back. */
-    for (int i = 0; i < 400; i++) {
-        rx_drain(rx);
-        struct timespec ms = {0, 10 * 1000 * 1000};
-        nanosleep(&ms, NULL);
-    }
+    rel_probe_rx_drain_for(rx, 4000);
     rf_json *st = rel_show_settled(20000);
     assert_non_null(st);
-    rx_drain(rx);
+    rel_probe_rx_drain(rx);
 
     const uint64_t std_drops = rel_sum_where(st, "listeners", "kernel_drops", "listener", "routine");
     const uint64_t crit_drops = rel_sum_where(st, "listeners", "kernel_drops", "listener", "alarms");
     const uint64_t crit_events = rel_sum(st, "workers", "critical");
-    uint32_t seen = 0;
-    for (int i = 0; i < CRIT_PROBES; i++)
-        seen += rx->seen[i];
+    const uint32_t seen = rel_probe_rx_seen(rx);
     fprintf(stderr,
             "critical lane: %u/%d probes back (%u duplicates), routine kernel drops %lu, critical "
             "kernel drops %lu, critical events %lu\n"
             "  critical probes: p50 %.3f ms, p99 %.3f ms, max %.3f ms (%zu)\n"
             "  routine probes:  p50 %.3f ms, p99 %.3f ms, max %.3f ms (%zu)\n",
             seen, CRIT_PROBES, rx->dup, std_drops, crit_drops, crit_events,
-            pct_ms(&rx->crit, 0.5), pct_ms(&rx->crit, 0.99), pct_ms(&rx->crit, 1.0), rx->crit.n,
-            pct_ms(&rx->routine, 0.5), pct_ms(&rx->routine, 0.99), pct_ms(&rx->routine, 1.0),
-            rx->routine.n);
+            rel_pct_ms(&rx->crit, 0.5), rel_pct_ms(&rx->crit, 0.99), rel_pct_ms(&rx->crit, 1.0),
+            rx->crit.n, rel_pct_ms(&rx->routine, 0.5), rel_pct_ms(&rx->routine, 0.99),
+            rel_pct_ms(&rx->routine, 1.0), rx->routine.n);
     rf_json_free(st);
 
     assert_true(std_drops > 0);       /* it really was a storm */
@@ -220,14 +118,11 @@ static void test_critical_lane_under_overload(void **state)
      * the test and two pinned workers share two cores, and a worker off its
      * CPU delays both lanes alike); the median is where queueing shows.
      * Measured: 4x to 40x; without the lane, level (1.0x). */
-    assert_true(pct_ms(&rx->crit, 0.5) * 2 < pct_ms(&rx->routine, 0.5));
+    assert_true(rel_pct_ms(&rx->crit, 0.5) * 2 < rel_pct_ms(&rx->routine, 0.5));
 
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 60000), 0);
-    close(rx->fd);
-    free(rx->crit.v);
-    free(rx->routine.v);
-    free(rx);
+    rel_probe_rx_free(rx);
 }
 
 int main(void)

@@ -141,84 +141,6 @@ static void test_overload_minute(void **state)
 #define X2_PROBE_EVERY_US 2000
 #define X2_PROBES (X2_SECONDS * 1000000 / X2_PROBE_EVERY_US)
 
-typedef struct lat_set {
-    int64_t *v;
-    size_t n, cap;
-} lat_set;
-
-static void lat_add(lat_set *s, int64_t x)
-{
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->v = realloc(s->v, s->cap * sizeof(*s->v));
-    }
-    s->v[s->n++] = x;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct_ms(lat_set *s, double q)
-{
-    if (!s->n)
-        return 0;
-    qsort(s->v, s->n, sizeof(*s->v), cmp_i64);
-    return (double)s->v[(size_t)(q * (double)(s->n - 1))] / 1e6;
-}
-
-typedef struct probe_rx {
-    int fd;
-    lat_set crit, routine;
-    uint8_t *seen;
-    uint32_t dup;
-} probe_rx;
-
-/* What the probe sink sent back (as in test_critical.c): the critical
- * probes' seq and send time, the routine stream's probes' send time; the
- * latency is the kernel's receipt here minus the send time, one clock. */
-static void rx_drain(probe_rx *rx)
-{
-    char buf[65536];
-    char ctrl[CMSG_SPACE(sizeof(struct timespec))];
-    for (;;) {
-        struct iovec iov = {buf, sizeof(buf) - 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
-                            .msg_controllen = sizeof(ctrl)};
-        ssize_t n = recvmsg(rx->fd, &mh, MSG_DONTWAIT);
-        if (n <= 0)
-            return;
-        int64_t now = rf_clock_mono_ns();
-        const int64_t wall = rf_clock_wall_ns();
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
-                struct timespec ts;
-                memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
-                now -= wall - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
-            }
-        buf[n] = '\0';
-        for (char *line = buf, *next; line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = '\0';
-            const bool crit = strncmp(line, "rf_probe,lane=crit ", 19) == 0;
-            const char *sent = strstr(line, " sent_mono_ns=");
-            const char *seq = strstr(line, " seq=");
-            if (sent) {
-                lat_add(crit ? &rx->crit : &rx->routine, now - strtoll(sent + 14, NULL, 10));
-            } else if (crit && seq) {
-                long k = strtol(seq + 5, NULL, 10);
-                if (k >= 0 && k < X2_PROBES) {
-                    rx->dup += rx->seen[k];
-                    rx->seen[k] = 1;
-                }
-            }
-        }
-    }
-}
-
 /* Every loss counter of the routine path (the critical listener has its own
  * check), and the events processed. */
 static uint64_t loss_of(const rf_json *st)
@@ -286,16 +208,8 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     tproc_dir_init("rf-rel-x2");
     const int port = tproc_port_base();
     const int crit_port = port + 1, sink_port = port + 2, prom_port = port + 3;
-    probe_rx *rx = calloc(1, sizeof(*rx));
-    rx->seen = calloc(X2_PROBES, 1);
-    rx->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    assert_true(rx->fd >= 0);
-    int big = 16 << 20, one = 1;
-    setsockopt(rx->fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-    assert_int_equal(setsockopt(rx->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sink_port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(rx->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    rel_probe_rx *rx = rel_probe_rx_open(sink_port, X2_PROBES);
+    assert_non_null(rx);
 
     /* 1. The sustainable rate on this machine, with this configuration: a
      * ramp, 4 s a step; the highest rate whose every event was processed
@@ -369,11 +283,8 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     const int64_t t0 = rf_clock_mono_ns();
     int64_t next_sample = t0 + RF_NS_PER_S;
     for (int i = 0; i < X2_PROBES; i++) {
-        char line[160];
-        int len = snprintf(line, sizeof(line), "rf_probe,lane=crit seq=%di,sent_mono_ns=%lldi\n",
-                           i, (long long)rf_clock_mono_ns());
-        assert_int_equal(send(fd, line, (size_t)len, 0), len);
-        rx_drain(rx);
+        assert_true(rel_probe_send(fd, i));
+        rel_probe_rx_drain(rx);
         const int64_t now = rf_clock_mono_ns();
         if (now >= next_sample) {
             next_sample += RF_NS_PER_S;
@@ -400,14 +311,10 @@ static void test_twice_sustainable_under_memory_limit(void **state)
         }
     }
     close(fd);
-    for (int i = 0; i < 500; i++) { /* what is still on its way comes back */
-        rx_drain(rx);
-        struct timespec ms = {0, 10 * 1000 * 1000};
-        nanosleep(&ms, NULL);
-    }
+    rel_probe_rx_drain_for(rx, 5000); /* what is still on its way comes back */
     rf_json *st = rel_show_settled(20000);
     assert_non_null(st);
-    rx_drain(rx);
+    rel_probe_rx_drain(rx);
     char *lj = rel_sh("cat x2-load.json", NULL);
     const char *ev = lj ? strstr(lj, "\"events_per_s\":") : NULL;
     const double achieved = ev ? strtod(ev + 15, NULL) : 0;
@@ -419,9 +326,7 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     const uint64_t rss_peak = rel_obj(st, "info", "rss_peak_bytes");
     const uint64_t cut_by_mem = rel_sum(st, "storage_shards", "blocks_cut_by_memory");
     rf_json_free(st);
-    uint32_t seen = 0;
-    for (int i = 0; i < X2_PROBES; i++)
-        seen += rx->seen[i];
+    const uint32_t seen = rel_probe_rx_seen(rx);
     const int final_health = health_code(prom_port);
     fprintf(stderr,
             "2x: sustainable %.0f events/s, offered %.0f (generator achieved %.0f) for %d s: "
@@ -436,9 +341,10 @@ static void test_twice_sustainable_under_memory_limit(void **state)
             (unsigned long)lost, (unsigned long)(limit >> 20), (unsigned long)worst, rss0, rss_max,
             (unsigned long)(rss_peak >> 10), (unsigned long)over_s, healthy, healthy + unhealthy,
             final_health, (unsigned long)cut_by_mem, seen, X2_PROBES, rx->dup,
-            (unsigned long)crit_drops, pct_ms(&rx->crit, 0.5), pct_ms(&rx->crit, 0.99),
-            pct_ms(&rx->crit, 1.0), pct_ms(&rx->routine, 0.5), pct_ms(&rx->routine, 0.99),
-            pct_ms(&rx->routine, 1.0), rx->routine.n);
+            (unsigned long)crit_drops, rel_pct_ms(&rx->crit, 0.5),
+            rel_pct_ms(&rx->crit, 0.99), rel_pct_ms(&rx->crit, 1.0),
+            rel_pct_ms(&rx->routine, 0.5), rel_pct_ms(&rx->routine, 0.99),
+            rel_pct_ms(&rx->routine, 1.0), rx->routine.n);
     /* Memory: under the configured limit all along. */
     assert_true((uint64_t)rss_max * 1024 <= limit);
     assert_true(rss_peak <= limit);
@@ -454,7 +360,7 @@ static void test_twice_sustainable_under_memory_limit(void **state)
      * the run: the critical lane's p99 below the routine probes'. */
     assert_true(lost > 0);
     assert_true(rx->routine.n > 10);
-    assert_true(pct_ms(&rx->crit, 0.99) < pct_ms(&rx->routine, 0.99));
+    assert_true(rel_pct_ms(&rx->crit, 0.99) < rel_pct_ms(&rx->routine, 0.99));
 
     /* 3. The load falls back: a gentle stream arrives without a loss. */
     st = rel_show_settled(10000);
@@ -477,11 +383,7 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     rf_json_free(st);
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 60000), 0);
-    close(rx->fd);
-    free(rx->crit.v);
-    free(rx->routine.v);
-    free(rx->seen);
-    free(rx);
+    rel_probe_rx_free(rx);
 }
 
 int main(void)
