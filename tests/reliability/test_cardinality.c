@@ -25,6 +25,51 @@
 #define KEEP 20
 #define STORM 2000
 #define ROUNDS 50
+#define GROW_PER_ROUND 2
+
+typedef struct storm_counts {
+    uint64_t good, storm, grow;
+} storm_counts;
+
+/* Starts ringflowd on cfg (as card.yaml) and sends, over one TCP connection
+ * to port, the KEEP established series (then a pause, so that they are
+ * defined) and ROUNDS rounds of: every established series again, STORM /
+ * ROUNDS * 2 storm series (2,000 new series, each sent twice) and, with
+ * grow, GROW_PER_ROUND new series of "growing" a round (its earlier ones
+ * keep sending). What was sent of each. */
+static storm_counts run_storm(proc *d, const char *cfg, int port, bool grow)
+{
+    tproc_write_file("card.yaml", cfg);
+    rel_start(d, (const char *[]){"--config", "card.yaml", NULL});
+    assert_true(tproc_wait_log(d, "msg=\"running:", 10000));
+    int fd = rel_tcp_to(port);
+    assert_true(fd >= 0);
+
+    const int64_t t0 = rel_now_ns() - 600 * 1000000000LL;
+    static char buf[1 << 20];
+    size_t len = 0;
+    for (int s = 0; s < KEEP; s++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=0i %lld\n", s,
+                                (long long)t0);
+    assert_true(rel_send_all(fd, buf, len));
+    usleep(300 * 1000);
+    storm_counts sent = {.good = KEEP};
+    for (int r = 1; r <= ROUNDS; r++) {
+        len = 0;
+        for (int s = 0; s < KEEP; s++, sent.good++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n",
+                                    s, r, (long long)(t0 + r));
+        for (int s = 0; s < STORM / ROUNDS * 2; s++, sent.storm++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "storm,id=%d v=1i %lld\n",
+                                    (r * STORM / ROUNDS + s) % STORM, (long long)(t0 + r));
+        for (int g = 0; grow && g < r * GROW_PER_ROUND; g++, sent.grow++)
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "growing,g=%d v=%di %lld\n",
+                                    g, r, (long long)(t0 + r));
+        assert_true(rel_send_all(fd, buf, len));
+    }
+    close(fd);
+    return sent;
+}
 
 static void test_cardinality_limit(void **state)
 {
@@ -44,35 +89,10 @@ static void test_cardinality_limit(void **state)
              "pipeline:\n"
              "  max_series: %d\n",
              port, MAX_SERIES);
-    tproc_write_file("card.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "card.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-    int fd = rel_tcp_to(port);
-    assert_true(fd >= 0);
-
-    const int64_t t0 = rel_now_ns() - 600 * 1000000000LL;
-    static char buf[1 << 20];
-    size_t len = 0;
-    /* The established series first, and let them be defined. */
-    for (int s = 0; s < KEEP; s++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n", s,
-                                0, (long long)t0);
-    assert_true(rel_send_all(fd, buf, len));
-    usleep(300 * 1000);
     /* The storm, interleaved with the established series. */
-    uint64_t good_sent = KEEP, storm_sent = 0;
-    for (int r = 1; r <= ROUNDS; r++) {
-        len = 0;
-        for (int s = 0; s < KEEP; s++, good_sent++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n",
-                                    s, r, (long long)(t0 + r));
-        for (int s = 0; s < STORM / ROUNDS * 2; s++, storm_sent++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "storm,id=%d v=1i %lld\n",
-                                    (r * STORM / ROUNDS + s) % STORM, (long long)(t0 + r));
-        assert_true(rel_send_all(fd, buf, len));
-    }
-    close(fd);
+    const storm_counts sent = run_storm(&d, cfg, port, false);
+    const uint64_t good_sent = sent.good, storm_sent = sent.storm;
 
     rf_json *st = rel_show_settled(15000);
     assert_non_null(st);
@@ -119,7 +139,6 @@ static void test_cardinality_limit(void **state)
 
 #define MAXM 30     /* max_series_per_measurement, per worker */
 #define GROW_MAX 200 /* the override for "growing", per worker */
-#define GROW_PER_ROUND 2
 
 /* The row of measurement m in `show series top 100 json`'s table. */
 static const rf_json *meas_row(const rf_json *doc, const char *m)
@@ -177,39 +196,11 @@ static void test_cardinality_per_measurement(void **state)
              "  cardinality_overrides:\n"
              "    - {measurement: growing, max_series: %d}\n",
              port, http, MAXM, GROW_MAX);
-    tproc_write_file("card.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "card.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-    int fd = rel_tcp_to(port);
-    assert_true(fd >= 0);
-
-    const int64_t t0 = rel_now_ns() - 600 * 1000000000LL;
-    static char buf[1 << 20];
-    size_t len = 0;
-    for (int s = 0; s < KEEP; s++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=0i %lld\n", s,
-                                (long long)t0);
-    assert_true(rel_send_all(fd, buf, len));
-    usleep(300 * 1000);
-    /* The storm (2,000 new series of one measurement, each sent twice), while
-     * "growing" gets GROW_PER_ROUND new series a round (its earlier ones
-     * keep sending) and the established series flow. */
-    uint64_t good_sent = KEEP, storm_sent = 0, grow_sent = 0;
-    for (int r = 1; r <= ROUNDS; r++) {
-        len = 0;
-        for (int s = 0; s < KEEP; s++, good_sent++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n",
-                                    s, r, (long long)(t0 + r));
-        for (int s = 0; s < STORM / ROUNDS * 2; s++, storm_sent++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "storm,id=%d v=1i %lld\n",
-                                    (r * STORM / ROUNDS + s) % STORM, (long long)(t0 + r));
-        for (int g = 0; g < r * GROW_PER_ROUND; g++, grow_sent++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "growing,g=%d v=%di %lld\n",
-                                    g, r, (long long)(t0 + r));
-        assert_true(rel_send_all(fd, buf, len));
-    }
-    close(fd);
+    /* The storm, while "growing" gets new series and the established series
+     * flow. */
+    const storm_counts by_kind = run_storm(&d, cfg, port, true);
+    const uint64_t good_sent = by_kind.good, storm_sent = by_kind.storm, grow_sent = by_kind.grow;
     const uint64_t sent = good_sent + storm_sent + grow_sent;
 
     rf_json *st = rel_show_settled(15000);

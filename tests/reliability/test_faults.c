@@ -175,6 +175,17 @@ static void store_fault_config(const char *file, int port, int http, const char 
     tproc_write_file(file, cfg);
 }
 
+/* ringflowd on store_fault_config(file, ...), running, /health 200. */
+static void start_store_fault(proc *d, const char *file, int port, int http,
+                              const char *extra_storage)
+{
+    store_fault_config(file, port, http, extra_storage);
+    rel_start(d, (const char *[]){"--config", file, NULL});
+    assert_true(tproc_wait_log(d, "msg=\"running:", 10000));
+    char body[8192];
+    assert_int_equal(rel_http_get(http, "/health", body, sizeof(body)), 200);
+}
+
 /* Stats once `processed` reached `events` and then stopped moving. Settled
  * alone means three equal reads 250 ms apart, and on a busy machine a worker
  * can stall that long: first wait for the events to arrive. */
@@ -270,12 +281,8 @@ static void test_disk_full(void **state)
     (void)state;
     mount_store("rf-rel-full", "1m");
     const int port = tproc_port_base() + 6, http = port + 1;
-    store_fault_config("full.yaml", port, http, "");
     proc d;
-    rel_start(&d, (const char *[]){"--config", "full.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-    char body[8192];
-    assert_int_equal(rel_http_get(http, "/health", body, sizeof(body)), 200);
+    start_store_fault(&d, "full.yaml", port, http, "");
 
     /* Far more than 1 MiB of encoded blocks. */
     const uint64_t sent = load_tcp(port, "--count 600000 --rate 0 --series 2000 --sockets 2");
@@ -302,6 +309,7 @@ static void test_disk_full(void **state)
     assert_true(any_row_has(st, "degraded_since", "T"));
     rf_json_free(st);
     /* /health names the degraded shard, the log says why. */
+    char body[8192];
     int code = rel_http_get(http, "/health", body, sizeof(body));
     fprintf(stderr, "/health: %s\n", body);
     assert_int_equal(code, 503);
@@ -331,15 +339,11 @@ static void test_readonly_remount(void **state)
     (void)state;
     mount_store("rf-rel-ro", "64m");
     const int port = tproc_port_base() + 10, http = port + 1;
+    proc d;
     /* Segments close a second after they open, so that a shard between
      * bursts holds no file open for writing: the kernel refuses to remount
      * read-only (EBUSY) while one is. */
-    store_fault_config("ro.yaml", port, http, "  segment_max_age: 1s\n");
-    proc d;
-    rel_start(&d, (const char *[]){"--config", "ro.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-    char body[8192];
-    assert_int_equal(rel_http_get(http, "/health", body, sizeof(body)), 200);
+    start_store_fault(&d, "ro.yaml", port, http, "  segment_max_age: 1s\n");
 
     uint64_t sent = load_tcp(port, "--count 20000 --rate 0 --series 100");
     assert_int_equal(sent, 20000);
@@ -366,6 +370,7 @@ static void test_readonly_remount(void **state)
     assert_true(any_row_has(st, "write_errors_by_errno", "EROFS="));
     assert_true(any_row_has(st, "last_error", "Read-only file system"));
     rf_json_free(st);
+    char body[8192];
     int code = rel_http_get(http, "/health", body, sizeof(body));
     fprintf(stderr, "/health: %s\n", body);
     assert_int_equal(code, 503);

@@ -45,6 +45,25 @@ static uint64_t drops_of(const rf_json *st)
            rel_sum(st, "storage_shards", "dropped_io_error");
 }
 
+/* The gentle stream after an overload: GENTLE_LINES lines over UDP to port
+ * at about 5000 a second, each one datagram, every one sent whole. */
+#define GENTLE_LINES 5000
+static void send_gentle(int port)
+{
+    int fd = rel_udp_to(port);
+    assert_true(fd >= 0);
+    const int64_t t0 = rel_now_ns();
+    for (int i = 0; i < GENTLE_LINES; i++) {
+        char line[128];
+        int len = snprintf(line, sizeof(line), "after,h=h%d v=%di %lld\n", i % 50, i,
+                           (long long)(t0 + i));
+        assert_int_equal(send(fd, line, (size_t)len, 0), len);
+        if (i % 50 == 49)
+            usleep(10 * 1000); /* 5000 events/s */
+    }
+    close(fd);
+}
+
 static void test_overload_minute(void **state)
 {
     (void)state;
@@ -116,20 +135,10 @@ static void test_overload_minute(void **state)
     st = rel_show_settled(10000);
     const uint64_t d0 = drops_of(st), p0 = rel_sum(st, "stages", "processed");
     rf_json_free(st);
-    int fd = rel_udp_to(port);
-    const int64_t t0 = rel_now_ns();
-    for (int i = 0; i < 5000; i++) {
-        char line[128];
-        int len = snprintf(line, sizeof(line), "after,h=h%d v=%di %lld\n", i % 50, i,
-                           (long long)(t0 + i));
-        assert_int_equal(send(fd, line, (size_t)len, 0), len);
-        if (i % 50 == 49)
-            usleep(10 * 1000); /* 5000 events/s */
-    }
-    close(fd);
+    send_gentle(port);
     st = rel_show_settled(10000);
     assert_int_equal(drops_of(st), d0);
-    assert_int_equal(rel_sum(st, "stages", "processed"), p0 + 5000);
+    assert_int_equal(rel_sum(st, "stages", "processed"), p0 + GENTLE_LINES);
     rf_json_free(st);
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 60000), 0);
@@ -366,20 +375,10 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     st = rel_show_settled(10000);
     const uint64_t l0 = loss_of(st), p0 = rel_sum(st, "stages", "processed");
     rf_json_free(st);
-    fd = rel_udp_to(port);
-    const int64_t w0 = rel_now_ns();
-    for (int i = 0; i < 5000; i++) {
-        char line[128];
-        int len = snprintf(line, sizeof(line), "after,h=h%d v=%di %lld\n", i % 50, i,
-                           (long long)(w0 + i));
-        assert_int_equal(send(fd, line, (size_t)len, 0), len);
-        if (i % 50 == 49)
-            usleep(10 * 1000);
-    }
-    close(fd);
+    send_gentle(port);
     st = rel_show_settled(10000);
     assert_int_equal(loss_of(st), l0);
-    assert_int_equal(rel_sum(st, "stages", "processed"), p0 + 5000);
+    assert_int_equal(rel_sum(st, "stages", "processed"), p0 + GENTLE_LINES);
     rf_json_free(st);
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 60000), 0);
