@@ -27,6 +27,13 @@ void rel_start(proc *p, const char *const *args)
         g_started[g_n_started++] = p->pid;
 }
 
+bool rel_start_config(proc *p, const char *file, const char *yaml, int timeout_ms)
+{
+    tproc_write_file(file, yaml);
+    rel_start(p, (const char *const[]){"--config", file, NULL});
+    return tproc_wait_log(p, "msg=\"running:", timeout_ms);
+}
+
 int rel_teardown(void **state)
 {
     (void)state;
@@ -183,9 +190,10 @@ static struct sockaddr_in loopback(int port)
     return sa;
 }
 
-int rel_udp_to(int port)
+/* A socket of `type` connected to 127.0.0.1:port; -1 on failure. */
+static int loopback_connect(int type, int port)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = loopback(port);
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         close(fd);
@@ -194,15 +202,14 @@ int rel_udp_to(int port)
     return fd;
 }
 
+int rel_udp_to(int port)
+{
+    return loopback_connect(SOCK_DGRAM, port);
+}
+
 int rel_tcp_to(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = loopback(port);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return loopback_connect(SOCK_STREAM, port);
 }
 
 int rel_tcp_listen(int port, int rcvbuf)

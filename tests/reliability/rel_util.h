@@ -20,6 +20,9 @@ void rel_start(proc *p, const char *const *args);
 /* cmocka teardown: SIGKILLs every daemon rel_start started that is still
  * running (and reaps it). */
 int rel_teardown(void **state);
+/* Writes yaml to file (in tproc_dir()), rel_starts ringflowd on it and
+ * waits up to timeout_ms for its "running:" log line; false when none came. */
+bool rel_start_config(proc *p, const char *file, const char *yaml, int timeout_ms);
 
 /* The raw reply (malloc'ed) to cmd on the stats socket of the daemon in
  * tproc_dir(); NULL when it cannot be asked. */

@@ -39,9 +39,7 @@ typedef struct storm_counts {
  * keep sending). What was sent of each. */
 static storm_counts run_storm(proc *d, const char *cfg, int port, bool grow)
 {
-    tproc_write_file("card.yaml", cfg);
-    rel_start(d, (const char *[]){"--config", "card.yaml", NULL});
-    assert_true(tproc_wait_log(d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(d, "card.yaml", cfg, 10000));
     int fd = rel_tcp_to(port);
     assert_true(fd >= 0);
 

@@ -63,10 +63,8 @@ static void test_critical_lane_under_overload(void **state)
              "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: critical}\n"
              "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
              std_port, crit_port, sink_port);
-    tproc_write_file("critical.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "critical.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "critical.yaml", cfg, 10000));
 
     /* The storm: the generator at full rate for 7 s, with routine probes
      * (one line in 2,000) for the comparison. */

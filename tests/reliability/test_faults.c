@@ -408,10 +408,8 @@ static void test_forwarder_refused_then_back(void **state)
              "  routes:\n"
              "    - {name: data, subject: \"telemetry.>\", sinks: [fwd]}\n",
              port, peer);
-    tproc_write_file("refused.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "refused.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "refused.yaml", cfg, 10000));
 
     /* Nobody listens: refused connects, backoff, then the breaker opens. */
     uint64_t sent = load_tcp(port, "--rate 20000 --duration 1.5 --series 50");
@@ -530,10 +528,8 @@ static void test_timestamp_window(void **state)
              "ingest: {timestamp_past: 1h, timestamp_future: 10m}\n"
              "stats: {prometheus: {enabled: false}}\n",
              port);
-    tproc_write_file("ts.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "ts.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "ts.yaml", cfg, 10000));
     const long long now = (long long)rel_now_ns(), h = 3600LL * 1000000000LL;
     char buf[1024];
     int n = snprintf(buf, sizeof(buf),

@@ -128,10 +128,8 @@ static void test_hostile_input(void **state)
              "  routes: [{name: all, subject: \"telemetry.>\", sinks: [cnt]},\n"
              "           {name: alive, subject: \"telemetry.warm.>\", sinks: [alive]}]\n",
              p_lp, p_lp, p_sd, p_gr);
-    tproc_write_file("hostile.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "hostile.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "hostile.yaml", cfg, 10000));
     /* Warm up every path once, then take the baseline. */
     send_tcp_blob(p_lp, "warm,h=a v=1\n", 13, 0);
     send_tcp_blob(p_gr, "warm.a 1 -1\n", 12, 0);

@@ -83,10 +83,8 @@ static void test_overload_minute(void **state)
              "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: critical}\n"
              "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
              port);
-    tproc_write_file("overload.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "overload.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "overload.yaml", cfg, 10000));
     usleep(500 * 1000);
     const long rss0 = rel_rss_kib(d.pid);
     char cmd[1024];

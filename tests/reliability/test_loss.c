@@ -112,10 +112,8 @@ static void test_loss_reconciles(void **state)
              "  routes:\n"
              "    - {name: data, subject: \"telemetry.m.>\", sinks: [store, fwd]}\n",
              port, peer);
-    tproc_write_file("loss.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "loss.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "loss.yaml", cfg, 10000));
 
     const uint64_t softnet0 = rel_softnet_drops();
     sent_by_kind s = {0};
@@ -222,10 +220,8 @@ static void test_stalled_forwarder_reconciles(void **state)
              "  routes:\n"
              "    - {name: data, subject: \"telemetry.>\", sinks: [fwd]}\n",
              port, peer);
-    tproc_write_file("fwd.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "fwd.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "fwd.yaml", cfg, 10000));
 
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),
@@ -311,10 +307,8 @@ static void test_stop_reads_what_is_queued(void **state)
              "  - {name: udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 8MiB}\n"
              "stats: {prometheus: {enabled: false}}\n",
              port);
-    tproc_write_file("stop.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "stop.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    assert_true(rel_start_config(&d, "stop.yaml", cfg, 10000));
     const uint64_t noports0 = udp_noports();
     char cmd[1024];
     snprintf(cmd, sizeof(cmd),

@@ -231,10 +231,8 @@ static void test_prometheus_elsewhere_than_loopback_warns(void **state)
              "  prometheus: {listen: 0.0.0.0:%d}\n"
              "storage: {enabled: false}\n",
              port, port + 1);
-    tproc_write_file("prom.yaml", cfg);
     proc d;
-    rel_start(&d, (const char *[]){"--config", "prom.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 20000));
+    assert_true(rel_start_config(&d, "prom.yaml", cfg, 20000));
     char needle[128];
     snprintf(needle, sizeof(needle), "prometheus: bound to non-loopback address 0.0.0.0:%d",
              port + 1);
@@ -340,11 +338,8 @@ static void test_runs_as_nobody(void **state)
     const int port = tproc_port_base();
     const int low = privileged_port();
     assert_true(low > 0);
-    tproc_write_file("priv.yaml", config_text(port, low, false, NULL, 0));
-
     proc d;
-    rel_start(&d, (const char *[]){"--config", "priv.yaml", NULL});
-    assert_true(tproc_wait_log(&d, "msg=\"running:", 20000));
+    assert_true(rel_start_config(&d, "priv.yaml", config_text(port, low, false, NULL, 0), 20000));
     const char *log = tproc_read_file(d.err_path);
     assert_non_null(strstr(log, "running as user nobody (uid 65534), group nogroup (gid 65534), "
                                 "groups 65534; no capabilities on any of its"));
