@@ -126,16 +126,37 @@ static uint64_t fingerprint(const rf_json *d)
     return h;
 }
 
+/* Whether every worker polled at least `min` times since `prev` (updated).
+ * Counters that stand still prove nothing while the workers are off their
+ * CPUs: on a starved machine a quiet half second can be a worker that has
+ * not run, with datagrams still in its socket (rel_loss failed so once). */
+static bool workers_ran(const rf_json *d, uint64_t *prev, size_t cap, uint64_t min)
+{
+    const rf_json *t = rf_json_get(d, "workers");
+    if (!t || t->type != RF_JSON_ARR)
+        return false;
+    bool ran = true;
+    size_t i = 0;
+    for (const rf_json *row = t->child; row && i < cap; row = row->next, i++) {
+        uint64_t polls = (uint64_t)rf_json_num(row, "polls", 0);
+        if (polls < prev[i] + min)
+            ran = false;
+        prev[i] = polls;
+    }
+    return ran;
+}
+
 rf_json *rel_show_settled(int timeout_ms)
 {
     rf_json *last = NULL;
-    uint64_t prev = 0;
+    uint64_t prev = 0, polls[64] = {0};
     int same = 0;
     for (int t = 0; t < timeout_ms; t += 250) {
         rf_json *d = rel_show(NULL);
         if (d) {
             uint64_t f = fingerprint(d);
-            same = (last && f == prev) ? same + 1 : 0;
+            bool ran = workers_ran(d, polls, 64, 3);
+            same = (last && f == prev && ran) ? same + 1 : 0;
             prev = f;
             rf_json_free(last);
             last = d;
@@ -144,6 +165,8 @@ rf_json *rel_show_settled(int timeout_ms)
         }
         usleep(250 * 1000);
     }
+    fprintf(stderr, "rel_show_settled: not settled within %d ms; the last snapshot\n",
+            timeout_ms);
     return last;
 }
 

@@ -38,7 +38,8 @@ uint64_t rel_sum_where(const rf_json *doc, const char *table, const char *col,
 /* A number in an object section ("storage", "series", "info"). */
 uint64_t rel_obj(const rf_json *doc, const char *obj, const char *key);
 /* Reads `show stats json` until every counter the loss equation uses has
- * not moved over three reads 250 ms apart (or timeout_ms passed). */
+ * not moved over three reads 250 ms apart while every worker kept polling
+ * (or timeout_ms passed: then says so on stderr and returns the last). */
 rf_json *rel_show_settled(int timeout_ms);
 
 /* Sum of `key=N` over the log lines that contain `needle` (after it). */
