@@ -88,29 +88,12 @@ static const rf_json *row0(const rf_json *doc, const char *table)
 /* GET /metrics from 127.0.0.1:port into buf; the HTTP status. */
 static int http_get(int port, const char *path, char *buf, size_t cap)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        if (fd >= 0)
-            close(fd);
+    int code;
+    char *body = tproc_http_get(port, path, &code);
+    if (!body)
         return -1;
-    }
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t k;
-    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)k;
-    buf[len] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &code);
+    snprintf(buf, cap, "%s", body);
+    free(body);
     return code;
 }
 

@@ -283,24 +283,12 @@ bool rel_send_all(int fd, const void *buf, size_t len)
 
 int rel_http_get(int port, const char *path, char *buf, size_t cap)
 {
-    int fd = rel_tcp_to(port);
-    if (fd < 0)
+    int code;
+    char *body = tproc_http_get(port, path, &code);
+    if (!body)
         return -1;
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
-    if (write(fd, req, (size_t)n) != n) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    ssize_t k;
-    while (len + 1 < cap && (k = read(fd, buf + len, cap - len - 1)) > 0)
-        len += (size_t)k;
-    buf[len] = '\0';
-    close(fd);
-    int code = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &code);
+    snprintf(buf, cap, "%s", body);
+    free(body);
     return code;
 }
 

@@ -62,8 +62,8 @@ int rel_tcp_listen(int port, int rcvbuf);
 uint64_t rel_drain_peer(int lfd);
 /* Sends all of buf on the socket fd (no SIGPIPE); false when a send failed. */
 bool rel_send_all(int fd, const void *buf, size_t len);
-/* GET path from 127.0.0.1:port: the HTTP status code (-1: no answer), the
- * whole response (headers and body) NUL-terminated into buf. */
+/* GET path from 127.0.0.1:port (tproc_http_get): the HTTP status code (-1:
+ * no answer), the body NUL-terminated into buf (cut at cap). */
 int rel_http_get(int port, const char *path, char *buf, size_t cap);
 
 /* Open file descriptors of pid; resident set in KiB. -1 when unknown. */
