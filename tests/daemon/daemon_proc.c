@@ -1,5 +1,7 @@
 #include "daemon_proc.h"
 
+#include "tools/cli/client.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -224,4 +226,21 @@ char *tproc_http_get(int port, const char *path, int *status)
     }
     memmove(buf, body + 4, strlen(body + 4) + 1);
     return buf;
+}
+
+char *tproc_ask(const char *cmd)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
+    int fd = rf_cli_connect(path);
+    if (fd < 0)
+        return NULL;
+    char *reply = NULL;
+    int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
+    close(fd);
+    if (rc < 0) {
+        free(reply);
+        return NULL;
+    }
+    return reply;
 }

@@ -32,5 +32,8 @@ int tproc_port_base(void);
 /* GET path from 127.0.0.1:port: the body (free it) and the HTTP status, or
  * NULL and status -1 when there was no well-formed response within 5 s. */
 char *tproc_http_get(int port, const char *path, int *status);
+/* The reply to `cmd` on the stats socket of the daemon started in the temp
+ * directory (run/ringflow.sock; malloc'ed), or NULL when it did not answer. */
+char *tproc_ask(const char *cmd);
 
 #endif

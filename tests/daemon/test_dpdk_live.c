@@ -58,24 +58,6 @@ static void add_frame(FILE *f, pb_spec *spec, uint32_t *seq)
     g_frame_bytes += fr.len;
 }
 
-/* The reply to `cmd` on the daemon's stats socket (malloc'ed), or NULL. */
-static char *ask(const char *cmd)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
-    int fd = rf_cli_connect(path);
-    if (fd < 0)
-        return NULL;
-    char *reply = NULL;
-    int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
-    close(fd);
-    if (rc < 0) {
-        free(reply);
-        return NULL;
-    }
-    return reply;
-}
-
 /* Row 0 of table `table` in `show dpdk json`, from a parsed reply. */
 static const rf_json *row0(const rf_json *doc, const char *table)
 {
@@ -202,7 +184,7 @@ static void test_dpdk_live(void **state)
     const uint64_t frames = seq;
     rf_json *doc = NULL;
     for (int t = 0; t < 100; t++) {
-        char *reply = ask("show dpdk json");
+        char *reply = tproc_ask("show dpdk json");
         char jerr[128] = "";
         rf_json_free(doc);
         doc = reply ? rf_json_parse(reply, jerr, sizeof(jerr)) : NULL;
@@ -230,13 +212,13 @@ static void test_dpdk_live(void **state)
     assert_true(rf_json_num(q0, "worker", -1) == 0);
     assert_true(rf_json_num(q0, "node", -2) >= 0);
     rf_json_free(doc);
-    char *text = ask("show dpdk");
+    char *text = tproc_ask("show dpdk");
     assert_non_null(text);
     assert_non_null(strstr(text, "ipackets"));
     assert_non_null(strstr(text, "rx_nombuf"));
     assert_non_null(strstr(text, "cap0"));
     free(text);
-    char *help = ask("help");
+    char *help = tproc_ask("help");
     assert_non_null(help);
     assert_non_null(strstr(help, "dpdk"));
     free(help);

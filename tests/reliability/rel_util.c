@@ -47,26 +47,9 @@ int rel_teardown(void **state)
     return 0;
 }
 
-char *rel_ask(const char *cmd)
-{
-    char path[600];
-    snprintf(path, sizeof(path), "%s/run/ringflow.sock", tproc_dir());
-    int fd = rf_cli_connect(path);
-    if (fd < 0)
-        return NULL;
-    char *reply = NULL;
-    int rc = rf_cli_request(fd, cmd, RF_CLI_TIMEOUT_MS, &reply);
-    close(fd);
-    if (rc < 0) {
-        free(reply);
-        return NULL;
-    }
-    return reply;
-}
-
 rf_json *rel_show(const char *cmd)
 {
-    char *reply = rel_ask(cmd ? cmd : "show stats json");
+    char *reply = tproc_ask(cmd ? cmd : "show stats json");
     if (!reply)
         return NULL;
     char err[256];

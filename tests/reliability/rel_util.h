@@ -24,9 +24,6 @@ int rel_teardown(void **state);
  * waits up to timeout_ms for its "running:" log line; false when none came. */
 bool rel_start_config(proc *p, const char *file, const char *yaml, int timeout_ms);
 
-/* The raw reply (malloc'ed) to cmd on the stats socket of the daemon in
- * tproc_dir(); NULL when it cannot be asked. */
-char *rel_ask(const char *cmd);
 /* `show stats json` (or any `show ... json` when cmd is given) from the
  * daemon in tproc_dir(); NULL when it cannot be asked. Free with rf_json_free. */
 rf_json *rel_show(const char *cmd);

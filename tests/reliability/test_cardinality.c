@@ -364,7 +364,7 @@ static void test_cardinality_limit_live(void **state)
 
     /* Raised live: applied entirely (no restart named), new series accepted. */
     reload_with_limit(port, 50);
-    char *reply = rel_ask("reload");
+    char *reply = tproc_ask("reload");
     assert_non_null(reply);
     fprintf(stderr, "reload: %s", reply);
     assert_non_null(strstr(reply, "reload applied from"));
@@ -379,7 +379,7 @@ static void test_cardinality_limit_live(void **state)
     /* Lowered live below what each worker holds: accepted series stay, every
      * new one is refused. */
     reload_with_limit(port, 5);
-    reply = rel_ask("reload");
+    reply = tproc_ask("reload");
     assert_non_null(reply);
     assert_non_null(strstr(reply, "reload applied from"));
     free(reply);
