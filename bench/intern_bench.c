@@ -82,6 +82,19 @@ static uint64_t rng(uint64_t *x)
     return *x;
 }
 
+static void corpus_free(corpus *c)
+{
+    if (!c)
+        return;
+    free(c->text);
+    free(c->s);
+    free(c->order);
+    free(c->stream);
+    free(c->line_text);
+    free(c->line_len);
+    free(c);
+}
+
 /* Raw text "system,tK=..,...,t1=..,t0=.." with tags in reverse key order. */
 static corpus *corpus_make(uint32_t n, uint32_t tags)
 {
@@ -99,13 +112,7 @@ static corpus *corpus_make(uint32_t n, uint32_t tags)
     c->line_text = malloc(c->n_order * sizeof(*c->line_text));
     c->line_len = malloc(c->n_order * sizeof(*c->line_len));
     if (!c->text || !c->s || !c->order || !c->stream || !c->line_text || !c->line_len) {
-        free(c->text);
-        free(c->s);
-        free(c->order);
-        free(c->stream);
-        free(c->line_text);
-        free(c->line_len);
-        free(c);
+        corpus_free(c);
         return NULL;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -140,18 +147,6 @@ static corpus *corpus_make(uint32_t n, uint32_t tags)
     return c;
 }
 
-static void corpus_free(corpus *c)
-{
-    if (!c)
-        return;
-    free(c->text);
-    free(c->s);
-    free(c->order);
-    free(c->stream);
-    free(c->line_text);
-    free(c->line_len);
-    free(c);
-}
 
 /* The split callback: the spans prepared at setup, copied into the context's
  * tag scratch (the canonicaliser sorts them in place). */
