@@ -143,7 +143,7 @@ static void bm_chain(rf_bench_state *s, bool with_store)
             goto out;
         }
     }
-    if (rf_pipeline_new(&ps, 0, store ? rf_store_shard_get(store, 0) : NULL, &p, &err) < 0) {
+    if (rf_pipeline_new(&ps, 0, 1, store ? rf_store_shard_get(store, 0) : NULL, &p, &err) < 0) {
         rf_bench_skip_with_error(s, err.msg);
         goto out;
     }

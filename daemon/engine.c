@@ -25,8 +25,25 @@
 #define RF_DISPATCH_BATCH 64
 /* Events taken from one inbound ring per dequeue. */
 #define RF_POLL_BATCH 256
+/* Peer messages between the stages of two workers (daemon/pipeline.h,
+ * "Between shards"): a ring per ordered pair, and per destination a backlog
+ * that holds what the ring had no room for. Stages send one message per
+ * group and window, or per event of a series bound to a correlation pattern;
+ * the backlog absorbs bursts (a window close) and its bound only stops a
+ * stuck peer from taking the memory: past it, messages are dropped, counted
+ * (peer_dropped_backlog) and their owned blocks freed. */
+#define RF_PEER_RING_SLOTS 8192u
+#define RF_PEER_BACKLOG_MAX (1u << 20)
+/* Stop: how long the peers may take to go quiet after the stages closed. */
+#define RF_PEER_QUIET_WAIT_NS (5 * RF_NS_PER_S)
 
 typedef struct rf_engine_worker rf_engine_worker;
+
+/* Peer messages waiting for room in the ring to one worker: ev[head..n). */
+typedef struct rf_peer_backlog {
+    rf_event *ev;
+    uint32_t head, n, cap;
+} rf_peer_backlog;
 
 /* Per-destination staging: definitions apart from data, so definitions can
  * always be sent first and always with the blocking policy. */
@@ -48,6 +65,11 @@ struct rf_engine_worker {
     _Atomic(rf_ring *) crit_inbound[RF_DAEMON_MAX_WORKERS];
     _Atomic(rf_ring *) crit_outbound[RF_DAEMON_MAX_WORKERS];
     rf_staging *staging;                      /* [workers] */
+    /* Peer messages: peer_inbound[j] from worker j, peer_outbound[j] to it
+     * (NULL for self and with one worker), and the backlog per destination. */
+    rf_ring *peer_inbound[RF_DAEMON_MAX_WORKERS];
+    rf_ring *peer_outbound[RF_DAEMON_MAX_WORKERS];
+    rf_peer_backlog peer_backlog[RF_DAEMON_MAX_WORKERS];
     rf_event local[RF_POLL_BATCH];
     uint32_t n_local;
     rf_event scratch[RF_POLL_BATCH];
@@ -55,12 +77,18 @@ struct rf_engine_worker {
     /* Set (release) by this worker once it has stopped receiving and flushed
      * its staging; read (acquire) by the control thread in rf_engine_stop. */
     _Atomic bool ingest_quiesced;
+    /* Set (release) by this worker once its stages closed (stop, step 1 of
+     * pipeline.h "Between shards"); read (acquire) by rf_engine_stop. */
+    _Atomic bool stages_closed;
 
     bool in_critical; /* serve_critical is on the stack: not re-entered */
 
     /* Single-writer statistics (this worker), relaxed; read by control. */
     _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
         block_waits, critical_events, critical_from_peers;
+    /* Peer messages put on a ring / taken from one / dropped at the backlog's
+     * bound, and how many wait in the backlogs now. */
+    _Atomic uint64_t peer_enqueued, peer_dequeued, peer_dropped_backlog, peer_backlog_now;
 };
 
 struct rf_engine {
@@ -86,6 +114,9 @@ struct rf_engine {
     char placement[1024];            /* the placement report for `show info` */
     /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
     _Atomic bool stop_ingest;
+    /* Set (release) by rf_engine_stop once ingest is quiet everywhere; read
+     * (acquire) by workers, which then close their stages once. */
+    _Atomic bool close_stages;
     /* Set (release) by rf_engine_start once every worker's thread exists;
      * read (acquire) by workers before they take in anything: until then a
      * worker could hand events to a peer whose thread it cannot wake yet. */
@@ -171,6 +202,97 @@ static void flush_all_staging(rf_engine_worker *w)
     for (uint32_t j = 0; j < w->engine->n_workers; j++)
         if (j != w->index)
             flush_staging(w, j);
+}
+
+/* ---- peer messages -------------------------------------------------------- */
+
+static void peer_free_owned(const rf_event *ev, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ev[i].flags & RF_EVF_OWNS_AUX)
+            free((void *)(uintptr_t)ev[i].aux);
+}
+
+/* The pipeline's transport to worker `to` (rf_pipeline_set_peer_send): into
+ * the backlog, which flush_peer_backlogs empties into the ring at the end of
+ * the poll. Never waits: a stage sending from inside processing must not
+ * re-enter processing (enqueue_waiting would). */
+static void peer_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    rf_engine_worker *w = ctx;
+    rf_peer_backlog *b = &w->peer_backlog[to];
+    if (b->head == b->n)
+        b->head = b->n = 0;
+    if (b->n + n > b->cap) {
+        if (b->head) { /* compact first: the front was sent */
+            memmove(b->ev, b->ev + b->head, (size_t)(b->n - b->head) * sizeof(rf_event));
+            b->n -= b->head;
+            b->head = 0;
+        }
+    }
+    if (b->n + n > b->cap) {
+        uint32_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n && cap < RF_PEER_BACKLOG_MAX)
+            cap *= 2;
+        rf_event *grown = cap >= b->n + n ? realloc(b->ev, (size_t)cap * sizeof(rf_event)) : NULL;
+        if (!grown) {
+            counter_add(&w->peer_dropped_backlog, n);
+            peer_free_owned(ev, n);
+            return;
+        }
+        b->ev = grown;
+        b->cap = cap;
+    }
+    memcpy(b->ev + b->n, ev, (size_t)n * sizeof(rf_event));
+    b->n += n;
+    counter_add(&w->peer_backlog_now, n);
+}
+
+/* Moves what fits of each backlog into its ring and wakes the peers that got
+ * something. Returns how many messages are still waiting. */
+static uint32_t flush_peer_backlogs(rf_engine_worker *w)
+{
+    uint32_t left = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_peer_backlog *b = &w->peer_backlog[j];
+        if (b->head == b->n)
+            continue;
+        uint32_t done = rf_ring_enqueue_burst(w->peer_outbound[j], b->ev + b->head,
+                                              sizeof(rf_event), b->n - b->head);
+        if (done) {
+            b->head += done;
+            counter_add(&w->peer_enqueued, done);
+            /* Relaxed like every counter here; the control thread reads it
+             * only to see the backlogs empty (rf_engine_stop). */
+            atomic_store_explicit(&w->peer_backlog_now,
+                                  atomic_load_explicit(&w->peer_backlog_now, memory_order_relaxed) -
+                                      done,
+                                  memory_order_relaxed);
+            rf_worker_wake(w->engine->workers[j]->thread);
+        }
+        left += b->n - b->head;
+    }
+    return left;
+}
+
+/* Hands what the peer rings hold to this worker's pipeline. */
+static uint32_t drain_peer_rings(rf_engine_worker *w)
+{
+    uint32_t total = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_ring *r = w->peer_inbound[j];
+        if (!r)
+            continue;
+        uint32_t got;
+        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+            rf_shard_process(w->shard, w->scratch, got);
+            counter_add(&w->peer_dequeued, got);
+            total += got;
+            if (got < RF_POLL_BATCH)
+                break;
+        }
+    }
+    return total;
 }
 
 /* Critical events (definitions included, in order) to worker j's critical
@@ -310,6 +432,7 @@ static uint32_t drain_inbound(rf_engine_worker *w)
                 break;
         }
     }
+    total += drain_peer_rings(w);
     return total;
 }
 
@@ -342,6 +465,17 @@ static uint32_t worker_poll(void *ctx)
     process_local(w);
     work += drain_inbound(w);
     work += rf_shard_tick(w->shard);
+    /* Pairs with the release store in rf_engine_stop (after phase 1). */
+    if (stopping && !atomic_load_explicit(&w->stages_closed, memory_order_relaxed) &&
+        atomic_load_explicit(&w->engine->close_stages, memory_order_acquire)) {
+        rf_shard_close_stages(w->shard);
+        flush_peer_backlogs(w);
+        /* Pairs with the acquire in rf_engine_stop: what the stages held
+         * is in the backlogs or the rings. */
+        atomic_store_explicit(&w->stages_closed, true, memory_order_release);
+    }
+    /* A backlog that waits for room keeps the worker awake. */
+    work += flush_peer_backlogs(w);
     return work;
 }
 
@@ -351,6 +485,10 @@ static void worker_drain(void *ctx)
     drain_inbound(w);
     process_local(w);
     rf_shard_drain(w->shard);
+    /* What the final drain sent peers (its emissions' reports) goes out if
+     * there is room; a peer that already stopped does not take it, and
+     * engine_free counts what is left. */
+    flush_peer_backlogs(w);
 }
 
 static void worker_wait(void *ctx, int64_t timeout_ns)
@@ -399,6 +537,25 @@ static void engine_free(rf_engine *e)
         for (uint32_t j = 0; j < e->n_workers; j++) {
             rf_ring_destroy(w->inbound[j]);
             rf_ring_destroy(atomic_load_explicit(&w->crit_inbound[j], memory_order_relaxed));
+            rf_peer_backlog *b = &w->peer_backlog[j];
+            if (b->n > b->head) {
+                rf_log_warn("engine", "worker-%u: %u peer messages to worker-%u not sent at stop",
+                            i, b->n - b->head, j);
+                peer_free_owned(b->ev + b->head, b->n - b->head);
+            }
+            free(b->ev);
+            if (w->peer_inbound[j]) {
+                rf_event ev[64];
+                uint32_t got, lost = 0;
+                while ((got = rf_ring_dequeue_burst(w->peer_inbound[j], ev, sizeof(rf_event), 64))) {
+                    peer_free_owned(ev, got);
+                    lost += got;
+                }
+                if (lost)
+                    rf_log_warn("engine", "worker-%u: %u peer messages from worker-%u not "
+                                "taken at stop", i, lost, j);
+                rf_ring_destroy(w->peer_inbound[j]);
+            }
         }
         rf_shard_free(w->shard);
         rf_mem_huge_free(w->staging, staging_bytes(e));
@@ -529,6 +686,9 @@ static int worker_alloc(rf_engine *e, uint32_t i, rf_err *err)
         if (!w->inbound[j])
             return rf_err_set(err, errno, "engine: ring %u->%u of %u slots: %s", j, i,
                               cfg->engine.ring.capacity, strerror(errno));
+        w->peer_inbound[j] = rf_ring_create(RF_PEER_RING_SLOTS, sizeof(rf_event));
+        if (!w->peer_inbound[j])
+            return rf_err_set(err, errno, "engine: peer ring %u->%u: %s", j, i, strerror(errno));
     }
     return rf_shard_new(&e->settings, i, e->n_workers,
                         e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
@@ -622,11 +782,14 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         /* Always: a reload may bring the first critical listener. */
         rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
         rf_shard_set_tap(w->shard, &e->tap);
+        rf_shard_set_peer_send(w->shard, peer_send, w);
     }
     for (uint32_t i = 0; i < e->n_workers; i++)
         for (uint32_t j = 0; j < e->n_workers; j++)
-            if (i != j)
+            if (i != j) {
                 e->workers[i]->outbound[j] = e->workers[j]->inbound[i];
+                e->workers[i]->peer_outbound[j] = e->workers[j]->peer_inbound[i];
+            }
     if (critical) {
         if ((rc = create_critical_rings(e, err)) < 0)
             goto fail;
@@ -710,6 +873,42 @@ void rf_engine_stop(rf_engine *e)
             usleep(200);
         }
     }
+    /* Phase 1b (daemon/pipeline.h "Between shards", step 1): every worker
+     * closes its stages once, sending peers what they must see. */
+    atomic_store_explicit(&e->close_stages, true, memory_order_release);
+    bool all_running = true;
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_engine_worker *w = e->workers[i];
+        if (!w || !w->thread)
+            continue;
+        rf_component *c = rf_worker_component(w->thread);
+        /* Pairs with the release store of stages_closed in worker_poll. */
+        while (!atomic_load_explicit(&w->stages_closed, memory_order_acquire) &&
+               rf_component_state(c) == RF_STATE_RUNNING) {
+            rf_worker_wake(w->thread);
+            usleep(200);
+        }
+        all_running &= rf_component_state(c) == RF_STATE_RUNNING;
+    }
+    /* Step 2: until every message is taken (backlogs empty, each ring's
+     * dequeues caught up with its enqueues), seen twice 1 ms apart; bounded,
+     * so a stuck worker cannot hold the stop. */
+    const int64_t quiet_deadline = rf_clock_mono_ns() + RF_PEER_QUIET_WAIT_NS;
+    for (int quiet = 0; all_running && e->n_workers > 1 && quiet < 2 &&
+                        rf_clock_mono_ns() < quiet_deadline;) {
+        uint64_t enq = 0, deq = 0, backlog = 0;
+        for (uint32_t i = 0; i < e->n_workers; i++) {
+            rf_engine_worker *w = e->workers[i];
+            if (!w)
+                continue;
+            enq += atomic_load_explicit(&w->peer_enqueued, memory_order_relaxed);
+            deq += atomic_load_explicit(&w->peer_dequeued, memory_order_relaxed);
+            backlog += atomic_load_explicit(&w->peer_backlog_now, memory_order_relaxed);
+            rf_worker_wake(w->thread);
+        }
+        quiet = (enq == deq && backlog == 0) ? quiet + 1 : 0;
+        usleep(1000);
+    }
     /* Phase 2: nobody produces for peers any more; drain, flush, exit. */
     for (uint32_t i = 0; i < e->n_workers; i++)
         if (e->workers[i] && e->workers[i]->thread)
@@ -723,12 +922,15 @@ void rf_engine_stop(rf_engine *e)
             rf_log_info("engine",
                         "worker-%u final: events_parsed=%lu from_peers=%lu processed=%lu sent_to_peers=%lu "
                         "dropped_ring_full=%lu dropped_unknown_series=%lu block_waits=%lu "
-                        "critical_events=%lu critical_from_peers=%lu",
+                        "critical_events=%lu critical_from_peers=%lu peer_sent=%lu "
+                        "peer_received=%lu peer_dropped_backlog=%lu",
                         i, (unsigned long)st.events_parsed, (unsigned long)st.events_from_peers,
                         (unsigned long)st.events_processed,
                         (unsigned long)st.sent_to_peers, (unsigned long)st.dropped_ring_full,
                         (unsigned long)st.dropped_unknown_series, (unsigned long)st.block_waits,
-                        (unsigned long)st.critical_events, (unsigned long)st.critical_from_peers);
+                        (unsigned long)st.critical_events, (unsigned long)st.critical_from_peers,
+                        (unsigned long)st.peer_sent, (unsigned long)st.peer_received,
+                        (unsigned long)st.peer_dropped_backlog);
             rf_shard_log_summary(e->workers[i]->shard);
         }
     }
@@ -1134,6 +1336,10 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->critical_events = atomic_load_explicit(&w->critical_events, memory_order_relaxed);
     out->critical_from_peers = atomic_load_explicit(&w->critical_from_peers, memory_order_relaxed);
     out->dropped_unknown_series = rf_shard_unknown_series_drops(w->shard);
+    out->peer_sent = atomic_load_explicit(&w->peer_enqueued, memory_order_relaxed);
+    out->peer_received = atomic_load_explicit(&w->peer_dequeued, memory_order_relaxed);
+    out->peer_dropped_backlog = atomic_load_explicit(&w->peer_dropped_backlog, memory_order_relaxed);
+    out->peer_backlog = atomic_load_explicit(&w->peer_backlog_now, memory_order_relaxed);
 }
 
 void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t i, rf_worker_stats *out,

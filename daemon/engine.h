@@ -49,6 +49,10 @@ typedef struct rf_engine_worker_stats {
     uint64_t block_waits;        /* times a full peer ring made this worker wait */
     uint64_t critical_events;    /* data events its critical listeners produced */
     uint64_t critical_from_peers; /* events taken from its critical inbound rings */
+    uint64_t peer_sent;          /* peer messages (pipeline.h "Between shards") put on its rings */
+    uint64_t peer_received;      /* peer messages taken from its inbound peer rings */
+    uint64_t peer_dropped_backlog; /* dropped: a peer's backlog was at its bound */
+    uint64_t peer_backlog;       /* waiting for room in a peer ring now */
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);

@@ -61,6 +61,7 @@ typedef struct pipe_stages {
 
 struct rf_pipeline {
     uint32_t index;
+    uint32_t shards;
     uint32_t max_series;
     rf_series_table *series;
     rf_store_shard *store;
@@ -75,6 +76,16 @@ struct rf_pipeline {
     int64_t next_agg_tick;
     bool event_clock;      /* rf_pipeline_set_event_clock: replay, no clock read */
 
+    /* Peer messages (see pipeline.h "Between shards"): the transport to
+     * other shards, and the ones addressed to this shard, handed back after
+     * the current pass (grown by doubling; reused, so steady state does not
+     * allocate). */
+    rf_peer_send_fn peer_send;
+    void *peer_ctx;
+    rf_event *self_q;
+    uint32_t self_n, self_cap;
+    bool in_self_delivery;
+
     /* Scratch, one set per producer so stage emitters can run while an outer
      * pass still holds its batch. */
     rf_event in_buf[PIPE_BATCH];
@@ -87,6 +98,7 @@ struct rf_pipeline {
         to_store, store_rejected, unrouted;
     /* series_rejected by reason (their sum), and failed definitions. */
     _Atomic uint64_t rejected_shard_limit, rejected_measurement_limit, series_def_failed;
+    _Atomic uint64_t peer_sent, peer_received, peer_unhandled, peer_undeliverable;
     rf_hist critical_path;
     /* Time each stage took per batch (at most PIPE_BATCH events), this
      * worker's: where a worker's time goes, and which stage a latency tail
@@ -98,6 +110,7 @@ static const char *const stage_names[PIPE_STAGE__COUNT] = {
     "series", "aggregate", "correlate", "alert", "route_and_sinks", "tick"};
 
 static uint32_t apply_pending(rf_pipeline *p);
+static void peer_receive(rf_pipeline *p, const rf_event *ev);
 static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall);
 typedef struct pipe_stages pipe_stages;
 static void stages_free(pipe_stages *st);
@@ -422,6 +435,100 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
     return slot;
 }
 
+/* ---- peer messages -------------------------------------------------------- */
+
+static void peer_free_aux(const rf_event *ev)
+{
+    if (ev->flags & RF_EVF_OWNS_AUX)
+        free((void *)(uintptr_t)ev->aux);
+}
+
+/* Hands one peer message to the stage its subkind names; the owned block
+ * (if any) ends its life here, whatever the stage did with it. */
+static void peer_receive(rf_pipeline *p, const rf_event *ev)
+{
+    bool taken = false;
+    switch (RF_PEER_STAGE_OF(ev->subkind)) {
+    case RF_PEER_STAGE_AGGREGATE:
+        break;
+    case RF_PEER_STAGE_CORRELATE:
+        break;
+    case RF_PEER_STAGE_ALERT:
+        break;
+    default:
+        break;
+    }
+    add(taken ? &p->peer_received : &p->peer_unhandled, 1);
+    peer_free_aux(ev);
+}
+
+void rf_pipeline_set_peer_send(rf_pipeline *p, rf_peer_send_fn fn, void *ctx)
+{
+    p->peer_send = fn;
+    p->peer_ctx = ctx;
+}
+
+void rf_pipeline_peer_send(void *pipeline, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    rf_pipeline *p = pipeline;
+    if (n == 0)
+        return;
+    add(&p->peer_sent, n);
+    if (to != p->index) {
+        if (to < p->shards && p->peer_send) {
+            p->peer_send(p->peer_ctx, to, ev, n);
+            return;
+        }
+        add(&p->peer_undeliverable, n);
+        for (uint32_t i = 0; i < n; i++)
+            peer_free_aux(&ev[i]);
+        return;
+    }
+    if (p->self_n + n > p->self_cap) {
+        uint32_t cap = p->self_cap ? p->self_cap : 256;
+        while (cap < p->self_n + n)
+            cap *= 2;
+        rf_event *q = realloc(p->self_q, (size_t)cap * sizeof(rf_event));
+        if (!q) {
+            /* Counted like a transport's overflow: the message is lost. */
+            add(&p->peer_undeliverable, n);
+            for (uint32_t i = 0; i < n; i++)
+                peer_free_aux(&ev[i]);
+            return;
+        }
+        p->self_q = q;
+        p->self_cap = cap;
+    }
+    memcpy(p->self_q + p->self_n, ev, (size_t)n * sizeof(rf_event));
+    p->self_n += n;
+}
+
+/* Messages this shard sent itself, after the pass that sent them; a stage
+ * receiving one may send more, which this loop takes too. */
+static void peer_deliver_self(rf_pipeline *p)
+{
+    if (p->in_self_delivery)
+        return;
+    p->in_self_delivery = true;
+    uint32_t i = 0;
+    while (i < p->self_n) {
+        rf_event ev = p->self_q[i++]; /* a copy: receiving may grow (move) the queue */
+        peer_receive(p, &ev);
+    }
+    p->self_n = 0;
+    p->in_self_delivery = false;
+}
+
+uint32_t rf_pipeline_index(const rf_pipeline *p)
+{
+    return p->index;
+}
+
+uint32_t rf_pipeline_shards(const rf_pipeline *p)
+{
+    return p->shards;
+}
+
 /* Splits events into definitions (applied) and data of known series (copied
  * to out with their slots). Returns how many data events were kept. */
 static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event *out,
@@ -432,6 +539,10 @@ static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event
     for (uint32_t i = 0; i < n; i++) {
         if (ev[i].kind == RF_KIND_SERIES_DEF) {
             define_series(p, (rf_series_key *)(uintptr_t)ev[i].aux);
+            continue;
+        }
+        if (ev[i].kind == RF_KIND_PEER) {
+            peer_receive(p, &ev[i]);
             continue;
         }
         int32_t slot = rf_series_table_find(p->series, ev[i].series_id);
@@ -539,12 +650,14 @@ void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int6
         ev += m;
         n -= m;
     }
+    peer_deliver_self(p);
 }
 
 uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
 {
     const int64_t t0 = rf_clock_mono_ns();
     uint32_t work = pipeline_tick(p, now_mono, now_wall);
+    peer_deliver_self(p);
     rf_hist_record(&p->stage_ns[PIPE_STAGE_TICK], (uint64_t)(rf_clock_mono_ns() - t0));
     return work;
 }
@@ -638,11 +751,27 @@ void rf_pipeline_drain(rf_pipeline *p)
     rf_pipeline_drain_at(p, rf_clock_mono_ns());
 }
 
+void rf_pipeline_close_stages(rf_pipeline *p)
+{
+    rf_pipeline_close_stages_at(p, rf_clock_mono_ns());
+}
+
+/* Stop, step 1 (pipeline.h "Between shards"): what peers must see leaves
+ * now, while they still receive. */
+void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
+{
+    apply_pending(p);
+    p->now_mono = now_mono;
+    peer_deliver_self(p);
+}
+
 void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
 {
     apply_pending(p);
     p->now_mono = now_mono;
+    peer_deliver_self(p);
     stages_emit_all(p);
+    peer_deliver_self(p);
     for (uint32_t j = 0; j < p->st.n_sinks; j++) {
         pipe_sink *s = p->st.sinks[j];
         if (!s->sink)
@@ -811,14 +940,17 @@ fail:
     return rc;
 }
 
-int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_shard *store,
-                    rf_pipeline **out, rf_err *err)
+int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t shards,
+                    rf_store_shard *store, rf_pipeline **out, rf_err *err)
 {
+    if (shards == 0 || index >= shards)
+        return rf_err_set(err, EINVAL, "pipeline %u: not a shard of %u", index, shards);
     rf_pipeline *p = aligned_alloc(64, (sizeof(*p) + 63) & ~(size_t)63);
     if (!p)
         return rf_err_set(err, ENOMEM, "pipeline %u: out of memory", index);
     memset(p, 0, sizeof(*p));
     p->index = index;
+    p->shards = shards;
     p->store = store;
     atomic_init(&p->pending, NULL);
     rf_hist_init(&p->critical_path);
@@ -927,6 +1059,9 @@ void rf_pipeline_free(rf_pipeline *p)
         free(pending);
     }
     rf_series_table_free(p->series);
+    for (uint32_t i = 0; i < p->self_n; i++)
+        peer_free_aux(&p->self_q[i]);
+    free(p->self_q);
     free(p);
 }
 
@@ -945,6 +1080,10 @@ void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
     out->to_store = atomic_load_explicit(&p->to_store, memory_order_relaxed);
     out->store_rejected = atomic_load_explicit(&p->store_rejected, memory_order_relaxed);
     out->unrouted = atomic_load_explicit(&p->unrouted, memory_order_relaxed);
+    out->peer_sent = atomic_load_explicit(&p->peer_sent, memory_order_relaxed);
+    out->peer_received = atomic_load_explicit(&p->peer_received, memory_order_relaxed);
+    out->peer_unhandled = atomic_load_explicit(&p->peer_unhandled, memory_order_relaxed);
+    out->peer_undeliverable = atomic_load_explicit(&p->peer_undeliverable, memory_order_relaxed);
 }
 
 void rf_pipeline_log_summary(const rf_pipeline *p)
@@ -954,13 +1093,16 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
     rf_log_info("pipeline",
                 "worker-%u final: processed=%lu unknown_series=%lu series_rejected=%lu "
                 "to_critical=%lu to_standard=%lu to_store=%lu store_rejected=%lu unrouted=%lu "
-                "series_rejected_shard_limit=%lu series_rejected_measurement_limit=%lu",
+                "series_rejected_shard_limit=%lu series_rejected_measurement_limit=%lu "
+                "peer_sent=%lu peer_received=%lu peer_unhandled=%lu peer_undeliverable=%lu",
                 p->index, (unsigned long)st.processed, (unsigned long)st.unknown_series,
                 (unsigned long)st.series_rejected, (unsigned long)st.to_critical_sinks,
                 (unsigned long)st.to_standard_sinks, (unsigned long)st.to_store,
                 (unsigned long)st.store_rejected, (unsigned long)st.unrouted,
                 (unsigned long)st.series_rejected_shard_limit,
-                (unsigned long)st.series_rejected_measurement_limit);
+                (unsigned long)st.series_rejected_measurement_limit,
+                (unsigned long)st.peer_sent, (unsigned long)st.peer_received,
+                (unsigned long)st.peer_unhandled, (unsigned long)st.peer_undeliverable);
     if (p->st.agg) {
         rf_agg_stats a;
         rf_aggregator_stats_read(p->st.agg, &a);

@@ -83,13 +83,19 @@ typedef struct rf_pipeline_stats {
     uint64_t to_store;           /* events appended to the storage shard */
     uint64_t store_rejected;     /* appends the storage shard refused (counted there by reason) */
     uint64_t unrouted;           /* events no route took */
+    uint64_t peer_sent;          /* peer messages this shard's stages sent (own shard included) */
+    uint64_t peer_received;      /* peer messages handed to a stage here */
+    uint64_t peer_unhandled;     /* dropped: no stage here takes them (e.g. gone with a reload) */
+    uint64_t peer_undeliverable; /* dropped: to another shard with no transport set */
 } rf_pipeline_stats;
 
-/* Control thread: builds the stages and sinks of shard `index` from ps (which
- * must outlive the pipeline). store may be NULL (no storage configured: store
- * sinks then count what they would have stored as store_rejected). */
-int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, rf_store_shard *store,
-                    rf_pipeline **out, rf_err *err);
+/* Control thread: builds the stages and sinks of shard `index` of `shards`
+ * from ps (which must outlive the pipeline). store may be NULL (no storage
+ * configured: store sinks then count what they would have stored as
+ * store_rejected). With shards > 1, rf_pipeline_set_peer_send must be called
+ * before the first event. */
+int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t shards,
+                    rf_store_shard *store, rf_pipeline **out, rf_err *err);
 void rf_pipeline_free(rf_pipeline *p);
 
 /* Reload (control thread): builds the replaceable stages (sinks, batchers,
@@ -104,6 +110,37 @@ int rf_pipeline_prepare(rf_pipeline *p, const rf_pipeline_settings *ps, rf_err *
 void rf_pipeline_discard_prepared(rf_pipeline *p);
 void rf_pipeline_publish(rf_pipeline *p);
 bool rf_pipeline_applied(const rf_pipeline *p);
+
+/* Between shards (peer messages, core/event/event.h "Peer messages").
+ *
+ * State that must live on one owner whatever shard saw the data (a group-by
+ * window's merged result, a correlation pattern's key, a rule-wide alert)
+ * is reached through peer messages: a stage calls the send function it was
+ * built with (the pipeline's rf_pipeline_peer_send) and the receiving
+ * pipeline hands each RF_KIND_PEER event to the stage named by its subkind,
+ * in rf_pipeline_process like any event. Messages to the pipeline's own
+ * shard are queued and handed back after the current pass (process, tick or
+ * drain), so one shard and N shards take the same path.
+ *
+ * The transport between shards is the owner's: the engine's peer rings
+ * (daemon/engine.c: never blocking, a backlog per destination, overflow
+ * counted), or the replay engine's in-process queues (deterministic).
+ * Set it before the first event; without one, a message to another shard is
+ * counted as peer_undeliverable and dropped.
+ *
+ * Stop (the order the engine and the replay follow):
+ *   1. rf_pipeline_close_stages on every shard: whatever a stage holds that
+ *      a peer must see goes out (open windows as partials, rule-wide
+ *      reports);
+ *   2. the transport delivers every message until all shards are quiet;
+ *   3. rf_pipeline_drain on every shard: owners emit what they merged,
+ *      batches and sinks are flushed. */
+void rf_pipeline_set_peer_send(rf_pipeline *p, rf_peer_send_fn fn, void *ctx);
+void rf_pipeline_peer_send(void *pipeline, uint32_t to, const rf_event *ev, uint32_t n);
+void rf_pipeline_close_stages(rf_pipeline *p);
+void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono_ns);
+uint32_t rf_pipeline_index(const rf_pipeline *p);
+uint32_t rf_pipeline_shards(const rf_pipeline *p);
 
 /* Worker thread. */
 void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);

@@ -361,7 +361,7 @@ int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
     s->index = index;
     s->workers = workers;
     int rc = 0;
-    if ((rc = rf_pipeline_new(&settings->pipeline, index, store, &s->pipeline, err)) < 0)
+    if ((rc = rf_pipeline_new(&settings->pipeline, index, workers, store, &s->pipeline, err)) < 0)
         goto fail;
     if (store) {
         char name[32];
@@ -781,6 +781,16 @@ uint32_t rf_shard_tick(rf_shard *s)
 void rf_shard_drain(rf_shard *s)
 {
     rf_pipeline_drain(s->pipeline);
+}
+
+void rf_shard_set_peer_send(rf_shard *s, rf_peer_send_fn fn, void *ctx)
+{
+    rf_pipeline_set_peer_send(s->pipeline, fn, ctx);
+}
+
+void rf_shard_close_stages(rf_shard *s)
+{
+    rf_pipeline_close_stages(s->pipeline);
 }
 
 bool rf_shard_has_wait(const rf_shard *s)

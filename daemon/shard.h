@@ -73,6 +73,10 @@ void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
 uint32_t rf_shard_tick(rf_shard *s);
 /* Flushes everything held (shutdown). */
 void rf_shard_drain(rf_shard *s);
+/* Peer messages between shards' stages (daemon/pipeline.h "Between
+ * shards"): the transport (before start) and the stop's first step. */
+void rf_shard_set_peer_send(rf_shard *s, rf_peer_send_fn fn, void *ctx);
+void rf_shard_close_stages(rf_shard *s);
 
 /* Sleeping inside the listener set's io_uring when the shard has listeners. */
 bool rf_shard_has_wait(const rf_shard *s);

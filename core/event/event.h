@@ -50,6 +50,8 @@ enum rf_metric_kind {
     RF_KIND_ALERT = 9,        /* produced by alert rules; aux = rule id, flags = fire/resolve */
     RF_KIND_CORRELATED = 10,  /* produced by correlation; aux = member count */
     RF_KIND_SERIES_DEF = 11,  /* control: aux is an rf_series_key * moving to the owner */
+    RF_KIND_PEER = 12,        /* between two shards' stages: `subkind` says which stage and what
+                               * (enum rf_peer_stage, RF_PEER_SUBKIND); see "Peer messages" below */
     RF_KIND__COUNT
 };
 
@@ -64,7 +66,34 @@ enum {
     RF_EVF_HAS_CLIENT_TIME = 1u << 0, /* event_time_ns came from the client */
     RF_EVF_ALERT_RESOLVED = 1u << 1,  /* RF_KIND_ALERT: resolve rather than fire */
     RF_EVF_LATE = 1u << 2,            /* applied to a closed window */
+    RF_EVF_OWNS_AUX = 1u << 3,        /* RF_KIND_PEER: aux is a malloc'd block that moves with the
+                                       * event; whoever ends the event's life frees it (free()) */
 };
+
+/* Peer messages (RF_KIND_PEER): what one shard's stage sends another's, for
+ * the state that must live on one owner whatever shard saw the data
+ * (two-level aggregation, correlation by key or id, rule-wide alerts). They
+ * travel on the peer rings between workers (daemon/engine.c), or in process
+ * in a replay; the receiving pipeline hands them to the stage named by the
+ * high byte of `subkind`, the low byte being that stage's own message type.
+ * A stage keeps nothing of an event it is handed: an owned aux block is
+ * freed by the pipeline after the stage returns (or by the transport when it
+ * drops one, counted). series_id is not a series of the receiver's table. */
+enum rf_peer_stage {
+    RF_PEER_STAGE_AGGREGATE = 1,
+    RF_PEER_STAGE_CORRELATE = 2,
+    RF_PEER_STAGE_ALERT = 3,
+};
+#define RF_PEER_SUBKIND(stage, type) ((uint16_t)(((unsigned)(stage) << 8) | ((unsigned)(type) & 0xffu)))
+#define RF_PEER_STAGE_OF(subkind) ((unsigned)(subkind) >> 8)
+#define RF_PEER_TYPE_OF(subkind) ((unsigned)(subkind) & 0xffu)
+
+typedef struct rf_event rf_event;
+/* How a stage sends peer messages to shard `to` (which may be its own: the
+ * pipeline then hands them back after the current pass). Must deliver:
+ * never blocks the caller, and a message the transport cannot hold is
+ * counted (and its owned aux freed), never silently lost. */
+typedef void (*rf_peer_send_fn)(void *ctx, uint32_t to, const rf_event *ev, uint32_t n);
 
 typedef union rf_value {
     double f64;
@@ -85,7 +114,7 @@ typedef struct rf_event {
     uint8_t kind;            /* enum rf_metric_kind */
     uint8_t priority;        /* enum rf_priority */
     uint8_t flags;           /* RF_EVF_* */
-    uint16_t reserved;
+    uint16_t subkind;        /* RF_KIND_PEER: RF_PEER_SUBKIND(stage, type); 0 otherwise */
     uint32_t route_hint;     /* set by routing: index of the matched route set */
 } rf_event;
 

@@ -344,7 +344,7 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
         e->kind = p->kind;
         e->priority = RF_PRIO_STANDARD;
         e->flags = flags;
-        e->reserved = 0;
+        e->subkind = 0;
         e->route_hint = 0;
         rf_emit_commit(ctx);
     }

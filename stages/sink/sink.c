@@ -124,7 +124,7 @@ static void put_json_str(out *o, const char *s, size_t len)
 
 static const char *const kind_names[RF_KIND__COUNT] = {
     "gauge", "counter", "gauge_delta", "timer", "histogram", "distribution", "set",
-    "cumulative", "aggregate", "alert", "correlated", "series_def",
+    "cumulative", "aggregate", "alert", "correlated", "series_def", "peer",
 };
 
 static const char *series_text(const rf_sink_namer *nm, uint64_t id, uint32_t *len)

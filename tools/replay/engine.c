@@ -33,6 +33,13 @@ typedef struct re_input {
     rf_event batch[RE_PARSE_BATCH];
 } re_input;
 
+/* Peer messages to one shard (daemon/pipeline.h "Between shards"), in the
+ * order they were sent; grown by doubling, reused. */
+typedef struct re_peer_queue {
+    rf_event *ev;
+    uint32_t n, cap;
+} re_peer_queue;
+
 struct rf_replay_engine {
     rf_settings settings;    /* owns the pipeline configuration the pipelines point into */
     bool have_settings;
@@ -44,6 +51,8 @@ struct rf_replay_engine {
     rf_pipeline **pipes;
     rf_event (*part)[RE_PARSE_BATCH]; /* per shard: its share of one parser flush */
     uint32_t *n_part;
+    re_peer_queue *peer_in;  /* per shard: peer messages sent to it, not yet delivered */
+    bool delivering_peers;
     re_input *inputs[RE_MAX_INPUTS];
     uint32_t n_inputs;
     re_input *last_input;    /* records of one listener come in runs */
@@ -59,12 +68,67 @@ struct rf_replay_engine {
     rf_replay_summary sum;
 };
 
+/* ---- peer messages -------------------------------------------------------- */
+
+/* The in-process transport: queued per destination, delivered by
+ * deliver_peers in shard order, so a replay stays deterministic. */
+static void peer_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    rf_replay_engine *e = ctx;
+    re_peer_queue *q = &e->peer_in[to];
+    if (q->n + n > q->cap) {
+        uint32_t cap = q->cap ? q->cap : 256;
+        while (cap < q->n + n)
+            cap *= 2;
+        rf_event *grown = realloc(q->ev, (size_t)cap * sizeof(rf_event));
+        if (!grown) {
+            e->sum.peer_dropped += n;
+            for (uint32_t i = 0; i < n; i++)
+                if (ev[i].flags & RF_EVF_OWNS_AUX)
+                    free((void *)(uintptr_t)ev[i].aux);
+            return;
+        }
+        q->ev = grown;
+        q->cap = cap;
+    }
+    memcpy(q->ev + q->n, ev, (size_t)n * sizeof(rf_event));
+    q->n += n;
+}
+
+/* Hands every queued peer message to its shard, shards in index order,
+ * until none is left (a delivery may send more). */
+static void deliver_peers(rf_replay_engine *e)
+{
+    if (e->delivering_peers)
+        return;
+    e->delivering_peers = true;
+    for (bool any = true; any;) {
+        any = false;
+        for (uint32_t s = 0; s < e->workers; s++) {
+            re_peer_queue *q = &e->peer_in[s];
+            uint32_t done = 0;
+            while (done < q->n) {
+                /* A copy of one batch: delivering may append to (and move) q. */
+                rf_event batch[RE_PARSE_BATCH];
+                uint32_t m = q->n - done < RE_PARSE_BATCH ? q->n - done : RE_PARSE_BATCH;
+                memcpy(batch, q->ev + done, (size_t)m * sizeof(rf_event));
+                done += m;
+                rf_pipeline_process_at(e->pipes[s], batch, m, e->now_mono);
+                any = true;
+            }
+            q->n = 0;
+        }
+    }
+    e->delivering_peers = false;
+}
+
 /* ---- clock ------------------------------------------------------------- */
 
 static void tick_all(rf_replay_engine *e, int64_t mono, int64_t wall)
 {
     for (uint32_t s = 0; s < e->workers; s++)
         rf_pipeline_tick(e->pipes[s], mono, wall);
+    deliver_peers(e);
     e->sum.ticks++;
 }
 
@@ -120,6 +184,7 @@ static void input_flush(void *user, rf_event *events, size_t n)
         rf_pipeline_process_at(e->pipes[s], e->part[s], e->n_part[s], e->now_mono);
         e->n_part[s] = 0;
     }
+    deliver_peers(e);
 }
 
 static re_input *input_new(rf_replay_engine *e, const char *name, uint8_t protocol,
@@ -327,16 +392,18 @@ int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine 
     e->pipes = calloc(e->workers, sizeof(*e->pipes));
     e->part = calloc(e->workers, sizeof(*e->part));
     e->n_part = calloc(e->workers, sizeof(*e->n_part));
-    if (!e->pipes || !e->part || !e->n_part) {
+    e->peer_in = calloc(e->workers, sizeof(*e->peer_in));
+    if (!e->pipes || !e->part || !e->n_part || !e->peer_in) {
         rc = rf_err_set(err, ENOMEM, "replay: out of memory for %u shards", e->workers);
         goto fail;
     }
     for (uint32_t s = 0; s < e->workers; s++) {
-        if ((rc = rf_pipeline_new(&e->settings.pipeline, s,
+        if ((rc = rf_pipeline_new(&e->settings.pipeline, s, e->workers,
                                   e->store ? rf_store_shard_get(e->store, s) : NULL, &e->pipes[s],
                                   err)) < 0)
             goto fail;
         rf_pipeline_set_event_clock(e->pipes[s]);
+        rf_pipeline_set_peer_send(e->pipes[s], peer_send, e);
     }
     if ((rc = inputs_configure(e, err)) < 0)
         goto fail;
@@ -438,8 +505,14 @@ int rf_replay_engine_finish(rf_replay_engine *e, rf_replay_summary *out, rf_err 
     int rc = 0;
     for (uint32_t i = 0; i < e->n_inputs; i++)
         rf_parse_flush(e->inputs[i]->parser); /* empty: flushed per record */
+    /* The stop order of daemon/pipeline.h "Between shards". */
     for (uint32_t s = 0; s < e->workers; s++)
+        rf_pipeline_close_stages_at(e->pipes[s], e->now_mono);
+    deliver_peers(e);
+    for (uint32_t s = 0; s < e->workers; s++) {
         rf_pipeline_drain_at(e->pipes[s], e->now_mono);
+        deliver_peers(e);
+    }
     collect(e);
     if (e->store) {
         rc = rf_store_close(e->store, err);
@@ -467,6 +540,13 @@ void rf_replay_engine_free(rf_replay_engine *e)
     }
     for (uint32_t s = 0; e->pipes && s < e->workers; s++)
         rf_pipeline_free(e->pipes[s]);
+    for (uint32_t s = 0; e->peer_in && s < e->workers; s++) {
+        for (uint32_t i = 0; i < e->peer_in[s].n; i++)
+            if (e->peer_in[s].ev[i].flags & RF_EVF_OWNS_AUX)
+                free((void *)(uintptr_t)e->peer_in[s].ev[i].aux);
+        free(e->peer_in[s].ev);
+    }
+    free(e->peer_in);
     free(e->pipes);
     free(e->part);
     free(e->n_part);

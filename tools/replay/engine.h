@@ -79,6 +79,7 @@ typedef struct rf_replay_summary {
     int64_t first_wall_ns, last_wall_ns; /* recorded receive times of the first and last record */
     int64_t span_ns;                /* engine monotonic time from the first record to the last */
     uint64_t clock_steps_back;      /* records whose monotonic time went backwards */
+    uint64_t peer_dropped;          /* peer messages lost: no memory to queue them */
     uint64_t unknown_listener;      /* records of a listener the configuration does not have
                                      * (parsed with their protocol and default limits) */
     uint64_t skipped_records;       /* ... past the 64th such name: not parsed */
