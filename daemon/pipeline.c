@@ -824,13 +824,15 @@ void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
 
 /* ---- construction ------------------------------------------------------- */
 
+/* NULL for a series this shard's table does not hold (id 0, a series
+ * refused here, one defined on another shard): the sinks then write the id
+ * (sink.h), never a key they do not have. */
 static const char *namer_series_text(void *ctx, uint64_t series_id, uint32_t *len)
 {
     rf_pipeline *p = ctx;
-    int32_t slot = rf_series_table_find(p->series, series_id);
-    if (slot < 0)
+    const rf_series_key *k = store_key_of(p, series_id);
+    if (!k)
         return NULL;
-    const rf_series_key *k = rf_series_table_key(p->series, slot);
     *len = k->len;
     return k->text;
 }

@@ -159,6 +159,10 @@ void rf_series_table_prefetch_key(const rf_series_table *t, int32_t slot, int le
 
 int32_t rf_series_table_find(const rf_series_table *t, uint64_t series_id)
 {
+    /* 0 is "no series" (a rule-wide alert's before it had a series of its
+     * own): it would match the first empty bucket, whose slot field is 0. */
+    if (__builtin_expect(series_id == 0, 0))
+        return -1;
     for (uint64_t i = series_id & t->mask;; i = (i + 1) & t->mask) {
         const bucket *b = &t->index[i];
         if (b->id == series_id)

@@ -24,8 +24,11 @@ static void test_define_find(void **state)
     rf_series_key *k = stage_test_key("cpu,host=a usage");
     uint64_t id = k->series_id;
     assert_int_equal(rf_series_table_find(t, id), -1);
+    assert_int_equal(rf_series_table_find(t, 0), -1); /* "no series" */
     assert_int_equal(rf_series_table_define(t, k), 0);
     assert_int_equal(rf_series_table_find(t, id), 0);
+    /* Not the empty buckets' slot 0 either, once slot 0 is a series. */
+    assert_int_equal(rf_series_table_find(t, 0), -1);
     assert_string_equal(rf_series_table_key(t, 0)->text, "cpu,host=a usage");
     /* duplicate: same slot, new key freed */
     assert_int_equal(rf_series_table_define(t, stage_test_key("cpu,host=a usage")), 0);
