@@ -454,6 +454,10 @@ static void peer_receive(rf_pipeline *p, const rf_event *ev)
     case RF_PEER_STAGE_CORRELATE:
         break;
     case RF_PEER_STAGE_ALERT:
+        if (p->st.alerts) {
+            rf_alerts_peer_receive(p->st.alerts, ev);
+            taken = true;
+        }
         break;
     default:
         break;
@@ -567,15 +571,21 @@ static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event
 static void derived_emit(void *ctx, const rf_event *ev, uint32_t n)
 {
     rf_pipeline *p = ctx;
-    /* Their subjects come from the rule / pattern id, not a slot. */
+    /* Their subjects come from the rule / pattern id, not a slot. A
+     * rule-wide alert's series comes first as a definition (alert.h). */
     rf_event buf[PIPE_BATCH];
     int32_t slots[PIPE_BATCH];
     while (n) {
-        uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
-        memcpy(buf, ev, m * sizeof(rf_event));
-        for (uint32_t i = 0; i < m; i++)
-            slots[i] = -1;
-        deliver(p, buf, slots, m);
+        uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH, k = 0;
+        for (uint32_t i = 0; i < m; i++) {
+            if (ev[i].kind == RF_KIND_SERIES_DEF) {
+                define_series(p, (rf_series_key *)(uintptr_t)ev[i].aux);
+                continue;
+            }
+            buf[k] = ev[i];
+            slots[k++] = -1;
+        }
+        deliver(p, buf, slots, k);
         ev += m;
         n -= m;
     }
@@ -690,6 +700,8 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
  * into the current sinks. */
 static void stages_emit_all(rf_pipeline *p)
 {
+    if (p->st.alerts)
+        rf_alerts_flush(p->st.alerts);
     if (p->st.agg)
         rf_aggregator_flush(p->st.agg);
     if (p->st.corr)
@@ -762,6 +774,8 @@ void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
 {
     apply_pending(p);
     p->now_mono = now_mono;
+    if (p->st.alerts)
+        rf_alerts_flush(p->st.alerts);
     peer_deliver_self(p);
 }
 
@@ -908,6 +922,7 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
     if (ps->alerts.cfg.n_rules) {
         if ((rc = rf_alerts_new(&ps->alerts.cfg, max_series, derived, &st->alerts, err)) < 0)
             goto fail;
+        rf_alerts_set_peers(st->alerts, index, p->shards, rf_pipeline_peer_send, p);
         if (st->router) {
             const char *names[1024];
             uint32_t n = rf_alerts_rule_count(st->alerts);

@@ -24,9 +24,19 @@ typedef struct rule {
     bool absence_any;
     double fire, resolve;
     int64_t for_ns, window_ns, absent_ns, anchor_step;
-    /* Rule-wide absence state. */
+    uint64_t series_id;   /* "alert,rule=<name> state": names a rule-wide rule on the wire */
+    /* Rule-wide absence (alert.h "Rule-wide rules"). Every shard: the
+     * samples processed since its last report, and the latest of them. */
+    uint64_t seen_n;
+    int64_t seen_recv, seen_event;
+    /* The owner only: the latest sample known from any shard (valid once
+     * any_started), the one the current fire was decided on, and whether
+     * the rule's series was defined by this stage. */
+    uint32_t owner;
+    bool any_started, series_defined;
     uint8_t any_phase;
-    int64_t any_last_mono;
+    int64_t any_last_mono, any_last_event;
+    int64_t any_fired_mono, any_fired_event;
     uint64_t any_instance;
     uint64_t fired, resolved;
 } rule;
@@ -69,7 +79,15 @@ struct rf_alerts {
     bool has_rate;
     uint32_t *absent;   /* binding indices of per-series ABSENCE rules */
     uint32_t n_absent, cap_absent;
-    uint32_t seq;
+    /* Rule-wide rules: their indices, sorted by series_id (a report names
+     * its rule by that id). */
+    uint32_t *any_rules;
+    uint32_t n_any;
+    uint32_t index, shards;
+    rf_peer_send_fn send;
+    void *send_ctx;
+    bool ticked;
+    int64_t last_tick_mono;
     rf_emitter out;
     rf_event obuf[OUT_BATCH];
     uint32_t on;
@@ -90,6 +108,12 @@ const char *rf_cmp_op_name(enum rf_cmp_op op)
 {
     static const char *const ops[] = {">", ">=", "<", "<=", "==", "!="};
     return (unsigned)op < 6 ? ops[op] : "?";
+}
+
+int rf_alert_rule_series_text(const char *name, char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "alert,rule=%s state", name);
+    return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }
 
 static inline bool cmp(uint8_t op, double x, double t)
@@ -197,11 +221,33 @@ int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter ou
         r->absent_ns = rc->absent_ns;
         r->absence_any = rc->absence_any;
         a->has_rate |= rc->type == RF_ALERT_RATE;
+        char text[96];
+        int tl = rf_alert_rule_series_text(r->name, text, sizeof(text)); /* names < 64 bytes */
+        r->series_id = rf_series_id_of_key(text, tl > 0 ? (size_t)tl : 0);
         if (rf_series_matcher_copy(&r->match, &rc->match) != 0) {
             rf_alerts_free(a);
             return rf_err_set(err, ENOMEM, "alerts: out of memory");
         }
+        a->n_any += r->type == RF_ALERT_ABSENCE && r->absence_any;
     }
+    a->any_rules = calloc(a->n_any ? a->n_any : 1, sizeof(uint32_t));
+    if (!a->any_rules) {
+        rf_alerts_free(a);
+        return rf_err_set(err, ENOMEM, "alerts: out of memory");
+    }
+    a->n_any = 0;
+    for (uint32_t i = 0; i < cfg->n_rules; i++) {
+        if (a->rules[i].type != RF_ALERT_ABSENCE || !a->rules[i].absence_any)
+            continue;
+        /* Insertion by series id: rules are few and this runs once. */
+        uint32_t j = a->n_any++;
+        while (j > 0 && a->rules[a->any_rules[j - 1]].series_id > a->rules[i].series_id) {
+            a->any_rules[j] = a->any_rules[j - 1];
+            j--;
+        }
+        a->any_rules[j] = i;
+    }
+    a->shards = 1;
     a->st.rules = cfg->n_rules;
     *alerts = a;
     return 0;
@@ -218,6 +264,7 @@ void rf_alerts_free(rf_alerts *a)
     free(a->states);
     free(a->anchors);
     free(a->absent);
+    free(a->any_rules);
     free(a);
 }
 
@@ -287,10 +334,22 @@ static void emit_alert(rf_alerts *a, uint32_t rule_id, uint64_t series_id, doubl
     }
 }
 
-static uint64_t new_instance(rf_alerts *a, uint32_t rule_id)
+static inline uint64_t mix64(uint64_t x)
 {
-    /* High bit marks an alert instance; unique per worker and rule. */
-    return (1ull << 63) | ((uint64_t)rule_id << 32) | ++a->seq;
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* High bit marks an alert instance. A function of what fired and when, not
+ * of a worker's counter, so that 1 worker and N give the same ids. */
+static uint64_t new_instance(const rule *r, uint64_t series_id, int64_t t_event, int64_t t_recv)
+{
+    uint64_t h = mix64(r->series_id ^ mix64(series_id ^ mix64((uint64_t)t_event ^
+                                                              mix64((uint64_t)t_recv))));
+    return (1ull << 63) | h;
 }
 
 /* ---------------------------------------------------------------- binding */
@@ -299,6 +358,11 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
 {
     if (slot < 0 || (uint32_t)slot >= a->max_slots || !key || a->slot[slot].first != NO_SLOT)
         return;
+    /* A rule's own series carries alerts, never samples: nothing binds to
+     * it (a per-series absence on measurement "alert" would fire on it). */
+    for (uint32_t i = 0; i < a->n_rules; i++)
+        if (a->rules[i].series_id == key->series_id)
+            return;
     uint32_t first = a->n_states;
     uint32_t n = 0;
     for (uint32_t i = 0; i < a->n_rules; i++) {
@@ -423,8 +487,15 @@ static void step(rf_alerts *a, uint32_t rid, const rule *r, astate *s, const rf_
         return;
     }
     s->phase = PH_FIRING;
-    s->instance = new_instance(a, rid);
+    s->instance = new_instance(r, s->series_id, ev->event_time_ns, ev->recv_time_ns);
     emit_alert(a, rid, s->series_id, x, ev->event_time_ns, ev->recv_time_ns, s->instance, false);
+}
+
+/* Whether sample (recv, event) comes after (recv0, event0): receipt time
+ * first, event time on a tie, so every shard count orders samples alike. */
+static inline bool later(int64_t recv, int64_t event, int64_t recv0, int64_t event0)
+{
+    return recv > recv0 || (recv == recv0 && event > event0);
 }
 
 /* Prefetch distances (events ahead): the slot's binding record first, then,
@@ -483,11 +554,11 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
                         step(a, s->rule, r, s, ev, rate, t);
                 }
             } else if (r->absence_any) {
-                r->any_last_mono = ev->recv_time_ns;
-                if (r->any_phase == PH_FIRING) {
-                    r->any_phase = PH_OK;
-                    emit_alert(a, s->rule, 0, 0, ev->event_time_ns, ev->recv_time_ns,
-                               r->any_instance, true);
+                /* Reported to the rule's owner at the tick (alert.h). */
+                if (r->seen_n++ == 0 || later(ev->recv_time_ns, ev->event_time_ns, r->seen_recv,
+                                              r->seen_event)) {
+                    r->seen_recv = ev->recv_time_ns;
+                    r->seen_event = ev->event_time_ns;
                 }
             } else {
                 s->last_mono = ev->recv_time_ns;
@@ -503,6 +574,164 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
     out_flush(a);
 }
 
+/* ---------------------------------------------------------------- rule-wide */
+
+void rf_alerts_set_peers(rf_alerts *a, uint32_t index, uint32_t shards, rf_peer_send_fn send,
+                         void *ctx)
+{
+    a->index = shards && index < shards ? index : 0;
+    a->shards = shards ? shards : 1;
+    a->send = send;
+    a->send_ctx = ctx;
+    if (!send)
+        a->index = 0, a->shards = 1;
+    for (uint32_t i = 0; i < a->n_any; i++) {
+        rule *r = &a->rules[a->any_rules[i]];
+        r->owner = rf_event_owner(r->series_id, a->shards);
+    }
+}
+
+uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id)
+{
+    return rule_id < a->n_rules ? a->rules[rule_id].series_id : 0;
+}
+
+/* Before a rule-wide rule's first alert from this stage: its series, in the
+ * output ahead of the alert, so the pipeline defines it in this shard's
+ * table (like an aggregate series) before any sink names it. */
+static void define_rule_series(rf_alerts *a, rule *r)
+{
+    if (r->series_defined)
+        return;
+    r->series_defined = true;
+    char text[96];
+    int len = rf_alert_rule_series_text(r->name, text, sizeof(text));
+    rf_series_key *k = len > 0 ? rf_series_key_new(text, (size_t)len, 5, (size_t)len - 5) : NULL;
+    if (!k) {
+        a->st.series_def_failed++; /* the alert still goes out, named by id */
+        return;
+    }
+    if (a->on == OUT_BATCH)
+        out_flush(a);
+    rf_event *e = &a->obuf[a->on++];
+    memset(e, 0, sizeof(*e));
+    e->kind = RF_KIND_SERIES_DEF;
+    e->series_id = k->series_id;
+    e->aux = (uint64_t)(uintptr_t)k;
+    e->sample_rate = 1.0f;
+}
+
+static rule *any_rule_of(rf_alerts *a, uint64_t series_id)
+{
+    uint32_t lo = 0, hi = a->n_any;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        rule *r = &a->rules[a->any_rules[mid]];
+        if (r->series_id == series_id)
+            return r;
+        if (r->series_id < series_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void rf_alerts_peer_receive(rf_alerts *a, const rf_event *ev)
+{
+    rule *r = RF_PEER_TYPE_OF(ev->subkind) == RF_ALERT_PEER_REPORT && ev->value.u64
+                  ? any_rule_of(a, ev->series_id)
+                  : NULL;
+    if (!r || r->owner != a->index) {
+        a->st.reports_unknown++;
+        return;
+    }
+    a->st.reports_received++;
+    if (a->ticked && ev->recv_time_ns < a->last_tick_mono - RF_ALERT_REPORT_ALLOWANCE_NS)
+        a->st.reports_late++;
+    if (!r->any_started || later(ev->recv_time_ns, ev->event_time_ns, r->any_last_mono,
+                                 r->any_last_event)) {
+        r->any_started = true;
+        r->any_last_mono = ev->recv_time_ns;
+        r->any_last_event = ev->event_time_ns;
+    }
+}
+
+/* One report per rule-wide rule that saw samples since the last one. */
+static void send_reports(rf_alerts *a)
+{
+    for (uint32_t i = 0; i < a->n_any; i++) {
+        rule *r = &a->rules[a->any_rules[i]];
+        if (r->seen_n == 0)
+            continue;
+        rf_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.kind = RF_KIND_PEER;
+        ev.subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_ALERT, RF_ALERT_PEER_REPORT);
+        ev.series_id = r->series_id;
+        ev.value.u64 = r->seen_n;
+        ev.value_type = RF_VALUE_U64;
+        ev.recv_time_ns = r->seen_recv;
+        ev.event_time_ns = r->seen_event;
+        ev.aux = a->index;
+        ev.sample_rate = 1.0f;
+        r->seen_n = 0;
+        a->st.reports_sent++;
+        if (a->send)
+            a->send(a->send_ctx, r->owner, &ev, 1);
+        else
+            rf_alerts_peer_receive(a, &ev); /* alone: after this tick's decisions */
+    }
+}
+
+/* The owner: a sample newer than the one the fire was decided on ends it. */
+static void any_resolve(rf_alerts *a, uint32_t rid, rule *r)
+{
+    if (r->any_phase != PH_FIRING ||
+        !later(r->any_last_mono, r->any_last_event, r->any_fired_mono, r->any_fired_event))
+        return;
+    r->any_phase = PH_OK;
+    define_rule_series(a, r);
+    emit_alert(a, rid, r->series_id, 0, r->any_last_event, r->any_last_mono, r->any_instance,
+               true);
+}
+
+static void any_tick(rf_alerts *a, uint32_t rid, rule *r, int64_t now_mono, int64_t now_wall)
+{
+    if (!r->any_started) {
+        r->any_started = true; /* the silence clock starts at the first tick */
+        r->any_last_mono = now_mono;
+        r->any_last_event = now_wall;
+        return;
+    }
+    if (r->any_phase == PH_FIRING) {
+        any_resolve(a, rid, r);
+        return;
+    }
+    if (now_mono - r->any_last_mono < r->absent_ns + RF_ALERT_REPORT_ALLOWANCE_NS)
+        return;
+    r->any_phase = PH_FIRING;
+    r->any_fired_mono = r->any_last_mono;
+    r->any_fired_event = r->any_last_event;
+    r->any_instance = new_instance(r, r->series_id, now_wall, now_mono);
+    define_rule_series(a, r);
+    emit_alert(a, rid, r->series_id, (double)(now_mono - r->any_last_mono) / 1e9, now_wall,
+               now_mono, r->any_instance, false);
+}
+
+void rf_alerts_flush(rf_alerts *a)
+{
+    send_reports(a);
+    for (uint32_t i = 0; i < a->n_any; i++) {
+        rule *r = &a->rules[a->any_rules[i]];
+        if (r->owner == a->index)
+            any_resolve(a, a->any_rules[i], r);
+    }
+    out_flush(a);
+}
+
+/* ---------------------------------------------------------------- ticks */
+
 void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
 {
     for (uint32_t i = 0; i < a->n_absent; i++) {
@@ -514,26 +743,21 @@ void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
         }
         if (s->phase != PH_FIRING && now_mono - s->last_mono >= r->absent_ns) {
             s->phase = PH_FIRING;
-            s->instance = new_instance(a, s->rule);
+            s->instance = new_instance(r, s->series_id, now_wall, now_mono);
             emit_alert(a, s->rule, s->series_id, (double)(now_mono - s->last_mono) / 1e9,
                        now_wall, now_mono, s->instance, false);
         }
     }
-    for (uint32_t i = 0; i < a->n_rules; i++) {
-        rule *r = &a->rules[i];
-        if (r->type != RF_ALERT_ABSENCE || !r->absence_any)
-            continue;
-        if (r->any_last_mono == 0) {
-            r->any_last_mono = now_mono;
-            continue;
-        }
-        if (r->any_phase != PH_FIRING && now_mono - r->any_last_mono >= r->absent_ns) {
-            r->any_phase = PH_FIRING;
-            r->any_instance = new_instance(a, i);
-            emit_alert(a, i, 0, (double)(now_mono - r->any_last_mono) / 1e9, now_wall, now_mono,
-                       r->any_instance, false);
-        }
+    /* Decisions first, on what reports of earlier ticks said; this tick's
+     * reports (the owner's own included) count from the next one. */
+    for (uint32_t i = 0; i < a->n_any; i++) {
+        rule *r = &a->rules[a->any_rules[i]];
+        if (r->owner == a->index)
+            any_tick(a, a->any_rules[i], r, now_mono, now_wall);
     }
+    send_reports(a);
+    a->ticked = true;
+    a->last_tick_mono = now_mono;
     out_flush(a);
 }
 
@@ -581,6 +805,7 @@ uint64_t rf_alerts_memory_bound(const rf_alerts_config *cfg, uint32_t max_slots)
     }
     uint64_t b = rf_mem_alloc_bound(sizeof(rf_alerts)) +
                  rf_mem_alloc_bound((uint64_t)cfg->n_rules * sizeof(rule)) + matchers +
+                 rf_mem_alloc_bound((uint64_t)cfg->n_rules * sizeof(uint32_t)) + /* any_rules */
                  rf_mem_alloc_bound(slots * sizeof(slot_bind));
     b += grown_bound(bindings, sizeof(astate));
     if (rate)

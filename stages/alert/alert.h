@@ -12,8 +12,8 @@
  *              rf_alerts_tick(). Per series (each matched series on its own,
  *              the clock starting at the first tick after it is defined) or,
  *              with absence_any, for the rule as a whole (no sample from any
- *              matched series, including when none exists yet). A sample
- *              resolves it.
+ *              matched series, including when none exists yet; see
+ *              "Rule-wide rules" below). A sample resolves it.
  *
  * Clocks. For-durations and rates are measured on the sample's clock: its
  * event time when that is not the daemon's wall clock (the client sent a
@@ -36,14 +36,72 @@
  *
  * Output
  *   RF_KIND_ALERT events, priority RF_PRIO_CRITICAL, aux = rule id, flag
- *   RF_EVF_ALERT_RESOLVED on resolve, series_id = the series (0 for a rule-wide
- *   absence), value.f64 = the value (THRESHOLD), the rate per second (RATE)
- *   or the seconds of silence (ABSENCE), event_time_ns = the sample's event
- *   time (tick's wall time for absence), recv_time_ns = the sample's receipt
- *   time (so critical-path latency covers the triggering packet), and
- *   correlation_id = an alert instance id shared by a fire and its resolve.
+ *   RF_EVF_ALERT_RESOLVED on resolve, series_id = the series (the rule's own
+ *   series for a rule-wide absence, below), value.f64 = the value
+ *   (THRESHOLD), the rate per second (RATE) or the seconds of silence
+ *   (ABSENCE; 0 on its resolve), event_time_ns = the sample's event time
+ *   (tick's wall time for an absence fire), recv_time_ns = the sample's
+ *   receipt time (so critical-path latency covers the triggering packet), and
+ *   correlation_id = an alert instance id shared by a fire and its resolve: a
+ *   hash of (rule, series, the fire's times) with the high bit set, so the
+ *   same stream gives the same ids on 1 worker or N.
  *   The worker routes them by subject "alert.<rule name>" (critical routes)
  *   and writes them to a sink like any event.
+ *
+ * Rule-wide rules (issue 23)
+ *   Threshold, rate and per-series absence state is per (rule, series) and
+ *   lives where the series lives: no hop. The only rule kind whose state
+ *   spans series is the absence with absence_any (`scope: any`). Its state
+ *   lives on one owner shard, rf_event_owner(rule series id, shards); every
+ *   shard (the owner too, through its own queue, so 1 and N shards take one
+ *   path) tracks the samples of the rule it processed and, at its tick, sends
+ *   the owner one report per rule that saw any (none otherwise: a report only
+ *   ever moves the rule's clock forward, so silence needs no message).
+ *
+ *   Its series: "alert,rule=<name> state" (measurement alert, tag rule, field
+ *   state; names need no escaping, so this is the canonical key). The owner
+ *   defines it in its series table through a SERIES_DEF in its output, just
+ *   before the rule's first alert, so every sink (JSON, line protocol, the
+ *   store) names it. Rules never bind to a rule's own series.
+ *
+ *   Wire form, RF_KIND_PEER, subkind RF_PEER_SUBKIND(RF_PEER_STAGE_ALERT,
+ *   RF_ALERT_PEER_REPORT), no owned aux:
+ *     series_id      the rule's series id (names the rule by name, whatever
+ *                    its index, across reloads)
+ *     value.u64      samples of the rule seen since the last report (>= 1)
+ *     recv_time_ns   monotonic receipt time of the latest of them
+ *     event_time_ns  its event time
+ *     aux            the sending shard's index
+ *   A report for a rule the receiving stage does not have (removed by a
+ *   reload, or not rule-wide there) is counted (reports_unknown), never
+ *   applied.
+ *
+ *   The owner's view and timing. The owner keeps the latest sample time it
+ *   knows, by (recv_time, event_time), and decides at its ticks: it fires
+ *   when now - latest >= absent + RF_ALERT_REPORT_ALLOWANCE_NS, and resolves
+ *   at the first tick (or flush) after a report of a sample newer than the
+ *   one it fired on, stamped with that sample's times. The times are the
+ *   sample's receipt times (a monotonic clock shared by all threads), never
+ *   a report's arrival time. A sample received at t is known to the owner
+ *   by t + (the time it waited in the input ring, as on one worker) + one
+ *   tick of the shard that processed it (10 ms) + the peer ring's latency;
+ *   the allowance (100 ms) bounds the last two, so every sample received
+ *   before now - allowance is known at the owner's tick `now`, and a fire
+ *   means a real silence of at least `absent` (ending at now - allowance).
+ *   A report that breaks the bound (a sample already older than the
+ *   allowance at the owner's previous tick) is still applied and counted as
+ *   reports_late. Rule-wide fires therefore come `allowance` after `absent`,
+ *   and a resolve up to one tick after the sample, on any number of workers.
+ *   Under an event clock (replay) every shard ticks at the same times and
+ *   the reports of tick T are delivered before tick T + 1 on every shard:
+ *   the owner knows exactly the same samples at each tick on 1 shard or N,
+ *   so fires and resolves are identical.
+ *
+ *   Stop and reload: rf_alerts_flush sends what is not yet reported and lets
+ *   the owner resolve on what it knows (the pipeline calls it at step 1 of
+ *   the stop and when stages are swapped or drained). A reload replaces the
+ *   stage: rule-wide clocks start again at the new stage's first tick (never
+ *   a false fire), and reports of the old stages reach the new one.
  *
  * Binding rules to series
  *   Matchers are evaluated once per series in rf_alerts_define (call it when
@@ -58,6 +116,7 @@
 #define RF_STAGES_ALERT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error/error.h"
@@ -107,7 +166,19 @@ typedef struct rf_alerts_stats {
     uint64_t fired;
     uint64_t resolved;
     uint64_t bindings_refused;   /* max_bindings reached */
+    /* Rule-wide rules (see "Rule-wide rules"). */
+    uint64_t reports_sent;       /* to the owner (this shard included) */
+    uint64_t reports_received;   /* applied here, as the owner */
+    uint64_t reports_unknown;    /* dropped: no such rule-wide rule here (e.g. gone with a reload) */
+    uint64_t reports_late;       /* applied, but later than the allowance */
+    uint64_t series_def_failed;  /* a rule's series key could not be allocated (alert named by id) */
 } rf_alerts_stats;
+
+/* Rule-wide reports (see "Rule-wide rules"). */
+#define RF_ALERT_PEER_REPORT 1u
+/* How late the owner may learn of a sample another shard processed: one
+ * shard tick (10 ms) plus the peer ring's latency. */
+#define RF_ALERT_REPORT_ALLOWANCE_NS (100 * 1000 * 1000LL)
 
 typedef struct rf_alerts rf_alerts;
 
@@ -124,6 +195,26 @@ int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter ou
                   rf_alerts **alerts, rf_err *err);
 void rf_alerts_free(rf_alerts *a);
 
+/* Shard `index` of `shards`, and how to reach the others' alert stages
+ * (the pipeline: rf_pipeline_peer_send, which queues messages to the own
+ * shard until after the current pass). Without a send function the stage
+ * is alone (index 0 of 1) and applies its own reports directly, after its
+ * tick's decisions, as the pipeline would. Call before the first event. */
+void rf_alerts_set_peers(rf_alerts *a, uint32_t index, uint32_t shards, rf_peer_send_fn send,
+                         void *ctx);
+
+/* A peer message of RF_PEER_STAGE_ALERT (a report, above). */
+void rf_alerts_peer_receive(rf_alerts *a, const rf_event *ev);
+
+/* Sends the reports not yet sent, and resolves the owned rule-wide alerts
+ * whose silence a known sample has ended (stop step 1, reload, drain). */
+void rf_alerts_flush(rf_alerts *a);
+
+/* The series "alert,rule=<name> state" of a rule (its id, rf_series_id_of_key)
+ * written into buf; its length, or -ENOSPC. */
+int rf_alert_rule_series_text(const char *name, char *buf, size_t cap);
+uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id);
+
 /* Binds the rules whose matchers accept `key` to `slot` (once per slot). */
 void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key);
 
@@ -132,7 +223,8 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key);
  * 256 alerts). */
 void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slots, uint32_t n);
 
-/* Absence checks; now_mono_ns for the durations, now_wall_ns to stamp events. */
+/* Absence checks; now_mono_ns for the durations, now_wall_ns to stamp events.
+ * Also where rule-wide reports leave (after the owner's decisions). */
 void rf_alerts_tick(rf_alerts *a, int64_t now_mono_ns, int64_t now_wall_ns);
 
 uint32_t rf_alerts_rule_count(const rf_alerts *a);

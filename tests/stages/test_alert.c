@@ -258,6 +258,26 @@ static void test_wall_step_for_duration(void **state)
     rf_series_key_free(k);
 }
 
+/* Takes the SERIES_DEF events out of `got` (freeing their keys) and says
+ * how many there were, each checked to be `text`. */
+static uint32_t take_defs(const char *text)
+{
+    uint32_t m = 0, defs = 0;
+    for (uint32_t i = 0; i < got.n; i++) {
+        if (got.ev[i].kind == RF_KIND_SERIES_DEF) {
+            rf_series_key *k = (rf_series_key *)(uintptr_t)got.ev[i].aux;
+            assert_string_equal(k->text, text);
+            assert_true(k->series_id == got.ev[i].series_id);
+            rf_series_key_free(k);
+            defs++;
+            continue;
+        }
+        got.ev[m++] = got.ev[i];
+    }
+    got.n = m;
+    return defs;
+}
+
 static void test_absence_tick(void **state)
 {
     (void)state;
@@ -271,22 +291,32 @@ static void test_absence_tick(void **state)
     rf_alerts *a = mk(rules, 2);
     rf_series_key *k = stage_test_key("heartbeat,host=a up");
     rf_alerts_define(a, 3, k);
+    const int64_t allow = RF_ALERT_REPORT_ALLOWANCE_NS;
+    uint64_t rule_series = rf_alerts_rule_series_id(a, 1);
+    assert_true(rule_series == rf_series_id_of_key("alert,rule=no_gpu_at_all state",
+                                                    strlen("alert,rule=no_gpu_at_all state")));
 
     int64_t base = 1000 * S;
     rf_alerts_tick(a, base, 42); /* starts the silence clocks */
     rf_alerts_tick(a, base + 4 * S, 42);
     assert_int_equal(got.n, 0);
     rf_alerts_tick(a, base + 5 * S, 42);
-    assert_int_equal(got.n, 2); /* the heartbeat series and the rule with no series at all */
+    assert_int_equal(got.n, 1); /* the heartbeat series */
     assert_int_equal(got.ev[0].aux, 0);
     assert_int_equal(got.ev[0].series_id, k->series_id);
     assert_true(got.ev[0].value.f64 == 5.0);
+    /* The rule with no series at all: `absent` plus the report allowance,
+     * under its own series, defined just before. */
+    rf_alerts_tick(a, base + 5 * S + allow, 42);
+    assert_int_equal(take_defs("alert,rule=no_gpu_at_all state"), 1);
+    assert_int_equal(got.n, 2);
     assert_int_equal(got.ev[1].aux, 1);
-    assert_int_equal(got.ev[1].series_id, 0);
+    assert_true(got.ev[1].series_id == rule_series);
+    assert_true(got.ev[1].value.f64 == (double)(5 * S + allow) / 1e9);
     rf_alerts_tick(a, base + 9 * S, 42); /* already firing: nothing new */
     assert_int_equal(got.n, 2);
 
-    /* Data comes back: resolve. */
+    /* Data comes back: the per-series rule resolves at once. */
     rf_event e = {0};
     e.event_time_ns = 77;
     e.recv_time_ns = base + 10 * S;
@@ -302,6 +332,216 @@ static void test_absence_tick(void **state)
     assert_int_equal(got.n, 4); /* silent again for 5 s */
     rf_alerts_free(a);
     rf_series_key_free(k);
+}
+
+/* N simulated shards of one rule set, reports carried by hand. */
+#define SHARDS_MAX 4
+typedef struct sim {
+    uint32_t n;
+    rf_alerts *a[SHARDS_MAX];
+    stage_events out[SHARDS_MAX];
+    rf_event q[SHARDS_MAX][64]; /* reports in flight, per destination */
+    uint32_t qn[SHARDS_MAX];
+} sim;
+
+static void sim_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    sim *sm = ctx;
+    for (uint32_t i = 0; i < n; i++)
+        sm->q[to][sm->qn[to]++] = ev[i];
+}
+
+static void sim_deliver(sim *sm)
+{
+    for (uint32_t s = 0; s < sm->n; s++) {
+        for (uint32_t i = 0; i < sm->qn[s]; i++)
+            rf_alerts_peer_receive(sm->a[s], &sm->q[s][i]);
+        sm->qn[s] = 0;
+    }
+}
+
+static void sim_new(sim *sm, uint32_t n, const rf_alert_rule_config *rules, uint32_t n_rules)
+{
+    memset(sm, 0, sizeof(*sm));
+    sm->n = n;
+    rf_alerts_config cfg = {.rules = rules, .n_rules = n_rules};
+    for (uint32_t s = 0; s < n; s++) {
+        rf_err err;
+        rf_emitter out = {stage_events_collect, &sm->out[s]};
+        if (rf_alerts_new(&cfg, 64, out, &sm->a[s], &err) != 0)
+            fail_msg("alerts: %s", err.msg);
+        rf_alerts_set_peers(sm->a[s], s, n, sim_send, sm);
+    }
+}
+
+static void sim_tick(sim *sm, int64_t mono, int64_t wall)
+{
+    for (uint32_t s = 0; s < sm->n; s++)
+        rf_alerts_tick(sm->a[s], mono, wall);
+    sim_deliver(sm);
+}
+
+/* What every shard emitted, alerts only, as "F@<mono ms> R@<mono ms>". */
+static const char *sim_trace(sim *sm)
+{
+    static char buf[512];
+    size_t o = 0;
+    buf[0] = '\0';
+    for (uint32_t s = 0; s < sm->n; s++)
+        for (uint32_t i = 0; i < sm->out[s].n; i++) {
+            const rf_event *e = &sm->out[s].ev[i];
+            if (e->kind == RF_KIND_SERIES_DEF) {
+                rf_series_key_free((rf_series_key *)(uintptr_t)e->aux);
+                continue;
+            }
+            o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%c@%lld", o ? " " : "",
+                                  (e->flags & RF_EVF_ALERT_RESOLVED) ? 'R' : 'F',
+                                  (long long)(e->recv_time_ns / 1000000));
+        }
+    for (uint32_t s = 0; s < sm->n; s++)
+        sm->out[s].n = 0;
+    return buf;
+}
+
+static void sim_free(sim *sm)
+{
+    sim_trace(sm); /* frees the keys of definitions not yet taken */
+    for (uint32_t s = 0; s < sm->n; s++)
+        rf_alerts_free(sm->a[s]);
+}
+
+/* The issue 23 scenario on 1, 2 and 4 shards: hb on one series every
+ * 0.5 s; the shard that owns it is not always the rule's owner. Quiet while
+ * it flows, one fire when it stops, one resolve when it resumes: the same
+ * trace on every shard count. */
+static void test_rule_wide_absence_on_n_shards(void **state)
+{
+    (void)state;
+    rf_alert_rule_config r = {.name = "hb_missing", .type = RF_ALERT_ABSENCE,
+                              .absent_ns = 2 * S, .absence_any = true};
+    r.match.measurement = "hb";
+    rf_series_key *keys[4] = {stage_test_key("hb,host=a up"), stage_test_key("hb,host=b up"),
+                              stage_test_key("hb,host=c up"), stage_test_key("hb,host=d up")};
+    const char *want = NULL;
+    for (uint32_t n = 1; n <= 4; n *= 2) {
+        for (uint32_t host = 0; host < 4; host++) {
+            sim sm;
+            sim_new(&sm, n, &r, 1);
+            uint32_t owner_of_series = rf_event_owner(keys[host]->series_id, n);
+            for (uint32_t s = 0; s < n; s++)
+                rf_alerts_define(sm.a[s], 0, keys[host]); /* only its owner sees samples */
+            const int64_t tick = 10 * 1000 * 1000;
+            int64_t t = 0;
+            for (int step = 0; step < 1200; step++, t += tick) {
+                /* hb at 0..4 s and again from 7 s, every 0.5 s */
+                bool send = (t < 4 * S || t >= 7 * S) && t % (S / 2) == 0;
+                if (send) {
+                    rf_event e = {0};
+                    e.series_id = keys[host]->series_id;
+                    e.event_time_ns = 5000 * S + t;
+                    e.recv_time_ns = t + 1;
+                    e.value.f64 = 1;
+                    e.value_type = RF_VALUE_F64;
+                    int32_t slot = 0;
+                    rf_alerts_process(sm.a[owner_of_series], &e, &slot, 1);
+                }
+                sim_tick(&sm, t + tick / 2, 9000 * S + t);
+            }
+            rf_alerts_stats st = {0}, sum = {0};
+            for (uint32_t s = 0; s < n; s++) {
+                rf_alerts_stats_read(sm.a[s], &st);
+                sum.reports_sent += st.reports_sent;
+                sum.reports_received += st.reports_received;
+                sum.reports_unknown += st.reports_unknown;
+                sum.reports_late += st.reports_late;
+            }
+            /* One report per tick that saw a sample: 8 + 10 samples. */
+            assert_int_equal(sum.reports_sent, 18);
+            assert_int_equal(sum.reports_received, 18);
+            assert_int_equal(sum.reports_unknown, 0);
+            assert_int_equal(sum.reports_late, 0);
+            const char *tr = sim_trace(&sm);
+            if (!want)
+                want = strdup(tr);
+            if (strcmp(tr, want) != 0)
+                fail_msg("%u shards, host %u: %s, one shard: %s", n, host, tr, want);
+            sim_free(&sm);
+        }
+    }
+    /* Last sample 3.5 s (+1 ns); fired at the first tick 2.1 s after it;
+     * resolved by the 7 s sample, stamped with its receipt time. */
+    assert_string_equal(want, "F@5605 R@7000");
+    free((void *)want);
+    for (int i = 0; i < 4; i++)
+        rf_series_key_free(keys[i]);
+}
+
+/* A report the owner's stage has no rule for (a reload removed it, or the
+ * rule is not rule-wide there) is counted, not applied; a late one is
+ * applied and counted. */
+static void test_rule_wide_reports_unknown_and_late(void **state)
+{
+    (void)state;
+    rf_alert_rule_config r = {.name = "gone", .type = RF_ALERT_ABSENCE, .absent_ns = 1 * S,
+                              .absence_any = true};
+    r.match.measurement = "x";
+    rf_alerts *a = mk(&r, 1);
+    rf_event rep = {0};
+    rep.kind = RF_KIND_PEER;
+    rep.subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_ALERT, RF_ALERT_PEER_REPORT);
+    rep.series_id = 12345; /* no such rule */
+    rep.value.u64 = 3;
+    rf_alerts_peer_receive(a, &rep);
+    rep.series_id = rf_alerts_rule_series_id(a, 0);
+    rep.subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_ALERT, 99); /* no such message type */
+    rf_alerts_peer_receive(a, &rep);
+    rf_alerts_stats st;
+    rf_alerts_stats_read(a, &st);
+    assert_int_equal(st.reports_unknown, 2);
+    assert_int_equal(st.reports_received, 0);
+
+    rf_alerts_tick(a, 10 * S, 1);
+    rf_alerts_tick(a, 12 * S, 2); /* fires: nothing since 10 s */
+    assert_int_equal(take_defs("alert,rule=gone state"), 1);
+    assert_int_equal(got.n, 1);
+    /* A report of a sample at 11 s, long after the allowance: applied (it
+     * resolves at the next tick) and counted as late. */
+    rep.subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_ALERT, RF_ALERT_PEER_REPORT);
+    rep.recv_time_ns = 11 * S;
+    rep.event_time_ns = 111;
+    rf_alerts_peer_receive(a, &rep);
+    rf_alerts_stats_read(a, &st);
+    assert_int_equal(st.reports_received, 1);
+    assert_int_equal(st.reports_late, 1);
+    rf_alerts_tick(a, 12 * S + 10 * 1000 * 1000, 3);
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ev[1].flags, RF_EVF_ALERT_RESOLVED);
+    assert_int_equal(got.ev[1].event_time_ns, 111);
+    assert_true(got.ev[1].correlation_id == got.ev[0].correlation_id);
+    rf_alerts_free(a);
+}
+
+/* Nothing binds to a rule's own series. */
+static void test_rule_series_not_bound(void **state)
+{
+    (void)state;
+    rf_alert_rule_config rules[2] = {
+        {.name = "any_alert", .type = RF_ALERT_ABSENCE, .absent_ns = 1 * S},
+        {.name = "wide", .type = RF_ALERT_ABSENCE, .absent_ns = 1 * S, .absence_any = true},
+    };
+    rules[0].match.measurement = "alert";
+    rules[1].match.measurement = "nothing";
+    rf_alerts *a = mk(rules, 2);
+    rf_series_key *own = stage_test_key("alert,rule=wide state");
+    rf_series_key *other = stage_test_key("alert,rule=elsewhere state");
+    rf_alerts_define(a, 0, own);
+    rf_alerts_define(a, 1, other);
+    rf_alerts_stats st;
+    rf_alerts_stats_read(a, &st);
+    assert_int_equal(st.bindings, 1); /* the other one only */
+    rf_alerts_free(a);
+    rf_series_key_free(own);
+    rf_series_key_free(other);
 }
 
 static void test_matchers_bind_once(void **state)
@@ -395,6 +635,9 @@ int main(void)
         cmocka_unit_test(test_rate_of_change),
         cmocka_unit_test(test_wall_step_for_duration),
         cmocka_unit_test(test_absence_tick),
+        cmocka_unit_test(test_rule_wide_absence_on_n_shards),
+        cmocka_unit_test(test_rule_wide_reports_unknown_and_late),
+        cmocka_unit_test(test_rule_series_not_bound),
         cmocka_unit_test(test_matchers_bind_once),
         cmocka_unit_test(test_config_errors),
     };
