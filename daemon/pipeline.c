@@ -1133,6 +1133,19 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
                     (unsigned long)a.aggregates, (unsigned long)a.states_full,
                     (unsigned long)a.invalid_value);
     }
+    if (p->st.alerts) {
+        rf_alerts_stats a;
+        rf_alerts_stats_read(p->st.alerts, &a);
+        rf_log_info("pipeline",
+                    "worker-%u alerts final: evaluated=%lu fired=%lu resolved=%lu "
+                    "bindings_refused=%lu reports_sent=%lu reports_received=%lu "
+                    "reports_unknown=%lu reports_late=%lu series_def_failed=%lu",
+                    p->index, (unsigned long)a.evaluated, (unsigned long)a.fired,
+                    (unsigned long)a.resolved, (unsigned long)a.bindings_refused,
+                    (unsigned long)a.reports_sent, (unsigned long)a.reports_received,
+                    (unsigned long)a.reports_unknown, (unsigned long)a.reports_late,
+                    (unsigned long)a.series_def_failed);
+    }
     for (uint32_t j = 0; j < p->st.n_sinks; j++) {
         const pipe_sink *s = p->st.sinks[j];
         if (!s->sink)

@@ -6,8 +6,11 @@
  *                        "value":0.5,"kind":"gauge","priority":"standard"}
  *                       alerts add "rule":"<name>","state":"firing"|"resolved",
  *                       correlated events add "members":N,"correlation_id":"<hex>".
- *                       A series whose text the namer does not know is written
- *                       as "series":null,"series_id":"<hex>". Non-finite doubles
+ *                       A series whose text the namer does not know (id 0, a
+ *                       series another shard defined or a limit refused) is
+ *                       written as "series":null,"series_id":"<hex>"; a sink
+ *                       never needs the key. A rule-wide alert names its rule's
+ *                       series, "alert,rule=<name> state". Non-finite doubles
  *                       are null.
  *   RF_SINK_LP_UDP      line protocol forwarded over UDP / TCP:
  *   RF_SINK_LP_TCP        "<series key text>=<value> <event_time_ns>\n"

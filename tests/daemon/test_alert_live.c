@@ -112,6 +112,12 @@ static void run_scenario(int workers, int port_offset, const char *hosts)
     int rc = tproc_wait_exit(&d, 15000);
     if (rc != 0)
         fail_msg("%d workers: ringflowd exit %d\n%s", workers, rc, tproc_read_file(d.err_path));
+    /* Every worker's alert stage says what it exchanged; no report went
+     * astray (reports_late is a timing bound, not checked on a shared box). */
+    const char *log = tproc_read_file(d.err_path);
+    if (count_lines_with(log, "alerts final:") != workers ||
+        count_lines_with(log, "reports_unknown=0 ") != workers)
+        fail_msg("%d workers: alert summaries:\n%s", workers, log);
     char *out = strdup(tproc_read_dir_file("data/alerts.jsonl"));
     if (count_lines_with(out, "\"state\":\"firing\"") != 1 ||
         count_lines_with(out, "\"state\":\"resolved\"") != 1)
