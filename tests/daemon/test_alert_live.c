@@ -115,7 +115,7 @@ static void run_scenario(int workers, int port_offset, const char *hosts)
     /* Every worker's alert stage says what it exchanged; no report went
      * astray (reports_late is a timing bound, not checked on a shared box). */
     const char *log = tproc_read_file(d.err_path);
-    if (count_lines_with(log, "alerts final:") != workers ||
+    if (count_lines_with(log, "alerts final: evaluated=") != workers ||
         count_lines_with(log, "reports_unknown=0 ") != workers)
         fail_msg("%d workers: alert summaries:\n%s", workers, log);
     char *out = strdup(tproc_read_dir_file("data/alerts.jsonl"));
