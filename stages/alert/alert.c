@@ -579,12 +579,12 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
 void rf_alerts_set_peers(rf_alerts *a, uint32_t index, uint32_t shards, rf_peer_send_fn send,
                          void *ctx)
 {
-    a->index = shards && index < shards ? index : 0;
-    a->shards = shards ? shards : 1;
-    a->send = send;
-    a->send_ctx = ctx;
-    if (!send)
-        a->index = 0, a->shards = 1;
+    /* Without a way to reach the others the stage can only be alone. */
+    const bool alone = !send || shards == 0 || index >= shards;
+    a->index = alone ? 0 : index;
+    a->shards = alone ? 1 : shards;
+    a->send = alone ? NULL : send;
+    a->send_ctx = alone ? NULL : ctx;
     for (uint32_t i = 0; i < a->n_any; i++) {
         rule *r = &a->rules[a->any_rules[i]];
         r->owner = rf_event_owner(r->series_id, a->shards);

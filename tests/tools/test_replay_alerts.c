@@ -190,6 +190,22 @@ static void test_alerts_same_on_1_2_4_workers(void **state)
         free(n);
     }
     free(one);
+
+    /* The store names the rule's series too: the same points from 1 worker
+     * and from 4 (their shards differ), read back by series. */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "\"%s\" query --dir w1/store alert --field state --format csv",
+             getenv("RINGFLOW"));
+    char *q1 = run_ok(cmd);
+    snprintf(cmd, sizeof(cmd), "\"%s\" query --dir w4/store alert --field state --format csv",
+             getenv("RINGFLOW"));
+    char *q4 = run_ok(cmd);
+    assert_int_equal(count_of(q1, ",alert,state,rule=hb_missing,2.1\n"), 1);
+    assert_int_equal(count_of(q1, ",alert,state,rule=hb_missing,0\n"), 1);
+    assert_int_equal(count_of(q1, ",alert,state,rule=never_seen,3.1\n"), 1);
+    assert_string_equal(q1, q4);
+    free(q1);
+    free(q4);
 }
 
 int main(void)
