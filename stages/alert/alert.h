@@ -248,7 +248,8 @@ int rf_alerts_check_routes(const rf_alerts_config *cfg, rf_router *router, rf_er
  *         for: 30s                     # optional
  *         window: 10s                  # rate
  *         absent: 30s                  # absence
- *         scope: series                # absence: series | any
+ *         scope: series                # absence: series | any (rule-wide: fires
+ *                                      # after absent + 100 ms, "Rule-wide rules")
  *
  * Errors name the line: unknown operator or type, hysteresis on the wrong
  * side, a missing duration, and (when router is given) a rule whose subject
