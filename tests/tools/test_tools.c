@@ -961,6 +961,23 @@ static void test_top_without_terminal(void **state)
     assert_int_equal(run(bad, 5000), 2);
 }
 
+/* A bad level is a usage error (exit 2), found before any socket is tried:
+ * the socket's own "usage: set log level ..." reply exited 1, unlike every
+ * other usage error of the CLI. */
+static void test_admin_bad_level_is_usage_error(void **state)
+{
+    (void)state;
+    char sock[300];
+    path_in(sock, sizeof(sock), "no-such-admin.sock");
+    char *bad[] = {"ringflow", "admin", "--socket", sock, "log-level", "loud", NULL};
+    assert_int_equal(run(bad, 5000), 2);
+    char *missing[] = {"ringflow", "admin", "--socket", sock, "log-level", NULL};
+    assert_int_equal(run(missing, 5000), 2);
+    /* A good level goes on to the socket: absent here, so exit 1. */
+    char *good[] = {"ringflow", "admin", "--socket", sock, "log-level", "warn", NULL};
+    assert_int_equal(run(good, 5000), 1);
+}
+
 /* ---- main ---------------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -993,6 +1010,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_deterministic), cmocka_unit_test(test_load_burst),
         cmocka_unit_test(test_load_probes_counted),
         cmocka_unit_test_teardown(test_top_without_terminal, kill_fake_server),
+        cmocka_unit_test(test_admin_bad_level_is_usage_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log/log.h"
 #include "tools/cli/client.h"
 
 int rf_cli_admin(int argc, char **argv);
@@ -53,7 +54,19 @@ int rf_cli_admin(int argc, char **argv)
     } else if (!strcmp(verb, "clear-counters")) {
         snprintf(cmd, sizeof(cmd), "clear counters");
     } else if (!strcmp(verb, "log-level") && optind + 1 < argc) {
+        /* Checked here, with the daemon's own table: a bad level is a usage
+         * error (2), not a refusal by the daemon (1). */
+        if (rf_log_level_parse(argv[optind + 1]) < 0) {
+            fprintf(stderr, "ringflow admin: unknown log level '%s' (debug, info, warn or error)\n",
+                    argv[optind + 1]);
+            usage(stderr);
+            return 2;
+        }
         snprintf(cmd, sizeof(cmd), "set log level %s", argv[optind + 1]);
+    } else if (!strcmp(verb, "log-level")) {
+        fprintf(stderr, "ringflow admin: log-level needs a LEVEL\n");
+        usage(stderr);
+        return 2;
     } else {
         fprintf(stderr, "ringflow admin: unknown command '%s'\n", verb);
         usage(stderr);
