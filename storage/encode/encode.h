@@ -26,7 +26,9 @@
  *   - rf_block_decode validates everything it reads: truncated or corrupt input
  *     returns -EBADMSG, never reads out of bounds, never crashes. (Integrity is
  *     the segment's CRC32C; this is the second line of defence.)
- *   - Encode(decode(x)) is the identity on the points for every input.
+ *   - decode(encode(x)) is the identity on the points for every x encode
+ *     accepts: the points come back bit for bit. (The converse does not hold:
+ *     encode may pick another encoding than the bytes a decode read.)
  *   - No allocation per call beyond the caller's rf_block_codec scratch space.
  */
 #ifndef RF_STORAGE_ENCODE_H

@@ -312,7 +312,8 @@ static int list_paths(qctx *c, const char *dir, rf_err *err)
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
-        if (strncmp(e->d_name, "shard-", 6) != 0)
+        uint32_t shard;
+        if (!rf_seg_shard_dir_parse(e->d_name, &shard))
             continue;
         char sdir[4096];
         if (snprintf(sdir, sizeof(sdir), "%s/%s", dir, e->d_name) >= (int)sizeof(sdir))

@@ -277,6 +277,25 @@ int rf_seg_name(char *buf, size_t len, uint64_t seq, int64_t created_ns)
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
+bool rf_seg_shard_dir_parse(const char *name, uint32_t *shard)
+{
+    if (strncmp(name, "shard-", 6) != 0)
+        return false;
+    uint64_t v = 0;
+    const char *p = name + 6;
+    if (*p == '\0')
+        return false;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > UINT32_MAX)
+            return false;
+    }
+    *shard = (uint32_t)v;
+    return true;
+}
+
 bool rf_seg_name_parse(const char *name, uint64_t *seq)
 {
     size_t n = strlen(name);

@@ -232,6 +232,12 @@ int rf_seg_name(char *buf, size_t len, uint64_t seq, int64_t created_ns);
 /* Parses a segment file name; false when it is not one. */
 bool rf_seg_name_parse(const char *name, uint64_t *seq);
 
+/* A store's shard folder is "shard-" and its index in decimal digits only
+ * (written "shard-%02u"): the one rule by which the store opens shards and
+ * queries find them, so a copy such as "shard-00.bak" is neither. False when
+ * the name is not one (or the index passes UINT32_MAX). */
+bool rf_seg_shard_dir_parse(const char *name, uint32_t *shard);
+
 /* Writes all n bytes at off (retrying short writes and EINTR); 0 or -errno. */
 int rf_segment_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off);
 

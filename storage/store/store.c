@@ -88,9 +88,8 @@ static int list_segments(const char *dir, seg_file **out, size_t *n_out, rf_err 
     seg_file *v = NULL;
     struct dirent *e;
     while ((e = readdir(d))) {
-        unsigned shard;
-        char tail;
-        if (sscanf(e->d_name, "shard-%u%c", &shard, &tail) != 1)
+        uint32_t shard;
+        if (!rf_seg_shard_dir_parse(e->d_name, &shard))
             continue;
         char sdir[PATH_MAX];
         if (snprintf(sdir, sizeof(sdir), "%s/%s", dir, e->d_name) >= (int)sizeof(sdir))

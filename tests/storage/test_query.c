@@ -13,6 +13,7 @@
 #include <regex.h>
 
 #include "storage/query/query.h"
+#include "storage/segment/segment.h"
 #include "tests/storage/store_test_util.h"
 
 #define T0 1700000000000000000LL
@@ -224,6 +225,35 @@ static void test_raw_selections(void **state)
     check_raw(&q);
     q.measurement = "nope";
     check_raw(&q);
+}
+
+/* A folder that only looks like a shard (an operator's copy, say) is not
+ * one: the store never opens it, so a query must not read it either, or
+ * every point in it would be counted twice. */
+static void test_shard_folders_as_the_store_names_them(void **state)
+{
+    (void)state;
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "cp -r '%s/shard-00' '%s/shard-00.bak' && cp -r '%s/shard-01' '%s/shard-+1' && "
+             "cp -r '%s/shard-01' '%s/shard-1x'",
+             g_dir, g_dir, g_dir, g_dir, g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    rf_query q = {.measurement = "cpu", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    check_raw(&q);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/shard-00.bak' '%s/shard-+1' '%s/shard-1x'", g_dir,
+             g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+
+    uint32_t k;
+    assert_true(rf_seg_shard_dir_parse("shard-00", &k) && k == 0);
+    assert_true(rf_seg_shard_dir_parse("shard-7", &k) && k == 7);
+    assert_true(rf_seg_shard_dir_parse("shard-123", &k) && k == 123);
+    assert_false(rf_seg_shard_dir_parse("shard-", &k));
+    assert_false(rf_seg_shard_dir_parse("shard-+1", &k));
+    assert_false(rf_seg_shard_dir_parse("shard- 1", &k));
+    assert_false(rf_seg_shard_dir_parse("shard-00.bak", &k));
+    assert_false(rf_seg_shard_dir_parse("shard-99999999999", &k));
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -488,6 +518,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raw_selections),
+        cmocka_unit_test(test_shard_folders_as_the_store_names_them),
         cmocka_unit_test(test_aggregations),
         cmocka_unit_test(test_errors_and_parsers),
         cmocka_unit_test(test_output_formats),
