@@ -12,7 +12,9 @@
  *     backslashes literal; value.u64 = XXH3_64bits of the unescaped text.
  *   - integers "<int64>i", unsigned "<uint64>u" (range-checked), floats in
  *     decimal with optional fraction and exponent ("1", "-1.5", "1e-3", ".5",
- *     "1."); no leading '+', no inf/nan/hex; overflow is out_of_range.
+ *     "1."); no leading '+', no inf/nan/hex; overflow (rounds to inf) and
+ *     underflow (a non-zero value that rounds to 0, e.g. "1e-400") are both
+ *     out_of_range; subnormals are kept (number.c).
  *   - booleans t T true True TRUE f F false False FALSE.
  *   - timestamp: optional signed integer in the configured precision,
  *     converted to ns with an overflow check; absent -> receive wall time;

@@ -33,8 +33,12 @@ int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
     memcpy(tmp, t->start, len);
     tmp[len] = '\0';
     double d = strtod_l(tmp, NULL, ctx->c_locale);
-    if (isinf(d))
-        return RF_REJ_OUT_OF_RANGE + 1; /* underflow to 0/subnormal is accepted, as Go does */
+    /* One rule both ways: a value the double cannot hold is refused, too big
+     * (inf) or too small (a non-zero mantissa that rounds to 0, which would
+     * store a different number). Subnormals are kept: they are non-zero
+     * values, only less precise. */
+    if (isinf(d) || d == 0)
+        return RF_REJ_OUT_OF_RANGE + 1;
     *out = d;
     return 0;
 }
