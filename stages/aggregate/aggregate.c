@@ -625,10 +625,19 @@ static void park_current(rf_aggregator *a, agg_state *s)
 
 /* ---- per event ---------------------------------------------------------- */
 
+/* Start of the window of length len holding t. Every caller adds len to a
+ * start, so the result keeps start + len within int64: the window holding
+ * INT64_MIN, which would start before it, starts at INT64_MIN, and the
+ * last one ends at INT64_MAX (only t == INT64_MAX is at its end, not
+ * before). Timestamps that far out are only accepted with no
+ * ingest.timestamp_past limit; without this they wrapped into 2262. */
 static inline int64_t align_down(int64_t t, int64_t len)
 {
-    int64_t r = t % len;
-    return r < 0 ? t - r - len : t - r;
+    const int64_t r = t % len;
+    int64_t start = t - r; /* |r| < len: no overflow, and rounds towards 0 */
+    if (r < 0 && __builtin_sub_overflow(start, len, &start))
+        start = INT64_MIN;
+    return start > INT64_MAX - len ? INT64_MAX - len : start;
 }
 
 static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_t gid, uint8_t kind)
@@ -845,8 +854,8 @@ static void sweep_step(rf_aggregator *a, uint32_t budget)
 static inline void set_wm(rf_aggregator *a, int64_t t)
 {
     a->wm = t;
-    int64_t c = t - a->lateness;
-    if (c > t) /* overflow */
+    int64_t c;
+    if (__builtin_sub_overflow(t, a->lateness, &c)) /* t within lateness of INT64_MIN */
         c = INT64_MIN;
     if (c > a->close_wm)
         a->close_wm = c;

@@ -540,14 +540,20 @@ static double quantile(double *v, size_t n, double q)
     return a + (b - a) * (pos - (double)lo);
 }
 
-/* Start of the step bucket holding t (step_ns > 0). */
+/* Start of the step bucket holding t (step_ns > 0). In 128 bits: t - origin
+ * and the floor's k * step can pass either end of int64 (a point at
+ * INT64_MIN with origin 0 wrapped into the year 2262). The one bucket that
+ * starts before INT64_MIN is labelled INT64_MIN; no bucket start can pass
+ * INT64_MAX (it is at most t). */
 static int64_t bucket_of(const rf_query *q, int64_t t)
 {
-    int64_t origin = q->start_ns == INT64_MIN ? 0 : q->start_ns;
-    int64_t d = t - origin, k = d / q->step_ns;
+    const __int128 origin = q->start_ns == INT64_MIN ? 0 : q->start_ns;
+    const __int128 d = (__int128)t - origin;
+    __int128 k = d / q->step_ns;
     if (d % q->step_ns < 0)
         k--;
-    return origin + k * q->step_ns;
+    const __int128 b = origin + k * q->step_ns;
+    return b < INT64_MIN ? INT64_MIN : (int64_t)b;
 }
 
 static int finish_set(qctx *c, qset *s, qpoint *tmp, double *scratch)

@@ -319,6 +319,33 @@ static void test_boundaries_and_ids(void **state)
     fx_end(&fx);
 }
 
+/* Windows at the ends of int64 time: the window holding INT64_MIN would
+ * start before it and is labelled INT64_MIN (it wrapped into the year 2262
+ * before); the last one ends at INT64_MAX instead of past it. Each keeps its
+ * events and closes once. */
+static void test_windows_at_the_ends_of_time(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", NULL};
+    fixture fx;
+    fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
+    fx.cfg.allowed_lateness_ns = 5 * S;
+    fx_start(&fx);
+    uint64_t id = def(fx.t, "edge,h=a v");
+    push(fx.a, id, INT64_MIN, 1, RF_KIND_GAUGE);
+    push(fx.a, id, INT64_MIN + 1, 1, RF_KIND_GAUGE);
+    push(fx.a, id, INT64_MIN + 10 * S, 1, RF_KIND_GAUGE); /* floor: the next window */
+    push(fx.a, id, INT64_MAX - 1, 1, RF_KIND_GAUGE);
+    push(fx.a, id, INT64_MAX, 1, RF_KIND_GAUGE);
+    rf_aggregator_flush(fx.a);
+    const int64_t second = INT64_MIN / (10 * S) * (10 * S);
+    expect_close(val(&fx.out, "edge,h=a v:count", INT64_MIN), 2, 0, "first");
+    expect_close(val(&fx.out, "edge,h=a v:count", second), 1, 0, "second");
+    expect_close(val(&fx.out, "edge,h=a v:count", INT64_MAX - 10 * S), 2, 0, "last");
+    assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 3);
+    fx_end(&fx);
+}
+
 static void test_lateness(void **state)
 {
     (void)state;
@@ -804,6 +831,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_functions_reference),
         cmocka_unit_test(test_boundaries_and_ids),
+        cmocka_unit_test(test_windows_at_the_ends_of_time),
         cmocka_unit_test(test_lateness),
         cmocka_unit_test(test_pending_full),
         cmocka_unit_test(test_counter_resets),

@@ -256,6 +256,65 @@ static void test_shard_folders_as_the_store_names_them(void **state)
     assert_false(rf_seg_shard_dir_parse("shard-99999999999", &k));
 }
 
+/* Step buckets over the whole int64 range: a bucket that would start
+ * before INT64_MIN starts at INT64_MIN, none wraps round (a point at
+ * INT64_MIN came out in a bucket of the year 2262), and a query from a
+ * bounded start reaches INT64_MAX without overflowing. */
+static void test_step_buckets_at_the_ends_of_time(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    rf_store_config cfg;
+    tu_config(&cfg);
+    rf_store *st;
+    rf_err e;
+    assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
+    rf_series_key *key = tu_key("edge", "h=a", "v");
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_store_define_series(sh, key);
+    const int64_t min = 60 * SEC;
+    const int64_t ts[] = {INT64_MIN, INT64_MIN + 1, INT64_MIN + min, -1, 0, INT64_MAX - 1};
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        rf_event ev = tu_event(key->series_id, ts[i], RF_VALUE_I64, (uint64_t)i);
+        tu_append(sh, &ev);
+    }
+    assert_int_equal(tu_flush_durable(sh, 10 * SEC), 0);
+    assert_int_equal(rf_store_close(st, &e), 0);
+
+    const rf_query_agg count[] = {{RF_AGG_COUNT, 0}};
+    rf_query q = {.measurement = "edge", .start_ns = INT64_MIN, .end_ns = INT64_MAX,
+                  .aggs = count, .n_aggs = 1, .step_ns = min};
+    rf_query_result *r;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, 1);
+    const rf_query_set *set = &r->sets[0];
+    /* Origin 0: floor(t / 1m) * 1m, the first clamped to INT64_MIN. */
+    const int64_t want_ts[] = {INT64_MIN, INT64_MIN / min * min, -min, 0, INT64_MAX / min * min};
+    const double want_n[] = {2, 1, 1, 1, 1};
+    assert_int_equal(set->n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(set->ts[i], want_ts[i]);
+        assert_true(set->values[i] == want_n[i]);
+    }
+    rf_query_result_free(r);
+
+    /* A bounded start is the origin: INT64_MAX - 1 is ~2^63 steps away. */
+    q.start_ns = -7 * SEC;
+    assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, 1);
+    set = &r->sets[0];
+    assert_int_equal(set->n, 2);
+    assert_int_equal(set->ts[0], -7 * SEC);
+    assert_true(set->values[0] == 2);
+    int64_t last = (int64_t)(-7 * SEC + ((__int128)INT64_MAX - 1 + 7 * SEC) / min * min);
+    assert_int_equal(set->ts[1], last);
+    assert_true(set->values[1] == 1);
+    rf_query_result_free(r);
+    rf_series_key_free(key);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -519,6 +578,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_raw_selections),
         cmocka_unit_test(test_shard_folders_as_the_store_names_them),
+        cmocka_unit_test(test_step_buckets_at_the_ends_of_time),
         cmocka_unit_test(test_aggregations),
         cmocka_unit_test(test_errors_and_parsers),
         cmocka_unit_test(test_output_formats),
