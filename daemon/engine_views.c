@@ -38,8 +38,8 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         "worker",     "listener",   "protocol",      "transport",     "datagrams",
         "reads",      "bytes",      "lines_ok",      "events",        "series_defs",
         "rejected",   "timestamps_clamped", "kernel_drops", "connections", "conn_refused",
-        "lines_too_long", "enobufs", "rejects_by_reason"};
-    rf_ops_table_begin(w, "listeners", cols, 18);
+        "lines_too_long", "partial_lines_discarded", "enobufs", "rejects_by_reason"};
+    rf_ops_table_begin(w, "listeners", cols, 19);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
@@ -83,6 +83,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
             rf_ops_cell_u64(w, l ? rf_listener_connections(l) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_REFUSED) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_LINES_TOO_LONG) : 0);
+            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_ENOBUFS) : 0);
             rf_ops_cell_str(w, reasons);
         }
@@ -143,6 +144,10 @@ static const struct {
     {"ringflow_listener_lines", "Lines a listener's parser accepted.", RF_METRIC_COUNTER},
     {"ringflow_listener_events", "Events a listener's parser produced.", RF_METRIC_COUNTER},
     {"ringflow_listener_connections", "TCP connections open now.", RF_METRIC_GAUGE},
+    {"ringflow_listener_partial_lines_discarded",
+     "Unterminated TCP lines lost when their connection was reset, timed out or ended by a "
+     "reload or stop.",
+     RF_METRIC_COUNTER},
 };
 #define LM_TRAFFIC_N (sizeof(listener_traffic) / sizeof(listener_traffic[0]))
 
@@ -187,7 +192,8 @@ static uint64_t read_listener_metric(void *ctx)
     }
     case 3: return rf_parse_counter(m->pc, RF_PC_LINES_OK);
     case 4: return rf_parse_counter(m->pc, RF_PC_EVENTS);
-    default: return m->l ? rf_listener_connections(m->l) : 0;
+    case 5: return m->l ? rf_listener_connections(m->l) : 0;
+    default: return m->l ? rf_listener_counter(m->l, RF_LC_PARTIAL_DISCARDED) : 0;
     }
 }
 

@@ -853,7 +853,8 @@ void rf_shard_log_summary(const rf_shard *s)
             drops = proc_drops;
         rf_log_info("shard",
                     "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
-                    "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu",
+                    "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu "
+                    "partial_lines_discarded=%lu",
                     s->index, rf_listener_name(l),
                     (unsigned long)rf_listener_counter(l, RF_LC_DATAGRAMS),
                     (unsigned long)rf_listener_counter(l, RF_LC_READS),
@@ -861,7 +862,8 @@ void rf_shard_log_summary(const rf_shard *s)
                     (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_OK),
                     (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_REJECTED),
                     (unsigned long)rf_parse_counter(in->parser, RF_PC_EVENTS),
-                    (unsigned long)rf_parse_counter(in->parser, RF_PC_SERIES_DEFS));
+                    (unsigned long)rf_parse_counter(in->parser, RF_PC_SERIES_DEFS),
+                    (unsigned long)rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED));
     }
 }
 

@@ -66,9 +66,9 @@ static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t sl
 #define UDP_CTRL_BYTES ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec))))
 #define UDP_HDR_BYTES ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAME_BYTES + UDP_CTRL_BYTES)
 
-/* DRAINING: its listener is being removed; the read side is shut, and what
- * the client sent before is still read and delivered up to the end of the
- * stream (then the connection closes; an unterminated last line is cut by
+/* DRAINING: its listener is being removed; the connection is shut both
+ * ways, and what the client sent before is still read and delivered up to
+ * the end of the stream (then the connection closes; an unterminated last line is cut by
  * the removal, not ended by the client: discarded and counted). */
 enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_DRAINING = 3 };
 enum detach_state { ATTACHED = 0, DETACHING = 1, DETACHED = 2 };
@@ -1216,17 +1216,24 @@ void rf_listener_set_detach(rf_listener_set *set, rf_listener *l)
         }
     }
     if (l->cfg.transport == RF_LISTEN_TCP) {
-        /* Open connections drain: the read side is shut, so the armed recv
+        /* Open connections drain: both sides are shut, so the armed recv
          * delivers what the client had sent and then ends (0 bytes), which
-         * releases the slot and closes the connection (the client then sees
-         * it end); a partial last line is discarded and counted. Bytes the
-         * client sends after this are the kernel's to refuse. */
+         * releases the slot and closes the connection; a partial last line
+         * is discarded and counted (PARTIAL_DISCARDED). Both sides, not the
+         * read side only: with our FIN sent and the read side shut, the
+         * kernel answers any later data with a reset instead of
+         * acknowledging it (RFC 1122 4.2.2.13; tcp_rcv_state_process's
+         * FIN_WAIT case), so every byte the client saw acknowledged is in
+         * the queue this recv reads and none can arrive between its last
+         * read and the close, on any kernel. The loss equation then
+         * balances against the sender's acknowledged bytes
+         * (rel_loss / test_tcp_*_loses_nothing_uncounted). */
         for (uint32_t i = 0; i < l->cfg.max_connections; i++) {
             rf_conn *cn = &l->conns[i];
             if (cn->state != CONN_OPEN)
                 continue;
             cn->state = CONN_DRAINING;
-            shutdown(cn->fd, SHUT_RD);
+            shutdown(cn->fd, SHUT_RDWR);
         }
     }
     io_uring_submit(&set->ring);

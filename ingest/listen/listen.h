@@ -223,8 +223,10 @@ int rf_listener_add(rf_listener_set *set, const rf_listener_config *cfg, rf_list
  * (rf_listener_set_attach: arms it; the first listener of a transport
  * registers that transport's buffers). Removal runs on the owning thread:
  * rf_listener_set_detach cancels the listener's request and ends its TCP
- * connections (partial lines discarded and counted, as an idle timeout
- * does); later polls finish it: a UDP socket's queue is read out (so what
+ * connections: shut both ways, what the client had sent (every byte the
+ * kernel acknowledged) is still delivered, later bytes are reset by the
+ * kernel, the unterminated last line is discarded and counted
+ * (PARTIAL_DISCARDED), as an idle timeout does; later polls finish it: a UDP socket's queue is read out (so what
  * the kernel accepted before the removal is delivered), then the socket is
  * closed and rf_listener_detached turns true. A detached listener keeps its
  * counters and stays in the set (its memory is freed with the set), so

@@ -28,6 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -345,12 +348,234 @@ static void test_stop_reads_what_is_queued(void **state)
     assert_int_equal(sends, received + kdrops + noports);
 }
 
+/* ---- TCP at stop and at reload ------------------------------------------- */
+
+/* Every line has this many bytes, so the lines the daemon's kernel took are
+ * the sender's acknowledged bytes divided by it, and a remainder is one
+ * line the daemon holds unterminated. */
+#define TCP_LINE_LEN 23
+#define TCP_CONNS 4
+
+typedef struct tcp_tally {
+    uint64_t lines;    /* complete lines the daemon's kernel acknowledged */
+    uint64_t partials; /* connections whose acknowledged bytes end mid-line */
+} tcp_tally;
+
+/* Sends fixed-length lines on TCP_CONNS non-blocking connections until every
+ * one has failed (the daemon refused more) or max_ms passed; at trigger_ms
+ * calls trigger(pid) once. What counts is what the daemon's kernel
+ * acknowledged (tcpi_bytes_acked): TCP delivers that to the socket, so the
+ * daemon must parse it or count it; what it never acknowledged it never
+ * received. */
+static tcp_tally tcp_send_through(int port, int trigger_ms, void (*trigger)(pid_t), pid_t pid,
+                                  int max_ms)
+{
+    int fds[TCP_CONNS];
+    for (int c = 0; c < TCP_CONNS; c++) {
+        fds[c] = rel_tcp_to(port);
+        assert_true(fds[c] >= 0);
+        fcntl(fds[c], F_SETFL, fcntl(fds[c], F_GETFL) | O_NONBLOCK);
+        /* Each line goes in two sends, each its own segment, so the
+         * daemon's kernel often stops taking bytes in the middle of a line
+         * and the cut lines are counted too. */
+        int one = 1;
+        setsockopt(fds[c], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    bool dead[TCP_CONNS] = {false};
+    size_t off[TCP_CONNS] = {0};
+    char line[TCP_CONNS][TCP_LINE_LEN + 1];
+    uint32_t seq[TCP_CONNS] = {0};
+    for (int c = 0; c < TCP_CONNS; c++)
+        snprintf(line[c], sizeof(line[c]), "tcploss,c=%d v=%07ui\n", c, seq[c]);
+    const int64_t t0 = rel_now_ns();
+    bool triggered = false;
+    int alive = TCP_CONNS;
+    while (alive > 0) {
+        int64_t ms = (rel_now_ns() - t0) / 1000000;
+        if (!triggered && ms >= trigger_ms) {
+            trigger(pid);
+            triggered = true;
+        }
+        if (ms >= max_ms)
+            break;
+        struct pollfd pf[TCP_CONNS];
+        for (int c = 0; c < TCP_CONNS; c++)
+            pf[c] = (struct pollfd){.fd = dead[c] ? -1 : fds[c], .events = POLLOUT};
+        if (poll(pf, TCP_CONNS, 10) <= 0)
+            continue;
+        for (int c = 0; c < TCP_CONNS; c++) {
+            if (dead[c] || !(pf[c].revents & (POLLOUT | POLLERR | POLLHUP)))
+                continue;
+            for (int k = 0; k < 64; k++) {
+                const size_t piece = off[c] < 10 ? 10 - off[c] : TCP_LINE_LEN - off[c];
+                ssize_t n = send(fds[c], line[c] + off[c], piece, MSG_NOSIGNAL);
+                if (n < 0) {
+                    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                        dead[c] = true;
+                        alive--;
+                    }
+                    break;
+                }
+                off[c] += (size_t)n;
+                if (off[c] == TCP_LINE_LEN) {
+                    off[c] = 0;
+                    seq[c] = (seq[c] + 1) % 10000000u;
+                    snprintf(line[c], sizeof(line[c]), "tcploss,c=%d v=%07ui\n", c, seq[c]);
+                }
+            }
+        }
+    }
+    assert_true(triggered);
+    tcp_tally t = {0, 0};
+    for (int c = 0; c < TCP_CONNS; c++) {
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        memset(&ti, 0, sizeof(ti));
+        assert_int_equal(getsockopt(fds[c], IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+        assert_true(len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked));
+        /* tcpi_bytes_acked counts the SYN's sequence number too (and no
+         * FIN: this side never sent one). */
+        assert_true(ti.tcpi_bytes_acked >= 1);
+        const uint64_t data = ti.tcpi_bytes_acked - 1;
+        t.lines += data / TCP_LINE_LEN;
+        t.partials += data % TCP_LINE_LEN != 0;
+        close(fds[c]);
+    }
+    return t;
+}
+
+static void trigger_sigint(pid_t pid) { kill(pid, SIGINT); }
+
+static void trigger_reload(pid_t pid)
+{
+    /* Only max_line differs from the running listener: it is replaced. */
+    char from[512], to[512];
+    snprintf(from, sizeof(from), "%s/tcp2.yaml", tproc_dir());
+    snprintf(to, sizeof(to), "%s/tcp.yaml", tproc_dir());
+    assert_int_equal(rename(from, to), 0);
+    kill(pid, SIGHUP);
+}
+
+/* Every line whose bytes the daemon's kernel acknowledged is parsed and
+ * stored, and a line cut by the end of the connection is counted as
+ * partial_lines_discarded, in the final summary and (while running) in
+ * show listeners and on /metrics. */
+static void tcp_check(const char *what, const tcp_tally *t, const char *log)
+{
+    const uint64_t stored = rel_store_count("tcploss");
+    const uint64_t rejected = rel_log_sum(log, "listener tcp final:", "lines_rejected");
+    const uint64_t partial = rel_log_sum(log, "listener tcp final:", "partial_lines_discarded");
+    fprintf(stderr,
+            "%s: %lu complete lines acknowledged = %lu stored + %lu rejected (%+ld); %lu cut "
+            "mid-line = %lu partial_lines_discarded\n",
+            what, (unsigned long)t->lines, (unsigned long)stored, (unsigned long)rejected,
+            (long)(t->lines - stored - rejected), (unsigned long)t->partials,
+            (unsigned long)partial);
+    assert_true(t->lines > 1000); /* it really stopped mid-stream */
+    assert_int_equal(t->lines, stored + rejected);
+    assert_non_null(strstr(log, "partial_lines_discarded="));
+    assert_int_equal(t->partials, partial);
+}
+
+static const char *tcp_config(int port, const char *max_line)
+{
+    static char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2}\n"
+             "listeners:\n"
+             "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d, max_line: %s}\n"
+             "stats: {prometheus: {enabled: true, listen: 127.0.0.1:%d}}\n",
+             port, max_line, port + 1);
+    return cfg;
+}
+
+/* A line cut by a reset is counted while the daemon runs, in show listeners
+ * and on /metrics (it was counted and shown nowhere). */
+static uint64_t tcp_reset_mid_line(int port)
+{
+    const uint64_t cut = 1;
+    rf_json *doc = rel_show("show listeners json");
+    assert_non_null(doc);
+    const uint64_t bytes0 = rel_sum(doc, "listeners", "bytes");
+    rf_json_free(doc);
+    int fd = rel_tcp_to(port);
+    assert_true(fd >= 0);
+    assert_true(rel_send_all(fd, "tcploss,c=9 v=1", 15));
+    /* The reset only once the daemon has read the bytes: then they are its
+     * to count, not the kernel's to throw away with the connection. */
+    uint64_t bytes = bytes0;
+    for (int i = 0; i < 200 && bytes < bytes0 + 15; i++) {
+        doc = rel_show("show listeners json");
+        bytes = doc ? rel_sum(doc, "listeners", "bytes") : 0;
+        rf_json_free(doc);
+        if (bytes < bytes0 + 15)
+            usleep(20 * 1000);
+    }
+    assert_int_equal(bytes, bytes0 + 15);
+    struct linger lg = {1, 0};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(fd);
+    uint64_t shown = 0;
+    for (int i = 0; i < 100 && shown != cut; i++) {
+        doc = rel_show("show listeners json");
+        shown = doc ? rel_sum(doc, "listeners", "partial_lines_discarded") : 0;
+        rf_json_free(doc);
+        if (shown != cut)
+            usleep(50 * 1000);
+    }
+    assert_int_equal(shown, cut);
+    char body[65536];
+    assert_int_equal(rel_http_get(port + 1, "/metrics", body, sizeof(body)), 200);
+    uint64_t metric = 0;
+    for (const char *p = body; (p = strstr(p, "\nringflow_listener_partial_lines_discarded"));) {
+        p = strchr(p, '}');
+        metric += strtoull(p + 1, NULL, 10);
+    }
+    assert_int_equal(metric, cut);
+
+    return cut;
+}
+
+static void test_tcp_stop_loses_nothing_uncounted(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-rel-tcpstop");
+    const int port = tproc_port_base();
+    proc d;
+    assert_true(rel_start_config(&d, "tcp.yaml", tcp_config(port, "64KiB"), 10000));
+    const uint64_t reset = tcp_reset_mid_line(port);
+    tcp_tally t = tcp_send_through(port, 1000, trigger_sigint, d.pid, 20000);
+    t.partials += reset;
+    assert_int_equal(tproc_wait_exit(&d, 30000), 0);
+    tcp_check("TCP at stop", &t, tproc_read_file(d.err_path));
+}
+
+static void test_tcp_reload_loses_nothing_uncounted(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-rel-tcpreload");
+    const int port = tproc_port_base();
+    proc d;
+    assert_true(rel_start_config(&d, "tcp.yaml", tcp_config(port, "64KiB"), 10000));
+    tproc_write_file("tcp2.yaml", tcp_config(port, "32KiB"));
+    tcp_tally t = tcp_send_through(port, 1000, trigger_reload, d.pid, 20000);
+    assert_true(tproc_wait_log(&d, "listener tcp: removed", 10000));
+
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 30000), 0);
+    tcp_check("TCP at reload", &t, tproc_read_file(d.err_path));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_loss_reconciles, rel_teardown),
         cmocka_unit_test_teardown(test_stalled_forwarder_reconciles, rel_teardown),
         cmocka_unit_test_teardown(test_stop_reads_what_is_queued, rel_teardown),
+        cmocka_unit_test_teardown(test_tcp_stop_loses_nothing_uncounted, rel_teardown),
+        cmocka_unit_test_teardown(test_tcp_reload_loses_nothing_uncounted, rel_teardown),
     };
+    if (getenv("RF_TEST_FILTER")) /* one test by name, for a quick run by hand */
+        cmocka_set_test_filter(getenv("RF_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
