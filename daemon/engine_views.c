@@ -38,8 +38,9 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         "worker",     "listener",   "protocol",      "transport",     "datagrams",
         "reads",      "bytes",      "lines_ok",      "events",        "series_defs",
         "rejected",   "timestamps_clamped", "kernel_drops", "connections", "conn_refused",
-        "lines_too_long", "partial_lines_discarded", "enobufs", "rejects_by_reason"};
-    rf_ops_table_begin(w, "listeners", cols, 19);
+        "conn_refused_per_source", "conn_timed_out", "lines_too_long", "partial_lines_discarded",
+        "enobufs", "rejects_by_reason"};
+    rf_ops_table_begin(w, "listeners", cols, 21);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
@@ -82,6 +83,8 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
             rf_ops_cell_u64(w, kdrops);
             rf_ops_cell_u64(w, l ? rf_listener_connections(l) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_REFUSED) : 0);
+            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_REFUSED_SOURCE) : 0);
+            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_TIMED_OUT) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_LINES_TOO_LONG) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_ENOBUFS) : 0);

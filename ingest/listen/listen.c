@@ -184,6 +184,7 @@ static const char *const counter_names[RF_LC__COUNT] = {
     [RF_LC_ACCEPT_ERRORS] = "accept_errors",
     [RF_LC_LINES_TOO_LONG] = "lines_too_long",
     [RF_LC_PARTIAL_DISCARDED] = "partial_lines_discarded",
+    [RF_LC_CONN_REFUSED_SOURCE] = "connections_refused_per_source",
     [RF_LC_KERNEL_DROPS] = "kernel_drops",
     [RF_LC_ENOBUFS] = "enobufs",
     [RF_LC_REARMS] = "rearms",
@@ -785,6 +786,33 @@ static void conn_release(rf_listener *l, uint32_t slot)
                           memory_order_relaxed);
 }
 
+static bool same_address(const struct sockaddr_in6 *a, socklen_t alen, const struct sockaddr_in6 *b,
+                         socklen_t blen)
+{
+    if (alen == 0 || blen == 0 || a->sin6_family != b->sin6_family)
+        return false;
+    if (a->sin6_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    return memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+}
+
+/* Whether a new connection from peer would pass max_connections_per_source.
+ * The scan of the table runs only once that many connections are open in
+ * all, so a listener below its per-source limit pays nothing per accept. */
+static bool source_full(const rf_listener *l, const struct sockaddr_in6 *peer, socklen_t len)
+{
+    const uint32_t max = l->cfg.max_connections_per_source;
+    if (!max || atomic_load_explicit(&l->open, memory_order_relaxed) < max)
+        return false;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < l->cfg.max_connections && n < max; i++) {
+        const rf_conn *cn = &l->conns[i];
+        n += cn->state != CONN_FREE && same_address(&cn->peer, cn->peer_len, peer, len);
+    }
+    return n >= max;
+}
+
 static void on_accept(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono)
 {
     if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -818,14 +846,23 @@ static void on_accept(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mo
         ctr_add(l, RF_LC_CONN_REFUSED, 1);
         return;
     }
+    struct sockaddr_in6 peer;
+    socklen_t peer_len = sizeof(peer);
+    if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0)
+        peer_len = 0;
+    if (source_full(l, &peer, peer_len)) {
+        /* One address holding every slot would lock every other sender out. */
+        close(fd);
+        ctr_add(l, RF_LC_CONN_REFUSED_SOURCE, 1);
+        return;
+    }
     uint32_t slot = l->free_slots[--l->n_free];
     rf_conn *cn = &l->conns[slot];
     cn->fd = fd;
     cn->state = CONN_OPEN;
     cn->last_active_ns = mono;
-    cn->peer_len = sizeof(cn->peer);
-    if (getpeername(fd, (struct sockaddr *)&cn->peer, &cn->peer_len) < 0)
-        cn->peer_len = 0;
+    cn->peer = peer;
+    cn->peer_len = peer_len;
     rf_listen_addr_format((struct sockaddr *)&cn->peer, cn->peer_len, cn->peer_text,
                           sizeof(cn->peer_text));
     atomic_store_explicit(&l->open, atomic_load_explicit(&l->open, memory_order_relaxed) + 1,

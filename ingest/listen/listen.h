@@ -168,6 +168,9 @@ typedef struct rf_listener_config {
     uint32_t max_connections;           /* TCP; 0 = 1024 */
     uint32_t max_line_bytes;            /* TCP, without '\n'; 0 = 65536 */
     uint64_t idle_timeout_ns;           /* TCP; 0 = never */
+    /* TCP: connections one peer address may hold open at once on this
+     * socket; 0 = no limit (max_connections only). */
+    uint32_t max_connections_per_source;
     /* Which workers open a socket for this listener (bit i = worker i; 0 =
      * all). Read by whoever builds the sets; the listener ignores it. */
     uint64_t worker_mask;
@@ -314,6 +317,7 @@ enum rf_listen_counter_id {
     RF_LC_TRUNCATED,       /* UDP datagrams larger than a buffer */
     RF_LC_CONN_ACCEPTED,
     RF_LC_CONN_REFUSED,    /* over max_connections: accepted and closed */
+    RF_LC_CONN_REFUSED_SOURCE, /* over max_connections_per_source: accepted and closed */
     RF_LC_CONN_CLOSED,     /* ended by the peer (EOF) */
     RF_LC_CONN_RESET,      /* ended by ECONNRESET */
     RF_LC_CONN_TIMED_OUT,  /* closed for idleness */
@@ -355,8 +359,9 @@ typedef struct rf_cfg_node rf_cfg_node;
  *   port: 1..65535                   default by protocol (8089, 8125, 2003)
  *   rcvbuf: size                     default 0 (kernel default)
  *   max_connections: 1..1048576      default 1024
+ *   max_connections_per_source: 0..1048576  default 64 (0 = no limit)
  *   max_line: size 64B..16MiB        default 64KiB
- *   idle_timeout: duration           default 0 (never)
+ *   idle_timeout: duration           default 2m (0 = never)
  *   workers: [indices 0..63]         default all
  * Defaults when no list is given: influx_line on UDP and TCP 8089, statsd on
  * UDP 8125, graphite on TCP 2003, all on 127.0.0.1. Duplicate names and

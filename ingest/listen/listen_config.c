@@ -23,11 +23,24 @@ static uint16_t default_port(enum rf_listen_protocol p)
     }
 }
 
+/* TCP defaults that no idle crowd can hold for ever (any local user can
+ * open connections to a loopback listener): idle connections are closed
+ * after 2 minutes (longer than the 10 s to 1 min intervals collectors
+ * flush at, so a live client is not cut), and one peer address holds at
+ * most 64 of the max_connections slots, so a host that opens connections
+ * without end locks out only itself. On loopback every local client shares
+ * 127.0.0.1 unless it binds another 127/8 address: there the idle timeout
+ * is what bounds a lock-out. */
+#define RF_LISTEN_DEFAULT_IDLE_NS (120 * (uint64_t)RF_NS_PER_S)
+#define RF_LISTEN_DEFAULT_PER_SOURCE 64u
+
 static void set_default(rf_listener_config *c, enum rf_listen_transport t, enum rf_listen_protocol p)
 {
     rf_listener_config_init(c);
     c->transport = t;
     c->protocol = p;
+    c->idle_timeout_ns = RF_LISTEN_DEFAULT_IDLE_NS;
+    c->max_connections_per_source = RF_LISTEN_DEFAULT_PER_SOURCE;
     c->port = default_port(p);
     snprintf(c->name, sizeof(c->name), "%s-%s", protocols[p], transports[t]);
 }
@@ -52,7 +65,7 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
 
     char def_name[RF_LISTENER_NAME_MAX];
     snprintf(def_name, sizeof(def_name), "%s", c->name);
-    uint32_t port, max_conn;
+    uint32_t port, max_conn, per_source;
     uint64_t rcvbuf, max_line, idle;
     int cls;
     if ((rc = rf_cfg_str(item, "name", 1, def_name, c->name, sizeof(c->name), err)) < 0 ||
@@ -60,9 +73,11 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
         (rc = rf_cfg_u32(item, "port", 1, 65535, c->port, &port, err)) < 0 ||
         (rc = rf_cfg_size(item, "rcvbuf", 0, 1u << 30, 0, &rcvbuf, err)) < 0 ||
         (rc = rf_cfg_u32(item, "max_connections", 1, 1u << 20, 1024, &max_conn, err)) < 0 ||
+        (rc = rf_cfg_u32(item, "max_connections_per_source", 0, 1u << 20,
+                         RF_LISTEN_DEFAULT_PER_SOURCE, &per_source, err)) < 0 ||
         (rc = rf_cfg_size(item, "max_line", 64, 16u << 20, 65536, &max_line, err)) < 0 ||
-        (rc = rf_cfg_duration(item, "idle_timeout", 0, 7 * 24 * 3600 * (uint64_t)RF_NS_PER_S, 0,
-                              &idle, err)) < 0 ||
+        (rc = rf_cfg_duration(item, "idle_timeout", 0, 7 * 24 * 3600 * (uint64_t)RF_NS_PER_S,
+                              RF_LISTEN_DEFAULT_IDLE_NS, &idle, err)) < 0 ||
         (rc = rf_cfg_enum(item, "class", classes, 2, 0, &cls, err)) < 0)
         return rc;
     c->critical = cls == 1;
@@ -72,6 +87,7 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
     c->port = (uint16_t)port;
     c->rcvbuf_bytes = (uint32_t)rcvbuf;
     c->max_connections = max_conn;
+    c->max_connections_per_source = per_source;
     c->max_line_bytes = (uint32_t)max_line;
     c->idle_timeout_ns = idle;
 

@@ -732,6 +732,64 @@ static void test_tcp_connection_cap(void **state)
     fx_close(&fx);
 }
 
+static void per_source2(rf_listener_config *c)
+{
+    c->max_connections = 8;
+    c->max_connections_per_source = 2;
+}
+
+static int tcp_connect_from(const char *src, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &from.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+    return fd;
+}
+
+/* One address cannot take every slot: past max_connections_per_source its
+ * connections are refused and counted by that reason, while another
+ * address still gets in; a slot freed is that address's again. */
+static void test_tcp_per_source_cap(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, per_source2);
+    const uint16_t port = rf_listener_port(fx.l);
+    int a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = tcp_connect_from("127.0.0.3", port);
+        assert_true(wait_ctr(fx.set, fx.l, i < 2 ? RF_LC_CONN_ACCEPTED : RF_LC_CONN_REFUSED_SOURCE,
+                             i < 2 ? (uint64_t)i + 1 : (uint64_t)i - 1, 5000));
+    }
+    int b = tcp_connect_from("127.0.0.4", port);
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_CONN_ACCEPTED, 3, 5000));
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_CONN_REFUSED_SOURCE), 2);
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_CONN_REFUSED), 0);
+    assert_int_equal(rf_listener_connections(fx.l), 3);
+    for (int i = 2; i < 4; i++) {
+        char c;
+        ssize_t r = read(a[i], &c, 1);
+        assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
+    }
+    close(a[0]);
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_CONN_CLOSED, 1, 5000));
+    int again = tcp_connect_from("127.0.0.3", port);
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_CONN_ACCEPTED, 4, 5000));
+    write_all(again, "ok v=1\n", 7);
+    assert_true(wait_len(fx.set, &fx.s, 7, 5000));
+    close(again);
+    close(b);
+    for (int i = 1; i < 4; i++)
+        close(a[i]);
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_CONN_CLOSED, 4, 5000));
+    fx_close(&fx);
+}
+
 static void idle50ms(rf_listener_config *c) { c->idle_timeout_ns = 50 * RF_NS_PER_MS; }
 
 static void test_tcp_idle_timeout(void **state)
@@ -1069,6 +1127,12 @@ static void test_config_defaults_and_list(void **state)
     assert_int_equal(out[3].port, 2003);
     for (int i = 0; i < 4; i++)
         assert_string_equal(out[i].address, "127.0.0.1");
+    /* TCP defaults that no idle crowd can hold for ever: an idle timeout,
+     * and a share of the slots per peer address. */
+    assert_int_equal(out[1].idle_timeout_ns, 120 * RF_NS_PER_S);
+    assert_int_equal(out[1].max_connections_per_source, 64);
+    assert_int_equal(out[3].idle_timeout_ns, 120 * RF_NS_PER_S);
+    assert_int_equal(out[3].max_connections_per_source, 64);
 
     const char *yaml = "listeners:\n"
                        "  - transport: udp\n"
@@ -1081,7 +1145,8 @@ static void test_config_defaults_and_list(void **state)
                        "    protocol: graphite\n"
                        "    max_line: 4KiB\n"
                        "    idle_timeout: 90s\n"
-                       "    max_connections: 10\n";
+                       "    max_connections: 10\n"
+                       "    max_connections_per_source: 0\n";
     rf_cfg_doc *doc;
     assert_int_equal(rf_cfg_load_string(yaml, strlen(yaml), "t.yaml", &doc, &err), 0);
     const rf_cfg_node *seq;
@@ -1101,6 +1166,7 @@ static void test_config_defaults_and_list(void **state)
     assert_int_equal(out[1].max_line_bytes, 4096);
     assert_int_equal(out[1].idle_timeout_ns, 90 * RF_NS_PER_S);
     assert_int_equal(out[1].max_connections, 10);
+    assert_int_equal(out[1].max_connections_per_source, 0);
     assert_int_equal(rf_cfg_check_unknown_keys(doc, &err), 0);
     rf_cfg_free(doc);
 
@@ -1475,6 +1541,7 @@ int main(void)
         cmocka_unit_test(test_tcp_half_close_final_line),
         cmocka_unit_test(test_tcp_reset),
         cmocka_unit_test(test_tcp_connection_cap),
+        cmocka_unit_test(test_tcp_per_source_cap),
         cmocka_unit_test(test_tcp_idle_timeout),
         cmocka_unit_test(test_tcp_line_too_long),
         cmocka_unit_test(test_wait_wake_other_thread),
