@@ -33,6 +33,25 @@
  * naming each one that is not, with its state and reason), 404 otherwise.
  * Requests are bounded (RF_OPS_HTTP_REQUEST_MAX); the whole exchange must end
  * within stats.prometheus.timeout, or the connection is closed and counted.
+ *
+ * Nobody else's crowd locks an operator out. Each socket has its own budget
+ * of clients (RF_OPS_MAX_*_CLIENTS), and when one is full:
+ *   - admin socket (0600: only its owner and root reach it): the newcomer
+ *     takes the slot of the client that has been quiet longest;
+ *   - stats socket (0660) and HTTP: a newcomer of the daemon's uid or root
+ *     (an operator: SO_PEERCRED, and for HTTP from loopback the uid the
+ *     kernel's socket table gives the peer's socket) takes the slot of the
+ *     quietest client of any other user; on HTTP, anyone else takes the slot
+ *     of the quietest other non-operator client that has not sent a whole
+ *     request and has been connected for at least 100 ms; else refused. An
+ *     operator's client is never pushed out by someone else's.
+ * Every eviction and refusal is counted (ringflow_ops_clients_evicted_total,
+ * ringflow_ops_clients_refused_total). Idle clients do not keep their
+ * slots: an HTTP client that sends nothing for stats.prometheus.idle_timeout
+ * (1 s) before its request is complete is closed
+ * (ringflow_http_idle_closed_total), and a stats or admin client that
+ * neither sends nor takes any reply for stats.client_idle_timeout (60 s) is
+ * closed (ringflow_ops_clients_idle_closed_total).
  */
 #ifndef RF_DAEMON_OPS_H
 #define RF_DAEMON_OPS_H
@@ -50,7 +69,12 @@ typedef struct rf_engine rf_engine;
 
 #define RF_OPS_SUN_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path), with the NUL */
 #define RF_OPS_LINE_MAX 1024
-#define RF_OPS_MAX_CLIENTS 64
+/* Each socket has a budget of its own, so that a crowd on one (the HTTP
+ * port, open to every local user) never takes the others' slots. */
+#define RF_OPS_MAX_STATS_CLIENTS 64
+#define RF_OPS_MAX_ADMIN_CLIENTS 8
+#define RF_OPS_MAX_HTTP_CLIENTS 32
+#define RF_OPS_MAX_CLIENTS (RF_OPS_MAX_STATS_CLIENTS + RF_OPS_MAX_ADMIN_CLIENTS + RF_OPS_MAX_HTTP_CLIENTS)
 #define RF_OPS_HTTP_REQUEST_MAX 8192
 
 /* ---- configuration: the `stats:` section --------------------------------- */
@@ -62,6 +86,12 @@ typedef struct rf_ops_config {
     char prometheus_listen[64]; /* "HOST:PORT", HOST an IPv4 address; port 0 = any */
     uint64_t client_buffer;     /* bytes of pending output per client */
     uint64_t http_timeout_ns;   /* an HTTP exchange must end within this */
+    /* An HTTP client that sends nothing for this long before its request
+     * head is complete is closed (stats.prometheus.idle_timeout). */
+    uint64_t http_idle_timeout_ns;
+    /* A stats or admin socket client that neither sends nor takes any of
+     * its reply for this long is closed (stats.client_idle_timeout). */
+    uint64_t client_idle_timeout_ns;
 } rf_ops_config;
 
 /* Defaults, with the sockets under run_dir. */
@@ -178,9 +208,12 @@ typedef struct rf_ops_server_stats {
     uint64_t command_errors; /* unknown or failed commands */
     uint64_t denied;         /* admin commands refused */
     uint64_t dropped_slow;   /* clients disconnected with a full output buffer */
-    uint64_t refused_full;   /* connections refused: RF_OPS_MAX_CLIENTS reached */
+    uint64_t refused_full;   /* connections refused: the socket's budget reached */
+    uint64_t evicted;        /* clients closed to make room (see above) */
     uint64_t http_requests;
     uint64_t http_timeouts;
+    uint64_t http_idle_closed; /* HTTP clients closed for sending nothing */
+    uint64_t idle_closed;      /* stats/admin socket clients closed for idleness */
 } rf_ops_server_stats;
 
 /* Binds the sockets (a stale socket file left by a dead process is replaced;

@@ -11,6 +11,11 @@
 #define DEFAULT_LISTEN "127.0.0.1:9273"
 #define DEFAULT_CLIENT_BUFFER (4ull << 20)
 #define DEFAULT_HTTP_TIMEOUT_NS (10ull * 1000000000ull)
+/* Prometheus and curl send their request at once: a second of silence is
+ * someone holding a slot. */
+#define DEFAULT_HTTP_IDLE_NS (1ull * 1000000000ull)
+/* `ringflow top` asks every second; an interactive session gets a minute. */
+#define DEFAULT_CLIENT_IDLE_NS (60ull * 1000000000ull)
 /* Room to read a configured path before checking it against sun_path. */
 #define RF_DAEMON_OPS_PATH_BUF 4096
 
@@ -33,6 +38,8 @@ void rf_ops_config_defaults(rf_ops_config *cfg, const char *run_dir)
     snprintf(cfg->prometheus_listen, sizeof(cfg->prometheus_listen), "%s", DEFAULT_LISTEN);
     cfg->client_buffer = DEFAULT_CLIENT_BUFFER;
     cfg->http_timeout_ns = DEFAULT_HTTP_TIMEOUT_NS;
+    cfg->http_idle_timeout_ns = DEFAULT_HTTP_IDLE_NS;
+    cfg->client_idle_timeout_ns = DEFAULT_CLIENT_IDLE_NS;
 }
 
 /* host:port with an IPv4 host and a port 0..65535. */
@@ -93,12 +100,16 @@ int rf_ops_config_parse(const rf_cfg_node *root, const char *run_dir, rf_ops_con
                           err)) < 0 ||
         (rc = rf_cfg_size(stats, "client_buffer", 4096, 1ull << 30, DEFAULT_CLIENT_BUFFER,
                           &c.client_buffer, err)) < 0 ||
+        (rc = rf_cfg_duration(stats, "client_idle_timeout", 100000000ull, 86400000000000ull,
+                              DEFAULT_CLIENT_IDLE_NS, &c.client_idle_timeout_ns, err)) < 0 ||
         (rc = rf_cfg_map(stats, "prometheus", &prom, err)) < 0 ||
         (rc = rf_cfg_bool(prom, "enabled", true, &c.prometheus_enabled, err)) < 0 ||
         (rc = rf_cfg_str(prom, "listen", 3, DEFAULT_LISTEN, c.prometheus_listen,
                          sizeof(c.prometheus_listen), err)) < 0 ||
         (rc = rf_cfg_duration(prom, "timeout", 100000000ull, 600000000000ull,
-                              DEFAULT_HTTP_TIMEOUT_NS, &c.http_timeout_ns, err)) < 0)
+                              DEFAULT_HTTP_TIMEOUT_NS, &c.http_timeout_ns, err)) < 0 ||
+        (rc = rf_cfg_duration(prom, "idle_timeout", 10000000ull, 600000000000ull,
+                              DEFAULT_HTTP_IDLE_NS, &c.http_idle_timeout_ns, err)) < 0)
         return rc;
     if (!valid_listen(c.prometheus_listen))
         return rf_cfg_fail_key(prom, "listen", err,

@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,9 @@
 #define READ_CHUNK 4096
 /* epoll tags: listeners are tagged apart from client slots. */
 #define TAG_LISTENER (1ull << 63)
+/* An HTTP client this young is never evicted for a newcomer: its request
+ * may be on its way, and a flood of newcomers must not push it out. */
+#define HTTP_EVICT_MIN_AGE_NS (100 * RF_NS_PER_MS)
 
 enum lkind { L_OPS = 0, L_ADMIN = 1, L_HTTP = 2, L_COUNT = 3 };
 
@@ -54,12 +60,15 @@ typedef struct client {
     rf_strbuf out;
     size_t out_off;
     int64_t accepted_ns;
+    int64_t last_active_ns; /* the last byte received, or reply bytes the socket took */
+    uid_t uid;              /* Unix sockets: the peer's (SO_PEERCRED); HTTP: unknown */
 } client;
 
 struct rf_ops_server {
     int ep;
     listener ls[L_COUNT];
     client *clients[RF_OPS_MAX_CLIENTS];
+    uint32_t n_kind[L_COUNT]; /* clients of each socket, against its budget */
     uint32_t gen;
     rf_ops_config cfg;
     rf_ops_hooks hooks;
@@ -67,7 +76,7 @@ struct rf_ops_server {
     /* Written and read by the control thread only; _Atomic so the registry
      * can read them like any other counter. */
     _Atomic uint64_t n_clients, connections, commands, command_errors, denied, dropped_slow,
-        refused_full, http_requests, http_timeouts;
+        refused_full, evicted, http_requests, http_timeouts, http_idle_closed, idle_closed;
     int metric_ids[16];
     int n_ids;
 };
@@ -215,6 +224,7 @@ static void client_close(rf_ops_server *s, unsigned slot)
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     rf_strbuf_free(&c->out);
+    s->n_kind[c->kind]--;
     free(c);
     s->clients[slot] = NULL;
     rf_stats_set(&s->n_clients, rf_stats_load(&s->n_clients) - 1);
@@ -253,6 +263,7 @@ static bool client_flush(rf_ops_server *s, unsigned slot)
         ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
+            c->last_active_ns = rf_clock_mono_ns();
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -555,6 +566,7 @@ static void client_readable(rf_ops_server *s, unsigned slot)
         ssize_t n = recv(c->fd, c->in + c->in_len, cap - c->in_len, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
+            c->last_active_ns = rf_clock_mono_ns();
             bool alive = c->kind == L_HTTP ? http_input(s, slot) : line_input(s, slot, false);
             if (!alive)
                 return;
@@ -578,6 +590,94 @@ static void client_readable(rf_ops_server *s, unsigned slot)
     }
 }
 
+/* The uid owning the other end of a loopback TCP connection, from the
+ * kernel's socket table (sock_diag: the peer is a socket on this host), so
+ * that HTTP clients have a user as Unix-socket clients do (SO_PEERCRED).
+ * (uid_t)-1 when the peer is not on loopback or not found. The kernel
+ * answers within the sendto, so the receive never waits. */
+static uid_t loopback_peer_uid(int fd)
+{
+    struct sockaddr_in local, peer;
+    socklen_t llen = sizeof(local), plen = sizeof(peer);
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) < 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || peer.sin_family != AF_INET ||
+        (ntohl(peer.sin_addr.s_addr) >> 24) != 127)
+        return (uid_t)-1;
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return (uid_t)-1;
+    struct {
+        struct nlmsghdr nh;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof(req));
+    req.nh.nlmsg_len = sizeof(req);
+    req.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nh.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = AF_INET;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0u;
+    /* The peer's socket: its source is our remote end. */
+    req.r.id.idiag_sport = peer.sin_port;
+    req.r.id.idiag_dport = local.sin_port;
+    req.r.id.idiag_src[0] = peer.sin_addr.s_addr;
+    req.r.id.idiag_dst[0] = local.sin_addr.s_addr;
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    uid_t uid = (uid_t)-1;
+    if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) == (ssize_t)sizeof(req)) {
+        union {
+            struct nlmsghdr nh;
+            char b[1024];
+        } buf;
+        ssize_t n = recv(nl, &buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0 && NLMSG_OK(&buf.nh, (size_t)n) && buf.nh.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+            buf.nh.nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+            uid = ((const struct inet_diag_msg *)NLMSG_DATA(&buf.nh))->idiag_uid;
+    }
+    close(nl);
+    return uid;
+}
+
+static uint32_t budget(enum lkind kind)
+{
+    return kind == L_ADMIN ? RF_OPS_MAX_ADMIN_CLIENTS
+           : kind == L_HTTP ? RF_OPS_MAX_HTTP_CLIENTS
+                            : RF_OPS_MAX_STATS_CLIENTS;
+}
+
+/* The daemon's own user and root: the operators. */
+static bool privileged(const rf_ops_server *s, uid_t uid)
+{
+    return uid == 0 || uid == s->hooks.owner_uid;
+}
+
+/* The client of a full socket that a newcomer (uid: its peer's, or -1 when
+ * unknown) may replace, or -1: the rules are in ops.h. The quietest one
+ * goes, so a client in the middle of an exchange is the last to. */
+static int pick_victim(const rf_ops_server *s, enum lkind kind, uid_t newcomer, int64_t now)
+{
+    const bool op = privileged(s, newcomer);
+    if (kind == L_OPS && !op)
+        return -1;
+    int victim = -1;
+    int64_t quietest = INT64_MAX;
+    for (unsigned slot = 0; slot < RF_OPS_MAX_CLIENTS; slot++) {
+        const client *c = s->clients[slot];
+        if (!c || c->kind != kind)
+            continue;
+        /* An operator's client is never pushed out by someone else's. */
+        bool ok = kind == L_ADMIN ||
+                  (!privileged(s, c->uid) &&
+                   (op || (!c->closing && now - c->accepted_ns >= HTTP_EVICT_MIN_AGE_NS)));
+        if (ok && c->last_active_ns < quietest) {
+            quietest = c->last_active_ns;
+            victim = (int)slot;
+        }
+    }
+    return victim;
+}
+
 static void accept_all(rf_ops_server *s, enum lkind kind)
 {
     for (;;) {
@@ -589,17 +689,39 @@ static void accept_all(rf_ops_server *s, enum lkind kind)
                 rf_log_warn(COMPONENT, "accept: %s", strerror(errno));
             return;
         }
+        const int64_t now = rf_clock_mono_ns();
+        uid_t uid = (uid_t)-1;
+        if (kind != L_HTTP) {
+            struct ucred cred;
+            socklen_t len = sizeof(cred);
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+                uid = cred.uid;
+        } else {
+            uid = loopback_peer_uid(fd);
+        }
+        if (s->n_kind[kind] >= budget(kind)) {
+            int victim = pick_victim(s, kind, uid, now);
+            if (victim < 0) {
+                static const char msg[] = "error: too many clients\n\n";
+                if (kind != L_HTTP)
+                    (void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                close(fd);
+                bump(&s->refused_full);
+                continue;
+            }
+            client *v = s->clients[victim];
+            if (kind != L_HTTP) {
+                static const char msg[] = "error: closed to make room for another client\n\n";
+                (void)!send(v->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            }
+            client_close(s, (unsigned)victim);
+            bump(&s->evicted);
+        }
+        /* Budgets add up to the table's size: a socket under its budget
+         * always finds a free slot. */
         unsigned slot = 0;
         while (slot < RF_OPS_MAX_CLIENTS && s->clients[slot])
             slot++;
-        if (slot == RF_OPS_MAX_CLIENTS) {
-            static const char msg[] = "error: too many clients\n\n";
-            if (kind != L_HTTP)
-                (void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            close(fd);
-            bump(&s->refused_full);
-            continue;
-        }
         client *c = calloc(1, sizeof(*c));
         if (!c) {
             close(fd);
@@ -608,15 +730,10 @@ static void accept_all(rf_ops_server *s, enum lkind kind)
         c->fd = fd;
         c->kind = kind;
         c->gen = ++s->gen;
-        c->accepted_ns = rf_clock_mono_ns();
-        c->admin = kind == L_ADMIN;
-        if (kind == L_OPS) {
-            /* The owning uid may use admin commands on the ops socket too. */
-            struct ucred cred;
-            socklen_t len = sizeof(cred);
-            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-                c->admin = cred.uid == s->hooks.owner_uid;
-        }
+        c->accepted_ns = c->last_active_ns = now;
+        c->uid = uid;
+        /* The owning uid may use admin commands on the ops socket too. */
+        c->admin = kind == L_ADMIN || (kind == L_OPS && uid == s->hooks.owner_uid);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = client_tag(slot, c)};
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             close(fd);
@@ -624,6 +741,7 @@ static void accept_all(rf_ops_server *s, enum lkind kind)
             continue;
         }
         s->clients[slot] = c;
+        s->n_kind[kind]++;
         bump(&s->connections);
         rf_stats_set(&s->n_clients, rf_stats_load(&s->n_clients) + 1);
     }
@@ -651,8 +769,17 @@ static void register_metrics(rf_ops_server *s)
         {"ringflow_ops_clients_dropped_slow",
          "Clients disconnected because they did not read their replies.",
          offsetof(rf_ops_server, dropped_slow), false},
-        {"ringflow_ops_clients_refused", "Connections refused: too many clients.",
+        {"ringflow_ops_clients_refused", "Connections refused: the socket's budget was full.",
          offsetof(rf_ops_server, refused_full), false},
+        {"ringflow_ops_clients_evicted",
+         "Clients closed to give their slot to a newcomer (the socket's budget was full).",
+         offsetof(rf_ops_server, evicted), false},
+        {"ringflow_ops_clients_idle_closed",
+         "Stats and admin socket clients closed after stats.client_idle_timeout of silence.",
+         offsetof(rf_ops_server, idle_closed), false},
+        {"ringflow_http_idle_closed",
+         "HTTP clients closed for sending nothing for stats.prometheus.idle_timeout.",
+         offsetof(rf_ops_server, http_idle_closed), false},
         {"ringflow_http_requests", "HTTP requests served.", offsetof(rf_ops_server, http_requests),
          false},
         {"ringflow_http_timeouts", "HTTP clients closed for being too slow.",
@@ -764,12 +891,25 @@ void rf_ops_server_run(rf_ops_server *s, int timeout_ms)
         if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             client_readable(s, slot);
     }
-    /* HTTP clients get http_timeout_ns for the whole exchange. */
+    /* HTTP clients get http_timeout_ns for the whole exchange, and
+     * http_idle_timeout_ns of silence before their request is whole; stats
+     * and admin clients client_idle_timeout_ns of silence either way. */
     int64_t now = rf_clock_mono_ns();
     for (unsigned slot = 0; slot < RF_OPS_MAX_CLIENTS; slot++) {
         client *c = s->clients[slot];
-        if (c && c->kind == L_HTTP && now - c->accepted_ns > (int64_t)s->cfg.http_timeout_ns) {
+        if (!c)
+            continue;
+        const int64_t quiet = now - c->last_active_ns;
+        if (c->kind == L_HTTP && now - c->accepted_ns > (int64_t)s->cfg.http_timeout_ns) {
             bump(&s->http_timeouts);
+            client_close(s, slot);
+        } else if (c->kind == L_HTTP && !c->closing && s->cfg.http_idle_timeout_ns &&
+                   quiet > (int64_t)s->cfg.http_idle_timeout_ns) {
+            bump(&s->http_idle_closed);
+            client_close(s, slot);
+        } else if (c->kind != L_HTTP && s->cfg.client_idle_timeout_ns &&
+                   quiet > (int64_t)s->cfg.client_idle_timeout_ns) {
+            bump(&s->idle_closed);
             client_close(s, slot);
         }
     }
@@ -817,6 +957,9 @@ void rf_ops_server_stats_read(const rf_ops_server *s, rf_ops_server_stats *out)
     out->denied = rf_stats_load(&s->denied);
     out->dropped_slow = rf_stats_load(&s->dropped_slow);
     out->refused_full = rf_stats_load(&s->refused_full);
+    out->evicted = rf_stats_load(&s->evicted);
     out->http_requests = rf_stats_load(&s->http_requests);
     out->http_timeouts = rf_stats_load(&s->http_timeouts);
+    out->http_idle_closed = rf_stats_load(&s->http_idle_closed);
+    out->idle_closed = rf_stats_load(&s->idle_closed);
 }

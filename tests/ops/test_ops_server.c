@@ -18,8 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,10 +135,17 @@ static void stop_server(void)
     g_srv = NULL;
 }
 
+static pid_t g_flood; /* the flooding child, killed after a failed test too */
+
 /* After each test, even a failed one (cmocka jumps out of it). */
 static int stop_if_running(void **state)
 {
     (void)state;
+    if (g_flood > 0) {
+        kill(g_flood, SIGKILL);
+        waitpid(g_flood, NULL, 0);
+        g_flood = 0;
+    }
     if (g_srv)
         stop_server();
     return 0;
@@ -734,6 +745,179 @@ static void test_http_timeout(void **state)
     stop_server();
 }
 
+static double secs_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int http_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* An HTTP client that sends nothing is closed after the short idle
+ * timeout, long before the exchange's timeout, and counted. */
+static void test_http_idle_client_cut(void **state)
+{
+    (void)state;
+    rf_ops_config_defaults(&g_cfg, g_dir);
+    snprintf(g_cfg.prometheus_listen, sizeof(g_cfg.prometheus_listen), "127.0.0.1:0");
+    g_cfg.http_idle_timeout_ns = 300000000ull; /* the exchange's timeout stays 10 s */
+    rf_ops_hooks hooks = {.reload = hook_reload, .shutdown = hook_shutdown, .owner_uid = getuid()};
+    rf_err err = {0};
+    assert_int_equal(rf_ops_server_start(&g_cfg, &hooks, &g_srv, &err), 0);
+    atomic_store(&g_run, true);
+    assert_int_equal(pthread_create(&g_thread, NULL, server_main, NULL), 0);
+    uint16_t port = rf_ops_server_prometheus_port(g_srv);
+    int idle = http_connect(port);
+    assert_true(idle >= 0);
+    char buf[64];
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(read_all(idle, buf, sizeof(buf), 5000), 0); /* closed, no reply */
+    double waited = secs_since(&t0);
+    assert_true(waited >= 0.25 && waited < 3.0);
+    close(idle);
+    int status;
+    char *body = http_get(port, "GET /metrics HTTP/1.1\r\n\r\n", &status);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(body, "ringflow_http_idle_closed_total 1\n"));
+    free(body);
+    stop_server();
+}
+
+/* Stats and admin socket clients that go quiet are closed after
+ * stats.client_idle_timeout; one that keeps asking is not. */
+static void test_idle_unix_clients_closed(void **state)
+{
+    (void)state;
+    rf_ops_config_defaults(&g_cfg, g_dir);
+    snprintf(g_cfg.prometheus_listen, sizeof(g_cfg.prometheus_listen), "127.0.0.1:0");
+    g_cfg.client_idle_timeout_ns = 400000000ull;
+    rf_ops_hooks hooks = {.reload = hook_reload, .shutdown = hook_shutdown, .owner_uid = getuid()};
+    rf_err err = {0};
+    assert_int_equal(rf_ops_server_start(&g_cfg, &hooks, &g_srv, &err), 0);
+    atomic_store(&g_run, true);
+    assert_int_equal(pthread_create(&g_thread, NULL, server_main, NULL), 0);
+    int quiet = connect_ok(g_cfg.socket);
+    int quiet_admin = connect_ok(g_cfg.admin_socket);
+    int busy = connect_ok(g_cfg.socket);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (secs_since(&t0) < 1.2) {
+        free(ask(busy, "show info"));
+        struct timespec d = {0, 100 * 1000 * 1000};
+        nanosleep(&d, NULL); /* the pace of a live client, not a wait for a result */
+    }
+    char buf[64];
+    assert_int_equal(read_all(quiet, buf, sizeof(buf), 3000), 0);
+    assert_int_equal(read_all(quiet_admin, buf, sizeof(buf), 3000), 0);
+    free(ask(busy, "show info")); /* still served */
+    rf_ops_server_stats st;
+    rf_ops_server_stats_read(g_srv, &st);
+    assert_int_equal(st.idle_closed, 2);
+    close(quiet);
+    close(quiet_admin);
+    close(busy);
+    stop_server();
+}
+
+/* The flood the review found: as an unprivileged user, hundreds of idle
+ * HTTP connections, reopened as fast as they are cut. Root's stats socket,
+ * admin socket and /health must all still answer every time: each socket
+ * has its own budget, and the HTTP one gives a fresh request the slot of
+ * a connection that has sent nothing. */
+static void test_unprivileged_flood_locks_nobody_out(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* needs root to become nobody */
+    rf_ops_config_defaults(&g_cfg, g_dir);
+    start_server(getuid(), 1 << 20);
+    uint16_t port = rf_ops_server_prometheus_port(g_srv);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test */
+        if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(3);
+        enum { FLOOD = 200 };
+        int fds[FLOOD];
+        for (int i = 0; i < FLOOD; i++)
+            fds[i] = http_connect(port);
+        for (;;) {
+            struct pollfd p[FLOOD];
+            for (int i = 0; i < FLOOD; i++) {
+                if (fds[i] < 0)
+                    fds[i] = http_connect(port);
+                p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN | POLLRDHUP};
+            }
+            if (poll(p, FLOOD, 50) <= 0)
+                continue;
+            for (int i = 0; i < FLOOD; i++) {
+                char c;
+                if (fds[i] >= 0 && p[i].revents && recv(fds[i], &c, 1, MSG_DONTWAIT) <= 0) {
+                    close(fds[i]);
+                    fds[i] = http_connect(port); /* cut: straight back in */
+                }
+            }
+        }
+    }
+    g_flood = child;
+    /* Flooding: the HTTP slots are all taken. */
+    rf_ops_server_stats st;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        rf_ops_server_stats_read(g_srv, &st);
+    } while (st.clients < 24 && secs_since(&t0) < 10 && usleep(10000) == 0);
+    assert_true(st.clients >= 24);
+    /* Past the HTTP idle timeout (1 s), so the flood is also cut and back. */
+    struct timespec t_rounds;
+    clock_gettime(CLOCK_MONOTONIC, &t_rounds);
+    for (int round = 0; round < 20 || secs_since(&t_rounds) < 2.5; round++) {
+        struct timespec pace = {0, 50 * 1000 * 1000};
+        nanosleep(&pace, NULL); /* an operator's pace, not a wait for a result */
+        int fd = connect_ok(g_cfg.socket);
+        char *r = ask(fd, "show info");
+        if (strncmp(r, "# info", 6) != 0)
+            fail_msg("round %d: stats socket answered: %s", round, r);
+        free(r);
+        close(fd);
+        fd = connect_ok(g_cfg.admin_socket);
+        r = ask(fd, "show info");
+        if (strncmp(r, "# info", 6) != 0)
+            fail_msg("round %d: admin socket answered: %s", round, r);
+        free(r);
+        close(fd);
+        int status = 0;
+        char *body = http_get(port, "GET /health HTTP/1.1\r\n\r\n", &status);
+        assert_int_equal(status, 200);
+        free(body);
+    }
+    rf_ops_server_stats_read(g_srv, &st);
+    print_message("flood: %lu connections, %lu evicted, %lu refused, %lu closed idle\n",
+                  (unsigned long)st.connections, (unsigned long)st.evicted,
+                  (unsigned long)st.refused_full, (unsigned long)st.http_idle_closed);
+    assert_true(st.evicted + st.refused_full > 0); /* the budget was contested */
+    assert_true(st.http_idle_closed > 0);           /* idle flooders were cut */
+    kill(child, SIGKILL);
+    int wst;
+    waitpid(child, &wst, 0);
+    g_flood = 0;
+    assert_true(WIFSIGNALED(wst)); /* it flooded until killed (exit 3: no setuid) */
+    stop_server();
+}
+
 static void test_health_failing_component(void **state)
 {
     (void)state;
@@ -815,8 +999,13 @@ int main(void)
         cmocka_unit_test_teardown(test_stale_and_live_sockets, stop_if_running),
         cmocka_unit_test_teardown(test_prometheus, stop_if_running),
         cmocka_unit_test_teardown(test_http_timeout, stop_if_running),
+        cmocka_unit_test_teardown(test_http_idle_client_cut, stop_if_running),
+        cmocka_unit_test_teardown(test_idle_unix_clients_closed, stop_if_running),
+        cmocka_unit_test_teardown(test_unprivileged_flood_locks_nobody_out, stop_if_running),
         cmocka_unit_test_teardown(test_health_failing_component, stop_if_running),
         cmocka_unit_test_teardown(test_config, stop_if_running),
     };
+    if (getenv("RF_TEST_FILTER")) /* one test by name, for a quick run by hand */
+        cmocka_set_test_filter(getenv("RF_TEST_FILTER"));
     return cmocka_run_group_tests(tests, setup, teardown);
 }
