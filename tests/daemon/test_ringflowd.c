@@ -171,8 +171,19 @@ static void test_sighup_bad_config_keeps_running(void **state)
         &p, "need a restart and were left as they are: pipeline.max_series (1048576 -> 1000)",
         10000));
 
-    /* A valid change that needs a restart is reported, not silently ignored. */
-    tproc_write_file("reload.yaml", "engine:\n  workers: 1\n  memory_limit: 64GiB\n  data_dir: ./data-run\n  run_dir: ./run-run\nlog:\n  level: debug\n");
+    /* A valid change that needs a restart is reported, not silently ignored.
+     * Built on run_config, so that the listeners and the Prometheus port stay
+     * the test's own: a file without them means the default ports, which
+     * another engine on the machine may hold. */
+    char restart[2048];
+    snprintf(restart, sizeof(restart), "%s", run_config());
+    char *workers = strstr(restart, "  workers: 2\n");
+    assert_non_null(workers);
+    memmove(workers + strlen("  workers: 1\n  memory_limit: 64GiB\n"),
+            workers + strlen("  workers: 2\n"), strlen(workers + strlen("  workers: 2\n")) + 1);
+    memcpy(workers, "  workers: 1\n  memory_limit: 64GiB\n",
+           strlen("  workers: 1\n  memory_limit: 64GiB\n"));
+    tproc_write_file("reload.yaml", restart);
     kill(p.pid, SIGHUP);
     assert_true(tproc_wait_log(&p, "need a restart and were left as they are: engine.workers (2 -> 1)", 10000));
     assert_true(tproc_wait_log(&p, "engine.memory_limit", 1000));
