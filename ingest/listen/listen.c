@@ -803,6 +803,9 @@ static bool same_address(const struct sockaddr_in6 *a, socklen_t alen, const str
 static bool source_full(const rf_listener *l, const struct sockaddr_in6 *peer, socklen_t len)
 {
     const uint32_t max = l->cfg.max_connections_per_source;
+    /* Relaxed: this thread (the owner) is the only writer of open (the
+     * stores in on_accept and conn_release); no other thread's data is read
+     * through it. */
     if (!max || atomic_load_explicit(&l->open, memory_order_relaxed) < max)
         return false;
     uint32_t n = 0;
