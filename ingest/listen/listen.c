@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <liburing.h>
 #include <linux/sock_diag.h>
@@ -97,6 +98,7 @@ struct rf_listener {
      * socket is closed. */
     uint8_t detach_state;
     bool armed;           /* its multishot recvmsg/accept is in the kernel */
+    bool backlog_taken;   /* TCP, detaching: the accept queue was drained */
     rf_component *component;
 
     /* UDP recvmsg template: the kernel reads msg_namelen/msg_controllen from
@@ -816,34 +818,13 @@ static bool source_full(const rf_listener *l, const struct sockaddr_in6 *peer, s
     return n >= max;
 }
 
-static void on_accept(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono)
+/* Gives the accepted fd a slot and arms its recv; refuses it (closed,
+ * counted) past max_connections or max_connections_per_source. A listener
+ * being removed still takes what its accept queue held, drained at once
+ * (shut both ways, as rf_listener_set_detach does to the others), so the
+ * lines it sent are delivered rather than closed unread. */
+static void conn_adopt(rf_listener *l, int fd, int64_t mono)
 {
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        l->armed = false;
-    if (l->detach_state != ATTACHED) {
-        /* Being removed: a connection accepted before the cancel took
-         * effect is refused, as one over the cap would be. */
-        if (cqe->res >= 0) {
-            close(cqe->res);
-            ctr_add(l, RF_LC_CONN_REFUSED, 1);
-        }
-        return;
-    }
-    if (cqe->res < 0) {
-        ctr_add(l, RF_LC_ACCEPT_ERRORS, 1);
-        if (!(cqe->flags & IORING_CQE_F_MORE)) {
-            /* Out of fds (EMFILE, ENFILE, ENOBUFS): re-arming at once would
-             * spin on the same error. Pending clients wait in the backlog. */
-            l->accept_retry_ns = mono + ACCEPT_BACKOFF_NS;
-            l->set->accept_backoff = true;
-        }
-        return;
-    }
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        arm_listener(l);
-        ctr_add(l, RF_LC_REARMS, 1);
-    }
-    int fd = cqe->res;
     if (l->n_free == 0) {
         close(fd);
         ctr_add(l, RF_LC_CONN_REFUSED, 1);
@@ -871,7 +852,38 @@ static void on_accept(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mo
     atomic_store_explicit(&l->open, atomic_load_explicit(&l->open, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     ctr_add(l, RF_LC_CONN_ACCEPTED, 1);
+    if (l->detach_state != ATTACHED) {
+        cn->state = CONN_DRAINING;
+        shutdown(fd, SHUT_RDWR);
+    }
     arm_recv(l, slot);
+}
+
+static void on_accept(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono)
+{
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        l->armed = false;
+    if (l->detach_state != ATTACHED) {
+        /* Accepted before the cancel took effect: drained like the others. */
+        if (cqe->res >= 0)
+            conn_adopt(l, cqe->res, mono);
+        return;
+    }
+    if (cqe->res < 0) {
+        ctr_add(l, RF_LC_ACCEPT_ERRORS, 1);
+        if (!(cqe->flags & IORING_CQE_F_MORE)) {
+            /* Out of fds (EMFILE, ENFILE, ENOBUFS): re-arming at once would
+             * spin on the same error. Pending clients wait in the backlog. */
+            l->accept_retry_ns = mono + ACCEPT_BACKOFF_NS;
+            l->set->accept_backoff = true;
+        }
+        return;
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        arm_listener(l);
+        ctr_add(l, RF_LC_REARMS, 1);
+    }
+    conn_adopt(l, cqe->res, mono);
 }
 
 static void on_recv(rf_listener *l, uint32_t slot, const struct io_uring_cqe *cqe, int64_t mono,
@@ -1289,6 +1301,21 @@ static void detach_progress(rf_listener_set *set)
         if (l->detach_state != DETACHING || l->armed ||
             atomic_load_explicit(&l->open, memory_order_relaxed) != 0)
             continue;
+        if (l->cfg.transport == RF_LISTEN_TCP && !l->backlog_taken) {
+            /* Connections still in the accept queue would be reset by the
+             * close with what they sent: taken and drained first, once (a
+             * client that keeps connecting must not keep the port open). */
+            l->backlog_taken = true;
+            /* Its accept is no longer armed: nothing else reads the socket,
+             * and a blocking accept4 would wait on an empty queue. */
+            fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+            int fd;
+            const int64_t now = rf_clock_mono_ns();
+            while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+                conn_adopt(l, fd, now);
+            if (atomic_load_explicit(&l->open, memory_order_relaxed) != 0)
+                continue; /* closed once they are */
+        }
         if (l->cfg.transport == RF_LISTEN_UDP) {
             uint64_t drops;
             udp_drain_queue(l);

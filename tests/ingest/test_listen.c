@@ -1044,6 +1044,39 @@ static void test_live_detach_tcp(void **state)
     fx_close(&fx);
 }
 
+/* Connections not yet taken from the accept queue when the listener is
+ * removed (their accept's completion not yet reaped, or still queued in the
+ * kernel): what they sent is delivered, not closed unread with them. */
+static void test_live_detach_tcp_accept_queue(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
+    const uint16_t port = rf_listener_port(fx.l);
+    int c[3];
+    char line[3][16];
+    for (int i = 0; i < 3; i++) {
+        c[i] = tcp_connect(port);
+        snprintf(line[i], sizeof(line[i]), "q%d v=1\n", i);
+        write_all(c[i], line[i], strlen(line[i]));
+    }
+    /* No poll since: nothing of them was reaped. */
+    rf_listener_set_detach(fx.set, fx.l);
+    detached_cond dc = {fx.l};
+    assert_true(poll_until(fx.set, is_detached, &dc, 5000));
+    assert_int_equal(fx.s.len, 21);
+    for (int i = 0; i < 3; i++)
+        assert_non_null(strstr(fx.s.buf, line[i]));
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_CONN_REFUSED), 0);
+    assert_int_equal(rf_listener_connections(fx.l), 0);
+    for (int i = 0; i < 3; i++) {
+        char b;
+        assert_int_equal(recv(c[i], &b, 1, 0), 0); /* ended by our side */
+        close(c[i]);
+    }
+    fx_close(&fx);
+}
+
 /* A TCP listener attached live to a set that so far had only UDP brings its
  * buffers with it. */
 static void test_live_attach_first_tcp(void **state)
@@ -1533,6 +1566,7 @@ int main(void)
         cmocka_unit_test(test_udp_receipt_time_is_the_kernels),
         cmocka_unit_test(test_live_attach_detach_udp),
         cmocka_unit_test(test_live_detach_tcp),
+        cmocka_unit_test(test_live_detach_tcp_accept_queue),
         cmocka_unit_test(test_live_attach_first_tcp),
         cmocka_unit_test(test_udp_enobufs_rearm),
         cmocka_unit_test(test_tcp_split_every_offset),
