@@ -51,8 +51,9 @@
  *   Graphite do, then the connection is closed. A reset (ECONNRESET) discards
  *   the unterminated line (the client aborted mid-line) and counts RESET.
  *   Connections beyond max_connections are accepted and closed at once
- *   (REFUSED). A connection silent for idle_timeout_ns is shut down (partial
- *   line discarded, TIMED_OUT); the check runs in poll, at a granularity of
+ *   (REFUSED), and so are those of a peer address that already holds
+ *   max_connections_per_source (REFUSED_SOURCE). A connection silent for
+ *   idle_timeout_ns is shut down (partial line discarded, TIMED_OUT); the check runs in poll, at a granularity of
  *   idle_timeout/8 (1 ms .. 1 s), so a worker must poll or wake at least that
  *   often for the timeout to be on time (its sleep_max_ns bounds it).
  *

@@ -831,6 +831,36 @@ static void test_idle_unix_clients_closed(void **state)
     stop_server();
 }
 
+/* The admin socket always takes its owner: with its budget full, the
+ * newcomer gets the slot of the client quiet longest, which is told why. */
+static void test_admin_socket_always_takes_its_owner(void **state)
+{
+    (void)state;
+    rf_ops_config_defaults(&g_cfg, g_dir);
+    start_server(getuid(), 1 << 20);
+    int fds[RF_OPS_MAX_ADMIN_CLIENTS];
+    for (int i = 0; i < RF_OPS_MAX_ADMIN_CLIENTS; i++) {
+        fds[i] = connect_ok(g_cfg.admin_socket);
+        if (i > 0)
+            free(ask(fds[i], "show info")); /* all but the first have spoken since */
+    }
+    int late = connect_ok(g_cfg.admin_socket);
+    char *r = ask(late, "show info");
+    assert_int_equal(strncmp(r, "# info", 6), 0);
+    free(r);
+    char buf[128];
+    read_all(fds[0], buf, sizeof(buf), 3000);
+    assert_string_equal(buf, "error: closed to make room for another client\n\n");
+    rf_ops_server_stats st;
+    rf_ops_server_stats_read(g_srv, &st);
+    assert_int_equal(st.evicted, 1);
+    assert_int_equal(st.refused_full, 0);
+    close(late);
+    for (int i = 0; i < RF_OPS_MAX_ADMIN_CLIENTS; i++)
+        close(fds[i]);
+    stop_server();
+}
+
 /* The flood the review found: as an unprivileged user, hundreds of idle
  * HTTP connections, reopened as fast as they are cut. Root's stats socket,
  * admin socket and /health must all still answer every time: each socket
@@ -1001,6 +1031,7 @@ int main(void)
         cmocka_unit_test_teardown(test_http_timeout, stop_if_running),
         cmocka_unit_test_teardown(test_http_idle_client_cut, stop_if_running),
         cmocka_unit_test_teardown(test_idle_unix_clients_closed, stop_if_running),
+        cmocka_unit_test_teardown(test_admin_socket_always_takes_its_owner, stop_if_running),
         cmocka_unit_test_teardown(test_unprivileged_flood_locks_nobody_out, stop_if_running),
         cmocka_unit_test_teardown(test_health_failing_component, stop_if_running),
         cmocka_unit_test_teardown(test_config, stop_if_running),
