@@ -53,9 +53,10 @@
  *   Connections beyond max_connections are accepted and closed at once
  *   (REFUSED), and so are those of a peer address that already holds
  *   max_connections_per_source (REFUSED_SOURCE). A connection silent for
- *   idle_timeout_ns is shut down (partial line discarded, TIMED_OUT); the check runs in poll, at a granularity of
- *   idle_timeout/8 (1 ms .. 1 s), so a worker must poll or wake at least that
- *   often for the timeout to be on time (its sleep_max_ns bounds it).
+ *   idle_timeout_ns is shut down (partial line discarded, TIMED_OUT); the
+ *   check runs in poll, at a granularity of idle_timeout/8 (1 ms .. 1 s), so
+ *   a worker must poll or wake at least that often for the timeout to be on
+ *   time (its sleep_max_ns bounds it).
  *
  *   Accept failures (EMFILE, ENFILE) pause accepting for 100 ms instead of
  *   spinning; clients wait in the listen backlog meanwhile. Note that io_uring
