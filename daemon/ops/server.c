@@ -61,7 +61,7 @@ typedef struct client {
     size_t out_off;
     int64_t accepted_ns;
     int64_t last_active_ns; /* the last byte received, or reply bytes the socket took */
-    uid_t uid;              /* Unix sockets: the peer's (SO_PEERCRED); HTTP: unknown */
+    uid_t uid; /* the peer's: SO_PEERCRED, or for HTTP loopback_peer_uid; -1 unknown */
 } client;
 
 struct rf_ops_server {
