@@ -74,7 +74,8 @@ typedef struct rf_engine rf_engine;
 #define RF_OPS_MAX_STATS_CLIENTS 64
 #define RF_OPS_MAX_ADMIN_CLIENTS 8
 #define RF_OPS_MAX_HTTP_CLIENTS 32
-#define RF_OPS_MAX_CLIENTS (RF_OPS_MAX_STATS_CLIENTS + RF_OPS_MAX_ADMIN_CLIENTS + RF_OPS_MAX_HTTP_CLIENTS)
+#define RF_OPS_MAX_CLIENTS                                                                          \
+    (RF_OPS_MAX_STATS_CLIENTS + RF_OPS_MAX_ADMIN_CLIENTS + RF_OPS_MAX_HTTP_CLIENTS)
 #define RF_OPS_HTTP_REQUEST_MAX 8192
 
 /* ---- configuration: the `stats:` section --------------------------------- */

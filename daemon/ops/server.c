@@ -625,7 +625,8 @@ static uid_t loopback_peer_uid(int fd)
     req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
     uid_t uid = (uid_t)-1;
-    if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) == (ssize_t)sizeof(req)) {
+    if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&sa, sizeof(sa)) ==
+        (ssize_t)sizeof(req)) {
         union {
             struct nlmsghdr nh;
             char b[1024];

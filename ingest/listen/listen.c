@@ -69,8 +69,9 @@ static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t sl
 
 /* DRAINING: its listener is being removed; the connection is shut both
  * ways, and what the client sent before is still read and delivered up to
- * the end of the stream (then the connection closes; an unterminated last line is cut by
- * the removal, not ended by the client: discarded and counted). */
+ * the end of the stream (then the connection closes; an unterminated last
+ * line is cut by the removal, not ended by the client: discarded and
+ * counted). */
 enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_DRAINING = 3 };
 enum detach_state { ATTACHED = 0, DETACHING = 1, DETACHED = 2 };
 
@@ -1311,7 +1312,11 @@ static void detach_progress(rf_listener_set *set)
             fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
             int fd;
             const int64_t now = rf_clock_mono_ns();
-            while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            /* Bounded: the queue holds at most the listen backlog, but a
+             * client connecting without pause would refill it. */
+            for (uint32_t k = 0; k < l->cfg.max_connections + 4096u &&
+                                 (fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;
+                 k++)
                 conn_adopt(l, fd, now);
             if (atomic_load_explicit(&l->open, memory_order_relaxed) != 0)
                 continue; /* closed once they are */

@@ -432,7 +432,8 @@ static tcp_tally tcp_send_through(int port, int trigger_ms, void (*trigger)(pid_
         socklen_t len = sizeof(ti);
         memset(&ti, 0, sizeof(ti));
         assert_int_equal(getsockopt(fds[c], IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
-        assert_true(len >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked));
+        assert_true(len >= offsetof(struct tcp_info, tcpi_bytes_acked) +
+                               sizeof(ti.tcpi_bytes_acked));
         /* tcpi_bytes_acked counts the SYN's sequence number too (and no
          * FIN: this side never sent one). */
         assert_true(ti.tcpi_bytes_acked >= 1);
