@@ -450,6 +450,12 @@ static void peer_receive(rf_pipeline *p, const rf_event *ev)
     bool taken = false;
     switch (RF_PEER_STAGE_OF(ev->subkind)) {
     case RF_PEER_STAGE_AGGREGATE:
+        /* Partials and closed-through reports of group windows; without an
+         * aggregator (removed by a reload) they count as unhandled. */
+        if (p->st.agg) {
+            rf_aggregator_receive(p->st.agg, ev, p->now_mono);
+            taken = true;
+        }
         break;
     case RF_PEER_STAGE_CORRELATE:
         break;
@@ -733,6 +739,10 @@ static uint32_t apply_pending(rf_pipeline *p)
     pipe_stages *b = atomic_load_explicit(&p->pending, memory_order_acquire);
     if (!b)
         return 0;
+    /* Group windows go on across the swap: the old aggregator's local ones
+     * go out as partials, its merged ones move to the new one. */
+    if (p->st.agg)
+        rf_aggregator_handover(p->st.agg, b->agg);
     stages_drain(p);
     pipe_stages old = p->st;
     p->st = *b;
@@ -776,6 +786,8 @@ void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
     p->now_mono = now_mono;
     if (p->st.alerts)
         rf_alerts_flush(p->st.alerts);
+    if (p->st.agg)
+        rf_aggregator_close(p->st.agg);
     peer_deliver_self(p);
 }
 
@@ -950,6 +962,7 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
             rc = -(err && err->code ? err->code : EINVAL);
             goto fail;
         }
+        rf_aggregator_set_peers(st->agg, p->index, p->shards, rf_pipeline_peer_send, p);
     }
     return 0;
 fail:

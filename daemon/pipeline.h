@@ -16,8 +16,12 @@
  * (ringflow_critical_path_seconds{worker="N"}).
  *
  * Series defined by a stage (aggregate series) belong to the shard that made
- * them: they are defined in this shard's series table and stored here, even
- * though their id would hash elsewhere; a query reads every shard.
+ * them, and are defined in its series table and stored there: for an
+ * ungrouped rule the owner of the input series; for a group-by rule the
+ * owner of the group, rf_event_owner(group id) where the group id is the
+ * hash of the group's canonical text without the ":fn" suffix (the workers
+ * send it their partial windows, stages/aggregate/README.md). Their own ids
+ * (with the suffix) may hash elsewhere; a query reads every shard.
  *
  * Everything here runs on the owning worker's thread, except
  * rf_pipeline_settings_* (control thread) and the *_stats readers.

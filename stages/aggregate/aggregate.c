@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/clock/clock.h"
+#include "stages/aggregate/partial.h"
 #include "stages/sketch/sketch.h"
 
 #define NONE32 UINT32_MAX
@@ -40,6 +41,14 @@
 #define MAX_WINDOW_NS (7LL * 86400LL * RF_NS_PER_S)
 
 enum { ST_DEFS_SENT = 1u << 0, ST_LATE = 1u << 1 };
+
+/* Peer message types (low byte of the subkind, RF_PEER_STAGE_AGGREGATE). */
+enum { AGG_MSG_PARTIAL = 1, AGG_MSG_REPORT = 2 };
+/* Report flags (aux of a report; see "Reports" below). */
+enum { REP_IDLE = 1u, REP_FINAL = 2u };
+/* Bounded wait of an owner for the workers' reports, beyond lateness and
+ * idle grace: three pipeline ticks (README.md, "When the owner emits"). */
+#define MERGE_WAIT_SLACK_NS (300 * RF_NS_PER_MS)
 
 /* Accumulators of one window. n == 0 means "no window open". */
 typedef struct agg_window {
@@ -57,7 +66,11 @@ typedef struct agg_window {
 typedef struct agg_state {
     uint64_t group_id;  /* series id, or hash of the group's canonical text */
     agg_window w;
-    double carry;       /* ungrouped: the series' last value (NaN: none yet) */
+    union {
+        double carry;   /* ungrouped: the series' last value (NaN: none yet) */
+        uint32_t gx;    /* grouped: its current window's accumulators, gacc[gx]
+                         * (grouped rules keep their carry per series) */
+    };
     uint32_t pending;   /* index+1 into pend[], 0 when none */
     uint32_t rep_slot;  /* a series of the group: source of the key text */
     uint16_t rule;
@@ -69,6 +82,7 @@ static_assert(sizeof(agg_state) <= 128, "aggregation state must stay within 128 
 
 typedef struct pending_win {
     agg_window w;
+    uint32_t gx;        /* grouped: the parked window's accumulators */
     uint32_t state;
     uint32_t next_free;
     uint8_t flags;
@@ -89,7 +103,24 @@ typedef struct rule_rt {
     double window_s;
     char fname[RF_AGG_MAX_FUNCS][16]; /* ":<fn>" suffixes, formatted once */
     uint8_t fname_len[RF_AGG_MAX_FUNCS];
+    uint64_t sig;            /* rf_agg_rule_sig: how partials name the rule */
+    int64_t done_through;    /* owner: windows ending at or before it were emitted (or
+                              * every worker had passed them): a partial for one is late */
 } rule_rt;
+
+/* Owner side: one group's window being merged from the workers' partials. */
+typedef struct own_win {
+    uint64_t group_id;
+    int64_t start;
+    int64_t first_mono;  /* when its first partial arrived (bounded wait) */
+    rf_agg_acc acc;
+    rf_ddsketch *sk;     /* malloc'd when a partial brings one */
+    rf_hll *hll;
+    char *text;          /* the group's canonical text, malloc'd */
+    uint16_t len, mlen, foff, rule;
+    uint8_t kind, late, used;
+    uint32_t next;       /* hash chain (index + 1), or free list */
+} own_win;
 
 struct rf_aggregator {
     rule_rt *rules;
@@ -123,6 +154,35 @@ struct rf_aggregator {
     rf_agg_stats st;
     uint32_t n_out;
     char *scratch;
+
+    /* Two-level aggregation of grouped rules (README.md). Worker side: the
+     * windows' accumulators, and what it last reported. */
+    uint32_t index, shards;
+    rf_peer_send_fn send;
+    void *send_ctx;
+    rf_agg_acc *gacc;
+    size_t gacc_bytes;
+    uint32_t gacc_cap, gacc_hw, gacc_nfree;
+    uint32_t *gacc_free;
+    int64_t ct_pass;     /* closed-through while a sweep pass runs */
+    int64_t rep_ct;      /* what this worker last reported */
+    bool rep_any, rep_idle;
+    /* Owner side: windows being merged (chained hash on group, start,
+     * rule), the workers' latest reports, the aggregate series announced. */
+    own_win *own;
+    uint32_t own_cap, own_hw, own_n, own_free;
+    uint32_t *own_head;
+    uint32_t own_nb;
+    uint32_t own_sketches, own_sets;
+    int64_t *peer_ct;    /* each worker's latest closed-through, and whether it was */
+    uint8_t *peer_idle;  /* idle then (nothing open: not waited for) */
+    int64_t merge_wait;
+    int64_t now_mono;
+    uint64_t *defs;      /* (group, rule) keys announced, open addressing */
+    uint32_t defs_cap, defs_n;
+    rf_ddsketch *sk_tmp; /* a received sketch, decoded */
+    uint32_t sk_tmp_bins;
+    bool closed;
     rf_event out[OUT_CAP];
 };
 
@@ -286,6 +346,22 @@ static inline void *pool_at(const block_pool *p, uint32_t i)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
+uint64_t rf_agg_rule_sig(const rf_agg_rule *r)
+{
+    /* Everything that decides what a partial holds and means; the names are
+     * NUL-terminated within RF_AGG_NAME_MAX (rf_agg_config_check). */
+    char b[(RF_AGG_MAX_GROUP_BY + 2) * (RF_AGG_NAME_MAX + 1) + RF_AGG_MAX_FUNCS * 40 + 64];
+    size_t n = 0;
+    n += (size_t)snprintf(b + n, sizeof(b) - n, "%s\x1f%s\x1f%lld", r->measurement, r->field,
+                          (long long)r->window_ns);
+    for (uint32_t f = 0; f < r->n_funcs && f < RF_AGG_MAX_FUNCS; f++)
+        n += (size_t)snprintf(b + n, sizeof(b) - n, "\x1f%u:%.17g", r->funcs[f].fn,
+                              r->funcs[f].fn == RF_AGG_QUANTILE ? r->funcs[f].q : 0.0);
+    for (uint32_t g = 0; g < r->n_group_by && g < RF_AGG_MAX_GROUP_BY; g++)
+        n += (size_t)snprintf(b + n, sizeof(b) - n, "\x1eg%s", r->group_by[g]);
+    return rf_series_id_of_key(b, n < sizeof(b) ? n : sizeof(b) - 1);
+}
+
 /* States, bindings and the group index are touched at random once per event:
  * core/mem backs them with huge pages and pages them in lazily. */
 rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table *series,
@@ -315,7 +391,15 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
     a->close_wm = INT64_MIN;
     a->tick_wm = INT64_MIN;
     a->next_close = INT64_MAX;
+    a->shards = 1;
+    a->merge_wait = a->lateness + a->grace + MERGE_WAIT_SLACK_NS;
+    a->own_free = NONE32;
+    a->peer_ct = malloc(sizeof(int64_t));
+    a->peer_idle = calloc(1, 1);
     a->rules = calloc(cfg->n_rules, sizeof(rule_rt));
+    if (!a->peer_ct || !a->peer_idle)
+        goto nomem;
+    a->peer_ct[0] = INT64_MIN;
     if (!a->rules)
         goto nomem;
     for (uint32_t i = 0; i < cfg->n_rules; i++) {
@@ -333,6 +417,8 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
             rt->fname_len[f] = (uint8_t)strlen(rt->fname[f]);
         }
         rt->window_s = (double)rt->r.window_ns / (double)RF_NS_PER_S;
+        rt->sig = rf_agg_rule_sig(&rt->r);
+        rt->done_through = INT64_MIN;
         a->grouped |= rt->r.n_group_by > 0;
         a->any_quantile |= rt->has_quantile;
     }
@@ -353,7 +439,13 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
         a->gmask = nb - 1;
         a->gindex_bytes = nb * sizeof(uint32_t);
         a->gindex = rf_mem_huge_zalloc(a->gindex_bytes);
-        if (!a->carry || !a->gindex)
+        /* A window's accumulators per grouped state, and one per parked
+         * window: dense, so only what groups use is paged in. */
+        a->gacc_cap = a->max_states + a->max_pending;
+        a->gacc_bytes = (size_t)a->gacc_cap * sizeof(rf_agg_acc);
+        a->gacc = rf_mem_huge_zalloc(a->gacc_bytes);
+        a->gacc_free = rf_mem_zalloc((size_t)a->gacc_cap * sizeof(uint32_t), 4);
+        if (!a->carry || !a->gindex || !a->gacc || !a->gacc_free)
             goto nomem;
         for (uint32_t i = 0; i < a->max_series; i++)
             a->carry[i] = NAN;
@@ -381,9 +473,47 @@ void rf_aggregator_free(rf_aggregator *a)
     rf_mem_huge_free(a->gindex, a->gindex_bytes);
     rf_mem_free(a->pend, (size_t)a->max_pending * sizeof(pending_win));
     rf_mem_free(a->scratch, SCRATCH_BYTES);
+    rf_mem_huge_free(a->gacc, a->gacc_bytes);
+    rf_mem_free(a->gacc_free, (size_t)a->gacc_cap * sizeof(uint32_t));
+    for (uint32_t i = 0; i < a->own_hw; i++)
+        if (a->own[i].used) {
+            free(a->own[i].text);
+            free(a->own[i].sk);
+            free(a->own[i].hll);
+        }
+    free(a->own);
+    free(a->own_head);
+    free(a->peer_ct);
+    free(a->peer_idle);
+    free(a->defs);
+    free(a->sk_tmp);
     pool_fini(&a->sk);
     pool_fini(&a->hll);
     free(a);
+}
+
+void rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
+                             rf_peer_send_fn send, void *ctx)
+{
+    if (shards == 0 || index >= shards)
+        return;
+    int64_t *ct = malloc((size_t)shards * sizeof(int64_t));
+    uint8_t *idle = calloc(shards, 1);
+    if (!ct || !idle) {
+        free(ct);
+        free(idle);
+        return; /* keeps one shard: what it cannot send it merges itself */
+    }
+    for (uint32_t i = 0; i < shards; i++)
+        ct[i] = INT64_MIN;
+    free(a->peer_ct);
+    free(a->peer_idle);
+    a->peer_ct = ct;
+    a->peer_idle = idle;
+    a->index = index;
+    a->shards = shards;
+    a->send = send;
+    a->send_ctx = ctx;
 }
 
 /* ---- text of aggregate series ------------------------------------------ */
@@ -445,9 +575,72 @@ static void out_push(rf_aggregator *a, const rf_event *ev)
     a->out[a->n_out++] = *ev;
 }
 
-static bool fn_value(const rf_aggregator *a, const rule_rt *rt, const agg_state *s,
-                     const agg_window *w, const rf_agg_func *f, double *v)
+/* Start of the window of length len holding t. Every caller adds len to a
+ * start, so the result keeps start + len within int64: the window holding
+ * INT64_MIN, which would start before it, starts at INT64_MIN (so "nothing
+ * yet", INT64_MIN, stays that), and the last one ends at INT64_MAX (only
+ * t == INT64_MAX is at its end, not before). Timestamps that far out are
+ * only accepted with no ingest.timestamp_past limit; without this they
+ * wrapped into 2262. */
+static inline int64_t align_down(int64_t t, int64_t len)
 {
+    const int64_t r = t % len;
+    int64_t start = t - r; /* |r| < len: no overflow, and rounds towards 0 */
+    if (r < 0 && __builtin_sub_overflow(start, len, &start))
+        start = INT64_MIN;
+    return start > INT64_MAX - len ? INT64_MAX - len : start;
+}
+
+/* The end of the window that starts at `start`, saturated. */
+static inline int64_t win_end(int64_t start, int64_t len)
+{
+    int64_t e;
+    return __builtin_add_overflow(start, len, &e) ? INT64_MAX : e;
+}
+
+/* The value of function f for one window: from a local state's window
+ * (ungrouped rules) or from an owner's merged window (grouped rules). */
+typedef struct win_src {
+    const agg_state *s;   /* local */
+    const agg_window *w;
+    const own_win *o;     /* owner */
+} win_src;
+
+static bool fn_value(const rf_aggregator *a, const rule_rt *rt, const win_src *src,
+                     const rf_agg_func *f, double *v)
+{
+    if (src->o) {
+        const own_win *o = src->o;
+        const rf_agg_acc *m = &o->acc;
+        if (o->kind == RF_KIND_SET) {
+            if (f->fn != RF_AGG_COUNT || !o->hll)
+                return false;
+            *v = rf_hll_estimate(o->hll);
+            return true;
+        }
+        double inc = rf_agg_dd_value(o->kind == RF_KIND_COUNTER ? m->sum : m->inc);
+        switch (f->fn) {
+        case RF_AGG_COUNT: *v = rf_agg_dd_value(m->wcount); break;
+        case RF_AGG_SUM: *v = rf_agg_dd_value(m->sum); break;
+        case RF_AGG_MIN: *v = m->min; break;
+        case RF_AGG_MAX: *v = m->max; break;
+        case RF_AGG_AVG: *v = rf_agg_acc_mean(m); break;
+        case RF_AGG_FIRST: *v = m->first; break;
+        case RF_AGG_LAST: *v = m->last; break;
+        case RF_AGG_STDDEV: *v = rf_agg_acc_stddev(m); break;
+        case RF_AGG_INCREASE: *v = inc; break;
+        case RF_AGG_RATE: *v = inc / rt->window_s; break;
+        case RF_AGG_QUANTILE:
+            if (!o->sk)
+                return false;
+            *v = rf_ddsketch_quantile(o->sk, f->q);
+            break;
+        default: return false;
+        }
+        return m->n > 0;
+    }
+    const agg_state *s = src->s;
+    const agg_window *w = src->w;
     if (s->kind == RF_KIND_SET) {
         if (f->fn != RF_AGG_COUNT || w->aux == NONE32)
             return false;
@@ -476,29 +669,30 @@ static bool fn_value(const rf_aggregator *a, const rule_rt *rt, const agg_state 
     return true;
 }
 
-static void emit_window(rf_aggregator *a, agg_state *s, const agg_window *w, uint8_t late)
+/* Emits one window's aggregates: the text of its series or group (without
+ * ":fn") is in a->scratch[0..base). announce: define the aggregate series
+ * first (their first window here). */
+static void emit_values(rf_aggregator *a, const rule_rt *rt, const win_src *src, uint8_t kind,
+                        int64_t start, uint32_t base, uint32_t mlen, uint32_t foff, bool announce,
+                        uint8_t late)
 {
-    const rule_rt *rt = &a->rules[s->rule];
-    uint32_t mlen, foff;
-    uint32_t base = group_text(a, rt, (int32_t)s->rep_slot, &mlen, &foff);
     char *b = a->scratch;
     b[base] = ':';
     if (a->n_out == 0 || a->emit_mono == 0)
         a->emit_mono = rf_clock_mono_ns();
     rf_event ev = {
-        .event_time_ns = w->start,
+        .event_time_ns = start,
         .recv_time_ns = a->emit_mono,
         .sample_rate = 1.0f,
         .value_type = RF_VALUE_F64,
         .priority = RF_PRIO_STANDARD,
     };
-    bool announce = !(s->flags & ST_DEFS_SENT);
     for (uint32_t i = 0; i < rt->r.n_funcs; i++) {
         const rf_agg_func *f = &rt->r.funcs[i];
-        if (s->kind == RF_KIND_SET && f->fn != RF_AGG_COUNT)
+        if (kind == RF_KIND_SET && f->fn != RF_AGG_COUNT)
             continue; /* a set only has a distinct count */
         double v;
-        bool have = fn_value(a, rt, s, w, f, &v);
+        bool have = fn_value(a, rt, src, f, &v);
         if (!have && !announce)
             continue;
         size_t nl = rt->fname_len[i];
@@ -528,8 +722,175 @@ static void emit_window(rf_aggregator *a, agg_state *s, const agg_window *w, uin
         out_push(a, &ev);
         a->st.aggregates++;
     }
-    s->flags |= ST_DEFS_SENT;
     a->st.windows_emitted++;
+}
+
+/* ---- two-level aggregation: worker side ------------------------------------ */
+
+static void aggregator_receive(rf_aggregator *a, const rf_event *ev);
+
+/* To shard `to`: through the pipeline's transport, or, without one (a lone
+ * aggregator: tests, benchmarks), straight to this aggregator's owner side. */
+static void peer_out(rf_aggregator *a, uint32_t to, const rf_event *ev)
+{
+    if (a->send) {
+        a->send(a->send_ctx, to, ev, 1);
+        return;
+    }
+    aggregator_receive(a, ev);
+    if (ev->flags & RF_EVF_OWNS_AUX)
+        free((void *)(uintptr_t)ev->aux);
+}
+
+/* Reports: "every window of mine that ends at or before ct is closed and its
+ * partial sent", and whether anything is open here at all (idle: owners do
+ * not wait for this worker). Sent to every shard, after the partials it
+ * covers (each channel is FIFO). While a sweep pass runs, windows it has not
+ * visited may be due: the value from the pass's start holds. */
+static int64_t closed_through(const rf_aggregator *a, bool *idle)
+{
+    *idle = false;
+    if (a->sweeping)
+        return a->ct_pass;
+    if (a->next_close == INT64_MAX) {
+        *idle = true;
+        return a->close_wm;
+    }
+    return a->next_close - 1 < a->close_wm ? a->next_close - 1 : a->close_wm;
+}
+
+static void send_report(rf_aggregator *a, int64_t ct, unsigned flags)
+{
+    rf_event ev = {
+        .kind = RF_KIND_PEER,
+        .subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_AGGREGATE, AGG_MSG_REPORT),
+        .event_time_ns = ct,
+        .value.u64 = a->index,
+        .aux = flags,
+        .sample_rate = 1.0f,
+    };
+    a->rep_ct = ct;
+    a->rep_idle = (flags & REP_IDLE) != 0;
+    a->rep_any = true;
+    for (uint32_t j = 0; j < a->shards; j++) {
+        a->st.reports_sent++;
+        peer_out(a, j, &ev);
+    }
+}
+
+/* A report only when it can complete something: when ct crosses a window
+ * boundary of a grouped rule, or the worker goes idle or busy. So at most
+ * about one per rule and window per peer, whatever the event rate. */
+static void maybe_report(rf_aggregator *a)
+{
+    if (!a->grouped || a->closed)
+        return;
+    bool idle;
+    int64_t ct = closed_through(a, &idle);
+    if (a->rep_any && ct == a->rep_ct && idle == a->rep_idle)
+        return;
+    bool send = !a->rep_any || idle != a->rep_idle;
+    for (uint32_t r = 0; !send && r < a->n_rules; r++) {
+        const rule_rt *rt = &a->rules[r];
+        if (rt->r.n_group_by)
+            send = align_down(ct, rt->r.window_ns) != align_down(a->rep_ct, rt->r.window_ns);
+    }
+    if (send)
+        send_report(a, ct, idle ? REP_IDLE : 0);
+}
+
+static uint32_t gacc_get(rf_aggregator *a)
+{
+    if (a->gacc_nfree)
+        return a->gacc_free[--a->gacc_nfree];
+    return a->gacc_hw < a->gacc_cap ? a->gacc_hw++ : NONE32;
+}
+
+static void gacc_put(rf_aggregator *a, uint32_t i)
+{
+    a->gacc_free[a->gacc_nfree++] = i;
+}
+
+/* A grouped window closed on this worker: its partial goes to the group's
+ * owner (rf_event_owner of the group id). */
+static void send_partial(rf_aggregator *a, agg_state *s, const agg_window *w, uint32_t gx,
+                         uint8_t late)
+{
+    const rule_rt *rt = &a->rules[s->rule];
+    uint32_t mlen, foff;
+    uint32_t len = group_text(a, rt, (int32_t)s->rep_slot, &mlen, &foff);
+    if (len > UINT16_MAX) {
+        a->st.partial_alloc_failed++;
+        return;
+    }
+    /* A partial must not reach an owner that takes this worker for idle:
+     * it would count as late there. Say "busy" first. */
+    if (a->rep_any && a->rep_idle && !a->closed) {
+        bool idle;
+        int64_t ct = closed_through(a, &idle);
+        if (ct >= w->start + rt->r.window_ns)
+            ct = w->start + rt->r.window_ns - 1; /* a flush: not closed by time */
+        send_report(a, ct, 0);
+    }
+    rf_agg_partial p = {
+        .kind = s->kind,
+        .flags = late ? RF_AGG_PF_LATE : 0,
+        .rule = s->rule,
+        .sender = a->index,
+        .rule_sig = rt->sig,
+        .group_id = s->group_id,
+        .start = w->start,
+        .window_ns = rt->r.window_ns,
+        .acc = a->gacc[gx],
+        .text = a->scratch,
+        .text_len = (uint16_t)len,
+        .measurement_len = (uint16_t)mlen,
+        .field_offset = (uint16_t)foff,
+    };
+    const rf_ddsketch *sk = NULL;
+    const rf_hll *hll = NULL;
+    if (w->aux != NONE32) {
+        if (s->kind == RF_KIND_SET)
+            hll = pool_at(&a->hll, w->aux);
+        else if (rt->has_quantile)
+            sk = pool_at(&a->sk, w->aux);
+    }
+    size_t blen;
+    uint8_t *block = rf_agg_partial_encode(&p, sk, hll, &blen);
+    if (!block) {
+        a->st.partial_alloc_failed++;
+        return;
+    }
+    rf_event ev = {
+        .kind = RF_KIND_PEER,
+        .subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_AGGREGATE, AGG_MSG_PARTIAL),
+        .flags = RF_EVF_OWNS_AUX,
+        .aux = (uint64_t)(uintptr_t)block,
+        .series_id = s->group_id,
+        .event_time_ns = w->start,
+        .value.u64 = a->index,
+        .sample_rate = 1.0f,
+    };
+    a->st.partials_sent++;
+    a->st.windows_closed++;
+    peer_out(a, rf_event_owner(s->group_id, a->shards), &ev);
+}
+
+static void emit_window(rf_aggregator *a, agg_state *s, const agg_window *w, uint32_t gx,
+                        uint8_t late)
+{
+    const rule_rt *rt = &a->rules[s->rule];
+    if (rt->r.n_group_by) {
+        send_partial(a, s, w, gx, late);
+        return;
+    }
+    uint32_t mlen, foff;
+    uint32_t base = group_text(a, rt, (int32_t)s->rep_slot, &mlen, &foff);
+    const win_src src = {.s = s, .w = w};
+    emit_values(a, rt, &src, s->kind, w->start, base, mlen, foff, !(s->flags & ST_DEFS_SENT),
+                late);
+    s->flags |= ST_DEFS_SENT;
+    a->st.windows_closed++;
 }
 
 static inline block_pool *pool_of(rf_aggregator *a, const agg_state *s)
@@ -537,13 +898,20 @@ static inline block_pool *pool_of(rf_aggregator *a, const agg_state *s)
     return s->kind == RF_KIND_SET ? &a->hll : &a->sk;
 }
 
+static inline bool is_grouped(const rf_aggregator *a, const agg_state *s)
+{
+    return a->rules[s->rule].r.n_group_by > 0;
+}
+
 static void close_pending(rf_aggregator *a, agg_state *s)
 {
     uint32_t pi = s->pending - 1;
     pending_win *p = &a->pend[pi];
-    emit_window(a, s, &p->w, p->flags);
+    emit_window(a, s, &p->w, p->gx, p->flags);
     if (p->w.aux != NONE32)
         pool_put(pool_of(a, s), p->w.aux);
+    if (is_grouped(a, s))
+        gacc_put(a, p->gx);
     p->next_free = a->pend_free;
     a->pend_free = pi;
     s->pending = 0;
@@ -551,7 +919,7 @@ static void close_pending(rf_aggregator *a, agg_state *s)
 
 static void close_current(rf_aggregator *a, agg_state *s)
 {
-    emit_window(a, s, &s->w, s->flags & ST_LATE);
+    emit_window(a, s, &s->w, is_grouped(a, s) ? s->gx : NONE32, s->flags & ST_LATE);
     s->w.n = 0; /* aux stays attached: reset when the next window opens */
     s->flags &= (uint8_t)~ST_LATE;
 }
@@ -571,6 +939,8 @@ static void open_window(rf_aggregator *a, const rule_rt *rt, agg_state *s, int64
     w->first = w->last = 0;
     w->min = INFINITY;
     w->max = -INFINITY;
+    if (rt->r.n_group_by)
+        rf_agg_acc_reset(&a->gacc[s->gx]);
     if (s->kind == RF_KIND_SET) {
         if (w->aux == NONE32 && (w->aux = pool_get(&a->hll)) == NONE32)
             a->st.set_pool_empty++;
@@ -598,11 +968,18 @@ static void park_current(rf_aggregator *a, agg_state *s)
         close_pending(a, s);
         a->st.early_closes++;
     }
+    const bool grouped = is_grouped(a, s);
     uint32_t pi = a->pend_free;
     if (pi != NONE32)
         a->pend_free = a->pend[pi].next_free;
     else if (a->pend_hw < a->max_pending)
         pi = a->pend_hw++;
+    uint32_t ngx = NONE32;
+    if (pi != NONE32 && a->lateness != 0 && grouped && (ngx = gacc_get(a)) == NONE32) {
+        a->pend[pi].next_free = a->pend_free; /* no accumulators: close now */
+        a->pend_free = pi;
+        pi = NONE32;
+    }
     if (pi == NONE32 || a->lateness == 0) {
         close_current(a, s);
         if (pi != NONE32) {
@@ -617,6 +994,10 @@ static void park_current(rf_aggregator *a, agg_state *s)
     p->w = s->w;
     p->state = (uint32_t)(s - a->states);
     p->flags = s->flags & ST_LATE;
+    if (grouped) {
+        p->gx = s->gx; /* the accumulators went with the window */
+        s->gx = ngx;
+    }
     s->flags &= (uint8_t)~ST_LATE;
     s->w.aux = NONE32; /* the block went with the window */
     s->w.n = 0;
@@ -625,24 +1006,14 @@ static void park_current(rf_aggregator *a, agg_state *s)
 
 /* ---- per event ---------------------------------------------------------- */
 
-/* Start of the window of length len holding t. Every caller adds len to a
- * start, so the result keeps start + len within int64: the window holding
- * INT64_MIN, which would start before it, starts at INT64_MIN, and the
- * last one ends at INT64_MAX (only t == INT64_MAX is at its end, not
- * before). Timestamps that far out are only accepted with no
- * ingest.timestamp_past limit; without this they wrapped into 2262. */
-static inline int64_t align_down(int64_t t, int64_t len)
-{
-    const int64_t r = t % len;
-    int64_t start = t - r; /* |r| < len: no overflow, and rounds towards 0 */
-    if (r < 0 && __builtin_sub_overflow(start, len, &start))
-        start = INT64_MIN;
-    return start > INT64_MAX - len ? INT64_MAX - len : start;
-}
-
 static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_t gid, uint8_t kind)
 {
     if (a->n_states >= a->max_states) {
+        a->st.states_full++;
+        return NONE32;
+    }
+    uint32_t gx = NONE32;
+    if (a->rules[rule].r.n_group_by && (gx = gacc_get(a)) == NONE32) {
         a->st.states_full++;
         return NONE32;
     }
@@ -651,7 +1022,10 @@ static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_
     memset(s, 0, sizeof(*s));
     s->group_id = gid;
     s->w.aux = NONE32;
-    s->carry = NAN;
+    if (gx != NONE32)
+        s->gx = gx;
+    else
+        s->carry = NAN;
     s->rep_slot = (uint32_t)slot;
     s->rule = (uint16_t)rule;
     s->kind = kind;
@@ -699,8 +1073,9 @@ static uint32_t resolve(rf_aggregator *a, int32_t slot, uint32_t r, uint8_t kind
 /* Chooses the window ev goes to (lateness rules in aggregate.h), or NULL when
  * it is dropped as too late. *in_order: ev lands in the state's newest window. */
 static agg_window *pick_window(rf_aggregator *a, const rule_rt *rt, agg_state *s, int64_t t,
-                               bool *in_order)
+                               bool *in_order, uint32_t *gx)
 {
+    *gx = s->gx;
     const int64_t len = rt->r.window_ns, cw = a->close_wm;
     const int64_t ws = align_down(t, len);
     *in_order = false;
@@ -717,6 +1092,7 @@ static agg_window *pick_window(rf_aggregator *a, const rule_rt *rt, agg_state *s
             *in_order = true;
         } else if (s->pending && a->pend[s->pending - 1].w.start == ws) {
             w = &a->pend[s->pending - 1].w;
+            *gx = a->pend[s->pending - 1].gx;
         }
         if (w) {
             if (ws + len <= a->wm)
@@ -733,6 +1109,7 @@ static agg_window *pick_window(rf_aggregator *a, const rule_rt *rt, agg_state *s
     a->st.late_to_current++;
     if (s->pending) {
         a->pend[s->pending - 1].flags |= ST_LATE;
+        *gx = a->pend[s->pending - 1].gx;
         return &a->pend[s->pending - 1].w;
     }
     if (s->w.n == 0)
@@ -751,7 +1128,8 @@ static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *
     if (s->w.n && s->w.start + len <= a->close_wm)
         close_current(a, s);
     bool in_order;
-    agg_window *w = pick_window(a, rt, s, ev->event_time_ns, &in_order);
+    uint32_t gx;
+    agg_window *w = pick_window(a, rt, s, ev->event_time_ns, &in_order, &gx);
     if (!w)
         return;
     a->st.applied++;
@@ -762,6 +1140,8 @@ static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *
     if (s->kind == RF_KIND_SET) {
         w->n++;
         w->wcount += wgt;
+        if (rt->r.n_group_by)
+            a->gacc[gx].n++;
         if (w->aux != NONE32)
             rf_hll_add(pool_at(&a->hll, w->aux), ev->value.u64);
         return;
@@ -782,6 +1162,16 @@ static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *
             inc = x >= prev ? x - prev : x;
         *carry = x;
     }
+    if (rt->r.n_group_by) {
+        /* The partial's accumulators (partial.h): mergeable, and the same
+         * whichever worker saw which of the group's series. */
+        w->n++;
+        rf_agg_acc_add(&a->gacc[gx], x, ev->kind == RF_KIND_COUNTER ? x * wgt : x, wgt, inc,
+                       ev->event_time_ns);
+        if (rt->has_quantile && w->aux != NONE32)
+            rf_ddsketch_add(pool_at(&a->sk, w->aux), x);
+        return;
+    }
     uint32_t n = ++w->n;
     w->wcount += wgt;
     w->sum += ev->kind == RF_KIND_COUNTER ? x * wgt : x;
@@ -798,6 +1188,341 @@ static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *
     w->increase += inc;
     if (rt->has_quantile && w->aux != NONE32)
         rf_ddsketch_add(pool_at(&a->sk, w->aux), x);
+}
+
+/* ---- two-level aggregation: owner side -------------------------------------- */
+
+static inline uint32_t own_bucket(const rf_aggregator *a, uint64_t gid, int64_t start, uint16_t rule)
+{
+    uint64_t h = gid ^ ((uint64_t)start * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)rule << 48);
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (uint32_t)(h & (a->own_nb - 1));
+}
+
+static own_win *own_find(rf_aggregator *a, uint64_t gid, int64_t start, uint16_t rule)
+{
+    if (!a->own_nb)
+        return NULL;
+    for (uint32_t e = a->own_head[own_bucket(a, gid, start, rule)]; e; e = a->own[e - 1].next) {
+        own_win *o = &a->own[e - 1];
+        if (o->group_id == gid && o->start == start && o->rule == rule)
+            return o;
+    }
+    return NULL;
+}
+
+/* Grows the bucket array to twice the entries (rehash): per group window at
+ * most, amortised; never per event. */
+static int own_rehash(rf_aggregator *a, uint32_t nb)
+{
+    uint32_t *h = calloc(nb, sizeof(uint32_t));
+    if (!h)
+        return -ENOMEM;
+    free(a->own_head);
+    a->own_head = h;
+    a->own_nb = nb;
+    for (uint32_t i = 0; i < a->own_hw; i++) {
+        own_win *o = &a->own[i];
+        if (!o->used)
+            continue;
+        uint32_t b = own_bucket(a, o->group_id, o->start, o->rule);
+        o->next = h[b];
+        h[b] = i + 1;
+    }
+    return 0;
+}
+
+static own_win *own_add(rf_aggregator *a, uint64_t gid, int64_t start, uint16_t rule)
+{
+    if (a->own_n >= a->max_states) {
+        a->st.owner_full++;
+        return NULL;
+    }
+    if (a->own_n + 1 > a->own_nb / 2 && own_rehash(a, a->own_nb ? a->own_nb * 2 : 64) < 0 &&
+        !a->own_nb)
+        return NULL;
+    uint32_t i = a->own_free;
+    if (i != NONE32) {
+        a->own_free = a->own[i].next;
+    } else {
+        if (a->own_hw == a->own_cap) {
+            uint32_t cap = a->own_cap ? a->own_cap * 2 : 64;
+            own_win *g = realloc(a->own, (size_t)cap * sizeof(own_win));
+            if (!g)
+                return NULL;
+            a->own = g;
+            a->own_cap = cap;
+        }
+        i = a->own_hw++;
+    }
+    own_win *o = &a->own[i];
+    memset(o, 0, sizeof(*o));
+    o->group_id = gid;
+    o->start = start;
+    o->rule = rule;
+    o->used = 1;
+    rf_agg_acc_reset(&o->acc);
+    uint32_t b = own_bucket(a, gid, start, rule);
+    o->next = a->own_head[b];
+    a->own_head[b] = i + 1;
+    a->own_n++;
+    return o;
+}
+
+static void own_remove(rf_aggregator *a, own_win *o)
+{
+    uint32_t i = (uint32_t)(o - a->own);
+    uint32_t *pp = &a->own_head[own_bucket(a, o->group_id, o->start, o->rule)];
+    while (*pp != i + 1)
+        pp = &a->own[*pp - 1].next;
+    *pp = o->next;
+    free(o->text);
+    if (o->sk)
+        a->own_sketches--;
+    if (o->hll)
+        a->own_sets--;
+    free(o->sk);
+    free(o->hll);
+    o->text = NULL;
+    o->sk = NULL;
+    o->hll = NULL;
+    o->used = 0;
+    o->next = a->own_free;
+    a->own_free = i;
+    a->own_n--;
+}
+
+/* Whether (rule, group) was announced here; records it if not. A set that
+ * cannot grow announces again (a duplicate definition is harmless). */
+static bool defs_seen(rf_aggregator *a, uint16_t rule, uint64_t gid)
+{
+    uint64_t k = gid ^ ((uint64_t)(rule + 1) * 0x9E3779B97F4A7C15ull);
+    k = k ? k : 1;
+    if (a->defs_n + 1 > a->defs_cap / 2) {
+        uint32_t cap = a->defs_cap ? a->defs_cap * 2 : 256;
+        uint64_t *d = calloc(cap, sizeof(uint64_t));
+        if (!d)
+            return false;
+        for (uint32_t i = 0; i < a->defs_cap; i++)
+            if (a->defs[i]) {
+                uint32_t j = (uint32_t)(a->defs[i] * 0x9E3779B97F4A7C15ull >> 32) & (cap - 1);
+                while (d[j])
+                    j = (j + 1) & (cap - 1);
+                d[j] = a->defs[i];
+            }
+        free(a->defs);
+        a->defs = d;
+        a->defs_cap = cap;
+    }
+    uint32_t j = (uint32_t)(k * 0x9E3779B97F4A7C15ull >> 32) & (a->defs_cap - 1);
+    for (; a->defs[j]; j = (j + 1) & (a->defs_cap - 1))
+        if (a->defs[j] == k)
+            return true;
+    a->defs[j] = k;
+    a->defs_n++;
+    return false;
+}
+
+/* The one result of a group's window. */
+static void own_emit(rf_aggregator *a, own_win *o)
+{
+    const rule_rt *rt = &a->rules[o->rule];
+    memcpy(a->scratch, o->text, o->len);
+    const win_src src = {.o = o};
+    emit_values(a, rt, &src, o->kind, o->start, o->len, o->mlen, o->foff,
+                !defs_seen(a, o->rule, o->group_id), o->late);
+    int64_t end = win_end(o->start, rt->r.window_ns);
+    if (end > a->rules[o->rule].done_through)
+        a->rules[o->rule].done_through = end;
+    own_remove(a, o);
+}
+
+/* Emits every merged window that ends at or before ct (all = every one). */
+static void own_emit_through(rf_aggregator *a, int64_t ct, bool all)
+{
+    for (uint32_t i = 0; i < a->own_hw && a->own_n; i++) {
+        own_win *o = &a->own[i];
+        if (o->used && (all || win_end(o->start, a->rules[o->rule].r.window_ns) <= ct))
+            own_emit(a, o);
+    }
+}
+
+static int rule_of_sig(const rf_aggregator *a, uint64_t sig, uint16_t hint)
+{
+    if (hint < a->n_rules && a->rules[hint].sig == sig)
+        return hint;
+    for (uint32_t r = 0; r < a->n_rules; r++)
+        if (a->rules[r].sig == sig)
+            return (int)r;
+    return -1;
+}
+
+static void own_merge_sketch(rf_aggregator *a, own_win *o, const rf_agg_partial *p)
+{
+    if (!o->sk) {
+        if (a->own_sketches >= a->sk.cap) {
+            a->st.sketch_pool_empty++;
+            return;
+        }
+        o->sk = malloc(rf_ddsketch_size(a->sketch_bins));
+        if (!o->sk) {
+            a->st.sketch_pool_empty++;
+            return;
+        }
+        rf_ddsketch_init(o->sk, a->sketch_alpha, a->sketch_bins);
+        a->own_sketches++;
+    }
+    uint32_t bins = 16;
+    for (int s = 0; s < 2; s++)
+        if (p->sk_n[s] > bins)
+            bins = p->sk_n[s];
+    if (bins > a->sk_tmp_bins) {
+        rf_ddsketch *t = realloc(a->sk_tmp, rf_ddsketch_size(bins));
+        if (!t) {
+            a->st.sketch_pool_empty++;
+            return;
+        }
+        a->sk_tmp = t;
+        a->sk_tmp_bins = bins;
+    }
+    if (rf_agg_partial_sketch(p, a->sk_tmp, bins) < 0 || rf_ddsketch_merge(o->sk, a->sk_tmp) < 0)
+        a->st.partials_bad++; /* another alpha (a reload in between), or malformed */
+}
+
+static void own_partial(rf_aggregator *a, const rf_event *ev)
+{
+    const uint8_t *b = (const uint8_t *)(uintptr_t)ev->aux;
+    rf_agg_partial p;
+    if (!(ev->flags & RF_EVF_OWNS_AUX) || !b ||
+        rf_agg_partial_decode(b, rf_agg_partial_block_len(b), &p) < 0) {
+        a->st.partials_bad++;
+        return;
+    }
+    int r = rule_of_sig(a, p.rule_sig, p.rule);
+    if (r < 0 || p.window_ns != a->rules[r].r.window_ns) {
+        a->st.partials_no_rule++; /* gone with a reload, or not yet here */
+        return;
+    }
+    rule_rt *rt = &a->rules[r];
+    a->st.partials_received++;
+    const int64_t len = rt->r.window_ns;
+    int64_t start = p.start;
+    uint8_t late = (p.flags & RF_AGG_PF_LATE) != 0;
+    const int64_t closed = rt->done_through;
+    if (win_end(start, len) <= closed) {
+        /* Its window was emitted: late data, by the stage's lateness rule. */
+        a->st.partials_late++;
+        if (a->late_policy == RF_AGG_LATE_DROP || closed > INT64_MAX - len)
+            return;
+        start = align_down(closed, len); /* the earliest window still open */
+        late = 1;
+    }
+    own_win *o = own_find(a, p.group_id, start, (uint16_t)r);
+    if (!o) {
+        o = own_add(a, p.group_id, start, (uint16_t)r);
+        if (o)
+            o->text = malloc(p.text_len ? p.text_len : 1);
+        if (!o || !o->text) {
+            if (o)
+                own_remove(a, o);
+            else
+                a->st.partial_alloc_failed++;
+            return;
+        }
+        memcpy(o->text, p.text, p.text_len);
+        o->len = p.text_len;
+        o->mlen = p.measurement_len;
+        o->foff = p.field_offset;
+        o->kind = p.kind;
+        o->first_mono = a->now_mono;
+    }
+    rf_agg_acc_merge(&o->acc, &p.acc);
+    o->late |= late;
+    if ((p.flags & RF_AGG_PF_SKETCH) && rt->has_quantile)
+        own_merge_sketch(a, o, &p);
+    if (p.flags & RF_AGG_PF_HLL) {
+        if (!o->hll && a->own_sets < a->hll.cap && (o->hll = malloc(sizeof(rf_hll)))) {
+            rf_hll_reset(o->hll);
+            a->own_sets++;
+        }
+        if (o->hll)
+            rf_hll_merge(o->hll, (const rf_hll *)(const void *)p.hll);
+        else
+            a->st.set_pool_empty++;
+    }
+}
+
+/* Every window every busy worker has closed is complete: emitted. The
+ * windows so passed count as done even with nothing merged, so that a
+ * partial for one that comes later is late, as its events would have been
+ * on one worker. With every worker idle, whatever was merged is complete. */
+static void own_complete(rf_aggregator *a)
+{
+    int64_t g = INT64_MAX;
+    for (uint32_t j = 0; j < a->shards; j++)
+        if (!a->peer_idle[j] && a->peer_ct[j] < g)
+            g = a->peer_ct[j];
+    if (g == INT64_MAX) {
+        own_emit_through(a, g, true);
+        return;
+    }
+    for (uint32_t r = 0; r < a->n_rules; r++) {
+        rule_rt *rt = &a->rules[r];
+        int64_t e = align_down(g, rt->r.window_ns);
+        if (rt->r.n_group_by && e > rt->done_through)
+            rt->done_through = e;
+    }
+    if (a->own_n)
+        own_emit_through(a, g, false);
+}
+
+static void own_report(rf_aggregator *a, uint64_t sender, int64_t ct, uint64_t flags)
+{
+    if (sender >= a->shards) {
+        a->st.partials_bad++;
+        return;
+    }
+    a->st.reports_received++;
+    /* The latest report wins: a worker that was idle may be busy again. */
+    a->peer_ct[sender] = ct;
+    a->peer_idle[sender] = (flags & (REP_IDLE | REP_FINAL)) != 0;
+    own_complete(a);
+}
+
+static void aggregator_receive(rf_aggregator *a, const rf_event *ev)
+{
+    if (ev->kind != RF_KIND_PEER || RF_PEER_STAGE_OF(ev->subkind) != RF_PEER_STAGE_AGGREGATE) {
+        a->st.partials_bad++;
+        return;
+    }
+    switch (RF_PEER_TYPE_OF(ev->subkind)) {
+    case AGG_MSG_PARTIAL: own_partial(a, ev); break;
+    case AGG_MSG_REPORT: own_report(a, ev->value.u64, ev->event_time_ns, ev->aux); break;
+    default: a->st.partials_bad++; break;
+    }
+}
+
+void rf_aggregator_receive(rf_aggregator *a, const rf_event *ev, int64_t now_mono_ns)
+{
+    a->now_mono = now_mono_ns;
+    a->emit_mono = 0;
+    aggregator_receive(a, ev);
+    out_flush(a);
+}
+
+/* The bounded wait: a merged window whose first partial came merge_wait ago
+ * is emitted with what it has. */
+static void own_tick(rf_aggregator *a, int64_t now)
+{
+    for (uint32_t i = 0; i < a->own_hw && a->own_n; i++) {
+        own_win *o = &a->own[i];
+        if (!o->used || now - o->first_mono < a->merge_wait)
+            continue;
+        a->st.owner_forced++;
+        own_emit(a, o);
+    }
 }
 
 /* ---- sweep ----------------------------------------------------------------- */
@@ -826,6 +1551,9 @@ static void sweep_step(rf_aggregator *a, uint32_t budget)
     if (!a->sweeping) {
         if (a->close_wm < a->next_close)
             return;
+        /* Every open window ends at or after next_close: what a report may
+         * say while the pass runs. */
+        a->ct_pass = a->next_close - 1;
         a->sweeping = true;
         a->cursor = 0;
         a->pass_min = INT64_MAX;
@@ -974,6 +1702,7 @@ void rf_aggregator_process(rf_aggregator *a, const rf_event *events, uint32_t n)
         }
     }
     sweep_step(a, SWEEP_CHUNK);
+    maybe_report(a);
     out_flush(a);
 }
 
@@ -996,12 +1725,17 @@ void rf_aggregator_tick(rf_aggregator *a, int64_t now_mono_ns)
         c > a->close_wm)
         a->close_wm = c;
     sweep_step(a, SWEEP_CHUNK * 16);
+    a->now_mono = now_mono_ns;
+    if (a->own_n)
+        own_tick(a, now_mono_ns);
+    maybe_report(a);
     out_flush(a);
 }
 
-void rf_aggregator_flush(rf_aggregator *a)
+/* Every local window out now: ungrouped ones emitted, grouped ones sent to
+ * their owners as partials. */
+static void close_local(rf_aggregator *a)
 {
-    a->emit_mono = 0;
     for (uint32_t i = 0; i < a->n_states; i++) {
         agg_state *s = &a->states[i];
         if (s->pending)
@@ -1011,12 +1745,94 @@ void rf_aggregator_flush(rf_aggregator *a)
     }
     a->sweeping = false;
     a->next_close = INT64_MAX;
+}
+
+void rf_aggregator_close(rf_aggregator *a)
+{
+    a->emit_mono = 0;
+    close_local(a);
+    /* Owners need not wait for this worker any more. */
+    if (a->grouped && !a->closed)
+        send_report(a, INT64_MAX, REP_IDLE | REP_FINAL);
+    a->closed = true;
     out_flush(a);
+}
+
+void rf_aggregator_flush(rf_aggregator *a)
+{
+    rf_aggregator_close(a);
+    /* Whatever was merged, at once: the stop's last step (no more partials
+     * come), or a lone aggregator's end. */
+    a->emit_mono = 0;
+    own_emit_through(a, INT64_MAX, true);
+    out_flush(a);
+    /* A fresh start for whatever comes after (a lone aggregator flushed
+     * mid-stream): windows are all out, no report is owed. */
+    a->closed = false;
+    a->rep_any = false;
+    for (uint32_t j = 0; j < a->shards; j++) {
+        a->peer_ct[j] = INT64_MIN;
+        a->peer_idle[j] = 0;
+    }
+    for (uint32_t r = 0; r < a->n_rules; r++)
+        a->rules[r].done_through = INT64_MIN;
+}
+
+void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
+{
+    old->emit_mono = 0;
+    /* Its partials reach the owners' current aggregators (the new one here,
+     * once the pipeline hands its own messages back). No report: the new
+     * aggregator's own reports follow. */
+    close_local(old);
+    for (uint32_t i = 0; i < old->own_hw && old->own_n; i++) {
+        own_win *o = &old->own[i];
+        if (!o->used)
+            continue;
+        int r = next ? rule_of_sig(next, old->rules[o->rule].sig, o->rule) : -1;
+        own_win *n = r >= 0 ? own_find(next, o->group_id, o->start, (uint16_t)r) : NULL;
+        if (r >= 0 && !n)
+            n = own_add(next, o->group_id, o->start, (uint16_t)r);
+        if (!n) {
+            own_emit(old, o); /* the rule is gone (or no room): what it has, now */
+            continue;
+        }
+        /* Moved as it is: the blocks change hands, the wait goes on. */
+        n->acc = o->acc;
+        n->sk = o->sk;
+        n->hll = o->hll;
+        n->text = o->text;
+        n->len = o->len;
+        n->mlen = o->mlen;
+        n->foff = o->foff;
+        n->kind = o->kind;
+        n->late = o->late;
+        n->first_mono = o->first_mono;
+        next->own_sketches += o->sk != NULL;
+        next->own_sets += o->hll != NULL;
+        o->sk = NULL;
+        o->hll = NULL;
+        o->text = NULL;
+        own_remove(old, o);
+    }
+    if (next) {
+        if (next->shards == old->shards) {
+            memcpy(next->peer_ct, old->peer_ct, (size_t)old->shards * sizeof(int64_t));
+            memcpy(next->peer_idle, old->peer_idle, old->shards);
+        }
+        for (uint32_t r = 0; r < old->n_rules; r++) {
+            int nr = rule_of_sig(next, old->rules[r].sig, (uint16_t)r);
+            if (nr >= 0 && old->rules[r].done_through > next->rules[nr].done_through)
+                next->rules[nr].done_through = old->rules[r].done_through;
+        }
+    }
+    out_flush(old);
 }
 
 void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out)
 {
     *out = a->st;
+    out->owner_windows = a->own_n;
     out->states = a->n_states;
     out->watermark_ns = a->wm;
 }
@@ -1034,6 +1850,10 @@ uint64_t rf_aggregator_memory_in_use(const rf_aggregator *a)
         b += series * sizeof(double) + (a->gmask + 1) * sizeof(uint32_t);
     b += (uint64_t)a->pend_hw * sizeof(pending_win);
     b += (uint64_t)a->sk.used_hw * a->sk.bsize + (uint64_t)a->hll.used_hw * a->hll.bsize;
+    b += (uint64_t)a->gacc_hw * sizeof(rf_agg_acc);
+    b += (uint64_t)a->own_cap * sizeof(own_win) + (uint64_t)a->own_nb * sizeof(uint32_t) +
+         (uint64_t)a->own_sketches * rf_ddsketch_size(a->sketch_bins) +
+         (uint64_t)a->own_sets * sizeof(rf_hll) + (uint64_t)a->defs_cap * sizeof(uint64_t);
     return b;
 }
 
@@ -1058,6 +1878,14 @@ uint64_t rf_aggregator_memory_bound(const rf_agg_config *cfg, uint32_t max_serie
             nb <<= 1;
         b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(double)) +
              rf_mem_huge_bound(nb * sizeof(uint32_t));
+        /* Window accumulators, and the owner's merge table at its cap (one
+         * entry per state, with its bucket and announced-key share; the
+         * group texts, like series keys, are not counted here). */
+        b += rf_mem_huge_bound((max_states + max_pending) * sizeof(rf_agg_acc)) +
+             rf_mem_alloc_bound((max_states + max_pending) * sizeof(uint32_t));
+        b += rf_mem_alloc_bound(2 * max_states * sizeof(own_win)) +
+             rf_mem_alloc_bound(4 * max_states * sizeof(uint32_t)) +
+             rf_mem_alloc_bound(4 * max_states * sizeof(uint64_t));
     }
     const uint64_t sk = cfg->max_sketches ? cfg->max_sketches : 4096;
     const uint64_t hl = cfg->max_sets ? cfg->max_sets : 4096;

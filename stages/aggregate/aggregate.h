@@ -155,6 +155,21 @@ typedef struct rf_agg_stats {
     uint64_t set_pool_empty;   /* windows without distinct counts: pool exhausted */
     uint64_t key_alloc_failed; /* aggregate series not announced: no memory */
     int64_t watermark_ns;      /* largest event time seen */
+    /* Two-level aggregation (grouped rules; README.md). windows_emitted counts
+     * results (ungrouped windows here, merged group windows on their owner);
+     * windows_closed counts local closes (emitted or sent as a partial). */
+    uint64_t windows_closed;
+    uint64_t partials_sent;        /* this worker's group windows, to their owners */
+    uint64_t partials_received;    /* merged (or late) here as the owner */
+    uint64_t partials_late;        /* arrived after their window was emitted (late_events
+                                    * decides: dropped, or merged into the earliest open one) */
+    uint64_t partials_no_rule;     /* dropped: no rule here has their signature (a reload) */
+    uint64_t partials_bad;         /* dropped: malformed, or a sketch of another alpha */
+    uint64_t partial_alloc_failed; /* partials not sent / not merged: no memory (or text > 64 KiB) */
+    uint64_t reports_sent, reports_received; /* closed-through reports */
+    uint64_t owner_windows;        /* group windows being merged here now */
+    uint64_t owner_forced;         /* emitted by the bounded wait, not every report in */
+    uint64_t owner_full;           /* partials dropped: max_states windows being merged */
 } rf_agg_stats;
 
 /* Copies cfg (and its rules). `series` stays owned by the caller and must
@@ -171,8 +186,33 @@ void rf_aggregator_process(rf_aggregator *a, const rf_event *events, uint32_t n)
  * inject it). Call about every 100 ms: idle is measured from a tick, so a
  * close comes up to one interval late, never early. */
 void rf_aggregator_tick(rf_aggregator *a, int64_t now_mono_ns);
-/* Emits every open window (shutdown). */
+/* Between shards (two-level aggregation of grouped rules, README.md):
+ * this aggregator is shard `index` of `shards` and sends its peer messages
+ * (partials, closed-through reports; RF_PEER_STAGE_AGGREGATE) with `send`.
+ * Without it (one shard, no transport) it hands them to itself at once.
+ * Control thread, before the first event. */
+void rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
+                             rf_peer_send_fn send, void *ctx);
+/* A peer message for this stage (the caller frees an owned aux after the
+ * call; nothing of it is kept). now_mono_ns starts the bounded wait of a
+ * window's first partial. May emit (merged windows now complete). */
+void rf_aggregator_receive(rf_aggregator *a, const rf_event *ev, int64_t now_mono_ns);
+/* Stop, step 1: every local window closes now (ungrouped ones emitted,
+ * grouped ones sent as partials) and every owner is told this worker is
+ * done (the final report). */
+void rf_aggregator_close(rf_aggregator *a);
+/* rf_aggregator_close, then every merged window emitted without waiting for
+ * reports (stop, step 3; or a lone aggregator's end). Afterwards the
+ * aggregator starts afresh. */
 void rf_aggregator_flush(rf_aggregator *a);
+/* Reload: old's local windows go out as partials (to the owners' current
+ * aggregators), and its merged windows move to `next` for the rules `next`
+ * has (same rf_agg_rule_sig), with the workers' reports; the others are
+ * emitted now. next may be NULL (aggregation removed). */
+void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next);
+/* What partials name a rule by: a hash of its measurement, field, window,
+ * functions and group-by keys (equal on every worker with the same rule). */
+uint64_t rf_agg_rule_sig(const rf_agg_rule *r);
 
 void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out);
 /* Bytes of one state (compile-time constant, <= 128). */
