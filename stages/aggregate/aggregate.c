@@ -183,6 +183,7 @@ struct rf_aggregator {
     rf_ddsketch *sk_tmp; /* a received sketch, decoded */
     uint32_t sk_tmp_bins;
     bool closed;
+    bool handing_over;   /* rf_aggregator_handover: own partials merge at once */
     rf_event out[OUT_CAP];
 };
 
@@ -733,7 +734,7 @@ static void aggregator_receive(rf_aggregator *a, const rf_event *ev);
  * aggregator: tests, benchmarks), straight to this aggregator's owner side. */
 static void peer_out(rf_aggregator *a, uint32_t to, const rf_event *ev)
 {
-    if (a->send) {
+    if (a->send && !(a->handing_over && to == a->index)) {
         a->send(a->send_ctx, to, ev, 1);
         return;
     }
@@ -1781,10 +1782,12 @@ void rf_aggregator_flush(rf_aggregator *a)
 void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
 {
     old->emit_mono = 0;
-    /* Its partials reach the owners' current aggregators (the new one here,
-     * once the pipeline hands its own messages back). No report: the new
-     * aggregator's own reports follow. */
+    /* Its partials reach the owners' current aggregators; those it owns
+     * itself merge here at once, so that they move (or come out) with the
+     * rest of what it merged. No report: the new aggregator's own follow. */
+    old->handing_over = true;
     close_local(old);
+    old->handing_over = false;
     for (uint32_t i = 0; i < old->own_hw && old->own_n; i++) {
         own_win *o = &old->own[i];
         if (!o->used)
