@@ -214,6 +214,143 @@ static void bm_aggregate_1m(rf_bench_state *s)
     rf_bench_counter(s, "windows_closed", (double)st.windows_emitted, false);
 }
 
+/* Group-by on N in-process shards (two-level aggregation): the group-by
+ * stream of 100 k series (16 groups) split by rf_event_owner among N
+ * aggregators, each with its own series table, joined by in-process queues
+ * delivered after every burst, as the pipeline hands its peer messages back
+ * after a pass. One core runs every shard: events/s is the total work, so
+ * N shards against 1 shows what the partials, reports and merges cost on
+ * top of the per-event work (a message per group, window and shard). */
+#define GB_SERIES 100000
+#define GB_MAX_SHARDS 4
+
+typedef struct gb_mesh {
+    uint32_t n;
+    rf_series_table *t[GB_MAX_SHARDS];
+    rf_aggregator *a[GB_MAX_SHARDS];
+    rf_event *q[GB_MAX_SHARDS];
+    uint32_t qn[GB_MAX_SHARDS], qcap[GB_MAX_SHARDS];
+    rf_event *ev;                    /* NEVENTS, series uniformly among GB_SERIES */
+    uint32_t *owner;                 /* per event: its shard */
+    uint64_t pos, msgs;
+    int64_t time;
+} gb_mesh;
+
+static gb_mesh gb_meshes[GB_MAX_SHARDS + 1];
+
+static void gb_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    gb_mesh *m = ctx;
+    if (m->qn[to] + n > m->qcap[to]) {
+        m->qcap[to] = (m->qn[to] + n) * 2;
+        m->q[to] = realloc(m->q[to], m->qcap[to] * sizeof(rf_event));
+    }
+    memcpy(m->q[to] + m->qn[to], ev, n * sizeof(rf_event));
+    m->qn[to] += n;
+    m->msgs += n;
+}
+
+static void gb_deliver(gb_mesh *m)
+{
+    for (uint32_t s = 0; s < m->n; s++) {
+        for (uint32_t i = 0; i < m->qn[s]; i++) {
+            rf_aggregator_receive(m->a[s], &m->q[s][i], 0);
+            if (m->q[s][i].flags & RF_EVF_OWNS_AUX)
+                free((void *)(uintptr_t)m->q[s][i].aux);
+        }
+        m->qn[s] = 0;
+    }
+}
+
+static gb_mesh *gb_setup(uint32_t shards)
+{
+    gb_mesh *m = &gb_meshes[shards];
+    if (m->n)
+        return m;
+    m->n = shards;
+    uint64_t *ids = malloc(GB_SERIES * sizeof(uint64_t));
+    rf_agg_rule r;
+    memset(&r, 0, sizeof(r));
+    strcpy(r.measurement, "*");
+    strcpy(r.field, "*");
+    r.window_ns = 10 * NS_S;
+    static const char *const plain[] = {"count", "sum", "min", "max", "avg", NULL};
+    for (const char *const *fn = plain; *fn; fn++)
+        rf_agg_func_parse(*fn, &r.funcs[r.n_funcs++]);
+    strcpy(r.group_by[0], "region");
+    r.n_group_by = 1;
+    rf_agg_config cfg;
+    rf_agg_config_defaults(&cfg);
+    cfg.rules = &r;
+    cfg.n_rules = 1;
+    for (uint32_t s = 0; s < shards; s++) {
+        rf_err err;
+        m->t[s] = rf_series_table_new(GB_SERIES);
+        m->a[s] = rf_aggregator_new(&cfg, m->t[s], (rf_emitter){count_emit, NULL}, &err);
+        rf_aggregator_set_peers(m->a[s], s, shards, gb_send, m);
+    }
+    char buf[96];
+    for (int64_t i = 0; i < GB_SERIES; i++) {
+        int n = snprintf(buf, sizeof(buf), "cpu,host=h%07lld,region=r%lld usage_idle", (long long)i,
+                         (long long)(i % 16));
+        rf_series_key *k = rf_series_key_new(buf, (size_t)n, 3, (size_t)n - 10);
+        ids[i] = k->series_id;
+        rf_series_table_define(m->t[rf_event_owner(k->series_id, shards)], k);
+    }
+    m->ev = aligned_alloc(64, NEVENTS * sizeof(rf_event));
+    m->owner = malloc(NEVENTS * sizeof(uint32_t));
+    uint64_t rs = 11; /* the same stream for every shard count */
+    for (uint32_t i = 0; i < NEVENTS; i++) {
+        rf_event *e = &m->ev[i];
+        memset(e, 0, sizeof(*e));
+        rs += 0x9E3779B97F4A7C15ull;
+        uint64_t z = (rs ^ (rs >> 31)) * 0xBF58476D1CE4E5B9ull;
+        e->series_id = ids[(z ^ (z >> 29)) % GB_SERIES];
+        e->value.f64 = (double)((z >> 13) % 1000) * 0.1;
+        e->value_type = RF_VALUE_F64;
+        e->kind = RF_KIND_GAUGE;
+        e->sample_rate = 1.0f;
+        m->owner[i] = rf_event_owner(e->series_id, shards);
+    }
+    free(ids);
+    m->time = BT0;
+    return m;
+}
+
+static void bm_aggregate_groupby_shards(rf_bench_state *s)
+{
+    gb_mesh *m = gb_setup((uint32_t)rf_bench_arg(s, 0));
+    static rf_event part[GB_MAX_SHARDS][BURST];
+    uint64_t items = 0, msgs0 = m->msgs;
+    while (rf_bench_keep_running(s)) {
+        for (int k = 0; k < 16; k++) {
+            uint32_t np[GB_MAX_SHARDS] = {0};
+            for (uint32_t i = 0; i < BURST; i++) {
+                rf_event *e = &m->ev[m->pos + i];
+                e->event_time_ns = (m->time += 1000);
+                uint32_t o = m->owner[m->pos + i];
+                part[o][np[o]++] = *e;
+            }
+            for (uint32_t sh = 0; sh < m->n; sh++)
+                if (np[sh])
+                    rf_aggregator_process(m->a[sh], part[sh], np[sh]);
+            gb_deliver(m);
+            m->pos = (m->pos + BURST) & (NEVENTS - 1);
+            items += BURST;
+        }
+    }
+    rf_bench_set_items_processed(s, (int64_t)items);
+    uint64_t windows = 0;
+    for (uint32_t sh = 0; sh < m->n; sh++) {
+        rf_agg_stats st;
+        rf_aggregator_stats_read(m->a[sh], &st);
+        windows += st.windows_emitted;
+    }
+    rf_bench_counter(s, "peer_msgs_per_M_events",
+                     items ? (double)(m->msgs - msgs0) * 1e6 / (double)items : 0, false);
+    rf_bench_counter(s, "group_windows_emitted", (double)windows, false);
+}
+
 /* ---- sketches, series table ------------------------------------------------ */
 
 static void bm_ddsketch_add(rf_bench_state *s)
@@ -426,6 +563,9 @@ RF_BENCH_REGISTER(stages_benchmarks)
     rf_bench_register_args("stages/aggregate/rf", bm_aggregate_plain, series, 2);
     rf_bench_register_args("stages/aggregate/rf_quantiles", bm_aggregate_quantile, series, 1);
     rf_bench_register_args("stages/aggregate/rf_groupby", bm_aggregate_groupby, series, 2);
+    static const int64_t shards[] = {1, 2, 4};
+    rf_bench_register_args("stages/aggregate/rf_groupby_shards", bm_aggregate_groupby_shards,
+                           shards, 3);
     static const int64_t steps[] = {1000, 100};
     rf_bench_register_args("stages/aggregate/rf_1M_series", bm_aggregate_1m, steps, 2);
     rf_bench_register("stages/sketch/ddsketch_add", bm_ddsketch_add);

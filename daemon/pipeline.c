@@ -1139,12 +1139,18 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
         rf_log_info("pipeline",
                     "worker-%u aggregation final: events=%lu applied=%lu unmatched=%lu "
                     "late_dropped=%lu late_to_current=%lu windows=%lu aggregates=%lu "
-                    "states_full=%lu invalid_value=%lu",
+                    "states_full=%lu invalid_value=%lu partials_sent=%lu partials_received=%lu "
+                    "partials_late=%lu partials_no_rule=%lu partials_bad=%lu "
+                    "partial_alloc_failed=%lu owner_forced=%lu owner_full=%lu",
                     p->index, (unsigned long)a.events, (unsigned long)a.applied,
                     (unsigned long)a.unmatched, (unsigned long)a.late_dropped,
                     (unsigned long)a.late_to_current, (unsigned long)a.windows_emitted,
                     (unsigned long)a.aggregates, (unsigned long)a.states_full,
-                    (unsigned long)a.invalid_value);
+                    (unsigned long)a.invalid_value, (unsigned long)a.partials_sent,
+                    (unsigned long)a.partials_received, (unsigned long)a.partials_late,
+                    (unsigned long)a.partials_no_rule, (unsigned long)a.partials_bad,
+                    (unsigned long)a.partial_alloc_failed, (unsigned long)a.owner_forced,
+                    (unsigned long)a.owner_full);
     }
     if (p->st.alerts) {
         rf_alerts_stats a;

@@ -41,6 +41,15 @@
  *     key order) and the field:  cpu,region=eu usage_idle:p99
  *     Function suffixes: count sum min max avg first last stddev rate
  *     increase and p<100q> (p50, p90, p99, p99.9).
+ *   - Group-by rules run on two levels (README.md, "Group-by"): each worker
+ *     sends its share of a group's window, when the window closes there, as
+ *     one partial to the group's owner, rf_event_owner(group id, shards) (the
+ *     group id is the hash of the group text without ":fn"), and reports to
+ *     every shard how far it has closed windows; the owner merges and emits
+ *     the one result per group and window once every busy worker has passed
+ *     it, or after a bounded wait (allowed_lateness + idle_grace + 300 ms).
+ *     The result equals one worker's (README.md, "Exactness"); first/last of
+ *     a group are by event time. Rules without group-by stay local.
  *   - Memory: everything is allocated by rf_aggregator_new; the per-event path
  *     allocates nothing. Emitting the first window of a new aggregate series
  *     allocates its rf_series_key (whose ownership moves with the SERIES_DEF

@@ -111,6 +111,12 @@ static void run_scenario(int workers, int port)
     usleep(500 * 1000);
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+    /* Every window was complete when it came out: no bounded wait, no late
+     * partial, nothing lost between the workers. */
+    const char *log = tproc_read_file(d.err_path);
+    if (count_of(log, "partials_late=0 partials_no_rule=0 partials_bad=0 "
+                      "partial_alloc_failed=0 owner_forced=0 owner_full=0") != workers)
+        fail_msg("%d workers: a partial was late, lost or forced:\n%s", workers, log);
 
     for (int r = 0; r < 2; r++) {
         const char *fn[3] = {"avg", "count", "max"};
