@@ -183,7 +183,7 @@ struct rf_aggregator {
     rf_ddsketch *sk_tmp; /* a received sketch, decoded */
     uint32_t sk_tmp_bins;
     bool closed;
-    bool handing_over;   /* rf_aggregator_handover: own partials merge at once */
+    bool handing_over;   /* handover, flush: own partials merge at once */
     rf_event out[OUT_CAP];
 };
 
@@ -1761,7 +1761,11 @@ void rf_aggregator_close(rf_aggregator *a)
 
 void rf_aggregator_flush(rf_aggregator *a)
 {
+    /* Windows opened since the close (events drained after it) go out too;
+     * those this aggregator owns merge at once, before everything comes out. */
+    a->handing_over = true;
     rf_aggregator_close(a);
+    a->handing_over = false;
     /* Whatever was merged, at once: the stop's last step (no more partials
      * come), or a lone aggregator's end. */
     a->emit_mono = 0;
@@ -1889,6 +1893,11 @@ uint64_t rf_aggregator_memory_bound(const rf_agg_config *cfg, uint32_t max_serie
         b += rf_mem_alloc_bound(2 * max_states * sizeof(own_win)) +
              rf_mem_alloc_bound(4 * max_states * sizeof(uint32_t)) +
              rf_mem_alloc_bound(4 * max_states * sizeof(uint64_t));
+        /* The owner's sketches and HLLs, capped like the pools. */
+        const uint64_t osk = cfg->max_sketches ? cfg->max_sketches : 4096;
+        const uint64_t ohl = cfg->max_sets ? cfg->max_sets : 4096;
+        b += osk * rf_mem_alloc_bound(rf_ddsketch_size(bins)) +
+             ohl * rf_mem_alloc_bound(sizeof(rf_hll));
     }
     const uint64_t sk = cfg->max_sketches ? cfg->max_sketches : 4096;
     const uint64_t hl = cfg->max_sets ? cfg->max_sets : 4096;
