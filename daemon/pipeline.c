@@ -731,8 +731,10 @@ static void stages_drain(rf_pipeline *p)
  * ones hold leaves through the old sinks first (a forwarder's bytes not yet
  * taken by the kernel go with its final non-blocking flush in
  * rf_sink_free); every known series is then defined in the new stages, so no
- * event after the swap meets an unknown route or rule. Aggregation windows
- * open at the swap are emitted early (flushed), not lost. */
+ * event after the swap meets an unknown route or rule. Ungrouped aggregation
+ * windows open at the swap are emitted early (flushed), not lost; group
+ * windows go to their owners as partials and merged ones carry over
+ * (rf_aggregator_handover). */
 static uint32_t apply_pending(rf_pipeline *p)
 {
     /* Pairs with the release in rf_pipeline_publish. */

@@ -1084,9 +1084,10 @@ static agg_window *pick_window(rf_aggregator *a, const rule_rt *rt, agg_state *s
         agg_window *w = NULL;
         if (s->w.n == 0 || ws > s->w.start) {
             if (s->w.n)
-                park_current(a, s);
+                park_current(a, s); /* the accumulators go with it: s->gx changes */
             open_window(a, rt, s, ws);
             w = &s->w;
+            *gx = s->gx;
             *in_order = true;
         } else if (ws == s->w.start) {
             w = &s->w;
@@ -1792,6 +1793,9 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
     old->handing_over = true;
     close_local(old);
     old->handing_over = false;
+    /* Done: its later flush (the pipeline drains the old stages) must not
+     * tell the owners this worker stopped; the new aggregator reports. */
+    old->closed = true;
     for (uint32_t i = 0; i < old->own_hw && old->own_n; i++) {
         own_win *o = &old->own[i];
         if (!o->used)
