@@ -151,7 +151,7 @@ static void write_config(void)
         "    - {name: aggs, type: json, path: ./data/aggs.jsonl}\n"
         "  routes:\n"
         "    - {name: aggregates, subject: \"aggregate.>\", sinks: [aggs]}\n"
-        "  aggregation: {allowed_lateness: 500ms}\n"
+        "  aggregation: {allowed_lateness: 5s}\n" /* windows park: events of the next one arrive first */
         "  aggregations:\n"
         "    - {measurement: cpu, field: usage_user, window: 10s, functions: [avg, count, max],\n"
         "       group_by: [region]}\n"
