@@ -287,7 +287,8 @@ static gb_mesh *gb_setup(uint32_t shards)
         rf_err err;
         m->t[s] = rf_series_table_new(GB_SERIES);
         m->a[s] = rf_aggregator_new(&cfg, m->t[s], (rf_emitter){count_emit, NULL}, &err);
-        rf_aggregator_set_peers(m->a[s], s, shards, gb_send, m);
+        if (!m->a[s] || rf_aggregator_set_peers(m->a[s], s, shards, gb_send, m) < 0)
+            abort();
     }
     char buf[96];
     for (int64_t i = 0; i < GB_SERIES; i++) {

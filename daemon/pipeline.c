@@ -964,7 +964,11 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
             rc = -(err && err->code ? err->code : EINVAL);
             goto fail;
         }
-        rf_aggregator_set_peers(st->agg, p->index, p->shards, rf_pipeline_peer_send, p);
+        if ((rc = rf_aggregator_set_peers(st->agg, p->index, p->shards, rf_pipeline_peer_send,
+                                          p)) < 0) {
+            rf_err_set(err, -rc, "pipeline %u: aggregation: out of memory for peers", index);
+            goto fail;
+        }
     }
     return 0;
 fail:

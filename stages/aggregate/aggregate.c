@@ -493,17 +493,17 @@ void rf_aggregator_free(rf_aggregator *a)
     free(a);
 }
 
-void rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
-                             rf_peer_send_fn send, void *ctx)
+int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
+                            rf_peer_send_fn send, void *ctx)
 {
     if (shards == 0 || index >= shards)
-        return;
+        return -EINVAL;
     int64_t *ct = malloc((size_t)shards * sizeof(int64_t));
     uint8_t *idle = calloc(shards, 1);
     if (!ct || !idle) {
         free(ct);
         free(idle);
-        return; /* keeps one shard: what it cannot send it merges itself */
+        return -ENOMEM;
     }
     for (uint32_t i = 0; i < shards; i++)
         ct[i] = INT64_MIN;
@@ -515,6 +515,7 @@ void rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
     a->shards = shards;
     a->send = send;
     a->send_ctx = ctx;
+    return 0;
 }
 
 /* ---- text of aggregate series ------------------------------------------ */

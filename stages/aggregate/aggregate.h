@@ -51,7 +51,10 @@
  *     The result equals one worker's (README.md, "Exactness"); first/last of
  *     a group are by event time. Rules without group-by stay local.
  *   - Memory: everything is allocated by rf_aggregator_new; the per-event path
- *     allocates nothing. Emitting the first window of a new aggregate series
+ *     allocates nothing. Group-by rules allocate per group and window: the
+ *     partial's block on the worker that closes it, and on the owner the
+ *     merged window's entry (its text, a sketch or HLL when partials bring
+ *     one; tables grown by doubling). Emitting the first window of a new aggregate series
  *     allocates its rf_series_key (whose ownership moves with the SERIES_DEF
  *     event: the consumer frees it). State: rf_aggregator_state_bytes() per
  *     (rule, series or group) plus 4 bytes per (rule, series) for the binding.
@@ -199,9 +202,10 @@ void rf_aggregator_tick(rf_aggregator *a, int64_t now_mono_ns);
  * this aggregator is shard `index` of `shards` and sends its peer messages
  * (partials, closed-through reports; RF_PEER_STAGE_AGGREGATE) with `send`.
  * Without it (one shard, no transport) it hands them to itself at once.
- * Control thread, before the first event. */
-void rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
-                             rf_peer_send_fn send, void *ctx);
+ * Control thread, before the first event. Returns 0, -EINVAL (index not
+ * below shards) or -ENOMEM (the aggregator is then unchanged). */
+int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
+                            rf_peer_send_fn send, void *ctx);
 /* A peer message for this stage (the caller frees an owned aux after the
  * call; nothing of it is kept). now_mono_ns starts the bounded wait of a
  * window's first partial. May emit (merged windows now complete). */

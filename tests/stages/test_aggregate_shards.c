@@ -114,7 +114,7 @@ static void mesh_init(mesh *m, uint32_t n, const rf_agg_config *cfg)
         if (!m->a[s])
             fail_msg("aggregator: %s", err.msg);
         if (n > 1)
-            rf_aggregator_set_peers(m->a[s], s, n, mesh_send, m);
+            assert_int_equal(rf_aggregator_set_peers(m->a[s], s, n, mesh_send, m), 0);
     }
 }
 
@@ -574,7 +574,7 @@ static void test_handover(void **state)
     rf_err err;
     rf_aggregator *next = rf_aggregator_new(&cfg, m.t[0], (rf_emitter){on_emit, &m.out[0]}, &err);
     assert_non_null(next);
-    rf_aggregator_set_peers(next, 0, 2, mesh_send, &m);
+    assert_int_equal(rf_aggregator_set_peers(next, 0, 2, mesh_send, &m), 0);
     rf_aggregator_handover(m.a[0], next);
     rf_aggregator_free(m.a[0]);
     m.a[0] = next;
@@ -589,7 +589,7 @@ static void test_handover(void **state)
     cfg.n_rules = 1;
     next = rf_aggregator_new(&cfg, m.t[0], (rf_emitter){on_emit, &m.out[0]}, &err);
     assert_non_null(next);
-    rf_aggregator_set_peers(next, 0, 2, mesh_send, &m);
+    assert_int_equal(rf_aggregator_set_peers(next, 0, 2, mesh_send, &m), 0);
     rf_aggregator_handover(m.a[0], next);
     rf_aggregator_free(m.a[0]);
     m.a[0] = next;
