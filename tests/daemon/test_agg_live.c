@@ -1,7 +1,7 @@
 /* Issue 23's group-by scenario through ringflowd: one rule {measurement: cpu,
  * field: usage_user, window: 10s, functions: [avg, count, max], group_by:
  * [region]}, 40 hosts in two regions, 3 points each in one window, sent over
- * UDP to a daemon with 2 and then 4 workers. After the stop the store holds
+ * UDP to a daemon with 1, 2 and then 4 workers. After the stop the store holds
  * one row per region and function for that window (`ringflow query`), with
  * the true values, and the aggregate sink has one line each. Before the
  * two-level aggregation the store held two rows per region (avg 15 and 23
@@ -208,6 +208,7 @@ static void test_group_by_scenario(void **state)
     (void)state;
     tproc_dir_init("rf-test-agg-live");
     int port = tproc_port_base() + 7;
+    run_scenario(1, port);
     run_scenario(2, port);
     run_scenario(4, port);
 }
