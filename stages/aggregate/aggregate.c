@@ -47,7 +47,7 @@ enum { AGG_MSG_PARTIAL = 1, AGG_MSG_REPORT = 2 };
 /* Report flags (aux of a report; see "Reports" below). */
 enum { REP_IDLE = 1u, REP_FINAL = 2u };
 /* Bounded wait of an owner for the workers' reports, beyond lateness and
- * idle grace: three pipeline ticks (README.md, "When the owner emits"). */
+ * idle grace: three pipeline ticks (README.md, "Bounded wait"). */
 #define MERGE_WAIT_SLACK_NS (300 * RF_NS_PER_MS)
 
 /* Accumulators of one window. n == 0 means "no window open". */
