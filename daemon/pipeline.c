@@ -452,6 +452,11 @@ static void peer_receive(rf_pipeline *p, const rf_event *ev)
     case RF_PEER_STAGE_AGGREGATE:
         break;
     case RF_PEER_STAGE_CORRELATE:
+        /* Counted there when stale (a reload swapped one shard first). */
+        if (p->st.corr) {
+            rf_correlator_receive(p->st.corr, ev);
+            taken = true;
+        }
         break;
     case RF_PEER_STAGE_ALERT:
         if (p->st.alerts) {
@@ -935,7 +940,9 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
     }
     /* Always on: events carrying a correlation id are grouped whatever the
      * patterns (the seed's id table), at no cost to the others. */
-    if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0)
+    if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0 ||
+        (rc = rf_correlator_set_peers(st->corr, rf_pipeline_peer_send, p, index, p->shards,
+                                      err)) < 0)
         goto fail;
     if (st->router) {
         uint32_t n = 0;
