@@ -96,6 +96,62 @@ static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_se
     return 0;
 }
 
+/* With an id tag configured (protocol.h, corr_id_tag): when the series
+ * section [*p, *end) has the tag, points it at a copy without the tag
+ * (ctx->idless) and returns the id of its value; else leaves it and returns
+ * 0. A key that unescapes to the tag is written as the tag: the tag's bytes
+ * cannot be escaped. */
+static uint64_t influx_take_id(rf_parse_ctx *ctx, const char **p, const char **end)
+{
+    const char *s = *p, *e = *end;
+    const uint32_t kl = ctx->id_tag_len;
+    if (!memmem(s, (size_t)(e - s), ctx->cfg.corr_id_tag, kl))
+        return 0;
+    const char *q = s;
+    while (q < e && *q != ',') {
+        if (*q == '\\' && q + 1 < e)
+            q++;
+        q++;
+    }
+    char *out = ctx->idless;
+    size_t n = (size_t)(q - s);
+    memcpy(out, s, n);
+    bool found = false;
+    uint64_t id = 0;
+    while (q < e) { /* at a ',' */
+        const char *t = q + 1, *r = t;
+        while (r < e && *r != ',') {
+            if (*r == '\\' && r + 1 < e)
+                r++;
+            r++;
+        }
+        if ((size_t)(r - t) > kl && t[kl] == '=' && rf_is_id_tag(ctx, t, kl)) {
+            if (!found) {
+                /* The value unescaped (\, \= \space \\), as the canonical key would. */
+                const char *v = t + kl + 1;
+                size_t m = 0;
+                for (; v < r; v++) {
+                    if (*v == '\\' && v + 1 < r &&
+                        (v[1] == ',' || v[1] == '=' || v[1] == ' ' || v[1] == '\\'))
+                        v++;
+                    ctx->unesc[m++] = *v;
+                }
+                id = rf_corr_id_of(ctx->unesc, m);
+            }
+            found = true;
+        } else {
+            memcpy(out + n, q, (size_t)(r - q));
+            n += (size_t)(r - q);
+        }
+        q = r;
+    }
+    if (!found)
+        return 0;
+    *p = out;
+    *end = out + n;
+    return id;
+}
+
 struct influx_series {
     const char *p, *end;
 };
@@ -239,7 +295,11 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
             return RF_REJ_NUL_BYTE + 1;
         return RF_REJ_EMPTY_FIELD_SET + 1;
     }
-    XXH128_hash_t raw = XXH3_128bits_withSeed(p, (size_t)(sp - p), RF_PROTO_INFLUX);
+    const char *ser = p, *ser_end = sp;
+    uint64_t cid = 0;
+    if (RF_UNLIKELY(ctx->id_tag_len))
+        cid = influx_take_id(ctx, &ser, &ser_end);
+    XXH128_hash_t raw = XXH3_128bits_withSeed(ser, (size_t)(ser_end - ser), RF_PROTO_INFLUX);
     /* The cache group of this series: fetched while the fields are parsed. */
     __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
 
@@ -298,8 +358,8 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
             return r;
     }
 
-    struct influx_series arg = {p, sp};
-    int r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags);
+    struct influx_series arg = {ser, ser_end};
+    int r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;
