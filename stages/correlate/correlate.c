@@ -427,17 +427,22 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
     if (k->n < p->count)
         return;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
-    uint64_t members[RF_CORR_BURST_MAX];
+    uint64_t members[RF_CORR_BURST_MAX], latest = 0;
     for (uint32_t i = 0; i < k->n; i++) {
         uint32_t j = (k->head + i) % RF_CORR_BURST_MAX;
         lo = k->times[j] < lo ? k->times[j] : lo;
-        hi = k->times[j] > hi ? k->times[j] : hi;
+        /* The group is named by its latest member (ties: the highest id),
+         * not by the last to arrive: arrival order differs with shards. */
+        if (k->times[j] > hi || (k->times[j] == hi && k->series[j] > latest)) {
+            hi = k->times[j];
+            latest = k->series[j];
+        }
         members[i] = k->series[j];
     }
     if (hi - lo > p->within)
         return;
-    emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, k->n, members, k->n, ev->series_id, lo,
-         hi, ev->recv_time_ns, p->critical);
+    emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, k->n, members, k->n, latest, lo, hi,
+         ev->recv_time_ns, p->critical);
     k->n = 0;
     k->head = 0;
     c->st.bursts++;

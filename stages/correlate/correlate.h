@@ -75,7 +75,8 @@
  *                  bit 62 set | pattern id << 40 | sequence number
  *   series_id      (a) the series of the member with the earliest event time
  *                  (ties: the lowest series id), so it does not depend on the
- *                  arrival order; (b) the B member's
+ *                  arrival order; (b) SEQUENCE the B member's, BURST the
+ *                  member with the latest event time (ties: the highest id)
  *   value.i64      span: last - first member event time, ns (value_type I64)
  *   event_time_ns  the last member's event time
  *   recv_time_ns   receipt time of the event that closed it (monotonic)
