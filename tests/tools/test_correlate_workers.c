@@ -96,6 +96,17 @@ static long long json_num(const char *json, const char *key)
     return strtoll(p + strlen(needle), NULL, 10);
 }
 
+/* The sum of a column over a JSON table's rows ("col":N each). */
+static long long sum_col(const char *json, const char *col)
+{
+    char needle[128];
+    snprintf(needle, sizeof(needle), "\"%s\":", col);
+    long long sum = 0;
+    for (const char *p = json; (p = strstr(p, needle)); p += strlen(needle))
+        sum += strtoll(p + strlen(needle), NULL, 10);
+    return sum;
+}
+
 static const char *ringflow(void)
 {
     const char *cli = getenv("RINGFLOW");
@@ -201,7 +212,7 @@ static void write_recording(const char *path)
     assert_int_equal(rf_rec_writer_close(w, &err), 0);
 }
 
-static void write_config(const char *name, int workers)
+static void write_config(const char *name, int workers, const char *login_within)
 {
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
@@ -226,10 +237,10 @@ static void write_config(const char *name, int workers)
              "      - {name: disk_then_hot, type: sequence, first: {measurement: disk}, then: {measurement: cpuhot},\n"
              "         key: host, within: 1m}\n"
              "      - {name: login_sudo, type: sequence, first: {measurement: login}, then: {measurement: sudo},\n"
-             "         key: user, within: 10s}\n"
+             "         key: user, within: %s}\n"
              "      - {name: error_burst, type: burst, match: {measurement: errors}, count: 3,\n"
              "         within: 10s, key: host}\n",
-             workers, g_port, g_port + 1, g_port + 2);
+             workers, g_port, g_port + 1, g_port + 2, login_within);
     tproc_write_file(name, cfg);
 }
 
@@ -254,15 +265,17 @@ static groups count_groups(const char *text)
     return g;
 }
 
-static void check_groups(const char *what, const char *text)
+/* times: how many times the stream was sent. */
+static void check_groups(const char *what, const char *text, int times)
 {
     groups g = count_groups(text);
-    if (g.pattern[1] != HOSTS || g.pattern[2] != USERS || g.pattern[3] != BURST_HOSTS ||
-        g.id4 != IDS || g.lines != HOSTS + USERS + BURST_HOSTS + IDS)
+    if (g.pattern[1] != times * HOSTS || g.pattern[2] != times * USERS ||
+        g.pattern[3] != times * BURST_HOSTS || g.id4 != times * IDS ||
+        g.lines != times * (HOSTS + USERS + BURST_HOSTS + IDS))
         fail_msg("%s: disk_then_hot %d (want %d), login_sudo %d (want %d), error_burst %d "
                  "(want %d), id groups of 4: %d (want %d), %d lines:\n%.2000s",
-                 what, g.pattern[1], HOSTS, g.pattern[2], USERS, g.pattern[3], BURST_HOSTS, g.id4,
-                 IDS, g.lines, text);
+                 what, g.pattern[1], times * HOSTS, g.pattern[2], times * USERS, g.pattern[3],
+                 times * BURST_HOSTS, g.id4, times * IDS, g.lines, text);
 }
 
 /* ---- the tests ------------------------------------------------------------------ */
@@ -280,7 +293,7 @@ static void setup_stream(void)
     char path[512];
     snprintf(path, sizeof(path), "%s/rec.rfrec", tproc_dir());
     write_recording(path);
-    write_config("replay.yaml", 1);
+    write_config("replay.yaml", 1, "10s");
 }
 
 static void test_replay_workers(void **state)
@@ -305,7 +318,7 @@ static void test_replay_workers(void **state)
         snprintf(file, sizeof(file), "%s/corr.jsonl", dir);
         char what[64];
         snprintf(what, sizeof(what), "replay --workers %d", n);
-        check_groups(what, tproc_read_dir_file(file));
+        check_groups(what, tproc_read_dir_file(file), 1);
         free(js);
     }
 }
@@ -321,6 +334,19 @@ static void send_udp(int port, const char *text)
     close(fd);
 }
 
+/* The payloads in order over UDP, with pauses that keep the order between
+ * datagrams (as in the recording), then time to process them. */
+static void send_stream(void)
+{
+    for (int i = 0; i < g_npl; i++) {
+        send_udp(g_port + g_pl[i].protocol, g_pl[i].text);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static void test_live_workers(void **state)
 {
     (void)state;
@@ -330,26 +356,40 @@ static void test_live_workers(void **state)
         int n = counts[k];
         char name[32];
         snprintf(name, sizeof(name), "live%d.yaml", n);
-        write_config(name, n);
+        write_config(name, n, "10s");
         char path[600];
         snprintf(path, sizeof(path), "%s/corr.jsonl", tproc_dir());
         unlink(path);
         proc d;
         tproc_start(&d, (const char *[]){"--config", name, NULL});
         assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-        for (int i = 0; i < g_npl; i++) {
-            send_udp(g_port + g_pl[i].protocol, g_pl[i].text);
-            /* The records' order between datagrams, as in the recording. */
-            struct timespec ts = {0, 50 * 1000 * 1000};
-            nanosleep(&ts, NULL);
+        send_stream();
+        /* `show stages`: what went to other workers' groups arrived there. */
+        char *st = tproc_ask("show stages json");
+        assert_non_null(st);
+        long long fwd = sum_col(st, "corr_forwarded"), rcv = sum_col(st, "corr_received");
+        if ((n > 1 && fwd == 0) || (n == 1 && fwd != 0) || fwd != rcv ||
+            sum_col(st, "corr_stale") != 0)
+            fail_msg("%d workers: forwarded %lld, received %lld:\n%s", n, fwd, rcv, st);
+        free(st);
+        /* With several workers, a reload that changes a pattern (each worker
+         * swaps its correlator at its own tick); the stream again. The open
+         * id groups leave at the swap; the second stream's are new ones. */
+        int times = 1;
+        if (n > 1) {
+            write_config(name, n, "20s");
+            kill(d.pid, SIGHUP);
+            char needle[128];
+            snprintf(needle, sizeof(needle), "reload applied from %s", name);
+            assert_true(tproc_wait_log(&d, needle, 10000));
+            send_stream();
+            times = 2;
         }
-        struct timespec ts = {0, 300 * 1000 * 1000};
-        nanosleep(&ts, NULL);
         kill(d.pid, SIGTERM);
         assert_int_equal(tproc_wait_exit(&d, 20000), 0);
         char what[64];
         snprintf(what, sizeof(what), "ringflowd with %d workers", n);
-        check_groups(what, tproc_read_file(path));
+        check_groups(what, tproc_read_file(path), times);
     }
 }
 
