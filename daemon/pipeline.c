@@ -781,6 +781,9 @@ void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
     p->now_mono = now_mono;
     if (p->st.alerts)
         rf_alerts_flush(p->st.alerts);
+    /* Open correlation groups go to their series' owners now. */
+    if (p->st.corr)
+        rf_correlator_close(p->st.corr, now_mono);
     peer_deliver_self(p);
 }
 

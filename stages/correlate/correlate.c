@@ -120,6 +120,7 @@ struct rf_correlator {
     rf_peer_send_fn peer_send;
     void *peer_ctx;
     uint32_t self, shards;
+    bool closing;     /* rf_correlator_close: groups are emitted here from now on */
     uint32_t *pcount; /* shards + 1 */
     uint32_t pn;
     uint16_t pdest[PEER_BATCH];
@@ -152,6 +153,8 @@ static void out_flush(rf_correlator *c)
     c->on = 0;
 }
 
+static inline rf_event *peer_slot(rf_correlator *c, uint32_t to);
+
 static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint32_t count,
                  const uint64_t *members, uint32_t n_members, uint64_t series_id, int64_t first,
                  int64_t last, int64_t recv, bool critical)
@@ -162,10 +165,19 @@ static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint3
     h->n = n_members < RF_CORR_MAX_MEMBERS ? n_members : RF_CORR_MAX_MEMBERS;
     memcpy(h->members, members, h->n * sizeof(uint64_t));
 
-    if (c->on == OUT_BATCH)
-        out_flush(c);
-    rf_event *e = &c->obuf[c->on++];
-    memset(e, 0, sizeof(*e));
+    /* Emitted where its series lives, so that every sink can name it as it
+     * would with one shard: a message to the series' owner (RF_CORR_MSG_GROUP),
+     * unless the stop began (peers may be gone: emitted here, unnamed). */
+    const uint32_t to = rf_event_owner(series_id, c->shards);
+    rf_event *e;
+    if (to != c->self && !c->closing) {
+        e = peer_slot(c, to);
+    } else {
+        if (c->on == OUT_BATCH)
+            out_flush(c);
+        e = &c->obuf[c->on++];
+        memset(e, 0, sizeof(*e));
+    }
     e->event_time_ns = last;
     e->recv_time_ns = recv;
     e->series_id = series_id;
@@ -176,6 +188,11 @@ static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint3
     e->value_type = RF_VALUE_I64;
     e->kind = RF_KIND_CORRELATED;
     e->priority = critical ? RF_PRIO_CRITICAL : RF_PRIO_STANDARD;
+    if (to != c->self && !c->closing) {
+        e->kind = RF_KIND_PEER;
+        e->subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, RF_CORR_MSG_GROUP);
+        e->route_hint = pattern_id ? c->patterns[pattern_id - 1].sig : 0;
+    }
     c->st.emitted++;
 }
 
@@ -791,6 +808,25 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
         pattern_event(c, &b, ev);
         break;
     }
+    case RF_CORR_MSG_GROUP: {
+        /* A group another shard formed, whose series is ours: emitted here
+         * (counted there). A pattern group needs the same pattern here, or
+         * the router would file it under another name. */
+        const uint32_t pid = (uint32_t)(ev->aux >> 32);
+        if (pid && (pid > c->n_patterns || c->patterns[pid - 1].sig != ev->route_hint)) {
+            c->st.peer_stale++;
+            rc = -ENOENT;
+            break;
+        }
+        if (c->on == OUT_BATCH)
+            out_flush(c);
+        rf_event *e = &c->obuf[c->on++];
+        *e = *ev;
+        e->kind = RF_KIND_CORRELATED;
+        e->subkind = 0;
+        e->route_hint = 0;
+        break;
+    }
     case RF_CORR_MSG_ID:
         if (ev->correlation_id == 0) {
             c->st.peer_malformed++;
@@ -807,6 +843,7 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
         rc = -EINVAL;
         break;
     }
+    peer_flush(c); /* a group this completed, for its series' owner */
     if (c->on)
         out_flush(c);
     return rc;
@@ -817,6 +854,7 @@ void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns)
     if (now_mono_ns > c->now_mono)
         c->now_mono = now_mono_ns;
     id_expire(c, c->now_mono);
+    peer_flush(c);
     out_flush(c);
 }
 
@@ -824,7 +862,14 @@ void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns)
 {
     while (c->head != NIL)
         id_close(c, c->head, CLOSE_DRAIN, now_mono_ns);
+    peer_flush(c);
     out_flush(c);
+}
+
+void rf_correlator_close(rf_correlator *c, int64_t now_mono_ns)
+{
+    rf_correlator_drain(c, now_mono_ns);
+    c->closing = true;
 }
 
 int rf_correlator_members(const rf_correlator *c, uint64_t correlation_id, uint64_t *out,

@@ -50,6 +50,11 @@
  *     RF_CORR_MSG_ID       subkind RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, 2)
  *       event_time_ns, recv_time_ns, series_id, priority, correlation_id: the
  *       member event's
+ *     RF_CORR_MSG_GROUP    subkind RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, 3)
+ *       a group formed here whose series (below) another shard owns: the
+ *       RF_KIND_CORRELATED event itself, kind and subkind aside, route_hint
+ *       the pattern's definition hash (0 for id groups); that shard emits it,
+ *       so sinks name its series as with one shard (one message per group)
  *   The receiver (rf_correlator_receive) runs the same code as in place, so
  *   one shard and N shards form the same groups; what can differ is the
  *   arrival order at the owner, which the rules above do not depend on for
@@ -57,14 +62,15 @@
  *   group's count and span, do not depend on it at all). A pattern message
  *   whose index and definition hash do not match a pattern of the receiver
  *   (a reload swapped one shard before the other) is dropped and counted
- *   (peer_stale). Series bound to no pattern and events without an id cost
+ *   (peer_stale; a group message of a pattern the receiver does not have
+ *   likewise). Series bound to no pattern and events without an id cost
  *   nothing more; a binding's owner is computed once, in define. Messages
  *   are staged per pass (at most 256) and sent grouped by shard at the end
- *   of rf_correlator_process. Nothing is held back for peers between
- *   passes, so the stop order's close step has nothing to send: the owner's
- *   drain emits its open id groups.
- *   The group's event (below) is emitted on the owner, whose series table
- *   may not hold its series_id: sinks then write the id (series null).
+ *   of rf_correlator_process (and of receive, tick, drain). Nothing is held
+ *   back between passes. Stop: rf_correlator_close (step 1 of the stop
+ *   order) closes the open id groups and sends them to their series'
+ *   owners; from then on groups are emitted where they form (peers may have
+ *   stopped), where a sink may not know their series (it writes the id).
  *
  * Emitted RF_KIND_CORRELATED events
  *   aux            low 32 bits: member count (events in the group);
@@ -107,6 +113,7 @@
 enum rf_corr_peer_msg {
     RF_CORR_MSG_PATTERN = 1,
     RF_CORR_MSG_ID = 2,
+    RF_CORR_MSG_GROUP = 3,
 };
 
 enum rf_corr_pattern_type {
@@ -197,8 +204,13 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
 /* Closes groups whose TTL passed by now_mono_ns. */
 void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns);
 
-/* Closes every open group (shutdown), emitting those large enough. */
+/* Closes every open group (shutdown, reload), emitting those large enough. */
 void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns);
+
+/* Stop, step 1 (daemon/pipeline.h "Between shards"): drains, and from then
+ * on emits every group where it forms instead of sending it to its series'
+ * owner. */
+void rf_correlator_close(rf_correlator *c, int64_t now_mono_ns);
 
 /* Member series ids of a recently closed group. Returns how many were
  * written (at most cap), or -ENOENT when it is no longer in the history. */

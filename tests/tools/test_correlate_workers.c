@@ -278,6 +278,35 @@ static void check_groups(const char *what, const char *text, int times)
                  times * BURST_HOSTS, g.id4, times * IDS, g.lines, text);
 }
 
+/* The lines of a correlated JSON-lines file, sorted, without the ids of
+ * pattern groups (per-shard sequence numbers); malloc'ed, "\n"-joined. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *normalized(const char *text)
+{
+    char *copy = strdup(text);
+    char *lines[4096];
+    int n = 0;
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l && n < 4096;
+         l = strtok_r(NULL, "\n", &save)) {
+        char *id = strstr(l, ",\"correlation_id\":\"");
+        if (id && !strstr(l, "\"pattern\":0"))
+            memmove(id, id + 37, strlen(id + 37) + 1); /* ,"correlation_id":"<16 hex>" */
+        lines[n++] = l;
+    }
+    qsort(lines, (size_t)n, sizeof(lines[0]), cmp_str);
+    size_t cap = strlen(text) + 2, len = 0;
+    char *out = malloc(cap);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s\n", lines[i]);
+    free(copy);
+    return out;
+}
+
 /* ---- the tests ------------------------------------------------------------------ */
 
 static void setup_stream(void)
@@ -300,6 +329,7 @@ static void test_replay_workers(void **state)
 {
     (void)state;
     setup_stream();
+    char *one = NULL;
     for (int n = 1; n <= 4; n++) {
         char cmd[1024], dir[32];
         snprintf(dir, sizeof(dir), "w%d", n);
@@ -318,9 +348,30 @@ static void test_replay_workers(void **state)
         snprintf(file, sizeof(file), "%s/corr.jsonl", dir);
         char what[64];
         snprintf(what, sizeof(what), "replay --workers %d", n);
-        check_groups(what, tproc_read_dir_file(file), 1);
+        const char *text = tproc_read_dir_file(file);
+        check_groups(what, text, 1);
+        /* Every group names its series (emitted on the series' owner), and
+         * the lines are those of one worker. */
+        if (strstr(text, "\"series\":null"))
+            fail_msg("%s: a group without its series:\n%.2000s", what, text);
+        char *norm = normalized(text);
+        if (!one) {
+            one = norm;
+        } else {
+            if (strcmp(one, norm) != 0) {
+                size_t i = 0;
+                while (one[i] && one[i] == norm[i])
+                    i++;
+                while (i > 0 && one[i - 1] != '\n')
+                    i--;
+                fail_msg("%s: the groups differ from 1 worker's from:\n%.300s\nvs\n%.300s", what,
+                         one + i, norm + i);
+            }
+            free(norm);
+        }
         free(js);
     }
+    free(one);
 }
 
 static void send_udp(int port, const char *text)
@@ -389,7 +440,10 @@ static void test_live_workers(void **state)
         assert_int_equal(tproc_wait_exit(&d, 20000), 0);
         char what[64];
         snprintf(what, sizeof(what), "ringflowd with %d workers", n);
-        check_groups(what, tproc_read_file(path), times);
+        const char *text = tproc_read_file(path);
+        check_groups(what, text, times);
+        if (strstr(text, "\"series\":null"))
+            fail_msg("%s: a group without its series:\n%.2000s", what, text);
     }
 }
 
