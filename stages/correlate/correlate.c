@@ -785,11 +785,11 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
 
 int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
 {
+    c->st.received++;
     if (ev->kind != RF_KIND_PEER || RF_PEER_STAGE_OF(ev->subkind) != RF_PEER_STAGE_CORRELATE) {
         c->st.peer_malformed++;
         return -EINVAL;
     }
-    c->st.received++;
     int rc = 0;
     switch (RF_PEER_TYPE_OF(ev->subkind)) {
     case RF_CORR_MSG_PATTERN: {
