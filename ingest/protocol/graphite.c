@@ -50,14 +50,13 @@ static int graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *p
     return 0;
 }
 
-/* With an id tag configured (protocol.h, corr_id_tag): when the path's
- * ";tag=value" items have it, points *path at a copy without it and returns
- * the id of its value; else 0, *path unchanged. */
-static uint64_t graphite_take_id(rf_parse_ctx *ctx, rf_span *path)
+/* Every occurrence of the id tag taken out of the path's tags by walking
+ * them all (graphite_take_id's path for a line that repeats it). */
+static uint64_t graphite_take_id_all(rf_parse_ctx *ctx, rf_span *path)
 {
     const char *p = path->p, *end = p + path->len;
     const char *semi = memchr(p, ';', path->len);
-    if (!semi || !memmem(semi, (size_t)(end - semi), ctx->cfg.corr_id_tag, ctx->id_tag_len))
+    if (!semi)
         return 0;
     char *out = ctx->idless;
     size_t n = (size_t)(semi - p);
@@ -83,6 +82,35 @@ static uint64_t graphite_take_id(rf_parse_ctx *ctx, rf_span *path)
     if (!found)
         return 0;
     *path = (rf_span){out, (uint32_t)n};
+    return id;
+}
+
+/* With an id tag configured (protocol.h, corr_id_tag): when the path's
+ * ";tag=value" items have it, points *path at the path without it (a copy
+ * in ctx->idless unless it was last) and returns the id of its value; else
+ * 0, *path unchanged. */
+static uint64_t graphite_take_id(rf_parse_ctx *ctx, rf_span *path)
+{
+    const char *p = path->p, *end = p + path->len;
+    const char *k = rf_find_id_item(ctx, p, end, ';', '=', false, false);
+    if (!k)
+        return 0;
+    const char *te = memchr(k, ';', (size_t)(end - k));
+    if (!te)
+        te = end;
+    if (te < end && rf_find_id_item(ctx, te, end, ';', '=', false, false))
+        return graphite_take_id_all(ctx, path);
+    const char *v = k + ctx->id_tag_len + 1;
+    uint64_t id = rf_corr_id_of(v, (size_t)(te - v));
+    if (te == end) {
+        *path = (rf_span){p, (uint32_t)(k - 1 - p)};
+    } else {
+        char *out = ctx->idless;
+        const size_t head = (size_t)(k - p), tail = (size_t)(end - te - 1);
+        memcpy(out, p, head);
+        memcpy(out + head, te + 1, tail);
+        *path = (rf_span){out, (uint32_t)(head + tail)};
+    }
     return id;
 }
 

@@ -96,17 +96,13 @@ static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_se
     return 0;
 }
 
-/* With an id tag configured (protocol.h, corr_id_tag): when the series
- * section [*p, *end) has the tag, points it at a copy without the tag
- * (ctx->idless) and returns the id of its value; else leaves it and returns
- * 0. A key that unescapes to the tag is written as the tag: the tag's bytes
- * cannot be escaped. */
-static uint64_t influx_take_id(rf_parse_ctx *ctx, const char **p, const char **end)
+/* The id tag's item, every occurrence, taken out of the series section
+ * [*p, *end) by walking all of it (influx_take_id's path for the rare line
+ * that has the tag twice, or an escaped lookalike). */
+static uint64_t influx_take_id_all(rf_parse_ctx *ctx, const char **p, const char **end)
 {
     const char *s = *p, *e = *end;
     const uint32_t kl = ctx->id_tag_len;
-    if (!memmem(s, (size_t)(e - s), ctx->cfg.corr_id_tag, kl))
-        return 0;
     const char *q = s;
     while (q < e && *q != ',') {
         if (*q == '\\' && q + 1 < e)
@@ -149,6 +145,66 @@ static uint64_t influx_take_id(rf_parse_ctx *ctx, const char **p, const char **e
         return 0;
     *p = out;
     *end = out + n;
+    return id;
+}
+
+static inline bool escaped_at(const char *start, const char *q)
+{
+    const char *b = q;
+    while (b > start && b[-1] == '\\')
+        b--;
+    return (q - b) & 1;
+}
+
+/* With an id tag configured (protocol.h, corr_id_tag): when the series
+ * section [*p, *end) has the tag, points it at the section without it (a
+ * copy in ctx->idless, or a prefix of the line when the tag is last) and
+ * returns the id of its value; else leaves it and returns 0. A key that
+ * unescapes to the tag is written as the tag: the tag's bytes cannot be
+ * escaped. */
+static uint64_t influx_take_id(rf_parse_ctx *ctx, const char **p, const char **end)
+{
+    const char *s = *p, *e = *end;
+    const uint32_t kl = ctx->id_tag_len;
+    const char *k = rf_find_id_item(ctx, s, e, ',', '=', false, false);
+    if (!k)
+        return 0;
+    if (escaped_at(s, k - 1))
+        return influx_take_id_all(ctx, p, end);
+    const char *v = k + kl + 1, *r = v;
+    bool esc = false;
+    while (r < e && *r != ',') {
+        if (*r == '\\' && r + 1 < e) {
+            r++;
+            esc = true;
+        }
+        r++;
+    }
+    if (r < e && rf_find_id_item(ctx, r, e, ',', '=', false, false))
+        return influx_take_id_all(ctx, p, end); /* twice: every one leaves */
+    uint64_t id;
+    if (!esc) {
+        id = rf_corr_id_of(v, (size_t)(r - v));
+    } else { /* unescaped (\, \= \space \\), as the canonical key would be */
+        size_t m = 0;
+        for (const char *c = v; c < r; c++) {
+            if (*c == '\\' && c + 1 < r &&
+                (c[1] == ',' || c[1] == '=' || c[1] == ' ' || c[1] == '\\'))
+                c++;
+            ctx->unesc[m++] = *c;
+        }
+        id = rf_corr_id_of(ctx->unesc, m);
+    }
+    if (r == e) { /* the last tag: the section is the line up to it */
+        *end = k - 1;
+        return id;
+    }
+    char *out = ctx->idless;
+    const size_t head = (size_t)(k - 1 - s), tail = (size_t)(e - r);
+    memcpy(out, s, head);
+    memcpy(out + head, r, tail);
+    *p = out;
+    *end = out + head + tail;
     return id;
 }
 

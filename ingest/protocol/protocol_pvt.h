@@ -187,6 +187,34 @@ static inline uint64_t rf_corr_id_of(const char *v, size_t n)
     return h ? h : 1;
 }
 
+/* Where an item whose key is the id tag starts in [p, end): items are
+ * separated by `sep` (the first one starts at p when at_start); the key is
+ * followed by `kv`, or (bare_ok) by `sep` or the end. NULL when none. A few
+ * memchr calls a line: the cheap test every line pays once an id tag is set. */
+static inline const char *rf_find_id_item(const rf_parse_ctx *ctx, const char *p,
+                                          const char *end, char sep, char kv, bool at_start,
+                                          bool bare_ok)
+{
+    const size_t kl = ctx->id_tag_len;
+    const char *k = at_start ? p : NULL;
+    for (;;) {
+        if (!k) {
+            const char *c = memchr(p, sep, (size_t)(end - p));
+            if (!c)
+                return NULL;
+            k = c + 1;
+        }
+        if ((size_t)(end - k) >= kl && *k == ctx->cfg.corr_id_tag[0] &&
+            memcmp(k, ctx->cfg.corr_id_tag, kl) == 0) {
+            const char *a = k + kl;
+            if ((a < end && *a == kv) || (bare_ok && (a == end || *a == sep)))
+                return k;
+        }
+        p = k;
+        k = NULL;
+    }
+}
+
 /* True when [k, k+n) is the configured id tag's key. */
 static inline bool rf_is_id_tag(const rf_parse_ctx *ctx, const char *k, size_t n)
 {

@@ -25,14 +25,11 @@ struct statsd_series {
     rf_span tags; /* after "|#", may be empty */
 };
 
-/* With an id tag configured (protocol.h, corr_id_tag): when the DogStatsD
- * tags have it, points *tags at a copy without it (every occurrence) and
- * returns the id of the first one's value; else 0, *tags unchanged. */
-static uint64_t statsd_take_id(rf_parse_ctx *ctx, rf_span *tags)
+/* Every occurrence of the id tag taken out of the DogStatsD tags by walking
+ * them all (statsd_take_id's path for a line that repeats the tag). */
+static uint64_t statsd_take_id_all(rf_parse_ctx *ctx, rf_span *tags)
 {
     const char *p = tags->p, *end = p + tags->len;
-    if (!memmem(p, tags->len, ctx->cfg.corr_id_tag, ctx->id_tag_len))
-        return 0;
     char *out = ctx->idless;
     size_t n = 0;
     bool found = false;
@@ -57,6 +54,38 @@ static uint64_t statsd_take_id(rf_parse_ctx *ctx, rf_span *tags)
     if (!found)
         return 0;
     *tags = (rf_span){out, (uint32_t)n};
+    return id;
+}
+
+/* With an id tag configured (protocol.h, corr_id_tag): when the DogStatsD
+ * tags have it, points *tags at them without it (every occurrence; a copy
+ * in ctx->idless unless it was first or last) and returns the id of the
+ * first one's value; else 0, *tags unchanged. */
+static uint64_t statsd_take_id(rf_parse_ctx *ctx, rf_span *tags)
+{
+    const char *p = tags->p, *end = p + tags->len;
+    const char *k = rf_find_id_item(ctx, p, end, ',', ':', true, true);
+    if (!k)
+        return 0;
+    const char *ie = memchr(k, ',', (size_t)(end - k));
+    if (!ie)
+        ie = end;
+    if (ie < end && rf_find_id_item(ctx, ie, end, ',', ':', false, true))
+        return statsd_take_id_all(ctx, tags);
+    const char *a = k + ctx->id_tag_len;
+    uint64_t id = a < ie ? rf_corr_id_of(a + 1, (size_t)(ie - a - 1)) : 0;
+    if (k == p) {
+        const char *rest = ie < end ? ie + 1 : end;
+        *tags = (rf_span){rest, (uint32_t)(end - rest)};
+    } else if (ie == end) {
+        *tags = (rf_span){p, (uint32_t)(k - 1 - p)};
+    } else {
+        char *out = ctx->idless;
+        const size_t head = (size_t)(k - p), tail = (size_t)(end - ie - 1);
+        memcpy(out, p, head);
+        memcpy(out + head, ie + 1, tail);
+        *tags = (rf_span){out, (uint32_t)(head + tail)};
+    }
     return id;
 }
 

@@ -33,9 +33,13 @@ static void test_influx_id_tag(void **state)
                          /* a tag whose key only starts like it stays a tag */
                          "api,request_idx=1,svc=front lat=6\n"
                          /* an escaped comma in another value is no tag boundary */
-                         "api,svc=a\\,request_id\\=q lat=7\n"),
+                         "api,svc=a\\,request_id\\=q lat=7\n"
+                         /* twice: both leave the series, the first is the id */
+                         "api,request_id=a,svc=front,request_id=b lat=8\n"
+                         /* in the middle, with an escaped value */
+                         "api,a=1,request_id=x\\=y,svc=front lat=9\n"),
                      0);
-    assert_int_equal(n_data(f), 7);
+    assert_int_equal(n_data(f), 9);
     const uint64_t front = id_of("api,svc=front lat");
     /* Both fields of the first line carry the id; the series has no id tag. */
     assert_int_equal(data_ev(f, 0)->series_id, front);
@@ -52,6 +56,10 @@ static void test_influx_id_tag(void **state)
     assert_int_equal(data_ev(f, 5)->correlation_id, 0);
     assert_int_equal(data_ev(f, 6)->series_id, id_of("api,svc=a\\,request_id\\=q lat"));
     assert_int_equal(data_ev(f, 6)->correlation_id, 0);
+    assert_int_equal(data_ev(f, 7)->series_id, front);
+    assert_int_equal(data_ev(f, 7)->correlation_id, want_id("a"));
+    assert_int_equal(data_ev(f, 8)->series_id, id_of("api,a=1,svc=front lat"));
+    assert_int_equal(data_ev(f, 8)->correlation_id, want_id("x=y"));
     assert_string_equal(def_text(f, front), "api,svc=front lat");
     /* Many ids, one series: announced once, and from the raw cache after the
      * first line (the tag is cut before the raw bytes are hashed). */
@@ -80,9 +88,11 @@ static void test_dogstatsd_id_tag(void **state)
                          "cache.hit:1|c|#request_id:g1,svc:cache,request_id:g2\n"
                          /* bare tag: no id, and not a series tag either */
                          "cache.hit:1|c|#svc:cache,request_id\n"
-                         "lat:1:2|ms|#request_id:abc,svc:cache\n"),
+                         "lat:1:2|ms|#request_id:abc,svc:cache\n"
+                         /* in the middle */
+                         "cache.hit:1|c|#env:x,request_id:mid,svc:cache\n"),
                      0);
-    assert_int_equal(n_data(f), 7);
+    assert_int_equal(n_data(f), 8);
     const uint64_t with_svc = id_of("cache.hit,svc=cache count");
     assert_int_equal(data_ev(f, 0)->series_id, with_svc);
     assert_int_equal(data_ev(f, 0)->correlation_id, want_id("abc"));
@@ -99,7 +109,9 @@ static void test_dogstatsd_id_tag(void **state)
     assert_int_equal(data_ev(f, 5)->series_id, id_of("lat,svc=cache timer"));
     assert_int_equal(data_ev(f, 5)->correlation_id, want_id("abc"));
     assert_int_equal(data_ev(f, 6)->correlation_id, want_id("abc"));
-    assert_int_equal(n_defs(f), 3);
+    assert_int_equal(data_ev(f, 7)->series_id, id_of("cache.hit,env=x,svc=cache count"));
+    assert_int_equal(data_ev(f, 7)->correlation_id, want_id("mid"));
+    assert_int_equal(n_defs(f), 4);
     fixture_free(f);
 }
 
@@ -111,9 +123,11 @@ static void test_graphite_id_tag(void **state)
                          "auth.check;request_id=abc;svc=auth 1 1700000000\n"
                          "auth.check;svc=auth;request_id=def 2\n"
                          "auth.check;request_id=abc 3\n"
-                         "auth.check;svc=auth 4\n"),
+                         "auth.check;svc=auth 4\n"
+                         "auth.check;request_id=a;svc=auth;request_id=b 5\n"
+                         "auth.check;x=1;request_id=m;svc=auth 6\n"),
                      0);
-    assert_int_equal(n_data(f), 4);
+    assert_int_equal(n_data(f), 6);
     const uint64_t svc = id_of("auth.check,svc=auth value");
     assert_int_equal(data_ev(f, 0)->series_id, svc);
     assert_int_equal(data_ev(f, 0)->correlation_id, want_id("abc"));
@@ -123,6 +137,10 @@ static void test_graphite_id_tag(void **state)
     assert_int_equal(data_ev(f, 2)->correlation_id, want_id("abc"));
     assert_int_equal(data_ev(f, 3)->series_id, svc);
     assert_int_equal(data_ev(f, 3)->correlation_id, 0);
+    assert_int_equal(data_ev(f, 4)->series_id, svc);
+    assert_int_equal(data_ev(f, 4)->correlation_id, want_id("a"));
+    assert_int_equal(data_ev(f, 5)->series_id, id_of("auth.check,svc=auth,x=1 value"));
+    assert_int_equal(data_ev(f, 5)->correlation_id, want_id("m"));
     fixture_free(f);
 }
 
