@@ -2,7 +2,8 @@
  * and 3).
  *
  * A recording drives `ringflow replay --into DIR --workers N` (N = 1..4) and
- * a live ringflowd (1 and 3 workers, on ports of its own) with:
+ * a live ringflowd (1 to 4 workers, on ports of its own; with 2 or more a
+ * reload that changes a pattern, then the stream again) with:
  *   - 100 hosts each sending `disk` then `cpuhot` (two series of one host,
  *     on different workers half the time): a sequence pattern keyed by host
  *     must give 100 groups;
@@ -402,7 +403,7 @@ static void test_live_workers(void **state)
 {
     (void)state;
     setup_stream();
-    static const int counts[] = {1, 3};
+    static const int counts[] = {1, 2, 3, 4};
     for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
         int n = counts[k];
         char name[32];
