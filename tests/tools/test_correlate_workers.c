@@ -24,6 +24,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -399,6 +400,30 @@ static void send_stream(void)
     nanosleep(&ts, NULL);
 }
 
+/* Data events in the stream: 2 per host and user, 3 per burst host, 4 per id. */
+#define EVENTS (2 * HOSTS + 2 * USERS + 3 * BURST_HOSTS + 4 * IDS)
+
+/* `show stages json` once the workers processed `events` data events and
+ * (balanced) every correlation message sent was received (a slow build may
+ * take a while); the last reply after 20 s otherwise. After a reload the
+ * counters do not balance: they are the new correlators', and the groups
+ * the old ones sent at the swap are received by new ones. */
+static char *wait_processed(long long events, bool balanced)
+{
+    char *st = NULL;
+    for (int t = 0; t < 400; t++) {
+        free(st);
+        st = tproc_ask("show stages json");
+        assert_non_null(st);
+        if (sum_col(st, "processed") >= events &&
+            (!balanced || sum_col(st, "corr_forwarded") == sum_col(st, "corr_received")))
+            break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return st;
+}
+
 static void test_live_workers(void **state)
 {
     (void)state;
@@ -417,8 +442,7 @@ static void test_live_workers(void **state)
         assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
         send_stream();
         /* `show stages`: what went to other workers' groups arrived there. */
-        char *st = tproc_ask("show stages json");
-        assert_non_null(st);
+        char *st = wait_processed(EVENTS, true);
         long long fwd = sum_col(st, "corr_forwarded"), rcv = sum_col(st, "corr_received");
         if ((n > 1 && fwd == 0) || (n == 1 && fwd != 0) || fwd != rcv ||
             sum_col(st, "corr_stale") != 0)
@@ -435,6 +459,10 @@ static void test_live_workers(void **state)
             snprintf(needle, sizeof(needle), "reload applied from %s", name);
             assert_true(tproc_wait_log(&d, needle, 10000));
             send_stream();
+            free(wait_processed(2 * EVENTS, false));
+            /* Then what the last group messages take to arrive. */
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
             times = 2;
         }
         kill(d.pid, SIGTERM);
