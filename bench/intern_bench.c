@@ -181,7 +181,7 @@ static inline int intern_line(rf_parse_ctx *ctx, const char *text, uint32_t len,
     rf_pending_init(f, "usage_idle", 10, RF_ESC_KEY, RF_KIND_GAUGE);
     f->value_type = RF_VALUE_F64;
     f->value.f64 = value;
-    return rf_series_finish_line(ctx, raw, 1, split_prepared, s, ts, 0);
+    return rf_series_finish_line(ctx, raw, 1, split_prepared, s, ts, 0, 0);
 }
 
 static void run_intern(rf_bench_state *s, corpus *c, uint32_t cache_slots, uint32_t announced,

@@ -6,6 +6,11 @@
  *   parse/influx/1tag1field/<series>     short lines (~50 bytes)
  *   parse/statsd/dogstatsd/<series>      "name:v|type|@rate|#6 tags"
  *   parse/graphite/plain/<series>        "collectd.host.plugin.type value ts"
+ *   parse/influx/10tags5fields_id/...    the wide lines with a request_id tag of
+ *                                        its own per line, ingest.correlation.id_tag
+ *                                        set: the tag is cut out of the series
+ *   parse/influx/10tags5fields_idtag_unused/...  id_tag set, lines without it
+ *   parse/statsd/dogstatsd_id/...        the DogStatsD lines with request_id
  *
  * The input holds 1000 distinct series (shuffled). The argument is the size
  * of the raw-bytes cache and of the announced set: 65536 (the default) keeps
@@ -101,6 +106,30 @@ static size_t gen_graphite(char *o, size_t cap, uint64_t s, uint64_t *r, int64_t
                             (long long)(ts / 1000000000));
 }
 
+/* The wide line with ",request_id=<hex>" after the measurement. */
+static size_t gen_influx_wide_id(char *o, size_t cap, uint64_t s, uint64_t *r, int64_t ts)
+{
+    char tmp[512];
+    size_t n = gen_influx_wide(tmp, sizeof(tmp), s, r, ts);
+    const char *comma = memchr(tmp, ',', n);
+    size_t m = (size_t)(comma - tmp);
+    memcpy(o, tmp, m);
+    m += (size_t)snprintf(o + m, cap - m, ",request_id=%016llx", (unsigned long long)rng_next(r));
+    memcpy(o + m, comma, n - (size_t)(comma - tmp));
+    return m + n - (size_t)(comma - tmp);
+}
+
+/* The DogStatsD line with ",request_id:<hex>" as its last tag. */
+static size_t gen_statsd_id(char *o, size_t cap, uint64_t s, uint64_t *r, int64_t ts)
+{
+    size_t n = gen_statsd(o, cap, s, r, ts) - 1; /* without the '\n' */
+    n += (size_t)snprintf(o + n, cap - n, ",request_id:%016llx\n",
+                          (unsigned long long)rng_next(r));
+    return n;
+}
+
+static const char *g_id_tag = "";
+
 static void run_parse(rf_bench_state *st, gen_fn gen, parse_fn parse)
 {
     uint64_t nseries = 1000;
@@ -128,6 +157,7 @@ static void run_parse(rf_bench_state *st, gen_fn gen, parse_fn parse)
                            .precision = RF_PRECISION_NS,
                            .series_cache_slots = slots,
                            .announced_slots = slots};
+    snprintf(cfg.corr_id_tag, sizeof(cfg.corr_id_tag), "%s", g_id_tag);
     rf_parse_ctx *ctx = rf_parse_ctx_new(&cfg, batch, 256, sink_flush, &sk, NULL);
     if (!ctx) {
         rf_bench_skip_with_error(st, "context");
@@ -167,6 +197,27 @@ static void bm_influx_wide(rf_bench_state *st)
     run_parse(st, gen_influx_wide, rf_parse_influx);
 }
 
+static void bm_influx_wide_id(rf_bench_state *st)
+{
+    g_id_tag = "request_id";
+    run_parse(st, gen_influx_wide_id, rf_parse_influx);
+    g_id_tag = "";
+}
+
+static void bm_influx_wide_idtag_unused(rf_bench_state *st)
+{
+    g_id_tag = "request_id";
+    run_parse(st, gen_influx_wide, rf_parse_influx);
+    g_id_tag = "";
+}
+
+static void bm_statsd_id(rf_bench_state *st)
+{
+    g_id_tag = "request_id";
+    run_parse(st, gen_statsd_id, rf_parse_statsd);
+    g_id_tag = "";
+}
+
 static void bm_influx_narrow(rf_bench_state *st)
 {
     run_parse(st, gen_influx_narrow, rf_parse_influx);
@@ -189,4 +240,8 @@ RF_BENCH_REGISTER(parse_benchmarks)
     rf_bench_register_args("parse/influx/1tag1field", bm_influx_narrow, series, 2);
     rf_bench_register_args("parse/statsd/dogstatsd", bm_statsd, series, 2);
     rf_bench_register_args("parse/graphite/plain", bm_graphite, series, 2);
+    rf_bench_register_args("parse/influx/10tags5fields_id", bm_influx_wide_id, series, 1);
+    rf_bench_register_args("parse/influx/10tags5fields_idtag_unused", bm_influx_wide_idtag_unused,
+                           series, 1);
+    rf_bench_register_args("parse/statsd/dogstatsd_id", bm_statsd_id, series, 1);
 }

@@ -10,6 +10,13 @@
  *   stages/correlate/id/N       rf_correlator_process, every event has one of
  *                               N/4 correlation ids (10,000-entry table: churn)
  *   stages/correlate/pattern/N  every event bound to a burst and a sequence pattern
+ *   stages/correlate/pattern_shards/S  the pattern case over 65,536 series on S
+ *                               in-process shards (one core): each batch split by
+ *                               series owner, every shard's correlator processes
+ *                               its part, then the peer messages are received
+ *                               (rf_correlator_receive) by the keys' owners;
+ *                               S = 1 is the same harness without messages
+ *   stages/correlate/id_shards/S       the same with the id case
  *   stages/alert/threshold/N    one threshold rule (for + hysteresis) on every series
  *   stages/alert/rate/N         one rate-of-change rule on every series
  */
@@ -193,6 +200,102 @@ static void bm_correlate_pattern(rf_bench_state *s)
     bm_correlate(s, true);
 }
 
+/* The in-bench transport of the shards benchmarks: a queue per shard. */
+#define SH_MAX 4u
+#define SH_Q (BATCH * 4u)
+typedef struct shard_mesh {
+    rf_event q[SH_MAX][SH_Q];
+    uint32_t qn[SH_MAX];
+} shard_mesh;
+
+static void mesh_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    shard_mesh *m = ctx;
+    if (m->qn[to] + n > SH_Q)
+        abort(); /* at most 2 messages per event of a batch */
+    memcpy(&m->q[to][m->qn[to]], ev, n * sizeof(*ev));
+    m->qn[to] += n;
+}
+
+static void bm_correlate_shards(rf_bench_state *s, bool patterns)
+{
+    const uint32_t shards = (uint32_t)rf_bench_arg(s, 0);
+    fixture *f = fixture_get(65536);
+    uint64_t emitted = 0;
+    rf_corr_pattern_config pats[2] = {
+        {.name = "burst", .type = RF_CORR_BURST, .key_tag = "host", .within_ns = 50000000,
+         .count = 4},
+        {.name = "seq", .type = RF_CORR_SEQUENCE, .key_tag = "dc", .within_ns = 10000000},
+    };
+    pats[1].a.field = "failed";
+    pats[1].b.field = "ok";
+    rf_correlator_config cfg = {.patterns = pats, .n_patterns = patterns ? 2 : 0,
+                                .id_capacity = 10000};
+    static shard_mesh mesh;
+    memset(mesh.qn, 0, sizeof(mesh.qn));
+    rf_correlator *c[SH_MAX] = {0};
+    rf_err err;
+    for (uint32_t k = 0; k < shards; k++) {
+        if (rf_correlator_new(&cfg, f->n, (rf_emitter){sink_emit, &emitted}, &c[k], &err) != 0 ||
+            rf_correlator_set_peers(c[k], mesh_send, &mesh, k, shards, &err) != 0) {
+            rf_bench_skip_with_error(s, err.msg);
+            return;
+        }
+        for (uint32_t i = 0; i < f->n; i++)
+            if (rf_event_owner(f->keys[i]->series_id, shards) == k)
+                rf_correlator_define(c[k], (int32_t)i, f->keys[i]);
+    }
+    if (patterns)
+        for (uint32_t i = 0; i < RING_EVENTS; i++)
+            f->events[i].aux = f->events[i].correlation_id, f->events[i].correlation_id = 0;
+    /* Each event's shard, computed once (the engine's dispatch does this
+     * before the pipeline; it is not the correlator's cost). */
+    static uint8_t owner[RING_EVENTS];
+    for (uint32_t i = 0; i < RING_EVENTS; i++)
+        owner[i] = (uint8_t)rf_event_owner(f->events[i].series_id, shards);
+    rf_event part[SH_MAX][BATCH];
+    int32_t pslot[SH_MAX][BATCH];
+    RUN_BATCHES(s, f, {
+        uint32_t pn[SH_MAX] = {0};
+        const uint32_t base = (uint32_t)(ev - f->events);
+        for (uint32_t i = 0; i < BATCH; i++) {
+            uint32_t o = owner[base + i];
+            part[o][pn[o]] = ev[i];
+            pslot[o][pn[o]++] = sl[i];
+        }
+        for (uint32_t k = 0; k < shards; k++)
+            if (pn[k])
+                rf_correlator_process(c[k], part[k], pslot[k], pn[k]);
+        for (uint32_t k = 0; k < shards; k++) {
+            for (uint32_t i = 0; i < mesh.qn[k]; i++)
+                rf_correlator_receive(c[k], &mesh.q[k][i]);
+            mesh.qn[k] = 0;
+        }
+    });
+    if (patterns)
+        for (uint32_t i = 0; i < RING_EVENTS; i++)
+            f->events[i].correlation_id = f->events[i].aux, f->events[i].aux = 0;
+    uint64_t fwd = 0;
+    for (uint32_t k = 0; k < shards; k++) {
+        rf_correlator_stats st;
+        rf_correlator_stats_read(c[k], &st);
+        fwd += st.forwarded;
+        rf_correlator_free(c[k]);
+    }
+    rf_bench_counter(s, "emitted", (double)emitted, true);
+    rf_bench_counter(s, "forwarded", (double)fwd, true);
+}
+
+static void bm_correlate_pattern_shards(rf_bench_state *s)
+{
+    bm_correlate_shards(s, true);
+}
+
+static void bm_correlate_id_shards(rf_bench_state *s)
+{
+    bm_correlate_shards(s, false);
+}
+
 static void bm_alert(rf_bench_state *s, enum rf_alert_type type)
 {
     fixture *f = fixture_get((uint32_t)rf_bench_arg(s, 0));
@@ -230,6 +333,10 @@ RF_BENCH_REGISTER(route_benchmarks)
     rf_bench_register_args("stages/route/cached", bm_route, series, 3);
     rf_bench_register_args("stages/correlate/id", bm_correlate_id, series, 3);
     rf_bench_register_args("stages/correlate/pattern", bm_correlate_pattern, series, 3);
+    static const int64_t shards[] = {1, 2, 4};
+    rf_bench_register_args("stages/correlate/pattern_shards", bm_correlate_pattern_shards, shards,
+                           3);
+    rf_bench_register_args("stages/correlate/id_shards", bm_correlate_id_shards, shards, 3);
     rf_bench_register_args("stages/alert/threshold", bm_alert_threshold, series, 3);
     rf_bench_register_args("stages/alert/rate", bm_alert_rate, series, 3);
 }

@@ -385,8 +385,8 @@ static int show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
         "unknown_series",  "unrouted",        "to_critical",     "to_standard",
         "to_store",        "store_rejected",  "routed",          "agg_applied",
         "agg_late_dropped", "agg_windows",    "alerts_fired",    "alerts_resolved",
-        "corr_open"};
-    rf_ops_table_begin(w, "stages", cols, 17);
+        "corr_open",       "corr_forwarded",  "corr_received",   "corr_stale"};
+    rf_ops_table_begin(w, "stages", cols, 20);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
         rf_pipeline_stats ps;
@@ -410,6 +410,9 @@ static int show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
         rf_ops_cell_u64(w, st.alerts.fired);
         rf_ops_cell_u64(w, st.alerts.resolved);
         rf_ops_cell_u64(w, st.correlation.id_open);
+        rf_ops_cell_u64(w, st.correlation.forwarded);
+        rf_ops_cell_u64(w, st.correlation.received);
+        rf_ops_cell_u64(w, st.correlation.peer_stale + st.correlation.peer_malformed);
     }
     rf_ops_table_end(w);
 

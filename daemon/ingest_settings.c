@@ -40,6 +40,19 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
         (rc = rf_cfg_u32(ingest, "max_fields", 1, 4096, 256, &max_fields, err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_key", 16, 65535, 1024, &max_key, err)) < 0)
         return rc;
+    /* The correlation id tag (protocol.h, corr_id_tag): the parsers need it,
+     * so it is an ingest setting (a change takes a restart, as the rest of
+     * `ingest:` does). */
+    const rf_cfg_node *corr = NULL;
+    if ((rc = rf_cfg_map(ingest, "correlation", &corr, err)) < 0 ||
+        (rc = rf_cfg_str(corr, "id_tag", 0, "", next.parse.corr_id_tag,
+                         sizeof(next.parse.corr_id_tag), err)) < 0)
+        return rc;
+    for (const char *c = next.parse.corr_id_tag; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '.' || *c == '-'))
+            return rf_cfg_fail_key(corr, "id_tag", err,
+                                   "may hold only letters, digits, '_', '.' and '-'");
     next.parse.precision = (enum rf_ts_precision)precision;
     next.parse.ts_past_ns = (int64_t)past;
     next.parse.ts_future_ns = (int64_t)future;

@@ -1,7 +1,9 @@
 /* The daemon's ingest settings: the `listeners:` list (parsed by
  * ingest/listen) and the `ingest:` section (parser limits, the accepted
  * timestamp window and what happens outside it: timestamp_policy reject or
- * clamp), validated together. */
+ * clamp; `correlation: {id_tag: TAG}`, the tag whose value becomes the
+ * events' correlation id instead of part of their series), validated
+ * together. */
 #ifndef RF_DAEMON_INGEST_SETTINGS_H
 #define RF_DAEMON_INGEST_SETTINGS_H
 

@@ -106,6 +106,8 @@ uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line)
     b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->announced_slots, 65536, 16) * PARSE_ANNOUNCED_SLOT);
     b += rf_mem_alloc_bound((tags + 1) * PARSE_TAG) + rf_mem_alloc_bound(fields * PARSE_PENDING);
     b += rf_mem_alloc_bound(key + 1) + rf_mem_alloc_bound(line + 1);
+    if (pc->corr_id_tag[0])
+        b += rf_mem_alloc_bound(line + 1); /* the series section without the id tag */
     b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->reject_log_slots, 64, 1) * PARSE_REJECT_SLOT);
     b += rf_mem_alloc_bound(SHARD_PARSE_BATCH * sizeof(rf_event) + 64); /* rf_shard_input */
     return b;

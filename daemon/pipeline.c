@@ -458,6 +458,11 @@ static void peer_receive(rf_pipeline *p, const rf_event *ev)
         }
         break;
     case RF_PEER_STAGE_CORRELATE:
+        /* Counted there when stale (a reload swapped one shard first). */
+        if (p->st.corr) {
+            rf_correlator_receive(p->st.corr, ev);
+            taken = true;
+        }
         break;
     case RF_PEER_STAGE_ALERT:
         if (p->st.alerts) {
@@ -790,6 +795,9 @@ void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
         rf_alerts_flush(p->st.alerts);
     if (p->st.agg)
         rf_aggregator_close(p->st.agg);
+    /* Open correlation groups go to their series' owners now. */
+    if (p->st.corr)
+        rf_correlator_close(p->st.corr, now_mono);
     peer_deliver_self(p);
 }
 
@@ -949,7 +957,9 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
     }
     /* Always on: events carrying a correlation id are grouped whatever the
      * patterns (the seed's id table), at no cost to the others. */
-    if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0)
+    if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0 ||
+        (rc = rf_correlator_set_peers(st->corr, rf_pipeline_peer_send, p, index, p->shards,
+                                      err)) < 0)
         goto fail;
     if (st->router) {
         uint32_t n = 0;

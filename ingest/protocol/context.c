@@ -37,6 +37,18 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
         rf_err_set(err, EINVAL, "parse context: max_key_len %u exceeds 65535", cfg->max_key_len);
         return NULL;
     }
+    size_t id_len = strnlen(cfg->corr_id_tag, sizeof(cfg->corr_id_tag));
+    bool id_ok = id_len < sizeof(cfg->corr_id_tag);
+    for (size_t i = 0; id_ok && i < id_len; i++) {
+        char ch = cfg->corr_id_tag[i];
+        id_ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                ch == '_' || ch == '.' || ch == '-';
+    }
+    if (!id_ok) {
+        rf_err_set(err, EINVAL, "parse context: the correlation id tag may hold only letters, "
+                                "digits, '_', '.' and '-' (at most 63)");
+        return NULL;
+    }
     rf_parse_ctx *ctx = calloc(1, sizeof(*ctx));
     if (!ctx) {
         rf_err_set(err, ENOMEM, "parse context: out of memory");
@@ -69,10 +81,13 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
     ctx->pend = calloc(c->max_fields, sizeof(*ctx->pend));
     ctx->canon = malloc((size_t)c->max_key_len + 1);
     ctx->unesc = malloc((size_t)c->max_line_len + 1);
+    ctx->id_tag_len = (uint32_t)id_len;
+    if (id_len)
+        ctx->idless = malloc((size_t)c->max_line_len + 1);
     ctx->rlog = calloc(c->reject_log_slots, sizeof(*ctx->rlog));
     ctx->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
     if (!ctx->raw || !ctx->announced || !ctx->tags || !ctx->pend || !ctx->canon || !ctx->unesc ||
-        !ctx->rlog || ctx->c_locale == (locale_t)0) {
+        (id_len && !ctx->idless) || !ctx->rlog || ctx->c_locale == (locale_t)0) {
         rf_parse_ctx_free(ctx);
         rf_err_set(err, ENOMEM, "parse context: out of memory for caches (%u + %u slots)",
                    c->series_cache_slots, c->announced_slots);
@@ -93,6 +108,7 @@ void rf_parse_ctx_free(rf_parse_ctx *ctx)
     free(ctx->pend);
     free(ctx->canon);
     free(ctx->unesc);
+    free(ctx->idless);
     free(ctx->rlog);
     if (ctx->c_locale != (locale_t)0)
         freelocale(ctx->c_locale);

@@ -50,6 +50,70 @@ static int graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *p
     return 0;
 }
 
+/* Every occurrence of the id tag taken out of the path's tags by walking
+ * them all (graphite_take_id's path for a line that repeats it). */
+static uint64_t graphite_take_id_all(rf_parse_ctx *ctx, rf_span *path)
+{
+    const char *p = path->p, *end = p + path->len;
+    const char *semi = memchr(p, ';', path->len);
+    if (!semi)
+        return 0;
+    char *out = ctx->idless;
+    size_t n = (size_t)(semi - p);
+    memcpy(out, p, n);
+    bool found = false;
+    uint64_t id = 0;
+    for (const char *q = semi; q < end;) { /* at a ';' */
+        const char *t = q + 1;
+        const char *te = memchr(t, ';', (size_t)(end - t));
+        if (!te)
+            te = end;
+        const char *eq = memchr(t, '=', (size_t)(te - t));
+        if (eq && rf_is_id_tag(ctx, t, (size_t)(eq - t))) {
+            if (!found)
+                id = rf_corr_id_of(eq + 1, (size_t)(te - eq - 1));
+            found = true;
+        } else {
+            memcpy(out + n, q, (size_t)(te - q));
+            n += (size_t)(te - q);
+        }
+        q = te;
+    }
+    if (!found)
+        return 0;
+    *path = (rf_span){out, (uint32_t)n};
+    return id;
+}
+
+/* With an id tag configured (protocol.h, corr_id_tag): when the path's
+ * ";tag=value" items have it, points *path at the path without it (a copy
+ * in ctx->idless unless it was last) and returns the id of its value; else
+ * 0, *path unchanged. */
+static uint64_t graphite_take_id(rf_parse_ctx *ctx, rf_span *path)
+{
+    const char *p = path->p, *end = p + path->len;
+    const char *k = rf_find_id_item(ctx, p, end, ';', '=', false, false);
+    if (!k)
+        return 0;
+    const char *te = memchr(k, ';', (size_t)(end - k));
+    if (!te)
+        te = end;
+    if (te < end && rf_find_id_item(ctx, te, end, ';', '=', false, false))
+        return graphite_take_id_all(ctx, path);
+    const char *v = k + ctx->id_tag_len + 1;
+    uint64_t id = rf_corr_id_of(v, (size_t)(te - v));
+    if (te == end) {
+        *path = (rf_span){p, (uint32_t)(k - 1 - p)};
+    } else {
+        char *out = ctx->idless;
+        const size_t head = (size_t)(k - p), tail = (size_t)(end - te - 1);
+        memcpy(out, p, head);
+        memcpy(out + head, te + 1, tail);
+        *path = (rf_span){out, (uint32_t)(head + tail)};
+    }
+    return id;
+}
+
 static inline bool is_blank(char c)
 {
     return c == ' ' || c == '\t';
@@ -133,7 +197,11 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
     if (*p == ';')
         return RF_REJ_SYNTAX + 1; /* tags without a path */
 
-    XXH128_hash_t raw = XXH3_128bits_withSeed(p, (size_t)(pe - p), RF_PROTO_GRAPHITE);
+    struct graphite_series ser = {.path = {p, (uint32_t)(pe - p)}};
+    uint64_t cid = 0;
+    if (RF_UNLIKELY(ctx->id_tag_len))
+        cid = graphite_take_id(ctx, &ser.path);
+    XXH128_hash_t raw = XXH3_128bits_withSeed(ser.path.p, ser.path.len, RF_PROTO_GRAPHITE);
     __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
 
     rf_pending *f = &ctx->pend[0];
@@ -154,8 +222,7 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
         if ((r = rf_ts_check(ctx, &ts, &flags, &clamped)))
             return r;
     }
-    struct graphite_series ser = {.path = {p, (uint32_t)(pe - p)}};
-    r = rf_series_finish_line(ctx, raw, 1, graphite_split, &ser, ts, flags);
+    r = rf_series_finish_line(ctx, raw, 1, graphite_split, &ser, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;

@@ -96,6 +96,118 @@ static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_se
     return 0;
 }
 
+/* The id tag's item, every occurrence, taken out of the series section
+ * [*p, *end) by walking all of it (influx_take_id's path for the rare line
+ * that has the tag twice, or an escaped lookalike). */
+static uint64_t influx_take_id_all(rf_parse_ctx *ctx, const char **p, const char **end)
+{
+    const char *s = *p, *e = *end;
+    const uint32_t kl = ctx->id_tag_len;
+    const char *q = s;
+    while (q < e && *q != ',') {
+        if (*q == '\\' && q + 1 < e)
+            q++;
+        q++;
+    }
+    char *out = ctx->idless;
+    size_t n = (size_t)(q - s);
+    memcpy(out, s, n);
+    bool found = false;
+    uint64_t id = 0;
+    while (q < e) { /* at a ',' */
+        const char *t = q + 1, *r = t;
+        while (r < e && *r != ',') {
+            if (*r == '\\' && r + 1 < e)
+                r++;
+            r++;
+        }
+        if ((size_t)(r - t) > kl && t[kl] == '=' && rf_is_id_tag(ctx, t, kl)) {
+            if (!found) {
+                /* The value unescaped (\, \= \space \\), as the canonical key would. */
+                const char *v = t + kl + 1;
+                size_t m = 0;
+                for (; v < r; v++) {
+                    if (*v == '\\' && v + 1 < r &&
+                        (v[1] == ',' || v[1] == '=' || v[1] == ' ' || v[1] == '\\'))
+                        v++;
+                    ctx->unesc[m++] = *v;
+                }
+                id = rf_corr_id_of(ctx->unesc, m);
+            }
+            found = true;
+        } else {
+            memcpy(out + n, q, (size_t)(r - q));
+            n += (size_t)(r - q);
+        }
+        q = r;
+    }
+    if (!found)
+        return 0;
+    *p = out;
+    *end = out + n;
+    return id;
+}
+
+static inline bool escaped_at(const char *start, const char *q)
+{
+    const char *b = q;
+    while (b > start && b[-1] == '\\')
+        b--;
+    return (q - b) & 1;
+}
+
+/* With an id tag configured (protocol.h, corr_id_tag): when the series
+ * section [*p, *end) has the tag, points it at the section without it (a
+ * copy in ctx->idless, or a prefix of the line when the tag is last) and
+ * returns the id of its value; else leaves it and returns 0. A key that
+ * unescapes to the tag is written as the tag: the tag's bytes cannot be
+ * escaped. */
+static uint64_t influx_take_id(rf_parse_ctx *ctx, const char **p, const char **end)
+{
+    const char *s = *p, *e = *end;
+    const uint32_t kl = ctx->id_tag_len;
+    const char *k = rf_find_id_item(ctx, s, e, ',', '=', false, false);
+    if (!k)
+        return 0;
+    if (escaped_at(s, k - 1))
+        return influx_take_id_all(ctx, p, end);
+    const char *v = k + kl + 1, *r = v;
+    bool esc = false;
+    while (r < e && *r != ',') {
+        if (*r == '\\' && r + 1 < e) {
+            r++;
+            esc = true;
+        }
+        r++;
+    }
+    if (r < e && rf_find_id_item(ctx, r, e, ',', '=', false, false))
+        return influx_take_id_all(ctx, p, end); /* twice: every one leaves */
+    uint64_t id;
+    if (!esc) {
+        id = rf_corr_id_of(v, (size_t)(r - v));
+    } else { /* unescaped (\, \= \space \\), as the canonical key would be */
+        size_t m = 0;
+        for (const char *c = v; c < r; c++) {
+            if (*c == '\\' && c + 1 < r &&
+                (c[1] == ',' || c[1] == '=' || c[1] == ' ' || c[1] == '\\'))
+                c++;
+            ctx->unesc[m++] = *c;
+        }
+        id = rf_corr_id_of(ctx->unesc, m);
+    }
+    if (r == e) { /* the last tag: the section is the line up to it */
+        *end = k - 1;
+        return id;
+    }
+    char *out = ctx->idless;
+    const size_t head = (size_t)(k - 1 - s), tail = (size_t)(e - r);
+    memcpy(out, s, head);
+    memcpy(out + head, r, tail);
+    *p = out;
+    *end = out + head + tail;
+    return id;
+}
+
 struct influx_series {
     const char *p, *end;
 };
@@ -239,7 +351,11 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
             return RF_REJ_NUL_BYTE + 1;
         return RF_REJ_EMPTY_FIELD_SET + 1;
     }
-    XXH128_hash_t raw = XXH3_128bits_withSeed(p, (size_t)(sp - p), RF_PROTO_INFLUX);
+    const char *ser = p, *ser_end = sp;
+    uint64_t cid = 0;
+    if (RF_UNLIKELY(ctx->id_tag_len))
+        cid = influx_take_id(ctx, &ser, &ser_end);
+    XXH128_hash_t raw = XXH3_128bits_withSeed(ser, (size_t)(ser_end - ser), RF_PROTO_INFLUX);
     /* The cache group of this series: fetched while the fields are parsed. */
     __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
 
@@ -298,8 +414,8 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
             return r;
     }
 
-    struct influx_series arg = {p, sp};
-    int r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags);
+    struct influx_series arg = {ser, ser_end};
+    int r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;

@@ -119,6 +119,18 @@ typedef struct rf_parse_config {
     uint32_t series_cache_slots;    /* raw-bytes -> id cache, rounded up to 2^k; 0 = 65536 */
     uint32_t announced_slots;       /* announced-ids set, rounded up to 2^k; 0 = 65536 */
     uint32_t reject_log_slots;      /* last rejected lines kept, rounded to 2^k; 0 = 64 */
+    /* The correlation id tag (ingest.correlation.id_tag), "" for none;
+     * [A-Za-z0-9_.-], at most 63 bytes. A tag with this key is taken out of
+     * the series (its key, id and the raw-bytes cache never see it, so ids
+     * do not become series) and its value, unescaped, is hashed into the
+     * correlation_id of every event of the line: XXH3-64 of the value's
+     * bytes, 0 mapped to 1, the same in every protocol. An empty value (a
+     * bare DogStatsD tag among them) gives no id; when a line repeats the
+     * tag (DogStatsD), the first one gives the id and all are taken out.
+     *   line protocol  cpu,host=a,request_id=abc v=1
+     *   DogStatsD      cpu:1|g|#host:a,request_id:abc
+     *   Graphite       cpu;host=a;request_id=abc 1 */
+    char corr_id_tag[64];
 } rf_parse_config;
 
 /* Receives `n` (> 0) events; they must be consumed (copied, enqueued) before it

@@ -101,6 +101,9 @@ struct rf_parse_ctx {
     rf_pending *pend;     /* max_fields */
     char *canon;          /* canonical key under construction, max_key_len + 1 */
     char *unesc;          /* unescaped string field / component, max_line_len + 1 */
+    char *idless;         /* the series section without the id tag, max_line_len + 1
+                           * (allocated only with cfg.corr_id_tag) */
+    uint32_t id_tag_len;  /* strlen(cfg.corr_id_tag); 0: no id tag */
     locale_t c_locale;    /* strtod_l: '.' whatever the process locale */
     /* counters: written by the owning thread only (relaxed load + store) */
     _Atomic uint64_t counters[RF_PC__COUNT];
@@ -171,7 +174,52 @@ static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t fi
  * reject reason + 1 (nothing emitted then). */
 typedef int (*rf_split_fn)(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts);
 int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
-                          const void *arg, int64_t event_time, uint8_t flags);
+                          const void *arg, int64_t event_time, uint8_t flags,
+                          uint64_t correlation_id);
+
+/* The correlation id of an id tag's value (protocol.h, corr_id_tag): never 0;
+ * an empty value is no id (0). */
+static inline uint64_t rf_corr_id_of(const char *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    uint64_t h = XXH3_64bits(v, n);
+    return h ? h : 1;
+}
+
+/* Where an item whose key is the id tag starts in [p, end): items are
+ * separated by `sep` (the first one starts at p when at_start); the key is
+ * followed by `kv`, or (bare_ok) by `sep` or the end. NULL when none. A few
+ * memchr calls a line: the cheap test every line pays once an id tag is set. */
+static inline const char *rf_find_id_item(const rf_parse_ctx *ctx, const char *p,
+                                          const char *end, char sep, char kv, bool at_start,
+                                          bool bare_ok)
+{
+    const size_t kl = ctx->id_tag_len;
+    const char *k = at_start ? p : NULL;
+    for (;;) {
+        if (!k) {
+            const char *c = memchr(p, sep, (size_t)(end - p));
+            if (!c)
+                return NULL;
+            k = c + 1;
+        }
+        if ((size_t)(end - k) >= kl && *k == ctx->cfg.corr_id_tag[0] &&
+            memcmp(k, ctx->cfg.corr_id_tag, kl) == 0) {
+            const char *a = k + kl;
+            if ((a < end && *a == kv) || (bare_ok && (a == end || *a == sep)))
+                return k;
+        }
+        p = k;
+        k = NULL;
+    }
+}
+
+/* True when [k, k+n) is the configured id tag's key. */
+static inline bool rf_is_id_tag(const rf_parse_ctx *ctx, const char *k, size_t n)
+{
+    return n == ctx->id_tag_len && memcmp(k, ctx->cfg.corr_id_tag, n) == 0;
+}
 
 /* reject.c */
 void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line,
@@ -240,7 +288,7 @@ int rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix
 /* Emit phase of a valid line: inserts fresh ids in the cache, marks defs as
  * announced, emits defs and values. */
 void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_t event_time,
-                         uint8_t flags);
+                         uint8_t flags, uint64_t correlation_id);
 
 /* Frees the defs of a line that is rejected after resolution. */
 void rf_series_drop_defs(rf_pending *pend, uint32_t n);

@@ -304,7 +304,7 @@ void rf_series_drop_defs(rf_pending *pend, uint32_t n)
 }
 
 void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_t event_time,
-                         uint8_t flags)
+                         uint8_t flags, uint64_t correlation_id)
 {
     const int64_t recv = ctx->rx->mono_ns;
     const uint16_t source = ctx->cfg.source_id;
@@ -336,7 +336,7 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
         e->recv_time_ns = recv;
         e->series_id = p->series_id;
         e->value = p->value;
-        e->correlation_id = 0;
+        e->correlation_id = correlation_id;
         e->aux = 0;
         e->sample_rate = p->sample_rate;
         e->source_id = source;
@@ -354,7 +354,8 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
 }
 
 int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
-                          const void *arg, int64_t event_time, uint8_t flags)
+                          const void *arg, int64_t event_time, uint8_t flags,
+                          uint64_t correlation_id)
 {
     rf_pending *pend = ctx->pend;
     rf_series_parts parts;
@@ -384,6 +385,6 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             return r;
         }
     }
-    rf_series_emit_line(ctx, pend, n, event_time, flags);
+    rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);
     return 0;
 }

@@ -25,6 +25,70 @@ struct statsd_series {
     rf_span tags; /* after "|#", may be empty */
 };
 
+/* Every occurrence of the id tag taken out of the DogStatsD tags by walking
+ * them all (statsd_take_id's path for a line that repeats the tag). */
+static uint64_t statsd_take_id_all(rf_parse_ctx *ctx, rf_span *tags)
+{
+    const char *p = tags->p, *end = p + tags->len;
+    char *out = ctx->idless;
+    size_t n = 0;
+    bool found = false;
+    uint64_t id = 0;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *ie = c ? c : end;
+        const char *colon = memchr(p, ':', (size_t)(ie - p));
+        const char *ke = colon ? colon : ie;
+        if (rf_is_id_tag(ctx, p, (size_t)(ke - p))) {
+            if (!found && colon)
+                id = rf_corr_id_of(colon + 1, (size_t)(ie - colon - 1));
+            found = true;
+        } else if (ie > p) {
+            if (n)
+                out[n++] = ',';
+            memcpy(out + n, p, (size_t)(ie - p));
+            n += (size_t)(ie - p);
+        }
+        p = ie + 1;
+    }
+    if (!found)
+        return 0;
+    *tags = (rf_span){out, (uint32_t)n};
+    return id;
+}
+
+/* With an id tag configured (protocol.h, corr_id_tag): when the DogStatsD
+ * tags have it, points *tags at them without it (every occurrence; a copy
+ * in ctx->idless unless it was first or last) and returns the id of the
+ * first one's value; else 0, *tags unchanged. */
+static uint64_t statsd_take_id(rf_parse_ctx *ctx, rf_span *tags)
+{
+    const char *p = tags->p, *end = p + tags->len;
+    const char *k = rf_find_id_item(ctx, p, end, ',', ':', true, true);
+    if (!k)
+        return 0;
+    const char *ie = memchr(k, ',', (size_t)(end - k));
+    if (!ie)
+        ie = end;
+    if (ie < end && rf_find_id_item(ctx, ie, end, ',', ':', false, true))
+        return statsd_take_id_all(ctx, tags);
+    const char *a = k + ctx->id_tag_len;
+    uint64_t id = a < ie ? rf_corr_id_of(a + 1, (size_t)(ie - a - 1)) : 0;
+    if (k == p) {
+        const char *rest = ie < end ? ie + 1 : end;
+        *tags = (rf_span){rest, (uint32_t)(end - rest)};
+    } else if (ie == end) {
+        *tags = (rf_span){p, (uint32_t)(k - 1 - p)};
+    } else {
+        char *out = ctx->idless;
+        const size_t head = (size_t)(k - p), tail = (size_t)(end - ie - 1);
+        memcpy(out, p, head);
+        memcpy(out + head, ie + 1, tail);
+        *tags = (rf_span){out, (uint32_t)(head + tail)};
+    }
+    return id;
+}
+
 static int statsd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
 {
     const struct statsd_series *s = arg;
@@ -186,10 +250,13 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
         v = ve + 1;
     }
 
+    uint64_t cid = 0;
+    if (RF_UNLIKELY(ctx->id_tag_len) && ser.tags.len)
+        cid = statsd_take_id(ctx, &ser.tags);
     XXH128_hash_t hn = XXH3_128bits_withSeed(ser.name.p, ser.name.len, RF_PROTO_STATSD);
     XXH128_hash_t ht = XXH3_128bits_withSeed(ser.tags.p, ser.tags.len, hn.low64);
     XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
-    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags);
+    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;

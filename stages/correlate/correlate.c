@@ -20,6 +20,8 @@
 #define DEFAULT_PATTERN_KEYS 4096u
 #define DEFAULT_HISTORY 256u
 #define REUSE_PROBES 8u
+/* Peer messages staged per pass before they go out (grouped by shard). */
+#define PEER_BATCH 256u
 
 enum close_reason { CLOSE_TTL, CLOSE_MEMBERS, CLOSE_CAPACITY, CLOSE_DRAIN };
 
@@ -29,6 +31,7 @@ typedef struct id_group {
     uint64_t id;
     int64_t opened_mono;
     int64_t first_time, last_time;
+    uint64_t first_series; /* the earliest member event's series (ties: the lower id) */
     uint32_t count;
     uint32_t n_members;
     uint32_t prev, next; /* FIFO by opening; free list through next */
@@ -41,6 +44,7 @@ typedef struct binding {
     uint64_t key;     /* hash of the key tag value */
     uint16_t pattern; /* index into patterns */
     uint8_t role;
+    uint16_t owner;   /* shard that holds the key's state: rf_event_owner(key, shards) */
 } binding;
 
 typedef struct pkey {
@@ -48,15 +52,19 @@ typedef struct pkey {
     uint16_t pattern;
     uint8_t n, head;      /* BURST ring */
     bool armed;           /* SEQUENCE: an A is waiting */
+    bool b_waiting;       /* SEQUENCE: a B that found no A (an A may still arrive after it) */
     int64_t last_time;    /* latest event time seen on this key (for reuse) */
     int64_t a_time;
     uint64_t a_series;
+    int64_t b_time;
+    uint64_t b_series;
     int64_t times[RF_CORR_BURST_MAX];
     uint64_t series[RF_CORR_BURST_MAX];
 } pkey;
 
 typedef struct pattern {
     char name[64];
+    uint32_t sig;   /* identity of the definition in peer messages (peer_sig) */
     uint8_t type;
     bool critical;
     rf_series_matcher a, b;
@@ -107,6 +115,17 @@ struct rf_correlator {
     rf_emitter out;
     rf_event obuf[OUT_BATCH];
     uint32_t on;
+    /* shards (rf_correlator_set_peers): messages to other shards' state,
+     * staged in pout/pdest, sent grouped by shard through psorted */
+    rf_peer_send_fn peer_send;
+    void *peer_ctx;
+    uint32_t self, shards;
+    bool closing;     /* rf_correlator_close: groups are emitted here from now on */
+    uint32_t *pcount; /* shards + 1 */
+    uint32_t pn;
+    uint16_t pdest[PEER_BATCH];
+    rf_event pout[PEER_BATCH];
+    rf_event psorted[PEER_BATCH];
     rf_correlator_stats st;
 };
 
@@ -134,6 +153,8 @@ static void out_flush(rf_correlator *c)
     c->on = 0;
 }
 
+static inline rf_event *peer_slot(rf_correlator *c, uint32_t to);
+
 static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint32_t count,
                  const uint64_t *members, uint32_t n_members, uint64_t series_id, int64_t first,
                  int64_t last, int64_t recv, bool critical)
@@ -144,10 +165,19 @@ static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint3
     h->n = n_members < RF_CORR_MAX_MEMBERS ? n_members : RF_CORR_MAX_MEMBERS;
     memcpy(h->members, members, h->n * sizeof(uint64_t));
 
-    if (c->on == OUT_BATCH)
-        out_flush(c);
-    rf_event *e = &c->obuf[c->on++];
-    memset(e, 0, sizeof(*e));
+    /* Emitted where its series lives, so that every sink can name it as it
+     * would with one shard: a message to the series' owner (RF_CORR_MSG_GROUP),
+     * unless the stop began (peers may be gone: emitted here, unnamed). */
+    const uint32_t to = rf_event_owner(series_id, c->shards);
+    rf_event *e;
+    if (to != c->self && !c->closing) {
+        e = peer_slot(c, to);
+    } else {
+        if (c->on == OUT_BATCH)
+            out_flush(c);
+        e = &c->obuf[c->on++];
+        memset(e, 0, sizeof(*e));
+    }
     e->event_time_ns = last;
     e->recv_time_ns = recv;
     e->series_id = series_id;
@@ -158,7 +188,22 @@ static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint3
     e->value_type = RF_VALUE_I64;
     e->kind = RF_KIND_CORRELATED;
     e->priority = critical ? RF_PRIO_CRITICAL : RF_PRIO_STANDARD;
+    if (to != c->self && !c->closing) {
+        e->kind = RF_KIND_PEER;
+        e->subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, RF_CORR_MSG_GROUP);
+        e->route_hint = pattern_id ? c->patterns[pattern_id - 1].sig : 0;
+    }
     c->st.emitted++;
+}
+
+/* Identifies a pattern's definition in a peer message: a receiver whose
+ * pattern at that index is not this one (a reload between the two) drops it. */
+static uint32_t peer_sig(const rf_corr_pattern_config *p)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof(buf), "%s|%d|%s|%lld|%u", p->name ? p->name : "", (int)p->type,
+                     p->key_tag ? p->key_tag : "", (long long)p->within_ns, p->count);
+    return (uint32_t)XXH3_64bits(buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf));
 }
 
 /* ---------------------------------------------------------------- id table */
@@ -205,7 +250,7 @@ static void id_close(rf_correlator *c, uint32_t gi, enum close_reason why, int64
     default: c->st.closed_drain++; break;
     }
     if (g->count >= c->min_members)
-        emit(c, g->id, 0, g->count, g->members, g->n_members, g->members[0], g->first_time,
+        emit(c, g->id, 0, g->count, g->members, g->n_members, g->first_series, g->first_time,
              g->last_time, recv, false);
     else
         c->st.closed_small++;
@@ -240,8 +285,11 @@ static void id_event(rf_correlator *c, const rf_event *ev)
         gi = c->hash[pos] - 1;
         g = &c->groups[gi];
         g->count++;
-        if (ev->event_time_ns < g->first_time)
+        if (ev->event_time_ns < g->first_time ||
+            (ev->event_time_ns == g->first_time && ev->series_id < g->first_series)) {
             g->first_time = ev->event_time_ns;
+            g->first_series = ev->series_id;
+        }
         if (ev->event_time_ns > g->last_time)
             g->last_time = ev->event_time_ns;
         uint32_t m = 0;
@@ -258,6 +306,7 @@ static void id_event(rf_correlator *c, const rf_event *ev)
         g->id = ev->correlation_id;
         g->opened_mono = ev->recv_time_ns;
         g->first_time = g->last_time = ev->event_time_ns;
+        g->first_series = ev->series_id;
         g->count = 1;
         g->n_members = 1;
         g->members[0] = ev->series_id;
@@ -353,16 +402,31 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
     if (t > k->last_time)
         k->last_time = t;
     if (p->type == RF_CORR_SEQUENCE) {
+        /* Judged on event times, whichever of A and B arrives first: with
+         * several shards the two reach the key's owner by different paths. */
         if ((b->role & ROLE_B) && k->armed && t >= k->a_time && t - k->a_time <= p->within) {
             uint64_t m[2] = {k->a_series, ev->series_id};
             emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, 2, m, 2, ev->series_id,
                  k->a_time, t, ev->recv_time_ns, p->critical);
-            k->armed = false;
+            k->armed = k->b_waiting = false; /* a group clears the key */
             c->st.sequences++;
             return; /* an event that closes a sequence does not also arm it */
         }
-        if (b->role & ROLE_A) {
-            k->armed = true;
+        if ((b->role & ROLE_A) && k->b_waiting && k->b_time >= t && k->b_time - t <= p->within) {
+            uint64_t m[2] = {ev->series_id, k->b_series};
+            emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, 2, m, 2, k->b_series, t,
+                 k->b_time, ev->recv_time_ns, p->critical);
+            k->armed = k->b_waiting = false;
+            c->st.sequences++;
+            return;
+        }
+        if ((b->role & ROLE_B) && (!k->b_waiting || t >= k->b_time)) {
+            k->b_waiting = true;
+            k->b_time = t;
+            k->b_series = ev->series_id;
+        }
+        if ((b->role & ROLE_A) && (!k->armed || t >= k->a_time)) {
+            k->armed = true; /* the latest A (by event time) counts */
             k->a_time = t;
             k->a_series = ev->series_id;
         }
@@ -380,17 +444,22 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
     if (k->n < p->count)
         return;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
-    uint64_t members[RF_CORR_BURST_MAX];
+    uint64_t members[RF_CORR_BURST_MAX], latest = 0;
     for (uint32_t i = 0; i < k->n; i++) {
         uint32_t j = (k->head + i) % RF_CORR_BURST_MAX;
         lo = k->times[j] < lo ? k->times[j] : lo;
-        hi = k->times[j] > hi ? k->times[j] : hi;
+        /* The group is named by its latest member (ties: the highest id),
+         * not by the last to arrive: arrival order differs with shards. */
+        if (k->times[j] > hi || (k->times[j] == hi && k->series[j] > latest)) {
+            hi = k->times[j];
+            latest = k->series[j];
+        }
         members[i] = k->series[j];
     }
     if (hi - lo > p->within)
         return;
-    emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, k->n, members, k->n, ev->series_id, lo,
-         hi, ev->recv_time_ns, p->critical);
+    emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, k->n, members, k->n, latest, lo, hi,
+         ev->recv_time_ns, p->critical);
     k->n = 0;
     k->head = 0;
     c->st.bursts++;
@@ -491,6 +560,12 @@ int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_em
     c->free_list = 0;
     c->head = c->tail = NIL;
     c->names[0] = "id";
+    c->shards = 1;
+    c->pcount = calloc(2, sizeof(uint32_t));
+    if (!c->pcount) {
+        rf_correlator_free(c);
+        return rf_err_set(err, ENOMEM, "correlation: out of memory");
+    }
     for (uint32_t i = 0; i < cfg->n_patterns; i++) {
         const rf_corr_pattern_config *pc = &cfg->patterns[i];
         pattern *p = &c->patterns[i];
@@ -500,6 +575,7 @@ int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_em
         p->critical = pc->critical;
         p->within = pc->within_ns;
         p->count = pc->count;
+        p->sig = peer_sig(pc);
         if (rf_series_matcher_copy(&p->a, &pc->a) || rf_series_matcher_copy(&p->b, &pc->b)) {
             rf_correlator_free(c);
             return rf_err_set(err, ENOMEM, "correlation: out of memory");
@@ -520,6 +596,7 @@ void rf_correlator_free(rf_correlator *c)
     }
     free(c->patterns);
     free(c->names);
+    free(c->pcount);
     rf_mem_free(c->groups, (size_t)c->cap * sizeof(id_group));
     rf_mem_free(c->hash, ((size_t)c->hmask + 1) * sizeof(uint32_t));
     rf_mem_free(c->slot, (c->max_slots ? c->max_slots : 1) * sizeof(slot_bind));
@@ -561,10 +638,96 @@ void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *k
             c->binds = nb;
             c->cap_binds = nc;
         }
-        c->binds[c->n_binds++] = (binding){.key = kh, .pattern = (uint16_t)i, .role = role};
+        c->binds[c->n_binds++] = (binding){.key = kh, .pattern = (uint16_t)i, .role = role,
+                                           .owner = (uint16_t)rf_event_owner(kh, c->shards)};
         n++;
     }
     c->slot[slot] = (slot_bind){first, n};
+}
+
+/* ---------------------------------------------------------------- shards */
+
+/* Sends what is staged, one call per destination shard (a counting sort by
+ * destination keeps each shard's messages in the order they were made). */
+static void peer_flush(rf_correlator *c)
+{
+    const uint32_t n = c->pn;
+    if (n == 0)
+        return;
+    c->pn = 0;
+    uint32_t *cnt = c->pcount;
+    memset(cnt, 0, ((size_t)c->shards + 1) * sizeof(uint32_t));
+    for (uint32_t i = 0; i < n; i++)
+        cnt[c->pdest[i] + 1u]++;
+    for (uint32_t d = 1; d <= c->shards; d++)
+        cnt[d] += cnt[d - 1];
+    for (uint32_t i = 0; i < n; i++)
+        c->psorted[cnt[c->pdest[i]]++] = c->pout[i];
+    /* cnt[d] is now the end of shard d's run, which starts where d-1's ends. */
+    for (uint32_t d = 0, start = 0; d < c->shards; d++) {
+        if (cnt[d] > start)
+            c->peer_send(c->peer_ctx, d, c->psorted + start, cnt[d] - start);
+        start = cnt[d];
+    }
+    c->st.forwarded += n;
+}
+
+static inline rf_event *peer_slot(rf_correlator *c, uint32_t to)
+{
+    if (c->pn == PEER_BATCH)
+        peer_flush(c);
+    c->pdest[c->pn] = (uint16_t)to;
+    rf_event *m = &c->pout[c->pn++];
+    memset(m, 0, sizeof(*m));
+    return m;
+}
+
+/* The wire form of both messages is in correlate.h ("Several shards"). */
+static void forward_pattern(rf_correlator *c, const binding *b, const rf_event *ev)
+{
+    rf_event *m = peer_slot(c, b->owner);
+    m->event_time_ns = ev->event_time_ns;
+    m->recv_time_ns = ev->recv_time_ns;
+    m->series_id = ev->series_id;
+    m->value.u64 = b->key;
+    m->aux = (uint64_t)b->pattern | (uint64_t)b->role << 16 |
+             (uint64_t)c->patterns[b->pattern].sig << 32;
+    m->sample_rate = 1.0f;
+    m->kind = RF_KIND_PEER;
+    m->priority = ev->priority;
+    m->subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, RF_CORR_MSG_PATTERN);
+}
+
+static void forward_id(rf_correlator *c, uint32_t to, const rf_event *ev)
+{
+    rf_event *m = peer_slot(c, to);
+    m->event_time_ns = ev->event_time_ns;
+    m->recv_time_ns = ev->recv_time_ns;
+    m->series_id = ev->series_id;
+    m->correlation_id = ev->correlation_id;
+    m->sample_rate = 1.0f;
+    m->kind = RF_KIND_PEER;
+    m->priority = ev->priority;
+    m->subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, RF_CORR_MSG_ID);
+}
+
+int rf_correlator_set_peers(rf_correlator *c, rf_peer_send_fn send, void *ctx, uint32_t index,
+                            uint32_t shards, rf_err *err)
+{
+    if (shards == 0 || shards > RF_CORR_MAX_SHARDS || index >= shards || (shards > 1 && !send))
+        return rf_err_set(err, EINVAL, "correlation: shard %u of %u", index, shards);
+    uint32_t *cnt = calloc((size_t)shards + 1, sizeof(uint32_t));
+    if (!cnt)
+        return rf_err_set(err, ENOMEM, "correlation: out of memory");
+    free(c->pcount);
+    c->pcount = cnt;
+    c->peer_send = send;
+    c->peer_ctx = ctx;
+    c->self = index;
+    c->shards = shards;
+    for (uint32_t i = 0; i < c->n_binds; i++)
+        c->binds[i].owner = (uint16_t)rf_event_owner(c->binds[i].key, shards);
+    return 0;
 }
 
 /* Prefetch distances (events ahead): the slot record, then its bindings.
@@ -576,6 +739,7 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
                            uint32_t n)
 {
     int64_t now = c->now_mono;
+    const uint32_t self = c->self, shards = c->shards;
     for (uint32_t i = 0; i < n; i++) {
         if (i + PF_SLOT < n && (uint32_t)slots[i + PF_SLOT] < c->max_slots)
             __builtin_prefetch(&c->slot[slots[i + PF_SLOT]]);
@@ -591,8 +755,13 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
             continue;
         if (ev->recv_time_ns > now)
             now = ev->recv_time_ns;
-        if (ev->correlation_id)
-            id_event(c, ev);
+        if (ev->correlation_id) {
+            uint32_t to = rf_event_owner(ev->correlation_id, shards);
+            if (to == self)
+                id_event(c, ev);
+            else
+                forward_id(c, to, ev);
+        }
         uint32_t slot = (uint32_t)slots[i];
         if (slot >= c->max_slots)
             continue;
@@ -601,12 +770,83 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
         if (bn == 0)
             continue;
         const binding *b = &c->binds[sb.first];
-        for (uint32_t j = 0; j < bn; j++)
-            pattern_event(c, &b[j], ev);
+        for (uint32_t j = 0; j < bn; j++) {
+            if (b[j].owner == self)
+                pattern_event(c, &b[j], ev);
+            else
+                forward_pattern(c, &b[j], ev);
+        }
     }
     c->now_mono = now;
     id_expire(c, now);
+    peer_flush(c);
     out_flush(c);
+}
+
+int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
+{
+    c->st.received++;
+    if (ev->kind != RF_KIND_PEER || RF_PEER_STAGE_OF(ev->subkind) != RF_PEER_STAGE_CORRELATE) {
+        c->st.peer_malformed++;
+        return -EINVAL;
+    }
+    int rc = 0;
+    switch (RF_PEER_TYPE_OF(ev->subkind)) {
+    case RF_CORR_MSG_PATTERN: {
+        const uint32_t pi = (uint32_t)(ev->aux & 0xffffu);
+        const uint8_t role = (uint8_t)(ev->aux >> 16);
+        /* A shard that swapped its configuration at another tick than the
+         * sender: the pattern may be gone or another one at that index. */
+        if (pi >= c->n_patterns || c->patterns[pi].sig != (uint32_t)(ev->aux >> 32) ||
+            !(role & (ROLE_A | ROLE_B))) {
+            c->st.peer_stale++;
+            rc = -ENOENT;
+            break;
+        }
+        const binding b = {.key = ev->value.u64, .pattern = (uint16_t)pi, .role = role,
+                           .owner = (uint16_t)c->self};
+        pattern_event(c, &b, ev);
+        break;
+    }
+    case RF_CORR_MSG_GROUP: {
+        /* A group another shard formed, whose series is ours: emitted here
+         * (counted there). A pattern group needs the same pattern here, or
+         * the router would file it under another name. */
+        const uint32_t pid = (uint32_t)(ev->aux >> 32);
+        if (pid && (pid > c->n_patterns || c->patterns[pid - 1].sig != ev->route_hint)) {
+            c->st.peer_stale++;
+            rc = -ENOENT;
+            break;
+        }
+        if (c->on == OUT_BATCH)
+            out_flush(c);
+        rf_event *e = &c->obuf[c->on++];
+        *e = *ev;
+        e->kind = RF_KIND_CORRELATED;
+        e->subkind = 0;
+        e->route_hint = 0;
+        break;
+    }
+    case RF_CORR_MSG_ID:
+        if (ev->correlation_id == 0) {
+            c->st.peer_malformed++;
+            rc = -EINVAL;
+            break;
+        }
+        if (ev->recv_time_ns > c->now_mono)
+            c->now_mono = ev->recv_time_ns;
+        id_event(c, ev);
+        id_expire(c, c->now_mono);
+        break;
+    default:
+        c->st.peer_malformed++;
+        rc = -EINVAL;
+        break;
+    }
+    peer_flush(c); /* a group this completed, for its series' owner */
+    if (c->on)
+        out_flush(c);
+    return rc;
 }
 
 void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns)
@@ -614,6 +854,7 @@ void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns)
     if (now_mono_ns > c->now_mono)
         c->now_mono = now_mono_ns;
     id_expire(c, c->now_mono);
+    peer_flush(c);
     out_flush(c);
 }
 
@@ -621,7 +862,14 @@ void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns)
 {
     while (c->head != NIL)
         id_close(c, c->head, CLOSE_DRAIN, now_mono_ns);
+    peer_flush(c);
     out_flush(c);
+}
+
+void rf_correlator_close(rf_correlator *c, int64_t now_mono_ns)
+{
+    rf_correlator_drain(c, now_mono_ns);
+    c->closing = true;
 }
 
 int rf_correlator_members(const rf_correlator *c, uint64_t correlation_id, uint64_t *out,
@@ -673,5 +921,6 @@ uint64_t rf_correlator_memory_bound(const rf_correlator_config *cfg, uint32_t ma
     b += rf_mem_alloc_bound(pk * sizeof(pkey)) +
          rf_mem_alloc_bound((uint64_t)pow2_at_least((uint32_t)(pk * 2)) * sizeof(uint32_t));
     b += rf_mem_alloc_bound(hist * sizeof(closed));
+    b += rf_mem_alloc_bound((RF_CORR_MAX_SHARDS + 1ull) * sizeof(uint32_t)); /* set_peers */
     return b;
 }
