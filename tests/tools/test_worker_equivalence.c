@@ -4,9 +4,9 @@
  * For each seed a random stream is written as a recording (hosts in regions
  * sending cpu with explicit timestamps, disk-then-cpuhot pairs per host,
  * heartbeats without timestamps that stop for a while, StatsD counters and
- * timers), with a random rule set (aggregations with random functions,
+ * timers, requests of several services tied by a request id tag), with a random rule set (aggregations with random functions,
  * windows and group-by keys; a rule-wide absence alert and a per-series
- * threshold; a sequence pattern keyed by host). It is replayed in process
+ * threshold; a sequence pattern keyed by host; id groups). It is replayed in process
  * (`ringflow replay --into`, deterministic) with --workers 1, 2 and 4, and
  * the derived outputs are compared as sorted lines: every field equal, values
  * within 1e-9 relative (sums merged from partials add in another order) and
@@ -140,6 +140,14 @@ static void write_recording(const char *path, int hosts, int regions)
                 len += (size_t)snprintf(buf + len, sizeof(buf) - len,
                                         "cpuhot,host=h%d v=1i %" PRId64 "\n", h, ts + h);
         }
+        /* Requests seen by two or three services, tied by a request id
+         * (ingest.correlation.id_tag): one id group each, whatever worker
+         * owns each service's series. */
+        if (ms % 1000 == 0 && ms < SPAN_MS - 2000)
+            for (int k = 0, parts = 2 + (int)(ms / 1000) % 2; k < parts; k++)
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                                        "req,svc=s%d,request_id=q%d ms=%di %" PRId64 "\n", k,
+                                        (int)(ms / 1000), (int)(rnd() % 100), ts + k);
         /* Heartbeats stamped at receipt, from three hosts, silent from 15 s
          * to 22 s: a rule-wide absence of 2 s fires once and resolves. */
         if (ms % 500 == 0 && (ms < 15000 || ms >= 22000))
@@ -188,6 +196,7 @@ static void write_config(const char *name)
     char cfg[8192];
     snprintf(cfg, sizeof(cfg),
              "engine: {workers: 2}\n"
+             "ingest: {correlation: {id_tag: request_id}}\n"
              "listeners:\n"
              "  - {name: lp, transport: udp, protocol: influx_line, port: %d}\n"
              "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n"
@@ -384,6 +393,7 @@ static void test_same_output_on_1_2_4_workers(void **state)
         /* The reference itself must be right where it is simple to know:
          * every host whose cpuhot came within 10 s of its disk is a group. */
         lines c = read_sorted(dirs[0], "corr.jsonl", true);
+        g_expected_groups += (SPAN_MS - 2000) / 1000; /* one id group per request */
         if ((int)c.n != g_expected_groups)
             fail_msg("seed %d: %zu correlated groups with 1 worker, %d hosts had their pair",
                      seed, c.n, g_expected_groups);
