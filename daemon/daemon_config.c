@@ -180,4 +180,20 @@ int rf_daemon_config_load(const char *path, rf_daemon_config *cfg, rf_cfg_doc **
     return 0;
 }
 
+int rf_daemon_config_print(const char *path, FILE *out, rf_err *err)
+{
+    rf_cfg_doc *doc;
+    int rc = path ? rf_cfg_load_file(path, &doc, err)
+                  : rf_cfg_load_string(rf_daemon_default_config_yaml,
+                                       rf_daemon_default_config_yaml_len,
+                                       RF_DAEMON_DEFAULT_SOURCE, &doc, err);
+    if (rc < 0)
+        return rc;
+    fprintf(out, "# %s as ringflowd reads it: includes merged, ${...} substituted\n",
+            path ? path : RF_DAEMON_DEFAULT_SOURCE);
+    rc = rf_cfg_write(doc, out, err);
+    rf_cfg_free(doc);
+    return rc;
+}
+
 const char *rf_daemon_default_config_text(void) { return rf_daemon_default_config_yaml; }

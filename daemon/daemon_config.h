@@ -79,6 +79,11 @@ int rf_daemon_config_parse(const rf_cfg_doc *doc, rf_daemon_config *cfg, rf_err 
 int rf_daemon_config_load(const char *path, rf_daemon_config *cfg, rf_cfg_doc **doc_out,
                           rf_err *err);
 
+/* Writes the configuration `path` (NULL: the embedded default) resolves to,
+ * its includes merged and ${VAR}s substituted, as YAML (--print-config).
+ * Loads it only: the values are not validated (--check-config does that). */
+int rf_daemon_config_print(const char *path, FILE *out, rf_err *err);
+
 /* The embedded default configuration, NUL-terminated. */
 const char *rf_daemon_default_config_text(void);
 

@@ -41,6 +41,9 @@ static void usage(FILE *out)
             "      --check-config FILE   validate FILE and exit: 0 valid, 3 invalid\n"
             "      --print-default-config\n"
             "                            print the embedded default configuration and exit\n"
+            "      --print-config        print the configuration (--config FILE, else the\n"
+            "                            default) with its includes merged and ${VAR}s\n"
+            "                            substituted, and exit\n"
             "  -h, --help                this help\n"
             "  -V, --version             version and build features\n"
             "\n"
@@ -344,17 +347,20 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"check-config", required_argument, NULL, 'k'},
         {"print-default-config", no_argument, NULL, 'p'},
+        {"print-config", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *check_path = NULL;
+    bool print_config = false;
     int opt;
     while ((opt = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'k': check_path = optarg; break;
         case 'p': fputs(rf_daemon_default_config_text(), stdout); return 0;
+        case 'P': print_config = true; break;
         case 'h': usage(stdout); return 0;
         case 'V':
             printf("ringflowd %s\n", RF_VERSION);
@@ -380,6 +386,13 @@ int main(int argc, char **argv)
     static rf_settings settings;
     rf_err err;
     rf_err_clear(&err);
+    if (print_config) {
+        if (rf_daemon_config_print(config_path, stdout, &err) < 0) {
+            fprintf(stderr, "ringflowd: %s\n", err.msg);
+            return EXIT_CONFIG;
+        }
+        return 0;
+    }
     if (check_path) {
         if (rf_settings_load(check_path, &settings, &err) < 0) {
             fprintf(stderr, "ringflowd: %s\n", err.msg);

@@ -46,7 +46,7 @@ int rf_cfg_fail(const rf_cfg_node *node, rf_err *err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = rf_cfg_failv_at(node->doc->source, node->line, node->col, node->path, err, fmt, ap);
+    int rc = rf_cfg_failv_at(node->source, node->line, node->col, node->path, err, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -80,10 +80,10 @@ int rf_cfg_fail_key(const rf_cfg_node *map, const char *key, rf_err *err, const 
     va_start(ap, fmt);
     int rc;
     if (v) {
-        rc = rf_cfg_failv_at(v->doc->source, v->line, v->col, v->path, err, fmt, ap);
+        rc = rf_cfg_failv_at(v->source, v->line, v->col, v->path, err, fmt, ap);
     } else {
         char *path = join_key(map->path, key);
-        rc = rf_cfg_failv_at(map->doc->source, map->line, map->col, path ? path : key, err, fmt,
+        rc = rf_cfg_failv_at(map->source, map->line, map->col, path ? path : key, err, fmt,
                              ap);
         free(path);
     }
@@ -130,7 +130,7 @@ const char *rf_cfg_describe(const rf_cfg_node *n, char *buf, size_t size)
 
 /* ---- the tree ----------------------------------------------------------- */
 
-static void node_free(rf_cfg_node *n)
+void rf_cfg_node_free(rf_cfg_node *n)
 {
     if (!n)
         return;
@@ -140,13 +140,13 @@ static void node_free(rf_cfg_node *n)
         break;
     case RF_CFG_SEQUENCE:
         for (size_t i = 0; i < n->u.seq.n; i++)
-            node_free(n->u.seq.items[i]);
+            rf_cfg_node_free(n->u.seq.items[i]);
         free(n->u.seq.items);
         break;
     case RF_CFG_MAPPING:
         for (size_t i = 0; i < n->u.map.n; i++) {
             free(n->u.map.entries[i].key);
-            node_free(n->u.map.entries[i].value);
+            rf_cfg_node_free(n->u.map.entries[i].value);
         }
         free(n->u.map.entries);
         for (size_t i = 0; i < n->u.map.n_asked; i++)
@@ -162,16 +162,19 @@ void rf_cfg_free(rf_cfg_doc *doc)
 {
     if (!doc)
         return;
-    node_free(doc->root);
+    rf_cfg_node_free(doc->root);
     for (size_t i = 0; i < doc->n_extra; i++)
-        node_free(doc->extra[i]);
+        rf_cfg_node_free(doc->extra[i]);
     free(doc->extra);
+    for (size_t i = 0; i < doc->n_sources; i++)
+        free(doc->sources[i]);
+    free(doc->sources);
     free(doc->source);
     free(doc);
 }
 
 /* Grows *arr (of `elem` bytes each) so that one more fits. */
-static int grow(void *arr, size_t *cap, size_t n, size_t elem)
+int rf_cfg_grow(void *arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap)
         return 0;
@@ -200,6 +203,7 @@ static rf_cfg_node *node_new(const rf_cfg_doc *doc, enum rf_cfg_kind kind, unsig
     n->col = col;
     n->path = path;
     n->doc = doc;
+    n->source = doc->source;
     return n;
 }
 
@@ -208,6 +212,8 @@ static rf_cfg_node *node_new(const rf_cfg_doc *doc, enum rf_cfg_kind kind, unsig
 struct loader {
     yaml_parser_t parser;
     rf_cfg_doc *doc;
+    const char *source; /* the file being parsed: the doc's, or an included one */
+    rf_cfg_node **root;
     const char *text;
     size_t len;
     rf_err *err;
@@ -244,11 +250,11 @@ static int yaml_error(struct loader *ld)
     }
     const char *problem = p->problem ? p->problem : "cannot parse";
     if (p->context)
-        return fail_at(ld->doc->source, line, col, "", ld->err,
+        return fail_at(ld->source, line, col, "", ld->err,
                        "invalid YAML: %s (%s that started at line %u, column %u)", problem,
                        p->context, (unsigned)p->context_mark.line + 1,
                        (unsigned)p->context_mark.column + 1);
-    return fail_at(ld->doc->source, line, col, "", ld->err, "invalid YAML: %s", problem);
+    return fail_at(ld->source, line, col, "", ld->err, "invalid YAML: %s", problem);
 }
 
 static int next_event(struct loader *ld, yaml_event_t *ev)
@@ -278,12 +284,12 @@ static const char *event_anchor(const yaml_event_t *ev)
 static int reject_references(struct loader *ld, const yaml_event_t *ev, const char *path)
 {
     if (ev->type == YAML_ALIAS_EVENT)
-        return fail_at(ld->doc->source, mark_line(ev), mark_col(ev), path, ld->err,
+        return fail_at(ld->source, mark_line(ev), mark_col(ev), path, ld->err,
                        "aliases (*%s) are not supported; write the value out",
                        (const char *)ev->data.alias.anchor);
     const char *anchor = event_anchor(ev);
     if (anchor)
-        return fail_at(ld->doc->source, mark_line(ev), mark_col(ev), path, ld->err,
+        return fail_at(ld->source, mark_line(ev), mark_col(ev), path, ld->err,
                        "anchors (&%s) are not supported; write the value out", anchor);
     return 0;
 }
@@ -310,7 +316,7 @@ static int build_sequence(struct loader *ld, rf_cfg_node *n)
             yaml_event_delete(&ev);
             return 0;
         }
-        if (grow(&n->u.seq.items, &n->u.seq.cap, n->u.seq.n, sizeof(rf_cfg_node *)) < 0) {
+        if (rf_cfg_grow(&n->u.seq.items, &n->u.seq.cap, n->u.seq.n, sizeof(rf_cfg_node *)) < 0) {
             yaml_event_delete(&ev);
             return nomem(ld);
         }
@@ -326,7 +332,7 @@ static int build_sequence(struct loader *ld, rf_cfg_node *n)
 
 static int build_mapping(struct loader *ld, rf_cfg_node *n)
 {
-    const char *src = ld->doc->source;
+    const char *src = ld->source;
     for (;;) {
         yaml_event_t ev;
         int rc = next_event(ld, &ev);
@@ -370,13 +376,13 @@ static int build_mapping(struct loader *ld, rf_cfg_node *n)
         char *value_path = join_key(n->path, key);
         yaml_event_delete(&ev);
         if (!key_copy || !value_path ||
-            grow(&n->u.map.entries, &n->u.map.cap, n->u.map.n, sizeof(struct rf_cfg_entry)) < 0) {
+            rf_cfg_grow(&n->u.map.entries, &n->u.map.cap, n->u.map.n, sizeof(struct rf_cfg_entry)) < 0) {
             free(key_copy);
             free(value_path);
             return nomem(ld);
         }
         struct rf_cfg_entry *e = &n->u.map.entries[n->u.map.n++];
-        *e = (struct rf_cfg_entry){.key = key_copy, .line = line, .col = col};
+        *e = (struct rf_cfg_entry){.key = key_copy, .source = src, .line = line, .col = col};
         rc = next_event(ld, &ev);
         if (rc < 0) {
             free(value_path);
@@ -406,6 +412,7 @@ static int build(struct loader *ld, yaml_event_t *ev, char *path, rf_cfg_node **
         yaml_event_delete(ev);
         return nomem(ld);
     }
+    n->source = ld->source;
     *out = n;
     if (kind == RF_CFG_SCALAR) {
         n->null = is_null_scalar(ev);
@@ -420,7 +427,7 @@ static int build(struct loader *ld, yaml_event_t *ev, char *path, rf_cfg_node **
     }
     yaml_event_delete(ev);
     if (++ld->depth > RF_CFG_MAX_DEPTH)
-        return fail_at(ld->doc->source, line, col, n->path, ld->err,
+        return fail_at(ld->source, line, col, n->path, ld->err,
                        "nested deeper than %d levels", RF_CFG_MAX_DEPTH);
     rc = kind == RF_CFG_SEQUENCE ? build_sequence(ld, n) : build_mapping(ld, n);
     ld->depth--;
@@ -436,7 +443,7 @@ static rf_cfg_node *empty_node(const rf_cfg_doc *doc, enum rf_cfg_kind kind, uns
 /* Reads the stream: at most one document, whose top level is a mapping. */
 static int load_stream(struct loader *ld)
 {
-    const char *src = ld->doc->source;
+    const char *src = ld->source;
     yaml_event_t ev;
     int rc = next_event(ld, &ev); /* stream start */
     if (rc < 0)
@@ -446,13 +453,15 @@ static int load_stream(struct loader *ld)
         return rc;
     if (ev.type == YAML_STREAM_END_EVENT) {
         yaml_event_delete(&ev);
-        ld->doc->root = empty_node(ld->doc, RF_CFG_MAPPING, 1, 1, "");
-        return ld->doc->root ? 0 : nomem(ld);
+        *ld->root = empty_node(ld->doc, RF_CFG_MAPPING, 1, 1, "");
+        if (*ld->root)
+            (*ld->root)->source = src;
+        return *ld->root ? 0 : nomem(ld);
     }
     yaml_event_delete(&ev); /* document start */
     if ((rc = next_event(ld, &ev)) < 0)
         return rc;
-    if ((rc = build(ld, &ev, strdup(""), &ld->doc->root)) < 0)
+    if ((rc = build(ld, &ev, strdup(""), ld->root)) < 0)
         return rc;
     if ((rc = next_event(ld, &ev)) < 0) /* document end */
         return rc;
@@ -467,14 +476,15 @@ static int load_stream(struct loader *ld)
     }
     yaml_event_delete(&ev);
 
-    rf_cfg_node *root = ld->doc->root;
+    rf_cfg_node *root = *ld->root;
     if (root->kind == RF_CFG_SCALAR && root->null) {
         /* "---" alone, or a document of only a null: nothing is configured. */
         rf_cfg_node *empty = empty_node(ld->doc, RF_CFG_MAPPING, root->line, root->col, "");
         if (!empty)
             return nomem(ld);
-        node_free(root);
-        ld->doc->root = empty;
+        empty->source = src;
+        rf_cfg_node_free(root);
+        *ld->root = empty;
     } else if (root->kind != RF_CFG_MAPPING) {
         char buf[RF_CFG_DESCRIBE_MAX];
         return fail_at(src, root->line, root->col, "", ld->err,
@@ -482,6 +492,19 @@ static int load_stream(struct loader *ld)
                        rf_cfg_describe(root, buf, sizeof(buf)));
     }
     return 0;
+}
+
+int rf_cfg_parse_tree(rf_cfg_doc *doc, const char *text, size_t len, const char *source,
+                      rf_cfg_node **root, rf_err *err)
+{
+    struct loader ld = {.doc = doc, .source = source, .root = root, .text = text, .len = len,
+                        .err = err};
+    if (!yaml_parser_initialize(&ld.parser))
+        return rf_err_set(err, ENOMEM, "%s: out of memory while loading", source);
+    yaml_parser_set_input_string(&ld.parser, (const unsigned char *)text, len);
+    int rc = load_stream(&ld);
+    yaml_parser_delete(&ld.parser);
+    return rc;
 }
 
 int rf_cfg_load_string(const char *text, size_t len, const char *source, rf_cfg_doc **out,
@@ -494,14 +517,9 @@ int rf_cfg_load_string(const char *text, size_t len, const char *source, rf_cfg_
         free(doc);
         return rf_err_set(err, ENOMEM, "%s: out of memory while loading", source);
     }
-    struct loader ld = {.doc = doc, .text = text, .len = len, .err = err};
-    if (!yaml_parser_initialize(&ld.parser)) {
-        rf_cfg_free(doc);
-        return rf_err_set(err, ENOMEM, "%s: out of memory while loading", source);
-    }
-    yaml_parser_set_input_string(&ld.parser, (const unsigned char *)text, len);
-    int rc = load_stream(&ld);
-    yaml_parser_delete(&ld.parser);
+    int rc = rf_cfg_parse_tree(doc, text, len, doc->source, &doc->root, err);
+    if (rc == 0)
+        rc = rf_cfg_expand(doc, doc->root, 0, err);
     if (rc < 0) {
         rf_cfg_free(doc);
         return rc;
@@ -511,7 +529,7 @@ int rf_cfg_load_string(const char *text, size_t len, const char *source, rf_cfg_
     return 0;
 }
 
-int rf_cfg_load_file(const char *path, rf_cfg_doc **out, rf_err *err)
+int rf_cfg_read_file(const char *path, char **text, size_t *text_len, rf_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -554,7 +572,19 @@ int rf_cfg_load_file(const char *path, rf_cfg_doc **out, rf_err *err)
         }
     }
     close(fd);
-    int rc = rf_cfg_load_string(buf, len, path, out, err);
+    *text = buf;
+    *text_len = len;
+    return 0;
+}
+
+int rf_cfg_load_file(const char *path, rf_cfg_doc **out, rf_err *err)
+{
+    char *buf;
+    size_t len;
+    int rc = rf_cfg_read_file(path, &buf, &len, err);
+    if (rc < 0)
+        return rc;
+    rc = rf_cfg_load_string(buf, len, path, out, err);
     free(buf);
     return rc;
 }
@@ -580,7 +610,7 @@ static void record_asked(rf_cfg_node *m, const char *key)
             return;
     /* Out of memory here only shortens the "accepted" list of a later message. */
     char *copy = strdup(key);
-    if (!copy || grow(&m->u.map.asked, &m->u.map.cap_asked, m->u.map.n_asked, sizeof(char *)) < 0) {
+    if (!copy || rf_cfg_grow(&m->u.map.asked, &m->u.map.cap_asked, m->u.map.n_asked, sizeof(char *)) < 0) {
         free(copy);
         return;
     }
@@ -659,8 +689,10 @@ static int empty_section(const rf_cfg_node *map, const char *key, const rf_cfg_n
     rf_cfg_doc *doc = (rf_cfg_doc *)map->doc;
     const rf_cfg_node *at = null_value ? null_value : map;
     rf_cfg_node *n = node_new(doc, kind, at->line, at->col, join_key(map->path, key));
-    if (!n || grow(&doc->extra, &doc->cap_extra, doc->n_extra, sizeof(rf_cfg_node *)) < 0) {
-        node_free(n);
+    if (n)
+        n->source = at->source;
+    if (!n || rf_cfg_grow(&doc->extra, &doc->cap_extra, doc->n_extra, sizeof(rf_cfg_node *)) < 0) {
+        rf_cfg_node_free(n);
         return rf_err_set(err, ENOMEM, "%s: out of memory", doc->source);
     }
     doc->extra[doc->n_extra++] = n;
@@ -755,10 +787,10 @@ static int report_unknown(const rf_cfg_node *m, const struct rf_cfg_entry *e, rf
     char *path = join_key(m->path, e->key);
     int rc;
     if (m->u.map.n_asked)
-        rc = fail_at(m->doc->source, e->line, e->col, path ? path : e->key, err,
+        rc = fail_at(e->source, e->line, e->col, path ? path : e->key, err,
                      "unknown key (accepted: %s)", accepted);
     else
-        rc = fail_at(m->doc->source, e->line, e->col, path ? path : e->key, err,
+        rc = fail_at(e->source, e->line, e->col, path ? path : e->key, err,
                      "unknown key (no keys are accepted here)");
     free(path);
     return rc;

@@ -42,6 +42,25 @@
  *     rf_cfg_check_unknown_keys(doc, &err);     (last)
  *     rf_cfg_free(doc);
  *
+ * Includes and environment (while loading, before any module reads)
+ *   - ${NAME} in a value is replaced by the environment variable NAME; an
+ *     unset one is an error at the value. ${NAME:-default} takes `default`
+ *     when NAME is unset or empty. Only "${" starts a reference (a lone '$'
+ *     stays); "$${" writes a literal "${". Keys are not substituted.
+ *   - A top-level `include:` names a file or a glob, or a list of them,
+ *     relative to the directory of the file that names it (conf.d/NAME.yaml for every NAME: a glob).
+ *     Each file is loaded as a document of its own (with its own ${...} and
+ *     include:, at most 8 files deep) and merged over the including one, in
+ *     list order and, for a glob, in name order: mappings merge key by key,
+ *     and any other value (a scalar, a list) replaces the one before it. So a
+ *     file in conf.d/ overrides the main file, and a later one an earlier one.
+ *     A glob matching nothing includes nothing; a missing plain path is an
+ *     error at the include item.
+ *   - Every node keeps the file it was written in: messages about an
+ *     included value (and unknown keys in it) name that file, line and column.
+ *   - The `include` key itself is consumed by the loader: modules never see
+ *     it, and rf_cfg_write leaves it out.
+ *
  * Units
  *   durations: an integer or decimal with ns, us, ms, s, m, h or d ("250us",
  *   "1.5s", "90d"); a plain number is seconds. Values are nanoseconds.
@@ -54,6 +73,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/error/error.h"
 
@@ -75,6 +95,10 @@ int rf_cfg_load_file(const char *path, rf_cfg_doc **out, rf_err *err);
 int rf_cfg_load_string(const char *text, size_t len, const char *source, rf_cfg_doc **out,
                        rf_err *err);
 void rf_cfg_free(rf_cfg_doc *doc);
+
+/* Writes the document (merged, substituted) as one YAML document, comments
+ * and `include:` gone; loading the output gives the same tree. */
+int rf_cfg_write(const rf_cfg_doc *doc, FILE *out, rf_err *err);
 
 /* The top-level mapping (never NULL). */
 const rf_cfg_node *rf_cfg_root(const rf_cfg_doc *doc);
