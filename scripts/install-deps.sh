@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Installs ringflow's build and test dependencies from Debian's packages.
+# libsystemd-dev: sd_notify (daemon/notify.c). debhelper, dpkg-dev, fakeroot,
+# lintian: scripts/package.sh. scdoc: the man pages (docs/man). man-db, systemd,
+# bash-completion: the packaging tests (man -l, systemd-analyze verify, the
+# completion directory pkg-config names).
 # Idempotent: when everything is already present it only checks, in a few seconds.
 set -euo pipefail
 
@@ -13,6 +17,8 @@ packages=(
   nodejs
   libfaketime
   victoria-metrics
+  libsystemd-dev
+  debhelper dpkg-dev fakeroot lintian scdoc man-db systemd bash-completion
 )
 
 missing=()
