@@ -142,7 +142,8 @@ static int parse_log(const rf_cfg_node *root, rf_daemon_config *c, rf_err *err)
         (rc = rf_cfg_enum(sec, "level", log_level_names, N(log_level_names), RF_LOG_INFO, &level,
                           err)) < 0 ||
         (rc = rf_cfg_enum(sec, "format", log_format_names, N(log_format_names), RF_LOG_TEXT,
-                          &format, err)) < 0)
+                          &format, err)) < 0 ||
+        (rc = rf_cfg_str(sec, "file", 0, "", c->log.file, sizeof(c->log.file), err)) < 0)
         return rc;
     c->log.level = (enum rf_log_level)level;
     c->log.format = (enum rf_log_format)format;

@@ -63,6 +63,9 @@ typedef struct rf_daemon_config {
     struct {
         enum rf_log_level level;
         enum rf_log_format format;
+        /* Append records here instead of stderr ("": stderr; the journal's
+         * format when stderr is the journal). Takes a restart to change. */
+        char file[RF_DAEMON_PATH_MAX];
     } log;
 } rf_daemon_config;
 

@@ -1207,6 +1207,10 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
      * watching the one the daemon started with. */
     if (nx->engine.memory_limit != cur->engine.memory_limit)
         RELOAD_NOTE(" engine.memory_limit");
+    /* Opened before privileges were given up (core/log: rf_log_reopen
+     * reopens the same path, for logrotate). */
+    if (strcmp(nx->log.file, cur->log.file) != 0)
+        RELOAD_NOTE(" log.file");
     if (pipeline_changed && max_series_new != max_series_was)
         RELOAD_NOTE(" pipeline.max_series (%u -> %u)", max_series_was, max_series_new);
     /* Sections applied only at start (the stats section is the ops server's
@@ -1231,7 +1235,8 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     /* The engine keeps its own settings (the shards point into them); only
      * what was applied changes. Nothing of `next` is kept: the caller frees it. */
     e->settings.daemon.engine.idle = nx->engine.idle;
-    e->settings.daemon.log = nx->log;
+    e->settings.daemon.log.level = nx->log.level;
+    e->settings.daemon.log.format = nx->log.format;
 
     if (len > 0) {
         rf_err_set(err, 0, "these settings need a restart and were left as they are:%s%s%s", fixed,

@@ -408,6 +408,16 @@ int main(int argc, char **argv)
     }
     rf_log_set_level(settings.daemon.log.level);
     rf_log_set_format(settings.daemon.log.format);
+    /* log.file is opened now, before engine.user gives root up; under
+     * systemd without one, records take the journal's format. */
+    if (settings.daemon.log.file[0]) {
+        if (rf_log_open_file(settings.daemon.log.file, &err) < 0) {
+            fprintf(stderr, "ringflowd: %s\n", err.msg);
+            return 1;
+        }
+    } else if (rf_log_stderr_is_journal()) {
+        rf_log_set_journal(true);
+    }
 
     /* Created as root (and given to engine.user when set): a store outside
      * data_dir too, so that the user can create it even where only root

@@ -513,7 +513,7 @@ static void unknown_keys_reported_in_document_order(void **state)
     (void)state;
     /* Two mistakes: the first one in the file is reported. */
     expect_daemon_error("log:\n  colour: true\nengine:\n  workerz: 4\n",
-                        SRC ":2:3: log.colour: unknown key (accepted: level, format)");
+                        SRC ":2:3: log.colour: unknown key (accepted: level, format, file)");
 }
 
 static void marked_sections_are_not_looked_into(void **state)
