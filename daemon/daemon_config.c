@@ -190,7 +190,7 @@ int rf_daemon_config_print(const char *path, FILE *out, rf_err *err)
                                        RF_DAEMON_DEFAULT_SOURCE, &doc, err);
     if (rc < 0)
         return rc;
-    fprintf(out, "# %s as ringflowd reads it: includes merged, ${...} substituted\n",
+    fprintf(out, "# %s as ringflowd reads it: includes merged, environment variables substituted\n",
             path ? path : RF_DAEMON_DEFAULT_SOURCE);
     rc = rf_cfg_write(doc, out, err);
     rf_cfg_free(doc);

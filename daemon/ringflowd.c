@@ -17,6 +17,7 @@
 #include "core/config/config.h"
 #include "core/log/log.h"
 #include "daemon/engine.h"
+#include "daemon/notify.h"
 #include "daemon/tap.h"
 #include "daemon/ops/ops.h"
 #include "daemon/privileges.h"
@@ -270,7 +271,18 @@ static void report_drops(rf_engine *engine, rf_engine_drops *last)
     *last = now;
 }
 
+static int reload_and_log(control *ctl, char *msg, size_t msg_size);
+
+/* The service manager sees the reload from start to end (daemon/notify.h). */
 static int reload(control *ctl, char *msg, size_t msg_size)
+{
+    rf_notify_reloading();
+    int rc = reload_and_log(ctl, msg, msg_size);
+    rf_notify_ready(msg);
+    return rc;
+}
+
+static int reload_and_log(control *ctl, char *msg, size_t msg_size)
 {
     rf_settings *next = calloc(1, sizeof(*next));
     rf_err err;
@@ -510,6 +522,8 @@ int main(int argc, char **argv)
     rf_log_info(COMPONENT, "running: version=%s config=%s workers=%u data_dir=%s run_dir=%s pid=%d",
                 RF_VERSION, settings.source, rf_engine_workers(engine),
                 settings.daemon.engine.data_dir, settings.daemon.engine.run_dir, (int)getpid());
+    rf_notify_init();
+    rf_notify_ready("running");
 
     /* The control loop: signals and the ops sockets, and once a second the
      * counter sample behind the rates the stats socket shows. */
@@ -532,6 +546,7 @@ int main(int argc, char **argv)
             break;
         }
         now = rf_clock_mono_ns();
+        rf_notify_watchdog(now);
         bool tick = now >= next_sample;
         if (tick) {
             rf_ops_engine_sample(now);
@@ -564,6 +579,7 @@ int main(int argc, char **argv)
 
     /* The ops sockets close first (their views read the engine), then the
      * engine drains. */
+    rf_notify_stopping();
     report_drops(engine, &drops_seen);
     rf_ops_server_stop(ops);
     rf_engine_views_unregister();

@@ -46,7 +46,9 @@
  *   - ${NAME} in a value is replaced by the environment variable NAME; an
  *     unset one is an error at the value. ${NAME:-default} takes `default`
  *     when NAME is unset or empty. Only "${" starts a reference (a lone '$'
- *     stays); "$${" writes a literal "${". Keys are not substituted.
+ *     stays); "$${" writes a literal "${". Keys are not substituted. Inside
+ *     a flow mapping ({a: b}) the braces are YAML's: quote the value there
+ *     ({port: "${PORT}"}).
  *   - A top-level `include:` names a file or a glob, or a list of them,
  *     relative to the directory of the file that names it (conf.d/NAME.yaml for every NAME: a glob).
  *     Each file is loaded as a document of its own (with its own ${...} and
