@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "core/config/config.h"
 #include "core/log/log.h"
 #include "core/mem/mem.h"
 #include "core/ring/ring.h"
@@ -18,6 +19,7 @@
 #include "daemon/shard.h"
 #include "daemon/tap.h"
 #include "ingest/dpdk/dpdk.h"
+#include "ingest/listen/listen.h"
 #include "numa/numa.h"
 #include "storage/store/store.h"
 
@@ -695,6 +697,51 @@ static int worker_alloc(rf_engine *e, uint32_t i, rf_err *err)
                         err);
 }
 
+/* One line per listener once every worker has opened its socket (each
+ * worker opens its own on the port): which workers took it, and the receive
+ * buffer as configured, with what the kernel gave when that differs (it
+ * reports twice the usable size: the other half is its bookkeeping). */
+static void log_listeners(const rf_engine *e, const rf_settings *settings)
+{
+    for (size_t i = 0; i < settings->ingest.n_listeners; i++) {
+        const rf_listener_config *lc = &settings->ingest.listeners[i];
+        char workers[256] = "";
+        size_t wl = 0;
+        const rf_listener *first = NULL;
+        for (uint32_t w = 0; w < e->n_workers; w++) {
+            const rf_shard *sh = e->workers[w]->shard;
+            for (uint32_t k = 0; k < rf_shard_input_count(sh); k++) {
+                const rf_listener *l = rf_shard_input_listener(sh, k);
+                if (!l || strcmp(rf_listener_name(l), lc->name) != 0)
+                    continue;
+                if (!first)
+                    first = l;
+                if (wl < sizeof(workers))
+                    wl += (size_t)snprintf(workers + wl, sizeof(workers) - wl, "%s%u",
+                                           wl ? "," : "", w);
+                break;
+            }
+        }
+        if (!first)
+            continue;
+        char want[32], got[32], rcvbuf[96];
+        const uint64_t usable = (uint64_t)rf_listener_rcvbuf_granted(first) / 2;
+        rf_cfg_format_size(usable, got, sizeof(got));
+        if (!lc->rcvbuf_bytes)
+            snprintf(rcvbuf, sizeof(rcvbuf), "kernel default (%s)", got);
+        else if (usable == lc->rcvbuf_bytes)
+            snprintf(rcvbuf, sizeof(rcvbuf), "%s",
+                     rf_cfg_format_size(lc->rcvbuf_bytes, want, sizeof(want)));
+        else
+            snprintf(rcvbuf, sizeof(rcvbuf), "%s (granted %s)",
+                     rf_cfg_format_size(lc->rcvbuf_bytes, want, sizeof(want)), got);
+        rf_log_info("engine", "listener %s: %s %s port %u protocol %s%s rcvbuf %s workers %s",
+                    lc->name, rf_listen_transport_name(lc->transport), lc->address,
+                    rf_listener_port(first), rf_listen_protocol_name(lc->protocol),
+                    lc->critical ? " class critical" : "", rcvbuf, workers);
+    }
+}
+
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
 {
     const rf_daemon_config *cfg = &settings->daemon;
@@ -838,6 +885,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
             goto fail_started;
         }
     }
+    log_listeners(e, settings);
     *out = e;
     return 0;
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "core/config/config.h"
 #include "core/log/log.h"
 #include "core/mem/bound.h"
 #include "core/worker/worker.h"
@@ -403,11 +404,16 @@ static void apply_rcvbuf(rf_listener *l)
     socklen_t gl = sizeof(got);
     if (getsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &got, &gl) == 0)
         l->rcvbuf_granted = got;
-    if (l->cfg.rcvbuf_bytes && (uint64_t)l->rcvbuf_granted < l->cfg.rcvbuf_bytes)
+    /* The kernel reports twice the usable size (the rest is its own
+     * bookkeeping): compare and say what the user wrote. */
+    if (l->cfg.rcvbuf_bytes && (uint64_t)l->rcvbuf_granted / 2 < l->cfg.rcvbuf_bytes) {
+        char want[32], got[32];
         rf_log_warn(LOG_COMP,
-                    "listener %s: SO_RCVBUF granted %d bytes of %" PRIu32
-                    " requested (raise net.core.rmem_max or grant CAP_NET_ADMIN)",
-                    l->cfg.name, l->rcvbuf_granted, l->cfg.rcvbuf_bytes);
+                    "listener %s: rcvbuf %s requested, the kernel gave %s (raise "
+                    "net.core.rmem_max or grant CAP_NET_ADMIN)",
+                    l->cfg.name, rf_cfg_format_size(l->cfg.rcvbuf_bytes, want, sizeof(want)),
+                    rf_cfg_format_size((uint64_t)l->rcvbuf_granted / 2, got, sizeof(got)));
+    }
 }
 
 static int open_socket(rf_listener *l, rf_err *err)
@@ -520,7 +526,9 @@ int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *e
     l->component = rf_component_register("listener", l->cfg.name);
     if (l->component)
         rf_component_transition(l->component, RF_STATE_CONFIGURING, NULL);
-    rf_log_info(LOG_COMP, "listener %s: %s %s port %u protocol %s rcvbuf %d", l->cfg.name,
+    /* Debug: each worker opens its own socket; the daemon logs one line per
+     * listener once all of them are open. */
+    rf_log_debug(LOG_COMP, "listener %s: socket %s %s port %u protocol %s SO_RCVBUF %d", l->cfg.name,
                 rf_listen_transport_name(l->cfg.transport), l->cfg.address, l->port,
                 rf_listen_protocol_name(l->cfg.protocol), l->rcvbuf_granted);
     *out = l;
