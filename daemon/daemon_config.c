@@ -38,6 +38,7 @@ void rf_daemon_config_defaults(rf_daemon_config *cfg)
     cfg->engine.pin_workers = true;
     strcpy(cfg->engine.data_dir, "./data");
     strcpy(cfg->engine.run_dir, "./run");
+    cfg->engine.memory_limit_auto = true;
     cfg->engine.ring.capacity = 65536;
     cfg->engine.ring.full_policy = RF_RING_BLOCK;
     cfg->engine.idle.spin = 2000;
@@ -96,6 +97,19 @@ static int parse_cpus(const rf_cfg_node *engine, rf_daemon_config *c, rf_err *er
     return n && c->engine.pin_workers ? check_cpus_online(cpus, c, err) : 0;
 }
 
+/* A size, or `auto` (also when left out): the host's share is computed by
+ * rf_settings_load (daemon/memory_budget.h), where the host is known. */
+static int parse_memory_limit(const rf_cfg_node *engine, rf_daemon_config *c, rf_err *err)
+{
+    const rf_cfg_node *v = rf_cfg_get(engine, "memory_limit");
+    const char *text = v ? rf_cfg_scalar(v) : NULL;
+    c->engine.memory_limit = 0;
+    c->engine.memory_limit_auto = !v || (text && strcmp(text, "auto") == 0);
+    if (c->engine.memory_limit_auto)
+        return 0;
+    return rf_cfg_size(engine, "memory_limit", 0, 1ull << 50, 0, &c->engine.memory_limit, err);
+}
+
 static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *err)
 {
     const rf_cfg_node *engine, *ring, *idle;
@@ -113,8 +127,7 @@ static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *er
         (rc = rf_cfg_str(engine, "user", 0, "", c->engine.user, sizeof(c->engine.user), err)) < 0 ||
         (rc = rf_cfg_str(engine, "group", 0, "", c->engine.group, sizeof(c->engine.group),
                          err)) < 0 ||
-        (rc = rf_cfg_size(engine, "memory_limit", 0, 1ull << 50, 0, &c->engine.memory_limit,
-                          err)) < 0)
+        (rc = parse_memory_limit(engine, c, err)) < 0)
         return rc;
 
     if ((rc = rf_cfg_map(engine, "ring", &ring, err)) < 0 ||

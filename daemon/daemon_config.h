@@ -48,8 +48,11 @@ typedef struct rf_daemon_config {
         char user[RF_DAEMON_ID_MAX];
         char group[RF_DAEMON_ID_MAX];
         /* The most memory the configuration may need, worst case, in bytes
-         * (0: no limit). Checked by rf_settings_load (daemon/memory_budget.h). */
+         * (0: no limit). Checked by rf_settings_load (daemon/memory_budget.h).
+         * `auto` (the default): memory_limit_auto, and rf_settings_load sets
+         * memory_limit to half of this host's memory. */
         uint64_t memory_limit;
+        bool memory_limit_auto;
         struct {
             uint32_t capacity; /* power of two */
             enum rf_ring_full_policy full_policy;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/event/event.h"
 #include "core/mem/bound.h"
@@ -332,4 +333,77 @@ int rf_memory_budget_check(const rf_settings *s, const rf_cfg_node *engine, rf_e
         snprintf(msg + len, sizeof(msg) - len, "; or raise memory_limit (`show memory` on the "
                  "stats socket lists every part)");
     return rf_cfg_fail_key(engine, "memory_limit", err, "%s", msg);
+}
+
+/* ---- auto ---------------------------------------------------------------- */
+
+/* memory.max of the cgroup (v2) this process is in; UINT64_MAX for "max",
+ * none or unreadable. */
+static uint64_t cgroup_limit(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return UINT64_MAX;
+    char line[4096], path[4200];
+    path[0] = '\0';
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.max", line + 3);
+            break;
+        }
+    fclose(f);
+    if (!path[0] || !(f = fopen(path, "r")))
+        return UINT64_MAX;
+    unsigned long long v;
+    uint64_t limit = fscanf(f, "%llu", &v) == 1 ? (uint64_t)v : UINT64_MAX;
+    fclose(f);
+    return limit;
+}
+
+uint64_t rf_memory_host_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t phys = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    uint64_t cg = cgroup_limit();
+    return cg < phys ? cg : phys;
+}
+
+int rf_memory_budget_resolve(rf_settings *s, const rf_cfg_node *root, rf_err *err)
+{
+    const uint64_t half = rf_memory_host_bytes() / 2;
+    if (s->daemon.engine.memory_limit_auto)
+        s->daemon.engine.memory_limit = half;
+    if (!s->pipeline.max_series_auto)
+        return 0;
+    const uint64_t target = s->daemon.engine.memory_limit ? s->daemon.engine.memory_limit : half;
+    /* The worst case grows with max_series: the largest multiple of 1024
+     * that fits, by bisection between 1024 and the default. */
+    uint32_t lo = 1, hi = RF_PIPELINE_DEFAULT_MAX_SERIES / 1024;
+    rf_memory_budget b;
+    s->pipeline.max_series = hi * 1024;
+    rf_memory_budget_compute(s, &b);
+    if (b.total > target) {
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo + 1) / 2;
+            s->pipeline.max_series = mid * 1024;
+            rf_memory_budget_compute(s, &b);
+            if (b.total <= target)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        s->pipeline.max_series = lo * 1024;
+    }
+    if (s->pipeline.limits.max_per_measurement > s->pipeline.max_series) {
+        /* Only set in a pipeline section, so there is one to point at. */
+        const rf_cfg_node *pipeline = rf_cfg_get(root, "pipeline");
+        char t[32];
+        return rf_cfg_fail_key(pipeline, "max_series", err,
+                               "auto gives %u series per worker within engine.memory_limit %s on "
+                               "this host, fewer than max_series_per_measurement (%u): set both",
+                               s->pipeline.max_series, rf_memory_format(target, t, sizeof(t)),
+                               s->pipeline.limits.max_per_measurement);
+    }
+    return 0;
 }

@@ -55,6 +55,25 @@ void rf_memory_budget_compute(const struct rf_settings *s, rf_memory_budget *out
  * with the keys to lower. Returns 0 otherwise. */
 int rf_memory_budget_check(const struct rf_settings *s, const rf_cfg_node *engine, rf_err *err);
 
+/* This host's memory for the process: physical memory, or the cgroup's
+ * memory.max when that is lower (a container, a unit's MemoryMax=). */
+uint64_t rf_memory_host_bytes(void);
+
+/* The `auto` values (the defaults), once every section is parsed:
+ *   - engine.memory_limit: auto = half of rf_memory_host_bytes(), so the
+ *     worst case leaves the other half to the page cache (segments are
+ *     read back through it), the kernel's socket buffers (not counted:
+ *     rcvbuf) and the rest of the host.
+ *   - pipeline.max_series: auto = the largest value, at most
+ *     RF_PIPELINE_DEFAULT_MAX_SERIES and a multiple of 1024, whose worst
+ *     case fits memory_limit (half of the host's memory when memory_limit
+ *     is 0), so the default configuration cannot grow past the host.
+ * When even 1024 series do not fit, max_series is 1024 and
+ * rf_memory_budget_check refuses the configuration, naming the parts.
+ * A max_series_per_measurement above the value found is refused at
+ * pipeline.max_series. root: the document's top level, for messages. */
+int rf_memory_budget_resolve(struct rf_settings *s, const rf_cfg_node *root, rf_err *err);
+
 /* "1.5 GiB", "640 KiB", "12 B" into buf. */
 const char *rf_memory_format(uint64_t bytes, char *buf, unsigned long size);
 

@@ -27,7 +27,6 @@ enum {
     PIPE_STAGE_TICK,      /* rf_pipeline_tick: timers, window closes, store cuts */
     PIPE_STAGE__COUNT
 };
-#define RF_PIPELINE_DEFAULT_MAX_SERIES (1u << 20)
 /* Aggregator sweeps for idle windows at about this period. */
 #define PIPE_AGG_TICK_NS (100 * RF_NS_PER_MS)
 /* Shutdown: how long a sink's downstream may keep taking queued bytes, and
@@ -226,7 +225,13 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
     int rc;
     if ((rc = rf_cfg_map(root, "pipeline", &pipeline, err)) < 0)
         return rc;
-    if ((rc = rf_cfg_u32(pipeline, "max_series", 1, 1u << 26, RF_PIPELINE_DEFAULT_MAX_SERIES,
+    /* `auto` (and left out): the most that fits engine.memory_limit, found
+     * once every section is parsed (rf_memory_budget_resolve). */
+    const rf_cfg_node *ms = rf_cfg_get(pipeline, "max_series");
+    ps.max_series_auto = !ms || (rf_cfg_scalar(ms) && strcmp(rf_cfg_scalar(ms), "auto") == 0);
+    ps.max_series = RF_PIPELINE_DEFAULT_MAX_SERIES;
+    if (!ps.max_series_auto &&
+        (rc = rf_cfg_u32(pipeline, "max_series", 1, 1u << 26, RF_PIPELINE_DEFAULT_MAX_SERIES,
                          &ps.max_series, err)) < 0)
         return rc;
     if ((rc = rf_cfg_map(pipeline, "batch", &batch, err)) < 0 ||

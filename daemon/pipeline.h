@@ -48,8 +48,15 @@ typedef struct rf_store_shard rf_store_shard;
 /* Per-measurement overrides of max_series_per_measurement, at most. */
 #define RF_PIPELINE_MAX_CARDINALITY_OVERRIDES 1024
 
+/* pipeline.max_series: the most `auto` gives (per shard). */
+#define RF_PIPELINE_DEFAULT_MAX_SERIES (1u << 20)
+
 typedef struct rf_pipeline_settings {
     uint32_t max_series;      /* per shard: the cardinality limit */
+    /* max_series: auto (the default): rf_settings_load lowers max_series
+     * from RF_PIPELINE_DEFAULT_MAX_SERIES until the worst case fits
+     * engine.memory_limit (daemon/memory_budget.h). */
+    bool max_series_auto;
     /* Per shard too: max_series_per_measurement (0 = none) and the
      * cardinality_overrides; limits.overrides points to `overrides` (owned,
      * shared by copies of these settings, freed by release). */

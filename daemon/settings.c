@@ -136,7 +136,10 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
      * check would name them too. It runs once every section is right. */
     if (errs.n == 0)
         SECTION(rf_cfg_check_unknown_keys(doc, &e));
-    /* engine.memory_limit: against the worst case of everything above. */
+    /* The `auto` sizes (memory_limit, max_series), then engine.memory_limit
+     * against the worst case of everything above. */
+    if (errs.n == 0)
+        SECTION(rf_memory_budget_resolve(&next, rf_cfg_root(doc), &e));
     if (errs.n == 0)
         SECTION(rf_memory_budget_check(&next, engine, &e));
 #undef SECTION

@@ -167,9 +167,10 @@ static void test_sighup_bad_config_keeps_running(void **state)
              run_config());
     tproc_write_file("reload.yaml", changed);
     kill(p.pid, SIGHUP);
+    /* From max_series: auto, whose value depends on the host's memory. */
     assert_true(tproc_wait_log(
-        &p, "need a restart and were left as they are: pipeline.max_series (1048576 -> 1000)",
-        10000));
+        &p, "need a restart and were left as they are: pipeline.max_series (", 10000));
+    assert_true(tproc_wait_log(&p, " -> 1000)", 1000));
 
     /* A valid change that needs a restart is reported, not silently ignored.
      * Built on run_config, so that the listeners and the Prometheus port stay
