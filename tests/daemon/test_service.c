@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,6 +107,17 @@ static int wait_notify(int fd, const char *needle, int timeout_ms, char *seen, s
     }
 }
 
+/* `ringflow [global] stat` run from the temp directory with `env`; its exit
+ * code. */
+static int cli_stat(const char *env, const char *global)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "cd %s && env -u RINGFLOW_RUN_DIR %s %s %s stat >/dev/null 2>&1",
+             tproc_dir(), env, getenv("RINGFLOW"), global);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static void includes_environment_and_notify(void **state)
 {
     (void)state;
@@ -131,6 +143,15 @@ static void includes_environment_and_notify(void **state)
     assert_non_null(strstr(log, "workers 0,1"));
     assert_non_null(strstr(log, "rcvbuf 1MiB"));
     assert_null(strstr(strstr(log, want) + 1, want));
+
+    /* The CLI finds it: --config FILE first, then RINGFLOW_RUN_DIR. */
+    assert_int_equal(cli_stat("", "--config main.yaml"), 0);
+    assert_int_equal(cli_stat("RINGFLOW_RUN_DIR=/nonexistent", "--config main.yaml"), 0);
+    char env[700];
+    snprintf(env, sizeof(env), "RINGFLOW_RUN_DIR=%s/run", tproc_dir());
+    assert_int_equal(cli_stat(env, ""), 0);
+    assert_int_equal(cli_stat("RINGFLOW_RUN_DIR=/nonexistent", ""), 1);
+    assert_int_equal(cli_stat("", "--config missing.yaml"), 2);
 
     /* The watchdog pings at half of WATCHDOG_USEC. */
     assert_true(wait_notify(nfd, "WATCHDOG=1", 3000, seen, sizeof(seen)));

@@ -10,6 +10,7 @@
 
 #include "core/log/log.h"
 #include "tools/cli/client.h"
+#include "tools/cli/locate.h"
 
 int rf_cli_admin(int argc, char **argv);
 
@@ -24,8 +25,9 @@ static void usage(FILE *out)
             "  clear-counters          workers, rings, DPDK ports and latency histograms count\n"
             "                          from zero in `ringflow stat` (listener, stage and storage\n"
             "                          counters go on; /metrics never resets)\n\n"
-            "  --socket PATH           default ./run/ringflow-admin.sock\n"
-            "Exit status: 0 when the daemon answered ok, 1 otherwise, 2 for usage errors.\n");
+            "  --socket PATH           default %s\n"
+            "Exit status: 0 when the daemon answered ok, 1 otherwise, 2 for usage errors.\n",
+            rf_cli_admin_socket());
 }
 
 int rf_cli_admin(int argc, char **argv)
@@ -33,7 +35,7 @@ int rf_cli_admin(int argc, char **argv)
     static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = "./run/ringflow-admin.sock";
+    const char *path = NULL; /* the engine's (tools/cli/locate.h) */
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -72,6 +74,8 @@ int rf_cli_admin(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (!path)
+        path = rf_cli_admin_socket();
     int fd = rf_cli_connect(path);
     if (fd < 0) {
         fprintf(stderr, "ringflow admin: cannot connect to %s: %s (is ringflowd running, and is "

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "tools/cli/client.h"
+#include "tools/cli/locate.h"
 #include "tools/cli/commands.h"
 
 static const char *const default_sections[] = {"info",   "workers", "rings",  "listeners", "errors",
@@ -30,7 +31,7 @@ static void usage(FILE *out)
             "limit), the top 10 by active+refused series unless told otherwise, e.g.\n"
             "`ringflow stat series top 5 refused`.\n"
             "Exit status: 0 ok, 1 the daemon could not be asked, 2 usage.\n",
-            RF_CLI_DEFAULT_SOCKET);
+            rf_cli_stats_socket());
 }
 
 /* A word that belongs to the series section: top, N, refused, active. */
@@ -48,7 +49,7 @@ int rf_cli_stat(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = RF_CLI_DEFAULT_SOCKET;
+    const char *path = NULL; /* the engine's (tools/cli/locate.h) */
     bool json = false;
     int opt;
     optind = 1;
@@ -60,12 +61,14 @@ int rf_cli_stat(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (!path)
+        path = rf_cli_stats_socket();
     int fd = rf_cli_connect(path);
     if (fd < 0) {
         fprintf(stderr,
-                "ringflow stat: cannot connect to %s: %s (is ringflowd running? see "
-                "--socket)\n",
-                path, strerror(-fd));
+                "ringflow stat: cannot connect to %s: %s (is ringflowd running? the "
+                "socket is %s's; see ringflow --help and --socket)\n",
+                path, strerror(-fd), rf_cli_locate_source());
         return 1;
     }
     int status = 0;

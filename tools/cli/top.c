@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "tools/cli/client.h"
+#include "tools/cli/locate.h"
 #include "tools/cli/commands.h"
 
 static volatile sig_atomic_t g_quit;
@@ -44,7 +45,7 @@ static void usage(FILE *out)
             "                        terminal, 1 otherwise)\n"
             "  -i, --interval MS     refresh period (default 1000, 100..60000)\n"
             "  -h, --help            this help\n",
-            RF_CLI_DEFAULT_SOCKET);
+            rf_cli_stats_socket());
 }
 
 static void human_bytes(char *buf, size_t size, double v)
@@ -379,7 +380,7 @@ int rf_cli_top(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = RF_CLI_DEFAULT_SOCKET;
+    const char *path = NULL; /* the engine's (tools/cli/locate.h) */
     bool once = false;
     long interval = 1000, iterations = 0; /* 0: until q (terminal) or 1 (no terminal) */
     int opt;
@@ -411,6 +412,8 @@ int rf_cli_top(int argc, char **argv)
         }
     }
     int fd = -1, status = 0;
+    if (!path)
+        path = rf_cli_stats_socket();
     snapshot prev = {0};
     struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll returns */
     sigemptyset(&sa.sa_mask);

@@ -11,6 +11,7 @@
 #include "core/config/config.h"
 #include "storage/query/query.h"
 #include "tools/query/query_cli.h"
+#include "tools/cli/locate.h"
 
 #define QUERY_MAX_MATCHERS 32
 #define QUERY_MAX_AGGS 16
@@ -21,7 +22,7 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: ringflow query [OPTIONS] MEASUREMENT\n"
             "Reads the store and prints points or aggregates.\n\n"
-            "  --dir DIR             the store (default ./data/store)\n"
+            "  --dir DIR             the store (default: the engine's, see ringflow --help)\n"
             "  --field NAME          one field (default: every field)\n"
             "  --where MATCHER       tag=value, tag!=value, tag=~regex, tag!~regex (repeatable)\n"
             "  --from TIME           start, inclusive (default: everything)\n"
@@ -56,7 +57,7 @@ int rf_cli_query(int argc, char **argv)
         {"step", required_argument, NULL, 's'},     {"group-by", required_argument, NULL, 'g'},
         {"format", required_argument, NULL, 'o'},   {"stats", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
-    const char *dir = "./data/store";
+    const char *dir = NULL; /* the engine's (tools/cli/locate.h) */
     rf_query q = {.start_ns = INT64_MIN, .end_ns = INT64_MAX};
     rf_query_matcher matchers[QUERY_MAX_MATCHERS];
     rf_query_agg aggs[QUERY_MAX_AGGS];
@@ -150,6 +151,8 @@ int rf_cli_query(int argc, char **argv)
     rf_query_result *r = NULL;
     rf_err err;
     rf_err_clear(&err);
+    if (!dir)
+        dir = rf_cli_store_dir();
     if (rf_query_run(dir, &q, &r, &err) < 0) {
         fprintf(stderr, "ringflow query: %s\n", err.msg);
         return 1;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "tools/cli/locate.h"
 #include "tools/record/record.h"
 #include "tools/cli/client.h"
 #include "tools/record/recfile.h"
@@ -88,8 +89,8 @@ static void usage(FILE *out)
             "With --engine, a running ringflowd records what its own listeners receive (the\n"
             "admin socket's `record start`/`record stop`; the daemon writes FILE, as its user).\n\n"
             "  --engine                record from the running engine instead of binding ports\n"
-            "  --socket PATH           with --engine: its admin socket (default\n"
-            "                          ./run/ringflow-admin.sock)\n"
+            "  --socket PATH           with --engine: its admin socket (default: the\n"
+            "                          engine's, see ringflow --help)\n"
             "  --udp [ADDR:]PORT[/PROTOCOL]  listen on UDP (repeatable); PROTOCOL is influx\n"
             "                          (default), statsd or graphite; ADDR defaults to 127.0.0.1,\n"
             "                          IPv6 as [::1]:PORT; PORT 0 picks a free port\n"
@@ -387,7 +388,7 @@ static int parse_opts(int argc, char **argv, rec_opts *o)
         {"json", no_argument, NULL, 'j'},            {"quiet", no_argument, NULL, 'q'},
         {"engine", no_argument, NULL, 'E'},          {"socket", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
-    snprintf(o->socket, sizeof(o->socket), "./run/ringflow-admin.sock");
+    o->socket[0] = '\0'; /* the engine's (tools/cli/locate.h), when --engine needs it */
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
@@ -524,7 +525,8 @@ static int record_from_engine(const rec_opts *o)
     if (o->max_bytes)
         snprintf(cmd + n, sizeof(cmd) - (size_t)n, " max_bytes %llu max_files %u",
                  (unsigned long long)o->max_bytes, o->max_files);
-    char *reply = admin_request(o->socket, cmd);
+    const char *sock = o->socket[0] ? o->socket : rf_cli_admin_socket();
+    char *reply = admin_request(sock, cmd);
     if (!reply)
         return 1;
     if (strncmp(reply, "ok", 2) != 0) {
@@ -543,7 +545,7 @@ static int record_from_engine(const rec_opts *o)
         if (o->duration_s > 0 && (double)(rf_clock_mono_ns() - t0) / 1e9 >= o->duration_s)
             break;
         if (o->count) {
-            char *st = admin_request(o->socket, "show record json");
+            char *st = admin_request(sock, "show record json");
             rf_json *doc = st ? rf_json_parse(st, NULL, 0) : NULL;
             double written = doc ? rf_json_num(rf_json_get(doc, "record"), "written", 0) : 0;
             rf_json_free(doc);
@@ -554,7 +556,7 @@ static int record_from_engine(const rec_opts *o)
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    reply = admin_request(o->socket, "record stop");
+    reply = admin_request(sock, "record stop");
     if (!reply)
         return 1;
     bool ok = strncmp(reply, "ok", 2) == 0;
