@@ -278,13 +278,13 @@ static int memory_attach(rf_engine *engine)
         if (rf_component_state(c) == RF_STATE_CONFIGURING)
             rf_component_transition(c, RF_STATE_RUNNING, NULL);
     }
-    char a[32], b[32];
+    char a[32], b[32], l[32]; /* one buffer per figure: they are all in one call */
     rf_log_info("engine", "memory: worst case of this configuration %s (largest part: %s %s), "
                 "engine.memory_limit %s",
                 rf_memory_format(g_mem.worst, a, sizeof(a)),
                 g_mem.budget.n ? g_mem.budget.parts[0].name : "-",
                 g_mem.budget.n ? rf_memory_format(g_mem.budget.parts[0].bytes, b, sizeof(b)) : "",
-                g_mem.limit ? rf_memory_format(g_mem.limit, b, sizeof(b)) : "none (0)");
+                g_mem.limit ? rf_memory_format(g_mem.limit, l, sizeof(l)) : "none (0)");
     memory_sample();
     int rc;
     if ((rc = rf_ops_register_show("memory", "the memory limit, resident memory and the worst "

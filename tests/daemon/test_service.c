@@ -143,6 +143,9 @@ static void includes_environment_and_notify(void **state)
     assert_non_null(strstr(log, "workers 0,1"));
     assert_non_null(strstr(log, "rcvbuf 1MiB"));
     assert_null(strstr(strstr(log, want) + 1, want));
+    /* memory_limit: auto, so the default has a limit, logged as itself. */
+    assert_non_null(strstr(log, "engine.memory_limit "));
+    assert_null(strstr(log, "engine.memory_limit none"));
 
     /* The CLI finds it: --config FILE first, then RINGFLOW_RUN_DIR. */
     assert_int_equal(cli_stat("", "--config main.yaml"), 0);
