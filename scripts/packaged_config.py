@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the packaged configuration (/etc/ringflow/ringflow.yaml) from the
 embedded default (daemon/default_config.yaml): the same keys and comments,
-with system paths for engine.data_dir and engine.run_dir and an include of
-conf.d/ for local overrides. Fails if a key it rewrites is missing, so the
+with system paths for engine.data_dir, engine.run_dir and the sinks' files,
+and an include of conf.d/ for local overrides. Fails if a key it rewrites is missing, so the
 two files cannot drift apart silently.
 
 Usage: packaged_config.py DEFAULT_YAML OUTPUT DATA_DIR RUN_DIR
@@ -34,5 +34,13 @@ def rewrite(key, value):
 
 rewrite("data_dir", data_dir)
 rewrite("run_dir", run_dir)
+# Sink paths are the sink's own (relative to the daemon's working directory,
+# which is / under systemd): the default's ./data/... must move with data_dir.
+text = re.sub(r"(path: )\./data/", lambda m: m.group(1) + data_dir + "/", text)
+# Nothing else may still point under the working directory.
+for n, line in enumerate(text.splitlines(), 1):
+    code = line.split("#", 1)[0]
+    if "./data" in code or "./run" in code:
+        sys.exit(f"packaged_config.py: {src}:{n} still names a relative path: {line.strip()}")
 with open(out, "w", encoding="utf-8") as f:
     f.write(header + text)

@@ -11,6 +11,11 @@
 #     ROOT's binary, its Documentation= pages found in ROOT);
 #   - the sysusers.d file creates the user in a scratch root;
 #   - bash completion completes commands.
+#   - as root: ringflowd runs from ROOT as the unit runs it (an unprivileged
+#     user, no capability but CAP_NET_BIND_SERVICE, no new privileges) on the
+#     packaged configuration, with a conf.d file and environment variables
+#     moving it to scratch directories and ports of its own; `ringflow
+#     --config` finds it; SIGTERM stops it with exit 0.
 # Usage: check_root.sh ROOT PREFIX SYSCONF
 set -euo pipefail
 root=$1 prefix=$2 sysconf=$3
@@ -47,6 +52,8 @@ grep -q '^include: conf.d/\*.yaml$' "$conf" || fail "ringflow.yaml does not incl
 grep -q '^  data_dir: /var/lib/ringflow$' "$scratch/merged.yaml" || fail "data_dir is not /var/lib/ringflow"
 grep -q '^  run_dir: /run/ringflow$' "$scratch/merged.yaml" || fail "run_dir is not /run/ringflow"
 grep -q '^  memory_limit: auto$' "$scratch/merged.yaml" || fail "memory_limit is not auto"
+grep -q 'path: /var/lib/ringflow/alerts.jsonl' "$scratch/merged.yaml" || fail "the alerts sink is not under /var/lib/ringflow"
+! grep -v '^ *#' "$scratch/merged.yaml" | grep -q '\./data\|\./run' || fail "a relative path is left in the packaged configuration"
 "$root$prefix/bin/ringflowd" --check-config "$conf" >/dev/null || fail "the packaged configuration is invalid"
 ok "binaries and the packaged configuration"
 
@@ -104,3 +111,61 @@ grep -qx 'stat' <<<"$(sed -n 1p <<<"$comp")" || fail "completion of 'ringflow st
 grep -q 'reload' <<<"$(sed -n 2p <<<"$comp")" || fail "completion after 'admin': $comp"
 grep -q -- '--print-config' <<<"$(sed -n 3p <<<"$comp")" || fail "completion of 'ringflowd --print': $comp"
 ok "bash completion"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "check_root: not run: ringflowd as the unit's user (needs root to switch users)"
+  exit 0
+fi
+svc="$scratch/svc"
+mkdir -p "$svc/etc/conf.d" "$svc/state" "$svc/runtime"
+chmod 755 "$scratch" "$svc" "$svc/etc" "$svc/etc/conf.d"
+chown nobody "$svc/state" "$svc/runtime"
+cp "$conf" "$svc/etc/ringflow.yaml"
+read -r udp_port http_port < <(python3 -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+t = socket.socket(); t.bind(("127.0.0.1", 0))
+print(u.getsockname()[1], t.getsockname()[1])')
+cat >"$svc/etc/conf.d/50-test.yaml" <<YAML
+engine:
+  workers: 1
+  data_dir: \${RF_TEST_STATE}
+  run_dir: \${RF_TEST_RUNTIME:-/nonexistent}
+listeners:
+  - name: test-udp
+    transport: udp
+    protocol: influx_line
+    port: $udp_port
+stats:
+  prometheus:
+    listen: "127.0.0.1:$http_port"
+pipeline:
+  sinks:
+    - {name: store, type: store}
+    - {name: alerts, type: json, path: "\${RF_TEST_STATE}/alerts.jsonl"}
+YAML
+chmod 644 "$svc/etc/ringflow.yaml" "$svc/etc/conf.d/50-test.yaml"
+RF_TEST_STATE="$svc/state" RF_TEST_RUNTIME="$svc/runtime" \
+  setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all \
+  --bounding-set=-all,+net_bind_service --no-new-privs \
+  "$root$prefix/bin/ringflowd" --config "$svc/etc/ringflow.yaml" >"$svc/log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  grep -q 'msg="running:' "$svc/log" && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.1
+done
+grep -q 'msg="running:' "$svc/log" || { kill $pid 2>/dev/null || true; cat "$svc/log" >&2; fail "ringflowd did not start as the unit's user"; }
+grep -q "workers=1 data_dir=$svc/state run_dir=$svc/runtime " "$svc/log" ||
+  { kill $pid 2>/dev/null || true; cat "$svc/log" >&2; fail "the conf.d file and the environment were not applied"; }
+[ "$(stat -c %U "$svc/runtime/ringflow.sock")" = nobody ] || { kill $pid 2>/dev/null || true; fail "the stats socket is not the user's"; }
+echo "cpu,host=a usage=1" >"/dev/udp/127.0.0.1/$udp_port"
+# The CLI reads the configuration as the daemon does: with its variables.
+RF_TEST_STATE="$svc/state" RF_TEST_RUNTIME="$svc/runtime" \
+  "$root$prefix/bin/ringflow" --config "$svc/etc/ringflow.yaml" stat >"$svc/stat" 2>&1 ||
+  { kill $pid 2>/dev/null || true; cat "$svc/stat" >&2; fail "ringflow --config could not find the engine"; }
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+[ $rc -eq 0 ] || { cat "$svc/log" >&2; fail "ringflowd exited $rc on SIGTERM"; }
+grep -q 'msg="stopped"' "$svc/log" || fail "no 'stopped' line"
+ok "ringflowd runs as an unprivileged user without capabilities on the packaged configuration"
