@@ -91,6 +91,7 @@ struct rf_shard {
     rf_dpdk_queue *dpdk_queues[RF_DPDK_MAX_PORTS];
     uint32_t n_dpdk_queues;
     bool ingest_stopped;
+    bool stopping_ingest; /* rf_shard_stop_ingest is removing every listener */
 
     rf_pipeline *pipeline;
     int64_t next_tick_ns;
@@ -637,6 +638,11 @@ static void retire_progress(rf_shard *s)
         rf_parse_flush(in->parser);
         in->retired = true;
         s->n_retiring--;
+        /* A reload's removal, once per worker; at a stop every listener
+         * goes, and its final counters say so. */
+        if (!s->stopping_ingest)
+            rf_log_info("shard", "worker-%u listener %s: removed (port %u closed)", s->index,
+                        rf_listener_name(in->listener), rf_listener_port(in->listener));
     }
 }
 
@@ -707,6 +713,7 @@ void rf_shard_stop_ingest(rf_shard *s)
      * the connection end. The listener sets themselves (their wake-up
      * eventfds, which other threads may still write) close in
      * rf_shard_free. */
+    s->stopping_ingest = true;
     uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
     for (uint32_t i = 0; i < n; i++) {
         rf_shard_input *in = s->inputs[i];

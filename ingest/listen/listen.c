@@ -1347,7 +1347,8 @@ static void detach_progress(rf_listener_set *set)
         set->detaching--;
         if (l->component)
             rf_component_transition(l->component, RF_STATE_STOPPED, "removed by a reload");
-        rf_log_info(LOG_COMP, "listener %s: removed (port %u closed)", l->cfg.name, l->port);
+        /* Debug: the owner of the set logs it with its worker's name. */
+        rf_log_debug(LOG_COMP, "listener %s: removed (port %u closed)", l->cfg.name, l->port);
     }
 }
 

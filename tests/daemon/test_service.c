@@ -166,6 +166,9 @@ static void includes_environment_and_notify(void **state)
     kill(p.pid, SIGTERM);
     assert_true(wait_notify(nfd, "STOPPING=1", 10000, seen, sizeof(seen)));
     assert_int_equal(tproc_wait_exit(&p, 10000), 0);
+    /* A stop removes every listener on every worker: the final counters
+     * say so, not a "removed" line per worker without its name. */
+    assert_null(strstr(tproc_read_file(p.err_path), "removed (port"));
     close(nfd);
 }
 
