@@ -14,7 +14,10 @@
  *     exception is engine.user / engine.group: only their text is read here;
  *     rf_settings_load resolves them on this host (daemon/privileges.h), so
  *     that an unknown name stops the daemon, with its FILE:LINE:COL, before
- *     anything is bound.
+ *     anything is bound. engine.memory_limit: auto (and pipeline.max_series:
+ *     auto) are resolved there too, from this host's memory
+ *     (daemon/memory_budget.h): the same file may fit one host and not a
+ *     smaller one.
  */
 #ifndef RF_DAEMON_CONFIG_H
 #define RF_DAEMON_CONFIG_H
