@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds ringflow and runs every test:
-#   1. release build (warnings are errors) + the whole cmocka suite
+#   1. release build (warnings are errors) + the whole cmocka suite, with
+#      suite 'pkg': `meson install` checked, and the Debian package built by
+#      scripts/package.sh, unpacked and checked (about 2.5 minutes of it)
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer build + the whole suite but the
 #      60 s soak (its RSS verdict means nothing under ASan; it ran in stage 1)
 #   3. ThreadSanitizer build + the cross-thread tests (suite 'tsan')
