@@ -21,9 +21,15 @@ work=$(mktemp -d /tmp/ringflow-pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 src="$work/ringflow-$version"
 mkdir -p "$src"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard |
-   while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
-   tar --null -T - -cf -) | tar -xf - -C "$src"
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard |
+     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+     tar --null -T - -cf -) | tar -xf - -C "$src"
+else
+  # A source tarball: everything but build output.
+  (cd "$root" && tar --exclude='./build*' --exclude='./pkg-out' --exclude='./obj-*' \
+     --exclude='./debian/ringflow' --exclude='./debian/.debhelper' -cf - .) | tar -xf - -C "$src"
+fi
 
 echo "package.sh: dpkg-buildpackage in $src"
 (cd "$src" && DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
