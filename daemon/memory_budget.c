@@ -322,9 +322,12 @@ int rf_memory_budget_check(const rf_settings *s, const rf_cfg_node *engine, rf_e
     char msg[900], t[32], l[32], x[32];
     size_t len = (size_t)snprintf(msg, sizeof(msg),
                                   "this configuration can need up to %s (worst case), more than "
-                                  "the limit of %s; the largest parts:",
+                                  "the limit of %s%s; the largest parts:",
                                   rf_memory_format(b.total, t, sizeof(t)),
-                                  rf_memory_format(limit, l, sizeof(l)));
+                                  rf_memory_format(limit, l, sizeof(l)),
+                                  s->daemon.engine.memory_limit_auto
+                                      ? " (auto: half of this host's memory)"
+                                      : "");
     for (uint32_t i = 0; i < b.n && i < 4 && len < sizeof(msg); i++)
         len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s %s %s (lower %s)",
                                 i ? ";" : "", b.parts[i].name,
