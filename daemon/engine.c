@@ -15,6 +15,7 @@
 #include "core/mem/mem.h"
 #include "core/ring/ring.h"
 #include "core/worker/worker.h"
+#include "daemon/memory_budget.h"
 #include "daemon/pipeline.h"
 #include "daemon/shard.h"
 #include "daemon/tap.h"
@@ -1197,6 +1198,10 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     bool pipeline_changed = next->section_hash[RF_SECTION_PIPELINE] !=
                             e->settings.section_hash[RF_SECTION_PIPELINE];
     const uint32_t max_series_was = e->settings.pipeline.max_series;
+    /* max_series: auto moves with the pipeline's worst case; the running
+     * tables keep their size when the new file still fits with it. */
+    if (e->settings.pipeline.max_series_auto)
+        (void)rf_memory_budget_keep_max_series(next, max_series_was);
     const uint32_t max_series_new = next->pipeline.max_series;
     /* Listeners are bound before anything is applied: a port that cannot
      * be bound refuses the whole reload. */

@@ -410,3 +410,19 @@ int rf_memory_budget_resolve(rf_settings *s, const rf_cfg_node *root, rf_err *er
     }
     return 0;
 }
+
+bool rf_memory_budget_keep_max_series(rf_settings *next, uint32_t running)
+{
+    if (!next->pipeline.max_series_auto || next->pipeline.max_series == running)
+        return next->pipeline.max_series == running;
+    const uint32_t own = next->pipeline.max_series;
+    next->pipeline.max_series = running;
+    rf_memory_budget b;
+    rf_memory_budget_compute(next, &b);
+    const uint64_t limit = next->daemon.engine.memory_limit;
+    if (limit && b.total > limit) {
+        next->pipeline.max_series = own;
+        return false;
+    }
+    return true;
+}

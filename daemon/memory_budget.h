@@ -25,6 +25,7 @@
 #ifndef RF_DAEMON_MEMORY_BUDGET_H
 #define RF_DAEMON_MEMORY_BUDGET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/config/config.h"
@@ -73,6 +74,14 @@ uint64_t rf_memory_host_bytes(void);
  * A max_series_per_measurement above the value found is refused at
  * pipeline.max_series. root: the document's top level, for messages. */
 int rf_memory_budget_resolve(struct rf_settings *s, const rf_cfg_node *root, rf_err *err);
+
+/* A reload: the series tables keep their size (changing it takes a
+ * restart), but max_series: auto moves with the pipeline's worst case, so
+ * every pipeline change would name it. When next's max_series is auto and
+ * its worst case still fits its memory_limit with the `running` size, next
+ * takes that size and this returns true; otherwise next keeps its own value
+ * (the reload then names max_series as needing a restart). */
+bool rf_memory_budget_keep_max_series(struct rf_settings *next, uint32_t running);
 
 /* "1.5 GiB", "640 KiB", "12 B" into buf. */
 const char *rf_memory_format(uint64_t bytes, char *buf, unsigned long size);

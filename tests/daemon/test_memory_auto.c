@@ -93,11 +93,38 @@ static void auto_follows_an_explicit_limit(void **state)
     assert_non_null(strstr(err.msg, "pipeline.max_series: auto gives"));
 }
 
+/* A reload keeps the running tables' size under auto when it still fits,
+ * so that a pipeline change does not name max_series as needing a restart. */
+static void reload_keeps_the_running_size_when_it_fits(void **state)
+{
+    (void)state;
+    static rf_settings s;
+    rf_err err = {0};
+    const char *text = "engine: {memory_limit: 4GiB}\nstats: {prometheus: {enabled: false}}\n"
+                       "storage: {buffer_memory: 64MiB}\n";
+    assert_int_equal(load_text(text, &s, &err), 0);
+    const uint32_t own = s.pipeline.max_series;
+    assert_true(own > 20 * 1024 && own < RF_PIPELINE_DEFAULT_MAX_SERIES);
+    /* Smaller than what auto found: it fits, so it is kept. */
+    assert_true(rf_memory_budget_keep_max_series(&s, own - 10 * 1024));
+    assert_int_equal(s.pipeline.max_series, own - 10 * 1024);
+    /* Larger: it does not fit the limit, so the file's own value stands. */
+    s.pipeline.max_series = own;
+    assert_false(rf_memory_budget_keep_max_series(&s, own + 50 * 1024));
+    assert_int_equal(s.pipeline.max_series, own);
+    /* An explicit max_series is never replaced. */
+    s.pipeline.max_series_auto = false;
+    assert_false(rf_memory_budget_keep_max_series(&s, own - 10 * 1024));
+    assert_int_equal(s.pipeline.max_series, own);
+    rf_settings_release(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(default_fits_half_the_host),
         cmocka_unit_test(auto_follows_an_explicit_limit),
+        cmocka_unit_test(reload_keeps_the_running_size_when_it_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
