@@ -24,7 +24,7 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
         rf_err_set(err, EINVAL, "parse context: batch, capacity and flush callback are required");
         return NULL;
     }
-    if (cfg->ts_past_ns < 0 || cfg->ts_future_ns < 0 || (unsigned)cfg->precision > RF_PRECISION_S) {
+    if (cfg->ts_past_ns < 0 || cfg->ts_future_ns < 0 || (unsigned)cfg->precision > RF_PRECISION_H) {
         rf_err_set(err, EINVAL, "parse context: negative timestamp window or bad precision %d",
                    (int)cfg->precision);
         return NULL;

@@ -25,6 +25,8 @@
  * whether a field is a counter) with the line's timestamp. */
 #include "ingest/protocol/protocol_pvt.h"
 
+#include <errno.h>
+
 #include "core/clock/clock.h"
 
 static const int64_t precision_ns[] = {
@@ -32,7 +34,17 @@ static const int64_t precision_ns[] = {
     [RF_PRECISION_US] = RF_NS_PER_US,
     [RF_PRECISION_MS] = RF_NS_PER_MS,
     [RF_PRECISION_S] = RF_NS_PER_S,
+    [RF_PRECISION_M] = 60 * RF_NS_PER_S,
+    [RF_PRECISION_H] = 3600 * RF_NS_PER_S,
 };
+
+int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision)
+{
+    if ((unsigned)precision > RF_PRECISION_H)
+        return -EINVAL;
+    ctx->cfg.precision = precision;
+    return 0;
+}
 
 /* First c in [p, end) not escaped by an odd run of backslashes, or NULL. */
 static inline const char *find_unescaped(const char *p, const char *end, char c)

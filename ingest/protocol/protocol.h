@@ -101,6 +101,8 @@ enum rf_ts_precision {
     RF_PRECISION_US = 1,
     RF_PRECISION_MS = 2,
     RF_PRECISION_S = 3,
+    RF_PRECISION_M = 4, /* minutes and hours: the InfluxDB v1 /write API accepts them */
+    RF_PRECISION_H = 5,
 };
 
 typedef struct rf_parse_config {
@@ -162,6 +164,11 @@ size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *bu
 size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 
+/* Changes the line-protocol precision for the following rf_parse_influx calls
+ * (owning thread). An HTTP write names its precision per request, while the
+ * context and its caches live as long as the worker. -EINVAL when out of range. */
+int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision);
+
 /* Hands the events parsed so far to the flush callback (no call when none). */
 void rf_parse_flush(rf_parse_ctx *ctx);
 
@@ -206,5 +213,12 @@ typedef struct rf_reject_entry {
  * count. Safe from any thread while the ingest thread writes (seqlock per slot,
  * see reject.c); an entry overwritten during the read is skipped, never torn. */
 size_t rf_parse_reject_log_read(const rf_parse_ctx *ctx, rf_reject_entry *out, size_t max);
+
+/* Owning thread: while `first` is set, the first line rejected afterwards is
+ * also copied there (first->seq != 0 once filled; the caller zeroes it to arm
+ * it again); NULL stops it. The reject log cannot serve this: it keeps the
+ * newest lines, and an HTTP write answers with the first bad line of its body
+ * however many followed. */
+void rf_parse_capture_first_reject(rf_parse_ctx *ctx, rf_reject_entry *first);
 
 #endif

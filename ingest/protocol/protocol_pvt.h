@@ -112,6 +112,7 @@ struct rf_parse_ctx {
     rf_reject_slot *rlog;
     uint32_t rlog_mask;
     _Atomic uint64_t rlog_head;           /* number of entries ever written */
+    rf_reject_entry *first_reject;        /* rf_parse_capture_first_reject, or NULL */
 };
 
 /* Single-writer counter increment: only the owning thread writes, so a relaxed

@@ -72,6 +72,9 @@ void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char 
         u.e.source[sl] = '\0';
     }
 
+    if (ctx->first_reject && ctx->first_reject->seq == 0)
+        *ctx->first_reject = u.e;
+
     rf_reject_slot *s = &ctx->rlog[n & ctx->rlog_mask];
     uint64_t sq = atomic_load_explicit(&s->seq, memory_order_relaxed); /* sole writer */
     atomic_store_explicit(&s->seq, sq + 1, memory_order_relaxed);      /* W1 */
@@ -80,6 +83,11 @@ void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char 
         atomic_store_explicit(&s->words[i], u.w[i], memory_order_relaxed);
     atomic_store_explicit(&s->seq, sq + 2, memory_order_release);       /* W4: pairs with R1 */
     atomic_store_explicit(&ctx->rlog_head, n + 1, memory_order_release); /* W5: pairs with head load */
+}
+
+void rf_parse_capture_first_reject(rf_parse_ctx *ctx, rf_reject_entry *first)
+{
+    ctx->first_reject = first;
 }
 
 size_t rf_parse_reject_log_read(const rf_parse_ctx *ctx, rf_reject_entry *out, size_t max)

@@ -1,5 +1,6 @@
 /* InfluxDB line protocol: the reference's own examples, every data type and
  * escape rule, exact float parsing, timestamps, and canonical series keys. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -283,6 +284,8 @@ static void test_timestamps_and_precision(void **state)
         {RF_PRECISION_MS, "m v=1 1556813561098", 1556813561098000000LL},
         {RF_PRECISION_S, "m v=1 1556813561", 1556813561000000000LL},
         {RF_PRECISION_S, "m v=1 -1", -1000000000LL},
+        {RF_PRECISION_M, "m v=1 27000000", 27000000LL * 60 * 1000000000LL},
+        {RF_PRECISION_H, "m v=1 450000", 450000LL * 3600 * 1000000000LL},
         {RF_PRECISION_NS, "m v=1", T_WALL},
         {RF_PRECISION_NS, "m v=1   ", T_WALL},
         {RF_PRECISION_NS, "m v=1 5  ", 5},
@@ -305,6 +308,28 @@ static void test_timestamps_and_precision(void **state)
     assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_OUT_OF_RANGE), 2);
     assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_BAD_NUMBER), 1);
     assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_SYNTAX), 1);
+    fixture_free(f);
+}
+
+/* A context changes precision between calls (one per HTTP request), and the
+ * first bad line of a call is kept however many follow it. */
+static void test_set_precision_and_first_reject(void **state)
+{
+    (void)state;
+    fixture *f = lp_fixture(RF_PRECISION_NS);
+    assert_int_equal(rf_parse_set_precision(f->ctx, RF_PRECISION_MS), 0);
+    assert_int_equal(rf_parse_set_precision(f->ctx, (enum rf_ts_precision)6), -EINVAL);
+    rf_reject_entry first = {0};
+    rf_parse_capture_first_reject(f->ctx, &first);
+    assert_int_equal(run(f, rf_parse_influx, "m v=1 1000\nbad1\nm v=2 2000\nbad2 x\n"), 2);
+    assert_int_equal(data_ev(f, 0)->event_time_ns, 1000LL * 1000000LL);
+    assert_int_equal(first.seq, 1);
+    assert_int_equal(first.reason, RF_REJ_EMPTY_FIELD_SET);
+    assert_memory_equal(first.excerpt, "bad1", 4);
+    assert_int_equal(first.excerpt_len, 4);
+    rf_parse_capture_first_reject(f->ctx, NULL);
+    assert_int_equal(run(f, rf_parse_influx, "bad3\n"), 1);
+    assert_int_equal(first.seq, 1);
     fixture_free(f);
 }
 
@@ -395,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_floats_match_strtod),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_timestamps_and_precision),
+        cmocka_unit_test(test_set_precision_and_first_reject),
         cmocka_unit_test(test_comments_blank_crlf),
         cmocka_unit_test(test_canonical_order),
         cmocka_unit_test(test_cache_hits_equal_misses),
