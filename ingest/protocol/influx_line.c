@@ -105,6 +105,54 @@ static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_se
             .has_value = true,
         };
     }
+    if (ctx->extra_seed) {
+        rf_span ek = {ctx->extra_key, ctx->extra_key_len};
+        for (uint32_t i = 0; i < parts->ntags; i++)
+            if (rf_cmp_unescaped(ctx->tags[i].key, ek, RF_ESC_KEY) == 0)
+                return 0; /* the line's own tag wins */
+        if (parts->ntags >= ctx->cfg.max_tags)
+            return RF_REJ_TOO_MANY_TAGS + 1;
+        ctx->tags[parts->ntags++] = (rf_tag){
+            .key = ek,
+            .value = {ctx->extra_val, ctx->extra_val_len},
+            .has_value = true,
+        };
+    }
+    return 0;
+}
+
+
+/* Escapes for a tag key or value (',', '=', ' ', '\\'); returns the length. */
+static uint32_t escape_tag(char *out, const char *in, size_t len)
+{
+    uint32_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = in[i];
+        if (c == ',' || c == '=' || c == ' ' || c == '\\')
+            out[o++] = '\\';
+        out[o++] = c;
+    }
+    return o;
+}
+
+int rf_parse_set_extra_tag(rf_parse_ctx *ctx, const char *key, const char *value)
+{
+    if (!value || !*value) {
+        ctx->extra_seed = 0;
+        return 0;
+    }
+    if (!key || !*key)
+        return -EINVAL;
+    size_t kl = strlen(key), vl = strlen(value);
+    if (kl > RF_PARSE_EXTRA_TAG_MAX || vl > RF_PARSE_EXTRA_TAG_MAX)
+        return -ENAMETOOLONG;
+    if (!rf_utf8_valid(key, kl) || !rf_utf8_valid(value, vl))
+        return -EILSEQ;
+    ctx->extra_key_len = escape_tag(ctx->extra_key, key, kl);
+    ctx->extra_val_len = escape_tag(ctx->extra_val, value, vl);
+    uint64_t h = XXH3_64bits(ctx->extra_key, ctx->extra_key_len);
+    h = XXH3_64bits_withSeed(ctx->extra_val, ctx->extra_val_len, h);
+    ctx->extra_seed = h ? h : 1;
     return 0;
 }
 
@@ -367,7 +415,8 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
     uint64_t cid = 0;
     if (RF_UNLIKELY(ctx->id_tag_len))
         cid = influx_take_id(ctx, &ser, &ser_end);
-    XXH128_hash_t raw = XXH3_128bits_withSeed(ser, (size_t)(ser_end - ser), RF_PROTO_INFLUX);
+    XXH128_hash_t raw =
+        XXH3_128bits_withSeed(ser, (size_t)(ser_end - ser), RF_PROTO_INFLUX ^ ctx->extra_seed);
     /* The cache group of this series: fetched while the fields are parsed. */
     __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
 

@@ -169,6 +169,16 @@ size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
  * context and its caches live as long as the worker. -EINVAL when out of range. */
 int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision);
 
+/* A tag added to every line-protocol line of the following rf_parse_influx
+ * calls, unless the line has a tag of that key already (the line's own wins,
+ * as VictoriaMetrics does with the `db` of an InfluxDB write). The HTTP write
+ * endpoints use it for db/bucket. It counts toward max_tags. value NULL or ""
+ * removes it. Owning thread. -EINVAL for an empty key, -ENAMETOOLONG for a key
+ * or value over RF_PARSE_EXTRA_TAG_MAX bytes, -EILSEQ for invalid UTF-8 or a
+ * NUL byte. */
+#define RF_PARSE_EXTRA_TAG_MAX 256u
+int rf_parse_set_extra_tag(rf_parse_ctx *ctx, const char *key, const char *value);
+
 /* Hands the events parsed so far to the flush callback (no call when none). */
 void rf_parse_flush(rf_parse_ctx *ctx);
 

@@ -113,7 +113,16 @@ struct rf_parse_ctx {
     uint32_t rlog_mask;
     _Atomic uint64_t rlog_head;           /* number of entries ever written */
     rf_reject_entry *first_reject;        /* rf_parse_capture_first_reject, or NULL */
+    /* rf_parse_set_extra_tag: key and value as line protocol escapes them;
+     * extra_seed (0 when none) goes into the raw hash, so one line with two
+     * different extra tags is two cache entries. */
+    char extra_key[2 * RF_PARSE_EXTRA_TAG_MAX], extra_val[2 * RF_PARSE_EXTRA_TAG_MAX];
+    uint32_t extra_key_len, extra_val_len;
+    uint64_t extra_seed;
 };
+
+/* Compares two components by their unescaped bytes (series_key.c). */
+int rf_cmp_unescaped(rf_span a, rf_span b, uint8_t esc);
 
 /* Single-writer counter increment: only the owning thread writes, so a relaxed
  * load + store is enough (no RMW) and readers see whole values. */

@@ -89,7 +89,7 @@ static inline int next_byte(rf_span s, uint32_t *i, uint8_t esc)
     return (unsigned char)c;
 }
 
-static int cmp_unescaped(rf_span a, rf_span b, uint8_t esc)
+int rf_cmp_unescaped(rf_span a, rf_span b, uint8_t esc)
 {
     uint32_t i = 0, j = 0;
     for (;;) {
@@ -165,13 +165,13 @@ static int build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *pref
         uint32_t j = nt;
         bool dup = false;
         while (j > 0) {
-            int c = cmp_unescaped(t[j - 1].key, x.key, parts->esc_tags);
+            int c = rf_cmp_unescaped(t[j - 1].key, x.key, parts->esc_tags);
             if (c == 0) {
                 if (!parts->multi_tags)
                     return RF_REJ_DUPLICATE_TAG + 1;
                 c = (int)t[j - 1].has_value - (int)x.has_value;
                 if (c == 0 && x.has_value)
-                    c = cmp_unescaped(t[j - 1].value, x.value, parts->esc_tags);
+                    c = rf_cmp_unescaped(t[j - 1].value, x.value, parts->esc_tags);
                 if (c == 0) {
                     dup = true;
                     break;

@@ -333,6 +333,28 @@ static void test_set_precision_and_first_reject(void **state)
     fixture_free(f);
 }
 
+/* The db of an HTTP write becomes a tag, unless the line has its own. */
+static void test_extra_tag(void **state)
+{
+    (void)state;
+    fixture *f = lp_fixture(RF_PRECISION_NS);
+    assert_int_equal(rf_parse_set_extra_tag(f->ctx, "db", "my db,x"), 0);
+    assert_int_equal(run(f, rf_parse_influx, "cpu,host=a v=1 1\ncpu,db=own,host=a v=2 2\n"), 0);
+    assert_int_equal(data_ev(f, 0)->series_id, id_of("cpu,db=my\\ db\\,x,host=a v"));
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("cpu,db=own,host=a v"));
+    assert_string_equal(def_text(f, data_ev(f, 0)->series_id), "cpu,db=my\\ db\\,x,host=a v");
+    /* Same raw line, another db: another series (the raw cache keeps them apart). */
+    assert_int_equal(rf_parse_set_extra_tag(f->ctx, "db", "other"), 0);
+    assert_int_equal(run(f, rf_parse_influx, "cpu,host=a v=1 1\n"), 0);
+    assert_int_equal(data_ev(f, 2)->series_id, id_of("cpu,db=other,host=a v"));
+    assert_int_equal(rf_parse_set_extra_tag(f->ctx, "db", NULL), 0);
+    assert_int_equal(run(f, rf_parse_influx, "cpu,host=a v=1 1\n"), 0);
+    assert_int_equal(data_ev(f, 3)->series_id, id_of("cpu,host=a v"));
+    assert_int_equal(rf_parse_set_extra_tag(f->ctx, "", "x"), -EINVAL);
+    assert_int_equal(rf_parse_set_extra_tag(f->ctx, "db", "\xff"), -EILSEQ);
+    fixture_free(f);
+}
+
 static void test_comments_blank_crlf(void **state)
 {
     (void)state;
@@ -421,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_timestamps_and_precision),
         cmocka_unit_test(test_set_precision_and_first_reject),
+        cmocka_unit_test(test_extra_tag),
         cmocka_unit_test(test_comments_blank_crlf),
         cmocka_unit_test(test_canonical_order),
         cmocka_unit_test(test_cache_hits_equal_misses),
