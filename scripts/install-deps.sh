@@ -11,6 +11,7 @@ packages=(
   build-essential meson ninja-build pkg-config
   liburing-dev libzstd-dev libmimalloc-dev libdpdk-dev libnuma-dev
   libcmocka-dev libbenchmark-dev libyaml-dev libxxhash-dev
+  libhttp-parser-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler
   clang libclang-rt-14-dev llvm
   gnuplot-nox python3
   collectd-core

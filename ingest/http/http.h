@@ -1,0 +1,237 @@
+/* HTTP/1.1 request layer: turns the bytes of a TCP connection, fed in
+ * whatever chunks the socket delivered, into requests handed to endpoint
+ * handlers, and their answers into bytes for the caller to write back.
+ *
+ * Shape
+ *   An rf_http_server belongs to one thread (a worker): its routes, limits,
+ *   body-memory budget and counters. An rf_http_conn is one TCP connection of
+ *   that server. The layer does no I/O: whoever owns the socket (the io_uring
+ *   listener) feeds received bytes in, writes rf_http_conn_output() out, and
+ *   closes when told to. Everything below runs on the owning thread, with no
+ *   lock; other threads only read counters (relaxed loads, single writer).
+ *
+ *     bytes --rf_http_conn_feed--> http_parser (libhttp-parser, the Node.js
+ *       parser: streaming, so a request may arrive one byte at a time)
+ *       --> url + headers (bounded: max_header -> 431)
+ *       --> body (Content-Length or chunked; bounded: max_body -> 413)
+ *       --> Content-Encoding gzip inflated (bounded: max_decoded -> 413)
+ *       --> the route's handler --> rf_http_response --> output bytes
+ *
+ *   Keep-alive and pipelining: one feed may complete several requests; they
+ *   are answered in order into the same output. `Expect: 100-continue` gets
+ *   its interim answer as soon as the headers are in and the declared length
+ *   fits. HTTP/1.0 and `Connection: close` end the connection after the
+ *   answer.
+ *
+ * Memory
+ *   Per connection: the parser, a header buffer of max_header bytes and an
+ *   output buffer, allocated at rf_http_conn_new. Bodies (as received, and
+ *   inflated) grow per request by doubling and are kept for the next request
+ *   of the connection while small (<= 1 MiB each); every body byte is taken
+ *   from the server's body_budget first, so all connections of a worker
+ *   together never hold more than body_budget of bodies. A request that would
+ *   pass it is answered 503 with Retry-After (the client retries; nothing is
+ *   lost) and its connection closed. The output is bounded by max_output: a
+ *   client that pipelines requests and never reads its answers is cut off
+ *   (reject output_overflow). So a connection holds at most
+ *   rf_http_conn_memory_bound() bytes besides its share of the budget.
+ *
+ * Errors and drops
+ *   Nothing a client sends crashes or stalls the layer: a malformed request
+ *   is answered 400 and the connection closed (the stream cannot be trusted
+ *   past a framing error), a limit with its status code, and every refusal is
+ *   counted by reason (enum rf_http_reject). A handler's own refusals (bad
+ *   lines of a write) are the handler's to count; the layer counts requests by
+ *   endpoint and status. Functions that can fail return negative errno and
+ *   fill an rf_err. */
+#ifndef RF_INGEST_HTTP_H
+#define RF_INGEST_HTTP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error/error.h"
+
+enum rf_http_method {
+    RF_HTTP_GET = 1u << 0,
+    RF_HTTP_HEAD = 1u << 1,
+    RF_HTTP_POST = 1u << 2,
+    RF_HTTP_PUT = 1u << 3,
+    RF_HTTP_OTHER = 1u << 4,
+};
+
+typedef struct rf_http_limits {
+    uint64_t max_body;    /* request body as sent: 32 MiB; more -> 413 */
+    uint64_t max_decoded; /* body after Content-Encoding: 128 MiB; more -> 413 */
+    uint32_t max_header;  /* request line + headers: 64 KiB; more -> 431 */
+    uint32_t max_headers; /* header count: 64; more -> 431 */
+    uint32_t max_output;  /* answers not yet written: 256 KiB; more -> close */
+    uint64_t body_budget; /* bodies of all connections of the server: 256 MiB; -> 503 */
+} rf_http_limits;
+
+/* Why the layer refused a request (or a connection). Stable names
+ * (rf_http_reject_name) for the stats socket and /metrics. */
+enum rf_http_reject {
+    RF_HTTP_REJ_BAD_REQUEST = 0, /* the parser refused the bytes: 400, close */
+    RF_HTTP_REJ_HEADER_TOO_LARGE, /* 431, close */
+    RF_HTTP_REJ_BODY_TOO_LARGE,  /* 413, close */
+    RF_HTTP_REJ_DECODED_TOO_LARGE, /* inflated past max_decoded: 413 */
+    RF_HTTP_REJ_BAD_ENCODING,    /* a gzip body that does not inflate: 400 */
+    RF_HTTP_REJ_UNSUPPORTED_ENCODING, /* 415 */
+    RF_HTTP_REJ_EXPECTATION,     /* an Expect other than 100-continue: 417 */
+    RF_HTTP_REJ_NOT_FOUND,       /* 404 */
+    RF_HTTP_REJ_METHOD,          /* 405 */
+    RF_HTTP_REJ_BUSY,            /* body budget spent: 503, close */
+    RF_HTTP_REJ_TIMEOUT,         /* a request left unfinished too long: 408, close */
+    RF_HTTP_REJ_OUTPUT_OVERFLOW, /* answers not read by the client: close */
+    RF_HTTP_REJ__COUNT
+};
+const char *rf_http_reject_name(enum rf_http_reject r); /* "bad_request", ... */
+
+/* Status codes counted per endpoint; anything else counts as "other". */
+#define RF_HTTP_STATUS_CODES \
+    X(200) X(204) X(400) X(401) X(404) X(405) X(408) X(413) X(415) X(417) X(431) X(500) X(503)
+enum rf_http_status_slot {
+#define X(c) RF_HTTP_ST_##c,
+    RF_HTTP_STATUS_CODES
+#undef X
+    RF_HTTP_ST_OTHER,
+    RF_HTTP_ST__COUNT
+};
+int rf_http_status_slot_code(enum rf_http_status_slot s); /* 200, ...; 0 for other */
+
+#define RF_HTTP_MAX_ROUTES 15
+/* Endpoint index of requests that matched no route (404, or a request the
+ * layer refused before it had a path). */
+#define RF_HTTP_EP_NONE RF_HTTP_MAX_ROUTES
+#define RF_HTTP_EP__COUNT (RF_HTTP_MAX_ROUTES + 1)
+
+typedef struct rf_http_header {
+    const char *name, *value;
+    uint32_t name_len, value_len;
+} rf_http_header;
+
+/* One request as the handler sees it; valid only during the call. */
+typedef struct rf_http_request {
+    enum rf_http_method method;
+    const char *path; /* without the query; not NUL-terminated */
+    size_t path_len;
+    const char *query; /* after '?', raw (percent-encoded); NULL when none */
+    size_t query_len;
+    const rf_http_header *headers;
+    uint32_t n_headers;
+    /* The body, gzip already inflated. content_encoding is the remaining
+     * encoding the handler must undo itself (e.g. "snappy"), or NULL. */
+    const uint8_t *body;
+    size_t body_len;
+    const char *content_encoding;
+    size_t content_encoding_len;
+    size_t wire_body_len; /* bytes as received (before inflating) */
+    const char *peer;     /* "ip:port" or "" */
+    int64_t wall_ns, mono_ns; /* when the request's last byte was fed */
+} rf_http_request;
+
+/* Value of the first header `name` (case-insensitive), or NULL. */
+const char *rf_http_header_get(const rf_http_request *req, const char *name, size_t *len);
+
+/* Query parameter `name`, percent-decoded ('+' as space) into out (NUL-
+ * terminated). Returns its length, -ENOENT when absent, -ENOSPC when it does
+ * not fit in cap - 1 bytes, -EINVAL for a bad escape. */
+int rf_http_query_get(const rf_http_request *req, const char *name, char *out, size_t cap);
+
+#define RF_HTTP_RESP_BODY_MAX 1024
+#define RF_HTTP_RESP_HEADERS_MAX 256
+
+/* What a handler answers. The layer fills defaults (status 204, no body)
+ * before the call and turns it into bytes after. */
+typedef struct rf_http_response {
+    int status;
+    const char *content_type;   /* static string, or NULL (no body) */
+    char headers[RF_HTTP_RESP_HEADERS_MAX]; /* extra "Name: value\r\n" lines */
+    size_t headers_len;
+    char body[RF_HTTP_RESP_BODY_MAX];
+    size_t body_len;
+    uint64_t points;            /* points the request delivered, for the counters */
+    bool close;                 /* close the connection after this answer */
+} rf_http_response;
+
+/* Appends an extra header line (printf format, without "\r\n"); dropped when
+ * it does not fit. */
+void rf_http_resp_header(rf_http_response *resp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Sets status and a JSON body {"error":"<message>"} (message escaped, cut to
+ * fit). */
+void rf_http_resp_error(rf_http_response *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+typedef void (*rf_http_handler_fn)(void *user, const rf_http_request *req,
+                                   rf_http_response *resp);
+
+typedef struct rf_http_server rf_http_server;
+typedef struct rf_http_conn rf_http_conn;
+
+/* limits may be NULL or have zero fields: the defaults above. */
+rf_http_server *rf_http_server_new(const rf_http_limits *limits, rf_err *err);
+void rf_http_server_free(rf_http_server *s); /* after every connection was freed */
+const rf_http_limits *rf_http_server_limits(const rf_http_server *s);
+
+/* Adds a route: exact path, methods a mask of enum rf_http_method. `name`
+ * (static) names the endpoint in counters. Returns the endpoint index
+ * (0..RF_HTTP_MAX_ROUTES-1) or -ENOSPC / -EINVAL. */
+int rf_http_server_route(rf_http_server *s, const char *path, unsigned methods,
+                         const char *name, rf_http_handler_fn fn, void *user, rf_err *err);
+unsigned rf_http_server_routes(const rf_http_server *s);
+const char *rf_http_server_route_name(const rf_http_server *s, unsigned ep); /* "none" for EP_NONE */
+
+/* Counters: written by the owning thread only, read by any (relaxed). */
+enum rf_http_counter_id {
+    RF_HTTP_C_REQUESTS = 0,  /* answered with a final status */
+    RF_HTTP_C_BYTES_IN,      /* bytes fed */
+    RF_HTTP_C_BYTES_OUT,     /* bytes handed to the caller to write */
+    RF_HTTP_C_BODY_BYTES,    /* request bodies as received */
+    RF_HTTP_C_DECODED_BYTES, /* request bodies after gzip */
+    RF_HTTP_C_POINTS,        /* points delivered by handlers */
+    RF_HTTP_C_CONTINUES,     /* 100 Continue sent */
+    RF_HTTP_C_CONNECTIONS,   /* connections created */
+    RF_HTTP_C__COUNT
+};
+const char *rf_http_counter_name(enum rf_http_counter_id id);
+uint64_t rf_http_counter(const rf_http_server *s, enum rf_http_counter_id id);
+uint64_t rf_http_reject_count(const rf_http_server *s, enum rf_http_reject r);
+uint64_t rf_http_status_count(const rf_http_server *s, unsigned ep, enum rf_http_status_slot st);
+/* Body bytes held by connections now (relaxed read). */
+uint64_t rf_http_server_body_in_use(const rf_http_server *s);
+
+/* A connection; peer_text ("ip:port") is copied. NULL with err on ENOMEM. */
+rf_http_conn *rf_http_conn_new(rf_http_server *s, const char *peer_text, rf_err *err);
+void rf_http_conn_free(rf_http_conn *c); /* returns its bodies to the budget */
+/* Per connection, besides bodies (which the server's budget bounds). */
+uint64_t rf_http_conn_memory_bound(const rf_http_limits *limits);
+
+/* Feeds received bytes (may be any split of the stream). Complete requests
+ * are handled at once and answered into the output. Returns
+ * RF_HTTP_KEEP (go on reading) or RF_HTTP_CLOSE: write the output, then
+ * close; later bytes are ignored. The caller should write the output before
+ * feeding more (max_output bounds what a client that does not read can pile
+ * up). wall_ns/mono_ns: receipt time of these bytes. */
+enum { RF_HTTP_KEEP = 0, RF_HTTP_CLOSE = 1 };
+int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wall_ns,
+                      int64_t mono_ns);
+/* The peer ended its side: a request in progress is abandoned (no answer). */
+void rf_http_conn_eof(rf_http_conn *c);
+
+/* Output waiting to be written; consume what was written. */
+void rf_http_conn_output(const rf_http_conn *c, const char **data, size_t *len);
+void rf_http_conn_consume(rf_http_conn *c, size_t n);
+bool rf_http_conn_closing(const rf_http_conn *c);
+
+/* Whether a request is partly received (headers or body pending). */
+bool rf_http_conn_in_request(const rf_http_conn *c);
+/* The owner's timer says the connection is too slow or idle: a request in
+ * progress gets 408 (counted) and the connection closes; an idle one just
+ * closes. Returns RF_HTTP_CLOSE. */
+int rf_http_conn_timeout(rf_http_conn *c);
+
+#endif
