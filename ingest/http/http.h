@@ -53,6 +53,7 @@
 #include <stdint.h>
 
 #include "core/error/error.h"
+#include "ingest/protocol/protocol.h"
 
 enum rf_http_method {
     RF_HTTP_GET = 1u << 0,
@@ -233,5 +234,47 @@ bool rf_http_conn_in_request(const rf_http_conn *c);
  * progress gets 408 (counted) and the connection closes; an idle one just
  * closes. Returns RF_HTTP_CLOSE. */
 int rf_http_conn_timeout(rf_http_conn *c);
+
+/* ---- ingest endpoints (influx.c, prom.c) ----------------------------------------
+ *
+ * The write endpoints feed an rf_parse_ctx of the owning thread (the
+ * listener's), so their points take the same path, checks, counters and
+ * reject log as the line listeners'. An rf_http_ingest is the endpoints'
+ * state; the caller owns it and keeps it as long as the server.
+ *
+ * InfluxDB (rf_http_ingest_add_influx):
+ *   POST /write?db=&rp=&precision=            v1; precision n/ns, u/us, ms, s, m, h
+ *   POST /api/v2/write?org=&bucket=&precision= v2; precision ns, us, ms, s
+ *   GET|HEAD /ping                            204, X-Influxdb-Version
+ *   - db (v1) or bucket (v2) becomes the tag `db_tag` ("db") of every line
+ *     that has no tag of that key (VictoriaMetrics does the same with db);
+ *     rp and org are accepted and ignored: the engine has one store, and
+ *     retention is storage.retention's.
+ *   - db (v1) and bucket (v2) are required, as InfluxDB requires them: 400.
+ *   - Authorization (Token, Basic) and u/p are accepted and not checked: the
+ *     listener is meant for loopback or a trusted network.
+ *   - 204 when every line was taken. When some lines are refused the others
+ *     are kept and the answer is 400 with the first refused line, its reason
+ *     and how many lines were refused: {"error":"partial write: unable to
+ *     parse '<line>': <reason>; dropped=N"} (v1) or {"code":"invalid",
+ *     "message":"..."} (v2), as InfluxDB answers. The lines are counted and
+ *     logged by reason in the parse context, like the line listeners'.
+ *   - 503 with Retry-After when `busy` says the engine refuses work (a full
+ *     ring under drop_newest, the memory limit): nothing of the body is taken,
+ *     the client retries. 415 for a Content-Encoding other than gzip. */
+typedef struct rf_http_ingest {
+    rf_parse_ctx *parse;              /* required: the owning thread's context */
+    enum rf_ts_precision precision;   /* restored after each request */
+    const char *db_tag;               /* "db" when NULL */
+    const char *version;              /* X-Influxdb-Version; "1.8.10" when NULL */
+    /* Optional: true when the engine cannot take points now (503). */
+    bool (*busy)(void *user);
+    void *busy_user;
+    /* private */
+    rf_reject_entry first;
+} rf_http_ingest;
+
+/* Adds the InfluxDB routes. Returns 0 or a negative errno (routes full). */
+int rf_http_ingest_add_influx(rf_http_server *s, rf_http_ingest *in, rf_err *err);
 
 #endif
