@@ -82,6 +82,10 @@ static const char *const reject_names[RF_HTTP_REJ__COUNT] = {
     [RF_HTTP_REJ_BUSY] = "busy",
     [RF_HTTP_REJ_TIMEOUT] = "timeout",
     [RF_HTTP_REJ_OUTPUT_OVERFLOW] = "output_overflow",
+    [RF_HTTP_REJ_BAD_SNAPPY] = "bad_snappy",
+    [RF_HTTP_REJ_BAD_PROTOBUF] = "bad_protobuf",
+    [RF_HTTP_REJ_DECODE_LIMIT] = "decode_limit",
+    [RF_HTTP_REJ_BAD_PARAMETER] = "bad_parameter",
 };
 
 const char *rf_http_reject_name(enum rf_http_reject r)
@@ -278,6 +282,7 @@ static void resp_init(rf_http_response *r)
     r->body_len = 0;
     r->points = 0;
     r->close = false;
+    r->reject = -1;
 }
 
 /* The layer's own refusal: counted by reason, answered, and the connection
@@ -559,6 +564,8 @@ static void dispatch(rf_http_conn *c)
     rf_http_response resp;
     resp_init(&resp);
     s->routes[ep].fn(s->routes[ep].user, &req, &resp);
+    if (resp.reject >= 0 && resp.reject < RF_HTTP_REJ__COUNT)
+        ctr_add(&s->rejects[resp.reject], 1);
     if (resp.close)
         c->closing = true;
     emit(c, ep, &resp, req.method == RF_HTTP_HEAD);

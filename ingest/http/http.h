@@ -87,6 +87,10 @@ enum rf_http_reject {
     RF_HTTP_REJ_BUSY,            /* body budget spent: 503, close */
     RF_HTTP_REJ_TIMEOUT,         /* a request left unfinished too long: 408, close */
     RF_HTTP_REJ_OUTPUT_OVERFLOW, /* answers not read by the client: close */
+    RF_HTTP_REJ_BAD_SNAPPY,      /* remote_write: not a snappy block, or a lying length: 400 */
+    RF_HTTP_REJ_BAD_PROTOBUF,    /* remote_write: not a WriteRequest: 400 */
+    RF_HTTP_REJ_DECODE_LIMIT,    /* remote_write: decoded message past its memory bound: 413 */
+    RF_HTTP_REJ_BAD_PARAMETER,   /* a write's query (db, precision) refused: 400 */
     RF_HTTP_REJ__COUNT
 };
 const char *rf_http_reject_name(enum rf_http_reject r); /* "bad_request", ... */
@@ -156,6 +160,7 @@ typedef struct rf_http_response {
     size_t body_len;
     uint64_t points;            /* points the request delivered, for the counters */
     bool close;                 /* close the connection after this answer */
+    int reject;                 /* enum rf_http_reject the layer counts, or -1 (none) */
 } rf_http_response;
 
 /* Appends an extra header line (printf format, without "\r\n"); dropped when
@@ -272,9 +277,50 @@ typedef struct rf_http_ingest {
     void *busy_user;
     /* private */
     rf_reject_entry first;
+    struct rf_prom_state *prom;
 } rf_http_ingest;
 
 /* Adds the InfluxDB routes. Returns 0 or a negative errno (routes full). */
 int rf_http_ingest_add_influx(rf_http_server *s, rf_http_ingest *in, rf_err *err);
+
+/* Prometheus remote_write 1.0 (rf_http_ingest_add_prom):
+ *   POST /api/v1/write   a snappy block (Content-Encoding: snappy, assumed
+ *                        when absent) of a protobuf WriteRequest
+ *   - Each sample becomes one point: measurement = __name__, field "value",
+ *     tags = the other labels (empty values dropped: Prometheus treats an
+ *     empty label as an absent one), time = the sample's milliseconds. So
+ *     http_requests_total{job="api"} reads back as
+ *     `ringflow query http_requests_total --where job=api --field value`.
+ *   - Staleness markers (the NaN 0x7ff0000000000002) are counted
+ *     (RF_PROM_C_STALE) and not stored: the store has no deletion mark, and a
+ *     series that stops is what a reader sees anyway. Other NaN and
+ *     infinities are refused (out_of_range), like any non-finite value.
+ *   - Exemplars and metadata are counted and ignored; fields unknown to
+ *     remote_write 1.0 (native histograms) are skipped.
+ *   - Bounds: the snappy header's length is checked against max_decoded
+ *     before anything is allocated (a lying length is 413 or 400), the block
+ *     is decoded into a budget-charged buffer, and the protobuf decoder
+ *     allocates from an arena of at most prom_arena_max bytes (huge repeated
+ *     fields: 413, counted decode_limit).
+ *   - Answers: 204; 400 (bad snappy or protobuf, or refused samples: the
+ *     others are kept, and the answer names the first and counts them). */
+enum rf_prom_counter_id {
+    RF_PROM_C_REQUESTS = 0, /* WriteRequests decoded */
+    RF_PROM_C_SERIES,
+    RF_PROM_C_SAMPLES,      /* samples seen (stored, stale or refused) */
+    RF_PROM_C_STALE,        /* staleness markers skipped */
+    RF_PROM_C_EXEMPLARS,    /* ignored */
+    RF_PROM_C_METADATA,     /* ignored */
+    RF_PROM_C__COUNT
+};
+const char *rf_prom_counter_name(enum rf_prom_counter_id id);
+uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_counter_id id);
+
+/* Adds the remote_write route. arena_max: bound of the protobuf decoder's
+ * memory (0: 256 MiB). Returns 0 or a negative errno. */
+int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
+                            rf_err *err);
+/* Frees what the endpoints allocated (decoder buffers); before the server. */
+void rf_http_ingest_release(rf_http_ingest *in);
 
 #endif

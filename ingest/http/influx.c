@@ -55,30 +55,36 @@ static void write_common(rf_http_ingest *in, const rf_http_request *req, rf_http
     int rc = rf_http_query_get(req, v2 ? "bucket" : "db", db, sizeof(db));
     if (rc == -ENOENT || rc == 0) {
         fail(resp, v2, 400, "invalid", v2 ? "bucket is required" : "database is required");
+        resp->reject = RF_HTTP_REJ_BAD_PARAMETER;
         return;
     }
     if (rc < 0) {
         fail(resp, v2, 400, "invalid", v2 ? "bad bucket" : "bad database name");
+        resp->reject = RF_HTTP_REJ_BAD_PARAMETER;
         return;
     }
     enum rf_ts_precision p = RF_PRECISION_NS;
     rc = rf_http_query_get(req, "precision", prec, sizeof(prec));
     if ((rc < 0 && rc != -ENOENT) || (rc > 0 && !parse_precision(prec, v2, &p))) {
         fail(resp, v2, 400, "invalid", "invalid precision");
+        resp->reject = RF_HTTP_REJ_BAD_PARAMETER;
         return;
     }
     if (req->content_encoding) {
         fail(resp, v2, 415, "unsupported media type",
              "unsupported Content-Encoding (gzip or none)");
+        resp->reject = RF_HTTP_REJ_UNSUPPORTED_ENCODING;
         return;
     }
     if (in->busy && in->busy(in->busy_user)) {
         fail(resp, v2, 503, "unavailable", "engine is shedding load; retry");
         rf_http_resp_header(resp, "Retry-After: 1");
+        resp->reject = RF_HTTP_REJ_BUSY;
         return;
     }
     if (rf_parse_set_extra_tag(in->parse, in->db_tag ? in->db_tag : "db", db)) {
         fail(resp, v2, 400, "invalid", "database name is not valid UTF-8 or too long");
+        resp->reject = RF_HTTP_REJ_BAD_PARAMETER;
         return;
     }
     rf_parse_set_precision(in->parse, p);

@@ -35,9 +35,11 @@ static void handler(void *user, const rf_http_request *req, rf_http_response *re
     if (req->body_len > cur_lim->max_decoded ||
         (!req->content_encoding && req->body_len > cur_lim->max_decoded))
         abort();
-    volatile uint8_t sink = 0;
+    uint8_t sum = 0;
     for (size_t i = 0; i < req->body_len; i++) /* every byte readable */
-        sink ^= req->body[i];
+        sum ^= req->body[i];
+    if (sum == 0 && req->body_len == 1 && req->body[0] != 0)
+        abort();
     char v[64];
     (void)rf_http_query_get(req, "db", v, sizeof(v));
     (void)rf_http_header_get(req, "authorization", NULL);
