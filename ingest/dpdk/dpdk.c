@@ -652,6 +652,7 @@ uint32_t rf_dpdk_queue_poll(rf_dpdk_queue *q, uint32_t max)
     uint64_t t0 = rte_rdtsc();
 
     rf_listen_chunk chunk = {
+        .fd = -1,
         .mono_ns = rf_clock_mono_ns(),
         .wall_ns = rf_clock_wall_ns(),
     };

@@ -173,7 +173,7 @@ static inline void ctr_set(rf_listener *l, enum rf_listen_counter_id id, uint64_
 }
 
 static const char *const transport_names[] = {"udp", "tcp"};
-static const char *const protocol_names[] = {"influx_line", "statsd", "graphite"};
+static const char *const protocol_names[] = {"influx_line", "statsd", "graphite", "http"};
 static const char *const counter_names[RF_LC__COUNT] = {
     [RF_LC_DATAGRAMS] = "datagrams",
     [RF_LC_READS] = "reads",
@@ -202,7 +202,7 @@ const char *rf_listen_transport_name(enum rf_listen_transport t)
 
 const char *rf_listen_protocol_name(enum rf_listen_protocol p)
 {
-    return (unsigned)p < 3 ? protocol_names[p] : "unknown";
+    return (unsigned)p < 4 ? protocol_names[p] : "unknown";
 }
 
 const char *rf_listen_counter_name(enum rf_listen_counter_id id)
@@ -496,7 +496,7 @@ int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *e
     const char *nm = cfg->name[0] ? cfg->name : "?";
     if (!cfg->handler.on_data)
         return rf_err_set(err, EINVAL, "listener %s: no handler", nm);
-    if ((unsigned)cfg->transport > RF_LISTEN_TCP || (unsigned)cfg->protocol > RF_LISTEN_PROTO_GRAPHITE)
+    if ((unsigned)cfg->transport > RF_LISTEN_TCP || (unsigned)cfg->protocol > RF_LISTEN_PROTO_HTTP)
         return rf_err_set(err, EINVAL, "listener %s: bad transport or protocol", nm);
 
     rf_listener *l = calloc(1, sizeof(*l));
@@ -783,6 +783,7 @@ static void conn_chunk(rf_listener *l, uint32_t slot, rf_listen_chunk *c, int64_
     c->mono_ns = mono;
     c->wall_ns = wall;
     c->conn = slot;
+    c->fd = cn->fd;
 }
 
 static void conn_release(rf_listener *l, uint32_t slot)
@@ -792,6 +793,8 @@ static void conn_release(rf_listener *l, uint32_t slot)
     cn->fd = -1;
     cn->state = CONN_FREE;
     rf_linebuf_reset(&cn->lines);
+    if (l->cfg.handler.on_conn_end)
+        l->cfg.handler.on_conn_end(l->cfg.handler.ctx, l, slot);
     l->free_slots[l->n_free++] = slot;
     atomic_store_explicit(&l->open, atomic_load_explicit(&l->open, memory_order_relaxed) - 1,
                           memory_order_relaxed);
@@ -911,11 +914,26 @@ static void on_recv(rf_listener *l, uint32_t slot, const struct io_uring_cqe *cq
             cn->last_active_ns = mono;
             rf_listen_chunk c;
             conn_chunk(l, slot, &c, mono, wall);
-            emit_ctx e = {l, &c};
-            uint32_t over = rf_linebuf_feed(&cn->lines, buf_addr(set, BGID_TCP, bid), (size_t)res,
-                                            emit_line, &e);
-            if (over)
-                ctr_add(l, RF_LC_LINES_TOO_LONG, over);
+            if (l->cfg.handler.on_stream) {
+                c.data = buf_addr(set, BGID_TCP, bid);
+                c.len = (size_t)res;
+                c.flags = 0;
+                l->burst = true;
+                if (l->cfg.handler.on_stream(l->cfg.handler.ctx, l, &c) &&
+                    cn->state == CONN_OPEN) {
+                    /* FIN after the answer; the recv stays armed and ends with
+                     * the peer's close (SHUT_RD would discard, and a close with
+                     * unread bytes would reset, the answer). */
+                    cn->state = CONN_CLOSING;
+                    shutdown(cn->fd, SHUT_WR);
+                }
+            } else {
+                emit_ctx e = {l, &c};
+                uint32_t over = rf_linebuf_feed(&cn->lines, buf_addr(set, BGID_TCP, bid),
+                                                (size_t)res, emit_line, &e);
+                if (over)
+                    ctr_add(l, RF_LC_LINES_TOO_LONG, over);
+            }
         }
         buf_recycle(set, BGID_TCP, bid);
         if (!more) {
@@ -1013,6 +1031,7 @@ static void on_udp(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono,
         }
     }
     rf_listen_chunk c = {
+        .fd = -1,
         .data = io_uring_recvmsg_payload(o, &l->msg),
         .len = io_uring_recvmsg_payload_length(o, cqe->res, &l->msg),
         .peer = io_uring_recvmsg_name(o),
@@ -1216,6 +1235,7 @@ static void udp_drain_queue(rf_listener *l)
         if (n < 0)
             return;
         rf_listen_chunk c = {
+            .fd = -1,
             .data = buf,
             .len = (size_t)n > sizeof(buf) ? sizeof(buf) : (size_t)n,
             .peer = (const struct sockaddr *)&peer,

@@ -106,6 +106,7 @@ enum rf_listen_protocol {
     RF_LISTEN_PROTO_INFLUX_LINE = 0,
     RF_LISTEN_PROTO_STATSD = 1,
     RF_LISTEN_PROTO_GRAPHITE = 2,
+    RF_LISTEN_PROTO_HTTP = 3, /* TCP only; bytes go to on_stream unframed (ingest/http) */
 };
 
 const char *rf_listen_transport_name(enum rf_listen_transport t); /* "udp", "tcp" */
@@ -148,6 +149,9 @@ typedef struct rf_listen_chunk {
      * state kept by the handler can be indexed by it). UDP: 0. */
     uint32_t conn;
     uint32_t flags; /* RF_LISTEN_CHUNK_* */
+    /* TCP: the connection's socket, for a stream handler that answers
+     * (non-blocking writes only; the listener owns and closes it). UDP: -1. */
+    int fd;
 } rf_listen_chunk;
 
 typedef struct rf_listen_handler {
@@ -157,6 +161,16 @@ typedef struct rf_listen_handler {
     /* Optional: after the last chunk of a poll for this listener (e.g. to call
      * rf_parse_flush once per burst). */
     void (*on_burst_end)(void *ctx, const rf_listener *l);
+    /* Optional, TCP: when set, each read of a connection is handed over as
+     * received, unframed (no line buffer; on_data is not called for it):
+     * for protocols with framing of their own (HTTP). Returns 0 to go on,
+     * 1 to end the connection: its write side is shut (what the handler
+     * wrote goes out first), and the slot is freed when the peer closes or
+     * the idle timeout ends it. */
+    int (*on_stream)(void *ctx, const rf_listener *l, const rf_listen_chunk *chunk);
+    /* Optional, TCP: the connection in slot `conn` is gone (per-connection
+     * state kept by the handler can be freed). */
+    void (*on_conn_end)(void *ctx, const rf_listener *l, uint32_t conn);
     void *ctx;
 } rf_listen_handler;
 
@@ -356,9 +370,9 @@ typedef struct rf_cfg_node rf_cfg_node;
  * below) into out[0..cap), *n_out set. Each item:
  *   name: text                       default "<protocol>-<transport>"
  *   transport: udp | tcp             required
- *   protocol: influx_line | statsd | graphite   required
+ *   protocol: influx_line | statsd | graphite | http   required (http: tcp only)
  *   address: IPv4/IPv6 literal       default 127.0.0.1
- *   port: 1..65535                   default by protocol (8089, 8125, 2003)
+ *   port: 1..65535                   default by protocol (8089, 8125, 2003, 8086)
  *   rcvbuf: size                     default 0 (kernel default)
  *   max_connections: 1..1048576      default 1024
  *   max_connections_per_source: 0..1048576  default 64 (0 = no limit)
