@@ -11,6 +11,7 @@
 #include "core/ring/ring.h"
 #include "daemon/engine.h"
 #include "daemon/settings.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "storage/store/store.h"
 
@@ -246,7 +247,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
 
     /* Ingest: per worker, a parse context per listener it has and its
      * listener sets (routine, critical) with their provided buffers. */
-    uint64_t parse = 0, sets = 0, tcp_lines = 0;
+    uint64_t parse = 0, sets = 0, tcp_lines = 0, http = 0;
     for (uint32_t w = 0; w < W; w++) {
         bool udp[2] = {false, false}, tcp[2] = {false, false};
         bool any[2] = {false, false};
@@ -259,6 +260,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
             udp[k] |= lc->transport == RF_LISTEN_UDP;
             tcp[k] |= lc->transport == RF_LISTEN_TCP;
             parse += rf_memory_parse_ctx_bound(&s->ingest.parse, lc->max_line_bytes);
+            if (lc->protocol == RF_LISTEN_PROTO_HTTP)
+                http += rf_http_front_memory_bound(NULL, lc->max_connections);
             const uint64_t l = rf_listener_memory_bound(lc);
             const uint64_t bare = rf_listener_memory_bound(&(rf_listener_config){.transport = RF_LISTEN_UDP});
             sets += bare;
@@ -271,6 +274,9 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
     add(out, "parse contexts", "listeners, ingest.max_key, listeners[].max_line", parse);
     add(out, "listener buffer rings", "listeners (one set per worker and class)", sets);
     add(out, "TCP line buffers", "listeners[].max_connections x listeners[].max_line", tcp_lines);
+    if (http)
+        add(out, "HTTP connections and bodies", "http listeners' max_connections, body budget",
+            http);
 
     /* A reload builds the new stages while the old ones still run. */
     add(out, "reload (new stages beside the old)", "the pipeline's stages, as above",

@@ -16,6 +16,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "ingest/dpdk/dpdk.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 #include "daemon/pipeline.h"
@@ -53,6 +54,7 @@ typedef struct rf_shard_input {
     bool retiring, retired;
     bool attached;               /* its listener is in one of the shard's sets */
     rf_parse_ctx *parser;
+    rf_http_front *http;         /* protocol http: its connections, on parser */
     rf_event batch[RF_SHARD_PARSE_BATCH];
 } rf_shard_input;
 
@@ -115,6 +117,17 @@ static void input_flush(void *user, rf_event *events, size_t n)
     in->shard->dispatch(in->shard->dispatch_ctx, events, (uint32_t)n);
 }
 
+/* Between two routine datagrams or TCP reads: critical work first. */
+static void input_serve_critical(rf_shard_input *in)
+{
+    rf_shard *s = in->shard;
+    if (!in->critical && s->crit_hook && !s->in_crit_hook) {
+        s->in_crit_hook = true;
+        s->crit_hook(s->crit_hook_ctx);
+        s->in_crit_hook = false;
+    }
+}
+
 static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
 {
     rf_shard_input *in = ctx;
@@ -138,14 +151,38 @@ static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk
     case RF_LISTEN_PROTO_INFLUX_LINE: rf_parse_influx(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_STATSD: rf_parse_statsd(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_GRAPHITE: rf_parse_graphite(in->parser, &rx, c->data, c->len); break;
+    case RF_LISTEN_PROTO_HTTP: break; /* its bytes take input_on_stream */
     }
-    /* Between two routine datagrams (or TCP reads): critical work first. */
-    rf_shard *s = in->shard;
-    if (!in->critical && s->crit_hook && !s->in_crit_hook) {
-        s->in_crit_hook = true;
-        s->crit_hook(s->crit_hook_ctx);
-        s->in_crit_hook = false;
+    input_serve_critical(in);
+}
+
+static void input_on_burst_end(void *ctx, const rf_listener *l);
+
+/* An http listener's reads go to its connections' HTTP layer unframed. */
+static int input_on_stream(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
+{
+    (void)l;
+    rf_shard_input *in = ctx;
+    int rc = rf_http_front_stream(in->http, c);
+    input_serve_critical(in);
+    return rc;
+}
+
+static void input_on_conn_end(void *ctx, const rf_listener *l, uint32_t conn)
+{
+    (void)l;
+    rf_shard_input *in = ctx;
+    rf_http_front_conn_end(in->http, conn);
+}
+
+static rf_listen_handler input_handler(rf_shard_input *in)
+{
+    rf_listen_handler h = {.on_data = input_on_data, .on_burst_end = input_on_burst_end, .ctx = in};
+    if (in->http) {
+        h.on_stream = input_on_stream;
+        h.on_conn_end = input_on_conn_end;
     }
+    return h;
 }
 
 static void input_on_burst_end(void *ctx, const rf_listener *l)
@@ -165,7 +202,7 @@ static bool listener_on_worker(const rf_listener_config *cfg, uint32_t worker)
  * s->inputs (input_append). */
 static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, uint16_t source_id,
                                     enum rf_listen_protocol protocol, uint32_t max_line,
-                                    const char *name, rf_err *err)
+                                    uint32_t max_conns, const char *name, rf_err *err)
 {
     rf_shard_input *in = calloc(1, sizeof(*in));
     if (!in) {
@@ -183,6 +220,13 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
         free(in);
         return NULL;
     }
+    if (protocol == RF_LISTEN_PROTO_HTTP &&
+        !(in->http = rf_http_front_new(NULL, in->parser, pc.precision, max_conns, err))) {
+        rf_err_wrap(err, "%s: ", name);
+        rf_parse_ctx_free(in->parser);
+        free(in);
+        return NULL;
+    }
     return in;
 }
 
@@ -190,6 +234,7 @@ static void input_free(rf_shard_input *in)
 {
     if (!in)
         return;
+    rf_http_front_free(in->http);
     rf_parse_ctx_free(in->parser);
     free(in);
 }
@@ -209,9 +254,10 @@ static int input_append(rf_shard *s, rf_shard_input *in, rf_err *err)
 
 static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings, uint16_t source_id,
                                        enum rf_listen_protocol protocol, uint32_t max_line,
-                                       const char *name, rf_err *err)
+                                       uint32_t max_conns, const char *name, rf_err *err)
 {
-    rf_shard_input *in = input_create(s, settings, source_id, protocol, max_line, name, err);
+    rf_shard_input *in = input_create(s, settings, source_id, protocol, max_line, max_conns, name,
+                                      err);
     if (in && input_append(s, in, err) < 0) {
         input_free(in);
         return NULL;
@@ -238,7 +284,7 @@ static int shard_add_dpdk_inputs(rf_shard *s, const rf_settings *settings, rf_dp
             /* Source ids after the listeners': port-major, then UDP port. */
             uint16_t source = (uint16_t)(settings->ingest.n_listeners + p * dc->n_udp_ports + u);
             rf_shard_input *in = shard_new_input(s, settings, source, dc->udp_ports[u].protocol,
-                                                 0, name, err);
+                                                 0, 0, name, err);
             if (!in)
                 return -(err->code ? err->code : ENOMEM);
             const rf_listen_handler h = {
@@ -269,17 +315,13 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
         char name[RF_LISTENER_NAME_MAX + 16];
         snprintf(name, sizeof(name), "listener %s", lc->name);
         rf_shard_input *in = shard_new_input(s, settings, (uint16_t)i, lc->protocol,
-                                             lc->max_line_bytes, name, err);
+                                             lc->max_line_bytes, lc->max_connections, name, err);
         if (!in)
             return -(err->code ? err->code : ENOMEM);
 
         in->critical = lc->critical;
         rf_listener_config cfg = *lc;
-        cfg.handler = (rf_listen_handler){
-            .on_data = input_on_data,
-            .on_burst_end = input_on_burst_end,
-            .ctx = in,
-        };
+        cfg.handler = input_handler(in);
         rc = rf_listener_add(lc->critical ? s->crit_listeners : s->listeners, &cfg, &in->listener,
                              err);
         if (rc < 0)
@@ -482,7 +524,7 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
         char name[RF_LISTENER_NAME_MAX + 16];
         snprintf(name, sizeof(name), "listener %s", lc->name);
         rf_shard_input *in = input_create(s, next, (uint16_t)i, lc->protocol, lc->max_line_bytes,
-                                          name, err);
+                                          lc->max_connections, name, err);
         if (!in) {
             rc = -(err->code ? err->code : ENOMEM);
             break;
@@ -490,8 +532,7 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
         in->critical = lc->critical;
         ch->attach[ch->n_attach++] = in;
         rf_listener_config cfg = *lc;
-        cfg.handler = (rf_listen_handler){
-            .on_data = input_on_data, .on_burst_end = input_on_burst_end, .ctx = in};
+        cfg.handler = input_handler(in);
         if ((rc = rf_listener_open(&cfg, &in->listener, err)) < 0)
             break;
         if (lc->critical && !s->crit_listeners && !ch->new_crit_set &&

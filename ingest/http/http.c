@@ -606,15 +606,15 @@ rf_http_server *rf_http_server_new(const rf_http_limits *limits, rf_err *err)
     if (!l->max_body)
         l->max_body = 32u << 20;
     if (!l->max_decoded)
-        l->max_decoded = 128u << 20;
+        l->max_decoded = 64u << 20;
     if (!l->max_header)
-        l->max_header = 64u << 10;
+        l->max_header = 32u << 10;
     if (!l->max_headers)
         l->max_headers = 64;
     if (!l->max_output)
-        l->max_output = 256u << 10;
+        l->max_output = 64u << 10;
     if (!l->body_budget)
-        l->body_budget = 256u << 20;
+        l->body_budget = 128u << 20;
     if (l->max_output < 4096) {
         free(s);
         rf_err_set(err, EINVAL, "http: max_output below 4 KiB cannot hold an answer");
@@ -697,9 +697,9 @@ uint64_t rf_http_conn_memory_bound(const rf_http_limits *limits)
     rf_http_limits d = {0};
     if (limits)
         d = *limits;
-    uint64_t hdr = d.max_header ? d.max_header : 64u << 10;
+    uint64_t hdr = d.max_header ? d.max_header : 32u << 10;
     uint64_t nh = d.max_headers ? d.max_headers : 64;
-    uint64_t out = d.max_output ? d.max_output : 256u << 10;
+    uint64_t out = d.max_output ? d.max_output : 64u << 10;
     /* zlib's inflate state with a 32 KiB window is about 7 KiB + 32 KiB. */
     return sizeof(rf_http_conn) + hdr + nh * sizeof(rf_http_header) + out + (40u << 10);
 }

@@ -65,11 +65,11 @@ enum rf_http_method {
 
 typedef struct rf_http_limits {
     uint64_t max_body;    /* request body as sent: 32 MiB; more -> 413 */
-    uint64_t max_decoded; /* body after Content-Encoding: 128 MiB; more -> 413 */
-    uint32_t max_header;  /* request line + headers: 64 KiB; more -> 431 */
+    uint64_t max_decoded; /* body after Content-Encoding (gzip, snappy): 64 MiB; more -> 413 */
+    uint32_t max_header;  /* request line + headers: 32 KiB; more -> 431 */
     uint32_t max_headers; /* header count: 64; more -> 431 */
-    uint32_t max_output;  /* answers not yet written: 256 KiB; more -> close */
-    uint64_t body_budget; /* bodies of all connections of the server: 256 MiB; -> 503 */
+    uint32_t max_output;  /* answers not yet written: 64 KiB; more -> close */
+    uint64_t body_budget; /* bodies of all connections of the server: 128 MiB; -> 503 */
 } rf_http_limits;
 
 /* Why the layer refused a request (or a connection). Stable names
@@ -317,10 +317,38 @@ const char *rf_prom_counter_name(enum rf_prom_counter_id id);
 uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_counter_id id);
 
 /* Adds the remote_write route. arena_max: bound of the protobuf decoder's
- * memory (0: 256 MiB). Returns 0 or a negative errno. */
+ * memory (0: 64 MiB; Prometheus sends 2,000 samples a request by default,
+ * about 200 KiB decoded). Returns 0 or a negative errno. */
 int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
                             rf_err *err);
 /* Frees what the endpoints allocated (decoder buffers); before the server. */
 void rf_http_ingest_release(rf_http_ingest *in);
+
+/* ---- the listener side (front.c) ------------------------------------------------
+ *
+ * What an `http` listener (ingest/listen, protocol http) hands its
+ * connections to: one front per listener per worker, with its server, its
+ * endpoints (InfluxDB and remote_write on the given parse context) and a
+ * connection table indexed by the listener's slot. rf_http_front_stream fits
+ * rf_listen_handler.on_stream (after the caller's own bookkeeping), and
+ * rf_http_front_conn_end on_conn_end.
+ *
+ * Answers are written with send(MSG_DONTWAIT) on the connection's socket
+ * right after the read that completed them: one syscall per read that
+ * finished requests, not per point. What the socket does not take at once
+ * (a client that does not read) stays in the connection's output, bounded
+ * by max_output, and is retried after the connection's next read. */
+typedef struct rf_http_front rf_http_front;
+rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *parse,
+                                 enum rf_ts_precision precision, uint32_t max_conns, rf_err *err);
+void rf_http_front_free(rf_http_front *f);
+/* Returns 0 (keep) or 1 (close the connection once the answer is out). */
+struct rf_listen_chunk;
+int rf_http_front_stream(rf_http_front *f, const struct rf_listen_chunk *c);
+void rf_http_front_conn_end(rf_http_front *f, uint32_t conn);
+const rf_http_server *rf_http_front_server(const rf_http_front *f);
+const rf_http_ingest *rf_http_front_ingest(const rf_http_front *f);
+/* The front's memory at most: connections and the server's body budget. */
+uint64_t rf_http_front_memory_bound(const rf_http_limits *limits, uint32_t max_conns);
 
 #endif

@@ -371,7 +371,7 @@ int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t aren
     ps->srv = s;
     ps->in = in;
     ps->text = text;
-    ps->arena_max = arena_max ? arena_max : 256u << 20;
+    ps->arena_max = arena_max ? arena_max : 64u << 20;
     int rc = rf_http_server_route(s, "/api/v1/write", RF_HTTP_POST, "prom_write", on_write, ps,
                                   err);
     if (rc < 0) {

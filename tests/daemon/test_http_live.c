@@ -1,0 +1,285 @@
+/* HTTP ingest in the real daemon: an `http` listener on a port of its own,
+ * driven over loopback with raw HTTP/1.1 (pipelined keep-alive requests, a
+ * gzip body, a partial write, Prometheus remote_write), then the daemon
+ * stops and `ringflow query` must return every accepted point exactly, and
+ * none of the refused ones. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <snappy-c.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "daemon_proc.h"
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        p = (const char *)p + w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads until the server closes (the last request said Connection: close). */
+static char *read_to_eof(int fd)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    ssize_t n;
+    while ((n = recv(fd, buf + len, cap - 1 - len, 0)) > 0)
+        len += (size_t)n;
+    assert_true(n == 0); /* a clean end, not a timeout or a reset */
+    buf[len] = '\0';
+    return buf;
+}
+
+static size_t gzip_of(const char *in, uint8_t *out, size_t cap)
+{
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    z.next_in = (Bytef *)(uintptr_t)in;
+    z.avail_in = (uInt)strlen(in);
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    size_t n = z.total_out;
+    deflateEnd(&z);
+    return n;
+}
+
+/* Protobuf by hand (the test must not share the daemon's generated code):
+ * WriteRequest{timeseries: [{labels: [__name__=rw_temp, room=r1], samples}]} */
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t put_ld(uint8_t *p, int field, const uint8_t *b, size_t len)
+{
+    size_t n = 0;
+    p[n++] = (uint8_t)(field << 3 | 2);
+    n += put_varint(p + n, len);
+    memmove(p + n, b, len);
+    return n + len;
+}
+
+static size_t put_label(uint8_t *p, const char *name, const char *value)
+{
+    uint8_t inner[128];
+    size_t n = put_ld(inner, 1, (const uint8_t *)name, strlen(name));
+    n += put_ld(inner + n, 2, (const uint8_t *)value, strlen(value));
+    return put_ld(p, 1, inner, n);
+}
+
+static size_t put_sample(uint8_t *p, double v, int64_t ms)
+{
+    uint8_t inner[32];
+    size_t n = 0;
+    inner[n++] = 0x09; /* field 1, fixed64 */
+    memcpy(inner + n, &v, 8);
+    n += 8;
+    inner[n++] = 0x10; /* field 2, varint */
+    n += put_varint(inner + n, (uint64_t)ms);
+    return put_ld(p, 2, inner, n);
+}
+
+#define RW_SAMPLES 5
+
+static size_t remote_write_body(char *out, size_t cap, int64_t ms0)
+{
+    uint8_t ts[1024], wr[1100];
+    size_t n = put_label(ts, "__name__", "rw_temp");
+    n += put_label(ts + n, "room", "r1");
+    for (int i = 0; i < RW_SAMPLES; i++)
+        n += put_sample(ts + n, 20.25 + i, ms0 + i * 1000);
+    size_t wl = put_ld(wr, 1, ts, n);
+    size_t cl = cap;
+    assert_int_equal(snappy_compress((const char *)wr, wl, out, &cl), SNAPPY_OK);
+    return cl;
+}
+
+static char *query(const char *args)
+{
+    const char *cli = getenv("RINGFLOW");
+    assert_non_null(cli);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cd %s && %s query --dir ./data/store %s 2>&1", tproc_dir(), cli,
+             args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 20, len = 0;
+    char *out = malloc(cap);
+    size_t n;
+    while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0)
+        len += n;
+    out[len] = '\0';
+    assert_int_equal(pclose(p), 0);
+    return out;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void test_http_live(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-http-live");
+    int port = tproc_port_base() + 3;
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+             "listeners:\n"
+             "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
+             "stats: {prometheus: {enabled: false}}\n",
+             port);
+    tproc_write_file("http.yaml", cfg);
+    proc d;
+    tproc_start(&d, (const char *[]){"--config", "http.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+
+    int status = 0;
+    char *body = tproc_http_get(port, "/ping", &status);
+    assert_int_equal(status, 204);
+    free(body);
+
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t t0 = (int64_t)now.tv_sec - 3600; /* seconds; inside the retention */
+
+    /* One connection, three pipelined requests: a partial write (line 3 is
+     * refused, the others kept), a gzip body, remote_write; the last asks to
+     * close. */
+    char plain[512];
+    int pl = snprintf(plain, sizeof(plain),
+                      "lab,room=a t=21.5 %lld\nlab,room=a t=22.5 %lld\nlab,room=a t=oops %lld\n"
+                      "lab,room=b t=-3.25 %lld\n",
+                      (long long)t0, (long long)t0 + 10, (long long)t0 + 20, (long long)t0);
+    char zsrc[256];
+    snprintf(zsrc, sizeof(zsrc), "lab,room=z t=99.125 %lld\n", (long long)t0);
+    uint8_t gz[512];
+    size_t gl = gzip_of(zsrc, gz, sizeof(gz));
+    char rw[2048];
+    size_t rwl = remote_write_body(rw, sizeof(rw), t0 * 1000);
+
+    char req[8192];
+    size_t rl = 0;
+    rl += (size_t)snprintf(req + rl, sizeof(req) - rl,
+                           "POST /write?db=site1&precision=s HTTP/1.1\r\nHost: t\r\n"
+                           "Content-Length: %d\r\n\r\n%s",
+                           pl, plain);
+    rl += (size_t)snprintf(req + rl, sizeof(req) - rl,
+                           "POST /api/v2/write?org=o&bucket=site2&precision=s HTTP/1.1\r\n"
+                           "Host: t\r\nAuthorization: Token x\r\nContent-Encoding: gzip\r\n"
+                           "Content-Length: %zu\r\n\r\n",
+                           gl);
+    memcpy(req + rl, gz, gl);
+    rl += gl;
+    rl += (size_t)snprintf(req + rl, sizeof(req) - rl,
+                           "POST /api/v1/write HTTP/1.1\r\nHost: t\r\nContent-Encoding: snappy\r\n"
+                           "Content-Type: application/x-protobuf\r\nConnection: close\r\n"
+                           "Content-Length: %zu\r\n\r\n",
+                           rwl);
+    memcpy(req + rl, rw, rwl);
+    rl += rwl;
+    int fd = connect_to(port);
+    /* In two pieces cut inside the gzip body: framing across reads. */
+    size_t cut = rl / 2;
+    send_all(fd, req, cut);
+    usleep(50 * 1000);
+    send_all(fd, req + cut, rl - cut);
+    char *resp = read_to_eof(fd);
+    close(fd);
+    if (count_of(resp, "HTTP/1.1 ") != 3)
+        fail_msg("want 3 answers, got:\n%s", resp);
+    const char *a1 = strstr(resp, "HTTP/1.1 ");
+    assert_true(!strncmp(a1, "HTTP/1.1 400", 12));
+    assert_non_null(strstr(resp, "partial write: unable to parse 'lab,room=a t=oops"));
+    assert_non_null(strstr(resp, "dropped=1"));
+    const char *a2 = strstr(a1 + 1, "HTTP/1.1 ");
+    assert_true(!strncmp(a2, "HTTP/1.1 204", 12));
+    const char *a3 = strstr(a2 + 1, "HTTP/1.1 ");
+    if (strncmp(a3, "HTTP/1.1 204", 12))
+        fail_msg("remote_write answer: %s", a3);
+    free(resp);
+
+    /* The counters on the stats socket name the listener's requests. */
+    char *stat = tproc_ask("show listeners");
+    assert_non_null(stat);
+    assert_non_null(strstr(stat, "web"));
+    free(stat);
+
+    usleep(300 * 1000);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+
+    /* Exactly the accepted points, with db/bucket as the tag db. */
+    char *out = query("lab --field t --where db=site1 --where room=a --format csv");
+    char want[64];
+    snprintf(want, sizeof(want), "%lld000000000", (long long)t0);
+    if (!strstr(out, want) || !strstr(out, ",21.5") || !strstr(out, ",22.5") ||
+        strstr(out, "oops") || count_of(out, "\n") != 3)
+        fail_msg("site1 room a:\n%s", out);
+    free(out);
+    out = query("lab --field t --where db=site1 --where room=b --format csv");
+    if (!strstr(out, ",-3.25"))
+        fail_msg("site1 room b:\n%s", out);
+    free(out);
+    out = query("lab --field t --where db=site2 --format csv");
+    if (!strstr(out, ",99.125") || count_of(out, "\n") != 2)
+        fail_msg("site2 (gzip, v2):\n%s", out);
+    free(out);
+    out = query("rw_temp --field value --where room=r1 --format csv");
+    for (int i = 0; i < RW_SAMPLES; i++) {
+        char v[32], t[32];
+        snprintf(v, sizeof(v), ",%g", 20.25 + i);
+        snprintf(t, sizeof(t), "%lld", (long long)(t0 + i) * 1000000000LL);
+        if (!strstr(out, v) || !strstr(out, t))
+            fail_msg("remote_write sample %d (%s at %s) missing:\n%s", i, v, t, out);
+    }
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_http_live),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
