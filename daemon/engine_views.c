@@ -15,6 +15,7 @@
 #include "daemon/pipeline.h"
 #include "daemon/shard.h"
 #include "ingest/dpdk/dpdk.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 #include "storage/store/store.h"
@@ -93,6 +94,90 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
     }
     rf_ops_table_end(w);
 
+    /* HTTP listeners, when any: traffic and refusals per worker, then
+     * answers per endpoint and status. */
+    bool any_http = false;
+    for (uint32_t wi = 0; wi < rf_engine_workers(e) && !any_http; wi++)
+        for (uint32_t i = 0; i < rf_shard_input_count(rf_engine_shard(e, wi)); i++)
+            any_http |= rf_shard_input_http(rf_engine_shard(e, wi), i) != NULL;
+    if (any_http) {
+        static const char *const hcols[] = {
+            "worker", "listener", "requests", "bytes_in", "bytes_out", "body_bytes",
+            "decoded_bytes", "points", "continues", "connections", "body_in_use",
+            "rejects_by_reason", "remote_write"};
+        rf_ops_table_begin(w, "http", hcols, 13);
+        for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+            const rf_shard *s = rf_engine_shard(e, wi);
+            for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
+                const rf_http_front *hf = rf_shard_input_http(s, i);
+                if (!hf)
+                    continue;
+                const rf_http_server *hs = rf_http_front_server(hf);
+                const rf_http_ingest *hi = rf_http_front_ingest(hf);
+                char rej[512] = "", rw[256] = "";
+                size_t len = 0;
+                for (int r = 0; r < RF_HTTP_REJ__COUNT && len < sizeof(rej); r++) {
+                    uint64_t n = rf_http_reject_count(hs, (enum rf_http_reject)r);
+                    if (n)
+                        len += (size_t)snprintf(rej + len, sizeof(rej) - len, "%s%s=%lu",
+                                                len ? "," : "", rf_http_reject_name(r),
+                                                (unsigned long)n);
+                }
+                len = 0;
+                for (int c = 0; c < RF_PROM_C__COUNT && len < sizeof(rw); c++)
+                    len += (size_t)snprintf(rw + len, sizeof(rw) - len, "%s%s=%lu",
+                                            len ? "," : "", rf_prom_counter_name(c),
+                                            (unsigned long)rf_http_ingest_prom_counter(hi, c));
+                const rf_listener *l = rf_shard_input_listener(s, i);
+                rf_ops_cell_u64(w, wi);
+                rf_ops_cell_str(w, l ? rf_listener_name(l) : "-");
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_REQUESTS));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_BYTES_IN));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_BYTES_OUT));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_BODY_BYTES));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_DECODED_BYTES));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_POINTS));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_CONTINUES));
+                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_CONNECTIONS));
+                rf_ops_cell_u64(w, rf_http_server_body_in_use(hs));
+                rf_ops_cell_str(w, rej);
+                rf_ops_cell_str(w, rw);
+            }
+        }
+        rf_ops_table_end(w);
+        static const char *const rcols[] = {"worker", "listener", "endpoint", "status",
+                                            "requests"};
+        rf_ops_table_begin(w, "http_requests", rcols, 5);
+        for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+            const rf_shard *s = rf_engine_shard(e, wi);
+            for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
+                const rf_http_front *hf = rf_shard_input_http(s, i);
+                if (!hf)
+                    continue;
+                const rf_http_server *hs = rf_http_front_server(hf);
+                const rf_listener *l = rf_shard_input_listener(s, i);
+                for (unsigned ep = 0; ep < RF_HTTP_EP__COUNT; ep++) {
+                    if (ep >= rf_http_server_routes(hs) && ep != RF_HTTP_EP_NONE)
+                        continue;
+                    for (int st = 0; st < RF_HTTP_ST__COUNT; st++) {
+                        uint64_t n = rf_http_status_count(hs, ep, (enum rf_http_status_slot)st);
+                        if (!n)
+                            continue;
+                        char code[8];
+                        int c = rf_http_status_slot_code((enum rf_http_status_slot)st);
+                        snprintf(code, sizeof(code), c ? "%d" : "other", c);
+                        rf_ops_cell_u64(w, wi);
+                        rf_ops_cell_str(w, l ? rf_listener_name(l) : "-");
+                        rf_ops_cell_str(w, rf_http_server_route_name(hs, ep));
+                        rf_ops_cell_str(w, code);
+                        rf_ops_cell_u64(w, n);
+                    }
+                }
+            }
+        }
+        rf_ops_table_end(w);
+    }
+
     /* DPDK queues, when any: packets and drops by reason. */
     uint32_t queues = 0;
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++)
@@ -127,11 +212,17 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
  * LM_TRAFFIC) one of the listener's own counters. */
 #define LM_CLAMPED (-1)
 #define LM_TRAFFIC (-2)
+#define LM_HTTP_REQ (-3) /* requests of endpoint ep answered with status slot traffic */
+#define LM_HTTP_REJ (-4) /* HTTP refusals of reason traffic */
+#define LM_HTTP_CTR (-5) /* HTTP counter traffic */
+#define LM_PROM (-6)     /* remote_write counter traffic */
 typedef struct listener_metric {
     const rf_parse_ctx *pc;
     const rf_listener *l;
-    int reason;   /* enum rf_reject_reason, LM_CLAMPED or LM_TRAFFIC */
-    int traffic;  /* with LM_TRAFFIC: an index into listener_traffic[] */
+    const rf_http_front *hf;
+    int reason;   /* enum rf_reject_reason, or one of the LM_ kinds above */
+    int traffic;  /* with LM_TRAFFIC: an index into listener_traffic[]; see LM_HTTP_* */
+    int ep;       /* LM_HTTP_REQ: the endpoint */
 } listener_metric;
 
 /* The listener's traffic on /metrics: what an operator alerts on (kernel
@@ -157,7 +248,9 @@ static const struct {
 /* The series of one input (a listener on one worker, or a DPDK queue),
  * allocated on their own: each series' read function holds a pointer into
  * its block, so blocks never move. */
-#define LM_PER_INPUT (RF_REJ__COUNT + 1 + LM_TRAFFIC_N)
+#define LM_HTTP_N (RF_HTTP_EP__COUNT * RF_HTTP_ST__COUNT + RF_HTTP_REJ__COUNT + RF_HTTP_C__COUNT + \
+                   RF_PROM_C__COUNT)
+#define LM_PER_INPUT (RF_REJ__COUNT + 1 + LM_TRAFFIC_N + LM_HTTP_N)
 typedef struct lm_input {
     uint32_t worker, input;
     char name[64];
@@ -175,6 +268,18 @@ static struct {
 static uint64_t read_listener_metric(void *ctx)
 {
     const listener_metric *m = ctx;
+    if (m->hf) {
+        const rf_http_server *hs = rf_http_front_server(m->hf);
+        switch (m->reason) {
+        case LM_HTTP_REQ:
+            return rf_http_status_count(hs, (unsigned)m->ep, (enum rf_http_status_slot)m->traffic);
+        case LM_HTTP_REJ: return rf_http_reject_count(hs, (enum rf_http_reject)m->traffic);
+        case LM_HTTP_CTR: return rf_http_counter(hs, (enum rf_http_counter_id)m->traffic);
+        default:
+            return rf_http_ingest_prom_counter(rf_http_front_ingest(m->hf),
+                                               (enum rf_prom_counter_id)m->traffic);
+        }
+    }
     if (m->reason == LM_CLAMPED)
         return rf_parse_counter(m->pc, RF_PC_TIMESTAMPS_CLAMPED);
     if (m->reason >= 0)
@@ -220,6 +325,67 @@ static void lm_input_unregister(lm_input *x)
     for (size_t k = 0; k < x->n; k++)
         rf_stats_unregister(x->ids[k]);
     free(x);
+}
+
+/* An http listener's series: requests by endpoint and status, refusals by
+ * reason, traffic, and the remote_write decoder's counts. */
+static int lm_http_add(lm_input *x, const rf_http_front *hf, int kind, int which, int ep,
+                       enum rf_metric_type type, const char *name, const char *help,
+                       const char *labels)
+{
+    listener_metric *m = &x->m[x->n];
+    *m = (listener_metric){.hf = hf, .reason = kind, .traffic = which, .ep = ep};
+    int id = rf_stats_register_fn(type, name, help, labels, read_listener_metric, m);
+    if (id < 0)
+        return id;
+    x->ids[x->n++] = id;
+    return 0;
+}
+
+static int lm_http_register(lm_input *x, const rf_http_front *hf, const char *plain)
+{
+    const rf_http_server *hs = rf_http_front_server(hf);
+    char labels[RF_STATS_LABELS_MAX + 64];
+    int rc;
+    for (unsigned ep = 0; ep < RF_HTTP_EP__COUNT; ep++) {
+        if (ep >= rf_http_server_routes(hs) && ep != RF_HTTP_EP_NONE)
+            continue;
+        for (int st = 0; st < RF_HTTP_ST__COUNT; st++) {
+            int code = rf_http_status_slot_code((enum rf_http_status_slot)st);
+            char cs[8];
+            snprintf(cs, sizeof(cs), code ? "%d" : "other", code);
+            snprintf(labels, sizeof(labels), "%s,endpoint=\"%s\",status=\"%s\"", plain,
+                     rf_http_server_route_name(hs, ep), cs);
+            if ((rc = lm_http_add(x, hf, LM_HTTP_REQ, st, (int)ep, RF_METRIC_COUNTER,
+                                  "ringflow_http_requests", "HTTP requests answered, by "
+                                  "endpoint and status.", labels)) < 0)
+                return rc;
+        }
+    }
+    for (int r = 0; r < RF_HTTP_REJ__COUNT; r++) {
+        snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", plain,
+                 rf_http_reject_name((enum rf_http_reject)r));
+        if ((rc = lm_http_add(x, hf, LM_HTTP_REJ, r, 0, RF_METRIC_COUNTER,
+                              "ringflow_http_rejects", "HTTP requests or connections the "
+                              "HTTP layer refused, by reason.", labels)) < 0)
+            return rc;
+    }
+    for (int c = 0; c < RF_HTTP_C__COUNT; c++) {
+        char name[RF_STATS_NAME_MAX];
+        snprintf(name, sizeof(name), "ringflow_http_%s", rf_http_counter_name(c));
+        if ((rc = lm_http_add(x, hf, LM_HTTP_CTR, c, 0, RF_METRIC_COUNTER, name,
+                              "An HTTP listener's traffic (see ingest/http/http.h).", plain)) < 0)
+            return rc;
+    }
+    for (int c = 0; c < RF_PROM_C__COUNT; c++) {
+        char name[RF_STATS_NAME_MAX];
+        snprintf(name, sizeof(name), "ringflow_remote_write_%s", rf_prom_counter_name(c));
+        if ((rc = lm_http_add(x, hf, LM_PROM, c, 0, RF_METRIC_COUNTER, name,
+                              "Prometheus remote_write decoding (see ingest/http/http.h).",
+                              plain)) < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* Registers the series of input i of worker wi. */
@@ -272,6 +438,9 @@ static int lm_input_register(const rf_shard *s, uint32_t wi, uint32_t i, lm_inpu
         }
         x->ids[x->n++] = id;
     }
+    const rf_http_front *hf = rf_shard_input_http(s, i);
+    if (hf && (rc = lm_http_register(x, hf, plain)) < 0)
+        goto fail;
     *out = x;
     return 0;
 fail:

@@ -942,6 +942,11 @@ const rf_listener *rf_shard_input_listener(const rf_shard *s, uint32_t i)
     return i < s->n_inputs ? s->inputs[i]->listener : NULL;
 }
 
+const rf_http_front *rf_shard_input_http(const rf_shard *s, uint32_t i)
+{
+    return i < s->n_inputs ? s->inputs[i]->http : NULL;
+}
+
 uint32_t rf_shard_dpdk_queue_count(const rf_shard *s)
 {
     return s->n_dpdk_queues;

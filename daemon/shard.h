@@ -115,6 +115,9 @@ uint32_t rf_shard_input_count(const rf_shard *s);
 /* The input's parse context, and its listener (NULL for DPDK inputs). */
 const rf_parse_ctx *rf_shard_input_parser(const rf_shard *s, uint32_t i);
 const rf_listener *rf_shard_input_listener(const rf_shard *s, uint32_t i);
+/* An http listener's front (its HTTP server's counters), else NULL. */
+typedef struct rf_http_front rf_http_front;
+const rf_http_front *rf_shard_input_http(const rf_shard *s, uint32_t i);
 uint32_t rf_shard_dpdk_queue_count(const rf_shard *s);
 const rf_dpdk_queue *rf_shard_dpdk_queue(const rf_shard *s, uint32_t i);
 /* Logs each listener's final counters (control thread, after the worker stopped). */

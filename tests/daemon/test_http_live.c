@@ -167,8 +167,8 @@ static void test_http_live(void **state)
              "engine: {workers: 2, idle: {sleep: 5ms}}\n"
              "listeners:\n"
              "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n",
-             port);
+             "stats: {prometheus: {enabled: true, listen: 127.0.0.1:%d}}\n",
+             port, port + 1);
     tproc_write_file("http.yaml", cfg);
     proc d;
     tproc_start(&d, (const char *[]){"--config", "http.yaml", NULL});
@@ -239,11 +239,30 @@ static void test_http_live(void **state)
         fail_msg("remote_write answer: %s", a3);
     free(resp);
 
-    /* The counters on the stats socket name the listener's requests. */
+    /* The counters name the requests by endpoint and status, on the stats
+     * socket and on /metrics. The /ping and the three requests may have
+     * gone to either worker: the sums are checked. */
     char *stat = tproc_ask("show listeners");
     assert_non_null(stat);
-    assert_non_null(strstr(stat, "web"));
+    if (!strstr(stat, "http_requests") || !strstr(stat, "influx_write") ||
+        !strstr(stat, "prom_write") || !strstr(stat, "samples=5"))
+        fail_msg("show listeners:\n%s", stat);
     free(stat);
+    char *metrics = tproc_http_get(port + 1, "/metrics", &status);
+    assert_int_equal(status, 200);
+    assert_non_null(metrics);
+    static const char *const want_series[] = {
+        "endpoint=\"influx_write\",status=\"400\"} 1",
+        "endpoint=\"influx_v2_write\",status=\"204\"} 1",
+        "endpoint=\"prom_write\",status=\"204\"} 1",
+        "endpoint=\"ping\",status=\"204\"} 1",
+    };
+    for (size_t k = 0; k < sizeof(want_series) / sizeof(want_series[0]); k++)
+        if (!strstr(metrics, want_series[k]))
+            fail_msg("/metrics lacks %s", want_series[k]);
+    assert_non_null(strstr(metrics, "ringflow_http_rejects"));
+    assert_non_null(strstr(metrics, "ringflow_remote_write_samples"));
+    free(metrics);
 
     usleep(300 * 1000);
     kill(d.pid, SIGTERM);
