@@ -51,6 +51,7 @@ struct rf_http_conn {
     rf_http_header *headers; /* offsets into hdr until the headers are complete */
     uint32_t n_headers;
     bool in_request;
+    int64_t request_start_ns; /* mono time of the request's first byte */
     bool closing;
     bool failed; /* a callback refused: the answer is in out, stop parsing */
     rf_http_buf body, decoded;
@@ -326,6 +327,7 @@ static int on_message_begin(http_parser *p)
 {
     rf_http_conn *c = p->data;
     c->in_request = true;
+    c->request_start_ns = c->mono_ns;
     c->hdr_len = 0;
     c->url_off = c->url_len = 0;
     c->n_headers = 0;
@@ -615,6 +617,8 @@ rf_http_server *rf_http_server_new(const rf_http_limits *limits, rf_err *err)
         l->max_output = 64u << 10;
     if (!l->body_budget)
         l->body_budget = 128u << 20;
+    if (!l->request_timeout_ns)
+        l->request_timeout_ns = 30ull * 1000000000ull;
     if (l->max_output < 4096) {
         free(s);
         rf_err_set(err, EINVAL, "http: max_output below 4 KiB cannot hold an answer");
@@ -750,6 +754,8 @@ int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wal
     ctr_add(&c->srv->counters[RF_HTTP_C_BYTES_IN], len);
     c->wall_ns = wall_ns;
     c->mono_ns = mono_ns;
+    if (c->in_request && mono_ns - c->request_start_ns > (int64_t)c->srv->lim.request_timeout_ns)
+        return rf_http_conn_timeout(c); /* trickling bytes do not keep a request alive */
     if (len == 0)
         return RF_HTTP_KEEP;
     size_t done = http_parser_execute(&c->parser, &c->srv->settings, data, len);

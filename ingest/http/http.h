@@ -70,6 +70,10 @@ typedef struct rf_http_limits {
     uint32_t max_headers; /* header count: 64; more -> 431 */
     uint32_t max_output;  /* answers not yet written: 64 KiB; more -> close */
     uint64_t body_budget; /* bodies of all connections of the server: 128 MiB; -> 503 */
+    /* A request not complete this long after its first byte: 408 and close,
+     * checked when the next bytes arrive (a client that stalls instead is
+     * the listener's idle_timeout's). 30 s; slowloris bound. */
+    uint64_t request_timeout_ns;
 } rf_http_limits;
 
 /* Why the layer refused a request (or a connection). Stable names

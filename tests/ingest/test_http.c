@@ -406,6 +406,34 @@ static void test_body_budget(void **state)
     fx_free(f);
 }
 
+/* Slowloris: a request trickled in byte by byte gets 408 once it has taken
+ * longer than request_timeout, however steadily the bytes come. */
+static void test_request_timeout(void **state)
+{
+    (void)state;
+    rf_http_limits lim = {.request_timeout_ns = 1000};
+    fx *f = fx_new(&lim);
+    const char *req = "POST /write HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde";
+    int rc = RF_HTTP_KEEP;
+    int64_t t = 1;
+    for (size_t i = 0; req[i] && rc == RF_HTTP_KEEP; i++, t += 100)
+        rc = rf_http_conn_feed(f->conn, req + i, 1, t, t);
+    assert_int_equal(rc, RF_HTTP_CLOSE);
+    const char *o;
+    size_t ol;
+    rf_http_conn_output(f->conn, &o, &ol);
+    assert_true(ol > 12 && !memcmp(o, "HTTP/1.1 408", 12));
+    assert_int_equal(f->s.calls, 0);
+    assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_TIMEOUT), 1);
+    fx_free(f);
+    /* The same bytes in time: answered. */
+    f = fx_new(&lim);
+    for (size_t i = 0; req[i]; i++)
+        assert_int_equal(rf_http_conn_feed(f->conn, req + i, 1, 5, 5), RF_HTTP_KEEP);
+    assert_int_equal(f->s.calls, 1);
+    fx_free(f);
+}
+
 /* A client pipelining requests without reading the answers is cut off. */
 static void test_output_bound(void **state)
 {
@@ -469,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_gzip_bomb),
         cmocka_unit_test(test_body_budget),
+        cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_output_bound),
         cmocka_unit_test(test_query_and_error_json),
     };
