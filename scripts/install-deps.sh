@@ -13,7 +13,7 @@ packages=(
   libcmocka-dev libbenchmark-dev libyaml-dev libxxhash-dev
   libhttp-parser-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler
   clang libclang-rt-14-dev llvm
-  gnuplot-nox python3
+  gnuplot-nox python3 python3-influxdb
   collectd-core
   nodejs
   libfaketime
