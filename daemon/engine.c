@@ -86,6 +86,11 @@ struct rf_engine_worker {
 
     bool in_critical; /* serve_critical is on the stack: not re-entered */
 
+    /* When this worker's rings last dropped points (drop_newest), 0 never:
+     * HTTP writes answer 503 for a second after (worker_busy). This
+     * worker's thread only. */
+    int64_t last_ring_drop_ns;
+
     /* Single-writer statistics (this worker), relaxed; read by control. */
     _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
         block_waits, critical_events, critical_from_peers;
@@ -169,6 +174,16 @@ static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const r
     rf_worker_wake(e->workers[j]->thread);
 }
 
+/* Whether HTTP writes should be refused (503 + Retry-After) now: this
+ * worker's rings dropped points (drop_newest) within the last second. Under
+ * `block` nothing is dropped and the worker waits instead, which the client
+ * sees as a slower answer. Worker thread; one clock read per request. */
+static bool worker_busy(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    return w->last_ring_drop_ns && rf_clock_mono_ns() - w->last_ring_drop_ns < RF_NS_PER_S;
+}
+
 /* Sends n events to worker j. A full ring under the block policy (and always
  * for definitions) makes this worker wait (enqueue_waiting); drop_newest
  * drops and counts what does not fit. */
@@ -182,6 +197,8 @@ static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, ui
         done += rf_ring_enqueue_policy(r, ev + done, sizeof(rf_event), n - done,
                                        RF_RING_DROP_NEWEST, NULL);
         counter_add(&w->dropped_ring_full, n - done);
+        if (done < n) /* the drop path only: one clock read there */
+            w->last_ring_drop_ns = rf_clock_mono_ns();
         n = done;
     }
     enqueue_waiting(w, j, r, ev, done, n);
@@ -827,6 +844,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
             goto fail;
         rf_engine_worker *w = e->workers[i];
         rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
+        rf_shard_set_busy(w->shard, worker_busy, w);
         /* Always: a reload may bring the first critical listener. */
         rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
         rf_shard_set_tap(w->shard, &e->tap);

@@ -62,6 +62,8 @@ struct rf_shard {
     uint32_t index, workers;
     rf_shard_dispatch_fn dispatch;
     void *dispatch_ctx;
+    rf_shard_busy_fn busy;
+    void *busy_ctx;
 
     rf_listener_set *listeners;
     /* The `class: critical` listeners, in a set of their own: polled before
@@ -175,6 +177,12 @@ static void input_on_conn_end(void *ctx, const rf_listener *l, uint32_t conn)
     rf_http_front_conn_end(in->http, conn);
 }
 
+static bool input_busy(void *user)
+{
+    rf_shard *s = ((rf_shard_input *)user)->shard;
+    return s->busy && s->busy(s->busy_ctx);
+}
+
 static rf_listen_handler input_handler(rf_shard_input *in)
 {
     rf_listen_handler h = {.on_data = input_on_data, .on_burst_end = input_on_burst_end, .ctx = in};
@@ -221,7 +229,8 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
         return NULL;
     }
     if (protocol == RF_LISTEN_PROTO_HTTP &&
-        !(in->http = rf_http_front_new(NULL, in->parser, pc.precision, max_conns, err))) {
+        !(in->http = rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in,
+                                       err))) {
         rf_err_wrap(err, "%s: ", name);
         rf_parse_ctx_free(in->parser);
         free(in);
@@ -464,6 +473,12 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx)
 {
     s->dispatch = fn;
     s->dispatch_ctx = ctx;
+}
+
+void rf_shard_set_busy(rf_shard *s, rf_shard_busy_fn fn, void *ctx)
+{
+    s->busy = fn;
+    s->busy_ctx = ctx;
 }
 
 static int ensure_started(rf_shard *s, rf_listener_set *set, rf_err *err);

@@ -43,6 +43,11 @@ int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
                  rf_store_shard *store, rf_dpdk *dpdk, rf_shard **out, rf_err *err);
 void rf_shard_free(rf_shard *s);
 void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
+/* Asked (on the worker thread) before an HTTP write is taken: true when the
+ * engine is shedding load, so the client gets 503 + Retry-After and retries
+ * instead of a 204 for points that would be dropped. Optional. */
+typedef bool (*rf_shard_busy_fn)(void *ctx);
+void rf_shard_set_busy(rf_shard *s, rf_shard_busy_fn fn, void *ctx);
 
 /* On the worker thread, before the first poll (opens sockets, allocates). */
 int rf_shard_start(rf_shard *s, rf_err *err);

@@ -14,7 +14,8 @@ struct rf_http_front {
 };
 
 rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *parse,
-                                 enum rf_ts_precision precision, uint32_t max_conns, rf_err *err)
+                                 enum rf_ts_precision precision, uint32_t max_conns,
+                                 bool (*busy)(void *user), void *busy_user, rf_err *err)
 {
     rf_http_front *f = calloc(1, sizeof(*f));
     if (!f || !(f->conns = calloc(max_conns ? max_conns : 1, sizeof(*f->conns)))) {
@@ -23,7 +24,8 @@ rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *par
         return NULL;
     }
     f->max_conns = max_conns;
-    f->in = (rf_http_ingest){.parse = parse, .precision = precision};
+    f->in = (rf_http_ingest){
+        .parse = parse, .precision = precision, .busy = busy, .busy_user = busy_user};
     if (!(f->srv = rf_http_server_new(limits, err)) ||
         rf_http_ingest_add_influx(f->srv, &f->in, err) < 0 ||
         rf_http_ingest_add_prom(f->srv, &f->in, 0, err) < 0) {

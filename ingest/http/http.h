@@ -343,8 +343,10 @@ void rf_http_ingest_release(rf_http_ingest *in);
  * (a client that does not read) stays in the connection's output, bounded
  * by max_output, and is retried after the connection's next read. */
 typedef struct rf_http_front rf_http_front;
+/* busy/busy_user: rf_http_ingest.busy (NULL: never busy). */
 rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *parse,
-                                 enum rf_ts_precision precision, uint32_t max_conns, rf_err *err);
+                                 enum rf_ts_precision precision, uint32_t max_conns,
+                                 bool (*busy)(void *user), void *busy_user, rf_err *err);
 void rf_http_front_free(rf_http_front *f);
 /* Returns 0 (keep) or 1 (close the connection once the answer is out). */
 struct rf_listen_chunk;

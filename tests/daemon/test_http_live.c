@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <snappy-c.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,10 +296,88 @@ static void test_http_live(void **state)
     free(out);
 }
 
+/* Sends one request on a new connection; returns the answer (until close). */
+static char *post_once(int port, const char *target, const char *body, size_t len)
+{
+    int fd = connect_to(port);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "POST %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     target, len);
+    send_all(fd, head, (size_t)n);
+    send_all(fd, body, len);
+    char *r = read_to_eof(fd);
+    close(fd);
+    return r;
+}
+
+/* A worker whose rings dropped points (64 slots, drop_newest, one body of
+ * 4,000 series) answers the next write 503 with Retry-After, so the client
+ * retries instead of being told its points were taken; a second later it
+ * takes writes again. */
+static void test_http_busy_503(void **state)
+{
+    (void)state;
+    int port = tproc_port_base() + 6;
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}, ring: {capacity: 64, full_policy: "
+             "drop_newest}}\n"
+             "listeners:\n"
+             "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
+             "stats: {prometheus: {enabled: false}}\n",
+             port);
+    tproc_write_file("busy.yaml", cfg);
+    proc d;
+    tproc_start(&d, (const char *[]){"--config", "busy.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    size_t cap = 4000 * 40, len = 0;
+    char *big = malloc(cap);
+    for (int i = 0; i < 4000; i++)
+        len += (size_t)snprintf(big + len, cap - len, "flood,s=%d v=%d\n", i, i);
+    /* The first write fills the rings: whatever its answer, points were dropped. */
+    char *r = post_once(port, "/write?db=x", big, len);
+    free(r);
+    /* One keep-alive connection, so the same worker answers. */
+    int fd = connect_to(port);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "POST /write?db=x HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", len);
+    bool saw_503 = false;
+    for (int k = 0; k < 3 && !saw_503; k++) {
+        send_all(fd, head, (size_t)n);
+        send_all(fd, big, len);
+        char buf[4096];
+        ssize_t got = recv(fd, buf, sizeof(buf) - 1, 0);
+        assert_true(got > 12);
+        buf[got] = '\0';
+        saw_503 = !strncmp(buf, "HTTP/1.1 503", 12);
+        if (saw_503)
+            assert_non_null(strstr(buf, "Retry-After: 1\r\n"));
+    }
+    close(fd);
+    assert_true(saw_503);
+    /* After a quiet second, a small write is taken again. */
+    sleep(2);
+    r = post_once(port, "/write?db=x", "calm v=1\n", 9);
+    if (strncmp(r, "HTTP/1.1 204", 12))
+        fail_msg("after the storm: %s", r);
+    free(r);
+    free(big);
+    char *stat = tproc_ask("show listeners");
+    assert_non_null(stat);
+    assert_non_null(strstr(stat, "busy="));
+    free(stat);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_live),
+        cmocka_unit_test(test_http_busy_503),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
