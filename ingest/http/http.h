@@ -281,7 +281,7 @@ typedef struct rf_http_ingest {
     void *busy_user;
     /* private */
     rf_reject_entry first;
-    struct rf_prom_state *prom;
+    struct rf_decode_state *dec;
 } rf_http_ingest;
 
 /* Adds the InfluxDB routes. Returns 0 or a negative errno (routes full). */
@@ -318,6 +318,17 @@ enum rf_prom_counter_id {
     RF_PROM_C__COUNT
 };
 const char *rf_prom_counter_name(enum rf_prom_counter_id id);
+/* OTLP/HTTP metrics (rf_http_ingest_add_otlp), see below. */
+enum rf_otlp_counter_id {
+    RF_OTLP_C_REQUESTS = 0,   /* ExportMetricsServiceRequests decoded */
+    RF_OTLP_C_METRICS,
+    RF_OTLP_C_DATA_POINTS,    /* number and histogram data points seen */
+    RF_OTLP_C_UNSUPPORTED,    /* exponential histogram and summary points: counted, not stored */
+    RF_OTLP_C_REJECTED,       /* data points refused (reported in partial_success) */
+    RF_OTLP_C__COUNT
+};
+const char *rf_otlp_counter_name(enum rf_otlp_counter_id id);
+uint64_t rf_http_ingest_otlp_counter(const rf_http_ingest *in, enum rf_otlp_counter_id id);
 uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_counter_id id);
 
 /* Adds the remote_write route. arena_max: bound of the protobuf decoder's

@@ -4,6 +4,8 @@
 #define RF_INGEST_HTTP_PVT_H
 
 #include <http_parser.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
 #include <zlib.h>
 
 #include "ingest/http/http.h"
@@ -27,5 +29,60 @@ void rf_http_buf_release(rf_http_server *s, rf_http_buf *b);
  * (not gzip / corrupt / truncated), -EBUSY, -ENOMEM. */
 int rf_http_gunzip(rf_http_server *s, z_stream *z, bool *z_ready, const uint8_t *in,
                    size_t in_len, rf_http_buf *out, size_t max);
+
+/* ---- the binary decoders' shared state (decode.c) -----------------------------
+ * remote_write and OTLP decode protobuf into an arena and turn what they
+ * decoded into line-protocol text for the parse context; they run on the
+ * owning thread one request at a time, so one state serves both. */
+
+/* Line text handed to the parser per call: large enough that the call
+ * overhead vanishes, small enough to stay in L2. */
+#define RF_DECODE_TEXT_CAP (64u << 10)
+/* A series prefix longer than this cannot be a valid key (max_key_len is at
+ * most 65535 canonical bytes); it is refused without being written. */
+#define RF_DECODE_PREFIX_MAX (RF_DECODE_TEXT_CAP / 2)
+/* Arena and decoded-block memory kept between requests. */
+#define RF_DECODE_KEEP (1u << 20)
+
+typedef struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+} arena_chunk;
+
+typedef struct rf_decode_state {
+    rf_http_server *srv;
+    rf_http_ingest *in;
+    rf_http_buf raw; /* a decoded snappy block */
+    arena_chunk *chunks;
+    uint64_t arena_total, arena_max;
+    bool arena_full;
+    char *text;
+    size_t text_len;
+    char prefix[RF_DECODE_PREFIX_MAX];
+    _Atomic uint64_t prom[RF_PROM_C__COUNT];
+    _Atomic uint64_t otlp[RF_OTLP_C__COUNT];
+} rf_decode_state;
+
+/* The ingest's state, created by the first endpoint that needs it. */
+rf_decode_state *rf_decode_state_get(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
+                                     rf_err *err);
+/* protobuf-c allocations from the bounded arena; reset frees them all. */
+ProtobufCAllocator rf_decode_allocator(rf_decode_state *ps);
+void rf_decode_arena_reset(rf_decode_state *ps);
+/* Parses the text gathered so far; adds the refused lines to *rejected. */
+void rf_decode_text_flush(rf_decode_state *ps, const rf_recv_info *rx, size_t *rejected);
+
+/* Appends NUL-terminated s escaped for line protocol (measurement: ',' ' ';
+ * tag: also '='; '\\' doubled). False when it does not fit or holds a '\n'. */
+bool rf_lp_put_escaped(char *out, size_t *o, size_t cap, const char *s, bool tag);
+size_t rf_lp_put_i64(char *out, int64_t v);  /* digits, at most 20 bytes */
+size_t rf_lp_put_value(char *out, double v); /* a finite double, at most 32 bytes */
+
+static inline void rf_decode_ctr_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed); /* single writer */
+}
 
 #endif
