@@ -104,7 +104,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         static const char *const hcols[] = {
             "worker", "listener", "requests", "bytes_in", "bytes_out", "body_bytes",
             "decoded_bytes", "points", "continues", "connections", "body_in_use",
-            "rejects_by_reason", "remote_write"};
+            "rejects_by_reason", "decoders"};
         rf_ops_table_begin(w, "http", hcols, 13);
         for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
             const rf_shard *s = rf_engine_shard(e, wi);
@@ -114,7 +114,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                     continue;
                 const rf_http_server *hs = rf_http_front_server(hf);
                 const rf_http_ingest *hi = rf_http_front_ingest(hf);
-                char rej[512] = "", rw[256] = "";
+                char rej[512] = "", rw[512] = "";
                 size_t len = 0;
                 for (int r = 0; r < RF_HTTP_REJ__COUNT && len < sizeof(rej); r++) {
                     uint64_t n = rf_http_reject_count(hs, (enum rf_http_reject)r);
@@ -128,6 +128,10 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                     len += (size_t)snprintf(rw + len, sizeof(rw) - len, "%s%s=%lu",
                                             len ? "," : "", rf_prom_counter_name(c),
                                             (unsigned long)rf_http_ingest_prom_counter(hi, c));
+                for (int c = 0; c < RF_OTLP_C__COUNT && len < sizeof(rw); c++)
+                    len += (size_t)snprintf(rw + len, sizeof(rw) - len, ",otlp_%s=%lu",
+                                            rf_otlp_counter_name(c),
+                                            (unsigned long)rf_http_ingest_otlp_counter(hi, c));
                 const rf_listener *l = rf_shard_input_listener(s, i);
                 rf_ops_cell_u64(w, wi);
                 rf_ops_cell_str(w, l ? rf_listener_name(l) : "-");
@@ -216,6 +220,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
 #define LM_HTTP_REJ (-4) /* HTTP refusals of reason traffic */
 #define LM_HTTP_CTR (-5) /* HTTP counter traffic */
 #define LM_PROM (-6)     /* remote_write counter traffic */
+#define LM_OTLP (-7)     /* OTLP counter traffic */
 typedef struct listener_metric {
     const rf_parse_ctx *pc;
     const rf_listener *l;
@@ -249,7 +254,7 @@ static const struct {
  * allocated on their own: each series' read function holds a pointer into
  * its block, so blocks never move. */
 #define LM_HTTP_N (RF_HTTP_EP__COUNT * RF_HTTP_ST__COUNT + RF_HTTP_REJ__COUNT + RF_HTTP_C__COUNT + \
-                   RF_PROM_C__COUNT)
+                   RF_PROM_C__COUNT + RF_OTLP_C__COUNT)
 #define LM_PER_INPUT (RF_REJ__COUNT + 1 + LM_TRAFFIC_N + LM_HTTP_N)
 typedef struct lm_input {
     uint32_t worker, input;
@@ -275,6 +280,9 @@ static uint64_t read_listener_metric(void *ctx)
             return rf_http_status_count(hs, (unsigned)m->ep, (enum rf_http_status_slot)m->traffic);
         case LM_HTTP_REJ: return rf_http_reject_count(hs, (enum rf_http_reject)m->traffic);
         case LM_HTTP_CTR: return rf_http_counter(hs, (enum rf_http_counter_id)m->traffic);
+        case LM_OTLP:
+            return rf_http_ingest_otlp_counter(rf_http_front_ingest(m->hf),
+                                               (enum rf_otlp_counter_id)m->traffic);
         default:
             return rf_http_ingest_prom_counter(rf_http_front_ingest(m->hf),
                                                (enum rf_prom_counter_id)m->traffic);
@@ -383,6 +391,13 @@ static int lm_http_register(lm_input *x, const rf_http_front *hf, const char *pl
         if ((rc = lm_http_add(x, hf, LM_PROM, c, 0, RF_METRIC_COUNTER, name,
                               "Prometheus remote_write decoding (see ingest/http/http.h).",
                               plain)) < 0)
+            return rc;
+    }
+    for (int c = 0; c < RF_OTLP_C__COUNT; c++) {
+        char name[RF_STATS_NAME_MAX];
+        snprintf(name, sizeof(name), "ringflow_otlp_%s", rf_otlp_counter_name(c));
+        if ((rc = lm_http_add(x, hf, LM_OTLP, c, 0, RF_METRIC_COUNTER, name,
+                              "OTLP/HTTP metrics decoding (see ingest/http/http.h).", plain)) < 0)
             return rc;
     }
     return 0;

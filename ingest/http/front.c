@@ -28,7 +28,8 @@ rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *par
         .parse = parse, .precision = precision, .busy = busy, .busy_user = busy_user};
     if (!(f->srv = rf_http_server_new(limits, err)) ||
         rf_http_ingest_add_influx(f->srv, &f->in, err) < 0 ||
-        rf_http_ingest_add_prom(f->srv, &f->in, 0, err) < 0) {
+        rf_http_ingest_add_prom(f->srv, &f->in, 0, err) < 0 ||
+        rf_http_ingest_add_otlp(f->srv, &f->in, err) < 0) {
         rf_http_front_free(f);
         return NULL;
     }

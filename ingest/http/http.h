@@ -336,6 +336,30 @@ uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_coun
  * about 200 KiB decoded). Returns 0 or a negative errno. */
 int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
                             rf_err *err);
+/* OTLP/HTTP metrics (rf_http_ingest_add_otlp):
+ *   POST /v1/metrics   application/x-protobuf ExportMetricsServiceRequest
+ *                      (gzip allowed); application/json is answered 415 (not
+ *                      yet supported)
+ *   - measurement = the metric's name; tags = the data point's attributes,
+ *     and of the resource's only service.name, service.namespace,
+ *     service.instance.id and host.name (the others would multiply series);
+ *     scope attributes are not tags. Attribute values: strings as they are,
+ *     booleans, integers and doubles as text; bytes and empty values dropped.
+ *   - gauge and sum: field "value" (as_int an integer, as_double a float);
+ *     a sum's temporality and monotonicity are not kept (the point is the
+ *     value the SDK sent: cumulative sums stay cumulative).
+ *   - histogram: fields count, sum and the cumulative bucket counts
+ *     le_<bound> with le_+Inf last, as Prometheus names them.
+ *   - exponential histograms and summaries: counted (unsupported_points)
+ *     and reported as rejected in partial_success, not stored.
+ *   - time = time_unix_nano; 0 means the time of receipt.
+ *   - Answers: 200 with an ExportMetricsServiceResponse, whose
+ *     partial_success carries rejected_data_points and a message naming the
+ *     first refused point when any was refused (the others are kept), as the
+ *     OTLP specification defines; 400 for a body that is not the message,
+ *     413 past the decoder's arena, 503 when busy. */
+int rf_http_ingest_add_otlp(rf_http_server *s, rf_http_ingest *in, rf_err *err);
+
 /* Frees what the endpoints allocated (decoder buffers); before the server. */
 void rf_http_ingest_release(rf_http_ingest *in);
 

@@ -131,6 +131,33 @@ static size_t remote_write_body(char *out, size_t cap, int64_t ms0)
     return cl;
 }
 
+static char *post_once(int port, const char *target, const char *body, size_t len);
+
+/* ExportMetricsServiceRequest by hand: resource service.name=svc, gauge
+ * otel_temp with one double point at t_ns. */
+static size_t otlp_body(uint8_t *out, int64_t t_ns, double v)
+{
+    uint8_t kv[64], any[32], res[80], dp[64], gauge[80], metric[128], sm[160], rm[256];
+    size_t n = put_ld(any, 1, (const uint8_t *)"svc", 3);
+    size_t k = put_ld(kv, 1, (const uint8_t *)"service.name", 12);
+    k += put_ld(kv + k, 2, any, n);
+    size_t r = put_ld(res, 1, kv, k);
+    size_t d = 0;
+    dp[d++] = 0x19; /* time_unix_nano, fixed64 */
+    memcpy(dp + d, &t_ns, 8);
+    d += 8;
+    dp[d++] = 0x21; /* as_double */
+    memcpy(dp + d, &v, 8);
+    d += 8;
+    size_t g = put_ld(gauge, 1, dp, d);
+    size_t m = put_ld(metric, 1, (const uint8_t *)"otel_temp", 9);
+    m += put_ld(metric + m, 5, gauge, g);
+    size_t s = put_ld(sm, 2, metric, m);
+    size_t x = put_ld(rm, 1, res, r);
+    x += put_ld(rm + x, 2, sm, s);
+    return put_ld(out, 1, rm, x);
+}
+
 static char *query(const char *args)
 {
     const char *cli = getenv("RINGFLOW");
@@ -176,6 +203,7 @@ static void test_http_live(void **state)
     assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
 
     int status = 0;
+    char *out = NULL;
     char *body = tproc_http_get(port, "/ping", &status);
     assert_int_equal(status, 204);
     free(body);
@@ -265,12 +293,27 @@ static void test_http_live(void **state)
     assert_non_null(strstr(metrics, "ringflow_remote_write_samples"));
     free(metrics);
 
+    /* OTLP/HTTP (protobuf): 200 with an empty ExportMetricsServiceResponse. */
+    uint8_t ob[512];
+    size_t obl = otlp_body(ob, t0 * 1000000000LL + 7, 36.625);
+    char *oa = post_once(port, "/v1/metrics", (const char *)ob, obl);
+    if (strncmp(oa, "HTTP/1.1 200", 12) || !strstr(oa, "Content-Length: 0\r\n"))
+        fail_msg("OTLP answer: %s", oa);
+    free(oa);
+
     usleep(300 * 1000);
     kill(d.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&d, 15000), 0);
 
+    out = query("otel_temp --field value --where service.name=svc --format csv");
+    char ow[64];
+    snprintf(ow, sizeof(ow), "%lld,", (long long)(t0 * 1000000000LL + 7));
+    if (!strstr(out, ow) || !strstr(out, ",36.625"))
+        fail_msg("OTLP point:\n%s", out);
+    free(out);
+
     /* Exactly the accepted points, with db/bucket as the tag db. */
-    char *out = query("lab --field t --where db=site1 --where room=a --format csv");
+    out = query("lab --field t --where db=site1 --where room=a --format csv");
     char want[64];
     snprintf(want, sizeof(want), "%lld000000000", (long long)t0);
     if (!strstr(out, want) || !strstr(out, ",21.5") || !strstr(out, ",22.5") ||
@@ -303,6 +346,7 @@ static char *post_once(int port, const char *target, const char *body, size_t le
     char head[256];
     int n = snprintf(head, sizeof(head),
                      "POST %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                     "Content-Type: application/x-protobuf\r\n"
                      "Content-Length: %zu\r\n\r\n",
                      target, len);
     send_all(fd, head, (size_t)n);

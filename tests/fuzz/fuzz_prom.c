@@ -1,17 +1,21 @@
-/* libFuzzer target: the remote_write decoder (ingest/http/prom.c) behind the
- * HTTP layer: snappy, the generated protobuf-c code, the arena bound, the
- * label escaping into line protocol and the parser behind it.
+/* libFuzzer target: the binary decoders behind the HTTP layer: remote_write
+ * (ingest/http/prom.c: snappy, protobuf-c) and OTLP metrics (otlp.c), the
+ * arena bound (decode.c), the escaping into line protocol and the parser
+ * behind it.
  *
  * Input layout:
- *   byte 0   bit 0: the rest is the snappy block as sent (snappy itself is
- *            fuzzed, lying lengths included); else the rest is the protobuf
- *            message, compressed here so the decoder gets past snappy.
+ *   byte 0   bit 2: OTLP; the rest is the protobuf body as sent.
+ *            Else remote_write, and bit 0: the rest is the snappy block as
+ *            sent (snappy itself is fuzzed, lying lengths included); else the
+ *            rest is the protobuf message, compressed here so the decoder
+ *            gets past snappy.
  *            bit 1: a small arena (64 KiB), so the decode bound trips.
- * Checked: the answer is 204, 400, 413 or 415; every point the endpoint
+ * Checked: the answer is 200 (OTLP), 204, 400, 413 or 415; every point the endpoint
  * reports was emitted; all memory charged to the body budget is back when the
  * connection is gone, but for the decoder's kept buffer (at most 1 MiB);
  * ASan checks every arena access. */
 #include <snappy-c.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data + 1;
     size_t blen = size - 1;
     char *packed = NULL;
-    if (!(flags & 1)) {
+    bool otlp = flags & 4;
+    if (!otlp && !(flags & 1)) {
         size_t cl = snappy_max_compressed_length(blen);
         packed = malloc(cl ? cl : 1);
         if (snappy_compress(body, blen, packed, &cl) != SNAPPY_OK)
@@ -61,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < 2; i++) {
             srv[i] = rf_http_server_new(NULL, &err);
             ing[i] = (rf_http_ingest){.parse = ctx};
-            if (!ctx || !srv[i] || rf_http_ingest_add_prom(srv[i], &ing[i], i ? 65536 : 0, &err))
+            if (!ctx || !srv[i] || rf_http_ingest_add_prom(srv[i], &ing[i], i ? 65536 : 0, &err) ||
+                rf_http_ingest_add_otlp(srv[i], &ing[i], &err))
                 abort();
         }
     }
@@ -70,9 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t points0 = rf_http_counter(s, RF_HTTP_C_POINTS);
     rf_http_conn *c = rf_http_conn_new(s, "", &err);
     char head[160];
-    int hn = snprintf(head, sizeof(head),
-                      "POST /api/v1/write HTTP/1.1\r\nContent-Encoding: snappy\r\n"
-                      "Content-Length: %zu\r\n\r\n", blen);
+    int hn = otlp ? snprintf(head, sizeof(head),
+                             "POST /v1/metrics HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
+                             "Content-Length: %zu\r\n\r\n", blen)
+                  : snprintf(head, sizeof(head),
+                             "POST /api/v1/write HTTP/1.1\r\nContent-Encoding: snappy\r\n"
+                             "Content-Length: %zu\r\n\r\n", blen);
     emitted = 0;
     rf_http_conn_feed(c, head, (size_t)hn, 1, 1);
     rf_http_conn_feed(c, body, blen, 1, 1);
@@ -80,8 +89,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *o;
     size_t ol;
     rf_http_conn_output(c, &o, &ol);
-    if (ol < 12 || (memcmp(o, "HTTP/1.1 204", 12) && memcmp(o, "HTTP/1.1 400", 12) &&
-                    memcmp(o, "HTTP/1.1 413", 12) && memcmp(o, "HTTP/1.1 415", 12)))
+    if (ol < 12 || (memcmp(o, "HTTP/1.1 204", 12) && memcmp(o, "HTTP/1.1 200", 12) &&
+                    memcmp(o, "HTTP/1.1 400", 12) && memcmp(o, "HTTP/1.1 413", 12) &&
+                    memcmp(o, "HTTP/1.1 415", 12)))
         abort();
     if (rf_http_counter(s, RF_HTTP_C_POINTS) - points0 != emitted)
         abort();
