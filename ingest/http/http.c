@@ -87,6 +87,7 @@ static const char *const reject_names[RF_HTTP_REJ__COUNT] = {
     [RF_HTTP_REJ_BAD_PROTOBUF] = "bad_protobuf",
     [RF_HTTP_REJ_DECODE_LIMIT] = "decode_limit",
     [RF_HTTP_REJ_BAD_PARAMETER] = "bad_parameter",
+    [RF_HTTP_REJ_BAD_JSON] = "bad_json",
 };
 
 const char *rf_http_reject_name(enum rf_http_reject r)

@@ -95,6 +95,7 @@ enum rf_http_reject {
     RF_HTTP_REJ_BAD_PROTOBUF,    /* remote_write: not a WriteRequest: 400 */
     RF_HTTP_REJ_DECODE_LIMIT,    /* remote_write: decoded message past its memory bound: 413 */
     RF_HTTP_REJ_BAD_PARAMETER,   /* a write's query (db, precision) refused: 400 */
+    RF_HTTP_REJ_BAD_JSON,        /* OTLP: a JSON body that is not the message: 400 */
     RF_HTTP_REJ__COUNT
 };
 const char *rf_http_reject_name(enum rf_http_reject r); /* "bad_request", ... */
@@ -337,9 +338,10 @@ uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_coun
 int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
                             rf_err *err);
 /* OTLP/HTTP metrics (rf_http_ingest_add_otlp):
- *   POST /v1/metrics   application/x-protobuf ExportMetricsServiceRequest
- *                      (gzip allowed); application/json is answered 415 (not
- *                      yet supported)
+ *   POST /v1/metrics   application/x-protobuf ExportMetricsServiceRequest,
+ *                      or application/json in the protobuf JSON mapping (at
+ *                      most 8 MiB after gzip: jansson builds a tree first);
+ *                      the answer in the request's encoding
  *   - measurement = the metric's name; tags = the data point's attributes,
  *     and of the resource's only service.name, service.namespace,
  *     service.instance.id and host.name (the others would multiply series);

@@ -216,11 +216,33 @@ static size_t put_varint(char *p, uint64_t v)
     return n;
 }
 
-static void answer(rf_http_response *resp, uint64_t rejected, const char *msg)
+static void answer(rf_http_response *resp, bool json, uint64_t rejected, const char *msg)
 {
     resp->status = 200;
-    resp->content_type = "application/x-protobuf";
+    resp->content_type = json ? "application/json" : "application/x-protobuf";
     resp->body_len = 0;
+    if (json) {
+        /* The JSON mapping: int64 as a string, message JSON-escaped. */
+        rf_http_response tmp;
+        rf_http_resp_error(&tmp, 200, "%s", msg); /* {"error":"<escaped>"} */
+        static const char pre[] = "{\"error\":";
+        if (!rejected) {
+            memcpy(resp->body, "{}", 2);
+            resp->body_len = 2;
+            return;
+        }
+        int n = snprintf(resp->body, sizeof(resp->body),
+                         "{\"partialSuccess\":{\"rejectedDataPoints\":\"%llu\",\"errorMessage\":",
+                         (unsigned long long)rejected);
+        size_t tl = tmp.body_len - (sizeof(pre) - 1); /* "<escaped>"} */
+        if ((size_t)n + tl + 1 > sizeof(resp->body))
+            tl = 0;
+        memcpy(resp->body + n, tmp.body + sizeof(pre) - 1, tl);
+        resp->body_len = (size_t)n + tl;
+        if (tl)
+            resp->body[resp->body_len++] = '}';
+        return;
+    }
     if (!rejected)
         return;
     char inner[RF_HTTP_RESP_BODY_MAX - 16];
@@ -246,9 +268,11 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
     rf_http_ingest *in = ps->in;
     size_t ctl = 0;
     const char *ct = rf_http_header_get(req, "content-type", &ctl);
-    if (ct && ctl >= 16 && !strncasecmp(ct, "application/json", 16)) {
-        rf_http_resp_error(resp, 415, "OTLP JSON is not supported yet; send application/x-protobuf");
-        resp->reject = RF_HTTP_REJ_UNSUPPORTED_ENCODING;
+    bool json = ct && ctl >= 16 && !strncasecmp(ct, "application/json", 16);
+    if (json && req->body_len > RF_OTLP_JSON_MAX) {
+        rf_http_resp_error(resp, 413, "OTLP JSON bodies are limited to %u bytes; send protobuf",
+                           RF_OTLP_JSON_MAX);
+        resp->reject = RF_HTTP_REJ_DECODED_TOO_LARGE;
         return;
     }
     if (req->content_encoding) {
@@ -263,10 +287,15 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
         return;
     }
     ProtobufCAllocator alloc = rf_decode_allocator(ps);
+    const char *why = NULL;
     RfOtlp__ExportMetricsServiceRequest *rq =
-        rf_otlp__export_metrics_service_request__unpack(&alloc, req->body_len, req->body);
+        json ? rf_otlp_from_json(ps, req->body, req->body_len, &why)
+             : rf_otlp__export_metrics_service_request__unpack(&alloc, req->body_len, req->body);
     if (!rq) {
-        if (ps->arena_full) {
+        if (json && !ps->arena_full) {
+            rf_http_resp_error(resp, 400, "%s", why ? why : "body is not OTLP JSON");
+            resp->reject = RF_HTTP_REJ_BAD_JSON;
+        } else if (ps->arena_full) {
             rf_http_resp_error(resp, 413, "request needs more than %llu bytes to decode",
                                (unsigned long long)ps->arena_max);
             resp->reject = RF_HTTP_REJ_DECODE_LIMIT;
@@ -344,7 +373,7 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
                  unsupported ? "; exponential histograms and summaries are not stored" : "");
     else
         snprintf(msg, sizeof(msg), "exponential histograms and summaries are not stored");
-    answer(resp, b.rejected + unsupported, msg);
+    answer(resp, json, b.rejected + unsupported, msg);
 }
 
 int rf_http_ingest_add_otlp(rf_http_server *s, rf_http_ingest *in, rf_err *err)

@@ -4,7 +4,8 @@
  * behind it.
  *
  * Input layout:
- *   byte 0   bit 2: OTLP; the rest is the protobuf body as sent.
+ *   byte 0   bit 2: OTLP; the rest is the body as sent: protobuf, or with
+ *            bit 3 JSON (otlp_json.c, jansson).
  *            Else remote_write, and bit 0: the rest is the snappy block as
  *            sent (snappy itself is fuzzed, lying lengths included); else the
  *            rest is the protobuf message, compressed here so the decoder
@@ -77,8 +78,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rf_http_conn *c = rf_http_conn_new(s, "", &err);
     char head[160];
     int hn = otlp ? snprintf(head, sizeof(head),
-                             "POST /v1/metrics HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
-                             "Content-Length: %zu\r\n\r\n", blen)
+                             "POST /v1/metrics HTTP/1.1\r\nContent-Type: application/%s\r\n"
+                             "Content-Length: %zu\r\n\r\n", flags & 8 ? "json" : "x-protobuf",
+                             blen)
                   : snprintf(head, sizeof(head),
                              "POST /api/v1/write HTTP/1.1\r\nContent-Encoding: snappy\r\n"
                              "Content-Length: %zu\r\n\r\n", blen);

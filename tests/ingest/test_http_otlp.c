@@ -260,7 +260,6 @@ static void test_partial_success_and_bad_bodies(void **state)
     assert_int_equal(n_data(h->pf), 1);
     assert_int_equal(rf_http_ingest_otlp_counter(&h->in, RF_OTLP_C_UNSUPPORTED), 3);
 
-    assert_true(starts(post_raw(h, "application/json", "{}", 2), "HTTP/1.1 415"));
     assert_true(starts(post_raw(h, "application/x-protobuf", "\x0a\x7f\x01", 3), "HTTP/1.1 400"));
     assert_int_equal(rf_http_reject_count(h->srv, RF_HTTP_REJ_BAD_PROTOBUF), 1);
     /* Nesting past what the message declares is skipped, not recursed into:
@@ -294,11 +293,67 @@ static void test_partial_success_and_bad_bodies(void **state)
     ofx_free(h);
 }
 
+/* The same mapping from the protobuf JSON encoding; the answer in JSON. */
+static void test_json(void **state)
+{
+    (void)state;
+    ofx *h = ofx_new();
+    const char *body =
+        "{\"resourceMetrics\":[{\"resource\":{\"attributes\":["
+        "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"api\"}},"
+        "{\"key\":\"os.type\",\"value\":{\"stringValue\":\"linux\"}}]},"
+        "\"scopeMetrics\":[{\"scope\":{\"name\":\"x\"},\"metrics\":["
+        "{\"name\":\"cpu.usage\",\"unit\":\"1\",\"gauge\":{\"dataPoints\":["
+        "{\"attributes\":[{\"key\":\"core\",\"value\":{\"intValue\":\"3\"}}],"
+        "\"timeUnixNano\":\"1700000000000000001\",\"asDouble\":0.5}]}},"
+        "{\"name\":\"http.requests\",\"sum\":{\"isMonotonic\":true,\"aggregationTemporality\":2,"
+        "\"dataPoints\":[{\"timeUnixNano\":1700000000000000002,\"asInt\":\"12\"}]}},"
+        "{\"name\":\"latency\",\"histogram\":{\"dataPoints\":[{\"timeUnixNano\":\"1700000000000000003\","
+        "\"count\":\"5\",\"sum\":2.5,\"bucketCounts\":[\"2\",\"3\"],\"explicitBounds\":[1]}]}},"
+        "{\"name\":\"eh\",\"exponentialHistogram\":{\"dataPoints\":[{},{}]}}"
+        "]}]}]}";
+    assert_true(starts(post_raw(h, "application/json", body, strlen(body)), "HTTP/1.1 200"));
+    assert_non_null(strstr(h->out, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(h->body, "{\"partialSuccess\":{\"rejectedDataPoints\":\"2\","));
+    assert_non_null(strstr(h->body, "summaries are not stored\"}}"));
+    fixture *f = h->pf;
+    assert_int_equal(n_data(f), 1 + 1 + 4);
+    assert_int_equal(data_ev(f, 0)->series_id, id_of("cpu.usage,core=3,service.name=api value"));
+    assert_true(data_ev(f, 0)->value.f64 == 0.5);
+    assert_int_equal(data_ev(f, 0)->event_time_ns, 1700000000000000001LL);
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("http.requests,service.name=api value"));
+    assert_int_equal(data_ev(f, 1)->value.i64, 12);
+    assert_int_equal(data_ev(f, 1)->event_time_ns, 1700000000000000002LL);
+    assert_int_equal(data_ev(f, 2)->series_id, id_of("latency,service.name=api count"));
+    assert_int_equal(data_ev(f, 4)->series_id, id_of("latency,service.name=api le_1"));
+    assert_int_equal(data_ev(f, 4)->value.i64, 2);
+    assert_int_equal(data_ev(f, 5)->series_id, id_of("latency,service.name=api le_+Inf"));
+    assert_int_equal(data_ev(f, 5)->value.i64, 5);
+    /* All taken: {} */
+    const char *ok = "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"m\","
+                     "\"gauge\":{\"dataPoints\":[{\"asInt\":1}]}}]}]}]}";
+    assert_true(starts(post_raw(h, "application/json", ok, strlen(ok)), "HTTP/1.1 200"));
+    assert_int_equal(h->body_len, 2);
+    assert_memory_equal(h->body, "{}", 2);
+    /* Not JSON, not the message, a bad number: 400, counted; nothing stored. */
+    static const char *bad[] = {"{nope", "[1,2]",
+                                "{\"resourceMetrics\":{}}",
+                                "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"m\","
+                                "\"gauge\":{\"dataPoints\":[{\"asInt\":\"12x\"}]}}]}]}]}"};
+    size_t before = n_data(f);
+    for (size_t i = 0; i < 4; i++)
+        assert_true(starts(post_raw(h, "application/json", bad[i], strlen(bad[i])), "HTTP/1.1 400"));
+    assert_int_equal(rf_http_reject_count(h->srv, RF_HTTP_REJ_BAD_JSON), 4);
+    assert_int_equal(n_data(f), before);
+    ofx_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gauge_sum_histogram),
         cmocka_unit_test(test_partial_success_and_bad_bodies),
+        cmocka_unit_test(test_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
