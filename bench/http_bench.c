@@ -14,6 +14,8 @@
  *                                  sample with 8 labels (Prometheus' default
  *                                  max_samples_per_send), snappy + protobuf
  *                                  decode, mapping, parsing
+ *   http/otlp/protobuf/<read>      OTLP requests of 500 gauges x 4 points with
+ *                                  2 attributes, 3 resource attributes
  * items/s: points (events) out of the parser; the flush callback only counts.
  * Lines: "cpu,host=h-NNNN,region=r-N,az=a-N,service=s-NN usage_idle=..,
  * usage_user=..,load=..i <ns>", 1000 series; the parse caches are warm. */
@@ -158,6 +160,7 @@ static void run_http(rf_bench_state *st, const char *req, size_t len, bool prom)
     rf_http_ingest in = {.parse = pc};
     rf_http_ingest_add_influx(srv, &in, NULL);
     rf_http_ingest_add_prom(srv, &in, 0, NULL);
+    rf_http_ingest_add_otlp(srv, &in, NULL);
     rf_http_conn *c = rf_http_conn_new(srv, "bench", NULL);
     uint64_t streams = 0, refused = 0;
     while (rf_bench_keep_running(st)) {
@@ -167,7 +170,7 @@ static void run_http(rf_bench_state *st, const char *req, size_t len, bool prom)
             const char *o;
             size_t ol;
             rf_http_conn_output(c, &o, &ol);
-            if (ol >= 12 && memcmp(o, "HTTP/1.1 204", 12))
+            if (ol >= 12 && memcmp(o, "HTTP/1.1 204", 12) && memcmp(o, "HTTP/1.1 200", 12))
                 refused++;
             rf_http_conn_consume(c, ol);
         }
@@ -297,6 +300,76 @@ static void bm_prom(rf_bench_state *st)
     free(wr);
 }
 
+/* OTLP: one resource (service.name, host.name, telemetry.sdk.version), 500
+ * gauges of 4 points with 2 attributes each, as protobuf. */
+static void bm_otlp(rf_bench_state *st)
+{
+    enum { METRICS = 500, POINTS = 4, REQS = 4 };
+    static uint8_t rq[REQS][METRICS * POINTS * 96 + 4096];
+    const char *bodies[REQS];
+    size_t lens[REQS];
+    uint8_t *rm = malloc(sizeof(rq[0])), *sm = malloc(sizeof(rq[0]));
+    uint64_t x = 7;
+    for (int r = 0; r < REQS; r++) {
+        size_t sl = 0;
+        for (int m = 0; m < METRICS; m++) {
+            uint8_t metric[POINTS * 96 + 64], gauge[POINTS * 96];
+            size_t gl = 0;
+            for (int p = 0; p < POINTS; p++) {
+                uint8_t dp[96], kv[48], any[24];
+                size_t dl = 0;
+                char v[16];
+                snprintf(v, sizeof(v), "cpu%d", p);
+                size_t al = put_ld(any, 1, v, strlen(v));
+                size_t kl = put_ld(kv, 1, "cpu", 3);
+                kl += put_ld(kv + kl, 2, any, al);
+                dl += put_ld(dp + dl, 7, kv, kl);
+                al = put_ld(any, 1, p % 2 ? "user" : "idle", 4);
+                kl = put_ld(kv, 1, "state", 5);
+                kl += put_ld(kv + kl, 2, any, al);
+                dl += put_ld(dp + dl, 7, kv, kl);
+                uint64_t t = 1700000000000000000ull + (uint64_t)r * 15000000000ull;
+                dp[dl++] = 0x19;
+                memcpy(dp + dl, &t, 8);
+                dl += 8;
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                double d = (double)(x % 100000) / 100.0;
+                dp[dl++] = 0x21;
+                memcpy(dp + dl, &d, 8);
+                dl += 8;
+                gl += put_ld(gauge + gl, 1, dp, dl);
+            }
+            char name[48];
+            snprintf(name, sizeof(name), "system.cpu.time.%d", m);
+            size_t ml = put_ld(metric, 1, name, strlen(name));
+            ml += put_ld(metric + ml, 5, gauge, gl);
+            sl += put_ld(sm + sl, 2, metric, ml);
+        }
+        uint8_t res[256], kv[96], any[48];
+        size_t rl = 0;
+        static const char *const attrs[][2] = {
+            {"service.name", "node-exporter"}, {"host.name", "web-01"}, {"telemetry.sdk.version", "1.9.0"}};
+        for (int a = 0; a < 3; a++) {
+            size_t al = put_ld(any, 1, attrs[a][1], strlen(attrs[a][1]));
+            size_t kl = put_ld(kv, 1, attrs[a][0], strlen(attrs[a][0]));
+            kl += put_ld(kv + kl, 2, any, al);
+            rl += put_ld(res + rl, 1, kv, kl);
+        }
+        size_t rml = put_ld(rm, 1, res, rl);
+        rml += put_ld(rm + rml, 2, sm, sl);
+        lens[r] = put_ld(rq[r], 1, rm, rml);
+        bodies[r] = (const char *)rq[r];
+    }
+    size_t total;
+    char *req = make_requests("/v1/metrics", NULL, bodies, lens, REQS, &total);
+    run_http(st, req, total, true);
+    free(req);
+    free(rm);
+    free(sm);
+}
+
 RF_BENCH_REGISTER(http_benchmarks)
 {
     static const int64_t reads[] = {16384};
@@ -304,4 +377,5 @@ RF_BENCH_REGISTER(http_benchmarks)
     rf_bench_register_args("http/influx/plain", bm_http_plain, reads, 1);
     rf_bench_register_args("http/influx/gzip", bm_http_gzip, reads, 1);
     rf_bench_register_args("http/prom/remote_write", bm_prom, reads, 1);
+    rf_bench_register_args("http/otlp/protobuf", bm_otlp, reads, 1);
 }
