@@ -125,7 +125,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                 }
                 len = 0;
                 for (int c = 0; c < RF_PROM_C__COUNT && len < sizeof(rw); c++)
-                    len += (size_t)snprintf(rw + len, sizeof(rw) - len, "%s%s=%lu",
+                    len += (size_t)snprintf(rw + len, sizeof(rw) - len, "%sremote_write_%s=%lu",
                                             len ? "," : "", rf_prom_counter_name(c),
                                             (unsigned long)rf_http_ingest_prom_counter(hi, c));
                 for (int c = 0; c < RF_OTLP_C__COUNT && len < sizeof(rw); c++)

@@ -275,7 +275,7 @@ static void test_http_live(void **state)
     char *stat = tproc_ask("show listeners");
     assert_non_null(stat);
     if (!strstr(stat, "http_requests") || !strstr(stat, "influx_write") ||
-        !strstr(stat, "prom_write") || !strstr(stat, "samples=5"))
+        !strstr(stat, "prom_write") || !strstr(stat, "remote_write_samples=5"))
         fail_msg("show listeners:\n%s", stat);
     free(stat);
     char *metrics = tproc_http_get(port + 1, "/metrics", &status);

@@ -235,6 +235,27 @@ static void render_listeners(FILE *f, const rf_json *root, const snapshot *prev,
     }
 }
 
+/* HTTP listeners, when there are any: request and point rates, refusals. */
+static void render_http(FILE *f, const rf_json *root, const snapshot *prev, double dt)
+{
+    const rf_json *hs = rf_json_get(root, "http");
+    if (!hs || hs->type != RF_JSON_ARR || !hs->child)
+        return;
+    fprintf(f, "\nHTTP\n");
+    fprintf(f, "  %-3s %-22s %12s %12s %12s %12s %s\n", "w", "listener", "requests/s", "points/s",
+            "bytes/s", "body_mem", "refused");
+    for (const rf_json *r = hs->child; r; r = r->next) {
+        const rf_json *pr = matching_row(prev ? prev->root : NULL, "http", r, "worker", "listener");
+        char mem[32];
+        human_bytes(mem, sizeof(mem), rf_json_num(r, "body_in_use", 0));
+        fprintf(f, "  %-3.0f %-22s", rf_json_num(r, "worker", 0), rf_json_str(r, "listener", "?"));
+        cell_rate(f, rate(pr, r, "requests", dt), false);
+        cell_rate(f, rate(pr, r, "points", dt), false);
+        cell_rate(f, rate(pr, r, "bytes_in", dt), true);
+        fprintf(f, " %12s %s\n", mem, rf_json_str(r, "rejects_by_reason", ""));
+    }
+}
+
 static void render_storage(FILE *f, const rf_json *root, const snapshot *prev, double dt)
 {
     generic_rows(f, rf_json_get(root, "storage"));
@@ -313,6 +334,7 @@ static void render(FILE *f, const rf_json *root, const char *path, const snapsho
 
     fprintf(f, "\nLISTENERS\n");
     render_listeners(f, root, prev, dt);
+    render_http(f, root, prev, dt);
     fprintf(f, "\nSTORAGE\n");
     render_storage(f, root, prev, dt);
 
