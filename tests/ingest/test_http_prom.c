@@ -280,6 +280,64 @@ static void test_huge_repeated_field(void **state)
     pfx_free(h);
 }
 
+/* Every finite value comes back bit for bit, whichever way it was written
+ * (integer digits, "<m>e-<k>", or %.17g): short decimals, random bit
+ * patterns, extremes. (Not -0.0: protobuf-c's proto3 packer omits a double
+ * that compares equal to 0, so the request would carry +0.) */
+static void test_values_exact(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    pfx *h = pfx_new(0);
+    static RfProm__Sample smp[N], *smpp[N];
+    static double want[N];
+    uint64_t x = 0x243f6a8885a308d3ull;
+    static const double special[] = {0.1, 0.2, 0.3, 1e-7, 123456.789012, -273.15, 1e300, -1e-300,
+                                     5e-324, 1.7976931348623157e308, 0.5, 1e15, 1e16,
+                                     9007199254740993.0, 2.5e-300, 3.141592653589793};
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        if (i < (int)(sizeof(special) / sizeof(special[0]))) {
+            v = special[i];
+        } else if (i % 3 == 0) {
+            uint64_t bits = x;
+            memcpy(&v, &bits, sizeof(v));
+            if (!isfinite(v))
+                v = (double)(x >> 11);
+        } else {
+            static const double scale[] = {1, 10, 100, 1000, 1e4, 1e6, 1e9, 1e12};
+            v = (double)(int64_t)(x % 2000000001ull - 1000000000) / scale[(x >> 40) % 8];
+        }
+        want[i] = v;
+        rf_prom__sample__init(&smp[i]);
+        smp[i].value = v;
+        smp[i].timestamp = 1700000000000LL + i;
+        smpp[i] = &smp[i];
+    }
+    RfProm__Label lab = RF_PROM__LABEL__INIT, *labp[] = {&lab};
+    lab.name = "__name__";
+    lab.value = "v";
+    RfProm__TimeSeries ts = RF_PROM__TIME_SERIES__INIT, *tsp[] = {&ts};
+    ts.labels = labp;
+    ts.n_labels = 1;
+    ts.samples = smpp;
+    ts.n_samples = N;
+    RfProm__WriteRequest wr = RF_PROM__WRITE_REQUEST__INIT;
+    wr.timeseries = tsp;
+    wr.n_timeseries = 1;
+    assert_true(starts(post_wr(h, &wr), "HTTP/1.1 204"));
+    assert_int_equal(n_data(h->pf), N);
+    for (int i = 0; i < N; i++) {
+        double got = data_ev(h->pf, (size_t)i)->value.f64;
+        if (memcmp(&got, &want[i], sizeof(got)) != 0)
+            fail_msg("sample %d: sent %.17g (%a), stored %.17g (%a)", i, want[i], want[i], got, got);
+    }
+    pfx_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_stale_nan_inf_and_nameless),
         cmocka_unit_test(test_hostile_bodies),
         cmocka_unit_test(test_huge_repeated_field),
+        cmocka_unit_test(test_values_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
