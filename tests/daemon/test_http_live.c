@@ -431,7 +431,7 @@ static void test_http_idle_and_slowloris(void **state)
              "engine: {workers: 2, idle: {sleep: 5ms}}\n"
              "listeners:\n"
              "  - {name: web, transport: tcp, protocol: http, port: %d, max_connections: 200,"
-             " idle_timeout: 1s}\n"
+             " max_connections_per_source: 0, idle_timeout: 1s}\n"
              "stats: {prometheus: {enabled: false}}\n",
              port);
     tproc_write_file("idle.yaml", cfg);
