@@ -20,6 +20,7 @@ packages=(
   victoria-metrics
   libsystemd-dev
   debhelper dpkg-dev fakeroot lintian scdoc man-db systemd bash-completion
+  prometheus
 )
 
 missing=()
