@@ -458,6 +458,9 @@ void rf_shard_free(rf_shard *s)
          * it); one never attached is ours to close. */
         if (in->listener && !in->attached)
             rf_listener_close(in->listener);
+        /* An http listener's connections and decoders; the set that fed
+         * them is gone. */
+        rf_http_front_free(in->http);
         if (s->inputs[i]->parser) {
             /* Anything still batched here would go to a dispatcher that is
              * gone: the engine drained before freeing, so the batch is empty. */

@@ -789,7 +789,7 @@ void rf_http_conn_eof(rf_http_conn *c)
 
 void rf_http_conn_output(const rf_http_conn *c, const char **data, size_t *len)
 {
-    *data = c->out;
+    *data = c->out ? c->out : ""; /* never NULL: callers may memcpy 0 bytes from it */
     *len = c->out_len;
 }
 
