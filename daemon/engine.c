@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "core/clock/clock.h"
 #include "core/config/config.h"
@@ -91,6 +92,11 @@ struct rf_engine_worker {
      * worker's thread only. */
     int64_t last_ring_drop_ns;
 
+    /* rf_engine_test_hold: > 0 asks this worker to stop that long at the top
+     * of its loop; it exchanges in -1 while it stops, 0 after. Relaxed: the
+     * value is the whole message (no other data travels with it). */
+    _Atomic int64_t test_hold_ns;
+
     /* Single-writer statistics (this worker), relaxed; read by control. */
     _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
         block_waits, critical_events, critical_from_peers;
@@ -114,6 +120,12 @@ struct rf_engine {
     rf_store *store; /* NULL when storage is disabled */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
     rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
+    /* Owned: a reload's pipeline some worker had not taken when the reload
+     * returned. Workers that took it run on it, the others still on
+     * live_pipeline (or the start's settings), so both stay until
+     * reload_settle sees every worker on it. Control thread only. */
+    rf_pipeline_settings *queued_pipeline;
+    int64_t reload_wait_ns; /* how long a reload waits for the workers (10 s) */
     int cpus[RF_DAEMON_MAX_WORKERS]; /* pinned CPU per worker, -1 = not pinned */
     /* NUMA node per worker (-1: not pinned, or unknown), and what each
      * worker's structures bound there (numa/numa.h, "Memory"). */
@@ -462,10 +474,26 @@ static int worker_start(void *ctx, rf_err *err)
     return rf_shard_start(w->shard, err);
 }
 
+/* The test hold (rf_engine_test_hold): the worker stops here, as one stuck
+ * in a slow sink would, and takes nothing meanwhile. */
+static void test_hold(rf_engine_worker *w)
+{
+    int64_t ns = atomic_exchange_explicit(&w->test_hold_ns, -1, memory_order_relaxed);
+    if (ns > 0) {
+        struct timespec ts = {(time_t)(ns / RF_NS_PER_S), (long)(ns % RF_NS_PER_S)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
+    atomic_store_explicit(&w->test_hold_ns, 0, memory_order_relaxed);
+}
+
 static uint32_t worker_poll(void *ctx)
 {
     rf_engine_worker *w = ctx;
     uint32_t work = 0;
+    /* One relaxed load per loop; see test_hold_ns. */
+    if (__builtin_expect(atomic_load_explicit(&w->test_hold_ns, memory_order_relaxed) > 0, 0))
+        test_hold(w);
     /* Pairs with the release store in rf_engine_stop (phase 1). */
     const bool stopping = atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire);
     /* Pairs with the release in rf_engine_start: every peer's thread is set. */
@@ -583,9 +611,14 @@ static void engine_free(rf_engine *e)
     }
     /* After the shards: their handlers were registered on the queues. */
     rf_dpdk_close(e->dpdk);
+    /* After the shards: a stage, taken or still queued, may use either. */
     if (e->live_pipeline) {
         rf_pipeline_settings_release(e->live_pipeline);
         free(e->live_pipeline);
+    }
+    if (e->queued_pipeline) {
+        rf_pipeline_settings_release(e->queued_pipeline);
+        free(e->queued_pipeline);
     }
     free(e);
 }
@@ -769,6 +802,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     e->settings = *settings;
     e->n_workers = cfg->engine.workers;
     e->policy = cfg->engine.ring.full_policy;
+    e->reload_wait_ns = 10 * RF_NS_PER_S;
     atomic_init(&e->stop_ingest, false);
     atomic_init(&e->threads_ready, false);
     bool critical = false;
@@ -1004,6 +1038,45 @@ void rf_engine_stop(rf_engine *e)
     engine_free(e);
 }
 
+/* Every worker runs on ps now: the settings it replaced can go (the first
+ * ones belong to the caller of rf_engine_start, not to us). The series
+ * tables keep their size, so the running max_series stays. */
+static void pipeline_adopt(rf_engine *e, rf_pipeline_settings *ps)
+{
+    const uint32_t max_series = e->settings.pipeline.max_series;
+    if (e->live_pipeline) {
+        rf_pipeline_settings_release(e->live_pipeline);
+        free(e->live_pipeline);
+    }
+    e->live_pipeline = ps;
+    e->settings.pipeline = *ps;
+    e->settings.pipeline.max_series = max_series;
+}
+
+/* Before a reload: a change of the previous one that some worker has not
+ * taken yet stays queued, never overwritten, so the new reload is refused
+ * (-EBUSY, nothing changed). Once every worker has taken it, what it
+ * replaced is freed here. */
+static int reload_settle(rf_engine *e, rf_err *err)
+{
+    for (uint32_t i = 0; i < e->n_workers; i++) {
+        rf_shard *sh = e->workers[i]->shard;
+        if (!rf_pipeline_applied(rf_shard_pipeline(sh)))
+            return rf_err_set(err, EBUSY, "worker-%u has not taken the previous reload's pipeline "
+                              "yet (it stays queued); nothing changed, reload again once it has",
+                              i);
+        if (!rf_shard_listeners_settled(sh))
+            return rf_err_set(err, EBUSY, "worker-%u has not taken the previous reload's listener "
+                              "change yet (it stays queued); nothing changed, reload again once "
+                              "it has", i);
+    }
+    if (e->queued_pipeline) {
+        pipeline_adopt(e, e->queued_pipeline);
+        e->queued_pipeline = NULL;
+    }
+    return 0;
+}
+
 /* Builds the new pipeline stages of every shard (all or nothing), hands
  * them to the workers and waits until each has swapped. Takes ownership of
  * next->pipeline (zeroed there). */
@@ -1033,28 +1106,24 @@ static int reload_pipeline(rf_engine *e, rf_settings *next, rf_err *err)
         rf_worker_wake(e->workers[i]->thread);
     }
     /* Workers swap at their next tick (every 10 ms, or when woken). */
-    int64_t deadline = rf_clock_mono_ns() + 10 * RF_NS_PER_S;
+    int64_t deadline = rf_clock_mono_ns() + e->reload_wait_ns;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         const rf_pipeline *p = rf_shard_pipeline(e->workers[i]->shard);
         while (!rf_pipeline_applied(p) && rf_clock_mono_ns() < deadline)
             usleep(1000);
         if (!rf_pipeline_applied(p)) {
-            /* The worker keeps the new stages pending and frees them itself;
-             * the settings they point to must then stay: keep them. */
-            rf_log_error("engine", "worker-%u did not take the new pipeline within 10 s", i);
-            e->settings.pipeline = *ps;
-            free(ps);
+            /* The worker keeps the new stages pending and takes them at its
+             * next tick; until then it runs on the old settings, the others
+             * on ps: both stay (reload_settle, engine_free), and
+             * e->settings.pipeline, which the start's stages may still
+             * read, is not touched. */
+            rf_log_error("engine", "worker-%u did not take the new pipeline within %lld ms", i,
+                         (long long)(e->reload_wait_ns / RF_NS_PER_MS));
+            e->queued_pipeline = ps;
             return 1; /* applied, but not everywhere yet: the caller says so */
         }
     }
-    /* Every worker runs on ps now: the previous settings can go (the first
-     * ones belong to the caller of rf_engine_start, not to us). */
-    if (e->live_pipeline) {
-        rf_pipeline_settings_release(e->live_pipeline);
-        free(e->live_pipeline);
-    }
-    e->live_pipeline = ps;
-    e->settings.pipeline = *ps;
+    pipeline_adopt(e, ps);
     return 0;
 }
 
@@ -1188,12 +1257,12 @@ static uint32_t listeners_apply(rf_engine *e, const rf_settings *next)
         if (waiting[i])
             rf_worker_wake(e->workers[i]->thread);
     }
-    int64_t deadline = rf_clock_mono_ns() + 10 * RF_NS_PER_S;
+    int64_t deadline = rf_clock_mono_ns() + e->reload_wait_ns;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         while (waiting[i] && !rf_shard_listeners_applied(e->workers[i]->shard)) {
             if (rf_clock_mono_ns() > deadline) {
-                rf_log_error("engine", "worker-%u did not take its listener change within 10 s",
-                             i);
+                rf_log_error("engine", "worker-%u did not take its listener change within %lld ms",
+                             i, (long long)(e->reload_wait_ns / RF_NS_PER_MS));
                 late++;
                 break;
             }
@@ -1215,6 +1284,10 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
      * opened), and then nothing at all changes. */
     bool pipeline_changed = next->section_hash[RF_SECTION_PIPELINE] !=
                             e->settings.section_hash[RF_SECTION_PIPELINE];
+    /* Nothing is prepared while a previous change is still queued. */
+    int settle = reload_settle(e, err);
+    if (settle < 0)
+        return settle;
     const uint32_t max_series_was = e->settings.pipeline.max_series;
     /* max_series: auto moves with the pipeline's worst case; the running
      * tables keep their size when the new file still fits with it. */
@@ -1240,8 +1313,6 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
             return rc;
         }
         e->settings.section_hash[RF_SECTION_PIPELINE] = next->section_hash[RF_SECTION_PIPELINE];
-        /* The series tables keep their size: the running settings say so. */
-        e->settings.pipeline.max_series = max_series_was;
     }
     uint32_t listeners_late = listeners_changed ? listeners_apply(e, next) : 0;
     char fixed[768] = "";
@@ -1255,10 +1326,11 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
      * next loop. But "applied" would not be true yet. */
     char late[160] = "";
     if (pipeline_late || listeners_late)
-        snprintf(late, sizeof(late), "%s%s%s not taken by every worker within 10 s (queued, see "
-                 "the log)", pipeline_late ? "the pipeline" : "",
+        snprintf(late, sizeof(late), "%s%s%s not taken by every worker within %lld ms (queued, "
+                 "see the log)", pipeline_late ? "the pipeline" : "",
                  pipeline_late && listeners_late ? " and " : "",
-                 listeners_late ? "the listener change" : "");
+                 listeners_late ? "the listener change" : "",
+                 (long long)(e->reload_wait_ns / RF_NS_PER_MS));
     if (nx->engine.workers != cur->engine.workers)
         RELOAD_NOTE(" engine.workers (%u -> %u)", cur->engine.workers, nx->engine.workers);
     if (nx->engine.ring.capacity != cur->engine.ring.capacity)
@@ -1462,4 +1534,22 @@ const rf_mem_scope *rf_engine_worker_memory(const rf_engine *e, uint32_t worker)
 struct rf_dpdk *rf_engine_dpdk(const rf_engine *e)
 {
     return e->dpdk;
+}
+
+void rf_engine_test_hold(rf_engine *e, uint32_t worker, int64_t ns)
+{
+    if (worker >= e->n_workers || ns <= 0)
+        return;
+    rf_engine_worker *w = e->workers[worker];
+    atomic_store_explicit(&w->test_hold_ns, ns, memory_order_relaxed);
+    /* Until test_hold has exchanged it: the worker is then stopped. */
+    while (atomic_load_explicit(&w->test_hold_ns, memory_order_relaxed) == ns) {
+        rf_worker_wake(w->thread);
+        usleep(200);
+    }
+}
+
+void rf_engine_test_reload_wait(rf_engine *e, int64_t ns)
+{
+    e->reload_wait_ns = ns;
 }

@@ -16,8 +16,10 @@
  *     storage, ...) is reported in err and left as it is (return value 1).
  *     A worker that has not taken its new pipeline or listener change within
  *     10 s keeps it queued and takes it at its next loop; that too returns 1
- *     with err saying so. It takes the new pipeline's settings from *next
- *     (zeroed there).
+ *     with err saying so. Until every worker has taken it, another reload is
+ *     refused with -EBUSY and changes nothing (a queued change is never
+ *     overwritten). It takes the new pipeline's settings from *next (zeroed
+ *     there); the engine keeps them while any worker's stages use them.
  *   - The control thread calls every function here; workers never do.
  */
 #ifndef RF_DAEMON_ENGINE_H
@@ -119,5 +121,13 @@ struct rf_dpdk *rf_engine_dpdk(const rf_engine *e);
 
 /* The settings the engine runs with (after reloads). */
 const rf_settings *rf_engine_settings(const rf_engine *e);
+
+/* Test hooks (tests/daemon/test_reload_late.c). hold: worker `worker`
+ * stops at the top of its next loop for ns, as a worker stuck in a slow
+ * sink would; returns once it has stopped there. reload_wait: how long
+ * rf_engine_reload waits for the workers to take a change (10 s unless
+ * set). */
+void rf_engine_test_hold(rf_engine *e, uint32_t worker, int64_t ns);
+void rf_engine_test_reload_wait(rf_engine *e, int64_t ns);
 
 #endif

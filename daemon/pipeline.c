@@ -2,6 +2,7 @@
  * alerts, routing, batching, sinks and storage. See pipeline.h. */
 #include "daemon/pipeline.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -774,9 +775,13 @@ static uint32_t apply_pending(rf_pipeline *p)
             rf_correlator_define(p->st.corr, (int32_t)slot, k);
     }
     stages_free(&old);
-    free(b);
-    /* Pairs with the acquire in rf_pipeline_applied. */
-    atomic_store_explicit(&p->pending, NULL, memory_order_release);
+    /* Pairs with the acquire in rf_pipeline_applied. Only b is taken back:
+     * a newer set published meanwhile (the engine never does, see
+     * rf_pipeline_publish) would stay pending, not be erased. */
+    pipe_stages *taken = b;
+    atomic_compare_exchange_strong_explicit(&p->pending, &taken, NULL, memory_order_release,
+                                            memory_order_relaxed);
+    free(b); /* its stages are p->st now; the holder only */
     return 1;
 }
 
@@ -1088,6 +1093,9 @@ void rf_pipeline_publish(rf_pipeline *p)
 {
     pipe_stages *b = p->prepared;
     p->prepared = NULL;
+    /* One set at a time: the engine refuses a reload until every worker
+     * took the last one (rf_pipeline_applied), so none is overwritten. */
+    assert(atomic_load_explicit(&p->pending, memory_order_relaxed) == NULL);
     /* Pairs with the acquire in apply_pending: the built stages are visible. */
     atomic_store_explicit(&p->pending, b, memory_order_release);
 }

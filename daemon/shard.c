@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,6 +593,9 @@ bool rf_shard_listeners_publish(rf_shard *s)
         free(ch);
         return false;
     }
+    /* One change at a time: the engine refuses a reload until the last one
+     * was taken (rf_shard_listeners_settled), so none is overwritten. */
+    assert(atomic_load_explicit(&s->change, memory_order_relaxed) == NULL);
     rf_err err;
     rf_err_clear(&err);
     ch->first_input = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
@@ -611,6 +615,13 @@ bool rf_shard_listeners_applied(rf_shard *s)
     atomic_store_explicit(&s->change, NULL, memory_order_relaxed);
     free(ch);
     return true;
+}
+
+bool rf_shard_listeners_settled(rf_shard *s)
+{
+    /* Relaxed: only this (control) thread stores `change`. */
+    return atomic_load_explicit(&s->change, memory_order_relaxed) == NULL ||
+           rf_shard_listeners_applied(s);
 }
 
 /* Worker: starts a set that had no listener at start, and keeps the

@@ -110,6 +110,9 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
 void rf_shard_listeners_discard(rf_shard *s);
 bool rf_shard_listeners_publish(rf_shard *s);
 bool rf_shard_listeners_applied(rf_shard *s);
+/* Control thread: no published change is waiting for the worker (one it
+ * took is freed here). A change is published only when this holds. */
+bool rf_shard_listeners_settled(rf_shard *s);
 
 /* Control thread: the shard's inputs (the start's listeners, DPDK queues,
  * then listeners added by reloads, removed ones included). */
