@@ -401,6 +401,14 @@ void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
     }
 }
 
+/* The shard's dispatch callback (rf_shard_dispatch_fn): the exact signature
+ * the shard calls through, so no call goes through an incompatible function
+ * type (tests/meson.build, fn_casts). */
+static void dispatch_trampoline(void *ctx, const rf_event *ev, uint32_t n)
+{
+    rf_engine_dispatch(ctx, ev, n);
+}
+
 /* Processes what the critical rings hold. */
 static uint32_t drain_critical_rings(rf_engine_worker *w)
 {
@@ -877,7 +885,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         if (rc < 0)
             goto fail;
         rf_engine_worker *w = e->workers[i];
-        rf_shard_set_dispatch(w->shard, (void (*)(void *, const rf_event *, uint32_t))rf_engine_dispatch, w);
+        rf_shard_set_dispatch(w->shard, dispatch_trampoline, w);
         rf_shard_set_busy(w->shard, worker_busy, w);
         /* Always: a reload may bring the first critical listener. */
         rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);

@@ -335,6 +335,12 @@ static char *replay_into(const char *dir, const char *extra)
     return run_ok(cmd);
 }
 
+/* qsort's comparator for the names (strcmp's own type is not qsort's). */
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 /* Segment files under DIR/store, one shard folder: names sorted. */
 static int segment_names(const char *dir, const char *shard, char names[][64], int max)
 {
@@ -349,7 +355,7 @@ static int segment_names(const char *dir, const char *shard, char names[][64], i
         if (strstr(de->d_name, ".rfs") && strlen(de->d_name) < 64)
             memcpy(names[n++], de->d_name, strlen(de->d_name) + 1);
     closedir(d);
-    qsort(names, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
+    qsort(names, (size_t)n, 64, name_cmp);
     return n;
 }
 
