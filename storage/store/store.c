@@ -353,21 +353,43 @@ int rf_store_close(rf_store *st, rf_err *err)
                         io.write_errors_edquot, io.write_errors_erofs, io.write_errors_eio,
                         io.write_errors_other, ss.dropped_io_error, io.dropped_io_error_points,
                         io.recoveries, rf_store_io_health_name(io.state));
-        if (rc)
+        /* Every shard's trouble is named, not only the first one's: each
+         * shard adds its worst to the one message. */
+        char what[192] = "";
+        int code = 0;
+        if (ss.dropped_io_error) {
+            code = EIO;
+            snprintf(what, sizeof(what),
+                     "shard %" PRIu32 " lost %" PRIu64 " blocks (%" PRIu64
+                     " points) to write errors",
+                     i, ss.dropped_io_error, io.dropped_io_error_points);
+        } else if (atomic_load_explicit(&sh->io_failed, memory_order_acquire)) {
+            code = EIO;
+            snprintf(what, sizeof(what),
+                     "shard %" PRIu32 " had an fdatasync fail: blocks written before it are not "
+                     "promised durable", i);
+        } else if (atomic_load_explicit(&sh->points_buffered, memory_order_relaxed)) {
+            code = EAGAIN;
+            snprintf(what, sizeof(what), "shard %" PRIu32 " could not write every buffer", i);
+        }
+        if (!code)
             continue;
-        if (ss.dropped_io_error)
-            rc = rf_err_set(err, EIO,
-                            "%s: shard %" PRIu32 " lost %" PRIu64 " blocks (%" PRIu64
-                            " points) to write errors (see log)",
-                            st->dir, i, ss.dropped_io_error, io.dropped_io_error_points);
-        else if (atomic_load_explicit(&sh->io_failed, memory_order_acquire))
-            rc = rf_err_set(err, EIO,
-                            "%s: shard %" PRIu32 " had an fdatasync fail: blocks written before "
-                            "it are not promised durable (see log)",
-                            st->dir, i);
-        else if (atomic_load_explicit(&sh->points_buffered, memory_order_relaxed))
-            rc = rf_err_set(err, EAGAIN, "%s: shard %" PRIu32 " could not write every buffer",
-                            st->dir, i);
+        if (!rc) {
+            rc = rf_err_set(err, code, "%s: %s", st->dir, what);
+        } else if (err) {
+            size_t len = strlen(err->msg);
+            snprintf(err->msg + len, sizeof(err->msg) - len, ", %s", what);
+        }
+        /* A lost block outweighs a buffer still held. */
+        if (code == EIO && rc == -EAGAIN) {
+            rc = -EIO;
+            if (err)
+                err->code = EIO;
+        }
+    }
+    if (rc == -EIO && err) {
+        size_t len = strlen(err->msg);
+        snprintf(err->msg + len, sizeof(err->msg) - len, " (see log)");
     }
     store_free(st);
     return rc;

@@ -553,6 +553,62 @@ static void test_write_error(void **state)
     free(dir);
 }
 
+/* Both shards lose blocks to the fault: close's error names each of them,
+ * not only the first. */
+static void write_error_two_shards_child(const char *dir, char *msg, size_t msg_size)
+{
+    rf_log_set_level(RF_LOG_ERROR + 1);
+    alarm(60);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {20000, 20000};
+    if (setrlimit(RLIMIT_FSIZE, &rl))
+        _exit(2);
+    rf_store_config cfg;
+    tu_config(&cfg);
+    rf_store *st;
+    rf_err e;
+    if (rf_store_open(dir, &cfg, 2, &st, &e))
+        _exit(3);
+    rf_series_key *k[2] = {tu_key("werr", "shard=a", "v"), tu_key("werr", "shard=b", "v")};
+    for (uint32_t s = 0; s < 2; s++) {
+        rf_store_shard *sh = rf_store_shard_get(st, s);
+        rf_store_define_series(sh, k[s]);
+        for (int i = 0; i < EPTS; i++) {
+            rf_event ev = tu_event(k[s]->series_id, T0 + i, RF_VALUE_I64, ev_of(i));
+            tu_append(sh, &ev);
+        }
+    }
+    if (rf_store_close(st, &e) != -EIO)
+        _exit(12);
+    snprintf(msg, msg_size, "%s", e.msg);
+    rf_series_key_free(k[0]);
+    rf_series_key_free(k[1]);
+    _exit(0);
+}
+
+static void test_write_error_names_every_shard(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char *msg = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(msg != MAP_FAILED);
+    msg[0] = '\0';
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        write_error_two_shards_child(dir, msg, 4096);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    print_message("close: %s\n", msg);
+    assert_non_null(strstr(msg, "shard 0 lost "));
+    assert_non_null(strstr(msg, "shard 1 lost "));
+    munmap(msg, 4096);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_damaged_headers),
         cmocka_unit_test(test_sigkill_repeated),
         cmocka_unit_test(test_write_error),
+        cmocka_unit_test(test_write_error_names_every_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
