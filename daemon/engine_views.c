@@ -182,31 +182,9 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         rf_ops_table_end(w);
     }
 
-    /* DPDK queues, when any: packets and drops by reason. */
-    uint32_t queues = 0;
-    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++)
-        queues += rf_shard_dpdk_queue_count(rf_engine_shard(e, wi));
-    if (queues) {
-        static const char *const qcols[] = {"worker", "queue", "packets", "datagrams", "bytes",
-                                            "dropped", "drops_by_reason"};
-        rf_ops_table_begin(w, "dpdk_queues", qcols, 7);
-        for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
-            const rf_shard *s = rf_engine_shard(e, wi);
-            for (uint32_t q = 0; q < rf_shard_dpdk_queue_count(s); q++) {
-                const rf_dpdk_queue *dq = rf_shard_dpdk_queue(s, q);
-                char reasons[512];
-                uint64_t dropped = rf_dpdk_queue_drops(dq, reasons, sizeof(reasons));
-                rf_ops_cell_u64(w, wi);
-                rf_ops_cell_u64(w, q);
-                rf_ops_cell_u64(w, rf_dpdk_queue_counter(dq, RF_DC_PACKETS));
-                rf_ops_cell_u64(w, rf_dpdk_queue_counter(dq, RF_DC_DATAGRAMS));
-                rf_ops_cell_u64(w, rf_dpdk_queue_counter(dq, RF_DC_BYTES));
-                rf_ops_cell_u64(w, dropped);
-                rf_ops_cell_str(w, reasons);
-            }
-        }
-        rf_ops_table_end(w);
-    }
+    /* DPDK queues, when any: packets and drops by reason (the table of
+     * `show dpdk`, one schema). */
+    rf_ops_dpdk_queues_table(w, rf_engine_dpdk(e));
     return 0;
 }
 

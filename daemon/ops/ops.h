@@ -130,6 +130,12 @@ void rf_ops_table_end(rf_ops_writer *w);
 /* "no data: <what>" (text) / {"no_data":"<what>"} (JSON) for a section. */
 void rf_ops_no_data(rf_ops_writer *w, const char *section, const char *what);
 
+/* The `dpdk_queues` table (daemon/ops/view.c): every show that lists the
+ * DPDK queues writes it through this, so it has one schema under its name.
+ * Nothing when d is NULL or has no queue. */
+struct rf_dpdk;
+void rf_ops_dpdk_queues_table(rf_ops_writer *w, struct rf_dpdk *d);
+
 /* Writes the sections of `show NAME [ARGS]`. args is what follows NAME (""
  * when nothing; never containing the trailing "json"). Returns 0, or a
  * negative errno with a one-line message in err (e.g. bad arguments). */

@@ -654,6 +654,17 @@ static int show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
     }
     rf_ops_table_end(w);
 
+    rf_ops_dpdk_queues_table(w, d);
+    return 0;
+}
+
+void rf_ops_dpdk_queues_table(rf_ops_writer *w, rf_dpdk *d)
+{
+    unsigned queues = 0;
+    for (unsigned p = 0; d && p < rf_dpdk_port_count(d); p++)
+        queues += rf_dpdk_queue_count(d, p);
+    if (!queues)
+        return;
     static const char *const qcols[] = {"port", "queue", "worker", "node", "packets",
                                         "datagrams", "bytes", "dropped", "drops_by_reason"};
     rf_ops_table_begin(w, "dpdk_queues", qcols, 9);
@@ -674,7 +685,6 @@ static int show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
         }
     }
     rf_ops_table_end(w);
-    return 0;
 }
 
 /* `show dpdk` and the ports' metrics (label port="<name>"). The show is

@@ -211,6 +211,23 @@ static void test_dpdk_live(void **state)
     assert_true(rf_json_num(q0, "datagrams", -1) == HOSTS * POINTS);
     assert_true(rf_json_num(q0, "worker", -1) == 0);
     assert_true(rf_json_num(q0, "node", -2) >= 0);
+    /* `show listeners` lists the queues too: the same dpdk_queues schema,
+     * column for column, so a JSON client sees one shape under one name. */
+    char *lreply = tproc_ask("show listeners json");
+    assert_non_null(lreply);
+    char lerr[128] = "";
+    rf_json *ldoc = rf_json_parse(lreply, lerr, sizeof(lerr));
+    free(lreply);
+    assert_non_null(ldoc);
+    const rf_json *lq0 = row0(ldoc, "dpdk_queues");
+    size_t n_cols = 0, n_lcols = 0;
+    for (const rf_json *c = q0->child; c; c = c->next, n_cols++)
+        assert_non_null(rf_json_get(lq0, c->key));
+    for (const rf_json *c = lq0->child; c; c = c->next)
+        n_lcols++;
+    assert_int_equal(n_lcols, n_cols);
+    assert_true(rf_json_num(lq0, "port", -1) == 0);
+    rf_json_free(ldoc);
     rf_json_free(doc);
     char *text = tproc_ask("show dpdk");
     assert_non_null(text);
