@@ -197,6 +197,7 @@ typedef struct stats_entry {
     rf_stats_read_fn fn;
     void *ctx;
     const rf_hist *hist;
+    bool ns_as_seconds;      /* rf_stats_register_fn_ns: exported / 1e9 */
     uint64_t base;           /* clear baseline (counters) */
     rf_hist_snap *hist_base; /* clear baseline (histograms), NULL until cleared */
 } stats_entry;
@@ -296,6 +297,15 @@ int rf_stats_register_fn(enum rf_metric_type type, const char *name, const char 
         g_entries[id].fn = fn;
         g_entries[id].ctx = ctx;
     }
+    return id;
+}
+
+int rf_stats_register_fn_ns(enum rf_metric_type type, const char *name, const char *help,
+                            const char *labels, rf_stats_read_fn fn, void *ctx)
+{
+    int id = rf_stats_register_fn(type, name, help, labels, fn, ctx);
+    if (id >= 0)
+        g_entries[id].ns_as_seconds = true;
     return id;
 }
 
@@ -483,7 +493,11 @@ void rf_stats_write_prometheus(rf_strbuf *out)
                     v += raw_value(&g_entries[order[j]]);
             write_series_head(out, e->name, e->type == RF_METRIC_COUNTER ? "_total" : "", e->labels,
                               NULL);
-            rf_strbuf_printf(out, " %llu\n", (unsigned long long)v);
+            if (e->ns_as_seconds)
+                rf_strbuf_printf(out, " %llu.%09llu\n", (unsigned long long)(v / 1000000000u),
+                                 (unsigned long long)(v % 1000000000u));
+            else
+                rf_strbuf_printf(out, " %llu\n", (unsigned long long)v);
         } else {
             if (!acc) {
                 acc = malloc(sizeof(*acc));

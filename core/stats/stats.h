@@ -182,6 +182,11 @@ int rf_stats_register_fn(enum rf_metric_type type, const char *name, const char 
                          const char *labels, rf_stats_read_fn fn, void *ctx);
 int rf_stats_register_histogram(const char *name, const char *help, const char *labels,
                                 const rf_hist *hist);
+/* A computed value in nanoseconds, exported in seconds (9 decimals), the
+ * base unit Prometheus expects: name it *_seconds. rf_stats_value still
+ * returns nanoseconds. */
+int rf_stats_register_fn_ns(enum rf_metric_type type, const char *name, const char *help,
+                            const char *labels, rf_stats_read_fn fn, void *ctx);
 /* Removes an entry (ids are not reused until the registry is reset). */
 void rf_stats_unregister(int id);
 /* Forgets everything (tests, process exit). */

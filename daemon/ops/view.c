@@ -515,7 +515,7 @@ static const metric_def worker_metrics[] = {
      "Events a worker took from its critical inbound rings.", NULL, WF_CRITICAL_FROM_PEERS},
     {RF_METRIC_COUNTER, "ringflow_worker_polls", "Poll loop iterations of a worker.", NULL,
      WF_POLLS},
-    {RF_METRIC_COUNTER, "ringflow_worker_busy_nanoseconds",
+    {RF_METRIC_COUNTER, "ringflow_worker_busy_seconds",
      "Time a worker spent in polls that found work.", NULL, WF_BUSY_NS},
 };
 
@@ -551,9 +551,12 @@ static int register_engine_metrics(void)
             snprintf(labels, sizeof(labels), "worker=\"%u\"%s%s", i, d->extra_labels ? "," : "",
                      d->extra_labels ? d->extra_labels : "");
             metric_ctx *m = new_ctx(i, 0, d->field);
-            rc = m ? keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
-                                                  read_worker_metric, m))
-                   : -ENOSPC;
+            /* Busy time is kept in ns; Prometheus wants seconds. */
+            rf_stats_read_fn fn = read_worker_metric;
+            rc = !m ? -ENOSPC
+                 : d->field == WF_BUSY_NS
+                     ? keep_id(rf_stats_register_fn_ns(d->type, d->name, d->help, labels, fn, m))
+                     : keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels, fn, m));
         }
     }
     for (uint32_t f = 0; f < g_view.workers && rc >= 0; f++) {

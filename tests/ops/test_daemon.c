@@ -51,6 +51,34 @@ static void write_config(const char *extra)
     fclose(f);
 }
 
+/* `promtool check metrics` (Debian's prometheus package, installed by
+ * scripts/install-deps.sh) on an exposition: its exit status (0: no
+ * problem, 3: lint problems, ...) and what it said, in out. A missing
+ * promtool fails the test: the check must run. */
+static int promtool_check(const char *body, char *out, size_t out_size)
+{
+    char in_path[192], out_path[192], cmd[512];
+    snprintf(in_path, sizeof(in_path), "%s/metrics.txt", g_dir);
+    snprintf(out_path, sizeof(out_path), "%s/promtool.txt", g_dir);
+    FILE *f = fopen(in_path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s > %s 2>&1", in_path, out_path);
+    int status = system(cmd);
+    assert_true(status != -1 && WIFEXITED(status));
+    out[0] = '\0';
+    f = fopen(out_path, "r");
+    if (f) {
+        size_t n = fread(out, 1, out_size - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    if (WEXITSTATUS(status) == 127)
+        fail_msg("promtool not found (scripts/install-deps.sh installs prometheus): %s", out);
+    return WEXITSTATUS(status);
+}
+
 static pid_t spawn_daemon(void)
 {
     pid_t pid = fork();
@@ -269,7 +297,15 @@ static void test_views_and_metrics(void **state)
     assert_true(
         prom_value(&doc, "ringflow_component_up", "kind=\"worker\",name=\"worker-0\"", &v) &&
         v == 1);
+    assert_string_equal(prom_type(&doc, "ringflow_worker_busy_seconds_total"), "counter");
+    assert_true(prom_value(&doc, "ringflow_worker_busy_seconds_total", "worker=\"0\"", &v));
     prom_free(&doc);
+    /* Prometheus' own linter agrees: base units, names, types. */
+    char lint[4096];
+    int lint_rc = promtool_check(body, lint, sizeof(lint));
+    if (lint_rc != 0)
+        print_message("promtool check metrics (exit %d):\n%s", lint_rc, lint);
+    assert_int_equal(lint_rc, 0);
     free(body);
     body = http_get(port, "/health", &status);
     if (status != 200)
