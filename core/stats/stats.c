@@ -204,7 +204,8 @@ typedef struct stats_entry {
 
 /* Control thread only (see stats.h): plain, unsynchronised state. */
 static stats_entry *g_entries;
-static int g_n_entries;
+static int g_n_entries; /* slots ever used: [0, g_n_entries) live or dead */
+static int g_n_dead;    /* dead slots among them, reused before new ones */
 
 static bool valid_name(const char *s)
 {
@@ -257,16 +258,28 @@ static int add_entry(enum rf_metric_type type, const char *name, const char *hel
         if (!g_entries)
             return -ENOMEM;
     }
-    if (g_n_entries >= RF_STATS_MAX_METRICS)
+    /* A removed entry's slot first: listeners that reloads add and remove
+     * register and unregister their series every time, and the registry
+     * must not fill up with the dead. Output is sorted by name and labels,
+     * so which slot an entry takes changes nothing a scraper sees. */
+    int id = g_n_entries;
+    if (g_n_dead > 0) {
+        for (id = 0; id < g_n_entries && g_entries[id].live; id++)
+            ;
+        g_n_dead--;
+    } else if (g_n_entries >= RF_STATS_MAX_METRICS) {
         return -ENOSPC;
-    stats_entry *e = &g_entries[g_n_entries];
+    } else {
+        g_n_entries++;
+    }
+    stats_entry *e = &g_entries[id];
     memset(e, 0, sizeof(*e));
     e->live = true;
     e->type = type;
     snprintf(e->name, sizeof(e->name), "%s", name);
     snprintf(e->help, sizeof(e->help), "%s", help ? help : "");
     snprintf(e->labels, sizeof(e->labels), "%s", labels);
-    return g_n_entries++;
+    return id;
 }
 
 int rf_stats_register_counter(const char *name, const char *help, const char *labels,
@@ -327,6 +340,7 @@ void rf_stats_unregister(int id)
     g_entries[id].live = false;
     free(g_entries[id].hist_base);
     g_entries[id].hist_base = NULL;
+    g_n_dead++;
 }
 
 void rf_stats_reset(void)
@@ -336,6 +350,7 @@ void rf_stats_reset(void)
     free(g_entries);
     g_entries = NULL;
     g_n_entries = 0;
+    g_n_dead = 0;
 }
 
 static uint64_t raw_value(const stats_entry *e)

@@ -187,7 +187,9 @@ int rf_stats_register_histogram(const char *name, const char *help, const char *
  * returns nanoseconds. */
 int rf_stats_register_fn_ns(enum rf_metric_type type, const char *name, const char *help,
                             const char *labels, rf_stats_read_fn fn, void *ctx);
-/* Removes an entry (ids are not reused until the registry is reset). */
+/* Removes an entry. Its slot, and so its id, is reused by a later
+ * registration: forget the id (registering and removing as often as reloads
+ * do never fills the registry). */
 void rf_stats_unregister(int id);
 /* Forgets everything (tests, process exit). */
 void rf_stats_reset(void);

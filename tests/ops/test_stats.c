@@ -122,6 +122,39 @@ static void test_registry(void **state)
     rf_stats_reset();
 }
 
+/* Registering and removing, as every reload that adds and removes a
+ * listener does, reuses the removed entries' slots: far more cycles than
+ * the registry has slots all succeed, and a removed entry is not exported
+ * while the one that took its slot is. */
+static void test_unregister_reuses_slots(void **state)
+{
+    (void)state;
+    rf_stats_reset();
+    static _Atomic uint64_t keep = 7, cycled = 3;
+    assert_true(rf_stats_register_counter("rf_keep", "stays", NULL, &keep) >= 0);
+    for (int i = 0; i < 3 * RF_STATS_MAX_METRICS; i++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "cycle=\"%d\"", i);
+        int a = rf_stats_register_counter("rf_cycled", "comes and goes", labels, &cycled);
+        int b = rf_stats_register_gauge("rf_cycled_gauge", "comes and goes", labels, &cycled);
+        if (a < 0 || b < 0)
+            fail_msg("cycle %d: register returned %d, %d", i, a, b);
+        rf_stats_unregister(a);
+        rf_stats_unregister(b);
+    }
+    int last = rf_stats_register_counter("rf_cycled", "comes and goes", "cycle=\"last\"", &cycled);
+    assert_true(last >= 0);
+    rf_strbuf out = {0};
+    rf_stats_write_prometheus(&out);
+    assert_false(out.oom);
+    assert_non_null(strstr(out.p, "rf_keep_total 7\n"));
+    assert_non_null(strstr(out.p, "rf_cycled_total{cycle=\"last\"} 3\n"));
+    assert_null(strstr(out.p, "cycle=\"0\""));
+    assert_null(strstr(out.p, "rf_cycled_gauge"));
+    rf_strbuf_free(&out);
+    rf_stats_reset();
+}
+
 static void test_prometheus_export(void **state)
 {
     (void)state;
@@ -180,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_bucket_bounds),
         cmocka_unit_test(test_quantiles),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_unregister_reuses_slots),
         cmocka_unit_test(test_prometheus_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
