@@ -941,8 +941,10 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         while ((s = rf_component_state(c)) == RF_STATE_CONFIGURING && rf_clock_mono_ns() < deadline)
             usleep(1000);
         if (s != RF_STATE_RUNNING) {
+            char reason[RF_COMPONENT_REASON_MAX];
+            rf_component_reason(c, reason, sizeof(reason));
             rc = rf_err_set(err, EIO, "engine: %s did not start: %s", c->name,
-                            c->reason[0] ? c->reason : rf_lifecycle_state_name(s));
+                            reason[0] ? reason : rf_lifecycle_state_name(s));
             goto fail_started;
         }
     }

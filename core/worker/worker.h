@@ -35,6 +35,7 @@
 #ifndef RF_CORE_WORKER_H
 #define RF_CORE_WORKER_H
 
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,21 +55,36 @@ enum rf_lifecycle_state {
 #define RF_COMPONENT_REASON_MAX 160
 #define RF_COMPONENTS_MAX 256
 
+/* The reason and time of the last transition are rewritten at every
+ * transition while the control thread may be reading them (a storage shard
+ * goes failed -> configuring -> running on its worker while /health reads
+ * it), so they sit behind a sequence lock: the owner makes `seq` odd,
+ * writes them (relaxed atomic words: no data race), makes it even again;
+ * a reader retries until it read the same even `seq` before and after.
+ * Read them with rf_component_reason, never directly. */
+#define RF_COMPONENT_REASON_WORDS (RF_COMPONENT_REASON_MAX / 8)
+
 typedef struct rf_component {
     char name[RF_COMPONENT_NAME_MAX];
     char kind[16]; /* "worker", "listener", "sink", "storage", "stats", ... */
-    /* Written by the owning thread with release after `reason` and
-     * `since_mono_ns`; read by the control thread with acquire (pairs). */
+    /* Written by the owning thread with release after the reason and time;
+     * read by the control thread with acquire (pairs). */
     _Atomic int state;
-    int64_t since_mono_ns;
-    char reason[RF_COMPONENT_REASON_MAX]; /* why it failed or stopped, may be empty */
+    _Atomic unsigned seq; /* the sequence lock of since_mono_ns and reason */
+    _Atomic int64_t since_mono_ns;
+    _Atomic uint64_t reason_words[RF_COMPONENT_REASON_WORDS]; /* NUL-terminated text */
+    bool in_use; /* control thread: the slot holds a registered component */
 } rf_component;
 
 const char *rf_lifecycle_state_name(enum rf_lifecycle_state s);
 
 /* Registers a component (control thread only). Returns NULL when the registry
- * is full. The component lives until rf_component_registry_reset(). */
+ * is full. The component lives until rf_component_unregister or
+ * rf_component_registry_reset(). */
 rf_component *rf_component_register(const char *kind, const char *name);
+/* Control thread: removes c, once its owner will never transition it again
+ * (a listener a reload removed, freed); the slot is reused. */
+void rf_component_unregister(rf_component *c);
 
 /* Moves c to `to`; returns 0, or -EINVAL for a transition the diagram above
  * does not allow (the state is then unchanged). reason may be NULL. */
@@ -80,7 +96,13 @@ static inline enum rf_lifecycle_state rf_component_state(const rf_component *c)
     return (enum rf_lifecycle_state)atomic_load_explicit(&c->state, memory_order_acquire);
 }
 
-/* Snapshot of registered components, in registration order. */
+/* Copies the reason of c's last transition into out (any thread; a whole
+ * reason, never a mix of two). Returns the time of that transition. */
+int64_t rf_component_reason(const rf_component *c, char *out, size_t size);
+
+/* The registry's slots (control thread): rf_component_at(i) for i below
+ * rf_component_count() is a component, or NULL for a slot freed by
+ * rf_component_unregister (skip it). */
 unsigned rf_component_count(void);
 rf_component *rf_component_at(unsigned i);
 /* Forgets every component (tests and process exit only). */

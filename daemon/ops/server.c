@@ -409,22 +409,26 @@ static void http_response(rf_strbuf *out, int code, const char *reason, const ch
 static bool component_group(unsigned i, enum rf_lifecycle_state *state)
 {
     const rf_component *c = rf_component_at(i);
+    if (!c)
+        return false; /* a freed slot */
     unsigned n = rf_component_count();
     for (unsigned j = 0; j < i; j++) {
         const rf_component *d = rf_component_at(j);
-        if (!strcmp(d->kind, c->kind) && !strcmp(d->name, c->name))
+        if (d && !strcmp(d->kind, c->kind) && !strcmp(d->name, c->name))
             return false;
     }
     bool live = false;
     for (unsigned j = i; j < n; j++) {
         const rf_component *d = rf_component_at(j);
-        if (!strcmp(d->kind, c->kind) && !strcmp(d->name, c->name) &&
+        if (d && !strcmp(d->kind, c->kind) && !strcmp(d->name, c->name) &&
             rf_component_state(d) != RF_STATE_STOPPED)
             live = true;
     }
     *state = live ? RF_STATE_RUNNING : RF_STATE_STOPPED;
     for (unsigned j = i; j < n; j++) {
         const rf_component *d = rf_component_at(j);
+        if (!d)
+            continue;
         enum rf_lifecycle_state st = rf_component_state(d);
         if (!strcmp(d->kind, c->kind) && !strcmp(d->name, c->name) &&
             (!live || st != RF_STATE_STOPPED) && st != RF_STATE_RUNNING) {
@@ -469,12 +473,16 @@ static int health_body(rf_strbuf *b)
     unsigned n = rf_component_count(), bad = 0;
     for (unsigned i = 0; i < n; i++) {
         const rf_component *c = rf_component_at(i);
+        if (!c)
+            continue; /* a freed slot */
         enum rf_lifecycle_state st = rf_component_state(c);
         if (st == RF_STATE_RUNNING)
             continue;
         bad++;
+        char reason[RF_COMPONENT_REASON_MAX];
+        rf_component_reason(c, reason, sizeof(reason));
         rf_strbuf_printf(b, "%s %s: %s%s%s\n", c->kind, c->name, rf_lifecycle_state_name(st),
-                         c->reason[0] ? ": " : "", c->reason);
+                         reason[0] ? ": " : "", reason);
     }
     if (!bad)
         rf_strbuf_printf(b, "ok\n");

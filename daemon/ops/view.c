@@ -397,7 +397,10 @@ static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         rf_ops_cell_u64(w, sub0(s.critical_from_peers, b->critical_from_peers));
         rf_ops_cell_u64(w, sub0(rs.polls, g_view.base_polls[i]));
         /* The reason is only meaningful once the component stopped or failed. */
-        rf_ops_cell_str(w, c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED) ? c->reason : "");
+        char reason[RF_COMPONENT_REASON_MAX] = "";
+        if (c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED))
+            rf_component_reason(c, reason, sizeof(reason));
+        rf_ops_cell_str(w, reason);
     }
     rf_ops_table_end(w);
     return 0;

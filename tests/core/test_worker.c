@@ -6,6 +6,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,10 +26,13 @@ static void test_lifecycle_legal_path(void **state)
     assert_int_equal(rf_component_transition(c, RF_STATE_RUNNING, NULL), 0);
     assert_int_equal(rf_component_transition(c, RF_STATE_STOPPING, NULL), 0);
     assert_int_equal(rf_component_transition(c, RF_STATE_STOPPED, "shutdown"), 0);
-    assert_string_equal(c->reason, "shutdown");
+    char reason[RF_COMPONENT_REASON_MAX];
+    rf_component_reason(c, reason, sizeof(reason));
+    assert_string_equal(reason, "shutdown");
     assert_int_equal(rf_component_transition(c, RF_STATE_CONFIGURING, NULL), 0);
     assert_int_equal(rf_component_transition(c, RF_STATE_FAILED, "disk full"), 0);
-    assert_string_equal(c->reason, "disk full");
+    rf_component_reason(c, reason, sizeof(reason));
+    assert_string_equal(reason, "disk full");
     assert_string_equal(rf_lifecycle_state_name(rf_component_state(c)), "failed");
     assert_int_equal(rf_component_count(), 1);
     assert_ptr_equal(rf_component_at(0), c);
@@ -58,6 +63,70 @@ static void test_registry_full(void **state)
     for (unsigned i = 0; i < RF_COMPONENTS_MAX; i++)
         assert_non_null(rf_component_register("x", "x"));
     assert_null(rf_component_register("x", "one-too-many"));
+    /* A removed component's slot is taken again; readers skip a freed one. */
+    rf_component *gone = rf_component_at(7);
+    rf_component_unregister(gone);
+    assert_null(rf_component_at(7));
+    rf_component *again = rf_component_register("y", "reused");
+    assert_ptr_equal(again, gone);
+    assert_string_equal(rf_component_at(7)->name, "reused");
+    assert_int_equal(rf_component_count(), RF_COMPONENTS_MAX);
+    rf_component_registry_reset();
+}
+
+/* A component's reason is written by its owner at every transition while
+ * the control thread reads it (/health, show workers): FAILED ->
+ * CONFIGURING -> RUNNING -> FAILED, as the storage shard's component goes
+ * through write errors. The reader must see a whole reason, one that was
+ * written, never a mix of two (and, under TSan, no data race). */
+#define FLAP_READS 100000
+/* Set by the reader once it has read FLAP_READS times: the owner flaps
+ * until then, so the two always overlap. */
+static _Atomic bool flap_stop;
+static const char *const flap_reasons[] = {
+    "",
+    "degraded by write errors, retrying (123456 points lost so far): No space left on device",
+    "writes resumed after write errors",
+};
+
+static void *flap_owner(void *arg)
+{
+    rf_component *c = arg;
+    /* Relaxed: a flag with no data behind it. */
+    while (!atomic_load_explicit(&flap_stop, memory_order_relaxed)) {
+        rf_component_transition(c, RF_STATE_FAILED, flap_reasons[1]);
+        rf_component_transition(c, RF_STATE_CONFIGURING, flap_reasons[2]);
+        rf_component_transition(c, RF_STATE_RUNNING, NULL);
+    }
+    return NULL;
+}
+
+static void test_reason_read_while_owner_transitions(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    rf_component *c = rf_component_register("storage", "store-shard-0");
+    assert_non_null(c);
+    rf_component_transition(c, RF_STATE_CONFIGURING, NULL);
+    rf_component_transition(c, RF_STATE_RUNNING, NULL);
+    pthread_t t;
+    atomic_store(&flap_stop, false);
+    assert_int_equal(pthread_create(&t, NULL, flap_owner, c), 0);
+    unsigned long reads = 0, torn = 0;
+    char seen[RF_COMPONENT_REASON_MAX];
+    while (reads < FLAP_READS) {
+        rf_component_reason(c, seen, sizeof(seen));
+        reads++;
+        bool known = false;
+        for (size_t k = 0; k < sizeof(flap_reasons) / sizeof(flap_reasons[0]); k++)
+            known |= strcmp(seen, flap_reasons[k]) == 0;
+        if (!known && torn++ == 0)
+            print_message("torn reason: '%s'\n", seen);
+    }
+    atomic_store_explicit(&flap_stop, true, memory_order_relaxed);
+    pthread_join(t, NULL);
+    print_message("%lu reads, %lu torn\n", reads, torn);
+    assert_int_equal(torn, 0);
     rf_component_registry_reset();
 }
 
@@ -194,7 +263,9 @@ static void test_worker_pinning_to_offline_cpu_fails(void **state)
     while (rf_component_state(c) == RF_STATE_CONFIGURING && rf_clock_mono_ns() - t0 < RF_NS_PER_S)
         usleep(1000);
     assert_int_equal(rf_component_state(c), RF_STATE_FAILED);
-    assert_non_null(strstr(c->reason, "pin to cpu"));
+    char reason[RF_COMPONENT_REASON_MAX];
+    rf_component_reason(c, reason, sizeof(reason));
+    assert_non_null(strstr(reason, "pin to cpu"));
     assert_int_equal(rf_worker_join(w), -EINVAL);
 }
 
@@ -215,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_legal_path),
         cmocka_unit_test(test_lifecycle_illegal_transitions),
         cmocka_unit_test(test_registry_full),
+        cmocka_unit_test(test_reason_read_while_owner_transitions),
         cmocka_unit_test(test_worker_runs_drains_and_stops),
         cmocka_unit_test(test_worker_wake_interrupts_sleep),
         cmocka_unit_test(test_idle_worker_stays_asleep),
