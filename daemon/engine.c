@@ -126,6 +126,10 @@ struct rf_engine {
      * reload_settle sees every worker on it. Control thread only. */
     rf_pipeline_settings *queued_pipeline;
     int64_t reload_wait_ns; /* how long a reload waits for the workers (10 s) */
+    /* Called before a removed listener's input is freed (engine_views.c:
+     * its /metrics series read it). Control thread. */
+    rf_shard_input_gone_fn input_gone;
+    void *input_gone_ctx;
     int cpus[RF_DAEMON_MAX_WORKERS]; /* pinned CPU per worker, -1 = not pinned */
     /* NUMA node per worker (-1: not pinned, or unknown), and what each
      * worker's structures bound there (numa/numa.h, "Memory"). */
@@ -1084,6 +1088,8 @@ static int reload_settle(rf_engine *e, rf_err *err)
         pipeline_adopt(e, e->queued_pipeline);
         e->queued_pipeline = NULL;
     }
+    /* Listeners the last reload removed that retired after it returned. */
+    rf_engine_reap_inputs(e);
     return 0;
 }
 
@@ -1279,6 +1285,15 @@ static uint32_t listeners_apply(rf_engine *e, const rf_settings *next)
             usleep(1000);
         }
     }
+    /* The removed listeners close as soon as their queues are read and
+     * their TCP clients gone: free them now (within the same deadline), so
+     * neither memory nor /health keeps them after the reload returns. One
+     * that takes longer is freed at the next reload or control tick. */
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        while (!late && rf_shard_listeners_retiring(e->workers[i]->shard) &&
+               rf_clock_mono_ns() < deadline)
+            usleep(1000);
+    rf_engine_reap_inputs(e);
     e->settings.ingest.n_listeners = next->ingest.n_listeners;
     memcpy(e->settings.ingest.listeners, next->ingest.listeners,
            next->ingest.n_listeners * sizeof(next->ingest.listeners[0]));
@@ -1544,6 +1559,20 @@ const rf_mem_scope *rf_engine_worker_memory(const rf_engine *e, uint32_t worker)
 struct rf_dpdk *rf_engine_dpdk(const rf_engine *e)
 {
     return e->dpdk;
+}
+
+void rf_engine_set_input_gone(rf_engine *e, rf_shard_input_gone_fn fn, void *ctx)
+{
+    e->input_gone = fn;
+    e->input_gone_ctx = ctx;
+}
+
+uint32_t rf_engine_reap_inputs(rf_engine *e)
+{
+    uint32_t freed = 0;
+    for (uint32_t i = 0; i < e->n_workers; i++)
+        freed += rf_shard_inputs_reap(e->workers[i]->shard, e->input_gone, e->input_gone_ctx);
+    return freed;
 }
 
 void rf_engine_test_hold(rf_engine *e, uint32_t worker, int64_t ns)

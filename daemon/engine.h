@@ -33,6 +33,7 @@
 
 #include "core/error/error.h"
 #include "daemon/settings.h"
+#include "daemon/shard.h"
 
 typedef struct rf_engine rf_engine;
 
@@ -121,6 +122,15 @@ struct rf_dpdk *rf_engine_dpdk(const rf_engine *e);
 
 /* The settings the engine runs with (after reloads). */
 const rf_settings *rf_engine_settings(const rf_engine *e);
+
+/* Listeners a reload removed are freed once their workers have closed
+ * them (daemon/shard.h, rf_shard_inputs_reap): by the reload itself when
+ * they close within its wait, else by the next reload or by this (the
+ * daemon's control loop calls it every second). Returns how many inputs it
+ * freed. set_input_gone: called for each before it is freed (the views'
+ * /metrics series of that input). Control thread. */
+uint32_t rf_engine_reap_inputs(rf_engine *e);
+void rf_engine_set_input_gone(rf_engine *e, rf_shard_input_gone_fn fn, void *ctx);
 
 /* Test hooks (tests/daemon/test_reload_late.c). hold: worker `worker`
  * stops at the top of its next loop for ns, as a worker stuck in a slow

@@ -47,6 +47,8 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
             const rf_parse_ctx *pc = rf_shard_input_parser(s, i);
             const rf_listener *l = rf_shard_input_listener(s, i);
+            if (!pc)
+                continue; /* an empty slot (a removed listener's, freed) */
             char reasons[512] = "";
             size_t len = 0;
             for (int r = 0; r < RF_REJ__COUNT && len < sizeof(reasons); r++) {
@@ -89,6 +91,36 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_LINES_TOO_LONG) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED) : 0);
             rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_ENOBUFS) : 0);
+            rf_ops_cell_str(w, reasons);
+        }
+        /* Listeners reloads removed (and freed): one row of their summed
+         * counters, so the table still adds up to every total. */
+        const rf_shard_retired *r = rf_shard_retired_counters(s);
+        if (r->inputs) {
+            char reasons[512] = "";
+            size_t len = 0;
+            for (int k = 0; k < RF_REJ__COUNT && len < sizeof(reasons); k++)
+                if (r->rejects[k])
+                    len += (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu",
+                                            len ? "," : "", rf_reject_reason_name(k),
+                                            (unsigned long)r->rejects[k]);
+            rf_ops_cell_u64(w, wi);
+            rf_ops_cell_str(w, "(removed)");
+            rf_ops_cell_str(w, "-");
+            rf_ops_cell_str(w, "-");
+            rf_ops_cell_u64(w, r->listen[RF_LC_DATAGRAMS]);
+            rf_ops_cell_u64(w, r->listen[RF_LC_READS]);
+            rf_ops_cell_u64(w, r->listen[RF_LC_BYTES]);
+            rf_ops_cell_u64(w, r->parse[RF_PC_LINES_OK]);
+            rf_ops_cell_u64(w, r->parse[RF_PC_EVENTS]);
+            rf_ops_cell_u64(w, r->parse[RF_PC_SERIES_DEFS]);
+            rf_ops_cell_u64(w, r->parse[RF_PC_LINES_REJECTED]);
+            rf_ops_cell_u64(w, r->parse[RF_PC_TIMESTAMPS_CLAMPED]);
+            rf_ops_cell_u64(w, r->listen[RF_LC_KERNEL_DROPS]);
+            rf_ops_cell_u64(w, 0);
+            rf_ops_cell_u64(w, r->listen[RF_LC_CONN_REFUSED]);
+            rf_ops_cell_u64(w, r->listen[RF_LC_LINES_TOO_LONG]);
+            rf_ops_cell_u64(w, r->listen[RF_LC_ENOBUFS]);
             rf_ops_cell_str(w, reasons);
         }
     }
@@ -245,7 +277,7 @@ typedef struct lm_input {
 static struct {
     lm_input **in; /* NULL where an input's series were taken down */
     size_t n, cap;
-    uint32_t done[RF_DAEMON_MAX_WORKERS]; /* inputs of each worker that have series */
+    rf_engine *engine; /* whose input_gone hook points here */
 } g_lm;
 
 static uint64_t read_listener_metric(void *ctx)
@@ -306,10 +338,17 @@ static void label_escape(char *out, size_t cap, const char *in)
     out[o] = '\0';
 }
 
-static void lm_input_unregister(lm_input *x)
+/* Takes an input's series off /metrics; the record stays. */
+static void lm_input_takedown(lm_input *x)
 {
     for (size_t k = 0; k < x->n; k++)
         rf_stats_unregister(x->ids[k]);
+    x->n = 0;
+}
+
+static void lm_input_unregister(lm_input *x)
+{
+    lm_input_takedown(x);
     free(x);
 }
 
@@ -441,16 +480,47 @@ fail:
     return rc;
 }
 
+/* The series of input `slot` of worker wi, or NULL. */
+static lm_input **lm_find(uint32_t wi, uint32_t slot)
+{
+    for (size_t k = 0; k < g_lm.n; k++)
+        if (g_lm.in[k] && g_lm.in[k]->worker == wi && g_lm.in[k]->input == slot)
+            return &g_lm.in[k];
+    return NULL;
+}
+
+/* The engine is about to free input `slot` of worker wi (a listener a
+ * reload removed, closed): its series read it, so they go first. */
+static void lm_input_gone(void *ctx, uint32_t wi, uint32_t slot)
+{
+    (void)ctx;
+    lm_input **x = lm_find(wi, slot);
+    if (x) {
+        lm_input_unregister(*x);
+        *x = NULL;
+    }
+}
+
 /* Gives every input that has no series yet its series: all of them at the
- * start, then those a live reload added (control thread, the one that also
- * serves /metrics, so a scrape never sees half of it). A listener removed
- * and added again under its name is a new input: the retired one's series
- * are taken down, or the two would export the same label set. */
+ * start, then those a live reload added, in new or reused slots (control
+ * thread, the one that also serves /metrics, so a scrape never sees half of
+ * it). A listener removed and added again under its name is a new input:
+ * the removed one's series are taken down, or the two would export the same
+ * label set. */
 static int register_listener_metrics(rf_engine *e)
 {
+    /* What the reload freed lets go of its series (lm_input_gone) first. */
+    rf_engine_reap_inputs(e);
+    size_t kept = 0; /* compact: entries of freed inputs are NULL */
+    for (size_t k = 0; k < g_lm.n; k++)
+        if (g_lm.in[k])
+            g_lm.in[kept++] = g_lm.in[k];
+    g_lm.n = kept;
     for (uint32_t wi = 0; wi < rf_engine_workers(e) && wi < RF_DAEMON_MAX_WORKERS; wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
-        for (uint32_t i = g_lm.done[wi]; i < rf_shard_input_count(s); i++) {
+        for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
+            if (!rf_shard_input_parser(s, i) || lm_find(wi, i))
+                continue; /* an empty slot, or an input that has its series */
             if (g_lm.n == g_lm.cap) {
                 size_t cap = g_lm.cap ? g_lm.cap * 2 : 16;
                 lm_input **p = realloc(g_lm.in, cap * sizeof(*p));
@@ -463,13 +533,12 @@ static int register_listener_metrics(rf_engine *e)
             int rc = lm_input_register(s, wi, i, &x);
             if (rc < 0)
                 return rc;
+            /* The removed input keeps its (empty) record until it is freed
+             * (lm_input_gone), so that it is not given series again. */
             for (size_t k = 0; k < g_lm.n; k++)
-                if (g_lm.in[k] && g_lm.in[k]->worker == wi && strcmp(g_lm.in[k]->name, x->name) == 0) {
-                    lm_input_unregister(g_lm.in[k]);
-                    g_lm.in[k] = NULL;
-                }
+                if (g_lm.in[k] && g_lm.in[k]->worker == wi && strcmp(g_lm.in[k]->name, x->name) == 0)
+                    lm_input_takedown(g_lm.in[k]);
             g_lm.in[g_lm.n++] = x;
-            g_lm.done[wi] = i + 1;
         }
     }
     return 0;
@@ -477,6 +546,8 @@ static int register_listener_metrics(rf_engine *e)
 
 static void unregister_listener_metrics(void)
 {
+    if (g_lm.engine)
+        rf_engine_set_input_gone(g_lm.engine, NULL, NULL);
     for (size_t k = 0; k < g_lm.n; k++)
         if (g_lm.in[k])
             lm_input_unregister(g_lm.in[k]);
@@ -513,6 +584,8 @@ static int show_errors(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
+            if (!rf_shard_input_parser(s, i))
+                continue; /* an empty slot */
             size_t n = rf_parse_reject_log_read(rf_shard_input_parser(s, i), entries,
                                                 VIEW_ERRORS_MAX);
             for (size_t k = 0; k < n; k++) {
@@ -1216,11 +1289,17 @@ void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out)
         rf_engine_worker_stats_read(e, wi, &ws);
         out->ring_full += ws.dropped_ring_full;
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
-            out->rejected_lines += rf_parse_counter(rf_shard_input_parser(s, i), RF_PC_LINES_REJECTED);
+            const rf_parse_ctx *pc = rf_shard_input_parser(s, i);
+            if (!pc)
+                continue; /* an empty slot: its counts are in the retired totals */
+            out->rejected_lines += rf_parse_counter(pc, RF_PC_LINES_REJECTED);
             const rf_listener *l = rf_shard_input_listener(s, i);
             if (l)
                 out->kernel += rf_listener_counter(l, RF_LC_KERNEL_DROPS);
         }
+        const rf_shard_retired *r = rf_shard_retired_counters(s);
+        out->rejected_lines += r->parse[RF_PC_LINES_REJECTED];
+        out->kernel += r->listen[RF_LC_KERNEL_DROPS];
         for (uint32_t q = 0; q < rf_shard_dpdk_queue_count(s); q++)
             for (int c = RF_DC_DROP_FIRST; c < RF_DC__COUNT; c++)
                 out->dpdk += rf_dpdk_queue_counter(rf_shard_dpdk_queue(s, q),
@@ -1309,6 +1388,8 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
                                    "(record start on the admin socket)",
                                    show_record, e)) < 0)
         return rf_err_set(err, -rc, "registering the engine's show commands: %s", strerror(-rc));
+    g_lm.engine = e;
+    rf_engine_set_input_gone(e, lm_input_gone, NULL);
     if ((rc = register_listener_metrics(e)) < 0)
         return rf_err_set(err, -rc, "registering the listeners' metrics: %s", strerror(-rc));
     return 0;

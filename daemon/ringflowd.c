@@ -551,6 +551,8 @@ int main(int argc, char **argv)
         if (tick) {
             rf_ops_engine_sample(now);
             next_sample = now + RF_NS_PER_S;
+            /* Listeners a reload removed that closed after it returned. */
+            rf_engine_reap_inputs(engine);
         }
         if (now >= next_drop_report) {
             report_drops(engine, &drops_seen);

@@ -37,7 +37,6 @@
 typedef struct rf_shard_listener_change {
     struct rf_shard_input *attach[RF_SETTINGS_MAX_LISTENERS];
     uint32_t n_attach;
-    uint32_t first_input;       /* attach[] are inputs[first_input ..] once published */
     char detach[RF_SETTINGS_MAX_LISTENERS][RF_LISTENER_NAME_MAX];
     uint32_t n_detach;
     rf_listener_set *new_crit_set; /* created for the first critical listener */
@@ -50,10 +49,14 @@ typedef struct rf_shard_input {
     rf_listener *listener;
     enum rf_listen_protocol protocol;
     bool critical;               /* a `class: critical` listener: its events are critical */
-    /* Live removal (worker-owned): detaching until the listener closed,
-     * then retired (its parser flushed; counters stay readable). */
-    bool retiring, retired;
+    /* Live removal (worker-owned): detaching until the listener closed. */
+    bool retiring;
     bool attached;               /* its listener is in one of the shard's sets */
+    /* Set (release) by the worker once it let go of the input for good: its
+     * listener closed and out of its set, its parser flushed, the input out
+     * of the worker's own list. The control thread (acquire) then folds its
+     * counters into `retired` and frees it (rf_shard_inputs_reap). */
+    _Atomic bool retired;
     rf_parse_ctx *parser;
     rf_http_front *http;         /* protocol http: its connections, on parser */
     rf_event batch[RF_SHARD_PARSE_BATCH];
@@ -77,22 +80,40 @@ struct rf_shard {
     bool started_sets[2];        /* worker: [0] standard set, [1] critical set started */
     _Atomic(rf_listener_set *) crit_for_wake; /* the critical set once started */
     /* A listener change of a reload (see rf_shard_listeners_prepare):
-     * published by the control thread (release), taken by the worker
-     * (acquire), which sets `applied` (release) once done. */
+     * published by the control thread (release store into `change`), taken
+     * by the worker with an exchange to NULL (acquire), which sets the
+     * change's `applied` (release) once done and never touches it again;
+     * the control thread frees it once it reads `applied` (acquire), through
+     * its own pointer `published`. So neither frees what the other may
+     * still read. */
     _Atomic(struct rf_shard_listener_change *) change;
+    struct rf_shard_listener_change *published; /* control thread's, until applied */
     struct rf_shard_listener_change *prepared; /* control thread's, until published */
     uint32_t n_retiring;         /* worker: inputs whose listener is still detaching */
     rf_shard_critical_fn crit_hook;
     void *crit_hook_ctx;
     _Atomic(rf_tap *) *tap_slot; /* the engine's recording tap pointer (daemon/tap.h) */
     bool in_crit_hook;
-    /* Listener inputs of the start, then DPDK ones, then listeners added
-     * by reloads. Only the control thread appends (n_inputs: its release
-     * store after the slot is written pairs with the worker's acquire);
-     * removed listeners stay, retired, so counters never vanish. */
+    /* Every input, for the control thread (its table: views, reaping,
+     * freeing): listener inputs of the start, DPDK ones, then listeners
+     * added by reloads, in free slots first. A removed listener's input is
+     * freed once the worker retired it, its slot NULL until reused, its
+     * counters added to `retired`; so reloads that add and remove
+     * listeners do not grow the table or the memory. The worker never
+     * reads this table. */
     rf_shard_input *inputs[RF_SHARD_MAX_INPUTS];
-    _Atomic uint32_t n_inputs;
-    uint32_t n_listener_inputs;
+    uint32_t n_inputs;           /* slots in use or freed: [0, n_inputs) */
+    uint32_t n_live_inputs;      /* non-NULL slots */
+    rf_shard_retired retired;    /* control thread: what reaped inputs had counted */
+    /* The worker's own list: the inputs it reads and detaches (attached or
+     * retiring listeners, DPDK ones), filled before start and by listener
+     * changes; an input leaves it when retired. */
+    rf_shard_input *active[RF_SHARD_MAX_INPUTS];
+    uint32_t n_active;
+    /* The worker's n_retiring, published (release) after each retirement;
+     * the control thread (acquire) waits for 0 before reaping a reload's
+     * removed listeners. */
+    _Atomic uint32_t retiring_now;
     rf_dpdk_queue *dpdk_queues[RF_DPDK_MAX_PORTS];
     uint32_t n_dpdk_queues;
     bool ingest_stopped;
@@ -249,17 +270,26 @@ static void input_free(rf_shard_input *in)
     free(in);
 }
 
-/* Control thread only. */
+/* Control thread only: a slot in the table (a freed one first). */
 static int input_append(rf_shard *s, rf_shard_input *in, rf_err *err)
 {
-    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
-    if (n == RF_SHARD_MAX_INPUTS)
-        return rf_err_set(err, ENOSPC, "shard %u: %u inputs, the most one run can have (restart to "
-                          "compact)", s->index, n);
-    s->inputs[n] = in;
-    /* Pairs with the worker's acquire loads of n_inputs: the slot first. */
-    atomic_store_explicit(&s->n_inputs, n + 1, memory_order_release);
+    uint32_t i = 0;
+    while (i < s->n_inputs && s->inputs[i])
+        i++;
+    if (i == RF_SHARD_MAX_INPUTS)
+        return rf_err_set(err, ENOSPC, "shard %u: %u inputs, the most one shard can have",
+                          s->index, i);
+    s->inputs[i] = in;
+    if (i == s->n_inputs)
+        s->n_inputs++;
+    s->n_live_inputs++;
     return 0;
+}
+
+/* Before start, or on the worker: an input the worker now reads. */
+static void input_activate(rf_shard *s, rf_shard_input *in)
+{
+    s->active[s->n_active++] = in;
 }
 
 static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings, uint16_t source_id,
@@ -272,6 +302,8 @@ static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings,
         input_free(in);
         return NULL;
     }
+    if (in)
+        input_activate(s, in);
     return in;
 }
 
@@ -342,7 +374,6 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
         else
             s->n_std_listeners++;
     }
-    s->n_listener_inputs = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
     return 0;
 }
 
@@ -446,28 +477,28 @@ void rf_shard_free(rf_shard *s)
     rf_listener_set_free(s->listeners);
     rf_listener_set_free(s->crit_listeners);
     rf_shard_listeners_discard(s);
-    rf_shard_listener_change *ch = atomic_load_explicit(&s->change, memory_order_acquire);
+    rf_shard_listener_change *ch = s->published;
     if (ch) {
-        /* Published but never taken (the worker stopped first): its
+        /* Published but never applied (the worker stopped first): its
          * listeners were never attached (closed below with their inputs). */
         rf_listener_set_free(ch->new_crit_set);
         free(ch);
     }
     for (uint32_t i = 0; i < s->n_inputs; i++) {
         rf_shard_input *in = s->inputs[i];
-        /* A listener of a reload lives in its set once attached (freed with
-         * it); one never attached is ours to close. */
+        if (!in)
+            continue;
+        /* A listener lives in its set while attached (freed with it); one
+         * never attached, or removed from its set, is ours to close. */
         if (in->listener && !in->attached)
             rf_listener_close(in->listener);
         /* An http listener's connections and decoders; the set that fed
          * them is gone. */
         rf_http_front_free(in->http);
-        if (s->inputs[i]->parser) {
-            /* Anything still batched here would go to a dispatcher that is
-             * gone: the engine drained before freeing, so the batch is empty. */
-            rf_parse_ctx_free(s->inputs[i]->parser);
-        }
-        free(s->inputs[i]);
+        /* Anything still batched here would go to a dispatcher that is
+         * gone: the engine drained before freeing, so the batch is empty. */
+        rf_parse_ctx_free(in->parser);
+        free(in);
     }
     rf_pipeline_free(s->pipeline);
     free(s);
@@ -512,11 +543,11 @@ int rf_shard_start(rf_shard *s, rf_err *err)
 
 /* ---- live listener changes (a reload) ---------------------------------- */
 
+/* Worker: the active input of the listener called name, if any. */
 static rf_shard_input *input_by_name(rf_shard *s, const char *name)
 {
-    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
-    for (uint32_t i = 0; i < n; i++) {
-        rf_shard_input *in = s->inputs[i];
+    for (uint32_t i = 0; i < s->n_active; i++) {
+        rf_shard_input *in = s->active[i];
         if (in->listener && !in->retiring && strcmp(rf_listener_name(in->listener), name) == 0)
             return in;
     }
@@ -531,11 +562,10 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
     if (!ch)
         return rf_err_set(err, ENOMEM, "shard %u: out of memory for a listener change", s->index);
     int rc = 0;
-    for (uint32_t i = 0; i < n_remove; i++) {
-        if (!input_by_name(s, remove[i]))
-            continue; /* not on this worker */
+    /* Every name: the worker finds which of them it has (its inputs are
+     * its own to read; a name it does not have is skipped there). */
+    for (uint32_t i = 0; i < n_remove; i++)
         snprintf(ch->detach[ch->n_detach++], RF_LISTENER_NAME_MAX, "%s", remove[i]);
-    }
     for (size_t i = 0; i < next->ingest.n_listeners; i++) {
         const rf_listener_config *lc = &next->ingest.listeners[i];
         if (!add[i] || !listener_on_worker(lc, s->index))
@@ -558,11 +588,9 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
             (rc = rf_listener_set_new(&ch->new_crit_set, "ingest-critical", NULL, err)) < 0)
             break;
     }
-    if (rc == 0 && atomic_load_explicit(&s->n_inputs, memory_order_relaxed) + ch->n_attach >
-                       RF_SHARD_MAX_INPUTS)
+    if (rc == 0 && s->n_live_inputs + ch->n_attach > RF_SHARD_MAX_INPUTS)
         rc = rf_err_set(err, ENOSPC, "shard %u: the listeners of this reload would pass %u inputs, "
-                        "the most one run can have (restart instead)", s->index,
-                        RF_SHARD_MAX_INPUTS);
+                        "the most one shard can have", s->index, RF_SHARD_MAX_INPUTS);
     s->prepared = ch;
     if (rc < 0)
         rf_shard_listeners_discard(s);
@@ -595,33 +623,31 @@ bool rf_shard_listeners_publish(rf_shard *s)
     }
     /* One change at a time: the engine refuses a reload until the last one
      * was taken (rf_shard_listeners_settled), so none is overwritten. */
-    assert(atomic_load_explicit(&s->change, memory_order_relaxed) == NULL);
+    assert(s->published == NULL);
     rf_err err;
     rf_err_clear(&err);
-    ch->first_input = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
     for (uint32_t i = 0; i < ch->n_attach; i++)
         (void)input_append(s, ch->attach[i], &err); /* room was checked in prepare */
-    /* Pairs with the worker's acquire load in apply_listener_change. */
+    s->published = ch;
+    /* Pairs with the worker's acquire exchange in rf_shard_poll_ingest. */
     atomic_store_explicit(&s->change, ch, memory_order_release);
     return true;
 }
 
 bool rf_shard_listeners_applied(rf_shard *s)
 {
-    rf_shard_listener_change *ch = atomic_load_explicit(&s->change, memory_order_acquire);
-    /* Pairs with the worker's release store of applied. */
+    rf_shard_listener_change *ch = s->published;
+    /* Pairs with the worker's release store of applied: it is done with ch. */
     if (!ch || !atomic_load_explicit(&ch->applied, memory_order_acquire))
         return false;
-    atomic_store_explicit(&s->change, NULL, memory_order_relaxed);
+    s->published = NULL;
     free(ch);
     return true;
 }
 
 bool rf_shard_listeners_settled(rf_shard *s)
 {
-    /* Relaxed: only this (control) thread stores `change`. */
-    return atomic_load_explicit(&s->change, memory_order_relaxed) == NULL ||
-           rf_shard_listeners_applied(s);
+    return s->published == NULL || rf_shard_listeners_applied(s);
 }
 
 /* Worker: starts a set that had no listener at start, and keeps the
@@ -686,33 +712,45 @@ static void apply_listener_change(rf_shard *s, rf_shard_listener_change *ch)
             continue;
         }
         in->attached = true;
+        input_activate(s, in);
         if (in->critical)
             s->n_crit_listeners++;
         else
             s->n_std_listeners++;
     }
-    s->n_listener_inputs = atomic_load_explicit(&s->n_inputs, memory_order_relaxed);
+    /* Pairs with the acquire in rf_shard_listeners_retiring. */
+    atomic_store_explicit(&s->retiring_now, s->n_retiring, memory_order_release);
     /* Pairs with the acquire in rf_shard_listeners_applied. */
     atomic_store_explicit(&ch->applied, true, memory_order_release);
 }
 
 /* Worker: inputs whose listener finished closing hand over what they
- * parsed last, then are retired. */
+ * parsed last, leave the listener set and this worker's list, and are
+ * retired: the control thread frees them (rf_shard_inputs_reap). */
 static void retire_progress(rf_shard *s)
 {
-    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
-    for (uint32_t i = 0; i < n && s->n_retiring; i++) {
-        rf_shard_input *in = s->inputs[i];
-        if (!in->retiring || in->retired || !rf_listener_detached(in->listener))
+    for (uint32_t i = 0; i < s->n_active && s->n_retiring;) {
+        rf_shard_input *in = s->active[i];
+        if (!in->retiring || !rf_listener_detached(in->listener)) {
+            i++;
             continue;
+        }
         rf_parse_flush(in->parser);
-        in->retired = true;
+        rf_listener_set_remove(in->critical ? s->crit_listeners : s->listeners, in->listener);
+        in->attached = false;
+        s->active[i] = s->active[--s->n_active];
         s->n_retiring--;
         /* A reload's removal, once per worker; at a stop every listener
-         * goes, and its final counters say so. */
+         * goes, and its final counters say so. Before the release below:
+         * from there the control thread may free the listener. */
         if (!s->stopping_ingest)
             rf_log_info("shard", "worker-%u listener %s: removed (port %u closed)", s->index,
                         rf_listener_name(in->listener), rf_listener_port(in->listener));
+        /* Pairs with the acquire in rf_shard_inputs_reap: everything this
+         * worker did with the input happens before it is freed. */
+        atomic_store_explicit(&in->retired, true, memory_order_release);
+        /* Pairs with the acquire in rf_shard_listeners_retiring. */
+        atomic_store_explicit(&s->retiring_now, s->n_retiring, memory_order_release);
     }
 }
 
@@ -750,12 +788,13 @@ uint32_t rf_shard_poll_ingest(rf_shard *s)
     if (s->ingest_stopped)
         return 0;
     /* A reload's listener change: one relaxed load per poll when none. */
-    rf_shard_listener_change *ch = atomic_load_explicit(&s->change, memory_order_relaxed);
-    if (__builtin_expect(ch != NULL, 0)) {
-        /* Pairs with the release store in rf_shard_listeners_publish. */
-        ch = atomic_load_explicit(&s->change, memory_order_acquire);
-        if (!atomic_load_explicit(&ch->applied, memory_order_relaxed))
-            apply_listener_change(s, ch);
+    if (__builtin_expect(atomic_load_explicit(&s->change, memory_order_relaxed) != NULL, 0)) {
+        /* Taken, so the next poll does not see it again. Pairs with the
+         * release store in rf_shard_listeners_publish. */
+        rf_shard_listener_change *ch =
+            atomic_exchange_explicit(&s->change, NULL, memory_order_acquire);
+        if (ch)
+            apply_listener_change(s, ch); /* the last thing it does is set applied */
     }
     if (__builtin_expect(s->n_retiring != 0, 0))
         retire_progress(s);
@@ -784,9 +823,8 @@ void rf_shard_stop_ingest(rf_shard *s)
      * eventfds, which other threads may still write) close in
      * rf_shard_free. */
     s->stopping_ingest = true;
-    uint32_t n = atomic_load_explicit(&s->n_inputs, memory_order_acquire);
-    for (uint32_t i = 0; i < n; i++) {
-        rf_shard_input *in = s->inputs[i];
+    for (uint32_t i = 0; i < s->n_active; i++) {
+        rf_shard_input *in = s->active[i];
         if (in->listener && in->attached && !in->retiring) {
             /* No new datagrams into the socket, so the drain reaches its end
              * and nothing arrives between its last read and the close. */
@@ -813,9 +851,9 @@ void rf_shard_stop_ingest(rf_shard *s)
                     (int)(RF_SHARD_STOP_DRAIN_NS / RF_NS_PER_S));
     s->ingest_stopped = true;
     /* Flush what the parsers hold so it reaches its owners before they
-     * drain. */
-    for (uint32_t i = 0; i < n; i++)
-        rf_parse_flush(s->inputs[i]->parser);
+     * drain (the retired ones flushed when they retired). */
+    for (uint32_t i = 0; i < s->n_active; i++)
+        rf_parse_flush(s->active[i]->parser);
 }
 
 /* ---- processing ------------------------------------------------------- */
@@ -918,11 +956,24 @@ void rf_shard_log_summary(const rf_shard *s)
                                                                          (enum rf_dpdk_counter_id)c));
         rf_log_info("shard", "worker-%u dpdk queue %u final:%s", s->index, q, line);
     }
+    if (s->retired.inputs)
+        rf_log_info("shard",
+                    "worker-%u listeners removed by reloads (%u) final: datagrams=%lu reads=%lu "
+                    "bytes=%lu kernel_drops=%lu lines_ok=%lu lines_rejected=%lu events=%lu "
+                    "series_defs=%lu",
+                    s->index, s->retired.inputs, (unsigned long)s->retired.listen[RF_LC_DATAGRAMS],
+                    (unsigned long)s->retired.listen[RF_LC_READS],
+                    (unsigned long)s->retired.listen[RF_LC_BYTES],
+                    (unsigned long)s->retired.listen[RF_LC_KERNEL_DROPS],
+                    (unsigned long)s->retired.parse[RF_PC_LINES_OK],
+                    (unsigned long)s->retired.parse[RF_PC_LINES_REJECTED],
+                    (unsigned long)s->retired.parse[RF_PC_EVENTS],
+                    (unsigned long)s->retired.parse[RF_PC_SERIES_DEFS]);
     for (uint32_t i = 0; i < s->n_inputs; i++) {
         const rf_shard_input *in = s->inputs[i];
-        const rf_listener *l = in->listener;
+        const rf_listener *l = in ? in->listener : NULL;
         if (!l)
-            continue; /* a DPDK input: logged with its queue */
+            continue; /* a freed slot, or a DPDK input (logged with its queue) */
         uint64_t drops = rf_listener_counter(l, RF_LC_KERNEL_DROPS);
         uint64_t proc_drops = 0;
         if (rf_listener_config_of(l)->transport == RF_LISTEN_UDP &&
@@ -963,17 +1014,64 @@ uint32_t rf_shard_input_count(const rf_shard *s)
 
 const rf_parse_ctx *rf_shard_input_parser(const rf_shard *s, uint32_t i)
 {
-    return i < s->n_inputs ? s->inputs[i]->parser : NULL;
+    return i < s->n_inputs && s->inputs[i] ? s->inputs[i]->parser : NULL;
 }
 
 const rf_listener *rf_shard_input_listener(const rf_shard *s, uint32_t i)
 {
-    return i < s->n_inputs ? s->inputs[i]->listener : NULL;
+    return i < s->n_inputs && s->inputs[i] ? s->inputs[i]->listener : NULL;
+}
+
+const rf_shard_retired *rf_shard_retired_counters(const rf_shard *s)
+{
+    return &s->retired;
+}
+
+bool rf_shard_listeners_retiring(const rf_shard *s)
+{
+    /* Pairs with the worker's release stores of retiring_now. */
+    return atomic_load_explicit(&s->retiring_now, memory_order_acquire) != 0;
+}
+
+/* Control thread: adds a retired input's final counters to s->retired. */
+static void retired_fold(rf_shard *s, const rf_shard_input *in)
+{
+    s->retired.inputs++;
+    for (int c = 0; c < RF_PC__COUNT; c++)
+        s->retired.parse[c] += rf_parse_counter(in->parser, (enum rf_parse_counter_id)c);
+    for (int r = 0; r < RF_REJ__COUNT; r++)
+        s->retired.rejects[r] += rf_parse_reject_count(in->parser, (enum rf_reject_reason)r);
+    for (int c = 0; c < RF_LC__COUNT; c++)
+        s->retired.listen[c] += rf_listener_counter(in->listener, (enum rf_listen_counter_id)c);
+}
+
+uint32_t rf_shard_inputs_reap(rf_shard *s, rf_shard_input_gone_fn gone, void *ctx)
+{
+    uint32_t freed = 0;
+    for (uint32_t i = 0; i < s->n_inputs; i++) {
+        rf_shard_input *in = s->inputs[i];
+        /* Pairs with the release store in retire_progress. */
+        if (!in || !atomic_load_explicit(&in->retired, memory_order_acquire))
+            continue;
+        if (gone)
+            gone(ctx, s->index, i); /* readers of its counters let go first */
+        retired_fold(s, in);
+        rf_listener_close(in->listener);
+        rf_http_front_free(in->http); /* an http listener's connection state */
+        rf_parse_ctx_free(in->parser);
+        free(in);
+        s->inputs[i] = NULL;
+        s->n_live_inputs--;
+        freed++;
+    }
+    while (s->n_inputs && !s->inputs[s->n_inputs - 1])
+        s->n_inputs--;
+    return freed;
 }
 
 const rf_http_front *rf_shard_input_http(const rf_shard *s, uint32_t i)
 {
-    return i < s->n_inputs ? s->inputs[i]->http : NULL;
+    return i < s->n_inputs && s->inputs[i] ? s->inputs[i]->http : NULL;
 }
 
 uint32_t rf_shard_dpdk_queue_count(const rf_shard *s)

@@ -21,6 +21,8 @@
 #include "core/error/error.h"
 #include "core/event/event.h"
 #include "daemon/settings.h"
+#include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
 
 typedef struct rf_shard rf_shard;
 typedef struct rf_listener_config rf_listener_config;
@@ -103,8 +105,9 @@ const rf_pipeline *rf_shard_pipeline(const rf_shard *s);
  *      read; TCP connections end, partial lines counted). Returns false when
  *      this worker had nothing to change.
  *   3. rf_shard_listeners_applied (control thread) until true (the worker
- *      took it). Removed listeners stay as retired inputs, so their
- *      counters stay in `show listeners` and the loss equation. */
+ *      took it). Removed listeners are retired by the worker once closed,
+ *      then freed by rf_shard_inputs_reap; their counters stay in the
+ *      shard's retired totals (`show listeners`, the loss equation). */
 int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool *add,
                                const char *const *remove, uint32_t n_remove, rf_err *err);
 void rf_shard_listeners_discard(rf_shard *s);
@@ -115,17 +118,38 @@ bool rf_shard_listeners_applied(rf_shard *s);
 bool rf_shard_listeners_settled(rf_shard *s);
 
 /* Control thread: the shard's inputs (the start's listeners, DPDK queues,
- * then listeners added by reloads, removed ones included). */
-typedef struct rf_parse_ctx rf_parse_ctx;
-typedef struct rf_listener rf_listener;
+ * then listeners added by reloads, removed ones until they are reaped).
+ * Slots below rf_shard_input_count may be empty (a reaped input's, until a
+ * later one takes it): the parser is NULL there. */
 typedef struct rf_dpdk_queue rf_dpdk_queue;
 uint32_t rf_shard_input_count(const rf_shard *s);
-/* The input's parse context, and its listener (NULL for DPDK inputs). */
+/* The input's parse context (NULL: an empty slot), and its listener (NULL
+ * for DPDK inputs and empty slots). */
 const rf_parse_ctx *rf_shard_input_parser(const rf_shard *s, uint32_t i);
 const rf_listener *rf_shard_input_listener(const rf_shard *s, uint32_t i);
 /* An http listener's front (its HTTP server's counters), else NULL. */
 typedef struct rf_http_front rf_http_front;
 const rf_http_front *rf_shard_input_http(const rf_shard *s, uint32_t i);
+
+
+/* Reloads that remove listeners (control thread). Once the worker has
+ * closed a removed listener and flushed its parser, it retires the input;
+ * rf_shard_inputs_reap then calls gone(ctx, worker, slot) for it (so that
+ * whatever reads its counters, /metrics, lets go), adds its counters to
+ * the shard's retired totals, unregisters its component, frees it and
+ * empties its slot. Returns how many it freed. retiring: some input this
+ * worker was told to remove is not retired yet. */
+typedef void (*rf_shard_input_gone_fn)(void *ctx, uint32_t worker, uint32_t slot);
+uint32_t rf_shard_inputs_reap(rf_shard *s, rf_shard_input_gone_fn gone, void *ctx);
+bool rf_shard_listeners_retiring(const rf_shard *s);
+/* What the reaped inputs had counted, summed (totals, the loss equation). */
+typedef struct rf_shard_retired {
+    uint32_t inputs;
+    uint64_t parse[RF_PC__COUNT];
+    uint64_t rejects[RF_REJ__COUNT];
+    uint64_t listen[RF_LC__COUNT];
+} rf_shard_retired;
+const rf_shard_retired *rf_shard_retired_counters(const rf_shard *s);
 uint32_t rf_shard_dpdk_queue_count(const rf_shard *s);
 const rf_dpdk_queue *rf_shard_dpdk_queue(const rf_shard *s, uint32_t i);
 /* Logs each listener's final counters (control thread, after the worker stopped). */

@@ -332,6 +332,8 @@ void rf_listener_set_free(rf_listener_set *set)
         io_uring_queue_exit(&set->ring);
     for (uint32_t i = 0; i < set->n_listeners; i++) {
         rf_listener *l = set->listeners[i];
+        if (!l)
+            continue; /* a slot rf_listener_set_remove emptied */
         conn_teardown(l);
         if (l->fd >= 0)
             close(l->fd);
@@ -542,6 +544,9 @@ void rf_listener_close(rf_listener *l)
     conn_teardown(l);
     if (l->fd >= 0)
         close(l->fd);
+    /* Its owner is done with it (never attached, or removed from its set):
+     * the component leaves the registry (/health) with it. */
+    rf_component_unregister(l->component);
     free(l);
 }
 
@@ -550,7 +555,10 @@ void rf_listener_close(rf_listener *l)
  * after). */
 static int set_insert(rf_listener_set *set, rf_listener *l, rf_err *err)
 {
-    if (set->n_listeners >= UINT16_MAX)
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < set->n_listeners; i++)
+        used += set->listeners[i] != NULL;
+    if (used >= UINT16_MAX)
         return rf_err_set(err, ENOSPC, "listener %s: set %s is full", l->cfg.name, set->name);
     if (set->n_listeners == set->cap_listeners) {
         uint32_t nc = set->cap_listeners ? set->cap_listeners * 2 : 4;
@@ -567,9 +575,19 @@ static int set_insert(rf_listener_set *set, rf_listener *l, rf_err *err)
         if (!set->idle_check_every_ns || every < set->idle_check_every_ns)
             set->idle_check_every_ns = every;
     }
+    /* A slot rf_listener_set_remove emptied first: listeners that reloads
+     * add and remove must not grow the table (or pass the 16-bit index in
+     * a request's user data). A removed listener's requests have all
+     * ended (DETACHED), so no completion can name its old slot, except its
+     * cancel's, which is ignored whoever holds the slot now. */
+    uint32_t i = 0;
+    while (i < set->n_listeners && set->listeners[i])
+        i++;
     l->set = set;
-    l->index = set->n_listeners;
-    set->listeners[set->n_listeners++] = l;
+    l->index = i;
+    set->listeners[i] = l;
+    if (i == set->n_listeners)
+        set->n_listeners++;
     return 0;
 }
 
@@ -1055,7 +1073,7 @@ static void idle_scan(rf_listener_set *set, int64_t now)
 {
     for (uint32_t i = 0; i < set->n_listeners; i++) {
         rf_listener *l = set->listeners[i];
-        if (l->detach_state != ATTACHED || l->cfg.transport != RF_LISTEN_TCP ||
+        if (!l || l->detach_state != ATTACHED || l->cfg.transport != RF_LISTEN_TCP ||
             !l->cfg.idle_timeout_ns ||
             atomic_load_explicit(&l->open, memory_order_relaxed) == 0)
             continue;
@@ -1080,7 +1098,7 @@ static void accept_retry(rf_listener_set *set, int64_t now)
     bool waiting = false;
     for (uint32_t i = 0; i < set->n_listeners; i++) {
         rf_listener *l = set->listeners[i];
-        if (!l->accept_retry_ns)
+        if (!l || !l->accept_retry_ns)
             continue;
         if (l->detach_state != ATTACHED) {
             l->accept_retry_ns = 0; /* being removed: never re-armed */
@@ -1124,6 +1142,8 @@ uint32_t rf_listener_set_poll(rf_listener_set *set)
                 continue;
             }
             rf_listener *l = set->listeners[(ud >> 8) & 0xffff];
+            if (!l)
+                continue; /* a removed listener's cancel (see set_insert) */
             switch (kind) {
             case UD_UDP: on_udp(l, cqe, mono, wall); break;
             case UD_ACCEPT: on_accept(l, cqe, mono); break;
@@ -1141,7 +1161,7 @@ uint32_t rf_listener_set_poll(rf_listener_set *set)
         }
         for (uint32_t i = 0; i < set->n_listeners; i++) {
             rf_listener *l = set->listeners[i];
-            if (l->burst) {
+            if (l && l->burst) {
                 l->burst = false;
                 if (l->cfg.handler.on_burst_end)
                     l->cfg.handler.on_burst_end(l->cfg.handler.ctx, l);
@@ -1327,7 +1347,7 @@ static void detach_progress(rf_listener_set *set)
 {
     for (uint32_t i = 0; i < set->n_listeners && set->detaching; i++) {
         rf_listener *l = set->listeners[i];
-        if (l->detach_state != DETACHING || l->armed ||
+        if (!l || l->detach_state != DETACHING || l->armed ||
             atomic_load_explicit(&l->open, memory_order_relaxed) != 0)
             continue;
         if (l->cfg.transport == RF_LISTEN_TCP && !l->backlog_taken) {
@@ -1375,6 +1395,14 @@ static void detach_progress(rf_listener_set *set)
 bool rf_listener_detached(const rf_listener *l)
 {
     return l->detach_state == DETACHED;
+}
+
+void rf_listener_set_remove(rf_listener_set *set, rf_listener *l)
+{
+    if (l->set != set || l->detach_state != DETACHED || set->listeners[l->index] != l)
+        return;
+    set->listeners[l->index] = NULL;
+    l->set = NULL;
 }
 
 int rf_listener_set_wake_with(rf_listener_set *set, rf_listener_set *waiter, rf_err *err)

@@ -249,13 +249,20 @@ int rf_listener_add(rf_listener_set *set, const rf_listener_config *cfg, rf_list
  * the kernel accepted before the removal is delivered), then the socket is
  * closed and rf_listener_detached turns true. A detached listener keeps its
  * counters and stays in the set (its memory is freed with the set), so
- * readers never see it vanish. rf_listener_close frees a listener that was
- * opened and never attached. */
+ * readers never see it vanish, until rf_listener_set_remove takes it out.
+ * rf_listener_close frees a listener that was opened and never attached,
+ * or removed (control thread: it unregisters the listener's component). */
 int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *err);
 void rf_listener_close(rf_listener *l);
 int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err);
 void rf_listener_set_detach(rf_listener_set *set, rf_listener *l);
 bool rf_listener_detached(const rf_listener *l);
+/* Owning thread, once rf_listener_detached(l): takes l out of its set for
+ * good (its slot is reused by a later attach), so the set no longer frees
+ * it. l keeps its counters and stays valid until rf_listener_close, which
+ * the control thread calls once the owner is done with it (a reload's
+ * removed listener: daemon/shard.c). */
+void rf_listener_set_remove(rf_listener_set *set, rf_listener *l);
 /* Before detaching a UDP listener for good (the daemon stopping): the
  * socket stops taking new datagrams (it is connected to its own address,
  * port 1, so the kernel delivers other senders' datagrams to the port's

@@ -32,6 +32,8 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/stats/stats.h"
+#include "core/worker/worker.h"
 #include "daemon/engine.h"
 #include "daemon/pipeline.h"
 #include "daemon/settings.h"
@@ -225,12 +227,80 @@ static void test_stop_with_reload_pending(void **state)
     rf_settings_release(&s);
 }
 
+/* Components of kind listener named `name` in the registry. */
+static unsigned listener_components(const char *name)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < rf_component_count(); i++) {
+        const rf_component *c = rf_component_at(i);
+        n += c && strcmp(c->kind, "listener") == 0 && strcmp(c->name, name) == 0;
+    }
+    return n;
+}
+
+/* Metrics registry entries whose labels name listener `name`. */
+static unsigned listener_series(const char *name)
+{
+    char needle[96];
+    snprintf(needle, sizeof(needle), "listener=\"%s\"", name);
+    unsigned n = 0;
+    rf_stats_info info;
+    for (int cur = 0; rf_stats_next(&cur, &info);)
+        n += strstr(info.labels, needle) != NULL;
+    return n;
+}
+
+/* A listener added and removed by reload after reload, past the 384 inputs
+ * a shard had room for: every reload applies, the shard's inputs, the
+ * components (/health) and the metrics registry stay bounded, and what the
+ * removed listeners counted stays in the totals. */
+#define CYCLES 400
+static void test_listener_add_remove_cycles(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-reload-cycles");
+    const int port = tproc_port_base();
+    rf_settings s;
+    rf_engine *e = start(port, &s);
+    /* Every change is taken here, however slow a sanitizer makes it. */
+    rf_engine_test_reload_wait(e, 10 * RF_NS_PER_S);
+    rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(rf_engine_views_register(e, &err), 0);
+    const uint32_t inputs_at_start = rf_shard_input_count(rf_engine_shard(e, 0));
+    for (int c = 0; c < CYCLES; c++) {
+        int rc = reload_text(e, config(port, "a", true, 0), &err);
+        if (rc != 0)
+            fail_msg("cycle %d, add: %d %s", c, rc, err.msg);
+        assert_int_equal(rf_engine_views_listeners_changed(e, &err), 0);
+        if (c == 0) {
+            assert_int_equal(listener_components("extra"), 2); /* one per worker */
+            assert_true(listener_series("extra") > 0);
+        }
+        rc = reload_text(e, config(port, "a", false, 0), &err);
+        if (rc != 0)
+            fail_msg("cycle %d, remove: %d %s", c, rc, err.msg);
+        assert_int_equal(rf_engine_views_listeners_changed(e, &err), 0);
+        /* Gone from /health and /metrics once the reload returns. */
+        if (listener_components("extra") != 0 || listener_series("extra") != 0)
+            fail_msg("cycle %d: %u components, %u series of the removed listener", c,
+                     listener_components("extra"), listener_series("extra"));
+    }
+    for (uint32_t w = 0; w < 2; w++)
+        assert_true(rf_shard_input_count(rf_engine_shard(e, w)) <= inputs_at_start + 1);
+    assert_int_equal(rf_shard_retired_counters(rf_engine_shard(e, 0))->inputs, CYCLES);
+    rf_engine_views_unregister();
+    rf_engine_stop(e);
+    rf_settings_release(&s);
+}
+
 int main(void)
 {
     rf_log_set_level(RF_LOG_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_late_reload_then_second_then_stop),
         cmocka_unit_test(test_stop_with_reload_pending),
+        cmocka_unit_test(test_listener_add_remove_cycles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
