@@ -250,6 +250,25 @@ static unsigned listener_series(const char *name)
     return n;
 }
 
+/* Resident memory says little under a sanitizer (redzones, quarantine). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RSS_CHECKS 0
+#else
+#define RSS_CHECKS 1
+#endif
+
+static uint64_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 /* A listener added and removed by reload after reload, past the 384 inputs
  * a shard had room for: every reload applies, the shard's inputs, the
  * components (/health) and the metrics registry stay bounded, and what the
@@ -268,7 +287,10 @@ static void test_listener_add_remove_cycles(void **state)
     rf_err_clear(&err);
     assert_int_equal(rf_engine_views_register(e, &err), 0);
     const uint32_t inputs_at_start = rf_shard_input_count(rf_engine_shard(e, 0));
+    uint64_t rss_warm = 0;
     for (int c = 0; c < CYCLES; c++) {
+        if (c == 50)
+            rss_warm = rss_bytes(); /* allocator pools warmed up by then */
         int rc = reload_text(e, config(port, "a", true, 0), &err);
         if (rc != 0)
             fail_msg("cycle %d, add: %d %s", c, rc, err.msg);
@@ -288,6 +310,12 @@ static void test_listener_add_remove_cycles(void **state)
     }
     for (uint32_t w = 0; w < 2; w++)
         assert_true(rf_shard_input_count(rf_engine_shard(e, w)) <= inputs_at_start + 1);
+    const uint64_t rss_end = rss_bytes();
+    print_message("resident memory: %llu KiB after 50 cycles, %llu KiB after %d\n",
+                  (unsigned long long)(rss_warm >> 10), (unsigned long long)(rss_end >> 10),
+                  CYCLES);
+    if (RSS_CHECKS)
+        assert_true(rss_end < rss_warm + (16u << 20));
     assert_int_equal(rf_shard_retired_counters(rf_engine_shard(e, 0))->inputs, CYCLES);
     rf_engine_views_unregister();
     rf_engine_stop(e);
