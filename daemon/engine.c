@@ -97,6 +97,15 @@ struct rf_engine_worker {
      * value is the whole message (no other data travels with it). */
     _Atomic int64_t test_hold_ns;
 
+    /* The recording's grace period (rf_engine_record_stop): the control
+     * thread unpublishes the tap, then asks (tap_req, release); at the top
+     * of its next loop, where it holds no tap pointer, the worker answers
+     * (tap_ack, release): its captures so far happen before the tap is
+     * freed, and its later loads of the tap see it gone. tap_acked: the
+     * worker's own copy of its last answer (one relaxed load per loop). */
+    _Atomic uint64_t tap_req, tap_ack;
+    uint64_t tap_acked;
+
     /* Single-writer statistics (this worker), relaxed; read by control. */
     _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
         block_waits, critical_events, critical_from_peers;
@@ -126,6 +135,12 @@ struct rf_engine {
      * reload_settle sees every worker on it. Control thread only. */
     rf_pipeline_settings *queued_pipeline;
     int64_t reload_wait_ns; /* how long a reload waits for the workers (10 s) */
+    int64_t tap_wait_ns;    /* how long record stop waits for the workers (5 s) */
+    uint64_t tap_epoch;     /* the last grace period asked for (tap_req) */
+    /* Recordings whose grace period timed out: closed, their memory kept
+     * until the workers have stopped (engine_free). Control thread. */
+    rf_tap *abandoned_taps[8];
+    uint32_t n_abandoned_taps;
     /* Called before a removed listener's input is freed (engine_views.c:
      * its /metrics series read it). Control thread. */
     rf_shard_input_gone_fn input_gone;
@@ -499,6 +514,19 @@ static void test_hold(rf_engine_worker *w)
     atomic_store_explicit(&w->test_hold_ns, 0, memory_order_relaxed);
 }
 
+/* The worker's side of the recording's grace period (see tap_req). */
+static void tap_quiesce(rf_engine_worker *w)
+{
+    /* Pairs with the release store of tap_req in rf_engine_record_stop,
+     * made after the tap was unpublished: from here, this worker's loads of
+     * the tap pointer see it gone. */
+    uint64_t req = atomic_load_explicit(&w->tap_req, memory_order_acquire);
+    w->tap_acked = req;
+    /* Pairs with the acquire load in rf_engine_record_stop: every capture
+     * this worker made (in earlier loops) happens before the tap is freed. */
+    atomic_store_explicit(&w->tap_ack, req, memory_order_release);
+}
+
 static uint32_t worker_poll(void *ctx)
 {
     rf_engine_worker *w = ctx;
@@ -506,6 +534,9 @@ static uint32_t worker_poll(void *ctx)
     /* One relaxed load per loop; see test_hold_ns. */
     if (__builtin_expect(atomic_load_explicit(&w->test_hold_ns, memory_order_relaxed) > 0, 0))
         test_hold(w);
+    /* One relaxed load per loop (a hint: tap_quiesce acquires). */
+    if (__builtin_expect(atomic_load_explicit(&w->tap_req, memory_order_relaxed) != w->tap_acked, 0))
+        tap_quiesce(w);
     /* Pairs with the release store in rf_engine_stop (phase 1). */
     const bool stopping = atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire);
     /* Pairs with the release in rf_engine_start: every peer's thread is set. */
@@ -623,6 +654,9 @@ static void engine_free(rf_engine *e)
     }
     /* After the shards: their handlers were registered on the queues. */
     rf_dpdk_close(e->dpdk);
+    /* The workers have stopped: nobody can capture into these any more. */
+    for (uint32_t i = 0; i < e->n_abandoned_taps; i++)
+        rf_tap_free_abandoned(e->abandoned_taps[i]);
     /* After the shards: a stage, taken or still queued, may use either. */
     if (e->live_pipeline) {
         rf_pipeline_settings_release(e->live_pipeline);
@@ -815,6 +849,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     e->n_workers = cfg->engine.workers;
     e->policy = cfg->engine.ring.full_policy;
     e->reload_wait_ns = 10 * RF_NS_PER_S;
+    e->tap_wait_ns = 5 * RF_NS_PER_S;
     atomic_init(&e->stop_ingest, false);
     atomic_init(&e->threads_ready, false);
     bool critical = false;
@@ -1440,31 +1475,47 @@ int rf_engine_record_stop(rf_engine *e, rf_tap_stats *final, rf_err *err)
     rf_tap *t = atomic_load_explicit(&e->tap, memory_order_relaxed);
     if (!t)
         return rf_err_set(err, ENOENT, "no recording is running");
-    atomic_store_explicit(&e->tap, NULL, memory_order_seq_cst);
-    /* Grace period: a capture runs inside a worker's poll, so once every
-     * running worker has begun two more polls none can hold the old
-     * pointer. A sleeping worker is woken to pass its quiescent point. */
-    uint64_t seen[RF_DAEMON_MAX_WORKERS];
+    /* Relaxed: the release stores of tap_req below order it before what
+     * the workers do after their acquire in tap_quiesce. */
+    atomic_store_explicit(&e->tap, NULL, memory_order_relaxed);
+    /* Grace period: a capture runs inside a worker's loop, so once a worker
+     * has answered at the top of a loop begun after this request, none of
+     * its captures can still use the tap (tap_quiesce). A sleeping worker
+     * is woken to answer. */
+    const uint64_t epoch = ++e->tap_epoch;
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        rf_worker_stats rs;
-        rf_worker_stats_read(e->workers[i]->thread, &rs);
-        seen[i] = rs.polls;
+        /* Pairs with the acquire in tap_quiesce. */
+        atomic_store_explicit(&e->workers[i]->tap_req, epoch, memory_order_release);
+        rf_worker_wake(e->workers[i]->thread);
     }
-    int64_t deadline = rf_clock_mono_ns() + 5 * RF_NS_PER_S;
+    int64_t deadline = rf_clock_mono_ns() + e->tap_wait_ns;
     for (uint32_t i = 0; i < e->n_workers; i++) {
-        for (;;) {
-            rf_worker_stats rs;
-            rf_worker_stats_read(e->workers[i]->thread, &rs);
-            enum rf_lifecycle_state st = rf_component_state(rf_worker_component(e->workers[i]->thread));
-            if (rs.polls >= seen[i] + 2 || st != RF_STATE_RUNNING)
-                break;
+        rf_engine_worker *w = e->workers[i];
+        /* Pairs with the release store of tap_ack in tap_quiesce; a worker
+         * that is not running any more loops no more (its state's release,
+         * this acquire). */
+        while (atomic_load_explicit(&w->tap_ack, memory_order_acquire) != epoch &&
+               rf_component_state(rf_worker_component(w->thread)) == RF_STATE_RUNNING) {
             if (rf_clock_mono_ns() > deadline) {
-                /* Never free what a stuck worker might still use: leak it. */
-                rf_log_error("engine", "worker-%u passed no poll in 5 s; the recording's memory "
-                             "is left allocated", i);
-                return rf_err_set(err, ETIMEDOUT, "worker-%u did not poll within 5 s", i);
+                /* Never free what a stuck worker might still use: the
+                 * tap's memory stays allocated; its thread stops and the
+                 * file is closed with what the rings held. */
+                rf_tap_stats st;
+                rf_err terr;
+                rf_err_clear(&terr);
+                (void)rf_tap_abandon(t, &st, &terr);
+                if (e->n_abandoned_taps < sizeof(e->abandoned_taps) / sizeof(e->abandoned_taps[0]))
+                    e->abandoned_taps[e->n_abandoned_taps++] = t; /* else left for good */
+                if (final)
+                    *final = st;
+                rf_log_error("engine", "worker-%u did not loop within %lld ms; the recording is "
+                             "closed (%lu records), its buffers are kept until the engine stops", i,
+                             (long long)(e->tap_wait_ns / RF_NS_PER_MS), (unsigned long)st.written);
+                return rf_err_set(err, ETIMEDOUT, "worker-%u did not loop within %lld ms; the "
+                                  "recording is closed", i,
+                                  (long long)(e->tap_wait_ns / RF_NS_PER_MS));
             }
-            rf_worker_wake(e->workers[i]->thread);
+            rf_worker_wake(w->thread);
             usleep(200);
         }
     }
@@ -1591,4 +1642,5 @@ void rf_engine_test_hold(rf_engine *e, uint32_t worker, int64_t ns)
 void rf_engine_test_reload_wait(rf_engine *e, int64_t ns)
 {
     e->reload_wait_ns = ns;
+    e->tap_wait_ns = ns;
 }

@@ -136,7 +136,7 @@ void rf_engine_set_input_gone(rf_engine *e, rf_shard_input_gone_fn fn, void *ctx
  * stops at the top of its next loop for ns, as a worker stuck in a slow
  * sink would; returns once it has stopped there. reload_wait: how long
  * rf_engine_reload waits for the workers to take a change (10 s unless
- * set). */
+ * set), and rf_engine_record_stop for its grace period (5 s). */
 void rf_engine_test_hold(rf_engine *e, uint32_t worker, int64_t ns);
 void rf_engine_test_reload_wait(rf_engine *e, int64_t ns);
 

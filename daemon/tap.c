@@ -335,10 +335,9 @@ const char *rf_tap_path(const rf_tap *t)
     return t->path;
 }
 
-int rf_tap_stop(rf_tap *t, rf_tap_stats *final, rf_err *err)
+/* Stops the thread (it drains the rings first) and closes the file. */
+static int tap_close(rf_tap *t, rf_tap_stats *final, rf_err *err)
 {
-    if (!t)
-        return 0;
     /* Pairs with the thread's acquire load. */
     atomic_store_explicit(&t->stop, true, memory_order_release);
     pthread_join(t->thread, NULL);
@@ -351,6 +350,24 @@ int rf_tap_stop(rf_tap *t, rf_tap_stats *final, rf_err *err)
     }
     if (final)
         *final = st;
+    return rc;
+}
+
+int rf_tap_stop(rf_tap *t, rf_tap_stats *final, rf_err *err)
+{
+    if (!t)
+        return 0;
+    int rc = tap_close(t, final, err);
     tap_free(t);
     return rc;
+}
+
+int rf_tap_abandon(rf_tap *t, rf_tap_stats *final, rf_err *err)
+{
+    return t ? tap_close(t, final, err) : 0;
+}
+
+void rf_tap_free_abandoned(rf_tap *t)
+{
+    tap_free(t);
 }

@@ -18,9 +18,13 @@
  *   - Workers reach the tap through an atomic pointer the engine owns
  *     (rf_tap_capture_maybe): one load per chunk when no recording runs.
  *     Stopping is a grace period, as RCU does it: the engine unpublishes the
- *     pointer, then waits until every worker has begun two new polls (a
- *     capture happens inside a poll, so none still holds the old pointer),
- *     and only then rf_tap_stop drains the rings and closes the file.
+ *     pointer, then asks each worker to answer at the top of its next loop
+ *     (a capture happens inside a loop, so none still holds the old pointer;
+ *     request and answer are a release/acquire pair each way, so the
+ *     captures happen before the free), and only then rf_tap_stop drains
+ *     the rings and closes the file. A worker that does not answer in time
+ *     gets rf_tap_abandon: the file is closed, the memory kept until the engine
+ *     stops.
  *
  * TCP chunks are recorded as complete lines, each ending in '\n' (the
  * listener hands a line completed across reads over without it); the
@@ -69,6 +73,14 @@ int rf_tap_start(const rf_tap_options *opt, uint32_t workers, rf_tap **out, rf_e
  * rings to the file, closes it and frees the tap. *final receives the last figures (may be NULL). Returns 0
  * or the writer's first error. */
 int rf_tap_stop(rf_tap *t, rf_tap_stats *final, rf_err *err);
+
+/* Control thread, when the grace period did not pass in time (a worker
+ * that may still capture): stops the tap thread and closes the file, like
+ * rf_tap_stop, but leaves the tap's memory allocated (a late capture
+ * writes into a ring nobody reads) until rf_tap_free_abandoned. */
+int rf_tap_abandon(rf_tap *t, rf_tap_stats *final, rf_err *err);
+/* Frees an abandoned tap once no worker can touch it (they have stopped). */
+void rf_tap_free_abandoned(rf_tap *t);
 
 /* Any thread: counters (relaxed reads). */
 void rf_tap_stats_read(const rf_tap *t, rf_tap_stats *out);

@@ -20,6 +20,8 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -38,6 +40,7 @@
 #include "daemon/pipeline.h"
 #include "daemon/settings.h"
 #include "daemon/shard.h"
+#include "daemon/tap.h"
 #include "daemon_proc.h"
 
 /* How long the reload waits for the workers here (10 s in the daemon). */
@@ -322,6 +325,105 @@ static void test_listener_add_remove_cycles(void **state)
     rf_settings_release(&s);
 }
 
+/* ---- the recording tap's grace period (rf_engine_record_stop) ---------- */
+
+static _Atomic bool g_send_stop;
+static int g_send_port;
+
+/* Sends lines from fresh sockets (both workers' listeners get some) until
+ * told to stop. */
+static void *sender(void *arg)
+{
+    (void)arg;
+    int i = 0;
+    while (!atomic_load(&g_send_stop)) {
+        send_series(g_send_port, "rec", i % 256, 8);
+        i += 8;
+    }
+    return NULL;
+}
+
+static unsigned threads_now(void)
+{
+    unsigned n = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d));)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Recordings started and stopped while the listeners receive: the tap is
+ * freed only after every worker is done with it (TSan sees the pairing). */
+static void test_record_stop_while_receiving(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-record-grace");
+    const int port = tproc_port_base();
+    rf_settings s;
+    rf_engine *e = start(port, &s);
+    g_send_port = port;
+    atomic_store(&g_send_stop, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sender, NULL), 0);
+    for (int round = 0; round < 20; round++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/rec-%d.rfrec", tproc_dir(), round);
+        rf_tap_options opt = {.path = path, .ring_bytes = 1u << 18};
+        rf_err err;
+        rf_err_clear(&err);
+        if (rf_engine_record_start(e, &opt, &err) < 0)
+            fail_msg("record start: %s", err.msg);
+        struct timespec ts = {0, 5 * 1000 * 1000}; /* let captures happen */
+        nanosleep(&ts, NULL);
+        rf_tap_stats st;
+        assert_int_equal(rf_engine_record_stop(e, &st, &err), 0);
+    }
+    atomic_store(&g_send_stop, true);
+    pthread_join(t, NULL);
+    rf_engine_stop(e);
+    rf_settings_release(&s);
+}
+
+/* A worker that does not pass its grace period in time: the stop says so,
+ * keeps the tap's memory (the worker may still copy into its ring), but
+ * stops the tap's thread and closes the file. */
+static void test_record_stop_timeout_stops_the_thread(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-record-timeout");
+    const int port = tproc_port_base();
+    rf_settings s;
+    rf_engine *e = start(port, &s);
+    const unsigned threads_before = threads_now();
+    char path[512];
+    snprintf(path, sizeof(path), "%s/rec.rfrec", tproc_dir());
+    rf_tap_options opt = {.path = path, .ring_bytes = 1u << 18};
+    rf_err err;
+    rf_err_clear(&err);
+    assert_int_equal(rf_engine_record_start(e, &opt, &err), 0);
+    assert_int_equal(threads_now(), threads_before + 1);
+    rf_engine_test_hold(e, 1, 3 * WAIT_NS);
+    rf_tap_stats st;
+    assert_int_equal(rf_engine_record_stop(e, &st, &err), -ETIMEDOUT);
+    assert_int_equal(threads_now(), threads_before); /* the tap thread is gone */
+    /* The recording can start again once the worker is back. */
+    int64_t deadline = rf_clock_mono_ns() + 5 * RF_NS_PER_S;
+    int rc;
+    snprintf(path, sizeof(path), "%s/rec2.rfrec", tproc_dir());
+    while ((rc = rf_engine_record_start(e, &opt, &err)) < 0 && rf_clock_mono_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(rc, 0);
+    /* This stop waits for worker 1 to come back from its hold. */
+    rf_engine_test_reload_wait(e, 10 * RF_NS_PER_S);
+    assert_int_equal(rf_engine_record_stop(e, &st, &err), 0);
+    rf_engine_stop(e);
+    rf_settings_release(&s);
+}
+
 int main(void)
 {
     rf_log_set_level(RF_LOG_WARN);
@@ -329,6 +431,8 @@ int main(void)
         cmocka_unit_test(test_late_reload_then_second_then_stop),
         cmocka_unit_test(test_stop_with_reload_pending),
         cmocka_unit_test(test_listener_add_remove_cycles),
+        cmocka_unit_test(test_record_stop_while_receiving),
+        cmocka_unit_test(test_record_stop_timeout_stops_the_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
