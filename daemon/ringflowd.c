@@ -445,13 +445,23 @@ int main(int argc, char **argv)
 
     /* Signals are taken synchronously through a signalfd by this (control)
      * thread; blocking them first means every thread started later inherits
-     * the mask and none is interrupted. */
+     * the mask and none is interrupted. Every catchable signal whose default
+     * would end or stop the process is taken, not only the ones used (SIGINT,
+     * SIGTERM and SIGQUIT stop, SIGHUP reloads, SIGUSR1 reopens the log): a
+     * stray SIGUSR2 or real-time signal would otherwise kill the daemon with
+     * its points in memory and its sockets left behind. Left alone: the
+     * ones a fault raises (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS,
+     * SIGTRAP: blocking them does not stop the kernel's kill, only hides
+     * why), job control, and those ignored by default. SIGXFSZ blocked
+     * turns a write past the file size limit into EFBIG, a write error the
+     * store reports. */
     sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    sigaddset(&mask, SIGPIPE);
+    sigfillset(&mask);
+    static const int untouched[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+                                    SIGABRT, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU,
+                                    SIGCONT, SIGCHLD, SIGWINCH, SIGURG};
+    for (size_t i = 0; i < sizeof(untouched) / sizeof(untouched[0]); i++)
+        sigdelset(&mask, untouched[i]);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     if (sfd < 0) {
@@ -575,6 +585,19 @@ int main(int argc, char **argv)
         }
         if (si.ssi_signo == SIGPIPE)
             continue;
+        if (si.ssi_signo == SIGUSR1) {
+            /* The packaging's logrotate sends it: reopen the log file. The
+             * daemon writes its log to stderr only (whoever started it
+             * decides where that goes), so there is nothing to reopen. */
+            rf_log_info(COMPONENT, "SIGUSR1: the log goes to stderr, which is not reopened; "
+                                   "nothing to do");
+            continue;
+        }
+        if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM && si.ssi_signo != SIGQUIT) {
+            rf_log_warn(COMPONENT, "signal %d (%s) ignored (from pid %u)", (int)si.ssi_signo,
+                        strsignal((int)si.ssi_signo), si.ssi_pid);
+            continue;
+        }
         rf_log_info(COMPONENT, "%s: draining and stopping", strsignal((int)si.ssi_signo));
         break;
     }

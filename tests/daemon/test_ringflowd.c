@@ -221,6 +221,36 @@ static void test_second_daemon_on_same_ports_refuses(void **state)
     assert_int_equal(tproc_wait_exit(&first, 10000), 0);
 }
 
+/* Signals the daemon does not use for anything must not kill it (the
+ * default action of most is to terminate, losing the points in memory and
+ * leaving the sockets behind): SIGUSR1 reopens the log (a logged no-op while
+ * it logs to stderr), the others are logged and ignored; SIGTERM still
+ * drains and exits 0. */
+static void test_unused_signals_do_not_kill(void **state)
+{
+    (void)state;
+    tproc_write_file("run.yaml", run_config());
+    proc p;
+    tproc_start(&p, (const char *[]){"--config", "run.yaml", NULL});
+    assert_true(tproc_wait_log(&p, "msg=\"running:", 10000));
+    kill(p.pid, SIGUSR1);
+    assert_true(tproc_wait_log(&p, "SIGUSR1: the log goes to stderr", 10000));
+    const int others[] = {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGXCPU,
+                          SIGSTKFLT, SIGRTMIN + 3, SIGRTMAX};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        kill(p.pid, others[i]);
+        char needle[96];
+        snprintf(needle, sizeof(needle), "signal %d (%s) ignored", others[i],
+                 strsignal(others[i]));
+        if (!tproc_wait_log(&p, needle, 10000))
+            fail_msg("no '%s' in the log; the daemon %s", needle,
+                     kill(p.pid, 0) == 0 ? "runs" : "is gone");
+    }
+    kill(p.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&p, 10000), 0);
+    assert_non_null(strstr(tproc_read_file(p.err_path), "msg=\"stopped\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_check_config_errors),
         cmocka_unit_test(test_sigterm_drains_and_exits_zero),
         cmocka_unit_test(test_sigint_exits_zero),
+        cmocka_unit_test(test_unused_signals_do_not_kill),
         cmocka_unit_test(test_sighup_bad_config_keeps_running),
         cmocka_unit_test(test_second_daemon_on_same_ports_refuses),
     };
