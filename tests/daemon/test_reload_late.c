@@ -9,10 +9,13 @@
  *     first, the next reload applies;
  *   - the engine stops cleanly with a reload still pending;
  *   - listeners added and removed by many reloads do not pile up: the
- *     shard's inputs stay bounded and every cycle applies.
+ *     shard's inputs stay bounded and every cycle applies;
+ *   - stopping a recording (the tap) under traffic, and with a held worker
+ *     that misses the grace period.
  *
- * Ports: tproc_port_base's (never the defaults). Waits are on conditions
- * with deadlines, not sleeps. */
+ * Ports: tproc_port_base's, a pair per test (never the defaults), so a
+ * failed test that leaves its engine running does not fail the next.
+ * Waits are on conditions with deadlines, not sleeps. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,7 +134,7 @@ static bool wait_series(rf_engine *e, uint64_t want)
 
 static bool wait_applied(rf_engine *e, uint32_t worker)
 {
-    int64_t deadline = rf_clock_mono_ns() + 10 * RF_NS_PER_S;
+    int64_t deadline = rf_clock_mono_ns() + 20 * RF_NS_PER_S;
     while (rf_clock_mono_ns() < deadline) {
         if (rf_pipeline_applied(rf_shard_pipeline(rf_engine_shard(e, worker))))
             return true;
@@ -219,10 +222,11 @@ static void test_stop_with_reload_pending(void **state)
 {
     (void)state;
     tproc_dir_init("rf-test-reload-late-stop");
-    const int port = tproc_port_base();
+    const int port = tproc_port_base() + 2; /* a pair per test */
     rf_settings s;
     rf_engine *e = start(port, &s);
-    rf_engine_test_hold(e, 0, 2 * WAIT_NS);
+    /* Long enough for the whole reload even under TSan. */
+    rf_engine_test_hold(e, 0, 4 * RF_NS_PER_S);
     rf_err err;
     assert_int_equal(reload_text(e, config(port, "b", true, 10), &err), 1);
     /* Stops while worker 0 is still held with both changes queued. */
@@ -281,7 +285,7 @@ static void test_listener_add_remove_cycles(void **state)
 {
     (void)state;
     tproc_dir_init("rf-test-reload-cycles");
-    const int port = tproc_port_base();
+    const int port = tproc_port_base() + 4; /* a pair per test */
     rf_settings s;
     rf_engine *e = start(port, &s);
     /* Every change is taken here, however slow a sanitizer makes it. */
@@ -360,7 +364,7 @@ static void test_record_stop_while_receiving(void **state)
 {
     (void)state;
     tproc_dir_init("rf-test-record-grace");
-    const int port = tproc_port_base();
+    const int port = tproc_port_base() + 6; /* a pair per test */
     rf_settings s;
     rf_engine *e = start(port, &s);
     g_send_port = port;
@@ -393,7 +397,7 @@ static void test_record_stop_timeout_stops_the_thread(void **state)
 {
     (void)state;
     tproc_dir_init("rf-test-record-timeout");
-    const int port = tproc_port_base();
+    const int port = tproc_port_base() + 8; /* a pair per test */
     rf_settings s;
     rf_engine *e = start(port, &s);
     const unsigned threads_before = threads_now();
