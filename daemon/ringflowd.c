@@ -586,11 +586,22 @@ int main(int argc, char **argv)
         if (si.ssi_signo == SIGPIPE)
             continue;
         if (si.ssi_signo == SIGUSR1) {
-            /* The packaging's logrotate sends it: reopen the log file. The
-             * daemon writes its log to stderr only (whoever started it
-             * decides where that goes), so there is nothing to reopen. */
-            rf_log_info(COMPONENT, "SIGUSR1: the log goes to stderr, which is not reopened; "
-                                   "nothing to do");
+            /* logrotate's (the packaging's postrotate): the log.file path
+             * is opened again, so records go to the new file. Without
+             * log.file the log goes to stderr, whose target is whoever
+             * started the daemon's: nothing to reopen. */
+            if (!rf_log_file()[0]) {
+                rf_log_info(COMPONENT, "SIGUSR1: the log goes to stderr, which is not reopened; "
+                                       "nothing to do");
+                continue;
+            }
+            rf_err lerr;
+            rf_err_clear(&lerr);
+            if (rf_log_reopen(&lerr) < 0)
+                rf_log_error(COMPONENT, "SIGUSR1: reopening the log file %s: %s (records keep "
+                             "going to the old file)", rf_log_file(), lerr.msg);
+            else
+                rf_log_info(COMPONENT, "SIGUSR1: log file %s reopened", rf_log_file());
             continue;
         }
         if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM && si.ssi_signo != SIGQUIT) {

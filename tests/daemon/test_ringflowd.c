@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon_proc.h"
@@ -251,6 +251,45 @@ static void test_unused_signals_do_not_kill(void **state)
     assert_non_null(strstr(tproc_read_file(p.err_path), "msg=\"stopped\""));
 }
 
+/* Waits (10 s at most) until the file in the temp directory holds needle. */
+static int wait_file_has(const char *name, const char *needle)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (strstr(tproc_read_dir_file(name), needle))
+            return 1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* With log.file, SIGUSR1 is logrotate's: after the file was renamed, the
+ * daemon writes to a new file of that name. */
+static void test_sigusr1_reopens_the_log_file(void **state)
+{
+    (void)state;
+    char cfg[1200];
+    snprintf(cfg, sizeof(cfg), "%slog:\n  file: ./rf.log\n", run_config());
+    /* run_config ends with its own log section: drop it for this one. */
+    char *dup = strstr(cfg, "log:\n  level: info\n");
+    if (dup)
+        memmove(dup, dup + strlen("log:\n  level: info\n"), strlen(dup + 19) + 1);
+    tproc_write_file("logfile.yaml", cfg);
+    proc p;
+    tproc_start(&p, (const char *[]){"--config", "logfile.yaml", NULL});
+    assert_true(wait_file_has("rf.log", "msg=\"running:"));
+    char from[600], to[600];
+    snprintf(from, sizeof(from), "%s/rf.log", tproc_dir());
+    snprintf(to, sizeof(to), "%s/rf.log.1", tproc_dir());
+    assert_int_equal(rename(from, to), 0);
+    kill(p.pid, SIGUSR1);
+    assert_true(wait_file_has("rf.log", "SIGUSR1: log file"));
+    assert_null(strstr(tproc_read_dir_file("rf.log.1"), "SIGUSR1"));
+    kill(p.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&p, 10000), 0);
+    assert_true(wait_file_has("rf.log", "msg=\"stopped\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_drains_and_exits_zero),
         cmocka_unit_test(test_sigint_exits_zero),
         cmocka_unit_test(test_unused_signals_do_not_kill),
+        cmocka_unit_test(test_sigusr1_reopens_the_log_file),
         cmocka_unit_test(test_sighup_bad_config_keeps_running),
         cmocka_unit_test(test_second_daemon_on_same_ports_refuses),
     };
