@@ -29,6 +29,48 @@ static int no_args(const char *name, const char *args, rf_err *err)
 
 /* ---- listeners ---------------------------------------------------------- */
 
+/* One row of `show listeners`, from an input's counters or from what the
+ * removed listeners of one name had counted: one schema for both. */
+typedef struct listener_row {
+    const char *name, *proto, *transport;
+    uint64_t listen[RF_LC__COUNT];
+    uint64_t parse[RF_PC__COUNT];
+    uint64_t rejects[RF_REJ__COUNT];
+    uint64_t kernel_drops, connections;
+} listener_row;
+
+static void listener_row_write(rf_ops_writer *w, uint32_t wi, const listener_row *r)
+{
+    char reasons[512] = "";
+    size_t len = 0;
+    for (int k = 0; k < RF_REJ__COUNT && len < sizeof(reasons); k++)
+        if (r->rejects[k])
+            len += (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu",
+                                    len ? "," : "", rf_reject_reason_name(k),
+                                    (unsigned long)r->rejects[k]);
+    rf_ops_cell_u64(w, wi);
+    rf_ops_cell_str(w, r->name);
+    rf_ops_cell_str(w, r->proto);
+    rf_ops_cell_str(w, r->transport);
+    rf_ops_cell_u64(w, r->listen[RF_LC_DATAGRAMS]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_READS]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_BYTES]);
+    rf_ops_cell_u64(w, r->parse[RF_PC_LINES_OK]);
+    rf_ops_cell_u64(w, r->parse[RF_PC_EVENTS]);
+    rf_ops_cell_u64(w, r->parse[RF_PC_SERIES_DEFS]);
+    rf_ops_cell_u64(w, r->parse[RF_PC_LINES_REJECTED]);
+    rf_ops_cell_u64(w, r->parse[RF_PC_TIMESTAMPS_CLAMPED]);
+    rf_ops_cell_u64(w, r->kernel_drops);
+    rf_ops_cell_u64(w, r->connections);
+    rf_ops_cell_u64(w, r->listen[RF_LC_CONN_REFUSED]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_CONN_REFUSED_SOURCE]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_CONN_TIMED_OUT]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_LINES_TOO_LONG]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_PARTIAL_DISCARDED]);
+    rf_ops_cell_u64(w, r->listen[RF_LC_ENOBUFS]);
+    rf_ops_cell_str(w, reasons);
+}
+
 static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
 {
     rf_engine *e = ctx;
@@ -42,6 +84,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         "conn_refused_per_source", "conn_timed_out", "lines_too_long", "partial_lines_discarded",
         "enobufs", "rejects_by_reason"};
     rf_ops_table_begin(w, "listeners", cols, 21);
+    listener_row row;
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
@@ -49,79 +92,46 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
             const rf_listener *l = rf_shard_input_listener(s, i);
             if (!pc)
                 continue; /* an empty slot (a removed listener's, freed) */
-            char reasons[512] = "";
-            size_t len = 0;
-            for (int r = 0; r < RF_REJ__COUNT && len < sizeof(reasons); r++) {
-                uint64_t n = rf_parse_reject_count(pc, (enum rf_reject_reason)r);
-                if (n)
-                    len += (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu",
-                                            len ? "," : "", rf_reject_reason_name(r),
-                                            (unsigned long)n);
-            }
-            uint64_t kdrops = 0;
-            const char *proto = "-", *transport = "dpdk", *name = "dpdk";
+            memset(&row, 0, sizeof(row));
+            row.name = "dpdk";
+            row.proto = "-";
+            row.transport = "dpdk";
+            for (int c = 0; c < RF_PC__COUNT; c++)
+                row.parse[c] = rf_parse_counter(pc, (enum rf_parse_counter_id)c);
+            for (int k = 0; k < RF_REJ__COUNT; k++)
+                row.rejects[k] = rf_parse_reject_count(pc, (enum rf_reject_reason)k);
             if (l) {
                 const rf_listener_config *lc = rf_listener_config_of(l);
-                name = rf_listener_name(l);
-                proto = rf_listen_protocol_name(lc->protocol);
-                transport = rf_listen_transport_name(lc->transport);
-                kdrops = rf_listener_counter(l, RF_LC_KERNEL_DROPS);
+                row.name = rf_listener_name(l);
+                row.proto = rf_listen_protocol_name(lc->protocol);
+                row.transport = rf_listen_transport_name(lc->transport);
+                for (int c = 0; c < RF_LC__COUNT; c++)
+                    row.listen[c] = rf_listener_counter(l, (enum rf_listen_counter_id)c);
+                row.kernel_drops = row.listen[RF_LC_KERNEL_DROPS];
                 uint64_t proc_drops;
                 if (lc->transport == RF_LISTEN_UDP && rf_listener_proc_drops(l, &proc_drops) == 0 &&
-                    proc_drops > kdrops)
-                    kdrops = proc_drops;
+                    proc_drops > row.kernel_drops)
+                    row.kernel_drops = proc_drops;
+                row.connections = rf_listener_connections(l);
             }
-            rf_ops_cell_u64(w, wi);
-            rf_ops_cell_str(w, name);
-            rf_ops_cell_str(w, proto);
-            rf_ops_cell_str(w, transport);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_DATAGRAMS) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_READS) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_BYTES) : 0);
-            rf_ops_cell_u64(w, rf_parse_counter(pc, RF_PC_LINES_OK));
-            rf_ops_cell_u64(w, rf_parse_counter(pc, RF_PC_EVENTS));
-            rf_ops_cell_u64(w, rf_parse_counter(pc, RF_PC_SERIES_DEFS));
-            rf_ops_cell_u64(w, rf_parse_counter(pc, RF_PC_LINES_REJECTED));
-            rf_ops_cell_u64(w, rf_parse_counter(pc, RF_PC_TIMESTAMPS_CLAMPED));
-            rf_ops_cell_u64(w, kdrops);
-            rf_ops_cell_u64(w, l ? rf_listener_connections(l) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_REFUSED) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_REFUSED_SOURCE) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_CONN_TIMED_OUT) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_LINES_TOO_LONG) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED) : 0);
-            rf_ops_cell_u64(w, l ? rf_listener_counter(l, RF_LC_ENOBUFS) : 0);
-            rf_ops_cell_str(w, reasons);
+            listener_row_write(w, wi, &row);
         }
-        /* Listeners reloads removed (and freed): one row of their summed
-         * counters, so the table still adds up to every total. */
-        const rf_shard_retired *r = rf_shard_retired_counters(s);
-        if (r->inputs) {
-            char reasons[512] = "";
-            size_t len = 0;
-            for (int k = 0; k < RF_REJ__COUNT && len < sizeof(reasons); k++)
-                if (r->rejects[k])
-                    len += (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu",
-                                            len ? "," : "", rf_reject_reason_name(k),
-                                            (unsigned long)r->rejects[k]);
-            rf_ops_cell_u64(w, wi);
-            rf_ops_cell_str(w, "(removed)");
-            rf_ops_cell_str(w, "-");
-            rf_ops_cell_str(w, "-");
-            rf_ops_cell_u64(w, r->listen[RF_LC_DATAGRAMS]);
-            rf_ops_cell_u64(w, r->listen[RF_LC_READS]);
-            rf_ops_cell_u64(w, r->listen[RF_LC_BYTES]);
-            rf_ops_cell_u64(w, r->parse[RF_PC_LINES_OK]);
-            rf_ops_cell_u64(w, r->parse[RF_PC_EVENTS]);
-            rf_ops_cell_u64(w, r->parse[RF_PC_SERIES_DEFS]);
-            rf_ops_cell_u64(w, r->parse[RF_PC_LINES_REJECTED]);
-            rf_ops_cell_u64(w, r->parse[RF_PC_TIMESTAMPS_CLAMPED]);
-            rf_ops_cell_u64(w, r->listen[RF_LC_KERNEL_DROPS]);
-            rf_ops_cell_u64(w, 0);
-            rf_ops_cell_u64(w, r->listen[RF_LC_CONN_REFUSED]);
-            rf_ops_cell_u64(w, r->listen[RF_LC_LINES_TOO_LONG]);
-            rf_ops_cell_u64(w, r->listen[RF_LC_ENOBUFS]);
-            rf_ops_cell_str(w, reasons);
+        /* Listeners reloads removed (and freed): a row per name with what
+         * they had counted, so the table still adds up to every total. */
+        for (uint32_t k = 0; k < rf_shard_retired_names(s); k++) {
+            const rf_shard_retired *r = rf_shard_retired_named(s, k);
+            char name[RF_LISTENER_NAME_MAX + 16];
+            snprintf(name, sizeof(name), "%s%s", r->name,
+                     strcmp(r->name, "(removed)") ? " (removed)" : "");
+            memset(&row, 0, sizeof(row));
+            row.name = name;
+            row.proto = "-";
+            row.transport = "-";
+            memcpy(row.listen, r->listen, sizeof(row.listen));
+            memcpy(row.parse, r->parse, sizeof(row.parse));
+            memcpy(row.rejects, r->rejects, sizeof(row.rejects));
+            row.kernel_drops = r->listen[RF_LC_KERNEL_DROPS];
+            listener_row_write(w, wi, &row);
         }
     }
     rf_ops_table_end(w);

@@ -105,6 +105,8 @@ struct rf_shard {
     uint32_t n_inputs;           /* slots in use or freed: [0, n_inputs) */
     uint32_t n_live_inputs;      /* non-NULL slots */
     rf_shard_retired retired;    /* control thread: what reaped inputs had counted */
+    rf_shard_retired retired_named[RF_SETTINGS_MAX_LISTENERS]; /* the same, per name */
+    uint32_t n_retired_named;
     /* The worker's own list: the inputs it reads and detaches (attached or
      * retiring listeners, DPDK ones), filled before start and by listener
      * changes; an input leaves it when retired. */
@@ -956,19 +958,23 @@ void rf_shard_log_summary(const rf_shard *s)
                                                                          (enum rf_dpdk_counter_id)c));
         rf_log_info("shard", "worker-%u dpdk queue %u final:%s", s->index, q, line);
     }
-    if (s->retired.inputs)
+    /* Listeners reloads removed, freed since: one line per name, in the
+     * live lines' form, so a sum over a name's lines counts all of it. */
+    for (uint32_t k = 0; k < s->n_retired_named; k++) {
+        const rf_shard_retired *r = &s->retired_named[k];
         rf_log_info("shard",
-                    "worker-%u listeners removed by reloads (%u) final: datagrams=%lu reads=%lu "
-                    "bytes=%lu kernel_drops=%lu lines_ok=%lu lines_rejected=%lu events=%lu "
-                    "series_defs=%lu",
-                    s->index, s->retired.inputs, (unsigned long)s->retired.listen[RF_LC_DATAGRAMS],
-                    (unsigned long)s->retired.listen[RF_LC_READS],
-                    (unsigned long)s->retired.listen[RF_LC_BYTES],
-                    (unsigned long)s->retired.listen[RF_LC_KERNEL_DROPS],
-                    (unsigned long)s->retired.parse[RF_PC_LINES_OK],
-                    (unsigned long)s->retired.parse[RF_PC_LINES_REJECTED],
-                    (unsigned long)s->retired.parse[RF_PC_EVENTS],
-                    (unsigned long)s->retired.parse[RF_PC_SERIES_DEFS]);
+                    "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
+                    "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu "
+                    "partial_lines_discarded=%lu removed_instances=%u",
+                    s->index, r->name, (unsigned long)r->listen[RF_LC_DATAGRAMS],
+                    (unsigned long)r->listen[RF_LC_READS], (unsigned long)r->listen[RF_LC_BYTES],
+                    (unsigned long)r->listen[RF_LC_KERNEL_DROPS],
+                    (unsigned long)r->parse[RF_PC_LINES_OK],
+                    (unsigned long)r->parse[RF_PC_LINES_REJECTED],
+                    (unsigned long)r->parse[RF_PC_EVENTS],
+                    (unsigned long)r->parse[RF_PC_SERIES_DEFS],
+                    (unsigned long)r->listen[RF_LC_PARTIAL_DISCARDED], r->inputs);
+    }
     for (uint32_t i = 0; i < s->n_inputs; i++) {
         const rf_shard_input *in = s->inputs[i];
         const rf_listener *l = in ? in->listener : NULL;
@@ -1033,16 +1039,46 @@ bool rf_shard_listeners_retiring(const rf_shard *s)
     return atomic_load_explicit(&s->retiring_now, memory_order_acquire) != 0;
 }
 
-/* Control thread: adds a retired input's final counters to s->retired. */
+uint32_t rf_shard_retired_names(const rf_shard *s)
+{
+    return s->n_retired_named;
+}
+
+const rf_shard_retired *rf_shard_retired_named(const rf_shard *s, uint32_t i)
+{
+    return i < s->n_retired_named ? &s->retired_named[i] : NULL;
+}
+
+static void retired_add(rf_shard_retired *r, const rf_shard_input *in)
+{
+    r->inputs++;
+    for (int c = 0; c < RF_PC__COUNT; c++)
+        r->parse[c] += rf_parse_counter(in->parser, (enum rf_parse_counter_id)c);
+    for (int k = 0; k < RF_REJ__COUNT; k++)
+        r->rejects[k] += rf_parse_reject_count(in->parser, (enum rf_reject_reason)k);
+    for (int c = 0; c < RF_LC__COUNT; c++)
+        r->listen[c] += rf_listener_counter(in->listener, (enum rf_listen_counter_id)c);
+}
+
+/* Control thread: adds a retired input's final counters to the totals and
+ * to its name's record. */
 static void retired_fold(rf_shard *s, const rf_shard_input *in)
 {
-    s->retired.inputs++;
-    for (int c = 0; c < RF_PC__COUNT; c++)
-        s->retired.parse[c] += rf_parse_counter(in->parser, (enum rf_parse_counter_id)c);
-    for (int r = 0; r < RF_REJ__COUNT; r++)
-        s->retired.rejects[r] += rf_parse_reject_count(in->parser, (enum rf_reject_reason)r);
-    for (int c = 0; c < RF_LC__COUNT; c++)
-        s->retired.listen[c] += rf_listener_counter(in->listener, (enum rf_listen_counter_id)c);
+    retired_add(&s->retired, in);
+    const char *name = rf_listener_name(in->listener);
+    uint32_t i = 0;
+    while (i < s->n_retired_named && strcmp(s->retired_named[i].name, name) != 0)
+        i++;
+    if (i == s->n_retired_named) {
+        if (i == RF_SETTINGS_MAX_LISTENERS) {
+            i--; /* the last record takes every further name */
+            snprintf(s->retired_named[i].name, sizeof(s->retired_named[i].name), "(removed)");
+        } else {
+            snprintf(s->retired_named[i].name, sizeof(s->retired_named[i].name), "%s", name);
+            s->n_retired_named++;
+        }
+    }
+    retired_add(&s->retired_named[i], in);
 }
 
 uint32_t rf_shard_inputs_reap(rf_shard *s, rf_shard_input_gone_fn gone, void *ctx)

@@ -142,14 +142,20 @@ const rf_http_front *rf_shard_input_http(const rf_shard *s, uint32_t i);
 typedef void (*rf_shard_input_gone_fn)(void *ctx, uint32_t worker, uint32_t slot);
 uint32_t rf_shard_inputs_reap(rf_shard *s, rf_shard_input_gone_fn gone, void *ctx);
 bool rf_shard_listeners_retiring(const rf_shard *s);
-/* What the reaped inputs had counted, summed (totals, the loss equation). */
+/* What the reaped inputs had counted: summed over all of them (totals, the
+ * loss equation), and per listener name (the final summary and `show
+ * listeners` name them; names past RF_SETTINGS_MAX_LISTENERS share one
+ * record named "(removed)"). */
 typedef struct rf_shard_retired {
+    char name[RF_LISTENER_NAME_MAX];
     uint32_t inputs;
     uint64_t parse[RF_PC__COUNT];
     uint64_t rejects[RF_REJ__COUNT];
     uint64_t listen[RF_LC__COUNT];
 } rf_shard_retired;
 const rf_shard_retired *rf_shard_retired_counters(const rf_shard *s);
+uint32_t rf_shard_retired_names(const rf_shard *s);
+const rf_shard_retired *rf_shard_retired_named(const rf_shard *s, uint32_t i);
 uint32_t rf_shard_dpdk_queue_count(const rf_shard *s);
 const rf_dpdk_queue *rf_shard_dpdk_queue(const rf_shard *s, uint32_t i);
 /* Logs each listener's final counters (control thread, after the worker stopped). */

@@ -324,6 +324,9 @@ static void test_listener_add_remove_cycles(void **state)
     if (RSS_CHECKS)
         assert_true(rss_end < rss_warm + (16u << 20));
     assert_int_equal(rf_shard_retired_counters(rf_engine_shard(e, 0))->inputs, CYCLES);
+    /* Named in the final summary and show listeners as the listener they were. */
+    assert_int_equal(rf_shard_retired_names(rf_engine_shard(e, 0)), 1);
+    assert_string_equal(rf_shard_retired_named(rf_engine_shard(e, 0), 0)->name, "extra");
     rf_engine_views_unregister();
     rf_engine_stop(e);
     rf_settings_release(&s);
