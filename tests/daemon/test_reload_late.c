@@ -63,6 +63,9 @@ static int load(const char *text, rf_settings *s)
     return rc;
 }
 
+/* The extra listener is an HTTP one (its front freed with it) when set. */
+static bool g_extra_http;
+
 /* One UDP influx listener on port (and a second on port + 1 when extra),
  * everything routed to sink `sink`. */
 static const char *config(int port, const char *sink, bool extra, uint32_t per_measurement)
@@ -71,7 +74,8 @@ static const char *config(int port, const char *sink, bool extra, uint32_t per_m
     char extra_listener[160] = "";
     if (extra)
         snprintf(extra_listener, sizeof(extra_listener),
-                 "  - {name: extra, transport: udp, protocol: influx_line, port: %d}\n", port + 1);
+                 "  - {name: extra, transport: %s, protocol: %s, port: %d}\n",
+                 g_extra_http ? "tcp" : "udp", g_extra_http ? "http" : "influx_line", port + 1);
     snprintf(buf, sizeof(buf),
              "engine: {workers: 2, pin_workers: false, idle: {sleep: 1ms}, run_dir: %s/run,"
              " data_dir: %s}\n"
@@ -332,6 +336,40 @@ static void test_listener_add_remove_cycles(void **state)
     rf_settings_release(&s);
 }
 
+/* The same with an HTTP listener coming and going (a request answered by
+ * the first): its front (connections, decoders) is freed with it. */
+static void test_http_listener_add_remove_cycles(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-reload-http-cycles");
+    const int port = tproc_port_base() + 8; /* shared with the last test */
+    rf_settings s;
+    rf_engine *e = start(port, &s);
+    rf_engine_test_reload_wait(e, 10 * RF_NS_PER_S);
+    g_extra_http = true;
+    rf_err err;
+    for (int c = 0; c < 20; c++) {
+        int rc = reload_text(e, config(port, "a", true, 0), &err);
+        if (rc != 0)
+            fail_msg("cycle %d, add: %d %s", c, rc, err.msg);
+        if (c == 0) { /* the helper waits for the kept-alive connection to end (5 s) */
+            int status;
+            char *body = tproc_http_get(port + 1, "/ping", &status);
+            free(body);
+            if (status != 204 && status != 200)
+                fail_msg("cycle %d: /ping answered %d", c, status);
+        }
+        rc = reload_text(e, config(port, "a", false, 0), &err);
+        if (rc != 0)
+            fail_msg("cycle %d, remove: %d %s", c, rc, err.msg);
+        assert_int_equal(listener_components("extra"), 0);
+    }
+    g_extra_http = false;
+    assert_int_equal(rf_shard_retired_counters(rf_engine_shard(e, 0))->inputs, 20);
+    rf_engine_stop(e);
+    rf_settings_release(&s);
+}
+
 /* ---- the recording tap's grace period (rf_engine_record_stop) ---------- */
 
 static _Atomic bool g_send_stop;
@@ -370,6 +408,9 @@ static void test_record_stop_while_receiving(void **state)
     const int port = tproc_port_base() + 6; /* a pair per test */
     rf_settings s;
     rf_engine *e = start(port, &s);
+    /* The default grace (not the short one of the late-reload tests): a
+     * worker busy with the traffic under a sanitizer is slow, not stuck. */
+    rf_engine_test_reload_wait(e, 10 * RF_NS_PER_S);
     g_send_port = port;
     atomic_store(&g_send_stop, false);
     pthread_t t;
@@ -438,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_late_reload_then_second_then_stop),
         cmocka_unit_test(test_stop_with_reload_pending),
         cmocka_unit_test(test_listener_add_remove_cycles),
+        cmocka_unit_test(test_http_listener_add_remove_cycles),
         cmocka_unit_test(test_record_stop_while_receiving),
         cmocka_unit_test(test_record_stop_timeout_stops_the_thread),
     };
