@@ -45,6 +45,45 @@ void tproc_write_file(const char *name, const char *text)
     fclose(f);
 }
 
+char *tproc_shell(const char *cmd, int *status)
+{
+    char full[4096];
+    snprintf(full, sizeof(full), "cd %s && %s", g_dir, cmd);
+    FILE *p = popen(full, "r");
+    if (!p) {
+        *status = 128;
+        return strdup("");
+    }
+    size_t cap = 1 << 16, len = 0, n;
+    char *out = malloc(cap);
+    while (out && (n = fread(out + len, 1, cap - 1 - len, p)) > 0) {
+        len += n;
+        if (cap - 1 - len == 0) {
+            char *grown = realloc(out, cap * 2);
+            if (!grown)
+                break;
+            out = grown;
+            cap *= 2;
+        }
+    }
+    if (out)
+        out[len] = '\0';
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return out;
+}
+
+char *tproc_shell_ok(const char *cmd)
+{
+    int status;
+    char *out = tproc_shell(cmd, &status);
+    if (out && status == 0)
+        return out;
+    fprintf(stderr, "`%s` exited %d:\n%s\n", cmd, status, out ? out : "(out of memory)");
+    free(out);
+    return NULL;
+}
+
 char *tproc_read_file(const char *path)
 {
     static char buf[1 << 20];

@@ -18,6 +18,12 @@ void tproc_write_file(const char *name, const char *text);
 char *tproc_read_file(const char *path);
 /* The same for a file in the temp directory. */
 char *tproc_read_dir_file(const char *name);
+/* Runs `sh -c CMD` in the temp directory: its stdout (malloc'ed) and its
+ * exit status in *status (128 when it did not exit normally). */
+char *tproc_shell(const char *cmd, int *status);
+/* The same, for a command that must succeed: its stdout, or NULL (the
+ * command, its status and its output printed to stderr) when it failed. */
+char *tproc_shell_ok(const char *cmd);
 /* Starts ringflowd with NULL-terminated args, cwd = the temp directory. */
 void tproc_start(proc *p, const char *const *args);
 /* Waits up to timeout_ms; the exit code, 128+signal, or -1 (then killed). */

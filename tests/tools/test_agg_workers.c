@@ -52,23 +52,8 @@ static int g_max_cents[2][WINDOWS];
 
 static char *run_ok(const char *cmd)
 {
-    char full[4096];
-    snprintf(full, sizeof(full), "cd %s && %s", tproc_dir(), cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, len = 0, n;
-    char *out = malloc(cap);
-    while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0) {
-        len += n;
-        if (cap - 1 - len == 0) {
-            cap *= 2;
-            out = realloc(out, cap);
-        }
-    }
-    out[len] = '\0';
-    int st = pclose(p);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("`%s` failed:\n%s", cmd, out);
+    char *out = tproc_shell_ok(cmd);
+    assert_non_null(out); /* tproc_shell_ok printed what failed */
     return out;
 }
 

@@ -60,35 +60,15 @@ static uint64_t rnd(void)
     return g_lcg >> 11;
 }
 
-/* Runs a shell command in the test dir; returns its stdout (malloc'ed) and
- * its exit status in *status. */
+
 static char *run(const char *cmd, int *status)
 {
-    char full[4096];
-    snprintf(full, sizeof(full), "cd %s && %s", tproc_dir(), cmd);
-    FILE *p = popen(full, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, len = 0, n;
-    char *out = malloc(cap);
-    while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0) {
-        len += n;
-        if (cap - 1 - len == 0) {
-            cap *= 2;
-            out = realloc(out, cap);
-        }
-    }
-    out[len] = '\0';
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-    return out;
+    return tproc_shell(cmd, status);
 }
-
 static char *run_ok(const char *cmd)
 {
-    int status;
-    char *out = run(cmd, &status);
-    if (status != 0)
-        fail_msg("`%s` exited %d:\n%s", cmd, status, out);
+    char *out = tproc_shell_ok(cmd);
+    assert_non_null(out); /* tproc_shell_ok printed what failed */
     return out;
 }
 
