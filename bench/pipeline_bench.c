@@ -1,6 +1,6 @@
 /* The whole per-core stage chain: rf_pipeline_process, as a worker runs it
  * on a batch of events it owns, with the daemon's own configuration parsing
- * (daemon/pipeline.c) and a real storage shard.
+ * (stages/pipeline/pipeline.c) and a real storage shard.
  *
  *   ringflow-bench --benchmark_filter='^stages/chain/' --benchmark_repetitions=5 \
  *                  --benchmark_report_aggregates_only=true
@@ -31,7 +31,7 @@
 #include "core/clock/clock.h"
 #include "core/config/config.h"
 #include "core/event/event.h"
-#include "daemon/pipeline.h"
+#include "stages/pipeline/pipeline.h"
 #include "storage/store/store.h"
 
 #define CHAIN_BATCH 256

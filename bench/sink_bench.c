@@ -14,7 +14,7 @@
  *
  * The events are gauges (doubles) of <series> series in random order; the
  * series text comes from a series table (rf_series_table_find + the key), as
- * the daemon's namer does (daemon/pipeline.c). items/s is events per second
+ * the daemon's namer does (stages/pipeline/pipeline.c). items/s is events per second
  * of CPU time (system time of the write and send calls included);
  * bytes/s is output bytes. The json_file benchmark truncates its (unlinked)
  * file outside the timed region every 64 MiB so the disk does not fill. */

@@ -17,8 +17,8 @@
 #include "core/ring/ring.h"
 #include "core/worker/worker.h"
 #include "daemon/memory_budget.h"
-#include "daemon/pipeline.h"
-#include "daemon/shard.h"
+#include "stages/pipeline/pipeline.h"
+#include "daemon/worker_shard.h"
 #include "daemon/tap.h"
 #include "ingest/dpdk/dpdk.h"
 #include "ingest/listen/listen.h"
@@ -29,7 +29,7 @@
 #define RF_DISPATCH_BATCH 64
 /* Events taken from one inbound ring per dequeue. */
 #define RF_POLL_BATCH 256
-/* Peer messages between the stages of two workers (daemon/pipeline.h,
+/* Peer messages between the stages of two workers (stages/pipeline/pipeline.h,
  * "Between shards"): a ring per ordered pair, and per destination a backlog
  * that holds what the ring had no room for. Stages send one message per
  * group and window, or per event of a series bound to a correlation pattern;
@@ -1023,7 +1023,7 @@ void rf_engine_stop(rf_engine *e)
             usleep(200);
         }
     }
-    /* Phase 1b (daemon/pipeline.h "Between shards", step 1): every worker
+    /* Phase 1b (stages/pipeline/pipeline.h "Between shards", step 1): every worker
      * closes its stages once, sending peers what they must see. */
     atomic_store_explicit(&e->close_stages, true, memory_order_release);
     bool all_running = true;

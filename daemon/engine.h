@@ -33,7 +33,7 @@
 
 #include "core/error/error.h"
 #include "daemon/settings.h"
-#include "daemon/shard.h"
+#include "daemon/worker_shard.h"
 
 typedef struct rf_engine rf_engine;
 
@@ -124,7 +124,7 @@ struct rf_dpdk *rf_engine_dpdk(const rf_engine *e);
 const rf_settings *rf_engine_settings(const rf_engine *e);
 
 /* Listeners a reload removed are freed once their workers have closed
- * them (daemon/shard.h, rf_shard_inputs_reap): by the reload itself when
+ * them (daemon/worker_shard.h, rf_shard_inputs_reap): by the reload itself when
  * they close within its wait, else by the next reload or by this (the
  * daemon's control loop calls it every second). Returns how many inputs it
  * freed. set_input_gone: called for each before it is freed (the views'

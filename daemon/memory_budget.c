@@ -26,7 +26,7 @@
 
 /* ---- parts whose owners have no bound function (yet) ---------------------- *
  * Mirrors of their allocation code (stages/series, ingest/protocol,
- * daemon/pipeline.c, daemon/engine.c, daemon/ops/server.c belong to others:
+ * stages/pipeline/pipeline.c, daemon/engine.c, daemon/ops/server.c belong to others:
  * these belong next to that code). tests/daemon/test_memory_budget.c checks
  * the series table against resident memory and the parse context's sizes. */
 
@@ -77,7 +77,7 @@ static uint64_t key_bound(uint32_t max_key)
 /* ingest/protocol (rf_parse_ctx_new): the context, the raw-series cache
  * (16 bytes a slot), the announced-ids set (8 bytes a slot), tag and pending
  * scratch, the canonical key and unescape buffers, the reject log; and the
- * shard's input beside it (daemon/shard.c: a 256-event batch). */
+ * shard's input beside it (daemon/worker_shard.c: a 256-event batch). */
 #define PARSE_CTX_FIXED 4096u
 #define PARSE_RAW_SLOT 16u
 #define PARSE_ANNOUNCED_SLOT 8u
@@ -115,7 +115,7 @@ uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line)
     return b;
 }
 
-/* daemon/pipeline.c: the pipeline's scratch (four 256-event batches and
+/* stages/pipeline/pipeline.c: the pipeline's scratch (four 256-event batches and
  * their slots, the measurement counts, the latency histogram) and, per
  * sink, the critical and standard staging (two 256-event batches). */
 #define PIPE_FIXED (4ull * 256 * (sizeof(rf_event) + 4) + 1024 * 80 + 64 * 1024)

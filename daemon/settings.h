@@ -11,7 +11,7 @@
 #include "daemon/daemon_config.h"
 #include "daemon/ops/ops.h"
 #include "daemon/ingest_settings.h"
-#include "daemon/pipeline.h"
+#include "stages/pipeline/pipeline.h"
 #include "daemon/privileges.h"
 #include "daemon/storage_settings.h"
 #include "ingest/dpdk/dpdk.h"

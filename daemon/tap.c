@@ -25,7 +25,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #define TAP_HDR 56u
 #define TAP_KIND_DATA 1u

@@ -4,7 +4,7 @@ summary lines the daemon logs.
 
 The daemon's own counters are the source of truth for what it received and
 processed: `worker-N final: ...` and `worker-N listener NAME final: ...` log
-lines written when it drains at SIGTERM (daemon/engine.c, daemon/shard.c).
+lines written when it drains at SIGTERM (daemon/engine.c, daemon/worker_shard.c).
 """
 import os
 import re

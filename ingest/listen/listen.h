@@ -261,7 +261,7 @@ bool rf_listener_detached(const rf_listener *l);
  * good (its slot is reused by a later attach), so the set no longer frees
  * it. l keeps its counters and stays valid until rf_listener_close, which
  * the control thread calls once the owner is done with it (a reload's
- * removed listener: daemon/shard.c). */
+ * removed listener: daemon/worker_shard.c). */
 void rf_listener_set_remove(rf_listener_set *set, rf_listener *l);
 /* Before detaching a UDP listener for good (the daemon stopping): the
  * socket stops taking new datagrams (it is connected to its own address,

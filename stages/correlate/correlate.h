@@ -207,7 +207,7 @@ void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns);
 /* Closes every open group (shutdown, reload), emitting those large enough. */
 void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns);
 
-/* Stop, step 1 (daemon/pipeline.h "Between shards"): drains, and from then
+/* Stop, step 1 (stages/pipeline/pipeline.h "Between shards"): drains, and from then
  * on emits every group where it forms instead of sending it to its series'
  * owner. */
 void rf_correlator_close(rf_correlator *c, int64_t now_mono_ns);

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/crc32c/crc32c.h"
 #include "core/error/error.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -55,16 +56,6 @@ enum rf_seg_rec_type {
     RF_SEG_REC_SERIES = 2, /* payload: canonical key text of one series */
     RF_SEG_REC_FOOTER = 3, /* payload: the segment index */
 };
-
-/* ---- CRC32C (Castagnoli), with SSE4.2 when the CPU has it ---------------- */
-
-/* CRC32C of buf, continuing from `crc` (0 to start): rf_crc32c(rf_crc32c(0,a),b)
- * is the CRC of a then b. */
-uint32_t rf_crc32c(uint32_t crc, const void *buf, size_t len);
-/* The table-driven path, always available (tests compare both paths). */
-uint32_t rf_crc32c_sw(uint32_t crc, const void *buf, size_t len);
-/* True when rf_crc32c uses the SSE4.2 instruction. */
-bool rf_crc32c_hw_available(void);
 
 /* ---- file header ---------------------------------------------------------- */
 

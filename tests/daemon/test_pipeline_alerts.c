@@ -21,7 +21,7 @@
 
 #include "core/config/config.h"
 #include "core/event/event.h"
-#include "daemon/pipeline.h"
+#include "stages/pipeline/pipeline.h"
 #include "stages/alert/alert.h"
 
 static char g_dir[256];

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "daemon_proc.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #define DATAGRAMS 300
 #define TCP_LINES 200

@@ -40,9 +40,9 @@
 #include "core/stats/stats.h"
 #include "core/worker/worker.h"
 #include "daemon/engine.h"
-#include "daemon/pipeline.h"
+#include "stages/pipeline/pipeline.h"
 #include "daemon/settings.h"
-#include "daemon/shard.h"
+#include "daemon/worker_shard.h"
 #include "daemon/tap.h"
 #include "daemon_proc.h"
 

@@ -595,7 +595,7 @@ static void test_tick_and_sweep(void **state)
 /* ---- wall-clock steps ---------------------------------------------------- */
 
 /* A simulated host: real time (what the clients' clocks read), the daemon's
- * monotonic clock and its wall clock, real + step. As daemon/pipeline.c does,
+ * monotonic clock and its wall clock, real + step. As stages/pipeline/pipeline.c does,
  * the aggregator is ticked every 100 ms, with monotonic time only. Events
  * with a client timestamp carry real time; events stamped at receipt carry
  * the daemon's wall clock. */

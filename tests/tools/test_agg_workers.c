@@ -29,7 +29,7 @@
 #include <time.h>
 
 #include "../daemon/daemon_proc.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)

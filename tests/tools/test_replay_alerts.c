@@ -27,7 +27,7 @@
 
 #include "../daemon/daemon_proc.h"
 #include "core/event/event.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)

@@ -1,4 +1,4 @@
-/* Deterministic replay: `ringflow replay REC --into DIR` (tools/replay/engine.h).
+/* Deterministic replay: `ringflow replay REC --into DIR` (tools/replay/replay_engine.h).
  *
  * A recording is written here with the recfile writer: five listeners, three
  * protocols, UDP and TCP, lines with explicit timestamps and lines without,
@@ -37,7 +37,7 @@
 
 #include "../daemon/daemon_proc.h"
 #include "core/event/event.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)

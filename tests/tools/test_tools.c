@@ -4,7 +4,7 @@
  *
  * The commands run as child processes of the built `ringflow` binary (its
  * path is argv[1], passed by meson) against sockets this test owns on
- * loopback; the recording format is checked through tools/record/recfile.h.
+ * loopback; the recording format is checked through storage/recfile/recfile.h.
  * Every wait is bounded. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,7 +29,7 @@
 #include <cmocka.h>
 
 #include "core/clock/clock.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 #include "tools/replay/replay.h"
 
 static const char *g_ringflow;

@@ -3,7 +3,7 @@
  * Listens on the ports given (plain sockets: a capture must not compete with
  * an engine for the same port, so there is no SO_REUSEPORT here) and appends
  * every datagram, and every run of complete TCP lines, to a recording file
- * (tools/record/recfile.h, docs/FORMAT.md "Recording format") with its
+ * (storage/recfile/recfile.h, docs/FORMAT.md "Recording format") with its
  * receive times, source, listener name, protocol and transport.
  *
  * UDP is read with recvmmsg in batches; TCP is framed at line boundaries so a
@@ -30,7 +30,7 @@
 #include "tools/cli/locate.h"
 #include "tools/record/record.h"
 #include "tools/cli/client.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #define REC_MAX_LISTENERS 16
 #define REC_MAX_CONNS 256

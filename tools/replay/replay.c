@@ -1,7 +1,7 @@
 /* ringflow replay: sends recorded traffic to a running engine.
  *
  * Inputs (detected by their first bytes):
- *   - recordings of `ringflow record` (tools/record/recfile.h), one file, the
+ *   - recordings of `ringflow record` (storage/recfile/recfile.h), one file, the
  *     files of a rotated recording in order, or a base path whose rotated
  *     files <path>.NNNNNN exist;
  *   - classic libpcap captures (microsecond or nanosecond, either byte
@@ -27,7 +27,7 @@
  * a fresh engine carries the original times instead of the replay's.
  *
  * --into DIR sends nothing: recordings go through an in-process engine
- * built from a ringflowd configuration (tools/replay/engine.h), in one
+ * built from a ringflowd configuration (tools/replay/replay_engine.h), in one
  * thread, in event time (the recording's clocks), as fast as it runs. The
  * same recording gives the same segment files and sink files every time.
  */
@@ -52,8 +52,8 @@
 #include "core/clock/clock.h"
 #include "core/config/config.h"
 #include "core/log/log.h"
-#include "tools/record/recfile.h"
-#include "tools/replay/engine.h"
+#include "storage/recfile/recfile.h"
+#include "tools/replay/replay_engine.h"
 
 #define RP_BATCH 64
 #define RP_SLOT_BYTES 65536

@@ -26,8 +26,8 @@
  * Everything here runs on the owning worker's thread, except
  * rf_pipeline_settings_* (control thread) and the *_stats readers.
  */
-#ifndef RF_DAEMON_PIPELINE_H
-#define RF_DAEMON_PIPELINE_H
+#ifndef RF_STAGES_PIPELINE_H
+#define RF_STAGES_PIPELINE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -161,7 +161,7 @@ uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono_ns, int64_t now_wall_
 /* Shutdown: closes windows, flushes batches and sinks. */
 void rf_pipeline_drain(rf_pipeline *p);
 
-/* Event clock (a replay, tools/replay/engine.h): every time the pipeline and
+/* Event clock (a replay, tools/replay/replay_engine.h): every time the pipeline and
  * its stages act on is given by the caller, so the same input at the same
  * given times produces the same output. rf_pipeline_process_at and
  * rf_pipeline_drain_at are rf_pipeline_process and rf_pipeline_drain at

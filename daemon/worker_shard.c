@@ -1,6 +1,6 @@
 /* One worker's shard: the ingest side (listener set, one parse context per
  * listener) and the processing chain of the series this worker owns. */
-#include "daemon/shard.h"
+#include "daemon/worker_shard.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,7 +20,7 @@
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
-#include "daemon/pipeline.h"
+#include "stages/pipeline/pipeline.h"
 #include "daemon/tap.h"
 #include "core/worker/worker.h"
 #include "storage/store/store.h"

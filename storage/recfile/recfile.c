@@ -1,6 +1,6 @@
 /* Recording files: writer with size-bounded rotation, and a reader that stops
  * cleanly at a torn tail. Format: recfile.h and docs/FORMAT.md. */
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
-#include "storage/segment/segment.h" /* rf_crc32c: one CRC32C for the whole project */
+#include "core/crc32c/crc32c.h"
 
 /* ---- little-endian helpers (the format is LE on every host) ---------------- */
 

@@ -1,7 +1,7 @@
 /* The in-process replay engine: the daemon's configuration, parsers,
  * pipelines and store, driven by one thread on the recording's clocks. See
  * engine.h for the determinism contract. */
-#include "tools/replay/engine.h"
+#include "tools/replay/replay_engine.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,11 +13,11 @@
 
 #include "core/clock/clock.h"
 #include "core/event/event.h"
-#include "daemon/pipeline.h"
+#include "stages/pipeline/pipeline.h"
 #include "daemon/settings.h"
 #include "storage/store/store.h"
 
-/* Events a parser collects before its flush (as daemon/shard.c). */
+/* Events a parser collects before its flush (as daemon/worker_shard.c). */
 #define RE_PARSE_BATCH 256
 /* Inputs: the configured listeners, then listener names of the recording
  * the configuration does not have. */
@@ -33,7 +33,7 @@ typedef struct re_input {
     rf_event batch[RE_PARSE_BATCH];
 } re_input;
 
-/* Peer messages to one shard (daemon/pipeline.h "Between shards"), in the
+/* Peer messages to one shard (stages/pipeline/pipeline.h "Between shards"), in the
  * order they were sent; grown by doubling, reused. */
 typedef struct re_peer_queue {
     rf_event *ev;
@@ -203,7 +203,7 @@ static re_input *input_new(rf_replay_engine *e, const char *name, uint8_t protoc
     snprintf(in->name, sizeof(in->name), "%s", name);
     in->protocol = protocol;
     in->critical = critical;
-    /* What daemon/shard.c gives each listener's parser. */
+    /* What daemon/worker_shard.c gives each listener's parser. */
     rf_parse_config pc = e->settings.ingest.parse;
     pc.source_id = source_id;
     pc.max_line_len = max_line;
@@ -505,7 +505,7 @@ int rf_replay_engine_finish(rf_replay_engine *e, rf_replay_summary *out, rf_err 
     int rc = 0;
     for (uint32_t i = 0; i < e->n_inputs; i++)
         rf_parse_flush(e->inputs[i]->parser); /* empty: flushed per record */
-    /* The stop order of daemon/pipeline.h "Between shards". */
+    /* The stop order of stages/pipeline/pipeline.h "Between shards". */
     for (uint32_t s = 0; s < e->workers; s++)
         rf_pipeline_close_stages_at(e->pipes[s], e->now_mono);
     deliver_peers(e);

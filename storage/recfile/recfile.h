@@ -20,8 +20,8 @@
  *   - Writer and reader are single-threaded objects; no global state.
  *   - Functions return 0 or a negative errno; messages go into rf_err.
  */
-#ifndef RF_TOOLS_RECORD_RECFILE_H
-#define RF_TOOLS_RECORD_RECFILE_H
+#ifndef RF_STORAGE_RECFILE_H
+#define RF_STORAGE_RECFILE_H
 
 #include <stdbool.h>
 #include <stddef.h>

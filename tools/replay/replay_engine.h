@@ -49,18 +49,18 @@
  *   - Single-threaded object; the store's I/O thread is its only helper.
  *   - Functions return 0 or a negative errno with err filled.
  */
-#ifndef RF_TOOLS_REPLAY_ENGINE_H
-#define RF_TOOLS_REPLAY_ENGINE_H
+#ifndef RF_TOOLS_REPLAY_REPLAY_ENGINE_H
+#define RF_TOOLS_REPLAY_REPLAY_ENGINE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/error/error.h"
 #include "ingest/protocol/protocol.h"
-#include "tools/record/recfile.h"
+#include "storage/recfile/recfile.h"
 
 /* Ticks every 10 ms of recorded time, as a daemon's worker does
- * (daemon/shard.c). */
+ * (daemon/worker_shard.c). */
 #define RF_REPLAY_TICK_NS (10 * 1000 * 1000)
 
 typedef struct rf_replay_engine rf_replay_engine;

@@ -11,8 +11,8 @@
  *     be this same shard via rf_shard_process).
  *   - rf_shard_process takes events this shard owns, in order.
  */
-#ifndef RF_DAEMON_SHARD_H
-#define RF_DAEMON_SHARD_H
+#ifndef RF_DAEMON_WORKER_SHARD_H
+#define RF_DAEMON_WORKER_SHARD_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -80,7 +80,7 @@ void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
 uint32_t rf_shard_tick(rf_shard *s);
 /* Flushes everything held (shutdown). */
 void rf_shard_drain(rf_shard *s);
-/* Peer messages between shards' stages (daemon/pipeline.h "Between
+/* Peer messages between shards' stages (stages/pipeline/pipeline.h "Between
  * shards"): the transport (before start) and the stop's first step. */
 void rf_shard_set_peer_send(rf_shard *s, rf_peer_send_fn fn, void *ctx);
 void rf_shard_close_stages(rf_shard *s);

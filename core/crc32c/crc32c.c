@@ -3,7 +3,7 @@
  * instruction (8 bytes per instruction, ~10x the table) when the CPU has it,
  * checked once at load time, and slicing-by-8 tables otherwise. No Debian
  * library ships CRC32C for C (zlib's crc32 is the other polynomial). */
-#include "storage/segment/segment.h"
+#include "core/crc32c/crc32c.h"
 
 #include <string.h>
 
