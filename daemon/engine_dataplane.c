@@ -1,0 +1,487 @@
+/* The engine's data plane: what each worker does per poll (receive, parse,
+ * dispatch by owner, process what it owns), the rings between workers (the
+ * standard mesh, the critical lane and the peer messages between stages)
+ * and the worker's side of the stop, the test hold and the recording's
+ * grace period. Runs on the worker threads; the control thread's side is
+ * in engine_start.c, engine_reload.c and engine_record.c. */
+#include "daemon/engine_pvt.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <time.h>
+
+#include "core/clock/clock.h"
+#include "core/config/config.h"
+#include "core/log/log.h"
+#include "core/mem/mem.h"
+#include "core/ring/ring.h"
+#include "core/worker/worker.h"
+#include "daemon/memory_budget.h"
+#include "stages/pipeline/pipeline.h"
+#include "daemon/worker_shard.h"
+#include "daemon/tap.h"
+#include "ingest/dpdk/dpdk.h"
+#include "ingest/listen/listen.h"
+#include "numa/numa.h"
+#include "storage/store/store.h"
+
+static void counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+static uint32_t drain_inbound(rf_engine_worker *w);
+
+/* Runs the events this worker owns through its stages. */
+static void process_local(rf_engine_worker *w)
+{
+    if (w->n_local == 0)
+        return;
+    rf_shard_process(w->shard, w->local, w->n_local);
+    counter_add(&w->events_processed, w->n_local);
+    w->n_local = 0;
+}
+
+/* Puts ev[done..n) into ring r to worker j, waiting for room: this worker
+ * keeps draining and processing its own inbound rings meanwhile (every
+ * worker is both producer and consumer, and a plain wait could deadlock two
+ * workers sending to each other), then wakes j. */
+static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const rf_event *ev,
+                            uint32_t done, uint32_t n)
+{
+    rf_engine *e = w->engine;
+    if (done < n) {
+        counter_add(&w->block_waits, 1);
+        unsigned idle = 0;
+        while (done < n) {
+            rf_worker_wake(e->workers[j]->thread);
+            if (drain_inbound(w) == 0 && ++idle > 64) {
+                sched_yield();
+                idle = 0;
+            }
+            done += rf_ring_enqueue_burst(r, ev + done, sizeof(rf_event), n - done);
+        }
+    }
+    counter_add(&w->sent_to_peers, n);
+    rf_worker_wake(e->workers[j]->thread);
+}
+
+/* Whether HTTP writes should be refused (503 + Retry-After) now: this
+ * worker's rings dropped points (drop_newest) within the last second. Under
+ * `block` nothing is dropped and the worker waits instead, which the client
+ * sees as a slower answer. Worker thread; one clock read per request. */
+static bool worker_busy(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    return w->last_ring_drop_ns && rf_clock_mono_ns() - w->last_ring_drop_ns < RF_NS_PER_S;
+}
+
+/* Sends n events to worker j. A full ring under the block policy (and always
+ * for definitions) makes this worker wait (enqueue_waiting); drop_newest
+ * drops and counts what does not fit. */
+static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n,
+                         bool must_deliver)
+{
+    rf_engine *e = w->engine;
+    rf_ring *r = w->outbound[j];
+    uint32_t done = rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n);
+    if (done < n && !must_deliver && e->policy == RF_RING_DROP_NEWEST) {
+        done += rf_ring_enqueue_policy(r, ev + done, sizeof(rf_event), n - done,
+                                       RF_RING_DROP_NEWEST, NULL);
+        counter_add(&w->dropped_ring_full, n - done);
+        if (done < n) /* the drop path only: one clock read there */
+            w->last_ring_drop_ns = rf_clock_mono_ns();
+        n = done;
+    }
+    enqueue_waiting(w, j, r, ev, done, n);
+}
+
+static void flush_staging(rf_engine_worker *w, uint32_t j)
+{
+    rf_staging *s = &w->staging[j];
+    if (s->n_defs) {
+        send_to_peer(w, j, s->defs, s->n_defs, true);
+        s->n_defs = 0;
+    }
+    if (s->n_data) {
+        send_to_peer(w, j, s->data, s->n_data, false);
+        s->n_data = 0;
+    }
+}
+
+static void flush_all_staging(rf_engine_worker *w)
+{
+    for (uint32_t j = 0; j < w->engine->n_workers; j++)
+        if (j != w->index)
+            flush_staging(w, j);
+}
+
+/* ---- peer messages -------------------------------------------------------- */
+
+void rf_engine_peer_free_owned(const rf_event *ev, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (ev[i].flags & RF_EVF_OWNS_AUX)
+            free((void *)(uintptr_t)ev[i].aux);
+}
+
+/* The pipeline's transport to worker `to` (rf_pipeline_set_peer_send): into
+ * the backlog, which flush_peer_backlogs empties into the ring at the end of
+ * the poll. Never waits: a stage sending from inside processing must not
+ * re-enter processing (enqueue_waiting would). */
+static void peer_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
+{
+    rf_engine_worker *w = ctx;
+    rf_peer_backlog *b = &w->peer_backlog[to];
+    if (b->head == b->n)
+        b->head = b->n = 0;
+    if (b->n + n > b->cap) {
+        if (b->head) { /* compact first: the front was sent */
+            memmove(b->ev, b->ev + b->head, (size_t)(b->n - b->head) * sizeof(rf_event));
+            b->n -= b->head;
+            b->head = 0;
+        }
+    }
+    if (b->n + n > b->cap) {
+        uint32_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + n && cap < RF_PEER_BACKLOG_MAX)
+            cap *= 2;
+        rf_event *grown = cap >= b->n + n ? realloc(b->ev, (size_t)cap * sizeof(rf_event)) : NULL;
+        if (!grown) {
+            counter_add(&w->peer_dropped_backlog, n);
+            rf_engine_peer_free_owned(ev, n);
+            return;
+        }
+        b->ev = grown;
+        b->cap = cap;
+    }
+    memcpy(b->ev + b->n, ev, (size_t)n * sizeof(rf_event));
+    b->n += n;
+    counter_add(&w->peer_backlog_now, n);
+}
+
+/* Moves what fits of each backlog into its ring and wakes the peers that got
+ * something. Returns how many messages are still waiting. */
+static uint32_t flush_peer_backlogs(rf_engine_worker *w)
+{
+    uint32_t left = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_peer_backlog *b = &w->peer_backlog[j];
+        if (b->head == b->n)
+            continue;
+        uint32_t done = rf_ring_enqueue_burst(w->peer_outbound[j], b->ev + b->head,
+                                              sizeof(rf_event), b->n - b->head);
+        if (done) {
+            b->head += done;
+            counter_add(&w->peer_enqueued, done);
+            /* Relaxed like every counter here; the control thread reads it
+             * only to see the backlogs empty (rf_engine_stop). */
+            atomic_store_explicit(&w->peer_backlog_now,
+                                  atomic_load_explicit(&w->peer_backlog_now, memory_order_relaxed) -
+                                      done,
+                                  memory_order_relaxed);
+            rf_worker_wake(w->engine->workers[j]->thread);
+        }
+        left += b->n - b->head;
+    }
+    return left;
+}
+
+/* Hands what the peer rings hold to this worker's pipeline. */
+static uint32_t drain_peer_rings(rf_engine_worker *w)
+{
+    uint32_t total = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_ring *r = w->peer_inbound[j];
+        if (!r)
+            continue;
+        uint32_t got;
+        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+            rf_shard_process(w->shard, w->scratch, got);
+            counter_add(&w->peer_dequeued, got);
+            total += got;
+            if (got < RF_POLL_BATCH)
+                break;
+        }
+    }
+    return total;
+}
+
+/* Critical events (definitions included, in order) to worker j's critical
+ * ring: never dropped, a full one is waited out. */
+static void send_critical_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, uint32_t n)
+{
+    /* Relaxed: the lane's acquire (serve_critical, or the listener change
+     * that brought the critical listener) made the pointer visible. */
+    rf_ring *r = atomic_load_explicit(&w->crit_outbound[j], memory_order_relaxed);
+    enqueue_waiting(w, j, r, ev, rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n), n);
+}
+
+/* Critical events from a critical listener: ours are processed at once
+ * (with whatever routine events are already in the local batch, at most
+ * RF_POLL_BATCH - 1 of them), the others go straight to their owner's
+ * critical ring, definitions and data in arrival order so that a series'
+ * definition is never behind its data. */
+static void dispatch_critical(rf_engine_worker *w, const rf_event *ev, uint32_t n)
+{
+    const uint32_t workers = w->engine->n_workers;
+    uint64_t data = 0;
+    for (uint32_t i = 0; i < n; i++)
+        data += ev[i].kind != RF_KIND_SERIES_DEF;
+    counter_add(&w->critical_events, data);
+    for (uint32_t i = 0; i < n;) {
+        uint32_t owner = rf_event_owner(ev[i].series_id, workers);
+        uint32_t run = 1;
+        while (i + run < n && rf_event_owner(ev[i + run].series_id, workers) == owner)
+            run++;
+        if (owner == w->index) {
+            for (uint32_t k = 0; k < run; k++) {
+                w->local[w->n_local++] = ev[i + k];
+                if (w->n_local == RF_POLL_BATCH)
+                    process_local(w);
+            }
+        } else {
+            send_critical_to_peer(w, owner, ev + i, run);
+        }
+        i += run;
+    }
+    process_local(w);
+}
+
+/* Hands parsed events to their owners: our own go to the local batch, the
+ * others to per-destination staging flushed per batch. Called by the ingest
+ * side of this worker. */
+void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
+{
+    const uint32_t workers = w->engine->n_workers;
+    counter_add(&w->events_parsed, n);
+    /* A parse batch comes from one listener: all critical or none. */
+    if (n && ev[0].priority == RF_PRIO_CRITICAL) {
+        dispatch_critical(w, ev, n);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t owner = rf_event_owner(ev[i].series_id, workers);
+        if (owner == w->index) {
+            w->local[w->n_local++] = ev[i];
+            if (w->n_local == RF_POLL_BATCH)
+                process_local(w);
+            continue;
+        }
+        rf_staging *s = &w->staging[owner];
+        if (ev[i].kind == RF_KIND_SERIES_DEF) {
+            if (s->n_defs == RF_DISPATCH_BATCH)
+                flush_staging(w, owner);
+            s->defs[s->n_defs++] = ev[i];
+        } else {
+            if (s->n_data == RF_DISPATCH_BATCH)
+                flush_staging(w, owner);
+            s->data[s->n_data++] = ev[i];
+        }
+    }
+}
+
+/* The shard's dispatch callback (rf_shard_dispatch_fn): the exact signature
+ * the shard calls through, so no call goes through an incompatible function
+ * type (tests/meson.build, fn_casts). */
+static void dispatch_trampoline(void *ctx, const rf_event *ev, uint32_t n)
+{
+    rf_engine_dispatch(ctx, ev, n);
+}
+
+/* Processes what the critical rings hold. */
+static uint32_t drain_critical_rings(rf_engine_worker *w)
+{
+    uint32_t total = 0;
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_ring *r = atomic_load_explicit(&w->crit_inbound[j], memory_order_relaxed);
+        if (!r)
+            continue;
+        uint32_t got;
+        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+            counter_add(&w->events_from_peers, got);
+            counter_add(&w->critical_from_peers, got);
+            rf_shard_process(w->shard, w->scratch, got);
+            counter_add(&w->events_processed, got);
+            total += got;
+        }
+    }
+    return total;
+}
+
+/* The critical lane's turn: this worker's critical listeners, then the
+ * critical rings from its peers. Called at the top of every poll, between
+ * the datagrams of a standard listener (the shard's critical hook) and
+ * between bursts from the standard rings, so critical work waits behind at
+ * most one datagram or one burst of routine work. Cheap when idle: a few
+ * loads per listener set and ring. */
+static uint32_t serve_critical(rf_engine_worker *w)
+{
+    /* Pairs with the release in listeners_prepare / rf_engine_start. */
+    if (!atomic_load_explicit(&w->engine->critical_lane, memory_order_acquire) || w->in_critical)
+        return 0;
+    w->in_critical = true;
+    uint32_t work = 0;
+    if (rf_shard_critical_pending(w->shard))
+        work += rf_shard_poll_critical(w->shard);
+    work += drain_critical_rings(w);
+    w->in_critical = false;
+    return work;
+}
+
+static void serve_critical_hook(void *ctx)
+{
+    (void)serve_critical(ctx);
+}
+
+static uint32_t drain_inbound(rf_engine_worker *w)
+{
+    uint32_t total = serve_critical(w);
+    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+        rf_ring *r = w->inbound[j];
+        if (!r)
+            continue;
+        uint32_t got;
+        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+            counter_add(&w->events_from_peers, got);
+            rf_shard_process(w->shard, w->scratch, got);
+            counter_add(&w->events_processed, got);
+            total += got;
+            total += serve_critical(w);
+            if (got < RF_POLL_BATCH)
+                break;
+        }
+    }
+    total += drain_peer_rings(w);
+    return total;
+}
+
+static int worker_start(void *ctx, rf_err *err)
+{
+    rf_engine_worker *w = ctx;
+    return rf_shard_start(w->shard, err);
+}
+
+/* The test hold (rf_engine_test_hold): the worker stops here, as one stuck
+ * in a slow sink would, and takes nothing meanwhile. */
+static void test_hold(rf_engine_worker *w)
+{
+    int64_t ns = atomic_exchange_explicit(&w->test_hold_ns, -1, memory_order_relaxed);
+    if (ns > 0) {
+        struct timespec ts = {(time_t)(ns / RF_NS_PER_S), (long)(ns % RF_NS_PER_S)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+    }
+    atomic_store_explicit(&w->test_hold_ns, 0, memory_order_relaxed);
+}
+
+/* The worker's side of the recording's grace period (see tap_req). */
+static void tap_quiesce(rf_engine_worker *w)
+{
+    /* Pairs with the release store of tap_req in rf_engine_record_stop,
+     * made after the tap was unpublished: from here, this worker's loads of
+     * the tap pointer see it gone. */
+    uint64_t req = atomic_load_explicit(&w->tap_req, memory_order_acquire);
+    w->tap_acked = req;
+    /* Pairs with the acquire load in rf_engine_record_stop: every capture
+     * this worker made (in earlier loops) happens before the tap is freed. */
+    atomic_store_explicit(&w->tap_ack, req, memory_order_release);
+}
+
+static uint32_t worker_poll(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    uint32_t work = 0;
+    /* One relaxed load per loop; see test_hold_ns. */
+    if (__builtin_expect(atomic_load_explicit(&w->test_hold_ns, memory_order_relaxed) > 0, 0))
+        test_hold(w);
+    /* One relaxed load per loop (a hint: tap_quiesce acquires). */
+    if (__builtin_expect(atomic_load_explicit(&w->tap_req, memory_order_relaxed) != w->tap_acked, 0))
+        tap_quiesce(w);
+    /* Pairs with the release store in rf_engine_stop (phase 1). */
+    const bool stopping = atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire);
+    /* Pairs with the release in rf_engine_start: every peer's thread is set. */
+    if (!stopping && !atomic_load_explicit(&w->engine->threads_ready, memory_order_acquire))
+        return 0;
+    if (!stopping) {
+        work += serve_critical(w);
+        work += rf_shard_poll_ingest(w->shard);
+    } else if (!atomic_load_explicit(&w->ingest_quiesced, memory_order_relaxed)) {
+        rf_shard_stop_ingest(w->shard);
+        flush_all_staging(w);
+        process_local(w);
+        /* Pairs with the acquire in rf_engine_stop: our staging is flushed. */
+        atomic_store_explicit(&w->ingest_quiesced, true, memory_order_release);
+    }
+    flush_all_staging(w);
+    process_local(w);
+    work += drain_inbound(w);
+    work += rf_shard_tick(w->shard);
+    /* Pairs with the release store in rf_engine_stop (after phase 1). */
+    if (stopping && !atomic_load_explicit(&w->stages_closed, memory_order_relaxed) &&
+        atomic_load_explicit(&w->engine->close_stages, memory_order_acquire)) {
+        rf_shard_close_stages(w->shard);
+        flush_peer_backlogs(w);
+        /* Pairs with the acquire in rf_engine_stop: what the stages held
+         * is in the backlogs or the rings. */
+        atomic_store_explicit(&w->stages_closed, true, memory_order_release);
+    }
+    /* A backlog that waits for room keeps the worker awake. */
+    work += flush_peer_backlogs(w);
+    return work;
+}
+
+static void worker_drain(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    drain_inbound(w);
+    process_local(w);
+    rf_shard_drain(w->shard);
+    /* What the final drain sent peers (its emissions' reports) goes out if
+     * there is room; a peer that already stopped does not take it, and
+     * engine_free counts what is left. */
+    flush_peer_backlogs(w);
+}
+
+static void worker_wait(void *ctx, int64_t timeout_ns)
+{
+    rf_engine_worker *w = ctx;
+    rf_shard_wait(w->shard, timeout_ns);
+}
+
+static void worker_wake(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    rf_shard_wake(w->shard);
+}
+
+void rf_engine_worker_attach(rf_engine_worker *w)
+{
+    rf_shard_set_dispatch(w->shard, dispatch_trampoline, w);
+    rf_shard_set_busy(w->shard, worker_busy, w);
+    /* Always: a reload may bring the first critical listener. */
+    rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
+    rf_shard_set_tap(w->shard, &w->engine->tap);
+    rf_shard_set_peer_send(w->shard, peer_send, w);
+}
+
+rf_worker_ops rf_engine_worker_ops(rf_engine_worker *w)
+{
+    rf_worker_ops ops = {
+        .start = worker_start,
+        .poll = worker_poll,
+        .drain = worker_drain,
+        .ctx = w,
+    };
+    if (rf_shard_has_wait(w->shard)) {
+        ops.wait = worker_wait;
+        ops.wake = worker_wake;
+    }
+    return ops;
+}
