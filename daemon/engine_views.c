@@ -83,7 +83,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         "rejected",   "timestamps_clamped", "kernel_drops", "connections", "conn_refused",
         "conn_refused_per_source", "conn_timed_out", "lines_too_long", "partial_lines_discarded",
         "enobufs", "rejects_by_reason"};
-    rf_ops_table_begin(w, "listeners", cols, 21);
+    RF_OPS_TABLE_BEGIN(w, "listeners", cols);
     listener_row row;
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_shard *s = rf_engine_shard(e, wi);
@@ -147,7 +147,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
             "worker", "listener", "requests", "bytes_in", "bytes_out", "body_bytes",
             "decoded_bytes", "points", "continues", "connections", "body_in_use",
             "rejects_by_reason", "decoders"};
-        rf_ops_table_begin(w, "http", hcols, 13);
+        RF_OPS_TABLE_BEGIN(w, "http", hcols);
         for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
             const rf_shard *s = rf_engine_shard(e, wi);
             for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
@@ -193,7 +193,7 @@ static int show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         rf_ops_table_end(w);
         static const char *const rcols[] = {"worker", "listener", "endpoint", "status",
                                             "requests"};
-        rf_ops_table_begin(w, "http_requests", rcols, 5);
+        RF_OPS_TABLE_BEGIN(w, "http_requests", rcols);
         for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
             const rf_shard *s = rf_engine_shard(e, wi);
             for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
@@ -585,7 +585,7 @@ static int show_errors(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
         return rc;
     static const char *const cols[] = {"time", "worker", "source_id", "reason", "source",
                                        "excerpt"};
-    rf_ops_table_begin(w, "errors", cols, 6);
+    RF_OPS_TABLE_BEGIN(w, "errors", cols);
     rf_reject_entry *entries = calloc(VIEW_ERRORS_MAX, sizeof(*entries));
     if (!entries) {
         rf_ops_table_end(w);
@@ -631,7 +631,7 @@ static int show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
         "to_store",        "store_rejected",  "routed",          "agg_applied",
         "agg_late_dropped", "agg_windows",    "alerts_fired",    "alerts_resolved",
         "corr_open",       "corr_forwarded",  "corr_received",   "corr_stale"};
-    rf_ops_table_begin(w, "stages", cols, 20);
+    RF_OPS_TABLE_BEGIN(w, "stages", cols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
         rf_pipeline_stats ps;
@@ -666,7 +666,7 @@ static int show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
                                         "dropped_other", "state"};
     static const char *const states[] = {"disconnected", "connecting", "connected",
                                          "breaker_open"};
-    rf_ops_table_begin(w, "sinks", scols, 9);
+    RF_OPS_TABLE_BEGIN(w, "sinks", scols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
         for (uint32_t j = 0; j < rf_pipeline_sink_count(p); j++) {
@@ -727,7 +727,7 @@ static int show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         "dropped_io_error", "write_errors", "dropped_io_error_points", "write_errors_by_errno",
         "state",           "degraded_since", "recoveries",          "last_error",
         "blocks_cut_by_memory", "buffer_bytes"};
-    rf_ops_table_begin(w, "storage_shards", cols, 18);
+    RF_OPS_TABLE_BEGIN(w, "storage_shards", cols);
     for (uint32_t i = 0; i < rf_store_shards(store); i++) {
         rf_store_shard_stats ss;
         rf_store_shard_io_status io;
@@ -1091,7 +1091,7 @@ static int show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
                                        "refused_series",  "refused_measurement_limit",
                                        "refused_shard_limit", "dropped_events",
                                        "limit_per_worker", "at_limit", "workers_at_limit"};
-    rf_ops_table_begin(w, "series_by_measurement", cols, 9);
+    RF_OPS_TABLE_BEGIN(w, "series_by_measurement", cols);
     for (uint32_t i = 0; i < acc.n && i < top; i++) {
         const meas_row *r = &acc.rows[i];
         rf_ops_cell_str(w, r->name);

@@ -121,6 +121,19 @@ void rf_ops_obj_end(rf_ops_writer *w);
  * given row by row, left to right, a row ends after ncols cells. */
 void rf_ops_table_begin(rf_ops_writer *w, const char *section, const char *const *cols,
                         unsigned ncols);
+/* rf_ops_table_begin with ncols counted from cols itself, so the count
+ * cannot drift from the column list. cols must be an array: a pointer
+ * (whose size says nothing of the list) does not compile. */
+#define RF_OPS_TABLE_BEGIN(w, section, cols)                                                       \
+    rf_ops_table_begin((w), (section), (cols), RF_OPS_COLS_COUNT(cols))
+#define RF_OPS_COLS_COUNT(cols)                                                                    \
+    ((unsigned)(sizeof(cols) / sizeof((cols)[0]) +                                                 \
+                0 * sizeof(struct {                                                                \
+                    _Static_assert(!__builtin_types_compatible_p(__typeof__(cols),                 \
+                                                                 __typeof__(&(cols)[0])),          \
+                                   "the columns must be an array, not a pointer");                \
+                    int array;                                                                     \
+                })))
 void rf_ops_cell_str(rf_ops_writer *w, const char *value);
 void rf_ops_cell_u64(rf_ops_writer *w, uint64_t value);
 void rf_ops_cell_i64(rf_ops_writer *w, int64_t value);
@@ -148,7 +161,7 @@ typedef int (*rf_ops_show_fn)(rf_ops_writer *w, const char *args, void *ctx, rf_
  *         if (*args)
  *             return rf_err_set(err, EINVAL, "'show listeners' takes no arguments");
  *         static const char *const cols[] = {"name", "protocol", "events_per_s", "kernel_drops"};
- *         rf_ops_table_begin(w, "listeners", cols, 4);
+ *         RF_OPS_TABLE_BEGIN(w, "listeners", cols);
  *         for (each listener l)                      (read its single-writer counters)
  *             rf_ops_cell_str(w, l->name), rf_ops_cell_str(w, ...), rf_ops_cell_f64(w, r, 1),
  *             rf_ops_cell_u64(w, drops);

@@ -170,7 +170,7 @@ static int show_latency(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
         if (a.type != RF_METRIC_HISTOGRAM || done[a.id])
             continue;
         if (!any) {
-            rf_ops_table_begin(w, "latency", cols, 8);
+            RF_OPS_TABLE_BEGIN(w, "latency", cols);
             any = true;
         }
         rf_hist_snap_reset(acc);

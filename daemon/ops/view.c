@@ -215,7 +215,7 @@ static int show_memory(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
     rf_ops_kv_u64(w, "over_limit_s", g_mem.over_s);
     rf_ops_obj_end(w);
     static const char *const cols[] = {"part", "worst_case_bytes", "sized_by"};
-    rf_ops_table_begin(w, "memory_parts", cols, 3);
+    RF_OPS_TABLE_BEGIN(w, "memory_parts", cols);
     for (uint32_t i = 0; i < g_mem.budget.n; i++) {
         rf_ops_cell_str(w, g_mem.budget.parts[i].name);
         rf_ops_cell_u64(w, g_mem.budget.parts[i].bytes);
@@ -371,7 +371,7 @@ static int show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
                                        "critical_from_peers",
                                        "polls",
                                        "reason"};
-    rf_ops_table_begin(w, "workers", cols, 17);
+    RF_OPS_TABLE_BEGIN(w, "workers", cols);
     for (uint32_t i = 0; i < g_view.workers; i++) {
         rf_engine_worker_stats s;
         rf_worker_stats rs;
@@ -435,7 +435,7 @@ static int show_rings(rf_ops_writer *w, const char *args, void *ctx, rf_err *err
                                        "dropped_newest",
                                        "dropped_stopped",
                                        "block_waits"};
-    rf_ops_table_begin(w, "rings", cols, 12);
+    RF_OPS_TABLE_BEGIN(w, "rings", cols);
     for (uint32_t f = 0; f < g_view.workers; f++) {
         for (uint32_t t = 0; t < g_view.workers; t++) {
             rf_ring_stats s;
@@ -637,7 +637,7 @@ static int show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
     static const char *const pcols[] = {"port", "name", "node", "pool_nodes", "queues",
                                         "ipackets", "ibytes", "imissed", "ierrors", "rx_nombuf",
                                         "error"};
-    rf_ops_table_begin(w, "dpdk_ports", pcols, 11);
+    RF_OPS_TABLE_BEGIN(w, "dpdk_ports", pcols);
     for (unsigned p = 0; p < rf_dpdk_port_count(d); p++) {
         rf_dpdk_port_stats st;
         rf_err serr;
@@ -673,7 +673,7 @@ void rf_ops_dpdk_queues_table(rf_ops_writer *w, rf_dpdk *d)
         return;
     static const char *const qcols[] = {"port", "queue", "worker", "node", "packets",
                                         "datagrams", "bytes", "dropped", "drops_by_reason"};
-    rf_ops_table_begin(w, "dpdk_queues", qcols, 9);
+    RF_OPS_TABLE_BEGIN(w, "dpdk_queues", qcols);
     for (unsigned p = 0; p < rf_dpdk_port_count(d); p++) {
         for (unsigned q = 0; q < rf_dpdk_queue_count(d, p); q++) {
             const rf_dpdk_queue *dq = rf_dpdk_queue_at(d, p, q);
