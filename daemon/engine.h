@@ -85,7 +85,7 @@ const struct rf_shard *rf_engine_shard(const rf_engine *e, uint32_t worker);
 struct rf_store *rf_engine_store(const rf_engine *e);
 
 /* Registers the `show` providers for listeners, errors, stages, storage and
- * series (daemon/engine_views.c); unregister before rf_engine_stop. */
+ * series (daemon/ops/views/); unregister before rf_engine_stop. */
 int rf_engine_views_register(rf_engine *e, rf_err *err);
 void rf_engine_views_unregister(void);
 /* After a reload: gives the listeners it added their /metrics series (the

@@ -136,7 +136,7 @@ struct rf_engine {
      * until the workers have stopped (engine_free). Control thread. */
     rf_tap *abandoned_taps[8];
     uint32_t n_abandoned_taps;
-    /* Called before a removed listener's input is freed (engine_views.c:
+    /* Called before a removed listener's input is freed (ops/views/metrics_listeners.c:
      * its /metrics series read it). Control thread. */
     rf_shard_input_gone_fn input_gone;
     void *input_gone_ctx;

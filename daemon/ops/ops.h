@@ -143,7 +143,7 @@ void rf_ops_table_end(rf_ops_writer *w);
 /* "no data: <what>" (text) / {"no_data":"<what>"} (JSON) for a section. */
 void rf_ops_no_data(rf_ops_writer *w, const char *section, const char *what);
 
-/* The `dpdk_queues` table (daemon/ops/view.c): every show that lists the
+/* The `dpdk_queues` table (daemon/ops/views/show_dpdk.c): every show that lists the
  * DPDK queues writes it through this, so it has one schema under its name.
  * Nothing when d is NULL or has no queue. */
 struct rf_dpdk;

@@ -1,12 +1,13 @@
-/* The `show` providers: who answers which section, the placeholders for
- * components that are not running yet, and `show latency`, which reads every
- * histogram in the metrics registry. */
+/* The `show` providers: who answers which section, and the placeholders for
+ * components that are not running yet. The views themselves are in
+ * daemon/ops/views/ (`show latency`, built in, too). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/ops/ops_pvt.h"
+#include "daemon/ops/views/views_pvt.h"
 
 #define RF_OPS_MAX_SHOWS 32
 #define RF_OPS_SHOW_NAME_MAX 24
@@ -18,8 +19,6 @@ typedef struct show_entry {
     rf_ops_show_fn fn;
     void *ctx;
 } show_entry;
-
-static int show_latency(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 
 /* The documented sections, in `show stats` order. Control thread only. */
 static show_entry g_shows[RF_OPS_MAX_SHOWS] = {
@@ -35,7 +34,7 @@ static show_entry g_shows[RF_OPS_MAX_SHOWS] = {
     {"series", "top N measurements by cardinality (show series top N)", "series tables", NULL,
      NULL},
     {"latency", "latency histograms: count, p50, p90, p99, p99.9, max", "latency histograms",
-     show_latency, NULL},
+     rf_views_show_latency, NULL},
 };
 static unsigned g_n_shows = 9;
 
@@ -143,59 +142,4 @@ void rf_ops_show_help(rf_strbuf *out)
         rf_strbuf_printf(out, "  %-28s %s%s\n", cmd, g_shows[i].help,
                          g_shows[i].fn ? "" : " (not running)");
     }
-}
-
-/* ---- show latency ------------------------------------------------------- */
-
-/* Histograms with the same name and labels are one metric written by several
- * cores: merged here. Values since the last `clear counters`. */
-static int show_latency(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
-{
-    (void)ctx;
-    if (*args)
-        return rf_err_set(err, EINVAL, "'show latency' takes no arguments (besides json)");
-    rf_hist_snap *acc = malloc(sizeof(*acc)), *one = malloc(sizeof(*one));
-    bool *done = calloc(RF_STATS_MAX_METRICS, sizeof(bool));
-    if (!acc || !one || !done) {
-        free(acc);
-        free(one);
-        free(done);
-        return rf_err_set(err, ENOMEM, "out of memory");
-    }
-    static const char *const cols[] = {"histogram", "labels", "count",   "p50_us",
-                                       "p90_us",    "p99_us", "p999_us", "max_us"};
-    bool any = false;
-    rf_stats_info a, b;
-    for (int cur = 0; rf_stats_next(&cur, &a);) {
-        if (a.type != RF_METRIC_HISTOGRAM || done[a.id])
-            continue;
-        if (!any) {
-            RF_OPS_TABLE_BEGIN(w, "latency", cols);
-            any = true;
-        }
-        rf_hist_snap_reset(acc);
-        for (int cur2 = a.id; rf_stats_next(&cur2, &b);) {
-            if (b.type != RF_METRIC_HISTOGRAM || strcmp(a.name, b.name) ||
-                strcmp(a.labels, b.labels))
-                continue;
-            done[b.id] = true;
-            rf_stats_hist_read(b.id, true, one);
-            rf_hist_snap_merge(acc, one);
-        }
-        rf_ops_cell_str(w, a.name);
-        rf_ops_cell_str(w, a.labels);
-        rf_ops_cell_u64(w, acc->count);
-        static const double qs[] = {0.5, 0.9, 0.99, 0.999};
-        for (unsigned q = 0; q < 4; q++)
-            rf_ops_cell_f64(w, (double)rf_hist_snap_quantile(acc, qs[q]) / 1e3, 3);
-        rf_ops_cell_f64(w, (double)acc->max / 1e3, 3);
-    }
-    if (any)
-        rf_ops_table_end(w);
-    else
-        rf_ops_no_data(w, "latency", "no latency histogram registered yet");
-    free(acc);
-    free(one);
-    free(done);
-    return 0;
 }

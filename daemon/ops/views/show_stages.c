@@ -1,0 +1,96 @@
+/* `show stages`: per worker, series and the stages' counters; per sink,
+ * what it took, wrote and dropped. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock/clock.h"
+#include "core/stats/stats.h"
+#include "daemon/engine.h"
+#include "daemon/tap.h"
+#include "daemon/ops/ops.h"
+#include "stages/pipeline/pipeline.h"
+#include "daemon/worker_shard.h"
+#include "ingest/dpdk/dpdk.h"
+#include "ingest/http/http.h"
+#include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
+#include "storage/store/store.h"
+
+#include "daemon/ops/views/views_pvt.h"
+
+int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    rf_engine *e = ctx;
+    int rc = rf_views_no_args("stages", args, err);
+    if (rc)
+        return rc;
+    static const char *const cols[] = {
+        "worker",          "series",          "series_rejected", "processed",
+        "unknown_series",  "unrouted",        "to_critical",     "to_standard",
+        "to_store",        "store_rejected",  "routed",          "agg_applied",
+        "agg_late_dropped", "agg_windows",    "alerts_fired",    "alerts_resolved",
+        "corr_open",       "corr_forwarded",  "corr_received",   "corr_stale"};
+    RF_OPS_TABLE_BEGIN(w, "stages", cols);
+    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+        const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
+        rf_pipeline_stats ps;
+        rf_pipeline_stage_stats st;
+        rf_pipeline_stats_read(p, &ps);
+        rf_pipeline_stages_read(p, &st);
+        rf_ops_cell_u64(w, wi);
+        rf_ops_cell_u64(w, st.series.count);
+        rf_ops_cell_u64(w, ps.series_rejected);
+        rf_ops_cell_u64(w, ps.processed);
+        rf_ops_cell_u64(w, ps.unknown_series);
+        rf_ops_cell_u64(w, ps.unrouted);
+        rf_ops_cell_u64(w, ps.to_critical_sinks);
+        rf_ops_cell_u64(w, ps.to_standard_sinks);
+        rf_ops_cell_u64(w, ps.to_store);
+        rf_ops_cell_u64(w, ps.store_rejected);
+        rf_ops_cell_u64(w, st.router.routed);
+        rf_ops_cell_u64(w, st.aggregation.applied);
+        rf_ops_cell_u64(w, st.aggregation.late_dropped);
+        rf_ops_cell_u64(w, st.aggregation.windows_emitted);
+        rf_ops_cell_u64(w, st.alerts.fired);
+        rf_ops_cell_u64(w, st.alerts.resolved);
+        rf_ops_cell_u64(w, st.correlation.id_open);
+        rf_ops_cell_u64(w, st.correlation.forwarded);
+        rf_ops_cell_u64(w, st.correlation.received);
+        rf_ops_cell_u64(w, st.correlation.peer_stale + st.correlation.peer_malformed);
+    }
+    rf_ops_table_end(w);
+
+    static const char *const scols[] = {"worker", "sink", "accepted", "lines_out", "bytes_out",
+                                        "dropped_queue_full", "dropped_disconnected",
+                                        "dropped_other", "state"};
+    static const char *const states[] = {"disconnected", "connecting", "connected",
+                                         "breaker_open"};
+    RF_OPS_TABLE_BEGIN(w, "sinks", scols);
+    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+        const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
+        for (uint32_t j = 0; j < rf_pipeline_sink_count(p); j++) {
+            const rf_sink *sk = rf_pipeline_sink(p, j);
+            if (!sk)
+                continue; /* store sinks: see `show storage` */
+            rf_sink_stats ss;
+            rf_sink_stats_read(sk, &ss);
+            rf_ops_cell_u64(w, wi);
+            rf_ops_cell_str(w, rf_sink_name(sk));
+            rf_ops_cell_u64(w, ss.accepted);
+            rf_ops_cell_u64(w, ss.lines_out);
+            rf_ops_cell_u64(w, ss.bytes_out);
+            rf_ops_cell_u64(w, ss.drop_queue_full);
+            rf_ops_cell_u64(w, ss.drop_disconnected);
+            rf_ops_cell_u64(w, ss.drop_unsupported + ss.drop_oversize + ss.drop_io_error);
+            /* A connection state is a forwarder's; a file or counting sink
+             * has none (it read as "disconnected"). */
+            const enum rf_sink_type t = rf_sink_type_of(sk);
+            const bool forwarder = t == RF_SINK_LP_UDP || t == RF_SINK_LP_TCP;
+            rf_ops_cell_str(w, !forwarder ? "-" : ss.state < 4 ? states[ss.state] : "?");
+        }
+    }
+    rf_ops_table_end(w);
+    return 0;
+}

@@ -1,0 +1,94 @@
+/* `show storage`: segments, bytes, per-shard writes and drops. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock/clock.h"
+#include "core/stats/stats.h"
+#include "daemon/engine.h"
+#include "daemon/tap.h"
+#include "daemon/ops/ops.h"
+#include "stages/pipeline/pipeline.h"
+#include "daemon/worker_shard.h"
+#include "ingest/dpdk/dpdk.h"
+#include "ingest/http/http.h"
+#include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
+#include "storage/store/store.h"
+
+#include "daemon/ops/views/views_pvt.h"
+
+int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    rf_engine *e = ctx;
+    int rc = rf_views_no_args("storage", args, err);
+    if (rc)
+        return rc;
+    rf_store *store = rf_engine_store(e);
+    if (!store) {
+        rf_ops_no_data(w, "storage", "storage is disabled (storage.enabled: false)");
+        return 0;
+    }
+    rf_store_stats st;
+    rf_store_stats_read(store, &st);
+    rf_ops_obj_begin(w, "storage");
+    rf_ops_kv_str(w, "dir", rf_engine_settings(e)->storage.dir);
+    rf_ops_kv_u64(w, "segments", st.segments);
+    rf_ops_kv_u64(w, "bytes", st.bytes);
+    rf_ops_kv_u64(w, "segments_removed_by_retention", st.segments_removed);
+    rf_ops_kv_u64(w, "bytes_removed_by_retention", st.bytes_removed);
+    rf_ops_kv_u64(w, "recovery_segments_scanned", st.recovery.segments_open);
+    rf_ops_kv_u64(w, "recovery_tail_bytes_cut", st.recovery.tail_bytes_cut);
+    rf_ops_kv_u64(w, "recovery_corrupt_regions", st.recovery.corrupt_regions);
+    rf_ops_kv_u64(w, "recovery_segments_quarantined", st.recovery.segments_quarantined);
+    rf_ops_obj_end(w);
+
+    static const char *const cols[] = {
+        "shard",           "series",       "points_appended",       "points_buffered",
+        "blocks_written",  "bytes_written", "fsyncs",               "dropped_backpressure",
+        "dropped_io_error", "write_errors", "dropped_io_error_points", "write_errors_by_errno",
+        "state",           "degraded_since", "recoveries",          "last_error",
+        "blocks_cut_by_memory", "buffer_bytes"};
+    RF_OPS_TABLE_BEGIN(w, "storage_shards", cols);
+    for (uint32_t i = 0; i < rf_store_shards(store); i++) {
+        rf_store_shard_stats ss;
+        rf_store_shard_io_status io;
+        rf_store_shard_stats_read(rf_store_shard_get(store, i), &ss);
+        rf_store_shard_io_status_read(rf_store_shard_get(store, i), &io);
+        char by_errno[128] = "", since[40] = "";
+        const struct {
+            const char *name;
+            uint64_t n;
+        } errs[] = {{"ENOSPC", io.write_errors_enospc}, {"EDQUOT", io.write_errors_edquot},
+                    {"EROFS", io.write_errors_erofs},   {"EIO", io.write_errors_eio},
+                    {"other", io.write_errors_other}};
+        size_t len = 0;
+        for (size_t k = 0; k < sizeof(errs) / sizeof(errs[0]) && len < sizeof(by_errno); k++)
+            if (errs[k].n)
+                len += (size_t)snprintf(by_errno + len, sizeof(by_errno) - len, "%s%s=%lu",
+                                        len ? "," : "", errs[k].name, (unsigned long)errs[k].n);
+        if (io.state == RF_STORE_IO_DEGRADED && io.degraded_since_ns)
+            rf_clock_format_rfc3339(io.degraded_since_ns, since, sizeof(since));
+        rf_ops_cell_u64(w, i);
+        rf_ops_cell_u64(w, ss.series);
+        rf_ops_cell_u64(w, ss.points_appended);
+        rf_ops_cell_u64(w, ss.points_buffered);
+        rf_ops_cell_u64(w, ss.blocks_written);
+        rf_ops_cell_u64(w, ss.bytes_written);
+        rf_ops_cell_u64(w, ss.fsyncs);
+        rf_ops_cell_u64(w, ss.dropped_backpressure);
+        rf_ops_cell_u64(w, ss.dropped_io_error);
+        rf_ops_cell_u64(w, ss.write_errors);
+        rf_ops_cell_u64(w, io.dropped_io_error_points);
+        rf_ops_cell_str(w, by_errno);
+        rf_ops_cell_str(w, rf_store_io_health_name(io.state));
+        rf_ops_cell_str(w, since);
+        rf_ops_cell_u64(w, io.recoveries);
+        rf_ops_cell_str(w, io.last_error);
+        rf_ops_cell_u64(w, ss.blocks_cut_by_memory);
+        rf_ops_cell_u64(w, ss.buffer_bytes);
+    }
+    rf_ops_table_end(w);
+    return 0;
+}

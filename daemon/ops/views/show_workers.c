@@ -1,0 +1,77 @@
+/* `show workers`: per worker, its state, CPU, rates and counters. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock/clock.h"
+#include "core/log/log.h"
+#include "daemon/engine.h"
+#include "daemon/memory_budget.h"
+#include "daemon/ops/ops_pvt.h"
+#include "ingest/dpdk/dpdk.h"
+#include "rf_build_config.h"
+
+#include "daemon/ops/views/views_pvt.h"
+
+int rf_views_show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    (void)ctx;
+    if (*args)
+        return rf_err_set(err, EINVAL, "'show workers' takes no arguments (besides json)");
+    if (!g_view.engine) {
+        rf_ops_no_data(w, "workers", "engine not running");
+        return 0;
+    }
+    static const char *const cols[] = {"worker",
+                                       "name",
+                                       "state",
+                                       "cpu",
+                                       "events_per_s",
+                                       "busy_pct",
+                                       "parsed",
+                                       "from_peers",
+                                       "processed",
+                                       "sent_to_peers",
+                                       "dropped_ring_full",
+                                       "dropped_unknown_series",
+                                       "block_waits",
+                                       "critical",
+                                       "critical_from_peers",
+                                       "polls",
+                                       "reason"};
+    RF_OPS_TABLE_BEGIN(w, "workers", cols);
+    for (uint32_t i = 0; i < g_view.workers; i++) {
+        rf_engine_worker_stats s;
+        rf_worker_stats rs;
+        const rf_component *c = NULL;
+        rf_engine_worker_stats_read(g_view.engine, i, &s);
+        rf_engine_worker_runtime_read(g_view.engine, i, &rs, &c);
+        const rf_engine_worker_stats *b = &g_view.base_w[i];
+        enum rf_lifecycle_state st = c ? rf_component_state(c) : RF_STATE_REGISTERED;
+        rf_ops_cell_u64(w, i);
+        rf_ops_cell_str(w, c ? c->name : "");
+        rf_ops_cell_str(w, rf_lifecycle_state_name(st));
+        rf_ops_cell_i64(w, rs.cpu);
+        rf_ops_cell_f64(w, g_view.samples[i].events_per_s, 1);
+        rf_ops_cell_f64(w, g_view.samples[i].busy_pct, 1);
+        rf_ops_cell_u64(w, rf_views_sub0(s.events_parsed, b->events_parsed));
+        rf_ops_cell_u64(w, rf_views_sub0(s.events_from_peers, b->events_from_peers));
+        rf_ops_cell_u64(w, rf_views_sub0(s.events_processed, b->events_processed));
+        rf_ops_cell_u64(w, rf_views_sub0(s.sent_to_peers, b->sent_to_peers));
+        rf_ops_cell_u64(w, rf_views_sub0(s.dropped_ring_full, b->dropped_ring_full));
+        rf_ops_cell_u64(w, rf_views_sub0(s.dropped_unknown_series, b->dropped_unknown_series));
+        rf_ops_cell_u64(w, rf_views_sub0(s.block_waits, b->block_waits));
+        rf_ops_cell_u64(w, rf_views_sub0(s.critical_events, b->critical_events));
+        rf_ops_cell_u64(w, rf_views_sub0(s.critical_from_peers, b->critical_from_peers));
+        rf_ops_cell_u64(w, rf_views_sub0(rs.polls, g_view.base_polls[i]));
+        /* The reason is only meaningful once the component stopped or failed. */
+        char reason[RF_COMPONENT_REASON_MAX] = "";
+        if (c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED))
+            rf_component_reason(c, reason, sizeof(reason));
+        rf_ops_cell_str(w, reason);
+    }
+    rf_ops_table_end(w);
+    return 0;
+}
