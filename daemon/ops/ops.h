@@ -136,6 +136,12 @@ void rf_ops_table_begin(rf_ops_writer *w, const char *section, const char *const
                 })))
 void rf_ops_cell_str(rf_ops_writer *w, const char *value);
 void rf_ops_cell_u64(rf_ops_writer *w, uint64_t value);
+/* n u64 cells in turn: what most of a row is. RF_OPS_CELLS_U64(w, a, b, c)
+ * writes a, b and c, each converted to uint64_t as rf_ops_cell_u64 would. */
+void rf_ops_cells_u64(rf_ops_writer *w, const uint64_t *values, unsigned n);
+#define RF_OPS_CELLS_U64(w, ...)                                                                   \
+    rf_ops_cells_u64((w), (const uint64_t[]){__VA_ARGS__},                                        \
+                     (unsigned)(sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t)))
 void rf_ops_cell_i64(rf_ops_writer *w, int64_t value);
 void rf_ops_cell_f64(rf_ops_writer *w, double value, int decimals);
 void rf_ops_table_end(rf_ops_writer *w);

@@ -191,6 +191,12 @@ void rf_ops_cell_u64(rf_ops_writer *w, uint64_t value)
     cell_raw(w, buf, false);
 }
 
+void rf_ops_cells_u64(rf_ops_writer *w, const uint64_t *values, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        rf_ops_cell_u64(w, values[i]);
+}
+
 void rf_ops_cell_i64(rf_ops_writer *w, int64_t value)
 {
     char buf[32];

@@ -117,10 +117,9 @@ void rf_ops_dpdk_queues_table(rf_ops_writer *w, rf_dpdk *d)
             rf_ops_cell_u64(w, q);
             rf_ops_cell_u64(w, q); /* queue q is polled by worker q (dpdk.h) */
             rf_ops_cell_i64(w, rf_dpdk_queue_numa_node(dq));
-            rf_ops_cell_u64(w, rf_dpdk_queue_counter(dq, RF_DC_PACKETS));
-            rf_ops_cell_u64(w, rf_dpdk_queue_counter(dq, RF_DC_DATAGRAMS));
-            rf_ops_cell_u64(w, rf_dpdk_queue_counter(dq, RF_DC_BYTES));
-            rf_ops_cell_u64(w, dropped);
+            RF_OPS_CELLS_U64(w, rf_dpdk_queue_counter(dq, RF_DC_PACKETS),
+                             rf_dpdk_queue_counter(dq, RF_DC_DATAGRAMS),
+                             rf_dpdk_queue_counter(dq, RF_DC_BYTES), dropped);
             rf_ops_cell_str(w, reasons);
         }
     }

@@ -43,22 +43,13 @@ static void listener_row_write(rf_ops_writer *w, uint32_t wi, const listener_row
     rf_ops_cell_str(w, r->name);
     rf_ops_cell_str(w, r->proto);
     rf_ops_cell_str(w, r->transport);
-    rf_ops_cell_u64(w, r->listen[RF_LC_DATAGRAMS]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_READS]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_BYTES]);
-    rf_ops_cell_u64(w, r->parse[RF_PC_LINES_OK]);
-    rf_ops_cell_u64(w, r->parse[RF_PC_EVENTS]);
-    rf_ops_cell_u64(w, r->parse[RF_PC_SERIES_DEFS]);
-    rf_ops_cell_u64(w, r->parse[RF_PC_LINES_REJECTED]);
-    rf_ops_cell_u64(w, r->parse[RF_PC_TIMESTAMPS_CLAMPED]);
-    rf_ops_cell_u64(w, r->kernel_drops);
-    rf_ops_cell_u64(w, r->connections);
-    rf_ops_cell_u64(w, r->listen[RF_LC_CONN_REFUSED]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_CONN_REFUSED_SOURCE]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_CONN_TIMED_OUT]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_LINES_TOO_LONG]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_PARTIAL_DISCARDED]);
-    rf_ops_cell_u64(w, r->listen[RF_LC_ENOBUFS]);
+    RF_OPS_CELLS_U64(w, r->listen[RF_LC_DATAGRAMS], r->listen[RF_LC_READS], r->listen[RF_LC_BYTES],
+                     r->parse[RF_PC_LINES_OK], r->parse[RF_PC_EVENTS], r->parse[RF_PC_SERIES_DEFS],
+                     r->parse[RF_PC_LINES_REJECTED], r->parse[RF_PC_TIMESTAMPS_CLAMPED],
+                     r->kernel_drops, r->connections, r->listen[RF_LC_CONN_REFUSED],
+                     r->listen[RF_LC_CONN_REFUSED_SOURCE], r->listen[RF_LC_CONN_TIMED_OUT],
+                     r->listen[RF_LC_LINES_TOO_LONG], r->listen[RF_LC_PARTIAL_DISCARDED],
+                     r->listen[RF_LC_ENOBUFS]);
     rf_ops_cell_str(w, reasons);
 }
 
@@ -168,15 +159,15 @@ int rf_views_show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_er
                 const rf_listener *l = rf_shard_input_listener(s, i);
                 rf_ops_cell_u64(w, wi);
                 rf_ops_cell_str(w, l ? rf_listener_name(l) : "-");
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_REQUESTS));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_BYTES_IN));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_BYTES_OUT));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_BODY_BYTES));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_DECODED_BYTES));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_POINTS));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_CONTINUES));
-                rf_ops_cell_u64(w, rf_http_counter(hs, RF_HTTP_C_CONNECTIONS));
-                rf_ops_cell_u64(w, rf_http_server_body_in_use(hs));
+                RF_OPS_CELLS_U64(w, rf_http_counter(hs, RF_HTTP_C_REQUESTS),
+                                 rf_http_counter(hs, RF_HTTP_C_BYTES_IN),
+                                 rf_http_counter(hs, RF_HTTP_C_BYTES_OUT),
+                                 rf_http_counter(hs, RF_HTTP_C_BODY_BYTES),
+                                 rf_http_counter(hs, RF_HTTP_C_DECODED_BYTES),
+                                 rf_http_counter(hs, RF_HTTP_C_POINTS),
+                                 rf_http_counter(hs, RF_HTTP_C_CONTINUES),
+                                 rf_http_counter(hs, RF_HTTP_C_CONNECTIONS),
+                                 rf_http_server_body_in_use(hs));
                 rf_ops_cell_str(w, rej);
                 rf_ops_cell_str(w, rw);
             }

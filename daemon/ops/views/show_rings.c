@@ -57,12 +57,11 @@ int rf_views_show_rings(rf_ops_writer *w, const char *args, void *ctx, rf_err *e
             rf_ops_cell_u64(w, s.capacity);
             rf_ops_cell_u64(w, s.fill);
             rf_ops_cell_f64(w, s.capacity ? 100.0 * s.fill / s.capacity : 0, 1);
-            rf_ops_cell_u64(w, s.high_water);
-            rf_ops_cell_u64(w, rf_views_sub0(s.enqueued, b->enqueued));
-            rf_ops_cell_u64(w, rf_views_sub0(s.full_events, b->full_events));
-            rf_ops_cell_u64(w, rf_views_sub0(s.dropped_newest, b->dropped_newest));
-            rf_ops_cell_u64(w, rf_views_sub0(s.dropped_stopped, b->dropped_stopped));
-            rf_ops_cell_u64(w, rf_views_sub0(s.block_waits, b->block_waits));
+            RF_OPS_CELLS_U64(w, s.high_water, rf_views_sub0(s.enqueued, b->enqueued),
+                             rf_views_sub0(s.full_events, b->full_events),
+                             rf_views_sub0(s.dropped_newest, b->dropped_newest),
+                             rf_views_sub0(s.dropped_stopped, b->dropped_stopped),
+                             rf_views_sub0(s.block_waits, b->block_waits));
         }
     }
     rf_ops_table_end(w);

@@ -207,12 +207,8 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     for (uint32_t i = 0; i < acc.n && i < top; i++) {
         const meas_row *r = &acc.rows[i];
         rf_ops_cell_str(w, r->name);
-        rf_ops_cell_u64(w, r->active);
-        rf_ops_cell_u64(w, r->refused_shard + r->refused_meas);
-        rf_ops_cell_u64(w, r->refused_meas);
-        rf_ops_cell_u64(w, r->refused_shard);
-        rf_ops_cell_u64(w, r->dropped);
-        rf_ops_cell_u64(w, r->limit);
+        RF_OPS_CELLS_U64(w, r->active, r->refused_shard + r->refused_meas, r->refused_meas,
+                         r->refused_shard, r->dropped, r->limit);
         rf_ops_cell_str(w, r->workers_at_limit ? "yes" : "no");
         rf_ops_cell_u64(w, r->workers_at_limit);
     }

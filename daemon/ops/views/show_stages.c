@@ -39,26 +39,13 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
         rf_pipeline_stage_stats st;
         rf_pipeline_stats_read(p, &ps);
         rf_pipeline_stages_read(p, &st);
-        rf_ops_cell_u64(w, wi);
-        rf_ops_cell_u64(w, st.series.count);
-        rf_ops_cell_u64(w, ps.series_rejected);
-        rf_ops_cell_u64(w, ps.processed);
-        rf_ops_cell_u64(w, ps.unknown_series);
-        rf_ops_cell_u64(w, ps.unrouted);
-        rf_ops_cell_u64(w, ps.to_critical_sinks);
-        rf_ops_cell_u64(w, ps.to_standard_sinks);
-        rf_ops_cell_u64(w, ps.to_store);
-        rf_ops_cell_u64(w, ps.store_rejected);
-        rf_ops_cell_u64(w, st.router.routed);
-        rf_ops_cell_u64(w, st.aggregation.applied);
-        rf_ops_cell_u64(w, st.aggregation.late_dropped);
-        rf_ops_cell_u64(w, st.aggregation.windows_emitted);
-        rf_ops_cell_u64(w, st.alerts.fired);
-        rf_ops_cell_u64(w, st.alerts.resolved);
-        rf_ops_cell_u64(w, st.correlation.id_open);
-        rf_ops_cell_u64(w, st.correlation.forwarded);
-        rf_ops_cell_u64(w, st.correlation.received);
-        rf_ops_cell_u64(w, st.correlation.peer_stale + st.correlation.peer_malformed);
+        RF_OPS_CELLS_U64(w, wi, st.series.count, ps.series_rejected, ps.processed,
+                         ps.unknown_series, ps.unrouted, ps.to_critical_sinks, ps.to_standard_sinks,
+                         ps.to_store, ps.store_rejected, st.router.routed, st.aggregation.applied,
+                         st.aggregation.late_dropped, st.aggregation.windows_emitted,
+                         st.alerts.fired, st.alerts.resolved, st.correlation.id_open,
+                         st.correlation.forwarded, st.correlation.received,
+                         st.correlation.peer_stale + st.correlation.peer_malformed);
     }
     rf_ops_table_end(w);
 
@@ -78,12 +65,9 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
             rf_sink_stats_read(sk, &ss);
             rf_ops_cell_u64(w, wi);
             rf_ops_cell_str(w, rf_sink_name(sk));
-            rf_ops_cell_u64(w, ss.accepted);
-            rf_ops_cell_u64(w, ss.lines_out);
-            rf_ops_cell_u64(w, ss.bytes_out);
-            rf_ops_cell_u64(w, ss.drop_queue_full);
-            rf_ops_cell_u64(w, ss.drop_disconnected);
-            rf_ops_cell_u64(w, ss.drop_unsupported + ss.drop_oversize + ss.drop_io_error);
+            RF_OPS_CELLS_U64(w, ss.accepted, ss.lines_out, ss.bytes_out, ss.drop_queue_full,
+                             ss.drop_disconnected,
+                             ss.drop_unsupported + ss.drop_oversize + ss.drop_io_error);
             /* A connection state is a forwarder's; a file or counting sink
              * has none (it read as "disconnected"). */
             const enum rf_sink_type t = rf_sink_type_of(sk);

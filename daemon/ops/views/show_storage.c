@@ -70,17 +70,9 @@ int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                                         len ? "," : "", errs[k].name, (unsigned long)errs[k].n);
         if (io.state == RF_STORE_IO_DEGRADED && io.degraded_since_ns)
             rf_clock_format_rfc3339(io.degraded_since_ns, since, sizeof(since));
-        rf_ops_cell_u64(w, i);
-        rf_ops_cell_u64(w, ss.series);
-        rf_ops_cell_u64(w, ss.points_appended);
-        rf_ops_cell_u64(w, ss.points_buffered);
-        rf_ops_cell_u64(w, ss.blocks_written);
-        rf_ops_cell_u64(w, ss.bytes_written);
-        rf_ops_cell_u64(w, ss.fsyncs);
-        rf_ops_cell_u64(w, ss.dropped_backpressure);
-        rf_ops_cell_u64(w, ss.dropped_io_error);
-        rf_ops_cell_u64(w, ss.write_errors);
-        rf_ops_cell_u64(w, io.dropped_io_error_points);
+        RF_OPS_CELLS_U64(w, i, ss.series, ss.points_appended, ss.points_buffered, ss.blocks_written,
+                         ss.bytes_written, ss.fsyncs, ss.dropped_backpressure, ss.dropped_io_error,
+                         ss.write_errors, io.dropped_io_error_points);
         rf_ops_cell_str(w, by_errno);
         rf_ops_cell_str(w, rf_store_io_health_name(io.state));
         rf_ops_cell_str(w, since);

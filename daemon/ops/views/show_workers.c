@@ -56,16 +56,16 @@ int rf_views_show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         rf_ops_cell_i64(w, rs.cpu);
         rf_ops_cell_f64(w, g_view.samples[i].events_per_s, 1);
         rf_ops_cell_f64(w, g_view.samples[i].busy_pct, 1);
-        rf_ops_cell_u64(w, rf_views_sub0(s.events_parsed, b->events_parsed));
-        rf_ops_cell_u64(w, rf_views_sub0(s.events_from_peers, b->events_from_peers));
-        rf_ops_cell_u64(w, rf_views_sub0(s.events_processed, b->events_processed));
-        rf_ops_cell_u64(w, rf_views_sub0(s.sent_to_peers, b->sent_to_peers));
-        rf_ops_cell_u64(w, rf_views_sub0(s.dropped_ring_full, b->dropped_ring_full));
-        rf_ops_cell_u64(w, rf_views_sub0(s.dropped_unknown_series, b->dropped_unknown_series));
-        rf_ops_cell_u64(w, rf_views_sub0(s.block_waits, b->block_waits));
-        rf_ops_cell_u64(w, rf_views_sub0(s.critical_events, b->critical_events));
-        rf_ops_cell_u64(w, rf_views_sub0(s.critical_from_peers, b->critical_from_peers));
-        rf_ops_cell_u64(w, rf_views_sub0(rs.polls, g_view.base_polls[i]));
+        RF_OPS_CELLS_U64(w, rf_views_sub0(s.events_parsed, b->events_parsed),
+                         rf_views_sub0(s.events_from_peers, b->events_from_peers),
+                         rf_views_sub0(s.events_processed, b->events_processed),
+                         rf_views_sub0(s.sent_to_peers, b->sent_to_peers),
+                         rf_views_sub0(s.dropped_ring_full, b->dropped_ring_full),
+                         rf_views_sub0(s.dropped_unknown_series, b->dropped_unknown_series),
+                         rf_views_sub0(s.block_waits, b->block_waits),
+                         rf_views_sub0(s.critical_events, b->critical_events),
+                         rf_views_sub0(s.critical_from_peers, b->critical_from_peers),
+                         rf_views_sub0(rs.polls, g_view.base_polls[i]));
         /* The reason is only meaningful once the component stopped or failed. */
         char reason[RF_COMPONENT_REASON_MAX] = "";
         if (c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED))
