@@ -13,19 +13,9 @@
 #include <time.h>
 
 #include "core/clock/clock.h"
-#include "core/config/config.h"
 #include "core/log/log.h"
-#include "core/mem/mem.h"
-#include "core/ring/ring.h"
-#include "core/worker/worker.h"
 #include "daemon/memory_budget.h"
-#include "stages/pipeline/pipeline.h"
-#include "daemon/worker_shard.h"
-#include "daemon/tap.h"
-#include "ingest/dpdk/dpdk.h"
 #include "ingest/listen/listen.h"
-#include "numa/numa.h"
-#include "storage/store/store.h"
 
 /* Every worker runs on ps now: the settings it replaced can go (the first
  * ones belong to the caller of rf_engine_start, not to us). The series
@@ -255,7 +245,6 @@ static uint32_t listeners_apply(rf_engine *e, const rf_settings *next)
     e->settings.section_hash[RF_SECTION_LISTENERS] = next->section_hash[RF_SECTION_LISTENERS];
     return late;
 }
-
 
 int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
 {

@@ -15,17 +15,8 @@
 #include "core/clock/clock.h"
 #include "core/config/config.h"
 #include "core/log/log.h"
-#include "core/mem/mem.h"
-#include "core/ring/ring.h"
-#include "core/worker/worker.h"
-#include "daemon/memory_budget.h"
-#include "stages/pipeline/pipeline.h"
-#include "daemon/worker_shard.h"
-#include "daemon/tap.h"
-#include "ingest/dpdk/dpdk.h"
 #include "ingest/listen/listen.h"
 #include "numa/numa.h"
-#include "storage/store/store.h"
 
 static size_t staging_bytes(const rf_engine *e)
 {

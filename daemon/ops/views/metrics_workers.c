@@ -5,14 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/clock/clock.h"
-#include "core/log/log.h"
-#include "daemon/engine.h"
-#include "daemon/memory_budget.h"
-#include "daemon/ops/ops_pvt.h"
-#include "ingest/dpdk/dpdk.h"
-#include "rf_build_config.h"
-
 #include "daemon/ops/views/views_pvt.h"
 
 enum wfield {

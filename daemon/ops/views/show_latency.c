@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/ops/ops_pvt.h"
 #include "daemon/ops/views/views_pvt.h"
 
 /* Histograms with the same name and labels are one metric written by several

@@ -5,18 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/clock/clock.h"
-#include "core/stats/stats.h"
-#include "daemon/engine.h"
-#include "daemon/tap.h"
-#include "daemon/ops/ops.h"
-#include "stages/pipeline/pipeline.h"
 #include "daemon/worker_shard.h"
-#include "ingest/dpdk/dpdk.h"
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
-#include "storage/store/store.h"
 
 #include "daemon/ops/views/views_pvt.h"
 

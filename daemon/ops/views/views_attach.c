@@ -11,22 +11,7 @@
 #include <unistd.h>
 
 #include "core/clock/clock.h"
-#include "core/log/log.h"
-#include "daemon/engine.h"
-#include "daemon/memory_budget.h"
-#include "daemon/ops/ops_pvt.h"
-#include "ingest/dpdk/dpdk.h"
 #include "rf_build_config.h"
-
-#include "core/stats/stats.h"
-#include "daemon/tap.h"
-#include "daemon/ops/ops.h"
-#include "stages/pipeline/pipeline.h"
-#include "daemon/worker_shard.h"
-#include "ingest/http/http.h"
-#include "ingest/listen/listen.h"
-#include "ingest/protocol/protocol.h"
-#include "storage/store/store.h"
 
 #include "daemon/ops/views/views_pvt.h"
 
