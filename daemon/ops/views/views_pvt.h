@@ -2,8 +2,10 @@
  * engine they show, the metric registration helpers, the argument check) and
  * each view's entry points for views_attach.c, which wires them. One file per
  * view; a view's /metrics series sit beside its `show` when they share its
- * reading (show_memory.c, show_dpdk.c, show_series.c). Do not include from
- * outside this folder. */
+ * reading (show_memory.c, show_dpdk.c, show_series.c). Everything here runs
+ * on the control thread (the ops server's), which alone reads and writes
+ * g_view and g_mem; workers are only read through their single-writer
+ * counters. Do not include from outside daemon/ops. */
 #ifndef RF_DAEMON_OPS_VIEWS_PVT_H
 #define RF_DAEMON_OPS_VIEWS_PVT_H
 
