@@ -16,12 +16,7 @@
 #include <time.h>
 
 #include "core/clock/clock.h"
-
-static void counter_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
+#include "core/stats/stats.h"
 
 static uint32_t drain_inbound(rf_engine_worker *w);
 
@@ -31,7 +26,7 @@ static void process_local(rf_engine_worker *w)
     if (w->n_local == 0)
         return;
     rf_shard_process(w->shard, w->local, w->n_local);
-    counter_add(&w->events_processed, w->n_local);
+    rf_stats_add(&w->events_processed, w->n_local);
     w->n_local = 0;
 }
 
@@ -44,7 +39,7 @@ static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const r
 {
     rf_engine *e = w->engine;
     if (done < n) {
-        counter_add(&w->block_waits, 1);
+        rf_stats_add(&w->block_waits, 1);
         unsigned idle = 0;
         while (done < n) {
             rf_worker_wake(e->workers[j]->thread);
@@ -55,7 +50,7 @@ static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const r
             done += rf_ring_enqueue_burst(r, ev + done, sizeof(rf_event), n - done);
         }
     }
-    counter_add(&w->sent_to_peers, n);
+    rf_stats_add(&w->sent_to_peers, n);
     rf_worker_wake(e->workers[j]->thread);
 }
 
@@ -81,7 +76,7 @@ static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, ui
     if (done < n && !must_deliver && e->policy == RF_RING_DROP_NEWEST) {
         done += rf_ring_enqueue_policy(r, ev + done, sizeof(rf_event), n - done,
                                        RF_RING_DROP_NEWEST, NULL);
-        counter_add(&w->dropped_ring_full, n - done);
+        rf_stats_add(&w->dropped_ring_full, n - done);
         if (done < n) /* the drop path only: one clock read there */
             w->last_ring_drop_ns = rf_clock_mono_ns();
         n = done;
@@ -141,7 +136,7 @@ static void peer_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
             cap *= 2;
         rf_event *grown = cap >= b->n + n ? realloc(b->ev, (size_t)cap * sizeof(rf_event)) : NULL;
         if (!grown) {
-            counter_add(&w->peer_dropped_backlog, n);
+            rf_stats_add(&w->peer_dropped_backlog, n);
             rf_engine_peer_free_owned(ev, n);
             return;
         }
@@ -150,7 +145,7 @@ static void peer_send(void *ctx, uint32_t to, const rf_event *ev, uint32_t n)
     }
     memcpy(b->ev + b->n, ev, (size_t)n * sizeof(rf_event));
     b->n += n;
-    counter_add(&w->peer_backlog_now, n);
+    rf_stats_add(&w->peer_backlog_now, n);
 }
 
 /* Moves what fits of each backlog into its ring and wakes the peers that got
@@ -166,7 +161,7 @@ static uint32_t flush_peer_backlogs(rf_engine_worker *w)
                                               sizeof(rf_event), b->n - b->head);
         if (done) {
             b->head += done;
-            counter_add(&w->peer_enqueued, done);
+            rf_stats_add(&w->peer_enqueued, done);
             /* Relaxed like every counter here; the control thread reads it
              * only to see the backlogs empty (rf_engine_stop). */
             atomic_store_explicit(&w->peer_backlog_now,
@@ -191,7 +186,7 @@ static uint32_t drain_peer_rings(rf_engine_worker *w)
         uint32_t got;
         while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
             rf_shard_process(w->shard, w->scratch, got);
-            counter_add(&w->peer_dequeued, got);
+            rf_stats_add(&w->peer_dequeued, got);
             total += got;
             if (got < RF_POLL_BATCH)
                 break;
@@ -221,7 +216,7 @@ static void dispatch_critical(rf_engine_worker *w, const rf_event *ev, uint32_t 
     uint64_t data = 0;
     for (uint32_t i = 0; i < n; i++)
         data += ev[i].kind != RF_KIND_SERIES_DEF;
-    counter_add(&w->critical_events, data);
+    rf_stats_add(&w->critical_events, data);
     for (uint32_t i = 0; i < n;) {
         uint32_t owner = rf_event_owner(ev[i].series_id, workers);
         uint32_t run = 1;
@@ -247,7 +242,7 @@ static void dispatch_critical(rf_engine_worker *w, const rf_event *ev, uint32_t 
 void rf_engine_dispatch(rf_engine_worker *w, const rf_event *ev, uint32_t n)
 {
     const uint32_t workers = w->engine->n_workers;
-    counter_add(&w->events_parsed, n);
+    rf_stats_add(&w->events_parsed, n);
     /* A parse batch comes from one listener: all critical or none. */
     if (n && ev[0].priority == RF_PRIO_CRITICAL) {
         dispatch_critical(w, ev, n);
@@ -292,10 +287,10 @@ static uint32_t drain_critical_rings(rf_engine_worker *w)
             continue;
         uint32_t got;
         while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
-            counter_add(&w->events_from_peers, got);
-            counter_add(&w->critical_from_peers, got);
+            rf_stats_add(&w->events_from_peers, got);
+            rf_stats_add(&w->critical_from_peers, got);
             rf_shard_process(w->shard, w->scratch, got);
-            counter_add(&w->events_processed, got);
+            rf_stats_add(&w->events_processed, got);
             total += got;
         }
     }
@@ -336,9 +331,9 @@ static uint32_t drain_inbound(rf_engine_worker *w)
             continue;
         uint32_t got;
         while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
-            counter_add(&w->events_from_peers, got);
+            rf_stats_add(&w->events_from_peers, got);
             rf_shard_process(w->shard, w->scratch, got);
-            counter_add(&w->events_processed, got);
+            rf_stats_add(&w->events_processed, got);
             total += got;
             total += serve_critical(w);
             if (got < RF_POLL_BATCH)
