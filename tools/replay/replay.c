@@ -30,6 +30,10 @@
  * built from a ringflowd configuration (tools/replay/replay_engine.h), in one
  * thread, in event time (the recording's clocks), as fast as it runs. The
  * same recording gives the same segment files and sink files every time.
+ *
+ * Files: options, --print, the main loop and --into here; rewriting in
+ * replay_rewrite.c, the inputs (recordings, pcaps, text) in
+ * replay_source.c, sending in replay_send.c (shared types in replay_pvt.h).
  */
 #include "tools/replay/replay.h"
 
@@ -54,185 +58,13 @@
 #include "core/log/log.h"
 #include "storage/recfile/recfile.h"
 #include "tools/replay/replay_engine.h"
+#include "tools/replay/replay_pvt.h"
 
-#define RP_BATCH 64
-#define RP_SLOT_BYTES 65536
 #define RP_MAX_FILES 4096
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) { (void)sig; g_stop = 1; }
-
-/* ---- timestamp rewriting -------------------------------------------------- */
-
-static char *put_i64(char *p, int64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    uint64_t m = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + m % 10);
-        m /= 10;
-    } while (m);
-    if (v < 0)
-        *p++ = '-';
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-/* Whether a line-protocol line (no '\n') has a timestamp: the part after the
- * field set. Escapes (backslash) and quoted string field values (which may
- * hold spaces) are honoured. Returns -1 for blank/comment lines, 0 without a
- * timestamp (and *end_of_fields set to where one would go), 1 with one. */
-static int influx_has_ts(const char *s, size_t len, size_t *end_of_fields)
-{
-    size_t i = 0;
-    while (i < len && is_blank(s[i]))
-        i++;
-    if (i == len || s[i] == '#')
-        return -1;
-    /* measurement and tags: up to the first unescaped space */
-    while (i < len && s[i] != ' ') {
-        if (s[i] == '\\' && i + 1 < len)
-            i++;
-        i++;
-    }
-    while (i < len && s[i] == ' ')
-        i++;
-    /* fields: up to the first unescaped space outside quotes */
-    bool quoted = false;
-    while (i < len && (quoted || s[i] != ' ')) {
-        if (s[i] == '\\' && i + 1 < len)
-            i++;
-        else if (s[i] == '"')
-            quoted = !quoted;
-        i++;
-    }
-    size_t eof = i;
-    while (eof > 0 && is_blank(s[eof - 1]))
-        eof--;
-    *end_of_fields = eof;
-    while (i < len && is_blank(s[i]))
-        i++;
-    return i < len ? 1 : 0;
-}
-
-/* Copies line[0..head), a space when asked, ts, then line[tail..llen):
- * the line with ts put in place of what lay between head and tail. */
-static char *splice_ts(char *o, const char *line, size_t llen, size_t head, size_t tail,
-                       bool space, int64_t ts)
-{
-    memcpy(o, line, head);
-    o += head;
-    if (space)
-        *o++ = ' ';
-    o = put_i64(o, ts);
-    memcpy(o, line + tail, llen - tail);
-    return o + (llen - tail);
-}
-
-static int64_t in_precision(int64_t wall_ns, int precision)
-{
-    static const int64_t div[] = {1, 1000, 1000000, 1000000000};
-    return wall_ns / div[precision >= 0 && precision <= 3 ? precision : 0];
-}
-
-size_t rf_replay_rewrite_influx(const char *in, size_t len, int64_t wall_ns, int precision,
-                                char *out, uint64_t *rewritten)
-{
-    char *o = out;
-    const int64_t ts = in_precision(wall_ns, precision);
-    size_t pos = 0;
-    while (pos < len) {
-        const char *nl = memchr(in + pos, '\n', len - pos);
-        size_t llen = nl ? (size_t)(nl - (in + pos)) : len - pos;
-        const char *line = in + pos;
-        size_t eof = 0;
-        if (influx_has_ts(line, llen, &eof) == 0) {
-            o = splice_ts(o, line, llen, eof, eof, true, ts); /* trailing blanks / '\r' kept */
-            (*rewritten)++;
-        } else {
-            memcpy(o, line, llen);
-            o += llen;
-        }
-        if (nl)
-            *o++ = '\n';
-        pos += llen + (nl ? 1 : 0);
-    }
-    return (size_t)(o - out);
-}
-
-size_t rf_replay_rewrite_graphite(const char *in, size_t len, int64_t wall_ns, char *out,
-                                  uint64_t *rewritten)
-{
-    char *o = out;
-    const int64_t ts = wall_ns / RF_NS_PER_S;
-    size_t pos = 0;
-    while (pos < len) {
-        const char *nl = memchr(in + pos, '\n', len - pos);
-        size_t llen = nl ? (size_t)(nl - (in + pos)) : len - pos;
-        const char *line = in + pos;
-        /* tokens: path value [timestamp] */
-        size_t tok_start[4], tok_end[4], nt = 0, i = 0;
-        while (i < llen && nt < 4) {
-            while (i < llen && is_blank(line[i]))
-                i++;
-            if (i == llen)
-                break;
-            tok_start[nt] = i;
-            while (i < llen && !is_blank(line[i]))
-                i++;
-            tok_end[nt++] = i;
-        }
-        bool comment = nt > 0 && line[tok_start[0]] == '#';
-        if (!comment && nt == 2) {
-            o = splice_ts(o, line, llen, tok_end[1], tok_end[1], true, ts);
-            (*rewritten)++;
-        } else if (!comment && nt == 3 && tok_end[2] - tok_start[2] == 2 &&
-                   !memcmp(line + tok_start[2], "-1", 2)) {
-            o = splice_ts(o, line, llen, tok_start[2], tok_end[2], false, ts);
-            (*rewritten)++;
-        } else {
-            memcpy(o, line, llen);
-            o += llen;
-        }
-        if (nl)
-            *o++ = '\n';
-        pos += llen + (nl ? 1 : 0);
-    }
-    return (size_t)(o - out);
-}
-
+volatile sig_atomic_t rp_stop;
+static void on_signal(int sig) { (void)sig; rp_stop = 1; }
 /* ---- options ---------------------------------------------------------------- */
-
-typedef struct rp_opts {
-    char host[256];
-    char port[16];
-    bool tcp;
-    double speed; /* 0 = max */
-    int protocol; /* text files and --rewrite-timestamps of pcaps: enum rf_rec_protocol */
-    bool protocol_set;
-    bool rewrite;
-    int precision;
-    uint32_t max_datagram;
-    uint32_t repeat;
-    const char *listener; /* recordings: only this listener's records */
-    int pcap_port;        /* pcaps: only datagrams to this UDP port; -1 = all */
-    bool json;
-    bool quiet;
-    bool print;
-    /* --into: the in-process engine */
-    const char *into;
-    const char *config;
-    uint32_t workers;     /* 0: engine.workers of the configuration */
-    int64_t tick_ns;      /* 0: the engine's default */
-    bool sending_opts;    /* an option only a send takes was given */
-    char **files;
-    int n_files;
-} rp_opts;
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -414,479 +246,6 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
     return 0;
 }
 
-/* ---- sources --------------------------------------------------------------- */
-
-typedef struct rp_item {
-    const uint8_t *data;
-    size_t len;
-    bool has_time;
-    int64_t pace_ns; /* monotonic-like time for pacing */
-    int64_t wall_ns; /* receive wall time for --rewrite-timestamps */
-    uint8_t protocol;
-    bool from_tcp;   /* a chunk of complete lines (may exceed a datagram) */
-} rp_item;
-
-enum rp_kind { RP_RECORDING, RP_PCAP, RP_TEXT };
-
-typedef struct rp_stats {
-    uint64_t items, sends, lines, bytes, errors, oversize;
-    uint64_t skipped_filter, skipped_nonudp, skipped_fragments, skipped_truncated;
-    uint64_t rewritten, not_rewritable;
-    uint64_t torn;
-    /* Recordings: the first listener seen, and records of other listeners
-     * sent to the same target (without --listener). */
-    char first_listener[256];
-    uint8_t first_protocol;
-    uint64_t other_listeners, other_protocols;
-} rp_stats;
-
-typedef struct rp_src {
-    enum rp_kind kind;
-    const char *path;
-    FILE *f;
-    rf_rec_reader *rd;
-    /* pcap */
-    bool swapped, nanos;
-    uint32_t linktype;
-    uint8_t *pkt;
-    size_t pkt_cap;
-    /* text */
-    uint8_t *text;
-    size_t text_len, text_cap;
-    size_t text_take; /* bytes of the current item, discarded by src_consumed */
-    bool text_eof;
-} rp_src;
-
-static uint32_t rd32(const uint8_t *p, bool swapped)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
-}
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static int src_open(rp_src *s, const char *path, const rp_opts *o, rf_err *err)
-{
-    memset(s, 0, sizeof(*s));
-    s->path = path;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return rf_err_set(err, errno, "%s: %s", path, strerror(errno));
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    uint8_t head[24];
-    size_t n = fread(head, 1, sizeof(head), f);
-    if (rf_rec_is_recording(head, n)) {
-        rewind(f);
-        s->kind = RP_RECORDING;
-        return rf_rec_reader_open_stream(&s->rd, f, path, err);
-    }
-    uint32_t magic = n >= 4 ? rd32(head, false) : 0;
-    if (magic == 0x0A0D0D0Au) {
-        fclose(f);
-        return rf_err_set(err, EPROTONOSUPPORT,
-                          "%s: pcapng is not supported; convert it to classic pcap first "
-                          "(editcap -F pcap IN OUT, from wireshark-common)", path);
-    }
-    if (n == 24 && (magic == 0xa1b2c3d4u || magic == 0xd4c3b2a1u || magic == 0xa1b23c4du ||
-                    magic == 0x4d3cb2a1u)) {
-        s->kind = RP_PCAP;
-        s->swapped = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
-        s->nanos = magic == 0xa1b23c4du || magic == 0x4d3cb2a1u;
-        s->linktype = rd32(head + 20, s->swapped) & 0x0fffffffu;
-        s->f = f;
-        return 0;
-    }
-    rewind(f);
-    s->kind = RP_TEXT;
-    s->f = f;
-    (void)o;
-    return 0;
-}
-
-static void src_close(rp_src *s)
-{
-    if (s->rd)
-        rf_rec_reader_close(s->rd);
-    else if (s->f)
-        fclose(s->f);
-    free(s->pkt);
-    free(s->text);
-    memset(s, 0, sizeof(*s));
-}
-
-/* Finds the UDP payload in a link-layer frame. Returns 1 and sets *payload,
- * 0 when the packet is not a whole UDP datagram (counted in st). */
-static int pcap_udp(const rp_src *s, const uint8_t *p, size_t len, const rp_opts *o,
-                    const uint8_t **payload, size_t *plen, rp_stats *st)
-{
-    unsigned ethertype = 0;
-    size_t off = 0;
-    switch (s->linktype) {
-    case 1: /* Ethernet */
-        if (len < 14)
-            goto nonudp;
-        ethertype = be16(p + 12);
-        off = 14;
-        while ((ethertype == 0x8100 || ethertype == 0x88a8) && len >= off + 4) {
-            ethertype = be16(p + off + 2);
-            off += 4;
-        }
-        break;
-    case 113: /* Linux cooked v1 */
-        if (len < 16)
-            goto nonudp;
-        ethertype = be16(p + 14);
-        off = 16;
-        break;
-    case 276: /* Linux cooked v2 */
-        if (len < 20)
-            goto nonudp;
-        ethertype = be16(p);
-        off = 20;
-        break;
-    case 0: { /* BSD loopback: host-order family */
-        if (len < 4)
-            goto nonudp;
-        uint32_t fam;
-        memcpy(&fam, p, 4);
-        if (s->swapped)
-            fam = __builtin_bswap32(fam);
-        ethertype = fam == 2 ? 0x0800 : (fam == 24 || fam == 28 || fam == 30) ? 0x86dd : 0;
-        off = 4;
-        break;
-    }
-    case 101: case 12: case 14: case 228: case 229: /* raw IP */
-        if (len < 1)
-            goto nonudp;
-        ethertype = (p[0] >> 4) == 4 ? 0x0800 : (p[0] >> 4) == 6 ? 0x86dd : 0;
-        break;
-    default:
-        goto nonudp;
-    }
-    const uint8_t *ip = p + off;
-    size_t iplen = len - off, l4 = 0;
-    unsigned proto;
-    if (ethertype == 0x0800) {
-        if (iplen < 20 || (ip[0] >> 4) != 4)
-            goto nonudp;
-        size_t ihl = (size_t)(ip[0] & 15) * 4, tot = be16(ip + 2);
-        if (ihl < 20 || tot < ihl || tot > iplen)
-            goto nonudp;
-        if ((be16(ip + 6) & 0x3fff) != 0) { /* MF or an offset: a fragment */
-            st->skipped_fragments++;
-            return 0;
-        }
-        proto = ip[9];
-        l4 = ihl;
-        iplen = tot;
-    } else if (ethertype == 0x86dd) {
-        if (iplen < 40 || (ip[0] >> 4) != 6)
-            goto nonudp;
-        size_t pl = be16(ip + 4);
-        if (40 + pl > iplen)
-            goto nonudp;
-        iplen = 40 + pl;
-        proto = ip[6];
-        l4 = 40;
-        /* Extension headers we can step over. */
-        while ((proto == 0 || proto == 43 || proto == 60) && l4 + 8 <= iplen) {
-            proto = ip[l4];
-            l4 += ((size_t)ip[l4 + 1] + 1) * 8;
-        }
-        if (proto == 44) {
-            st->skipped_fragments++;
-            return 0;
-        }
-    } else {
-        goto nonudp;
-    }
-    if (proto != 17 || l4 + 8 > iplen)
-        goto nonudp;
-    const uint8_t *udp = ip + l4;
-    size_t ulen = be16(udp + 4);
-    if (ulen < 8 || l4 + ulen > iplen)
-        goto nonudp;
-    if (o->pcap_port >= 0 && be16(udp + 2) != (unsigned)o->pcap_port) {
-        st->skipped_filter++;
-        return 0;
-    }
-    *payload = udp + 8;
-    *plen = ulen - 8;
-    return 1;
-nonudp:
-    st->skipped_nonudp++;
-    return 0;
-}
-
-/* Returns 1 with *it filled, 0 at the end, or a negative errno (a torn
- * recording: already reported, the caller goes on with the next file). */
-static int src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_err *err)
-{
-    switch (s->kind) {
-    case RP_RECORDING:
-        for (;;) {
-            rf_rec r;
-            int rc = rf_rec_reader_next(s->rd, &r, err);
-            if (rc <= 0)
-                return rc;
-            if (o->listener && strcmp(o->listener, r.name) != 0) {
-                st->skipped_filter++;
-                continue;
-            }
-            if (!o->listener) {
-                /* Every record goes to the one --target: a recording of several
-                 * listeners (ringflow record --engine, or several ports) mixes
-                 * their protocols there. Said once, and counted. */
-                if (!st->first_listener[0]) {
-                    snprintf(st->first_listener, sizeof(st->first_listener), "%s", r.name);
-                    st->first_protocol = r.protocol;
-                } else if (strcmp(st->first_listener, r.name) != 0) {
-                    if (!st->other_listeners)
-                        fprintf(stderr,
-                                "ringflow replay: warning: %s holds records of more than one "
-                                "listener (%s, %s%s): all of them go to the one target%s; replay "
-                                "each with --listener NAME and its own --target (--print lists "
-                                "them)\n",
-                                s->path, st->first_listener, r.name,
-                                r.protocol != st->first_protocol ? ", another protocol" : "",
-                                r.protocol != st->first_protocol ? ", which parses them all as "
-                                                                   "one protocol"
-                                                                 : "");
-                    st->other_listeners++;
-                    st->other_protocols += r.protocol != st->first_protocol;
-                }
-            }
-            *it = (rp_item){.data = r.payload, .len = r.payload_len, .has_time = true,
-                            .pace_ns = r.mono_ns, .wall_ns = r.wall_ns, .protocol = r.protocol,
-                            .from_tcp = r.transport == RF_REC_TCP};
-            return 1;
-        }
-    case RP_PCAP:
-        for (;;) {
-            uint8_t h[16];
-            size_t n = fread(h, 1, sizeof(h), s->f);
-            if (n == 0)
-                return 0;
-            if (n < sizeof(h))
-                return rf_err_set(err, EBADMSG, "%s: torn pcap packet header at the end", s->path);
-            uint32_t sec = rd32(h, s->swapped), frac = rd32(h + 4, s->swapped);
-            uint32_t incl = rd32(h + 8, s->swapped), orig = rd32(h + 12, s->swapped);
-            if (incl > (256u << 20))
-                return rf_err_set(err, EBADMSG, "%s: damaged pcap (packet of %u bytes)", s->path, incl);
-            if (incl > s->pkt_cap) {
-                uint8_t *b = realloc(s->pkt, incl);
-                if (!b)
-                    return rf_err_set(err, ENOMEM, "out of memory");
-                s->pkt = b;
-                s->pkt_cap = incl;
-            }
-            if (fread(s->pkt, 1, incl, s->f) != incl)
-                return rf_err_set(err, EBADMSG, "%s: torn pcap packet at the end", s->path);
-            if (incl < orig) {
-                st->skipped_truncated++; /* snaplen cut it: the payload is incomplete */
-                continue;
-            }
-            const uint8_t *payload;
-            size_t plen;
-            if (!pcap_udp(s, s->pkt, incl, o, &payload, &plen, st))
-                continue;
-            int64_t t = (int64_t)sec * RF_NS_PER_S + (int64_t)frac * (s->nanos ? 1 : 1000);
-            *it = (rp_item){.data = payload, .len = plen, .has_time = true, .pace_ns = t,
-                            .wall_ns = t, .protocol = (uint8_t)o->protocol};
-            return 1;
-        }
-    case RP_TEXT: {
-        /* Whole lines packed up to the datagram bound (TCP: 64 KiB chunks). */
-        const size_t want = o->tcp ? 65536 : (o->max_datagram < 8192 ? o->max_datagram : 8192);
-        if (s->text_cap < 2 * 65536 + 2) {
-            s->text = malloc(2 * 65536 + 2);
-            if (!s->text)
-                return rf_err_set(err, ENOMEM, "out of memory");
-            s->text_cap = 2 * 65536 + 2;
-        }
-        while (!s->text_eof && s->text_len < want + 1) {
-            size_t n = fread(s->text + s->text_len, 1, s->text_cap - 1 - s->text_len, s->f);
-            if (n == 0)
-                s->text_eof = true;
-            s->text_len += n;
-        }
-        if (s->text_len == 0)
-            return 0;
-        size_t take = s->text_len;
-        if (take > want) {
-            const uint8_t *nl = memrchr(s->text, '\n', want);
-            if (nl) {
-                take = (size_t)(nl - s->text) + 1;
-            } else {
-                /* A line longer than a datagram: send it alone (UDP will
-                 * count it oversize). */
-                const uint8_t *n2 = memchr(s->text, '\n', s->text_len);
-                take = n2 ? (size_t)(n2 - s->text) + 1 : s->text_len;
-            }
-        }
-        *it = (rp_item){.data = s->text, .len = take, .protocol = (uint8_t)o->protocol,
-                        .from_tcp = true};
-        s->text_take = take; /* the caller sends it, then calls src_consumed */
-        return 1;
-    }
-    }
-    return 0;
-}
-
-/* After an RP_TEXT item was sent: discard it from the buffer. */
-static void src_consumed(rp_src *s)
-{
-    if (s->kind != RP_TEXT || !s->text_take)
-        return;
-    memmove(s->text, s->text + s->text_take, s->text_len - s->text_take);
-    s->text_len -= s->text_take;
-    s->text_take = 0;
-}
-
-/* ---- sender ------------------------------------------------------------------ */
-
-typedef struct rp_sender {
-    const rp_opts *o;
-    int fd;
-    char *slots;
-    struct iovec iov[RP_BATCH];
-    unsigned n;
-    rp_stats *st;
-    bool dead; /* TCP connection lost */
-} rp_sender;
-
-static int sender_open(rp_sender *sd, const rp_opts *o, rp_stats *st)
-{
-    *sd = (rp_sender){.o = o, .fd = -1, .st = st};
-    struct addrinfo hints = {.ai_socktype = o->tcp ? SOCK_STREAM : SOCK_DGRAM}, *res = NULL;
-    int rc = getaddrinfo(o->host, o->port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "ringflow replay: %s:%s: %s\n", o->host, o->port, gai_strerror(rc));
-        return -1;
-    }
-    sd->fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-    if (sd->fd < 0 || connect(sd->fd, res->ai_addr, res->ai_addrlen) != 0) {
-        fprintf(stderr, "ringflow replay: connect %s:%s: %s\n", o->host, o->port, strerror(errno));
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    int sndbuf = 8 << 20;
-    setsockopt(sd->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    if (!o->tcp && !(sd->slots = malloc((size_t)RP_BATCH * RP_SLOT_BYTES))) {
-        fprintf(stderr, "ringflow replay: out of memory\n");
-        return -1;
-    }
-    return 0;
-}
-
-/* Lines in a payload; an unterminated last line counts. */
-static uint64_t count_lines(const char *p, size_t len)
-{
-    uint64_t n = len && p[len - 1] != '\n' ? 1 : 0;
-    for (const char *e = p + len; (p = memchr(p, '\n', (size_t)(e - p))); p++)
-        n++;
-    return n;
-}
-
-static void sender_flush(rp_sender *sd)
-{
-    if (sd->o->tcp || sd->n == 0)
-        return;
-    struct mmsghdr msgs[RP_BATCH];
-    for (unsigned i = 0; i < sd->n; i++)
-        msgs[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &sd->iov[i], .msg_iovlen = 1}};
-    unsigned sent = 0;
-    while (sent < sd->n) {
-        int r = sendmmsg(sd->fd, msgs + sent, sd->n - sent, 0);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            /* ECONNREFUSED (nobody listening: ICMP from an earlier send) or
-             * ENOBUFS: this datagram failed; go on with the rest. */
-            sd->st->errors++;
-            sent++;
-            continue;
-        }
-        for (int i = 0; i < r; i++) {
-            sd->st->bytes += msgs[sent + (unsigned)i].msg_len;
-            sd->st->lines += count_lines(sd->iov[sent + (unsigned)i].iov_base,
-                                         sd->iov[sent + (unsigned)i].iov_len);
-        }
-        sd->st->sends += (unsigned)r;
-        sent += (unsigned)r;
-    }
-    sd->n = 0;
-}
-
-static void udp_queue(rp_sender *sd, const char *p, size_t len)
-{
-    if (sd->n == RP_BATCH)
-        sender_flush(sd);
-    char *slot = sd->slots + (size_t)sd->n * RP_SLOT_BYTES;
-    memcpy(slot, p, len);
-    sd->iov[sd->n++] = (struct iovec){.iov_base = slot, .iov_len = len};
-}
-
-static void tcp_write(rp_sender *sd, const char *p, size_t len)
-{
-    size_t off = 0;
-    while (off < len && !sd->dead) {
-        ssize_t w = send(sd->fd, p + off, len - off, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            fprintf(stderr, "ringflow replay: send: %s\n", strerror(errno));
-            sd->st->errors++;
-            sd->dead = true;
-            g_stop = 1;
-            return;
-        }
-        off += (size_t)w;
-    }
-    sd->st->bytes += off;
-}
-
-/* Sends one payload (already rewritten). */
-static void sender_send(rp_sender *sd, const char *p, size_t len)
-{
-    if (sd->o->tcp) {
-        tcp_write(sd, p, len);
-        sd->st->lines += count_lines(p, len);
-        if (len && p[len - 1] != '\n') {
-            tcp_write(sd, "\n", 1); /* keep lines of different datagrams apart */
-            sd->st->lines++;
-        }
-        sd->st->sends++;
-        return;
-    }
-    const size_t max = sd->o->max_datagram;
-    if (len <= max) {
-        udp_queue(sd, p, len);
-        return;
-    }
-    /* Larger than a datagram (a recorded TCP chunk, or a datagram grown by
-     * rewriting): cut after a '\n'. */
-    size_t pos = 0;
-    while (pos < len) {
-        size_t take = len - pos;
-        if (take > max) {
-            const char *nl = memrchr(p + pos, '\n', max);
-            if (!nl) {
-                /* One line longer than a datagram cannot go over UDP. */
-                const char *n2 = memchr(p + pos, '\n', len - pos);
-                size_t skip = n2 ? (size_t)(n2 - (p + pos)) + 1 : len - pos;
-                sd->st->oversize++;
-                pos += skip;
-                continue;
-            }
-            take = (size_t)(nl - (p + pos)) + 1;
-        }
-        udp_queue(sd, p + pos, take);
-        pos += take;
-    }
-}
-
 /* ---- --print -------------------------------------------------------------------- */
 
 /* One item per line: payload bytes outside printable ASCII are escaped
@@ -920,20 +279,20 @@ static int print_inputs(const rp_opts *o, char **files, int n_files)
         if (!rf_rec_is_recording(head, n)) {
             /* pcaps and text: the payloads as they would be sent */
             rp_src src;
-            if (src_open(&src, files[fi], o, &err) != 0) {
+            if (rp_src_open(&src, files[fi], o, &err) != 0) {
                 fprintf(stderr, "ringflow replay: %s\n", err.msg);
                 return 1;
             }
             rp_item it;
             int r;
-            while ((r = src_next(&src, o, &it, &st, &err)) > 0) {
+            while ((r = rp_src_next(&src, o, &it, &st, &err)) > 0) {
                 printf("%" PRId64 " - - - %zu ", it.has_time ? it.wall_ns : 0, it.len);
                 print_payload(it.data, it.len);
-                src_consumed(&src);
+                rp_src_consumed(&src);
             }
             if (r < 0)
                 fprintf(stderr, "ringflow replay: warning: %s\n", err.msg);
-            src_close(&src);
+            rp_src_close(&src);
             continue;
         }
         rf_rec_reader *rd;
@@ -966,7 +325,7 @@ static void sleep_until(int64_t due)
 {
     for (;;) {
         int64_t now = rf_clock_mono_ns();
-        if (now >= due || g_stop)
+        if (now >= due || rp_stop)
             return;
         int64_t d = due - now;
         /* Sleep most of it; the scheduler's wake-up slack is spent spinning. */
@@ -1140,7 +499,7 @@ static int run_into(const rp_opts *o, char **files, int n_files)
     int64_t next_report = t0 + RF_NS_PER_S;
     uint64_t records = 0, torn = 0, filtered = 0;
     int rc = 0;
-    for (int fi = 0; fi < n_files && !g_stop; fi++) {
+    for (int fi = 0; fi < n_files && !rp_stop; fi++) {
         rf_rec_reader *rd;
         if (rf_rec_reader_open(&rd, files[fi], &err) != 0) {
             fprintf(stderr, "ringflow replay: %s\n", err.msg);
@@ -1149,7 +508,7 @@ static int run_into(const rp_opts *o, char **files, int n_files)
         }
         rf_rec r;
         int k = 0;
-        while (!g_stop && (k = rf_rec_reader_next(rd, &r, &err)) > 0) {
+        while (!rp_stop && (k = rf_rec_reader_next(rd, &r, &err)) > 0) {
             if (o->listener && strcmp(o->listener, r.name) != 0) {
                 filtered++;
                 continue;
@@ -1173,7 +532,7 @@ static int run_into(const rp_opts *o, char **files, int n_files)
     }
     if (tty)
         fputc('\n', stderr);
-    if (g_stop)
+    if (rp_stop)
         fprintf(stderr, "ringflow replay: interrupted: what was fed so far is drained and stored\n");
     rf_replay_summary m;
     if (rf_replay_engine_finish(e, &m, &err) < 0) {
@@ -1217,7 +576,7 @@ int rf_cli_replay(int argc, char **argv)
     rp_stats st = {0};
     rp_sender sd;
     char *rewrite_buf = NULL;
-    if (sender_open(&sd, &o, &st) != 0) {
+    if (rp_sender_open(&sd, &o, &st) != 0) {
         rc = 1;
         goto out;
     }
@@ -1233,16 +592,16 @@ int rf_cli_replay(int argc, char **argv)
     uint64_t last_items = 0;
     bool warned_text_rewrite = false;
 
-    for (uint32_t rep = 0; rep < o.repeat && !g_stop; rep++) {
+    for (uint32_t rep = 0; rep < o.repeat && !rp_stop; rep++) {
         /* Pacing restarts with each pass: the first item of a pass is due at once. */
         bool have_base = false;
         int64_t base_pace = 0, base_now = 0;
-        for (int fi = 0; fi < n_files && !g_stop; fi++) {
+        for (int fi = 0; fi < n_files && !rp_stop; fi++) {
             rp_src src;
             rf_err err;
             if (fi > 0 && group[fi] != group[fi - 1])
                 have_base = false; /* another input: its own timeline, due at once */
-            if (src_open(&src, files[fi], &o, &err) != 0) {
+            if (rp_src_open(&src, files[fi], &o, &err) != 0) {
                 fprintf(stderr, "ringflow replay: %s\n", err.msg);
                 rc = 1;
                 goto out;
@@ -1254,7 +613,7 @@ int rf_cli_replay(int argc, char **argv)
             }
             rp_item it = {0};
             int r = 0;
-            while (!g_stop && (r = src_next(&src, &o, &it, &st, &err)) > 0) {
+            while (!rp_stop && (r = rp_src_next(&src, &o, &it, &st, &err)) > 0) {
                 if (it.has_time && o.speed > 0) {
                     if (!have_base) {
                         have_base = true;
@@ -1263,7 +622,7 @@ int rf_cli_replay(int argc, char **argv)
                     }
                     int64_t due = base_now + (int64_t)((double)(it.pace_ns - base_pace) / o.speed);
                     if (due > rf_clock_mono_ns()) {
-                        sender_flush(&sd);
+                        rp_sender_flush(&sd);
                         sleep_until(due);
                     }
                 }
@@ -1276,7 +635,7 @@ int rf_cli_replay(int argc, char **argv)
                         if (!nb) {
                             fprintf(stderr, "ringflow replay: out of memory\n");
                             rc = 1;
-                            src_close(&src);
+                            rp_src_close(&src);
                             goto out;
                         }
                         rewrite_buf = nb;
@@ -1289,12 +648,12 @@ int rf_cli_replay(int argc, char **argv)
                         len = rf_replay_rewrite_graphite(p, len, it.wall_ns, rewrite_buf,
                                                          &st.rewritten);
                     else
-                        st.not_rewritable += count_lines(p, len) ? count_lines(p, len) : 1;
+                        st.not_rewritable += rp_count_lines(p, len) ? rp_count_lines(p, len) : 1;
                     if (it.protocol == RF_REC_INFLUX || it.protocol == RF_REC_GRAPHITE)
                         p = rewrite_buf;
                 }
-                sender_send(&sd, p, len);
-                src_consumed(&src);
+                rp_sender_send(&sd, p, len);
+                rp_src_consumed(&src);
                 st.items++;
                 int64_t now = rf_clock_mono_ns();
                 if (tty && now >= next_report) {
@@ -1306,15 +665,15 @@ int rf_cli_replay(int argc, char **argv)
                     next_report = now + RF_NS_PER_S;
                 }
             }
-            sender_flush(&sd);
+            rp_sender_flush(&sd);
             if (r < 0) {
                 fprintf(stderr, "ringflow replay: warning: %s\n", err.msg);
                 st.torn++;
             }
-            src_close(&src);
+            rp_src_close(&src);
         }
     }
-    sender_flush(&sd);
+    rp_sender_flush(&sd);
     if (tty)
         fputc('\n', stderr);
     double elapsed = (double)(rf_clock_mono_ns() - t0) * 1e-9;
