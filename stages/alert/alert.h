@@ -121,7 +121,8 @@
 
 #include "core/error/error.h"
 #include "core/event/event.h"
-#include "stages/route/route.h"
+#include "stages/match/match.h"
+#include "stages/route/route.h" /* rf_router: alert subjects are checked against the routes */
 #include "stages/stage/stage.h"
 
 enum rf_alert_type {

@@ -624,7 +624,7 @@ void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *k
             continue;
         uint64_t kh = 0;
         if (p->key_tag[0]) {
-            char v[RF_SUBJECT_MAX];
+            char v[RF_MATCH_TEXT_MAX];
             int vl = rf_series_key_tag(key, p->key_tag, v, sizeof(v));
             if (vl < 0)
                 continue; /* no key: the series does not take part */

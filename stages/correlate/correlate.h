@@ -101,7 +101,7 @@
 
 #include "core/error/error.h"
 #include "core/event/event.h"
-#include "stages/route/route.h"
+#include "stages/match/match.h"
 #include "stages/stage/stage.h"
 
 #define RF_CORR_MAX_MEMBERS 16u

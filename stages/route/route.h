@@ -191,37 +191,6 @@ const rf_route_set *rf_router_set(const rf_router *r, uint32_t id);
 
 void rf_router_stats_read(const rf_router *r, rf_router_stats *out);
 
-/* ---- series matchers (shared by alert rules and correlation patterns) ----
- *
- * A matcher selects series by measurement, field and tags. Each string is a
- * glob with '*' (any run of bytes, possibly empty); NULL or "*" matches all.
- * Values compare to the unescaped key text. All conditions must hold. */
-#define RF_MATCH_MAX_TAGS 4u
-
-typedef struct rf_series_matcher {
-    const char *measurement;
-    const char *field;
-    struct {
-        const char *key;   /* exact tag key */
-        const char *value; /* glob; the tag must be present */
-    } tags[RF_MATCH_MAX_TAGS];
-    uint32_t n_tags;
-} rf_series_matcher;
-
-bool rf_series_matcher_match(const rf_series_matcher *m, const rf_series_key *key);
-
-/* Deep copy (strings duplicated) for stages that keep a matcher beyond their
- * configuration's lifetime; release frees the copies. Returns 0 or -ENOMEM. */
-int rf_series_matcher_copy(rf_series_matcher *dst, const rf_series_matcher *src);
-void rf_series_matcher_release(rf_series_matcher *m);
-
-/* Copies the unescaped value of tag `tag` into buf (NUL-terminated, truncated
- * to cap - 1). Returns its length, or -1 when the key has no such tag. */
-int rf_series_key_tag(const rf_series_key *key, const char *tag, char *buf, size_t cap);
-
-/* Glob with '*' only. */
-bool rf_glob_match(const char *glob, const char *s, size_t len);
-
 /* ---- configuration (YAML through core/config) ----
  *
  *   pipeline:
@@ -248,14 +217,5 @@ typedef struct rf_router_config_parsed {
 int rf_router_config_parse(const rf_cfg_node *pipeline, const char *const *sink_names,
                            uint32_t n_sinks, rf_router_config_parsed *out, rf_err *err);
 void rf_router_config_release(rf_router_config_parsed *p);
-
-/* A matcher from a mapping {measurement: glob, field: glob, tags: {k: glob}}
- * (at most RF_MATCH_MAX_TAGS tags). Strings are owned: release with
- * rf_series_matcher_release. */
-int rf_series_matcher_parse(const rf_cfg_node *map, rf_series_matcher *out, rf_err *err);
-
-/* Duplicates the string under `key` (NULL when absent and not required). */
-int rf_cfg_strdup_key(const rf_cfg_node *map, const char *key, bool required, char **out,
-                      rf_err *err);
 
 #endif
