@@ -39,6 +39,7 @@
 #include "core/clock/clock.h"
 #include "core/config/config.h"
 #include "tools/load/load.h"
+#include "tools/net/net_addr.h"
 
 #define LOAD_MAX_DGRAMS 64
 #define LOAD_MAX_PAYLOAD 65000
@@ -342,19 +343,11 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         char *end = NULL;
         switch (c) {
         case 't': {
-            const char *colon = strrchr(optarg, ':');
-            if (!colon || colon == optarg || !colon[1]) {
+            if (rf_net_split_host_port(optarg, o->host, sizeof(o->host), o->port,
+                                       sizeof(o->port)) != 0) {
                 fprintf(stderr, "ringflow load: --target wants HOST:PORT, got '%s'\n", optarg);
                 return 2;
             }
-            snprintf(o->host, sizeof(o->host), "%.*s", (int)(colon - optarg), optarg);
-            if (o->host[0] == '[') { /* [::1]:8089 */
-                size_t l = strlen(o->host);
-                memmove(o->host, o->host + 1, l);
-                if (l >= 2 && o->host[l - 2] == ']')
-                    o->host[l - 2] = '\0';
-            }
-            snprintf(o->port, sizeof(o->port), "%s", colon + 1);
             break;
         }
         case 'T':
@@ -458,29 +451,12 @@ static double events_due(const load_opts *o, double t)
 
 static int open_socket(const load_opts *o, struct sockaddr_storage *dst, socklen_t *dlen)
 {
-    struct addrinfo hints = {.ai_socktype = o->tcp ? SOCK_STREAM : SOCK_DGRAM}, *res = NULL;
-    int rc = getaddrinfo(o->host, o->port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "ringflow load: %s:%s: %s\n", o->host, o->port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        fprintf(stderr, "ringflow load: socket: %s\n", strerror(errno));
-        freeaddrinfo(res);
-        return -1;
-    }
-    int sndbuf = 8 << 20;
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-        fprintf(stderr, "ringflow load: connect %s:%s: %s\n", o->host, o->port, strerror(errno));
-        close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    memcpy(dst, res->ai_addr, res->ai_addrlen);
-    *dlen = res->ai_addrlen;
-    freeaddrinfo(res);
+    rf_err err;
+    const rf_net_socket_opts so = {.socktype = o->tcp ? SOCK_STREAM : SOCK_DGRAM,
+                                   .sndbuf = 8 << 20};
+    int fd = rf_net_socket(o->host, o->port, &so, dst, dlen, &err);
+    if (fd < 0)
+        fprintf(stderr, "ringflow load: %s\n", err.msg);
     return fd;
 }
 

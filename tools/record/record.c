@@ -31,6 +31,7 @@
 #include "tools/record/record.h"
 #include "tools/cli/client.h"
 #include "storage/recfile/recfile.h"
+#include "tools/net/net_addr.h"
 
 #define REC_MAX_LISTENERS 16
 #define REC_MAX_CONNS 256
@@ -183,35 +184,19 @@ static int open_listener(const rec_opts *o, unsigned i, rec_listener *l)
     if (parse_spec(o->listen[i].spec, addr, sizeof(addr), port, sizeof(port), &l->protocol) != 0)
         return 2;
     l->transport = o->listen[i].transport;
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_PASSIVE,
-                             .ai_socktype = l->transport == RF_REC_TCP ? SOCK_STREAM : SOCK_DGRAM},
-                    *res = NULL;
-    int rc = getaddrinfo(addr, port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "ringflow record: %s: %s\n", o->listen[i].spec, gai_strerror(rc));
-        return 2;
-    }
-    l->fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    rf_err err;
+    const rf_net_socket_opts so = {
+        .socktype = l->transport == RF_REC_TCP ? SOCK_STREAM : SOCK_DGRAM,
+        .type_flags = SOCK_NONBLOCK,
+        .listen = true,
+        .reuseaddr = true,
+        .rcvbuf = l->transport == RF_REC_UDP ? (int)o->rcvbuf : 0,
+    };
+    l->fd = rf_net_socket(addr, port, &so, NULL, NULL, &err);
     if (l->fd < 0) {
-        fprintf(stderr, "ringflow record: socket: %s\n", strerror(errno));
-        freeaddrinfo(res);
-        return 1;
+        fprintf(stderr, "ringflow record: %s %s\n", rf_rec_transport_name(l->transport), err.msg);
+        return l->fd == -EINVAL ? 2 : 1;
     }
-    int one = 1;
-    setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (l->transport == RF_REC_UDP) {
-        int rb = (int)o->rcvbuf;
-        if (setsockopt(l->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof(rb)) != 0)
-            setsockopt(l->fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
-    }
-    if (bind(l->fd, res->ai_addr, res->ai_addrlen) != 0 ||
-        (l->transport == RF_REC_TCP && listen(l->fd, 128) != 0)) {
-        fprintf(stderr, "ringflow record: %s %s:%s: %s\n", rf_rec_transport_name(l->transport),
-                addr, port, strerror(errno));
-        freeaddrinfo(res);
-        return 1;
-    }
-    freeaddrinfo(res);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     getsockname(l->fd, (struct sockaddr *)&ss, &sl);

@@ -58,6 +58,7 @@
 #include "core/log/log.h"
 #include "storage/recfile/recfile.h"
 #include "tools/replay/replay_engine.h"
+#include "tools/net/net_addr.h"
 #include "tools/replay/replay_pvt.h"
 
 #define RP_MAX_FILES 4096
@@ -133,18 +134,11 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
             o->sending_opts = true;
         switch (c) {
         case 't': {
-            const char *colon = strrchr(optarg, ':');
-            if (!colon || colon == optarg || !colon[1]) {
+            if (rf_net_split_host_port(optarg, o->host, sizeof(o->host), o->port,
+                                       sizeof(o->port)) != 0) {
                 fprintf(stderr, "ringflow replay: --target wants HOST:PORT, got '%s'\n", optarg);
                 return 2;
             }
-            snprintf(o->host, sizeof(o->host), "%.*s", (int)(colon - optarg), optarg);
-            size_t l = strlen(o->host);
-            if (l >= 2 && o->host[0] == '[' && o->host[l - 1] == ']') {
-                memmove(o->host, o->host + 1, l - 2);
-                o->host[l - 2] = '\0';
-            }
-            snprintf(o->port, sizeof(o->port), "%s", colon + 1);
             break;
         }
         case 'T':

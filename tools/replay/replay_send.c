@@ -22,6 +22,7 @@
 #include "core/config/config.h"
 #include "core/log/log.h"
 #include "storage/recfile/recfile.h"
+#include "tools/net/net_addr.h"
 #include "tools/replay/replay_pvt.h"
 
 /* ---- sender ------------------------------------------------------------------ */
@@ -29,21 +30,14 @@
 int rp_sender_open(rp_sender *sd, const rp_opts *o, rp_stats *st)
 {
     *sd = (rp_sender){.o = o, .fd = -1, .st = st};
-    struct addrinfo hints = {.ai_socktype = o->tcp ? SOCK_STREAM : SOCK_DGRAM}, *res = NULL;
-    int rc = getaddrinfo(o->host, o->port, &hints, &res);
-    if (rc != 0) {
-        fprintf(stderr, "ringflow replay: %s:%s: %s\n", o->host, o->port, gai_strerror(rc));
+    rf_err err;
+    const rf_net_socket_opts so = {.socktype = o->tcp ? SOCK_STREAM : SOCK_DGRAM,
+                                   .sndbuf = 8 << 20};
+    sd->fd = rf_net_socket(o->host, o->port, &so, NULL, NULL, &err);
+    if (sd->fd < 0) {
+        fprintf(stderr, "ringflow replay: %s\n", err.msg);
         return -1;
     }
-    sd->fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-    if (sd->fd < 0 || connect(sd->fd, res->ai_addr, res->ai_addrlen) != 0) {
-        fprintf(stderr, "ringflow replay: connect %s:%s: %s\n", o->host, o->port, strerror(errno));
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    int sndbuf = 8 << 20;
-    setsockopt(sd->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     if (!o->tcp && !(sd->slots = malloc((size_t)RP_BATCH * RP_SLOT_BYTES))) {
         fprintf(stderr, "ringflow replay: out of memory\n");
         return -1;

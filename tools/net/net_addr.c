@@ -1,0 +1,63 @@
+/* Host:port text to a connected or bound socket (net_addr.h). */
+#include "tools/net/net_addr.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int rf_net_split_host_port(const char *text, char *host, size_t host_size, char *port,
+                           size_t port_size)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || !colon[1])
+        return -EINVAL;
+    snprintf(host, host_size, "%.*s", (int)(colon - text), text);
+    size_t l = strlen(host);
+    if (l >= 2 && host[0] == '[' && host[l - 1] == ']') {
+        memmove(host, host + 1, l - 2);
+        host[l - 2] = '\0';
+    }
+    snprintf(port, port_size, "%s", colon + 1);
+    return 0;
+}
+
+int rf_net_socket(const char *host, const char *port, const rf_net_socket_opts *o,
+                  struct sockaddr_storage *addr, socklen_t *addr_len, rf_err *err)
+{
+    struct addrinfo hints = {.ai_flags = o->listen ? AI_NUMERICHOST | AI_PASSIVE : 0,
+                             .ai_socktype = o->socktype},
+                    *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0)
+        return rf_err_set(err, EINVAL, "%s:%s: %s", host, port, gai_strerror(rc));
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC | o->type_flags, 0);
+    if (fd < 0) {
+        rc = rf_err_set(err, errno, "socket: %s", strerror(errno));
+        goto out;
+    }
+    int one = 1;
+    if (o->reuseaddr)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (o->sndbuf)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o->sndbuf, sizeof(o->sndbuf));
+    if (o->rcvbuf && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &o->rcvbuf, sizeof(o->rcvbuf)) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof(o->rcvbuf));
+    if (!o->listen) {
+        if (connect(fd, res->ai_addr, res->ai_addrlen) != 0)
+            rc = rf_err_set(err, errno, "connect %s:%s: %s", host, port, strerror(errno));
+    } else if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+               (o->socktype == SOCK_STREAM && listen(fd, o->backlog ? o->backlog : 128) != 0)) {
+        rc = rf_err_set(err, errno, "%s:%s: %s", host, port, strerror(errno));
+    }
+    if (rc != 0) {
+        close(fd);
+    } else if (addr) {
+        memcpy(addr, res->ai_addr, res->ai_addrlen);
+        *addr_len = res->ai_addrlen;
+    }
+out:
+    freeaddrinfo(res);
+    return rc != 0 ? rc : fd;
+}
