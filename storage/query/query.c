@@ -304,36 +304,20 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int list_path(void *ctx, uint32_t shard, uint64_t seq, const char *path)
+{
+    (void)shard;
+    (void)seq;
+    return add_path(ctx, path);
+}
+
 static int list_paths(qctx *c, const char *dir, rf_err *err)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return rf_err_set(err, errno, "%s: opendir: %s", dir, strerror(errno));
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        uint32_t shard;
-        if (!rf_seg_shard_dir_parse(e->d_name, &shard))
-            continue;
-        char sdir[4096];
-        if (snprintf(sdir, sizeof(sdir), "%s/%s", dir, e->d_name) >= (int)sizeof(sdir))
-            continue;
-        DIR *sd = opendir(sdir);
-        if (!sd)
-            continue;
-        struct dirent *f;
-        while (rc == 0 && (f = readdir(sd))) {
-            uint64_t seq;
-            char path[8192];
-            if (rf_seg_name_parse(f->d_name, &seq) &&
-                snprintf(path, sizeof(path), "%s/%s", sdir, f->d_name) < (int)sizeof(path))
-                rc = add_path(c, path);
-        }
-        closedir(sd);
-    }
-    closedir(d);
-    if (rc < 0)
+    int rc = rf_seg_store_walk(dir, list_path, c, err);
+    if (rc == -ENOMEM)
         return rf_err_set(err, ENOMEM, "%s: out of memory", dir);
+    if (rc < 0)
+        return rc;
     /* Zero-padded names: lexical order is shard, then stream order. */
     if (c->n_paths)
         qsort(c->paths, c->n_paths, sizeof(*c->paths), cmp_str);

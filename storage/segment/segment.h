@@ -229,6 +229,15 @@ bool rf_seg_name_parse(const char *name, uint64_t *seq);
  * the name is not one (or the index passes UINT32_MAX). */
 bool rf_seg_shard_dir_parse(const char *name, uint32_t *shard);
 
+/* Calls fn for every segment file of every shard folder of store directory
+ * `dir` (the names rf_seg_shard_dir_parse and rf_seg_name_parse accept), in
+ * directory order; a folder that cannot be opened, or a path longer than
+ * PATH_MAX, is skipped. fn returns 0 to go on; anything else stops the walk
+ * and is returned. Returns 0, fn's value, or -errno (err set) when dir cannot
+ * be opened. */
+typedef int (*rf_seg_walk_fn)(void *ctx, uint32_t shard, uint64_t seq, const char *path);
+int rf_seg_store_walk(const char *dir, rf_seg_walk_fn fn, void *ctx, rf_err *err);
+
 /* Writes all n bytes at off (retrying short writes and EINTR); 0 or -errno. */
 int rf_segment_pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off);
 

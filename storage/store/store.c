@@ -76,56 +76,47 @@ static int cmp_seg_file(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+typedef struct seg_list {
+    seg_file *v;
+    size_t n, cap;
+} seg_list;
+
+static int seg_list_add(void *ctx, uint32_t shard, uint64_t seq, const char *path)
+{
+    seg_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        seg_file *p = realloc(l->v, cap * sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n].shard = shard;
+    l->v[l->n].seq = seq;
+    if (snprintf(l->v[l->n].path, sizeof(l->v[l->n].path), "%s", path) <
+        (int)sizeof(l->v[l->n].path))
+        l->n++;
+    return 0;
+}
+
 /* Every segment file of every shard folder, in stream order. */
 static int list_segments(const char *dir, seg_file **out, size_t *n_out, rf_err *err)
 {
     *out = NULL;
     *n_out = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return rf_err_set(err, errno, "%s: opendir: %s", dir, strerror(errno));
-    size_t n = 0, cap = 0;
-    seg_file *v = NULL;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        uint32_t shard;
-        if (!rf_seg_shard_dir_parse(e->d_name, &shard))
-            continue;
-        char sdir[PATH_MAX];
-        if (snprintf(sdir, sizeof(sdir), "%s/%s", dir, e->d_name) >= (int)sizeof(sdir))
-            continue;
-        DIR *sd = opendir(sdir);
-        if (!sd)
-            continue;
-        struct dirent *f;
-        while ((f = readdir(sd))) {
-            uint64_t seq;
-            if (!rf_seg_name_parse(f->d_name, &seq))
-                continue;
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                seg_file *p = realloc(v, cap * sizeof(*v));
-                if (!p) {
-                    closedir(sd);
-                    closedir(d);
-                    free(v);
-                    return rf_err_set(err, ENOMEM, "%s: listing segments: out of memory", dir);
-                }
-                v = p;
-            }
-            v[n].shard = shard;
-            v[n].seq = seq;
-            if (snprintf(v[n].path, sizeof(v[n].path), "%s/%s", sdir, f->d_name) <
-                (int)sizeof(v[n].path))
-                n++;
-        }
-        closedir(sd);
+    seg_list l = {0};
+    int rc = rf_seg_store_walk(dir, seg_list_add, &l, err);
+    if (rc == -ENOMEM)
+        rc = rf_err_set(err, ENOMEM, "%s: listing segments: out of memory", dir);
+    if (rc < 0) {
+        free(l.v);
+        return rc;
     }
-    closedir(d);
-    if (n)
-        qsort(v, n, sizeof(*v), cmp_seg_file);
-    *out = v;
-    *n_out = n;
+    if (l.n)
+        qsort(l.v, l.n, sizeof(*l.v), cmp_seg_file);
+    *out = l.v;
+    *n_out = l.n;
     return 0;
 }
 

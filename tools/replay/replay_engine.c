@@ -15,6 +15,7 @@
 #include "core/event/event.h"
 #include "stages/pipeline/pipeline.h"
 #include "daemon/settings.h"
+#include "storage/segment/segment.h"
 #include "storage/store/store.h"
 
 /* Events a parser collects before its flush (as daemon/worker_shard.c). */
@@ -416,36 +417,22 @@ fail:
 
 /* ---- finish -------------------------------------------------------------------- */
 
+static int count_segment(void *ctx, uint32_t shard, uint64_t seq, const char *path)
+{
+    rf_replay_engine *e = ctx;
+    (void)shard;
+    (void)seq;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        e->sum.segments++;
+        e->sum.segment_bytes += (uint64_t)st.st_size;
+    }
+    return 0;
+}
+
 static void count_segments(rf_replay_engine *e)
 {
-    DIR *d = opendir(e->store_dir);
-    if (!d)
-        return;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, "shard-", 6) != 0)
-            continue;
-        char sub[RF_DAEMON_PATH_MAX + 300];
-        snprintf(sub, sizeof(sub), "%s/%s", e->store_dir, de->d_name);
-        DIR *sd = opendir(sub);
-        if (!sd)
-            continue;
-        struct dirent *f;
-        while ((f = readdir(sd)) != NULL) {
-            size_t n = strlen(f->d_name);
-            if (n < 4 || strcmp(f->d_name + n - 4, ".rfs") != 0)
-                continue;
-            char path[RF_DAEMON_PATH_MAX + 600];
-            snprintf(path, sizeof(path), "%s/%s", sub, f->d_name);
-            struct stat st;
-            if (stat(path, &st) == 0) {
-                e->sum.segments++;
-                e->sum.segment_bytes += (uint64_t)st.st_size;
-            }
-        }
-        closedir(sd);
-    }
-    closedir(d);
+    rf_seg_store_walk(e->store_dir, count_segment, e, NULL);
 }
 
 static void collect(rf_replay_engine *e)
