@@ -150,6 +150,38 @@ static uint32_t feed_poll(void *ctx)
     return n;
 }
 
+/* Waits for cond(ctx) to hold, checking every 100 us, at most timeout_ns;
+ * returns whether it held (the caller asserts it). */
+static bool wait_until(bool (*cond)(void *ctx), void *ctx, int64_t timeout_ns)
+{
+    const int64_t t0 = rf_clock_mono_ns();
+    while (!cond(ctx)) {
+        if (rf_clock_mono_ns() - t0 >= timeout_ns)
+            return cond(ctx);
+        usleep(100);
+    }
+    return true;
+}
+
+static bool feed_handled_some(void *ctx)
+{
+    return atomic_load(&((feed *)ctx)->handled) != 0;
+}
+
+/* A worker and a count of sleeps it must reach. */
+typedef struct sleeps_goal {
+    rf_worker *w;
+    uint64_t at_least;
+} sleeps_goal;
+
+static bool worker_slept(void *ctx)
+{
+    sleeps_goal *g = ctx;
+    rf_worker_stats st;
+    rf_worker_stats_read(g->w, &st);
+    return st.sleeps >= g->at_least;
+}
+
 static void feed_drain(void *ctx)
 {
     feed *f = ctx;
@@ -195,14 +227,15 @@ static void test_idle_worker_stays_asleep(void **state)
     rf_err err;
     assert_int_equal(rf_worker_start(&w, "w-idle", -1, &idle, &ops, &err), 0);
     rf_worker_stats a, b;
-    do {
-        usleep(2000);
-        rf_worker_stats_read(w, &a);
-    } while (a.sleeps < 2);
-    usleep(100 * 1000);
+    sleeps_goal goal = {.w = w, .at_least = 2};
+    assert_true(wait_until(worker_slept, &goal, 5 * RF_NS_PER_S));
+    rf_worker_stats_read(w, &a);
+    /* 1 ms sleeps: 20 more take about 20 ms, however slow the machine is
+     * allowed 5 s */
+    goal.at_least = a.sleeps + 20;
+    assert_true(wait_until(worker_slept, &goal, 5 * RF_NS_PER_S));
     rf_worker_stats_read(w, &b);
     uint64_t sleeps = b.sleeps - a.sleeps, polls = b.polls - a.polls;
-    assert_true(sleeps >= 5); /* 1 ms sleeps over 100 ms, however slow the machine */
     /* two polls a sleep (the one that found nothing, the one before the
      * futex); 5,050 each without the rule */
     if (polls > 3 * sleeps + 10)
@@ -210,8 +243,7 @@ static void test_idle_worker_stays_asleep(void **state)
     /* work resets it: the next idle phase spins again before sleeping */
     atomic_fetch_add(&f.pending, 1);
     rf_worker_wake(w);
-    while (atomic_load(&f.handled) == 0)
-        usleep(100);
+    assert_true(wait_until(feed_handled_some, &f, 5 * RF_NS_PER_S));
     rf_worker_request_stop(w);
     assert_int_equal(rf_worker_join(w), 0);
 }
@@ -228,16 +260,15 @@ static void test_worker_wake_interrupts_sleep(void **state)
     rf_worker *w;
     rf_err err;
     assert_int_equal(rf_worker_start(&w, "w-sleep", -1, &idle, &ops, &err), 0);
-    usleep(50 * 1000); /* let it fall asleep */
+    /* it falls asleep (spin and yield are 0: at its first empty poll) */
+    sleeps_goal asleep = {.w = w, .at_least = 1};
+    assert_true(wait_until(worker_slept, &asleep, 5 * RF_NS_PER_S));
     rf_worker_stats st;
-    rf_worker_stats_read(w, &st);
-    assert_true(st.sleeps >= 1);
 
     int64_t t0 = rf_clock_mono_ns();
     atomic_fetch_add(&f.pending, 1);
     rf_worker_wake(w);
-    while (atomic_load(&f.handled) == 0 && rf_clock_mono_ns() - t0 < 5 * RF_NS_PER_S)
-        usleep(100);
+    assert_true(wait_until(feed_handled_some, &f, 5 * RF_NS_PER_S));
     assert_int_equal(atomic_load(&f.handled), 1);
     assert_true(atomic_load(&f.handled_at_ns) - t0 < RF_NS_PER_S);
     rf_worker_stats_read(w, &st);
