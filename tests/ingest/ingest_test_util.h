@@ -1,5 +1,6 @@
 /* Test helpers for the protocol parsers: a flush callback that collects every
- * event, and lookups over what was collected. */
+ * event, and lookups over what was collected; for the listeners: the
+ * configuration every listener test starts from. */
 #ifndef RF_TESTS_INGEST_UTIL_H
 #define RF_TESTS_INGEST_UTIL_H
 
@@ -7,11 +8,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 
 #define T_WALL 1700000000000000000LL /* 2023-11-14T22:13:20Z */
@@ -146,6 +149,26 @@ static inline uint64_t hash_str(const char *s)
     /* The parsers hash string values with XXH3_64bits (seed 0); so does this. */
     extern uint64_t rf_test_xxh3(const char *, size_t);
     return rf_test_xxh3(s, strlen(s));
+}
+
+/* ---- listeners ---- */
+
+/* A listener configuration as the listener tests use it: `name`, transport
+ * t, loopback (rf_listener_config_init's default address), an ephemeral port
+ * (0) and on_data(ctx, ...) as the handler. Callers set whatever else they
+ * test. */
+static inline void it_listener_config(rf_listener_config *cfg, const char *name,
+                                      enum rf_listen_transport t,
+                                      void (*on_data)(void *ctx, const rf_listener *l,
+                                                      const rf_listen_chunk *chunk),
+                                      void *ctx)
+{
+    rf_listener_config_init(cfg);
+    if (name)
+        snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+    cfg->transport = t;
+    cfg->port = 0;
+    cfg->handler = (rf_listen_handler){.on_data = on_data, .ctx = ctx};
 }
 
 #endif

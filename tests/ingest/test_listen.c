@@ -34,6 +34,7 @@
 #include "core/worker/worker.h"
 #include "ingest/listen/listen.h"
 #include "ingest/listen/listen_pvt.h"
+#include "tests/ingest/ingest_test_util.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -188,14 +189,14 @@ static bool wait_len(rf_listener_set *set, sink *s, size_t want, int ms)
 }
 
 /* A started set with one listener. */
-typedef struct fixture {
+typedef struct listen_fixture {
     rf_listener_set *set;
     rf_listener *l;
     sink s;
     int fds_before;
-} fixture;
+} listen_fixture;
 
-static void fx_open(fixture *fx, enum rf_listen_transport t, const char *addr,
+static void fx_open(listen_fixture *fx, enum rf_listen_transport t, const char *addr,
                     const rf_listener_set_options *opt, void (*tweak)(rf_listener_config *))
 {
     memset(fx, 0, sizeof(*fx));
@@ -204,14 +205,13 @@ static void fx_open(fixture *fx, enum rf_listen_transport t, const char *addr,
     rf_err_clear(&err);
     assert_int_equal(rf_listener_set_new(&fx->set, "test", opt, &err), 0);
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "t-%s", rf_listen_transport_name(t));
-    cfg.transport = t;
+    char name[RF_LISTENER_NAME_MAX];
+    snprintf(name, sizeof(name), "t-%s", rf_listen_transport_name(t));
+    it_listener_config(&cfg, name, t, on_data, &fx->s);
     snprintf(cfg.address, sizeof(cfg.address), "%s", addr);
-    cfg.port = 0;
     cfg.protocol = RF_LISTEN_PROTO_INFLUX_LINE;
     cfg.rcvbuf_bytes = 4u << 20;
-    cfg.handler = (rf_listen_handler){.on_data = on_data, .on_burst_end = on_burst, .ctx = &fx->s};
+    cfg.handler.on_burst_end = on_burst;
     if (tweak)
         tweak(&cfg);
     int rc = rf_listener_add(fx->set, &cfg, &fx->l, &err);
@@ -225,35 +225,36 @@ static void fx_open(fixture *fx, enum rf_listen_transport t, const char *addr,
     assert_int_equal(rc, 0);
 }
 
-static void fx_close(fixture *fx)
+static void fx_close(listen_fixture *fx)
 {
     rf_listener_set_free(fx->set);
     free(fx->s.buf);
     assert_int_equal(count_fds(), fx->fds_before);
 }
 
-static int udp_sender(int family, struct sockaddr_storage *dst, socklen_t *dlen, const char *addr,
-                      uint16_t port)
+/* A UDP socket connected to addr:port, with a large send buffer. */
+static int udp_sender(int family, const char *addr, uint16_t port)
 {
     int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
     int sz = 8 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-    memset(dst, 0, sizeof(*dst));
+    struct sockaddr_storage dst = {0};
+    socklen_t dlen;
     if (family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)dst;
+        struct sockaddr_in *in = (struct sockaddr_in *)&dst;
         in->sin_family = AF_INET;
         in->sin_port = htons(port);
         inet_pton(AF_INET, addr, &in->sin_addr);
-        *dlen = sizeof(*in);
+        dlen = sizeof(*in);
     } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)dst;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&dst;
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons(port);
         inet_pton(AF_INET6, addr, &in6->sin6_addr);
-        *dlen = sizeof(*in6);
+        dlen = sizeof(*in6);
     }
-    assert_int_equal(connect(fd, (struct sockaddr *)dst, *dlen), 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&dst, dlen), 0);
     return fd;
 }
 
@@ -373,14 +374,12 @@ static void test_frame_overlong_resync(void **state)
 
 static void udp_many(const char *addr, int family)
 {
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, addr, NULL, NULL);
     fx.s.check_gen = true;
     assert_true(rf_listener_rcvbuf_granted(fx.l) > 0);
 
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(family, &dst, &dlen, addr, rf_listener_port(fx.l));
+    int fd = udp_sender(family, addr, rf_listener_port(fx.l));
     static char dg[20000];
     const uint32_t total = 20000;
     uint64_t bytes = 0;
@@ -436,11 +435,9 @@ static void test_udp_max_and_truncation(void **state)
         rf_listener_set_options o = {0};
         if (small)
             o.udp_buffer_bytes = 4096;
-        fixture fx;
+        listen_fixture fx;
         fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", &o, NULL);
-        struct sockaddr_storage dst;
-        socklen_t dlen;
-        int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+        int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
         assert_int_equal(send(fd, big, sizeof(big), 0), (ssize_t)sizeof(big));
         assert_true(wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, 1, 5000));
         if (small) {
@@ -463,11 +460,9 @@ static void test_udp_max_and_truncation(void **state)
 static void test_udp_receipt_time_is_the_kernels(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
     int64_t sent_mono = rf_clock_mono_ns(), sent_wall = rf_clock_wall_ns();
     assert_int_equal(send(fd, "x v=1\n", 6, 0), 6);
     struct timespec nap = {0, 80 * 1000 * 1000};
@@ -494,11 +489,9 @@ static void test_udp_kernel_drops(void **state)
 {
     (void)state;
     rf_listener_set_options o = {.udp_buffers = 16};
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", &o, small_rcvbuf);
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
     char dg[1000];
     memset(dg, 'z', sizeof(dg));
     for (int i = 0; i < 3000; i++)
@@ -527,12 +520,10 @@ static void test_udp_enobufs_rearm(void **state)
 {
     (void)state;
     rf_listener_set_options o = {.udp_buffers = 2};
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", &o, NULL);
     fx.s.check_gen = true;
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
     static char dg[20000];
     for (uint32_t i = 0; i < 200; i++) {
         size_t n = gen_datagram(i, dg);
@@ -553,7 +544,7 @@ static const char *const LINES = "cpu,host=a usage=1.5 1\nmem,host=b free=2i 2\n
 static void test_tcp_split_every_offset(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
     int fd = tcp_connect(rf_listener_port(fx.l));
     size_t n = strlen(LINES);
@@ -580,7 +571,7 @@ static void test_tcp_split_every_offset(void **state)
 static void test_tcp_slow_writer(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
     int fd = tcp_connect(rf_listener_port(fx.l));
     size_t n = strlen(LINES);
@@ -601,7 +592,7 @@ static void many_conns(rf_listener_config *c) { c->max_connections = 512; }
 static void test_tcp_many_connections(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, many_conns);
     enum { CONNS = 400, PER = 20 };
     static int fds[CONNS];
@@ -658,7 +649,7 @@ static void test_tcp_many_connections(void **state)
 static void test_tcp_half_close_final_line(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
     int fd = tcp_connect(rf_listener_port(fx.l));
     write_all(fd, "a v=1\nb v=2", 11);
@@ -679,7 +670,7 @@ static void test_tcp_half_close_final_line(void **state)
 static void test_tcp_reset(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
     int fd = tcp_connect(rf_listener_port(fx.l));
     write_all(fd, "whole v=1\npartial v=", 20);
@@ -700,7 +691,7 @@ static void cap4(rf_listener_config *c) { c->max_connections = 4; }
 static void test_tcp_connection_cap(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, cap4);
     int fds[6];
     for (int i = 0; i < 6; i++) {
@@ -757,7 +748,7 @@ static int tcp_connect_from(const char *src, uint16_t port)
 static void test_tcp_per_source_cap(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, per_source2);
     const uint16_t port = rf_listener_port(fx.l);
     int a[4];
@@ -795,7 +786,7 @@ static void idle50ms(rf_listener_config *c) { c->idle_timeout_ns = 50 * RF_NS_PE
 static void test_tcp_idle_timeout(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, idle50ms);
     int quiet = tcp_connect(rf_listener_port(fx.l));
     int busy = tcp_connect(rf_listener_port(fx.l));
@@ -822,7 +813,7 @@ static void line64(rf_listener_config *c) { c->max_line_bytes = 64; }
 static void test_tcp_line_too_long(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, line64);
     int fd = tcp_connect(rf_listener_port(fx.l));
     static char msg[40000];
@@ -887,10 +878,7 @@ static void test_wait_wake_other_thread(void **state)
     assert_int_equal(rf_listener_set_new(&set, "ww", NULL, &err), 0);
     sink s = {0};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    cfg.transport = RF_LISTEN_UDP;
-    cfg.handler.on_data = on_data;
-    cfg.handler.ctx = &s;
+    it_listener_config(&cfg, NULL, RF_LISTEN_UDP, on_data, &s);
     assert_int_equal(rf_listener_add(set, &cfg, NULL, &err), 0);
     waiter w = {.set = set};
     pthread_t th;
@@ -917,11 +905,9 @@ static void test_wait_wake_other_thread(void **state)
 static void test_wait_returns_on_data(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
     send(fd, "x v=1\n", 6, 0);
     int64_t t = rf_clock_mono_ns();
     rf_listener_set_wait(fx.set, 5 * RF_NS_PER_S);
@@ -942,6 +928,13 @@ typedef struct detached_cond {
 static bool is_detached(void *arg)
 {
     return rf_listener_detached(((detached_cond *)arg)->l);
+}
+
+/* Polls the set until l is detached (rf_listener_set_detach done), at most ms. */
+static bool wait_detached(rf_listener_set *set, rf_listener *l, int ms)
+{
+    detached_cond dc = {l};
+    return poll_until(set, is_detached, &dc, ms);
 }
 
 static bool port_free(int type, uint16_t port)
@@ -966,16 +959,12 @@ static bool port_free(int type, uint16_t port)
 static void test_live_attach_detach_udp(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
     sink s2 = {0};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "live-udp");
-    cfg.transport = RF_LISTEN_UDP;
-    cfg.port = 0;
+    it_listener_config(&cfg, "live-udp", RF_LISTEN_UDP, on_data, &s2);
     cfg.rcvbuf_bytes = 4u << 20;
-    cfg.handler = (rf_listen_handler){.on_data = on_data, .ctx = &s2};
     rf_listener *l2;
     rf_err err;
     rf_err_clear(&err);
@@ -983,10 +972,8 @@ static void test_live_attach_detach_udp(void **state)
     assert_int_equal(rf_listener_set_attach(fx.set, l2, &err), 0);
     const uint16_t port2 = rf_listener_port(l2);
 
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd1 = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
-    int fd2 = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", port2);
+    int fd1 = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
+    int fd2 = udp_sender(AF_INET, "127.0.0.1", port2);
     assert_int_equal(send(fd2, "a v=1\n", 6, 0), 6);
     assert_true(wait_ctr(fx.set, l2, RF_LC_DATAGRAMS, 1, 5000));
 
@@ -994,8 +981,7 @@ static void test_live_attach_detach_udp(void **state)
     for (int i = 0; i < 500; i++)
         assert_int_equal(send(fd2, "b v=2\n", 6, 0), 6);
     rf_listener_set_detach(fx.set, l2);
-    detached_cond dc = {l2};
-    assert_true(poll_until(fx.set, is_detached, &dc, 5000));
+    assert_true(wait_detached(fx.set, l2, 5000));
     assert_int_equal(rf_listener_counter(l2, RF_LC_DATAGRAMS), 501);
     assert_int_equal(s2.chunks, 501);
     assert_true(port_free(SOCK_DGRAM, port2));
@@ -1016,7 +1002,7 @@ static void test_live_attach_detach_udp(void **state)
 static void test_live_detach_tcp(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
     const uint16_t port = rf_listener_port(fx.l);
     int c = tcp_connect(port);
@@ -1026,8 +1012,7 @@ static void test_live_detach_tcp(void **state)
     write_all(c, "three v=3\nfour v=4\npartial v=", 30);
     usleep(20 * 1000); /* in the kernel's receive queue by now */
     rf_listener_set_detach(fx.set, fx.l);
-    detached_cond dc = {fx.l};
-    assert_true(poll_until(fx.set, is_detached, &dc, 5000));
+    assert_true(wait_detached(fx.set, fx.l, 5000));
     assert_string_equal(fx.s.buf, "one v=1\ntwo v=2\nthree v=3\nfour v=4\n");
     assert_int_equal(rf_listener_counter(fx.l, RF_LC_PARTIAL_DISCARDED), 1);
     assert_int_equal(rf_listener_connections(fx.l), 0);
@@ -1050,7 +1035,7 @@ static void test_live_detach_tcp(void **state)
 static void test_live_detach_tcp_accept_queue(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, NULL);
     const uint16_t port = rf_listener_port(fx.l);
     int c[3];
@@ -1062,8 +1047,7 @@ static void test_live_detach_tcp_accept_queue(void **state)
     }
     /* No poll since: nothing of them was reaped. */
     rf_listener_set_detach(fx.set, fx.l);
-    detached_cond dc = {fx.l};
-    assert_true(poll_until(fx.set, is_detached, &dc, 5000));
+    assert_true(wait_detached(fx.set, fx.l, 5000));
     assert_int_equal(fx.s.len, 21);
     for (int i = 0; i < 3; i++)
         assert_non_null(strstr(fx.s.buf, line[i]));
@@ -1082,15 +1066,11 @@ static void test_live_detach_tcp_accept_queue(void **state)
 static void test_live_attach_first_tcp(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
     sink s2 = {0};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "live-tcp");
-    cfg.transport = RF_LISTEN_TCP;
-    cfg.port = 0;
-    cfg.handler = (rf_listen_handler){.on_data = on_data, .ctx = &s2};
+    it_listener_config(&cfg, "live-tcp", RF_LISTEN_TCP, on_data, &s2);
     rf_listener *l2;
     rf_err err;
     rf_err_clear(&err);
@@ -1122,12 +1102,8 @@ static void test_bind_error_message(void **state)
     assert_int_equal(rf_listener_set_new(&set, "e", NULL, &err), 0);
     sink s = {0};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "lp-tcp");
-    cfg.transport = RF_LISTEN_TCP;
+    it_listener_config(&cfg, "lp-tcp", RF_LISTEN_TCP, on_data, &s);
     cfg.port = ntohs(in.sin_port);
-    cfg.handler.on_data = on_data;
-    cfg.handler.ctx = &s;
     assert_int_equal(rf_listener_add(set, &cfg, NULL, &err), -EADDRINUSE);
     char want[128];
     snprintf(want, sizeof(want), "listener lp-tcp: bind 127.0.0.1:%u: Address already in use",
@@ -1229,7 +1205,7 @@ static void test_config_defaults_and_list(void **state)
 static void test_tcp_ipv6_peer_text(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "::1", NULL, NULL);
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(rf_listener_port(fx.l))};
@@ -1256,7 +1232,7 @@ static void test_tcp_enobufs_rearm(void **state)
 {
     (void)state;
     rf_listener_set_options o = {.tcp_buffers = 2, .tcp_buffer_bytes = 1024};
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", &o, NULL);
     enum { CONNS = 32, PER = 200 };
     int fds[CONNS];
@@ -1317,10 +1293,7 @@ static void test_tcp_accept_emfile_backoff(void **state)
     assert_int_equal(rf_listener_set_new(&set, "emfile", NULL, &err), 0);
     sink s = {0};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    cfg.transport = RF_LISTEN_TCP;
-    cfg.handler.on_data = on_data;
-    cfg.handler.ctx = &s;
+    it_listener_config(&cfg, NULL, RF_LISTEN_TCP, on_data, &s);
     rf_listener *l;
     assert_int_equal(rf_listener_add(set, &cfg, &l, &err), 0);
     /* Client sockets exist before the limit; they connect under it. */
@@ -1374,7 +1347,7 @@ static void test_tcp_accept_emfile_backoff(void **state)
 static void test_udp_reuseport_spread(void **state)
 {
     (void)state;
-    fixture a, b;
+    listen_fixture a, b;
     fx_open(&a, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
     uint16_t port = rf_listener_port(a.l);
     rf_err err;
@@ -1387,9 +1360,7 @@ static void test_udp_reuseport_spread(void **state)
     assert_int_equal(rf_listener_start_check(b.set), 0);
     enum { FLOWS = 32 };
     for (int f = 0; f < FLOWS; f++) {
-        struct sockaddr_storage dst;
-        socklen_t dlen;
-        int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", port);
+        int fd = udp_sender(AF_INET, "127.0.0.1", port);
         char msg[32];
         int n = snprintf(msg, sizeof(msg), "flow%02d\n", f);
         send(fd, msg, (size_t)n, 0);
@@ -1421,12 +1392,8 @@ static void test_non_loopback_warns(void **state)
     assert_int_equal(rf_listener_set_new(&set, "w", NULL, &err), 0);
     sink s = {0};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "open-udp");
+    it_listener_config(&cfg, "open-udp", RF_LISTEN_UDP, on_data, &s);
     snprintf(cfg.address, sizeof(cfg.address), "0.0.0.0");
-    cfg.transport = RF_LISTEN_UDP;
-    cfg.handler.on_data = on_data;
-    cfg.handler.ctx = &s;
     assert_int_equal(rf_listener_add(set, &cfg, NULL, &err), 0);
     rf_log_set_fd(2);
     char buf[2048];
@@ -1467,10 +1434,7 @@ static void test_in_worker(void **state)
     assert_int_equal(rf_listener_set_new(&set, "wk", NULL, &err), 0);
     counting k = {.on_worker_thread = 1, .main_thread = pthread_self()};
     rf_listener_config cfg;
-    rf_listener_config_init(&cfg);
-    cfg.transport = RF_LISTEN_UDP;
-    cfg.handler.on_data = count_data;
-    cfg.handler.ctx = &k;
+    it_listener_config(&cfg, NULL, RF_LISTEN_UDP, count_data, &k);
     rf_listener *l;
     assert_int_equal(rf_listener_add(set, &cfg, &l, &err), 0);
     rf_worker_ops ops = {.start = rf_listener_set_start_op, .poll = rf_listener_set_poll_op,
@@ -1483,9 +1447,7 @@ static void test_in_worker(void **state)
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(l));
+    int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(l));
     for (int round = 0; round < 5; round++) {
         usleep(20 * 1000); /* the worker is asleep in io_uring by now */
         int64_t t = rf_clock_mono_ns();
@@ -1521,12 +1483,10 @@ static void test_in_worker(void **state)
 static void test_udp_polled_every_64_no_loss(void **state)
 {
     (void)state;
-    fixture fx;
+    listen_fixture fx;
     fx_open(&fx, RF_LISTEN_UDP, "127.0.0.1", NULL, NULL);
     fx.s.check_gen = true;
-    struct sockaddr_storage dst;
-    socklen_t dlen;
-    int fd = udp_sender(AF_INET, &dst, &dlen, "127.0.0.1", rf_listener_port(fx.l));
+    int fd = udp_sender(AF_INET, "127.0.0.1", rf_listener_port(fx.l));
     static char dg[20000];
     const uint32_t total = 100000;
     uint64_t bytes = 0;
