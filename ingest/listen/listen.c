@@ -8,10 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <liburing.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,21 +16,13 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/clock/clock.h"
 #include "core/config/config.h"
-#include "core/log/log.h"
 #include "core/mem/bound.h"
-#include "core/worker/worker.h"
 #include "ingest/listen/listen_pvt.h"
 
-#define LOG_COMP "listen"
-
 /* ---- small helpers ------------------------------------------------------ */
-
 
 static const char *const transport_names[] = {"udp", "tcp"};
 static const char *const protocol_names[] = {"influx_line", "statsd", "graphite", "http"};

@@ -4,28 +4,15 @@
  * listen_pvt.h); runs on the set's owning thread. */
 #include "ingest/listen/listen.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <liburing.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/clock/clock.h"
-#include "core/config/config.h"
 #include "core/log/log.h"
-#include "core/mem/bound.h"
-#include "core/worker/worker.h"
 #include "ingest/listen/listen_pvt.h"
 
 #define LOG_COMP "listen"

@@ -15,28 +15,16 @@
  * (io_uring_buf_ring_advance), before anything is re-armed. */
 #include "ingest/listen/listen.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <liburing.h>
-#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/clock/clock.h"
-#include "core/config/config.h"
 #include "core/log/log.h"
-#include "core/mem/bound.h"
-#include "core/worker/worker.h"
 #include "ingest/listen/listen_pvt.h"
 
 #define LOG_COMP "listen"
@@ -495,7 +483,6 @@ static void on_udp(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono,
     rf_listen_deliver(l, &c);
     buf_recycle(set, BGID_UDP, bid);
 }
-
 
 static void idle_scan(rf_listener_set *set, int64_t now)
 {

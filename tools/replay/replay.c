@@ -37,12 +37,9 @@
  */
 #include "tools/replay/replay.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -57,8 +54,8 @@
 #include "core/config/config.h"
 #include "core/log/log.h"
 #include "storage/recfile/recfile.h"
-#include "tools/replay/replay_engine.h"
 #include "tools/net/net_addr.h"
+#include "tools/replay/replay_engine.h"
 #include "tools/replay/replay_pvt.h"
 
 #define RP_MAX_FILES 4096

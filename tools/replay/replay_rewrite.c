@@ -2,25 +2,10 @@
  * the recorded receive time (contract in replay.h). */
 #include "tools/replay/replay.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "core/clock/clock.h"
-#include "core/config/config.h"
-#include "core/log/log.h"
 #include "storage/recfile/recfile.h"
 
 /* ---- timestamp rewriting -------------------------------------------------- */

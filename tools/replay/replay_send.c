@@ -1,27 +1,14 @@
 /* ringflow replay's sender: UDP through one connected socket in sendmmsg
  * batches (payloads above --max-datagram cut at line boundaries), or one TCP
  * connection (replay_pvt.h). */
+#include "tools/replay/replay.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "core/clock/clock.h"
-#include "core/config/config.h"
-#include "core/log/log.h"
-#include "storage/recfile/recfile.h"
 #include "tools/net/net_addr.h"
 #include "tools/replay/replay_pvt.h"
 

@@ -2,26 +2,15 @@
  * IPv4/IPv6, UDP payloads; the rest skipped and counted) and text files of
  * lines, read one item at a time (replay_pvt.h; the formats are described at
  * the top of replay.c). */
+#include "tools/replay/replay.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
-#include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "core/clock/clock.h"
-#include "core/config/config.h"
-#include "core/log/log.h"
 #include "storage/recfile/recfile.h"
 #include "tools/replay/replay_pvt.h"
 
