@@ -115,7 +115,7 @@ void rf_listener_config_init(rf_listener_config *cfg)
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
 /* The set options with every zero field at its default (listen.h). */
-rf_listener_set_options rf_listen_options_with_defaults(const rf_listener_set_options *opt)
+static rf_listener_set_options options_with_defaults(const rf_listener_set_options *opt)
 {
     rf_listener_set_options o = opt ? *opt : (rf_listener_set_options){0};
     if (!o.sq_entries) o.sq_entries = 256;
@@ -132,7 +132,7 @@ int rf_listener_set_new(rf_listener_set **out, const char *name,
                         const rf_listener_set_options *opt, rf_err *err)
 {
     *out = NULL;
-    rf_listener_set_options o = rf_listen_options_with_defaults(opt);
+    rf_listener_set_options o = options_with_defaults(opt);
     if (!is_pow2(o.udp_buffers) || !is_pow2(o.tcp_buffers) || o.udp_buffers > 32768 ||
         o.tcp_buffers > 32768)
         return rf_err_set(err, EINVAL, "listener set %s: buffer counts must be powers of two "
@@ -212,7 +212,7 @@ void rf_listener_set_free(rf_listener_set *set)
 
 uint64_t rf_listener_set_memory_bound(const rf_listener_set_options *opt, bool udp, bool tcp)
 {
-    rf_listener_set_options o = rf_listen_options_with_defaults(opt);
+    rf_listener_set_options o = options_with_defaults(opt);
     const uint64_t page = 4096;
     uint64_t b = rf_mem_alloc_bound(sizeof(rf_listener_set)) +
                  rf_mem_alloc_bound((uint64_t)o.cqe_batch * sizeof(struct io_uring_cqe *));

@@ -192,19 +192,32 @@ static inline void ctr_set(rf_listener *l, enum rf_listen_counter_id id, uint64_
     atomic_store_explicit(&l->ctr[id], v, memory_order_relaxed);
 }
 
-/* Set lifecycle (listen.c). */
+/* Set lifecycle (listen.c): closes a TCP listener's connections and frees
+ * its tables; the listener itself stays. */
 void rf_listen_conn_teardown(rf_listener *l);
-rf_listener_set_options rf_listen_options_with_defaults(const rf_listener_set_options *opt);
 
-/* Sockets (listen_socket.c). Precondition: l is attached to set, not yet armed. */
+/* Sockets (listen_socket.c). Puts an opened listener into the set's table,
+ * reusing a slot rf_listener_set_remove emptied; called by the thread that
+ * owns the set at that moment (the control thread before start, the owner
+ * after). 0, -ENOSPC or -ENOMEM. */
 int rf_listen_set_insert(rf_listener_set *set, rf_listener *l, rf_err *err);
 
-/* Ring and completions (listen_uring.c); all on the set's owning thread. */
+/* Ring and completions (listen_uring.c); all on the set's owning thread,
+ * after its ring exists. */
+/* Registers buffer group bgid (BGID_UDP or BGID_TCP) of count buffers (a
+ * power of two) of size bytes; once per group. 0 or -errno. */
 int rf_listen_bufgroup_setup(rf_listener_set *set, int bgid, uint32_t count, uint32_t size,
                              rf_err *err);
+/* An SQE, submitting what is queued when the SQ is full; NULL when the
+ * kernel refused (the caller counts it). */
 struct io_uring_sqe *rf_listen_get_sqe(rf_listener_set *set);
+/* Arms l's multishot recvmsg (UDP) or accept (TCP); without an SQE, counts a
+ * recv error and retries after the accept back-off. */
 void rf_listen_arm_listener(rf_listener *l);
+/* Hands a chunk to l's handler and marks l as having a burst to end. */
 void rf_listen_deliver(rf_listener *l, rf_listen_chunk *c);
+/* Takes accepted connection fd into a free slot and arms its recv, or
+ * closes and counts it past the connection caps. */
 void rf_listen_conn_adopt(rf_listener *l, int fd, int64_t mono);
 
 /* Live changes (listen_live.c): closes the detaching listeners nothing of
