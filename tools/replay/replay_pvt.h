@@ -104,11 +104,18 @@ void rp_src_close(rp_src *s);
 int rp_src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_err *err);
 void rp_src_consumed(rp_src *s);
 
-/* Sending (replay_send.c). rp_sender_open connects to o->host:o->port and
- * prints why on failure (returns -1). */
+/* Sending (replay_send.c), from the main loop's thread. rp_sender_open
+ * connects to o->host:o->port (UDP: with room for RP_BATCH datagrams) and
+ * prints why on failure (returns -1); st receives the counts. */
 int rp_sender_open(rp_sender *sd, const rp_opts *o, rp_stats *st);
+/* UDP: sends the queued datagrams (sendmmsg); TCP: nothing is queued. */
 void rp_sender_flush(rp_sender *sd);
+/* Sends one payload: UDP queued (cut at line boundaries above
+ * --max-datagram; a longer line is skipped and counted as oversize), TCP
+ * written at once with a '\n' added when missing; a lost TCP connection sets
+ * rp_stop. */
 void rp_sender_send(rp_sender *sd, const char *p, size_t len);
+/* Lines in a payload; an unterminated last line counts. */
 uint64_t rp_count_lines(const char *p, size_t len);
 
 #endif
