@@ -21,6 +21,7 @@
 #include "core/mem/bound.h"
 #include "core/mem/mem.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -40,7 +41,9 @@
 #define SCRATCH_BYTES (65536u + 256u)
 #define MAX_WINDOW_NS (7LL * 86400LL * RF_NS_PER_S)
 
-enum { ST_DEFS_SENT = 1u << 0, ST_LATE = 1u << 1 };
+enum { ST_DEFS_SENT = 1u << 0, ST_LATE = 1u << 1, ST_FREE = 1u << 2 };
+/* A (rule, group) announcement forgotten (its aggregate series expired). */
+#define DEFS_GONE UINT64_MAX
 
 /* Peer message types (low byte of the subkind, RF_PEER_STAGE_AGGREGATE). */
 enum { AGG_MSG_PARTIAL = 1, AGG_MSG_REPORT = 2 };
@@ -137,6 +140,7 @@ struct rf_aggregator {
     agg_state *states;
     size_t bind_bytes, states_bytes, gindex_bytes;
     uint32_t n_states, max_states;
+    uint32_t state_free, n_state_free; /* retired states (ST_FREE), linked by rep_slot */
     uint32_t *gindex;
     uint64_t gmask;
     pending_win *pend;
@@ -432,6 +436,7 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
     if (!a->bind || !a->states || !a->pend || !a->scratch)
         goto nomem;
     a->pend_free = NONE32;
+    a->state_free = NONE32;
     if (a->grouped) {
         a->carry = rf_mem_zalloc((size_t)a->max_series * sizeof(double), 8);
         uint64_t nb = 16;
@@ -1010,7 +1015,7 @@ static void park_current(rf_aggregator *a, agg_state *s)
 
 static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_t gid, uint8_t kind)
 {
-    if (a->n_states >= a->max_states) {
+    if (a->n_states >= a->max_states && a->state_free == NONE32) {
         a->st.states_full++;
         return NONE32;
     }
@@ -1019,7 +1024,16 @@ static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_
         a->st.states_full++;
         return NONE32;
     }
-    uint32_t i = a->n_states++;
+    uint32_t i;
+    if (a->state_free != NONE32) {
+        /* A retired state (rf_aggregator_forget_series) comes back first. */
+        i = a->state_free;
+        a->state_free = a->states[i].rep_slot;
+        a->n_state_free--;
+        assert((a->states[i].flags & ST_FREE) && a->states[i].w.n == 0 && !a->states[i].pending);
+    } else {
+        i = a->n_states++;
+    }
     agg_state *s = &a->states[i];
     memset(s, 0, sizeof(*s));
     s->group_id = gid;
@@ -1124,6 +1138,10 @@ static agg_window *pick_window(rf_aggregator *a, const rule_rt *rt, agg_state *s
 static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *ev, double x)
 {
     const rule_rt *rt = &a->rules[s->rule];
+    /* A group whose key-text series expired takes the next one that has an
+     * event (its windows were closed then: none is open without a source). */
+    if (s->rep_slot == NONE32)
+        s->rep_slot = (uint32_t)slot;
     const int64_t len = rt->r.window_ns;
     /* Close what the watermark has passed before deciding where ev goes. */
     if (s->pending && a->pend[s->pending - 1].w.start + len <= a->close_wm)
@@ -1297,19 +1315,42 @@ static void own_remove(rf_aggregator *a, own_win *o)
     a->own_n--;
 }
 
+static uint64_t defs_key(uint16_t rule, uint64_t gid)
+{
+    uint64_t k = gid ^ ((uint64_t)(rule + 1) * 0x9E3779B97F4A7C15ull);
+    return k == 0 || k == DEFS_GONE ? 1 : k;
+}
+
+/* (rule, group) is no longer announced: its aggregate series expired, so the
+ * next result announces it again. A tombstone (lookups probe past it); the
+ * next growth drops it. */
+static void defs_forget(rf_aggregator *a, uint16_t rule, uint64_t gid)
+{
+    if (!a->defs_cap)
+        return;
+    uint64_t k = defs_key(rule, gid);
+    uint32_t j = (uint32_t)(k * 0x9E3779B97F4A7C15ull >> 32) & (a->defs_cap - 1);
+    for (; a->defs[j]; j = (j + 1) & (a->defs_cap - 1))
+        if (a->defs[j] == k) {
+            a->defs[j] = DEFS_GONE;
+            return;
+        }
+}
+
 /* Whether (rule, group) was announced here; records it if not. A set that
  * cannot grow announces again (a duplicate definition is harmless). */
 static bool defs_seen(rf_aggregator *a, uint16_t rule, uint64_t gid)
 {
-    uint64_t k = gid ^ ((uint64_t)(rule + 1) * 0x9E3779B97F4A7C15ull);
-    k = k ? k : 1;
+    uint64_t k = defs_key(rule, gid);
     if (a->defs_n + 1 > a->defs_cap / 2) {
         uint32_t cap = a->defs_cap ? a->defs_cap * 2 : 256;
         uint64_t *d = calloc(cap, sizeof(uint64_t));
         if (!d)
             return false;
+        a->defs_n = 0;
         for (uint32_t i = 0; i < a->defs_cap; i++)
-            if (a->defs[i]) {
+            if (a->defs[i] && a->defs[i] != DEFS_GONE) {
+                a->defs_n++;
                 uint32_t j = (uint32_t)(a->defs[i] * 0x9E3779B97F4A7C15ull >> 32) & (cap - 1);
                 while (d[j])
                     j = (j + 1) & (cap - 1);
@@ -1526,6 +1567,67 @@ static void own_tick(rf_aggregator *a, int64_t now)
         a->st.owner_forced++;
         own_emit(a, o);
     }
+}
+
+/* ---- series lifecycle -------------------------------------------------------- */
+
+void rf_aggregator_forget_series(rf_aggregator *a, int32_t slot, const rf_series_key *key)
+{
+    if (slot < 0 || (uint32_t)slot >= a->max_series)
+        return;
+    a->emit_mono = 0;
+    uint32_t *row = &a->bind[(size_t)slot * a->n_rules];
+    for (uint32_t r = 0; r < a->n_rules; r++) {
+        uint32_t b = row[r];
+        row[r] = BIND_UNRESOLVED; /* the slot's next series resolves afresh */
+        if (b < 2)
+            continue;
+        agg_state *s = &a->states[b - 2];
+        if (is_grouped(a, s)) {
+            /* The group lives on in its other series; it only loses its
+             * source of key text if this was it: what this worker holds of
+             * its windows goes to the owner now (a partial merges exactly
+             * whenever it comes), and the next series with an event takes
+             * over (apply). */
+            if (s->rep_slot == (uint32_t)slot) {
+                if (s->pending)
+                    close_pending(a, s);
+                if (s->w.n)
+                    close_current(a, s);
+                s->rep_slot = NONE32;
+            }
+            continue;
+        }
+        /* An ungrouped state is this series' alone: its windows are emitted
+         * (normally long closed by the watermark: the TTL outlasts them) and
+         * the state retired for reuse. */
+        if (s->pending)
+            close_pending(a, s);
+        if (s->w.n)
+            close_current(a, s);
+        if (s->w.aux != NONE32)
+            pool_put(pool_of(a, s), s->w.aux);
+        s->w.aux = NONE32;
+        s->flags = ST_FREE;
+        s->rep_slot = a->state_free;
+        a->state_free = b - 2;
+        a->n_state_free++;
+    }
+    if (a->carry)
+        a->carry[slot] = NAN;
+    /* An aggregate series this aggregator announced as a group's owner:
+     * its text is the group's and ":fn"; announce it again next time. */
+    const char *colon = NULL;
+    for (uint32_t i = key->field_offset; i < key->len; i++)
+        if (key->text[i] == ':')
+            colon = key->text + i;
+    if (a->grouped && colon) {
+        uint64_t gid = rf_series_id_of_key(key->text, (size_t)(colon - key->text));
+        for (uint32_t r = 0; r < a->n_rules; r++)
+            if (a->rules[r].r.n_group_by)
+                defs_forget(a, (uint16_t)r, gid);
+    }
+    out_flush(a);
 }
 
 /* ---- sweep ----------------------------------------------------------------- */
@@ -1845,7 +1947,7 @@ void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out)
 {
     *out = a->st;
     out->owner_windows = a->own_n;
-    out->states = a->n_states;
+    out->states = a->n_states - a->n_state_free;
     out->watermark_ns = a->wm;
 }
 

@@ -50,6 +50,9 @@
  *     it, or after a bounded wait (allowed_lateness + idle_grace + 300 ms).
  *     The result equals one worker's (README.md, "Exactness"); first/last of
  *     a group are by event time. Rules without group-by stay local.
+ *   - Memory: ungrouped states of expired series are reused
+ *     (rf_aggregator_forget_series); group states are not reclaimed: a
+ *     churn of group-by values grows them up to max_states.
  *   - Memory: everything is allocated by rf_aggregator_new; the per-event path
  *     allocates nothing. Group-by rules allocate per group and window: the
  *     partial's block on the worker that closes it, and on the owner the
@@ -226,6 +229,15 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next);
 /* What partials name a rule by: a hash of its measurement, field, window,
  * functions and group-by keys (equal on every worker with the same rule). */
 uint64_t rf_agg_rule_sig(const rf_agg_rule *r);
+
+/* Series lifecycle (stages/pipeline/pipeline.h): the series in `slot`
+ * (key: its key, still valid) is being retired. Its ungrouped windows are
+ * emitted and their states freed for reuse; its bindings reset, so the
+ * slot's next series starts unbound. A group state stays (other series may
+ * feed it); if this series was its source of key text, its windows go to
+ * the owner now. An aggregate series this aggregator announced as a
+ * group's owner is announced again with its next result. */
+void rf_aggregator_forget_series(rf_aggregator *a, int32_t slot, const rf_series_key *key);
 
 void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out);
 /* Bytes of one state (compile-time constant, <= 128). */

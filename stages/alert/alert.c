@@ -59,10 +59,9 @@ typedef struct anchor {
 } anchor;
 
 /* A slot's bindings are contiguous: states[first .. first + count). */
-typedef struct slot_bind {
-    uint32_t first; /* NO_SLOT when the slot was never defined */
-    uint32_t count;
-} slot_bind;
+typedef rf_slot_span slot_bind;
+/* The rule of a binding whose series expired (rf_alerts_forget). */
+#define RULE_GONE UINT32_MAX
 
 struct rf_alerts {
     uint32_t n_rules;
@@ -79,6 +78,7 @@ struct rf_alerts {
     bool has_rate;
     uint32_t *absent;   /* binding indices of per-series ABSENCE rules */
     uint32_t n_absent, cap_absent;
+    bool absent_stale;  /* absent[] may name bindings of expired series */
     /* Rule-wide rules: their indices, sorted by series_id (a report names
      * its rule by that id). */
     uint32_t *any_rules;
@@ -190,6 +190,9 @@ int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter ou
                                   cfg->rules[i].name, j, i);
         }
     }
+    if (cfg->n_rules > RF_SLOT_SPAN_MAX)
+        return rf_err_set(err, EINVAL, "alerts: %u rules, at most %u", cfg->n_rules,
+                          RF_SLOT_SPAN_MAX);
     rf_alerts *a = calloc(1, sizeof(*a));
     if (!a)
         return rf_err_set(err, ENOMEM, "alerts: out of memory");
@@ -206,7 +209,7 @@ int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter ou
         return rf_err_set(err, ENOMEM, "alerts: out of memory for %u slots", max_slots);
     }
     for (uint32_t i = 0; i < max_slots; i++)
-        a->slot[i] = (slot_bind){NO_SLOT, 0};
+        a->slot[i] = (slot_bind){RF_SLOT_SPAN_NONE, 0, 0};
     for (uint32_t i = 0; i < cfg->n_rules; i++) {
         const rf_alert_rule_config *rc = &cfg->rules[i];
         rule *r = &a->rules[i];
@@ -354,10 +357,16 @@ static uint64_t new_instance(const rule *r, uint64_t series_id, int64_t t_event,
 
 /* ---------------------------------------------------------------- binding */
 
+static void absent_compact(rf_alerts *a);
+
 void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
 {
-    if (slot < 0 || (uint32_t)slot >= a->max_slots || !key || a->slot[slot].first != NO_SLOT)
+    if (slot < 0 || (uint32_t)slot >= a->max_slots || !key || !rf_slot_span_open(a->slot[slot]))
         return;
+    /* Bindings of expired series leave absent[] before their room is reused. */
+    if (a->absent_stale)
+        absent_compact(a);
+    const uint32_t absent_before = a->n_absent;
     /* A rule's own series carries alerts, never samples: nothing binds to
      * it (a per-series absence on measurement "alert" would fire on it). */
     for (uint32_t i = 0; i < a->n_rules; i++)
@@ -397,7 +406,37 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
         a->n_states++;
         n++;
     }
-    a->slot[slot] = (slot_bind){first, n};
+    uint32_t at = rf_slot_span_place(&a->slot[slot], first, n);
+    if (at != first) {
+        /* The room of the slot's expired series: move the new bindings in. */
+        memmove(&a->states[at], &a->states[first], (size_t)n * sizeof(astate));
+        for (uint32_t i = absent_before; i < a->n_absent; i++)
+            a->absent[i] -= first - at;
+        a->n_states = first;
+    }
+}
+
+/* Drops the absent[] entries of expired series' bindings (swap with last). */
+static void absent_compact(rf_alerts *a)
+{
+    for (uint32_t i = 0; i < a->n_absent;) {
+        if (a->states[a->absent[i]].rule == RULE_GONE)
+            a->absent[i] = a->absent[--a->n_absent];
+        else
+            i++;
+    }
+    a->absent_stale = false;
+}
+
+void rf_alerts_forget(rf_alerts *a, int32_t slot)
+{
+    if (slot < 0 || (uint32_t)slot >= a->max_slots || rf_slot_span_open(a->slot[slot]))
+        return;
+    const slot_bind sb = a->slot[slot];
+    for (uint32_t j = 0; j < sb.count; j++)
+        a->states[sb.first + j].rule = RULE_GONE;
+    a->absent_stale |= sb.count > 0;
+    rf_slot_span_retire(&a->slot[slot]);
 }
 
 /* ---------------------------------------------------------------- evaluation */
@@ -734,6 +773,8 @@ void rf_alerts_flush(rf_alerts *a)
 
 void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
 {
+    if (a->absent_stale)
+        absent_compact(a);
     for (uint32_t i = 0; i < a->n_absent; i++) {
         astate *s = &a->states[a->absent[i]];
         const rule *r = &a->rules[s->rule];

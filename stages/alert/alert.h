@@ -219,6 +219,12 @@ uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id);
 /* Binds the rules whose matchers accept `key` to `slot` (once per slot). */
 void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key);
 
+/* Series lifecycle (stages/pipeline/pipeline.h): the series in `slot`
+ * expired; its bindings are dropped without an event (a per-series absence
+ * has fired by then: the configuration keeps `absent` below the TTL), and
+ * the slot's next series binds afresh in their room. */
+void rf_alerts_forget(rf_alerts *a, int32_t slot);
+
 /* Evaluates n events (slots[i] = slot of events[i], -1 unknown). Alert,
  * correlated and control events are ignored. Emits once per call (or per
  * 256 alerts). */

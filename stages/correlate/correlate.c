@@ -80,10 +80,7 @@ typedef struct closed {
 } closed;
 
 /* A slot's bindings are contiguous: binds[first .. first + count). */
-typedef struct slot_bind {
-    uint32_t first; /* NIL when the slot was never defined */
-    uint32_t count;
-} slot_bind;
+typedef rf_slot_span slot_bind;
 
 struct rf_correlator {
     /* id groups */
@@ -491,7 +488,7 @@ int rf_correlator_config_check(const rf_correlator_config *cfg, rf_err *err)
 {
     if (cfg->id_ttl_ns < 0)
         return rf_err_set(err, EINVAL, "correlation: negative id TTL");
-    if (cfg->n_patterns > 65535)
+    if (cfg->n_patterns > RF_SLOT_SPAN_MAX) /* a slot's span counts them (stage.h) */
         return rf_err_set(err, EINVAL, "correlation: too many patterns");
     for (uint32_t i = 0; i < cfg->n_patterns; i++) {
         const rf_corr_pattern_config *p = &cfg->patterns[i];
@@ -553,7 +550,7 @@ int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_em
         return rf_err_set(err, ENOMEM, "correlation: out of memory");
     }
     for (uint32_t i = 0; i < max_slots; i++)
-        c->slot[i] = (slot_bind){NIL, 0};
+        c->slot[i] = (slot_bind){RF_SLOT_SPAN_NONE, 0, 0};
     /* Free list through every group; FIFO empty. */
     for (uint32_t i = 0; i < c->cap; i++)
         c->groups[i].next = i + 1 < c->cap ? i + 1 : NIL;
@@ -609,7 +606,7 @@ void rf_correlator_free(rf_correlator *c)
 
 void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *key)
 {
-    if (slot < 0 || (uint32_t)slot >= c->max_slots || !key || c->slot[slot].first != NIL)
+    if (slot < 0 || (uint32_t)slot >= c->max_slots || !key || !rf_slot_span_open(c->slot[slot]))
         return;
     uint32_t first = c->n_binds;
     uint32_t n = 0;
@@ -642,7 +639,20 @@ void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *k
                                            .owner = (uint16_t)rf_event_owner(kh, c->shards)};
         n++;
     }
-    c->slot[slot] = (slot_bind){first, n};
+    uint32_t at = rf_slot_span_place(&c->slot[slot], first, n);
+    if (at != first) {
+        /* The room of the slot's expired series: move the new bindings in. */
+        memmove(&c->binds[at], &c->binds[first], (size_t)n * sizeof(binding));
+        c->n_binds = first;
+    }
+}
+
+void rf_correlator_forget(rf_correlator *c, int32_t slot)
+{
+    /* Pattern key state is keyed by tag value, not series: it ages out on its
+     * own (the bounded key table's clock); only the bindings go. */
+    if (slot >= 0 && (uint32_t)slot < c->max_slots)
+        rf_slot_span_retire(&c->slot[slot]);
 }
 
 /* ---------------------------------------------------------------- shards */

@@ -195,6 +195,11 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev);
 /* Binds the patterns whose matchers accept `key` to `slot` (once per slot). */
 void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *key);
 
+/* Series lifecycle (stages/pipeline/pipeline.h): the series in `slot`
+ * expired; its pattern bindings are dropped, and the slot's next series
+ * binds afresh in their room. */
+void rf_correlator_forget(rf_correlator *c, int32_t slot);
+
 /* Correlates n events (slots[i] = slot of events[i], -1 unknown: id
  * correlation only). Alerts, correlated and control events are ignored.
  * Expires TTLs against the latest receipt time seen. */

@@ -74,6 +74,7 @@ struct rf_pipeline {
     pipe_stages *prepared;
     _Atomic(pipe_stages *) pending;
     int64_t now_mono;      /* read once per batch (given, with an event clock) */
+    int64_t idle_ttl;      /* pipeline.series_idle_ttl; 0: series never expire */
     int64_t next_agg_tick;
     bool event_clock;      /* rf_pipeline_set_event_clock: replay, no clock read */
 
@@ -99,6 +100,7 @@ struct rf_pipeline {
         to_store, store_rejected, unrouted;
     /* series_rejected by reason (their sum), and failed definitions. */
     _Atomic uint64_t rejected_shard_limit, rejected_measurement_limit, series_def_failed;
+    _Atomic uint64_t series_expired;
     _Atomic uint64_t peer_sent, peer_received, peer_unhandled, peer_undeliverable;
     rf_hist critical_path;
     /* Time each stage took per batch (at most PIPE_BATCH events), this
@@ -229,7 +231,8 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
 
 static int32_t define_series(rf_pipeline *p, rf_series_key *key)
 {
-    uint32_t before = rf_series_table_count(p->series);
+    /* The ingest side may announce a series again: the stages know it. */
+    const bool known = key && rf_series_table_find(p->series, key->series_id) >= 0;
     int32_t slot = rf_series_table_define(p->series, key); /* takes ownership */
     if (slot < 0) {
         /* Refused by a cardinality limit (counted by reason; the table also
@@ -243,8 +246,8 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
         }
         return slot;
     }
-    if (rf_series_table_count(p->series) == before)
-        return slot; /* a re-announcement: stages already know it */
+    if (known)
+        return slot;
     const rf_series_key *k = rf_series_table_key(p->series, slot);
     if (p->st.router)
         rf_router_define(p->st.router, slot, k);
@@ -383,7 +386,7 @@ static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event
             peer_receive(p, &ev[i]);
             continue;
         }
-        int32_t slot = rf_series_table_find(p->series, ev[i].series_id);
+        int32_t slot = rf_series_table_find_touch(p->series, ev[i].series_id);
         if (slot < 0) {
             /* Dropped as unknown_series, and charged to the measurement of
              * its refused series (the drop path only: known series never
@@ -462,6 +465,7 @@ void rf_pipeline_set_event_clock(rf_pipeline *p)
 void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int64_t now_mono)
 {
     p->now_mono = now_mono;
+    rf_series_table_set_now(p->series, now_mono);
     while (n) {
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         int64_t t0 = rf_clock_mono_ns(), t1;
@@ -506,10 +510,36 @@ uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
     return work;
 }
 
+/* A series about to be retired (pipeline.h "Series lifecycle"): every stage
+ * lets go of it while its slot and key are still valid. */
+static void series_expire(void *ctx, int32_t slot, const rf_series_key *key)
+{
+    rf_pipeline *p = ctx;
+    if (p->st.agg)
+        rf_aggregator_forget_series(p->st.agg, slot, key);
+    if (p->st.corr)
+        rf_correlator_forget(p->st.corr, slot);
+    if (p->st.alerts)
+        rf_alerts_forget(p->st.alerts, slot);
+    /* The router needs nothing: rf_router_define overwrites a slot's routes
+     * when the slot is defined again. */
+    if (p->store)
+        rf_store_forget_series(p->store, key->series_id);
+}
+
 static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
 {
     uint32_t work = apply_pending(p);
     p->now_mono = now_mono;
+    rf_series_table_set_now(p->series, now_mono);
+    if (p->idle_ttl > 0) {
+        uint32_t n = rf_series_table_expire(p->series, p->idle_ttl, RF_PIPELINE_EXPIRE_BUDGET,
+                                            series_expire, p);
+        if (n) {
+            add(&p->series_expired, n);
+            work += n;
+        }
+    }
     for (uint32_t j = 0; j < p->st.n_sinks; j++) {
         pipe_sink *s = p->st.sinks[j];
         if (s->batcher)
@@ -836,6 +866,7 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
         goto fail;
     }
     rf_series_table_set_limits(p->series, &ps->limits);
+    p->idle_ttl = ps->series_idle_ttl_ns;
     if ((rc = stages_build(p, ps, &p->st, err)) < 0)
         goto fail;
 
@@ -872,6 +903,10 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
     rf_stats_register_counter("ringflow_series_refused",
                               "New series refused, by the limit that refused them.", rlabels,
                               &p->rejected_measurement_limit);
+    rf_stats_register_counter("ringflow_series_expired",
+                              "Series retired after pipeline.series_idle_ttl without an event "
+                              "(their slots reused).",
+                              labels, &p->series_expired);
     rf_stats_register_counter("ringflow_pipeline_unrouted",
                               "Events that matched no route.", labels, &p->unrouted);
     rf_stats_register_counter("ringflow_pipeline_store_rejected",
@@ -951,6 +986,7 @@ void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
     out->series_rejected_measurement_limit =
         atomic_load_explicit(&p->rejected_measurement_limit, memory_order_relaxed);
     out->series_def_failed = atomic_load_explicit(&p->series_def_failed, memory_order_relaxed);
+    out->series_expired = atomic_load_explicit(&p->series_expired, memory_order_relaxed);
     out->to_critical_sinks = atomic_load_explicit(&p->to_critical, memory_order_relaxed);
     out->to_standard_sinks = atomic_load_explicit(&p->to_standard, memory_order_relaxed);
     out->to_store = atomic_load_explicit(&p->to_store, memory_order_relaxed);

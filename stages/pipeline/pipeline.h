@@ -23,6 +23,21 @@
  * send it their partial windows, stages/aggregate/README.md). Their own ids
  * (with the suffix) may hash elsewhere; a query reads every shard.
  *
+ * Series lifecycle (issue 24): a series with no event for
+ * pipeline.series_idle_ttl (pipeline time: the monotonic clock, or the event
+ * clock of a replay) is retired by its shard. The tick advances a bounded
+ * sweep of the series table (RF_PIPELINE_EXPIRE_BUDGET slots a tick, never a
+ * whole pass); for each idle series, before its slot is freed: its open
+ * aggregation windows close and are emitted (group windows go to their owner
+ * as partials, stages/aggregate/README.md), its correlation bindings and its
+ * alert bindings are dropped (a per-series absence has fired by then: its
+ * `absent` must be shorter than the TTL, the configuration says so), its
+ * store buffer is cut into a block and freed. Its points stay in the
+ * segments. The slot goes back to the table; each stage resets its per-slot
+ * state then, so the next series in that slot starts clean. The ingest side
+ * forgets its announcements every half TTL (rf_parse_config.forget_ns), so
+ * a series that comes back is announced again and defined as new.
+ *
  * Everything here runs on the owning worker's thread, except
  * rf_pipeline_settings_* (control thread) and the *_stats readers.
  */
@@ -45,8 +60,14 @@
 
 typedef struct rf_store_shard rf_store_shard;
 
+/* Series table slots the expiry sweep visits per tick. */
+#define RF_PIPELINE_EXPIRE_BUDGET 4096u
+
 /* Per-measurement overrides of max_series_per_measurement, at most. */
 #define RF_PIPELINE_MAX_CARDINALITY_OVERRIDES 1024
+
+/* pipeline.series_idle_ttl: the default (1 h). */
+#define RF_PIPELINE_DEFAULT_SERIES_IDLE_TTL_NS (3600LL * 1000000000LL)
 
 /* pipeline.max_series: the most `auto` gives (per shard). */
 #define RF_PIPELINE_DEFAULT_MAX_SERIES (1u << 20)
@@ -62,6 +83,9 @@ typedef struct rf_pipeline_settings {
      * shared by copies of these settings, freed by release). */
     rf_series_limits limits;
     rf_series_limit_override *overrides;
+    /* series_idle_ttl: a series without an event for this long is retired
+     * (0 = never). Not changed by a reload. */
+    int64_t series_idle_ttl_ns;
     rf_batcher_config batch;  /* for every standard sink */
     rf_sink_configs sinks;
     rf_router_config_parsed routes;
@@ -89,6 +113,7 @@ typedef struct rf_pipeline_stats {
     uint64_t series_rejected_shard_limit;       /* ... the shard had max_series */
     uint64_t series_rejected_measurement_limit; /* ... their measurement was at its limit */
     uint64_t series_def_failed;  /* definitions that failed otherwise (bad key, no memory) */
+    uint64_t series_expired;     /* series retired after series_idle_ttl without an event */
     uint64_t to_critical_sinks;  /* event deliveries on the fast path */
     uint64_t to_standard_sinks;  /* event deliveries through batching */
     uint64_t to_store;           /* events appended to the storage shard */

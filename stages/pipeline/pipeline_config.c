@@ -131,6 +131,12 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
                               (uint64_t)RF_BATCH_DEFAULT_INTERVAL_NS, &interval, err)) < 0)
         return rc;
     ps.batch.interval_ns = (int64_t)interval;
+    /* Idle series expire (issue 24); 0 keeps every series until restart. */
+    uint64_t ttl = 0;
+    if ((rc = rf_cfg_duration(pipeline, "series_idle_ttl", 0, 365ull * 86400 * RF_NS_PER_S,
+                              (uint64_t)RF_PIPELINE_DEFAULT_SERIES_IDLE_TTL_NS, &ttl, err)) < 0)
+        return rc;
+    ps.series_idle_ttl_ns = (int64_t)ttl;
     if ((rc = parse_cardinality(pipeline, &ps, err)) < 0)
         goto fail;
 
@@ -181,6 +187,21 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
         goto fail;
     if ((rc = rf_alerts_config_parse(pipeline, probe, &ps.alerts, err)) < 0)
         goto fail;
+    /* A per-series absence must fire before its series expires: the expiry
+     * drops the rule's state of the series (pipeline.h "Series lifecycle"). */
+    for (uint32_t i = 0; ps.series_idle_ttl_ns && i < ps.alerts.cfg.n_rules; i++) {
+        const rf_alert_rule_config *r = &ps.alerts.cfg.rules[i];
+        if (r->type == RF_ALERT_ABSENCE && !r->absence_any &&
+            r->absent_ns >= ps.series_idle_ttl_ns) {
+            rc = rf_cfg_fail_key(pipeline, "series_idle_ttl", err,
+                                 "alert rule %s: absent (%.0f s) must be shorter than "
+                                 "series_idle_ttl (%.0f s), or the series expires before the "
+                                 "rule can fire: lengthen series_idle_ttl or shorten absent",
+                                 r->name, (double)r->absent_ns / 1e9,
+                                 (double)ps.series_idle_ttl_ns / 1e9);
+            goto fail;
+        }
+    }
     if ((rc = rf_correlator_config_parse(pipeline, &ps.correlation, err)) < 0)
         goto fail;
     if ((rc = rf_aggregate_config_parse(pipeline, &ps.aggregation, err)) < 0)

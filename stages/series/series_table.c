@@ -3,6 +3,7 @@
 
 #include "core/mem/mem.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ typedef struct bucket {
 typedef struct slot_tags {
     uint32_t first; /* index into tag pool */
     uint32_t n;
+    uint32_t cap;   /* spans reserved at first: a reused slot keeps them */
 } slot_tags;
 
 /* A measurement's accounting. hash and name are written once, before the
@@ -29,6 +31,7 @@ typedef struct slot_tags {
 typedef struct meas_entry {
     uint64_t hash;
     _Atomic uint64_t active;
+    _Atomic uint64_t expired;
     _Atomic uint64_t refused_shard, refused_meas;
     _Atomic uint64_t dropped;
     _Atomic uint32_t limit;
@@ -50,7 +53,15 @@ typedef struct refused_bucket {
 
 struct rf_series_table {
     uint32_t max_series;
-    _Atomic uint32_t count; /* worker writes; relaxed loads elsewhere (stats) */
+    /* Slots 0..count-1 have been used; live of them hold a series now, the
+     * others are on the free stack (worker writes; relaxed loads elsewhere). */
+    _Atomic uint32_t count;
+    _Atomic uint32_t live;
+    uint32_t *free_slots;   /* stack of retired slots, reused first */
+    uint32_t n_free;
+    int64_t *seen;          /* per slot: the clock of its last event (expiry) */
+    int64_t now;            /* rf_series_table_set_now */
+    uint32_t sweep_cursor;
     uint64_t mask;
     bucket *index;
     rf_series_key **keys;
@@ -59,7 +70,7 @@ struct rf_series_table {
     uint32_t pool_len, pool_cap;
     /* Single writer (the worker): relaxed stores, relaxed loads anywhere. */
     _Atomic uint64_t defined, duplicates, rejected_shard, rejected_meas, refused_again,
-        refused_forgotten, dropped_unattributed;
+        refused_forgotten, dropped_unattributed, expired;
     /* Per-measurement limits (worker only; see rf_series_table_set_limits). */
     const rf_series_limits *limits;
     /* Measurements: dense entries, published by meas_n (release store by the
@@ -106,6 +117,8 @@ rf_series_table *rf_series_table_new(uint32_t max_series)
     t->index = rf_mem_huge_zalloc(nb * sizeof(bucket));
     t->keys = calloc(max_series, sizeof(*t->keys));
     t->tags = calloc(max_series, sizeof(*t->tags));
+    t->free_slots = malloc((size_t)max_series * sizeof(*t->free_slots));
+    t->seen = calloc(max_series, sizeof(*t->seen));
     t->pool_cap = max_series * RF_SERIES_TAGS_PREALLOC;
     if (t->pool_cap < 16)
         t->pool_cap = 16;
@@ -114,7 +127,7 @@ rf_series_table *rf_series_table_new(uint32_t max_series)
     t->meas_index = calloc(MEAS_BUCKETS, sizeof(*t->meas_index));
     t->refused = rf_mem_huge_zalloc(RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket));
     if (!t->index || !t->keys || !t->tags || !t->pool || !t->meas || !t->meas_index ||
-        !t->refused) {
+        !t->refused || !t->free_slots || !t->seen) {
         rf_series_table_free(t);
         return NULL;
     }
@@ -136,6 +149,8 @@ void rf_series_table_free(rf_series_table *t)
     free(t->meas_index);
     free(t->keys);
     free(t->tags);
+    free(t->free_slots);
+    free(t->seen);
     free(t->pool);
     free(t);
 }
@@ -354,6 +369,7 @@ static void meas_read(const meas_entry *m, uint32_t index, rf_series_meas_stats 
     out->name = m->name;
     out->hash = m->hash;
     out->active = ctr(&m->active);
+    out->expired = ctr(&m->expired);
     out->refused_shard_limit = ctr(&m->refused_shard);
     out->refused_measurement_limit = ctr(&m->refused_meas);
     out->dropped_events = ctr(&m->dropped);
@@ -369,7 +385,8 @@ void rf_series_table_measurements(const rf_series_table *t, rf_series_meas_fn fn
     for (uint32_t i = 0; i <= n; i++) {
         if (!rf_series_table_measurement(t, i < n ? i : MEAS_OTHER, &m))
             continue;
-        if (m.active || m.refused_shard_limit || m.refused_measurement_limit || m.dropped_events)
+        if (m.active || m.expired || m.refused_shard_limit || m.refused_measurement_limit ||
+            m.dropped_events)
             fn(ctx, &m);
     }
 }
@@ -388,6 +405,87 @@ bool rf_series_table_measurement(const rf_series_table *t, uint32_t index,
         return false;
     meas_read(&t->meas[index], index, out);
     return true;
+}
+
+
+/* ---- expiry ---------------------------------------------------------------- */
+
+void rf_series_table_set_now(rf_series_table *t, int64_t now)
+{
+    t->now = now;
+}
+
+int32_t rf_series_table_find_touch(rf_series_table *t, uint64_t series_id)
+{
+    int32_t slot = rf_series_table_find(t, series_id);
+    if (slot >= 0)
+        t->seen[slot] = t->now;
+    return slot;
+}
+
+/* Linear probing without tombstones: the entries after the removed one that
+ * would no longer be reachable from their home bucket move back into the
+ * hole, so lookups still stop at the first empty bucket. */
+static void index_remove(rf_series_table *t, uint64_t series_id)
+{
+    uint64_t i = series_id & t->mask;
+    while (t->index[i].id != series_id) {
+        if (t->index[i].id == 0)
+            return;
+        i = (i + 1) & t->mask;
+    }
+    for (uint64_t j = i;;) {
+        j = (j + 1) & t->mask;
+        if (t->index[j].id == 0)
+            break;
+        uint64_t home = t->index[j].id & t->mask;
+        /* The entry at j stays when its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        t->index[i] = t->index[j];
+        i = j;
+    }
+    t->index[i] = (bucket){0, 0, 0};
+}
+
+static void retire(rf_series_table *t, int32_t slot)
+{
+    rf_series_key *key = t->keys[slot];
+    meas_entry *m = meas_at(t, meas_of(t, key));
+    index_remove(t, key->series_id);
+    rf_series_key_free(key);
+    t->keys[slot] = NULL;
+    t->tags[slot].n = 0; /* first and cap stay: the spans go with the slot */
+    t->free_slots[t->n_free++] = (uint32_t)slot;
+    atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&m->active, ctr(&m->active) - 1, memory_order_relaxed);
+    ctr_add(&m->expired, 1);
+    ctr_add(&t->expired, 1);
+}
+
+uint32_t rf_series_table_expire(rf_series_table *t, int64_t idle_ns, uint32_t budget,
+                                rf_series_expire_fn fn, void *ctx)
+{
+    const uint32_t n = count_of(t);
+    if (n == 0 || idle_ns <= 0)
+        return 0;
+    uint32_t expired = 0, c = t->sweep_cursor;
+    if (budget > n)
+        budget = n;
+    for (uint32_t k = 0; k < budget; k++, c++) {
+        if (c >= n)
+            c = 0;
+        if (!t->keys[c] || t->now - t->seen[c] < idle_ns)
+            continue;
+        if (fn)
+            fn(ctx, (int32_t)c, t->keys[c]);
+        retire(t, (int32_t)c);
+        expired++;
+    }
+    t->sweep_cursor = c;
+    return expired;
 }
 
 /* ---- definitions ---------------------------------------------------------- */
@@ -415,28 +513,43 @@ int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
     const uint32_t limit = atomic_load_explicit(&m->limit, memory_order_relaxed);
     if (limit && ctr(&m->active) >= limit)
         return refuse(t, key, mi, -EDQUOT);
-    if (count_of(t) >= t->max_series)
+    if (count_of(t) >= t->max_series && t->n_free == 0)
         return refuse(t, key, mi, -ENOSPC);
     uint32_t ntags = rf_series_key_parse_tags(key, NULL, 0);
-    if (t->pool_len + ntags > t->pool_cap) {
-        uint32_t cap = t->pool_cap;
-        while (t->pool_len + ntags > cap)
-            cap *= 2;
-        rf_series_tag *p = realloc(t->pool, (size_t)cap * sizeof(*p));
-        if (!p) {
-            rf_series_key_free(key);
-            return -ENOMEM;
+    /* A retired slot comes back first, with its tag spans when they fit. */
+    const bool reuse = t->n_free > 0;
+    const int32_t slot = reuse ? (int32_t)t->free_slots[t->n_free - 1] : (int32_t)count_of(t);
+    slot_tags *st = &t->tags[slot];
+    if (!reuse || ntags > st->cap) {
+        if (t->pool_len + ntags > t->pool_cap) {
+            uint32_t cap = t->pool_cap;
+            while (t->pool_len + ntags > cap)
+                cap *= 2;
+            rf_series_tag *p = realloc(t->pool, (size_t)cap * sizeof(*p));
+            if (!p) {
+                rf_series_key_free(key);
+                return -ENOMEM;
+            }
+            t->pool = p;
+            t->pool_cap = cap;
         }
-        t->pool = p;
-        t->pool_cap = cap;
+        *st = (slot_tags){t->pool_len, 0, ntags};
+        t->pool_len += ntags;
     }
-    rf_series_key_parse_tags(key, t->pool + t->pool_len, ntags);
-    int32_t slot = (int32_t)count_of(t);
-    t->tags[slot] = (slot_tags){t->pool_len, ntags};
-    t->pool_len += ntags;
+    rf_series_key_parse_tags(key, t->pool + st->first, ntags);
+    st->n = ntags;
+    /* Every stage resets its state of a slot when the slot is retired
+     * (rf_series_table_expire's callback): a reused slot starts empty. */
+    assert(t->keys[slot] == NULL);
     t->keys[slot] = key;
+    t->seen[slot] = t->now;
     t->index[i] = (bucket){key->series_id, slot, 0};
-    atomic_store_explicit(&t->count, (uint32_t)slot + 1, memory_order_relaxed);
+    if (reuse)
+        t->n_free--;
+    else
+        atomic_store_explicit(&t->count, (uint32_t)slot + 1, memory_order_relaxed);
+    atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     ctr_add(&t->defined, 1);
     ctr_add(&m->active, 1);
     return slot;
@@ -466,7 +579,8 @@ uint32_t rf_series_table_count(const rf_series_table *t)
 
 void rf_series_table_stats_read(const rf_series_table *t, rf_series_table_stats *out)
 {
-    out->count = count_of(t);
+    out->count = atomic_load_explicit(&t->live, memory_order_relaxed);
+    out->expired = ctr(&t->expired);
     out->max_series = t->max_series;
     out->defined = ctr(&t->defined);
     out->duplicates = ctr(&t->duplicates);
@@ -483,7 +597,8 @@ void rf_series_table_stats_read(const rf_series_table *t, rf_series_table_stats 
     out->dropped_events = dropped;
     /* pool_cap is the worker's: read racily, it only sizes the report. */
     out->bytes = (t->mask + 1) * sizeof(bucket) +
-                 (uint64_t)t->max_series * (sizeof(rf_series_key *) + sizeof(slot_tags)) +
+                 (uint64_t)t->max_series * (sizeof(rf_series_key *) + sizeof(slot_tags) +
+                                            sizeof(uint32_t) + sizeof(int64_t)) +
                  (uint64_t)t->pool_cap * sizeof(rf_series_tag) +
                  RF_SERIES_MEAS_MAX * sizeof(meas_entry) + MEAS_BUCKETS * sizeof(uint32_t) +
                  RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket);

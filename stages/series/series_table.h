@@ -6,8 +6,22 @@
  *   - Owned and used by exactly one worker thread; no locking.
  *   - A series is known once its RF_KIND_SERIES_DEF event has been applied with
  *     rf_series_table_define(); the table takes ownership of the key.
- *   - Slots are dense, 0..count-1, and stable while the series exists (series
- *     are never removed: a shard's cardinality only grows until restart).
+ *   - Slots are dense, 0..count-1, and stable while the series exists.
+ *   - Lifecycle (issue 24): every slot remembers the table clock
+ *     (rf_series_table_set_now, the pipeline's time) of its series' last
+ *     event, stamped by rf_series_table_find_touch and at definition.
+ *     rf_series_table_expire visits a bounded number of slots per call (a
+ *     cursor that wraps) and retires those idle for at least the given time:
+ *     the callback runs first, while the slot still has its key, so the
+ *     stages emit and reset what they hold of it; then its index entry is
+ *     removed (backward shift: no tombstones, lookups stay one probe run),
+ *     its key freed, its slot pushed on a free stack that the next
+ *     definition pops before it takes a new slot, keeping the slot's tag
+ *     spans for it when they fit. A retired series is unknown from then on:
+ *     the ingest side announces it again (as a new series) on its next
+ *     event. max_series bounds the series held at once, not the series ever
+ *     seen; count (the slots used, the bound to iterate to) never shrinks,
+ *     retired slots read as undefined (rf_series_table_key returns NULL).
  *   - Cardinality limits, both per shard: at most max_series series in the
  *     table, and at most a per-measurement limit of series of one measurement
  *     (rf_series_table_set_limits: a default and overrides by measurement; 0
@@ -55,6 +69,10 @@
  *     pool of RF_SERIES_TAGS_PREALLOC spans per series. A definition allocates
  *     nothing unless its tags overflow that pool, which then doubles (amortised,
  *     per new series only; -ENOMEM if that fails). Lookups never allocate.
+ *     Expiry adds 12 bytes a slot (last-seen time, free stack). A reused
+ *     slot keeps its spans; only a series with more tags than its slot's
+ *     previous one takes new spans (the old ones stay unused): under churn
+ *     the pool holds at most each slot's largest tag count.
  *     The measurement entries (RF_SERIES_MEAS_MAX x 112 bytes) and the
  *     refused-id memory (RF_SERIES_REFUSED_SLOTS x 16 bytes) are reserved at
  *     creation too, zeroed and paged in lazily (about 1.5 MiB of address
@@ -86,8 +104,9 @@
 typedef struct rf_series_table rf_series_table;
 
 typedef struct rf_series_table_stats {
-    uint32_t count;
+    uint32_t count;                      /* series held now (live) */
     uint32_t max_series;
+    uint64_t expired;                    /* series retired for idleness (rf_series_table_expire) */
     uint64_t defined;
     uint64_t duplicates;
     uint64_t rejected_cardinality;       /* refused series, both reasons */
@@ -117,7 +136,8 @@ typedef struct rf_series_limits {
 typedef struct rf_series_meas_stats {
     const char *name;          /* canonical text, cut to RF_SERIES_MEAS_NAME - 1 bytes */
     uint64_t hash;             /* of the whole name; 0 for "(other measurements)" */
-    uint64_t active;           /* series accepted */
+    uint64_t active;           /* series held now (accepted, not yet expired) */
+    uint64_t expired;          /* series retired for idleness */
     uint64_t refused_shard_limit;
     uint64_t refused_measurement_limit;
     uint64_t dropped_events;   /* events dropped because their series was refused */
@@ -191,7 +211,23 @@ const rf_series_key *rf_series_table_key(const rf_series_table *t, int32_t slot)
 /* The tags of a slot in key order; *out points into the table (valid until the
  * next definition). Returns the tag count. */
 uint32_t rf_series_table_tags(const rf_series_table *t, int32_t slot, const rf_series_tag **out);
+/* Slots used so far (held or retired): the bound to iterate slots to. */
 uint32_t rf_series_table_count(const rf_series_table *t);
+
+/* Worker: the table's clock (any monotonic clock the caller keeps; the
+ * pipeline's time, an event clock in a replay): what definitions and
+ * rf_series_table_find_touch stamp, and what expiry measures idleness on. */
+void rf_series_table_set_now(rf_series_table *t, int64_t now);
+/* rf_series_table_find, stamping the series as seen now (per data event). */
+int32_t rf_series_table_find_touch(rf_series_table *t, uint64_t series_id);
+/* Called for each series about to be retired, its slot and key still valid. */
+typedef void (*rf_series_expire_fn)(void *ctx, int32_t slot, const rf_series_key *key);
+/* Worker: visits up to `budget` slots from where the last call stopped and
+ * retires the series idle for at least idle_ns (0: none), calling fn first.
+ * Counted per measurement (expired) and in the stats. Returns how many were
+ * retired. No allocation. */
+uint32_t rf_series_table_expire(rf_series_table *t, int64_t idle_ns, uint32_t budget,
+                                rf_series_expire_fn fn, void *ctx);
 void rf_series_table_stats_read(const rf_series_table *t, rf_series_table_stats *out);
 
 /* Splits the tag section of a canonical key into spans. Writes at most `cap`

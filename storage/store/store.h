@@ -248,6 +248,15 @@ int rf_store_append_keyed(rf_store_shard *shard, const rf_event *ev, rf_store_ke
 uint32_t rf_store_append_batch(rf_store_shard *shard, const rf_event *ev, uint32_t n,
                                rf_store_key_fn key_of, void *ctx);
 
+/* Series lifecycle (stages/pipeline/pipeline.h): the series expired. Its
+ * buffered points are cut into a block now, its buffer freed and it is
+ * forgotten (its key is freed at a later tick, once the I/O thread wrote
+ * every block that names it); a later point defines it again. Its blocks
+ * stay in the segments. Returns 0 (also for a series the shard does not
+ * hold), -EBUSY for a full buffer queued for its cut (kept), -ENOBUFS when
+ * no slot is free for the cut (kept, its points too). */
+int rf_store_forget_series(rf_store_shard *shard, uint64_t series_id);
+
 /* Cuts blocks whose first point was buffered more than block_max_age_ns
  * before `now_mono_ns` (rf_clock_mono_ns), and retries cuts delayed by
  * back-pressure. Call every few hundred ms from the worker loop. */

@@ -78,7 +78,9 @@ typedef struct rf_store_series {
     bool unsorted;              /* a point arrived older than the one before: sort at the cut */
     int64_t opened_ns;          /* shard->now when the first buffered point arrived */
     struct rf_store_series *prev, *next; /* non-empty buffers, oldest first */
-    struct rf_store_series *queue_next;  /* cut queue, FIFO */
+    struct rf_store_series *queue_next;  /* cut queue, FIFO; the retired list */
+    uint32_t all_idx;           /* its index in the shard's series_all */
+    uint64_t retired_seq;       /* retired: the last block seq that may point at its key */
 } rf_store_series;
 
 /* Staging buffer of the I/O thread: records are copied here and written in
@@ -166,6 +168,10 @@ struct rf_store_shard {
      * series filling at once does not stall the worker for the time of all
      * their encodes. */
     rf_store_series *queue_head, *queue_tail;
+    /* Series forgotten (rf_store_forget_series), oldest first: their keys
+     * stay until the I/O thread has written every block cut before, the
+     * slots of which point at them (written_seq >= retired_seq, S4). */
+    rf_store_series *retired_head, *retired_tail;
     uint32_t queue_len;
     uint32_t hard_cap;          /* block_points + slack: a buffer never holds more */
     uint32_t appends_per_cut;   /* pacing: one queued cut per this many appends */

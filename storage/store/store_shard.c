@@ -124,6 +124,12 @@ void rf_store_shard_destroy(rf_store_shard *sh)
         free(s);
     }
     free(sh->series_all);
+    while (sh->retired_head) {
+        rf_store_series *s = sh->retired_head;
+        sh->retired_head = s->queue_next;
+        rf_series_key_free(s->key);
+        free(s);
+    }
     free(sh->enc_ts);
     free(sh->enc_bits);
     rf_u64map_free(&sh->series_map);
@@ -177,6 +183,7 @@ int rf_store_define_series(rf_store_shard *sh, const rf_series_key *key)
     }
     /* the key as stored reflects the id given (the text hashes to it) */
     s->key->series_id = key->series_id;
+    s->all_idx = (uint32_t)sh->n_series;
     sh->series_all[sh->n_series++] = s;
     rf_store_count(&sh->series_count, 1);
     rf_store_count(&sh->buffer_bytes, (uint64_t)n * sizeof(*s->pts));
@@ -552,9 +559,13 @@ void rf_store_tick_wall(rf_store_shard *sh, int64_t now_mono_ns, int64_t now_wal
     rf_store_tick(sh, now_mono_ns);
 }
 
+static void reap_retired(rf_store_shard *sh);
+
 void rf_store_tick(rf_store_shard *sh, int64_t now_mono_ns)
 {
     sh->now = now_mono_ns;
+    if (sh->retired_head)
+        reap_retired(sh);
     const rf_store_config *cfg = &sh->store->cfg;
     /* No budget on an event clock: it is measured in real time. */
     const int64_t budget = cfg->event_clock ? 0 : cfg->tick_cut_budget_ns;
@@ -578,6 +589,60 @@ void rf_store_tick(rf_store_shard *sh, int64_t now_mono_ns)
         shrink_after_age_cut(sh, s, had);
         if (budget > 0 && rf_clock_mono_ns() >= deadline)
             break;
+    }
+}
+
+int rf_store_forget_series(rf_store_shard *sh, uint64_t series_id)
+{
+    uint64_t v;
+    if (!rf_u64map_get(&sh->series_map, series_id, &v))
+        return 0;
+    rf_store_series *s = (rf_store_series *)(uintptr_t)v;
+    /* A full buffer waiting for its paced cut stays (it is rare: an idle
+     * series' buffer was cut by age long before it expires). */
+    if (s->queued)
+        return -EBUSY;
+    while (s->n)
+        if (cut(sh, s) < 0)
+            return -ENOBUFS;
+    rf_u64map_remove(&sh->series_map, series_id);
+    rf_store_series *last = sh->series_all[--sh->n_series];
+    sh->series_all[s->all_idx] = last;
+    last->all_idx = s->all_idx;
+    const uint64_t bytes = (uint64_t)s->cap * sizeof(*s->pts);
+    if (s->cap > sh->first_cap)
+        sh->growth_bytes -= (uint64_t)(s->cap - sh->first_cap) * sizeof(*s->pts);
+    free(s->pts);
+    s->pts = NULL;
+    atomic_store_explicit(&sh->buffer_bytes,
+                          atomic_load_explicit(&sh->buffer_bytes, memory_order_relaxed) - bytes,
+                          memory_order_relaxed);
+    atomic_store_explicit(&sh->series_count,
+                          atomic_load_explicit(&sh->series_count, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    s->retired_seq = sh->seq;
+    s->queue_next = NULL;
+    if (sh->retired_tail)
+        sh->retired_tail->queue_next = s;
+    else
+        sh->retired_head = s;
+    sh->retired_tail = s;
+    return 0;
+}
+
+/* Frees forgotten series whose every block the I/O thread has written. */
+static void reap_retired(rf_store_shard *sh)
+{
+    /* S4: pairs with the I/O thread's release store of written_seq, after
+     * it copied those blocks (and their keys) into its staging buffer. */
+    const uint64_t written = atomic_load_explicit(&sh->written_seq, memory_order_acquire);
+    while (sh->retired_head && sh->retired_head->retired_seq <= written) {
+        rf_store_series *s = sh->retired_head;
+        sh->retired_head = s->queue_next;
+        if (!sh->retired_head)
+            sh->retired_tail = NULL;
+        rf_series_key_free(s->key);
+        free(s);
     }
 }
 

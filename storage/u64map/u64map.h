@@ -10,7 +10,8 @@
  *     after one multiply (cheap, and safe for callers passing small ints).
  *   - Lookups never allocate; rf_u64map_put allocates only when the load
  *     passes 1/2 (capacity doubles). Not thread-safe: one owner thread.
- *   - No removal: every user builds a table and frees it whole.
+ *   - Removal (rf_u64map_remove) shifts later entries back into the hole
+ *     (linear probing, no tombstones), so lookups still end at an empty slot.
  */
 #ifndef RF_STORAGE_U64MAP_H
 #define RF_STORAGE_U64MAP_H
@@ -109,6 +110,31 @@ static inline int rf_u64map_put(rf_u64map *m, uint64_t key, uint64_t val)
     m->e[i].key = key;
     m->e[i].val = val;
     return 0;
+}
+
+/* Removes key if present. Returns whether it was there. */
+static inline bool rf_u64map_remove(rf_u64map *m, uint64_t key)
+{
+    uint32_t i = rf_u64map_slot(m, key);
+    while (m->e[i].key != key) {
+        if (m->e[i].key == 0)
+            return false;
+        i = (i + 1) & m->mask;
+    }
+    for (uint32_t j = i;;) {
+        j = (j + 1) & m->mask;
+        if (m->e[j].key == 0)
+            break;
+        uint32_t home = rf_u64map_slot(m, m->e[j].key);
+        /* The entry at j stays when its home lies cyclically in (i, j]. */
+        if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+            continue;
+        m->e[i] = m->e[j];
+        i = j;
+    }
+    m->e[i].key = 0;
+    m->count--;
+    return true;
 }
 
 #endif
