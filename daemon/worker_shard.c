@@ -244,6 +244,7 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
     in->shard = s;
     in->protocol = protocol;
     rf_parse_config pc = settings->ingest.parse;
+    pc.forget_ns = settings->pipeline.series_idle_ttl_ns / 2;
     pc.source_id = source_id;
     pc.max_line_len = max_line;
     in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);

@@ -139,10 +139,31 @@ uint64_t rf_parse_reject_count(const rf_parse_ctx *ctx, enum rf_reject_reason re
     return atomic_load_explicit(&ctx->rejects[reason], memory_order_relaxed);
 }
 
+/* Series lifecycle (stages/pipeline/pipeline.h): a worker retires a series
+ * after series_idle_ttl without an event, and only a new announcement makes
+ * it known again. Emptying both caches every half TTL guarantees one: a
+ * series idle for the TTL has seen an emptying since its last event here,
+ * and one announced without is at most half a TTL from its last event, far
+ * from expiry. Costs a memset and one re-announcement per series and half
+ * TTL; nothing is pending between calls. */
+static void forget_when_due(rf_parse_ctx *ctx, int64_t now)
+{
+    if (ctx->forget_at == 0 || now < ctx->forget_at) {
+        if (ctx->forget_at == 0)
+            ctx->forget_at = now + ctx->cfg.forget_ns;
+        return;
+    }
+    memset(ctx->raw, 0, ((size_t)ctx->raw_mask + 1) * sizeof(*ctx->raw));
+    memset(ctx->announced, 0, ((size_t)ctx->ann_mask + 1) * sizeof(*ctx->announced));
+    ctx->forget_at = now + ctx->cfg.forget_ns;
+}
+
 size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len,
                         rf_line_fn fn)
 {
     ctx->rx = rx;
+    if (ctx->cfg.forget_ns > 0)
+        forget_when_due(ctx, rx->mono_ns);
     size_t rejected = 0;
     uint64_t ok = 0;
     const char *p = buf, *end = buf + len;

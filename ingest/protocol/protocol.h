@@ -120,6 +120,10 @@ typedef struct rf_parse_config {
     uint32_t max_key_len;           /* canonical key bytes (<= 65535); 0 = 1024 */
     uint32_t series_cache_slots;    /* raw-bytes -> id cache, rounded up to 2^k; 0 = 65536 */
     uint32_t announced_slots;       /* announced-ids set, rounded up to 2^k; 0 = 65536 */
+    int64_t forget_ns;              /* both of the above are emptied this often (receipt
+                                     * clock, rf_recv_info.mono_ns): every series is announced
+                                     * again, so one the worker expired meanwhile is defined
+                                     * anew. Half pipeline.series_idle_ttl; 0 = never */
     uint32_t reject_log_slots;      /* last rejected lines kept, rounded to 2^k; 0 = 64 */
     /* The correlation id tag (ingest.correlation.id_tag), "" for none;
      * [A-Za-z0-9_.-], at most 63 bytes. A tag with this key is taken out of

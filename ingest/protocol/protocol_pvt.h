@@ -96,6 +96,7 @@ struct rf_parse_ctx {
     uint32_t raw_mask;
     uint64_t *announced;
     uint32_t ann_mask;
+    int64_t forget_at;    /* receipt time the caches are emptied at (cfg.forget_ns); 0: unset */
     /* scratch, sized from the configuration at creation */
     rf_tag *tags;         /* max_tags + 1 */
     rf_pending *pend;     /* max_fields */

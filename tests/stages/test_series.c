@@ -92,6 +92,89 @@ static void expect_tag(const rf_series_key *k, const rf_series_tag *tg, const ch
     }
 }
 
+typedef struct expire_log {
+    uint32_t n;
+    int32_t slots[64];
+} expire_log;
+
+static void on_expire(void *ctx, int32_t slot, const rf_series_key *key)
+{
+    expire_log *l = ctx;
+    assert_non_null(key); /* still valid while the stages let go */
+    if (l->n < 64)
+        l->slots[l->n] = slot;
+    l->n++;
+}
+
+/* Series lifecycle: idle series are retired in bounded steps, their index
+ * entries removed without breaking the probe runs of others (ids that
+ * collide on the probe start), their slots and tag spans reused; a full
+ * table accepts new series once old ones expired; counted per measurement. */
+static void test_expire_and_reuse(void **state)
+{
+    (void)state;
+    enum { N = 64 };
+    rf_series_table *t = rf_series_table_new(N);
+    assert_non_null(t);
+    rf_series_table_set_now(t, 1000);
+    for (int i = 0; i < N; i++) {
+        rf_series_key *k = stage_test_key("x,a=1,b=2 y");
+        k->series_id = ((uint64_t)(i + 1) << 40) | 5; /* one probe run */
+        assert_int_equal(rf_series_table_define(t, k), i);
+    }
+    assert_int_equal(rf_series_table_define(t, stage_test_key("x,a=9 z")), -ENOSPC);
+    /* Odd series see an event later; even ones stay idle. */
+    rf_series_table_set_now(t, 2000);
+    for (int i = 1; i < N; i += 2)
+        assert_int_equal(rf_series_table_find_touch(t, ((uint64_t)(i + 1) << 40) | 5), i);
+    rf_series_table_set_now(t, 2500);
+    expire_log log = {0};
+    /* Bounded: 10 slots visited, only the idle ones among them retired. */
+    assert_int_equal(rf_series_table_expire(t, 1000, 10, on_expire, &log), 5);
+    assert_int_equal(log.n, 5);
+    uint32_t total = 5;
+    while (total < N / 2)
+        total += rf_series_table_expire(t, 1000, 10, on_expire, &log);
+    assert_int_equal(total, N / 2);
+    assert_int_equal(rf_series_table_expire(t, 1000, N, on_expire, &log), 0);
+    for (int i = 0; i < N; i++) {
+        int32_t want = i % 2 ? i : -1;
+        assert_int_equal(rf_series_table_find(t, ((uint64_t)(i + 1) << 40) | 5), want);
+        if (want < 0)
+            assert_null(rf_series_table_key(t, i));
+    }
+    rf_series_table_stats st;
+    rf_series_table_stats_read(t, &st);
+    assert_int_equal(st.count, N / 2);
+    assert_int_equal(st.expired, N / 2);
+    assert_int_equal(rf_series_table_count(t), N); /* slots used: the iteration bound */
+    /* The freed slots take new series, with their tags; no refusal. */
+    char buf[64];
+    for (int i = 0; i < N / 2; i++) {
+        snprintf(buf, sizeof(buf), "x,a=%d,b=%d y", i, i);
+        int32_t slot = rf_series_table_define(t, stage_test_key(buf));
+        assert_true(slot >= 0 && slot < N && slot % 2 == 0);
+        const rf_series_tag *tags;
+        assert_int_equal(rf_series_table_tags(t, slot, &tags), 2);
+        char val[16];
+        snprintf(val, sizeof(val), "%d", i);
+        expect_tag(rf_series_table_key(t, slot), &tags[1], "b", val);
+    }
+    assert_int_equal(rf_series_table_define(t, stage_test_key("x,a=8 z")), -ENOSPC);
+    rf_series_table_stats_read(t, &st);
+    assert_int_equal(st.count, N);
+    assert_int_equal(st.rejected_shard_limit, 2);
+    /* Per measurement: x holds N, expired N/2. */
+    rf_series_meas_stats m;
+    assert_true(rf_series_table_measurement(t, 0, &m));
+    assert_int_equal(m.active, N);
+    assert_int_equal(m.expired, N / 2);
+    /* 0 = never. */
+    rf_series_table_set_now(t, 1000000);
+    assert_int_equal(rf_series_table_expire(t, 0, N, on_expire, &log), 0);
+    rf_series_table_free(t);
+}
+
 static void test_tags(void **state)
 {
     (void)state;
@@ -390,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_define_find),
         cmocka_unit_test(test_many_and_collisions),
         cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_expire_and_reuse),
         cmocka_unit_test(test_measurement_limits),
         cmocka_unit_test(test_limits_live),
         cmocka_unit_test(test_measurement_names),

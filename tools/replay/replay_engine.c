@@ -206,6 +206,7 @@ static re_input *input_new(rf_replay_engine *e, const char *name, uint8_t protoc
     in->critical = critical;
     /* What daemon/worker_shard.c gives each listener's parser. */
     rf_parse_config pc = e->settings.ingest.parse;
+    pc.forget_ns = e->settings.pipeline.series_idle_ttl_ns / 2;
     pc.source_id = source_id;
     pc.max_line_len = max_line;
     in->parser = rf_parse_ctx_new(&pc, in->batch, RE_PARSE_BATCH, input_flush, in, err);
