@@ -31,6 +31,10 @@ enum {
 };
 /* Aggregator sweeps for idle windows at about this period. */
 #define PIPE_AGG_TICK_NS (100 * RF_NS_PER_MS)
+/* The expiry sweep advances at about this period (RF_PIPELINE_EXPIRE_BUDGET
+ * slots each time: a pass over 1 M slots takes about 25 s, far below any
+ * useful TTL, and the sweep costs nothing between its steps). */
+#define PIPE_EXPIRE_TICK_NS (100 * RF_NS_PER_MS)
 /* Shutdown: how long a sink's downstream may keep taking queued bytes, and
  * how long it may stall before the rest is counted as dropped. */
 #define PIPE_DRAIN_GRACE_NS (2 * RF_NS_PER_S)
@@ -75,6 +79,7 @@ struct rf_pipeline {
     _Atomic(pipe_stages *) pending;
     int64_t now_mono;      /* read once per batch (given, with an event clock) */
     int64_t idle_ttl;      /* pipeline.series_idle_ttl; 0: series never expire */
+    int64_t next_expire_tick;
     int64_t next_agg_tick;
     bool event_clock;      /* rf_pipeline_set_event_clock: replay, no clock read */
 
@@ -532,7 +537,8 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
     uint32_t work = apply_pending(p);
     p->now_mono = now_mono;
     rf_series_table_set_now(p->series, now_mono);
-    if (p->idle_ttl > 0) {
+    if (p->idle_ttl > 0 && now_mono >= p->next_expire_tick) {
+        p->next_expire_tick = now_mono + PIPE_EXPIRE_TICK_NS;
         uint32_t n = rf_series_table_expire(p->series, p->idle_ttl, RF_PIPELINE_EXPIRE_BUDGET,
                                             series_expire, p);
         if (n) {

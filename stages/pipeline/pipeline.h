@@ -60,7 +60,7 @@
 
 typedef struct rf_store_shard rf_store_shard;
 
-/* Series table slots the expiry sweep visits per tick. */
+/* Series table slots the expiry sweep visits per step (a step every 100 ms). */
 #define RF_PIPELINE_EXPIRE_BUDGET 4096u
 
 /* Per-measurement overrides of max_series_per_measurement, at most. */
