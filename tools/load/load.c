@@ -17,6 +17,19 @@
  * number: in StatsD and Graphite it would have to be a tag, a new series per
  * probe).
  *
+ * Churn (--churn RATE): the live series are a window of --series numbers
+ * that moves RATE numbers a minute, so RATE new series replace RATE old ones
+ * every minute (pod names, autoscaled hosts): series number = slot + window
+ * start. The window follows the stream's own clock: real time when sending,
+ * simulated time with --record.
+ *
+ * Recording (--record FILE): instead of sending, writes the stream to a
+ * recording (storage/recfile) in simulated time, one record per datagram:
+ * --duration is simulated, --rate events per simulated second, the records'
+ * times advance with it (wall from now, monotonic from 0), and --timestamps
+ * gives each line its simulated time. `ringflow replay FILE --into DIR` then
+ * runs a day of traffic in minutes (scripts/churn.sh).
+ *
  * The hot loop formats into a preallocated buffer and sends batches of
  * datagrams with one sendmmsg call; nothing is allocated per event.
  */
@@ -38,6 +51,7 @@
 
 #include "core/clock/clock.h"
 #include "core/config/config.h"
+#include "storage/recfile/recfile.h"
 #include "tools/load/load.h"
 #include "tools/net/net_addr.h"
 
@@ -73,6 +87,8 @@ typedef struct load_opts {
     double burst_rate;
     double burst_len_s;
     double burst_every_s;
+    double churn;       /* series replaced per minute (0 = the same series throughout) */
+    char record[1024];  /* --record: write a recording in simulated time instead of sending */
 } load_opts;
 
 typedef struct load_series {
@@ -156,6 +172,8 @@ typedef struct load_gen {
     uint64_t next_series;
     uint64_t probe_seq;
     uint64_t probe_threshold; /* rng value below which a line is a probe */
+    int64_t start_wall;       /* the stream's clock at its start (churn) */
+    uint64_t churn_base;      /* --churn: the live window's first series number */
     int64_t pow10[19];
 } load_gen;
 
@@ -209,6 +227,15 @@ static char *format_line(load_gen *g, char *p, int64_t wall_ns, uint32_t *events
         g->next_series = 0;
     load_series *s = &g->series[idx];
     uint32_t nf = o->proto == PROTO_INFLUX ? o->fields : 1;
+    if (o->churn > 0) {
+        /* The window's start after `wall_ns - start` of the stream; slot idx
+         * holds the one number of the window that is idx modulo --series,
+         * so the oldest numbers leave as the new ones come. */
+        const double minutes = (double)(wall_ns - g->start_wall) / (60.0 * RF_NS_PER_S);
+        const uint64_t base = minutes > 0 ? (uint64_t)(minutes * o->churn) : 0;
+        const uint64_t n = o->series;
+        idx = base + (idx + n - base % n) % n;
+    }
 
     switch (o->proto) {
     case PROTO_INFLUX:
@@ -314,6 +341,11 @@ static void usage(FILE *out)
             "  --sockets N            send from N sockets in turn, one batch each (default 1): N\n"
             "                         source ports (TCP: connections), so SO_REUSEPORT spreads the\n"
             "                         flows over the engine's workers\n"
+            "  --churn RATE           series replaced per minute: RATE new series numbers take the\n"
+            "                         place of the RATE oldest every minute (default 0)\n"
+            "  --record FILE          write the stream to a recording in simulated time instead of\n"
+            "                         sending it (--duration and --rate are simulated; replay it with\n"
+            "                         ringflow replay FILE --into DIR)\n"
             "  --json                 summary as JSON\n"
             "  --quiet                no progress lines\n");
 }
@@ -336,6 +368,7 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         {"timestamps", no_argument, NULL, 'm'},     {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
         {"sockets", required_argument, NULL, 'k'},  {"burst", required_argument, NULL, 'b'},
+        {"churn", required_argument, NULL, 'C'},    {"record", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
@@ -398,6 +431,8 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         case 'j': o->json = true; break;
         case 'q': o->quiet = true; break;
         case 'k': o->sockets = (uint32_t)strtoul(optarg, &end, 10); break;
+        case 'C': o->churn = strtod(optarg, &end); break;
+        case 'R': snprintf(o->record, sizeof(o->record), "%s", optarg); break;
         case 'b':
             if (sscanf(optarg, "%lf:%lf:%lf", &o->burst_rate, &o->burst_len_s, &o->burst_every_s) != 3 ||
                 !(o->burst_rate > 0) || !(o->burst_len_s > 0) || !(o->burst_every_s > o->burst_len_s)) {
@@ -429,6 +464,8 @@ static int parse_opts(int argc, char **argv, load_opts *o)
     else if (o->critical < 0 || o->critical > 1) bad = "--critical must be 0..1";
     else if (o->sockets < 1 || o->sockets > LOAD_MAX_SOCKETS) bad = "--sockets must be 1..256";
     else if (o->burst_rate > 0 && o->rate <= 0) bad = "--burst needs a fixed --rate (> 0) between bursts";
+    else if (!(o->churn >= 0) || o->churn > 1e9) bad = "--churn must be 0..1e9 series a minute";
+    else if (o->record[0] && (o->rate <= 0 || o->tcp)) bad = "--record needs a fixed --rate (> 0) and udp";
     if (bad) {
         fprintf(stderr, "ringflow load: %s\n", bad);
         return 2;
@@ -460,12 +497,106 @@ static int open_socket(const load_opts *o, struct sockaddr_storage *dst, socklen
     return fd;
 }
 
+/* --record: the stream in simulated time, one record per datagram, on the
+ * listener name "load" (a replay configuration names its listener so to
+ * give it settings of its own). Steps of 100 ms of simulated time. */
+#define LOAD_RECORD_STEP_NS (100 * RF_NS_PER_MS)
+
+static int record_stream(const load_opts *o, load_gen *g, char *buf)
+{
+    static const uint8_t protocols[] = {[PROTO_INFLUX] = RF_REC_INFLUX,
+                                        [PROTO_STATSD] = RF_REC_STATSD,
+                                        [PROTO_GRAPHITE] = RF_REC_GRAPHITE};
+    rf_rec_writer *w = NULL;
+    const rf_rec_writer_options wo = {.path = o->record};
+    rf_err err = {0};
+    if (rf_rec_writer_open(&w, &wo, &err) != 0) {
+        fprintf(stderr, "ringflow load: %s\n", err.msg);
+        return 1;
+    }
+    const int64_t end = (int64_t)(o->duration_s * 1e9);
+    uint64_t events = 0, lines = 0, records = 0, bytes = 0;
+    int rc = 0;
+    for (int64_t t = 0; t < end && !g_stop && rc == 0; t += LOAD_RECORD_STEP_NS) {
+        double due = events_due(o, (double)(t + LOAD_RECORD_STEP_NS) * 1e-9);
+        if (o->count && due > (double)o->count)
+            due = (double)o->count;
+        const int64_t wall = g->start_wall + t;
+        while ((double)events < due && rc == 0) {
+            char *p = buf;
+            while ((size_t)(p - buf) + 1024 <= o->payload && (double)events < due) {
+                uint32_t ev;
+                p = format_line(g, p, wall, &ev);
+                events += ev;
+                lines++;
+            }
+            const rf_rec r = {
+                .wall_ns = wall,
+                .mono_ns = t,
+                .transport = RF_REC_UDP,
+                .protocol = protocols[o->proto],
+                .src_port = 40000,
+                .src_family = 4,
+                .src_addr = {127, 0, 0, 1},
+                .name = "load",
+                .payload = (const uint8_t *)buf,
+                .payload_len = (uint32_t)(p - buf),
+            };
+            rc = rf_rec_writer_append(w, &r, &err);
+            records++;
+            bytes += r.payload_len;
+        }
+    }
+    if (rf_rec_writer_close(w, rc ? NULL : &err) != 0 && rc == 0)
+        rc = -1;
+    if (rc) {
+        fprintf(stderr, "ringflow load: %s: %s\n", o->record, err.msg);
+        return 1;
+    }
+    if (o->json)
+        printf("{\"events\":%lu,\"lines\":%lu,\"records\":%lu,\"bytes\":%lu,"
+               "\"simulated_s\":%.3f}\n",
+               (unsigned long)events, (unsigned long)lines, (unsigned long)records,
+               (unsigned long)bytes, o->duration_s);
+    else
+        printf("recorded %lu events in %lu lines, %lu records, %lu bytes, %.3f s simulated, "
+               "into %s\n",
+               (unsigned long)events, (unsigned long)lines, (unsigned long)records,
+               (unsigned long)bytes, o->duration_s, o->record);
+    return 0;
+}
+
+static int load_prepare(const load_opts *o, load_gen *g)
+{
+    g->o = o;
+    g->rng = o->seed ? o->seed : 1;
+    g->series = calloc(o->series, sizeof(load_series));
+    if (!g->series)
+        return -ENOMEM;
+    g->pow10[0] = 1;
+    for (int i = 1; i < 19; i++)
+        g->pow10[i] = g->pow10[i - 1] * 10;
+    for (uint32_t i = 0; i < o->series; i++)
+        g->series[i].scaled = (int64_t)(rng_next(&g->rng) % 10000) * g->pow10[o->decimals] / 100;
+    g->probe_threshold = (uint64_t)(o->critical * 18446744073709551615.0);
+    g->start_wall = rf_clock_wall_ns();
+    return 0;
+}
+
 int rf_cli_load(int argc, char **argv)
 {
     load_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (o.record[0]) {
+        load_gen rg = {0};
+        char *rbuf = malloc(LOAD_MAX_PAYLOAD);
+        rc = !rbuf || load_prepare(&o, &rg) < 0 ? 1 : record_stream(&o, &rg, rbuf);
+        free(rbuf);
+        free(rg.series);
+        return rc;
+    }
 
     struct sockaddr_storage dst;
     socklen_t dlen;
@@ -483,21 +614,16 @@ int rf_cli_load(int argc, char **argv)
     uint32_t next_fd = 0;
     int fd = fds[0];
 
-    load_gen g = {.o = &o, .rng = o.seed ? o.seed : 1};
-    g.series = calloc(o.series, sizeof(load_series));
+    load_gen g = {0};
     char *buf = malloc((size_t)LOAD_MAX_DGRAMS * LOAD_MAX_PAYLOAD);
-    if (!g.series || !buf) {
+    if (load_prepare(&o, &g) < 0 || !buf) {
         fprintf(stderr, "ringflow load: out of memory\n");
+        free(buf);
+        free(g.series);
         for (uint32_t i = 0; i < o.sockets; i++)
             close(fds[i]);
         return 1;
     }
-    g.pow10[0] = 1;
-    for (int i = 1; i < 19; i++)
-        g.pow10[i] = g.pow10[i - 1] * 10;
-    for (uint32_t i = 0; i < o.series; i++)
-        g.series[i].scaled = (int64_t)(rng_next(&g.rng) % 10000) * g.pow10[o.decimals] / 100;
-    g.probe_threshold = (uint64_t)(o.critical * 18446744073709551615.0);
 
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
