@@ -551,6 +551,58 @@ static void test_group_by(void **state)
     fx_end(&fx);
 }
 
+static void forget_cb(void *ctx, int32_t slot, const rf_series_key *key)
+{
+    rf_aggregator_forget_series(ctx, slot, key);
+}
+
+/* Series lifecycle: an expired series' open windows are emitted at once, its
+ * ungrouped state is reused by the next series in its slot, which starts
+ * from nothing (no value, count or carry of the old one), and a group whose
+ * key-text series left goes on with the next one, its windows exact. */
+static void test_expire_and_reuse(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"max", "count", NULL};
+    static const char *const sum[] = {"sum", NULL};
+    fixture fx;
+    fx_init(&fx, 2);
+    fx.rules[0] = rule("cpu", "*", 60 * S, fns);
+    fx.rules[1] = rule("cpu", "*", 60 * S, sum);
+    strcpy(fx.rules[1].group_by[0], "region");
+    fx.rules[1].n_group_by = 1;
+    fx.cfg.n_rules = 2;
+    fx.cfg.max_states = 3; /* a, b, the group: c gets in only in a's state */
+    fx_start(&fx);
+    rf_series_table_set_now(fx.t, 0);
+    uint64_t a = def(fx.t, "cpu,host=a,region=eu usage");
+    uint64_t b = def(fx.t, "cpu,host=b,region=eu usage");
+    push(fx.a, a, T0 + 1 * S, 5, RF_KIND_GAUGE);
+    push(fx.a, b, T0 + 2 * S, 7, RF_KIND_GAUGE);
+    push(fx.a, a, T0 + 3 * S, 3, RF_KIND_GAUGE_DELTA); /* a's carry: 5 + 3 */
+    rf_series_table_set_now(fx.t, 100);
+    assert_int_equal(rf_series_table_find_touch(fx.t, b), 1);
+    assert_int_equal(rf_series_table_expire(fx.t, 50, 2, forget_cb, fx.a), 1); /* a only */
+    /* a's window is out before its slot is reused. */
+    expect_close(val(&fx.out, "cpu,host=a,region=eu usage:max", T0), 8, 0, "a max");
+    uint64_t c = def(fx.t, "cpu,host=c,region=eu usage");
+    assert_int_equal(rf_series_table_find(fx.t, c), 0); /* a's slot */
+    push(fx.a, c, T0 + 4 * S, 2, RF_KIND_GAUGE_DELTA);  /* no carry from a: 0 + 2 */
+    push(fx.a, b, T0 + 5 * S, 1, RF_KIND_GAUGE);
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "cpu,host=c,region=eu usage:max", T0), 2, 0, "c max");
+    expect_close(val(&fx.out, "cpu,host=c,region=eu usage:count", T0), 1, 0, "c count");
+    expect_close(val(&fx.out, "cpu,host=a,region=eu usage:count", T0), 2, 0, "a count");
+    expect_close(val(&fx.out, "cpu,host=b,region=eu usage:max", T0), 7, 0, "b max");
+    /* The group's window: a's part (sent when a left) and b's and c's. */
+    expect_close(val(&fx.out, "cpu,region=eu usage:sum", T0), 5 + 8 + 7 + 2 + 1, 0, "eu sum");
+    rf_agg_stats st;
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.states, 2 + 1); /* b and c (in a's state), one group */
+    assert_int_equal(st.states_full, 0);
+    fx_end(&fx);
+}
+
 static void test_tick_and_sweep(void **state)
 {
     (void)state;
@@ -837,6 +889,7 @@ int main(void)
         cmocka_unit_test(test_counter_resets),
         cmocka_unit_test(test_statsd),
         cmocka_unit_test(test_group_by),
+        cmocka_unit_test(test_expire_and_reuse),
         cmocka_unit_test(test_tick_and_sweep),
         cmocka_unit_test(test_wall_step_client_time),
         cmocka_unit_test(test_wall_step_receipt_time),

@@ -334,6 +334,44 @@ static void test_absence_tick(void **state)
     rf_series_key_free(k);
 }
 
+/* Series lifecycle: an expired series' bindings are dropped without an
+ * event (a firing threshold does not resolve, an absence does not fire),
+ * and the slot's next series binds afresh in their room: its state starts
+ * at OK, its absence clock at its own first tick, evaluated once. */
+static void test_forget_and_reuse(void **state)
+{
+    (void)state;
+    rf_alert_rule_config r[2] = {
+        {.name = "high", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT, .fire = 90},
+        {.name = "gone", .type = RF_ALERT_ABSENCE, .absent_ns = 5 * S},
+    };
+    r[0].match.measurement = "cpu";
+    r[1].match.measurement = "cpu";
+    rf_alerts *a = mk(r, 2);
+    rf_series_key *x = stage_test_key("cpu,host=x usage"), *y = stage_test_key("cpu,host=y usage");
+    rf_alerts_define(a, 0, x);
+    feed(a, 0, 1, 95);
+    assert_string_equal(trace(), "F@1");
+    rf_alerts_tick(a, 2 * S, 42);   /* x's silence clock runs */
+    rf_alerts_forget(a, 0);
+    feed(a, 0, 2, 10);              /* a stale slot: no binding, nothing */
+    rf_alerts_tick(a, 100 * S, 42); /* x's absence is gone with it */
+    assert_int_equal(got.n, 1);
+    rf_alerts_define(a, 0, y);
+    feed(a, 0, 3, 10);              /* y starts at OK: no resolve of x's fire */
+    assert_int_equal(got.n, 1);
+    rf_alerts_tick(a, 101 * S, 42); /* y's silence clock starts here */
+    rf_alerts_tick(a, 106 * S, 42); /* 5 s later: one fire, y's */
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.ev[1].series_id, y->series_id);
+    rf_alerts_stats st;
+    rf_alerts_stats_read(a, &st);
+    assert_int_equal(st.bindings, 2); /* y's two in x's room, not four */
+    rf_alerts_free(a);
+    rf_series_key_free(x);
+    rf_series_key_free(y);
+}
+
 /* N simulated shards of one rule set, reports carried by hand. */
 #define SHARDS_MAX 4
 typedef struct sim {
@@ -635,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_rate_of_change),
         cmocka_unit_test(test_wall_step_for_duration),
         cmocka_unit_test(test_absence_tick),
+        cmocka_unit_test(test_forget_and_reuse),
         cmocka_unit_test(test_rule_wide_absence_on_n_shards),
         cmocka_unit_test(test_rule_wide_reports_unknown_and_late),
         cmocka_unit_test(test_rule_series_not_bound),
