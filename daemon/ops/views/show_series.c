@@ -22,6 +22,7 @@ typedef struct meas_row {
     char name[RF_SERIES_MEAS_NAME];
     uint64_t hash;
     uint64_t active, refused_shard, refused_meas, dropped;
+    uint64_t expired;         /* series retired after pipeline.series_idle_ttl */
     uint32_t limit;           /* per worker; the largest seen (reloads apply one by one) */
     uint32_t workers_at_limit;
     bool other;
@@ -69,6 +70,7 @@ static void meas_add(void *ctx, const rf_series_meas_stats *m)
     r->refused_shard += m->refused_shard_limit;
     r->refused_meas += m->refused_measurement_limit;
     r->dropped += m->dropped_events;
+    r->expired += m->expired;
     if (!r->other && m->limit > r->limit)
         r->limit = m->limit;
     if (!r->other && m->limit && m->active >= m->limit)
@@ -158,7 +160,7 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     if (meas_collect(e, by, &acc) < 0)
         return rf_err_set(err, ENOMEM, "out of memory");
     uint64_t total = 0, rej_shard = 0, rej_meas = 0, again = 0, forgotten = 0, dropped = 0,
-             unattributed = 0, failed = 0;
+             unattributed = 0, failed = 0, expired = 0;
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
         rf_pipeline_stage_stats st;
@@ -166,6 +168,7 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
         rf_pipeline_stages_read(p, &st);
         rf_pipeline_stats_read(p, &ps);
         total += st.series.count;
+        expired += st.series.expired;
         rej_shard += st.series.rejected_shard_limit;
         rej_meas += st.series.rejected_measurement_limit;
         again += st.series.refused_again;
@@ -188,13 +191,16 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     rf_ops_kv_u64(w, "dropped_events_of_refused_series", dropped);
     rf_ops_kv_u64(w, "dropped_events_unattributed", unattributed);
     rf_ops_kv_u64(w, "definitions_failed", failed);
+    rf_ops_kv_u64(w, "expired", expired);
+    rf_ops_kv_u64(w, "series_idle_ttl_s", (uint64_t)(cfg->series_idle_ttl_ns / RF_NS_PER_S));
     rf_ops_kv_u64(w, "measurements", acc.n);
     rf_ops_kv_str(w, "ranked_by", k_rank_names[by]);
     rf_ops_obj_end(w);
     static const char *const cols[] = {"measurement",     "active_series",
                                        "refused_series",  "refused_measurement_limit",
                                        "refused_shard_limit", "dropped_events",
-                                       "limit_per_worker", "at_limit", "workers_at_limit"};
+                                       "limit_per_worker", "at_limit", "workers_at_limit",
+                                       "expired"};
     RF_OPS_TABLE_BEGIN(w, "series_by_measurement", cols);
     for (uint32_t i = 0; i < acc.n && i < top; i++) {
         const meas_row *r = &acc.rows[i];
@@ -203,6 +209,7 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
                          r->refused_shard, r->dropped, r->limit);
         rf_ops_cell_str(w, r->workers_at_limit ? "yes" : "no");
         rf_ops_cell_u64(w, r->workers_at_limit);
+        rf_ops_cell_u64(w, r->expired);
     }
     rf_ops_table_end(w);
     if (by == RANK_REFUSED)
