@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock/clock.h"
 #include "stages/pipeline/pipeline.h"
 #include "daemon/worker_shard.h"
 #include "ingest/listen/listen.h"
