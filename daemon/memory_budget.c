@@ -33,13 +33,15 @@
 /* stages/series (rf_series_table_new, rf_series_table_define): the index
  * (2^k >= 2 x max_series buckets of 16 bytes, huge pages), the key and tag
  * arrays, the tag-span pool (4 spans a series preallocated, doubling up to
- * max_tags a series), the measurement entries (RF_SERIES_MEAS_MAX x 112
+ * max_tags a series, compacted rather than grown past it under churn), the
+ * last-seen times and the free stack (series lifecycle), the measurement
+ * entries (RF_SERIES_MEAS_MAX x 120
  * bytes, and their index), the refused-id memory (RF_SERIES_REFUSED_SLOTS x
  * 16 bytes). */
 #define SERIES_BUCKET 16u
 #define SERIES_TAG_SPAN 8u
-#define SERIES_SLOT_TAGS 8u
-#define SERIES_MEAS_ENTRY 112u
+#define SERIES_SLOT_TAGS 12u
+#define SERIES_MEAS_ENTRY 120u
 #define SERIES_MEAS_MAX 4096u
 #define SERIES_REFUSED_BUCKET 16u
 #define SERIES_REFUSED_SLOTS 65536u
@@ -51,7 +53,9 @@ uint64_t rf_memory_series_table_bound(uint32_t max_series, uint32_t max_tags)
         nb <<= 1;
     uint64_t b = rf_mem_alloc_bound(512) + rf_mem_huge_bound(nb * SERIES_BUCKET);
     b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(rf_series_key *)) +
-         rf_mem_alloc_bound((uint64_t)max_series * SERIES_SLOT_TAGS);
+         rf_mem_alloc_bound((uint64_t)max_series * SERIES_SLOT_TAGS) +
+         rf_mem_alloc_bound((uint64_t)max_series * sizeof(int64_t)) +  /* last seen */
+         rf_mem_alloc_bound((uint64_t)max_series * sizeof(uint32_t)); /* free stack */
     /* The pool: at most max_tags spans a series (plus the measurement's and
      * the field's), doubling: its capacity and the old copy. */
     uint64_t spans = (uint64_t)max_series * (max_tags + 2), cap = (uint64_t)max_series * 4;

@@ -68,6 +68,7 @@ struct rf_series_table {
     slot_tags *tags;
     rf_series_tag *pool;
     uint32_t pool_len, pool_cap;
+    uint32_t pool_lost;     /* spans of reused slots that outgrew them (compaction frees them) */
     /* Single writer (the worker): relaxed stores, relaxed loads anywhere. */
     _Atomic uint64_t defined, duplicates, rejected_shard, rejected_meas, refused_again,
         refused_forgotten, dropped_unattributed, expired;
@@ -488,6 +489,29 @@ uint32_t rf_series_table_expire(rf_series_table *t, int64_t idle_ns, uint32_t bu
     return expired;
 }
 
+/* The spans every slot reserves, packed again without those that reused
+ * slots outgrew: the pool stays within max_series x the largest tag count,
+ * whatever the churn. Rare (only when the pool is full and holds lost
+ * spans); one pass over the slots. */
+static int pool_compact(rf_series_table *t)
+{
+    rf_series_tag *p = malloc((size_t)t->pool_cap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    uint32_t len = 0;
+    for (uint32_t i = 0; i < count_of(t); i++) {
+        slot_tags *st = &t->tags[i];
+        memcpy(p + len, t->pool + st->first, (size_t)st->n * sizeof(*p));
+        st->first = len;
+        len += st->cap;
+    }
+    free(t->pool);
+    t->pool = p;
+    t->pool_len = len;
+    t->pool_lost = 0;
+    return 0;
+}
+
 /* ---- definitions ---------------------------------------------------------- */
 
 int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
@@ -521,6 +545,14 @@ int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
     const int32_t slot = reuse ? (int32_t)t->free_slots[t->n_free - 1] : (int32_t)count_of(t);
     slot_tags *st = &t->tags[slot];
     if (!reuse || ntags > st->cap) {
+        if (reuse) {
+            t->pool_lost += st->cap; /* its spans are too few: given up */
+            st->cap = st->n = 0;
+        }
+        if (t->pool_len + ntags > t->pool_cap && t->pool_lost && pool_compact(t) < 0) {
+            rf_series_key_free(key);
+            return -ENOMEM;
+        }
         if (t->pool_len + ntags > t->pool_cap) {
             uint32_t cap = t->pool_cap;
             while (t->pool_len + ntags > cap)

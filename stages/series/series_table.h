@@ -70,9 +70,10 @@
  *     nothing unless its tags overflow that pool, which then doubles (amortised,
  *     per new series only; -ENOMEM if that fails). Lookups never allocate.
  *     Expiry adds 12 bytes a slot (last-seen time, free stack). A reused
- *     slot keeps its spans; only a series with more tags than its slot's
- *     previous one takes new spans (the old ones stay unused): under churn
- *     the pool holds at most each slot's largest tag count.
+ *     slot keeps its spans; a series with more tags than its slot's
+ *     previous one takes new spans, and when the pool is full the spans so
+ *     given up are packed away (one pass over the slots) before it doubles:
+ *     the pool stays within max_series x the most tags a series has.
  *     The measurement entries (RF_SERIES_MEAS_MAX x 112 bytes) and the
  *     refused-id memory (RF_SERIES_REFUSED_SLOTS x 16 bytes) are reserved at
  *     creation too, zeroed and paged in lazily (about 1.5 MiB of address

@@ -92,6 +92,13 @@ static void expect_tag(const rf_series_key *k, const rf_series_tag *tg, const ch
     }
 }
 
+/* Tags of series i in round r of the churn below: 1..12, every slot's
+ * count rising and falling over the rounds. */
+static int len_of_round(int r, int i)
+{
+    return 1 + (r * 7 + i * 3) % 12;
+}
+
 typedef struct expire_log {
     uint32_t n;
     int32_t slots[64];
@@ -169,6 +176,38 @@ static void test_expire_and_reuse(void **state)
     assert_true(rf_series_table_measurement(t, 0, &m));
     assert_int_equal(m.active, N);
     assert_int_equal(m.expired, N / 2);
+    /* Churn with growing tag counts: spans a slot outgrew are packed away
+     * before the pool grows, so it settles at the slots' largest need. */
+    char text[256];
+    for (int round = 0; round < 40; round++) {
+        rf_series_table_set_now(t, 2000000 + round * 1000);
+        while (rf_series_table_expire(t, 1, N, NULL, NULL))
+            ;
+        for (int i = 0; i < N; i++) {
+            int n = len_of_round(round, i);
+            int o = snprintf(text, sizeof(text), "x");
+            for (int k = 0; k < n; k++)
+                o += snprintf(text + o, sizeof(text) - (size_t)o, ",k%d=%d", k, round);
+            snprintf(text + o, sizeof(text) - (size_t)o, " f%d", i);
+            int32_t slot = rf_series_table_define(t, stage_test_key(text));
+            assert_true(slot >= 0);
+            const rf_series_tag *tags;
+            assert_int_equal(rf_series_table_tags(t, slot, &tags), n);
+        }
+    }
+    /* No more than a table whose every series had the most tags (12) from
+     * the start: without packing, the spans given up on the way would
+     * double the pool once more. */
+    rf_series_table *fresh = rf_series_table_new(N);
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof(text), "x,a=1,b=2,c=3,d=4,e=5,f=6,g=7,h=8,i=9,j=10,k=11,l=%d y", i);
+        assert_int_equal(rf_series_table_define(fresh, stage_test_key(text)), i);
+    }
+    rf_series_table_stats st_fresh;
+    rf_series_table_stats_read(fresh, &st_fresh);
+    rf_series_table_stats_read(t, &st);
+    assert_true(st.bytes <= st_fresh.bytes);
+    rf_series_table_free(fresh);
     /* 0 = never. */
     rf_series_table_set_now(t, 1000000);
     assert_int_equal(rf_series_table_expire(t, 0, N, on_expire, &log), 0);
