@@ -3,30 +3,35 @@
 # 5,000 new ones replace 5,000 old ones every simulated minute, for 24
 # simulated hours (7.2 M series in all), one point per series and minute,
 # replayed in event time (`ringflow replay --into`) on 2 workers with
-# max_series 100000 and series_idle_ttl 1h, with a per-series and a grouped
-# aggregation. Checks: no series refused, no event of an unknown series,
+# max_series 100000, with a per-series and a grouped aggregation (1 min
+# windows). The TTL (--ttl, default 5m) sizes what a worker holds: the live
+# series plus every series that stopped less than a TTL ago, and their
+# aggregate series: (50,000 + 5,000 x 5) x 2 / 2 workers = 75,000 at 5 min,
+# within max_series; at 1 h it would be 325,000 a worker and the run would
+# refuse series (as it should: they are not idle long enough to go). Checks: no series refused, no event of an unknown series,
 # every point stored; prints the replay's resident memory (VmRSS of the
 # process, sampled every second) so that "flat after the first hour" can be
 # read off. The scaled version runs in the test command (tools+replay /
 # series_churn).
 #
 # Usage: scripts/churn.sh [--build-dir DIR] [--hours H] [--live N] [--churn N]
-#                         [--workdir DIR] [--keep]
-#   defaults: build, 24, 50000, 5000, a fresh directory under /tmp (removed
+#                         [--ttl DURATION] [--workdir DIR] [--keep]
+#   defaults: build, 24, 50000, 5000, 5m, a fresh directory under /tmp (removed
 #   unless --keep). The recording is about 60 bytes a point (4.3 GB at full size).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=build hours=24 live=50000 churn=5000 work="" keep=0
+build=build hours=24 live=50000 churn=5000 ttl=5m work="" keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build="$2"; shift 2 ;;
     --hours) hours="$2"; shift 2 ;;
     --live) live="$2"; shift 2 ;;
     --churn) churn="$2"; shift 2 ;;
+    --ttl) ttl="$2"; shift 2 ;;
     --workdir) work="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "churn.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -44,10 +49,10 @@ listeners:
 stats: {prometheus: {enabled: false}}
 pipeline:
   max_series: 100000
-  series_idle_ttl: 1h
+  series_idle_ttl: $ttl
   aggregations:
-    - {measurement: load, field: f0, window: 5m, functions: [max]}
-    - {measurement: load, field: f0, window: 5m, functions: [avg], group_by: [t1]}
+    - {measurement: load, field: f0, window: 1m, functions: [max]}
+    - {measurement: load, field: f0, window: 1m, functions: [avg], group_by: [t1]}
 YAML
 
 rate=$(awk -v n="$live" 'BEGIN { printf "%.6f", n / 60 }')
@@ -56,7 +61,7 @@ echo "churn.sh: recording $hours h: $live live series, $churn replaced a minute,
   --tags 2 --timestamps --record churn.rfrec --json | tee load.json
 points=$(sed 's/.*"events":\([0-9]*\).*/\1/' load.json)
 
-echo "churn.sh: replaying (2 workers, max_series 100000, series_idle_ttl 1h)"
+echo "churn.sh: replaying (2 workers, max_series 100000, series_idle_ttl $ttl)"
 "$cli" replay churn.rfrec --into out --config churn.yaml --workers 2 --json > replay.json &
 pid=$!
 : > rss.txt
