@@ -230,6 +230,43 @@ static void test_sequence(void **state)
     rf_series_key_free(kn);
 }
 
+/* Series lifecycle: a forgotten slot's bindings no longer take part (its
+ * old series' events arm nothing), and the slot's next series binds afresh
+ * in their room, with its own role and key. */
+static void test_forget_and_reuse(void **state)
+{
+    (void)state;
+    rf_corr_pattern_config p = {.name = "fail_then_ok", .type = RF_CORR_SEQUENCE,
+                                .key_tag = "host", .within_ns = 60 * S};
+    p.a.measurement = "auth";
+    p.a.field = "failed";
+    p.b.measurement = "auth";
+    p.b.field = "ok";
+    rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
+    rf_correlator *c = mk(&cfg);
+    rf_series_key *ka = stage_test_key("auth,host=a failed");
+    rf_series_key *kb = stage_test_key("auth,host=a ok");
+    rf_series_key *kc = stage_test_key("auth,host=c ok");
+    rf_series_key *kd = stage_test_key("auth,host=c failed");
+    rf_correlator_define(c, 0, ka);
+    rf_correlator_define(c, 1, kb);
+    rf_correlator_forget(c, 0);
+    feed(c, ev_at(ka->series_id, 0, 0, 1), 0);   /* forgotten: arms nothing */
+    feed(c, ev_at(kb->series_id, 0, 1 * S, 2), 1);
+    assert_int_equal(got.n, 0);
+    rf_correlator_define(c, 0, kc);               /* slot 0 again: B of host c */
+    rf_correlator_define(c, 2, kd);
+    feed(c, ev_at(kd->series_id, 0, 2 * S, 3), 2);
+    feed(c, ev_at(kc->series_id, 0, 3 * S, 4), 0);
+    assert_int_equal(got.n, 1);
+    assert_int_equal(got.ev[0].series_id, kc->series_id);
+    rf_correlator_free(c);
+    rf_series_key_free(ka);
+    rf_series_key_free(kb);
+    rf_series_key_free(kc);
+    rf_series_key_free(kd);
+}
+
 static void test_burst(void **state)
 {
     (void)state;
@@ -654,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_id_capacity_and_members),
         cmocka_unit_test(test_id_table_churn),
         cmocka_unit_test(test_sequence),
+        cmocka_unit_test(test_forget_and_reuse),
         cmocka_unit_test(test_burst),
         cmocka_unit_test(test_shards_same_groups),
         cmocka_unit_test(test_sequence_any_arrival_order),
