@@ -5,7 +5,9 @@
  * (DISTINCT, with the aggregate series, = 13 x a worker's max_series) and series_idle_ttl 5 min.
  *
  * Checks: (1) every point reaches the sink (a refused series would lose
- * its points as unknown_series), (2) the per-series and grouped aggregates
+ * its points as unknown_series), and the store: the points of series that
+ * expired long ago are read back from the segments, (2) the per-series and
+ * grouped aggregates
  * equal those of a run where nothing expires (series_idle_ttl 0, max_series
  * above the distinct series), row for row. The full-size run (50,000 live,
  * 5,000 a minute, 24 h) is scripts/churn.sh. */
@@ -91,8 +93,9 @@ static void write_config(const char *name, const char *lifecycle)
              "  sinks:\n"
              "    - {name: points, type: json, path: ./data/points.jsonl}\n"
              "    - {name: aggs, type: json, path: ./data/aggs.jsonl}\n"
+             "    - {name: store, type: store}\n"
              "  routes:\n"
-             "    - {name: data, subject: \"telemetry.>\", sinks: [points]}\n"
+             "    - {name: data, subject: \"telemetry.>\", sinks: [points, store]}\n"
              "    - {name: aggregates, subject: \"aggregate.>\", sinks: [aggs]}\n"
              "  aggregations:\n"
              "    - {measurement: pod, field: used, window: 60s, functions: [max, count]}\n"
@@ -141,6 +144,16 @@ static void test_churn_never_refuses(void **state)
     /* (1) Every point: 13 x max_series distinct series, none refused. */
     assert_int_equal(count_lines("churn/points.jsonl"), MINUTES * LIVE);
     assert_int_equal(count_lines("keep/points.jsonl"), MINUTES * LIVE);
+    /* Expiry is about memory, not data: an early series (p500, live in
+     * minutes 1 to 10, expired five minutes later) read back from the
+     * segments. */
+    snprintf(cmd, sizeof(cmd),
+             "%s query --dir churn/store pod --field used --where pod=p500 --format csv | "
+             "grep -c pod=p500",
+             cli);
+    char *out = run_ok(cmd);
+    assert_int_equal(strtol(out, NULL, 10), LIVE / CHURN); /* one point a minute */
+    free(out);
     /* (2) The same aggregates as with nothing expiring (window, series,
      * value), in whatever order the workers emitted them. */
     assert_true(count_lines("keep/aggs.jsonl") > MINUTES * LIVE); /* per series and zone */
