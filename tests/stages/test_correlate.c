@@ -172,15 +172,22 @@ static void test_id_table_churn(void **state)
     rf_correlator_free(c);
 }
 
-static void test_sequence(void **state)
+/* "auth failed" then "auth ok" of one host within 60 s (critical). */
+static rf_corr_pattern_config fail_then_ok(void)
 {
-    (void)state;
     rf_corr_pattern_config p = {.name = "fail_then_ok", .type = RF_CORR_SEQUENCE,
                                 .key_tag = "host", .within_ns = 60 * S, .critical = true};
     p.a.measurement = "auth";
     p.a.field = "failed";
     p.b.measurement = "auth";
     p.b.field = "ok";
+    return p;
+}
+
+static void test_sequence(void **state)
+{
+    (void)state;
+    rf_corr_pattern_config p = fail_then_ok();
     rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
     rf_correlator *c = mk(&cfg);
     rf_series_key *ka = stage_test_key("auth,host=a failed");
@@ -236,12 +243,7 @@ static void test_sequence(void **state)
 static void test_forget_and_reuse(void **state)
 {
     (void)state;
-    rf_corr_pattern_config p = {.name = "fail_then_ok", .type = RF_CORR_SEQUENCE,
-                                .key_tag = "host", .within_ns = 60 * S};
-    p.a.measurement = "auth";
-    p.a.field = "failed";
-    p.b.measurement = "auth";
-    p.b.field = "ok";
+    rf_corr_pattern_config p = fail_then_ok();
     rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
     rf_correlator *c = mk(&cfg);
     rf_series_key *ka = stage_test_key("auth,host=a failed");
