@@ -172,24 +172,24 @@ static void test_id_table_churn(void **state)
     rf_correlator_free(c);
 }
 
-/* "auth failed" then "auth ok" of one host within 60 s (critical). */
-static rf_corr_pattern_config fail_then_ok(void)
+/* A correlator of one pattern: "auth failed" then "auth ok" of one host
+ * within 60 s (critical). */
+static rf_correlator *mk_fail_then_ok(void)
 {
-    rf_corr_pattern_config p = {.name = "fail_then_ok", .type = RF_CORR_SEQUENCE,
-                                .key_tag = "host", .within_ns = 60 * S, .critical = true};
+    static rf_corr_pattern_config p = {.name = "fail_then_ok", .type = RF_CORR_SEQUENCE,
+                                       .key_tag = "host", .within_ns = 60 * S, .critical = true};
     p.a.measurement = "auth";
     p.a.field = "failed";
     p.b.measurement = "auth";
     p.b.field = "ok";
-    return p;
+    rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
+    return mk(&cfg);
 }
 
 static void test_sequence(void **state)
 {
     (void)state;
-    rf_corr_pattern_config p = fail_then_ok();
-    rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
-    rf_correlator *c = mk(&cfg);
+    rf_correlator *c = mk_fail_then_ok();
     rf_series_key *ka = stage_test_key("auth,host=a failed");
     rf_series_key *kb = stage_test_key("auth,host=a ok");
     rf_series_key *kc = stage_test_key("auth,host=b ok");
@@ -243,9 +243,7 @@ static void test_sequence(void **state)
 static void test_forget_and_reuse(void **state)
 {
     (void)state;
-    rf_corr_pattern_config p = fail_then_ok();
-    rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
-    rf_correlator *c = mk(&cfg);
+    rf_correlator *c = mk_fail_then_ok();
     rf_series_key *ka = stage_test_key("auth,host=a failed");
     rf_series_key *kb = stage_test_key("auth,host=a ok");
     rf_series_key *kc = stage_test_key("auth,host=c ok");
