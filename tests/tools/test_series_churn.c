@@ -164,8 +164,40 @@ static void test_churn_never_refuses(void **state)
     assert_int_equal(count_lines("churn.rows"), count_lines("keep.rows"));
 }
 
+/* A per-series absence must be able to fire before its series expires: the
+ * configuration check refuses `absent` >= series_idle_ttl, naming both. */
+static void test_absent_shorter_than_ttl(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-series-ttl");
+    tproc_write_file("bad.yaml", "pipeline:\n"
+                                 "  series_idle_ttl: 1m\n"
+                                 "  alerts:\n"
+                                 "    - {name: gone, type: absence, match: {measurement: cpu},\n"
+                                 "       absent: 2m}\n");
+    const char *daemon = getenv("RINGFLOWD");
+    assert_non_null(daemon);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s --check-config bad.yaml 2>&1", daemon);
+    int status = 0;
+    char *out = tproc_shell(cmd, &status);
+    assert_non_null(out);
+    assert_int_equal(status, 3);
+    assert_non_null(strstr(out, "series_idle_ttl"));
+    assert_non_null(strstr(out, "absent (120 s) must be shorter"));
+    free(out);
+    tproc_write_file("ok.yaml", "pipeline:\n"
+                                "  series_idle_ttl: 3m\n"
+                                "  alerts:\n"
+                                "    - {name: gone, type: absence, match: {measurement: cpu},\n"
+                                "       absent: 2m}\n");
+    snprintf(cmd, sizeof(cmd), "%s --check-config ok.yaml", daemon);
+    free(run_ok(cmd));
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_churn_never_refuses)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_churn_never_refuses),
+                                       cmocka_unit_test(test_absent_shorter_than_ttl)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
