@@ -84,9 +84,9 @@ fail=0
 get() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" replay.json | head -1; }
 # Everything is stored (the default routing): the points and the aggregates.
 refused=$(get series_rejected) unknown=$(get unknown_series) stored=$(get points_appended)
-aggs=$(get aggregates) dropped=$(get store_dropped)
+aggs=$(get aggregates) dropped=$(get store_dropped) expired=$(get series_expired)
 echo "churn.sh: points $points + aggregates ${aggs:-?}, stored ${stored:-?} (dropped ${dropped:-?}),"\
-     "series refused ${refused:-?}, events of unknown series ${unknown:-?}"
+     "series refused ${refused:-?}, events of unknown series ${unknown:-?}, series expired ${expired:-?}"
 [ "${refused:-1}" = 0 ] || { echo "churn.sh: FAIL: series refused" >&2; fail=1; }
 [ "${unknown:-1}" = 0 ] || { echo "churn.sh: FAIL: events of unknown series" >&2; fail=1; }
 [ "${dropped:-1}" = 0 ] && [ "${stored:-0}" = "$((points + ${aggs:-0}))" ] ||

@@ -397,6 +397,7 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
         }
         printf("},\"events\":%" PRIu64 ",\"series_defs\":%" PRIu64 ",\"processed\":%" PRIu64
                ",\"unknown_series\":%" PRIu64 ",\"series_rejected\":%" PRIu64
+               ",\"series_expired\":%" PRIu64
                ",\"to_store\":%" PRIu64 ",\"store_rejected\":%" PRIu64 ",\"unrouted\":%" PRIu64
                ",\"aggregates\":%" PRIu64 ",\"alerts_fired\":%" PRIu64
                ",\"alerts_resolved\":%" PRIu64 ",\"correlated\":%" PRIu64
@@ -406,7 +407,7 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
                ",\"segments\":%" PRIu64 ",\"segment_bytes\":%" PRIu64
                ",\"elapsed_s\":%.3f}\n",
                m->events, m->series_defs, m->processed, m->unknown_series, m->series_rejected,
-               m->to_store, m->store_rejected, m->unrouted, m->aggregates, m->alerts_fired,
+               m->series_expired, m->to_store, m->store_rejected, m->unrouted, m->aggregates, m->alerts_fired,
                m->alerts_resolved, m->correlated, m->sink_lines, m->sink_dropped,
                m->not_forwarded, m->points_appended, m->blocks_cut, m->store_dropped, m->segments,
                m->segment_bytes, elapsed);
@@ -421,6 +422,9 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
            m->lines_ok + m->lines_rejected, m->lines_rejected, m->events, m->points_appended,
            m->blocks_cut, m->segments, m->segment_bytes, m->aggregates, m->alerts_fired,
            m->alerts_resolved, m->correlated, m->sink_lines);
+    if (m->series_expired)
+        printf("  series expired (idle for pipeline.series_idle_ttl; slots reused): %" PRIu64 "\n",
+               m->series_expired);
     for (int r = 0; r < RF_REJ__COUNT; r++)
         if (m->rejected_by_reason[r])
             printf("  rejected %s: %" PRIu64 "\n",

@@ -455,6 +455,7 @@ static void collect(rf_replay_engine *e)
         m->processed += ps.processed;
         m->unknown_series += ps.unknown_series;
         m->series_rejected += ps.series_rejected;
+        m->series_expired += ps.series_expired;
         m->to_store += ps.to_store;
         m->store_rejected += ps.store_rejected;
         m->unrouted += ps.unrouted;

@@ -91,6 +91,7 @@ typedef struct rf_replay_summary {
     uint64_t rejected_by_reason[RF_REJ__COUNT];
     /* Pipelines (all shards; rf_pipeline_stats). */
     uint64_t processed, unknown_series, series_rejected, to_store, store_rejected, unrouted;
+    uint64_t series_expired;        /* retired after pipeline.series_idle_ttl (slots reused) */
     uint64_t aggregates, alerts_fired, alerts_resolved, correlated;
     /* Sinks (all shards). */
     uint64_t sink_lines, sink_dropped, not_forwarded;
