@@ -76,6 +76,7 @@ typedef struct agg_state {
     };
     uint32_t pending;   /* index+1 into pend[], 0 when none */
     uint32_t rep_slot;  /* a series of the group: source of the key text */
+    uint32_t refs;      /* grouped: series bound to it (it goes with the last) */
     uint16_t rule;
     uint8_t kind;       /* enum rf_metric_kind of the first event */
     uint8_t flags;      /* ST_* */
@@ -1053,6 +1054,37 @@ static inline bool name_is(const char *want, uint16_t wlen, const char *have, si
     return wlen == hlen && memcmp(want, have, hlen) == 0;
 }
 
+static inline uint64_t gindex_home(const rf_aggregator *a, uint64_t gid, uint32_t rule)
+{
+    return (gid ^ ((uint64_t)(rule + 1) * 0x9E3779B97F4A7C15ull)) & a->gmask;
+}
+
+/* A group state leaves the index (its last series expired). Linear probing
+ * without tombstones: later entries that would become unreachable from
+ * their home move back into the hole. */
+static void gindex_remove(rf_aggregator *a, uint32_t si)
+{
+    uint64_t i = gindex_home(a, a->states[si].group_id, a->states[si].rule);
+    while (a->gindex[i] != si + 1) {
+        if (a->gindex[i] == 0)
+            return;
+        i = (i + 1) & a->gmask;
+    }
+    for (uint64_t j = i;;) {
+        j = (j + 1) & a->gmask;
+        const uint32_t e = a->gindex[j];
+        if (e == 0)
+            break;
+        const agg_state *o = &a->states[e - 1];
+        const uint64_t home = gindex_home(a, o->group_id, o->rule);
+        if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+            continue; /* still reachable from its home */
+        a->gindex[i] = e;
+        i = j;
+    }
+    a->gindex[i] = 0;
+}
+
 static uint32_t resolve(rf_aggregator *a, int32_t slot, uint32_t r, uint8_t kind)
 {
     const rule_rt *rt = &a->rules[r];
@@ -1069,19 +1101,22 @@ static uint32_t resolve(rf_aggregator *a, int32_t slot, uint32_t r, uint8_t kind
         uint32_t mlen, foff;
         uint32_t len = group_text(a, rt, slot, &mlen, &foff);
         uint64_t gid = rf_series_id_of_key(a->scratch, len);
-        uint64_t h = gid ^ ((uint64_t)(r + 1) * 0x9E3779B97F4A7C15ull);
-        uint64_t i = h & a->gmask;
+        uint64_t i = gindex_home(a, gid, r);
         for (;; i = (i + 1) & a->gmask) {
             uint32_t e = a->gindex[i];
             if (e == 0)
                 break;
-            const agg_state *s = &a->states[e - 1];
-            if (s->group_id == gid && s->rule == r)
+            agg_state *s = &a->states[e - 1];
+            if (s->group_id == gid && s->rule == r) {
+                s->refs++;
                 return e - 1 + 2;
+            }
         }
         si = new_state(a, r, slot, gid, kind);
-        if (si != NONE32)
+        if (si != NONE32) {
             a->gindex[i] = si + 1;
+            a->states[si].refs = 1;
+        }
     }
     return si == NONE32 ? BIND_NONE : si + 2;
 }
@@ -1583,24 +1618,23 @@ void rf_aggregator_forget_series(rf_aggregator *a, int32_t slot, const rf_series
         if (b < 2)
             continue;
         agg_state *s = &a->states[b - 2];
-        if (is_grouped(a, s)) {
-            /* The group lives on in its other series; it only loses its
-             * source of key text if this was it: what this worker holds of
-             * its windows goes to the owner now (a partial merges exactly
-             * whenever it comes), and the next series with an event takes
-             * over (apply). */
-            if (s->rep_slot == (uint32_t)slot) {
-                if (s->pending)
-                    close_pending(a, s);
-                if (s->w.n)
-                    close_current(a, s);
-                s->rep_slot = NONE32;
-            }
-            continue;
+        const bool grouped = is_grouped(a, s);
+        if (grouped && s->rep_slot == (uint32_t)slot) {
+            /* The group loses its source of key text: what this worker
+             * holds of its windows goes to the owner now (a partial merges
+             * exactly whenever it comes), and the next series of the group
+             * with an event takes over (apply). */
+            if (s->pending)
+                close_pending(a, s);
+            if (s->w.n)
+                close_current(a, s);
+            s->rep_slot = NONE32;
         }
-        /* An ungrouped state is this series' alone: its windows are emitted
-         * (normally long closed by the watermark: the TTL outlasts them) and
-         * the state retired for reuse. */
+        if (grouped && --s->refs > 0)
+            continue; /* the group lives on in its other series */
+        /* The state's last series: its windows are emitted (normally long
+         * closed by the watermark: the TTL outlasts them) and the state,
+         * its block and accumulators retired for reuse. */
         if (s->pending)
             close_pending(a, s);
         if (s->w.n)
@@ -1608,6 +1642,10 @@ void rf_aggregator_forget_series(rf_aggregator *a, int32_t slot, const rf_series
         if (s->w.aux != NONE32)
             pool_put(pool_of(a, s), s->w.aux);
         s->w.aux = NONE32;
+        if (grouped) {
+            gindex_remove(a, b - 2);
+            gacc_put(a, s->gx);
+        }
         s->flags = ST_FREE;
         s->rep_slot = a->state_free;
         a->state_free = b - 2;

@@ -50,9 +50,9 @@
  *     it, or after a bounded wait (allowed_lateness + idle_grace + 300 ms).
  *     The result equals one worker's (README.md, "Exactness"); first/last of
  *     a group are by event time. Rules without group-by stay local.
- *   - Memory: ungrouped states of expired series are reused
- *     (rf_aggregator_forget_series); group states are not reclaimed: a
- *     churn of group-by values grows them up to max_states.
+ *   - Memory: the states of expired series are reused
+ *     (rf_aggregator_forget_series): a series' own states at once, a group's
+ *     when its last series expires.
  *   - Memory: everything is allocated by rf_aggregator_new; the per-event path
  *     allocates nothing. Group-by rules allocate per group and window: the
  *     partial's block on the worker that closes it, and on the owner the
@@ -233,10 +233,11 @@ uint64_t rf_agg_rule_sig(const rf_agg_rule *r);
 /* Series lifecycle (stages/pipeline/pipeline.h): the series in `slot`
  * (key: its key, still valid) is being retired. Its ungrouped windows are
  * emitted and their states freed for reuse; its bindings reset, so the
- * slot's next series starts unbound. A group state stays (other series may
- * feed it); if this series was its source of key text, its windows go to
- * the owner now. An aggregate series this aggregator announced as a
- * group's owner is announced again with its next result. */
+ * slot's next series starts unbound. A group state stays while other
+ * series feed it (if this series was its source of key text, its windows go
+ * to the owner now) and is freed with its last series, its windows sent.
+ * An aggregate series this aggregator announced as a group's owner is
+ * announced again with its next result. */
 void rf_aggregator_forget_series(rf_aggregator *a, int32_t slot, const rf_series_key *key);
 
 void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out);

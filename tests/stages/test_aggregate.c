@@ -600,6 +600,22 @@ static void test_expire_and_reuse(void **state)
     rf_aggregator_stats_read(fx.a, &st);
     assert_int_equal(st.states, 2 + 1); /* b and c (in a's state), one group */
     assert_int_equal(st.states_full, 0);
+    /* The group's last series go: its state goes with them, and a new
+     * group and series fit in max_states again. */
+    rf_series_table_set_now(fx.t, 1000);
+    assert_int_equal(rf_series_table_expire(fx.t, 50, 2, forget_cb, fx.a), 2);
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.states, 0);
+    uint64_t d = def(fx.t, "cpu,host=d,region=ap usage");
+    uint64_t e = def(fx.t, "cpu,host=e,region=ap usage");
+    push(fx.a, d, T0 + 70 * S, 4, RF_KIND_GAUGE);
+    push(fx.a, e, T0 + 71 * S, 6, RF_KIND_GAUGE);
+    rf_aggregator_flush(fx.a);
+    expect_close(val(&fx.out, "cpu,region=ap usage:sum", T0 + 60 * S), 10, 0, "ap sum");
+    expect_close(val(&fx.out, "cpu,host=e,region=ap usage:max", T0 + 60 * S), 6, 0, "e max");
+    rf_aggregator_stats_read(fx.a, &st);
+    assert_int_equal(st.states, 2 + 1); /* d, e and the group ap, in the freed states */
+    assert_int_equal(st.states_full, 0);
     fx_end(&fx);
 }
 
