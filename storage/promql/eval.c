@@ -655,7 +655,8 @@ static void instant_result(pq_eval *ev, out_builder *ob, pq_val r)
             for (size_t j = 0; j < r.rng[k].n; j++)
                 ob_add(ev, ob, i, r.rng[k].t[j], r.rng[k].v[j], r.rng[k].n);
         }
-        qsort(v->series, v->n_series, sizeof(*v->series), cmp_out);
+        if (v->n_series)
+            qsort(v->series, v->n_series, sizeof(*v->series), cmp_out);
         break;
     }
 }
@@ -732,7 +733,8 @@ int rf_promql_eval(const rf_promql_expr *expr, const rf_promql_source *src, int6
             pq_arena_reset(ev.step_arena);
             ob_add_step(&ev, &ob, pq_eval_node(&ev, expr->root), steps);
         }
-        qsort(ob.v->series, ob.v->n_series, sizeof(*ob.v->series), cmp_out);
+        if (ob.v->n_series)
+            qsort(ob.v->series, ob.v->n_series, sizeof(*ob.v->series), cmp_out);
     }
     ob.v->samples = ev.samples_read;
 done:

@@ -303,6 +303,8 @@ static int cmp_desc(const void *x, const void *y)
 static pq_val sorted(pq_eval *ev, const pq_val *in, int (*cmp)(const void *, const void *))
 {
     pq_val r = vec_out(ev, in->vec.n);
+    if (in->vec.n == 0)
+        return r;
     memcpy(r.vec.s, in->vec.s, in->vec.n * sizeof(pq_sample));
     r.vec.n = in->vec.n;
     qsort(r.vec.s, r.vec.n, sizeof(pq_sample), cmp);

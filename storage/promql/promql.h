@@ -102,6 +102,25 @@ typedef struct rf_promql_source {
     void *user;
 } rf_promql_source;
 
+/* ---- naming ---- */
+
+/* The name under which PromQL (and every reader speaking Prometheus) sees
+ * the field `field` of `measurement`, as VictoriaMetrics maps InfluxDB data:
+ *   cpu + usage_user   -> cpu_usage_user
+ *   cpu + value        -> cpu            (so Prometheus-named metrics, which
+ *                                          remote_write stores as field
+ *                                          "value", keep their name)
+ *   lat + le_0.5       -> lat_bucket, and *le = "0.5" (the le label: the
+ *                                          fields OTLP histograms are stored
+ *                                          as, see ingest/http/http.h)
+ * Tags become labels as they are; a label with an empty value is no label.
+ * Names are not rewritten to Prometheus' character set: a measurement
+ * "disk.io" is the metric "disk.io_reads", selectable with
+ * {__name__="disk.io_reads"}. Returns the name's length, or -ENOSPC when
+ * it does not fit in cap - 1 bytes. */
+int rf_promql_metric_name(const char *measurement, const char *field, char *name, size_t cap,
+                          const char **le);
+
 /* ---- parse ---- */
 
 typedef struct rf_promql_expr rf_promql_expr;
