@@ -418,6 +418,68 @@ int rf_series_index_select(const rf_series_index *ix, const rf_promql_matcher *m
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Names (name == NULL) or values of `name` over the selected series. */
+static int collect_labels(const rf_series_index *ix, const char *name, const rf_promql_matcher *m,
+                          size_t n, const char ***out, size_t *n_out)
+{
+    uint32_t *ids;
+    size_t n_ids;
+    if (rf_series_index_select(ix, m, n, &ids, &n_ids) < 0)
+        return -ENOMEM;
+    size_t cap = 64, k = 0;
+    const char **o = malloc(cap * sizeof(*o));
+    for (size_t i = 0; i < n_ids && o; i++) {
+        rf_promql_labels l = rf_series_index_labels(ix, ids[i]);
+        for (const char *p = l.buf; p < l.buf + l.len;) {
+            const char *v = p + strlen(p) + 1;
+            const char *pick = !name ? p : strcmp(p, name) == 0 ? v : NULL;
+            p = v + strlen(v) + 1;
+            if (!pick)
+                continue;
+            if (k == cap) {
+                const char **g = realloc(o, (cap *= 2) * sizeof(*o));
+                if (!g) {
+                    free(o);
+                    o = NULL;
+                    break;
+                }
+                o = g;
+            }
+            o[k++] = pick;
+        }
+    }
+    free(ids);
+    if (!o)
+        return -ENOMEM;
+    if (k)
+        qsort(o, k, sizeof(*o), cmp_str);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!u || strcmp(o[u - 1], o[i]) != 0)
+            o[u++] = o[i];
+    *out = o;
+    *n_out = u;
+    return 0;
+}
+
+int rf_series_index_label_names(const rf_series_index *ix, const rf_promql_matcher *m, size_t n,
+                                const char ***out, size_t *n_out)
+{
+    return collect_labels(ix, NULL, m, n, out, n_out);
+}
+
+int rf_series_index_label_values(const rf_series_index *ix, const char *name,
+                                 const rf_promql_matcher *m, size_t n, const char ***out,
+                                 size_t *n_out)
+{
+    return collect_labels(ix, name, m, n, out, n_out);
+}
+
 /* ---- the PromQL source ---- */
 
 static int cmp_by_meas(const void *a, const void *b, void *arg)

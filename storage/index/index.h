@@ -50,6 +50,15 @@ int rf_series_index_select(const rf_series_index *ix, const rf_promql_matcher *m
                            uint32_t **ids, size_t *n_ids);
 rf_promql_labels rf_series_index_labels(const rf_series_index *ix, uint32_t id);
 
+/* Label names, or the values of label `name`, of the series passing the
+ * matchers (none: every series): sorted, each once, in a malloc'd array of
+ * pointers into ix (free the array only). Returns 0 or -ENOMEM. */
+int rf_series_index_label_names(const rf_series_index *ix, const rf_promql_matcher *m, size_t n,
+                                const char ***out, size_t *n_out);
+int rf_series_index_label_values(const rf_series_index *ix, const char *name,
+                                 const rf_promql_matcher *m, size_t n, const char ***out,
+                                 size_t *n_out);
+
 /* The source (valid while ix is); reads points from ix's store directory. */
 void rf_series_index_source(rf_series_index *ix, rf_promql_source *out);
 
