@@ -226,8 +226,8 @@ static int split_key(const char *t, uint32_t len, uint16_t mlen, uint32_t foff, 
 
 static int add_series(rf_series_index *ix, const char *text, uint32_t len, uint16_t mlen, uint32_t foff)
 {
-    char *buf = malloc(2 * (size_t)len + 2);
-    char lab[8192];
+    char small[1024], lab[8192];
+    char *buf = 2 * (size_t)len + 2 <= sizeof(small) ? small : malloc(2 * (size_t)len + 2);
     if (!buf)
         return -ENOMEM;
     const char *meas, *field;
@@ -266,41 +266,69 @@ static int add_series(rf_series_index *ix, const char *text, uint32_t len, uint1
         p = v + strlen(v) + 1;
     }
 out:
-    free(buf);
+    if (buf != small)
+        free(buf);
     return rc;
 }
 
-static int index_segment(rf_series_index *ix, const char *path, rf_u64map *seen)
+static int index_segment(rf_series_index *ix, const rf_seg_reader *r, rf_u64map *seen)
 {
-    rf_seg_reader r;
-    rf_err err;
-    if (rf_seg_reader_open(path, 0, &r, &err) < 0)
-        return 0; /* unreadable: queries skip it too (storage/query) */
     int rc = 0;
-    for (size_t i = 0; i < r.idx.n_series && rc == 0; i++) {
-        const rf_seg_series_ref *s = &r.idx.series[i];
+    for (size_t i = 0; i < r->idx.n_series && rc == 0; i++) {
+        const rf_seg_series_ref *s = &r->idx.series[i];
         uint64_t v;
         if (rf_u64map_get(seen, s->series_id, &v))
             continue;
         uint32_t len, foff;
         uint16_t mlen;
-        const char *text = rf_seg_reader_key(&r, s, &len, &mlen, &foff);
+        const char *text = rf_seg_reader_key(r, s, &len, &mlen, &foff);
         if (!text)
             continue;
         if ((rc = rf_u64map_put(seen, s->series_id, 1)) == 0)
             rc = add_series(ix, text, len, mlen, foff);
     }
-    rf_seg_reader_close(&r);
     return rc;
 }
 
+/* Sizes the tables for about n series at once: growing them by doubling
+ * copied (and page-faulted) the whole pool several times over. */
+static int reserve(rf_series_index *ix, size_t n)
+{
+    if (n <= ix->cap)
+        return 0;
+    ix_entry *e = realloc(ix->e, n * sizeof(*e));
+    if (!e || charge(ix, (n - ix->cap) * sizeof(*e)) < 0)
+        return -ENOMEM;
+    ix->e = e;
+    ix->cap = n;
+    size_t pool = n * 48; /* label text, measurement and field: ~48 bytes a series */
+    if (pool > ix->pool_cap && pool <= UINT32_MAX) {
+        char *p = realloc(ix->pool, pool);
+        if (!p || charge(ix, pool - ix->pool_cap) < 0)
+            return -ENOMEM;
+        ix->pool = p;
+        ix->pool_cap = pool;
+    }
+    while (ix->post_cap < n && ix->post_cap < ((size_t)1 << 30))
+        if (posting_grow(ix) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+#define MAX_OPEN_READERS 4096
+
+/* Every segment of every shard: their series counts first (to size the
+ * tables), then their keys. Segments past MAX_OPEN_READERS are read one at
+ * a time with the tables growing as needed. */
 static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
 {
     DIR *d = opendir(ix->dir);
     if (!d)
         return rf_err_set(err, errno, "%s: opendir: %s", ix->dir, strerror(errno));
+    rf_seg_reader *rd = malloc(MAX_OPEN_READERS * sizeof(*rd));
+    size_t n_rd = 0, total = 0;
     struct dirent *de;
-    int rc = 0;
+    int rc = rd ? 0 : -ENOMEM;
     while (rc == 0 && (de = readdir(d))) {
         uint32_t shard;
         char sdir[4096];
@@ -312,14 +340,36 @@ static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
         while (sd && rc == 0 && (fe = readdir(sd))) {
             uint64_t seq;
             char path[8192];
-            if (rf_seg_name_parse(fe->d_name, &seq) &&
-                snprintf(path, sizeof(path), "%s/%s", sdir, fe->d_name) < (int)sizeof(path))
-                rc = index_segment(ix, path, seen);
+            rf_seg_reader r;
+            rf_err serr;
+            if (!rf_seg_name_parse(fe->d_name, &seq) ||
+                snprintf(path, sizeof(path), "%s/%s", sdir, fe->d_name) >= (int)sizeof(path) ||
+                rf_seg_reader_open(path, 0, &r, &serr) < 0)
+                continue; /* unreadable: queries skip it too (storage/query) */
+            if (n_rd < MAX_OPEN_READERS) {
+                rd[n_rd++] = r;
+                total += r.idx.n_series;
+            } else {
+                rc = index_segment(ix, &r, seen);
+                rf_seg_reader_close(&r);
+            }
         }
         if (sd)
             closedir(sd);
     }
     closedir(d);
+    if (rc == 0)
+        rc = reserve(ix, total);
+    if (rc == 0 && seen->count == 0) {
+        rf_u64map_free(seen);
+        rc = rf_u64map_init(seen, total > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)total);
+    }
+    for (size_t i = 0; i < n_rd; i++) {
+        if (rc == 0)
+            rc = index_segment(ix, &rd[i], seen);
+        rf_seg_reader_close(&rd[i]);
+    }
+    free(rd);
     if (rc == -ENOMEM)
         return rf_err_set(err, ENOMEM, "%s: the series index passed its memory limit (%llu bytes) "
                           "at %zu series", ix->dir, (unsigned long long)ix->limit, ix->n);
