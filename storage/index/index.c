@@ -150,8 +150,8 @@ static int cmp_kv(const void *a, const void *b)
 
 /* The label set of a series, "name\0value\0..." sorted, into out (cap
  * bytes). tags: n pairs. Returns its length or -ENOSPC. */
-static long labels_of(const char *meas, const char *field, const kv *tags, size_t n_tags,
-                      char *out, size_t cap)
+static long labels_of(const char *meas, const char *field, const kv *tags, size_t n_tags, char *out,
+                      size_t cap)
 {
     char name[1024];
     const char *le;
@@ -163,7 +163,8 @@ static long labels_of(const char *meas, const char *field, const kv *tags, size_
     if (le)
         l[n++] = (kv){"le", le};
     for (size_t i = 0; i < n_tags && n < 130; i++) {
-        if (!tags[i].v[0] || strcmp(tags[i].k, "__name__") == 0 || (le && strcmp(tags[i].k, "le") == 0))
+        if (!tags[i].v[0] || strcmp(tags[i].k, "__name__") == 0 ||
+            (le && strcmp(tags[i].k, "le") == 0))
             continue;
         l[n++] = tags[i];
     }
@@ -224,7 +225,8 @@ static int split_key(const char *t, uint32_t len, uint16_t mlen, uint32_t foff, 
     return n;
 }
 
-static int add_series(rf_series_index *ix, const char *text, uint32_t len, uint16_t mlen, uint32_t foff)
+static int add_series(rf_series_index *ix, const char *text, uint32_t len, uint16_t mlen,
+                      uint32_t foff)
 {
     char small[1024], lab[8192];
     char *buf = 2 * (size_t)len + 2 <= sizeof(small) ? small : malloc(2 * (size_t)len + 2);
@@ -309,7 +311,8 @@ static int reserve(rf_series_index *ix, size_t n)
         ix->pool = p;
         ix->pool_cap = pool;
     }
-    while (ix->post_cap < n && ix->post_cap < ((size_t)1 << 30))
+    /* Distinct label pairs are fewer than series: a quarter, grown if more. */
+    while (ix->post_cap < n / 2 && ix->post_cap < ((size_t)1 << 30))
         if (posting_grow(ix) < 0)
             return -ENOMEM;
     return 0;
@@ -371,8 +374,10 @@ static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
     }
     free(rd);
     if (rc == -ENOMEM)
-        return rf_err_set(err, ENOMEM, "%s: the series index passed its memory limit (%llu bytes) "
-                          "at %zu series", ix->dir, (unsigned long long)ix->limit, ix->n);
+        return rf_err_set(err, ENOMEM,
+                          "%s: the series index passed its memory limit (%llu bytes) "
+                          "at %zu series",
+                          ix->dir, (unsigned long long)ix->limit, ix->n);
     return rc < 0 ? rf_err_set(err, -rc, "%s: indexing failed: %s", ix->dir, strerror(-rc)) : 0;
 }
 
@@ -594,7 +599,8 @@ static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, 
     for (size_t i = 1; i < n && field; i++)
         if (strcmp(ix->pool + ix->e[ids[i]].field_off, field) != 0)
             field = NULL;
-    rf_query q = {.measurement = ix->pool + e0->meas_off, .field = field,
+    rf_query q = {.measurement = ix->pool + e0->meas_off,
+                  .field = field,
                   .start_ns = mint > INT64_MIN / 1000000 ? mint * 1000000 : INT64_MIN,
                   .end_ns = maxt < INT64_MAX / 1000000 - 1 ? (maxt + 1) * 1000000 : INT64_MAX};
     /* The selected series by label set (open addressing over their hash). */
@@ -646,8 +652,8 @@ static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, 
     return rc < 0 ? rf_err_set(err, ENOMEM, "out of memory") : 0;
 }
 
-static int src_select(void *user, const rf_promql_matcher *m, size_t n_m, int64_t mint, int64_t maxt,
-                      rf_promql_series **out, size_t *n_out, rf_err *err)
+static int src_select(void *user, const rf_promql_matcher *m, size_t n_m, int64_t mint,
+                      int64_t maxt, rf_promql_series **out, size_t *n_out, rf_err *err)
 {
     rf_series_index *ix = user;
     uint32_t *ids;

@@ -19,7 +19,14 @@
 #include "storage/promql/promql.h"
 #include "storage/query/query.h"
 
-enum api_route { R_QUERY = 0, R_QUERY_RANGE, R_SERIES, R_LABELS, R_LABEL_VALUES, R_BUILDINFO };
+enum api_route {
+    R_QUERY = 0,
+    R_QUERY_RANGE,
+    R_SERIES,
+    R_LABELS,
+    R_LABEL_VALUES,
+    R_BUILDINFO
+};
 
 typedef struct job {
     enum api_route route;
@@ -29,17 +36,27 @@ typedef struct job {
     char *body;  /* form body (POST), or "" */
 } job;
 
-typedef enum counter { C_REQUESTS, C_QUERIES, C_ERRORS, C_TIMEOUTS, C_TOO_MANY, C_QUEUE_FULL,
-                       C_SAMPLES, C_INDEX_BUILDS, C_INDEX_SERIES, C__COUNT } counter;
+typedef enum counter {
+    C_REQUESTS,
+    C_QUERIES,
+    C_ERRORS,
+    C_TIMEOUTS,
+    C_TOO_MANY,
+    C_QUEUE_FULL,
+    C_SAMPLES,
+    C_INDEX_BUILDS,
+    C_INDEX_SERIES,
+    C__COUNT
+} counter;
 
 static struct {
     rf_promapi_config cfg;
     char *store_dir;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    job *q;          /* ring of cfg.queue jobs, under lock */
+    job *q; /* ring of cfg.queue jobs, under lock */
     uint32_t head, count;
-    bool stopping;   /* under lock */
+    bool stopping; /* under lock */
     bool started;
     pthread_t thread;
     /* query thread only */
@@ -60,8 +77,9 @@ void rf_promapi_counters_read(rf_promapi_counters *o)
     uint64_t v[C__COUNT];
     for (int i = 0; i < C__COUNT; i++)
         v[i] = atomic_load_explicit(&api.c[i], memory_order_relaxed);
-    *o = (rf_promapi_counters){v[C_REQUESTS], v[C_QUERIES], v[C_ERRORS], v[C_TIMEOUTS], v[C_TOO_MANY],
-                               v[C_QUEUE_FULL], v[C_SAMPLES], v[C_INDEX_BUILDS], v[C_INDEX_SERIES]};
+    *o = (rf_promapi_counters){v[C_REQUESTS], v[C_QUERIES],      v[C_ERRORS],
+                               v[C_TIMEOUTS], v[C_TOO_MANY],     v[C_QUEUE_FULL],
+                               v[C_SAMPLES],  v[C_INDEX_BUILDS], v[C_INDEX_SERIES]};
 }
 
 static int64_t wall_ms(void)
@@ -130,7 +148,10 @@ static void enqueue(void *user, const rf_http_request *req, rf_http_response *re
 
 static int add_routes(rf_http_server *s, rf_err *err)
 {
-    static const struct { const char *path, *name; unsigned methods; } r[] = {
+    static const struct {
+        const char *path, *name;
+        unsigned methods;
+    } r[] = {
         [R_QUERY] = {"/api/v1/query", "prom_query", RF_HTTP_GET | RF_HTTP_POST},
         [R_QUERY_RANGE] = {"/api/v1/query_range", "prom_query_range", RF_HTTP_GET | RF_HTTP_POST},
         [R_SERIES] = {"/api/v1/series", "prom_series", RF_HTTP_GET | RF_HTTP_POST},
@@ -160,8 +181,10 @@ typedef struct params {
 
 static int hexv(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Percent-decodes s[0..n) ('+' as space); NULL for a bad escape. */
@@ -290,7 +313,8 @@ static void fail_with(answer *a, enum rf_promql_error kind, const char *msg)
 {
     count(C_ERRORS, 1);
     a->status = rf_promql_error_status(kind); /* nothing was written before an error */
-    fprintf(a->f, "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":", rf_promql_error_name(kind));
+    fprintf(a->f,
+            "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":", rf_promql_error_name(kind));
     json_str(a->f, msg);
     fputc('}', a->f);
 }
@@ -325,9 +349,10 @@ static void run_query(answer *a, const params *ps, bool range)
     }
     if (range) {
         const char *s = get(ps, "start"), *e = get(ps, "end"), *st = get(ps, "step");
-        const char *bad = !s || parse_time(s, &start) < 0 ? "start"
-                          : !e || parse_time(e, &end) < 0 ? "end"
-                          : !st || parse_step(st, &step) < 0 || step <= 0 ? "step" : NULL;
+        const char *bad = !s || parse_time(s, &start) < 0                 ? "start"
+                          : !e || parse_time(e, &end) < 0                 ? "end"
+                          : !st || parse_step(st, &step) < 0 || step <= 0 ? "step"
+                                                                          : NULL;
         if (bad) {
             snprintf(msg, sizeof(msg), "invalid parameter \"%s\": cannot parse \"%s\"", bad,
                      get(ps, bad) ? get(ps, bad) : "");
@@ -529,9 +554,11 @@ static void handle(const job *j, answer *a)
         break;
     }
     case R_BUILDINFO:
-        fprintf(a->f, "{\"status\":\"success\",\"data\":{\"version\":\"%s\",\"revision\":\"\","
-                      "\"branch\":\"\",\"buildUser\":\"\",\"buildDate\":\"\","
-                      "\"goVersion\":\"\"}}", RF_VERSION);
+        fprintf(a->f,
+                "{\"status\":\"success\",\"data\":{\"version\":\"%s\",\"revision\":\"\","
+                "\"branch\":\"\",\"buildUser\":\"\",\"buildDate\":\"\","
+                "\"goVersion\":\"\"}}",
+                RF_VERSION);
         break;
     }
     params_free(&ps);
@@ -573,7 +600,8 @@ static void answer_job(const job *j, answer *a)
     char head[256];
     int hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n", a->status, reason(a->status), a->len);
+                      "Connection: close\r\n\r\n",
+                      a->status, reason(a->status), a->len);
     send_all(j->fd, head, (size_t)hl);
     send_all(j->fd, a->body, a->len);
     /* FIN after the answer; the worker's side ends when the client closes. */
@@ -635,7 +663,8 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err)
         api.cfg.max_samples = 50000000;
     if (!api.cfg.index_refresh_ms)
         api.cfg.index_refresh_ms = 5000;
-    if (!(api.store_dir = strdup(cfg->store_dir)) || !(api.q = calloc(api.cfg.queue, sizeof(job)))) {
+    if (!(api.store_dir = strdup(cfg->store_dir)) ||
+        !(api.q = calloc(api.cfg.queue, sizeof(job)))) {
         free(api.store_dir);
         return rf_err_set(err, ENOMEM, "query API: out of memory");
     }

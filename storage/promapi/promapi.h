@@ -40,11 +40,11 @@
 
 typedef struct rf_promapi_config {
     const char *store_dir;
-    uint32_t queue;             /* requests waiting: 64 */
-    int64_t query_timeout_ms;   /* 120,000 */
-    uint64_t max_samples;       /* 50,000,000 */
-    int64_t index_refresh_ms;   /* rebuild the series index when older: 5,000 */
-    uint64_t index_memory;      /* the index's bound: 0 = none */
+    uint32_t queue;           /* requests waiting: 64 */
+    int64_t query_timeout_ms; /* 120,000 */
+    uint64_t max_samples;     /* 50,000,000 */
+    int64_t index_refresh_ms; /* rebuild the series index when older: 5,000 */
+    uint64_t index_memory;    /* the index's bound: 0 = none */
 } rf_promapi_config;
 
 /* Starts the query thread and makes every http listener's front created

@@ -10,13 +10,13 @@
 #include "storage/promql/promql_pvt.h"
 
 typedef struct group {
-    rf_promql_labels key;   /* grouping key (lookup) */
+    rf_promql_labels key;    /* grouping key (lookup) */
     rf_promql_labels labels; /* the result's labels */
     uint64_t hash;
     double value, mean;
     size_t count;
-    size_t first;           /* index in the input of its first sample */
-    size_t *members;        /* topk/bottomk/quantile: input indexes */
+    size_t first;    /* index in the input of its first sample */
+    size_t *members; /* topk/bottomk/quantile: input indexes */
     size_t n_members;
 } group;
 
@@ -81,7 +81,8 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
     const char *value_label = NULL;
     if (e->agg == PQ_AGG_TOPK || e->agg == PQ_AGG_BOTTOMK) {
         if (!(param.scalar > -9.2e18 && param.scalar < 9.2e18))
-            pq_fail(ev, RF_PROMQL_EXECUTION, ERANGE, "Scalar value %g overflows int64", param.scalar);
+            pq_fail(ev, RF_PROMQL_EXECUTION, ERANGE, "Scalar value %g overflows int64",
+                    param.scalar);
         k = (int64_t)param.scalar;
         if (k < 1)
             return out;
@@ -127,17 +128,26 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
         rf_promql_labels key = build(ev, &b);
         uint64_t h = pq_hash(key.buf, key.len);
         size_t j = h & (cap - 1);
-        while (slots[j] != SIZE_MAX && !(g[slots[j]].hash == h && pq_labels_eq(g[slots[j]].key, key)))
+        while (slots[j] != SIZE_MAX &&
+               !(g[slots[j]].hash == h && pq_labels_eq(g[slots[j]].key, key)))
             j = (j + 1) & (cap - 1);
         if (slots[j] == SIZE_MAX) {
             slots[j] = n_groups;
             group *ng = &g[n_groups++];
-            *ng = (group){.key = key, .labels = key, .hash = h, .value = s->v, .mean = s->v,
-                          .count = 1, .first = i};
+            *ng = (group){.key = key,
+                          .labels = key,
+                          .hash = h,
+                          .value = s->v,
+                          .mean = s->v,
+                          .count = 1,
+                          .first = i};
             switch (e->agg) {
-            case PQ_AGG_STDDEV: case PQ_AGG_STDVAR: ng->value = 0; break;
+            case PQ_AGG_STDDEV:
+            case PQ_AGG_STDVAR: ng->value = 0; break;
             case PQ_AGG_GROUP: ng->value = 1; break;
-            case PQ_AGG_TOPK: case PQ_AGG_BOTTOMK: case PQ_AGG_QUANTILE:
+            case PQ_AGG_TOPK:
+            case PQ_AGG_BOTTOMK:
+            case PQ_AGG_QUANTILE:
                 ng->members = pq_alloc(ev, vec.n * sizeof(size_t));
                 ng->members[ng->n_members++] = i;
                 break;
@@ -167,18 +177,20 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
             if (gr->value > v || isnan(gr->value))
                 gr->value = v;
             break;
-        case PQ_AGG_COUNT: case PQ_AGG_COUNT_VALUES: gr->count++; break;
+        case PQ_AGG_COUNT:
+        case PQ_AGG_COUNT_VALUES: gr->count++; break;
         case PQ_AGG_GROUP: break;
-        case PQ_AGG_STDDEV: case PQ_AGG_STDVAR: {
+        case PQ_AGG_STDDEV:
+        case PQ_AGG_STDVAR: {
             gr->count++;
             double d = v - gr->mean;
             gr->mean += d / (double)gr->count;
             gr->value += d * (v - gr->mean);
             break;
         }
-        case PQ_AGG_TOPK: case PQ_AGG_BOTTOMK: case PQ_AGG_QUANTILE:
-            gr->members[gr->n_members++] = i;
-            break;
+        case PQ_AGG_TOPK:
+        case PQ_AGG_BOTTOMK:
+        case PQ_AGG_QUANTILE: gr->members[gr->n_members++] = i; break;
         }
     }
     size_t out_cap = e->agg == PQ_AGG_TOPK || e->agg == PQ_AGG_BOTTOMK ? vec.n : n_groups;
@@ -188,7 +200,8 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
         double v = gr->value;
         switch (e->agg) {
         case PQ_AGG_AVG: v = gr->mean; break;
-        case PQ_AGG_COUNT: case PQ_AGG_COUNT_VALUES: v = (double)gr->count; break;
+        case PQ_AGG_COUNT:
+        case PQ_AGG_COUNT_VALUES: v = (double)gr->count; break;
         case PQ_AGG_STDVAR: v = gr->value / (double)gr->count; break;
         case PQ_AGG_STDDEV: v = sqrt(gr->value / (double)gr->count); break;
         case PQ_AGG_QUANTILE: {
@@ -198,7 +211,8 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
             v = pq_quantile(q, vals, gr->n_members);
             break;
         }
-        case PQ_AGG_TOPK: case PQ_AGG_BOTTOMK: {
+        case PQ_AGG_TOPK:
+        case PQ_AGG_BOTTOMK: {
             /* Selection by insertion into the best k, in input order for
              * ties (what Prometheus' heap gives for distinct values). */
             size_t *best = pq_alloc(ev, gr->n_members * sizeof(size_t));
@@ -216,7 +230,8 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
                 best[pos] = idx;
             }
             for (size_t j = 0; j < nb; j++)
-                out.vec.s[out.vec.n++] = (pq_sample){vec.s[best[j]].labels, ev->ts, vec.s[best[j]].v};
+                out.vec.s[out.vec.n++] =
+                    (pq_sample){vec.s[best[j]].labels, ev->ts, vec.s[best[j]].v};
             continue;
         }
         default: break;

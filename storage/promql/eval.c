@@ -311,7 +311,8 @@ static pq_val vector_binop(pq_eval *ev, const pq_expr *e, pq_vec l, pq_vec r)
             pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
                     "found duplicate series for the match group on the %s hand-side of the "
                     "operation: [%s, %s];many-to-many matching not allowed: matching labels must "
-                    "be unique on one side", swapped ? "left" : "right", a, b);
+                    "be unique on one side",
+                    swapped ? "left" : "right", a, b);
         }
         lmap_put(&rm, slot, sig, i);
     }
@@ -343,11 +344,12 @@ static pq_val vector_binop(pq_eval *ev, const pq_expr *e, pq_vec l, pq_vec r)
         rf_promql_labels key = e->card == PQ_ONE_TO_ONE ? sig : lab;
         size_t ss = lmap_slot(&seen, key);
         if (seen.k[ss].buf)
-            pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "%s",
-                    e->card == PQ_ONE_TO_ONE
-                        ? "multiple matches for labels: many-to-one matching must be explicit "
-                          "(group_left/group_right)"
-                        : "multiple matches for labels: grouping labels must ensure unique matches");
+            pq_fail(
+                ev, RF_PROMQL_EXECUTION, EINVAL, "%s",
+                e->card == PQ_ONE_TO_ONE
+                    ? "multiple matches for labels: many-to-one matching must be explicit "
+                      "(group_left/group_right)"
+                    : "multiple matches for labels: grouping labels must ensure unique matches");
         lmap_put(&seen, ss, key, i);
         out.vec.s[out.vec.n++] = (pq_sample){lab, ev->ts, v};
     }
@@ -416,16 +418,11 @@ pq_val pq_eval_node(pq_eval *ev, const pq_expr *e)
 {
     pq_val r = {0};
     switch (e->kind) {
-    case PQ_NUM:
-        return (pq_val){.type = RF_PROMQL_SCALAR, .scalar = e->num};
-    case PQ_STR:
-        return (pq_val){.type = RF_PROMQL_STRING, .str = e->str};
-    case PQ_PAREN:
-        return pq_eval_node(ev, e->a);
-    case PQ_VSEL:
-        return eval_vsel(ev, e);
-    case PQ_MSEL:
-        return eval_msel(ev, e);
+    case PQ_NUM: return (pq_val){.type = RF_PROMQL_SCALAR, .scalar = e->num};
+    case PQ_STR: return (pq_val){.type = RF_PROMQL_STRING, .str = e->str};
+    case PQ_PAREN: return pq_eval_node(ev, e->a);
+    case PQ_VSEL: return eval_vsel(ev, e);
+    case PQ_MSEL: return eval_msel(ev, e);
     case PQ_UNARY:
         r = pq_eval_node(ev, e->a);
         if (e->op == PQ_OP_SUB) {
@@ -439,9 +436,7 @@ pq_val pq_eval_node(pq_eval *ev, const pq_expr *e)
             }
         }
         break;
-    case PQ_BINARY:
-        r = eval_binary(ev, e);
-        break;
+    case PQ_BINARY: r = eval_binary(ev, e); break;
     case PQ_AGG: {
         pq_val param = e->b ? pq_eval_node(ev, e->b) : (pq_val){0};
         r = pq_aggregate(ev, e, pq_eval_node(ev, e->a), param);
@@ -468,7 +463,8 @@ pq_val pq_eval_node(pq_eval *ev, const pq_expr *e)
 
 /* ---- fetching ---- */
 
-static void collect(pq_eval *ev, const pq_expr *e, int64_t range, size_t *cap, int64_t start, int64_t end)
+static void collect(pq_eval *ev, const pq_expr *e, int64_t range, size_t *cap, int64_t start,
+                    int64_t end)
 {
     if (!e)
         return;
@@ -579,10 +575,14 @@ static void ob_add(pq_eval *ev, out_builder *ob, size_t i, int64_t t, double v, 
     if (s->n && s->points[s->n - 1].t == t) {
         char b[256];
         pq_labels_text(s->labels, b, sizeof(b));
-        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "vector cannot contain metrics with the same labelset (%s)", b);
+        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
+                "vector cannot contain metrics with the same labelset (%s)", b);
     }
     if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : (per_series < 4 ? 4 : per_series > 256 ? 256 : per_series);
+        size_t nc = s->cap ? s->cap * 2
+                           : (per_series < 4     ? 4
+                              : per_series > 256 ? 256
+                                                 : per_series);
         rf_promql_point *p = realloc(s->points, nc * sizeof(*p));
         if (!p)
             pq_fail(ev, RF_PROMQL_INTERNAL, ENOMEM, "out of memory");
@@ -628,9 +628,7 @@ static void instant_result(pq_eval *ev, out_builder *ob, pq_val r)
     rf_promql_value *v = ob->v;
     v->type = r.type;
     switch (r.type) {
-    case RF_PROMQL_SCALAR:
-        v->scalar = (rf_promql_point){ev->ts, r.scalar};
-        break;
+    case RF_PROMQL_SCALAR: v->scalar = (rf_promql_point){ev->ts, r.scalar}; break;
     case RF_PROMQL_STRING:
         if (!(v->string = strdup(r.str)))
             pq_fail(ev, RF_PROMQL_INTERNAL, ENOMEM, "out of memory");
@@ -702,9 +700,10 @@ int rf_promql_eval(const rf_promql_expr *expr, const rf_promql_source *src, int6
     }
     if (step_ms && expr->root->type != RF_PROMQL_SCALAR && expr->root->type != RF_PROMQL_VECTOR) {
         *kind = RF_PROMQL_BAD_DATA;
-        rc = rf_err_set(err, EINVAL,
-                        "invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
-                        expr->root->type == RF_PROMQL_MATRIX ? "range vector" : "string");
+        rc = rf_err_set(
+            err, EINVAL,
+            "invalid expression type \"%s\" for range query, must be Scalar or instant Vector",
+            expr->root->type == RF_PROMQL_MATRIX ? "range vector" : "string");
         goto done;
     }
     ob.v = calloc(1, sizeof(*ob.v));

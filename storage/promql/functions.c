@@ -90,8 +90,24 @@ static void kahan_inc(double inc, double *sum, double *c)
     *sum = t;
 }
 
-enum over { O_AVG, O_MIN, O_MAX, O_SUM, O_COUNT, O_STDDEV, O_STDVAR, O_LAST, O_PRESENT,
-            O_CHANGES, O_RESETS, O_RATE, O_INCREASE, O_DELTA, O_IRATE, O_IDELTA };
+enum over {
+    O_AVG,
+    O_MIN,
+    O_MAX,
+    O_SUM,
+    O_COUNT,
+    O_STDDEV,
+    O_STDVAR,
+    O_LAST,
+    O_PRESENT,
+    O_CHANGES,
+    O_RESETS,
+    O_RATE,
+    O_INCREASE,
+    O_DELTA,
+    O_IRATE,
+    O_IDELTA
+};
 
 static double over_time(enum over o, const pq_range *s)
 {
@@ -112,7 +128,8 @@ static double over_time(enum over o, const pq_range *s)
         }
         return isinf(mean) ? mean : mean + c;
     }
-    case O_MIN: case O_MAX: {
+    case O_MIN:
+    case O_MAX: {
         double m = v[0];
         for (size_t i = 0; i < n; i++)
             if ((o == O_MAX ? v[i] > m : v[i] < m) || isnan(m))
@@ -126,7 +143,8 @@ static double over_time(enum over o, const pq_range *s)
         return isinf(sum) ? sum : sum + c;
     }
     case O_COUNT: return (double)n;
-    case O_STDDEV: case O_STDVAR: {
+    case O_STDDEV:
+    case O_STDVAR: {
         double count = 0, mean = 0, cm = 0, aux = 0, ca = 0;
         for (size_t i = 0; i < n; i++) {
             count++;
@@ -138,10 +156,12 @@ static double over_time(enum over o, const pq_range *s)
     }
     case O_LAST: return v[n - 1];
     case O_PRESENT: return 1;
-    case O_CHANGES: case O_RESETS: {
+    case O_CHANGES:
+    case O_RESETS: {
         size_t k = 0;
         for (size_t i = 1; i < n; i++)
-            if (o == O_RESETS ? v[i] < v[i - 1] : (v[i] != v[i - 1] && !(isnan(v[i]) && isnan(v[i - 1]))))
+            if (o == O_RESETS ? v[i] < v[i - 1]
+                              : (v[i] != v[i - 1] && !(isnan(v[i]) && isnan(v[i - 1]))))
                 k++;
         return (double)k;
     }
@@ -169,8 +189,11 @@ static pq_val range_fn(pq_eval *ev, const pq_expr *call, const pq_val *m, enum o
     return r;
 }
 
-#define RANGE_FN(fname, o) \
-    static pq_val fname(pq_eval *ev, const pq_expr *c, pq_val *a) { return range_fn(ev, c, &a[0], o); }
+#define RANGE_FN(fname, o)                                                                         \
+    static pq_val fname(pq_eval *ev, const pq_expr *c, pq_val *a)                                  \
+    {                                                                                              \
+        return range_fn(ev, c, &a[0], o);                                                          \
+    }
 RANGE_FN(f_rate, O_RATE)
 RANGE_FN(f_increase, O_INCREASE)
 RANGE_FN(f_delta, O_DELTA)
@@ -223,8 +246,12 @@ static pq_val map_fn(pq_eval *ev, const pq_val *in, double (*f)(double))
     return r;
 }
 
-#define MAP_FN(fname, f) \
-    static pq_val fname(pq_eval *ev, const pq_expr *c, pq_val *a) { (void)c; return map_fn(ev, &a[0], f); }
+#define MAP_FN(fname, f)                                                                           \
+    static pq_val fname(pq_eval *ev, const pq_expr *c, pq_val *a)                                  \
+    {                                                                                              \
+        (void)c;                                                                                   \
+        return map_fn(ev, &a[0], f);                                                               \
+    }
 MAP_FN(f_abs, fabs)
 MAP_FN(f_ceil, ceil)
 MAP_FN(f_floor, floor)
@@ -240,7 +267,8 @@ static pq_val f_round(pq_eval *ev, const pq_expr *c, pq_val *a)
     double inv = 1.0 / (c->n_args > 1 ? a[1].scalar : 1.0);
     pq_val r = vec_out(ev, a[0].vec.n);
     for (size_t i = 0; i < a[0].vec.n; i++)
-        push(ev, &r, pq_drop_name(ev, a[0].vec.s[i].labels), round_half_up(a[0].vec.s[i].v * inv) / inv);
+        push(ev, &r, pq_drop_name(ev, a[0].vec.s[i].labels),
+             round_half_up(a[0].vec.s[i].v * inv) / inv);
     return r;
 }
 
@@ -385,10 +413,12 @@ static pq_val f_label_replace(pq_eval *ev, const pq_expr *c, pq_val *a)
     rf_err err;
     void *re = pq_re_compile(regex, &err);
     if (!re)
-        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "invalid regular expression in label_replace(): %s", regex);
+        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
+                "invalid regular expression in label_replace(): %s", regex);
     if (!valid_label_name(dst)) {
         pq_re_free(re);
-        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "invalid destination label name in label_replace(): %s", dst);
+        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
+                "invalid destination label name in label_replace(): %s", dst);
     }
     (void)c;
     pq_val r = vec_out(ev, a[0].vec.n);
@@ -423,10 +453,12 @@ static pq_val f_label_join(pq_eval *ev, const pq_expr *c, pq_val *a)
 {
     const char *dst = a[1].str, *sep = a[2].str;
     if (!valid_label_name(dst))
-        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "invalid destination label name in label_join(): %s", dst);
+        pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
+                "invalid destination label name in label_join(): %s", dst);
     for (size_t k = 3; k < c->n_args; k++)
         if (!valid_label_name(a[k].str))
-            pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "invalid source label name in label_join(): %s", a[k].str);
+            pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
+                    "invalid source label name in label_join(): %s", a[k].str);
     pq_val r = vec_out(ev, a[0].vec.n);
     for (size_t i = 0; i < a[0].vec.n; i++) {
         const pq_sample *s = &a[0].vec.s[i];
@@ -610,12 +642,37 @@ const pq_func *pq_func_find(const char *name, size_t len)
 
 bool pq_func_known_unsupported(const char *name, size_t len)
 {
-    static const char *const others[] = {
-        "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh",
-        "cos", "cosh", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "deg",
-        "deriv", "histogram_count", "histogram_fraction", "histogram_sum", "holt_winters",
-        "hour", "minute", "month", "pi", "predict_linear", "rad", "sin", "sinh", "tan", "tanh",
-        "year"};
+    static const char *const others[] = {"absent",
+                                         "absent_over_time",
+                                         "acos",
+                                         "acosh",
+                                         "asin",
+                                         "asinh",
+                                         "atan",
+                                         "atanh",
+                                         "cos",
+                                         "cosh",
+                                         "day_of_month",
+                                         "day_of_week",
+                                         "day_of_year",
+                                         "days_in_month",
+                                         "deg",
+                                         "deriv",
+                                         "histogram_count",
+                                         "histogram_fraction",
+                                         "histogram_sum",
+                                         "holt_winters",
+                                         "hour",
+                                         "minute",
+                                         "month",
+                                         "pi",
+                                         "predict_linear",
+                                         "rad",
+                                         "sin",
+                                         "sinh",
+                                         "tan",
+                                         "tanh",
+                                         "year"};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
         if (strlen(others[i]) == len && strncmp(others[i], name, len) == 0)
             return true;

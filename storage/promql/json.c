@@ -135,9 +135,7 @@ int rf_promql_write_json(FILE *f, const rf_promql_value *v)
     static const char *const names[] = {"", "scalar", "vector", "matrix", "string"};
     fprintf(f, "{\"resultType\":\"%s\",\"result\":", names[v->type]);
     switch (v->type) {
-    case RF_PROMQL_SCALAR:
-        write_point(f, v->scalar);
-        break;
+    case RF_PROMQL_SCALAR: write_point(f, v->scalar); break;
     case RF_PROMQL_STRING:
         fputc('[', f);
         write_time(f, v->scalar.t);

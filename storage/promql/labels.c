@@ -227,10 +227,9 @@ void *pq_re_compile(const char *pattern, rf_err *err)
     /* ANCHORED and ENDANCHORED: the whole value must match, as Prometheus'
      * "^(?:re)$" does, without splicing the user's text into another
      * pattern. UTF: label values are UTF-8, and '.' is one code point. */
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF |
-                                       PCRE2_MATCH_INVALID_UTF,
-                                   &ec, &eo, NULL);
+    pcre2_code *re = pcre2_compile(
+        (PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,
+        PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
     if (!re) {
         PCRE2_UCHAR msg[160];
         pcre2_get_error_message(ec, msg, sizeof(msg));

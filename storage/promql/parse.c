@@ -18,18 +18,44 @@
 #include "storage/promql/promql_pvt.h"
 
 enum tok {
-    T_EOF = 0, T_NUM, T_STR, T_IDENT, T_LPAREN, T_RPAREN, T_LBRACE, T_RBRACE, T_LBRACK,
-    T_RBRACK, T_COMMA, T_COLON, T_AT, T_ADD, T_SUB, T_MUL, T_DIV, T_MOD, T_POW, T_EQLC,
-    T_NEQ, T_GTR, T_LSS, T_GTE, T_LTE, T_ASSIGN, T_EQ_RE, T_NEQ_RE, T_BAD
+    T_EOF = 0,
+    T_NUM,
+    T_STR,
+    T_IDENT,
+    T_LPAREN,
+    T_RPAREN,
+    T_LBRACE,
+    T_RBRACE,
+    T_LBRACK,
+    T_RBRACK,
+    T_COMMA,
+    T_COLON,
+    T_AT,
+    T_ADD,
+    T_SUB,
+    T_MUL,
+    T_DIV,
+    T_MOD,
+    T_POW,
+    T_EQLC,
+    T_NEQ,
+    T_GTR,
+    T_LSS,
+    T_GTE,
+    T_LTE,
+    T_ASSIGN,
+    T_EQ_RE,
+    T_NEQ_RE,
+    T_BAD
 };
 
 typedef struct parser {
     const char *text;
-    size_t pos;   /* start of the next token */
-    enum tok t;   /* the next token, from pos */
+    size_t pos; /* start of the next token */
+    enum tok t; /* the next token, from pos */
     size_t tlen;
     double num;
-    char *str;    /* T_STR: decoded, malloc'd */
+    char *str; /* T_STR: decoded, malloc'd */
     bool failed;
     rf_err *err;
     int depth;
@@ -123,7 +149,8 @@ static size_t lex_string(parser *p, const char *s)
         case 't': o[n++] = '\t'; break;
         case 'v': o[n++] = '\v'; break;
         case '\\': o[n++] = '\\'; break;
-        case '"': case '\'':
+        case '"':
+        case '\'':
             if (c != (unsigned char)q) {
                 free(o);
                 fail(p, "unknown escape sequence \\%c", c);
@@ -131,7 +158,9 @@ static size_t lex_string(parser *p, const char *s)
             }
             o[n++] = (char)c;
             break;
-        case 'x': case 'u': case 'U': {
+        case 'x':
+        case 'u':
+        case 'U': {
             int digits = c == 'x' ? 2 : c == 'u' ? 4 : 8;
             unsigned long cp = 0;
             for (int k = 0; k < digits; k++) {
@@ -198,7 +227,10 @@ static void lex(parser *p)
     const char *c = s + p->pos;
     p->tlen = 1;
     switch (*c) {
-    case '\0': p->t = T_EOF; p->tlen = 0; return;
+    case '\0':
+        p->t = T_EOF;
+        p->tlen = 0;
+        return;
     case '(': p->t = T_LPAREN; return;
     case ')': p->t = T_RPAREN; return;
     case '{': p->t = T_LBRACE; return;
@@ -206,7 +238,12 @@ static void lex(parser *p)
     case '[': p->t = T_LBRACK; return;
     case ']': p->t = T_RBRACK; return;
     case ',': p->t = T_COMMA; return;
-    case ':': if (!is_ident(c[1]) || isdigit((unsigned char)c[1])) { p->t = T_COLON; return; } break;
+    case ':':
+        if (!is_ident(c[1]) || isdigit((unsigned char)c[1])) {
+            p->t = T_COLON;
+            return;
+        }
+        break;
     case '@': p->t = T_AT; return;
     case '+': p->t = T_ADD; return;
     case '-': p->t = T_SUB; return;
@@ -215,18 +252,39 @@ static void lex(parser *p)
     case '%': p->t = T_MOD; return;
     case '^': p->t = T_POW; return;
     case '=':
-        if (c[1] == '=') { p->t = T_EQLC; p->tlen = 2; }
-        else if (c[1] == '~') { p->t = T_EQ_RE; p->tlen = 2; }
-        else p->t = T_ASSIGN;
+        if (c[1] == '=') {
+            p->t = T_EQLC;
+            p->tlen = 2;
+        } else if (c[1] == '~') {
+            p->t = T_EQ_RE;
+            p->tlen = 2;
+        } else
+            p->t = T_ASSIGN;
         return;
     case '!':
-        if (c[1] == '=') { p->t = T_NEQ; p->tlen = 2; return; }
-        if (c[1] == '~') { p->t = T_NEQ_RE; p->tlen = 2; return; }
+        if (c[1] == '=') {
+            p->t = T_NEQ;
+            p->tlen = 2;
+            return;
+        }
+        if (c[1] == '~') {
+            p->t = T_NEQ_RE;
+            p->tlen = 2;
+            return;
+        }
         p->t = T_BAD;
         return;
-    case '>': p->t = c[1] == '=' ? T_GTE : T_GTR; p->tlen = c[1] == '=' ? 2 : 1; return;
-    case '<': p->t = c[1] == '=' ? T_LTE : T_LSS; p->tlen = c[1] == '=' ? 2 : 1; return;
-    case '"': case '\'': case '`':
+    case '>':
+        p->t = c[1] == '=' ? T_GTE : T_GTR;
+        p->tlen = c[1] == '=' ? 2 : 1;
+        return;
+    case '<':
+        p->t = c[1] == '=' ? T_LTE : T_LSS;
+        p->tlen = c[1] == '=' ? 2 : 1;
+        return;
+    case '"':
+    case '\'':
+    case '`':
         p->tlen = lex_string(p, c);
         p->t = p->tlen ? T_STR : T_BAD;
         return;
@@ -290,9 +348,11 @@ static void expect(parser *p, enum tok t, const char *what)
 
 int rf_promql_parse_duration(const char *s, size_t len, int64_t *ms)
 {
-    static const struct { const char *u; int64_t ms; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-        {"w", 604800000}, {"y", 31536000000}};
+    static const struct {
+        const char *u;
+        int64_t ms;
+    } units[] = {{"ms", 1},       {"s", 1000},      {"m", 60000},      {"h", 3600000},
+                 {"d", 86400000}, {"w", 604800000}, {"y", 31536000000}};
     size_t i = 0;
     int64_t total = 0;
     int last = 99;
@@ -516,7 +576,8 @@ static pq_expr *parse_selector(parser *p, const char *name, size_t nl)
         return NULL;
     e->type = RF_PROMQL_VECTOR;
     if (name) {
-        if (!(e->name = strndup(name, nl)) || !add_matcher(p, e, "__name__", 8, RF_PROMQL_EQ, e->name))
+        if (!(e->name = strndup(name, nl)) ||
+            !add_matcher(p, e, "__name__", 8, RF_PROMQL_EQ, e->name))
             fail(p, "out of memory");
     }
     if (p->t == T_LBRACE)
@@ -542,11 +603,14 @@ static void check_type(parser *p, const pq_expr *e, enum rf_promql_type want, co
         fail(p, "expected type %s in %s, got %s", type_name(want), ctx, type_name(e->type));
 }
 
-static struct { const char *name; enum pq_agg agg; } const aggs[] = {
-    {"sum", PQ_AGG_SUM}, {"avg", PQ_AGG_AVG}, {"min", PQ_AGG_MIN}, {"max", PQ_AGG_MAX},
-    {"count", PQ_AGG_COUNT}, {"group", PQ_AGG_GROUP}, {"stddev", PQ_AGG_STDDEV},
-    {"stdvar", PQ_AGG_STDVAR}, {"quantile", PQ_AGG_QUANTILE}, {"topk", PQ_AGG_TOPK},
-    {"bottomk", PQ_AGG_BOTTOMK}, {"count_values", PQ_AGG_COUNT_VALUES},
+static struct {
+    const char *name;
+    enum pq_agg agg;
+} const aggs[] = {
+    {"sum", PQ_AGG_SUM},       {"avg", PQ_AGG_AVG},         {"min", PQ_AGG_MIN},
+    {"max", PQ_AGG_MAX},       {"count", PQ_AGG_COUNT},     {"group", PQ_AGG_GROUP},
+    {"stddev", PQ_AGG_STDDEV}, {"stdvar", PQ_AGG_STDVAR},   {"quantile", PQ_AGG_QUANTILE},
+    {"topk", PQ_AGG_TOPK},     {"bottomk", PQ_AGG_BOTTOMK}, {"count_values", PQ_AGG_COUNT_VALUES},
 };
 
 static pq_expr *parse_aggregation(parser *p, enum pq_agg agg, const char *name)
@@ -625,7 +689,8 @@ static pq_expr *parse_call(parser *p, const pq_func *fn)
         return e;
     }
     for (size_t i = 0; i < e->n_args && !p->failed; i++) {
-        int k = i < (size_t)(fn->n_args + fn->n_optional) ? (int)i : fn->n_args + fn->n_optional - 1;
+        int k =
+            i < (size_t)(fn->n_args + fn->n_optional) ? (int)i : fn->n_args + fn->n_optional - 1;
         char ctx[96];
         snprintf(ctx, sizeof(ctx), "call to function \"%s\"", fn->name);
         check_type(p, e->args[i], fn->args[k], ctx);
@@ -659,7 +724,8 @@ static pq_expr *parse_postfix(parser *p, pq_expr *e)
         } else if (is_word(p, "offset")) {
             pq_expr *sel = e->kind == PQ_MSEL ? e->a : e;
             if (sel->kind != PQ_VSEL) {
-                fail(p, "offset modifier must be preceded by an instant vector selector or range vector selector");
+                fail(p, "offset modifier must be preceded by an instant vector selector or range "
+                        "vector selector");
                 return e;
             }
             if (sel->offset_ms) {
@@ -675,7 +741,8 @@ static pq_expr *parse_postfix(parser *p, pq_expr *e)
         } else if (p->t == T_AT) {
             pq_expr *sel = e->kind == PQ_MSEL ? e->a : e;
             if (sel->kind != PQ_VSEL) {
-                fail(p, "@ modifier must be preceded by an instant vector selector or range vector selector");
+                fail(p, "@ modifier must be preceded by an instant vector selector or range vector "
+                        "selector");
                 return e;
             }
             if (sel->has_at) {
@@ -748,14 +815,14 @@ static pq_expr *parse_primary(parser *p)
             e->type = e->a->type;
         return e;
     }
-    case T_LBRACE:
-        return parse_selector(p, NULL, 0);
+    case T_LBRACE: return parse_selector(p, NULL, 0);
     case T_IDENT: {
         const char *w = p->text + p->pos;
         size_t n = p->tlen;
         size_t save = p->pos;
         next(p);
-        if (p->t == T_LPAREN || ((p->t == T_IDENT) && (is_word(p, "by") || is_word(p, "without")))) {
+        if (p->t == T_LPAREN ||
+            ((p->t == T_IDENT) && (is_word(p, "by") || is_word(p, "without")))) {
             for (size_t i = 0; i < sizeof(aggs) / sizeof(aggs[0]); i++)
                 if (strlen(aggs[i].name) == n && strncasecmp(w, aggs[i].name, n) == 0)
                     return parse_aggregation(p, aggs[i].agg, aggs[i].name);
@@ -771,7 +838,8 @@ static pq_expr *parse_primary(parser *p)
                 fail(p, "unknown function with name \"%.*s\"", (int)n, w);
             return NULL;
         }
-        if ((n == 3 && strncasecmp(w, "inf", 3) == 0) || (n == 3 && strncasecmp(w, "nan", 3) == 0)) {
+        if ((n == 3 && strncasecmp(w, "inf", 3) == 0) ||
+            (n == 3 && strncasecmp(w, "nan", 3) == 0)) {
             pq_expr *e = node(p, PQ_NUM);
             if (e) {
                 e->num = tolower((unsigned char)w[0]) == 'i' ? INFINITY : NAN;
@@ -779,9 +847,9 @@ static pq_expr *parse_primary(parser *p)
             }
             return e;
         }
-        static const char *const keywords[] = {"and", "or", "unless", "atan2", "by", "without",
-                                               "on", "ignoring", "group_left", "group_right",
-                                               "bool", "offset"};
+        static const char *const keywords[] = {"and",        "or",          "unless", "atan2",
+                                               "by",         "without",     "on",     "ignoring",
+                                               "group_left", "group_right", "bool",   "offset"};
         for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
             if (strlen(keywords[i]) == n && strncasecmp(w, keywords[i], n) == 0) {
                 p->pos = save;
@@ -796,9 +864,7 @@ static pq_expr *parse_primary(parser *p)
         else
             fail(p, "unexpected character %s", tok_text(p, b, sizeof(b)));
         return NULL;
-    default:
-        fail(p, "unexpected %s", tok_text(p, b, sizeof(b)));
-        return NULL;
+    default: fail(p, "unexpected %s", tok_text(p, b, sizeof(b))); return NULL;
     }
 }
 
@@ -818,7 +884,9 @@ static pq_expr *parse_unary(parser *p)
             return x;
         }
         if (x->type != RF_PROMQL_SCALAR && x->type != RF_PROMQL_VECTOR) {
-            fail(p, "unary expression only allowed on expressions of type scalar or instant vector, got %s",
+            fail(p,
+                 "unary expression only allowed on expressions of type scalar or instant vector, "
+                 "got %s",
                  type_name(x->type));
             p->depth--;
             return x;
@@ -861,10 +929,22 @@ static enum pq_op peek_op(parser *p, int *prec)
     case T_GTE: *prec = 3; return PQ_OP_GE;
     case T_LTE: *prec = 3; return PQ_OP_LE;
     case T_IDENT:
-        if (is_word(p, "or")) { *prec = 1; return PQ_OP_OR; }
-        if (is_word(p, "and")) { *prec = 2; return PQ_OP_AND; }
-        if (is_word(p, "unless")) { *prec = 2; return PQ_OP_UNLESS; }
-        if (is_word(p, "atan2")) { *prec = 5; return PQ_OP_ATAN2; }
+        if (is_word(p, "or")) {
+            *prec = 1;
+            return PQ_OP_OR;
+        }
+        if (is_word(p, "and")) {
+            *prec = 2;
+            return PQ_OP_AND;
+        }
+        if (is_word(p, "unless")) {
+            *prec = 2;
+            return PQ_OP_UNLESS;
+        }
+        if (is_word(p, "atan2")) {
+            *prec = 5;
+            return PQ_OP_ATAN2;
+        }
         return PQ_OP_NONE;
     default: return PQ_OP_NONE;
     }
@@ -893,19 +973,24 @@ static void check_binary(parser *p, pq_expr *e)
         fail(p, "bool modifier can only be used on comparison operators");
         return;
     }
-    if (is_comparison(e->op) && !e->return_bool && lt == RF_PROMQL_SCALAR && rt == RF_PROMQL_SCALAR) {
+    if (is_comparison(e->op) && !e->return_bool && lt == RF_PROMQL_SCALAR &&
+        rt == RF_PROMQL_SCALAR) {
         fail(p, "comparisons between scalars must use BOOL modifier");
         return;
     }
     if (is_set_op(e->op)) {
         if (!vectors) {
             fail(p, "set operator \"%s\" not allowed in binary scalar expression",
-                 e->op == PQ_OP_AND ? "and" : e->op == PQ_OP_OR ? "or" : "unless");
+                 e->op == PQ_OP_AND  ? "and"
+                 : e->op == PQ_OP_OR ? "or"
+                                     : "unless");
             return;
         }
         if (e->card == PQ_MANY_TO_ONE || e->card == PQ_ONE_TO_MANY) {
             fail(p, "no grouping allowed for \"%s\" operation",
-                 e->op == PQ_OP_AND ? "and" : e->op == PQ_OP_OR ? "or" : "unless");
+                 e->op == PQ_OP_AND  ? "and"
+                 : e->op == PQ_OP_OR ? "or"
+                                     : "unless");
             return;
         }
         e->card = PQ_MANY_TO_MANY;
@@ -915,7 +1000,8 @@ static void check_binary(parser *p, pq_expr *e)
     for (size_t i = 0; i < e->n_match && e->on; i++)
         for (size_t j = 0; j < e->n_include; j++)
             if (strcmp(e->match[i], e->include[j]) == 0)
-                fail(p, "label \"%s\" must not occur in ON and GROUP clause at once", e->include[j]);
+                fail(p, "label \"%s\" must not occur in ON and GROUP clause at once",
+                     e->include[j]);
     e->type = vectors || lt == RF_PROMQL_VECTOR || rt == RF_PROMQL_VECTOR ? RF_PROMQL_VECTOR
                                                                           : RF_PROMQL_SCALAR;
 }

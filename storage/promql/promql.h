@@ -65,7 +65,12 @@ typedef struct rf_promql_labels {
 /* The value of `name`, or NULL when absent. */
 const char *rf_promql_labels_get(rf_promql_labels l, const char *name);
 
-enum rf_promql_match { RF_PROMQL_EQ = 0, RF_PROMQL_NE, RF_PROMQL_RE, RF_PROMQL_NRE };
+enum rf_promql_match {
+    RF_PROMQL_EQ = 0,
+    RF_PROMQL_NE,
+    RF_PROMQL_RE,
+    RF_PROMQL_NRE
+};
 
 typedef struct rf_promql_matcher {
     const char *name;
@@ -130,16 +135,21 @@ typedef struct rf_promql_expr rf_promql_expr;
 int rf_promql_parse(const char *text, rf_promql_expr **out, rf_err *err);
 void rf_promql_expr_free(rf_promql_expr *e);
 
-enum rf_promql_type { RF_PROMQL_SCALAR = 1, RF_PROMQL_VECTOR, RF_PROMQL_MATRIX, RF_PROMQL_STRING };
+enum rf_promql_type {
+    RF_PROMQL_SCALAR = 1,
+    RF_PROMQL_VECTOR,
+    RF_PROMQL_MATRIX,
+    RF_PROMQL_STRING
+};
 /* The type the expression yields at an instant. */
 enum rf_promql_type rf_promql_expr_type(const rf_promql_expr *e);
 
 /* ---- evaluate ---- */
 
 typedef struct rf_promql_limits {
-    uint64_t max_samples;  /* samples held at once by one step; 0: 50,000,000 */
-    int64_t lookback_ms;   /* 0: 300,000 */
-    int64_t deadline_ns;   /* CLOCK_MONOTONIC; 0: none */
+    uint64_t max_samples; /* samples held at once by one step; 0: 50,000,000 */
+    int64_t lookback_ms;  /* 0: 300,000 */
+    int64_t deadline_ns;  /* CLOCK_MONOTONIC; 0: none */
 } rf_promql_limits;
 
 typedef struct rf_promql_point {
@@ -160,8 +170,8 @@ typedef struct rf_promql_value {
     char *string;             /* STRING */
     rf_promql_out_series *series;
     size_t n_series;
-    uint64_t samples;         /* samples read from the source */
-    struct pq_arena *arena;   /* owns labels and points */
+    uint64_t samples;       /* samples read from the source */
+    struct pq_arena *arena; /* owns labels and points */
 } rf_promql_value;
 
 /* Instant query when step_ms is 0 (start_ms == end_ms); else a range query

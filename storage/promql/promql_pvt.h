@@ -12,7 +12,7 @@
 typedef struct pq_arena pq_arena;
 pq_arena *pq_arena_new(void);
 void pq_arena_free(pq_arena *a);
-void pq_arena_reset(pq_arena *a); /* keeps the first chunk */
+void pq_arena_reset(pq_arena *a);            /* keeps the first chunk */
 void *pq_arena_alloc(pq_arena *a, size_t n); /* 16-aligned; NULL on ENOMEM */
 size_t pq_arena_bytes(const pq_arena *a);
 
@@ -44,42 +44,77 @@ uint64_t pq_hash(const void *p, size_t n);
 /* ---- expression tree ---- */
 
 enum pq_node {
-    PQ_NUM = 1, PQ_STR, PQ_PAREN, PQ_UNARY, PQ_BINARY, PQ_CALL, PQ_AGG, PQ_VSEL, PQ_MSEL
+    PQ_NUM = 1,
+    PQ_STR,
+    PQ_PAREN,
+    PQ_UNARY,
+    PQ_BINARY,
+    PQ_CALL,
+    PQ_AGG,
+    PQ_VSEL,
+    PQ_MSEL
 };
 
 enum pq_op {
     PQ_OP_NONE = 0,
-    PQ_OP_ADD, PQ_OP_SUB, PQ_OP_MUL, PQ_OP_DIV, PQ_OP_MOD, PQ_OP_POW, PQ_OP_ATAN2,
-    PQ_OP_EQ, PQ_OP_NE, PQ_OP_GT, PQ_OP_LT, PQ_OP_GE, PQ_OP_LE,
-    PQ_OP_AND, PQ_OP_OR, PQ_OP_UNLESS,
+    PQ_OP_ADD,
+    PQ_OP_SUB,
+    PQ_OP_MUL,
+    PQ_OP_DIV,
+    PQ_OP_MOD,
+    PQ_OP_POW,
+    PQ_OP_ATAN2,
+    PQ_OP_EQ,
+    PQ_OP_NE,
+    PQ_OP_GT,
+    PQ_OP_LT,
+    PQ_OP_GE,
+    PQ_OP_LE,
+    PQ_OP_AND,
+    PQ_OP_OR,
+    PQ_OP_UNLESS,
 };
 
 enum pq_agg {
-    PQ_AGG_SUM = 1, PQ_AGG_AVG, PQ_AGG_MIN, PQ_AGG_MAX, PQ_AGG_COUNT, PQ_AGG_GROUP,
-    PQ_AGG_STDDEV, PQ_AGG_STDVAR, PQ_AGG_QUANTILE, PQ_AGG_TOPK, PQ_AGG_BOTTOMK,
+    PQ_AGG_SUM = 1,
+    PQ_AGG_AVG,
+    PQ_AGG_MIN,
+    PQ_AGG_MAX,
+    PQ_AGG_COUNT,
+    PQ_AGG_GROUP,
+    PQ_AGG_STDDEV,
+    PQ_AGG_STDVAR,
+    PQ_AGG_QUANTILE,
+    PQ_AGG_TOPK,
+    PQ_AGG_BOTTOMK,
     PQ_AGG_COUNT_VALUES,
 };
 
-enum pq_card { PQ_ONE_TO_ONE = 0, PQ_MANY_TO_ONE, PQ_ONE_TO_MANY, PQ_MANY_TO_MANY };
+enum pq_card {
+    PQ_ONE_TO_ONE = 0,
+    PQ_MANY_TO_ONE,
+    PQ_ONE_TO_MANY,
+    PQ_MANY_TO_MANY
+};
 
 struct pq_func;
 
 typedef struct pq_expr {
     enum pq_node kind;
     enum rf_promql_type type;
-    int pos; /* byte offset in the text, for messages */
-    double num;   /* NUM */
-    char *str;    /* STR */
+    int pos;    /* byte offset in the text, for messages */
+    double num; /* NUM */
+    char *str;  /* STR */
     /* UNARY (op SUB/ADD, a), BINARY (a op b), PAREN (a), MSEL (a = VSEL),
      * AGG (a = the vector, b = the parameter), CALL (args) */
     enum pq_op op;
     struct pq_expr *a, *b;
     bool return_bool;
     enum pq_card card;
-    bool on;            /* on(...) given; else ignoring(...) or nothing */
-    char **match;       /* on/ignoring labels */
+    bool on;      /* on(...) given; else ignoring(...) or nothing */
+    char **match; /* on/ignoring labels */
     size_t n_match;
-    char **include;     /* group_left/right labels */
+    char **include; /* group_left/right labels */
     size_t n_include;
     /* AGG */
     enum pq_agg agg;
@@ -96,7 +131,7 @@ typedef struct pq_expr {
     size_t n_matchers;
     int64_t offset_ms;
     bool has_at;
-    int at_kind;        /* 0: a time, 1: start(), 2: end() */
+    int at_kind; /* 0: a time, 1: start(), 2: end() */
     int64_t at_ms;
     /* MSEL */
     int64_t range_ms;
@@ -172,8 +207,8 @@ rf_promql_labels pq_drop_name(pq_eval *ev, rf_promql_labels l);
 typedef struct pq_func {
     const char *name;
     enum rf_promql_type args[5];
-    int n_args;      /* required */
-    int n_optional;  /* more allowed (the last type repeats for label_join) */
+    int n_args;     /* required */
+    int n_optional; /* more allowed (the last type repeats for label_join) */
     bool variadic;
     enum rf_promql_type ret;
     pq_val (*call)(pq_eval *ev, const pq_expr *call, pq_val *args);

@@ -40,7 +40,7 @@ static int64_t g_base; /* ms, first sample */
 
 typedef struct gen_series {
     char meas[32], field[32], tags_lp[128]; /* tags as line protocol (escaped) */
-    char om_name[48], om_labels[160];         /* OpenMetrics name and {labels} */
+    char om_name[48], om_labels[160];       /* OpenMetrics name and {labels} */
     double v[NPOINTS];
     bool present[NPOINTS];
 } gen_series;
@@ -57,8 +57,8 @@ static uint32_t rnd(void)
     return (uint32_t)(g_rng >> 11);
 }
 
-static gen_series *add(const char *meas, const char *field, const char *tags_lp, const char *om_name,
-                       const char *om_labels)
+static gen_series *add(const char *meas, const char *field, const char *tags_lp,
+                       const char *om_name, const char *om_labels)
 {
     gen_series *s = &G[NG++];
     snprintf(s->meas, sizeof(s->meas), "%s", meas);
@@ -139,7 +139,8 @@ static char *http(int port, const char *method, const char *path, const char *bo
     char head[8192];
     int hl = snprintf(head, sizeof(head),
                       "%s %s HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n"
-                      "Content-Length: %zu\r\n\r\n", method, path, bl);
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, bl);
     if (fd < 0 || hl >= (int)sizeof(head) || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         send(fd, head, (size_t)hl, MSG_NOSIGNAL) != hl ||
         (bl && send(fd, body, bl, MSG_NOSIGNAL) != (ssize_t)bl)) {
@@ -209,9 +210,9 @@ static void load_ringflow(int port)
                 body = realloc(body, cap *= 2);
             /* the tag db comes from ?db=: the series' own tags without it */
             const char *tags = G[s].tags_lp + strlen("db=gen,");
-            len += (size_t)snprintf(body + len, cap - len, "%s,%s %s=%.17g %lld\n", G[s].meas,
-                                    tags, G[s].field, G[s].v[i],
-                                    (long long)(g_base + (int64_t)i * STEP_MS));
+            len +=
+                (size_t)snprintf(body + len, cap - len, "%s,%s %s=%.17g %lld\n", G[s].meas, tags,
+                                 G[s].field, G[s].v[i], (long long)(g_base + (int64_t)i * STEP_MS));
             lines++;
         }
     }
@@ -259,8 +260,10 @@ static char *metric_key(json_t *m)
 /* Compares one [t, "v"] pair; fills why. */
 static bool same_point(json_t *p, json_t *q, char *why, size_t wl)
 {
-    double tp = json_number_value(json_array_get(p, 0)), tq = json_number_value(json_array_get(q, 0));
-    const char *vp = json_string_value(json_array_get(p, 1)), *vq = json_string_value(json_array_get(q, 1));
+    double tp = json_number_value(json_array_get(p, 0)),
+           tq = json_number_value(json_array_get(q, 0));
+    const char *vp = json_string_value(json_array_get(p, 1)),
+               *vq = json_string_value(json_array_get(q, 1));
     if (fabs(tp - tq) > 1e-6 || !vp || !vq || !close_enough(vp, vq)) {
         snprintf(why, wl, "point [%.3f,%s] != [%.3f,%s]", tp, vp ? vp : "?", tq, vq ? vq : "?");
         return false;
@@ -272,7 +275,8 @@ static json_t *find_series(json_t *arr, const char *key)
 {
     size_t i;
     json_t *s;
-    json_array_foreach(arr, i, s) {
+    json_array_foreach(arr, i, s)
+    {
         char *k = metric_key(json_object_get(s, "metric"));
         bool eq = strcmp(k, key) == 0;
         free(k);
@@ -303,7 +307,8 @@ static bool same_result(json_t *prom, json_t *ours, char *why, size_t wl)
     }
     size_t i;
     json_t *s;
-    json_array_foreach(rp, i, s) {
+    json_array_foreach(rp, i, s)
+    {
         char *key = metric_key(json_object_get(s, "metric"));
         json_t *o = find_series(ro, key);
         if (!o) {
@@ -373,8 +378,8 @@ static json_t *api(int port, const char *q, int64_t start, int64_t end, int64_t 
     char enc[4096], path[8192];
     urlencode(q, enc, sizeof(enc));
     if (step)
-        snprintf(path, sizeof(path), "/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=%.3f", enc,
-                 (double)start / 1000, (double)end / 1000, (double)step / 1000);
+        snprintf(path, sizeof(path), "/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=%.3f",
+                 enc, (double)start / 1000, (double)end / 1000, (double)step / 1000);
     else
         snprintf(path, sizeof(path), "/api/v1/query?query=%s&time=%.3f", enc, (double)start / 1000);
     int status;
@@ -393,14 +398,17 @@ static json_t *api(int port, const char *q, int64_t start, int64_t end, int64_t 
     json_t *data = json_object_get(j, "data");
     const char *st = json_string_value(json_object_get(j, "status"));
     const char *et = json_string_value(json_object_get(j, "errorType"));
-    int want = !et ? 200 : !strcmp(et, "bad_data") ? 400 : !strcmp(et, "execution") ? 422
-             : !strcmp(et, "timeout") ? 503 : 500;
+    int want = !et                        ? 200
+               : !strcmp(et, "bad_data")  ? 400
+               : !strcmp(et, "execution") ? 422
+               : !strcmp(et, "timeout")   ? 503
+                                          : 500;
     if (!st || (strcmp(st, "success") == 0) != (data != NULL) || status != want)
         fail_msg("port %d: status %d for %s: %.300s", port, status, st ? st : "?", body);
     free(body);
     json_t *out = data ? json_incref(data)
-                       : json_pack("{s:O,s:O}", "errorType", json_object_get(j, "errorType"), "error",
-                                   json_object_get(j, "error"));
+                       : json_pack("{s:O,s:O}", "errorType", json_object_get(j, "errorType"),
+                                   "error", json_object_get(j, "error"));
     json_decref(j);
     return out;
 }
@@ -424,7 +432,8 @@ static char *canonical(json_t *arr)
     size_t n = json_array_size(arr), len = 2;
     char **items = calloc(n + 1, sizeof(*items));
     for (size_t i = 0; i < n; i++) {
-        items[i] = json_dumps(json_array_get(arr, i), JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+        items[i] =
+            json_dumps(json_array_get(arr, i), JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
         len += strlen(items[i]) + 1;
     }
     qsort(items, n, sizeof(*items), cmp_item);
@@ -444,7 +453,8 @@ static void compare_metadata(int prom_port, int port)
 {
     static const char *const paths[] = {
         "/api/v1/series?match[]=http_requests_total",
-        "/api/v1/series?match[]=up%7Bjob%3D%22api%22%7D&match[]=node_temp%7Bzone%3D~%22us.%2A%22%7D",
+        "/api/v1/"
+        "series?match[]=up%7Bjob%3D%22api%22%7D&match[]=node_temp%7Bzone%3D~%22us.%2A%22%7D",
         "/api/v1/labels",
         "/api/v1/labels?match[]=up",
         "/api/v1/label/job/values",
@@ -453,7 +463,8 @@ static void compare_metadata(int prom_port, int port)
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         json_t *a = get_json(prom_port, paths[i], 200), *b = get_json(port, paths[i], 200);
-        char *ca = canonical(json_object_get(a, "data")), *cb = canonical(json_object_get(b, "data"));
+        char *ca = canonical(json_object_get(a, "data")),
+             *cb = canonical(json_object_get(b, "data"));
         if (strcmp(ca, cb) != 0)
             fail_msg("%s:\nprometheus: %.500s\nringflow:   %.500s", paths[i], ca, cb);
         free(ca);
@@ -464,7 +475,10 @@ static void compare_metadata(int prom_port, int port)
     json_t *bi = get_json(port, "/api/v1/status/buildinfo", 200);
     assert_non_null(json_string_value(json_object_get(json_object_get(bi, "data"), "version")));
     json_decref(bi);
-    static const struct { const char *path; int status; } errs[] = {
+    static const struct {
+        const char *path;
+        int status;
+    } errs[] = {
         {"/api/v1/query?query=sum(", 400},
         {"/api/v1/query_range?query=up&start=10&end=5&step=1", 400},
         {"/api/v1/query_range?query=up&start=0&end=5", 400},
@@ -543,7 +557,8 @@ static const char *const EXPRS[] = {
     "http_requests_total{job=\"api\"} / ignoring(job) http_requests_total{job=\"db\"}",
     "http_requests_total * on(job, instance) group_left up",
     "up * on(job, instance) group_right http_requests_total",
-    "node_temp * on(zone) group_left(job) group by (zone, job) (label_replace(up, \"zone\", \"eu\", \"\", \"\"))",
+    "node_temp * on(zone) group_left(job) group by (zone, job) (label_replace(up, \"zone\", "
+    "\"eu\", \"\", \"\"))",
     "http_requests_total and on(instance) (up == 1)",
     "http_requests_total unless on(job, instance) (up == 0)",
     "node_temp{zone=\"eu\"} or node_temp",
@@ -603,8 +618,8 @@ static void test_promql_prometheus(void **state)
     tproc_write_file("prometheus.yml", "global: {}\n");
     char web[64];
     snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%d", web_port);
-    pid_t prom = cu_spawn("prometheus", (const char *const[]){
-                                            "/usr/bin/prometheus", "--config.file=prometheus.yml",
+    pid_t prom = cu_spawn(
+        "prometheus", (const char *const[]){"/usr/bin/prometheus", "--config.file=prometheus.yml",
                                             "--storage.tsdb.path=./prom-data", web, NULL});
 
     char store[1024];
@@ -635,7 +650,8 @@ static void test_promql_prometheus(void **state)
         for (const char *tag = "AT20"; tag; tag = strcmp(tag, "AT20") == 0 ? "AT30" : NULL) {
             char *p = strstr(q, tag);
             if (p) {
-                snprintf(at, sizeof(at), "%.3f", (double)(g_base + (tag[2] == '2' ? 20 : 30) * min) / 1000);
+                snprintf(at, sizeof(at), "%.3f",
+                         (double)(g_base + (tag[2] == '2' ? 20 : 30) * min) / 1000);
                 char rest[512];
                 snprintf(rest, sizeof(rest), "%s", p + 4);
                 snprintf(p, sizeof(q) - (size_t)(p - q), "%s%s", at, rest);
@@ -648,12 +664,13 @@ static void test_promql_prometheus(void **state)
             json_t *a = api(web_port, q, start, end, step, false);
             /* In-process for the first instant, over HTTP (GET, or a form POST for
              * the second range) otherwise: the engine alone and the API. */
-            json_t *b = k == 0 ? ours(&src, q, start, end, step)
-                               : api(port, q, start, end, step, k == 4);
+            json_t *b =
+                k == 0 ? ours(&src, q, start, end, step) : api(port, q, start, end, step, k == 4);
             char why[2048] = "";
             const char *ea = json_string_value(json_object_get(a, "errorType"));
             const char *eb = json_string_value(json_object_get(b, "errorType"));
-            bool ok = ea || eb ? ea && eb && strcmp(ea, eb) == 0 : same_result(a, b, why, sizeof(why));
+            bool ok =
+                ea || eb ? ea && eb && strcmp(ea, eb) == 0 : same_result(a, b, why, sizeof(why));
             if (!ok && (ea || eb))
                 snprintf(why, sizeof(why), "error %s (%s) != %s (%s)", ea ? ea : "none",
                          json_string_value(json_object_get(a, "error")), eb ? eb : "none",

@@ -26,9 +26,9 @@ static int sel(void *user, const rf_promql_matcher *m, size_t n_m, int64_t mint,
     (void)err;
     (void)mint;
     (void)maxt;
-    const rf_promql_series all[] = {
-        {{L0, sizeof(L0) - 1}, T, V0, 6}, {{L1, sizeof(L1) - 1}, T, V1, 6},
-        {{L2, sizeof(L2) - 1}, T, V2, 6}};
+    const rf_promql_series all[] = {{{L0, sizeof(L0) - 1}, T, V0, 6},
+                                    {{L1, sizeof(L1) - 1}, T, V1, 6},
+                                    {{L2, sizeof(L2) - 1}, T, V2, 6}};
     rf_promql_series *s = malloc(sizeof(all));
     if (!s)
         return -12;

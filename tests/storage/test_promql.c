@@ -27,20 +27,66 @@ typedef struct mseries {
     double v[NS];
 } mseries;
 
-static double api_a(int i) { return 10.0 * i; }
-static double api_b(int i) { return i < 20 ? 5.0 * i : 5.0 * (i - 20); } /* reset at 300 s */
-static double db_a(int i) { return i; }
-static double temp_x(int i) { return 20 + (i % 3); }
-static double temp_y(int i) { return i % 2 ? -1.5 : 0; }
-static double one(int i) { (void)i; return 1; }
-static double b01(int i) { (void)i; return 10; }
-static double b1(int i) { (void)i; return 30; }
-static double binf(int i) { (void)i; return 40; }
+static double api_a(int i)
+{
+    return 10.0 * i;
+}
+static double api_b(int i)
+{
+    return i < 20 ? 5.0 * i : 5.0 * (i - 20);
+} /* reset at 300 s */
+static double db_a(int i)
+{
+    return i;
+}
+static double temp_x(int i)
+{
+    return 20 + (i % 3);
+}
+static double temp_y(int i)
+{
+    return i % 2 ? -1.5 : 0;
+}
+static double one(int i)
+{
+    (void)i;
+    return 1;
+}
+static double b01(int i)
+{
+    (void)i;
+    return 10;
+}
+static double b1(int i)
+{
+    (void)i;
+    return 30;
+}
+static double binf(int i)
+{
+    (void)i;
+    return 40;
+}
 
 static mseries M[] = {
-    {{"__name__", "http_requests_total", "instance", "a", "job", "api", NULL}, api_a, {0}, {0}, {0}, {0}},
-    {{"__name__", "http_requests_total", "instance", "b", "job", "api", NULL}, api_b, {0}, {0}, {0}, {0}},
-    {{"__name__", "http_requests_total", "instance", "a", "job", "db", NULL}, db_a, {0}, {0}, {0}, {0}},
+    {{"__name__", "http_requests_total", "instance", "a", "job", "api", NULL},
+     api_a,
+     {0},
+     {0},
+     {0},
+     {0}},
+    {{"__name__", "http_requests_total", "instance", "b", "job", "api", NULL},
+     api_b,
+     {0},
+     {0},
+     {0},
+     {0}},
+    {{"__name__", "http_requests_total", "instance", "a", "job", "db", NULL},
+     db_a,
+     {0},
+     {0},
+     {0},
+     {0}},
     {{"__name__", "temp", "room", "x", NULL}, temp_x, {0}, {0}, {0}, {0}},
     {{"__name__", "temp", "room", "y", NULL}, temp_y, {0}, {0}, {0}, {0}},
     {{"__name__", "info", "instance", "a", "team", "red", NULL}, one, {0}, {0}, {0}, {0}},
@@ -51,8 +97,8 @@ static mseries M[] = {
 };
 #define NM (sizeof(M) / sizeof(M[0]))
 
-static int src_select(void *user, const rf_promql_matcher *m, size_t n_m, int64_t mint, int64_t maxt,
-                      rf_promql_series **out, size_t *n_out, rf_err *err)
+static int src_select(void *user, const rf_promql_matcher *m, size_t n_m, int64_t mint,
+                      int64_t maxt, rf_promql_series **out, size_t *n_out, rf_err *err)
 {
     (void)user;
     (void)err;
@@ -244,17 +290,20 @@ static void test_rates(void **state)
 {
     (void)state;
     /* Samples at both ends of the window: no extrapolation. */
-    EXPECT("increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600, "{instance=a,job=api} 40");
+    EXPECT("increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
+           "{instance=a,job=api} 40");
     EXPECT("rate(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
            "{instance=a,job=api} 0.6666666666666666");
     /* 555..600 in [550, 610]: 5 s and 10 s to the ends, under 1.1 x 15 s. */
-    EXPECT("increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 610, "{instance=a,job=api} 40");
+    EXPECT("increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 610,
+           "{instance=a,job=api} 40");
     /* A counter reset inside the window (95 -> 0). */
     EXPECT("increase(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} 15");
     EXPECT("resets(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} 1");
     EXPECT("changes(temp{room=\"x\"}[1m])", 600, "{room=x} 4");
     /* Zero point: the counter starts at 0 at t=0, not extrapolated below. */
-    EXPECT("increase(http_requests_total{job=\"db\"}[1m])", 20, "{instance=a,job=db} 1.3333333333333333");
+    EXPECT("increase(http_requests_total{job=\"db\"}[1m])", 20,
+           "{instance=a,job=db} 1.3333333333333333");
     /* delta is not a counter: the drop is a drop. */
     EXPECT("delta(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} -80");
     EXPECT("irate(http_requests_total{instance=\"b\"}[1m])", 300, "{instance=b,job=api} 0");
@@ -270,12 +319,13 @@ static void test_over_time(void **state)
     (void)state;
     const char *w = "(temp{room=\"x\"}[1m])"; /* 20 21 22 20 21 at 540..600 */
     char q[128];
-    static const struct { const char *fn, *want; } c[] = {
-        {"avg_over_time", "{room=x} 20.8"},   {"min_over_time", "{room=x} 20"},
-        {"max_over_time", "{room=x} 22"},   {"sum_over_time", "{room=x} 104"},
-        {"count_over_time", "{room=x} 5"},  {"stdvar_over_time", "{room=x} 0.5599999999999999"},
-        {"present_over_time", "{room=x} 1"},
-        {"last_over_time", "{__name__=temp,room=x} 21"},
+    static const struct {
+        const char *fn, *want;
+    } c[] = {
+        {"avg_over_time", "{room=x} 20.8"},  {"min_over_time", "{room=x} 20"},
+        {"max_over_time", "{room=x} 22"},    {"sum_over_time", "{room=x} 104"},
+        {"count_over_time", "{room=x} 5"},   {"stdvar_over_time", "{room=x} 0.5599999999999999"},
+        {"present_over_time", "{room=x} 1"}, {"last_over_time", "{__name__=temp,room=x} 21"},
     };
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         snprintf(q, sizeof(q), "%s%s", c[i].fn, w);
@@ -325,7 +375,8 @@ static void test_binary(void **state)
            "{__name__=http_requests_total,instance=b,job=api} 100");
     EXPECT("http_requests_total > bool 50", 600,
            "{instance=a,job=api} 1;{instance=a,job=db} 0;{instance=b,job=api} 1");
-    EXPECT("http_requests_total{job=\"api\"} / 10", 600, "{instance=a,job=api} 40;{instance=b,job=api} 10");
+    EXPECT("http_requests_total{job=\"api\"} / 10", 600,
+           "{instance=a,job=api} 40;{instance=b,job=api} 10");
     EXPECT("-temp", 600, "{room=x} -21;{room=y} -0");
     EXPECT("http_requests_total{job=\"api\"} - on(instance) http_requests_total{job=\"db\"}", 600,
            "{instance=a} 360");
@@ -416,10 +467,22 @@ static void test_limits(void **state)
 static void test_format(void **state)
 {
     (void)state;
-    static const struct { double v; const char *s; } c[] = {
-        {0.1, "0.1"}, {1e-7, "0.0000001"}, {1e21, "1000000000000000000000"}, {3, "3"},
-        {-0.5, "-0.5"}, {-0.0, "-0"}, {NAN, "NaN"}, {INFINITY, "+Inf"}, {-INFINITY, "-Inf"},
-        {0.6666666666666666, "0.6666666666666666"}, {123456.789, "123456.789"}, {0, "0"},
+    static const struct {
+        double v;
+        const char *s;
+    } c[] = {
+        {0.1, "0.1"},
+        {1e-7, "0.0000001"},
+        {1e21, "1000000000000000000000"},
+        {3, "3"},
+        {-0.5, "-0.5"},
+        {-0.0, "-0"},
+        {NAN, "NaN"},
+        {INFINITY, "+Inf"},
+        {-INFINITY, "-Inf"},
+        {0.6666666666666666, "0.6666666666666666"},
+        {123456.789, "123456.789"},
+        {0, "0"},
     };
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
         char b[400];
