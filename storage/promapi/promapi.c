@@ -16,6 +16,7 @@
 #include "rf_build_config.h"
 #include "storage/index/index.h"
 #include "storage/promapi/promapi.h"
+#include "storage/promapi/promapi_pvt.h"
 #include "storage/promql/promql.h"
 #include "storage/query/query.h"
 
@@ -25,7 +26,8 @@ enum api_route {
     R_SERIES,
     R_LABELS,
     R_LABEL_VALUES,
-    R_BUILDINFO
+    R_BUILDINFO,
+    R_READ
 };
 
 typedef struct job {
@@ -34,6 +36,7 @@ typedef struct job {
     char *path;  /* NUL-terminated copies */
     char *query; /* URL query, or "" */
     char *body;  /* form body (POST), or "" */
+    size_t body_len;
 } job;
 
 typedef enum counter {
@@ -118,8 +121,8 @@ static void enqueue(void *user, const rf_http_request *req, rf_http_response *re
     job j = {.route = (enum api_route)(intptr_t)user};
     j.path = copy(req->path, req->path_len);
     j.query = copy(req->query ? req->query : "", req->query ? req->query_len : 0);
-    j.body = copy(req->method == RF_HTTP_POST ? (const char *)req->body : "",
-                  req->method == RF_HTTP_POST ? req->body_len : 0);
+    j.body_len = req->method == RF_HTTP_POST ? req->body_len : 0;
+    j.body = copy(req->method == RF_HTTP_POST ? (const char *)req->body : "", j.body_len);
     j.fd = j.path && j.query && j.body ? fcntl(req->fd, F_DUPFD_CLOEXEC, 3) : -1;
     bool queued = false;
     if (j.fd >= 0) {
@@ -158,6 +161,7 @@ static int add_routes(rf_http_server *s, rf_err *err)
         [R_LABELS] = {"/api/v1/labels", "prom_labels", RF_HTTP_GET | RF_HTTP_POST},
         [R_LABEL_VALUES] = {"/api/v1/label/*", "prom_label_values", RF_HTTP_GET},
         [R_BUILDINFO] = {"/api/v1/status/buildinfo", "prom_buildinfo", RF_HTTP_GET},
+        [R_READ] = {"/api/v1/read", "prom_read", RF_HTTP_POST},
     };
     for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++) {
         int rc = rf_http_server_route(s, r[i].path, r[i].methods, r[i].name, enqueue,
@@ -289,6 +293,8 @@ static int parse_step(const char *s, int64_t *ms)
 
 typedef struct answer {
     int status;
+    const char *ctype;    /* NULL: application/json */
+    const char *encoding; /* Content-Encoding, or NULL */
     char *body;
     size_t len;
     FILE *f;
@@ -524,8 +530,34 @@ static void labels(answer *a, const params *ps, const char *name)
     free(out);
 }
 
+static void remote_read(const job *j, answer *a)
+{
+    char msg[512] = "";
+    char *out;
+    size_t len;
+    if (!ensure_index(a))
+        return;
+    a->status = rf_promapi_remote_read(api.ix, (const uint8_t *)j->body, j->body_len, &out, &len,
+                                       msg, sizeof(msg));
+    if (a->status != 200) {
+        count(C_ERRORS, 1);
+        a->ctype = "text/plain; charset=utf-8";
+        fprintf(a->f, "%s\n", msg);
+        return;
+    }
+    count(C_QUERIES, 1);
+    a->ctype = "application/x-protobuf";
+    a->encoding = "snappy";
+    fwrite(out, 1, len, a->f);
+    free(out);
+}
+
 static void handle(const job *j, answer *a)
 {
+    if (j->route == R_READ) {
+        remote_read(j, a);
+        return;
+    }
     params ps = {0};
     if (parse_form(&ps, j->query) < 0 || parse_form(&ps, j->body) < 0) {
         fail_with(a, RF_PROMQL_BAD_DATA, "bad percent-encoding in the parameters");
@@ -553,6 +585,7 @@ static void handle(const job *j, answer *a)
         free(name);
         break;
     }
+    case R_READ: break; /* above */
     case R_BUILDINFO:
         fprintf(a->f,
                 "{\"status\":\"success\",\"data\":{\"version\":\"%s\",\"revision\":\"\","
@@ -570,6 +603,7 @@ static const char *reason(int status)
     case 200: return "OK";
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 413: return "Content Too Large";
     case 422: return "Unprocessable Entity";
     case 503: return "Service Unavailable";
     default: return "Internal Server Error";
@@ -597,11 +631,13 @@ static void send_all(int fd, const char *p, size_t n)
 static void answer_job(const job *j, answer *a)
 {
     fflush(a->f);
-    char head[256];
+    char head[320];
     int hl = snprintf(head, sizeof(head),
-                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%sContent-Length: %zu\r\n"
                       "Connection: close\r\n\r\n",
-                      a->status, reason(a->status), a->len);
+                      a->status, reason(a->status), a->ctype ? a->ctype : "application/json",
+                      a->encoding ? "Content-Encoding: " : "", a->encoding ? a->encoding : "",
+                      a->encoding ? "\r\n" : "", a->len);
     send_all(j->fd, head, (size_t)hl);
     send_all(j->fd, a->body, a->len);
     /* FIN after the answer; the worker's side ends when the client closes. */

@@ -6,6 +6,11 @@
  *   GET|POST /api/v1/labels        match[] (optional)
  *   GET      /api/v1/label/<name>/values   match[] (optional)
  *   GET      /api/v1/status/buildinfo
+ *   POST     /api/v1/read          remote_read: a snappy block of a protobuf
+ *                                  ReadRequest; answered with the samples
+ *                                  response (a snappy ReadResponse), so a
+ *                                  Prometheus server can run PromQL over
+ *                                  ringflow's data (read.c)
  *
  * Parameters come from the URL and, for POST, from an
  * application/x-www-form-urlencoded body, as Prometheus takes them; times

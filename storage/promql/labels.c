@@ -333,16 +333,36 @@ bool rf_promql_matcher_match(const rf_promql_matcher *m, rf_promql_labels l)
     return false;
 }
 
+int rf_promql_matcher_init(rf_promql_matcher *m, const char *name, enum rf_promql_match op,
+                           const char *value, rf_err *err)
+{
+    *m = (rf_promql_matcher){.op = op, .name = strdup(name), .value = strdup(value)};
+    if (!m->name || !m->value) {
+        rf_promql_matcher_release(m);
+        return rf_err_set(err, ENOMEM, "out of memory");
+    }
+    if ((op == RF_PROMQL_RE || op == RF_PROMQL_NRE) && !(m->re = pq_re_compile(value, err))) {
+        rf_promql_matcher_release(m);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void rf_promql_matcher_release(rf_promql_matcher *m)
+{
+    free((char *)m->name);
+    free((char *)m->value);
+    if (m->re)
+        pq_re_free(m->re);
+    *m = (rf_promql_matcher){0};
+}
+
 void rf_promql_matchers_free(rf_promql_matcher *m, size_t n)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < n; i++) {
-        free((char *)m[i].name);
-        free((char *)m[i].value);
-        if (m[i].re)
-            pq_re_free(m[i].re);
-    }
+    for (size_t i = 0; i < n; i++)
+        rf_promql_matcher_release(&m[i]);
     free(m);
 }
 

@@ -79,6 +79,13 @@ typedef struct rf_promql_matcher {
     void *re; /* compiled pattern (pcre2_code) for RE/NRE */
 } rf_promql_matcher;
 
+/* Fills *m (name and value copied; a regex compiled, anchored). Free with
+ * rf_promql_matchers_free(m, 1) for a malloc'd one, or
+ * rf_promql_matcher_release. Returns 0, -EINVAL (bad regex) or -ENOMEM. */
+int rf_promql_matcher_init(rf_promql_matcher *m, const char *name, enum rf_promql_match op,
+                           const char *value, rf_err *err);
+void rf_promql_matcher_release(rf_promql_matcher *m);
+
 /* Whether a label set passes one matcher (an absent label is ""). */
 bool rf_promql_matcher_match(const rf_promql_matcher *m, rf_promql_labels l);
 /* A matcher list from a selector text ({job="a",x=~"b.*"} or name{...});

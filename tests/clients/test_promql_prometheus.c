@@ -494,6 +494,64 @@ static void compare_metadata(int prom_port, int port)
     }
 }
 
+static void wait_ready(int port, const char *tag)
+{
+    int status = 0;
+    for (int i = 0; i < 100 && status != 200; i++) {
+        free(http(port, "GET", "/-/ready", NULL, &status));
+        if (status != 200)
+            usleep(200 * 1000);
+    }
+    if (status != 200)
+        fail_msg("%s not ready: %s", tag, cu_output(tag, "err"));
+}
+
+/* A second Prometheus, with no data of its own, reads ringflow through
+ * remote_read (POST /api/v1/read): its answers must be the backfilled one's. */
+static int compare_remote_read(int prom_port, int port, int reader_port, const int64_t *instants)
+{
+    char cfg[512], web[64];
+    snprintf(cfg, sizeof(cfg),
+             "global: {}\n"
+             "remote_read:\n"
+             "  - url: http://127.0.0.1:%d/api/v1/read\n"
+             "    read_recent: true\n",
+             port);
+    tproc_write_file("reader.yml", cfg);
+    snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%d", reader_port);
+    pid_t reader =
+        cu_spawn("reader", (const char *const[]){"/usr/bin/prometheus", "--config.file=reader.yml",
+                                                 "--storage.tsdb.path=./reader-data", web, NULL});
+    wait_ready(reader_port, "reader");
+    static const char *const q[] = {
+        "http_requests_total",
+        "sum by (job) (rate(http_requests_total[5m]))",
+        "histogram_quantile(0.9, rate(lat_bucket[5m]))",
+        "node_temp{zone=~\"us.*\"}",
+        "avg_over_time(node_temp[10m])",
+        "up == 0",
+    };
+    int failed = 0;
+    for (size_t e = 0; e < sizeof(q) / sizeof(q[0]); e++)
+        for (int k = 0; k < 2; k++) {
+            int64_t start = k ? g_base + 5 * 60000 : instants[0];
+            int64_t end = k ? g_base + 64 * 60000 : start, step = k ? 60000 : 0;
+            json_t *a = api(prom_port, q[e], start, end, step, false);
+            json_t *b = api(reader_port, q[e], start, end, step, false);
+            char why[2048] = "";
+            if (!same_result(a, b, why, sizeof(why))) {
+                failed++;
+                print_message("REMOTE_READ MISMATCH %s: %s\n", q[e], why);
+            }
+            json_decref(a);
+            json_decref(b);
+        }
+    print_message("remote_read: %zu queries compared, %d mismatched\n",
+                  2 * sizeof(q) / sizeof(q[0]), failed);
+    cu_stop(reader, 10000);
+    return failed;
+}
+
 static const char *const EXPRS[] = {
     "http_requests_total",
     "http_requests_total{job=\"api\"}",
@@ -688,6 +746,7 @@ static void test_promql_prometheus(void **state)
                   sizeof(EXPRS) / sizeof(EXPRS[0]), failed);
     rf_series_index_free(ix);
     compare_metadata(web_port, port);
+    failed += compare_remote_read(web_port, port, web_port + 1, instants);
     cu_stop(prom, 10000);
     cu_daemon_stop(&d);
     assert_int_equal(failed, 0);

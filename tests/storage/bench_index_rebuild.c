@@ -17,6 +17,13 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -56,29 +63,34 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "wrote %ld series in %.1f s\n", n, now_s() - t0);
-    double *t = calloc((size_t)runs, sizeof(*t));
+    double *t = calloc((size_t)runs, sizeof(*t)), *c = calloc((size_t)runs, sizeof(*c));
     uint64_t mem = 0;
     for (int r = 0; r < runs; r++) {
         rf_series_index *ix;
-        double s = now_s();
+        double s = now_s(), cs = cpu_s();
         if (rf_series_index_open(dir, 0, &ix, &e) < 0) {
             fprintf(stderr, "index: %s\n", e.msg);
             return 1;
         }
         t[r] = now_s() - s;
+        c[r] = cpu_s() - cs;
         mem = rf_series_index_memory(ix);
         if ((long)rf_series_index_count(ix) != n) {
             fprintf(stderr, "index has %zu series, want %ld\n", rf_series_index_count(ix), n);
             return 1;
         }
         rf_series_index_free(ix);
-        printf("run %d: %.3f s\n", r + 1, t[r]);
+        printf("run %d: %.3f s wall, %.3f s cpu\n", r + 1, t[r], c[r]);
     }
     qsort(t, (size_t)runs, sizeof(*t), cmp_d);
-    printf("series=%ld median=%.3f s min=%.3f s max=%.3f s memory=%.1f MiB\n", n, t[runs / 2], t[0],
-           t[runs - 1], (double)mem / (1 << 20));
+    qsort(c, (size_t)runs, sizeof(*c), cmp_d);
+    printf("series=%ld wall median=%.3f s (%.3f..%.3f) cpu median=%.3f s (%.3f..%.3f) memory=%.1f "
+           "MiB\n",
+           n, t[runs / 2], t[0], t[runs - 1], c[runs / 2], c[0], c[runs - 1],
+           (double)mem / (1 << 20));
     tu_rmrf(dir);
     free(dir);
     free(t);
+    free(c);
     return 0;
 }
