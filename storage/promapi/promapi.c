@@ -300,28 +300,13 @@ typedef struct answer {
     FILE *f;
 } answer;
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void fail_with(answer *a, enum rf_promql_error kind, const char *msg)
 {
     count(C_ERRORS, 1);
     a->status = rf_promql_error_status(kind); /* nothing was written before an error */
     fprintf(a->f,
             "{\"status\":\"error\",\"errorType\":\"%s\",\"error\":", rf_promql_error_name(kind));
-    json_str(a->f, msg);
+    rf_promql_write_json_string(a->f, msg);
     fputc('}', a->f);
 }
 
@@ -463,21 +448,6 @@ static int cmp_u32(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-static void write_labels(FILE *f, rf_promql_labels l)
-{
-    fputc('{', f);
-    for (const char *p = l.buf; p < l.buf + l.len;) {
-        const char *v = p + strlen(p) + 1;
-        if (p != l.buf)
-            fputc(',', f);
-        json_str(f, p);
-        fputc(':', f);
-        json_str(f, v);
-        p = v + strlen(v) + 1;
-    }
-    fputc('}', f);
-}
-
 static void series(answer *a, const params *ps)
 {
     uint32_t *ids;
@@ -492,7 +462,7 @@ static void series(answer *a, const params *ps)
             continue;
         if (k++)
             fputc(',', a->f);
-        write_labels(a->f, rf_series_index_labels(api.ix, ids[i]));
+        rf_promql_write_json_labels(a->f, rf_series_index_labels(api.ix, ids[i]));
     }
     fputs("]}", a->f);
     free(ids);
@@ -524,7 +494,7 @@ static void labels(answer *a, const params *ps, const char *name)
     for (size_t i = 0; i < n; i++) {
         if (i)
             fputc(',', a->f);
-        json_str(a->f, out[i]);
+        rf_promql_write_json_string(a->f, out[i]);
     }
     fputs("]}", a->f);
     free(out);

@@ -25,7 +25,7 @@ static void built_free(built *b)
         if (!qr)
             continue;
         for (size_t i = 0; i < qr->n_timeseries; i++) {
-            RfPromread__TimeSeries *ts = qr->timeseries[i];
+            RfProm__TimeSeries *ts = qr->timeseries[i];
             for (size_t k = 0; k < ts->n_labels; k++)
                 free(ts->labels[k]);
             free(ts->labels);
@@ -73,7 +73,7 @@ static int one_query(rf_series_index *ix, const RfPromread__Query *q, RfPromread
         return rc;
     qr->timeseries = calloc(n ? n : 1, sizeof(*qr->timeseries));
     for (size_t i = 0; qr->timeseries && i < n && rc == 0; i++) {
-        RfPromread__TimeSeries *ts = malloc(sizeof(*ts));
+        RfProm__TimeSeries *ts = malloc(sizeof(*ts));
         size_t nl = 0;
         for (const char *p = s[i].labels.buf; p < s[i].labels.buf + s[i].labels.len; nl++) {
             p += strlen(p) + 1;
@@ -83,7 +83,7 @@ static int one_query(rf_series_index *ix, const RfPromread__Query *q, RfPromread
             rc = -ENOMEM;
             break;
         }
-        rf_promread__time_series__init(ts);
+        rf_prom__time_series__init(ts);
         qr->timeseries[qr->n_timeseries++] = ts;
         ts->labels = calloc(nl ? nl : 1, sizeof(*ts->labels));
         ts->samples = calloc(s[i].n ? s[i].n : 1, sizeof(*ts->samples));
@@ -92,12 +92,12 @@ static int one_query(rf_series_index *ix, const RfPromread__Query *q, RfPromread
             break;
         }
         for (const char *p = s[i].labels.buf; p < s[i].labels.buf + s[i].labels.len;) {
-            RfPromread__Label *l = malloc(sizeof(*l));
+            RfProm__Label *l = malloc(sizeof(*l));
             if (!l) {
                 rc = -ENOMEM;
                 break;
             }
-            rf_promread__label__init(l);
+            rf_prom__label__init(l);
             l->name = (char *)p;
             p += strlen(p) + 1;
             l->value = (char *)p;
@@ -107,12 +107,12 @@ static int one_query(rf_series_index *ix, const RfPromread__Query *q, RfPromread
         for (size_t k = 0; k < s[i].n && rc == 0; k++) {
             if (s[i].t[k] < q->start_timestamp_ms || s[i].t[k] > q->end_timestamp_ms)
                 continue;
-            RfPromread__Sample *sm = malloc(sizeof(*sm));
+            RfProm__Sample *sm = malloc(sizeof(*sm));
             if (!sm) {
                 rc = -ENOMEM;
                 break;
             }
-            rf_promread__sample__init(sm);
+            rf_prom__sample__init(sm);
             sm->value = s[i].v[k];
             sm->timestamp = s[i].t[k];
             ts->samples[ts->n_samples++] = sm;

@@ -52,17 +52,6 @@ static rf_promql_labels build(pq_eval *ev, pq_lb *b)
     return out;
 }
 
-static bool valid_label_name(const char *s)
-{
-    if (!s[0] || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9')))
-            return false;
-    return true;
-}
-
 /* topk keeps the k largest (NaN the smallest), bottomk the k smallest (NaN
  * the largest); the output is best first. */
 static bool better(enum pq_agg a, double x, double y)
@@ -90,7 +79,7 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
         q = param.scalar;
     } else if (e->agg == PQ_AGG_COUNT_VALUES) {
         value_label = param.str;
-        if (!valid_label_name(value_label))
+        if (!pq_valid_label_name(value_label))
             pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL, "invalid label name \"%s\"", value_label);
     }
     group *g = pq_alloc(ev, (vec.n ? vec.n : 1) * sizeof(group));

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "storage/promql/promql_pvt.h"
+#include "storage/u64map/u64map.h"
 
 #define MAX_STEPS 11000
 #define DEFAULT_MAX_SAMPLES 50000000u
@@ -230,37 +231,41 @@ static void lmap_put(lmap *m, size_t slot, rf_promql_labels k, size_t v)
     m->h[slot] = pq_hash(k.buf, k.len);
 }
 
+/* m: the signatures of v's samples (the first sample of each), to its index. */
+static void sig_map(pq_eval *ev, const pq_expr *e, pq_vec v, lmap *m)
+{
+    lmap_init(ev, m, v.n);
+    for (size_t i = 0; i < v.n; i++) {
+        rf_promql_labels sig = signature(ev, e, v.s[i].labels);
+        size_t slot = lmap_slot(m, sig);
+        if (!m->k[slot].buf)
+            lmap_put(m, slot, sig, i);
+    }
+}
+
+static bool in_map(pq_eval *ev, const pq_expr *e, const lmap *m, rf_promql_labels l)
+{
+    return m->k[lmap_slot(m, signature(ev, e, l))].buf != NULL;
+}
+
 static pq_val set_op(pq_eval *ev, const pq_expr *e, pq_vec l, pq_vec r)
 {
     pq_val out = {.type = RF_PROMQL_VECTOR};
     out.vec.s = pq_alloc(ev, (l.n + r.n) * sizeof(pq_sample));
     lmap m;
     if (e->op == PQ_OP_OR) {
-        lmap_init(ev, &m, l.n);
-        for (size_t i = 0; i < l.n; i++) {
-            rf_promql_labels sig = signature(ev, e, l.s[i].labels);
-            size_t slot = lmap_slot(&m, sig);
-            if (!m.k[slot].buf)
-                lmap_put(&m, slot, sig, i);
+        sig_map(ev, e, l, &m);
+        for (size_t i = 0; i < l.n; i++)
             out.vec.s[out.vec.n++] = l.s[i];
-        }
         for (size_t i = 0; i < r.n; i++)
-            if (!m.k[lmap_slot(&m, signature(ev, e, r.s[i].labels))].buf)
+            if (!in_map(ev, e, &m, r.s[i].labels))
                 out.vec.s[out.vec.n++] = r.s[i];
         return out;
     }
-    lmap_init(ev, &m, r.n);
-    for (size_t i = 0; i < r.n; i++) {
-        rf_promql_labels sig = signature(ev, e, r.s[i].labels);
-        size_t slot = lmap_slot(&m, sig);
-        if (!m.k[slot].buf)
-            lmap_put(&m, slot, sig, i);
-    }
-    for (size_t i = 0; i < l.n; i++) {
-        bool found = m.k[lmap_slot(&m, signature(ev, e, l.s[i].labels))].buf != NULL;
-        if (found == (e->op == PQ_OP_AND))
+    sig_map(ev, e, r, &m);
+    for (size_t i = 0; i < l.n; i++)
+        if (in_map(ev, e, &m, l.s[i].labels) == (e->op == PQ_OP_AND))
             out.vec.s[out.vec.n++] = l.s[i];
-    }
     return out;
 }
 
@@ -506,48 +511,20 @@ static void collect(pq_eval *ev, const pq_expr *e, int64_t range, size_t *cap, i
 typedef struct out_builder {
     rf_promql_value *v;
     size_t cap;
-    rf_promql_labels *keys;
-    size_t *slots;
-    uint64_t *hashes;
-    size_t map_cap;
+    rf_u64map by_hash; /* label set hash -> series index + 1 */
 } out_builder;
 
+/* The result series of label set l, added when new. Two label sets with the
+ * same 64-bit hash (never seen in practice) fall back to a scan. */
 static size_t ob_find(pq_eval *ev, out_builder *ob, rf_promql_labels l)
 {
-    if (ob->v->n_series * 2 >= ob->map_cap) {
-        size_t nc = ob->map_cap ? ob->map_cap * 2 : 64;
-        rf_promql_labels *k = calloc(nc, sizeof(*k));
-        size_t *s = calloc(nc, sizeof(*s));
-        uint64_t *h = calloc(nc, sizeof(*h));
-        if (!k || !s || !h) {
-            free(k);
-            free(s);
-            free(h);
-            pq_fail(ev, RF_PROMQL_INTERNAL, ENOMEM, "out of memory");
-        }
-        for (size_t i = 0; i < ob->map_cap; i++)
-            if (ob->keys[i].buf) {
-                size_t j = ob->hashes[i] & (nc - 1);
-                while (k[j].buf)
-                    j = (j + 1) & (nc - 1);
-                k[j] = ob->keys[i];
-                s[j] = ob->slots[i];
-                h[j] = ob->hashes[i];
-            }
-        free(ob->keys);
-        free(ob->slots);
-        free(ob->hashes);
-        ob->keys = k;
-        ob->slots = s;
-        ob->hashes = h;
-        ob->map_cap = nc;
-    }
-    uint64_t h = pq_hash(l.buf, l.len);
-    size_t j = h & (ob->map_cap - 1);
-    while (ob->keys[j].buf) {
-        if (ob->hashes[j] == h && pq_labels_eq(ob->keys[j], l))
-            return ob->slots[j];
-        j = (j + 1) & (ob->map_cap - 1);
+    uint64_t h = pq_hash(l.buf, l.len), slot;
+    if (rf_u64map_get(&ob->by_hash, h, &slot)) {
+        if (pq_labels_eq(ob->v->series[slot - 1].labels, l))
+            return slot - 1;
+        for (size_t i = 0; i < ob->v->n_series; i++)
+            if (pq_labels_eq(ob->v->series[i].labels, l))
+                return i;
     }
     if (ob->v->n_series == ob->cap) {
         size_t nc = ob->cap ? ob->cap * 2 : 16;
@@ -563,9 +540,8 @@ static size_t ob_find(pq_eval *ev, out_builder *ob, rf_promql_labels l)
     memcpy(buf, l.buf, l.len);
     size_t i = ob->v->n_series++;
     ob->v->series[i] = (rf_promql_out_series){.labels = {buf, l.len}};
-    ob->keys[j] = ob->v->series[i].labels;
-    ob->slots[j] = i;
-    ob->hashes[j] = h;
+    if (!rf_u64map_get(&ob->by_hash, h, &slot) && rf_u64map_put(&ob->by_hash, h, i + 1) < 0)
+        pq_fail(ev, RF_PROMQL_INTERNAL, ENOMEM, "out of memory");
     return i;
 }
 
@@ -708,7 +684,8 @@ int rf_promql_eval(const rf_promql_expr *expr, const rf_promql_source *src, int6
     }
     ob.v = calloc(1, sizeof(*ob.v));
     ev.step_arena = pq_arena_new();
-    if (!ob.v || !ev.step_arena || !(ob.v->arena = pq_arena_new())) {
+    if (!ob.v || !ev.step_arena || !(ob.v->arena = pq_arena_new()) ||
+        rf_u64map_init(&ob.by_hash, 64) < 0) {
         rc = rf_err_set(err, ENOMEM, "out of memory");
         *kind = RF_PROMQL_INTERNAL;
         goto done;
@@ -741,9 +718,7 @@ done:
         src->release(src->user, ev.fetch[i].series, ev.fetch[i].n);
     free(ev.fetch);
     pq_arena_free(ev.step_arena);
-    free(ob.keys);
-    free(ob.slots);
-    free(ob.hashes);
+    rf_u64map_free(&ob.by_hash);
     rf_promql_value *v = ob.v;
     free(evp);
     free(obp);

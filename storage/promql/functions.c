@@ -386,17 +386,6 @@ static pq_val f_scalar(pq_eval *ev, const pq_expr *c, pq_val *a)
     return (pq_val){.type = RF_PROMQL_SCALAR, .scalar = a[0].vec.n == 1 ? a[0].vec.s[0].v : NAN};
 }
 
-static bool valid_label_name(const char *s)
-{
-    if (!s[0] || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-              (*p >= '0' && *p <= '9')))
-            return false;
-    return true;
-}
-
 static void check_unique(pq_eval *ev, const pq_val *r)
 {
     /* Relabelling may merge series: Prometheus refuses the result. */
@@ -415,7 +404,7 @@ static pq_val f_label_replace(pq_eval *ev, const pq_expr *c, pq_val *a)
     if (!re)
         pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
                 "invalid regular expression in label_replace(): %s", regex);
-    if (!valid_label_name(dst)) {
+    if (!pq_valid_label_name(dst)) {
         pq_re_free(re);
         pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
                 "invalid destination label name in label_replace(): %s", dst);
@@ -452,11 +441,11 @@ static pq_val f_label_replace(pq_eval *ev, const pq_expr *c, pq_val *a)
 static pq_val f_label_join(pq_eval *ev, const pq_expr *c, pq_val *a)
 {
     const char *dst = a[1].str, *sep = a[2].str;
-    if (!valid_label_name(dst))
+    if (!pq_valid_label_name(dst))
         pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
                 "invalid destination label name in label_join(): %s", dst);
     for (size_t k = 3; k < c->n_args; k++)
-        if (!valid_label_name(a[k].str))
+        if (!pq_valid_label_name(a[k].str))
             pq_fail(ev, RF_PROMQL_EXECUTION, EINVAL,
                     "invalid source label name in label_join(): %s", a[k].str);
     pq_val r = vec_out(ev, a[0].vec.n);

@@ -97,7 +97,7 @@ static void write_point(FILE *f, rf_promql_point p)
     fprintf(f, ",\"%s\"]", v);
 }
 
-static void write_string(FILE *f, const char *s)
+void rf_promql_write_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -112,7 +112,7 @@ static void write_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void write_labels(FILE *f, rf_promql_labels l)
+void rf_promql_write_json_labels(FILE *f, rf_promql_labels l)
 {
     fputc('{', f);
     const char *p = l.buf, *end = l.buf + l.len;
@@ -122,9 +122,9 @@ static void write_labels(FILE *f, rf_promql_labels l)
         if (!first)
             fputc(',', f);
         first = false;
-        write_string(f, p);
+        rf_promql_write_json_string(f, p);
         fputc(':', f);
-        write_string(f, v);
+        rf_promql_write_json_string(f, v);
         p = v + strlen(v) + 1;
     }
     fputc('}', f);
@@ -140,7 +140,7 @@ int rf_promql_write_json(FILE *f, const rf_promql_value *v)
         fputc('[', f);
         write_time(f, v->scalar.t);
         fputc(',', f);
-        write_string(f, v->string);
+        rf_promql_write_json_string(f, v->string);
         fputc(']', f);
         break;
     case RF_PROMQL_VECTOR:
@@ -149,7 +149,7 @@ int rf_promql_write_json(FILE *f, const rf_promql_value *v)
         for (size_t i = 0; i < v->n_series; i++) {
             const rf_promql_out_series *s = &v->series[i];
             fprintf(f, "%s{\"metric\":", i ? "," : "");
-            write_labels(f, s->labels);
+            rf_promql_write_json_labels(f, s->labels);
             if (v->type == RF_PROMQL_VECTOR) {
                 fputs(",\"value\":", f);
                 write_point(f, s->points[0]);

@@ -218,6 +218,17 @@ uint64_t pq_hash(const void *p, size_t n)
     return XXH3_64bits(p, n);
 }
 
+bool pq_valid_label_name(const char *s)
+{
+    if (!s[0] || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return false;
+    for (const char *p = s + 1; *p; p++)
+        if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9')))
+            return false;
+    return true;
+}
+
 /* ---- regular expressions ---- */
 
 void *pq_re_compile(const char *pattern, rf_err *err)

@@ -194,6 +194,9 @@ void rf_promql_value_free(rf_promql_value *v);
  * (times in seconds with up to 3 decimals, values as strings; a range
  * query's series sorted by labels). Returns 0 or -EIO. */
 int rf_promql_write_json(FILE *f, const rf_promql_value *v);
+/* A JSON string (quoted, escaped), and a label set as a JSON object. */
+void rf_promql_write_json_string(FILE *f, const char *s);
+void rf_promql_write_json_labels(FILE *f, rf_promql_labels l);
 /* A double as Prometheus writes it: shortest round-trip, "NaN", "+Inf", "-Inf". */
 void rf_promql_format_value(double v, char *buf, size_t len);
 

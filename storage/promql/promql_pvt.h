@@ -40,6 +40,8 @@ bool pq_labels_eq(rf_promql_labels a, rf_promql_labels b);
 /* The labels as Prometheus prints them: name{a="b", c="d"}. */
 void pq_labels_text(rf_promql_labels l, char *buf, size_t len);
 uint64_t pq_hash(const void *p, size_t n);
+/* [a-zA-Z_][a-zA-Z0-9_]*, what Prometheus takes for a label name. */
+bool pq_valid_label_name(const char *s);
 
 /* ---- expression tree ---- */
 

@@ -225,6 +225,21 @@ static char *run(const char *q, double t_sec)
 
 #define EXPECT(q, t, want) assert_string_equal(run(q, t), want)
 
+typedef struct tcase {
+    const char *q;
+    double t;
+    const char *want;
+} tcase;
+
+static void run_cases(const tcase *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(run(c[i].q, c[i].t), c[i].want) != 0)
+            fail_msg("%s at %g: got \"%s\", want \"%s\"", c[i].q, c[i].t, run(c[i].q, c[i].t),
+                     c[i].want);
+}
+#define RUN(cases) run_cases(cases, sizeof(cases) / sizeof(cases[0]))
+
 static void expect_error(const char *q, const char *kind, const char *part)
 {
     const char *r = run(q, 600);
@@ -259,59 +274,65 @@ static void test_parse_errors(void **state)
 static void test_selectors(void **state)
 {
     (void)state;
-    EXPECT("http_requests_total{job=\"api\",instance=\"a\"}", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 400");
-    EXPECT("http_requests_total{job!=\"api\"}", 600,
-           "{__name__=http_requests_total,instance=a,job=db} 40");
-    EXPECT("http_requests_total{instance=~\"a|c\",job=~\"d.\"}", 600,
-           "{__name__=http_requests_total,instance=a,job=db} 40");
-    /* Regexes are anchored: "p" does not match "api". */
-    EXPECT("http_requests_total{job=~\"p\"}", 600, "");
-    EXPECT("http_requests_total{job!~\"a.*\"}", 600,
-           "{__name__=http_requests_total,instance=a,job=db} 40");
-    EXPECT("{__name__=~\"temp|info\",room=\"x\"}", 600, "{__name__=temp,room=x} 21");
-    /* Lookback: the last sample (600 s) is seen until 900 s inclusive. */
-    EXPECT("temp{room=\"x\"}", 900, "{__name__=temp,room=x} 21");
-    EXPECT("temp{room=\"x\"}", 900.001, "");
-    /* Between samples: the latest at or before the time. */
-    EXPECT("temp{room=\"x\"}", 29.999, "{__name__=temp,room=x} 21");
-    EXPECT("temp{room=\"x\"}", 30, "{__name__=temp,room=x} 22");
-    EXPECT("http_requests_total{job=\"api\",instance=\"a\"} offset 5m", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 200");
-    EXPECT("http_requests_total{job=\"api\",instance=\"a\"} @ 300", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 200");
-    EXPECT("http_requests_total{job=\"api\",instance=\"a\"} @ 300 offset 1m", 0,
-           "{__name__=http_requests_total,instance=a,job=api} 160");
-    EXPECT("http_requests_total{job=\"db\"}[45s]", 600,
-           "{__name__=http_requests_total,instance=a,job=db} 37 38 39 40");
+    static const tcase cases[] = {
+        {"http_requests_total{job=\"api\",instance=\"a\"}", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 400"},
+        {"http_requests_total{job!=\"api\"}", 600,
+         "{__name__=http_requests_total,instance=a,job=db} 40"},
+        {"http_requests_total{instance=~\"a|c\",job=~\"d.\"}", 600,
+         "{__name__=http_requests_total,instance=a,job=db} 40"},
+        /* Regexes are anchored: "p" does not match "api". */
+        {"http_requests_total{job=~\"p\"}", 600, ""},
+        {"http_requests_total{job!~\"a.*\"}", 600,
+         "{__name__=http_requests_total,instance=a,job=db} 40"},
+        {"{__name__=~\"temp|info\",room=\"x\"}", 600, "{__name__=temp,room=x} 21"},
+        /* Lookback: the last sample (600 s) is seen until 900 s inclusive. */
+        {"temp{room=\"x\"}", 900, "{__name__=temp,room=x} 21"},
+        {"temp{room=\"x\"}", 900.001, ""},
+        /* Between samples: the latest at or before the time. */
+        {"temp{room=\"x\"}", 29.999, "{__name__=temp,room=x} 21"},
+        {"temp{room=\"x\"}", 30, "{__name__=temp,room=x} 22"},
+        {"http_requests_total{job=\"api\",instance=\"a\"} offset 5m", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 200"},
+        {"http_requests_total{job=\"api\",instance=\"a\"} @ 300", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 200"},
+        {"http_requests_total{job=\"api\",instance=\"a\"} @ 300 offset 1m", 0,
+         "{__name__=http_requests_total,instance=a,job=api} 160"},
+        {"http_requests_total{job=\"db\"}[45s]", 600,
+         "{__name__=http_requests_total,instance=a,job=db} 37 38 39 40"},
+    };
+    RUN(cases);
 }
 
 static void test_rates(void **state)
 {
     (void)state;
     /* Samples at both ends of the window: no extrapolation. */
-    EXPECT("increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
-           "{instance=a,job=api} 40");
-    EXPECT("rate(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
-           "{instance=a,job=api} 0.6666666666666666");
-    /* 555..600 in [550, 610]: 5 s and 10 s to the ends, under 1.1 x 15 s. */
-    EXPECT("increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 610,
-           "{instance=a,job=api} 40");
-    /* A counter reset inside the window (95 -> 0). */
-    EXPECT("increase(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} 15");
-    EXPECT("resets(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} 1");
-    EXPECT("changes(temp{room=\"x\"}[1m])", 600, "{room=x} 4");
-    /* Zero point: the counter starts at 0 at t=0, not extrapolated below. */
-    EXPECT("increase(http_requests_total{job=\"db\"}[1m])", 20,
-           "{instance=a,job=db} 1.3333333333333333");
-    /* delta is not a counter: the drop is a drop. */
-    EXPECT("delta(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} -80");
-    EXPECT("irate(http_requests_total{instance=\"b\"}[1m])", 300, "{instance=b,job=api} 0");
-    EXPECT("irate(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
-           "{instance=a,job=api} 0.6666666666666666");
-    EXPECT("idelta(temp{room=\"y\"}[1m])", 600, "{room=y} 1.5");
-    /* One sample in the window: no rate. */
-    EXPECT("rate(temp{room=\"x\"}[10s])", 600, "");
+    static const tcase cases[] = {
+        {"increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
+         "{instance=a,job=api} 40"},
+        {"rate(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
+         "{instance=a,job=api} 0.6666666666666666"},
+        /* 555..600 in [550, 610]: 5 s and 10 s to the ends, under 1.1 x 15 s. */
+        {"increase(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 610,
+         "{instance=a,job=api} 40"},
+        /* A counter reset inside the window (95 -> 0). */
+        {"increase(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} 15"},
+        {"resets(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} 1"},
+        {"changes(temp{room=\"x\"}[1m])", 600, "{room=x} 4"},
+        /* Zero point: the counter starts at 0 at t=0, not extrapolated below. */
+        {"increase(http_requests_total{job=\"db\"}[1m])", 20,
+         "{instance=a,job=db} 1.3333333333333333"},
+        /* delta is not a counter: the drop is a drop. */
+        {"delta(http_requests_total{instance=\"b\"}[1m])", 315, "{instance=b,job=api} -80"},
+        {"irate(http_requests_total{instance=\"b\"}[1m])", 300, "{instance=b,job=api} 0"},
+        {"irate(http_requests_total{job=\"api\",instance=\"a\"}[1m])", 600,
+         "{instance=a,job=api} 0.6666666666666666"},
+        {"idelta(temp{room=\"y\"}[1m])", 600, "{room=y} 1.5"},
+        /* One sample in the window: no rate. */
+        {"rate(temp{room=\"x\"}[10s])", 600, ""},
+    };
+    RUN(cases);
 }
 
 static void test_over_time(void **state)
@@ -331,69 +352,78 @@ static void test_over_time(void **state)
         snprintf(q, sizeof(q), "%s%s", c[i].fn, w);
         EXPECT(q, 600, c[i].want);
     }
-    EXPECT("quantile_over_time(0.5, temp{room=\"x\"}[1m])", 600, "{room=x} 21");
-    EXPECT("stddev_over_time(temp{room=\"y\"}[30s])", 600, "{room=y} 0.7071067811865476");
+    static const tcase cases[] = {
+        {"quantile_over_time(0.5, temp{room=\"x\"}[1m])", 600, "{room=x} 21"},
+        {"stddev_over_time(temp{room=\"y\"}[30s])", 600, "{room=y} 0.7071067811865476"},
+    };
+    RUN(cases);
 }
 
 static void test_aggregations(void **state)
 {
     (void)state;
-    EXPECT("sum(http_requests_total)", 600, "{} 540");
-    EXPECT("sum by (job) (http_requests_total)", 600, "{job=api} 500;{job=db} 40");
-    EXPECT("sum(http_requests_total) by (job)", 600, "{job=api} 500;{job=db} 40");
-    EXPECT("sum without (instance) (http_requests_total)", 600, "{job=api} 500;{job=db} 40");
-    EXPECT("avg by (job) (http_requests_total)", 600, "{job=api} 250;{job=db} 40");
-    EXPECT("min(http_requests_total)", 600, "{} 40");
-    EXPECT("max by (instance) (http_requests_total)", 600, "{instance=a} 400;{instance=b} 100");
-    EXPECT("count(http_requests_total)", 600, "{} 3");
-    EXPECT("group by (job) (http_requests_total)", 600, "{job=api} 1;{job=db} 1");
-    EXPECT("stddev(temp)", 600, "{} 10.5");
-    EXPECT("stdvar(temp)", 600, "{} 110.25");
-    EXPECT("quantile(0.5, http_requests_total)", 600, "{} 100");
-    EXPECT("topk(2, http_requests_total)", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 400;"
-           "{__name__=http_requests_total,instance=b,job=api} 100");
-    EXPECT("bottomk(1, http_requests_total) by (job)", 600,
-           "{__name__=http_requests_total,instance=a,job=db} 40;"
-           "{__name__=http_requests_total,instance=b,job=api} 100");
-    EXPECT("count_values(\"v\", info)", 600, "{v=1} 2");
-    EXPECT("count_values by (team) (\"v\", info)", 600, "{team=blue,v=1} 1;{team=red,v=1} 1");
-    EXPECT("topk(0, http_requests_total)", 600, "");
+    static const tcase cases[] = {
+        {"sum(http_requests_total)", 600, "{} 540"},
+        {"sum by (job) (http_requests_total)", 600, "{job=api} 500;{job=db} 40"},
+        {"sum(http_requests_total) by (job)", 600, "{job=api} 500;{job=db} 40"},
+        {"sum without (instance) (http_requests_total)", 600, "{job=api} 500;{job=db} 40"},
+        {"avg by (job) (http_requests_total)", 600, "{job=api} 250;{job=db} 40"},
+        {"min(http_requests_total)", 600, "{} 40"},
+        {"max by (instance) (http_requests_total)", 600, "{instance=a} 400;{instance=b} 100"},
+        {"count(http_requests_total)", 600, "{} 3"},
+        {"group by (job) (http_requests_total)", 600, "{job=api} 1;{job=db} 1"},
+        {"stddev(temp)", 600, "{} 10.5"},
+        {"stdvar(temp)", 600, "{} 110.25"},
+        {"quantile(0.5, http_requests_total)", 600, "{} 100"},
+        {"topk(2, http_requests_total)", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 400;"
+         "{__name__=http_requests_total,instance=b,job=api} 100"},
+        {"bottomk(1, http_requests_total) by (job)", 600,
+         "{__name__=http_requests_total,instance=a,job=db} 40;"
+         "{__name__=http_requests_total,instance=b,job=api} 100"},
+        {"count_values(\"v\", info)", 600, "{v=1} 2"},
+        {"count_values by (team) (\"v\", info)", 600, "{team=blue,v=1} 1;{team=red,v=1} 1"},
+        {"topk(0, http_requests_total)", 600, ""},
+    };
+    RUN(cases);
 }
 
 static void test_binary(void **state)
 {
     (void)state;
-    EXPECT("1 + 2 * 3 ^ 2 ^ 0.5 - 4 % 3", 0, "9.457608775674831");
-    EXPECT("-2 ^ 2", 0, "-4");
-    EXPECT("2 > bool 1", 0, "1");
-    EXPECT("http_requests_total > 50", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 400;"
-           "{__name__=http_requests_total,instance=b,job=api} 100");
-    EXPECT("50 < http_requests_total{job=\"api\"}", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 400;"
-           "{__name__=http_requests_total,instance=b,job=api} 100");
-    EXPECT("http_requests_total > bool 50", 600,
-           "{instance=a,job=api} 1;{instance=a,job=db} 0;{instance=b,job=api} 1");
-    EXPECT("http_requests_total{job=\"api\"} / 10", 600,
-           "{instance=a,job=api} 40;{instance=b,job=api} 10");
-    EXPECT("-temp", 600, "{room=x} -21;{room=y} -0");
-    EXPECT("http_requests_total{job=\"api\"} - on(instance) http_requests_total{job=\"db\"}", 600,
-           "{instance=a} 360");
-    EXPECT("http_requests_total{job=\"api\"} - ignoring(job) http_requests_total{job=\"db\"}", 600,
-           "{instance=a} 360");
-    EXPECT("http_requests_total * on(instance) group_left(team) info", 600,
-           "{instance=a,job=api,team=red} 400;{instance=a,job=db,team=red} 40;"
-           "{instance=b,job=api,team=blue} 100");
-    EXPECT("info * on(instance) group_right(team) http_requests_total", 600,
-           "{instance=a,job=api,team=red} 400;{instance=a,job=db,team=red} 40;"
-           "{instance=b,job=api,team=blue} 100");
-    EXPECT("http_requests_total and on(instance) info{team=\"blue\"}", 600,
-           "{__name__=http_requests_total,instance=b,job=api} 100");
-    EXPECT("http_requests_total unless on(instance) info{team=\"blue\"}", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 400;"
-           "{__name__=http_requests_total,instance=a,job=db} 40");
-    EXPECT("temp{room=\"x\"} or temp", 600, "{__name__=temp,room=x} 21;{__name__=temp,room=y} 0");
+    static const tcase cases[] = {
+        {"1 + 2 * 3 ^ 2 ^ 0.5 - 4 % 3", 0, "9.457608775674831"},
+        {"-2 ^ 2", 0, "-4"},
+        {"2 > bool 1", 0, "1"},
+        {"http_requests_total > 50", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 400;"
+         "{__name__=http_requests_total,instance=b,job=api} 100"},
+        {"50 < http_requests_total{job=\"api\"}", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 400;"
+         "{__name__=http_requests_total,instance=b,job=api} 100"},
+        {"http_requests_total > bool 50", 600,
+         "{instance=a,job=api} 1;{instance=a,job=db} 0;{instance=b,job=api} 1"},
+        {"http_requests_total{job=\"api\"} / 10", 600,
+         "{instance=a,job=api} 40;{instance=b,job=api} 10"},
+        {"-temp", 600, "{room=x} -21;{room=y} -0"},
+        {"http_requests_total{job=\"api\"} - on(instance) http_requests_total{job=\"db\"}", 600,
+         "{instance=a} 360"},
+        {"http_requests_total{job=\"api\"} - ignoring(job) http_requests_total{job=\"db\"}", 600,
+         "{instance=a} 360"},
+        {"http_requests_total * on(instance) group_left(team) info", 600,
+         "{instance=a,job=api,team=red} 400;{instance=a,job=db,team=red} 40;"
+         "{instance=b,job=api,team=blue} 100"},
+        {"info * on(instance) group_right(team) http_requests_total", 600,
+         "{instance=a,job=api,team=red} 400;{instance=a,job=db,team=red} 40;"
+         "{instance=b,job=api,team=blue} 100"},
+        {"http_requests_total and on(instance) info{team=\"blue\"}", 600,
+         "{__name__=http_requests_total,instance=b,job=api} 100"},
+        {"http_requests_total unless on(instance) info{team=\"blue\"}", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 400;"
+         "{__name__=http_requests_total,instance=a,job=db} 40"},
+        {"temp{room=\"x\"} or temp", 600, "{__name__=temp,room=x} 21;{__name__=temp,room=y} 0"},
+    };
+    RUN(cases);
     expect_error("http_requests_total * on(instance) info", "execution", "many-to-one");
     expect_error("info * on(instance) http_requests_total", "execution", "");
 }
@@ -401,34 +431,37 @@ static void test_binary(void **state)
 static void test_functions(void **state)
 {
     (void)state;
-    EXPECT("histogram_quantile(0.5, req_bucket)", 600, "{} 0.55");
-    EXPECT("histogram_quantile(0.9, req_bucket)", 600, "{} 1");
-    EXPECT("histogram_quantile(0.1, req_bucket)", 600, "{} 0.04000000000000001");
-    EXPECT("abs(temp{room=\"y\"})", 615, "{room=y} 0");
-    EXPECT("abs(temp{room=\"y\"})", 585, "{room=y} 1.5");
-    EXPECT("ceil(temp{room=\"y\"})", 585, "{room=y} -1");
-    EXPECT("floor(temp{room=\"y\"})", 585, "{room=y} -2");
-    EXPECT("round(temp{room=\"y\"})", 585, "{room=y} -1");
-    EXPECT("round(temp{room=\"x\"} / 3.2, 0.5)", 600, "{room=x} 6.5");
-    EXPECT("clamp(temp, 0, 10)", 600, "{room=x} 10;{room=y} 0");
-    EXPECT("clamp_min(temp, 5)", 600, "{room=x} 21;{room=y} 5");
-    EXPECT("clamp_max(temp, 5)", 600, "{room=x} 5;{room=y} 0");
-    EXPECT("time()", 12.5, "12.5");
-    EXPECT("timestamp(temp{room=\"x\"})", 610, "{room=x} 600");
-    EXPECT("vector(3)", 0, "{} 3");
-    EXPECT("scalar(temp{room=\"x\"})", 600, "21");
-    EXPECT("scalar(temp)", 600, "NaN");
-    EXPECT("label_replace(temp{room=\"x\"}, \"r2\", \"$1-z\", \"room\", \"(.*)\")", 600,
-           "{__name__=temp,r2=x-z,room=x} 21");
-    EXPECT("label_replace(temp{room=\"x\"}, \"r2\", \"$1\", \"room\", \"y\")", 600,
-           "{__name__=temp,room=x} 21");
-    EXPECT("label_join(info{instance=\"a\"}, \"j\", \"-\", \"instance\", \"team\")", 600,
-           "{__name__=info,instance=a,j=a-red,team=red} 1");
-    EXPECT("sort_desc(http_requests_total)", 600,
-           "{__name__=http_requests_total,instance=a,job=api} 400;"
-           "{__name__=http_requests_total,instance=a,job=db} 40;"
-           "{__name__=http_requests_total,instance=b,job=api} 100");
-    EXPECT("\"text\"", 0, "text");
+    static const tcase cases[] = {
+        {"histogram_quantile(0.5, req_bucket)", 600, "{} 0.55"},
+        {"histogram_quantile(0.9, req_bucket)", 600, "{} 1"},
+        {"histogram_quantile(0.1, req_bucket)", 600, "{} 0.04000000000000001"},
+        {"abs(temp{room=\"y\"})", 615, "{room=y} 0"},
+        {"abs(temp{room=\"y\"})", 585, "{room=y} 1.5"},
+        {"ceil(temp{room=\"y\"})", 585, "{room=y} -1"},
+        {"floor(temp{room=\"y\"})", 585, "{room=y} -2"},
+        {"round(temp{room=\"y\"})", 585, "{room=y} -1"},
+        {"round(temp{room=\"x\"} / 3.2, 0.5)", 600, "{room=x} 6.5"},
+        {"clamp(temp, 0, 10)", 600, "{room=x} 10;{room=y} 0"},
+        {"clamp_min(temp, 5)", 600, "{room=x} 21;{room=y} 5"},
+        {"clamp_max(temp, 5)", 600, "{room=x} 5;{room=y} 0"},
+        {"time()", 12.5, "12.5"},
+        {"timestamp(temp{room=\"x\"})", 610, "{room=x} 600"},
+        {"vector(3)", 0, "{} 3"},
+        {"scalar(temp{room=\"x\"})", 600, "21"},
+        {"scalar(temp)", 600, "NaN"},
+        {"label_replace(temp{room=\"x\"}, \"r2\", \"$1-z\", \"room\", \"(.*)\")", 600,
+         "{__name__=temp,r2=x-z,room=x} 21"},
+        {"label_replace(temp{room=\"x\"}, \"r2\", \"$1\", \"room\", \"y\")", 600,
+         "{__name__=temp,room=x} 21"},
+        {"label_join(info{instance=\"a\"}, \"j\", \"-\", \"instance\", \"team\")", 600,
+         "{__name__=info,instance=a,j=a-red,team=red} 1"},
+        {"sort_desc(http_requests_total)", 600,
+         "{__name__=http_requests_total,instance=a,job=api} 400;"
+         "{__name__=http_requests_total,instance=a,job=db} 40;"
+         "{__name__=http_requests_total,instance=b,job=api} 100"},
+        {"\"text\"", 0, "text"},
+    };
+    RUN(cases);
 }
 
 static void test_range_query(void **state)
