@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/log/log.h"
+#include "core/stats/stats.h"
 #include "ingest/http/http.h"
 #include "rf_build_config.h"
 #include "storage/index/index.h"
@@ -45,6 +46,7 @@ typedef enum counter {
     C_ERRORS,
     C_TIMEOUTS,
     C_TOO_MANY,
+    C_TOO_MANY_SERIES,
     C_QUEUE_FULL,
     C_SAMPLES,
     C_INDEX_BUILDS,
@@ -68,7 +70,28 @@ static struct {
     /* written by the query thread and (queue_full, requests) workers under
      * lock; read by anyone (relaxed: statistics) */
     _Atomic uint64_t c[C__COUNT];
+    int metric_ids[C__COUNT]; /* /metrics entries, control thread */
 } api;
+
+/* /metrics (core/stats) reads the counters directly: relaxed loads of
+ * values written with relaxed adds, statistics only. */
+static const struct {
+    const char *name, *help;
+    bool gauge;
+} k_metrics[C__COUNT] = {
+    [C_REQUESTS] = {"ringflow_query_requests", "Query API requests taken.", false},
+    [C_QUERIES] = {"ringflow_query_queries", "PromQL and remote_read queries run.", false},
+    [C_ERRORS] = {"ringflow_query_errors", "Query API requests answered with an error.", false},
+    [C_TIMEOUTS] = {"ringflow_query_timeouts", "Queries stopped at query_timeout_ms.", false},
+    [C_TOO_MANY] = {"ringflow_query_too_many_samples", "Queries refused past max_samples.", false},
+    [C_TOO_MANY_SERIES] = {"ringflow_query_too_many_series", "Queries refused past max_series.",
+                           false},
+    [C_QUEUE_FULL] = {"ringflow_query_queue_full", "Requests answered 503: the queue was full.",
+                      false},
+    [C_SAMPLES] = {"ringflow_query_samples", "Samples read by queries.", false},
+    [C_INDEX_BUILDS] = {"ringflow_query_index_builds", "Series index rebuilds.", false},
+    [C_INDEX_SERIES] = {"ringflow_query_index_series", "Series in the series index.", true},
+};
 
 static void count(counter c, uint64_t n)
 {
@@ -80,9 +103,16 @@ void rf_promapi_counters_read(rf_promapi_counters *o)
     uint64_t v[C__COUNT];
     for (int i = 0; i < C__COUNT; i++)
         v[i] = atomic_load_explicit(&api.c[i], memory_order_relaxed);
-    *o = (rf_promapi_counters){v[C_REQUESTS], v[C_QUERIES],      v[C_ERRORS],
-                               v[C_TIMEOUTS], v[C_TOO_MANY],     v[C_QUEUE_FULL],
-                               v[C_SAMPLES],  v[C_INDEX_BUILDS], v[C_INDEX_SERIES]};
+    *o = (rf_promapi_counters){.requests = v[C_REQUESTS],
+                               .queries = v[C_QUERIES],
+                               .errors = v[C_ERRORS],
+                               .timeouts = v[C_TIMEOUTS],
+                               .too_many_samples = v[C_TOO_MANY],
+                               .too_many_series = v[C_TOO_MANY_SERIES],
+                               .queue_full = v[C_QUEUE_FULL],
+                               .samples = v[C_SAMPLES],
+                               .index_builds = v[C_INDEX_BUILDS],
+                               .index_series = v[C_INDEX_SERIES]};
 }
 
 static int64_t wall_ms(void)
@@ -380,6 +410,7 @@ static void run_query(answer *a, const params *ps, bool range)
     rf_promql_source src;
     rf_series_index_source(api.ix, &src);
     rf_promql_limits lim = {.max_samples = api.cfg.max_samples,
+                            .max_series = api.cfg.max_series,
                             .deadline_ns = mono_ns() + api.cfg.query_timeout_ms * 1000000};
     rf_promql_value *v;
     enum rf_promql_error kind;
@@ -390,6 +421,8 @@ static void run_query(answer *a, const params *ps, bool range)
             count(C_TIMEOUTS, 1);
         if (rc == -E2BIG)
             count(C_TOO_MANY, 1);
+        if (rc == -EMFILE)
+            count(C_TOO_MANY_SERIES, 1);
         fail_with(a, kind, err.msg);
         return;
     }
@@ -685,6 +718,11 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err)
         return rf_err_set(err, rc, "query API: cannot start its thread: %s", strerror(rc));
     }
     api.started = true;
+    for (int i = 0; i < C__COUNT; i++)
+        api.metric_ids[i] =
+            k_metrics[i].gauge
+                ? rf_stats_register_gauge(k_metrics[i].name, k_metrics[i].help, NULL, &api.c[i])
+                : rf_stats_register_counter(k_metrics[i].name, k_metrics[i].help, NULL, &api.c[i]);
     rf_http_front_set_extra_routes(add_routes);
     rf_log_info("promapi", "Prometheus query API on the http listeners, over %s", api.store_dir);
     return 0;
@@ -695,6 +733,9 @@ void rf_promapi_stop(void)
     if (!api.started)
         return;
     rf_http_front_set_extra_routes(NULL);
+    for (int i = 0; i < C__COUNT; i++)
+        if (api.metric_ids[i] >= 0)
+            rf_stats_unregister(api.metric_ids[i]);
     pthread_mutex_lock(&api.lock);
     api.stopping = true;
     pthread_cond_signal(&api.wake);

@@ -32,10 +32,10 @@
  *   in-memory heads are not seen until their block is written.
  *
  * Limits
- *   query_timeout_ms (default 2 min, Prometheus' too) and max_samples
- *   (50,000,000) bound one query: a query past them is refused (timeout,
- *   503; execution, 422) and everything it held is freed. Counted in
- *   rf_promapi_counters. */
+ *   query_timeout_ms (default 2 min, Prometheus' too), max_samples
+ *   (50,000,000) and max_series bound one query: a query past them is
+ *   refused (timeout, 503; execution, 422) and everything it held is freed.
+ *   Counted in rf_promapi_counters and on /metrics (ringflow_query_*). */
 #ifndef RF_STORAGE_PROMAPI_H
 #define RF_STORAGE_PROMAPI_H
 
@@ -48,6 +48,7 @@ typedef struct rf_promapi_config {
     uint32_t queue;           /* requests waiting: 64 */
     int64_t query_timeout_ms; /* 120,000 */
     uint64_t max_samples;     /* 50,000,000 */
+    uint64_t max_series;      /* series one query reads: 0 = no limit */
     int64_t index_refresh_ms; /* rebuild the series index when older: 5,000 */
     uint64_t index_memory;    /* the index's bound: 0 = none */
 } rf_promapi_config;
@@ -60,7 +61,7 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err);
 void rf_promapi_stop(void);
 
 typedef struct rf_promapi_counters {
-    uint64_t requests, queries, errors, timeouts, too_many_samples, queue_full;
+    uint64_t requests, queries, errors, timeouts, too_many_samples, too_many_series, queue_full;
     uint64_t samples; /* read by queries */
     uint64_t index_builds, index_series;
 } rf_promapi_counters;

@@ -498,6 +498,11 @@ static void collect(pq_eval *ev, const pq_expr *e, int64_t range, size_t *cap, i
         ev->n_fetch++;
         for (size_t i = 0; i < f->n; i++)
             ev->samples_read += f->series[i].n;
+        ev->series_read += f->n;
+        if (ev->lim.max_series && ev->series_read > ev->lim.max_series)
+            pq_fail(ev, RF_PROMQL_EXECUTION, EMFILE,
+                    "query would read more than %llu series (max_series)",
+                    (unsigned long long)ev->lim.max_series);
         return;
     }
     collect(ev, e->a, 0, cap, start, end);

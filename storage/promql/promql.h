@@ -155,6 +155,7 @@ enum rf_promql_type rf_promql_expr_type(const rf_promql_expr *e);
 
 typedef struct rf_promql_limits {
     uint64_t max_samples; /* samples held at once by one step; 0: 50,000,000 */
+    uint64_t max_series;  /* series read by the whole query; 0: no limit */
     int64_t lookback_ms;  /* 0: 300,000 */
     int64_t deadline_ns;  /* CLOCK_MONOTONIC; 0: none */
 } rf_promql_limits;

@@ -192,6 +192,7 @@ typedef struct pq_eval {
     size_t n_fetch;
     uint64_t samples_now; /* samples held by the current step */
     uint64_t samples_read;
+    uint64_t series_read;
     jmp_buf fail;
     enum rf_promql_error kind;
     rf_err *err;

@@ -494,6 +494,21 @@ static void test_limits(void **state)
     assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), -E2BIG);
     assert_int_equal(kind, RF_PROMQL_EXECUTION);
     assert_non_null(strstr(err.msg, "too many samples"));
+    /* max_series counts every selector's series over the whole query */
+    lim = (rf_promql_limits){.max_series = 3};
+    assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), 0);
+    rf_promql_value_free(v);
+    rf_promql_expr_free(e);
+    assert_int_equal(
+        rf_promql_parse("http_requests_total + on(instance, job) http_requests_total", &e, &err),
+        0);
+    assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), -EMFILE);
+    assert_int_equal(kind, RF_PROMQL_EXECUTION);
+    assert_non_null(strstr(err.msg, "max_series"));
+    /* a deadline already passed: timeout, nothing kept */
+    lim = (rf_promql_limits){.deadline_ns = 1};
+    assert_int_equal(rf_promql_eval(e, &SRC, 0, 600000, 15000, &lim, &v, &kind, &err), -ETIMEDOUT);
+    assert_int_equal(kind, RF_PROMQL_TIMEOUT);
     rf_promql_expr_free(e);
 }
 
