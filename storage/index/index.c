@@ -1,5 +1,4 @@
 /* The series index and its PromQL source (contract in index.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,44 +322,48 @@ static int reserve(rf_series_index *ix, size_t n)
 /* Every segment of every shard: their series counts first (to size the
  * tables), then their keys. Segments past MAX_OPEN_READERS are read one at
  * a time with the tables growing as needed. */
+typedef struct walk_ctx {
+    rf_series_index *ix;
+    rf_u64map *seen;
+    rf_seg_reader *rd;
+    size_t n_rd, total;
+} walk_ctx;
+
+static int on_segment(void *ctx, uint32_t shard, uint64_t seq, const char *path)
+{
+    walk_ctx *w = ctx;
+    rf_seg_reader r;
+    rf_err serr;
+    (void)shard;
+    (void)seq;
+    if (rf_seg_reader_open(path, 0, &r, &serr) < 0)
+        return 0; /* unreadable: queries skip it too (storage/query) */
+    if (w->n_rd < MAX_OPEN_READERS) {
+        w->rd[w->n_rd++] = r;
+        w->total += r.idx.n_series;
+        return 0;
+    }
+    int rc = index_segment(w->ix, &r, w->seen);
+    rf_seg_reader_close(&r);
+    return rc;
+}
+
 static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
 {
-    DIR *d = opendir(ix->dir);
-    if (!d)
-        return rf_err_set(err, errno, "%s: opendir: %s", ix->dir, strerror(errno));
-    rf_seg_reader *rd = malloc(MAX_OPEN_READERS * sizeof(*rd));
-    size_t n_rd = 0, total = 0;
-    struct dirent *de;
-    int rc = rd ? 0 : -ENOMEM;
-    while (rc == 0 && (de = readdir(d))) {
-        uint32_t shard;
-        char sdir[4096];
-        if (!rf_seg_shard_dir_parse(de->d_name, &shard) ||
-            snprintf(sdir, sizeof(sdir), "%s/%s", ix->dir, de->d_name) >= (int)sizeof(sdir))
-            continue;
-        DIR *sd = opendir(sdir);
-        struct dirent *fe;
-        while (sd && rc == 0 && (fe = readdir(sd))) {
-            uint64_t seq;
-            char path[8192];
-            rf_seg_reader r;
-            rf_err serr;
-            if (!rf_seg_name_parse(fe->d_name, &seq) ||
-                snprintf(path, sizeof(path), "%s/%s", sdir, fe->d_name) >= (int)sizeof(path) ||
-                rf_seg_reader_open(path, 0, &r, &serr) < 0)
-                continue; /* unreadable: queries skip it too (storage/query) */
-            if (n_rd < MAX_OPEN_READERS) {
-                rd[n_rd++] = r;
-                total += r.idx.n_series;
-            } else {
-                rc = index_segment(ix, &r, seen);
-                rf_seg_reader_close(&r);
-            }
-        }
-        if (sd)
-            closedir(sd);
+    walk_ctx w = {.ix = ix, .seen = seen, .rd = malloc(MAX_OPEN_READERS * sizeof(rf_seg_reader))};
+    if (!w.rd)
+        return rf_err_set(err, ENOMEM, "out of memory");
+    int rc = rf_seg_store_walk(ix->dir, on_segment, &w, err);
+    if (rc == -ENOENT)
+        rc = 0; /* no store yet (nothing written): an empty index */
+    if (rc < 0 && rc != -ENOMEM) { /* the store directory cannot be read: err says why */
+        for (size_t i = 0; i < w.n_rd; i++)
+            rf_seg_reader_close(&w.rd[i]);
+        free(w.rd);
+        return rc;
     }
-    closedir(d);
+    rf_seg_reader *rd = w.rd;
+    size_t n_rd = w.n_rd, total = w.total;
     if (rc == 0)
         rc = reserve(ix, total);
     if (rc == 0 && seen->count == 0) {
