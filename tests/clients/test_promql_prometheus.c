@@ -721,7 +721,7 @@ static void test_promql_prometheus(void **state)
     char om[1024];
     snprintf(om, sizeof(om), "%s/data.om", tproc_dir());
     write_openmetrics(om);
-    tproc_shell_ok("promtool tsdb create-blocks-from openmetrics data.om prom-data > /dev/null");
+    free(tproc_shell_ok("promtool tsdb create-blocks-from openmetrics data.om prom-data > /dev/null"));
     tproc_write_file("prometheus.yml", "global: {}\n");
     char web[64];
     snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%d", web_port);
