@@ -597,6 +597,39 @@ static void api_abuse(int port)
     assert_int_equal(status, 200);
 }
 
+/* `ringflow query --url` prints what `ringflow query` prints from the files,
+ * and says so (exit 1) when nothing matched. */
+static void cli_over_url(int port)
+{
+    static const char *const sel[] = {
+        "http --field requests_total --where job=api --format csv",
+        "lat --where job=db --format csv",
+        "node --where zone=~us.* --from 2000-01-01 --format json",
+    };
+    for (size_t i = 0; i < sizeof(sel) / sizeof(sel[0]); i++) {
+        char args[512];
+        snprintf(args, sizeof(args), "query --url http://127.0.0.1:%d %s", port, sel[i]);
+        char *a = cu_query(sel[i]), *b = cu_ringflow(args);
+        size_t d = 0;
+        while (a[d] && a[d] == b[d])
+            d++;
+        if (a[d] || b[d] || strlen(a) < 40) /* something was printed, and the same */
+            fail_msg("ringflow %s differs from the files at byte %zu (%zu and %zu bytes):\n%.300s\n"
+                     "from the files:\n%.300s",
+                     args, d, strlen(b), strlen(a), b + d, a + d);
+        free(a);
+        free(b);
+    }
+    char cmd[512];
+    int status;
+    snprintf(cmd, sizeof(cmd), "'%s' query --url http://127.0.0.1:%d nosuch 2>&1",
+             getenv("RINGFLOW"), port);
+    char *out = tproc_shell(cmd, &status);
+    assert_int_equal(status, 1);
+    assert_non_null(strstr(out, "no series matched"));
+    free(out);
+}
+
 static const char *const EXPRS[] = {
     "http_requests_total",
     "http_requests_total{job=\"api\"}",
@@ -721,7 +754,8 @@ static void test_promql_prometheus(void **state)
     char om[1024];
     snprintf(om, sizeof(om), "%s/data.om", tproc_dir());
     write_openmetrics(om);
-    free(tproc_shell_ok("promtool tsdb create-blocks-from openmetrics data.om prom-data > /dev/null"));
+    free(tproc_shell_ok(
+        "promtool tsdb create-blocks-from openmetrics data.om prom-data > /dev/null"));
     tproc_write_file("prometheus.yml", "global: {}\n");
     char web[64];
     snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%d", web_port);
@@ -741,6 +775,7 @@ static void test_promql_prometheus(void **state)
 
     wait_ready(web_port, "prometheus");
     api_abuse(port);
+    cli_over_url(port);
 
     const int64_t min = 60000;
     const int64_t instants[] = {g_base + 30 * min + 7000, g_base + 62 * min, g_base + 66 * min};
