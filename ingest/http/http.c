@@ -864,6 +864,26 @@ static int hexval(int ch)
     return -1;
 }
 
+char *rf_http_query_encode(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 <= cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_' || c == '.' || c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    if (cap)
+        out[o] = '\0';
+    return out;
+}
+
 int rf_http_query_get(const rf_http_request *req, const char *name, char *out, size_t cap)
 {
     if (!req->query || cap == 0)

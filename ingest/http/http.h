@@ -151,6 +151,10 @@ const char *rf_http_header_get(const rf_http_request *req, const char *name, siz
  * terminated). Returns its length, -ENOENT when absent, -ENOSPC when it does
  * not fit in cap - 1 bytes, -EINVAL for a bad escape. */
 int rf_http_query_get(const rf_http_request *req, const char *name, char *out, size_t cap);
+/* The other way, for clients: s percent-encoded into out (NUL-terminated;
+ * letters, digits and -_.~ as they are, every other byte %XX), cut to fit
+ * cap - 1 bytes at a whole escape. Returns out. */
+char *rf_http_query_encode(const char *s, char *out, size_t cap);
 
 #define RF_HTTP_RESP_BODY_MAX 1024
 #define RF_HTTP_RESP_HEADERS_MAX 256

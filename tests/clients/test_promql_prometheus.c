@@ -28,7 +28,10 @@
 #include <unistd.h>
 
 #include "client_util.h"
+#include "ingest/http/http.h"
 #include "storage/index/index.h"
+#include "tools/net/net_addr.h"
+#include "ingest/http/http.h"
 #include "storage/promql/promql.h"
 
 #define STEP_MS 15000
@@ -148,40 +151,15 @@ static char *http(int port, const char *method, const char *path, const char *bo
             close(fd);
         return NULL;
     }
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 10000) != 1)
-            break;
-        if (len + 1 >= cap)
-            buf = realloc(buf, cap *= 2);
-        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
+    size_t len;
+    char *buf = rf_net_read_all(fd, 10000, &len);
+    assert_non_null(buf);
     close(fd);
-    buf[len] = '\0';
     sscanf(buf, "HTTP/1.%*d %d", status);
     char *b = strstr(buf, "\r\n\r\n");
     char *out = strdup(b ? b + 4 : "");
     free(buf);
     return out;
-}
-
-static void urlencode(const char *s, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (; *s && o + 4 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
-    }
-    out[o] = '\0';
 }
 
 /* ---- loading ---- */
@@ -376,7 +354,7 @@ static json_t *ours(rf_promql_source *src, const char *q, int64_t start, int64_t
 static json_t *api(int port, const char *q, int64_t start, int64_t end, int64_t step, bool post)
 {
     char enc[4096], path[8192];
-    urlencode(q, enc, sizeof(enc));
+    rf_http_query_encode(q, enc, sizeof(enc));
     if (step)
         snprintf(path, sizeof(path), "/api/v1/query_range?query=%s&start=%.3f&end=%.3f&step=%.3f",
                  enc, (double)start / 1000, (double)end / 1000, (double)step / 1000);

@@ -8,13 +8,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/clock/clock.h"
+#include "ingest/http/http.h"
 #include "storage/promql/promql.h"
 #include "tools/net/net_addr.h"
 #include "tools/query/query_cli.h"
@@ -75,20 +75,6 @@ static int build_selector(const rf_query *q, char *out, size_t cap)
     return o < cap ? 0 : -ENOSPC;
 }
 
-static void urlencode(const char *s, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (; *s && o + 4 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, cap - o, "%%%02X", c);
-    }
-    out[o] = '\0';
-}
-
 /* GET path from http://HOST:PORT; the body (malloc'd) and *status. */
 static char *http_get(const char *url, const char *path, int *status, rf_err *err)
 {
@@ -111,11 +97,7 @@ static char *http_get(const char *url, const char *path, int *status, rf_err *er
         return NULL;
     size_t need = strlen(path) + strlen(hostport) + 64;
     char *req = malloc(need);
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    if (!req || !buf) {
-        free(req);
-        free(buf);
+    if (!req) {
         close(fd);
         rf_err_set(err, ENOMEM, "out of memory");
         return NULL;
@@ -125,28 +107,17 @@ static char *http_get(const char *url, const char *path, int *status, rf_err *er
     free(req);
     /* The engine answers and closes; 5 minutes without a byte is a failure
      * (its own query timeout is 2). */
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (!sent || poll(&p, 1, 300000) != 1)
-            break;
-        if (len + 1 == cap) {
-            char *g = realloc(buf, cap * 2);
-            if (!g)
-                break;
-            buf = g;
-            cap *= 2;
-        }
-        ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
+    size_t len;
+    char *buf = sent ? rf_net_read_all(fd, 300000, &len) : NULL;
     close(fd);
-    buf[len] = '\0';
     *status = 0;
+    if (!buf) {
+        rf_err_set(err, EIO, "%s: no answer", url);
+        return NULL;
+    }
     sscanf(buf, "HTTP/1.%*d %d", status);
     char *body = strstr(buf, "\r\n\r\n");
-    if (!sent || !body) {
+    if (!body) {
         free(buf);
         rf_err_set(err, EIO, "%s: no answer", url);
         return NULL;
@@ -238,7 +209,7 @@ int rf_cli_query_url(const char *url, const rf_query *q, enum rf_query_format fm
         return 2;
     }
     snprintf(expr, sizeof(expr), "%s[%lldms]", sel, (long long)range);
-    urlencode(expr, enc, sizeof(enc));
+    rf_http_query_encode(expr, enc, sizeof(enc));
     snprintf(path, sizeof(path), "/api/v1/query?query=%s&time=%lld.%03lld", enc,
              (long long)(at / 1000), (long long)(at % 1000));
     rf_err err;
