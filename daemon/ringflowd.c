@@ -23,6 +23,7 @@
 #include "daemon/privileges.h"
 #include "daemon/settings.h"
 #include "rf_build_config.h"
+#include "storage/promapi/promapi.h"
 #if RF_HAVE_MIMALLOC
 #include <mimalloc.h>
 #endif
@@ -500,6 +501,13 @@ int main(int argc, char **argv)
     }
     warn_if_prometheus_public(&settings.stats);
 
+    /* The Prometheus query API: its own thread reads the store; the http
+     * listeners' fronts, made from here on, route its paths to it. */
+    if (settings.storage.enabled) {
+        rf_promapi_config pc = {.store_dir = settings.storage.dir};
+        if (rf_promapi_start(&pc, &err) < 0)
+            rf_log_warn(COMPONENT, "no query API: %s", err.msg);
+    }
     rf_engine *engine = NULL;
     if (rf_engine_start(&settings, &engine, &err) < 0) {
         char hint[256];
@@ -621,6 +629,7 @@ int main(int argc, char **argv)
     rf_engine_views_unregister();
     rf_ops_engine_detach();
     rf_engine_stop(engine);
+    rf_promapi_stop();
     close(sfd);
     rf_log_info(COMPONENT, "stopped");
     rf_settings_release(&settings);

@@ -25,7 +25,7 @@ _ringflow()
     fi
     local opts=""
     case "$cmd" in
-        query) opts="--dir --field --where --from --to --agg --step --group-by --format --stats --help" ;;
+        query) opts="--dir --url --field --where --from --to --agg --step --group-by --format --stats --help" ;;
         stat) opts="--socket --json --help workers rings listeners errors latency memory series info stages storage dpdk record" ;;
         top) opts="--socket --once --iterations --interval --help" ;;
         admin) opts="--socket --help reload shutdown log-level clear-counters" ;;

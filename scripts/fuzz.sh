@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh            # 30 s per target (the CI-sized smoke run)
 #   scripts/fuzz.sh 600        # the long run: 10 min per target
-#   scripts/fuzz.sh 60 influx  # one target (influx, statsd, graphite, framing, block_decode, http, prom)
+#   scripts/fuzz.sh 60 influx  # one target (influx, statsd, graphite, framing, block_decode, http, prom, promql)
 #   scripts/fuzz.sh --build-dir /work/build-me-fuzz 300 framing   # in a build dir of your own
 #
 # It configures a clang build in build-fuzz/ (-Dfuzz=true; tests/fuzz/meson.build
@@ -31,7 +31,7 @@ case "$bdir" in /*) ;; *) bdir="$PWD/$bdir" ;; esac
 secs="${1:-30}"
 only="${2:-}"
 jobs="${FUZZ_JOBS:-1}"
-targets=(influx statsd graphite framing block_decode http prom)
+targets=(influx statsd graphite framing block_decode http prom promql)
 [ -n "$only" ] && targets=("$only")
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang missing (scripts/install-deps.sh)"; exit 2; }

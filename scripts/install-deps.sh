@@ -12,6 +12,7 @@ packages=(
   liburing-dev libzstd-dev libmimalloc-dev libdpdk-dev libnuma-dev
   libcmocka-dev libbenchmark-dev libyaml-dev libxxhash-dev
   libhttp-parser-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
+  libpcre2-dev
   clang libclang-rt-14-dev llvm clang-format
   gnuplot-nox python3 python3-influxdb
   collectd-core

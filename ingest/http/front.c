@@ -13,6 +13,15 @@ struct rf_http_front {
     uint32_t max_conns;
 };
 
+/* Written once at start-up, before any worker creates a front; workers
+ * start after (thread creation orders it). */
+static rf_http_routes_fn extra_routes;
+
+void rf_http_front_set_extra_routes(rf_http_routes_fn fn)
+{
+    extra_routes = fn;
+}
+
 rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *parse,
                                  enum rf_ts_precision precision, uint32_t max_conns,
                                  bool (*busy)(void *user), void *busy_user, rf_err *err)
@@ -29,7 +38,8 @@ rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *par
     if (!(f->srv = rf_http_server_new(limits, err)) ||
         rf_http_ingest_add_influx(f->srv, &f->in, err) < 0 ||
         rf_http_ingest_add_prom(f->srv, &f->in, 0, err) < 0 ||
-        rf_http_ingest_add_otlp(f->srv, &f->in, err) < 0) {
+        rf_http_ingest_add_otlp(f->srv, &f->in, err) < 0 ||
+        (extra_routes && extra_routes(f->srv, err) < 0)) {
         rf_http_front_free(f);
         return NULL;
     }
@@ -75,6 +85,7 @@ int rf_http_front_stream(rf_http_front *f, const rf_listen_chunk *c)
     rf_http_conn *hc = f->conns[c->conn];
     if (!hc && !(hc = f->conns[c->conn] = rf_http_conn_new(f->srv, c->peer_text, NULL)))
         return 1; /* out of memory: the client gets a closed connection, not a hang */
+    rf_http_conn_set_fd(hc, c->fd);
     int rc = rf_http_conn_feed(hc, c->data, c->len, c->wall_ns, c->mono_ns);
     if (!flush_output(hc, c->fd))
         return 1;

@@ -60,6 +60,8 @@ struct rf_http_conn {
     int64_t wall_ns, mono_ns;
     char *out;
     size_t out_len, out_cap;
+    int fd;        /* the socket, for handlers that answer later (-1: unknown) */
+    bool detached; /* a handler took the answer over: later bytes are ignored */
 };
 
 static void ctr_add(_Atomic uint64_t *c, uint64_t n)
@@ -284,6 +286,7 @@ static void resp_init(rf_http_response *r)
     r->body_len = 0;
     r->points = 0;
     r->close = false;
+    r->detached = false;
     r->reject = -1;
 }
 
@@ -508,6 +511,7 @@ static void dispatch(rf_http_conn *c)
     req.peer = c->peer;
     req.wall_ns = c->wall_ns;
     req.mono_ns = c->mono_ns;
+    req.fd = c->fd;
     req.wire_body_len = c->body.len;
     ctr_add(&s->counters[RF_HTTP_C_BODY_BYTES], c->body.len);
 
@@ -515,7 +519,10 @@ static void dispatch(rf_http_conn *c)
     bool path_known = false;
     for (unsigned i = 0; i < s->n_routes; i++) {
         const rf_http_route *rt = &s->routes[i];
-        if (rt->path_len == req.path_len && !memcmp(rt->path, req.path, req.path_len)) {
+        /* A path ending in '*' takes every path it starts (/api/v1/label/<name>/values). */
+        bool prefix = rt->path_len && rt->path[rt->path_len - 1] == '*';
+        if (prefix ? req.path_len >= rt->path_len - 1 && !memcmp(rt->path, req.path, rt->path_len - 1)
+                   : rt->path_len == req.path_len && !memcmp(rt->path, req.path, req.path_len)) {
             path_known = true;
             if (rt->methods & req.method) {
                 ep = i;
@@ -571,6 +578,13 @@ static void dispatch(rf_http_conn *c)
         ctr_add(&s->rejects[resp.reject], 1);
     if (resp.close)
         c->closing = true;
+    if (resp.detached) {
+        /* Answered on another thread: counted as taken, nothing written here. */
+        c->detached = true;
+        ctr_add(&s->counters[RF_HTTP_C_REQUESTS], 1);
+        ctr_add(&s->status[ep][status_slot(200)], 1);
+        return;
+    }
     emit(c, ep, &resp, req.method == RF_HTTP_HEAD);
 }
 
@@ -581,6 +595,8 @@ static int on_message_complete(http_parser *p)
         c->closing = true;
     dispatch(c);
     c->in_request = false;
+    if (c->detached)
+        return -1; /* stop parsing: the rest of the connection is not ours to answer */
     /* Give big buffers back: the budget is for requests in progress. */
     if (c->body.cap > RF_HTTP_KEEP_BUF)
         rf_http_buf_release(c->srv, &c->body);
@@ -726,6 +742,7 @@ rf_http_conn *rf_http_conn_new(rf_http_server *s, const char *peer_text, rf_err 
         return NULL;
     }
     c->srv = s;
+    c->fd = -1;
     snprintf(c->peer, sizeof(c->peer), "%s", peer_text ? peer_text : "");
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -750,6 +767,8 @@ void rf_http_conn_free(rf_http_conn *c)
 int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wall_ns,
                       int64_t mono_ns)
 {
+    if (c->detached)
+        return RF_HTTP_KEEP; /* the thread that took the answer ends the connection */
     if (c->closing || c->failed)
         return RF_HTTP_CLOSE;
     ctr_add(&c->srv->counters[RF_HTTP_C_BYTES_IN], len);
@@ -761,6 +780,8 @@ int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wal
         return RF_HTTP_KEEP;
     size_t done = http_parser_execute(&c->parser, &c->srv->settings, data, len);
     (void)done;
+    if (c->detached)
+        return RF_HTTP_KEEP;
     if (c->failed) {
         c->closing = true;
         return RF_HTTP_CLOSE;
@@ -780,6 +801,11 @@ int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wal
         return RF_HTTP_CLOSE;
     }
     return c->closing ? RF_HTTP_CLOSE : RF_HTTP_KEEP;
+}
+
+void rf_http_conn_set_fd(rf_http_conn *c, int fd)
+{
+    c->fd = fd;
 }
 
 void rf_http_conn_eof(rf_http_conn *c)
@@ -836,6 +862,26 @@ static int hexval(int ch)
     if (ch >= 'a' && ch <= 'f')
         return ch - 'a' + 10;
     return -1;
+}
+
+char *rf_http_query_encode(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *s && o + 4 <= cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_' || c == '.' || c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    if (cap)
+        out[o] = '\0';
+    return out;
 }
 
 int rf_http_query_get(const rf_http_request *req, const char *name, char *out, size_t cap)

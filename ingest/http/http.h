@@ -141,6 +141,7 @@ typedef struct rf_http_request {
     size_t wire_body_len; /* bytes as received (before inflating) */
     const char *peer;     /* "ip:port" or "" */
     int64_t wall_ns, mono_ns; /* when the request's last byte was fed */
+    int fd;               /* the connection's socket (rf_http_conn_set_fd), or -1 */
 } rf_http_request;
 
 /* Value of the first header `name` (case-insensitive), or NULL. */
@@ -150,6 +151,10 @@ const char *rf_http_header_get(const rf_http_request *req, const char *name, siz
  * terminated). Returns its length, -ENOENT when absent, -ENOSPC when it does
  * not fit in cap - 1 bytes, -EINVAL for a bad escape. */
 int rf_http_query_get(const rf_http_request *req, const char *name, char *out, size_t cap);
+/* The other way, for clients: s percent-encoded into out (NUL-terminated;
+ * letters, digits and -_.~ as they are, every other byte %XX), cut to fit
+ * cap - 1 bytes at a whole escape. Returns out. */
+char *rf_http_query_encode(const char *s, char *out, size_t cap);
 
 #define RF_HTTP_RESP_BODY_MAX 1024
 #define RF_HTTP_RESP_HEADERS_MAX 256
@@ -166,6 +171,13 @@ typedef struct rf_http_response {
     uint64_t points;            /* points the request delivered, for the counters */
     bool close;                 /* close the connection after this answer */
     int reject;                 /* enum rf_http_reject the layer counts, or -1 (none) */
+    /* The handler answers later, on another thread, on a dup() of req->fd:
+     * the layer writes nothing for this request, ignores every later byte
+     * of the connection, and counts the request as 200. The other thread
+     * writes the answer with "Connection: close" and shuts the socket down;
+     * the client's close then ends the connection here. For work that must
+     * not run on the owning thread (PromQL queries, storage/promapi). */
+    bool detached;
 } rf_http_response;
 
 /* Appends an extra header line (printf format, without "\r\n"); dropped when
@@ -188,7 +200,8 @@ rf_http_server *rf_http_server_new(const rf_http_limits *limits, rf_err *err);
 void rf_http_server_free(rf_http_server *s); /* after every connection was freed */
 const rf_http_limits *rf_http_server_limits(const rf_http_server *s);
 
-/* Adds a route: exact path, methods a mask of enum rf_http_method. `name`
+/* Adds a route: exact path (or a prefix: a path ending in '*'), methods a
+ * mask of enum rf_http_method. `name`
  * (static) names the endpoint in counters. Returns the endpoint index
  * (0..RF_HTTP_MAX_ROUTES-1) or -ENOSPC / -EINVAL. */
 int rf_http_server_route(rf_http_server *s, const char *path, unsigned methods,
@@ -217,6 +230,8 @@ uint64_t rf_http_server_body_in_use(const rf_http_server *s);
 
 /* A connection; peer_text ("ip:port") is copied. NULL with err on ENOMEM. */
 rf_http_conn *rf_http_conn_new(rf_http_server *s, const char *peer_text, rf_err *err);
+/* The socket the connection's bytes come from (for rf_http_response.detached). */
+void rf_http_conn_set_fd(rf_http_conn *c, int fd);
 void rf_http_conn_free(rf_http_conn *c); /* returns its bodies to the budget */
 /* Per connection, besides bodies (which the server's budget bounds). */
 uint64_t rf_http_conn_memory_bound(const rf_http_limits *limits);
@@ -390,6 +405,11 @@ struct rf_listen_chunk;
 int rf_http_front_stream(rf_http_front *f, const struct rf_listen_chunk *c);
 void rf_http_front_conn_end(rf_http_front *f, uint32_t conn);
 const rf_http_server *rf_http_front_server(const rf_http_front *f);
+/* Routes every front created from now on adds after the ingest endpoints
+ * (the Prometheus query API, storage/promapi); NULL for none. Set before
+ * the workers start, from the thread that starts them. */
+typedef int (*rf_http_routes_fn)(rf_http_server *s, rf_err *err);
+void rf_http_front_set_extra_routes(rf_http_routes_fn fn);
 const rf_http_ingest *rf_http_front_ingest(const rf_http_front *f);
 /* The front's memory at most: connections and the server's body budget. */
 uint64_t rf_http_front_memory_bound(const rf_http_limits *limits, uint32_t max_conns);

@@ -2,6 +2,8 @@
 #include "tools/net/net_addr.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,4 +62,32 @@ int rf_net_socket(const char *host, const char *port, const rf_net_socket_opts *
 out:
     freeaddrinfo(res);
     return rc != 0 ? rc : fd;
+}
+
+char *rf_net_read_all(int fd, int timeout_ms, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) != 1)
+            break;
+        if (n + 1 == cap) {
+            char *g = realloc(buf, cap * 2);
+            if (!g) {
+                free(buf);
+                return NULL;
+            }
+            buf = g;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + n, cap - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    if (buf)
+        buf[n] = '\0';
+    *len = n;
+    return buf;
 }

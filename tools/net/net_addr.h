@@ -40,4 +40,9 @@ int rf_net_split_host_port(const char *text, char *host, size_t host_size, char 
 int rf_net_socket(const char *host, const char *port, const rf_net_socket_opts *o,
                   struct sockaddr_storage *addr, socklen_t *addr_len, rf_err *err);
 
+/* Reads until the peer closes (or timeout_ms passes without a byte): a
+ * malloc'd NUL-terminated buffer of *len bytes, or NULL when out of memory.
+ * For one-request-per-connection clients (ringflow query --url). */
+char *rf_net_read_all(int fd, int timeout_ms, size_t *len);
+
 #endif

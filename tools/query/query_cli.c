@@ -23,6 +23,8 @@ static void usage(FILE *out)
             "Usage: ringflow query [OPTIONS] MEASUREMENT\n"
             "Reads the store and prints points or aggregates.\n\n"
             "  --dir DIR             the store (default: the engine's, see ringflow --help)\n"
+            "  --url http://HOST:PORT  read from a running engine's query API (its http\n"
+            "                        listener) instead of the files; raw points only\n"
             "  --field NAME          one field (default: every field)\n"
             "  --where MATCHER       tag=value, tag!=value, tag=~regex, tag!~regex (repeatable)\n"
             "  --from TIME           start, inclusive (default: everything)\n"
@@ -56,8 +58,10 @@ int rf_cli_query(int argc, char **argv)
         {"to", required_argument, NULL, 'T'},       {"agg", required_argument, NULL, 'a'},
         {"step", required_argument, NULL, 's'},     {"group-by", required_argument, NULL, 'g'},
         {"format", required_argument, NULL, 'o'},   {"stats", no_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+        {"url", required_argument, NULL, 'u'},      {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *dir = NULL; /* the engine's (tools/cli/locate.h) */
+    const char *url = NULL; /* --url: the query API instead of the files */
     rf_query q = {.start_ns = INT64_MIN, .end_ns = INT64_MAX};
     rf_query_matcher matchers[QUERY_MAX_MATCHERS];
     rf_query_agg aggs[QUERY_MAX_AGGS];
@@ -69,6 +73,7 @@ int rf_cli_query(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dir = optarg; break;
+        case 'u': url = optarg; break;
         case 'f': q.field = optarg; break;
         case 'w':
             if (q.n_matchers == QUERY_MAX_MATCHERS) {
@@ -148,6 +153,8 @@ int rf_cli_query(int argc, char **argv)
         return 2;
     }
 
+    if (url)
+        return rf_cli_query_url(url, &q, fmt);
     rf_query_result *r = NULL;
     rf_err err;
     rf_err_clear(&err);

@@ -1,0 +1,70 @@
+/* The Prometheus HTTP query API on ringflowd's `http` listeners:
+ *
+ *   GET|POST /api/v1/query         query, time             (instant)
+ *   GET|POST /api/v1/query_range   query, start, end, step (range)
+ *   GET|POST /api/v1/series        match[] (one or more), start, end
+ *   GET|POST /api/v1/labels        match[] (optional)
+ *   GET      /api/v1/label/<name>/values   match[] (optional)
+ *   GET      /api/v1/status/buildinfo
+ *   POST     /api/v1/read          remote_read: a snappy block of a protobuf
+ *                                  ReadRequest; answered with the samples
+ *                                  response (a snappy ReadResponse), so a
+ *                                  Prometheus server can run PromQL over
+ *                                  ringflow's data (read.c)
+ *
+ * Parameters come from the URL and, for POST, from an
+ * application/x-www-form-urlencoded body, as Prometheus takes them; times
+ * are RFC 3339 or Unix seconds with a fraction, durations Prometheus' (5m)
+ * or seconds. Answers are Prometheus' JSON: {"status":"success","data":...}
+ * or {"status":"error","errorType":"bad_data"|"execution"|"timeout"|
+ * "internal","error":"..."} with 400, 422, 503 or 500.
+ *
+ * Threads
+ *   A worker's HTTP layer only queues the request (rf_http_response
+ *   .detached, ingest/http/http.h): copies of its URL and body and a dup()
+ *   of its socket go into a bounded queue, and the worker goes back to its
+ *   rings; a full queue is answered 503 at once. One query thread takes
+ *   the requests in order, evaluates them over the store directory read-only
+ *   (storage/index: the series index, rebuilt when older than
+ *   index_refresh_ms; storage/query reads closed and open segments), writes
+ *   the answer on its copy of the socket with "Connection: close", shuts the
+ *   socket's sending side and closes its copy. Points still in the workers'
+ *   in-memory heads are not seen until their block is written.
+ *
+ * Limits
+ *   query_timeout_ms (default 2 min, Prometheus' too), max_samples
+ *   (50,000,000) and max_series bound one query: a query past them is
+ *   refused (timeout, 503; execution, 422) and everything it held is freed.
+ *   Counted in rf_promapi_counters and on /metrics (ringflow_query_*). */
+#ifndef RF_STORAGE_PROMAPI_H
+#define RF_STORAGE_PROMAPI_H
+
+#include <stdint.h>
+
+#include "core/error/error.h"
+
+typedef struct rf_promapi_config {
+    const char *store_dir;
+    uint32_t queue;           /* requests waiting: 64 */
+    int64_t query_timeout_ms; /* 120,000 */
+    uint64_t max_samples;     /* 50,000,000 */
+    uint64_t max_series;      /* series one query reads: 0 = no limit */
+    int64_t index_refresh_ms; /* rebuild the series index when older: 5,000 */
+    uint64_t index_memory;    /* the index's bound: 0 = none */
+} rf_promapi_config;
+
+/* Starts the query thread and makes every http listener's front created
+ * from now on serve the routes above. Once per process. Returns 0 or a
+ * negative errno. */
+int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err);
+/* Stops the thread (requests still queued are answered 503) and frees it. */
+void rf_promapi_stop(void);
+
+typedef struct rf_promapi_counters {
+    uint64_t requests, queries, errors, timeouts, too_many_samples, too_many_series, queue_full;
+    uint64_t samples; /* read by queries */
+    uint64_t index_builds, index_series;
+} rf_promapi_counters;
+void rf_promapi_counters_read(rf_promapi_counters *out);
+
+#endif
