@@ -13,6 +13,7 @@ void rf_sink_configs_release(rf_sink_configs *c)
         free((char *)c->sinks[i].name);
         free((char *)c->sinks[i].path);
         free((char *)c->sinks[i].host);
+        rf_sink_http_config_release(&c->sinks[i].http);
     }
     free(c->sinks);
     free(c->names);
@@ -40,15 +41,18 @@ static int dup_str(const rf_cfg_node *map, const char *key, bool required, const
 
 static int parse_sink(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
-    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store"};
+    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
+                                        "prom_remote_write", "influx_http"};
     int rc = dup_str(item, "name", true, &s->name, err);
     if (rc)
         return rc;
     int type = 0;
-    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 5, 0,
+    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 7, 0,
                                                                         &type, err)))
         return rc;
     s->type = (enum rf_sink_type)type;
+    if (s->type == RF_SINK_PROM_REMOTE_WRITE || s->type == RF_SINK_INFLUX_HTTP)
+        return rf_sink_http_config_parse(item, s, err);
     uint64_t buffer = 0;
     rc = rf_cfg_size(item, "buffer", 4096, 1ull << 30, 256 * 1024, &buffer, err);
     if (rc)
