@@ -95,6 +95,7 @@ typedef struct rf_fwd_config {
     uint64_t segment_bytes;                   /* disk: per file; 0: 8 MiB */
     /* Memory buffer: how long rf_fwd_free may keep sending at shutdown. */
     int64_t shutdown_grace_ns;                /* 0: 2 s */
+    uint32_t instance;                        /* worker index: the metrics' worker label */
 } rf_fwd_config;
 
 enum rf_fwd_state { RF_FWD_UP = 0, RF_FWD_BACKING_OFF = 1, RF_FWD_CIRCUIT_OPEN = 2 };
@@ -128,8 +129,10 @@ typedef struct rf_fwd_stats {
 
 typedef struct rf_fwd rf_fwd;
 
-/* Validates cfg, opens (disk: recovers) the buffer and starts the sender
- * thread. `name` names the sink in logs. */
+/* Validates cfg, prepares the buffer and starts the sender thread (which
+ * recovers a disk buffer). `name` names the sink in logs and in the
+ * ringflow_forward_* metrics on /metrics (labels sink, worker; drops also
+ * reason), registered here and removed by rf_fwd_free. */
 int rf_fwd_new(const rf_fwd_config *cfg, const char *name, rf_fwd **out, rf_err *err);
 /* Stops the sender. Memory buffer: it keeps sending for up to
  * shutdown_grace and counts the rest as dropped (shutdown). Disk buffer:

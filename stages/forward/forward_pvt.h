@@ -92,6 +92,8 @@ struct rf_fwd {
     /* Statistics: written by the sender only, read by any thread (relaxed:
      * counters, no ordering with anything else). */
     _Atomic uint64_t st[32];
+    int metric_ids[24];
+    uint32_t n_metrics;
 };
 
 /* Indices into rf_fwd.st (the counters of rf_fwd_stats). */

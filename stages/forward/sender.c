@@ -14,6 +14,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/stats/stats.h"
 
 #define DEF_MAX_SAMPLES 10000u
 #define DEF_MAX_BYTES (1u << 20)
@@ -436,6 +437,59 @@ static int setup_curl(rf_fwd *f, rf_err *err)
     return 0;
 }
 
+static uint64_t oldest_age_ns(void *ctx)
+{
+    rf_fwd *f = ctx;
+    int64_t t = (int64_t)atomic_load_explicit(&f->st[FS_OLDEST_WALL], memory_order_relaxed);
+    int64_t now = rf_clock_wall_ns();
+    return t && now > t ? (uint64_t)(now - t) : 0;
+}
+
+/* The sender's counters on /metrics. Registration failures (a full
+ * registry) only cost the metric, never the sink. */
+static void register_metrics(rf_fwd *f)
+{
+    static const struct { int idx; bool gauge; const char *name, *help; } m[] = {
+        {FS_QUEUED_EVENTS, true, "ringflow_forward_queued_events",
+         "Events in the forward buffer, not yet acknowledged (in flight included)."},
+        {FS_QUEUED_BYTES, true, "ringflow_forward_queued_bytes",
+         "Line bytes in the forward buffer, not yet acknowledged."},
+        {FS_IN_FLIGHT, true, "ringflow_forward_in_flight_events", "Events of the request in flight."},
+        {FS_ACKED_EVENTS, false, "ringflow_forward_acked_events",
+         "Events the receiver acknowledged."},
+        {FS_RETRIES, false, "ringflow_forward_retries", "Requests that failed and are retried."},
+        {FS_REDELIVERED, false, "ringflow_forward_redelivered_events",
+         "Events sent again after a restart (possible duplicates)."},
+        {FS_DISK_WRITTEN, false, "ringflow_forward_disk_written_bytes",
+         "Bytes the disk buffer wrote."},
+        {FS_STATE, true, "ringflow_forward_state",
+         "Receiver state: 0 up, 1 backing off, 2 circuit open."},
+    };
+    char labels[160];
+    snprintf(labels, sizeof(labels), "sink=\"%s\",worker=\"%u\"", f->name, f->cfg.instance);
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        int id = m[i].gauge ? rf_stats_register_gauge(m[i].name, m[i].help, labels, &f->st[m[i].idx])
+                            : rf_stats_register_counter(m[i].name, m[i].help, labels,
+                                                        &f->st[m[i].idx]);
+        if (id >= 0)
+            f->metric_ids[f->n_metrics++] = id;
+    }
+    for (int r = 0; r < RF_FWD_DROP__COUNT; r++) {
+        char rl[200];
+        snprintf(rl, sizeof(rl), "%s,reason=\"%s\"", labels, drop_names[r]);
+        int id = rf_stats_register_counter("ringflow_forward_dropped_events",
+                                           "Events the forwarder dropped, by reason.", rl,
+                                           &f->st[FS_DROP0 + r]);
+        if (id >= 0)
+            f->metric_ids[f->n_metrics++] = id;
+    }
+    int id = rf_stats_register_fn_ns(RF_METRIC_GAUGE, "ringflow_forward_oldest_unsent_seconds",
+                                     "Age of the oldest unacknowledged event in the buffer.",
+                                     labels, oldest_age_ns, f);
+    if (id >= 0)
+        f->metric_ids[f->n_metrics++] = id;
+}
+
 int rf_fwd_new(const rf_fwd_config *cfg, const char *name, rf_fwd **out, rf_err *err)
 {
     rf_fwd *f = calloc(1, sizeof(*f));
@@ -469,6 +523,7 @@ int rf_fwd_new(const rf_fwd_config *cfg, const char *name, rf_fwd **out, rf_err 
         goto fail;
     }
     f->started = true;
+    register_metrics(f);
     *out = f;
     return 0;
 fail:
@@ -480,6 +535,8 @@ void rf_fwd_free(rf_fwd *f)
 {
     if (!f)
         return;
+    for (uint32_t i = 0; i < f->n_metrics; i++)
+        rf_stats_unregister(f->metric_ids[i]);
     if (f->started) {
         f->shutdown_deadline = rf_clock_mono_ns() + f->cfg.shutdown_grace_ns;
         /* Pairs with the acquire in stopping(); the deadline is published with it. */

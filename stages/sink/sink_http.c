@@ -26,6 +26,7 @@ int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
         fc.backoff_base_ns = cfg->backoff_base_ns;
     if (!fc.backoff_max_ns)
         fc.backoff_max_ns = cfg->backoff_max_ns;
+    fc.instance = cfg->instance;
     if (!fc.jitter_seed)
         fc.jitter_seed = cfg->jitter_seed;
     s->max_delay = fc.max_delay_ns > 0 ? fc.max_delay_ns : 50 * 1000000ll;
