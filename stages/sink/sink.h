@@ -19,6 +19,13 @@
  *                       (only a hash travels) are dropped as "unsupported".
  *                       Alerts: ringflow_alert,rule=<name> state="firing",value=<v>,series="<key>" <ts>
  *                       Correlated: ringflow_correlated,pattern=<id> members=<n>i,span_ns=<v>i,correlation_id=<id>u <ts>
+ *   RF_SINK_PROM_REMOTE_WRITE, RF_SINK_INFLUX_HTTP
+ *                       the same lines, handed in chunks to a sender thread
+ *                       that delivers them at least once over HTTP from a
+ *                       memory or disk buffer (stages/forward/forward.h;
+ *                       remote_write: one series per numeric field, named
+ *                       <measurement>_<field>). Sampled StatsD counters go out
+ *                       as value / rate in every line-protocol sink.
  *   RF_SINK_COUNT_ONLY  STAND-IN for the storage writer until the storage issue
  *                       lands: counts what it would store (events by kind, 64
  *                       bytes each) and stores nothing.
