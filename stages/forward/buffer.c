@@ -42,9 +42,9 @@ static int push(fwd_buffer *b, const fwd_entry *e)
 /* Queue statistics after every change: counts and the oldest entry's time. */
 static void publish(rf_fwd *f, int64_t events_delta, int64_t bytes_delta)
 {
-    fwd_stat_add(f, FS_QUEUED_EVENTS, (uint64_t)events_delta);
-    fwd_stat_add(f, FS_QUEUED_BYTES, (uint64_t)bytes_delta);
-    fwd_stat_set(f, FS_OLDEST_WALL, f->buf.q_len ? (uint64_t)entry_at(&f->buf, 0)->wall_ns : 0);
+    rf_stats_add(&f->st[FS_QUEUED_EVENTS], (uint64_t)events_delta);
+    rf_stats_add(&f->st[FS_QUEUED_BYTES], (uint64_t)bytes_delta);
+    rf_stats_set(&f->st[FS_OLDEST_WALL], f->buf.q_len ? (uint64_t)entry_at(&f->buf, 0)->wall_ns : 0);
 }
 
 static void pop_front(rf_fwd *f)
@@ -105,7 +105,7 @@ static bool make_room(rf_fwd *f, uint64_t need)
         b->q_len--;
         b->bytes -= victim.len;
         free(victim.mem);
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_BUFFER_FULL, victim.events);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], victim.events);
         publish(f, -(int64_t)victim.events, -(int64_t)victim.len);
     }
     return b->bytes + need <= b->max_bytes;
@@ -117,19 +117,19 @@ void fwd_buffer_append(rf_fwd *f, const fwd_chunk *c)
     uint64_t cost = entry_cost(b, c->len);
     if (b->bytes + cost > b->max_bytes &&
         (b->policy != RF_FWD_DROP_OLDEST || !make_room(f, cost))) {
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_BUFFER_FULL, c->lines);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], c->lines);
         return;
     }
     fwd_entry e = {.seq = b->next_seq, .len = c->len, .events = c->lines, .wall_ns = c->wall_ns};
     if (b->type == RF_FWD_BUFFER_DISK) {
         if (fwd_disk_append(f, &e, c->data) < 0) {
-            fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_IO_ERROR, c->lines);
+            rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_IO_ERROR], c->lines);
             return;
         }
     } else {
         e.mem = malloc(c->len ? c->len : 1);
         if (!e.mem) {
-            fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_BUFFER_FULL, c->lines);
+            rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], c->lines);
             return;
         }
         memcpy(e.mem, c->data, c->len);
@@ -141,7 +141,7 @@ void fwd_buffer_append(rf_fwd *f, const fwd_chunk *c)
         free(e.mem);
         if (b->type == RF_FWD_BUFFER_MEMORY)
             b->bytes -= c->len;
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_BUFFER_FULL, c->lines);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], c->lines);
         return;
     }
     b->next_seq++;
@@ -170,7 +170,7 @@ size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t
             if (fwd_disk_read(b, e, *out + *len) < 0) {
                 /* Unreadable now (a damaged file): the entry cannot be sent. */
                 if (n == 0) {
-                    fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_CORRUPT, e->events);
+                    rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_CORRUPT], e->events);
                     fwd_buffer_remove(f, 1, false);
                     continue;
                 }
@@ -184,7 +184,7 @@ size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t
         n++;
     }
     b->inflight = n;
-    fwd_stat_set(f, FS_IN_FLIGHT, *events);
+    rf_stats_set(&f->st[FS_IN_FLIGHT], *events);
     return n;
 }
 
@@ -210,10 +210,10 @@ void fwd_buffer_remove(rf_fwd *f, size_t n, bool acked)
         pop_front(f);
     }
     b->inflight = 0;
-    fwd_stat_set(f, FS_IN_FLIGHT, 0);
+    rf_stats_set(&f->st[FS_IN_FLIGHT], 0);
     if (acked) {
-        fwd_stat_add(f, FS_ACKED_EVENTS, events);
-        fwd_stat_add(f, FS_ACKED_BYTES, bytes);
+        rf_stats_add(&f->st[FS_ACKED_EVENTS], events);
+        rf_stats_add(&f->st[FS_ACKED_BYTES], bytes);
     }
     /* Rejected entries are done too: the ack record says "never again". */
     if (b->type == RF_FWD_BUFFER_DISK && last)

@@ -110,7 +110,7 @@ static int write_record(rf_fwd *f, const uint8_t *rec, size_t n)
     }
     cur->bytes += n;
     b->bytes += n;
-    fwd_stat_add(f, FS_DISK_WRITTEN, n);
+    rf_stats_add(&f->st[FS_DISK_WRITTEN], n);
     return 0;
 }
 
@@ -195,8 +195,8 @@ static int scan_file(rf_fwd *f, fwd_file *ff, scan_state *ss)
         rename(path, bad);
         rf_log_warn("forward", "sink %s: disk buffer: %s; renamed to %s", f->name,
                     map ? err.msg : "empty or unmappable file", bad);
-        fwd_stat_add(f, FS_CORRUPT_BYTES, size);
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_CORRUPT, 1);
+        rf_stats_add(&f->st[FS_CORRUPT_BYTES], size);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_CORRUPT], 1);
         if (map)
             munmap((void *)map, size);
         b->bytes -= size;
@@ -236,8 +236,8 @@ static int scan_file(rf_fwd *f, fwd_file *ff, scan_state *ss)
         rf_log_warn("forward", "sink %s: disk buffer %s: %s at offset %llu: %llu bytes skipped",
                     f->name, path, next ? "damaged record" : "torn or damaged tail",
                     (unsigned long long)pos, (unsigned long long)skipped);
-        fwd_stat_add(f, FS_CORRUPT_BYTES, skipped);
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_CORRUPT, 1);
+        rf_stats_add(&f->st[FS_CORRUPT_BYTES], skipped);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_CORRUPT], 1);
         if (!next)
             break;
         pos = next;
@@ -331,14 +331,14 @@ int fwd_disk_open(rf_fwd *f, rf_err *err)
         for (size_t k = 0; k < b->n_files; k++)
             if (b->files[k].seq == e->file_seq)
                 b->files[k].unacked_events += e->events;
-        fwd_stat_add(f, FS_QUEUED_BYTES, e->len);
+        rf_stats_add(&f->st[FS_QUEUED_BYTES], e->len);
     }
     free(ss.e);
-    fwd_stat_add(f, FS_QUEUED_EVENTS, recovered);
-    fwd_stat_add(f, FS_RECOVERED, recovered);
-    fwd_stat_add(f, FS_REDELIVERED, redelivered);
+    rf_stats_add(&f->st[FS_QUEUED_EVENTS], recovered);
+    rf_stats_add(&f->st[FS_RECOVERED], recovered);
+    rf_stats_add(&f->st[FS_REDELIVERED], redelivered);
     if (b->q_len)
-        fwd_stat_set(f, FS_OLDEST_WALL, (uint64_t)b->q[0].wall_ns);
+        rf_stats_set(&f->st[FS_OLDEST_WALL], (uint64_t)b->q[0].wall_ns);
     if (b->acked_seq >= b->next_seq)
         b->next_seq = b->acked_seq + 1;
     if ((rc = open_file(f, err)))
@@ -477,9 +477,9 @@ bool fwd_disk_make_room(rf_fwd *f, uint64_t need)
             b->q_head = (b->q_head + 1) % b->q_cap;
             b->q_len--;
         }
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_BUFFER_FULL, lost);
-        fwd_stat_add(f, FS_QUEUED_EVENTS, (uint64_t)-(int64_t)lost);
-        fwd_stat_add(f, FS_QUEUED_BYTES, (uint64_t)-(int64_t)bytes);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], lost);
+        rf_stats_add(&f->st[FS_QUEUED_EVENTS], (uint64_t)-(int64_t)lost);
+        rf_stats_add(&f->st[FS_QUEUED_BYTES], (uint64_t)-(int64_t)bytes);
         remove_file(b, 0);
     }
     return b->bytes + need <= b->max_bytes;

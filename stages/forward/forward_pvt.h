@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/ring/ring.h"
+#include "core/stats/stats.h"
 #include "stages/forward/forward.h"
 
 /* A chunk: whole lines handed from the worker to the sender. */
@@ -89,8 +90,9 @@ struct rf_fwd {
     int64_t shutdown_deadline;
     char resp[256];              /* start of the last response body, for the log */
     size_t resp_len;
-    /* Statistics: written by the sender only, read by any thread (relaxed:
-     * counters, no ordering with anything else). */
+    /* Statistics (core/stats single-writer values): written by the sender
+     * only with rf_stats_add / rf_stats_set, read by any thread. The queue
+     * gauges go down by adding the two's complement. */
     _Atomic uint64_t st[32];
     int metric_ids[24];
     uint32_t n_metrics;
@@ -104,18 +106,6 @@ enum {
     FS_CORRUPT_BYTES, FS_OLDEST_WALL, FS_STATE, FS_LAST_STATUS, FS__COUNT
 };
 _Static_assert(FS__COUNT <= 32, "rf_fwd.st too small");
-
-static inline void fwd_stat_add(rf_fwd *f, int i, uint64_t v)
-{
-    /* Single writer (the sender): a relaxed load and store is an add. */
-    atomic_store_explicit(&f->st[i], atomic_load_explicit(&f->st[i], memory_order_relaxed) + v,
-                          memory_order_relaxed);
-}
-
-static inline void fwd_stat_set(rf_fwd *f, int i, uint64_t v)
-{
-    atomic_store_explicit(&f->st[i], v, memory_order_relaxed);
-}
 
 /* ---- the buffer (buffer.c; disk files in buffer_disk.c) ---- */
 /* Memory: ready. Disk: prepared only; the sender calls fwd_disk_open. */

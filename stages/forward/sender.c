@@ -216,8 +216,8 @@ static void schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after)
         state = RF_FWD_CIRCUIT_OPEN;
     }
     f->next_attempt_mono = now + delay;
-    fwd_stat_set(f, FS_STATE, state);
-    fwd_stat_add(f, FS_RETRIES, 1);
+    rf_stats_set(&f->st[FS_STATE], state);
+    rf_stats_add(&f->st[FS_RETRIES], 1);
 }
 
 /* Sends the oldest entries once and settles them: acknowledged, rejected,
@@ -238,7 +238,7 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
         /* Counted per attempt that gets this far once: a retry re-encodes
          * the same lines, so count on the first attempt only. */
         if (!rc && f->attempt == 0)
-            fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_UNSUPPORTED, unsupported);
+            rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_UNSUPPORTED], unsupported);
     } else if (f->cfg.gzip) {
         rc = gzip_body(*lines, len, &body, &body_len);
     }
@@ -256,26 +256,26 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
     if (aborted)
         return;
     int64_t now = rf_clock_mono_ns();
-    fwd_stat_set(f, FS_LAST_STATUS, (uint64_t)status);
+    rf_stats_set(&f->st[FS_LAST_STATUS], (uint64_t)status);
     if (res == CURLE_OK && status >= 200 && status < 300) {
         if (f->consecutive_failures >= f->cfg.breaker_failures)
             rf_log_info("forward", "sink %s: receiver answers again (HTTP %ld)", f->name, status);
         fwd_buffer_remove(f, n, true);
-        fwd_stat_add(f, FS_REQUESTS_OK, 1);
+        rf_stats_add(&f->st[FS_REQUESTS_OK], 1);
         f->attempt = 0;
         f->consecutive_failures = 0;
         f->next_attempt_mono = now;
-        fwd_stat_set(f, FS_STATE, RF_FWD_UP);
+        rf_stats_set(&f->st[FS_STATE], RF_FWD_UP);
         return;
     }
     if (res == CURLE_OK && status != 408 && status != 429 && status < 500) {
         rf_log_warn("forward", "sink %s: receiver rejected %llu events with HTTP %ld: %.200s",
                     f->name, (unsigned long long)events, status, f->resp);
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_REJECTED, events);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_REJECTED], events);
         fwd_buffer_remove(f, n, false);
         f->attempt = 0;
         f->consecutive_failures = 0;
-        fwd_stat_set(f, FS_STATE, RF_FWD_UP);
+        rf_stats_set(&f->st[FS_STATE], RF_FWD_UP);
         return;
     }
     if (f->consecutive_failures == 0)
@@ -318,7 +318,7 @@ static void *sender_main(void *arg)
          * is lost with the process, counted. */
         fwd_chunk *c;
         while (rf_ring_dequeue(f->full, &c, sizeof(c)))
-            fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_SHUTDOWN, c->lines);
+            rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_SHUTDOWN], c->lines);
         return NULL;
     }
     for (;;) {
@@ -346,7 +346,7 @@ static void *sender_main(void *arg)
         uint64_t lost = 0;
         for (size_t i = 0; i < f->buf.q_len; i++)
             lost += f->buf.q[(f->buf.q_head + i) % f->buf.q_cap].events;
-        fwd_stat_add(f, FS_DROP0 + RF_FWD_DROP_SHUTDOWN, lost);
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_SHUTDOWN], lost);
         rf_log_warn("forward", "sink %s: %llu events not delivered at shutdown (memory buffer)",
                     f->name, (unsigned long long)lost);
         fwd_buffer_remove(f, f->buf.q_len, false);

@@ -28,7 +28,10 @@ pid_t fwd_start_vm(int port, const char *dir)
     snprintf(data, sizeof(data), "-storageDataPath=./%s", dir);
     snprintf(listen, sizeof(listen), "-httpListenAddr=127.0.0.1:%d", port);
     pid_t pid = cu_spawn("vm", (const char *const[]){"/usr/bin/victoria-metrics", data, listen,
-                                                     "-loggerLevel=ERROR", NULL});
+                                                     "-loggerLevel=ERROR",
+                                                     /* points just written are visible at once */
+                                                     "-search.latencyOffset=0s",
+                                                     "-search.disableCache", NULL});
     for (int i = 0; i < 200; i++) {
         int status = 0;
         char *body = tproc_http_get(port, "/health", &status);
