@@ -231,7 +231,7 @@ typedef struct rf_sink_configs {
 int rf_sink_configs_parse(const rf_cfg_node *pipeline, rf_sink_configs *out, rf_err *err);
 void rf_sink_configs_release(rf_sink_configs *c);
 
-/* The HTTP forwarders' keys (sink_http_config.c):
+/* The HTTP forwarders' keys (sink_config.c):
  *
  *       - name: vm
  *         type: prom_remote_write        # or influx_http
@@ -248,8 +248,6 @@ void rf_sink_configs_release(rf_sink_configs *c);
  *                  policy: drop_oldest, sync: false, segment_bytes: 8MiB}
  *         # memory buffer (the default): {type: memory, max_bytes: 64MiB, policy: ...}
  */
-int rf_sink_http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err *err);
-void rf_sink_http_config_release(rf_fwd_config *c);
 
 /* Formats wall-clock ns as RFC 3339 UTC with nanoseconds
  * ("2026-11-23T17:49:43.123456789Z"), 31 bytes + NUL; buf at least 32 bytes. */

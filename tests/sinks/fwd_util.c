@@ -32,16 +32,21 @@ pid_t fwd_start_vm(int port, const char *dir)
                                                      /* points just written are visible at once */
                                                      "-search.latencyOffset=0s",
                                                      "-search.disableCache", NULL});
-    for (int i = 0; i < 200; i++) {
-        int status = 0;
-        char *body = tproc_http_get(port, "/health", &status);
-        free(body);
-        if (status == 200)
-            return pid;
-        usleep(50 * 1000);
+    fwd_wait_http(port, "/health", 200, "vm");
+    return pid;
+}
+
+void fwd_wait_http(int port, const char *path, int want, const char *tag)
+{
+    int status = 0;
+    for (int i = 0; i < 300 && status != want; i++) {
+        free(tproc_http_get(port, path, &status));
+        if (status != want)
+            usleep(50 * 1000);
     }
-    fail_msg("victoria-metrics did not answer on port %d; stderr:\n%s", port, cu_output("vm", "err"));
-    return -1;
+    if (status != want)
+        fail_msg("%s did not answer %d on port %d (last: %d); stderr:\n%s", tag, want, port,
+                 status, cu_output(tag, "err"));
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -133,6 +138,14 @@ void fwd_send_udp(int port, const char *text)
     int fd = connect_to(port, SOCK_DGRAM);
     assert_int_equal(send(fd, text, strlen(text), 0), (ssize_t)strlen(text));
     close(fd);
+}
+
+void fwd_send_points(int port, int n, int64_t t0_ms)
+{
+    size_t len;
+    char *lp = fwd_points(0, n, t0_ms, &len);
+    fwd_send_tcp(port, lp, len);
+    free(lp);
 }
 
 char *fwd_points(int first, int n, int64_t t0_ms, size_t *len)

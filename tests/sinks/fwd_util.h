@@ -14,6 +14,10 @@
 /* Exits 77 (SKIP) with a message when `path` is not an executable. */
 void fwd_require(const char *path, const char *package);
 
+/* Polls GET path on 127.0.0.1:port until it answers `status` (bounded:
+ * 15 s); fails the test otherwise, with the stderr of the spawned `tag`. */
+void fwd_wait_http(int port, const char *path, int status, const char *tag);
+
 /* victoria-metrics with its data under <tmp>/<dir>, listening on port;
  * waits (10 s) until /health answers. */
 pid_t fwd_start_vm(int port, const char *dir);
@@ -29,6 +33,8 @@ int fwd_vm_wait(int port, const char *match, int want, int timeout_ms);
 void fwd_send_tcp(int port, const char *text, size_t len);
 /* One UDP datagram. */
 void fwd_send_udp(int port, const char *text);
+/* Sends fwd_points(0, n, t0_ms) over TCP. */
+void fwd_send_points(int port, int n, int64_t t0_ms);
 /* `n` line-protocol points "fwd v=<i> <t0_ms+i ms>" for i in [first, first+n). */
 char *fwd_points(int first, int n, int64_t t0_ms, size_t *len);
 

@@ -67,14 +67,22 @@ static int64_t t0_ms(void)
 /* POINTS points, a string field and a sampled StatsD counter. */
 static void send_mix(int64_t t0)
 {
-    size_t len;
-    char *lp = fwd_points(0, POINTS, t0, &len);
-    fwd_send_tcp(g_lp_port, lp, len);
-    free(lp);
+    fwd_send_points(g_lp_port, POINTS, t0);
     char s[128];
     snprintf(s, sizeof(s), "fwd s=\"text\" %lld000000\n", (long long)t0);
     fwd_send_tcp(g_lp_port, s, strlen(s));
     fwd_send_udp(g_sd_port, "hits:3|c|@0.5");
+}
+
+/* ringflowd forwarding to the receiver on g_rx_port at `path`, sent the
+ * mix, waited on until the receiver acknowledged all of it. */
+static void forward_mix(proc *d, const char *type, const char *path)
+{
+    char sink[512];
+    snprintf(sink, sizeof(sink), "type: %s, url: \"http://127.0.0.1:%d%s\"", type, g_rx_port, path);
+    start_rf(d, sink);
+    send_mix(t0_ms());
+    assert_int_equal(fwd_stat_wait("fwd", "acked", POINTS + 1, 20000), POINTS + 1);
 }
 
 /* Every point exactly once, with its value; the sampled counter scaled. */
@@ -101,13 +109,9 @@ static void test_vm(const char *type, const char *path)
     fwd_require("/usr/bin/victoria-metrics", "victoria-metrics");
     ports();
     fwd_start_vm(g_rx_port, "vm");
-    char sink[512];
-    snprintf(sink, sizeof(sink), "type: %s, url: \"http://127.0.0.1:%d%s\"", type, g_rx_port, path);
     proc d;
-    start_rf(&d, sink);
-    send_mix(t0_ms());
+    forward_mix(&d, type, path);
     expect_vm_points(g_rx_port);
-    assert_int_equal(fwd_stat_wait("fwd", "acked", POINTS + 1, 5000), POINTS + 1);
     assert_int_equal(fwd_stat("fwd", "retries"), 0);
     cu_daemon_stop(&d);
 }
@@ -148,20 +152,10 @@ static void test_prometheus(void **state)
                                                  "--config.file=prometheus.yml",
                                                  "--storage.tsdb.path=./prom", web,
                                                  "--web.enable-remote-write-receiver", NULL});
-    int status = 0;
-    for (int i = 0; i < 300 && status != 200; i++) {
-        free(tproc_http_get(g_rx_port, "/-/ready", &status));
-        if (status != 200)
-            usleep(50 * 1000);
-    }
-    assert_int_equal(status, 200);
-    char sink[256];
-    snprintf(sink, sizeof(sink), "type: prom_remote_write, url: \"http://127.0.0.1:%d/api/v1/write\"",
-             g_rx_port);
+    fwd_wait_http(g_rx_port, "/-/ready", 200, "prometheus");
     proc d;
-    start_rf(&d, sink);
-    send_mix(t0_ms());
-    assert_int_equal(fwd_stat_wait("fwd", "acked", POINTS + 1, 20000), POINTS + 1);
+    forward_mix(&d, "prom_remote_write", "/api/v1/write");
+    int status = 0;
     char *r = tproc_http_get(g_rx_port, "/api/v1/query?query=count_over_time(fwd_v%5B1h%5D)", &status);
     assert_int_equal(status, 200);
     /* "value":[<time>,"2000"]: the count follows the time. */
@@ -195,25 +189,15 @@ static void test_influxdb(void **state)
              g_rx_port + 1, g_rx_port);
     tproc_write_file("influxdb.conf", conf);
     cu_spawn("influxd", (const char *const[]){"/usr/bin/influxd", "-config", "influxdb.conf", NULL});
+    fwd_wait_http(g_rx_port, "/ping", 204, "influxd");
     int status = 0;
-    for (int i = 0; i < 300 && status != 204; i++) {
-        free(tproc_http_get(g_rx_port, "/ping", &status));
-        if (status != 204)
-            usleep(50 * 1000);
-    }
-    assert_int_equal(status, 204);
     char cmd[256];
     snprintf(cmd, sizeof(cmd),
              "curl -sf -XPOST 'http://127.0.0.1:%d/query' --data-urlencode 'q=CREATE DATABASE lab'",
              g_rx_port);
     free(tproc_shell_ok(cmd));
-    char sink[256];
-    snprintf(sink, sizeof(sink), "type: influx_http, url: \"http://127.0.0.1:%d/write?db=lab\"",
-             g_rx_port);
     proc d;
-    start_rf(&d, sink);
-    send_mix(t0_ms());
-    assert_int_equal(fwd_stat_wait("fwd", "acked", POINTS + 1, 20000), POINTS + 1);
+    forward_mix(&d, "influx_http", "/write?db=lab");
     char *r = tproc_http_get(g_rx_port,
                              "/query?db=lab&q=SELECT%20count(v),sum(v)%20FROM%20fwd", &status);
     assert_int_equal(status, 200);
@@ -245,11 +229,7 @@ static void test_disk_kill(void **state)
     proc d;
     start_rf(&d, sink);
     /* The receiver is down: everything waits in the disk buffers. */
-    int64_t t0 = t0_ms();
-    size_t len;
-    char *lp = fwd_points(0, POINTS, t0, &len);
-    fwd_send_tcp(g_lp_port, lp, len);
-    free(lp);
+    fwd_send_points(g_lp_port, POINTS, t0_ms());
     assert_int_equal(fwd_stat_wait("fwd", "queued_events", POINTS, 10000), POINTS);
     assert_true(fwd_stat("fwd", "retries") > 0);
     kill(d.pid, SIGKILL);
@@ -297,14 +277,7 @@ static void start_fake(const char *script)
     snprintf(py, sizeof(py), "%s/../sinks/fake_receiver.py", cu_clients_dir());
     snprintf(port, sizeof(port), "%d", g_rx_port);
     cu_spawn("fake", (const char *const[]){"/usr/bin/python3", py, port, script, NULL});
-    for (int i = 0; i < 200; i++) {
-        int status = 0;
-        free(tproc_http_get(g_rx_port, "/", &status));
-        if (status > 0)
-            return;
-        usleep(50 * 1000);
-    }
-    fail_msg("fake receiver did not start: %s", cu_output("fake", "err"));
+    fwd_wait_http(g_rx_port, "/", 501, "fake"); /* it answers POST only */
 }
 
 static void test_retry(void **state)
@@ -320,10 +293,7 @@ static void test_retry(void **state)
              g_rx_port);
     proc d;
     start_rf(&d, sink);
-    size_t len;
-    char *lp = fwd_points(0, 100, t0_ms(), &len);
-    fwd_send_tcp(g_lp_port, lp, len);
-    free(lp);
+    fwd_send_points(g_lp_port, 100, t0_ms());
     assert_int_equal(fwd_stat_wait("fwd", "acked", 100, 15000), 100);
     assert_true(fwd_stat("fwd", "retries") >= 3);
     assert_int_equal(fwd_stat("fwd", "dropped_rejected"), 0);
@@ -355,10 +325,7 @@ static void test_reject(void **state)
              g_rx_port);
     proc d;
     start_rf(&d, sink);
-    size_t len;
-    char *lp = fwd_points(0, 100, t0_ms(), &len);
-    fwd_send_tcp(g_lp_port, lp, len);
-    free(lp);
+    fwd_send_points(g_lp_port, 100, t0_ms());
     assert_int_equal(fwd_stat_wait("fwd", "dropped_rejected", 100, 10000), 100);
     assert_int_equal(fwd_stat("fwd", "retries"), 0);
     assert_int_equal(fwd_stat("fwd", "queued_events"), 0);
