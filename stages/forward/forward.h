@@ -134,9 +134,11 @@ typedef struct rf_fwd rf_fwd;
  * ringflow_forward_* metrics on /metrics (labels sink, worker; drops also
  * reason), registered here and removed by rf_fwd_free. */
 int rf_fwd_new(const rf_fwd_config *cfg, const char *name, rf_fwd **out, rf_err *err);
-/* Stops the sender. Memory buffer: it keeps sending for up to
- * shutdown_grace and counts the rest as dropped (shutdown). Disk buffer:
- * what is unacknowledged stays on disk for the next start. */
+/* Stops the sender and waits for it. Memory buffer: while the receiver is
+ * up it keeps sending for up to shutdown_grace (the caller waits that
+ * long at most); the rest is counted as dropped (shutdown). Disk buffer:
+ * it stops at once; what is unacknowledged stays on disk for the next
+ * start. */
 void rf_fwd_free(rf_fwd *f);
 
 /* Worker: moves whole lines from p[0..len) (each ending in '\n') into a

@@ -124,6 +124,17 @@ static bool stopping(rf_fwd *f)
     return atomic_load_explicit(&f->stop, memory_order_acquire);
 }
 
+/* Stopping, and no more sending: a disk buffer keeps everything for the
+ * next start; a memory buffer sends on for the grace, but only while the
+ * receiver answers (a reload frees the old sinks on the worker, which must
+ * not wait out a backoff for a receiver that is down). */
+static bool give_up(rf_fwd *f, int64_t now)
+{
+    return stopping(f) &&
+           (f->buf.type == RF_FWD_BUFFER_DISK || now >= f->shutdown_deadline ||
+            atomic_load_explicit(&f->st[FS_STATE], memory_order_relaxed) != RF_FWD_UP);
+}
+
 /* Runs one request to its end (or until shutdown gives up on it). Returns
  * the curl result; *status is the HTTP status (0 without an answer). */
 static CURLcode perform(rf_fwd *f, const uint8_t *body, size_t len, long *status,
@@ -143,8 +154,7 @@ static CURLcode perform(rf_fwd *f, const uint8_t *body, size_t len, long *status
         if (!running)
             break;
         drain_ring(f);
-        if (stopping(f) && (f->buf.type == RF_FWD_BUFFER_DISK ||
-                            rf_clock_mono_ns() >= f->shutdown_deadline)) {
+        if (give_up(f, rf_clock_mono_ns())) {
             *aborted = true;
             break;
         }
@@ -325,8 +335,7 @@ static void *sender_main(void *arg)
         bool stop = stopping(f); /* before draining: chunks submitted before stop are seen */
         drain_ring(f);
         int64_t now = rf_clock_mono_ns();
-        if (stop && (f->buf.type == RF_FWD_BUFFER_DISK || f->buf.q_len == 0 ||
-                     now >= f->shutdown_deadline))
+        if (stop && (f->buf.q_len == 0 || give_up(f, now)))
             break;
         if (f->buf.q_len && now >= f->next_attempt_mono) {
             send_once(f, &lines, &cap);
