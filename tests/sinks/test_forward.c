@@ -112,6 +112,14 @@ static void test_vm(const char *type, const char *path)
     proc d;
     forward_mix(&d, type, path);
     expect_vm_points(g_rx_port);
+    /* The operator's views: `ringflow top` and `ringflow stat forwarders`. */
+    char *top = cu_ringflow("top");
+    assert_non_null(strstr(top, "FORWARDERS"));
+    assert_non_null(strstr(top, " up "));
+    free(top);
+    char *stat = cu_ringflow("stat forwarders");
+    assert_non_null(strstr(stat, "# forwarders"));
+    free(stat);
     assert_int_equal(fwd_stat("fwd", "retries"), 0);
     cu_daemon_stop(&d);
 }
