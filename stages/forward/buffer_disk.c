@@ -298,7 +298,8 @@ int fwd_disk_open(rf_fwd *f, rf_err *err)
         ff->seq = seq;
     }
     closedir(d);
-    qsort(b->files, b->n_files, sizeof(fwd_file), cmp_file);
+    if (b->n_files)
+        qsort(b->files, b->n_files, sizeof(fwd_file), cmp_file);
     scan_state ss = {0};
     for (size_t i = 0; i < b->n_files;) {
         if (scan_file(f, &b->files[i], &ss) < 0) {

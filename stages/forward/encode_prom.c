@@ -47,15 +47,12 @@ static int grow(void **p, size_t *cap, size_t need, size_t esize)
 
 /* Appends s[0..len) unescaped (and, for names, sanitised) to text plus a
  * NUL; returns its offset or -ENOMEM. */
-static long put_text(enc *e, const char *s, size_t len, bool name, const char *prefix)
+static long put_text(enc *e, const char *s, size_t len, bool name)
 {
-    size_t pl = prefix ? strlen(prefix) : 0;
-    if (grow((void **)&e->text, &e->cap_text, e->n_text + pl + len + 2, 1))
+    if (grow((void **)&e->text, &e->cap_text, e->n_text + len + 2, 1))
         return -ENOMEM;
     size_t at = e->n_text;
     char *o = e->text + at;
-    memcpy(o, prefix, pl);
-    o += pl;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (c == '\\' && i + 1 < len && strchr(",= \"\\", s[i + 1]))
@@ -138,7 +135,7 @@ static int parse_line(enc *e, const char *s, size_t len, uint64_t *unsupported)
         if (eq < tl) {
             if (grow((void **)&e->labs, &e->cap_labs, e->n_labs + 1, sizeof(lab)))
                 return -ENOMEM;
-            long n = put_text(e, t, eq, true, NULL), v = put_text(e, t + eq + 1, tl - eq - 1, false, NULL);
+            long n = put_text(e, t, eq, true), v = put_text(e, t + eq + 1, tl - eq - 1, false);
             if (n < 0 || v < 0)
                 return -ENOMEM;
             e->labs[e->n_labs++] = (lab){(uint32_t)n, (uint32_t)v};
@@ -162,8 +159,8 @@ static int parse_line(enc *e, const char *s, size_t len, uint64_t *unsupported)
                 grow((void **)&e->labref, &e->cap_labref, e->n_labref + n_tags + 1, 4) ||
                 grow((void **)&e->sers, &e->cap_sers, e->n_sers + 1, sizeof(ser)))
                 return -ENOMEM;
-            long nn = put_text(e, "__name__", 8, false, NULL);
-            long nv = put_text(e, mname, ml + 1 + take, true, NULL);
+            long nn = put_text(e, "__name__", 8, false);
+            long nv = put_text(e, mname, ml + 1 + take, true);
             if (nn < 0 || nv < 0)
                 return -ENOMEM;
             e->labs[e->n_labs] = (lab){(uint32_t)nn, (uint32_t)nv};
