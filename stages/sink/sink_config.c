@@ -156,7 +156,7 @@ static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err 
                               10 * RF_NS_PER_S, &cool, err)))
         return rc;
     if (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))
-        return rf_cfg_fail_key(item, "url", err, "an http:// or https:// URL");
+        return rf_cfg_fail_key(item, "url", err, "must be an http:// or https:// URL");
     if (max < base)
         return rf_cfg_fail_key(backoff, "max", err, "backoff max is below backoff base");
     s->buffer_bytes = (uint32_t)queue;
