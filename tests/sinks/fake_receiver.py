@@ -6,14 +6,16 @@ Content-Encoding: gzip, and appends one line per request to requests.log:
 requests go to accepted.lp.
 
 usage: fake_receiver.py PORT STATUS[,STATUS...]   e.g. 503,503,429,204
-A 429 carries Retry-After: 1."""
+A 429 carries Retry-After: 1. STATUS/SECONDS answers after that long (the
+request is logged when it arrives, its lines kept when it is answered)."""
 import gzip
 import http.server
 import sys
 import time
 
 port = int(sys.argv[1])
-script = [int(s) for s in sys.argv[2].split(",")]
+script = [(int(s.split("/")[0]), float(s.split("/")[1]) if "/" in s else 0.0)
+          for s in sys.argv[2].split(",")]
 count = 0
 
 
@@ -25,11 +27,12 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
-        status = script[min(count, len(script) - 1)]
+        status, delay = script[min(count, len(script) - 1)]
         count += 1
         lines = body.count(b"\n")
         with open("requests.log", "a") as f:
             f.write("%.3f %d %d\n" % (time.monotonic(), status, lines))
+        time.sleep(delay)
         if 200 <= status < 300:
             with open("accepted.lp", "ab") as f:
                 f.write(body)
