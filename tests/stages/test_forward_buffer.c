@@ -9,10 +9,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -188,24 +190,24 @@ static void test_disk_recovery(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
-static void test_memory_bound(void **state)
+/* Fills buf (a chunk's size) with whole lines of `measurement`; returns
+ * the bytes, the line count in *lines. */
+static size_t fill_chunk(char *buf, const char *measurement, int *lines)
 {
-    (void)state;
-    rf_fwd_config c = down_config(RF_FWD_BUFFER_MEMORY, NULL);
-    c.buffer_max_bytes = 1 << 20;
-    rf_fwd *f = NULL;
-    rf_err err = {0};
-    assert_int_equal(rf_fwd_new(&c, "m", &f, &err), 0);
-    /* 40 chunks of 100 lines (~1.3 KB each... ) do not exceed 1 MiB; make
-     * the chunks big: 600 lines of ~60 bytes. */
-    static char big[RF_FWD_CHUNK_BYTES];
     size_t n = 0;
-    int lines = 0;
-    while (n + 80 < sizeof(big)) {
-        n += (size_t)snprintf(big + n, sizeof(big) - n,
-                              "padding_measurement,host=h%04d value=%d 1\n", lines, lines);
-        lines++;
+    *lines = 0;
+    while (n + 80 < RF_FWD_CHUNK_BYTES) {
+        n += (size_t)snprintf(buf + n, RF_FWD_CHUNK_BYTES - n, "%s,host=h%05d value=%d 1\n",
+                              measurement, *lines, *lines);
+        (*lines)++;
     }
+    return n;
+}
+
+/* Submits 40 such chunks (waiting for free ones) and returns once every
+ * line is either queued or counted under `reason`. */
+static rf_fwd_stats submit_40(rf_fwd *f, const char *big, size_t n, int lines, int reason)
+{
     uint64_t taken = 0;
     int sent = 0;
     for (int tries = 0; sent < 40 && tries < 4000; tries++) {
@@ -218,14 +220,82 @@ static void test_memory_bound(void **state)
     rf_fwd_stats s;
     for (int i = 0; i < 400; i++) {
         rf_fwd_stats_read(f, &s);
-        if (s.queued_events + s.dropped[RF_FWD_DROP_BUFFER_FULL] == (uint64_t)sent * lines)
+        if (s.queued_events + s.dropped[reason] == (uint64_t)sent * lines)
             break;
         sleep_ms(10);
     }
-    /* Every line is either held or counted; the held ones fit the bound. */
-    assert_int_equal(s.queued_events + s.dropped[RF_FWD_DROP_BUFFER_FULL], (uint64_t)sent * lines);
+    /* Every line is either held or counted. */
+    assert_int_equal(s.queued_events + s.dropped[reason], (uint64_t)sent * lines);
+    assert_true(s.dropped[reason] > 0);
+    return s;
+}
+
+static void test_memory_bound(void **state)
+{
+    (void)state;
+    rf_fwd_config c = down_config(RF_FWD_BUFFER_MEMORY, NULL);
+    c.buffer_max_bytes = 1 << 20;
+    rf_fwd *f = NULL;
+    rf_err err = {0};
+    assert_int_equal(rf_fwd_new(&c, "m", &f, &err), 0);
+    /* 40 chunks of ~64 KB into 1 MiB. */
+    static char big[RF_FWD_CHUNK_BYTES];
+    int lines;
+    size_t n = fill_chunk(big, "padding_measurement", &lines);
+    rf_fwd_stats s = submit_40(f, big, n, lines, RF_FWD_DROP_BUFFER_FULL);
     assert_true(s.queued_bytes <= c.buffer_max_bytes);
-    assert_true(s.dropped[RF_FWD_DROP_BUFFER_FULL] > 0);
+    rf_fwd_free(f);
+}
+
+static char g_mnt[64];
+
+static int unmount_tmpfs(void **state)
+{
+    (void)state;
+    if (g_mnt[0]) {
+        umount2(g_mnt, MNT_DETACH);
+        rmdir(g_mnt);
+    }
+    g_mnt[0] = '\0';
+    return 0;
+}
+
+/* The disk fills up while buffering: appends that fail are cut off and
+ * counted (io_error), what was written stays queued; once there is room
+ * again, appends go on. A 320 KiB tmpfs; skipped where this process cannot
+ * mount one. */
+static void test_disk_full(void **state)
+{
+    (void)state;
+    snprintf(g_mnt, sizeof(g_mnt), "/tmp/rf-fwdfull-XXXXXX");
+    assert_non_null(mkdtemp(g_mnt));
+    if (mount("tmpfs", g_mnt, "tmpfs", 0, "size=320k") != 0) {
+        fprintf(stderr, "cannot mount a tmpfs (%s): test skipped\n", strerror(errno));
+        rmdir(g_mnt);
+        g_mnt[0] = '\0';
+        skip();
+    }
+    rf_fwd_config c = down_config(RF_FWD_BUFFER_DISK, g_mnt);
+    c.segment_bytes = 128 * 1024;
+    rf_fwd *f = NULL;
+    rf_err err = {0};
+    assert_int_equal(rf_fwd_new(&c, "full", &f, &err), 0);
+    /* 40 chunks of ~64 KB: about 2.5 MB into 320 KiB. */
+    static char big[RF_FWD_CHUNK_BYTES];
+    int lines;
+    size_t n = fill_chunk(big, "full", &lines);
+    rf_fwd_stats s = submit_40(f, big, n, lines, RF_FWD_DROP_IO_ERROR);
+    assert_true(s.queued_events > 0);
+    /* Room again: the next chunk is kept. */
+    assert_int_equal(mount("tmpfs", g_mnt, "tmpfs", MS_REMOUNT, "size=16m"), 0);
+    uint64_t before = s.queued_events, taken = 0;
+    while (rf_fwd_submit(f, big, (uint32_t)n, &taken) <= 0)
+        sleep_ms(2);
+    for (int i = 0; i < 400 && s.queued_events < before + (uint64_t)lines; i++) {
+        sleep_ms(10);
+        rf_fwd_stats_read(f, &s);
+    }
+    assert_int_equal(s.queued_events, before + (uint64_t)lines);
     rf_fwd_free(f);
 }
 
@@ -235,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_encode_prom),
         cmocka_unit_test(test_disk_recovery),
         cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test_teardown(test_disk_full, unmount_tmpfs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
