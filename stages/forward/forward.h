@@ -106,7 +106,8 @@ enum rf_fwd_drop {
     RF_FWD_DROP_BUFFER_FULL = 1, /* the buffer was full (policy drop_newest or drop_oldest) */
     RF_FWD_DROP_SHUTDOWN = 2,    /* memory buffer: still unsent when the engine stopped */
     RF_FWD_DROP_UNSUPPORTED = 3, /* a field the protocol cannot carry (strings in remote_write) */
-    RF_FWD_DROP_CORRUPT = 4,     /* disk: a damaged record skipped at recovery (events it held) */
+    RF_FWD_DROP_CORRUPT = 4,     /* disk: a damaged region, torn tail or unreadable file skipped
+                                    at recovery (one each: the events in it cannot be known) */
     RF_FWD_DROP_IO_ERROR = 5,    /* disk: an append failed (disk full, I/O error) */
     RF_FWD_DROP__COUNT
 };
@@ -117,8 +118,10 @@ typedef struct rf_fwd_stats {
     uint64_t acked_events, acked_bytes, requests_ok;
     uint64_t retries;                     /* requests that failed and will be retried */
     uint64_t dropped[RF_FWD_DROP__COUNT];
-    uint64_t redelivered;                 /* disk: events sent before a restart and not acked,
-                                             sent again (possible duplicates; at most a batch) */
+    uint64_t redelivered;                 /* disk: events a request carried before a restart
+                                             and not acked, sent again (possible duplicates:
+                                             at most a batch; counted whether or not that
+                                             request reached the receiver) */
     uint64_t disk_bytes_written;          /* write amplification = this / acked_bytes */
     uint64_t recovered_events;            /* disk: unacked events found at start */
     uint64_t corrupt_bytes;               /* disk: bytes skipped at recovery (torn tails too) */
