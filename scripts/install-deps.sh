@@ -22,6 +22,8 @@ packages=(
   libsystemd-dev
   debhelper dpkg-dev fakeroot lintian scdoc man-db systemd bash-completion
   prometheus
+  # the HTTP forwarders' client (stages/forward) and a test receiver of theirs (tests/sinks)
+  libcurl4-openssl-dev influxdb
 )
 
 missing=()

@@ -787,7 +787,9 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
         s->is_store = ps->sinks.sinks[j].type == RF_SINK_STORE;
         if (s->is_store)
             continue;
-        if ((rc = rf_sink_new(&ps->sinks.sinks[j], &namer, &s->sink, err)) < 0)
+        rf_sink_config sc = ps->sinks.sinks[j];
+        sc.instance = index; /* a disk buffer per worker (sink.h) */
+        if ((rc = rf_sink_new(&sc, &namer, &s->sink, err)) < 0)
             goto fail;
         s->batcher = rf_batcher_new(&ps->batch, (rf_emitter){.emit = batch_emit, .ctx = s});
         if (!s->batcher) {

@@ -245,14 +245,20 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
             return 0;
         put(&o, t, tl);
         put(&o, "=", 1);
-        switch (ev->value_type) {
+        /* A sampled StatsD counter stands for value / rate events. */
+        const bool sampled = ev->kind == RF_KIND_COUNTER && ev->sample_rate > 0.0f &&
+                             ev->sample_rate < 1.0f;
+        switch (sampled ? RF_VALUE_F64 : ev->value_type) {
         case RF_VALUE_I64: putf(&o, "%" PRId64 "i", ev->value.i64); break;
         case RF_VALUE_U64: putf(&o, "%" PRIu64 "u", ev->value.u64); break;
         case RF_VALUE_BOOL: puts_(&o, ev->value.u64 ? "true" : "false"); break;
-        default:
-            if (!isfinite(ev->value.f64))
+        default: {
+            const double v = sampled ? rf_event_value_as_f64(ev) / (double)ev->sample_rate
+                                     : ev->value.f64;
+            if (!isfinite(v))
                 return 0; /* line protocol has no NaN/Inf */
-            put_double(&o, ev->value.f64);
+            put_double(&o, v);
+        }
         }
     }
     putf(&o, " %" PRId64 "\n", ev->event_time_ns);
@@ -263,8 +269,9 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
 
 int rf_sink_type_parse(const char *name)
 {
-    static const char *const names[] = {"json", "lp_udp", "lp_tcp", "count_only", "store"};
-    for (int i = 0; i < 5; i++) {
+    static const char *const names[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
+                                        "prom_remote_write", "influx_http"};
+    for (int i = 0; i < 7; i++) {
         if (strcmp(name, names[i]) == 0)
             return i;
     }
@@ -278,7 +285,7 @@ int rf_sink_new(const rf_sink_config *cfg, const rf_sink_namer *namer, rf_sink *
     if (cfg->type == RF_SINK_STORE)
         return rf_err_set(err, EINVAL, "sink %s: type store is served by the engine's storage, "
                                        "not by an rf_sink", nm);
-    if ((unsigned)cfg->type > RF_SINK_COUNT_ONLY)
+    if ((unsigned)cfg->type > RF_SINK_INFLUX_HTTP)
         return rf_err_set(err, EINVAL, "sink %s: unknown type %d", nm, (int)cfg->type);
     rf_sink *s = calloc(1, sizeof(*s));
     if (!s)
@@ -317,6 +324,10 @@ int rf_sink_new(const rf_sink_config *cfg, const rf_sink_namer *namer, rf_sink *
         rc = rf_sink_net_open(s, cfg, err);
         if (rc)
             goto fail;
+    } else if (sink_is_http(cfg->type)) {
+        rc = rf_sink_http_open(s, cfg, err);
+        if (rc)
+            goto fail;
     }
     *out_sink = s;
     return 0;
@@ -340,6 +351,8 @@ void rf_sink_free(rf_sink *s)
         close(s->fd);
     if (s->type == RF_SINK_LP_UDP || s->type == RF_SINK_LP_TCP)
         rf_sink_net_close(s);
+    if (sink_is_http(s->type))
+        rf_sink_http_close(s);
     free(s->buf);
     free(s);
 }
@@ -375,6 +388,10 @@ void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *o)
 {
     *o = s->st;
     o->queued_bytes = s->tail - s->head;
+    if (s->fwd) {
+        o->has_fwd = true;
+        rf_fwd_stats_read(s->fwd, &o->fwd);
+    }
 }
 
 /* ---------------------------------------------------------------- write/flush */
@@ -425,6 +442,9 @@ int rf_sink_flush(rf_sink *s, int64_t now_ns)
     case RF_SINK_LP_UDP:
     case RF_SINK_LP_TCP:
         return rf_sink_net_flush(s, now_ns);
+    case RF_SINK_PROM_REMOTE_WRITE:
+    case RF_SINK_INFLUX_HTTP:
+        return rf_sink_http_flush(s, now_ns, false);
     default:
         return 0;
     }
@@ -493,5 +513,7 @@ uint64_t rf_sink_memory_bound(const rf_sink_config *cfg)
         uint64_t cap = cfg->buffer_bytes ? cfg->buffer_bytes : SINK_DEFAULT_BUFFER;
         b += rf_mem_alloc_bound(cap < SINK_MIN_BUFFER ? SINK_MIN_BUFFER : cap);
     }
+    if (sink_is_http(cfg->type))
+        b += rf_fwd_memory_bound(&cfg->http);
     return b;
 }

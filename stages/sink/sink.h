@@ -19,6 +19,13 @@
  *                       (only a hash travels) are dropped as "unsupported".
  *                       Alerts: ringflow_alert,rule=<name> state="firing",value=<v>,series="<key>" <ts>
  *                       Correlated: ringflow_correlated,pattern=<id> members=<n>i,span_ns=<v>i,correlation_id=<id>u <ts>
+ *   RF_SINK_PROM_REMOTE_WRITE, RF_SINK_INFLUX_HTTP
+ *                       the same lines, handed in chunks to a sender thread
+ *                       that delivers them at least once over HTTP from a
+ *                       memory or disk buffer (stages/forward/forward.h;
+ *                       remote_write: one series per numeric field, named
+ *                       <measurement>_<field>). Sampled StatsD counters go out
+ *                       as value / rate in every line-protocol sink.
  *   RF_SINK_COUNT_ONLY  STAND-IN for the storage writer until the storage issue
  *                       lands: counts what it would store (events by kind, 64
  *                       bytes each) and stores nothing.
@@ -70,6 +77,7 @@
 #include "core/config/config.h"
 #include "core/error/error.h"
 #include "core/event/event.h"
+#include "stages/forward/forward.h"
 
 enum rf_sink_type {
     RF_SINK_JSON = 0,
@@ -79,6 +87,10 @@ enum rf_sink_type {
     /* The worker's storage shard. Not an rf_sink: the engine appends what a
      * route sends here to storage/store; rf_sink_new refuses this type. */
     RF_SINK_STORE = 4,
+    /* HTTP forwarders with a sender thread and a buffer (stages/forward):
+     * Prometheus remote_write 1.0 and InfluxDB /write or /api/v2/write. */
+    RF_SINK_PROM_REMOTE_WRITE = 5,
+    RF_SINK_INFLUX_HTTP = 6,
 };
 
 /* Connection state of a forwarder (rf_sink_stats.state). */
@@ -115,6 +127,11 @@ typedef struct rf_sink_config {
     uint32_t breaker_failures;     /* 0: 5 consecutive failures open the breaker */
     int64_t breaker_cooldown_ns;   /* 0: 10 s */
     uint64_t jitter_seed;          /* 0: seeded from the clock */
+    /* HTTP forwarders: everything but the buffer path's worker folder. */
+    rf_fwd_config http;
+    /* Which worker's instance this is (set by the pipeline): a disk buffer
+     * lives in <buffer.path>/worker-<instance>. */
+    uint32_t instance;
 } rf_sink_config;
 
 typedef struct rf_sink_stats {
@@ -138,6 +155,9 @@ typedef struct rf_sink_stats {
     uint64_t by_kind[RF_KIND__COUNT];
     uint64_t critical;
     uint64_t would_store_bytes;
+    /* HTTP forwarders (has_fwd): the sender's side. */
+    bool has_fwd;
+    rf_fwd_stats fwd;
 } rf_sink_stats;
 
 typedef struct rf_sink rf_sink;
@@ -174,7 +194,8 @@ const char *rf_sink_name(const rf_sink *s);
 enum rf_sink_type rf_sink_type_of(const rf_sink *s);
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 
-/* Parses "json", "lp_udp", "lp_tcp", "count_only", "store"; -1 when unknown. */
+/* Parses "json", "lp_udp", "lp_tcp", "count_only", "store", "prom_remote_write",
+ * "influx_http"; -1 when unknown. */
 int rf_sink_type_parse(const char *name);
 
 /* Formats one event as a JSON line / a line-protocol line into buf (cap
@@ -209,6 +230,24 @@ typedef struct rf_sink_configs {
 
 int rf_sink_configs_parse(const rf_cfg_node *pipeline, rf_sink_configs *out, rf_err *err);
 void rf_sink_configs_release(rf_sink_configs *c);
+
+/* The HTTP forwarders' keys (sink_config.c):
+ *
+ *       - name: vm
+ *         type: prom_remote_write        # or influx_http
+ *         url: http://10.0.0.5:8428/api/v1/write
+ *         headers: {X-Scope-OrgID: lab}
+ *         auth: {type: basic, username: u, password: p}   # bearer|token: {token: t}
+ *         gzip: true                     # influx_http
+ *         batch: {max_samples: 10000, max_bytes: 1MiB, max_delay: 50ms}
+ *         timeout: 10s
+ *         backoff: {base: 100ms, max: 30s}
+ *         breaker: {failures: 5, cooldown: 10s}
+ *         queue: 256KiB                  # the worker's line queue
+ *         buffer: {type: disk, path: /var/lib/ringflow/forward/vm, max_bytes: 1GiB,
+ *                  policy: drop_oldest, sync: false, segment_bytes: 8MiB}
+ *         # memory buffer (the default): {type: memory, max_bytes: 64MiB, policy: ...}
+ */
 
 /* Formats wall-clock ns as RFC 3339 UTC with nanoseconds
  * ("2026-11-23T17:49:43.123456789Z"), 31 bytes + NUL; buf at least 32 bytes. */

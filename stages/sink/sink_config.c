@@ -2,10 +2,13 @@
 #include "stages/sink/sink.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/clock/clock.h"
+
+static void http_config_release(rf_fwd_config *c);
 
 void rf_sink_configs_release(rf_sink_configs *c)
 {
@@ -13,6 +16,7 @@ void rf_sink_configs_release(rf_sink_configs *c)
         free((char *)c->sinks[i].name);
         free((char *)c->sinks[i].path);
         free((char *)c->sinks[i].host);
+        http_config_release(&c->sinks[i].http);
     }
     free(c->sinks);
     free(c->names);
@@ -38,17 +42,148 @@ static int dup_str(const rf_cfg_node *map, const char *key, bool required, const
     return *out ? 0 : rf_err_set(err, ENOMEM, "config: out of memory");
 }
 
+/* ---- the HTTP forwarders' keys (prom_remote_write, influx_http; sink.h) ---- */
+
+static void http_config_release(rf_fwd_config *c)
+{
+    free((char *)c->url);
+    for (uint32_t i = 0; i < c->n_headers; i++)
+        free((char *)c->headers[i]);
+    free((char *)c->username);
+    free((char *)c->password);
+    free((char *)c->token);
+    free((char *)c->buffer_path);
+    memset(c, 0, sizeof(*c));
+}
+
+static int parse_headers(const rf_cfg_node *item, rf_fwd_config *c, rf_err *err)
+{
+    const rf_cfg_node *h;
+    int rc = rf_cfg_map(item, "headers", &h, err);
+    if (rc)
+        return rc;
+    size_t n = rf_cfg_map_len(h);
+    if (n > RF_FWD_MAX_HEADERS)
+        return rf_cfg_fail_key(item, "headers", err, "at most %u headers", RF_FWD_MAX_HEADERS);
+    for (size_t i = 0; i < n; i++) {
+        const char *k = rf_cfg_map_key(h, i);
+        const char *v = rf_cfg_scalar(rf_cfg_map_value(h, i));
+        if (!v || strpbrk(k, ": \r\n") || strpbrk(v, "\r\n"))
+            return rf_cfg_fail(rf_cfg_map_value(h, i), err,
+                               "a header is a name (no ':', space or newline) and a one-line value");
+        size_t len = strlen(k) + strlen(v) + 3;
+        char *line = malloc(len);
+        if (!line)
+            return rf_err_set(err, ENOMEM, "config: out of memory");
+        snprintf(line, len, "%s: %s", k, v);
+        c->headers[c->n_headers++] = line;
+    }
+    return 0;
+}
+
+static int parse_auth(const rf_cfg_node *item, rf_fwd_config *c, rf_err *err)
+{
+    static const char *const types[] = {"none", "basic", "bearer", "token"};
+    const rf_cfg_node *a;
+    int type = 0, rc;
+    if ((rc = rf_cfg_map(item, "auth", &a, err)) ||
+        (rc = rf_cfg_enum(a, "type", types, 4, 0, &type, err)))
+        return rc;
+    c->auth = (enum rf_fwd_auth)type;
+    if (c->auth == RF_FWD_AUTH_BASIC) {
+        rc = dup_str(a, "username", true, &c->username, err);
+        return rc ? rc : dup_str(a, "password", false, &c->password, err);
+    }
+    if (c->auth != RF_FWD_AUTH_NONE)
+        return dup_str(a, "token", true, &c->token, err);
+    return 0;
+}
+
+static int parse_buffer(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
+{
+    static const char *const types[] = {"memory", "disk"};
+    static const char *const policies[] = {"drop_newest", "drop_oldest"};
+    rf_fwd_config *c = &s->http;
+    const rf_cfg_node *b;
+    int type = 0, policy = 0, rc;
+    uint64_t max = 0, seg = 0;
+    if ((rc = rf_cfg_map(item, "buffer", &b, err)) ||
+        (rc = rf_cfg_enum(b, "type", types, 2, 0, &type, err)) ||
+        (rc = rf_cfg_enum(b, "policy", policies, 2, 0, &policy, err)) ||
+        (rc = rf_cfg_size(b, "max_bytes", 1ull << 20, 1ull << 50,
+                          type ? 1ull << 30 : 64ull << 20, &max, err)) ||
+        (rc = rf_cfg_size(b, "segment_bytes", 64 * 1024, 1ull << 32, 8ull << 20, &seg, err)) ||
+        (rc = rf_cfg_bool(b, "sync", false, &c->sync, err)))
+        return rc;
+    c->buffer = (enum rf_fwd_buffer_type)type;
+    c->policy = (enum rf_fwd_full_policy)policy;
+    c->buffer_max_bytes = max;
+    c->segment_bytes = seg;
+    if (c->buffer == RF_FWD_BUFFER_DISK)
+        return dup_str(b, "path", true, &c->buffer_path, err);
+    return 0;
+}
+
+static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
+{
+    rf_fwd_config *c = &s->http;
+    c->protocol = s->type == RF_SINK_PROM_REMOTE_WRITE ? RF_FWD_PROM_REMOTE_WRITE
+                                                       : RF_FWD_INFLUX_HTTP;
+    uint64_t queue = 0, samples = 0, bytes = 0, delay = 0, timeout = 0, base = 0, max = 0,
+             cool = 0;
+    const rf_cfg_node *batch, *backoff, *breaker;
+    int rc;
+    if ((rc = dup_str(item, "url", true, &c->url, err)) ||
+        (rc = parse_headers(item, c, err)) || (rc = parse_auth(item, c, err)) ||
+        (rc = parse_buffer(item, s, err)) ||
+        (rc = rf_cfg_bool(item, "gzip", true, &c->gzip, err)) ||
+        (rc = rf_cfg_size(item, "queue", 4096, 1ull << 30, 256 * 1024, &queue, err)) ||
+        (rc = rf_cfg_map(item, "batch", &batch, err)) ||
+        (rc = rf_cfg_u64(batch, "max_samples", 1, 10000000, 10000, &samples, err)) ||
+        (rc = rf_cfg_size(batch, "max_bytes", 4096, 256ull << 20, 1ull << 20, &bytes, err)) ||
+        (rc = rf_cfg_duration(batch, "max_delay", RF_NS_PER_MS, 60ull * RF_NS_PER_S,
+                              50 * RF_NS_PER_MS, &delay, err)) ||
+        (rc = rf_cfg_duration(item, "timeout", RF_NS_PER_MS, 3600ull * RF_NS_PER_S,
+                              10 * RF_NS_PER_S, &timeout, err)) ||
+        (rc = rf_cfg_map(item, "backoff", &backoff, err)) ||
+        (rc = rf_cfg_duration(backoff, "base", RF_NS_PER_MS, 3600ull * RF_NS_PER_S,
+                              100 * RF_NS_PER_MS, &base, err)) ||
+        (rc = rf_cfg_duration(backoff, "max", RF_NS_PER_MS, 86400ull * RF_NS_PER_S,
+                              30 * RF_NS_PER_S, &max, err)) ||
+        (rc = rf_cfg_map(item, "breaker", &breaker, err)) ||
+        (rc = rf_cfg_u32(breaker, "failures", 1, 1000000, 5, &c->breaker_failures, err)) ||
+        (rc = rf_cfg_duration(breaker, "cooldown", RF_NS_PER_MS, 86400ull * RF_NS_PER_S,
+                              10 * RF_NS_PER_S, &cool, err)))
+        return rc;
+    if (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))
+        return rf_cfg_fail_key(item, "url", err, "must be an http:// or https:// URL");
+    if (max < base)
+        return rf_cfg_fail_key(backoff, "max", err, "backoff max is below backoff base");
+    s->buffer_bytes = (uint32_t)queue;
+    c->max_samples = (uint32_t)samples;
+    c->max_bytes = (uint32_t)bytes;
+    c->max_delay_ns = (int64_t)delay;
+    c->timeout_ns = (int64_t)timeout;
+    c->backoff_base_ns = (int64_t)base;
+    c->backoff_max_ns = (int64_t)max;
+    c->breaker_cooldown_ns = (int64_t)cool;
+    return 0;
+}
+
 static int parse_sink(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
-    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store"};
+    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
+                                        "prom_remote_write", "influx_http"};
     int rc = dup_str(item, "name", true, &s->name, err);
     if (rc)
         return rc;
     int type = 0;
-    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 5, 0,
+    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 7, 0,
                                                                         &type, err)))
         return rc;
     s->type = (enum rf_sink_type)type;
+    if (s->type == RF_SINK_PROM_REMOTE_WRITE || s->type == RF_SINK_INFLUX_HTTP)
+        return http_config_parse(item, s, err);
     uint64_t buffer = 0;
     rc = rf_cfg_size(item, "buffer", 4096, 1ull << 30, 256 * 1024, &buffer, err);
     if (rc)

@@ -40,7 +40,16 @@ struct rf_sink {
     enum sink_breaker breaker;
     int64_t connect_deadline, breaker_until;
     uint64_t rng;
+    /* HTTP forwarders (sink_http.c): the sender, and since when the oldest
+     * queued line waits (0: nothing queued). */
+    rf_fwd *fwd;
+    int64_t pending_since, max_delay;
 };
+
+static inline bool sink_is_http(enum rf_sink_type t)
+{
+    return t == RF_SINK_PROM_REMOTE_WRITE || t == RF_SINK_INFLUX_HTTP;
+}
 
 /* Moves the waiting bytes to the front of the buffer. */
 static inline void sink_buf_compact(rf_sink *s)
@@ -63,5 +72,11 @@ static inline void sink_buf_consumed(rf_sink *s, uint32_t n)
 int rf_sink_net_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err);
 int rf_sink_net_flush(rf_sink *s, int64_t now_ns);
 void rf_sink_net_close(rf_sink *s);
+
+int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err);
+/* Hands queued lines to the sender: when a chunk's worth waits, when the
+ * oldest has waited max_delay, or always when `force`. */
+int rf_sink_http_flush(rf_sink *s, int64_t now_ns, bool force);
+void rf_sink_http_close(rf_sink *s);
 
 #endif

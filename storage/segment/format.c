@@ -94,7 +94,7 @@ long rf_seg_rec_check(const uint8_t *p, size_t avail, rf_seg_rec *h)
         return -EAGAIN;
     uint8_t type = p[4];
     uint32_t plen = get32(p + 8);
-    if (type < RF_SEG_REC_BLOCK || type > RF_SEG_REC_FOOTER || plen > RF_SEG_MAX_PAYLOAD)
+    if (type < RF_SEG_REC_BLOCK || type > RF_SEG_REC_FORWARD_SENT || plen > RF_SEG_MAX_PAYLOAD)
         return -EBADMSG;
     size_t total = rf_seg_rec_size(plen);
     if (avail < total)

@@ -69,21 +69,26 @@ static bool load_footer(rf_seg_reader *r)
     return true;
 }
 
-/* Next offset after `from` where a valid record starts, or 0 when none. */
-static uint64_t resync(const rf_seg_reader *r, uint64_t from)
+uint64_t rf_seg_resync(const uint8_t *map, size_t size, uint64_t from)
 {
-    const uint8_t *end = r->map + r->size;
-    const uint8_t *p = r->map + from;
+    const uint8_t *end = map + size;
+    const uint8_t *p = map + from;
     while (p + RF_SEG_REC_HDR_SIZE <= end) {
         p = memmem(p, (size_t)(end - p), rec_magic, 4);
         if (!p)
             return 0;
         rf_seg_rec h;
         if (rf_seg_rec_check(p, (size_t)(end - p), &h) > 0 && h.type != RF_SEG_REC_FOOTER)
-            return (uint64_t)(p - r->map);
+            return (uint64_t)(p - map);
         p++;
     }
     return 0;
+}
+
+/* Next offset after `from` where a valid record starts, or 0 when none. */
+static uint64_t resync(const rf_seg_reader *r, uint64_t from)
+{
+    return rf_seg_resync(r->map, r->size, from);
 }
 
 static int scan(rf_seg_reader *r)

@@ -55,6 +55,11 @@ enum rf_seg_rec_type {
     RF_SEG_REC_BLOCK = 1,  /* payload: one encoded block (storage/encode) */
     RF_SEG_REC_SERIES = 2, /* payload: canonical key text of one series */
     RF_SEG_REC_FOOTER = 3, /* payload: the segment index */
+    /* Forward buffer files (stages/forward, docs/FORMAT.md "Forward buffer"):
+     * the same framing in a log of its own, never in a store's shard. */
+    RF_SEG_REC_FORWARD = 4,      /* payload: lines; series_id = entry seq, count = events */
+    RF_SEG_REC_FORWARD_ACK = 5,  /* no payload; series_id = highest acknowledged entry */
+    RF_SEG_REC_FORWARD_SENT = 6, /* no payload; series_id = highest entry sent */
 };
 
 /* ---- file header ---------------------------------------------------------- */
@@ -104,6 +109,10 @@ void rf_seg_rec_seal(uint8_t *rec);
  * fills *h; -EAGAIN when the bytes end before the record does (torn tail or
  * still being written); -EBADMSG for a bad magic, type, length or CRC. */
 long rf_seg_rec_check(const uint8_t *p, size_t avail, rf_seg_rec *h);
+/* The first offset at or after `from` in map[0..size) where a valid record
+ * other than a footer starts (resynchronising after a corrupt record), or 0
+ * when none does. */
+uint64_t rf_seg_resync(const uint8_t *map, size_t size, uint64_t from);
 
 /* ---- index (footer) -------------------------------------------------------- */
 

@@ -236,7 +236,10 @@ char *tproc_http_get(int port, const char *path, int *status)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     char req[512];
-    int rl = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+    /* Connection: close: a server that keeps connections alive (the
+     * receivers the forwarding tests start) ends the response by closing. */
+    int rl = snprintf(req, sizeof(req),
+                      "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
     size_t cap = 4 << 20, len = 0;
     char *buf = malloc(cap);
     if (!buf || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||

@@ -437,6 +437,8 @@ void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out)
             rf_sink_stats_read(sk, &ss);
             out->sinks += ss.drop_queue_full + ss.drop_disconnected + ss.drop_unsupported +
                           ss.drop_oversize + ss.drop_io_error;
+            for (int r = 0; ss.has_fwd && r < RF_FWD_DROP__COUNT; r++)
+                out->sinks += ss.fwd.dropped[r];
         }
     }
     /* The daemon reads its drops at start and every 10 s: when series were

@@ -234,6 +234,9 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
             0 ||
         (rc = rf_ops_register_show("stages", "per worker: series, stage counters, sinks",
                                    rf_views_show_stages, e)) < 0 ||
+        (rc = rf_ops_register_show("forwarders", "per HTTP forwarding sink: queued, in flight, "
+                                   "acknowledged, dropped, receiver state",
+                                   rf_views_show_forwarders, e)) < 0 ||
         (rc = rf_ops_register_show("storage", "segments, bytes, per-shard writes and drops",
                                    rf_views_show_storage, e)) < 0 ||
         (rc = rf_ops_register_show("series",
@@ -256,6 +259,7 @@ void rf_engine_views_unregister(void)
     rf_ops_unregister_show("listeners");
     rf_ops_unregister_show("errors");
     rf_ops_unregister_show("stages");
+    rf_ops_unregister_show("forwarders");
     rf_ops_unregister_show("storage");
     rf_ops_unregister_show("series");
     rf_ops_unregister_show("record");

@@ -98,6 +98,7 @@ int rf_views_show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
 int rf_views_show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 int rf_views_show_errors(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
+int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);
 int rf_views_show_record(rf_ops_writer *w, const char *args, void *ctx, rf_err *err);

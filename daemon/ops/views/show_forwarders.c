@@ -1,0 +1,55 @@
+/* `show forwarders`: per worker and HTTP forwarding sink (prom_remote_write,
+ * influx_http), where its events are: queued in the buffer, in flight,
+ * acknowledged, dropped by reason, sent again after a restart; the age of
+ * the oldest unsent one and the receiver's state (stages/forward/forward.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock/clock.h"
+#include "stages/pipeline/pipeline.h"
+#include "daemon/worker_shard.h"
+
+#include "daemon/ops/views/views_pvt.h"
+
+int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
+{
+    rf_engine *e = ctx;
+    int rc = rf_views_no_args("forwarders", args, err);
+    if (rc)
+        return rc;
+    static const char *const cols[] = {
+        "worker",       "sink",          "state",       "queued_events",
+        "queued_bytes", "in_flight",     "acked",       "retries",
+        "dropped_rejected", "dropped_buffer_full", "dropped_other", "redelivered",
+        "oldest_unsent_ms", "last_status"};
+    RF_OPS_TABLE_BEGIN(w, "forwarders", cols);
+    const int64_t now = rf_clock_wall_ns();
+    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+        const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
+        for (uint32_t j = 0; j < rf_pipeline_sink_count(p); j++) {
+            const rf_sink *sk = rf_pipeline_sink(p, j);
+            rf_sink_stats ss;
+            if (!sk)
+                continue;
+            rf_sink_stats_read(sk, &ss);
+            if (!ss.has_fwd)
+                continue;
+            const rf_fwd_stats *f = &ss.fwd;
+            uint64_t other = 0;
+            for (int r = RF_FWD_DROP_SHUTDOWN; r < RF_FWD_DROP__COUNT; r++)
+                other += f->dropped[r];
+            const int64_t t = f->oldest_unsent_wall_ns;
+            rf_ops_cell_u64(w, wi);
+            rf_ops_cell_str(w, rf_sink_name(sk));
+            rf_ops_cell_str(w, rf_fwd_state_name(f->state));
+            RF_OPS_CELLS_U64(w, f->queued_events, f->queued_bytes, f->in_flight_events,
+                             f->acked_events, f->retries, f->dropped[RF_FWD_DROP_REJECTED],
+                             f->dropped[RF_FWD_DROP_BUFFER_FULL], other, f->redelivered,
+                             t && now > t ? (uint64_t)(now - t) / 1000000u : 0, f->last_status);
+        }
+    }
+    rf_ops_table_end(w);
+    return 0;
+}

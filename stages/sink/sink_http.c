@@ -1,0 +1,80 @@
+/* The worker's side of the HTTP forwarders (prom_remote_write,
+ * influx_http): rf_sink_write formats line protocol into the sink's queue
+ * as for lp_tcp; here the queued lines go to the sender thread
+ * (stages/forward) in chunks. No I/O, no lock: a chunk moves through an
+ * SPSC ring; when none is free the lines wait in the queue (bounded: what
+ * does not fit is counted queue_full by rf_sink_write). */
+#include "stages/sink/sink_pvt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
+{
+    rf_fwd_config fc = cfg->http;
+    char path[4096];
+    if (fc.buffer == RF_FWD_BUFFER_DISK && fc.buffer_path) {
+        /* One buffer per worker instance: each has its own sender. */
+        if (snprintf(path, sizeof(path), "%s/worker-%u", fc.buffer_path, cfg->instance) >=
+            (int)sizeof(path))
+            return rf_err_set(err, ENAMETOOLONG, "sink %s: buffer.path too long", s->name);
+        fc.buffer_path = path;
+    }
+    if (!fc.backoff_base_ns)
+        fc.backoff_base_ns = cfg->backoff_base_ns;
+    if (!fc.backoff_max_ns)
+        fc.backoff_max_ns = cfg->backoff_max_ns;
+    fc.instance = cfg->instance;
+    if (!fc.jitter_seed)
+        fc.jitter_seed = cfg->jitter_seed;
+    s->max_delay = fc.max_delay_ns > 0 ? fc.max_delay_ns : 50 * 1000000ll;
+    return rf_fwd_new(&fc, s->name, &s->fwd, err);
+}
+
+int rf_sink_http_flush(rf_sink *s, int64_t now_ns, bool force)
+{
+    if (s->tail == s->head) {
+        s->pending_since = 0;
+        return 0;
+    }
+    if (!s->pending_since)
+        s->pending_since = now_ns;
+    if (!force && s->tail - s->head < RF_FWD_CHUNK_BYTES / 2 &&
+        now_ns - s->pending_since < s->max_delay)
+        return 0; /* let a chunk fill: fewer, larger entries */
+    s->st.flushes++;
+    while (s->tail > s->head) {
+        long k = rf_fwd_submit(s->fwd, s->buf + s->head, s->tail - s->head, &s->st.lines_out);
+        if (k == -E2BIG) {
+            /* A line longer than a chunk cannot travel: drop it, counted. */
+            char *nl = memchr(s->buf + s->head, '\n', s->tail - s->head);
+            sink_buf_consumed(s, nl ? (uint32_t)(nl - (s->buf + s->head)) + 1 : s->tail - s->head);
+            s->st.drop_oversize++;
+            continue;
+        }
+        if (k <= 0)
+            break; /* no free chunk: the sender is behind; try on the next flush */
+        s->st.bytes_out += (uint64_t)k;
+        sink_buf_consumed(s, (uint32_t)k);
+    }
+    s->pending_since = s->tail > s->head ? now_ns : 0;
+    return 0;
+}
+
+void rf_sink_http_close(rf_sink *s)
+{
+    /* Whatever is still queued goes to the sender, which then delivers it
+     * (memory buffer, within its grace) or keeps it on disk. */
+    for (int i = 0; i < 64 && s->tail > s->head; i++) {
+        rf_sink_http_flush(s, 0, true);
+        if (s->tail > s->head) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    rf_sink_discard_pending(s); /* counted as disconnected */
+    rf_fwd_free(s->fwd);
+    s->fwd = NULL;
+}
