@@ -7,7 +7,11 @@
  *         value), ms timer, h histogram, d distribution, s set (value.u64 =
  *         XXH3_64bits of the member text, value_type RF_VALUE_STRING; the
  *         member is taken whole, ':' included).
- *   @rate sample rate in (0, 1], stored in sample_rate (1.0 when absent).
+ *   @rate sample rate in (0, 1], stored in sample_rate (1.0 when absent) and,
+ *         exactly as sent (a double: StatsD scales by 1/rate in double, and
+ *         float 0.1 is not 0.1), as the bits of a double in aux (0 when
+ *         absent). Every StatsD event carries RF_EVF_STATSD (stages/statsd
+ *         flushes them).
  *   #tags DogStatsD tags, "k:v" (split at the first ':') or bare "k"; empty
  *         items (",,") are ignored.
  *   T     DogStatsD client timestamp, Unix seconds (window-checked: outside
@@ -173,7 +177,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     uint32_t field_len = statsd_types[ti].field_len;
 
     /* sections */
-    float rate = 1.0f;
+    double rate = 1.0;
     int64_t ts = ctx->rx->wall_ns;
     uint8_t flags = 0;
     bool have_tags = false, clamped = false;
@@ -191,7 +195,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
                 return e;
             if (!(r > 0.0 && r <= 1.0))
                 return RF_REJ_OUT_OF_RANGE + 1;
-            rate = (float)r;
+            rate = r;
         } else if (*s == '#') {
             if (have_tags)
                 return RF_REJ_SYNTAX + 1;
@@ -228,7 +232,9 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
             return RF_REJ_TOO_MANY_FIELDS + 1;
         rf_pending *f = &ctx->pend[nf];
         rf_pending_init(f, field, field_len, RF_ESC_NONE, kind);
-        f->sample_rate = rate;
+        f->sample_rate = (float)rate;
+        if (rate != 1.0)
+            memcpy(&f->aux, &rate, sizeof(f->aux));
         size_t n = (size_t)(ve - v);
         if (n == 0)
             return RF_REJ_SYNTAX + 1;
@@ -256,7 +262,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     XXH128_hash_t hn = XXH3_128bits_withSeed(ser.name.p, ser.name.len, RF_PROTO_STATSD);
     XXH128_hash_t ht = XXH3_128bits_withSeed(ser.tags.p, ser.tags.len, hn.low64);
     XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
-    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags, cid);
+    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags | RF_EVF_STATSD, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;
