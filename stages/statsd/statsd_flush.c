@@ -511,7 +511,7 @@ static void flush_timer(rf_statsd_flusher *f, sd_state *s, const rf_event *tmpl)
             double r = f->cfg.percentiles[p] / 100.0 * n;
             /* StatsD leaves a percentile out when its rank rounds to 0. */
             have[p] = n == 1 || floor(r + 0.5) >= 1;
-            pct[p] = v[n == 1 ? 0 : rf_statsd_rank_index(f->cfg.percentiles[p], n)];
+            pct[p] = v[n == 1 ? 0 : rf_quantile_rank(f->cfg.percentiles[p] / 100.0, n)];
         }
     }
     const double vals[SD_T__N] = {count, lower, upper, mean, median, stddev, sum};

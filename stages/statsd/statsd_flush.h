@@ -30,7 +30,9 @@
  *       (h), distribution (d)  median, stddev (population), sum, and
  *                              <p>_percentile for each configured p: the value
  *                              at rank round(p/100 * n) (1-based) among the
- *                              interval's sorted values, skipped when that rank
+ *                              interval's sorted values (rf_quantile_rank in
+ *                              stages/sketch/sketch.h, the one definition
+ *                              ringflow uses), skipped when that rank
  *                              is 0 (StatsD's upper_<p>); with one value, that
  *                              value. Computed as StatsD does: sum in sorted
  *                              order, mean = sum / n, two-pass stddev, median
@@ -123,15 +125,5 @@ void rf_statsd_flusher_flush(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t 
 void rf_statsd_flusher_stats_read(const rf_statsd_flusher *f, rf_statsd_stats *out);
 /* Bytes of one series' state (without its values or members). */
 uint32_t rf_statsd_state_bytes(void);
-
-/* The percentile StatsD computes, and the one definition ringflow uses
- * (`ringflow query --agg pNN` too): of n sorted values, the one at 1-based
- * rank round(p/100 * n), clamped to [1, n]. Returns the 0-based index. */
-static inline uint64_t rf_statsd_rank_index(double p, uint64_t n)
-{
-    double r = p / 100.0 * (double)n + 0.5; /* JavaScript's Math.round for r >= 0 */
-    uint64_t k = r >= (double)n ? n : (uint64_t)r;
-    return k == 0 ? 0 : k - 1;
-}
 
 #endif

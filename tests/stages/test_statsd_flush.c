@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stages/sketch/sketch.h"
 #include "stages/statsd/statsd_flush.h"
 
 #define S (1000000000LL)
@@ -289,12 +290,13 @@ static void test_rank(void **state)
 {
     (void)state;
     /* round(p/100 * n), 1-based, as Math.round. */
-    assert_int_equal(rf_statsd_rank_index(90, 4), 3);
-    assert_int_equal(rf_statsd_rank_index(50, 4), 1);
-    assert_int_equal(rf_statsd_rank_index(50, 5), 2);  /* 2.5 -> 3 */
-    assert_int_equal(rf_statsd_rank_index(99, 100), 98);
-    assert_int_equal(rf_statsd_rank_index(1, 10), 0);  /* rank 0 clamps to the first */
-    assert_int_equal(rf_statsd_rank_index(100, 7), 6);
+    assert_int_equal(rf_quantile_rank(0.90, 4), 3);
+    assert_int_equal(rf_quantile_rank(0.50, 4), 1);
+    assert_int_equal(rf_quantile_rank(0.50, 5), 2);  /* 2.5 -> 3 */
+    assert_int_equal(rf_quantile_rank(0.99, 100), 98);
+    assert_int_equal(rf_quantile_rank(0.01, 10), 0);  /* rank 0 clamps to the first */
+    assert_int_equal(rf_quantile_rank(0, 3), 0);
+    assert_int_equal(rf_quantile_rank(1.0, 7), 6);
 }
 
 int main(void)
