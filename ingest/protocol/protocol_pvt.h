@@ -17,7 +17,7 @@
 
 /* Protocol seeds keep the raw-bytes hashes of different protocols apart when
  * one context parses several of them. */
-enum { RF_PROTO_INFLUX = 1, RF_PROTO_STATSD = 2, RF_PROTO_GRAPHITE = 3 };
+enum { RF_PROTO_INFLUX = 1, RF_PROTO_STATSD = 2, RF_PROTO_GRAPHITE = 3, RF_PROTO_COLLECTD = 4 };
 
 /* A borrowed byte range. */
 typedef struct rf_span {
