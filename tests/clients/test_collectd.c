@@ -107,8 +107,11 @@ static void test_collectd_write_graphite(void **state)
              "    Prefix \"tagged.\"\n    UseTags true\n  </Node>\n"
              "</Plugin>\n"
              "LoadPlugin network\n"
-             "<Plugin network>\n  Server \"127.0.0.1\" \"%d\"\n</Plugin>\n",
-             tproc_dir(), tproc_dir(), tproc_dir(), port, port, port, port + 5);
+             "<Plugin network>\n  Server \"127.0.0.1\" \"%d\"\n"
+             /* Signed: refused whole (no user and key configured here). */
+             "  <Server \"127.0.0.1\" \"%d\">\n    SecurityLevel \"Sign\"\n"
+             "    Username \"ringflow\"\n    Password \"secret\"\n  </Server>\n</Plugin>\n",
+             tproc_dir(), tproc_dir(), tproc_dir(), port, port, port, port + 5, port + 5);
     tproc_write_file("collectd.conf", conf);
     char conf_path[512];
     snprintf(conf_path, sizeof(conf_path), "%s/collectd.conf", tproc_dir());
@@ -177,6 +180,9 @@ static void test_collectd_write_graphite(void **state)
     printf("ringflow stat errors:\n%s", errors);
     if (cu_count(errors, "bad_number") != 2 || cu_count(errors, " nan ") != 2)
         fail_msg("want the two 'nan' lines rejected as bad_number:\n%s", errors);
+    if (cu_count(errors, "signed_packet") < 1)
+        fail_msg("want the network plugin's signed datagrams refused as signed_packet:\n%s",
+                 errors);
     char nan_line[2][256];
     snprintf(nan_line[0], sizeof(nan_line[0]),
              "collectd.rack1_node-7.app-web_1.derive-requests nan %lld\n", t0);

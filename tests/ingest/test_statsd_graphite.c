@@ -33,9 +33,14 @@ static void test_statsd_metric_types(void **state)
     assert_int_equal(e->series_id, id_of("gorets count"));
     assert_int_equal(e->event_time_ns, T_WALL);
     assert_int_equal(e->recv_time_ns, T_MONO);
-    assert_int_equal(e->flags, 0);
+    assert_int_equal(e->flags, RF_EVF_STATSD);
+    assert_int_equal(e->aux, 0); /* no rate */
     assert_int_equal(e->source_id, 3);
     assert_true(data_ev(f, 1)->sample_rate == 0.1f);
+    /* The exact rate, for StatsD's value * (1 / rate) in double. */
+    double rate;
+    memcpy(&rate, &data_ev(f, 1)->aux, sizeof(rate));
+    assert_true(rate == 0.1);
     assert_int_equal(data_ev(f, 1)->series_id, id_of("gorets count"));
     e = data_ev(f, 2);
     assert_int_equal(e->kind, RF_KIND_TIMER);
@@ -107,7 +112,7 @@ static void test_dogstatsd(void **state)
     const rf_event *t = data_ev(f, 7);
     assert_int_equal(t->series_id, id_of("ts.metric,a=b gauge"));
     assert_int_equal(t->event_time_ns, 1700000100LL * 1000000000LL);
-    assert_int_equal(t->flags, RF_EVF_HAS_CLIENT_TIME);
+    assert_int_equal(t->flags, RF_EVF_HAS_CLIENT_TIME | RF_EVF_STATSD);
     assert_int_equal(data_ev(f, 8)->series_id, id_of("empty.items,x=1 count"));
     assert_int_equal(n_defs(f), 7);
     fixture_free(f);
