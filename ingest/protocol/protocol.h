@@ -223,6 +223,8 @@ enum rf_parse_counter_id {
     RF_PC_TIMESTAMPS_CLAMPED, /* accepted lines whose out-of-window timestamp was replaced
                                * by the receive time (ts_policy clamp); one per line */
     RF_PC_NAN_VALUES,         /* collectd: NaN values skipped (a counter's first reading) */
+    RF_PC_DD_EVENTS,          /* DogStatsD events (_e{...}) taken */
+    RF_PC_DD_SERVICE_CHECKS,  /* DogStatsD service checks (_sc|...) taken */
     RF_PC__COUNT
 };
 uint64_t rf_parse_counter(const rf_parse_ctx *ctx, enum rf_parse_counter_id id);

@@ -118,6 +118,38 @@ static void test_dogstatsd(void **state)
     fixture_free(f);
 }
 
+/* DogStatsD events and service checks (docs.datadoghq.com's datagram
+ * formats): routed as numeric series, their texts not kept (no string
+ * fields yet), counted. */
+static void test_dogstatsd_events_and_checks(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_statsd,
+                         "_e{9,11}:Disk full|/var at 99%|d:1700000100|h:web1|p:low|t:warning|"
+                         "#env:prod\n"
+                         "_sc|db.up|2|d:1700000100|h:db1|#env:prod|m:down: disk|full\n"
+                         "_e{5,2}:Title|a\n"     /* text shorter than said */
+                         "_sc|db.up|7\n"),       /* no such status */
+                     2);
+    assert_int_equal(n_data(f), 2);
+    const rf_event *e = data_ev(f, 0);
+    assert_int_equal(e->series_id,
+                     id_of("Disk\\ full,alert_type=warning,env=prod,host=web1,priority=low event"));
+    assert_true(e->value.f64 == 1.0);
+    assert_int_equal(e->event_time_ns, 1700000100LL * 1000000000LL);
+    assert_int_equal(e->flags, RF_EVF_HAS_CLIENT_TIME); /* not a StatsD sample: not flushed */
+    e = data_ev(f, 1);
+    assert_string_equal(def_text(f, e->series_id), "db.up,env=prod,host=db1 status");
+    assert_int_equal(e->series_id, id_of("db.up,env=prod,host=db1 status"));
+    assert_true(e->value.f64 == 2.0);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_EVENTS), 1);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_SERVICE_CHECKS), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_SYNTAX), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_BAD_NUMBER), 1);
+    fixture_free(f);
+}
+
 static void test_statsd_rejects_and_neighbours(void **state)
 {
     (void)state;
@@ -223,6 +255,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statsd_metric_types),
         cmocka_unit_test(test_dogstatsd),
+        cmocka_unit_test(test_dogstatsd_events_and_checks),
         cmocka_unit_test(test_statsd_rejects_and_neighbours),
         cmocka_unit_test(test_graphite),
         cmocka_unit_test(test_cross_protocol_ids),
