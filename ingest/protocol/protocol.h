@@ -222,7 +222,7 @@ enum rf_parse_counter_id {
     RF_PC_FLUSHES,            /* flush callback invocations */
     RF_PC_TIMESTAMPS_CLAMPED, /* accepted lines whose out-of-window timestamp was replaced
                                * by the receive time (ts_policy clamp); one per line */
-    RF_PC_NAN_VALUES,         /* collectd: NaN values skipped (a counter's first reading) */
+    RF_PC_NAN_VALUES,         /* collectd, Graphite: NaN values skipped (a rate's first reading) */
     RF_PC_DD_EVENTS,          /* DogStatsD events (_e{...}) taken */
     RF_PC_DD_SERVICE_CHECKS,  /* DogStatsD service checks (_sc|...) taken */
     RF_PC__COUNT

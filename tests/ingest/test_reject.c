@@ -71,7 +71,7 @@ static void test_every_reason_alone(void **state)
         {RF_REJ_NUL_BYTE, rf_parse_statsd, "name:a\0|s", 9},
         {RF_REJ_INVALID_UTF8, rf_parse_statsd, "n\xfe:1|c", 0},
         {RF_REJ_SYNTAX, rf_parse_graphite, "a.b.c", 0},
-        {RF_REJ_BAD_NUMBER, rf_parse_graphite, "a.b.c nan 1700000000", 0},
+        {RF_REJ_BAD_NUMBER, rf_parse_graphite, "a.b.c 1x 1700000000", 0},
         {RF_REJ_TIMESTAMP_WINDOW, rf_parse_graphite, "a.b.c 1 1", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -189,9 +189,12 @@ static void test_graphite(void **state)
                          "x.y +3\n"
                          "x.z  7   1700000000.25  \n"
                          "disk.used;rack=a1;datacenter=dc1;server=web01 87.5 1700000000\n"
-                         "disk.used;server=web01;datacenter=dc1;rack=a1 88 1700000060\n"),
+                         "disk.used;server=web01;datacenter=dc1;rack=a1 88 1700000060\n"
+                         /* collectd's write_graphite, a rate's first sample */
+                         "collectd.host1.if-eth0.if_octets.rx nan 1700000000\n"),
                      0);
     assert_int_equal(n_data(f), 7);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_NAN_VALUES), 1);
     const rf_event *e = data_ev(f, 0);
     assert_int_equal(e->series_id, id_of("foo.bar.baz value"));
     assert_int_equal(e->kind, RF_KIND_GAUGE);
