@@ -234,6 +234,26 @@ static int dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
     return 0;
 }
 
+/* An event or a service check: one value of series `name` (tags and time
+ * from the sections at s), field `field`, counted in `counter`. */
+static int dd_emit(rf_parse_ctx *ctx, rf_span name, const char *s, const char *end,
+                   const char *field, double value, enum rf_parse_counter_id counter)
+{
+    struct statsd_series ser = {.name = name};
+    int64_t ts = ctx->rx->wall_ns;
+    uint8_t flags = 0;
+    bool clamped = false;
+    int r = dd_sections(ctx, s, end, &ser, &ts, &flags, &clamped);
+    if (r)
+        return r;
+    rf_pending *f = &ctx->pend[0];
+    rf_pending_init(f, field, (uint32_t)strlen(field), RF_ESC_NONE, RF_KIND_GAUGE);
+    f->value_type = RF_VALUE_F64;
+    f->value.f64 = value;
+    rf_ctr_add(&ctx->counters[counter], 1);
+    return statsd_finish(ctx, &ser, 1, ts, flags, clamped);
+}
+
 /* A DogStatsD event, _e{<title bytes>,<text bytes>}:<title>|<text>|...:
  * routed as measurement = the title, field "event", value 1 (kind gauge,
  * not flushed), tags from its sections (dd_sections). */
@@ -254,19 +274,8 @@ static int dd_event(rf_parse_ctx *ctx, const char *p, const char *end)
     const char *after = title + tl + 1 + xl;
     if (after < end && *after != '|')
         return RF_REJ_SYNTAX + 1;
-    struct statsd_series ser = {.name = {title, (uint32_t)tl}};
-    int64_t ts = ctx->rx->wall_ns;
-    uint8_t flags = 0;
-    bool clamped = false;
-    int r = dd_sections(ctx, after, end, &ser, &ts, &flags, &clamped);
-    if (r)
-        return r;
-    rf_pending *f = &ctx->pend[0];
-    rf_pending_init(f, "event", 5, RF_ESC_NONE, RF_KIND_GAUGE);
-    f->value_type = RF_VALUE_F64;
-    f->value.f64 = 1;
-    rf_ctr_add(&ctx->counters[RF_PC_DD_EVENTS], 1);
-    return statsd_finish(ctx, &ser, 1, ts, flags, clamped);
+    return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1,
+                   RF_PC_DD_EVENTS);
 }
 
 /* A DogStatsD service check, _sc|<name>|<status 0..3>|...: measurement =
@@ -282,19 +291,8 @@ static int dd_service_check(rf_parse_ctx *ctx, const char *p, const char *end)
     int64_t status;
     if (rf_parse_i64(st, (size_t)(sb - st), &status) || status < 0 || status > 3)
         return RF_REJ_BAD_NUMBER + 1;
-    struct statsd_series ser = {.name = {name, (uint32_t)(nb - name)}};
-    int64_t ts = ctx->rx->wall_ns;
-    uint8_t flags = 0;
-    bool clamped = false;
-    int r = dd_sections(ctx, sb, end, &ser, &ts, &flags, &clamped);
-    if (r)
-        return r;
-    rf_pending *f = &ctx->pend[0];
-    rf_pending_init(f, "status", 6, RF_ESC_NONE, RF_KIND_GAUGE);
-    f->value_type = RF_VALUE_F64;
-    f->value.f64 = (double)status;
-    rf_ctr_add(&ctx->counters[RF_PC_DD_SERVICE_CHECKS], 1);
-    return statsd_finish(ctx, &ser, 1, ts, flags, clamped);
+    return dd_emit(ctx, (rf_span){name, (uint32_t)(nb - name)}, sb, end, "status",
+                   (double)status, RF_PC_DD_SERVICE_CHECKS);
 }
 
 static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
