@@ -1,12 +1,49 @@
 #include "daemon/ingest_settings.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/clock/clock.h"
 
 static const char *const precision_names[] = {"ns", "us", "ms", "s"};
 /* Indexed by enum rf_ts_policy. */
 static const char *const ts_policy_names[] = {"reject", "clamp"};
+
+/* ingest.collectd.types_db: Debian's collectd ships it where the default
+ * points. A path given must load; the default is used when it is there (a
+ * host without collectd still starts; its data sources are then named by
+ * "value" or their index). Loaded once per path and kept for the process:
+ * every parse context of every configuration reads it, reloads included. */
+static int parse_collectd(const rf_cfg_node *ingest, rf_parse_config *pc, rf_err *err)
+{
+    static char loaded_path[512];
+    static rf_collectd_types *loaded;
+    const rf_cfg_node *cd = NULL;
+    char path[512];
+    int rc;
+    if ((rc = rf_cfg_map(ingest, "collectd", &cd, err)) < 0 ||
+        (rc = rf_cfg_str(cd, "types_db", 0, RF_COLLECTD_TYPES_DB_DEFAULT, path, sizeof(path),
+                         err)) < 0)
+        return rc;
+    const bool given = rf_cfg_has(cd, "types_db");
+    if (!path[0] || (!given && access(path, R_OK) != 0)) {
+        pc->collectd_types = NULL;
+        return 0;
+    }
+    if (!loaded || strcmp(loaded_path, path) != 0) {
+        rf_collectd_types *t = rf_collectd_types_load(path, err);
+        if (!t) {
+            char why[RF_ERR_MSG_MAX];
+            snprintf(why, sizeof(why), "%s", err ? err->msg : path);
+            return rf_cfg_fail_key(cd, "types_db", err, "%s", why);
+        }
+        loaded = t; /* an earlier one stays: contexts built from it may still run */
+        snprintf(loaded_path, sizeof(loaded_path), "%s", path);
+    }
+    pc->collectd_types = loaded;
+    return 0;
+}
 
 int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, rf_err *err)
 {
@@ -53,6 +90,8 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
               *c == '_' || *c == '.' || *c == '-'))
             return rf_cfg_fail_key(corr, "id_tag", err,
                                    "may hold only letters, digits, '_', '.' and '-'");
+    if ((rc = parse_collectd(ingest, &next.parse, err)) < 0)
+        return rc;
     next.parse.precision = (enum rf_ts_precision)precision;
     next.parse.ts_past_ns = (int64_t)past;
     next.parse.ts_future_ns = (int64_t)future;

@@ -177,6 +177,7 @@ static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk
     case RF_LISTEN_PROTO_INFLUX_LINE: rf_parse_influx(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_STATSD: rf_parse_statsd(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_GRAPHITE: rf_parse_graphite(in->parser, &rx, c->data, c->len); break;
+    case RF_LISTEN_PROTO_COLLECTD: rf_parse_collectd(in->parser, &rx, c->data, c->len); break;
     case RF_LISTEN_PROTO_HTTP: break; /* its bytes take input_on_stream */
     }
     input_serve_critical(in);

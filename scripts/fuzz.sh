@@ -31,7 +31,7 @@ case "$bdir" in /*) ;; *) bdir="$PWD/$bdir" ;; esac
 secs="${1:-30}"
 only="${2:-}"
 jobs="${FUZZ_JOBS:-1}"
-targets=(influx statsd graphite framing block_decode http prom promql)
+targets=(influx statsd graphite collectd framing block_decode http prom promql)
 [ -n "$only" ] && targets=("$only")
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang missing (scripts/install-deps.sh)"; exit 2; }

@@ -59,7 +59,10 @@ stamp="$clients/node_modules/.ringflow-lock.sha256"
 want="$(sha256sum "$clients/package-lock.json" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
    [ -f "$clients/node_modules/hot-shots/package.json" ] &&
-   [ -f "$clients/node_modules/@influxdata/influxdb-client/package.json" ]; then
+   [ -f "$clients/node_modules/@influxdata/influxdb-client/package.json" ] &&
+   [ -f "$clients/node_modules/statsd/package.json" ] &&
+   [ -f "$clients/node_modules/lynx/package.json" ] &&
+   [ -f "$clients/node_modules/statsd-client/package.json" ]; then
   echo "install-deps: tests/clients node_modules matches package-lock.json"
 else
   echo "install-deps: npm ci in tests/clients ($(node --version), npm $(npm --version))"

@@ -68,6 +68,9 @@ enum {
     RF_EVF_LATE = 1u << 2,            /* applied to a closed window */
     RF_EVF_OWNS_AUX = 1u << 3,        /* RF_KIND_PEER: aux is a malloc'd block that moves with the
                                        * event; whoever ends the event's life frees it (free()) */
+    RF_EVF_STATSD = 1u << 4,          /* a raw StatsD sample (ingest/protocol/statsd.c): aux holds
+                                       * its sample rate as the bits of a double, 0 for no rate;
+                                       * stages/statsd flushes these */
 };
 
 /* Peer messages (RF_KIND_PEER): what one shard's stage sends another's, for

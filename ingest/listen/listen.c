@@ -25,7 +25,8 @@
 /* ---- small helpers ------------------------------------------------------ */
 
 static const char *const transport_names[] = {"udp", "tcp"};
-static const char *const protocol_names[] = {"influx_line", "statsd", "graphite", "http"};
+static const char *const protocol_names[] = {"influx_line", "statsd", "graphite", "http",
+                                             "collectd"};
 static const char *const counter_names[RF_LC__COUNT] = {
     [RF_LC_DATAGRAMS] = "datagrams",
     [RF_LC_READS] = "reads",

@@ -107,6 +107,7 @@ enum rf_listen_protocol {
     RF_LISTEN_PROTO_STATSD = 1,
     RF_LISTEN_PROTO_GRAPHITE = 2,
     RF_LISTEN_PROTO_HTTP = 3, /* TCP only; bytes go to on_stream unframed (ingest/http) */
+    RF_LISTEN_PROTO_COLLECTD = 4, /* UDP only; collectd's binary network protocol */
 };
 
 const char *rf_listen_transport_name(enum rf_listen_transport t); /* "udp", "tcp" */

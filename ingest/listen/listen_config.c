@@ -11,7 +11,7 @@
 #include "ingest/listen/listen.h"
 
 static const char *const transports[] = {"udp", "tcp"};
-static const char *const protocols[] = {"influx_line", "statsd", "graphite", "http"};
+static const char *const protocols[] = {"influx_line", "statsd", "graphite", "http", "collectd"};
 static const char *const classes[] = {"standard", "critical"};
 
 static uint16_t default_port(enum rf_listen_protocol p)
@@ -20,6 +20,7 @@ static uint16_t default_port(enum rf_listen_protocol p)
     case RF_LISTEN_PROTO_STATSD: return 8125;
     case RF_LISTEN_PROTO_GRAPHITE: return 2003;
     case RF_LISTEN_PROTO_HTTP: return 8086;
+    case RF_LISTEN_PROTO_COLLECTD: return 25826;
     default: return 8089;
     }
 }
@@ -60,10 +61,12 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
     if ((rc = rf_cfg_require(item, "transport", err)) < 0 ||
         (rc = rf_cfg_require(item, "protocol", err)) < 0 ||
         (rc = rf_cfg_enum(item, "transport", transports, 2, 0, &t, err)) < 0 ||
-        (rc = rf_cfg_enum(item, "protocol", protocols, 4, 0, &p, err)) < 0)
+        (rc = rf_cfg_enum(item, "protocol", protocols, 5, 0, &p, err)) < 0)
         return rc;
     if (p == RF_LISTEN_PROTO_HTTP && t != RF_LISTEN_TCP)
         return rf_cfg_fail_key(item, "transport", err, "protocol http needs transport tcp");
+    if (p == RF_LISTEN_PROTO_COLLECTD && t != RF_LISTEN_UDP)
+        return rf_cfg_fail_key(item, "transport", err, "protocol collectd needs transport udp");
     set_default(c, (enum rf_listen_transport)t, (enum rf_listen_protocol)p);
 
     char def_name[RF_LISTENER_NAME_MAX];

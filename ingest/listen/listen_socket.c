@@ -164,7 +164,7 @@ int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *e
     const char *nm = cfg->name[0] ? cfg->name : "?";
     if (!cfg->handler.on_data)
         return rf_err_set(err, EINVAL, "listener %s: no handler", nm);
-    if ((unsigned)cfg->transport > RF_LISTEN_TCP || (unsigned)cfg->protocol > RF_LISTEN_PROTO_HTTP)
+    if ((unsigned)cfg->transport > RF_LISTEN_TCP || (unsigned)cfg->protocol > RF_LISTEN_PROTO_COLLECTD)
         return rf_err_set(err, EINVAL, "listener %s: bad transport or protocol", nm);
 
     rf_listener *l = calloc(1, sizeof(*l));

@@ -14,6 +14,8 @@
 #include "core/clock/clock.h"
 #include "ingest/protocol/protocol_pvt.h"
 
+#include <strings.h>
+
 struct graphite_series {
     rf_span path; /* path with its ";tags" */
 };
@@ -204,6 +206,13 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
     XXH128_hash_t raw = XXH3_128bits_withSeed(ser.path.p, ser.path.len, RF_PROTO_GRAPHITE);
     __builtin_prefetch(&ctx->raw[(uint32_t)raw.low64 & ~3u & ctx->raw_mask]);
 
+    /* "nan": collectd's write_graphite sends it for a rate's first sample
+     * (nothing to divide yet). No value, not a malformed one: skipped and
+     * counted (nan_value), as the collectd listener does. */
+    if (ve - v == 3 && strncasecmp(v, "nan", 3) == 0) {
+        rf_ctr_add(&ctx->counters[RF_PC_NAN_VALUES], 1);
+        return -1;
+    }
     rf_pending *f = &ctx->pend[0];
     rf_pending_init(f, "value", 5, RF_ESC_NONE, RF_KIND_GAUGE);
     f->value_type = RF_VALUE_F64;

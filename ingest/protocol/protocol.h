@@ -75,6 +75,8 @@ enum rf_reject_reason {
     RF_REJ_DUPLICATE_TAG,       /* the same tag key twice in one line */
     RF_REJ_UNKNOWN_TYPE,        /* StatsD type other than c, g, ms, h, d, s */
     RF_REJ_NO_MEMORY,           /* the series key could not be allocated */
+    RF_REJ_SIGNED_PACKET,       /* collectd: a signed datagram (no user and key configured) */
+    RF_REJ_ENCRYPTED_PACKET,    /* collectd: an encrypted datagram (no user and key configured) */
     RF_REJ__COUNT
 };
 
@@ -137,6 +139,10 @@ typedef struct rf_parse_config {
      *   DogStatsD      cpu:1|g|#host:a,request_id:abc
      *   Graphite       cpu;host=a;request_id=abc 1 */
     char corr_id_tag[64];
+    /* collectd: the data source names (ingest.collectd.types_db), or NULL
+     * (then "value" or the index names them). Owned by whoever loaded it,
+     * outliving every context. */
+    const struct rf_collectd_types *collectd_types;
 } rf_parse_config;
 
 /* Receives `n` (> 0) events; they must be consumed (copied, enqueued) before it
@@ -167,6 +173,21 @@ void rf_parse_ctx_free(rf_parse_ctx *ctx);
 size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
+/* One datagram of collectd's binary network protocol (collectd.c has the
+ * mapping); returns 1 when (part of) it was refused, else 0. */
+size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
+
+/* A collectd types.db: type name -> data source names. Read-only once
+ * loaded, shared by every parse context (rf_parse_config.collectd_types). */
+typedef struct rf_collectd_types rf_collectd_types;
+#define RF_COLLECTD_TYPES_DB_DEFAULT "/usr/share/collectd/types.db"
+/* Loads `path` (lines "name ds:TYPE:min:max[, ...]", '#' comments). NULL
+ * with err filled when it cannot be read or a line is malformed. */
+rf_collectd_types *rf_collectd_types_load(const char *path, rf_err *err);
+void rf_collectd_types_free(rf_collectd_types *t);
+/* The name of data source i of `type`, or NULL (no such type or index, or t NULL). */
+const char *rf_collectd_types_ds(const rf_collectd_types *t, const char *type, size_t len,
+                                 uint32_t i);
 
 /* Changes the line-protocol precision for the following rf_parse_influx calls
  * (owning thread). An HTTP write names its precision per request, while the
@@ -205,6 +226,9 @@ enum rf_parse_counter_id {
     RF_PC_FLUSHES,            /* flush callback invocations */
     RF_PC_TIMESTAMPS_CLAMPED, /* accepted lines whose out-of-window timestamp was replaced
                                * by the receive time (ts_policy clamp); one per line */
+    RF_PC_NAN_VALUES,         /* collectd, Graphite: NaN values skipped (a rate's first reading) */
+    RF_PC_DD_EVENTS,          /* DogStatsD events (_e{...}) taken */
+    RF_PC_DD_SERVICE_CHECKS,  /* DogStatsD service checks (_sc|...) taken */
     RF_PC__COUNT
 };
 uint64_t rf_parse_counter(const rf_parse_ctx *ctx, enum rf_parse_counter_id id);

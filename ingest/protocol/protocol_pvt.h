@@ -17,7 +17,7 @@
 
 /* Protocol seeds keep the raw-bytes hashes of different protocols apart when
  * one context parses several of them. */
-enum { RF_PROTO_INFLUX = 1, RF_PROTO_STATSD = 2, RF_PROTO_GRAPHITE = 3 };
+enum { RF_PROTO_INFLUX = 1, RF_PROTO_STATSD = 2, RF_PROTO_GRAPHITE = 3, RF_PROTO_COLLECTD = 4 };
 
 /* A borrowed byte range. */
 typedef struct rf_span {
@@ -75,6 +75,7 @@ typedef struct rf_pending {
     uint8_t fresh;        /* 1: id came from the miss path (insert into cache) */
     float sample_rate;
     rf_value value;
+    uint64_t aux;         /* the event's aux (StatsD: the exact sample rate's bits), else 0 */
     uint64_t check;       /* raw cache check hash */
     uint64_t raw_lo;      /* raw series hash (slot group) */
     uint64_t series_id;
@@ -176,6 +177,7 @@ static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t fi
     f->field_esc = field_esc;
     f->kind = kind;
     f->sample_rate = 1.0f;
+    f->aux = 0;
     f->def = NULL;
     f->fresh = 0;
 }

@@ -36,6 +36,8 @@ static const char *const reason_names[RF_REJ__COUNT] = {
     [RF_REJ_DUPLICATE_TAG] = "duplicate_tag",
     [RF_REJ_UNKNOWN_TYPE] = "unknown_type",
     [RF_REJ_NO_MEMORY] = "no_memory",
+    [RF_REJ_SIGNED_PACKET] = "signed_packet",
+    [RF_REJ_ENCRYPTED_PACKET] = "encrypted_packet",
 };
 
 const char *rf_reject_reason_name(enum rf_reject_reason reason)

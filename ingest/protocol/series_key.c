@@ -337,7 +337,7 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
         e->series_id = p->series_id;
         e->value = p->value;
         e->correlation_id = correlation_id;
-        e->aux = 0;
+        e->aux = p->aux;
         e->sample_rate = p->sample_rate;
         e->source_id = source;
         e->value_type = p->value_type;

@@ -7,13 +7,25 @@
  *         value), ms timer, h histogram, d distribution, s set (value.u64 =
  *         XXH3_64bits of the member text, value_type RF_VALUE_STRING; the
  *         member is taken whole, ':' included).
- *   @rate sample rate in (0, 1], stored in sample_rate (1.0 when absent).
+ *   @rate sample rate in (0, 1], stored in sample_rate (1.0 when absent) and,
+ *         exactly as sent (a double: StatsD scales by 1/rate in double, and
+ *         float 0.1 is not 0.1), as the bits of a double in aux (0 when
+ *         absent). Every StatsD event carries RF_EVF_STATSD (stages/statsd
+ *         flushes them).
  *   #tags DogStatsD tags, "k:v" (split at the first ':') or bare "k"; empty
  *         items (",,") are ignored.
  *   T     DogStatsD client timestamp, Unix seconds (window-checked: outside
  *         it rejected or clamped, per cfg.ts_policy).
  *   Other sections ("c:<container>", "e:...") are ignored: newer agents add
  *   them and a collector must not reject the metric for them.
+ * DogStatsD events (_e{<title bytes>,<text bytes>}:<title>|<text>|d:|h:|p:|t:|
+ * s:|k:|#tags) and service checks (_sc|<name>|<status>|d:|h:|#tags|m:<msg>)
+ * are routed as numeric series (not StatsD samples, so not flushed): the
+ * title or name as the measurement, field "event" (value 1) or "status"
+ * (0..3), tags the line's own plus host, priority, alert_type,
+ * source_type_name, aggregation_key from their sections; d: is the client
+ * time. The event text and the check message are not kept (the store has no
+ * string fields yet). Counted as RF_PC_DD_EVENTS / RF_PC_DD_SERVICE_CHECKS.
  * Several values packed in one line ("name:1:2:3|h", DogStatsD protocol v1.1)
  * become one event each. Several lines per datagram, '\n'-separated.
  * Event time is the receive wall time unless |T is given. */
@@ -137,6 +149,152 @@ static const struct {
     {"s", 1, RF_KIND_SET, 3, "set"},
 };
 
+/* The series of a line (its correlation id taken out of the tags), then
+ * the line's nf pending values emitted. */
+static int statsd_finish(rf_parse_ctx *ctx, struct statsd_series *ser, uint32_t nf, int64_t ts,
+                         uint8_t flags, bool clamped)
+{
+    uint64_t cid = 0;
+    if (RF_UNLIKELY(ctx->id_tag_len) && ser->tags.len)
+        cid = statsd_take_id(ctx, &ser->tags);
+    XXH128_hash_t hn = XXH3_128bits_withSeed(ser->name.p, ser->name.len, RF_PROTO_STATSD);
+    XXH128_hash_t ht = XXH3_128bits_withSeed(ser->tags.p, ser->tags.len, hn.low64);
+    XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
+    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, ser, ts, flags, cid);
+    if (RF_UNLIKELY(clamped))
+        return rf_ts_count_clamped(ctx, r);
+    return r;
+}
+
+/* DogStatsD metadata sections of events and service checks ("d:", "h:",
+ * "p:", "t:", "s:", "k:", "#", "m:"): the client time, and tags added to
+ * the line's own ("h:" becomes host, "p:" priority, "t:" alert_type, "s:"
+ * source_type_name, "k:" aggregation_key) composed into ctx->unesc. The
+ * texts (an event's text, a check's message) are strings, which the store
+ * does not hold yet: not kept. Returns 0 or a reason + 1. */
+static int dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
+                       struct statsd_series *ser, int64_t *ts, uint8_t *flags, bool *clamped)
+{
+    static const struct {
+        char c;
+        const char *key;
+    } named[] = {{'h', "host"}, {'p', "priority"}, {'t', "alert_type"},
+                 {'s', "source_type_name"}, {'k', "aggregation_key"}};
+    char *out = ctx->unesc;
+    size_t n = 0, cap = ctx->cfg.max_line_len;
+    const char *own = NULL;
+    size_t own_len = 0;
+    while (s < end) { /* at a '|' */
+        s++;
+        const char *se = memchr(s, '|', (size_t)(end - s));
+        if (!se)
+            se = end;
+        if (s[0] == 'm' && se - s >= 2 && s[1] == ':')
+            break; /* a check's message: the rest of the line, whatever it holds */
+        if (s[0] == '#') {
+            own = s + 1;
+            own_len = (size_t)(se - s - 1);
+        } else if (s[0] == 'd' && se - s >= 2 && s[1] == ':') {
+            int64_t sec;
+            int e = rf_parse_i64(s + 2, (size_t)(se - s - 2), &sec);
+            if (e)
+                return e;
+            if (__builtin_mul_overflow(sec, RF_NS_PER_S, ts))
+                return RF_REJ_OUT_OF_RANGE + 1;
+            *flags = RF_EVF_HAS_CLIENT_TIME;
+            *clamped = false;
+            if ((e = rf_ts_check(ctx, ts, flags, clamped)))
+                return e;
+        } else if (se - s >= 2 && s[1] == ':') {
+            for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+                if (s[0] != named[i].c || se - s == 2)
+                    continue;
+                size_t kl = strlen(named[i].key), vl = (size_t)(se - s - 2);
+                if (n + kl + vl + 2 > cap)
+                    return RF_REJ_LINE_TOO_LONG + 1;
+                if (n)
+                    out[n++] = ',';
+                memcpy(out + n, named[i].key, kl);
+                out[n + kl] = ':';
+                memcpy(out + n + kl + 1, s + 2, vl);
+                n += kl + 1 + vl;
+            }
+        }
+        s = se;
+    }
+    if (own_len) {
+        if (n + own_len + 1 > cap)
+            return RF_REJ_LINE_TOO_LONG + 1;
+        if (n)
+            out[n++] = ',';
+        memcpy(out + n, own, own_len);
+        n += own_len;
+    }
+    ser->tags = (rf_span){out, (uint32_t)n};
+    return 0;
+}
+
+/* An event or a service check: one value of series `name` (tags and time
+ * from the sections at s), field `field`, counted in `counter`. */
+static int dd_emit(rf_parse_ctx *ctx, rf_span name, const char *s, const char *end,
+                   const char *field, double value, enum rf_parse_counter_id counter)
+{
+    struct statsd_series ser = {.name = name};
+    int64_t ts = ctx->rx->wall_ns;
+    uint8_t flags = 0;
+    bool clamped = false;
+    int r = dd_sections(ctx, s, end, &ser, &ts, &flags, &clamped);
+    if (r)
+        return r;
+    rf_pending *f = &ctx->pend[0];
+    rf_pending_init(f, field, (uint32_t)strlen(field), RF_ESC_NONE, RF_KIND_GAUGE);
+    f->value_type = RF_VALUE_F64;
+    f->value.f64 = value;
+    rf_ctr_add(&ctx->counters[counter], 1);
+    return statsd_finish(ctx, &ser, 1, ts, flags, clamped);
+}
+
+/* A DogStatsD event, _e{<title bytes>,<text bytes>}:<title>|<text>|...:
+ * routed as measurement = the title, field "event", value 1 (kind gauge,
+ * not flushed), tags from its sections (dd_sections). */
+static int dd_event(rf_parse_ctx *ctx, const char *p, const char *end)
+{
+    const char *q = p + 3, *comma = memchr(q, ',', (size_t)(end - q));
+    if (!comma)
+        return RF_REJ_SYNTAX + 1;
+    const char *close = memchr(comma, '}', (size_t)(end - comma));
+    int64_t tl, xl;
+    if (!close || close + 1 >= end || close[1] != ':' ||
+        rf_parse_i64(q, (size_t)(comma - q), &tl) ||
+        rf_parse_i64(comma + 1, (size_t)(close - comma - 1), &xl) || tl <= 0 || xl < 0)
+        return RF_REJ_SYNTAX + 1;
+    const char *title = close + 2;
+    if (tl + xl + 1 > end - title || title[tl] != '|')
+        return RF_REJ_SYNTAX + 1;
+    const char *after = title + tl + 1 + xl;
+    if (after < end && *after != '|')
+        return RF_REJ_SYNTAX + 1;
+    return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1,
+                   RF_PC_DD_EVENTS);
+}
+
+/* A DogStatsD service check, _sc|<name>|<status 0..3>|...: measurement =
+ * the name, field "status", value the status, tags from its sections. */
+static int dd_service_check(rf_parse_ctx *ctx, const char *p, const char *end)
+{
+    const char *name = p + 4, *nb = memchr(name, '|', (size_t)(end - name));
+    if (!nb || nb == name)
+        return RF_REJ_SYNTAX + 1;
+    const char *st = nb + 1, *sb = memchr(st, '|', (size_t)(end - st));
+    if (!sb)
+        sb = end;
+    int64_t status;
+    if (rf_parse_i64(st, (size_t)(sb - st), &status) || status < 0 || status > 3)
+        return RF_REJ_BAD_NUMBER + 1;
+    return dd_emit(ctx, (rf_span){name, (uint32_t)(nb - name)}, sb, end, "status",
+                   (double)status, RF_PC_DD_SERVICE_CHECKS);
+}
+
 static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
 {
     const char *p = line, *end = line + len;
@@ -146,6 +304,12 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
         end--;
     if (p == end)
         return -1;
+    if (RF_UNLIKELY(*p == '_')) {
+        if (end - p > 3 && memcmp(p, "_e{", 3) == 0)
+            return dd_event(ctx, p, end);
+        if (end - p > 4 && memcmp(p, "_sc|", 4) == 0)
+            return dd_service_check(ctx, p, end);
+    }
     const char *bar = memchr(p, '|', (size_t)(end - p));
     if (!bar)
         return RF_REJ_SYNTAX + 1;
@@ -173,7 +337,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     uint32_t field_len = statsd_types[ti].field_len;
 
     /* sections */
-    float rate = 1.0f;
+    double rate = 1.0;
     int64_t ts = ctx->rx->wall_ns;
     uint8_t flags = 0;
     bool have_tags = false, clamped = false;
@@ -191,7 +355,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
                 return e;
             if (!(r > 0.0 && r <= 1.0))
                 return RF_REJ_OUT_OF_RANGE + 1;
-            rate = (float)r;
+            rate = r;
         } else if (*s == '#') {
             if (have_tags)
                 return RF_REJ_SYNTAX + 1;
@@ -228,7 +392,9 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
             return RF_REJ_TOO_MANY_FIELDS + 1;
         rf_pending *f = &ctx->pend[nf];
         rf_pending_init(f, field, field_len, RF_ESC_NONE, kind);
-        f->sample_rate = rate;
+        f->sample_rate = (float)rate;
+        if (rate != 1.0)
+            memcpy(&f->aux, &rate, sizeof(f->aux));
         size_t n = (size_t)(ve - v);
         if (n == 0)
             return RF_REJ_SYNTAX + 1;
@@ -250,16 +416,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
         v = ve + 1;
     }
 
-    uint64_t cid = 0;
-    if (RF_UNLIKELY(ctx->id_tag_len) && ser.tags.len)
-        cid = statsd_take_id(ctx, &ser.tags);
-    XXH128_hash_t hn = XXH3_128bits_withSeed(ser.name.p, ser.name.len, RF_PROTO_STATSD);
-    XXH128_hash_t ht = XXH3_128bits_withSeed(ser.tags.p, ser.tags.len, hn.low64);
-    XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
-    int r = rf_series_finish_line(ctx, raw, nf, statsd_split, &ser, ts, flags, cid);
-    if (RF_UNLIKELY(clamped))
-        return rf_ts_count_clamped(ctx, r);
-    return r;
+    return statsd_finish(ctx, &ser, nf, ts, (uint8_t)(flags | RF_EVF_STATSD), clamped);
 }
 
 size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)

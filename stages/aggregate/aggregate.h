@@ -89,7 +89,8 @@ enum rf_agg_fn {
     RF_AGG_STDDEV,    /* population standard deviation, Welford */
     RF_AGG_RATE,      /* increase / window seconds */
     RF_AGG_INCREASE,  /* counters: sum(value/rate); others: cumulative increase with resets */
-    RF_AGG_QUANTILE,  /* DDSketch, relative error sketch_alpha */
+    RF_AGG_QUANTILE,  /* DDSketch, relative error sketch_alpha, at the nearest rank
+                       * rf_quantile_rank (stages/sketch/sketch.h) */
     RF_AGG_FN__COUNT
 };
 

@@ -15,6 +15,7 @@
 #include "core/log/log.h"
 #include "core/stats/stats.h"
 #include "stages/series/series_table.h"
+#include "stages/statsd/statsd_flush.h"
 #include "storage/store/store.h"
 
 /* Events handled per pass through the stages. */
@@ -71,6 +72,10 @@ struct rf_pipeline {
     rf_series_table *series;
     rf_store_shard *store;
     pipe_stages st;
+    /* StatsD intervals: not rebuilt by a reload (gauges carry over), only
+     * given its new settings at the swap. */
+    rf_statsd_flusher *statsd;
+    int64_t last_wall; /* the latest tick's wall time (the final flush on an event clock) */
     /* A reload: built by the control thread (prepared), published with a
      * release store into `pending`; the worker takes it with an acquire load,
      * swaps, and stores NULL (release), which the control thread reads
@@ -433,10 +438,11 @@ static void derived_emit(void *ctx, const rf_event *ev, uint32_t n)
     }
 }
 
-/* Aggregates (and their series definitions) from the aggregator. */
-static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
+/* Values a stage computed (with their series definitions): defined,
+ * aggregated when `aggregate` (flushed StatsD values are data to the
+ * aggregation rules; aggregates are not), checked by alerts, delivered. */
+static void values_emit(rf_pipeline *p, const rf_event *ev, uint32_t n, bool aggregate)
 {
-    rf_pipeline *p = ctx;
     while (n) {
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         uint32_t k = resolve(p, ev, m, p->emit_buf, p->emit_slots);
@@ -448,6 +454,8 @@ static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
             for (uint32_t i = 0; i < k; i++)
                 p->emit_buf[i].recv_time_ns = p->now_mono;
         if (k) {
+            if (aggregate && p->st.agg)
+                rf_aggregator_process(p->st.agg, p->emit_buf, k);
             if (p->st.alerts)
                 rf_alerts_process(p->st.alerts, p->emit_buf, p->emit_slots, k);
             deliver(p, p->emit_buf, p->emit_slots, k);
@@ -455,6 +463,18 @@ static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
         ev += m;
         n -= m;
     }
+}
+
+/* Aggregates (and their series definitions) from the aggregator. */
+static void agg_emit(void *ctx, const rf_event *ev, uint32_t n)
+{
+    values_emit(ctx, ev, n, false);
+}
+
+/* Flushed StatsD values (and their series definitions). */
+static void statsd_emit(void *ctx, const rf_event *ev, uint32_t n)
+{
+    values_emit(ctx, ev, n, true);
 }
 
 void rf_pipeline_process(rf_pipeline *p, const rf_event *ev, uint32_t n)
@@ -495,7 +515,10 @@ void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int6
                 rf_alerts_process(p->st.alerts, p->in_buf, p->in_slots, k);
                 STAGE_DONE(PIPE_STAGE_ALERT);
             }
-            deliver(p, p->in_buf, p->in_slots, k);
+            /* StatsD samples go into their intervals (and, without
+             * keep_raw, out of the batch: only flushed values are routed). */
+            uint32_t routed = rf_statsd_flusher_process(p->statsd, p->in_buf, p->in_slots, k);
+            deliver(p, p->in_buf, p->in_slots, routed);
             STAGE_DONE(PIPE_STAGE_DELIVER);
 #undef STAGE_DONE
             add(&p->processed, k);
@@ -557,6 +580,8 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
         rf_alerts_tick(p->st.alerts, now_mono, now_wall);
     if (p->st.corr)
         rf_correlator_tick(p->st.corr, now_mono);
+    p->last_wall = now_wall;
+    rf_statsd_flusher_tick(p->statsd, now_mono, now_wall);
     if (p->st.agg && now_mono >= p->next_agg_tick) {
         rf_aggregator_tick(p->st.agg, now_mono);
         p->next_agg_tick = now_mono + PIPE_AGG_TICK_NS;
@@ -612,6 +637,7 @@ static uint32_t apply_pending(rf_pipeline *p)
     stages_drain(p);
     pipe_stages old = p->st;
     p->st = *b;
+    rf_statsd_flusher_set_config(p->statsd, &p->st.ps->statsd);
     /* The per-measurement limits are live: the new ones apply from here
      * (b->ps outlives these stages, as the old ps outlived the old ones). */
     rf_series_table_set_limits(p->series, &p->st.ps->limits);
@@ -669,6 +695,10 @@ void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
     apply_pending(p);
     p->now_mono = now_mono;
     peer_deliver_self(p);
+    /* The interval being collected is flushed now rather than lost (StatsD
+     * would lose it): stamped with the stop time. */
+    rf_statsd_flusher_flush(p->statsd, now_mono,
+                            p->event_clock ? p->last_wall : rf_clock_wall_ns());
     stages_emit_all(p);
     peer_deliver_self(p);
     for (uint32_t j = 0; j < p->st.n_sinks; j++) {
@@ -877,6 +907,12 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
     p->idle_ttl = ps->series_idle_ttl_ns;
     if ((rc = stages_build(p, ps, &p->st, err)) < 0)
         goto fail;
+    p->statsd = rf_statsd_flusher_new(&ps->statsd, p->series,
+                                      (rf_emitter){.emit = statsd_emit, .ctx = p}, err);
+    if (!p->statsd) {
+        rc = -(err && err->code ? err->code : EINVAL);
+        goto fail;
+    }
 
     char labels[32];
     snprintf(labels, sizeof(labels), "worker=\"%u\"", index);
@@ -977,6 +1013,7 @@ void rf_pipeline_free(rf_pipeline *p)
         stages_free(pending);
         free(pending);
     }
+    rf_statsd_flusher_free(p->statsd);
     rf_series_table_free(p->series);
     for (uint32_t i = 0; i < p->self_n; i++)
         peer_free_aux(&p->self_q[i]);
@@ -1023,6 +1060,19 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
                 (unsigned long)st.series_rejected_measurement_limit,
                 (unsigned long)st.peer_sent, (unsigned long)st.peer_received,
                 (unsigned long)st.peer_unhandled, (unsigned long)st.peer_undeliverable);
+    if (p->statsd) {
+        rf_statsd_stats sd;
+        rf_statsd_flusher_stats_read(p->statsd, &sd);
+        if (sd.samples)
+            rf_log_info("pipeline",
+                        "worker-%u statsd final: samples=%lu raw_dropped=%lu invalid=%lu "
+                        "no_memory=%lu flushes=%lu values=%lu series=%lu sketched=%lu hll_sets=%lu",
+                        p->index, (unsigned long)sd.samples, (unsigned long)sd.raw_dropped,
+                        (unsigned long)sd.invalid, (unsigned long)sd.no_memory,
+                        (unsigned long)sd.flushes, (unsigned long)sd.values,
+                        (unsigned long)sd.states, (unsigned long)sd.sketched,
+                        (unsigned long)sd.hll_sets);
+    }
     if (p->st.agg) {
         rf_agg_stats a;
         rf_aggregator_stats_read(p->st.agg, &a);

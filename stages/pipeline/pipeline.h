@@ -57,6 +57,7 @@
 #include "stages/route/route.h"
 #include "stages/series/series_table.h"
 #include "stages/sink/sink.h"
+#include "stages/statsd/statsd_flush.h"
 
 typedef struct rf_store_shard rf_store_shard;
 
@@ -92,6 +93,7 @@ typedef struct rf_pipeline_settings {
     rf_alerts_config_parsed alerts;
     rf_correlator_config_parsed correlation;
     rf_agg_config aggregation;
+    rf_statsd_config statsd;  /* pipeline.statsd: StatsD flush intervals */
 } rf_pipeline_settings;
 
 /* Parses `pipeline:` (sinks, routes, subjects, batch, aggregation(s),

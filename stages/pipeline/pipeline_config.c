@@ -206,6 +206,8 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
         goto fail;
     if ((rc = rf_aggregate_config_parse(pipeline, &ps.aggregation, err)) < 0)
         goto fail;
+    if ((rc = rf_statsd_config_parse(pipeline, &ps.statsd, err)) < 0)
+        goto fail;
     rf_router_free(probe);
     *out = ps;
     return 0;

@@ -170,7 +170,7 @@ double rf_ddsketch_quantile(const rf_ddsketch *s, double q)
 {
     if (s->count == 0 || !(q >= 0 && q <= 1))
         return NAN;
-    double rank = floor(q * (double)(s->count - 1));
+    double rank = (double)rf_quantile_rank(q, s->count);
     double v = 0;
     uint64_t cum = 0;
     int found = 0;

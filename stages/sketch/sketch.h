@@ -12,8 +12,8 @@
  *
  * Guarantee: for q in [0,1], rf_ddsketch_quantile returns v' with
  *     |v' - v| <= alpha * |v|
- * where v is the element of rank floor(q * (count - 1)) (0-based) of the
- * sorted inserted values -- provided the bucket holding v was not collapsed
+ * where v is the element at rf_quantile_rank(q, count) of the sorted
+ * inserted values -- provided the bucket holding v was not collapsed
  * (below). Default alpha = 1% (RF_DDSKETCH_DEFAULT_ALPHA).
  *
  * Index mapping: bucket i holds values whose "approximate log2" lies in
@@ -72,6 +72,20 @@ typedef struct rf_ddsketch {
     uint32_t collapsed;   /* collapse operations (accuracy lost at the low end) */
     uint32_t counts[];    /* 2 * bins */
 } rf_ddsketch;
+
+/* The one quantile definition of ringflow: StatsD's nearest rank. Of n
+ * sorted values (n >= 1) the q-quantile (q in [0, 1]) is the one at 1-based
+ * rank round(q * n), clamped to [1, n] (round half up, as JavaScript's
+ * Math.round in StatsD's process_metrics.js); returns its 0-based index. No
+ * interpolation: a quantile is always a value that was sent. Used by the
+ * StatsD flush (stages/statsd), this sketch (and so the aggregation stage's
+ * pNN) and `ringflow query --agg pNN` (storage/query). */
+static inline uint64_t rf_quantile_rank(double q, uint64_t n)
+{
+    double r = q * (double)n + 0.5;
+    uint64_t k = r >= (double)n ? n : r < 1 ? 1 : (uint64_t)r;
+    return k - 1;
+}
 
 /* Bytes for a sketch of `bins` buckets per store. */
 size_t rf_ddsketch_size(uint32_t bins);

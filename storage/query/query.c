@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "core/event/event.h"
+#include "stages/sketch/sketch.h" /* rf_quantile_rank (header only) */
 #include "storage/encode/encode.h"
 #include "storage/segment/segment.h"
 #include "storage/u64map/u64map.h"
@@ -509,19 +510,11 @@ static double select_kth(double *v, size_t n, size_t k)
     return v[k];
 }
 
-/* Exact quantile with linear interpolation between the closest ranks. */
+/* Exact quantile, nearest rank: ringflow's one definition (StatsD's),
+ * rf_quantile_rank in stages/sketch/sketch.h. */
 static double quantile(double *v, size_t n, double q)
 {
-    double pos = q <= 0 ? 0 : q >= 1 ? (double)(n - 1) : q * (double)(n - 1);
-    size_t lo = (size_t)floor(pos);
-    double a = select_kth(v, n, lo);
-    if ((double)lo == pos || lo + 1 >= n)
-        return a;
-    double b = v[lo + 1]; /* the next rank: the smallest after lo */
-    for (size_t i = lo + 2; i < n; i++)
-        if (d_less(v[i], b))
-            b = v[i];
-    return a + (b - a) * (pos - (double)lo);
+    return select_kth(v, n, (size_t)rf_quantile_rank(q, n));
 }
 
 /* Start of the step bucket holding t (step_ns > 0). In 128 bits: t - origin

@@ -69,6 +69,9 @@ static void test_statsd_hotshots(void **state)
         "    - {subject: \"aggregate.>\", sinks: [aggs]}\n"
         /* Windows an hour back stay open until the drain at shutdown. */
         "  aggregation: {allowed_lateness: 3h}\n"
+        /* The raw samples, as the parser makes them (the StatsD flush is
+         * test_statsd_flush's). */
+        "  statsd: {enabled: false}\n"
         "  aggregations:\n"
         "    - {measurement: hs.requests, field: count, window: 1m, functions: [count, sum]}\n"
         "    - {measurement: hs.queue_depth, field: gauge, window: 1m, functions: [last, min, max]}\n"

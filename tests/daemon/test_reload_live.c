@@ -159,6 +159,8 @@ static const char *listener_config(int port, bool after)
              "stats: {prometheus: {listen: \"127.0.0.1:0\"}}\n"
              "storage: {enabled: false}\n"
              "pipeline:\n"
+             /* StatsD samples counted one by one, raw (no flush intervals). */
+             "  statsd: {enabled: false}\n"
              "  batch: {max_events: 50, interval: 50ms}\n"
              "  sinks:\n"
              "    - {name: out, type: json, path: ./out.jsonl}\n"

@@ -33,9 +33,14 @@ static void test_statsd_metric_types(void **state)
     assert_int_equal(e->series_id, id_of("gorets count"));
     assert_int_equal(e->event_time_ns, T_WALL);
     assert_int_equal(e->recv_time_ns, T_MONO);
-    assert_int_equal(e->flags, 0);
+    assert_int_equal(e->flags, RF_EVF_STATSD);
+    assert_int_equal(e->aux, 0); /* no rate */
     assert_int_equal(e->source_id, 3);
     assert_true(data_ev(f, 1)->sample_rate == 0.1f);
+    /* The exact rate, for StatsD's value * (1 / rate) in double. */
+    double rate;
+    memcpy(&rate, &data_ev(f, 1)->aux, sizeof(rate));
+    assert_true(rate == 0.1);
     assert_int_equal(data_ev(f, 1)->series_id, id_of("gorets count"));
     e = data_ev(f, 2);
     assert_int_equal(e->kind, RF_KIND_TIMER);
@@ -107,9 +112,41 @@ static void test_dogstatsd(void **state)
     const rf_event *t = data_ev(f, 7);
     assert_int_equal(t->series_id, id_of("ts.metric,a=b gauge"));
     assert_int_equal(t->event_time_ns, 1700000100LL * 1000000000LL);
-    assert_int_equal(t->flags, RF_EVF_HAS_CLIENT_TIME);
+    assert_int_equal(t->flags, RF_EVF_HAS_CLIENT_TIME | RF_EVF_STATSD);
     assert_int_equal(data_ev(f, 8)->series_id, id_of("empty.items,x=1 count"));
     assert_int_equal(n_defs(f), 7);
+    fixture_free(f);
+}
+
+/* DogStatsD events and service checks (docs.datadoghq.com's datagram
+ * formats): routed as numeric series, their texts not kept (no string
+ * fields yet), counted. */
+static void test_dogstatsd_events_and_checks(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_statsd,
+                         "_e{9,11}:Disk full|/var at 99%|d:1700000100|h:web1|p:low|t:warning|"
+                         "#env:prod\n"
+                         "_sc|db.up|2|d:1700000100|h:db1|#env:prod|m:down: disk|full\n"
+                         "_e{5,2}:Title|a\n"     /* text shorter than said */
+                         "_sc|db.up|7\n"),       /* no such status */
+                     2);
+    assert_int_equal(n_data(f), 2);
+    const rf_event *e = data_ev(f, 0);
+    assert_int_equal(e->series_id,
+                     id_of("Disk\\ full,alert_type=warning,env=prod,host=web1,priority=low event"));
+    assert_true(e->value.f64 == 1.0);
+    assert_int_equal(e->event_time_ns, 1700000100LL * 1000000000LL);
+    assert_int_equal(e->flags, RF_EVF_HAS_CLIENT_TIME); /* not a StatsD sample: not flushed */
+    e = data_ev(f, 1);
+    assert_string_equal(def_text(f, e->series_id), "db.up,env=prod,host=db1 status");
+    assert_int_equal(e->series_id, id_of("db.up,env=prod,host=db1 status"));
+    assert_true(e->value.f64 == 2.0);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_EVENTS), 1);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_SERVICE_CHECKS), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_SYNTAX), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_BAD_NUMBER), 1);
     fixture_free(f);
 }
 
@@ -152,9 +189,12 @@ static void test_graphite(void **state)
                          "x.y +3\n"
                          "x.z  7   1700000000.25  \n"
                          "disk.used;rack=a1;datacenter=dc1;server=web01 87.5 1700000000\n"
-                         "disk.used;server=web01;datacenter=dc1;rack=a1 88 1700000060\n"),
+                         "disk.used;server=web01;datacenter=dc1;rack=a1 88 1700000060\n"
+                         /* collectd's write_graphite, a rate's first sample */
+                         "collectd.host1.if-eth0.if_octets.rx nan 1700000000\n"),
                      0);
     assert_int_equal(n_data(f), 7);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_NAN_VALUES), 1);
     const rf_event *e = data_ev(f, 0);
     assert_int_equal(e->series_id, id_of("foo.bar.baz value"));
     assert_int_equal(e->kind, RF_KIND_GAUGE);
@@ -218,6 +258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_statsd_metric_types),
         cmocka_unit_test(test_dogstatsd),
+        cmocka_unit_test(test_dogstatsd_events_and_checks),
         cmocka_unit_test(test_statsd_rejects_and_neighbours),
         cmocka_unit_test(test_graphite),
         cmocka_unit_test(test_cross_protocol_ids),

@@ -18,6 +18,7 @@
 
 #include "core/config/config.h"
 #include "stages/aggregate/aggregate.h"
+#include "stages/sketch/sketch.h"
 #include "stage_test_util.h"
 
 #define S 1000000000LL
@@ -250,12 +251,12 @@ static void test_functions_reference(void **state)
         expect_close(val(&fx.out, "temp,room=a celsius:increase", ws), inc, 1e-9, "increase");
         expect_close(val(&fx.out, "temp,room=a celsius:rate", ws), inc / 10, 1e-9, "rate");
         qsort(vals[w], PER, sizeof(double), stage_test_cmp_double);
-        expect_close(val(&fx.out, "temp,room=a celsius:p50", ws), vals[w][(PER - 1) / 2], 0.01,
+        expect_close(val(&fx.out, "temp,room=a celsius:p50", ws), vals[w][rf_quantile_rank(0.5, PER)], 0.01,
                      "p50");
         expect_close(val(&fx.out, "temp,room=a celsius:p90", ws),
-                     vals[w][(size_t)(0.9 * (PER - 1))], 0.01, "p90");
+                     vals[w][rf_quantile_rank(0.9, PER)], 0.01, "p90");
         expect_close(val(&fx.out, "temp,room=a celsius:p99", ws),
-                     vals[w][(size_t)(0.99 * (PER - 1))], 0.01, "p99");
+                     vals[w][rf_quantile_rank(0.99, PER)], 0.01, "p99");
         qsort(vals_b[w], PER, sizeof(double), stage_test_cmp_double);
         static const struct {
             const char *series;
@@ -264,7 +265,7 @@ static void test_functions_reference(void **state)
                   {"temp,room=b celsius:p90", 0.9},
                   {"temp,room=b celsius:p99", 0.99}};
         for (size_t k = 0; k < 3; k++)
-            expect_close(val(&fx.out, qs[k].series, ws), vals_b[w][(size_t)(qs[k].q * (PER - 1))],
+            expect_close(val(&fx.out, qs[k].series, ws), vals_b[w][rf_quantile_rank(qs[k].q, PER)],
                          0.011, qs[k].series); /* alpha 1 %, and a neighbouring rank */
     }
     rf_agg_stats st;
@@ -504,7 +505,8 @@ static void test_statsd(void **state)
     expect_close(val(&fx.out, "lat timer:min", T0), 1, 0, "timer min");
     expect_close(val(&fx.out, "lat timer:max", T0), ref[39], 0, "timer max");
     expect_close(val(&fx.out, "lat timer:p50", T0), ref[19], 0.01, "timer p50");
-    expect_close(val(&fx.out, "lat timer:p99", T0), ref[38], 0.01, "timer p99");
+    /* nearest rank: round(0.99 * 40) = 40 */
+    expect_close(val(&fx.out, "lat timer:p99", T0), ref[39], 0.01, "timer p99");
     expect_close(val(&fx.out, "users set:count", T0), 1000, 0.05, "set distinct");
     /* a set has only its distinct count */
     assert_null(find_agg(&fx.out, "users set:sum", T0));
@@ -542,8 +544,8 @@ static void test_group_by(void **state)
     expect_close(val(&fx.out, "cpu,az=1,region=us usage:sum", T0), 4, 0, "us");
     expect_close(val(&fx.out, "cpu usage:sum", T0), 8, 0, "no group tags");
     expect_close(val(&fx.out, "cpu,az=1,region=eu idle:sum", T0), 16, 0, "other field");
-    /* rank floor(0.9 * 2) = 1 of {1, 2, 32} */
-    expect_close(val(&fx.out, "cpu,az=1,region=eu usage:p90", T0), 2, 0.01, "eu p90");
+    /* nearest rank round(0.9 * 3) = 3 of {1, 2, 32} */
+    expect_close(val(&fx.out, "cpu,az=1,region=eu usage:p90", T0), 32, 0.01, "eu p90");
     expect_close(val(&fx.out, "cpu,az=1,host=a,region=eu usage:max", T0), 32, 0, "rule 2");
     rf_agg_stats st;
     rf_aggregator_stats_read(fx.a, &st);

@@ -49,7 +49,8 @@ static void check_bound(const char *what, rf_ddsketch *s, double *v, size_t n, s
 {
     qsort(v, n, sizeof(double), stage_test_cmp_double);
     for (size_t i = q_from; i < NQ; i++) {
-        double ref = v[(size_t)floor(qs[i] * (double)(n - 1))];
+        double rank = floor(qs[i] * (double)n + 0.5); /* nearest rank, 1-based */
+        double ref = v[rank < 1 ? 0 : rank > (double)n ? n - 1 : (size_t)rank - 1];
         double got = rf_ddsketch_quantile(s, qs[i]);
         double tol = s->alpha * fabs(ref) * (1 + 1e-9) + 1e-300;
         if (!(fabs(got - ref) <= tol))

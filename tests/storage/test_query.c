@@ -326,10 +326,10 @@ static double ref_quantile(const double *v, size_t n, double q)
     double *c = malloc(n * sizeof(*c));
     memcpy(c, v, n * sizeof(*c));
     qsort(c, n, sizeof(*c), cmp_d);
-    double pos = q * (double)(n - 1);
-    size_t lo = (size_t)pos;
-    size_t hi = lo + 1 < n ? lo + 1 : lo;
-    double r = c[lo] + (c[hi] - c[lo]) * (pos - (double)lo);
+    /* Nearest rank, 1-based round(q * n) clamped to [1, n]: StatsD's. */
+    double rank = floor(q * (double)n + 0.5);
+    size_t k = rank < 1 ? 0 : rank > (double)n ? n - 1 : (size_t)rank - 1;
+    double r = c[k];
     free(c);
     return r;
 }
@@ -567,7 +567,7 @@ static void test_output_formats(void **state)
     assert_int_equal(rf_query_run(g_dir, &q, &r, &e), 0);
     lp = render(r, RF_QUERY_LINE);
     snprintf(want, sizeof(want), "mem,dc=eu used_count=2,used_p99=%.15g %lld\n",
-             (gd(10, 0) + (gd(10, 1) - gd(10, 0)) * 0.99), (long long)T0);
+             fmax(gd(10, 0), gd(10, 1)) /* nearest rank round(0.99 * 2) = 2 */, (long long)T0);
     assert_string_equal(lp, want);
     free(lp);
     rf_query_result_free(r);

@@ -21,6 +21,7 @@
 #define LM_HTTP_CTR (-5) /* HTTP counter traffic */
 #define LM_PROM (-6)     /* remote_write counter traffic */
 #define LM_OTLP (-7)     /* OTLP counter traffic */
+#define LM_NAN (-8)      /* values skipped as NaN (collectd, Graphite) */
 typedef struct listener_metric {
     const rf_parse_ctx *pc;
     const rf_listener *l;
@@ -55,7 +56,7 @@ static const struct {
  * its block, so blocks never move. */
 #define LM_HTTP_N (RF_HTTP_EP__COUNT * RF_HTTP_ST__COUNT + RF_HTTP_REJ__COUNT + RF_HTTP_C__COUNT + \
                    RF_PROM_C__COUNT + RF_OTLP_C__COUNT)
-#define LM_PER_INPUT (RF_REJ__COUNT + 1 + LM_TRAFFIC_N + LM_HTTP_N)
+#define LM_PER_INPUT (RF_REJ__COUNT + 2 + LM_TRAFFIC_N + LM_HTTP_N)
 typedef struct lm_input {
     uint32_t worker, input;
     char name[64];
@@ -90,6 +91,8 @@ static uint64_t read_listener_metric(void *ctx)
     }
     if (m->reason == LM_CLAMPED)
         return rf_parse_counter(m->pc, RF_PC_TIMESTAMPS_CLAMPED);
+    if (m->reason == LM_NAN)
+        return rf_parse_counter(m->pc, RF_PC_NAN_VALUES);
     if (m->reason >= 0)
         return rf_parse_reject_count(m->pc, (enum rf_reject_reason)m->reason);
     switch (m->traffic) {
@@ -243,6 +246,19 @@ static int lm_input_register(const rf_shard *s, uint32_t wi, uint32_t i, lm_inpu
                                               "ringflow_listener_lines_rejected",
                                               "Lines a listener's parser rejected, by reason.",
                                               labels, read_listener_metric, m);
+        if (id < 0) {
+            rc = id;
+            goto fail;
+        }
+        x->ids[x->n++] = id;
+    }
+    {
+        listener_metric *m = &x->m[x->n];
+        *m = (listener_metric){.pc = pc, .l = l, .reason = LM_NAN};
+        int id = rf_stats_register_fn(RF_METRIC_COUNTER, "ringflow_listener_nan_values",
+                                      "Values skipped as NaN (collectd's, and Graphite's \"nan\" "
+                                      "for a rate's first sample): not stored, not rejected.",
+                                      plain, read_listener_metric, m);
         if (id < 0) {
             rc = id;
             goto fail;
