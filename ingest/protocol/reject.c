@@ -36,6 +36,9 @@ static const char *const reason_names[RF_REJ__COUNT] = {
     [RF_REJ_DUPLICATE_TAG] = "duplicate_tag",
     [RF_REJ_UNKNOWN_TYPE] = "unknown_type",
     [RF_REJ_NO_MEMORY] = "no_memory",
+    [RF_REJ_FIELD_TYPE_CONFLICT] = "field_type_conflict",
+    [RF_REJ_TIME_FIELD_KEY] = "time_field_key",
+    [RF_REJ_STRING_TOO_LONG] = "string_too_long",
 };
 
 const char *rf_reject_reason_name(enum rf_reject_reason reason)

@@ -248,20 +248,22 @@ static void announced_insert(rf_parse_ctx *ctx, uint64_t id)
     rf_ctr_add(&ctx->counters[RF_PC_ANNOUNCE_EVICTIONS], 1);
 }
 
-static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint64_t id)
+/* fixed_type: the field's type + 1 (never 0), kept in the check's low bits. */
+static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint64_t id,
+                       uint8_t fixed_type)
 {
     uint32_t i = rf_raw_home(ctx, check, raw_lo);
     for (unsigned probe = 0; probe < RF_RAW_PROBE; probe++) {
         rf_raw_slot *s = &ctx->raw[(i + probe) & ctx->raw_mask];
-        if (s->check == 0 || s->check == check) {
-            s->check = check;
+        if (s->check == 0 || (s->check & ~7ull) == check) {
+            s->check = check | fixed_type;
             s->id = id;
             return;
         }
     }
     /* Window full: overwrite one slot of it (chosen by the check's bits). */
     rf_raw_slot *s = &ctx->raw[(i + ((check >> 32) % RF_RAW_PROBE)) & ctx->raw_mask];
-    s->check = check;
+    s->check = check | fixed_type;
     s->id = id;
     rf_ctr_add(&ctx->counters[RF_PC_CACHE_EVICTIONS], 1);
 }
@@ -312,7 +314,7 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
     for (uint32_t i = 0; i < n; i++) {
         rf_pending *p = &pend[i];
         if (RF_UNLIKELY(p->fresh)) {
-            raw_insert(ctx, p->check, p->raw_lo, p->series_id);
+            raw_insert(ctx, p->check, p->raw_lo, p->series_id, p->fixed_type);
             p->fresh = 0;
             if (p->def) {
                 announced_insert(ctx, p->series_id);
@@ -362,8 +364,12 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
     bool have_parts = false;
     int32_t prefix_len = -1;
     for (uint32_t i = 0; i < n; i++) {
-        if (RF_LIKELY(rf_series_lookup(ctx, raw, &pend[i])))
-            continue;
+        if (RF_LIKELY(rf_series_lookup(ctx, raw, &pend[i]))) {
+            if (RF_LIKELY(pend[i].fixed_type == pend[i].value_type + 1u))
+                continue;
+            rf_series_drop_defs(pend, i);
+            return RF_REJ_FIELD_TYPE_CONFLICT + 1;
+        }
         /* The same series earlier in this line (packed StatsD values, a
          * repeated field key): reuse its id, announce it once. */
         uint32_t j = 0;
@@ -383,6 +389,19 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
         if (r) {
             rf_series_drop_defs(pend, i);
             return r;
+        }
+    }
+    /* Ids the cache did not know: their types from the shared table (fixed
+     * here when new), once per series and context. */
+    for (uint32_t i = 0; i < n; i++) {
+        rf_pending *f = &pend[i];
+        if (RF_LIKELY(f->fixed_type))
+            continue;
+        int t = rf_field_types_claim(ctx->types, f->series_id, f->value_type);
+        f->fixed_type = (uint8_t)((t < 0 ? f->value_type : t) + 1);
+        if (f->fixed_type != f->value_type + 1u) {
+            rf_series_drop_defs(pend, n);
+            return RF_REJ_FIELD_TYPE_CONFLICT + 1;
         }
     }
     rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);
