@@ -803,3 +803,41 @@ int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_e
     *out = res;
     return 0;
 }
+
+/* ---- stored types ---- */
+
+int rf_query_series_types(const char *dir, rf_query_type_fn fn, void *ctx, rf_err *err)
+{
+    qctx c;
+    memset(&c, 0, sizeof(c));
+    int rc = list_paths(&c, dir, err);
+    for (size_t i = 0; i < c.n_paths && rc == 0; i++) {
+        rf_seg_reader r;
+        rf_err e;
+        int orc = rf_seg_reader_open(c.paths[i], 0, &r, &e);
+        if (orc == -EPROTONOSUPPORT) {
+            rc = orc;
+            if (err)
+                *err = e;
+            break;
+        }
+        if (orc < 0)
+            continue; /* gone, or an unreadable header: never served */
+        /* The type of a series' first block here: the block record's header
+         * says it (docs/FORMAT.md), no decoding. */
+        for (size_t s = 0; s < r.idx.n_series; s++) {
+            const rf_seg_series_ref *sr = &r.idx.series[s];
+            if (sr->n_blocks == 0)
+                continue;
+            const rf_seg_block_ref *b = &r.idx.blocks[sr->first_block];
+            if (b->offset + RF_SEG_REC_HDR_SIZE > r.size)
+                continue;
+            uint8_t type = r.map[b->offset + 5];
+            if (type <= RF_VALUE_STRING)
+                fn(ctx, sr->series_id, type);
+        }
+        rf_seg_reader_close(&r);
+    }
+    ctx_free(&c);
+    return rc;
+}

@@ -117,6 +117,17 @@ typedef struct rf_query_result {
 int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_err *err);
 void rf_query_result_free(rf_query_result *r);
 
+/* The stored type of every series: fn(ctx, series id, enum rf_value_type of
+ * its first block) once per series and segment, segments in shard then
+ * stream order, so a series' oldest stored type comes first (what the
+ * engine seeds the field types with at start: ingest/protocol/protocol.h,
+ * "Field types"). Reads every segment's index (a closed one's footer, an
+ * open one by scanning) and one record header per series and segment, no
+ * block. Returns 0, or a negative errno with *err (unreadable directory,
+ * -EPROTONOSUPPORT for a segment from a newer format version). */
+typedef void (*rf_query_type_fn)(void *ctx, uint64_t series_id, uint8_t value_type);
+int rf_query_series_types(const char *dir, rf_query_type_fn fn, void *ctx, rf_err *err);
+
 /* ---- parsing helpers for command lines ---- */
 
 /* "count", "sum", "min", "max", "avg", "last", "p99", "p99.9", "quantile(0.75)".
