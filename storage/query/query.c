@@ -53,6 +53,7 @@ typedef struct qctx {
     int64_t *dts;
     uint64_t *dbits;
     rf_query_stats st;
+    const qset *string_set; /* an aggregated query met this string series */
 } qctx;
 
 /* ---- keys ---- */
@@ -395,6 +396,10 @@ static int pass_data(qctx *c, const rf_seg_reader *r)
             c->st.blocks_read++;
             c->st.points_scanned += (uint64_t)n;
             uint8_t vt = h.value_type;
+            if (q->n_aggs && vt == RF_VALUE_STRING) {
+                c->string_set = set; /* no number to aggregate: refused, never hashed */
+                return -EMEDIUMTYPE;
+            }
             if (!set->have_type) {
                 set->out.value_type = vt;
                 set->have_type = true;
@@ -746,7 +751,12 @@ int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_e
             if (overlaps(q, r.idx.min_time, r.idx.max_time))
                 rc = pass == 0 ? pass_keys(&c, &r) : pass_data(&c, &r);
             rf_seg_reader_close(&r);
-            if (rc < 0 && rc != -EPROTONOSUPPORT)
+            if (rc == -EMEDIUMTYPE)
+                rc = rf_err_set(err, EINVAL,
+                                "query: %s field %s holds strings: --agg is for numbers "
+                                "(query its points without --agg)",
+                                c.string_set->out.measurement, c.string_set->out.field);
+            else if (rc < 0 && rc != -EPROTONOSUPPORT)
                 rc = rf_err_set(err, -rc, "query: %s: %s", c.paths[i], strerror(-rc));
         }
     }

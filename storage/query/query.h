@@ -20,7 +20,9 @@
  *     epoch when start is unbounded; one bucket for the whole range when
  *     step_ns is 0) yields a row with one column per aggregate. Only buckets
  *     with points appear. Values are read as doubles. Quantiles are exact:
- *     linear interpolation between the closest ranks (q in [0,1]).
+ *     linear interpolation between the closest ranks (q in [0,1]). A string
+ *     field selected by an aggregated query fails it (-EINVAL, naming the
+ *     field): a string is no number, and its stored hash means nothing.
  *   - A block whose CRC fails is skipped and counted (blocks_corrupt), never
  *     returned; so is a block of a series whose key is in no segment.
  */
