@@ -322,6 +322,8 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
         size_t n = (size_t)(p - s);
         if (n > RF_STRING_MAX && !escaped)
             return RF_REJ_STRING_TOO_LONG + 1;
+        f->text = (rf_span){s, (uint32_t)n};
+        f->text_escaped = escaped;
         if (!escaped) {
             f->value.u64 = XXH3_64bits(s, n);
         } else {

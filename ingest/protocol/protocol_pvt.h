@@ -77,6 +77,9 @@ typedef struct rf_pending {
     uint8_t fresh;        /* 1: id came from the miss path (insert into cache) */
     uint8_t fixed_type;   /* the field's type + 1 as fixed (cache or rf_field_types); 0 unknown */
     uint8_t field_has_bs; /* the raw field name holds a backslash (line protocol) */
+    uint8_t text_escaped; /* text holds \" or \\ escapes */
+    rf_span text;         /* a string value's raw text (between the quotes), or p NULL */
+    rf_event_text *owned; /* its block, made once the line is known good */
     float sample_rate;
     rf_value value;
     uint64_t check;       /* raw cache check hash */
@@ -186,6 +189,8 @@ static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t fi
     f->fresh = 0;
     f->fixed_type = 0;
     f->field_has_bs = 0;
+    f->text.p = NULL;
+    f->owned = NULL;
 }
 
 /* Resolves the ids of pend[0..n) (cache, then the miss path with the parts

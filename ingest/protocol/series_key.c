@@ -339,13 +339,14 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
         e->series_id = p->series_id;
         e->value = p->value;
         e->correlation_id = correlation_id;
-        e->aux = 0;
+        e->aux = (uint64_t)(uintptr_t)p->owned;
         e->sample_rate = p->sample_rate;
         e->source_id = source;
         e->value_type = p->value_type;
         e->kind = p->kind;
         e->priority = RF_PRIO_STANDARD;
-        e->flags = flags;
+        e->flags = p->owned ? (uint8_t)(flags | RF_EVF_OWNS_AUX) : flags;
+        p->owned = NULL; /* ownership moves with the event */
         e->subkind = 0;
         e->route_hint = 0;
         rf_emit_commit(ctx);
@@ -353,6 +354,33 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
     if (defs)
         rf_ctr_add(&ctx->counters[RF_PC_SERIES_DEFS], defs);
     rf_ctr_add(&ctx->counters[RF_PC_EVENTS], n);
+}
+
+/* A string value's text, unescaped (\" and \\), in a block of its own. */
+static rf_event_text *text_of(const rf_pending *p)
+{
+    const char *s = p->text.p;
+    size_t n = p->text.len, m = n;
+    if (p->text_escaped)
+        for (size_t i = 0; i + 1 < n; i++)
+            if (s[i] == '\\' && (s[i + 1] == '"' || s[i + 1] == '\\')) {
+                m--;
+                i++;
+            }
+    rf_event_text *t = rf_event_text_new(m);
+    if (!t)
+        return NULL;
+    if (!p->text_escaped) {
+        memcpy(t->text, s, n);
+        return t;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n && (s[i + 1] == '"' || s[i + 1] == '\\'))
+            i++;
+        t->text[o++] = s[i];
+    }
+    return t;
 }
 
 int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
@@ -402,6 +430,18 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
         if (f->fixed_type != f->value_type + 1u) {
             rf_series_drop_defs(pend, n);
             return RF_REJ_FIELD_TYPE_CONFLICT + 1;
+        }
+    }
+    /* The texts of string values, once nothing can refuse the line but
+     * their own allocation. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (RF_LIKELY(!pend[i].text.p))
+            continue;
+        if (!(pend[i].owned = text_of(&pend[i]))) {
+            for (uint32_t j = 0; j < i; j++)
+                rf_event_text_free(pend[j].owned);
+            rf_series_drop_defs(pend, n);
+            return RF_REJ_NO_MEMORY + 1;
         }
     }
     rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);

@@ -14,7 +14,8 @@
  *     matches it and tag="" selects series without the tag).
  *   - Time range [start_ns, end_ns) on event time.
  *   - Raw: one set per series, points in time order (equal times keep write
- *     order). Values keep their type (float, int, uint, bool, string hash).
+ *     order). Values keep their type (float, int, uint, bool, string: its
+ *     text, or its 64-bit hash for points stored before texts were).
  *   - Aggregated: points are grouped by (measurement, field, values of the
  *     group_by tags); every step_ns bucket (aligned to start_ns, or to the
  *     epoch when start is unbounded; one bucket for the whole range when
@@ -91,6 +92,9 @@ typedef struct rf_query_set {
     size_t n;            /* rows */
     int64_t *ts;         /* raw: point times; aggregated: bucket starts */
     uint64_t *bits;      /* raw: value bits, read per value_type */
+    char **texts;        /* raw string fields: the text of each row (NUL-terminated), NULL
+                          * for a row stored as its hash (before texts were stored); the
+                          * whole array NULL when no row has a text */
     double *values;      /* aggregated: n rows of n_aggs columns */
 } rf_query_set;
 
