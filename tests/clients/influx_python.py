@@ -60,6 +60,11 @@ gz = InfluxDBClient(host="127.0.0.1", port=port, database="pydb", gzip=True, tim
 assert gz.write_points([{"measurement": "py_gzip", "time": t0, "fields": {"v": 0.1}}],
                        time_precision="s")
 
+# String fields, as the client quotes and escapes them.
+assert client.write_points([{"measurement": "py_str", "time": t0, "fields": {
+    "say": 'say "hi"', "path": "C:\\tmp\\x", "utf8": "caf\u00e9 \u20ac", "csv": "a,b;c=d e"}}],
+    time_precision="s")
+
 # A value of another type than the field's first one: refused, as InfluxDB does.
 refused("conflict", [{"measurement": "py_cpu", "tags": {"host": "h 1", "dc": "eu,west"},
                       "time": t0 + 30, "fields": {"usage": True}}])

@@ -56,8 +56,8 @@ static void test_influx_python(void **state)
     char *errors = cu_ringflow("stat --socket ./run/ringflow.sock errors");
     assert_non_null(strstr(errors, "field_type_conflict"));
     free(errors);
-    /* 2 x 2 fields + 1 + 7 + 1 */
-    cu_wait_events(&d, "seen.jsonl", 13);
+    /* 2 x 2 fields + 1 + 7 + 1 + 4 */
+    cu_wait_events(&d, "seen.jsonl", 17);
     usleep(200 * 1000);
     cu_daemon_stop(&d);
 
@@ -106,6 +106,30 @@ static void test_influx_python(void **state)
     out = cu_query("py_gzip --format csv");
     snprintf(line, sizeof(line), "%lld,py_gzip,v,db=pydb,0.1", t0 * 1000000000LL);
     cu_expect_line(out, line);
+    free(out);
+    /* Strings as the client meant them, quotes, backslashes and UTF-8 kept. */
+    out = cu_query("py_str --format csv");
+    assert_int_equal(cu_count_lines(out), 1 + 4);
+    snprintf(line, sizeof(line), "%lld,py_str,say,db=pydb,\"say \"\"hi\"\"\"", t0 * 1000000000LL);
+    cu_expect_line(out, line);
+    snprintf(line, sizeof(line), "%lld,py_str,path,db=pydb,C:\\tmp\\x", t0 * 1000000000LL);
+    cu_expect_line(out, line);
+    snprintf(line, sizeof(line), "%lld,py_str,utf8,db=pydb,caf\xc3\xa9 \xe2\x82\xac",
+             t0 * 1000000000LL);
+    cu_expect_line(out, line);
+    snprintf(line, sizeof(line), "%lld,py_str,csv,db=pydb,\"a,b;c=d e\"", t0 * 1000000000LL);
+    cu_expect_line(out, line);
+    free(out);
+    out = cu_query("py_str --field say --format json");
+    assert_non_null(strstr(out, "\"say \\\"hi\\\"\"]"));
+    free(out);
+    char cmd[256];
+    int status;
+    snprintf(cmd, sizeof(cmd), "'%s' query --dir ./data/store py_str --agg count 2>&1",
+             getenv("RINGFLOW"));
+    out = tproc_shell(cmd, &status);
+    assert_int_not_equal(status, 0);
+    assert_non_null(strstr(out, "holds strings"));
     free(out);
     out = cu_query("py_bad --format csv");
     assert_null(strstr(out, ",py_bad,"));
