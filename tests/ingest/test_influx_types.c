@@ -165,6 +165,37 @@ static void test_string_bound(void **state)
     free(line);
 }
 
+/* A string value's text travels with its event, unescaped, its hash the
+ * value; the budget counts it until it is freed. */
+static void test_string_text_travels(void **state)
+{
+    (void)state;
+    fixture *f = lp(NULL, 0);
+    assert_int_equal(run(f, rf_parse_influx,
+                         "s a=\"say \\\"hi\\\"\",b=\"a\\\\b\\c\",c=\"caf\xc3\xa9\",d=\"\",e=1\n"),
+                     0);
+    assert_int_equal(n_data(f), 5);
+    static const char *const want[] = {"say \"hi\"", "a\\b\\c", "caf\xc3\xa9", ""};
+    uint64_t bytes = 0;
+    for (int i = 0; i < 4; i++) {
+        const rf_event *e = data_ev(f, (size_t)i);
+        assert_int_equal(e->value_type, RF_VALUE_STRING);
+        assert_true(e->flags & RF_EVF_OWNS_AUX);
+        const rf_event_text *t = (const rf_event_text *)(uintptr_t)e->aux;
+        assert_int_equal(t->len, strlen(want[i]));
+        assert_string_equal(t->text, want[i]);
+        assert_int_equal(e->value.u64, hash_str(want[i]));
+        bytes += sizeof(*t) + t->len + 1;
+    }
+    assert_false(data_ev(f, 4)->flags & RF_EVF_OWNS_AUX);
+    assert_int_equal(rf_event_text_bytes(), bytes);
+    /* A refused line makes no text. */
+    assert_int_equal(run(f, rf_parse_influx, "s a=\"x\",e=oops\n"), 1);
+    assert_int_equal(rf_event_text_bytes(), bytes);
+    fixture_free(f);
+    assert_int_equal(rf_event_text_bytes(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_key_last_wins),
         cmocka_unit_test(test_time_field_key_refused),
         cmocka_unit_test(test_string_bound),
+        cmocka_unit_test(test_string_text_travels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
