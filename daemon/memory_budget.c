@@ -211,6 +211,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
         (uint64_t)W * rf_memory_series_table_bound(max_series, max_tags));
     add(out, "series keys", "pipeline.max_series, ingest.max_key",
         (uint64_t)W * max_series * key_bound(max_key));
+    add(out, "string texts in flight", "fixed: RF_EVENT_TEXT_BUDGET (core/event/event.h)",
+        RF_EVENT_TEXT_BUDGET);
     add(out, "field types", "pipeline.max_series x engine.workers",
         rf_mem_alloc_bound(rf_field_types_memory_bound(2ull * W * max_series)));
 

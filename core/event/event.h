@@ -157,7 +157,7 @@ static inline uint32_t rf_event_owner(uint64_t series_id, uint32_t workers)
  * process-wide budget (RF_EVENT_TEXT_BUDGET, counted with one atomic add per
  * text): past it rf_event_text_new fails and the parser refuses the line
  * (no_memory). */
-#define RF_EVENT_TEXT_BUDGET (256ull << 20)
+#define RF_EVENT_TEXT_BUDGET (64ull << 20)
 typedef struct rf_event_text {
     uint32_t len;
     char text[]; /* len bytes, then a NUL */
