@@ -448,6 +448,10 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
     rf_pending *pend = ctx->pend;
     uint32_t nf = 0, maxf = ctx->cfg.max_fields;
+    /* Keys seen in this line, by (length, first byte): a key whose bit is
+     * clear is no repeat, and the scan for one is skipped (escapes aside). */
+    uint64_t seen = 0;
+    bool any_bs = false;
     const char *q = sp + 1;
     if (q >= end)
         return RF_REJ_EMPTY_FIELD_SET + 1;
@@ -478,7 +482,10 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
         if (r)
             return r;
         /* A key given twice: the last value wins, in the first one's place. */
-        uint32_t j = field_index(pend, nf, f);
+        uint64_t bit = 1ull << ((f->field.len * 31u + (unsigned char)*k) & 63u);
+        any_bs |= bs;
+        uint32_t j = (seen & bit) || any_bs ? field_index(pend, nf, f) : nf;
+        seen |= bit;
         if (j < nf)
             pend[j] = *f;
         else

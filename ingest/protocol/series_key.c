@@ -391,7 +391,9 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
     rf_series_parts parts;
     bool have_parts = false;
     int32_t prefix_len = -1;
+    bool slow = false; /* a miss (a type to claim) or a string (a text to make) */
     for (uint32_t i = 0; i < n; i++) {
+        slow |= pend[i].text.p != NULL;
         if (RF_LIKELY(rf_series_lookup(ctx, raw, &pend[i]))) {
             if (RF_LIKELY(pend[i].fixed_type == pend[i].value_type + 1u))
                 continue;
@@ -407,6 +409,7 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             pend[i].series_id = pend[j].series_id;
             continue;
         }
+        slow = true;
         int r = 0;
         if (!have_parts) {
             r = split(ctx, arg, &parts);
@@ -418,6 +421,10 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             rf_series_drop_defs(pend, i);
             return r;
         }
+    }
+    if (RF_LIKELY(!slow)) {
+        rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);
+        return 0;
     }
     /* Ids the cache did not know: their types from the shared table (fixed
      * here when new), once per series and context. */
