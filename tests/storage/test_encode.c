@@ -421,7 +421,7 @@ static void test_texts(void **state)
     static char big[RF_BLOCK_TEXT_BYTES];
     memset(big, 'b', sizeof(big));
     const rf_block_text t[] = {
-        {"say \"hi\"", 10}, {"", 0}, {"caf\xc3\xa9 \xe2\x82\xac", 9}, {"a\\b", 3}, {"x", 1},
+        {"say \"hi\"", 8}, {"", 0}, {"caf\xc3\xa9 \xe2\x82\xac", 9}, {"a\\b", 3}, {"x", 1},
     };
     const uint32_t n = sizeof(t) / sizeof(t[0]);
     int64_t ts[8] = {1, 2, 2, 5, 9};
