@@ -14,6 +14,7 @@
 #include "core/ring/ring.h"
 #include "core/worker/worker.h"
 #include "daemon/engine.h"
+#include "daemon/field_types_seed.h"
 #include "daemon/tap.h"
 #include "daemon/worker_shard.h"
 #include "ingest/dpdk/dpdk.h"
@@ -122,6 +123,7 @@ struct rf_engine {
     _Atomic(rf_tap *) tap;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store; /* NULL when storage is disabled */
+    rf_field_types *field_types; /* shared by every parse context (field_types_seed.h) */
     rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
     rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
     /* Owned: a reload's pipeline some worker had not taken when the reload

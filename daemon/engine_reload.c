@@ -248,6 +248,7 @@ static uint32_t listeners_apply(rf_engine *e, const rf_settings *next)
 
 int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
 {
+    next->ingest.parse.field_types = e->field_types; /* new listeners share the table */
     const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
     /* The pipeline first: building it can still fail (a sink that cannot be
      * opened), and then nothing at all changes. */

@@ -90,6 +90,7 @@ static void engine_free(rf_engine *e)
         rf_pipeline_settings_release(e->queued_pipeline);
         free(e->queued_pipeline);
     }
+    rf_field_types_free(e->field_types); /* after the shards: their parse contexts use it */
     free(e);
 }
 
@@ -339,6 +340,13 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
                     (unsigned long)st.recovery.corrupt_regions,
                     (unsigned long)st.recovery.segments_quarantined);
     }
+    /* Field types before any parse context, from what the store holds. */
+    rc = rf_field_types_open(e->store ? settings->storage.dir : NULL,
+                             (uint64_t)settings->pipeline.max_series * e->n_workers,
+                             &e->field_types, err);
+    if (rc < 0)
+        goto fail;
+    e->settings.ingest.parse.field_types = e->field_types;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         /* Worker i's struct, staging, inbound rings (it consumes them) and
          * shard (series table, stages), all in its node's scope. */

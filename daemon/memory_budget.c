@@ -13,6 +13,7 @@
 #include "daemon/settings.h"
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
 #include "storage/store/store.h"
 
 /* The process before any configured part: code, libraries, the control
@@ -210,6 +211,10 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
         (uint64_t)W * rf_memory_series_table_bound(max_series, max_tags));
     add(out, "series keys", "pipeline.max_series, ingest.max_key",
         (uint64_t)W * max_series * key_bound(max_key));
+    add(out, "string texts in flight", "fixed: RF_EVENT_TEXT_BUDGET (core/event/event.h)",
+        RF_EVENT_TEXT_BUDGET);
+    add(out, "field types", "pipeline.max_series x engine.workers",
+        rf_mem_alloc_bound(rf_field_types_memory_bound(2ull * W * max_series)));
 
     /* Stages, per worker; the pipeline's own buffers. */
     const rf_pipeline_settings *ps = &s->pipeline;

@@ -33,7 +33,8 @@ enum rf_value_type {
     RF_VALUE_I64 = 1,
     RF_VALUE_U64 = 2,
     RF_VALUE_BOOL = 3, /* value.u64 is 0 or 1 */
-    RF_VALUE_STRING = 4, /* value.u64 is a 64-bit hash of the string field; text not carried */
+    RF_VALUE_STRING = 4, /* value.u64 is XXH3-64 of the text; the text itself, when it travels,
+                          * is an rf_event_text in aux (RF_EVF_OWNS_AUX), see below */
 };
 
 /* What the value means; drives aggregation semantics (StatsD rules among them). */
@@ -67,7 +68,9 @@ enum {
     RF_EVF_ALERT_RESOLVED = 1u << 1,  /* RF_KIND_ALERT: resolve rather than fire */
     RF_EVF_LATE = 1u << 2,            /* applied to a closed window */
     RF_EVF_OWNS_AUX = 1u << 3,        /* RF_KIND_PEER: aux is a malloc'd block that moves with the
-                                       * event; whoever ends the event's life frees it (free()) */
+                                       * event; whoever ends the event's life frees it (free()).
+                                       * A data event of RF_VALUE_STRING: aux is its
+                                       * rf_event_text (rf_event_text_free) */
     RF_EVF_STATSD = 1u << 4,          /* a raw StatsD sample (ingest/protocol/statsd.c): aux holds
                                        * its sample rate as the bits of a double, 0 for no rate;
                                        * stages/statsd flushes these */
@@ -146,6 +149,31 @@ static inline uint32_t rf_event_owner(uint64_t series_id, uint32_t workers)
 {
     return (uint32_t)(((__uint128_t)series_id * workers) >> 64);
 }
+
+/* The text of a string value on its way from the parser to the owner's
+ * pipeline: a malloc'd block in the event's aux, with RF_EVF_OWNS_AUX. It
+ * lives for one pass: the owner's pipeline frees it once the event has been
+ * through the stages and sinks (the store copies it), and whoever drops the
+ * event before (a full ring under drop_newest, a stop) frees it. Sinks other
+ * than the store must not keep it (they write the hash). Strings cost an
+ * allocation each, numbers nothing; the bytes in flight are bounded by one
+ * process-wide budget (RF_EVENT_TEXT_BUDGET, counted with one atomic add per
+ * text): past it rf_event_text_new fails and the parser refuses the line
+ * (no_memory). */
+#define RF_EVENT_TEXT_BUDGET (64ull << 20)
+typedef struct rf_event_text {
+    uint32_t len;
+    char text[]; /* len bytes, then a NUL */
+} rf_event_text;
+/* A block for len bytes (the caller writes text[0..len)); NULL when the
+ * budget is spent or memory is short. */
+rf_event_text *rf_event_text_new(size_t len);
+void rf_event_text_free(rf_event_text *t);
+/* Bytes of texts allocated and not freed, process-wide (any thread). */
+uint64_t rf_event_text_bytes(void);
+/* Frees the owned text of every data event in ev[0..n) that has one (peer
+ * messages are their stage's). */
+void rf_event_free_texts(const rf_event *ev, uint32_t n);
 
 /* Reads the value as a double whatever its type (aggregation's common path). */
 static inline double rf_event_value_as_f64(const rf_event *ev)

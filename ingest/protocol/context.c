@@ -86,8 +86,11 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
         ctx->idless = malloc((size_t)c->max_line_len + 1);
     ctx->rlog = calloc(c->reject_log_slots, sizeof(*ctx->rlog));
     ctx->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+    ctx->types = c->field_types;
+    if (!ctx->types)
+        ctx->types = ctx->own_types = rf_field_types_new(2ull * c->series_cache_slots, err);
     if (!ctx->raw || !ctx->announced || !ctx->tags || !ctx->pend || !ctx->canon || !ctx->unesc ||
-        (id_len && !ctx->idless) || !ctx->rlog || ctx->c_locale == (locale_t)0) {
+        (id_len && !ctx->idless) || !ctx->rlog || ctx->c_locale == (locale_t)0 || !ctx->types) {
         rf_parse_ctx_free(ctx);
         rf_err_set(err, ENOMEM, "parse context: out of memory for caches (%u + %u slots)",
                    c->series_cache_slots, c->announced_slots);
@@ -110,6 +113,7 @@ void rf_parse_ctx_free(rf_parse_ctx *ctx)
     free(ctx->unesc);
     free(ctx->idless);
     free(ctx->rlog);
+    rf_field_types_free(ctx->own_types);
     if (ctx->c_locale != (locale_t)0)
         freelocale(ctx->c_locale);
     free(ctx);

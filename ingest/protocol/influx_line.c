@@ -9,7 +9,13 @@
  *     backslash is literal. A backslash as the last byte of the line is
  *     bad_escape. Tag values and keys must not be empty.
  *   - string field values: double-quoted, "\"" and "\\" are escapes, other
- *     backslashes literal; value.u64 = XXH3_64bits of the unescaped text.
+ *     backslashes literal; value.u64 = XXH3_64bits of the unescaped text;
+ *     at most RF_STRING_MAX (64 KiB) unescaped bytes, else string_too_long.
+ *   - field keys: the same key twice in a line keeps the last value (in the
+ *     first one's place), as InfluxDB does; the key `time` is refused
+ *     (time_field_key). A value whose type is not the one the field was
+ *     first written with refuses the line (field_type_conflict, protocol.h
+ *     "Field types").
  *   - integers "<int64>i", unsigned "<uint64>u" (range-checked), floats in
  *     decimal with optional fraction and exponent ("1", "-1.5", "1e-3", ".5",
  *     "1."); no leading '+', no inf/nan/hex; overflow (rounds to inf) and
@@ -314,6 +320,10 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
             p++;
         }
         size_t n = (size_t)(p - s);
+        if (n > RF_STRING_MAX && !escaped)
+            return RF_REJ_STRING_TOO_LONG + 1;
+        f->text = (rf_span){s, (uint32_t)n};
+        f->text_escaped = escaped;
         if (!escaped) {
             f->value.u64 = XXH3_64bits(s, n);
         } else {
@@ -324,6 +334,8 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
                     i++;
                 u[m++] = s[i];
             }
+            if (m > RF_STRING_MAX)
+                return RF_REJ_STRING_TOO_LONG + 1;
             f->value.u64 = XXH3_64bits(u, m);
         }
         f->value_type = RF_VALUE_STRING;
@@ -388,6 +400,20 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
     return rf_num_f64(ctx, &t, &f->value.f64);
 }
 
+/* The index of an earlier field of the line with f's key (unescaped), or n. */
+static uint32_t field_index(const rf_pending *pend, uint32_t n, const rf_pending *f)
+{
+    for (uint32_t j = 0; j < n; j++) {
+        const rf_pending *o = &pend[j];
+        if (o->field.len == f->field.len && memcmp(o->field.p, f->field.p, f->field.len) == 0)
+            return j;
+        if ((o->field_has_bs || f->field_has_bs) &&
+            rf_cmp_unescaped(o->field, f->field, RF_ESC_KEY) == 0)
+            return j;
+    }
+    return n;
+}
+
 static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
 {
     const char *p = line, *end = line + len;
@@ -422,30 +448,48 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
     rf_pending *pend = ctx->pend;
     uint32_t nf = 0, maxf = ctx->cfg.max_fields;
+    /* Keys seen in this line, by (length, first byte): a key whose bit is
+     * clear is no repeat, and the scan for one is skipped (escapes aside). */
+    uint64_t seen = 0;
+    bool any_bs = false;
     const char *q = sp + 1;
     if (q >= end)
         return RF_REJ_EMPTY_FIELD_SET + 1;
     for (;;) {
         const char *k = q;
+        bool bs = false;
         while (q < end && *q != '=') {
             char c = *q;
             if (c == ' ' || c == ',')
                 return RF_REJ_SYNTAX + 1;
-            if (c == '\\' && q + 1 < end)
+            if (c == '\\' && q + 1 < end) {
+                bs = true;
                 q++;
+            }
             q++;
         }
         if (q >= end || q == k)
             return RF_REJ_SYNTAX + 1;
+        if (q - k == 4 && memcmp(k, "time", 4) == 0)
+            return RF_REJ_TIME_FIELD_KEY + 1; /* no escape spells it otherwise */
         if (nf >= maxf)
             return RF_REJ_TOO_MANY_FIELDS + 1;
         rf_pending *f = &pend[nf];
         rf_pending_init(f, k, (uint32_t)(q - k), RF_ESC_KEY, RF_KIND_GAUGE);
+        f->field_has_bs = bs;
         q++;
         int r = parse_value(ctx, &q, end, f);
         if (r)
             return r;
-        nf++;
+        /* A key given twice: the last value wins, in the first one's place. */
+        uint64_t bit = 1ull << ((f->field.len * 31u + (unsigned char)*k) & 63u);
+        any_bs |= bs;
+        uint32_t j = (seen & bit) || any_bs ? field_index(pend, nf, f) : nf;
+        seen |= bit;
+        if (j < nf)
+            pend[j] = *f;
+        else
+            nf++;
         if (q < end && *q == ',') {
             q++;
             continue;

@@ -77,6 +77,9 @@ enum rf_reject_reason {
     RF_REJ_NO_MEMORY,           /* the series key could not be allocated */
     RF_REJ_SIGNED_PACKET,       /* collectd: a signed datagram (no user and key configured) */
     RF_REJ_ENCRYPTED_PACKET,    /* collectd: an encrypted datagram (no user and key configured) */
+    RF_REJ_FIELD_TYPE_CONFLICT, /* a value of another type than the field's (see "Field types") */
+    RF_REJ_TIME_FIELD_KEY,      /* line protocol field key `time` (InfluxDB refuses it too) */
+    RF_REJ_STRING_TOO_LONG,     /* a string value over RF_STRING_MAX bytes (unescaped) */
     RF_REJ__COUNT
 };
 
@@ -106,6 +109,37 @@ enum rf_ts_precision {
     RF_PRECISION_M = 4, /* minutes and hours: the InfluxDB v1 /write API accepts them */
     RF_PRECISION_H = 5,
 };
+
+/* Field types. The type of a field (float, integer, unsigned, boolean or
+ * string: enum rf_value_type) is fixed by its first write, per series id
+ * (measurement, tags and field), as InfluxDB fixes it per shard; a line with a
+ * value of another type is refused whole (field_type_conflict), never
+ * converted. The types live in an rf_field_types table that every parse
+ * context of a process shares (rf_parse_config.field_types), filled at start
+ * from what the store holds (rf_query_series_types), so that a type survives
+ * a restart. A claim is one atomic compare-and-swap, made once per series
+ * per context (the context's raw-series cache keeps the type beside the id,
+ * so a known series costs one byte compare per value). A line refused for a
+ * conflict in a later field may leave an earlier, new field's type claimed.
+ * When the table is full (a bounded probe), a new series' type is not
+ * tracked (counted: rf_field_types_untracked) and only the context's cache
+ * checks it. */
+typedef struct rf_field_types rf_field_types;
+/* capacity: slots (rounded up to a power of two, at least 64); size it at
+ * twice the series the process can hold. NULL with err filled (ENOMEM). */
+rf_field_types *rf_field_types_new(uint64_t capacity, rf_err *err);
+void rf_field_types_free(rf_field_types *t);
+uint64_t rf_field_types_memory_bound(uint64_t capacity);
+/* Any thread: fixes series_id's type to value_type unless it has one, and
+ * returns the type it has (value_type, or the one fixed before); -ENOSPC
+ * when there was no room (not tracked). */
+int rf_field_types_claim(rf_field_types *t, uint64_t series_id, uint8_t value_type);
+/* Any thread: the fixed type, or -ENOENT. */
+int rf_field_types_get(const rf_field_types *t, uint64_t series_id);
+uint64_t rf_field_types_untracked(const rf_field_types *t);
+
+/* Longest string value, unescaped bytes (InfluxDB's limit, 64 KiB). */
+#define RF_STRING_MAX 65536u
 
 typedef struct rf_parse_config {
     uint16_t source_id;             /* copied into every event */
@@ -143,6 +177,10 @@ typedef struct rf_parse_config {
      * (then "value" or the index names them). Owned by whoever loaded it,
      * outliving every context. */
     const struct rf_collectd_types *collectd_types;
+    /* Where field types are fixed ("Field types" above); not owned, must
+     * outlive the context. NULL: the context makes one of its own
+     * (series_cache_slots x 2 slots), as a single-context user wants. */
+    rf_field_types *field_types;
 } rf_parse_config;
 
 /* Receives `n` (> 0) events; they must be consumed (copied, enqueued) before it

@@ -52,7 +52,9 @@ typedef struct rf_series_parts {
 } rf_series_parts;
 
 /* Raw cache slot: `check` is a 64-bit hash of (raw series bytes, raw field)
- * that also depends on bits not used for the slot index; 0 means empty. */
+ * that also depends on bits not used for the slot index, with its low 3 bits
+ * holding the field's fixed type + 1 (protocol.h, "Field types"), so the
+ * type comes with the id in one load; 0 means empty. */
 typedef struct rf_raw_slot {
     uint64_t check;
     uint64_t id;
@@ -73,6 +75,11 @@ typedef struct rf_pending {
     uint8_t value_type;
     uint8_t kind;
     uint8_t fresh;        /* 1: id came from the miss path (insert into cache) */
+    uint8_t fixed_type;   /* the field's type + 1 as fixed (cache or rf_field_types); 0 unknown */
+    uint8_t field_has_bs; /* the raw field name holds a backslash (line protocol) */
+    uint8_t text_escaped; /* text holds \" or \\ escapes */
+    rf_span text;         /* a string value's raw text (between the quotes), or p NULL */
+    rf_event_text *owned; /* its block, made once the line is known good */
     float sample_rate;
     rf_value value;
     uint64_t aux;         /* the event's aux (StatsD: the exact sample rate's bits), else 0 */
@@ -107,6 +114,8 @@ struct rf_parse_ctx {
                            * (allocated only with cfg.corr_id_tag) */
     uint32_t id_tag_len;  /* strlen(cfg.corr_id_tag); 0: no id tag */
     locale_t c_locale;    /* strtod_l: '.' whatever the process locale */
+    rf_field_types *types; /* cfg.field_types, or own_types */
+    rf_field_types *own_types;
     /* counters: written by the owning thread only (relaxed load + store) */
     _Atomic uint64_t counters[RF_PC__COUNT];
     _Atomic uint64_t rejects[RF_REJ__COUNT];
@@ -180,6 +189,10 @@ static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t fi
     f->aux = 0;
     f->def = NULL;
     f->fresh = 0;
+    f->fixed_type = 0;
+    f->field_has_bs = 0;
+    f->text.p = NULL;
+    f->owned = NULL;
 }
 
 /* Resolves the ids of pend[0..n) (cache, then the miss path with the parts
@@ -263,24 +276,28 @@ static inline void rf_emit_commit(rf_parse_ctx *ctx)
 
 static inline uint32_t rf_raw_home(const rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo)
 {
-    return ((uint32_t)raw_lo & ~3u & ctx->raw_mask) + (uint32_t)(check & 3);
+    return ((uint32_t)raw_lo & ~3u & ctx->raw_mask) + (uint32_t)((check >> 3) & 3);
 }
 
 /* Looks up the raw cache for (raw series hash, raw field bytes). Fills
- * p->check and, on a hit, p->series_id; returns true on a hit. A false hit
- * needs two different (series, field) pairs to agree on 64 check bits and on
- * the slot group: about 2^-78 per lookup. */
+ * p->check (low 3 bits clear) and, on a hit, p->series_id and p->fixed_type;
+ * returns true on a hit. A false hit needs two different (series, field)
+ * pairs to agree on 61 check bits and on the slot group: about 2^-75 per
+ * lookup. */
 static inline bool rf_series_lookup(rf_parse_ctx *ctx, XXH128_hash_t raw, rf_pending *p)
 {
-    uint64_t check = XXH3_64bits_withSeed(p->field.p, p->field.len, raw.high64) ^ raw.low64;
-    check += (check == 0);
+    uint64_t check = (XXH3_64bits_withSeed(p->field.p, p->field.len, raw.high64) ^ raw.low64) &
+                     ~7ull;
+    check += (uint64_t)(check == 0) << 3;
     p->check = check;
     p->raw_lo = raw.low64;
+    p->fixed_type = 0;
     uint32_t i = rf_raw_home(ctx, check, raw.low64);
     for (unsigned probe = 0; probe < RF_RAW_PROBE; probe++) {
         const rf_raw_slot *s = &ctx->raw[(i + probe) & ctx->raw_mask];
-        if (s->check == check) {
+        if ((s->check & ~7ull) == check) {
             p->series_id = s->id;
+            p->fixed_type = (uint8_t)(s->check & 7u);
             return true;
         }
         if (s->check == 0)

@@ -38,6 +38,9 @@ static const char *const reason_names[RF_REJ__COUNT] = {
     [RF_REJ_NO_MEMORY] = "no_memory",
     [RF_REJ_SIGNED_PACKET] = "signed_packet",
     [RF_REJ_ENCRYPTED_PACKET] = "encrypted_packet",
+    [RF_REJ_FIELD_TYPE_CONFLICT] = "field_type_conflict",
+    [RF_REJ_TIME_FIELD_KEY] = "time_field_key",
+    [RF_REJ_STRING_TOO_LONG] = "string_too_long",
 };
 
 const char *rf_reject_reason_name(enum rf_reject_reason reason)

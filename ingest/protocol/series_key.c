@@ -248,20 +248,22 @@ static void announced_insert(rf_parse_ctx *ctx, uint64_t id)
     rf_ctr_add(&ctx->counters[RF_PC_ANNOUNCE_EVICTIONS], 1);
 }
 
-static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint64_t id)
+/* fixed_type: the field's type + 1 (never 0), kept in the check's low bits. */
+static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint64_t id,
+                       uint8_t fixed_type)
 {
     uint32_t i = rf_raw_home(ctx, check, raw_lo);
     for (unsigned probe = 0; probe < RF_RAW_PROBE; probe++) {
         rf_raw_slot *s = &ctx->raw[(i + probe) & ctx->raw_mask];
-        if (s->check == 0 || s->check == check) {
-            s->check = check;
+        if (s->check == 0 || (s->check & ~7ull) == check) {
+            s->check = check | fixed_type;
             s->id = id;
             return;
         }
     }
     /* Window full: overwrite one slot of it (chosen by the check's bits). */
     rf_raw_slot *s = &ctx->raw[(i + ((check >> 32) % RF_RAW_PROBE)) & ctx->raw_mask];
-    s->check = check;
+    s->check = check | fixed_type;
     s->id = id;
     rf_ctr_add(&ctx->counters[RF_PC_CACHE_EVICTIONS], 1);
 }
@@ -312,7 +314,7 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
     for (uint32_t i = 0; i < n; i++) {
         rf_pending *p = &pend[i];
         if (RF_UNLIKELY(p->fresh)) {
-            raw_insert(ctx, p->check, p->raw_lo, p->series_id);
+            raw_insert(ctx, p->check, p->raw_lo, p->series_id, p->fixed_type);
             p->fresh = 0;
             if (p->def) {
                 announced_insert(ctx, p->series_id);
@@ -337,13 +339,15 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
         e->series_id = p->series_id;
         e->value = p->value;
         e->correlation_id = correlation_id;
-        e->aux = p->aux;
+        /* a string's text block, else the parser's aux (StatsD: the rate's bits) */
+        e->aux = p->owned ? (uint64_t)(uintptr_t)p->owned : p->aux;
         e->sample_rate = p->sample_rate;
         e->source_id = source;
         e->value_type = p->value_type;
         e->kind = p->kind;
         e->priority = RF_PRIO_STANDARD;
-        e->flags = flags;
+        e->flags = p->owned ? (uint8_t)(flags | RF_EVF_OWNS_AUX) : flags;
+        p->owned = NULL; /* ownership moves with the event */
         e->subkind = 0;
         e->route_hint = 0;
         rf_emit_commit(ctx);
@@ -351,6 +355,33 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
     if (defs)
         rf_ctr_add(&ctx->counters[RF_PC_SERIES_DEFS], defs);
     rf_ctr_add(&ctx->counters[RF_PC_EVENTS], n);
+}
+
+/* A string value's text, unescaped (\" and \\), in a block of its own. */
+static rf_event_text *text_of(const rf_pending *p)
+{
+    const char *s = p->text.p;
+    size_t n = p->text.len, m = n;
+    if (p->text_escaped)
+        for (size_t i = 0; i + 1 < n; i++)
+            if (s[i] == '\\' && (s[i + 1] == '"' || s[i + 1] == '\\')) {
+                m--;
+                i++;
+            }
+    rf_event_text *t = rf_event_text_new(m);
+    if (!t)
+        return NULL;
+    if (!p->text_escaped) {
+        memcpy(t->text, s, n);
+        return t;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n && (s[i + 1] == '"' || s[i + 1] == '\\'))
+            i++;
+        t->text[o++] = s[i];
+    }
+    return t;
 }
 
 int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
@@ -361,9 +392,15 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
     rf_series_parts parts;
     bool have_parts = false;
     int32_t prefix_len = -1;
+    bool slow = false; /* a miss (a type to claim) or a string (a text to make) */
     for (uint32_t i = 0; i < n; i++) {
-        if (RF_LIKELY(rf_series_lookup(ctx, raw, &pend[i])))
-            continue;
+        slow |= pend[i].text.p != NULL;
+        if (RF_LIKELY(rf_series_lookup(ctx, raw, &pend[i]))) {
+            if (RF_LIKELY(pend[i].fixed_type == pend[i].value_type + 1u))
+                continue;
+            rf_series_drop_defs(pend, i);
+            return RF_REJ_FIELD_TYPE_CONFLICT + 1;
+        }
         /* The same series earlier in this line (packed StatsD values, a
          * repeated field key): reuse its id, announce it once. */
         uint32_t j = 0;
@@ -373,6 +410,7 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             pend[i].series_id = pend[j].series_id;
             continue;
         }
+        slow = true;
         int r = 0;
         if (!have_parts) {
             r = split(ctx, arg, &parts);
@@ -383,6 +421,35 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
         if (r) {
             rf_series_drop_defs(pend, i);
             return r;
+        }
+    }
+    if (RF_LIKELY(!slow)) {
+        rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);
+        return 0;
+    }
+    /* Ids the cache did not know: their types from the shared table (fixed
+     * here when new), once per series and context. */
+    for (uint32_t i = 0; i < n; i++) {
+        rf_pending *f = &pend[i];
+        if (RF_LIKELY(f->fixed_type))
+            continue;
+        int t = rf_field_types_claim(ctx->types, f->series_id, f->value_type);
+        f->fixed_type = (uint8_t)((t < 0 ? f->value_type : t) + 1);
+        if (f->fixed_type != f->value_type + 1u) {
+            rf_series_drop_defs(pend, n);
+            return RF_REJ_FIELD_TYPE_CONFLICT + 1;
+        }
+    }
+    /* The texts of string values, once nothing can refuse the line but
+     * their own allocation. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (RF_LIKELY(!pend[i].text.p))
+            continue;
+        if (!(pend[i].owned = text_of(&pend[i]))) {
+            for (uint32_t j = 0; j < i; j++)
+                rf_event_text_free(pend[j].owned);
+            rf_series_drop_defs(pend, n);
+            return RF_REJ_NO_MEMORY + 1;
         }
     }
     rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);

@@ -523,6 +523,9 @@ void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int6
 #undef STAGE_DONE
             add(&p->processed, k);
         }
+        /* String values' texts end their life here, whether their series
+         * was known or not: the store sink copied what it keeps. */
+        rf_event_free_texts(ev, m);
         ev += m;
         n -= m;
     }

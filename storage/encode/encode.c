@@ -18,6 +18,7 @@
 #include "storage/encode/encode_pvt.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -38,6 +39,7 @@ struct rf_block_codec {
     uint8_t *alt;         /* encode: the runner-up value column */
     uint8_t *zbuf;        /* encode: the compressed body */
     size_t zcap;
+    const uint8_t *texts; /* decode: where the last block's texts start, or NULL */
 };
 
 rf_block_codec *rf_block_codec_new(int zstd_level)
@@ -171,22 +173,68 @@ static uint8_t *encode_values(rf_block_codec *c, uint8_t value_type, const uint6
     return end;
 }
 
+static long encode_body(rf_block_codec *c, uint8_t version, uint8_t value_type, uint32_t n,
+                        size_t body_len, uint8_t *out, size_t cap);
+
+static bool times_ok(const int64_t *ts, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++)
+        if (ts[i] < ts[i - 1])
+            return false;
+    return true;
+}
+
 long rf_block_encode(rf_block_codec *c, uint8_t value_type, const int64_t *ts,
                      const uint64_t *value_bits, uint32_t n, uint8_t *out, size_t cap)
 {
     if (!c || !ts || !value_bits || !out || n == 0 || n > RF_BLOCK_MAX_POINTS ||
-        value_type > RF_VALUE_STRING)
+        value_type > RF_VALUE_STRING || !times_ok(ts, n))
         return -EINVAL;
-    for (uint32_t i = 1; i < n; i++)
-        if (ts[i] < ts[i - 1])
-            return -EINVAL;
-
     uint8_t *end = rf_ts_encode(c->body, ts, n, c->scratch[2], c->scratch[0], c->scratch[1]);
     end = encode_values(c, value_type, value_bits, n, end);
-    size_t body_len = (size_t)(end - c->body);
+    return encode_body(c, RF_BLOCK_VERSION, value_type, n, (size_t)(end - c->body), out, cap);
+}
 
+size_t rf_block_encode_bound_text(uint32_t n)
+{
+    return rf_block_encode_bound(n) + RF_BLOCK_TEXT_BYTES;
+}
+
+long rf_block_encode_text(rf_block_codec *c, const int64_t *ts, const rf_block_text *texts,
+                          uint32_t n, uint8_t *out, size_t cap)
+{
+    if (!c || !ts || !texts || !out || n == 0 || n > RF_BLOCK_MAX_POINTS || !times_ok(ts, n))
+        return -EINVAL;
+    uint64_t *lens = c->scratch[2];
+    size_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        lens[i] = texts[i].len;
+        total += texts[i].len;
+    }
+    if (total > RF_BLOCK_TEXT_BYTES)
+        return -EINVAL;
+    /* The lengths first (scratch[2] is free again once they are encoded). */
+    uint8_t *col = c->alt;
+    col[0] = RF_VENC_TEXT;
+    uint8_t *col_end = rf_intcol_encode(col + 1, lens, n, RF_XF_BIT(RF_XF_DELTA), c->scratch[0],
+                                        c->scratch[1]);
+    uint8_t *end = rf_ts_encode(c->body, ts, n, c->scratch[2], c->scratch[0], c->scratch[1]);
+    memcpy(end, col, (size_t)(col_end - col));
+    end += col_end - col;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(end, texts[i].p, texts[i].len);
+        end += texts[i].len;
+    }
+    return encode_body(c, RF_BLOCK_VERSION_TEXT, RF_VALUE_STRING, n, (size_t)(end - c->body), out,
+                       cap);
+}
+
+/* The header, then the body in c->body as it is or zstd-compressed. */
+static long encode_body(rf_block_codec *c, uint8_t version, uint8_t value_type, uint32_t n,
+                        size_t body_len, uint8_t *out, size_t cap)
+{
     uint8_t hdr[RF_HDR_MAX];
-    hdr[0] = RF_BLOCK_VERSION;
+    hdr[0] = version;
     hdr[1] = value_type;
     uint8_t *h = rf_varint_put(hdr + 2, n);
     const uint8_t *payload = c->body;
@@ -220,8 +268,10 @@ static long parse_header(const uint8_t *in, size_t len, uint32_t *n_points, uint
 {
     if (!in || len < 3)
         return -EBADMSG;
-    if ((in[0] & 0x0f) != RF_BLOCK_VERSION || (in[0] & ~(0x0fu | RF_BLOCK_FLAG_ZSTD)) ||
-        in[1] > RF_VALUE_STRING)
+    unsigned version = in[0] & 0x0f;
+    if ((version != RF_BLOCK_VERSION && version != RF_BLOCK_VERSION_TEXT) ||
+        (in[0] & ~(0x0fu | RF_BLOCK_FLAG_ZSTD)) || in[1] > RF_VALUE_STRING ||
+        (version == RF_BLOCK_VERSION_TEXT && in[1] != RF_VALUE_STRING))
         return -EBADMSG;
     const uint8_t *p = in + 2;
     uint64_t n;
@@ -231,6 +281,14 @@ static long parse_header(const uint8_t *in, size_t len, uint32_t *n_points, uint
     *value_type = in[1];
     *compressed = (in[0] & RF_BLOCK_FLAG_ZSTD) != 0;
     return p - in;
+}
+
+const char *rf_block_text_of(const rf_block_codec *c, uint64_t value_bits, uint32_t *len)
+{
+    if (!c->texts)
+        return NULL;
+    *len = (uint32_t)value_bits;
+    return (const char *)c->texts + (value_bits >> 32);
 }
 
 int rf_block_peek(const uint8_t *in, size_t len, uint32_t *n_points, uint8_t *value_type)
@@ -257,10 +315,12 @@ long rf_block_decode(rf_block_codec *c, const uint8_t *in, size_t len, int64_t *
     uint8_t vt;
     int z;
     long h = parse_header(in, len, &n, &vt, &z);
+    c->texts = NULL;
     if (h < 0)
         return h;
     if (n > room)
         return -ENOSPC;
+    const bool text = (in[0] & 0x0f) == RF_BLOCK_VERSION_TEXT;
 
     const uint8_t *body = in + h;
     size_t body_len = len - (size_t)h;
@@ -268,7 +328,7 @@ long rf_block_decode(rf_block_codec *c, const uint8_t *in, size_t len, int64_t *
         const uint8_t *p = body;
         uint64_t raw;
         if (rf_varint_get(&p, in + len, &raw) < 0 || raw < RF_ZSTD_MIN_BODY ||
-            raw > RF_BODY_BOUND(n) + RF_GORILLA_BOUND(n))
+            raw > RF_BODY_BOUND(n) + RF_GORILLA_BOUND(n) + (text ? RF_BLOCK_TEXT_BYTES : 0))
             return -EBADMSG;
         size_t zlen = (size_t)(in + len - p);
         size_t got = ZSTD_decompressDCtx(c->dctx, c->body, (size_t)raw, p, zlen);
@@ -287,7 +347,29 @@ long rf_block_decode(rf_block_codec *c, const uint8_t *in, size_t len, int64_t *
     if (p >= end)
         return -EBADMSG;
     unsigned enc = *p++;
+    if ((enc == RF_VENC_TEXT) != text)
+        return -EBADMSG;
     switch (enc) {
+    case RF_VENC_TEXT: {
+        /* The lengths, then exactly their sum of bytes; each word becomes
+         * (offset << 32) | length for rf_block_text_of. */
+        used = rf_intcol_decode(p, (size_t)(end - p), n, value_bits);
+        if (used < 0)
+            return used;
+        const uint8_t *t = p + used;
+        uint64_t off = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t l = value_bits[i];
+            if (l > RF_BLOCK_TEXT_BYTES || off + l > (uint64_t)(end - t))
+                return -EBADMSG;
+            value_bits[i] = off << 32 | l;
+            off += l;
+        }
+        if (t + off != end)
+            return -EBADMSG;
+        c->texts = t;
+        return (long)n;
+    }
     case RF_VENC_INT:
         used = rf_intcol_decode(p, (size_t)(end - p), n, value_bits);
         break;

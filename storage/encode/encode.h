@@ -53,6 +53,29 @@ size_t rf_block_encode_bound(uint32_t n);
 long rf_block_encode(rf_block_codec *codec, uint8_t value_type, const int64_t *ts,
                      const uint64_t *value_bits, uint32_t n, uint8_t *out, size_t cap);
 
+/* Strings (block version 2, value type RF_VALUE_STRING): the texts of the
+ * points, at most RF_BLOCK_TEXT_BYTES in all (a writer cuts its block before
+ * a text would pass that; one text alone is at most 64 KiB, so it fits).
+ * The value column is the n lengths as an integer column, then the texts
+ * back to back; the zstd pass over the body is what shares repeated texts
+ * (docs/FORMAT.md). */
+#define RF_BLOCK_TEXT_BYTES 65536u
+typedef struct rf_block_text {
+    const char *p;
+    uint32_t len;
+} rf_block_text;
+/* Upper bound of an encoded block of n texts. */
+size_t rf_block_encode_bound_text(uint32_t n);
+/* As rf_block_encode for texts; -EINVAL also when they pass RF_BLOCK_TEXT_BYTES. */
+long rf_block_encode_text(rf_block_codec *codec, const int64_t *ts, const rf_block_text *texts,
+                          uint32_t n, uint8_t *out, size_t cap);
+/* After rf_block_decode of a block of texts, value_bits[i] locates point i's
+ * text; this returns it (not NUL-terminated) and its length. Valid until the
+ * codec decodes again, and while the decoded input bytes are. NULL when the
+ * last block decoded held no texts (numbers, or a version 1 string block,
+ * whose words are 64-bit hashes of the texts). */
+const char *rf_block_text_of(const rf_block_codec *codec, uint64_t value_bits, uint32_t *len);
+
 /* Reads the header of an encoded block: number of points and value type. */
 int rf_block_peek(const uint8_t *in, size_t len, uint32_t *n_points, uint8_t *value_type);
 

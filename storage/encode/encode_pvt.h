@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define RF_BLOCK_VERSION 1u
+#define RF_BLOCK_VERSION_TEXT 2u /* string blocks that hold their texts (RF_VENC_TEXT) */
 #define RF_BLOCK_FLAG_ZSTD 0x10u
 
 /* Value column encodings (first byte of the value column). */
@@ -17,6 +18,8 @@ enum rf_value_enc {
     RF_VENC_INT = 0,     /* integer column over the raw 64-bit words */
     RF_VENC_DECIMAL = 1, /* decimals byte D, then integer column over value * 10^D */
     RF_VENC_GORILLA = 2, /* u32 payload length, then Gorilla XOR bit stream */
+    RF_VENC_TEXT = 3,    /* block version 2 only: integer column of the n lengths, then the
+                          * texts back to back */
 };
 
 /* Integer column transforms (first byte of an integer column). */

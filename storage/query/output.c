@@ -269,8 +269,20 @@ static void series_label(char *buf, size_t len, const rf_query_set *s)
 
 #define CELL 64
 
+/* The text of a raw string point, or NULL (numbers; strings stored as hashes). */
+static const char *text_at(const rf_query_result *r, const rf_query_set *s, size_t row)
+{
+    return !r->n_aggs && s->texts ? s->texts[row] : NULL;
+}
+
 static void cell(char *buf, const rf_query_result *r, const rf_query_set *s, size_t row, uint32_t col)
 {
+    const char *text = text_at(r, s, row);
+    if (text) { /* a table is for people: a long text is cut, marked "..." */
+        size_t n = strlen(text);
+        snprintf(buf, CELL, "%.*s%s", n < CELL ? (int)n : CELL - 4, text, n < CELL ? "" : "...");
+        return;
+    }
     if (r->n_aggs)
         fmt_double(buf, CELL, s->values[row * r->n_aggs + col]);
     else
@@ -367,6 +379,11 @@ static void write_csv(FILE *f, const rf_query_result *r)
             fputc(',', f);
             csv_str(f, tags);
             for (uint32_t c = 0; c < (r->n_aggs ? r->n_aggs : 1); c++) {
+                if (text_at(r, s, row)) {
+                    fputc(',', f);
+                    csv_str(f, text_at(r, s, row));
+                    continue;
+                }
                 cell(v, r, s, row, c);
                 fprintf(f, ",%s", v);
             }
@@ -434,8 +451,12 @@ static void write_json(FILE *f, const rf_query_result *r)
         for (size_t row = 0; row < s->n; row++) {
             fprintf(f, "%s[%" PRId64, row ? "," : "", s->ts[row]);
             for (uint32_t c = 0; c < (r->n_aggs ? r->n_aggs : 1); c++) {
-                cell(v, r, s, row, c);
                 fputc(',', f);
+                if (text_at(r, s, row)) {
+                    json_str(f, text_at(r, s, row));
+                    continue;
+                }
+                cell(v, r, s, row, c);
                 json_num(f, v);
             }
             fputc(']', f);
@@ -484,8 +505,19 @@ static void write_line(FILE *f, const rf_query_result *r)
                 }
             } else {
                 lp_escape(f, s->field, true);
-                fmt_value(v, sizeof(v), s->value_type, s->bits[row], true);
-                fprintf(f, "=%s", v);
+                const char *text = text_at(r, s, row);
+                if (text) { /* a string field: quoted, \" and \\ escaped */
+                    fputs("=\"", f);
+                    for (; *text; text++) {
+                        if (*text == '"' || *text == '\\')
+                            fputc('\\', f);
+                        fputc(*text, f);
+                    }
+                    fputc('"', f);
+                } else {
+                    fmt_value(v, sizeof(v), s->value_type, s->bits[row], true);
+                    fprintf(f, "=%s", v);
+                }
             }
             fprintf(f, " %" PRId64 "\n", s->ts[row]);
         }

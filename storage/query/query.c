@@ -28,9 +28,10 @@
 
 typedef struct qpoint {
     int64_t t;
-    uint64_t v;   /* raw: value bits; aggregated: double bits */
-    uint8_t type; /* raw: value type of the block */
+    uint64_t v;   /* raw: value bits (QPOINT_TEXT: a malloc'd text); aggregated: double bits */
+    uint8_t type; /* raw: value type of the block, | QPOINT_TEXT for a text */
 } qpoint;
+#define QPOINT_TEXT 0x80u
 
 typedef struct qset {
     char *sort_key;
@@ -38,7 +39,7 @@ typedef struct qset {
     rf_query_set out;
     qpoint *pts;
     size_t n, cap;
-    bool have_type, mixed;
+    bool have_type, mixed, texts;
 } qset;
 
 typedef struct qctx {
@@ -54,6 +55,7 @@ typedef struct qctx {
     int64_t *dts;
     uint64_t *dbits;
     rf_query_stats st;
+    const qset *string_set; /* an aggregated query met this string series */
 } qctx;
 
 /* ---- keys ---- */
@@ -396,6 +398,10 @@ static int pass_data(qctx *c, const rf_seg_reader *r)
             c->st.blocks_read++;
             c->st.points_scanned += (uint64_t)n;
             uint8_t vt = h.value_type;
+            if (q->n_aggs && vt == RF_VALUE_STRING) {
+                c->string_set = set; /* no number to aggregate: refused, never hashed */
+                return -EMEDIUMTYPE;
+            }
             if (!set->have_type) {
                 set->out.value_type = vt;
                 set->have_type = true;
@@ -407,6 +413,22 @@ static int pass_data(qctx *c, const rf_seg_reader *r)
                 if (t < q->start_ns || t >= q->end_ns)
                     continue;
                 uint64_t bits = c->dbits[j];
+                uint32_t tl;
+                const char *tx = rf_block_text_of(c->codec, bits, &tl);
+                if (tx) { /* a copy: the block's bytes go with the next decode */
+                    char *copy = malloc((size_t)tl + 1);
+                    if (!copy)
+                        return -ENOMEM;
+                    memcpy(copy, tx, tl);
+                    copy[tl] = '\0';
+                    set->texts = true;
+                    if (push(set, t, (uint64_t)(uintptr_t)copy, vt | QPOINT_TEXT) < 0) {
+                        free(copy);
+                        return -ENOMEM;
+                    }
+                    c->st.points++;
+                    continue;
+                }
                 if (q->n_aggs) {
                     rf_event ev = {.value = {.u64 = bits}, .value_type = vt};
                     double d = rf_event_value_as_f64(&ev);
@@ -545,9 +567,23 @@ static int finish_set(qctx *c, qset *s, qpoint *tmp, double *scratch)
         o->bits = malloc((s->n ? s->n : 1) * sizeof(*o->bits));
         if (!o->ts || !o->bits)
             return -ENOMEM;
+        if (s->texts && !(o->texts = calloc(s->n ? s->n : 1, sizeof(*o->texts))))
+            return -ENOMEM;
         for (size_t i = 0; i < s->n; i++) {
             o->ts[i] = s->pts[i].t;
             o->bits[i] = s->pts[i].v;
+            if (s->pts[i].type & QPOINT_TEXT) {
+                /* The text moves to the result; its word is its hash, as a
+                 * string stored before texts were. */
+                char *text = (char *)(uintptr_t)s->pts[i].v;
+                o->bits[i] = XXH3_64bits(text, strlen(text));
+                s->pts[i].type &= (uint8_t)~QPOINT_TEXT;
+                if (s->mixed)
+                    free(text); /* read as a number below, as hashes are */
+                else
+                    o->texts[i] = text;
+                s->pts[i].v = o->bits[i];
+            }
             if (s->mixed) {
                 rf_event ev = {.value = {.u64 = s->pts[i].v}, .value_type = s->pts[i].type};
                 double d = rf_event_value_as_f64(&ev);
@@ -650,6 +686,9 @@ static void set_free(rf_query_set *o)
     free(o->ts);
     free(o->bits);
     free(o->values);
+    for (size_t i = 0; o->texts && i < o->n; i++)
+        free(o->texts[i]);
+    free(o->texts);
 }
 
 void rf_query_result_free(rf_query_result *r)
@@ -739,7 +778,12 @@ int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_e
             if (overlaps(q, r.idx.min_time, r.idx.max_time))
                 rc = pass == 0 ? pass_keys(&c, &r) : pass_data(&c, &r);
             rf_seg_reader_close(&r);
-            if (rc < 0 && rc != -EPROTONOSUPPORT)
+            if (rc == -EMEDIUMTYPE)
+                rc = rf_err_set(err, EINVAL,
+                                "query: %s field %s holds strings: --agg is for numbers "
+                                "(query its points without --agg)",
+                                c.string_set->out.measurement, c.string_set->out.field);
+            else if (rc < 0 && rc != -EPROTONOSUPPORT)
                 rc = rf_err_set(err, -rc, "query: %s: %s", c.paths[i], strerror(-rc));
         }
     }
@@ -785,6 +829,9 @@ int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_e
     for (size_t i = 0; i < c.n_sets; i++) {
         set_free(&c.sets[i].out);
         free(c.sets[i].sort_key);
+        for (size_t k = 0; k < c.sets[i].n; k++) /* texts a failed query did not hand out */
+            if (c.sets[i].pts[k].type & QPOINT_TEXT)
+                free((void *)(uintptr_t)c.sets[i].pts[k].v);
         free(c.sets[i].pts);
     }
     free(c.sets);
@@ -795,4 +842,42 @@ int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_e
     }
     *out = res;
     return 0;
+}
+
+/* ---- stored types ---- */
+
+int rf_query_series_types(const char *dir, rf_query_type_fn fn, void *ctx, rf_err *err)
+{
+    qctx c;
+    memset(&c, 0, sizeof(c));
+    int rc = list_paths(&c, dir, err);
+    for (size_t i = 0; i < c.n_paths && rc == 0; i++) {
+        rf_seg_reader r;
+        rf_err e;
+        int orc = rf_seg_reader_open(c.paths[i], 0, &r, &e);
+        if (orc == -EPROTONOSUPPORT) {
+            rc = orc;
+            if (err)
+                *err = e;
+            break;
+        }
+        if (orc < 0)
+            continue; /* gone, or an unreadable header: never served */
+        /* The type of a series' first block here: the block record's header
+         * says it (docs/FORMAT.md), no decoding. */
+        for (size_t s = 0; s < r.idx.n_series; s++) {
+            const rf_seg_series_ref *sr = &r.idx.series[s];
+            if (sr->n_blocks == 0)
+                continue;
+            const rf_seg_block_ref *b = &r.idx.blocks[sr->first_block];
+            if (b->offset + RF_SEG_REC_HDR_SIZE > r.size)
+                continue;
+            uint8_t type = r.map[b->offset + 5];
+            if (type <= RF_VALUE_STRING)
+                fn(ctx, sr->series_id, type);
+        }
+        rf_seg_reader_close(&r);
+    }
+    ctx_free(&c);
+    return rc;
 }

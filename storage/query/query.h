@@ -14,13 +14,16 @@
  *     matches it and tag="" selects series without the tag).
  *   - Time range [start_ns, end_ns) on event time.
  *   - Raw: one set per series, points in time order (equal times keep write
- *     order). Values keep their type (float, int, uint, bool, string hash).
+ *     order). Values keep their type (float, int, uint, bool, string: its
+ *     text, or its 64-bit hash for points stored before texts were).
  *   - Aggregated: points are grouped by (measurement, field, values of the
  *     group_by tags); every step_ns bucket (aligned to start_ns, or to the
  *     epoch when start is unbounded; one bucket for the whole range when
  *     step_ns is 0) yields a row with one column per aggregate. Only buckets
  *     with points appear. Values are read as doubles. Quantiles are exact:
- *     linear interpolation between the closest ranks (q in [0,1]).
+ *     linear interpolation between the closest ranks (q in [0,1]). A string
+ *     field selected by an aggregated query fails it (-EINVAL, naming the
+ *     field): a string is no number, and its stored hash means nothing.
  *   - A block whose CRC fails is skipped and counted (blocks_corrupt), never
  *     returned; so is a block of a series whose key is in no segment.
  */
@@ -89,6 +92,9 @@ typedef struct rf_query_set {
     size_t n;            /* rows */
     int64_t *ts;         /* raw: point times; aggregated: bucket starts */
     uint64_t *bits;      /* raw: value bits, read per value_type */
+    char **texts;        /* raw string fields: the text of each row (NUL-terminated), NULL
+                          * for a row stored as its hash (before texts were stored); the
+                          * whole array NULL when no row has a text */
     double *values;      /* aggregated: n rows of n_aggs columns */
 } rf_query_set;
 
@@ -116,6 +122,17 @@ typedef struct rf_query_result {
  * regex, unreadable directory, segment from a newer format version). */
 int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_err *err);
 void rf_query_result_free(rf_query_result *r);
+
+/* The stored type of every series: fn(ctx, series id, enum rf_value_type of
+ * its first block) once per series and segment, segments in shard then
+ * stream order, so a series' oldest stored type comes first (what the
+ * engine seeds the field types with at start: ingest/protocol/protocol.h,
+ * "Field types"). Reads every segment's index (a closed one's footer, an
+ * open one by scanning) and one record header per series and segment, no
+ * block. Returns 0, or a negative errno with *err (unreadable directory,
+ * -EPROTONOSUPPORT for a segment from a newer format version). */
+typedef void (*rf_query_type_fn)(void *ctx, uint64_t series_id, uint8_t value_type);
+int rf_query_series_types(const char *dir, rf_query_type_fn fn, void *ctx, rf_err *err);
 
 /* ---- parsing helpers for command lines ---- */
 

@@ -39,7 +39,7 @@
 #error "the segment format code assumes a little-endian host"
 #endif
 
-#define RF_SEG_VERSION 1u
+#define RF_SEG_VERSION 2u /* 2: string blocks may hold texts (block version 2); 1 is read too */
 #define RF_SEG_MAGIC "RFSEGMNT"         /* 8 bytes at offset 0 of every segment */
 #define RF_SEG_HEADER_SIZE 64u
 #define RF_SEG_REC_MAGIC 0x31724652u    /* "RFr1" on disk, first 4 bytes of every record */

@@ -74,6 +74,9 @@ typedef struct rf_store_series {
     uint32_t n;
     uint32_t cap;               /* points pts can hold now (<= the shard's hard_cap) */
     uint8_t value_type;
+    bool texts;                 /* RF_VALUE_STRING with their texts: each pts[].v is a
+                                 * malloc'd rf_event_text copy, freed at the cut */
+    uint32_t text_bytes;        /* their bytes; a block holds at most RF_BLOCK_TEXT_BYTES */
     bool queued;                /* on the shard's cut queue (holds >= block_points points) */
     bool unsorted;              /* a point arrived older than the one before: sort at the cut */
     int64_t opened_ns;          /* shard->now when the first buffered point arrived */
@@ -156,6 +159,7 @@ struct rf_store_shard {
     rf_block_codec *codec;
     int64_t *enc_ts;            /* block_points each: the encoder's input columns */
     uint64_t *enc_bits;
+    rf_block_text *enc_texts;   /* a block of texts, block_points of them */
     rf_ring *submit;            /* worker -> io: rf_store_slot * */
     rf_ring *free_ring;         /* io -> worker: rf_store_slot * */
     rf_store_slot *slots;

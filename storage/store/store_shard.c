@@ -30,10 +30,12 @@ static uint32_t pow2_at_least(uint32_t n)
     return c;
 }
 
-/* slot_mem: every slot holds the record of a full block. */
+/* slot_mem: every slot holds the record of a full block, a block of texts
+ * included (RF_BLOCK_TEXT_BYTES more; a number block touches only the first
+ * pages of its slot, which are mapped lazily). */
 static size_t slot_cap_of(const rf_store_config *cfg)
 {
-    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound(cfg->block_points));
+    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound_text(cfg->block_points));
     return (slot_cap + 63) & ~(size_t)63;
 }
 
@@ -71,7 +73,8 @@ static int shard_init(rf_store_shard *sh, rf_store *store, uint32_t index)
     sh->codec = rf_block_codec_new(cfg->zstd_level);
     sh->enc_ts = malloc(cfg->block_points * sizeof(*sh->enc_ts));
     sh->enc_bits = malloc(cfg->block_points * sizeof(*sh->enc_bits));
-    if (!sh->codec || !sh->enc_ts || !sh->enc_bits)
+    sh->enc_texts = malloc(cfg->block_points * sizeof(*sh->enc_texts));
+    if (!sh->codec || !sh->enc_ts || !sh->enc_bits || !sh->enc_texts)
         return -ENOMEM;
     sh->n_slots = pow2_at_least(cfg->queue_blocks);
     sh->submit = rf_ring_create(sh->n_slots, SLOT_ESIZE);
@@ -119,6 +122,9 @@ void rf_store_shard_destroy(rf_store_shard *sh)
         return;
     for (size_t i = 0; i < sh->n_series; i++) {
         rf_store_series *s = sh->series_all[i];
+        if (s->texts)
+            for (uint32_t k = 0; k < s->n; k++)
+                free((void *)(uintptr_t)s->pts[k].v);
         free(s->pts);
         rf_series_key_free(s->key);
         free(s);
@@ -132,6 +138,7 @@ void rf_store_shard_destroy(rf_store_shard *sh)
     }
     free(sh->enc_ts);
     free(sh->enc_bits);
+    free(sh->enc_texts);
     rf_u64map_free(&sh->series_map);
     rf_u64map_free(&sh->io.dict);
     rf_seg_index_free(&sh->io.idx);
@@ -264,9 +271,24 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
         sh->enc_ts[i] = s->pts[i].t;
         sh->enc_bits[i] = s->pts[i].v;
     }
-    long len = rf_block_encode(sh->codec, s->value_type, sh->enc_ts, sh->enc_bits, n,
-                               slot->rec + RF_SEG_REC_HDR_SIZE,
-                               slot->cap - RF_SEG_REC_HDR_SIZE - RF_SEG_REC_CRC_SIZE);
+    long len;
+    uint8_t *payload = slot->rec + RF_SEG_REC_HDR_SIZE;
+    const size_t room = slot->cap - RF_SEG_REC_HDR_SIZE - RF_SEG_REC_CRC_SIZE;
+    if (s->texts) {
+        /* Texts: each point's value is its own copy (append_to), freed once
+         * encoded whatever came of it. */
+        for (uint32_t i = 0; i < n; i++) {
+            const rf_event_text *t = (const rf_event_text *)(uintptr_t)s->pts[i].v;
+            sh->enc_texts[i] = (rf_block_text){t->text, t->len};
+            s->text_bytes -= t->len;
+        }
+        len = rf_block_encode_text(sh->codec, sh->enc_ts, sh->enc_texts, n, payload, room);
+        for (uint32_t i = 0; i < n; i++)
+            free((void *)(uintptr_t)s->pts[i].v);
+    } else {
+        len = rf_block_encode(sh->codec, s->value_type, sh->enc_ts, sh->enc_bits, n, payload,
+                              room);
+    }
     if (len < 0) {
         /* Cannot happen for a buffer this module filled (times sorted, n in
          * range); if it does, the points are lost, loudly counted. */
@@ -495,8 +517,18 @@ uint32_t rf_store_append_batch(rf_store_shard *sh, const rf_event *ev, uint32_t 
 static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev)
 {
     const uint32_t block_points = sh->store->cfg.block_points;
+    /* A string value with its text (core/event/event.h) is kept as text;
+     * one without (a hash only) as the hash, as before. */
+    const rf_event_text *text = NULL;
+    if (__builtin_expect(ev->value_type == RF_VALUE_STRING && (ev->flags & RF_EVF_OWNS_AUX), 0))
+        text = (const rf_event_text *)(uintptr_t)ev->aux;
     if (s->n) {
-        if (__builtin_expect(ev->value_type != s->value_type, 0)) {
+        if (__builtin_expect(ev->value_type != s->value_type || (text != NULL) != s->texts ||
+                                 (text && s->text_bytes + text->len > RF_BLOCK_TEXT_BYTES),
+                             0)) {
+            /* One value type per block (texts or hashes), and a block of
+             * texts holds at most RF_BLOCK_TEXT_BYTES of them: everything
+             * buffered goes first. */
             /* One value type per block: everything buffered goes first. */
             while (s->n) {
                 if (cut(sh, s) < 0) {
@@ -535,12 +567,24 @@ static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev)
                 rf_store_count(&sh->blocks_cut_by_memory, 1);
         }
     }
+    uint64_t v = ev->value.u64;
+    if (__builtin_expect(text != NULL, 0)) {
+        rf_event_text *copy = malloc(sizeof(*copy) + text->len + 1);
+        if (!copy) {
+            rf_store_count(&sh->dropped_encode_error, 1);
+            return -ENOMEM;
+        }
+        memcpy(copy, text, sizeof(*copy) + text->len + 1);
+        v = (uint64_t)(uintptr_t)copy;
+        s->text_bytes += text->len;
+    }
     if (s->n == 0) {
         s->value_type = ev->value_type;
+        s->texts = text != NULL;
         s->opened_ns = sh->now;
         list_push(sh, s);
     }
-    s->pts[s->n] = (rf_store_point){t, ev->value.u64};
+    s->pts[s->n] = (rf_store_point){t, v};
     s->n++;
     rf_store_count(&sh->points_appended, 1);
     rf_store_count(&sh->points_buffered, 1);
@@ -753,7 +797,7 @@ void rf_store_memory_bound(const rf_store_config *cfg_in, uint32_t max_series,
 
     /* fixed: rf_store_shard_init, and the shard struct itself */
     const uint64_t n_slots = pow2_at_least(cfg->queue_blocks);
-    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound((uint32_t)bp));
+    size_t slot_cap = rf_seg_rec_size((uint32_t)rf_block_encode_bound_text((uint32_t)bp));
     slot_cap = (slot_cap + 63) & ~(size_t)63;
     uint64_t stage = cfg->staging_bytes;
     const uint64_t need = RF_SEG_HEADER_SIZE + rf_seg_rec_size(RF_STORE_MAX_KEY) + slot_cap;

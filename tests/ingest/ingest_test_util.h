@@ -44,6 +44,7 @@ static inline void collected_reset(collected *c)
     for (size_t i = 0; i < c->n; i++)
         if (c->ev[i].kind == RF_KIND_SERIES_DEF)
             rf_series_key_free((rf_series_key *)(uintptr_t)c->ev[i].aux);
+    rf_event_free_texts(c->ev, (uint32_t)c->n); /* string values' texts */
     c->n = 0;
     c->flushes = 0;
 }

@@ -410,6 +410,72 @@ static void test_size_goals(void **state)
     }
 }
 
+/* Texts come back byte for byte (quotes, backslashes, UTF-8, empty, 64 KiB),
+ * repeated ones compress, corrupt lengths are refused, and a block of texts
+ * says so while number blocks do not. */
+static void test_texts(void **state)
+{
+    (void)state;
+    rf_block_codec *c = rf_block_codec_new(1);
+    assert_non_null(c);
+    static char big[RF_BLOCK_TEXT_BYTES];
+    memset(big, 'b', sizeof(big));
+    const rf_block_text t[] = {
+        {"say \"hi\"", 8}, {"", 0}, {"caf\xc3\xa9 \xe2\x82\xac", 9}, {"a\\b", 3}, {"x", 1},
+    };
+    const uint32_t n = sizeof(t) / sizeof(t[0]);
+    int64_t ts[8] = {1, 2, 2, 5, 9};
+    size_t cap = rf_block_encode_bound_text(n);
+    uint8_t *out = malloc(cap);
+    long len = rf_block_encode_text(c, ts, t, n, out, cap);
+    assert_true(len > 0);
+    uint8_t vt;
+    uint32_t np;
+    assert_int_equal(rf_block_peek(out, (size_t)len, &np, &vt), 0);
+    assert_int_equal(vt, RF_VALUE_STRING);
+    assert_int_equal(out[0] & 0x0f, 2);
+    int64_t dts[8];
+    uint64_t bits[8];
+    assert_int_equal(rf_block_decode(c, out, (size_t)len, dts, bits, 8), n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t l;
+        const char *p = rf_block_text_of(c, bits[i], &l);
+        assert_non_null(p);
+        assert_int_equal(l, t[i].len);
+        assert_memory_equal(p, t[i].p, l);
+        assert_int_equal(dts[i], ts[i]);
+    }
+    /* Every cut of the block is refused. */
+    for (long k = 0; k < len; k++)
+        assert_true(rf_block_decode(c, out, (size_t)k, dts, bits, 8) < 0);
+    /* One text of the whole budget fits; one byte more does not. */
+    rf_block_text one = {big, RF_BLOCK_TEXT_BYTES};
+    free(out);
+    cap = rf_block_encode_bound_text(2);
+    out = malloc(cap);
+    len = rf_block_encode_text(c, ts, &one, 1, out, cap);
+    assert_true(len > 0 && (size_t)len < 1024); /* 64 KiB of one byte: zstd */
+    assert_int_equal(rf_block_decode(c, out, (size_t)len, dts, bits, 8), 1);
+    uint32_t l;
+    assert_non_null(rf_block_text_of(c, bits[0], &l));
+    assert_int_equal(l, RF_BLOCK_TEXT_BYTES);
+    rf_block_text two[2] = {{big, RF_BLOCK_TEXT_BYTES}, {"x", 1}};
+    assert_int_equal(rf_block_encode_text(c, ts, two, 2, out, cap), -EINVAL);
+    /* Numbers and version 1 string blocks (hashes) have no texts. */
+    uint64_t v[2] = {7, 8};
+    len = rf_block_encode(c, RF_VALUE_STRING, ts, v, 2, out, cap);
+    assert_int_equal(out[0] & 0x0f, 1);
+    assert_int_equal(rf_block_decode(c, out, (size_t)len, dts, bits, 8), 2);
+    assert_null(rf_block_text_of(c, bits[0], &l));
+    assert_int_equal(bits[1], 8);
+    /* A version 2 header on a number block is refused. */
+    len = rf_block_encode(c, RF_VALUE_F64, ts, v, 2, out, cap);
+    out[0] = (uint8_t)((out[0] & 0xf0) | 2);
+    assert_int_equal(rf_block_decode(c, out, (size_t)len, dts, bits, 8), -EBADMSG);
+    free(out);
+    rf_block_codec_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +487,7 @@ int main(void)
         cmocka_unit_test(test_random_roundtrips),
         cmocka_unit_test(test_corruption),
         cmocka_unit_test(test_size_goals),
+        cmocka_unit_test(test_texts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -39,6 +39,7 @@ static gseries G[] = {
     {"cpu", "us", "h4", "h4", "idle", RF_VALUE_I64, 0, NULL},
     {"cpu", "us", "x\\,y", "x,y", "usage", RF_VALUE_F64, 0, NULL},
     {"mem", "eu", "h0", "h0", "used", RF_VALUE_U64, 0, NULL},
+    {"log", "eu", "h0", "h0", "msg", RF_VALUE_STRING, 0, NULL},
 };
 #define NG (sizeof(G) / sizeof(G[0]))
 
@@ -573,6 +574,56 @@ static void test_output_formats(void **state)
     rf_query_result_free(r);
 }
 
+/* An aggregate over a string field is refused by name; its points are not. */
+static void test_string_agg_refused(void **state)
+{
+    (void)state;
+    rf_query_agg a = {.fn = RF_AGG_COUNT};
+    rf_query q = {.measurement = "log", .start_ns = INT64_MIN, .end_ns = INT64_MAX,
+                  .aggs = &a, .n_aggs = 1};
+    rf_query_result *r = NULL;
+    rf_err e;
+    rf_err_clear(&e);
+    assert_int_equal(rf_query_run(g_dir, &q, &r, &e), -EINVAL);
+    assert_null(r);
+    assert_non_null(strstr(e.msg, "log field msg holds strings"));
+    q.n_aggs = 0;
+    assert_int_equal(rf_query_run(g_dir, &q, &r, &e), 0);
+    assert_int_equal(r->n_sets, 1);
+    assert_int_equal(r->sets[0].value_type, RF_VALUE_STRING);
+    rf_query_result_free(r);
+}
+
+typedef struct seen_types {
+    int calls[sizeof(G) / sizeof(G[0])];
+    int wrong;
+} seen_types;
+
+static void on_type(void *ctx, uint64_t id, uint8_t vt)
+{
+    seen_types *st = ctx;
+    for (size_t s = 0; s < NG; s++)
+        if (G[s].key->series_id == id) {
+            st->calls[s]++;
+            st->wrong += vt != G[s].vt;
+            return;
+        }
+    st->wrong++;
+}
+
+/* What the engine seeds field types with: every stored series, its type. */
+static void test_series_types(void **state)
+{
+    (void)state;
+    seen_types st = {{0}, 0};
+    rf_err e;
+    assert_int_equal(rf_query_series_types(g_dir, on_type, &st, &e), 0);
+    assert_int_equal(st.wrong, 0);
+    for (size_t s = 0; s < NG; s++)
+        assert_true(st.calls[s] >= 1);
+    assert_true(rf_query_series_types("/nonexistent/rf", on_type, &st, &e) < 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +633,8 @@ int main(void)
         cmocka_unit_test(test_aggregations),
         cmocka_unit_test(test_errors_and_parsers),
         cmocka_unit_test(test_output_formats),
+        cmocka_unit_test(test_string_agg_refused),
+        cmocka_unit_test(test_series_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

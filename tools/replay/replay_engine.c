@@ -14,6 +14,7 @@
 #include "core/clock/clock.h"
 #include "core/event/event.h"
 #include "stages/pipeline/pipeline.h"
+#include "daemon/field_types_seed.h"
 #include "daemon/settings.h"
 #include "storage/segment/segment.h"
 #include "storage/store/store.h"
@@ -49,6 +50,7 @@ struct rf_replay_engine {
     uint32_t workers;
     int64_t tick_ns;
     rf_store *store;
+    rf_field_types *field_types; /* every listener's parser, as in the daemon */
     rf_pipeline **pipes;
     rf_event (*part)[RE_PARSE_BATCH]; /* per shard: its share of one parser flush */
     uint32_t *n_part;
@@ -391,6 +393,13 @@ int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine 
             goto fail;
         }
     }
+    /* One field-type table for every parser, filled from the store, as the
+     * daemon does (daemon/field_types_seed.h). */
+    if ((rc = rf_field_types_open(e->store ? e->store_dir : NULL,
+                                  (uint64_t)e->settings.pipeline.max_series * e->workers,
+                                  &e->field_types, err)) < 0)
+        goto fail;
+    e->settings.ingest.parse.field_types = e->field_types;
     e->pipes = calloc(e->workers, sizeof(*e->pipes));
     e->part = calloc(e->workers, sizeof(*e->part));
     e->n_part = calloc(e->workers, sizeof(*e->n_part));
@@ -527,6 +536,7 @@ void rf_replay_engine_free(rf_replay_engine *e)
         if (rf_store_close(e->store, &err) < 0)
             fprintf(stderr, "ringflow replay: closing the store: %s\n", err.msg);
     }
+    rf_field_types_free(e->field_types); /* after the parsers */
     for (uint32_t s = 0; e->pipes && s < e->workers; s++)
         rf_pipeline_free(e->pipes[s]);
     for (uint32_t s = 0; e->peer_in && s < e->workers; s++) {
