@@ -11,7 +11,10 @@ SO_REUSEPORT lands some on the worker that does not own the series: the
 crossing case) and routed `class: critical` to a UDP line-protocol sink that
 this script reads. Prints one JSON line per run:
   cpu_pct (daemon, % of one core over the window), cpu_s_per_M (CPU-seconds
-  per million events offered; rate > 0), p50/p99/p999_us, probes.
+  per million events offered; rate > 0), p50/p99/p999_us (send to receipt
+  at this script), engine_p50/p99/p999_us (the engine's critical-path
+  histogram, kernel receipt to the sink's send: `ringflow stat latency`),
+  probes.
 
 Usage: poll_bench.py --build-dir build --rate 50000 --duration 10
 """
@@ -135,6 +138,11 @@ def main():
                             capture_output=True, text=True)
         with open(os.path.join(work, "latency.txt"), "w") as f:
             f.write(st.stdout + st.stderr)
+        # The engine's own critical path (kernel receipt to the sink's send),
+        # from the worker that recorded the most.
+        engine_path = max(([int(c[2])] + [float(v) for v in c[3:7]]
+                           for c in (ln.split() for ln in st.stdout.splitlines())
+                           if c and c[0] == "ringflow_critical_path_seconds"), default=None)
         for t in threads:
             t.join(1.0)
     finally:
@@ -147,6 +155,9 @@ def main():
     for k in ("p50_us", "p99_us", "p999_us"):
         if out[k] is not None:
             out[k] = round(out[k], 1)
+    if engine_path:
+        out["engine_p50_us"], out["engine_p99_us"], out["engine_p999_us"] = (
+            engine_path[1], engine_path[3], engine_path[4])
     out["work"] = work
     print(json.dumps(out))
 

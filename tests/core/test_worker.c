@@ -248,6 +248,19 @@ static void test_idle_worker_stays_asleep(void **state)
     assert_int_equal(rf_worker_join(w), 0);
 }
 
+/* Starts a worker that sleeps up to 30 s at its first empty poll (spin and
+ * yield are 0) and waits until it does. */
+static rf_worker *start_asleep(const rf_worker_ops *ops, const char *name)
+{
+    rf_idle_policy idle = {.spin = 0, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, name, -1, &idle, ops, &err), 0);
+    sleeps_goal asleep = {.w = w, .at_least = 1};
+    assert_true(wait_until(worker_slept, &asleep, 5 * RF_NS_PER_S));
+    return w;
+}
+
 /* With a long sleep, only rf_worker_wake can make the worker see new work
  * promptly: the work must be handled long before the sleep would end. */
 static void test_worker_wake_interrupts_sleep(void **state)
@@ -256,13 +269,7 @@ static void test_worker_wake_interrupts_sleep(void **state)
     rf_component_registry_reset();
     feed f = {0};
     rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
-    rf_idle_policy idle = {.spin = 0, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S};
-    rf_worker *w;
-    rf_err err;
-    assert_int_equal(rf_worker_start(&w, "w-sleep", -1, &idle, &ops, &err), 0);
-    /* it falls asleep (spin and yield are 0: at its first empty poll) */
-    sleeps_goal asleep = {.w = w, .at_least = 1};
-    assert_true(wait_until(worker_slept, &asleep, 5 * RF_NS_PER_S));
+    rf_worker *w = start_asleep(&ops, "w-sleep");
     rf_worker_stats st;
 
     int64_t t0 = rf_clock_mono_ns();
@@ -337,13 +344,9 @@ static void test_sleep_ends_when_work_is_due(void **state)
     rf_component_registry_reset();
     feed f = {0};
     rf_worker_ops ops = {.poll = feed_poll, .next_due_ns = due_next, .ctx = &f};
-    rf_idle_policy idle = {.spin = 0, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S};
     due_at_ns = 0;
-    rf_worker *w;
-    rf_err err;
-    assert_int_equal(rf_worker_start(&w, "w-due", -1, &idle, &ops, &err), 0);
-    sleeps_goal goal = {.w = w, .at_least = 1};
-    assert_true(wait_until(worker_slept, &goal, 5 * RF_NS_PER_S));
+    rf_worker *w = start_asleep(&ops, "w-due");
+    sleeps_goal goal = {.w = w};
     /* asleep for 30 s; a tick due in 50 ms must end the next sleep then */
     rf_worker_stats st;
     rf_worker_stats_read(w, &st);
