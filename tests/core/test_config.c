@@ -311,6 +311,9 @@ static void bad_duration(void **state)
     assert_int_equal(cfg.engine.idle.sleep_max_ns, 250000);
     daemon_ok("engine:\n  idle:\n    sleep: 0.5\n", &cfg); /* plain number: seconds */
     assert_int_equal(cfg.engine.idle.sleep_max_ns, 500000000);
+    assert_true(cfg.engine.idle.adaptive);
+    daemon_ok("engine:\n  idle:\n    adaptive: false\n", &cfg);
+    assert_false(cfg.engine.idle.adaptive);
 }
 
 static void power_of_two(void **state)
