@@ -443,6 +443,12 @@ static void worker_wake(void *ctx)
     rf_shard_wake(w->shard);
 }
 
+static int64_t worker_next_due(void *ctx)
+{
+    rf_engine_worker *w = ctx;
+    return rf_shard_next_tick_ns(w->shard);
+}
+
 void rf_engine_worker_attach(rf_engine_worker *w)
 {
     rf_shard_set_dispatch(w->shard, dispatch_trampoline, w);
@@ -459,6 +465,7 @@ rf_worker_ops rf_engine_worker_ops(rf_engine_worker *w)
         .start = worker_start,
         .poll = worker_poll,
         .drain = worker_drain,
+        .next_due_ns = worker_next_due,
         .ctx = w,
     };
     if (rf_shard_has_wait(w->shard)) {

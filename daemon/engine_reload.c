@@ -339,6 +339,7 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         .spin = nx->engine.idle.spin,
         .yield = nx->engine.idle.yield,
         .sleep_max_ns = (int64_t)nx->engine.idle.sleep_max_ns,
+        .adaptive = nx->engine.idle.adaptive,
     };
     for (uint32_t i = 0; i < e->n_workers; i++)
         rf_worker_set_idle(e->workers[i]->thread, &idle);

@@ -375,6 +375,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         .spin = cfg->engine.idle.spin,
         .yield = cfg->engine.idle.yield,
         .sleep_max_ns = (int64_t)cfg->engine.idle.sleep_max_ns,
+        .adaptive = cfg->engine.idle.adaptive,
     };
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_engine_worker *w = e->workers[i];

@@ -897,6 +897,11 @@ uint32_t rf_shard_tick(rf_shard *s)
     return rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
 }
 
+int64_t rf_shard_next_tick_ns(const rf_shard *s)
+{
+    return s->next_tick_ns;
+}
+
 void rf_shard_drain(rf_shard *s)
 {
     rf_pipeline_drain(s->pipeline);

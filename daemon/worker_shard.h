@@ -78,6 +78,9 @@ void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
 /* Time-driven work (batch intervals, window closes, storage timers); cheap
  * when nothing is due. Returns work done. */
 uint32_t rf_shard_tick(rf_shard *s);
+/* CLOCK_MONOTONIC ns at which rf_shard_tick next has work to look at
+ * (a sleeping worker wakes then). */
+int64_t rf_shard_next_tick_ns(const rf_shard *s);
 /* Flushes everything held (shutdown). */
 void rf_shard_drain(rf_shard *s);
 /* Peer messages between shards' stages (stages/pipeline/pipeline.h "Between

@@ -29,6 +29,7 @@ struct rf_worker {
     _Atomic uint32_t idle_spin;
     _Atomic uint32_t idle_yield;
     _Atomic int64_t idle_sleep_max_ns;
+    _Atomic bool idle_adaptive;
 
     /* Set (release) by rf_worker_request_stop, read (acquire) by the loop. */
     _Atomic bool stop_requested;
@@ -42,7 +43,7 @@ struct rf_worker {
 
     /* Statistics: written by the worker thread only (relaxed single-writer
      * stores), read by the control thread; `wakeups` by producers (atomic add). */
-    _Atomic uint64_t polls, busy_polls, items, sleeps, busy_ns;
+    _Atomic uint64_t polls, busy_polls, items, sleeps, busy_ns, spins_cut;
     _Atomic uint64_t wakeups;
 };
 
@@ -52,6 +53,11 @@ static void counter_add(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* The shortest window is spin >> 6 polls (31 of the default 2,000): a few
+ * microseconds, so even a worker whose spins never pay looks again before
+ * paying for a sleep. */
+#define IDLE_SHIFT_MAX 6
+
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
     return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
@@ -60,6 +66,14 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
 static void worker_sleep(rf_worker *w)
 {
     int64_t ns = atomic_load_explicit(&w->idle_sleep_max_ns, memory_order_relaxed);
+    int64_t due = w->ops.next_due_ns ? w->ops.next_due_ns(w->ops.ctx) : 0;
+    if (due) {
+        int64_t left = due - rf_clock_mono_ns();
+        if (left < ns)
+            ns = left;
+        if (ns <= 0)
+            return; /* time-driven work is due: poll instead */
+    }
     struct timespec ts = {.tv_sec = ns / RF_NS_PER_S, .tv_nsec = ns % RF_NS_PER_S};
     counter_add(&w->sleeps, 1);
     if (w->ops.wait) {
@@ -101,6 +115,13 @@ static void *worker_main(void *arg)
     rf_component_transition(w->component, RF_STATE_RUNNING, NULL);
 
     uint32_t idle_polls = 0;
+    /* The adaptive policy (worker.h): the window is spin >> shift polls and
+     * yield >> shift yields; window_ns is what a whole (unshifted) window
+     * lasted when it last ran out; idle_start_ns is when this idle period
+     * began, and slept says whether it reached a sleep. */
+    unsigned shift = 0;
+    int64_t window_ns = 0, idle_start_ns = 0;
+    bool slept = false;
     for (;;) {
         /* Pairs with the release in rf_worker_request_stop. */
         bool stopping = atomic_load_explicit(&w->stop_requested, memory_order_acquire);
@@ -111,21 +132,37 @@ static void *worker_main(void *arg)
             counter_add(&w->busy_polls, 1);
             counter_add(&w->items, done);
             counter_add(&w->busy_ns, (uint64_t)(rf_clock_mono_ns() - t0));
+            /* Work inside the window, or after a sleep sooner than the
+             * whole window would have lasted: spinning pays, restore it. */
+            if (idle_polls && (!slept || t0 - idle_start_ns <= window_ns))
+                shift = 0;
             idle_polls = 0;
+            slept = false;
             continue;
         }
         if (stopping)
             break; /* stop was requested before this empty poll: inputs are drained */
 
-        idle_polls++;
-        uint32_t spin = atomic_load_explicit(&w->idle_spin, memory_order_relaxed);
-        uint32_t yield = atomic_load_explicit(&w->idle_yield, memory_order_relaxed);
+        if (idle_polls++ == 0)
+            idle_start_ns = t0;
+        uint32_t spin = atomic_load_explicit(&w->idle_spin, memory_order_relaxed) >> shift;
+        uint32_t yield = atomic_load_explicit(&w->idle_yield, memory_order_relaxed) >> shift;
         if (idle_polls <= spin)
             continue;
         if (idle_polls <= spin + yield) {
             sched_yield();
             continue;
         }
+        if (!slept && atomic_load_explicit(&w->idle_adaptive, memory_order_relaxed)) {
+            /* The window ran out without work: the next one is half as long. */
+            if (shift == 0)
+                window_ns = window_ns ? (3 * window_ns + (t0 - idle_start_ns)) / 4
+                                      : t0 - idle_start_ns;
+            if (shift < IDLE_SHIFT_MAX)
+                shift++;
+            counter_add(&w->spins_cut, 1);
+        }
+        slept = true;
         atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in rf_worker_wake */
         done = w->ops.poll(w->ops.ctx);
@@ -133,9 +170,11 @@ static void *worker_main(void *arg)
             worker_sleep(w);
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         if (done) {
+            /* Found by the last poll before the sleep. */
             counter_add(&w->busy_polls, 1);
             counter_add(&w->items, done);
             idle_polls = 0;
+            slept = false;
             continue;
         }
         /* Woken with nothing to do (the sleep timed out): an idle worker goes
@@ -157,6 +196,7 @@ void rf_worker_set_idle(rf_worker *w, const rf_idle_policy *idle)
 {
     atomic_store_explicit(&w->idle_spin, idle->spin, memory_order_relaxed);
     atomic_store_explicit(&w->idle_yield, idle->yield, memory_order_relaxed);
+    atomic_store_explicit(&w->idle_adaptive, idle->adaptive, memory_order_relaxed);
     atomic_store_explicit(&w->idle_sleep_max_ns, idle->sleep_max_ns > 0 ? idle->sleep_max_ns : RF_NS_PER_MS,
                           memory_order_relaxed);
 }
@@ -235,6 +275,7 @@ void rf_worker_stats_read(const rf_worker *w, rf_worker_stats *out)
     out->sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
     out->wakeups = atomic_load_explicit(&w->wakeups, memory_order_relaxed);
     out->busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed);
+    out->spins_cut = atomic_load_explicit(&w->spins_cut, memory_order_relaxed);
     out->cpu = w->cpu;
 }
 

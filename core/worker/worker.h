@@ -24,6 +24,21 @@
  *   `sleep_max_ns` on a futex that producers can wake with rf_worker_wake().
  *   A sleep that ends with nothing to do is followed by another at the next
  *   empty poll: the spin and yield budget is spent again only after work.
+ *   A sleep also ends when ops.next_due_ns says time-driven work is due, so
+ *   `sleep_max_ns` is a bound, not a tick.
+ *
+ *   Adaptive (idle.adaptive, the default): spinning pays only when work comes
+ *   back within the spin and yield window. The worker measures each idle
+ *   gap (from its last work to its next) and what an idle poll costs; each
+ *   spin that ran out without finding work halves the next window (down to
+ *   1/64 of it), and work found inside the window, or after a sleep sooner
+ *   than the whole window would have lasted, restores it at once. A worker
+ *   fed at everyday rates (a datagram every few hundred microseconds or
+ *   less often) thus goes to sleep in its wait (io_uring) right after its
+ *   work instead of spinning for nothing, and a steady fast stream keeps
+ *   the whole window. Latency: a sleeping worker is woken by the arrival
+ *   itself, so what spinning saves is one wake-up, and only when the gap is
+ *   shorter than the window, which is exactly when the window comes back.
  *   rf_worker_wake() costs one fence and one load when the worker is awake and
  *   a futex syscall only when it sleeps; call it once per enqueued batch, not
  *   per event.
@@ -113,7 +128,8 @@ typedef struct rf_worker rf_worker;
 typedef struct rf_idle_policy {
     uint32_t spin;        /* empty polls before yielding */
     uint32_t yield;       /* yields before sleeping */
-    int64_t sleep_max_ns; /* longest sleep; also bounds how late tick-driven work runs */
+    int64_t sleep_max_ns; /* longest sleep (wake-ups and next_due_ns end it sooner) */
+    bool adaptive;        /* scale spin and yield by what spinning recently paid */
 } rf_idle_policy;
 
 typedef struct rf_worker_ops {
@@ -129,6 +145,9 @@ typedef struct rf_worker_ops {
      * safe from any thread and cheap when repeated. */
     void (*wait)(void *ctx, int64_t timeout_ns);
     void (*wake)(void *ctx);
+    /* Optional: CLOCK_MONOTONIC ns at which poll() next has time-driven work
+     * (a tick), 0 for none; a sleep ends then. Worker thread. */
+    int64_t (*next_due_ns)(void *ctx);
     void *ctx;
 } rf_worker_ops;
 
@@ -139,6 +158,7 @@ typedef struct rf_worker_stats {
     uint64_t sleeps;       /* futex sleeps entered */
     uint64_t wakeups;      /* futex wakes issued by producers */
     uint64_t busy_ns;      /* time inside polls that returned > 0 */
+    uint64_t spins_cut;    /* idle periods whose spin the adaptive policy shortened */
     int cpu;               /* pinned CPU, -1 when not pinned */
 } rf_worker_stats;
 

@@ -112,7 +112,7 @@ static void assert_documented_defaults(const rf_daemon_config *c)
     assert_int_equal(c->engine.ring.full_policy, RF_RING_BLOCK);
     assert_int_equal(c->engine.idle.spin, 2000);
     assert_int_equal(c->engine.idle.yield, 100);
-    assert_int_equal(c->engine.idle.sleep_max_ns, 1000000);
+    assert_int_equal(c->engine.idle.sleep_max_ns, 10000000);
     assert_int_equal(c->log.level, RF_LOG_INFO);
     assert_int_equal(c->log.format, RF_LOG_TEXT);
 }
@@ -311,6 +311,9 @@ static void bad_duration(void **state)
     assert_int_equal(cfg.engine.idle.sleep_max_ns, 250000);
     daemon_ok("engine:\n  idle:\n    sleep: 0.5\n", &cfg); /* plain number: seconds */
     assert_int_equal(cfg.engine.idle.sleep_max_ns, 500000000);
+    assert_true(cfg.engine.idle.adaptive);
+    daemon_ok("engine:\n  idle:\n    adaptive: false\n", &cfg);
+    assert_false(cfg.engine.idle.adaptive);
 }
 
 static void power_of_two(void **state)

@@ -248,6 +248,19 @@ static void test_idle_worker_stays_asleep(void **state)
     assert_int_equal(rf_worker_join(w), 0);
 }
 
+/* Starts a worker that sleeps up to 30 s at its first empty poll (spin and
+ * yield are 0) and waits until it does. */
+static rf_worker *start_asleep(const rf_worker_ops *ops, const char *name)
+{
+    rf_idle_policy idle = {.spin = 0, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, name, -1, &idle, ops, &err), 0);
+    sleeps_goal asleep = {.w = w, .at_least = 1};
+    assert_true(wait_until(worker_slept, &asleep, 5 * RF_NS_PER_S));
+    return w;
+}
+
 /* With a long sleep, only rf_worker_wake can make the worker see new work
  * promptly: the work must be handled long before the sleep would end. */
 static void test_worker_wake_interrupts_sleep(void **state)
@@ -256,13 +269,7 @@ static void test_worker_wake_interrupts_sleep(void **state)
     rf_component_registry_reset();
     feed f = {0};
     rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
-    rf_idle_policy idle = {.spin = 0, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S};
-    rf_worker *w;
-    rf_err err;
-    assert_int_equal(rf_worker_start(&w, "w-sleep", -1, &idle, &ops, &err), 0);
-    /* it falls asleep (spin and yield are 0: at its first empty poll) */
-    sleeps_goal asleep = {.w = w, .at_least = 1};
-    assert_true(wait_until(worker_slept, &asleep, 5 * RF_NS_PER_S));
+    rf_worker *w = start_asleep(&ops, "w-sleep");
     rf_worker_stats st;
 
     int64_t t0 = rf_clock_mono_ns();
@@ -274,6 +281,82 @@ static void test_worker_wake_interrupts_sleep(void **state)
     rf_worker_stats_read(w, &st);
     assert_true(st.wakeups >= 1);
 
+    rf_worker_request_stop(w);
+    assert_int_equal(rf_worker_join(w), 0);
+}
+
+/* Arrivals spaced far beyond the spin window (the everyday-rate case): the
+ * adaptive policy cuts the window after each spin that found nothing, so the
+ * worker spends a small fraction of the polls a fixed window costs. */
+static void test_adaptive_spin_shrinks_when_it_never_pays(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    feed f = {0};
+    rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
+    const uint32_t spin = 20000, rounds = 20;
+    rf_idle_policy idle = {.spin = spin, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S,
+                           .adaptive = true};
+    rf_worker *w;
+    rf_err err;
+    assert_int_equal(rf_worker_start(&w, "w-adapt", -1, &idle, &ops, &err), 0);
+    sleeps_goal goal = {.w = w, .at_least = 1};
+    rf_worker_stats a = {0}, b;
+    for (uint32_t i = 0; i < rounds; i++) {
+        assert_true(wait_until(worker_slept, &goal, 5 * RF_NS_PER_S));
+        rf_worker_stats_read(w, &b);
+        if (i == 0)
+            a = b;
+        /* asleep now: the next sleep is the one after this work */
+        goal.at_least = b.sleeps + 1;
+        /* A gap much longer than a 20,000-poll spin lasts. */
+        usleep(20000);
+        atomic_fetch_add(&f.pending, 1);
+        rf_worker_wake(w);
+    }
+    assert_true(wait_until(worker_slept, &goal, 5 * RF_NS_PER_S));
+    rf_worker_stats_read(w, &b);
+    rf_worker_request_stop(w);
+    assert_int_equal(rf_worker_join(w), 0);
+    assert_int_equal(atomic_load(&f.handled), rounds);
+    /* a fixed window: rounds * spin polls; adaptive: 1/64 of it after six */
+    uint64_t polls = b.polls - a.polls;
+    if (polls > (uint64_t)rounds * spin / 4)
+        fail_msg("%lu polls for %u arrivals", (unsigned long)polls, rounds);
+    assert_true(b.spins_cut >= 6);
+}
+
+static int64_t due_at_ns;
+
+static int64_t due_next(void *ctx)
+{
+    (void)ctx;
+    /* Once passed, nothing more is due (a real tick sets the next one). */
+    int64_t due = atomic_load_explicit((_Atomic int64_t *)&due_at_ns, memory_order_relaxed);
+    return due > rf_clock_mono_ns() ? due : 0;
+}
+
+/* A sleep ends when the worker's time-driven work is due (next_due_ns),
+ * however long sleep_max_ns is: ticks are not late for a longer sleep. */
+static void test_sleep_ends_when_work_is_due(void **state)
+{
+    (void)state;
+    rf_component_registry_reset();
+    feed f = {0};
+    rf_worker_ops ops = {.poll = feed_poll, .next_due_ns = due_next, .ctx = &f};
+    due_at_ns = 0;
+    rf_worker *w = start_asleep(&ops, "w-due");
+    sleeps_goal goal = {.w = w};
+    /* asleep for 30 s; a tick due in 50 ms must end the next sleep then */
+    rf_worker_stats st;
+    rf_worker_stats_read(w, &st);
+    atomic_store_explicit((_Atomic int64_t *)&due_at_ns, rf_clock_mono_ns() + 50 * RF_NS_PER_MS,
+                          memory_order_relaxed);
+    atomic_fetch_add(&f.pending, 1);
+    rf_worker_wake(w);
+    assert_true(wait_until(feed_handled_some, &f, 5 * RF_NS_PER_S));
+    goal.at_least = st.sleeps + 2; /* the sleep until the tick, and the one after it */
+    assert_true(wait_until(worker_slept, &goal, 5 * RF_NS_PER_S));
     rf_worker_request_stop(w);
     assert_int_equal(rf_worker_join(w), 0);
 }
@@ -321,6 +404,8 @@ int main(void)
         cmocka_unit_test(test_worker_runs_drains_and_stops),
         cmocka_unit_test(test_worker_wake_interrupts_sleep),
         cmocka_unit_test(test_idle_worker_stays_asleep),
+        cmocka_unit_test(test_adaptive_spin_shrinks_when_it_never_pays),
+        cmocka_unit_test(test_sleep_ends_when_work_is_due),
         cmocka_unit_test(test_worker_pinning_to_offline_cpu_fails),
         cmocka_unit_test(test_worker_rejects_missing_poll),
     };
