@@ -26,6 +26,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "storage/recfile/recfile.h"
+#include "core/stats/stats.h"
 
 #define TAP_HDR 56u
 #define TAP_KIND_DATA 1u
@@ -54,13 +55,6 @@ struct rf_tap {
     _Atomic bool has_error;
 };
 
-static void count(_Atomic uint64_t *c, uint64_t n)
-{
-    /* Single writer per counter: relaxed load + store. */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline void put64(uint8_t *p, int64_t v) { memcpy(p, &v, 8); }
@@ -77,7 +71,7 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
     if (c->flags & RF_LISTEN_CHUNK_LINE_TOO_LONG) {
         /* Only an excerpt of the line is here: recorded, it would replay
          * as a short valid line. Not recorded, counted. */
-        count(&r->dropped_large, 1);
+        rf_stats_add(&r->dropped_large, 1);
         return;
     }
     const char *name = rf_listener_name(l);
@@ -90,7 +84,7 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
     const uint64_t payload = c->len + (add_nl ? 1 : 0);
     const uint64_t need = (TAP_HDR + name_len + payload + 7) & ~(uint64_t)7;
     if (need > r->cap / 4) {
-        count(&r->dropped_large, 1);
+        rf_stats_add(&r->dropped_large, 1);
         return;
     }
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed); /* own index */
@@ -101,7 +95,7 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
         /* T2 */
         r->head_cache = atomic_load_explicit(&r->head, memory_order_acquire);
         if (r->cap - (tail - r->head_cache) < want) {
-            count(&r->dropped_full, 1);
+            rf_stats_add(&r->dropped_full, 1);
             return;
         }
     }
@@ -146,8 +140,8 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
         p[TAP_HDR + name_len + c->len] = '\n';
     /* T1: the record above happens-before the tap thread reads it. */
     atomic_store_explicit(&r->tail, tail + need, memory_order_release);
-    count(&r->captured, 1);
-    count(&r->bytes, payload);
+    rf_stats_add(&r->captured, 1);
+    rf_stats_add(&r->bytes, payload);
 }
 
 void rf_tap_capture_maybe(_Atomic(rf_tap *) *slot, uint32_t worker, const rf_listener *l,
@@ -165,7 +159,7 @@ void rf_tap_capture_maybe(_Atomic(rf_tap *) *slot, uint32_t worker, const rf_lis
 
 static void note_error(rf_tap *t, const rf_err *err)
 {
-    count(&t->write_errors, 1);
+    rf_stats_add(&t->write_errors, 1);
     if (!atomic_load_explicit(&t->has_error, memory_order_relaxed)) {
         snprintf(t->first_error, sizeof(t->first_error), "%s", err->msg);
         atomic_store_explicit(&t->has_error, true, memory_order_release);
@@ -208,7 +202,7 @@ static uint64_t drain(rf_tap *t, tap_ring *r)
             if (rf_rec_writer_append(t->writer, &rec, &err) < 0)
                 note_error(t, &err);
             else
-                count(&t->written, 1);
+                rf_stats_add(&t->written, 1);
             n++;
         }
         head += total;

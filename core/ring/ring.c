@@ -121,17 +121,17 @@ uint32_t rf_ring_enqueue_policy(rf_ring *r, const void *objs, uint32_t esize, ui
         return placed;
 
     if (policy == RF_RING_DROP_NEWEST) {
-        rf_ring_pvt_counter_add(&r->dropped_newest, n - placed);
+        rf_stats_add(&r->dropped_newest, n - placed);
         return placed;
     }
 
-    rf_ring_pvt_counter_add(&r->block_waits, 1);
+    rf_stats_add(&r->block_waits, 1);
     unsigned spins = 0;
     while (placed < n) {
         /* Pairs with whoever sets *stop (a release store on shutdown); we only
          * need to see it eventually, so relaxed is enough. */
         if (stop && atomic_load_explicit(stop, memory_order_relaxed)) {
-            rf_ring_pvt_counter_add(&r->dropped_stopped, n - placed);
+            rf_stats_add(&r->dropped_stopped, n - placed);
             return placed;
         }
         uint32_t got = rf_ring_enqueue_burst(r, p + (size_t)placed * esize, esize, n - placed);

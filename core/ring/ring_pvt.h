@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/stats/stats.h"
+
 #define RF_CACHE_LINE 64
 
 /* Layout: three groups of fields, each on its own cache line and separated
@@ -66,14 +68,6 @@ struct rf_ring {
 /* Unaligned, aliasing-safe words for the element copies below. */
 typedef uint64_t rf_ring_pvt_w8 __attribute__((aligned(1), may_alias));
 typedef uint64_t rf_ring_pvt_w16 __attribute__((vector_size(16), aligned(1), may_alias));
-
-/* Single-writer counter increment: a relaxed load of our own value and a
- * relaxed store; readers on other threads see some recent value. */
-static inline void rf_ring_pvt_counter_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
 
 /* Copies n elements of esize bytes. The public calls pass esize as a
  * constant; inlined, a copy of up to RF_RING_PVT_INLINE_COPY bytes (a burst
@@ -118,7 +112,7 @@ static inline uint32_t rf_ring_pvt_enqueue(struct rf_ring *r, const void *objs, 
         r->prod_head_cache = atomic_load_explicit(&r->head, memory_order_acquire);
         room = r->capacity - (tail - r->prod_head_cache);
         if (room < n) {
-            rf_ring_pvt_counter_add(&r->full_events, 1);
+            rf_stats_add(&r->full_events, 1);
             if (all_or_none || room == 0)
                 return 0;
             n = room;
@@ -134,7 +128,7 @@ static inline uint32_t rf_ring_pvt_enqueue(struct rf_ring *r, const void *objs, 
 
     /* P1: pairs with C1; the slot writes above happen-before the consumer's reads. */
     atomic_store_explicit(&r->tail, tail + n, memory_order_release);
-    rf_ring_pvt_counter_add(&r->enqueued, n);
+    rf_stats_add(&r->enqueued, n);
     return n;
 }
 
@@ -152,7 +146,7 @@ static inline uint32_t rf_ring_pvt_dequeue(struct rf_ring *r, void *objs, uint32
             atomic_store_explicit(&r->high_water, avail, memory_order_relaxed);
         if (avail < n) {
             if (all_or_none || avail == 0) {
-                rf_ring_pvt_counter_add(&r->empty_polls, 1);
+                rf_stats_add(&r->empty_polls, 1);
                 return 0;
             }
             n = avail;
@@ -167,7 +161,7 @@ static inline uint32_t rf_ring_pvt_dequeue(struct rf_ring *r, void *objs, uint32
 
     /* C2: pairs with P2; our slot reads above happen-before the producer reuses them. */
     atomic_store_explicit(&r->head, head + n, memory_order_release);
-    rf_ring_pvt_counter_add(&r->dequeued, n);
+    rf_stats_add(&r->dequeued, n);
     return n;
 }
 

@@ -102,13 +102,9 @@ static inline uint32_t rf_hist_index(uint64_t v)
  * pairing with the relaxed loads of rf_hist_snapshot on the control thread. */
 static inline void rf_hist_record(rf_hist *h, uint64_t v)
 {
-    _Atomic uint64_t *b = &h->buckets[rf_hist_index(v)];
-    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&h->count, atomic_load_explicit(&h->count, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&h->sum, atomic_load_explicit(&h->sum, memory_order_relaxed) + v,
-                          memory_order_relaxed);
+    rf_stats_add(&h->buckets[rf_hist_index(v)], 1);
+    rf_stats_add(&h->count, 1);
+    rf_stats_add(&h->sum, v);
     if (v > atomic_load_explicit(&h->max, memory_order_relaxed))
         atomic_store_explicit(&h->max, v, memory_order_relaxed);
 }

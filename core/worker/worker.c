@@ -16,6 +16,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "core/worker/worker.h"
+#include "core/stats/stats.h"
 
 struct rf_worker {
     pthread_t thread;
@@ -47,12 +48,6 @@ struct rf_worker {
     _Atomic uint64_t wakeups;
 };
 
-static void counter_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 /* The shortest window is spin >> 6 polls (31 of the default 2,000): a few
  * microseconds, so even a worker whose spins never pay looks again before
  * paying for a sleep. */
@@ -75,7 +70,7 @@ static void worker_sleep(rf_worker *w)
             return; /* time-driven work is due: poll instead */
     }
     struct timespec ts = {.tv_sec = ns / RF_NS_PER_S, .tv_nsec = ns % RF_NS_PER_S};
-    counter_add(&w->sleeps, 1);
+    rf_stats_add(&w->sleeps, 1);
     if (w->ops.wait) {
         w->ops.wait(w->ops.ctx, ns);
         return;
@@ -127,11 +122,11 @@ static void *worker_main(void *arg)
         bool stopping = atomic_load_explicit(&w->stop_requested, memory_order_acquire);
         int64_t t0 = rf_clock_mono_ns();
         uint32_t done = w->ops.poll(w->ops.ctx);
-        counter_add(&w->polls, 1);
+        rf_stats_add(&w->polls, 1);
         if (done) {
-            counter_add(&w->busy_polls, 1);
-            counter_add(&w->items, done);
-            counter_add(&w->busy_ns, (uint64_t)(rf_clock_mono_ns() - t0));
+            rf_stats_add(&w->busy_polls, 1);
+            rf_stats_add(&w->items, done);
+            rf_stats_add(&w->busy_ns, (uint64_t)(rf_clock_mono_ns() - t0));
             /* Work inside the window, or after a sleep sooner than the
              * whole window would have lasted: spinning pays, restore it. */
             if (idle_polls && (!slept || t0 - idle_start_ns <= window_ns))
@@ -160,7 +155,7 @@ static void *worker_main(void *arg)
                                       : t0 - idle_start_ns;
             if (shift < IDLE_SHIFT_MAX)
                 shift++;
-            counter_add(&w->spins_cut, 1);
+            rf_stats_add(&w->spins_cut, 1);
         }
         slept = true;
         atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
@@ -171,8 +166,8 @@ static void *worker_main(void *arg)
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         if (done) {
             /* Found by the last poll before the sleep. */
-            counter_add(&w->busy_polls, 1);
-            counter_add(&w->items, done);
+            rf_stats_add(&w->busy_polls, 1);
+            rf_stats_add(&w->items, done);
             idle_polls = 0;
             slept = false;
             continue;

@@ -23,6 +23,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/stats/stats.h"
 #include "ingest/dpdk/packet_pvt.h"
 
 #define LOG "dpdk"
@@ -614,10 +615,7 @@ void rf_dpdk_thread_unregister(void)
 
 static inline void counter_add(rf_dpdk_queue *q, enum rf_dpdk_counter_id id, uint64_t n)
 {
-    /* Single writer: load + store, no read-modify-write needed. */
-    atomic_store_explicit(&q->counters[id],
-                          atomic_load_explicit(&q->counters[id], memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    rf_stats_add(&q->counters[id], n);
 }
 
 static inline unsigned hw_flags(const rf_dpdk_queue *q, uint64_t ol)

@@ -64,12 +64,6 @@ struct rf_http_conn {
     bool detached; /* a handler took the answer over: later bytes are ignored */
 };
 
-static void ctr_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed); /* single writer: no RMW needed */
-}
-
 /* ---- names ---------------------------------------------------------------- */
 
 static const char *const reject_names[RF_HTTP_REJ__COUNT] = {
@@ -268,14 +262,14 @@ static void emit(rf_http_conn *c, unsigned ep, const rf_http_response *r, bool h
     n += 2;
     size_t body = (head || r->status == 204) ? 0 : r->body_len;
     if (out_append(c, h, (size_t)n) || (body && out_append(c, r->body, body))) {
-        ctr_add(&s->rejects[RF_HTTP_REJ_OUTPUT_OVERFLOW], 1);
+        rf_stats_add(&s->rejects[RF_HTTP_REJ_OUTPUT_OVERFLOW], 1);
         c->closing = true;
         return;
     }
-    ctr_add(&s->counters[RF_HTTP_C_BYTES_OUT], (uint64_t)n + body);
-    ctr_add(&s->counters[RF_HTTP_C_REQUESTS], 1);
-    ctr_add(&s->status[ep][status_slot(r->status)], 1);
-    ctr_add(&s->counters[RF_HTTP_C_POINTS], r->points);
+    rf_stats_add(&s->counters[RF_HTTP_C_BYTES_OUT], (uint64_t)n + body);
+    rf_stats_add(&s->counters[RF_HTTP_C_REQUESTS], 1);
+    rf_stats_add(&s->status[ep][status_slot(r->status)], 1);
+    rf_stats_add(&s->counters[RF_HTTP_C_POINTS], r->points);
 }
 
 static void resp_init(rf_http_response *r)
@@ -308,7 +302,7 @@ static void refuse(rf_http_conn *c, unsigned ep, enum rf_http_reject why, int st
     r.close = close;
     if (close)
         c->closing = true;
-    ctr_add(&c->srv->rejects[why], 1);
+    rf_stats_add(&c->srv->rejects[why], 1);
     emit(c, ep, &r, false);
 }
 
@@ -437,12 +431,12 @@ static int on_headers_complete(http_parser *p)
         }
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         if (out_append(c, cont, sizeof(cont) - 1)) {
-            ctr_add(&c->srv->rejects[RF_HTTP_REJ_OUTPUT_OVERFLOW], 1);
+            rf_stats_add(&c->srv->rejects[RF_HTTP_REJ_OUTPUT_OVERFLOW], 1);
             c->closing = c->failed = true;
             return -1;
         }
-        ctr_add(&c->srv->counters[RF_HTTP_C_CONTINUES], 1);
-        ctr_add(&c->srv->counters[RF_HTTP_C_BYTES_OUT], sizeof(cont) - 1);
+        rf_stats_add(&c->srv->counters[RF_HTTP_C_CONTINUES], 1);
+        rf_stats_add(&c->srv->counters[RF_HTTP_C_BYTES_OUT], sizeof(cont) - 1);
     }
     if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
         p->content_length > 0) {
@@ -513,7 +507,7 @@ static void dispatch(rf_http_conn *c)
     req.mono_ns = c->mono_ns;
     req.fd = c->fd;
     req.wire_body_len = c->body.len;
-    ctr_add(&s->counters[RF_HTTP_C_BODY_BYTES], c->body.len);
+    rf_stats_add(&s->counters[RF_HTTP_C_BODY_BYTES], c->body.len);
 
     unsigned ep = RF_HTTP_EP_NONE;
     bool path_known = false;
@@ -567,7 +561,7 @@ static void dispatch(rf_http_conn *c)
     }
     req.content_encoding = enc;
     req.content_encoding_len = enc ? enc_len : 0;
-    ctr_add(&s->counters[RF_HTTP_C_DECODED_BYTES], req.body_len);
+    rf_stats_add(&s->counters[RF_HTTP_C_DECODED_BYTES], req.body_len);
     if (!req.body)
         req.body = (const uint8_t *)"";
 
@@ -575,14 +569,14 @@ static void dispatch(rf_http_conn *c)
     resp_init(&resp);
     s->routes[ep].fn(s->routes[ep].user, &req, &resp);
     if (resp.reject >= 0 && resp.reject < RF_HTTP_REJ__COUNT)
-        ctr_add(&s->rejects[resp.reject], 1);
+        rf_stats_add(&s->rejects[resp.reject], 1);
     if (resp.close)
         c->closing = true;
     if (resp.detached) {
         /* Answered on another thread: counted as taken, nothing written here. */
         c->detached = true;
-        ctr_add(&s->counters[RF_HTTP_C_REQUESTS], 1);
-        ctr_add(&s->status[ep][status_slot(200)], 1);
+        rf_stats_add(&s->counters[RF_HTTP_C_REQUESTS], 1);
+        rf_stats_add(&s->status[ep][status_slot(200)], 1);
         return;
     }
     emit(c, ep, &resp, req.method == RF_HTTP_HEAD);
@@ -746,7 +740,7 @@ rf_http_conn *rf_http_conn_new(rf_http_server *s, const char *peer_text, rf_err 
     snprintf(c->peer, sizeof(c->peer), "%s", peer_text ? peer_text : "");
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    ctr_add(&s->counters[RF_HTTP_C_CONNECTIONS], 1);
+    rf_stats_add(&s->counters[RF_HTTP_C_CONNECTIONS], 1);
     return c;
 }
 
@@ -771,7 +765,7 @@ int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wal
         return RF_HTTP_KEEP; /* the thread that took the answer ends the connection */
     if (c->closing || c->failed)
         return RF_HTTP_CLOSE;
-    ctr_add(&c->srv->counters[RF_HTTP_C_BYTES_IN], len);
+    rf_stats_add(&c->srv->counters[RF_HTTP_C_BYTES_IN], len);
     c->wall_ns = wall_ns;
     c->mono_ns = mono_ns;
     if (c->in_request && mono_ns - c->request_start_ns > (int64_t)c->srv->lim.request_timeout_ns)

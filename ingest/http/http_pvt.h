@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "ingest/http/http.h"
+#include "core/stats/stats.h"
 
 /* A growable byte buffer whose capacity is charged to the server's budget. */
 typedef struct rf_http_buf {
@@ -88,11 +89,5 @@ struct RfOtlp__ExportMetricsServiceRequest;
 struct RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps,
                                                               const uint8_t *body, size_t len,
                                                               const char **why);
-
-static inline void rf_decode_ctr_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed); /* single writer */
-}
 
 #endif

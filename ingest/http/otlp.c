@@ -360,11 +360,11 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
     rf_parse_set_precision(in->parse, in->precision);
     rf_decode_arena_reset(ps);
     resp->points = rf_parse_counter(in->parse, RF_PC_EVENTS) - ev0;
-    rf_decode_ctr_add(&ps->otlp[RF_OTLP_C_REQUESTS], 1);
-    rf_decode_ctr_add(&ps->otlp[RF_OTLP_C_METRICS], metrics);
-    rf_decode_ctr_add(&ps->otlp[RF_OTLP_C_DATA_POINTS], points + unsupported);
-    rf_decode_ctr_add(&ps->otlp[RF_OTLP_C_UNSUPPORTED], unsupported);
-    rf_decode_ctr_add(&ps->otlp[RF_OTLP_C_REJECTED], b.rejected);
+    rf_stats_add(&ps->otlp[RF_OTLP_C_REQUESTS], 1);
+    rf_stats_add(&ps->otlp[RF_OTLP_C_METRICS], metrics);
+    rf_stats_add(&ps->otlp[RF_OTLP_C_DATA_POINTS], points + unsupported);
+    rf_stats_add(&ps->otlp[RF_OTLP_C_UNSUPPORTED], unsupported);
+    rf_stats_add(&ps->otlp[RF_OTLP_C_REJECTED], b.rejected);
     char msg[512];
     if (b.rejected)
         snprintf(msg, sizeof(msg), "refused %zu data points; first '%.*s': %s%s", b.rejected,

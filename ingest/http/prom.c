@@ -128,9 +128,9 @@ static void on_write(void *user, const rf_http_request *req, rf_http_response *r
         }
         goto out;
     }
-    rf_decode_ctr_add(&ps->prom[RF_PROM_C_REQUESTS], 1);
-    rf_decode_ctr_add(&ps->prom[RF_PROM_C_SERIES], wr->n_timeseries);
-    rf_decode_ctr_add(&ps->prom[RF_PROM_C_METADATA], wr->n_metadata);
+    rf_stats_add(&ps->prom[RF_PROM_C_REQUESTS], 1);
+    rf_stats_add(&ps->prom[RF_PROM_C_SERIES], wr->n_timeseries);
+    rf_stats_add(&ps->prom[RF_PROM_C_METADATA], wr->n_metadata);
 
     rf_parse_set_precision(in->parse, RF_PRECISION_MS);
     memset(&in->first, 0, sizeof(in->first));
@@ -186,9 +186,9 @@ static void on_write(void *user, const rf_http_request *req, rf_http_response *r
     rf_parse_flush(in->parse);
     rf_parse_capture_first_reject(in->parse, NULL);
     rf_parse_set_precision(in->parse, in->precision);
-    rf_decode_ctr_add(&ps->prom[RF_PROM_C_SAMPLES], samples);
-    rf_decode_ctr_add(&ps->prom[RF_PROM_C_STALE], stale);
-    rf_decode_ctr_add(&ps->prom[RF_PROM_C_EXEMPLARS], exemplars);
+    rf_stats_add(&ps->prom[RF_PROM_C_SAMPLES], samples);
+    rf_stats_add(&ps->prom[RF_PROM_C_STALE], stale);
+    rf_stats_add(&ps->prom[RF_PROM_C_EXEMPLARS], exemplars);
     resp->points = rf_parse_counter(in->parse, RF_PC_EVENTS) - ev0;
     if (rejected)
         rf_http_resp_error(resp, 400, "%srefused sample of '%.*s': %s; dropped=%zu",

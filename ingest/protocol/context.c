@@ -125,7 +125,7 @@ void rf_parse_flush(rf_parse_ctx *ctx)
         return;
     size_t n = ctx->batch_n;
     ctx->batch_n = 0;
-    rf_ctr_add(&ctx->counters[RF_PC_FLUSHES], 1);
+    rf_stats_add(&ctx->counters[RF_PC_FLUSHES], 1);
     ctx->flush(ctx->user, ctx->batch, n);
 }
 
@@ -197,7 +197,7 @@ size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *b
         p = le + 1;
     }
     if (ok)
-        rf_ctr_add(&ctx->counters[RF_PC_LINES_OK], ok);
+        rf_stats_add(&ctx->counters[RF_PC_LINES_OK], ok);
     return rejected;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ingest/protocol/protocol.h"
+#include "core/stats/stats.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -135,14 +136,6 @@ struct rf_parse_ctx {
 /* Compares two components by their unescaped bytes (series_key.c). */
 int rf_cmp_unescaped(rf_span a, rf_span b, uint8_t esc);
 
-/* Single-writer counter increment: only the owning thread writes, so a relaxed
- * load + store is enough (no RMW) and readers see whole values. */
-static inline void rf_ctr_add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 /* The accepted window of event times around the receive wall time. */
 static inline bool rf_ts_in_window(const rf_parse_ctx *ctx, int64_t ts)
 {
@@ -174,7 +167,7 @@ static inline int rf_ts_check(const rf_parse_ctx *ctx, int64_t *ts, uint8_t *fla
 static inline int rf_ts_count_clamped(rf_parse_ctx *ctx, int r)
 {
     if (r == 0)
-        rf_ctr_add(&ctx->counters[RF_PC_TIMESTAMPS_CLAMPED], 1);
+        rf_stats_add(&ctx->counters[RF_PC_TIMESTAMPS_CLAMPED], 1);
     return r;
 }
 

@@ -53,8 +53,8 @@ const char *rf_reject_reason_name(enum rf_reject_reason reason)
 void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line,
                     size_t len)
 {
-    rf_ctr_add(&ctx->rejects[reason], 1);
-    rf_ctr_add(&ctx->counters[RF_PC_LINES_REJECTED], 1);
+    rf_stats_add(&ctx->rejects[reason], 1);
+    rf_stats_add(&ctx->counters[RF_PC_LINES_REJECTED], 1);
 
     union {
         rf_reject_entry e;

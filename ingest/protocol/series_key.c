@@ -245,7 +245,7 @@ static void announced_insert(rf_parse_ctx *ctx, uint64_t id)
     /* Window full: forget one (chosen by the id's low bits); it will be
      * announced again if it comes back through the miss path. */
     ctx->announced[(i + (id & 7)) & ctx->ann_mask] = id;
-    rf_ctr_add(&ctx->counters[RF_PC_ANNOUNCE_EVICTIONS], 1);
+    rf_stats_add(&ctx->counters[RF_PC_ANNOUNCE_EVICTIONS], 1);
 }
 
 /* fixed_type: the field's type + 1 (never 0), kept in the check's low bits. */
@@ -265,14 +265,14 @@ static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint6
     rf_raw_slot *s = &ctx->raw[(i + ((check >> 32) % RF_RAW_PROBE)) & ctx->raw_mask];
     s->check = check | fixed_type;
     s->id = id;
-    rf_ctr_add(&ctx->counters[RF_PC_CACHE_EVICTIONS], 1);
+    rf_stats_add(&ctx->counters[RF_PC_CACHE_EVICTIONS], 1);
 }
 
 int rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
                       rf_pending *p)
 {
     int r;
-    rf_ctr_add(&ctx->counters[RF_PC_CACHE_MISSES], 1);
+    rf_stats_add(&ctx->counters[RF_PC_CACHE_MISSES], 1);
     if (*prefix_len < 0 && (r = build_prefix(ctx, parts, prefix_len)))
         return r;
     if ((r = check_name(p->field, false)))
@@ -353,8 +353,8 @@ void rf_series_emit_line(rf_parse_ctx *ctx, rf_pending *pend, uint32_t n, int64_
         rf_emit_commit(ctx);
     }
     if (defs)
-        rf_ctr_add(&ctx->counters[RF_PC_SERIES_DEFS], defs);
-    rf_ctr_add(&ctx->counters[RF_PC_EVENTS], n);
+        rf_stats_add(&ctx->counters[RF_PC_SERIES_DEFS], defs);
+    rf_stats_add(&ctx->counters[RF_PC_EVENTS], n);
 }
 
 /* A string value's text, unescaped (\" and \\), in a block of its own. */

@@ -128,12 +128,6 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
 typedef struct pipe_stages pipe_stages;
 static void stages_free(pipe_stages *st);
 
-static void add(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 /* ---- delivery ----------------------------------------------------------- */
 
 /* The key of a series' first stored point (rf_store_append_keyed). */
@@ -149,12 +143,12 @@ static void sink_send(pipe_sink *s, const rf_event *ev, uint32_t n, bool critica
     rf_pipeline *p = s->p;
     if (s->is_store) {
         if (!p->store) {
-            add(&p->store_rejected, n);
+            rf_stats_add(&p->store_rejected, n);
             return;
         }
         uint64_t rejected = rf_store_append_batch(p->store, ev, n, store_key_of, p);
-        add(&p->to_store, n - rejected);
-        add(&p->store_rejected, rejected);
+        rf_stats_add(&p->to_store, n - rejected);
+        rf_stats_add(&p->store_rejected, rejected);
         return;
     }
     rf_sink_write(s->sink, ev, n);
@@ -184,7 +178,7 @@ static void stage_sink(rf_pipeline *p, pipe_sink *s)
 {
     if (s->n_crit) {
         sink_send(s, s->crit, s->n_crit, true);
-        add(&p->to_critical, s->n_crit);
+        rf_stats_add(&p->to_critical, s->n_crit);
         s->n_crit = 0;
     }
     if (s->n_std) {
@@ -192,7 +186,7 @@ static void stage_sink(rf_pipeline *p, pipe_sink *s)
             sink_send(s, s->std, s->n_std, false);
         else
             rf_batcher_push(s->batcher, s->std, s->n_std, p->now_mono);
-        add(&p->to_standard, s->n_std);
+        rf_stats_add(&p->to_standard, s->n_std);
         s->n_std = 0;
     }
 }
@@ -204,7 +198,7 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
     if (n == 0)
         return;
     if (!p->st.router) {
-        add(&p->unrouted, n); /* no routes configured: counted, never silent */
+        rf_stats_add(&p->unrouted, n); /* no routes configured: counted, never silent */
         return;
     }
     rf_router_route_batch(p->st.router, ev, slots, n);
@@ -234,7 +228,7 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
         if (p->st.sinks[j]->n_crit || p->st.sinks[j]->n_std)
             stage_sink(p, p->st.sinks[j]);
     if (unrouted)
-        add(&p->unrouted, unrouted);
+        rf_stats_add(&p->unrouted, unrouted);
 }
 
 /* ---- series ------------------------------------------------------------- */
@@ -249,10 +243,10 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
          * counts it per measurement), or a refused series announced again
          * (-EALREADY: counted once, by the table, as refused_again). */
         if (slot == -EDQUOT || slot == -ENOSPC) {
-            add(slot == -EDQUOT ? &p->rejected_measurement_limit : &p->rejected_shard_limit, 1);
-            add(&p->series_rejected, 1);
+            rf_stats_add(slot == -EDQUOT ? &p->rejected_measurement_limit : &p->rejected_shard_limit, 1);
+            rf_stats_add(&p->series_rejected, 1);
         } else if (slot != -EALREADY) {
-            add(&p->series_def_failed, 1);
+            rf_stats_add(&p->series_def_failed, 1);
         }
         return slot;
     }
@@ -309,7 +303,7 @@ static void peer_receive(rf_pipeline *p, const rf_event *ev)
     default:
         break;
     }
-    add(taken ? &p->peer_received : &p->peer_unhandled, 1);
+    rf_stats_add(taken ? &p->peer_received : &p->peer_unhandled, 1);
     peer_free_aux(ev);
 }
 
@@ -324,13 +318,13 @@ void rf_pipeline_peer_send(void *pipeline, uint32_t to, const rf_event *ev, uint
     rf_pipeline *p = pipeline;
     if (n == 0)
         return;
-    add(&p->peer_sent, n);
+    rf_stats_add(&p->peer_sent, n);
     if (to != p->index) {
         if (to < p->shards && p->peer_send) {
             p->peer_send(p->peer_ctx, to, ev, n);
             return;
         }
-        add(&p->peer_undeliverable, n);
+        rf_stats_add(&p->peer_undeliverable, n);
         for (uint32_t i = 0; i < n; i++)
             peer_free_aux(&ev[i]);
         return;
@@ -342,7 +336,7 @@ void rf_pipeline_peer_send(void *pipeline, uint32_t to, const rf_event *ev, uint
         rf_event *q = realloc(p->self_q, (size_t)cap * sizeof(rf_event));
         if (!q) {
             /* Counted like a transport's overflow: the message is lost. */
-            add(&p->peer_undeliverable, n);
+            rf_stats_add(&p->peer_undeliverable, n);
             for (uint32_t i = 0; i < n; i++)
                 peer_free_aux(&ev[i]);
             return;
@@ -410,7 +404,7 @@ static uint32_t resolve(rf_pipeline *p, const rf_event *ev, uint32_t n, rf_event
         m++;
     }
     if (unknown)
-        add(&p->unknown_series, unknown);
+        rf_stats_add(&p->unknown_series, unknown);
     return m;
 }
 
@@ -521,7 +515,7 @@ void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int6
             deliver(p, p->in_buf, p->in_slots, routed);
             STAGE_DONE(PIPE_STAGE_DELIVER);
 #undef STAGE_DONE
-            add(&p->processed, k);
+            rf_stats_add(&p->processed, k);
         }
         /* String values' texts end their life here, whether their series
          * was known or not: the store sink copied what it keeps. */
@@ -568,7 +562,7 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
         uint32_t n = rf_series_table_expire(p->series, p->idle_ttl, RF_PIPELINE_EXPIRE_BUDGET,
                                             series_expire, p);
         if (n) {
-            add(&p->series_expired, n);
+            rf_stats_add(&p->series_expired, n);
             work += n;
         }
     }

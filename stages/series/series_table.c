@@ -2,6 +2,7 @@
 #include "stages/series/series_table.h"
 
 #include "core/mem/mem.h"
+#include "core/stats/stats.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -83,13 +84,6 @@ struct rf_series_table {
     meas_entry other;
     refused_bucket *refused;
 };
-
-static void ctr_add(_Atomic uint64_t *c, uint64_t n)
-{
-    /* Single writer: pairs with the relaxed loads of the readers. */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
 
 static uint64_t ctr(const _Atomic uint64_t *c)
 {
@@ -323,7 +317,7 @@ static int32_t refuse(rf_series_table *t, rf_series_key *key, uint32_t mi, int32
     for (uint32_t k = 0; k < REFUSED_WINDOW; k++) {
         refused_bucket *b = &t->refused[(home + k) & mask];
         if (b->id == id) {
-            ctr_add(&t->refused_again, 1);
+            rf_stats_add(&t->refused_again, 1);
             return -EALREADY;
         }
         if (b->id == 0) {
@@ -335,16 +329,16 @@ static int32_t refuse(rf_series_table *t, rf_series_key *key, uint32_t mi, int32
         /* Window full: forget one of its ids (chosen by the new id's high
          * bits); its later events count as unattributed. */
         slot = &t->refused[(home + (uint32_t)(id >> 61)) & mask];
-        ctr_add(&t->refused_forgotten, 1);
+        rf_stats_add(&t->refused_forgotten, 1);
     }
     *slot = (refused_bucket){id, mi, 0};
     meas_entry *m = meas_at(t, mi);
     if (reason == -EDQUOT) {
-        ctr_add(&t->rejected_meas, 1);
-        ctr_add(&m->refused_meas, 1);
+        rf_stats_add(&t->rejected_meas, 1);
+        rf_stats_add(&m->refused_meas, 1);
     } else {
-        ctr_add(&t->rejected_shard, 1);
-        ctr_add(&m->refused_shard, 1);
+        rf_stats_add(&t->rejected_shard, 1);
+        rf_stats_add(&m->refused_shard, 1);
     }
     return reason;
 }
@@ -355,13 +349,13 @@ void rf_series_table_count_dropped(rf_series_table *t, uint64_t series_id)
     for (uint32_t k = 0; k < REFUSED_WINDOW; k++) {
         const refused_bucket *b = &t->refused[(home + k) & mask];
         if (b->id == series_id) {
-            ctr_add(&meas_at(t, b->meas)->dropped, 1);
+            rf_stats_add(&meas_at(t, b->meas)->dropped, 1);
             return;
         }
         if (b->id == 0)
             break; /* ids are never removed, only replaced: no gaps */
     }
-    ctr_add(&t->dropped_unattributed, 1);
+    rf_stats_add(&t->dropped_unattributed, 1);
 }
 
 static void meas_read(const meas_entry *m, uint32_t index, rf_series_meas_stats *out)
@@ -462,8 +456,8 @@ static void retire(rf_series_table *t, int32_t slot)
     atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) - 1,
                           memory_order_relaxed);
     atomic_store_explicit(&m->active, ctr(&m->active) - 1, memory_order_relaxed);
-    ctr_add(&m->expired, 1);
-    ctr_add(&t->expired, 1);
+    rf_stats_add(&m->expired, 1);
+    rf_stats_add(&t->expired, 1);
 }
 
 uint32_t rf_series_table_expire(rf_series_table *t, int64_t idle_ns, uint32_t budget,
@@ -525,7 +519,7 @@ int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
     uint64_t i = key->series_id & t->mask;
     for (;; i = (i + 1) & t->mask) {
         if (t->index[i].id == key->series_id) {
-            ctr_add(&t->duplicates, 1);
+            rf_stats_add(&t->duplicates, 1);
             rf_series_key_free(key);
             return t->index[i].slot;
         }
@@ -582,8 +576,8 @@ int32_t rf_series_table_define(rf_series_table *t, rf_series_key *key)
         atomic_store_explicit(&t->count, (uint32_t)slot + 1, memory_order_relaxed);
     atomic_store_explicit(&t->live, atomic_load_explicit(&t->live, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    ctr_add(&t->defined, 1);
-    ctr_add(&m->active, 1);
+    rf_stats_add(&t->defined, 1);
+    rf_stats_add(&m->active, 1);
     return slot;
 }
 

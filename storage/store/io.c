@@ -115,8 +115,8 @@ static void lose_blocks(rf_store_shard *sh, uint64_t blocks, uint64_t points)
 {
     if (!blocks)
         return;
-    rf_store_count(&sh->dropped_io_error, blocks);
-    rf_store_count(&sh->dropped_io_error_points, points);
+    rf_stats_add(&sh->dropped_io_error, blocks);
+    rf_stats_add(&sh->dropped_io_error_points, points);
     barrier_broken(sh, sh->io.written);
 }
 
@@ -141,7 +141,7 @@ static void synced(rf_store_shard *sh)
     io->durable = io->written;
     io->bytes_since_sync = 0;
     io->last_sync_mono = rf_clock_mono_ns();
-    rf_store_count(&sh->fsyncs, 1);
+    rf_stats_add(&sh->fsyncs, 1);
     publish_durable(sh);
 }
 
@@ -168,8 +168,8 @@ static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, cons
 {
     rf_store_io *io = &sh->io;
     int64_t now = rf_clock_mono_ns();
-    rf_store_count(&sh->write_errors, 1);
-    rf_store_count(err == ENOSPC   ? &sh->werr_enospc
+    rf_stats_add(&sh->write_errors, 1);
+    rf_stats_add(err == ENOSPC   ? &sh->werr_enospc
                    : err == EDQUOT ? &sh->werr_edquot
                    : err == EROFS  ? &sh->werr_erofs
                    : err == EIO    ? &sh->werr_eio
@@ -211,7 +211,7 @@ static void recovered(rf_store_shard *sh)
 {
     rf_store_io *io = &sh->io;
     io->failing = false;
-    rf_store_count(&sh->recoveries, 1);
+    rf_stats_add(&sh->recoveries, 1);
     atomic_store_explicit(&sh->degraded_since_ns, 0, memory_order_relaxed); /* S6 publishes it */
     /* S6 */
     atomic_store_explicit(&sh->io_health, RF_STORE_IO_OK, memory_order_release);
@@ -667,12 +667,12 @@ static void keep_written_prefix(rf_store_shard *sh, rf_store_stage *s)
     }
     io->disk_off += keep;
     io->bytes_since_sync += keep;
-    rf_store_count(&sh->bytes_written, keep);
+    rf_stats_add(&sh->bytes_written, keep);
     if (!blocks)
         return;
     /* The stage's blocks have consecutive seqs (nothing is staged while
      * blocks are being dropped), in the order of their records. */
-    rf_store_count(&sh->blocks_written, blocks);
+    rf_stats_add(&sh->blocks_written, blocks);
     io->written = s->last_seq - s->blocks + blocks;
     atomic_store_explicit(&sh->written_seq, io->written, memory_order_release); /* S4 */
     s->blocks -= blocks;
@@ -718,8 +718,8 @@ static void complete(rf_store *st, rf_store_shard *sh, int res)
             }
             io->disk_off += s->len;
             io->bytes_since_sync += s->len;
-            rf_store_count(&sh->bytes_written, s->len);
-            rf_store_count(&sh->blocks_written, s->blocks);
+            rf_stats_add(&sh->bytes_written, s->len);
+            rf_stats_add(&sh->blocks_written, s->blocks);
             if (s->last_seq > io->written) {
                 io->written = s->last_seq;
                 atomic_store_explicit(&sh->written_seq, io->written, memory_order_release); /* S4 */
@@ -748,7 +748,7 @@ static void complete(rf_store *st, rf_store_shard *sh, int res)
             io->durable = io->sync_target;
             io->bytes_since_sync = 0;
             io->last_sync_mono = rf_clock_mono_ns();
-            rf_store_count(&sh->fsyncs, 1);
+            rf_stats_add(&sh->fsyncs, 1);
             publish_durable(sh);
         }
     }

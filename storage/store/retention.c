@@ -59,8 +59,8 @@ static void remove_seg(rf_store *st, size_t i, const char *why)
     } else {
         rf_log_info(RF_STORE_COMPONENT, "retention: removed file=%s shard=%" PRIu32
                     " bytes=%" PRIu64 " reason=%s", s->path, s->shard, s->bytes, why);
-        rf_store_count(&st->stat_removed, 1);
-        rf_store_count(&st->stat_bytes_removed, s->bytes);
+        rf_stats_add(&st->stat_removed, 1);
+        rf_stats_add(&st->stat_bytes_removed, s->bytes);
     }
     st->closed_bytes -= s->bytes;
     free(s->path);
@@ -78,7 +78,7 @@ static bool older(const rf_store_seg *a, const rf_store_seg *b)
 void rf_store_retention_apply(rf_store *st, int64_t now_wall_ns)
 {
     const rf_store_config *cfg = &st->cfg;
-    rf_store_count(&st->stat_ret_runs, 1);
+    rf_stats_add(&st->stat_ret_runs, 1);
     if (cfg->retention_max_age_ns > 0) {
         int64_t limit = now_wall_ns - cfg->retention_max_age_ns;
         for (size_t i = 0; i < st->n_segs;) {

@@ -42,6 +42,7 @@
 #include "storage/segment/segment.h"
 #include "storage/store/store.h"
 #include "storage/u64map/u64map.h"
+#include "core/stats/stats.h"
 
 #define RF_STORE_COMPONENT "store"
 #define RF_STORE_MAX_KEY 65535u
@@ -243,13 +244,6 @@ struct rf_store {
     _Atomic uint64_t retention_req, retention_done; /* S5 */
     _Atomic int64_t retention_now;
 };
-
-/* Single-writer counter add (see ring_pvt.h for the same idiom). */
-static inline void rf_store_count(_Atomic uint64_t *c, uint64_t n)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
 
 /* shard.c */
 int rf_store_shard_init(rf_store_shard *sh, rf_store *store, uint32_t index);

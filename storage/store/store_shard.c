@@ -192,8 +192,8 @@ int rf_store_define_series(rf_store_shard *sh, const rf_series_key *key)
     s->key->series_id = key->series_id;
     s->all_idx = (uint32_t)sh->n_series;
     sh->series_all[sh->n_series++] = s;
-    rf_store_count(&sh->series_count, 1);
-    rf_store_count(&sh->buffer_bytes, (uint64_t)n * sizeof(*s->pts));
+    rf_stats_add(&sh->series_count, 1);
+    rf_stats_add(&sh->buffer_bytes, (uint64_t)n * sizeof(*s->pts));
     return 0;
 }
 
@@ -232,7 +232,7 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
         sh->spare = NULL;
     } else if (!rf_ring_dequeue(sh->free_ring, &slot, SLOT_ESIZE)) {
         if (!sh->store->cfg.event_clock) {
-            rf_store_count(&sh->backpressure_events, 1);
+            rf_stats_add(&sh->backpressure_events, 1);
             return -ENOBUFS;
         }
         /* Event clock: where a block ends must not depend on how far the
@@ -262,7 +262,7 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
             s->pts[j] = x;
         }
         s->unsorted = false;
-        rf_store_count(&sh->out_of_order_cuts, 1);
+        rf_stats_add(&sh->out_of_order_cuts, 1);
     }
     uint32_t n = s->n < block_points ? s->n : block_points;
     /* The buffer interleaves (time, value) so that an append touches one
@@ -292,7 +292,7 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
     if (len < 0) {
         /* Cannot happen for a buffer this module filled (times sorted, n in
          * range); if it does, the points are lost, loudly counted. */
-        rf_store_count(&sh->dropped_encode_error, n);
+        rf_stats_add(&sh->dropped_encode_error, n);
         sh->spare = slot; /* the free ring is io's to produce into: keep it here */
     } else {
         rf_seg_rec h = {
@@ -318,7 +318,7 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
         /* S1. Never fails: the ring holds as many pointers as there are slots. */
         rf_ring_enqueue(sh->submit, &slot, SLOT_ESIZE);
         atomic_store_explicit(&sh->submitted_seq, sh->seq, memory_order_relaxed);
-        rf_store_count(&sh->blocks_cut, 1);
+        rf_stats_add(&sh->blocks_cut, 1);
     }
     uint32_t rest = s->n - n;
     list_remove(sh, s);
@@ -363,7 +363,7 @@ static void queue_push(rf_store_shard *sh, rf_store_series *s)
         sh->queue_head = s;
     sh->queue_tail = s;
     sh->queue_len++;
-    rf_store_count(&sh->cuts_deferred, 1);
+    rf_stats_add(&sh->cuts_deferred, 1);
     atomic_store_explicit(&sh->cut_queue_len, sh->queue_len, memory_order_relaxed);
     if (sh->queue_len > atomic_load_explicit(&sh->cut_queue_high, memory_order_relaxed))
         atomic_store_explicit(&sh->cut_queue_high, sh->queue_len, memory_order_relaxed);
@@ -421,7 +421,7 @@ static int grow(rf_store_shard *sh, rf_store_series *s)
     s->pts = p;
     s->cap = cap;
     sh->growth_bytes += more;
-    rf_store_count(&sh->buffer_bytes, more);
+    rf_stats_add(&sh->buffer_bytes, more);
     return 0;
 }
 
@@ -457,7 +457,7 @@ static rf_store_series *define_late(rf_store_shard *sh, const rf_event *ev,
     uint64_t v;
     if (!key || key->series_id != ev->series_id || rf_store_define_series(sh, key) < 0 ||
         !rf_u64map_get(&sh->series_map, ev->series_id, &v)) {
-        rf_store_count(&sh->dropped_unknown_series, 1);
+        rf_stats_add(&sh->dropped_unknown_series, 1);
         return NULL;
     }
     return (rf_store_series *)(uintptr_t)v;
@@ -532,7 +532,7 @@ static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev)
             /* One value type per block: everything buffered goes first. */
             while (s->n) {
                 if (cut(sh, s) < 0) {
-                    rf_store_count(&sh->dropped_backpressure, 1);
+                    rf_stats_add(&sh->dropped_backpressure, 1);
                     return -ENOBUFS;
                 }
             }
@@ -540,7 +540,7 @@ static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev)
             /* The queue did not reach this buffer in time (or no slot was
              * free): cut it now. Without a slot the point has nowhere to go. */
             if (cut(sh, s) < 0) {
-                rf_store_count(&sh->dropped_backpressure, 1);
+                rf_stats_add(&sh->dropped_backpressure, 1);
                 return -ENOBUFS;
             }
         }
@@ -560,18 +560,18 @@ static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev)
         if (g < 0) {
             /* the budget, or no memory: make room by cutting what is there */
             if (cut(sh, s) < 0) {
-                rf_store_count(&sh->dropped_backpressure, 1);
+                rf_stats_add(&sh->dropped_backpressure, 1);
                 return -ENOBUFS;
             }
             if (g == -ENOSPC)
-                rf_store_count(&sh->blocks_cut_by_memory, 1);
+                rf_stats_add(&sh->blocks_cut_by_memory, 1);
         }
     }
     uint64_t v = ev->value.u64;
     if (__builtin_expect(text != NULL, 0)) {
         rf_event_text *copy = malloc(sizeof(*copy) + text->len + 1);
         if (!copy) {
-            rf_store_count(&sh->dropped_encode_error, 1);
+            rf_stats_add(&sh->dropped_encode_error, 1);
             return -ENOMEM;
         }
         memcpy(copy, text, sizeof(*copy) + text->len + 1);
@@ -586,8 +586,8 @@ static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev)
     }
     s->pts[s->n] = (rf_store_point){t, v};
     s->n++;
-    rf_store_count(&sh->points_appended, 1);
-    rf_store_count(&sh->points_buffered, 1);
+    rf_stats_add(&sh->points_appended, 1);
+    rf_stats_add(&sh->points_buffered, 1);
     if (s->n == block_points && !s->queued)
         queue_push(sh, s);
     if (sh->queue_head && ++sh->appends_since_cut >= sh->appends_per_cut) {
@@ -629,7 +629,7 @@ void rf_store_tick(rf_store_shard *sh, int64_t now_mono_ns)
         const uint32_t had = s->n;
         if (cut(sh, s) < 0)
             break;
-        rf_store_count(&sh->blocks_cut_by_age, 1);
+        rf_stats_add(&sh->blocks_cut_by_age, 1);
         shrink_after_age_cut(sh, s, had);
         if (budget > 0 && rf_clock_mono_ns() >= deadline)
             break;
