@@ -27,6 +27,7 @@
 #include "core/log/log.h"
 #include "storage/recfile/recfile.h"
 #include "core/stats/stats.h"
+#include "core/bytes/bytes.h"
 
 #define TAP_HDR 56u
 #define TAP_KIND_DATA 1u
@@ -55,12 +56,6 @@ struct rf_tap {
     _Atomic bool has_error;
 };
 
-static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
-static inline void put64(uint8_t *p, int64_t v) { memcpy(p, &v, 8); }
-static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static inline int64_t get64(const uint8_t *p) { int64_t v; memcpy(&v, p, 8); return v; }
 
 /* ---- the worker side ------------------------------------------------------ */
 
@@ -100,18 +95,18 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
         }
     }
     if (need > room_to_end) {
-        put32(r->buf + pos, (uint32_t)room_to_end);
-        put32(r->buf + pos + 4, TAP_KIND_WRAP);
+        rf_write_le32(r->buf + pos, (uint32_t)room_to_end);
+        rf_write_le32(r->buf + pos + 4, TAP_KIND_WRAP);
         tail += room_to_end;
         pos = 0;
     }
     uint8_t *p = r->buf + pos;
-    put32(p, (uint32_t)need);
-    put32(p + 4, TAP_KIND_DATA);
-    put64(p + 8, c->wall_ns);
-    put64(p + 16, c->mono_ns);
-    put32(p + 24, (uint32_t)payload);
-    put32(p + 28, tcp ? c->conn + 1 : 0);
+    rf_write_le32(p, (uint32_t)need);
+    rf_write_le32(p + 4, TAP_KIND_DATA);
+    rf_write_le64(p + 8, (uint64_t)c->wall_ns);
+    rf_write_le64(p + 16, (uint64_t)c->mono_ns);
+    rf_write_le32(p + 24, (uint32_t)payload);
+    rf_write_le32(p + 28, tcp ? c->conn + 1 : 0);
     p[32] = tcp ? RF_REC_TCP : RF_REC_UDP;
     p[33] = (uint8_t)lc->protocol;
     p[34] = (uint8_t)(((c->flags & RF_LISTEN_CHUNK_TRUNCATED) ? RF_REC_F_TRUNCATED : 0) |
@@ -131,8 +126,8 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
         family = 6;
         memcpy(addr, &in6->sin6_addr, 16);
     }
-    put16(p + 36, port);
-    put16(p + 38, family);
+    rf_write_le16(p + 36, port);
+    rf_write_le16(p + 38, family);
     memcpy(p + 40, addr, 16);
     memcpy(p + TAP_HDR, name, name_len);
     memcpy(p + TAP_HDR + name_len, c->data, c->len);
@@ -177,20 +172,20 @@ static uint64_t drain(rf_tap *t, tap_ring *r)
     uint64_t n = 0;
     while (head < tail) {
         const uint8_t *p = r->buf + (head & r->mask);
-        const uint32_t total = get32(p);
-        if (get32(p + 4) == TAP_KIND_DATA) {
+        const uint32_t total = rf_read_le32(p);
+        if (rf_read_le32(p + 4) == TAP_KIND_DATA) {
             rf_rec rec;
             memset(&rec, 0, sizeof(rec));
-            rec.wall_ns = get64(p + 8);
-            rec.mono_ns = get64(p + 16);
-            rec.payload_len = get32(p + 24);
-            rec.conn = get32(p + 28);
+            rec.wall_ns = (int64_t)rf_read_le64(p + 8);
+            rec.mono_ns = (int64_t)rf_read_le64(p + 16);
+            rec.payload_len = rf_read_le32(p + 24);
+            rec.conn = rf_read_le32(p + 28);
             rec.transport = p[32];
             rec.protocol = p[33];
             rec.flags = p[34];
             const uint8_t name_len = p[35];
-            rec.src_port = get16(p + 36);
-            rec.src_family = get16(p + 38);
+            rec.src_port = rf_read_le16(p + 36);
+            rec.src_family = rf_read_le16(p + 38);
             memcpy(rec.src_addr, p + 40, 16);
             char name[256];
             memcpy(name, p + TAP_HDR, name_len);

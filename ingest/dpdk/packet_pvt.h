@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/bytes/bytes.h"
+
 #include "ingest/dpdk/dpdk.h"
 
 /* What the device already verified (from the mbuf's ol_flags, only when the
@@ -27,11 +29,6 @@ typedef struct rf_pkt {
     uint8_t family;              /* 4 or 6 */
     const uint8_t *src_addr;     /* 4 or 16 bytes, inside the frame */
 } rf_pkt;
-
-static inline uint16_t rf_pkt_be16(const uint8_t *p)
-{
-    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
-}
 
 /* Ones' complement sum of len bytes, in native byte order (RFC 1071: the
  * folded result is the byte-swapped big-endian sum, and a valid checksum
@@ -105,7 +102,7 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
     if (len < 14)
         return RF_DC_DROP_TRUNCATED;
     uint32_t off = 12;
-    uint16_t type = rf_pkt_be16(f + off);
+    uint16_t type = rf_read_be16(f + off);
     for (int tags = 0; type == RF_ETHERTYPE_VLAN || type == RF_ETHERTYPE_QINQ ||
                        type == RF_ETHERTYPE_QINQ_OLD;
          tags++) {
@@ -114,7 +111,7 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
         if (len < off + 6)
             return RF_DC_DROP_TRUNCATED;
         off += 4;
-        type = rf_pkt_be16(f + off);
+        type = rf_read_be16(f + off);
     }
     off += 2; /* start of the IP header */
 
@@ -126,7 +123,7 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
         if (avail < 20)
             return RF_DC_DROP_TRUNCATED;
         uint32_t ihl = (uint32_t)(ip[0] & 0x0f) * 4;
-        uint32_t total = rf_pkt_be16(ip + 2);
+        uint32_t total = rf_read_be16(ip + 2);
         if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl)
             return RF_DC_DROP_BAD_IP_HEADER;
         if (total > avail || ihl > avail)
@@ -137,7 +134,7 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
             if ((hw & RF_PKT_HW_IP_BAD) || !rf_pkt_sum_ok(rf_pkt_sum(ip, ihl, 0)))
                 return RF_DC_DROP_BAD_IP_CHECKSUM;
         }
-        if (rf_pkt_be16(ip + 6) & 0x3fff) /* MF flag or fragment offset */
+        if (rf_read_be16(ip + 6) & 0x3fff) /* MF flag or fragment offset */
             return RF_DC_DROP_IP_FRAGMENT;
         if (ip[9] != RF_IPPROTO_UDP)
             return RF_DC_DROP_NOT_UDP;
@@ -156,7 +153,7 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
             return RF_DC_DROP_TRUNCATED;
         if ((ip[0] >> 4) != 6)
             return RF_DC_DROP_BAD_IP_HEADER;
-        uint32_t plen = rf_pkt_be16(ip + 4);
+        uint32_t plen = rf_read_be16(ip + 4);
         if (40 + plen > avail)
             return RF_DC_DROP_TRUNCATED;
         uint8_t next = ip[6];
@@ -191,10 +188,10 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
     if (l4_len < 8)
         return RF_DC_DROP_TRUNCATED;
     const uint8_t *udp = ip + l4_off;
-    uint32_t ulen = rf_pkt_be16(udp + 4);
+    uint32_t ulen = rf_read_be16(udp + 4);
     if (ulen < 8 || ulen > l4_len)
         return RF_DC_DROP_BAD_UDP_LENGTH;
-    uint16_t csum = rf_pkt_be16(udp + 6);
+    uint16_t csum = rf_read_be16(udp + 6);
     if (!(hw & RF_PKT_HW_L4_GOOD)) {
         if (hw & RF_PKT_HW_L4_BAD)
             return RF_DC_DROP_BAD_UDP_CHECKSUM;
@@ -210,8 +207,8 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
                 return RF_DC_DROP_BAD_UDP_CHECKSUM;
         }
     }
-    out->src_port = rf_pkt_be16(udp);
-    out->dst_port = rf_pkt_be16(udp + 2);
+    out->src_port = rf_read_be16(udp);
+    out->dst_port = rf_read_be16(udp + 2);
     out->payload = udp + 8;
     out->payload_len = ulen - 8;
     return RF_DC_DATAGRAMS;

@@ -11,6 +11,7 @@
  * follow the path, ';'-separated, each "tag=value" (split at the first '=',
  * both non-empty); they are sorted into the canonical key like any other tags.
  * Field name "value", kind RF_KIND_GAUGE. */
+#include "core/bytes/bytes.h"
 #include "core/clock/clock.h"
 #include "ingest/protocol/protocol_pvt.h"
 
@@ -129,8 +130,7 @@ static inline const char *find_blank(const char *p, const char *end)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     while (end - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
+        const uint64_t w = rf_read_le64(p); /* p[0] is the low byte: ctz finds the first */
         uint64_t a = w ^ (ones * ' '), b = w ^ (ones * '\t');
         uint64_t m = ((a - ones) & ~a & highs) | ((b - ones) & ~b & highs);
         if (m)

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "core/bytes/bytes.h"
 #include "ingest/protocol/protocol_pvt.h"
 
 int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
@@ -80,8 +81,7 @@ int rf_parse_u64(const char *p, size_t len, uint64_t *out)
     /* Up to 19 digits cannot overflow (10^19 - 1 < 2^64): no checks needed. */
     size_t safe = len < 19 ? len : 19;
     for (; i + 8 <= safe; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8); /* little-endian: p[i] is the low byte */
+        const uint64_t w = rf_read_le64(p + i); /* p[i] is the low byte */
         if (!swar_all_digits(w))
             return RF_REJ_BAD_NUMBER + 1;
         v = v * 100000000u + swar_8digits(w);

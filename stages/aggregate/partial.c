@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes/bytes.h"
+
 /* ---- double-double sums --------------------------------------------------- */
 
 /* s + e == a + b exactly (Knuth's TwoSum; no branch, any magnitudes). */
@@ -130,48 +132,15 @@ double rf_agg_acc_stddev(const rf_agg_acc *a)
 
 /* ---- wire form --------------------------------------------------------------- */
 
-static inline void put16(uint8_t *b, uint16_t v)
-{
-    b[0] = (uint8_t)v;
-    b[1] = (uint8_t)(v >> 8);
-}
-static inline void put32(uint8_t *b, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put64(uint8_t *b, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
-}
 static inline void putf(uint8_t *b, double d)
 {
     uint64_t v;
     memcpy(&v, &d, 8);
-    put64(b, v);
-}
-static inline uint16_t get16(const uint8_t *b)
-{
-    return (uint16_t)(b[0] | (unsigned)b[1] << 8);
-}
-static inline uint32_t get32(const uint8_t *b)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)b[i] << (8 * i);
-    return v;
-}
-static inline uint64_t get64(const uint8_t *b)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)b[i] << (8 * i);
-    return v;
+    rf_write_le64(b, v);
 }
 static inline double getf(const uint8_t *b)
 {
-    uint64_t v = get64(b);
+    uint64_t v = rf_read_le64(b);
     double d;
     memcpy(&d, &v, 8);
     return d;
@@ -209,19 +178,19 @@ uint8_t *rf_agg_partial_encode(const rf_agg_partial *p, const rf_ddsketch *sk, c
     b[2] = (uint8_t)((p->flags & RF_AGG_PF_LATE) | (sk ? RF_AGG_PF_SKETCH : 0) |
                      (hll ? RF_AGG_PF_HLL : 0));
     b[3] = 0;
-    put32(b + 4, (uint32_t)n);
-    put16(b + 8, p->rule);
-    put16(b + 10, p->text_len);
-    put16(b + 12, p->measurement_len);
-    put16(b + 14, p->field_offset);
-    put32(b + 16, a->n);
-    put32(b + 20, p->sender);
-    put64(b + 24, p->rule_sig);
-    put64(b + 32, p->group_id);
-    put64(b + 40, (uint64_t)p->start);
-    put64(b + 48, (uint64_t)p->window_ns);
-    put64(b + 56, (uint64_t)a->first_t);
-    put64(b + 64, (uint64_t)a->last_t);
+    rf_write_le32(b + 4, (uint32_t)n);
+    rf_write_le16(b + 8, p->rule);
+    rf_write_le16(b + 10, p->text_len);
+    rf_write_le16(b + 12, p->measurement_len);
+    rf_write_le16(b + 14, p->field_offset);
+    rf_write_le32(b + 16, a->n);
+    rf_write_le32(b + 20, p->sender);
+    rf_write_le64(b + 24, p->rule_sig);
+    rf_write_le64(b + 32, p->group_id);
+    rf_write_le64(b + 40, (uint64_t)p->start);
+    rf_write_le64(b + 48, (uint64_t)p->window_ns);
+    rf_write_le64(b + 56, (uint64_t)a->first_t);
+    rf_write_le64(b + 64, (uint64_t)a->last_t);
     const rf_agg_dd *dd[5] = {&a->wcount, &a->sum, &a->raw, &a->sq, &a->inc};
     for (int i = 0; i < 5; i++) {
         putf(b + 72 + 16 * i, dd[i]->hi);
@@ -236,20 +205,20 @@ uint8_t *rf_agg_partial_encode(const rf_agg_partial *p, const rf_ddsketch *sk, c
     q += p->text_len;
     if (sk) {
         putf(q, sk->alpha);
-        put64(q + 8, sk->count);
-        put64(q + 16, sk->zero_count);
+        rf_write_le64(q + 8, sk->count);
+        rf_write_le64(q + 16, sk->zero_count);
         putf(q + 24, sk->min);
         putf(q + 32, sk->max);
-        put32(q + 40, sk->collapsed);
-        put32(q + 44, 0);
+        rf_write_le32(q + 40, sk->collapsed);
+        rf_write_le32(q + 44, 0);
         q += 48;
         for (int s = 0; s < 2; s++) {
-            put32(q, (uint32_t)sk->lo[s]);
-            put32(q + 4, sk->n[s]);
+            rf_write_le32(q, (uint32_t)sk->lo[s]);
+            rf_write_le32(q + 4, sk->n[s]);
             q += 8;
             const uint32_t *c = sk->counts + (size_t)s * sk->bins;
             for (uint32_t i = 0; i < sk->n[s]; i++, q += 4)
-                put32(q, c[i]);
+                rf_write_le32(q, c[i]);
         }
     }
     if (hll) {
@@ -262,29 +231,29 @@ uint8_t *rf_agg_partial_encode(const rf_agg_partial *p, const rf_ddsketch *sk, c
 
 uint32_t rf_agg_partial_block_len(const uint8_t *b)
 {
-    return get32(b + 4);
+    return rf_read_le32(b + 4);
 }
 
 int rf_agg_partial_decode(const uint8_t *b, size_t len, rf_agg_partial *out)
 {
-    if (len < RF_AGG_PARTIAL_HEADER || b[0] != RF_AGG_PARTIAL_VERSION || get32(b + 4) != len)
+    if (len < RF_AGG_PARTIAL_HEADER || b[0] != RF_AGG_PARTIAL_VERSION || rf_read_le32(b + 4) != len)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
     rf_agg_acc *a = &out->acc;
     out->kind = b[1];
     out->flags = b[2];
-    out->rule = get16(b + 8);
-    out->text_len = get16(b + 10);
-    out->measurement_len = get16(b + 12);
-    out->field_offset = get16(b + 14);
-    a->n = get32(b + 16);
-    out->sender = get32(b + 20);
-    out->rule_sig = get64(b + 24);
-    out->group_id = get64(b + 32);
-    out->start = (int64_t)get64(b + 40);
-    out->window_ns = (int64_t)get64(b + 48);
-    a->first_t = (int64_t)get64(b + 56);
-    a->last_t = (int64_t)get64(b + 64);
+    out->rule = rf_read_le16(b + 8);
+    out->text_len = rf_read_le16(b + 10);
+    out->measurement_len = rf_read_le16(b + 12);
+    out->field_offset = rf_read_le16(b + 14);
+    a->n = rf_read_le32(b + 16);
+    out->sender = rf_read_le32(b + 20);
+    out->rule_sig = rf_read_le64(b + 24);
+    out->group_id = rf_read_le64(b + 32);
+    out->start = (int64_t)rf_read_le64(b + 40);
+    out->window_ns = (int64_t)rf_read_le64(b + 48);
+    a->first_t = (int64_t)rf_read_le64(b + 56);
+    a->last_t = (int64_t)rf_read_le64(b + 64);
     rf_agg_dd *dd[5] = {&a->wcount, &a->sum, &a->raw, &a->sq, &a->inc};
     for (int i = 0; i < 5; i++) {
         dd[i]->hi = getf(b + 72 + 16 * i);
@@ -305,17 +274,17 @@ int rf_agg_partial_decode(const uint8_t *b, size_t len, rf_agg_partial *out)
             return -EINVAL;
         const uint8_t *q = b + off;
         out->sk_alpha = getf(q);
-        out->sk_count = get64(q + 8);
-        out->sk_zero = get64(q + 16);
+        out->sk_count = rf_read_le64(q + 8);
+        out->sk_zero = rf_read_le64(q + 16);
         out->sk_min = getf(q + 24);
         out->sk_max = getf(q + 32);
-        out->sk_collapsed = get32(q + 40);
+        out->sk_collapsed = rf_read_le32(q + 40);
         off += 48;
         for (int s = 0; s < 2; s++) {
             if (len - off < 8)
                 return -EINVAL;
-            out->sk_lo[s] = (int32_t)get32(b + off);
-            out->sk_n[s] = get32(b + off + 4);
+            out->sk_lo[s] = (int32_t)rf_read_le32(b + off);
+            out->sk_n[s] = rf_read_le32(b + off + 4);
             off += 8;
             if (out->sk_n[s] > RF_DDSKETCH_MAX_BINS || (len - off) / 4 < out->sk_n[s])
                 return -EINVAL;
@@ -347,7 +316,7 @@ int rf_agg_partial_sketch(const rf_agg_partial *p, rf_ddsketch *dst, uint32_t bi
         dst->n[s] = p->sk_n[s];
         uint32_t *c = dst->counts + (size_t)s * bins;
         for (uint32_t i = 0; i < p->sk_n[s]; i++)
-            c[i] = get32(p->sk_counts[s] + 4u * i);
+            c[i] = rf_read_le32(p->sk_counts[s] + 4u * i);
     }
     return 0;
 }

@@ -22,23 +22,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/bytes/bytes.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "storage/encode assumes a little-endian host (the block format is little-endian)"
 #endif
 
 #define RF_BITW_SLACK 16u
-
-static inline uint64_t rf_load64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static inline void rf_store64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, 8);
-}
 
 /* Low n bits set, for n in 0..64. */
 static inline uint64_t rf_mask64(unsigned n)
@@ -70,7 +60,7 @@ static inline void rf_bitw_put(rf_bitw *w, uint64_t v, unsigned n)
 {
     w->acc |= v << w->fill;
     w->fill += n;
-    rf_store64(w->p, w->acc);
+    rf_write_le64(w->p, w->acc);
     unsigned bytes = w->fill >> 3; /* <= 7 because fill <= 63 */
     w->p += bytes;
     w->acc >>= bytes * 8;
@@ -123,7 +113,7 @@ static inline uint64_t rf_bitr_peek(const rf_bitr *r)
     size_t off = r->pos >> 3;
     uint64_t v;
     if (__builtin_expect(off + 8 <= r->len, 1))
-        v = rf_load64(r->base + off);
+        v = rf_read_le64(r->base + off);
     else
         v = rf_bitr_tail(r->base, r->len, off);
     return v >> (r->pos & 7);

@@ -131,16 +131,15 @@ uint8_t *rf_gorilla_encode(uint8_t *out, const uint64_t *v, uint32_t n)
         }
     }
     uint32_t len = (uint32_t)rf_bitw_bytes(&w);
-    memcpy(out, &len, 4);
+    rf_write_le32(out, len);
     return out + 4 + len;
 }
 
 long rf_gorilla_decode(const uint8_t *in, size_t len, uint32_t n, uint64_t *out)
 {
-    uint32_t plen;
     if (len < 4)
         return -EBADMSG;
-    memcpy(&plen, in, 4);
+    const uint32_t plen = rf_read_le32(in);
     if (plen > len - 4)
         return -EBADMSG;
     rf_bitr r;

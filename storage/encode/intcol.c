@@ -347,8 +347,8 @@ rice_decode_xf(const uint8_t *pa, size_t len_a, const uint8_t *pb, size_t len_b,
     uint32_t i = 0; /* even at the top of each phase */
     for (;;) {
         while (i + 1 < cnt && pos_a < fast_a && pos_b < fast_b) {
-            uint64_t wa = rf_load64(pa + (pos_a >> 3)) >> (pos_a & 7);
-            uint64_t wb = rf_load64(pb + (pos_b >> 3)) >> (pos_b & 7);
+            uint64_t wa = rf_read_le64(pa + (pos_a >> 3)) >> (pos_a & 7);
+            uint64_t wb = rf_read_le64(pb + (pos_b >> 3)) >> (pos_b & 7);
             unsigned qa = (unsigned)__builtin_ctzll(~wa | stop);
             unsigned qb = (unsigned)__builtin_ctzll(~wb | stop);
             if (__builtin_expect(qa >= RF_RICE_ESC || qb >= RF_RICE_ESC, 0))
@@ -395,7 +395,7 @@ pack_decode_xf(const uint8_t *base, size_t len, unsigned width, uint32_t cnt, ui
         uint32_t i = 0;
         size_t pos = 0;
         for (; i < cnt && pos < fast_end; i++, pos += width)
-            x[i] = xf_step(xf, &s, (rf_load64(base + (pos >> 3)) >> (pos & 7)) & mask);
+            x[i] = xf_step(xf, &s, (rf_read_le64(base + (pos >> 3)) >> (pos & 7)) & mask);
         r.pos = pos;
         for (; i < cnt; i++) {
             x[i] = xf_step(xf, &s, rf_bitr_peek(&r) & mask);

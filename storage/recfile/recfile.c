@@ -15,30 +15,7 @@
 
 #include "core/clock/clock.h"
 #include "core/crc32c/crc32c.h"
-
-/* ---- little-endian helpers (the format is LE on every host) ---------------- */
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const uint8_t *p) { return get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+#include "core/bytes/bytes.h"
 
 const char *rf_rec_protocol_name(unsigned p)
 {
@@ -121,11 +98,11 @@ static int writer_open_file(rf_rec_writer *w, rf_err *err)
     setvbuf(w->f, NULL, _IOFBF, 1 << 20);
     uint8_t h[RF_REC_HEADER_SIZE] = {0};
     memcpy(h, RF_REC_FILE_MAGIC, 8);
-    put_u32(h + 8, RF_REC_VERSION);
-    put_u32(h + 12, RF_REC_HEADER_SIZE);
-    put_u64(h + 16, (uint64_t)rf_clock_wall_ns());
-    put_u32(h + 24, 0);
-    put_u32(h + 28, rf_crc32c(0, h, 28));
+    rf_write_le32(h + 8, RF_REC_VERSION);
+    rf_write_le32(h + 12, RF_REC_HEADER_SIZE);
+    rf_write_le64(h + 16, (uint64_t)rf_clock_wall_ns());
+    rf_write_le32(h + 24, 0);
+    rf_write_le32(h + 28, rf_crc32c(0, h, 28));
     if (fwrite(h, 1, sizeof(h), w->f) != sizeof(h))
         return rf_err_set(err, errno ? errno : EIO, "record: write %s: %s", name, strerror(errno));
     w->file_bytes = sizeof(h);
@@ -205,23 +182,23 @@ int rf_rec_writer_append(rf_rec_writer *w, const rf_rec *r, rf_err *err)
         w->scratch_cap = cap;
     }
     uint8_t *p = w->scratch;
-    put_u32(p, RF_REC_MAGIC);
-    put_u32(p + 4, (uint32_t)total);
-    put_u64(p + 8, (uint64_t)r->wall_ns);
-    put_u64(p + 16, (uint64_t)r->mono_ns);
-    put_u32(p + 24, r->payload_len);
-    put_u32(p + 28, r->conn);
+    rf_write_le32(p, RF_REC_MAGIC);
+    rf_write_le32(p + 4, (uint32_t)total);
+    rf_write_le64(p + 8, (uint64_t)r->wall_ns);
+    rf_write_le64(p + 16, (uint64_t)r->mono_ns);
+    rf_write_le32(p + 24, r->payload_len);
+    rf_write_le32(p + 28, r->conn);
     p[32] = r->transport;
     p[33] = r->protocol;
     p[34] = r->flags;
     p[35] = (uint8_t)name_len;
-    put_u16(p + 36, r->src_port);
-    put_u16(p + 38, r->src_family);
+    rf_write_le16(p + 36, r->src_port);
+    rf_write_le16(p + 38, r->src_family);
     memcpy(p + 40, r->src_addr, 16);
     memcpy(p + RF_REC_FIXED_SIZE, r->name, name_len);
     if (r->payload_len)
         memcpy(p + RF_REC_FIXED_SIZE + name_len, r->payload, r->payload_len);
-    put_u32(p + total - 4, rf_crc32c(0, p, total - 4));
+    rf_write_le32(p + total - 4, rf_crc32c(0, p, total - 4));
     /* One fwrite per record: with stdio's buffer a crash can still cut a
      * record (the reader's CRC check catches that), but never interleave. */
     if (fwrite(p, 1, total, w->f) != total)
@@ -279,11 +256,11 @@ int rf_rec_reader_open_stream(rf_rec_reader **out, FILE *f, const char *name, rf
         fclose(f);
         return rf_err_set(err, EBADMSG, "%s: not a ringflow recording (no RFRECORD header)", name);
     }
-    if (get_u32(h + 28) != rf_crc32c(0, h, 28)) {
+    if (rf_read_le32(h + 28) != rf_crc32c(0, h, 28)) {
         fclose(f);
         return rf_err_set(err, EBADMSG, "%s: recording header checksum mismatch", name);
     }
-    uint32_t version = get_u32(h + 8), hsize = get_u32(h + 12);
+    uint32_t version = rf_read_le32(h + 8), hsize = rf_read_le32(h + 12);
     if (version > RF_REC_VERSION) {
         fclose(f);
         return rf_err_set(err, EPROTONOSUPPORT,
@@ -307,7 +284,7 @@ int rf_rec_reader_open_stream(rf_rec_reader **out, FILE *f, const char *name, rf
     }
     rd->f = f;
     rd->offset = hsize;
-    rd->created_ns = (int64_t)get_u64(h + 16);
+    rd->created_ns = (int64_t)rf_read_le64(h + 16);
     *out = rd;
     return 0;
 }
@@ -349,9 +326,9 @@ int rf_rec_reader_next(rf_rec_reader *rd, rf_rec *r, rf_err *err)
     if (n < RF_REC_FIXED_SIZE)
         return torn(rd, err, "torn record (file ends inside a record header)");
     const uint8_t *p = rd->buf;
-    uint32_t total = get_u32(p + 4), plen = get_u32(p + 24);
+    uint32_t total = rf_read_le32(p + 4), plen = rf_read_le32(p + 24);
     uint8_t name_len = p[35];
-    if (get_u32(p) != RF_REC_MAGIC)
+    if (rf_read_le32(p) != RF_REC_MAGIC)
         return torn(rd, err, "damaged record (bad record magic)");
     if (plen > RF_REC_MAX_PAYLOAD ||
         total != RF_REC_FIXED_SIZE + (uint32_t)name_len + plen + RF_REC_CRC_SIZE)
@@ -367,17 +344,17 @@ int rf_rec_reader_next(rf_rec_reader *rd, rf_rec *r, rf_err *err)
     size_t rest = total - RF_REC_FIXED_SIZE;
     if (fread(rd->buf + RF_REC_FIXED_SIZE, 1, rest, rd->f) != rest)
         return torn(rd, err, "torn record (file ends inside a record)");
-    if (get_u32(p + total - 4) != rf_crc32c(0, p, total - 4))
+    if (rf_read_le32(p + total - 4) != rf_crc32c(0, p, total - 4))
         return torn(rd, err, "damaged record (checksum mismatch)");
-    r->wall_ns = (int64_t)get_u64(p + 8);
-    r->mono_ns = (int64_t)get_u64(p + 16);
+    r->wall_ns = (int64_t)rf_read_le64(p + 8);
+    r->mono_ns = (int64_t)rf_read_le64(p + 16);
     r->payload_len = plen;
-    r->conn = get_u32(p + 28);
+    r->conn = rf_read_le32(p + 28);
     r->transport = p[32];
     r->protocol = p[33];
     r->flags = p[34];
-    r->src_port = get_u16(p + 36);
-    r->src_family = get_u16(p + 38);
+    r->src_port = rf_read_le16(p + 36);
+    r->src_family = rf_read_le16(p + 38);
     memcpy(r->src_addr, p + 40, 16);
     /* The name is followed by the payload: copy it out so it can be
      * NUL-terminated without touching the payload. */

@@ -1,6 +1,7 @@
 /* Segment format: file header, record framing, index (footer) encoding and
  * file names. Byte layouts are in docs/FORMAT.md; the code reads and writes
- * them with memcpy at fixed offsets (little-endian host, see segment.h). */
+ * them at fixed offsets with core/bytes (the index arrays are copied whole:
+ * little-endian host, see segment.h). */
 #include "storage/segment/segment.h"
 
 #include <errno.h>
@@ -9,14 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes/bytes.h"
+
 /* The footer tables are the in-memory structs byte for byte. */
 _Static_assert(sizeof(rf_seg_block_ref) == 40, "rf_seg_block_ref is a 40-byte footer entry");
 _Static_assert(sizeof(rf_seg_series_ref) == 40, "rf_seg_series_ref is a 40-byte footer entry");
 
-static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static inline void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static inline uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
 
 /* ---- file header ---- */
 
@@ -24,13 +23,13 @@ void rf_seg_header_encode(const rf_seg_header *h, uint8_t out[RF_SEG_HEADER_SIZE
 {
     memset(out, 0, RF_SEG_HEADER_SIZE);
     memcpy(out, RF_SEG_MAGIC, 8);
-    put32(out + 8, h->version);
-    put32(out + 12, RF_SEG_HEADER_SIZE);
-    put32(out + 16, h->shard);
-    put32(out + 20, 0); /* flags: none defined in version 1 */
-    put64(out + 24, h->seq);
-    put64(out + 32, (uint64_t)h->created_ns);
-    put32(out + 60, rf_crc32c(0, out, 60));
+    rf_write_le32(out + 8, h->version);
+    rf_write_le32(out + 12, RF_SEG_HEADER_SIZE);
+    rf_write_le32(out + 16, h->shard);
+    rf_write_le32(out + 20, 0); /* flags: none defined in version 1 */
+    rf_write_le64(out + 24, h->seq);
+    rf_write_le64(out + 32, (uint64_t)h->created_ns);
+    rf_write_le32(out + 60, rf_crc32c(0, out, 60));
 }
 
 int rf_seg_header_decode(const uint8_t *in, size_t len, rf_seg_header *h, const char *what,
@@ -43,7 +42,7 @@ int rf_seg_header_decode(const uint8_t *in, size_t len, rf_seg_header *h, const 
         return rf_err_set(err, EBADMSG, "%s: not a ringflow segment (bad magic)", what);
     /* The version is checked before the CRC: a later version may lay out the
      * rest of the header differently, and the right message is "too new". */
-    uint32_t version = get32(in + 8);
+    uint32_t version = rf_read_le32(in + 8);
     if (version > RF_SEG_VERSION)
         return rf_err_set(err, EPROTONOSUPPORT,
                           "%s: segment format version %" PRIu32
@@ -51,15 +50,15 @@ int rf_seg_header_decode(const uint8_t *in, size_t len, rf_seg_header *h, const 
                           what, version, RF_SEG_VERSION);
     if (version == 0)
         return rf_err_set(err, EBADMSG, "%s: segment format version 0 is invalid", what);
-    if (get32(in + 60) != rf_crc32c(0, in, 60))
+    if (rf_read_le32(in + 60) != rf_crc32c(0, in, 60))
         return rf_err_set(err, EBADMSG, "%s: segment header checksum mismatch", what);
-    if (get32(in + 12) != RF_SEG_HEADER_SIZE)
+    if (rf_read_le32(in + 12) != RF_SEG_HEADER_SIZE)
         return rf_err_set(err, EBADMSG, "%s: unexpected segment header size %" PRIu32, what,
-                          get32(in + 12));
+                          rf_read_le32(in + 12));
     h->version = version;
-    h->shard = get32(in + 16);
-    h->seq = get64(in + 24);
-    h->created_ns = (int64_t)get64(in + 32);
+    h->shard = rf_read_le32(in + 16);
+    h->seq = rf_read_le64(in + 24);
+    h->created_ns = (int64_t)rf_read_le64(in + 32);
     return 0;
 }
 
@@ -67,48 +66,48 @@ int rf_seg_header_decode(const uint8_t *in, size_t len, rf_seg_header *h, const 
 
 void rf_seg_rec_put_header(uint8_t *rec, const rf_seg_rec *h)
 {
-    put32(rec, RF_SEG_REC_MAGIC);
+    rf_write_le32(rec, RF_SEG_REC_MAGIC);
     rec[4] = h->type;
     rec[5] = h->value_type;
-    memcpy(rec + 6, &h->aux16, 2);
-    put32(rec + 8, h->payload_len);
-    put32(rec + 12, h->count);
-    put64(rec + 16, h->series_id);
-    put64(rec + 24, (uint64_t)h->min_time);
-    put64(rec + 32, (uint64_t)h->max_time);
+    rf_write_le16(rec + 6, h->aux16);
+    rf_write_le32(rec + 8, h->payload_len);
+    rf_write_le32(rec + 12, h->count);
+    rf_write_le64(rec + 16, h->series_id);
+    rf_write_le64(rec + 24, (uint64_t)h->min_time);
+    rf_write_le64(rec + 32, (uint64_t)h->max_time);
 }
 
 void rf_seg_rec_seal(uint8_t *rec)
 {
-    uint32_t len = get32(rec + 8);
-    put32(rec + RF_SEG_REC_HDR_SIZE + len, rf_crc32c(0, rec, RF_SEG_REC_HDR_SIZE + (size_t)len));
+    uint32_t len = rf_read_le32(rec + 8);
+    rf_write_le32(rec + RF_SEG_REC_HDR_SIZE + len, rf_crc32c(0, rec, RF_SEG_REC_HDR_SIZE + (size_t)len));
 }
 
 long rf_seg_rec_check(const uint8_t *p, size_t avail, rf_seg_rec *h)
 {
     if (avail < 4)
         return -EAGAIN;
-    if (get32(p) != RF_SEG_REC_MAGIC)
+    if (rf_read_le32(p) != RF_SEG_REC_MAGIC)
         return -EBADMSG;
     if (avail < RF_SEG_REC_HDR_SIZE)
         return -EAGAIN;
     uint8_t type = p[4];
-    uint32_t plen = get32(p + 8);
+    uint32_t plen = rf_read_le32(p + 8);
     if (type < RF_SEG_REC_BLOCK || type > RF_SEG_REC_FORWARD_SENT || plen > RF_SEG_MAX_PAYLOAD)
         return -EBADMSG;
     size_t total = rf_seg_rec_size(plen);
     if (avail < total)
         return -EAGAIN;
-    if (get32(p + RF_SEG_REC_HDR_SIZE + plen) != rf_crc32c(0, p, RF_SEG_REC_HDR_SIZE + plen))
+    if (rf_read_le32(p + RF_SEG_REC_HDR_SIZE + plen) != rf_crc32c(0, p, RF_SEG_REC_HDR_SIZE + plen))
         return -EBADMSG;
     h->type = type;
     h->value_type = p[5];
-    memcpy(&h->aux16, p + 6, 2);
+    h->aux16 = rf_read_le16(p + 6);
     h->payload_len = plen;
-    h->count = get32(p + 12);
-    h->series_id = get64(p + 16);
-    h->min_time = (int64_t)get64(p + 24);
-    h->max_time = (int64_t)get64(p + 32);
+    h->count = rf_read_le32(p + 12);
+    h->series_id = rf_read_le64(p + 16);
+    h->min_time = (int64_t)rf_read_le64(p + 24);
+    h->max_time = (int64_t)rf_read_le64(p + 32);
     return (long)total;
 }
 
@@ -261,9 +260,9 @@ uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, size_t *len)
         memcpy(buf + RF_SEG_REC_HDR_SIZE + idx->n_series * 40u, idx->blocks, idx->n_blocks * 40u);
     rf_seg_rec_seal(buf);
     uint8_t *t = buf + rlen;
-    put64(t, at);
-    put32(t + 8, RF_SEG_TRAILER_MAGIC);
-    put32(t + 12, rf_crc32c(0, t, 12));
+    rf_write_le64(t, at);
+    rf_write_le32(t + 8, RF_SEG_TRAILER_MAGIC);
+    rf_write_le32(t + 12, rf_crc32c(0, t, 12));
     *len = rlen + RF_SEG_TRAILER_SIZE;
     return buf;
 }

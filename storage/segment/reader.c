@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/bytes/bytes.h"
+
 static const uint8_t rec_magic[4] = {0x52, 0x46, 0x72, 0x31};
 
 /* Loads the index from the trailer and footer. False when either is missing
@@ -21,11 +23,9 @@ static bool load_footer(rf_seg_reader *r)
     if (r->size < RF_SEG_HEADER_SIZE + RF_SEG_TRAILER_SIZE + rf_seg_rec_size(0))
         return false;
     const uint8_t *t = r->map + r->size - RF_SEG_TRAILER_SIZE;
-    uint64_t at;
-    uint32_t magic, crc;
-    memcpy(&at, t, 8);
-    memcpy(&magic, t + 8, 4);
-    memcpy(&crc, t + 12, 4);
+    const uint64_t at = rf_read_le64(t);
+    const uint32_t magic = rf_read_le32(t + 8);
+    const uint32_t crc = rf_read_le32(t + 12);
     if (magic != RF_SEG_TRAILER_MAGIC || crc != rf_crc32c(0, t, 12))
         return false;
     if (at < RF_SEG_HEADER_SIZE || at >= r->size - RF_SEG_TRAILER_SIZE)
