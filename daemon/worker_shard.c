@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <assert.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/assert/assert.h"
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "ingest/dpdk/dpdk.h"
@@ -627,7 +627,7 @@ bool rf_shard_listeners_publish(rf_shard *s)
     }
     /* One change at a time: the engine refuses a reload until the last one
      * was taken (rf_shard_listeners_settled), so none is overwritten. */
-    assert(s->published == NULL);
+    RF_ASSERT(s->published == NULL);
     rf_err err;
     rf_err_clear(&err);
     for (uint32_t i = 0; i < ch->n_attach; i++)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/assert/assert.h"
 #include "core/stats/stats.h"
 
 #define RF_CACHE_LINE 64
@@ -104,6 +105,9 @@ static inline void rf_ring_pvt_copy(void *restrict dst, const void *restrict src
 static inline uint32_t rf_ring_pvt_enqueue(struct rf_ring *r, const void *objs, uint32_t esize,
                                            uint32_t n, bool all_or_none)
 {
+    /* The caller's constant must be the ring's (ring.h, "Elements"): a wrong
+     * one would copy elements across slot boundaries. */
+    RF_ASSERT(esize == r->esize);
     /* Single producer: only this thread writes tail, so relaxed is enough. */
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint32_t room = r->capacity - (tail - r->prod_head_cache);
@@ -135,6 +139,7 @@ static inline uint32_t rf_ring_pvt_enqueue(struct rf_ring *r, const void *objs, 
 static inline uint32_t rf_ring_pvt_dequeue(struct rf_ring *r, void *objs, uint32_t esize,
                                            uint32_t n, bool all_or_none)
 {
+    RF_ASSERT(esize == r->esize); /* as in rf_ring_pvt_enqueue */
     /* Single consumer: only this thread writes head, so relaxed is enough. */
     uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint32_t avail = r->cons_tail_cache - head;

@@ -3,7 +3,6 @@
 #include "stages/pipeline/pipeline.h"
 #include "stages/pipeline/pipeline_pvt.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/assert/assert.h"
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "core/stats/stats.h"
@@ -988,7 +988,8 @@ void rf_pipeline_publish(rf_pipeline *p)
     p->prepared = NULL;
     /* One set at a time: the engine refuses a reload until every worker
      * took the last one (rf_pipeline_applied), so none is overwritten. */
-    assert(atomic_load_explicit(&p->pending, memory_order_relaxed) == NULL);
+    /* Relaxed: the caller saw rf_pipeline_applied (acquire) already. */
+    RF_ASSERT(atomic_load_explicit(&p->pending, memory_order_relaxed) == NULL);
     /* Pairs with the acquire in apply_pending: the built stages are visible. */
     atomic_store_explicit(&p->pending, b, memory_order_release);
 }
