@@ -11,9 +11,11 @@
 #include "core/ring/ring.h"
 #include "daemon/engine.h"
 #include "daemon/settings.h"
+#include "daemon/worker_shard.h"
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
+#include "stages/series/series_table.h"
 #include "storage/store/store.h"
 
 /* The process before any configured part: code, libraries, the control
@@ -26,105 +28,15 @@
 #define PROCESS_PER_THREAD (1ull << 20) /* a worker's or the I/O thread's stack and arena */
 
 /* ---- parts whose owners have no bound function (yet) ---------------------- *
- * Mirrors of their allocation code (stages/series, ingest/protocol,
- * stages/pipeline/pipeline.c, daemon/engine.c, daemon/ops/server.c belong to others:
- * these belong next to that code). tests/daemon/test_memory_budget.c checks
- * the series table against resident memory and the parse context's sizes. */
-
-/* stages/series (rf_series_table_new, rf_series_table_define): the index
- * (2^k >= 2 x max_series buckets of 16 bytes, huge pages), the key and tag
- * arrays, the tag-span pool (4 spans a series preallocated, doubling up to
- * max_tags a series, compacted rather than grown past it under churn), the
- * last-seen times and the free stack (series lifecycle), the measurement
- * entries (RF_SERIES_MEAS_MAX x 120
- * bytes, and their index), the refused-id memory (RF_SERIES_REFUSED_SLOTS x
- * 16 bytes). */
-#define SERIES_BUCKET 16u
-#define SERIES_TAG_SPAN 8u
-#define SERIES_SLOT_TAGS 12u
-#define SERIES_MEAS_ENTRY 120u
-#define SERIES_MEAS_MAX 4096u
-#define SERIES_REFUSED_BUCKET 16u
-#define SERIES_REFUSED_SLOTS 65536u
-uint64_t rf_memory_series_table_bound(uint32_t max_series, uint32_t max_tags);
-uint64_t rf_memory_series_table_bound(uint32_t max_series, uint32_t max_tags)
-{
-    uint64_t nb = 16;
-    while (nb < 2ull * max_series)
-        nb <<= 1;
-    uint64_t b = rf_mem_alloc_bound(512) + rf_mem_huge_bound(nb * SERIES_BUCKET);
-    b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(rf_series_key *)) +
-         rf_mem_alloc_bound((uint64_t)max_series * SERIES_SLOT_TAGS) +
-         rf_mem_alloc_bound((uint64_t)max_series * sizeof(int64_t)) +  /* last seen */
-         rf_mem_alloc_bound((uint64_t)max_series * sizeof(uint32_t)); /* free stack */
-    /* The pool: at most max_tags spans a series (plus the measurement's and
-     * the field's), doubling: its capacity and the old copy. */
-    uint64_t spans = (uint64_t)max_series * (max_tags + 2), cap = (uint64_t)max_series * 4;
-    if (cap < 16)
-        cap = 16;
-    while (cap < spans)
-        cap *= 2;
-    b += rf_mem_alloc_bound(cap * SERIES_TAG_SPAN) + rf_mem_alloc_bound(cap / 2 * SERIES_TAG_SPAN);
-    b += rf_mem_huge_bound((uint64_t)SERIES_MEAS_MAX * SERIES_MEAS_ENTRY) +
-         rf_mem_alloc_bound(2ull * SERIES_MEAS_MAX * sizeof(uint32_t));
-    b += rf_mem_huge_bound((uint64_t)SERIES_REFUSED_SLOTS * SERIES_REFUSED_BUCKET);
-    return b;
-}
+ * Mirrors of their allocation code (daemon/engine.c, daemon/ops/server.c:
+ * these belong next to that code). */
 
 /* A canonical key as the parsers (and the aggregator, for its series) make
- * it: rf_series_key_new of at most max_key bytes, an aggregate's ":p99.9"
- * suffix beyond that. */
+ * it: at most max_key bytes, an aggregate's ":p99.9" suffix beyond that. */
 static uint64_t key_bound(uint32_t max_key)
 {
-    return rf_mem_alloc_bound(sizeof(rf_series_key) + (uint64_t)max_key + 1 + 16);
+    return rf_series_key_memory_bound((size_t)max_key + 16);
 }
-
-/* ingest/protocol (rf_parse_ctx_new): the context, the raw-series cache
- * (16 bytes a slot), the announced-ids set (8 bytes a slot), tag and pending
- * scratch, the canonical key and unescape buffers, the reject log; and the
- * shard's input beside it (daemon/worker_shard.c: a 256-event batch). */
-#define PARSE_CTX_FIXED 4096u
-#define PARSE_RAW_SLOT 16u
-#define PARSE_ANNOUNCED_SLOT 8u
-#define PARSE_TAG 48u
-#define PARSE_PENDING 96u
-#define PARSE_REJECT_SLOT 256u
-#define SHARD_PARSE_BATCH 256u
-static uint32_t pow2_or(uint32_t v, uint32_t dflt, uint32_t min)
-{
-    if (v == 0)
-        v = dflt;
-    if (v < min)
-        v = min;
-    uint32_t p = 1;
-    while (p < v && p < (1u << 30))
-        p <<= 1;
-    return p;
-}
-uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line);
-uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line)
-{
-    const uint64_t tags = pc->max_tags ? pc->max_tags : 64;
-    const uint64_t fields = pc->max_fields ? pc->max_fields : 256;
-    const uint64_t key = pc->max_key_len ? pc->max_key_len : 1024;
-    const uint64_t line = max_line ? max_line : 65536;
-    uint64_t b = rf_mem_alloc_bound(PARSE_CTX_FIXED);
-    b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->series_cache_slots, 65536, 16) * PARSE_RAW_SLOT);
-    b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->announced_slots, 65536, 16) * PARSE_ANNOUNCED_SLOT);
-    b += rf_mem_alloc_bound((tags + 1) * PARSE_TAG) + rf_mem_alloc_bound(fields * PARSE_PENDING);
-    b += rf_mem_alloc_bound(key + 1) + rf_mem_alloc_bound(line + 1);
-    if (pc->corr_id_tag[0])
-        b += rf_mem_alloc_bound(line + 1); /* the series section without the id tag */
-    b += rf_mem_alloc_bound((uint64_t)pow2_or(pc->reject_log_slots, 64, 1) * PARSE_REJECT_SLOT);
-    b += rf_mem_alloc_bound(SHARD_PARSE_BATCH * sizeof(rf_event) + 64); /* rf_shard_input */
-    return b;
-}
-
-/* stages/pipeline/pipeline.c: the pipeline's scratch (four 256-event batches and
- * their slots, the measurement counts, the latency histogram) and, per
- * sink, the critical and standard staging (two 256-event batches). */
-#define PIPE_FIXED (4ull * 256 * (sizeof(rf_event) + 4) + 1024 * 80 + 64 * 1024)
-#define PIPE_SINK (2ull * 256 * sizeof(rf_event) + 64)
 
 /* daemon/engine.c: a worker's struct (two 256-event batches, its four
  * arrays of ring pointers) and, per peer, its staging (64 definitions and 64
@@ -161,25 +73,6 @@ static void add(rf_memory_budget *b, const char *name, const char *lower, uint64
     b->total += bytes;
 }
 
-/* What a reload builds beside the running stages, and what they are. */
-static uint64_t stages_bound(const rf_settings *s, uint32_t max_series)
-{
-    const rf_pipeline_settings *ps = &s->pipeline;
-    rf_router_config rc = ps->routes.cfg;
-    rc.n_sink_names = ps->sinks.n;
-    uint64_t b = rf_router_memory_bound(&rc, max_series);
-    b += rf_alerts_memory_bound(&ps->alerts.cfg, max_series);
-    b += rf_correlator_memory_bound(&ps->correlation.cfg, max_series);
-    b += rf_aggregator_memory_bound(&ps->aggregation, max_series);
-    for (uint32_t j = 0; j < ps->sinks.n; j++) {
-        const rf_sink_config *sc = &ps->sinks.sinks[j];
-        b += PIPE_SINK;
-        if (sc->type != RF_SINK_STORE)
-            b += rf_sink_memory_bound(sc) + rf_batcher_memory_bound(&ps->batch);
-    }
-    return b;
-}
-
 void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
 {
     memset(out, 0, sizeof(*out));
@@ -208,7 +101,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
 
     /* Series: the table and the key of every series it holds. */
     add(out, "series tables", "pipeline.max_series, ingest.max_tags",
-        (uint64_t)W * rf_memory_series_table_bound(max_series, max_tags));
+        (uint64_t)W * rf_series_table_memory_bound(max_series, max_tags));
     add(out, "series keys", "pipeline.max_series, ingest.max_key",
         (uint64_t)W * max_series * key_bound(max_key));
     add(out, "string texts in flight", "fixed: RF_EVENT_TEXT_BUDGET (core/event/event.h)",
@@ -229,10 +122,9 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
     add(out, "aggregation state and sketch pools",
         "pipeline.aggregation (max_states, max_pending, max_sketches, max_sets), pipeline.max_series",
         (uint64_t)W * rf_aggregator_memory_bound(&ps->aggregation, max_series));
-    uint64_t sinks = 0, batchers = 0, pipe = PIPE_FIXED;
+    uint64_t sinks = 0, batchers = 0;
     for (uint32_t j = 0; j < ps->sinks.n; j++) {
         const rf_sink_config *sc = &ps->sinks.sinks[j];
-        pipe += PIPE_SINK;
         if (sc->type == RF_SINK_STORE)
             continue;
         sinks += rf_sink_memory_bound(sc);
@@ -240,7 +132,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
     }
     add(out, "sink queues", "pipeline.sinks[].buffer", (uint64_t)W * sinks);
     add(out, "batchers", "pipeline.batch.max_events", (uint64_t)W * batchers);
-    add(out, "pipeline buffers", "pipeline.sinks", (uint64_t)W * pipe);
+    add(out, "pipeline buffers", "pipeline.sinks", (uint64_t)W * rf_pipeline_memory_bound(ps));
 
     /* Storage, one shard per worker. */
     if (s->storage.enabled) {
@@ -268,7 +160,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
             any[k] = true;
             udp[k] |= lc->transport == RF_LISTEN_UDP;
             tcp[k] |= lc->transport == RF_LISTEN_TCP;
-            parse += rf_memory_parse_ctx_bound(&s->ingest.parse, lc->max_line_bytes);
+            parse += rf_shard_input_memory_bound(s, lc);
             if (lc->protocol == RF_LISTEN_PROTO_HTTP)
                 http += rf_http_front_memory_bound(NULL, lc->max_connections);
             const uint64_t l = rf_listener_memory_bound(lc);
@@ -289,7 +181,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
 
     /* A reload builds the new stages while the old ones still run. */
     add(out, "reload (new stages beside the old)", "the pipeline's stages, as above",
-        (uint64_t)W * stages_bound(s, max_series));
+        (uint64_t)W * rf_pipeline_stages_memory_bound(&s->pipeline, max_series));
 
     add(out, "ops sockets", "stats.client_buffer",
         RF_OPS_MAX_CLIENTS * (rf_mem_alloc_bound(OPS_CLIENT_IN + 128) +

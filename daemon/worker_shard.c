@@ -16,6 +16,7 @@
 #include "core/assert/assert.h"
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/mem/bound.h"
 #include "ingest/dpdk/dpdk.h"
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
@@ -263,6 +264,17 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
         return NULL;
     }
     return in;
+}
+
+/* Mirrors input_create. */
+uint64_t rf_shard_input_memory_bound(const rf_settings *settings, const rf_listener_config *lc)
+{
+    _Static_assert(sizeof(rf_shard_input) <= RF_SHARD_PARSE_BATCH * sizeof(rf_event) + 64,
+                   "rf_shard_input_memory_bound: the input");
+    rf_parse_config pc = settings->ingest.parse;
+    pc.max_line_len = lc->max_line_bytes;
+    return rf_parse_ctx_memory_bound(&pc) +
+           rf_mem_alloc_bound(RF_SHARD_PARSE_BATCH * sizeof(rf_event) + 64);
 }
 
 static void input_free(rf_shard_input *in)

@@ -44,6 +44,9 @@ typedef struct rf_dpdk rf_dpdk;
 int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
                  rf_store_shard *store, rf_dpdk *dpdk, rf_shard **out, rf_err *err);
 void rf_shard_free(rf_shard *s);
+/* The most memory a shard holds for one listener lc besides the listener
+ * itself (core/mem/bound.h): its input (parse batch) and parse context. */
+uint64_t rf_shard_input_memory_bound(const rf_settings *settings, const rf_listener_config *lc);
 void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
 /* Asked (on the worker thread) before an HTTP write is taken: true when the
  * engine is shedding load, so the client gets 503 + Retry-After and retries

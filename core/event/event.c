@@ -1,5 +1,6 @@
 /* Series identity: hashing canonical keys and owning their text. */
 #include "core/event/event.h"
+#include "core/mem/bound.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -29,6 +30,11 @@ rf_series_key *rf_series_key_new(const char *text, size_t len, size_t measuremen
     memcpy(k->text, text, len);
     k->text[len] = '\0';
     return k;
+}
+
+unsigned long long rf_series_key_memory_bound(size_t len)
+{
+    return rf_mem_alloc_bound(sizeof(rf_series_key) + (unsigned long long)len + 1);
 }
 
 void rf_series_key_free(rf_series_key *key)

@@ -190,6 +190,9 @@ static inline double rf_event_value_as_f64(const rf_event *ev)
  * NULL on allocation failure. Free with rf_series_key_free. */
 rf_series_key *rf_series_key_new(const char *text, size_t len, size_t measurement_len,
                                  size_t field_offset);
+/* The most memory rf_series_key_new holds for a key of at most len bytes,
+ * with the allocator's rounding (core/mem/bound.h). */
+unsigned long long rf_series_key_memory_bound(size_t len);
 void rf_series_key_free(rf_series_key *key);
 
 #endif

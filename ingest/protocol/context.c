@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "core/mem/bound.h"
 #include "ingest/protocol/protocol_pvt.h"
 
 static uint32_t round_pow2(uint32_t v, uint32_t dflt, uint32_t min)
@@ -97,6 +98,39 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
         return NULL;
     }
     return ctx;
+}
+
+/* Mirrors rf_parse_ctx_new: the struct, the raw-series cache, the
+ * announced-ids set, tag and pending scratch, the canonical key and the
+ * unescape buffers, the reject log. The per-item sizes are rounded up (the
+ * assertions keep them upper bounds) so the figure does not move with every
+ * field added to a struct. */
+#define BOUND_CTX 4096u
+#define BOUND_RAW_SLOT 16u
+#define BOUND_TAG 48u
+#define BOUND_REJECT_SLOT 256u
+_Static_assert(sizeof(rf_parse_ctx) <= BOUND_CTX, "rf_parse_ctx_memory_bound: the context");
+_Static_assert(sizeof(rf_raw_slot) <= BOUND_RAW_SLOT, "rf_parse_ctx_memory_bound: a cache slot");
+_Static_assert(sizeof(rf_tag) <= BOUND_TAG, "rf_parse_ctx_memory_bound: a tag");
+_Static_assert(sizeof(rf_reject_slot) <= BOUND_REJECT_SLOT, "rf_parse_ctx_memory_bound: a log slot");
+uint64_t rf_parse_ctx_memory_bound(const rf_parse_config *cfg)
+{
+    const uint64_t tags = cfg->max_tags ? cfg->max_tags : 64;
+    const uint64_t fields = cfg->max_fields ? cfg->max_fields : 256;
+    const uint64_t key = cfg->max_key_len ? cfg->max_key_len : 1024;
+    const uint64_t line = cfg->max_line_len ? cfg->max_line_len : 65536;
+    uint64_t b = rf_mem_alloc_bound(BOUND_CTX);
+    b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->series_cache_slots, 65536, 16) *
+                            BOUND_RAW_SLOT);
+    b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->announced_slots, 65536, 16) *
+                            sizeof(uint64_t));
+    b += rf_mem_alloc_bound((tags + 1) * BOUND_TAG) + rf_mem_alloc_bound(fields * sizeof(rf_pending));
+    b += rf_mem_alloc_bound(key + 1) + rf_mem_alloc_bound(line + 1);
+    if (cfg->corr_id_tag[0])
+        b += rf_mem_alloc_bound(line + 1); /* the series section without the id tag */
+    b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->reject_log_slots, 64, 1) *
+                            BOUND_REJECT_SLOT);
+    return b;
 }
 
 void rf_parse_ctx_free(rf_parse_ctx *ctx)

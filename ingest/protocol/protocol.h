@@ -202,6 +202,10 @@ typedef struct rf_parse_ctx rf_parse_ctx;
  * (EINVAL) or allocation failure (ENOMEM). */
 rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size_t batch_cap,
                                rf_parse_flush_fn flush, void *user, rf_err *err);
+/* The most memory rf_parse_ctx_new(cfg, ...) allocates, caches and scratch
+ * all touched, with the allocator's rounding (core/mem/bound.h); the batch
+ * is the caller's. */
+uint64_t rf_parse_ctx_memory_bound(const rf_parse_config *cfg);
 /* Frees the context; events still in the batch are handed to flush first. */
 void rf_parse_ctx_free(rf_parse_ctx *ctx);
 

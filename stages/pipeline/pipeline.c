@@ -1000,6 +1000,36 @@ bool rf_pipeline_applied(const rf_pipeline *p)
     return atomic_load_explicit(&p->pending, memory_order_acquire) == NULL;
 }
 
+/* Mirrors rf_pipeline_new and pipe_sink_new: the pipeline's scratch (four
+ * batches and their slots), the measurement counts and the latency
+ * histograms; per sink, its critical and standard staging. The stages are
+ * their modules' (rf_pipeline_stages_memory_bound). */
+#define BOUND_PIPE_FIXED (4ull * 256 * (sizeof(rf_event) + 4) + 1024 * 80 + 64 * 1024)
+#define BOUND_PIPE_SINK (2ull * 256 * sizeof(rf_event) + 64)
+_Static_assert(sizeof(pipe_sink) <= BOUND_PIPE_SINK, "rf_pipeline_memory_bound: a sink's staging");
+_Static_assert(sizeof(struct rf_pipeline) <= BOUND_PIPE_FIXED, "rf_pipeline_memory_bound: the pipeline");
+uint64_t rf_pipeline_memory_bound(const rf_pipeline_settings *ps)
+{
+    return BOUND_PIPE_FIXED + (uint64_t)ps->sinks.n * BOUND_PIPE_SINK;
+}
+
+uint64_t rf_pipeline_stages_memory_bound(const rf_pipeline_settings *ps, uint32_t max_series)
+{
+    rf_router_config rc = ps->routes.cfg;
+    rc.n_sink_names = ps->sinks.n;
+    uint64_t b = rf_router_memory_bound(&rc, max_series);
+    b += rf_alerts_memory_bound(&ps->alerts.cfg, max_series);
+    b += rf_correlator_memory_bound(&ps->correlation.cfg, max_series);
+    b += rf_aggregator_memory_bound(&ps->aggregation, max_series);
+    for (uint32_t j = 0; j < ps->sinks.n; j++) {
+        const rf_sink_config *sc = &ps->sinks.sinks[j];
+        b += BOUND_PIPE_SINK;
+        if (sc->type != RF_SINK_STORE)
+            b += rf_sink_memory_bound(sc) + rf_batcher_memory_bound(&ps->batch);
+    }
+    return b;
+}
+
 void rf_pipeline_free(rf_pipeline *p)
 {
     if (!p)

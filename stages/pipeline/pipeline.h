@@ -135,6 +135,13 @@ typedef struct rf_pipeline_stats {
 int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t shards,
                     rf_store_shard *store, rf_pipeline **out, rf_err *err);
 void rf_pipeline_free(rf_pipeline *p);
+/* Memory bounds (core/mem/bound.h), for daemon/memory_budget.c: the
+ * pipeline's own buffers (scratch batches, histograms, each sink's staging),
+ * and the stages built from ps (routing, alerts, correlation, aggregation,
+ * sinks and their batchers) for a series table of max_series: what a reload
+ * builds beside the running ones. */
+uint64_t rf_pipeline_memory_bound(const rf_pipeline_settings *ps);
+uint64_t rf_pipeline_stages_memory_bound(const rf_pipeline_settings *ps, uint32_t max_series);
 
 /* Reload (control thread): builds the replaceable stages (sinks, batchers,
  * router, rules, correlation, aggregation) from ps, which must outlive them;

@@ -1,6 +1,7 @@
 /* Series table: open-addressing index over dense slots. See series_table.h. */
 #include "stages/series/series_table.h"
 
+#include "core/mem/bound.h"
 #include "core/mem/mem.h"
 #include "core/stats/stats.h"
 
@@ -128,6 +129,38 @@ rf_series_table *rf_series_table_new(uint32_t max_series)
     }
     snprintf(t->other.name, sizeof(t->other.name), "(other measurements)");
     return t;
+}
+
+/* Mirrors rf_series_table_new and rf_series_table_define's pool growth: the
+ * struct, the index, the key and tag arrays, the last-seen times and the
+ * free stack (series lifecycle), the tag-span pool at its largest (at most
+ * max_tags spans a series plus the measurement's and the field's, doubling:
+ * the new capacity and the old copy during realloc; compacted rather than
+ * grown past that under churn), the measurement entries and their index,
+ * the refused-id memory. */
+uint64_t rf_series_table_memory_bound(uint32_t max_series, uint32_t max_tags)
+{
+    _Static_assert(sizeof(rf_series_table) <= 512, "the struct's share of the bound");
+    uint64_t nb = 16;
+    while (nb < 2ull * max_series)
+        nb <<= 1;
+    uint64_t b = rf_mem_alloc_bound(512) + rf_mem_huge_bound(nb * sizeof(bucket));
+    b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(rf_series_key *)) +
+         rf_mem_alloc_bound((uint64_t)max_series * sizeof(slot_tags)) +
+         rf_mem_alloc_bound((uint64_t)max_series * sizeof(int64_t)) +  /* seen */
+         rf_mem_alloc_bound((uint64_t)max_series * sizeof(uint32_t)); /* free_slots */
+    uint64_t spans = (uint64_t)max_series * (max_tags + 2);
+    uint64_t cap = (uint64_t)max_series * RF_SERIES_TAGS_PREALLOC;
+    if (cap < 16)
+        cap = 16;
+    while (cap < spans)
+        cap *= 2;
+    b += rf_mem_alloc_bound(cap * sizeof(rf_series_tag)) +
+         rf_mem_alloc_bound(cap / 2 * sizeof(rf_series_tag));
+    b += rf_mem_huge_bound((uint64_t)RF_SERIES_MEAS_MAX * sizeof(meas_entry)) +
+         rf_mem_alloc_bound((uint64_t)MEAS_BUCKETS * sizeof(uint32_t));
+    b += rf_mem_huge_bound((uint64_t)RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket));
+    return b;
 }
 
 void rf_series_table_free(rf_series_table *t)

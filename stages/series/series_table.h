@@ -156,6 +156,12 @@ typedef struct rf_series_tag {
 
 /* max_series from 1 to 2^30. Returns NULL on allocation failure or bad size. */
 rf_series_table *rf_series_table_new(uint32_t max_series);
+/* The most memory a table made by rf_series_table_new(max_series) holds,
+ * all of it touched, when its series have at most max_tags tags each: the
+ * index, arrays, tag-span pool, measurement entries and refused-id memory,
+ * with the allocator's rounding (core/mem/bound.h). The keys are the
+ * caller's (one rf_series_key per series). */
+uint64_t rf_series_table_memory_bound(uint32_t max_series, uint32_t max_tags);
 void rf_series_table_free(rf_series_table *t);
 
 /* Slot of a known series, or -1 when the series is not defined here. */

@@ -5,10 +5,9 @@
  *     largest parts with the keys to lower; a limit above it loads;
  *   - the parts are largest first and add up to the total; lowering what a
  *     part names lowers it;
- *   - the parts computed here for modules without a bound function of their
- *     own are checked against reality: the parse context's structures by
- *     their sizes, the series table by the resident memory of one filled to
- *     its maximum, a ring by the memory of one written all round. */
+ *   - the modules' bounds are checked against reality: the parse context's
+ *     for the defaults, the series table by the resident memory of one
+ *     filled to its maximum, a ring by the memory of one written all round. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,11 +23,8 @@
 #include "core/ring/ring.h"
 #include "daemon/memory_budget.h"
 #include "daemon/settings.h"
-#include "ingest/protocol/protocol_pvt.h"
+#include "ingest/protocol/protocol.h"
 #include "stages/series/series_table.h"
-
-uint64_t rf_memory_series_table_bound(uint32_t max_series, uint32_t max_tags);
-uint64_t rf_memory_parse_ctx_bound(const rf_parse_config *pc, uint32_t max_line);
 
 static char g_path[256];
 
@@ -168,19 +164,14 @@ static void test_lowering_a_key_lowers_its_part(void **state)
     assert_int_equal(part(&a, "critical rings"), 0); /* no critical listener */
 }
 
-/* The sizes memory_budget.c assumes for ingest/protocol's structures. */
+/* The parse context's bound for the defaults (its per-item sizes are
+ * checked against the structures at compile time, ingest/protocol/context.c). */
 static void test_parse_ctx_sizes(void **state)
 {
     (void)state;
-    assert_true(sizeof(rf_raw_slot) <= 16);
-    assert_true(sizeof(uint64_t) <= 8); /* announced ids */
-    assert_true(sizeof(rf_tag) <= 48);
-    assert_true(sizeof(rf_pending) <= 96);
-    assert_true(sizeof(rf_reject_slot) <= 256);
-    assert_true(sizeof(rf_parse_ctx) <= 4096);
     rf_parse_config pc = {0};
     /* default caches: 1 MiB + 512 KiB, a 64 KiB unescape buffer, ... */
-    uint64_t b = rf_memory_parse_ctx_bound(&pc, 0);
+    uint64_t b = rf_parse_ctx_memory_bound(&pc);
     assert_true(b > (1536ull << 10) + 65536);
     assert_true(b < (2ull << 20) + (512ull << 10));
 }
@@ -209,7 +200,7 @@ static void test_series_table_bound(void **state)
     assert_int_equal(rf_series_table_count(t), MAX);
     const uint64_t used = rss_bytes() - rss0;
     const uint64_t keys = (uint64_t)MAX * (sizeof(rf_series_key) + max_key + 1 + 16);
-    const uint64_t bound = rf_memory_series_table_bound(MAX, TAGS) + keys + keys / 8 + 16 * MAX;
+    const uint64_t bound = rf_series_table_memory_bound(MAX, TAGS) + keys + keys / 8 + 16 * MAX;
     print_message("series table of %d: +%lu bytes resident, bound %lu\n", MAX,
                   (unsigned long)used, (unsigned long)bound);
     if (RSS_CHECKS)
