@@ -137,6 +137,8 @@ void rf_parse_ctx_free(rf_parse_ctx *ctx)
 {
     if (!ctx)
         return;
+    /* Freed by whoever stopped the owner (after a join): a handover. */
+    rf_owner_reset(&ctx->owner);
     if (ctx->batch_n)
         rf_parse_flush(ctx);
     free(ctx->raw);
@@ -155,6 +157,7 @@ void rf_parse_ctx_free(rf_parse_ctx *ctx)
 
 void rf_parse_flush(rf_parse_ctx *ctx)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     if (ctx->batch_n == 0)
         return;
     size_t n = ctx->batch_n;
@@ -238,6 +241,7 @@ size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *b
 void rf_parse_reject_external(rf_parse_ctx *ctx, const rf_recv_info *rx,
                               enum rf_reject_reason reason, const char *line, size_t len)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     ctx->rx = rx;
     rf_reject_line(ctx, reason, line, len);
 }

@@ -239,5 +239,6 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
 size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     return rf_for_each_line(ctx, rx, buf, len, graphite_line);
 }

@@ -46,6 +46,7 @@ static const int64_t precision_ns[] = {
 
 int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     if ((unsigned)precision > RF_PRECISION_H)
         return -EINVAL;
     ctx->cfg.precision = precision;
@@ -143,6 +144,7 @@ static uint32_t escape_tag(char *out, const char *in, size_t len)
 
 int rf_parse_set_extra_tag(rf_parse_ctx *ctx, const char *key, const char *value)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     if (!value || !*value) {
         ctx->extra_seed = 0;
         return 0;
@@ -528,5 +530,6 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
 size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     return rf_for_each_line(ctx, rx, buf, len, influx_line);
 }

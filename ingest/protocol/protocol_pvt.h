@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ingest/protocol/protocol.h"
+#include "core/assert/assert.h"
 #include "core/stats/stats.h"
 
 #define XXH_INLINE_ALL
@@ -131,6 +132,7 @@ struct rf_parse_ctx {
     char extra_key[2 * RF_PARSE_EXTRA_TAG_MAX], extra_val[2 * RF_PARSE_EXTRA_TAG_MAX];
     uint32_t extra_key_len, extra_val_len;
     uint64_t extra_seed;
+    rf_owner owner; /* the ingest thread (protocol.h "Threading"), checked on each call */
 };
 
 /* Compares two components by their unescaped bytes (series_key.c). */

@@ -92,6 +92,7 @@ void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char 
 
 void rf_parse_capture_first_reject(rf_parse_ctx *ctx, rf_reject_entry *first)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     ctx->first_reject = first;
 }
 

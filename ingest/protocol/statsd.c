@@ -421,5 +421,6 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
 
 size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
 {
+    RF_ASSERT_OWNER(&ctx->owner);
     return rf_for_each_line(ctx, rx, buf, len, statsd_line);
 }

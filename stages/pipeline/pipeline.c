@@ -117,6 +117,7 @@ struct rf_pipeline {
      * worker's: where a worker's time goes, and which stage a latency tail
      * comes from. Six clock reads a batch (vDSO, no syscall). */
     rf_hist stage_ns[PIPE_STAGE__COUNT];
+    rf_owner owner; /* the worker thread (pipeline.h), checked on each worker call */
 };
 
 static const char *const stage_names[PIPE_STAGE__COUNT] = {
@@ -483,6 +484,7 @@ void rf_pipeline_set_event_clock(rf_pipeline *p)
 
 void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int64_t now_mono)
 {
+    RF_ASSERT_OWNER(&p->owner);
     p->now_mono = now_mono;
     rf_series_table_set_now(p->series, now_mono);
     while (n) {
@@ -528,6 +530,7 @@ void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int6
 
 uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
 {
+    RF_ASSERT_OWNER(&p->owner);
     const int64_t t0 = rf_clock_mono_ns();
     uint32_t work = pipeline_tick(p, now_mono, now_wall);
     peer_deliver_self(p);
@@ -675,6 +678,7 @@ void rf_pipeline_close_stages(rf_pipeline *p)
  * now, while they still receive. */
 void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
 {
+    RF_ASSERT_OWNER(&p->owner);
     apply_pending(p);
     p->now_mono = now_mono;
     if (p->st.alerts)
@@ -689,6 +693,7 @@ void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono)
 
 void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
 {
+    RF_ASSERT_OWNER(&p->owner);
     apply_pending(p);
     p->now_mono = now_mono;
     peer_deliver_self(p);
