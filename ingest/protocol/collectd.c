@@ -75,7 +75,7 @@ static uint64_t be64(const uint8_t *p)
     return v;
 }
 
-static int cd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+static enum rf_parse_result cd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
 {
     const struct cd_series *s = arg;
     static const char *const keys[] = {"host", "instance", "type", "type_instance"};
@@ -91,22 +91,22 @@ static int cd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
         if (!vals[i].len)
             continue;
         if (parts->ntags >= ctx->cfg.max_tags)
-            return RF_REJ_TOO_MANY_TAGS + 1;
+            return RF_PARSE_REJ_TOO_MANY_TAGS;
         rf_tag *t = &ctx->tags[parts->ntags++];
         t->key = (rf_span){keys[i], (uint32_t)strlen(keys[i])};
         t->value = vals[i];
         t->has_value = true;
     }
-    return 0;
+    return RF_PARSE_OK;
 }
 
 /* A string part: its payload without the terminating NUL. */
-static int cd_string(const uint8_t *payload, size_t n, rf_span *out)
+static enum rf_parse_result cd_string(const uint8_t *payload, size_t n, rf_span *out)
 {
     if (n == 0 || payload[n - 1] != '\0' || memchr(payload, '\0', n - 1))
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     *out = (rf_span){(const char *)payload, (uint32_t)(n - 1)};
-    return 0;
+    return RF_PARSE_OK;
 }
 
 /* The name of data source i of a value list of n values (Telegraf's DSName). */
@@ -123,20 +123,20 @@ static rf_span cd_ds_name(const rf_parse_ctx *ctx, rf_span type, uint32_t i, uin
 }
 
 /* One values part: an event per value. Returns 0 or a reject reason + 1. */
-static int cd_values(rf_parse_ctx *ctx, const cd_ident *id, const uint8_t *p, size_t n)
+static enum rf_parse_result cd_values(rf_parse_ctx *ctx, const cd_ident *id, const uint8_t *p, size_t n)
 {
     if (n < 2)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     uint32_t count = be16(p);
     if (count == 0 || n != 2 + (size_t)count * 9)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     if (!id->plugin.len)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     const uint8_t *types = p + 2, *vals = p + 2 + count;
     int64_t ts = id->time_ns ? id->time_ns : ctx->rx->wall_ns;
     uint8_t flags = id->time_ns ? RF_EVF_HAS_CLIENT_TIME : 0;
     bool clamped = false;
-    int r = 0;
+    enum rf_parse_result r = RF_PARSE_OK;
     if (id->time_ns && (r = rf_ts_check(ctx, &ts, &flags, &clamped)))
         return r;
     char meas[512], idx[16];
@@ -149,17 +149,17 @@ static int cd_values(rf_parse_ctx *ctx, const cd_ident *id, const uint8_t *p, si
         case 0: x = (double)be64(v); kind = RF_KIND_CUMULATIVE; break;          /* counter */
         case 2: x = (double)(int64_t)be64(v); kind = RF_KIND_CUMULATIVE; break; /* derive */
         case 3: x = (double)be64(v); break;                                     /* absolute */
-        default: return RF_REJ_SYNTAX + 1;
+        default: return RF_PARSE_REJ_SYNTAX;
         }
         if (isnan(x)) {
-            rf_ctr_add(&ctx->counters[RF_PC_NAN_VALUES], 1);
+            rf_stats_add(&ctx->counters[RF_PC_NAN_VALUES], 1);
             continue;
         }
         if (!isfinite(x))
-            return RF_REJ_OUT_OF_RANGE + 1;
+            return RF_PARSE_REJ_OUT_OF_RANGE;
         rf_span ds = cd_ds_name(ctx, id->type, i, count, idx);
         if ((size_t)id->plugin.len + 1 + ds.len > sizeof(meas))
-            return RF_REJ_KEY_TOO_LONG + 1;
+            return RF_PARSE_REJ_KEY_TOO_LONG;
         memcpy(meas, id->plugin.p, id->plugin.len);
         meas[id->plugin.len] = '_';
         memcpy(meas + id->plugin.len + 1, ds.p, ds.len);
@@ -194,12 +194,12 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
     int r = 0;
     while (p < end) {
         if (end - p < 4) {
-            r = RF_REJ_SYNTAX + 1;
+            r = RF_PARSE_REJ_SYNTAX;
             break;
         }
         uint16_t type = be16(p), plen = be16(p + 2);
         if (plen < 4 || plen > end - p) {
-            r = RF_REJ_SYNTAX + 1;
+            r = RF_PARSE_REJ_SYNTAX;
             break;
         }
         const uint8_t *pl = p + 4;
@@ -213,7 +213,7 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
         case CD_TIME:
         case CD_TIME_HR:
             if (n != 8) {
-                r = RF_REJ_SYNTAX + 1;
+                r = RF_PARSE_REJ_SYNTAX;
                 break;
             }
             {
@@ -223,7 +223,7 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
                                            ? (unsigned __int128)v * RF_NS_PER_S
                                            : ((unsigned __int128)v * RF_NS_PER_S) >> 30;
                 if (ns > INT64_MAX)
-                    r = RF_REJ_OUT_OF_RANGE + 1;
+                    r = RF_PARSE_REJ_OUT_OF_RANGE;
                 else
                     id.time_ns = (int64_t)ns;
             }
@@ -233,8 +233,8 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
             if (r == 0)
                 ok++;
             break;
-        case CD_SIGNATURE: r = RF_REJ_SIGNED_PACKET + 1; break;
-        case CD_ENCRYPTION: r = RF_REJ_ENCRYPTED_PACKET + 1; break;
+        case CD_SIGNATURE: r = RF_PARSE_REJ_SIGNED_PACKET; break;
+        case CD_ENCRYPTION: r = RF_PARSE_REJ_ENCRYPTED_PACKET; break;
         default: break; /* interval, notifications, newer parts: not stored */
         }
         if (r)
@@ -242,7 +242,7 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
         p += plen;
     }
     if (ok)
-        rf_ctr_add(&ctx->counters[RF_PC_LINES_OK], ok);
+        rf_stats_add(&ctx->counters[RF_PC_LINES_OK], ok);
     if (r > 0) {
         /* The rest of the datagram is refused: the log shows where it was. */
         rf_reject_line(ctx, (enum rf_reject_reason)(r - 1), (const char *)p, (size_t)(end - p));

@@ -215,19 +215,19 @@ size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *b
         if (n && p[n - 1] == '\r')
             n--;
         if (n) {
-            int r;
+            enum rf_parse_result r;
             if (RF_UNLIKELY(n > ctx->cfg.max_line_len))
-                r = RF_REJ_LINE_TOO_LONG + 1;
+                r = RF_PARSE_REJ_LINE_TOO_LONG;
             else
                 r = fn(ctx, p, n);
             /* A NUL byte makes every parser fail somewhere (no element
              * accepts one); name the real cause, off the accepted path. */
-            if (r > 0 && r != RF_REJ_LINE_TOO_LONG + 1 && memchr(p, '\0', n))
-                r = RF_REJ_NUL_BYTE + 1;
-            if (r > 0) {
-                rf_reject_line(ctx, (enum rf_reject_reason)(r - 1), p, n);
+            if (rf_parse_rejected(r) && r != RF_PARSE_REJ_LINE_TOO_LONG && memchr(p, '\0', n))
+                r = RF_PARSE_REJ_NUL_BYTE;
+            if (rf_parse_rejected(r)) {
+                rf_reject_line(ctx, rf_parse_reject_reason(r), p, n);
                 rejected++;
-            } else if (r == 0) {
+            } else if (r == RF_PARSE_OK) {
                 ok++;
             }
         }

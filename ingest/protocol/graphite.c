@@ -21,7 +21,7 @@ struct graphite_series {
     rf_span path; /* path with its ";tags" */
 };
 
-static int graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+static enum rf_parse_result graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
 {
     const struct graphite_series *s = arg;
     const char *p = s->path.p, *end = p + s->path.len;
@@ -40,9 +40,9 @@ static int graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *p
             te = end;
         const char *eq = memchr(q, '=', (size_t)(te - q));
         if (!eq)
-            return RF_REJ_SYNTAX + 1;
+            return RF_PARSE_REJ_SYNTAX;
         if (parts->ntags >= ctx->cfg.max_tags)
-            return RF_REJ_TOO_MANY_TAGS + 1;
+            return RF_PARSE_REJ_TOO_MANY_TAGS;
         ctx->tags[parts->ntags++] = (rf_tag){
             .key = {q, (uint32_t)(eq - q)},
             .value = {eq + 1, (uint32_t)(te - eq - 1)},
@@ -50,7 +50,7 @@ static int graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *p
         };
         q = te;
     }
-    return 0;
+    return RF_PARSE_OK;
 }
 
 /* Every occurrence of the id tag taken out of the path's tags by walking
@@ -143,26 +143,26 @@ static inline const char *find_blank(const char *p, const char *end)
 }
 
 /* "<digits>[.<digits>]" seconds -> ns. */
-static int parse_seconds(const char *p, size_t n, int64_t *out)
+static enum rf_parse_result parse_seconds(const char *p, size_t n, int64_t *out)
 {
     const char *dot = memchr(p, '.', n);
     size_t il = dot ? (size_t)(dot - p) : n;
     int64_t sec;
-    int r = rf_parse_i64(p, il, &sec);
+    enum rf_parse_result r = rf_parse_i64(p, il, &sec);
     if (r)
         return r;
     if (sec < 0)
-        return RF_REJ_OUT_OF_RANGE + 1; /* only "-1" (handled by the caller) is allowed */
+        return RF_PARSE_REJ_OUT_OF_RANGE; /* only "-1" (handled by the caller) is allowed */
     int64_t ns = 0;
     if (dot) {
         size_t fl = n - il - 1;
         if (fl == 0)
-            return RF_REJ_BAD_NUMBER + 1;
+            return RF_PARSE_REJ_BAD_NUMBER;
         int64_t scale = RF_NS_PER_S;
         for (size_t i = 0; i < fl; i++) {
             char c = dot[1 + i];
             if ((unsigned char)(c - '0') >= 10)
-                return RF_REJ_BAD_NUMBER + 1;
+                return RF_PARSE_REJ_BAD_NUMBER;
             if (scale > 1) {
                 scale /= 10;
                 ns += (c - '0') * scale;
@@ -170,11 +170,11 @@ static int parse_seconds(const char *p, size_t n, int64_t *out)
         }
     }
     if (__builtin_mul_overflow(sec, RF_NS_PER_S, out) || __builtin_add_overflow(*out, ns, out))
-        return RF_REJ_OUT_OF_RANGE + 1;
-    return 0;
+        return RF_PARSE_REJ_OUT_OF_RANGE;
+    return RF_PARSE_OK;
 }
 
-static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
+static enum rf_parse_result graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
 {
     const char *p = line, *end = line + len;
     while (p < end && is_blank(*p))
@@ -182,10 +182,10 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
     while (end > p && is_blank(end[-1]))
         end--;
     if (p == end)
-        return -1;
+        return RF_PARSE_SKIP;
     const char *pe = find_blank(p, end);
     if (pe == end)
-        return RF_REJ_SYNTAX + 1; /* a path and nothing else */
+        return RF_PARSE_REJ_SYNTAX; /* a path and nothing else */
     const char *v = pe;
     while (v < end && is_blank(*v))
         v++;
@@ -195,9 +195,9 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
         t++;
     const char *tend = find_blank(t, end);
     if (tend != end)
-        return RF_REJ_SYNTAX + 1; /* more than three tokens */
+        return RF_PARSE_REJ_SYNTAX; /* more than three tokens */
     if (*p == ';')
-        return RF_REJ_SYNTAX + 1; /* tags without a path */
+        return RF_PARSE_REJ_SYNTAX; /* tags without a path */
 
     struct graphite_series ser = {.path = {p, (uint32_t)(pe - p)}};
     uint64_t cid = 0;
@@ -210,13 +210,13 @@ static int graphite_line(rf_parse_ctx *ctx, const char *line, size_t len)
      * (nothing to divide yet). No value, not a malformed one: skipped and
      * counted (nan_value), as the collectd listener does. */
     if (ve - v == 3 && strncasecmp(v, "nan", 3) == 0) {
-        rf_ctr_add(&ctx->counters[RF_PC_NAN_VALUES], 1);
-        return -1;
+        rf_stats_add(&ctx->counters[RF_PC_NAN_VALUES], 1);
+        return RF_PARSE_SKIP;
     }
     rf_pending *f = &ctx->pend[0];
     rf_pending_init(f, "value", 5, RF_ESC_NONE, RF_KIND_GAUGE);
     f->value_type = RF_VALUE_F64;
-    int r = rf_parse_f64(ctx, v, (size_t)(ve - v), true, &f->value.f64);
+    enum rf_parse_result r = rf_parse_f64(ctx, v, (size_t)(ve - v), true, &f->value.f64);
     if (r)
         return r;
 

@@ -72,7 +72,7 @@ static inline const char *find_unescaped(const char *p, const char *end, char c)
 }
 
 /* Splits the series section into measurement and tags (miss path only). */
-static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_series_parts *parts)
+static enum rf_parse_result split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_series_parts *parts)
 {
     parts->esc = RF_ESC_MEAS;
     parts->esc_tags = RF_ESC_KEY;
@@ -95,17 +95,17 @@ static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_se
             q++;
         }
         if (q >= end || *q != '=')
-            return RF_REJ_SYNTAX + 1;
+            return RF_PARSE_REJ_SYNTAX;
         const char *v = ++q;
         while (q < end && *q != ',') {
             if (*q == '=')
-                return RF_REJ_SYNTAX + 1; /* unescaped '=' in a tag value */
+                return RF_PARSE_REJ_SYNTAX; /* unescaped '=' in a tag value */
             if (*q == '\\' && q + 1 < end)
                 q++;
             q++;
         }
         if (parts->ntags >= ctx->cfg.max_tags)
-            return RF_REJ_TOO_MANY_TAGS + 1;
+            return RF_PARSE_REJ_TOO_MANY_TAGS;
         ctx->tags[parts->ntags++] = (rf_tag){
             .key = {k, (uint32_t)(v - 1 - k)},
             .value = {v, (uint32_t)(q - v)},
@@ -116,16 +116,16 @@ static int split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_se
         rf_span ek = {ctx->extra_key, ctx->extra_key_len};
         for (uint32_t i = 0; i < parts->ntags; i++)
             if (rf_cmp_unescaped(ctx->tags[i].key, ek, RF_ESC_KEY) == 0)
-                return 0; /* the line's own tag wins */
+                return RF_PARSE_OK; /* the line's own tag wins */
         if (parts->ntags >= ctx->cfg.max_tags)
-            return RF_REJ_TOO_MANY_TAGS + 1;
+            return RF_PARSE_REJ_TOO_MANY_TAGS;
         ctx->tags[parts->ntags++] = (rf_tag){
             .key = ek,
             .value = {ctx->extra_val, ctx->extra_val_len},
             .has_value = true,
         };
     }
-    return 0;
+    return RF_PARSE_OK;
 }
 
 
@@ -280,7 +280,7 @@ struct influx_series {
     const char *p, *end;
 };
 
-static int influx_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+static enum rf_parse_result influx_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
 {
     const struct influx_series *s = arg;
     return split_series(ctx, s->p, s->end, parts);
@@ -293,37 +293,37 @@ static inline bool bool_is(const char *p, size_t n, const char *lit)
 
 /* Parses the value starting at *pp (just after '='); leaves *pp at the byte
  * after the value (',', ' ' or end). */
-static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_pending *f)
+static enum rf_parse_result parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_pending *f)
 {
     const char *p = *pp;
     if (p >= end)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     if (*p == '"') {
         const char *s = ++p;
         bool escaped = false;
         for (;;) {
             if (p >= end)
-                return (p - s >= 2 && p[-1] == '"' && p[-2] == '\\') ? RF_REJ_BAD_ESCAPE + 1
-                                                                      : RF_REJ_SYNTAX + 1;
+                return (p - s >= 2 && p[-1] == '"' && p[-2] == '\\') ? RF_PARSE_REJ_BAD_ESCAPE
+                                                                      : RF_PARSE_REJ_SYNTAX;
             char c = *p;
             if (c == '"')
                 break;
             if (c == '\\') {
                 if (p + 1 >= end)
-                    return RF_REJ_BAD_ESCAPE + 1;
+                    return RF_PARSE_REJ_BAD_ESCAPE;
                 if (p[1] == '"' || p[1] == '\\') {
                     escaped = true;
                     p += 2;
                     continue;
                 }
             } else if (c == '\0') {
-                return RF_REJ_NUL_BYTE + 1;
+                return RF_PARSE_REJ_NUL_BYTE;
             }
             p++;
         }
         size_t n = (size_t)(p - s);
         if (n > RF_STRING_MAX && !escaped)
-            return RF_REJ_STRING_TOO_LONG + 1;
+            return RF_PARSE_REJ_STRING_TOO_LONG;
         f->text = (rf_span){s, (uint32_t)n};
         f->text_escaped = escaped;
         if (!escaped) {
@@ -337,15 +337,15 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
                 u[m++] = s[i];
             }
             if (m > RF_STRING_MAX)
-                return RF_REJ_STRING_TOO_LONG + 1;
+                return RF_PARSE_REJ_STRING_TOO_LONG;
             f->value.u64 = XXH3_64bits(u, m);
         }
         f->value_type = RF_VALUE_STRING;
         p++; /* closing quote */
         if (p < end && *p != ',' && *p != ' ')
-            return RF_REJ_SYNTAX + 1;
+            return RF_PARSE_REJ_SYNTAX;
         *pp = p;
-        return 0;
+        return RF_PARSE_OK;
     }
     char c0 = *p;
     if (c0 == 't' || c0 == 'T' || c0 == 'f' || c0 == 'F') {
@@ -357,17 +357,17 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
         f->value_type = RF_VALUE_BOOL;
         if (n == 1 || bool_is(s, n, "true") || bool_is(s, n, "True") || bool_is(s, n, "TRUE")) {
             f->value.u64 = (c0 == 't' || c0 == 'T');
-            return 0;
+            return RF_PARSE_OK;
         }
         if (bool_is(s, n, "false") || bool_is(s, n, "False") || bool_is(s, n, "FALSE")) {
             f->value.u64 = 0;
-            return 0;
+            return RF_PARSE_OK;
         }
-        return RF_REJ_BAD_NUMBER + 1;
+        return RF_PARSE_REJ_BAD_NUMBER;
     }
     /* Numbers: one scan, then the suffix decides the type. */
     rf_numtok t;
-    int r = rf_num_scan(p, end, false, &t);
+    enum rf_parse_result r = rf_num_scan(p, end, false, &t);
     if (r)
         return r;
     p = t.end;
@@ -375,28 +375,28 @@ static int parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_p
     if (suf == 'i' || suf == 'u') {
         p++;
         if ((p < end && *p != ',' && *p != ' ') || (t.flags & (RF_NUM_DOT | RF_NUM_EXP)))
-            return RF_REJ_BAD_NUMBER + 1;
+            return RF_PARSE_REJ_BAD_NUMBER;
         *pp = p;
         if (suf == 'u') {
             f->value_type = RF_VALUE_U64;
             if (t.flags & RF_NUM_NEG)
-                return RF_REJ_BAD_NUMBER + 1;
+                return RF_PARSE_REJ_BAD_NUMBER;
             if (RF_UNLIKELY(t.nint > 19))
                 return rf_parse_u64(t.start, t.nint, &f->value.u64);
             f->value.u64 = t.w;
-            return 0;
+            return RF_PARSE_OK;
         }
         f->value_type = RF_VALUE_I64;
         if (RF_UNLIKELY(t.nint > 19))
             return rf_parse_i64(t.start, (size_t)(t.end - t.start), &f->value.i64);
         bool neg = t.flags & RF_NUM_NEG;
         if (t.w > (uint64_t)INT64_MAX + neg)
-            return RF_REJ_OUT_OF_RANGE + 1;
+            return RF_PARSE_REJ_OUT_OF_RANGE;
         f->value.i64 = neg ? (int64_t)(0 - t.w) : (int64_t)t.w;
-        return 0;
+        return RF_PARSE_OK;
     }
     if (p < end && *p != ',' && *p != ' ')
-        return RF_REJ_BAD_NUMBER + 1;
+        return RF_PARSE_REJ_BAD_NUMBER;
     *pp = p;
     f->value_type = RF_VALUE_F64;
     return rf_num_f64(ctx, &t, &f->value.f64);
@@ -416,13 +416,13 @@ static uint32_t field_index(const rf_pending *pend, uint32_t n, const rf_pending
     return n;
 }
 
-static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
+static enum rf_parse_result influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
 {
     const char *p = line, *end = line + len;
     while (p < end && (*p == ' ' || *p == '\t'))
         p++;
     if (p == end || *p == '#')
-        return -1; /* blank or comment */
+        return RF_PARSE_SKIP; /* blank or comment */
     while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     if (RF_UNLIKELY(end[-1] == '\\')) {
@@ -430,14 +430,14 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
         while (b > p && b[-1] == '\\')
             b--;
         if ((end - b) & 1)
-            return RF_REJ_BAD_ESCAPE + 1; /* a lone backslash escapes nothing */
+            return RF_PARSE_REJ_BAD_ESCAPE; /* a lone backslash escapes nothing */
     }
 
     const char *sp = find_unescaped(p, end, ' ');
     if (!sp) {
         if (memchr(p, '\0', (size_t)(end - p)))
-            return RF_REJ_NUL_BYTE + 1;
-        return RF_REJ_EMPTY_FIELD_SET + 1;
+            return RF_PARSE_REJ_NUL_BYTE;
+        return RF_PARSE_REJ_EMPTY_FIELD_SET;
     }
     const char *ser = p, *ser_end = sp;
     uint64_t cid = 0;
@@ -456,14 +456,14 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
     bool any_bs = false;
     const char *q = sp + 1;
     if (q >= end)
-        return RF_REJ_EMPTY_FIELD_SET + 1;
+        return RF_PARSE_REJ_EMPTY_FIELD_SET;
     for (;;) {
         const char *k = q;
         bool bs = false;
         while (q < end && *q != '=') {
             char c = *q;
             if (c == ' ' || c == ',')
-                return RF_REJ_SYNTAX + 1;
+                return RF_PARSE_REJ_SYNTAX;
             if (c == '\\' && q + 1 < end) {
                 bs = true;
                 q++;
@@ -471,16 +471,16 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
             q++;
         }
         if (q >= end || q == k)
-            return RF_REJ_SYNTAX + 1;
+            return RF_PARSE_REJ_SYNTAX;
         if (q - k == 4 && memcmp(k, "time", 4) == 0)
-            return RF_REJ_TIME_FIELD_KEY + 1; /* no escape spells it otherwise */
+            return RF_PARSE_REJ_TIME_FIELD_KEY; /* no escape spells it otherwise */
         if (nf >= maxf)
-            return RF_REJ_TOO_MANY_FIELDS + 1;
+            return RF_PARSE_REJ_TOO_MANY_FIELDS;
         rf_pending *f = &pend[nf];
         rf_pending_init(f, k, (uint32_t)(q - k), RF_ESC_KEY, RF_KIND_GAUGE);
         f->field_has_bs = bs;
         q++;
-        int r = parse_value(ctx, &q, end, f);
+        enum rf_parse_result r = parse_value(ctx, &q, end, f);
         if (r)
             return r;
         /* A key given twice: the last value wins, in the first one's place. */
@@ -509,20 +509,20 @@ static int influx_line(rf_parse_ctx *ctx, const char *line, size_t len)
         while (q < end && *q != ' ')
             q++;
         if (q != end)
-            return RF_REJ_SYNTAX + 1; /* trailing blanks were stripped: junk after the timestamp */
+            return RF_PARSE_REJ_SYNTAX; /* trailing blanks were stripped: junk after the timestamp */
         int64_t v;
-        int r = rf_parse_i64(t, (size_t)(q - t), &v);
+        enum rf_parse_result r = rf_parse_i64(t, (size_t)(q - t), &v);
         if (r)
             return r;
         if (__builtin_mul_overflow(v, precision_ns[ctx->cfg.precision], &ts))
-            return RF_REJ_OUT_OF_RANGE + 1;
+            return RF_PARSE_REJ_OUT_OF_RANGE;
         flags = RF_EVF_HAS_CLIENT_TIME;
         if ((r = rf_ts_check(ctx, &ts, &flags, &clamped)))
             return r;
     }
 
     struct influx_series arg = {ser, ser_end};
-    int r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags, cid);
+    enum rf_parse_result r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;

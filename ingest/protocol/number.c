@@ -14,7 +14,7 @@
 #include "core/bytes/bytes.h"
 #include "ingest/protocol/protocol_pvt.h"
 
-int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
+enum rf_parse_result rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
 {
     /* All digits zero: zero whatever the exponent (and strtod agrees). */
     bool zero = true;
@@ -25,7 +25,7 @@ int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
         }
     if (zero) {
         *out = (t->flags & RF_NUM_NEG) ? -0.0 : 0.0;
-        return 0;
+        return RF_PARSE_OK;
     }
     /* The syntax is known to be a plain decimal, so strtod cannot read inf,
      * nan or hex; the "C" locale keeps '.' the decimal point. */
@@ -39,19 +39,19 @@ int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
      * store a different number). Subnormals are kept: they are non-zero
      * values, only less precise. */
     if (isinf(d) || d == 0)
-        return RF_REJ_OUT_OF_RANGE + 1;
+        return RF_PARSE_REJ_OUT_OF_RANGE;
     *out = d;
-    return 0;
+    return RF_PARSE_OK;
 }
 
-int rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out)
+enum rf_parse_result rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out)
 {
     rf_numtok t;
-    int r = rf_num_scan(p, p + len, allow_plus, &t);
+    enum rf_parse_result r = rf_num_scan(p, p + len, allow_plus, &t);
     if (r)
         return r;
     if (t.end != p + len)
-        return RF_REJ_BAD_NUMBER + 1;
+        return RF_PARSE_REJ_BAD_NUMBER;
     return rf_num_f64(ctx, &t, out);
 }
 
@@ -72,10 +72,10 @@ static inline uint64_t swar_8digits(uint64_t w)
     return w;
 }
 
-int rf_parse_u64(const char *p, size_t len, uint64_t *out)
+enum rf_parse_result rf_parse_u64(const char *p, size_t len, uint64_t *out)
 {
     if (len == 0)
-        return RF_REJ_BAD_NUMBER + 1;
+        return RF_PARSE_REJ_BAD_NUMBER;
     uint64_t v = 0;
     size_t i = 0;
     /* Up to 19 digits cannot overflow (10^19 - 1 < 2^64): no checks needed. */
@@ -83,13 +83,13 @@ int rf_parse_u64(const char *p, size_t len, uint64_t *out)
     for (; i + 8 <= safe; i += 8) {
         const uint64_t w = rf_read_le64(p + i); /* p[i] is the low byte */
         if (!swar_all_digits(w))
-            return RF_REJ_BAD_NUMBER + 1;
+            return RF_PARSE_REJ_BAD_NUMBER;
         v = v * 100000000u + swar_8digits(w);
     }
     for (; i < safe; i++) {
         unsigned d = (unsigned)(unsigned char)(p[i] - '0');
         if (d > 9)
-            return RF_REJ_BAD_NUMBER + 1;
+            return RF_PARSE_REJ_BAD_NUMBER;
         v = v * 10 + d;
     }
     if (RF_UNLIKELY(len > 19)) {
@@ -97,32 +97,32 @@ int rf_parse_u64(const char *p, size_t len, uint64_t *out)
         for (; i < len; i++) {
             unsigned d = (unsigned)(unsigned char)(p[i] - '0');
             if (d > 9)
-                return RF_REJ_BAD_NUMBER + 1; /* a bad digit is a bad number, not a range error */
+                return RF_PARSE_REJ_BAD_NUMBER; /* a bad digit is a bad number, not a range error */
             if (!overflow && (__builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, d, &v)))
                 overflow = true;
         }
         if (overflow)
-            return RF_REJ_OUT_OF_RANGE + 1;
+            return RF_PARSE_REJ_OUT_OF_RANGE;
     }
     *out = v;
-    return 0;
+    return RF_PARSE_OK;
 }
 
-int rf_parse_i64(const char *p, size_t len, int64_t *out)
+enum rf_parse_result rf_parse_i64(const char *p, size_t len, int64_t *out)
 {
     bool neg = len && p[0] == '-';
     uint64_t u;
-    int r = rf_parse_u64(p + neg, len - neg, &u);
+    enum rf_parse_result r = rf_parse_u64(p + neg, len - neg, &u);
     if (r)
         return r;
     if (neg) {
         if (u > (uint64_t)INT64_MAX + 1)
-            return RF_REJ_OUT_OF_RANGE + 1;
+            return RF_PARSE_REJ_OUT_OF_RANGE;
         *out = (int64_t)(0 - u);
     } else {
         if (u > (uint64_t)INT64_MAX)
-            return RF_REJ_OUT_OF_RANGE + 1;
+            return RF_PARSE_REJ_OUT_OF_RANGE;
         *out = (int64_t)u;
     }
-    return 0;
+    return RF_PARSE_OK;
 }

@@ -135,6 +135,48 @@ struct rf_parse_ctx {
     rf_owner owner; /* the ingest thread (protocol.h "Threading"), checked on each call */
 };
 
+/* What a line parser and each step of it return: the line is accepted
+ * (RF_PARSE_OK), skipped (RF_PARSE_SKIP: blank or a comment, not counted), or
+ * rejected for one reason: RF_PARSE_REJ_<reason> is enum rf_reject_reason's
+ * RF_REJ_<reason> + 1 (rf_parse_reject_reason gives it back). Rejections are
+ * positive and OK is 0, so a step passes a rejection on with `if (r) return r;`. */
+enum rf_parse_result {
+    RF_PARSE_SKIP = -1,
+    RF_PARSE_OK = 0,
+    RF_PARSE_REJ_SYNTAX = RF_REJ_SYNTAX + 1,
+    RF_PARSE_REJ_BAD_ESCAPE = RF_REJ_BAD_ESCAPE + 1,
+    RF_PARSE_REJ_BAD_NUMBER = RF_REJ_BAD_NUMBER + 1,
+    RF_PARSE_REJ_OUT_OF_RANGE = RF_REJ_OUT_OF_RANGE + 1,
+    RF_PARSE_REJ_TIMESTAMP_WINDOW = RF_REJ_TIMESTAMP_WINDOW + 1,
+    RF_PARSE_REJ_LINE_TOO_LONG = RF_REJ_LINE_TOO_LONG + 1,
+    RF_PARSE_REJ_NUL_BYTE = RF_REJ_NUL_BYTE + 1,
+    RF_PARSE_REJ_INVALID_UTF8 = RF_REJ_INVALID_UTF8 + 1,
+    RF_PARSE_REJ_TOO_MANY_TAGS = RF_REJ_TOO_MANY_TAGS + 1,
+    RF_PARSE_REJ_KEY_TOO_LONG = RF_REJ_KEY_TOO_LONG + 1,
+    RF_PARSE_REJ_EMPTY_FIELD_SET = RF_REJ_EMPTY_FIELD_SET + 1,
+    RF_PARSE_REJ_TOO_MANY_FIELDS = RF_REJ_TOO_MANY_FIELDS + 1,
+    RF_PARSE_REJ_DUPLICATE_TAG = RF_REJ_DUPLICATE_TAG + 1,
+    RF_PARSE_REJ_UNKNOWN_TYPE = RF_REJ_UNKNOWN_TYPE + 1,
+    RF_PARSE_REJ_NO_MEMORY = RF_REJ_NO_MEMORY + 1,
+    RF_PARSE_REJ_SIGNED_PACKET = RF_REJ_SIGNED_PACKET + 1,
+    RF_PARSE_REJ_ENCRYPTED_PACKET = RF_REJ_ENCRYPTED_PACKET + 1,
+    RF_PARSE_REJ_FIELD_TYPE_CONFLICT = RF_REJ_FIELD_TYPE_CONFLICT + 1,
+    RF_PARSE_REJ_TIME_FIELD_KEY = RF_REJ_TIME_FIELD_KEY + 1,
+    RF_PARSE_REJ_STRING_TOO_LONG = RF_REJ_STRING_TOO_LONG + 1,
+};
+_Static_assert((int)RF_PARSE_REJ_STRING_TOO_LONG == (int)RF_REJ__COUNT, "one result per reject reason");
+
+static inline bool rf_parse_rejected(enum rf_parse_result r)
+{
+    return r > RF_PARSE_OK;
+}
+
+/* The reason of a rejection (rf_parse_rejected(r)). */
+static inline enum rf_reject_reason rf_parse_reject_reason(enum rf_parse_result r)
+{
+    return (enum rf_reject_reason)(r - 1);
+}
+
 /* Compares two components by their unescaped bytes (series_key.c). */
 int rf_cmp_unescaped(rf_span a, rf_span b, uint8_t esc);
 
@@ -150,23 +192,23 @@ static inline bool rf_ts_in_window(const rf_parse_ctx *ctx, int64_t ts)
 }
 
 /* A client timestamp that parsed: within the window, 0; outside it,
- * RF_REJ_TIMESTAMP_WINDOW + 1 under the reject policy, or (clamp) *ts becomes
+ * RF_PARSE_REJ_TIMESTAMP_WINDOW under the reject policy, or (clamp) *ts becomes
  * the receive wall time, *flags loses RF_EVF_HAS_CLIENT_TIME, *clamped is set
  * (the caller counts it once the line is accepted) and 0. */
-static inline int rf_ts_check(const rf_parse_ctx *ctx, int64_t *ts, uint8_t *flags, bool *clamped)
+static inline enum rf_parse_result rf_ts_check(const rf_parse_ctx *ctx, int64_t *ts, uint8_t *flags, bool *clamped)
 {
     if (RF_LIKELY(rf_ts_in_window(ctx, *ts)))
-        return 0;
+        return RF_PARSE_OK;
     if (ctx->cfg.ts_policy != RF_TS_CLAMP)
-        return RF_REJ_TIMESTAMP_WINDOW + 1;
+        return RF_PARSE_REJ_TIMESTAMP_WINDOW;
     *ts = ctx->rx->wall_ns;
     *flags = (uint8_t)(*flags & ~RF_EVF_HAS_CLIENT_TIME);
     *clamped = true;
-    return 0;
+    return RF_PARSE_OK;
 }
 
 /* Counts a clamped timestamp of a line that was accepted (r == 0). */
-static inline int rf_ts_count_clamped(rf_parse_ctx *ctx, int r)
+static inline enum rf_parse_result rf_ts_count_clamped(rf_parse_ctx *ctx, enum rf_parse_result r)
 {
     if (r == 0)
         rf_stats_add(&ctx->counters[RF_PC_TIMESTAMPS_CLAMPED], 1);
@@ -191,10 +233,10 @@ static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t fi
 }
 
 /* Resolves the ids of pend[0..n) (cache, then the miss path with the parts
- * that split() produces on the first miss) and emits the line. Returns 0 or a
- * reject reason + 1 (nothing emitted then). */
-typedef int (*rf_split_fn)(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts);
-int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
+ * that split() produces on the first miss) and emits the line. Returns
+ * RF_PARSE_OK or a rejection (nothing emitted then). */
+typedef enum rf_parse_result (*rf_split_fn)(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts);
+enum rf_parse_result rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
                           const void *arg, int64_t event_time, uint8_t flags,
                           uint64_t correlation_id);
 
@@ -303,11 +345,11 @@ static inline bool rf_series_lookup(rf_parse_ctx *ctx, XXH128_hash_t raw, rf_pen
 
 /* Miss path: builds the canonical key of (parts, p->field) into ctx->canon,
  * validating every component; sets p->series_id and, when the id has not been
- * announced by this context, p->def (allocated). Returns 0 or a reject reason
- * + 1. The canonical "measurement,tags" prefix is built once per line:
+ * announced by this context, p->def (allocated). Returns RF_PARSE_OK or a
+ * rejection. The canonical "measurement,tags" prefix is built once per line:
  * *prefix_len is -1 before the first call of a line and is kept by the callee.
  * parts->tags are sorted in place. */
-int rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
+enum rf_parse_result rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
                       rf_pending *p);
 
 /* Emit phase of a valid line: inserts fresh ids in the cache, marks defs as
@@ -338,8 +380,8 @@ static inline bool rf_is_digit(char c)
 }
 
 /* [-+]?digits*[.digits*][(e|E)[-+]?digits+] with at least one mantissa digit;
- * '+' only when allow_plus. Returns 0 or RF_REJ_BAD_NUMBER + 1. */
-static inline int rf_num_scan(const char *p, const char *end, bool allow_plus, rf_numtok *t)
+ * '+' only when allow_plus. Returns RF_PARSE_OK or RF_PARSE_REJ_BAD_NUMBER. */
+static inline enum rf_parse_result rf_num_scan(const char *p, const char *end, bool allow_plus, rf_numtok *t)
 {
     uint32_t flags = 0;
     t->start = p;
@@ -360,10 +402,10 @@ static inline int rf_num_scan(const char *p, const char *end, bool allow_plus, r
             w = w * 10 + (uint64_t)(*p++ - '0');
         nfrac = (uint32_t)(p - f0);
     }
-    int64_t e = 0;
-    int r = 0;
+    int64_t e = RF_PARSE_OK;
+    enum rf_parse_result r = RF_PARSE_OK;
     if (nint + nfrac == 0) {
-        r = RF_REJ_BAD_NUMBER + 1;
+        r = RF_PARSE_REJ_BAD_NUMBER;
     } else if (p < end && (*p == 'e' || *p == 'E')) {
         flags |= RF_NUM_EXP;
         p++;
@@ -371,7 +413,7 @@ static inline int rf_num_scan(const char *p, const char *end, bool allow_plus, r
         if (p < end && (*p == '+' || *p == '-'))
             eneg = *p++ == '-';
         if (p == end || !rf_is_digit(*p))
-            r = RF_REJ_BAD_NUMBER + 1;
+            r = RF_PARSE_REJ_BAD_NUMBER;
         for (; p < end && rf_is_digit(*p); p++)
             if (e < 100000)
                 e = e * 10 + (*p - '0');
@@ -388,9 +430,9 @@ static inline int rf_num_scan(const char *p, const char *end, bool allow_plus, r
 }
 
 /* The correctly rounded double of a scanned number (Clinger's fast path, else
- * strtod_l on the text). Returns 0 or RF_REJ_OUT_OF_RANGE + 1 (overflow). */
-int rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out);
-static inline int rf_num_f64(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
+ * strtod_l on the text). Returns RF_PARSE_OK or RF_PARSE_REJ_OUT_OF_RANGE (overflow). */
+enum rf_parse_result rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, double *out);
+static inline enum rf_parse_result rf_num_f64(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
 {
     static const double pow10[23] = {
         1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
@@ -402,24 +444,24 @@ static inline int rf_num_f64(rf_parse_ctx *ctx, const rf_numtok *t, double *out)
         double d = (double)t->w;
         d = e < 0 ? d / pow10[-e] : d * pow10[e];
         *out = (t->flags & RF_NUM_NEG) ? -d : d;
-        return 0;
+        return RF_PARSE_OK;
     }
     return rf_num_f64_slow(ctx, t, out);
 }
 
-/* Parses all of [p, p+len) as a float (rf_num_scan syntax). Returns 0,
- * RF_REJ_BAD_NUMBER + 1 or RF_REJ_OUT_OF_RANGE + 1. */
-int rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out);
+/* Parses all of [p, p+len) as a float (rf_num_scan syntax). Returns RF_PARSE_OK,
+ * RF_PARSE_REJ_BAD_NUMBER or RF_PARSE_REJ_OUT_OF_RANGE. */
+enum rf_parse_result rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out);
 /* [-]digits -> int64 / digits -> uint64, with range checks; same returns. */
-int rf_parse_i64(const char *p, size_t len, int64_t *out);
-int rf_parse_u64(const char *p, size_t len, uint64_t *out);
+enum rf_parse_result rf_parse_i64(const char *p, size_t len, int64_t *out);
+enum rf_parse_result rf_parse_u64(const char *p, size_t len, uint64_t *out);
 
 /* Validation helpers (series_key.c). */
 bool rf_utf8_valid(const char *p, size_t len);
 
 /* Line iteration shared by the three parsers: calls fn for each line (without
  * '\n' and a trailing '\r'), skipping blank lines; rejects overlong lines. */
-typedef int (*rf_line_fn)(rf_parse_ctx *ctx, const char *line, size_t len);
+typedef enum rf_parse_result (*rf_line_fn)(rf_parse_ctx *ctx, const char *line, size_t len);
 size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len,
                         rf_line_fn fn);
 

@@ -131,25 +131,25 @@ static bool put_byte(rf_parse_ctx *ctx, uint32_t *len, char c)
     return true;
 }
 
-static int check_name(rf_span s, bool allow_empty)
+static enum rf_parse_result check_name(rf_span s, bool allow_empty)
 {
     if (s.len == 0)
-        return allow_empty ? 0 : RF_REJ_SYNTAX + 1;
+        return allow_empty ? 0 : RF_PARSE_REJ_SYNTAX;
     if (memchr(s.p, '\0', s.len))
-        return RF_REJ_NUL_BYTE + 1;
+        return RF_PARSE_REJ_NUL_BYTE;
     if (!rf_utf8_valid(s.p, s.len))
-        return RF_REJ_INVALID_UTF8 + 1;
-    return 0;
+        return RF_PARSE_REJ_INVALID_UTF8;
+    return RF_PARSE_OK;
 }
 
 /* Validates, sorts and writes "measurement[,k=v...]" into ctx->canon. */
-static int build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len)
+static enum rf_parse_result build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len)
 {
-    int r = check_name(parts->measurement, false);
+    enum rf_parse_result r = check_name(parts->measurement, false);
     if (r)
         return r;
     if (parts->ntags > ctx->cfg.max_tags)
-        return RF_REJ_TOO_MANY_TAGS + 1;
+        return RF_PARSE_REJ_TOO_MANY_TAGS;
     rf_tag *t = parts->tags;
     for (uint32_t i = 0; i < parts->ntags; i++) {
         if ((r = check_name(t[i].key, false)) || (r = check_name(t[i].value, !t[i].has_value)))
@@ -168,7 +168,7 @@ static int build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *pref
             int c = rf_cmp_unescaped(t[j - 1].key, x.key, parts->esc_tags);
             if (c == 0) {
                 if (!parts->multi_tags)
-                    return RF_REJ_DUPLICATE_TAG + 1;
+                    return RF_PARSE_REJ_DUPLICATE_TAG;
                 c = (int)t[j - 1].has_value - (int)x.has_value;
                 if (c == 0 && x.has_value)
                     c = rf_cmp_unescaped(t[j - 1].value, x.value, parts->esc_tags);
@@ -190,18 +190,18 @@ static int build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *pref
     parts->ntags = nt;
     uint32_t n = 0;
     if (!put_component(ctx, &n, parts->measurement, parts->esc, RF_ESC_MEAS))
-        return RF_REJ_KEY_TOO_LONG + 1;
+        return RF_PARSE_REJ_KEY_TOO_LONG;
     for (uint32_t i = 0; i < parts->ntags; i++) {
         if (!put_byte(ctx, &n, ',') ||
             !put_component(ctx, &n, t[i].key, parts->esc_tags, RF_ESC_KEY))
-            return RF_REJ_KEY_TOO_LONG + 1;
+            return RF_PARSE_REJ_KEY_TOO_LONG;
         if (t[i].has_value &&
             (!put_byte(ctx, &n, '=') ||
              !put_component(ctx, &n, t[i].value, parts->esc_tags, RF_ESC_KEY)))
-            return RF_REJ_KEY_TOO_LONG + 1;
+            return RF_PARSE_REJ_KEY_TOO_LONG;
     }
     *prefix_len = (int32_t)n;
-    return 0;
+    return RF_PARSE_OK;
 }
 
 static uint32_t measurement_canon_len(const rf_parse_ctx *ctx, uint32_t prefix_len)
@@ -268,10 +268,10 @@ static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint6
     rf_stats_add(&ctx->counters[RF_PC_CACHE_EVICTIONS], 1);
 }
 
-int rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
+enum rf_parse_result rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
                       rf_pending *p)
 {
-    int r;
+    enum rf_parse_result r;
     rf_stats_add(&ctx->counters[RF_PC_CACHE_MISSES], 1);
     if (*prefix_len < 0 && (r = build_prefix(ctx, parts, prefix_len)))
         return r;
@@ -280,19 +280,19 @@ int rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix
     uint32_t n = (uint32_t)*prefix_len;
     uint32_t mlen = measurement_canon_len(ctx, n);
     if (!put_byte(ctx, &n, ' '))
-        return RF_REJ_KEY_TOO_LONG + 1;
+        return RF_PARSE_REJ_KEY_TOO_LONG;
     uint32_t field_off = n;
     if (!put_component(ctx, &n, p->field, p->field_esc, RF_ESC_KEY))
-        return RF_REJ_KEY_TOO_LONG + 1;
+        return RF_PARSE_REJ_KEY_TOO_LONG;
     p->series_id = rf_series_id_of_key(ctx->canon, n);
     p->fresh = 1;
     p->def = NULL;
     if (!announced_contains(ctx, p->series_id)) {
         p->def = rf_series_key_new(ctx->canon, n, mlen, field_off);
         if (!p->def)
-            return RF_REJ_NO_MEMORY + 1;
+            return RF_PARSE_REJ_NO_MEMORY;
     }
-    return 0;
+    return RF_PARSE_OK;
 }
 
 void rf_series_drop_defs(rf_pending *pend, uint32_t n)
@@ -384,7 +384,7 @@ static rf_event_text *text_of(const rf_pending *p)
     return t;
 }
 
-int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
+enum rf_parse_result rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
                           const void *arg, int64_t event_time, uint8_t flags,
                           uint64_t correlation_id)
 {
@@ -399,7 +399,7 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             if (RF_LIKELY(pend[i].fixed_type == pend[i].value_type + 1u))
                 continue;
             rf_series_drop_defs(pend, i);
-            return RF_REJ_FIELD_TYPE_CONFLICT + 1;
+            return RF_PARSE_REJ_FIELD_TYPE_CONFLICT;
         }
         /* The same series earlier in this line (packed StatsD values, a
          * repeated field key): reuse its id, announce it once. */
@@ -411,7 +411,7 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             continue;
         }
         slow = true;
-        int r = 0;
+        enum rf_parse_result r = RF_PARSE_OK;
         if (!have_parts) {
             r = split(ctx, arg, &parts);
             have_parts = true;
@@ -425,7 +425,7 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
     }
     if (RF_LIKELY(!slow)) {
         rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);
-        return 0;
+        return RF_PARSE_OK;
     }
     /* Ids the cache did not know: their types from the shared table (fixed
      * here when new), once per series and context. */
@@ -437,7 +437,7 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
         f->fixed_type = (uint8_t)((t < 0 ? f->value_type : t) + 1);
         if (f->fixed_type != f->value_type + 1u) {
             rf_series_drop_defs(pend, n);
-            return RF_REJ_FIELD_TYPE_CONFLICT + 1;
+            return RF_PARSE_REJ_FIELD_TYPE_CONFLICT;
         }
     }
     /* The texts of string values, once nothing can refuse the line but
@@ -449,9 +449,9 @@ int rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_s
             for (uint32_t j = 0; j < i; j++)
                 rf_event_text_free(pend[j].owned);
             rf_series_drop_defs(pend, n);
-            return RF_REJ_NO_MEMORY + 1;
+            return RF_PARSE_REJ_NO_MEMORY;
         }
     }
     rf_series_emit_line(ctx, pend, n, event_time, flags, correlation_id);
-    return 0;
+    return RF_PARSE_OK;
 }

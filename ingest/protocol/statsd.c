@@ -101,7 +101,7 @@ static uint64_t statsd_take_id(rf_parse_ctx *ctx, rf_span *tags)
     return id;
 }
 
-static int statsd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+static enum rf_parse_result statsd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
 {
     const struct statsd_series *s = arg;
     parts->measurement = s->name;
@@ -116,7 +116,7 @@ static int statsd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *par
         const char *ie = c ? c : end;
         if (ie > p) {
             if (parts->ntags >= ctx->cfg.max_tags)
-                return RF_REJ_TOO_MANY_TAGS + 1;
+                return RF_PARSE_REJ_TOO_MANY_TAGS;
             rf_tag *t = &ctx->tags[parts->ntags++];
             const char *colon = memchr(p, ':', (size_t)(ie - p));
             if (colon) {
@@ -131,7 +131,7 @@ static int statsd_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *par
         }
         p = ie + 1;
     }
-    return 0;
+    return RF_PARSE_OK;
 }
 
 static const struct {
@@ -172,7 +172,7 @@ static int statsd_finish(rf_parse_ctx *ctx, struct statsd_series *ser, uint32_t 
  * source_type_name, "k:" aggregation_key) composed into ctx->unesc. The
  * texts (an event's text, a check's message) are strings, which the store
  * does not hold yet: not kept. Returns 0 or a reason + 1. */
-static int dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
+static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
                        struct statsd_series *ser, int64_t *ts, uint8_t *flags, bool *clamped)
 {
     static const struct {
@@ -196,11 +196,11 @@ static int dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
             own_len = (size_t)(se - s - 1);
         } else if (s[0] == 'd' && se - s >= 2 && s[1] == ':') {
             int64_t sec;
-            int e = rf_parse_i64(s + 2, (size_t)(se - s - 2), &sec);
+            enum rf_parse_result e = rf_parse_i64(s + 2, (size_t)(se - s - 2), &sec);
             if (e)
                 return e;
             if (__builtin_mul_overflow(sec, RF_NS_PER_S, ts))
-                return RF_REJ_OUT_OF_RANGE + 1;
+                return RF_PARSE_REJ_OUT_OF_RANGE;
             *flags = RF_EVF_HAS_CLIENT_TIME;
             *clamped = false;
             if ((e = rf_ts_check(ctx, ts, flags, clamped)))
@@ -211,7 +211,7 @@ static int dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
                     continue;
                 size_t kl = strlen(named[i].key), vl = (size_t)(se - s - 2);
                 if (n + kl + vl + 2 > cap)
-                    return RF_REJ_LINE_TOO_LONG + 1;
+                    return RF_PARSE_REJ_LINE_TOO_LONG;
                 if (n)
                     out[n++] = ',';
                 memcpy(out + n, named[i].key, kl);
@@ -224,14 +224,14 @@ static int dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
     }
     if (own_len) {
         if (n + own_len + 1 > cap)
-            return RF_REJ_LINE_TOO_LONG + 1;
+            return RF_PARSE_REJ_LINE_TOO_LONG;
         if (n)
             out[n++] = ',';
         memcpy(out + n, own, own_len);
         n += own_len;
     }
     ser->tags = (rf_span){out, (uint32_t)n};
-    return 0;
+    return RF_PARSE_OK;
 }
 
 /* An event or a service check: one value of series `name` (tags and time
@@ -250,52 +250,52 @@ static int dd_emit(rf_parse_ctx *ctx, rf_span name, const char *s, const char *e
     rf_pending_init(f, field, (uint32_t)strlen(field), RF_ESC_NONE, RF_KIND_GAUGE);
     f->value_type = RF_VALUE_F64;
     f->value.f64 = value;
-    rf_ctr_add(&ctx->counters[counter], 1);
+    rf_stats_add(&ctx->counters[counter], 1);
     return statsd_finish(ctx, &ser, 1, ts, flags, clamped);
 }
 
 /* A DogStatsD event, _e{<title bytes>,<text bytes>}:<title>|<text>|...:
  * routed as measurement = the title, field "event", value 1 (kind gauge,
  * not flushed), tags from its sections (dd_sections). */
-static int dd_event(rf_parse_ctx *ctx, const char *p, const char *end)
+static enum rf_parse_result dd_event(rf_parse_ctx *ctx, const char *p, const char *end)
 {
     const char *q = p + 3, *comma = memchr(q, ',', (size_t)(end - q));
     if (!comma)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     const char *close = memchr(comma, '}', (size_t)(end - comma));
     int64_t tl, xl;
     if (!close || close + 1 >= end || close[1] != ':' ||
         rf_parse_i64(q, (size_t)(comma - q), &tl) ||
         rf_parse_i64(comma + 1, (size_t)(close - comma - 1), &xl) || tl <= 0 || xl < 0)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     const char *title = close + 2;
     if (tl + xl + 1 > end - title || title[tl] != '|')
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     const char *after = title + tl + 1 + xl;
     if (after < end && *after != '|')
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1,
                    RF_PC_DD_EVENTS);
 }
 
 /* A DogStatsD service check, _sc|<name>|<status 0..3>|...: measurement =
  * the name, field "status", value the status, tags from its sections. */
-static int dd_service_check(rf_parse_ctx *ctx, const char *p, const char *end)
+static enum rf_parse_result dd_service_check(rf_parse_ctx *ctx, const char *p, const char *end)
 {
     const char *name = p + 4, *nb = memchr(name, '|', (size_t)(end - name));
     if (!nb || nb == name)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     const char *st = nb + 1, *sb = memchr(st, '|', (size_t)(end - st));
     if (!sb)
         sb = end;
     int64_t status;
     if (rf_parse_i64(st, (size_t)(sb - st), &status) || status < 0 || status > 3)
-        return RF_REJ_BAD_NUMBER + 1;
+        return RF_PARSE_REJ_BAD_NUMBER;
     return dd_emit(ctx, (rf_span){name, (uint32_t)(nb - name)}, sb, end, "status",
                    (double)status, RF_PC_DD_SERVICE_CHECKS);
 }
 
-static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
+static enum rf_parse_result statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
 {
     const char *p = line, *end = line + len;
     while (p < end && (*p == ' ' || *p == '\t'))
@@ -303,7 +303,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     if (p == end)
-        return -1;
+        return RF_PARSE_SKIP;
     if (RF_UNLIKELY(*p == '_')) {
         if (end - p > 3 && memcmp(p, "_e{", 3) == 0)
             return dd_event(ctx, p, end);
@@ -312,10 +312,10 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
     }
     const char *bar = memchr(p, '|', (size_t)(end - p));
     if (!bar)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     const char *colon = memchr(p, ':', (size_t)(bar - p));
     if (!colon || colon == p || colon + 1 == bar)
-        return RF_REJ_SYNTAX + 1;
+        return RF_PARSE_REJ_SYNTAX;
     struct statsd_series ser = {.name = {p, (uint32_t)(colon - p)}, .tags = {bar, 0}};
 
     /* type */
@@ -331,7 +331,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
         }
     }
     if (ti < 0)
-        return (te == t) ? RF_REJ_SYNTAX + 1 : RF_REJ_UNKNOWN_TYPE + 1;
+        return (te == t) ? RF_PARSE_REJ_SYNTAX : RF_PARSE_REJ_UNKNOWN_TYPE;
     uint8_t kind = statsd_types[ti].kind;
     const char *field = statsd_types[ti].field;
     uint32_t field_len = statsd_types[ti].field_len;
@@ -347,27 +347,27 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
         if (!se)
             se = end;
         if (se == s)
-            return RF_REJ_SYNTAX + 1;
+            return RF_PARSE_REJ_SYNTAX;
         if (*s == '@') {
             double r;
-            int e = rf_parse_f64(ctx, s + 1, (size_t)(se - s - 1), false, &r);
+            enum rf_parse_result e = rf_parse_f64(ctx, s + 1, (size_t)(se - s - 1), false, &r);
             if (e)
                 return e;
             if (!(r > 0.0 && r <= 1.0))
-                return RF_REJ_OUT_OF_RANGE + 1;
+                return RF_PARSE_REJ_OUT_OF_RANGE;
             rate = r;
         } else if (*s == '#') {
             if (have_tags)
-                return RF_REJ_SYNTAX + 1;
+                return RF_PARSE_REJ_SYNTAX;
             have_tags = true;
             ser.tags = (rf_span){s + 1, (uint32_t)(se - s - 1)};
         } else if (*s == 'T') {
             int64_t sec;
-            int e = rf_parse_i64(s + 1, (size_t)(se - s - 1), &sec);
+            enum rf_parse_result e = rf_parse_i64(s + 1, (size_t)(se - s - 1), &sec);
             if (e)
                 return e;
             if (__builtin_mul_overflow(sec, RF_NS_PER_S, &ts))
-                return RF_REJ_OUT_OF_RANGE + 1;
+                return RF_PARSE_REJ_OUT_OF_RANGE;
             flags = RF_EVF_HAS_CLIENT_TIME;
             clamped = false; /* the last |T counts */
             if ((e = rf_ts_check(ctx, &ts, &flags, &clamped)))
@@ -389,7 +389,7 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
                 ve = bar;
         }
         if (nf >= ctx->cfg.max_fields)
-            return RF_REJ_TOO_MANY_FIELDS + 1;
+            return RF_PARSE_REJ_TOO_MANY_FIELDS;
         rf_pending *f = &ctx->pend[nf];
         rf_pending_init(f, field, field_len, RF_ESC_NONE, kind);
         f->sample_rate = (float)rate;
@@ -397,15 +397,15 @@ static int statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
             memcpy(&f->aux, &rate, sizeof(f->aux));
         size_t n = (size_t)(ve - v);
         if (n == 0)
-            return RF_REJ_SYNTAX + 1;
+            return RF_PARSE_REJ_SYNTAX;
         if (kind == RF_KIND_SET) {
             if (memchr(v, '\0', n))
-                return RF_REJ_NUL_BYTE + 1;
+                return RF_PARSE_REJ_NUL_BYTE;
             f->value_type = RF_VALUE_STRING;
             f->value.u64 = XXH3_64bits(v, n);
         } else {
             bool sign = (*v == '+' || *v == '-');
-            int e = rf_parse_f64(ctx, v, n, kind == RF_KIND_GAUGE, &f->value.f64);
+            enum rf_parse_result e = rf_parse_f64(ctx, v, n, kind == RF_KIND_GAUGE, &f->value.f64);
             if (e)
                 return e;
             f->value_type = RF_VALUE_F64;
