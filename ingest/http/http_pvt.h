@@ -81,13 +81,13 @@ size_t rf_lp_put_i64(char *out, int64_t v);  /* digits, at most 20 bytes */
 size_t rf_lp_put_value(char *out, double v); /* a finite double, at most 32 bytes */
 
 /* OTLP JSON (otlp_json.c) into the generated structs, in the arena; NULL
- * with *why (static text) when the body is not the message or the arena is
- * spent (ps->arena_full). The caller bounds len by RF_OTLP_JSON_MAX: jansson
+ * with err filled (EBADMSG: the body is not the message; ENOMEM: the arena
+ * is spent, ps->arena_full). The caller bounds len by RF_OTLP_JSON_MAX: jansson
  * builds its own tree first, a few times the text. */
 #define RF_OTLP_JSON_MAX (8u << 20)
 struct RfOtlp__ExportMetricsServiceRequest;
 struct RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps,
                                                               const uint8_t *body, size_t len,
-                                                              const char **why);
+                                                              rf_err *err);
 
 #endif

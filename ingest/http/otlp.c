@@ -287,13 +287,14 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
         return;
     }
     ProtobufCAllocator alloc = rf_decode_allocator(ps);
-    const char *why = NULL;
+    rf_err err;
+    rf_err_clear(&err);
     RfOtlp__ExportMetricsServiceRequest *rq =
-        json ? rf_otlp_from_json(ps, req->body, req->body_len, &why)
+        json ? rf_otlp_from_json(ps, req->body, req->body_len, &err)
              : rf_otlp__export_metrics_service_request__unpack(&alloc, req->body_len, req->body);
     if (!rq) {
         if (json && !ps->arena_full) {
-            rf_http_resp_error(resp, 400, "%s", why ? why : "body is not OTLP JSON");
+            rf_http_resp_error(resp, 400, "%s", err.msg[0] ? err.msg : "body is not OTLP JSON");
             resp->reject = RF_HTTP_REJ_BAD_JSON;
         } else if (ps->arena_full) {
             rf_http_resp_error(resp, 413, "request needs more than %llu bytes to decode",

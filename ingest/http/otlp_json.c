@@ -329,7 +329,7 @@ static const json_t *array_of(jctx *j, const json_t *o, const char *key, size_t 
 }
 
 RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps, const uint8_t *body,
-                                                       size_t len, const char **why)
+                                                       size_t len, rf_err *err)
 {
     jctx j = {.ps = ps};
     json_error_t jerr;
@@ -338,7 +338,7 @@ RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps, cons
     json_t *root = json_loadb((const char *)body, len, 0, &jerr);
     if (!root || !json_is_object(root)) {
         json_decref(root);
-        *why = "body is not a JSON object";
+        rf_err_set(err, EBADMSG, "body is not a JSON object");
         return NULL;
     }
     RfOtlp__ExportMetricsServiceRequest *rq = jalloc(&j, sizeof(*rq));
@@ -385,7 +385,7 @@ RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps, cons
     if (!rq && !j.why)
         j.why = "decoded request past the decoder's memory bound";
     if (j.why) {
-        *why = j.why;
+        rf_err_set(err, ps->arena_full ? ENOMEM : EBADMSG, "%s", j.why);
         return NULL;
     }
     return rq;
