@@ -185,9 +185,8 @@ static void test_dpdk_live(void **state)
     rf_json *doc = NULL;
     for (int t = 0; t < 100; t++) {
         char *reply = tproc_ask("show dpdk json");
-        char jerr[128] = "";
         rf_json_free(doc);
-        doc = reply ? rf_json_parse(reply, jerr, sizeof(jerr)) : NULL;
+        doc = reply ? rf_json_parse(reply, NULL) : NULL;
         free(reply);
         const rf_json *ports = doc ? rf_json_get(doc, "dpdk_ports") : NULL;
         if (ports && ports->child && rf_json_num(ports->child, "ipackets", 0) == (double)frames)
@@ -215,8 +214,7 @@ static void test_dpdk_live(void **state)
      * column for column, so a JSON client sees one shape under one name. */
     char *lreply = tproc_ask("show listeners json");
     assert_non_null(lreply);
-    char lerr[128] = "";
-    rf_json *ldoc = rf_json_parse(lreply, lerr, sizeof(lerr));
+    rf_json *ldoc = rf_json_parse(lreply, NULL);
     free(lreply);
     assert_non_null(ldoc);
     const rf_json *lq0 = row0(ldoc, "dpdk_queues");

@@ -196,10 +196,10 @@ static char *ask(const char *path, const char *cmd)
 static rf_json *ask_json(const char *cmd)
 {
     char *r = ask(g_sock, cmd);
-    char err[128];
-    rf_json *j = rf_json_parse(r, err, sizeof(err));
+    rf_err err;
+    rf_json *j = rf_json_parse(r, &err);
     if (!j)
-        print_message("%s: %s\n", err, r);
+        print_message("%s: %s\n", err.msg, r);
     assert_non_null(j);
     free(r);
     return j;
@@ -323,7 +323,7 @@ static void test_views_and_metrics(void **state)
     free(out);
     out = run_cli(&status, "stat", "--json", "--socket", g_sock);
     assert_int_equal(status, 0);
-    rf_json *all = rf_json_parse(out, err, sizeof(err));
+    rf_json *all = rf_json_parse(out, NULL);
     assert_non_null(all);
     assert_non_null(rf_json_get(all, "latency"));
     rf_json_free(all);

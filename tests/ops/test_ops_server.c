@@ -210,10 +210,10 @@ static char *ask(int fd, const char *cmd)
 static rf_json *ask_json(int fd, const char *cmd)
 {
     char *reply = ask(fd, cmd);
-    char err[128];
-    rf_json *j = rf_json_parse(reply, err, sizeof(err));
+    rf_err err;
+    rf_json *j = rf_json_parse(reply, &err);
     if (!j)
-        print_message("%s: %s in: %s\n", cmd, err, reply);
+        print_message("%s: %s in: %s\n", cmd, err.msg, reply);
     assert_non_null(j);
     assert_int_equal(j->type, RF_JSON_OBJ);
     free(reply);

@@ -52,10 +52,10 @@ rf_json *rel_show(const char *cmd)
     char *reply = tproc_ask(cmd ? cmd : "show stats json");
     if (!reply)
         return NULL;
-    char err[256];
-    rf_json *j = rf_json_parse(reply, err, sizeof(err));
+    rf_err err;
+    rf_json *j = rf_json_parse(reply, &err);
     if (!j)
-        fprintf(stderr, "rel_show %s: %s\n%.400s\n", cmd ? cmd : "stats", err, reply);
+        fprintf(stderr, "rel_show %s: %s\n%.400s\n", cmd ? cmd : "stats", err.msg, reply);
     free(reply);
     return j;
 }

@@ -113,8 +113,7 @@ int rf_cli_request(int fd, const char *cmd, int timeout_ms, char **reply)
 
 typedef struct jp {
     const char *p;
-    char *err;
-    size_t err_size;
+    rf_err *err; /* the first failure only */
     int depth;
 } jp;
 
@@ -126,8 +125,8 @@ static void skip_ws(jp *j)
 
 static rf_json *fail(jp *j, const char *what)
 {
-    if (j->err && !j->err[0])
-        snprintf(j->err, j->err_size, "%s near '%.20s'", what, j->p);
+    if (!j->err || !j->err->code)
+        rf_err_set(j->err, EBADMSG, "%s near '%.20s'", what, j->p);
     return NULL;
 }
 
@@ -318,14 +317,16 @@ static rf_json *parse_value(jp *j)
     return r;
 }
 
-rf_json *rf_json_parse(const char *text, char *err, size_t err_size)
+rf_json *rf_json_parse(const char *text, rf_err *err)
 {
-    if (err && err_size)
-        err[0] = '\0';
-    jp j = {.p = text, .err = err, .err_size = err_size};
+    rf_err_clear(err);
+    jp j = {.p = text, .err = err};
     rf_json *v = parse_value(&j);
-    if (!v)
+    if (!v) {
+        if (err && !err->code)
+            rf_err_set(err, ENOMEM, "out of memory for the JSON tree");
         return NULL;
+    }
     skip_ws(&j);
     if (*j.p) {
         fail(&j, "trailing characters");

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/error/error.h"
+
 #define RF_CLI_DEFAULT_SOCKET "./run/ringflow.sock"
 #define RF_CLI_TIMEOUT_MS 5000
 
@@ -40,8 +42,9 @@ typedef struct rf_json {
 } rf_json;
 
 /* Parses text (the whole string must be one value, surrounding whitespace
- * allowed). Returns NULL with a message in err on error. */
-rf_json *rf_json_parse(const char *text, char *err, size_t err_size);
+ * allowed). Returns NULL with err filled (err may be NULL): EBADMSG with
+ * where the text went wrong, or ENOMEM. */
+rf_json *rf_json_parse(const char *text, rf_err *err);
 void rf_json_free(rf_json *j);
 /* Member `key` of an object, NULL when absent or j is not an object. */
 const rf_json *rf_json_get(const rf_json *j, const char *key);

@@ -397,10 +397,10 @@ static char *frame(int *fd, const char *path, int *status, snapshot *prev)
         *fd = -1;
         *status = 1;
     } else {
-        char err[128];
-        rf_json *root = rf_json_parse(reply, err, sizeof(err));
+        rf_err err;
+        rf_json *root = rf_json_parse(reply, &err);
         if (!root) {
-            fprintf(f, "ringflow top: unexpected reply: %s\n", err);
+            fprintf(f, "ringflow top: unexpected reply: %s\n", err.msg);
             *status = 1;
         } else {
             const double now = mono_s();

@@ -531,7 +531,7 @@ static int record_from_engine(const rec_opts *o)
             break;
         if (o->count) {
             char *st = admin_request(sock, "show record json");
-            rf_json *doc = st ? rf_json_parse(st, NULL, 0) : NULL;
+            rf_json *doc = st ? rf_json_parse(st, NULL) : NULL;
             double written = doc ? rf_json_num(rf_json_get(doc, "record"), "written", 0) : 0;
             rf_json_free(doc);
             free(st);
