@@ -15,12 +15,21 @@
 #include "core/clock/clock.h"
 #include "core/config/config.h"
 #include "core/log/log.h"
+#include "core/mem/bound.h"
 #include "ingest/listen/listen.h"
 #include "numa/numa.h"
 
 static size_t staging_bytes(const rf_engine *e)
 {
     return (size_t)e->n_workers * sizeof(rf_staging);
+}
+
+/* Mirrors worker_alloc's two mappings: the struct, and the staging toward
+ * every worker. */
+uint64_t rf_engine_worker_memory_bound(uint32_t workers)
+{
+    return rf_mem_huge_bound(sizeof(rf_engine_worker)) +
+           rf_mem_huge_bound((uint64_t)workers * sizeof(rf_staging));
 }
 
 /* A ring whose consumer is worker `consumer`: made in that worker's memory

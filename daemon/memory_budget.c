@@ -27,33 +27,12 @@
 #define PROCESS_BASE (24ull << 20)
 #define PROCESS_PER_THREAD (1ull << 20) /* a worker's or the I/O thread's stack and arena */
 
-/* ---- parts whose owners have no bound function (yet) ---------------------- *
- * Mirrors of their allocation code (daemon/engine.c, daemon/ops/server.c:
- * these belong next to that code). */
-
 /* A canonical key as the parsers (and the aggregator, for its series) make
  * it: at most max_key bytes, an aggregate's ":p99.9" suffix beyond that. */
 static uint64_t key_bound(uint32_t max_key)
 {
     return rf_series_key_memory_bound((size_t)max_key + 16);
 }
-
-/* daemon/engine.c: a worker's struct (two 256-event batches, its four
- * arrays of ring pointers) and, per peer, its staging (64 definitions and 64
- * events). Both are mappings of their own, bound to the worker's node
- * (rf_mem_map_onnode_at): whole pages. */
-static uint64_t engine_worker_bound(uint32_t workers)
-{
-    return rf_mem_huge_bound(2ull * 256 * sizeof(rf_event) +
-                             4ull * RF_DAEMON_MAX_WORKERS * sizeof(void *) + 1024) +
-           rf_mem_huge_bound((uint64_t)workers * 2 * 64 * sizeof(rf_event) + 16);
-}
-
-/* daemon/ops/server.c: each client's input buffer and its output, bounded
- * by stats.client_buffer, plus the one reply (or /metrics body) being
- * rendered. */
-#define OPS_CLIENT_IN RF_OPS_HTTP_REQUEST_MAX
-#define OPS_RENDER (8ull << 20)
 
 /* ---- the sum ---------------------------------------------------------------- */
 
@@ -97,7 +76,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
     add(out, "series keys in flight", "engine.ring.capacity, ingest.max_key",
         (uint64_t)W * peers * ((uint64_t)cap + (critical ? RF_CRIT_RING_SLOTS : 0)) *
             key_bound(max_key));
-    add(out, "engine staging", "engine.workers", (uint64_t)W * engine_worker_bound(W));
+    add(out, "engine staging", "engine.workers", (uint64_t)W * rf_engine_worker_memory_bound(W));
 
     /* Series: the table and the key of every series it holds. */
     add(out, "series tables", "pipeline.max_series, ingest.max_tags",
@@ -183,10 +162,7 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
     add(out, "reload (new stages beside the old)", "the pipeline's stages, as above",
         (uint64_t)W * rf_pipeline_stages_memory_bound(&s->pipeline, max_series));
 
-    add(out, "ops sockets", "stats.client_buffer",
-        RF_OPS_MAX_CLIENTS * (rf_mem_alloc_bound(OPS_CLIENT_IN + 128) +
-                              rf_mem_alloc_bound(s->stats.client_buffer)) +
-            OPS_RENDER);
+    add(out, "ops sockets", "stats.client_buffer", rf_ops_server_memory_bound(&s->stats));
     if (s->dpdk.enabled)
         add(out, "DPDK memory", "dpdk.memory", s->dpdk.memory_bytes ? s->dpdk.memory_bytes : (64ull << 20));
     add(out, "process (code, libraries, thread stacks, allocator)", "engine.workers",

@@ -247,6 +247,10 @@ typedef struct rf_ops_server_stats {
  * Prometheus listener. Registers the "stats" component. */
 int rf_ops_server_start(const rf_ops_config *cfg, const rf_ops_hooks *hooks, rf_ops_server **out,
                         rf_err *err);
+/* The most memory a server started with cfg holds (core/mem/bound.h): every
+ * client's request buffer and pending output (cfg->client_buffer), and the
+ * one reply or /metrics body being rendered. */
+uint64_t rf_ops_server_memory_bound(const rf_ops_config *cfg);
 /* An fd that is readable when rf_ops_server_run has work. */
 int rf_ops_server_fd(const rf_ops_server *s);
 /* Serves whatever is ready, waiting at most timeout_ms (0: do not wait). */

@@ -25,6 +25,7 @@
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/mem/bound.h"
 #include "core/worker/worker.h"
 #include "daemon/ops/ops_pvt.h"
 
@@ -80,6 +81,18 @@ struct rf_ops_server {
     int metric_ids[16];
     int n_ids;
 };
+
+/* Mirrors the client slots (calloc'ed on accept, a request buffer each) and
+ * their output, cut at cfg->client_buffer; a reply being rendered (a
+ * /metrics body of every registered series) is counted as 8 MiB. */
+#define BOUND_RENDER (8ull << 20)
+_Static_assert(sizeof(client) <= RF_OPS_HTTP_REQUEST_MAX + 128, "rf_ops_server_memory_bound: a client");
+uint64_t rf_ops_server_memory_bound(const rf_ops_config *cfg)
+{
+    return RF_OPS_MAX_CLIENTS * (rf_mem_alloc_bound(RF_OPS_HTTP_REQUEST_MAX + 128) +
+                                 rf_mem_alloc_bound(cfg->client_buffer)) +
+           BOUND_RENDER;
+}
 
 static rf_ops_server *g_current;
 /* Registered once per process and restarted on later starts, so tests that
