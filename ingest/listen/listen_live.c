@@ -23,6 +23,7 @@ int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err)
 {
     if (!set->started)
         return rf_err_set(err, EINVAL, "listener %s: set %s not started", l->cfg.name, set->name);
+    RF_ASSERT_OWNER(&set->owner);
     int rc;
     const int bgid = l->cfg.transport == RF_LISTEN_UDP ? BGID_UDP : BGID_TCP;
     /* The first listener of its transport in this set brings its buffers. */
@@ -106,6 +107,7 @@ int rf_listener_quiesce(rf_listener *l)
 
 void rf_listener_set_detach(rf_listener_set *set, rf_listener *l)
 {
+    RF_ASSERT_OWNER(&set->owner);
     if (l->set != set || l->detach_state != ATTACHED)
         return;
     l->detach_state = DETACHING;
@@ -203,6 +205,7 @@ bool rf_listener_detached(const rf_listener *l)
 
 void rf_listener_set_remove(rf_listener_set *set, rf_listener *l)
 {
+    RF_ASSERT_OWNER(&set->owner);
     if (l->set != set || l->detach_state != DETACHED || set->listeners[l->index] != l)
         return;
     set->listeners[l->index] = NULL;

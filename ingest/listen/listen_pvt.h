@@ -58,7 +58,9 @@ static inline uint32_t rf_linebuf_reset(rf_linebuf *lb)
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "core/assert/assert.h"
 #include "core/clock/clock.h"
+#include "core/stats/stats.h"
 #include "core/worker/worker.h"
 #include "ingest/listen/listen.h"
 
@@ -178,13 +180,12 @@ struct rf_listener_set {
     uint32_t detaching;            /* listeners being removed (rf_listener_set_detach) */
     int64_t idle_check_every_ns;   /* 0: no TCP listener has an idle timeout */
     int64_t next_idle_check_ns;
+    rf_owner owner; /* the thread that started the set (listen.h "Shape") */
 };
 
 static inline void ctr_add(rf_listener *l, enum rf_listen_counter_id id, uint64_t n)
 {
-    /* Single writer: only the owning thread updates counters. */
-    atomic_store_explicit(&l->ctr[id], atomic_load_explicit(&l->ctr[id], memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    rf_stats_add(&l->ctr[id], n); /* single writer: the owning thread */
 }
 
 static inline void ctr_set(rf_listener *l, enum rf_listen_counter_id id, uint64_t v)

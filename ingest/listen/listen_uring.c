@@ -145,6 +145,8 @@ static void arm_recv(rf_listener *l, uint32_t slot)
 
 int rf_listener_set_start(rf_listener_set *set, rf_err *err)
 {
+    /* The owner is the thread that starts the set; every later call is its. */
+    RF_ASSERT_OWNER(&set->owner);
     if (set->started)
         return rf_err_set(err, EALREADY, "listener set %s: already started", set->name);
     struct io_uring_params p;
@@ -296,6 +298,7 @@ void rf_listen_conn_adopt(rf_listener *l, int fd, int64_t mono)
     cn->peer_len = peer_len;
     rf_listen_addr_format((struct sockaddr *)&cn->peer, cn->peer_len, cn->peer_text,
                           sizeof(cn->peer_text));
+    /* Single writer (the owner): relaxed load + store, as rf_stats_add. */
     atomic_store_explicit(&l->open, atomic_load_explicit(&l->open, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     ctr_add(l, RF_LC_CONN_ACCEPTED, 1);
@@ -532,6 +535,7 @@ static void accept_retry(rf_listener_set *set, int64_t now)
 
 uint32_t rf_listener_set_poll(rf_listener_set *set)
 {
+    RF_ASSERT_OWNER(&set->owner);
     if (!set->started)
         return 0;
     struct io_uring *ring = &set->ring;
@@ -605,6 +609,7 @@ uint32_t rf_listener_set_poll(rf_listener_set *set)
 
 void rf_listener_set_wait(rf_listener_set *set, int64_t timeout_ns)
 {
+    RF_ASSERT_OWNER(&set->owner);
     if (!set->started || timeout_ns <= 0)
         return;
     struct io_uring *ring = &set->ring;
