@@ -10,19 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/bytes/bytes.h"
 #include "core/clock/clock.h"
 #include "storage/recfile/recfile.h"
 #include "tools/replay/replay_pvt.h"
 
 /* ---- sources --------------------------------------------------------------- */
 
+/* A pcap file's integers are in its writer's byte order, which the magic
+ * tells (read little-endian, a big-endian file's magic comes out swapped):
+ * s->swapped means a big-endian file. */
 static uint32_t rd32(const uint8_t *p, bool swapped)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return swapped ? __builtin_bswap32(v) : v;
+    return swapped ? rf_read_be32(p) : rf_read_le32(p);
 }
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
 int rp_src_open(rp_src *s, const char *path, const rp_opts *o, rf_err *err)
 {
@@ -84,32 +85,29 @@ static int pcap_udp(const rp_src *s, const uint8_t *p, size_t len, const rp_opts
     case 1: /* Ethernet */
         if (len < 14)
             goto nonudp;
-        ethertype = be16(p + 12);
+        ethertype = rf_read_be16(p + 12);
         off = 14;
         while ((ethertype == 0x8100 || ethertype == 0x88a8) && len >= off + 4) {
-            ethertype = be16(p + off + 2);
+            ethertype = rf_read_be16(p + off + 2);
             off += 4;
         }
         break;
     case 113: /* Linux cooked v1 */
         if (len < 16)
             goto nonudp;
-        ethertype = be16(p + 14);
+        ethertype = rf_read_be16(p + 14);
         off = 16;
         break;
     case 276: /* Linux cooked v2 */
         if (len < 20)
             goto nonudp;
-        ethertype = be16(p);
+        ethertype = rf_read_be16(p);
         off = 20;
         break;
     case 0: { /* BSD loopback: host-order family */
         if (len < 4)
             goto nonudp;
-        uint32_t fam;
-        memcpy(&fam, p, 4);
-        if (s->swapped)
-            fam = __builtin_bswap32(fam);
+        const uint32_t fam = rd32(p, s->swapped);
         ethertype = fam == 2 ? 0x0800 : (fam == 24 || fam == 28 || fam == 30) ? 0x86dd : 0;
         off = 4;
         break;
@@ -128,10 +126,10 @@ static int pcap_udp(const rp_src *s, const uint8_t *p, size_t len, const rp_opts
     if (ethertype == 0x0800) {
         if (iplen < 20 || (ip[0] >> 4) != 4)
             goto nonudp;
-        size_t ihl = (size_t)(ip[0] & 15) * 4, tot = be16(ip + 2);
+        size_t ihl = (size_t)(ip[0] & 15) * 4, tot = rf_read_be16(ip + 2);
         if (ihl < 20 || tot < ihl || tot > iplen)
             goto nonudp;
-        if ((be16(ip + 6) & 0x3fff) != 0) { /* MF or an offset: a fragment */
+        if ((rf_read_be16(ip + 6) & 0x3fff) != 0) { /* MF or an offset: a fragment */
             st->skipped_fragments++;
             return 0;
         }
@@ -141,7 +139,7 @@ static int pcap_udp(const rp_src *s, const uint8_t *p, size_t len, const rp_opts
     } else if (ethertype == 0x86dd) {
         if (iplen < 40 || (ip[0] >> 4) != 6)
             goto nonudp;
-        size_t pl = be16(ip + 4);
+        size_t pl = rf_read_be16(ip + 4);
         if (40 + pl > iplen)
             goto nonudp;
         iplen = 40 + pl;
@@ -162,10 +160,10 @@ static int pcap_udp(const rp_src *s, const uint8_t *p, size_t len, const rp_opts
     if (proto != 17 || l4 + 8 > iplen)
         goto nonudp;
     const uint8_t *udp = ip + l4;
-    size_t ulen = be16(udp + 4);
+    size_t ulen = rf_read_be16(udp + 4);
     if (ulen < 8 || l4 + ulen > iplen)
         goto nonudp;
-    if (o->pcap_port >= 0 && be16(udp + 2) != (unsigned)o->pcap_port) {
+    if (o->pcap_port >= 0 && rf_read_be16(udp + 2) != (unsigned)o->pcap_port) {
         st->skipped_filter++;
         return 0;
     }
