@@ -270,13 +270,13 @@ int rf_series_measurement_canon(const char *name, char *out, size_t out_size)
     for (; *name; name++) {
         bool esc = *name == ',' || *name == ' ' || *name == '\\';
         if (o + (esc ? 2 : 1) >= out_size)
-            return -1;
+            return -ENAMETOOLONG;
         if (esc)
             out[o++] = '\\';
         out[o++] = *name;
     }
     if (o >= out_size)
-        return -1;
+        return -ENAMETOOLONG;
     out[o] = '\0';
     return (int)o;
 }

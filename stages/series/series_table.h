@@ -211,7 +211,8 @@ bool rf_series_table_measurement(const rf_series_table *t, uint32_t index,
 uint64_t rf_series_measurement_hash(const char *canonical, size_t len);
 /* A measurement name as written by a user (e.g. in the configuration) in its
  * canonical form: ',' ' ' and '\' escaped with a backslash, as the parsers
- * do. Returns the length, or -1 when it does not fit out_size (with NUL). */
+ * do. Returns the length, or -ENAMETOOLONG when it does not fit out_size
+ * (with NUL). */
 int rf_series_measurement_canon(const char *name, char *out, size_t out_size);
 
 const rf_series_key *rf_series_table_key(const rf_series_table *t, int32_t slot);

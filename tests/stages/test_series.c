@@ -420,8 +420,8 @@ static void test_measurement_names(void **state)
     assert_int_equal(rf_series_measurement_canon("my meas,x\\", out, sizeof(out)), 13);
     assert_string_equal(out, "my\\ meas\\,x\\\\");
     assert_int_equal(rf_series_measurement_canon("abc", out, 4), 3);
-    assert_int_equal(rf_series_measurement_canon("abcd", out, 4), -1);
-    assert_int_equal(rf_series_measurement_canon("a b", out, 4), -1);
+    assert_int_equal(rf_series_measurement_canon("abcd", out, 4), -ENAMETOOLONG);
+    assert_int_equal(rf_series_measurement_canon("a b", out, 4), -ENAMETOOLONG);
     /* an override written plainly matches the measurement of a canonical key */
     rf_series_table *t = rf_series_table_new(8);
     const rf_series_limit_override ov = {hash_of("disk io"), 1};
