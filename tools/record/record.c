@@ -116,7 +116,7 @@ static int parse_size(const char *s, uint64_t *out)
     char *end = NULL;
     double v = strtod(s, &end);
     if (end == s || v < 0)
-        return -1;
+        return -EINVAL;
     double mul = 1;
     if (!*end || !strcmp(end, "B")) mul = 1;
     else if (!strcmp(end, "KiB") || !strcmp(end, "K")) mul = 1024.0;
@@ -125,7 +125,7 @@ static int parse_size(const char *s, uint64_t *out)
     else if (!strcmp(end, "KB")) mul = 1e3;
     else if (!strcmp(end, "MB")) mul = 1e6;
     else if (!strcmp(end, "GB")) mul = 1e9;
-    else return -1;
+    else return -EINVAL;
     *out = (uint64_t)(v * mul);
     return 0;
 }
@@ -135,13 +135,14 @@ static int parse_protocol(const char *s, uint8_t *out)
     if (!strcmp(s, "influx") || !strcmp(s, "influx_line") || !strcmp(s, "line")) *out = RF_REC_INFLUX;
     else if (!strcmp(s, "statsd")) *out = RF_REC_STATSD;
     else if (!strcmp(s, "graphite")) *out = RF_REC_GRAPHITE;
-    else return -1;
+    else return -EINVAL;
     return 0;
 }
 
-/* [ADDR:]PORT[/PROTOCOL] -> address text, port text, protocol. */
+/* [ADDR:]PORT[/PROTOCOL] -> address text, port text, protocol. 0 or -EINVAL
+ * with err set. */
 static int parse_spec(const char *spec, char *addr, size_t asz, char *port, size_t psz,
-                      uint8_t *proto)
+                      uint8_t *proto, rf_err *err)
 {
     char tmp[300];
     snprintf(tmp, sizeof(tmp), "%s", spec);
@@ -149,10 +150,8 @@ static int parse_spec(const char *spec, char *addr, size_t asz, char *port, size
     char *slash = strrchr(tmp, '/');
     if (slash) {
         *slash = '\0';
-        if (parse_protocol(slash + 1, proto) != 0) {
-            fprintf(stderr, "ringflow record: '%s': protocol is influx, statsd or graphite\n", spec);
-            return -1;
-        }
+        if (parse_protocol(slash + 1, proto) != 0)
+            return rf_err_set(err, EINVAL, "'%s': protocol is influx, statsd or graphite", spec);
     }
     char *colon = strrchr(tmp, ':');
     const char *p = tmp;
@@ -170,10 +169,8 @@ static int parse_spec(const char *spec, char *addr, size_t asz, char *port, size
     }
     char *end = NULL;
     unsigned long v = strtoul(p, &end, 10);
-    if (!*p || *end || v > 65535) {
-        fprintf(stderr, "ringflow record: '%s': expected [ADDR:]PORT[/PROTOCOL]\n", spec);
-        return -1;
-    }
+    if (!*p || *end || v > 65535)
+        return rf_err_set(err, EINVAL, "'%s': expected [ADDR:]PORT[/PROTOCOL]", spec);
     snprintf(port, psz, "%lu", v);
     return 0;
 }
@@ -181,10 +178,13 @@ static int parse_spec(const char *spec, char *addr, size_t asz, char *port, size
 static int open_listener(const rec_opts *o, unsigned i, rec_listener *l)
 {
     char addr[300], port[16];
-    if (parse_spec(o->listen[i].spec, addr, sizeof(addr), port, sizeof(port), &l->protocol) != 0)
-        return 2;
-    l->transport = o->listen[i].transport;
     rf_err err;
+    if (parse_spec(o->listen[i].spec, addr, sizeof(addr), port, sizeof(port), &l->protocol,
+                   &err) != 0) {
+        fprintf(stderr, "ringflow record: %s\n", err.msg);
+        return 2;
+    }
+    l->transport = o->listen[i].transport;
     const rf_net_socket_opts so = {
         .socktype = l->transport == RF_REC_TCP ? SOCK_STREAM : SOCK_DGRAM,
         .type_flags = SOCK_NONBLOCK,
@@ -307,7 +307,7 @@ static int pending_append(rec_conn *c, const char *p, size_t n)
 {
     char *np = realloc(c->pending, c->pending_len + n);
     if (!np)
-        return -1;
+        return -ENOMEM;
     memcpy(np + c->pending_len, p, n);
     c->pending = np;
     c->pending_len += n;
