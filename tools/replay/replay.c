@@ -331,25 +331,24 @@ static void sleep_until(int64_t due)
 /* Expands the inputs: a base path of a rotated recording becomes its files.
  * group[i] is the index of the argument file i came from: the files of one
  * argument share a timeline (pacing continues across them), each new
- * argument starts its own. */
-static int expand_inputs(const rp_opts *o, char ***out, int *n_out, int *group)
+ * argument starts its own. 0, or a negative errno with err set. */
+static int expand_inputs(const rp_opts *o, char ***out, int *n_out, int *group, rf_err *err)
 {
     char **list = calloc(RP_MAX_FILES, sizeof(*list));
     int n = 0;
     if (!list)
-        return -1;
+        return rf_err_set(err, ENOMEM, "out of memory for the list of inputs");
     for (int i = 0; i < o->n_files; i++) {
         struct stat stt;
         if (stat(o->files[i], &stt) != 0) {
             char **rot = NULL;
             int k = rf_rec_list_rotated(o->files[i], &rot, NULL);
             if (k <= 0) {
-                fprintf(stderr, "ringflow replay: %s: %s\n", o->files[i], strerror(ENOENT));
                 free(rot);
                 for (int j = 0; j < n; j++)
                     free(list[j]);
                 free(list);
-                return -1;
+                return rf_err_set(err, ENOENT, "%s: %s", o->files[i], strerror(ENOENT));
             }
             for (int j = 0; j < k; j++) {
                 if (n < RP_MAX_FILES) {
@@ -551,8 +550,11 @@ int rf_cli_replay(int argc, char **argv)
     char **files = NULL;
     int n_files = 0;
     static int group[RP_MAX_FILES];
-    if (expand_inputs(&o, &files, &n_files, group) != 0)
+    rf_err err;
+    if (expand_inputs(&o, &files, &n_files, group, &err) != 0) {
+        fprintf(stderr, "ringflow replay: %s\n", err.msg);
         return 1;
+    }
 
     if (o.into) {
         rc = run_into(&o, files, n_files);
@@ -593,7 +595,6 @@ int rf_cli_replay(int argc, char **argv)
         int64_t base_pace = 0, base_now = 0;
         for (int fi = 0; fi < n_files && !rp_stop; fi++) {
             rp_src src;
-            rf_err err;
             if (fi > 0 && group[fi] != group[fi - 1])
                 have_base = false; /* another input: its own timeline, due at once */
             if (rp_src_open(&src, files[fi], &o, &err) != 0) {
