@@ -24,6 +24,8 @@ packages=(
   prometheus
   # the HTTP forwarders' client (stages/forward) and a test receiver of theirs (tests/sinks)
   libcurl4-openssl-dev influxdb
+  # the nats sink's client (nats.c, stages/forward/sender_nats.c) and its test server (tests/sinks)
+  libnats-dev nats-server
 )
 
 missing=()

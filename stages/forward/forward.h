@@ -62,7 +62,34 @@
 enum rf_fwd_protocol {
     RF_FWD_PROM_REMOTE_WRITE = 0, /* snappy(protobuf WriteRequest), remote_write 1.0 */
     RF_FWD_INFLUX_HTTP = 1,       /* line protocol, InfluxDB /write or /api/v2/write */
+    RF_FWD_NATS = 2,              /* line protocol as NATS messages (sender_nats.c) */
 };
+
+/* NATS publishing (protocol RF_FWD_NATS). Each buffered entry is split by
+ * subject: the subject template's placeholders {measurement}, {field} and
+ * {shard} are filled per line ({shard}: FNV-1a 64 of the line's series key
+ * text, "measurement,tags field", modulo shards), and the lines of one
+ * subject become one message whose payload is those lines. JetStream: each
+ * message carries Nats-Msg-Id "<sink>.<worker>.<entry wall ns>.<entry
+ * seq>.<subject hash>", stable across retries and disk-buffer recovery, so
+ * the stream's duplicate window drops a re-publish; an entry is removed
+ * once every message of the batch was acknowledged. core: published and
+ * flushed, at most once to subscribers. */
+#define RF_FWD_NATS_MAX_SERVERS 8u
+typedef struct rf_fwd_nats_config {
+    const char *servers[RF_FWD_NATS_MAX_SERVERS]; /* nats:// or tls:// URLs */
+    uint32_t n_servers;
+    const char *subject;       /* template; default "ringflow.{measurement}.{shard}" */
+    uint32_t shards;           /* {shard} modulo; 0: 1 */
+    bool core;                 /* core NATS instead of JetStream */
+    uint32_t max_pending;      /* JetStream: async publishes in flight; 0: 256 */
+    const char *stream;        /* JetStream: create this stream if missing (NULL: do not) */
+    bool stream_memory;        /* its storage: memory instead of file */
+    int64_t duplicate_window_ns; /* its duplicate window; 0: the server's (2 min) */
+    const char *creds_file;    /* user credentials file (JWT and nkey seed), nats.c reads it */
+    const char *tls_ca, *tls_cert, *tls_key;
+    int64_t reconnect_wait_ns; /* 0: 250 ms (nats.c adds jitter) */
+} rf_fwd_nats_config;
 
 enum rf_fwd_buffer_type { RF_FWD_BUFFER_MEMORY = 0, RF_FWD_BUFFER_DISK = 1 };
 enum rf_fwd_full_policy { RF_FWD_DROP_NEWEST = 0, RF_FWD_DROP_OLDEST = 1 };
@@ -96,6 +123,7 @@ typedef struct rf_fwd_config {
     /* Memory buffer: how long rf_fwd_free may keep sending at shutdown. */
     int64_t shutdown_grace_ns;                /* 0: 2 s */
     uint32_t instance;                        /* worker index: the metrics' worker label */
+    rf_fwd_nats_config nats;                  /* protocol RF_FWD_NATS */
 } rf_fwd_config;
 
 enum rf_fwd_state { RF_FWD_UP = 0, RF_FWD_BACKING_OFF = 1, RF_FWD_CIRCUIT_OPEN = 2 };
@@ -128,6 +156,12 @@ typedef struct rf_fwd_stats {
     int64_t oldest_unsent_wall_ns;        /* hand-over time of the oldest entry; 0 when none */
     uint32_t state;                       /* enum rf_fwd_state */
     uint32_t last_status;                 /* last HTTP status (0: no answer) */
+    /* NATS: messages published and acknowledged, acks that said "duplicate"
+     * (a retry the stream had already stored), publishes awaiting an ack,
+     * and the connection (natsConnStatus: 0 disconnected, 1 connecting,
+     * 2 connected, 3 closed, 4 reconnecting). */
+    uint64_t nats_msgs, nats_duplicates, nats_pending_acks;
+    uint32_t nats_conn;
 } rf_fwd_stats;
 
 typedef struct rf_fwd rf_fwd;
@@ -154,6 +188,7 @@ long rf_fwd_submit(rf_fwd *f, const char *p, uint32_t len, uint64_t *lines);
 /* Any thread. */
 void rf_fwd_stats_read(const rf_fwd *f, rf_fwd_stats *out);
 const char *rf_fwd_state_name(uint32_t state);    /* "up", "backing_off", "circuit_open" */
+const char *rf_fwd_nats_conn_name(uint32_t conn); /* "connected", "reconnecting", ... */
 const char *rf_fwd_drop_name(unsigned reason);    /* "rejected", "buffer_full", ... */
 /* Memory the sender holds (chunks, rings, a memory buffer at its bound,
  * request buffers for max_bytes). */

@@ -96,6 +96,7 @@ struct rf_fwd {
     _Atomic uint64_t st[32];
     int metric_ids[24];
     uint32_t n_metrics;
+    struct fwd_nats *nats;       /* protocol RF_FWD_NATS (sender_nats.c) */
 };
 
 /* Indices into rf_fwd.st (the counters of rf_fwd_stats). */
@@ -103,9 +104,22 @@ enum {
     FS_QUEUED_EVENTS, FS_QUEUED_BYTES, FS_IN_FLIGHT, FS_ACKED_EVENTS, FS_ACKED_BYTES,
     FS_REQUESTS_OK, FS_RETRIES, FS_DROP0, /* RF_FWD_DROP__COUNT slots */
     FS_REDELIVERED = FS_DROP0 + RF_FWD_DROP__COUNT, FS_DISK_WRITTEN, FS_RECOVERED,
-    FS_CORRUPT_BYTES, FS_OLDEST_WALL, FS_STATE, FS_LAST_STATUS, FS__COUNT
+    FS_CORRUPT_BYTES, FS_OLDEST_WALL, FS_STATE, FS_LAST_STATUS,
+    FS_NATS_MSGS, FS_NATS_DUPLICATES, FS_NATS_PENDING, FS_NATS_CONN, FS__COUNT
 };
 _Static_assert(FS__COUNT <= 32, "rf_fwd.st too small");
+
+/* ---- the sender (sender.c), for sender_nats.c ---- */
+bool fwd_stopping(rf_fwd *f);
+void fwd_drain_ring(rf_fwd *f);
+/* A failed attempt: the next one after a full-jitter backoff (or
+ * retry_after_ns when > 0), the circuit opening after breaker_failures. */
+void fwd_schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after_ns);
+
+/* ---- NATS (sender_nats.c) ---- */
+int fwd_nats_open(rf_fwd *f, rf_err *err);   /* rf_fwd_new: connects (retrying in the background) */
+void fwd_nats_send_once(rf_fwd *f, char **lines, size_t *cap);
+void fwd_nats_close(rf_fwd *f);
 
 /* ---- the buffer (buffer.c; disk files in buffer_disk.c) ---- */
 /* Memory: ready. Disk: prepared only; the sender calls fwd_disk_open. */

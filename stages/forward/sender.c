@@ -230,6 +230,21 @@ static void schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after)
     rf_stats_add(&f->st[FS_RETRIES], 1);
 }
 
+bool fwd_stopping(rf_fwd *f)
+{
+    return stopping(f);
+}
+
+void fwd_drain_ring(rf_fwd *f)
+{
+    drain_ring(f);
+}
+
+void fwd_schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after_ns)
+{
+    schedule_retry(f, now, retry_after_ns);
+}
+
 /* Sends the oldest entries once and settles them: acknowledged, rejected,
  * or kept for a retry. */
 static void send_once(rf_fwd *f, char **lines, size_t *cap)
@@ -338,7 +353,10 @@ static void *sender_main(void *arg)
         if (stop && (f->buf.q_len == 0 || give_up(f, now)))
             break;
         if (f->buf.q_len && now >= f->next_attempt_mono) {
-            send_once(f, &lines, &cap);
+            if (f->cfg.protocol == RF_FWD_NATS)
+                fwd_nats_send_once(f, &lines, &cap);
+            else
+                send_once(f, &lines, &cap);
             continue;
         }
         int64_t wait_ms = IDLE_POLL_MS;
@@ -368,7 +386,9 @@ static void *sender_main(void *arg)
 
 static int set_defaults(rf_fwd_config *c, const char *name, rf_err *err)
 {
-    if (!c->url || (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8)))
+    if (c->protocol == RF_FWD_NATS && !c->nats.n_servers)
+        return rf_err_set(err, EINVAL, "sink %s: nats needs at least one server", name);
+    if (c->protocol != RF_FWD_NATS && (!c->url || (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))))
         return rf_err_set(err, EINVAL, "sink %s: url must start with http:// or https://", name);
     if (!c->max_samples)
         c->max_samples = DEF_MAX_SAMPLES;
@@ -407,6 +427,8 @@ static int setup_curl(rf_fwd *f, rf_err *err)
     if (!f->curl || !f->multi)
         return rf_err_set(err, ENOMEM, "sink %s: cannot create an HTTP client", f->name);
     const rf_fwd_config *c = &f->cfg;
+    if (c->protocol == RF_FWD_NATS)
+        return 0; /* the multi handle only serves as the sender's wakeup */
     struct curl_slist *h = NULL;
     bool prom = c->protocol == RF_FWD_PROM_REMOTE_WRITE;
     char auth[1024];
@@ -492,6 +514,26 @@ static void register_metrics(rf_fwd *f)
         if (id >= 0)
             f->metric_ids[f->n_metrics++] = id;
     }
+    if (f->cfg.protocol == RF_FWD_NATS) {
+        static const struct { int idx; bool gauge; const char *name, *help; } nm[] = {
+            {FS_NATS_MSGS, false, "ringflow_nats_published_messages",
+             "NATS messages published and, for JetStream, acknowledged."},
+            {FS_NATS_DUPLICATES, false, "ringflow_nats_duplicate_acks",
+             "JetStream acks saying the message was a duplicate (a retry already stored)."},
+            {FS_NATS_PENDING, true, "ringflow_nats_pending_acks",
+             "JetStream publishes awaiting their ack."},
+            {FS_NATS_CONN, true, "ringflow_nats_connection",
+             "Connection: 0 disconnected, 1 connecting, 2 connected, 3 closed, 4 reconnecting."},
+        };
+        for (size_t i = 0; i < sizeof(nm) / sizeof(nm[0]); i++) {
+            int id = nm[i].gauge
+                         ? rf_stats_register_gauge(nm[i].name, nm[i].help, labels, &f->st[nm[i].idx])
+                         : rf_stats_register_counter(nm[i].name, nm[i].help, labels,
+                                                     &f->st[nm[i].idx]);
+            if (id >= 0)
+                f->metric_ids[f->n_metrics++] = id;
+        }
+    }
     int id = rf_stats_register_fn_ns(RF_METRIC_GAUGE, "ringflow_forward_oldest_unsent_seconds",
                                      "Age of the oldest unacknowledged event in the buffer.",
                                      labels, oldest_age_ns, f);
@@ -525,7 +567,8 @@ int rf_fwd_new(const rf_fwd_config *cfg, const char *name, rf_fwd **out, rf_err 
         fwd_chunk *c = &f->chunks[i];
         rf_ring_enqueue(f->free_ring, &c, sizeof(c));
     }
-    if ((rc = setup_curl(f, err)) || (rc = fwd_buffer_open(f, err)))
+    if ((rc = setup_curl(f, err)) || (rc = fwd_buffer_open(f, err)) ||
+        (f->cfg.protocol == RF_FWD_NATS && (rc = fwd_nats_open(f, err))))
         goto fail;
     if ((rc = -pthread_create(&f->thread, NULL, sender_main, f))) {
         rf_err_set(err, -rc, "sink %s: cannot start the sender thread", f->name);
@@ -553,6 +596,7 @@ void rf_fwd_free(rf_fwd *f)
         curl_multi_wakeup(f->multi);
         pthread_join(f->thread, NULL);
     }
+    fwd_nats_close(f);
     fwd_buffer_close(f);
     if (f->curl)
         curl_easy_cleanup(f->curl);
@@ -585,6 +629,10 @@ void rf_fwd_stats_read(const rf_fwd *f, rf_fwd_stats *o)
     o->oldest_unsent_wall_ns = (int64_t)LD(FS_OLDEST_WALL);
     o->state = (uint32_t)LD(FS_STATE);
     o->last_status = (uint32_t)LD(FS_LAST_STATUS);
+    o->nats_msgs = LD(FS_NATS_MSGS);
+    o->nats_duplicates = LD(FS_NATS_DUPLICATES);
+    o->nats_pending_acks = LD(FS_NATS_PENDING);
+    o->nats_conn = (uint32_t)LD(FS_NATS_CONN);
 #undef LD
 }
 

@@ -270,8 +270,8 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
 int rf_sink_type_parse(const char *name)
 {
     static const char *const names[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
-                                        "prom_remote_write", "influx_http"};
-    for (int i = 0; i < 7; i++) {
+                                        "prom_remote_write", "influx_http", "nats"};
+    for (int i = 0; i < 8; i++) {
         if (strcmp(name, names[i]) == 0)
             return i;
     }
@@ -285,7 +285,7 @@ int rf_sink_new(const rf_sink_config *cfg, const rf_sink_namer *namer, rf_sink *
     if (cfg->type == RF_SINK_STORE)
         return rf_err_set(err, EINVAL, "sink %s: type store is served by the engine's storage, "
                                        "not by an rf_sink", nm);
-    if ((unsigned)cfg->type > RF_SINK_INFLUX_HTTP)
+    if ((unsigned)cfg->type > RF_SINK_NATS)
         return rf_err_set(err, EINVAL, "sink %s: unknown type %d", nm, (int)cfg->type);
     rf_sink *s = calloc(1, sizeof(*s));
     if (!s)
@@ -444,6 +444,7 @@ int rf_sink_flush(rf_sink *s, int64_t now_ns)
         return rf_sink_net_flush(s, now_ns);
     case RF_SINK_PROM_REMOTE_WRITE:
     case RF_SINK_INFLUX_HTTP:
+    case RF_SINK_NATS:
         return rf_sink_http_flush(s, now_ns, false);
     default:
         return 0;

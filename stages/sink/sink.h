@@ -26,6 +26,11 @@
  *                       remote_write: one series per numeric field, named
  *                       <measurement>_<field>). Sampled StatsD counters go out
  *                       as value / rate in every line-protocol sink.
+ *   RF_SINK_NATS        the same lines through the same sender and buffer,
+ *                       published to NATS subjects filled per line from a
+ *                       template ({measurement}, {field}, {shard}), JetStream
+ *                       with acks and Nats-Msg-Id, or core NATS
+ *                       (forward.h, rf_fwd_nats_config; stages/forward/sender_nats.c).
  *   RF_SINK_COUNT_ONLY  STAND-IN for the storage writer until the storage issue
  *                       lands: counts what it would store (events by kind, 64
  *                       bytes each) and stores nothing.
@@ -91,6 +96,8 @@ enum rf_sink_type {
      * Prometheus remote_write 1.0 and InfluxDB /write or /api/v2/write. */
     RF_SINK_PROM_REMOTE_WRITE = 5,
     RF_SINK_INFLUX_HTTP = 6,
+    /* NATS (JetStream or core) through the same sender and buffer. */
+    RF_SINK_NATS = 7,
 };
 
 /* Connection state of a forwarder (rf_sink_stats.state). */
@@ -195,7 +202,7 @@ enum rf_sink_type rf_sink_type_of(const rf_sink *s);
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 
 /* Parses "json", "lp_udp", "lp_tcp", "count_only", "store", "prom_remote_write",
- * "influx_http"; -1 when unknown. */
+ * "influx_http", "nats"; -1 when unknown. */
 int rf_sink_type_parse(const char *name);
 
 /* Formats one event as a JSON line / a line-protocol line into buf (cap
@@ -247,6 +254,21 @@ void rf_sink_configs_release(rf_sink_configs *c);
  *         buffer: {type: disk, path: /var/lib/ringflow/forward/vm, max_bytes: 1GiB,
  *                  policy: drop_oldest, sync: false, segment_bytes: 8MiB}
  *         # memory buffer (the default): {type: memory, max_bytes: 64MiB, policy: ...}
+ */
+/* The nats sink takes the same batch, timeout, backoff, breaker, queue and
+ * buffer keys, and in place of url/headers/auth/gzip:
+ *
+ *       - name: bus
+ *         type: nats
+ *         servers: [nats://127.0.0.1:4222]   # or one string; tls:// too
+ *         subject: "ringflow.{measurement}.{shard}"
+ *         shards: 16
+ *         mode: jetstream                    # or core (at most once)
+ *         max_pending: 256                   # JetStream publishes awaiting acks
+ *         stream: {name: RINGFLOW, storage: file, duplicate_window: 2m}  # created if missing
+ *         creds: /etc/ringflow/nats.creds
+ *         tls: {ca: ca.pem, cert: c.pem, key: c.key}
+ *         reconnect_wait: 250ms
  */
 
 /* Formats wall-clock ns as RFC 3339 UTC with nanoseconds

@@ -1,5 +1,5 @@
 /* Parsing pipeline.sinks from the YAML configuration. Control thread only. */
-#include "stages/sink/sink.h"
+#include "stages/sink/sink_pvt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,6 +42,12 @@ static int dup_str(const rf_cfg_node *map, const char *key, bool required, const
     return *out ? 0 : rf_err_set(err, ENOMEM, "config: out of memory");
 }
 
+int sink_cfg_dup_str(const rf_cfg_node *map, const char *key, bool required, const char **out,
+                     rf_err *err)
+{
+    return dup_str(map, key, required, out, err);
+}
+
 /* ---- the HTTP forwarders' keys (prom_remote_write, influx_http; sink.h) ---- */
 
 static void http_config_release(rf_fwd_config *c)
@@ -53,6 +59,7 @@ static void http_config_release(rf_fwd_config *c)
     free((char *)c->password);
     free((char *)c->token);
     free((char *)c->buffer_path);
+    sink_nats_config_release(&c->nats);
     memset(c, 0, sizeof(*c));
 }
 
@@ -127,14 +134,17 @@ static int parse_buffer(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
     rf_fwd_config *c = &s->http;
-    c->protocol = s->type == RF_SINK_PROM_REMOTE_WRITE ? RF_FWD_PROM_REMOTE_WRITE
-                                                       : RF_FWD_INFLUX_HTTP;
+    bool nats = s->type == RF_SINK_NATS;
+    c->protocol = nats ? RF_FWD_NATS
+                       : s->type == RF_SINK_PROM_REMOTE_WRITE ? RF_FWD_PROM_REMOTE_WRITE
+                                                              : RF_FWD_INFLUX_HTTP;
     uint64_t queue = 0, samples = 0, bytes = 0, delay = 0, timeout = 0, base = 0, max = 0,
              cool = 0;
     const rf_cfg_node *batch, *backoff, *breaker;
     int rc;
-    if ((rc = dup_str(item, "url", true, &c->url, err)) ||
-        (rc = parse_headers(item, c, err)) || (rc = parse_auth(item, c, err)) ||
+    if ((nats && (rc = sink_nats_config_parse(item, c, err))) ||
+        (!nats && ((rc = dup_str(item, "url", true, &c->url, err)) ||
+                   (rc = parse_headers(item, c, err)) || (rc = parse_auth(item, c, err)))) ||
         (rc = parse_buffer(item, s, err)) ||
         (rc = rf_cfg_bool(item, "gzip", true, &c->gzip, err)) ||
         (rc = rf_cfg_size(item, "queue", 4096, 1ull << 30, 256 * 1024, &queue, err)) ||
@@ -155,7 +165,7 @@ static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err 
         (rc = rf_cfg_duration(breaker, "cooldown", RF_NS_PER_MS, 86400ull * RF_NS_PER_S,
                               10 * RF_NS_PER_S, &cool, err)))
         return rc;
-    if (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))
+    if (!nats && strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))
         return rf_cfg_fail_key(item, "url", err, "must be an http:// or https:// URL");
     if (max < base)
         return rf_cfg_fail_key(backoff, "max", err, "backoff max is below backoff base");
@@ -173,16 +183,17 @@ static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err 
 static int parse_sink(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
     static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
-                                        "prom_remote_write", "influx_http"};
+                                        "prom_remote_write", "influx_http", "nats"};
     int rc = dup_str(item, "name", true, &s->name, err);
     if (rc)
         return rc;
     int type = 0;
-    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 7, 0,
+    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 8, 0,
                                                                         &type, err)))
         return rc;
     s->type = (enum rf_sink_type)type;
-    if (s->type == RF_SINK_PROM_REMOTE_WRITE || s->type == RF_SINK_INFLUX_HTTP)
+    if (s->type == RF_SINK_PROM_REMOTE_WRITE || s->type == RF_SINK_INFLUX_HTTP ||
+        s->type == RF_SINK_NATS)
         return http_config_parse(item, s, err);
     uint64_t buffer = 0;
     rc = rf_cfg_size(item, "buffer", 4096, 1ull << 30, 256 * 1024, &buffer, err);

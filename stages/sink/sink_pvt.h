@@ -48,7 +48,7 @@ struct rf_sink {
 
 static inline bool sink_is_http(enum rf_sink_type t)
 {
-    return t == RF_SINK_PROM_REMOTE_WRITE || t == RF_SINK_INFLUX_HTTP;
+    return t == RF_SINK_PROM_REMOTE_WRITE || t == RF_SINK_INFLUX_HTTP || t == RF_SINK_NATS;
 }
 
 /* Moves the waiting bytes to the front of the buffer. */
@@ -72,6 +72,12 @@ static inline void sink_buf_consumed(rf_sink *s, uint32_t n)
 int rf_sink_net_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err);
 int rf_sink_net_flush(rf_sink *s, int64_t now_ns);
 void rf_sink_net_close(rf_sink *s);
+
+/* Configuration helpers (sink_config.c, sink_nats_config.c). */
+int sink_cfg_dup_str(const rf_cfg_node *map, const char *key, bool required, const char **out,
+                     rf_err *err);
+int sink_nats_config_parse(const rf_cfg_node *item, rf_fwd_config *c, rf_err *err);
+void sink_nats_config_release(rf_fwd_nats_config *c);
 
 int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err);
 /* Hands queued lines to the sender: when a chunk's worth waits, when the

@@ -1,5 +1,5 @@
-/* `show forwarders`: per worker and HTTP forwarding sink (prom_remote_write,
- * influx_http), where its events are: queued in the buffer, in flight,
+/* `show forwarders`: per worker and forwarding sink (prom_remote_write,
+ * influx_http, nats), where its events are: queued in the buffer, in flight,
  * acknowledged, dropped by reason, sent again after a restart; the age of
  * the oldest unsent one and the receiver's state (stages/forward/forward.h). */
 #include <errno.h>
@@ -23,7 +23,8 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
         "worker",       "sink",          "state",       "queued_events",
         "queued_bytes", "in_flight",     "acked",       "retries",
         "dropped_rejected", "dropped_buffer_full", "dropped_other", "redelivered",
-        "oldest_unsent_ms", "last_status"};
+        "oldest_unsent_ms", "last_status",
+        "nats_conn", "nats_msgs", "nats_duplicates", "nats_pending_acks"};
     RF_OPS_TABLE_BEGIN(w, "forwarders", cols);
     const int64_t now = rf_clock_wall_ns();
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
@@ -48,6 +49,10 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
                              f->acked_events, f->retries, f->dropped[RF_FWD_DROP_REJECTED],
                              f->dropped[RF_FWD_DROP_BUFFER_FULL], other, f->redelivered,
                              t && now > t ? (uint64_t)(now - t) / 1000000u : 0, f->last_status);
+            /* nats sinks only; "-" and zeros for the HTTP ones */
+            rf_ops_cell_str(w, rf_sink_type_of(sk) == RF_SINK_NATS ? rf_fwd_nats_conn_name(f->nats_conn)
+                                                                   : "-");
+            RF_OPS_CELLS_U64(w, f->nats_msgs, f->nats_duplicates, f->nats_pending_acks);
         }
     }
     rf_ops_table_end(w);

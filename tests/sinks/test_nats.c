@@ -1,0 +1,280 @@
+/* The nats sink against a real nats-server (Debian's), started by the test
+ * on a loopback port of its own with its JetStream store in the temp dir;
+ * what arrived is read back with nats.c, as any consumer would:
+ *   js        JetStream: every point in the stream exactly once, on the
+ *             subject rf.<measurement>.<shard> with the documented shard
+ *             (FNV-1a 64 of the series key text modulo shards)
+ *   dedup     the server is frozen (SIGSTOP) while a batch is in flight: the
+ *             acks time out, the sink publishes again, and once the server
+ *             runs again the stream keeps one copy (duplicates counted)
+ *   disk_kill disk buffer: the server frozen, ringflowd SIGKILLed with the
+ *             batch published but unacknowledged, the server resumed and
+ *             ringflowd restarted: the recovered entries go out again under
+ *             the same Nats-Msg-Id, and every point is stored once
+ *   core      core NATS: a subscriber sees every point
+ * A missing nats-server makes the test SKIP (exit 77). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fwd_util.h"
+
+#define SHARDS 4
+#define SERIES 8
+
+static int g_lp_port, g_nats_port;
+static pid_t g_nats = -1;
+static char g_url[64];
+
+static void ports(void)
+{
+    int base = tproc_port_base();
+    g_lp_port = base + 3;
+    g_nats_port = base + 6;
+    snprintf(g_url, sizeof(g_url), "nats://127.0.0.1:%d", g_nats_port);
+}
+
+static void start_nats(void)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", g_nats_port);
+    g_nats = cu_spawn("nats", (const char *const[]){"/usr/sbin/nats-server", "-a", "127.0.0.1",
+                                                    "-p", port, "-js", "-sd", "./js", NULL});
+    for (int i = 0; i < 200; i++) {
+        natsConnection *nc = NULL;
+        if (natsConnection_ConnectTo(&nc, g_url) == NATS_OK) {
+            natsConnection_Destroy(nc);
+            return;
+        }
+        usleep(50 * 1000);
+    }
+    fail_msg("nats-server did not answer on port %d; stderr:\n%s", g_nats_port,
+             cu_output("nats", "err"));
+}
+
+static void start_rf(proc *d, const char *extra)
+{
+    char cfg[4096];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+             "listeners:\n"
+             "  - {name: lp, transport: tcp, protocol: influx_line, port: %d, address: 127.0.0.1}\n"
+             "stats: {prometheus: {enabled: false}}\n"
+             "storage: {enabled: false}\n"
+             "pipeline:\n"
+             "  batch: {max_events: 1000, interval: 20ms}\n"
+             "  sinks:\n"
+             "    - {name: bus, type: nats, servers: [\"%s\"], subject: \"rf.{measurement}.{shard}\",\n"
+             "       shards: %d, timeout: 1s, backoff: {base: 50ms, max: 200ms}, %s}\n"
+             "  routes:\n"
+             "    - {subject: \"telemetry.>\", sinks: [bus]}\n",
+             g_lp_port, g_url, SHARDS, extra);
+    cu_daemon_start(d, "ringflowd.yaml", cfg);
+}
+
+/* Points "nt,host=h<i % SERIES> v=<i> <t0 + i ms>" for i in [first, first + n). */
+static void send_points(int first, int n)
+{
+    size_t cap = (size_t)n * 64 + 1;
+    char *buf = malloc(cap), *o = buf;
+    int64_t t0 = cu_now_ns() / 1000000 - 60000;
+    for (int i = first; i < first + n; i++)
+        o += snprintf(o, cap - (size_t)(o - buf), "nt,host=h%d v=%d %lld000000\n", i % SERIES, i,
+                      (long long)(t0 + i));
+    fwd_send_tcp(g_lp_port, buf, (size_t)(o - buf));
+    free(buf);
+}
+
+/* The documented shard of a series key text, computed independently. */
+static unsigned shard_of(const char *key, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)key[i]) * 0x100000001b3ull;
+    return (unsigned)(h % SHARDS);
+}
+
+/* Counts every point of one message into seen[]; checks its subject. */
+static void count_msg(const char *subj, const char *data, int len, int *seen, int max)
+{
+    for (const char *p = data, *end = data + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        assert_non_null(nl);
+        int host = -1, v = -1;
+        assert_int_equal(sscanf(p, "nt,host=h%d v=%d", &host, &v), 2);
+        assert_true(v >= 0 && v < max);
+        seen[v]++;
+        const char *eq = strchr(p, '=');
+        eq = strchr(eq + 1, '='); /* the field's: "nt,host=hK v=" */
+        char want[64];
+        snprintf(want, sizeof(want), "rf.nt.%u", shard_of(p, (size_t)(eq - p)));
+        assert_string_equal(subj, want);
+        p = nl + 1;
+    }
+}
+
+/* Reads the whole stream RF with a pull consumer until `want` points came
+ * or nothing more arrives; asserts each of [0, want) exactly once. */
+static void expect_stream(int want)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *sub = NULL;
+    jsErrCode ec = 0;
+    assert_int_equal(natsConnection_ConnectTo(&nc, g_url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    assert_int_equal(js_PullSubscribe(&sub, js, "rf.>", "check", NULL, NULL, &ec), NATS_OK);
+    int *seen = calloc((size_t)want, sizeof(int));
+    int total = 0;
+    for (int round = 0; round < 200 && total <= want; round++) {
+        natsMsgList list = {0};
+        natsStatus s = natsSubscription_Fetch(&list, sub, 64, 200, &ec);
+        if (s == NATS_TIMEOUT && total == want)
+            break;
+        for (int i = 0; i < list.Count; i++) {
+            count_msg(natsMsg_GetSubject(list.Msgs[i]), natsMsg_GetData(list.Msgs[i]),
+                      natsMsg_GetDataLength(list.Msgs[i]), seen, want);
+            natsMsg_Ack(list.Msgs[i], NULL);
+        }
+        natsMsgList_Destroy(&list);
+        total = 0;
+        for (int i = 0; i < want; i++)
+            total += seen[i];
+    }
+    for (int i = 0; i < want; i++)
+        if (seen[i] != 1)
+            fail_msg("point %d stored %d times", i, seen[i]);
+    free(seen);
+    natsSubscription_Destroy(sub);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+#define JS_SINK "stream: {name: RF, storage: file}"
+
+static void test_js(void **state)
+{
+    (void)state;
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+    proc d;
+    start_rf(&d, JS_SINK);
+    send_points(0, 3000);
+    assert_int_equal(fwd_stat_wait("bus", "acked", 3000, 20000), 3000);
+    expect_stream(3000);
+    assert_int_equal(fwd_stat("bus", "retries"), 0);
+    assert_int_equal(fwd_stat("bus", "nats_duplicates"), 0);
+    assert_true(fwd_stat("bus", "nats_msgs") >= SHARDS);
+    cu_daemon_stop(&d);
+}
+
+static void test_dedup(void **state)
+{
+    (void)state;
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+    proc d;
+    start_rf(&d, JS_SINK);
+    send_points(0, 10);
+    assert_int_equal(fwd_stat_wait("bus", "acked", 10, 20000), 10);
+    kill(g_nats, SIGSTOP);
+    send_points(10, 1990);
+    /* The acks cannot come: the sink gives up on them and publishes again. */
+    assert_true(fwd_stat_wait("bus", "retries", 2, 20000) >= 2);
+    kill(g_nats, SIGCONT);
+    assert_int_equal(fwd_stat_wait("bus", "acked", 2000, 30000), 2000);
+    assert_true(fwd_stat("bus", "nats_duplicates") >= 1);
+    expect_stream(2000);
+    cu_daemon_stop(&d);
+}
+
+static void test_disk_kill(void **state)
+{
+    (void)state;
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+    proc d;
+    const char *sink = JS_SINK ", buffer: {type: disk, path: ./fbuf}";
+    start_rf(&d, sink);
+    send_points(0, 10);
+    assert_int_equal(fwd_stat_wait("bus", "acked", 10, 20000), 10);
+    kill(g_nats, SIGSTOP);
+    send_points(10, 1990);
+    assert_true(fwd_stat_wait("bus", "retries", 1, 20000) >= 1);
+    kill(d.pid, SIGKILL);
+    cu_wait(d.pid, 5000);
+    kill(g_nats, SIGCONT);
+    start_rf(&d, sink);
+    assert_true(fwd_stat_wait("bus", "acked", 1990, 30000) >= 1990);
+    assert_true(fwd_stat("bus", "nats_duplicates") >= 1);
+    expect_stream(2000);
+    cu_daemon_stop(&d);
+}
+
+static int g_core_seen[2000];
+
+static void on_core(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    (void)closure;
+    const char *p = natsMsg_GetData(m), *end = p + natsMsg_GetDataLength(m);
+    for (; p < end; p = strchr(p, '\n') + 1) {
+        int host, v;
+        if (sscanf(p, "nt,host=h%d v=%d", &host, &v) == 2 && v >= 0 && v < 2000)
+            __atomic_add_fetch(&g_core_seen[v], 1, __ATOMIC_RELAXED); /* read after the wait */
+    }
+    natsMsg_Destroy(m);
+}
+
+static void test_core(void **state)
+{
+    (void)state;
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, g_url), NATS_OK);
+    assert_int_equal(natsConnection_Subscribe(&sub, nc, "rf.nt.*", on_core, NULL), NATS_OK);
+    assert_int_equal(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+    proc d;
+    start_rf(&d, "mode: core");
+    send_points(0, 2000);
+    assert_int_equal(fwd_stat_wait("bus", "acked", 2000, 20000), 2000);
+    int total = 0;
+    for (int round = 0; round < 100 && total < 2000; round++) {
+        usleep(20 * 1000);
+        total = 0;
+        for (int i = 0; i < 2000; i++)
+            total += __atomic_load_n(&g_core_seen[i], __ATOMIC_RELAXED);
+    }
+    for (int i = 0; i < 2000; i++)
+        assert_int_equal(__atomic_load_n(&g_core_seen[i], __ATOMIC_RELAXED), 1);
+    cu_daemon_stop(&d);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct { const char *name; void (*fn)(void **); } tests[] = {
+        {"js", test_js}, {"dedup", test_dedup}, {"disk_kill", test_disk_kill}, {"core", test_core},
+    };
+    for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
+        if (strcmp(argv[1], tests[i].name) == 0)
+            return cu_run_test("rf-nats", tests[i].name, tests[i].fn);
+    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core\n");
+    return 2;
+}
