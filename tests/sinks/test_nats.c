@@ -12,6 +12,9 @@
  *             ringflowd restarted: the recovered entries go out again under
  *             the same Nats-Msg-Id, and every point is stored once
  *   core      core NATS: a subscriber sees every point
+ *   source    ingest/nats: two workers' pull sources split 4 shards, each
+ *             gets only its own, a refused message is redelivered (counted),
+ *             and durable consumers resume after the sources are recreated
  * A missing nats-server makes the test SKIP (exit 77). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include "fwd_util.h"
+#include "ingest/nats/nats_source.h"
 
 #define SHARDS 4
 #define SERIES 8
@@ -267,14 +271,126 @@ static void test_core(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* ---- the source (ingest/nats) ---- */
+
+typedef struct got {
+    int worker;
+    int seen[64];
+    int refuse_once; /* value whose first delivery is refused; -1: none */
+    int bad_shard;
+} got;
+
+static bool on_src(void *ctx, const char *subject, const char *data, size_t len)
+{
+    got *g = ctx;
+    unsigned shard = 99;
+    int v = -1;
+    sscanf(subject, "rf.nt.%u", &shard);
+    if (shard % 2 != (unsigned)g->worker)
+        g->bad_shard++;
+    assert_true(len > 0 && sscanf(data, "nt v=%d", &v) == 1 && v >= 0 && v < 64);
+    if (v == g->refuse_once) {
+        g->refuse_once = -1;
+        return false;
+    }
+    g->seen[v]++;
+    return true;
+}
+
+static void publish_src(jsCtx *js, int first, int n)
+{
+    for (int v = first; v < first + n; v++) {
+        char subj[32], data[32];
+        snprintf(subj, sizeof(subj), "rf.nt.%d", v % SHARDS);
+        int len = snprintf(data, sizeof(data), "nt v=%d 1\n", v);
+        jsErrCode ec = 0;
+        assert_int_equal(js_Publish(NULL, js, subj, data, len, NULL, &ec), NATS_OK);
+    }
+}
+
+static rf_nats_source *new_src(int worker)
+{
+    rf_nats_source_config c = {.servers = {g_url}, .n_servers = 1, .stream = "RF",
+                               .subject = "rf.{measurement}.{shard}", .durable = "agg",
+                               .shards = SHARDS, .workers = 2, .worker = (uint32_t)worker,
+                               .ack_wait_ns = 2000000000ll};
+    rf_nats_source *s = NULL;
+    rf_err err = {0};
+    if (rf_nats_source_new(&c, NULL, NULL, &s, &err))
+        fail_msg("%s", err.msg);
+    return s;
+}
+
+/* Polls both sources until `want` points were accepted in all (5 s bound). */
+static int poll_until(rf_nats_source **src, got *g, int want)
+{
+    int total = 0;
+    for (int round = 0; round < 500 && total < want; round++) {
+        for (int w = 0; w < 2; w++)
+            rf_nats_source_poll(src[w], 64, on_src, &g[w]);
+        total = 0;
+        for (int w = 0; w < 2; w++)
+            for (int i = 0; i < 64; i++)
+                total += g[w].seen[i];
+        if (total < want)
+            usleep(10 * 1000);
+    }
+    return total;
+}
+
+static void test_source(void **state)
+{
+    (void)state;
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, g_url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[] = {"rf.*.*"};
+    sc.Name = "RF";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    jsErrCode ec = 0;
+    assert_int_equal(js_AddStream(NULL, js, &sc, NULL, &ec), NATS_OK);
+    publish_src(js, 0, 32);
+    rf_nats_source *src[2] = {new_src(0), new_src(1)};
+    got g[2] = {{.worker = 0, .refuse_once = 4}, {.worker = 1, .refuse_once = -1}};
+    assert_int_equal(poll_until(src, g, 32), 32);
+    for (int v = 0; v < 32; v++)
+        assert_int_equal(g[v % 2].seen[v], 1); /* shard v % 4 belongs to worker v % 2 */
+    assert_int_equal(g[0].bad_shard + g[1].bad_shard, 0);
+    rf_nats_source_stats st;
+    rf_nats_source_stats_read(src[0], &st);
+    assert_int_equal(st.consumers, 2);
+    assert_true(st.redelivered >= 1);
+    for (int w = 0; w < 2; w++)
+        rf_nats_source_free(src[w]);
+    /* The durables resume: only what is new arrives. */
+    publish_src(js, 32, 8);
+    src[0] = new_src(0);
+    src[1] = new_src(1);
+    assert_int_equal(poll_until(src, g, 40), 40);
+    for (int v = 0; v < 40; v++)
+        assert_int_equal(g[v % 2].seen[v], 1);
+    for (int w = 0; w < 2; w++)
+        rf_nats_source_free(src[w]);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; void (*fn)(void **); } tests[] = {
         {"js", test_js}, {"dedup", test_dedup}, {"disk_kill", test_disk_kill}, {"core", test_core},
+        {"source", test_source},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)
             return cu_run_test("rf-nats", tests[i].name, tests[i].fn);
-    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core\n");
+    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source\n");
     return 2;
 }
