@@ -119,6 +119,7 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
                             "cannot be combined with dpdk.enabled: true (DPDK needs root while it "
                             "runs: hugepages, VFIO/UIO devices, PCI); leave engine.user empty or "
                             "disable DPDK"));
+    SECTION(rf_nats_source_settings_parse(rf_cfg_root(doc), &next.nats_source, &e));
     SECTION(rf_storage_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir, &next.storage,
                                       &e));
     SECTION(rf_pipeline_settings_parse(rf_cfg_root(doc), next.daemon.engine.data_dir,

@@ -15,6 +15,7 @@
 #include "daemon/privileges.h"
 #include "daemon/storage_settings.h"
 #include "ingest/dpdk/dpdk.h"
+#include "ingest/nats/nats_source.h"
 
 /* Top-level sections whose content is fingerprinted, so a reload can say
  * exactly which ones changed. */
@@ -40,6 +41,7 @@ typedef struct rf_settings {
     rf_dpdk_config dpdk;
     rf_storage_settings storage;
     rf_pipeline_settings pipeline; /* owns allocations: see rf_settings_release */
+    rf_nats_source_settings nats_source; /* the `nats_source:` section; applied at start */
 } rf_settings;
 
 /* path NULL: the embedded default. Returns 0 or a negative errno with err filled. */

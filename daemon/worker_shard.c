@@ -18,6 +18,7 @@
 #include "core/log/log.h"
 #include "core/mem/bound.h"
 #include "ingest/dpdk/dpdk.h"
+#include "ingest/nats/nats_source.h"
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
@@ -118,6 +119,10 @@ struct rf_shard {
      * removed listeners. */
     _Atomic uint32_t retiring_now;
     rf_dpdk_queue *dpdk_queues[RF_DPDK_MAX_PORTS];
+    /* The `nats_source:` pull consumers of this worker's shards, and the
+     * parse context their payloads go through (ingest/nats). */
+    rf_nats_source *nats;
+    rf_shard_input *nats_input;
     uint32_t n_dpdk_queues;
     bool ingest_stopped;
     bool stopping_ingest; /* rf_shard_stop_ingest is removing every listener */
@@ -355,6 +360,45 @@ static int shard_add_dpdk_inputs(rf_shard *s, const rf_settings *settings, rf_dp
     return 0;
 }
 
+static void nats_wake(void *ctx)
+{
+    rf_shard_wake(ctx);
+}
+
+/* A message's events are accepted once parsed and handed to the pipeline
+ * (the flush dispatches them): only then is the message acked. */
+static bool nats_on_msg(void *ctx, const char *subject, const char *data, size_t len)
+{
+    (void)subject;
+    rf_shard_input *in = ctx;
+    const int64_t wall = rf_clock_wall_ns(), mono = rf_clock_mono_ns();
+    const rf_listen_chunk c = {.data = data, .len = (uint32_t)len, .wall_ns = wall,
+                               .mono_ns = mono, .peer_text = "nats"};
+    input_on_data(in, NULL, &c);
+    rf_parse_flush(in->parser);
+    return true;
+}
+
+/* This worker's share of the `nats_source:` shards; counters on /metrics. */
+static int shard_add_nats_input(rf_shard *s, const rf_settings *settings, rf_err *err)
+{
+    uint16_t source = (uint16_t)(settings->ingest.n_listeners +
+                                 RF_DPDK_MAX_PORTS * settings->dpdk.n_udp_ports);
+    s->nats_input = shard_new_input(s, settings, source, RF_LISTEN_PROTO_INFLUX_LINE, 0, 0,
+                                    "nats_source", err);
+    if (!s->nats_input)
+        return -(err->code ? err->code : ENOMEM);
+    rf_nats_source_config nc;
+    char labels[32];
+    rf_nats_source_config_from(&settings->nats_source, s->index, s->workers, &nc);
+    snprintf(labels, sizeof(labels), "worker=\"%u\"", s->index);
+    nc.metric_labels = labels;
+    int rc = rf_nats_source_new(&nc, nats_wake, s, &s->nats, err);
+    if (rc < 0)
+        return rc;
+    return 0;
+}
+
 static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *err)
 {
     int rc = rf_listener_set_new(&s->listeners, "ingest", NULL, err);
@@ -477,6 +521,8 @@ int rf_shard_new(const rf_settings *settings, uint32_t index, uint32_t workers,
         goto fail;
     if (dpdk && (rc = shard_add_dpdk_inputs(s, settings, dpdk, err)) < 0)
         goto fail;
+    if (settings->nats_source.enabled && (rc = shard_add_nats_input(s, settings, err)) < 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -488,6 +534,9 @@ void rf_shard_free(rf_shard *s)
 {
     if (!s)
         return;
+    /* The NATS fetch thread first: it stops calling rf_shard_wake, and acks
+     * what the worker took (the rest is redelivered). */
+    rf_nats_source_free(s->nats);
     /* The listener set first: it may still hold events parsed but not
      * dispatched; the parse contexts hand theirs over when freed. */
     rf_listener_set_free(s->listeners);
@@ -822,6 +871,8 @@ uint32_t rf_shard_poll_ingest(rf_shard *s)
         work += rf_listener_set_poll(s->listeners);
     for (uint32_t i = 0; i < s->n_dpdk_queues; i++)
         work += rf_dpdk_queue_poll(s->dpdk_queues[i], 0);
+    if (s->nats)
+        work += rf_nats_source_poll(s->nats, 64, nats_on_msg, s->nats_input);
     return work;
 }
 

@@ -48,7 +48,30 @@ struct rf_nats_source {
      * bytes, the fetch thread the rest; any thread reads them relaxed. */
     _Alignas(64) _Atomic uint64_t messages, bytes;
     _Alignas(64) _Atomic uint64_t acked, nacked, redelivered, fetch_errors, connection;
+    int metric_ids[6];
+    uint32_t n_metrics;
 };
+
+static void register_metrics(rf_nats_source *s, const char *labels)
+{
+    const struct { _Atomic uint64_t *v; bool gauge; const char *name, *help; } m[] = {
+        {&s->messages, false, "ringflow_nats_source_messages", "NATS messages handed to the worker."},
+        {&s->bytes, false, "ringflow_nats_source_bytes", "Payload bytes handed to the worker."},
+        {&s->acked, false, "ringflow_nats_source_acked",
+         "NATS messages acknowledged after their events were accepted."},
+        {&s->nacked, false, "ringflow_nats_source_nacked", "NATS messages refused (redelivered)."},
+        {&s->redelivered, false, "ringflow_nats_source_redelivered",
+         "NATS messages delivered more than once."},
+        {&s->connection, true, "ringflow_nats_source_connection",
+         "Connection: 0 disconnected, 1 connecting, 2 connected, 3 closed, 4 reconnecting."},
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        int id = m[i].gauge ? rf_stats_register_gauge(m[i].name, m[i].help, labels, m[i].v)
+                            : rf_stats_register_counter(m[i].name, m[i].help, labels, m[i].v);
+        if (id >= 0)
+            s->metric_ids[s->n_metrics++] = id;
+    }
+}
 
 /* The consumer filter of one shard: {shard} = shard, other placeholders '*'. */
 static void shard_filter(const char *tmpl, uint32_t shard, char *out, size_t cap)
@@ -234,6 +257,8 @@ int rf_nats_source_new(const rf_nats_source_config *cfg, void (*wake)(void *), v
         goto out;
     }
     s->started = true;
+    if (c->metric_labels)
+        register_metrics(s, c->metric_labels);
 out:
     if (rc) {
         rf_nats_source_free(s);
@@ -247,6 +272,8 @@ void rf_nats_source_free(rf_nats_source *s)
 {
     if (!s)
         return;
+    for (uint32_t i = 0; i < s->n_metrics; i++)
+        rf_stats_unregister(s->metric_ids[i]);
     if (s->started) {
         /* Pairs with the acquire in stopping(). */
         atomic_store_explicit(&s->stop, true, memory_order_release);

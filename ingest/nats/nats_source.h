@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config/config.h"
 #include "core/error/error.h"
 
 #define RF_NATS_SOURCE_MAX_SERVERS 8u
@@ -52,6 +53,9 @@ typedef struct rf_nats_source_config {
     int64_t ack_wait_ns;          /* redelivery after; 0: 30 s */
     uint32_t ring;                /* messages between the fetch thread and the worker; 0: 256 */
     const char *creds_file, *tls_ca, *tls_cert, *tls_key;
+    /* Labels of the ringflow_nats_source_* metrics (registered by new and
+     * removed by free, both on the control thread); NULL: none. */
+    const char *metric_labels;
 } rf_nats_source_config;
 
 typedef struct rf_nats_source_stats {
@@ -84,5 +88,41 @@ uint32_t rf_nats_source_poll(rf_nats_source *s, uint32_t max, rf_nats_source_han
 
 /* Any thread. */
 void rf_nats_source_stats_read(const rf_nats_source *s, rf_nats_source_stats *out);
+
+/* ---- configuration: the top-level `nats_source:` section (nats_source_config.c)
+ *
+ *   nats_source:
+ *     enabled: true
+ *     servers: [nats://10.0.0.5:4222]
+ *     stream: RF                          # the stream the edges' nats sink fills
+ *     subject: "rf.{measurement}.{shard}" # the edges' sink template
+ *     shards: 16                          # the edges' sink shards
+ *     durable: agg                        # consumers agg-s0 .. agg-s15
+ *     batch: 64
+ *     max_ack_pending: 1024
+ *     ack_wait: 30s
+ *     creds: /etc/ringflow/nats.creds
+ *     tls: {ca: ca.pem, cert: c.pem, key: c.key}
+ *
+ * Every worker pulls its shards (see above); the payload is parsed as line
+ * protocol. Fixed-size strings: the settings are copied by value. A change
+ * takes effect at the next start (a reload does not re-create consumers). */
+#define RF_NATS_SOURCE_STR 256
+typedef struct rf_nats_source_settings {
+    bool enabled;
+    char servers[RF_NATS_SOURCE_MAX_SERVERS][RF_NATS_SOURCE_STR];
+    uint32_t n_servers;
+    char stream[RF_NATS_SOURCE_STR], subject[RF_NATS_SOURCE_STR], durable[RF_NATS_SOURCE_STR];
+    char creds[RF_NATS_SOURCE_STR], tls_ca[RF_NATS_SOURCE_STR], tls_cert[RF_NATS_SOURCE_STR],
+        tls_key[RF_NATS_SOURCE_STR];
+    uint32_t shards, batch, max_ack_pending;
+    int64_t ack_wait_ns;
+} rf_nats_source_settings;
+
+int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settings *out,
+                                  rf_err *err);
+/* The source config of worker `worker` of `workers`; points into *st. */
+void rf_nats_source_config_from(const rf_nats_source_settings *st, uint32_t worker,
+                                uint32_t workers, rf_nats_source_config *out);
 
 #endif

@@ -12,6 +12,9 @@
  *             ringflowd restarted: the recovered entries go out again under
  *             the same Nats-Msg-Id, and every point is stored once
  *   core      core NATS: a subscriber sees every point
+ *   e2e       edge ringflowd -> JetStream -> aggregator ringflowd (nats_source,
+ *             2 workers): every point in the aggregator's json sink once,
+ *             with the aggregator stopped and restarted mid-stream
  *   source    ingest/nats: two workers' pull sources split 4 shards, each
  *             gets only its own, a refused message is redelivered (counted),
  *             and durable consumers resume after the sources are recreated
@@ -382,15 +385,91 @@ static void test_source(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* ---- edge -> JetStream -> aggregator ---- */
+
+static void start_agg(proc *d)
+{
+    char cfg[2048];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}, run_dir: ./agg-run, data_dir: ./agg-data}\n"
+             "listeners:\n"
+             "  - {name: lp, transport: tcp, protocol: influx_line, port: %d, address: 127.0.0.1}\n"
+             "stats: {prometheus: {enabled: false}}\n"
+             "storage: {enabled: false}\n"
+             "nats_source: {enabled: true, servers: [\"%s\"], stream: RF,\n"
+             "              subject: \"rf.{measurement}.{shard}\", shards: %d, durable: agg}\n"
+             "pipeline:\n"
+             "  batch: {max_events: 1000, interval: 20ms}\n"
+             "  sinks:\n"
+             "    - {name: out, type: json, path: ./agg.jsonl}\n"
+             "  routes:\n"
+             "    - {subject: \"telemetry.>\", sinks: [out]}\n",
+             g_lp_port + 10, g_url, SHARDS);
+    cu_daemon_start(d, "agg.yaml", cfg);
+}
+
+/* Counts the aggregator's json lines per point ("value":<v>); returns the total. */
+static int agg_points(int *seen, int max)
+{
+    memset(seen, 0, sizeof(int) * (size_t)max);
+    const char *text = tproc_read_dir_file("agg.jsonl"); /* a static buffer of 1 MiB */
+    int total = 0;
+    for (const char *p = text; p && (p = strstr(p, "\"value\":")); p++) {
+        int v = atoi(p + 8);
+        if (v >= 0 && v < max)
+            seen[v]++;
+        total++;
+    }
+    return total;
+}
+
+static int agg_wait(int *seen, int max, int want, int timeout_ms)
+{
+    int total = 0;
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if ((total = agg_points(seen, max)) >= want)
+            break;
+        usleep(20 * 1000);
+    }
+    return total;
+}
+
+static void test_e2e(void **state)
+{
+    (void)state;
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+    proc edge, agg;
+    start_rf(&edge, JS_SINK);
+    send_points(0, 10); /* the stream exists once the first batch is acked */
+    assert_int_equal(fwd_stat_wait("bus", "acked", 10, 20000), 10);
+    start_agg(&agg);
+    send_points(10, 990);
+    int seen[3000];
+    assert_true(agg_wait(seen, 3000, 500, 20000) >= 500);
+    cu_daemon_stop(&agg); /* mid-stream: what it took is acked, the rest redelivered */
+    send_points(1000, 1000);
+    assert_int_equal(fwd_stat_wait("bus", "acked", 2000, 20000), 2000);
+    start_agg(&agg);
+    send_points(2000, 1000);
+    assert_int_equal(agg_wait(seen, 3000, 3000, 30000), 3000);
+    for (int v = 0; v < 3000; v++)
+        if (seen[v] != 1)
+            fail_msg("point %d stored %d times by the aggregator", v, seen[v]);
+    cu_daemon_stop(&agg);
+    cu_daemon_stop(&edge);
+}
+
 int main(int argc, char **argv)
 {
     static const struct { const char *name; void (*fn)(void **); } tests[] = {
         {"js", test_js}, {"dedup", test_dedup}, {"disk_kill", test_disk_kill}, {"core", test_core},
-        {"source", test_source},
+        {"source", test_source}, {"e2e", test_e2e},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)
             return cu_run_test("rf-nats", tests[i].name, tests[i].fn);
-    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source\n");
+    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source|e2e\n");
     return 2;
 }
