@@ -15,6 +15,7 @@
  *   e2e       edge ringflowd -> JetStream -> aggregator ringflowd (nats_source,
  *             2 workers): every point in the aggregator's json sink once,
  *             with the aggregator stopped and restarted mid-stream
+ *   config    --check-config names each bad nats / nats_source key
  *   source    ingest/nats: two workers' pull sources split 4 shards, each
  *             gets only its own, a refused message is redelivered (counted),
  *             and durable consumers resume after the sources are recreated
@@ -385,6 +386,42 @@ static void test_source(void **state)
     natsConnection_Destroy(nc);
 }
 
+/* ---- configuration errors ---- */
+
+static void expect_invalid(const char *yaml, const char *msg)
+{
+    proc p;
+    tproc_write_file("bad.yaml", yaml);
+    assert_int_equal(tproc_run((const char *[]){"--check-config", "bad.yaml", NULL}, &p), 3);
+    const char *e = tproc_read_file(p.err_path);
+    if (!strstr(e, msg))
+        fail_msg("expected \"%s\" in:\n%s", msg, e);
+}
+
+#define SINK_YAML(extra)                                                                         \
+    "pipeline:\n  sinks:\n    - {name: bus, type: nats, " extra "}\n"                          \
+    "  routes:\n    - {subject: \"telemetry.>\", sinks: [bus]}\n"
+
+static void test_config(void **state)
+{
+    (void)state;
+    expect_invalid(SINK_YAML("subject: a.b"), "pipeline.sinks[0].servers: missing required key");
+    expect_invalid(SINK_YAML("servers: [\"http://x:1\"]"), "a nats:// or tls:// URL");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], subject: \"a.{host}\""),
+                   "placeholders are {measurement}, {field} and {shard}");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], subject: \"a..b\""),
+                   "an empty subject token");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], subject: \"a.>\""), "no wildcard");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], mode: core, stream: {name: S}"),
+                   "a stream is for mode jetstream");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], tls: {cert: c.pem}"),
+                   "cert and key go together");
+    expect_invalid("nats_source: {enabled: true, stream: RF}\n",
+                   "nats_source.servers: missing required key");
+    expect_invalid("nats_source: {servers: [\"nats://x:1\"], shards: 4, subject: a.b}\n",
+                   "shards > 1 needs {shard} in the subject");
+}
+
 /* ---- edge -> JetStream -> aggregator ---- */
 
 static void start_agg(proc *d)
@@ -465,11 +502,11 @@ int main(int argc, char **argv)
 {
     static const struct { const char *name; void (*fn)(void **); } tests[] = {
         {"js", test_js}, {"dedup", test_dedup}, {"disk_kill", test_disk_kill}, {"core", test_core},
-        {"source", test_source}, {"e2e", test_e2e},
+        {"source", test_source}, {"e2e", test_e2e}, {"config", test_config},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)
             return cu_run_test("rf-nats", tests[i].name, tests[i].fn);
-    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source|e2e\n");
+    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source|e2e|config\n");
     return 2;
 }
