@@ -91,6 +91,26 @@ static void shard_filter(const char *tmpl, uint32_t shard, char *out, size_t cap
     out[k] = '\0';
 }
 
+int rf_nats_options_new(const char *const *servers, uint32_t n_servers, const char *creds,
+                        const char *tls_ca, const char *tls_cert, const char *tls_key,
+                        natsOptions **opts)
+{
+    natsStatus st = natsOptions_Create(opts);
+    if (st == NATS_OK)
+        st = natsOptions_SetServers(*opts, (const char **)servers, (int)n_servers);
+    if (st == NATS_OK)
+        st = natsOptions_SetMaxReconnect(*opts, -1);
+    if (st == NATS_OK && creds)
+        st = natsOptions_SetUserCredentialsFromFiles(*opts, creds, NULL);
+    if (st == NATS_OK && (tls_ca || tls_cert))
+        st = natsOptions_SetSecure(*opts, true);
+    if (st == NATS_OK && tls_ca)
+        st = natsOptions_LoadCATrustedCertificates(*opts, tls_ca);
+    if (st == NATS_OK && tls_cert)
+        st = natsOptions_LoadCertificatesChain(*opts, tls_cert, tls_key);
+    return (int)st;
+}
+
 static void settle(rf_nats_source *s)
 {
     settled_msg m;
@@ -219,19 +239,8 @@ int rf_nats_source_new(const rf_nats_source_config *cfg, void (*wake)(void *), v
     s->wake = wake;
     s->wake_ctx = wake_ctx;
     int rc = 0;
-    natsStatus st = natsOptions_Create(&s->opts);
-    if (st == NATS_OK)
-        st = natsOptions_SetServers(s->opts, (const char **)c->servers, (int)c->n_servers);
-    if (st == NATS_OK)
-        st = natsOptions_SetMaxReconnect(s->opts, -1);
-    if (st == NATS_OK && c->creds_file)
-        st = natsOptions_SetUserCredentialsFromFiles(s->opts, c->creds_file, NULL);
-    if (st == NATS_OK && (c->tls_ca || c->tls_cert))
-        st = natsOptions_SetSecure(s->opts, true);
-    if (st == NATS_OK && c->tls_ca)
-        st = natsOptions_LoadCATrustedCertificates(s->opts, c->tls_ca);
-    if (st == NATS_OK && c->tls_cert)
-        st = natsOptions_LoadCertificatesChain(s->opts, c->tls_cert, c->tls_key);
+    natsStatus st = (natsStatus)rf_nats_options_new(c->servers, c->n_servers, c->creds_file,
+                                                    c->tls_ca, c->tls_cert, c->tls_key, &s->opts);
     if (st != NATS_OK) {
         rc = fail(s, st, "options (servers, credentials or TLS files)", err);
         goto out;

@@ -89,6 +89,15 @@ uint32_t rf_nats_source_poll(rf_nats_source *s, uint32_t max, rf_nats_source_han
 /* Any thread. */
 void rf_nats_source_stats_read(const rf_nats_source *s, rf_nats_source_stats *out);
 
+/* Shared with the nats sink (stages/forward/sender_nats.c): nats.c options
+ * for these servers, reconnecting forever, with credentials (a creds
+ * file) and TLS (CA, client cert and key) when given (NULL: not used).
+ * Returns NATS_OK or nats.c's status; *opts is the caller's to destroy. */
+struct __natsOptions;
+int rf_nats_options_new(const char *const *servers, uint32_t n_servers, const char *creds,
+                        const char *tls_ca, const char *tls_cert, const char *tls_key,
+                        struct __natsOptions **opts);
+
 /* ---- configuration: the top-level `nats_source:` section (nats_source_config.c)
  *
  *   nats_source:

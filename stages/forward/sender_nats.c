@@ -33,6 +33,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "core/stats/stats.h"
+#include "ingest/nats/nats_source.h"
 
 #define DEF_SUBJECT "ringflow.{measurement}.{shard}"
 #define DEF_MAX_PENDING 256
@@ -245,13 +246,11 @@ int fwd_nats_open(rf_fwd *f, rf_err *err)
     n->shards = c->shards ? c->shards : 1;
     n->subject = c->subject ? c->subject : DEF_SUBJECT;
     int64_t rwait = c->reconnect_wait_ns > 0 ? c->reconnect_wait_ns : DEF_RECONNECT_WAIT;
-    natsStatus s = natsOptions_Create(&n->opts);
-    if (s == NATS_OK)
-        s = natsOptions_SetServers(n->opts, (const char **)c->servers, (int)c->n_servers);
+    /* Reconnecting forever: the buffer holds meanwhile. */
+    natsStatus s = (natsStatus)rf_nats_options_new(c->servers, c->n_servers, c->creds_file,
+                                                   c->tls_ca, c->tls_cert, c->tls_key, &n->opts);
     if (s == NATS_OK)
         s = natsOptions_SetName(n->opts, f->name);
-    if (s == NATS_OK)
-        s = natsOptions_SetMaxReconnect(n->opts, -1); /* forever: the buffer holds meanwhile */
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(n->opts, rwait / RF_NS_PER_MS);
     if (s == NATS_OK)
@@ -260,14 +259,6 @@ int fwd_nats_open(rf_fwd *f, rf_err *err)
         s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, f);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, f);
-    if (s == NATS_OK && c->creds_file)
-        s = natsOptions_SetUserCredentialsFromFiles(n->opts, c->creds_file, NULL);
-    if (s == NATS_OK && (c->tls_ca || c->tls_cert))
-        s = natsOptions_SetSecure(n->opts, true);
-    if (s == NATS_OK && c->tls_ca)
-        s = natsOptions_LoadCATrustedCertificates(n->opts, c->tls_ca);
-    if (s == NATS_OK && c->tls_cert)
-        s = natsOptions_LoadCertificatesChain(n->opts, c->tls_cert, c->tls_key);
     if (s != NATS_OK)
         return nats_fail(f, s, "NATS options (servers, credentials or TLS files)", err);
     /* With retry-on-failed-connect and a callback nats.c connects in the

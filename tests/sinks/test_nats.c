@@ -68,6 +68,14 @@ static void start_nats(void)
              cu_output("nats", "err"));
 }
 
+/* Every test: the server installed (else SKIP), its ports, the server up. */
+static void begin(void)
+{
+    fwd_require("/usr/sbin/nats-server", "nats-server");
+    ports();
+    start_nats();
+}
+
 static void start_rf(proc *d, const char *extra)
 {
     char cfg[4096];
@@ -129,6 +137,12 @@ static void count_msg(const char *subj, const char *data, int len, int *seen, in
     }
 }
 
+static void connect_js(natsConnection **nc, jsCtx **js)
+{
+    assert_int_equal(natsConnection_ConnectTo(nc, g_url), NATS_OK);
+    assert_int_equal(natsConnection_JetStream(js, *nc, NULL), NATS_OK);
+}
+
 /* Reads the whole stream RF with a pull consumer until `want` points came
  * or nothing more arrives; asserts each of [0, want) exactly once. */
 static void expect_stream(int want)
@@ -171,9 +185,7 @@ static void expect_stream(int want)
 static void test_js(void **state)
 {
     (void)state;
-    fwd_require("/usr/sbin/nats-server", "nats-server");
-    ports();
-    start_nats();
+    begin();
     proc d;
     start_rf(&d, JS_SINK);
     send_points(0, 3000);
@@ -188,9 +200,7 @@ static void test_js(void **state)
 static void test_dedup(void **state)
 {
     (void)state;
-    fwd_require("/usr/sbin/nats-server", "nats-server");
-    ports();
-    start_nats();
+    begin();
     proc d;
     start_rf(&d, JS_SINK);
     send_points(0, 10);
@@ -209,9 +219,7 @@ static void test_dedup(void **state)
 static void test_disk_kill(void **state)
 {
     (void)state;
-    fwd_require("/usr/sbin/nats-server", "nats-server");
-    ports();
-    start_nats();
+    begin();
     proc d;
     const char *sink = JS_SINK ", buffer: {type: disk, path: ./fbuf}";
     start_rf(&d, sink);
@@ -249,9 +257,7 @@ static void on_core(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
 static void test_core(void **state)
 {
     (void)state;
-    fwd_require("/usr/sbin/nats-server", "nats-server");
-    ports();
-    start_nats();
+    begin();
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
     assert_int_equal(natsConnection_ConnectTo(&nc, g_url), NATS_OK);
@@ -345,13 +351,10 @@ static int poll_until(rf_nats_source **src, got *g, int want)
 static void test_source(void **state)
 {
     (void)state;
-    fwd_require("/usr/sbin/nats-server", "nats-server");
-    ports();
-    start_nats();
+    begin();
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    assert_int_equal(natsConnection_ConnectTo(&nc, g_url), NATS_OK);
-    assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    connect_js(&nc, &js);
     jsStreamConfig sc;
     jsStreamConfig_Init(&sc);
     const char *subjects[] = {"rf.*.*"};
@@ -474,9 +477,7 @@ static int agg_wait(int *seen, int max, int want, int timeout_ms)
 static void test_e2e(void **state)
 {
     (void)state;
-    fwd_require("/usr/sbin/nats-server", "nats-server");
-    ports();
-    start_nats();
+    begin();
     proc edge, agg;
     start_rf(&edge, JS_SINK);
     send_points(0, 10); /* the stream exists once the first batch is acked */
