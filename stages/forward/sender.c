@@ -644,5 +644,10 @@ uint64_t rf_fwd_memory_bound(const rf_fwd_config *cfg)
     b += 3 * (req + RF_FWD_CHUNK_BYTES); /* lines, encoded body, protobuf */
     if (cfg->buffer == RF_FWD_BUFFER_MEMORY)
         b += cfg->buffer_max_bytes ? cfg->buffer_max_bytes : DEF_MEMORY_BUFFER;
+    if (cfg->protocol == RF_FWD_NATS) {
+        /* nats.c: a copy of each unacknowledged message (at most a batch,
+         * max_bytes of lines) and its reconnect buffer (8 MiB by default). */
+        b += req + (8ull << 20);
+    }
     return b;
 }
