@@ -288,10 +288,14 @@ void rf_nats_source_free(rf_nats_source *s)
         atomic_store_explicit(&s->stop, true, memory_order_release);
         pthread_join(s->thread, NULL);
     }
-    /* Messages the worker never took stay unacked: redelivered after ack_wait. */
+    /* Messages the worker never took: nak'ed, so the next consumer of the
+     * shard gets them at once rather than after ack_wait. The fetch thread
+     * is gone: this thread is the rings' only user now. */
     natsMsg *m;
-    while (s->to_worker && rf_ring_dequeue(s->to_worker, &m, sizeof(m)))
+    while (s->to_worker && rf_ring_dequeue(s->to_worker, &m, sizeof(m))) {
+        natsMsg_Nak(m, NULL);
         natsMsg_Destroy(m);
+    }
     for (uint32_t i = 0; i < s->n_subs; i++)
         natsSubscription_Destroy(s->subs[i]); /* leaves the durable consumers on the server */
     free(s->subs);

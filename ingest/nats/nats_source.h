@@ -79,7 +79,9 @@ typedef bool (*rf_nats_source_handler)(void *ctx, const char *subject, const cha
  * for an empty ring (may be NULL). Errors name the consumer or server. */
 int rf_nats_source_new(const rf_nats_source_config *cfg, void (*wake)(void *), void *wake_ctx,
                        rf_nats_source **out, rf_err *err);
-/* Stops the fetch thread; what was not acked is redelivered later. */
+/* Stops the fetch thread, acks what the worker accepted and naks what it
+ * never took (redelivered at once); anything else unacknowledged is
+ * redelivered after ack_wait. Control thread, after the worker stopped. */
 void rf_nats_source_free(rf_nats_source *s);
 
 /* Worker: up to max messages to the handler. Returns how many. */
