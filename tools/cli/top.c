@@ -235,25 +235,25 @@ static void render_listeners(FILE *f, const rf_json *root, const snapshot *prev,
     }
 }
 
-/* HTTP forwarding sinks, when there are any: delivery rate, backlog,
- * drops, the oldest unsent event and the receiver's state. */
+/* Forwarding sinks, when there are any: delivery rate, backlog, drops, the
+ * oldest unsent event, the receiver's state and a nats sink's connection. */
 static void render_forwarders(FILE *f, const rf_json *root, const snapshot *prev, double dt)
 {
     const rf_json *fw = rf_json_get(root, "forwarders");
     if (!fw || fw->type != RF_JSON_ARR || !fw->child)
         return;
-    fprintf(f, "\nFORWARDERS\n  %-3s %-22s %-12s %12s %12s %12s %12s\n", "w", "sink", "state",
-            "acked/s", "queued", "dropped", "oldest_ms");
+    fprintf(f, "\nFORWARDERS\n  %-3s %-22s %-12s %12s %12s %12s %12s  %s\n", "w", "sink", "state",
+            "acked/s", "queued", "dropped", "oldest_ms", "nats");
     for (const rf_json *r = fw->child; r; r = r->next) {
         const rf_json *pr = matching_row(prev ? prev->root : NULL, "forwarders", r, "worker",
                                          "sink");
         fprintf(f, "  %-3.0f %-22s %-12s", rf_json_num(r, "worker", 0), rf_json_str(r, "sink", "?"),
                 rf_json_str(r, "state", "?"));
         cell_rate(f, rate(pr, r, "acked", dt), false);
-        fprintf(f, " %12.0f %12.0f %12.0f\n", rf_json_num(r, "queued_events", 0),
+        fprintf(f, " %12.0f %12.0f %12.0f  %s\n", rf_json_num(r, "queued_events", 0),
                 rf_json_num(r, "dropped_rejected", 0) + rf_json_num(r, "dropped_buffer_full", 0) +
                     rf_json_num(r, "dropped_other", 0),
-                rf_json_num(r, "oldest_unsent_ms", 0));
+                rf_json_num(r, "oldest_unsent_ms", 0), rf_json_str(r, "nats_conn", "-"));
     }
 }
 
