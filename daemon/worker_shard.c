@@ -119,11 +119,11 @@ struct rf_shard {
      * removed listeners. */
     _Atomic uint32_t retiring_now;
     rf_dpdk_queue *dpdk_queues[RF_DPDK_MAX_PORTS];
+    uint32_t n_dpdk_queues;
     /* The `nats_source:` pull consumers of this worker's shards, and the
      * parse context their payloads go through (ingest/nats). */
     rf_nats_source *nats;
     rf_shard_input *nats_input;
-    uint32_t n_dpdk_queues;
     bool ingest_stopped;
     bool stopping_ingest; /* rf_shard_stop_ingest is removing every listener */
 
@@ -393,10 +393,7 @@ static int shard_add_nats_input(rf_shard *s, const rf_settings *settings, rf_err
     rf_nats_source_config_from(&settings->nats_source, s->index, s->workers, &nc);
     snprintf(labels, sizeof(labels), "worker=\"%u\"", s->index);
     nc.metric_labels = labels;
-    int rc = rf_nats_source_new(&nc, nats_wake, s, &s->nats, err);
-    if (rc < 0)
-        return rc;
-    return 0;
+    return rf_nats_source_new(&nc, nats_wake, s, &s->nats, err);
 }
 
 static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *err)
