@@ -194,6 +194,9 @@ static void test_js(void **state)
     assert_int_equal(fwd_stat("bus", "retries"), 0);
     assert_int_equal(fwd_stat("bus", "nats_duplicates"), 0);
     assert_true(fwd_stat("bus", "nats_msgs") >= SHARDS);
+    char *top = cu_ringflow("top"); /* the operator's view names the connection */
+    assert_non_null(strstr(top, " connected"));
+    free(top);
     cu_daemon_stop(&d);
 }
 
