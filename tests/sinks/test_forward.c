@@ -53,6 +53,9 @@ static void start_rf(proc *d, const char *sink_yaml)
              "stats: {prometheus: {enabled: false}}\n"
              "storage: {enabled: false}\n"
              "pipeline:\n"
+             /* raw StatsD samples, so that a sampled counter reaches the sink as sent
+              * and its scaling there is what is checked */
+             "  statsd: {enabled: false}\n"
              "  batch: {max_events: 1000, interval: 20ms}\n"
              "  sinks:\n"
              "    - {name: fwd, %s}\n"
