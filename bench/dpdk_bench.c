@@ -193,8 +193,11 @@ static int build_frames(struct rte_mbuf **m, unsigned lines)
     static char payload[8192];
     static pb_frame f;
     for (unsigned i = 0; i < N_FRAMES; i++) {
-        pb_spec s = {.family = 4, .sport = (uint16_t)(20000 + i), .dport = 8089,
-                     .src4 = {10, 1, (uint8_t)(i >> 8), (uint8_t)i}, .dst4 = {10, 0, 0, 1}};
+        pb_spec s = {.family = 4,
+                     .sport = (uint16_t)(20000 + i),
+                     .dport = 8089,
+                     .src4 = {10, 1, (uint8_t)(i >> 8), (uint8_t)i},
+                     .dst4 = {10, 0, 0, 1}};
         size_t len = gen_payload(payload, sizeof(payload), i, lines);
         s.payload = payload;
         s.payload_len = (uint32_t)len;
@@ -315,8 +318,8 @@ static void bm_uring(rf_bench_state *st)
     lc.port = 0;
     lc.protocol = RF_LISTEN_PROTO_INFLUX_LINE;
     lc.rcvbuf_bytes = 8u << 20;
-    lc.handler = (rf_listen_handler){.on_data = sink_data, .on_burst_end = sink_burst_end,
-                                     .ctx = &sk};
+    lc.handler =
+        (rf_listen_handler){.on_data = sink_data, .on_burst_end = sink_burst_end, .ctx = &sk};
     if (rf_listener_add(set, &lc, &l, &err) < 0 || rf_listener_set_start(set, &err) < 0) {
         rf_bench_skip_with_error(st, err.msg);
         rf_listener_set_free(set);

@@ -28,8 +28,8 @@ typedef struct corpus {
     uint8_t vt;
     int64_t *ts;
     uint64_t *v;
-    uint8_t *enc;     /* blocks back to back */
-    size_t *off;      /* blocks + 1 offsets into enc */
+    uint8_t *enc; /* blocks back to back */
+    size_t *off;  /* blocks + 1 offsets into enc */
     size_t cap;
 } corpus;
 
@@ -60,9 +60,9 @@ static int corpus_make(corpus *c, enum rf_gen_value vc, enum rf_gen_ts tc, uint3
     size_t pos = 0;
     for (uint32_t b = 0; b < c->blocks; b++) {
         c->off[b] = pos;
-        long len = rf_block_encode(codec, c->vt, c->ts + (size_t)b * per_block,
-                                   c->v + (size_t)b * per_block, per_block, c->enc + pos,
-                                   c->cap - pos);
+        long len =
+            rf_block_encode(codec, c->vt, c->ts + (size_t)b * per_block,
+                            c->v + (size_t)b * per_block, per_block, c->enc + pos, c->cap - pos);
         if (len < 0)
             return -1;
         pos += (size_t)len;
@@ -123,8 +123,8 @@ static void run_decode(rf_bench_state *s, unsigned cls, enum rf_gen_ts tc)
     uint64_t *v = malloc(per_block * sizeof *v);
     while (rf_bench_keep_running(s)) {
         for (uint32_t b = 0; b < c.blocks; b++) {
-            long n = rf_block_decode(codec, c.enc + c.off[b], c.off[b + 1] - c.off[b], ts, v,
-                                     per_block);
+            long n =
+                rf_block_decode(codec, c.enc + c.off[b], c.off[b + 1] - c.off[b], ts, v, per_block);
             if (n != (long)per_block) {
                 rf_bench_skip_with_error(s, "decode failed");
                 break;
@@ -165,8 +165,9 @@ static void run_gorilla(rf_bench_state *s, unsigned cls, int decode)
             if (decode) {
                 rf_gorilla_decode(blk, bound, per_block, dv);
             } else {
-                bytes += (size_t)(rf_gorilla_encode(blk, v + (size_t)b * per_block, per_block) -
-                                  blk) - 4;
+                bytes +=
+                    (size_t)(rf_gorilla_encode(blk, v + (size_t)b * per_block, per_block) - blk) -
+                    4;
             }
         }
         rf_bench_do_not_optimize(dv);
@@ -182,11 +183,23 @@ static void run_gorilla(rf_bench_state *s, unsigned cls, int decode)
     free(enc);
 }
 
-#define CLASS_FNS(i)                                                                        \
-    static void bm_enc_##i(rf_bench_state *s) { run_encode(s, i, RF_GEN_TS_REGULAR); }      \
-    static void bm_dec_##i(rf_bench_state *s) { run_decode(s, i, RF_GEN_TS_REGULAR); }      \
-    static void bm_genc_##i(rf_bench_state *s) { run_gorilla(s, i, 0); }                    \
-    static void bm_gdec_##i(rf_bench_state *s) { run_gorilla(s, i, 1); }
+#define CLASS_FNS(i)                                                                               \
+    static void bm_enc_##i(rf_bench_state *s)                                                      \
+    {                                                                                              \
+        run_encode(s, i, RF_GEN_TS_REGULAR);                                                       \
+    }                                                                                              \
+    static void bm_dec_##i(rf_bench_state *s)                                                      \
+    {                                                                                              \
+        run_decode(s, i, RF_GEN_TS_REGULAR);                                                       \
+    }                                                                                              \
+    static void bm_genc_##i(rf_bench_state *s)                                                     \
+    {                                                                                              \
+        run_gorilla(s, i, 0);                                                                      \
+    }                                                                                              \
+    static void bm_gdec_##i(rf_bench_state *s)                                                     \
+    {                                                                                              \
+        run_gorilla(s, i, 1);                                                                      \
+    }
 CLASS_FNS(0)
 CLASS_FNS(1)
 CLASS_FNS(2)
@@ -196,10 +209,22 @@ CLASS_FNS(5)
 CLASS_FNS(6)
 CLASS_FNS(7)
 
-static void bm_enc_walk_jr(rf_bench_state *s) { run_encode(s, 0, RF_GEN_TS_JITTER_RARE); }
-static void bm_dec_walk_jr(rf_bench_state *s) { run_decode(s, 0, RF_GEN_TS_JITTER_RARE); }
-static void bm_enc_walk_ja(rf_bench_state *s) { run_encode(s, 0, RF_GEN_TS_JITTER_ALL); }
-static void bm_dec_walk_ja(rf_bench_state *s) { run_decode(s, 0, RF_GEN_TS_JITTER_ALL); }
+static void bm_enc_walk_jr(rf_bench_state *s)
+{
+    run_encode(s, 0, RF_GEN_TS_JITTER_RARE);
+}
+static void bm_dec_walk_jr(rf_bench_state *s)
+{
+    run_decode(s, 0, RF_GEN_TS_JITTER_RARE);
+}
+static void bm_enc_walk_ja(rf_bench_state *s)
+{
+    run_encode(s, 0, RF_GEN_TS_JITTER_ALL);
+}
+static void bm_dec_walk_ja(rf_bench_state *s)
+{
+    run_decode(s, 0, RF_GEN_TS_JITTER_ALL);
+}
 
 RF_BENCH_REGISTER(encode_benchmarks)
 {

@@ -34,7 +34,7 @@ typedef struct stream {
 } stream;
 
 typedef struct counts {
-    const char *held;  /* the linebuf's own buffer */
+    const char *held; /* the linebuf's own buffer */
     uint64_t bytes, runs, over;
     uint64_t completed; /* lines completed from a held tail: emitted without their '\n' */
 } counts;
@@ -127,8 +127,14 @@ static void run_linebuf(rf_bench_state *s, int wide)
     free(held);
 }
 
-static void bm_linebuf_short(rf_bench_state *s) { run_linebuf(s, 0); }
-static void bm_linebuf_wide(rf_bench_state *s) { run_linebuf(s, 1); }
+static void bm_linebuf_short(rf_bench_state *s)
+{
+    run_linebuf(s, 0);
+}
+static void bm_linebuf_wide(rf_bench_state *s)
+{
+    run_linebuf(s, 1);
+}
 
 RF_BENCH_REGISTER(framing_benchmarks)
 {

@@ -140,10 +140,9 @@ static char *make_requests(const char *target, const char *enc, const char *cons
     char *buf = malloc(cap);
     size_t o = 0;
     for (int i = 0; i < n; i++) {
-        o += (size_t)snprintf(buf + o, cap - o,
-                              "POST %s HTTP/1.1\r\nHost: b\r\n%s%s%sContent-Length: %zu\r\n\r\n",
-                              target, enc ? "Content-Encoding: " : "", enc ? enc : "",
-                              enc ? "\r\n" : "", lens[i]);
+        o += (size_t)snprintf(
+            buf + o, cap - o, "POST %s HTTP/1.1\r\nHost: b\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+            target, enc ? "Content-Encoding: " : "", enc ? enc : "", enc ? "\r\n" : "", lens[i]);
         memcpy(buf + o, bodies[i], lens[i]);
         o += lens[i];
     }
@@ -215,8 +214,14 @@ static void bm_http_influx(rf_bench_state *st, bool gz)
     free(lines);
 }
 
-static void bm_http_plain(rf_bench_state *st) { bm_http_influx(st, false); }
-static void bm_http_gzip(rf_bench_state *st) { bm_http_influx(st, true); }
+static void bm_http_plain(rf_bench_state *st)
+{
+    bm_http_influx(st, false);
+}
+static void bm_http_gzip(rf_bench_state *st)
+{
+    bm_http_influx(st, true);
+}
 
 /* protobuf by hand, as a sender writes it */
 static size_t put_varint(uint8_t *p, uint64_t v)
@@ -249,7 +254,10 @@ static size_t put_label(uint8_t *p, const char *k, const char *v)
 
 static void bm_prom(rf_bench_state *st)
 {
-    enum { SERIES = 2000, REQS = 4 };
+    enum {
+        SERIES = 2000,
+        REQS = 4
+    };
     const char *bodies[REQS];
     size_t lens[REQS];
     char *sn[REQS];
@@ -305,7 +313,11 @@ static void bm_prom(rf_bench_state *st)
  * gauges of 4 points with 2 attributes each, as protobuf. */
 static void bm_otlp(rf_bench_state *st)
 {
-    enum { METRICS = 500, POINTS = 4, REQS = 4 };
+    enum {
+        METRICS = 500,
+        POINTS = 4,
+        REQS = 4
+    };
     static uint8_t rq[REQS][METRICS * POINTS * 96 + 4096];
     const char *bodies[REQS];
     size_t lens[REQS];
@@ -350,8 +362,9 @@ static void bm_otlp(rf_bench_state *st)
         }
         uint8_t res[256], kv[96], any[48];
         size_t rl = 0;
-        static const char *const attrs[][2] = {
-            {"service.name", "node-exporter"}, {"host.name", "web-01"}, {"telemetry.sdk.version", "1.9.0"}};
+        static const char *const attrs[][2] = {{"service.name", "node-exporter"},
+                                               {"host.name", "web-01"},
+                                               {"telemetry.sdk.version", "1.9.0"}};
         for (int a = 0; a < 3; a++) {
             size_t al = put_ld(any, 1, attrs[a][1], strlen(attrs[a][1]));
             size_t kl = put_ld(kv, 1, attrs[a][0], strlen(attrs[a][0]));

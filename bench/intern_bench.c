@@ -128,8 +128,8 @@ static corpus *corpus_make(uint32_t n, uint32_t tags)
             int vl = t == 0 ? snprintf(p + len, per - (size_t)len, "host-%07u", i)
                             : snprintf(p + len, per - (size_t)len, "v%u", (i + t) % (7 * t + 3));
             len += vl;
-            s->tags[s->ntags++] = (rf_tag){.key = {k, (uint32_t)(kl - 2)},
-                                           .value = {v, (uint32_t)vl}, .has_value = true};
+            s->tags[s->ntags++] = (rf_tag){
+                .key = {k, (uint32_t)(kl - 2)}, .value = {v, (uint32_t)vl}, .has_value = true};
         }
         s->text = p;
         s->len = (uint32_t)len;
@@ -255,7 +255,9 @@ static void bm_miss(rf_bench_state *s)
 static void bm_id_of_key(rf_bench_state *s)
 {
     size_t want = (size_t)rf_bench_arg(s, 0);
-    enum { NKEYS = 1024 };
+    enum {
+        NKEYS = 1024
+    };
     char *keys = malloc(NKEYS * (want + 64));
     size_t *lens = malloc(NKEYS * sizeof(*lens));
     if (!keys || !lens) {

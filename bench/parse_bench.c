@@ -68,9 +68,8 @@ static size_t gen_influx_wide(char *o, size_t cap, uint64_t s, uint64_t *r, int6
         "cpu_user=%llu.%06llu,cpu_system=%llu.%03llu,load_avg=%llu.%02llu,"
         "requests=%llui,errors=%llui %lld\n",
         (unsigned long long)s, (unsigned long long)(s % 4), (char)('a' + s % 6),
-        (unsigned long long)(s % 40), (unsigned long long)(s % 500),
-        (unsigned long long)(s % 12), (unsigned long long)(s % 30),
-        (unsigned long long)(s % 20), (unsigned long long)(a % 100),
+        (unsigned long long)(s % 40), (unsigned long long)(s % 500), (unsigned long long)(s % 12),
+        (unsigned long long)(s % 30), (unsigned long long)(s % 20), (unsigned long long)(a % 100),
         (unsigned long long)(a % 1000000), (unsigned long long)((a >> 20) % 100),
         (unsigned long long)((a >> 27) % 1000), (unsigned long long)((a >> 37) % 64),
         (unsigned long long)((a >> 43) % 100), (unsigned long long)((a >> 17) % 1000000),
@@ -90,21 +89,21 @@ static size_t gen_statsd(char *o, size_t cap, uint64_t s, uint64_t *r, int64_t t
     (void)ts;
     static const char *const types[] = {"c", "g", "ms", "h", "d"};
     uint64_t a = rng_next(r);
-    return (size_t)snprintf(o, cap,
-                            "app.requests.latency.%llu:%llu.%llu|%s|@0.5|#env:prod,service:checkout,"
-                            "region:us-east-1,host:web-%03llu,version:1.4.2,endpoint:/api/v1/cart\n",
-                            (unsigned long long)(s / 100), (unsigned long long)(a % 1000),
-                            (unsigned long long)((a >> 12) % 10), types[s % 5],
-                            (unsigned long long)(s % 100));
+    return (size_t)snprintf(
+        o, cap,
+        "app.requests.latency.%llu:%llu.%llu|%s|@0.5|#env:prod,service:checkout,"
+        "region:us-east-1,host:web-%03llu,version:1.4.2,endpoint:/api/v1/cart\n",
+        (unsigned long long)(s / 100), (unsigned long long)(a % 1000),
+        (unsigned long long)((a >> 12) % 10), types[s % 5], (unsigned long long)(s % 100));
 }
 
 static size_t gen_graphite(char *o, size_t cap, uint64_t s, uint64_t *r, int64_t ts)
 {
     uint64_t a = rng_next(r);
-    return (size_t)snprintf(o, cap, "collectd.web-%04llu_example_com.cpu-%llu.cpu-idle %llu.%03llu %lld\n",
-                            (unsigned long long)(s / 8), (unsigned long long)(s % 8),
-                            (unsigned long long)(a % 100), (unsigned long long)((a >> 9) % 1000),
-                            (long long)(ts / 1000000000));
+    return (size_t)snprintf(
+        o, cap, "collectd.web-%04llu_example_com.cpu-%llu.cpu-idle %llu.%03llu %lld\n",
+        (unsigned long long)(s / 8), (unsigned long long)(s % 8), (unsigned long long)(a % 100),
+        (unsigned long long)((a >> 9) % 1000), (long long)(ts / 1000000000));
 }
 
 /* The wide line with ",request_id=<hex>" after the measurement. */
@@ -124,8 +123,7 @@ static size_t gen_influx_wide_id(char *o, size_t cap, uint64_t s, uint64_t *r, i
 static size_t gen_statsd_id(char *o, size_t cap, uint64_t s, uint64_t *r, int64_t ts)
 {
     size_t n = gen_statsd(o, cap, s, r, ts) - 1; /* without the '\n' */
-    n += (size_t)snprintf(o + n, cap - n, ",request_id:%016llx\n",
-                          (unsigned long long)rng_next(r));
+    n += (size_t)snprintf(o + n, cap - n, ",request_id:%016llx\n", (unsigned long long)rng_next(r));
     return n;
 }
 

@@ -39,27 +39,29 @@
 static const char *chain_config(bool store)
 {
     static char buf[2048];
-    snprintf(buf, sizeof(buf),
-             "pipeline:\n"
-             "  batch: {max_events: 100, interval: 5s}\n"
-             "  sinks:\n"
-             "    - {name: data, type: %s}\n"
-             "    - {name: aggs, type: count_only}\n"
-             "    - {name: alerts, type: count_only}\n"
-             "  routes:\n"
-             "    - {subject: \"telemetry.>\", sinks: [data]}\n"
-             "    - {subject: \"aggregate.>\", sinks: [aggs]}\n"
-             "    - {subject: \"alert.>\", sinks: [alerts], class: critical}\n"
-             "  aggregations:\n"
-             "    - {measurement: bench, field: v, window: 10s, functions: [count, sum, min, max, avg]}\n"
-             "  alerts:\n"
-             "    - {name: hot, type: threshold, match: {measurement: bench, field: v}, op: \">\",\n"
-             "       fire: 990, resolve: 900}\n"
-             "  correlation:\n"
-             "    patterns:\n"
-             "      - {name: burst, type: burst, match: {measurement: errors}, count: 3, within: 10s,\n"
-             "         key: host}\n",
-             store ? "store" : "count_only");
+    snprintf(
+        buf, sizeof(buf),
+        "pipeline:\n"
+        "  batch: {max_events: 100, interval: 5s}\n"
+        "  sinks:\n"
+        "    - {name: data, type: %s}\n"
+        "    - {name: aggs, type: count_only}\n"
+        "    - {name: alerts, type: count_only}\n"
+        "  routes:\n"
+        "    - {subject: \"telemetry.>\", sinks: [data]}\n"
+        "    - {subject: \"aggregate.>\", sinks: [aggs]}\n"
+        "    - {subject: \"alert.>\", sinks: [alerts], class: critical}\n"
+        "  aggregations:\n"
+        "    - {measurement: bench, field: v, window: 10s, functions: [count, sum, min, max, "
+        "avg]}\n"
+        "  alerts:\n"
+        "    - {name: hot, type: threshold, match: {measurement: bench, field: v}, op: \">\",\n"
+        "       fire: 990, resolve: 900}\n"
+        "  correlation:\n"
+        "    patterns:\n"
+        "      - {name: burst, type: burst, match: {measurement: errors}, count: 3, within: 10s,\n"
+        "         key: host}\n",
+        store ? "store" : "count_only");
     return buf;
 }
 
@@ -166,8 +168,7 @@ static void bm_chain(rf_bench_state *s, bool with_store)
             nb = 0;
         }
     }
-    chain_gen g = {.ids = ids, .nser = nser, .x = 88172645463325252ull,
-                   .t = 1700000000000000000LL};
+    chain_gen g = {.ids = ids, .nser = nser, .x = 88172645463325252ull, .t = 1700000000000000000LL};
     /* Warm-up, untimed by the benchmark: three 10 s windows of event time
      * (3 M events), so that the aggregate series exist and the first blocks
      * are cut before the measured loop. What it cost is reported apart
@@ -179,7 +180,8 @@ static void bm_chain(rf_bench_state *s, bool with_store)
         chain_step(&g, p);
     }
     double warm_cpu = thread_cpu_s() - cpu0;
-    rf_bench_counter(s, "warmup_events_per_cpu_s", warm_cpu > 0 ? (double)g.n / warm_cpu : 0, false);
+    rf_bench_counter(s, "warmup_events_per_cpu_s", warm_cpu > 0 ? (double)g.n / warm_cpu : 0,
+                     false);
     g.n = 0;
     cpu0 = thread_cpu_s();
     while (rf_bench_keep_running(s)) {
@@ -213,8 +215,14 @@ out:
     rf_cfg_free(doc);
 }
 
-static void bm_chain_store(rf_bench_state *s) { bm_chain(s, true); }
-static void bm_chain_nostore(rf_bench_state *s) { bm_chain(s, false); }
+static void bm_chain_store(rf_bench_state *s)
+{
+    bm_chain(s, true);
+}
+static void bm_chain_nostore(rf_bench_state *s)
+{
+    bm_chain(s, false);
+}
 
 RF_BENCH_REGISTER(pipeline_benchmarks)
 {

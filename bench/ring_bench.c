@@ -198,11 +198,23 @@ static void rf_ring_bench_run(rf_bench_state *s, const rf_ring_bench_impl *impl)
         rf_bench_skip_with_error(s, "consumer saw elements out of order");
 }
 
-static void bm_ring_rf_8(rf_bench_state *s) { rf_ring_bench_run(s, &rf_ring_bench_rf8); }
-static void bm_ring_rf_64(rf_bench_state *s) { rf_ring_bench_run(s, &rf_ring_bench_rf64); }
+static void bm_ring_rf_8(rf_bench_state *s)
+{
+    rf_ring_bench_run(s, &rf_ring_bench_rf8);
+}
+static void bm_ring_rf_64(rf_bench_state *s)
+{
+    rf_ring_bench_run(s, &rf_ring_bench_rf64);
+}
 #if RF_HAVE_DPDK
-static void bm_ring_rte_8(rf_bench_state *s) { rf_ring_bench_run(s, &rf_ring_bench_rte8); }
-static void bm_ring_rte_64(rf_bench_state *s) { rf_ring_bench_run(s, &rf_ring_bench_rte64); }
+static void bm_ring_rte_8(rf_bench_state *s)
+{
+    rf_ring_bench_run(s, &rf_ring_bench_rte8);
+}
+static void bm_ring_rte_64(rf_bench_state *s)
+{
+    rf_ring_bench_run(s, &rf_ring_bench_rte64);
+}
 #endif
 
 RF_BENCH_REGISTER(ring_benchmarks)

@@ -26,12 +26,12 @@
 
 #include "core/clock/clock.h"
 
-#define RF_RING_BENCH_CAPACITY 4096u     /* slots per ring, for both rings */
-#define RF_RING_BENCH_CHUNK (1u << 16)   /* elements produced per timed iteration */
+#define RF_RING_BENCH_CAPACITY 4096u   /* slots per ring, for both rings */
+#define RF_RING_BENCH_CHUNK (1u << 16) /* elements produced per timed iteration */
 #define RF_RING_BENCH_MAX_BURST 32u
 #define RF_RING_BENCH_MAX_ESIZE 64u
-#define RF_RING_BENCH_TICK_ELEMS 256u     /* elements (burst * calls) between two clock reads */
-#define RF_RING_BENCH_GAP_NS 100000       /* a longer pause means the thread was off its CPU */
+#define RF_RING_BENCH_TICK_ELEMS 256u /* elements (burst * calls) between two clock reads */
+#define RF_RING_BENCH_GAP_NS 100000   /* a longer pause means the thread was off its CPU */
 #define RF_RING_BENCH_MAX_SEGS (1u << 16)
 #define RF_RING_BENCH_MAX_SAMPLES (1u << 22)
 
@@ -113,9 +113,9 @@ static inline void rf_ring_bench_relax(void)
 #endif
 }
 
-static inline __attribute__((always_inline)) void
-rf_ring_bench_produce_loop(void *ring, uint32_t esize, uint32_t burst, uint64_t first,
-                           uint64_t count, rf_ring_bench_track *track, rf_ring_bench_enq_fn enq)
+static inline __attribute__((always_inline)) void rf_ring_bench_produce_loop(
+    void *ring, uint32_t esize, uint32_t burst, uint64_t first, uint64_t count,
+    rf_ring_bench_track *track, rf_ring_bench_enq_fn enq)
 {
     const uint32_t tick_every = RF_RING_BENCH_TICK_ELEMS / burst;
     uint32_t until_tick = tick_every;
@@ -139,10 +139,9 @@ rf_ring_bench_produce_loop(void *ring, uint32_t esize, uint32_t burst, uint64_t 
     }
 }
 
-static inline __attribute__((always_inline)) uint64_t
-rf_ring_bench_consume_loop(void *ring, uint32_t esize, uint32_t burst,
-                           const _Atomic uint64_t *total, rf_ring_bench_track *track,
-                           rf_ring_bench_deq_fn deq)
+static inline __attribute__((always_inline)) uint64_t rf_ring_bench_consume_loop(
+    void *ring, uint32_t esize, uint32_t burst, const _Atomic uint64_t *total,
+    rf_ring_bench_track *track, rf_ring_bench_deq_fn deq)
 {
     const uint32_t tick_every = RF_RING_BENCH_TICK_ELEMS / burst;
     uint32_t until_tick = tick_every;
@@ -174,19 +173,18 @@ rf_ring_bench_consume_loop(void *ring, uint32_t esize, uint32_t burst,
 /* Defines `const rf_ring_bench_impl name` for one element size from the
  * ring's create/destroy and its burst calls (functions of type
  * rf_ring_bench_enq_fn / rf_ring_bench_deq_fn, inlined into the loops). */
-#define RF_RING_BENCH_IMPL(name, ESIZE, create_fn, destroy_fn, enq_fn, deq_fn)              \
-    static void name##_produce(void *ring, uint32_t burst, uint64_t first, uint64_t count,  \
-                               rf_ring_bench_track *track)                                   \
-    {                                                                                        \
-        rf_ring_bench_produce_loop(ring, ESIZE, burst, first, count, track, enq_fn);         \
-    }                                                                                        \
-    static uint64_t name##_consume(void *ring, uint32_t burst, const _Atomic uint64_t *total, \
-                                   rf_ring_bench_track *track)                               \
-    {                                                                                        \
-        return rf_ring_bench_consume_loop(ring, ESIZE, burst, total, track, deq_fn);         \
-    }                                                                                        \
-    const rf_ring_bench_impl name = {ESIZE, create_fn, destroy_fn, name##_produce,           \
-                                     name##_consume}
+#define RF_RING_BENCH_IMPL(name, ESIZE, create_fn, destroy_fn, enq_fn, deq_fn)                     \
+    static void name##_produce(void *ring, uint32_t burst, uint64_t first, uint64_t count,         \
+                               rf_ring_bench_track *track)                                         \
+    {                                                                                              \
+        rf_ring_bench_produce_loop(ring, ESIZE, burst, first, count, track, enq_fn);               \
+    }                                                                                              \
+    static uint64_t name##_consume(void *ring, uint32_t burst, const _Atomic uint64_t *total,      \
+                                   rf_ring_bench_track *track)                                     \
+    {                                                                                              \
+        return rf_ring_bench_consume_loop(ring, ESIZE, burst, total, track, deq_fn);               \
+    }                                                                                              \
+    const rf_ring_bench_impl name = {ESIZE, create_fn, destroy_fn, name##_produce, name##_consume}
 
 /* rte_ring instances, defined in ring_bench_rte.c when DPDK is available. */
 extern const rf_ring_bench_impl rf_ring_bench_rte8, rf_ring_bench_rte64;

@@ -94,18 +94,18 @@ static fixture *fixture_get(uint32_t n)
 }
 
 /* Runs `fn` over batches of the fixture's events until the benchmark stops. */
-#define RUN_BATCHES(s, f, call)                                                   \
-    do {                                                                          \
-        uint32_t off = 0;                                                         \
-        int64_t batches = 0;                                                      \
-        while (rf_bench_keep_running(s)) {                                        \
-            rf_event *ev = &(f)->events[off];                                     \
-            const int32_t *sl = &(f)->slots[off];                                 \
-            call;                                                                 \
-            off = (off + BATCH) & (RING_EVENTS - 1);                              \
-            batches++;                                                            \
-        }                                                                         \
-        rf_bench_set_items_processed(s, batches * (int64_t)BATCH);                \
+#define RUN_BATCHES(s, f, call)                                                                    \
+    do {                                                                                           \
+        uint32_t off = 0;                                                                          \
+        int64_t batches = 0;                                                                       \
+        while (rf_bench_keep_running(s)) {                                                         \
+            rf_event *ev = &(f)->events[off];                                                      \
+            const int32_t *sl = &(f)->slots[off];                                                  \
+            call;                                                                                  \
+            off = (off + BATCH) & (RING_EVENTS - 1);                                               \
+            batches++;                                                                             \
+        }                                                                                          \
+        rf_bench_set_items_processed(s, batches *(int64_t)BATCH);                                  \
     } while (0)
 
 static void bm_route(rf_bench_state *s)
@@ -120,13 +120,17 @@ static void bm_route(rf_bench_state *s)
         {.pattern = "telemetry.*.cpu.*", .sinks = s1, .n_sinks = 2},
         {.pattern = "telemetry.*.mem.>", .sinks = s1, .n_sinks = 1},
         {.pattern = "telemetry.h1.*.*", .sinks = s2, .n_sinks = 1, .cls = RF_ROUTE_CRITICAL},
-        {.pattern = "telemetry.*.errors.value", .sinks = s2, .n_sinks = 1,
+        {.pattern = "telemetry.*.errors.value",
+         .sinks = s2,
+         .n_sinks = 1,
          .cls = RF_ROUTE_CRITICAL},
         {.pattern = "telemetry.*.disk.*", .sinks = s1, .n_sinks = 2},
         {.pattern = "alert.>", .sinks = s2, .n_sinks = 1, .cls = RF_ROUTE_CRITICAL},
         {.pattern = "health.>", .sinks = s1, .n_sinks = 1},
     };
-    rf_router_config cfg = {.routes = routes, .n_routes = 8, .sink_names = sinks,
+    rf_router_config cfg = {.routes = routes,
+                            .n_routes = 8,
+                            .sink_names = sinks,
                             .n_sink_names = 4,
                             .data_template = "telemetry.{host}.{measurement}.{field}"};
     rf_router *r;
@@ -157,14 +161,17 @@ static void bm_correlate(rf_bench_state *s, bool patterns)
     fixture *f = fixture_get((uint32_t)rf_bench_arg(s, 0));
     uint64_t emitted = 0;
     rf_corr_pattern_config pats[2] = {
-        {.name = "burst", .type = RF_CORR_BURST, .key_tag = "host", .within_ns = 50000000,
+        {.name = "burst",
+         .type = RF_CORR_BURST,
+         .key_tag = "host",
+         .within_ns = 50000000,
          .count = 4},
         {.name = "seq", .type = RF_CORR_SEQUENCE, .key_tag = "dc", .within_ns = 10000000},
     };
     pats[1].a.field = "failed";
     pats[1].b.field = "ok";
-    rf_correlator_config cfg = {.patterns = pats, .n_patterns = patterns ? 2 : 0,
-                                .id_capacity = 10000};
+    rf_correlator_config cfg = {
+        .patterns = pats, .n_patterns = patterns ? 2 : 0, .id_capacity = 10000};
     rf_correlator *c;
     rf_err err;
     if (rf_correlator_new(&cfg, f->n, (rf_emitter){sink_emit, &emitted}, &c, &err) != 0) {
@@ -223,14 +230,17 @@ static void bm_correlate_shards(rf_bench_state *s, bool patterns)
     fixture *f = fixture_get(65536);
     uint64_t emitted = 0;
     rf_corr_pattern_config pats[2] = {
-        {.name = "burst", .type = RF_CORR_BURST, .key_tag = "host", .within_ns = 50000000,
+        {.name = "burst",
+         .type = RF_CORR_BURST,
+         .key_tag = "host",
+         .within_ns = 50000000,
          .count = 4},
         {.name = "seq", .type = RF_CORR_SEQUENCE, .key_tag = "dc", .within_ns = 10000000},
     };
     pats[1].a.field = "failed";
     pats[1].b.field = "ok";
-    rf_correlator_config cfg = {.patterns = pats, .n_patterns = patterns ? 2 : 0,
-                                .id_capacity = 10000};
+    rf_correlator_config cfg = {
+        .patterns = pats, .n_patterns = patterns ? 2 : 0, .id_capacity = 10000};
     static shard_mesh mesh;
     memset(mesh.qn, 0, sizeof(mesh.qn));
     rf_correlator *c[SH_MAX] = {0};
@@ -300,8 +310,13 @@ static void bm_alert(rf_bench_state *s, enum rf_alert_type type)
 {
     fixture *f = fixture_get((uint32_t)rf_bench_arg(s, 0));
     uint64_t emitted = 0;
-    rf_alert_rule_config rule = {.name = "r", .type = type, .op = RF_CMP_GT, .fire = 90,
-                                 .resolve = 80, .has_resolve = true, .for_ns = 2000000,
+    rf_alert_rule_config rule = {.name = "r",
+                                 .type = type,
+                                 .op = RF_CMP_GT,
+                                 .fire = 90,
+                                 .resolve = 80,
+                                 .has_resolve = true,
+                                 .for_ns = 2000000,
                                  .window_ns = 100000000};
     rf_alerts_config cfg = {.rules = &rule, .n_rules = 1};
     rf_alerts *a;

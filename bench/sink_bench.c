@@ -150,8 +150,14 @@ static void run_format(rf_bench_state *s, format_fn fmt)
     rf_bench_counter(s, "B/line", events ? (double)bytes / (double)events : 0, false);
 }
 
-static void bm_format_json(rf_bench_state *s) { run_format(s, rf_sink_format_json); }
-static void bm_format_lp(rf_bench_state *s) { run_format(s, rf_sink_format_lp); }
+static void bm_format_json(rf_bench_state *s)
+{
+    run_format(s, rf_sink_format_json);
+}
+static void bm_format_lp(rf_bench_state *s)
+{
+    run_format(s, rf_sink_format_lp);
+}
 
 /* Drives a sink as a worker does: write a batch, flush. */
 static void run_sink(rf_bench_state *s, rf_sink *sink, fixture *f, int trunc_fd)
@@ -233,7 +239,9 @@ static void bm_lp_udp(rf_bench_state *s)
         return;
     }
     const rf_sink_namer namer = {.series_text = namer_series_text, .ctx = f->table};
-    rf_sink_config cfg = {.name = "bench_lp_udp", .type = RF_SINK_LP_UDP, .host = "127.0.0.1",
+    rf_sink_config cfg = {.name = "bench_lp_udp",
+                          .type = RF_SINK_LP_UDP,
+                          .host = "127.0.0.1",
                           .port = ntohs(a.sin_port)};
     rf_sink *sink = NULL;
     rf_err err = {0};

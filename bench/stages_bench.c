@@ -72,13 +72,13 @@ static void bm_batch(rf_bench_state *s)
 
 typedef struct agg_fixture {
     int64_t series;
-    int kind;          /* 0 plain, 1 quantile, 2 group-by */
+    int kind; /* 0 plain, 1 quantile, 2 group-by */
     rf_series_table *t;
     rf_aggregator *a;
-    rf_event *ev;      /* NEVENTS pre-generated events */
-    uint64_t pos;      /* next event index (wraps) */
+    rf_event *ev; /* NEVENTS pre-generated events */
+    uint64_t pos; /* next event index (wraps) */
     int64_t time;
-    int64_t step;      /* event-time ns between consecutive events */
+    int64_t step; /* event-time ns between consecutive events */
 } agg_fixture;
 
 static agg_fixture fixtures[8];
@@ -178,9 +178,18 @@ static void bm_aggregate(rf_bench_state *s, int kind)
                      (double)rf_aggregator_memory_in_use(f->a) / (double)series, false);
 }
 
-static void bm_aggregate_plain(rf_bench_state *s) { bm_aggregate(s, 0); }
-static void bm_aggregate_quantile(rf_bench_state *s) { bm_aggregate(s, 1); }
-static void bm_aggregate_groupby(rf_bench_state *s) { bm_aggregate(s, 2); }
+static void bm_aggregate_plain(rf_bench_state *s)
+{
+    bm_aggregate(s, 0);
+}
+static void bm_aggregate_quantile(rf_bench_state *s)
+{
+    bm_aggregate(s, 1);
+}
+static void bm_aggregate_groupby(rf_bench_state *s)
+{
+    bm_aggregate(s, 2);
+}
 
 /* 1 M active series: every series is touched (states created) before the
  * timed loop, then memory in use per series is reported. The argument is the
@@ -230,8 +239,8 @@ typedef struct gb_mesh {
     rf_aggregator *a[GB_MAX_SHARDS];
     rf_event *q[GB_MAX_SHARDS];
     uint32_t qn[GB_MAX_SHARDS], qcap[GB_MAX_SHARDS];
-    rf_event *ev;                    /* NEVENTS, series uniformly among GB_SERIES */
-    uint32_t *owner;                 /* per event: its shard */
+    rf_event *ev;    /* NEVENTS, series uniformly among GB_SERIES */
+    uint32_t *owner; /* per event: its shard */
     uint64_t pos, msgs;
     int64_t time;
 } gb_mesh;
@@ -358,7 +367,9 @@ static void bm_ddsketch_add(rf_bench_state *s)
 {
     rf_ddsketch *sk = malloc(rf_ddsketch_size(RF_DDSKETCH_DEFAULT_BINS));
     rf_ddsketch_init(sk, 0.01, RF_DDSKETCH_DEFAULT_BINS);
-    enum { N = 4096 };
+    enum {
+        N = 4096
+    };
     static double v[N];
     for (int i = 0; i < N; i++)
         v[i] = bexp_normal();
@@ -411,9 +422,10 @@ static rf_series_key **series_keys_from(int64_t first, int64_t n)
     rf_series_key **keys = malloc((size_t)n * sizeof(*keys));
     char buf[128];
     for (int64_t i = first; i < first + n; i++) {
-        int len = snprintf(buf, sizeof(buf), "m%02lld,dc=d%lld,host=h%07lld,rack=r%lld,zone=z%lld v",
-                           (long long)(i % 64), (long long)(i % 4), (long long)i,
-                           (long long)(i % 40), (long long)(i % 3));
+        int len =
+            snprintf(buf, sizeof(buf), "m%02lld,dc=d%lld,host=h%07lld,rack=r%lld,zone=z%lld v",
+                     (long long)(i % 64), (long long)(i % 4), (long long)i, (long long)(i % 40),
+                     (long long)(i % 3));
         size_t mlen = (size_t)(strchr(buf, ',') - buf);
         keys[i - first] = rf_series_key_new(buf, (size_t)len, mlen, (size_t)len - 1);
     }
@@ -516,8 +528,14 @@ static void storm_run(rf_bench_state *s, bool fresh)
     rf_bench_set_items_processed(s, (int64_t)items);
 }
 
-static void bm_series_storm(rf_bench_state *s) { storm_run(s, true); }
-static void bm_series_storm_long(rf_bench_state *s) { storm_run(s, false); }
+static void bm_series_storm(rf_bench_state *s)
+{
+    storm_run(s, true);
+}
+static void bm_series_storm_long(rf_bench_state *s)
+{
+    storm_run(s, false);
+}
 
 /* The drop path alone, in steady state: a full table that has refused 50,000
  * series (remembered), then events of those series in a random order. arg 0:
@@ -526,7 +544,9 @@ static void bm_series_storm_long(rf_bench_state *s) { storm_run(s, false); }
  * measurement (what it does now). */
 static void bm_series_dropped(rf_bench_state *s)
 {
-    enum { NREF = 50000 };
+    enum {
+        NREF = 50000
+    };
     const bool charge = rf_bench_arg(s, 0) != 0;
     static rf_series_table *t;
     static uint64_t *ev;

@@ -170,8 +170,14 @@ static void append_run(rf_bench_state *s, bool batched)
     free(dir);
 }
 
-static void bm_append(rf_bench_state *s) { append_run(s, false); }
-static void bm_append_batch(rf_bench_state *s) { append_run(s, true); }
+static void bm_append(rf_bench_state *s)
+{
+    append_run(s, false);
+}
+static void bm_append_batch(rf_bench_state *s)
+{
+    append_run(s, true);
+}
 
 /* ---- query ---- */
 
@@ -206,7 +212,8 @@ static int q_prepare(void)
     uint64_t *v = malloc(Q_POINTS * sizeof(*v));
     for (uint32_t i = 0; i < Q_SERIES; i++) {
         rf_store_define_series(sh, keys[i]);
-        uint8_t vt = rf_gen_series(100 + i, RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, Q_POINTS, ts, v);
+        uint8_t vt =
+            rf_gen_series(100 + i, RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, Q_POINTS, ts, v);
         rf_event ev;
         memset(&ev, 0, sizeof(ev));
         ev.series_id = keys[i]->series_id;
@@ -261,10 +268,17 @@ static void bm_query_raw(rf_bench_state *s)
 
 static void bm_query_agg(rf_bench_state *s)
 {
-    static const rf_query_agg aggs[] = {{RF_AGG_COUNT, 0}, {RF_AGG_AVG, 0}, {RF_AGG_QUANTILE, 0.99}};
+    static const rf_query_agg aggs[] = {
+        {RF_AGG_COUNT, 0}, {RF_AGG_AVG, 0}, {RF_AGG_QUANTILE, 0.99}};
     static const char *const by[] = {"region"};
-    rf_query q = {.measurement = "q", .start_ns = INT64_MIN, .end_ns = INT64_MAX, .aggs = aggs,
-                  .n_aggs = 3, .step_ns = 3600LL * 1000000000LL, .group_by = by, .n_group_by = 1};
+    rf_query q = {.measurement = "q",
+                  .start_ns = INT64_MIN,
+                  .end_ns = INT64_MAX,
+                  .aggs = aggs,
+                  .n_aggs = 3,
+                  .step_ns = 3600LL * 1000000000LL,
+                  .group_by = by,
+                  .n_group_by = 1};
     run_query(s, &q);
 }
 
@@ -301,7 +315,9 @@ static void bm_append_stall(rf_bench_state *s)
     rf_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.value_type = vt;
-    enum { BATCH_EVENTS = 256 };
+    enum {
+        BATCH_EVENTS = 256
+    };
     /* Untimed: the first block period, in which every buffer grows to its
      * full size (and the codec's tables are first touched). */
     uint64_t i_global = 0, bp_waits = 0;

@@ -170,9 +170,15 @@ done:
 /* One pair of functions per class below; a class added above needs its line. */
 _Static_assert(NCLASS == 10, "zstd_bench.c: one ZSTD_FNS line per class");
 
-#define ZSTD_FNS(i)                                                          \
-    static void bm_level_##i(rf_bench_state *s) { run_codec_level(s, i); }   \
-    static void bm_raw_##i(rf_bench_state *s) { run_raw_level(s, i); }
+#define ZSTD_FNS(i)                                                                                \
+    static void bm_level_##i(rf_bench_state *s)                                                    \
+    {                                                                                              \
+        run_codec_level(s, i);                                                                     \
+    }                                                                                              \
+    static void bm_raw_##i(rf_bench_state *s)                                                      \
+    {                                                                                              \
+        run_raw_level(s, i);                                                                       \
+    }
 ZSTD_FNS(0)
 ZSTD_FNS(1)
 ZSTD_FNS(2)
@@ -197,8 +203,7 @@ RF_BENCH_REGISTER(zstd_benchmarks)
     for (unsigned i = 0; i < NCLASS; i++) {
         const char *cn = rf_gen_value_name(classes[i].v);
         snprintf(names[2 * i], sizeof names[0], "encode/zstd/%s%s", cn, classes[i].suffix);
-        snprintf(names[2 * i + 1], sizeof names[0], "encode/zstd_raw/%s%s", cn,
-                 classes[i].suffix);
+        snprintf(names[2 * i + 1], sizeof names[0], "encode/zstd_raw/%s%s", cn, classes[i].suffix);
         rf_bench_register_args(names[2 * i], level_fns[i], codec_levels, 5);
         rf_bench_register_args(names[2 * i + 1], raw_fns[i], raw_levels, 4);
     }

@@ -59,8 +59,8 @@ static int check_cpus_online(const rf_cfg_node *cpus, const rf_daemon_config *c,
     rf_numa_topology topo; /* ~9 KiB, control thread only */
     rf_err sub = {0};
     if (rf_numa_topology_load(NULL, &topo, &sub) < 0)
-        return rf_cfg_fail(cpus, err, "cannot read this machine's online CPUs to check the list: %s",
-                           sub.msg);
+        return rf_cfg_fail(cpus, err,
+                           "cannot read this machine's online CPUs to check the list: %s", sub.msg);
     for (uint32_t i = 0; i < c->engine.n_cpus; i++) {
         unsigned cpu = c->engine.cpus[i];
         if (rf_numa_cpuset_has(&topo.online, cpu))
@@ -117,8 +117,8 @@ static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *er
     uint64_t capacity;
     int policy, rc;
     if ((rc = rf_cfg_map(root, "engine", &engine, err)) < 0 ||
-        (rc = rf_cfg_u32(engine, "workers", 1, RF_DAEMON_MAX_WORKERS, 2, &c->engine.workers,
-                         err)) < 0 ||
+        (rc = rf_cfg_u32(engine, "workers", 1, RF_DAEMON_MAX_WORKERS, 2, &c->engine.workers, err)) <
+            0 ||
         (rc = rf_cfg_bool(engine, "pin_workers", true, &c->engine.pin_workers, err)) < 0 ||
         (rc = parse_cpus(engine, c, err)) < 0 ||
         (rc = rf_cfg_str(engine, "data_dir", 1, "./data", c->engine.data_dir,
@@ -126,8 +126,8 @@ static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *er
         (rc = rf_cfg_str(engine, "run_dir", 1, "./run", c->engine.run_dir,
                          sizeof(c->engine.run_dir), err)) < 0 ||
         (rc = rf_cfg_str(engine, "user", 0, "", c->engine.user, sizeof(c->engine.user), err)) < 0 ||
-        (rc = rf_cfg_str(engine, "group", 0, "", c->engine.group, sizeof(c->engine.group),
-                         err)) < 0 ||
+        (rc = rf_cfg_str(engine, "group", 0, "", c->engine.group, sizeof(c->engine.group), err)) <
+            0 ||
         (rc = parse_memory_limit(engine, c, err)) < 0)
         return rc;
 
@@ -182,10 +182,10 @@ int rf_daemon_config_load(const char *path, rf_daemon_config *cfg, rf_cfg_doc **
                           rf_err *err)
 {
     rf_cfg_doc *doc;
-    int rc = path ? rf_cfg_load_file(path, &doc, err)
-                  : rf_cfg_load_string(rf_daemon_default_config_yaml,
-                                       rf_daemon_default_config_yaml_len,
-                                       RF_DAEMON_DEFAULT_SOURCE, &doc, err);
+    int rc =
+        path ? rf_cfg_load_file(path, &doc, err)
+             : rf_cfg_load_string(rf_daemon_default_config_yaml, rf_daemon_default_config_yaml_len,
+                                  RF_DAEMON_DEFAULT_SOURCE, &doc, err);
     if (rc < 0)
         return rc;
     if ((rc = rf_daemon_config_parse(doc, cfg, err)) < 0) {
@@ -199,10 +199,10 @@ int rf_daemon_config_load(const char *path, rf_daemon_config *cfg, rf_cfg_doc **
 int rf_daemon_config_print(const char *path, FILE *out, rf_err *err)
 {
     rf_cfg_doc *doc;
-    int rc = path ? rf_cfg_load_file(path, &doc, err)
-                  : rf_cfg_load_string(rf_daemon_default_config_yaml,
-                                       rf_daemon_default_config_yaml_len,
-                                       RF_DAEMON_DEFAULT_SOURCE, &doc, err);
+    int rc =
+        path ? rf_cfg_load_file(path, &doc, err)
+             : rf_cfg_load_string(rf_daemon_default_config_yaml, rf_daemon_default_config_yaml_len,
+                                  RF_DAEMON_DEFAULT_SOURCE, &doc, err);
     if (rc < 0)
         return rc;
     fprintf(out, "# %s as ringflowd reads it: includes merged, environment variables substituted\n",
@@ -212,4 +212,7 @@ int rf_daemon_config_print(const char *path, FILE *out, rf_err *err)
     return rc;
 }
 
-const char *rf_daemon_default_config_text(void) { return rf_daemon_default_config_yaml; }
+const char *rf_daemon_default_config_text(void)
+{
+    return rf_daemon_default_config_yaml;
+}

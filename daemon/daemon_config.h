@@ -61,10 +61,10 @@ typedef struct rf_daemon_config {
             enum rf_ring_full_policy full_policy;
         } ring;
         struct {
-            uint32_t spin;          /* polls before yielding */
-            uint32_t yield;         /* yields before sleeping */
-            uint64_t sleep_max_ns;  /* longest single sleep */
-            bool adaptive;          /* scale spin/yield by what spinning paid */
+            uint32_t spin;         /* polls before yielding */
+            uint32_t yield;        /* yields before sleeping */
+            uint64_t sleep_max_ns; /* longest single sleep */
+            bool adaptive;         /* scale spin/yield by what spinning paid */
         } idle;
     } engine;
     struct {

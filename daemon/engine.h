@@ -43,19 +43,19 @@ typedef struct rf_engine rf_engine;
 #define RF_CRIT_RING_SLOTS 4096
 
 typedef struct rf_engine_worker_stats {
-    uint64_t events_parsed;      /* events this worker's listeners produced */
-    uint64_t events_from_peers;  /* events taken from its inbound rings */
-    uint64_t events_processed;   /* events of its own series run through the stages */
-    uint64_t sent_to_peers;      /* events handed to other workers' rings */
-    uint64_t dropped_ring_full;  /* drop_newest drops when sending to peers */
+    uint64_t events_parsed;          /* events this worker's listeners produced */
+    uint64_t events_from_peers;      /* events taken from its inbound rings */
+    uint64_t events_processed;       /* events of its own series run through the stages */
+    uint64_t sent_to_peers;          /* events handed to other workers' rings */
+    uint64_t dropped_ring_full;      /* drop_newest drops when sending to peers */
     uint64_t dropped_unknown_series; /* events whose series definition never arrived */
-    uint64_t block_waits;        /* times a full peer ring made this worker wait */
-    uint64_t critical_events;    /* data events its critical listeners produced */
-    uint64_t critical_from_peers; /* events taken from its critical inbound rings */
-    uint64_t peer_sent;          /* peer messages (pipeline.h "Between shards") put on its rings */
-    uint64_t peer_received;      /* peer messages taken from its inbound peer rings */
+    uint64_t block_waits;            /* times a full peer ring made this worker wait */
+    uint64_t critical_events;        /* data events its critical listeners produced */
+    uint64_t critical_from_peers;    /* events taken from its critical inbound rings */
+    uint64_t peer_sent;     /* peer messages (pipeline.h "Between shards") put on its rings */
+    uint64_t peer_received; /* peer messages taken from its inbound peer rings */
     uint64_t peer_dropped_backlog; /* dropped: a peer's backlog was at its bound */
-    uint64_t peer_backlog;       /* waiting for room in a peer ring now */
+    uint64_t peer_backlog;         /* waiting for room in a peer ring now */
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);
@@ -99,15 +99,15 @@ int rf_engine_views_listeners_changed(rf_engine *e, rf_err *err);
 /* Every loss in the engine, totalled by where and why it happened (control
  * thread; recent values of single-writer counters). */
 typedef struct rf_engine_drops {
-    uint64_t kernel;          /* UDP receive queues overflowed (per listener, SO_RXQ_OVFL) */
-    uint64_t rejected_lines;  /* parser rejects, all reasons */
-    uint64_t ring_full;       /* drop_newest drops between workers */
-    uint64_t unknown_series;  /* events whose series definition never arrived */
-    uint64_t cardinality;     /* series refused by pipeline.max_series */
-    uint64_t unrouted;        /* events no route took */
-    uint64_t store;           /* points the storage shards refused (back-pressure, errors) */
-    uint64_t sinks;           /* events sinks dropped (queue full, disconnected, ...) */
-    uint64_t dpdk;            /* frames the DPDK queues dropped, all reasons */
+    uint64_t kernel;         /* UDP receive queues overflowed (per listener, SO_RXQ_OVFL) */
+    uint64_t rejected_lines; /* parser rejects, all reasons */
+    uint64_t ring_full;      /* drop_newest drops between workers */
+    uint64_t unknown_series; /* events whose series definition never arrived */
+    uint64_t cardinality;    /* series refused by pipeline.max_series */
+    uint64_t unrouted;       /* events no route took */
+    uint64_t store;          /* points the storage shards refused (back-pressure, errors) */
+    uint64_t sinks;          /* events sinks dropped (queue full, disconnected, ...) */
+    uint64_t dpdk;           /* frames the DPDK queues dropped, all reasons */
 } rf_engine_drops;
 void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out);
 

@@ -384,7 +384,8 @@ static uint32_t worker_poll(void *ctx)
     if (__builtin_expect(atomic_load_explicit(&w->test_hold_ns, memory_order_relaxed) > 0, 0))
         test_hold(w);
     /* One relaxed load per loop (a hint: tap_quiesce acquires). */
-    if (__builtin_expect(atomic_load_explicit(&w->tap_req, memory_order_relaxed) != w->tap_acked, 0))
+    if (__builtin_expect(atomic_load_explicit(&w->tap_req, memory_order_relaxed) != w->tap_acked,
+                         0))
         tap_quiesce(w);
     /* Pairs with the release store in rf_engine_stop (phase 1). */
     const bool stopping = atomic_load_explicit(&w->engine->stop_ingest, memory_order_acquire);

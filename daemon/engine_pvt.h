@@ -64,7 +64,7 @@ struct rf_engine_worker {
      * drained before the standard rings and between their bursts. */
     _Atomic(rf_ring *) crit_inbound[RF_DAEMON_MAX_WORKERS];
     _Atomic(rf_ring *) crit_outbound[RF_DAEMON_MAX_WORKERS];
-    rf_staging *staging;                      /* [workers] */
+    rf_staging *staging; /* [workers] */
     /* Peer messages: peer_inbound[j] from worker j, peer_outbound[j] to it
      * (NULL for self and with one worker), and the backlog per destination. */
     rf_ring *peer_inbound[RF_DAEMON_MAX_WORKERS];
@@ -103,8 +103,8 @@ struct rf_engine_worker {
     uint64_t tap_acked;
 
     /* Single-writer statistics (this worker), relaxed; read by control. */
-    _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers, dropped_ring_full,
-        block_waits, critical_events, critical_from_peers;
+    _Atomic uint64_t events_parsed, events_from_peers, events_processed, sent_to_peers,
+        dropped_ring_full, block_waits, critical_events, critical_from_peers;
     /* Peer messages put on a ring / taken from one / dropped at the backlog's
      * bound, and how many wait in the backlogs now. */
     _Atomic uint64_t peer_enqueued, peer_dequeued, peer_dropped_backlog, peer_backlog_now;
@@ -122,9 +122,9 @@ struct rf_engine {
      * thread (release), read by the workers at every chunk (acquire). */
     _Atomic(rf_tap *) tap;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
-    rf_store *store; /* NULL when storage is disabled */
-    rf_field_types *field_types; /* shared by every parse context (field_types_seed.h) */
-    rf_dpdk *dpdk;   /* NULL when DPDK is disabled or could not start */
+    rf_store *store;                     /* NULL when storage is disabled */
+    rf_field_types *field_types;         /* shared by every parse context (field_types_seed.h) */
+    rf_dpdk *dpdk;                       /* NULL when DPDK is disabled or could not start */
     rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
     /* Owned: a reload's pipeline some worker had not taken when the reload
      * returned. Workers that took it run on it, the others still on
@@ -147,7 +147,7 @@ struct rf_engine {
      * worker's structures bound there (numa/numa.h, "Memory"). */
     int16_t nodes[RF_DAEMON_MAX_WORKERS];
     rf_mem_scope memory[RF_DAEMON_MAX_WORKERS];
-    char placement[1024];            /* the placement report for `show info` */
+    char placement[1024]; /* the placement report for `show info` */
     /* Set (release) by rf_engine_stop phase 1; read (acquire) by workers. */
     _Atomic bool stop_ingest;
     /* Set (release) by rf_engine_stop once ingest is quiet everywhere; read

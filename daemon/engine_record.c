@@ -69,12 +69,15 @@ int rf_engine_record_stop(rf_engine *e, rf_tap_stats *final, rf_err *err)
                     e->abandoned_taps[e->n_abandoned_taps++] = t; /* else left for good */
                 if (final)
                     *final = st;
-                rf_log_error("engine", "worker-%u did not loop within %lld ms; the recording is "
-                             "closed (%lu records), its buffers are kept until the engine stops", i,
-                             (long long)(e->tap_wait_ns / RF_NS_PER_MS), (unsigned long)st.written);
-                return rf_err_set(err, ETIMEDOUT, "worker-%u did not loop within %lld ms; the "
-                                  "recording is closed", i,
-                                  (long long)(e->tap_wait_ns / RF_NS_PER_MS));
+                rf_log_error("engine",
+                             "worker-%u did not loop within %lld ms; the recording is "
+                             "closed (%lu records), its buffers are kept until the engine stops",
+                             i, (long long)(e->tap_wait_ns / RF_NS_PER_MS),
+                             (unsigned long)st.written);
+                return rf_err_set(err, ETIMEDOUT,
+                                  "worker-%u did not loop within %lld ms; the "
+                                  "recording is closed",
+                                  i, (long long)(e->tap_wait_ns / RF_NS_PER_MS));
             }
             rf_worker_wake(w->thread);
             usleep(200);

@@ -41,13 +41,16 @@ static int reload_settle(rf_engine *e, rf_err *err)
     for (uint32_t i = 0; i < e->n_workers; i++) {
         rf_shard *sh = e->workers[i]->shard;
         if (!rf_pipeline_applied(rf_shard_pipeline(sh)))
-            return rf_err_set(err, EBUSY, "worker-%u has not taken the previous reload's pipeline "
+            return rf_err_set(err, EBUSY,
+                              "worker-%u has not taken the previous reload's pipeline "
                               "yet (it stays queued); nothing changed, reload again once it has",
                               i);
         if (!rf_shard_listeners_settled(sh))
-            return rf_err_set(err, EBUSY, "worker-%u has not taken the previous reload's listener "
+            return rf_err_set(err, EBUSY,
+                              "worker-%u has not taken the previous reload's listener "
                               "change yet (it stays queued); nothing changed, reload again once "
-                              "it has", i);
+                              "it has",
+                              i);
     }
     if (e->queued_pipeline) {
         pipeline_adopt(e, e->queued_pipeline);
@@ -76,7 +79,8 @@ static int reload_pipeline(rf_engine *e, rf_settings *next, rf_err *err)
         rf_mem_scope_leave(&e->memory[i]);
         if (rc < 0) {
             for (uint32_t j = 0; j < i; j++)
-                rf_pipeline_discard_prepared((rf_pipeline *)rf_shard_pipeline(e->workers[j]->shard));
+                rf_pipeline_discard_prepared(
+                    (rf_pipeline *)rf_shard_pipeline(e->workers[j]->shard));
             rf_pipeline_settings_release(ps);
             free(ps);
             return rf_err_wrap(err, "pipeline: ");
@@ -184,8 +188,8 @@ static int listeners_prepare(rf_engine *e, const rf_settings *next, bool *change
         }
     }
     for (size_t i = 0; i < nx->n_listeners; i++)
-        if (add[i] && nx->listeners[i].critical && !atomic_load_explicit(&e->critical_lane,
-                                                                          memory_order_relaxed)) {
+        if (add[i] && nx->listeners[i].critical &&
+            !atomic_load_explicit(&e->critical_lane, memory_order_relaxed)) {
             int rc = rf_engine_create_critical_rings(e, err);
             if (rc < 0) {
                 for (uint32_t j = 0; j < e->n_workers; j++)
@@ -252,8 +256,8 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
     /* The pipeline first: building it can still fail (a sink that cannot be
      * opened), and then nothing at all changes. */
-    bool pipeline_changed = next->section_hash[RF_SECTION_PIPELINE] !=
-                            e->settings.section_hash[RF_SECTION_PIPELINE];
+    bool pipeline_changed =
+        next->section_hash[RF_SECTION_PIPELINE] != e->settings.section_hash[RF_SECTION_PIPELINE];
     /* Nothing is prepared while a previous change is still queued. */
     int settle = reload_settle(e, err);
     if (settle < 0)
@@ -267,12 +271,14 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     /* Listeners are bound before anything is applied: a port that cannot
      * be bound refuses the whole reload. */
     bool listeners_changed = false;
-    if (next->section_hash[RF_SECTION_LISTENERS] != e->settings.section_hash[RF_SECTION_LISTENERS]) {
+    if (next->section_hash[RF_SECTION_LISTENERS] !=
+        e->settings.section_hash[RF_SECTION_LISTENERS]) {
         int rc = listeners_prepare(e, next, &listeners_changed, err);
         if (rc < 0)
             return rf_err_wrap(err, "listeners: ");
         if (rc == 0) /* only comments or order changed */
-            e->settings.section_hash[RF_SECTION_LISTENERS] = next->section_hash[RF_SECTION_LISTENERS];
+            e->settings.section_hash[RF_SECTION_LISTENERS] =
+                next->section_hash[RF_SECTION_LISTENERS];
     }
     bool pipeline_late = false;
     if (pipeline_changed) {
@@ -287,17 +293,19 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     uint32_t listeners_late = listeners_changed ? listeners_apply(e, next) : 0;
     char fixed[768] = "";
     size_t len = 0;
-#define RELOAD_NOTE(...)                                                                         \
-    do {                                                                                         \
-        if (len < sizeof(fixed))                                                                 \
-            len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, __VA_ARGS__);              \
+#define RELOAD_NOTE(...)                                                                           \
+    do {                                                                                           \
+        if (len < sizeof(fixed))                                                                   \
+            len += (size_t)snprintf(fixed + len, sizeof(fixed) - len, __VA_ARGS__);                \
     } while (0)
     /* Not a restart: the change is queued and the worker takes it at its
      * next loop. But "applied" would not be true yet. */
     char late[160] = "";
     if (pipeline_late || listeners_late)
-        snprintf(late, sizeof(late), "%s%s%s not taken by every worker within %lld ms (queued, "
-                 "see the log)", pipeline_late ? "the pipeline" : "",
+        snprintf(late, sizeof(late),
+                 "%s%s%s not taken by every worker within %lld ms (queued, "
+                 "see the log)",
+                 pipeline_late ? "the pipeline" : "",
                  pipeline_late && listeners_late ? " and " : "",
                  listeners_late ? "the listener change" : "",
                  (long long)(e->reload_wait_ns / RF_NS_PER_MS));

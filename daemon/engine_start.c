@@ -71,13 +71,16 @@ static void engine_free(rf_engine *e)
             if (w->peer_inbound[j]) {
                 rf_event ev[64];
                 uint32_t got, lost = 0;
-                while ((got = rf_ring_dequeue_burst(w->peer_inbound[j], ev, sizeof(rf_event), 64))) {
+                while (
+                    (got = rf_ring_dequeue_burst(w->peer_inbound[j], ev, sizeof(rf_event), 64))) {
                     rf_engine_peer_free_owned(ev, got);
                     lost += got;
                 }
                 if (lost)
-                    rf_log_warn("engine", "worker-%u: %u peer messages from worker-%u not "
-                                "taken at stop", i, lost, j);
+                    rf_log_warn("engine",
+                                "worker-%u: %u peer messages from worker-%u not "
+                                "taken at stop",
+                                i, lost, j);
                 rf_ring_destroy(w->peer_inbound[j]);
             }
         }
@@ -143,7 +146,8 @@ static int place_workers(rf_engine *e, const rf_daemon_config *cfg, rf_err *err)
         e->nodes[i] = -1;
     }
     if (!cfg->engine.pin_workers) {
-        snprintf(e->placement, sizeof(e->placement), "workers not pinned (engine.pin_workers: false)");
+        snprintf(e->placement, sizeof(e->placement),
+                 "workers not pinned (engine.pin_workers: false)");
         return 0;
     }
     rf_numa_topology topo;
@@ -189,8 +193,7 @@ static void report_memory(rf_engine *e)
                                   "memory is not bound to the workers' nodes");
         if (m->node < 0 || off >= sizeof(e->placement))
             continue;
-        off += (size_t)snprintf(e->placement + off, sizeof(e->placement) - off,
-                                "%s w%u=%u/%lluMiB",
+        off += (size_t)snprintf(e->placement + off, sizeof(e->placement) - off, "%s w%u=%u/%lluMiB",
                                 any ? "" : "; memory on its node (regions/reserved):", i,
                                 m->regions, (unsigned long long)(m->bytes >> 20));
         any = true;
@@ -224,8 +227,7 @@ static int worker_alloc(rf_engine *e, uint32_t i, rf_err *err)
             return rf_err_set(err, errno, "engine: peer ring %u->%u: %s", j, i, strerror(errno));
     }
     return rf_shard_new(&e->settings, i, e->n_workers,
-                        e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard,
-                        err);
+                        e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard, err);
 }
 
 /* One line per listener once every worker has opened its socket (each
@@ -339,15 +341,15 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         }
         rf_store_stats st;
         rf_store_stats_read(e->store, &st);
-        rf_log_info("engine",
-                    "store %s: %lu segments, %lu bytes; recovery: %lu open segments scanned, "
-                    "%lu blocks kept, %lu tail bytes cut, %lu corrupt regions skipped, %lu "
-                    "segments quarantined",
-                    settings->storage.dir, (unsigned long)st.segments, (unsigned long)st.bytes,
-                    (unsigned long)st.recovery.segments_open, (unsigned long)st.recovery.blocks_kept,
-                    (unsigned long)st.recovery.tail_bytes_cut,
-                    (unsigned long)st.recovery.corrupt_regions,
-                    (unsigned long)st.recovery.segments_quarantined);
+        rf_log_info(
+            "engine",
+            "store %s: %lu segments, %lu bytes; recovery: %lu open segments scanned, "
+            "%lu blocks kept, %lu tail bytes cut, %lu corrupt regions skipped, %lu "
+            "segments quarantined",
+            settings->storage.dir, (unsigned long)st.segments, (unsigned long)st.bytes,
+            (unsigned long)st.recovery.segments_open, (unsigned long)st.recovery.blocks_kept,
+            (unsigned long)st.recovery.tail_bytes_cut, (unsigned long)st.recovery.corrupt_regions,
+            (unsigned long)st.recovery.segments_quarantined);
     }
     /* Field types before any parse context, from what the store holds. */
     rc = rf_field_types_open(e->store ? settings->storage.dir : NULL,
@@ -375,7 +377,8 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     if (critical) {
         if ((rc = rf_engine_create_critical_rings(e, err)) < 0)
             goto fail;
-        atomic_store_explicit(&e->critical_lane, true, memory_order_relaxed); /* before the threads */
+        atomic_store_explicit(&e->critical_lane, true,
+                              memory_order_relaxed); /* before the threads */
     }
 
     report_memory(e);
@@ -471,8 +474,8 @@ void rf_engine_stop(rf_engine *e)
      * dequeues caught up with its enqueues), seen twice 1 ms apart; bounded,
      * so a stuck worker cannot hold the stop. */
     const int64_t quiet_deadline = rf_clock_mono_ns() + RF_PEER_QUIET_WAIT_NS;
-    for (int quiet = 0; all_running && e->n_workers > 1 && quiet < 2 &&
-                        rf_clock_mono_ns() < quiet_deadline;) {
+    for (int quiet = 0;
+         all_running && e->n_workers > 1 && quiet < 2 && rf_clock_mono_ns() < quiet_deadline;) {
         uint64_t enq = 0, deq = 0, backlog = 0;
         for (uint32_t i = 0; i < e->n_workers; i++) {
             rf_engine_worker *w = e->workers[i];
@@ -496,18 +499,18 @@ void rf_engine_stop(rf_engine *e)
             e->workers[i]->thread = NULL;
             rf_engine_worker_stats st;
             rf_engine_worker_stats_read(e, i, &st);
-            rf_log_info("engine",
-                        "worker-%u final: events_parsed=%lu from_peers=%lu processed=%lu sent_to_peers=%lu "
-                        "dropped_ring_full=%lu dropped_unknown_series=%lu block_waits=%lu "
-                        "critical_events=%lu critical_from_peers=%lu peer_sent=%lu "
-                        "peer_received=%lu peer_dropped_backlog=%lu",
-                        i, (unsigned long)st.events_parsed, (unsigned long)st.events_from_peers,
-                        (unsigned long)st.events_processed,
-                        (unsigned long)st.sent_to_peers, (unsigned long)st.dropped_ring_full,
-                        (unsigned long)st.dropped_unknown_series, (unsigned long)st.block_waits,
-                        (unsigned long)st.critical_events, (unsigned long)st.critical_from_peers,
-                        (unsigned long)st.peer_sent, (unsigned long)st.peer_received,
-                        (unsigned long)st.peer_dropped_backlog);
+            rf_log_info(
+                "engine",
+                "worker-%u final: events_parsed=%lu from_peers=%lu processed=%lu sent_to_peers=%lu "
+                "dropped_ring_full=%lu dropped_unknown_series=%lu block_waits=%lu "
+                "critical_events=%lu critical_from_peers=%lu peer_sent=%lu "
+                "peer_received=%lu peer_dropped_backlog=%lu",
+                i, (unsigned long)st.events_parsed, (unsigned long)st.events_from_peers,
+                (unsigned long)st.events_processed, (unsigned long)st.sent_to_peers,
+                (unsigned long)st.dropped_ring_full, (unsigned long)st.dropped_unknown_series,
+                (unsigned long)st.block_waits, (unsigned long)st.critical_events,
+                (unsigned long)st.critical_from_peers, (unsigned long)st.peer_sent,
+                (unsigned long)st.peer_received, (unsigned long)st.peer_dropped_backlog);
             rf_shard_log_summary(e->workers[i]->shard);
         }
     }
@@ -518,8 +521,8 @@ int rf_engine_create_critical_rings(rf_engine *e, rf_err *err)
 {
     for (uint32_t i = 0; i < e->n_workers; i++)
         for (uint32_t j = 0; j < e->n_workers; j++) {
-            if (i == j || atomic_load_explicit(&e->workers[i]->crit_inbound[j],
-                                               memory_order_relaxed))
+            if (i == j ||
+                atomic_load_explicit(&e->workers[i]->crit_inbound[j], memory_order_relaxed))
                 continue;
             rf_ring *r = ring_for_consumer(e, i, RF_CRIT_RING_SLOTS); /* i consumes it */
             if (!r)

@@ -32,7 +32,8 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->dropped_unknown_series = rf_shard_unknown_series_drops(w->shard);
     out->peer_sent = atomic_load_explicit(&w->peer_enqueued, memory_order_relaxed);
     out->peer_received = atomic_load_explicit(&w->peer_dequeued, memory_order_relaxed);
-    out->peer_dropped_backlog = atomic_load_explicit(&w->peer_dropped_backlog, memory_order_relaxed);
+    out->peer_dropped_backlog =
+        atomic_load_explicit(&w->peer_dropped_backlog, memory_order_relaxed);
     out->peer_backlog = atomic_load_explicit(&w->peer_backlog_now, memory_order_relaxed);
 }
 

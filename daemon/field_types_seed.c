@@ -19,8 +19,7 @@ static void seed_one(void *ctx, uint64_t series_id, uint8_t value_type)
         s->untracked++;
 }
 
-int rf_field_types_open(const char *store_dir, uint64_t series, rf_field_types **out,
-                        rf_err *err)
+int rf_field_types_open(const char *store_dir, uint64_t series, rf_field_types **out, rf_err *err)
 {
     *out = rf_field_types_new(2 * series, err);
     if (!*out)

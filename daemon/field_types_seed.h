@@ -12,7 +12,6 @@
 /* Room for `series` series (twice as many slots), seeded with the type of
  * each series' oldest block in the store at store_dir (NULL: no store).
  * Returns 0 and *out, or a negative errno with *err. */
-int rf_field_types_open(const char *store_dir, uint64_t series, rf_field_types **out,
-                        rf_err *err);
+int rf_field_types_open(const char *store_dir, uint64_t series, rf_field_types **out, rf_err *err);
 
 #endif

@@ -71,8 +71,8 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
                               &past, err)) < 0 ||
         (rc = rf_cfg_duration(ingest, "timestamp_future", 0, 100ull * 365 * 86400 * RF_NS_PER_S,
                               3600ull * RF_NS_PER_S, &future, err)) < 0 ||
-        (rc = rf_cfg_enum(ingest, "timestamp_policy", ts_policy_names, 2, RF_TS_REJECT,
-                          &ts_policy, err)) < 0 ||
+        (rc = rf_cfg_enum(ingest, "timestamp_policy", ts_policy_names, 2, RF_TS_REJECT, &ts_policy,
+                          err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_tags", 1, 1024, 64, &max_tags, err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_fields", 1, 4096, 256, &max_fields, err)) < 0 ||
         (rc = rf_cfg_u32(ingest, "max_key", 16, 65535, 1024, &max_key, err)) < 0)

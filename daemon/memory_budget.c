@@ -99,7 +99,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
     add(out, "correlation tables", "pipeline.max_series, pipeline.correlation",
         (uint64_t)W * rf_correlator_memory_bound(&ps->correlation.cfg, max_series));
     add(out, "aggregation state and sketch pools",
-        "pipeline.aggregation (max_states, max_pending, max_sketches, max_sets), pipeline.max_series",
+        "pipeline.aggregation (max_states, max_pending, max_sketches, max_sets), "
+        "pipeline.max_series",
         (uint64_t)W * rf_aggregator_memory_bound(&ps->aggregation, max_series));
     uint64_t sinks = 0, batchers = 0;
     for (uint32_t j = 0; j < ps->sinks.n; j++) {
@@ -118,7 +119,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
         rf_store_memory m;
         rf_store_memory_bound(&s->storage.store, max_series, max_key + 16, &m);
         add(out, "storage slots, staging and codec",
-            "storage.queue_blocks, storage.block_points, storage.zstd_level", (uint64_t)W * m.fixed);
+            "storage.queue_blocks, storage.block_points, storage.zstd_level",
+            (uint64_t)W * m.fixed);
         add(out, "storage series and segment index",
             "pipeline.max_series, storage.segment_max_bytes", (uint64_t)W * m.series);
         add(out, "storage point buffers", "storage.buffer_memory (per worker)",
@@ -143,7 +145,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
             if (lc->protocol == RF_LISTEN_PROTO_HTTP)
                 http += rf_http_front_memory_bound(NULL, lc->max_connections);
             const uint64_t l = rf_listener_memory_bound(lc);
-            const uint64_t bare = rf_listener_memory_bound(&(rf_listener_config){.transport = RF_LISTEN_UDP});
+            const uint64_t bare =
+                rf_listener_memory_bound(&(rf_listener_config){.transport = RF_LISTEN_UDP});
             sets += bare;
             tcp_lines += l - bare;
         }
@@ -164,7 +167,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
 
     add(out, "ops sockets", "stats.client_buffer", rf_ops_server_memory_bound(&s->stats));
     if (s->dpdk.enabled)
-        add(out, "DPDK memory", "dpdk.memory", s->dpdk.memory_bytes ? s->dpdk.memory_bytes : (64ull << 20));
+        add(out, "DPDK memory", "dpdk.memory",
+            s->dpdk.memory_bytes ? s->dpdk.memory_bytes : (64ull << 20));
     add(out, "process (code, libraries, thread stacks, allocator)", "engine.workers",
         PROCESS_BASE + (W + 1) * PROCESS_PER_THREAD);
 
@@ -203,20 +207,19 @@ int rf_memory_budget_check(const rf_settings *s, const rf_cfg_node *engine, rf_e
     if (b.total <= limit)
         return 0;
     char msg[900], t[32], l[32], x[32];
-    size_t len = (size_t)snprintf(msg, sizeof(msg),
-                                  "this configuration can need up to %s (worst case), more than "
-                                  "the limit of %s%s; the largest parts:",
-                                  rf_memory_format(b.total, t, sizeof(t)),
-                                  rf_memory_format(limit, l, sizeof(l)),
-                                  s->daemon.engine.memory_limit_auto
-                                      ? " (auto: half of this host's memory)"
-                                      : "");
+    size_t len = (size_t)snprintf(
+        msg, sizeof(msg),
+        "this configuration can need up to %s (worst case), more than "
+        "the limit of %s%s; the largest parts:",
+        rf_memory_format(b.total, t, sizeof(t)), rf_memory_format(limit, l, sizeof(l)),
+        s->daemon.engine.memory_limit_auto ? " (auto: half of this host's memory)" : "");
     for (uint32_t i = 0; i < b.n && i < 4 && len < sizeof(msg); i++)
-        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s %s %s (lower %s)",
-                                i ? ";" : "", b.parts[i].name,
-                                rf_memory_format(b.parts[i].bytes, x, sizeof(x)), b.parts[i].lower);
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s %s %s (lower %s)", i ? ";" : "",
+                                b.parts[i].name, rf_memory_format(b.parts[i].bytes, x, sizeof(x)),
+                                b.parts[i].lower);
     if (len < sizeof(msg))
-        snprintf(msg + len, sizeof(msg) - len, "; or raise memory_limit (`show memory` on the "
+        snprintf(msg + len, sizeof(msg) - len,
+                 "; or raise memory_limit (`show memory` on the "
                  "stats socket lists every part)");
     return rf_cfg_fail_key(engine, "memory_limit", err, "%s", msg);
 }

@@ -52,7 +52,10 @@ void rf_notify_reloading(void)
     notify_send(msg);
 }
 
-void rf_notify_stopping(void) { notify_send("STOPPING=1\nSTATUS=draining and stopping"); }
+void rf_notify_stopping(void)
+{
+    notify_send("STOPPING=1\nSTATUS=draining and stopping");
+}
 
 void rf_notify_watchdog(int64_t now_ns)
 {

@@ -123,8 +123,10 @@ int rf_privileges_resolve(const rf_cfg_node *engine, const char *user, const cha
         rc = lookup_user(user, 0, &pw, &buf);
         if (rc == 1) {
             free(buf);
-            return fail_at(un, "user", err, "unknown user '%s' (no such entry in the passwd "
-                           "database of this host)", user);
+            return fail_at(un, "user", err,
+                           "unknown user '%s' (no such entry in the passwd "
+                           "database of this host)",
+                           user);
         }
     }
     if (rc < 0) {
@@ -140,7 +142,8 @@ int rf_privileges_resolve(const rf_cfg_node *engine, const char *user, const cha
     }
     if (p.uid == 0) {
         free(buf);
-        return fail_at(un, "user", err, "'%s' is root (uid 0): nothing would be given up; leave "
+        return fail_at(un, "user", err,
+                       "'%s' is root (uid 0): nothing would be given up; leave "
                        "engine.user empty to keep running as the user who starts ringflowd",
                        user);
     }
@@ -157,8 +160,10 @@ int rf_privileges_resolve(const rf_cfg_node *engine, const char *user, const cha
             rc = lookup_group(group, 0, &gr, &buf);
             if (rc == 1) {
                 free(buf);
-                return fail_at(gn, "group", err, "unknown group '%s' (no such entry in the group "
-                               "database of this host)", group);
+                return fail_at(gn, "group", err,
+                               "unknown group '%s' (no such entry in the group "
+                               "database of this host)",
+                               group);
             }
         }
     } else if (have_pw) {
@@ -166,8 +171,10 @@ int rf_privileges_resolve(const rf_cfg_node *engine, const char *user, const cha
         rc = lookup_group(NULL, p.gid, &gr, &buf);
     } else {
         free(buf);
-        return fail_at(un, "user", err, "uid %s has no passwd entry, so it has no primary group: "
-                       "set engine.group too", user);
+        return fail_at(un, "user", err,
+                       "uid %s has no passwd entry, so it has no primary group: "
+                       "set engine.group too",
+                       user);
     }
     if (rc < 0) {
         free(buf);
@@ -183,8 +190,7 @@ int rf_privileges_resolve(const rf_cfg_node *engine, const char *user, const cha
     free(buf);
     if (p.gid == 0)
         return fail_at(gn ? gn : un, gn ? "group" : "user", err,
-                       "group '%s' is gid 0 (root's group): choose an unprivileged group",
-                       p.group);
+                       "group '%s' is gid 0 (root's group): choose an unprivileged group", p.group);
 
     /* Supplementary groups: the user's own, as login(1) and systemd's User=
      * would give them; a uid without a passwd entry gets only its group. */
@@ -206,7 +212,11 @@ int rf_privileges_resolve(const rf_cfg_node *engine, const char *user, const cha
 
 /* ---- the two steps -------------------------------------------------------- */
 
-static enum { PRIV_NONE, PRIV_SAME_USER, PRIV_ENTERED } g_state;
+static enum {
+    PRIV_NONE,
+    PRIV_SAME_USER,
+    PRIV_ENTERED
+} g_state;
 static bool g_bounding_dropped;
 
 static unsigned count_threads(void)
@@ -276,16 +286,20 @@ int rf_privileges_enter(const rf_privileges *p, rf_err *err)
             g_state = PRIV_SAME_USER;
             return 1;
         }
-        return rf_err_set(err, EPERM, "engine.user: switching to user %s (uid %u) needs root; "
+        return rf_err_set(err, EPERM,
+                          "engine.user: switching to user %s (uid %u) needs root; "
                           "ringflowd was started as uid %u: start it as root, or leave "
-                          "engine.user empty", p->user, (unsigned)p->uid, (unsigned)eu);
+                          "engine.user empty",
+                          p->user, (unsigned)p->uid, (unsigned)eu);
     }
     /* Capabilities are per thread: every thread must be started after this
      * (they inherit it), or it would keep root's. */
     unsigned threads = count_threads();
     if (threads != 1)
-        return rf_err_set(err, EBUSY, "engine.user: %u threads already run; privileges can only "
-                          "be given up while ringflowd is single-threaded", threads);
+        return rf_err_set(err, EBUSY,
+                          "engine.user: %u threads already run; privileges can only "
+                          "be given up while ringflowd is single-threaded",
+                          threads);
 
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         return rf_err_set(err, errno, "engine.user: clearing the ambient capabilities: %s",
@@ -331,8 +345,8 @@ int rf_privileges_enter(const rf_privileges *p, rf_err *err)
     return 0;
 }
 
-int rf_privileges_check_access(const rf_privileges *p, const char *what, const char *path,
-                               int mode, rf_err *err)
+int rf_privileges_check_access(const rf_privileges *p, const char *what, const char *path, int mode,
+                               rf_err *err)
 {
     if (faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0)
         return 0;
@@ -342,9 +356,10 @@ int rf_privileges_check_access(const rf_privileges *p, const char *what, const c
     if (stat(path, &st) == 0)
         snprintf(own, sizeof(own), " (owner uid %u gid %u, mode %04o)", (unsigned)st.st_uid,
                  (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
-    return rf_err_set(err, e, "engine.user: user %s cannot %s %s: %s%s; give that user access "
-                      "(e.g. chown %s:%s), or choose another path", p->user, what, path,
-                      strerror(e), own, p->user, p->group);
+    return rf_err_set(err, e,
+                      "engine.user: user %s cannot %s %s: %s%s; give that user access "
+                      "(e.g. chown %s:%s), or choose another path",
+                      p->user, what, path, strerror(e), own, p->user, p->group);
 }
 
 /* One "Key:\tv1\tv2..." line of a status file: up to 4 numbers in `base`. */
@@ -414,12 +429,15 @@ int rf_privileges_verify_threads(uid_t uid, gid_t gid, unsigned *threads, rf_err
         (*threads)++;
         for (int i = 0; i < 4 && rc == 0; i++)
             if (u[i] != uid || g[i] != gid)
-                rc = rf_err_set(err, EPERM, "thread %s (%s) still runs as uid %llu/%llu/%llu/%llu "
-                                "gid %llu/%llu/%llu/%llu", de->d_name, name, u[0], u[1], u[2],
-                                u[3], g[0], g[1], g[2], g[3]);
+                rc = rf_err_set(err, EPERM,
+                                "thread %s (%s) still runs as uid %llu/%llu/%llu/%llu "
+                                "gid %llu/%llu/%llu/%llu",
+                                de->d_name, name, u[0], u[1], u[2], u[3], g[0], g[1], g[2], g[3]);
         if (rc == 0 && (prm || eff || amb))
-            rc = rf_err_set(err, EPERM, "thread %s (%s) still holds capabilities (permitted "
-                            "%llx, effective %llx, ambient %llx)", de->d_name, name, prm, eff, amb);
+            rc = rf_err_set(err, EPERM,
+                            "thread %s (%s) still holds capabilities (permitted "
+                            "%llx, effective %llx, ambient %llx)",
+                            de->d_name, name, prm, eff, amb);
     }
     closedir(d);
     return rc;
@@ -428,8 +446,10 @@ int rf_privileges_verify_threads(uid_t uid, gid_t gid, unsigned *threads, rf_err
 int rf_privileges_drop(const rf_privileges *p, char *summary, size_t summary_size, rf_err *err)
 {
     if (g_state == PRIV_SAME_USER) {
-        snprintf(summary, summary_size, "already running as user %s (uid %u), group %s (gid %u): "
-                 "nothing to give up", p->user, (unsigned)p->uid, p->group, (unsigned)p->gid);
+        snprintf(summary, summary_size,
+                 "already running as user %s (uid %u), group %s (gid %u): "
+                 "nothing to give up",
+                 p->user, (unsigned)p->uid, p->group, (unsigned)p->gid);
         return 0;
     }
     if (g_state != PRIV_ENTERED)
@@ -455,7 +475,8 @@ int rf_privileges_drop(const rf_privileges *p, char *summary, size_t summary_siz
         snprintf(summary + len, summary_size - len,
                  "; no capabilities on any of its %u threads (permitted, effective and ambient "
                  "empty), %s, no_new_privs set",
-                 threads, g_bounding_dropped ? "bounding set empty"
-                                             : "bounding set left as it was (no CAP_SETPCAP)");
+                 threads,
+                 g_bounding_dropped ? "bounding set empty"
+                                    : "bounding set left as it was (no CAP_SETPCAP)");
     return 0;
 }

@@ -67,8 +67,8 @@ int rf_privileges_enter(const rf_privileges *p, rf_err *err);
 
 /* After step 1: whether the user may access `path` with `mode` (R_OK, W_OK,
  * X_OK); the error names `what`, the path, its owner and mode. */
-int rf_privileges_check_access(const rf_privileges *p, const char *what, const char *path,
-                               int mode, rf_err *err);
+int rf_privileges_check_access(const rf_privileges *p, const char *what, const char *path, int mode,
+                               rf_err *err);
 
 /* Step 2, then the check of every thread. On success `summary` holds who the
  * process now runs as (for the log). */

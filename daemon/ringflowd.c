@@ -31,7 +31,10 @@
 #define COMPONENT "ringflowd"
 
 /* Exit codes: 0 clean stop, 1 runtime failure, 2 usage, 3 invalid configuration. */
-enum { EXIT_USAGE = 2, EXIT_CONFIG = 3 };
+enum {
+    EXIT_USAGE = 2,
+    EXIT_CONFIG = 3
+};
 
 static void usage(FILE *out)
 {
@@ -117,9 +120,9 @@ static int check_user_access(const rf_settings *s, const char *config_path, rf_e
     const rf_privileges *p = &s->privileges;
     int rc;
     char dir[RF_DAEMON_PATH_MAX];
-    if (config_path && (rc = rf_privileges_check_access(
-                            p, "read the configuration file (a reload reads it again)",
-                            config_path, R_OK, err)) < 0)
+    if (config_path &&
+        (rc = rf_privileges_check_access(p, "read the configuration file (a reload reads it again)",
+                                         config_path, R_OK, err)) < 0)
         return rc;
     if ((rc = rf_privileges_check_access(p, "create files in engine.data_dir",
                                          s->daemon.engine.data_dir, W_OK | X_OK, err)) < 0 ||
@@ -135,8 +138,8 @@ static int check_user_access(const rf_settings *s, const char *config_path, rf_e
                                          W_OK | X_OK, err)) < 0)
         return rc;
     dir_of(s->stats.admin_socket, dir, sizeof(dir));
-    return rf_privileges_check_access(p, "create and remove the admin socket in", dir,
-                                      W_OK | X_OK, err);
+    return rf_privileges_check_access(p, "create and remove the admin socket in", dir, W_OK | X_OK,
+                                      err);
 }
 
 /* Listeners warn about themselves (ingest/listen); the Prometheus endpoint is
@@ -153,17 +156,19 @@ static void warn_if_prometheus_public(const rf_ops_config *ops)
     struct in_addr a;
     if (inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127)
         return;
-    rf_log_warn(COMPONENT, "prometheus: bound to non-loopback address %s: /metrics and /health "
-                "are reachable from the network, unauthenticated", ops->prometheus_listen);
+    rf_log_warn(COMPONENT,
+                "prometheus: bound to non-loopback address %s: /metrics and /health "
+                "are reachable from the network, unauthenticated",
+                ops->prometheus_listen);
 }
 
 /* What the control loop shares with the ops hooks (control thread only). */
 typedef struct control {
     rf_engine *engine;
     const char *config_path;
-    rf_ops_config ops; /* the ops settings the sockets were opened with */
+    rf_ops_config ops;        /* the ops settings the sockets were opened with */
     rf_privileges privileges; /* who it was told to run as at start */
-    bool stop;         /* `shutdown` on the admin socket */
+    bool stop;                /* `shutdown` on the admin socket */
 } control;
 
 /* Appended to a failure that may come from running as engine.user. */
@@ -226,16 +231,17 @@ static int ops_record(void *ctx, bool start, const char *const *args, unsigned n
         } else if (strcmp(args[i], "max_files") == 0 && end && !*end && v <= UINT32_MAX) {
             opt.max_files = (uint32_t)v;
         } else {
-            snprintf(msg, msg_size, "record start: bad option '%s %s' (max_bytes SIZE, max_files N)",
-                     args[i], args[i + 1]);
+            snprintf(msg, msg_size,
+                     "record start: bad option '%s %s' (max_bytes SIZE, max_files N)", args[i],
+                     args[i + 1]);
             return -EINVAL;
         }
     }
     int rc = rf_engine_record_start(c->engine, &opt, &err);
     if (rc < 0) {
         char hint[256];
-        snprintf(msg, msg_size, "%s%s", err.msg, user_hint(&c->privileges, err.code, hint,
-                                                           sizeof(hint)));
+        snprintf(msg, msg_size, "%s%s", err.msg,
+                 user_hint(&c->privileges, err.code, hint, sizeof(hint)));
         return rc;
     }
     snprintf(msg, msg_size, "recording to %s", opt.path);
@@ -252,9 +258,9 @@ static void report_drops(rf_engine *engine, rf_engine_drops *last)
     rf_engine_drops_read(engine, &now);
     char msg[512];
     size_t len = 0;
-#define DROP(field, what)                                                                       \
-    if (now.field > last->field && len < sizeof(msg))                                          \
-        len += (size_t)snprintf(msg + len, sizeof(msg) - len, " %s=%lu", what,                  \
+#define DROP(field, what)                                                                          \
+    if (now.field > last->field && len < sizeof(msg))                                              \
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, " %s=%lu", what,                     \
                                 (unsigned long)(now.field - last->field));
     DROP(kernel, "kernel_receive_queue")
     DROP(rejected_lines, "rejected_lines")
@@ -314,16 +320,20 @@ static int reload_and_log(control *ctl, char *msg, size_t msg_size)
     /* The ops sockets stay where they are until a restart: say so. */
     if (rc >= 0 && memcmp(&next->stats, &ctl->ops, sizeof(ctl->ops)) != 0) {
         size_t l = strlen(err.msg);
-        snprintf(err.msg + l, sizeof(err.msg) - l, "%sstats.* (sockets, prometheus) need a restart "
-                 "and were left as they are", rc > 0 ? "; " : "");
+        snprintf(err.msg + l, sizeof(err.msg) - l,
+                 "%sstats.* (sockets, prometheus) need a restart "
+                 "and were left as they are",
+                 rc > 0 ? "; " : "");
         rc = 1;
     }
     /* Privileges were given up at start; a new user takes a restart. */
     const rf_privileges *was = &ctl->privileges, *now = &next->privileges;
     if (rc >= 0 && (was->enabled != now->enabled || was->uid != now->uid || was->gid != now->gid)) {
         size_t l = strlen(err.msg);
-        snprintf(err.msg + l, sizeof(err.msg) - l, "%sengine.user/group need a restart and were "
-                 "left as they are", rc > 0 ? "; " : "");
+        snprintf(err.msg + l, sizeof(err.msg) - l,
+                 "%sengine.user/group need a restart and were "
+                 "left as they are",
+                 rc > 0 ? "; " : "");
         rc = 1;
     }
     if (rc > 0) {
@@ -458,8 +468,8 @@ int main(int argc, char **argv)
      * store reports. */
     sigset_t mask;
     sigfillset(&mask);
-    static const int untouched[] = {SIGKILL, SIGSTOP, SIGSEGV, SIGBUS, SIGFPE, SIGILL,
-                                    SIGABRT, SIGSYS, SIGTRAP, SIGTSTP, SIGTTIN, SIGTTOU,
+    static const int untouched[] = {SIGKILL, SIGSTOP, SIGSEGV,  SIGBUS,  SIGFPE,  SIGILL,
+                                    SIGABRT, SIGSYS,  SIGTRAP,  SIGTSTP, SIGTTIN, SIGTTOU,
                                     SIGCONT, SIGCHLD, SIGWINCH, SIGURG};
     for (size_t i = 0; i < sizeof(untouched) / sizeof(untouched[0]); i++)
         sigdelset(&mask, untouched[i]);
@@ -606,8 +616,10 @@ int main(int argc, char **argv)
             rf_err lerr;
             rf_err_clear(&lerr);
             if (rf_log_reopen(&lerr) < 0)
-                rf_log_error(COMPONENT, "SIGUSR1: reopening the log file %s: %s (records keep "
-                             "going to the old file)", rf_log_file(), lerr.msg);
+                rf_log_error(COMPONENT,
+                             "SIGUSR1: reopening the log file %s: %s (records keep "
+                             "going to the old file)",
+                             rf_log_file(), lerr.msg);
             else
                 rf_log_info(COMPONENT, "SIGUSR1: log file %s reopened", rf_log_file());
             continue;

@@ -9,8 +9,8 @@
 #include "core/event/event.h"
 #include "daemon/memory_budget.h"
 
-const char *const rf_settings_section_names[RF_SECTION__COUNT] = {
-    "listeners", "ingest", "dpdk", "storage", "pipeline", "stats"};
+const char *const rf_settings_section_names[RF_SECTION__COUNT] = {"listeners", "ingest",   "dpdk",
+                                                                  "storage",   "pipeline", "stats"};
 
 /* A structural hash of a YAML subtree: kinds, keys and scalars in order. */
 static uint64_t node_hash(const rf_cfg_node *n, uint64_t h)
@@ -92,12 +92,12 @@ int rf_settings_load(const char *path, rf_settings *out, rf_err *err)
     section_errors errs;
     memset(&errs, 0, sizeof(errs));
     rf_err e;
-#define SECTION(call)                                                                            \
-    do {                                                                                         \
-        rf_err_clear(&e);                                                                        \
-        int r_ = (call);                                                                         \
-        if (r_ < 0)                                                                              \
-            section_error(&errs, r_, &e);                                                        \
+#define SECTION(call)                                                                              \
+    do {                                                                                           \
+        rf_err_clear(&e);                                                                          \
+        int r_ = (call);                                                                           \
+        if (r_ < 0)                                                                                \
+            section_error(&errs, r_, &e);                                                          \
     } while (0)
     /* engine.user / engine.group resolved on this host now: an unknown name
      * stops the daemon before it binds anything. */

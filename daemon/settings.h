@@ -36,11 +36,11 @@ typedef struct rf_settings {
     uint64_t section_hash[RF_SECTION__COUNT];
     rf_daemon_config daemon;
     rf_privileges privileges; /* engine.user / engine.group, resolved on this host */
-    rf_ops_config stats; /* the `stats:` section (daemon/ops) */
+    rf_ops_config stats;      /* the `stats:` section (daemon/ops) */
     rf_ingest_settings ingest;
     rf_dpdk_config dpdk;
     rf_storage_settings storage;
-    rf_pipeline_settings pipeline; /* owns allocations: see rf_settings_release */
+    rf_pipeline_settings pipeline;       /* owns allocations: see rf_settings_release */
     rf_nats_source_settings nats_source; /* the `nats_source:` section; applied at start */
 } rf_settings;
 

@@ -34,10 +34,10 @@
 #define TAP_KIND_WRAP 2u
 
 typedef struct tap_ring {
-    alignas(64) _Atomic uint64_t tail; /* T1: producer's */
-    uint64_t head_cache;               /* producer's view of head */
+    alignas(64) _Atomic uint64_t tail;                             /* T1: producer's */
+    uint64_t head_cache;                                           /* producer's view of head */
     _Atomic uint64_t captured, bytes, dropped_full, dropped_large; /* producer writes, relaxed */
-    alignas(64) _Atomic uint64_t head; /* T2: consumer's */
+    alignas(64) _Atomic uint64_t head;                             /* T2: consumer's */
     alignas(64) uint8_t *buf;
     uint64_t cap, mask;
 } tap_ring;
@@ -74,8 +74,8 @@ static void capture(tap_ring *r, const rf_listener *l, const rf_listen_chunk *c)
     if (name_len > 255)
         name_len = 255;
     /* A TCP line completed across reads comes without its '\n'. */
-    const bool add_nl = tcp && !(c->flags & RF_LISTEN_CHUNK_FINAL) &&
-                        (c->len == 0 || c->data[c->len - 1] != '\n');
+    const bool add_nl =
+        tcp && !(c->flags & RF_LISTEN_CHUNK_FINAL) && (c->len == 0 || c->data[c->len - 1] != '\n');
     const uint64_t payload = c->len + (add_nl ? 1 : 0);
     const uint64_t need = (TAP_HDR + name_len + payload + 7) & ~(uint64_t)7;
     if (need > r->cap / 4) {
@@ -158,8 +158,8 @@ static void note_error(rf_tap *t, const rf_err *err)
     if (!atomic_load_explicit(&t->has_error, memory_order_relaxed)) {
         snprintf(t->first_error, sizeof(t->first_error), "%s", err->msg);
         atomic_store_explicit(&t->has_error, true, memory_order_release);
-        rf_log_error("tap", "recording %s: %s (later records are counted as write errors)",
-                     t->path, err->msg);
+        rf_log_error("tap", "recording %s: %s (later records are counted as write errors)", t->path,
+                     err->msg);
     }
 }
 

@@ -45,20 +45,20 @@
 typedef struct rf_tap rf_tap;
 
 typedef struct rf_tap_options {
-    const char *path;        /* the recording (with max_bytes: path.000001, ...) */
-    uint64_t max_bytes;      /* per file; 0 = one file */
-    uint32_t max_files;      /* with rotation: keep at most this many; 0 = all */
-    uint32_t ring_bytes;     /* per worker (default 16 MiB, at least 256 KiB) */
+    const char *path;    /* the recording (with max_bytes: path.000001, ...) */
+    uint64_t max_bytes;  /* per file; 0 = one file */
+    uint32_t max_files;  /* with rotation: keep at most this many; 0 = all */
+    uint32_t ring_bytes; /* per worker (default 16 MiB, at least 256 KiB) */
 } rf_tap_options;
 
 typedef struct rf_tap_stats {
-    uint64_t captured;       /* chunks copied into the rings */
-    uint64_t bytes;          /* their payload bytes */
-    uint64_t dropped_full;   /* chunks not recorded: a ring was full */
-    uint64_t dropped_large;  /* chunks not recorded: larger than a quarter of a ring */
-    uint64_t written;        /* records in the file(s) */
+    uint64_t captured;      /* chunks copied into the rings */
+    uint64_t bytes;         /* their payload bytes */
+    uint64_t dropped_full;  /* chunks not recorded: a ring was full */
+    uint64_t dropped_large; /* chunks not recorded: larger than a quarter of a ring */
+    uint64_t written;       /* records in the file(s) */
     uint64_t file_bytes;
-    uint64_t write_errors;   /* records the writer refused (disk full, ...) */
+    uint64_t write_errors; /* records the writer refused (disk full, ...) */
     uint32_t files;
     int64_t started_wall_ns;
 } rf_tap_stats;

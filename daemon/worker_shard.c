@@ -33,7 +33,8 @@
 /* Inputs a shard can ever have: the start's listeners and DPDK ports, and
  * room for the listeners reloads add (a reload that would pass it is
  * refused: restart to compact). */
-#define RF_SHARD_MAX_INPUTS (4 * RF_SETTINGS_MAX_LISTENERS + RF_DPDK_MAX_PORTS * RF_DPDK_MAX_UDP_PORTS)
+#define RF_SHARD_MAX_INPUTS                                                                        \
+    (4 * RF_SETTINGS_MAX_LISTENERS + RF_DPDK_MAX_PORTS * RF_DPDK_MAX_UDP_PORTS)
 
 /* A reload's listener changes for one shard (control thread builds it). */
 typedef struct rf_shard_listener_change {
@@ -50,17 +51,17 @@ typedef struct rf_shard_input {
     rf_shard *shard;
     rf_listener *listener;
     enum rf_listen_protocol protocol;
-    bool critical;               /* a `class: critical` listener: its events are critical */
+    bool critical; /* a `class: critical` listener: its events are critical */
     /* Live removal (worker-owned): detaching until the listener closed. */
     bool retiring;
-    bool attached;               /* its listener is in one of the shard's sets */
+    bool attached; /* its listener is in one of the shard's sets */
     /* Set (release) by the worker once it let go of the input for good: its
      * listener closed and out of its set, its parser flushed, the input out
      * of the worker's own list. The control thread (acquire) then folds its
      * counters into `retired` and frees it (rf_shard_inputs_reap). */
     _Atomic bool retired;
     rf_parse_ctx *parser;
-    rf_http_front *http;         /* protocol http: its connections, on parser */
+    rf_http_front *http; /* protocol http: its connections, on parser */
     rf_event batch[RF_SHARD_PARSE_BATCH];
 } rf_shard_input;
 
@@ -78,8 +79,8 @@ struct rf_shard {
      * much) never sits in front of them. NULL when there are none. */
     rf_listener_set *crit_listeners;
     uint32_t n_crit_listeners, n_std_listeners; /* attached now (worker-owned after start) */
-    bool crit_wake_linked;       /* crit set's completions end a wait in the standard set */
-    bool started_sets[2];        /* worker: [0] standard set, [1] critical set started */
+    bool crit_wake_linked; /* crit set's completions end a wait in the standard set */
+    bool started_sets[2];  /* worker: [0] standard set, [1] critical set started */
     _Atomic(rf_listener_set *) crit_for_wake; /* the critical set once started */
     /* A listener change of a reload (see rf_shard_listeners_prepare):
      * published by the control thread (release store into `change`), taken
@@ -90,8 +91,8 @@ struct rf_shard {
      * still read. */
     _Atomic(struct rf_shard_listener_change *) change;
     struct rf_shard_listener_change *published; /* control thread's, until applied */
-    struct rf_shard_listener_change *prepared; /* control thread's, until published */
-    uint32_t n_retiring;         /* worker: inputs whose listener is still detaching */
+    struct rf_shard_listener_change *prepared;  /* control thread's, until published */
+    uint32_t n_retiring; /* worker: inputs whose listener is still detaching */
     rf_shard_critical_fn crit_hook;
     void *crit_hook_ctx;
     _Atomic(rf_tap *) *tap_slot; /* the engine's recording tap pointer (daemon/tap.h) */
@@ -104,9 +105,9 @@ struct rf_shard {
      * listeners do not grow the table or the memory. The worker never
      * reads this table. */
     rf_shard_input *inputs[RF_SHARD_MAX_INPUTS];
-    uint32_t n_inputs;           /* slots in use or freed: [0, n_inputs) */
-    uint32_t n_live_inputs;      /* non-NULL slots */
-    rf_shard_retired retired;    /* control thread: what reaped inputs had counted */
+    uint32_t n_inputs;        /* slots in use or freed: [0, n_inputs) */
+    uint32_t n_live_inputs;   /* non-NULL slots */
+    rf_shard_retired retired; /* control thread: what reaped inputs had counted */
     rf_shard_retired retired_named[RF_SETTINGS_MAX_LISTENERS]; /* the same, per name */
     uint32_t n_retired_named;
     /* The worker's own list: the inputs it reads and detaches (attached or
@@ -261,8 +262,8 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
         return NULL;
     }
     if (protocol == RF_LISTEN_PROTO_HTTP &&
-        !(in->http = rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in,
-                                       err))) {
+        !(in->http =
+              rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in, err))) {
         rf_err_wrap(err, "%s: ", name);
         rf_parse_ctx_free(in->parser);
         free(in);
@@ -298,8 +299,8 @@ static int input_append(rf_shard *s, rf_shard_input *in, rf_err *err)
     while (i < s->n_inputs && s->inputs[i])
         i++;
     if (i == RF_SHARD_MAX_INPUTS)
-        return rf_err_set(err, ENOSPC, "shard %u: %u inputs, the most one shard can have",
-                          s->index, i);
+        return rf_err_set(err, ENOSPC, "shard %u: %u inputs, the most one shard can have", s->index,
+                          i);
     s->inputs[i] = in;
     if (i == s->n_inputs)
         s->n_inputs++;
@@ -317,8 +318,8 @@ static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings,
                                        enum rf_listen_protocol protocol, uint32_t max_line,
                                        uint32_t max_conns, const char *name, rf_err *err)
 {
-    rf_shard_input *in = input_create(s, settings, source_id, protocol, max_line, max_conns, name,
-                                      err);
+    rf_shard_input *in =
+        input_create(s, settings, source_id, protocol, max_line, max_conns, name, err);
     if (in && input_append(s, in, err) < 0) {
         input_free(in);
         return NULL;
@@ -346,8 +347,8 @@ static int shard_add_dpdk_inputs(rf_shard *s, const rf_settings *settings, rf_dp
                      dc->udp_ports[u].port);
             /* Source ids after the listeners': port-major, then UDP port. */
             uint16_t source = (uint16_t)(settings->ingest.n_listeners + p * dc->n_udp_ports + u);
-            rf_shard_input *in = shard_new_input(s, settings, source, dc->udp_ports[u].protocol,
-                                                 0, 0, name, err);
+            rf_shard_input *in =
+                shard_new_input(s, settings, source, dc->udp_ports[u].protocol, 0, 0, name, err);
             if (!in)
                 return -(err->code ? err->code : ENOMEM);
             const rf_listen_handler h = {
@@ -372,8 +373,8 @@ static bool nats_on_msg(void *ctx, const char *subject, const char *data, size_t
     (void)subject;
     rf_shard_input *in = ctx;
     const int64_t wall = rf_clock_wall_ns(), mono = rf_clock_mono_ns();
-    const rf_listen_chunk c = {.data = data, .len = (uint32_t)len, .wall_ns = wall,
-                               .mono_ns = mono, .peer_text = "nats"};
+    const rf_listen_chunk c = {
+        .data = data, .len = (uint32_t)len, .wall_ns = wall, .mono_ns = mono, .peer_text = "nats"};
     input_on_data(in, NULL, &c);
     rf_parse_flush(in->parser);
     return true;
@@ -382,10 +383,10 @@ static bool nats_on_msg(void *ctx, const char *subject, const char *data, size_t
 /* This worker's share of the `nats_source:` shards; counters on /metrics. */
 static int shard_add_nats_input(rf_shard *s, const rf_settings *settings, rf_err *err)
 {
-    uint16_t source = (uint16_t)(settings->ingest.n_listeners +
-                                 RF_DPDK_MAX_PORTS * settings->dpdk.n_udp_ports);
-    s->nats_input = shard_new_input(s, settings, source, RF_LISTEN_PROTO_INFLUX_LINE, 0, 0,
-                                    "nats_source", err);
+    uint16_t source =
+        (uint16_t)(settings->ingest.n_listeners + RF_DPDK_MAX_PORTS * settings->dpdk.n_udp_ports);
+    s->nats_input =
+        shard_new_input(s, settings, source, RF_LISTEN_PROTO_INFLUX_LINE, 0, 0, "nats_source", err);
     if (!s->nats_input)
         return -(err->code ? err->code : ENOMEM);
     rf_nats_source_config nc;
@@ -469,8 +470,9 @@ int rf_shard_probe_listener(const rf_listener_config *lc, rf_err *err)
         /* Without SO_REUSEPORT: if anyone (another ringflowd among them)
          * holds the port, this bind fails, where our own reuseport sockets
          * would silently share the traffic with it. */
-        int fd = socket(ss.ss_family, (lc->transport == RF_LISTEN_TCP ? SOCK_STREAM : SOCK_DGRAM) |
-                                          SOCK_CLOEXEC, 0);
+        int fd =
+            socket(ss.ss_family,
+                   (lc->transport == RF_LISTEN_TCP ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
         if (fd < 0)
             return rf_err_set(err, errno, "listener %s: socket: %s", lc->name, strerror(errno));
         if (lc->transport == RF_LISTEN_TCP) {
@@ -651,8 +653,10 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
             break;
     }
     if (rc == 0 && s->n_live_inputs + ch->n_attach > RF_SHARD_MAX_INPUTS)
-        rc = rf_err_set(err, ENOSPC, "shard %u: the listeners of this reload would pass %u inputs, "
-                        "the most one shard can have", s->index, RF_SHARD_MAX_INPUTS);
+        rc = rf_err_set(err, ENOSPC,
+                        "shard %u: the listeners of this reload would pass %u inputs, "
+                        "the most one shard can have",
+                        s->index, RF_SHARD_MAX_INPUTS);
     s->prepared = ch;
     if (rc < 0)
         rf_shard_listeners_discard(s);
@@ -910,9 +914,10 @@ void rf_shard_stop_ingest(rf_shard *s)
         }
     }
     if (s->n_retiring)
-        rf_log_warn("shard", "worker-%u: %u listener(s) still closing after %d s at stop; what "
-                    "their sockets still held is not read", s->index, s->n_retiring,
-                    (int)(RF_SHARD_STOP_DRAIN_NS / RF_NS_PER_S));
+        rf_log_warn("shard",
+                    "worker-%u: %u listener(s) still closing after %d s at stop; what "
+                    "their sockets still held is not read",
+                    s->index, s->n_retiring, (int)(RF_SHARD_STOP_DRAIN_NS / RF_NS_PER_S));
     s->ingest_stopped = true;
     /* Flush what the parsers hold so it reaches its owners before they
      * drain (the retired ones flushed when they retired). */
@@ -1021,26 +1026,25 @@ void rf_shard_log_summary(const rf_shard *s)
         for (int c = 0; c < RF_DC__COUNT && len < sizeof(line); c++)
             len += (size_t)snprintf(line + len, sizeof(line) - len, " %s=%lu",
                                     rf_dpdk_counter_name((enum rf_dpdk_counter_id)c),
-                                    (unsigned long)rf_dpdk_queue_counter(s->dpdk_queues[q],
-                                                                         (enum rf_dpdk_counter_id)c));
+                                    (unsigned long)rf_dpdk_queue_counter(
+                                        s->dpdk_queues[q], (enum rf_dpdk_counter_id)c));
         rf_log_info("shard", "worker-%u dpdk queue %u final:%s", s->index, q, line);
     }
     /* Listeners reloads removed, freed since: one line per name, in the
      * live lines' form, so a sum over a name's lines counts all of it. */
     for (uint32_t k = 0; k < s->n_retired_named; k++) {
         const rf_shard_retired *r = &s->retired_named[k];
-        rf_log_info("shard",
-                    "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
-                    "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu "
-                    "partial_lines_discarded=%lu removed_instances=%u",
-                    s->index, r->name, (unsigned long)r->listen[RF_LC_DATAGRAMS],
-                    (unsigned long)r->listen[RF_LC_READS], (unsigned long)r->listen[RF_LC_BYTES],
-                    (unsigned long)r->listen[RF_LC_KERNEL_DROPS],
-                    (unsigned long)r->parse[RF_PC_LINES_OK],
-                    (unsigned long)r->parse[RF_PC_LINES_REJECTED],
-                    (unsigned long)r->parse[RF_PC_EVENTS],
-                    (unsigned long)r->parse[RF_PC_SERIES_DEFS],
-                    (unsigned long)r->listen[RF_LC_PARTIAL_DISCARDED], r->inputs);
+        rf_log_info(
+            "shard",
+            "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
+            "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu "
+            "partial_lines_discarded=%lu removed_instances=%u",
+            s->index, r->name, (unsigned long)r->listen[RF_LC_DATAGRAMS],
+            (unsigned long)r->listen[RF_LC_READS], (unsigned long)r->listen[RF_LC_BYTES],
+            (unsigned long)r->listen[RF_LC_KERNEL_DROPS], (unsigned long)r->parse[RF_PC_LINES_OK],
+            (unsigned long)r->parse[RF_PC_LINES_REJECTED], (unsigned long)r->parse[RF_PC_EVENTS],
+            (unsigned long)r->parse[RF_PC_SERIES_DEFS],
+            (unsigned long)r->listen[RF_LC_PARTIAL_DISCARDED], r->inputs);
     }
     for (uint32_t i = 0; i < s->n_inputs; i++) {
         const rf_shard_input *in = s->inputs[i];
@@ -1052,19 +1056,19 @@ void rf_shard_log_summary(const rf_shard *s)
         if (rf_listener_config_of(l)->transport == RF_LISTEN_UDP &&
             rf_listener_proc_drops(l, &proc_drops) == 0 && proc_drops > drops)
             drops = proc_drops;
-        rf_log_info("shard",
-                    "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
-                    "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu "
-                    "partial_lines_discarded=%lu",
-                    s->index, rf_listener_name(l),
-                    (unsigned long)rf_listener_counter(l, RF_LC_DATAGRAMS),
-                    (unsigned long)rf_listener_counter(l, RF_LC_READS),
-                    (unsigned long)rf_listener_counter(l, RF_LC_BYTES), (unsigned long)drops,
-                    (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_OK),
-                    (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_REJECTED),
-                    (unsigned long)rf_parse_counter(in->parser, RF_PC_EVENTS),
-                    (unsigned long)rf_parse_counter(in->parser, RF_PC_SERIES_DEFS),
-                    (unsigned long)rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED));
+        rf_log_info(
+            "shard",
+            "worker-%u listener %s final: datagrams=%lu reads=%lu bytes=%lu kernel_drops=%lu "
+            "lines_ok=%lu lines_rejected=%lu events=%lu series_defs=%lu "
+            "partial_lines_discarded=%lu",
+            s->index, rf_listener_name(l), (unsigned long)rf_listener_counter(l, RF_LC_DATAGRAMS),
+            (unsigned long)rf_listener_counter(l, RF_LC_READS),
+            (unsigned long)rf_listener_counter(l, RF_LC_BYTES), (unsigned long)drops,
+            (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_OK),
+            (unsigned long)rf_parse_counter(in->parser, RF_PC_LINES_REJECTED),
+            (unsigned long)rf_parse_counter(in->parser, RF_PC_EVENTS),
+            (unsigned long)rf_parse_counter(in->parser, RF_PC_SERIES_DEFS),
+            (unsigned long)rf_listener_counter(l, RF_LC_PARTIAL_DISCARDED));
     }
 }
 

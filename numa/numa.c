@@ -98,8 +98,8 @@ char *rf_numa_cpulist_format(const rf_numa_cpuset *s, char *buf, size_t size)
         while (e + 1 < RF_NUMA_MAX_CPUS && rf_numa_cpuset_has(s, e + 1))
             e++;
         int n = e == c ? snprintf(buf + off, off < size ? size - off : 0, "%s%u", off ? "," : "", c)
-                       : snprintf(buf + off, off < size ? size - off : 0, "%s%u-%u",
-                                  off ? "," : "", c, e);
+                       : snprintf(buf + off, off < size ? size - off : 0, "%s%u-%u", off ? "," : "",
+                                  c, e);
         if (n > 0)
             off += (size_t)n;
         if (off >= size)
@@ -154,8 +154,8 @@ int rf_numa_topology_load(const char *root, rf_numa_topology *out, rf_err *err)
                 continue;
             if (t.n_nodes == RF_NUMA_MAX_NODES) {
                 closedir(dir);
-                return rf_err_set(err, EINVAL, "numa: more than %d nodes in %s",
-                                  RF_NUMA_MAX_NODES, path);
+                return rf_err_set(err, EINVAL, "numa: more than %d nodes in %s", RF_NUMA_MAX_NODES,
+                                  path);
             }
             snprintf(path, sizeof(path), "%s/sys/devices/system/node/%s/cpulist", r, de->d_name);
             int rc = read_small(path, buf, sizeof(buf));
@@ -266,10 +266,10 @@ int rf_numa_addr_node(const char *root, const char *address, int *node, char *if
     for (const struct ifaddrs *i = list; i && !name[0]; i = i->ifa_next) {
         if (!i->ifa_addr || i->ifa_addr->sa_family != family)
             continue;
-        bool same = family == AF_INET
-                        ? ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a4.s_addr
-                        : !memcmp(&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, &a6,
-                                  sizeof(a6));
+        bool same =
+            family == AF_INET
+                ? ((const struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a4.s_addr
+                : !memcmp(&((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, &a6, sizeof(a6));
         if (same)
             snprintf(name, sizeof(name), "%s", i->ifa_name);
     }
@@ -359,12 +359,12 @@ int rf_numa_placement_report(const rf_numa_topology *t, const rf_numa_placement 
                              size_t size)
 {
     size_t off = 0;
-#define PUT(...)                                                                              \
-    do {                                                                                      \
-        int n_ = snprintf(buf + (off < size ? off : size), off < size ? size - off : 0,       \
-                          __VA_ARGS__);                                                       \
-        if (n_ > 0)                                                                           \
-            off += (size_t)n_;                                                                \
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int n_ =                                                                                   \
+            snprintf(buf + (off < size ? off : size), off < size ? size - off : 0, __VA_ARGS__);   \
+        if (n_ > 0)                                                                                \
+            off += (size_t)n_;                                                                     \
     } while (0)
     if (size)
         buf[0] = '\0';

@@ -93,16 +93,16 @@ int rf_numa_cpulist_parse(const char *text, rf_numa_cpuset *out);
 char *rf_numa_cpulist_format(const rf_numa_cpuset *s, char *buf, size_t size);
 
 typedef struct rf_numa_node {
-    int id;                 /* the N of nodeN */
+    int id; /* the N of nodeN */
     rf_numa_cpuset cpus;
     unsigned n_cpus;
 } rf_numa_node;
 
 typedef struct rf_numa_topology {
-    unsigned n_nodes;       /* >= 1 after a successful load */
+    unsigned n_nodes;                      /* >= 1 after a successful load */
     rf_numa_node nodes[RF_NUMA_MAX_NODES]; /* by ascending id */
-    rf_numa_cpuset online;  /* union of the nodes' CPUs */
-    bool from_nodes;        /* false: no node directory, one node 0 from cpu/online */
+    rf_numa_cpuset online;                 /* union of the nodes' CPUs */
+    bool from_nodes; /* false: no node directory, one node 0 from cpu/online */
 } rf_numa_topology;
 
 /* Reads the topology under root (NULL or "" = "/"). Nodes without CPUs
@@ -120,9 +120,9 @@ int rf_numa_netdev_node(const char *root, const char *ifname, int *node, rf_err 
 int rf_numa_pci_node(const char *root, const char *bdf, int *node, rf_err *err);
 
 typedef struct rf_numa_request {
-    uint32_t workers;             /* 1..RF_NUMA_MAX_WORKERS */
-    int nic_node;                 /* -1: no NIC, or its node is unknown */
-    const uint16_t *cpus;         /* overrides (engine.cpus), NULL/0 = none */
+    uint32_t workers;     /* 1..RF_NUMA_MAX_WORKERS */
+    int nic_node;         /* -1: no NIC, or its node is unknown */
+    const uint16_t *cpus; /* overrides (engine.cpus), NULL/0 = none */
     uint32_t n_cpus;
 } rf_numa_request;
 
@@ -132,8 +132,8 @@ typedef struct rf_numa_placement {
     int16_t node[RF_NUMA_MAX_WORKERS]; /* node of cpu[i], -1 unknown */
     int nic_node;
     bool from_overrides;
-    bool oversubscribed;          /* some CPU carries more than one worker */
-    uint32_t off_nic_node;        /* workers not on the NIC's node (NIC node known) */
+    bool oversubscribed;   /* some CPU carries more than one worker */
+    uint32_t off_nic_node; /* workers not on the NIC's node (NIC node known) */
 } rf_numa_placement;
 
 /* Applies the rule above. Returns 0, or -EINVAL (bad request: workers 0 or too

@@ -8,7 +8,8 @@ struct rf_bench_state {
     benchmark::State *st;
 };
 
-namespace {
+namespace
+{
 
 void run_c_benchmark(benchmark::State &st, rf_bench_fn fn)
 {
@@ -48,24 +49,54 @@ void rf_bench_register_args_realtime(const char *name, rf_bench_fn fn, const int
 
 // KeepRunning() is inline in Google Benchmark; the cost per iteration is one
 // call through this shim, so benchmarks do a batch of work per iteration.
-bool rf_bench_keep_running(rf_bench_state *s) { return s->st->KeepRunning(); }
+bool rf_bench_keep_running(rf_bench_state *s)
+{
+    return s->st->KeepRunning();
+}
 
-int64_t rf_bench_arg(rf_bench_state *s, int index) { return s->st->range(index); }
-int64_t rf_bench_iterations(rf_bench_state *s) { return (int64_t)s->st->iterations(); }
-void rf_bench_pause_timing(rf_bench_state *s) { s->st->PauseTiming(); }
-void rf_bench_resume_timing(rf_bench_state *s) { s->st->ResumeTiming(); }
-void rf_bench_set_items_processed(rf_bench_state *s, int64_t n) { s->st->SetItemsProcessed(n); }
-void rf_bench_set_bytes_processed(rf_bench_state *s, int64_t n) { s->st->SetBytesProcessed(n); }
-void rf_bench_set_label(rf_bench_state *s, const char *label) { s->st->SetLabel(label); }
-void rf_bench_skip_with_error(rf_bench_state *s, const char *msg) { s->st->SkipWithError(msg); }
+int64_t rf_bench_arg(rf_bench_state *s, int index)
+{
+    return s->st->range(index);
+}
+int64_t rf_bench_iterations(rf_bench_state *s)
+{
+    return (int64_t)s->st->iterations();
+}
+void rf_bench_pause_timing(rf_bench_state *s)
+{
+    s->st->PauseTiming();
+}
+void rf_bench_resume_timing(rf_bench_state *s)
+{
+    s->st->ResumeTiming();
+}
+void rf_bench_set_items_processed(rf_bench_state *s, int64_t n)
+{
+    s->st->SetItemsProcessed(n);
+}
+void rf_bench_set_bytes_processed(rf_bench_state *s, int64_t n)
+{
+    s->st->SetBytesProcessed(n);
+}
+void rf_bench_set_label(rf_bench_state *s, const char *label)
+{
+    s->st->SetLabel(label);
+}
+void rf_bench_skip_with_error(rf_bench_state *s, const char *msg)
+{
+    s->st->SkipWithError(msg);
+}
 
 void rf_bench_counter(rf_bench_state *s, const char *name, double value, bool as_rate)
 {
-    s->st->counters[name] =
-        benchmark::Counter(value, as_rate ? benchmark::Counter::kIsRate : benchmark::Counter::kDefaults);
+    s->st->counters[name] = benchmark::Counter(value, as_rate ? benchmark::Counter::kIsRate
+                                                              : benchmark::Counter::kDefaults);
 }
 
-void rf_bench_do_not_optimize(const void *p) { benchmark::DoNotOptimize(p); }
+void rf_bench_do_not_optimize(const void *p)
+{
+    benchmark::DoNotOptimize(p);
+}
 
 } // extern "C"
 

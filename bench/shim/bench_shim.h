@@ -52,8 +52,8 @@ void rf_bench_skip_with_error(rf_bench_state *s, const char *msg);
 /* Keeps the compiler from optimising away a computed value. */
 void rf_bench_do_not_optimize(const void *p);
 
-#define RF_BENCH_REGISTER(name) \
-    static void name(void) __attribute__((constructor)); \
+#define RF_BENCH_REGISTER(name)                                                                    \
+    static void name(void) __attribute__((constructor));                                           \
     static void name(void)
 
 #ifdef __cplusplus

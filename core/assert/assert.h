@@ -22,15 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-__attribute__((cold, noreturn)) static inline void rf_assert_fail(const char *cond, const char *file,
-                                                                  int line, const char *func)
+__attribute__((cold, noreturn)) static inline void rf_assert_fail(const char *cond,
+                                                                  const char *file, int line,
+                                                                  const char *func)
 {
     fprintf(stderr, "%s:%d: %s: assertion failed: %s\n", file, line, func, cond);
     fflush(stderr);
     abort();
 }
 
-#define RF_ASSERT(cond)                                                                           \
+#define RF_ASSERT(cond)                                                                            \
     (__builtin_expect(!!(cond), 1) ? (void)0 : rf_assert_fail(#cond, __FILE__, __LINE__, __func__))
 #else
 /* sizeof keeps the names in cond used (no unused-variable warnings) without
@@ -51,16 +52,16 @@ typedef struct rf_owner {
 } rf_owner;
 
 #ifdef RF_ENABLE_ASSERT
-#define RF_ASSERT_OWNER(o)                                                                        \
-    do {                                                                                          \
-        rf_owner *rf_owner_ = (o);                                                                \
-        if (!rf_owner_->set) {                                                                    \
-            rf_owner_->thread = pthread_self();                                                   \
-            rf_owner_->set = true;                                                                \
-        } else if (!pthread_equal(rf_owner_->thread, pthread_self())) {                           \
-            rf_assert_fail("called from the owning thread (" #o ")", __FILE__, __LINE__,          \
-                           __func__);                                                             \
-        }                                                                                         \
+#define RF_ASSERT_OWNER(o)                                                                         \
+    do {                                                                                           \
+        rf_owner *rf_owner_ = (o);                                                                 \
+        if (!rf_owner_->set) {                                                                     \
+            rf_owner_->thread = pthread_self();                                                    \
+            rf_owner_->set = true;                                                                 \
+        } else if (!pthread_equal(rf_owner_->thread, pthread_self())) {                            \
+            rf_assert_fail("called from the owning thread (" #o ")", __FILE__, __LINE__,           \
+                           __func__);                                                              \
+        }                                                                                          \
     } while (0)
 #else
 #define RF_ASSERT_OWNER(o) ((void)sizeof(o))

@@ -23,9 +23,18 @@
 #define RF_BYTES_HOST_LE 1
 #endif
 
-static inline uint16_t rf_bytes_to_le16(uint16_t v) { return RF_BYTES_HOST_LE ? v : __builtin_bswap16(v); }
-static inline uint32_t rf_bytes_to_le32(uint32_t v) { return RF_BYTES_HOST_LE ? v : __builtin_bswap32(v); }
-static inline uint64_t rf_bytes_to_le64(uint64_t v) { return RF_BYTES_HOST_LE ? v : __builtin_bswap64(v); }
+static inline uint16_t rf_bytes_to_le16(uint16_t v)
+{
+    return RF_BYTES_HOST_LE ? v : __builtin_bswap16(v);
+}
+static inline uint32_t rf_bytes_to_le32(uint32_t v)
+{
+    return RF_BYTES_HOST_LE ? v : __builtin_bswap32(v);
+}
+static inline uint64_t rf_bytes_to_le64(uint64_t v)
+{
+    return RF_BYTES_HOST_LE ? v : __builtin_bswap64(v);
+}
 
 static inline uint16_t rf_read_le16(const void *p)
 {

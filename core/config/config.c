@@ -21,13 +21,13 @@
 
 /* ---- messages ----------------------------------------------------------- */
 
-int rf_cfg_failv_at(const char *source, unsigned line, unsigned col, const char *path,
-                    rf_err *err, const char *fmt, va_list ap)
+int rf_cfg_failv_at(const char *source, unsigned line, unsigned col, const char *path, rf_err *err,
+                    const char *fmt, va_list ap)
 {
     char problem[RF_ERR_MSG_MAX];
     vsnprintf(problem, sizeof(problem), fmt, ap);
-    return rf_err_set(err, EINVAL, "%s:%u:%u: %s%s%s", source, line, col, path,
-                      path[0] ? ": " : "", problem);
+    return rf_err_set(err, EINVAL, "%s:%u:%u: %s%s%s", source, line, col, path, path[0] ? ": " : "",
+                      problem);
 }
 
 static int fail_at(const char *source, unsigned line, unsigned col, const char *path, rf_err *err,
@@ -83,8 +83,7 @@ int rf_cfg_fail_key(const rf_cfg_node *map, const char *key, rf_err *err, const 
         rc = rf_cfg_failv_at(v->source, v->line, v->col, v->path, err, fmt, ap);
     } else {
         char *path = join_key(map->path, key);
-        rc = rf_cfg_failv_at(map->source, map->line, map->col, path ? path : key, err, fmt,
-                             ap);
+        rc = rf_cfg_failv_at(map->source, map->line, map->col, path ? path : key, err, fmt, ap);
         free(path);
     }
     va_end(ap);
@@ -135,9 +134,7 @@ void rf_cfg_node_free(rf_cfg_node *n)
     if (!n)
         return;
     switch (n->kind) {
-    case RF_CFG_SCALAR:
-        free(n->u.scalar.text);
-        break;
+    case RF_CFG_SCALAR: free(n->u.scalar.text); break;
     case RF_CFG_SEQUENCE:
         for (size_t i = 0; i < n->u.seq.n; i++)
             rf_cfg_node_free(n->u.seq.items[i]);
@@ -264,8 +261,14 @@ static int next_event(struct loader *ld, yaml_event_t *ev)
     return 0;
 }
 
-static unsigned mark_line(const yaml_event_t *ev) { return (unsigned)ev->start_mark.line + 1; }
-static unsigned mark_col(const yaml_event_t *ev) { return (unsigned)ev->start_mark.column + 1; }
+static unsigned mark_line(const yaml_event_t *ev)
+{
+    return (unsigned)ev->start_mark.line + 1;
+}
+static unsigned mark_col(const yaml_event_t *ev)
+{
+    return (unsigned)ev->start_mark.column + 1;
+}
 
 static const char *event_anchor(const yaml_event_t *ev)
 {
@@ -376,7 +379,8 @@ static int build_mapping(struct loader *ld, rf_cfg_node *n)
         char *value_path = join_key(n->path, key);
         yaml_event_delete(&ev);
         if (!key_copy || !value_path ||
-            rf_cfg_grow(&n->u.map.entries, &n->u.map.cap, n->u.map.n, sizeof(struct rf_cfg_entry)) < 0) {
+            rf_cfg_grow(&n->u.map.entries, &n->u.map.cap, n->u.map.n, sizeof(struct rf_cfg_entry)) <
+                0) {
             free(key_copy);
             free(value_path);
             return nomem(ld);
@@ -427,8 +431,8 @@ static int build(struct loader *ld, yaml_event_t *ev, char *path, rf_cfg_node **
     }
     yaml_event_delete(ev);
     if (++ld->depth > RF_CFG_MAX_DEPTH)
-        return fail_at(ld->source, line, col, n->path, ld->err,
-                       "nested deeper than %d levels", RF_CFG_MAX_DEPTH);
+        return fail_at(ld->source, line, col, n->path, ld->err, "nested deeper than %d levels",
+                       RF_CFG_MAX_DEPTH);
     rc = kind == RF_CFG_SEQUENCE ? build_sequence(ld, n) : build_mapping(ld, n);
     ld->depth--;
     return rc;
@@ -497,8 +501,8 @@ static int load_stream(struct loader *ld)
 int rf_cfg_parse_tree(rf_cfg_doc *doc, const char *text, size_t len, const char *source,
                       rf_cfg_node **root, rf_err *err)
 {
-    struct loader ld = {.doc = doc, .source = source, .root = root, .text = text, .len = len,
-                        .err = err};
+    struct loader ld = {
+        .doc = doc, .source = source, .root = root, .text = text, .len = len, .err = err};
     if (!yaml_parser_initialize(&ld.parser))
         return rf_err_set(err, ENOMEM, "%s: out of memory while loading", source);
     yaml_parser_set_input_string(&ld.parser, (const unsigned char *)text, len);
@@ -567,8 +571,8 @@ int rf_cfg_read_file(const char *path, char **text, size_t *text_len, rf_err *er
         if (len == cap) {
             close(fd);
             free(buf);
-            return rf_err_set(err, EFBIG, "%s: larger than %u MiB; not a configuration file?",
-                              path, RF_CFG_MAX_FILE_BYTES >> 20);
+            return rf_err_set(err, EFBIG, "%s: larger than %u MiB; not a configuration file?", path,
+                              RF_CFG_MAX_FILE_BYTES >> 20);
         }
     }
     close(fd);
@@ -589,15 +593,33 @@ int rf_cfg_load_file(const char *path, rf_cfg_doc **out, rf_err *err)
     return rc;
 }
 
-const rf_cfg_node *rf_cfg_root(const rf_cfg_doc *doc) { return doc->root; }
-const char *rf_cfg_source(const rf_cfg_doc *doc) { return doc->source; }
+const rf_cfg_node *rf_cfg_root(const rf_cfg_doc *doc)
+{
+    return doc->root;
+}
+const char *rf_cfg_source(const rf_cfg_doc *doc)
+{
+    return doc->source;
+}
 
 /* ---- nodes and keys ----------------------------------------------------- */
 
-enum rf_cfg_kind rf_cfg_kind(const rf_cfg_node *n) { return n->kind; }
-const char *rf_cfg_path(const rf_cfg_node *n) { return n->path; }
-unsigned rf_cfg_line(const rf_cfg_node *n) { return n->line; }
-unsigned rf_cfg_column(const rf_cfg_node *n) { return n->col; }
+enum rf_cfg_kind rf_cfg_kind(const rf_cfg_node *n)
+{
+    return n->kind;
+}
+const char *rf_cfg_path(const rf_cfg_node *n)
+{
+    return n->path;
+}
+unsigned rf_cfg_line(const rf_cfg_node *n)
+{
+    return n->line;
+}
+unsigned rf_cfg_column(const rf_cfg_node *n)
+{
+    return n->col;
+}
 const char *rf_cfg_scalar(const rf_cfg_node *n)
 {
     return n->kind == RF_CFG_SCALAR ? n->u.scalar.text : NULL;
@@ -610,7 +632,8 @@ static void record_asked(rf_cfg_node *m, const char *key)
             return;
     /* Out of memory here only shortens the "accepted" list of a later message. */
     char *copy = strdup(key);
-    if (!copy || rf_cfg_grow(&m->u.map.asked, &m->u.map.cap_asked, m->u.map.n_asked, sizeof(char *)) < 0) {
+    if (!copy ||
+        rf_cfg_grow(&m->u.map.asked, &m->u.map.cap_asked, m->u.map.n_asked, sizeof(char *)) < 0) {
         free(copy);
         return;
     }
@@ -646,9 +669,18 @@ int rf_cfg_find(const rf_cfg_node *map, const char *key, const rf_cfg_node **val
     return 0;
 }
 
-void rf_cfg_mark_known(const rf_cfg_node *map, const char *key) { (void)claim(map, key); }
-bool rf_cfg_has(const rf_cfg_node *map, const char *key) { return claim(map, key) != NULL; }
-const rf_cfg_node *rf_cfg_get(const rf_cfg_node *map, const char *key) { return claim(map, key); }
+void rf_cfg_mark_known(const rf_cfg_node *map, const char *key)
+{
+    (void)claim(map, key);
+}
+bool rf_cfg_has(const rf_cfg_node *map, const char *key)
+{
+    return claim(map, key) != NULL;
+}
+const rf_cfg_node *rf_cfg_get(const rf_cfg_node *map, const char *key)
+{
+    return claim(map, key);
+}
 
 int rf_cfg_require(const rf_cfg_node *map, const char *key, rf_err *err)
 {
@@ -719,7 +751,10 @@ int rf_cfg_map(const rf_cfg_node *map, const char *key, const rf_cfg_node **out,
     return 0;
 }
 
-static const char *items(size_t n) { return n == 1 ? "item" : "items"; }
+static const char *items(size_t n)
+{
+    return n == 1 ? "item" : "items";
+}
 
 int rf_cfg_seq(const rf_cfg_node *map, const char *key, size_t min_len, size_t max_len,
                const rf_cfg_node **out, rf_err *err)
@@ -778,8 +813,8 @@ static int report_unknown(const rf_cfg_node *m, const struct rf_cfg_entry *e, rf
     size_t o = 0;
     accepted[0] = '\0';
     for (size_t i = 0; i < m->u.map.n_asked && o < sizeof(accepted); i++) {
-        int w = snprintf(accepted + o, sizeof(accepted) - o, "%s%s", i ? ", " : "",
-                         m->u.map.asked[i]);
+        int w =
+            snprintf(accepted + o, sizeof(accepted) - o, "%s%s", i ? ", " : "", m->u.map.asked[i]);
         if (w < 0)
             break;
         o += (size_t)w;

@@ -82,7 +82,11 @@
 typedef struct rf_cfg_doc rf_cfg_doc;
 typedef struct rf_cfg_node rf_cfg_node;
 
-enum rf_cfg_kind { RF_CFG_SCALAR, RF_CFG_SEQUENCE, RF_CFG_MAPPING };
+enum rf_cfg_kind {
+    RF_CFG_SCALAR,
+    RF_CFG_SEQUENCE,
+    RF_CFG_MAPPING
+};
 
 /* Limits that keep a hostile or mistaken file from exhausting the control
  * thread: configuration files are small. */
@@ -182,8 +186,8 @@ int rf_cfg_node_str(const rf_cfg_node *node, size_t min_len, char *out, size_t o
 /* *out = index into names[0..n_names) of the scalar. */
 int rf_cfg_node_enum(const rf_cfg_node *node, const char *const *names, size_t n_names, int *out,
                      rf_err *err);
-int rf_cfg_node_duration(const rf_cfg_node *node, uint64_t min_ns, uint64_t max_ns, uint64_t *out_ns,
-                         rf_err *err);
+int rf_cfg_node_duration(const rf_cfg_node *node, uint64_t min_ns, uint64_t max_ns,
+                         uint64_t *out_ns, rf_err *err);
 int rf_cfg_node_size(const rf_cfg_node *node, uint64_t min, uint64_t max, uint64_t *out,
                      rf_err *err);
 

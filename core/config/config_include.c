@@ -96,7 +96,8 @@ static int substitute(rf_cfg_node *n, rf_err *err)
             end = q;
         }
         if (!end) {
-            rc = fail_node(n, err, "'${' must start ${NAME} or ${NAME:-default} (NAME: letters, "
+            rc = fail_node(n, err,
+                           "'${' must start ${NAME} or ${NAME:-default} (NAME: letters, "
                            "digits and '_'); write $${ for a literal ${");
             break;
         }
@@ -115,8 +116,10 @@ static int substitute(rf_cfg_node *n, rf_err *err)
         else if (val)
             rc = put(&out, val, strlen(val));
         else
-            rc = fail_node(n, err, "${%s}: the environment variable %s is not set (give a "
-                           "default with ${%s:-VALUE})", var, var, var);
+            rc = fail_node(n, err,
+                           "${%s}: the environment variable %s is not set (give a "
+                           "default with ${%s:-VALUE})",
+                           var, var, var);
         p = end + 1;
     }
     if (rc == -ENOMEM)
@@ -137,8 +140,7 @@ static int substitute_tree(rf_cfg_node *n, rf_err *err)
 {
     int rc = 0;
     switch (n->kind) {
-    case RF_CFG_SCALAR:
-        return substitute(n, err);
+    case RF_CFG_SCALAR: return substitute(n, err);
     case RF_CFG_SEQUENCE:
         for (size_t i = 0; i < n->u.seq.n && rc == 0; i++)
             rc = substitute_tree(n->u.seq.items[i], err);
@@ -161,7 +163,10 @@ static struct rf_cfg_entry *find_entry(rf_cfg_node *map, const char *key)
     return NULL;
 }
 
-static bool is_map(const rf_cfg_node *n) { return n->kind == RF_CFG_MAPPING; }
+static bool is_map(const rf_cfg_node *n)
+{
+    return n->kind == RF_CFG_MAPPING;
+}
 
 /* Moves src's entries into dst: mappings merge key by key, anything else
  * (scalars, lists, a mapping against a scalar) is replaced whole by src's.
@@ -205,7 +210,8 @@ static const char *intern_source(rf_cfg_doc *doc, const char *path)
         if (strcmp(doc->sources[i], path) == 0)
             return doc->sources[i];
     char *copy = strdup(path);
-    if (!copy || rf_cfg_grow(&doc->sources, &doc->cap_sources, doc->n_sources, sizeof(char *)) < 0) {
+    if (!copy ||
+        rf_cfg_grow(&doc->sources, &doc->cap_sources, doc->n_sources, sizeof(char *)) < 0) {
         free(copy);
         return NULL;
     }
@@ -213,12 +219,14 @@ static const char *intern_source(rf_cfg_doc *doc, const char *path)
     return copy;
 }
 
-static int include_one(rf_cfg_doc *doc, rf_cfg_node *root, const rf_cfg_node *at,
-                       const char *path, unsigned depth, rf_err *err)
+static int include_one(rf_cfg_doc *doc, rf_cfg_node *root, const rf_cfg_node *at, const char *path,
+                       unsigned depth, rf_err *err)
 {
     if (depth >= MAX_INCLUDE_DEPTH)
-        return fail_node(at, err, "%s: includes nested deeper than %d files (does a file include "
-                         "itself?)", path, MAX_INCLUDE_DEPTH);
+        return fail_node(at, err,
+                         "%s: includes nested deeper than %d files (does a file include "
+                         "itself?)",
+                         path, MAX_INCLUDE_DEPTH);
     const char *source = intern_source(doc, path);
     if (!source)
         return rf_err_set(err, ENOMEM, "%s: out of memory while loading", path);
@@ -239,7 +247,10 @@ static int include_one(rf_cfg_doc *doc, rf_cfg_node *root, const rf_cfg_node *at
     return rc;
 }
 
-static bool has_glob(const char *s) { return strpbrk(s, "*?[") != NULL; }
+static bool has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
 
 /* A directory of the pattern that does not exist matches nothing, like an
  * empty one; one that cannot be read is an error (its files would be missed). */
@@ -263,10 +274,9 @@ static int include_pattern(rf_cfg_doc *doc, rf_cfg_node *root, const rf_cfg_node
     const char *pat = item->u.scalar.text;
     char full[4096];
     const char *slash = strrchr(item->source, '/');
-    int n = pat[0] == '/' || !slash
-                ? snprintf(full, sizeof(full), "%s", pat)
-                : snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - item->source),
-                           item->source, pat);
+    int n = pat[0] == '/' || !slash ? snprintf(full, sizeof(full), "%s", pat)
+                                    : snprintf(full, sizeof(full), "%.*s/%s",
+                                               (int)(slash - item->source), item->source, pat);
     if (n < 0 || (size_t)n >= sizeof(full))
         return fail_node(item, err, "path too long");
     if (!has_glob(pat))

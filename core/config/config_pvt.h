@@ -12,9 +12,9 @@
 
 struct rf_cfg_entry {
     char *key;
-    const char *source;   /* the file the key was written in (owned by the doc) */
-    unsigned line, col;   /* of the key: unknown and duplicate keys point here */
-    bool known;           /* some accessor asked for it */
+    const char *source; /* the file the key was written in (owned by the doc) */
+    unsigned line, col; /* of the key: unknown and duplicate keys point here */
+    bool known;         /* some accessor asked for it */
     rf_cfg_node *value;
 };
 
@@ -24,14 +24,14 @@ struct rf_cfg_node {
      * includes (owned by the doc, see rf_cfg_doc.sources). */
     const char *source;
     unsigned line, col;
-    bool null;            /* plain "", "~" or "null": reads as an empty section */
-    bool opened;          /* a module read this mapping: check_unknown_keys looks inside */
+    bool null;   /* plain "", "~" or "null": reads as an empty section */
+    bool opened; /* a module read this mapping: check_unknown_keys looks inside */
     char *path;
     const rf_cfg_doc *doc;
     union {
         struct {
             char *text;
-            size_t len;   /* may differ from strlen(text) when it holds "\0" */
+            size_t len; /* may differ from strlen(text) when it holds "\0" */
         } scalar;
         struct {
             rf_cfg_node **items;
@@ -40,7 +40,7 @@ struct rf_cfg_node {
         struct {
             struct rf_cfg_entry *entries;
             size_t n, cap;
-            char **asked;  /* every key asked for, present or not, in asking order */
+            char **asked; /* every key asked for, present or not, in asking order */
             size_t n_asked, cap_asked;
         } map;
     } u;
@@ -58,7 +58,10 @@ struct rf_cfg_doc {
 };
 
 /* Accessors update bookkeeping through const pointers (see config.h). */
-static inline rf_cfg_node *rf_cfg_mut(const rf_cfg_node *n) { return (rf_cfg_node *)n; }
+static inline rf_cfg_node *rf_cfg_mut(const rf_cfg_node *n)
+{
+    return (rf_cfg_node *)n;
+}
 
 /* *value = the value of `key` (NULL when absent), recording the key as asked
  * for. Fails unless `map` is a mapping (or a null, which reads as empty). */
@@ -82,7 +85,7 @@ void rf_cfg_node_free(rf_cfg_node *n);
 int rf_cfg_grow(void *arr, size_t *cap, size_t n, size_t elem);
 
 /* The one place the "FILE:LINE:COL: PATH: problem" format is written. */
-int rf_cfg_failv_at(const char *source, unsigned line, unsigned col, const char *path,
-                    rf_err *err, const char *fmt, va_list ap);
+int rf_cfg_failv_at(const char *source, unsigned line, unsigned col, const char *path, rf_err *err,
+                    const char *fmt, va_list ap);
 
 #endif

@@ -91,8 +91,7 @@ static int node_u64(const rf_cfg_node *node, uint64_t min, uint64_t max, uint64_
     return expected(node, err, what);
 }
 
-int rf_cfg_node_u64(const rf_cfg_node *node, uint64_t min, uint64_t max, uint64_t *out,
-                    rf_err *err)
+int rf_cfg_node_u64(const rf_cfg_node *node, uint64_t min, uint64_t max, uint64_t *out, rf_err *err)
 {
     return node_u64(node, min, max, UINT64_MAX, false, out, err);
 }
@@ -103,8 +102,7 @@ int rf_cfg_node_u64_pow2(const rf_cfg_node *node, uint64_t min, uint64_t max, ui
     return node_u64(node, min, max, UINT64_MAX, true, out, err);
 }
 
-int rf_cfg_node_u32(const rf_cfg_node *node, uint32_t min, uint32_t max, uint32_t *out,
-                    rf_err *err)
+int rf_cfg_node_u32(const rf_cfg_node *node, uint32_t min, uint32_t max, uint32_t *out, rf_err *err)
 {
     uint64_t v;
     int rc = node_u64(node, min, max, UINT32_MAX, false, &v, err);
@@ -155,8 +153,7 @@ int rf_cfg_node_double(const rf_cfg_node *node, double min, double max, double *
     char lo[32], hi[32], what[96];
     snprintf(lo, sizeof(lo), "%g", min);
     snprintf(hi, sizeof(hi), "%g", max);
-    range_phrase(what, sizeof(what), "a number", lo, hi, min <= -DBL_MAX,
-                 max >= DBL_MAX);
+    range_phrase(what, sizeof(what), "a number", lo, hi, min <= -DBL_MAX, max >= DBL_MAX);
     return expected(node, err, what);
 }
 
@@ -225,9 +222,8 @@ struct unit {
 
 /* Largest first: formatting picks the first unit that divides exactly. */
 static const struct unit duration_units[] = {
-    {"d", 86400000000000ull}, {"h", 3600000000000ull}, {"m", 60000000000ull},
-    {"s", 1000000000ull},     {"ms", 1000000ull},      {"us", 1000ull},
-    {"ns", 1ull},
+    {"d", 86400000000000ull}, {"h", 3600000000000ull}, {"m", 60000000000ull}, {"s", 1000000000ull},
+    {"ms", 1000000ull},       {"us", 1000ull},         {"ns", 1ull},
 };
 static const struct unit size_units[] = {
     {"TiB", 1ull << 40}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10}, {"B", 1},
@@ -367,8 +363,8 @@ static int node_unit(const rf_cfg_node *node, uint64_t min, uint64_t max, uint64
     return expected(node, err, what);
 }
 
-int rf_cfg_node_duration(const rf_cfg_node *node, uint64_t min_ns, uint64_t max_ns, uint64_t *out_ns,
-                         rf_err *err)
+int rf_cfg_node_duration(const rf_cfg_node *node, uint64_t min_ns, uint64_t max_ns,
+                         uint64_t *out_ns, rf_err *err)
 {
     return node_unit(node, min_ns, max_ns, out_ns, err, rf_cfg_parse_duration,
                      rf_cfg_format_duration, "a duration",

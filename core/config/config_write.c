@@ -10,7 +10,10 @@
 #include "core/config/config.h"
 #include "core/config/config_pvt.h"
 
-static int emit(yaml_emitter_t *em, yaml_event_t *ev) { return yaml_emitter_emit(em, ev) ? 0 : -EIO; }
+static int emit(yaml_emitter_t *em, yaml_event_t *ev)
+{
+    return yaml_emitter_emit(em, ev) ? 0 : -EIO;
+}
 
 static int write_node(yaml_emitter_t *em, const rf_cfg_node *n)
 {
@@ -22,7 +25,7 @@ static int write_node(yaml_emitter_t *em, const rf_cfg_node *n)
          * quoted so that it stays one. */
         const char *text = n->u.scalar.text;
         size_t len = n->u.scalar.len;
-        yaml_scalar_style_t style = n->null     ? YAML_PLAIN_SCALAR_STYLE
+        yaml_scalar_style_t style = n->null    ? YAML_PLAIN_SCALAR_STYLE
                                     : len == 0 ? YAML_SINGLE_QUOTED_SCALAR_STYLE
                                                : YAML_ANY_SCALAR_STYLE;
         yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)len, 1, 1, style);

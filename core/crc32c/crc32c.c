@@ -48,8 +48,7 @@ static uint32_t crc_sw_raw(uint32_t c, const uint8_t *p, size_t n)
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hw_raw(uint32_t c, const uint8_t *p,
-                                                             size_t n)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw_raw(uint32_t c, const uint8_t *p, size_t n)
 {
     uint64_t c64 = c;
     while (n >= 8) {

@@ -32,7 +32,7 @@ enum rf_value_type {
     RF_VALUE_F64 = 0,
     RF_VALUE_I64 = 1,
     RF_VALUE_U64 = 2,
-    RF_VALUE_BOOL = 3, /* value.u64 is 0 or 1 */
+    RF_VALUE_BOOL = 3,   /* value.u64 is 0 or 1 */
     RF_VALUE_STRING = 4, /* value.u64 is XXH3-64 of the text; the text itself, when it travels,
                           * is an rf_event_text in aux (RF_EVF_OWNS_AUX), see below */
 };
@@ -90,9 +90,10 @@ enum rf_peer_stage {
     RF_PEER_STAGE_CORRELATE = 2,
     RF_PEER_STAGE_ALERT = 3,
 };
-#define RF_PEER_SUBKIND(stage, type) ((uint16_t)(((unsigned)(stage) << 8) | ((unsigned)(type) & 0xffu)))
+#define RF_PEER_SUBKIND(stage, type)                                                               \
+    ((uint16_t)(((unsigned)(stage) << 8) | ((unsigned)(type)&0xffu)))
 #define RF_PEER_STAGE_OF(subkind) ((unsigned)(subkind) >> 8)
-#define RF_PEER_TYPE_OF(subkind) ((unsigned)(subkind) & 0xffu)
+#define RF_PEER_TYPE_OF(subkind) ((unsigned)(subkind)&0xffu)
 
 typedef struct rf_event rf_event;
 /* How a stage sends peer messages to shard `to` (which may be its own: the
@@ -108,9 +109,9 @@ typedef union rf_value {
 } rf_value;
 
 typedef struct rf_event {
-    int64_t event_time_ns;   /* wall clock, ns since epoch */
-    int64_t recv_time_ns;    /* monotonic ns at receipt */
-    uint64_t series_id;      /* rf_series_id_of_key() of the canonical key */
+    int64_t event_time_ns; /* wall clock, ns since epoch */
+    int64_t recv_time_ns;  /* monotonic ns at receipt */
+    uint64_t series_id;    /* rf_series_id_of_key() of the canonical key */
     rf_value value;
     uint64_t correlation_id; /* 0 when none */
     uint64_t aux;            /* kind-specific, see enum rf_metric_kind */
@@ -125,7 +126,8 @@ typedef struct rf_event {
 } rf_event;
 
 static_assert(sizeof(rf_event) == RF_EVENT_SIZE, "rf_event must be exactly one 64-byte cache line");
-static_assert(offsetof(rf_event, value) == 24, "rf_event layout changed: update docs/ARCHITECTURE.md");
+static_assert(offsetof(rf_event, value) == 24,
+              "rf_event layout changed: update docs/ARCHITECTURE.md");
 
 /* A canonical series key: "measurement,tag1=v1,tag2=v2 field" with tags sorted
  * by key; names are unescaped, then re-escaped one canonical way, so every
@@ -133,10 +135,10 @@ static_assert(offsetof(rf_event, value) == 24, "rf_event layout changed: update 
  * Allocated once per new series by whoever first sees it; immutable afterwards. */
 typedef struct rf_series_key {
     uint64_t series_id;
-    uint32_t len;              /* bytes in text, without the terminating NUL */
-    uint16_t measurement_len;  /* prefix of text that is the measurement */
-    uint16_t field_offset;     /* offset of the field name in text (after the space) */
-    char text[];               /* NUL-terminated */
+    uint32_t len;             /* bytes in text, without the terminating NUL */
+    uint16_t measurement_len; /* prefix of text that is the measurement */
+    uint16_t field_offset;    /* offset of the field name in text (after the space) */
+    char text[];              /* NUL-terminated */
 } rf_series_key;
 
 /* The series id of a canonical key: 64-bit XXH3 of its bytes. Never 0 (0 is

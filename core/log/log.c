@@ -25,12 +25,30 @@ static int g_file_fd = -1;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void rf_log_set_level(enum rf_log_level level) { atomic_store_explicit(&g_level, level, memory_order_relaxed); }
-enum rf_log_level rf_log_get_level(void) { return atomic_load_explicit(&g_level, memory_order_relaxed); }
-void rf_log_set_format(enum rf_log_format f) { atomic_store_explicit(&g_format, f, memory_order_relaxed); }
-void rf_log_set_fd(int fd) { atomic_store_explicit(&g_fd, fd, memory_order_relaxed); }
-void rf_log_set_journal(bool on) { atomic_store_explicit(&g_journal, on, memory_order_relaxed); }
-const char *rf_log_file(void) { return g_path; }
+void rf_log_set_level(enum rf_log_level level)
+{
+    atomic_store_explicit(&g_level, level, memory_order_relaxed);
+}
+enum rf_log_level rf_log_get_level(void)
+{
+    return atomic_load_explicit(&g_level, memory_order_relaxed);
+}
+void rf_log_set_format(enum rf_log_format f)
+{
+    atomic_store_explicit(&g_format, f, memory_order_relaxed);
+}
+void rf_log_set_fd(int fd)
+{
+    atomic_store_explicit(&g_fd, fd, memory_order_relaxed);
+}
+void rf_log_set_journal(bool on)
+{
+    atomic_store_explicit(&g_journal, on, memory_order_relaxed);
+}
+const char *rf_log_file(void)
+{
+    return g_path;
+}
 
 bool rf_log_stderr_is_journal(void)
 {

@@ -18,8 +18,16 @@
 
 #include "core/error/error.h"
 
-enum rf_log_level { RF_LOG_DEBUG = 0, RF_LOG_INFO = 1, RF_LOG_WARN = 2, RF_LOG_ERROR = 3 };
-enum rf_log_format { RF_LOG_TEXT = 0, RF_LOG_JSON = 1 };
+enum rf_log_level {
+    RF_LOG_DEBUG = 0,
+    RF_LOG_INFO = 1,
+    RF_LOG_WARN = 2,
+    RF_LOG_ERROR = 3
+};
+enum rf_log_format {
+    RF_LOG_TEXT = 0,
+    RF_LOG_JSON = 1
+};
 
 /* Set from the control thread; read by every thread (relaxed: a level change
  * need not be seen at once). */
@@ -64,8 +72,11 @@ static inline bool rf_log_enabled(enum rf_log_level level)
     return level >= rf_log_get_level();
 }
 
-#define rf_log_debug(comp, ...) \
-    do { if (rf_log_enabled(RF_LOG_DEBUG)) rf_log(RF_LOG_DEBUG, comp, __VA_ARGS__); } while (0)
+#define rf_log_debug(comp, ...)                                                                    \
+    do {                                                                                           \
+        if (rf_log_enabled(RF_LOG_DEBUG))                                                          \
+            rf_log(RF_LOG_DEBUG, comp, __VA_ARGS__);                                               \
+    } while (0)
 #define rf_log_info(comp, ...) rf_log(RF_LOG_INFO, comp, __VA_ARGS__)
 #define rf_log_warn(comp, ...) rf_log(RF_LOG_WARN, comp, __VA_ARGS__)
 #define rf_log_error(comp, ...) rf_log(RF_LOG_ERROR, comp, __VA_ARGS__)

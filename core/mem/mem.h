@@ -67,13 +67,13 @@ typedef struct rf_mem_region {
 } rf_mem_region;
 
 typedef struct rf_mem_scope {
-    int node;                  /* the node bound to; -1: this scope binds nothing */
-    bool kept_policy;          /* the thread had a policy of its own: kept, nothing bound */
-    uint32_t regions;          /* mappings bound to node */
-    uint64_t bytes;            /* their size (reserved, not necessarily touched) */
-    uint32_t refused;          /* binds the kernel refused: left to first touch */
-    int refused_errno;         /* the first refusal's errno */
-    uint32_t n_log;            /* the first RF_MEM_SCOPE_LOG regions, in order */
+    int node;          /* the node bound to; -1: this scope binds nothing */
+    bool kept_policy;  /* the thread had a policy of its own: kept, nothing bound */
+    uint32_t regions;  /* mappings bound to node */
+    uint64_t bytes;    /* their size (reserved, not necessarily touched) */
+    uint32_t refused;  /* binds the kernel refused: left to first touch */
+    int refused_errno; /* the first refusal's errno */
+    uint32_t n_log;    /* the first RF_MEM_SCOPE_LOG regions, in order */
     rf_mem_region log[RF_MEM_SCOPE_LOG];
     struct rf_mem_scope *outer; /* private: the scope this one is nested in */
 } rf_mem_scope;

@@ -52,16 +52,16 @@ enum rf_ring_full_policy {
 typedef struct rf_ring_stats {
     uint32_t capacity;
     uint32_t esize;
-    uint32_t fill;           /* elements in the ring at the time of reading */
-    uint32_t high_water;     /* largest fill observed: by the consumer each time it
+    uint32_t fill;            /* elements in the ring at the time of reading */
+    uint32_t high_water;      /* largest fill observed: by the consumer each time it
                                 refreshes its view of tail, and by this read */
-    uint64_t enqueued;       /* elements accepted */
-    uint64_t dequeued;       /* elements handed to the consumer */
-    uint64_t full_events;    /* enqueue calls that could not place every element */
-    uint64_t dropped_newest; /* elements dropped by RF_RING_DROP_NEWEST */
-    uint64_t dropped_stopped;/* elements dropped by RF_RING_BLOCK because of shutdown */
-    uint64_t block_waits;    /* times RF_RING_BLOCK had to wait for room */
-    uint64_t empty_polls;    /* dequeue calls that returned nothing (ring empty, or
+    uint64_t enqueued;        /* elements accepted */
+    uint64_t dequeued;        /* elements handed to the consumer */
+    uint64_t full_events;     /* enqueue calls that could not place every element */
+    uint64_t dropped_newest;  /* elements dropped by RF_RING_DROP_NEWEST */
+    uint64_t dropped_stopped; /* elements dropped by RF_RING_BLOCK because of shutdown */
+    uint64_t block_waits;     /* times RF_RING_BLOCK had to wait for room */
+    uint64_t empty_polls;     /* dequeue calls that returned nothing (ring empty, or
                                 fewer than a bulk call asked for) */
 } rf_ring_stats;
 

@@ -127,8 +127,7 @@ static inline uint32_t rf_ring_pvt_enqueue(struct rf_ring *r, const void *objs, 
     const uint32_t first = (r->capacity - idx < n) ? r->capacity - idx : n;
     rf_ring_pvt_copy(r->slots + (size_t)idx * esize, objs, first, esize);
     if (first < n)
-        rf_ring_pvt_copy(r->slots, (const uint8_t *)objs + (size_t)first * esize, n - first,
-                         esize);
+        rf_ring_pvt_copy(r->slots, (const uint8_t *)objs + (size_t)first * esize, n - first, esize);
 
     /* P1: pairs with C1; the slot writes above happen-before the consumer's reads. */
     atomic_store_explicit(&r->tail, tail + n, memory_order_release);

@@ -154,7 +154,11 @@ void rf_strbuf_free(rf_strbuf *b);
 
 /* ---- the registry (control thread only) ---------------------------------- */
 
-enum rf_metric_type { RF_METRIC_COUNTER = 0, RF_METRIC_GAUGE = 1, RF_METRIC_HISTOGRAM = 2 };
+enum rf_metric_type {
+    RF_METRIC_COUNTER = 0,
+    RF_METRIC_GAUGE = 1,
+    RF_METRIC_HISTOGRAM = 2
+};
 
 #define RF_STATS_MAX_METRICS 4096
 #define RF_STATS_NAME_MAX 96

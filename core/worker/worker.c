@@ -151,8 +151,8 @@ static void *worker_main(void *arg)
         if (!slept && atomic_load_explicit(&w->idle_adaptive, memory_order_relaxed)) {
             /* The window ran out without work: the next one is half as long. */
             if (shift == 0)
-                window_ns = window_ns ? (3 * window_ns + (t0 - idle_start_ns)) / 4
-                                      : t0 - idle_start_ns;
+                window_ns =
+                    window_ns ? (3 * window_ns + (t0 - idle_start_ns)) / 4 : t0 - idle_start_ns;
             if (shift < IDLE_SHIFT_MAX)
                 shift++;
             rf_stats_add(&w->spins_cut, 1);
@@ -192,7 +192,8 @@ void rf_worker_set_idle(rf_worker *w, const rf_idle_policy *idle)
     atomic_store_explicit(&w->idle_spin, idle->spin, memory_order_relaxed);
     atomic_store_explicit(&w->idle_yield, idle->yield, memory_order_relaxed);
     atomic_store_explicit(&w->idle_adaptive, idle->adaptive, memory_order_relaxed);
-    atomic_store_explicit(&w->idle_sleep_max_ns, idle->sleep_max_ns > 0 ? idle->sleep_max_ns : RF_NS_PER_MS,
+    atomic_store_explicit(&w->idle_sleep_max_ns,
+                          idle->sleep_max_ns > 0 ? idle->sleep_max_ns : RF_NS_PER_MS,
                           memory_order_relaxed);
 }
 

@@ -152,14 +152,14 @@ typedef struct rf_worker_ops {
 } rf_worker_ops;
 
 typedef struct rf_worker_stats {
-    uint64_t polls;        /* calls of poll() */
-    uint64_t busy_polls;   /* polls that returned > 0 */
-    uint64_t items;        /* sum of what poll() returned */
-    uint64_t sleeps;       /* futex sleeps entered */
-    uint64_t wakeups;      /* futex wakes issued by producers */
-    uint64_t busy_ns;      /* time inside polls that returned > 0 */
-    uint64_t spins_cut;    /* idle periods whose spin the adaptive policy shortened */
-    int cpu;               /* pinned CPU, -1 when not pinned */
+    uint64_t polls;      /* calls of poll() */
+    uint64_t busy_polls; /* polls that returned > 0 */
+    uint64_t items;      /* sum of what poll() returned */
+    uint64_t sleeps;     /* futex sleeps entered */
+    uint64_t wakeups;    /* futex wakes issued by producers */
+    uint64_t busy_ns;    /* time inside polls that returned > 0 */
+    uint64_t spins_cut;  /* idle periods whose spin the adaptive policy shortened */
+    int cpu;             /* pinned CPU, -1 when not pinned */
 } rf_worker_stats;
 
 /* Starts a worker thread named `name` pinned to `cpu` (-1: not pinned).

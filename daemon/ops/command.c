@@ -26,19 +26,19 @@ static void help(rf_strbuf *out)
                           "  help                         this list\n"
                           "  quit                         close the connection\n");
     rf_ops_show_help(out);
-    rf_strbuf_printf(out,
-                     "  show stats json              every section as one JSON object\n"
-                     "Admin (admin socket, or the daemon's own uid on this socket):\n"
-                     "  reload                       validate and apply the configuration file\n"
-                     "  shutdown                     drain and stop, as SIGTERM\n"
-                     "  set log level LEVEL          debug, info, warn or error\n"
-                     "  clear counters               workers, rings, DPDK ports and latency histograms\n"
-                     "                               count from zero in show views (listener, stage\n"
-                     "                               and storage counters go on; /metrics never resets)\n"
-                     "  record start PATH [max_bytes SIZE] [max_files N]\n"
-                     "                               copy what the listeners receive to a recording\n"
-                     "  record stop                  finish the recording (show record: its state)\n"
-                     "\n");
+    rf_strbuf_printf(
+        out, "  show stats json              every section as one JSON object\n"
+             "Admin (admin socket, or the daemon's own uid on this socket):\n"
+             "  reload                       validate and apply the configuration file\n"
+             "  shutdown                     drain and stop, as SIGTERM\n"
+             "  set log level LEVEL          debug, info, warn or error\n"
+             "  clear counters               workers, rings, DPDK ports and latency histograms\n"
+             "                               count from zero in show views (listener, stage\n"
+             "                               and storage counters go on; /metrics never resets)\n"
+             "  record start PATH [max_bytes SIZE] [max_files N]\n"
+             "                               copy what the listeners receive to a recording\n"
+             "  record stop                  finish the recording (show record: its state)\n"
+             "\n");
 }
 
 static bool is(const char *tok, const char *word)

@@ -74,7 +74,7 @@ typedef struct rf_engine rf_engine;
 #define RF_OPS_MAX_STATS_CLIENTS 64
 #define RF_OPS_MAX_ADMIN_CLIENTS 8
 #define RF_OPS_MAX_HTTP_CLIENTS 32
-#define RF_OPS_MAX_CLIENTS                                                                          \
+#define RF_OPS_MAX_CLIENTS                                                                         \
     (RF_OPS_MAX_STATS_CLIENTS + RF_OPS_MAX_ADMIN_CLIENTS + RF_OPS_MAX_HTTP_CLIENTS)
 #define RF_OPS_HTTP_REQUEST_MAX 8192
 
@@ -129,9 +129,9 @@ void rf_ops_table_begin(rf_ops_writer *w, const char *section, const char *const
 #define RF_OPS_COLS_COUNT(cols)                                                                    \
     ((unsigned)(sizeof(cols) / sizeof((cols)[0]) +                                                 \
                 0 * sizeof(struct {                                                                \
-                    _Static_assert(!__builtin_types_compatible_p(__typeof__(cols),                 \
-                                                                 __typeof__(&(cols)[0])),          \
-                                   "the columns must be an array, not a pointer");                \
+                    _Static_assert(                                                                \
+                        !__builtin_types_compatible_p(__typeof__(cols), __typeof__(&(cols)[0])),   \
+                        "the columns must be an array, not a pointer");                            \
                     int array;                                                                     \
                 })))
 void rf_ops_cell_str(rf_ops_writer *w, const char *value);
@@ -140,7 +140,7 @@ void rf_ops_cell_u64(rf_ops_writer *w, uint64_t value);
  * writes a, b and c, each converted to uint64_t as rf_ops_cell_u64 would. */
 void rf_ops_cells_u64(rf_ops_writer *w, const uint64_t *values, unsigned n);
 #define RF_OPS_CELLS_U64(w, ...)                                                                   \
-    rf_ops_cells_u64((w), (const uint64_t[]){__VA_ARGS__},                                        \
+    rf_ops_cells_u64((w), (const uint64_t[]){__VA_ARGS__},                                         \
                      (unsigned)(sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t)))
 void rf_ops_cell_i64(rf_ops_writer *w, int64_t value);
 void rf_ops_cell_f64(rf_ops_writer *w, double value, int decimals);

@@ -38,7 +38,12 @@
  * may be on its way, and a flood of newcomers must not push it out. */
 #define HTTP_EVICT_MIN_AGE_NS (100 * RF_NS_PER_MS)
 
-enum lkind { L_OPS = 0, L_ADMIN = 1, L_HTTP = 2, L_COUNT = 3 };
+enum lkind {
+    L_OPS = 0,
+    L_ADMIN = 1,
+    L_HTTP = 2,
+    L_COUNT = 3
+};
 
 typedef struct listener {
     int fd;
@@ -62,7 +67,7 @@ typedef struct client {
     size_t out_off;
     int64_t accepted_ns;
     int64_t last_active_ns; /* the last byte received, or reply bytes the socket took */
-    uid_t uid; /* the peer's: SO_PEERCRED, or for HTTP loopback_peer_uid; -1 unknown */
+    uid_t uid;              /* the peer's: SO_PEERCRED, or for HTTP loopback_peer_uid; -1 unknown */
 } client;
 
 struct rf_ops_server {
@@ -86,7 +91,8 @@ struct rf_ops_server {
  * their output, cut at cfg->client_buffer; a reply being rendered (a
  * /metrics body of every registered series) is counted as 8 MiB. */
 #define BOUND_RENDER (8ull << 20)
-_Static_assert(sizeof(client) <= RF_OPS_HTTP_REQUEST_MAX + 128, "rf_ops_server_memory_bound: a client");
+_Static_assert(sizeof(client) <= RF_OPS_HTTP_REQUEST_MAX + 128,
+               "rf_ops_server_memory_bound: a client");
 uint64_t rf_ops_server_memory_bound(const rf_ops_config *cfg)
 {
     return RF_OPS_MAX_CLIENTS * (rf_mem_alloc_bound(RF_OPS_HTTP_REQUEST_MAX + 128) +
@@ -663,7 +669,7 @@ static uid_t loopback_peer_uid(int fd)
 
 static uint32_t budget(enum lkind kind)
 {
-    return kind == L_ADMIN ? RF_OPS_MAX_ADMIN_CLIENTS
+    return kind == L_ADMIN  ? RF_OPS_MAX_ADMIN_CLIENTS
            : kind == L_HTTP ? RF_OPS_MAX_HTTP_CLIENTS
                             : RF_OPS_MAX_STATS_CLIENTS;
 }

@@ -55,9 +55,9 @@ typedef struct rf_dpdk_port {
     uint16_t port_id;
     int socket;
     bool started;
-    uint16_t want_queues;  /* found by rf_dpdk_open_ports, set up by rf_dpdk_start */
+    uint16_t want_queues; /* found by rf_dpdk_open_ports, set up by rf_dpdk_start */
     uint16_t n_queues;
-    uint32_t n_pools;      /* one per node among the queues' workers */
+    uint32_t n_pools; /* one per node among the queues' workers */
     int pool_node[RF_DPDK_MAX_QUEUES];
     struct rte_mempool *pools[RF_DPDK_MAX_QUEUES];
     rf_dpdk_queue *queues[RF_DPDK_MAX_QUEUES];
@@ -301,15 +301,13 @@ static int port_find(rf_dpdk *d, unsigned index, uint32_t workers, rf_err *err)
  * before placement existed); on a node that cannot give one (no hugepages
  * there), any socket, with a warning. */
 static struct rte_mempool *pool_create(const rf_dpdk_port *p, const rf_dpdk_port_config *pc,
-                                       unsigned i, uint32_t n, int node, int *got_node,
-                                       rf_err *err)
+                                       unsigned i, uint32_t n, int node, int *got_node, rf_err *err)
 {
     char pool_name[RTE_MEMPOOL_NAMESIZE];
     snprintf(pool_name, sizeof(pool_name), "rf_rx_%u_%u", p->port_id, i);
     const uint16_t room = (uint16_t)(pc->mbuf_size + RTE_PKTMBUF_HEADROOM);
     int socket = node >= 0 ? node : (int)rte_socket_id();
-    struct rte_mempool *mp =
-        rte_pktmbuf_pool_create(pool_name, n, pc->mbuf_cache, 0, room, socket);
+    struct rte_mempool *mp = rte_pktmbuf_pool_create(pool_name, n, pc->mbuf_cache, 0, room, socket);
     if (!mp && node >= 0) {
         rf_log_warn(LOG,
                     "port %s: no pool of %u mbufs on node %d (%s); taking memory from any "
@@ -600,8 +598,9 @@ int rf_dpdk_thread_register(rf_err *err)
     if (rte_lcore_id() != LCORE_ID_ANY)
         return 0; /* already an lcore (the main one, or registered) */
     if (rte_thread_register() != 0)
-        return rf_err_set(err, rte_errno, "DPDK: no free lcore id for this thread: %s "
-                                          "(mempool cache off for it)",
+        return rf_err_set(err, rte_errno,
+                          "DPDK: no free lcore id for this thread: %s "
+                          "(mempool cache off for it)",
                           rte_strerror(rte_errno));
     return 0;
 }
@@ -668,9 +667,9 @@ uint32_t rf_dpdk_queue_poll(rf_dpdk_queue *q, uint32_t max)
             continue;
         }
         rf_pkt pk;
-        enum rf_dpdk_counter_id v = rf_pkt_parse(rte_pktmbuf_mtod(m, const uint8_t *),
-                                                 rte_pktmbuf_data_len(m),
-                                                 hw_flags(q, m->ol_flags), &pk);
+        enum rf_dpdk_counter_id v =
+            rf_pkt_parse(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m),
+                         hw_flags(q, m->ol_flags), &pk);
         if (unlikely(v != RF_DC_DATAGRAMS)) {
             c[v]++;
             continue;

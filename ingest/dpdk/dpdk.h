@@ -114,16 +114,16 @@ typedef struct rf_dpdk_port_config {
      *   port_id: the DPDK port number. */
     char device[RF_DPDK_ARG_MAX];
     char vdev[RF_DPDK_ARG_MAX];
-    int32_t port_id;                 /* -1 when device or vdev is used */
-    uint16_t rx_queues;              /* 0 = one per worker; never more than workers */
-    bool rss;                        /* spread flows over the queues (default true) */
-    bool promiscuous;                /* default true: the NIC belongs to ringflow */
-    bool hw_checksum;                /* use RX checksum offload when offered (default true) */
-    uint32_t mbufs;                  /* pool size; 0 = enough for the rings and caches */
-    uint32_t mbuf_cache;             /* per-lcore cache, default 256 */
-    uint32_t mbuf_size;              /* data room per mbuf (bytes), default 2048 */
-    uint16_t rx_descriptors;         /* per queue, default 1024 (adjusted to the device) */
-    uint16_t burst;                  /* packets per rx_burst, 1..256, default 32 */
+    int32_t port_id;         /* -1 when device or vdev is used */
+    uint16_t rx_queues;      /* 0 = one per worker; never more than workers */
+    bool rss;                /* spread flows over the queues (default true) */
+    bool promiscuous;        /* default true: the NIC belongs to ringflow */
+    bool hw_checksum;        /* use RX checksum offload when offered (default true) */
+    uint32_t mbufs;          /* pool size; 0 = enough for the rings and caches */
+    uint32_t mbuf_cache;     /* per-lcore cache, default 256 */
+    uint32_t mbuf_size;      /* data room per mbuf (bytes), default 2048 */
+    uint16_t rx_descriptors; /* per queue, default 1024 (adjusted to the device) */
+    uint16_t burst;          /* packets per rx_burst, 1..256, default 32 */
 } rf_dpdk_port_config;
 
 typedef struct rf_dpdk_udp_port {
@@ -132,16 +132,16 @@ typedef struct rf_dpdk_udp_port {
 } rf_dpdk_udp_port;
 
 typedef struct rf_dpdk_config {
-    bool enabled;                    /* default false */
+    bool enabled; /* default false */
     /* EAL main lcore: --lcores value; "" = the first CPU the process may run
      * on. Workers are ringflow's own threads, not EAL lcores. */
     char lcores[64];
-    uint64_t memory_bytes;           /* -m; 0 = EAL default (64 MiB with --no-huge) */
-    bool huge_pages;                 /* false: --no-huge (tests, no hugepages mounted) */
-    bool pci;                        /* false: --no-pci (vdevs only) */
-    bool in_memory;                  /* no files in /var/run/dpdk: --in-memory, or
+    uint64_t memory_bytes; /* -m; 0 = EAL default (64 MiB with --no-huge) */
+    bool huge_pages;       /* false: --no-huge (tests, no hugepages mounted) */
+    bool pci;              /* false: --no-pci (vdevs only) */
+    bool in_memory;        /* no files in /var/run/dpdk: --in-memory, or
                                       * --no-shconf with huge_pages: false */
-    char file_prefix[64];            /* --file-prefix, default "ringflow" */
+    char file_prefix[64];  /* --file-prefix, default "ringflow" */
     char vdevs[RF_DPDK_MAX_VDEVS][RF_DPDK_ARG_MAX];
     uint32_t n_vdevs;
     char eal_args[RF_DPDK_MAX_EAL_ARGS][RF_DPDK_ARG_MAX]; /* appended last, verbatim */
@@ -260,13 +260,13 @@ void rf_dpdk_thread_unregister(void);
  * burst), read from any thread with relaxed loads; each value exact and
  * monotonic, not a snapshot of the others. */
 enum rf_dpdk_counter_id {
-    RF_DC_PACKETS = 0,           /* frames taken from the device */
-    RF_DC_DATAGRAMS,             /* UDP payloads delivered to a handler */
-    RF_DC_BYTES,                 /* payload bytes delivered */
-    RF_DC_BURSTS,                /* non-empty rx bursts */
-    RF_DC_CYCLES,                /* TSC cycles in our code per burst: parse + handlers,
+    RF_DC_PACKETS = 0, /* frames taken from the device */
+    RF_DC_DATAGRAMS,   /* UDP payloads delivered to a handler */
+    RF_DC_BYTES,       /* payload bytes delivered */
+    RF_DC_BURSTS,      /* non-empty rx bursts */
+    RF_DC_CYCLES,      /* TSC cycles in our code per burst: parse + handlers,
                                   * not rx_burst nor the bulk free */
-    RF_DC_DROP_NOT_IP,           /* first drop reason: the drops run to RF_DC__COUNT */
+    RF_DC_DROP_NOT_IP, /* first drop reason: the drops run to RF_DC__COUNT */
     RF_DC_DROP_IP_FRAGMENT,
     RF_DC_DROP_BAD_IP_HEADER,
     RF_DC_DROP_BAD_IP_CHECKSUM,

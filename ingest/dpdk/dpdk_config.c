@@ -42,8 +42,8 @@ int rf_dpdk_config_protocol_of(const rf_dpdk_config *cfg, uint16_t udp_port)
     return -1;
 }
 
-static int parse_str_list(const rf_cfg_node *map, const char *key, size_t max, char (*out)[RF_DPDK_ARG_MAX],
-                          uint32_t *n_out, rf_err *err)
+static int parse_str_list(const rf_cfg_node *map, const char *key, size_t max,
+                          char (*out)[RF_DPDK_ARG_MAX], uint32_t *n_out, rf_err *err)
 {
     const rf_cfg_node *seq;
     int rc = rf_cfg_seq(map, key, 0, max, &seq, err);
@@ -125,8 +125,7 @@ static int parse_ports(const rf_cfg_node *sec, rf_dpdk_config *cfg, rf_err *err)
             if (strcmp(o->name, pc->name) == 0)
                 return rf_cfg_fail_key(item, "name", err, "duplicate port name '%s'", pc->name);
             if ((a[0] && strcmp(a, b) == 0) || (pc->port_id >= 0 && pc->port_id == o->port_id))
-                return rf_cfg_fail(item, err, "the same device as ports[%zu] ('%s')", j,
-                                   o->name);
+                return rf_cfg_fail(item, err, "the same device as ports[%zu] ('%s')", j, o->name);
         }
     }
     cfg->n_ports = (uint32_t)rf_cfg_seq_len(seq);

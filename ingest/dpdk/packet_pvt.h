@@ -103,8 +103,8 @@ static inline enum rf_dpdk_counter_id rf_pkt_parse(const uint8_t *f, uint32_t le
         return RF_DC_DROP_TRUNCATED;
     uint32_t off = 12;
     uint16_t type = rf_read_be16(f + off);
-    for (int tags = 0; type == RF_ETHERTYPE_VLAN || type == RF_ETHERTYPE_QINQ ||
-                       type == RF_ETHERTYPE_QINQ_OLD;
+    for (int tags = 0;
+         type == RF_ETHERTYPE_VLAN || type == RF_ETHERTYPE_QINQ || type == RF_ETHERTYPE_QINQ_OLD;
          tags++) {
         if (tags == 2)
             return RF_DC_DROP_NOT_IP; /* a third tag: not something we route */

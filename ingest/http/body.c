@@ -44,8 +44,8 @@ void rf_http_buf_release(rf_http_server *s, rf_http_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
-int rf_http_gunzip(rf_http_server *s, z_stream *z, bool *z_ready, const uint8_t *in,
-                   size_t in_len, rf_http_buf *out, size_t max)
+int rf_http_gunzip(rf_http_server *s, z_stream *z, bool *z_ready, const uint8_t *in, size_t in_len,
+                   rf_http_buf *out, size_t max)
 {
     if (!*z_ready) {
         memset(z, 0, sizeof(*z));

@@ -174,8 +174,8 @@ size_t rf_lp_put_i64(char *out, int64_t v)
  * "HTTP ingest"); anything else still takes printf. */
 size_t rf_lp_put_value(char *out, double v)
 {
-    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
-                                 1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    static const double p10[] = {1e0, 1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
     if (v == 0 && signbit(v)) {
         memcpy(out, "-0", 2); /* the sign of a zero is data (a gauge that went negative) */
         return 2;

@@ -116,6 +116,7 @@ uint64_t rf_http_front_memory_bound(const rf_http_limits *limits, uint32_t max_c
     uint64_t budget = limits && limits->body_budget ? limits->body_budget : 128u << 20;
     /* remote_write: its line text and prefix scratch, and its arena. */
     uint64_t prom = (96u << 10) + (64u << 20);
-    return sizeof(rf_http_front) + (uint64_t)max_conns * (sizeof(void *) +
-           rf_http_conn_memory_bound(limits)) + budget + prom;
+    return sizeof(rf_http_front) +
+           (uint64_t)max_conns * (sizeof(void *) + rf_http_conn_memory_bound(limits)) + budget +
+           prom;
 }

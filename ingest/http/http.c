@@ -37,7 +37,11 @@ struct rf_http_server {
     _Atomic uint64_t status[RF_HTTP_EP__COUNT][RF_HTTP_ST__COUNT];
 };
 
-enum hdr_state { HS_NONE = 0, HS_FIELD, HS_VALUE };
+enum hdr_state {
+    HS_NONE = 0,
+    HS_FIELD,
+    HS_VALUE
+};
 
 struct rf_http_conn {
     rf_http_server *srv;
@@ -112,14 +116,10 @@ static enum rf_http_status_slot status_slot(int code)
 }
 
 static const char *const counter_names[RF_HTTP_C__COUNT] = {
-    [RF_HTTP_C_REQUESTS] = "requests",
-    [RF_HTTP_C_BYTES_IN] = "bytes_in",
-    [RF_HTTP_C_BYTES_OUT] = "bytes_out",
-    [RF_HTTP_C_BODY_BYTES] = "body_bytes",
-    [RF_HTTP_C_DECODED_BYTES] = "decoded_bytes",
-    [RF_HTTP_C_POINTS] = "points",
-    [RF_HTTP_C_CONTINUES] = "continues",
-    [RF_HTTP_C_CONNECTIONS] = "connections",
+    [RF_HTTP_C_REQUESTS] = "requests",           [RF_HTTP_C_BYTES_IN] = "bytes_in",
+    [RF_HTTP_C_BYTES_OUT] = "bytes_out",         [RF_HTTP_C_BODY_BYTES] = "body_bytes",
+    [RF_HTTP_C_DECODED_BYTES] = "decoded_bytes", [RF_HTTP_C_POINTS] = "points",
+    [RF_HTTP_C_CONTINUES] = "continues",         [RF_HTTP_C_CONNECTIONS] = "connections",
 };
 
 const char *rf_http_counter_name(enum rf_http_counter_id id)
@@ -391,8 +391,7 @@ static bool span_ieq(const char *a, size_t alen, const char *b)
     return true;
 }
 
-static const char *find_header(const rf_http_header *hs, uint32_t n, const char *name,
-                               size_t *len)
+static const char *find_header(const rf_http_header *hs, uint32_t n, const char *name, size_t *len)
 {
     for (uint32_t i = 0; i < n; i++)
         if (span_ieq(hs[i].name, hs[i].name_len, name)) {
@@ -438,8 +437,7 @@ static int on_headers_complete(http_parser *p)
         rf_stats_add(&c->srv->counters[RF_HTTP_C_CONTINUES], 1);
         rf_stats_add(&c->srv->counters[RF_HTTP_C_BYTES_OUT], sizeof(cont) - 1);
     }
-    if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
-        p->content_length > 0) {
+    if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX && p->content_length > 0) {
         /* Reserve once for a declared length instead of doubling up to it. */
         int rc = rf_http_buf_reserve(c->srv, &c->body, p->content_length, lim->max_body);
         if (rc) {
@@ -515,8 +513,9 @@ static void dispatch(rf_http_conn *c)
         const rf_http_route *rt = &s->routes[i];
         /* A path ending in '*' takes every path it starts (/api/v1/label/<name>/values). */
         bool prefix = rt->path_len && rt->path[rt->path_len - 1] == '*';
-        if (prefix ? req.path_len >= rt->path_len - 1 && !memcmp(rt->path, req.path, rt->path_len - 1)
-                   : rt->path_len == req.path_len && !memcmp(rt->path, req.path, req.path_len)) {
+        if (prefix
+                ? req.path_len >= rt->path_len - 1 && !memcmp(rt->path, req.path, rt->path_len - 1)
+                : rt->path_len == req.path_len && !memcmp(rt->path, req.path, req.path_len)) {
             path_known = true;
             if (rt->methods & req.method) {
                 ep = i;
@@ -656,12 +655,13 @@ const rf_http_limits *rf_http_server_limits(const rf_http_server *s)
     return &s->lim;
 }
 
-int rf_http_server_route(rf_http_server *s, const char *path, unsigned methods,
-                         const char *name, rf_http_handler_fn fn, void *user, rf_err *err)
+int rf_http_server_route(rf_http_server *s, const char *path, unsigned methods, const char *name,
+                         rf_http_handler_fn fn, void *user, rf_err *err)
 {
     if (!path || path[0] != '/' || !methods || !fn || !name)
-        return rf_err_set(err, EINVAL, "http: route needs a path starting with '/', "
-                                       "methods, a name and a handler");
+        return rf_err_set(err, EINVAL,
+                          "http: route needs a path starting with '/', "
+                          "methods, a name and a handler");
     if (s->n_routes == RF_HTTP_MAX_ROUTES)
         return rf_err_set(err, ENOSPC, "http: more than %d routes", RF_HTTP_MAX_ROUTES);
     rf_http_route *r = &s->routes[s->n_routes];
@@ -786,8 +786,7 @@ int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wal
             refuse(c, RF_HTTP_EP_NONE, RF_HTTP_REJ_HEADER_TOO_LARGE, 431, true,
                    "request header fields too large");
         else if (e == HPE_INVALID_CONTENT_LENGTH || e == HPE_UNEXPECTED_CONTENT_LENGTH)
-            refuse(c, RF_HTTP_EP_NONE, RF_HTTP_REJ_BAD_REQUEST, 400, true,
-                   "bad Content-Length");
+            refuse(c, RF_HTTP_EP_NONE, RF_HTTP_REJ_BAD_REQUEST, 400, true, "bad Content-Length");
         else
             refuse(c, RF_HTTP_EP_NONE, RF_HTTP_REJ_BAD_REQUEST, 400, true,
                    http_errno_description(e));
@@ -864,8 +863,8 @@ char *rf_http_query_encode(const char *s, char *out, size_t cap)
     size_t o = 0;
     for (; *s && o + 4 <= cap; s++) {
         unsigned char c = (unsigned char)*s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_' || c == '.' || c == '~') {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~') {
             out[o++] = (char)c;
         } else {
             out[o++] = '%';

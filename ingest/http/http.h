@@ -79,35 +79,35 @@ typedef struct rf_http_limits {
 /* Why the layer refused a request (or a connection). Stable names
  * (rf_http_reject_name) for the stats socket and /metrics. */
 enum rf_http_reject {
-    RF_HTTP_REJ_BAD_REQUEST = 0, /* the parser refused the bytes: 400, close */
-    RF_HTTP_REJ_HEADER_TOO_LARGE, /* 431, close */
-    RF_HTTP_REJ_BODY_TOO_LARGE,  /* 413, close */
-    RF_HTTP_REJ_DECODED_TOO_LARGE, /* inflated past max_decoded: 413 */
-    RF_HTTP_REJ_BAD_ENCODING,    /* a gzip body that does not inflate: 400 */
+    RF_HTTP_REJ_BAD_REQUEST = 0,      /* the parser refused the bytes: 400, close */
+    RF_HTTP_REJ_HEADER_TOO_LARGE,     /* 431, close */
+    RF_HTTP_REJ_BODY_TOO_LARGE,       /* 413, close */
+    RF_HTTP_REJ_DECODED_TOO_LARGE,    /* inflated past max_decoded: 413 */
+    RF_HTTP_REJ_BAD_ENCODING,         /* a gzip body that does not inflate: 400 */
     RF_HTTP_REJ_UNSUPPORTED_ENCODING, /* 415 */
-    RF_HTTP_REJ_EXPECTATION,     /* an Expect other than 100-continue: 417 */
-    RF_HTTP_REJ_NOT_FOUND,       /* 404 */
-    RF_HTTP_REJ_METHOD,          /* 405 */
-    RF_HTTP_REJ_BUSY,            /* body budget spent: 503, close */
-    RF_HTTP_REJ_TIMEOUT,         /* a request left unfinished too long: 408, close */
-    RF_HTTP_REJ_OUTPUT_OVERFLOW, /* answers not read by the client: close */
-    RF_HTTP_REJ_BAD_SNAPPY,      /* remote_write: not a snappy block, or a lying length: 400 */
-    RF_HTTP_REJ_BAD_PROTOBUF,    /* remote_write: not a WriteRequest: 400 */
-    RF_HTTP_REJ_DECODE_LIMIT,    /* remote_write: decoded message past its memory bound: 413 */
-    RF_HTTP_REJ_BAD_PARAMETER,   /* a write's query (db, precision) refused: 400 */
-    RF_HTTP_REJ_BAD_JSON,        /* OTLP: a JSON body that is not the message: 400 */
+    RF_HTTP_REJ_EXPECTATION,          /* an Expect other than 100-continue: 417 */
+    RF_HTTP_REJ_NOT_FOUND,            /* 404 */
+    RF_HTTP_REJ_METHOD,               /* 405 */
+    RF_HTTP_REJ_BUSY,                 /* body budget spent: 503, close */
+    RF_HTTP_REJ_TIMEOUT,              /* a request left unfinished too long: 408, close */
+    RF_HTTP_REJ_OUTPUT_OVERFLOW,      /* answers not read by the client: close */
+    RF_HTTP_REJ_BAD_SNAPPY,           /* remote_write: not a snappy block, or a lying length: 400 */
+    RF_HTTP_REJ_BAD_PROTOBUF,         /* remote_write: not a WriteRequest: 400 */
+    RF_HTTP_REJ_DECODE_LIMIT,         /* remote_write: decoded message past its memory bound: 413 */
+    RF_HTTP_REJ_BAD_PARAMETER,        /* a write's query (db, precision) refused: 400 */
+    RF_HTTP_REJ_BAD_JSON,             /* OTLP: a JSON body that is not the message: 400 */
     RF_HTTP_REJ__COUNT
 };
 const char *rf_http_reject_name(enum rf_http_reject r); /* "bad_request", ... */
 
 /* Status codes counted per endpoint; anything else counts as "other". */
-#define RF_HTTP_STATUS_CODES \
+#define RF_HTTP_STATUS_CODES                                                                       \
     X(200) X(204) X(400) X(401) X(404) X(405) X(408) X(413) X(415) X(417) X(431) X(500) X(503)
 enum rf_http_status_slot {
 #define X(c) RF_HTTP_ST_##c,
     RF_HTTP_STATUS_CODES
 #undef X
-    RF_HTTP_ST_OTHER,
+        RF_HTTP_ST_OTHER,
     RF_HTTP_ST__COUNT
 };
 int rf_http_status_slot_code(enum rf_http_status_slot s); /* 200, ...; 0 for other */
@@ -138,10 +138,10 @@ typedef struct rf_http_request {
     size_t body_len;
     const char *content_encoding;
     size_t content_encoding_len;
-    size_t wire_body_len; /* bytes as received (before inflating) */
-    const char *peer;     /* "ip:port" or "" */
+    size_t wire_body_len;     /* bytes as received (before inflating) */
+    const char *peer;         /* "ip:port" or "" */
     int64_t wall_ns, mono_ns; /* when the request's last byte was fed */
-    int fd;               /* the connection's socket (rf_http_conn_set_fd), or -1 */
+    int fd;                   /* the connection's socket (rf_http_conn_set_fd), or -1 */
 } rf_http_request;
 
 /* Value of the first header `name` (case-insensitive), or NULL. */
@@ -163,14 +163,14 @@ char *rf_http_query_encode(const char *s, char *out, size_t cap);
  * before the call and turns it into bytes after. */
 typedef struct rf_http_response {
     int status;
-    const char *content_type;   /* static string, or NULL (no body) */
+    const char *content_type;               /* static string, or NULL (no body) */
     char headers[RF_HTTP_RESP_HEADERS_MAX]; /* extra "Name: value\r\n" lines */
     size_t headers_len;
     char body[RF_HTTP_RESP_BODY_MAX];
     size_t body_len;
-    uint64_t points;            /* points the request delivered, for the counters */
-    bool close;                 /* close the connection after this answer */
-    int reject;                 /* enum rf_http_reject the layer counts, or -1 (none) */
+    uint64_t points; /* points the request delivered, for the counters */
+    bool close;      /* close the connection after this answer */
+    int reject;      /* enum rf_http_reject the layer counts, or -1 (none) */
     /* The handler answers later, on another thread, on a dup() of req->fd:
      * the layer writes nothing for this request, ignores every later byte
      * of the connection, and counts the request as 200. The other thread
@@ -189,8 +189,7 @@ void rf_http_resp_header(rf_http_response *resp, const char *fmt, ...)
 void rf_http_resp_error(rf_http_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-typedef void (*rf_http_handler_fn)(void *user, const rf_http_request *req,
-                                   rf_http_response *resp);
+typedef void (*rf_http_handler_fn)(void *user, const rf_http_request *req, rf_http_response *resp);
 
 typedef struct rf_http_server rf_http_server;
 typedef struct rf_http_conn rf_http_conn;
@@ -204,10 +203,11 @@ const rf_http_limits *rf_http_server_limits(const rf_http_server *s);
  * mask of enum rf_http_method. `name`
  * (static) names the endpoint in counters. Returns the endpoint index
  * (0..RF_HTTP_MAX_ROUTES-1) or -ENOSPC / -EINVAL. */
-int rf_http_server_route(rf_http_server *s, const char *path, unsigned methods,
-                         const char *name, rf_http_handler_fn fn, void *user, rf_err *err);
+int rf_http_server_route(rf_http_server *s, const char *path, unsigned methods, const char *name,
+                         rf_http_handler_fn fn, void *user, rf_err *err);
 unsigned rf_http_server_routes(const rf_http_server *s);
-const char *rf_http_server_route_name(const rf_http_server *s, unsigned ep); /* "none" for EP_NONE */
+const char *rf_http_server_route_name(const rf_http_server *s,
+                                      unsigned ep); /* "none" for EP_NONE */
 
 /* Counters: written by the owning thread only, read by any (relaxed). */
 enum rf_http_counter_id {
@@ -242,7 +242,10 @@ uint64_t rf_http_conn_memory_bound(const rf_http_limits *limits);
  * close; later bytes are ignored. The caller should write the output before
  * feeding more (max_output bounds what a client that does not read can pile
  * up). wall_ns/mono_ns: receipt time of these bytes. */
-enum { RF_HTTP_KEEP = 0, RF_HTTP_CLOSE = 1 };
+enum {
+    RF_HTTP_KEEP = 0,
+    RF_HTTP_CLOSE = 1
+};
 int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wall_ns,
                       int64_t mono_ns);
 /* The peer ended its side: a request in progress is abandoned (no answer). */
@@ -288,10 +291,10 @@ int rf_http_conn_timeout(rf_http_conn *c);
  *     ring under drop_newest, the memory limit): nothing of the body is taken,
  *     the client retries. 415 for a Content-Encoding other than gzip. */
 typedef struct rf_http_ingest {
-    rf_parse_ctx *parse;              /* required: the owning thread's context */
-    enum rf_ts_precision precision;   /* restored after each request */
-    const char *db_tag;               /* "db" when NULL */
-    const char *version;              /* X-Influxdb-Version; "1.8.10" when NULL */
+    rf_parse_ctx *parse;            /* required: the owning thread's context */
+    enum rf_ts_precision precision; /* restored after each request */
+    const char *db_tag;             /* "db" when NULL */
+    const char *version;            /* X-Influxdb-Version; "1.8.10" when NULL */
     /* Optional: true when the engine cannot take points now (503). */
     bool (*busy)(void *user);
     void *busy_user;
@@ -327,20 +330,20 @@ int rf_http_ingest_add_influx(rf_http_server *s, rf_http_ingest *in, rf_err *err
 enum rf_prom_counter_id {
     RF_PROM_C_REQUESTS = 0, /* WriteRequests decoded */
     RF_PROM_C_SERIES,
-    RF_PROM_C_SAMPLES,      /* samples seen (stored, stale or refused) */
-    RF_PROM_C_STALE,        /* staleness markers skipped */
-    RF_PROM_C_EXEMPLARS,    /* ignored */
-    RF_PROM_C_METADATA,     /* ignored */
+    RF_PROM_C_SAMPLES,   /* samples seen (stored, stale or refused) */
+    RF_PROM_C_STALE,     /* staleness markers skipped */
+    RF_PROM_C_EXEMPLARS, /* ignored */
+    RF_PROM_C_METADATA,  /* ignored */
     RF_PROM_C__COUNT
 };
 const char *rf_prom_counter_name(enum rf_prom_counter_id id);
 /* OTLP/HTTP metrics (rf_http_ingest_add_otlp), see below. */
 enum rf_otlp_counter_id {
-    RF_OTLP_C_REQUESTS = 0,   /* ExportMetricsServiceRequests decoded */
+    RF_OTLP_C_REQUESTS = 0, /* ExportMetricsServiceRequests decoded */
     RF_OTLP_C_METRICS,
-    RF_OTLP_C_DATA_POINTS,    /* number and histogram data points seen */
-    RF_OTLP_C_UNSUPPORTED,    /* exponential histogram and summary points: counted, not stored */
-    RF_OTLP_C_REJECTED,       /* data points refused (reported in partial_success) */
+    RF_OTLP_C_DATA_POINTS, /* number and histogram data points seen */
+    RF_OTLP_C_UNSUPPORTED, /* exponential histogram and summary points: counted, not stored */
+    RF_OTLP_C_REJECTED,    /* data points refused (reported in partial_success) */
     RF_OTLP_C__COUNT
 };
 const char *rf_otlp_counter_name(enum rf_otlp_counter_id id);
@@ -350,8 +353,7 @@ uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_coun
 /* Adds the remote_write route. arena_max: bound of the protobuf decoder's
  * memory (0: 64 MiB; Prometheus sends 2,000 samples a request by default,
  * about 200 KiB decoded). Returns 0 or a negative errno. */
-int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
-                            rf_err *err);
+int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max, rf_err *err);
 /* OTLP/HTTP metrics (rf_http_ingest_add_otlp):
  *   POST /v1/metrics   application/x-protobuf ExportMetricsServiceRequest,
  *                      or application/json in the protobuf JSON mapping (at

@@ -28,8 +28,8 @@ void rf_http_buf_release(rf_http_server *s, rf_http_buf *b);
  * first), at most max bytes. z is the connection's stream, initialised on
  * first use (*z_ready) and reused. 0, -E2BIG (larger than max), -EBADMSG
  * (not gzip / corrupt / truncated), -EBUSY, -ENOMEM. */
-int rf_http_gunzip(rf_http_server *s, z_stream *z, bool *z_ready, const uint8_t *in,
-                   size_t in_len, rf_http_buf *out, size_t max);
+int rf_http_gunzip(rf_http_server *s, z_stream *z, bool *z_ready, const uint8_t *in, size_t in_len,
+                   rf_http_buf *out, size_t max);
 
 /* ---- the binary decoders' shared state (decode.c) -----------------------------
  * remote_write and OTLP decode protobuf into an arena and turn what they

@@ -128,8 +128,8 @@ static void on_ping(void *user, const rf_http_request *req, rf_http_response *re
         strcmp(verbose, "false") != 0) {
         resp->status = 200;
         resp->content_type = "application/json";
-        resp->body_len = (size_t)snprintf(resp->body, sizeof(resp->body),
-                                          "{\"version\":\"%s\"}", v);
+        resp->body_len =
+            (size_t)snprintf(resp->body, sizeof(resp->body), "{\"version\":\"%s\"}", v);
     }
 }
 
@@ -140,8 +140,8 @@ int rf_http_ingest_add_influx(rf_http_server *s, rf_http_ingest *in, rf_err *err
     int rc;
     if ((rc = rf_http_server_route(s, "/write", RF_HTTP_POST, "influx_write", on_write_v1, in,
                                    err)) < 0 ||
-        (rc = rf_http_server_route(s, "/api/v2/write", RF_HTTP_POST, "influx_v2_write",
-                                   on_write_v2, in, err)) < 0 ||
+        (rc = rf_http_server_route(s, "/api/v2/write", RF_HTTP_POST, "influx_v2_write", on_write_v2,
+                                   in, err)) < 0 ||
         (rc = rf_http_server_route(s, "/ping", RF_HTTP_GET | RF_HTTP_HEAD, "ping", on_ping, in,
                                    err)) < 0)
         return rc;

@@ -17,8 +17,8 @@ static const char *const resource_tags[] = {"service.name", "service.namespace",
                                             "service.instance.id", "host.name"};
 
 static const char *const counter_names[RF_OTLP_C__COUNT] = {
-    [RF_OTLP_C_REQUESTS] = "requests",       [RF_OTLP_C_METRICS] = "metrics",
-    [RF_OTLP_C_DATA_POINTS] = "data_points", [RF_OTLP_C_UNSUPPORTED] = "unsupported_points",
+    [RF_OTLP_C_REQUESTS] = "requests",        [RF_OTLP_C_METRICS] = "metrics",
+    [RF_OTLP_C_DATA_POINTS] = "data_points",  [RF_OTLP_C_UNSUPPORTED] = "unsupported_points",
     [RF_OTLP_C_REJECTED] = "rejected_points",
 };
 
@@ -78,8 +78,8 @@ static bool put_attr(char *out, size_t *o, size_t cap, const RfOtlp__KeyValue *k
 typedef struct batch {
     rf_decode_state *ps;
     const rf_recv_info *rx;
-    size_t rejected;  /* data points the parser or the mapping refused */
-    char res[4096];   /* ",k=v..." of the resource's allowed attributes, escaped */
+    size_t rejected; /* data points the parser or the mapping refused */
+    char res[4096];  /* ",k=v..." of the resource's allowed attributes, escaped */
     size_t res_tags_len;
 } batch;
 
@@ -382,7 +382,7 @@ int rf_http_ingest_add_otlp(rf_http_server *s, rf_http_ingest *in, rf_err *err)
     rf_decode_state *ps = rf_decode_state_get(s, in, 0, err);
     if (!ps)
         return -(err && err->code ? err->code : ENOMEM);
-    int rc = rf_http_server_route(s, "/v1/metrics", RF_HTTP_POST, "otlp_metrics", on_metrics, ps,
-                                  err);
+    int rc =
+        rf_http_server_route(s, "/v1/metrics", RF_HTTP_POST, "otlp_metrics", on_metrics, ps, err);
     return rc < 0 ? rc : 0;
 }

@@ -120,7 +120,7 @@ static void **msg_array(jctx *j, size_t n, size_t size, void (*init)(void *))
     return a;
 }
 
-#define MSG_ARRAY(j, n, T, init_fn) \
+#define MSG_ARRAY(j, n, T, init_fn)                                                                \
     ((T **)msg_array((j), (n), sizeof(T), (void (*)(void *))(init_fn)))
 
 static bool attributes(jctx *j, const json_t *arr, RfOtlp__KeyValue ***out, size_t *n_out)
@@ -182,7 +182,8 @@ static const json_t *points_of(jctx *j, const json_t *data, size_t *n)
     return dp;
 }
 
-static bool number_points(jctx *j, const json_t *data, RfOtlp__NumberDataPoint ***out, size_t *n_out)
+static bool number_points(jctx *j, const json_t *data, RfOtlp__NumberDataPoint ***out,
+                          size_t *n_out)
 {
     size_t n;
     const json_t *dp = points_of(j, data, &n);
@@ -234,7 +235,8 @@ static bool histogram_points(jctx *j, const json_t *data, RfOtlp__HistogramDataP
         h->sum = NAN; /* absent: no sum field */
         if ((x = json_object_get(e, "sum")) && !get_f64(j, x, &h->sum))
             return false;
-        const json_t *bc = json_object_get(e, "bucketCounts"), *eb = json_object_get(e, "explicitBounds");
+        const json_t *bc = json_object_get(e, "bucketCounts"),
+                     *eb = json_object_get(e, "explicitBounds");
         h->n_bucket_counts = json_is_array(bc) ? json_array_size(bc) : 0;
         h->n_explicit_bounds = json_is_array(eb) ? json_array_size(eb) : 0;
         if (!(h->bucket_counts = jalloc(j, h->n_bucket_counts * sizeof(uint64_t) + 1)) ||
@@ -364,9 +366,8 @@ RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps, cons
         }
         size_t ns;
         const json_t *sms = array_of(&j, rm, "scopeMetrics", &ns);
-        if (j.why ||
-            !(out->scope_metrics =
-                  MSG_ARRAY(&j, ns, RfOtlp__ScopeMetrics, rf_otlp__scope_metrics__init)))
+        if (j.why || !(out->scope_metrics =
+                           MSG_ARRAY(&j, ns, RfOtlp__ScopeMetrics, rf_otlp__scope_metrics__init)))
             break;
         out->n_scope_metrics = ns;
         for (size_t s = 0; s < ns && !j.why; s++) {

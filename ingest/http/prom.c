@@ -87,8 +87,7 @@ static void on_write(void *user, const rf_http_request *req, rf_http_response *r
         return;
     }
     size_t raw_len;
-    if (snappy_uncompressed_length((const char *)req->body, req->body_len, &raw_len) !=
-        SNAPPY_OK) {
+    if (snappy_uncompressed_length((const char *)req->body, req->body_len, &raw_len) != SNAPPY_OK) {
         rf_http_resp_error(resp, 400, "body is not a snappy block");
         resp->reject = RF_HTTP_REJ_BAD_SNAPPY;
         return;
@@ -191,24 +190,22 @@ static void on_write(void *user, const rf_http_request *req, rf_http_response *r
     rf_stats_add(&ps->prom[RF_PROM_C_EXEMPLARS], exemplars);
     resp->points = rf_parse_counter(in->parse, RF_PC_EVENTS) - ev0;
     if (rejected)
-        rf_http_resp_error(resp, 400, "%srefused sample of '%.*s': %s; dropped=%zu",
-                           resp->points ? "partial write: " : "", (int)in->first.excerpt_len,
-                           in->first.excerpt,
-                           rf_reject_reason_name((enum rf_reject_reason)in->first.reason),
-                           rejected);
+        rf_http_resp_error(
+            resp, 400, "%srefused sample of '%.*s': %s; dropped=%zu",
+            resp->points ? "partial write: " : "", (int)in->first.excerpt_len, in->first.excerpt,
+            rf_reject_reason_name((enum rf_reject_reason)in->first.reason), rejected);
 out:
     rf_decode_arena_reset(ps);
     if (ps->raw.cap > RF_DECODE_KEEP)
         rf_http_buf_release(ps->srv, &ps->raw);
 }
 
-int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,
-                            rf_err *err)
+int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max, rf_err *err)
 {
     rf_decode_state *ps = rf_decode_state_get(s, in, arena_max, err);
     if (!ps)
         return -(err && err->code ? err->code : ENOMEM);
-    int rc = rf_http_server_route(s, "/api/v1/write", RF_HTTP_POST, "prom_write", on_write, ps,
-                                  err);
+    int rc =
+        rf_http_server_route(s, "/api/v1/write", RF_HTTP_POST, "prom_write", on_write, ps, err);
     return rc < 0 ? rc : 0;
 }

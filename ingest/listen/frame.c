@@ -9,8 +9,8 @@
 /* Emits data[0..n), which ends with '\n', as runs of lines, cutting out the
  * lines longer than cap. Only called when n > cap + 1: a shorter run cannot
  * hold an overlong line, so the common case never scans line by line. */
-static uint32_t emit_checked(const rf_linebuf *lb, const char *data, size_t n,
-                             rf_line_emit_fn emit, void *ctx)
+static uint32_t emit_checked(const rf_linebuf *lb, const char *data, size_t n, rf_line_emit_fn emit,
+                             void *ctx)
 {
     const char *end = data + n, *run = data, *p = data;
     uint32_t over = 0;

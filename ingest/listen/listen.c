@@ -75,11 +75,26 @@ uint32_t rf_listener_connections(const rf_listener *l)
     return atomic_load_explicit(&l->open, memory_order_relaxed);
 }
 
-const char *rf_listener_name(const rf_listener *l) { return l->cfg.name; }
-const rf_listener_config *rf_listener_config_of(const rf_listener *l) { return &l->cfg; }
-uint16_t rf_listener_port(const rf_listener *l) { return l->port; }
-int rf_listener_rcvbuf_granted(const rf_listener *l) { return l->rcvbuf_granted; }
-unsigned rf_listener_set_count(const rf_listener_set *set) { return set->n_listeners; }
+const char *rf_listener_name(const rf_listener *l)
+{
+    return l->cfg.name;
+}
+const rf_listener_config *rf_listener_config_of(const rf_listener *l)
+{
+    return &l->cfg;
+}
+uint16_t rf_listener_port(const rf_listener *l)
+{
+    return l->port;
+}
+int rf_listener_rcvbuf_granted(const rf_listener *l)
+{
+    return l->rcvbuf_granted;
+}
+unsigned rf_listener_set_count(const rf_listener_set *set)
+{
+    return set->n_listeners;
+}
 
 rf_listener *rf_listener_set_at(rf_listener_set *set, unsigned i)
 {
@@ -113,31 +128,43 @@ void rf_listener_config_init(rf_listener_config *cfg)
 
 /* ---- set lifecycle ------------------------------------------------------ */
 
-static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
+static bool is_pow2(uint32_t v)
+{
+    return v && !(v & (v - 1));
+}
 
 /* The set options with every zero field at its default (listen.h). */
 static rf_listener_set_options options_with_defaults(const rf_listener_set_options *opt)
 {
     rf_listener_set_options o = opt ? *opt : (rf_listener_set_options){0};
-    if (!o.sq_entries) o.sq_entries = 256;
-    if (!o.cq_entries) o.cq_entries = 4096;
-    if (!o.cqe_batch) o.cqe_batch = 256;
-    if (!o.udp_buffers) o.udp_buffers = 256;
-    if (!o.udp_buffer_bytes) o.udp_buffer_bytes = 65536 + UDP_HDR_BYTES;
-    if (!o.tcp_buffers) o.tcp_buffers = 256;
-    if (!o.tcp_buffer_bytes) o.tcp_buffer_bytes = 16384;
+    if (!o.sq_entries)
+        o.sq_entries = 256;
+    if (!o.cq_entries)
+        o.cq_entries = 4096;
+    if (!o.cqe_batch)
+        o.cqe_batch = 256;
+    if (!o.udp_buffers)
+        o.udp_buffers = 256;
+    if (!o.udp_buffer_bytes)
+        o.udp_buffer_bytes = 65536 + UDP_HDR_BYTES;
+    if (!o.tcp_buffers)
+        o.tcp_buffers = 256;
+    if (!o.tcp_buffer_bytes)
+        o.tcp_buffer_bytes = 16384;
     return o;
 }
 
-int rf_listener_set_new(rf_listener_set **out, const char *name,
-                        const rf_listener_set_options *opt, rf_err *err)
+int rf_listener_set_new(rf_listener_set **out, const char *name, const rf_listener_set_options *opt,
+                        rf_err *err)
 {
     *out = NULL;
     rf_listener_set_options o = options_with_defaults(opt);
     if (!is_pow2(o.udp_buffers) || !is_pow2(o.tcp_buffers) || o.udp_buffers > 32768 ||
         o.tcp_buffers > 32768)
-        return rf_err_set(err, EINVAL, "listener set %s: buffer counts must be powers of two "
-                          "up to 32768 (udp %u, tcp %u)", name, o.udp_buffers, o.tcp_buffers);
+        return rf_err_set(err, EINVAL,
+                          "listener set %s: buffer counts must be powers of two "
+                          "up to 32768 (udp %u, tcp %u)",
+                          name, o.udp_buffers, o.tcp_buffers);
     if (o.udp_buffer_bytes < UDP_HDR_BYTES + 512)
         return rf_err_set(err, EINVAL, "listener set %s: udp_buffer_bytes %u below the minimum %u",
                           name, o.udp_buffer_bytes, UDP_HDR_BYTES + 512);

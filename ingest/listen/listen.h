@@ -106,7 +106,7 @@ enum rf_listen_protocol {
     RF_LISTEN_PROTO_INFLUX_LINE = 0,
     RF_LISTEN_PROTO_STATSD = 1,
     RF_LISTEN_PROTO_GRAPHITE = 2,
-    RF_LISTEN_PROTO_HTTP = 3, /* TCP only; bytes go to on_stream unframed (ingest/http) */
+    RF_LISTEN_PROTO_HTTP = 3,     /* TCP only; bytes go to on_stream unframed (ingest/http) */
     RF_LISTEN_PROTO_COLLECTD = 4, /* UDP only; collectd's binary network protocol */
 };
 
@@ -176,15 +176,15 @@ typedef struct rf_listen_handler {
 } rf_listen_handler;
 
 typedef struct rf_listener_config {
-    char name[RF_LISTENER_NAME_MAX];    /* used in logs, errors and stats */
+    char name[RF_LISTENER_NAME_MAX]; /* used in logs, errors and stats */
     enum rf_listen_transport transport;
     char address[RF_LISTENER_ADDR_MAX]; /* IPv4 or IPv6 literal; non-loopback logs a warning */
     uint16_t port;                      /* 0: an ephemeral port (tests); see rf_listener_port */
     enum rf_listen_protocol protocol;
-    uint32_t rcvbuf_bytes;              /* SO_RCVBUF request; 0 = kernel default */
-    uint32_t max_connections;           /* TCP; 0 = 1024 */
-    uint32_t max_line_bytes;            /* TCP, without '\n'; 0 = 65536 */
-    uint64_t idle_timeout_ns;           /* TCP; 0 = never */
+    uint32_t rcvbuf_bytes;    /* SO_RCVBUF request; 0 = kernel default */
+    uint32_t max_connections; /* TCP; 0 = 1024 */
+    uint32_t max_line_bytes;  /* TCP, without '\n'; 0 = 65536 */
+    uint64_t idle_timeout_ns; /* TCP; 0 = never */
     /* TCP: connections one peer address may hold open at once on this
      * socket; 0 = no limit (max_connections only). */
     uint32_t max_connections_per_source;
@@ -228,8 +228,8 @@ uint64_t rf_listener_set_memory_bound(const rf_listener_set_options *opt, bool u
 uint64_t rf_listener_memory_bound(const rf_listener_config *cfg);
 
 /* Creates an empty set (control thread). opt may be NULL. */
-int rf_listener_set_new(rf_listener_set **out, const char *name,
-                        const rf_listener_set_options *opt, rf_err *err);
+int rf_listener_set_new(rf_listener_set **out, const char *name, const rf_listener_set_options *opt,
+                        rf_err *err);
 
 /* Opens and binds the listener's socket (control thread, before start).
  * Returns 0, or -EINVAL (bad config), -EADDRINUSE..., -EBUSY (set started),
@@ -335,24 +335,24 @@ int rf_listener_rcvbuf_granted(const rf_listener *l);
 /* Counters: written only by the owning thread, read from any thread with
  * relaxed loads (each value exact and monotonic; not a consistent snapshot). */
 enum rf_listen_counter_id {
-    RF_LC_DATAGRAMS = 0,   /* UDP datagrams delivered */
-    RF_LC_READS,           /* TCP receive completions with data */
-    RF_LC_BYTES,           /* payload bytes received */
-    RF_LC_TRUNCATED,       /* UDP datagrams larger than a buffer */
+    RF_LC_DATAGRAMS = 0, /* UDP datagrams delivered */
+    RF_LC_READS,         /* TCP receive completions with data */
+    RF_LC_BYTES,         /* payload bytes received */
+    RF_LC_TRUNCATED,     /* UDP datagrams larger than a buffer */
     RF_LC_CONN_ACCEPTED,
-    RF_LC_CONN_REFUSED,    /* over max_connections: accepted and closed */
+    RF_LC_CONN_REFUSED,        /* over max_connections: accepted and closed */
     RF_LC_CONN_REFUSED_SOURCE, /* over max_connections_per_source: accepted and closed */
-    RF_LC_CONN_CLOSED,     /* ended by the peer (EOF) */
-    RF_LC_CONN_RESET,      /* ended by ECONNRESET */
-    RF_LC_CONN_TIMED_OUT,  /* closed for idleness */
-    RF_LC_CONN_ERRORS,     /* ended by another receive error */
-    RF_LC_ACCEPT_ERRORS,   /* accept failures (EMFILE, ...): accept pauses 100 ms */
+    RF_LC_CONN_CLOSED,         /* ended by the peer (EOF) */
+    RF_LC_CONN_RESET,          /* ended by ECONNRESET */
+    RF_LC_CONN_TIMED_OUT,      /* closed for idleness */
+    RF_LC_CONN_ERRORS,         /* ended by another receive error */
+    RF_LC_ACCEPT_ERRORS,       /* accept failures (EMFILE, ...): accept pauses 100 ms */
     RF_LC_LINES_TOO_LONG,
     RF_LC_PARTIAL_DISCARDED, /* unterminated lines lost to a reset or timeout */
-    RF_LC_KERNEL_DROPS,    /* UDP: latest SO_RXQ_OVFL value (cumulative, kernel's count) */
-    RF_LC_ENOBUFS,         /* multishot ended because the buffer ring was empty */
-    RF_LC_REARMS,          /* multishot operations re-submitted */
-    RF_LC_RECV_ERRORS,     /* UDP receive errors, malformed completions */
+    RF_LC_KERNEL_DROPS,      /* UDP: latest SO_RXQ_OVFL value (cumulative, kernel's count) */
+    RF_LC_ENOBUFS,           /* multishot ended because the buffer ring was empty */
+    RF_LC_REARMS,            /* multishot operations re-submitted */
+    RF_LC_RECV_ERRORS,       /* UDP receive errors, malformed completions */
     RF_LC__COUNT
 };
 const char *rf_listen_counter_name(enum rf_listen_counter_id id); /* "datagrams", ... */

@@ -36,7 +36,8 @@ static uint16_t default_port(enum rf_listen_protocol p)
 #define RF_LISTEN_DEFAULT_IDLE_NS (120 * (uint64_t)RF_NS_PER_S)
 #define RF_LISTEN_DEFAULT_PER_SOURCE 64u
 
-static void set_default(rf_listener_config *c, enum rf_listen_transport t, enum rf_listen_protocol p)
+static void set_default(rf_listener_config *c, enum rf_listen_transport t,
+                        enum rf_listen_protocol p)
 {
     rf_listener_config_init(c);
     c->transport = t;
@@ -75,7 +76,8 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
     uint64_t rcvbuf, max_line, idle;
     int cls;
     if ((rc = rf_cfg_str(item, "name", 1, def_name, c->name, sizeof(c->name), err)) < 0 ||
-        (rc = rf_cfg_str(item, "address", 2, "127.0.0.1", c->address, sizeof(c->address), err)) < 0 ||
+        (rc = rf_cfg_str(item, "address", 2, "127.0.0.1", c->address, sizeof(c->address), err)) <
+            0 ||
         (rc = rf_cfg_u32(item, "port", 1, 65535, c->port, &port, err)) < 0 ||
         (rc = rf_cfg_size(item, "rcvbuf", 0, 1u << 30, 0, &rcvbuf, err)) < 0 ||
         (rc = rf_cfg_u32(item, "max_connections", 1, 1u << 20, 1024, &max_conn, err)) < 0 ||
@@ -138,9 +140,11 @@ int rf_listener_config_parse_list(const rf_cfg_node *seq, rf_listener_config *ou
                                        out[i].name);
             if (out[j].transport == out[i].transport && out[j].port == out[i].port &&
                 strcmp(out[j].address, out[i].address) == 0)
-                return rf_cfg_fail_key(item, "port", err, "%s %s:%u is already used by listener "
-                                       "'%s'", transports[out[i].transport], out[i].address,
-                                       out[i].port, out[j].name);
+                return rf_cfg_fail_key(item, "port", err,
+                                       "%s %s:%u is already used by listener "
+                                       "'%s'",
+                                       transports[out[i].transport], out[i].address, out[i].port,
+                                       out[j].name);
         }
     }
     *n_out = n;

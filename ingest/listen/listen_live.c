@@ -28,11 +28,9 @@ int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err)
     const int bgid = l->cfg.transport == RF_LISTEN_UDP ? BGID_UDP : BGID_TCP;
     /* The first listener of its transport in this set brings its buffers. */
     if (!set->bg[bgid].registered &&
-        (rc = rf_listen_bufgroup_setup(set, bgid,
-                             bgid == BGID_UDP ? set->opt.udp_buffers : set->opt.tcp_buffers,
-                             bgid == BGID_UDP ? set->opt.udp_buffer_bytes
-                                              : set->opt.tcp_buffer_bytes,
-                             err)) < 0)
+        (rc = rf_listen_bufgroup_setup(
+             set, bgid, bgid == BGID_UDP ? set->opt.udp_buffers : set->opt.tcp_buffers,
+             bgid == BGID_UDP ? set->opt.udp_buffer_bytes : set->opt.tcp_buffer_bytes, err)) < 0)
         return rc;
     if ((rc = rf_listen_set_insert(set, l, err)) < 0)
         return rc;
@@ -49,13 +47,15 @@ int rf_listener_set_attach(rf_listener_set *set, rf_listener *l, rf_err *err)
  * that keeps sending would keep this going). */
 static void udp_drain_queue(rf_listener *l)
 {
-    enum { MAX_DRAIN = 4096 };
+    enum {
+        MAX_DRAIN = 4096
+    };
     static _Thread_local char buf[65536];
     for (int i = 0; i < MAX_DRAIN; i++) {
         struct sockaddr_storage peer;
         struct iovec iov = {buf, sizeof(buf)};
-        struct msghdr mh = {.msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov,
-                            .msg_iovlen = 1};
+        struct msghdr mh = {
+            .msg_name = &peer, .msg_namelen = sizeof(peer), .msg_iov = &iov, .msg_iovlen = 1};
         ssize_t n = recvmsg(l->fd, &mh, MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0)
             return;
@@ -168,8 +168,9 @@ void rf_listen_detach_progress(rf_listener_set *set)
             const int64_t now = rf_clock_mono_ns();
             /* Bounded: the queue holds at most the listen backlog, but a
              * client connecting without pause would refill it. */
-            for (uint32_t k = 0; k < l->cfg.max_connections + 4096u &&
-                                 (fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;
+            for (uint32_t k = 0;
+                 k < l->cfg.max_connections + 4096u &&
+                 (fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;
                  k++)
                 rf_listen_conn_adopt(l, fd, now);
             if (atomic_load_explicit(&l->open, memory_order_relaxed) != 0)

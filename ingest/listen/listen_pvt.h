@@ -69,7 +69,11 @@ static inline uint32_t rf_linebuf_reset(rf_linebuf *lb)
  * (nginx waits 500 ms on EMFILE; connections wait in the backlog meanwhile). */
 #define ACCEPT_BACKOFF_NS (100 * RF_NS_PER_MS)
 
-enum { BGID_UDP = 0, BGID_TCP = 1, BG__COUNT = 2 };
+enum {
+    BGID_UDP = 0,
+    BGID_TCP = 1,
+    BG__COUNT = 2
+};
 
 enum ud_kind {
     UD_WAKE = 1,   /* eventfd read */
@@ -89,21 +93,32 @@ static inline uint64_t ud_pack(enum ud_kind kind, uint32_t listener, uint32_t sl
 #define UDP_NAME_BYTES 32u
 /* Room for both control messages a datagram can carry: SO_RXQ_OVFL's drop
  * count and SO_TIMESTAMPNS's receipt time. */
-#define UDP_CTRL_BYTES ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec))))
-#define UDP_HDR_BYTES ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAME_BYTES + UDP_CTRL_BYTES)
+#define UDP_CTRL_BYTES                                                                             \
+    ((unsigned)(CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec))))
+#define UDP_HDR_BYTES                                                                              \
+    ((unsigned)sizeof(struct io_uring_recvmsg_out) + UDP_NAME_BYTES + UDP_CTRL_BYTES)
 
 /* DRAINING: its listener is being removed; the connection is shut both
  * ways, and what the client sent before is still read and delivered up to
  * the end of the stream (then the connection closes; an unterminated last
  * line is cut by the removal, not ended by the client: discarded and
  * counted). */
-enum conn_state { CONN_FREE = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_DRAINING = 3 };
-enum detach_state { ATTACHED = 0, DETACHING = 1, DETACHED = 2 };
+enum conn_state {
+    CONN_FREE = 0,
+    CONN_OPEN = 1,
+    CONN_CLOSING = 2,
+    CONN_DRAINING = 3
+};
+enum detach_state {
+    ATTACHED = 0,
+    DETACHING = 1,
+    DETACHED = 2
+};
 
 typedef struct rf_conn {
     int fd;
-    uint8_t state;            /* enum conn_state */
-    int64_t last_active_ns;   /* mono time of the last data */
+    uint8_t state;          /* enum conn_state */
+    int64_t last_active_ns; /* mono time of the last data */
     rf_linebuf lines;
     struct sockaddr_in6 peer; /* large enough for AF_INET too */
     socklen_t peer_len;
@@ -118,13 +133,13 @@ struct rf_listener {
     int family;
     uint16_t port;
     int rcvbuf_granted;
-    bool burst;           /* delivered something during the current poll */
+    bool burst; /* delivered something during the current poll */
     /* Live removal (rf_listener_set_detach): DETACHING while the cancelled
      * multishot request and the connections wind down, DETACHED once the
      * socket is closed. */
     uint8_t detach_state;
-    bool armed;           /* its multishot recvmsg/accept is in the kernel */
-    bool backlog_taken;   /* TCP, detaching: the accept queue was drained */
+    bool armed;         /* its multishot recvmsg/accept is in the kernel */
+    bool backlog_taken; /* TCP, detaching: the accept queue was drained */
     rf_component *component;
 
     /* UDP recvmsg template: the kernel reads msg_namelen/msg_controllen from
@@ -138,7 +153,7 @@ struct rf_listener {
     uint32_t n_free;
     char *line_mem;
     size_t line_mem_bytes;
-    _Atomic uint32_t open; /* written by the owner, read by anyone */
+    _Atomic uint32_t open;   /* written by the owner, read by anyone */
     int64_t accept_retry_ns; /* accept failed (or no SQE to arm): re-arm at this time; 0 = armed */
 
     /* Single writer (the owner): relaxed load + store compiles to a plain add;
@@ -154,7 +169,7 @@ typedef struct rf_bufgroup {
     uint32_t count;
     uint32_t size;
     int mask;
-    int pending;  /* entries added since the last advance */
+    int pending; /* entries added since the last advance */
     bool registered;
 } rf_bufgroup;
 
@@ -176,9 +191,9 @@ struct rf_listener_set {
     _Atomic uint32_t wake_pending; /* 1 from a wake until its completion is reaped */
     bool wake_armed;
 
-    bool accept_backoff;           /* some listener waits to re-arm its accept */
-    uint32_t detaching;            /* listeners being removed (rf_listener_set_detach) */
-    int64_t idle_check_every_ns;   /* 0: no TCP listener has an idle timeout */
+    bool accept_backoff;         /* some listener waits to re-arm its accept */
+    uint32_t detaching;          /* listeners being removed (rf_listener_set_detach) */
+    int64_t idle_check_every_ns; /* 0: no TCP listener has an idle timeout */
     int64_t next_idle_check_ns;
     rf_owner owner; /* the thread that started the set (listen.h "Shape") */
 };

@@ -94,8 +94,10 @@ static int open_socket(rf_listener *l, rf_err *err)
                           c->name, c->address);
     l->family = ss.ss_family;
     if (!addr_is_loopback(&ss))
-        rf_log_warn(LOG_COMP, "listener %s: bound to non-loopback address %s: reachable from the "
-                    "network, unauthenticated", c->name, c->address);
+        rf_log_warn(LOG_COMP,
+                    "listener %s: bound to non-loopback address %s: reachable from the "
+                    "network, unauthenticated",
+                    c->name, c->address);
 
     /* Blocking sockets on purpose: io_uring handles readiness itself, and a
      * blocking socket makes it wait by poll rather than return EAGAIN. */
@@ -130,7 +132,7 @@ static int open_socket(rf_listener *l, rf_err *err)
     socklen_t blen = sizeof(bound);
     if (getsockname(l->fd, (struct sockaddr *)&bound, &blen) == 0)
         l->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-                                                    : ((struct sockaddr_in6 *)&bound)->sin6_port);
+                                                   : ((struct sockaddr_in6 *)&bound)->sin6_port);
     return 0;
 }
 
@@ -146,8 +148,10 @@ static int tcp_tables(rf_listener *l, rf_err *err)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     l->line_mem = m == MAP_FAILED ? NULL : m;
     if (!l->conns || !l->free_slots || !l->line_mem)
-        return rf_err_set(err, ENOMEM, "listener %s: out of memory for %u connections of %u-byte "
-                          "lines", l->cfg.name, n, l->cfg.max_line_bytes);
+        return rf_err_set(err, ENOMEM,
+                          "listener %s: out of memory for %u connections of %u-byte "
+                          "lines",
+                          l->cfg.name, n, l->cfg.max_line_bytes);
     for (uint32_t i = 0; i < n; i++) {
         l->conns[i].fd = -1;
         l->conns[i].lines.buf = l->line_mem + (size_t)i * l->cfg.max_line_bytes;
@@ -164,7 +168,8 @@ int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *e
     const char *nm = cfg->name[0] ? cfg->name : "?";
     if (!cfg->handler.on_data)
         return rf_err_set(err, EINVAL, "listener %s: no handler", nm);
-    if ((unsigned)cfg->transport > RF_LISTEN_TCP || (unsigned)cfg->protocol > RF_LISTEN_PROTO_COLLECTD)
+    if ((unsigned)cfg->transport > RF_LISTEN_TCP ||
+        (unsigned)cfg->protocol > RF_LISTEN_PROTO_COLLECTD)
         return rf_err_set(err, EINVAL, "listener %s: bad transport or protocol", nm);
 
     rf_listener *l = calloc(1, sizeof(*l));
@@ -196,9 +201,9 @@ int rf_listener_open(const rf_listener_config *cfg, rf_listener **out, rf_err *e
         rf_component_transition(l->component, RF_STATE_CONFIGURING, NULL);
     /* Debug: each worker opens its own socket; the daemon logs one line per
      * listener once all of them are open. */
-    rf_log_debug(LOG_COMP, "listener %s: socket %s %s port %u protocol %s SO_RCVBUF %d", l->cfg.name,
-                rf_listen_transport_name(l->cfg.transport), l->cfg.address, l->port,
-                rf_listen_protocol_name(l->cfg.protocol), l->rcvbuf_granted);
+    rf_log_debug(LOG_COMP, "listener %s: socket %s %s port %u protocol %s SO_RCVBUF %d",
+                 l->cfg.name, rf_listen_transport_name(l->cfg.transport), l->cfg.address, l->port,
+                 rf_listen_protocol_name(l->cfg.protocol), l->rcvbuf_granted);
     *out = l;
     return 0;
 }
@@ -236,8 +241,10 @@ int rf_listen_set_insert(rf_listener_set *set, rf_listener *l, rf_err *err)
     }
     if (l->cfg.transport == RF_LISTEN_TCP && l->cfg.idle_timeout_ns) {
         int64_t every = (int64_t)(l->cfg.idle_timeout_ns / 8);
-        if (every < RF_NS_PER_MS) every = RF_NS_PER_MS;
-        if (every > RF_NS_PER_S) every = RF_NS_PER_S;
+        if (every < RF_NS_PER_MS)
+            every = RF_NS_PER_MS;
+        if (every > RF_NS_PER_S)
+            every = RF_NS_PER_S;
         if (!set->idle_check_every_ns || every < set->idle_check_every_ns)
             set->idle_check_every_ns = every;
     }
@@ -294,7 +301,8 @@ static int proc_drops_in(const char *path, unsigned long ino, uint64_t *out)
     while (fgets(line, sizeof(line), f)) {
         /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops */
         unsigned long inode = 0, drops = 0;
-        if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %lu", &inode, &drops) == 2 &&
+        if (sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu %*s %*s %lu", &inode, &drops) ==
+                2 &&
             inode == ino) {
             *out = drops;
             rc = 0;

@@ -31,14 +31,16 @@
 
 /* ---- ring setup --------------------------------------------------------- */
 
-int rf_listen_bufgroup_setup(rf_listener_set *set, int bgid, uint32_t count, uint32_t size, rf_err *err)
+int rf_listen_bufgroup_setup(rf_listener_set *set, int bgid, uint32_t count, uint32_t size,
+                             rf_err *err)
 {
     rf_bufgroup *g = &set->bg[bgid];
     long page = sysconf(_SC_PAGESIZE);
     g->count = count;
     g->size = size;
     g->mask = io_uring_buf_ring_mask(count);
-    g->ring_bytes = ((size_t)count * sizeof(struct io_uring_buf) + (size_t)page - 1) & ~((size_t)page - 1);
+    g->ring_bytes =
+        ((size_t)count * sizeof(struct io_uring_buf) + (size_t)page - 1) & ~((size_t)page - 1);
     g->mem_bytes = (size_t)count * size;
     /* liburing 2.3 has no io_uring_setup_buf_ring (2.4): map and register
      * the ring ourselves. */
@@ -58,7 +60,8 @@ int rf_listen_bufgroup_setup(rf_listener_set *set, int bgid, uint32_t count, uin
     g->registered = true;
     io_uring_buf_ring_init(g->br);
     for (uint32_t i = 0; i < count; i++)
-        io_uring_buf_ring_add(g->br, g->mem + (size_t)i * size, size, (unsigned short)i, g->mask, (int)i);
+        io_uring_buf_ring_add(g->br, g->mem + (size_t)i * size, size, (unsigned short)i, g->mask,
+                              (int)i);
     io_uring_buf_ring_advance(g->br, (int)count);
     return 0;
 }
@@ -66,7 +69,8 @@ int rf_listen_bufgroup_setup(rf_listener_set *set, int bgid, uint32_t count, uin
 static inline void buf_recycle(rf_listener_set *set, int bgid, uint16_t bid)
 {
     rf_bufgroup *g = &set->bg[bgid];
-    io_uring_buf_ring_add(g->br, g->mem + (size_t)bid * g->size, g->size, bid, g->mask, g->pending++);
+    io_uring_buf_ring_add(g->br, g->mem + (size_t)bid * g->size, g->size, bid, g->mask,
+                          g->pending++);
 }
 
 static inline void *buf_addr(rf_listener_set *set, int bgid, uint16_t bid)
@@ -160,7 +164,8 @@ int rf_listener_set_start(rf_listener_set *set, rf_err *err)
     p.cq_entries = set->opt.cq_entries;
     int rc = io_uring_queue_init_params(set->opt.sq_entries, &set->ring, &p);
     if (rc < 0)
-        return rf_err_set(err, -rc, "listener set %s: io_uring_setup: %s", set->name, strerror(-rc));
+        return rf_err_set(err, -rc, "listener set %s: io_uring_setup: %s", set->name,
+                          strerror(-rc));
     set->ring_ready = true;
 
     bool udp = false, tcp = false;
@@ -169,10 +174,10 @@ int rf_listener_set_start(rf_listener_set *set, rf_err *err)
         tcp |= set->listeners[i]->cfg.transport == RF_LISTEN_TCP;
     }
     if (udp && (rc = rf_listen_bufgroup_setup(set, BGID_UDP, set->opt.udp_buffers,
-                                    set->opt.udp_buffer_bytes, err)) < 0)
+                                              set->opt.udp_buffer_bytes, err)) < 0)
         return rc;
     if (tcp && (rc = rf_listen_bufgroup_setup(set, BGID_TCP, set->opt.tcp_buffers,
-                                    set->opt.tcp_buffer_bytes, err)) < 0)
+                                              set->opt.tcp_buffer_bytes, err)) < 0)
         return rc;
 
     arm_wake(set);
@@ -180,7 +185,8 @@ int rf_listener_set_start(rf_listener_set *set, rf_err *err)
         rf_listen_arm_listener(set->listeners[i]);
     rc = io_uring_submit(&set->ring);
     if (rc < 0)
-        return rf_err_set(err, -rc, "listener set %s: io_uring_submit: %s", set->name, strerror(-rc));
+        return rf_err_set(err, -rc, "listener set %s: io_uring_submit: %s", set->name,
+                          strerror(-rc));
     set->started = true;
     set->next_idle_check_ns = rf_clock_mono_ns() + set->idle_check_every_ns;
     for (uint32_t i = 0; i < set->n_listeners; i++)
@@ -211,7 +217,8 @@ static void emit_line(void *ctx, const char *data, size_t len, uint32_t flags)
     rf_listen_deliver(e->l, e->chunk);
 }
 
-static void conn_chunk(rf_listener *l, uint32_t slot, rf_listen_chunk *c, int64_t mono, int64_t wall)
+static void conn_chunk(rf_listener *l, uint32_t slot, rf_listen_chunk *c, int64_t mono,
+                       int64_t wall)
 {
     rf_conn *cn = &l->conns[slot];
     c->peer = (const struct sockaddr *)&cn->peer;
@@ -357,8 +364,7 @@ static void on_recv(rf_listener *l, uint32_t slot, const struct io_uring_cqe *cq
                 c.len = (size_t)res;
                 c.flags = 0;
                 l->burst = true;
-                if (l->cfg.handler.on_stream(l->cfg.handler.ctx, l, &c) &&
-                    cn->state == CONN_OPEN) {
+                if (l->cfg.handler.on_stream(l->cfg.handler.ctx, l, &c) && cn->state == CONN_OPEN) {
                     /* FIN after the answer; the recv stays armed and ends with
                      * the peer's close (SHUT_RD would discard, and a close with
                      * unread bytes would reset, the answer). */
@@ -435,8 +441,8 @@ static void on_udp(rf_listener *l, const struct io_uring_cqe *cqe, int64_t mono,
     }
     uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     void *buf = buf_addr(set, BGID_UDP, bid);
-    struct io_uring_recvmsg_out *o = cqe->res >= 0 ? io_uring_recvmsg_validate(buf, cqe->res, &l->msg)
-                                                   : NULL;
+    struct io_uring_recvmsg_out *o =
+        cqe->res >= 0 ? io_uring_recvmsg_validate(buf, cqe->res, &l->msg) : NULL;
     if (!o) {
         ctr_add(l, RF_LC_RECV_ERRORS, 1);
         buf_recycle(set, BGID_UDP, bid);
@@ -492,8 +498,7 @@ static void idle_scan(rf_listener_set *set, int64_t now)
     for (uint32_t i = 0; i < set->n_listeners; i++) {
         rf_listener *l = set->listeners[i];
         if (!l || l->detach_state != ATTACHED || l->cfg.transport != RF_LISTEN_TCP ||
-            !l->cfg.idle_timeout_ns ||
-            atomic_load_explicit(&l->open, memory_order_relaxed) == 0)
+            !l->cfg.idle_timeout_ns || atomic_load_explicit(&l->open, memory_order_relaxed) == 0)
             continue;
         int64_t deadline = now - (int64_t)l->cfg.idle_timeout_ns;
         for (uint32_t s = 0; s < l->cfg.max_connections; s++) {
@@ -540,7 +545,8 @@ uint32_t rf_listener_set_poll(rf_listener_set *set)
         return 0;
     struct io_uring *ring = &set->ring;
     unsigned n = io_uring_peek_batch_cqe(ring, set->cqes, set->opt.cqe_batch);
-    if (n == 0 && (IO_URING_READ_ONCE(*ring->sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
+    if (n == 0 &&
+        (IO_URING_READ_ONCE(*ring->sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
         /* Completions are waiting as task work (COOP_TASKRUN) or in the
          * kernel's overflow list: one enter brings them into the CQ. */
         io_uring_get_events(ring);
@@ -655,7 +661,19 @@ bool rf_listener_set_pending(const rf_listener_set *set)
            (IO_URING_READ_ONCE(*set->ring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
 }
 
-int rf_listener_set_start_op(void *set, rf_err *err) { return rf_listener_set_start(set, err); }
-uint32_t rf_listener_set_poll_op(void *set) { return rf_listener_set_poll(set); }
-void rf_listener_set_wait_op(void *set, int64_t timeout_ns) { rf_listener_set_wait(set, timeout_ns); }
-void rf_listener_set_wake_op(void *set) { rf_listener_set_wake(set); }
+int rf_listener_set_start_op(void *set, rf_err *err)
+{
+    return rf_listener_set_start(set, err);
+}
+uint32_t rf_listener_set_poll_op(void *set)
+{
+    return rf_listener_set_poll(set);
+}
+void rf_listener_set_wait_op(void *set, int64_t timeout_ns)
+{
+    rf_listener_set_wait(set, timeout_ns);
+}
+void rf_listener_set_wake_op(void *set)
+{
+    rf_listener_set_wake(set);
+}

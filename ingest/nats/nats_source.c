@@ -54,8 +54,13 @@ struct rf_nats_source {
 
 static void register_metrics(rf_nats_source *s, const char *labels)
 {
-    const struct { _Atomic uint64_t *v; bool gauge; const char *name, *help; } m[] = {
-        {&s->messages, false, "ringflow_nats_source_messages", "NATS messages handed to the worker."},
+    const struct {
+        _Atomic uint64_t *v;
+        bool gauge;
+        const char *name, *help;
+    } m[] = {
+        {&s->messages, false, "ringflow_nats_source_messages",
+         "NATS messages handed to the worker."},
         {&s->bytes, false, "ringflow_nats_source_bytes", "Payload bytes handed to the worker."},
         {&s->acked, false, "ringflow_nats_source_acked",
          "NATS messages acknowledged after their events were accepted."},
@@ -205,7 +210,8 @@ static int subscribe(rf_nats_source *s, rf_err *err)
         so.Config.MaxAckPending = c->max_ack_pending;
         so.Config.AckWait = c->ack_wait_ns;
         jsErrCode ec = 0;
-        natsStatus st = js_PullSubscribe(&s->subs[s->n_subs], s->js, filter, durable, NULL, &so, &ec);
+        natsStatus st =
+            js_PullSubscribe(&s->subs[s->n_subs], s->js, filter, durable, NULL, &so, &ec);
         if (st != NATS_OK)
             return rf_err_set(err, EIO, "nats source: consumer %s on %s (stream %s): %s (%d)",
                               durable, filter, c->stream, natsStatus_GetText(st), (int)ec);
@@ -219,8 +225,9 @@ int rf_nats_source_new(const rf_nats_source_config *cfg, void (*wake)(void *), v
 {
     if (!cfg->n_servers || !cfg->stream || !cfg->subject || !cfg->durable || !cfg->workers ||
         cfg->worker >= cfg->workers)
-        return rf_err_set(err, EINVAL, "nats source: servers, stream, subject, durable and a "
-                                       "worker below workers are required");
+        return rf_err_set(err, EINVAL,
+                          "nats source: servers, stream, subject, durable and a "
+                          "worker below workers are required");
     rf_nats_source *s = calloc(1, sizeof(*s));
     if (!s)
         return rf_err_set(err, ENOMEM, "nats source: out of memory");
@@ -307,8 +314,7 @@ void rf_nats_source_free(rf_nats_source *s)
     free(s);
 }
 
-uint32_t rf_nats_source_poll(rf_nats_source *s, uint32_t max, rf_nats_source_handler h,
-                             void *ctx)
+uint32_t rf_nats_source_poll(rf_nats_source *s, uint32_t max, rf_nats_source_handler h, void *ctx)
 {
     uint32_t n = 0;
     natsMsg *m;

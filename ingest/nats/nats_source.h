@@ -43,15 +43,15 @@
 typedef struct rf_nats_source_config {
     const char *servers[RF_NATS_SOURCE_MAX_SERVERS];
     uint32_t n_servers;
-    const char *stream;           /* the stream the sink publishes into */
-    const char *subject;          /* the sink's template */
-    const char *durable;          /* consumer name base; per shard "<durable>-s<shard>" */
-    uint32_t shards;              /* the sink's shards */
-    uint32_t workers, worker;     /* this source serves worker `worker` of `workers` */
-    uint32_t batch;               /* messages per fetch; 0: 64 */
-    uint32_t max_ack_pending;     /* per consumer; 0: 1024 */
-    int64_t ack_wait_ns;          /* redelivery after; 0: 30 s */
-    uint32_t ring;                /* messages between the fetch thread and the worker; 0: 256 */
+    const char *stream;       /* the stream the sink publishes into */
+    const char *subject;      /* the sink's template */
+    const char *durable;      /* consumer name base; per shard "<durable>-s<shard>" */
+    uint32_t shards;          /* the sink's shards */
+    uint32_t workers, worker; /* this source serves worker `worker` of `workers` */
+    uint32_t batch;           /* messages per fetch; 0: 64 */
+    uint32_t max_ack_pending; /* per consumer; 0: 1024 */
+    int64_t ack_wait_ns;      /* redelivery after; 0: 30 s */
+    uint32_t ring;            /* messages between the fetch thread and the worker; 0: 256 */
     const char *creds_file, *tls_ca, *tls_cert, *tls_key;
     /* Labels of the ringflow_nats_source_* metrics (registered by new and
      * removed by free, both on the control thread); NULL: none. */
@@ -59,12 +59,12 @@ typedef struct rf_nats_source_config {
 } rf_nats_source_config;
 
 typedef struct rf_nats_source_stats {
-    uint64_t messages, bytes;     /* handed to the worker */
-    uint64_t acked, nacked;       /* settled after the handler */
-    uint64_t redelivered;         /* messages delivered more than once */
-    uint64_t fetch_errors;        /* fetches that failed (not the empty ones) */
-    uint32_t consumers;           /* consumers (owned shards) */
-    uint32_t connection;          /* natsConnStatus, as in rf_fwd_stats.nats_conn */
+    uint64_t messages, bytes; /* handed to the worker */
+    uint64_t acked, nacked;   /* settled after the handler */
+    uint64_t redelivered;     /* messages delivered more than once */
+    uint64_t fetch_errors;    /* fetches that failed (not the empty ones) */
+    uint32_t consumers;       /* consumers (owned shards) */
+    uint32_t connection;      /* natsConnStatus, as in rf_fwd_stats.nats_conn */
 } rf_nats_source_stats;
 
 typedef struct rf_nats_source rf_nats_source;
@@ -85,8 +85,7 @@ int rf_nats_source_new(const rf_nats_source_config *cfg, void (*wake)(void *), v
 void rf_nats_source_free(rf_nats_source *s);
 
 /* Worker: up to max messages to the handler. Returns how many. */
-uint32_t rf_nats_source_poll(rf_nats_source *s, uint32_t max, rf_nats_source_handler h,
-                             void *ctx);
+uint32_t rf_nats_source_poll(rf_nats_source *s, uint32_t max, rf_nats_source_handler h, void *ctx);
 
 /* Any thread. */
 void rf_nats_source_stats_read(const rf_nats_source *s, rf_nats_source_stats *out);

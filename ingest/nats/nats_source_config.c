@@ -42,8 +42,8 @@ int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settin
         (rc = rf_cfg_u32(sec, "shards", 1, 65536, 1, &st.shards, err)) ||
         (rc = rf_cfg_u32(sec, "batch", 1, 4096, 64, &st.batch, err)) ||
         (rc = rf_cfg_u32(sec, "max_ack_pending", 1, 1u << 20, 1024, &st.max_ack_pending, err)) ||
-        (rc = rf_cfg_duration(sec, "ack_wait", RF_NS_PER_S, 3600ull * RF_NS_PER_S,
-                              30 * RF_NS_PER_S, &ack_wait, err)) ||
+        (rc = rf_cfg_duration(sec, "ack_wait", RF_NS_PER_S, 3600ull * RF_NS_PER_S, 30 * RF_NS_PER_S,
+                              &ack_wait, err)) ||
         (rc = rf_cfg_str(sec, "creds", 0, "", st.creds, sizeof(st.creds), err)) ||
         (rc = rf_cfg_map(sec, "tls", &tls, err)) ||
         (rc = rf_cfg_str(tls, "ca", 0, "", st.tls_ca, sizeof(st.tls_ca), err)) ||

@@ -79,8 +79,7 @@ static enum rf_parse_result cd_split(rf_parse_ctx *ctx, const void *arg, rf_seri
 {
     const struct cd_series *s = arg;
     static const char *const keys[] = {"host", "instance", "type", "type_instance"};
-    const rf_span vals[] = {s->id->host, s->id->plugin_instance, s->id->type,
-                            s->id->type_instance};
+    const rf_span vals[] = {s->id->host, s->id->plugin_instance, s->id->type, s->id->type_instance};
     parts->measurement = s->measurement;
     parts->esc = RF_ESC_NONE;
     parts->esc_tags = RF_ESC_NONE;
@@ -110,8 +109,7 @@ static enum rf_parse_result cd_string(const uint8_t *payload, size_t n, rf_span 
 }
 
 /* The name of data source i of a value list of n values (Telegraf's DSName). */
-static rf_span cd_ds_name(const rf_parse_ctx *ctx, rf_span type, uint32_t i, uint32_t n,
-                          char *buf)
+static rf_span cd_ds_name(const rf_parse_ctx *ctx, rf_span type, uint32_t i, uint32_t n, char *buf)
 {
     const char *name = rf_collectd_types_ds(ctx->cfg.collectd_types, type.p, type.len, i);
     if (name)
@@ -123,7 +121,8 @@ static rf_span cd_ds_name(const rf_parse_ctx *ctx, rf_span type, uint32_t i, uin
 }
 
 /* One values part: an event per value. Returns 0 or a reject reason + 1. */
-static enum rf_parse_result cd_values(rf_parse_ctx *ctx, const cd_ident *id, const uint8_t *p, size_t n)
+static enum rf_parse_result cd_values(rf_parse_ctx *ctx, const cd_ident *id, const uint8_t *p,
+                                      size_t n)
 {
     if (n < 2)
         return RF_PARSE_REJ_SYNTAX;
@@ -146,9 +145,15 @@ static enum rf_parse_result cd_values(rf_parse_ctx *ctx, const cd_ident *id, con
         uint8_t kind = RF_KIND_GAUGE;
         switch (types[i]) {
         case 1: memcpy(&x, v, 8); break; /* gauge: x86 (little-endian) double */
-        case 0: x = (double)be64(v); kind = RF_KIND_CUMULATIVE; break;          /* counter */
-        case 2: x = (double)(int64_t)be64(v); kind = RF_KIND_CUMULATIVE; break; /* derive */
-        case 3: x = (double)be64(v); break;                                     /* absolute */
+        case 0:
+            x = (double)be64(v);
+            kind = RF_KIND_CUMULATIVE;
+            break; /* counter */
+        case 2:
+            x = (double)(int64_t)be64(v);
+            kind = RF_KIND_CUMULATIVE;
+            break;                          /* derive */
+        case 3: x = (double)be64(v); break; /* absolute */
         default: return RF_PARSE_REJ_SYNTAX;
         }
         if (isnan(x)) {
@@ -163,8 +168,7 @@ static enum rf_parse_result cd_values(rf_parse_ctx *ctx, const cd_ident *id, con
         memcpy(meas, id->plugin.p, id->plugin.len);
         meas[id->plugin.len] = '_';
         memcpy(meas + id->plugin.len + 1, ds.p, ds.len);
-        struct cd_series ser = {.id = id,
-                                .measurement = {meas, id->plugin.len + 1 + ds.len}};
+        struct cd_series ser = {.id = id, .measurement = {meas, id->plugin.len + 1 + ds.len}};
         /* The raw bytes: the measurement and the four tag values, apart. */
         XXH3_state_t st;
         XXH3_128bits_reset_withSeed(&st, RF_PROTO_COLLECTD);
@@ -219,9 +223,8 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
             {
                 uint64_t v = be64(pl);
                 /* time_hr is in 2^-30 s: whole seconds and the fraction apart */
-                unsigned __int128 ns = type == CD_TIME
-                                           ? (unsigned __int128)v * RF_NS_PER_S
-                                           : ((unsigned __int128)v * RF_NS_PER_S) >> 30;
+                unsigned __int128 ns = type == CD_TIME ? (unsigned __int128)v * RF_NS_PER_S
+                                                       : ((unsigned __int128)v * RF_NS_PER_S) >> 30;
                 if (ns > INT64_MAX)
                     r = RF_PARSE_REJ_OUT_OF_RANGE;
                 else

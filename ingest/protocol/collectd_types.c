@@ -8,7 +8,7 @@
 #include <string.h>
 
 typedef struct cd_type {
-    char *name;     /* the type, then its data source names, NUL-separated */
+    char *name; /* the type, then its data source names, NUL-separated */
     uint32_t n_ds;
     const char **ds;
 } cd_type;

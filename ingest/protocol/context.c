@@ -46,8 +46,9 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
                 ch == '_' || ch == '.' || ch == '-';
     }
     if (!id_ok) {
-        rf_err_set(err, EINVAL, "parse context: the correlation id tag may hold only letters, "
-                                "digits, '_', '.' and '-' (at most 63)");
+        rf_err_set(err, EINVAL,
+                   "parse context: the correlation id tag may hold only letters, "
+                   "digits, '_', '.' and '-' (at most 63)");
         return NULL;
     }
     rf_parse_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -112,7 +113,8 @@ rf_parse_ctx *rf_parse_ctx_new(const rf_parse_config *cfg, rf_event *batch, size
 _Static_assert(sizeof(rf_parse_ctx) <= BOUND_CTX, "rf_parse_ctx_memory_bound: the context");
 _Static_assert(sizeof(rf_raw_slot) <= BOUND_RAW_SLOT, "rf_parse_ctx_memory_bound: a cache slot");
 _Static_assert(sizeof(rf_tag) <= BOUND_TAG, "rf_parse_ctx_memory_bound: a tag");
-_Static_assert(sizeof(rf_reject_slot) <= BOUND_REJECT_SLOT, "rf_parse_ctx_memory_bound: a log slot");
+_Static_assert(sizeof(rf_reject_slot) <= BOUND_REJECT_SLOT,
+               "rf_parse_ctx_memory_bound: a log slot");
 uint64_t rf_parse_ctx_memory_bound(const rf_parse_config *cfg)
 {
     const uint64_t tags = cfg->max_tags ? cfg->max_tags : 64;
@@ -124,12 +126,12 @@ uint64_t rf_parse_ctx_memory_bound(const rf_parse_config *cfg)
                             BOUND_RAW_SLOT);
     b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->announced_slots, 65536, 16) *
                             sizeof(uint64_t));
-    b += rf_mem_alloc_bound((tags + 1) * BOUND_TAG) + rf_mem_alloc_bound(fields * sizeof(rf_pending));
+    b += rf_mem_alloc_bound((tags + 1) * BOUND_TAG) +
+         rf_mem_alloc_bound(fields * sizeof(rf_pending));
     b += rf_mem_alloc_bound(key + 1) + rf_mem_alloc_bound(line + 1);
     if (cfg->corr_id_tag[0])
         b += rf_mem_alloc_bound(line + 1); /* the series section without the id tag */
-    b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->reject_log_slots, 64, 1) *
-                            BOUND_REJECT_SLOT);
+    b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->reject_log_slots, 64, 1) * BOUND_REJECT_SLOT);
     return b;
 }
 

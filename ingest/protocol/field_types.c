@@ -68,9 +68,8 @@ int rf_field_types_claim(rf_field_types *t, uint64_t series_id, uint8_t value_ty
     for (unsigned probe = 0; probe < FT_PROBE; probe++, i = (i + 1) & t->mask) {
         uint64_t w = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
         /* Relaxed CAS: the word carries all it means (see the file comment). */
-        if (w == 0 && atomic_compare_exchange_strong_explicit(&t->slots[i], &w, want,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed))
+        if (w == 0 && atomic_compare_exchange_strong_explicit(
+                          &t->slots[i], &w, want, memory_order_relaxed, memory_order_relaxed))
             return value_type;
         if ((w & ~7ull) == key)
             return (int)(w & 7u) - 1;

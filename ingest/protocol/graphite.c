@@ -21,7 +21,8 @@ struct graphite_series {
     rf_span path; /* path with its ";tags" */
 };
 
-static enum rf_parse_result graphite_split(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts)
+static enum rf_parse_result graphite_split(rf_parse_ctx *ctx, const void *arg,
+                                           rf_series_parts *parts)
 {
     const struct graphite_series *s = arg;
     const char *p = s->path.p, *end = p + s->path.len;

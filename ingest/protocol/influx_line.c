@@ -72,7 +72,8 @@ static inline const char *find_unescaped(const char *p, const char *end, char c)
 }
 
 /* Splits the series section into measurement and tags (miss path only). */
-static enum rf_parse_result split_series(rf_parse_ctx *ctx, const char *p, const char *end, rf_series_parts *parts)
+static enum rf_parse_result split_series(rf_parse_ctx *ctx, const char *p, const char *end,
+                                         rf_series_parts *parts)
 {
     parts->esc = RF_ESC_MEAS;
     parts->esc_tags = RF_ESC_KEY;
@@ -293,7 +294,8 @@ static inline bool bool_is(const char *p, size_t n, const char *lit)
 
 /* Parses the value starting at *pp (just after '='); leaves *pp at the byte
  * after the value (',', ' ' or end). */
-static enum rf_parse_result parse_value(rf_parse_ctx *ctx, const char **pp, const char *end, rf_pending *f)
+static enum rf_parse_result parse_value(rf_parse_ctx *ctx, const char **pp, const char *end,
+                                        rf_pending *f)
 {
     const char *p = *pp;
     if (p >= end)
@@ -304,7 +306,7 @@ static enum rf_parse_result parse_value(rf_parse_ctx *ctx, const char **pp, cons
         for (;;) {
             if (p >= end)
                 return (p - s >= 2 && p[-1] == '"' && p[-2] == '\\') ? RF_PARSE_REJ_BAD_ESCAPE
-                                                                      : RF_PARSE_REJ_SYNTAX;
+                                                                     : RF_PARSE_REJ_SYNTAX;
             char c = *p;
             if (c == '"')
                 break;
@@ -522,7 +524,8 @@ static enum rf_parse_result influx_line(rf_parse_ctx *ctx, const char *line, siz
     }
 
     struct influx_series arg = {ser, ser_end};
-    enum rf_parse_result r = rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags, cid);
+    enum rf_parse_result r =
+        rf_series_finish_line(ctx, raw, nf, influx_split, &arg, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
         return rf_ts_count_clamped(ctx, r);
     return r;

@@ -44,7 +44,8 @@ enum rf_parse_result rf_num_f64_slow(rf_parse_ctx *ctx, const rf_numtok *t, doub
     return RF_PARSE_OK;
 }
 
-enum rf_parse_result rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out)
+enum rf_parse_result rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus,
+                                  double *out)
 {
     rf_numtok t;
     enum rf_parse_result r = rf_num_scan(p, p + len, allow_plus, &t);
@@ -68,7 +69,8 @@ static inline uint64_t swar_8digits(uint64_t w)
     w -= 0x3030303030303030ull;
     w = (w * 10) + (w >> 8);
     w = (((w & 0x000000ff000000ffull) * (100 + (1000000ull << 32))) +
-         (((w >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32)))) >> 32;
+         (((w >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32)))) >>
+        32;
     return w;
 }
 
@@ -98,7 +100,8 @@ enum rf_parse_result rf_parse_u64(const char *p, size_t len, uint64_t *out)
             unsigned d = (unsigned)(unsigned char)(p[i] - '0');
             if (d > 9)
                 return RF_PARSE_REJ_BAD_NUMBER; /* a bad digit is a bad number, not a range error */
-            if (!overflow && (__builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, d, &v)))
+            if (!overflow &&
+                (__builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, d, &v)))
                 overflow = true;
         }
         if (overflow)

@@ -280,9 +280,9 @@ uint64_t rf_parse_reject_count(const rf_parse_ctx *ctx, enum rf_reject_reason re
 #define RF_REJECT_EXCERPT_MAX 128u
 #define RF_REJECT_SOURCE_MAX 48u
 typedef struct rf_reject_entry {
-    uint64_t seq;     /* 1 for the first rejection of this context, then +1 */
-    int64_t wall_ns;  /* receive wall time of the buffer the line came in */
-    uint16_t reason;  /* enum rf_reject_reason */
+    uint64_t seq;    /* 1 for the first rejection of this context, then +1 */
+    int64_t wall_ns; /* receive wall time of the buffer the line came in */
+    uint16_t reason; /* enum rf_reject_reason */
     uint16_t excerpt_len;
     char excerpt[RF_REJECT_EXCERPT_MAX]; /* first bytes of the line; bytes outside
                                           * 0x20..0x7e replaced by '?'; not NUL-terminated */

@@ -19,7 +19,12 @@
 
 /* Protocol seeds keep the raw-bytes hashes of different protocols apart when
  * one context parses several of them. */
-enum { RF_PROTO_INFLUX = 1, RF_PROTO_STATSD = 2, RF_PROTO_GRAPHITE = 3, RF_PROTO_COLLECTD = 4 };
+enum {
+    RF_PROTO_INFLUX = 1,
+    RF_PROTO_STATSD = 2,
+    RF_PROTO_GRAPHITE = 3,
+    RF_PROTO_COLLECTD = 4
+};
 
 /* A borrowed byte range. */
 typedef struct rf_span {
@@ -30,9 +35,9 @@ typedef struct rf_span {
 /* How a component was written on the wire, i.e. which backslash escapes the
  * unescaper must resolve. */
 enum rf_esc {
-    RF_ESC_NONE = 0,     /* StatsD, Graphite: bytes are the name */
-    RF_ESC_MEAS = 1,     /* line protocol measurement: \, \space \\ */
-    RF_ESC_KEY = 2,      /* line protocol tag key/value, field key: \, \= \space \\ */
+    RF_ESC_NONE = 0, /* StatsD, Graphite: bytes are the name */
+    RF_ESC_MEAS = 1, /* line protocol measurement: \, \space \\ */
+    RF_ESC_KEY = 2,  /* line protocol tag key/value, field key: \, \= \space \\ */
 };
 
 /* One tag of a line being canonicalised; `key.p == NULL` never happens; a
@@ -46,11 +51,11 @@ typedef struct rf_tag {
 /* The series part of a line as the canonicaliser needs it (miss path only). */
 typedef struct rf_series_parts {
     rf_span measurement;
-    uint8_t esc;          /* enum rf_esc for the measurement; tags use esc_tags */
+    uint8_t esc; /* enum rf_esc for the measurement; tags use esc_tags */
     uint8_t esc_tags;
-    bool multi_tags;      /* a key may repeat with different values (DogStatsD) */
+    bool multi_tags; /* a key may repeat with different values (DogStatsD) */
     uint32_t ntags;
-    rf_tag *tags;         /* ctx->tags scratch */
+    rf_tag *tags; /* ctx->tags scratch */
 } rf_series_parts;
 
 /* Raw cache slot: `check` is a 64-bit hash of (raw series bytes, raw field)
@@ -72,7 +77,7 @@ typedef struct rf_reject_slot {
 
 /* One value of a line, kept until the whole line is known to be valid. */
 typedef struct rf_pending {
-    rf_span field;        /* raw field name (line protocol key, or type name) */
+    rf_span field; /* raw field name (line protocol key, or type name) */
     uint8_t field_esc;
     uint8_t value_type;
     uint8_t kind;
@@ -84,11 +89,11 @@ typedef struct rf_pending {
     rf_event_text *owned; /* its block, made once the line is known good */
     float sample_rate;
     rf_value value;
-    uint64_t aux;         /* the event's aux (StatsD: the exact sample rate's bits), else 0 */
-    uint64_t check;       /* raw cache check hash */
-    uint64_t raw_lo;      /* raw series hash (slot group) */
+    uint64_t aux;    /* the event's aux (StatsD: the exact sample rate's bits), else 0 */
+    uint64_t check;  /* raw cache check hash */
+    uint64_t raw_lo; /* raw series hash (slot group) */
     uint64_t series_id;
-    rf_series_key *def;   /* to announce before the value, or NULL */
+    rf_series_key *def; /* to announce before the value, or NULL */
 } rf_pending;
 
 struct rf_parse_ctx {
@@ -106,16 +111,16 @@ struct rf_parse_ctx {
     uint32_t raw_mask;
     uint64_t *announced;
     uint32_t ann_mask;
-    int64_t forget_at;    /* receipt time the caches are emptied at (cfg.forget_ns); 0: unset */
+    int64_t forget_at; /* receipt time the caches are emptied at (cfg.forget_ns); 0: unset */
     /* scratch, sized from the configuration at creation */
-    rf_tag *tags;         /* max_tags + 1 */
-    rf_pending *pend;     /* max_fields */
-    char *canon;          /* canonical key under construction, max_key_len + 1 */
-    char *unesc;          /* unescaped string field / component, max_line_len + 1 */
-    char *idless;         /* the series section without the id tag, max_line_len + 1
+    rf_tag *tags;          /* max_tags + 1 */
+    rf_pending *pend;      /* max_fields */
+    char *canon;           /* canonical key under construction, max_key_len + 1 */
+    char *unesc;           /* unescaped string field / component, max_line_len + 1 */
+    char *idless;          /* the series section without the id tag, max_line_len + 1
                            * (allocated only with cfg.corr_id_tag) */
-    uint32_t id_tag_len;  /* strlen(cfg.corr_id_tag); 0: no id tag */
-    locale_t c_locale;    /* strtod_l: '.' whatever the process locale */
+    uint32_t id_tag_len;   /* strlen(cfg.corr_id_tag); 0: no id tag */
+    locale_t c_locale;     /* strtod_l: '.' whatever the process locale */
     rf_field_types *types; /* cfg.field_types, or own_types */
     rf_field_types *own_types;
     /* counters: written by the owning thread only (relaxed load + store) */
@@ -124,8 +129,8 @@ struct rf_parse_ctx {
     /* reject log */
     rf_reject_slot *rlog;
     uint32_t rlog_mask;
-    _Atomic uint64_t rlog_head;           /* number of entries ever written */
-    rf_reject_entry *first_reject;        /* rf_parse_capture_first_reject, or NULL */
+    _Atomic uint64_t rlog_head;    /* number of entries ever written */
+    rf_reject_entry *first_reject; /* rf_parse_capture_first_reject, or NULL */
     /* rf_parse_set_extra_tag: key and value as line protocol escapes them;
      * extra_seed (0 when none) goes into the raw hash, so one line with two
      * different extra tags is two cache entries. */
@@ -164,7 +169,8 @@ enum rf_parse_result {
     RF_PARSE_REJ_TIME_FIELD_KEY = RF_REJ_TIME_FIELD_KEY + 1,
     RF_PARSE_REJ_STRING_TOO_LONG = RF_REJ_STRING_TOO_LONG + 1,
 };
-_Static_assert((int)RF_PARSE_REJ_STRING_TOO_LONG == (int)RF_REJ__COUNT, "one result per reject reason");
+_Static_assert((int)RF_PARSE_REJ_STRING_TOO_LONG == (int)RF_REJ__COUNT,
+               "one result per reject reason");
 
 static inline bool rf_parse_rejected(enum rf_parse_result r)
 {
@@ -195,7 +201,8 @@ static inline bool rf_ts_in_window(const rf_parse_ctx *ctx, int64_t ts)
  * RF_PARSE_REJ_TIMESTAMP_WINDOW under the reject policy, or (clamp) *ts becomes
  * the receive wall time, *flags loses RF_EVF_HAS_CLIENT_TIME, *clamped is set
  * (the caller counts it once the line is accepted) and 0. */
-static inline enum rf_parse_result rf_ts_check(const rf_parse_ctx *ctx, int64_t *ts, uint8_t *flags, bool *clamped)
+static inline enum rf_parse_result rf_ts_check(const rf_parse_ctx *ctx, int64_t *ts, uint8_t *flags,
+                                               bool *clamped)
 {
     if (RF_LIKELY(rf_ts_in_window(ctx, *ts)))
         return RF_PARSE_OK;
@@ -235,10 +242,11 @@ static inline void rf_pending_init(rf_pending *f, const char *field, uint32_t fi
 /* Resolves the ids of pend[0..n) (cache, then the miss path with the parts
  * that split() produces on the first miss) and emits the line. Returns
  * RF_PARSE_OK or a rejection (nothing emitted then). */
-typedef enum rf_parse_result (*rf_split_fn)(rf_parse_ctx *ctx, const void *arg, rf_series_parts *parts);
-enum rf_parse_result rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
-                          const void *arg, int64_t event_time, uint8_t flags,
-                          uint64_t correlation_id);
+typedef enum rf_parse_result (*rf_split_fn)(rf_parse_ctx *ctx, const void *arg,
+                                            rf_series_parts *parts);
+enum rf_parse_result rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n,
+                                           rf_split_fn split, const void *arg, int64_t event_time,
+                                           uint8_t flags, uint64_t correlation_id);
 
 /* The correlation id of an id tag's value (protocol.h, corr_id_tag): never 0;
  * an empty value is no id (0). */
@@ -254,9 +262,8 @@ static inline uint64_t rf_corr_id_of(const char *v, size_t n)
  * separated by `sep` (the first one starts at p when at_start); the key is
  * followed by `kv`, or (bare_ok) by `sep` or the end. NULL when none. A few
  * memchr calls a line: the cheap test every line pays once an id tag is set. */
-static inline const char *rf_find_id_item(const rf_parse_ctx *ctx, const char *p,
-                                          const char *end, char sep, char kv, bool at_start,
-                                          bool bare_ok)
+static inline const char *rf_find_id_item(const rf_parse_ctx *ctx, const char *p, const char *end,
+                                          char sep, char kv, bool at_start, bool bare_ok)
 {
     const size_t kl = ctx->id_tag_len;
     const char *k = at_start ? p : NULL;
@@ -285,8 +292,7 @@ static inline bool rf_is_id_tag(const rf_parse_ctx *ctx, const char *k, size_t n
 }
 
 /* reject.c */
-void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line,
-                    size_t len);
+void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line, size_t len);
 
 /* The next free event of the batch; the caller fills every field, then
  * calls rf_emit_commit (which flushes when the batch is full). Writing in
@@ -323,8 +329,8 @@ static inline uint32_t rf_raw_home(const rf_parse_ctx *ctx, uint64_t check, uint
  * lookup. */
 static inline bool rf_series_lookup(rf_parse_ctx *ctx, XXH128_hash_t raw, rf_pending *p)
 {
-    uint64_t check = (XXH3_64bits_withSeed(p->field.p, p->field.len, raw.high64) ^ raw.low64) &
-                     ~7ull;
+    uint64_t check =
+        (XXH3_64bits_withSeed(p->field.p, p->field.len, raw.high64) ^ raw.low64) & ~7ull;
     check += (uint64_t)(check == 0) << 3;
     p->check = check;
     p->raw_lo = raw.low64;
@@ -349,8 +355,8 @@ static inline bool rf_series_lookup(rf_parse_ctx *ctx, XXH128_hash_t raw, rf_pen
  * rejection. The canonical "measurement,tags" prefix is built once per line:
  * *prefix_len is -1 before the first call of a line and is kept by the callee.
  * parts->tags are sorted in place. */
-enum rf_parse_result rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
-                      rf_pending *p);
+enum rf_parse_result rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts,
+                                       int32_t *prefix_len, rf_pending *p);
 
 /* Emit phase of a valid line: inserts fresh ids in the cache, marks defs as
  * announced, emits defs and values. */
@@ -372,7 +378,11 @@ typedef struct rf_numtok {
                               * stores for the caller's test to wait on */
 } rf_numtok;
 
-enum { RF_NUM_NEG = 1u, RF_NUM_DOT = 2u, RF_NUM_EXP = 4u };
+enum {
+    RF_NUM_NEG = 1u,
+    RF_NUM_DOT = 2u,
+    RF_NUM_EXP = 4u
+};
 
 static inline bool rf_is_digit(char c)
 {
@@ -381,7 +391,8 @@ static inline bool rf_is_digit(char c)
 
 /* [-+]?digits*[.digits*][(e|E)[-+]?digits+] with at least one mantissa digit;
  * '+' only when allow_plus. Returns RF_PARSE_OK or RF_PARSE_REJ_BAD_NUMBER. */
-static inline enum rf_parse_result rf_num_scan(const char *p, const char *end, bool allow_plus, rf_numtok *t)
+static inline enum rf_parse_result rf_num_scan(const char *p, const char *end, bool allow_plus,
+                                               rf_numtok *t)
 {
     uint32_t flags = 0;
     t->start = p;
@@ -451,7 +462,8 @@ static inline enum rf_parse_result rf_num_f64(rf_parse_ctx *ctx, const rf_numtok
 
 /* Parses all of [p, p+len) as a float (rf_num_scan syntax). Returns RF_PARSE_OK,
  * RF_PARSE_REJ_BAD_NUMBER or RF_PARSE_REJ_OUT_OF_RANGE. */
-enum rf_parse_result rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus, double *out);
+enum rf_parse_result rf_parse_f64(rf_parse_ctx *ctx, const char *p, size_t len, bool allow_plus,
+                                  double *out);
 /* [-]digits -> int64 / digits -> uint64, with range checks; same returns. */
 enum rf_parse_result rf_parse_i64(const char *p, size_t len, int64_t *out);
 enum rf_parse_result rf_parse_u64(const char *p, size_t len, uint64_t *out);

@@ -50,8 +50,7 @@ const char *rf_reject_reason_name(enum rf_reject_reason reason)
     return reason_names[reason];
 }
 
-void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line,
-                    size_t len)
+void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char *line, size_t len)
 {
     rf_stats_add(&ctx->rejects[reason], 1);
     rf_stats_add(&ctx->counters[RF_PC_LINES_REJECTED], 1);
@@ -83,11 +82,12 @@ void rf_reject_line(rf_parse_ctx *ctx, enum rf_reject_reason reason, const char 
     rf_reject_slot *s = &ctx->rlog[n & ctx->rlog_mask];
     uint64_t sq = atomic_load_explicit(&s->seq, memory_order_relaxed); /* sole writer */
     atomic_store_explicit(&s->seq, sq + 1, memory_order_relaxed);      /* W1 */
-    atomic_thread_fence(memory_order_release);                          /* W2: pairs with R3 */
-    for (size_t i = 0; i < RF_REJ_WORDS; i++)                           /* W3 */
+    atomic_thread_fence(memory_order_release);                         /* W2: pairs with R3 */
+    for (size_t i = 0; i < RF_REJ_WORDS; i++)                          /* W3 */
         atomic_store_explicit(&s->words[i], u.w[i], memory_order_relaxed);
-    atomic_store_explicit(&s->seq, sq + 2, memory_order_release);       /* W4: pairs with R1 */
-    atomic_store_explicit(&ctx->rlog_head, n + 1, memory_order_release); /* W5: pairs with head load */
+    atomic_store_explicit(&s->seq, sq + 2, memory_order_release); /* W4: pairs with R1 */
+    atomic_store_explicit(&ctx->rlog_head, n + 1,
+                          memory_order_release); /* W5: pairs with head load */
 }
 
 void rf_parse_capture_first_reject(rf_parse_ctx *ctx, rf_reject_entry *first)
@@ -111,8 +111,8 @@ size_t rf_parse_reject_log_read(const rf_parse_ctx *ctx, rf_reject_entry *out, s
         } u;
         uint64_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire); /* R1: pairs W4 */
         if (s1 & 1)
-            continue; /* being rewritten with a newer entry */
-        for (size_t k = 0; k < RF_REJ_WORDS; k++)                          /* R2 */
+            continue;                             /* being rewritten with a newer entry */
+        for (size_t k = 0; k < RF_REJ_WORDS; k++) /* R2 */
             u.w[k] = atomic_load_explicit(&s->words[k], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);                         /* R3: pairs W2 */
         uint64_t s2 = atomic_load_explicit(&s->seq, memory_order_relaxed); /* R4 */

@@ -143,7 +143,8 @@ static enum rf_parse_result check_name(rf_span s, bool allow_empty)
 }
 
 /* Validates, sorts and writes "measurement[,k=v...]" into ctx->canon. */
-static enum rf_parse_result build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len)
+static enum rf_parse_result build_prefix(rf_parse_ctx *ctx, rf_series_parts *parts,
+                                         int32_t *prefix_len)
 {
     enum rf_parse_result r = check_name(parts->measurement, false);
     if (r)
@@ -195,9 +196,8 @@ static enum rf_parse_result build_prefix(rf_parse_ctx *ctx, rf_series_parts *par
         if (!put_byte(ctx, &n, ',') ||
             !put_component(ctx, &n, t[i].key, parts->esc_tags, RF_ESC_KEY))
             return RF_PARSE_REJ_KEY_TOO_LONG;
-        if (t[i].has_value &&
-            (!put_byte(ctx, &n, '=') ||
-             !put_component(ctx, &n, t[i].value, parts->esc_tags, RF_ESC_KEY)))
+        if (t[i].has_value && (!put_byte(ctx, &n, '=') ||
+                               !put_component(ctx, &n, t[i].value, parts->esc_tags, RF_ESC_KEY)))
             return RF_PARSE_REJ_KEY_TOO_LONG;
     }
     *prefix_len = (int32_t)n;
@@ -268,8 +268,8 @@ static void raw_insert(rf_parse_ctx *ctx, uint64_t check, uint64_t raw_lo, uint6
     rf_stats_add(&ctx->counters[RF_PC_CACHE_EVICTIONS], 1);
 }
 
-enum rf_parse_result rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts, int32_t *prefix_len,
-                      rf_pending *p)
+enum rf_parse_result rf_series_resolve(rf_parse_ctx *ctx, rf_series_parts *parts,
+                                       int32_t *prefix_len, rf_pending *p)
 {
     enum rf_parse_result r;
     rf_stats_add(&ctx->counters[RF_PC_CACHE_MISSES], 1);
@@ -384,9 +384,9 @@ static rf_event_text *text_of(const rf_pending *p)
     return t;
 }
 
-enum rf_parse_result rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n, rf_split_fn split,
-                          const void *arg, int64_t event_time, uint8_t flags,
-                          uint64_t correlation_id)
+enum rf_parse_result rf_series_finish_line(rf_parse_ctx *ctx, XXH128_hash_t raw, uint32_t n,
+                                           rf_split_fn split, const void *arg, int64_t event_time,
+                                           uint8_t flags, uint64_t correlation_id)
 {
     rf_pending *pend = ctx->pend;
     rf_series_parts parts;

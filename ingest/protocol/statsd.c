@@ -173,13 +173,17 @@ static int statsd_finish(rf_parse_ctx *ctx, struct statsd_series *ser, uint32_t 
  * texts (an event's text, a check's message) are strings, which the store
  * does not hold yet: not kept. Returns 0 or a reason + 1. */
 static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
-                       struct statsd_series *ser, int64_t *ts, uint8_t *flags, bool *clamped)
+                                        struct statsd_series *ser, int64_t *ts, uint8_t *flags,
+                                        bool *clamped)
 {
     static const struct {
         char c;
         const char *key;
-    } named[] = {{'h', "host"}, {'p', "priority"}, {'t', "alert_type"},
-                 {'s', "source_type_name"}, {'k', "aggregation_key"}};
+    } named[] = {{'h', "host"},
+                 {'p', "priority"},
+                 {'t', "alert_type"},
+                 {'s', "source_type_name"},
+                 {'k', "aggregation_key"}};
     char *out = ctx->unesc;
     size_t n = 0, cap = ctx->cfg.max_line_len;
     const char *own = NULL;
@@ -274,8 +278,7 @@ static enum rf_parse_result dd_event(rf_parse_ctx *ctx, const char *p, const cha
     const char *after = title + tl + 1 + xl;
     if (after < end && *after != '|')
         return RF_PARSE_REJ_SYNTAX;
-    return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1,
-                   RF_PC_DD_EVENTS);
+    return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1, RF_PC_DD_EVENTS);
 }
 
 /* A DogStatsD service check, _sc|<name>|<status 0..3>|...: measurement =
@@ -291,8 +294,8 @@ static enum rf_parse_result dd_service_check(rf_parse_ctx *ctx, const char *p, c
     int64_t status;
     if (rf_parse_i64(st, (size_t)(sb - st), &status) || status < 0 || status > 3)
         return RF_PARSE_REJ_BAD_NUMBER;
-    return dd_emit(ctx, (rf_span){name, (uint32_t)(nb - name)}, sb, end, "status",
-                   (double)status, RF_PC_DD_SERVICE_CHECKS);
+    return dd_emit(ctx, (rf_span){name, (uint32_t)(nb - name)}, sb, end, "status", (double)status,
+                   RF_PC_DD_SERVICE_CHECKS);
 }
 
 static enum rf_parse_result statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)

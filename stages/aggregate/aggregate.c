@@ -41,14 +41,24 @@
 #define SCRATCH_BYTES (65536u + 256u)
 #define MAX_WINDOW_NS (7LL * 86400LL * RF_NS_PER_S)
 
-enum { ST_DEFS_SENT = 1u << 0, ST_LATE = 1u << 1, ST_FREE = 1u << 2 };
+enum {
+    ST_DEFS_SENT = 1u << 0,
+    ST_LATE = 1u << 1,
+    ST_FREE = 1u << 2
+};
 /* A (rule, group) announcement forgotten (its aggregate series expired). */
 #define DEFS_GONE UINT64_MAX
 
 /* Peer message types (low byte of the subkind, RF_PEER_STAGE_AGGREGATE). */
-enum { AGG_MSG_PARTIAL = 1, AGG_MSG_REPORT = 2 };
+enum {
+    AGG_MSG_PARTIAL = 1,
+    AGG_MSG_REPORT = 2
+};
 /* Report flags (aux of a report; see "Reports" below). */
-enum { REP_IDLE = 1u, REP_FINAL = 2u };
+enum {
+    REP_IDLE = 1u,
+    REP_FINAL = 2u
+};
 /* Bounded wait of an owner for the workers' reports, beyond lateness and
  * idle grace: three pipeline ticks (README.md, "Bounded wait"). */
 #define MERGE_WAIT_SLACK_NS (300 * RF_NS_PER_MS)
@@ -56,37 +66,37 @@ enum { REP_IDLE = 1u, REP_FINAL = 2u };
 /* Accumulators of one window. n == 0 means "no window open". */
 typedef struct agg_window {
     int64_t start;
-    double wcount;   /* sum of 1/sample_rate */
+    double wcount; /* sum of 1/sample_rate */
     double sum;
     double min, max;
     double first, last;
     double mean, m2; /* Welford */
     double increase;
-    uint32_t n;      /* raw events */
-    uint32_t aux;    /* sketch (or HLL for sets) block, NONE32 when none */
+    uint32_t n;   /* raw events */
+    uint32_t aux; /* sketch (or HLL for sets) block, NONE32 when none */
 } agg_window;
 
 typedef struct agg_state {
-    uint64_t group_id;  /* series id, or hash of the group's canonical text */
+    uint64_t group_id; /* series id, or hash of the group's canonical text */
     agg_window w;
     union {
-        double carry;   /* ungrouped: the series' last value (NaN: none yet) */
-        uint32_t gx;    /* grouped: its current window's accumulators, gacc[gx]
+        double carry; /* ungrouped: the series' last value (NaN: none yet) */
+        uint32_t gx;  /* grouped: its current window's accumulators, gacc[gx]
                          * (grouped rules keep their carry per series) */
     };
-    uint32_t pending;   /* index+1 into pend[], 0 when none */
-    uint32_t rep_slot;  /* a series of the group: source of the key text */
-    uint32_t refs;      /* grouped: series bound to it (it goes with the last) */
+    uint32_t pending;  /* index+1 into pend[], 0 when none */
+    uint32_t rep_slot; /* a series of the group: source of the key text */
+    uint32_t refs;     /* grouped: series bound to it (it goes with the last) */
     uint16_t rule;
-    uint8_t kind;       /* enum rf_metric_kind of the first event */
-    uint8_t flags;      /* ST_* */
+    uint8_t kind;  /* enum rf_metric_kind of the first event */
+    uint8_t flags; /* ST_* */
 } agg_state;
 
 static_assert(sizeof(agg_state) <= 128, "aggregation state must stay within 128 bytes");
 
 typedef struct pending_win {
     agg_window w;
-    uint32_t gx;        /* grouped: the parked window's accumulators */
+    uint32_t gx; /* grouped: the parked window's accumulators */
     uint32_t state;
     uint32_t next_free;
     uint8_t flags;
@@ -107,8 +117,8 @@ typedef struct rule_rt {
     double window_s;
     char fname[RF_AGG_MAX_FUNCS][16]; /* ":<fn>" suffixes, formatted once */
     uint8_t fname_len[RF_AGG_MAX_FUNCS];
-    uint64_t sig;            /* rf_agg_rule_sig: how partials name the rule */
-    int64_t done_through;    /* owner: windows ending at or before it were emitted (or
+    uint64_t sig;         /* rf_agg_rule_sig: how partials name the rule */
+    int64_t done_through; /* owner: windows ending at or before it were emitted (or
                               * every worker had passed them): a partial for one is late */
 } rule_rt;
 
@@ -116,14 +126,14 @@ typedef struct rule_rt {
 typedef struct own_win {
     uint64_t group_id;
     int64_t start;
-    int64_t first_mono;  /* when its first partial arrived (bounded wait) */
+    int64_t first_mono; /* when its first partial arrived (bounded wait) */
     rf_agg_acc acc;
-    rf_ddsketch *sk;     /* malloc'd when a partial brings one */
+    rf_ddsketch *sk; /* malloc'd when a partial brings one */
     rf_hll *hll;
-    char *text;          /* the group's canonical text, malloc'd */
+    char *text; /* the group's canonical text, malloc'd */
     uint16_t len, mlen, foff, rule;
     uint8_t kind, late, used;
-    uint32_t next;       /* hash chain (index + 1), or free list */
+    uint32_t next; /* hash chain (index + 1), or free list */
 } own_win;
 
 struct rf_aggregator {
@@ -169,8 +179,8 @@ struct rf_aggregator {
     size_t gacc_bytes;
     uint32_t gacc_cap, gacc_hw, gacc_nfree;
     uint32_t *gacc_free;
-    int64_t ct_pass;     /* closed-through while a sweep pass runs */
-    int64_t rep_ct;      /* what this worker last reported */
+    int64_t ct_pass; /* closed-through while a sweep pass runs */
+    int64_t rep_ct;  /* what this worker last reported */
     bool rep_any, rep_idle;
     /* Owner side: windows being merged (chained hash on group, start,
      * rule), the workers' latest reports, the aggregate series announced. */
@@ -179,16 +189,16 @@ struct rf_aggregator {
     uint32_t *own_head;
     uint32_t own_nb;
     uint32_t own_sketches, own_sets;
-    int64_t *peer_ct;    /* each worker's latest closed-through, and whether it was */
-    uint8_t *peer_idle;  /* idle then (nothing open: not waited for) */
+    int64_t *peer_ct;   /* each worker's latest closed-through, and whether it was */
+    uint8_t *peer_idle; /* idle then (nothing open: not waited for) */
     int64_t merge_wait;
     int64_t now_mono;
-    uint64_t *defs;      /* (group, rule) keys announced, open addressing */
+    uint64_t *defs; /* (group, rule) keys announced, open addressing */
     uint32_t defs_cap, defs_n;
     rf_ddsketch *sk_tmp; /* a received sketch, decoded */
     uint32_t sk_tmp_bins;
     bool closed;
-    bool handing_over;   /* handover, flush: own partials merge at once */
+    bool handing_over; /* handover, flush: own partials merge at once */
     rf_event out[OUT_CAP];
 };
 
@@ -289,8 +299,8 @@ int rf_agg_config_check(const rf_agg_config *cfg, rf_err *err)
                           RF_DDSKETCH_MAX_BINS);
     for (uint32_t i = 0; i < cfg->n_rules; i++) {
         const rf_agg_rule *r = &cfg->rules[i];
-        if (!r->measurement[0] || !r->field[0] ||
-            !memchr(r->measurement, 0, RF_AGG_NAME_MAX) || !memchr(r->field, 0, RF_AGG_NAME_MAX))
+        if (!r->measurement[0] || !r->field[0] || !memchr(r->measurement, 0, RF_AGG_NAME_MAX) ||
+            !memchr(r->field, 0, RF_AGG_NAME_MAX))
             return rf_err_set(err, EINVAL, "aggregation rule %u: empty or unterminated name", i);
         if (r->window_ns <= 0 || r->window_ns > MAX_WINDOW_NS)
             return rf_err_set(err, EINVAL, "aggregation rule %u: window must be in (0, 7d]", i);
@@ -499,8 +509,8 @@ void rf_aggregator_free(rf_aggregator *a)
     free(a);
 }
 
-int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
-                            rf_peer_send_fn send, void *ctx)
+int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards, rf_peer_send_fn send,
+                            void *ctx)
 {
     if (shards == 0 || index >= shards)
         return -EINVAL;
@@ -529,8 +539,8 @@ int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
 /* Writes the canonical text of the state's series or group (without the
  * ":fn" suffix) into a->scratch. Returns its length; *mlen and *foff receive
  * the measurement length and field offset. */
-static uint32_t group_text(const rf_aggregator *a, const rule_rt *rt, int32_t slot,
-                           uint32_t *mlen, uint32_t *foff)
+static uint32_t group_text(const rf_aggregator *a, const rule_rt *rt, int32_t slot, uint32_t *mlen,
+                           uint32_t *foff)
 {
     const rf_series_key *k = rf_series_table_key(a->series, slot);
     char *b = a->scratch;
@@ -609,9 +619,9 @@ static inline int64_t win_end(int64_t start, int64_t len)
 /* The value of function f for one window: from a local state's window
  * (ungrouped rules) or from an owner's merged window (grouped rules). */
 typedef struct win_src {
-    const agg_state *s;   /* local */
+    const agg_state *s; /* local */
     const agg_window *w;
-    const own_win *o;     /* owner */
+    const own_win *o; /* owner */
 } win_src;
 
 static bool fn_value(const rf_aggregator *a, const rule_rt *rt, const win_src *src,
@@ -895,8 +905,7 @@ static void emit_window(rf_aggregator *a, agg_state *s, const agg_window *w, uin
     uint32_t mlen, foff;
     uint32_t base = group_text(a, rt, (int32_t)s->rep_slot, &mlen, &foff);
     const win_src src = {.s = s, .w = w};
-    emit_values(a, rt, &src, s->kind, w->start, base, mlen, foff, !(s->flags & ST_DEFS_SENT),
-                late);
+    emit_values(a, rt, &src, s->kind, w->start, base, mlen, foff, !(s->flags & ST_DEFS_SENT), late);
     s->flags |= ST_DEFS_SENT;
     a->st.windows_closed++;
 }
@@ -1248,7 +1257,8 @@ static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *
 
 /* ---- two-level aggregation: owner side -------------------------------------- */
 
-static inline uint32_t own_bucket(const rf_aggregator *a, uint64_t gid, int64_t start, uint16_t rule)
+static inline uint32_t own_bucket(const rf_aggregator *a, uint64_t gid, int64_t start,
+                                  uint16_t rule)
 {
     uint64_t h = gid ^ ((uint64_t)start * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)rule << 48);
     h ^= h >> 29;

@@ -83,13 +83,13 @@ enum rf_agg_fn {
     RF_AGG_SUM,       /* sum of values; for StatsD counters sum of value/sample_rate */
     RF_AGG_MIN,
     RF_AGG_MAX,
-    RF_AGG_AVG,       /* arithmetic mean of the values (unweighted), Welford */
-    RF_AGG_FIRST,     /* first / last by arrival order within the window */
+    RF_AGG_AVG,   /* arithmetic mean of the values (unweighted), Welford */
+    RF_AGG_FIRST, /* first / last by arrival order within the window */
     RF_AGG_LAST,
-    RF_AGG_STDDEV,    /* population standard deviation, Welford */
-    RF_AGG_RATE,      /* increase / window seconds */
-    RF_AGG_INCREASE,  /* counters: sum(value/rate); others: cumulative increase with resets */
-    RF_AGG_QUANTILE,  /* DDSketch, relative error sketch_alpha, at the nearest rank
+    RF_AGG_STDDEV,   /* population standard deviation, Welford */
+    RF_AGG_RATE,     /* increase / window seconds */
+    RF_AGG_INCREASE, /* counters: sum(value/rate); others: cumulative increase with resets */
+    RF_AGG_QUANTILE, /* DDSketch, relative error sketch_alpha, at the nearest rank
                        * rf_quantile_rank (stages/sketch/sketch.h) */
     RF_AGG_FN__COUNT
 };
@@ -100,8 +100,8 @@ enum rf_agg_fn {
 #define RF_AGG_MAX_RULES 64u
 
 typedef struct rf_agg_func {
-    uint8_t fn;  /* enum rf_agg_fn */
-    double q;    /* RF_AGG_QUANTILE: in [0, 1] */
+    uint8_t fn; /* enum rf_agg_fn */
+    double q;   /* RF_AGG_QUANTILE: in [0, 1] */
 } rf_agg_func;
 
 typedef struct rf_agg_rule {
@@ -110,7 +110,7 @@ typedef struct rf_agg_rule {
     int64_t window_ns;                 /* > 0 */
     uint32_t n_funcs;
     rf_agg_func funcs[RF_AGG_MAX_FUNCS];
-    uint32_t n_group_by;               /* 0: one state per series */
+    uint32_t n_group_by;                                 /* 0: one state per series */
     char group_by[RF_AGG_MAX_GROUP_BY][RF_AGG_NAME_MAX]; /* tag keys, canonical text */
 } rf_agg_rule;
 
@@ -146,46 +146,48 @@ int rf_agg_func_parse(const char *name, rf_agg_func *out);
 /* The canonical suffix of a function ("avg", "p99.9") into buf (>= 16 bytes). */
 const char *rf_agg_func_name(const rf_agg_func *f, char *buf, unsigned long size);
 /* The accepted names, for error messages. */
-#define RF_AGG_FUNC_NAMES \
-    "count, sum, min, max, avg (mean), first, last, stddev, rate, increase, pNN (p50, p90, p99, p99.9, p999)"
+#define RF_AGG_FUNC_NAMES                                                                          \
+    "count, sum, min, max, avg (mean), first, last, stddev, rate, increase, pNN (p50, p90, p99, "  \
+    "p99.9, p999)"
 
 typedef struct rf_aggregator rf_aggregator;
 
 typedef struct rf_agg_stats {
-    uint64_t events;           /* data events seen */
-    uint64_t ignored;          /* control/aggregate/alert events */
-    uint64_t unknown_series;   /* series not in the table: dropped */
-    uint64_t unmatched;        /* events of series no rule matches */
-    uint64_t invalid_value;    /* NaN/inf values: dropped */
-    uint64_t applied;          /* (event, rule) applications */
-    uint64_t late_applied;     /* within lateness, applied to their own window */
-    uint64_t late_dropped;     /* beyond lateness, dropped */
-    uint64_t late_to_current;  /* beyond lateness, applied to the earliest open window */
+    uint64_t events;          /* data events seen */
+    uint64_t ignored;         /* control/aggregate/alert events */
+    uint64_t unknown_series;  /* series not in the table: dropped */
+    uint64_t unmatched;       /* events of series no rule matches */
+    uint64_t invalid_value;   /* NaN/inf values: dropped */
+    uint64_t applied;         /* (event, rule) applications */
+    uint64_t late_applied;    /* within lateness, applied to their own window */
+    uint64_t late_dropped;    /* beyond lateness, dropped */
+    uint64_t late_to_current; /* beyond lateness, applied to the earliest open window */
     uint64_t windows_emitted;
-    uint64_t early_closes;     /* windows emitted before their close (pending full) */
-    uint64_t aggregates;       /* aggregate events emitted */
-    uint64_t series_defs;      /* aggregate series announced */
-    uint64_t states;           /* states in use */
-    uint64_t states_full;      /* (event, rule) refused: max_states reached */
-    uint64_t sketch_pool_empty;/* windows without quantiles: pool exhausted */
-    uint64_t set_pool_empty;   /* windows without distinct counts: pool exhausted */
-    uint64_t key_alloc_failed; /* aggregate series not announced: no memory */
-    int64_t watermark_ns;      /* largest event time seen */
+    uint64_t early_closes;      /* windows emitted before their close (pending full) */
+    uint64_t aggregates;        /* aggregate events emitted */
+    uint64_t series_defs;       /* aggregate series announced */
+    uint64_t states;            /* states in use */
+    uint64_t states_full;       /* (event, rule) refused: max_states reached */
+    uint64_t sketch_pool_empty; /* windows without quantiles: pool exhausted */
+    uint64_t set_pool_empty;    /* windows without distinct counts: pool exhausted */
+    uint64_t key_alloc_failed;  /* aggregate series not announced: no memory */
+    int64_t watermark_ns;       /* largest event time seen */
     /* Two-level aggregation (grouped rules; README.md). windows_emitted counts
      * results (ungrouped windows here, merged group windows on their owner);
      * windows_closed counts local closes (emitted or sent as a partial). */
     uint64_t windows_closed;
-    uint64_t partials_sent;        /* this worker's group windows, to their owners */
-    uint64_t partials_received;    /* merged (or late) here as the owner */
-    uint64_t partials_late;        /* arrived after their window was emitted (late_events
+    uint64_t partials_sent;     /* this worker's group windows, to their owners */
+    uint64_t partials_received; /* merged (or late) here as the owner */
+    uint64_t partials_late;     /* arrived after their window was emitted (late_events
                                     * decides: dropped, or merged into the earliest open one) */
-    uint64_t partials_no_rule;     /* dropped: no rule here has their signature (a reload) */
-    uint64_t partials_bad;         /* dropped: malformed, or a sketch of another alpha */
-    uint64_t partial_alloc_failed; /* partials not sent / not merged: no memory (or text > 64 KiB) */
+    uint64_t partials_no_rule;  /* dropped: no rule here has their signature (a reload) */
+    uint64_t partials_bad;      /* dropped: malformed, or a sketch of another alpha */
+    uint64_t
+        partial_alloc_failed; /* partials not sent / not merged: no memory (or text > 64 KiB) */
     uint64_t reports_sent, reports_received; /* closed-through reports */
-    uint64_t owner_windows;        /* group windows being merged here now */
-    uint64_t owner_forced;         /* emitted by the bounded wait, not every report in */
-    uint64_t owner_full;           /* partials dropped: max_states windows being merged */
+    uint64_t owner_windows;                  /* group windows being merged here now */
+    uint64_t owner_forced;                   /* emitted by the bounded wait, not every report in */
+    uint64_t owner_full;                     /* partials dropped: max_states windows being merged */
 } rf_agg_stats;
 
 /* Copies cfg (and its rules). `series` stays owned by the caller and must
@@ -208,8 +210,8 @@ void rf_aggregator_tick(rf_aggregator *a, int64_t now_mono_ns);
  * Without it (one shard, no transport) it hands them to itself at once.
  * Control thread, before the first event. Returns 0, -EINVAL (index not
  * below shards) or -ENOMEM (the aggregator is then unchanged). */
-int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards,
-                            rf_peer_send_fn send, void *ctx);
+int rf_aggregator_set_peers(rf_aggregator *a, uint32_t index, uint32_t shards, rf_peer_send_fn send,
+                            void *ctx);
 /* A peer message for this stage (the caller frees an owned aux after the
  * call; nothing of it is kept). now_mono_ns starts the bounded wait of a
  * window's first partial. May emit (merged windows now complete). */

@@ -42,9 +42,9 @@ typedef struct rf_agg_acc {
     rf_agg_dd sq;     /* sum of squared raw values (stddev) */
     rf_agg_dd inc;    /* cumulative increase (non-counters) */
     double min, max;
-    double first, last;       /* by event time; ties: the smaller value first, the larger last */
+    double first, last; /* by event time; ties: the smaller value first, the larger last */
     int64_t first_t, last_t;
-    uint32_t n;               /* raw events */
+    uint32_t n; /* raw events */
     uint32_t pad;
 } rf_agg_acc;
 
@@ -64,15 +64,15 @@ double rf_agg_acc_stddev(const rf_agg_acc *a);
 
 /* A decoded partial: views into the encoded block (valid while it lives). */
 typedef struct rf_agg_partial {
-    uint8_t kind;          /* enum rf_metric_kind of the group */
-    uint8_t flags;         /* RF_AGG_PF_* */
-    uint16_t rule;         /* the sender's rule index */
-    uint32_t sender;       /* the sender's shard index */
-    uint64_t rule_sig;     /* rf_agg_rule_sig of the sender's rule */
-    uint64_t group_id;     /* rf_series_id_of_key(text) */
+    uint8_t kind;      /* enum rf_metric_kind of the group */
+    uint8_t flags;     /* RF_AGG_PF_* */
+    uint16_t rule;     /* the sender's rule index */
+    uint32_t sender;   /* the sender's shard index */
+    uint64_t rule_sig; /* rf_agg_rule_sig of the sender's rule */
+    uint64_t group_id; /* rf_series_id_of_key(text) */
     int64_t start, window_ns;
     rf_agg_acc acc;
-    const char *text;      /* the group's canonical text, without ":fn"; not NUL-terminated */
+    const char *text; /* the group's canonical text, without ":fn"; not NUL-terminated */
     uint16_t text_len, measurement_len, field_offset;
     /* RF_AGG_PF_SKETCH: the sketch's fields and its two stores' counts. */
     double sk_alpha;

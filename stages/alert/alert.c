@@ -15,7 +15,11 @@
 #define OUT_BATCH 256u
 #define RATE_ANCHORS 8u
 
-enum phase { PH_OK = 0, PH_PENDING = 1, PH_FIRING = 2 };
+enum phase {
+    PH_OK = 0,
+    PH_PENDING = 1,
+    PH_FIRING = 2
+};
 
 typedef struct rule {
     char name[64];
@@ -24,7 +28,7 @@ typedef struct rule {
     bool absence_any;
     double fire, resolve;
     int64_t for_ns, window_ns, absent_ns, anchor_step;
-    uint64_t series_id;   /* "alert,rule=<name> state": names a rule-wide rule on the wire */
+    uint64_t series_id; /* "alert,rule=<name> state": names a rule-wide rule on the wire */
     /* Rule-wide absence (alert.h "Rule-wide rules"). Every shard: the
      * samples processed since its last report, and the latest of them. */
     uint64_t seen_n;
@@ -46,11 +50,11 @@ typedef struct astate {
     uint32_t rule;
     uint8_t phase;
     uint8_t rate_n, rate_head;
-    uint8_t tbase;      /* TB_*: the clock of `since` and the rate anchors, 0 before a sample */
-    int64_t since;      /* sample clock when the condition began to hold (PENDING) */
-    int64_t last_mono;  /* ABSENCE: receipt time of the last sample, 0 before the first tick */
+    uint8_t tbase;     /* TB_*: the clock of `since` and the rate anchors, 0 before a sample */
+    int64_t since;     /* sample clock when the condition began to hold (PENDING) */
+    int64_t last_mono; /* ABSENCE: receipt time of the last sample, 0 before the first tick */
     uint64_t series_id;
-    uint64_t instance;  /* correlation id of the current firing */
+    uint64_t instance; /* correlation id of the current firing */
 } astate;
 
 typedef struct anchor {
@@ -67,7 +71,7 @@ struct rf_alerts {
     uint32_t n_rules;
     rule *rules;
     uint32_t max_slots, max_bindings;
-    slot_bind *slot;    /* per slot: its bindings (one 8-byte load per event) */
+    slot_bind *slot; /* per slot: its bindings (one 8-byte load per event) */
     astate *states;
     uint32_t n_states, cap_states;
     /* RATE_ANCHORS per binding, indexed like states, present when any rule
@@ -76,9 +80,9 @@ struct rf_alerts {
     anchor *anchors;
     uint32_t cap_anchors; /* in bindings */
     bool has_rate;
-    uint32_t *absent;   /* binding indices of per-series ABSENCE rules */
+    uint32_t *absent; /* binding indices of per-series ABSENCE rules */
     uint32_t n_absent, cap_absent;
-    bool absent_stale;  /* absent[] may name bindings of expired series */
+    bool absent_stale; /* absent[] may name bindings of expired series */
     /* Rule-wide rules: their indices, sorted by series_id (a report names
      * its rule by that id). */
     uint32_t *any_rules;
@@ -350,8 +354,8 @@ static inline uint64_t mix64(uint64_t x)
  * of a worker's counter, so that 1 worker and N give the same ids. */
 static uint64_t new_instance(const rule *r, uint64_t series_id, int64_t t_event, int64_t t_recv)
 {
-    uint64_t h = mix64(r->series_id ^ mix64(series_id ^ mix64((uint64_t)t_event ^
-                                                              mix64((uint64_t)t_recv))));
+    uint64_t h =
+        mix64(r->series_id ^ mix64(series_id ^ mix64((uint64_t)t_event ^ mix64((uint64_t)t_recv))));
     return (1ull << 63) | h;
 }
 
@@ -447,7 +451,10 @@ void rf_alerts_forget(rf_alerts *a, int32_t slot)
  * alerts as it would have live. Otherwise its monotonic receipt time: the
  * event time of such a sample is the wall clock at receipt, and a step of the
  * wall clock must neither fire a for-duration at once nor stall it. */
-enum { TB_EVENT = 1, TB_RECV = 2 };
+enum {
+    TB_EVENT = 1,
+    TB_RECV = 2
+};
 
 static inline int64_t sample_clock(const rf_event *ev, uint8_t *base)
 {
@@ -594,8 +601,8 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
                 }
             } else if (r->absence_any) {
                 /* Reported to the rule's owner at the tick (alert.h). */
-                if (r->seen_n++ == 0 || later(ev->recv_time_ns, ev->event_time_ns, r->seen_recv,
-                                              r->seen_event)) {
+                if (r->seen_n++ == 0 ||
+                    later(ev->recv_time_ns, ev->event_time_ns, r->seen_recv, r->seen_event)) {
                     r->seen_recv = ev->recv_time_ns;
                     r->seen_event = ev->event_time_ns;
                 }
@@ -688,8 +695,8 @@ void rf_alerts_peer_receive(rf_alerts *a, const rf_event *ev)
     a->st.reports_received++;
     if (a->ticked && ev->recv_time_ns < a->last_tick_mono - RF_ALERT_REPORT_ALLOWANCE_NS)
         a->st.reports_late++;
-    if (!r->any_started || later(ev->recv_time_ns, ev->event_time_ns, r->any_last_mono,
-                                 r->any_last_event)) {
+    if (!r->any_started ||
+        later(ev->recv_time_ns, ev->event_time_ns, r->any_last_mono, r->any_last_event)) {
         r->any_started = true;
         r->any_last_mono = ev->recv_time_ns;
         r->any_last_event = ev->event_time_ns;
@@ -731,8 +738,7 @@ static void any_resolve(rf_alerts *a, uint32_t rid, rule *r)
         return;
     r->any_phase = PH_OK;
     define_rule_series(a, r);
-    emit_alert(a, rid, r->series_id, 0, r->any_last_event, r->any_last_mono, r->any_instance,
-               true);
+    emit_alert(a, rid, r->series_id, 0, r->any_last_event, r->any_last_mono, r->any_instance, true);
 }
 
 static void any_tick(rf_alerts *a, uint32_t rid, rule *r, int64_t now_mono, int64_t now_wall)
@@ -785,8 +791,8 @@ void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
         if (s->phase != PH_FIRING && now_mono - s->last_mono >= r->absent_ns) {
             s->phase = PH_FIRING;
             s->instance = new_instance(r, s->series_id, now_wall, now_mono);
-            emit_alert(a, s->rule, s->series_id, (double)(now_mono - s->last_mono) / 1e9,
-                       now_wall, now_mono, s->instance, false);
+            emit_alert(a, s->rule, s->series_id, (double)(now_mono - s->last_mono) / 1e9, now_wall,
+                       now_mono, s->instance, false);
         }
     }
     /* Decisions first, on what reports of earlier ticks said; this tick's

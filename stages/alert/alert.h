@@ -141,38 +141,38 @@ enum rf_cmp_op {
 };
 
 typedef struct rf_alert_rule_config {
-    const char *name;        /* [A-Za-z0-9_-]+, unique: subject token "alert.<name>" */
+    const char *name; /* [A-Za-z0-9_-]+, unique: subject token "alert.<name>" */
     rf_series_matcher match;
     enum rf_alert_type type;
-    enum rf_cmp_op op;       /* THRESHOLD, RATE */
+    enum rf_cmp_op op; /* THRESHOLD, RATE */
     double fire;
-    double resolve;          /* used when has_resolve */
+    double resolve; /* used when has_resolve */
     bool has_resolve;
-    int64_t for_ns;          /* THRESHOLD, RATE: 0 fires on the first breach */
-    int64_t window_ns;       /* RATE */
-    int64_t absent_ns;       /* ABSENCE */
-    bool absence_any;        /* ABSENCE: rule-wide rather than per series */
+    int64_t for_ns;    /* THRESHOLD, RATE: 0 fires on the first breach */
+    int64_t window_ns; /* RATE */
+    int64_t absent_ns; /* ABSENCE */
+    bool absence_any;  /* ABSENCE: rule-wide rather than per series */
 } rf_alert_rule_config;
 
 typedef struct rf_alerts_config {
     const rf_alert_rule_config *rules;
     uint32_t n_rules;
-    uint32_t max_bindings;   /* (rule, series) pairs; 0: 4 x max_slots */
+    uint32_t max_bindings; /* (rule, series) pairs; 0: 4 x max_slots */
 } rf_alerts_config;
 
 typedef struct rf_alerts_stats {
     uint32_t rules;
     uint32_t bindings;
-    uint64_t evaluated;          /* (sample, rule) evaluations */
+    uint64_t evaluated; /* (sample, rule) evaluations */
     uint64_t fired;
     uint64_t resolved;
-    uint64_t bindings_refused;   /* max_bindings reached */
+    uint64_t bindings_refused; /* max_bindings reached */
     /* Rule-wide rules (see "Rule-wide rules"). */
-    uint64_t reports_sent;       /* to the owner (this shard included) */
-    uint64_t reports_received;   /* applied here, as the owner */
-    uint64_t reports_unknown;    /* dropped: no such rule-wide rule here (e.g. gone with a reload) */
-    uint64_t reports_late;       /* applied, but later than the allowance */
-    uint64_t series_def_failed;  /* a rule's series key could not be allocated (alert named by id) */
+    uint64_t reports_sent;      /* to the owner (this shard included) */
+    uint64_t reports_received;  /* applied here, as the owner */
+    uint64_t reports_unknown;   /* dropped: no such rule-wide rule here (e.g. gone with a reload) */
+    uint64_t reports_late;      /* applied, but later than the allowance */
+    uint64_t series_def_failed; /* a rule's series key could not be allocated (alert named by id) */
 } rf_alerts_stats;
 
 /* Rule-wide reports (see "Rule-wide rules"). */

@@ -39,12 +39,12 @@ typedef struct rf_batcher_config {
 } rf_batcher_config;
 
 typedef struct rf_batcher_stats {
-    uint64_t events;          /* events pushed */
-    uint64_t batches;         /* batches emitted, all reasons */
-    uint64_t flush_size;      /* ... because they were full */
-    uint64_t flush_interval;  /* ... because the oldest event waited interval_ns */
-    uint64_t flush_explicit;  /* ... by rf_batcher_flush (shutdown, reconfiguration) */
-    int64_t max_wait_ns;      /* longest age of a batch at its flush */
+    uint64_t events;         /* events pushed */
+    uint64_t batches;        /* batches emitted, all reasons */
+    uint64_t flush_size;     /* ... because they were full */
+    uint64_t flush_interval; /* ... because the oldest event waited interval_ns */
+    uint64_t flush_explicit; /* ... by rf_batcher_flush (shutdown, reconfiguration) */
+    int64_t max_wait_ns;     /* longest age of a batch at its flush */
 } rf_batcher_stats;
 
 /* cfg may be NULL (defaults). Returns NULL on bad config or no memory. */

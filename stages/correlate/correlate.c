@@ -23,7 +23,12 @@
 /* Peer messages staged per pass before they go out (grouped by shard). */
 #define PEER_BATCH 256u
 
-enum close_reason { CLOSE_TTL, CLOSE_MEMBERS, CLOSE_CAPACITY, CLOSE_DRAIN };
+enum close_reason {
+    CLOSE_TTL,
+    CLOSE_MEMBERS,
+    CLOSE_CAPACITY,
+    CLOSE_DRAIN
+};
 
 /* ---------------------------------------------------------------- types */
 
@@ -38,22 +43,25 @@ typedef struct id_group {
     uint64_t members[RF_CORR_MAX_MEMBERS];
 } id_group;
 
-enum role { ROLE_A = 1, ROLE_B = 2 };
+enum role {
+    ROLE_A = 1,
+    ROLE_B = 2
+};
 
 typedef struct binding {
     uint64_t key;     /* hash of the key tag value */
     uint16_t pattern; /* index into patterns */
     uint8_t role;
-    uint16_t owner;   /* shard that holds the key's state: rf_event_owner(key, shards) */
+    uint16_t owner; /* shard that holds the key's state: rf_event_owner(key, shards) */
 } binding;
 
 typedef struct pkey {
     uint64_t key;
     uint16_t pattern;
-    uint8_t n, head;      /* BURST ring */
-    bool armed;           /* SEQUENCE: an A is waiting */
-    bool b_waiting;       /* SEQUENCE: a B that found no A (an A may still arrive after it) */
-    int64_t last_time;    /* latest event time seen on this key (for reuse) */
+    uint8_t n, head;   /* BURST ring */
+    bool armed;        /* SEQUENCE: an A is waiting */
+    bool b_waiting;    /* SEQUENCE: a B that found no A (an A may still arrive after it) */
+    int64_t last_time; /* latest event time seen on this key (for reuse) */
     int64_t a_time;
     uint64_t a_series;
     int64_t b_time;
@@ -64,7 +72,7 @@ typedef struct pkey {
 
 typedef struct pattern {
     char name[64];
-    uint32_t sig;   /* identity of the definition in peer messages (peer_sig) */
+    uint32_t sig; /* identity of the definition in peer messages (peer_sig) */
     uint8_t type;
     bool critical;
     rf_series_matcher a, b;
@@ -91,18 +99,18 @@ struct rf_correlator {
     uint32_t head, tail, free_list; /* FIFO oldest..newest */
     uint32_t *hash;                 /* group index + 1; 0 empty */
     uint32_t hmask;
-    int64_t now_mono;               /* latest receipt time seen */
+    int64_t now_mono; /* latest receipt time seen */
     /* patterns */
     uint32_t n_patterns;
     pattern *patterns;
     const char **names;
     uint32_t max_slots;
-    slot_bind *slot;                /* per slot: its bindings (one 8-byte load) */
+    slot_bind *slot; /* per slot: its bindings (one 8-byte load) */
     binding *binds;
     uint32_t n_binds, cap_binds;
     pkey *pkeys;
     uint32_t pk_cap, pk_used, pk_hand;
-    uint32_t *pk_hash;              /* pkey index + 1; 0 empty */
+    uint32_t *pk_hash; /* pkey index + 1; 0 empty */
     uint32_t pk_hmask;
     uint64_t seq;
     /* history */
@@ -503,8 +511,7 @@ int rf_correlator_config_check(const rf_correlator_config *cfg, rf_err *err)
             return rf_err_set(err, EINVAL, "correlation pattern '%s': unknown type %d", p->name,
                               (int)p->type);
         if (p->within_ns <= 0)
-            return rf_err_set(err, EINVAL, "correlation pattern '%s': window must be > 0",
-                              p->name);
+            return rf_err_set(err, EINVAL, "correlation pattern '%s': window must be > 0", p->name);
         if (p->type == RF_CORR_BURST && (p->count < 2 || p->count > RF_CORR_BURST_MAX))
             return rf_err_set(err, EINVAL, "correlation pattern '%s': count %u is not in 2..%u",
                               p->name, p->count, RF_CORR_BURST_MAX);
@@ -544,8 +551,8 @@ int rf_correlator_new(const rf_correlator_config *cfg, uint32_t max_slots, rf_em
     c->pk_hash = rf_mem_zalloc(((size_t)c->pk_hmask + 1) * sizeof(uint32_t), 4);
     c->hist_cap = cfg->closed_history ? cfg->closed_history : DEFAULT_HISTORY;
     c->hist = rf_mem_zalloc((size_t)c->hist_cap * sizeof(closed), 8);
-    if (!c->groups || !c->hash || !c->patterns || !c->names || !c->slot ||
-        !c->pkeys || !c->pk_hash || !c->hist) {
+    if (!c->groups || !c->hash || !c->patterns || !c->names || !c->slot || !c->pkeys ||
+        !c->pk_hash || !c->hist) {
         rf_correlator_free(c);
         return rf_err_set(err, ENOMEM, "correlation: out of memory");
     }
@@ -635,7 +642,9 @@ void rf_correlator_define(rf_correlator *c, int32_t slot, const rf_series_key *k
             c->binds = nb;
             c->cap_binds = nc;
         }
-        c->binds[c->n_binds++] = (binding){.key = kh, .pattern = (uint16_t)i, .role = role,
+        c->binds[c->n_binds++] = (binding){.key = kh,
+                                           .pattern = (uint16_t)i,
+                                           .role = role,
                                            .owner = (uint16_t)rf_event_owner(kh, c->shards)};
         n++;
     }
@@ -813,7 +822,9 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
             rc = -ENOENT;
             break;
         }
-        const binding b = {.key = ev->value.u64, .pattern = (uint16_t)pi, .role = role,
+        const binding b = {.key = ev->value.u64,
+                           .pattern = (uint16_t)pi,
+                           .role = role,
                            .owner = (uint16_t)c->self};
         pattern_event(c, &b, ev);
         break;

@@ -122,25 +122,25 @@ enum rf_corr_pattern_type {
 };
 
 typedef struct rf_corr_pattern_config {
-    const char *name;       /* [A-Za-z0-9_-]+, unique, not "id" */
+    const char *name; /* [A-Za-z0-9_-]+, unique, not "id" */
     enum rf_corr_pattern_type type;
-    rf_series_matcher a;    /* SEQUENCE: the first event; BURST: the counted events */
-    rf_series_matcher b;    /* SEQUENCE: the second event */
-    const char *key_tag;    /* tag whose value is the key; NULL or "": one global key */
-    int64_t within_ns;      /* T */
-    uint32_t count;         /* BURST: N, 2..RF_CORR_BURST_MAX */
-    bool critical;          /* emit with RF_PRIO_CRITICAL */
+    rf_series_matcher a; /* SEQUENCE: the first event; BURST: the counted events */
+    rf_series_matcher b; /* SEQUENCE: the second event */
+    const char *key_tag; /* tag whose value is the key; NULL or "": one global key */
+    int64_t within_ns;   /* T */
+    uint32_t count;      /* BURST: N, 2..RF_CORR_BURST_MAX */
+    bool critical;       /* emit with RF_PRIO_CRITICAL */
 } rf_corr_pattern_config;
 
 typedef struct rf_correlator_config {
-    uint32_t id_capacity;       /* 0: 10,000 */
-    int64_t id_ttl_ns;          /* 0: 1 h */
-    uint32_t id_close_members;  /* close at this many events; 0: never */
-    uint32_t id_min_members;    /* emit groups of at least this many; 0: 2 */
+    uint32_t id_capacity;      /* 0: 10,000 */
+    int64_t id_ttl_ns;         /* 0: 1 h */
+    uint32_t id_close_members; /* close at this many events; 0: never */
+    uint32_t id_min_members;   /* emit groups of at least this many; 0: 2 */
     const rf_corr_pattern_config *patterns;
     uint32_t n_patterns;
-    uint32_t pattern_keys;      /* 0: 4096 */
-    uint32_t closed_history;    /* 0: 256 */
+    uint32_t pattern_keys;   /* 0: 4096 */
+    uint32_t closed_history; /* 0: 256 */
 } rf_correlator_config;
 
 /* The most memory rf_correlator_new(cfg, max_slots) can come to hold: the id
@@ -151,25 +151,25 @@ typedef struct rf_correlator_config {
 uint64_t rf_correlator_memory_bound(const rf_correlator_config *cfg, uint32_t max_slots);
 
 typedef struct rf_correlator_stats {
-    uint32_t id_open;           /* groups open now */
+    uint32_t id_open; /* groups open now */
     uint32_t pattern_keys_used;
     uint64_t id_events;
     uint64_t id_opened;
     uint64_t closed_ttl;
     uint64_t closed_members;
     uint64_t evicted_capacity;
-    uint64_t closed_drain;      /* closed by rf_correlator_drain (shutdown) */
-    uint64_t closed_small;      /* closed below id_min_members: not emitted */
-    uint64_t emitted;           /* correlated events, both kinds */
+    uint64_t closed_drain; /* closed by rf_correlator_drain (shutdown) */
+    uint64_t closed_small; /* closed below id_min_members: not emitted */
+    uint64_t emitted;      /* correlated events, both kinds */
     uint64_t pattern_events;
     uint64_t sequences;
     uint64_t bursts;
     uint64_t pattern_keys_reused;
     uint64_t pattern_keys_full;
-    uint64_t forwarded;         /* peer messages sent to other shards' groups */
-    uint64_t received;          /* peer messages received (the two below included) */
-    uint64_t peer_stale;        /* dropped: for a pattern this configuration does not have */
-    uint64_t peer_malformed;    /* dropped: not a correlation message, unknown type, id 0 */
+    uint64_t forwarded;      /* peer messages sent to other shards' groups */
+    uint64_t received;       /* peer messages received (the two below included) */
+    uint64_t peer_stale;     /* dropped: for a pattern this configuration does not have */
+    uint64_t peer_malformed; /* dropped: not a correlation message, unknown type, id 0 */
 } rf_correlator_stats;
 
 typedef struct rf_correlator rf_correlator;

@@ -44,7 +44,8 @@ static void publish(rf_fwd *f, int64_t events_delta, int64_t bytes_delta)
 {
     rf_stats_add(&f->st[FS_QUEUED_EVENTS], (uint64_t)events_delta);
     rf_stats_add(&f->st[FS_QUEUED_BYTES], (uint64_t)bytes_delta);
-    rf_stats_set(&f->st[FS_OLDEST_WALL], f->buf.q_len ? (uint64_t)entry_at(&f->buf, 0)->wall_ns : 0);
+    rf_stats_set(&f->st[FS_OLDEST_WALL],
+                 f->buf.q_len ? (uint64_t)entry_at(&f->buf, 0)->wall_ns : 0);
 }
 
 static void pop_front(rf_fwd *f)

@@ -100,7 +100,8 @@ static int write_record(rf_fwd *f, const uint8_t *rec, size_t n)
     if (rc == 0 && b->sync && fdatasync(b->wfd) < 0)
         rc = -errno;
     if (rc < 0) {
-        if (ftruncate(b->wfd, (off_t)cur->bytes) < 0) { /* best effort; recovery skips a torn tail */
+        if (ftruncate(b->wfd, (off_t)cur->bytes) <
+            0) { /* best effort; recovery skips a torn tail */
         }
         if (!b->io_error_logged)
             rf_log_error("forward", "sink %s: disk buffer %s/%s: append failed: %s (logged once)",
@@ -216,9 +217,12 @@ static int scan_file(rf_fwd *f, fwd_file *ff, scan_state *ss)
                     ss->e = n;
                     ss->cap = cap;
                 }
-                ss->e[ss->n++] = (fwd_entry){.seq = r.series_id, .len = r.payload_len,
-                                             .events = r.count, .wall_ns = r.min_time,
-                                             .file_seq = ff->seq, .offset = pos};
+                ss->e[ss->n++] = (fwd_entry){.seq = r.series_id,
+                                             .len = r.payload_len,
+                                             .events = r.count,
+                                             .wall_ns = r.min_time,
+                                             .file_seq = ff->seq,
+                                             .offset = pos};
                 if (r.series_id > ff->last_entry)
                     ff->last_entry = r.series_id;
                 if (r.series_id >= b->next_seq)
@@ -353,9 +357,11 @@ int fwd_disk_open(rf_fwd *f, rf_err *err)
     }
     b->opened = true;
     if (recovered || b->n_files > 1)
-        rf_log_info("forward", "sink %s: disk buffer %s: %llu unacknowledged events recovered "
-                    "(%llu possibly delivered before the restart, sent again)", f->name, b->dir,
-                    (unsigned long long)recovered, (unsigned long long)redelivered);
+        rf_log_info("forward",
+                    "sink %s: disk buffer %s: %llu unacknowledged events recovered "
+                    "(%llu possibly delivered before the restart, sent again)",
+                    f->name, b->dir, (unsigned long long)recovered,
+                    (unsigned long long)redelivered);
     return 0;
 }
 
@@ -389,8 +395,12 @@ int fwd_disk_append(rf_fwd *f, fwd_entry *e, const char *data)
             return -EIO;
         }
     }
-    rf_seg_rec h = {.type = RF_SEG_REC_FORWARD, .payload_len = e->len, .count = e->events,
-                    .series_id = e->seq, .min_time = e->wall_ns, .max_time = e->wall_ns};
+    rf_seg_rec h = {.type = RF_SEG_REC_FORWARD,
+                    .payload_len = e->len,
+                    .count = e->events,
+                    .series_id = e->seq,
+                    .min_time = e->wall_ns,
+                    .max_time = e->wall_ns};
     rf_seg_rec_put_header(b->rec, &h);
     memcpy(b->rec + RF_SEG_REC_HDR_SIZE, data, e->len);
     rf_seg_rec_seal(b->rec);
@@ -479,8 +489,8 @@ bool fwd_disk_make_room(rf_fwd *f, uint64_t need)
             b->q_len--;
         }
         rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], lost);
-        rf_stats_add(&f->st[FS_QUEUED_EVENTS], (uint64_t)-(int64_t)lost);
-        rf_stats_add(&f->st[FS_QUEUED_BYTES], (uint64_t)-(int64_t)bytes);
+        rf_stats_add(&f->st[FS_QUEUED_EVENTS], (uint64_t) - (int64_t)lost);
+        rf_stats_add(&f->st[FS_QUEUED_BYTES], (uint64_t) - (int64_t)bytes);
         remove_file(b, 0);
     }
     return b->bytes + need <= b->max_bytes;

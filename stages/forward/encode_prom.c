@@ -16,8 +16,14 @@
 
 #include "ingest/http/prom_remote.pb-c.h"
 
-typedef struct lab { uint32_t name, value; } lab;           /* offsets into text */
-typedef struct ser { uint32_t first, n; double v; int64_t ms; } ser; /* into labref */
+typedef struct lab {
+    uint32_t name, value;
+} lab; /* offsets into text */
+typedef struct ser {
+    uint32_t first, n;
+    double v;
+    int64_t ms;
+} ser; /* into labref */
 
 typedef struct enc {
     char *text;

@@ -79,54 +79,68 @@ enum rf_fwd_protocol {
 typedef struct rf_fwd_nats_config {
     const char *servers[RF_FWD_NATS_MAX_SERVERS]; /* nats:// or tls:// URLs */
     uint32_t n_servers;
-    const char *subject;       /* template; default "ringflow.{measurement}.{shard}" */
-    uint32_t shards;           /* {shard} modulo; 0: 1 */
-    bool core;                 /* core NATS instead of JetStream */
-    uint32_t max_pending;      /* JetStream: async publishes in flight; 0: 256 */
-    const char *stream;        /* JetStream: create this stream if missing (NULL: do not) */
-    bool stream_memory;        /* its storage: memory instead of file */
+    const char *subject;         /* template; default "ringflow.{measurement}.{shard}" */
+    uint32_t shards;             /* {shard} modulo; 0: 1 */
+    bool core;                   /* core NATS instead of JetStream */
+    uint32_t max_pending;        /* JetStream: async publishes in flight; 0: 256 */
+    const char *stream;          /* JetStream: create this stream if missing (NULL: do not) */
+    bool stream_memory;          /* its storage: memory instead of file */
     int64_t duplicate_window_ns; /* its duplicate window; 0: the server's (2 min) */
-    const char *creds_file;    /* user credentials file (JWT and nkey seed), nats.c reads it */
+    const char *creds_file;      /* user credentials file (JWT and nkey seed), nats.c reads it */
     const char *tls_ca, *tls_cert, *tls_key;
     int64_t reconnect_wait_ns; /* 0: 250 ms (nats.c adds jitter) */
 } rf_fwd_nats_config;
 
-enum rf_fwd_buffer_type { RF_FWD_BUFFER_MEMORY = 0, RF_FWD_BUFFER_DISK = 1 };
-enum rf_fwd_full_policy { RF_FWD_DROP_NEWEST = 0, RF_FWD_DROP_OLDEST = 1 };
-enum rf_fwd_auth { RF_FWD_AUTH_NONE = 0, RF_FWD_AUTH_BASIC = 1, RF_FWD_AUTH_BEARER = 2,
-                   RF_FWD_AUTH_TOKEN = 3 /* "Authorization: Token <t>", InfluxDB 2 */ };
+enum rf_fwd_buffer_type {
+    RF_FWD_BUFFER_MEMORY = 0,
+    RF_FWD_BUFFER_DISK = 1
+};
+enum rf_fwd_full_policy {
+    RF_FWD_DROP_NEWEST = 0,
+    RF_FWD_DROP_OLDEST = 1
+};
+enum rf_fwd_auth {
+    RF_FWD_AUTH_NONE = 0,
+    RF_FWD_AUTH_BASIC = 1,
+    RF_FWD_AUTH_BEARER = 2,
+    RF_FWD_AUTH_TOKEN = 3 /* "Authorization: Token <t>", InfluxDB 2 */
+};
 
 typedef struct rf_fwd_config {
     enum rf_fwd_protocol protocol;
-    const char *url;                          /* http:// or https:// */
-    const char *headers[RF_FWD_MAX_HEADERS];  /* "Name: value" each */
+    const char *url;                         /* http:// or https:// */
+    const char *headers[RF_FWD_MAX_HEADERS]; /* "Name: value" each */
     uint32_t n_headers;
     enum rf_fwd_auth auth;
-    const char *username, *password;          /* basic */
-    const char *token;                        /* bearer / token */
-    bool gzip;                                /* influx_http: gzip the body */
-    uint32_t max_samples;                     /* per request; 0: 10000 */
-    uint32_t max_bytes;                       /* line bytes per request; 0: 1 MiB */
-    int64_t max_delay_ns;                     /* worker hand-over delay; 0: 200 ms */
-    int64_t timeout_ns;                       /* per request; 0: 10 s */
-    int64_t backoff_base_ns, backoff_max_ns;  /* 0: 100 ms, 30 s */
-    uint32_t breaker_failures;                /* 0: 5 */
-    int64_t breaker_cooldown_ns;              /* 0: 10 s */
-    uint64_t jitter_seed;                     /* 0: from the clock */
+    const char *username, *password;         /* basic */
+    const char *token;                       /* bearer / token */
+    bool gzip;                               /* influx_http: gzip the body */
+    uint32_t max_samples;                    /* per request; 0: 10000 */
+    uint32_t max_bytes;                      /* line bytes per request; 0: 1 MiB */
+    int64_t max_delay_ns;                    /* worker hand-over delay; 0: 200 ms */
+    int64_t timeout_ns;                      /* per request; 0: 10 s */
+    int64_t backoff_base_ns, backoff_max_ns; /* 0: 100 ms, 30 s */
+    uint32_t breaker_failures;               /* 0: 5 */
+    int64_t breaker_cooldown_ns;             /* 0: 10 s */
+    uint64_t jitter_seed;                    /* 0: from the clock */
     /* The buffer. */
     enum rf_fwd_buffer_type buffer;
-    uint64_t buffer_max_bytes;                /* 0: 64 MiB (memory), 1 GiB (disk) */
-    const char *buffer_path;                  /* disk: a directory of its own */
+    uint64_t buffer_max_bytes; /* 0: 64 MiB (memory), 1 GiB (disk) */
+    const char *buffer_path;   /* disk: a directory of its own */
     enum rf_fwd_full_policy policy;
-    bool sync;                                /* disk: fdatasync after appending */
-    uint64_t segment_bytes;                   /* disk: per file; 0: 8 MiB */
+    bool sync;              /* disk: fdatasync after appending */
+    uint64_t segment_bytes; /* disk: per file; 0: 8 MiB */
     /* Memory buffer: how long rf_fwd_free may keep sending at shutdown. */
-    int64_t shutdown_grace_ns;                /* 0: 2 s */
-    uint32_t instance;                        /* worker index: the metrics' worker label */
-    rf_fwd_nats_config nats;                  /* protocol RF_FWD_NATS */
+    int64_t shutdown_grace_ns; /* 0: 2 s */
+    uint32_t instance;         /* worker index: the metrics' worker label */
+    rf_fwd_nats_config nats;   /* protocol RF_FWD_NATS */
 } rf_fwd_config;
 
-enum rf_fwd_state { RF_FWD_UP = 0, RF_FWD_BACKING_OFF = 1, RF_FWD_CIRCUIT_OPEN = 2 };
+enum rf_fwd_state {
+    RF_FWD_UP = 0,
+    RF_FWD_BACKING_OFF = 1,
+    RF_FWD_CIRCUIT_OPEN = 2
+};
 
 /* Drop reasons (events; rf_fwd_stats.dropped[]). */
 enum rf_fwd_drop {
@@ -144,18 +158,18 @@ typedef struct rf_fwd_stats {
     uint64_t queued_events, queued_bytes; /* in the buffer, unacknowledged (in flight included) */
     uint64_t in_flight_events;
     uint64_t acked_events, acked_bytes, requests_ok;
-    uint64_t retries;                     /* requests that failed and will be retried */
+    uint64_t retries; /* requests that failed and will be retried */
     uint64_t dropped[RF_FWD_DROP__COUNT];
-    uint64_t redelivered;                 /* disk: events a request carried before a restart
+    uint64_t redelivered;          /* disk: events a request carried before a restart
                                              and not acked, sent again (possible duplicates:
                                              at most a batch; counted whether or not that
                                              request reached the receiver) */
-    uint64_t disk_bytes_written;          /* write amplification = this / acked_bytes */
-    uint64_t recovered_events;            /* disk: unacked events found at start */
-    uint64_t corrupt_bytes;               /* disk: bytes skipped at recovery (torn tails too) */
-    int64_t oldest_unsent_wall_ns;        /* hand-over time of the oldest entry; 0 when none */
-    uint32_t state;                       /* enum rf_fwd_state */
-    uint32_t last_status;                 /* last HTTP status (0: no answer) */
+    uint64_t disk_bytes_written;   /* write amplification = this / acked_bytes */
+    uint64_t recovered_events;     /* disk: unacked events found at start */
+    uint64_t corrupt_bytes;        /* disk: bytes skipped at recovery (torn tails too) */
+    int64_t oldest_unsent_wall_ns; /* hand-over time of the oldest entry; 0 when none */
+    uint32_t state;                /* enum rf_fwd_state */
+    uint32_t last_status;          /* last HTTP status (0: no answer) */
     /* NATS: messages published and acknowledged, acks that said "duplicate"
      * (a retry the stream had already stored), publishes awaiting an ack,
      * and the connection (natsConnStatus: 0 disconnected, 1 connecting,

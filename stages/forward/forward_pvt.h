@@ -34,8 +34,8 @@ typedef struct fwd_entry {
 /* A disk buffer file: its sequence number, size, and the highest entry
  * sequence number it holds (it can go once that one is acknowledged). */
 typedef struct fwd_file {
-    char name[40];           /* rf_seg_name() */
-    int rfd;                 /* read descriptor, opened at the first read; -1 */
+    char name[40]; /* rf_seg_name() */
+    int rfd;       /* read descriptor, opened at the first read; -1 */
     uint64_t seq;
     uint64_t bytes;
     uint64_t last_entry;
@@ -51,26 +51,26 @@ typedef struct fwd_buffer {
     bool sync;
     fwd_entry *q;
     size_t q_cap, q_head, q_len;
-    size_t inflight;         /* entries at the front that the current request carries */
+    size_t inflight; /* entries at the front that the current request carries */
     uint64_t next_seq;
-    uint64_t acked_seq;      /* disk: highest acknowledged entry */
-    uint64_t sent_seq;       /* disk: highest entry a request carried (on disk before it is sent) */
+    uint64_t acked_seq; /* disk: highest acknowledged entry */
+    uint64_t sent_seq;  /* disk: highest entry a request carried (on disk before it is sent) */
     /* Disk. */
     char *dir;
     uint32_t instance_tag;
     fwd_file *files;
     size_t n_files, cap_files;
-    int wfd;                 /* the file being appended (files[n_files-1]) */
-    int lockfd;              /* <dir>/lock, flock'ed while this sender owns the folder */
-    bool opened;             /* disk: recovered and writable (the sender does it) */
-    uint8_t *rec;            /* scratch: one record being written */
+    int wfd;      /* the file being appended (files[n_files-1]) */
+    int lockfd;   /* <dir>/lock, flock'ed while this sender owns the folder */
+    bool opened;  /* disk: recovered and writable (the sender does it) */
+    uint8_t *rec; /* scratch: one record being written */
     bool io_error_logged;
 } fwd_buffer;
 
 struct rf_fwd {
     rf_fwd_config cfg;
     char name[64];
-    rf_ring *full, *free_ring;   /* fwd_chunk * elements, see forward.h */
+    rf_ring *full, *free_ring; /* fwd_chunk * elements, see forward.h */
     fwd_chunk *chunks;
     pthread_t thread;
     bool started;
@@ -81,14 +81,14 @@ struct rf_fwd {
      * ring and waits; the worker enqueues, then reads sleeping (seq_cst) and
      * wakes it. Both fences are seq_cst so one of them sees the other. */
     _Atomic bool sleeping;
-    void *curl, *multi;          /* CURL *, CURLM * */
+    void *curl, *multi; /* CURL *, CURLM * */
     struct curl_slist *hdrs;
     fwd_buffer buf;
     uint64_t rng;
     uint32_t attempt, consecutive_failures;
     int64_t next_attempt_mono;
     int64_t shutdown_deadline;
-    char resp[256];              /* start of the last response body, for the log */
+    char resp[256]; /* start of the last response body, for the log */
     size_t resp_len;
     /* Statistics (core/stats single-writer values): written by the sender
      * only with rf_stats_add / rf_stats_set, read by any thread. The queue
@@ -96,16 +96,31 @@ struct rf_fwd {
     _Atomic uint64_t st[32];
     int metric_ids[24];
     uint32_t n_metrics;
-    struct fwd_nats *nats;       /* protocol RF_FWD_NATS (sender_nats.c) */
+    struct fwd_nats *nats; /* protocol RF_FWD_NATS (sender_nats.c) */
 };
 
 /* Indices into rf_fwd.st (the counters of rf_fwd_stats). */
 enum {
-    FS_QUEUED_EVENTS, FS_QUEUED_BYTES, FS_IN_FLIGHT, FS_ACKED_EVENTS, FS_ACKED_BYTES,
-    FS_REQUESTS_OK, FS_RETRIES, FS_DROP0, /* RF_FWD_DROP__COUNT slots */
-    FS_REDELIVERED = FS_DROP0 + RF_FWD_DROP__COUNT, FS_DISK_WRITTEN, FS_RECOVERED,
-    FS_CORRUPT_BYTES, FS_OLDEST_WALL, FS_STATE, FS_LAST_STATUS,
-    FS_NATS_MSGS, FS_NATS_DUPLICATES, FS_NATS_PENDING, FS_NATS_CONN, FS__COUNT
+    FS_QUEUED_EVENTS,
+    FS_QUEUED_BYTES,
+    FS_IN_FLIGHT,
+    FS_ACKED_EVENTS,
+    FS_ACKED_BYTES,
+    FS_REQUESTS_OK,
+    FS_RETRIES,
+    FS_DROP0, /* RF_FWD_DROP__COUNT slots */
+    FS_REDELIVERED = FS_DROP0 + RF_FWD_DROP__COUNT,
+    FS_DISK_WRITTEN,
+    FS_RECOVERED,
+    FS_CORRUPT_BYTES,
+    FS_OLDEST_WALL,
+    FS_STATE,
+    FS_LAST_STATUS,
+    FS_NATS_MSGS,
+    FS_NATS_DUPLICATES,
+    FS_NATS_PENDING,
+    FS_NATS_CONN,
+    FS__COUNT
 };
 _Static_assert(FS__COUNT <= 32, "rf_fwd.st too small");
 
@@ -117,7 +132,7 @@ void fwd_drain_ring(rf_fwd *f);
 void fwd_schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after_ns);
 
 /* ---- NATS (sender_nats.c) ---- */
-int fwd_nats_open(rf_fwd *f, rf_err *err);   /* rf_fwd_new: connects (retrying in the background) */
+int fwd_nats_open(rf_fwd *f, rf_err *err); /* rf_fwd_new: connects (retrying in the background) */
 void fwd_nats_send_once(rf_fwd *f, char **lines, size_t *cap);
 void fwd_nats_close(rf_fwd *f);
 

@@ -220,9 +220,10 @@ static void schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after)
         if (delay < f->cfg.breaker_cooldown_ns)
             delay = f->cfg.breaker_cooldown_ns;
         if (atomic_load_explicit(&f->st[FS_STATE], memory_order_relaxed) != RF_FWD_CIRCUIT_OPEN)
-            rf_log_warn("forward", "sink %s: circuit open after %u failed requests; next "
-                        "attempt in %lld ms", f->name, f->consecutive_failures,
-                        (long long)(delay / RF_NS_PER_MS));
+            rf_log_warn("forward",
+                        "sink %s: circuit open after %u failed requests; next "
+                        "attempt in %lld ms",
+                        f->name, f->consecutive_failures, (long long)(delay / RF_NS_PER_MS));
         state = RF_FWD_CIRCUIT_OPEN;
     }
     f->next_attempt_mono = now + delay;
@@ -275,8 +276,8 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
     long status = 0;
     int64_t retry_after = 0;
     bool aborted = false;
-    CURLcode res = perform(f, body ? body : (const uint8_t *)*lines, body ? body_len : len,
-                           &status, &retry_after, &aborted);
+    CURLcode res = perform(f, body ? body : (const uint8_t *)*lines, body ? body_len : len, &status,
+                           &retry_after, &aborted);
     free(body);
     if (aborted)
         return;
@@ -388,7 +389,8 @@ static int set_defaults(rf_fwd_config *c, const char *name, rf_err *err)
 {
     if (c->protocol == RF_FWD_NATS && !c->nats.n_servers)
         return rf_err_set(err, EINVAL, "sink %s: nats needs at least one server", name);
-    if (c->protocol != RF_FWD_NATS && (!c->url || (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))))
+    if (c->protocol != RF_FWD_NATS &&
+        (!c->url || (strncmp(c->url, "http://", 7) && strncmp(c->url, "https://", 8))))
         return rf_err_set(err, EINVAL, "sink %s: url must start with http:// or https://", name);
     if (!c->max_samples)
         c->max_samples = DEF_MAX_SAMPLES;
@@ -480,12 +482,17 @@ static uint64_t oldest_age_ns(void *ctx)
  * registry) only cost the metric, never the sink. */
 static void register_metrics(rf_fwd *f)
 {
-    static const struct { int idx; bool gauge; const char *name, *help; } m[] = {
+    static const struct {
+        int idx;
+        bool gauge;
+        const char *name, *help;
+    } m[] = {
         {FS_QUEUED_EVENTS, true, "ringflow_forward_queued_events",
          "Events in the forward buffer, not yet acknowledged (in flight included)."},
         {FS_QUEUED_BYTES, true, "ringflow_forward_queued_bytes",
          "Line bytes in the forward buffer, not yet acknowledged."},
-        {FS_IN_FLIGHT, true, "ringflow_forward_in_flight_events", "Events of the request in flight."},
+        {FS_IN_FLIGHT, true, "ringflow_forward_in_flight_events",
+         "Events of the request in flight."},
         {FS_ACKED_EVENTS, false, "ringflow_forward_acked_events",
          "Events the receiver acknowledged."},
         {FS_RETRIES, false, "ringflow_forward_retries", "Requests that failed and are retried."},
@@ -499,9 +506,9 @@ static void register_metrics(rf_fwd *f)
     char labels[160];
     snprintf(labels, sizeof(labels), "sink=\"%s\",worker=\"%u\"", f->name, f->cfg.instance);
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
-        int id = m[i].gauge ? rf_stats_register_gauge(m[i].name, m[i].help, labels, &f->st[m[i].idx])
-                            : rf_stats_register_counter(m[i].name, m[i].help, labels,
-                                                        &f->st[m[i].idx]);
+        int id = m[i].gauge
+                     ? rf_stats_register_gauge(m[i].name, m[i].help, labels, &f->st[m[i].idx])
+                     : rf_stats_register_counter(m[i].name, m[i].help, labels, &f->st[m[i].idx]);
         if (id >= 0)
             f->metric_ids[f->n_metrics++] = id;
     }
@@ -515,7 +522,11 @@ static void register_metrics(rf_fwd *f)
             f->metric_ids[f->n_metrics++] = id;
     }
     if (f->cfg.protocol == RF_FWD_NATS) {
-        static const struct { int idx; bool gauge; const char *name, *help; } nm[] = {
+        static const struct {
+            int idx;
+            bool gauge;
+            const char *name, *help;
+        } nm[] = {
             {FS_NATS_MSGS, false, "ringflow_nats_published_messages",
              "NATS messages published and, for JetStream, acknowledged."},
             {FS_NATS_DUPLICATES, false, "ringflow_nats_duplicate_acks",
@@ -526,10 +537,10 @@ static void register_metrics(rf_fwd *f)
              "Connection: 0 disconnected, 1 connecting, 2 connected, 3 closed, 4 reconnecting."},
         };
         for (size_t i = 0; i < sizeof(nm) / sizeof(nm[0]); i++) {
-            int id = nm[i].gauge
-                         ? rf_stats_register_gauge(nm[i].name, nm[i].help, labels, &f->st[nm[i].idx])
-                         : rf_stats_register_counter(nm[i].name, nm[i].help, labels,
-                                                     &f->st[nm[i].idx]);
+            int id =
+                nm[i].gauge
+                    ? rf_stats_register_gauge(nm[i].name, nm[i].help, labels, &f->st[nm[i].idx])
+                    : rf_stats_register_counter(nm[i].name, nm[i].help, labels, &f->st[nm[i].idx]);
             if (id >= 0)
                 f->metric_ids[f->n_metrics++] = id;
         }

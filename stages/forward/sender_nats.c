@@ -75,7 +75,7 @@ typedef struct fwd_nats {
 
 const char *rf_fwd_nats_conn_name(uint32_t conn)
 {
-    static const char *const n[] = {"disconnected", "connecting", "connected", "closed",
+    static const char *const n[] = {"disconnected", "connecting",    "connected",    "closed",
                                     "reconnecting", "draining_subs", "draining_pubs"};
     return conn < 7 ? n[conn] : "unknown";
 }
@@ -141,8 +141,8 @@ static size_t subject_of(const fwd_nats *n, const char *p, uint32_t len, char *o
             k += put_token(out + k, room, p + fs, ke > fs ? ke - fs : 0);
             t += 7;
         } else if (!strncmp(t, "{shard}", 7)) {
-            int w = snprintf(out + k, room + 1, "%llu",
-                             (unsigned long long)(fnv1a(p, ke) % n->shards));
+            int w =
+                snprintf(out + k, room + 1, "%llu", (unsigned long long)(fnv1a(p, ke) % n->shards));
             k += w > 0 && (size_t)w <= room ? (size_t)w : 0;
             t += 7;
         } else {
@@ -191,8 +191,11 @@ static long split_entry(fwd_nats *n, const char *p, uint32_t len)
             grow((void **)&n->arena, &n->arena_cap, n->arena_len + sl + 1, 1))
             return -ENOMEM;
         memcpy(n->arena + n->arena_len, subj, sl + 1);
-        n->lines[cnt] = (nats_line){.subj_hash = fnv1a(subj, sl), .subj_off = (uint32_t)n->arena_len,
-                                    .subj_len = (uint32_t)sl, .off = off, .len = l,
+        n->lines[cnt] = (nats_line){.subj_hash = fnv1a(subj, sl),
+                                    .subj_off = (uint32_t)n->arena_len,
+                                    .subj_len = (uint32_t)sl,
+                                    .off = off,
+                                    .len = l,
                                     .order = (uint32_t)cnt};
         n->arena_len += sl + 1;
         cnt++;
@@ -211,8 +214,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
         if (pa->Duplicate)
             atomic_fetch_add_explicit(&n->acks_dup, 1, memory_order_relaxed);
     } else {
-        atomic_store_explicit(&n->last_ack_err, pae ? (int)pae->ErrCode : 0,
-                              memory_order_relaxed);
+        atomic_store_explicit(&n->last_ack_err, pae ? (int)pae->ErrCode : 0, memory_order_relaxed);
         atomic_fetch_add_explicit(&n->acks_err, 1, memory_order_relaxed);
     }
     natsMsg_Destroy(msg);
@@ -340,8 +342,7 @@ static int ensure_stream(rf_fwd *f, fwd_nats *n)
 
 /* Publishes one entry's messages. Returns 0, or -EIO when nats.c refused
  * a publish (the batch will be retried whole). */
-static int publish_entry(rf_fwd *f, fwd_nats *n, const fwd_entry *e, const char *p,
-                         uint64_t *msgs)
+static int publish_entry(rf_fwd *f, fwd_nats *n, const fwd_entry *e, const char *p, uint64_t *msgs)
 {
     long cnt = split_entry(n, p, e->len);
     if (cnt < 0)
@@ -441,9 +442,8 @@ void fwd_nats_send_once(rf_fwd *f, char **lines, size_t *cap)
     if (!rc && n->js)
         rc = wait_acks(f, n);
     else if (!rc)
-        rc = natsConnection_FlushTimeout(n->nc, f->cfg.timeout_ns / RF_NS_PER_MS) == NATS_OK
-                 ? 0
-                 : -EIO;
+        rc = natsConnection_FlushTimeout(n->nc, f->cfg.timeout_ns / RF_NS_PER_MS) == NATS_OK ? 0
+                                                                                             : -EIO;
     rf_stats_set(&f->st[FS_NATS_PENDING], 0);
     rf_stats_set(&f->st[FS_NATS_CONN], (uint64_t)natsConnection_Status(n->nc));
     if (rc == -ECANCELED)
@@ -471,8 +471,10 @@ void fwd_nats_send_once(rf_fwd *f, char **lines, size_t *cap)
         return;
     }
     if (f->consecutive_failures == 0)
-        rf_log_warn("forward", "sink %s: NATS publish of %llu events failed (%s); retrying with "
-                    "backoff", f->name, (unsigned long long)events,
+        rf_log_warn("forward",
+                    "sink %s: NATS publish of %llu events failed (%s); retrying with "
+                    "backoff",
+                    f->name, (unsigned long long)events,
                     rc == -ETIMEDOUT ? "no ack in time" : n->err_text);
     fwd_schedule_retry(f, rf_clock_mono_ns(), 0);
 }

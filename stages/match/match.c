@@ -77,8 +77,8 @@ size_t rf_series_key_unescape(const char *s, size_t len, char *dst, size_t cap, 
         char c = s[i];
         if (c == '\\' && i + 1 < len)
             c = s[++i];
-        if (subject && (c == '.' || c == ' ' || c == '*' || c == '>' || c == '\t' || c == '\n' ||
-                        c == '\r'))
+        if (subject &&
+            (c == '.' || c == ' ' || c == '*' || c == '>' || c == '\t' || c == '\n' || c == '\r'))
             c = '_';
         dst[o++] = c;
     }
@@ -138,7 +138,8 @@ bool rf_series_matcher_match(const rf_series_matcher *m, const rf_series_key *ke
     for (uint32_t i = 0; i < m->n_tags && i < RF_MATCH_MAX_TAGS; i++) {
         const char *v;
         size_t vl;
-        if (!m->tags[i].key || !rf_series_key_find_tag(key, m->tags[i].key, strlen(m->tags[i].key), &v, &vl))
+        if (!m->tags[i].key ||
+            !rf_series_key_find_tag(key, m->tags[i].key, strlen(m->tags[i].key), &v, &vl))
             return false;
         if (!glob_field(m->tags[i].value, v, vl))
             return false;

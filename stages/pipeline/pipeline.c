@@ -22,12 +22,12 @@
 #define PIPE_BATCH 256
 /* The stages timed per batch (stage_ns, ringflow_stage_batch_seconds). */
 enum {
-    PIPE_STAGE_SERIES,    /* series-table lookups and definitions */
+    PIPE_STAGE_SERIES, /* series-table lookups and definitions */
     PIPE_STAGE_AGGREGATE,
     PIPE_STAGE_CORRELATE,
     PIPE_STAGE_ALERT,
-    PIPE_STAGE_DELIVER,   /* routing, batching, sinks, the store's append */
-    PIPE_STAGE_TICK,      /* rf_pipeline_tick: timers, window closes, store cuts */
+    PIPE_STAGE_DELIVER, /* routing, batching, sinks, the store's append */
+    PIPE_STAGE_TICK,    /* rf_pipeline_tick: timers, window closes, store cuts */
     PIPE_STAGE__COUNT
 };
 /* Aggregator sweeps for idle windows at about this period. */
@@ -45,8 +45,8 @@ typedef struct pipe_sink {
     rf_pipeline *p;
     uint32_t id;
     bool is_store;
-    rf_sink *sink;        /* NULL for store sinks */
-    rf_batcher *batcher;  /* standard path */
+    rf_sink *sink;       /* NULL for store sinks */
+    rf_batcher *batcher; /* standard path */
     uint32_t n_crit, n_std;
     rf_event crit[PIPE_BATCH];
     rf_event std[PIPE_BATCH];
@@ -82,11 +82,11 @@ struct rf_pipeline {
      * (acquire) to know the old stages are gone. */
     pipe_stages *prepared;
     _Atomic(pipe_stages *) pending;
-    int64_t now_mono;      /* read once per batch (given, with an event clock) */
-    int64_t idle_ttl;      /* pipeline.series_idle_ttl; 0: series never expire */
+    int64_t now_mono; /* read once per batch (given, with an event clock) */
+    int64_t idle_ttl; /* pipeline.series_idle_ttl; 0: series never expire */
     int64_t next_expire_tick;
     int64_t next_agg_tick;
-    bool event_clock;      /* rf_pipeline_set_event_clock: replay, no clock read */
+    bool event_clock; /* rf_pipeline_set_event_clock: replay, no clock read */
 
     /* Peer messages (see pipeline.h "Between shards"): the transport to
      * other shards, and the ones addressed to this shard, handed back after
@@ -106,8 +106,8 @@ struct rf_pipeline {
     int32_t emit_slots[PIPE_BATCH];
 
     /* Single writer (this worker): relaxed stores; read by control. */
-    _Atomic uint64_t processed, unknown_series, series_rejected, to_critical, to_standard,
-        to_store, store_rejected, unrouted;
+    _Atomic uint64_t processed, unknown_series, series_rejected, to_critical, to_standard, to_store,
+        store_rejected, unrouted;
     /* series_rejected by reason (their sum), and failed definitions. */
     _Atomic uint64_t rejected_shard_limit, rejected_measurement_limit, series_def_failed;
     _Atomic uint64_t series_expired;
@@ -120,8 +120,8 @@ struct rf_pipeline {
     rf_owner owner; /* the worker thread (pipeline.h), checked on each worker call */
 };
 
-static const char *const stage_names[PIPE_STAGE__COUNT] = {
-    "series", "aggregate", "correlate", "alert", "route_and_sinks", "tick"};
+static const char *const stage_names[PIPE_STAGE__COUNT] = {"series", "aggregate",       "correlate",
+                                                           "alert",  "route_and_sinks", "tick"};
 
 static uint32_t apply_pending(rf_pipeline *p);
 static void peer_receive(rf_pipeline *p, const rf_event *ev);
@@ -244,7 +244,8 @@ static int32_t define_series(rf_pipeline *p, rf_series_key *key)
          * counts it per measurement), or a refused series announced again
          * (-EALREADY: counted once, by the table, as refused_again). */
         if (slot == -EDQUOT || slot == -ENOSPC) {
-            rf_stats_add(slot == -EDQUOT ? &p->rejected_measurement_limit : &p->rejected_shard_limit, 1);
+            rf_stats_add(
+                slot == -EDQUOT ? &p->rejected_measurement_limit : &p->rejected_shard_limit, 1);
             rf_stats_add(&p->series_rejected, 1);
         } else if (slot != -EALREADY) {
             rf_stats_add(&p->series_def_failed, 1);
@@ -301,8 +302,7 @@ static void peer_receive(rf_pipeline *p, const rf_event *ev)
             taken = true;
         }
         break;
-    default:
-        break;
+    default: break;
     }
     rf_stats_add(taken ? &p->peer_received : &p->peer_unhandled, 1);
     peer_free_aux(ev);
@@ -491,11 +491,11 @@ void rf_pipeline_process_at(rf_pipeline *p, const rf_event *ev, uint32_t n, int6
         uint32_t m = n < PIPE_BATCH ? n : PIPE_BATCH;
         int64_t t0 = rf_clock_mono_ns(), t1;
         uint32_t k = resolve(p, ev, m, p->in_buf, p->in_slots);
-#define STAGE_DONE(stage)                                                                        \
-    do {                                                                                         \
-        t1 = rf_clock_mono_ns();                                                                 \
-        rf_hist_record(&p->stage_ns[stage], (uint64_t)(t1 - t0));                                \
-        t0 = t1;                                                                                 \
+#define STAGE_DONE(stage)                                                                          \
+    do {                                                                                           \
+        t1 = rf_clock_mono_ns();                                                                   \
+        rf_hist_record(&p->stage_ns[stage], (uint64_t)(t1 - t0));                                  \
+        t0 = t1;                                                                                   \
     } while (0)
         STAGE_DONE(PIPE_STAGE_SERIES);
         if (k) {
@@ -732,9 +732,10 @@ void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono)
         }
         uint64_t lost = rf_sink_discard_pending(s->sink);
         if (lost)
-            rf_log_warn("pipeline", "worker-%u sink %s: %lu queued lines not taken by the "
-                        "downstream at shutdown (counted as disconnected)", p->index,
-                        rf_sink_name(s->sink), (unsigned long)lost);
+            rf_log_warn("pipeline",
+                        "worker-%u sink %s: %lu queued lines not taken by the "
+                        "downstream at shutdown (counted as disconnected)",
+                        p->index, rf_sink_name(s->sink), (unsigned long)lost);
     }
     if (p->store) {
         /* A flush that finds every slot in flight cuts what it can and says
@@ -825,8 +826,8 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
             goto fail;
         s->batcher = rf_batcher_new(&ps->batch, (rf_emitter){.emit = batch_emit, .ctx = s});
         if (!s->batcher) {
-            rc = rf_err_set(err, ENOMEM, "pipeline %u: sink %s: batcher", index,
-                            ps->sinks.names[j]);
+            rc =
+                rf_err_set(err, ENOMEM, "pipeline %u: sink %s: batcher", index, ps->sinks.names[j]);
             goto fail;
         }
     }
@@ -855,8 +856,8 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
     /* Always on: events carrying a correlation id are grouped whatever the
      * patterns (the seed's id table), at no cost to the others. */
     if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0 ||
-        (rc = rf_correlator_set_peers(st->corr, rf_pipeline_peer_send, p, index, p->shards,
-                                      err)) < 0)
+        (rc = rf_correlator_set_peers(st->corr, rf_pipeline_peer_send, p, index, p->shards, err)) <
+            0)
         goto fail;
     if (st->router) {
         uint32_t n = 0;
@@ -871,8 +872,8 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
             rc = -(err && err->code ? err->code : EINVAL);
             goto fail;
         }
-        if ((rc = rf_aggregator_set_peers(st->agg, p->index, p->shards, rf_pipeline_peer_send,
-                                          p)) < 0) {
+        if ((rc = rf_aggregator_set_peers(st->agg, p->index, p->shards, rf_pipeline_peer_send, p)) <
+            0) {
             rf_err_set(err, -rc, "pipeline %u: aggregation: out of memory for peers", index);
             goto fail;
         }
@@ -930,8 +931,8 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
                                     "(tick: one timer round).",
                                     slabels, &p->stage_ns[st]);
     }
-    rf_stats_register_counter("ringflow_pipeline_processed",
-                              "Data events run through the stages.", labels, &p->processed);
+    rf_stats_register_counter("ringflow_pipeline_processed", "Data events run through the stages.",
+                              labels, &p->processed);
     rf_stats_register_counter("ringflow_pipeline_unknown_series",
                               "Events dropped: their series definition never arrived.", labels,
                               &p->unknown_series);
@@ -953,8 +954,8 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
                               "Series retired after pipeline.series_idle_ttl without an event "
                               "(their slots reused).",
                               labels, &p->series_expired);
-    rf_stats_register_counter("ringflow_pipeline_unrouted",
-                              "Events that matched no route.", labels, &p->unrouted);
+    rf_stats_register_counter("ringflow_pipeline_unrouted", "Events that matched no route.", labels,
+                              &p->unrouted);
     rf_stats_register_counter("ringflow_pipeline_store_rejected",
                               "Events the storage shard refused.", labels, &p->store_rejected);
     *out = p;
@@ -1012,7 +1013,8 @@ bool rf_pipeline_applied(const rf_pipeline *p)
 #define BOUND_PIPE_FIXED (4ull * 256 * (sizeof(rf_event) + 4) + 1024 * 80 + 64 * 1024)
 #define BOUND_PIPE_SINK (2ull * 256 * sizeof(rf_event) + 64)
 _Static_assert(sizeof(pipe_sink) <= BOUND_PIPE_SINK, "rf_pipeline_memory_bound: a sink's staging");
-_Static_assert(sizeof(struct rf_pipeline) <= BOUND_PIPE_FIXED, "rf_pipeline_memory_bound: the pipeline");
+_Static_assert(sizeof(struct rf_pipeline) <= BOUND_PIPE_FIXED,
+               "rf_pipeline_memory_bound: the pipeline");
 uint64_t rf_pipeline_memory_bound(const rf_pipeline_settings *ps)
 {
     return BOUND_PIPE_FIXED + (uint64_t)ps->sinks.n * BOUND_PIPE_SINK;
@@ -1090,9 +1092,9 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
                 (unsigned long)st.to_standard_sinks, (unsigned long)st.to_store,
                 (unsigned long)st.store_rejected, (unsigned long)st.unrouted,
                 (unsigned long)st.series_rejected_shard_limit,
-                (unsigned long)st.series_rejected_measurement_limit,
-                (unsigned long)st.peer_sent, (unsigned long)st.peer_received,
-                (unsigned long)st.peer_unhandled, (unsigned long)st.peer_undeliverable);
+                (unsigned long)st.series_rejected_measurement_limit, (unsigned long)st.peer_sent,
+                (unsigned long)st.peer_received, (unsigned long)st.peer_unhandled,
+                (unsigned long)st.peer_undeliverable);
     if (p->statsd) {
         rf_statsd_stats sd;
         rf_statsd_flusher_stats_read(p->statsd, &sd);

@@ -74,7 +74,7 @@ typedef struct rf_store_shard rf_store_shard;
 #define RF_PIPELINE_DEFAULT_MAX_SERIES (1u << 20)
 
 typedef struct rf_pipeline_settings {
-    uint32_t max_series;      /* per shard: the cardinality limit */
+    uint32_t max_series; /* per shard: the cardinality limit */
     /* max_series: auto (the default): rf_settings_load lowers max_series
      * from RF_PIPELINE_DEFAULT_MAX_SERIES until the worst case fits
      * engine.memory_limit (daemon/memory_budget.h). */
@@ -87,13 +87,13 @@ typedef struct rf_pipeline_settings {
     /* series_idle_ttl: a series without an event for this long is retired
      * (0 = never). Not changed by a reload. */
     int64_t series_idle_ttl_ns;
-    rf_batcher_config batch;  /* for every standard sink */
+    rf_batcher_config batch; /* for every standard sink */
     rf_sink_configs sinks;
     rf_router_config_parsed routes;
     rf_alerts_config_parsed alerts;
     rf_correlator_config_parsed correlation;
     rf_agg_config aggregation;
-    rf_statsd_config statsd;  /* pipeline.statsd: StatsD flush intervals */
+    rf_statsd_config statsd; /* pipeline.statsd: StatsD flush intervals */
 } rf_pipeline_settings;
 
 /* Parses `pipeline:` (sinks, routes, subjects, batch, aggregation(s),
@@ -109,10 +109,10 @@ void rf_pipeline_settings_release(rf_pipeline_settings *ps);
 typedef struct rf_pipeline rf_pipeline;
 
 typedef struct rf_pipeline_stats {
-    uint64_t processed;          /* data events run through the stages */
-    uint64_t unknown_series;     /* dropped: their series is not defined here (refused) */
-    uint64_t series_rejected;    /* series refused by a cardinality limit (both reasons) */
-    uint64_t series_rejected_shard_limit;       /* ... the shard had max_series */
+    uint64_t processed;                   /* data events run through the stages */
+    uint64_t unknown_series;              /* dropped: their series is not defined here (refused) */
+    uint64_t series_rejected;             /* series refused by a cardinality limit (both reasons) */
+    uint64_t series_rejected_shard_limit; /* ... the shard had max_series */
     uint64_t series_rejected_measurement_limit; /* ... their measurement was at its limit */
     uint64_t series_def_failed;  /* definitions that failed otherwise (bad key, no memory) */
     uint64_t series_expired;     /* series retired after series_idle_ttl without an event */

@@ -95,8 +95,8 @@ static int parse_cardinality(const rf_cfg_node *pipeline, rf_pipeline_settings *
         for (size_t j = 0; j < i; j++)
             if (ps->overrides[j].hash == h)
                 return rf_cfg_fail_key(item, "measurement", err,
-                                       "measurement '%s' already has an override (item %zu)",
-                                       name, j);
+                                       "measurement '%s' already has an override (item %zu)", name,
+                                       j);
         ps->overrides[i] = (rf_series_limit_override){h, max};
     }
     ps->limits.n_overrides = (uint32_t)n;
@@ -146,9 +146,10 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
     {
         bool own_sinks = rf_cfg_has(pipeline, "sinks"), own_routes = rf_cfg_has(pipeline, "routes");
         if (own_sinks && !own_routes) {
-            rc = rf_cfg_fail_key(pipeline, "sinks", err,
-                                 "sinks are configured but no routes, so nothing would reach them: "
-                                 "add pipeline.routes, e.g. [{subject: \"telemetry.>\", sinks: [...]}]");
+            rc = rf_cfg_fail_key(
+                pipeline, "sinks", err,
+                "sinks are configured but no routes, so nothing would reach them: "
+                "add pipeline.routes, e.g. [{subject: \"telemetry.>\", sinks: [...]}]");
             goto fail;
         }
         rf_cfg_doc *def = NULL;
@@ -216,4 +217,3 @@ fail:
     rf_pipeline_settings_release(&ps);
     return rc;
 }
-

@@ -21,7 +21,7 @@
 
 typedef struct pattern {
     uint8_t ntok;
-    bool tail_wild;                        /* last token is '>' */
+    bool tail_wild; /* last token is '>' */
     uint8_t tok_len[RF_SUBJECT_MAX_TOKENS];
     uint16_t tok_off[RF_SUBJECT_MAX_TOKENS];
     char text[RF_SUBJECT_MAX];
@@ -69,9 +69,9 @@ static int pattern_compile(const char *src, pattern *p, rf_err *err)
                                   src, tn, (int)tl, t);
         }
         if (tl == 1 && t[0] == '>' && c != '\0')
-            return rf_err_set(err, EINVAL,
-                              "subject pattern '%s': token %u '>' is only allowed as the last token",
-                              src, tn);
+            return rf_err_set(
+                err, EINVAL, "subject pattern '%s': token %u '>' is only allowed as the last token",
+                src, tn);
         if (tl == 1 && t[0] == '>')
             p->tail_wild = true;
         p->tok_off[p->ntok] = (uint16_t)start;
@@ -136,7 +136,12 @@ bool rf_subject_match(const char *pattern_text, const char *subject)
 
 /* ---------------------------------------------------------------- templates */
 
-enum part_kind { PART_LIT, PART_MEAS, PART_FIELD, PART_TAG };
+enum part_kind {
+    PART_LIT,
+    PART_MEAS,
+    PART_FIELD,
+    PART_TAG
+};
 
 #define TEMPLATE_MAX_PARTS 32u
 
@@ -291,7 +296,7 @@ typedef struct route_table {
     set_entry **sets;  /* by id; sets[0] is the empty set */
     uint8_t *set_flags;
     uint32_t n_sets, cap_sets;
-    uint32_t *hash;    /* open addressing: set id, 0 = empty (set 0 is never hashed) */
+    uint32_t *hash; /* open addressing: set id, 0 = empty (set 0 is never hashed) */
     uint32_t hash_mask;
 } route_table;
 
@@ -363,9 +368,9 @@ static int table_build(const rf_router_config *cfg, route_table **out, rf_err *e
         goto fail;
     }
     t->n_sets = 1;
-    const char *tp[2] = {cfg->data_template ? cfg->data_template : "telemetry.{measurement}.{field}",
-                         cfg->aggregate_template ? cfg->aggregate_template
-                                                 : "aggregate.{measurement}.{field}"};
+    const char *tp[2] = {
+        cfg->data_template ? cfg->data_template : "telemetry.{measurement}.{field}",
+        cfg->aggregate_template ? cfg->aggregate_template : "aggregate.{measurement}.{field}"};
     for (int i = 0; i < 2; i++) {
         rc = tmpl_compile(tp[i], &t->templates[i], err);
         if (rc)
@@ -750,8 +755,10 @@ uint64_t rf_router_memory_bound(const rf_router_config *cfg, uint32_t max_slots)
     if (!cfg || cfg->n_routes == 0)
         return 0;
     const uint64_t slots = max_slots ? max_slots : 1;
-    uint64_t b = rf_mem_alloc_bound(sizeof(rf_router)) + 2 * rf_mem_alloc_bound(slots * sizeof(uint32_t));
-    b += rf_mem_alloc_bound(sizeof(route_table)) + rf_mem_alloc_bound(cfg->n_routes * sizeof(route));
+    uint64_t b =
+        rf_mem_alloc_bound(sizeof(rf_router)) + 2 * rf_mem_alloc_bound(slots * sizeof(uint32_t));
+    b +=
+        rf_mem_alloc_bound(sizeof(route_table)) + rf_mem_alloc_bound(cfg->n_routes * sizeof(route));
     uint64_t sinks_per_route = cfg->n_sink_names ? cfg->n_sink_names : 1;
     b += cfg->n_routes * (rf_mem_alloc_bound(sinks_per_route * sizeof(uint16_t)) + 4096);
     uint64_t sets = cfg->n_routes < 17 ? 1ull << cfg->n_routes : RF_ROUTER_MAX_SETS;
@@ -766,8 +773,10 @@ uint64_t rf_router_memory_bound(const rf_router_config *cfg, uint32_t max_slots)
         hash *= 2;
     /* sets[] and set_flags doubled (old copies alive while they grow), the
      * hash rebuilt at twice the size (the old one alive meanwhile). */
-    b += rf_mem_alloc_bound(cap * sizeof(set_entry *)) + rf_mem_alloc_bound(cap / 2 * sizeof(set_entry *));
+    b += rf_mem_alloc_bound(cap * sizeof(set_entry *)) +
+         rf_mem_alloc_bound(cap / 2 * sizeof(set_entry *));
     b += rf_mem_alloc_bound(cap) + rf_mem_alloc_bound(cap / 2);
-    b += rf_mem_alloc_bound(hash * sizeof(uint32_t)) + rf_mem_alloc_bound(hash / 2 * sizeof(uint32_t));
+    b += rf_mem_alloc_bound(hash * sizeof(uint32_t)) +
+         rf_mem_alloc_bound(hash / 2 * sizeof(uint32_t));
     return b;
 }

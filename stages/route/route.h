@@ -93,9 +93,9 @@ enum {
 };
 
 typedef struct rf_route_config {
-    const char *name;                /* for error messages and stats; may be NULL */
-    const char *pattern;             /* subject pattern with * and > */
-    const char *const *sinks;        /* sink names; each must be in rf_router_config.sink_names */
+    const char *name;         /* for error messages and stats; may be NULL */
+    const char *pattern;      /* subject pattern with * and > */
+    const char *const *sinks; /* sink names; each must be in rf_router_config.sink_names */
     uint32_t n_sinks;
     enum rf_route_class cls;
 } rf_route_config;
@@ -112,22 +112,22 @@ typedef struct rf_router_config {
 
 typedef struct rf_route_set {
     uint32_t id;
-    uint16_t flags;         /* RF_ROUTESET_* */
+    uint16_t flags; /* RF_ROUTESET_* */
     uint16_t n_sinks;
-    uint16_t n_critical;    /* sinks[0..n_critical) are reached by a critical route */
-    const uint16_t *sinks;  /* sink ids */
+    uint16_t n_critical;   /* sinks[0..n_critical) are reached by a critical route */
+    const uint16_t *sinks; /* sink ids */
 } rf_route_set;
 
 typedef struct rf_router_stats {
     uint32_t routes;
-    uint32_t sets;              /* interned route sets, including the empty one */
-    uint64_t resolved;          /* cache fills (subject built and matched) */
-    uint64_t routed;            /* events given a non-empty set */
-    uint64_t unrouted;          /* events that matched no route */
-    uint64_t critical;          /* events whose set has RF_ROUTESET_CRITICAL */
-    uint64_t no_key;            /* events of a slot with no key known (unrouted) */
+    uint32_t sets;     /* interned route sets, including the empty one */
+    uint64_t resolved; /* cache fills (subject built and matched) */
+    uint64_t routed;   /* events given a non-empty set */
+    uint64_t unrouted; /* events that matched no route */
+    uint64_t critical; /* events whose set has RF_ROUTESET_CRITICAL */
+    uint64_t no_key;   /* events of a slot with no key known (unrouted) */
     uint64_t subject_truncated;
-    uint64_t sets_exhausted;    /* resolutions refused because RF_ROUTER_MAX_SETS was reached */
+    uint64_t sets_exhausted; /* resolutions refused because RF_ROUTER_MAX_SETS was reached */
     uint64_t reconfigurations;
 } rf_router_stats;
 

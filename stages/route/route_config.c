@@ -84,8 +84,8 @@ int rf_router_config_parse(const rf_cfg_node *pipeline, const char *const *sink_
     const rf_cfg_node *subjects, *routes;
     int rc = rf_cfg_map(pipeline, "subjects", &subjects, err);
     if (!rc)
-        rc = rf_cfg_str(subjects, "data", 1, "telemetry.{measurement}.{field}",
-                        out->data_template, sizeof(out->data_template), err);
+        rc = rf_cfg_str(subjects, "data", 1, "telemetry.{measurement}.{field}", out->data_template,
+                        sizeof(out->data_template), err);
     if (!rc)
         rc = rf_cfg_str(subjects, "aggregate", 1, "aggregate.{measurement}.{field}",
                         out->aggregate_template, sizeof(out->aggregate_template), err);

@@ -24,7 +24,7 @@ typedef struct bucket {
 typedef struct slot_tags {
     uint32_t first; /* index into tag pool */
     uint32_t n;
-    uint32_t cap;   /* spans reserved at first: a reused slot keeps them */
+    uint32_t cap; /* spans reserved at first: a reused slot keeps them */
 } slot_tags;
 
 /* A measurement's accounting. hash and name are written once, before the
@@ -59,10 +59,10 @@ struct rf_series_table {
      * others are on the free stack (worker writes; relaxed loads elsewhere). */
     _Atomic uint32_t count;
     _Atomic uint32_t live;
-    uint32_t *free_slots;   /* stack of retired slots, reused first */
+    uint32_t *free_slots; /* stack of retired slots, reused first */
     uint32_t n_free;
-    int64_t *seen;          /* per slot: the clock of its last event (expiry) */
-    int64_t now;            /* rf_series_table_set_now */
+    int64_t *seen; /* per slot: the clock of its last event (expiry) */
+    int64_t now;   /* rf_series_table_set_now */
     uint32_t sweep_cursor;
     uint64_t mask;
     bucket *index;
@@ -70,7 +70,7 @@ struct rf_series_table {
     slot_tags *tags;
     rf_series_tag *pool;
     uint32_t pool_len, pool_cap;
-    uint32_t pool_lost;     /* spans of reused slots that outgrew them (compaction frees them) */
+    uint32_t pool_lost; /* spans of reused slots that outgrew them (compaction frees them) */
     /* Single writer (the worker): relaxed stores, relaxed loads anywhere. */
     _Atomic uint64_t defined, duplicates, rejected_shard, rejected_meas, refused_again,
         refused_forgotten, dropped_unattributed, expired;
@@ -147,7 +147,7 @@ uint64_t rf_series_table_memory_bound(uint32_t max_series, uint32_t max_tags)
     uint64_t b = rf_mem_alloc_bound(512) + rf_mem_huge_bound(nb * sizeof(bucket));
     b += rf_mem_alloc_bound((uint64_t)max_series * sizeof(rf_series_key *)) +
          rf_mem_alloc_bound((uint64_t)max_series * sizeof(slot_tags)) +
-         rf_mem_alloc_bound((uint64_t)max_series * sizeof(int64_t)) +  /* seen */
+         rf_mem_alloc_bound((uint64_t)max_series * sizeof(int64_t)) + /* seen */
          rf_mem_alloc_bound((uint64_t)max_series * sizeof(uint32_t)); /* free_slots */
     uint64_t spans = (uint64_t)max_series * (max_tags + 2);
     uint64_t cap = (uint64_t)max_series * RF_SERIES_TAGS_PREALLOC;
@@ -655,10 +655,10 @@ void rf_series_table_stats_read(const rf_series_table *t, rf_series_table_stats 
         dropped += ctr(&t->meas[i].dropped);
     out->dropped_events = dropped;
     /* pool_cap is the worker's: read racily, it only sizes the report. */
-    out->bytes = (t->mask + 1) * sizeof(bucket) +
-                 (uint64_t)t->max_series * (sizeof(rf_series_key *) + sizeof(slot_tags) +
-                                            sizeof(uint32_t) + sizeof(int64_t)) +
-                 (uint64_t)t->pool_cap * sizeof(rf_series_tag) +
-                 RF_SERIES_MEAS_MAX * sizeof(meas_entry) + MEAS_BUCKETS * sizeof(uint32_t) +
-                 RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket);
+    out->bytes =
+        (t->mask + 1) * sizeof(bucket) +
+        (uint64_t)t->max_series *
+            (sizeof(rf_series_key *) + sizeof(slot_tags) + sizeof(uint32_t) + sizeof(int64_t)) +
+        (uint64_t)t->pool_cap * sizeof(rf_series_tag) + RF_SERIES_MEAS_MAX * sizeof(meas_entry) +
+        MEAS_BUCKETS * sizeof(uint32_t) + RF_SERIES_REFUSED_SLOTS * sizeof(refused_bucket);
 }

@@ -105,9 +105,9 @@
 typedef struct rf_series_table rf_series_table;
 
 typedef struct rf_series_table_stats {
-    uint32_t count;                      /* series held now (live) */
+    uint32_t count; /* series held now (live) */
     uint32_t max_series;
-    uint64_t expired;                    /* series retired for idleness (rf_series_table_expire) */
+    uint64_t expired; /* series retired for idleness (rf_series_table_expire) */
     uint64_t defined;
     uint64_t duplicates;
     uint64_t rejected_cardinality;       /* refused series, both reasons */
@@ -118,7 +118,7 @@ typedef struct rf_series_table_stats {
     uint64_t dropped_events;             /* events charged to a refused series' measurement */
     uint64_t dropped_unattributed;       /* unknown events whose series is not remembered */
     uint32_t measurements;               /* entries in use (without "other") */
-    uint64_t bytes;             /* memory held by the table itself, keys excluded */
+    uint64_t bytes;                      /* memory held by the table itself, keys excluded */
 } rf_series_table_stats;
 
 /* A per-measurement limit for one measurement (an override of the default). */
@@ -135,23 +135,23 @@ typedef struct rf_series_limits {
 
 /* One measurement's accounting (a relaxed, recent read). */
 typedef struct rf_series_meas_stats {
-    const char *name;          /* canonical text, cut to RF_SERIES_MEAS_NAME - 1 bytes */
-    uint64_t hash;             /* of the whole name; 0 for "(other measurements)" */
-    uint64_t active;           /* series held now (accepted, not yet expired) */
-    uint64_t expired;          /* series retired for idleness */
+    const char *name; /* canonical text, cut to RF_SERIES_MEAS_NAME - 1 bytes */
+    uint64_t hash;    /* of the whole name; 0 for "(other measurements)" */
+    uint64_t active;  /* series held now (accepted, not yet expired) */
+    uint64_t expired; /* series retired for idleness */
     uint64_t refused_shard_limit;
     uint64_t refused_measurement_limit;
-    uint64_t dropped_events;   /* events dropped because their series was refused */
-    uint32_t limit;            /* per-measurement limit in force, 0 = none */
-    uint32_t index;            /* the entry's index (stable), for rf_series_table_measurement */
-    bool other;                /* the "(other measurements)" entry */
+    uint64_t dropped_events; /* events dropped because their series was refused */
+    uint32_t limit;          /* per-measurement limit in force, 0 = none */
+    uint32_t index;          /* the entry's index (stable), for rf_series_table_measurement */
+    bool other;              /* the "(other measurements)" entry */
 } rf_series_meas_stats;
 typedef void (*rf_series_meas_fn)(void *ctx, const rf_series_meas_stats *m);
 
 /* One tag of a canonical key, as offsets into rf_series_key.text. */
 typedef struct rf_series_tag {
     uint16_t key_off, key_len;
-    uint16_t val_off, val_len;  /* val_off 0: a bare tag without '=' */
+    uint16_t val_off, val_len; /* val_off 0: a bare tag without '=' */
 } rf_series_tag;
 
 /* max_series from 1 to 2^30. Returns NULL on allocation failure or bad size. */

@@ -123,8 +123,8 @@ static void put_json_str(out *o, const char *s, size_t len)
 }
 
 static const char *const kind_names[RF_KIND__COUNT] = {
-    "gauge", "counter", "gauge_delta", "timer", "histogram", "distribution", "set",
-    "cumulative", "aggregate", "alert", "correlated", "series_def", "peer",
+    "gauge",      "counter",   "gauge_delta", "timer",      "histogram",  "distribution", "set",
+    "cumulative", "aggregate", "alert",       "correlated", "series_def", "peer",
 };
 
 static const char *series_text(const rf_sink_namer *nm, uint64_t id, uint32_t *len)
@@ -246,15 +246,15 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
         put(&o, t, tl);
         put(&o, "=", 1);
         /* A sampled StatsD counter stands for value / rate events. */
-        const bool sampled = ev->kind == RF_KIND_COUNTER && ev->sample_rate > 0.0f &&
-                             ev->sample_rate < 1.0f;
+        const bool sampled =
+            ev->kind == RF_KIND_COUNTER && ev->sample_rate > 0.0f && ev->sample_rate < 1.0f;
         switch (sampled ? RF_VALUE_F64 : ev->value_type) {
         case RF_VALUE_I64: putf(&o, "%" PRId64 "i", ev->value.i64); break;
         case RF_VALUE_U64: putf(&o, "%" PRIu64 "u", ev->value.u64); break;
         case RF_VALUE_BOOL: puts_(&o, ev->value.u64 ? "true" : "false"); break;
         default: {
-            const double v = sampled ? rf_event_value_as_f64(ev) / (double)ev->sample_rate
-                                     : ev->value.f64;
+            const double v =
+                sampled ? rf_event_value_as_f64(ev) / (double)ev->sample_rate : ev->value.f64;
             if (!isfinite(v))
                 return 0; /* line protocol has no NaN/Inf */
             put_double(&o, v);
@@ -269,8 +269,9 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
 
 int rf_sink_type_parse(const char *name)
 {
-    static const char *const names[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
-                                        "prom_remote_write", "influx_http", "nats"};
+    static const char *const names[] = {"json",        "lp_udp", "lp_tcp",
+                                        "count_only",  "store",  "prom_remote_write",
+                                        "influx_http", "nats"};
     for (int i = 0; i < 8; i++) {
         if (strcmp(name, names[i]) == 0)
             return i;
@@ -283,8 +284,10 @@ int rf_sink_new(const rf_sink_config *cfg, const rf_sink_namer *namer, rf_sink *
 {
     const char *nm = cfg->name ? cfg->name : "(unnamed)";
     if (cfg->type == RF_SINK_STORE)
-        return rf_err_set(err, EINVAL, "sink %s: type store is served by the engine's storage, "
-                                       "not by an rf_sink", nm);
+        return rf_err_set(err, EINVAL,
+                          "sink %s: type store is served by the engine's storage, "
+                          "not by an rf_sink",
+                          nm);
     if ((unsigned)cfg->type > RF_SINK_NATS)
         return rf_err_set(err, EINVAL, "sink %s: unknown type %d", nm, (int)cfg->type);
     rf_sink *s = calloc(1, sizeof(*s));
@@ -343,9 +346,8 @@ void rf_sink_free(rf_sink *s)
         return;
     /* One last non-blocking attempt; a forwarder that is not connected does
      * not start a connect while closing. */
-    if (s->type == RF_SINK_JSON ||
-        ((s->type == RF_SINK_LP_UDP || s->type == RF_SINK_LP_TCP) &&
-         s->st.state == RF_SINK_CONNECTED))
+    if (s->type == RF_SINK_JSON || ((s->type == RF_SINK_LP_UDP || s->type == RF_SINK_LP_TCP) &&
+                                    s->st.state == RF_SINK_CONNECTED))
         rf_sink_flush(s, rf_clock_mono_ns());
     if (s->own_fd)
         close(s->fd);
@@ -440,14 +442,11 @@ int rf_sink_flush(rf_sink *s, int64_t now_ns)
         s->st.flushes++;
         return json_flush(s);
     case RF_SINK_LP_UDP:
-    case RF_SINK_LP_TCP:
-        return rf_sink_net_flush(s, now_ns);
+    case RF_SINK_LP_TCP: return rf_sink_net_flush(s, now_ns);
     case RF_SINK_PROM_REMOTE_WRITE:
     case RF_SINK_INFLUX_HTTP:
-    case RF_SINK_NATS:
-        return rf_sink_http_flush(s, now_ns, false);
-    default:
-        return 0;
+    case RF_SINK_NATS: return rf_sink_http_flush(s, now_ns, false);
+    default: return 0;
     }
 }
 

@@ -125,15 +125,15 @@ typedef struct rf_sink_config {
     /* Buffer bytes (the bounded queue); 0: 256 KiB. */
     uint32_t buffer_bytes;
     /* Forwarders. */
-    const char *host;              /* numeric IPv4/IPv6 address or a name resolved at new() */
+    const char *host; /* numeric IPv4/IPv6 address or a name resolved at new() */
     uint16_t port;
-    uint32_t max_datagram;         /* UDP payload bound; 0: 1432 */
-    int64_t backoff_base_ns;       /* 0: 100 ms */
-    int64_t backoff_max_ns;        /* 0: 30 s */
-    int64_t connect_timeout_ns;    /* 0: 5 s */
-    uint32_t breaker_failures;     /* 0: 5 consecutive failures open the breaker */
-    int64_t breaker_cooldown_ns;   /* 0: 10 s */
-    uint64_t jitter_seed;          /* 0: seeded from the clock */
+    uint32_t max_datagram;       /* UDP payload bound; 0: 1432 */
+    int64_t backoff_base_ns;     /* 0: 100 ms */
+    int64_t backoff_max_ns;      /* 0: 30 s */
+    int64_t connect_timeout_ns;  /* 0: 5 s */
+    uint32_t breaker_failures;   /* 0: 5 consecutive failures open the breaker */
+    int64_t breaker_cooldown_ns; /* 0: 10 s */
+    uint64_t jitter_seed;        /* 0: seeded from the clock */
     /* HTTP forwarders: everything but the buffer path's worker folder. */
     rf_fwd_config http;
     /* Which worker's instance this is (set by the pipeline): a disk buffer
@@ -142,22 +142,22 @@ typedef struct rf_sink_config {
 } rf_sink_config;
 
 typedef struct rf_sink_stats {
-    uint64_t accepted;        /* events turned into lines (or counted) */
-    uint64_t lines_out;       /* lines handed whole to the kernel */
+    uint64_t accepted;  /* events turned into lines (or counted) */
+    uint64_t lines_out; /* lines handed whole to the kernel */
     uint64_t bytes_out;
-    uint64_t flushes;         /* flush calls that did I/O */
+    uint64_t flushes; /* flush calls that did I/O */
     uint64_t drop_queue_full;
     uint64_t drop_disconnected;
     uint64_t drop_unsupported;
     uint64_t drop_oversize;
     uint64_t drop_io_error;
-    uint64_t connects;        /* successful connects */
+    uint64_t connects; /* successful connects */
     uint64_t connect_failures;
-    uint64_t disconnects;     /* established connections lost */
+    uint64_t disconnects; /* established connections lost */
     uint64_t breaker_opens;
-    uint32_t state;           /* enum rf_sink_conn_state (forwarders) */
+    uint32_t state; /* enum rf_sink_conn_state (forwarders) */
     uint32_t queued_bytes;
-    int64_t next_attempt_ns;  /* monotonic time of the next connect attempt */
+    int64_t next_attempt_ns; /* monotonic time of the next connect attempt */
     /* Count-only stand-in. */
     uint64_t by_kind[RF_KIND__COUNT];
     uint64_t critical;
@@ -232,7 +232,7 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
 typedef struct rf_sink_configs {
     uint32_t n;
     rf_sink_config *sinks;
-    const char **names;   /* names[i] == sinks[i].name: the router's sink ids */
+    const char **names; /* names[i] == sinks[i].name: the router's sink ids */
 } rf_sink_configs;
 
 int rf_sink_configs_parse(const rf_cfg_node *pipeline, rf_sink_configs *out, rf_err *err);

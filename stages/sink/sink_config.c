@@ -76,8 +76,9 @@ static int parse_headers(const rf_cfg_node *item, rf_fwd_config *c, rf_err *err)
         const char *k = rf_cfg_map_key(h, i);
         const char *v = rf_cfg_scalar(rf_cfg_map_value(h, i));
         if (!v || strpbrk(k, ": \r\n") || strpbrk(v, "\r\n"))
-            return rf_cfg_fail(rf_cfg_map_value(h, i), err,
-                               "a header is a name (no ':', space or newline) and a one-line value");
+            return rf_cfg_fail(
+                rf_cfg_map_value(h, i), err,
+                "a header is a name (no ':', space or newline) and a one-line value");
         size_t len = strlen(k) + strlen(v) + 3;
         char *line = malloc(len);
         if (!line)
@@ -117,8 +118,8 @@ static int parse_buffer(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
     if ((rc = rf_cfg_map(item, "buffer", &b, err)) ||
         (rc = rf_cfg_enum(b, "type", types, 2, 0, &type, err)) ||
         (rc = rf_cfg_enum(b, "policy", policies, 2, 0, &policy, err)) ||
-        (rc = rf_cfg_size(b, "max_bytes", 1ull << 20, 1ull << 50,
-                          type ? 1ull << 30 : 64ull << 20, &max, err)) ||
+        (rc = rf_cfg_size(b, "max_bytes", 1ull << 20, 1ull << 50, type ? 1ull << 30 : 64ull << 20,
+                          &max, err)) ||
         (rc = rf_cfg_size(b, "segment_bytes", 64 * 1024, 1ull << 32, 8ull << 20, &seg, err)) ||
         (rc = rf_cfg_bool(b, "sync", false, &c->sync, err)))
         return rc;
@@ -135,11 +136,10 @@ static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err 
 {
     rf_fwd_config *c = &s->http;
     bool nats = s->type == RF_SINK_NATS;
-    c->protocol = nats ? RF_FWD_NATS
-                       : s->type == RF_SINK_PROM_REMOTE_WRITE ? RF_FWD_PROM_REMOTE_WRITE
-                                                              : RF_FWD_INFLUX_HTTP;
-    uint64_t queue = 0, samples = 0, bytes = 0, delay = 0, timeout = 0, base = 0, max = 0,
-             cool = 0;
+    c->protocol = nats                                   ? RF_FWD_NATS
+                  : s->type == RF_SINK_PROM_REMOTE_WRITE ? RF_FWD_PROM_REMOTE_WRITE
+                                                         : RF_FWD_INFLUX_HTTP;
+    uint64_t queue = 0, samples = 0, bytes = 0, delay = 0, timeout = 0, base = 0, max = 0, cool = 0;
     const rf_cfg_node *batch, *backoff, *breaker;
     int rc;
     if ((nats && (rc = sink_nats_config_parse(item, c, err))) ||
@@ -182,14 +182,15 @@ static int http_config_parse(const rf_cfg_node *item, rf_sink_config *s, rf_err 
 
 static int parse_sink(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
-    static const char *const types[] = {"json", "lp_udp", "lp_tcp", "count_only", "store",
-                                        "prom_remote_write", "influx_http", "nats"};
+    static const char *const types[] = {"json",        "lp_udp", "lp_tcp",
+                                        "count_only",  "store",  "prom_remote_write",
+                                        "influx_http", "nats"};
     int rc = dup_str(item, "name", true, &s->name, err);
     if (rc)
         return rc;
     int type = 0;
-    if ((rc = rf_cfg_require(item, "type", err)) || (rc = rf_cfg_enum(item, "type", types, 8, 0,
-                                                                        &type, err)))
+    if ((rc = rf_cfg_require(item, "type", err)) ||
+        (rc = rf_cfg_enum(item, "type", types, 8, 0, &type, err)))
         return rc;
     s->type = (enum rf_sink_type)type;
     if (s->type == RF_SINK_PROM_REMOTE_WRITE || s->type == RF_SINK_INFLUX_HTTP ||

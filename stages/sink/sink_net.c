@@ -56,11 +56,11 @@ int rf_sink_net_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
     s->backoff_max = cfg->backoff_max_ns > 0 ? cfg->backoff_max_ns : DEFAULT_BACKOFF_MAX;
     if (s->backoff_max < s->backoff_base)
         return rf_err_set(err, EINVAL, "sink %s: backoff max is below backoff base", s->name);
-    s->connect_timeout = cfg->connect_timeout_ns > 0 ? cfg->connect_timeout_ns
-                                                     : DEFAULT_CONNECT_TIMEOUT;
+    s->connect_timeout =
+        cfg->connect_timeout_ns > 0 ? cfg->connect_timeout_ns : DEFAULT_CONNECT_TIMEOUT;
     s->breaker_failures = cfg->breaker_failures ? cfg->breaker_failures : DEFAULT_BREAKER_FAILURES;
-    s->cooldown = cfg->breaker_cooldown_ns > 0 ? cfg->breaker_cooldown_ns
-                                               : DEFAULT_BREAKER_COOLDOWN;
+    s->cooldown =
+        cfg->breaker_cooldown_ns > 0 ? cfg->breaker_cooldown_ns : DEFAULT_BREAKER_COOLDOWN;
     s->rng = cfg->jitter_seed ? cfg->jitter_seed : (uint64_t)rf_clock_mono_ns() ^ (uintptr_t)s;
     s->st.state = RF_SINK_DISCONNECTED;
     s->st.next_attempt_ns = 0; /* first flush connects */

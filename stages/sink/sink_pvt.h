@@ -11,7 +11,11 @@
 
 #include "stages/sink/sink.h"
 
-enum sink_breaker { BREAKER_CLOSED = 0, BREAKER_OPEN = 1, BREAKER_HALF_OPEN = 2 };
+enum sink_breaker {
+    BREAKER_CLOSED = 0,
+    BREAKER_OPEN = 1,
+    BREAKER_HALF_OPEN = 2
+};
 
 /* The queue is one linear buffer: bytes [head, tail) are waiting. Appends go
  * at tail; when the room at the end runs out the waiting bytes are moved to
@@ -35,7 +39,7 @@ struct rf_sink {
     uint32_t max_datagram;
     int64_t backoff_base, backoff_max, connect_timeout, cooldown;
     uint32_t breaker_failures;
-    uint32_t attempt;              /* backoff exponent since the last success */
+    uint32_t attempt; /* backoff exponent since the last success */
     uint32_t consecutive_failures;
     enum sink_breaker breaker;
     int64_t connect_deadline, breaker_until;

@@ -61,16 +61,16 @@
 #define RF_DDSKETCH_MAX_BINS 65536u
 
 typedef struct rf_ddsketch {
-    double multiplier;    /* m: buckets per unit of approximate log2 */
+    double multiplier; /* m: buckets per unit of approximate log2 */
     double alpha;
-    uint64_t count;       /* values accepted, zeros included */
+    uint64_t count; /* values accepted, zeros included */
     uint64_t zero_count;
-    double min, max;      /* exact extremes, quantile results are clamped to them */
-    int32_t lo[2];        /* key of counts[s*bins + 0] for store s (0: pos, 1: neg) */
-    uint32_t n[2];        /* keys in use from lo[s]; 0 = store empty */
-    uint32_t bins;        /* capacity of each store */
-    uint32_t collapsed;   /* collapse operations (accuracy lost at the low end) */
-    uint32_t counts[];    /* 2 * bins */
+    double min, max;    /* exact extremes, quantile results are clamped to them */
+    int32_t lo[2];      /* key of counts[s*bins + 0] for store s (0: pos, 1: neg) */
+    uint32_t n[2];      /* keys in use from lo[s]; 0 = store empty */
+    uint32_t bins;      /* capacity of each store */
+    uint32_t collapsed; /* collapse operations (accuracy lost at the low end) */
+    uint32_t counts[];  /* 2 * bins */
 } rf_ddsketch;
 
 /* The one quantile definition of ringflow: StatsD's nearest rank. Of n

@@ -29,9 +29,9 @@ static inline void rf_emit(const rf_emitter *e, const rf_event *events, uint32_t
  * they fit, so under churn the binding array holds each slot's largest
  * binding set, not one per series ever seen. */
 typedef struct rf_slot_span {
-    uint32_t first;  /* RF_SLOT_SPAN_NONE: never defined */
+    uint32_t first; /* RF_SLOT_SPAN_NONE: never defined */
     uint16_t count;
-    uint16_t room;   /* with RF_SLOT_SPAN_RETIRED while retired */
+    uint16_t room; /* with RF_SLOT_SPAN_RETIRED while retired */
 } rf_slot_span;
 #define RF_SLOT_SPAN_NONE UINT32_MAX
 #define RF_SLOT_SPAN_RETIRED 0x8000u

@@ -12,27 +12,41 @@
 /* Output events handed to the emitter at a time. */
 #define SD_OUT_BATCH 256u
 /* Timer fields before the percentiles (Telegraf's names). */
-enum { SD_T_COUNT, SD_T_LOWER, SD_T_UPPER, SD_T_MEAN, SD_T_MEDIAN, SD_T_STDDEV, SD_T_SUM, SD_T__N };
-static const char *const timer_fields[SD_T__N] = {"count", "lower", "upper", "mean",
+enum {
+    SD_T_COUNT,
+    SD_T_LOWER,
+    SD_T_UPPER,
+    SD_T_MEAN,
+    SD_T_MEDIAN,
+    SD_T_STDDEV,
+    SD_T_SUM,
+    SD_T__N
+};
+static const char *const timer_fields[SD_T__N] = {"count",  "lower",  "upper", "mean",
                                                   "median", "stddev", "sum"};
 
-enum sd_type { SD_COUNTER, SD_GAUGE, SD_TIMER, SD_SET };
+enum sd_type {
+    SD_COUNTER,
+    SD_GAUGE,
+    SD_TIMER,
+    SD_SET
+};
 
 typedef struct sd_state {
     int32_t slot;
-    uint8_t type;       /* enum sd_type */
-    uint8_t updated;    /* received something this interval */
-    uint8_t has_value;  /* gauge: value holds the current gauge */
-    uint8_t zero_member;/* set: the member hash 0 is in it (0 marks a free slot) */
-    uint32_t announced; /* bit i: output field i's series announced, ids[i] set */
-    uint32_t n, cap;    /* timer values / set members held, and room */
-    double value;       /* counter sum, gauge value, timer sum of 1/rate */
+    uint8_t type;        /* enum sd_type */
+    uint8_t updated;     /* received something this interval */
+    uint8_t has_value;   /* gauge: value holds the current gauge */
+    uint8_t zero_member; /* set: the member hash 0 is in it (0 marks a free slot) */
+    uint32_t announced;  /* bit i: output field i's series announced, ids[i] set */
+    uint32_t n, cap;     /* timer values / set members held, and room */
+    double value;        /* counter sum, gauge value, timer sum of 1/rate */
     double t_sum, t_min, t_max, t_mean, t_m2; /* timer past the cap: running */
-    double *vals;       /* timer values this interval (cap) */
-    uint64_t *members;  /* set: open addressing, cap a power of two */
-    rf_ddsketch *sk;    /* timer past timer_max_values (this interval) */
-    rf_hll *hll;        /* set past set_max_exact (this interval) */
-    uint64_t *ids;      /* output series ids, in field order */
+    double *vals;                             /* timer values this interval (cap) */
+    uint64_t *members;                        /* set: open addressing, cap a power of two */
+    rf_ddsketch *sk;                          /* timer past timer_max_values (this interval) */
+    rf_hll *hll;                              /* set past set_max_exact (this interval) */
+    uint64_t *ids;                            /* output series ids, in field order */
 } sd_state;
 
 struct rf_statsd_flusher {
@@ -68,9 +82,8 @@ void rf_statsd_config_defaults(rf_statsd_config *c)
     c->set_max_exact = 10000;
 }
 
-rf_statsd_flusher *rf_statsd_flusher_new(const rf_statsd_config *cfg,
-                                         const rf_series_table *series, rf_emitter out,
-                                         rf_err *err)
+rf_statsd_flusher *rf_statsd_flusher_new(const rf_statsd_config *cfg, const rf_series_table *series,
+                                         rf_emitter out, rf_err *err)
 {
     if (cfg->flush_interval_ns <= 0 || cfg->n_percentiles > RF_STATSD_MAX_PERCENTILES ||
         cfg->timer_max_values < 1 || cfg->set_max_exact < 1) {
@@ -112,9 +125,9 @@ void rf_statsd_flusher_set_config(rf_statsd_flusher *f, const rf_statsd_config *
 {
     if (cfg->flush_interval_ns != f->cfg.flush_interval_ns)
         f->next_flush = 0; /* re-aligned at the next tick */
-    bool same_pct = cfg->n_percentiles == f->cfg.n_percentiles &&
-                    memcmp(cfg->percentiles, f->cfg.percentiles,
-                           cfg->n_percentiles * sizeof(double)) == 0;
+    bool same_pct =
+        cfg->n_percentiles == f->cfg.n_percentiles &&
+        memcmp(cfg->percentiles, f->cfg.percentiles, cfg->n_percentiles * sizeof(double)) == 0;
     f->cfg = *cfg;
     /* Other percentiles are other fields: announced again by name. */
     if (!same_pct)
@@ -371,8 +384,7 @@ static int sample_apply(rf_statsd_flusher *f, sd_state *s, const rf_event *ev)
     return 0;
 }
 
-uint32_t rf_statsd_flusher_process(rf_statsd_flusher *f, rf_event *ev, int32_t *slots,
-                                   uint32_t n)
+uint32_t rf_statsd_flusher_process(rf_statsd_flusher *f, rf_event *ev, int32_t *slots, uint32_t n)
 {
     if (!f->cfg.enabled)
         return n;

@@ -91,23 +91,22 @@ int rf_statsd_config_parse(const rf_cfg_node *pipeline, rf_statsd_config *out, r
 typedef struct rf_statsd_flusher rf_statsd_flusher;
 
 typedef struct rf_statsd_stats {
-    uint64_t samples;      /* StatsD samples taken */
-    uint64_t raw_dropped;  /* of them, taken out of the batch (keep_raw off) */
-    uint64_t invalid;      /* NaN or infinite values: not applied */
-    uint64_t no_memory;    /* samples not applied: a state or buffer could not grow */
-    uint64_t flushes;      /* intervals flushed */
-    uint64_t values;       /* values emitted */
-    uint64_t series_defs;  /* output series announced */
-    uint64_t sketched;     /* timer intervals that went past timer_max_values */
-    uint64_t hll_sets;     /* set intervals that went past set_max_exact */
-    uint64_t states;       /* series with a state */
+    uint64_t samples;     /* StatsD samples taken */
+    uint64_t raw_dropped; /* of them, taken out of the batch (keep_raw off) */
+    uint64_t invalid;     /* NaN or infinite values: not applied */
+    uint64_t no_memory;   /* samples not applied: a state or buffer could not grow */
+    uint64_t flushes;     /* intervals flushed */
+    uint64_t values;      /* values emitted */
+    uint64_t series_defs; /* output series announced */
+    uint64_t sketched;    /* timer intervals that went past timer_max_values */
+    uint64_t hll_sets;    /* set intervals that went past set_max_exact */
+    uint64_t states;      /* series with a state */
 } rf_statsd_stats;
 
 /* `series` stays the caller's and must outlive the flusher. NULL with err
  * filled on a bad config or no memory. */
-rf_statsd_flusher *rf_statsd_flusher_new(const rf_statsd_config *cfg,
-                                         const rf_series_table *series, rf_emitter out,
-                                         rf_err *err);
+rf_statsd_flusher *rf_statsd_flusher_new(const rf_statsd_config *cfg, const rf_series_table *series,
+                                         rf_emitter out, rf_err *err);
 void rf_statsd_flusher_free(rf_statsd_flusher *f);
 /* A reload's settings: taken from the next sample on; the states (gauge
  * values among them) stay. A new interval applies from the next boundary. */
@@ -115,8 +114,7 @@ void rf_statsd_flusher_set_config(rf_statsd_flusher *f, const rf_statsd_config *
 /* Takes the StatsD samples of ev[0..n) (slots[i] = ev[i]'s series slot).
  * Without keep_raw they are removed: ev and slots are compacted in place and
  * the new count is returned. */
-uint32_t rf_statsd_flusher_process(rf_statsd_flusher *f, rf_event *ev, int32_t *slots,
-                                   uint32_t n);
+uint32_t rf_statsd_flusher_process(rf_statsd_flusher *f, rf_event *ev, int32_t *slots, uint32_t n);
 /* Flushes when now_wall_ns has reached the next boundary (the first call only
  * sets it). Emitted values carry recv_time_ns = now_mono_ns. */
 void rf_statsd_flusher_tick(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t now_wall_ns);

@@ -19,8 +19,8 @@ int rf_statsd_config_parse(const rf_cfg_node *pipeline, rf_statsd_config *out, r
                               (uint64_t)c.flush_interval_ns, &ns, err)) < 0 ||
         (rc = rf_cfg_u32(s, "timer_max_values", 1, 1u << 24, c.timer_max_values,
                          &c.timer_max_values, err)) < 0 ||
-        (rc = rf_cfg_u32(s, "set_max_exact", 1, 1u << 24, c.set_max_exact, &c.set_max_exact,
-                         err)) < 0)
+        (rc = rf_cfg_u32(s, "set_max_exact", 1, 1u << 24, c.set_max_exact, &c.set_max_exact, err)) <
+            0)
         return rc;
     c.flush_interval_ns = (int64_t)ns;
     if (rf_cfg_has(s, "percentiles")) {

@@ -43,8 +43,8 @@ static inline unsigned rf_bitlen64(uint64_t x)
 
 typedef struct rf_bitw {
     uint8_t *start;
-    uint8_t *p;     /* byte holding the first pending bit */
-    uint64_t acc;   /* pending bits, fill < 8 between calls */
+    uint8_t *p;   /* byte holding the first pending bit */
+    uint64_t acc; /* pending bits, fill < 8 between calls */
     unsigned fill;
 } rf_bitw;
 
@@ -87,8 +87,8 @@ static inline size_t rf_bitw_bytes(const rf_bitw *w)
 
 typedef struct rf_bitr {
     const uint8_t *base;
-    size_t len;  /* bytes */
-    size_t pos;  /* bits consumed */
+    size_t len; /* bytes */
+    size_t pos; /* bits consumed */
 } rf_bitr;
 
 static inline void rf_bitr_init(rf_bitr *r, const uint8_t *base, size_t len)
@@ -99,7 +99,7 @@ static inline void rf_bitr_init(rf_bitr *r, const uint8_t *base, size_t len)
 }
 
 __attribute__((noinline, cold)) static uint64_t rf_bitr_tail(const uint8_t *base, size_t len,
-                                                            size_t off)
+                                                             size_t off)
 {
     uint64_t v = 0;
     if (off < len)

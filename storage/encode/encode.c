@@ -50,8 +50,8 @@ rf_block_codec *rf_block_codec_new(int zstd_level)
     if (!c)
         return NULL;
     c->zstd_level = zstd_level;
-    size_t body_cap = RF_BODY_BOUND(RF_BLOCK_MAX_POINTS) + RF_GORILLA_BOUND(RF_BLOCK_MAX_POINTS) +
-                      RF_BITW_SLACK;
+    size_t body_cap =
+        RF_BODY_BOUND(RF_BLOCK_MAX_POINTS) + RF_GORILLA_BOUND(RF_BLOCK_MAX_POINTS) + RF_BITW_SLACK;
     c->zcap = ZSTD_compressBound(body_cap);
     /* Large buffers: the kernel maps their pages on first touch, so a codec
      * that only ever sees small blocks costs little resident memory. */
@@ -122,8 +122,8 @@ size_t rf_block_encode_bound(uint32_t n)
 }
 
 /* Writes the value column at out and returns its end. */
-static uint8_t *encode_values(rf_block_codec *c, uint8_t value_type, const uint64_t *v,
-                              uint32_t n, uint8_t *out)
+static uint8_t *encode_values(rf_block_codec *c, uint8_t value_type, const uint64_t *v, uint32_t n,
+                              uint8_t *out)
 {
     /* Measured values move by steps, so deltas (or deltas of deltas, for
      * counters) are what is small; the words themselves are only worth trying
@@ -135,8 +135,8 @@ static uint8_t *encode_values(rf_block_codec *c, uint8_t value_type, const uint6
     if (value_type != RF_VALUE_F64) {
         /* int64, uint64, bools and string hashes: the words as integers */
         *out++ = RF_VENC_INT;
-        unsigned xf = value_type == RF_VALUE_BOOL || value_type == RF_VALUE_STRING ? all_xf
-                                                                                 : diff_xf;
+        unsigned xf =
+            value_type == RF_VALUE_BOOL || value_type == RF_VALUE_STRING ? all_xf : diff_xf;
         return rf_intcol_encode(out, v, n, xf, c->scratch[0], c->scratch[1]);
     }
 
@@ -216,8 +216,8 @@ long rf_block_encode_text(rf_block_codec *c, const int64_t *ts, const rf_block_t
     /* The lengths first (scratch[2] is free again once they are encoded). */
     uint8_t *col = c->alt;
     col[0] = RF_VENC_TEXT;
-    uint8_t *col_end = rf_intcol_encode(col + 1, lens, n, RF_XF_BIT(RF_XF_DELTA), c->scratch[0],
-                                        c->scratch[1]);
+    uint8_t *col_end =
+        rf_intcol_encode(col + 1, lens, n, RF_XF_BIT(RF_XF_DELTA), c->scratch[0], c->scratch[1]);
     uint8_t *end = rf_ts_encode(c->body, ts, n, c->scratch[2], c->scratch[0], c->scratch[1]);
     memcpy(end, col, (size_t)(col_end - col));
     end += col_end - col;
@@ -240,8 +240,7 @@ static long encode_body(rf_block_codec *c, uint8_t version, uint8_t value_type, 
     const uint8_t *payload = c->body;
     size_t payload_len = body_len;
 
-    if (c->zstd_level > 0 && body_len >= RF_ZSTD_MIN_BODY &&
-        zstd_worth_trying(c->body, body_len)) {
+    if (c->zstd_level > 0 && body_len >= RF_ZSTD_MIN_BODY && zstd_worth_trying(c->body, body_len)) {
         size_t z = ZSTD_compress2(c->cctx, c->zbuf, c->zcap, c->body, body_len);
         /* Keep the frame only when it saves at least 1/32 of the body:
          * decompression costs more per point than our own decoders, so a
@@ -370,9 +369,7 @@ long rf_block_decode(rf_block_codec *c, const uint8_t *in, size_t len, int64_t *
         c->texts = t;
         return (long)n;
     }
-    case RF_VENC_INT:
-        used = rf_intcol_decode(p, (size_t)(end - p), n, value_bits);
-        break;
+    case RF_VENC_INT: used = rf_intcol_decode(p, (size_t)(end - p), n, value_bits); break;
     case RF_VENC_DECIMAL: {
         if (vt != RF_VALUE_F64 || p >= end || *p > 9)
             return -EBADMSG;
@@ -387,8 +384,7 @@ long rf_block_decode(rf_block_codec *c, const uint8_t *in, size_t len, int64_t *
             return -EBADMSG;
         used = rf_gorilla_decode(p, (size_t)(end - p), n, value_bits);
         break;
-    default:
-        return -EBADMSG;
+    default: return -EBADMSG;
     }
     if (used < 0)
         return used;

@@ -38,7 +38,7 @@ enum rf_seq {
     RF_SEQ_RICE = 2,   /* Rice code with k = param (<= 31), escape for outliers */
     RF_SEQ_SPARSE = 3, /* (gap, value - 1) pairs of the nonzero residuals, Rice coded */
 };
-#define RF_RICE_ESC 24u  /* unary prefix of this many ones announces an escaped value */
+#define RF_RICE_ESC 24u /* unary prefix of this many ones announces an escaped value */
 #define RF_RICE_KMAX 31u
 
 /* Largest integer column for n points: transform byte, two 10-byte seeds,
@@ -56,8 +56,8 @@ long rf_intcol_decode(const uint8_t *in, size_t len, uint32_t n, uint64_t *out);
 /* Timestamp column (timestamps.c): unit code, then an integer column.
  * q, scratch_a/b: n words each. Returns the end / bytes consumed or -EBADMSG;
  * the decoder rejects timestamps that decrease. */
-uint8_t *rf_ts_encode(uint8_t *out, const int64_t *ts, uint32_t n, uint64_t *q,
-                      uint64_t *scratch_a, uint64_t *scratch_b);
+uint8_t *rf_ts_encode(uint8_t *out, const int64_t *ts, uint32_t n, uint64_t *q, uint64_t *scratch_a,
+                      uint64_t *scratch_b);
 long rf_ts_decode(const uint8_t *in, size_t len, uint32_t n, int64_t *ts);
 #define RF_TS_BOUND(n) (11u + RF_INTCOL_BOUND(n))
 

@@ -29,8 +29,8 @@ static uint64_t bits_of(double d)
 
 static void gen_ts(uint64_t *s, enum rf_gen_ts tclass, uint32_t n, int64_t *ts)
 {
-    const int64_t step = 10000000000ll;             /* 10 s */
-    const int64_t t0 = 1767225600000000000ll;       /* 2026-01-01T00:00:00Z */
+    const int64_t step = 10000000000ll;       /* 10 s */
+    const int64_t t0 = 1767225600000000000ll; /* 2026-01-01T00:00:00Z */
     int64_t prev = INT64_MIN;
     for (uint32_t i = 0; i < n; i++) {
         int64_t t = t0 + (int64_t)i * step;
@@ -106,8 +106,16 @@ uint8_t rf_gen_series(uint64_t seed, enum rf_gen_value vclass, enum rf_gen_ts tc
     case RF_GEN_INT_EDGES:
     default: {
         static const uint64_t edges[] = {
-            (uint64_t)INT64_MIN, (uint64_t)INT64_MAX, UINT64_MAX, 0, 1, (uint64_t)-1ll,
-            (uint64_t)INT64_MIN + 1, (uint64_t)INT64_MAX - 1, 1ull << 63, 1ull << 53,
+            (uint64_t)INT64_MIN,
+            (uint64_t)INT64_MAX,
+            UINT64_MAX,
+            0,
+            1,
+            (uint64_t)-1ll,
+            (uint64_t)INT64_MIN + 1,
+            (uint64_t)INT64_MAX - 1,
+            1ull << 63,
+            1ull << 53,
         };
         for (uint32_t i = 0; i < n; i++) {
             uint64_t r = rf_gen_next(&s);
@@ -126,9 +134,8 @@ uint8_t rf_gen_series(uint64_t seed, enum rf_gen_value vclass, enum rf_gen_ts tc
 const char *rf_gen_value_name(enum rf_gen_value vclass)
 {
     static const char *names[RF_GEN__VALUE_COUNT] = {
-        "gauge_2dec_walk", "counter_steady", "counter_sparse", "gauge_near_const",
-        "counter_busy",    "double_random",  "double_walk",    "float32_sensor",
-        "int_edges",
+        "gauge_2dec_walk", "counter_steady", "counter_sparse", "gauge_near_const", "counter_busy",
+        "double_random",   "double_walk",    "float32_sensor", "int_edges",
     };
     return (unsigned)vclass < RF_GEN__VALUE_COUNT ? names[vclass] : "?";
 }

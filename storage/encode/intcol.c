@@ -20,11 +20,11 @@
 
 typedef struct seq_plan {
     unsigned kind;
-    unsigned k;         /* PACK width, RICE k, SPARSE gap k */
-    unsigned k2;        /* SPARSE value k */
-    uint32_t nonzero;   /* SPARSE pair count */
-    uint64_t payload;   /* payload bits, exact */
-    uint64_t total;     /* payload bits + header bits, for comparisons */
+    unsigned k;       /* PACK width, RICE k, SPARSE gap k */
+    unsigned k2;      /* SPARSE value k */
+    uint32_t nonzero; /* SPARSE pair count */
+    uint64_t payload; /* payload bits, exact */
+    uint64_t total;   /* payload bits + header bits, for comparisons */
 } seq_plan;
 
 static inline uint64_t rice_bits(uint64_t x, unsigned k)
@@ -75,8 +75,8 @@ static uint64_t bits_to_bytes(uint64_t bits)
 /* Cheap statistics of a residual sequence, gathered for every transform in
  * the same pass that computes the residuals. */
 typedef struct seq_stats {
-    uint64_t all;      /* OR of the values: the packing width */
-    uint64_t sumlen;   /* sum of bit lengths: a proxy for Rice cost */
+    uint64_t all;    /* OR of the values: the packing width */
+    uint64_t sumlen; /* sum of bit lengths: a proxy for Rice cost */
     uint32_t nonzero;
 } seq_stats;
 
@@ -168,8 +168,12 @@ static seq_plan seq_plan_of(const uint64_t *x, uint32_t cnt, const seq_stats *st
         uint64_t bytes = bits_to_bytes(payload);
         uint64_t total = 16 + (rf_varint_len(st->nonzero) + rf_varint_len(bytes) + bytes) * 8;
         if (total < best.total)
-            best = (seq_plan){.kind = RF_SEQ_SPARSE, .k = kg0 + bg, .k2 = kv0 + bv,
-                              .nonzero = st->nonzero, .payload = payload, .total = total};
+            best = (seq_plan){.kind = RF_SEQ_SPARSE,
+                              .k = kg0 + bg,
+                              .k2 = kv0 + bv,
+                              .nonzero = st->nonzero,
+                              .payload = payload,
+                              .total = total};
     }
     return best;
 }
@@ -178,9 +182,7 @@ static uint8_t *seq_write(uint8_t *out, const uint64_t *x, uint32_t cnt, const s
 {
     rf_bitw w;
     switch (p->kind) {
-    case RF_SEQ_ZERO:
-        *out++ = RF_SEQ_ZERO;
-        return out;
+    case RF_SEQ_ZERO: *out++ = RF_SEQ_ZERO; return out;
     case RF_SEQ_PACK:
         *out++ = (uint8_t)(RF_SEQ_PACK | ((p->k - 1) << 2));
         rf_bitw_init(&w, out);
@@ -314,8 +316,7 @@ typedef struct xf_state {
     uint64_t d;   /* last delta (DOD) */
 } xf_state;
 
-static inline __attribute__((always_inline)) uint64_t xf_step(unsigned xf, xf_state *s,
-                                                              uint64_t r)
+static inline __attribute__((always_inline)) uint64_t xf_step(unsigned xf, xf_state *s, uint64_t r)
 {
     if (xf == RF_XF_DELTA) {
         s->acc += rf_unzigzag(r);
@@ -334,9 +335,11 @@ static inline __attribute__((always_inline)) uint64_t xf_step(unsigned xf, xf_st
  * of len_b bytes. A Rice stream is one long dependency chain (position ->
  * load -> count ones -> position); two independent chains let the core
  * overlap them, which is most of the decode speed. Returns -1 on corruption. */
-static inline __attribute__((always_inline)) int
-rice_decode_xf(const uint8_t *pa, size_t len_a, const uint8_t *pb, size_t len_b, unsigned k,
-               uint32_t cnt, uint64_t *x, unsigned xf, xf_state s)
+static inline __attribute__((always_inline)) int rice_decode_xf(const uint8_t *pa, size_t len_a,
+                                                                const uint8_t *pb, size_t len_b,
+                                                                unsigned k, uint32_t cnt,
+                                                                uint64_t *x, unsigned xf,
+                                                                xf_state s)
 {
     const uint64_t kmask = rf_mask64(k);
     const uint64_t stop = 1ull << RF_RICE_ESC;
@@ -383,9 +386,10 @@ rice_decode_xf(const uint8_t *pa, size_t len_a, const uint8_t *pb, size_t len_b,
 
 /* Fixed-width unpacking and the transform; w <= 56 takes one load per value
  * and carries no dependency beyond the index. */
-static inline __attribute__((always_inline)) void
-pack_decode_xf(const uint8_t *base, size_t len, unsigned width, uint32_t cnt, uint64_t *x,
-               unsigned xf, xf_state s)
+static inline __attribute__((always_inline)) void pack_decode_xf(const uint8_t *base, size_t len,
+                                                                 unsigned width, uint32_t cnt,
+                                                                 uint64_t *x, unsigned xf,
+                                                                 xf_state s)
 {
     rf_bitr r;
     rf_bitr_init(&r, base, len);
@@ -408,17 +412,17 @@ pack_decode_xf(const uint8_t *base, size_t len, unsigned width, uint32_t cnt, ui
 }
 
 /* One out-of-line copy per transform, so xf is a constant inside the loops. */
-#define RF_DEFINE_DECODERS(name, xf)                                                          \
-    __attribute__((noinline)) static int rice_decode_##name(                                  \
-        const uint8_t *a, size_t la, const uint8_t *b, size_t lb, unsigned k, uint32_t c,     \
-        uint64_t *x, xf_state s)                                                              \
-    {                                                                                         \
-        return rice_decode_xf(a, la, b, lb, k, c, x, xf, s);                                  \
-    }                                                                                         \
-    __attribute__((noinline)) static void pack_decode_##name(                                 \
-        const uint8_t *b, size_t l, unsigned w, uint32_t c, uint64_t *x, xf_state s)          \
-    {                                                                                         \
-        pack_decode_xf(b, l, w, c, x, xf, s);                                                 \
+#define RF_DEFINE_DECODERS(name, xf)                                                               \
+    __attribute__((noinline)) static int rice_decode_##name(                                       \
+        const uint8_t *a, size_t la, const uint8_t *b, size_t lb, unsigned k, uint32_t c,          \
+        uint64_t *x, xf_state s)                                                                   \
+    {                                                                                              \
+        return rice_decode_xf(a, la, b, lb, k, c, x, xf, s);                                       \
+    }                                                                                              \
+    __attribute__((noinline)) static void pack_decode_##name(                                      \
+        const uint8_t *b, size_t l, unsigned w, uint32_t c, uint64_t *x, xf_state s)               \
+    {                                                                                              \
+        pack_decode_xf(b, l, w, c, x, xf, s);                                                      \
     }
 RF_DEFINE_DECODERS(none, RF_XF_NONE)
 RF_DEFINE_DECODERS(delta, RF_XF_DELTA)
@@ -476,9 +480,8 @@ static long seq_read(const uint8_t *in, size_t len, uint32_t cnt, uint64_t *x, u
     case RF_SEQ_RICE: {
         unsigned k = param;
         uint64_t len_a;
-        if (k > RF_RICE_KMAX || rf_varint_get(&p, end, &plen) < 0 ||
-            plen > (uint64_t)(end - p) || rf_varint_get(&p, end, &len_a) < 0 ||
-            plen > (uint64_t)(end - p) || len_a > plen)
+        if (k > RF_RICE_KMAX || rf_varint_get(&p, end, &plen) < 0 || plen > (uint64_t)(end - p) ||
+            rf_varint_get(&p, end, &len_a) < 0 || plen > (uint64_t)(end - p) || len_a > plen)
             return -EBADMSG;
         if (rice_decode(p, len_a, p + len_a, plen - len_a, k, cnt, x, xf, st) < 0)
             return -EBADMSG;

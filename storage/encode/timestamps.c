@@ -32,8 +32,8 @@ static inline int divisible(uint64_t d, unsigned code)
     }
 }
 
-uint8_t *rf_ts_encode(uint8_t *out, const int64_t *ts, uint32_t n, uint64_t *q,
-                      uint64_t *scratch_a, uint64_t *scratch_b)
+uint8_t *rf_ts_encode(uint8_t *out, const int64_t *ts, uint32_t n, uint64_t *q, uint64_t *scratch_a,
+                      uint64_t *scratch_b)
 {
     const unsigned xf = RF_XF_BIT(RF_XF_DELTA) | RF_XF_BIT(RF_XF_DOD);
     /* int64_t and uint64_t may alias: the column works on words */
@@ -49,9 +49,18 @@ uint8_t *rf_ts_encode(uint8_t *out, const int64_t *ts, uint32_t n, uint64_t *q,
         return rf_intcol_encode(out, w, n, xf, scratch_a, scratch_b);
     out = rf_varint_put(out, rf_zigzag(t0));
     switch (code) {
-    case 3: for (uint32_t i = 0; i < n; i++) q[i] = (w[i] - t0) / 1000000000u; break;
-    case 2: for (uint32_t i = 0; i < n; i++) q[i] = (w[i] - t0) / 1000000u; break;
-    default: for (uint32_t i = 0; i < n; i++) q[i] = (w[i] - t0) / 1000u; break;
+    case 3:
+        for (uint32_t i = 0; i < n; i++)
+            q[i] = (w[i] - t0) / 1000000000u;
+        break;
+    case 2:
+        for (uint32_t i = 0; i < n; i++)
+            q[i] = (w[i] - t0) / 1000000u;
+        break;
+    default:
+        for (uint32_t i = 0; i < n; i++)
+            q[i] = (w[i] - t0) / 1000u;
+        break;
     }
     return rf_intcol_encode(out, q, n, xf, scratch_a, scratch_b);
 }

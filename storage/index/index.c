@@ -355,7 +355,7 @@ static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
         return rf_err_set(err, ENOMEM, "out of memory");
     int rc = rf_seg_store_walk(ix->dir, on_segment, &w, err);
     if (rc == -ENOENT)
-        rc = 0; /* no store yet (nothing written): an empty index */
+        rc = 0;                    /* no store yet (nothing written): an empty index */
     if (rc < 0 && rc != -ENOMEM) { /* the store directory cannot be read: err says why */
         for (size_t i = 0; i < w.n_rd; i++)
             rf_seg_reader_close(&w.rd[i]);

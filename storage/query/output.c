@@ -75,8 +75,12 @@ static int parse_rfc3339(const char *s, int64_t *out)
     /* sec 60: a leap second, as RFC 3339 allows; it reads as the next second */
     if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
         return -EINVAL;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     /* timegm normalises 31 February to 3 March: a date that moved is not one */
     if (tm.tm_mday != d && sec != 60)
@@ -116,10 +120,12 @@ int rf_query_time_parse(const char *s, int64_t now_ns, int64_t *out)
 
 int rf_query_agg_parse(const char *t, rf_query_agg *a)
 {
-    static const struct { const char *name; enum rf_agg_fn fn; } names[] = {
-        {"count", RF_AGG_COUNT}, {"sum", RF_AGG_SUM}, {"min", RF_AGG_MIN},
-        {"max", RF_AGG_MAX},     {"avg", RF_AGG_AVG}, {"mean", RF_AGG_AVG},
-        {"last", RF_AGG_LAST},
+    static const struct {
+        const char *name;
+        enum rf_agg_fn fn;
+    } names[] = {
+        {"count", RF_AGG_COUNT}, {"sum", RF_AGG_SUM},  {"min", RF_AGG_MIN},   {"max", RF_AGG_MAX},
+        {"avg", RF_AGG_AVG},     {"mean", RF_AGG_AVG}, {"last", RF_AGG_LAST},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcmp(t, names[i].name) == 0) {
@@ -275,7 +281,8 @@ static const char *text_at(const rf_query_result *r, const rf_query_set *s, size
     return !r->n_aggs && s->texts ? s->texts[row] : NULL;
 }
 
-static void cell(char *buf, const rf_query_result *r, const rf_query_set *s, size_t row, uint32_t col)
+static void cell(char *buf, const rf_query_result *r, const rf_query_set *s, size_t row,
+                 uint32_t col)
 {
     const char *text = text_at(r, s, row);
     if (text) { /* a table is for people: a long text is cut, marked "..." */

@@ -44,9 +44,9 @@ typedef struct qset {
 
 typedef struct qctx {
     const rf_query *q;
-    regex_t *re;          /* per matcher; only RE/NRE compiled */
-    rf_u64map series;     /* series id -> set index + 1, or 0 for "no match" */
-    rf_u64map groups;     /* hash(group key) (+probe) -> set index + 1 */
+    regex_t *re;      /* per matcher; only RE/NRE compiled */
+    rf_u64map series; /* series id -> set index + 1, or 0 for "no match" */
+    rf_u64map groups; /* hash(group key) (+probe) -> set index + 1 */
     qset *sets;
     size_t n_sets, cap_sets;
     char **paths;
@@ -743,8 +743,8 @@ int rf_query_run(const char *dir, const rf_query *q, rf_query_result **out, rf_e
         if (e) {
             char msg[256];
             regerror(e, &c.re[i], msg, sizeof(msg));
-            rc = rf_err_set(err, EINVAL, "query: tag %s: bad regular expression \"%s\": %s",
-                            m->tag, m->value, msg);
+            rc = rf_err_set(err, EINVAL, "query: tag %s: bad regular expression \"%s\": %s", m->tag,
+                            m->value, msg);
             /* regfree only what compiled: free them here and forget them */
             for (uint32_t j = 0; j < i; j++)
                 if (q->matchers[j].op >= RF_MATCH_RE)

@@ -64,13 +64,13 @@ typedef struct rf_query_agg {
 } rf_query_agg;
 
 typedef struct rf_query {
-    const char *measurement;            /* required */
-    const char *field;                  /* NULL: every field */
+    const char *measurement; /* required */
+    const char *field;       /* NULL: every field */
     const rf_query_matcher *matchers;
     uint32_t n_matchers;
-    int64_t start_ns;                   /* inclusive; INT64_MIN for unbounded */
-    int64_t end_ns;                     /* exclusive; INT64_MAX for unbounded */
-    const rf_query_agg *aggs;           /* n_aggs == 0: raw points */
+    int64_t start_ns;         /* inclusive; INT64_MIN for unbounded */
+    int64_t end_ns;           /* exclusive; INT64_MAX for unbounded */
+    const rf_query_agg *aggs; /* n_aggs == 0: raw points */
     uint32_t n_aggs;
     int64_t step_ns;
     const char *const *group_by;
@@ -86,33 +86,33 @@ typedef struct rf_query_tag {
 typedef struct rf_query_set {
     char *measurement;
     char *field;
-    rf_query_tag *tags;  /* raw: every tag of the series; aggregated: the group_by tags */
+    rf_query_tag *tags; /* raw: every tag of the series; aggregated: the group_by tags */
     uint32_t n_tags;
-    uint8_t value_type;  /* raw: enum rf_value_type (F64 when blocks disagreed) */
-    size_t n;            /* rows */
-    int64_t *ts;         /* raw: point times; aggregated: bucket starts */
-    uint64_t *bits;      /* raw: value bits, read per value_type */
-    char **texts;        /* raw string fields: the text of each row (NUL-terminated), NULL
+    uint8_t value_type; /* raw: enum rf_value_type (F64 when blocks disagreed) */
+    size_t n;           /* rows */
+    int64_t *ts;        /* raw: point times; aggregated: bucket starts */
+    uint64_t *bits;     /* raw: value bits, read per value_type */
+    char **texts;       /* raw string fields: the text of each row (NUL-terminated), NULL
                           * for a row stored as its hash (before texts were stored); the
                           * whole array NULL when no row has a text */
-    double *values;      /* aggregated: n rows of n_aggs columns */
+    double *values;     /* aggregated: n rows of n_aggs columns */
 } rf_query_set;
 
 typedef struct rf_query_stats {
     uint64_t segments;
-    uint64_t segments_scanned;  /* open segments, read by scanning */
+    uint64_t segments_scanned; /* open segments, read by scanning */
     uint64_t series_matched;
     uint64_t blocks_read;
-    uint64_t blocks_corrupt;    /* CRC or decode failure: skipped */
-    uint64_t blocks_unkeyed;    /* series without a dictionary record anywhere */
-    uint64_t points_scanned;    /* decoded */
-    uint64_t points;            /* in range, returned or aggregated */
+    uint64_t blocks_corrupt; /* CRC or decode failure: skipped */
+    uint64_t blocks_unkeyed; /* series without a dictionary record anywhere */
+    uint64_t points_scanned; /* decoded */
+    uint64_t points;         /* in range, returned or aggregated */
 } rf_query_stats;
 
 typedef struct rf_query_result {
-    rf_query_set *sets;         /* sorted by measurement, field, tags */
+    rf_query_set *sets; /* sorted by measurement, field, tags */
     size_t n_sets;
-    rf_query_agg *aggs;         /* copy of the query's */
+    rf_query_agg *aggs; /* copy of the query's */
     uint32_t n_aggs;
     rf_query_stats stats;
 } rf_query_result;

@@ -23,7 +23,10 @@ const char *rf_rec_protocol_name(unsigned p)
     return p < 3 ? names[p] : "unknown";
 }
 
-const char *rf_rec_transport_name(unsigned t) { return t == RF_REC_UDP ? "udp" : t == RF_REC_TCP ? "tcp" : "unknown"; }
+const char *rf_rec_transport_name(unsigned t)
+{
+    return t == RF_REC_UDP ? "udp" : t == RF_REC_TCP ? "tcp" : "unknown";
+}
 
 void rf_rec_set_source(rf_rec *r, const struct sockaddr *sa)
 {
@@ -69,9 +72,9 @@ struct rf_rec_writer {
     char *path;
     FILE *f;
     uint64_t file_bytes;
-    uint64_t seq;        /* rotation: number of the current file */
-    uint64_t first_seq;  /* rotation: oldest file still on disk */
-    uint8_t *scratch;    /* one record, assembled before a single fwrite */
+    uint64_t seq;       /* rotation: number of the current file */
+    uint64_t first_seq; /* rotation: oldest file still on disk */
+    uint8_t *scratch;   /* one record, assembled before a single fwrite */
     size_t scratch_cap;
     rf_rec_writer_stats st;
 };
@@ -232,7 +235,10 @@ int rf_rec_writer_close(rf_rec_writer *w, rf_err *err)
     return rc;
 }
 
-void rf_rec_writer_stats_read(const rf_rec_writer *w, rf_rec_writer_stats *out) { *out = w->st; }
+void rf_rec_writer_stats_read(const rf_rec_writer *w, rf_rec_writer_stats *out)
+{
+    *out = w->st;
+}
 
 /* ---- reader ----------------------------------------------------------------- */
 
@@ -366,8 +372,14 @@ int rf_rec_reader_next(rf_rec_reader *rd, rf_rec *r, rf_err *err)
     return 1;
 }
 
-uint64_t rf_rec_reader_offset(const rf_rec_reader *rd) { return rd->offset; }
-int64_t rf_rec_reader_created_ns(const rf_rec_reader *rd) { return rd->created_ns; }
+uint64_t rf_rec_reader_offset(const rf_rec_reader *rd)
+{
+    return rd->offset;
+}
+int64_t rf_rec_reader_created_ns(const rf_rec_reader *rd)
+{
+    return rd->created_ns;
+}
 
 void rf_rec_reader_close(rf_rec_reader *rd)
 {

@@ -34,8 +34,9 @@
 #define RF_REC_FILE_MAGIC "RFRECORD"
 #define RF_REC_VERSION 1u
 #define RF_REC_HEADER_SIZE 32u
-#define RF_REC_MAGIC 0x31644352u /* "RCd1" on disk (bytes 52 43 64 31); segment records use "RFr1" */
-#define RF_REC_FIXED_SIZE 56u    /* record bytes before the name */
+#define RF_REC_MAGIC                                                                               \
+    0x31644352u               /* "RCd1" on disk (bytes 52 43 64 31); segment records use "RFr1" */
+#define RF_REC_FIXED_SIZE 56u /* record bytes before the name */
 #define RF_REC_CRC_SIZE 4u
 #define RF_REC_NAME_MAX 255u
 /* Largest payload accepted by the reader: bounds what a corrupt length can
@@ -43,9 +44,16 @@
  * chunks well under this. */
 #define RF_REC_MAX_PAYLOAD (16u << 20)
 
-enum rf_rec_transport { RF_REC_UDP = 0, RF_REC_TCP = 1 };
+enum rf_rec_transport {
+    RF_REC_UDP = 0,
+    RF_REC_TCP = 1
+};
 /* Same numbering as enum rf_listen_protocol. */
-enum rf_rec_protocol { RF_REC_INFLUX = 0, RF_REC_STATSD = 1, RF_REC_GRAPHITE = 2 };
+enum rf_rec_protocol {
+    RF_REC_INFLUX = 0,
+    RF_REC_STATSD = 1,
+    RF_REC_GRAPHITE = 2
+};
 
 enum {
     RF_REC_F_TRUNCATED = 1u << 0, /* UDP datagram larger than the capture buffer */
@@ -58,10 +66,10 @@ enum {
 typedef struct rf_rec {
     int64_t wall_ns;
     int64_t mono_ns;
-    uint32_t conn;        /* TCP connection number within the capture (1, 2, ...); 0 for UDP */
-    uint8_t transport;    /* enum rf_rec_transport */
-    uint8_t protocol;     /* enum rf_rec_protocol */
-    uint8_t flags;        /* RF_REC_F_* */
+    uint32_t conn;     /* TCP connection number within the capture (1, 2, ...); 0 for UDP */
+    uint8_t transport; /* enum rf_rec_transport */
+    uint8_t protocol;  /* enum rf_rec_protocol */
+    uint8_t flags;     /* RF_REC_F_* */
     uint16_t src_port;
     uint16_t src_family;  /* 4, 6, or 0 when unknown */
     uint8_t src_addr[16]; /* IPv4 in the first 4 bytes */
@@ -85,8 +93,8 @@ typedef struct rf_rec_writer_options {
     /* Path of the recording. With max_bytes == 0 this is the file; with
      * rotation the files are <path>.000001, <path>.000002, ... */
     const char *path;
-    uint64_t max_bytes;  /* per file; 0 = one unbounded file */
-    uint32_t max_files;  /* with rotation: oldest files beyond this are deleted; 0 = keep all */
+    uint64_t max_bytes; /* per file; 0 = one unbounded file */
+    uint32_t max_files; /* with rotation: oldest files beyond this are deleted; 0 = keep all */
 } rf_rec_writer_options;
 
 int rf_rec_writer_open(rf_rec_writer **out, const rf_rec_writer_options *opt, rf_err *err);
@@ -101,9 +109,9 @@ int rf_rec_writer_close(rf_rec_writer *w, rf_err *err);
 
 typedef struct rf_rec_writer_stats {
     uint64_t records;
-    uint64_t bytes;       /* file bytes written, headers included */
-    uint32_t files;       /* files opened */
-    uint32_t deleted;     /* files removed by rotation */
+    uint64_t bytes;   /* file bytes written, headers included */
+    uint32_t files;   /* files opened */
+    uint32_t deleted; /* files removed by rotation */
 } rf_rec_writer_stats;
 void rf_rec_writer_stats_read(const rf_rec_writer *w, rf_rec_writer_stats *out);
 

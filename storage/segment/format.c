@@ -80,7 +80,8 @@ void rf_seg_rec_put_header(uint8_t *rec, const rf_seg_rec *h)
 void rf_seg_rec_seal(uint8_t *rec)
 {
     uint32_t len = rf_read_le32(rec + 8);
-    rf_write_le32(rec + RF_SEG_REC_HDR_SIZE + len, rf_crc32c(0, rec, RF_SEG_REC_HDR_SIZE + (size_t)len));
+    rf_write_le32(rec + RF_SEG_REC_HDR_SIZE + len,
+                  rf_crc32c(0, rec, RF_SEG_REC_HDR_SIZE + (size_t)len));
 }
 
 long rf_seg_rec_check(const uint8_t *p, size_t avail, rf_seg_rec *h)
@@ -204,7 +205,8 @@ int rf_seg_index_finish(rf_seg_index *idx)
     size_t n = 0, si = 0, bi = 0;
     while (si < idx->n_series || bi < idx->n_blocks) {
         uint64_t id;
-        if (si < idx->n_series && (bi >= idx->n_blocks || idx->series[si].series_id <= idx->blocks[bi].series_id))
+        if (si < idx->n_series &&
+            (bi >= idx->n_blocks || idx->series[si].series_id <= idx->blocks[bi].series_id))
             id = idx->series[si].series_id;
         else
             id = idx->blocks[bi].series_id;

@@ -63,10 +63,12 @@ int rf_seg_recover(const char *path, bool sync, rf_seg_recovery *rep, rf_err *er
                         path, (long long)st.st_size);
             rep->removed = true;
             rep->tail_bytes_cut = (uint64_t)st.st_size;
-            return unlink(path) < 0 ? rf_err_set(err, errno, "%s: unlink: %s", path, strerror(errno)) : 0;
+            return unlink(path) < 0
+                       ? rf_err_set(err, errno, "%s: unlink: %s", path, strerror(errno))
+                       : 0;
         }
-        rf_log_error("store", "recovery: quarantining unreadable segment file=%s reason=\"%s\"", path,
-                     e.msg);
+        rf_log_error("store", "recovery: quarantining unreadable segment file=%s reason=\"%s\"",
+                     path, e.msg);
         return quarantine(path, rep, err);
     }
     if (rc < 0) {
@@ -100,7 +102,8 @@ int rf_seg_recover(const char *path, bool sync, rf_seg_recovery *rep, rf_err *er
                     r.hdr.shard, path);
         rf_seg_reader_close(&r);
         rep->removed = true;
-        return unlink(path) < 0 ? rf_err_set(err, errno, "%s: unlink: %s", path, strerror(errno)) : 0;
+        return unlink(path) < 0 ? rf_err_set(err, errno, "%s: unlink: %s", path, strerror(errno))
+                                : 0;
     }
 
     uint64_t end = r.data_end;
@@ -120,14 +123,14 @@ int rf_seg_recover(const char *path, bool sync, rf_seg_recovery *rep, rf_err *er
     if (ftruncate(fd, (off_t)end) < 0)
         rc = rf_err_set(err, errno, "%s: truncate to %" PRIu64 ": %s", path, end, strerror(errno));
     else if ((rc = rf_segment_pwrite_all(fd, footer, flen, end)) < 0)
-        rc = rf_err_set(err, -rc, "%s: writing footer at %" PRIu64 ": %s", path, end, strerror(-rc));
+        rc =
+            rf_err_set(err, -rc, "%s: writing footer at %" PRIu64 ": %s", path, end, strerror(-rc));
     else if (sync && fdatasync(fd) < 0)
         rc = rf_err_set(err, errno, "%s: fdatasync: %s", path, strerror(errno));
     close(fd);
     free(footer);
     if (rc == 0)
-        rf_log_info("store",
-                    "recovery: closed segment file=%s records=%" PRIu64 " blocks=%" PRIu64, path,
-                    rep->records_kept, rep->blocks_kept);
+        rf_log_info("store", "recovery: closed segment file=%s records=%" PRIu64 " blocks=%" PRIu64,
+                    path, rep->records_kept, rep->blocks_kept);
     return rc;
 }

@@ -40,9 +40,9 @@
 #endif
 
 #define RF_SEG_VERSION 2u /* 2: string blocks may hold texts (block version 2); 1 is read too */
-#define RF_SEG_MAGIC "RFSEGMNT"         /* 8 bytes at offset 0 of every segment */
+#define RF_SEG_MAGIC "RFSEGMNT" /* 8 bytes at offset 0 of every segment */
 #define RF_SEG_HEADER_SIZE 64u
-#define RF_SEG_REC_MAGIC 0x31724652u    /* "RFr1" on disk, first 4 bytes of every record */
+#define RF_SEG_REC_MAGIC 0x31724652u /* "RFr1" on disk, first 4 bytes of every record */
 #define RF_SEG_REC_HDR_SIZE 40u
 #define RF_SEG_REC_CRC_SIZE 4u
 #define RF_SEG_TRAILER_MAGIC 0x444E4546u /* "FEND" */
@@ -67,8 +67,9 @@ enum rf_seg_rec_type {
 typedef struct rf_seg_header {
     uint32_t version;
     uint32_t shard;
-    uint64_t seq;        /* position of the segment in its shard's stream */
-    int64_t created_ns;  /* wall clock at creation (an event-clock store: its first block's, docs/FORMAT.md) */
+    uint64_t seq; /* position of the segment in its shard's stream */
+    int64_t
+        created_ns; /* wall clock at creation (an event-clock store: its first block's, docs/FORMAT.md) */
 } rf_seg_header;
 
 void rf_seg_header_encode(const rf_seg_header *h, uint8_t out[RF_SEG_HEADER_SIZE]);
@@ -118,8 +119,8 @@ uint64_t rf_seg_resync(const uint8_t *map, size_t size, uint64_t from);
 
 typedef struct rf_seg_block_ref {
     uint64_t series_id;
-    uint64_t offset;    /* of the record in the file */
-    uint32_t rec_len;   /* whole record, header and CRC included */
+    uint64_t offset;  /* of the record in the file */
+    uint32_t rec_len; /* whole record, header and CRC included */
     uint32_t n_points;
     int64_t min_time;
     int64_t max_time;
@@ -169,20 +170,22 @@ typedef struct rf_seg_region {
 typedef struct rf_seg_reader {
     int fd;
     const uint8_t *map;
-    size_t size;            /* bytes mapped (file size at open) */
+    size_t size; /* bytes mapped (file size at open) */
     rf_seg_header hdr;
-    bool closed;            /* index came from a valid footer */
-    uint64_t data_end;      /* end of the last valid record (footer start when closed) */
-    rf_seg_index idx;       /* finished: sorted, grouped */
+    bool closed;       /* index came from a valid footer */
+    uint64_t data_end; /* end of the last valid record (footer start when closed) */
+    rf_seg_index idx;  /* finished: sorted, grouped */
     /* what scanning an open segment found (zero for closed segments) */
     uint64_t records;
     uint64_t corrupt_regions;
     uint64_t corrupt_bytes;
-    uint64_t tail_bytes;    /* bytes after data_end that are not a complete valid record */
+    uint64_t tail_bytes; /* bytes after data_end that are not a complete valid record */
     rf_seg_region reported[RF_SEG_MAX_REPORTED]; /* first corrupt regions */
 } rf_seg_reader;
 
-enum { RF_SEG_OPEN_FORCE_SCAN = 1u << 0 /* ignore the footer (tests, verification) */ };
+enum {
+    RF_SEG_OPEN_FORCE_SCAN = 1u << 0 /* ignore the footer (tests, verification) */
+};
 
 /* Maps `path` read-only, validates its header, loads the index from the footer
  * or by scanning. Returns 0, -EBADMSG (bad header), -EPROTONOSUPPORT (newer
@@ -206,9 +209,9 @@ long rf_seg_reader_block(const rf_seg_reader *r, const rf_seg_block_ref *b, cons
 /* ---- recovery ----------------------------------------------------------------- */
 
 typedef struct rf_seg_recovery {
-    bool was_open;          /* had no valid footer */
-    bool removed;           /* held no record: deleted */
-    bool quarantined;       /* unreadable header: renamed to *.corrupt */
+    bool was_open;    /* had no valid footer */
+    bool removed;     /* held no record: deleted */
+    bool quarantined; /* unreadable header: renamed to *.corrupt */
     uint64_t records_kept;
     uint64_t blocks_kept;
     uint64_t tail_bytes_cut;

@@ -164,17 +164,18 @@ static void schedule_retry(rf_store *st, rf_store_shard *sh, int64_t now)
 
 /* A write, fdatasync, create, truncate or footer failed: count it by errno,
  * say so, and drop blocks until the next retry. */
-static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, const char *path, int err)
+static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, const char *path,
+                        int err)
 {
     rf_store_io *io = &sh->io;
     int64_t now = rf_clock_mono_ns();
     rf_stats_add(&sh->write_errors, 1);
     rf_stats_add(err == ENOSPC   ? &sh->werr_enospc
-                   : err == EDQUOT ? &sh->werr_edquot
-                   : err == EROFS  ? &sh->werr_erofs
-                   : err == EIO    ? &sh->werr_eio
-                                   : &sh->werr_other,
-                   1);
+                 : err == EDQUOT ? &sh->werr_edquot
+                 : err == EROFS  ? &sh->werr_erofs
+                 : err == EIO    ? &sh->werr_eio
+                                 : &sh->werr_other,
+                 1);
     char text[RF_STORE_ERRTEXT_WORDS * 8];
     snprintf(text, sizeof(text), "%s file=%s: %s", what, path, strerror(err));
     errtext_write(&sh->last_error, text);
@@ -189,7 +190,8 @@ static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, cons
         io->failing_since_mono = now;
         /* own counters: relaxed reads this thread's last stores */
         io->episode_blocks = atomic_load_explicit(&sh->dropped_io_error, memory_order_relaxed);
-        io->episode_points = atomic_load_explicit(&sh->dropped_io_error_points, memory_order_relaxed);
+        io->episode_points =
+            atomic_load_explicit(&sh->dropped_io_error_points, memory_order_relaxed);
         /* published by the S6 release-store just below */
         atomic_store_explicit(&sh->degraded_since_ns, rf_clock_wall_ns(), memory_order_relaxed);
         /* S6: after degraded_since_ns. */
@@ -197,7 +199,8 @@ static void shard_error(rf_store *st, rf_store_shard *sh, const char *what, cons
         rf_log_error(RF_STORE_COMPONENT,
                      "shard=%" PRIu32 " %s file=%s: %s; shard degraded: blocks are dropped and "
                      "counted until a write succeeds, retrying in %" PRId64 " ms",
-                     sh->index, what, path, strerror(err), (int64_t)(io->backoff_ns / RF_NS_PER_MS));
+                     sh->index, what, path, strerror(err),
+                     (int64_t)(io->backoff_ns / RF_NS_PER_MS));
     } else {
         rf_log_warn(RF_STORE_COMPONENT,
                     "shard=%" PRIu32 " retry failed: %s file=%s: %s; still degraded, next retry "
@@ -271,10 +274,11 @@ static int seg_open(rf_store *st, rf_store_shard *sh, const rf_store_slot *first
     /* The new name must survive a machine crash along with its data. */
     if (st->cfg.durability != RF_DURABILITY_NEVER)
         (void)fsync_dir(dir);
-    rf_seg_header h = {.version = RF_SEG_VERSION, .shard = sh->index, .seq = io->next_seq,
-                       .created_ns = wall};
+    rf_seg_header h = {
+        .version = RF_SEG_VERSION, .shard = sh->index, .seq = io->next_seq, .created_ns = wall};
     rf_store_stage *s = &io->stage[io->active];
-    rf_seg_header_encode(&h, s->data + s->len); /* the stage is empty: staged data never outlives its segment */
+    rf_seg_header_encode(
+        &h, s->data + s->len); /* the stage is empty: staged data never outlives its segment */
     s->len += RF_SEG_HEADER_SIZE;
     io->seg_seq = io->next_seq++;
     io->seg_size = RF_SEG_HEADER_SIZE;
@@ -616,10 +620,11 @@ static bool kick(rf_store *st, rf_store_shard *sh, int64_t now)
     rf_store_stage *s = &io->stage[io->active];
     if (io->written > io->durable) {
         uint64_t flush_req = atomic_load_explicit(&sh->flush_req, memory_order_acquire); /* S3 */
-        bool due = (flush_req > io->durable && (io->written >= flush_req || s->len == 0)) ||
-                   (cfg->durability == RF_DURABILITY_INTERVAL &&
-                    now - io->last_sync_mono >= cfg->sync_interval_ns) ||
-                   (cfg->durability == RF_DURABILITY_BYTES && io->bytes_since_sync >= cfg->sync_bytes);
+        bool due =
+            (flush_req > io->durable && (io->written >= flush_req || s->len == 0)) ||
+            (cfg->durability == RF_DURABILITY_INTERVAL &&
+             now - io->last_sync_mono >= cfg->sync_interval_ns) ||
+            (cfg->durability == RF_DURABILITY_BYTES && io->bytes_since_sync >= cfg->sync_bytes);
         if (due) {
             submit_sync(st, sh);
             return true;
@@ -802,7 +807,8 @@ static void *io_main(void *arg)
 
         uint64_t req = atomic_load_explicit(&st->retention_req, memory_order_acquire); /* S5 */
         if (req != ret_done) {
-            rf_store_retention_apply(st, atomic_load_explicit(&st->retention_now, memory_order_relaxed));
+            rf_store_retention_apply(
+                st, atomic_load_explicit(&st->retention_now, memory_order_relaxed));
             ret_done = req;
             atomic_store_explicit(&st->retention_done, req, memory_order_release);
         } else if (st->cfg.retention_interval_ns > 0 && !st->cfg.event_clock &&
@@ -857,8 +863,7 @@ static void *io_main(void *arg)
             if (sh->io.torn) {
                 /* its footer failed just now */
                 const char *what = "";
-                if ((cut_torn(sh, &what) < 0 || finish_torn(st, sh, &what) < 0) &&
-                    sh->io.fd >= 0)
+                if ((cut_torn(sh, &what) < 0 || finish_torn(st, sh, &what) < 0) && sh->io.fd >= 0)
                     close(sh->io.fd);
                 seg_forget(&sh->io);
             }

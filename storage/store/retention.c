@@ -57,8 +57,9 @@ static void remove_seg(rf_store *st, size_t i, const char *why)
     if (unlink(s->path) < 0 && errno != ENOENT) {
         rf_log_error(RF_STORE_COMPONENT, "retention: unlink file=%s: %s", s->path, strerror(errno));
     } else {
-        rf_log_info(RF_STORE_COMPONENT, "retention: removed file=%s shard=%" PRIu32
-                    " bytes=%" PRIu64 " reason=%s", s->path, s->shard, s->bytes, why);
+        rf_log_info(RF_STORE_COMPONENT,
+                    "retention: removed file=%s shard=%" PRIu32 " bytes=%" PRIu64 " reason=%s",
+                    s->path, s->shard, s->bytes, why);
         rf_stats_add(&st->stat_removed, 1);
         rf_stats_add(&st->stat_bytes_removed, s->bytes);
     }
@@ -106,7 +107,8 @@ void rf_store_retention_apply(rf_store *st, int64_t now_wall_ns)
 int rf_store_retention_run(rf_store *st, int64_t now_wall_ns, int64_t timeout_ns)
 {
     atomic_store_explicit(&st->retention_now, now_wall_ns, memory_order_relaxed);
-    uint64_t req = atomic_fetch_add_explicit(&st->retention_req, 1, memory_order_release) + 1; /* S5 */
+    uint64_t req =
+        atomic_fetch_add_explicit(&st->retention_req, 1, memory_order_release) + 1; /* S5 */
     int64_t waited = 0;
     while (atomic_load_explicit(&st->retention_done, memory_order_acquire) < req) {
         if (waited >= timeout_ns)

@@ -57,8 +57,9 @@ static int check_config(const rf_store_config *c, rf_err *err)
         return rf_err_set(err, EINVAL, "store: segment_max_bytes below 4096");
     if (c->block_max_age_ns <= 0 || c->segment_max_age_ns <= 0 || c->sync_interval_ns <= 0 ||
         c->io_idle_wait_us == 0 || c->io_idle_wait_us >= 1000000)
-        return rf_err_set(err, EINVAL, "store: ages, intervals and io_idle_wait_us must be positive "
-                                       "(io_idle_wait_us below 1 s)");
+        return rf_err_set(err, EINVAL,
+                          "store: ages, intervals and io_idle_wait_us must be positive "
+                          "(io_idle_wait_us below 1 s)");
     return 0;
 }
 
@@ -166,7 +167,8 @@ static int recover_all(rf_store *st, rf_err *err)
         rec->tail_bytes_cut += r.tail_bytes_cut;
         rec->corrupt_regions += r.corrupt_regions;
         rec->corrupt_bytes += r.corrupt_bytes;
-        if (files[i].shard < st->n_shards && files[i].seq >= st->shards[files[i].shard]->io.next_seq)
+        if (files[i].shard < st->n_shards &&
+            files[i].seq >= st->shards[files[i].shard]->io.next_seq)
             st->shards[files[i].shard]->io.next_seq = files[i].seq + 1;
         if (r.removed || r.quarantined)
             continue;
@@ -358,7 +360,8 @@ int rf_store_close(rf_store *st, rf_err *err)
             code = EIO;
             snprintf(what, sizeof(what),
                      "shard %" PRIu32 " had an fdatasync fail: blocks written before it are not "
-                     "promised durable", i);
+                     "promised durable",
+                     i);
         } else if (atomic_load_explicit(&sh->points_buffered, memory_order_relaxed)) {
             code = EAGAIN;
             snprintf(what, sizeof(what), "shard %" PRIu32 " could not write every buffer", i);

@@ -84,23 +84,24 @@ enum rf_store_durability {
 };
 
 typedef struct rf_store_config {
-    uint32_t block_points;         /* points per block (default 1024, max RF_BLOCK_MAX_POINTS) */
-    int64_t block_max_age_ns;      /* a partial block is cut this long after its first point (5 min);
+    uint32_t block_points;      /* points per block (default 1024, max RF_BLOCK_MAX_POINTS) */
+    int64_t block_max_age_ns;   /* a partial block is cut this long after its first point (5 min);
                                     * the trade: longer = bigger blocks (better compression),
                                     * but buffered points are lost if the process dies */
-    uint64_t segment_max_bytes;    /* roll after this size (64 MiB) */
-    int64_t segment_max_age_ns;    /* roll a segment this old (1 h) */
+    uint64_t segment_max_bytes; /* roll after this size (64 MiB) */
+    int64_t segment_max_age_ns; /* roll a segment this old (1 h) */
     enum rf_store_durability durability; /* default RF_DURABILITY_INTERVAL */
-    int64_t sync_interval_ns;      /* INTERVAL: 1 s */
-    uint64_t sync_bytes;           /* BYTES: 8 MiB */
-    uint32_t queue_blocks;         /* slots per shard between worker and I/O thread (256) */
-    uint32_t staging_bytes;        /* I/O staging per shard, two of them (1 MiB) */
-    struct rf_mem_scope *shard_scope; /* placement, not configuration: each shard's worker's
+    int64_t sync_interval_ns;            /* INTERVAL: 1 s */
+    uint64_t sync_bytes;                 /* BYTES: 8 MiB */
+    uint32_t queue_blocks;               /* slots per shard between worker and I/O thread (256) */
+    uint32_t staging_bytes;              /* I/O staging per shard, two of them (1 MiB) */
+    struct rf_mem_scope *shard_scope;    /* placement, not configuration: each shard's worker's
                                     * core/mem allocation scope ([shards]; NULL: none), set by
                                     * the engine and used by rf_store_open only, so that a
                                     * shard's buffers and slots are on its worker's node */
-    int zstd_level;                /* passed to the block encoder (1; 0 = no zstd) */
-    int64_t retention_max_age_ns;  /* remove segments whose newest point is older (90 days; 0 = off) */
+    int zstd_level;                      /* passed to the block encoder (1; 0 = no zstd) */
+    int64_t
+        retention_max_age_ns; /* remove segments whose newest point is older (90 days; 0 = off) */
     uint64_t retention_max_bytes;  /* keep the store under this size (0 = no limit) */
     int64_t retention_interval_ns; /* how often the I/O thread applies retention (60 s) */
     uint32_t io_idle_wait_us;      /* I/O thread's wait when idle (1000) */
@@ -132,29 +133,30 @@ void rf_store_config_default(rf_store_config *cfg);
 /* What recovery found at open, summed over every segment. */
 typedef struct rf_store_recovery {
     uint64_t segments_seen;
-    uint64_t segments_open;       /* had no valid footer: scanned and closed */
-    uint64_t segments_removed;    /* empty or torn before their header was complete */
-    uint64_t segments_quarantined;/* unreadable header: renamed *.corrupt, never served */
-    uint64_t blocks_kept;         /* in scanned segments */
+    uint64_t segments_open;        /* had no valid footer: scanned and closed */
+    uint64_t segments_removed;     /* empty or torn before their header was complete */
+    uint64_t segments_quarantined; /* unreadable header: renamed *.corrupt, never served */
+    uint64_t blocks_kept;          /* in scanned segments */
     uint64_t tail_bytes_cut;
-    uint64_t corrupt_regions;     /* skipped in the middle of segments */
+    uint64_t corrupt_regions; /* skipped in the middle of segments */
     uint64_t corrupt_bytes;
 } rf_store_recovery;
 
 /* Per-shard counters; each is written by one thread (worker or I/O thread). */
 typedef struct rf_store_shard_stats {
-    uint64_t series;               /* series defined here: with the pipeline, those it was handed
+    uint64_t series; /* series defined here: with the pipeline, those it was handed
                                     * a point of since the start (not every series it knows) */
     uint64_t points_appended;
-    uint64_t points_buffered;      /* in series buffers now */
+    uint64_t points_buffered; /* in series buffers now */
     uint64_t blocks_cut;
     uint64_t blocks_cut_by_age;
     uint64_t backpressure_events;  /* a cut found no free slot */
     uint64_t dropped_backpressure; /* points dropped because their series' buffer was full */
     uint64_t dropped_unknown_series;
     uint64_t dropped_encode_error;
-    uint64_t out_of_order_cuts;    /* blocks whose points arrived out of time order (sorted at the cut) */
-    uint64_t blocks_written;       /* by the I/O thread */
+    uint64_t
+        out_of_order_cuts;   /* blocks whose points arrived out of time order (sorted at the cut) */
+    uint64_t blocks_written; /* by the I/O thread */
     uint64_t bytes_written;
     uint64_t fsyncs;
     uint64_t write_errors;
@@ -183,20 +185,20 @@ enum rf_store_io_health {
 
 typedef struct rf_store_shard_io_status {
     enum rf_store_io_health state;
-    int64_t degraded_since_ns;        /* wall clock of the error that began the episode; 0 when ok */
-    uint64_t recoveries;              /* degraded -> ok transitions since open */
+    int64_t degraded_since_ns; /* wall clock of the error that began the episode; 0 when ok */
+    uint64_t recoveries;       /* degraded -> ok transitions since open */
     uint64_t dropped_io_error_points; /* points in the blocks counted in dropped_io_error */
     /* write_errors split by errno (failed operations, failed retries included) */
     uint64_t write_errors_enospc, write_errors_edquot, write_errors_erofs, write_errors_eio,
         write_errors_other;
-    int last_errno;                   /* of the latest error; 0 when none since open */
-    char last_error[256];             /* "write file=PATH: No space left on device"; "" when none */
+    int last_errno;       /* of the latest error; 0 when none since open */
+    char last_error[256]; /* "write file=PATH: No space left on device"; "" when none */
 } rf_store_shard_io_status;
 
 typedef struct rf_store_stats {
-    uint64_t segments;             /* files in the store, open ones included */
+    uint64_t segments; /* files in the store, open ones included */
     uint64_t bytes;
-    uint64_t segments_removed;     /* by retention since open */
+    uint64_t segments_removed; /* by retention since open */
     uint64_t bytes_removed;
     uint64_t retention_runs;
     rf_store_recovery recovery;
@@ -354,7 +356,7 @@ typedef struct rf_store_memory {
     uint64_t fixed, series, buffers;
     uint64_t total; /* per shard */
 } rf_store_memory;
-void rf_store_memory_bound(const rf_store_config *cfg, uint32_t max_series,
-                           uint32_t max_key_bytes, rf_store_memory *out);
+void rf_store_memory_bound(const rf_store_config *cfg, uint32_t max_series, uint32_t max_key_bytes,
+                           rf_store_memory *out);
 
 #endif

@@ -50,12 +50,12 @@
 /* A sealed block on its way to disk: the complete record (header, encoded
  * payload, CRC), built by the worker. */
 typedef struct rf_store_slot {
-    uint64_t seq;               /* per-shard block sequence, 1-based */
-    const rf_series_key *key;   /* immutable until the store closes */
+    uint64_t seq;             /* per-shard block sequence, 1-based */
+    const rf_series_key *key; /* immutable until the store closes */
     uint64_t series_id;
     int64_t min_time, max_time;
     uint32_t n_points;
-    uint32_t len;               /* record bytes in rec */
+    uint32_t len; /* record bytes in rec */
     uint32_t cap;
     uint8_t *rec;
     int64_t cut_mono, cut_wall; /* the shard's tick clock at the cut (event_clock; written
@@ -73,18 +73,18 @@ typedef struct rf_store_series {
     rf_series_key *key;
     rf_store_point *pts;
     uint32_t n;
-    uint32_t cap;               /* points pts can hold now (<= the shard's hard_cap) */
+    uint32_t cap; /* points pts can hold now (<= the shard's hard_cap) */
     uint8_t value_type;
-    bool texts;                 /* RF_VALUE_STRING with their texts: each pts[].v is a
+    bool texts;          /* RF_VALUE_STRING with their texts: each pts[].v is a
                                  * malloc'd rf_event_text copy, freed at the cut */
-    uint32_t text_bytes;        /* their bytes; a block holds at most RF_BLOCK_TEXT_BYTES */
-    bool queued;                /* on the shard's cut queue (holds >= block_points points) */
-    bool unsorted;              /* a point arrived older than the one before: sort at the cut */
-    int64_t opened_ns;          /* shard->now when the first buffered point arrived */
+    uint32_t text_bytes; /* their bytes; a block holds at most RF_BLOCK_TEXT_BYTES */
+    bool queued;         /* on the shard's cut queue (holds >= block_points points) */
+    bool unsorted;       /* a point arrived older than the one before: sort at the cut */
+    int64_t opened_ns;   /* shard->now when the first buffered point arrived */
     struct rf_store_series *prev, *next; /* non-empty buffers, oldest first */
     struct rf_store_series *queue_next;  /* cut queue, FIFO; the retired list */
-    uint32_t all_idx;           /* its index in the shard's series_all */
-    uint64_t retired_seq;       /* retired: the last block seq that may point at its key */
+    uint32_t all_idx;                    /* its index in the shard's series_all */
+    uint64_t retired_seq;                /* retired: the last block seq that may point at its key */
 } rf_store_series;
 
 /* Staging buffer of the I/O thread: records are copied here and written in
@@ -92,51 +92,55 @@ typedef struct rf_store_series {
 typedef struct rf_store_stage {
     uint8_t *data;
     size_t len;
-    uint64_t last_seq;          /* highest block seq in it (0: none) */
+    uint64_t last_seq; /* highest block seq in it (0: none) */
     uint64_t blocks;
-    uint64_t points;            /* in those blocks: what a failed write loses */
+    uint64_t points; /* in those blocks: what a failed write loses */
 } rf_store_stage;
 
-enum rf_store_io_state { RF_IO_IDLE = 0, RF_IO_WRITING, RF_IO_SYNCING };
+enum rf_store_io_state {
+    RF_IO_IDLE = 0,
+    RF_IO_WRITING,
+    RF_IO_SYNCING
+};
 
 /* The shard's open segment and write pipeline (io-owned). */
 typedef struct rf_store_io {
-    int fd;                     /* -1: no open segment */
+    int fd; /* -1: no open segment */
     char path[PATH_MAX];
-    uint64_t next_seq;          /* of the next segment file */
+    uint64_t next_seq; /* of the next segment file */
     uint64_t seg_seq;
-    int64_t seg_created_mono;   /* event_clock: its first block's cut_mono */
+    int64_t seg_created_mono;             /* event_clock: its first block's cut_mono */
     int64_t last_cut_mono, last_cut_wall; /* event_clock: of the latest block placed (dates a
                                  * probe segment, which has no block of its own) */
-    uint64_t seg_size;          /* header + records placed (written or staged) */
-    uint64_t disk_off;          /* where the next write goes */
+    uint64_t seg_size;                    /* header + records placed (written or staged) */
+    uint64_t disk_off;                    /* where the next write goes */
     rf_seg_index idx;
-    rf_u64map dict;             /* series with a dictionary record in this segment */
+    rf_u64map dict; /* series with a dictionary record in this segment */
     rf_store_stage stage[2];
     size_t stage_cap;
-    int active;                 /* stage being filled */
+    int active; /* stage being filled */
     enum rf_store_io_state state;
-    int inflight;               /* stage being written */
+    int inflight; /* stage being written */
     size_t inflight_done;
-    uint64_t sync_target;       /* seq covered by the fsync in flight */
-    bool rolling;               /* close the segment once everything staged is written */
-    rf_store_slot *held;        /* dequeued, waiting for staging room */
-    uint64_t written;           /* seq, io's copy */
+    uint64_t sync_target; /* seq covered by the fsync in flight */
+    bool rolling;         /* close the segment once everything staged is written */
+    rf_store_slot *held;  /* dequeued, waiting for staging room */
+    uint64_t written;     /* seq, io's copy */
     uint64_t durable;
     uint64_t bytes_since_sync;
     int64_t last_sync_mono;
     /* After a write error (io.c "Write errors"). */
-    bool failing;               /* degraded: no successful write since the last error */
-    bool dropping;              /* blocks are dropped until retry_at (then a retry) */
-    bool torn;                  /* fd's last write, fdatasync or footer failed: cut back to
+    bool failing;         /* degraded: no successful write since the last error */
+    bool dropping;        /* blocks are dropped until retry_at (then a retry) */
+    bool torn;            /* fd's last write, fdatasync or footer failed: cut back to
                                  * disk_off and closed by the next retry, never written again */
-    bool recover_pending;       /* `path` was cut and closed but still needs its footer */
-    int64_t retry_at;           /* mono */
-    int64_t backoff_ns;         /* the wait before retry_at */
+    bool recover_pending; /* `path` was cut and closed but still needs its footer */
+    int64_t retry_at;     /* mono */
+    int64_t backoff_ns;   /* the wait before retry_at */
     int64_t last_error_mono;
     int64_t failing_since_mono;
-    bool waiting_logged;        /* "still degraded: no room" said once per episode */
-    uint64_t durable_cap;       /* durable_seq never passes this (last block before the first
+    bool waiting_logged;  /* "still degraded: no room" said once per episode */
+    uint64_t durable_cap; /* durable_seq never passes this (last block before the first
                                  * lost one; UINT64_MAX until a loss) */
     uint64_t episode_blocks, episode_points; /* dropped_io_error(_points) when the episode began */
 } rf_store_io;
@@ -146,7 +150,7 @@ typedef struct rf_store_io {
  * copies again. */
 #define RF_STORE_ERRTEXT_WORDS 32
 typedef struct rf_store_errtext {
-    _Atomic uint32_t seq;       /* odd while being written */
+    _Atomic uint32_t seq; /* odd while being written */
     _Atomic uint64_t w[RF_STORE_ERRTEXT_WORDS];
 } rf_store_errtext;
 
@@ -154,19 +158,19 @@ struct rf_store_shard {
     /* ---- worker-owned ---- */
     rf_store *store;
     uint32_t index;
-    rf_u64map series_map;       /* series id -> rf_store_series * */
+    rf_u64map series_map; /* series id -> rf_store_series * */
     rf_store_series **series_all;
     size_t n_series, cap_series;
     rf_block_codec *codec;
-    int64_t *enc_ts;            /* block_points each: the encoder's input columns */
+    int64_t *enc_ts; /* block_points each: the encoder's input columns */
     uint64_t *enc_bits;
-    rf_block_text *enc_texts;   /* a block of texts, block_points of them */
-    rf_ring *submit;            /* worker -> io: rf_store_slot * */
-    rf_ring *free_ring;         /* io -> worker: rf_store_slot * */
+    rf_block_text *enc_texts; /* a block of texts, block_points of them */
+    rf_ring *submit;          /* worker -> io: rf_store_slot * */
+    rf_ring *free_ring;       /* io -> worker: rf_store_slot * */
     rf_store_slot *slots;
     uint8_t *slot_mem;
     uint32_t n_slots;
-    rf_store_slot *spare;       /* a free slot the worker holds back (after an encode error) */
+    rf_store_slot *spare; /* a free slot the worker holds back (after an encode error) */
     rf_store_series *oldest, *newest;
     /* Full buffers waiting to be encoded, in the order they filled. Cuts are
      * deferred and paced (shard.c "Pacing the cuts") so that a burst of
@@ -178,17 +182,17 @@ struct rf_store_shard {
      * slots of which point at them (written_seq >= retired_seq, S4). */
     rf_store_series *retired_head, *retired_tail;
     uint32_t queue_len;
-    uint32_t hard_cap;          /* block_points + slack: a buffer never holds more */
-    uint32_t appends_per_cut;   /* pacing: one queued cut per this many appends */
+    uint32_t hard_cap;        /* block_points + slack: a buffer never holds more */
+    uint32_t appends_per_cut; /* pacing: one queued cut per this many appends */
     uint32_t appends_since_cut;
     /* The point-buffer budget (shard.c "The buffer budget"): bytes the
      * buffers hold beyond their first allocation, and the most they may. */
     uint64_t growth_bytes;
-    uint64_t growth_budget;     /* cfg.buffer_memory; 0 = none */
-    uint32_t first_cap;         /* points a buffer gets at definition */
+    uint64_t growth_budget; /* cfg.buffer_memory; 0 = none */
+    uint32_t first_cap;     /* points a buffer gets at definition */
     int64_t now;
-    int64_t now_wall;           /* rf_store_tick_wall's wall time (event_clock) */
-    uint64_t seq;               /* last block seq handed to io */
+    int64_t now_wall; /* rf_store_tick_wall's wall time (event_clock) */
+    uint64_t seq;     /* last block seq handed to io */
 
     _Atomic uint64_t series_count, points_appended, points_buffered, blocks_cut, blocks_cut_by_age,
         backpressure_events, dropped_backpressure, dropped_unknown_series, dropped_encode_error,
@@ -199,7 +203,7 @@ struct rf_store_shard {
     /* ---- io-owned, read by others ---- */
     alignas(64) _Atomic uint64_t written_seq, durable_seq; /* S4 */
     _Atomic uint64_t blocks_written, bytes_written, fsyncs, write_errors, dropped_io_error;
-    _Atomic bool io_failed;     /* S4; set once a block was lost (or an fdatasync failed) and
+    _Atomic bool io_failed; /* S4; set once a block was lost (or an fdatasync failed) and
                                  * never cleared: rf_store_wait_durable's -EIO */
     rf_store_io io;
 
@@ -207,9 +211,9 @@ struct rf_store_shard {
     _Atomic uint64_t dropped_io_error_points, recoveries, werr_enospc, werr_edquot, werr_erofs,
         werr_eio, werr_other;
     _Atomic int64_t degraded_since_ns; /* wall; S6 */
-    _Atomic int io_health;      /* enum rf_store_io_health; S6 */
-    _Atomic int last_errno; /* S8 */
-    rf_store_errtext last_error; /* S7 */
+    _Atomic int io_health;             /* enum rf_store_io_health; S6 */
+    _Atomic int last_errno;            /* S8 */
+    rf_store_errtext last_error;       /* S7 */
 };
 
 /* A closed segment as retention sees it (io-owned once the thread runs). */
@@ -223,11 +227,11 @@ typedef struct rf_store_seg {
 
 struct rf_store {
     char dir[PATH_MAX];
-    int lock_fd;                  /* DIR/LOCK, flock'ed while open */
+    int lock_fd; /* DIR/LOCK, flock'ed while open */
     rf_store_config cfg;
     uint32_t n_shards;
     rf_store_shard **shards;
-    rf_store_recovery recovery;   /* written at open, read-only afterwards */
+    rf_store_recovery recovery; /* written at open, read-only afterwards */
 
     pthread_t io_thread;
     bool io_started;
@@ -237,7 +241,7 @@ struct rf_store {
     /* closed segments (io-owned) */
     rf_store_seg *segs;
     size_t n_segs, cap_segs;
-    uint64_t closed_bytes;        /* sum of segs[].bytes */
+    uint64_t closed_bytes; /* sum of segs[].bytes */
     int64_t last_retention_mono;
 
     _Atomic uint64_t stat_segments, stat_bytes, stat_removed, stat_bytes_removed, stat_ret_runs;

@@ -286,8 +286,7 @@ static int cut(rf_store_shard *sh, rf_store_series *s)
         for (uint32_t i = 0; i < n; i++)
             free((void *)(uintptr_t)s->pts[i].v);
     } else {
-        len = rf_block_encode(sh->codec, s->value_type, sh->enc_ts, sh->enc_bits, n, payload,
-                              room);
+        len = rf_block_encode(sh->codec, s->value_type, sh->enc_ts, sh->enc_bits, n, payload, room);
     }
     if (len < 0) {
         /* Cannot happen for a buffer this module filled (times sorted, n in
@@ -450,8 +449,8 @@ int rf_store_append(rf_store_shard *sh, const rf_event *ev)
 }
 
 /* A series' first point: defines it from its key, or counts the point. */
-static rf_store_series *define_late(rf_store_shard *sh, const rf_event *ev,
-                                    rf_store_key_fn key_of, void *ctx)
+static rf_store_series *define_late(rf_store_shard *sh, const rf_event *ev, rf_store_key_fn key_of,
+                                    void *ctx)
 {
     const rf_series_key *key = key_of ? key_of(ctx, ev->series_id) : NULL;
     uint64_t v;
@@ -465,8 +464,7 @@ static rf_store_series *define_late(rf_store_shard *sh, const rf_event *ev,
 
 static int append_to(rf_store_shard *sh, rf_store_series *s, const rf_event *ev);
 
-int rf_store_append_keyed(rf_store_shard *sh, const rf_event *ev, rf_store_key_fn key_of,
-                          void *ctx)
+int rf_store_append_keyed(rf_store_shard *sh, const rf_event *ev, rf_store_key_fn key_of, void *ctx)
 {
     uint64_t v;
     rf_store_series *s;
@@ -831,7 +829,8 @@ void rf_store_memory_bound(const rf_store_config *cfg_in, uint32_t max_series,
     /* The open segment's index: a series entry per series and a block entry
      * per record (the smallest record, a one-point block, is 45 bytes), then
      * the footer built from it at the roll. */
-    const uint64_t blocks = cfg->segment_max_bytes / (RF_SEG_REC_HDR_SIZE + RF_SEG_REC_CRC_SIZE + 1) + 1;
+    const uint64_t blocks =
+        cfg->segment_max_bytes / (RF_SEG_REC_HDR_SIZE + RF_SEG_REC_CRC_SIZE + 1) + 1;
     s += doubling(ns, sizeof(rf_seg_series_ref)) + doubling(blocks, sizeof(rf_seg_block_ref));
     s += alloc_sz(ns * sizeof(rf_seg_series_ref) + blocks * sizeof(rf_seg_block_ref) + 4096);
     out->series = s;
@@ -840,6 +839,7 @@ void rf_store_memory_bound(const rf_store_config *cfg_in, uint32_t max_series,
      * each buffer, counted in "series" by its header) */
     const uint64_t hard_cap = bp + (bp / 4 ? bp / 4 : 1);
     uint64_t grow_all = ns * (hard_cap > first ? hard_cap - first : 0) * sizeof(rf_store_point);
-    out->buffers = cfg->buffer_memory && cfg->buffer_memory < grow_all ? cfg->buffer_memory : grow_all;
+    out->buffers =
+        cfg->buffer_memory && cfg->buffer_memory < grow_all ? cfg->buffer_memory : grow_all;
     out->total = out->fixed + out->series + out->buffers;
 }

@@ -29,7 +29,7 @@ typedef struct rf_u64map_entry {
 
 typedef struct rf_u64map {
     rf_u64map_entry *e;
-    uint32_t mask;  /* capacity - 1; capacity is a power of two */
+    uint32_t mask; /* capacity - 1; capacity is a power of two */
     uint32_t count;
 } rf_u64map;
 

@@ -56,7 +56,8 @@ const char *cu_find_program(const char *name)
     static char found[1024];
     const char *path = getenv("PATH");
     char dirs[4096];
-    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/sbin:/usr/local/sbin", path ? path : "/usr/bin:/bin");
+    snprintf(dirs, sizeof(dirs), "%s:/usr/sbin:/sbin:/usr/local/sbin",
+             path ? path : "/usr/bin:/bin");
     for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
         snprintf(found, sizeof(found), "%s/%s", d, name);
         struct stat st;
@@ -252,11 +253,12 @@ void cu_expect_csv_rows(const char *query_args, const char *row_prefix, long lon
     char *out = cu_query(query_args);
     int lines = cu_count_lines(out);
     if (lines != 1 + n)
-        fail_msg("query %s: want the header and %d rows, got %d lines:\n%s", query_args, n, lines, out);
+        fail_msg("query %s: want the header and %d rows, got %d lines:\n%s", query_args, n, lines,
+                 out);
     for (int i = 0; i < n; i++) {
         char line[1024];
-        snprintf(line, sizeof(line), "%lld000000000,%s,%s", t0_s + (long long)i * step_s, row_prefix,
-                 values[i]);
+        snprintf(line, sizeof(line), "%lld000000000,%s,%s", t0_s + (long long)i * step_s,
+                 row_prefix, values[i]);
         cu_expect_line(out, line);
     }
     free(out);
@@ -343,8 +345,8 @@ double cu_json_value(const char *text, const char *series, char *time_out)
     const char *eol = strchr(hit, '\n');
     size_t linelen = eol ? (size_t)(eol - bol) : strlen(bol);
     char line[2048];
-    snprintf(line, sizeof(line), "%.*s", (int)(linelen < sizeof(line) - 1 ? linelen : sizeof(line) - 1),
-             bol);
+    snprintf(line, sizeof(line), "%.*s",
+             (int)(linelen < sizeof(line) - 1 ? linelen : sizeof(line) - 1), bol);
     const char *v = strstr(line, "\"value\":");
     if (!v)
         fail_msg("no value in %s", line);

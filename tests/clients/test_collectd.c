@@ -83,36 +83,37 @@ static void test_collectd_write_graphite(void **state)
     cu_daemon_start_pipeline(&d, listeners, "", "");
 
     char conf[4096];
-    snprintf(conf, sizeof(conf),
-             "Hostname \"" HOST "\"\n"
-             "FQDNLookup false\n"
-             "Interval 1\n"
-             /* One write thread: several would take values of one series
+    snprintf(
+        conf, sizeof(conf),
+        "Hostname \"" HOST "\"\n"
+        "FQDNLookup false\n"
+        "Interval 1\n"
+        /* One write thread: several would take values of one series
               * out of order (collectd then drops the older as "too old"). */
-             "WriteThreads 1\n"
-             "BaseDir \"%s\"\n"
-             "PIDFile \"%s/collectd.pid\"\n"
-             "TypesDB \"/usr/share/collectd/types.db\"\n"
-             "LoadPlugin logfile\n"
-             "<Plugin logfile>\n  LogLevel info\n  File STDERR\n</Plugin>\n"
-             "LoadPlugin unixsock\n"
-             "<Plugin unixsock>\n  SocketFile \"%s/collectd.sock\"\n  SocketPerms \"0600\"\n</Plugin>\n"
-             "LoadPlugin write_graphite\n"
-             "<Plugin write_graphite>\n"
-             "  <Node \"plain\">\n    Host \"127.0.0.1\"\n    Port \"%d\"\n    Protocol \"tcp\"\n"
-             "    Prefix \"collectd.\"\n  </Node>\n"
-             "  <Node \"raw\">\n    Host \"127.0.0.1\"\n    Port \"%d\"\n    Protocol \"tcp\"\n"
-             "    Prefix \"raw.\"\n    StoreRates false\n    SeparateInstances true\n"
-             "    AlwaysAppendDS true\n  </Node>\n"
-             "  <Node \"tagged\">\n    Host \"127.0.0.1\"\n    Port \"%d\"\n    Protocol \"tcp\"\n"
-             "    Prefix \"tagged.\"\n    UseTags true\n  </Node>\n"
-             "</Plugin>\n"
-             "LoadPlugin network\n"
-             "<Plugin network>\n  Server \"127.0.0.1\" \"%d\"\n"
-             /* Signed: refused whole (no user and key configured here). */
-             "  <Server \"127.0.0.1\" \"%d\">\n    SecurityLevel \"Sign\"\n"
-             "    Username \"ringflow\"\n    Password \"secret\"\n  </Server>\n</Plugin>\n",
-             tproc_dir(), tproc_dir(), tproc_dir(), port, port, port, port + 5, port + 5);
+        "WriteThreads 1\n"
+        "BaseDir \"%s\"\n"
+        "PIDFile \"%s/collectd.pid\"\n"
+        "TypesDB \"/usr/share/collectd/types.db\"\n"
+        "LoadPlugin logfile\n"
+        "<Plugin logfile>\n  LogLevel info\n  File STDERR\n</Plugin>\n"
+        "LoadPlugin unixsock\n"
+        "<Plugin unixsock>\n  SocketFile \"%s/collectd.sock\"\n  SocketPerms \"0600\"\n</Plugin>\n"
+        "LoadPlugin write_graphite\n"
+        "<Plugin write_graphite>\n"
+        "  <Node \"plain\">\n    Host \"127.0.0.1\"\n    Port \"%d\"\n    Protocol \"tcp\"\n"
+        "    Prefix \"collectd.\"\n  </Node>\n"
+        "  <Node \"raw\">\n    Host \"127.0.0.1\"\n    Port \"%d\"\n    Protocol \"tcp\"\n"
+        "    Prefix \"raw.\"\n    StoreRates false\n    SeparateInstances true\n"
+        "    AlwaysAppendDS true\n  </Node>\n"
+        "  <Node \"tagged\">\n    Host \"127.0.0.1\"\n    Port \"%d\"\n    Protocol \"tcp\"\n"
+        "    Prefix \"tagged.\"\n    UseTags true\n  </Node>\n"
+        "</Plugin>\n"
+        "LoadPlugin network\n"
+        "<Plugin network>\n  Server \"127.0.0.1\" \"%d\"\n"
+        /* Signed: refused whole (no user and key configured here). */
+        "  <Server \"127.0.0.1\" \"%d\">\n    SecurityLevel \"Sign\"\n"
+        "    Username \"ringflow\"\n    Password \"secret\"\n  </Server>\n</Plugin>\n",
+        tproc_dir(), tproc_dir(), tproc_dir(), port, port, port, port + 5, port + 5);
     tproc_write_file("collectd.conf", conf);
     char conf_path[512];
     snprintf(conf_path, sizeof(conf_path), "%s/collectd.conf", tproc_dir());
@@ -122,7 +123,8 @@ static void test_collectd_write_graphite(void **state)
     snprintf(sock, sizeof(sock), "%s/collectd.sock", tproc_dir());
     int fd = unixsock_connect(sock, 10000);
     if (fd < 0)
-        fail_msg("collectd's unixsock never came up; collectd stderr:\n%s", cu_output("collectd", "err"));
+        fail_msg("collectd's unixsock never came up; collectd stderr:\n%s",
+                 cu_output("collectd", "err"));
     FILE *in = fdopen(dup(fd), "r");
 
     /* An hour ago, on a minute: inside retention and the accepted window. */
@@ -137,7 +139,8 @@ static void test_collectd_write_graphite(void **state)
         putval(fd, in, cmd);
     }
     /* A type with three data sources. */
-    snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/load interval=1 %lld:0.5:1.25:-3e-05", t0);
+    snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/load interval=1 %lld:0.5:1.25:-3e-05",
+             t0);
     putval(fd, in, cmd);
     /* A DERIVE: collectd turns it into a per-second rate (StoreRates). */
     static const char *derive_vals[] = {"1000", "1010", "1030"};
@@ -199,7 +202,8 @@ static void test_collectd_write_graphite(void **state)
     static const char *load_vals[] = {"0.5", "1.25", "-3e-05"};
     char args[256], row[256];
     for (int i = 0; i < 3; i++) {
-        snprintf(args, sizeof(args), "'collectd.rack1_node-7.app-web_1.load.%s' --format csv", ds[i]);
+        snprintf(args, sizeof(args), "'collectd.rack1_node-7.app-web_1.load.%s' --format csv",
+                 ds[i]);
         snprintf(row, sizeof(row), "collectd.rack1_node-7.app-web_1.load.%s,value,", ds[i]);
         cu_expect_csv_rows(args, row, t0, 0, &load_vals[i], 1);
     }
@@ -207,15 +211,18 @@ static void test_collectd_write_graphite(void **state)
      * not stored. */
     static const char *rates[] = {"5", "10"};
     cu_expect_csv_rows("'collectd.rack1_node-7.app-web_1.derive-requests' --format csv",
-                       "collectd.rack1_node-7.app-web_1.derive-requests,value,", t0 + 2, 2, rates, 2);
+                       "collectd.rack1_node-7.app-web_1.derive-requests,value,", t0 + 2, 2, rates,
+                       2);
 
     /* ---- raw: separate instances, data source names, raw counter values ---- */
     cu_expect_csv_rows("'raw.rack1_node-7.app.web_1.gauge.temp_c.value' --format csv",
-                       "raw.rack1_node-7.app.web_1.gauge.temp_c.value,value,", t0, 1, gauge_vals, 3);
+                       "raw.rack1_node-7.app.web_1.gauge.temp_c.value,value,", t0, 1, gauge_vals,
+                       3);
     cu_expect_csv_rows("'raw.rack1_node-7.app.web_1.load.midterm' --format csv",
                        "raw.rack1_node-7.app.web_1.load.midterm,value,", t0, 0, &load_vals[1], 1);
     cu_expect_csv_rows("'raw.rack1_node-7.app.web_1.derive.requests.value' --format csv",
-                       "raw.rack1_node-7.app.web_1.derive.requests.value,value,", t0, 2, derive_vals, 3);
+                       "raw.rack1_node-7.app.web_1.derive.requests.value,value,", t0, 2,
+                       derive_vals, 3);
 
     /* ---- tagged: Graphite 1.1 tags, the host keeps its dot ---- */
     cu_expect_csv_rows("tagged.app.gauge --where host=" HOST " --format csv",
@@ -223,7 +230,8 @@ static void test_collectd_write_graphite(void **state)
                        ";plugin=app;plugin_instance=web.1;type=gauge;type_instance=temp_c",
                        t0, 1, gauge_vals, 3);
     for (int i = 0; i < 3; i++) {
-        snprintf(args, sizeof(args), "tagged.app.load.%s --where ds_name=%s --format csv", ds[i], ds[i]);
+        snprintf(args, sizeof(args), "tagged.app.load.%s --where ds_name=%s --format csv", ds[i],
+                 ds[i]);
         snprintf(row, sizeof(row),
                  "tagged.app.load.%s,value,ds_name=%s;host=" HOST
                  ";plugin=app;plugin_instance=web.1;type=load",
@@ -237,7 +245,8 @@ static void test_collectd_write_graphite(void **state)
 
     /* ---- network: the binary protocol, Telegraf's collectd mapping ---- */
     cu_expect_csv_rows("app_value --where type=gauge --format csv",
-                       "app_value,value,host=" HOST ";instance=web.1;type=gauge;type_instance=temp c",
+                       "app_value,value,host=" HOST
+                       ";instance=web.1;type=gauge;type_instance=temp c",
                        t0, 1, gauge_vals, 3);
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof(args), "app_%s --format csv", ds[i]);
@@ -245,7 +254,8 @@ static void test_collectd_write_graphite(void **state)
         cu_expect_csv_rows(args, row, t0, 0, &load_vals[i], 1);
     }
     cu_expect_csv_rows("app_value --where type=derive --format csv",
-                       "app_value,value,host=" HOST ";instance=web.1;type=derive;type_instance=requests",
+                       "app_value,value,host=" HOST
+                       ";instance=web.1;type=derive;type_instance=requests",
                        t0, 2, derive_vals, 3);
 }
 
@@ -262,5 +272,6 @@ int main(void)
         printf("SKIP: /usr/share/collectd/types.db is missing (collectd-core)\n");
         return CU_EXIT_SKIP;
     }
-    return cu_run_test("rf-test-collectd", "test_collectd_write_graphite", test_collectd_write_graphite);
+    return cu_run_test("rf-test-collectd", "test_collectd_write_graphite",
+                       test_collectd_write_graphite);
 }

@@ -64,11 +64,13 @@ static void test_influx_client(void **state)
     assert_int_equal(cu_count_lines(seen), want_events);
     char ts[64], line[1024];
     cu_rfc3339(t_ns, ts);
-    snprintf(line, sizeof(line),
-             "{\"time\":\"%s\",\"series\":\"disk\\\\ io\\\\,raw,host\\\\ name=web\\\\ 01,k\\\\=v=a\\\\=b,"
-             "path=/var/lib\\\\,data,transport=udp read\\\\ bytes\",\"value\":1234.5,\"kind\":\"gauge\","
-             "\"priority\":\"standard\"}",
-             ts);
+    snprintf(
+        line, sizeof(line),
+        "{\"time\":\"%s\",\"series\":\"disk\\\\ io\\\\,raw,host\\\\ name=web\\\\ "
+        "01,k\\\\=v=a\\\\=b,"
+        "path=/var/lib\\\\,data,transport=udp read\\\\ bytes\",\"value\":1234.5,\"kind\":\"gauge\","
+        "\"priority\":\"standard\"}",
+        ts);
     cu_expect_line(seen, line);
     free(seen);
 
@@ -91,10 +93,12 @@ static void test_influx_client(void **state)
     static const char *transports[] = {"tcp", "udp"};
     for (int tr = 0; tr < 2; tr++) {
         /* The TCP path went through WriteApi, which adds its default tag. */
-        const char *tags = tr == 0 ? "host name=web 01;k=v=a=b;path=/var/lib,data;source=writeapi;transport=tcp"
-                                   : "host name=web 01;k=v=a=b;path=/var/lib,data;transport=udp";
+        const char *tags =
+            tr == 0 ? "host name=web 01;k=v=a=b;path=/var/lib,data;source=writeapi;transport=tcp"
+                    : "host name=web 01;k=v=a=b;path=/var/lib,data;transport=udp";
         char args[256];
-        snprintf(args, sizeof(args), "'disk io,raw' --where transport=%s --format csv", transports[tr]);
+        snprintf(args, sizeof(args), "'disk io,raw' --where transport=%s --format csv",
+                 transports[tr]);
         char *out = cu_query(args);
         assert_int_equal(cu_count_lines(out), 1 + 10);
         for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
@@ -108,7 +112,8 @@ static void test_influx_client(void **state)
         out = cu_query(args);
         assert_int_equal(cu_count_lines(out), 2);
         snprintf(line, sizeof(line), "%lld,cpu,usage,host=a;%stransport=%s,0.1",
-                 t_s * 1000000000LL + 124000000LL, tr == 0 ? "source=writeapi;" : "", transports[tr]);
+                 t_s * 1000000000LL + 124000000LL, tr == 0 ? "source=writeapi;" : "",
+                 transports[tr]);
         cu_expect_line(out, line);
         free(out);
     }

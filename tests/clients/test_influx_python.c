@@ -98,8 +98,8 @@ static void test_influx_python(void **state)
     out = cu_query("py_disk --format csv");
     assert_int_equal(cu_count_lines(out), 1 + 7);
     for (int i = 0; i < 7; i++) {
-        snprintf(line, sizeof(line), "%lld,py_disk,n,db=pydb;via=batch,%d",
-                 t0 * 1000000000LL + i, i);
+        snprintf(line, sizeof(line), "%lld,py_disk,n,db=pydb;via=batch,%d", t0 * 1000000000LL + i,
+                 i);
         cu_expect_line(out, line);
     }
     free(out);

@@ -50,24 +50,26 @@ static void test_prometheus_rw(void **state)
     char script[1024], ep[16];
     snprintf(script, sizeof(script), "%s/exporter.py", cu_clients_dir());
     snprintf(ep, sizeof(ep), "%d", exp_port);
-    pid_t exporter = cu_spawn("exporter", (const char *const[]){"/usr/bin/python3", script, ep, NULL});
+    pid_t exporter =
+        cu_spawn("exporter", (const char *const[]){"/usr/bin/python3", script, ep, NULL});
 
     char cfg[1024];
-    snprintf(cfg, sizeof(cfg),
-             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-             "scrape_configs:\n"
-             "  - job_name: exp\n"
-             "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
-             "remote_write:\n"
-             "  - url: http://127.0.0.1:%d/api/v1/write\n"
-             "    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}\n",
-             exp_port, port);
+    snprintf(
+        cfg, sizeof(cfg),
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: exp\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "remote_write:\n"
+        "  - url: http://127.0.0.1:%d/api/v1/write\n"
+        "    queue_config: {batch_send_deadline: 500ms, min_backoff: 100ms, max_backoff: 1s}\n",
+        exp_port, port);
     tproc_write_file("prometheus.yml", cfg);
     char web[64];
     snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%d", web_port);
-    pid_t prom = cu_spawn("prometheus", (const char *const[]){
-                                            g_prom, "--config.file=prometheus.yml",
-                                            "--storage.tsdb.path=./prom-data", web, NULL});
+    pid_t prom =
+        cu_spawn("prometheus", (const char *const[]){g_prom, "--config.file=prometheus.yml",
+                                                     "--storage.tsdb.path=./prom-data", web, NULL});
     /* Until remote_write delivered a few scrapes (at most 30 s). */
     int ok = 0;
     for (int i = 0; i < 60 && !ok; i++) {
@@ -95,14 +97,17 @@ static void test_prometheus_rw(void **state)
 
     char inst[64], q[256];
     snprintf(inst, sizeof(inst), "instance=127.0.0.1:%d", exp_port);
-    snprintf(q, sizeof(q), "rf_test_temperature --field value --where room='a b' --where %s "
-                           "--where job=exp --format csv", inst);
+    snprintf(q, sizeof(q),
+             "rf_test_temperature --field value --where room='a b' --where %s "
+             "--where job=exp --format csv",
+             inst);
     char *out = cu_query(q);
     if (rows_all(out, ",21.5") < 2)
         fail_msg("room a b:\n%s", out);
     free(out);
-    snprintf(q, sizeof(q), "rf_test_temperature --field value --where room=c --where 'site=lab,1' "
-                           "--format csv");
+    snprintf(q, sizeof(q),
+             "rf_test_temperature --field value --where room=c --where 'site=lab,1' "
+             "--format csv");
     out = cu_query(q);
     if (rows_all(out, ",-3.25") < 2)
         fail_msg("room c:\n%s", out);

@@ -41,7 +41,8 @@ static void expect_json(const char *text, long long t_s, const char *series, con
     char ts[64], line[1024];
     cu_rfc3339((int64_t)t_s * 1000000000LL, ts);
     snprintf(line, sizeof(line),
-             "{\"time\":\"%s\",\"series\":\"%s\",\"value\":%s,\"kind\":\"%s\",\"priority\":\"standard\"}",
+             "{\"time\":\"%s\",\"series\":\"%s\",\"value\":%s,\"kind\":\"%s\",\"priority\":"
+             "\"standard\"}",
              ts, series, value, kind);
     cu_expect_line(text, line);
 }
@@ -74,7 +75,8 @@ static void test_statsd_hotshots(void **state)
         "  statsd: {enabled: false}\n"
         "  aggregations:\n"
         "    - {measurement: hs.requests, field: count, window: 1m, functions: [count, sum]}\n"
-        "    - {measurement: hs.queue_depth, field: gauge, window: 1m, functions: [last, min, max]}\n"
+        "    - {measurement: hs.queue_depth, field: gauge, window: 1m, functions: [last, min, "
+        "max]}\n"
         "    - {measurement: hs.latency, field: timer, window: 1m,\n"
         "       functions: [count, sum, avg, min, max]}\n"
         "    - {measurement: hs.payload_bytes, field: histogram, window: 1m,\n"
@@ -132,24 +134,27 @@ static void test_statsd_hotshots(void **state)
                  (unsigned long long)XXH3_64bits(members[i], strlen(members[i])));
         char ts[64], line[512];
         cu_rfc3339((int64_t)(t0 + 7) * 1000000000LL, ts);
-        snprintf(line, sizeof(line),
-                 "{\"time\":\"%s\",\"series\":\"hs.users,env=prod set\",\"value\":%s,\"kind\":\"set\","
-                 "\"priority\":\"standard\"}",
-                 ts, v);
+        snprintf(
+            line, sizeof(line),
+            "{\"time\":\"%s\",\"series\":\"hs.users,env=prod set\",\"value\":%s,\"kind\":\"set\","
+            "\"priority\":\"standard\"}",
+            ts, v);
         assert_int_equal(cu_count_line(seen, line), i == 0 ? 2 : 1); /* alice twice */
     }
     /* No |T: stamped on receipt, between the client's start and arrival. */
-    const char *hb = strstr(seen, "\"series\":\"hs.heartbeat,env=prod count\",\"value\":1,\"kind\":\"counter\"");
+    const char *hb =
+        strstr(seen, "\"series\":\"hs.heartbeat,env=prod count\",\"value\":1,\"kind\":\"counter\"");
     assert_non_null(hb);
     free(seen);
 
     /* ---- the same points through the store ---- */
     static const char *req_vals[] = {"1", "3", "-2"};
     cu_expect_csv_rows("hs.requests --format csv",
-                       "hs.requests,count,env=prod;route=/pay;url=http://shop:8080/pay", t0, 1, req_vals, 3);
+                       "hs.requests,count,env=prod;route=/pay;url=http://shop:8080/pay", t0, 1,
+                       req_vals, 3);
     static const char *qd_vals[] = {"42", "8", "-15"};
-    cu_expect_csv_rows("hs.queue_depth --format csv", "hs.queue_depth,gauge,canary=;env=prod;shard=a",
-                       t0, 1, qd_vals, 3);
+    cu_expect_csv_rows("hs.queue_depth --format csv",
+                       "hs.queue_depth,gauge,canary=;env=prod;shard=a", t0, 1, qd_vals, 3);
     char *out = cu_query("hs.latency --format csv");
     assert_int_equal(cu_count_lines(out), 1 + 3);
     char line[512];
@@ -157,7 +162,8 @@ static void test_statsd_hotshots(void **state)
     cu_expect_line(out, line);
     snprintf(line, sizeof(line), "%lld000000000,hs.latency,timer,env=prod;route=/pay,7", t0 + 3);
     cu_expect_line(out, line);
-    snprintf(line, sizeof(line), "%lld000000000,hs.latency,timer,env=prod;route=/pay,100.25", t0 + 4);
+    snprintf(line, sizeof(line), "%lld000000000,hs.latency,timer,env=prod;route=/pay,100.25",
+             t0 + 4);
     cu_expect_line(out, line);
     free(out);
     static const char *payload_vals[] = {"512", "2048"};
@@ -187,7 +193,8 @@ static void test_statsd_hotshots(void **state)
     char w[64];
     cu_rfc3339((int64_t)t0 * 1000000000LL, w);
     /* Counter: count = 1 + 1/0.25 + 1/0.5; sum = 1 + 3/0.25 - 2/0.5. */
-    expect_agg(aggs, "hs.requests,env=prod,route=/pay,url=http://shop:8080/pay count:count", w, 7, 0);
+    expect_agg(aggs, "hs.requests,env=prod,route=/pay,url=http://shop:8080/pay count:count", w, 7,
+               0);
     expect_agg(aggs, "hs.requests,env=prod,route=/pay,url=http://shop:8080/pay count:sum", w, 9, 0);
     /* Gauge 42, +8, -15: samples 42, 50, 35. */
     expect_agg(aggs, "hs.queue_depth,canary,env=prod,shard=a gauge:last", w, 35, 0);

@@ -149,14 +149,16 @@ static void duplicate_key(void **state)
     (void)state;
     const char *y = "engine:\n  workers: 2\n  workers: 3\n";
     expect_load_error(y, strlen(y),
-                      SRC ":3:3: engine.workers: duplicate key (first defined at line 2, column 3)");
+                      SRC
+                      ":3:3: engine.workers: duplicate key (first defined at line 2, column 3)");
 }
 
 static void duplicate_top_level_key(void **state)
 {
     (void)state;
     const char *y = "log:\n  level: info\nlog:\n  level: warn\n";
-    expect_load_error(y, strlen(y), SRC ":3:1: log: duplicate key (first defined at line 1, column 1)");
+    expect_load_error(y, strlen(y),
+                      SRC ":3:1: log: duplicate key (first defined at line 1, column 1)");
 }
 
 static void anchor_is_rejected(void **state)
@@ -164,7 +166,8 @@ static void anchor_is_rejected(void **state)
     (void)state;
     const char *y = "engine:\n  workers: &w 2\n";
     expect_load_error(y, strlen(y),
-                      SRC ":2:12: engine.workers: anchors (&w) are not supported; write the value out");
+                      SRC
+                      ":2:12: engine.workers: anchors (&w) are not supported; write the value out");
 }
 
 static void alias_is_rejected(void **state)
@@ -194,7 +197,8 @@ static void top_level_must_be_a_mapping(void **state)
 {
     (void)state;
     const char *y = "- engine\n- log\n";
-    expect_load_error(y, strlen(y), SRC ":1:1: the top level must be a mapping of sections, got a list");
+    expect_load_error(y, strlen(y),
+                      SRC ":1:1: the top level must be a mapping of sections, got a list");
     const char *s = "workers=2\n";
     expect_load_error(s, strlen(s),
                       SRC ":1:1: the top level must be a mapping of sections, got 'workers=2'");
@@ -228,7 +232,8 @@ static void missing_file(void **state)
     rf_err err = {0};
     assert_int_equal(rf_cfg_load_file("/nonexistent/ringflow.yaml", &doc, &err), -ENOENT);
     assert_null(doc);
-    assert_string_equal(err.msg, "cannot open /nonexistent/ringflow.yaml: No such file or directory");
+    assert_string_equal(err.msg,
+                        "cannot open /nonexistent/ringflow.yaml: No such file or directory");
 }
 
 /* ---- values ------------------------------------------------------------- */
@@ -260,8 +265,9 @@ static void wrong_type(void **state)
                         SRC ":2:12: engine.workers: expected an integer from 1 to 64, got a list");
     expect_daemon_error("engine:\n  workers: two\n",
                         SRC ":2:12: engine.workers: expected an integer from 1 to 64, got 'two'");
-    expect_daemon_error("engine:\n  workers:\n",
-                        SRC ":2:11: engine.workers: expected an integer from 1 to 64, got an empty value");
+    expect_daemon_error(
+        "engine:\n  workers:\n",
+        SRC ":2:11: engine.workers: expected an integer from 1 to 64, got an empty value");
     expect_daemon_error("engine: 5\n", SRC ":1:9: engine: expected a mapping, got '5'");
     expect_daemon_error("engine:\n  ring: [64]\n",
                         SRC ":2:9: engine.ring: expected a mapping, got a list");
@@ -271,9 +277,9 @@ static void wrong_type(void **state)
 static void bad_bool(void **state)
 {
     (void)state;
-    expect_daemon_error("engine:\n  pin_workers: maybe\n",
-                        SRC ":2:16: engine.pin_workers: expected true or false (or yes/no, on/off), "
-                            "got 'maybe'");
+    expect_daemon_error("engine:\n  pin_workers: maybe\n", SRC
+                        ":2:16: engine.pin_workers: expected true or false (or yes/no, on/off), "
+                        "got 'maybe'");
     rf_daemon_config cfg;
     daemon_ok("engine:\n  pin_workers: OFF\n", &cfg);
     assert_false(cfg.engine.pin_workers);
@@ -287,8 +293,8 @@ static void bad_enum_lists_accepted_values(void **state)
     expect_daemon_error("engine:\n  ring:\n    full_policy: drop\n",
                         SRC ":3:18: engine.ring.full_policy: expected one of block, drop_newest, "
                             "got 'drop'");
-    expect_daemon_error("log:\n  level: loud\n",
-                        SRC ":2:10: log.level: expected one of debug, info, warn, error, got 'loud'");
+    expect_daemon_error("log:\n  level: loud\n", SRC
+                        ":2:10: log.level: expected one of debug, info, warn, error, got 'loud'");
     expect_daemon_error("log:\n  format: xml\n",
                         SRC ":2:11: log.format: expected one of text, json, got 'xml'");
 }
@@ -296,16 +302,16 @@ static void bad_enum_lists_accepted_values(void **state)
 static void bad_duration(void **state)
 {
     (void)state;
-    expect_daemon_error("engine:\n  idle:\n    sleep: 5x\n",
-                        SRC ":3:12: engine.idle.sleep: expected a duration in seconds or with a unit "
-                            "(ns, us, ms, s, m, h, d), got '5x'");
-    expect_daemon_error("engine:\n  idle:\n    sleep: 1ms5\n",
-                        SRC ":3:12: engine.idle.sleep: expected a duration in seconds or with a unit "
-                            "(ns, us, ms, s, m, h, d), got '1ms5'");
-    expect_daemon_error("engine:\n  idle:\n    sleep: 5s\n",
-                        SRC ":3:12: engine.idle.sleep: expected a duration from 10us to 1s, got '5s'");
-    expect_daemon_error("engine:\n  idle:\n    sleep: 9us\n",
-                        SRC ":3:12: engine.idle.sleep: expected a duration from 10us to 1s, got '9us'");
+    expect_daemon_error("engine:\n  idle:\n    sleep: 5x\n", SRC
+                        ":3:12: engine.idle.sleep: expected a duration in seconds or with a unit "
+                        "(ns, us, ms, s, m, h, d), got '5x'");
+    expect_daemon_error("engine:\n  idle:\n    sleep: 1ms5\n", SRC
+                        ":3:12: engine.idle.sleep: expected a duration in seconds or with a unit "
+                        "(ns, us, ms, s, m, h, d), got '1ms5'");
+    expect_daemon_error("engine:\n  idle:\n    sleep: 5s\n", SRC
+                        ":3:12: engine.idle.sleep: expected a duration from 10us to 1s, got '5s'");
+    expect_daemon_error("engine:\n  idle:\n    sleep: 9us\n", SRC
+                        ":3:12: engine.idle.sleep: expected a duration from 10us to 1s, got '9us'");
     rf_daemon_config cfg;
     daemon_ok("engine:\n  idle:\n    sleep: 250us\n", &cfg);
     assert_int_equal(cfg.engine.idle.sleep_max_ns, 250000);
@@ -347,7 +353,8 @@ static void strings(void **state)
     char buf[8];
     rf_err err = {0};
     assert_int_equal(rf_cfg_str(rf_cfg_root(doc), "name", 0, "", buf, sizeof(buf), &err), -EINVAL);
-    assert_string_equal(err.msg, SRC ":1:7: name: expected a string of at most 7 bytes, got 10 bytes");
+    assert_string_equal(err.msg,
+                        SRC ":1:7: name: expected a string of at most 7 bytes, got 10 bytes");
     assert_int_equal(rf_cfg_str(rf_cfg_root(doc), "q", 0, "", buf, sizeof(buf), &err), -EINVAL);
     assert_string_equal(err.msg, SRC ":2:4: q: a NUL byte is not allowed in a string");
     assert_int_equal(rf_cfg_str(rf_cfg_root(doc), "absent", 0, "dflt", buf, sizeof(buf), &err), 0);
@@ -395,8 +402,8 @@ static void cpus_must_be_online(void **state)
     snprintf(yaml, sizeof(yaml), "engine:\n  workers: 2\n  cpus: [%u, %u]\n", first_on, off);
     int col = snprintf(NULL, 0, "  cpus: [%u, ", first_on) + 1;
     snprintf(want, sizeof(want),
-             SRC ":3:%d: engine.cpus[1]: CPU %u is not online on this machine (online CPUs: %s)", col,
-             off, online);
+             SRC ":3:%d: engine.cpus[1]: CPU %u is not online on this machine (online CPUs: %s)",
+             col, off, online);
     expect_daemon_error(yaml, want);
     /* The highest id accepted by the syntax is past what numa/ can hold. */
     snprintf(want, sizeof(want),
@@ -456,29 +463,38 @@ static void generic_numbers_and_sizes(void **state)
 static void unit_parsing(void **state)
 {
     (void)state;
-    static const struct { const char *text; uint64_t ns; } durations[] = {
-        {"250us", 250000ull},        {"100ms", 100000000ull},    {"5s", 5000000000ull},
-        {"1m", 60000000000ull},      {"1h", 3600000000000ull},   {"90d", 7776000000000000ull},
-        {"7", 7000000000ull},        {"1.5s", 1500000000ull},    {"10 ns", 10ull},
-        {"0", 0},                    {"0.000000001s", 1ull},
+    static const struct {
+        const char *text;
+        uint64_t ns;
+    } durations[] = {
+        {"250us", 250000ull},     {"100ms", 100000000ull},
+        {"5s", 5000000000ull},    {"1m", 60000000000ull},
+        {"1h", 3600000000000ull}, {"90d", 7776000000000000ull},
+        {"7", 7000000000ull},     {"1.5s", 1500000000ull},
+        {"10 ns", 10ull},         {"0", 0},
+        {"0.000000001s", 1ull},
     };
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         uint64_t ns = 0;
         assert_int_equal(rf_cfg_parse_duration(durations[i].text, &ns), 0);
         assert_true(ns == durations[i].ns);
     }
-    static const char *const bad_durations[] = {"", "s", "-1s", ".5s", "5x", "5 ", "1.s", "5S", "1ms5"};
+    static const char *const bad_durations[] = {"",   "s",   "-1s", ".5s", "5x",
+                                                "5 ", "1.s", "5S",  "1ms5"};
     for (size_t i = 0; i < sizeof(bad_durations) / sizeof(bad_durations[0]); i++) {
         uint64_t ns = 0;
         assert_int_equal(rf_cfg_parse_duration(bad_durations[i], &ns), -EINVAL);
     }
     uint64_t v;
     assert_int_equal(rf_cfg_parse_duration("1.0000000001s", &v), -ERANGE); /* below 1ns */
-    assert_int_equal(rf_cfg_parse_duration("214000d", &v), -ERANGE);      /* past 2^64 ns */
+    assert_int_equal(rf_cfg_parse_duration("214000d", &v), -ERANGE);       /* past 2^64 ns */
 
-    static const struct { const char *text; uint64_t bytes; } sizes[] = {
-        {"64KiB", 65536}, {"1MiB", 1048576}, {"4GiB", 4ull << 30}, {"512B", 512}, {"512", 512},
-        {"2TiB", 2ull << 40},
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } sizes[] = {
+        {"64KiB", 65536}, {"1MiB", 1048576}, {"4GiB", 4ull << 30},
+        {"512B", 512},    {"512", 512},      {"2TiB", 2ull << 40},
     };
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         assert_int_equal(rf_cfg_parse_size(sizes[i].text, &v), 0);
@@ -501,14 +517,15 @@ static void unit_parsing(void **state)
 static void unknown_key_lists_accepted(void **state)
 {
     (void)state;
-    expect_daemon_error("engine:\n  workers: 2\n  workerz: 4\n",
-                        SRC ":3:3: engine.workerz: unknown key (accepted: workers, pin_workers, cpus, "
-                            "data_dir, run_dir, user, group, memory_limit, ring, idle)");
-    expect_daemon_error("engine:\n  ring:\n    size: 64\n",
-                        SRC ":3:5: engine.ring.size: unknown key (accepted: capacity, full_policy)");
-    expect_daemon_error("log:\n  level: info\nenigne:\n  workers: 2\n",
-                        SRC ":3:1: enigne: unknown key (accepted: engine, log, listeners, ingest, pipeline, "
-                            "storage, stats)");
+    expect_daemon_error("engine:\n  workers: 2\n  workerz: 4\n", SRC
+                        ":3:3: engine.workerz: unknown key (accepted: workers, pin_workers, cpus, "
+                        "data_dir, run_dir, user, group, memory_limit, ring, idle)");
+    expect_daemon_error("engine:\n  ring:\n    size: 64\n", SRC
+                        ":3:5: engine.ring.size: unknown key (accepted: capacity, full_policy)");
+    expect_daemon_error(
+        "log:\n  level: info\nenigne:\n  workers: 2\n",
+        SRC ":3:1: enigne: unknown key (accepted: engine, log, listeners, ingest, pipeline, "
+            "storage, stats)");
 }
 
 static void unknown_keys_reported_in_document_order(void **state)
@@ -552,8 +569,8 @@ static void nested_path_with_index(void **state)
     assert_int_equal(rf_cfg_u32(rf_cfg_seq_at(ls, 0), "port", 1, 65535, 0, &port, &err), 0);
     assert_int_equal(port, 8089);
     assert_int_equal(rf_cfg_u32(rf_cfg_seq_at(ls, 2), "port", 1, 65535, 0, &port, &err), -EINVAL);
-    assert_string_equal(err.msg,
-                        SRC ":4:11: listeners[2].port: expected an integer from 1 to 65535, got '99999'");
+    assert_string_equal(
+        err.msg, SRC ":4:11: listeners[2].port: expected an integer from 1 to 65535, got '99999'");
     assert_string_equal(rf_cfg_path(rf_cfg_seq_at(ls, 1)), "listeners[1]");
     assert_null(rf_cfg_seq_at(ls, 3));
     rf_cfg_free(doc);
@@ -641,7 +658,8 @@ static void map_iteration_claims_keys(void **state)
     assert_int_equal(rf_cfg_map_len(routes), 2);
     assert_string_equal(rf_cfg_map_key(routes, 0), "critical");
     assert_int_equal(rf_cfg_check_unknown_keys(doc, &err), -EINVAL);
-    assert_string_equal(err.msg, SRC ":3:3: routes.routine: unknown key (no keys are accepted here)");
+    assert_string_equal(err.msg,
+                        SRC ":3:3: routes.routine: unknown key (no keys are accepted here)");
     const rf_cfg_node *v = rf_cfg_map_value(routes, 1);
     assert_string_equal(rf_cfg_scalar(v), "2");
     assert_int_equal(rf_cfg_check_unknown_keys(doc, &err), 0);
@@ -718,8 +736,8 @@ static void embedded_default_is_the_source_file(void **state)
 static void empty_inputs_give_defaults(void **state)
 {
     (void)state;
-    static const char *const empties[] = {"", "\n", "# only a comment\n", "---\n", "~\n",
-                                          "engine:\nlog:\n"};
+    static const char *const empties[] = {"",      "\n",  "# only a comment\n",
+                                          "---\n", "~\n", "engine:\nlog:\n"};
     for (size_t i = 0; i < sizeof(empties) / sizeof(empties[0]); i++) {
         rf_daemon_config cfg;
         memset(&cfg, 0xff, sizeof(cfg));
@@ -890,9 +908,9 @@ static void listener_not_a_mapping_and_too_many(void **state)
     rf_listener_config out[2];
     size_t n = 0;
     rf_err err = {0};
-    assert_int_equal(rf_listener_config_parse_list(rf_cfg_get(rf_cfg_root(doc), "listeners"), out,
-                                                   2, &n, &err),
-                     -EINVAL);
+    assert_int_equal(
+        rf_listener_config_parse_list(rf_cfg_get(rf_cfg_root(doc), "listeners"), out, 2, &n, &err),
+        -EINVAL);
     assert_string_equal(err.msg, SRC ":2:3: listeners: at most 2 listeners, got 3");
     assert_int_equal(n, 0);
     rf_cfg_free(doc);

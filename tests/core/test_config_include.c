@@ -67,7 +67,8 @@ static void includes_merge_in_order(void **state)
                                         "engine:\n  workers: 2\n  data_dir: ./data\n"
                                         "listeners:\n  - {name: a}\n");
     put("base.yaml", "engine:\n  run_dir: /run/x\n");
-    put("conf.d/10-first.yaml", "engine:\n  workers: 4\nlisteners:\n  - {name: b}\n  - {name: c}\n");
+    put("conf.d/10-first.yaml",
+        "engine:\n  workers: 4\nlisteners:\n  - {name: b}\n  - {name: c}\n");
     put("conf.d/20-second.yaml", "engine:\n  workers: 8\n");
     put("conf.d/README", "not yaml: [\n"); /* not matched by the glob */
     rf_cfg_doc *doc = NULL;
@@ -104,8 +105,10 @@ static void empty_glob_is_fine_missing_file_is_not(void **state)
     assert_int_equal(rf_cfg_load_file(main, &doc, &err), -EINVAL);
     assert_null(doc);
     char want[512];
-    snprintf(want, sizeof(want), "%s:3:5: include[0]: cannot open %s/missing.yaml: No such file "
-             "or directory", main, g_dir);
+    snprintf(want, sizeof(want),
+             "%s:3:5: include[0]: cannot open %s/missing.yaml: No such file "
+             "or directory",
+             main, g_dir);
     assert_string_equal(err.msg, want);
 }
 
@@ -132,8 +135,10 @@ static void errors_name_the_included_file(void **state)
     assert_int_equal(rf_cfg_load_file(main, &doc, &err), 0);
     assert_int_equal(rf_cfg_map(rf_cfg_root(doc), "engine", &engine, &err), 0);
     assert_int_equal(rf_cfg_u32(engine, "workers", 1, 64, 2, &w, &err), -EINVAL);
-    snprintf(want, sizeof(want), "%s:3:12: engine.workers: expected an integer from 1 to 64, got "
-             "'100'", inc);
+    snprintf(want, sizeof(want),
+             "%s:3:12: engine.workers: expected an integer from 1 to 64, got "
+             "'100'",
+             inc);
     assert_string_equal(err.msg, want);
     rf_cfg_free(doc);
 
@@ -180,8 +185,8 @@ static void environment_substitution(void **state)
     const char *bad = "engine:\n  data_dir: x${RF_TEST_UNSET}\n";
     assert_int_equal(rf_cfg_load_string(bad, strlen(bad), "e.yaml", &doc, &err), -EINVAL);
     assert_string_equal(err.msg, "e.yaml:2:13: engine.data_dir: ${RF_TEST_UNSET}: the environment "
-                        "variable RF_TEST_UNSET is not set (give a default with "
-                        "${RF_TEST_UNSET:-VALUE})");
+                                 "variable RF_TEST_UNSET is not set (give a default with "
+                                 "${RF_TEST_UNSET:-VALUE})");
     const char *open = "engine:\n  data_dir: ${RF_TEST_DIR\n";
     assert_int_equal(rf_cfg_load_string(open, strlen(open), "e.yaml", &doc, &err), -EINVAL);
     assert_non_null(strstr(err.msg, "e.yaml:2:13: engine.data_dir: '${' must start"));
@@ -200,11 +205,12 @@ static void written_config_loads_back(void **state)
 {
     (void)state;
     setenv("RF_TEST_DIR", "/srv/rf", 1);
-    const char *main = put("m6.yaml", "include: conf6.d/*.yaml\n"
-                                      "engine:\n  data_dir: ${RF_TEST_DIR}\n  user: ''\n"
-                                      "  cpus: []\n  group:\n"
-                                      "pipeline:\n  routes:\n    - {name: x, subject: \"telemetry.>\"}\n"
-                                      "  note: 'yes: a colon'\n");
+    const char *main =
+        put("m6.yaml", "include: conf6.d/*.yaml\n"
+                       "engine:\n  data_dir: ${RF_TEST_DIR}\n  user: ''\n"
+                       "  cpus: []\n  group:\n"
+                       "pipeline:\n  routes:\n    - {name: x, subject: \"telemetry.>\"}\n"
+                       "  note: 'yes: a colon'\n");
     put("conf6.d/a.yaml", "engine: {workers: 7}\n");
     rf_cfg_doc *doc = NULL;
     rf_err err = {0};

@@ -150,8 +150,7 @@ static void test_burst_vs_bulk(void **state)
  * before, exactly at and just after the end of the slot array, plus 1 and the
  * full capacity. Element size 8 passed as a constant (the inlined copy) and
  * 24 passed at run time (the library copy). */
-static void straddle_one(rf_ring *r, uint32_t cap, uint32_t esize, uint32_t start,
-                         uint8_t *scratch)
+static void straddle_one(rf_ring *r, uint32_t cap, uint32_t esize, uint32_t start, uint8_t *scratch)
 {
     const uint32_t to_end = cap - (start & (cap - 1));
     const uint32_t sizes[] = {1, 2, to_end - 1, to_end, to_end + 1, cap - 1, cap};
@@ -423,8 +422,7 @@ static void test_statistics(void **state)
     assert_int_equal(st.block_waits, 1);
     assert_int_equal(st.fill, 4);
     /* Conservation: everything offered is enqueued or dropped by a reason. */
-    assert_int_equal(st.enqueued + st.dropped_newest + st.dropped_stopped,
-                     6 + 2 + 5 + 2 + 4 + 4);
+    assert_int_equal(st.enqueued + st.dropped_newest + st.dropped_stopped, 6 + 2 + 5 + 2 + 4 + 4);
     assert_int_equal(st.enqueued - st.dequeued, st.fill);
     rf_ring_destroy(r);
 }

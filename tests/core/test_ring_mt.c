@@ -37,7 +37,7 @@ struct mt_run {
     uint64_t received;  /* written by the consumer, read after join */
     uint64_t bad_order; /* elements whose sequence number was not the next one */
     uint64_t bad_payload;
-    uint64_t short_blocks;  /* producer: RF_RING_BLOCK returned early */
+    uint64_t short_blocks; /* producer: RF_RING_BLOCK returned early */
 };
 
 /* Small xorshift so each thread has its own deterministic random bursts. */

@@ -295,8 +295,8 @@ static void test_adaptive_spin_shrinks_when_it_never_pays(void **state)
     feed f = {0};
     rf_worker_ops ops = {.poll = feed_poll, .ctx = &f};
     const uint32_t spin = 20000, rounds = 20;
-    rf_idle_policy idle = {.spin = spin, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S,
-                           .adaptive = true};
+    rf_idle_policy idle = {
+        .spin = spin, .yield = 0, .sleep_max_ns = 30 * RF_NS_PER_S, .adaptive = true};
     rf_worker *w;
     rf_err err;
     assert_int_equal(rf_worker_start(&w, "w-adapt", -1, &idle, &ops, &err), 0);

@@ -30,7 +30,10 @@ const char *tproc_dir_init(const char *prefix)
     return g_dir;
 }
 
-const char *tproc_dir(void) { return g_dir; }
+const char *tproc_dir(void)
+{
+    return g_dir;
+}
 
 void tproc_write_file(const char *name, const char *text)
 {
@@ -186,7 +189,8 @@ static int port_free(int type, int port)
     int fd = socket(AF_INET, type, 0);
     if (fd < 0)
         return 0;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);

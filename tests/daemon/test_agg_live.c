@@ -102,9 +102,9 @@ static void run_scenario(int workers, int port)
             cents[r] += v;
             if (v > max[r])
                 max[r] = v;
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                    "cpu,host=h%02d,region=r%d usage_user=%d.%02d %lld\n", h, r,
-                                    v / 100, v % 100, (long long)(w0 + (1 + 3 * k) * 1000000000LL + h));
+            len += (size_t)snprintf(
+                buf + len, sizeof(buf) - len, "cpu,host=h%02d,region=r%d usage_user=%d.%02d %lld\n",
+                h, r, v / 100, v % 100, (long long)(w0 + (1 + 3 * k) * 1000000000LL + h));
         }
         send_udp(port, buf);
     }
@@ -178,14 +178,15 @@ static void test_reload_drops_rule(void **state)
     static char buf[8192];
     for (int round = 0; round < 2; round++) {
         for (int h = 0; h < HOSTS; h++) {
-            snprintf(buf, sizeof(buf), "cpu,host=h%02d,region=r%d usage_user=%d.5 %lld\n", h,
-                     h % 2, h, (long long)(w0 + (1 + 4 * round) * 1000000000LL + h));
+            snprintf(buf, sizeof(buf), "cpu,host=h%02d,region=r%d usage_user=%d.5 %lld\n", h, h % 2,
+                     h, (long long)(w0 + (1 + 4 * round) * 1000000000LL + h));
             send_udp(port, buf);
         }
         usleep(300 * 1000);
         if (round == 0) {
-            snprintf(cfg, sizeof(cfg), head, port,
-                     "    - {measurement: cpu, field: usage_user, window: 10s, functions: [max]}\n");
+            snprintf(
+                cfg, sizeof(cfg), head, port,
+                "    - {measurement: cpu, field: usage_user, window: 10s, functions: [max]}\n");
             tproc_write_file("r.yaml", cfg);
             kill(d.pid, SIGHUP);
             assert_true(tproc_wait_log(&d, "reload applied from r.yaml", 10000));

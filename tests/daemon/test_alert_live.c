@@ -48,8 +48,7 @@ static void assert_alive(proc *d)
     int status;
     pid_t r = waitpid(d->pid, &status, WNOHANG);
     if (r == d->pid)
-        fail_msg("ringflowd ended early: %s %d\n%s",
-                 WIFSIGNALED(status) ? "signal" : "exit code",
+        fail_msg("ringflowd ended early: %s %d\n%s", WIFSIGNALED(status) ? "signal" : "exit code",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
                  tproc_read_file(d->err_path));
 }

@@ -103,8 +103,8 @@ static void test_dpdk_live(void **state)
     double sum[HOSTS] = {0};
     uint32_t seq = 0;
     char payload[256];
-    pb_spec base = {.family = 4, .src4 = {10, 0, 0, 1}, .dst4 = {10, 0, 0, 2}, .sport = 40000,
-                    .dport = 8089};
+    pb_spec base = {
+        .family = 4, .src4 = {10, 0, 0, 1}, .dst4 = {10, 0, 0, 2}, .sport = 40000, .dport = 8089};
     for (int h = 0; h < HOSTS; h++) {
         for (int i = 0; i < POINTS; i++) {
             double v = (double)(h * 100 + i) + 0.25;

@@ -438,7 +438,9 @@ static void test_http_idle_and_slowloris(void **state)
     proc d;
     tproc_start(&d, (const char *[]){"--config", "idle.yaml", NULL});
     assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-    enum { N = 600 };
+    enum {
+        N = 600
+    };
     static int fds[N];
     for (int i = 0; i < N; i++) {
         fds[i] = connect_to(port);

@@ -54,7 +54,8 @@ static void default_fits_half_the_host(void **state)
     print_message("host %llu MiB: memory_limit %llu MiB, max_series %u per worker\n",
                   (unsigned long long)(host >> 20),
                   (unsigned long long)(s.daemon.engine.memory_limit >> 20),
-                  s.pipeline.max_series - (s.pipeline.max_series < RF_PIPELINE_DEFAULT_MAX_SERIES ? 1024 : 0));
+                  s.pipeline.max_series -
+                      (s.pipeline.max_series < RF_PIPELINE_DEFAULT_MAX_SERIES ? 1024 : 0));
     rf_settings_release(&s);
 }
 
@@ -65,7 +66,8 @@ static void auto_follows_an_explicit_limit(void **state)
     rf_err err = {0};
     /* A 4 GiB limit: max_series shrinks to fit it. */
     int rc = load_text("engine: {memory_limit: 4GiB}\nstats: {prometheus: {enabled: false}}\n"
-                       "storage: {buffer_memory: 64MiB}\n", &s, &err);
+                       "storage: {buffer_memory: 64MiB}\n",
+                       &s, &err);
     if (rc)
         print_message("%s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -77,8 +79,9 @@ static void auto_follows_an_explicit_limit(void **state)
     rf_settings_release(&s);
 
     /* An explicit max_series is kept, and refused when it does not fit. */
-    assert_int_equal(load_text("engine: {memory_limit: 1GiB}\npipeline: {max_series: 1048576}\n",
-                               &s, &err), -EINVAL);
+    assert_int_equal(
+        load_text("engine: {memory_limit: 1GiB}\npipeline: {max_series: 1048576}\n", &s, &err),
+        -EINVAL);
     assert_non_null(strstr(err.msg, "engine.memory_limit: this configuration can need up to"));
 
     /* Too small for the fixed parts even at 1024 series: refused too. */
@@ -88,7 +91,8 @@ static void auto_follows_an_explicit_limit(void **state)
     /* A per-measurement limit above what auto gives is named. */
     assert_int_equal(load_text("engine: {memory_limit: 4GiB}\n"
                                "storage: {buffer_memory: 64MiB}\n"
-                               "pipeline: {max_series_per_measurement: 1000000}\n", &s, &err),
+                               "pipeline: {max_series_per_measurement: 1000000}\n",
+                               &s, &err),
                      -EINVAL);
     assert_non_null(strstr(err.msg, "pipeline.max_series: auto gives"));
 }

@@ -161,7 +161,7 @@ static void test_lowering_a_key_lowers_its_part(void **state)
     assert_true(part(&a, "rings between workers") > 0);
     assert_true(part(&a, "parse contexts") > 0);
     assert_true(part(&a, "TCP line buffers") >= 2ull * 2 * 1024 * 65536); /* 2 TCP x 2 workers */
-    assert_int_equal(part(&a, "critical rings"), 0); /* no critical listener */
+    assert_int_equal(part(&a, "critical rings"), 0);                      /* no critical listener */
 }
 
 /* The parse context's bound for the defaults (its per-item sizes are
@@ -181,7 +181,10 @@ static void test_parse_ctx_sizes(void **state)
 static void test_series_table_bound(void **state)
 {
     (void)state;
-    enum { MAX = 100000, TAGS = 6 };
+    enum {
+        MAX = 100000,
+        TAGS = 6
+    };
     const uint64_t rss0 = rss_bytes();
     rf_series_table *t = rf_series_table_new(MAX);
     assert_non_null(t);
@@ -201,8 +204,8 @@ static void test_series_table_bound(void **state)
     const uint64_t used = rss_bytes() - rss0;
     const uint64_t keys = (uint64_t)MAX * (sizeof(rf_series_key) + max_key + 1 + 16);
     const uint64_t bound = rf_series_table_memory_bound(MAX, TAGS) + keys + keys / 8 + 16 * MAX;
-    print_message("series table of %d: +%lu bytes resident, bound %lu\n", MAX,
-                  (unsigned long)used, (unsigned long)bound);
+    print_message("series table of %d: +%lu bytes resident, bound %lu\n", MAX, (unsigned long)used,
+                  (unsigned long)bound);
     if (RSS_CHECKS)
         assert_true(used <= bound);
     rf_series_table_free(t);

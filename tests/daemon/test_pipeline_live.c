@@ -95,7 +95,8 @@ static void test_pipeline_live(void **state)
               * back-dated window must stay open for the events still in flight. */
              "  aggregation: {allowed_lateness: 120s}\n"
              "  aggregations:\n"
-             "    - {measurement: cpu, field: usage, window: 10s, functions: [avg, min, max, sum, count]}\n"
+             "    - {measurement: cpu, field: usage, window: 10s, functions: [avg, min, max, sum, "
+             "count]}\n"
              "  alerts:\n"
              "    - {name: high_cpu, type: threshold, match: {measurement: cpu, field: usage},\n"
              "       op: \">\", fire: 1000, resolve: 900}\n"
@@ -139,11 +140,12 @@ static void test_pipeline_live(void **state)
         send_udp(payload);
     }
     /* A burst of errors on one host: exactly one correlated event. */
-    snprintf(payload, sizeof(payload),
-             "errors,host=x count=1i %lld\nerrors,host=x count=1i %lld\nerrors,host=x count=1i %lld\n"
-             "errors,host=y count=1i %lld\n",
-             (long long)t0, (long long)(t0 + 1000000000LL), (long long)(t0 + 2000000000LL),
-             (long long)t0);
+    snprintf(
+        payload, sizeof(payload),
+        "errors,host=x count=1i %lld\nerrors,host=x count=1i %lld\nerrors,host=x count=1i %lld\n"
+        "errors,host=y count=1i %lld\n",
+        (long long)t0, (long long)(t0 + 1000000000LL), (long long)(t0 + 2000000000LL),
+        (long long)t0);
     send_udp(payload);
     /* A malformed line next to a good one: the good one still goes through. */
     send_udp("cpu,host=bad usage=notanumber\nmem,host=h0 used=1i\n");

@@ -138,7 +138,8 @@ static void test_reload_live(void **state)
         in_b++;
     for (int i = 0; i < TOTAL; i++)
         if (seen[i] != 1)
-            fail_msg("value %d arrived %d times (a: %d lines, b: %d lines)", i, seen[i], in_a, in_b);
+            fail_msg("value %d arrived %d times (a: %d lines, b: %d lines)", i, seen[i], in_a,
+                     in_b);
     /* Both sides of the swap saw traffic. */
     assert_true(in_a > 0);
     assert_true(in_b > 0);
@@ -224,7 +225,8 @@ static void check_listener_metrics(int prom_port)
                 fail_msg("exported twice: %s{%s}", doc.s[i].name, doc.s[i].labels);
     assert_true(listener_sum(&doc, "ringflow_listener_datagrams_total", "added", "statsd") == 100);
     assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "added", "statsd") == 100);
-    assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "alarms", "influx_line") == 100);
+    assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "alarms", "influx_line") ==
+                100);
     assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "moved", "graphite") == 100);
     assert_true(listener_sum(&doc, "ringflow_listener_lines_total", "stays", "influx_line") ==
                 TOTAL);

@@ -56,12 +56,14 @@ static void test_check_config_errors(void **state)
     proc p;
     tproc_write_file("bad-range.yaml", "engine:\n  workers: 0\n");
     assert_int_equal(tproc_run((const char *[]){"--check-config", "bad-range.yaml", NULL}, &p), 3);
-    assert_non_null(strstr(tproc_read_file(p.err_path),
-                           "bad-range.yaml:2:12: engine.workers: expected an integer from 1 to 64, got '0'"));
+    assert_non_null(
+        strstr(tproc_read_file(p.err_path),
+               "bad-range.yaml:2:12: engine.workers: expected an integer from 1 to 64, got '0'"));
 
     tproc_write_file("unknown.yaml", "engine:\n  workerz: 2\n");
     assert_int_equal(tproc_run((const char *[]){"--check-config", "unknown.yaml", NULL}, &p), 3);
-    assert_non_null(strstr(tproc_read_file(p.err_path), "unknown.yaml:2:3: engine.workerz: unknown key"));
+    assert_non_null(
+        strstr(tproc_read_file(p.err_path), "unknown.yaml:2:3: engine.workerz: unknown key"));
 
     tproc_write_file("syntax.yaml", "engine: [1, 2\n");
     assert_int_equal(tproc_run((const char *[]){"--check-config", "syntax.yaml", NULL}, &p), 3);
@@ -74,12 +76,14 @@ static void test_check_config_errors(void **state)
     /* Sinks without routes: nothing would reach them, said plainly. */
     tproc_write_file("sinks-only.yaml", "pipeline:\n  sinks: [{name: x, type: count_only}]\n");
     assert_int_equal(tproc_run((const char *[]){"--check-config", "sinks-only.yaml", NULL}, &p), 3);
-    assert_non_null(strstr(tproc_read_file(p.err_path),
-                           "sinks-only.yaml:2:10: pipeline.sinks: sinks are configured but no routes"));
+    assert_non_null(
+        strstr(tproc_read_file(p.err_path),
+               "sinks-only.yaml:2:10: pipeline.sinks: sinks are configured but no routes"));
     /* Errors in several sections: every section is named in one run. */
-    tproc_write_file("three.yaml", "listeners:\n  - {transport: udp, protocol: influx_line, port: 70000}\n"
-                                   "storage:\n  durability: sometimes\n"
-                                   "pipeline:\n  sinks: [{name: x, type: count_only}]\n");
+    tproc_write_file("three.yaml",
+                     "listeners:\n  - {transport: udp, protocol: influx_line, port: 70000}\n"
+                     "storage:\n  durability: sometimes\n"
+                     "pipeline:\n  sinks: [{name: x, type: count_only}]\n");
     assert_int_equal(tproc_run((const char *[]){"--check-config", "three.yaml", NULL}, &p), 3);
     const char *three = tproc_read_file(p.err_path);
     if (!strstr(three, "three.yaml:2:") || !strstr(three, "(and 2 more: three.yaml:4:") ||
@@ -88,7 +92,8 @@ static void test_check_config_errors(void **state)
     /* Routes alone use the default sinks (store, alerts). */
     tproc_write_file("routes-only.yaml",
                      "pipeline:\n  routes: [{subject: \"telemetry.>\", sinks: [store]}]\n");
-    assert_int_equal(tproc_run((const char *[]){"--check-config", "routes-only.yaml", NULL}, &p), 0);
+    assert_int_equal(tproc_run((const char *[]){"--check-config", "routes-only.yaml", NULL}, &p),
+                     0);
 
     /* Starting with a bad file must fail the same way, starting nothing. */
     assert_int_equal(tproc_run((const char *[]){"--config", "bad-range.yaml", NULL}, &p), 3);
@@ -163,8 +168,8 @@ static void test_sighup_bad_config_keeps_running(void **state)
     /* A pipeline change applies live; its table size (max_series) cannot and
      * is named. */
     char changed[2048];
-    snprintf(changed, sizeof(changed), "%spipeline:\n  batch: {max_events: 5}\n  max_series: 1000\n",
-             run_config());
+    snprintf(changed, sizeof(changed),
+             "%spipeline:\n  batch: {max_events: 5}\n  max_series: 1000\n", run_config());
     tproc_write_file("reload.yaml", changed);
     kill(p.pid, SIGHUP);
     /* From max_series: auto, whose value depends on the host's memory. */
@@ -186,7 +191,8 @@ static void test_sighup_bad_config_keeps_running(void **state)
            strlen("  workers: 1\n  memory_limit: 64GiB\n"));
     tproc_write_file("reload.yaml", restart);
     kill(p.pid, SIGHUP);
-    assert_true(tproc_wait_log(&p, "need a restart and were left as they are: engine.workers (2 -> 1)", 10000));
+    assert_true(tproc_wait_log(
+        &p, "need a restart and were left as they are: engine.workers (2 -> 1)", 10000));
     assert_true(tproc_wait_log(&p, "engine.memory_limit", 1000));
 
     kill(p.pid, SIGTERM);
@@ -216,7 +222,8 @@ static void test_second_daemon_on_same_ports_refuses(void **state)
     assert_true(tproc_wait_log(&first, "msg=\"running:", 10000));
     tproc_start(&second, (const char *[]){"--config", "second.yaml", NULL});
     assert_int_equal(tproc_wait_exit(&second, 10000), 1);
-    assert_non_null(strstr(tproc_read_file(second.err_path), "Address already in use (another process"));
+    assert_non_null(
+        strstr(tproc_read_file(second.err_path), "Address already in use (another process"));
     kill(first.pid, SIGTERM);
     assert_int_equal(tproc_wait_exit(&first, 10000), 0);
 }
@@ -235,13 +242,12 @@ static void test_unused_signals_do_not_kill(void **state)
     assert_true(tproc_wait_log(&p, "msg=\"running:", 10000));
     kill(p.pid, SIGUSR1);
     assert_true(tproc_wait_log(&p, "SIGUSR1: the log goes to stderr", 10000));
-    const int others[] = {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGXCPU,
-                          SIGSTKFLT, SIGRTMIN + 3, SIGRTMAX};
+    const int others[] = {SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,      SIGIO,
+                          SIGPWR,  SIGXCPU, SIGSTKFLT, SIGRTMIN + 3, SIGRTMAX};
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         kill(p.pid, others[i]);
         char needle[96];
-        snprintf(needle, sizeof(needle), "signal %d (%s) ignored", others[i],
-                 strsignal(others[i]));
+        snprintf(needle, sizeof(needle), "signal %d (%s) ignored", others[i], strsignal(others[i]));
         if (!tproc_wait_log(&p, needle, 10000))
             fail_msg("no '%s' in the log; the daemon %s", needle,
                      kill(p.pid, 0) == 0 ? "runs" : "is gone");

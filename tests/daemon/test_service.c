@@ -41,25 +41,23 @@ static void write_config_tree(void)
     snprintf(buf, sizeof(buf), "%d", port);
     setenv("RF_SVC_PORT", buf, 1);
     unsetenv("RF_SVC_UNSET");
-    tproc_write_file("main.yaml",
-                     "include: conf.d/*.yaml\n"
-                     "engine:\n"
-                     "  workers: 1\n"
-                     "  data_dir: ${RF_SVC_DATA}\n"
-                     "  run_dir: ${RF_SVC_UNSET:-./run}\n"
-                     "  idle: {sleep: 10ms}\n"
-                     "log:\n"
-                     "  level: info\n");
+    tproc_write_file("main.yaml", "include: conf.d/*.yaml\n"
+                                  "engine:\n"
+                                  "  workers: 1\n"
+                                  "  data_dir: ${RF_SVC_DATA}\n"
+                                  "  run_dir: ${RF_SVC_UNSET:-./run}\n"
+                                  "  idle: {sleep: 10ms}\n"
+                                  "log:\n"
+                                  "  level: info\n");
     char dir[600];
     snprintf(dir, sizeof(dir), "%s/conf.d", tproc_dir());
     mkdir(dir, 0755);
-    tproc_write_file("conf.d/10-listeners.yaml",
-                     "listeners:\n"
-                     "  - name: svc-udp\n"
-                     "    transport: udp\n"
-                     "    protocol: influx_line\n"
-                     "    port: ${RF_SVC_PORT}\n"
-                     "    rcvbuf: 1MiB\n");
+    tproc_write_file("conf.d/10-listeners.yaml", "listeners:\n"
+                                                 "  - name: svc-udp\n"
+                                                 "    transport: udp\n"
+                                                 "    protocol: influx_line\n"
+                                                 "    port: ${RF_SVC_PORT}\n"
+                                                 "    rcvbuf: 1MiB\n");
     snprintf(buf, sizeof(buf),
              "stats:\n  prometheus: {listen: \"127.0.0.1:%d\"}\n"
              "engine:\n  workers: 2\n",
@@ -89,7 +87,8 @@ static int wait_notify(int fd, const char *needle, int timeout_ms, char *seen, s
     for (;;) {
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
-        int left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        int left =
+            timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -177,7 +176,8 @@ static void print_config_shows_the_merged_result(void **state)
     (void)state;
     write_config_tree();
     proc p;
-    assert_int_equal(tproc_run((const char *[]){"--config", "main.yaml", "--print-config", NULL}, &p), 0);
+    assert_int_equal(
+        tproc_run((const char *[]){"--config", "main.yaml", "--print-config", NULL}, &p), 0);
     const char *out = tproc_read_file(p.out_path);
     assert_null(strstr(out, "include:"));
     assert_null(strstr(out, "${"));

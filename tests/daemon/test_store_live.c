@@ -56,8 +56,8 @@ static char *query(const char *args)
     return out;
 }
 
-static const char *values[] = {"0.1", "-273.15", "1e300", "2.5e-300", "-0", "123456.789012",
-                               "3.141592653589793"};
+static const char *values[] = {"0.1",           "-273.15",          "1e300", "2.5e-300", "-0",
+                               "123456.789012", "3.141592653589793"};
 
 static void run_daemon_with(const char *payloads[SERIES], int port)
 {
@@ -127,16 +127,17 @@ static void test_store_live(void **state)
             double got = strtod(comma, NULL);
             double want = strtod(values[(s + i) % 7], NULL);
             if (memcmp(&got, &want, sizeof(got)) != 0)
-                fail_msg("series s%d at %s: got %.17g, want %.17g (bit-exact)", s, want_time,
-                         got, want);
+                fail_msg("series s%d at %s: got %.17g, want %.17g (bit-exact)", s, want_time, got,
+                         want);
         }
         free(out);
         /* The integer field too, aggregated: sum of s*1000+i over i. */
-        snprintf(args, sizeof(args), "temp --field n --where sensor=s%d --agg count,sum --format csv",
-                 s);
+        snprintf(args, sizeof(args),
+                 "temp --field n --where sensor=s%d --agg count,sum --format csv", s);
         out = query(args);
         char want[64];
-        snprintf(want, sizeof(want), ",%d,%d", POINTS, s * 1000 * POINTS + POINTS * (POINTS - 1) / 2);
+        snprintf(want, sizeof(want), ",%d,%d", POINTS,
+                 s * 1000 * POINTS + POINTS * (POINTS - 1) / 2);
         if (!strstr(out, want))
             fail_msg("series s%d n: want count,sum %s in:\n%s", s, want, out);
         free(out);

@@ -19,24 +19,24 @@ typedef struct pb_frame {
 
 /* How to build (and how to break) one frame. */
 typedef struct pb_spec {
-    int family;                 /* 4 or 6 */
-    int vlan_tags;              /* 0, 1 (802.1Q) or 2 (802.1ad + 802.1Q) */
-    uint8_t proto;              /* 17 UDP (default when 0), 6 TCP */
+    int family;    /* 4 or 6 */
+    int vlan_tags; /* 0, 1 (802.1Q) or 2 (802.1ad + 802.1Q) */
+    uint8_t proto; /* 17 UDP (default when 0), 6 TCP */
     uint8_t src4[4], dst4[4];
     uint8_t src6[16], dst6[16];
     uint16_t sport, dport;
     const char *payload;
-    uint32_t payload_len;       /* 0: strlen(payload) */
-    bool no_udp_csum;           /* checksum field 0 */
-    bool bad_ip_csum;           /* IPv4: header checksum off by one */
-    bool bad_udp_csum;          /* checksum off by one */
-    int ip_total_delta;         /* added to IPv4 total length / IPv6 payload length */
-    int udp_len_delta;          /* added to the UDP length field */
-    bool fragment;              /* IPv4 MF flag / IPv6 Fragment header */
-    bool hop_by_hop;            /* IPv6: one 8-byte Hop-by-Hop header before UDP */
-    uint8_t ihl;                /* IPv4 header length in words, 0 = 5 */
-    uint32_t pad_to;            /* Ethernet padding up to this frame length */
-    uint32_t cut;               /* drop this many bytes from the end of the frame */
+    uint32_t payload_len; /* 0: strlen(payload) */
+    bool no_udp_csum;     /* checksum field 0 */
+    bool bad_ip_csum;     /* IPv4: header checksum off by one */
+    bool bad_udp_csum;    /* checksum off by one */
+    int ip_total_delta;   /* added to IPv4 total length / IPv6 payload length */
+    int udp_len_delta;    /* added to the UDP length field */
+    bool fragment;        /* IPv4 MF flag / IPv6 Fragment header */
+    bool hop_by_hop;      /* IPv6: one 8-byte Hop-by-Hop header before UDP */
+    uint8_t ihl;          /* IPv4 header length in words, 0 = 5 */
+    uint32_t pad_to;      /* Ethernet padding up to this frame length */
+    uint32_t cut;         /* drop this many bytes from the end of the frame */
 } pb_spec;
 
 static inline void pb_put16(uint8_t *p, uint16_t v)

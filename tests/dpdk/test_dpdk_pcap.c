@@ -132,17 +132,17 @@ static unsigned write_capture(const char *path)
     specs[n] = v4(8125, "x:1|g"), specs[n++].pad_to = 60; /* Ethernet padding ignored */
     specs[n++] = v4(8089, "not a valid line\n");          /* delivered, parser rejects */
     /* Dropped, one reason each (bad_udp_checksum twice). */
-    specs[n] = v4(8089, "m f=1\n"), specs[n++].bad_ip_csum = true;    /* bad_ip_checksum */
-    specs[n] = v4(8089, "m f=2\n"), specs[n++].ip_total_delta = 20;  /* truncated */
-    specs[n] = v4(8089, "m f=3\n"), specs[n++].fragment = true;      /* ip_fragment */
-    specs[n] = v6(8089, "m f=4\n"), specs[n++].fragment = true;      /* ip_fragment */
-    specs[n] = v4(8089, "m f=5\n"), specs[n++].proto = 6;            /* not_udp */
-    specs[n++] = v4(9999, "m f=6\n");                                 /* unknown_port */
-    specs[n] = v4(8089, "m f=7\n"), specs[n++].udp_len_delta = 10;   /* bad_udp_length */
-    specs[n] = v4(8089, "m f=8\n"), specs[n++].bad_udp_csum = true;  /* bad_udp_checksum */
-    specs[n] = v6(8089, "m f=9\n"), specs[n++].no_udp_csum = true;   /* bad_udp_checksum */
-    specs[n] = v4(8089, "m f=10\n"), specs[n++].ihl = 4;             /* bad_ip_header */
-    specs[n] = v4(8125, "m:1|c\n"), specs[n++].cut = 30;             /* truncated (frame cut) */
+    specs[n] = v4(8089, "m f=1\n"), specs[n++].bad_ip_csum = true;  /* bad_ip_checksum */
+    specs[n] = v4(8089, "m f=2\n"), specs[n++].ip_total_delta = 20; /* truncated */
+    specs[n] = v4(8089, "m f=3\n"), specs[n++].fragment = true;     /* ip_fragment */
+    specs[n] = v6(8089, "m f=4\n"), specs[n++].fragment = true;     /* ip_fragment */
+    specs[n] = v4(8089, "m f=5\n"), specs[n++].proto = 6;           /* not_udp */
+    specs[n++] = v4(9999, "m f=6\n");                               /* unknown_port */
+    specs[n] = v4(8089, "m f=7\n"), specs[n++].udp_len_delta = 10;  /* bad_udp_length */
+    specs[n] = v4(8089, "m f=8\n"), specs[n++].bad_udp_csum = true; /* bad_udp_checksum */
+    specs[n] = v6(8089, "m f=9\n"), specs[n++].no_udp_csum = true;  /* bad_udp_checksum */
+    specs[n] = v4(8089, "m f=10\n"), specs[n++].ihl = 4;            /* bad_ip_header */
+    specs[n] = v4(8125, "m:1|c\n"), specs[n++].cut = 30;            /* truncated (frame cut) */
     memset(big_payload, 'x', sizeof(big_payload) - 1);
     specs[n++] = v4(8125, big_payload); /* 1442 bytes > 1024 data room: multi_segment */
     unsigned seq = 0;
@@ -157,25 +157,24 @@ static unsigned write_capture(const char *path)
     return seq;
 }
 
-static const char *yaml_fmt =
-    "dpdk:\n"
-    "  enabled: true\n"
-    "  huge_pages: false\n"
-    "  pci: false\n"
-    "  in_memory: true\n"
-    "  memory: 128MiB\n"
-    "  eal_args: [--no-telemetry, --log-level=warning]\n"
-    "  ports:\n"
-    "    - name: cap0\n"
-    "      vdev: net_pcap0,rx_pcap=%s\n"
-    "      mbufs: 1023\n"
-    "      mbuf_cache: 32\n"
-    "      mbuf_size: 1024\n"
-    "      rx_descriptors: 256\n"
-    "      burst: 8\n"
-    "  udp_ports:\n"
-    "    - {port: 8089, protocol: influx_line}\n"
-    "    - {port: 8125, protocol: statsd}\n";
+static const char *yaml_fmt = "dpdk:\n"
+                              "  enabled: true\n"
+                              "  huge_pages: false\n"
+                              "  pci: false\n"
+                              "  in_memory: true\n"
+                              "  memory: 128MiB\n"
+                              "  eal_args: [--no-telemetry, --log-level=warning]\n"
+                              "  ports:\n"
+                              "    - name: cap0\n"
+                              "      vdev: net_pcap0,rx_pcap=%s\n"
+                              "      mbufs: 1023\n"
+                              "      mbuf_cache: 32\n"
+                              "      mbuf_size: 1024\n"
+                              "      rx_descriptors: 256\n"
+                              "      burst: 8\n"
+                              "  udp_ports:\n"
+                              "    - {port: 8089, protocol: influx_line}\n"
+                              "    - {port: 8125, protocol: statsd}\n";
 
 static void test_pcap_end_to_end(void **state)
 {
@@ -215,8 +214,8 @@ static void test_pcap_end_to_end(void **state)
     const uint16_t ports[2] = {8089, 8125};
     for (int i = 0; i < 2; i++) {
         rf_parse_config pc = {.source_id = (uint16_t)i};
-        ins[i]->parser = rf_parse_ctx_new(&pc, ins[i]->batch, 64, collect_flush, &ins[i]->out,
-                                          &err);
+        ins[i]->parser =
+            rf_parse_ctx_new(&pc, ins[i]->batch, 64, collect_flush, &ins[i]->out, &err);
         assert_non_null(ins[i]->parser);
         rf_listen_handler h = {.on_data = on_data, .on_burst_end = on_burst_end, .ctx = ins[i]};
         assert_int_equal(rf_dpdk_queue_set_handler(q, ports[i], &h, &err), 0);
@@ -239,11 +238,11 @@ static void test_pcap_end_to_end(void **state)
         enum rf_dpdk_counter_id id;
         uint64_t n;
     } drops[] = {
-        {RF_DC_DROP_NOT_IP, 1},        {RF_DC_DROP_IP_FRAGMENT, 2},
-        {RF_DC_DROP_BAD_IP_HEADER, 1}, {RF_DC_DROP_BAD_IP_CHECKSUM, 1},
-        {RF_DC_DROP_NOT_UDP, 1},       {RF_DC_DROP_BAD_UDP_LENGTH, 1},
+        {RF_DC_DROP_NOT_IP, 1},           {RF_DC_DROP_IP_FRAGMENT, 2},
+        {RF_DC_DROP_BAD_IP_HEADER, 1},    {RF_DC_DROP_BAD_IP_CHECKSUM, 1},
+        {RF_DC_DROP_NOT_UDP, 1},          {RF_DC_DROP_BAD_UDP_LENGTH, 1},
         {RF_DC_DROP_BAD_UDP_CHECKSUM, 2}, {RF_DC_DROP_UNKNOWN_PORT, 1},
-        {RF_DC_DROP_MULTI_SEGMENT, 1}, {RF_DC_DROP_TRUNCATED, 2},
+        {RF_DC_DROP_MULTI_SEGMENT, 1},    {RF_DC_DROP_TRUNCATED, 2},
     };
     uint64_t dropped = 0;
     for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {

@@ -25,10 +25,10 @@
 typedef struct worker {
     rf_dpdk_queue *q;
     unsigned datagrams;
-    uint64_t byte_sum;      /* sum of the first payload byte: which frames came */
+    uint64_t byte_sum; /* sum of the first payload byte: which frames came */
     unsigned wrong_port;
     int reg_rc;
-    _Atomic bool stop;      /* set by main (release), read by the worker (acquire) */
+    _Atomic bool stop; /* set by main (release), read by the worker (acquire) */
 } worker;
 
 static void on_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
@@ -102,8 +102,12 @@ static void test_two_queues(void **state)
     for (unsigned n = 0; n < PER_QUEUE; n++) {
         for (int i = 0; i < 2; i++) {
             const char *payload = i == 0 ? "a:1|c\n" : "b:2|g\n";
-            pb_spec s = {.family = 4, .sport = 9, .dport = 8125, .payload = payload,
-                         .src4 = {10, 0, 0, (uint8_t)(1 + i)}, .dst4 = {10, 0, 0, 9}};
+            pb_spec s = {.family = 4,
+                         .sport = 9,
+                         .dport = 8125,
+                         .payload = payload,
+                         .src4 = {10, 0, 0, (uint8_t)(1 + i)},
+                         .dst4 = {10, 0, 0, 9}};
             pb_build(&s, &f);
             struct rte_mbuf *m;
             while (!(m = rte_pktmbuf_alloc(mp)))

@@ -23,15 +23,23 @@
 
 static pb_spec v4(const char *payload)
 {
-    pb_spec s = {.family = 4, .sport = 1234, .dport = 8125, .payload = payload,
-                 .src4 = {192, 168, 1, 7}, .dst4 = {192, 168, 1, 1}};
+    pb_spec s = {.family = 4,
+                 .sport = 1234,
+                 .dport = 8125,
+                 .payload = payload,
+                 .src4 = {192, 168, 1, 7},
+                 .dst4 = {192, 168, 1, 1}};
     return s;
 }
 
 static pb_spec v6(const char *payload)
 {
-    pb_spec s = {.family = 6, .sport = 1234, .dport = 8089, .payload = payload,
-                 .src6 = {0xfe, 0x80, [15] = 7}, .dst6 = {0xfe, 0x80, [15] = 1}};
+    pb_spec s = {.family = 6,
+                 .sport = 1234,
+                 .dport = 8089,
+                 .payload = payload,
+                 .src6 = {0xfe, 0x80, [15] = 7},
+                 .dst6 = {0xfe, 0x80, [15] = 1}};
     return s;
 }
 
@@ -353,10 +361,8 @@ static void test_pool_per_node(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid),
-        cmocka_unit_test(test_drops),
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_counter_names),
+        cmocka_unit_test(test_valid),         cmocka_unit_test(test_drops),
+        cmocka_unit_test(test_config),        cmocka_unit_test(test_counter_names),
         cmocka_unit_test(test_pool_per_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ts[i] < ts[i - 1])
             abort();
 
-    long len = rf_block_encode(codec, vt, ts, v, (uint32_t)n, buf,
-                               rf_block_encode_bound((uint32_t)n));
+    long len =
+        rf_block_encode(codec, vt, ts, v, (uint32_t)n, buf, rf_block_encode_bound((uint32_t)n));
     if (len <= 0)
         abort();
     if (rf_block_decode(codec, buf, (size_t)len, ts2, v2, (uint32_t)n) != n ||

@@ -39,7 +39,12 @@
 #include "ingest/listen/listen.h"
 #include "ingest/listen/listen_pvt.h"
 
-enum ref_kind { REF_END, REF_LINE, REF_OVER, REF_FINAL };
+enum ref_kind {
+    REF_END,
+    REF_LINE,
+    REF_OVER,
+    REF_FINAL
+};
 
 /* The reference: the next expected delivery in the stream. */
 typedef struct ref {
@@ -77,8 +82,7 @@ static void expect_line(checker *c, const char *d, size_t n)
 {
     const char *want;
     size_t wl;
-    if (ref_next(&c->r, &want, &wl) != REF_LINE || wl != n || n > c->cap ||
-        memcmp(want, d, n) != 0)
+    if (ref_next(&c->r, &want, &wl) != REF_LINE || wl != n || n > c->cap || memcmp(want, d, n) != 0)
         abort(); /* a line lost, duplicated, reordered, altered or overlong */
 }
 
@@ -132,8 +136,7 @@ static void check_state(const rf_linebuf *lb)
 
 /* Feeds stream[0..n) in reads of the given sizes, then finishes; checks
  * everything above. */
-static void run_stream(rf_linebuf *lb, const char *stream, size_t n, const uint8_t *sizes,
-                       size_t k)
+static void run_stream(rf_linebuf *lb, const char *stream, size_t n, const uint8_t *sizes, size_t k)
 {
     checker c = {.r = {stream, stream + n, lb->cap}, .lbuf = lb->buf, .cap = lb->cap};
     uint64_t over_returned = 0;

@@ -39,9 +39,8 @@ static void fuzz_flush(void *user, rf_event *events, size_t n)
         if (e->kind == RF_KIND_SERIES_DEF) {
             rf_series_key *k = (rf_series_key *)(uintptr_t)e->aux;
             if (!k || k->series_id != e->series_id ||
-                rf_series_id_of_key(k->text, k->len) != e->series_id ||
-                strlen(k->text) != k->len || k->field_offset > k->len ||
-                k->measurement_len >= k->field_offset)
+                rf_series_id_of_key(k->text, k->len) != e->series_id || strlen(k->text) != k->len ||
+                k->field_offset > k->len || k->measurement_len >= k->field_offset)
                 abort();
             rf_series_key_free(k);
             continue;

@@ -80,11 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char head[160];
     int hn = otlp ? snprintf(head, sizeof(head),
                              "POST /v1/metrics HTTP/1.1\r\nContent-Type: application/%s\r\n"
-                             "Content-Length: %zu\r\n\r\n", flags & 8 ? "json" : "x-protobuf",
-                             blen)
+                             "Content-Length: %zu\r\n\r\n",
+                             flags & 8 ? "json" : "x-protobuf", blen)
                   : snprintf(head, sizeof(head),
                              "POST /api/v1/write HTTP/1.1\r\nContent-Encoding: snappy\r\n"
-                             "Content-Length: %zu\r\n\r\n", blen);
+                             "Content-Length: %zu\r\n\r\n",
+                             blen);
     emitted = 0;
     rf_http_conn_feed(c, head, (size_t)hn, 1, 1);
     rf_http_conn_feed(c, body, blen, 1, 1);

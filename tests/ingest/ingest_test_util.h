@@ -158,11 +158,9 @@ static inline uint64_t hash_str(const char *s)
  * t, loopback (rf_listener_config_init's default address), an ephemeral port
  * (0) and on_data(ctx, ...) as the handler. Callers set whatever else they
  * test. */
-static inline void it_listener_config(rf_listener_config *cfg, const char *name,
-                                      enum rf_listen_transport t,
-                                      void (*on_data)(void *ctx, const rf_listener *l,
-                                                      const rf_listen_chunk *chunk),
-                                      void *ctx)
+static inline void it_listener_config(
+    rf_listener_config *cfg, const char *name, enum rf_listen_transport t,
+    void (*on_data)(void *ctx, const rf_listener *l, const rf_listen_chunk *chunk), void *ctx)
 {
     rf_listener_config_init(cfg);
     if (name)

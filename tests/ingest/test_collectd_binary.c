@@ -79,8 +79,10 @@ static void test_value_lists(void **state)
     assert_int_equal(parse(f, &p), 0);
     assert_int_equal(n_data(f), 3 + 1 + 1);
     /* No types.db: three values are named by index, one by "value". */
-    assert_int_equal(data_ev(f, 0)->series_id, id_of("app_0,host=rack1.node-7,instance=web.1,type=load value"));
-    assert_int_equal(data_ev(f, 2)->series_id, id_of("app_2,host=rack1.node-7,instance=web.1,type=load value"));
+    assert_int_equal(data_ev(f, 0)->series_id,
+                     id_of("app_0,host=rack1.node-7,instance=web.1,type=load value"));
+    assert_int_equal(data_ev(f, 2)->series_id,
+                     id_of("app_2,host=rack1.node-7,instance=web.1,type=load value"));
     assert_true(data_ev(f, 2)->value.f64 == -3e-5);
     assert_int_equal(data_ev(f, 0)->event_time_ns, 1700000100LL * 1000000000LL);
     assert_int_equal(data_ev(f, 0)->flags, RF_EVF_HAS_CLIENT_TIME);

@@ -59,9 +59,9 @@ static fx *fx_new(const rf_http_limits *lim)
     rf_err err;
     f->srv = rf_http_server_new(lim, &err);
     assert_non_null(f->srv);
-    assert_int_equal(rf_http_server_route(f->srv, "/write", RF_HTTP_POST, "write", echo_handler,
-                                          &f->s, &err),
-                     0);
+    assert_int_equal(
+        rf_http_server_route(f->srv, "/write", RF_HTTP_POST, "write", echo_handler, &f->s, &err),
+        0);
     assert_int_equal(rf_http_server_route(f->srv, "/ping", RF_HTTP_GET | RF_HTTP_HEAD, "ping",
                                           echo_handler, &f->s, &err),
                      1);
@@ -188,16 +188,20 @@ static void test_expect_continue(void **state)
     rf_http_limits lim = {.max_body = 100};
     fx *f = fx_new(&lim);
     /* The interim answer comes before the body is sent. */
-    assert_int_equal(feeds(f, "POST /write HTTP/1.1\r\nExpect: 100-continue\r\n"
-                              "Content-Length: 3\r\n\r\n", 0),
+    assert_int_equal(feeds(f,
+                           "POST /write HTTP/1.1\r\nExpect: 100-continue\r\n"
+                           "Content-Length: 3\r\n\r\n",
+                           0),
                      RF_HTTP_KEEP);
     assert_string_equal(f->out, "HTTP/1.1 100 Continue\r\n\r\n");
     assert_int_equal(feeds(f, "abc", 0), RF_HTTP_KEEP);
     assert_int_equal(f->s.calls, 1);
     assert_string_equal(f->out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n");
     /* Too large: 413 instead of 100, and close, before the body. */
-    assert_int_equal(feeds(f, "POST /write HTTP/1.1\r\nExpect: 100-continue\r\n"
-                              "Content-Length: 101\r\n\r\n", 0),
+    assert_int_equal(feeds(f,
+                           "POST /write HTTP/1.1\r\nExpect: 100-continue\r\n"
+                           "Content-Length: 101\r\n\r\n",
+                           0),
                      RF_HTTP_CLOSE);
     assert_non_null(strstr(f->out, "HTTP/1.1 413 Payload Too Large\r\n"));
     assert_int_equal(count_of(f->out, "100 Continue"), 1);
@@ -206,9 +210,9 @@ static void test_expect_continue(void **state)
     fx_free(f);
 
     f = fx_new(NULL);
-    assert_int_equal(feeds(f, "POST /write HTTP/1.1\r\nExpect: magic\r\nContent-Length: 1\r\n\r\n",
-                           0),
-                     RF_HTTP_CLOSE);
+    assert_int_equal(
+        feeds(f, "POST /write HTTP/1.1\r\nExpect: magic\r\nContent-Length: 1\r\n\r\n", 0),
+        RF_HTTP_CLOSE);
     assert_non_null(strstr(f->out, "HTTP/1.1 417"));
     fx_free(f);
 }
@@ -219,8 +223,10 @@ static void test_body_limit_chunked(void **state)
     rf_http_limits lim = {.max_body = 10};
     fx *f = fx_new(&lim);
     /* No length declared: refused when the 11th byte arrives. */
-    assert_int_equal(feeds(f, "POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                              "6\r\n123456\r\n6\r\n123456\r\n0\r\n\r\n", 3),
+    assert_int_equal(feeds(f,
+                           "POST /write HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           "6\r\n123456\r\n6\r\n123456\r\n0\r\n\r\n",
+                           3),
                      RF_HTTP_CLOSE);
     assert_non_null(strstr(f->out, "HTTP/1.1 413"));
     assert_non_null(strstr(f->out, "Connection: close"));
@@ -244,9 +250,9 @@ static void test_header_limits(void **state)
     fx_free(f);
 
     f = fx_new(&lim);
-    assert_int_equal(feeds(f, "GET /ping HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\n",
-                           0),
-                     RF_HTTP_CLOSE);
+    assert_int_equal(
+        feeds(f, "GET /ping HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\n", 0),
+        RF_HTTP_CLOSE);
     assert_non_null(strstr(f->out, "HTTP/1.1 431"));
     fx_free(f);
 
@@ -307,9 +313,9 @@ static size_t gzip_of(const void *in, size_t len, uint8_t *out, size_t cap)
 static void post_gzip(fx *f, const uint8_t *gz, size_t gzlen)
 {
     char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "POST /write HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: %zu\r\n\r\n",
-                     gzlen);
+    int n = snprintf(
+        head, sizeof(head),
+        "POST /write HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: %zu\r\n\r\n", gzlen);
     feed(f, head, (size_t)n, 0);
     feed(f, (const char *)gz, gzlen, 0);
 }
@@ -344,8 +350,10 @@ static void test_gzip(void **state)
     assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_BAD_ENCODING), 2);
     assert_false(rf_http_conn_closing(f->conn));
     /* Other encodings reach the handler as they are. */
-    assert_int_equal(feeds(f, "POST /write HTTP/1.1\r\nContent-Encoding: snappy\r\n"
-                              "Content-Length: 2\r\n\r\nxy", 0),
+    assert_int_equal(feeds(f,
+                           "POST /write HTTP/1.1\r\nContent-Encoding: snappy\r\n"
+                           "Content-Length: 2\r\n\r\nxy",
+                           0),
                      RF_HTTP_KEEP);
     assert_string_equal(f->s.enc, "snappy");
     fx_free(f);
@@ -384,8 +392,8 @@ static void test_body_budget(void **state)
     rf_http_conn *other = rf_http_conn_new(f->srv, "", &err);
     /* The other connection holds 48 KiB of a body in progress. */
     char head[128];
-    int hn = snprintf(head, sizeof(head),
-                      "POST /write HTTP/1.1\r\nContent-Length: %d\r\n\r\n", 48 << 10);
+    int hn = snprintf(head, sizeof(head), "POST /write HTTP/1.1\r\nContent-Length: %d\r\n\r\n",
+                      48 << 10);
     assert_int_equal(rf_http_conn_feed(other, head, (size_t)hn, 0, 0), RF_HTTP_KEEP);
     assert_true(rf_http_server_body_in_use(f->srv) >= (48u << 10));
     hn = snprintf(head, sizeof(head), "POST /write HTTP/1.1\r\nContent-Length: %d\r\n\r\n",

@@ -50,8 +50,9 @@ static const char *post(hfx *h, const char *target, const char *extra_headers, c
                         size_t body_len)
 {
     char head[1024];
-    int n = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n",
-                     target, extra_headers ? extra_headers : "", body_len);
+    int n =
+        snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n\r\n",
+                 target, extra_headers ? extra_headers : "", body_len);
     h->out_len = 0;
     rf_http_conn_feed(h->conn, head, (size_t)n, T_WALL, T_MONO);
     rf_http_conn_feed(h->conn, body, body_len, T_WALL, T_MONO);
@@ -134,10 +135,10 @@ static void test_precisions(void **state)
     assert_true(starts(posts(h, "/write?db=d&precision=fortnight", "m v=1 1\n"), "HTTP/1.1 400"));
     assert_non_null(strstr(h->out, "invalid precision"));
     /* v2 knows only ns, us, ms, s. */
-    assert_true(starts(posts(h, "/api/v2/write?bucket=b&precision=h", "m v=1 1\n"),
-                       "HTTP/1.1 400"));
-    assert_true(starts(posts(h, "/api/v2/write?bucket=b&precision=s", "m v=1 1\n"),
-                       "HTTP/1.1 204"));
+    assert_true(
+        starts(posts(h, "/api/v2/write?bucket=b&precision=h", "m v=1 1\n"), "HTTP/1.1 400"));
+    assert_true(
+        starts(posts(h, "/api/v2/write?bucket=b&precision=s", "m v=1 1\n"), "HTTP/1.1 204"));
     assert_int_equal(n_data(h->pf), 1);
     assert_int_equal(data_ev(h->pf, 0)->event_time_ns, 1000000000LL);
     hfx_free(h);
@@ -148,7 +149,7 @@ static void test_partial_write(void **state)
     (void)state;
     hfx *h = hfx_new();
     const char *body = "cpu v=1 1\n"
-                       "cpu v= 2\n"     /* bad number */
+                       "cpu v= 2\n" /* bad number */
                        "cpu v=3 3\n"
                        "cpu,a=1,a=2 v=4\n" /* duplicate tag */
                        "cpu v=5 5\n";
@@ -205,8 +206,8 @@ static void test_ping_busy_and_encoding(void **state)
     assert_non_null(strstr(h->out, "Retry-After: 1\r\n"));
     assert_int_equal(n_data(h->pf), 0);
     h->busy = false;
-    assert_true(starts(post(h, "/write?db=x", "Content-Encoding: br\r\n", "xx", 2),
-                       "HTTP/1.1 415"));
+    assert_true(
+        starts(post(h, "/write?db=x", "Content-Encoding: br\r\n", "xx", 2), "HTTP/1.1 415"));
 
     /* gzip bodies are taken as they are by every client library. */
     const char *text = "cpu v=7 7\n";

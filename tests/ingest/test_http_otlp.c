@@ -208,7 +208,8 @@ static void test_gauge_sum_histogram(void **state)
     assert_int_equal(data_ev(f, 3)->value.i64, 8);
     assert_int_equal(data_ev(f, 4)->series_id, id_of("latency,service.name=api sum"));
     assert_true(data_ev(f, 4)->value.f64 == 3.5);
-    assert_int_equal(data_ev(f, 5)->series_id, id_of("latency,service.name=api le_0.10000000000000001"));
+    assert_int_equal(data_ev(f, 5)->series_id,
+                     id_of("latency,service.name=api le_0.10000000000000001"));
     assert_int_equal(data_ev(f, 5)->value.i64, 3);
     assert_int_equal(data_ev(f, 6)->series_id, id_of("latency,service.name=api le_1"));
     assert_int_equal(data_ev(f, 6)->value.i64, 7);
@@ -248,13 +249,13 @@ static void test_partial_success_and_bad_bodies(void **state)
     req_init(&b, ms, 2);
     assert_true(starts(post_rq(h, &b.rq), "HTTP/1.1 200"));
     assert_non_null(strstr(h->out, "Content-Type: application/x-protobuf\r\n"));
-    RfOtlp__ExportMetricsServiceResponse *r =
-        rf_otlp__export_metrics_service_response__unpack(NULL, h->body_len,
-                                                          (const uint8_t *)h->body);
+    RfOtlp__ExportMetricsServiceResponse *r = rf_otlp__export_metrics_service_response__unpack(
+        NULL, h->body_len, (const uint8_t *)h->body);
     assert_non_null(r);
     assert_non_null(r->partial_success);
     assert_int_equal(r->partial_success->rejected_data_points, 4); /* NaN + 3 summary points */
-    assert_non_null(strstr(r->partial_success->error_message, "refused 1 data points; first 'temp"));
+    assert_non_null(
+        strstr(r->partial_success->error_message, "refused 1 data points; first 'temp"));
     assert_non_null(strstr(r->partial_success->error_message, "summaries are not stored"));
     rf_otlp__export_metrics_service_response__free_unpacked(r, NULL);
     assert_int_equal(n_data(h->pf), 1);
@@ -308,7 +309,8 @@ static void test_json(void **state)
         "\"timeUnixNano\":\"1700000000000000001\",\"asDouble\":0.5}]}},"
         "{\"name\":\"http.requests\",\"sum\":{\"isMonotonic\":true,\"aggregationTemporality\":2,"
         "\"dataPoints\":[{\"timeUnixNano\":1700000000000000002,\"asInt\":\"12\"}]}},"
-        "{\"name\":\"latency\",\"histogram\":{\"dataPoints\":[{\"timeUnixNano\":\"1700000000000000003\","
+        "{\"name\":\"latency\",\"histogram\":{\"dataPoints\":[{\"timeUnixNano\":"
+        "\"1700000000000000003\","
         "\"count\":\"5\",\"sum\":2.5,\"bucketCounts\":[\"2\",\"3\"],\"explicitBounds\":[1]}]}},"
         "{\"name\":\"eh\",\"exponentialHistogram\":{\"dataPoints\":[{},{}]}}"
         "]}]}]}";
@@ -336,13 +338,14 @@ static void test_json(void **state)
     assert_int_equal(h->body_len, 2);
     assert_memory_equal(h->body, "{}", 2);
     /* Not JSON, not the message, a bad number: 400, counted; nothing stored. */
-    static const char *bad[] = {"{nope", "[1,2]",
-                                "{\"resourceMetrics\":{}}",
-                                "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"m\","
-                                "\"gauge\":{\"dataPoints\":[{\"asInt\":\"12x\"}]}}]}]}]}"};
+    static const char *bad[] = {
+        "{nope", "[1,2]", "{\"resourceMetrics\":{}}",
+        "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"m\","
+        "\"gauge\":{\"dataPoints\":[{\"asInt\":\"12x\"}]}}]}]}]}"};
     size_t before = n_data(f);
     for (size_t i = 0; i < 4; i++)
-        assert_true(starts(post_raw(h, "application/json", bad[i], strlen(bad[i])), "HTTP/1.1 400"));
+        assert_true(
+            starts(post_raw(h, "application/json", bad[i], strlen(bad[i])), "HTTP/1.1 400"));
     assert_int_equal(rf_http_reject_count(h->srv, RF_HTTP_REJ_BAD_JSON), 4);
     assert_int_equal(n_data(f), before);
     ofx_free(h);

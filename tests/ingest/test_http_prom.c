@@ -141,7 +141,8 @@ static void test_samples_to_points(void **state)
     assert_int_equal(n_data(f), 4);
     uint64_t ida = id_of("http_requests_total,job=api,path=/a\\ b\\,c\\=d\\\\ value");
     assert_int_equal(data_ev(f, 0)->series_id, ida);
-    assert_string_equal(def_text(f, ida), "http_requests_total,job=api,path=/a\\ b\\,c\\=d\\\\ value");
+    assert_string_equal(def_text(f, ida),
+                        "http_requests_total,job=api,path=/a\\ b\\,c\\=d\\\\ value");
     assert_true(data_ev(f, 0)->value.f64 == 10.0);
     assert_int_equal(data_ev(f, 0)->value_type, RF_VALUE_F64);
     assert_int_equal(data_ev(f, 0)->event_time_ns, 1700000000000LL * 1000000);
@@ -238,8 +239,8 @@ static void test_huge_repeated_field(void **state)
     size_t len = 0;
     uint8_t *ts = malloc(ns * 2 + 64);
     /* TimeSeries: label __name__=x, then ns empty samples (field 2, len 0). */
-    const uint8_t label[] = {0x0a, 0x0d, 0x0a, 0x08, '_', '_', 'n', 'a', 'm', 'e', '_', '_',
-                             0x12, 0x01, 'x'};
+    const uint8_t label[] = {0x0a, 0x0d, 0x0a, 0x08, '_',  '_',  'n', 'a',
+                             'm',  'e',  '_',  '_',  0x12, 0x01, 'x'};
     memcpy(ts, label, sizeof(label));
     len = sizeof(label);
     for (size_t i = 0; i < ns; i++) {
@@ -287,14 +288,21 @@ static void test_huge_repeated_field(void **state)
 static void test_values_exact(void **state)
 {
     (void)state;
-    enum { N = 4000 };
+    enum {
+        N = 4000
+    };
     pfx *h = pfx_new(0);
     static RfProm__Sample smp[N], *smpp[N];
     static double want[N];
     uint64_t x = 0x243f6a8885a308d3ull;
-    static const double special[] = {0.1, 0.2, 0.3, 1e-7, 123456.789012, -273.15, 1e300, -1e-300,
-                                     5e-324, 1.7976931348623157e308, 0.5, 1e15, 1e16,
-                                     9007199254740993.0, 2.5e-300, 3.141592653589793};
+    static const double special[] = {0.1,           0.2,
+                                     0.3,           1e-7,
+                                     123456.789012, -273.15,
+                                     1e300,         -1e-300,
+                                     5e-324,        1.7976931348623157e308,
+                                     0.5,           1e15,
+                                     1e16,          9007199254740993.0,
+                                     2.5e-300,      3.141592653589793};
     for (int i = 0; i < N; i++) {
         x ^= x << 13;
         x ^= x >> 7;
@@ -333,7 +341,8 @@ static void test_values_exact(void **state)
     for (int i = 0; i < N; i++) {
         double got = data_ev(h->pf, (size_t)i)->value.f64;
         if (memcmp(&got, &want[i], sizeof(got)) != 0)
-            fail_msg("sample %d: sent %.17g (%a), stored %.17g (%a)", i, want[i], want[i], got, got);
+            fail_msg("sample %d: sent %.17g (%a), stored %.17g (%a)", i, want[i], want[i], got,
+                     got);
     }
     pfx_free(h);
 }
@@ -341,10 +350,8 @@ static void test_values_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_samples_to_points),
-        cmocka_unit_test(test_stale_nan_inf_and_nameless),
-        cmocka_unit_test(test_hostile_bodies),
-        cmocka_unit_test(test_huge_repeated_field),
+        cmocka_unit_test(test_samples_to_points), cmocka_unit_test(test_stale_nan_inf_and_nameless),
+        cmocka_unit_test(test_hostile_bodies),    cmocka_unit_test(test_huge_repeated_field),
         cmocka_unit_test(test_values_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

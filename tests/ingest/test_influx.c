@@ -82,21 +82,23 @@ static void test_spec_escapes(void **state)
 {
     (void)state;
     fixture *f = lp_fixture(RF_PRECISION_NS);
-    assert_int_equal(run(f, rf_parse_influx,
-                         "my\\ Measurement fieldKey=\"string value\"\n"
-                         "myMeasurement fieldKey=\"\\\"string\\\" within a string\"\n"
-                         "myMeasurement,tag\\ Key1=tag\\ Value1,tag\\ Key2=tag\\ Value2 "
-                         "fieldKey=100\n"
-                         "myMeasurement,tagKey=\xf0\x9f\x8d\xad fieldKey=\"Launch \xf0\x9f\x9a\x80\" "
-                         "1556813561098000000\n"
-                         "m\\,x,t\\=k=v\\,w f\\=\\,k\\ =1\n"),
-                     0);
+    assert_int_equal(
+        run(f, rf_parse_influx,
+            "my\\ Measurement fieldKey=\"string value\"\n"
+            "myMeasurement fieldKey=\"\\\"string\\\" within a string\"\n"
+            "myMeasurement,tag\\ Key1=tag\\ Value1,tag\\ Key2=tag\\ Value2 "
+            "fieldKey=100\n"
+            "myMeasurement,tagKey=\xf0\x9f\x8d\xad fieldKey=\"Launch \xf0\x9f\x9a\x80\" "
+            "1556813561098000000\n"
+            "m\\,x,t\\=k=v\\,w f\\=\\,k\\ =1\n"),
+        0);
     assert_int_equal(n_data(f), 5);
     assert_int_equal(data_ev(f, 0)->series_id, id_of("my\\ Measurement fieldKey"));
     assert_int_equal(data_ev(f, 0)->value.u64, hash_str("string value"));
     assert_int_equal(data_ev(f, 1)->value.u64, hash_str("\"string\" within a string"));
-    assert_int_equal(data_ev(f, 2)->series_id,
-                     id_of("myMeasurement,tag\\ Key1=tag\\ Value1,tag\\ Key2=tag\\ Value2 fieldKey"));
+    assert_int_equal(
+        data_ev(f, 2)->series_id,
+        id_of("myMeasurement,tag\\ Key1=tag\\ Value1,tag\\ Key2=tag\\ Value2 fieldKey"));
     assert_true(data_ev(f, 2)->value.f64 == 100.0);
     assert_int_equal(data_ev(f, 3)->series_id,
                      id_of("myMeasurement,tagKey=\xf0\x9f\x8d\xad fieldKey"));
@@ -194,9 +196,8 @@ static void test_floats(void **state)
     /* Underflow has the rule overflow has: a value that is not zero but
      * would be stored as zero is out of range; a subnormal that rounds to a
      * representable non-zero value is kept (3e-324 is the smallest, 4.9e-324). */
-    assert_int_equal(run(f, rf_parse_influx,
-                         "m a=1e-400\nm a=-1e-400\nm a=2e-324\nm a=0.0000001e-320\n"),
-                     4);
+    assert_int_equal(
+        run(f, rf_parse_influx, "m a=1e-400\nm a=-1e-400\nm a=2e-324\nm a=0.0000001e-320\n"), 4);
     assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_OUT_OF_RANGE), 6);
     assert_int_equal(n_data(f), 0);
     assert_int_equal(run(f, rf_parse_influx, "m a=3e-324,b=-0e-999,c=0.000e-400\n"), 0);
@@ -241,8 +242,7 @@ static void test_floats_match_strtod(void **state)
         size_t rej = run(f, rf_parse_influx, line);
         /* Every generated mantissa has a non-zero digit only when it is not
          * all zeros; strtod's 0 for a non-zero mantissa is an underflow. */
-        bool all_zero = strspn(num + (num[0] == '-'), "0.") ==
-                        strcspn(num + (num[0] == '-'), "e");
+        bool all_zero = strspn(num + (num[0] == '-'), "0.") == strcspn(num + (num[0] == '-'), "e");
         if (isinf(want) || (want == 0 && !all_zero)) {
             assert_int_equal(rej, 1);
             continue;
@@ -260,9 +260,9 @@ static void test_booleans(void **state)
 {
     (void)state;
     fixture *f = lp_fixture(RF_PRECISION_NS);
-    assert_int_equal(run(f, rf_parse_influx,
-                         "m a=t,b=T,c=true,d=True,e=TRUE,f=f,g=F,h=false,i=False,j=FALSE\n"),
-                     0);
+    assert_int_equal(
+        run(f, rf_parse_influx, "m a=t,b=T,c=true,d=True,e=TRUE,f=f,g=F,h=false,i=False,j=FALSE\n"),
+        0);
     assert_int_equal(n_data(f), 10);
     for (size_t i = 0; i < 10; i++) {
         assert_int_equal(data_ev(f, i)->value_type, RF_VALUE_BOOL);

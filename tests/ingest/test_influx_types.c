@@ -9,8 +9,8 @@
 
 static fixture *lp(rf_field_types *types, uint32_t max_line)
 {
-    rf_parse_config cfg = {.precision = RF_PRECISION_NS, .field_types = types,
-                           .max_line_len = max_line};
+    rf_parse_config cfg = {
+        .precision = RF_PRECISION_NS, .field_types = types, .max_line_len = max_line};
     return fixture_new(&cfg);
 }
 

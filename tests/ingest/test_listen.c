@@ -361,7 +361,8 @@ static void test_frame_overlong_resync(void **state)
         frame_sink f = {0};
         uint32_t over = 0;
         for (size_t off = 0; off < n; off += step)
-            over += rf_linebuf_feed(&lb, msg + off, off + step > n ? n - off : step, frame_emit, &f);
+            over +=
+                rf_linebuf_feed(&lb, msg + off, off + step > n ? n - off : step, frame_emit, &f);
         rf_linebuf_finish(&lb, frame_emit, &f);
         f.out[f.len] = '\0';
         assert_string_equal(f.out, want);
@@ -481,7 +482,10 @@ static void test_udp_receipt_time_is_the_kernels(void **state)
     fx_close(&fx);
 }
 
-static void small_rcvbuf(rf_listener_config *c) { c->rcvbuf_bytes = 16384; }
+static void small_rcvbuf(rf_listener_config *c)
+{
+    c->rcvbuf_bytes = 16384;
+}
 
 /* Kernel drops: overflow a small receive buffer while nobody polls, drain,
  * send one more datagram (it carries the drop count), compare with /proc. */
@@ -503,7 +507,8 @@ static void test_udp_kernel_drops(void **state)
     assert_true(wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, got + 1, 5000));
     uint64_t drops = rf_listener_counter(fx.l, RF_LC_KERNEL_DROPS), proc = 0;
     assert_int_equal(rf_listener_proc_drops(fx.l, &proc), 0);
-    fprintf(stderr, "# udp drops: delivered %" PRIu64 " of 3001, SO_RXQ_OVFL %" PRIu64
+    fprintf(stderr,
+            "# udp drops: delivered %" PRIu64 " of 3001, SO_RXQ_OVFL %" PRIu64
             ", /proc/net/udp %" PRIu64 ", enobufs %" PRIu64 ", rearms %" PRIu64 "\n",
             rf_listener_counter(fx.l, RF_LC_DATAGRAMS), drops, proc,
             rf_listener_counter(fx.l, RF_LC_ENOBUFS), rf_listener_counter(fx.l, RF_LC_REARMS));
@@ -532,7 +537,8 @@ static void test_udp_enobufs_rearm(void **state)
     assert_true(wait_ctr(fx.set, fx.l, RF_LC_DATAGRAMS, 200, 5000));
     assert_int_equal(fx.s.mismatches, 0);
     assert_true(rf_listener_counter(fx.l, RF_LC_ENOBUFS) > 0);
-    assert_true(rf_listener_counter(fx.l, RF_LC_REARMS) >= rf_listener_counter(fx.l, RF_LC_ENOBUFS));
+    assert_true(rf_listener_counter(fx.l, RF_LC_REARMS) >=
+                rf_listener_counter(fx.l, RF_LC_ENOBUFS));
     close(fd);
     fx_close(&fx);
 }
@@ -587,14 +593,20 @@ static void test_tcp_slow_writer(void **state)
     fx_close(&fx);
 }
 
-static void many_conns(rf_listener_config *c) { c->max_connections = 512; }
+static void many_conns(rf_listener_config *c)
+{
+    c->max_connections = 512;
+}
 
 static void test_tcp_many_connections(void **state)
 {
     (void)state;
     listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, many_conns);
-    enum { CONNS = 400, PER = 20 };
+    enum {
+        CONNS = 400,
+        PER = 20
+    };
     static int fds[CONNS];
     for (int i = 0; i < CONNS; i++) {
         fds[i] = tcp_connect(rf_listener_port(fx.l));
@@ -686,7 +698,10 @@ static void test_tcp_reset(void **state)
     fx_close(&fx);
 }
 
-static void cap4(rf_listener_config *c) { c->max_connections = 4; }
+static void cap4(rf_listener_config *c)
+{
+    c->max_connections = 4;
+}
 
 static void test_tcp_connection_cap(void **state)
 {
@@ -781,7 +796,10 @@ static void test_tcp_per_source_cap(void **state)
     fx_close(&fx);
 }
 
-static void idle50ms(rf_listener_config *c) { c->idle_timeout_ns = 50 * RF_NS_PER_MS; }
+static void idle50ms(rf_listener_config *c)
+{
+    c->idle_timeout_ns = 50 * RF_NS_PER_MS;
+}
 
 static void test_tcp_idle_timeout(void **state)
 {
@@ -808,7 +826,10 @@ static void test_tcp_idle_timeout(void **state)
     fx_close(&fx);
 }
 
-static void line64(rf_listener_config *c) { c->max_line_bytes = 64; }
+static void line64(rf_listener_config *c)
+{
+    c->max_line_bytes = 64;
+}
 
 static void test_tcp_line_too_long(void **state)
 {
@@ -940,8 +961,8 @@ static bool wait_detached(rf_listener_set *set, rf_listener *l, int ms)
 static bool port_free(int type, uint16_t port)
 {
     int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     /* No SO_REUSEPORT: fails while any socket of ours holds the port. For
      * TCP, SO_REUSEADDR looks past the TIME_WAIT our active close left. */
     int one = 1;
@@ -1021,8 +1042,8 @@ static void test_live_detach_tcp(void **state)
     close(c);
     assert_true(port_free(SOCK_STREAM, port));
     int c2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(c2, (struct sockaddr *)&a, sizeof(a)), -1);
     assert_int_equal(errno, ECONNREFUSED);
     close(c2);
@@ -1183,7 +1204,8 @@ static void test_config_defaults_and_list(void **state)
         "listeners:\n  - transport: udp\n    protocol: statsd\n    address: example.com\n",
         "listeners:\n  - transport: sctp\n    protocol: statsd\n",
         "listeners:\n  - protocol: statsd\n",
-        "listeners:\n  - transport: udp\n    protocol: statsd\n  - transport: udp\n    protocol: statsd\n",
+        "listeners:\n  - transport: udp\n    protocol: statsd\n  - transport: udp\n    protocol: "
+        "statsd\n",
         "listeners:\n  - transport: udp\n    protocol: statsd\n    port: 70000\n",
     };
     const char *why[] = {"IPv4 or IPv6 literal", "transport", "transport", "duplicate", "port"};
@@ -1234,7 +1256,10 @@ static void test_tcp_enobufs_rearm(void **state)
     rf_listener_set_options o = {.tcp_buffers = 2, .tcp_buffer_bytes = 1024};
     listen_fixture fx;
     fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", &o, NULL);
-    enum { CONNS = 32, PER = 200 };
+    enum {
+        CONNS = 32,
+        PER = 200
+    };
     int fds[CONNS];
     for (int i = 0; i < CONNS; i++)
         fds[i] = tcp_connect(rf_listener_port(fx.l));
@@ -1332,7 +1357,8 @@ static void test_tcp_accept_emfile_backoff(void **state)
     /* After the pause the rest are accepted. */
     int64_t t = rf_clock_mono_ns();
     assert_true(wait_ctr(set, l, RF_LC_CONN_ACCEPTED, 4, 5000));
-    fprintf(stderr, "# emfile: 2 accepted under the limit, %" PRIu64 " accept error(s), the "
+    fprintf(stderr,
+            "# emfile: 2 accepted under the limit, %" PRIu64 " accept error(s), the "
             "other 2 accepted %.0f ms after the limit was lifted\n",
             rf_listener_counter(l, RF_LC_ACCEPT_ERRORS), (double)(rf_clock_mono_ns() - t) / 1e6);
     for (int i = 0; i < 4; i++)
@@ -1358,7 +1384,9 @@ static void test_udp_reuseport_spread(void **state)
     cfg.handler.ctx = &b.s;
     assert_int_equal(rf_listener_add(b.set, &cfg, &b.l, &err), 0);
     assert_int_equal(rf_listener_start_check(b.set), 0);
-    enum { FLOWS = 32 };
+    enum {
+        FLOWS = 32
+    };
     for (int f = 0; f < FLOWS; f++) {
         int fd = udp_sender(AF_INET, "127.0.0.1", port);
         char msg[32];
@@ -1368,11 +1396,13 @@ static void test_udp_reuseport_spread(void **state)
     }
     int64_t deadline = rf_clock_mono_ns() + 5 * RF_NS_PER_S;
     while (rf_listener_counter(a.l, RF_LC_DATAGRAMS) + rf_listener_counter(b.l, RF_LC_DATAGRAMS) <
-               FLOWS && rf_clock_mono_ns() < deadline) {
+               FLOWS &&
+           rf_clock_mono_ns() < deadline) {
         rf_listener_set_poll(a.set);
         rf_listener_set_poll(b.set);
     }
-    uint64_t da = rf_listener_counter(a.l, RF_LC_DATAGRAMS), db = rf_listener_counter(b.l, RF_LC_DATAGRAMS);
+    uint64_t da = rf_listener_counter(a.l, RF_LC_DATAGRAMS),
+             db = rf_listener_counter(b.l, RF_LC_DATAGRAMS);
     fprintf(stderr, "# reuseport: %" PRIu64 " + %" PRIu64 " datagrams\n", da, db);
     assert_int_equal(da + db, FLOWS);
     assert_true(da > 0 && db > 0);
@@ -1437,8 +1467,10 @@ static void test_in_worker(void **state)
     it_listener_config(&cfg, NULL, RF_LISTEN_UDP, count_data, &k);
     rf_listener *l;
     assert_int_equal(rf_listener_add(set, &cfg, &l, &err), 0);
-    rf_worker_ops ops = {.start = rf_listener_set_start_op, .poll = rf_listener_set_poll_op,
-                         .wait = rf_listener_set_wait_op, .wake = rf_listener_set_wake_op,
+    rf_worker_ops ops = {.start = rf_listener_set_start_op,
+                         .poll = rf_listener_set_poll_op,
+                         .wait = rf_listener_set_wait_op,
+                         .wake = rf_listener_set_wake_op,
                          .ctx = set};
     /* Sleeps quickly and for long: only io_uring completions wake it in time. */
     rf_idle_policy idle = {.spin = 10, .yield = 0, .sleep_max_ns = 10 * RF_NS_PER_S};
@@ -1506,7 +1538,8 @@ static void test_udp_polled_every_64_no_loss(void **state)
     assert_int_equal(rf_listener_counter(fx.l, RF_LC_BYTES), bytes);
     assert_int_equal(rf_listener_counter(fx.l, RF_LC_TRUNCATED), 0);
     assert_int_equal(rf_listener_counter(fx.l, RF_LC_KERNEL_DROPS), 0);
-    fprintf(stderr, "# udp loopback, sender and listener on one thread, polled every 64: "
+    fprintf(stderr,
+            "# udp loopback, sender and listener on one thread, polled every 64: "
             "%.0f datagrams/s, %" PRIu64 " ENOBUFS re-arms (informative, not a benchmark)\n",
             (double)total / s, rf_listener_counter(fx.l, RF_LC_ENOBUFS));
     close(fd);

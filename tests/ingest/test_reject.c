@@ -13,11 +13,11 @@ static void test_reason_names_stable(void **state)
 {
     (void)state;
     static const char *const want[RF_REJ__COUNT] = {
-        "syntax",        "bad_escape",      "bad_number",      "out_of_range",
-        "timestamp_window", "line_too_long", "nul_byte",       "invalid_utf8",
-        "too_many_tags", "key_too_long",    "empty_field_set", "too_many_fields",
-        "duplicate_tag", "unknown_type",    "no_memory",       "signed_packet",
-        "encrypted_packet", "field_type_conflict", "time_field_key", "string_too_long",
+        "syntax",           "bad_escape",          "bad_number",      "out_of_range",
+        "timestamp_window", "line_too_long",       "nul_byte",        "invalid_utf8",
+        "too_many_tags",    "key_too_long",        "empty_field_set", "too_many_fields",
+        "duplicate_tag",    "unknown_type",        "no_memory",       "signed_packet",
+        "encrypted_packet", "field_type_conflict", "time_field_key",  "string_too_long",
     };
     for (int i = 0; i < RF_REJ__COUNT; i++)
         assert_string_equal(rf_reject_reason_name((enum rf_reject_reason)i), want[i]);
@@ -53,7 +53,7 @@ static void test_every_reason_alone(void **state)
         {RF_REJ_NUL_BYTE, rf_parse_influx, "m v=\"a\0b\"", 9},
         {RF_REJ_NUL_BYTE, rf_parse_influx, "m v=1\0", 6},
         {RF_REJ_INVALID_UTF8, rf_parse_influx, "m,t=\xff v=1", 0},
-        {RF_REJ_INVALID_UTF8, rf_parse_influx, "m \xc0\xaf=1", 0},      /* overlong '/' */
+        {RF_REJ_INVALID_UTF8, rf_parse_influx, "m \xc0\xaf=1", 0},     /* overlong '/' */
         {RF_REJ_INVALID_UTF8, rf_parse_influx, "\xed\xa0\x80 v=1", 0}, /* surrogate */
         {RF_REJ_TOO_MANY_TAGS, rf_parse_influx, "m,a=1,b=2,c=3,d=4,e=5 v=1", 0},
         {RF_REJ_KEY_TOO_LONG, rf_parse_influx,
@@ -84,9 +84,9 @@ static void test_every_reason_alone(void **state)
             .max_key_len = 64,
         };
         fixture *f = fixture_new(&cfg);
-        const char *good = cases[i].fn == rf_parse_influx    ? "ok v=1\n"
+        const char *good = cases[i].fn == rf_parse_influx   ? "ok v=1\n"
                            : cases[i].fn == rf_parse_statsd ? "ok:1|c\n"
-                                                             : "ok 1 -1\n";
+                                                            : "ok 1 -1\n";
         char buf[512];
         size_t gl = strlen(good);
         size_t bl = cases[i].bad_len ? cases[i].bad_len : strlen(cases[i].bad);
@@ -278,7 +278,7 @@ static void test_batch_flushes_when_full(void **state)
     rf_recv_info rx = {.wall_ns = T_WALL, .mono_ns = T_MONO};
     const char *text = "m a=1,b=2,c=3,d=4\n"; /* 4 defs + 4 values = 8 events */
     assert_int_equal(rf_parse_influx(ctx, &rx, text, strlen(text)), 0);
-    assert_int_equal(out.n, 6);       /* two full batches, nothing partial */
+    assert_int_equal(out.n, 6); /* two full batches, nothing partial */
     assert_int_equal(out.flushes, 2);
     rf_parse_flush(ctx);
     assert_int_equal(out.n, 8);

@@ -129,8 +129,8 @@ static void test_dogstatsd_events_and_checks(void **state)
                          "_e{9,11}:Disk full|/var at 99%|d:1700000100|h:web1|p:low|t:warning|"
                          "#env:prod\n"
                          "_sc|db.up|2|d:1700000100|h:db1|#env:prod|m:down: disk|full\n"
-                         "_e{5,2}:Title|a\n"     /* text shorter than said */
-                         "_sc|db.up|7\n"),       /* no such status */
+                         "_e{5,2}:Title|a\n" /* text shorter than said */
+                         "_sc|db.up|7\n"),   /* no such status */
                      2);
     assert_int_equal(n_data(f), 2);
     const rf_event *e = data_ev(f, 0);
@@ -156,14 +156,14 @@ static void test_statsd_rejects_and_neighbours(void **state)
     fixture *f = fx();
     assert_int_equal(run(f, rf_parse_statsd,
                          "a:1|c\n"
-                         ":1|c\n"          /* empty name */
-                         "b:|c\n"          /* empty value */
-                         "c:1|\n"          /* empty type */
-                         "d:1|c|@0\n"      /* rate must be > 0 */
+                         ":1|c\n"     /* empty name */
+                         "b:|c\n"     /* empty value */
+                         "c:1|\n"     /* empty type */
+                         "d:1|c|@0\n" /* rate must be > 0 */
                          "e:1|c|@x\n"
-                         "f:1:|c\n"        /* empty packed value */
-                         "g:1|c||#a\n"     /* empty section */
-                         "h:1|c|#a|#b\n"   /* two tag sections */
+                         "f:1:|c\n"      /* empty packed value */
+                         "g:1|c||#a\n"   /* empty section */
+                         "h:1|c|#a|#b\n" /* two tag sections */
                          "i:inf|g\n"
                          "j:1|g|Tabc\n"
                          "z:5|c\n"),
@@ -220,15 +220,15 @@ static void test_graphite(void **state)
     collected_reset(&f->out);
     assert_int_equal(run(f, rf_parse_graphite,
                          "ok 1\n"
-                         "a.b\n"                 /* no value */
-                         "a.b 1 2 3\n"           /* extra token */
+                         "a.b\n"       /* no value */
+                         "a.b 1 2 3\n" /* extra token */
                          "a.b x 1700000000\n"
                          "a.b 1 17000x\n"
                          "a.b 1 1700000000.\n"
                          "a.b 1 -5\n"
-                         "a.b;tag 1\n"           /* tag without '=' */
-                         "a.b;=v 1\n"            /* empty tag key */
-                         ";t=v 1\n"              /* tags without a path */
+                         "a.b;tag 1\n" /* tag without '=' */
+                         "a.b;=v 1\n"  /* empty tag key */
+                         ";t=v 1\n"    /* tags without a path */
                          "a.b;t=1;t=2 1\n"
                          "ok 2\n"),
                      10);

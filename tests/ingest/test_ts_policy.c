@@ -14,8 +14,11 @@
 
 static fixture *ts_fixture(enum rf_ts_policy policy, enum rf_ts_precision prec)
 {
-    rf_parse_config cfg = {.source_id = 3, .precision = prec, .ts_past_ns = PAST,
-                           .ts_future_ns = FUTURE, .ts_policy = (uint8_t)policy};
+    rf_parse_config cfg = {.source_id = 3,
+                           .precision = prec,
+                           .ts_past_ns = PAST,
+                           .ts_future_ns = FUTURE,
+                           .ts_policy = (uint8_t)policy};
     return fixture_new(&cfg);
 }
 
@@ -53,7 +56,7 @@ static void check_cases(parse_fn fn, enum rf_ts_precision prec, const ts_case *c
                 fail_msg("'%s' was rejected under clamp", cases[i].line);
             assert_int_equal(n_data(f), 1);
             const rf_event *e = data_ev(f, 0);
-            assert_int_equal(e->event_time_ns, T_WALL); /* the receipt time */
+            assert_int_equal(e->event_time_ns, T_WALL);     /* the receipt time */
             assert_int_equal(e->flags & ~RF_EVF_STATSD, 0); /* no longer the client's */
             assert_int_equal(e->recv_time_ns, T_MONO);
             assert_int_equal(e->source_id, 3);
@@ -82,8 +85,8 @@ static void test_influx_edges(void **state)
     snprintf(l[1], sizeof(l[1]), "m,h=a v=1 %lld", (long long)(T_WALL - PAST - 1));
     snprintf(l[2], sizeof(l[2]), "m,h=a v=1 %lld", (long long)(T_WALL + FUTURE));
     snprintf(l[3], sizeof(l[3]), "m,h=a v=1 %lld", (long long)(T_WALL + FUTURE + 1));
-    const ts_case ns[] = {{l[0], T_WALL - PAST, 1}, {l[1], 0, 0},
-                          {l[2], T_WALL + FUTURE, 1}, {l[3], 0, 0}};
+    const ts_case ns[] = {
+        {l[0], T_WALL - PAST, 1}, {l[1], 0, 0}, {l[2], T_WALL + FUTURE, 1}, {l[3], 0, 0}};
     check_cases(rf_parse_influx, RF_PRECISION_NS, ns, 4, RF_TS_REJECT);
     check_cases(rf_parse_influx, RF_PRECISION_NS, ns, 4, RF_TS_CLAMP);
     /* Second precision: the unit is the step. Several fields: one clamp

@@ -121,8 +121,8 @@ static void test_worker_memory_on_node(void **state)
     assert_non_null(strstr(rf_engine_placement(e), "memory on its node"));
 
     static const char *const kinds[] = {
-        "engine worker",     "engine staging",  "rf_ring_create",   "rf_series_table_new",
-        "rf_aggregator_new", "pool_init",       "rf_alerts_new",    "rf_correlator_new",
+        "engine worker",     "engine staging", "rf_ring_create", "rf_series_table_new",
+        "rf_aggregator_new", "pool_init",      "rf_alerts_new",  "rf_correlator_new",
         "rf_router_new",     "shard_init",
     };
     for (uint32_t w = 0; w < rf_engine_workers(e); w++) {

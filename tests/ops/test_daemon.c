@@ -435,7 +435,10 @@ static void test_reload_under_load(void **state)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    enum { N = 200000, CHUNK = 1000 };
+    enum {
+        N = 200000,
+        CHUNK = 1000
+    };
     char *buf = malloc(CHUNK * 64);
     int reloads = 0;
     for (int i = 0; i < N; i += CHUNK) {

@@ -415,7 +415,9 @@ static void test_many_clients(void **state)
 {
     (void)state;
     start_server(getuid(), 1 << 20);
-    enum { N = 60 };
+    enum {
+        N = 60
+    };
     int fds[N];
     for (int i = 0; i < N; i++)
         fds[i] = connect_ok(g_cfg.socket);
@@ -880,7 +882,9 @@ static void test_unprivileged_flood_locks_nobody_out(void **state)
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test */
         if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
             _exit(3);
-        enum { FLOOD = 200 };
+        enum {
+            FLOOD = 200
+        };
         int fds[FLOOD];
         for (int i = 0; i < FLOOD; i++)
             fds[i] = http_connect(port);
@@ -939,7 +943,7 @@ static void test_unprivileged_flood_locks_nobody_out(void **state)
                   (unsigned long)st.connections, (unsigned long)st.evicted,
                   (unsigned long)st.refused_full, (unsigned long)st.http_idle_closed);
     assert_true(st.evicted + st.refused_full > 0); /* the budget was contested */
-    assert_true(st.http_idle_closed > 0);           /* idle flooders were cut */
+    assert_true(st.http_idle_closed > 0);          /* idle flooders were cut */
     kill(child, SIGKILL);
     int wst;
     waitpid(child, &wst, 0);

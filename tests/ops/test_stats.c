@@ -210,10 +210,8 @@ static void test_prometheus_export(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bucket_bounds),
-        cmocka_unit_test(test_quantiles),
-        cmocka_unit_test(test_registry),
-        cmocka_unit_test(test_unregister_reuses_slots),
+        cmocka_unit_test(test_bucket_bounds),     cmocka_unit_test(test_quantiles),
+        cmocka_unit_test(test_registry),          cmocka_unit_test(test_unregister_reuses_slots),
         cmocka_unit_test(test_prometheus_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,13 +96,22 @@ uint64_t rel_obj(const rf_json *doc, const char *obj, const char *key)
 
 static uint64_t fingerprint(const rf_json *d)
 {
-    static const char *const cols[][2] = {
-        {"listeners", "datagrams"}, {"listeners", "reads"},     {"listeners", "kernel_drops"},
-        {"listeners", "lines_ok"},  {"listeners", "rejected"},  {"workers", "processed"},
-        {"workers", "dropped_ring_full"}, {"stages", "processed"}, {"stages", "unknown_series"},
-        {"stages", "to_store"},     {"stages", "store_rejected"}, {"sinks", "accepted"},
-        {"sinks", "lines_out"},     {"sinks", "dropped_queue_full"},
-        {"storage_shards", "points_appended"}, {"storage_shards", "blocks_written"}};
+    static const char *const cols[][2] = {{"listeners", "datagrams"},
+                                          {"listeners", "reads"},
+                                          {"listeners", "kernel_drops"},
+                                          {"listeners", "lines_ok"},
+                                          {"listeners", "rejected"},
+                                          {"workers", "processed"},
+                                          {"workers", "dropped_ring_full"},
+                                          {"stages", "processed"},
+                                          {"stages", "unknown_series"},
+                                          {"stages", "to_store"},
+                                          {"stages", "store_rejected"},
+                                          {"sinks", "accepted"},
+                                          {"sinks", "lines_out"},
+                                          {"sinks", "dropped_queue_full"},
+                                          {"storage_shards", "points_appended"},
+                                          {"storage_shards", "blocks_written"}};
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
         h = (h ^ rel_sum(d, cols[i][0], cols[i][1])) * 1099511628211ull;
@@ -148,8 +157,7 @@ rf_json *rel_show_settled(int timeout_ms)
         }
         usleep(250 * 1000);
     }
-    fprintf(stderr, "rel_show_settled: not settled within %d ms; the last snapshot\n",
-            timeout_ms);
+    fprintf(stderr, "rel_show_settled: not settled within %d ms; the last snapshot\n", timeout_ms);
     return last;
 }
 
@@ -436,8 +444,8 @@ void rel_probe_rx_drain(rel_probe_rx *rx)
     char ctrl[CMSG_SPACE(sizeof(struct timespec))];
     for (;;) {
         struct iovec iov = {buf, sizeof(buf) - 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl,
-                            .msg_controllen = sizeof(ctrl)};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof(ctrl)};
         ssize_t n = recvmsg(rx->fd, &mh, MSG_DONTWAIT);
         if (n <= 0)
             return;

@@ -55,14 +55,14 @@ static storm_counts run_storm(proc *d, const char *cfg, int port, bool grow)
     for (int r = 1; r <= ROUNDS; r++) {
         len = 0;
         for (int s = 0; s < KEEP; s++, sent.good++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n",
-                                    s, r, (long long)(t0 + r));
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "good,host=h%d v=%di %lld\n", s,
+                                    r, (long long)(t0 + r));
         for (int s = 0; s < STORM / ROUNDS * 2; s++, sent.storm++)
             len += (size_t)snprintf(buf + len, sizeof(buf) - len, "storm,id=%d v=1i %lld\n",
                                     (r * STORM / ROUNDS + s) % STORM, (long long)(t0 + r));
         for (int g = 0; grow && g < r * GROW_PER_ROUND; g++, sent.grow++)
-            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "growing,g=%d v=%di %lld\n",
-                                    g, r, (long long)(t0 + r));
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "growing,g=%d v=%di %lld\n", g, r,
+                                    (long long)(t0 + r));
         assert_true(rel_send_all(fd, buf, len));
     }
     close(fd);
@@ -107,8 +107,8 @@ static void test_cardinality_limit(void **state)
     assert_int_equal(rel_obj(st, "series", "dropped_events_of_refused_series"), unknown);
     assert_int_equal(rel_obj(st, "series", "dropped_events_unattributed"), 0);
     rf_json_free(st);
-    fprintf(stderr, "lines=%lu active=%lu rejected=%lu unknown=%lu processed=%lu\n", lines,
-            active, rejected, unknown, processed);
+    fprintf(stderr, "lines=%lu active=%lu rejected=%lu unknown=%lu processed=%lu\n", lines, active,
+            rejected, unknown, processed);
     assert_int_equal(lines, good_sent + storm_sent);
     assert_true(active <= 2 * MAX_SERIES);
     assert_true(rejected > 0);
@@ -135,7 +135,7 @@ static void test_cardinality_limit(void **state)
 
 /* ---- per measurement ------------------------------------------------------ */
 
-#define MAXM 30     /* max_series_per_measurement, per worker */
+#define MAXM 30      /* max_series_per_measurement, per worker */
 #define GROW_MAX 200 /* the override for "growing", per worker */
 
 /* The row of measurement m in `show series top 100 json`'s table. */
@@ -161,7 +161,8 @@ static uint64_t metric_sum(const char *body, const char *name, const char *label
 {
     uint64_t sum = 0;
     size_t nl = strlen(name);
-    for (const char *line = body; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = body; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, name, nl) != 0 || line[nl] != '{')
             continue;
         const char *close_brace = strchr(line, '}'), *eol = strchr(line, '\n');
@@ -273,15 +274,17 @@ static void test_cardinality_per_measurement(void **state)
      * top ones (the storm has its own label; nothing is left in "(other)"). */
     static char body[1 << 20];
     assert_int_equal(rel_http_get(http, "/metrics", body, sizeof(body)), 200);
-    assert_int_equal(metric_sum(body, "ringflow_series_refused_total", "reason=\"measurement_limit\""),
-                     STORM - 2 * MAXM);
-    assert_int_equal(metric_sum(body, "ringflow_series_refused_total", "reason=\"shard_limit\""), 0);
+    assert_int_equal(
+        metric_sum(body, "ringflow_series_refused_total", "reason=\"measurement_limit\""),
+        STORM - 2 * MAXM);
+    assert_int_equal(metric_sum(body, "ringflow_series_refused_total", "reason=\"shard_limit\""),
+                     0);
     assert_int_equal(metric_sum(body, "ringflow_series_refused_by_measurement_total",
                                 "measurement=\"storm\",reason=\"measurement_limit\""),
                      STORM - 2 * MAXM);
-    assert_int_equal(metric_sum(body, "ringflow_series_refused_by_measurement_total",
-                                "measurement=\"(other)\""),
-                     0);
+    assert_int_equal(
+        metric_sum(body, "ringflow_series_refused_by_measurement_total", "measurement=\"(other)\""),
+        0);
     assert_int_equal(metric_sum(body, "ringflow_series_refused_events_by_measurement_total",
                                 "measurement=\"storm\""),
                      storm_dropped);
@@ -294,9 +297,8 @@ static void test_cardinality_per_measurement(void **state)
     assert_int_equal(rel_store_count("good"), good_sent);
     assert_int_equal(rel_store_count("growing"), grow_sent);
     assert_int_equal(rel_store_count("storm") + storm_dropped, storm_sent);
-    assert_int_equal(rel_store_count("good") + rel_store_count("growing") +
-                         rel_store_count("storm"),
-                     processed);
+    assert_int_equal(
+        rel_store_count("good") + rel_store_count("growing") + rel_store_count("storm"), processed);
 }
 
 /* Sends n new series of measurement m (ids from first), one line each. */
@@ -429,8 +431,9 @@ static void test_cardinality_config_errors(void **state)
         assert_non_null(strstr(out, cases[i].expect));
         free(out);
     }
-    tproc_write_file("ok.yaml", "pipeline:\n  max_series: 100\n  max_series_per_measurement: 100\n"
-                                "  cardinality_overrides: [{measurement: \"disk io\", max_series: 0}]\n");
+    tproc_write_file("ok.yaml",
+                     "pipeline:\n  max_series: 100\n  max_series_per_measurement: 100\n"
+                     "  cardinality_overrides: [{measurement: \"disk io\", max_series: 0}]\n");
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "'%s' --check-config ok.yaml 2>&1", getenv("RINGFLOWD"));
     int rc;

@@ -198,8 +198,8 @@ static void probe_poll(step_probe *p, int k)
             if (t != INT64_MIN && llabs(t - expect) < 60 * NS) {
                 p->pending = 0;
                 p->confirmed_k = k;
-                fprintf(stderr, "clock step %+lds confirmed at step %d (probe %d)\n", p->offset,
-                        k, p->seq);
+                fprintf(stderr, "clock step %+lds confirmed at step %d (probe %d)\n", p->offset, k,
+                        p->seq);
             }
         }
         rf_json_free(doc);
@@ -357,7 +357,10 @@ static void test_windows_batches_correlation(void **state)
      * -1 h (a 2 h step back) at 13 s, real again at 20 s; a batch and a
      * sequence's A at 3 s and 12 s, each B 3 s or more after its A and once
      * the step after it is in force (well within the pattern's 10 s). */
-    enum { K_STOP = 250, K_END = 370 };
+    enum {
+        K_STOP = 250,
+        K_END = 370
+    };
     const int jump_k[3] = {40, 130, 200};
     const long jump_to[3] = {HOUR, -HOUR, 0};
     int confirmed[3] = {-1, -1, -1}, jump = -1;
@@ -439,8 +442,8 @@ static void test_windows_batches_correlation(void **state)
                 fail_msg("window %lld host %d emitted %d times", (long long)(g_win[i].start / NS),
                          h, g_win[i].emitted[h]);
             if ((int)g_win[i].got[h] != g_win[i].sent[h])
-                fail_msg("window %lld host %d: count %g, sent %d",
-                         (long long)(g_win[i].start / NS), h, g_win[i].got[h], g_win[i].sent[h]);
+                fail_msg("window %lld host %d: count %g, sent %d", (long long)(g_win[i].start / NS),
+                         h, g_win[i].got[h], g_win[i].sent[h]);
         }
         windows++;
     }
@@ -475,21 +478,22 @@ static void test_alert_for_duration(void **state)
     tproc_dir_init("rf-rel-clock-alert");
     const int port = tproc_port_base() + 7;
     char cfg[2048];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
-             "listeners:\n"
-             "  - {name: lp, transport: tcp, protocol: influx_line, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "storage: {enabled: false}\n"
-             "pipeline:\n"
-             "  sinks: [{name: alerts, type: json, path: ./alerts.jsonl}]\n"
-             "  routes: [{subject: \"alert.>\", sinks: [alerts], class: critical}]\n"
-             "  alerts:\n"
-             "    - {name: hot, type: threshold, match: {measurement: hot}, op: \">\", fire: 90,\n"
-             "       for: 5s}\n"
-             "    - {name: cold, type: threshold, match: {measurement: cold}, op: \"<\", fire: 10,\n"
-             "       for: 5s}\n",
-             port);
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+        "listeners:\n"
+        "  - {name: lp, transport: tcp, protocol: influx_line, port: %d}\n"
+        "stats: {prometheus: {enabled: false}}\n"
+        "storage: {enabled: false}\n"
+        "pipeline:\n"
+        "  sinks: [{name: alerts, type: json, path: ./alerts.jsonl}]\n"
+        "  routes: [{subject: \"alert.>\", sinks: [alerts], class: critical}]\n"
+        "  alerts:\n"
+        "    - {name: hot, type: threshold, match: {measurement: hot}, op: \">\", fire: 90,\n"
+        "       for: 5s}\n"
+        "    - {name: cold, type: threshold, match: {measurement: cold}, op: \"<\", fire: 10,\n"
+        "       for: 5s}\n",
+        port);
     tproc_write_file("alert.yaml", cfg);
     set_offset(0);
     proc d;
@@ -502,7 +506,13 @@ static void test_alert_for_duration(void **state)
      * receipt). hot from 0 s, the clock +1 h at 1 s: fires at 5 s, not at
      * the step. cold from 7 s, the clock -1 h (2 h back) at 8 s: fires at
      * 12 s, not an hour later. */
-    enum { K_HOT = 0, K_JUMP1 = 10, K_COLD = 70, K_JUMP2 = 80, K_END = 140 };
+    enum {
+        K_HOT = 0,
+        K_JUMP1 = 10,
+        K_COLD = 70,
+        K_JUMP2 = 80,
+        K_END = 140
+    };
     int hot_k = -1, cold_k = -1, confirmed[2] = {-1, -1}, jump = -1;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -641,8 +651,7 @@ static void policy_run(const char *policy)
                      clamp ? 0 : outside / 2);
     assert_int_equal(metric_sum(pport, "ringflow_listener_lines_rejected_total", gr_tw),
                      clamp ? 0 : outside / 2);
-    assert_int_equal(metric_sum(pport, "ringflow_listener_lines_rejected_total", lp_ef),
-                     probe.seq);
+    assert_int_equal(metric_sum(pport, "ringflow_listener_lines_rejected_total", lp_ef), probe.seq);
 
     /* Clamped lines carry the daemon's clock at receipt: an hour ahead of
      * real time after the first step, an hour behind after the second. */
@@ -663,8 +672,8 @@ static void policy_run(const char *policy)
                 phase = p[4] - '0';
             int64_t want = real + (phase == 1 ? HOUR : phase == 2 ? -HOUR : 0) * NS;
             if (llabs(t - want) > 120 * NS)
-                fail_msg("phase %d event time off by %.0f s: %.*s", phase,
-                         (double)(t - want) / 1e9, (int)(eol - line), line);
+                fail_msg("phase %d event time off by %.0f s: %.*s", phase, (double)(t - want) / 1e9,
+                         (int)(eol - line), line);
             checked++;
         }
         assert_int_equal(checked, 30);

@@ -49,20 +49,22 @@ static void test_critical_lane_under_overload(void **state)
     assert_non_null(rx);
 
     char cfg[2048];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2}\n"
-             "listeners:\n"
-             "  - {name: routine, transport: udp, protocol: influx_line, port: %d, rcvbuf: 1MiB}\n"
-             "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "pipeline:\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: probes, type: lp_udp, host: 127.0.0.1, port: %d}\n"
-             "  routes:\n"
-             "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: critical}\n"
-             "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
-             std_port, crit_port, sink_port);
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2}\n"
+        "listeners:\n"
+        "  - {name: routine, transport: udp, protocol: influx_line, port: %d, rcvbuf: 1MiB}\n"
+        "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical}\n"
+        "stats: {prometheus: {enabled: false}}\n"
+        "pipeline:\n"
+        "  sinks:\n"
+        "    - {name: store, type: store}\n"
+        "    - {name: probes, type: lp_udp, host: 127.0.0.1, port: %d}\n"
+        "  routes:\n"
+        "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: "
+        "critical}\n"
+        "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
+        std_port, crit_port, sink_port);
     proc d;
     assert_true(rel_start_config(&d, "critical.yaml", cfg, 10000));
 
@@ -90,8 +92,10 @@ static void test_critical_lane_under_overload(void **state)
     assert_non_null(st);
     rel_probe_rx_drain(rx);
 
-    const uint64_t std_drops = rel_sum_where(st, "listeners", "kernel_drops", "listener", "routine");
-    const uint64_t crit_drops = rel_sum_where(st, "listeners", "kernel_drops", "listener", "alarms");
+    const uint64_t std_drops =
+        rel_sum_where(st, "listeners", "kernel_drops", "listener", "routine");
+    const uint64_t crit_drops =
+        rel_sum_where(st, "listeners", "kernel_drops", "listener", "alarms");
     const uint64_t crit_events = rel_sum(st, "workers", "critical");
     const uint32_t seen = rel_probe_rx_seen(rx);
     fprintf(stderr,
@@ -105,7 +109,7 @@ static void test_critical_lane_under_overload(void **state)
             rel_pct_ms(&rx->routine, 1.0), rx->routine.n);
     rf_json_free(st);
 
-    assert_true(std_drops > 0);       /* it really was a storm */
+    assert_true(std_drops > 0); /* it really was a storm */
     assert_int_equal(crit_drops, 0);
     assert_int_equal(seen, CRIT_PROBES); /* not one critical probe lost */
     assert_int_equal(rx->dup, 0);

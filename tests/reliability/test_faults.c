@@ -101,8 +101,8 @@ static uint64_t send_after(int port, int n, int series)
     size_t len = 0;
     uint64_t sent = 0;
     for (int i = 0; i < n; i++) {
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "after,s=s%d v=%d %lld\n",
-                                i % series, i, base + (long long)i * 1000);
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "after,s=s%d v=%d %lld\n", i % series,
+                                i, base + (long long)i * 1000);
         if (len > sizeof(buf) - 128 || i == n - 1) {
             if (!rel_send_all(fd, buf, len))
                 break;
@@ -205,7 +205,8 @@ static rf_json *settle_at(uint64_t events)
 /* The shared second half: the fault is gone (the caller undid it). The
  * shards resume by themselves, /health is 200 again, every point sent from
  * now on is stored, and the store-bound points reconcile to the point. */
-static void check_recovery(proc *d, int port, int http, uint64_t sent_before, const char *errno_name)
+static void check_recovery(proc *d, int port, int http, uint64_t sent_before,
+                           const char *errno_name)
 {
     char body[8192];
     const int64_t t0 = rel_now_ns();
@@ -236,14 +237,16 @@ static void check_recovery(proc *d, int port, int http, uint64_t sent_before, co
     const uint64_t counted = rel_sum_where(st, "sinks", "accepted", "sink", "cnt");
     const uint64_t to_store = rel_sum(st, "stages", "to_store");
     const uint64_t rejected = rel_sum(st, "stages", "store_rejected");
-    const uint64_t other_loss = rel_sum(st, "stages", "unknown_series") +
-                                rel_sum(st, "stages", "unrouted");
+    const uint64_t other_loss =
+        rel_sum(st, "stages", "unknown_series") + rel_sum(st, "stages", "unrouted");
     const uint64_t werr = rel_sum(st, "storage_shards", "write_errors");
     const uint64_t lost_points = rel_sum(st, "storage_shards", "dropped_io_error_points");
     const uint64_t lost_blocks = rel_sum(st, "storage_shards", "dropped_io_error");
     rf_json_free(st);
-    fprintf(stderr, "after the recovery: processed=%lu cnt=%lu to_store=%lu store_rejected=%lu of %lu sent\n",
-            processed, counted, to_store, rejected, sent);
+    fprintf(
+        stderr,
+        "after the recovery: processed=%lu cnt=%lu to_store=%lu store_rejected=%lu of %lu sent\n",
+        processed, counted, to_store, rejected, sent);
     assert_int_equal(processed, sent);
     assert_int_equal(counted, sent);
     assert_int_equal(to_store + rejected, sent);
@@ -351,7 +354,8 @@ static void test_readonly_remount(void **state)
     int rc = -1, tries = 0;
     for (; tries < 150 && (rc = remount_store(MS_RDONLY, "64m")) != 0; tries++)
         usleep(100 * 1000); /* EBUSY until both shards closed their segment */
-    fprintf(stderr, "remounted read-only after %d tries (%s)\n", tries, rc ? strerror(errno) : "ok");
+    fprintf(stderr, "remounted read-only after %d tries (%s)\n", tries,
+            rc ? strerror(errno) : "ok");
     assert_int_equal(rc, 0);
 
     /* Blocks cut now cannot get a segment. */

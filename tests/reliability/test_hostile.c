@@ -96,7 +96,7 @@ static void send_tcp_blob(int port, const char *data, size_t len, int how)
     if (fd < 0)
         return;
     (void)rel_send_all(fd, data, len); /* the daemon may cut hostile input short */
-    if (how == 1) { /* reset instead of a clean close */
+    if (how == 1) {                    /* reset instead of a clean close */
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
@@ -110,24 +110,25 @@ static void test_hostile_input(void **state)
     const int base = tproc_port_base();
     const int p_lp = base, p_sd = base + 1, p_gr = base + 2;
     char cfg[2048];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
-             "listeners:\n"
-             "  - {name: lp-udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 1MiB}\n"
-             "  - {name: lp-tcp, transport: tcp, protocol: influx_line, port: %d,\n"
-             "     max_connections: 200, max_connections_per_source: 0, idle_timeout: 2s}\n"
-             "  - {name: sd-udp, transport: udp, protocol: statsd, port: %d, rcvbuf: 1MiB}\n"
-             "  - {name: gr-tcp, transport: tcp, protocol: graphite, port: %d,\n"
-             "     max_connections: 200, max_connections_per_source: 0, idle_timeout: 2s}\n"
-             "ingest: {timestamp_past: 0, timestamp_future: 0}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "storage: {enabled: false}\n"
-             "pipeline:\n"
-             "  max_series: 20000\n"
-             "  sinks: [{name: cnt, type: count_only}, {name: alive, type: json, path: ./alive.jsonl}]\n"
-             "  routes: [{name: all, subject: \"telemetry.>\", sinks: [cnt]},\n"
-             "           {name: alive, subject: \"telemetry.warm.>\", sinks: [alive]}]\n",
-             p_lp, p_lp, p_sd, p_gr);
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+        "listeners:\n"
+        "  - {name: lp-udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 1MiB}\n"
+        "  - {name: lp-tcp, transport: tcp, protocol: influx_line, port: %d,\n"
+        "     max_connections: 200, max_connections_per_source: 0, idle_timeout: 2s}\n"
+        "  - {name: sd-udp, transport: udp, protocol: statsd, port: %d, rcvbuf: 1MiB}\n"
+        "  - {name: gr-tcp, transport: tcp, protocol: graphite, port: %d,\n"
+        "     max_connections: 200, max_connections_per_source: 0, idle_timeout: 2s}\n"
+        "ingest: {timestamp_past: 0, timestamp_future: 0}\n"
+        "stats: {prometheus: {enabled: false}}\n"
+        "storage: {enabled: false}\n"
+        "pipeline:\n"
+        "  max_series: 20000\n"
+        "  sinks: [{name: cnt, type: count_only}, {name: alive, type: json, path: ./alive.jsonl}]\n"
+        "  routes: [{name: all, subject: \"telemetry.>\", sinks: [cnt]},\n"
+        "           {name: alive, subject: \"telemetry.warm.>\", sinks: [alive]}]\n",
+        p_lp, p_lp, p_sd, p_gr);
     proc d;
     assert_true(rel_start_config(&d, "hostile.yaml", cfg, 10000));
     /* Warm up every path once, then take the baseline. */
@@ -153,10 +154,10 @@ static void test_hostile_input(void **state)
     assert_true(u_lp >= 0 && u_sd >= 0);
 
     int64_t t_phase = rel_now_ns();
-#define PHASE(name)                                                                             \
-    do {                                                                                        \
-        fprintf(stderr, "%-28s %6.2f s\n", name, (double)(rel_now_ns() - t_phase) / 1e9);        \
-        t_phase = rel_now_ns();                                                                 \
+#define PHASE(name)                                                                                \
+    do {                                                                                           \
+        fprintf(stderr, "%-28s %6.2f s\n", name, (double)(rel_now_ns() - t_phase) / 1e9);          \
+        t_phase = rel_now_ns();                                                                    \
     } while (0)
     /* 1. Corpora at full rate: UDP (both protocols) and TCP (both). */
     for (int round = 0; round < 200; round++)
@@ -228,7 +229,8 @@ static void test_hostile_input(void **state)
     const uint64_t enobufs = rel_sum(st, "listeners", "enobufs");
     const uint64_t processed = rel_sum(st, "stages", "processed");
     rf_json_free(st);
-    fprintf(stderr, "rejected=%lu conn_refused=%lu open_connections=%lu enobufs=%lu processed=%lu\n",
+    fprintf(stderr,
+            "rejected=%lu conn_refused=%lu open_connections=%lu enobufs=%lu processed=%lu\n",
             rejected, refused, conns, enobufs, processed);
     assert_true(rejected > 1000);
     assert_true(refused > 0);

@@ -80,7 +80,8 @@ static void test_overload_minute(void **state)
              "    - {name: store, type: store}\n"
              "    - {name: probes, type: json, path: /dev/null}\n"
              "  routes:\n"
-             "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: critical}\n"
+             "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: "
+             "critical}\n"
              "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
              port);
     proc d;
@@ -126,8 +127,8 @@ static void test_overload_minute(void **state)
             "overload: processed=%lu dropped=%lu rss %ld -> max %ld KiB; critical path over %.0f "
             "probes: p99 %.0f us, p99.9 %.0f us, max %.0f us\n",
             processed, drops, rss0, rss_max, n, p99, p999, mx);
-    assert_true(drops > 0);                     /* it really was overload */
-    assert_true(rss_max < rss0 + 512 * 1024);   /* bounded: +512 MiB at most */
+    assert_true(drops > 0);                   /* it really was overload */
+    assert_true(rss_max < rss0 + 512 * 1024); /* bounded: +512 MiB at most */
 
     /* Load falls back: a gentle stream arrives without a single loss. */
     st = rel_show_settled(10000);
@@ -161,25 +162,27 @@ static uint64_t loss_of(const rf_json *st)
 static void x2_config(int port, uint64_t memory_limit)
 {
     char cfg[2048];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, memory_limit: %lu, ring: {capacity: 4096, full_policy: "
-             "drop_newest}}\n"
-             "listeners:\n"
-             "  - {name: routine, transport: udp, protocol: influx_line, port: %d, rcvbuf: 8MiB}\n"
-             "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical, "
-             "rcvbuf: 8MiB}\n"
-             "ingest: {max_key: 256, max_tags: 16}\n"
-             "stats: {prometheus: {enabled: true, listen: \"127.0.0.1:%d\"}, client_buffer: 256KiB}\n"
-             "storage: {buffer_memory: 32MiB, segment_max_bytes: 4MiB}\n"
-             "pipeline:\n"
-             "  max_series: 20000\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: probes, type: lp_udp, host: 127.0.0.1, port: %d}\n"
-             "  routes:\n"
-             "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: critical}\n"
-             "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
-             (unsigned long)memory_limit, port, port + 1, port + 3, port + 2);
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2, memory_limit: %lu, ring: {capacity: 4096, full_policy: "
+        "drop_newest}}\n"
+        "listeners:\n"
+        "  - {name: routine, transport: udp, protocol: influx_line, port: %d, rcvbuf: 8MiB}\n"
+        "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical, "
+        "rcvbuf: 8MiB}\n"
+        "ingest: {max_key: 256, max_tags: 16}\n"
+        "stats: {prometheus: {enabled: true, listen: \"127.0.0.1:%d\"}, client_buffer: 256KiB}\n"
+        "storage: {buffer_memory: 32MiB, segment_max_bytes: 4MiB}\n"
+        "pipeline:\n"
+        "  max_series: 20000\n"
+        "  sinks:\n"
+        "    - {name: store, type: store}\n"
+        "    - {name: probes, type: lp_udp, host: 127.0.0.1, port: %d}\n"
+        "  routes:\n"
+        "    - {name: probes, subject: \"telemetry.rf_probe.>\", sinks: [probes], class: "
+        "critical}\n"
+        "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n",
+        (unsigned long)memory_limit, port, port + 1, port + 3, port + 2);
     tproc_write_file("x2.yaml", cfg);
 }
 
@@ -225,7 +228,7 @@ static void test_twice_sustainable_under_memory_limit(void **state)
     proc d;
     rel_start(&d, (const char *[]){"--config", "x2.yaml", NULL});
     assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
-    static const double rates[] = {50e3, 100e3, 150e3, 200e3, 300e3, 400e3, 500e3,
+    static const double rates[] = {50e3,  100e3, 150e3,  200e3,  300e3,  400e3, 500e3,
                                    600e3, 800e3, 1000e3, 1300e3, 1600e3, 2000e3};
     /* This is a shared 2-core machine: a step may lose a few events to a
      * moment when both cores were taken by something else, so a rate counts
@@ -348,10 +351,9 @@ static void test_twice_sustainable_under_memory_limit(void **state)
             (unsigned long)lost, (unsigned long)(limit >> 20), (unsigned long)worst, rss0, rss_max,
             (unsigned long)(rss_peak >> 10), (unsigned long)over_s, healthy, healthy + unhealthy,
             final_health, (unsigned long)cut_by_mem, seen, X2_PROBES, rx->dup,
-            (unsigned long)crit_drops, rel_pct_ms(&rx->crit, 0.5),
-            rel_pct_ms(&rx->crit, 0.99), rel_pct_ms(&rx->crit, 1.0),
-            rel_pct_ms(&rx->routine, 0.5), rel_pct_ms(&rx->routine, 0.99),
-            rel_pct_ms(&rx->routine, 1.0), rx->routine.n);
+            (unsigned long)crit_drops, rel_pct_ms(&rx->crit, 0.5), rel_pct_ms(&rx->crit, 0.99),
+            rel_pct_ms(&rx->crit, 1.0), rel_pct_ms(&rx->routine, 0.5),
+            rel_pct_ms(&rx->routine, 0.99), rel_pct_ms(&rx->routine, 1.0), rx->routine.n);
     /* Memory: under the configured limit all along. */
     assert_true((uint64_t)rss_max * 1024 <= limit);
     assert_true(rss_peak <= limit);

@@ -144,9 +144,9 @@ static void test_loss_reconciles(void **state)
             "datagrams=%lu kernel_drops=%lu lines_ok=%lu rejected=%lu events=%lu ring_drops=%lu\n"
             "processed=%lu unknown=%lu unrouted=%lu to_store=%lu store_rejected=%lu "
             "(backpressure=%lu appended=%lu)\n",
-            s.total, s.good, s.malformed, s.future, s.unrouted, softnet, dgrams, kdrops,
-            lines_ok, rejected, events, ring, processed, unknown, unrouted, to_store, store_rej,
-            bp, appended);
+            s.total, s.good, s.malformed, s.future, s.unrouted, softnet, dgrams, kdrops, lines_ok,
+            rejected, events, ring, processed, unknown, unrouted, to_store, store_rej, bp,
+            appended);
 
     /* The overload must be real, or this proves nothing. */
     assert_true(kdrops > 0);
@@ -179,13 +179,12 @@ static void test_loss_reconciles(void **state)
     const uint64_t stored = rel_store_count("m");
     const uint64_t peer_lines = rel_drain_peer(lfd);
     close(lfd);
-    fprintf(stderr, "stored=%lu fwd: routed=%lu lines_out=%lu drops=%lu peer_lines=%lu\n",
-            stored, to_store + store_rej, fwd_lines_out, fwd_drops, peer_lines);
+    fprintf(stderr, "stored=%lu fwd: routed=%lu lines_out=%lu drops=%lu peer_lines=%lu\n", stored,
+            to_store + store_rej, fwd_lines_out, fwd_drops, peer_lines);
     assert_int_equal(stored, to_store);
 
     /* The equation, end to end. */
-    const uint64_t accounted =
-        kdrops + rejected + ring + unknown + unrouted + store_rej + stored;
+    const uint64_t accounted = kdrops + rejected + ring + unknown + unrouted + store_rej + stored;
     assert_true(accounted <= s.total);
     assert_true(s.total - accounted <= softnet);
 
@@ -432,8 +431,8 @@ static tcp_tally tcp_send_through(int port, int trigger_ms, void (*trigger)(pid_
         socklen_t len = sizeof(ti);
         memset(&ti, 0, sizeof(ti));
         assert_int_equal(getsockopt(fds[c], IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
-        assert_true(len >= offsetof(struct tcp_info, tcpi_bytes_acked) +
-                               sizeof(ti.tcpi_bytes_acked));
+        assert_true(len >=
+                    offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof(ti.tcpi_bytes_acked));
         /* tcpi_bytes_acked counts the SYN's sequence number too (and no
          * FIN: this side never sent one). */
         assert_true(ti.tcpi_bytes_acked >= 1);
@@ -445,7 +444,10 @@ static tcp_tally tcp_send_through(int port, int trigger_ms, void (*trigger)(pid_
     return t;
 }
 
-static void trigger_sigint(pid_t pid) { kill(pid, SIGINT); }
+static void trigger_sigint(pid_t pid)
+{
+    kill(pid, SIGINT);
+}
 
 static void trigger_reload(pid_t pid)
 {

@@ -42,8 +42,8 @@ static void send_lines(int port, const char *m, int n, int first)
     size_t len = 0;
     const int64_t t0 = rel_now_ns() - 60 * 1000000000LL;
     for (int i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s,host=h%d v=%di %lld\n", m,
-                                i % 20, first + i, (long long)(t0 + first + i));
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s,host=h%d v=%di %lld\n", m, i % 20,
+                                first + i, (long long)(t0 + first + i));
     assert_true(rel_send_all(fd, buf, len));
     close(fd);
 }
@@ -116,9 +116,11 @@ static int check_every_thread(pid_t pid)
         assert_int_equal(status_nums(text, "CapBnd", 16, &bnd, 1), 0);
         assert_int_equal(status_nums(text, "CapAmb", 16, &amb, 1), 0);
         assert_int_equal(status_nums(text, "NoNewPrivs", 10, &nnp, 1), 0);
-        fprintf(stderr, "thread %s (%s): uid %llu/%llu/%llu/%llu gid %llu/%llu/%llu/%llu "
-                "cap inh %llx prm %llx eff %llx bnd %llx amb %llx nnp %llu\n", de->d_name, name,
-                u[0], u[1], u[2], u[3], g[0], g[1], g[2], g[3], inh, prm, eff, bnd, amb, nnp);
+        fprintf(stderr,
+                "thread %s (%s): uid %llu/%llu/%llu/%llu gid %llu/%llu/%llu/%llu "
+                "cap inh %llx prm %llx eff %llx bnd %llx amb %llx nnp %llu\n",
+                de->d_name, name, u[0], u[1], u[2], u[3], g[0], g[1], g[2], g[3], inh, prm, eff,
+                bnd, amb, nnp);
         for (int i = 0; i < 4; i++) {
             assert_int_equal(u[i], NOBODY);
             assert_int_equal(g[i], NOGROUP);
@@ -294,17 +296,18 @@ static const char *config_text(int port, int low, bool copy_sink, const char *co
                                int extra_listener)
 {
     static char cfg[4096];
-    size_t n = (size_t)snprintf(cfg, sizeof(cfg),
-             "engine:\n"
-             "  user: nobody\n"
-             "  group: nogroup\n"
-             "  workers: 2\n"
-             "  idle: {sleep: 5ms}\n"
-             "listeners:\n"
-             "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d}\n"
-             "  - {name: udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 4MiB}\n"
-             "  - {name: low, transport: tcp, protocol: influx_line, port: %d}\n",
-             port, port + 1, low);
+    size_t n = (size_t)snprintf(
+        cfg, sizeof(cfg),
+        "engine:\n"
+        "  user: nobody\n"
+        "  group: nogroup\n"
+        "  workers: 2\n"
+        "  idle: {sleep: 5ms}\n"
+        "listeners:\n"
+        "  - {name: tcp, transport: tcp, protocol: influx_line, port: %d}\n"
+        "  - {name: udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 4MiB}\n"
+        "  - {name: low, transport: tcp, protocol: influx_line, port: %d}\n",
+        port, port + 1, low);
     if (extra_listener)
         n += (size_t)snprintf(cfg + n, sizeof(cfg) - n,
                               "  - {name: extra, transport: tcp, protocol: influx_line, "

@@ -27,11 +27,10 @@ pid_t fwd_start_vm(int port, const char *dir)
     char data[256], listen[64];
     snprintf(data, sizeof(data), "-storageDataPath=./%s", dir);
     snprintf(listen, sizeof(listen), "-httpListenAddr=127.0.0.1:%d", port);
-    pid_t pid = cu_spawn("vm", (const char *const[]){"/usr/bin/victoria-metrics", data, listen,
-                                                     "-loggerLevel=ERROR",
-                                                     /* points just written are visible at once */
-                                                     "-search.latencyOffset=0s",
-                                                     "-search.disableCache", NULL});
+    pid_t pid = cu_spawn(
+        "vm", (const char *const[]){"/usr/bin/victoria-metrics", data, listen, "-loggerLevel=ERROR",
+                                    /* points just written are visible at once */
+                                    "-search.latencyOffset=0s", "-search.disableCache", NULL});
     fwd_wait_http(port, "/health", 200, "vm");
     return pid;
 }
@@ -45,8 +44,8 @@ void fwd_wait_http(int port, const char *path, int want, const char *tag)
             usleep(50 * 1000);
     }
     if (status != want)
-        fail_msg("%s did not answer %d on port %d (last: %d); stderr:\n%s", tag, want, port,
-                 status, cu_output(tag, "err"));
+        fail_msg("%s did not answer %d on port %d (last: %d); stderr:\n%s", tag, want, port, status,
+                 cu_output(tag, "err"));
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -69,7 +68,7 @@ int fwd_vm_samples(int port, const char *match, int64_t *ts, int max, double *su
     int n = 0;
     double s = 0;
     /* One JSON object per series: "values":[...],"timestamps":[...]. */
-    for (const char *p = body; (p = strstr(p, "\"values\":[")); ) {
+    for (const char *p = body; (p = strstr(p, "\"values\":["));) {
         p += 10;
         while (*p && *p != ']') {
             s += strtod(p, (char **)&p);

@@ -162,15 +162,16 @@ static void test_prometheus(void **state)
     tproc_write_file("prometheus.yml", "global: {scrape_interval: 1m}\n");
     char web[64];
     snprintf(web, sizeof(web), "--web.listen-address=127.0.0.1:%d", g_rx_port);
-    cu_spawn("prometheus", (const char *const[]){"/usr/bin/prometheus",
-                                                 "--config.file=prometheus.yml",
-                                                 "--storage.tsdb.path=./prom", web,
-                                                 "--web.enable-remote-write-receiver", NULL});
+    cu_spawn("prometheus",
+             (const char *const[]){"/usr/bin/prometheus", "--config.file=prometheus.yml",
+                                   "--storage.tsdb.path=./prom", web,
+                                   "--web.enable-remote-write-receiver", NULL});
     fwd_wait_http(g_rx_port, "/-/ready", 200, "prometheus");
     proc d;
     forward_mix(&d, "prom_remote_write", "/api/v1/write");
     int status = 0;
-    char *r = tproc_http_get(g_rx_port, "/api/v1/query?query=count_over_time(fwd_v%5B1h%5D)", &status);
+    char *r =
+        tproc_http_get(g_rx_port, "/api/v1/query?query=count_over_time(fwd_v%5B1h%5D)", &status);
     assert_int_equal(status, 200);
     /* "value":[<time>,"2000"]: the count follows the time. */
     const char *v = r ? strstr(r, "\"value\":[") : NULL;
@@ -202,7 +203,8 @@ static void test_influxdb(void **state)
              "[http]\n  bind-address = \"127.0.0.1:%d\"\n  log-enabled = false\n",
              g_rx_port + 1, g_rx_port);
     tproc_write_file("influxdb.conf", conf);
-    cu_spawn("influxd", (const char *const[]){"/usr/bin/influxd", "-config", "influxdb.conf", NULL});
+    cu_spawn("influxd",
+             (const char *const[]){"/usr/bin/influxd", "-config", "influxdb.conf", NULL});
     fwd_wait_http(g_rx_port, "/ping", 204, "influxd");
     int status = 0;
     char cmd[256];
@@ -212,8 +214,8 @@ static void test_influxdb(void **state)
     free(tproc_shell_ok(cmd));
     proc d;
     forward_mix(&d, "influx_http", "/write?db=lab");
-    char *r = tproc_http_get(g_rx_port,
-                             "/query?db=lab&q=SELECT%20count(v),sum(v)%20FROM%20fwd", &status);
+    char *r =
+        tproc_http_get(g_rx_port, "/query?db=lab&q=SELECT%20count(v),sum(v)%20FROM%20fwd", &status);
     assert_int_equal(status, 200);
     /* "values":[["1970-01-01T00:00:00Z",2000,1999000]] */
     const char *v = r ? strstr(r, "\"values\":[[") : NULL;
@@ -223,7 +225,8 @@ static void test_influxdb(void **state)
     v = strchr(v + 1, ',');
     assert_true(strtod(v + 1, NULL) == (double)POINTS * (POINTS - 1) / 2);
     free(r);
-    r = tproc_http_get(g_rx_port, "/query?db=lab&q=SELECT%20sum(%22count%22)%20FROM%20hits", &status);
+    r = tproc_http_get(g_rx_port, "/query?db=lab&q=SELECT%20sum(%22count%22)%20FROM%20hits",
+                       &status);
     assert_true(r && strstr(r, ",6]]"));
     free(r);
     cu_daemon_stop(&d);
@@ -355,7 +358,8 @@ static void test_kill_in_flight(void **state)
     char sink[512];
     snprintf(sink, sizeof(sink),
              "type: influx_http, url: \"http://127.0.0.1:%d/write\", gzip: false, "
-             "buffer: {type: disk, path: ./fwdbuf}", g_rx_port);
+             "buffer: {type: disk, path: ./fwdbuf}",
+             g_rx_port);
     proc d;
     start_rf(&d, sink);
     fwd_send_points(g_lp_port, 100, t0_ms());
@@ -386,15 +390,20 @@ static void test_kill_in_flight(void **state)
 
 int main(int argc, char **argv)
 {
-    static const struct { const char *name; void (*fn)(void **); } tests[] = {
-        {"vm_prom", test_vm_prom},     {"vm_influx", test_vm_influx},
+    static const struct {
+        const char *name;
+        void (*fn)(void **);
+    } tests[] = {
+        {"vm_prom", test_vm_prom},       {"vm_influx", test_vm_influx},
         {"prometheus", test_prometheus}, {"influxdb", test_influxdb},
-        {"disk_kill", test_disk_kill}, {"retry", test_retry},
-        {"reject", test_reject},       {"kill_in_flight", test_kill_in_flight},
+        {"disk_kill", test_disk_kill},   {"retry", test_retry},
+        {"reject", test_reject},         {"kill_in_flight", test_kill_in_flight},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)
             return cu_run_test("rf-fwd", tests[i].name, tests[i].fn);
-    fprintf(stderr, "usage: test_forward vm_prom|vm_influx|prometheus|influxdb|disk_kill|retry|reject|kill_in_flight\n");
+    fprintf(stderr,
+            "usage: test_forward "
+            "vm_prom|vm_influx|prometheus|influxdb|disk_kill|retry|reject|kill_in_flight\n");
     return 2;
 }

@@ -79,20 +79,21 @@ static void begin(void)
 static void start_rf(proc *d, const char *extra)
 {
     char cfg[4096];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 5ms}}\n"
-             "listeners:\n"
-             "  - {name: lp, transport: tcp, protocol: influx_line, port: %d, address: 127.0.0.1}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "storage: {enabled: false}\n"
-             "pipeline:\n"
-             "  batch: {max_events: 1000, interval: 20ms}\n"
-             "  sinks:\n"
-             "    - {name: bus, type: nats, servers: [\"%s\"], subject: \"rf.{measurement}.{shard}\",\n"
-             "       shards: %d, timeout: 1s, backoff: {base: 50ms, max: 200ms}, %s}\n"
-             "  routes:\n"
-             "    - {subject: \"telemetry.>\", sinks: [bus]}\n",
-             g_lp_port, g_url, SHARDS, extra);
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2, idle: {sleep: 5ms}}\n"
+        "listeners:\n"
+        "  - {name: lp, transport: tcp, protocol: influx_line, port: %d, address: 127.0.0.1}\n"
+        "stats: {prometheus: {enabled: false}}\n"
+        "storage: {enabled: false}\n"
+        "pipeline:\n"
+        "  batch: {max_events: 1000, interval: 20ms}\n"
+        "  sinks:\n"
+        "    - {name: bus, type: nats, servers: [\"%s\"], subject: \"rf.{measurement}.{shard}\",\n"
+        "       shards: %d, timeout: 1s, backoff: {base: 50ms, max: 200ms}, %s}\n"
+        "  routes:\n"
+        "    - {subject: \"telemetry.>\", sinks: [bus]}\n",
+        g_lp_port, g_url, SHARDS, extra);
     cu_daemon_start(d, "ringflowd.yaml", cfg);
 }
 
@@ -323,9 +324,14 @@ static void publish_src(jsCtx *js, int first, int n)
 
 static rf_nats_source *new_src(int worker)
 {
-    rf_nats_source_config c = {.servers = {g_url}, .n_servers = 1, .stream = "RF",
-                               .subject = "rf.{measurement}.{shard}", .durable = "agg",
-                               .shards = SHARDS, .workers = 2, .worker = (uint32_t)worker,
+    rf_nats_source_config c = {.servers = {g_url},
+                               .n_servers = 1,
+                               .stream = "RF",
+                               .subject = "rf.{measurement}.{shard}",
+                               .durable = "agg",
+                               .shards = SHARDS,
+                               .workers = 2,
+                               .worker = (uint32_t)worker,
                                .ack_wait_ns = 2000000000ll};
     rf_nats_source *s = NULL;
     rf_err err = {0};
@@ -404,8 +410,8 @@ static void expect_invalid(const char *yaml, const char *msg)
         fail_msg("expected \"%s\" in:\n%s", msg, e);
 }
 
-#define SINK_YAML(extra)                                                                         \
-    "pipeline:\n  sinks:\n    - {name: bus, type: nats, " extra "}\n"                          \
+#define SINK_YAML(extra)                                                                           \
+    "pipeline:\n  sinks:\n    - {name: bus, type: nats, " extra "}\n"                              \
     "  routes:\n    - {subject: \"telemetry.>\", sinks: [bus]}\n"
 
 static void test_config(void **state)
@@ -504,9 +510,13 @@ static void test_e2e(void **state)
 
 int main(int argc, char **argv)
 {
-    static const struct { const char *name; void (*fn)(void **); } tests[] = {
-        {"js", test_js}, {"dedup", test_dedup}, {"disk_kill", test_disk_kill}, {"core", test_core},
-        {"source", test_source}, {"e2e", test_e2e}, {"config", test_config},
+    static const struct {
+        const char *name;
+        void (*fn)(void **);
+    } tests[] = {
+        {"js", test_js},         {"dedup", test_dedup},   {"disk_kill", test_disk_kill},
+        {"core", test_core},     {"source", test_source}, {"e2e", test_e2e},
+        {"config", test_config},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)

@@ -155,8 +155,8 @@ static void fx_init(fixture *fx, uint32_t max_series)
 
 /* fx_init with one rule (m, f, window, fns) as rules[0]; the caller sets
  * what else its test needs in fx->cfg, then calls fx_start. */
-static void fx_init_rule(fixture *fx, uint32_t max_series, const char *m, const char *f, int64_t window,
-                         const char *const *fns)
+static void fx_init_rule(fixture *fx, uint32_t max_series, const char *m, const char *f,
+                         int64_t window, const char *const *fns)
 {
     fx_init(fx, max_series);
     fx->rules[0] = rule(m, f, window, fns);
@@ -192,8 +192,8 @@ static double uni(void)
 static void test_functions_reference(void **state)
 {
     (void)state;
-    static const char *const fns[] = {"count", "sum",  "min",   "max",  "avg", "first", "last",
-                                      "stddev", "rate", "increase", "p50", "p90", "p99", NULL};
+    static const char *const fns[] = {"count",  "sum",  "min",      "max", "avg", "first", "last",
+                                      "stddev", "rate", "increase", "p50", "p90", "p99",   NULL};
     fixture fx;
     fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx_start(&fx);
@@ -201,7 +201,10 @@ static void test_functions_reference(void **state)
     /* room b spreads over five decades: there 1 % tells one quantile from
      * another (room a's spread, +-100 around 1e6, is inside the sketch's 1 %) */
     uint64_t id_b = def(fx.t, "temp,room=b celsius");
-    enum { W = 6, PER = 5000 };
+    enum {
+        W = 6,
+        PER = 5000
+    };
     static double vals[W][PER], vals_b[W][PER];
     double prev = NAN;
     for (int w = 0; w < W; w++) {
@@ -251,8 +254,8 @@ static void test_functions_reference(void **state)
         expect_close(val(&fx.out, "temp,room=a celsius:increase", ws), inc, 1e-9, "increase");
         expect_close(val(&fx.out, "temp,room=a celsius:rate", ws), inc / 10, 1e-9, "rate");
         qsort(vals[w], PER, sizeof(double), stage_test_cmp_double);
-        expect_close(val(&fx.out, "temp,room=a celsius:p50", ws), vals[w][rf_quantile_rank(0.5, PER)], 0.01,
-                     "p50");
+        expect_close(val(&fx.out, "temp,room=a celsius:p50", ws),
+                     vals[w][rf_quantile_rank(0.5, PER)], 0.01, "p50");
         expect_close(val(&fx.out, "temp,room=a celsius:p90", ws),
                      vals[w][rf_quantile_rank(0.9, PER)], 0.01, "p90");
         expect_close(val(&fx.out, "temp,room=a celsius:p99", ws),
@@ -287,7 +290,7 @@ static void test_boundaries_and_ids(void **state)
     uint64_t id = def(fx.t, "cpu,host=a usage");
     uint64_t other = def(fx.t, "cpu,host=a idle");
     push(fx.a, id, T0 + 10 * S - 1, 1, RF_KIND_GAUGE);
-    push(fx.a, id, T0 + 10 * S, 2, RF_KIND_GAUGE); /* exactly at the boundary: next window */
+    push(fx.a, id, T0 + 10 * S, 2, RF_KIND_GAUGE);    /* exactly at the boundary: next window */
     push(fx.a, other, T0 + 10 * S, 2, RF_KIND_GAUGE); /* field does not match */
     assert_int_equal(fx.out.n, 4 - 0 + 0); /* window 0 closed (lateness 0): 2 defs + 2 values */
     assert_int_equal(count_kind(&fx.out, RF_KIND_SERIES_DEF), 2);
@@ -455,8 +458,8 @@ static void test_counter_resets(void **state)
 static void test_statsd(void **state)
 {
     (void)state;
-    static const char *const fns[] = {"count", "sum", "avg", "min", "max", "rate", "last",
-                                      "p50", "p99", NULL};
+    static const char *const fns[] = {"count", "sum",  "avg", "min", "max",
+                                      "rate",  "last", "p50", "p99", NULL};
     fixture fx;
     fx_init_rule(&fx, 16, "*", "*", 10 * S, fns);
     fx_start(&fx);
@@ -632,7 +635,8 @@ static void test_tick_and_sweep(void **state)
      * that sees the watermark at T0+5 starts its idle time. */
     const int64_t M0 = 777 * S;
     rf_aggregator_tick(fx.a, M0);
-    rf_aggregator_tick(fx.a, M0 + 8 * S - 1); /* T0+5 + 8 s idle: end + lateness + grace not reached */
+    rf_aggregator_tick(fx.a,
+                       M0 + 8 * S - 1); /* T0+5 + 8 s idle: end + lateness + grace not reached */
     assert_int_equal(count_kind(&fx.out, RF_KIND_AGGREGATE), 0);
     rf_aggregator_tick(fx.a, M0 + 8 * S);
     expect_close(val(&fx.out, "idle v:count", T0), 1, 0, "idle close");
@@ -642,7 +646,9 @@ static void test_tick_and_sweep(void **state)
     assert_int_equal(st.late_dropped, 1);
 
     /* Many idle states: the sweep closes them over several calls. */
-    enum { N = 5000 };
+    enum {
+        N = 5000
+    };
     uint64_t ids[N];
     char buf[64];
     for (int i = 0; i < N; i++) {
@@ -804,7 +810,7 @@ static void test_limits(void **state)
     assert_int_equal(st.states_full, 1);
     assert_int_equal(st.sketch_pool_empty, 1);
     assert_non_null(find_agg(&fx.out, "x,i=1 v:p50", T0));
-    assert_null(find_agg(&fx.out, "x,i=2 v:p50", T0));   /* no sketch: left out */
+    assert_null(find_agg(&fx.out, "x,i=2 v:p50", T0)); /* no sketch: left out */
     assert_non_null(find_agg(&fx.out, "x,i=2 v:count", T0));
     assert_null(find_agg(&fx.out, "x,i=3 v:count", T0)); /* no state */
     assert_true(rf_aggregator_state_bytes() <= 128);

@@ -224,9 +224,14 @@ static uint64_t rng = 7;
 static void test_partial_wire(void **state)
 {
     (void)state;
-    rf_agg_partial p = {.kind = RF_KIND_TIMER, .flags = RF_AGG_PF_LATE, .rule = 3, .sender = 1,
-                        .rule_sig = 0x1122334455667788ull, .group_id = 0x0102030405060708ull,
-                        .start = T0, .window_ns = 10 * S};
+    rf_agg_partial p = {.kind = RF_KIND_TIMER,
+                        .flags = RF_AGG_PF_LATE,
+                        .rule = 3,
+                        .sender = 1,
+                        .rule_sig = 0x1122334455667788ull,
+                        .group_id = 0x0102030405060708ull,
+                        .start = T0,
+                        .window_ns = 10 * S};
     rf_agg_acc_reset(&p.acc);
     const char *text = "lat,svc=api ms";
     p.text = text;
@@ -293,7 +298,9 @@ static void test_partial_wire(void **state)
 static void test_acc_split_invariance(void **state)
 {
     (void)state;
-    enum { N = 3000 };
+    enum {
+        N = 3000
+    };
     static double x[N];
     for (int i = 0; i < N; i++)
         x[i] = 1e6 + (stage_test_uniform(&rng) - 0.5) * 1000.0 / 3.0; /* offset, thirds */
@@ -357,7 +364,7 @@ static void run_stream(mesh *m, uint32_t shards, const rf_agg_config *cfg)
 static void test_shards_equal_one(void **state)
 {
     (void)state;
-    static const char *const fns[] = {"count", "sum", "min", "max", "avg", "stddev",
+    static const char *const fns[] = {"count", "sum",  "min", "max", "avg", "stddev",
                                       "first", "last", "p50", "p99", NULL};
     rf_agg_rule rules[2] = {rule("cpu", "usage", 10 * S, fns, "region"),
                             rule("cpu", "usage", 10 * S, (const char *const[]){"avg", NULL}, NULL)};
@@ -403,13 +410,16 @@ static void test_shards_equal_one(void **state)
                         for (uint32_t s = 0; s < n; s++) {
                             rf_agg_stats st;
                             rf_aggregator_stats_read(many.a[s], &st);
-                            fprintf(stderr, "shard %u: sent %lu recv %lu late %lu forced %lu rep %lu/%lu\n", s,
-                                    (unsigned long)st.partials_sent, (unsigned long)st.partials_received,
+                            fprintf(stderr,
+                                    "shard %u: sent %lu recv %lu late %lu forced %lu rep %lu/%lu\n",
+                                    s, (unsigned long)st.partials_sent,
+                                    (unsigned long)st.partials_received,
                                     (unsigned long)st.partials_late, (unsigned long)st.owner_forced,
-                                    (unsigned long)st.reports_sent, (unsigned long)st.reports_received);
+                                    (unsigned long)st.reports_sent,
+                                    (unsigned long)st.reports_received);
                         }
-                        fail_msg("%u shards, window %d, %s: %.17g, one shard %.17g", n, w, text,
-                                 b, a);
+                        fail_msg("%u shards, window %d, %s: %.17g, one shard %.17g", n, w, text, b,
+                                 a);
                     }
                 }
         for (int h = 0; h < 30; h++) {
@@ -605,12 +615,9 @@ static void test_handover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_partial_wire),
-        cmocka_unit_test(test_acc_split_invariance),
-        cmocka_unit_test(test_shards_equal_one),
-        cmocka_unit_test(test_late_partial),
-        cmocka_unit_test(test_bounded_wait),
-        cmocka_unit_test(test_handover),
+        cmocka_unit_test(test_partial_wire),     cmocka_unit_test(test_acc_split_invariance),
+        cmocka_unit_test(test_shards_equal_one), cmocka_unit_test(test_late_partial),
+        cmocka_unit_test(test_bounded_wait),     cmocka_unit_test(test_handover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,15 +59,20 @@ static const char *trace(void)
 static void test_threshold_for_and_hysteresis(void **state)
 {
     (void)state;
-    rf_alert_rule_config r = {.name = "high_cpu", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
-                              .fire = 90, .resolve = 80, .has_resolve = true, .for_ns = 10 * S};
+    rf_alert_rule_config r = {.name = "high_cpu",
+                              .type = RF_ALERT_THRESHOLD,
+                              .op = RF_CMP_GT,
+                              .fire = 90,
+                              .resolve = 80,
+                              .has_resolve = true,
+                              .for_ns = 10 * S};
     r.match.measurement = "cpu";
     rf_alerts *a = mk(&r, 1);
     rf_series_key *k = stage_test_key("cpu,host=a usage");
     rf_alerts_define(a, 0, k);
 
-    feed(a, 0, 0, 95);  /* pending */
-    feed(a, 0, 5, 95);  /* pending */
+    feed(a, 0, 0, 95); /* pending */
+    feed(a, 0, 5, 95); /* pending */
     assert_int_equal(got.n, 0);
     feed(a, 0, 10, 95); /* held 10 s: fire */
     feed(a, 0, 11, 85); /* below fire, above resolve: still firing */
@@ -105,8 +110,8 @@ static void test_flapping(void **state)
     (void)state;
     static const double vals[] = {91, 85, 91, 85, 91, 85, 79};
     /* Without hysteresis every crossing fires or resolves. */
-    rf_alert_rule_config r = {.name = "flap", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
-                              .fire = 90};
+    rf_alert_rule_config r = {
+        .name = "flap", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT, .fire = 90};
     rf_alerts *a = mk(&r, 1);
     rf_series_key *k = stage_test_key("cpu,host=a usage");
     rf_alerts_define(a, 0, k);
@@ -126,8 +131,12 @@ static void test_flapping(void **state)
     rf_alerts_free(a);
 
     /* Less-than rules mirror it: < 10 fires, resolves at >= 20. */
-    rf_alert_rule_config low = {.name = "low_disk", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_LT,
-                                .fire = 10, .resolve = 20, .has_resolve = true};
+    rf_alert_rule_config low = {.name = "low_disk",
+                                .type = RF_ALERT_THRESHOLD,
+                                .op = RF_CMP_LT,
+                                .fire = 10,
+                                .resolve = 20,
+                                .has_resolve = true};
     a = mk(&low, 1);
     rf_alerts_define(a, 0, k);
     static const double lv[] = {50, 9, 15, 11, 19.9, 20, 5};
@@ -141,8 +150,12 @@ static void test_flapping(void **state)
 static void test_rate_of_change(void **state)
 {
     (void)state;
-    rf_alert_rule_config r = {.name = "fast_growth", .type = RF_ALERT_RATE, .op = RF_CMP_GT,
-                              .fire = 100, .resolve = 50, .has_resolve = true,
+    rf_alert_rule_config r = {.name = "fast_growth",
+                              .type = RF_ALERT_RATE,
+                              .op = RF_CMP_GT,
+                              .fire = 100,
+                              .resolve = 50,
+                              .has_resolve = true,
                               .window_ns = 10 * S};
     rf_alerts *a = mk(&r, 1);
     rf_series_key *k = stage_test_key("net,host=a bytes");
@@ -217,16 +230,20 @@ static int fire_second(const rf_alert_rule_config *r, int64_t step, double slope
 static void test_wall_step_for_duration(void **state)
 {
     (void)state;
-    rf_alert_rule_config th = {.name = "hot", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT,
-                               .fire = 90, .for_ns = 10 * S};
+    rf_alert_rule_config th = {
+        .name = "hot", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GT, .fire = 90, .for_ns = 10 * S};
     assert_int_equal(fire_second(&th, 0, 0), 10);
     assert_int_equal(fire_second(&th, 3600 * S, 0), 10);  /* ahead */
     assert_int_equal(fire_second(&th, -3600 * S, 0), 10); /* back */
 
     /* Rate 100/s over a 10 s window (evaluated from 5 s of history on),
      * for 5 s: fires at 10 s whatever the step. */
-    rf_alert_rule_config rate = {.name = "growth", .type = RF_ALERT_RATE, .op = RF_CMP_GT,
-                                 .fire = 50, .window_ns = 10 * S, .for_ns = 5 * S};
+    rf_alert_rule_config rate = {.name = "growth",
+                                 .type = RF_ALERT_RATE,
+                                 .op = RF_CMP_GT,
+                                 .fire = 50,
+                                 .window_ns = 10 * S,
+                                 .for_ns = 5 * S};
     assert_int_equal(fire_second(&rate, 0, 100), 10);
     assert_int_equal(fire_second(&rate, 3600 * S, 100), 10);
     assert_int_equal(fire_second(&rate, -3600 * S, 100), 10);
@@ -283,7 +300,9 @@ static void test_absence_tick(void **state)
     (void)state;
     rf_alert_rule_config rules[2] = {
         {.name = "silent", .type = RF_ALERT_ABSENCE, .absent_ns = 5 * S},
-        {.name = "no_gpu_at_all", .type = RF_ALERT_ABSENCE, .absent_ns = 5 * S,
+        {.name = "no_gpu_at_all",
+         .type = RF_ALERT_ABSENCE,
+         .absent_ns = 5 * S,
          .absence_any = true},
     };
     rules[0].match.measurement = "heartbeat";
@@ -294,7 +313,7 @@ static void test_absence_tick(void **state)
     const int64_t allow = RF_ALERT_REPORT_ALLOWANCE_NS;
     uint64_t rule_series = rf_alerts_rule_series_id(a, 1);
     assert_true(rule_series == rf_series_id_of_key("alert,rule=no_gpu_at_all state",
-                                                    strlen("alert,rule=no_gpu_at_all state")));
+                                                   strlen("alert,rule=no_gpu_at_all state")));
 
     int64_t base = 1000 * S;
     rf_alerts_tick(a, base, 42); /* starts the silence clocks */
@@ -352,13 +371,13 @@ static void test_forget_and_reuse(void **state)
     rf_alerts_define(a, 0, x);
     feed(a, 0, 1, 95);
     assert_string_equal(trace(), "F@1");
-    rf_alerts_tick(a, 2 * S, 42);   /* x's silence clock runs */
+    rf_alerts_tick(a, 2 * S, 42); /* x's silence clock runs */
     rf_alerts_forget(a, 0);
     feed(a, 0, 2, 10);              /* a stale slot: no binding, nothing */
     rf_alerts_tick(a, 100 * S, 42); /* x's absence is gone with it */
     assert_int_equal(got.n, 1);
     rf_alerts_define(a, 0, y);
-    feed(a, 0, 3, 10);              /* y starts at OK: no resolve of x's fire */
+    feed(a, 0, 3, 10); /* y starts at OK: no resolve of x's fire */
     assert_int_equal(got.n, 1);
     rf_alerts_tick(a, 101 * S, 42); /* y's silence clock starts here */
     rf_alerts_tick(a, 106 * S, 42); /* 5 s later: one fire, y's */
@@ -455,8 +474,8 @@ static void sim_free(sim *sm)
 static void test_rule_wide_absence_on_n_shards(void **state)
 {
     (void)state;
-    rf_alert_rule_config r = {.name = "hb_missing", .type = RF_ALERT_ABSENCE,
-                              .absent_ns = 2 * S, .absence_any = true};
+    rf_alert_rule_config r = {
+        .name = "hb_missing", .type = RF_ALERT_ABSENCE, .absent_ns = 2 * S, .absence_any = true};
     r.match.measurement = "hb";
     rf_series_key *keys[4] = {stage_test_key("hb,host=a up"), stage_test_key("hb,host=b up"),
                               stage_test_key("hb,host=c up"), stage_test_key("hb,host=d up")};
@@ -520,8 +539,8 @@ static void test_rule_wide_absence_on_n_shards(void **state)
 static void test_rule_wide_reports_unknown_and_late(void **state)
 {
     (void)state;
-    rf_alert_rule_config r = {.name = "gone", .type = RF_ALERT_ABSENCE, .absent_ns = 1 * S,
-                              .absence_any = true};
+    rf_alert_rule_config r = {
+        .name = "gone", .type = RF_ALERT_ABSENCE, .absent_ns = 1 * S, .absence_any = true};
     r.match.measurement = "x";
     rf_alerts *a = mk(&r, 1);
     rf_event rep = {0};
@@ -585,8 +604,8 @@ static void test_rule_series_not_bound(void **state)
 static void test_matchers_bind_once(void **state)
 {
     (void)state;
-    rf_alert_rule_config r = {.name = "web_hot", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GE,
-                              .fire = 1};
+    rf_alert_rule_config r = {
+        .name = "web_hot", .type = RF_ALERT_THRESHOLD, .op = RF_CMP_GE, .fire = 1};
     r.match.measurement = "cpu";
     r.match.n_tags = 1;
     r.match.tags[0].key = "host";
@@ -652,8 +671,8 @@ static void test_config_errors(void **state)
     static const char *const sinks[] = {"pager"};
     rf_route_config ok_routes[] = {
         {.pattern = "alert.d", .sinks = sinks, .n_sinks = 1, .cls = RF_ROUTE_CRITICAL}};
-    rf_router_config rcfg = {.routes = ok_routes, .n_routes = 1, .sink_names = sinks,
-                             .n_sink_names = 1};
+    rf_router_config rcfg = {
+        .routes = ok_routes, .n_routes = 1, .sink_names = sinks, .n_sink_names = 1};
     rf_router *router;
     assert_int_equal(rf_router_new(&rcfg, 8, &router, NULL), 0);
     rf_alert_rule_config two[2] = {{.name = "d", .op = RF_CMP_GT}, {.name = "e", .op = RF_CMP_GT}};

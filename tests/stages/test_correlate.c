@@ -64,9 +64,9 @@ static void test_id_ttl_monotonic(void **state)
     const rf_event *g = &got.ev[0];
     assert_int_equal(g->kind, RF_KIND_CORRELATED);
     assert_int_equal(g->correlation_id, 1);
-    assert_int_equal((uint32_t)g->aux, 3);     /* three events */
-    assert_int_equal((uint32_t)(g->aux >> 32), 0); /* id group */
-    assert_int_equal(g->series_id, 12); /* the earliest member event (a day back) */
+    assert_int_equal((uint32_t)g->aux, 3);             /* three events */
+    assert_int_equal((uint32_t)(g->aux >> 32), 0);     /* id group */
+    assert_int_equal(g->series_id, 12);                /* the earliest member event (a day back) */
     assert_int_equal(g->value.i64, 86400 * S + 3 * S); /* span of event times */
     uint64_t m[8];
     assert_int_equal(rf_correlator_members(c, 1, m, 8), 2); /* distinct series */
@@ -131,7 +131,7 @@ static void test_id_capacity_and_members(void **state)
     rf_correlator_stats_read(c, &st);
     assert_int_equal(st.id_open, 0);
     assert_int_equal(st.closed_small, 1); /* the new lone id 1 */
-    assert_int_equal(got.n, 5);            /* 1, 2, 3, then 4 and 5 on drain */
+    assert_int_equal(got.n, 5);           /* 1, 2, 3, then 4 and 5 on drain */
     rf_correlator_free(c);
 
     /* Close on member count: the third event closes the group at once. */
@@ -167,8 +167,8 @@ static void test_id_table_churn(void **state)
     rf_correlator_stats st;
     rf_correlator_stats_read(c, &st);
     assert_true(st.id_open <= 64);
-    assert_int_equal(st.id_opened, st.closed_ttl + st.closed_members + st.evicted_capacity +
-                                       st.id_open);
+    assert_int_equal(st.id_opened,
+                     st.closed_ttl + st.closed_members + st.evicted_capacity + st.id_open);
     rf_correlator_free(c);
 }
 
@@ -176,8 +176,11 @@ static void test_id_table_churn(void **state)
  * within 60 s (critical). */
 static rf_correlator *mk_fail_then_ok(void)
 {
-    static rf_corr_pattern_config p = {.name = "fail_then_ok", .type = RF_CORR_SEQUENCE,
-                                       .key_tag = "host", .within_ns = 60 * S, .critical = true};
+    static rf_corr_pattern_config p = {.name = "fail_then_ok",
+                                       .type = RF_CORR_SEQUENCE,
+                                       .key_tag = "host",
+                                       .within_ns = 60 * S,
+                                       .critical = true};
     p.a.measurement = "auth";
     p.a.field = "failed";
     p.b.measurement = "auth";
@@ -201,11 +204,11 @@ static void test_sequence(void **state)
 
     feed(c, ev_at(ka->series_id, 0, 0, 1), 0);
     feed(c, ev_at(kn->series_id, 0, 1 * S, 1), 3);
-    feed(c, ev_at(kc->series_id, 0, 10 * S, 2), 2);  /* other host */
+    feed(c, ev_at(kc->series_id, 0, 10 * S, 2), 2); /* other host */
     assert_int_equal(got.n, 0);
-    feed(c, ev_at(kb->series_id, 0, 30 * S, 3), 1);  /* A then B within 60 s */
+    feed(c, ev_at(kb->series_id, 0, 30 * S, 3), 1); /* A then B within 60 s */
     assert_int_equal(got.n, 1);
-    feed(c, ev_at(kb->series_id, 0, 40 * S, 4), 1);  /* disarmed: nothing */
+    feed(c, ev_at(kb->series_id, 0, 40 * S, 4), 1); /* disarmed: nothing */
     feed(c, ev_at(ka->series_id, 0, 100 * S, 5), 0);
     feed(c, ev_at(kb->series_id, 0, 161 * S, 6), 1); /* 61 s later: too late */
     assert_int_equal(got.n, 1);
@@ -251,10 +254,10 @@ static void test_forget_and_reuse(void **state)
     rf_correlator_define(c, 0, ka);
     rf_correlator_define(c, 1, kb);
     rf_correlator_forget(c, 0);
-    feed(c, ev_at(ka->series_id, 0, 0, 1), 0);   /* forgotten: arms nothing */
+    feed(c, ev_at(ka->series_id, 0, 0, 1), 0); /* forgotten: arms nothing */
     feed(c, ev_at(kb->series_id, 0, 1 * S, 2), 1);
     assert_int_equal(got.n, 0);
-    rf_correlator_define(c, 0, kc);               /* slot 0 again: B of host c */
+    rf_correlator_define(c, 0, kc); /* slot 0 again: B of host c */
     rf_correlator_define(c, 2, kd);
     feed(c, ev_at(kd->series_id, 0, 2 * S, 3), 2);
     feed(c, ev_at(kc->series_id, 0, 3 * S, 4), 0);
@@ -270,8 +273,11 @@ static void test_forget_and_reuse(void **state)
 static void test_burst(void **state)
 {
     (void)state;
-    rf_corr_pattern_config p = {.name = "errors_burst", .type = RF_CORR_BURST, .key_tag = "host",
-                                .within_ns = 10 * S, .count = 3};
+    rf_corr_pattern_config p = {.name = "errors_burst",
+                                .type = RF_CORR_BURST,
+                                .key_tag = "host",
+                                .within_ns = 10 * S,
+                                .count = 3};
     p.a.measurement = "errors";
     rf_correlator_config cfg = {.patterns = &p, .n_patterns = 1};
     rf_correlator *c = mk(&cfg);
@@ -285,8 +291,8 @@ static void test_burst(void **state)
     static const struct {
         int32_t slot;
         int t;
-    } seq[] = {{0, 0}, {2, 1}, {1, 20}, {2, 21}, {0, 25}, {2, 40}, {1, 28}, {0, 29}, {0, 30},
-               {1, 31}};
+    } seq[] = {{0, 0},  {2, 1},  {1, 20}, {2, 21}, {0, 25},
+               {2, 40}, {1, 28}, {0, 29}, {0, 30}, {1, 31}};
     uint32_t after[10];
     for (int i = 0; i < 10; i++) {
         const rf_series_key *k = seq[i].slot == 0 ? ka1 : seq[i].slot == 1 ? ka2 : kb;
@@ -379,15 +385,15 @@ static rf_corr_pattern_config g_pats[3];
 static void mesh_patterns(void)
 {
     memset(g_pats, 0, sizeof(g_pats));
-    g_pats[0] = (rf_corr_pattern_config){.name = "login_sudo", .type = RF_CORR_SEQUENCE,
-                                         .key_tag = "user", .within_ns = 10 * S};
+    g_pats[0] = (rf_corr_pattern_config){
+        .name = "login_sudo", .type = RF_CORR_SEQUENCE, .key_tag = "user", .within_ns = 10 * S};
     g_pats[0].a.measurement = "login";
     g_pats[0].b.measurement = "sudo";
-    g_pats[1] = (rf_corr_pattern_config){.name = "errs", .type = RF_CORR_BURST, .key_tag = "host",
-                                         .within_ns = 10 * S, .count = 3};
+    g_pats[1] = (rf_corr_pattern_config){
+        .name = "errs", .type = RF_CORR_BURST, .key_tag = "host", .within_ns = 10 * S, .count = 3};
     g_pats[1].a.measurement = "errors";
-    g_pats[2] = (rf_corr_pattern_config){.name = "any_two", .type = RF_CORR_BURST,
-                                         .within_ns = 1000 * S, .count = 2};
+    g_pats[2] = (rf_corr_pattern_config){
+        .name = "any_two", .type = RF_CORR_BURST, .within_ns = 1000 * S, .count = 2};
     g_pats[2].a.measurement = "rare"; /* no key tag: one key for every series */
 }
 
@@ -569,8 +575,8 @@ static void test_shards_same_groups(void **state)
             for (uint32_t i = 0; i < got.n; i++)
                 pp[got.ev[i].aux >> 32]++;
             fail_msg("%u shards: %u groups (%u %u %u %u), 1 shard: %u (%u %u %u %u)", n, got.n,
-                     pp[0], pp[1], pp[2], pp[3], n1, per_pattern[0], per_pattern[1],
-                     per_pattern[2], per_pattern[3]);
+                     pp[0], pp[1], pp[2], pp[3], n1, per_pattern[0], per_pattern[1], per_pattern[2],
+                     per_pattern[3]);
         }
         for (uint32_t i = 0; i < n1; i++)
             if (cmp_group(&got.ev[i], &one[i]) != 0)
@@ -622,9 +628,9 @@ static void test_peer_stale_and_malformed(void **state)
     for (uint32_t s = 0; s < 2; s++) {
         if (s == 1)
             g_pats[0].within_ns = 20 * S; /* shard 1: the pattern changed under its name */
-        assert_int_equal(rf_correlator_new(&cfg, 8, (rf_emitter){stage_events_collect, &got},
-                                           &m->c[s], &err),
-                         0);
+        assert_int_equal(
+            rf_correlator_new(&cfg, 8, (rf_emitter){stage_events_collect, &got}, &m->c[s], &err),
+            0);
         assert_int_equal(rf_correlator_set_peers(m->c[s], mesh_send, m, s, 2, &err), 0);
     }
     /* A user whose key shard 1 owns, seen on shard 0 (slot u: the first

@@ -142,9 +142,15 @@ static void test_fanout_and_critical(void **state)
     rf_route_config routes[] = {
         {.name = "all", .pattern = "telemetry.>", .sinks = s_store, .n_sinks = 1},
         {.name = "cpu", .pattern = "telemetry.*.cpu.*", .sinks = s_json_fwd, .n_sinks = 2},
-        {.name = "hot", .pattern = "telemetry.db1.cpu.>", .sinks = s_pager, .n_sinks = 2,
+        {.name = "hot",
+         .pattern = "telemetry.db1.cpu.>",
+         .sinks = s_pager,
+         .n_sinks = 2,
          .cls = RF_ROUTE_CRITICAL},
-        {.name = "alerts", .pattern = "alert.>", .sinks = s_pager, .n_sinks = 1,
+        {.name = "alerts",
+         .pattern = "alert.>",
+         .sinks = s_pager,
+         .n_sinks = 1,
          .cls = RF_ROUTE_CRITICAL},
     };
     rf_router *r = mk_router(routes, 4, "telemetry.{host}.{measurement}.{field}");
@@ -190,7 +196,8 @@ static void test_fanout_and_critical(void **state)
 
     rf_router_stats st;
     rf_router_stats_read(r, &st);
-    assert_int_equal(st.sets, 5); /* empty, {store,json,fwd}, {json,pager,store,fwd}, {store}, {pager} */
+    assert_int_equal(st.sets,
+                     5); /* empty, {store,json,fwd}, {json,pager,store,fwd}, {store}, {pager} */
     assert_int_equal(st.routed, 5);
     assert_int_equal(st.unrouted, 1);
     assert_int_equal(st.no_key, 1);
@@ -236,8 +243,8 @@ static void test_reconfigure_invalidates(void **state)
 
     rf_route_config after[] = {
         {.pattern = "telemetry.cpu.*", .sinks = s_pager, .n_sinks = 1, .cls = RF_ROUTE_CRITICAL}};
-    rf_router_config cfg = {.routes = after, .n_routes = 1, .sink_names = sink_names,
-                            .n_sink_names = 4};
+    rf_router_config cfg = {
+        .routes = after, .n_routes = 1, .sink_names = sink_names, .n_sink_names = 4};
     assert_int_equal(rf_router_reconfigure(r, &cfg, NULL), 0);
     assert_int_equal(rf_router_route_batch(r, &ev, &slot, 1), 1);
     const rf_route_set *s = rf_router_set(r, ev.route_hint);
@@ -263,38 +270,38 @@ static void test_reconfigure_invalidates(void **state)
 
 
 static const char pipeline_yaml[] =
-    "pipeline:\n"                                                       /* 1 */
-    "  subjects: {data: \"telemetry.{host}.{measurement}.{field}\"}\n"  /* 2 */
-    "  sinks:\n"                                                        /* 3 */
-    "    - {name: store, type: count_only}\n"                           /* 4 */
-    "    - {name: events, type: json, path: \"-\", buffer: 64KiB}\n"    /* 5 */
-    "    - name: fwd\n"                                                 /* 6 */
-    "      type: lp_tcp\n"                                              /* 7 */
-    "      host: 127.0.0.1\n"                                           /* 8 */
-    "      port: 8086\n"                                                /* 9 */
-    "      backoff: {base: 50ms, max: 10s}\n"                           /* 10 */
-    "      breaker: {failures: 3, cooldown: 5s}\n"                      /* 11 */
-    "  routes:\n"                                                       /* 12 */
-    "    - {name: all, subject: \"telemetry.>\", sinks: [store]}\n"     /* 13 */
+    "pipeline:\n"                                                                       /* 1 */
+    "  subjects: {data: \"telemetry.{host}.{measurement}.{field}\"}\n"                  /* 2 */
+    "  sinks:\n"                                                                        /* 3 */
+    "    - {name: store, type: count_only}\n"                                           /* 4 */
+    "    - {name: events, type: json, path: \"-\", buffer: 64KiB}\n"                    /* 5 */
+    "    - name: fwd\n"                                                                 /* 6 */
+    "      type: lp_tcp\n"                                                              /* 7 */
+    "      host: 127.0.0.1\n"                                                           /* 8 */
+    "      port: 8086\n"                                                                /* 9 */
+    "      backoff: {base: 50ms, max: 10s}\n"                                           /* 10 */
+    "      breaker: {failures: 3, cooldown: 5s}\n"                                      /* 11 */
+    "  routes:\n"                                                                       /* 12 */
+    "    - {name: all, subject: \"telemetry.>\", sinks: [store]}\n"                     /* 13 */
     "    - {name: page, subject: \"alert.>\", sinks: [events, fwd], class: critical}\n" /* 14 */
-    "  correlation:\n"                                                  /* 15 */
-    "    id: {capacity: 500, ttl: 10m}\n"                               /* 16 */
-    "    patterns:\n"                                                   /* 17 */
-    "      - name: fail_then_ok\n"                                      /* 18 */
-    "        type: sequence\n"                                          /* 19 */
-    "        first: {measurement: auth, field: failed}\n"               /* 20 */
-    "        then: {measurement: auth, field: ok}\n"                    /* 21 */
-    "        key: host\n"                                               /* 22 */
-    "        within: 60s\n"                                             /* 23 */
+    "  correlation:\n"                                                                  /* 15 */
+    "    id: {capacity: 500, ttl: 10m}\n"                                               /* 16 */
+    "    patterns:\n"                                                                   /* 17 */
+    "      - name: fail_then_ok\n"                                                      /* 18 */
+    "        type: sequence\n"                                                          /* 19 */
+    "        first: {measurement: auth, field: failed}\n"                               /* 20 */
+    "        then: {measurement: auth, field: ok}\n"                                    /* 21 */
+    "        key: host\n"                                                               /* 22 */
+    "        within: 60s\n"                                                             /* 23 */
     "      - {name: burst, type: burst, match: {measurement: errors}, count: 5, within: 10s}\n"
-    "  alerts:\n"                                                       /* 25 */
-    "    - name: high_cpu\n"                                            /* 26 */
-    "      match: {measurement: cpu, tags: {host: \"web*\"}}\n"         /* 27 */
-    "      op: \">\"\n"                                                 /* 28 */
-    "      fire: 90\n"                                                  /* 29 */
-    "      resolve: 80\n"                                               /* 30 */
-    "      for: 30s\n"                                                  /* 31 */
-    "    - {name: silent, type: absence, absent: 1m, scope: any}\n";    /* 32 */
+    "  alerts:\n"                                                    /* 25 */
+    "    - name: high_cpu\n"                                         /* 26 */
+    "      match: {measurement: cpu, tags: {host: \"web*\"}}\n"      /* 27 */
+    "      op: \">\"\n"                                              /* 28 */
+    "      fire: 90\n"                                               /* 29 */
+    "      resolve: 80\n"                                            /* 30 */
+    "      for: 30s\n"                                               /* 31 */
+    "    - {name: silent, type: absence, absent: 1m, scope: any}\n"; /* 32 */
 
 /* Parses the pipeline sections of `yaml` in dependency order (sinks, routes,
  * router, correlation, alerts). Returns 0 or the first error. */
@@ -379,12 +386,12 @@ static void test_pipeline_config(void **state)
         int line;
         const char *text, *needle;
     } bad[] = {
-        {13, "    - {name: all, subject: \"telemetry.>.x\", sinks: [store]}",
-         "<test>:13:"},
+        {13, "    - {name: all, subject: \"telemetry.>.x\", sinks: [store]}", "<test>:13:"},
         {13, "    - {name: all, subject: \"tele*\", sinks: [store]}", "must be a whole token"},
         {13, "    - {name: all, subject: \"a..b\", sinks: [store]}", "token 2 is empty"},
         {14, "    - {name: page, subject: \"alert.>\", sinks: [events, pager]}",
-         "<test>:14:56: pipeline.routes[1].sinks[1]: unknown sink 'pager' (sinks: store, events, fwd)"},
+         "<test>:14:56: pipeline.routes[1].sinks[1]: unknown sink 'pager' (sinks: store, events, "
+         "fwd)"},
         {28, "      op: \"=>\"", "<test>:28:"},
         {30, "      resolve: 95", "hysteresis"},
         {14, "    - {name: page, subject: \"alert.silent\", sinks: [events]}",
@@ -405,12 +412,9 @@ static void test_pipeline_config(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_wildcard_table),
-        cmocka_unit_test(test_invalid_patterns),
-        cmocka_unit_test(test_subject_templates),
-        cmocka_unit_test(test_fanout_and_critical),
-        cmocka_unit_test(test_reconfigure_invalidates),
-        cmocka_unit_test(test_pipeline_config),
+        cmocka_unit_test(test_wildcard_table),          cmocka_unit_test(test_invalid_patterns),
+        cmocka_unit_test(test_subject_templates),       cmocka_unit_test(test_fanout_and_critical),
+        cmocka_unit_test(test_reconfigure_invalidates), cmocka_unit_test(test_pipeline_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

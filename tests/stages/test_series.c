@@ -52,7 +52,9 @@ static void test_define_find(void **state)
 static void test_many_and_collisions(void **state)
 {
     (void)state;
-    enum { N = 100000 };
+    enum {
+        N = 100000
+    };
     rf_series_table *t = rf_series_table_new(N);
     assert_non_null(t);
     char buf[64];
@@ -120,7 +122,9 @@ static void on_expire(void *ctx, int32_t slot, const rf_series_key *key)
 static void test_expire_and_reuse(void **state)
 {
     (void)state;
-    enum { N = 64 };
+    enum {
+        N = 64
+    };
     rf_series_table *t = rf_series_table_new(N);
     assert_non_null(t);
     rf_series_table_set_now(t, 1000);
@@ -218,8 +222,8 @@ static void test_tags(void **state)
 {
     (void)state;
     rf_series_table *t = rf_series_table_new(8);
-    int32_t s =
-        rf_series_table_define(t, stage_test_key("disk\\ io,dc=eu\\,west,host=a\\=b,ssd bytes\\ read"));
+    int32_t s = rf_series_table_define(
+        t, stage_test_key("disk\\ io,dc=eu\\,west,host=a\\=b,ssd bytes\\ read"));
     assert_true(s >= 0);
     const rf_series_key *k = rf_series_table_key(t, s);
     const rf_series_tag *tags;
@@ -450,7 +454,9 @@ static void test_measurement_names(void **state)
 static void test_measurement_overflow(void **state)
 {
     (void)state;
-    enum { N = RF_SERIES_MEAS_MAX + 3 };
+    enum {
+        N = RF_SERIES_MEAS_MAX + 3
+    };
     rf_series_table *t = rf_series_table_new(N + 10);
     const rf_series_limits lim = {.max_per_measurement = 1};
     rf_series_table_set_limits(t, &lim);
@@ -482,7 +488,9 @@ static void test_refused_memory(void **state)
     assert_int_equal(rf_series_table_define(t, stage_test_key("keep v")), 0);
     /* Refused ids that all start their probe at the same bucket: a window
      * holds 8, the 9th forgets one of them. */
-    enum { R = 9 };
+    enum {
+        R = 9
+    };
     uint64_t ids[R];
     for (int i = 0; i < R; i++) {
         rf_series_key *k = stage_test_key("storm v");

@@ -63,8 +63,9 @@ static void test_format_json(void **state)
     int n = rf_sink_format_json(&namer, &e, buf, sizeof(buf));
     assert_true(n > 0);
     buf[n] = '\0';
-    assert_string_equal(buf, "{\"time\":\"2026-11-23T17:49:43.123456789Z\",\"series\":\"cpu,host=a "
-                             "usage\",\"value\":0.5,\"kind\":\"gauge\",\"priority\":\"standard\"}\n");
+    assert_string_equal(buf,
+                        "{\"time\":\"2026-11-23T17:49:43.123456789Z\",\"series\":\"cpu,host=a "
+                        "usage\",\"value\":0.5,\"kind\":\"gauge\",\"priority\":\"standard\"}\n");
 
     rf_event a = ev_f64(3, 97.25, T0);
     a.kind = RF_KIND_ALERT;
@@ -121,8 +122,8 @@ static void test_json_file_per_batch(void **state)
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     close(fd);
-    rf_sink_config cfg = {.name = "json", .type = RF_SINK_JSON, .path = path,
-                          .buffer_bytes = 64 * 1024};
+    rf_sink_config cfg = {
+        .name = "json", .type = RF_SINK_JSON, .path = path, .buffer_bytes = 64 * 1024};
     rf_sink *s;
     rf_err err;
     assert_int_equal(rf_sink_new(&cfg, &namer, &s, &err), 0);
@@ -203,8 +204,11 @@ static void test_udp_exact_lines(void **state)
     (void)state;
     uint16_t port = 0;
     int rx = listen_on(SOCK_DGRAM, &port);
-    rf_sink_config cfg = {.name = "udp", .type = RF_SINK_LP_UDP, .host = "127.0.0.1",
-                          .port = port, .max_datagram = 64};
+    rf_sink_config cfg = {.name = "udp",
+                          .type = RF_SINK_LP_UDP,
+                          .host = "127.0.0.1",
+                          .port = port,
+                          .max_datagram = 64};
     rf_sink *s;
     rf_err err;
     assert_int_equal(rf_sink_new(&cfg, &namer, &s, &err), 0);
@@ -260,9 +264,13 @@ static void test_udp_no_listener(void **state)
     uint16_t port = 0;
     int tmp = listen_on(SOCK_DGRAM, &port);
     close(tmp);
-    rf_sink_config cfg = {.name = "udp0", .type = RF_SINK_LP_UDP, .host = "127.0.0.1",
-                          .port = port, .backoff_base_ns = RF_NS_PER_MS,
-                          .backoff_max_ns = 10 * RF_NS_PER_MS, .jitter_seed = 7};
+    rf_sink_config cfg = {.name = "udp0",
+                          .type = RF_SINK_LP_UDP,
+                          .host = "127.0.0.1",
+                          .port = port,
+                          .backoff_base_ns = RF_NS_PER_MS,
+                          .backoff_max_ns = 10 * RF_NS_PER_MS,
+                          .jitter_seed = 7};
     rf_sink *s;
     assert_int_equal(rf_sink_new(&cfg, &namer, &s, NULL), 0);
     rf_event e = ev_f64(1, 1, 1);
@@ -286,10 +294,15 @@ static void test_tcp_reconnect_backoff_breaker(void **state)
     (void)state;
     uint16_t port = 0;
     int lfd = listen_on(SOCK_STREAM, &port);
-    rf_sink_config cfg = {.name = "tcp", .type = RF_SINK_LP_TCP, .host = "127.0.0.1",
-                          .port = port, .buffer_bytes = 4096,
-                          .backoff_base_ns = 10 * RF_NS_PER_MS, .backoff_max_ns = RF_NS_PER_S,
-                          .breaker_failures = 3, .breaker_cooldown_ns = 5 * RF_NS_PER_S,
+    rf_sink_config cfg = {.name = "tcp",
+                          .type = RF_SINK_LP_TCP,
+                          .host = "127.0.0.1",
+                          .port = port,
+                          .buffer_bytes = 4096,
+                          .backoff_base_ns = 10 * RF_NS_PER_MS,
+                          .backoff_max_ns = RF_NS_PER_S,
+                          .breaker_failures = 3,
+                          .breaker_cooldown_ns = 5 * RF_NS_PER_S,
                           .jitter_seed = 42};
     rf_sink *s;
     rf_err err;

@@ -61,12 +61,30 @@ static void check_bound(const char *what, rf_ddsketch *s, double *v, size_t n, s
 
 typedef double (*gen_fn)(void);
 
-static double g_pareto(void) { return 1.0 / pow(uni(), 1 / 1.1); }
-static double g_lognormal(void) { return exp(3 * normal()); }
-static double g_bimodal(void) { return uni() < 0.7 ? 10 + normal() : 1e4 + 100 * normal(); }
-static double g_const(void) { return 42.0; }
-static double g_zero(void) { return 0.0; }
-static double g_range(void) { return pow(10, 200 * uni() - 100); }
+static double g_pareto(void)
+{
+    return 1.0 / pow(uni(), 1 / 1.1);
+}
+static double g_lognormal(void)
+{
+    return exp(3 * normal());
+}
+static double g_bimodal(void)
+{
+    return uni() < 0.7 ? 10 + normal() : 1e4 + 100 * normal();
+}
+static double g_const(void)
+{
+    return 42.0;
+}
+static double g_zero(void)
+{
+    return 0.0;
+}
+static double g_range(void)
+{
+    return pow(10, 200 * uni() - 100);
+}
 static double g_mixed_sign(void)
 {
     double u = uni();
@@ -76,9 +94,18 @@ static double g_mixed_sign(void)
         return -exp(2 * normal());
     return exp(2 * normal());
 }
-static double g_negative(void) { return -1.0 / pow(uni(), 1 / 1.5); }
-static double g_tiny(void) { return 1e-300 * (1 + uni()); }
-static double g_uniform_int(void) { return (double)(next_u64() % 1000); }
+static double g_negative(void)
+{
+    return -1.0 / pow(uni(), 1 / 1.5);
+}
+static double g_tiny(void)
+{
+    return 1e-300 * (1 + uni());
+}
+static double g_uniform_int(void)
+{
+    return (double)(next_u64() % 1000);
+}
 
 static void run_dist(const char *name, gen_fn g, size_t n, uint32_t bins)
 {
@@ -137,7 +164,9 @@ static void test_mapping(void **state)
 static void test_merge(void **state)
 {
     (void)state;
-    enum { N = 100000 };
+    enum {
+        N = 100000
+    };
     double *v = malloc(N * sizeof(double));
     rf_ddsketch *a = sk_new(2048), *b = sk_new(2048), *all = sk_new(2048);
     for (size_t i = 0; i < N; i++) {
@@ -166,7 +195,9 @@ static void test_collapse(void **state)
     /* 64 buckets span a factor 2^(64/35) ~ 3.5; values span 1..1e6, so the
      * low end collapses but quantiles within the top factor 3.5 keep the
      * bound. */
-    enum { N = 100000 };
+    enum {
+        N = 100000
+    };
     double *v = malloc(N * sizeof(double));
     rf_ddsketch *s = sk_new(64);
     for (size_t i = 0; i < N; i++) {
@@ -233,10 +264,8 @@ static void test_hll(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mapping),
-        cmocka_unit_test(test_distributions),
-        cmocka_unit_test(test_merge),
-        cmocka_unit_test(test_collapse),
+        cmocka_unit_test(test_mapping), cmocka_unit_test(test_distributions),
+        cmocka_unit_test(test_merge),   cmocka_unit_test(test_collapse),
         cmocka_unit_test(test_hll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -206,9 +206,9 @@ static void test_timer(void **state)
     assert_int_equal(run(&x), 0);
     rf_statsd_flusher_tick(x.f, 0, 1010 * S);
     const char *want[] = {
-        "lat,route=/pay count=5@1010",   "lat,route=/pay lower=10@1010",
-        "lat,route=/pay upper=40@1010",  "lat,route=/pay mean=25@1010",
-        "lat,route=/pay median=25@1010", "lat,route=/pay sum=100@1010",
+        "lat,route=/pay count=5@1010",          "lat,route=/pay lower=10@1010",
+        "lat,route=/pay upper=40@1010",         "lat,route=/pay mean=25@1010",
+        "lat,route=/pay median=25@1010",        "lat,route=/pay sum=100@1010",
         "lat,route=/pay 90_percentile=40@1010", "lat,route=/pay 99_percentile=40@1010",
         "lat,route=/pay 50_percentile=20@1010"};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
@@ -292,9 +292,9 @@ static void test_rank(void **state)
     /* round(p/100 * n), 1-based, as Math.round. */
     assert_int_equal(rf_quantile_rank(0.90, 4), 3);
     assert_int_equal(rf_quantile_rank(0.50, 4), 1);
-    assert_int_equal(rf_quantile_rank(0.50, 5), 2);  /* 2.5 -> 3 */
+    assert_int_equal(rf_quantile_rank(0.50, 5), 2); /* 2.5 -> 3 */
     assert_int_equal(rf_quantile_rank(0.99, 100), 98);
-    assert_int_equal(rf_quantile_rank(0.01, 10), 0);  /* rank 0 clamps to the first */
+    assert_int_equal(rf_quantile_rank(0.01, 10), 0); /* rank 0 clamps to the first */
     assert_int_equal(rf_quantile_rank(0, 3), 0);
     assert_int_equal(rf_quantile_rank(1.0, 7), 6);
 }

@@ -109,20 +109,26 @@ static void test_edge_doubles(void **state)
 {
     (void)state;
     const uint64_t edges[] = {
-        0x7ff8000000000000ull,          /* quiet NaN */
-        0x7ff8000000000001ull,          /* quiet NaN with payload */
-        0x7ff0000000000001ull,          /* signalling NaN */
-        0xfff8dead0000beefull,          /* negative NaN with payload */
-        0x7fffffffffffffffull,          /* NaN, all payload bits */
-        dbits(INFINITY), dbits(-INFINITY),
-        dbits(0.0), dbits(-0.0),
+        0x7ff8000000000000ull, /* quiet NaN */
+        0x7ff8000000000001ull, /* quiet NaN with payload */
+        0x7ff0000000000001ull, /* signalling NaN */
+        0xfff8dead0000beefull, /* negative NaN with payload */
+        0x7fffffffffffffffull, /* NaN, all payload bits */
+        dbits(INFINITY),
+        dbits(-INFINITY),
+        dbits(0.0),
+        dbits(-0.0),
         0x0000000000000001ull,          /* smallest subnormal */
         0x000fffffffffffffull,          /* largest subnormal */
         0x8000000000000001ull,          /* negative subnormal */
         dbits(2.2250738585072014e-308), /* DBL_MIN */
         dbits(1.7976931348623157e308),  /* DBL_MAX */
-        dbits(0.1 + 0.2), dbits(1e-10), dbits(1e22), dbits(9007199254740993.0),
-        dbits(21.37), dbits(-5.5),
+        dbits(0.1 + 0.2),
+        dbits(1e-10),
+        dbits(1e22),
+        dbits(9007199254740993.0),
+        dbits(21.37),
+        dbits(-5.5),
     };
     const uint32_t ne = sizeof edges / sizeof edges[0];
     /* every edge alone, in a run, and mixed into decimal gauges */
@@ -170,7 +176,7 @@ static void test_wide_decimals(void **state)
 static void test_edge_integers(void **state)
 {
     (void)state;
-    const uint64_t edges[] = {(uint64_t)INT64_MIN, (uint64_t)INT64_MAX, UINT64_MAX, 0, 1,
+    const uint64_t edges[] = {(uint64_t)INT64_MIN,     (uint64_t)INT64_MAX,     UINT64_MAX, 0, 1,
                               (uint64_t)INT64_MIN + 1, (uint64_t)INT64_MAX - 1, 1ull << 63};
     const uint32_t ne = sizeof edges / sizeof edges[0];
     for (uint8_t vt = RF_VALUE_I64; vt <= RF_VALUE_STRING; vt++) {
@@ -218,10 +224,16 @@ static void test_decimal_detection(void **state)
 {
     (void)state;
     uint64_t in[4], ints[4];
-    struct { double v[2]; int d; } cases[] = {
-        {{0.1, 0.2}, 1}, {{1.5, 2.25}, 2}, {{21.37, -5.0}, 2}, {{1e-9, 0}, 9},
-        {{1e-10, 0}, -1}, {{0.1 + 0.2, 0}, -1}, {{1.005, 3}, 3}, {{0x1p53, 0}, 0},
-        {{0x1p53 + 2, 0}, -1}, {{123456789.123456789, 0}, -1}, {{0, 0}, 0},
+    struct {
+        double v[2];
+        int d;
+    } cases[] = {
+        {{0.1, 0.2}, 1},       {{1.5, 2.25}, 2},
+        {{21.37, -5.0}, 2},    {{1e-9, 0}, 9},
+        {{1e-10, 0}, -1},      {{0.1 + 0.2, 0}, -1},
+        {{1.005, 3}, 3},       {{0x1p53, 0}, 0},
+        {{0x1p53 + 2, 0}, -1}, {{123456789.123456789, 0}, -1},
+        {{0, 0}, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         in[0] = dbits(cases[i].v[0]);
@@ -280,7 +292,8 @@ static void test_random_roundtrips(void **state)
         switch (r % 8) {
         case 0: n = 1 + (uint32_t)(r >> 8) % 3; break;
         case 1: n = MAXP - (uint32_t)(r >> 8) % 2; break;
-        case 2: case 3: n = 1 + (uint32_t)(r >> 8) % 8192; break;
+        case 2:
+        case 3: n = 1 + (uint32_t)(r >> 8) % 8192; break;
         default: n = 1 + (uint32_t)(r >> 8) % 300; break;
         }
         if (r % 8 == 1 && it % 16 != 1)
@@ -295,8 +308,11 @@ static void test_random_roundtrips(void **state)
             uint32_t k = 1 + (uint32_t)(r >> 52) % 4;
             for (uint32_t j = 0; j < k; j++) {
                 uint64_t q = rf_gen_next(&rng);
-                static const uint64_t sp[] = {0x7ff8000000000001ull, 0xfff0000000000000ull,
-                                              0x8000000000000000ull, 1, UINT64_MAX,
+                static const uint64_t sp[] = {0x7ff8000000000001ull,
+                                              0xfff0000000000000ull,
+                                              0x8000000000000000ull,
+                                              1,
+                                              UINT64_MAX,
                                               (uint64_t)INT64_MIN};
                 F.v[q % n] = sp[(q >> 32) % 6];
             }
@@ -313,7 +329,12 @@ static void test_corruption(void **state)
     uint64_t rng = 0xbadf00d;
     uint8_t *copy = malloc(F.cap);
     assert_non_null(copy);
-    struct { enum rf_gen_value vc; enum rf_gen_ts tc; uint32_t n; int level; } cases[] = {
+    struct {
+        enum rf_gen_value vc;
+        enum rf_gen_ts tc;
+        uint32_t n;
+        int level;
+    } cases[] = {
         {RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_JITTER_RARE, 300, 0},
         {RF_GEN_GAUGE_2DEC_WALK, RF_GEN_TS_REGULAR, 300, 1},
         {RF_GEN_COUNTER_SPARSE, RF_GEN_TS_JITTER_ALL, 200, 0},
@@ -479,14 +500,10 @@ static void test_texts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_edge_doubles),
-        cmocka_unit_test(test_wide_decimals),
-        cmocka_unit_test(test_edge_integers),
-        cmocka_unit_test(test_decimal_detection),
-        cmocka_unit_test(test_bad_arguments),
-        cmocka_unit_test(test_random_roundtrips),
-        cmocka_unit_test(test_corruption),
-        cmocka_unit_test(test_size_goals),
+        cmocka_unit_test(test_edge_doubles),  cmocka_unit_test(test_wide_decimals),
+        cmocka_unit_test(test_edge_integers), cmocka_unit_test(test_decimal_detection),
+        cmocka_unit_test(test_bad_arguments), cmocka_unit_test(test_random_roundtrips),
+        cmocka_unit_test(test_corruption),    cmocka_unit_test(test_size_goals),
         cmocka_unit_test(test_texts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -23,7 +23,7 @@
 typedef struct gseries {
     const char *meas, *dc, *host_key, *host, *field; /* host_key: escaped form in the key */
     uint8_t vt;
-    int start;   /* first point index */
+    int start; /* first point index */
     rf_series_key *key;
 } gseries;
 
@@ -43,7 +43,10 @@ static gseries G[] = {
 };
 #define NG (sizeof(G) / sizeof(G[0]))
 
-static int64_t gt(size_t s, int i) { return T0 + (int64_t)i * 10 * SEC + (int64_t)s * 1000; }
+static int64_t gt(size_t s, int i)
+{
+    return T0 + (int64_t)i * 10 * SEC + (int64_t)s * 1000;
+}
 
 static uint64_t gv(size_t s, int i)
 {
@@ -85,7 +88,8 @@ static int setup(void **state)
         char tags[64];
         snprintf(tags, sizeof(tags), "dc=%s,host=%s", G[s].dc, G[s].host_key);
         G[s].key = tu_key(G[s].meas, tags, G[s].field);
-        rf_store_define_series(rf_store_shard_get(st, rf_event_owner(G[s].key->series_id, 2)), G[s].key);
+        rf_store_define_series(rf_store_shard_get(st, rf_event_owner(G[s].key->series_id, 2)),
+                               G[s].key);
     }
     for (int i = 0; i < NP; i++)
         for (size_t s = 0; s < NG; s++) {
@@ -121,7 +125,9 @@ static bool ref_match(size_t s, const rf_query *q)
         return false;
     for (uint32_t m = 0; m < q->n_matchers; m++) {
         const rf_query_matcher *mt = &q->matchers[m];
-        const char *v = strcmp(mt->tag, "dc") == 0 ? G[s].dc : strcmp(mt->tag, "host") == 0 ? G[s].host : "";
+        const char *v = strcmp(mt->tag, "dc") == 0     ? G[s].dc
+                        : strcmp(mt->tag, "host") == 0 ? G[s].host
+                                                       : "";
         bool ok;
         if (mt->op == RF_MATCH_EQ || mt->op == RF_MATCH_NE) {
             ok = strcmp(v, mt->value) == 0;
@@ -149,7 +155,8 @@ static const rf_query_set *find_set(const rf_query_result *r, size_t s)
             continue;
         bool host_ok = false;
         for (uint32_t t = 0; t < set->n_tags; t++)
-            host_ok |= strcmp(set->tags[t].key, "host") == 0 && strcmp(set->tags[t].value, G[s].host) == 0;
+            host_ok |=
+                strcmp(set->tags[t].key, "host") == 0 && strcmp(set->tags[t].value, G[s].host) == 0;
         if (host_ok)
             return set;
     }
@@ -195,18 +202,28 @@ static void test_raw_selections(void **state)
 {
     (void)state;
     rf_query_matcher m1[] = {{"host", RF_MATCH_EQ, "h1"}};
-    rf_query q = {.measurement = "cpu", .field = "usage", .matchers = m1, .n_matchers = 1,
-                  .start_ns = INT64_MIN, .end_ns = INT64_MAX};
+    rf_query q = {.measurement = "cpu",
+                  .field = "usage",
+                  .matchers = m1,
+                  .n_matchers = 1,
+                  .start_ns = INT64_MIN,
+                  .end_ns = INT64_MAX};
     check_raw(&q);
     rf_query_matcher m2[] = {{"dc", RF_MATCH_NE, "eu"}, {"host", RF_MATCH_RE, "h[34]"}};
-    q = (rf_query){.measurement = "cpu", .matchers = m2, .n_matchers = 2, .start_ns = INT64_MIN,
+    q = (rf_query){.measurement = "cpu",
+                   .matchers = m2,
+                   .n_matchers = 2,
+                   .start_ns = INT64_MIN,
                    .end_ns = INT64_MAX};
     check_raw(&q);
     q.start_ns = T0 + 1000 * SEC;
     q.end_ns = T0 + 4000 * SEC;
     check_raw(&q);
     rf_query_matcher m3[] = {{"host", RF_MATCH_NRE, "h[0-4]"}};
-    q = (rf_query){.measurement = "cpu", .matchers = m3, .n_matchers = 1, .start_ns = INT64_MIN,
+    q = (rf_query){.measurement = "cpu",
+                   .matchers = m3,
+                   .n_matchers = 1,
+                   .start_ns = INT64_MIN,
                    .end_ns = INT64_MAX};
     check_raw(&q);
     rf_query_matcher m4[] = {{"host", RF_MATCH_EQ, "x,y"}}; /* escaped in the key */
@@ -242,8 +259,8 @@ static void test_shard_folders_as_the_store_names_them(void **state)
     assert_int_equal(system(cmd), 0);
     rf_query q = {.measurement = "cpu", .start_ns = INT64_MIN, .end_ns = INT64_MAX};
     check_raw(&q);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s/shard-00.bak' '%s/shard-+1' '%s/shard-1x'", g_dir,
-             g_dir, g_dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s/shard-00.bak' '%s/shard-+1' '%s/shard-1x'", g_dir, g_dir,
+             g_dir);
     assert_int_equal(system(cmd), 0);
 
     uint32_t k;
@@ -283,8 +300,12 @@ static void test_step_buckets_at_the_ends_of_time(void **state)
     assert_int_equal(rf_store_close(st, &e), 0);
 
     const rf_query_agg count[] = {{RF_AGG_COUNT, 0}};
-    rf_query q = {.measurement = "edge", .start_ns = INT64_MIN, .end_ns = INT64_MAX,
-                  .aggs = count, .n_aggs = 1, .step_ns = min};
+    rf_query q = {.measurement = "edge",
+                  .start_ns = INT64_MIN,
+                  .end_ns = INT64_MAX,
+                  .aggs = count,
+                  .n_aggs = 1,
+                  .step_ns = min};
     rf_query_result *r;
     assert_int_equal(rf_query_run(dir, &q, &r, &e), 0);
     assert_int_equal(r->n_sets, 1);
@@ -384,7 +405,9 @@ static void check_agg(const rf_query *q, bool by_dc)
             int64_t b = q->step_ns ? q->start_ns + (ts[i] - q->start_ns) / q->step_ns * q->step_ns
                                    : (q->start_ns == INT64_MIN ? ts[0] : q->start_ns);
             size_t j = i;
-            while (j < n && (q->step_ns ? q->start_ns + (ts[j] - q->start_ns) / q->step_ns * q->step_ns == b : true))
+            while (j < n &&
+                   (q->step_ns ? q->start_ns + (ts[j] - q->start_ns) / q->step_ns * q->step_ns == b
+                               : true))
                 j++;
             assert_true(row < set->n);
             assert_int_equal(set->ts[row], b);
@@ -403,7 +426,9 @@ static void check_agg(const rf_query *q, bool by_dc)
                 case RF_AGG_MAX: assert_true(got[a] == mx); break;
                 case RF_AGG_AVG: check_close(got[a], sum / (double)(j - i)); break;
                 case RF_AGG_LAST: assert_true(got[a] == vs[j - 1]); break;
-                case RF_AGG_QUANTILE: check_close(got[a], ref_quantile(vs + i, j - i, q->aggs[a].q)); break;
+                case RF_AGG_QUANTILE:
+                    check_close(got[a], ref_quantile(vs + i, j - i, q->aggs[a].q));
+                    break;
                 }
             }
             row++;
@@ -421,24 +446,42 @@ static void test_aggregations(void **state)
 {
     (void)state;
     rf_query_agg aggs[14];
-    const char *names[] = {"count", "sum", "min", "max", "avg", "last", "p50", "quantile(0.9)",
-                           "p0", "p1", "p25", "p75", "p99.9", "p100"};
+    const char *names[] = {"count",         "sum", "min", "max", "avg", "last",  "p50",
+                           "quantile(0.9)", "p0",  "p1",  "p25", "p75", "p99.9", "p100"};
     for (int a = 0; a < 14; a++)
         assert_int_equal(rf_query_agg_parse(names[a], &aggs[a]), 0);
     const char *by[] = {"dc"};
-    rf_query q = {.measurement = "cpu", .field = "usage", .start_ns = T0 + 100 * SEC,
-                  .end_ns = T0 + 5000 * SEC, .aggs = aggs, .n_aggs = 14, .step_ns = 600 * SEC,
-                  .group_by = by, .n_group_by = 1};
+    rf_query q = {.measurement = "cpu",
+                  .field = "usage",
+                  .start_ns = T0 + 100 * SEC,
+                  .end_ns = T0 + 5000 * SEC,
+                  .aggs = aggs,
+                  .n_aggs = 14,
+                  .step_ns = 600 * SEC,
+                  .group_by = by,
+                  .n_group_by = 1};
     check_agg(&q, true);
     /* one bucket over the range, no grouping, with a matcher */
     rf_query_matcher m[] = {{"host", RF_MATCH_RE, "h[0-3]"}};
-    q = (rf_query){.measurement = "cpu", .field = "usage", .matchers = m, .n_matchers = 1,
-                   .start_ns = T0, .end_ns = T0 + 7000 * SEC, .aggs = aggs, .n_aggs = 14};
+    q = (rf_query){.measurement = "cpu",
+                   .field = "usage",
+                   .matchers = m,
+                   .n_matchers = 1,
+                   .start_ns = T0,
+                   .end_ns = T0 + 7000 * SEC,
+                   .aggs = aggs,
+                   .n_aggs = 14};
     check_agg(&q, false);
     /* integers read as doubles, unbounded range, step */
-    q = (rf_query){.measurement = "cpu", .field = "idle", .start_ns = T0 - 10 * SEC,
-                   .end_ns = INT64_MAX, .aggs = aggs, .n_aggs = 14, .step_ns = 1000 * SEC,
-                   .group_by = by, .n_group_by = 1};
+    q = (rf_query){.measurement = "cpu",
+                   .field = "idle",
+                   .start_ns = T0 - 10 * SEC,
+                   .end_ns = INT64_MAX,
+                   .aggs = aggs,
+                   .n_aggs = 14,
+                   .step_ns = 1000 * SEC,
+                   .group_by = by,
+                   .n_group_by = 1};
     check_agg(&q, true);
     rf_query_agg bad;
     assert_int_equal(rf_query_agg_parse("p101", &bad), -EINVAL);
@@ -452,7 +495,10 @@ static void test_errors_and_parsers(void **state)
 {
     (void)state;
     rf_query_matcher m[] = {{"host", RF_MATCH_RE, "(unclosed"}};
-    rf_query q = {.measurement = "cpu", .matchers = m, .n_matchers = 1, .start_ns = INT64_MIN,
+    rf_query q = {.measurement = "cpu",
+                  .matchers = m,
+                  .n_matchers = 1,
+                  .start_ns = INT64_MIN,
                   .end_ns = INT64_MAX};
     rf_query_result *r;
     rf_err e;
@@ -503,9 +549,17 @@ static void test_errors_and_parsers(void **state)
     assert_int_equal(t, now - 15LL * 60 * 1000000000LL);
     assert_int_equal(rf_query_time_parse("1700000000000000000", now, &t), 0);
     assert_int_equal(t, 1700000000000000000LL);
-    const char *bad[] = {"2025-13-01", "2025-02-30T00:00:00Z", "2025-12-01T24:00:00Z",
-                         "2025-12-01T10:00:00.Z", "2025-12-01T10:00:00Q", "2025-12-01T10",
-                         "2025-12-01T10:00:00+2:00", "now+5m", "now-", "12abc", ""};
+    const char *bad[] = {"2025-13-01",
+                         "2025-02-30T00:00:00Z",
+                         "2025-12-01T24:00:00Z",
+                         "2025-12-01T10:00:00.Z",
+                         "2025-12-01T10:00:00Q",
+                         "2025-12-01T10",
+                         "2025-12-01T10:00:00+2:00",
+                         "now+5m",
+                         "now-",
+                         "12abc",
+                         ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (rf_query_time_parse(bad[i], now, &t) != -EINVAL)
             fail_msg("accepted \"%s\"", bad[i]);
@@ -525,8 +579,12 @@ static void test_output_formats(void **state)
 {
     (void)state;
     rf_query_matcher m[] = {{"host", RF_MATCH_EQ, "x,y"}};
-    rf_query q = {.measurement = "cpu", .field = "usage", .matchers = m, .n_matchers = 1,
-                  .start_ns = gt(9, 0), .end_ns = gt(9, 2)};
+    rf_query q = {.measurement = "cpu",
+                  .field = "usage",
+                  .matchers = m,
+                  .n_matchers = 1,
+                  .start_ns = gt(9, 0),
+                  .end_ns = gt(9, 2)};
     rf_query_result *r;
     rf_err e;
     assert_int_equal(rf_query_run(g_dir, &q, &r, &e), 0);
@@ -539,16 +597,19 @@ static void test_output_formats(void **state)
     char want[1024];
     char *csv = render(r, RF_QUERY_CSV);
     snprintf(want, sizeof(want),
-             "time_ns,measurement,field,tags,value\n%lld,cpu,usage,\"dc=us;host=x,y\",%s\n%lld,cpu,usage,\"dc=us;host=x,y\",%s\n",
+             "time_ns,measurement,field,tags,value\n%lld,cpu,usage,\"dc=us;host=x,y\",%s\n%lld,cpu,"
+             "usage,\"dc=us;host=x,y\",%s\n",
              (long long)gt(9, 0), v0, (long long)gt(9, 1), v1);
     assert_string_equal(csv, want);
     char *lp = render(r, RF_QUERY_LINE);
-    snprintf(want, sizeof(want), "cpu,dc=us,host=x\\,y usage=%s %lld\ncpu,dc=us,host=x\\,y usage=%s %lld\n",
-             v0, (long long)gt(9, 0), v1, (long long)gt(9, 1));
+    snprintf(want, sizeof(want),
+             "cpu,dc=us,host=x\\,y usage=%s %lld\ncpu,dc=us,host=x\\,y usage=%s %lld\n", v0,
+             (long long)gt(9, 0), v1, (long long)gt(9, 1));
     assert_string_equal(lp, want);
     char *js = render(r, RF_QUERY_JSON);
     snprintf(want, sizeof(want),
-             "{\"series\":[{\"measurement\":\"cpu\",\"field\":\"usage\",\"tags\":{\"dc\":\"us\",\"host\":\"x,y\"},"
+             "{\"series\":[{\"measurement\":\"cpu\",\"field\":\"usage\",\"tags\":{\"dc\":\"us\","
+             "\"host\":\"x,y\"},"
              "\"columns\":[\"time\",\"value\"],\"values\":[[%lld,%s],[%lld,%s]]}]}\n",
              (long long)gt(9, 0), v0, (long long)gt(9, 1), v1);
     assert_string_equal(js, want);
@@ -563,8 +624,14 @@ static void test_output_formats(void **state)
     /* aggregated line protocol names fields <field>_<agg> */
     rf_query_agg aggs[2] = {{RF_AGG_COUNT, 0}, {RF_AGG_QUANTILE, 0.99}};
     const char *by[] = {"dc"};
-    q = (rf_query){.measurement = "mem", .start_ns = T0, .end_ns = T0 + 20 * SEC, .aggs = aggs,
-                   .n_aggs = 2, .step_ns = 0, .group_by = by, .n_group_by = 1};
+    q = (rf_query){.measurement = "mem",
+                   .start_ns = T0,
+                   .end_ns = T0 + 20 * SEC,
+                   .aggs = aggs,
+                   .n_aggs = 2,
+                   .step_ns = 0,
+                   .group_by = by,
+                   .n_group_by = 1};
     assert_int_equal(rf_query_run(g_dir, &q, &r, &e), 0);
     lp = render(r, RF_QUERY_LINE);
     snprintf(want, sizeof(want), "mem,dc=eu used_count=2,used_p99=%.15g %lld\n",
@@ -579,8 +646,8 @@ static void test_string_agg_refused(void **state)
 {
     (void)state;
     rf_query_agg a = {.fn = RF_AGG_COUNT};
-    rf_query q = {.measurement = "log", .start_ns = INT64_MIN, .end_ns = INT64_MAX,
-                  .aggs = &a, .n_aggs = 1};
+    rf_query q = {
+        .measurement = "log", .start_ns = INT64_MIN, .end_ns = INT64_MAX, .aggs = &a, .n_aggs = 1};
     rf_query_result *r = NULL;
     rf_err e;
     rf_err_clear(&e);

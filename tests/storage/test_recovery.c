@@ -29,16 +29,27 @@
 #define NPTS 200
 #define T0 1700000000000000000LL
 
-static int64_t t_of(int s, int i) { return T0 + (int64_t)i * 1000000000LL + s; }
-static uint64_t v_of(int s, int i) { return (uint64_t)(int64_t)(i * 37 - 1000 + s * 100000); }
+static int64_t t_of(int s, int i)
+{
+    return T0 + (int64_t)i * 1000000000LL + s;
+}
+static uint64_t v_of(int s, int i)
+{
+    return (uint64_t)(int64_t)(i * 37 - 1000 + s * 100000);
+}
 
 typedef struct image {
     char name[256];
-    uint8_t *bytes;   /* the closed segment as written */
+    uint8_t *bytes; /* the closed segment as written */
     size_t size;
-    size_t data_end;  /* start of the footer: the segment as it was while open */
+    size_t data_end; /* start of the footer: the segment as it was while open */
     size_t n_recs;
-    struct rec { size_t off, len; uint8_t type; uint64_t series; int64_t lo, hi; } recs[256];
+    struct rec {
+        size_t off, len;
+        uint8_t type;
+        uint64_t series;
+        int64_t lo, hi;
+    } recs[256];
     rf_series_key *keys[NSER];
 } image;
 
@@ -104,7 +115,8 @@ static void build_image(image *im)
         long n = rf_seg_rec_check(im->bytes + pos, im->data_end - pos, &h);
         assert_true(n > 0);
         assert_true(im->n_recs < 256);
-        im->recs[im->n_recs++] = (struct rec){pos, (size_t)n, h.type, h.series_id, h.min_time, h.max_time};
+        im->recs[im->n_recs++] =
+            (struct rec){pos, (size_t)n, h.type, h.series_id, h.min_time, h.max_time};
         pos += (size_t)n;
     }
     assert_int_equal(pos, im->data_end);
@@ -328,9 +340,12 @@ static void test_damaged_headers(void **state)
 
 #define KSER 6
 #define KROUNDS 8
-#define KBASE(r) (T0 + (int64_t)(r) * 1000000000000000LL)
+#define KBASE(r) (T0 + (int64_t)(r)*1000000000000000LL)
 
-static uint64_t kv(int r, int s, int64_t i) { return (uint64_t)(i * 1000003 + s * 7 + r); }
+static uint64_t kv(int r, int s, int64_t i)
+{
+    return (uint64_t)(i * 1000003 + s * 7 + r);
+}
 
 static void kill_child(const char *dir, int round, _Atomic int64_t *acked)
 {
@@ -351,12 +366,14 @@ static void kill_child(const char *dir, int round, _Atomic int64_t *acked)
         char tags[32];
         snprintf(tags, sizeof(tags), "id=k%d", s);
         k[s] = tu_key("kill", tags, "v");
-        if (rf_store_define_series(rf_store_shard_get(st, rf_event_owner(k[s]->series_id, 2)), k[s]))
+        if (rf_store_define_series(rf_store_shard_get(st, rf_event_owner(k[s]->series_id, 2)),
+                                   k[s]))
             _exit(4);
     }
     for (int64_t i = 0;; i++) {
         for (int s = 0; s < KSER; s++) {
-            rf_event ev = tu_event(k[s]->series_id, KBASE(round) + i * 1000, RF_VALUE_U64, kv(round, s, i));
+            rf_event ev =
+                tu_event(k[s]->series_id, KBASE(round) + i * 1000, RF_VALUE_U64, kv(round, s, i));
             tu_append(rf_store_shard_get(st, rf_event_owner(k[s]->series_id, 2)), &ev);
         }
         if (i % 700 == 699) {
@@ -377,7 +394,8 @@ static void test_sigkill_repeated(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    _Atomic int64_t *acked = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    _Atomic int64_t *acked =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(acked != MAP_FAILED);
     uint64_t x = 0x2545F4914F6CDD1Dull ^ (uint64_t)getpid();
     uint64_t tails = 0;
@@ -430,7 +448,8 @@ static void test_sigkill_repeated(void **state)
                 assert_true(n >= ack);
                 if (rr == round && si == 0)
                     print_message("round %d: acknowledged %" PRId64 " points/series, found %" PRId64
-                                  ", tail cut %" PRIu64 " bytes\n", round, ack, n, rec.tail_bytes_cut);
+                                  ", tail cut %" PRIu64 " bytes\n",
+                                  round, ack, n, rec.tail_bytes_cut);
             }
         }
         rf_query_result_free(r);
@@ -466,7 +485,7 @@ typedef struct werr_report {
 static void write_error_child(const char *dir, werr_report *rep)
 {
     rf_log_set_level(RF_LOG_ERROR + 1);
-    alarm(60); /* a hang fails the test instead of stalling it */
+    alarm(60);                /* a hang fails the test instead of stalling it */
     signal(SIGXFSZ, SIG_IGN); /* get EFBIG instead of dying */
     struct rlimit rl = {20000, 20000};
     if (setrlimit(RLIMIT_FSIZE, &rl))
@@ -540,9 +559,9 @@ static void test_write_error(void **state)
         assert_true(i == 0 || set->ts[i] > set->ts[i - 1]); /* each point once */
         assert_int_equal(set->bits[i], ev_of((int)k));
     }
-    print_message("write errors: %" PRIu64 "; %zu of %d points served, %" PRIu64
-                  " lost in %" PRIu64 " blocks; open segments at the next open %" PRIu64
-                  ", tail cut %" PRIu64 " bytes\n",
+    print_message("write errors: %" PRIu64 "; %zu of %d points served, %" PRIu64 " lost in %" PRIu64
+                  " blocks; open segments at the next open %" PRIu64 ", tail cut %" PRIu64
+                  " bytes\n",
                   rep->write_errors, set->n, EPTS, rep->lost_points, rep->lost_blocks,
                   rec.segments_open, rec.tail_bytes_cut);
     /* Exact to the point: served + counted as lost = appended. */

@@ -17,8 +17,14 @@
 
 static int64_t g_now;
 
-static int64_t old_t(int i) { return g_now - 200 * DAY + (int64_t)i * 10 * RF_NS_PER_S; }
-static int64_t new_t(int i) { return g_now - DAY + (int64_t)i * 10 * RF_NS_PER_S; }
+static int64_t old_t(int i)
+{
+    return g_now - 200 * DAY + (int64_t)i * 10 * RF_NS_PER_S;
+}
+static int64_t new_t(int i)
+{
+    return g_now - DAY + (int64_t)i * 10 * RF_NS_PER_S;
+}
 
 /* Incompressible values: blocks of ~600 bytes, so segments roll often. */
 static uint64_t rnd(int i)
@@ -103,7 +109,8 @@ static void test_retention(void **state)
     assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
     assert_int_equal(rf_store_retention_run(st, g_now, 5 * RF_NS_PER_S), 0);
     rf_store_stats_read(st, &after);
-    print_message("size: %" PRIu64 " -> %" PRIu64 " bytes (limit %" PRIu64 "), %" PRIu64 " segments\n",
+    print_message("size: %" PRIu64 " -> %" PRIu64 " bytes (limit %" PRIu64 "), %" PRIu64
+                  " segments\n",
                   before.bytes, after.bytes, cfg.retention_max_bytes, after.segments);
     assert_true(after.bytes <= cfg.retention_max_bytes);
     assert_true(after.segments_removed > 0);

@@ -36,7 +36,8 @@ static void test_crc32c_vectors(void **state)
             uint32_t a = rf_crc32c(0, buf + off, len);
             assert_int_equal(a, rf_crc32c_sw(0, buf + off, len));
             size_t cut = len / 3;
-            assert_int_equal(a, rf_crc32c(rf_crc32c(0, buf + off, cut), buf + off + cut, len - cut));
+            assert_int_equal(a,
+                             rf_crc32c(rf_crc32c(0, buf + off, cut), buf + off + cut, len - cut));
         }
     }
     assert_int_equal(rf_crc32c(0, buf, sizeof(buf)), rf_crc32c_sw(0, buf, sizeof(buf)));
@@ -116,8 +117,10 @@ static void write_points(rf_store *st, series_def *d, int from, int to)
     uint32_t shards = rf_store_shards(st);
     for (int i = from; i < to; i++)
         for (int s = 0; s < NS; s++) {
-            rf_store_shard *sh = rf_store_shard_get(st, rf_event_owner(d[s].key->series_id, shards));
-            rf_event ev = tu_event(d[s].key->series_id, time_of(s, i), d[s].vt, value_of(s, i, d[s].vt));
+            rf_store_shard *sh =
+                rf_store_shard_get(st, rf_event_owner(d[s].key->series_id, shards));
+            rf_event ev =
+                tu_event(d[s].key->series_id, time_of(s, i), d[s].vt, value_of(s, i, d[s].vt));
             tu_append(sh, &ev);
         }
 }
@@ -184,9 +187,10 @@ static void test_round_trip(void **state)
     rf_err e;
     assert_int_equal(rf_store_open(dir, &cfg, 3, &st, &e), 0);
     for (int s = 0; s < NS; s++)
-        assert_int_equal(rf_store_define_series(
-                             rf_store_shard_get(st, rf_event_owner(d[s].key->series_id, 3)), d[s].key),
-                         0);
+        assert_int_equal(
+            rf_store_define_series(rf_store_shard_get(st, rf_event_owner(d[s].key->series_id, 3)),
+                                   d[s].key),
+            0);
     rf_event unknown = tu_event(12345, 1, RF_VALUE_F64, 0);
     assert_int_equal(rf_store_append(rf_store_shard_get(st, 0), &unknown), -ENOENT);
     write_points(st, d, 0, NPTS / 2);
@@ -284,13 +288,15 @@ static void test_cuts_are_paced(void **state)
     char *dir = tu_tmpdir();
     rf_store_config cfg;
     tu_config(&cfg);
-    cfg.block_points = 64;  /* hard cap 80; one queued cut per 4 appends */
+    cfg.block_points = 64; /* hard cap 80; one queued cut per 4 appends */
     cfg.queue_blocks = 512;
     rf_store *st;
     rf_err e;
     assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
     rf_store_shard *sh = rf_store_shard_get(st, 0);
-    enum { SERIES = 200 };
+    enum {
+        SERIES = 200
+    };
     rf_series_key *k[SERIES];
     char name[32];
     for (int i = 0; i < SERIES; i++) {
@@ -433,10 +439,10 @@ static void test_time_unit_rounds_down(void **state)
     rf_store_shard *sh = rf_store_shard_get(st, 0);
     rf_series_key *k = tu_key("ms", "", "v");
     assert_int_equal(rf_store_define_series(sh, k), 0);
-    static const int64_t in[] = {-1500001, -1, 0, 999999, 1000000, 1700000000123456789LL,
-                                 1700000000123999999LL};
-    static const int64_t want[] = {-2000000, -1000000, 0, 0, 1000000, 1700000000123000000LL,
-                                   1700000000123000000LL};
+    static const int64_t in[] = {
+        -1500001, -1, 0, 999999, 1000000, 1700000000123456789LL, 1700000000123999999LL};
+    static const int64_t want[] = {
+        -2000000, -1000000, 0, 0, 1000000, 1700000000123000000LL, 1700000000123000000LL};
     for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
         rf_event ev = tu_event(k->series_id, in[i], RF_VALUE_I64, (uint64_t)i);
         assert_int_equal(rf_store_append(sh, &ev), 0);
@@ -612,9 +618,11 @@ int main(void)
         cmocka_unit_test(test_header_and_names),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_rolling_and_age_cuts),
-        cmocka_unit_test(test_backpressure_counted), cmocka_unit_test(test_cuts_are_paced),
+        cmocka_unit_test(test_backpressure_counted),
+        cmocka_unit_test(test_cuts_are_paced),
         cmocka_unit_test(test_time_unit_rounds_down),
-        cmocka_unit_test(test_single_series_cut_soon), cmocka_unit_test(test_tick_budget),
+        cmocka_unit_test(test_single_series_cut_soon),
+        cmocka_unit_test(test_tick_budget),
         cmocka_unit_test(test_out_of_order_points_sorted_in_one_block),
         cmocka_unit_test(test_future_version_refused),
     };

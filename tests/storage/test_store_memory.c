@@ -93,8 +93,8 @@ static void fill(rf_store_shard *sh, rf_series_key **k, int n, int from, int to)
 {
     for (int p = from; p < to; p++) {
         for (int i = 0; i < n; i++) {
-            rf_event ev = tu_event(k[i]->series_id, 1000000 + p, RF_VALUE_I64,
-                                   (uint64_t)(p * 31 + i));
+            rf_event ev =
+                tu_event(k[i]->series_id, 1000000 + p, RF_VALUE_I64, (uint64_t)(p * 31 + i));
             assert_int_equal(rf_store_append(sh, &ev), 0);
         }
         wait_written(sh);
@@ -117,7 +117,9 @@ static uint64_t stored_points(const char *dir, const char *meas)
 static void test_bound_covers_a_full_shard(void **state)
 {
     (void)state;
-    enum { SERIES = 20000 };
+    enum {
+        SERIES = 20000
+    };
     char *dir = tu_tmpdir();
     rf_store_config cfg;
     tu_config(&cfg);
@@ -152,9 +154,8 @@ static void test_bound_covers_a_full_shard(void **state)
                   "+%lu bytes resident (%lu after defining), buffers hold %lu bytes, %lu blocks "
                   "written\n",
                   (unsigned long)b.fixed, (unsigned long)b.series, (unsigned long)b.buffers,
-                  (unsigned long)b.total, (unsigned long)used,
-                  (unsigned long)(rss_defined - rss0), (unsigned long)ss.buffer_bytes,
-                  (unsigned long)ss.blocks_written);
+                  (unsigned long)b.total, (unsigned long)used, (unsigned long)(rss_defined - rss0),
+                  (unsigned long)ss.buffer_bytes, (unsigned long)ss.blocks_written);
     assert_int_equal(ss.dropped_backpressure, 0);
     assert_int_equal(ss.blocks_cut_by_memory, 0);
     /* Nearly every buffer at its hard cap (those whose paced cut came before
@@ -177,7 +178,10 @@ static void test_bound_covers_a_full_shard(void **state)
 static void test_budget_cuts_early_and_loses_nothing(void **state)
 {
     (void)state;
-    enum { SERIES = 2000, POINTS = 200 };
+    enum {
+        SERIES = 2000,
+        POINTS = 200
+    };
     char *dir = tu_tmpdir();
     rf_store_config cfg;
     tu_config(&cfg);
@@ -227,7 +231,9 @@ static void test_budget_cuts_early_and_loses_nothing(void **state)
 static void test_age_cut_gives_memory_back(void **state)
 {
     (void)state;
-    enum { SERIES = 64 };
+    enum {
+        SERIES = 64
+    };
     char *dir = tu_tmpdir();
     rf_store_config cfg;
     tu_config(&cfg);

@@ -33,8 +33,8 @@ static char big[65536];
 /* The i-th text: a few fixed ones, the 64 KiB one, then repeats. */
 static const char *text_i(int i, size_t *len)
 {
-    static const char *const fixed[] = {"say \"hi\"", "a\\b", "caf\xc3\xa9 \xe2\x82\xac", "",
-                                        "a,b;c=d e", "x"};
+    static const char *const fixed[] = {"say \"hi\"", "a\\b",      "caf\xc3\xa9 \xe2\x82\xac",
+                                        "",           "a,b;c=d e", "x"};
     if (i < 6) {
         *len = strlen(fixed[i]);
         return fixed[i];
@@ -172,14 +172,15 @@ static void test_strings_round_trip(void **state)
     check_texts(dir); /* after a reopen */
 
     /* Every format: the text, quoted and escaped as the format wants. */
-    static const char *const csv_rows[] = {
-        ",log,msg,host=a,\"say \"\"hi\"\"\"\n", ",log,msg,host=a,a\\b\n",
-        ",log,msg,host=a,caf\xc3\xa9 \xe2\x82\xac\n", ",log,msg,host=a,\n",
-        ",log,msg,host=a,\"a,b;c=d e\"\n"};
+    static const char *const csv_rows[] = {",log,msg,host=a,\"say \"\"hi\"\"\"\n",
+                                           ",log,msg,host=a,a\\b\n",
+                                           ",log,msg,host=a,caf\xc3\xa9 \xe2\x82\xac\n",
+                                           ",log,msg,host=a,\n", ",log,msg,host=a,\"a,b;c=d e\"\n"};
     static const char *const json_rows[] = {"[1700000000000000000,\"say \\\"hi\\\"\"]",
                                             "[1700000000000000001,\"a\\\\b\"]",
                                             "[1700000000000000003,\"\"]"};
-    char *csv = render(dir, RF_QUERY_CSV, T0, T0 + 6), *json = render(dir, RF_QUERY_JSON, T0, T0 + 6);
+    char *csv = render(dir, RF_QUERY_CSV, T0, T0 + 6),
+         *json = render(dir, RF_QUERY_JSON, T0, T0 + 6);
     for (size_t i = 0; i < sizeof(csv_rows) / sizeof(csv_rows[0]); i++)
         if (!strstr(csv, csv_rows[i]))
             fail_msg("no %s in\n%s", csv_rows[i], csv);

@@ -28,9 +28,9 @@
 
 #define T0 1700000000000000000LL
 #define LIMIT 20000
-#define P0 640   /* before the fault: well under LIMIT */
-#define P1 6000  /* then: ~48 KB, far past it */
-#define P2 3000  /* after the recovery */
+#define P0 640  /* before the fault: well under LIMIT */
+#define P1 6000 /* then: ~48 KB, far past it */
+#define P2 3000 /* after the recovery */
 
 static uint64_t val(int series, int i)
 {
@@ -42,12 +42,12 @@ static uint64_t val(int series, int i)
 
 /* What the child saw, for the parent's checks and messages. */
 typedef struct report {
-    int step;                 /* last step reached (a failure says where) */
+    int step; /* last step reached (a failure says where) */
     uint64_t write_errors, werr_other, lost_blocks, lost_points, recoveries;
     int last_errno, degraded_seen;
     char last_error[256];
-    int64_t recovery_ms;      /* from raising the limit to the shard being ok */
-    uint64_t backpressure;    /* points refused by rf_store_append (test 2) */
+    int64_t recovery_ms;   /* from raising the limit to the shard being ok */
+    uint64_t backpressure; /* points refused by rf_store_append (test 2) */
     uint64_t appended;
 } report;
 
@@ -104,7 +104,7 @@ static void open_test_store(const char *dir, rf_store **st)
 static void resume_child(const char *dir)
 {
     rf_log_set_level(RF_LOG_ERROR + 1);
-    alarm(60); /* a hang fails the test instead of stalling it */
+    alarm(60);                /* a hang fails the test instead of stalling it */
     signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of dying */
     rf_store *st;
     open_test_store(dir, &st);
@@ -275,8 +275,8 @@ static void test_resume_after_error(void **state)
     char *dir = tu_tmpdir();
     run_child(resume_child, dir);
     print_message("write_errors=%" PRIu64 " (other/EFBIG %" PRIu64 ") lost %" PRIu64
-                  " blocks / %" PRIu64 " points, recoveries=%" PRIu64
-                  ", ok %" PRId64 " ms after the limit was raised; last error: %s\n",
+                  " blocks / %" PRIu64 " points, recoveries=%" PRIu64 ", ok %" PRId64
+                  " ms after the limit was raised; last error: %s\n",
                   g_rep->write_errors, g_rep->werr_other, g_rep->lost_blocks, g_rep->lost_points,
                   g_rep->recoveries, g_rep->recovery_ms, g_rep->last_error);
     rf_log_set_level(RF_LOG_ERROR + 1);

@@ -125,7 +125,8 @@ static void write_config(void)
 {
     char cfg[4096];
     int port = tproc_port_base();
-    snprintf(cfg, sizeof(cfg),
+    snprintf(
+        cfg, sizeof(cfg),
         "engine: {workers: 2}\n"
         "listeners:\n"
         "  - {name: lp, transport: udp, protocol: influx_line, port: %d}\n"
@@ -186,8 +187,7 @@ static row *rows_of(const char *dir, int *n)
     qsort(r, (size_t)*n, sizeof(row), row_cmp);
     for (int i = 1; i < *n; i++)
         if (strcmp(r[i].key, r[i - 1].key) == 0)
-            fail_msg("%s: %s comes out twice (%.17g and %.17g)", dir, r[i].key, r[i - 1].v,
-                     r[i].v);
+            fail_msg("%s: %s comes out twice (%.17g and %.17g)", dir, r[i].key, r[i - 1].v, r[i].v);
     return r;
 }
 
@@ -267,13 +267,21 @@ static void test_group_by_any_workers(void **state)
                 char key[256];
                 snprintf(key, sizeof(key), "%s cpu,region=r%d usage_user:%s", ts, reg, fn[f]);
                 for (int k = 0; k < 3; k++) {
-                    const row *rr = find_row(k == 0 ? r1 : k == 1 ? r2 : r4,
-                                             k == 0 ? n1 : k == 1 ? n2 : n4, key);
+                    const row *rr = find_row(k == 0   ? r1
+                                             : k == 1 ? r2
+                                                      : r4,
+                                             k == 0   ? n1
+                                             : k == 1 ? n2
+                                                      : n4,
+                                             key);
                     if (!rr)
                         fail_msg("%d workers: no row %s", k == 0 ? 1 : k == 1 ? 2 : 4, key);
                     if (fabs(rr->v - want[f]) > 1e-9 * fabs(want[f]))
                         fail_msg("%d workers: %s = %.17g, true value %.17g",
-                                 k == 0 ? 1 : k == 1 ? 2 : 4, key, rr->v, want[f]);
+                                 k == 0   ? 1
+                                 : k == 1 ? 2
+                                          : 4,
+                                 key, rr->v, want[f]);
                 }
             }
             assert_int_equal(g_count[reg][w], 60);

@@ -119,8 +119,8 @@ static void build_stream(void)
     size_t len = 0;
     /* 1. disk for every host; 2. cpuhot for every host, 1 s later. */
     for (int h = 0; h < HOSTS; h++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                "disk,host=h%d used=90 %" PRId64 "\n", h, ts + h);
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "disk,host=h%d used=90 %" PRId64 "\n",
+                                h, ts + h);
     add_payload(RF_REC_INFLUX, buf);
     len = 0;
     for (int h = 0; h < HOSTS; h++)
@@ -130,10 +130,10 @@ static void build_stream(void)
     /* 3. login then sudo of each user, in one datagram. */
     len = 0;
     for (int u = 0; u < USERS; u++)
-        len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                "login,user=u%d ok=1i %" PRId64 "\nsudo,user=u%d ok=1i %" PRId64
-                                "\n",
-                                u, ts + 2 * NS_PER_S + u, u, ts + 2 * NS_PER_S + 1000 + u);
+        len +=
+            (size_t)snprintf(buf + len, sizeof(buf) - len,
+                             "login,user=u%d ok=1i %" PRId64 "\nsudo,user=u%d ok=1i %" PRId64 "\n",
+                             u, ts + 2 * NS_PER_S + u, u, ts + 2 * NS_PER_S + 1000 + u);
     add_payload(RF_REC_INFLUX, buf);
     /* 4. three error series per host. */
     len = 0;
@@ -214,9 +214,11 @@ static void write_config(const char *name, int workers, const char *login_within
              "    - {subject: \"correlated.>\", sinks: [corr], class: critical}\n"
              "  correlation:\n"
              "    patterns:\n"
-             "      - {name: disk_then_hot, type: sequence, first: {measurement: disk}, then: {measurement: cpuhot},\n"
+             "      - {name: disk_then_hot, type: sequence, first: {measurement: disk}, then: "
+             "{measurement: cpuhot},\n"
              "         key: host, within: 1m}\n"
-             "      - {name: login_sudo, type: sequence, first: {measurement: login}, then: {measurement: sudo},\n"
+             "      - {name: login_sudo, type: sequence, first: {measurement: login}, then: "
+             "{measurement: sudo},\n"
              "         key: user, within: %s}\n"
              "      - {name: error_burst, type: burst, match: {measurement: errors}, count: 3,\n"
              "         within: 10s, key: host}\n",

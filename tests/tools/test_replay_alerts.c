@@ -86,8 +86,8 @@ static void write_recording(const char *path)
         if (ms % 100 == 0)
             for (int room = 0; room < 3; room++) {
                 double v = room == 1 && ms >= 2000 && ms < 5000 ? 90.5 : 20.0 + room;
-                len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                        "temp,room=r%d v=%.2f\n", room, v);
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "temp,room=r%d v=%.2f\n",
+                                        room, v);
             }
         if (len)
             put(ms * 1000, buf);

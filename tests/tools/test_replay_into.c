@@ -41,13 +41,13 @@
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
-#define SPAN_MS 20000       /* recorded time */
+#define SPAN_MS 20000 /* recorded time */
 #define STEP_MS 10
 #define HOSTS 8
 #define NOISE_SERIES 4
-#define NOISE_LINES 800     /* per record, during the burst (~50 KB) */
+#define NOISE_LINES 800 /* per record, during the burst (~50 KB) */
 
-static int64_t g_w0;        /* recorded wall time at the start (30 min ago) */
+static int64_t g_w0; /* recorded wall time at the start (30 min ago) */
 static int g_port;
 static int g_noise_k[NOISE_SERIES]; /* noise,k=k<N>: series worker 1 of 2 owns */
 
@@ -253,51 +253,52 @@ static void write_recording(const char *path)
 static void write_config(const char *name, int queue_blocks)
 {
     char cfg[4096];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2, idle: {sleep: 2ms}}\n"
-             "listeners:\n"
-             "  - {name: lp-udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 16MiB}\n"
-             "  - {name: lp-tcp, transport: tcp, protocol: influx_line, port: %d}\n"
-             "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n"
-             "  - {name: graphite, transport: tcp, protocol: graphite, port: %d}\n"
-             "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             /* Every nanosecond stored: the live daemon is fed the recorded
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2, idle: {sleep: 2ms}}\n"
+        "listeners:\n"
+        "  - {name: lp-udp, transport: udp, protocol: influx_line, port: %d, rcvbuf: 16MiB}\n"
+        "  - {name: lp-tcp, transport: tcp, protocol: influx_line, port: %d}\n"
+        "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n"
+        "  - {name: graphite, transport: tcp, protocol: graphite, port: %d}\n"
+        "  - {name: alarms, transport: udp, protocol: influx_line, port: %d, class: critical}\n"
+        "stats: {prometheus: {enabled: false}}\n"
+        /* Every nanosecond stored: the live daemon is fed the recorded
               * receipt times as the clients' own (--rewrite-timestamps),
               * which time_precision auto would keep exact where the replay,
               * stamping receipt itself, would keep milliseconds. */
-             "storage: {block_points: 64, block_max_age: 1s, segment_max_age: 4s,\n"
-             "          segment_max_bytes: 1MiB, queue_blocks: %d, time_precision: ns}\n"
-             "pipeline:\n"
-             /* Raw StatsD samples: a flush is stamped with the wall clock,
+        "storage: {block_points: 64, block_max_age: 1s, segment_max_age: 4s,\n"
+        "          segment_max_bytes: 1MiB, queue_blocks: %d, time_precision: ns}\n"
+        "pipeline:\n"
+        /* Raw StatsD samples: a flush is stamped with the wall clock,
               * which the replay does not share with the live run. */
-             "  statsd: {enabled: false}\n"
-             "  batch: {max_events: 50, interval: 500ms}\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: alerts, type: json, path: ./data/alerts.jsonl}\n"
-             "    - {name: aggs, type: json, path: ./data/aggs.jsonl}\n"
-             "  routes:\n"
-             "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n"
-             "    - {name: aggregates, subject: \"aggregate.>\", sinks: [store, aggs]}\n"
-             "    - {name: alerts, subject: \"alert.>\", sinks: [alerts], class: critical}\n"
-             "    - {name: correlated, subject: \"correlated.>\", sinks: [alerts], class: critical}\n"
-             "  aggregation: {allowed_lateness: 200ms}\n"
-             "  aggregations:\n"
-             "    - {measurement: cpu, field: usage, window: 1s, functions: [avg, max, count, p99]}\n"
-             "    - {measurement: temp, field: v, window: 2s, functions: [avg, max]}\n"
-             "  alerts:\n"
-             "    - {name: hot, type: threshold, match: {measurement: temp, field: v},\n"
-             "       op: \">\", fire: 80, resolve: 70, for: 2s}\n"
-             "    - {name: cpu_high, type: threshold, match: {measurement: cpu, field: usage},\n"
-             "       op: \">\", fire: 99.5, resolve: 50}\n"
-             "    - {name: heartbeat_lost, type: absence, match: {measurement: heartbeat, field: up},\n"
-             "       absent: 2s}\n"
-             "  correlation:\n"
-             "    patterns:\n"
-             "      - {name: error_burst, type: burst, match: {measurement: errors}, count: 3,\n"
-             "         within: 10s, key: host}\n",
-             g_port, g_port, g_port + 1, g_port + 2, g_port + 3, queue_blocks);
+        "  statsd: {enabled: false}\n"
+        "  batch: {max_events: 50, interval: 500ms}\n"
+        "  sinks:\n"
+        "    - {name: store, type: store}\n"
+        "    - {name: alerts, type: json, path: ./data/alerts.jsonl}\n"
+        "    - {name: aggs, type: json, path: ./data/aggs.jsonl}\n"
+        "  routes:\n"
+        "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n"
+        "    - {name: aggregates, subject: \"aggregate.>\", sinks: [store, aggs]}\n"
+        "    - {name: alerts, subject: \"alert.>\", sinks: [alerts], class: critical}\n"
+        "    - {name: correlated, subject: \"correlated.>\", sinks: [alerts], class: critical}\n"
+        "  aggregation: {allowed_lateness: 200ms}\n"
+        "  aggregations:\n"
+        "    - {measurement: cpu, field: usage, window: 1s, functions: [avg, max, count, p99]}\n"
+        "    - {measurement: temp, field: v, window: 2s, functions: [avg, max]}\n"
+        "  alerts:\n"
+        "    - {name: hot, type: threshold, match: {measurement: temp, field: v},\n"
+        "       op: \">\", fire: 80, resolve: 70, for: 2s}\n"
+        "    - {name: cpu_high, type: threshold, match: {measurement: cpu, field: usage},\n"
+        "       op: \">\", fire: 99.5, resolve: 50}\n"
+        "    - {name: heartbeat_lost, type: absence, match: {measurement: heartbeat, field: up},\n"
+        "       absent: 2s}\n"
+        "  correlation:\n"
+        "    patterns:\n"
+        "      - {name: error_burst, type: burst, match: {measurement: errors}, count: 3,\n"
+        "         within: 10s, key: host}\n",
+        g_port, g_port, g_port + 1, g_port + 2, g_port + 3, queue_blocks);
     tproc_write_file(name, cfg);
 }
 
@@ -355,11 +356,10 @@ static const struct {
     const char *measurement, *field;
     bool live; /* its event times do not depend on when it was received */
 } k_series[] = {
-    {"cpu", "usage", true},       {"noise", "x", true},          {"errors", "count", true},
-    {"srv.s1.load", "value", true}, {"temp", "v", true},          {"heartbeat", "up", true},
+    {"cpu", "usage", true},          {"noise", "x", true},        {"errors", "count", true},
+    {"srv.s1.load", "value", true},  {"temp", "v", true},         {"heartbeat", "up", true},
     {"srv.s2.load", "value", false}, {"reqs", "count", false},    {"lat", "timer", false},
-    {"legacy", "v", false},
-    {"cpu", "usage:avg", false},  {"temp", "v:max", false},
+    {"legacy", "v", false},          {"cpu", "usage:avg", false}, {"temp", "v:max", false},
 };
 
 /* Every series of k_series (live_only: those a live daemon stores the same). */
@@ -517,8 +517,7 @@ static void test_replay_matches_live(void **state)
                                 "%s replay rec.rfrec --listener %s --target 127.0.0.1:%d "
                                 "--transport %s --rewrite-timestamps --speed 2 --quiet "
                                 ">/dev/null & ",
-                                ringflow(), feeds[i].listener, feeds[i].port,
-                                feeds[i].transport);
+                                ringflow(), feeds[i].listener, feeds[i].port, feeds[i].transport);
     snprintf(cmd + len, sizeof(cmd) - len, "wait)");
     free(run_ok(cmd));
     usleep(500 * 1000);
@@ -527,7 +526,8 @@ static void test_replay_matches_live(void **state)
     const char *log = tproc_read_file(d.err_path);
     if (count_of(log, "kernel_drops=0") != 2 * 5)
         fail_msg("the live daemon lost datagrams in the kernel: the comparison would be "
-                 "meaningless:\n%.3000s", log);
+                 "meaningless:\n%.3000s",
+                 log);
     same_points("a/store", "data/store", true);
 }
 

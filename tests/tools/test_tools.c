@@ -87,7 +87,10 @@ static int wait_exit(pid_t pid, int timeout_ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int run(char *const argv[], int timeout_ms) { return wait_exit(spawn(argv, NULL), timeout_ms); }
+static int run(char *const argv[], int timeout_ms)
+{
+    return wait_exit(spawn(argv, NULL), timeout_ms);
+}
 
 /* Reads the child's stderr until `n` "listening on" lines arrived; returns
  * the ports in order. */
@@ -247,8 +250,8 @@ static void test_record_udp_tcp(void **state)
     (void)state;
     char out[512];
     path_in(out, sizeof(out), "cap.rfrec");
-    char *argv[] = {"ringflow", "record", "--udp", "0", "--tcp", "0/graphite", "-o", out,
-                    "--duration", "20", NULL};
+    char *argv[] = {"ringflow", "record", "--udp",      "0",  "--tcp", "0/graphite",
+                    "-o",       out,      "--duration", "20", NULL};
     int err_fd;
     pid_t pid = spawn(argv, &err_fd);
     uint16_t ports[2];
@@ -256,7 +259,8 @@ static void test_record_udp_tcp(void **state)
 
     /* UDP from a socket whose source port we know. */
     int u = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(ports[0]),
+    struct sockaddr_in dst = {.sin_family = AF_INET,
+                              .sin_port = htons(ports[0]),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(u, (struct sockaddr *)&dst, sizeof(dst)), 0);
     struct sockaddr_in me;
@@ -326,8 +330,11 @@ static void test_torn_tail(void **state)
     const char *pl[4] = {"one 1\n", "two 2\n", "three 3\n", "four 4\n"};
     size_t ends[4], off = RF_REC_HEADER_SIZE;
     for (int i = 0; i < 4; i++) {
-        recs[i] = (rf_rec){.wall_ns = 1000 + i, .mono_ns = 10 + i, .name = "x",
-                           .payload = (const uint8_t *)pl[i], .payload_len = (uint32_t)strlen(pl[i])};
+        recs[i] = (rf_rec){.wall_ns = 1000 + i,
+                           .mono_ns = 10 + i,
+                           .name = "x",
+                           .payload = (const uint8_t *)pl[i],
+                           .payload_len = (uint32_t)strlen(pl[i])};
         off += RF_REC_FIXED_SIZE + 1 + strlen(pl[i]) + RF_REC_CRC_SIZE;
         ends[i] = off;
     }
@@ -381,7 +388,10 @@ static void test_rotation(void **state)
     char payload[200];
     for (int i = 0; i < 100; i++) {
         snprintf(payload, sizeof(payload), "m v=%di %0180d\n", i, 0);
-        rf_rec r = {.wall_ns = i, .mono_ns = i, .name = "l", .payload = (const uint8_t *)payload,
+        rf_rec r = {.wall_ns = i,
+                    .mono_ns = i,
+                    .name = "l",
+                    .payload = (const uint8_t *)payload,
                     .payload_len = (uint32_t)strlen(payload)};
         assert_int_equal(rf_rec_writer_append(w, &r, NULL), 0);
     }
@@ -428,12 +438,22 @@ static void test_replay_recording_udp(void **state)
         snprintf(big + strlen(big), sizeof(big) - strlen(big), "big,n=%02d v=%di\n", i, i);
     const int64_t base = 1700000000LL * RF_NS_PER_S;
     rf_rec recs[] = {
-        {.wall_ns = base, .mono_ns = 0, .name = "influx_line-udp", .payload = (const uint8_t *)"cpu v=1",
+        {.wall_ns = base,
+         .mono_ns = 0,
+         .name = "influx_line-udp",
+         .payload = (const uint8_t *)"cpu v=1",
          .payload_len = 7},
-        {.wall_ns = base + 100 * RF_NS_PER_MS, .mono_ns = 100 * RF_NS_PER_MS, .name = "influx_line-udp",
-         .payload = (const uint8_t *)"cpu v=2 5\nmem v=3\n", .payload_len = 18},
-        {.wall_ns = base + 200 * RF_NS_PER_MS, .mono_ns = 200 * RF_NS_PER_MS, .name = "influx_line-tcp",
-         .transport = RF_REC_TCP, .conn = 1, .payload = (const uint8_t *)big,
+        {.wall_ns = base + 100 * RF_NS_PER_MS,
+         .mono_ns = 100 * RF_NS_PER_MS,
+         .name = "influx_line-udp",
+         .payload = (const uint8_t *)"cpu v=2 5\nmem v=3\n",
+         .payload_len = 18},
+        {.wall_ns = base + 200 * RF_NS_PER_MS,
+         .mono_ns = 200 * RF_NS_PER_MS,
+         .name = "influx_line-tcp",
+         .transport = RF_REC_TCP,
+         .conn = 1,
+         .payload = (const uint8_t *)big,
          .payload_len = (uint32_t)strlen(big)},
     };
     write_recording(path, recs, 3);
@@ -445,8 +465,8 @@ static void test_replay_recording_udp(void **state)
     /* As recorded: 200 ms at least; datagrams byte-identical; the chunk cut
      * into datagrams of <= 1000 bytes at line ends. */
     int64_t t0 = rf_clock_mono_ns();
-    char *a1[] = {"ringflow", "replay", "--target", port_arg, "--max-datagram", "1000", "--quiet",
-                  path, NULL};
+    char *a1[] = {"ringflow", "replay",  "--target", port_arg, "--max-datagram",
+                  "1000",     "--quiet", path,       NULL};
     assert_int_equal(run(a1, 10000), 0);
     int64_t took = rf_clock_mono_ns() - t0;
     assert_true(took >= 190 * RF_NS_PER_MS);
@@ -470,8 +490,8 @@ static void test_replay_recording_udp(void **state)
 
     /* Two listeners in one recording, one target: said and counted (the
      * record of the second listener, same protocol). */
-    char *aj[] = {"ringflow", "replay", "--target", port_arg, "--speed", "max", "--json",
-                  "--quiet", path, NULL};
+    char *aj[] = {"ringflow", "replay", "--target", port_arg, "--speed",
+                  "max",      "--json", "--quiet",  path,     NULL};
     int code = -1;
     char *js = run_stdout(aj, 10000, &code);
     assert_int_equal(code, 0);
@@ -490,8 +510,18 @@ static void test_replay_recording_udp(void **state)
     far[1].wall_ns = base + 5 * RF_NS_PER_S;
     far[1].mono_ns = 5 * RF_NS_PER_S;
     write_recording(path2, far, 2);
-    char *a2[] = {"ringflow", "replay", "--target", port_arg, "--speed", "max",
-                  "--rewrite-timestamps", "--listener", "influx_line-udp", "--quiet", path2, NULL};
+    char *a2[] = {"ringflow",
+                  "replay",
+                  "--target",
+                  port_arg,
+                  "--speed",
+                  "max",
+                  "--rewrite-timestamps",
+                  "--listener",
+                  "influx_line-udp",
+                  "--quiet",
+                  path2,
+                  NULL};
     t0 = rf_clock_mono_ns();
     assert_int_equal(run(a2, 10000), 0);
     assert_true(rf_clock_mono_ns() - t0 < 2500 * RF_NS_PER_MS);
@@ -502,8 +532,8 @@ static void test_replay_recording_udp(void **state)
     dgrams_free(&d);
 
     /* Over TCP (to nobody): a clear failure, exit 1. */
-    char *a3[] = {"ringflow", "replay", "--target", "127.0.0.1:1", "--transport", "tcp", "--quiet",
-                  path, NULL};
+    char *a3[] = {"ringflow", "replay",  "--target", "127.0.0.1:1", "--transport",
+                  "tcp",      "--quiet", path,       NULL};
     assert_int_equal(run(a3, 10000), 1);
     /* Usage errors: exit 2. */
     char *a4[] = {"ringflow", "replay", "--speed", "0", path, NULL};
@@ -516,14 +546,13 @@ static void test_rewrite_functions(void **state)
     (void)state;
     char out[1024];
     uint64_t n = 0;
-    const char *in =
-        "m,t=a\\ b f=1\n"                 /* escaped space in a tag */
-        "m f=\"a b c\"\n"                 /* quoted string with spaces */
-        "m f=1 123\n"                     /* has a timestamp */
-        "# comment\n"
-        "\n"
-        "m f=2\r\n"                       /* CRLF: the time goes before \r */
-        "m f=\"x\\\" y\" 7";               /* escaped quote, has a timestamp */
+    const char *in = "m,t=a\\ b f=1\n" /* escaped space in a tag */
+                     "m f=\"a b c\"\n" /* quoted string with spaces */
+                     "m f=1 123\n"     /* has a timestamp */
+                     "# comment\n"
+                     "\n"
+                     "m f=2\r\n"          /* CRLF: the time goes before \r */
+                     "m f=\"x\\\" y\" 7"; /* escaped quote, has a timestamp */
     size_t len = rf_replay_rewrite_influx(in, strlen(in), 5000000123LL, 0, out, &n);
     out[len] = '\0';
     assert_string_equal(out, "m,t=a\\ b f=1 5000000123\n"
@@ -556,7 +585,8 @@ static size_t put_pkt(uint8_t *out, uint32_t usec, const uint8_t *frame, size_t 
     return 16 + len;
 }
 
-static size_t eth_udp4(uint8_t *f, uint16_t dport, const char *payload, bool fragment, uint8_t proto)
+static size_t eth_udp4(uint8_t *f, uint16_t dport, const char *payload, bool fragment,
+                       uint8_t proto)
 {
     size_t pl = strlen(payload);
     memset(f, 0, 14 + 28);
@@ -620,8 +650,8 @@ static void test_replay_pcap(void **state)
     uint16_t port;
     int fd = udp_receiver(&port);
     snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%u", port);
-    char *argv[] = {"ringflow", "replay", "--target", port_arg, "--pcap-port", "8089", "--quiet",
-                    path, NULL};
+    char *argv[] = {"ringflow", "replay",  "--target", port_arg, "--pcap-port",
+                    "8089",     "--quiet", path,       NULL};
     assert_int_equal(run(argv, 10000), 0);
     dgrams d = {0};
     collect(fd, &d, 300);
@@ -637,8 +667,9 @@ static void test_replay_pcap(void **state)
 
 static char *load_once(const char *port_arg, int fd, const char *sockets)
 {
-    char *argv[] = {"ringflow", "load", "--target", (char *)port_arg, "--count", "200", "--rate",
-                    "0", "--series", "10", "--seed", "7", "--sockets", (char *)sockets, "--quiet",
+    char *argv[] = {"ringflow", "load",   "--target",  (char *)port_arg, "--count",
+                    "200",      "--rate", "0",         "--series",       "10",
+                    "--seed",   "7",      "--sockets", (char *)sockets,  "--quiet",
                     NULL};
     assert_int_equal(run(argv, 10000), 0);
     dgrams d = {0};
@@ -664,8 +695,8 @@ static void test_load_deterministic(void **state)
         unsigned s, t1, t2, fp;
         int ip;
         int consumed = 0;
-        assert_int_equal(sscanf(line, "load,series=s%u,t1=v%u,t2=v%u f0=%d.%u%n", &s, &t1, &t2,
-                                &ip, &fp, &consumed),
+        assert_int_equal(sscanf(line, "load,series=s%u,t1=v%u,t2=v%u f0=%d.%u%n", &s, &t1, &t2, &ip,
+                                &fp, &consumed),
                          5);
         assert_int_equal((size_t)consumed, strlen(line)); /* no timestamp by default */
         assert_int_equal(s, lines % 10);
@@ -689,8 +720,8 @@ static void test_load_burst(void **state)
     int fd = udp_receiver(&port);
     char port_arg[32];
     snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%u", port);
-    char *argv[] = {"ringflow", "load", "--target", port_arg, "--rate", "1000", "--burst",
-                    "20000:0.1:0.5", "--duration", "1", "--quiet", NULL};
+    char *argv[] = {"ringflow", "load",          "--target",   port_arg, "--rate",  "1000",
+                    "--burst",  "20000:0.1:0.5", "--duration", "1",      "--quiet", NULL};
     assert_int_equal(run(argv, 10000), 0);
     dgrams d = {0};
     collect(fd, &d, 300);
@@ -767,9 +798,10 @@ static void test_load_probes_counted(void **state)
         int fd = udp_receiver(&port);
         char port_arg[32];
         snprintf(port_arg, sizeof(port_arg), "127.0.0.1:%u", port);
-        char *argv[] = {"ringflow", "load", "--target", port_arg, "--protocol",
-                        (char *)cases[c].proto, "--count", "2000", "--rate", "0", "--critical",
-                        "0.5", "--seed", "3", "--json", "--quiet", NULL};
+        char *argv[] = {
+            "ringflow", "load", "--target", port_arg,  "--protocol", (char *)cases[c].proto,
+            "--count",  "2000", "--rate",   "0",       "--critical", "0.5",
+            "--seed",   "3",    "--json",   "--quiet", NULL};
         int code = -1;
         char *summary = run_stdout(argv, 10000, &code);
         assert_int_equal(code, 0);
@@ -909,8 +941,8 @@ static void test_top_without_terminal(void **state)
     assert_null(strstr(out, "q or Ctrl-C quits"));
     free(out);
 
-    char *three[] = {"ringflow", "top", "--socket", sock, "--iterations", "3", "--interval",
-                     "200", NULL};
+    char *three[] = {"ringflow", "top",        "--socket", sock, "--iterations",
+                     "3",        "--interval", "200",      NULL};
     t0 = rf_clock_mono_ns();
     out = run_stdout(three, 10000, &code);
     int64_t took = rf_clock_mono_ns() - t0;
@@ -935,7 +967,7 @@ static void test_top_without_terminal(void **state)
     assert_int_equal(count_str(out, " influx_line/udp "), 3); /* the protocol column, not cut */
     const char *shard = strstr(strstr(out, "ringflow top  ") + 1, "ringflow top  ");
     assert_non_null(shard);
-    shard = strstr(shard, "points/s");  /* the storage shards' header */
+    shard = strstr(shard, "points/s"); /* the storage shards' header */
     assert_non_null(shard);
     shard = strchr(shard, '\n');
     assert_non_null(shard);
@@ -1004,10 +1036,14 @@ int main(int argc, char **argv)
     g_ringflow = argv[1];
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_record_udp_tcp),   cmocka_unit_test(test_torn_tail),
-        cmocka_unit_test(test_rotation),         cmocka_unit_test(test_rewrite_functions),
-        cmocka_unit_test(test_replay_recording_udp), cmocka_unit_test(test_replay_pcap),
-        cmocka_unit_test(test_load_deterministic), cmocka_unit_test(test_load_burst),
+        cmocka_unit_test(test_record_udp_tcp),
+        cmocka_unit_test(test_torn_tail),
+        cmocka_unit_test(test_rotation),
+        cmocka_unit_test(test_rewrite_functions),
+        cmocka_unit_test(test_replay_recording_udp),
+        cmocka_unit_test(test_replay_pcap),
+        cmocka_unit_test(test_load_deterministic),
+        cmocka_unit_test(test_load_burst),
         cmocka_unit_test(test_load_probes_counted),
         cmocka_unit_test_teardown(test_top_without_terminal, kill_fake_server),
         cmocka_unit_test(test_admin_bad_level_is_usage_error),

@@ -116,8 +116,8 @@ static void write_recording(const char *path, int hosts, int regions)
             /* Distinct event times within a series (ts + h). */
             if (rnd() % 3 == 0)
                 len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-                                        "cpu,host=h%d,region=r%d usage_user=%.2f %" PRId64 "\n",
-                                        h, h % regions, (double)(rnd() % 10000) / 100.0, ts + h);
+                                        "cpu,host=h%d,region=r%d usage_user=%.2f %" PRId64 "\n", h,
+                                        h % regions, (double)(rnd() % 10000) / 100.0, ts + h);
             if (ms == disk_ms[h])
                 len += (size_t)snprintf(buf + len, sizeof(buf) - len,
                                         "disk,host=h%d used=1i %" PRId64 "\n", h, ts + h);
@@ -155,7 +155,7 @@ static void write_recording(const char *path, int hosts, int regions)
 
 static void write_config(const char *name)
 {
-    static const char *const funcs[] = {"count", "sum", "min",  "max", "avg",
+    static const char *const funcs[] = {"count",  "sum",   "min",  "max", "avg",
                                         "stddev", "first", "last", "p50", "p99"};
     static const char *const windows[] = {"1s", "2s", "5s", "10s"};
     static const char *const groups[] = {"", "group_by: [region], ", "group_by: [host], ",
@@ -179,37 +179,38 @@ static void write_config(const char *name)
                           "functions: [sum, count]}\n"
                           "    - {measurement: lat, window: 5s, functions: [avg, max, p99]}\n");
     char cfg[8192];
-    snprintf(cfg, sizeof(cfg),
-             "engine: {workers: 2}\n"
-             "ingest: {correlation: {id_tag: request_id}}\n"
-             "listeners:\n"
-             "  - {name: lp, transport: udp, protocol: influx_line, port: %d}\n"
-             "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
-             "storage: {time_precision: ns}\n"
-             "pipeline:\n"
-             "  sinks:\n"
-             "    - {name: store, type: store}\n"
-             "    - {name: aggs, type: json, path: ./aggs.jsonl}\n"
-             "    - {name: alerts, type: json, path: ./alerts.jsonl}\n"
-             "    - {name: corr, type: json, path: ./corr.jsonl}\n"
-             "  routes:\n"
-             "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n"
-             "    - {name: aggregates, subject: \"aggregate.>\", sinks: [aggs]}\n"
-             "    - {name: alerts, subject: \"alert.>\", sinks: [alerts]}\n"
-             "    - {name: correlated, subject: \"correlated.>\", sinks: [corr]}\n"
-             "  aggregation: {allowed_lateness: 1s}\n"
-             "  aggregations:\n%s"
-             "  alerts:\n"
-             "    - {name: hb_missing, type: absence, match: {measurement: hb}, absent: 2s, "
-             "scope: any}\n"
-             "    - {name: cpu_high, type: threshold, match: {measurement: cpu, field: usage_user}, "
-             "op: \">\", fire: %d, resolve: 50}\n"
-             "  correlation:\n"
-             "    patterns:\n"
-             "      - {name: disk_then_hot, type: sequence, first: {measurement: disk}, "
-             "then: {measurement: cpuhot}, key: host, within: 10s}\n",
-             tproc_port_base(), tproc_port_base() + 1, aggs, 90 + (int)(rnd() % 10));
+    snprintf(
+        cfg, sizeof(cfg),
+        "engine: {workers: 2}\n"
+        "ingest: {correlation: {id_tag: request_id}}\n"
+        "listeners:\n"
+        "  - {name: lp, transport: udp, protocol: influx_line, port: %d}\n"
+        "  - {name: statsd, transport: udp, protocol: statsd, port: %d}\n"
+        "stats: {prometheus: {enabled: false}}\n"
+        "storage: {time_precision: ns}\n"
+        "pipeline:\n"
+        "  sinks:\n"
+        "    - {name: store, type: store}\n"
+        "    - {name: aggs, type: json, path: ./aggs.jsonl}\n"
+        "    - {name: alerts, type: json, path: ./alerts.jsonl}\n"
+        "    - {name: corr, type: json, path: ./corr.jsonl}\n"
+        "  routes:\n"
+        "    - {name: data, subject: \"telemetry.>\", sinks: [store]}\n"
+        "    - {name: aggregates, subject: \"aggregate.>\", sinks: [aggs]}\n"
+        "    - {name: alerts, subject: \"alert.>\", sinks: [alerts]}\n"
+        "    - {name: correlated, subject: \"correlated.>\", sinks: [corr]}\n"
+        "  aggregation: {allowed_lateness: 1s}\n"
+        "  aggregations:\n%s"
+        "  alerts:\n"
+        "    - {name: hb_missing, type: absence, match: {measurement: hb}, absent: 2s, "
+        "scope: any}\n"
+        "    - {name: cpu_high, type: threshold, match: {measurement: cpu, field: usage_user}, "
+        "op: \">\", fire: %d, resolve: 50}\n"
+        "  correlation:\n"
+        "    patterns:\n"
+        "      - {name: disk_then_hot, type: sequence, first: {measurement: disk}, "
+        "then: {measurement: cpuhot}, key: host, within: 10s}\n",
+        tproc_port_base(), tproc_port_base() + 1, aggs, 90 + (int)(rnd() % 10));
     tproc_write_file(name, cfg);
 }
 
@@ -330,8 +331,8 @@ static void same_output(const char *da, const char *db, const char *file, bool d
                  a.n ? a.v[0] : "-", b.n ? b.v[0] : "-");
     for (size_t i = 0; i < a.n; i++)
         if (!same_line(a.v[i], b.v[i]))
-            fail_msg("%s: line %zu differs between %s and %s:\n  %s\n  %s", file, i, da, db,
-                     a.v[i], b.v[i]);
+            fail_msg("%s: line %zu differs between %s and %s:\n  %s\n  %s", file, i, da, db, a.v[i],
+                     b.v[i]);
     *count = a.n;
     free_lines(&a);
     free_lines(&b);
@@ -380,8 +381,8 @@ static void test_same_output_on_1_2_4_workers(void **state)
         lines c = read_sorted(dirs[0], "corr.jsonl", true);
         g_expected_groups += (SPAN_MS - 2000) / 1000; /* one id group per request */
         if ((int)c.n != g_expected_groups)
-            fail_msg("seed %d: %zu correlated groups with 1 worker, %d hosts had their pair",
-                     seed, c.n, g_expected_groups);
+            fail_msg("seed %d: %zu correlated groups with 1 worker, %d hosts had their pair", seed,
+                     c.n, g_expected_groups);
         free_lines(&c);
     }
     print_message("compared %zu aggregates, %zu alerts, %zu correlated groups per worker count\n",

@@ -78,8 +78,9 @@ int rf_cli_admin(int argc, char **argv)
         path = rf_cli_admin_socket();
     int fd = rf_cli_connect(path);
     if (fd < 0) {
-        fprintf(stderr, "ringflow admin: cannot connect to %s: %s (is ringflowd running, and is "
-                        "this its user?)\n",
+        fprintf(stderr,
+                "ringflow admin: cannot connect to %s: %s (is ringflowd running, and is "
+                "this its user?)\n",
                 path, strerror(-fd));
         return 1;
     }

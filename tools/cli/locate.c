@@ -18,7 +18,10 @@ static char g_stats[RF_OPS_SUN_PATH_MAX], g_admin[RF_OPS_SUN_PATH_MAX];
 static char g_store[RF_DAEMON_PATH_MAX];
 static char g_source[RF_DAEMON_PATH_MAX + 32];
 
-void rf_cli_locate_config(const char *path) { g_config = path; }
+void rf_cli_locate_config(const char *path)
+{
+    g_config = path;
+}
 
 /* path NULL: the embedded default. Only the sections that say where things
  * are; the rest is ringflowd's to check. */
@@ -88,7 +91,19 @@ static void need(void)
         exit(2);
 }
 
-const char *rf_cli_stats_socket(void) { return need(), g_stats; }
-const char *rf_cli_admin_socket(void) { return need(), g_admin; }
-const char *rf_cli_store_dir(void) { return need(), g_store; }
-const char *rf_cli_locate_source(void) { return need(), g_source; }
+const char *rf_cli_stats_socket(void)
+{
+    return need(), g_stats;
+}
+const char *rf_cli_admin_socket(void)
+{
+    return need(), g_admin;
+}
+const char *rf_cli_store_dir(void)
+{
+    return need(), g_store;
+}
+const char *rf_cli_locate_source(void)
+{
+    return need(), g_source;
+}

@@ -18,7 +18,7 @@ static const rf_cli_command commands[] = {
 #define RF_CLI_ENTRY(name, fn, summary) {name, fn, summary},
     RF_CLI_COMMANDS(RF_CLI_ENTRY)
 #undef RF_CLI_ENTRY
-    {"help", cmd_help, "this list"},
+        {"help", cmd_help, "this list"},
     {"version", cmd_version, "the version"},
 };
 

@@ -94,9 +94,9 @@ static bool no_data(FILE *f, const rf_json *sec)
  * the main totals. */
 static bool glance_key(const char *key)
 {
-    static const char *const exact[] = {"events", "rejected", "kernel_drops", "processed",
-                                        "points_appended", "bytes_written", "segments", "bytes",
-                                        "write_errors", "series"};
+    static const char *const exact[] = {
+        "events",        "rejected", "kernel_drops", "processed",    "points_appended",
+        "bytes_written", "segments", "bytes",        "write_errors", "series"};
     size_t kl = key ? strlen(key) : 0;
     if (!kl)
         return false;
@@ -155,7 +155,7 @@ static void generic_rows(FILE *f, const rf_json *sec)
  * them (the daemon's own per-second figures exist for workers only). */
 typedef struct snapshot {
     rf_json *root;
-    double t;   /* CLOCK_MONOTONIC seconds when it was read */
+    double t; /* CLOCK_MONOTONIC seconds when it was read */
 } snapshot;
 
 static double mono_s(void)
@@ -220,8 +220,8 @@ static void render_listeners(FILE *f, const rf_json *root, const snapshot *prev,
     fprintf(f, "  %-3s %-22s %-15s %12s %12s %12s %12s %10s\n", "w", "listener", "proto",
             "events/s", "bytes/s", "rejected", "kernel_drop", "conns");
     for (const rf_json *r = ls->child; r; r = r->next) {
-        const rf_json *pr = matching_row(prev ? prev->root : NULL, "listeners", r, "worker",
-                                         "listener");
+        const rf_json *pr =
+            matching_row(prev ? prev->root : NULL, "listeners", r, "worker", "listener");
         char proto[24];
         snprintf(proto, sizeof(proto), "%s/%s", rf_json_str(r, "protocol", "?"),
                  rf_json_str(r, "transport", "?"));
@@ -245,8 +245,8 @@ static void render_forwarders(FILE *f, const rf_json *root, const snapshot *prev
     fprintf(f, "\nFORWARDERS\n  %-3s %-22s %-12s %12s %12s %12s %12s  %s\n", "w", "sink", "state",
             "acked/s", "queued", "dropped", "oldest_ms", "nats");
     for (const rf_json *r = fw->child; r; r = r->next) {
-        const rf_json *pr = matching_row(prev ? prev->root : NULL, "forwarders", r, "worker",
-                                         "sink");
+        const rf_json *pr =
+            matching_row(prev ? prev->root : NULL, "forwarders", r, "worker", "sink");
         fprintf(f, "  %-3.0f %-22s %-12s", rf_json_num(r, "worker", 0), rf_json_str(r, "sink", "?"),
                 rf_json_str(r, "state", "?"));
         cell_rate(f, rate(pr, r, "acked", dt), false);
@@ -287,8 +287,8 @@ static void render_storage(FILE *f, const rf_json *root, const snapshot *prev, d
     fprintf(f, "  %-6s %12s %12s %12s %12s %12s\n", "shard", "points/s", "written/s", "series",
             "buffered", "dropped");
     for (const rf_json *r = shards->child; r; r = r->next) {
-        const rf_json *pr = matching_row(prev ? prev->root : NULL, "storage_shards", r, "shard",
-                                         NULL);
+        const rf_json *pr =
+            matching_row(prev ? prev->root : NULL, "storage_shards", r, "shard", NULL);
         fprintf(f, "  %-6.0f", rf_json_num(r, "shard", 0));
         cell_rate(f, rate(pr, r, "points_appended", dt), false);
         cell_rate(f, rate(pr, r, "bytes_written", dt), true);
@@ -301,8 +301,7 @@ static void render_storage(FILE *f, const rf_json *root, const snapshot *prev, d
     }
 }
 
-static void render(FILE *f, const rf_json *root, const char *path, const snapshot *prev,
-                   double dt)
+static void render(FILE *f, const rf_json *root, const char *path, const snapshot *prev, double dt)
 {
     const rf_json *info = rf_json_get(root, "info");
     char up[32], rss[32], now[16];

@@ -59,17 +59,25 @@
 #define LOAD_MAX_PAYLOAD 65000
 #define LOAD_MAX_SOCKETS 256
 
-typedef enum { SHAPE_WALK, SHAPE_COUNTER, SHAPE_CONST } load_shape;
-typedef enum { PROTO_INFLUX, PROTO_STATSD, PROTO_GRAPHITE } load_proto;
+typedef enum {
+    SHAPE_WALK,
+    SHAPE_COUNTER,
+    SHAPE_CONST
+} load_shape;
+typedef enum {
+    PROTO_INFLUX,
+    PROTO_STATSD,
+    PROTO_GRAPHITE
+} load_proto;
 
 typedef struct load_opts {
     char host[256];
     char port[16];
     bool tcp;
     load_proto proto;
-    double rate;        /* events/s; 0 = max */
+    double rate; /* events/s; 0 = max */
     double duration_s;
-    uint64_t count;     /* events; 0 = by duration */
+    uint64_t count; /* events; 0 = by duration */
     uint32_t series;
     uint32_t tags;
     uint32_t fields;
@@ -87,16 +95,20 @@ typedef struct load_opts {
     double burst_rate;
     double burst_len_s;
     double burst_every_s;
-    double churn;       /* series replaced per minute (0 = the same series throughout) */
-    char record[1024];  /* --record: write a recording in simulated time instead of sending */
+    double churn;      /* series replaced per minute (0 = the same series throughout) */
+    char record[1024]; /* --record: write a recording in simulated time instead of sending */
 } load_opts;
 
 typedef struct load_series {
-    int64_t scaled;  /* value * 10^decimals (walk, const) or the counter */
+    int64_t scaled; /* value * 10^decimals (walk, const) or the counter */
 } load_series;
 
 static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) { (void)sig; g_stop = 1; }
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
 
 /* xorshift64*: fast, good enough for synthetic values. */
 static uint64_t rng_next(uint64_t *s)
@@ -109,7 +121,10 @@ static uint64_t rng_next(uint64_t *s)
     return x * 2685821657736338717ull;
 }
 
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 static double rng_normal(uint64_t *s)
 {
@@ -318,58 +333,77 @@ static char *format_line(load_gen *g, char *p, int64_t wall_ns, uint32_t *events
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: ringflow load [OPTIONS]\n"
-            "Sends synthetic telemetry to a running engine.\n\n"
-            "  --target HOST:PORT     where to send (default 127.0.0.1:8089)\n"
-            "  --transport udp|tcp    (default udp)\n"
-            "  --protocol influx|statsd|graphite (default influx)\n"
-            "  --rate N               events per second (500k, 2M), 0 = as fast as possible (default 100000)\n"
-            "  --duration TIME        how long: seconds, or 30s, 2m (default 10)\n"
-            "  --count N              stop after N events instead\n"
-            "  --series N             distinct series (default 1000)\n"
-            "  --tags N               tags per series, including series=sN (default 3)\n"
-            "  --fields N             fields per line protocol line (default 1)\n"
-            "  --shape walk|counter|const  value shape (default walk)\n"
-            "  --decimals D           decimals of walk/const values, 0..9 (default 2)\n"
-            "  --payload BYTES        largest datagram or write (default 8192)\n"
-            "  --critical F           fraction of lines sent as rf_probe lines (default 0)\n"
-            "  --timestamps           send explicit timestamps (default: the engine stamps receipt)\n"
-            "  --seed N               PRNG seed (default 1): the same seed sends the same stream\n"
-            "  --burst RATE:LEN:EVERY send at RATE events/s for LEN seconds out of every EVERY\n"
-            "                         seconds, at --rate the rest of the time (e.g. 2e6:0.2:2)\n"
-            "  --sockets N            send from N sockets in turn, one batch each (default 1): N\n"
-            "                         source ports (TCP: connections), so SO_REUSEPORT spreads the\n"
-            "                         flows over the engine's workers\n"
-            "  --churn RATE           series replaced per minute: RATE new series numbers take the\n"
-            "                         place of the RATE oldest every minute (default 0)\n"
-            "  --record FILE          write the stream to a recording in simulated time instead of\n"
-            "                         sending it (--duration and --rate are simulated; replay it with\n"
-            "                         ringflow replay FILE --into DIR)\n"
-            "  --json                 summary as JSON\n"
-            "  --quiet                no progress lines\n");
+    fprintf(
+        out,
+        "Usage: ringflow load [OPTIONS]\n"
+        "Sends synthetic telemetry to a running engine.\n\n"
+        "  --target HOST:PORT     where to send (default 127.0.0.1:8089)\n"
+        "  --transport udp|tcp    (default udp)\n"
+        "  --protocol influx|statsd|graphite (default influx)\n"
+        "  --rate N               events per second (500k, 2M), 0 = as fast as possible (default "
+        "100000)\n"
+        "  --duration TIME        how long: seconds, or 30s, 2m (default 10)\n"
+        "  --count N              stop after N events instead\n"
+        "  --series N             distinct series (default 1000)\n"
+        "  --tags N               tags per series, including series=sN (default 3)\n"
+        "  --fields N             fields per line protocol line (default 1)\n"
+        "  --shape walk|counter|const  value shape (default walk)\n"
+        "  --decimals D           decimals of walk/const values, 0..9 (default 2)\n"
+        "  --payload BYTES        largest datagram or write (default 8192)\n"
+        "  --critical F           fraction of lines sent as rf_probe lines (default 0)\n"
+        "  --timestamps           send explicit timestamps (default: the engine stamps receipt)\n"
+        "  --seed N               PRNG seed (default 1): the same seed sends the same stream\n"
+        "  --burst RATE:LEN:EVERY send at RATE events/s for LEN seconds out of every EVERY\n"
+        "                         seconds, at --rate the rest of the time (e.g. 2e6:0.2:2)\n"
+        "  --sockets N            send from N sockets in turn, one batch each (default 1): N\n"
+        "                         source ports (TCP: connections), so SO_REUSEPORT spreads the\n"
+        "                         flows over the engine's workers\n"
+        "  --churn RATE           series replaced per minute: RATE new series numbers take the\n"
+        "                         place of the RATE oldest every minute (default 0)\n"
+        "  --record FILE          write the stream to a recording in simulated time instead of\n"
+        "                         sending it (--duration and --rate are simulated; replay it with\n"
+        "                         ringflow replay FILE --into DIR)\n"
+        "  --json                 summary as JSON\n"
+        "  --quiet                no progress lines\n");
 }
 
 static int parse_opts(int argc, char **argv, load_opts *o)
 {
-    *o = (load_opts){.rate = 100000, .duration_s = 10, .series = 1000, .tags = 3, .fields = 1,
-                     .shape = SHAPE_WALK, .decimals = 2, .payload = 8192, .seed = 1,
+    *o = (load_opts){.rate = 100000,
+                     .duration_s = 10,
+                     .series = 1000,
+                     .tags = 3,
+                     .fields = 1,
+                     .shape = SHAPE_WALK,
+                     .decimals = 2,
+                     .payload = 8192,
+                     .seed = 1,
                      .sockets = 1};
     snprintf(o->host, sizeof(o->host), "127.0.0.1");
     snprintf(o->port, sizeof(o->port), "8089");
-    static const struct option opts[] = {
-        {"target", required_argument, NULL, 't'},   {"transport", required_argument, NULL, 'T'},
-        {"protocol", required_argument, NULL, 'p'}, {"rate", required_argument, NULL, 'r'},
-        {"duration", required_argument, NULL, 'd'}, {"count", required_argument, NULL, 'n'},
-        {"series", required_argument, NULL, 's'},   {"tags", required_argument, NULL, 'g'},
-        {"fields", required_argument, NULL, 'f'},   {"shape", required_argument, NULL, 'S'},
-        {"decimals", required_argument, NULL, 'D'}, {"payload", required_argument, NULL, 'P'},
-        {"critical", required_argument, NULL, 'c'}, {"seed", required_argument, NULL, 'e'},
-        {"timestamps", no_argument, NULL, 'm'},     {"json", no_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {"sockets", required_argument, NULL, 'k'},  {"burst", required_argument, NULL, 'b'},
-        {"churn", required_argument, NULL, 'C'},    {"record", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"target", required_argument, NULL, 't'},
+                                         {"transport", required_argument, NULL, 'T'},
+                                         {"protocol", required_argument, NULL, 'p'},
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"series", required_argument, NULL, 's'},
+                                         {"tags", required_argument, NULL, 'g'},
+                                         {"fields", required_argument, NULL, 'f'},
+                                         {"shape", required_argument, NULL, 'S'},
+                                         {"decimals", required_argument, NULL, 'D'},
+                                         {"payload", required_argument, NULL, 'P'},
+                                         {"critical", required_argument, NULL, 'c'},
+                                         {"seed", required_argument, NULL, 'e'},
+                                         {"timestamps", no_argument, NULL, 'm'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"sockets", required_argument, NULL, 'k'},
+                                         {"burst", required_argument, NULL, 'b'},
+                                         {"churn", required_argument, NULL, 'C'},
+                                         {"record", required_argument, NULL, 'R'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -384,21 +418,41 @@ static int parse_opts(int argc, char **argv, load_opts *o)
             break;
         }
         case 'T':
-            if (!strcmp(optarg, "udp")) o->tcp = false;
-            else if (!strcmp(optarg, "tcp")) o->tcp = true;
-            else { fprintf(stderr, "ringflow load: --transport is udp or tcp, got '%s'\n", optarg); return 2; }
+            if (!strcmp(optarg, "udp"))
+                o->tcp = false;
+            else if (!strcmp(optarg, "tcp"))
+                o->tcp = true;
+            else {
+                fprintf(stderr, "ringflow load: --transport is udp or tcp, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 'p':
-            if (!strcmp(optarg, "influx")) o->proto = PROTO_INFLUX;
-            else if (!strcmp(optarg, "statsd")) o->proto = PROTO_STATSD;
-            else if (!strcmp(optarg, "graphite")) o->proto = PROTO_GRAPHITE;
-            else { fprintf(stderr, "ringflow load: --protocol is influx, statsd or graphite, got '%s'\n", optarg); return 2; }
+            if (!strcmp(optarg, "influx"))
+                o->proto = PROTO_INFLUX;
+            else if (!strcmp(optarg, "statsd"))
+                o->proto = PROTO_STATSD;
+            else if (!strcmp(optarg, "graphite"))
+                o->proto = PROTO_GRAPHITE;
+            else {
+                fprintf(stderr,
+                        "ringflow load: --protocol is influx, statsd or graphite, got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'S':
-            if (!strcmp(optarg, "walk")) o->shape = SHAPE_WALK;
-            else if (!strcmp(optarg, "counter")) o->shape = SHAPE_COUNTER;
-            else if (!strcmp(optarg, "const")) o->shape = SHAPE_CONST;
-            else { fprintf(stderr, "ringflow load: --shape is walk, counter or const, got '%s'\n", optarg); return 2; }
+            if (!strcmp(optarg, "walk"))
+                o->shape = SHAPE_WALK;
+            else if (!strcmp(optarg, "counter"))
+                o->shape = SHAPE_COUNTER;
+            else if (!strcmp(optarg, "const"))
+                o->shape = SHAPE_CONST;
+            else {
+                fprintf(stderr, "ringflow load: --shape is walk, counter or const, got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'r':
             /* 500000, 500k, 1.5M, 2G: events per second. */
@@ -434,10 +488,14 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         case 'C': o->churn = strtod(optarg, &end); break;
         case 'R': snprintf(o->record, sizeof(o->record), "%s", optarg); break;
         case 'b':
-            if (sscanf(optarg, "%lf:%lf:%lf", &o->burst_rate, &o->burst_len_s, &o->burst_every_s) != 3 ||
-                !(o->burst_rate > 0) || !(o->burst_len_s > 0) || !(o->burst_every_s > o->burst_len_s)) {
-                fprintf(stderr, "ringflow load: --burst wants RATE:LEN:EVERY with RATE > 0 and "
-                                "0 < LEN < EVERY (seconds), got '%s'\n", optarg);
+            if (sscanf(optarg, "%lf:%lf:%lf", &o->burst_rate, &o->burst_len_s, &o->burst_every_s) !=
+                    3 ||
+                !(o->burst_rate > 0) || !(o->burst_len_s > 0) ||
+                !(o->burst_every_s > o->burst_len_s)) {
+                fprintf(stderr,
+                        "ringflow load: --burst wants RATE:LEN:EVERY with RATE > 0 and "
+                        "0 < LEN < EVERY (seconds), got '%s'\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -454,18 +512,30 @@ static int parse_opts(int argc, char **argv, load_opts *o)
         return 2;
     }
     const char *bad = NULL;
-    if (o->rate < 0) bad = "--rate must be >= 0";
-    else if (o->duration_s <= 0 && !o->count) bad = "--duration must be > 0";
-    else if (o->series < 1 || o->series > 100000000) bad = "--series must be 1..100000000";
-    else if (o->tags < 1 || o->tags > 64) bad = "--tags must be 1..64";
-    else if (o->fields < 1 || o->fields > 64) bad = "--fields must be 1..64";
-    else if (o->decimals > 9) bad = "--decimals must be 0..9";
-    else if (o->payload < 1200 || o->payload > LOAD_MAX_PAYLOAD) bad = "--payload must be 1200..65000";
-    else if (o->critical < 0 || o->critical > 1) bad = "--critical must be 0..1";
-    else if (o->sockets < 1 || o->sockets > LOAD_MAX_SOCKETS) bad = "--sockets must be 1..256";
-    else if (o->burst_rate > 0 && o->rate <= 0) bad = "--burst needs a fixed --rate (> 0) between bursts";
-    else if (!(o->churn >= 0) || o->churn > 1e9) bad = "--churn must be 0..1e9 series a minute";
-    else if (o->record[0] && (o->rate <= 0 || o->tcp)) bad = "--record needs a fixed --rate (> 0) and udp";
+    if (o->rate < 0)
+        bad = "--rate must be >= 0";
+    else if (o->duration_s <= 0 && !o->count)
+        bad = "--duration must be > 0";
+    else if (o->series < 1 || o->series > 100000000)
+        bad = "--series must be 1..100000000";
+    else if (o->tags < 1 || o->tags > 64)
+        bad = "--tags must be 1..64";
+    else if (o->fields < 1 || o->fields > 64)
+        bad = "--fields must be 1..64";
+    else if (o->decimals > 9)
+        bad = "--decimals must be 0..9";
+    else if (o->payload < 1200 || o->payload > LOAD_MAX_PAYLOAD)
+        bad = "--payload must be 1200..65000";
+    else if (o->critical < 0 || o->critical > 1)
+        bad = "--critical must be 0..1";
+    else if (o->sockets < 1 || o->sockets > LOAD_MAX_SOCKETS)
+        bad = "--sockets must be 1..256";
+    else if (o->burst_rate > 0 && o->rate <= 0)
+        bad = "--burst needs a fixed --rate (> 0) between bursts";
+    else if (!(o->churn >= 0) || o->churn > 1e9)
+        bad = "--churn must be 0..1e9 series a minute";
+    else if (o->record[0] && (o->rate <= 0 || o->tcp))
+        bad = "--record needs a fixed --rate (> 0) and udp";
     if (bad) {
         fprintf(stderr, "ringflow load: %s\n", bad);
         return 2;
@@ -479,10 +549,12 @@ static double events_due(const load_opts *o, double t)
 {
     if (o->burst_rate <= 0)
         return t * o->rate;
-    const double per = o->burst_rate * o->burst_len_s + o->rate * (o->burst_every_s - o->burst_len_s);
+    const double per =
+        o->burst_rate * o->burst_len_s + o->rate * (o->burst_every_s - o->burst_len_s);
     double k = floor(t / o->burst_every_s), rem = t - k * o->burst_every_s;
-    double in = rem < o->burst_len_s ? o->burst_rate * rem
-                                     : o->burst_rate * o->burst_len_s + o->rate * (rem - o->burst_len_s);
+    double in = rem < o->burst_len_s
+                    ? o->burst_rate * rem
+                    : o->burst_rate * o->burst_len_s + o->rate * (rem - o->burst_len_s);
     return k * per + in;
 }
 
@@ -690,7 +762,8 @@ int rf_cli_load(int argc, char **argv)
         if (o.tcp) {
             size_t off = 0;
             while (off < iov[0].iov_len) {
-                ssize_t w = send(fd, (char *)iov[0].iov_base + off, iov[0].iov_len - off, MSG_NOSIGNAL);
+                ssize_t w =
+                    send(fd, (char *)iov[0].iov_base + off, iov[0].iov_len - off, MSG_NOSIGNAL);
                 if (w < 0) {
                     if (errno == EINTR)
                         continue;

@@ -52,14 +52,19 @@ static uint32_t split_list(char *s, char **items, uint32_t max)
 
 int rf_cli_query(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},      {"field", required_argument, NULL, 'f'},
-        {"where", required_argument, NULL, 'w'},    {"from", required_argument, NULL, 'F'},
-        {"to", required_argument, NULL, 'T'},       {"agg", required_argument, NULL, 'a'},
-        {"step", required_argument, NULL, 's'},     {"group-by", required_argument, NULL, 'g'},
-        {"format", required_argument, NULL, 'o'},   {"stats", no_argument, NULL, 'S'},
-        {"url", required_argument, NULL, 'u'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"field", required_argument, NULL, 'f'},
+                                         {"where", required_argument, NULL, 'w'},
+                                         {"from", required_argument, NULL, 'F'},
+                                         {"to", required_argument, NULL, 'T'},
+                                         {"agg", required_argument, NULL, 'a'},
+                                         {"step", required_argument, NULL, 's'},
+                                         {"group-by", required_argument, NULL, 'g'},
+                                         {"format", required_argument, NULL, 'o'},
+                                         {"stats", no_argument, NULL, 'S'},
+                                         {"url", required_argument, NULL, 'u'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *dir = NULL; /* the engine's (tools/cli/locate.h) */
     const char *url = NULL; /* --url: the query API instead of the files */
     rf_query q = {.start_ns = INT64_MIN, .end_ns = INT64_MAX};
@@ -93,7 +98,9 @@ int rf_cli_query(int argc, char **argv)
         case 'T':
             if (rf_query_time_parse(optarg, rf_clock_wall_ns(),
                                     c == 'F' ? &q.start_ns : &q.end_ns) < 0) {
-                fprintf(stderr, "ringflow query: --%s wants 'now', now-DURATION, an RFC 3339 time or ns, got '%s'\n",
+                fprintf(stderr,
+                        "ringflow query: --%s wants 'now', now-DURATION, an RFC 3339 time or ns, "
+                        "got '%s'\n",
                         c == 'F' ? "from" : "to", optarg);
                 return 2;
             }

@@ -74,40 +74,46 @@ typedef struct rec_opts {
         uint8_t transport;
     } listen[REC_MAX_LISTENERS];
     unsigned n_listen;
-    bool engine;             /* --engine: the running daemon records (admin socket) */
+    bool engine; /* --engine: the running daemon records (admin socket) */
     char socket[4096];
 } rec_opts;
 
 static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) { (void)sig; g_stop = 1; }
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: ringflow record --output FILE (--udp SPEC | --tcp SPEC)... [OPTIONS]\n"
-            "       ringflow record --output FILE --engine [--socket PATH] [OPTIONS]\n"
-            "Captures what arrives on UDP/TCP ports into a recording for `ringflow replay`.\n"
-            "With --engine, a running ringflowd records what its own listeners receive (the\n"
-            "admin socket's `record start`/`record stop`; the daemon writes FILE, as its user).\n\n"
-            "  --engine                record from the running engine instead of binding ports\n"
-            "  --socket PATH           with --engine: its admin socket (default: the\n"
-            "                          engine's, see ringflow --help)\n"
-            "  --udp [ADDR:]PORT[/PROTOCOL]  listen on UDP (repeatable); PROTOCOL is influx\n"
-            "                          (default), statsd or graphite; ADDR defaults to 127.0.0.1,\n"
-            "                          IPv6 as [::1]:PORT; PORT 0 picks a free port\n"
-            "  --tcp [ADDR:]PORT[/PROTOCOL]  listen on TCP (repeatable)\n"
-            "  -o, --output FILE       the recording (with rotation: FILE.000001, FILE.000002, ...)\n"
-            "  --max-bytes SIZE        rotate when a file would exceed SIZE (e.g. 64MiB; default:\n"
-            "                          one unbounded file)\n"
-            "  --max-files N           with --max-bytes: keep the newest N files (default 10, 0 = all)\n"
-            "  --duration SECONDS      stop after this long (default: until SIGINT/SIGTERM)\n"
-            "  --count N               stop after N records\n"
-            "  --rcvbuf SIZE           UDP receive buffer to request (default 8MiB)\n"
-            "  --json                  summary as JSON\n"
-            "  --quiet                 no listening/progress lines on stderr\n\n"
-            "Each listener's name is <protocol>-<transport> (influx_line-udp, ...), with -<port>\n"
-            "added when two would share a name. The bound addresses are printed on stderr as\n"
-            "`ringflow record: listening on udp 127.0.0.1:8089 (influx_line-udp)`.\n");
+    fprintf(
+        out,
+        "Usage: ringflow record --output FILE (--udp SPEC | --tcp SPEC)... [OPTIONS]\n"
+        "       ringflow record --output FILE --engine [--socket PATH] [OPTIONS]\n"
+        "Captures what arrives on UDP/TCP ports into a recording for `ringflow replay`.\n"
+        "With --engine, a running ringflowd records what its own listeners receive (the\n"
+        "admin socket's `record start`/`record stop`; the daemon writes FILE, as its user).\n\n"
+        "  --engine                record from the running engine instead of binding ports\n"
+        "  --socket PATH           with --engine: its admin socket (default: the\n"
+        "                          engine's, see ringflow --help)\n"
+        "  --udp [ADDR:]PORT[/PROTOCOL]  listen on UDP (repeatable); PROTOCOL is influx\n"
+        "                          (default), statsd or graphite; ADDR defaults to 127.0.0.1,\n"
+        "                          IPv6 as [::1]:PORT; PORT 0 picks a free port\n"
+        "  --tcp [ADDR:]PORT[/PROTOCOL]  listen on TCP (repeatable)\n"
+        "  -o, --output FILE       the recording (with rotation: FILE.000001, FILE.000002, ...)\n"
+        "  --max-bytes SIZE        rotate when a file would exceed SIZE (e.g. 64MiB; default:\n"
+        "                          one unbounded file)\n"
+        "  --max-files N           with --max-bytes: keep the newest N files (default 10, 0 = "
+        "all)\n"
+        "  --duration SECONDS      stop after this long (default: until SIGINT/SIGTERM)\n"
+        "  --count N               stop after N records\n"
+        "  --rcvbuf SIZE           UDP receive buffer to request (default 8MiB)\n"
+        "  --json                  summary as JSON\n"
+        "  --quiet                 no listening/progress lines on stderr\n\n"
+        "Each listener's name is <protocol>-<transport> (influx_line-udp, ...), with -<port>\n"
+        "added when two would share a name. The bound addresses are printed on stderr as\n"
+        "`ringflow record: listening on udp 127.0.0.1:8089 (influx_line-udp)`.\n");
 }
 
 /* "64MiB", "4096", "1GiB", "10KB"(=10*1000). */
@@ -118,24 +124,36 @@ static int parse_size(const char *s, uint64_t *out)
     if (end == s || v < 0)
         return -EINVAL;
     double mul = 1;
-    if (!*end || !strcmp(end, "B")) mul = 1;
-    else if (!strcmp(end, "KiB") || !strcmp(end, "K")) mul = 1024.0;
-    else if (!strcmp(end, "MiB") || !strcmp(end, "M")) mul = 1048576.0;
-    else if (!strcmp(end, "GiB") || !strcmp(end, "G")) mul = 1073741824.0;
-    else if (!strcmp(end, "KB")) mul = 1e3;
-    else if (!strcmp(end, "MB")) mul = 1e6;
-    else if (!strcmp(end, "GB")) mul = 1e9;
-    else return -EINVAL;
+    if (!*end || !strcmp(end, "B"))
+        mul = 1;
+    else if (!strcmp(end, "KiB") || !strcmp(end, "K"))
+        mul = 1024.0;
+    else if (!strcmp(end, "MiB") || !strcmp(end, "M"))
+        mul = 1048576.0;
+    else if (!strcmp(end, "GiB") || !strcmp(end, "G"))
+        mul = 1073741824.0;
+    else if (!strcmp(end, "KB"))
+        mul = 1e3;
+    else if (!strcmp(end, "MB"))
+        mul = 1e6;
+    else if (!strcmp(end, "GB"))
+        mul = 1e9;
+    else
+        return -EINVAL;
     *out = (uint64_t)(v * mul);
     return 0;
 }
 
 static int parse_protocol(const char *s, uint8_t *out)
 {
-    if (!strcmp(s, "influx") || !strcmp(s, "influx_line") || !strcmp(s, "line")) *out = RF_REC_INFLUX;
-    else if (!strcmp(s, "statsd")) *out = RF_REC_STATSD;
-    else if (!strcmp(s, "graphite")) *out = RF_REC_GRAPHITE;
-    else return -EINVAL;
+    if (!strcmp(s, "influx") || !strcmp(s, "influx_line") || !strcmp(s, "line"))
+        *out = RF_REC_INFLUX;
+    else if (!strcmp(s, "statsd"))
+        *out = RF_REC_STATSD;
+    else if (!strcmp(s, "graphite"))
+        *out = RF_REC_GRAPHITE;
+    else
+        return -EINVAL;
     return 0;
 }
 
@@ -179,8 +197,8 @@ static int open_listener(const rec_opts *o, unsigned i, rec_listener *l)
 {
     char addr[300], port[16];
     rf_err err;
-    if (parse_spec(o->listen[i].spec, addr, sizeof(addr), port, sizeof(port), &l->protocol,
-                   &err) != 0) {
+    if (parse_spec(o->listen[i].spec, addr, sizeof(addr), port, sizeof(port), &l->protocol, &err) !=
+        0) {
         fprintf(stderr, "ringflow record: %s\n", err.msg);
         return 2;
     }
@@ -254,8 +272,11 @@ static void drain_udp(rec_state *s, unsigned li, char *bufs)
         int n = recvmmsg(l->fd, msgs, REC_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             return;
-        rf_rec r = {.wall_ns = rf_clock_wall_ns(), .mono_ns = rf_clock_mono_ns(),
-                    .transport = RF_REC_UDP, .protocol = l->protocol, .name = l->name};
+        rf_rec r = {.wall_ns = rf_clock_wall_ns(),
+                    .mono_ns = rf_clock_mono_ns(),
+                    .transport = RF_REC_UDP,
+                    .protocol = l->protocol,
+                    .name = l->name};
         for (int i = 0; i < n && !(s->o->count && s->records >= s->o->count); i++) {
             rf_rec_set_source(&r, (struct sockaddr *)&peers[i]);
             r.flags = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? RF_REC_F_TRUNCATED : 0;
@@ -284,8 +305,8 @@ static void accept_tcp(rec_state *s, unsigned li)
             continue;
         }
         rec_conn *c = &s->conns[s->n_conns++];
-        *c = (rec_conn){.fd = fd, .listener = (int)li, .id = ++s->next_conn_id, .first = true,
-                        .peer = peer};
+        *c = (rec_conn){
+            .fd = fd, .listener = (int)li, .id = ++s->next_conn_id, .first = true, .peer = peer};
     }
 }
 
@@ -293,10 +314,15 @@ static void accept_tcp(rec_state *s, unsigned li)
 static void tcp_emit(rec_state *s, rec_conn *c, const char *data, size_t len, uint8_t flags)
 {
     const rec_listener *l = &s->ls[c->listener];
-    rf_rec r = {.wall_ns = rf_clock_wall_ns(), .mono_ns = rf_clock_mono_ns(), .conn = c->id,
-                .transport = RF_REC_TCP, .protocol = l->protocol, .name = l->name,
+    rf_rec r = {.wall_ns = rf_clock_wall_ns(),
+                .mono_ns = rf_clock_mono_ns(),
+                .conn = c->id,
+                .transport = RF_REC_TCP,
+                .protocol = l->protocol,
+                .name = l->name,
                 .flags = (uint8_t)(flags | (c->first ? RF_REC_F_OPEN : 0)),
-                .payload = (const uint8_t *)data, .payload_len = (uint32_t)len};
+                .payload = (const uint8_t *)data,
+                .payload_len = (uint32_t)len};
     rf_rec_set_source(&r, (struct sockaddr *)&c->peer);
     c->first = false;
     write_rec(s, &r);
@@ -365,14 +391,20 @@ static void close_conn(rec_state *s, unsigned i)
 static int parse_opts(int argc, char **argv, rec_opts *o)
 {
     *o = (rec_opts){.max_files = 10, .rcvbuf = 8u << 20};
-    static const struct option opts[] = {
-        {"udp", required_argument, NULL, 'u'},       {"tcp", required_argument, NULL, 't'},
-        {"output", required_argument, NULL, 'o'},    {"max-bytes", required_argument, NULL, 'B'},
-        {"max-files", required_argument, NULL, 'F'}, {"duration", required_argument, NULL, 'd'},
-        {"count", required_argument, NULL, 'n'},     {"rcvbuf", required_argument, NULL, 'R'},
-        {"json", no_argument, NULL, 'j'},            {"quiet", no_argument, NULL, 'q'},
-        {"engine", no_argument, NULL, 'E'},          {"socket", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"udp", required_argument, NULL, 'u'},
+                                         {"tcp", required_argument, NULL, 't'},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"max-bytes", required_argument, NULL, 'B'},
+                                         {"max-files", required_argument, NULL, 'F'},
+                                         {"duration", required_argument, NULL, 'd'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"rcvbuf", required_argument, NULL, 'R'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"engine", no_argument, NULL, 'E'},
+                                         {"socket", required_argument, NULL, 'S'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     o->socket[0] = '\0'; /* the engine's (tools/cli/locate.h), when --engine needs it */
     int c;
     optind = 1;
@@ -421,7 +453,8 @@ static int parse_opts(int argc, char **argv, rec_opts *o)
         return 2;
     }
     if (o->engine && o->n_listen) {
-        fprintf(stderr, "ringflow record: --engine records the engine's own listeners: no --udp/--tcp\n");
+        fprintf(stderr,
+                "ringflow record: --engine records the engine's own listeners: no --udp/--tcp\n");
         return 2;
     }
     if (!o->output[0] || (!o->n_listen && !o->engine)) {
@@ -466,8 +499,10 @@ static char *admin_request(const char *socket, const char *cmd)
 {
     int fd = rf_cli_connect(socket);
     if (fd < 0) {
-        fprintf(stderr, "ringflow record: cannot connect to %s: %s (is ringflowd running, and is "
-                        "this its user?)\n", socket, strerror(-fd));
+        fprintf(stderr,
+                "ringflow record: cannot connect to %s: %s (is ringflowd running, and is "
+                "this its user?)\n",
+                socket, strerror(-fd));
         return NULL;
     }
     char *reply = NULL;
@@ -585,8 +620,8 @@ int rf_cli_record(int argc, char **argv)
     name_listeners(s);
 
     rf_err err;
-    rf_rec_writer_options wo = {.path = o.output, .max_bytes = o.max_bytes,
-                                .max_files = o.max_bytes ? o.max_files : 0};
+    rf_rec_writer_options wo = {
+        .path = o.output, .max_bytes = o.max_bytes, .max_files = o.max_bytes ? o.max_files : 0};
     if (rf_rec_writer_open(&s->w, &wo, &err) != 0) {
         fprintf(stderr, "ringflow %s\n", err.msg);
         rc = 1;

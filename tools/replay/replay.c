@@ -61,49 +61,54 @@
 #define RP_MAX_FILES 4096
 
 volatile sig_atomic_t rp_stop;
-static void on_signal(int sig) { (void)sig; rp_stop = 1; }
+static void on_signal(int sig)
+{
+    (void)sig;
+    rp_stop = 1;
+}
 /* ---- options ---------------------------------------------------------------- */
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: ringflow replay [OPTIONS] FILE...\n"
-            "Sends a recording (ringflow record), a pcap capture or a file of lines to an engine.\n\n"
-            "  --target HOST:PORT      where to send (default 127.0.0.1:8089)\n"
-            "  --transport udp|tcp     (default udp)\n"
-            "  --speed N|max           N times the recorded pace (default 1); max = back to back\n"
-            "  --protocol influx|statsd|graphite  what a text file or pcap holds (default influx;\n"
-            "                          recordings carry it per record)\n"
-            "  --rewrite-timestamps    give lines without a timestamp the recorded receive time\n"
-            "                          (line protocol, Graphite; not possible for text files)\n"
-            "  --precision ns|us|ms|s  unit of rewritten line-protocol timestamps (default ns)\n"
-            "  --listener NAME         recordings: only records of this listener\n"
-            "  --pcap-port PORT        pcaps: only UDP datagrams sent to PORT\n"
-            "  --max-datagram BYTES    largest UDP payload sent; bigger chunks are cut at line\n"
-            "                          boundaries (default 65000; text files are packed to 8192)\n"
-            "  --repeat N              send the input N times (default 1)\n"
-            "  --json                  summary as JSON\n"
-            "  --quiet                 no progress on the terminal\n"
-            "  --print                 send nothing: print each item of the input on stdout\n"
-            "                          (time, listener, transport, source, bytes, payload)\n\n"
-            "In-process engine (recordings only; nothing is sent):\n"
-            "  --into DIR              feed the recording into an engine built from a ringflowd\n"
-            "                          configuration, writing into DIR (new or empty): the store\n"
-            "                          in DIR/store, each json sink NAME into DIR/NAME.jsonl;\n"
-            "                          lp_udp/lp_tcp sinks only count what they would forward\n"
-            "  --config FILE           the ringflowd configuration (default: the embedded one)\n"
-            "  --workers N             shards of the engine (default: engine.workers)\n"
-            "  --tick DURATION         recorded time between ticks (default 10ms)\n"
-            "  Event time: each record is parsed with the protocol and the receive times it\n"
-            "  was recorded with, by its listener's parser settings; its events go to the\n"
-            "  shard that owns them; windows, batches, TTLs, alert durations, block ages and\n"
-            "  segment rolls run on the recorded clock; segments are named and dated by it;\n"
-            "  retention does not run. The same recording into a new directory gives the same\n"
-            "  segment files (names and bytes) and sink files, however fast the machine.\n"
-            "  --listener works as for sending; --json prints the summary as JSON.\n\n"
-            "A base path of a rotated recording (FILE with FILE.000001... on disk) replays all its\n"
-            "files in order, as one timeline; each FILE argument starts its own (due at once;\n"
-            "with --into the clock runs on from where the previous one ended).\n"
-            "A torn or damaged tail ends that file's replay with a warning.\n");
+    fprintf(
+        out,
+        "Usage: ringflow replay [OPTIONS] FILE...\n"
+        "Sends a recording (ringflow record), a pcap capture or a file of lines to an engine.\n\n"
+        "  --target HOST:PORT      where to send (default 127.0.0.1:8089)\n"
+        "  --transport udp|tcp     (default udp)\n"
+        "  --speed N|max           N times the recorded pace (default 1); max = back to back\n"
+        "  --protocol influx|statsd|graphite  what a text file or pcap holds (default influx;\n"
+        "                          recordings carry it per record)\n"
+        "  --rewrite-timestamps    give lines without a timestamp the recorded receive time\n"
+        "                          (line protocol, Graphite; not possible for text files)\n"
+        "  --precision ns|us|ms|s  unit of rewritten line-protocol timestamps (default ns)\n"
+        "  --listener NAME         recordings: only records of this listener\n"
+        "  --pcap-port PORT        pcaps: only UDP datagrams sent to PORT\n"
+        "  --max-datagram BYTES    largest UDP payload sent; bigger chunks are cut at line\n"
+        "                          boundaries (default 65000; text files are packed to 8192)\n"
+        "  --repeat N              send the input N times (default 1)\n"
+        "  --json                  summary as JSON\n"
+        "  --quiet                 no progress on the terminal\n"
+        "  --print                 send nothing: print each item of the input on stdout\n"
+        "                          (time, listener, transport, source, bytes, payload)\n\n"
+        "In-process engine (recordings only; nothing is sent):\n"
+        "  --into DIR              feed the recording into an engine built from a ringflowd\n"
+        "                          configuration, writing into DIR (new or empty): the store\n"
+        "                          in DIR/store, each json sink NAME into DIR/NAME.jsonl;\n"
+        "                          lp_udp/lp_tcp sinks only count what they would forward\n"
+        "  --config FILE           the ringflowd configuration (default: the embedded one)\n"
+        "  --workers N             shards of the engine (default: engine.workers)\n"
+        "  --tick DURATION         recorded time between ticks (default 10ms)\n"
+        "  Event time: each record is parsed with the protocol and the receive times it\n"
+        "  was recorded with, by its listener's parser settings; its events go to the\n"
+        "  shard that owns them; windows, batches, TTLs, alert durations, block ages and\n"
+        "  segment rolls run on the recorded clock; segments are named and dated by it;\n"
+        "  retention does not run. The same recording into a new directory gives the same\n"
+        "  segment files (names and bytes) and sink files, however fast the machine.\n"
+        "  --listener works as for sending; --json prints the summary as JSON.\n\n"
+        "A base path of a rotated recording (FILE with FILE.000001... on disk) replays all its\n"
+        "files in order, as one timeline; each FILE argument starts its own (due at once;\n"
+        "with --into the clock runs on from where the previous one ended).\n"
+        "A torn or damaged tail ends that file's replay with a warning.\n");
 }
 
 static int parse_opts(int argc, char **argv, rp_opts *o)
@@ -111,17 +116,25 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
     *o = (rp_opts){.speed = 1, .max_datagram = 65000, .repeat = 1, .pcap_port = -1};
     snprintf(o->host, sizeof(o->host), "127.0.0.1");
     snprintf(o->port, sizeof(o->port), "8089");
-    static const struct option opts[] = {
-        {"target", required_argument, NULL, 't'},       {"transport", required_argument, NULL, 'T'},
-        {"speed", required_argument, NULL, 's'},        {"protocol", required_argument, NULL, 'p'},
-        {"rewrite-timestamps", no_argument, NULL, 'w'}, {"precision", required_argument, NULL, 'P'},
-        {"listener", required_argument, NULL, 'l'},     {"pcap-port", required_argument, NULL, 'o'},
-        {"max-datagram", required_argument, NULL, 'm'}, {"repeat", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},               {"quiet", no_argument, NULL, 'q'},
-        {"print", no_argument, NULL, 'D'},              {"help", no_argument, NULL, 'h'},
-        {"into", required_argument, NULL, 'I'},         {"config", required_argument, NULL, 'C'},
-        {"workers", required_argument, NULL, 'W'},      {"tick", required_argument, NULL, 'K'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"target", required_argument, NULL, 't'},
+                                         {"transport", required_argument, NULL, 'T'},
+                                         {"speed", required_argument, NULL, 's'},
+                                         {"protocol", required_argument, NULL, 'p'},
+                                         {"rewrite-timestamps", no_argument, NULL, 'w'},
+                                         {"precision", required_argument, NULL, 'P'},
+                                         {"listener", required_argument, NULL, 'l'},
+                                         {"pcap-port", required_argument, NULL, 'o'},
+                                         {"max-datagram", required_argument, NULL, 'm'},
+                                         {"repeat", required_argument, NULL, 'r'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"print", no_argument, NULL, 'D'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"into", required_argument, NULL, 'I'},
+                                         {"config", required_argument, NULL, 'C'},
+                                         {"workers", required_argument, NULL, 'W'},
+                                         {"tick", required_argument, NULL, 'K'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -139,9 +152,14 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
             break;
         }
         case 'T':
-            if (!strcmp(optarg, "udp")) o->tcp = false;
-            else if (!strcmp(optarg, "tcp")) o->tcp = true;
-            else { fprintf(stderr, "ringflow replay: --transport is udp or tcp, got '%s'\n", optarg); return 2; }
+            if (!strcmp(optarg, "udp"))
+                o->tcp = false;
+            else if (!strcmp(optarg, "tcp"))
+                o->tcp = true;
+            else {
+                fprintf(stderr, "ringflow replay: --transport is udp or tcp, got '%s'\n", optarg);
+                return 2;
+            }
             break;
         case 's':
             if (!strcmp(optarg, "max")) {
@@ -155,19 +173,34 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
             }
             break;
         case 'p':
-            if (!strcmp(optarg, "influx") || !strcmp(optarg, "influx_line")) o->protocol = RF_REC_INFLUX;
-            else if (!strcmp(optarg, "statsd")) o->protocol = RF_REC_STATSD;
-            else if (!strcmp(optarg, "graphite")) o->protocol = RF_REC_GRAPHITE;
-            else { fprintf(stderr, "ringflow replay: --protocol is influx, statsd or graphite, got '%s'\n", optarg); return 2; }
+            if (!strcmp(optarg, "influx") || !strcmp(optarg, "influx_line"))
+                o->protocol = RF_REC_INFLUX;
+            else if (!strcmp(optarg, "statsd"))
+                o->protocol = RF_REC_STATSD;
+            else if (!strcmp(optarg, "graphite"))
+                o->protocol = RF_REC_GRAPHITE;
+            else {
+                fprintf(stderr,
+                        "ringflow replay: --protocol is influx, statsd or graphite, got '%s'\n",
+                        optarg);
+                return 2;
+            }
             o->protocol_set = true;
             break;
         case 'w': o->rewrite = true; break;
         case 'P':
-            if (!strcmp(optarg, "ns")) o->precision = 0;
-            else if (!strcmp(optarg, "us")) o->precision = 1;
-            else if (!strcmp(optarg, "ms")) o->precision = 2;
-            else if (!strcmp(optarg, "s")) o->precision = 3;
-            else { fprintf(stderr, "ringflow replay: --precision is ns, us, ms or s\n"); return 2; }
+            if (!strcmp(optarg, "ns"))
+                o->precision = 0;
+            else if (!strcmp(optarg, "us"))
+                o->precision = 1;
+            else if (!strcmp(optarg, "ms"))
+                o->precision = 2;
+            else if (!strcmp(optarg, "s"))
+                o->precision = 3;
+            else {
+                fprintf(stderr, "ringflow replay: --precision is ns, us, ms or s\n");
+                return 2;
+            }
             break;
         case 'l': o->listener = optarg; break;
         case 'o': o->pcap_port = (int)strtol(optarg, &end, 10); break;
@@ -190,8 +223,10 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
         case 'K': {
             uint64_t ns = 0;
             if (rf_cfg_parse_duration(optarg, &ns) < 0 || ns < 1000 || ns > 3600ull * RF_NS_PER_S) {
-                fprintf(stderr, "ringflow replay: --tick wants a duration from 1us to 1h "
-                                "(e.g. 10ms), got '%s'\n", optarg);
+                fprintf(stderr,
+                        "ringflow replay: --tick wants a duration from 1us to 1h "
+                        "(e.g. 10ms), got '%s'\n",
+                        optarg);
                 return 2;
             }
             o->tick_ns = (int64_t)ns;
@@ -245,11 +280,16 @@ static void print_payload(const uint8_t *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         uint8_t c = p[i];
-        if (c == '\n') fputs("\\n", stdout);
-        else if (c == '\t') fputs("\\t", stdout);
-        else if (c == '\\') fputs("\\\\", stdout);
-        else if (c < 0x20 || c > 0x7e) printf("\\x%02x", c);
-        else putchar(c);
+        if (c == '\n')
+            fputs("\\n", stdout);
+        else if (c == '\t')
+            fputs("\\t", stdout);
+        else if (c == '\\')
+            fputs("\\\\", stdout);
+        else if (c < 0x20 || c > 0x7e)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
     }
     putchar('\n');
 }
@@ -297,8 +337,9 @@ static int print_inputs(const rp_opts *o, char **files, int n_files)
             if (o->listener && strcmp(o->listener, r.name) != 0)
                 continue;
             char src[64];
-            printf("%" PRId64 " %s %s %s %u ", r.wall_ns, r.name, rf_rec_transport_name(r.transport),
-                   rf_rec_source_format(&r, src, sizeof(src)), r.payload_len);
+            printf("%" PRId64 " %s %s %s %u ", r.wall_ns, r.name,
+                   rf_rec_transport_name(r.transport), rf_rec_source_format(&r, src, sizeof(src)),
+                   r.payload_len);
             print_payload(r.payload, r.payload_len);
         }
         if (k < 0) {
@@ -374,18 +415,16 @@ static int expand_inputs(const rp_opts *o, char ***out, int *n_out, int *group, 
 static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, double elapsed)
 {
     if (o->json) {
-        printf("{\"into\":\"%s\",\"workers\":%u,\"records\":%" PRIu64
-               ",\"payload_bytes\":%" PRIu64 ",\"ticks\":%" PRIu64 ",\"first_wall_ns\":%" PRId64
-               ",\"last_wall_ns\":%" PRId64 ",\"span_ns\":%" PRId64
-               ",\"clock_steps_back\":%" PRIu64 ",\"peer_dropped\":%" PRIu64
-               ",\"unknown_listener\":%" PRIu64
-               ",\"skipped_records\":%" PRIu64 ",\"truncated\":%" PRIu64
-               ",\"bad_protocol\":%" PRIu64 ",\"lines_ok\":%" PRIu64
+        printf("{\"into\":\"%s\",\"workers\":%u,\"records\":%" PRIu64 ",\"payload_bytes\":%" PRIu64
+               ",\"ticks\":%" PRIu64 ",\"first_wall_ns\":%" PRId64 ",\"last_wall_ns\":%" PRId64
+               ",\"span_ns\":%" PRId64 ",\"clock_steps_back\":%" PRIu64 ",\"peer_dropped\":%" PRIu64
+               ",\"unknown_listener\":%" PRIu64 ",\"skipped_records\":%" PRIu64
+               ",\"truncated\":%" PRIu64 ",\"bad_protocol\":%" PRIu64 ",\"lines_ok\":%" PRIu64
                ",\"lines_rejected\":%" PRIu64 ",\"rejected\":{",
                o->into, m->workers, m->records, m->payload_bytes, m->ticks, m->first_wall_ns,
                m->last_wall_ns, m->span_ns, m->clock_steps_back, m->peer_dropped,
-               m->unknown_listener,
-               m->skipped_records, m->truncated, m->bad_protocol, m->lines_ok, m->lines_rejected);
+               m->unknown_listener, m->skipped_records, m->truncated, m->bad_protocol, m->lines_ok,
+               m->lines_rejected);
         bool first = true;
         for (int r = 0; r < RF_REJ__COUNT; r++) {
             if (!m->rejected_by_reason[r])
@@ -396,18 +435,16 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
         }
         printf("},\"events\":%" PRIu64 ",\"series_defs\":%" PRIu64 ",\"processed\":%" PRIu64
                ",\"unknown_series\":%" PRIu64 ",\"series_rejected\":%" PRIu64
-               ",\"series_expired\":%" PRIu64
-               ",\"to_store\":%" PRIu64 ",\"store_rejected\":%" PRIu64 ",\"unrouted\":%" PRIu64
-               ",\"aggregates\":%" PRIu64 ",\"alerts_fired\":%" PRIu64
-               ",\"alerts_resolved\":%" PRIu64 ",\"correlated\":%" PRIu64
-               ",\"sink_lines\":%" PRIu64 ",\"sink_dropped\":%" PRIu64
+               ",\"series_expired\":%" PRIu64 ",\"to_store\":%" PRIu64
+               ",\"store_rejected\":%" PRIu64 ",\"unrouted\":%" PRIu64 ",\"aggregates\":%" PRIu64
+               ",\"alerts_fired\":%" PRIu64 ",\"alerts_resolved\":%" PRIu64
+               ",\"correlated\":%" PRIu64 ",\"sink_lines\":%" PRIu64 ",\"sink_dropped\":%" PRIu64
                ",\"not_forwarded\":%" PRIu64 ",\"points_appended\":%" PRIu64
-               ",\"blocks_cut\":%" PRIu64 ",\"store_dropped\":%" PRIu64
-               ",\"segments\":%" PRIu64 ",\"segment_bytes\":%" PRIu64
-               ",\"elapsed_s\":%.3f}\n",
+               ",\"blocks_cut\":%" PRIu64 ",\"store_dropped\":%" PRIu64 ",\"segments\":%" PRIu64
+               ",\"segment_bytes\":%" PRIu64 ",\"elapsed_s\":%.3f}\n",
                m->events, m->series_defs, m->processed, m->unknown_series, m->series_rejected,
-               m->series_expired, m->to_store, m->store_rejected, m->unrouted, m->aggregates, m->alerts_fired,
-               m->alerts_resolved, m->correlated, m->sink_lines, m->sink_dropped,
+               m->series_expired, m->to_store, m->store_rejected, m->unrouted, m->aggregates,
+               m->alerts_fired, m->alerts_resolved, m->correlated, m->sink_lines, m->sink_dropped,
                m->not_forwarded, m->points_appended, m->blocks_cut, m->store_dropped, m->segments,
                m->segment_bytes, elapsed);
         return;
@@ -415,8 +452,8 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
     printf("replayed %" PRIu64 " records (%" PRIu64 " bytes, %.3f s of recorded time) into %s "
            "with %u workers in %.3f s: %" PRIu64 " lines, %" PRIu64 " rejected, %" PRIu64
            " events; %" PRIu64 " points stored in %" PRIu64 " blocks, %" PRIu64
-           " segments (%" PRIu64 " bytes); %" PRIu64 " aggregates, %" PRIu64 " alerts fired, %"
-           PRIu64 " resolved, %" PRIu64 " correlated; %" PRIu64 " sink lines\n",
+           " segments (%" PRIu64 " bytes); %" PRIu64 " aggregates, %" PRIu64
+           " alerts fired, %" PRIu64 " resolved, %" PRIu64 " correlated; %" PRIu64 " sink lines\n",
            m->records, m->payload_bytes, (double)m->span_ns * 1e-9, o->into, m->workers, elapsed,
            m->lines_ok + m->lines_rejected, m->lines_rejected, m->events, m->points_appended,
            m->blocks_cut, m->segments, m->segment_bytes, m->aggregates, m->alerts_fired,
@@ -426,8 +463,8 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
                m->series_expired);
     for (int r = 0; r < RF_REJ__COUNT; r++)
         if (m->rejected_by_reason[r])
-            printf("  rejected %s: %" PRIu64 "\n",
-                   rf_reject_reason_name((enum rf_reject_reason)r), m->rejected_by_reason[r]);
+            printf("  rejected %s: %" PRIu64 "\n", rf_reject_reason_name((enum rf_reject_reason)r),
+                   m->rejected_by_reason[r]);
     const struct {
         const char *what;
         uint64_t n;
@@ -527,7 +564,8 @@ static int run_into(const rp_opts *o, char **files, int n_files)
     if (tty)
         fputc('\n', stderr);
     if (rp_stop)
-        fprintf(stderr, "ringflow replay: interrupted: what was fed so far is drained and stored\n");
+        fprintf(stderr,
+                "ringflow replay: interrupted: what was fed so far is drained and stored\n");
     rf_replay_summary m;
     if (rf_replay_engine_finish(e, &m, &err) < 0) {
         fprintf(stderr, "ringflow replay: %s\n", err.msg);
@@ -537,7 +575,8 @@ static int run_into(const rp_opts *o, char **files, int n_files)
     print_summary_into(o, &m, (double)(rf_clock_mono_ns() - t0) * 1e-9);
     if (!o->json && (filtered || torn))
         printf("  records of other listeners skipped (--listener): %" PRIu64
-               "; torn or damaged files: %" PRIu64 "\n", filtered, torn);
+               "; torn or damaged files: %" PRIu64 "\n",
+               filtered, torn);
     return rc;
 }
 
@@ -603,8 +642,10 @@ int rf_cli_replay(int argc, char **argv)
                 goto out;
             }
             if (src.kind == RP_TEXT && o.rewrite && !warned_text_rewrite) {
-                fprintf(stderr, "ringflow replay: %s: a text file has no receive times; "
-                                "sending it without --rewrite-timestamps\n", files[fi]);
+                fprintf(stderr,
+                        "ringflow replay: %s: a text file has no receive times; "
+                        "sending it without --rewrite-timestamps\n",
+                        files[fi]);
                 warned_text_rewrite = true;
             }
             rp_item it = {0};
@@ -638,8 +679,8 @@ int rf_cli_replay(int argc, char **argv)
                         rewrite_cap = len * 12 + 64;
                     }
                     if (it.protocol == RF_REC_INFLUX)
-                        len = rf_replay_rewrite_influx(p, len, it.wall_ns, o.precision,
-                                                       rewrite_buf, &st.rewritten);
+                        len = rf_replay_rewrite_influx(p, len, it.wall_ns, o.precision, rewrite_buf,
+                                                       &st.rewritten);
                     else if (it.protocol == RF_REC_GRAPHITE)
                         len = rf_replay_rewrite_graphite(p, len, it.wall_ns, rewrite_buf,
                                                          &st.rewritten);
@@ -653,8 +694,9 @@ int rf_cli_replay(int argc, char **argv)
                 st.items++;
                 int64_t now = rf_clock_mono_ns();
                 if (tty && now >= next_report) {
-                    fprintf(stderr, "\rringflow replay: %.0f s  %" PRIu64 " items  %" PRIu64
-                                    " lines  %.0f items/s  %" PRIu64 " errors   ",
+                    fprintf(stderr,
+                            "\rringflow replay: %.0f s  %" PRIu64 " items  %" PRIu64
+                            " lines  %.0f items/s  %" PRIu64 " errors   ",
                             (double)(now - t0) * 1e-9, st.items, st.lines,
                             (double)(st.items - last_items), st.errors);
                     last_items = st.items;

@@ -28,9 +28,9 @@
 typedef struct re_input {
     rf_replay_engine *e;
     char name[RF_REC_NAME_MAX + 1];
-    uint8_t protocol;        /* the parser's: enum rf_rec_protocol (= rf_listen_protocol) */
-    bool critical;           /* a `class: critical` listener: its events are critical */
-    bool configured;         /* a listener of the configuration (else: a name only recorded) */
+    uint8_t protocol; /* the parser's: enum rf_rec_protocol (= rf_listen_protocol) */
+    bool critical;    /* a `class: critical` listener: its events are critical */
+    bool configured;  /* a listener of the configuration (else: a name only recorded) */
     rf_parse_ctx *parser;
     rf_event batch[RE_PARSE_BATCH];
 } re_input;
@@ -43,7 +43,7 @@ typedef struct re_peer_queue {
 } re_peer_queue;
 
 struct rf_replay_engine {
-    rf_settings settings;    /* owns the pipeline configuration the pipelines point into */
+    rf_settings settings; /* owns the pipeline configuration the pipelines point into */
     bool have_settings;
     char dir[RF_DAEMON_PATH_MAX];
     char store_dir[RF_DAEMON_PATH_MAX];
@@ -54,13 +54,13 @@ struct rf_replay_engine {
     rf_pipeline **pipes;
     rf_event (*part)[RE_PARSE_BATCH]; /* per shard: its share of one parser flush */
     uint32_t *n_part;
-    re_peer_queue *peer_in;  /* per shard: peer messages sent to it, not yet delivered */
+    re_peer_queue *peer_in; /* per shard: peer messages sent to it, not yet delivered */
     bool delivering_peers;
     re_input *inputs[RE_MAX_INPUTS];
     uint32_t n_inputs;
-    re_input *last_input;    /* records of one listener come in runs */
+    re_input *last_input; /* records of one listener come in runs */
     bool warned_protocol, warned_inputs;
-    bool *forwarder;         /* per sink: an lp_udp / lp_tcp sink made count_only */
+    bool *forwarder; /* per sink: an lp_udp / lp_tcp sink made count_only */
 
     /* The engine's clock: recorded monotonic time + offset (never backwards). */
     bool started;
@@ -249,8 +249,10 @@ static re_input *input_of(rf_replay_engine *e, const rf_rec *r)
     re_input *in = input_new(e, r->name, r->protocol, (uint16_t)e->n_inputs, 0, false, &err);
     if (!in) {
         if (!e->warned_inputs)
-            fprintf(stderr, "ringflow replay: %s; records of such listeners are skipped "
-                            "(counted)\n", err.msg);
+            fprintf(stderr,
+                    "ringflow replay: %s; records of such listeners are skipped "
+                    "(counted)\n",
+                    err.msg);
         e->warned_inputs = true;
         return NULL;
     }
@@ -357,8 +359,7 @@ static int redirect_sinks(rf_replay_engine *e, rf_err *err)
     return 0;
 }
 
-int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine **out,
-                          rf_err *err)
+int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine **out, rf_err *err)
 {
     rf_replay_engine *e = calloc(1, sizeof(*e));
     if (!e)
@@ -491,8 +492,8 @@ static void collect(rf_replay_engine *e)
             rf_store_shard_stats_read(rf_store_shard_get(e->store, s), &ss);
             m->points_appended += ss.points_appended;
             m->blocks_cut += ss.blocks_cut;
-            m->store_dropped += ss.dropped_backpressure + ss.dropped_unknown_series +
-                                ss.dropped_encode_error;
+            m->store_dropped +=
+                ss.dropped_backpressure + ss.dropped_unknown_series + ss.dropped_encode_error;
         }
     }
     m->span_ns = e->started ? e->now_mono - e->first_mono : 0;

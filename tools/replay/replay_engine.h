@@ -66,32 +66,32 @@
 typedef struct rf_replay_engine rf_replay_engine;
 
 typedef struct rf_replay_engine_options {
-    const char *config;      /* ringflowd configuration file; NULL: the embedded default */
-    const char *dir;         /* where everything is written (see above) */
-    uint32_t workers;        /* shards; 0: engine.workers of the configuration */
-    int64_t tick_ns;         /* 0: RF_REPLAY_TICK_NS */
+    const char *config; /* ringflowd configuration file; NULL: the embedded default */
+    const char *dir;    /* where everything is written (see above) */
+    uint32_t workers;   /* shards; 0: engine.workers of the configuration */
+    int64_t tick_ns;    /* 0: RF_REPLAY_TICK_NS */
 } rf_replay_engine_options;
 
 typedef struct rf_replay_summary {
     uint32_t workers;
     uint64_t records, payload_bytes;
-    uint64_t ticks;                 /* tick points (each ticks every shard) */
+    uint64_t ticks;                      /* tick points (each ticks every shard) */
     int64_t first_wall_ns, last_wall_ns; /* recorded receive times of the first and last record */
-    int64_t span_ns;                /* engine monotonic time from the first record to the last */
-    uint64_t clock_steps_back;      /* records whose monotonic time went backwards */
-    uint64_t peer_dropped;          /* peer messages lost: no memory to queue them */
-    uint64_t unknown_listener;      /* records of a listener the configuration does not have
+    int64_t span_ns;           /* engine monotonic time from the first record to the last */
+    uint64_t clock_steps_back; /* records whose monotonic time went backwards */
+    uint64_t peer_dropped;     /* peer messages lost: no memory to queue them */
+    uint64_t unknown_listener; /* records of a listener the configuration does not have
                                      * (parsed with their protocol and default limits) */
-    uint64_t skipped_records;       /* ... past the 64th such name: not parsed */
-    uint64_t truncated;             /* records of datagrams cut by the capture: rejected whole
+    uint64_t skipped_records;  /* ... past the 64th such name: not parsed */
+    uint64_t truncated;        /* records of datagrams cut by the capture: rejected whole
                                      * (line_too_long), as the daemon rejects what it cut */
-    uint64_t bad_protocol;          /* records with an unknown protocol number: skipped */
+    uint64_t bad_protocol;     /* records with an unknown protocol number: skipped */
     /* Parsers (all inputs). */
     uint64_t lines_ok, lines_rejected, events, series_defs;
     uint64_t rejected_by_reason[RF_REJ__COUNT];
     /* Pipelines (all shards; rf_pipeline_stats). */
     uint64_t processed, unknown_series, series_rejected, to_store, store_rejected, unrouted;
-    uint64_t series_expired;        /* retired after pipeline.series_idle_ttl (slots reused) */
+    uint64_t series_expired; /* retired after pipeline.series_idle_ttl (slots reused) */
     uint64_t aggregates, alerts_fired, alerts_resolved, correlated;
     /* Sinks (all shards). */
     uint64_t sink_lines, sink_dropped, not_forwarded;
@@ -102,8 +102,7 @@ typedef struct rf_replay_summary {
 
 /* Loads the configuration, prepares dir, opens the store and builds every
  * shard's pipeline. */
-int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine **out,
-                          rf_err *err);
+int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine **out, rf_err *err);
 
 /* Runs one recorded record through the engine (ticks first when its time has
  * passed a tick point). Records of an open without payload only move the

@@ -38,9 +38,9 @@ typedef struct rp_opts {
     /* --into: the in-process engine */
     const char *into;
     const char *config;
-    uint32_t workers;     /* 0: engine.workers of the configuration */
-    int64_t tick_ns;      /* 0: the engine's default */
-    bool sending_opts;    /* an option only a send takes was given */
+    uint32_t workers;  /* 0: engine.workers of the configuration */
+    int64_t tick_ns;   /* 0: the engine's default */
+    bool sending_opts; /* an option only a send takes was given */
     char **files;
     int n_files;
 } rp_opts;
@@ -52,10 +52,14 @@ typedef struct rp_item {
     int64_t pace_ns; /* monotonic-like time for pacing */
     int64_t wall_ns; /* receive wall time for --rewrite-timestamps */
     uint8_t protocol;
-    bool from_tcp;   /* a chunk of complete lines (may exceed a datagram) */
+    bool from_tcp; /* a chunk of complete lines (may exceed a datagram) */
 } rp_item;
 
-enum rp_kind { RP_RECORDING, RP_PCAP, RP_TEXT };
+enum rp_kind {
+    RP_RECORDING,
+    RP_PCAP,
+    RP_TEXT
+};
 
 typedef struct rp_stats {
     uint64_t items, sends, lines, bytes, errors, oversize;

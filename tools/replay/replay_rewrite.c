@@ -26,7 +26,10 @@ static char *put_i64(char *p, int64_t v)
     return p;
 }
 
-static bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
 
 /* Whether a line-protocol line (no '\n') has a timestamp: the part after the
  * field set. Escapes (backslash) and quoted string field values (which may
@@ -67,8 +70,8 @@ static int influx_has_ts(const char *s, size_t len, size_t *end_of_fields)
 
 /* Copies line[0..head), a space when asked, ts, then line[tail..llen):
  * the line with ts put in place of what lay between head and tail. */
-static char *splice_ts(char *o, const char *line, size_t llen, size_t head, size_t tail,
-                       bool space, int64_t ts)
+static char *splice_ts(char *o, const char *line, size_t llen, size_t head, size_t tail, bool space,
+                       int64_t ts)
 {
     memcpy(o, line, head);
     o += head;

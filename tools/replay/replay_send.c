@@ -63,7 +63,7 @@ void rp_sender_flush(rp_sender *sd)
         for (int i = 0; i < r; i++) {
             sd->st->bytes += msgs[sent + (unsigned)i].msg_len;
             sd->st->lines += rp_count_lines(sd->iov[sent + (unsigned)i].iov_base,
-                                         sd->iov[sent + (unsigned)i].iov_len);
+                                            sd->iov[sent + (unsigned)i].iov_len);
         }
         sd->st->sends += (unsigned)r;
         sent += (unsigned)r;

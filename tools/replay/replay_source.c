@@ -45,7 +45,8 @@ int rp_src_open(rp_src *s, const char *path, const rp_opts *o, rf_err *err)
         fclose(f);
         return rf_err_set(err, EPROTONOSUPPORT,
                           "%s: pcapng is not supported; convert it to classic pcap first "
-                          "(editcap -F pcap IN OUT, from wireshark-common)", path);
+                          "(editcap -F pcap IN OUT, from wireshark-common)",
+                          path);
     }
     if (n == 24 && (magic == 0xa1b2c3d4u || magic == 0xd4c3b2a1u || magic == 0xa1b23c4du ||
                     magic == 0x4d3cb2a1u)) {
@@ -112,13 +113,16 @@ static int pcap_udp(const rp_src *s, const uint8_t *p, size_t len, const rp_opts
         off = 4;
         break;
     }
-    case 101: case 12: case 14: case 228: case 229: /* raw IP */
+    case 101:
+    case 12:
+    case 14:
+    case 228:
+    case 229: /* raw IP */
         if (len < 1)
             goto nonudp;
         ethertype = (p[0] >> 4) == 4 ? 0x0800 : (p[0] >> 4) == 6 ? 0x86dd : 0;
         break;
-    default:
-        goto nonudp;
+    default: goto nonudp;
     }
     const uint8_t *ip = p + off;
     size_t iplen = len - off, l4 = 0;
@@ -213,8 +217,12 @@ int rp_src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_err *
                     st->other_protocols += r.protocol != st->first_protocol;
                 }
             }
-            *it = (rp_item){.data = r.payload, .len = r.payload_len, .has_time = true,
-                            .pace_ns = r.mono_ns, .wall_ns = r.wall_ns, .protocol = r.protocol,
+            *it = (rp_item){.data = r.payload,
+                            .len = r.payload_len,
+                            .has_time = true,
+                            .pace_ns = r.mono_ns,
+                            .wall_ns = r.wall_ns,
+                            .protocol = r.protocol,
                             .from_tcp = r.transport == RF_REC_TCP};
             return 1;
         }
@@ -229,7 +237,8 @@ int rp_src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_err *
             uint32_t sec = rd32(h, s->swapped), frac = rd32(h + 4, s->swapped);
             uint32_t incl = rd32(h + 8, s->swapped), orig = rd32(h + 12, s->swapped);
             if (incl > (256u << 20))
-                return rf_err_set(err, EBADMSG, "%s: damaged pcap (packet of %u bytes)", s->path, incl);
+                return rf_err_set(err, EBADMSG, "%s: damaged pcap (packet of %u bytes)", s->path,
+                                  incl);
             if (incl > s->pkt_cap) {
                 uint8_t *b = realloc(s->pkt, incl);
                 if (!b)
@@ -248,8 +257,12 @@ int rp_src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_err *
             if (!pcap_udp(s, s->pkt, incl, o, &payload, &plen, st))
                 continue;
             int64_t t = (int64_t)sec * RF_NS_PER_S + (int64_t)frac * (s->nanos ? 1 : 1000);
-            *it = (rp_item){.data = payload, .len = plen, .has_time = true, .pace_ns = t,
-                            .wall_ns = t, .protocol = (uint8_t)o->protocol};
+            *it = (rp_item){.data = payload,
+                            .len = plen,
+                            .has_time = true,
+                            .pace_ns = t,
+                            .wall_ns = t,
+                            .protocol = (uint8_t)o->protocol};
             return 1;
         }
     case RP_TEXT: {
@@ -281,8 +294,8 @@ int rp_src_next(rp_src *s, const rp_opts *o, rp_item *it, rp_stats *st, rf_err *
                 take = n2 ? (size_t)(n2 - s->text) + 1 : s->text_len;
             }
         }
-        *it = (rp_item){.data = s->text, .len = take, .protocol = (uint8_t)o->protocol,
-                        .from_tcp = true};
+        *it = (rp_item){
+            .data = s->text, .len = take, .protocol = (uint8_t)o->protocol, .from_tcp = true};
         s->text_take = take; /* the caller sends it, then calls src_consumed */
         return 1;
     }

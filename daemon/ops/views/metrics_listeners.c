@@ -26,9 +26,9 @@ typedef struct listener_metric {
     const rf_parse_ctx *pc;
     const rf_listener *l;
     const rf_http_front *hf;
-    int reason;   /* enum rf_reject_reason, or one of the LM_ kinds above */
-    int traffic;  /* with LM_TRAFFIC: an index into listener_traffic[]; see LM_HTTP_* */
-    int ep;       /* LM_HTTP_REQ: the endpoint */
+    int reason;  /* enum rf_reject_reason, or one of the LM_ kinds above */
+    int traffic; /* with LM_TRAFFIC: an index into listener_traffic[]; see LM_HTTP_* */
+    int ep;      /* LM_HTTP_REQ: the endpoint */
 } listener_metric;
 
 /* The listener's traffic on /metrics: what an operator alerts on (kernel
@@ -54,8 +54,9 @@ static const struct {
 /* The series of one input (a listener on one worker, or a DPDK queue),
  * allocated on their own: each series' read function holds a pointer into
  * its block, so blocks never move. */
-#define LM_HTTP_N (RF_HTTP_EP__COUNT * RF_HTTP_ST__COUNT + RF_HTTP_REJ__COUNT + RF_HTTP_C__COUNT + \
-                   RF_PROM_C__COUNT + RF_OTLP_C__COUNT)
+#define LM_HTTP_N                                                                                  \
+    (RF_HTTP_EP__COUNT * RF_HTTP_ST__COUNT + RF_HTTP_REJ__COUNT + RF_HTTP_C__COUNT +               \
+     RF_PROM_C__COUNT + RF_OTLP_C__COUNT)
 #define LM_PER_INPUT (RF_REJ__COUNT + 2 + LM_TRAFFIC_N + LM_HTTP_N)
 typedef struct lm_input {
     uint32_t worker, input;
@@ -175,17 +176,20 @@ static int lm_http_register(lm_input *x, const rf_http_front *hf, const char *pl
             snprintf(labels, sizeof(labels), "%s,endpoint=\"%s\",status=\"%s\"", plain,
                      rf_http_server_route_name(hs, ep), cs);
             if ((rc = lm_http_add(x, hf, LM_HTTP_REQ, st, (int)ep, RF_METRIC_COUNTER,
-                                  "ringflow_http_requests", "HTTP requests answered, by "
-                                  "endpoint and status.", labels)) < 0)
+                                  "ringflow_http_requests",
+                                  "HTTP requests answered, by "
+                                  "endpoint and status.",
+                                  labels)) < 0)
                 return rc;
         }
     }
     for (int r = 0; r < RF_HTTP_REJ__COUNT; r++) {
         snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", plain,
                  rf_http_reject_name((enum rf_http_reject)r));
-        if ((rc = lm_http_add(x, hf, LM_HTTP_REJ, r, 0, RF_METRIC_COUNTER,
-                              "ringflow_http_rejects", "HTTP requests or connections the "
-                              "HTTP layer refused, by reason.", labels)) < 0)
+        if ((rc = lm_http_add(x, hf, LM_HTTP_REJ, r, 0, RF_METRIC_COUNTER, "ringflow_http_rejects",
+                              "HTTP requests or connections the "
+                              "HTTP layer refused, by reason.",
+                              labels)) < 0)
             return rc;
     }
     for (int c = 0; c < RF_HTTP_C__COUNT; c++) {
@@ -237,15 +241,14 @@ static int lm_input_register(const rf_shard *s, uint32_t wi, uint32_t i, lm_inpu
                      rf_reject_reason_name((enum rf_reject_reason)r));
         listener_metric *m = &x->m[x->n];
         *m = (listener_metric){.pc = pc, .l = l, .reason = r < 0 ? LM_CLAMPED : r};
-        int id = r < 0 ? rf_stats_register_fn(RF_METRIC_COUNTER,
-                                              "ringflow_listener_timestamps_clamped",
-                                              "Accepted lines whose out-of-window timestamp "
-                                              "was replaced by the receive time.",
-                                              plain, read_listener_metric, m)
-                       : rf_stats_register_fn(RF_METRIC_COUNTER,
-                                              "ringflow_listener_lines_rejected",
-                                              "Lines a listener's parser rejected, by reason.",
-                                              labels, read_listener_metric, m);
+        int id =
+            r < 0 ? rf_stats_register_fn(RF_METRIC_COUNTER, "ringflow_listener_timestamps_clamped",
+                                         "Accepted lines whose out-of-window timestamp "
+                                         "was replaced by the receive time.",
+                                         plain, read_listener_metric, m)
+                  : rf_stats_register_fn(RF_METRIC_COUNTER, "ringflow_listener_lines_rejected",
+                                         "Lines a listener's parser rejected, by reason.", labels,
+                                         read_listener_metric, m);
         if (id < 0) {
             rc = id;
             goto fail;
@@ -342,7 +345,8 @@ static int register_listener_metrics(rf_engine *e)
             /* The removed input keeps its (empty) record until it is freed
              * (lm_input_gone), so that it is not given series again. */
             for (size_t k = 0; k < g_lm.n; k++)
-                if (g_lm.in[k] && g_lm.in[k]->worker == wi && strcmp(g_lm.in[k]->name, x->name) == 0)
+                if (g_lm.in[k] && g_lm.in[k]->worker == wi &&
+                    strcmp(g_lm.in[k]->name, x->name) == 0)
                     lm_input_takedown(g_lm.in[k]);
             g_lm.in[g_lm.n++] = x;
         }

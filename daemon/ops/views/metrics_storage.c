@@ -63,7 +63,8 @@ static const struct {
                      "1 while a storage shard drops blocks after a write error and retries.", NULL},
     [SF_CUT_BY_MEMORY] = {RF_METRIC_COUNTER, "ringflow_storage_blocks_cut_by_memory",
                           "Blocks cut early: growing their buffer would have passed "
-                          "storage.buffer_memory.", NULL},
+                          "storage.buffer_memory.",
+                          NULL},
     [SF_BUFFER_BYTES] = {RF_METRIC_GAUGE, "ringflow_storage_buffer_bytes",
                          "Bytes of series point buffers a storage shard holds.", NULL},
 };
@@ -123,9 +124,9 @@ int rf_views_storage_metrics_register(rf_engine *e)
             storage_metric *m = &g_storage_m.m[g_storage_m.n];
             m->shard = rf_store_shard_get(store, i);
             m->field = (enum storage_field)f;
-            int id = rf_stats_register_fn(storage_metric_defs[f].type, storage_metric_defs[f].name,
-                                          storage_metric_defs[f].help, labels,
-                                          read_storage_metric, m);
+            int id =
+                rf_stats_register_fn(storage_metric_defs[f].type, storage_metric_defs[f].name,
+                                     storage_metric_defs[f].help, labels, read_storage_metric, m);
             if (id < 0)
                 return id;
             g_storage_m.ids[g_storage_m.n++] = id;

@@ -143,8 +143,10 @@ int rf_views_worker_metrics_register(void)
             rf_stats_read_fn fn = read_worker_metric;
             rc = !m ? -ENOSPC
                  : d->field == WF_BUSY_NS
-                     ? rf_views_keep_id(rf_stats_register_fn_ns(d->type, d->name, d->help, labels, fn, m))
-                     : rf_views_keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels, fn, m));
+                     ? rf_views_keep_id(
+                           rf_stats_register_fn_ns(d->type, d->name, d->help, labels, fn, m))
+                     : rf_views_keep_id(
+                           rf_stats_register_fn(d->type, d->name, d->help, labels, fn, m));
         }
     }
     for (uint32_t f = 0; f < g_view.workers && rc >= 0; f++) {
@@ -157,7 +159,7 @@ int rf_views_worker_metrics_register(void)
                          d->extra_labels ? "," : "", d->extra_labels ? d->extra_labels : "");
                 metric_ctx *m = rf_views_new_ctx(f, t, d->field);
                 rc = m ? rf_views_keep_id(rf_stats_register_fn(d->type, d->name, d->help, labels,
-                                                      read_ring_metric, m))
+                                                               read_ring_metric, m))
                        : -ENOSPC;
             }
         }

@@ -8,7 +8,13 @@
 
 #include "daemon/ops/views/views_pvt.h"
 
-enum pfield { PF_IPACKETS, PF_IBYTES, PF_IMISSED, PF_IERRORS, PF_RX_NOMBUF };
+enum pfield {
+    PF_IPACKETS,
+    PF_IBYTES,
+    PF_IMISSED,
+    PF_IERRORS,
+    PF_RX_NOMBUF
+};
 
 static uint64_t port_field(const rf_dpdk_port_stats *st, unsigned field)
 {
@@ -46,8 +52,7 @@ static const metric_def port_metrics[] = {
     {RF_METRIC_COUNTER, "ringflow_dpdk_port_ierrors", "Erroneous packets a DPDK port received.",
      NULL, PF_IERRORS},
     {RF_METRIC_COUNTER, "ringflow_dpdk_port_rx_nombuf",
-     "Receive failures of a DPDK port for want of an mbuf (pool too small).", NULL,
-     PF_RX_NOMBUF},
+     "Receive failures of a DPDK port for want of an mbuf (pool too small).", NULL, PF_RX_NOMBUF},
 };
 
 int rf_views_show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
@@ -60,9 +65,9 @@ int rf_views_show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
         rf_ops_no_data(w, "dpdk_ports", "DPDK is not enabled, or did not start (see the log)");
         return 0;
     }
-    static const char *const pcols[] = {"port", "name", "node", "pool_nodes", "queues",
-                                        "ipackets", "ibytes", "imissed", "ierrors", "rx_nombuf",
-                                        "error"};
+    static const char *const pcols[] = {"port",    "name",      "node",   "pool_nodes",
+                                        "queues",  "ipackets",  "ibytes", "imissed",
+                                        "ierrors", "rx_nombuf", "error"};
     RF_OPS_TABLE_BEGIN(w, "dpdk_ports", pcols);
     for (unsigned p = 0; p < rf_dpdk_port_count(d); p++) {
         rf_dpdk_port_stats st;
@@ -81,7 +86,8 @@ int rf_views_show_dpdk(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
         rf_ops_cell_str(w, nodes);
         rf_ops_cell_u64(w, rf_dpdk_queue_count(d, p));
         for (unsigned f = PF_IPACKETS; f <= PF_RX_NOMBUF; f++)
-            rf_ops_cell_u64(w, ok ? rf_views_sub0(port_field(&st, f), b ? port_field(b, f) : 0) : 0);
+            rf_ops_cell_u64(w,
+                            ok ? rf_views_sub0(port_field(&st, f), b ? port_field(b, f) : 0) : 0);
         rf_ops_cell_str(w, ok ? "" : serr.msg);
     }
     rf_ops_table_end(w);
@@ -97,8 +103,9 @@ void rf_ops_dpdk_queues_table(rf_ops_writer *w, rf_dpdk *d)
         queues += rf_dpdk_queue_count(d, p);
     if (!queues)
         return;
-    static const char *const qcols[] = {"port", "queue", "worker", "node", "packets",
-                                        "datagrams", "bytes", "dropped", "drops_by_reason"};
+    static const char *const qcols[] = {"port",  "queue",   "worker",
+                                        "node",  "packets", "datagrams",
+                                        "bytes", "dropped", "drops_by_reason"};
     RF_OPS_TABLE_BEGIN(w, "dpdk_queues", qcols);
     for (unsigned p = 0; p < rf_dpdk_port_count(d); p++) {
         for (unsigned q = 0; q < rf_dpdk_queue_count(d, p); q++) {
@@ -144,7 +151,7 @@ int rf_views_dpdk_attach(rf_engine *engine)
             const metric_def *md = &port_metrics[k];
             metric_ctx *m = rf_views_new_ctx(p, 0, md->field);
             rc = m ? rf_views_keep_id(rf_stats_register_fn(md->type, md->name, md->help, labels,
-                                                  read_port_metric, m))
+                                                           read_port_metric, m))
                    : -ENOSPC;
         }
     }

@@ -18,8 +18,8 @@ int rf_views_show_errors(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     int rc = rf_views_no_args("errors", args, err);
     if (rc)
         return rc;
-    static const char *const cols[] = {"time", "worker", "source_id", "reason", "source",
-                                       "excerpt"};
+    static const char *const cols[] = {"time",   "worker", "source_id",
+                                       "reason", "source", "excerpt"};
     RF_OPS_TABLE_BEGIN(w, "errors", cols);
     rf_reject_entry *entries = calloc(VIEW_ERRORS_MAX, sizeof(*entries));
     if (!entries) {
@@ -31,8 +31,8 @@ int rf_views_show_errors(rf_ops_writer *w, const char *args, void *ctx, rf_err *
         for (uint32_t i = 0; i < rf_shard_input_count(s); i++) {
             if (!rf_shard_input_parser(s, i))
                 continue; /* an empty slot */
-            size_t n = rf_parse_reject_log_read(rf_shard_input_parser(s, i), entries,
-                                                VIEW_ERRORS_MAX);
+            size_t n =
+                rf_parse_reject_log_read(rf_shard_input_parser(s, i), entries, VIEW_ERRORS_MAX);
             for (size_t k = 0; k < n; k++) {
                 char ts[40], excerpt[RF_REJECT_EXCERPT_MAX + 1];
                 rf_clock_format_rfc3339(entries[k].wall_ns, ts, sizeof(ts));

@@ -19,12 +19,24 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
     int rc = rf_views_no_args("forwarders", args, err);
     if (rc)
         return rc;
-    static const char *const cols[] = {
-        "worker",       "sink",          "state",       "queued_events",
-        "queued_bytes", "in_flight",     "acked",       "retries",
-        "dropped_rejected", "dropped_buffer_full", "dropped_other", "redelivered",
-        "oldest_unsent_ms", "last_status",
-        "nats_conn", "nats_msgs", "nats_duplicates", "nats_pending_acks"};
+    static const char *const cols[] = {"worker",
+                                       "sink",
+                                       "state",
+                                       "queued_events",
+                                       "queued_bytes",
+                                       "in_flight",
+                                       "acked",
+                                       "retries",
+                                       "dropped_rejected",
+                                       "dropped_buffer_full",
+                                       "dropped_other",
+                                       "redelivered",
+                                       "oldest_unsent_ms",
+                                       "last_status",
+                                       "nats_conn",
+                                       "nats_msgs",
+                                       "nats_duplicates",
+                                       "nats_pending_acks"};
     RF_OPS_TABLE_BEGIN(w, "forwarders", cols);
     const int64_t now = rf_clock_wall_ns();
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
@@ -50,8 +62,8 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
                              f->dropped[RF_FWD_DROP_BUFFER_FULL], other, f->redelivered,
                              t && now > t ? (uint64_t)(now - t) / 1000000u : 0, f->last_status);
             /* nats sinks only; "-" and zeros for the HTTP ones */
-            rf_ops_cell_str(w, rf_sink_type_of(sk) == RF_SINK_NATS ? rf_fwd_nats_conn_name(f->nats_conn)
-                                                                   : "-");
+            rf_ops_cell_str(
+                w, rf_sink_type_of(sk) == RF_SINK_NATS ? rf_fwd_nats_conn_name(f->nats_conn) : "-");
             RF_OPS_CELLS_U64(w, f->nats_msgs, f->nats_duplicates, f->nats_pending_acks);
         }
     }

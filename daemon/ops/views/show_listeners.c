@@ -28,9 +28,9 @@ static void listener_row_write(rf_ops_writer *w, uint32_t wi, const listener_row
     size_t len = 0;
     for (int k = 0; k < RF_REJ__COUNT && len < sizeof(reasons); k++)
         if (r->rejects[k])
-            len += (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu",
-                                    len ? "," : "", rf_reject_reason_name(k),
-                                    (unsigned long)r->rejects[k]);
+            len +=
+                (size_t)snprintf(reasons + len, sizeof(reasons) - len, "%s%s=%lu", len ? "," : "",
+                                 rf_reject_reason_name(k), (unsigned long)r->rejects[k]);
     rf_ops_cell_u64(w, wi);
     rf_ops_cell_str(w, r->name);
     rf_ops_cell_str(w, r->proto);
@@ -51,12 +51,27 @@ int rf_views_show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_er
     int rc = rf_views_no_args("listeners", args, err);
     if (rc)
         return rc;
-    static const char *const cols[] = {
-        "worker",     "listener",   "protocol",      "transport",     "datagrams",
-        "reads",      "bytes",      "lines_ok",      "events",        "series_defs",
-        "rejected",   "timestamps_clamped", "kernel_drops", "connections", "conn_refused",
-        "conn_refused_per_source", "conn_timed_out", "lines_too_long", "partial_lines_discarded",
-        "enobufs", "rejects_by_reason"};
+    static const char *const cols[] = {"worker",
+                                       "listener",
+                                       "protocol",
+                                       "transport",
+                                       "datagrams",
+                                       "reads",
+                                       "bytes",
+                                       "lines_ok",
+                                       "events",
+                                       "series_defs",
+                                       "rejected",
+                                       "timestamps_clamped",
+                                       "kernel_drops",
+                                       "connections",
+                                       "conn_refused",
+                                       "conn_refused_per_source",
+                                       "conn_timed_out",
+                                       "lines_too_long",
+                                       "partial_lines_discarded",
+                                       "enobufs",
+                                       "rejects_by_reason"};
     RF_OPS_TABLE_BEGIN(w, "listeners", cols);
     listener_row row;
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
@@ -118,9 +133,9 @@ int rf_views_show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_er
             any_http |= rf_shard_input_http(rf_engine_shard(e, wi), i) != NULL;
     if (any_http) {
         static const char *const hcols[] = {
-            "worker", "listener", "requests", "bytes_in", "bytes_out", "body_bytes",
-            "decoded_bytes", "points", "continues", "connections", "body_in_use",
-            "rejects_by_reason", "decoders"};
+            "worker",      "listener",          "requests", "bytes_in",  "bytes_out",
+            "body_bytes",  "decoded_bytes",     "points",   "continues", "connections",
+            "body_in_use", "rejects_by_reason", "decoders"};
         RF_OPS_TABLE_BEGIN(w, "http", hcols);
         for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
             const rf_shard *s = rf_engine_shard(e, wi);
@@ -151,22 +166,20 @@ int rf_views_show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_er
                 const rf_listener *l = rf_shard_input_listener(s, i);
                 rf_ops_cell_u64(w, wi);
                 rf_ops_cell_str(w, l ? rf_listener_name(l) : "-");
-                RF_OPS_CELLS_U64(w, rf_http_counter(hs, RF_HTTP_C_REQUESTS),
-                                 rf_http_counter(hs, RF_HTTP_C_BYTES_IN),
-                                 rf_http_counter(hs, RF_HTTP_C_BYTES_OUT),
-                                 rf_http_counter(hs, RF_HTTP_C_BODY_BYTES),
-                                 rf_http_counter(hs, RF_HTTP_C_DECODED_BYTES),
-                                 rf_http_counter(hs, RF_HTTP_C_POINTS),
-                                 rf_http_counter(hs, RF_HTTP_C_CONTINUES),
-                                 rf_http_counter(hs, RF_HTTP_C_CONNECTIONS),
-                                 rf_http_server_body_in_use(hs));
+                RF_OPS_CELLS_U64(
+                    w, rf_http_counter(hs, RF_HTTP_C_REQUESTS),
+                    rf_http_counter(hs, RF_HTTP_C_BYTES_IN),
+                    rf_http_counter(hs, RF_HTTP_C_BYTES_OUT),
+                    rf_http_counter(hs, RF_HTTP_C_BODY_BYTES),
+                    rf_http_counter(hs, RF_HTTP_C_DECODED_BYTES),
+                    rf_http_counter(hs, RF_HTTP_C_POINTS), rf_http_counter(hs, RF_HTTP_C_CONTINUES),
+                    rf_http_counter(hs, RF_HTTP_C_CONNECTIONS), rf_http_server_body_in_use(hs));
                 rf_ops_cell_str(w, rej);
                 rf_ops_cell_str(w, rw);
             }
         }
         rf_ops_table_end(w);
-        static const char *const rcols[] = {"worker", "listener", "endpoint", "status",
-                                            "requests"};
+        static const char *const rcols[] = {"worker", "listener", "endpoint", "status", "requests"};
         RF_OPS_TABLE_BEGIN(w, "http_requests", rcols);
         for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
             const rf_shard *s = rf_engine_shard(e, wi);

@@ -102,7 +102,8 @@ int rf_views_memory_attach(rf_engine *engine)
             rf_component_transition(c, RF_STATE_RUNNING, NULL);
     }
     char a[32], b[32], l[32]; /* one buffer per figure: they are all in one call */
-    rf_log_info("engine", "memory: worst case of this configuration %s (largest part: %s %s), "
+    rf_log_info("engine",
+                "memory: worst case of this configuration %s (largest part: %s %s), "
                 "engine.memory_limit %s",
                 rf_memory_format(g_mem.worst, a, sizeof(a)),
                 g_mem.budget.n ? g_mem.budget.parts[0].name : "-",
@@ -110,23 +111,27 @@ int rf_views_memory_attach(rf_engine *engine)
                 g_mem.limit ? rf_memory_format(g_mem.limit, l, sizeof(l)) : "none (0)");
     rf_views_memory_sample();
     int rc;
-    if ((rc = rf_ops_register_show("memory", "the memory limit, resident memory and the worst "
-                                   "case part by part", rf_views_show_memory, NULL)) < 0 ||
+    if ((rc = rf_ops_register_show("memory",
+                                   "the memory limit, resident memory and the worst "
+                                   "case part by part",
+                                   rf_views_show_memory, NULL)) < 0 ||
         (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_limit_bytes",
-                                           "engine.memory_limit (0: none).", NULL, read_mem,
-                                           (void *)(intptr_t)0))) < 0 ||
-        (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_worst_case_bytes",
-                                           "The most memory this configuration can need, "
-                                           "computed part by part.", NULL, read_mem,
-                                           (void *)(intptr_t)1))) < 0 ||
-        (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_rss_peak_bytes",
-                                           "Largest resident memory sampled (once a second).",
-                                           NULL, read_mem, (void *)(intptr_t)2))) < 0 ||
+                                                    "engine.memory_limit (0: none).", NULL,
+                                                    read_mem, (void *)(intptr_t)0))) < 0 ||
+        (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE,
+                                                    "ringflow_memory_worst_case_bytes",
+                                                    "The most memory this configuration can need, "
+                                                    "computed part by part.",
+                                                    NULL, read_mem, (void *)(intptr_t)1))) < 0 ||
+        (rc = rf_views_keep_id(
+             rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_memory_rss_peak_bytes",
+                                  "Largest resident memory sampled (once a second).", NULL,
+                                  read_mem, (void *)(intptr_t)2))) < 0 ||
         (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_COUNTER,
-                                           "ringflow_memory_over_limit_seconds",
-                                           "Seconds resident memory was sampled above "
-                                           "engine.memory_limit.",
-                                           NULL, read_mem, (void *)(intptr_t)3))) < 0)
+                                                    "ringflow_memory_over_limit_seconds",
+                                                    "Seconds resident memory was sampled above "
+                                                    "engine.memory_limit.",
+                                                    NULL, read_mem, (void *)(intptr_t)3))) < 0)
         return rc;
     return 0;
 }

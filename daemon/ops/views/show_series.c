@@ -23,8 +23,8 @@ typedef struct meas_row {
     char name[RF_SERIES_MEAS_NAME];
     uint64_t hash;
     uint64_t active, refused_shard, refused_meas, dropped;
-    uint64_t expired;         /* series retired after pipeline.series_idle_ttl */
-    uint32_t limit;           /* per worker; the largest seen (reloads apply one by one) */
+    uint64_t expired; /* series retired after pipeline.series_idle_ttl */
+    uint32_t limit;   /* per worker; the largest seen (reloads apply one by one) */
     uint32_t workers_at_limit;
     bool other;
 } meas_row;
@@ -78,7 +78,11 @@ static void meas_add(void *ctx, const rf_series_meas_stats *m)
         r->workers_at_limit++;
 }
 
-enum meas_rank { RANK_PRESSURE, RANK_REFUSED, RANK_ACTIVE };
+enum meas_rank {
+    RANK_PRESSURE,
+    RANK_REFUSED,
+    RANK_ACTIVE
+};
 static const char *const k_rank_names[] = {"active+refused", "refused", "active"};
 
 static uint64_t rank_key(const meas_row *r, enum meas_rank by, int level)
@@ -197,11 +201,10 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     rf_ops_kv_u64(w, "measurements", acc.n);
     rf_ops_kv_str(w, "ranked_by", k_rank_names[by]);
     rf_ops_obj_end(w);
-    static const char *const cols[] = {"measurement",     "active_series",
-                                       "refused_series",  "refused_measurement_limit",
-                                       "refused_shard_limit", "dropped_events",
-                                       "limit_per_worker", "at_limit", "workers_at_limit",
-                                       "expired"};
+    static const char *const cols[] = {
+        "measurement",         "active_series",  "refused_series",   "refused_measurement_limit",
+        "refused_shard_limit", "dropped_events", "limit_per_worker", "at_limit",
+        "workers_at_limit",    "expired"};
     RF_OPS_TABLE_BEGIN(w, "series_by_measurement", cols);
     for (uint32_t i = 0; i < acc.n && i < top; i++) {
         const meas_row *r = &acc.rows[i];
@@ -232,11 +235,16 @@ int rf_views_show_series(rf_ops_writer *w, const char *args, void *ctx, rf_err *
 #define SERIES_PROM_TOP 10
 #define SERIES_PROM_WORKERS_MAX 256
 
-enum { SM_REFUSED_MEAS, SM_REFUSED_SHARD, SM_DROPPED, SM__COUNT };
+enum {
+    SM_REFUSED_MEAS,
+    SM_REFUSED_SHARD,
+    SM_DROPPED,
+    SM__COUNT
+};
 
 typedef struct series_metric {
-    uint64_t hash;      /* 0: "(other)" */
-    int field;          /* SM_* */
+    uint64_t hash;                          /* 0: "(other)" */
+    int field;                              /* SM_* */
     uint32_t slot[SERIES_PROM_WORKERS_MAX]; /* entry index per worker, UINT32_MAX unknown */
 } series_metric;
 
@@ -253,7 +261,7 @@ static struct {
 
 static uint64_t sm_field(const rf_series_meas_stats *s, int field)
 {
-    return field == SM_REFUSED_MEAS ? s->refused_measurement_limit
+    return field == SM_REFUSED_MEAS    ? s->refused_measurement_limit
            : field == SM_REFUSED_SHARD ? s->refused_shard_limit
                                        : s->dropped_events;
 }
@@ -276,7 +284,8 @@ static uint64_t sm_read_one(series_metric *sm)
     uint64_t v = 0;
     const uint32_t workers = rf_engine_workers(g_sm.e);
     for (uint32_t wi = 0; wi < workers && wi < SERIES_PROM_WORKERS_MAX; wi++) {
-        const rf_series_table *t = rf_pipeline_series(rf_shard_pipeline(rf_engine_shard(g_sm.e, wi)));
+        const rf_series_table *t =
+            rf_pipeline_series(rf_shard_pipeline(rf_engine_shard(g_sm.e, wi)));
         if (sm->slot[wi] == UINT32_MAX) {
             /* Not on this worker when last looked: look again (entries never
              * move, so once found it is read directly). */
@@ -339,7 +348,8 @@ static void sm_register(uint64_t hash, const char *name)
         int id;
         if (field == SM_DROPPED) {
             snprintf(labels, sizeof(labels), "measurement=\"%.*s\"", (int)len, esc.p ? esc.p : "");
-            id = rf_stats_register_fn(RF_METRIC_COUNTER, "ringflow_series_refused_events_by_measurement",
+            id = rf_stats_register_fn(RF_METRIC_COUNTER,
+                                      "ringflow_series_refused_events_by_measurement",
                                       "Events dropped because their series was refused, for the "
                                       "top measurements (the rest as measurement=\"(other)\").",
                                       labels, sm_read, sm);
@@ -420,8 +430,8 @@ void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out)
         out->kernel += r->listen[RF_LC_KERNEL_DROPS];
         for (uint32_t q = 0; q < rf_shard_dpdk_queue_count(s); q++)
             for (int c = RF_DC_DROP_FIRST; c < RF_DC__COUNT; c++)
-                out->dpdk += rf_dpdk_queue_counter(rf_shard_dpdk_queue(s, q),
-                                                   (enum rf_dpdk_counter_id)c);
+                out->dpdk +=
+                    rf_dpdk_queue_counter(rf_shard_dpdk_queue(s, q), (enum rf_dpdk_counter_id)c);
         const rf_pipeline *p = rf_shard_pipeline(s);
         rf_pipeline_stats ps;
         rf_pipeline_stats_read(p, &ps);

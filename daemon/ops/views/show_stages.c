@@ -17,11 +17,10 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     if (rc)
         return rc;
     static const char *const cols[] = {
-        "worker",          "series",          "series_rejected", "processed",
-        "unknown_series",  "unrouted",        "to_critical",     "to_standard",
-        "to_store",        "store_rejected",  "routed",          "agg_applied",
-        "agg_late_dropped", "agg_windows",    "alerts_fired",    "alerts_resolved",
-        "corr_open",       "corr_forwarded",  "corr_received",   "corr_stale"};
+        "worker",          "series",      "series_rejected",  "processed",     "unknown_series",
+        "unrouted",        "to_critical", "to_standard",      "to_store",      "store_rejected",
+        "routed",          "agg_applied", "agg_late_dropped", "agg_windows",   "alerts_fired",
+        "alerts_resolved", "corr_open",   "corr_forwarded",   "corr_received", "corr_stale"};
     RF_OPS_TABLE_BEGIN(w, "stages", cols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
@@ -39,11 +38,16 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     }
     rf_ops_table_end(w);
 
-    static const char *const scols[] = {"worker", "sink", "accepted", "lines_out", "bytes_out",
-                                        "dropped_queue_full", "dropped_disconnected",
-                                        "dropped_other", "state"};
-    static const char *const states[] = {"disconnected", "connecting", "connected",
-                                         "breaker_open"};
+    static const char *const scols[] = {"worker",
+                                        "sink",
+                                        "accepted",
+                                        "lines_out",
+                                        "bytes_out",
+                                        "dropped_queue_full",
+                                        "dropped_disconnected",
+                                        "dropped_other",
+                                        "state"};
+    static const char *const states[] = {"disconnected", "connecting", "connected", "breaker_open"};
     RF_OPS_TABLE_BEGIN(w, "sinks", scols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));

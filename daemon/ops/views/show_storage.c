@@ -34,12 +34,24 @@ int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err 
     rf_ops_kv_u64(w, "recovery_segments_quarantined", st.recovery.segments_quarantined);
     rf_ops_obj_end(w);
 
-    static const char *const cols[] = {
-        "shard",           "series",       "points_appended",       "points_buffered",
-        "blocks_written",  "bytes_written", "fsyncs",               "dropped_backpressure",
-        "dropped_io_error", "write_errors", "dropped_io_error_points", "write_errors_by_errno",
-        "state",           "degraded_since", "recoveries",          "last_error",
-        "blocks_cut_by_memory", "buffer_bytes"};
+    static const char *const cols[] = {"shard",
+                                       "series",
+                                       "points_appended",
+                                       "points_buffered",
+                                       "blocks_written",
+                                       "bytes_written",
+                                       "fsyncs",
+                                       "dropped_backpressure",
+                                       "dropped_io_error",
+                                       "write_errors",
+                                       "dropped_io_error_points",
+                                       "write_errors_by_errno",
+                                       "state",
+                                       "degraded_since",
+                                       "recoveries",
+                                       "last_error",
+                                       "blocks_cut_by_memory",
+                                       "buffer_bytes"};
     RF_OPS_TABLE_BEGIN(w, "storage_shards", cols);
     for (uint32_t i = 0; i < rf_store_shards(store); i++) {
         rf_store_shard_stats ss;
@@ -50,8 +62,10 @@ int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err 
         const struct {
             const char *name;
             uint64_t n;
-        } errs[] = {{"ENOSPC", io.write_errors_enospc}, {"EDQUOT", io.write_errors_edquot},
-                    {"EROFS", io.write_errors_erofs},   {"EIO", io.write_errors_eio},
+        } errs[] = {{"ENOSPC", io.write_errors_enospc},
+                    {"EDQUOT", io.write_errors_edquot},
+                    {"EROFS", io.write_errors_erofs},
+                    {"EIO", io.write_errors_eio},
                     {"other", io.write_errors_other}};
         size_t len = 0;
         for (size_t k = 0; k < sizeof(errs) / sizeof(errs[0]) && len < sizeof(by_errno); k++)

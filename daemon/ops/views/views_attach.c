@@ -130,17 +130,17 @@ int rf_ops_engine_attach(rf_engine *engine, const char *source, rf_err *err)
         (rc = rf_ops_register_show("workers", NULL, rf_views_show_workers, NULL)) < 0 ||
         (rc = rf_ops_register_show("rings", NULL, rf_views_show_rings, NULL)) < 0 ||
         (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_uptime_seconds",
-                                           "Seconds since ringflowd started.", NULL, rf_views_read_uptime,
-                                           NULL))) < 0 ||
-        (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "process_resident_memory_bytes",
-                                           "Resident memory size in bytes.", NULL, read_rss,
-                                           NULL))) < 0 ||
-        (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_build_info",
-                                           "Always 1; the labels name the build.",
-                                           "version=\"" RF_VERSION "\"", read_one, NULL))) < 0 ||
+                                                    "Seconds since ringflowd started.", NULL,
+                                                    rf_views_read_uptime, NULL))) < 0 ||
+        (rc = rf_views_keep_id(
+             rf_stats_register_fn(RF_METRIC_GAUGE, "process_resident_memory_bytes",
+                                  "Resident memory size in bytes.", NULL, read_rss, NULL))) < 0 ||
+        (rc = rf_views_keep_id(rf_stats_register_fn(
+             RF_METRIC_GAUGE, "ringflow_build_info", "Always 1; the labels name the build.",
+             "version=\"" RF_VERSION "\"", read_one, NULL))) < 0 ||
         (rc = rf_views_keep_id(rf_stats_register_fn(RF_METRIC_GAUGE, "ringflow_workers",
-                                           "Worker threads running.", NULL, read_workers, NULL))) <
-            0 ||
+                                                    "Worker threads running.", NULL, read_workers,
+                                                    NULL))) < 0 ||
         (engine && (rc = rf_views_worker_metrics_register()) < 0) ||
         (engine && (rc = rf_views_memory_attach(engine)) < 0) ||
         (engine && (rc = rf_views_dpdk_attach(engine)) < 0)) {
@@ -230,11 +230,12 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
         return rf_err_set(err, -rc, "registering the storage metrics: %s", strerror(-rc));
     if ((rc = rf_ops_register_show("listeners", "per listener: traffic, events, rejects, drops",
                                    rf_views_show_listeners, e)) < 0 ||
-        (rc = rf_ops_register_show("errors", "the most recent rejected lines", rf_views_show_errors, e)) <
-            0 ||
+        (rc = rf_ops_register_show("errors", "the most recent rejected lines", rf_views_show_errors,
+                                   e)) < 0 ||
         (rc = rf_ops_register_show("stages", "per worker: series, stage counters, sinks",
                                    rf_views_show_stages, e)) < 0 ||
-        (rc = rf_ops_register_show("forwarders", "per HTTP forwarding sink: queued, in flight, "
+        (rc = rf_ops_register_show("forwarders",
+                                   "per HTTP forwarding sink: queued, in flight, "
                                    "acknowledged, dropped, receiver state",
                                    rf_views_show_forwarders, e)) < 0 ||
         (rc = rf_ops_register_show("storage", "segments, bytes, per-shard writes and drops",
@@ -243,7 +244,8 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
                                    "cardinality per measurement: active, refused, dropped "
                                    "([top N] [refused|active])",
                                    rf_views_show_series, e)) < 0 ||
-        (rc = rf_ops_register_show("record", "the recording of what the listeners receive "
+        (rc = rf_ops_register_show("record",
+                                   "the recording of what the listeners receive "
                                    "(record start on the admin socket)",
                                    rf_views_show_record, e)) < 0)
         return rf_err_set(err, -rc, "registering the engine's show commands: %s", strerror(-rc));

@@ -64,7 +64,7 @@ struct rf_views_memory {
     uint64_t limit, worst;
     rf_memory_budget budget;
     uint64_t rss, rss_peak;
-    uint64_t over_s;  /* samples (about seconds) with resident memory above the limit */
+    uint64_t over_s; /* samples (about seconds) with resident memory above the limit */
 };
 extern struct rf_views_memory g_mem; /* views/show_memory.c */
 
