@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds ringflow and runs every test:
+# Installs the dependencies, checks the formatting, builds ringflow and runs
+# every test:
 #   1. release build (warnings are errors) + the whole cmocka suite, with
 #      suite 'pkg': `meson install` checked, and the Debian package built by
 #      scripts/package.sh, unpacked and checked (about 2.5 minutes of it)
@@ -21,6 +22,10 @@ quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 
 scripts/install-deps.sh
+
+# The layout is clang-format's (.clang-format, docs/STYLE.md): a file that
+# differs fails here, before anything is built.
+scripts/check-format.sh
 
 jobs=$(nproc)
 
