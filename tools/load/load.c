@@ -409,23 +409,14 @@ static int parse_opts(int argc, char **argv, load_opts *o)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
-        case 't': {
-            if (rf_net_split_host_port(optarg, o->host, sizeof(o->host), o->port,
-                                       sizeof(o->port)) != 0) {
-                fprintf(stderr, "ringflow load: --target wants HOST:PORT, got '%s'\n", optarg);
+        case 't':
+            if (rf_net_target_option("load", optarg, o->host, sizeof(o->host), o->port,
+                                     sizeof(o->port)) < 0)
                 return 2;
-            }
             break;
-        }
         case 'T':
-            if (!strcmp(optarg, "udp"))
-                o->tcp = false;
-            else if (!strcmp(optarg, "tcp"))
-                o->tcp = true;
-            else {
-                fprintf(stderr, "ringflow load: --transport is udp or tcp, got '%s'\n", optarg);
+            if (rf_net_transport_option("load", optarg, &o->tcp) < 0)
                 return 2;
-            }
             break;
         case 'p':
             if (!strcmp(optarg, "influx"))

@@ -25,6 +25,25 @@ int rf_net_split_host_port(const char *text, char *host, size_t host_size, char 
     return 0;
 }
 
+int rf_net_target_option(const char *tool, const char *arg, char *host, size_t host_size,
+                         char *port, size_t port_size)
+{
+    if (rf_net_split_host_port(arg, host, host_size, port, port_size) == 0)
+        return 0;
+    fprintf(stderr, "ringflow %s: --target wants HOST:PORT, got '%s'\n", tool, arg);
+    return -EINVAL;
+}
+
+int rf_net_transport_option(const char *tool, const char *arg, bool *tcp)
+{
+    if (!strcmp(arg, "udp") || !strcmp(arg, "tcp")) {
+        *tcp = arg[0] == 't';
+        return 0;
+    }
+    fprintf(stderr, "ringflow %s: --transport is udp or tcp, got '%s'\n", tool, arg);
+    return -EINVAL;
+}
+
 int rf_net_socket(const char *host, const char *port, const rf_net_socket_opts *o,
                   struct sockaddr_storage *addr, socklen_t *addr_len, rf_err *err)
 {

@@ -9,6 +9,9 @@
  *     listens (a server). Errors are a negative errno with err saying which
  *     step failed and on which address; nothing is left open on error.
  *     An address that does not resolve is -EINVAL.
+ *   - rf_net_target_option and rf_net_transport_option parse the --target
+ *     and --transport options every sending tool takes, with one wording for
+ *     their errors (printed to stderr, naming the tool).
  *   - Control path only: getaddrinfo may block on DNS.
  */
 #ifndef RF_TOOLS_NET_ADDR_H
@@ -34,6 +37,14 @@ typedef struct rf_net_socket_opts {
  * Returns 0, or -EINVAL when there is no ':' or the host or port is empty. */
 int rf_net_split_host_port(const char *text, char *host, size_t host_size, char *port,
                            size_t port_size);
+
+/* --target HOST:PORT for `ringflow TOOL`: 0, or -EINVAL after printing why. */
+int rf_net_target_option(const char *tool, const char *arg, char *host, size_t host_size,
+                         char *port, size_t port_size);
+
+/* --transport udp|tcp for `ringflow TOOL`: 0 with *tcp set, or -EINVAL after
+ * printing why. */
+int rf_net_transport_option(const char *tool, const char *arg, bool *tcp);
 
 /* Returns the socket, or a negative errno (err set). addr/addr_len, when not
  * NULL, receive the address connected or bound to. */

@@ -143,23 +143,14 @@ static int parse_opts(int argc, char **argv, rp_opts *o)
             c == 'r' || c == 'D')
             o->sending_opts = true;
         switch (c) {
-        case 't': {
-            if (rf_net_split_host_port(optarg, o->host, sizeof(o->host), o->port,
-                                       sizeof(o->port)) != 0) {
-                fprintf(stderr, "ringflow replay: --target wants HOST:PORT, got '%s'\n", optarg);
+        case 't':
+            if (rf_net_target_option("replay", optarg, o->host, sizeof(o->host), o->port,
+                                     sizeof(o->port)) < 0)
                 return 2;
-            }
             break;
-        }
         case 'T':
-            if (!strcmp(optarg, "udp"))
-                o->tcp = false;
-            else if (!strcmp(optarg, "tcp"))
-                o->tcp = true;
-            else {
-                fprintf(stderr, "ringflow replay: --transport is udp or tcp, got '%s'\n", optarg);
+            if (rf_net_transport_option("replay", optarg, &o->tcp) < 0)
                 return 2;
-            }
             break;
         case 's':
             if (!strcmp(optarg, "max")) {
