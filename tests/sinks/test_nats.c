@@ -232,6 +232,9 @@ static void test_disk_kill(void **state)
     kill(g_nats, SIGSTOP);
     send_points(10, 1990);
     assert_true(fwd_stat_wait("bus", "retries", 1, 20000) >= 1);
+    /* every unacknowledged point in the disk buffer before the kill (a slow,
+     * sanitized build may still have some in a worker's queue) */
+    assert_true(fwd_stat_wait("bus", "queued_events", 1990, 30000) >= 1990);
     kill(d.pid, SIGKILL);
     cu_wait(d.pid, 5000);
     kill(g_nats, SIGCONT);
