@@ -190,6 +190,8 @@ static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const 
     size_t own_len = 0;
     while (s < end) { /* at a '|' */
         s++;
+        if (s >= end)
+            break; /* a trailing '|': no section */
         const char *se = memchr(s, '|', (size_t)(end - s));
         if (!se)
             se = end;

@@ -62,10 +62,13 @@ static void fuzz_flush(void *user, rf_event *events, size_t n)
     }
 }
 
+/* A fresh context per input: field types are claimed at first write and the
+ * claims outlive the input (as in a daemon), so a context kept across inputs
+ * would make one input's two passes depend on what came before it. */
 static rf_parse_ctx *fuzz_ctx(void)
 {
-    static rf_parse_ctx *ctx;
-    if (!ctx) {
+    rf_parse_ctx *ctx = NULL;
+    {
         rf_parse_config cfg = {
             .source_id = 1,
             .precision = RF_PRECISION_NS,
@@ -118,6 +121,7 @@ static int fuzz_parse_twice(fuzz_parse_fn fn, const uint8_t *data, size_t size)
     for (size_t i = 0; i < nl; i++)
         if (log[i].excerpt_len > RF_REJECT_EXCERPT_MAX || log[i].reason >= RF_REJ__COUNT)
             abort();
+    rf_parse_ctx_free(ctx);
     return 0;
 }
 
