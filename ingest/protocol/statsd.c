@@ -16,16 +16,21 @@
  *         items (",,") are ignored.
  *   T     DogStatsD client timestamp, Unix seconds (window-checked: outside
  *         it rejected or clamped, per cfg.ts_policy).
- *   Other sections ("c:<container>", "e:...") are ignored: newer agents add
- *   them and a collector must not reject the metric for them.
+ *   c:    DogStatsD container id: the tag container_id (an empty one is
+ *         ignored).
+ *   Other sections ("e:...") are ignored: newer agents add them and a
+ *   collector must not reject the metric for them.
  * DogStatsD events (_e{<title bytes>,<text bytes>}:<title>|<text>|d:|h:|p:|t:|
  * s:|k:|#tags) and service checks (_sc|<name>|<status>|d:|h:|#tags|m:<msg>)
- * are routed as numeric series (not StatsD samples, so not flushed): the
- * title or name as the measurement, field "event" (value 1) or "status"
+ * are routed as series of their own (not StatsD samples, so not flushed):
+ * the title or name as the measurement, field "event" (value 1) or "status"
  * (0..3), tags the line's own plus host, priority, alert_type,
- * source_type_name, aggregation_key from their sections; d: is the client
- * time. The event text and the check message are not kept (the store has no
- * string fields yet). Counted as RF_PC_DD_EVENTS / RF_PC_DD_SERVICE_CHECKS.
+ * source_type_name, aggregation_key, container_id from their sections; d: is
+ * the client time. An event's title and text are the string fields "title"
+ * and "text", a check's message (m:, the rest of the line) the string field
+ * "message"; texts are kept as sent (the "\n" DogStatsD writes for a
+ * newline is not unescaped). Counted as RF_PC_DD_EVENTS /
+ * RF_PC_DD_SERVICE_CHECKS.
  * Several values packed in one line ("name:1:2:3|h", DogStatsD protocol v1.1)
  * become one event each. Several lines per datagram, '\n'-separated.
  * Event time is the receive wall time unless |T is given. */
@@ -34,7 +39,8 @@
 
 struct statsd_series {
     rf_span name;
-    rf_span tags; /* after "|#", may be empty */
+    rf_span tags;      /* after "|#", may be empty */
+    rf_span container; /* after "|c:", empty when none */
 };
 
 /* Every occurrence of the id tag taken out of the DogStatsD tags by walking
@@ -131,6 +137,16 @@ static enum rf_parse_result statsd_split(rf_parse_ctx *ctx, const void *arg, rf_
         }
         p = ie + 1;
     }
+    /* Borrowed from the line rather than composed into the tag text: no
+     * scratch buffer to share with the rest of the line's parsing. */
+    if (s->container.len) {
+        if (parts->ntags >= ctx->cfg.max_tags)
+            return RF_PARSE_REJ_TOO_MANY_TAGS;
+        rf_tag *t = &ctx->tags[parts->ntags++];
+        t->key = (rf_span){"container_id", 12};
+        t->value = s->container;
+        t->has_value = true;
+    }
     return RF_PARSE_OK;
 }
 
@@ -159,6 +175,8 @@ static int statsd_finish(rf_parse_ctx *ctx, struct statsd_series *ser, uint32_t 
         cid = statsd_take_id(ctx, &ser->tags);
     XXH128_hash_t hn = XXH3_128bits_withSeed(ser->name.p, ser->name.len, RF_PROTO_STATSD);
     XXH128_hash_t ht = XXH3_128bits_withSeed(ser->tags.p, ser->tags.len, hn.low64);
+    if (RF_UNLIKELY(ser->container.len))
+        ht = XXH3_128bits_withSeed(ser->container.p, ser->container.len, ht.low64 ^ ht.high64);
     XXH128_hash_t raw = {.low64 = ht.low64, .high64 = ht.high64 ^ hn.high64};
     int r = rf_series_finish_line(ctx, raw, nf, statsd_split, ser, ts, flags, cid);
     if (RF_UNLIKELY(clamped))
@@ -167,14 +185,14 @@ static int statsd_finish(rf_parse_ctx *ctx, struct statsd_series *ser, uint32_t 
 }
 
 /* DogStatsD metadata sections of events and service checks ("d:", "h:",
- * "p:", "t:", "s:", "k:", "#", "m:"): the client time, and tags added to
+ * "p:", "t:", "s:", "k:", "c:", "#", "m:"): the client time, tags added to
  * the line's own ("h:" becomes host, "p:" priority, "t:" alert_type, "s:"
- * source_type_name, "k:" aggregation_key) composed into ctx->unesc. The
- * texts (an event's text, a check's message) are strings, which the store
- * does not hold yet: not kept. Returns 0 or a reason + 1. */
+ * source_type_name, "k:" aggregation_key, "c:" container_id) composed into
+ * ctx->unesc, and a check's message (*msg, p NULL when none). Returns 0 or
+ * a reason + 1. */
 static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const char *end,
                                         struct statsd_series *ser, int64_t *ts, uint8_t *flags,
-                                        bool *clamped)
+                                        bool *clamped, rf_span *msg)
 {
     static const struct {
         char c;
@@ -183,7 +201,8 @@ static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const 
                  {'p', "priority"},
                  {'t', "alert_type"},
                  {'s', "source_type_name"},
-                 {'k', "aggregation_key"}};
+                 {'k', "aggregation_key"},
+                 {'c', "container_id"}};
     char *out = ctx->unesc;
     size_t n = 0, cap = ctx->cfg.max_line_len;
     const char *own = NULL;
@@ -195,8 +214,11 @@ static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const 
         const char *se = memchr(s, '|', (size_t)(end - s));
         if (!se)
             se = end;
-        if (s[0] == 'm' && se - s >= 2 && s[1] == ':')
-            break; /* a check's message: the rest of the line, whatever it holds */
+        if (s[0] == 'm' && se - s >= 2 && s[1] == ':') {
+            /* a check's message: the rest of the line, whatever it holds */
+            *msg = (rf_span){s + 2, (uint32_t)(end - s - 2)};
+            break;
+        }
         if (s[0] == '#') {
             own = s + 1;
             own_len = (size_t)(se - s - 1);
@@ -240,24 +262,56 @@ static enum rf_parse_result dd_sections(rf_parse_ctx *ctx, const char *s, const 
     return RF_PARSE_OK;
 }
 
-/* An event or a service check: one value of series `name` (tags and time
- * from the sections at s), field `field`, counted in `counter`. */
+/* A string field of an event or a check: its text borrowed from the line
+ * (rf_series_finish_line makes the owned block once the line is good). */
+static enum rf_parse_result dd_string(rf_pending *f, const char *field, rf_span text)
+{
+    if (text.len > RF_STRING_MAX)
+        return RF_PARSE_REJ_STRING_TOO_LONG;
+    if (memchr(text.p, '\0', text.len))
+        return RF_PARSE_REJ_NUL_BYTE;
+    rf_pending_init(f, field, (uint32_t)strlen(field), RF_ESC_NONE, RF_KIND_GAUGE);
+    f->value_type = RF_VALUE_STRING;
+    f->value.u64 = XXH3_64bits(text.p, text.len);
+    f->text = text;
+    f->text_escaped = 0;
+    return RF_PARSE_OK;
+}
+
+/* An event or a service check: series `name` (tags and time from the
+ * sections at s), field `field` = value, then the string fields: an event's
+ * title and text (text.p set), a check's message (when it has one);
+ * counted in `counter`. */
 static int dd_emit(rf_parse_ctx *ctx, rf_span name, const char *s, const char *end,
-                   const char *field, double value, enum rf_parse_counter_id counter)
+                   const char *field, double value, rf_span text, enum rf_parse_counter_id counter)
 {
     struct statsd_series ser = {.name = name};
     int64_t ts = ctx->rx->wall_ns;
     uint8_t flags = 0;
     bool clamped = false;
-    int r = dd_sections(ctx, s, end, &ser, &ts, &flags, &clamped);
+    rf_span msg = {NULL, 0};
+    int r = dd_sections(ctx, s, end, &ser, &ts, &flags, &clamped, &msg);
     if (r)
         return r;
     rf_pending *f = &ctx->pend[0];
     rf_pending_init(f, field, (uint32_t)strlen(field), RF_ESC_NONE, RF_KIND_GAUGE);
     f->value_type = RF_VALUE_F64;
     f->value.f64 = value;
-    rf_stats_add(&ctx->counters[counter], 1);
-    return statsd_finish(ctx, &ser, 1, ts, flags, clamped);
+    uint32_t nf = 1;
+    if ((text.p ? 3u : msg.p ? 2u : 1u) > ctx->cfg.max_fields)
+        return RF_PARSE_REJ_TOO_MANY_FIELDS;
+    if (text.p) {
+        if ((r = dd_string(&ctx->pend[nf++], "title", name)) ||
+            (r = dd_string(&ctx->pend[nf++], "text", text)))
+            return r;
+    } else if (msg.p) {
+        if ((r = dd_string(&ctx->pend[nf++], "message", msg)))
+            return r;
+    }
+    r = statsd_finish(ctx, &ser, nf, ts, flags, clamped);
+    if (!r)
+        rf_stats_add(&ctx->counters[counter], 1);
+    return r;
 }
 
 /* A DogStatsD event, _e{<title bytes>,<text bytes>}:<title>|<text>|...:
@@ -280,7 +334,8 @@ static enum rf_parse_result dd_event(rf_parse_ctx *ctx, const char *p, const cha
     const char *after = title + tl + 1 + xl;
     if (after < end && *after != '|')
         return RF_PARSE_REJ_SYNTAX;
-    return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1, RF_PC_DD_EVENTS);
+    return dd_emit(ctx, (rf_span){title, (uint32_t)tl}, after, end, "event", 1,
+                   (rf_span){title + tl + 1, (uint32_t)xl}, RF_PC_DD_EVENTS);
 }
 
 /* A DogStatsD service check, _sc|<name>|<status 0..3>|...: measurement =
@@ -297,7 +352,7 @@ static enum rf_parse_result dd_service_check(rf_parse_ctx *ctx, const char *p, c
     if (rf_parse_i64(st, (size_t)(sb - st), &status) || status < 0 || status > 3)
         return RF_PARSE_REJ_BAD_NUMBER;
     return dd_emit(ctx, (rf_span){name, (uint32_t)(nb - name)}, sb, end, "status", (double)status,
-                   RF_PC_DD_SERVICE_CHECKS);
+                   (rf_span){NULL, 0}, RF_PC_DD_SERVICE_CHECKS);
 }
 
 static enum rf_parse_result statsd_line(rf_parse_ctx *ctx, const char *line, size_t len)
@@ -377,6 +432,8 @@ static enum rf_parse_result statsd_line(rf_parse_ctx *ctx, const char *line, siz
             clamped = false; /* the last |T counts */
             if ((e = rf_ts_check(ctx, &ts, &flags, &clamped)))
                 return e;
+        } else if (*s == 'c' && se - s >= 2 && s[1] == ':') {
+            ser.container = (rf_span){s + 2, (uint32_t)(se - s - 2)};
         }
         s = se;
     }

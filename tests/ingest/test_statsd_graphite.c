@@ -86,7 +86,7 @@ static void test_dogstatsd(void **state)
                          "users.online:1|c|@0.5|#country:china\n"
                          "song.length:240|h|@0.5|#genre:rock,beta\n"
                          "lat:1:2:3.5|d|#region:eu-west:1\n"
-                         "ts.metric:9|g|T1700000100|c:container-id|#a:b\n"
+                         "ts.metric:9|g|T1700000100|e:ext|#a:b\n"
                          "empty.items:1|c|#,x:1,,\n"
                          "multi:1|c|#role:b,role:a,beta,role:a,beta\n"),
                      0);
@@ -118,9 +118,19 @@ static void test_dogstatsd(void **state)
     fixture_free(f);
 }
 
+/* The text of a string value's event. */
+static const char *text_of_ev(const rf_event *e)
+{
+    assert_int_equal(e->value_type, RF_VALUE_STRING);
+    assert_true(e->flags & RF_EVF_OWNS_AUX);
+    const rf_event_text *t = (const rf_event_text *)(uintptr_t)e->aux;
+    assert_int_equal(e->value.u64, hash_str(t->text));
+    return t->text;
+}
+
 /* DogStatsD events and service checks (docs.datadoghq.com's datagram
- * formats): routed as numeric series, their texts not kept (no string
- * fields yet), counted. */
+ * formats): routed as series of their own, the title, text and message
+ * kept as string fields, counted. */
 static void test_dogstatsd_events_and_checks(void **state)
 {
     (void)state;
@@ -130,23 +140,74 @@ static void test_dogstatsd_events_and_checks(void **state)
                          "#env:prod\n"
                          "_sc|db.up|2|d:1700000100|h:db1|#env:prod|m:down: disk|full\n"
                          "_e{5,2}:Title|a\n" /* text shorter than said */
-                         "_sc|db.up|7\n"),   /* no such status */
+                         "_sc|db.up|7\n"     /* no such status */
+                         "_e{2,0}:Up||c:ci-42\n"),
                      2);
-    assert_int_equal(n_data(f), 2);
+    assert_int_equal(n_data(f), 8);
+    uint64_t ev = id_of("Disk\\ full,alert_type=warning,env=prod,host=web1,priority=low event");
     const rf_event *e = data_ev(f, 0);
-    assert_int_equal(e->series_id,
-                     id_of("Disk\\ full,alert_type=warning,env=prod,host=web1,priority=low event"));
+    assert_int_equal(e->series_id, ev);
     assert_true(e->value.f64 == 1.0);
     assert_int_equal(e->event_time_ns, 1700000100LL * 1000000000LL);
     assert_int_equal(e->flags, RF_EVF_HAS_CLIENT_TIME); /* not a StatsD sample: not flushed */
     e = data_ev(f, 1);
+    assert_int_equal(e->series_id,
+                     id_of("Disk\\ full,alert_type=warning,env=prod,host=web1,priority=low title"));
+    assert_string_equal(text_of_ev(e), "Disk full");
+    assert_int_equal(e->event_time_ns, 1700000100LL * 1000000000LL);
+    e = data_ev(f, 2);
+    assert_int_equal(e->series_id,
+                     id_of("Disk\\ full,alert_type=warning,env=prod,host=web1,priority=low text"));
+    assert_string_equal(text_of_ev(e), "/var at 99%");
+    e = data_ev(f, 3);
     assert_string_equal(def_text(f, e->series_id), "db.up,env=prod,host=db1 status");
     assert_int_equal(e->series_id, id_of("db.up,env=prod,host=db1 status"));
     assert_true(e->value.f64 == 2.0);
-    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_EVENTS), 1);
-    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_SERVICE_CHECKS), 1);
+    e = data_ev(f, 4); /* the message is the rest of the line, '|' included */
+    assert_int_equal(e->series_id, id_of("db.up,env=prod,host=db1 message"));
+    assert_string_equal(text_of_ev(e), "down: disk|full");
+    /* an empty text; the container id a tag */
+    assert_int_equal(data_ev(f, 5)->series_id, id_of("Up,container_id=ci-42 event"));
+    assert_string_equal(text_of_ev(data_ev(f, 6)), "Up");
+    assert_string_equal(text_of_ev(data_ev(f, 7)), "");
+    /* a check without a message has only its status, in the same series */
+    assert_int_equal(run(f, rf_parse_statsd, "_sc|db.up|0|#env:prod|h:db1\n"), 0);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_EVENTS), 2);
+    assert_int_equal(rf_parse_counter(f->ctx, RF_PC_DD_SERVICE_CHECKS), 2);
     assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_SYNTAX), 1);
     assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_BAD_NUMBER), 1);
+    fixture_free(f);
+}
+
+/* DogStatsD's container id (|c:) is the tag container_id, beside the
+ * line's own tags, in any section order; an empty one is no tag; a line
+ * without it is another series. */
+static void test_dogstatsd_container_id(void **state)
+{
+    (void)state;
+    fixture *f = fx();
+    assert_int_equal(run(f, rf_parse_statsd,
+                         "req:1|c|c:ci-abc|#env:prod\n"
+                         "req:2|c|#env:prod|c:ci-abc\n"
+                         "req:3|c|#env:prod\n"
+                         "req:4.5|ms|@0.5|c:in-123\n"
+                         "req:5|c|c:|#env:prod\n"),
+                     0);
+    assert_int_equal(n_data(f), 5);
+    uint64_t with = id_of("req,container_id=ci-abc,env=prod count");
+    assert_int_equal(data_ev(f, 0)->series_id, with);
+    assert_int_equal(data_ev(f, 1)->series_id, with);
+    assert_string_equal(def_text(f, with), "req,container_id=ci-abc,env=prod count");
+    assert_int_equal(data_ev(f, 2)->series_id, id_of("req,env=prod count"));
+    assert_int_equal(data_ev(f, 3)->series_id, id_of("req,container_id=in-123 timer"));
+    assert_true(data_ev(f, 3)->value.f64 == 4.5); /* numbers parse after the section */
+    assert_int_equal(data_ev(f, 4)->series_id, id_of("req,env=prod count"));
+    fixture_free(f);
+    /* The tag counts against max_tags. */
+    rf_parse_config cfg = {.source_id = 3, .max_tags = 1};
+    f = fixture_new(&cfg);
+    assert_int_equal(run(f, rf_parse_statsd, "req:1|c|c:x|#env:prod\nreq:1|c|c:x\n"), 1);
+    assert_int_equal(rf_parse_reject_count(f->ctx, RF_REJ_TOO_MANY_TAGS), 1);
     fixture_free(f);
 }
 
@@ -259,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_statsd_metric_types),
         cmocka_unit_test(test_dogstatsd),
         cmocka_unit_test(test_dogstatsd_events_and_checks),
+        cmocka_unit_test(test_dogstatsd_container_id),
         cmocka_unit_test(test_statsd_rejects_and_neighbours),
         cmocka_unit_test(test_graphite),
         cmocka_unit_test(test_cross_protocol_ids),
