@@ -10,10 +10,14 @@
  * window it is rejected or clamped (cfg.ts_policy). Graphite 1.1 tags
  * follow the path, ';'-separated, each "tag=value" (split at the first '=',
  * both non-empty); they are sorted into the canonical key like any other tags.
- * Field name "value", kind RF_KIND_GAUGE. */
+ * Field name "value", kind RF_KIND_GAUGE. With templates
+ * (rf_parse_config.graphite_templates) the path's parts name the
+ * measurement, the field and tags instead; they are applied on the miss
+ * path only: the mapping is a function of the path, so the raw cache keyed
+ * by the path (and the field "value") stays right. */
 #include "core/bytes/bytes.h"
 #include "core/clock/clock.h"
-#include "ingest/protocol/protocol_pvt.h"
+#include "ingest/protocol/graphite_pvt.h"
 
 #include <strings.h>
 
@@ -51,6 +55,9 @@ static enum rf_parse_result graphite_split(rf_parse_ctx *ctx, const void *arg,
         };
         q = te;
     }
+    if (ctx->cfg.graphite_templates)
+        return rf_gt_apply(ctx, ctx->cfg.graphite_templates, parts->measurement, parts,
+                           &ctx->pend[0].field);
     return RF_PARSE_OK;
 }
 

@@ -181,7 +181,34 @@ typedef struct rf_parse_config {
      * outlive the context. NULL: the context makes one of its own
      * (series_cache_slots x 2 slots), as a single-context user wants. */
     rf_field_types *field_types;
+    /* Graphite: the templates (rf_graphite_templates_new), or NULL (the
+     * path is the measurement, the field "value"). Not owned, must outlive
+     * the context. */
+    const struct rf_graphite_templates *graphite_templates;
 } rf_parse_config;
+
+/* Graphite templates, as Telegraf's and InfluxDB's graphite inputs have
+ * them. Each spec is "[filter] template [k=v,...]":
+ *   template  '.'-separated names for the path's '.'-separated parts:
+ *             "measurement", "field", a tag key, "" (skip); a last
+ *             "measurement*" or "field*" takes the rest of the path. Parts
+ *             named alike are joined by the separator.
+ *   filter    '.'-separated, "*" matches any one part; a filter matches a
+ *             path it is a prefix of. The most specific filter wins (part by
+ *             part from the left, an exact part before "*"); a template
+ *             without a filter is the default (at most one). No match and no
+ *             default: the path is the measurement.
+ *   tags      the template's default tags.
+ * An empty measurement is the whole path, an empty field "value". Tags: the
+ * line's Graphite 1.1 ";k=v" tags first, then the template's from the path,
+ * then its defaults, then `tags` (global, "k=v,..."), each key once (the
+ * first one wins). `separator` NULL is ".". At most 64 templates of 32 parts
+ * and 16 tags. NULL and *err filled on a bad spec. */
+typedef struct rf_graphite_templates rf_graphite_templates;
+rf_graphite_templates *rf_graphite_templates_new(const char *const *specs, size_t n,
+                                                 const char *separator, const char *tags,
+                                                 rf_err *err);
+void rf_graphite_templates_free(rf_graphite_templates *g);
 
 /* Receives `n` (> 0) events; they must be consumed (copied, enqueued) before it
  * returns. It owns the rf_series_key of every RF_KIND_SERIES_DEF among them. */

@@ -1,5 +1,7 @@
 /* StatsD/DogStatsD and Graphite plaintext: the protocol documents' examples,
  * kinds, sample rates, tags, timestamps and canonical keys. */
+#include <errno.h>
+
 #include "tests/ingest/ingest_test_util.h"
 
 static fixture *fx(void)
@@ -301,6 +303,99 @@ static void test_graphite(void **state)
     fixture_free(f);
 }
 
+/* Graphite templates (Telegraf's graphite input's documented examples):
+ * filters, the most specific one winning, greedy parts, the separator,
+ * default tags per template and global, Graphite 1.1 tags beside them. */
+static void test_graphite_templates(void **state)
+{
+    (void)state;
+    static const char *const specs[] = {
+        "*.app env.service.resource.measurement",
+        "stats.* .host.measurement* region=eu-east,agent=sensu",
+        "stats2.* .host.measurement.field",
+        "stats.web9 .host.field",
+        "cpu measurement.measurement.field.field.region",
+        "measurement*",
+    };
+    rf_err err = {0};
+    rf_graphite_templates *g = rf_graphite_templates_new(specs, 6, "_", "region=global,dc=x", &err);
+    assert_non_null(g);
+    rf_parse_config cfg = {.source_id = 3, .graphite_templates = g};
+    fixture *f = fixture_new(&cfg);
+    assert_int_equal(run(f, rf_parse_graphite,
+                         "stats.local.cpu.load 5\n"
+                         "stats2.web1.mem.free 7\n"
+                         "prod.app.cpu.user 3\n"
+                         "stats.web9.x 1\n"
+                         "cpu.usage.idle.percent.eu-east 2\n"
+                         "other.thing 4\n"
+                         "stats.local.cpu.load;host=over;zone=a 6\n"
+                         "stats.local.cpu.load 8\n"),
+                     0);
+    assert_int_equal(n_data(f), 8);
+    uint64_t load = id_of("cpu_load,agent=sensu,dc=x,host=local,region=eu-east value");
+    assert_int_equal(data_ev(f, 0)->series_id, load);
+    assert_string_equal(def_text(f, load),
+                        "cpu_load,agent=sensu,dc=x,host=local,region=eu-east value");
+    assert_true(data_ev(f, 0)->value.f64 == 5.0);
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("mem,dc=x,host=web1,region=global free"));
+    assert_int_equal(data_ev(f, 2)->series_id,
+                     id_of("user,dc=x,env=prod,region=global,resource=cpu,service=app value"));
+    /* the exact "stats.web9" before "stats.*"; no measurement named: the path */
+    assert_int_equal(data_ev(f, 3)->series_id,
+                     id_of("stats.web9.x,dc=x,host=web9,region=global x"));
+    /* parts named alike joined by the separator; the path's region wins */
+    assert_int_equal(data_ev(f, 4)->series_id, id_of("cpu_usage,dc=x,region=eu-east idle_percent"));
+    assert_int_equal(data_ev(f, 5)->series_id, id_of("other_thing,dc=x,region=global value"));
+    /* a Graphite 1.1 tag wins over the template's */
+    assert_int_equal(data_ev(f, 6)->series_id,
+                     id_of("cpu_load,agent=sensu,dc=x,host=over,region=eu-east,zone=a value"));
+    assert_int_equal(data_ev(f, 7)->series_id, load); /* the cached path, the same series */
+    fixture_free(f);
+
+    /* Without a default, an unmatched path is the measurement; a path shorter
+     * than its template leaves the missing names out. */
+    static const char *const two[] = {"a.b.* host.measurement.field", "x.* measurement.host"};
+    rf_graphite_templates *g2 = rf_graphite_templates_new(two, 2, NULL, NULL, &err);
+    assert_non_null(g2);
+    cfg.graphite_templates = g2;
+    f = fixture_new(&cfg);
+    assert_int_equal(run(f, rf_parse_graphite, "a.b.c 1\nq.r 2\nx.h1 3\na.c.d 4\n"), 0);
+    assert_int_equal(data_ev(f, 0)->series_id, id_of("b,host=a c"));
+    assert_int_equal(data_ev(f, 1)->series_id, id_of("q.r value"));
+    assert_int_equal(data_ev(f, 2)->series_id, id_of("x,host=h1 value"));
+    assert_int_equal(data_ev(f, 3)->series_id, id_of("a.c.d value"));
+    fixture_free(f);
+    rf_graphite_templates_free(g2);
+    rf_graphite_templates_free(g);
+}
+
+/* Templates that cannot work are refused when compiled, with the reason. */
+static void test_graphite_template_errors(void **state)
+{
+    (void)state;
+    static const char *const bad[][2] = {
+        {"a.field*.b", NULL},
+        {"measurement*", "field*"}, /* two defaults */
+        {"x.* measurement", "x.* field"},
+        {"x.* measurement host", NULL},
+        {"x.* measurement a=1 b", NULL},
+        {"x..y measurement", NULL},
+        {"..", NULL},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rf_err err = {0};
+        size_t n = bad[i][1] ? 2 : 1;
+        assert_null(rf_graphite_templates_new(bad[i], n, NULL, NULL, &err));
+        assert_int_equal(err.code, EINVAL);
+        assert_true(strstr(err.msg, "graphite") != NULL);
+    }
+    rf_err err = {0};
+    static const char *const ok[] = {"measurement"};
+    assert_null(rf_graphite_templates_new(ok, 1, "", NULL, &err));
+    assert_null(rf_graphite_templates_new(ok, 1, NULL, "dc", &err));
+}
+
 /* The same series through different protocols keeps protocol-specific raw
  * caching apart but shares canonical ids where the keys coincide. */
 static void test_cross_protocol_ids(void **state)
@@ -323,6 +418,8 @@ int main(void)
         cmocka_unit_test(test_dogstatsd_container_id),
         cmocka_unit_test(test_statsd_rejects_and_neighbours),
         cmocka_unit_test(test_graphite),
+        cmocka_unit_test(test_graphite_templates),
+        cmocka_unit_test(test_graphite_template_errors),
         cmocka_unit_test(test_cross_protocol_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
