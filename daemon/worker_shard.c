@@ -242,7 +242,8 @@ static bool listener_on_worker(const rf_listener_config *cfg, uint32_t worker)
  * s->inputs (input_append). */
 static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, uint16_t source_id,
                                     enum rf_listen_protocol protocol, uint32_t max_line,
-                                    uint32_t max_conns, const char *name, rf_err *err)
+                                    uint32_t max_conns, const rf_graphite_templates *templates,
+                                    const char *name, rf_err *err)
 {
     rf_shard_input *in = calloc(1, sizeof(*in));
     if (!in) {
@@ -255,6 +256,7 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
     pc.forget_ns = settings->pipeline.series_idle_ttl_ns / 2;
     pc.source_id = source_id;
     pc.max_line_len = max_line;
+    pc.graphite_templates = templates;
     in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);
     if (!in->parser) {
         rf_err_wrap(err, "%s: ", name);
@@ -316,10 +318,11 @@ static void input_activate(rf_shard *s, rf_shard_input *in)
 
 static rf_shard_input *shard_new_input(rf_shard *s, const rf_settings *settings, uint16_t source_id,
                                        enum rf_listen_protocol protocol, uint32_t max_line,
-                                       uint32_t max_conns, const char *name, rf_err *err)
+                                       uint32_t max_conns, const rf_graphite_templates *templates,
+                                       const char *name, rf_err *err)
 {
     rf_shard_input *in =
-        input_create(s, settings, source_id, protocol, max_line, max_conns, name, err);
+        input_create(s, settings, source_id, protocol, max_line, max_conns, templates, name, err);
     if (in && input_append(s, in, err) < 0) {
         input_free(in);
         return NULL;
@@ -347,8 +350,8 @@ static int shard_add_dpdk_inputs(rf_shard *s, const rf_settings *settings, rf_dp
                      dc->udp_ports[u].port);
             /* Source ids after the listeners': port-major, then UDP port. */
             uint16_t source = (uint16_t)(settings->ingest.n_listeners + p * dc->n_udp_ports + u);
-            rf_shard_input *in =
-                shard_new_input(s, settings, source, dc->udp_ports[u].protocol, 0, 0, name, err);
+            rf_shard_input *in = shard_new_input(s, settings, source, dc->udp_ports[u].protocol, 0,
+                                                 0, NULL, name, err);
             if (!in)
                 return -(err->code ? err->code : ENOMEM);
             const rf_listen_handler h = {
@@ -385,8 +388,8 @@ static int shard_add_nats_input(rf_shard *s, const rf_settings *settings, rf_err
 {
     uint16_t source =
         (uint16_t)(settings->ingest.n_listeners + RF_DPDK_MAX_PORTS * settings->dpdk.n_udp_ports);
-    s->nats_input =
-        shard_new_input(s, settings, source, RF_LISTEN_PROTO_INFLUX_LINE, 0, 0, "nats_source", err);
+    s->nats_input = shard_new_input(s, settings, source, RF_LISTEN_PROTO_INFLUX_LINE, 0, 0, NULL,
+                                    "nats_source", err);
     if (!s->nats_input)
         return -(err->code ? err->code : ENOMEM);
     rf_nats_source_config nc;
@@ -414,8 +417,9 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
             continue;
         char name[RF_LISTENER_NAME_MAX + 16];
         snprintf(name, sizeof(name), "listener %s", lc->name);
-        rf_shard_input *in = shard_new_input(s, settings, (uint16_t)i, lc->protocol,
-                                             lc->max_line_bytes, lc->max_connections, name, err);
+        rf_shard_input *in =
+            shard_new_input(s, settings, (uint16_t)i, lc->protocol, lc->max_line_bytes,
+                            lc->max_connections, lc->graphite_templates, name, err);
         if (!in)
             return -(err->code ? err->code : ENOMEM);
 
@@ -637,7 +641,7 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
         char name[RF_LISTENER_NAME_MAX + 16];
         snprintf(name, sizeof(name), "listener %s", lc->name);
         rf_shard_input *in = input_create(s, next, (uint16_t)i, lc->protocol, lc->max_line_bytes,
-                                          lc->max_connections, name, err);
+                                          lc->max_connections, lc->graphite_templates, name, err);
         if (!in) {
             rc = -(err->code ? err->code : ENOMEM);
             break;

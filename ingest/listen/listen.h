@@ -196,6 +196,11 @@ typedef struct rf_listener_config {
      * these listeners a set of their own, polled first); the listener
      * ignores it. */
     bool critical;
+    /* protocol graphite: its templates (`templates`, `separator`, `tags`),
+     * or NULL. Read by whoever makes the parse contexts; the listener
+     * ignores it. Compiled once per distinct set and kept for the process
+     * (listen_config.c), so equal configurations share one pointer. */
+    const struct rf_graphite_templates *graphite_templates;
     rf_listen_handler handler;
 } rf_listener_config;
 
@@ -387,6 +392,10 @@ typedef struct rf_cfg_node rf_cfg_node;
  *   max_line: size 64B..16MiB        default 64KiB
  *   idle_timeout: duration           default 2m (0 = never)
  *   workers: [indices 0..63]         default all
+ *   templates: [text]                graphite only: "[filter] template [k=v,...]"
+ *   separator: text                  graphite only: joins template names, default "."
+ *   tags: "k=v,..."                  graphite only: default tags of every line
+ *     (the three as ingest/protocol/protocol.h rf_graphite_templates_new has them)
  * Defaults when no list is given: influx_line on UDP and TCP 8089, statsd on
  * UDP 8125, graphite on TCP 2003, all on 127.0.0.1. Duplicate names and
  * duplicate transport/address/port are errors. The handler is left empty:

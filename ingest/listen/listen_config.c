@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/clock/clock.h"
 #include "core/config/config.h"
 #include "ingest/listen/listen.h"
+#include "ingest/protocol/protocol.h"
 
 static const char *const transports[] = {"udp", "tcp"};
 static const char *const protocols[] = {"influx_line", "statsd", "graphite", "http", "collectd"};
@@ -52,6 +54,84 @@ static bool valid_addr(const char *s)
 {
     unsigned char buf[sizeof(struct in6_addr)];
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* Compiled graphite templates, one per distinct (templates, separator,
+ * tags): kept for the process, since parse contexts made from a
+ * configuration may outlive it across a reload; an operator writes few
+ * distinct sets. Control thread only. */
+struct graphite_interned {
+    struct graphite_interned *next;
+    rf_graphite_templates *templates;
+    size_t key_len;
+    char key[]; /* the specs, separator and tags, each NUL-terminated */
+};
+static struct graphite_interned *graphite_interned;
+
+#define RF_GRAPHITE_TEXT_MAX 1024
+
+/* `templates`, `separator`, `tags` of a graphite listener (any of them
+ * makes templates), validated by compiling them. */
+static int parse_graphite(const rf_cfg_node *item, rf_listener_config *c, rf_err *err)
+{
+    const bool any =
+        rf_cfg_has(item, "templates") || rf_cfg_has(item, "separator") || rf_cfg_has(item, "tags");
+    if (!any)
+        return 0;
+    if (c->protocol != RF_LISTEN_PROTO_GRAPHITE)
+        return rf_cfg_fail(item, err, "templates, separator and tags are for protocol graphite");
+    static char specs[64][RF_GRAPHITE_TEXT_MAX];
+    const char *spec_ptr[64];
+    char sep[16], tags[RF_GRAPHITE_TEXT_MAX];
+    const rf_cfg_node *seq;
+    int rc;
+    if ((rc = rf_cfg_seq(item, "templates", 0, 64, &seq, err)) < 0 ||
+        (rc = rf_cfg_str(item, "separator", 1, ".", sep, sizeof(sep), err)) < 0 ||
+        (rc = rf_cfg_str(item, "tags", 0, "", tags, sizeof(tags), err)) < 0)
+        return rc;
+    size_t n = rf_cfg_seq_len(seq), key_len = strlen(sep) + strlen(tags) + 2;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = rf_cfg_node_str(rf_cfg_seq_at(seq, i), 1, specs[i], sizeof(specs[i]), err)) < 0)
+            return rc;
+        spec_ptr[i] = specs[i];
+        key_len += strlen(specs[i]) + 1;
+    }
+    char *key = malloc(key_len);
+    if (!key)
+        return rf_err_set(err, ENOMEM, "graphite templates: out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)sprintf(key + k, "%s", specs[i]) + 1;
+    k += (size_t)sprintf(key + k, "%s", sep) + 1;
+    k += (size_t)sprintf(key + k, "%s", tags) + 1;
+    for (struct graphite_interned *g = graphite_interned; g; g = g->next) {
+        if (g->key_len == k && memcmp(g->key, key, k) == 0) {
+            c->graphite_templates = g->templates;
+            free(key);
+            return 0;
+        }
+    }
+    struct graphite_interned *g = malloc(sizeof(*g) + k);
+    rf_graphite_templates *t = rf_graphite_templates_new(spec_ptr, n, sep, tags, err);
+    if (!g || !t) {
+        free(g);
+        free(key);
+        rf_graphite_templates_free(t);
+        if (!t) {
+            char why[RF_ERR_MSG_MAX];
+            snprintf(why, sizeof(why), "%s", err ? err->msg : "graphite templates");
+            return rf_cfg_fail(item, err, "%s", why);
+        }
+        return rf_err_set(err, ENOMEM, "graphite templates: out of memory");
+    }
+    memcpy(g->key, key, k);
+    free(key);
+    g->key_len = k;
+    g->templates = t;
+    g->next = graphite_interned;
+    graphite_interned = g;
+    c->graphite_templates = t;
+    return 0;
 }
 
 static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *err)
@@ -109,7 +189,7 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
             return rc;
         c->worker_mask |= 1ull << w;
     }
-    return 0;
+    return parse_graphite(item, c, err);
 }
 
 int rf_listener_config_parse_list(const rf_cfg_node *seq, rf_listener_config *out, size_t cap,

@@ -30,8 +30,7 @@ struct rf_graphite_templates {
 };
 
 /* The template for a path split at '.' (np parts), or NULL. */
-const rf_gt_template *rf_gt_match(const rf_graphite_templates *g, const rf_span *path,
-                                  uint32_t np);
+const rf_gt_template *rf_gt_match(const rf_graphite_templates *g, const rf_span *path, uint32_t np);
 
 /* Applies the templates to the path `whole` (without its ";" tags): sets
  * parts->measurement and *field when the template names them (joined

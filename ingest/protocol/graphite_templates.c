@@ -121,9 +121,8 @@ static int compile_one(rf_gt_template *t, const char *spec, rf_err *err)
             r = GT_FIELD_REST;
         if (r == GT_MEASUREMENT_REST || r == GT_FIELD_REST) {
             if (rest)
-                return rf_err_set(err, EINVAL,
-                                  "graphite template '%s': either 'measurement*' or 'field*'",
-                                  spec);
+                return rf_err_set(
+                    err, EINVAL, "graphite template '%s': either 'measurement*' or 'field*'", spec);
             if (i != n - 1)
                 return rf_err_set(err, EINVAL,
                                   "graphite template '%s': '%.*s' takes the rest of the path, "

@@ -36,8 +36,11 @@
  *   StatsD         measurement = metric name, tags from "|#k:v,...", a bare
  *                  DogStatsD tag "|#t" is "t" without "=", field = the type
  *                  name: count (c), gauge (g, also +N/-N deltas), timer (ms),
- *                  histogram (h), distribution (d), set (s);
- *   Graphite       measurement = the dotted path, tags from ";k=v", field "value".
+ *                  histogram (h), distribution (d), set (s); "|c:<id>" is
+ *                  the tag container_id; DogStatsD events and service
+ *                  checks as statsd.c says;
+ *   Graphite       measurement = the dotted path, tags from ";k=v", field
+ *                  "value", unless templates map it (rf_graphite_templates_new).
  * The first time a context meets a series id it emits an RF_KIND_SERIES_DEF
  * event (series_id set, aux = (uintptr_t) of a new rf_series_key) before the
  * series' first data event. Ownership of the key moves with the event: whoever

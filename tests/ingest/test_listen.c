@@ -1176,7 +1176,10 @@ static void test_config_defaults_and_list(void **state)
                        "    max_line: 4KiB\n"
                        "    idle_timeout: 90s\n"
                        "    max_connections: 10\n"
-                       "    max_connections_per_source: 0\n";
+                       "    max_connections_per_source: 0\n"
+                       "    templates: [\"stats.* .host.measurement*\", \"measurement*\"]\n"
+                       "    separator: _\n"
+                       "    tags: dc=x\n";
     rf_cfg_doc *doc;
     assert_int_equal(rf_cfg_load_string(yaml, strlen(yaml), "t.yaml", &doc, &err), 0);
     const rf_cfg_node *seq;
@@ -1197,7 +1200,14 @@ static void test_config_defaults_and_list(void **state)
     assert_int_equal(out[1].idle_timeout_ns, 90 * RF_NS_PER_S);
     assert_int_equal(out[1].max_connections, 10);
     assert_int_equal(out[1].max_connections_per_source, 0);
+    assert_null(out[0].graphite_templates);
+    assert_non_null(out[1].graphite_templates);
     assert_int_equal(rf_cfg_check_unknown_keys(doc, &err), 0);
+    /* The same templates again: the same compiled set (what a reload
+     * compares listeners by). */
+    const struct rf_graphite_templates *gt = out[1].graphite_templates;
+    assert_int_equal(rf_listener_config_parse_list(seq, out, 8, &n, &err), 0);
+    assert_ptr_equal(out[1].graphite_templates, gt);
     rf_cfg_free(doc);
 
     const char *bad[] = {
@@ -1207,8 +1217,12 @@ static void test_config_defaults_and_list(void **state)
         "listeners:\n  - transport: udp\n    protocol: statsd\n  - transport: udp\n    protocol: "
         "statsd\n",
         "listeners:\n  - transport: udp\n    protocol: statsd\n    port: 70000\n",
+        "listeners:\n  - transport: udp\n    protocol: statsd\n    templates: [measurement]\n",
+        "listeners:\n  - transport: tcp\n    protocol: graphite\n    templates: [\"a.field*.b\"]\n",
+        "listeners:\n  - transport: tcp\n    protocol: graphite\n    tags: dc\n",
     };
-    const char *why[] = {"IPv4 or IPv6 literal", "transport", "transport", "duplicate", "port"};
+    const char *why[] = {"IPv4 or IPv6 literal", "transport",      "transport", "duplicate", "port",
+                         "protocol graphite",    "must come last", "key=value"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(rf_cfg_load_string(bad[i], strlen(bad[i]), "b.yaml", &doc, &err), 0);
         assert_int_equal(rf_cfg_seq(rf_cfg_root(doc), "listeners", 0, 64, &seq, &err), 0);
