@@ -3,7 +3,8 @@
  * stops (drain flushes every shard), and `ringflow query` returns every point
  * with its exact time and value, including values a float encoder could get
  * wrong (many decimals, huge, tiny, negative zero). A restart in between
- * checks that the store reopens (recovery) and still serves the same. */
+ * checks that the store reopens (recovery) and still serves the same. Graphite
+ * templates and DogStatsD events go the same way (test_templates_and_events_live). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -144,10 +145,82 @@ static void test_store_live(void **state)
     }
 }
 
+/* The "lines_ok" of listener `name` in a "show listeners json" reply, or -1. */
+static long listener_lines_ok(const char *reply, const char *name)
+{
+    char key[96];
+    snprintf(key, sizeof(key), "\"listener\":\"%s\"", name);
+    const char *p = reply ? strstr(reply, key) : NULL;
+    const char *q = p ? strstr(p, "\"lines_ok\":") : NULL;
+    return q && q < strchr(p, '}') ? strtol(q + strlen("\"lines_ok\":"), NULL, 10) : -1;
+}
+
+/* Graphite templates and DogStatsD events, through the engine into the
+ * store: the names the templates give, the event's texts as strings. */
+static void test_templates_and_events_live(void **state)
+{
+    (void)state;
+    tproc_dir_init("rf-test-store-live-protocols");
+    int port = tproc_port_base() + 20;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long t0 = (long long)now.tv_sec - 3600;
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 1, idle: {sleep: 5ms}}\n"
+             "listeners:\n"
+             "  - {name: gr, transport: tcp, protocol: graphite, port: %d, separator: _,\n"
+             "     tags: dc=x, templates: [\"stats.* .host.measurement*\", measurement*]}\n"
+             "  - {name: sd, transport: udp, protocol: statsd, port: %d}\n"
+             "stats: {prometheus: {enabled: false}}\n",
+             port, port + 1);
+    tproc_write_file("protocols.yaml", cfg);
+    proc d;
+    tproc_start(&d, (const char *[]){"--config", "protocols.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    char text[256];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int n = snprintf(text, sizeof(text), "stats.web1.cpu.load 5 %lld\nfoo.bar 2 %lld\n", t0, t0);
+    assert_int_equal(write(fd, text, (size_t)n), n);
+    close(fd);
+    snprintf(text, sizeof(text), "_e{4,9}:Boot|ok \"fine\"|h:n1|d:%lld\n", t0);
+    send_udp(port + 1, text);
+    long gr = -1, sd = -1;
+    for (int i = 0; i < 500 && (gr < 2 || sd < 1); i++) {
+        char *reply = tproc_ask("show listeners json");
+        gr = listener_lines_ok(reply, "gr");
+        sd = listener_lines_ok(reply, "sd");
+        free(reply);
+        if (gr < 2 || sd < 1)
+            usleep(20 * 1000);
+    }
+    assert_int_equal(gr, 2);
+    assert_int_equal(sd, 1);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+
+    static const char *const want[][2] = {
+        {"cpu_load --format csv", ",cpu_load,value,dc=x;host=web1,5"},
+        {"foo_bar --format csv", ",foo_bar,value,dc=x,2"},
+        {"Boot --field text --format csv", ",Boot,text,host=n1,\"ok \"\"fine\"\"\""},
+        {"Boot --field title --format csv", ",Boot,title,host=n1,Boot"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char *out = query(want[i][0]);
+        if (!strstr(out, want[i][1]))
+            fail_msg("query %s: want %s in:\n%s", want[i][0], want[i][1], out);
+        free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_live),
+        cmocka_unit_test(test_templates_and_events_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
