@@ -31,6 +31,10 @@ typedef struct fuzz_sink {
 static fuzz_sink fuzz_out;
 static rf_event fuzz_batch[7]; /* odd size: batches end mid-line */
 
+/* Graphite templates for the next context (fuzz_graphite sets them for half
+ * of its inputs), or NULL. */
+static const struct rf_graphite_templates *fuzz_templates;
+
 static void fuzz_flush(void *user, rf_event *events, size_t n)
 {
     fuzz_sink *s = user;
@@ -84,6 +88,7 @@ static rf_parse_ctx *fuzz_ctx(void)
             /* A short id tag, so that random input meets it: the code that
              * cuts it out of the series runs under the fuzzers too. */
             .corr_id_tag = "id",
+            .graphite_templates = fuzz_templates,
         };
         ctx = rf_parse_ctx_new(&cfg, fuzz_batch, sizeof(fuzz_batch) / sizeof(fuzz_batch[0]),
                                fuzz_flush, &fuzz_out, NULL);
