@@ -958,6 +958,24 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
                               &p->unrouted);
     rf_stats_register_counter("ringflow_pipeline_store_rejected",
                               "Events the storage shard refused.", labels, &p->store_rejected);
+    /* Peer messages (pipeline.h "Between shards"): what the stages sent and
+     * took, and the two ways one is lost here. */
+    rf_stats_register_counter("ringflow_pipeline_peer_messages_sent",
+                              "Peer messages this worker's stages sent (own worker included).",
+                              labels, &p->peer_sent);
+    rf_stats_register_counter("ringflow_pipeline_peer_messages_received",
+                              "Peer messages handed to a stage of this worker.", labels,
+                              &p->peer_received);
+    snprintf(rlabels, sizeof(rlabels), "worker=\"%u\",reason=\"unhandled\"", index);
+    rf_stats_register_counter("ringflow_pipeline_peer_messages_dropped",
+                              "Peer messages dropped, by reason (unhandled: no stage here takes "
+                              "them; undeliverable: no transport to their worker).",
+                              rlabels, &p->peer_unhandled);
+    snprintf(rlabels, sizeof(rlabels), "worker=\"%u\",reason=\"undeliverable\"", index);
+    rf_stats_register_counter("ringflow_pipeline_peer_messages_dropped",
+                              "Peer messages dropped, by reason (unhandled: no stage here takes "
+                              "them; undeliverable: no transport to their worker).",
+                              rlabels, &p->peer_undeliverable);
     *out = p;
     return 0;
 fail:
@@ -1201,4 +1219,8 @@ void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out)
         rf_correlator_stats_read(p->st.corr, &out->correlation);
     }
     rf_series_table_stats_read(p->series, &out->series);
+    if (p->statsd) {
+        out->has_statsd = true;
+        rf_statsd_flusher_stats_read(p->statsd, &out->statsd);
+    }
 }

@@ -221,12 +221,13 @@ void rf_pipeline_measurements(const rf_pipeline *p, rf_series_meas_fn fn, void *
 /* Every stage's counters (control thread; each stage's counters are written
  * by the worker only). */
 typedef struct rf_pipeline_stage_stats {
-    bool has_router, has_aggregation, has_alerts, has_correlation;
+    bool has_router, has_aggregation, has_alerts, has_correlation, has_statsd;
     rf_router_stats router;
     rf_agg_stats aggregation;
     rf_alerts_stats alerts;
     rf_correlator_stats correlation;
     rf_series_table_stats series;
+    rf_statsd_stats statsd; /* the StatsD flusher (kept across reloads) */
 } rf_pipeline_stage_stats;
 void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out);
 
