@@ -48,6 +48,10 @@ static const struct {
      "Unterminated TCP lines lost when their connection was reset, timed out or ended by a "
      "reload or stop.",
      RF_METRIC_COUNTER},
+    {"ringflow_listener_dogstatsd_events", "DogStatsD events (_e{...}) a listener's parser took.",
+     RF_METRIC_COUNTER},
+    {"ringflow_listener_dogstatsd_service_checks",
+     "DogStatsD service checks (_sc|...) a listener's parser took.", RF_METRIC_COUNTER},
 };
 #define LM_TRAFFIC_N (sizeof(listener_traffic) / sizeof(listener_traffic[0]))
 
@@ -113,7 +117,9 @@ static uint64_t read_listener_metric(void *ctx)
     case 3: return rf_parse_counter(m->pc, RF_PC_LINES_OK);
     case 4: return rf_parse_counter(m->pc, RF_PC_EVENTS);
     case 5: return m->l ? rf_listener_connections(m->l) : 0;
-    default: return m->l ? rf_listener_counter(m->l, RF_LC_PARTIAL_DISCARDED) : 0;
+    case 6: return m->l ? rf_listener_counter(m->l, RF_LC_PARTIAL_DISCARDED) : 0;
+    case 7: return rf_parse_counter(m->pc, RF_PC_DD_EVENTS);
+    default: return rf_parse_counter(m->pc, RF_PC_DD_SERVICE_CHECKS);
     }
 }
 

@@ -19,6 +19,11 @@ enum wfield {
     WF_CRITICAL_FROM_PEERS,
     WF_POLLS,
     WF_BUSY_NS,
+    WF_SPINS_CUT,
+    WF_PEER_SENT,
+    WF_PEER_RECEIVED,
+    WF_PEER_DROP_BACKLOG,
+    WF_PEER_BACKLOG,
 };
 enum rfield {
     RF_CAPACITY,
@@ -34,10 +39,10 @@ enum rfield {
 
 static uint64_t wfield_raw(uint32_t i, unsigned field)
 {
-    if (field == WF_POLLS || field == WF_BUSY_NS) {
+    if (field == WF_POLLS || field == WF_BUSY_NS || field == WF_SPINS_CUT) {
         rf_worker_stats rs;
         rf_engine_worker_runtime_read(g_view.engine, i, &rs, NULL);
-        return field == WF_POLLS ? rs.polls : rs.busy_ns;
+        return field == WF_POLLS ? rs.polls : field == WF_BUSY_NS ? rs.busy_ns : rs.spins_cut;
     }
     rf_engine_worker_stats s;
     rf_engine_worker_stats_read(g_view.engine, i, &s);
@@ -50,6 +55,10 @@ static uint64_t wfield_raw(uint32_t i, unsigned field)
     case WF_DROP_UNKNOWN: return s.dropped_unknown_series;
     case WF_CRITICAL: return s.critical_events;
     case WF_CRITICAL_FROM_PEERS: return s.critical_from_peers;
+    case WF_PEER_SENT: return s.peer_sent;
+    case WF_PEER_RECEIVED: return s.peer_received;
+    case WF_PEER_DROP_BACKLOG: return s.peer_dropped_backlog;
+    case WF_PEER_BACKLOG: return s.peer_backlog;
     default: return s.block_waits;
     }
 }
@@ -107,6 +116,16 @@ static const metric_def worker_metrics[] = {
      WF_POLLS},
     {RF_METRIC_COUNTER, "ringflow_worker_busy_seconds",
      "Time a worker spent in polls that found work.", NULL, WF_BUSY_NS},
+    {RF_METRIC_COUNTER, "ringflow_worker_spins_cut",
+     "Idle periods whose spin the adaptive poll loop shortened.", NULL, WF_SPINS_CUT},
+    {RF_METRIC_COUNTER, "ringflow_worker_peer_messages_sent",
+     "Peer messages a worker put on its peer rings.", NULL, WF_PEER_SENT},
+    {RF_METRIC_COUNTER, "ringflow_worker_peer_messages_received",
+     "Peer messages a worker took from its inbound peer rings.", NULL, WF_PEER_RECEIVED},
+    {RF_METRIC_COUNTER, "ringflow_worker_peer_messages_dropped",
+     "Peer messages a worker dropped, by reason.", "reason=\"backlog_full\"", WF_PEER_DROP_BACKLOG},
+    {RF_METRIC_GAUGE, "ringflow_worker_peer_backlog",
+     "Peer messages waiting for room in a peer ring.", NULL, WF_PEER_BACKLOG},
 };
 
 static const metric_def ring_metrics[] = {

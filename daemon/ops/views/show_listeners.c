@@ -41,7 +41,8 @@ static void listener_row_write(rf_ops_writer *w, uint32_t wi, const listener_row
                      r->kernel_drops, r->connections, r->listen[RF_LC_CONN_REFUSED],
                      r->listen[RF_LC_CONN_REFUSED_SOURCE], r->listen[RF_LC_CONN_TIMED_OUT],
                      r->listen[RF_LC_LINES_TOO_LONG], r->listen[RF_LC_PARTIAL_DISCARDED],
-                     r->listen[RF_LC_ENOBUFS]);
+                     r->listen[RF_LC_ENOBUFS], r->parse[RF_PC_DD_EVENTS],
+                     r->parse[RF_PC_DD_SERVICE_CHECKS]);
     rf_ops_cell_str(w, reasons);
 }
 
@@ -71,6 +72,8 @@ int rf_views_show_listeners(rf_ops_writer *w, const char *args, void *ctx, rf_er
                                        "lines_too_long",
                                        "partial_lines_discarded",
                                        "enobufs",
+                                       "dd_events",
+                                       "dd_service_checks",
                                        "rejects_by_reason"};
     RF_OPS_TABLE_BEGIN(w, "listeners", cols);
     listener_row row;

@@ -10,6 +10,15 @@
 
 #include "daemon/ops/views/views_pvt.h"
 
+/* Worker wi's pipeline and stage counters. */
+static void read_worker(rf_engine *e, uint32_t wi, rf_pipeline_stats *ps,
+                        rf_pipeline_stage_stats *st)
+{
+    const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
+    rf_pipeline_stats_read(p, ps);
+    rf_pipeline_stages_read(p, st);
+}
+
 int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
 {
     rf_engine *e = ctx;
@@ -23,11 +32,9 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
         "alerts_resolved", "corr_open",   "corr_forwarded",   "corr_received", "corr_stale"};
     RF_OPS_TABLE_BEGIN(w, "stages", cols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
-        const rf_pipeline *p = rf_shard_pipeline(rf_engine_shard(e, wi));
         rf_pipeline_stats ps;
         rf_pipeline_stage_stats st;
-        rf_pipeline_stats_read(p, &ps);
-        rf_pipeline_stages_read(p, &st);
+        read_worker(e, wi, &ps, &st);
         RF_OPS_CELLS_U64(w, wi, st.series.count, ps.series_rejected, ps.processed,
                          ps.unknown_series, ps.unrouted, ps.to_critical_sinks, ps.to_standard_sinks,
                          ps.to_store, ps.store_rejected, st.router.routed, st.aggregation.applied,
@@ -35,6 +42,41 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
                          st.alerts.fired, st.alerts.resolved, st.correlation.id_open,
                          st.correlation.forwarded, st.correlation.received,
                          st.correlation.peer_stale + st.correlation.peer_malformed);
+    }
+    rf_ops_table_end(w);
+
+    /* Peer messages between the workers' stages and the rule-wide alert
+     * reports they carry; the StatsD flusher's intervals. */
+    static const char *const pcols[] = {"worker",
+                                        "peer_sent",
+                                        "peer_received",
+                                        "peer_unhandled",
+                                        "peer_undeliverable",
+                                        "alert_reports_sent",
+                                        "alert_reports_received",
+                                        "alert_reports_late",
+                                        "alert_reports_unknown"};
+    RF_OPS_TABLE_BEGIN(w, "peers", pcols);
+    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+        rf_pipeline_stats ps;
+        rf_pipeline_stage_stats st;
+        read_worker(e, wi, &ps, &st);
+        RF_OPS_CELLS_U64(w, wi, ps.peer_sent, ps.peer_received, ps.peer_unhandled,
+                         ps.peer_undeliverable, st.alerts.reports_sent, st.alerts.reports_received,
+                         st.alerts.reports_late, st.alerts.reports_unknown);
+    }
+    rf_ops_table_end(w);
+    static const char *const dcols[] = {"worker",    "samples",  "raw_removed", "invalid",
+                                        "no_memory", "flushes",  "values",      "series_defs",
+                                        "sketched",  "hll_sets", "series"};
+    RF_OPS_TABLE_BEGIN(w, "statsd", dcols);
+    for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
+        rf_pipeline_stage_stats st;
+        rf_pipeline_stages_read(rf_shard_pipeline(rf_engine_shard(e, wi)), &st);
+        const rf_statsd_stats *sd = &st.statsd;
+        RF_OPS_CELLS_U64(w, wi, sd->samples, sd->raw_dropped, sd->invalid, sd->no_memory,
+                         sd->flushes, sd->values, sd->series_defs, sd->sketched, sd->hll_sets,
+                         sd->states);
     }
     rf_ops_table_end(w);
 

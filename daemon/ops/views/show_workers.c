@@ -32,6 +32,11 @@ int rf_views_show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                                        "critical",
                                        "critical_from_peers",
                                        "polls",
+                                       "spins_cut",
+                                       "peer_sent",
+                                       "peer_received",
+                                       "peer_dropped_backlog",
+                                       "peer_backlog",
                                        "reason"};
     RF_OPS_TABLE_BEGIN(w, "workers", cols);
     for (uint32_t i = 0; i < g_view.workers; i++) {
@@ -57,7 +62,12 @@ int rf_views_show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                          rf_views_sub0(s.block_waits, b->block_waits),
                          rf_views_sub0(s.critical_events, b->critical_events),
                          rf_views_sub0(s.critical_from_peers, b->critical_from_peers),
-                         rf_views_sub0(rs.polls, g_view.base_polls[i]));
+                         rf_views_sub0(rs.polls, g_view.base_polls[i]),
+                         rf_views_sub0(rs.spins_cut, g_view.base_spins_cut[i]),
+                         rf_views_sub0(s.peer_sent, b->peer_sent),
+                         rf_views_sub0(s.peer_received, b->peer_received),
+                         rf_views_sub0(s.peer_dropped_backlog, b->peer_dropped_backlog),
+                         s.peer_backlog); /* a level now: no baseline */
         /* The reason is only meaningful once the component stopped or failed. */
         char reason[RF_COMPONENT_REASON_MAX] = "";
         if (c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED))

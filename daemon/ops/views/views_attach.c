@@ -116,12 +116,13 @@ int rf_ops_engine_attach(rf_engine *engine, const char *source, rf_err *err)
     g_view.base_w = calloc(n, sizeof(*g_view.base_w));
     g_view.base_busy_ns = calloc(n, sizeof(uint64_t));
     g_view.base_polls = calloc(n, sizeof(uint64_t));
+    g_view.base_spins_cut = calloc(n, sizeof(uint64_t));
     g_view.base_r = calloc((size_t)n * n, sizeof(*g_view.base_r));
     g_view.cap_ctxs = rf_views_worker_metric_ctxs(n) + rf_views_dpdk_metric_ctxs();
     g_view.ctxs = calloc(g_view.cap_ctxs, sizeof(*g_view.ctxs));
     g_view.attached = true;
     if (!g_view.samples || !g_view.base_w || !g_view.base_busy_ns || !g_view.base_polls ||
-        !g_view.base_r || !g_view.ctxs) {
+        !g_view.base_spins_cut || !g_view.base_r || !g_view.ctxs) {
         rf_ops_engine_detach();
         return rf_err_set(err, ENOMEM, "ops: out of memory for the engine view");
     }
@@ -170,6 +171,7 @@ void rf_ops_engine_detach(void)
     free(g_view.base_w);
     free(g_view.base_busy_ns);
     free(g_view.base_polls);
+    free(g_view.base_spins_cut);
     free(g_view.base_r);
     free(g_view.ctxs);
     memset(&g_view, 0, sizeof(g_view));
@@ -208,6 +210,7 @@ void rf_ops_engine_clear(void)
         rf_engine_worker_runtime_read(g_view.engine, i, &rs, NULL);
         g_view.base_busy_ns[i] = rs.busy_ns;
         g_view.base_polls[i] = rs.polls;
+        g_view.base_spins_cut[i] = rs.spins_cut;
         for (uint32_t t = 0; t < g_view.workers; t++)
             if (t != i)
                 rf_engine_ring_stats_read(g_view.engine, i, t,
@@ -228,6 +231,8 @@ int rf_engine_views_register(rf_engine *e, rf_err *err)
     int rc;
     if ((rc = rf_views_storage_metrics_register(e)) < 0)
         return rf_err_set(err, -rc, "registering the storage metrics: %s", strerror(-rc));
+    if ((rc = rf_views_stage_metrics_register(e)) < 0)
+        return rf_err_set(err, -rc, "registering the stage metrics: %s", strerror(-rc));
     if ((rc = rf_ops_register_show("listeners", "per listener: traffic, events, rejects, drops",
                                    rf_views_show_listeners, e)) < 0 ||
         (rc = rf_ops_register_show("errors", "the most recent rejected lines", rf_views_show_errors,
@@ -258,6 +263,7 @@ void rf_engine_views_unregister(void)
 {
     rf_views_series_detach();
     rf_views_storage_metrics_unregister();
+    rf_views_stage_metrics_unregister();
     rf_ops_unregister_show("listeners");
     rf_ops_unregister_show("errors");
     rf_ops_unregister_show("stages");

@@ -42,6 +42,7 @@ struct rf_views_engine {
     worker_sample *samples;              /* [workers] */
     rf_engine_worker_stats *base_w;      /* [workers], clear baselines */
     uint64_t *base_busy_ns, *base_polls; /* [workers] */
+    uint64_t *base_spins_cut;            /* [workers] */
     rf_ring_stats *base_r;               /* [workers * workers] */
     metric_ctx *ctxs;
     size_t n_ctxs, cap_ctxs;
@@ -116,6 +117,8 @@ int rf_views_listener_metrics_attach(rf_engine *e);
 void rf_views_listener_metrics_unregister(void);
 int rf_views_storage_metrics_register(rf_engine *e);
 void rf_views_storage_metrics_unregister(void);
+int rf_views_stage_metrics_register(rf_engine *e);
+void rf_views_stage_metrics_unregister(void);
 void rf_views_series_attach(rf_engine *e);
 void rf_views_series_detach(void);
 
