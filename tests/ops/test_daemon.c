@@ -30,7 +30,8 @@
 static const char *g_ringflowd, *g_ringflow;
 static char g_dir[64], g_cfg[128], g_sock[128], g_admin[128], g_log[128];
 static pid_t g_pid = -1;
-static int g_port; /* the TCP listener: a high port picked per run */
+static int g_port;                        /* the TCP listener: a high port picked per run */
+static const char *g_more_listeners = ""; /* YAML list items after lp-tcp */
 
 static void sleep_ms(int ms)
 {
@@ -45,9 +46,9 @@ static void write_config(const char *extra)
     fprintf(f,
             "engine:\n  workers: 2\n  pin_workers: false\n  data_dir: %s/data\n  run_dir: %s/run\n"
             "listeners:\n  - name: lp-tcp\n    transport: tcp\n    protocol: influx_line\n"
-            "    address: 127.0.0.1\n    port: %d\n"
+            "    address: 127.0.0.1\n    port: %d\n%s"
             "stats:\n  client_buffer: 256KiB\n  prometheus:\n    listen: 127.0.0.1:0\n%s",
-            g_dir, g_dir, g_port, extra ? extra : "");
+            g_dir, g_dir, g_port, g_more_listeners, extra ? extra : "");
     fclose(f);
 }
 
@@ -77,6 +78,16 @@ static int promtool_check(const char *body, char *out, size_t out_size)
     if (WEXITSTATUS(status) == 127)
         fail_msg("promtool not found (scripts/install-deps.sh installs prometheus): %s", out);
     return WEXITSTATUS(status);
+}
+
+/* Prometheus' own linter agrees with an exposition: base units, names, types. */
+static void assert_promtool_ok(const char *body)
+{
+    char lint[4096];
+    int lint_rc = promtool_check(body, lint, sizeof(lint));
+    if (lint_rc != 0)
+        print_message("promtool check metrics (exit %d):\n%s", lint_rc, lint);
+    assert_int_equal(lint_rc, 0);
 }
 
 static pid_t spawn_daemon(void)
@@ -160,14 +171,19 @@ static int teardown(void **state)
     return 0;
 }
 
-static void start(void)
+static void start_with(const char *extra)
 {
-    write_config(NULL);
+    write_config(extra);
     g_pid = spawn_daemon();
     if (!wait_ready(g_pid)) {
         dump_log();
         fail_msg("ringflowd did not come up");
     }
+}
+
+static void start(void)
+{
+    start_with(NULL);
 }
 
 /* After each test: nothing left running. */
@@ -300,12 +316,7 @@ static void test_views_and_metrics(void **state)
     assert_string_equal(prom_type(&doc, "ringflow_worker_busy_seconds_total"), "counter");
     assert_true(prom_value(&doc, "ringflow_worker_busy_seconds_total", "worker=\"0\"", &v));
     prom_free(&doc);
-    /* Prometheus' own linter agrees: base units, names, types. */
-    char lint[4096];
-    int lint_rc = promtool_check(body, lint, sizeof(lint));
-    if (lint_rc != 0)
-        print_message("promtool check metrics (exit %d):\n%s", lint_rc, lint);
-    assert_int_equal(lint_rc, 0);
+    assert_promtool_ok(body);
     free(body);
     body = http_get(port, "/health", &status);
     if (status != 200)
@@ -508,6 +519,143 @@ static void test_reload_under_load(void **state)
     g_pid = -1;
 }
 
+/* worker="0" plus worker="1" of a series, with `extra` labels after them. */
+static double sum_workers(const prom_doc *d, const char *name, const char *extra)
+{
+    double sum = 0, v;
+    for (int wi = 0; wi < 2; wi++) {
+        char labels[160];
+        snprintf(labels, sizeof(labels), "worker=\"%d\"%s", wi, extra ? extra : "");
+        if (prom_value(d, name, labels, &v))
+            sum += v;
+    }
+    return sum;
+}
+
+/* The same column summed over the rows of table `table` of `show CMD json`. */
+static double sum_column(const char *cmd, const char *table, const char *col)
+{
+    rf_json *j = ask_json(cmd);
+    double sum = 0;
+    const rf_json *t = rf_json_get(j, table);
+    assert_non_null(t);
+    for (const rf_json *r = t->child; r; r = r->next)
+        sum += rf_json_num(r, col, 0);
+    rf_json_free(j);
+    return sum;
+}
+
+/* Counters once only in the final log line are on `show` and /metrics while
+ * the engine runs: the StatsD flusher's, DogStatsD events and service
+ * checks, peer messages (the pipeline's and the engine's rings), the poll
+ * loop's cut spins and rule-wide alert reports. A rule-wide absence rule
+ * over series on both workers makes the non-owner report over a peer ring. */
+static void test_stage_counters_shown(void **state)
+{
+    (void)state;
+    char listener[256];
+    snprintf(listener, sizeof(listener),
+             "  - name: sd-udp\n    transport: udp\n    protocol: statsd\n"
+             "    address: 127.0.0.1\n    port: %d\n",
+             g_port + 1);
+    g_more_listeners = listener;
+    start_with("pipeline:\n  statsd:\n    flush_interval: 100ms\n  alerts:\n"
+               "    - {name: quiet, type: absence, match: {measurement: quiet, field: v},"
+               " absent: 1s, scope: any}\n");
+    g_more_listeners = "";
+    rf_json *info = ask_json("show info json");
+    uint16_t port = (uint16_t)rf_json_num(rf_json_get(info, "info"), "prometheus_port", 0);
+    rf_json_free(info);
+    assert_true(port > 0);
+
+    int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_int_equal(connect(tcp, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    char lines[2048];
+    size_t len = 0;
+    for (int h = 0; h < 32; h++) /* 32 series: both workers own some */
+        len += (size_t)snprintf(lines + len, sizeof(lines) - len, "quiet,host=h%d v=1\n", h);
+    assert_int_equal(send(tcp, lines, len, MSG_NOSIGNAL), (ssize_t)len);
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    sa.sin_port = htons((uint16_t)(g_port + 1));
+    static const char dgram[] = "sd_hits:1|c\n_e{5,4}:title|text\n_sc|db.up|0\n";
+
+    /* Bounded wait until every counter moved (StatsD flushes every 100 ms). */
+    static const struct {
+        const char *name, *extra;
+    } want[] = {
+        {"ringflow_statsd_samples_total", NULL},
+        {"ringflow_statsd_flushes_total", NULL},
+        {"ringflow_statsd_values_flushed_total", NULL},
+        {"ringflow_listener_dogstatsd_events_total", ",listener=\"sd-udp\",protocol=\"statsd\""},
+        {"ringflow_listener_dogstatsd_service_checks_total",
+         ",listener=\"sd-udp\",protocol=\"statsd\""},
+        {"ringflow_pipeline_peer_messages_sent_total", NULL},
+        {"ringflow_pipeline_peer_messages_received_total", NULL},
+        {"ringflow_worker_peer_messages_sent_total", NULL},
+        {"ringflow_worker_peer_messages_received_total", NULL},
+        {"ringflow_worker_spins_cut_total", NULL},
+        {"ringflow_alert_reports_sent_total", NULL},
+        {"ringflow_alert_reports_received_total", NULL},
+    };
+    double got[(sizeof(want) / sizeof(want[0]))];
+    for (int tries = 0; tries < 100; tries++) {
+        assert_int_equal(
+            sendto(udp, dgram, sizeof(dgram) - 1, 0, (struct sockaddr *)&sa, sizeof(sa)),
+            (ssize_t)sizeof(dgram) - 1);
+        int status;
+        char *body = http_get(port, "/metrics", &status);
+        assert_int_equal(status, 200);
+        prom_doc doc;
+        char err[256] = "";
+        assert_int_equal(prom_parse(body, &doc, err, sizeof(err)), 0);
+        bool all = true;
+        for (size_t k = 0; k < (sizeof(want) / sizeof(want[0])); k++) {
+            got[k] = sum_workers(&doc, want[k].name, want[k].extra);
+            all = all && got[k] > 0;
+        }
+        /* Each dropped-by-reason series is there (at zero). */
+        double v;
+        assert_true(prom_value(&doc, "ringflow_pipeline_peer_messages_dropped_total",
+                               "worker=\"0\",reason=\"undeliverable\"", &v));
+        assert_true(prom_value(&doc, "ringflow_worker_peer_messages_dropped_total",
+                               "worker=\"1\",reason=\"backlog_full\"", &v));
+        assert_true(prom_value(&doc, "ringflow_statsd_samples_dropped_total",
+                               "worker=\"0\",reason=\"no_memory\"", &v));
+        assert_true(prom_value(&doc, "ringflow_alert_reports_dropped_total",
+                               "worker=\"1\",reason=\"unknown_rule\"", &v));
+        prom_free(&doc);
+        if (all)
+            assert_promtool_ok(body);
+        free(body);
+        if (all)
+            break;
+        sleep_ms(100);
+    }
+    for (size_t k = 0; k < (sizeof(want) / sizeof(want[0])); k++) {
+        if (!(got[k] > 0))
+            print_message("%s%s is still 0\n", want[k].name, want[k].extra ? want[k].extra : "");
+        assert_true(got[k] > 0);
+    }
+    close(udp);
+    close(tcp);
+
+    /* The same counters in `ringflow stat`'s tables. */
+    assert_true(sum_column("show stages json", "statsd", "flushes") > 0);
+    assert_true(sum_column("show stages json", "statsd", "values") > 0);
+    assert_true(sum_column("show stages json", "peers", "peer_sent") > 0);
+    assert_true(sum_column("show stages json", "peers", "alert_reports_received") > 0);
+    assert_true(sum_column("show listeners json", "listeners", "dd_events") > 0);
+    assert_true(sum_column("show listeners json", "listeners", "dd_service_checks") > 0);
+    assert_true(sum_column("show workers json", "workers", "peer_sent") > 0);
+    assert_true(sum_column("show workers json", "workers", "peer_received") > 0);
+    assert_true(sum_column("show workers json", "workers", "spins_cut") > 0);
+    kill(g_pid, SIGTERM);
+    assert_int_equal(wait_exit(g_pid), 0);
+    g_pid = -1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -522,6 +670,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_admin_reload_and_shutdown, stop_if_running),
         cmocka_unit_test_teardown(test_stale_and_live_socket, stop_if_running),
         cmocka_unit_test_teardown(test_reload_under_load, stop_if_running),
+        cmocka_unit_test_teardown(test_stage_counters_shown, stop_if_running),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
