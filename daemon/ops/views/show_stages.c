@@ -66,9 +66,9 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
                          st.alerts.reports_late, st.alerts.reports_unknown);
     }
     rf_ops_table_end(w);
-    static const char *const dcols[] = {"worker",    "samples",  "raw_removed", "invalid",
-                                        "no_memory", "flushes",  "values",      "series_defs",
-                                        "sketched",  "hll_sets", "series"};
+    static const char *const dcols[] = {"worker",    "samples",  "raw_removed",      "invalid",
+                                        "no_memory", "flushes",  "values",           "series_defs",
+                                        "sketched",  "hll_sets", "series_with_state"};
     RF_OPS_TABLE_BEGIN(w, "statsd", dcols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         rf_pipeline_stage_stats st;
