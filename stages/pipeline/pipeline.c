@@ -1210,17 +1210,27 @@ void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out)
         out->has_aggregation = true;
         rf_aggregator_stats_read(p->st.agg, &out->aggregation);
     }
-    if (p->st.alerts) {
-        out->has_alerts = true;
-        rf_alerts_stats_read(p->st.alerts, &out->alerts);
-    }
+    out->has_alerts = rf_pipeline_alerts_read(p, &out->alerts);
     if (p->st.corr) {
         out->has_correlation = true;
         rf_correlator_stats_read(p->st.corr, &out->correlation);
     }
     rf_series_table_stats_read(p->series, &out->series);
-    if (p->statsd) {
-        out->has_statsd = true;
-        rf_statsd_flusher_stats_read(p->statsd, &out->statsd);
-    }
+    out->has_statsd = rf_pipeline_statsd_read(p, &out->statsd);
+}
+
+bool rf_pipeline_statsd_read(const rf_pipeline *p, rf_statsd_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->statsd)
+        rf_statsd_flusher_stats_read(p->statsd, out);
+    return p->statsd != NULL;
+}
+
+bool rf_pipeline_alerts_read(const rf_pipeline *p, rf_alerts_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->st.alerts)
+        rf_alerts_stats_read(p->st.alerts, out);
+    return p->st.alerts != NULL;
 }

@@ -230,6 +230,11 @@ typedef struct rf_pipeline_stage_stats {
     rf_statsd_stats statsd; /* the StatsD flusher (kept across reloads) */
 } rf_pipeline_stage_stats;
 void rf_pipeline_stages_read(const rf_pipeline *p, rf_pipeline_stage_stats *out);
+/* One stage's counters, cheaper than the whole set for a /metrics scrape
+ * (same threads as rf_pipeline_stages_read): false, with *out zeroed, when
+ * the pipeline has no such stage. */
+bool rf_pipeline_statsd_read(const rf_pipeline *p, rf_statsd_stats *out);
+bool rf_pipeline_alerts_read(const rf_pipeline *p, rf_alerts_stats *out);
 
 /* Logs the final counters of the stages and sinks (control thread, after the
  * worker stopped). */

@@ -1,6 +1,7 @@
 /* The stages' own counters on /metrics: the StatsD flusher's intervals and
  * what it could not apply, and the alert stage's rule-wide reports. Read
- * through the pipeline at each scrape (rf_pipeline_stages_read), since a
+ * through the pipeline at each scrape (rf_pipeline_statsd_read,
+ * rf_pipeline_alerts_read: not the whole rf_pipeline_stages_read), since a
  * reload replaces the alert stage; the pipeline's peer-message counters are
  * registered by the pipeline itself (stages/pipeline/pipeline.c). */
 #include <errno.h>
@@ -80,10 +81,14 @@ static struct {
 static uint64_t read_stage_metric(void *ctx)
 {
     const stage_metric *m = ctx;
-    rf_pipeline_stage_stats st;
-    rf_pipeline_stages_read(m->p, &st);
-    const rf_statsd_stats *sd = &st.statsd;
-    const rf_alerts_stats *al = &st.alerts;
+    rf_statsd_stats sd_st;
+    rf_alerts_stats al_st;
+    const rf_statsd_stats *sd = &sd_st;
+    const rf_alerts_stats *al = &al_st;
+    if (m->field < SF_ALERT_REPORTS_SENT)
+        rf_pipeline_statsd_read(m->p, &sd_st);
+    else
+        rf_pipeline_alerts_read(m->p, &al_st);
     switch (m->field) {
     case SF_STATSD_SAMPLES: return sd->samples;
     case SF_STATSD_RAW_REMOVED: return sd->raw_dropped;
