@@ -581,7 +581,8 @@ static void test_stage_counters_shown(void **state)
     sa.sin_port = htons((uint16_t)(g_port + 1));
     static const char dgram[] = "sd_hits:1|c\n_e{5,4}:title|text\n_sc|db.up|0\n";
 
-    /* Bounded wait until every counter moved (StatsD flushes every 100 ms). */
+    /* Bounded wait (about 20 s) until every counter moved (StatsD flushes
+     * every 100 ms, alert reports go out every tick). */
     static const struct {
         const char *name, *extra;
     } want[] = {
@@ -600,7 +601,7 @@ static void test_stage_counters_shown(void **state)
         {"ringflow_alert_reports_received_total", NULL},
     };
     double got[(sizeof(want) / sizeof(want[0]))];
-    for (int tries = 0; tries < 100; tries++) {
+    for (int tries = 0; tries < 200; tries++) {
         assert_int_equal(
             sendto(udp, dgram, sizeof(dgram) - 1, 0, (struct sockaddr *)&sa, sizeof(sa)),
             (ssize_t)sizeof(dgram) - 1);
