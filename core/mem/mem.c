@@ -2,9 +2,11 @@
 #include "core/mem/mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "rf_build_config.h"
 
@@ -251,4 +253,16 @@ void rf_mem_free(void *p, size_t size)
     } else {
         free(p);
     }
+}
+
+uint64_t rf_mem_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }

@@ -101,4 +101,9 @@ int rf_mem_bind(void *p, size_t size, int node, bool move);
  * mask, -1 for none), or -errno. For tests and checks, not the data path. */
 int rf_mem_policy_of(const void *p, int *mode, int *node);
 
+/* The calling process's resident set in bytes (/proc/self/statm), or 0 when
+ * it cannot be read. A syscall and a file read: for views and tests, never
+ * the hot path. */
+uint64_t rf_mem_rss_bytes(void);
+
 #endif

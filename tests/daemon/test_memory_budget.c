@@ -25,6 +25,7 @@
 #include "daemon/settings.h"
 #include "ingest/protocol/protocol.h"
 #include "stages/series/series_table.h"
+#include "core/mem/mem.h"
 
 static char g_path[256];
 
@@ -53,18 +54,6 @@ static int load_text(const char *text, rf_settings *s, rf_err *err)
 #ifndef RSS_CHECKS
 #define RSS_CHECKS 1
 #endif
-
-static uint64_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
 
 #define SMALL                                                                                      \
     "engine: {workers: 2, ring: {capacity: 4096}%s}\n"                                             \
@@ -185,7 +174,7 @@ static void test_series_table_bound(void **state)
         MAX = 100000,
         TAGS = 6
     };
-    const uint64_t rss0 = rss_bytes();
+    const uint64_t rss0 = rf_mem_rss_bytes();
     rf_series_table *t = rf_series_table_new(MAX);
     assert_non_null(t);
     uint32_t max_key = 0;
@@ -201,7 +190,7 @@ static void test_series_table_bound(void **state)
         assert_true(rf_series_table_define(t, k) >= 0);
     }
     assert_int_equal(rf_series_table_count(t), MAX);
-    const uint64_t used = rss_bytes() - rss0;
+    const uint64_t used = rf_mem_rss_bytes() - rss0;
     const uint64_t keys = (uint64_t)MAX * (sizeof(rf_series_key) + max_key + 1 + 16);
     const uint64_t bound = rf_series_table_memory_bound(MAX, TAGS) + keys + keys / 8 + 16 * MAX;
     print_message("series table of %d: +%lu bytes resident, bound %lu\n", MAX, (unsigned long)used,
@@ -216,14 +205,14 @@ static void test_ring_bound(void **state)
 {
     (void)state;
     const uint32_t cap = 1u << 16;
-    const uint64_t rss0 = rss_bytes();
+    const uint64_t rss0 = rf_mem_rss_bytes();
     rf_ring *r = rf_ring_create(cap, sizeof(rf_event));
     assert_non_null(r);
     rf_event ev;
     memset(&ev, 0x5a, sizeof(ev));
     for (uint32_t i = 0; i < cap; i++)
         assert_true(rf_ring_enqueue(r, &ev, sizeof(ev)));
-    const uint64_t used = rss_bytes() - rss0;
+    const uint64_t used = rf_mem_rss_bytes() - rss0;
     print_message("ring of %u x 64 B: +%lu resident, bound %zu\n", cap, (unsigned long)used,
                   rf_ring_memory_bound(cap, sizeof(rf_event)));
     if (RSS_CHECKS) {

@@ -45,6 +45,7 @@
 #include "daemon/worker_shard.h"
 #include "daemon/tap.h"
 #include "daemon_proc.h"
+#include "core/mem/mem.h"
 
 /* How long the reload waits for the workers here (10 s in the daemon). */
 #define WAIT_NS (300 * RF_NS_PER_MS)
@@ -268,18 +269,6 @@ static unsigned listener_series(const char *name)
 #define RSS_CHECKS 1
 #endif
 
-static uint64_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 /* A listener added and removed by reload after reload, past the 384 inputs
  * a shard had room for: every reload applies, the shard's inputs, the
  * components (/health) and the metrics registry stay bounded, and what the
@@ -301,7 +290,7 @@ static void test_listener_add_remove_cycles(void **state)
     uint64_t rss_warm = 0;
     for (int c = 0; c < CYCLES; c++) {
         if (c == 50)
-            rss_warm = rss_bytes(); /* allocator pools warmed up by then */
+            rss_warm = rf_mem_rss_bytes(); /* allocator pools warmed up by then */
         int rc = reload_text(e, config(port, "a", true, 0), &err);
         if (rc != 0)
             fail_msg("cycle %d, add: %d %s", c, rc, err.msg);
@@ -321,7 +310,7 @@ static void test_listener_add_remove_cycles(void **state)
     }
     for (uint32_t w = 0; w < 2; w++)
         assert_true(rf_shard_input_count(rf_engine_shard(e, w)) <= inputs_at_start + 1);
-    const uint64_t rss_end = rss_bytes();
+    const uint64_t rss_end = rf_mem_rss_bytes();
     print_message("resident memory: %llu KiB after 50 cycles, %llu KiB after %d\n",
                   (unsigned long long)(rss_warm >> 10), (unsigned long long)(rss_end >> 10),
                   CYCLES);

@@ -24,6 +24,7 @@
 #include "core/clock/clock.h"
 #include "storage/query/query.h"
 #include "tests/storage/store_test_util.h"
+#include "core/mem/mem.h"
 
 /* Resident memory says nothing under AddressSanitizer (redzones, the
  * quarantine of freed blocks): there only the functional checks run. */
@@ -37,18 +38,6 @@
 #ifndef RSS_CHECKS
 #define RSS_CHECKS 1
 #endif
-
-static uint64_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
 
 /* Waits until the I/O thread has written every block handed to it, so that
  * the next appends find free slots (the test must not lose points to
@@ -134,21 +123,21 @@ static void test_bound_covers_a_full_shard(void **state)
     rf_store_memory b;
     rf_store_memory_bound(&cfg, SERIES, max_key, &b);
 
-    const uint64_t rss0 = rss_bytes();
+    const uint64_t rss0 = rf_mem_rss_bytes();
     rf_store *st;
     rf_err e;
     assert_int_equal(rf_store_open(dir, &cfg, 1, &st, &e), 0);
     rf_store_shard *sh = rf_store_shard_get(st, 0);
     for (int i = 0; i < SERIES; i++)
         assert_int_equal(rf_store_define_series(sh, k[i]), 0);
-    const uint64_t rss_defined = rss_bytes();
+    const uint64_t rss_defined = rf_mem_rss_bytes();
     /* 300 points each: every buffer doubles 16 -> 32 -> ... -> 256 -> 320
      * (the cut of its first block is queued meanwhile), and all of them
      * reach that size. */
     fill(sh, k, SERIES, 0, 300);
     rf_store_shard_stats ss;
     rf_store_shard_stats_read(sh, &ss);
-    const uint64_t rss1 = rss_bytes();
+    const uint64_t rss1 = rf_mem_rss_bytes();
     const uint64_t used = rss1 > rss0 ? rss1 - rss0 : 0;
     print_message("store bound: fixed %lu + series %lu + buffers %lu = %lu bytes; measured "
                   "+%lu bytes resident (%lu after defining), buffers hold %lu bytes, %lu blocks "

@@ -11,6 +11,7 @@
 #include "rf_build_config.h"
 
 #include "daemon/ops/views/views_pvt.h"
+#include "core/mem/mem.h"
 
 int rf_views_show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *err)
 {
@@ -26,7 +27,7 @@ int rf_views_show_info(rf_ops_writer *w, const char *args, void *ctx, rf_err *er
     rf_ops_kv_u64(w, "uptime_s", rf_views_read_uptime(NULL));
     rf_ops_kv_str(w, "config", g_view.source);
     rf_ops_kv_u64(w, "workers", g_view.workers);
-    rf_ops_kv_u64(w, "rss_bytes", rf_views_rss_bytes());
+    rf_ops_kv_u64(w, "rss_bytes", rf_mem_rss_bytes());
     rf_ops_kv_u64(w, "rss_peak_bytes", g_mem.rss_peak);
     rf_ops_kv_u64(w, "memory_limit_bytes", g_mem.limit);
     rf_ops_kv_u64(w, "memory_worst_case_bytes", g_mem.worst);

@@ -10,6 +10,7 @@
 #include "core/log/log.h"
 
 #include "daemon/ops/views/views_pvt.h"
+#include "core/mem/mem.h"
 
 struct rf_views_memory g_mem;
 
@@ -33,7 +34,7 @@ int rf_views_show_memory(rf_ops_writer *w, const char *args, void *ctx, rf_err *
     rf_ops_obj_begin(w, "memory");
     rf_ops_kv_u64(w, "limit_bytes", g_mem.limit);
     rf_ops_kv_u64(w, "worst_case_bytes", g_mem.worst);
-    rf_ops_kv_u64(w, "rss_bytes", rf_views_rss_bytes());
+    rf_ops_kv_u64(w, "rss_bytes", rf_mem_rss_bytes());
     rf_ops_kv_u64(w, "rss_peak_bytes", g_mem.rss_peak);
     rf_ops_kv_u64(w, "over_limit_s", g_mem.over_s);
     rf_ops_obj_end(w);
@@ -57,7 +58,7 @@ void rf_views_memory_sample(void)
         rf_memory_budget_compute(rf_engine_settings(g_view.engine), &g_mem.budget);
         g_mem.worst = g_mem.budget.total;
     }
-    g_mem.rss = rf_views_rss_bytes();
+    g_mem.rss = rf_mem_rss_bytes();
     if (g_mem.rss > g_mem.rss_peak)
         g_mem.rss_peak = g_mem.rss;
     rf_component *c = g_mem.component;

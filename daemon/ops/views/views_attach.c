@@ -14,6 +14,7 @@
 #include "rf_build_config.h"
 
 #include "daemon/ops/views/views_pvt.h"
+#include "core/mem/mem.h"
 
 /* All of it belongs to the control thread. */
 struct rf_views_engine g_view;
@@ -25,18 +26,6 @@ int rf_views_no_args(const char *name, const char *args, rf_err *err)
     return 0;
 }
 
-uint64_t rf_views_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long long size = 0, rss = 0;
-    if (!f)
-        return 0;
-    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
-        rss = 0;
-    fclose(f);
-    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 uint64_t rf_views_read_uptime(void *ctx)
 {
     (void)ctx;
@@ -46,7 +35,7 @@ uint64_t rf_views_read_uptime(void *ctx)
 static uint64_t read_rss(void *ctx)
 {
     (void)ctx;
-    return rf_views_rss_bytes();
+    return rf_mem_rss_bytes();
 }
 
 static uint64_t read_one(void *ctx)

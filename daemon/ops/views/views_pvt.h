@@ -87,7 +87,6 @@ int rf_views_keep_id(int id);
 metric_ctx *rf_views_new_ctx(uint32_t a, uint32_t b, unsigned field);
 /* a - b, or 0 when a counter went back (a baseline newer than the reading). */
 uint64_t rf_views_sub0(uint64_t a, uint64_t b);
-uint64_t rf_views_rss_bytes(void);
 uint64_t rf_views_read_uptime(void *ctx);
 
 /* The `show` providers (rf_ops_show_fn). */
