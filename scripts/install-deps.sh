@@ -14,7 +14,7 @@ packages=(
   libhttp-parser-dev zlib1g-dev libdeflate-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
   libpcre2-dev
   clang libclang-rt-14-dev llvm clang-format
-  gnuplot-nox python3 python3-influxdb
+  gnuplot-nox python3 python3-influxdb python3-snappy
   collectd-core
   nodejs
   libfaketime
