@@ -448,7 +448,18 @@ static void test_label_order_and_cache(void **state)
     pb_lab(&e, "__name__", "up");
     pb_lab(&e, "job", "dby");
     pb_sample(&e, 1, 1000);
+    /* e's job label again, its value first and its name given twice (the
+     * last wins): the same series as e. */
+    pb f = {.n = 0}, fl = {.n = 0};
+    pb_lab(&f, "__name__", "up");
+    pb_bytes(&fl, 2, "dby", 3);
+    pb_bytes(&fl, 1, "xx", 2);
+    pb_bytes(&fl, 1, "job", 3);
+    pb_bytes(&f, 1, fl.b, fl.n);
+    pb_sample(&f, 1, 1000);
     assert_true(starts(post_pb(h, &d, &e), "HTTP/1.1 204"));
+    assert_true(starts(post_pb(h, &f, NULL), "HTTP/1.1 204"));
+    assert_int_equal(data_ev(h->pf, 7)->series_id, id_of("up,job=dby value"));
     assert_int_equal(data_ev(h->pf, 5)->series_id, id_of("up,job=dbx value"));
     assert_int_equal(data_ev(h->pf, 6)->series_id, id_of("up,job=dby value"));
     collected_reset(&h->pf->out);
@@ -464,7 +475,7 @@ static void test_label_order_and_cache(void **state)
     uint64_t misses = rf_parse_counter(h->pf->ctx, RF_PC_CACHE_MISSES);
     assert_true(starts(post_pb(h, &b, NULL), "HTTP/1.1 204"));
     assert_int_equal(rf_parse_counter(h->pf->ctx, RF_PC_CACHE_MISSES), misses);
-    assert_int_equal(rf_parse_counter(h->pf->ctx, RF_PC_LINES_OK), 11);
+    assert_int_equal(rf_parse_counter(h->pf->ctx, RF_PC_LINES_OK), 12);
     pfx_free(h);
 }
 
