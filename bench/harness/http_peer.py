@@ -13,7 +13,6 @@ __name__ = the measurement (`_<field>` appended unless the field is `value`),
 the tags as labels, times 1 ms apart from the build time.
 """
 import gzip
-import http.client
 import os
 import socket
 import struct
@@ -122,50 +121,6 @@ def build_bodies(stream_file):
     }
 
 
-def post_bodies(port, target, headers, bodies, connections):
-    """POSTs every body once over `connections` keep-alive connections.
-    Returns {"posts", "failed_posts", "errors", "elapsed_s"}."""
-    lock = threading.Lock()
-    st = {"next": 0, "posts": 0, "failed_posts": 0, "errors": []}
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
-            while True:
-                with lock:
-                    i = st["next"]
-                    st["next"] += 1
-                if i >= len(bodies):
-                    return
-                try:
-                    conn.request("POST", target, body=bodies[i][0], headers=headers)
-                    resp = conn.getresponse()
-                    msg = resp.read()
-                    err = None if 200 <= resp.status < 300 else f"HTTP {resp.status}: {msg[:200]!r}"
-                except (OSError, http.client.HTTPException) as e:
-                    err = str(e)
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-                with lock:
-                    st["posts"] += 1
-                    if err:
-                        st["failed_posts"] += 1
-                        if len(st["errors"]) < 3:
-                            st["errors"].append(err)
-        finally:
-            conn.close()
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, connections))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    st["elapsed_s"] = time.monotonic() - t0
-    del st["next"]
-    return st
-
-
 def measure(pid, port, rows_fn, target, headers, bodies, connections):
     """Sends, waits until rows_fn() reaches the body's points (or nothing
     moves for 2 s once sent), and returns the figures."""
@@ -177,7 +132,8 @@ def measure(pid, port, rows_fn, target, headers, bodies, connections):
 
     def send():
         try:
-            out["post"] = post_bodies(port, target, headers, bodies, connections)
+            out["post"] = peer.post_bodies(port, len(bodies), bodies.__getitem__, connections,
+                                           target, headers)
         finally:
             done.set()
 
