@@ -8,8 +8,8 @@
 # p50/p99/p99.9/max (rf_probe lines routed to a critical UDP sink the harness
 # reads), CPU seconds per million events and peak RSS. Then it sends the same
 # N points to ringflow and to VictoriaMetrics (Debian package
-# victoria-metrics) over TCP, HTTP (VictoriaMetrics only: ringflow has no
-# HTTP ingest) and UDP, waits until each has ingested them, and compares
+# victoria-metrics) over TCP, HTTP (VictoriaMetrics only; --http-peer compares
+# both systems' HTTP paths) and UDP, waits until each has ingested them, and compares
 # ingest rate, bytes/point on disk and CPU per point.
 #
 # Usage: scripts/harness.sh [--build-dir DIR] [OPTIONS]
