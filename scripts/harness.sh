@@ -8,8 +8,8 @@
 # p50/p99/p99.9/max (rf_probe lines routed to a critical UDP sink the harness
 # reads), CPU seconds per million events and peak RSS. Then it sends the same
 # N points to ringflow and to VictoriaMetrics (Debian package
-# victoria-metrics) over TCP, HTTP (VictoriaMetrics only: ringflow has no
-# HTTP ingest) and UDP, waits until each has ingested them, and compares
+# victoria-metrics) over TCP, HTTP (VictoriaMetrics only; --http-peer compares
+# both systems' HTTP paths) and UDP, waits until each has ingested them, and compares
 # ingest rate, bytes/point on disk and CPU per point.
 #
 # Usage: scripts/harness.sh [--build-dir DIR] [OPTIONS]
@@ -22,6 +22,10 @@
 #   --no-store                   no store route: loss counted up to the stages
 #   --settle-timeout SECONDS     wait for the engine to account for everything (default 20)
 #   --no-peer                    skip VictoriaMetrics
+#   --http-peer                  only the HTTP comparison: --peer-count points as /write
+#                                bodies of 5,000 lines (plain, gzip) and remote_write
+#                                requests into ringflow and VictoriaMetrics (no rate sweep)
+#   --http-peer-connections N    POSTs in flight in it (default 2)
 #   --peer-count N               points per system and path (default 5M; --quick 1M)
 #   --peer-transports LIST       tcp,http,udp (default all three)
 #   --peer-sockets N             TCP connections in the comparison (default 4)
@@ -59,4 +63,8 @@ if [ "${RF_SKIP_BUILD:-0}" != 1 ]; then
   fi
   ninja -C "$build" daemon/ringflowd tools/ringflow >/dev/null
 fi
-exec python3 bench/harness/harness.py --build-dir "$build" "${args[@]}"
+# Debian's python3 first: its modules (python3-snappy for --http-peer) are
+# the ones scripts/install-deps.sh installs.
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+exec "$py" bench/harness/harness.py --build-dir "$build" "${args[@]}"

@@ -11,10 +11,10 @@ packages=(
   build-essential meson ninja-build pkg-config
   liburing-dev libzstd-dev libmimalloc-dev libdpdk-dev libnuma-dev
   libcmocka-dev libbenchmark-dev libyaml-dev libxxhash-dev
-  libhttp-parser-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
+  libhttp-parser-dev zlib1g-dev libdeflate-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
   libpcre2-dev
   clang libclang-rt-14-dev llvm clang-format
-  gnuplot-nox python3 python3-influxdb
+  gnuplot-nox python3 python3-influxdb python3-snappy
   collectd-core
   nodejs
   libfaketime

@@ -28,6 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import engine  # noqa: E402
+import http_peer  # noqa: E402
 import peer  # noqa: E402
 import probes  # noqa: E402
 import report  # noqa: E402
@@ -95,6 +96,12 @@ def parse_args(argv):
                    help="seconds to wait after the load for the engine to account for every "
                         "event (stats socket) before it is stopped")
     p.add_argument("--no-peer", action="store_true", help="skip the VictoriaMetrics comparison")
+    p.add_argument("--http-peer", action="store_true",
+                   help="only the HTTP comparison (http_peer.py): --peer-count points as "
+                        "/write bodies of 5,000 lines (plain, gzip) and remote_write requests "
+                        "into ringflow and VictoriaMetrics; no rate sweep")
+    p.add_argument("--http-peer-connections", type=int, default=2,
+                   help="POSTs in flight in the HTTP comparison (default 2)")
     p.add_argument("--peer-count", type=parse_count, default=None,
                    help="points sent to each system on each path (k, M suffixes; default 5M, "
                         "--quick 1M)")
@@ -192,7 +199,7 @@ class Setup:
         self.work_root = work_root
         self.pipeline_ok = None  # decided on the first run
 
-    def start_daemon(self, name, sink_port):
+    def start_daemon(self, name, sink_port, http_port=None):
         work = os.path.join(self.work_root, name)
         os.makedirs(work, exist_ok=True)
         port = engine.free_port(both=True)
@@ -203,7 +210,8 @@ class Setup:
                 f.write(engine.config_yaml(work, port, sink_port, self.args.workers,
                                            not self.args.no_pin, with_pipeline=True,
                                            with_store=not self.args.no_store,
-                                           time_precision=self.args.time_precision))
+                                           time_precision=self.args.time_precision,
+                                           http_port=http_port))
             ok, msg = engine.check_config(self.ringflowd, cfg)
             if not ok:
                 print(f"harness: the daemon refuses the pipeline section ({msg}); running without "
@@ -215,7 +223,8 @@ class Setup:
             note = "n/a (pipeline not wired)"
             with open(cfg, "w") as f:
                 f.write(engine.config_yaml(work, port, sink_port, self.args.workers,
-                                           not self.args.no_pin, with_pipeline=False))
+                                           not self.args.no_pin, with_pipeline=False,
+                                           http_port=http_port))
             ok, msg = engine.check_config(self.ringflowd, cfg)
             if not ok:
                 raise RuntimeError(f"generated configuration refused: {msg}")
@@ -641,6 +650,31 @@ def peer_ratios(res):
     return out
 
 
+def run_http_peer_only(setup, results):
+    """--http-peer: the stream captured once, then http_peer.run; the table
+    printed and written to summary.md, everything to results.json."""
+    args = setup.args
+    stream_file = os.path.join(setup.work_root, "peer-stream.lp")
+    print(f"harness: HTTP comparison, {args.peer_count:,} points per path ...", file=sys.stderr)
+    cap = peer.capture_stream(setup.load_cmd(0, 0, 0, transport="tcp", sockets=1,
+                                             count=args.peer_count), stream_file)
+    if cap["lines"] != args.peer_count:
+        raise SystemExit(f"harness: captured {cap['lines']} lines, expected {args.peer_count}")
+    results["http_peer"] = http_peer.run(setup, stream_file, args.http_peer_connections,
+                                             stages_to_store)
+    md = (f"# HTTP ingest: ringflow and VictoriaMetrics\n\n{results['started_utc']}, "
+          f"`{results['command']}`\n\n" + http_peer.summary_markdown(results["http_peer"]))
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(md)
+    print(md)
+    bad = [p for p, row in results["http_peer"]["paths"].items()
+           if not row.get("ringflow", {}).get("complete")]
+    return 1 if bad else 0
+
+
 def main(argv):
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -667,6 +701,8 @@ def main(argv):
     }
     try:
         setup = Setup(args, work_root)
+        if args.http_peer:
+            return run_http_peer_only(setup, results)
         for rate in args.rate_list:
             label = "max" if rate == 0 else f"{rate:,} events/s"
             print(f"harness: offered {label} for {args.duration:g} s ...", file=sys.stderr)

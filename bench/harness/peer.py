@@ -260,6 +260,25 @@ def post_lines(port, path, batch_bytes=1 << 20, connections=4, endpoint="/write"
             end = nl + 1 if nl >= off else end
         chunks.append((off, end - off))
         off = end
+
+    def body(i):
+        o, n = chunks[i]
+        b = mm[o:o + n]
+        return b, b.count(b"\n")
+
+    st = post_bodies(port, len(chunks), body, connections, endpoint,
+                     {"Content-Type": "text/plain"})
+    if mm:
+        mm.close()
+    f.close()
+    return st
+
+
+def post_bodies(port, n, body, connections, endpoint, headers):
+    """POSTs body(i) -> (bytes, points) for i in range(n) to 127.0.0.1:port,
+    each once, over `connections` keep-alive connections at once. Returns
+    {"posts", "bytes", "lines", "failed_posts", "failed_lines", "elapsed_s",
+    "errors": [first few]}."""
     lock = threading.Lock()
     st = {"next": 0, "posts": 0, "bytes": 0, "lines": 0, "failed_posts": 0, "failed_lines": 0,
           "errors": []}
@@ -271,14 +290,11 @@ def post_lines(port, path, batch_bytes=1 << 20, connections=4, endpoint="/write"
                 with lock:
                     i = st["next"]
                     st["next"] += 1
-                if i >= len(chunks):
+                if i >= n:
                     return
-                o, n = chunks[i]
-                body = mm[o:o + n]
-                nlines = body.count(b"\n")
+                data, nlines = body(i)
                 try:
-                    conn.request("POST", endpoint, body=body,
-                                 headers={"Content-Type": "text/plain"})
+                    conn.request("POST", endpoint, body=data, headers=headers)
                     resp = conn.getresponse()
                     msg = resp.read()
                     ok = 200 <= resp.status < 300
@@ -289,7 +305,7 @@ def post_lines(port, path, batch_bytes=1 << 20, connections=4, endpoint="/write"
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 with lock:
                     st["posts"] += 1
-                    st["bytes"] += n
+                    st["bytes"] += len(data)
                     st["lines"] += nlines
                     if not ok:
                         st["failed_posts"] += 1
@@ -307,9 +323,6 @@ def post_lines(port, path, batch_bytes=1 << 20, connections=4, endpoint="/write"
         t.join()
     st["elapsed_s"] = time.monotonic() - t0
     del st["next"]
-    if mm:
-        mm.close()
-    f.close()
     return st
 
 

@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import engine  # noqa: E402
 import harness  # noqa: E402
+import http_peer  # noqa: E402
 import peer  # noqa: E402
 import report  # noqa: E402
 
@@ -169,6 +170,71 @@ class UpdateDoc(unittest.TestCase):
             f.write(report.DOC_END + "\n" + report.DOC_BEGIN + "\n")
         with self.assertRaises(ValueError):
             report.check_doc_markers(self.doc)
+
+
+def _pb_fields(b):
+    """(field, wire type, value) of a protobuf message: varints, 8-byte and
+    length-delimited values."""
+    out, i = [], 0
+
+    def varint():
+        nonlocal i
+        v, shift = 0, 0
+        while True:
+            c = b[i]
+            i += 1
+            v |= (c & 0x7F) << shift
+            shift += 7
+            if c < 0x80:
+                return v
+    while i < len(b):
+        k = varint()
+        wt = k & 7
+        if wt == 0:
+            val = varint()
+        elif wt == 1:
+            val, i = b[i:i + 8], i + 8
+        else:
+            n = varint()
+            val, i = b[i:i + n], i + n
+        out.append((k >> 3, wt, val))
+    return out
+
+
+class HttpPeerBodies(unittest.TestCase):
+    def test_remote_write_from_lines(self):
+        lines = ["load,series=s1,host=a\\,b value=1.5", "cpu,series=s2 usage=7i"]
+        bodies = http_peer.remote_write_bodies(lines, 1000, compress=lambda b: b)
+        self.assertEqual([n for _, n in bodies], [2])
+        ts = [v for f, _, v in _pb_fields(bodies[0][0]) if f == 1]
+        self.assertEqual(len(ts), 2)
+        got = []
+        for t in ts:
+            labels, samples = {}, []
+            for f, _, v in _pb_fields(t):
+                if f == 1:
+                    kv = {ff: vv.decode() for ff, _, vv in _pb_fields(v)}
+                    labels[kv[1]] = kv[2]
+                else:
+                    samples.append({ff: vv for ff, _, vv in _pb_fields(v)})
+            got.append((labels, samples))
+        self.assertEqual(got[0][0], {"__name__": "load", "series": "s1", "host": "a,b"})
+        self.assertEqual(got[1][0], {"__name__": "cpu_usage", "series": "s2"})
+        import struct
+        self.assertEqual(struct.unpack("<d", got[0][1][0][1])[0], 1.5)
+        self.assertEqual(struct.unpack("<d", got[1][1][0][1])[0], 7.0)
+        self.assertEqual([s[2] for _, (s,) in got], [1000, 1001])
+
+    def test_summary_names_both_systems(self):
+        r = {"points": 10, "rows": 10, "rows_per_s": 5.0, "cpu_s_per_m": 2.0, "wire_bytes": 99}
+        res = {"connections": 2, "lines_per_body": 5000, "samples_per_remote_write": 2000,
+               "victoria_metrics_version": "VM x",
+               "paths": {"write": {"ringflow": r, "victoria_metrics": dict(r, rows_per_s=2.5),
+                                   "ratio_rate": 2.0, "ratio_cpu": 1.0}}}
+        md = http_peer.summary_markdown(res)
+        self.assertIn("| write | ringflow | 10 | 10 | 5 | 2.000 | 99 |", md)
+        self.assertIn("| write | VictoriaMetrics | 10 | 10 | 2 | 2.000 | 99 |", md)
+        self.assertIn("| write | ringflow ÷ VM | | | 2.00 | 1.00 | |", md)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ void rf_http_ingest_release(rf_http_ingest *in)
     }
     rf_http_buf_release(ps->srv, &ps->raw);
     free(ps->text);
+    free(ps->series);
     free(ps);
     in->dec = NULL;
 }

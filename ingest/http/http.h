@@ -322,9 +322,14 @@ int rf_http_ingest_add_influx(rf_http_server *s, rf_http_ingest *in, rf_err *err
  *     remote_write 1.0 (native histograms) are skipped.
  *   - Bounds: the snappy header's length is checked against max_decoded
  *     before anything is allocated (a lying length is 413 or 400), the block
- *     is decoded into a budget-charged buffer, and the protobuf decoder
- *     allocates from an arena of at most prom_arena_max bytes (huge repeated
- *     fields: 413, counted decode_limit).
+ *     is decoded into a budget-charged buffer, and the protobuf is read in
+ *     place (no allocation per message): a request whose unpacked message
+ *     would take more than arena_max bytes is refused whole (huge repeated
+ *     fields: 413, counted decode_limit), as is a malformed one (400) before
+ *     any of its points is taken. A series with more labels than max_tags
+ *     is refused sample by sample (too_many_tags).
+ *   - Labels are checked as a line's tags are (NUL, UTF-8, duplicates, key
+ *     length; a '\n' is syntax), each refused sample counted by reason.
  *   - Answers: 204; 400 (bad snappy or protobuf, or refused samples: the
  *     others are kept, and the answer names the first and counts them). */
 enum rf_prom_counter_id {
@@ -350,9 +355,9 @@ const char *rf_otlp_counter_name(enum rf_otlp_counter_id id);
 uint64_t rf_http_ingest_otlp_counter(const rf_http_ingest *in, enum rf_otlp_counter_id id);
 uint64_t rf_http_ingest_prom_counter(const rf_http_ingest *in, enum rf_prom_counter_id id);
 
-/* Adds the remote_write route. arena_max: bound of the protobuf decoder's
- * memory (0: 64 MiB; Prometheus sends 2,000 samples a request by default,
- * about 200 KiB decoded). Returns 0 or a negative errno. */
+/* Adds the remote_write route. arena_max: bound of a request's unpacked
+ * size, counted as protobuf-c would lay the message out (0: 64 MiB;
+ * Prometheus sends 2,000 samples a request by default, about 200 KiB). Returns 0 or a negative errno. */
 int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max, rf_err *err);
 /* OTLP/HTTP metrics (rf_http_ingest_add_otlp):
  *   POST /v1/metrics   application/x-protobuf ExportMetricsServiceRequest,

@@ -6,7 +6,7 @@
 #include <http_parser.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "ingest/http/http.h"
 #include "core/stats/stats.h"
@@ -25,11 +25,13 @@ int rf_http_buf_reserve(rf_http_server *s, rf_http_buf *b, size_t need, size_t m
 void rf_http_buf_release(rf_http_server *s, rf_http_buf *b);
 
 /* Inflates a gzip body (several members allowed) from in into out (reset
- * first), at most max bytes. z is the connection's stream, initialised on
- * first use (*z_ready) and reused. 0, -E2BIG (larger than max), -EBADMSG
- * (not gzip / corrupt / truncated), -EBUSY, -ENOMEM. */
-int rf_http_gunzip(rf_http_server *s, z_stream *z, bool *z_ready, const uint8_t *in, size_t in_len,
-                   rf_http_buf *out, size_t max);
+ * first), at most max bytes. *inflater is the connection's libdeflate
+ * decompressor, allocated on first use (libdeflate_free_decompressor with
+ * the connection). 0, -E2BIG (larger than max), -EBADMSG (not gzip /
+ * corrupt / truncated), -EBUSY, -ENOMEM. */
+struct libdeflate_decompressor;
+int rf_http_gunzip(rf_http_server *s, struct libdeflate_decompressor **inflater, const uint8_t *in,
+                   size_t in_len, rf_http_buf *out, size_t max);
 
 /* ---- the binary decoders' shared state (decode.c) -----------------------------
  * remote_write and OTLP decode protobuf into an arena and turn what they
@@ -61,6 +63,7 @@ typedef struct rf_decode_state {
     char *text;
     size_t text_len;
     char prefix[RF_DECODE_PREFIX_MAX];
+    struct prom_series *series; /* remote_write's labels of one series (prom.c) */
     _Atomic uint64_t prom[RF_PROM_C__COUNT];
     _Atomic uint64_t otlp[RF_OTLP_C__COUNT];
 } rf_decode_state;

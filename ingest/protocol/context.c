@@ -201,12 +201,17 @@ static void forget_when_due(rf_parse_ctx *ctx, int64_t now)
     ctx->forget_at = now + ctx->cfg.forget_ns;
 }
 
-size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len,
-                        rf_line_fn fn)
+void rf_parse_begin(rf_parse_ctx *ctx, const rf_recv_info *rx)
 {
     ctx->rx = rx;
     if (ctx->cfg.forget_ns > 0)
         forget_when_due(ctx, rx->mono_ns);
+}
+
+size_t rf_for_each_line(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len,
+                        rf_line_fn fn)
+{
+    rf_parse_begin(ctx, rx);
     size_t rejected = 0;
     uint64_t ok = 0;
     const char *p = buf, *end = buf + len;

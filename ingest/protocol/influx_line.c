@@ -35,15 +35,6 @@
 
 #include "core/clock/clock.h"
 
-static const int64_t precision_ns[] = {
-    [RF_PRECISION_NS] = 1,
-    [RF_PRECISION_US] = RF_NS_PER_US,
-    [RF_PRECISION_MS] = RF_NS_PER_MS,
-    [RF_PRECISION_S] = RF_NS_PER_S,
-    [RF_PRECISION_M] = 60 * RF_NS_PER_S,
-    [RF_PRECISION_H] = 3600 * RF_NS_PER_S,
-};
-
 int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision)
 {
     RF_ASSERT_OWNER(&ctx->owner);
@@ -516,7 +507,7 @@ static enum rf_parse_result influx_line(rf_parse_ctx *ctx, const char *line, siz
         enum rf_parse_result r = rf_parse_i64(t, (size_t)(q - t), &v);
         if (r)
             return r;
-        if (__builtin_mul_overflow(v, precision_ns[ctx->cfg.precision], &ts))
+        if (__builtin_mul_overflow(v, rf_precision_ns(ctx->cfg.precision), &ts))
             return RF_PARSE_REJ_OUT_OF_RANGE;
         flags = RF_EVF_HAS_CLIENT_TIME;
         if ((r = rf_ts_check(ctx, &ts, &flags, &clamped)))

@@ -249,6 +249,55 @@ size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
  * mapping); returns 1 when (part of) it was refused, else 0. */
 size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 
+/* Series that arrive decoded rather than as text (Prometheus remote_write's
+ * labels): the same identity (canonical key, raw-bytes cache, announcements),
+ * checks, counters and reject reasons as a line-protocol line with one
+ * field, without writing line protocol and parsing it back.
+ *
+ *   measurement, tags  the names as they are (unescaped), tags in any order;
+ *                      the same checks as a line's (empty names, NUL, UTF-8,
+ *                      max_tags, duplicate keys, max_key_len), and a '\n' in
+ *                      any of them is refused (syntax): no text form of a key
+ *                      can hold one. The correlation id tag (corr_id_tag) is
+ *                      taken out as in every protocol.
+ *   raw                bytes that determine the measurement and tags
+ *                      entirely (the labels as they came on the wire), hashed
+ *                      once per series for the raw cache: the same raw bytes
+ *                      must always come with the same names. NULL: hashed
+ *                      from the names themselves.
+ *   field              the field name of every sample (e.g. "value").
+ * Each sample is one event (kind gauge, a float), counted as one line
+ * (lines_ok) or refused alone (counted and logged like a line; the excerpt
+ * is "measurement,tag=value,..." as line protocol escapes it). */
+typedef struct rf_parse_tag {
+    const char *key, *value;
+    uint32_t key_len, value_len;
+} rf_parse_tag;
+
+typedef struct rf_parse_series {
+    const char *raw;
+    size_t raw_len;
+    const char *measurement;
+    uint32_t measurement_len;
+    const rf_parse_tag *tags;
+    uint32_t ntags;
+    const char *field;
+    uint32_t field_len;
+    enum rf_ts_precision precision; /* of the samples' times */
+    /* private: set by rf_parse_series_begin and the first sample taken */
+    uint64_t raw_lo, raw_hi, correlation_id, series_id;
+    bool known;
+} rf_parse_series;
+
+/* Starts a series received as rx (owning thread; rx, s and what s points to
+ * must stay valid until its last sample). */
+void rf_parse_series_begin(rf_parse_ctx *ctx, const rf_recv_info *rx, rf_parse_series *s);
+/* One sample of s: value (not finite: out_of_range) at time, a client time in
+ * s->precision (checked against the window like a line's, clamped or refused
+ * per ts_policy; past int64 nanoseconds: out_of_range). Goes to the batch like
+ * a parsed line's event. Returns 0 when taken, 1 when refused. */
+size_t rf_parse_series_f64(rf_parse_ctx *ctx, rf_parse_series *s, double value, int64_t time);
+
 /* A collectd types.db: type name -> data source names. Read-only once
  * loaded, shared by every parse context (rf_parse_config.collectd_types). */
 typedef struct rf_collectd_types rf_collectd_types;

@@ -23,7 +23,8 @@ enum {
     RF_PROTO_INFLUX = 1,
     RF_PROTO_STATSD = 2,
     RF_PROTO_GRAPHITE = 3,
-    RF_PROTO_COLLECTD = 4
+    RF_PROTO_COLLECTD = 4,
+    RF_PROTO_DECODED = 5 /* rf_parse_series: raw bytes of a binary encoding */
 };
 
 /* A borrowed byte range. */
@@ -470,6 +471,25 @@ enum rf_parse_result rf_parse_u64(const char *p, size_t len, uint64_t *out);
 
 /* Validation helpers (series_key.c). */
 bool rf_utf8_valid(const char *p, size_t len);
+
+/* Nanoseconds in one unit of a precision (range-checked by its setters). */
+static inline int64_t rf_precision_ns(enum rf_ts_precision p)
+{
+    static const int64_t ns[] = {
+        [RF_PRECISION_NS] = 1,
+        [RF_PRECISION_US] = 1000,
+        [RF_PRECISION_MS] = 1000000,
+        [RF_PRECISION_S] = 1000000000,
+        [RF_PRECISION_M] = 60 * 1000000000LL,
+        [RF_PRECISION_H] = 3600 * 1000000000LL,
+    };
+    return ns[p];
+}
+
+/* Starts a call of the owning thread on a buffer received as rx: the
+ * receive info the events and rejects read, and the caches emptied when
+ * forget_ns says so (context.c). */
+void rf_parse_begin(rf_parse_ctx *ctx, const rf_recv_info *rx);
 
 /* Line iteration shared by the three parsers: calls fn for each line (without
  * '\n' and a trailing '\r'), skipping blank lines; rejects overlong lines. */

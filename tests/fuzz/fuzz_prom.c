@@ -1,7 +1,8 @@
 /* libFuzzer target: the binary decoders behind the HTTP layer: remote_write
- * (ingest/http/prom.c: snappy, protobuf-c) and OTLP metrics (otlp.c), the
- * arena bound (decode.c), the escaping into line protocol and the parser
- * behind it.
+ * (ingest/http/prom.c: snappy, the protobuf read in place, the decoded-size
+ * bound, rf_parse_series behind it) and OTLP metrics (otlp.c: protobuf-c,
+ * the arena bound of decode.c, the escaping into line protocol and the
+ * parser behind it).
  *
  * Input layout:
  *   byte 0   bit 2: OTLP; the rest is the body as sent: protobuf, or with

@@ -359,6 +359,50 @@ static void test_gzip(void **state)
     fx_free(f);
 }
 
+/* The gzip trailer's size is only the decoder's first guess (libdeflate
+ * wants its output buffer up front): the last member's trailer says nothing
+ * of the others, so the buffer grows; a trailer that lies is refused (the
+ * size is checked, as the CRC), whether it claims too little or 4 GiB. */
+static void test_gzip_trailer_lies(void **state)
+{
+    (void)state;
+    size_t big = 3u << 20; /* past the first guess and the kept buffer */
+    char *text = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        text[i] = (char)('a' + (i * 7 + i / 13) % 26);
+    text[big - 1] = '\n';
+    size_t cap = big + 4096;
+    uint8_t *gz = malloc(cap);
+    size_t n = gzip_of(text, big, gz, cap);
+    /* A second, small member: the trailer at the end of the body states
+     * 8 bytes, the body holds 3 MiB + 8. */
+    size_t n2 = gzip_of("m v=1 1\n", 8, gz + n, cap - n);
+    fx *f = fx_new(NULL);
+    post_gzip(f, gz, n + n2);
+    assert_int_equal(f->s.calls, 1);
+    assert_int_equal(rf_http_counter(f->srv, RF_HTTP_C_DECODED_BYTES), big + 8);
+    assert_memory_equal(f->s.body, text, sizeof(f->s.body));
+    /* Claims 16 bytes: the CRC and size checks are libdeflate's, so a
+     * trailer that lies is refused rather than trusted. */
+    gz[n - 4] = 16;
+    gz[n - 3] = gz[n - 2] = gz[n - 1] = 0;
+    f->out_len = 0;
+    post_gzip(f, gz, n);
+    assert_non_null(strstr(f->out, "HTTP/1.1 400"));
+    assert_int_equal(f->s.calls, 1);
+    /* Claims 4 GiB - 1 of a small body: the guess stays near the body's
+     * deflate bound and the request is refused, not allocated for. */
+    size_t sn = gzip_of("m v=1 1\n", 8, gz, cap);
+    memset(gz + sn - 4, 0xff, 4);
+    f->out_len = 0;
+    post_gzip(f, gz, sn);
+    assert_non_null(strstr(f->out, "HTTP/1.1 400"));
+    assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_BAD_ENCODING), 2);
+    fx_free(f);
+    free(gz);
+    free(text);
+}
+
 static void test_gzip_bomb(void **state)
 {
     (void)state;
@@ -504,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_malformed_and_close),
         cmocka_unit_test(test_gzip),
         cmocka_unit_test(test_gzip_bomb),
+        cmocka_unit_test(test_gzip_trailer_lies),
         cmocka_unit_test(test_body_budget),
         cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_output_bound),

@@ -19,10 +19,9 @@ typedef struct pfx {
     char out[8192];
 } pfx;
 
-static pfx *pfx_new(uint64_t arena_max)
+static pfx *pfx_new_cfg(rf_parse_config cfg, uint64_t arena_max)
 {
     pfx *h = calloc(1, sizeof(*h));
-    rf_parse_config cfg = {.source_id = 4};
     h->pf = fixture_new(&cfg);
     rf_err err;
     h->srv = rf_http_server_new(NULL, &err);
@@ -30,6 +29,11 @@ static pfx *pfx_new(uint64_t arena_max)
     assert_int_equal(rf_http_ingest_add_prom(h->srv, &h->in, arena_max, &err), 0);
     h->conn = rf_http_conn_new(h->srv, "10.9.8.7:6", &err);
     return h;
+}
+
+static pfx *pfx_new(uint64_t arena_max)
+{
+    return pfx_new_cfg((rf_parse_config){.source_id = 4}, arena_max);
 }
 
 static void pfx_free(pfx *h)
@@ -347,12 +351,252 @@ static void test_values_exact(void **state)
     pfx_free(h);
 }
 
+/* ---- requests written by hand: orders and forms the packer never makes ---- */
+
+typedef struct pb {
+    uint8_t b[1 << 16];
+    size_t n;
+} pb;
+
+static void pb_varint(pb *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        p->b[p->n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p->b[p->n++] = (uint8_t)v;
+}
+
+static void pb_bytes(pb *p, unsigned field, const void *b, size_t len)
+{
+    pb_varint(p, field << 3 | 2);
+    pb_varint(p, len);
+    memcpy(p->b + p->n, b, len);
+    p->n += len;
+}
+
+static void pb_label(pb *p, const char *k, size_t kl, const char *v, size_t vl)
+{
+    pb l = {.n = 0};
+    pb_bytes(&l, 1, k, kl);
+    pb_bytes(&l, 2, v, vl);
+    pb_bytes(p, 1, l.b, l.n);
+}
+
+static void pb_lab(pb *p, const char *k, const char *v)
+{
+    pb_label(p, k, strlen(k), v, strlen(v));
+}
+
+static void pb_sample(pb *p, double v, int64_t ms)
+{
+    pb s = {.n = 0};
+    s.b[s.n++] = 0x09;
+    memcpy(s.b + s.n, &v, 8);
+    s.n += 8;
+    pb_varint(&s, 2 << 3);
+    pb_varint(&s, (uint64_t)ms);
+    pb_bytes(p, 2, s.b, s.n);
+}
+
+static const char *post_pb(pfx *h, const pb *ts1, const pb *ts2)
+{
+    static pb wr;
+    wr.n = 0;
+    pb_bytes(&wr, 1, ts1->b, ts1->n);
+    if (ts2)
+        pb_bytes(&wr, 1, ts2->b, ts2->n);
+    size_t cl = snappy_max_compressed_length(wr.n);
+    char *sn = malloc(cl);
+    assert_int_equal(snappy_compress((const char *)wr.b, wr.n, sn, &cl), SNAPPY_OK);
+    const char *r = post_raw(h, "snappy", sn, cl);
+    free(sn);
+    return r;
+}
+
+/* The raw cache is keyed on a series' label bytes: labels between samples
+ * (legal protobuf) and labels in another order are the same series, and a
+ * series seen before takes the cache, not the miss path. */
+static void test_label_order_and_cache(void **state)
+{
+    (void)state;
+    pfx *h = pfx_new(0);
+    pb a = {.n = 0}, b = {.n = 0};
+    pb_lab(&a, "__name__", "up");
+    pb_sample(&a, 1, 1000);
+    pb_lab(&a, "job", "api"); /* after a sample */
+    pb_sample(&a, 2, 2000);
+    pb_lab(&b, "job", "api");
+    pb_lab(&b, "__name__", "up");
+    pb_sample(&b, 3, 3000);
+    assert_true(starts(post_pb(h, &a, &b), "HTTP/1.1 204"));
+    /* The same first label and sample, another label after them. */
+    pb c = {.n = 0};
+    pb_lab(&c, "__name__", "up");
+    pb_sample(&c, 1, 1000);
+    pb_lab(&c, "job", "web");
+    pb_sample(&c, 2, 2000);
+    assert_true(starts(post_pb(h, &c, NULL), "HTTP/1.1 204"));
+    assert_int_equal(n_data(h->pf), 5);
+    assert_int_equal(data_ev(h->pf, 3)->series_id, id_of("up,job=web value"));
+    assert_int_equal(data_ev(h->pf, 4)->series_id, id_of("up,job=web value"));
+    /* Back to back labels (the raw bytes hashed whole) differing at the end. */
+    pb d = {.n = 0}, e = {.n = 0};
+    pb_lab(&d, "__name__", "up");
+    pb_lab(&d, "job", "dbx");
+    pb_sample(&d, 1, 1000);
+    pb_lab(&e, "__name__", "up");
+    pb_lab(&e, "job", "dby");
+    pb_sample(&e, 1, 1000);
+    /* e's job label again, its value first and its name given twice (the
+     * last wins): the same series as e. */
+    pb f = {.n = 0}, fl = {.n = 0};
+    pb_lab(&f, "__name__", "up");
+    pb_bytes(&fl, 2, "dby", 3);
+    pb_bytes(&fl, 1, "xx", 2);
+    pb_bytes(&fl, 1, "job", 3);
+    pb_bytes(&f, 1, fl.b, fl.n);
+    pb_sample(&f, 1, 1000);
+    assert_true(starts(post_pb(h, &d, &e), "HTTP/1.1 204"));
+    assert_true(starts(post_pb(h, &f, NULL), "HTTP/1.1 204"));
+    assert_int_equal(data_ev(h->pf, 7)->series_id, id_of("up,job=dby value"));
+    assert_int_equal(data_ev(h->pf, 5)->series_id, id_of("up,job=dbx value"));
+    assert_int_equal(data_ev(h->pf, 6)->series_id, id_of("up,job=dby value"));
+    collected_reset(&h->pf->out);
+    uint64_t id = id_of("up,job=api value");
+    assert_true(starts(post_pb(h, &a, &b), "HTTP/1.1 204"));
+    assert_int_equal(n_data(h->pf), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(data_ev(h->pf, i)->series_id, id);
+        assert_true(data_ev(h->pf, i)->value.f64 == (double)(i + 1));
+        assert_int_equal(data_ev(h->pf, i)->event_time_ns, (int64_t)(i + 1) * 1000000000);
+    }
+    assert_int_equal(n_defs(h->pf), 0); /* announced by the first request */
+    uint64_t misses = rf_parse_counter(h->pf->ctx, RF_PC_CACHE_MISSES);
+    assert_true(starts(post_pb(h, &b, NULL), "HTTP/1.1 204"));
+    assert_int_equal(rf_parse_counter(h->pf->ctx, RF_PC_CACHE_MISSES), misses);
+    assert_int_equal(rf_parse_counter(h->pf->ctx, RF_PC_LINES_OK), 12);
+    pfx_free(h);
+}
+
+/* What a line's checks refuse is refused here too, sample by sample, each
+ * counted by reason and named in the answer; the good series are kept. */
+static void test_label_checks(void **state)
+{
+    (void)state;
+    pfx *h = pfx_new(0);
+    struct {
+        enum rf_reject_reason why;
+        pb ts;
+    } c[6];
+    memset(c, 0, sizeof(c));
+    pb_lab(&c[0].ts, "__name__", "m");
+    pb_label(&c[0].ts, "k", 1, "a\0b", 3);
+    c[0].why = RF_REJ_NUL_BYTE;
+    pb_lab(&c[1].ts, "__name__", "m");
+    pb_lab(&c[1].ts, "k", "a\nb");
+    c[1].why = RF_REJ_SYNTAX;
+    pb_lab(&c[2].ts, "__name__", "m");
+    pb_lab(&c[2].ts, "k", "a");
+    pb_lab(&c[2].ts, "k", "b");
+    c[2].why = RF_REJ_DUPLICATE_TAG;
+    pb_lab(&c[3].ts, "__name__", "m");
+    pb_label(&c[3].ts, "k", 1, "\xff\xfe", 2);
+    c[3].why = RF_REJ_INVALID_UTF8;
+    pb_lab(&c[4].ts, "__name__", "m");
+    for (int i = 0; i < 65; i++) { /* max_tags is 64 */
+        char k[8];
+        snprintf(k, sizeof(k), "l%02d", i);
+        pb_lab(&c[4].ts, k, "v");
+    }
+    c[4].why = RF_REJ_TOO_MANY_TAGS;
+    pb_lab(&c[5].ts, "__name__", "m");
+    c[5].why = RF_REJ_OUT_OF_RANGE; /* 2^62 ms is past int64 nanoseconds */
+    for (int i = 0; i < 6; i++) {
+        pb_sample(&c[i].ts, 1, i == 5 ? (int64_t)1 << 62 : 1000);
+        pb good = {.n = 0};
+        pb_lab(&good, "__name__", "ok");
+        pb_sample(&good, 7, 1000 + i);
+        uint64_t before = rf_parse_reject_count(h->pf->ctx, c[i].why);
+        const char *r = post_pb(h, &c[i].ts, &good);
+        if (!starts(r, "HTTP/1.1 400") || !strstr(r, "partial write: refused sample of 'm") ||
+            !strstr(r, rf_reject_reason_name(c[i].why)))
+            fail_msg("case %d: %s", i, r);
+        assert_int_equal(rf_parse_reject_count(h->pf->ctx, c[i].why), before + 1);
+        assert_int_equal(n_data(h->pf), (size_t)i + 1);
+        assert_true(data_ev(h->pf, (size_t)i)->value.f64 == 7.0);
+    }
+    assert_int_equal(rf_parse_counter(h->pf->ctx, RF_PC_LINES_REJECTED), 6);
+    pfx_free(h);
+}
+
+/* A known field with the wire type of another (the value as a varint) is
+ * no WriteRequest: 400 for the whole request, nothing stored, as protobuf-c
+ * refused it. */
+static void test_wrong_wire_type(void **state)
+{
+    (void)state;
+    pfx *h = pfx_new(0);
+    pb good = {.n = 0}, bad = {.n = 0};
+    pb_lab(&good, "__name__", "ok");
+    pb_sample(&good, 1, 1000);
+    pb_lab(&bad, "__name__", "m");
+    const uint8_t sample[] = {0x08, 0x01, 0x10, 0x01}; /* value: varint */
+    pb_bytes(&bad, 2, sample, sizeof(sample));
+    assert_true(starts(post_pb(h, &good, &bad), "HTTP/1.1 400"));
+    assert_non_null(strstr(h->out, "not a protobuf WriteRequest"));
+    assert_int_equal(rf_http_reject_count(h->srv, RF_HTTP_REJ_BAD_PROTOBUF), 1);
+    assert_int_equal(n_data(h->pf), 0);
+    /* Unknown fields of every wire type are skipped. */
+    pb_varint(&good, 9 << 3 | 0);
+    pb_varint(&good, 300);
+    pb_varint(&good, 10 << 3 | 5);
+    memcpy(good.b + good.n, "abcd", 4);
+    good.n += 4;
+    assert_true(starts(post_pb(h, &good, NULL), "HTTP/1.1 204"));
+    assert_int_equal(n_data(h->pf), 1);
+    pfx_free(h);
+}
+
+/* The correlation id tag is taken out of a series, as in every protocol:
+ * one series whatever the id, each event with its id. */
+static void test_id_tag(void **state)
+{
+    (void)state;
+    rf_parse_config cfg = {.source_id = 4};
+    snprintf(cfg.corr_id_tag, sizeof(cfg.corr_id_tag), "request_id");
+    pfx *h = pfx_new_cfg(cfg, 0);
+    pb a = {.n = 0}, b = {.n = 0};
+    pb_lab(&a, "__name__", "lat");
+    pb_lab(&a, "request_id", "r-1");
+    pb_lab(&a, "job", "x");
+    pb_sample(&a, 1, 1000);
+    pb_lab(&b, "__name__", "lat");
+    pb_lab(&b, "request_id", "r-2");
+    pb_lab(&b, "job", "x");
+    pb_sample(&b, 2, 2000);
+    assert_true(starts(post_pb(h, &a, &b), "HTTP/1.1 204"));
+    assert_int_equal(n_data(h->pf), 2);
+    uint64_t id = id_of("lat,job=x value");
+    assert_int_equal(data_ev(h->pf, 0)->series_id, id);
+    assert_int_equal(data_ev(h->pf, 1)->series_id, id);
+    assert_int_equal(data_ev(h->pf, 0)->correlation_id, hash_str("r-1"));
+    assert_int_equal(data_ev(h->pf, 1)->correlation_id, hash_str("r-2"));
+    pfx_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_samples_to_points), cmocka_unit_test(test_stale_nan_inf_and_nameless),
-        cmocka_unit_test(test_hostile_bodies),    cmocka_unit_test(test_huge_repeated_field),
+        cmocka_unit_test(test_samples_to_points),
+        cmocka_unit_test(test_stale_nan_inf_and_nameless),
+        cmocka_unit_test(test_hostile_bodies),
+        cmocka_unit_test(test_huge_repeated_field),
         cmocka_unit_test(test_values_exact),
+        cmocka_unit_test(test_label_order_and_cache),
+        cmocka_unit_test(test_label_checks),
+        cmocka_unit_test(test_wrong_wire_type),
+        cmocka_unit_test(test_id_tag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
