@@ -495,3 +495,23 @@ bool fwd_disk_make_room(rf_fwd *f, uint64_t need)
     }
     return b->bytes + need <= b->max_bytes;
 }
+
+void fwd_disk_reclaim(rf_fwd *f)
+{
+    fwd_buffer *b = &f->buf;
+    /* Only a file that held an entry: a fresh one (markers only) is not
+     * replaced again, so a buffer too small for a chunk does not spin. */
+    if (!b->n_files || b->files[b->n_files - 1].last_entry == 0)
+        return;
+    rf_err err = {0};
+    if (open_file(f, &err) < 0) {
+        rf_log_error("forward", "%s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i + 1 < b->n_files;) {
+        if (b->files[i].unacked_events == 0 && b->files[i].last_entry <= b->acked_seq)
+            remove_file(b, i);
+        else
+            i++;
+    }
+}

@@ -22,7 +22,13 @@
  *   record framing and CRC32C, record type RF_SEG_REC_FORWARD; acks are
  *   RF_SEG_REC_FORWARD_ACK records in the same log; docs/FORMAT.md,
  *   "Forward buffer"). When the buffer is full, `policy` drops the newest
- *   entry or the oldest ones, counted either way.
+ *   entry or the oldest ones, counted either way, or (block) holds the
+ *   chunk: the sender takes no more chunks until the buffer has room, the
+ *   worker's submit finds no free chunk, and the sink makes its worker wait
+ *   (stages/sink), which stops reading its sockets: TCP and HTTP clients
+ *   are slowed by their own flow control, UDP overflows the socket (counted
+ *   there), peers block on their rings. Nothing is dropped for it; a worker
+ *   asked to stop while blocked drops what still does not fit, counted.
  *
  * Delivery: at least once, in order
  *   The sender sends the oldest entries (up to max_samples / max_bytes of
@@ -97,7 +103,8 @@ enum rf_fwd_buffer_type {
 };
 enum rf_fwd_full_policy {
     RF_FWD_DROP_NEWEST = 0,
-    RF_FWD_DROP_OLDEST = 1
+    RF_FWD_DROP_OLDEST = 1,
+    RF_FWD_BLOCK = 2 /* back-pressure to the worker (the disk buffer's default) */
 };
 enum rf_fwd_auth {
     RF_FWD_AUTH_NONE = 0,

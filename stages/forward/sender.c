@@ -100,10 +100,28 @@ long rf_fwd_submit(rf_fwd *f, const char *p, uint32_t len, uint64_t *lines)
 
 static void drain_ring(rf_fwd *f)
 {
-    fwd_chunk *c;
-    while (rf_ring_dequeue(f->full, &c, sizeof(c))) {
-        fwd_buffer_append(f, c);
+    fwd_chunk *c = f->held;
+    f->held = NULL;
+    while (c || rf_ring_dequeue(f->full, &c, sizeof(c))) {
+        if (!fwd_buffer_append(f, c)) {
+            f->held = c; /* block: no room; the worker runs out of chunks */
+            return;
+        }
         rf_ring_enqueue(f->free_ring, &c, sizeof(c));
+        c = NULL;
+    }
+}
+
+/* The chunks the sender never buffered (held, or still in the ring) when it
+ * stops: lost with the process, counted. */
+static void drop_unbuffered(rf_fwd *f)
+{
+    fwd_chunk *c = f->held;
+    f->held = NULL;
+    while (c || rf_ring_dequeue(f->full, &c, sizeof(c))) {
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_SHUTDOWN], c->lines);
+        rf_ring_enqueue(f->free_ring, &c, sizeof(c));
+        c = NULL;
     }
 }
 
@@ -342,9 +360,7 @@ static void *sender_main(void *arg)
     if (!open_disk(f)) {
         /* Stopped before the folder was ours: what the worker handed over
          * is lost with the process, counted. */
-        fwd_chunk *c;
-        while (rf_ring_dequeue(f->full, &c, sizeof(c)))
-            rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_SHUTDOWN], c->lines);
+        drop_unbuffered(f);
         return NULL;
     }
     for (;;) {
@@ -366,7 +382,8 @@ static void *sender_main(void *arg)
         atomic_store_explicit(&f->sleeping, true, memory_order_relaxed);
         /* S1: pairs with W1 in rf_fwd_submit. */
         atomic_thread_fence(memory_order_seq_cst);
-        if (rf_ring_count(f->full) == 0 && !stopping(f))
+        /* A held chunk waits for an ack, not for the worker. */
+        if ((rf_ring_count(f->full) == 0 || f->held) && !stopping(f))
             curl_multi_poll(f->multi, NULL, 0, (int)wait_ms, NULL);
         atomic_store_explicit(&f->sleeping, false, memory_order_relaxed);
     }
@@ -379,6 +396,7 @@ static void *sender_main(void *arg)
                     f->name, (unsigned long long)lost);
         fwd_buffer_remove(f, f->buf.q_len, false);
     }
+    drop_unbuffered(f);
     free(lines);
     return NULL;
 }

@@ -479,6 +479,10 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
             k = lp ? rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail)
                    : rf_sink_format_json(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         }
+        /* Policy block: wait for the sender rather than drop; the worker
+         * stops reading its inputs meanwhile (back-pressure). */
+        while (k == -ENOSPC && s->block && rf_sink_http_wait_room(s))
+            k = rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         if (k == -ENOSPC && !lp) {
             /* JSON: a batch larger than the buffer goes out in pieces. */
             json_flush(s);

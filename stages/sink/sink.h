@@ -155,7 +155,8 @@ typedef struct rf_sink_stats {
     uint64_t connect_failures;
     uint64_t disconnects; /* established connections lost */
     uint64_t breaker_opens;
-    uint32_t state; /* enum rf_sink_conn_state (forwarders) */
+    uint64_t blocked_ns; /* HTTP forwarders, policy block: the worker waited for room */
+    uint32_t state;      /* enum rf_sink_conn_state (forwarders) */
     uint32_t queued_bytes;
     int64_t next_attempt_ns; /* monotonic time of the next connect attempt */
     /* Count-only stand-in. */
@@ -252,8 +253,10 @@ void rf_sink_configs_release(rf_sink_configs *c);
  *         breaker: {failures: 5, cooldown: 10s}
  *         queue: 256KiB                  # the worker's line queue
  *         buffer: {type: disk, path: /var/lib/ringflow/forward/vm, max_bytes: 1GiB,
- *                  policy: drop_oldest, sync: false, segment_bytes: 8MiB}
+ *                  policy: block, sync: false, segment_bytes: 8MiB}
  *         # memory buffer (the default): {type: memory, max_bytes: 64MiB, policy: ...}
+ *         # policy: block (the default for disk: the worker waits, back-pressure
+ *         # to its clients), drop_newest (the default for memory), drop_oldest
  */
 /* The nats sink takes the same batch, timeout, backoff, breaker, queue and
  * buffer keys, and in place of url/headers/auth/gzip:
