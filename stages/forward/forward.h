@@ -154,7 +154,10 @@ enum rf_fwd_drop {
     RF_FWD_DROP_REJECTED = 0,    /* the receiver answered a 4xx other than 429 */
     RF_FWD_DROP_BUFFER_FULL = 1, /* the buffer was full (policy drop_newest or drop_oldest) */
     RF_FWD_DROP_SHUTDOWN = 2,    /* memory buffer: still unsent when the engine stopped */
-    RF_FWD_DROP_UNSUPPORTED = 3, /* a field the protocol cannot carry (strings in remote_write) */
+    RF_FWD_DROP_UNSUPPORTED = 3, /* "string_unsupported": string fields the remote_write
+                                    encoder found in lines (the prom_remote_write sink drops
+                                    string values before, counted drop_string_unsupported in
+                                    its stats, so from a sink this stays 0) */
     RF_FWD_DROP_CORRUPT = 4,     /* disk: a damaged region, torn tail or unreadable file skipped
                                     at recovery (one each: the events in it cannot be known) */
     RF_FWD_DROP_IO_ERROR = 5,    /* disk: an append failed (disk full, I/O error) */

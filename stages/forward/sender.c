@@ -42,7 +42,7 @@ static void curl_init_once(void)
 }
 
 static const char *const drop_names[RF_FWD_DROP__COUNT] = {
-    "rejected", "buffer_full", "shutdown", "unsupported", "corrupt", "io_error"};
+    "rejected", "buffer_full", "shutdown", "string_unsupported", "corrupt", "io_error"};
 
 const char *rf_fwd_drop_name(unsigned reason)
 {

@@ -149,6 +149,8 @@ typedef struct rf_sink_stats {
     uint64_t drop_queue_full;
     uint64_t drop_disconnected;
     uint64_t drop_unsupported;
+    uint64_t drop_string_unsupported; /* of drop_unsupported: string values the protocol cannot
+                                         carry (prom_remote_write) */
     uint64_t drop_oversize;
     uint64_t drop_io_error;
     uint64_t connects; /* successful connects */
@@ -207,8 +209,11 @@ void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 int rf_sink_type_parse(const char *name);
 
 /* Formats one event as a JSON line / a line-protocol line into buf (cap
- * bytes, newline included). Returns the length, 0 when the event cannot be
- * expressed (LP string values), or -ENOSPC when it does not fit. Exposed for
+ * bytes, newline included). A string value is written as an Influx string
+ * field (quoted, '"' and '\\' escaped) from the text the event carries.
+ * Returns the length, 0 when the event cannot be expressed (a string
+ * without its text or with a newline, NaN/Inf), or -ENOSPC when it does
+ * not fit. Exposed for
  * tests and tools. */
 int rf_sink_format_json(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap);
 int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap);
