@@ -171,9 +171,13 @@ typedef struct rf_fwd_stats {
     uint64_t retries; /* requests that failed and will be retried */
     uint64_t dropped[RF_FWD_DROP__COUNT];
     uint64_t redelivered;          /* disk: events a request carried before a restart
-                                             and not acked, sent again (possible duplicates:
-                                             at most a batch; counted whether or not that
-                                             request reached the receiver) */
+                                      and not acked, sent again, that request having
+                                      possibly reached the receiver (the only possible
+                                      duplicates: at most a batch) */
+    uint64_t retried_unsent;       /* events of a request that failed before reaching the
+                                      receiver (connection refused, DNS, TLS handshake),
+                                      to be sent again: never duplicates, and not counted
+                                      redelivered after a restart */
     uint64_t disk_bytes_written;   /* write amplification = this / acked_bytes */
     uint64_t recovered_events;     /* disk: unacked events found at start */
     uint64_t corrupt_bytes;        /* disk: bytes skipped at recovery (torn tails too) */

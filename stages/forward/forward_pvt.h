@@ -123,6 +123,7 @@ enum {
     FS_NATS_DUPLICATES,
     FS_NATS_PENDING,
     FS_NATS_CONN,
+    FS_RETRIED_UNSENT,
     FS__COUNT
 };
 _Static_assert(FS__COUNT <= 32, "rf_fwd.st too small");
@@ -153,6 +154,11 @@ size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t
 void fwd_buffer_remove(rf_fwd *f, size_t n, bool acked);
 /* Disk: records that the oldest n entries are about to be sent. */
 void fwd_buffer_mark_sent(rf_fwd *f, size_t n);
+/* The request just made never reached the receiver (no connection): the
+ * sent mark goes back to `before` (its value before fwd_buffer_mark_sent),
+ * so a restart does not count these entries as possible duplicates; their
+ * `events` are counted retried_unsent. */
+void fwd_buffer_unsent(rf_fwd *f, uint64_t before, uint64_t events);
 
 /* Disk side (buffer_disk.c). */
 /* rf_fwd_new: the folder and its lock file; the sender thread then takes

@@ -290,6 +290,7 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
         f->next_attempt_mono = rf_clock_mono_ns() + f->cfg.backoff_base_ns;
         return; /* out of memory: try again later, nothing is lost */
     }
+    const uint64_t sent_before = f->buf.sent_seq;
     fwd_buffer_mark_sent(f, n);
     long status = 0;
     int64_t retry_after = 0;
@@ -322,6 +323,10 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
         rf_stats_set(&f->st[FS_STATE], RF_FWD_UP);
         return;
     }
+    /* No connection was made: the receiver never saw these events. */
+    if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
+        res == CURLE_COULDNT_RESOLVE_PROXY || res == CURLE_SSL_CONNECT_ERROR)
+        fwd_buffer_unsent(f, sent_before, events);
     if (f->consecutive_failures == 0)
         rf_log_warn("forward", "sink %s: request failed (%s, HTTP %ld); retrying with backoff",
                     f->name, res == CURLE_OK ? "receiver busy or failing" : curl_easy_strerror(res),
@@ -515,7 +520,10 @@ static void register_metrics(rf_fwd *f)
          "Events the receiver acknowledged."},
         {FS_RETRIES, false, "ringflow_forward_retries", "Requests that failed and are retried."},
         {FS_REDELIVERED, false, "ringflow_forward_redelivered_events",
-         "Events sent again after a restart (possible duplicates)."},
+         "Events sent again after a restart whose earlier request may have reached the receiver "
+         "(the only possible duplicates)."},
+        {FS_RETRIED_UNSENT, false, "ringflow_forward_retried_unsent_events",
+         "Events of requests that never reached the receiver (no connection), sent again."},
         {FS_DISK_WRITTEN, false, "ringflow_forward_disk_written_bytes",
          "Bytes the disk buffer wrote."},
         {FS_STATE, true, "ringflow_forward_state",
@@ -652,6 +660,7 @@ void rf_fwd_stats_read(const rf_fwd *f, rf_fwd_stats *o)
     for (int i = 0; i < RF_FWD_DROP__COUNT; i++)
         o->dropped[i] = LD(FS_DROP0 + i);
     o->redelivered = LD(FS_REDELIVERED);
+    o->retried_unsent = LD(FS_RETRIED_UNSENT);
     o->disk_bytes_written = LD(FS_DISK_WRITTEN);
     o->recovered_events = LD(FS_RECOVERED);
     o->corrupt_bytes = LD(FS_CORRUPT_BYTES);

@@ -294,6 +294,11 @@ static void test_disk_kill(void **state)
         assert_true(ts[i] > ts[i - 1]);
     free(ts);
     assert_int_equal(fwd_stat("fwd", "queued_events"), 0);
+    /* Every request before the kill was refused a connection: none of them
+     * can have left a copy, so none is counted as a possible duplicate; the
+     * new engine's own refused attempts are counted as unsent retries. */
+    assert_int_equal(fwd_stat("fwd", "redelivered"), 0);
+    assert_true(fwd_stat("fwd", "retried_unsent") > 0);
     cu_daemon_stop(&d2);
     /* Acknowledged files are gone; the current one per worker stays. */
     char *ls = tproc_shell_ok("ls fwdbuf/worker-0 fwdbuf/worker-1 | grep -c '^seg-'");

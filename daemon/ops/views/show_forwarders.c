@@ -43,7 +43,8 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
                                        "blocked_ms",
                                        "dropped_string_unsupported",
                                        "acked_bytes",
-                                       "disk_written_bytes"};
+                                       "disk_written_bytes",
+                                       "retried_unsent"};
     RF_OPS_TABLE_BEGIN(w, "forwarders", cols);
     const int64_t now = rf_clock_wall_ns();
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
@@ -73,7 +74,7 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
                 w, rf_sink_type_of(sk) == RF_SINK_NATS ? rf_fwd_nats_conn_name(f->nats_conn) : "-");
             RF_OPS_CELLS_U64(w, f->nats_msgs, f->nats_duplicates, f->nats_pending_acks,
                              ss.blocked_ns / 1000000u, ss.drop_string_unsupported, f->acked_bytes,
-                             f->disk_bytes_written);
+                             f->disk_bytes_written, f->retried_unsent);
         }
     }
     rf_ops_table_end(w);
