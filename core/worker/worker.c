@@ -80,9 +80,19 @@ static void worker_sleep(rf_worker *w)
     futex(&w->sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
 }
 
+/* The worker this thread runs (NULL on other threads). */
+static _Thread_local rf_worker *t_current;
+
+bool rf_worker_current_stop_requested(void)
+{
+    /* Pairs with the release in rf_worker_request_stop. */
+    return t_current && atomic_load_explicit(&t_current->stop_requested, memory_order_acquire);
+}
+
 static void *worker_main(void *arg)
 {
     rf_worker *w = arg;
+    t_current = w;
     char reason[RF_COMPONENT_REASON_MAX];
 
     if (w->cpu >= 0) {

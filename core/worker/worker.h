@@ -173,6 +173,10 @@ void rf_worker_wake(rf_worker *w);
 
 /* Asks the worker to drain and stop (any thread). */
 void rf_worker_request_stop(rf_worker *w);
+/* Whether the worker running the calling thread was asked to stop; false
+ * outside a worker thread. For code that waits inside poll() (a sink
+ * holding back-pressure) and must give up when the engine stops. */
+bool rf_worker_current_stop_requested(void);
 
 /* Waits for the worker to stop and frees it. Returns 0, or the negative errno
  * that start() failed with. */

@@ -40,6 +40,7 @@ void rf_batcher_free(rf_batcher *b)
 {
     if (!b)
         return;
+    rf_event_free_texts(b->buf, b->len);
     free(b->buf);
     free(b);
 }
@@ -56,6 +57,30 @@ static void emit_batch(rf_batcher *b, int64_t now, uint64_t *reason)
      * (a loop in the wiring) sees a consistent, empty batch. */
     b->len = 0;
     rf_emit(&b->out, b->buf, n);
+    /* The batch's own copies of string texts (keep_texts); the wiring never
+     * pushes back into the batcher it emits from, so buf[0..n) is this batch. */
+    rf_event_free_texts(b->buf, n);
+}
+
+/* A string value's text lives until the pipeline has delivered the batch it
+ * came in (stages/pipeline), shorter than a batch waits here: the batcher
+ * keeps a copy of its own (from the same budget, rf_event_text_new). When
+ * none can be had the event goes on without its text, and a sink that needs
+ * it counts it unsupported. */
+static void keep_texts(rf_event *ev, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        /* The same events rf_event_free_texts frees. */
+        if (!(ev[i].flags & RF_EVF_OWNS_AUX) || ev[i].kind == RF_KIND_PEER)
+            continue;
+        const rf_event_text *t = (const rf_event_text *)(uintptr_t)ev[i].aux;
+        rf_event_text *c = t ? rf_event_text_new(t->len) : NULL;
+        if (c)
+            memcpy(c->text, t->text, t->len);
+        else
+            ev[i].flags &= (uint8_t)~RF_EVF_OWNS_AUX;
+        ev[i].aux = (uint64_t)(uintptr_t)c;
+    }
 }
 
 void rf_batcher_push(rf_batcher *b, const rf_event *events, uint32_t n, int64_t now)
@@ -69,6 +94,7 @@ void rf_batcher_push(rf_batcher *b, const rf_event *events, uint32_t n, int64_t 
         uint32_t room = b->max_events - b->len;
         uint32_t k = n < room ? n : room;
         memcpy(b->buf + b->len, events, (size_t)k * sizeof(rf_event));
+        keep_texts(b->buf + b->len, k);
         b->len += k;
         events += k;
         n -= k;

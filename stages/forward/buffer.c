@@ -112,26 +112,34 @@ static bool make_room(rf_fwd *f, uint64_t need)
     return b->bytes + need <= b->max_bytes;
 }
 
-void fwd_buffer_append(rf_fwd *f, const fwd_chunk *c)
+bool fwd_buffer_append(rf_fwd *f, const fwd_chunk *c)
 {
     fwd_buffer *b = &f->buf;
     uint64_t cost = entry_cost(b, c->len);
+    if (b->bytes + cost > b->max_bytes && b->policy == RF_FWD_BLOCK) {
+        /* A disk buffer frees whole files only: with everything acknowledged
+         * the current file may still fill it, and no ack would ever come. */
+        if (b->type == RF_FWD_BUFFER_DISK && b->q_len == 0)
+            fwd_disk_reclaim(f);
+        if (b->bytes + cost > b->max_bytes)
+            return false;
+    }
     if (b->bytes + cost > b->max_bytes &&
         (b->policy != RF_FWD_DROP_OLDEST || !make_room(f, cost))) {
         rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], c->lines);
-        return;
+        return true;
     }
     fwd_entry e = {.seq = b->next_seq, .len = c->len, .events = c->lines, .wall_ns = c->wall_ns};
     if (b->type == RF_FWD_BUFFER_DISK) {
         if (fwd_disk_append(f, &e, c->data) < 0) {
             rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_IO_ERROR], c->lines);
-            return;
+            return true;
         }
     } else {
         e.mem = malloc(c->len ? c->len : 1);
         if (!e.mem) {
             rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], c->lines);
-            return;
+            return true;
         }
         memcpy(e.mem, c->data, c->len);
         b->bytes += c->len;
@@ -143,10 +151,11 @@ void fwd_buffer_append(rf_fwd *f, const fwd_chunk *c)
         if (b->type == RF_FWD_BUFFER_MEMORY)
             b->bytes -= c->len;
         rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_BUFFER_FULL], c->lines);
-        return;
+        return true;
     }
     b->next_seq++;
     publish(f, c->lines, c->len);
+    return true;
 }
 
 size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t *events)
@@ -197,6 +206,14 @@ void fwd_buffer_mark_sent(rf_fwd *f, size_t n)
     uint64_t last = entry_at(b, n - 1)->seq;
     if (last > b->sent_seq)
         fwd_disk_ack(f, last, true);
+}
+
+void fwd_buffer_unsent(rf_fwd *f, uint64_t before, uint64_t events)
+{
+    fwd_buffer *b = &f->buf;
+    rf_stats_add(&f->st[FS_RETRIED_UNSENT], events);
+    if (b->type == RF_FWD_BUFFER_DISK && b->sent_seq > before)
+        fwd_disk_ack(f, before, true);
 }
 
 void fwd_buffer_remove(rf_fwd *f, size_t n, bool acked)

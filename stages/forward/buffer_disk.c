@@ -152,7 +152,9 @@ static int open_file(rf_fwd *f, rf_err *err)
     int rc = write_record(f, hdr, sizeof(hdr));
     if (!rc && b->acked_seq)
         rc = write_marker(f, RF_SEG_REC_FORWARD_ACK, b->acked_seq);
-    if (!rc && b->sent_seq > b->acked_seq)
+    /* Always: the last SENT of the log is the one recovery believes, and a
+     * lowered mark must win over a higher one in an older file. */
+    if (!rc)
         rc = write_marker(f, RF_SEG_REC_FORWARD_SENT, b->sent_seq);
     if (rc)
         return rf_err_set(err, -rc, "sink %s: disk buffer: write %s: %s", f->name, path,
@@ -229,7 +231,9 @@ static int scan_file(rf_fwd *f, fwd_file *ff, scan_state *ss)
                     b->next_seq = r.series_id + 1;
             } else if (r.type == RF_SEG_REC_FORWARD_ACK && r.series_id > b->acked_seq) {
                 b->acked_seq = r.series_id;
-            } else if (r.type == RF_SEG_REC_FORWARD_SENT && r.series_id > b->sent_seq) {
+            } else if (r.type == RF_SEG_REC_FORWARD_SENT) {
+                /* The last one counts: a request that never reached the
+                 * receiver puts the mark back (fwd_buffer_unsent). */
                 b->sent_seq = r.series_id;
             }
             pos += (uint64_t)len;
@@ -494,4 +498,24 @@ bool fwd_disk_make_room(rf_fwd *f, uint64_t need)
         remove_file(b, 0);
     }
     return b->bytes + need <= b->max_bytes;
+}
+
+void fwd_disk_reclaim(rf_fwd *f)
+{
+    fwd_buffer *b = &f->buf;
+    /* Only a file that held an entry: a fresh one (markers only) is not
+     * replaced again, so a buffer too small for a chunk does not spin. */
+    if (!b->n_files || b->files[b->n_files - 1].last_entry == 0)
+        return;
+    rf_err err = {0};
+    if (open_file(f, &err) < 0) {
+        rf_log_error("forward", "%s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i + 1 < b->n_files;) {
+        if (b->files[i].unacked_events == 0 && b->files[i].last_entry <= b->acked_seq)
+            remove_file(b, i);
+        else
+            i++;
+    }
 }

@@ -22,7 +22,13 @@
  *   record framing and CRC32C, record type RF_SEG_REC_FORWARD; acks are
  *   RF_SEG_REC_FORWARD_ACK records in the same log; docs/FORMAT.md,
  *   "Forward buffer"). When the buffer is full, `policy` drops the newest
- *   entry or the oldest ones, counted either way.
+ *   entry or the oldest ones, counted either way, or (block) holds the
+ *   chunk: the sender takes no more chunks until the buffer has room, the
+ *   worker's submit finds no free chunk, and the sink makes its worker wait
+ *   (stages/sink), which stops reading its sockets: TCP and HTTP clients
+ *   are slowed by their own flow control, UDP overflows the socket (counted
+ *   there), peers block on their rings. Nothing is dropped for it; a worker
+ *   asked to stop while blocked drops what still does not fit, counted.
  *
  * Delivery: at least once, in order
  *   The sender sends the oldest entries (up to max_samples / max_bytes of
@@ -97,7 +103,8 @@ enum rf_fwd_buffer_type {
 };
 enum rf_fwd_full_policy {
     RF_FWD_DROP_NEWEST = 0,
-    RF_FWD_DROP_OLDEST = 1
+    RF_FWD_DROP_OLDEST = 1,
+    RF_FWD_BLOCK = 2 /* back-pressure to the worker (the disk buffer's default) */
 };
 enum rf_fwd_auth {
     RF_FWD_AUTH_NONE = 0,
@@ -147,7 +154,10 @@ enum rf_fwd_drop {
     RF_FWD_DROP_REJECTED = 0,    /* the receiver answered a 4xx other than 429 */
     RF_FWD_DROP_BUFFER_FULL = 1, /* the buffer was full (policy drop_newest or drop_oldest) */
     RF_FWD_DROP_SHUTDOWN = 2,    /* memory buffer: still unsent when the engine stopped */
-    RF_FWD_DROP_UNSUPPORTED = 3, /* a field the protocol cannot carry (strings in remote_write) */
+    RF_FWD_DROP_UNSUPPORTED = 3, /* "string_unsupported": string fields the remote_write
+                                    encoder found in lines (the prom_remote_write sink drops
+                                    string values before, counted drop_string_unsupported in
+                                    its stats, so from a sink this stays 0) */
     RF_FWD_DROP_CORRUPT = 4,     /* disk: a damaged region, torn tail or unreadable file skipped
                                     at recovery (one each: the events in it cannot be known) */
     RF_FWD_DROP_IO_ERROR = 5,    /* disk: an append failed (disk full, I/O error) */
@@ -161,9 +171,13 @@ typedef struct rf_fwd_stats {
     uint64_t retries; /* requests that failed and will be retried */
     uint64_t dropped[RF_FWD_DROP__COUNT];
     uint64_t redelivered;          /* disk: events a request carried before a restart
-                                             and not acked, sent again (possible duplicates:
-                                             at most a batch; counted whether or not that
-                                             request reached the receiver) */
+                                      and not acked, sent again, that request having
+                                      possibly reached the receiver (the only possible
+                                      duplicates: at most a batch) */
+    uint64_t retried_unsent;       /* events of a request that failed before reaching the
+                                      receiver (connection refused, DNS, TLS handshake),
+                                      to be sent again: never duplicates, and not counted
+                                      redelivered after a restart */
     uint64_t disk_bytes_written;   /* write amplification = this / acked_bytes */
     uint64_t recovered_events;     /* disk: unacked events found at start */
     uint64_t corrupt_bytes;        /* disk: bytes skipped at recovery (torn tails too) */

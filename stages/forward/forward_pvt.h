@@ -72,6 +72,9 @@ struct rf_fwd {
     char name[64];
     rf_ring *full, *free_ring; /* fwd_chunk * elements, see forward.h */
     fwd_chunk *chunks;
+    /* Policy block: a chunk taken from `full` that the buffer had no room
+     * for; it goes in first once there is (sender thread only). */
+    fwd_chunk *held;
     pthread_t thread;
     bool started;
     /* Control: the owner sets stop (release) and the sender reads it
@@ -120,6 +123,7 @@ enum {
     FS_NATS_DUPLICATES,
     FS_NATS_PENDING,
     FS_NATS_CONN,
+    FS_RETRIED_UNSENT,
     FS__COUNT
 };
 _Static_assert(FS__COUNT <= 32, "rf_fwd.st too small");
@@ -140,8 +144,9 @@ void fwd_nats_close(rf_fwd *f);
 /* Memory: ready. Disk: prepared only; the sender calls fwd_disk_open. */
 int fwd_buffer_open(rf_fwd *f, rf_err *err);
 void fwd_buffer_close(rf_fwd *f);
-/* Appends one chunk as an entry, applying the policy when full. */
-void fwd_buffer_append(rf_fwd *f, const fwd_chunk *c);
+/* Appends one chunk as an entry, applying the policy when full. False only
+ * under policy block when there is no room: the caller keeps the chunk. */
+bool fwd_buffer_append(rf_fwd *f, const fwd_chunk *c);
 /* Copies the lines of the oldest entries, up to the request limits, into
  * *out (grown as needed); returns the number of entries (0: empty). */
 size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t *events);
@@ -149,6 +154,11 @@ size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t
 void fwd_buffer_remove(rf_fwd *f, size_t n, bool acked);
 /* Disk: records that the oldest n entries are about to be sent. */
 void fwd_buffer_mark_sent(rf_fwd *f, size_t n);
+/* The request just made never reached the receiver (no connection): the
+ * sent mark goes back to `before` (its value before fwd_buffer_mark_sent),
+ * so a restart does not count these entries as possible duplicates; their
+ * `events` are counted retried_unsent. */
+void fwd_buffer_unsent(rf_fwd *f, uint64_t before, uint64_t events);
 
 /* Disk side (buffer_disk.c). */
 /* rf_fwd_new: the folder and its lock file; the sender thread then takes
@@ -160,5 +170,8 @@ int fwd_disk_append(rf_fwd *f, fwd_entry *e, const char *data);
 int fwd_disk_read(fwd_buffer *b, const fwd_entry *e, char *out);
 void fwd_disk_ack(rf_fwd *f, uint64_t seq, bool sent_only);
 bool fwd_disk_make_room(rf_fwd *f, uint64_t need);
+/* Nothing unacknowledged left: the current file (acknowledged entries and
+ * markers only) is replaced by a fresh one, so its bytes count no more. */
+void fwd_disk_reclaim(rf_fwd *f);
 
 #endif

@@ -42,7 +42,7 @@ static void curl_init_once(void)
 }
 
 static const char *const drop_names[RF_FWD_DROP__COUNT] = {
-    "rejected", "buffer_full", "shutdown", "unsupported", "corrupt", "io_error"};
+    "rejected", "buffer_full", "shutdown", "string_unsupported", "corrupt", "io_error"};
 
 const char *rf_fwd_drop_name(unsigned reason)
 {
@@ -100,10 +100,28 @@ long rf_fwd_submit(rf_fwd *f, const char *p, uint32_t len, uint64_t *lines)
 
 static void drain_ring(rf_fwd *f)
 {
-    fwd_chunk *c;
-    while (rf_ring_dequeue(f->full, &c, sizeof(c))) {
-        fwd_buffer_append(f, c);
+    fwd_chunk *c = f->held;
+    f->held = NULL;
+    while (c || rf_ring_dequeue(f->full, &c, sizeof(c))) {
+        if (!fwd_buffer_append(f, c)) {
+            f->held = c; /* block: no room; the worker runs out of chunks */
+            return;
+        }
         rf_ring_enqueue(f->free_ring, &c, sizeof(c));
+        c = NULL;
+    }
+}
+
+/* The chunks the sender never buffered (held, or still in the ring) when it
+ * stops: lost with the process, counted. */
+static void drop_unbuffered(rf_fwd *f)
+{
+    fwd_chunk *c = f->held;
+    f->held = NULL;
+    while (c || rf_ring_dequeue(f->full, &c, sizeof(c))) {
+        rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_SHUTDOWN], c->lines);
+        rf_ring_enqueue(f->free_ring, &c, sizeof(c));
+        c = NULL;
     }
 }
 
@@ -272,6 +290,7 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
         f->next_attempt_mono = rf_clock_mono_ns() + f->cfg.backoff_base_ns;
         return; /* out of memory: try again later, nothing is lost */
     }
+    const uint64_t sent_before = f->buf.sent_seq;
     fwd_buffer_mark_sent(f, n);
     long status = 0;
     int64_t retry_after = 0;
@@ -304,6 +323,10 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
         rf_stats_set(&f->st[FS_STATE], RF_FWD_UP);
         return;
     }
+    /* No connection was made: the receiver never saw these events. */
+    if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
+        res == CURLE_COULDNT_RESOLVE_PROXY || res == CURLE_SSL_CONNECT_ERROR)
+        fwd_buffer_unsent(f, sent_before, events);
     if (f->consecutive_failures == 0)
         rf_log_warn("forward", "sink %s: request failed (%s, HTTP %ld); retrying with backoff",
                     f->name, res == CURLE_OK ? "receiver busy or failing" : curl_easy_strerror(res),
@@ -342,9 +365,7 @@ static void *sender_main(void *arg)
     if (!open_disk(f)) {
         /* Stopped before the folder was ours: what the worker handed over
          * is lost with the process, counted. */
-        fwd_chunk *c;
-        while (rf_ring_dequeue(f->full, &c, sizeof(c)))
-            rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_SHUTDOWN], c->lines);
+        drop_unbuffered(f);
         return NULL;
     }
     for (;;) {
@@ -366,7 +387,8 @@ static void *sender_main(void *arg)
         atomic_store_explicit(&f->sleeping, true, memory_order_relaxed);
         /* S1: pairs with W1 in rf_fwd_submit. */
         atomic_thread_fence(memory_order_seq_cst);
-        if (rf_ring_count(f->full) == 0 && !stopping(f))
+        /* A held chunk waits for an ack, not for the worker. */
+        if ((rf_ring_count(f->full) == 0 || f->held) && !stopping(f))
             curl_multi_poll(f->multi, NULL, 0, (int)wait_ms, NULL);
         atomic_store_explicit(&f->sleeping, false, memory_order_relaxed);
     }
@@ -379,6 +401,7 @@ static void *sender_main(void *arg)
                     f->name, (unsigned long long)lost);
         fwd_buffer_remove(f, f->buf.q_len, false);
     }
+    drop_unbuffered(f);
     free(lines);
     return NULL;
 }
@@ -497,7 +520,10 @@ static void register_metrics(rf_fwd *f)
          "Events the receiver acknowledged."},
         {FS_RETRIES, false, "ringflow_forward_retries", "Requests that failed and are retried."},
         {FS_REDELIVERED, false, "ringflow_forward_redelivered_events",
-         "Events sent again after a restart (possible duplicates)."},
+         "Events sent again after a restart whose earlier request may have reached the receiver "
+         "(the only possible duplicates)."},
+        {FS_RETRIED_UNSENT, false, "ringflow_forward_retried_unsent_events",
+         "Events of requests that never reached the receiver (no connection), sent again."},
         {FS_DISK_WRITTEN, false, "ringflow_forward_disk_written_bytes",
          "Bytes the disk buffer wrote."},
         {FS_STATE, true, "ringflow_forward_state",
@@ -634,6 +660,7 @@ void rf_fwd_stats_read(const rf_fwd *f, rf_fwd_stats *o)
     for (int i = 0; i < RF_FWD_DROP__COUNT; i++)
         o->dropped[i] = LD(FS_DROP0 + i);
     o->redelivered = LD(FS_REDELIVERED);
+    o->retried_unsent = LD(FS_RETRIED_UNSENT);
     o->disk_bytes_written = LD(FS_DISK_WRITTEN);
     o->recovered_events = LD(FS_RECOVERED);
     o->corrupt_bytes = LD(FS_CORRUPT_BYTES);

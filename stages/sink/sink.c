@@ -241,8 +241,21 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
              "i,correlation_id=%" PRIu64 "u",
              (uint32_t)(ev->aux >> 32), (uint32_t)ev->aux, ev->value.i64, ev->correlation_id);
     } else {
-        if (!t || ev->value_type == RF_VALUE_STRING)
+        if (!t)
             return 0;
+        if (ev->value_type == RF_VALUE_STRING) {
+            /* The text travels with the event (aux) until the pipeline is
+             * done with it; a newline cannot be written in line protocol. */
+            const rf_event_text *txt =
+                (ev->flags & RF_EVF_OWNS_AUX) ? (const rf_event_text *)(uintptr_t)ev->aux : NULL;
+            if (!txt || memchr(txt->text, '\n', txt->len))
+                return 0;
+            put(&o, t, tl);
+            put(&o, "=", 1);
+            put_lp_strfield(&o, txt->text, txt->len);
+            putf(&o, " %" PRId64 "\n", ev->event_time_ns);
+            return o.over ? -ENOSPC : (int)o.n;
+        }
         put(&o, t, tl);
         put(&o, "=", 1);
         /* A sampled StatsD counter stands for value / rate events. */
@@ -472,6 +485,12 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
         const rf_event *ev = &events[i];
         if (ev->kind == RF_KIND_SERIES_DEF)
             continue;
+        if (ev->value_type == RF_VALUE_STRING && s->type == RF_SINK_PROM_REMOTE_WRITE) {
+            /* remote_write samples are numbers: a string cannot travel. */
+            s->st.drop_unsupported++;
+            s->st.drop_string_unsupported++;
+            continue;
+        }
         int k = lp ? rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail)
                    : rf_sink_format_json(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         if (k == -ENOSPC && s->head > 0) {
@@ -479,6 +498,10 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
             k = lp ? rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail)
                    : rf_sink_format_json(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         }
+        /* Policy block: wait for the sender rather than drop; the worker
+         * stops reading its inputs meanwhile (back-pressure). */
+        while (k == -ENOSPC && s->block && rf_sink_http_wait_room(s))
+            k = rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         if (k == -ENOSPC && !lp) {
             /* JSON: a batch larger than the buffer goes out in pieces. */
             json_flush(s);

@@ -149,13 +149,16 @@ typedef struct rf_sink_stats {
     uint64_t drop_queue_full;
     uint64_t drop_disconnected;
     uint64_t drop_unsupported;
+    uint64_t drop_string_unsupported; /* of drop_unsupported: string values the protocol cannot
+                                         carry (prom_remote_write) */
     uint64_t drop_oversize;
     uint64_t drop_io_error;
     uint64_t connects; /* successful connects */
     uint64_t connect_failures;
     uint64_t disconnects; /* established connections lost */
     uint64_t breaker_opens;
-    uint32_t state; /* enum rf_sink_conn_state (forwarders) */
+    uint64_t blocked_ns; /* HTTP forwarders, policy block: the worker waited for room */
+    uint32_t state;      /* enum rf_sink_conn_state (forwarders) */
     uint32_t queued_bytes;
     int64_t next_attempt_ns; /* monotonic time of the next connect attempt */
     /* Count-only stand-in. */
@@ -206,8 +209,11 @@ void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 int rf_sink_type_parse(const char *name);
 
 /* Formats one event as a JSON line / a line-protocol line into buf (cap
- * bytes, newline included). Returns the length, 0 when the event cannot be
- * expressed (LP string values), or -ENOSPC when it does not fit. Exposed for
+ * bytes, newline included). A string value is written as an Influx string
+ * field (quoted, '"' and '\\' escaped) from the text the event carries.
+ * Returns the length, 0 when the event cannot be expressed (a string
+ * without its text or with a newline, NaN/Inf), or -ENOSPC when it does
+ * not fit. Exposed for
  * tests and tools. */
 int rf_sink_format_json(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap);
 int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap);
@@ -252,8 +258,10 @@ void rf_sink_configs_release(rf_sink_configs *c);
  *         breaker: {failures: 5, cooldown: 10s}
  *         queue: 256KiB                  # the worker's line queue
  *         buffer: {type: disk, path: /var/lib/ringflow/forward/vm, max_bytes: 1GiB,
- *                  policy: drop_oldest, sync: false, segment_bytes: 8MiB}
+ *                  policy: block, sync: false, segment_bytes: 8MiB}
  *         # memory buffer (the default): {type: memory, max_bytes: 64MiB, policy: ...}
+ *         # policy: block (the default for disk: the worker waits, back-pressure
+ *         # to its clients), drop_newest (the default for memory), drop_oldest
  */
 /* The nats sink takes the same batch, timeout, backoff, breaker, queue and
  * buffer keys, and in place of url/headers/auth/gzip:

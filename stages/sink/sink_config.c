@@ -110,14 +110,18 @@ static int parse_auth(const rf_cfg_node *item, rf_fwd_config *c, rf_err *err)
 static int parse_buffer(const rf_cfg_node *item, rf_sink_config *s, rf_err *err)
 {
     static const char *const types[] = {"memory", "disk"};
-    static const char *const policies[] = {"drop_newest", "drop_oldest"};
+    /* Indexed by enum rf_fwd_full_policy. */
+    static const char *const policies[] = {"drop_newest", "drop_oldest", "block"};
     rf_fwd_config *c = &s->http;
     const rf_cfg_node *b;
     int type = 0, policy = 0, rc;
     uint64_t max = 0, seg = 0;
     if ((rc = rf_cfg_map(item, "buffer", &b, err)) ||
         (rc = rf_cfg_enum(b, "type", types, 2, 0, &type, err)) ||
-        (rc = rf_cfg_enum(b, "policy", policies, 2, 0, &policy, err)) ||
+        /* A disk buffer is chosen not to lose data: when it is full, the
+         * default is to slow the clients down (docs/RELIABILITY.md). */
+        (rc = rf_cfg_enum(b, "policy", policies, 3, type == RF_FWD_BUFFER_DISK ? RF_FWD_BLOCK : 0,
+                          &policy, err)) ||
         (rc = rf_cfg_size(b, "max_bytes", 1ull << 20, 1ull << 50, type ? 1ull << 30 : 64ull << 20,
                           &max, err)) ||
         (rc = rf_cfg_size(b, "segment_bytes", 64 * 1024, 1ull << 32, 8ull << 20, &seg, err)) ||

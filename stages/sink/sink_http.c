@@ -11,6 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock/clock.h"
+#include "core/worker/worker.h"
+
 int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
 {
     rf_fwd_config fc = cfg->http;
@@ -30,6 +33,7 @@ int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
     if (!fc.jitter_seed)
         fc.jitter_seed = cfg->jitter_seed;
     s->max_delay = fc.max_delay_ns > 0 ? fc.max_delay_ns : 50 * 1000000ll;
+    s->block = fc.policy == RF_FWD_BLOCK;
     return rf_fwd_new(&fc, s->name, &s->fwd, err);
 }
 
@@ -61,6 +65,25 @@ int rf_sink_http_flush(rf_sink *s, int64_t now_ns, bool force)
     }
     s->pending_since = s->tail > s->head ? now_ns : 0;
     return 0;
+}
+
+bool rf_sink_http_wait_room(rf_sink *s)
+{
+    uint32_t queued = s->tail - s->head;
+    rf_sink_http_flush(s, rf_clock_mono_ns(), true);
+    if (s->tail - s->head < queued) {
+        sink_buf_compact(s);
+        return true;
+    }
+    if (rf_worker_current_stop_requested())
+        return false;
+    /* The sender frees a chunk when the receiver acknowledges a request:
+     * polling every millisecond costs nothing next to that, and only here. */
+    int64_t t0 = rf_clock_mono_ns();
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+    s->st.blocked_ns += (uint64_t)(rf_clock_mono_ns() - t0);
+    return true;
 }
 
 void rf_sink_http_close(rf_sink *s)

@@ -48,6 +48,7 @@ struct rf_sink {
      * queued line waits (0: nothing queued). */
     rf_fwd *fwd;
     int64_t pending_since, max_delay;
+    bool block; /* buffer policy block: a full queue makes the worker wait */
 };
 
 static inline bool sink_is_http(enum rf_sink_type t)
@@ -87,6 +88,10 @@ int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err);
 /* Hands queued lines to the sender: when a chunk's worth waits, when the
  * oldest has waited max_delay, or always when `force`. */
 int rf_sink_http_flush(rf_sink *s, int64_t now_ns, bool force);
+/* Policy block, the queue full: hands lines over if the sender takes some,
+ * else waits a moment. True to try again; false when the worker is asked
+ * to stop (the caller drops what does not fit, counted). */
+bool rf_sink_http_wait_room(rf_sink *s);
 void rf_sink_http_close(rf_sink *s);
 
 #endif

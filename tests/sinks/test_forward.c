@@ -11,6 +11,14 @@
  *   kill_in_flight SIGKILL while the receiver holds a request: after the
  *                  restart every point arrives, the duplicates are exactly
  *                  the request in flight and counted as redelivered
+ *   block          receiver down, a 1 MiB disk buffer (policy block, the
+ *                  default): the TCP client is held back, nothing is
+ *                  dropped; the receiver comes up and every point arrives
+ *                  exactly once
+ *   outage         steady load; victoria-metrics stopped for
+ *                  RF_OUTAGE_SECONDS (8 s; scripts/forward-outage.sh runs
+ *                  60 s) and started again: every point once, and the
+ *                  counters account for every one
  * The first argument picks the test. A receiver that is not installed makes
  * its test SKIP (exit 77). */
 #include <stdarg.h>
@@ -22,6 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,20 +86,26 @@ static void send_mix(int64_t t0)
 {
     fwd_send_points(g_lp_port, POINTS, t0);
     char s[128];
-    snprintf(s, sizeof(s), "fwd s=\"text\" %lld000000\n", (long long)t0);
+    /* Its text has a quote, a comma and a backslash: each escaped again on the way out. */
+    snprintf(s, sizeof(s), "fwd s=\"say \\\"hi\\\", c:\\\\x\" %lld000000\n", (long long)t0);
     fwd_send_tcp(g_lp_port, s, strlen(s));
     fwd_send_udp(g_sd_port, "hits:3|c|@0.5");
 }
 
 /* ringflowd forwarding to the receiver on g_rx_port at `path`, sent the
- * mix, waited on until the receiver acknowledged all of it. */
+ * mix, waited on until the receiver acknowledged all of it: the points, the
+ * counter and, over line protocol, the string (remote_write drops it,
+ * counted as string_unsupported). */
 static void forward_mix(proc *d, const char *type, const char *path)
 {
+    const bool prom = strcmp(type, "prom_remote_write") == 0;
     char sink[512];
     snprintf(sink, sizeof(sink), "type: %s, url: \"http://127.0.0.1:%d%s\"", type, g_rx_port, path);
     start_rf(d, sink);
     send_mix(t0_ms());
-    assert_int_equal(fwd_stat_wait("fwd", "acked", POINTS + 1, 20000), POINTS + 1);
+    const int want = POINTS + (prom ? 1 : 2);
+    assert_int_equal(fwd_stat_wait("fwd", "acked", want, 20000), want);
+    assert_int_equal(fwd_stat("fwd", "dropped_string_unsupported"), prom ? 1 : 0);
 }
 
 /* Every point exactly once, with its value; the sampled counter scaled. */
@@ -229,6 +246,13 @@ static void test_influxdb(void **state)
                        &status);
     assert_true(r && strstr(r, ",6]]"));
     free(r);
+    /* The string field's text, as sent (JSON-escaped in the answer). */
+    r = tproc_http_get(g_rx_port, "/query?db=lab&q=SELECT%20*%20FROM%20fwd%20LIMIT%202", &status);
+    assert_int_equal(status, 200);
+    if (!r || !strstr(r, "\"say \\\"hi\\\", c:\\\\x\""))
+        fail_msg("string field not found in: %s",
+                 r && strchr(r, '\n') ? strchr(r, '\n') + 1 : "(none)");
+    free(r);
     cu_daemon_stop(&d);
 }
 
@@ -272,6 +296,11 @@ static void test_disk_kill(void **state)
         assert_true(ts[i] > ts[i - 1]);
     free(ts);
     assert_int_equal(fwd_stat("fwd", "queued_events"), 0);
+    /* Every request before the kill was refused a connection: none of them
+     * can have left a copy, so none is counted as a possible duplicate; the
+     * new engine's own refused attempts are counted as unsent retries. */
+    assert_int_equal(fwd_stat("fwd", "redelivered"), 0);
+    assert_true(fwd_stat("fwd", "retried_unsent") > 0);
     cu_daemon_stop(&d2);
     /* Acknowledged files are gone; the current one per worker stays. */
     char *ls = tproc_shell_ok("ls fwdbuf/worker-0 fwdbuf/worker-1 | grep -c '^seg-'");
@@ -390,6 +419,160 @@ static void test_kill_in_flight(void **state)
     assert_int_equal(total, 100 + again);
 }
 
+/* The value of a PromQL instant query on VM (after a flush), -1 without one. */
+static double vm_query(int port, const char *query)
+{
+    int status = 0;
+    free(tproc_http_get(port, "/internal/force_flush", &status));
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/query?query=%s", query);
+    char *r = tproc_http_get(port, path, &status);
+    /* "value":[<time>,"<v>"]: the value follows the time. */
+    const char *v = r && status == 200 ? strstr(r, "\"value\":[") : NULL;
+    double x = v ? json_num_after(strchr(v, ','), "") : -1;
+    free(r);
+    return x;
+}
+
+/* Every one of `want` points "fwd v=i" (i in [0, want)) exactly once in VM,
+ * within the last 2 h: as many samples as points (a copy would add one) and
+ * their sum that of 0..want-1. Counted by VM (the export of 10^5 samples
+ * outgrows the test's HTTP reader). */
+static void expect_vm_exactly(int port, int want, int timeout_ms)
+{
+    double n = -1;
+    for (int waited = 0; waited <= timeout_ms && n < want; waited += 200) {
+        n = vm_query(port, "count_over_time(fwd_v%5B2h%5D)");
+        if (n < want)
+            usleep(200 * 1000);
+    }
+    assert_true(n == want);
+    assert_true(vm_query(port, "sum_over_time(fwd_v%5B2h%5D)") == (double)want * (want - 1) / 2);
+}
+
+static long long dropped_any(void)
+{
+    return fwd_stat("fwd", "dropped_rejected") + fwd_stat("fwd", "dropped_buffer_full") +
+           fwd_stat("fwd", "dropped_other");
+}
+
+#define BLOCK_POINTS 300000 /* ~9 MB of lines: more than the buffer, chunks and socket buffers */
+
+static void test_block(void **state)
+{
+    (void)state;
+    fwd_require("/usr/bin/victoria-metrics", "victoria-metrics");
+    ports();
+    char sink[512];
+    snprintf(sink, sizeof(sink),
+             "type: prom_remote_write, url: \"http://127.0.0.1:%d/api/v1/write\", "
+             "backoff: {base: 20ms, max: 200ms}, breaker: {cooldown: 200ms}, queue: 4KiB, "
+             "buffer: {type: disk, path: ./fwdbuf, max_bytes: 1MiB, segment_bytes: 64KiB}",
+             g_rx_port);
+    proc d;
+    start_rf(&d, sink);
+    const int64_t t0 = cu_now_ns() / 1000000 - 600000;
+    pid_t client = fork();
+    assert_true(client >= 0);
+    if (client == 0) {
+        fwd_send_points(g_lp_port, BLOCK_POINTS, t0);
+        _exit(0);
+    }
+    /* The buffer fills and the worker waits; the client is held back. */
+    assert_true(fwd_stat_wait("fwd", "blocked_ms", 1, 20000) >= 1);
+    usleep(2000 * 1000);
+    assert_int_equal(waitpid(client, NULL, WNOHANG), 0);
+    assert_true(fwd_stat("fwd", "queued_events") < BLOCK_POINTS);
+    assert_int_equal(dropped_any(), 0);
+    /* The receiver comes up: the rest flows, nothing lost, nothing twice. */
+    fwd_start_vm(g_rx_port, "vm");
+    assert_int_equal(cu_wait(client, 60000), 0);
+    assert_int_equal(fwd_stat_wait("fwd", "acked", BLOCK_POINTS, 60000), BLOCK_POINTS);
+    expect_vm_exactly(g_rx_port, BLOCK_POINTS, 30000);
+    assert_int_equal(dropped_any(), 0);
+    assert_int_equal(fwd_stat("fwd", "queued_events"), 0);
+    cu_daemon_stop(&d);
+}
+
+/* Points at `rate` per second for `seconds` over one TCP connection, in
+ * 100 ms steps; returns how many were sent (the child's exit code cannot
+ * hold it, so the count is computed the same way by the caller). */
+static int load_points(int rate, int seconds)
+{
+    return rate / 10 * 10 * seconds;
+}
+
+static void load_run(int port, int rate, int seconds, int64_t t0)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        _exit(3);
+    const int step = rate / 10;
+    int64_t next = cu_now_ns();
+    for (int i = 0; i < 10 * seconds; i++) {
+        size_t len;
+        char *lp = fwd_points(i * step, step, t0, &len);
+        for (size_t off = 0; off < len;) {
+            ssize_t k = write(fd, lp + off, len - off);
+            if (k <= 0)
+                _exit(4);
+            off += (size_t)k;
+        }
+        free(lp);
+        next += 100 * 1000 * 1000;
+        int64_t now = cu_now_ns();
+        if (next > now)
+            usleep((useconds_t)((next - now) / 1000));
+    }
+    close(fd);
+    _exit(0);
+}
+
+static void test_outage(void **state)
+{
+    (void)state;
+    fwd_require("/usr/bin/victoria-metrics", "victoria-metrics");
+    ports();
+    const char *env = getenv("RF_OUTAGE_SECONDS");
+    const int outage = env && atoi(env) > 0 ? atoi(env) : 8;
+    const int rate = 5000, seconds = outage + 12;
+    char sink[512];
+    snprintf(sink, sizeof(sink),
+             "type: prom_remote_write, url: \"http://127.0.0.1:%d/api/v1/write\", "
+             "backoff: {base: 50ms, max: 1s}, breaker: {cooldown: 1s}, "
+             "buffer: {type: disk, path: ./fwdbuf}",
+             g_rx_port);
+    pid_t vm = fwd_start_vm(g_rx_port, "vm");
+    proc d;
+    start_rf(&d, sink);
+    const int64_t t0 = cu_now_ns() / 1000000 - 1200000;
+    pid_t client = fork();
+    assert_true(client >= 0);
+    if (client == 0)
+        load_run(g_lp_port, rate, seconds, t0);
+    usleep(4000 * 1000);
+    assert_true(fwd_stat("fwd", "acked") > 0);
+    /* SIGTERM: VM answers what it holds, then stops; the sink retries. */
+    assert_int_equal(cu_stop(vm, 20000), 0);
+    long long acked_at_stop = fwd_stat("fwd", "acked");
+    usleep((useconds_t)outage * 1000 * 1000);
+    assert_true(fwd_stat("fwd", "retries") > 0);
+    assert_true(fwd_stat("fwd", "queued_events") > 0);
+    assert_true(fwd_stat("fwd", "acked") - acked_at_stop < rate); /* nothing got through */
+    fwd_start_vm(g_rx_port, "vm");
+    assert_int_equal(cu_wait(client, (seconds + 30) * 1000), 0);
+    const int total = load_points(rate, seconds);
+    /* The loss equation: sent = acknowledged + dropped + queued, with
+     * dropped and queued at zero once the receiver caught up. */
+    assert_int_equal(fwd_stat_wait("fwd", "acked", total, 60000), total);
+    assert_int_equal(dropped_any(), 0);
+    assert_int_equal(fwd_stat("fwd", "queued_events"), 0);
+    expect_vm_exactly(g_rx_port, total, 30000);
+    cu_daemon_stop(&d);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -400,12 +583,14 @@ int main(int argc, char **argv)
         {"prometheus", test_prometheus}, {"influxdb", test_influxdb},
         {"disk_kill", test_disk_kill},   {"retry", test_retry},
         {"reject", test_reject},         {"kill_in_flight", test_kill_in_flight},
+        {"block", test_block},           {"outage", test_outage},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)
             return cu_run_test("rf-fwd", tests[i].name, tests[i].fn);
     fprintf(stderr,
             "usage: test_forward "
-            "vm_prom|vm_influx|prometheus|influxdb|disk_kill|retry|reject|kill_in_flight\n");
+            "vm_prom|vm_influx|prometheus|influxdb|disk_kill|retry|reject|kill_in_flight|block|"
+            "outage\n");
     return 2;
 }

@@ -1,7 +1,10 @@
 /* `show forwarders`: per worker and forwarding sink (prom_remote_write,
  * influx_http, nats), where its events are: queued in the buffer, in flight,
  * acknowledged, dropped by reason, sent again after a restart; the age of
- * the oldest unsent one and the receiver's state (stages/forward/forward.h). */
+ * the oldest unsent one and the receiver's state (stages/forward/forward.h);
+ * how long the worker waited for room (buffer policy block); string values
+ * the sink could not carry (prom_remote_write; before the sender); line
+ * bytes acknowledged and bytes the disk buffer wrote (write amplification). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +39,12 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
                                        "nats_conn",
                                        "nats_msgs",
                                        "nats_duplicates",
-                                       "nats_pending_acks"};
+                                       "nats_pending_acks",
+                                       "blocked_ms",
+                                       "dropped_string_unsupported",
+                                       "acked_bytes",
+                                       "disk_written_bytes",
+                                       "retried_unsent"};
     RF_OPS_TABLE_BEGIN(w, "forwarders", cols);
     const int64_t now = rf_clock_wall_ns();
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
@@ -64,7 +72,9 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
             /* nats sinks only; "-" and zeros for the HTTP ones */
             rf_ops_cell_str(
                 w, rf_sink_type_of(sk) == RF_SINK_NATS ? rf_fwd_nats_conn_name(f->nats_conn) : "-");
-            RF_OPS_CELLS_U64(w, f->nats_msgs, f->nats_duplicates, f->nats_pending_acks);
+            RF_OPS_CELLS_U64(w, f->nats_msgs, f->nats_duplicates, f->nats_pending_acks,
+                             ss.blocked_ns / 1000000u, ss.drop_string_unsupported, f->acked_bytes,
+                             f->disk_bytes_written, f->retried_unsent);
         }
     }
     rf_ops_table_end(w);
