@@ -93,6 +93,11 @@ void cu_expect_csv_rows(const char *query_args, const char *row_prefix, long lon
  * copies its "time" text into time_out (64 bytes) when not NULL. */
 double cu_json_value(const char *text, const char *series, char *time_out);
 
+/* One HTTP/1.0 request to 127.0.0.1:port (body may be NULL); waits up to
+ * 10 s for the whole answer. Returns its body (malloc'd) and *status, or
+ * NULL when the connection failed (*status -1). */
+char *cu_http(int port, const char *method, const char *path, const char *body, int *status);
+
 /* Wall-clock ns now. */
 int64_t cu_now_ns(void);
 /* RFC 3339 with nanoseconds, as the JSON sink writes times. */
