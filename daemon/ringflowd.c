@@ -514,7 +514,10 @@ int main(int argc, char **argv)
     /* The Prometheus query API: its own thread reads the store; the http
      * listeners' fronts, made from here on, route its paths to it. */
     if (settings.storage.enabled) {
-        rf_promapi_config pc = {.store_dir = settings.storage.dir};
+        rf_promapi_config pc = {.store_dir = settings.storage.dir,
+                                .query_timeout_ms = settings.storage.query.timeout_ns / 1000000,
+                                .max_samples = settings.storage.query.max_samples,
+                                .max_series = settings.storage.query.max_series};
         if (rf_promapi_start(&pc, &err) < 0)
             rf_log_warn(COMPONENT, "no query API: %s", err.msg);
     }

@@ -389,7 +389,8 @@ static bool prepare(answer *a)
     pthread_mutex_lock(&api.store_lock);
     int rc = 0;
     if (api.store) {
-        int64_t deadline = mono_ns() + HEAD_READ_TIMEOUT_NS;
+        int64_t wait = api.cfg.query_timeout_ms * 1000000;
+        int64_t deadline = mono_ns() + (wait < HEAD_READ_TIMEOUT_NS ? wait : HEAD_READ_TIMEOUT_NS);
         rc =
             rf_store_heads_read(api.store, rf_series_index_want_head, api.ix, deadline, &api.heads);
     }

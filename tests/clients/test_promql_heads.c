@@ -64,6 +64,30 @@ static void write_lines(int port, const char *lines)
     free(r);
 }
 
+static void expect_refused(int port, const char *path, int want_status, const char *want_type)
+{
+    int status;
+    char *body = cu_http(port, "GET", path, NULL, &status);
+    print_message("%s -> %d %s\n", path, status, body ? body : "");
+    if (status != want_status || !body || !strstr(body, want_type))
+        fail_msg("%s answered %d %s; expected %d %s", path, status, body ? body : "", want_status,
+                 want_type);
+    free(body);
+}
+
+/* `name  N` (the table layout of ringflow stat) in the output. */
+static void expect_counter(const char *stat, const char *name, unsigned long want)
+{
+    const char *p = strstr(stat, name);
+    if (!p)
+        fail_msg("no %s in:\n%s", name, stat);
+    p += strlen(name);
+    while (*p == ' ' || *p == ':' || *p == '\t')
+        p++;
+    if (strtoul(p, NULL, 10) != want)
+        fail_msg("%s is not %lu in:\n%s", name, want, stat);
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec t;
@@ -79,8 +103,7 @@ static void test_promql_heads(void **state)
     snprintf(listeners, sizeof(listeners),
              "  - {name: web, transport: tcp, protocol: http, port: %d}\n", port);
     proc d;
-    cu_daemon_start_pipeline(&d, listeners, "",
-                             "storage: {block_max_age: 5m, block_points: 16}\n");
+    cu_daemon_start_pipeline(&d, listeners, "", "storage: {block_max_age: 5m, block_points: 16}\n");
 
     /* One point: seen within a second although its block is not cut. */
     int64_t now = cu_now_ns() / 1000000;
@@ -139,17 +162,45 @@ static void test_promql_heads(void **state)
         assert_true(c <= total);
         last = (int)c;
     }
-    print_message("%d answers checked; %d of %d points counted at the end\n", checked, last,
-                  total);
+    print_message("%d answers checked; %d of %d points counted at the end\n", checked, last, total);
     assert_int_equal(last, total);
 
-    /* Still once each after the engine wrote them all (restart). */
+    /* Still once each after the engine wrote them all (restart), now with
+     * limits (storage.query): each refusal answered and counted. */
     cu_daemon_stop(&d);
     cu_daemon_start_pipeline(&d, listeners, "",
-                             "storage: {block_max_age: 5m, block_points: 16}\n");
+                             "storage: {block_max_age: 5m, block_points: 16,\n"
+                             "  query: {max_samples: 300, max_series: 2}}\n");
     json_t *res = query(port, expr, now + 1000);
     assert_true(one_value(res) == total);
     json_decref(res);
+    expect_refused(
+        port,
+        "/api/v1/"
+        "query?query=count_over_time(heads_run%5B5m%5D)%2Bcount_over_time(heads_run%5B4m%5D)",
+        422, "execution");
+    expect_refused(port,
+                   "/api/v1/query?query=%7B__name__%3D~%22heads_.%2A%22%7D%20or%20heads_probe", 422,
+                   "execution");
+    char *st = cu_ringflow("stat --socket ./run/ringflow.sock storage");
+    print_message("%s", st);
+    expect_counter(st, "refused_max_samples", 1);
+    expect_counter(st, "refused_max_series", 1);
+    expect_counter(st, "refused_timeout", 0);
+    free(st);
+    cu_daemon_stop(&d);
+
+    /* A query past its time: 11,000 steps of a 30-day quantile. */
+    cu_daemon_start_pipeline(&d, listeners, "", "storage: {query: {timeout: 1ms}}\n");
+    char path[512];
+    snprintf(path, sizeof(path),
+             "/api/v1/query_range?query=quantile_over_time(0.5,heads_run%%5B30d%%5D)"
+             "&start=%.3f&end=%.3f&step=1",
+             (double)now / 1000 - 10999, (double)now / 1000);
+    expect_refused(port, path, 503, "timeout");
+    st = cu_ringflow("stat --socket ./run/ringflow.sock storage");
+    expect_counter(st, "refused_timeout", 1);
+    free(st);
     cu_daemon_stop(&d);
 }
 
