@@ -88,16 +88,10 @@ uint32_t rf_store_serve_heads(rf_store_shard *sh)
         const rf_store_series *s = sh->series_all[r->cursor];
         if (s->value_type != RF_VALUE_STRING && r->want(r->ctx, s->series_id, s->n)) {
             size_t need = rec_bytes(s->key->len, s->n);
-            /* A series that does not fit waits for the next chunk, unless the
-             * chunk is empty: then it cannot fit anywhere (a 64 KiB key) and
-             * is skipped rather than stall the read. */
-            if (r->len + need > r->cap) {
-                if (r->len)
-                    break;
-                r->cursor++;
-                r->examined++;
-                continue;
-            }
+            /* A series that does not fit waits for the next chunk (an empty
+             * chunk holds any series: rf_store_heads_read sizes it). */
+            if (r->len + need > r->cap)
+                break;
             copy_series(r->buf + r->len, s);
             r->len += need;
             copied++;
@@ -259,12 +253,20 @@ int rf_store_heads_read(rf_store *store, rf_store_head_want_fn want, void *ctx,
         rc = -ENOMEM;
         goto out;
     }
+    /* At least one series of the longest key and the fullest buffer fits,
+     * so the worker never meets a series it cannot hand over. */
+    size_t cap = RF_STORE_HEAD_CHUNK;
+    if (n && rec_bytes(RF_STORE_MAX_KEY, store->shards[0]->hard_cap) > cap)
+        cap = rec_bytes(RF_STORE_MAX_KEY, store->shards[0]->hard_cap);
     for (uint32_t i = 0; i < n; i++) {
-        rd[i].req = (rf_store_head_req){.want = want, .ctx = ctx, .cap = RF_STORE_HEAD_CHUNK};
-        if (!(rd[i].req.buf = malloc(RF_STORE_HEAD_CHUNK))) {
+        rd[i].req = (rf_store_head_req){.want = want, .ctx = ctx, .cap = cap};
+        if (!(rd[i].req.buf = malloc(cap))) {
             rc = -ENOMEM;
             goto out;
         }
+        /* Touched here: the worker's copy must not take the page faults of
+         * fresh memory (slow on a paravirtualised MMU). */
+        memset(rd[i].req.buf, 0, cap);
     }
     for (uint32_t i = 0; i < n; i++) {
         rd[i].active = true;

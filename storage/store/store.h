@@ -340,7 +340,9 @@ int rf_store_close(rf_store *store, rf_err *err);
  *     (a buffer of RF_STORE_HEAD_CHUNK bytes and a cursor) through the
  *     shard's mailbox; the worker serves it in rf_store_serve_heads, called
  *     once per poll: it looks at no more than RF_STORE_HEAD_SERIES_PER_POLL
- *     series and copies no more than the buffer holds, then hands it back.
+ *     series and copies no more than the buffer holds (RF_STORE_HEAD_CHUNK,
+ *     or one series' fullest buffer with the longest key when that is more),
+ *     then hands it back.
  *     The reader drains it and lends it again until every series was looked
  *     at. So a heavy read costs each worker at most one bounded chunk per
  *     poll, never a stall; the read takes as many polls as it needs.
@@ -358,7 +360,7 @@ int rf_store_close(rf_store *store, rf_err *err);
  *   - A shard whose worker does not answer by the deadline (stopped, or the
  *     deadline was short) is withdrawn and left out: rf_store_heads
  *     .incomplete says so. */
-#define RF_STORE_HEAD_CHUNK (256u * 1024u)
+#define RF_STORE_HEAD_CHUNK (128u * 1024u) /* or one full buffer of the longest key */
 #define RF_STORE_HEAD_SERIES_PER_POLL 2048u
 
 typedef bool (*rf_store_head_want_fn)(void *ctx, uint64_t series_id, uint32_t n_points);
