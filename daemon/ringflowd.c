@@ -517,7 +517,8 @@ int main(int argc, char **argv)
         rf_promapi_config pc = {.store_dir = settings.storage.dir,
                                 .query_timeout_ms = settings.storage.query.timeout_ns / 1000000,
                                 .max_samples = settings.storage.query.max_samples,
-                                .max_series = settings.storage.query.max_series};
+                                .max_series = settings.storage.query.max_series,
+                                .index_memory = settings.storage.query.index_memory};
         if (rf_promapi_start(&pc, &err) < 0)
             rf_log_warn(COMPONENT, "no query API: %s", err.msg);
     }

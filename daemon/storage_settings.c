@@ -62,7 +62,9 @@ int rf_storage_settings_parse(const rf_cfg_node *root, const char *data_dir,
                               120ull * RF_NS_PER_S, &q_timeout, err)) < 0 ||
         (rc = rf_cfg_u64(qn, "max_samples", 1, 1ull << 40, 50000000ull, &next.query.max_samples,
                          err)) < 0 ||
-        (rc = rf_cfg_u64(qn, "max_series", 0, 1ull << 32, 0, &next.query.max_series, err)) < 0)
+        (rc = rf_cfg_u64(qn, "max_series", 0, 1ull << 32, 0, &next.query.max_series, err)) < 0 ||
+        (rc = rf_cfg_size(qn, "index_memory", 1ull << 20, 1ull << 40, 256ull << 20,
+                          &next.query.index_memory, err)) < 0)
         return rc;
     next.query.timeout_ns = (int64_t)q_timeout;
     c->block_max_age_ns = (int64_t)block_age;

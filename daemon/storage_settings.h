@@ -19,9 +19,10 @@
 /* storage.query: the limits of one query of the Prometheus query API
  * (storage/promapi/promapi.h). */
 typedef struct rf_query_settings {
-    int64_t timeout_ns;   /* 2m, Prometheus' default */
-    uint64_t max_samples; /* 50,000,000, Prometheus' default */
-    uint64_t max_series;  /* 0 = no limit */
+    int64_t timeout_ns;    /* 2m, Prometheus' default */
+    uint64_t max_samples;  /* 50,000,000, Prometheus' default */
+    uint64_t max_series;   /* 0 = no limit */
+    uint64_t index_memory; /* the series index's bound, counted in engine.memory_limit (256 MiB) */
 } rf_query_settings;
 
 typedef struct rf_storage_settings {

@@ -42,10 +42,13 @@ struct rf_series_index {
     size_t head_of_cap;
 };
 
+/* Counts bytes about to be allocated; -ENOMEM when the index (the id map
+ * and the head table included: rf_series_index_memory) would pass its
+ * limit. */
 static int charge(rf_series_index *ix, uint64_t bytes)
 {
     ix->memory += bytes;
-    return ix->limit && ix->memory > ix->limit ? -ENOMEM : 0;
+    return ix->limit && rf_series_index_memory(ix) > ix->limit ? -ENOMEM : 0;
 }
 
 /* Appends n bytes to the pool; returns their offset or -1. */
@@ -476,6 +479,10 @@ int rf_series_index_set_heads(rf_series_index *ix, const rf_store_heads *h)
     if (rc < 0)
         return rc;
     if (ix->head_of_cap < ix->n) {
+        if (ix->limit &&
+            rf_series_index_memory(ix) + (ix->n - ix->head_of_cap) * sizeof(*ix->head_of) >
+                ix->limit)
+            return -ENOMEM;
         uint32_t *g = realloc(ix->head_of, ix->n * sizeof(*g));
         if (!g)
             return -ENOMEM;

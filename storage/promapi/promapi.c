@@ -51,6 +51,7 @@ typedef enum counter {
     C_SAMPLES,
     C_INDEX_BUILDS,
     C_INDEX_SERIES,
+    C_INDEX_BYTES,
     C_HEAD_READS,
     C_HEAD_SERIES,
     C_HEAD_INCOMPLETE,
@@ -100,6 +101,8 @@ static const struct {
     [C_SAMPLES] = {"ringflow_query_samples", "Samples read by queries.", false},
     [C_INDEX_BUILDS] = {"ringflow_query_index_builds", "Series index rebuilds.", false},
     [C_INDEX_SERIES] = {"ringflow_query_index_series", "Series in the series index.", true},
+    [C_INDEX_BYTES] = {"ringflow_query_index_bytes",
+                       "Memory of the series index (bounded by storage.query.index_memory).", true},
     [C_HEAD_READS] = {"ringflow_query_head_reads",
                       "Reads of the workers' in-memory heads (one per request).", false},
     [C_HEAD_SERIES] = {"ringflow_query_head_series", "Series copied from the heads.", false},
@@ -127,6 +130,7 @@ void rf_promapi_counters_read(rf_promapi_counters *o)
                                .samples = v[C_SAMPLES],
                                .index_builds = v[C_INDEX_BUILDS],
                                .index_series = v[C_INDEX_SERIES],
+                               .index_bytes = v[C_INDEX_BYTES],
                                .head_reads = v[C_HEAD_READS],
                                .head_series = v[C_HEAD_SERIES],
                                .head_incomplete = v[C_HEAD_INCOMPLETE]};
@@ -377,6 +381,7 @@ static bool ensure_index(answer *a)
     api.ix_built_ms = now;
     count(C_INDEX_BUILDS, 1);
     atomic_store_explicit(&api.c[C_INDEX_SERIES], rf_series_index_count(ix), memory_order_relaxed);
+    atomic_store_explicit(&api.c[C_INDEX_BYTES], rf_series_index_memory(ix), memory_order_relaxed);
     return true;
 }
 
@@ -402,6 +407,8 @@ static bool prepare(answer *a)
             count(C_HEAD_INCOMPLETE, 1);
         rc = rf_series_index_set_heads(api.ix, api.heads);
         atomic_store_explicit(&api.c[C_INDEX_SERIES], rf_series_index_count(api.ix),
+                              memory_order_relaxed);
+        atomic_store_explicit(&api.c[C_INDEX_BYTES], rf_series_index_memory(api.ix),
                               memory_order_relaxed);
     }
     if (rc < 0) {

@@ -70,7 +70,7 @@ void rf_promapi_stop(void);
 typedef struct rf_promapi_counters {
     uint64_t requests, queries, errors, timeouts, too_many_samples, too_many_series, queue_full;
     uint64_t samples; /* read by queries */
-    uint64_t index_builds, index_series;
+    uint64_t index_builds, index_series, index_bytes;
     uint64_t head_reads, head_series, head_incomplete; /* the in-memory heads */
 } rf_promapi_counters;
 void rf_promapi_counters_read(rf_promapi_counters *out);

@@ -224,7 +224,9 @@ void cu_expect_nothing_rejected(const char *log)
     assert_non_null(strstr(log, "store_rejected=0"));
 }
 
-char *cu_ringflow(const char *args)
+/* `ringflow <args>` in the temp dir, stderr with stdout; *rc its exit
+ * status as pclose says it. */
+static char *run_ringflow(const char *args, int *rc)
 {
     const char *cli = getenv("RINGFLOW");
     assert_non_null(cli);
@@ -238,10 +240,29 @@ char *cu_ringflow(const char *args)
     while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0)
         len += n;
     out[len] = '\0';
-    int rc = pclose(p);
+    *rc = pclose(p);
+    return out;
+}
+
+char *cu_ringflow(const char *args)
+{
+    int rc;
+    char *out = run_ringflow(args, &rc);
     if (rc != 0)
         fail_msg("ringflow %s: exit status %d:\n%s", args, rc, out);
     return out;
+}
+
+void cu_query_expect_none(const char *args)
+{
+    char full[4096];
+    snprintf(full, sizeof(full), "query --dir ./data/store %s", args);
+    int rc;
+    char *out = run_ringflow(full, &rc);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 1 || !strstr(out, "no series matched"))
+        fail_msg("ringflow %s: expected exit 1 and \"no series matched\", got %d:\n%s", full, rc,
+                 out);
+    free(out);
 }
 
 char *cu_query(const char *args)

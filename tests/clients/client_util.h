@@ -65,6 +65,8 @@ void cu_expect_nothing_rejected(const char *log);
 char *cu_ringflow(const char *args);
 /* `ringflow query --dir ./data/store <args>`. */
 char *cu_query(const char *args);
+/* The same query must match nothing: exit 1, "no series matched" said. */
+void cu_query_expect_none(const char *args);
 
 /* Lines of text that are exactly `line` (whole-line match). */
 int cu_count_line(const char *text, const char *line);

@@ -43,6 +43,8 @@ int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err 
     rf_ops_kv_u64(w, "timeout_ms", (uint64_t)(qs->timeout_ns / 1000000));
     rf_ops_kv_u64(w, "max_samples", qs->max_samples);
     rf_ops_kv_u64(w, "max_series", qs->max_series);
+    rf_ops_kv_u64(w, "index_memory_limit", qs->index_memory);
+    rf_ops_kv_u64(w, "index_bytes", qc.index_bytes);
     rf_ops_kv_u64(w, "requests", qc.requests);
     rf_ops_kv_u64(w, "queries", qc.queries);
     rf_ops_kv_u64(w, "errors", qc.errors);
