@@ -25,6 +25,14 @@
  *   batch_p999_us and batch_max_us are the distribution over the run. Before
  *   cuts were paced, a round in which 1,000 series filled cost one batch
  *   tens of milliseconds; that pause is what an event queued behind it waits.
+ * store/head_chunk/<series>: what serving a query's head read costs the
+ *   worker per poll (store.h "Reading the heads"): <series> series hold 64
+ *   points each in their buffers (a 5 s interval's 5 minutes); a reader
+ *   thread reads every head again and again with rf_store_heads_read while
+ *   the benchmark thread, as the worker, serves one chunk per iteration.
+ *   Each rf_store_serve_heads that served is timed in thread CPU time:
+ *   chunk_p50_us, chunk_p99_us, chunk_max_us; series_per_chunk and
+ *   reads (whole head reads completed).
  * store/query/raw, store/query/agg: points/s decoded by rf_query_run over a
  *   store of 200 series x 20,000 points (4 M points, closed segments): all
  *   raw points of one measurement; and count/avg/p99 per 1 h step grouped by
@@ -33,6 +41,8 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,6 +383,111 @@ static void bm_append_stall(rf_bench_state *s)
     free(dir);
 }
 
+static bool want_all(void *ctx, uint64_t series_id, uint32_t n_points)
+{
+    (void)ctx;
+    (void)series_id;
+    return n_points > 0;
+}
+
+typedef struct head_reader {
+    rf_store *st;
+    _Atomic bool stop;
+    _Atomic uint64_t reads;
+} head_reader;
+
+static void *head_reader_run(void *arg)
+{
+    head_reader *r = arg;
+    while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        rf_store_heads *h;
+        int64_t deadline = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + 200000000LL;
+        if (rf_store_heads_read(r->st, want_all, NULL, deadline, &h) == 0) {
+            rf_store_heads_free(h);
+            atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed); /* statistics */
+        }
+    }
+    return NULL;
+}
+
+static void bm_head_chunk(rf_bench_state *s)
+{
+    uint32_t nser = (uint32_t)rf_bench_arg(s, 0);
+    char *dir = make_tmpdir();
+    if (!dir) {
+        rf_bench_skip_with_error(s, "mkdtemp failed");
+        return;
+    }
+    rf_store_config cfg;
+    rf_store_config_default(&cfg);
+    cfg.block_max_age_ns = 3600LL * 1000000000LL; /* nothing is cut: the heads stay full */
+    rf_store *st;
+    rf_err e;
+    if (rf_store_open(dir, &cfg, 1, &st, &e)) {
+        rf_bench_skip_with_error(s, e.msg);
+        free(dir);
+        return;
+    }
+    rf_store_shard *sh = rf_store_shard_get(st, 0);
+    rf_series_key **keys = make_keys(nser, "heads");
+    rf_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.value_type = RF_VALUE_F64;
+    for (uint32_t i = 0; i < nser; i++) {
+        rf_store_define_series(sh, keys[i]);
+        ev.series_id = keys[i]->series_id;
+        for (int k = 0; k < 64; k++) {
+            ev.event_time_ns = 1700000000000000000LL + (int64_t)k * 5000000000LL;
+            ev.value.u64 = (uint64_t)k;
+            rf_store_append(sh, &ev);
+        }
+    }
+    head_reader r = {.st = st};
+    pthread_t t;
+    pthread_create(&t, NULL, head_reader_run, &r);
+    size_t cap = 1 << 16, nc = 0;
+    double *chunk_us = malloc(cap * sizeof(*chunk_us));
+    uint64_t series = 0;
+    while (rf_bench_keep_running(s)) {
+        for (;;) {
+            double t0 = thread_cpu_s();
+            uint32_t n = rf_store_serve_heads(sh);
+            double us = (thread_cpu_s() - t0) * 1e6;
+            if (n) {
+                series += n;
+                if (nc < cap)
+                    chunk_us[nc++] = us;
+                break;
+            }
+        }
+    }
+    atomic_store_explicit(&r.stop, true, memory_order_relaxed);
+    /* The reader may be waiting for a chunk: serve until it stops. */
+    struct timespec j = {0, 0};
+    while (pthread_tryjoin_np(t, NULL) != 0) {
+        rf_store_serve_heads(sh);
+        nanosleep(&j, NULL);
+    }
+    qsort(chunk_us, nc, sizeof(*chunk_us), cmp_double);
+    rf_bench_set_items_processed(s, (int64_t)series);
+    if (nc) {
+        rf_bench_counter(s, "chunk_p50_us", chunk_us[nc / 2], false);
+        rf_bench_counter(s, "chunk_p99_us", chunk_us[(size_t)((double)nc * 0.99)], false);
+        rf_bench_counter(s, "chunk_max_us", chunk_us[nc - 1], false);
+        rf_bench_counter(s, "series_per_chunk", (double)series / (double)nc, false);
+    }
+    rf_bench_counter(s, "reads", (double)atomic_load(&r.reads), false);
+    free(chunk_us);
+    rf_store_close(st, &e);
+    for (uint32_t i = 0; i < nser; i++)
+        rf_series_key_free(keys[i]);
+    free(keys);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
 RF_BENCH_REGISTER(store_benchmarks)
 {
     static const int64_t series[] = {100, 10000, 100000};
@@ -383,4 +498,6 @@ RF_BENCH_REGISTER(store_benchmarks)
     static const int64_t one[] = {0};
     rf_bench_register_args_realtime("store/query/raw", bm_query_raw, one, 1);
     rf_bench_register_args_realtime("store/query/agg", bm_query_agg, one, 1);
+    static const int64_t head_series[] = {1000, 10000};
+    rf_bench_register_args_realtime("store/head_chunk", bm_head_chunk, head_series, 2);
 }

@@ -166,6 +166,9 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
         (uint64_t)W * rf_pipeline_stages_memory_bound(&s->pipeline, max_series));
 
     add(out, "ops sockets", "stats.client_buffer", rf_ops_server_memory_bound(&s->stats));
+    if (s->storage.enabled)
+        add(out, "query API series index", "storage.query.index_memory",
+            s->storage.query.index_memory);
     if (s->dpdk.enabled)
         add(out, "DPDK memory", "dpdk.memory",
             s->dpdk.memory_bytes ? s->dpdk.memory_bytes : (64ull << 20));

@@ -514,7 +514,11 @@ int main(int argc, char **argv)
     /* The Prometheus query API: its own thread reads the store; the http
      * listeners' fronts, made from here on, route its paths to it. */
     if (settings.storage.enabled) {
-        rf_promapi_config pc = {.store_dir = settings.storage.dir};
+        rf_promapi_config pc = {.store_dir = settings.storage.dir,
+                                .query_timeout_ms = settings.storage.query.timeout_ns / 1000000,
+                                .max_samples = settings.storage.query.max_samples,
+                                .max_series = settings.storage.query.max_series,
+                                .index_memory = settings.storage.query.index_memory};
         if (rf_promapi_start(&pc, &err) < 0)
             rf_log_warn(COMPONENT, "no query API: %s", err.msg);
     }
@@ -527,6 +531,8 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
+    /* Queries see what the workers hold in memory from now on. */
+    rf_promapi_attach_store(rf_engine_store(engine));
     /* engine.user, step 2: every thread runs now; all of them give up the
      * rest, and each one is checked. */
     if (priv->enabled) {
@@ -534,6 +540,7 @@ int main(int argc, char **argv)
         if (rf_privileges_drop(priv, who, sizeof(who), &err) < 0) {
             rf_log_error(COMPONENT, "start failed: %s", err.msg);
             rf_ops_server_stop(ops);
+            rf_promapi_attach_store(NULL);
             rf_engine_stop(engine);
             close(sfd);
             return 1;
@@ -640,6 +647,7 @@ int main(int argc, char **argv)
     rf_ops_server_stop(ops);
     rf_engine_views_unregister();
     rf_ops_engine_detach();
+    rf_promapi_attach_store(NULL); /* before the workers stop serving head reads */
     rf_engine_stop(engine);
     rf_promapi_stop();
     close(sfd);

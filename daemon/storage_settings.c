@@ -55,6 +55,18 @@ int rf_storage_settings_parse(const rf_cfg_node *root, const char *data_dir,
         (rc = rf_cfg_duration(ret, "interval", RF_NS_PER_S, 86400ull * RF_NS_PER_S,
                               (uint64_t)c->retention_interval_ns, &ret_interval, err)) < 0)
         return rc;
+    const rf_cfg_node *qn;
+    uint64_t q_timeout = 0;
+    if ((rc = rf_cfg_map(st, "query", &qn, err)) < 0 ||
+        (rc = rf_cfg_duration(qn, "timeout", RF_NS_PER_MS, 86400ull * RF_NS_PER_S,
+                              120ull * RF_NS_PER_S, &q_timeout, err)) < 0 ||
+        (rc = rf_cfg_u64(qn, "max_samples", 1, 1ull << 40, 50000000ull, &next.query.max_samples,
+                         err)) < 0 ||
+        (rc = rf_cfg_u64(qn, "max_series", 0, 1ull << 32, 0, &next.query.max_series, err)) < 0 ||
+        (rc = rf_cfg_size(qn, "index_memory", 1ull << 20, 1ull << 40, 256ull << 20,
+                          &next.query.index_memory, err)) < 0)
+        return rc;
+    next.query.timeout_ns = (int64_t)q_timeout;
     c->block_max_age_ns = (int64_t)block_age;
     c->segment_max_bytes = seg_bytes;
     c->segment_max_age_ns = (int64_t)seg_age;

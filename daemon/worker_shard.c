@@ -938,10 +938,14 @@ void rf_shard_process(rf_shard *s, const rf_event *ev, uint32_t n)
 
 uint32_t rf_shard_tick(rf_shard *s)
 {
+    /* A query's request for the store's in-memory heads is served at every
+     * poll, one bounded chunk at a time (store.h "Reading the heads"): one
+     * relaxed load when none is posted. */
+    uint32_t heads = s->store ? rf_store_serve_heads(s->store) : 0;
     /* One vDSO clock read per poll (a batch), not per event. */
     int64_t now = rf_clock_mono_ns();
     if (now < s->next_tick_ns)
-        return 0;
+        return heads;
     s->next_tick_ns = now + RF_SHARD_TICK_NS;
     if (s->store_component) {
         /* The store's I/O thread retries after a write error and says when
@@ -963,7 +967,7 @@ uint32_t rf_shard_tick(rf_shard *s)
             rf_component_transition(s->store_component, RF_STATE_RUNNING, NULL);
         }
     }
-    return rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
+    return heads + rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
 }
 
 int64_t rf_shard_next_tick_ns(const rf_shard *s)

@@ -32,12 +32,23 @@ struct rf_series_index {
     ix_posting *post; /* open addressing, key_len 0 = empty */
     size_t post_used, post_cap;
     uint64_t memory, limit;
+    /* series id -> entry id + 1 (0 would read as absent: a key that cannot
+     * be a metric is stored as UINT32_MAX + 1, "seen, not indexed") */
+    rf_u64map by_id;
+    /* The heads attached for one query (rf_series_index_set_heads): per
+     * entry, its head series' index in heads->series, or UINT32_MAX. */
+    const rf_store_heads *heads;
+    uint32_t *head_of;
+    size_t head_of_cap;
 };
 
+/* Counts bytes about to be allocated; -ENOMEM when the index (the id map
+ * and the head table included: rf_series_index_memory) would pass its
+ * limit. */
 static int charge(rf_series_index *ix, uint64_t bytes)
 {
     ix->memory += bytes;
-    return ix->limit && ix->memory > ix->limit ? -ENOMEM : 0;
+    return ix->limit && rf_series_index_memory(ix) > ix->limit ? -ENOMEM : 0;
 }
 
 /* Appends n bytes to the pool; returns their offset or -1. */
@@ -225,8 +236,9 @@ static int split_key(const char *t, uint32_t len, uint16_t mlen, uint32_t foff, 
 }
 
 static int add_series(rf_series_index *ix, const char *text, uint32_t len, uint16_t mlen,
-                      uint32_t foff)
+                      uint32_t foff, uint32_t *id_out)
 {
+    *id_out = UINT32_MAX;
     char small[1024], lab[8192];
     char *buf = 2 * (size_t)len + 2 <= sizeof(small) ? small : malloc(2 * (size_t)len + 2);
     if (!buf)
@@ -259,6 +271,7 @@ static int add_series(rf_series_index *ix, const char *text, uint32_t len, uint1
         goto out;
     }
     uint32_t id = (uint32_t)ix->n++;
+    *id_out = id;
     ix->e[id] = (ix_entry){(uint32_t)lo, (uint32_t)ll, (uint32_t)mo, (uint32_t)fo};
     for (const char *p = lab; p < lab + ll && rc == 0;) {
         const char *v = p + strlen(p) + 1;
@@ -272,21 +285,31 @@ out:
     return rc;
 }
 
-static int index_segment(rf_series_index *ix, const rf_seg_reader *r, rf_u64map *seen)
+/* add_series once per series id (ix->by_id). */
+static int add_series_once(rf_series_index *ix, uint64_t series_id, const char *text, uint32_t len,
+                           uint16_t mlen, uint32_t foff)
+{
+    uint32_t id;
+    int rc = add_series(ix, text, len, mlen, foff, &id);
+    if (rc == 0)
+        rc = rf_u64map_put(&ix->by_id, series_id, (uint64_t)id + 1);
+    return rc;
+}
+
+static int index_segment(rf_series_index *ix, const rf_seg_reader *r)
 {
     int rc = 0;
     for (size_t i = 0; i < r->idx.n_series && rc == 0; i++) {
         const rf_seg_series_ref *s = &r->idx.series[i];
         uint64_t v;
-        if (rf_u64map_get(seen, s->series_id, &v))
+        if (rf_u64map_get(&ix->by_id, s->series_id, &v))
             continue;
         uint32_t len, foff;
         uint16_t mlen;
         const char *text = rf_seg_reader_key(r, s, &len, &mlen, &foff);
         if (!text)
             continue;
-        if ((rc = rf_u64map_put(seen, s->series_id, 1)) == 0)
-            rc = add_series(ix, text, len, mlen, foff);
+        rc = add_series_once(ix, s->series_id, text, len, mlen, foff);
     }
     return rc;
 }
@@ -324,7 +347,6 @@ static int reserve(rf_series_index *ix, size_t n)
  * a time with the tables growing as needed. */
 typedef struct walk_ctx {
     rf_series_index *ix;
-    rf_u64map *seen;
     rf_seg_reader *rd;
     size_t n_rd, total;
 } walk_ctx;
@@ -343,14 +365,14 @@ static int on_segment(void *ctx, uint32_t shard, uint64_t seq, const char *path)
         w->total += r.idx.n_series;
         return 0;
     }
-    int rc = index_segment(w->ix, &r, w->seen);
+    int rc = index_segment(w->ix, &r);
     rf_seg_reader_close(&r);
     return rc;
 }
 
-static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
+static int index_dir(rf_series_index *ix, rf_err *err)
 {
-    walk_ctx w = {.ix = ix, .seen = seen, .rd = malloc(MAX_OPEN_READERS * sizeof(rf_seg_reader))};
+    walk_ctx w = {.ix = ix, .rd = malloc(MAX_OPEN_READERS * sizeof(rf_seg_reader))};
     if (!w.rd)
         return rf_err_set(err, ENOMEM, "out of memory");
     int rc = rf_seg_store_walk(ix->dir, on_segment, &w, err);
@@ -366,13 +388,13 @@ static int index_dir(rf_series_index *ix, rf_u64map *seen, rf_err *err)
     size_t n_rd = w.n_rd, total = w.total;
     if (rc == 0)
         rc = reserve(ix, total);
-    if (rc == 0 && seen->count == 0) {
-        rf_u64map_free(seen);
-        rc = rf_u64map_init(seen, total > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)total);
+    if (rc == 0 && ix->by_id.count == 0) {
+        rf_u64map_free(&ix->by_id);
+        rc = rf_u64map_init(&ix->by_id, total > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)total);
     }
     for (size_t i = 0; i < n_rd; i++) {
         if (rc == 0)
-            rc = index_segment(ix, &rd[i], seen);
+            rc = index_segment(ix, &rd[i]);
         rf_seg_reader_close(&rd[i]);
     }
     free(rd);
@@ -388,16 +410,14 @@ int rf_series_index_open(const char *store_dir, uint64_t memory_limit, rf_series
                          rf_err *err)
 {
     rf_series_index *ix = calloc(1, sizeof(*ix));
-    rf_u64map seen;
-    if (!ix || !(ix->dir = strdup(store_dir)) || rf_u64map_init(&seen, 1024) < 0) {
+    if (!ix || !(ix->dir = strdup(store_dir)) || rf_u64map_init(&ix->by_id, 1024) < 0) {
         if (ix)
             free(ix->dir);
         free(ix);
         return rf_err_set(err, ENOMEM, "out of memory");
     }
     ix->limit = memory_limit;
-    int rc = index_dir(ix, &seen, err);
-    rf_u64map_free(&seen);
+    int rc = index_dir(ix, err);
     if (rc < 0) {
         rf_series_index_free(ix);
         return rc;
@@ -416,6 +436,8 @@ void rf_series_index_free(rf_series_index *ix)
     free(ix->e);
     free(ix->pool);
     free(ix->dir);
+    free(ix->head_of);
+    rf_u64map_free(&ix->by_id);
     free(ix);
 }
 
@@ -426,7 +448,56 @@ size_t rf_series_index_count(const rf_series_index *ix)
 
 uint64_t rf_series_index_memory(const rf_series_index *ix)
 {
-    return ix->memory;
+    return ix->memory + ((uint64_t)ix->by_id.mask + 1) * sizeof(rf_u64map_entry) +
+           ix->head_of_cap * sizeof(uint32_t);
+}
+
+/* ---- the heads ---- */
+
+bool rf_series_index_want_head(void *ctx, uint64_t series_id, uint32_t n_points)
+{
+    const rf_series_index *ix = ctx;
+    uint64_t v;
+    /* Read on a worker while the reader waits in rf_store_heads_read: ix
+     * does not change until it returns. */
+    return n_points > 0 || !rf_u64map_get(&ix->by_id, series_id, &v);
+}
+
+int rf_series_index_set_heads(rf_series_index *ix, const rf_store_heads *h)
+{
+    ix->heads = NULL;
+    if (!h)
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; i < h->n && rc == 0; i++) {
+        const rf_store_head_series *s = &h->series[i];
+        uint64_t v;
+        if (!rf_u64map_get(&ix->by_id, s->series_id, &v))
+            rc = add_series_once(ix, s->series_id, s->key, s->key_len, s->measurement_len,
+                                 s->field_offset);
+    }
+    if (rc < 0)
+        return rc;
+    if (ix->head_of_cap < ix->n) {
+        if (ix->limit &&
+            rf_series_index_memory(ix) + (ix->n - ix->head_of_cap) * sizeof(*ix->head_of) >
+                ix->limit)
+            return -ENOMEM;
+        uint32_t *g = realloc(ix->head_of, ix->n * sizeof(*g));
+        if (!g)
+            return -ENOMEM;
+        ix->head_of = g;
+        ix->head_of_cap = ix->n;
+    }
+    memset(ix->head_of, 0xff, ix->n * sizeof(*ix->head_of));
+    for (size_t i = 0; i < h->n; i++) {
+        uint64_t v;
+        if (h->series[i].n && rf_u64map_get(&ix->by_id, h->series[i].series_id, &v) &&
+            v <= UINT32_MAX)
+            ix->head_of[v - 1] = (uint32_t)i;
+    }
+    ix->heads = h;
+    return 0;
 }
 
 rf_promql_labels rf_series_index_labels(const rf_series_index *ix, uint32_t id)
@@ -593,6 +664,58 @@ static int convert(const rf_query_set *set, rf_promql_series *out)
     return 0;
 }
 
+/* The head of entry id, or NULL. */
+static const rf_store_head_series *head_of(const rf_series_index *ix, uint32_t id)
+{
+    if (!ix->heads || id >= ix->head_of_cap || ix->head_of[id] == UINT32_MAX)
+        return NULL;
+    return &ix->heads->series[ix->head_of[id]];
+}
+
+/* Merges the head's points in [mint, maxt] (ms) into out (the segments'
+ * points, ms ascending): one sample per millisecond, the head's winning (it
+ * was written last; the same point read from both is kept once). */
+static int merge_head(const rf_store_head_series *h, int64_t mint, int64_t maxt,
+                      rf_promql_series *out)
+{
+    size_t cap = out->n + h->n;
+    int64_t *t = malloc((cap ? cap : 1) * sizeof(*t));
+    double *v = malloc((cap ? cap : 1) * sizeof(*v));
+    if (!t || !v) {
+        free(t);
+        free(v);
+        return -ENOMEM;
+    }
+    size_t k = 0, i = 0;
+    for (uint32_t j = 0; j <= h->n; j++) {
+        int64_t ms = INT64_MAX;
+        if (j < h->n) {
+            int64_t ns = h->t[j];
+            ms = ns / 1000000 - (ns % 1000000 < 0);
+            if (ms < mint || ms > maxt)
+                continue;
+        }
+        while (i < out->n && out->t[i] < ms) {
+            t[k] = out->t[i];
+            v[k++] = out->v[i++];
+        }
+        if (j == h->n)
+            break;
+        if (i < out->n && out->t[i] == ms)
+            i++; /* the segments' copy */
+        if (k && t[k - 1] == ms)
+            k--; /* equal milliseconds in the head: the last */
+        t[k] = ms;
+        v[k++] = as_double(h->value_type, h->v[j]);
+    }
+    free((void *)out->t);
+    free((void *)out->v);
+    out->t = t;
+    out->v = v;
+    out->n = k;
+    return 0;
+}
+
 /* Reads one measurement's selected series (ids[0..n)) into out. */
 static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, int64_t mint,
                             int64_t maxt, rf_promql_series *out, size_t *n_out, rf_err *err)
@@ -606,28 +729,36 @@ static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, 
                   .field = field,
                   .start_ns = mint > INT64_MIN / 1000000 ? mint * 1000000 : INT64_MIN,
                   .end_ns = maxt < INT64_MAX / 1000000 - 1 ? (maxt + 1) * 1000000 : INT64_MAX};
-    /* The selected series by label set (open addressing over their hash). */
+    /* The selected series by label set (open addressing over their hash):
+     * positions in ids; got[i] once ids[i] was read from the segments. */
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
     uint32_t *slot = malloc(cap * sizeof(*slot));
-    if (!slot)
+    bool *got = calloc(n, sizeof(*got));
+    if (!slot || !got) {
+        free(slot);
+        free(got);
         return rf_err_set(err, ENOMEM, "out of memory");
+    }
     memset(slot, 0xff, cap * sizeof(*slot));
     for (size_t i = 0; i < n; i++) {
         rf_promql_labels l = rf_series_index_labels(ix, ids[i]);
         size_t j = XXH3_64bits(l.buf, l.len) & (cap - 1);
         while (slot[j] != UINT32_MAX)
             j = (j + 1) & (cap - 1);
-        slot[j] = ids[i];
+        slot[j] = (uint32_t)i;
     }
-    rf_query_result *res;
+    rf_query_result *res = NULL;
     int rc = rf_query_run(ix->dir, &q, &res, err);
+    if (rc == -ENOENT && ix->heads)
+        rc = 0; /* nothing written yet: the heads alone */
     if (rc < 0) {
         free(slot);
+        free(got);
         return rc;
     }
-    for (size_t s = 0; s < res->n_sets && rc == 0; s++) {
+    for (size_t s = 0; res && s < res->n_sets && rc == 0; s++) {
         const rf_query_set *set = &res->sets[s];
         if (set->value_type == RF_VALUE_STRING || set->n == 0)
             continue;
@@ -641,16 +772,42 @@ static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, 
             continue;
         for (size_t j = XXH3_64bits(lab, (size_t)ll) & (cap - 1); slot[j] != UINT32_MAX;
              j = (j + 1) & (cap - 1)) {
-            rf_promql_labels l = rf_series_index_labels(ix, slot[j]);
-            if (l.len == (uint32_t)ll && memcmp(l.buf, lab, l.len) == 0) {
-                out[*n_out].labels = l;
-                if ((rc = convert(set, &out[*n_out])) == 0)
-                    (*n_out)++;
-                break;
+            const uint32_t id = ids[slot[j]];
+            rf_promql_labels l = rf_series_index_labels(ix, id);
+            if (l.len != (uint32_t)ll || memcmp(l.buf, lab, l.len) != 0)
+                continue;
+            const rf_store_head_series *h = head_of(ix, id);
+            out[*n_out].labels = l;
+            if ((rc = convert(set, &out[*n_out])) == 0 && h &&
+                (rc = merge_head(h, mint, maxt, &out[*n_out])) < 0) {
+                free((void *)out[*n_out].t);
+                free((void *)out[*n_out].v);
             }
+            if (rc == 0) {
+                (*n_out)++;
+                got[slot[j]] = true;
+            }
+            break;
+        }
+    }
+    /* Series whose points in range are all in the heads. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const rf_store_head_series *h = got[i] ? NULL : head_of(ix, ids[i]);
+        if (!h)
+            continue;
+        rf_promql_series *o = &out[*n_out];
+        *o = (rf_promql_series){.labels = rf_series_index_labels(ix, ids[i])};
+        if ((rc = merge_head(h, mint, maxt, o)) < 0)
+            break;
+        if (o->n) {
+            (*n_out)++;
+        } else {
+            free((void *)o->t);
+            free((void *)o->v);
         }
     }
     free(slot);
+    free(got);
     rf_query_result_free(res);
     return rc < 0 ? rf_err_set(err, ENOMEM, "out of memory") : 0;
 }

@@ -33,6 +33,7 @@
 
 #include "core/error/error.h"
 #include "storage/promql/promql.h"
+#include "storage/store/store.h"
 
 typedef struct rf_series_index rf_series_index;
 
@@ -58,6 +59,25 @@ int rf_series_index_label_names(const rf_series_index *ix, const rf_promql_match
 int rf_series_index_label_values(const rf_series_index *ix, const char *name,
                                  const rf_promql_matcher *m, size_t n, const char ***out,
                                  size_t *n_out);
+
+/* ---- the in-memory heads (storage/store/store.h "Reading the heads") ----
+ *
+ * For a query that must see what the workers still hold: read the heads
+ * with rf_store_heads_read(store, rf_series_index_want_head, ix, ...), then
+ * rf_series_index_set_heads(ix, heads) before evaluating, and
+ * rf_series_index_set_heads(ix, NULL) before freeing the heads.
+ *   - want_head asks for every series holding points, and for the key of
+ *     every series ix does not know yet (defined, but its first block not
+ *     yet in the segments ix was built from), so no series falls between
+ *     the index build and the heads.
+ *   - set_heads adds the series ix does not know (they stay, as if read
+ *     from a segment), and makes the source merge each selected series'
+ *     head into the points read from the segments: one sample per
+ *     millisecond, the head's value winning. A point read from both (its
+ *     block was cut after the heads were copied) is returned once.
+ * Returns 0 or -ENOMEM (memory_limit passed). */
+bool rf_series_index_want_head(void *ix, uint64_t series_id, uint32_t n_points);
+int rf_series_index_set_heads(rf_series_index *ix, const rf_store_heads *heads);
 
 /* The source (valid while ix is); reads points from ix's store directory. */
 void rf_series_index_source(rf_series_index *ix, rf_promql_source *out);

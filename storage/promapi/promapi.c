@@ -51,6 +51,10 @@ typedef enum counter {
     C_SAMPLES,
     C_INDEX_BUILDS,
     C_INDEX_SERIES,
+    C_INDEX_BYTES,
+    C_HEAD_READS,
+    C_HEAD_SERIES,
+    C_HEAD_INCOMPLETE,
     C__COUNT
 } counter;
 
@@ -67,6 +71,12 @@ static struct {
     /* query thread only */
     rf_series_index *ix;
     int64_t ix_built_ms;
+    rf_store_heads *heads; /* of the request being answered */
+    /* The running engine's store, whose heads queries read (NULL: none).
+     * store_lock is held by the query thread while it reads them, so that
+     * rf_promapi_attach_store(NULL) returns only once nothing uses it. */
+    pthread_mutex_t store_lock;
+    rf_store *store;
     /* written by the query thread and (queue_full, requests) workers under
      * lock; read by anyone (relaxed: statistics) */
     _Atomic uint64_t c[C__COUNT];
@@ -91,6 +101,13 @@ static const struct {
     [C_SAMPLES] = {"ringflow_query_samples", "Samples read by queries.", false},
     [C_INDEX_BUILDS] = {"ringflow_query_index_builds", "Series index rebuilds.", false},
     [C_INDEX_SERIES] = {"ringflow_query_index_series", "Series in the series index.", true},
+    [C_INDEX_BYTES] = {"ringflow_query_index_bytes",
+                       "Memory of the series index (bounded by storage.query.index_memory).", true},
+    [C_HEAD_READS] = {"ringflow_query_head_reads",
+                      "Reads of the workers' in-memory heads (one per request).", false},
+    [C_HEAD_SERIES] = {"ringflow_query_head_series", "Series copied from the heads.", false},
+    [C_HEAD_INCOMPLETE] = {"ringflow_query_head_incomplete",
+                           "Head reads a shard did not finish by the deadline.", false},
 };
 
 static void count(counter c, uint64_t n)
@@ -112,8 +129,16 @@ void rf_promapi_counters_read(rf_promapi_counters *o)
                                .queue_full = v[C_QUEUE_FULL],
                                .samples = v[C_SAMPLES],
                                .index_builds = v[C_INDEX_BUILDS],
-                               .index_series = v[C_INDEX_SERIES]};
+                               .index_series = v[C_INDEX_SERIES],
+                               .index_bytes = v[C_INDEX_BYTES],
+                               .head_reads = v[C_HEAD_READS],
+                               .head_series = v[C_HEAD_SERIES],
+                               .head_incomplete = v[C_HEAD_INCOMPLETE]};
 }
+
+/* A head read waits this long at most for the workers (and the I/O thread
+ * to write what was cut before it). */
+#define HEAD_READ_TIMEOUT_NS (2 * 1000000000LL)
 
 static int64_t wall_ms(void)
 {
@@ -356,7 +381,51 @@ static bool ensure_index(answer *a)
     api.ix_built_ms = now;
     count(C_INDEX_BUILDS, 1);
     atomic_store_explicit(&api.c[C_INDEX_SERIES], rf_series_index_count(ix), memory_order_relaxed);
+    atomic_store_explicit(&api.c[C_INDEX_BYTES], rf_series_index_memory(ix), memory_order_relaxed);
     return true;
+}
+
+/* The index, with what the workers hold in memory attached (store.h
+ * "Reading the heads"): read once per request, before any segment is. */
+static bool prepare(answer *a)
+{
+    if (!ensure_index(a))
+        return false;
+    pthread_mutex_lock(&api.store_lock);
+    int rc = 0;
+    if (api.store) {
+        int64_t wait = api.cfg.query_timeout_ms * 1000000;
+        int64_t deadline = mono_ns() + (wait < HEAD_READ_TIMEOUT_NS ? wait : HEAD_READ_TIMEOUT_NS);
+        rc =
+            rf_store_heads_read(api.store, rf_series_index_want_head, api.ix, deadline, &api.heads);
+    }
+    pthread_mutex_unlock(&api.store_lock);
+    if (rc == 0 && api.heads) {
+        count(C_HEAD_READS, 1);
+        count(C_HEAD_SERIES, api.heads->n);
+        if (api.heads->incomplete)
+            count(C_HEAD_INCOMPLETE, 1);
+        rc = rf_series_index_set_heads(api.ix, api.heads);
+        atomic_store_explicit(&api.c[C_INDEX_SERIES], rf_series_index_count(api.ix),
+                              memory_order_relaxed);
+        atomic_store_explicit(&api.c[C_INDEX_BYTES], rf_series_index_memory(api.ix),
+                              memory_order_relaxed);
+    }
+    if (rc < 0) {
+        fail_with(a, RF_PROMQL_INTERNAL, "out of memory reading the in-memory heads");
+        return false;
+    }
+    return true;
+}
+
+static void heads_release(void)
+{
+    if (!api.heads)
+        return;
+    if (api.ix)
+        rf_series_index_set_heads(api.ix, NULL);
+    rf_store_heads_free(api.heads);
+    api.heads = NULL;
 }
 
 static void run_query(answer *a, const params *ps, bool range)
@@ -402,7 +471,7 @@ static void run_query(answer *a, const params *ps, bool range)
         fail_with(a, RF_PROMQL_BAD_DATA, msg);
         return;
     }
-    if (!ensure_index(a)) {
+    if (!prepare(a)) {
         rf_promql_expr_free(e);
         return;
     }
@@ -485,7 +554,7 @@ static void series(answer *a, const params *ps)
 {
     uint32_t *ids;
     size_t n, sets;
-    if (!ensure_index(a) || !matched_ids(a, ps, true, &ids, &n, &sets))
+    if (!prepare(a) || !matched_ids(a, ps, true, &ids, &n, &sets))
         return;
     if (n)
         qsort(ids, n, sizeof(*ids), cmp_u32);
@@ -508,7 +577,7 @@ static void labels(answer *a, const params *ps, const char *name)
     size_t nm = 0;
     rf_err err;
     const char *match = get(ps, "match[]");
-    if (!ensure_index(a))
+    if (!prepare(a))
         return;
     if (match && rf_promql_parse_matchers(match, &m, &nm, &err) < 0) {
         fail_with(a, RF_PROMQL_BAD_DATA, err.msg);
@@ -538,7 +607,7 @@ static void remote_read(const job *j, answer *a)
     char msg[512] = "";
     char *out;
     size_t len;
-    if (!ensure_index(a))
+    if (!prepare(a))
         return;
     a->status = rf_promapi_remote_read(api.ix, (const uint8_t *)j->body, j->body_len, &out, &len,
                                        msg, sizeof(msg));
@@ -681,6 +750,7 @@ static void *query_thread(void *arg)
             fail_with(&a, RF_PROMQL_TIMEOUT, "the engine is stopping");
         else
             handle(&j, &a);
+        heads_release();
         answer_job(&j, &a);
         fclose(a.f);
         free(a.body);
@@ -708,6 +778,7 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err)
         return rf_err_set(err, ENOMEM, "query API: out of memory");
     }
     pthread_mutex_init(&api.lock, NULL);
+    pthread_mutex_init(&api.store_lock, NULL);
     pthread_cond_init(&api.wake, NULL);
     api.stopping = false;
     api.head = api.count = 0;
@@ -746,6 +817,16 @@ void rf_promapi_stop(void)
     free(api.q);
     free(api.store_dir);
     pthread_mutex_destroy(&api.lock);
+    pthread_mutex_destroy(&api.store_lock);
     pthread_cond_destroy(&api.wake);
     api.started = false;
+}
+
+void rf_promapi_attach_store(rf_store *store)
+{
+    if (!api.started)
+        return;
+    pthread_mutex_lock(&api.store_lock);
+    api.store = store;
+    pthread_mutex_unlock(&api.store_lock);
 }

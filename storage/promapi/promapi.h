@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "core/error/error.h"
+#include "storage/store/store.h"
 
 typedef struct rf_promapi_config {
     const char *store_dir;
@@ -57,13 +58,20 @@ typedef struct rf_promapi_config {
  * from now on serve the routes above. Once per process. Returns 0 or a
  * negative errno. */
 int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err);
+/* The running engine's store: from now on every request first reads the
+ * workers' in-memory heads (store.h "Reading the heads"), so that a point
+ * is seen as soon as it was accepted, not once its block is written. NULL
+ * detaches it, and returns once no head read uses it: call it before the
+ * engine stops its workers. */
+void rf_promapi_attach_store(rf_store *store);
 /* Stops the thread (requests still queued are answered 503) and frees it. */
 void rf_promapi_stop(void);
 
 typedef struct rf_promapi_counters {
     uint64_t requests, queries, errors, timeouts, too_many_samples, too_many_series, queue_full;
     uint64_t samples; /* read by queries */
-    uint64_t index_builds, index_series;
+    uint64_t index_builds, index_series, index_bytes;
+    uint64_t head_reads, head_series, head_incomplete; /* the in-memory heads */
 } rf_promapi_counters;
 void rf_promapi_counters_read(rf_promapi_counters *out);
 

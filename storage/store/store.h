@@ -329,6 +329,72 @@ const char *rf_store_io_health_name(enum rf_store_io_health h); /* "ok", "degrad
  * when points could not be cut. */
 int rf_store_close(rf_store *store, rf_err *err);
 
+/* ---- Reading the heads --------------------------------------------------------
+ *
+ * The points a series' buffer holds wait there until their block is cut
+ * (block_points, or block_max_age: minutes). A reader that must see
+ * everything accepted (the query API, storage/promapi) copies them with
+ * rf_store_heads_read, on its own thread, while the workers run:
+ *
+ *   - Ownership stays with the worker. The reader lends each shard a request
+ *     (a buffer of RF_STORE_HEAD_CHUNK bytes and a cursor) through the
+ *     shard's mailbox; the worker serves it in rf_store_serve_heads, called
+ *     once per poll: it looks at no more than RF_STORE_HEAD_SERIES_PER_POLL
+ *     series and copies no more than the buffer holds (RF_STORE_HEAD_CHUNK,
+ *     or one series' fullest buffer with the longest key when that is more),
+ *     then hands it back.
+ *     The reader drains it and lends it again until every series was looked
+ *     at. So a heavy read costs each worker at most one bounded chunk per
+ *     poll, never a stall; the read takes as many polls as it needs.
+ *   - Which series are copied: those `want` says yes to, given the id and
+ *     the number of points buffered (called on the worker: it must only read
+ *     what the reader does not change until rf_store_heads_read returns).
+ *     String series are never copied (their texts stay the worker's).
+ *   - No gap with the segments: each chunk notes the shard's last block seq
+ *     when it ended; before returning, rf_store_heads_read waits (until the
+ *     deadline) for the I/O thread to have written every block up to the
+ *     last one (written_seq). A point accepted before the read is then in
+ *     the copy, or in a block the segments show; points cut after it was
+ *     copied are in both, and the reader keeps one (same series and time:
+ *     storage/index merges by millisecond, the head's value winning).
+ *   - A shard whose worker does not answer by the deadline (stopped, or the
+ *     deadline was short) is withdrawn and left out: rf_store_heads
+ *     .incomplete says so. */
+#define RF_STORE_HEAD_CHUNK (128u * 1024u) /* or one full buffer of the longest key */
+#define RF_STORE_HEAD_SERIES_PER_POLL 2048u
+
+typedef bool (*rf_store_head_want_fn)(void *ctx, uint64_t series_id, uint32_t n_points);
+
+typedef struct rf_store_head_series {
+    uint64_t series_id;
+    const char *key; /* canonical key text (core/event/event.h), NUL-terminated */
+    uint32_t key_len;
+    uint16_t measurement_len, field_offset;
+    uint8_t value_type;
+    uint32_t n;        /* points, in time order (equal times: arrival order) */
+    const int64_t *t;  /* event time, ns */
+    const uint64_t *v; /* value bits (value_type) */
+} rf_store_head_series;
+
+typedef struct rf_store_heads {
+    rf_store_head_series *series;
+    size_t n;
+    bool incomplete; /* a shard did not answer, or its blocks were not all
+                         * written, by the deadline */
+    uint64_t chunks; /* requests served over every shard */
+    uint64_t bytes;  /* copied */
+} rf_store_heads;
+
+/* On the reader's thread (never a worker). Returns 0 and *out (free with
+ * rf_store_heads_free), or -ENOMEM. */
+int rf_store_heads_read(rf_store *store, rf_store_head_want_fn want, void *ctx,
+                        int64_t deadline_mono_ns, rf_store_heads **out);
+void rf_store_heads_free(rf_store_heads *h);
+
+/* On the shard's worker, once per poll: serves a posted head request (one
+ * bounded chunk). Returns the series copied (0: nothing was posted). */
+uint32_t rf_store_serve_heads(rf_store_shard *shard);
+
 /* ---- Memory ----------------------------------------------------------------
  *
  * The most memory one shard of a store with this configuration can hold

@@ -145,6 +145,27 @@ typedef struct rf_store_io {
     uint64_t episode_blocks, episode_points; /* dropped_io_error(_points) when the episode began */
 } rf_store_io;
 
+/* A head read lent to a shard's worker (heads.c). The reader fills every
+ * field but the results before posting; the worker fills buf, len, cursor,
+ * done and cut_seq while it holds it (H1 in heads.c). */
+typedef struct rf_store_head_req {
+    rf_store_head_want_fn want;
+    void *ctx;
+    uint8_t *buf;
+    size_t cap, len;
+    size_t cursor;     /* the next series_all index to look at */
+    bool done;         /* every series looked at */
+    uint64_t cut_seq;  /* the shard's last block seq when the chunk ended */
+    uint32_t examined; /* series looked at in the last chunk */
+} rf_store_head_req;
+
+enum rf_store_head_state {
+    RF_HEAD_IDLE = 0, /* the reader owns the request */
+    RF_HEAD_POSTED,   /* waiting for the worker */
+    RF_HEAD_TAKEN,    /* the worker is filling it */
+    RF_HEAD_DONE,     /* filled: the reader's again */
+};
+
 /* Seqlock around a short text written by one thread (S7). All accesses are
  * atomic, so a reader racing the writer copies a mix, detects it by seq and
  * copies again. */
@@ -199,6 +220,13 @@ struct rf_store_shard {
         out_of_order_cuts, submitted_seq, cuts_deferred, cut_queue_len, cut_queue_high,
         blocks_cut_by_memory, buffer_bytes;
     _Atomic uint64_t flush_req; /* S3 */
+
+    /* ---- head reads (heads.c): H1 ---- */
+    _Atomic uint32_t head_state;  /* enum rf_store_head_state */
+    rf_store_head_req *head_req;  /* the reader's, lent while POSTED or TAKEN */
+    _Atomic uint64_t head_chunks; /* chunks served (worker) */
+    _Atomic uint64_t head_series; /* series copied (worker) */
+    _Atomic uint64_t head_bytes;  /* bytes copied (worker) */
 
     /* ---- io-owned, read by others ---- */
     alignas(64) _Atomic uint64_t written_seq, durable_seq; /* S4 */

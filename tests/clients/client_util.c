@@ -5,8 +5,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,7 +224,9 @@ void cu_expect_nothing_rejected(const char *log)
     assert_non_null(strstr(log, "store_rejected=0"));
 }
 
-char *cu_ringflow(const char *args)
+/* `ringflow <args>` in the temp dir, stderr with stdout; *rc its exit
+ * status as pclose says it. */
+static char *run_ringflow(const char *args, int *rc)
 {
     const char *cli = getenv("RINGFLOW");
     assert_non_null(cli);
@@ -234,10 +240,29 @@ char *cu_ringflow(const char *args)
     while ((n = fread(out + len, 1, cap - 1 - len, p)) > 0)
         len += n;
     out[len] = '\0';
-    int rc = pclose(p);
+    *rc = pclose(p);
+    return out;
+}
+
+char *cu_ringflow(const char *args)
+{
+    int rc;
+    char *out = run_ringflow(args, &rc);
     if (rc != 0)
         fail_msg("ringflow %s: exit status %d:\n%s", args, rc, out);
     return out;
+}
+
+void cu_query_expect_none(const char *args)
+{
+    char full[4096];
+    snprintf(full, sizeof(full), "query --dir ./data/store %s", args);
+    int rc;
+    char *out = run_ringflow(full, &rc);
+    if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 1 || !strstr(out, "no series matched"))
+        fail_msg("ringflow %s: expected exit 1 and \"no series matched\", got %d:\n%s", full, rc,
+                 out);
+    free(out);
 }
 
 char *cu_query(const char *args)
@@ -380,4 +405,45 @@ void cu_rfc3339(int64_t ns, char out[64])
     char d[32];
     strftime(d, sizeof(d), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, 64, "%s.%09lldZ", d, (long long)(ns % 1000000000LL));
+}
+
+char *cu_http(int port, const char *method, const char *path, const char *body, int *status)
+{
+    *status = -1;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    size_t bl = body ? strlen(body) : 0;
+    char head[8192];
+    int hl = snprintf(head, sizeof(head),
+                      "%s %s HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, bl);
+    if (fd < 0 || hl >= (int)sizeof(head) || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        send(fd, head, (size_t)hl, MSG_NOSIGNAL) != hl ||
+        (bl && send(fd, body, bl, MSG_NOSIGNAL) != (ssize_t)bl)) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (!buf || poll(&pf, 1, 10000) != 1)
+            fail_msg("%s %s: no answer within 10 s", method, path);
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd);
+    buf[len] = '\0';
+    sscanf(buf, "HTTP/1.%*d %d", status);
+    char *b = strstr(buf, "\r\n\r\n");
+    char *out = strdup(b ? b + 4 : "");
+    free(buf);
+    return out;
 }

@@ -65,6 +65,8 @@ void cu_expect_nothing_rejected(const char *log);
 char *cu_ringflow(const char *args);
 /* `ringflow query --dir ./data/store <args>`. */
 char *cu_query(const char *args);
+/* The same query must match nothing: exit 1, "no series matched" said. */
+void cu_query_expect_none(const char *args);
 
 /* Lines of text that are exactly `line` (whole-line match). */
 int cu_count_line(const char *text, const char *line);
@@ -92,6 +94,11 @@ void cu_expect_csv_rows(const char *query_args, const char *row_prefix, long lon
  * (exactly one such line, else the test fails); returns its "value" and
  * copies its "time" text into time_out (64 bytes) when not NULL. */
 double cu_json_value(const char *text, const char *series, char *time_out);
+
+/* One HTTP/1.0 request to 127.0.0.1:port (body may be NULL); waits up to
+ * 10 s for the whole answer. Returns its body (malloc'd) and *status, or
+ * NULL when the connection failed (*status -1). */
+char *cu_http(int port, const char *method, const char *path, const char *body, int *status);
 
 /* Wall-clock ns now. */
 int64_t cu_now_ns(void);

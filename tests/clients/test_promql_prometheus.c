@@ -132,36 +132,6 @@ static void generate(void)
 
 /* ---- HTTP (one request per connection) ---- */
 
-static char *http(int port, const char *method, const char *path, const char *body, int *status)
-{
-    *status = -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    size_t bl = body ? strlen(body) : 0;
-    char head[8192];
-    int hl = snprintf(head, sizeof(head),
-                      "%s %s HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      method, path, bl);
-    if (fd < 0 || hl >= (int)sizeof(head) || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        send(fd, head, (size_t)hl, MSG_NOSIGNAL) != hl ||
-        (bl && send(fd, body, bl, MSG_NOSIGNAL) != (ssize_t)bl)) {
-        if (fd >= 0)
-            close(fd);
-        return NULL;
-    }
-    size_t len;
-    char *buf = rf_net_read_all(fd, 10000, &len);
-    assert_non_null(buf);
-    close(fd);
-    sscanf(buf, "HTTP/1.%*d %d", status);
-    char *b = strstr(buf, "\r\n\r\n");
-    char *out = strdup(b ? b + 4 : "");
-    free(buf);
-    return out;
-}
-
 /* ---- loading ---- */
 
 static void load_ringflow(int port)
@@ -171,7 +141,7 @@ static void load_ringflow(int port)
     int lines = 0, status;
     for (int i = 0; i <= NPOINTS; i++) {
         if (i == NPOINTS || lines >= 2000) {
-            char *r = http(port, "POST", "/write?db=gen&precision=ms", body, &status);
+            char *r = cu_http(port, "POST", "/write?db=gen&precision=ms", body, &status);
             if (status != 204)
                 fail_msg("/write answered %d: %s", status, r ? r : "(nothing)");
             free(r);
@@ -365,9 +335,9 @@ static json_t *api(int port, const char *q, int64_t start, int64_t end, int64_t 
     if (post) {
         char *form = strchr(path, '?');
         *form++ = '\0';
-        body = http(port, "POST", path, form, &status);
+        body = cu_http(port, "POST", path, form, &status);
     } else {
-        body = http(port, "GET", path, NULL, &status);
+        body = cu_http(port, "GET", path, NULL, &status);
     }
     json_error_t je;
     json_t *j = body ? json_loads(body, 0, &je) : NULL;
@@ -394,7 +364,7 @@ static json_t *api(int port, const char *q, int64_t start, int64_t end, int64_t 
 static json_t *get_json(int port, const char *path, int want_status)
 {
     int status;
-    char *body = http(port, "GET", path, NULL, &status);
+    char *body = cu_http(port, "GET", path, NULL, &status);
     json_error_t je;
     json_t *j = body ? json_loads(body, 0, &je) : NULL;
     if (!j || status != want_status)
@@ -476,7 +446,7 @@ static void wait_ready(int port, const char *tag)
 {
     int status = 0;
     for (int i = 0; i < 100 && status != 200; i++) {
-        free(http(port, "GET", "/-/ready", NULL, &status));
+        free(cu_http(port, "GET", "/-/ready", NULL, &status));
         if (status != 200)
             usleep(200 * 1000);
     }
@@ -571,7 +541,7 @@ static void api_abuse(int port)
     print_message("%d concurrent queries: %d answered 200, %d answered 503\n", N, ok, busy);
     assert_int_equal(ok + busy, N);
     int status;
-    free(http(port, "GET", "/api/v1/query?query=vector(1)", NULL, &status));
+    free(cu_http(port, "GET", "/api/v1/query?query=vector(1)", NULL, &status));
     assert_int_equal(status, 200);
 }
 

@@ -172,13 +172,15 @@ int rf_cli_query(int argc, char **argv)
         return 1;
     }
     int rc = rf_query_write(stdout, r, fmt) < 0 ? 1 : 0;
-    if (r->n_sets == 0)
+    if (r->n_sets == 0) {
         fprintf(stderr,
                 "ringflow query: no series matched '%s' in %s (%lu segments read). A running "
                 "ringflowd holds recent points in memory until a block fills "
                 "(storage.block_points) or ages out (storage.block_max_age), and writes "
-                "everything at shutdown.\n",
+                "everything at shutdown; --url asks it, memory included.\n",
                 q.measurement, dir, (unsigned long)r->stats.segments);
+        rc = 1;
+    }
     if (stats)
         fprintf(stderr,
                 "segments=%lu scanned_open=%lu series=%lu blocks=%lu corrupt_blocks=%lu "

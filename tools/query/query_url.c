@@ -247,8 +247,8 @@ int rf_cli_query_url(const char *url, const rf_query *q, enum rf_query_format fm
     rc = rf_query_write(stdout, r, fmt) < 0 ? 1 : 0;
     if (r->n_sets == 0) {
         fprintf(stderr,
-                "ringflow query: no series matched %s at %s (the engine's query API sees what "
-                "its store holds: points in memory show once their block is written)\n",
+                "ringflow query: no series matched %s at %s (the engine's query API sees every "
+                "point it accepted, in memory or written)\n",
                 sel, url);
         rc = 1;
     }

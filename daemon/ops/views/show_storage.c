@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/clock/clock.h"
+#include "storage/promapi/promapi.h"
 #include "storage/store/store.h"
 
 #include "daemon/ops/views/views_pvt.h"
@@ -32,6 +33,29 @@ int rf_views_show_storage(rf_ops_writer *w, const char *args, void *ctx, rf_err 
     rf_ops_kv_u64(w, "recovery_tail_bytes_cut", st.recovery.tail_bytes_cut);
     rf_ops_kv_u64(w, "recovery_corrupt_regions", st.recovery.corrupt_regions);
     rf_ops_kv_u64(w, "recovery_segments_quarantined", st.recovery.segments_quarantined);
+    rf_ops_obj_end(w);
+
+    /* The Prometheus query API: its limits (storage.query) and refusals. */
+    const rf_query_settings *qs = &rf_engine_settings(e)->storage.query;
+    rf_promapi_counters qc;
+    rf_promapi_counters_read(&qc);
+    rf_ops_obj_begin(w, "query");
+    rf_ops_kv_u64(w, "timeout_ms", (uint64_t)(qs->timeout_ns / 1000000));
+    rf_ops_kv_u64(w, "max_samples", qs->max_samples);
+    rf_ops_kv_u64(w, "max_series", qs->max_series);
+    rf_ops_kv_u64(w, "index_memory_limit", qs->index_memory);
+    rf_ops_kv_u64(w, "index_bytes", qc.index_bytes);
+    rf_ops_kv_u64(w, "requests", qc.requests);
+    rf_ops_kv_u64(w, "queries", qc.queries);
+    rf_ops_kv_u64(w, "errors", qc.errors);
+    rf_ops_kv_u64(w, "refused_timeout", qc.timeouts);
+    rf_ops_kv_u64(w, "refused_max_samples", qc.too_many_samples);
+    rf_ops_kv_u64(w, "refused_max_series", qc.too_many_series);
+    rf_ops_kv_u64(w, "refused_queue_full", qc.queue_full);
+    rf_ops_kv_u64(w, "samples", qc.samples);
+    rf_ops_kv_u64(w, "head_reads", qc.head_reads);
+    rf_ops_kv_u64(w, "head_series", qc.head_series);
+    rf_ops_kv_u64(w, "head_incomplete", qc.head_incomplete);
     rf_ops_obj_end(w);
 
     static const char *const cols[] = {"shard",
