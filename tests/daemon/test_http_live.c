@@ -418,6 +418,81 @@ static void test_http_busy_503(void **state)
     assert_int_equal(tproc_wait_exit(&d, 15000), 0);
 }
 
+/* The engine out of room for series (pipeline.max_series, which
+ * engine.memory_limit sizes when left to auto): once a shard refuses new
+ * series at its table's limit, writes are answered 503 with Retry-After,
+ * on InfluxDB's endpoint and OTLP's alike, although no ring dropped
+ * anything (block policy); a second after the last new refusal, writes of
+ * known series are taken again. */
+static void test_http_series_limit_503(void **state)
+{
+    (void)state;
+    int port = tproc_port_base() + 10;
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}, ring: {full_policy: block}}\n"
+             "pipeline: {max_series: 64}\n"
+             "listeners:\n"
+             "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
+             "stats: {prometheus: {enabled: false}}\n",
+             port);
+    tproc_write_file("limit.yaml", cfg);
+    proc d;
+    tproc_start(&d, (const char *[]){"--config", "limit.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    /* A known series first, then 1,000 new ones: far past 2 x 64. */
+    char *r = post_once(port, "/write?db=x", "known v=1\n", 10);
+    if (strncmp(r, "HTTP/1.1 204", 12))
+        fail_msg("the first write: %s", r);
+    free(r);
+    size_t cap = 1000 * 40, len = 0;
+    char *big = malloc(cap);
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(big + len, cap - len, "many,s=%d v=%d\n", i, i);
+    r = post_once(port, "/write?db=x", big, len);
+    free(r);
+    free(big);
+    /* The refusals happen on the series' owners, a moment later. */
+    bool saw_503 = false;
+    for (int k = 0; k < 40 && !saw_503; k++) {
+        uint8_t ob[256];
+        size_t obl = otlp_body(ob, 0, 1.5);
+        char req[512];
+        int n = snprintf(req, sizeof(req),
+                         "POST /v1/metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                         "Content-Type: application/x-protobuf\r\nContent-Length: %zu\r\n\r\n",
+                         obl);
+        int fd = connect_to(port);
+        send_all(fd, req, (size_t)n);
+        send_all(fd, ob, obl);
+        r = read_to_eof(fd);
+        close(fd);
+        saw_503 = !strncmp(r, "HTTP/1.1 503", 12);
+        if (saw_503)
+            assert_non_null(strstr(r, "Retry-After: 1\r\n"));
+        else
+            usleep(25 * 1000);
+        free(r);
+    }
+    assert_true(saw_503);
+    /* The same answer on /write while the refusals are fresh. */
+    r = post_once(port, "/write?db=x", "known v=2\n", 10);
+    if (strncmp(r, "HTTP/1.1 503", 12) || !strstr(r, "Retry-After: 1\r\n"))
+        fail_msg("/write within the second: %s", r);
+    free(r);
+    sleep(2);
+    r = post_once(port, "/write?db=x", "known v=3\n", 10);
+    if (strncmp(r, "HTTP/1.1 204", 12))
+        fail_msg("a second after the last refusal: %s", r);
+    free(r);
+    char *stat = tproc_ask("show series");
+    assert_non_null(stat);
+    assert_null(strstr(stat, "rejected_shard_limit=0"));
+    free(stat);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+}
+
 /* Hostile clients: 600 idle keep-alive connections against max_connections
  * 400 (the rest refused at accept), and slowloris clients that send half a
  * request header; with idle_timeout 1s every one is closed, the counters
@@ -496,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_live),
         cmocka_unit_test(test_http_busy_503),
+        cmocka_unit_test(test_http_series_limit_503),
         cmocka_unit_test(test_http_idle_and_slowloris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
