@@ -112,6 +112,17 @@ typedef struct batch {
     char res[4096];      /* ",k=v..." of the resource's and scope's allowed attributes */
     size_t res_tags_len; /* all of res */
     size_t res_only_len; /* the resource's part, before the scope's */
+    /* ps->prefix starts with head_len bytes of the escaped name of
+     * head_name and res: the points of one metric write them once. NULL
+     * whenever either may have changed (arena pointers are unique within a
+     * request, not across). */
+    const char *head_name;
+    size_t head_len;
+    /* The last time written, as text: the points of one export mostly
+     * share their time. */
+    uint64_t last_t;
+    size_t last_t_len;
+    char last_t_text[24];
     /* The last histogram's bounds as field keys "le_<bound>=", so the points
      * of one histogram format them once. */
     double bounds[RF_OTLP_BUCKETS_MAX];
@@ -146,12 +157,18 @@ static size_t point_prefix(batch *b, const char *name, RfOtlp__KeyValue **attrs,
 {
     rf_decode_state *ps = b->ps;
     size_t o = 0, cap = sizeof(ps->prefix);
-    if (!*name || !rf_lp_put_escaped(ps->prefix, &o, cap, name, false))
-        return 0;
-    if (o + b->res_tags_len > cap)
-        return 0;
-    memcpy(ps->prefix + o, b->res, b->res_tags_len);
-    o += b->res_tags_len;
+    if (name == b->head_name) {
+        o = b->head_len;
+    } else {
+        b->head_name = NULL;
+        if (!*name || !rf_lp_put_escaped(ps->prefix, &o, cap, name, false) ||
+            o + b->res_tags_len > cap)
+            return 0;
+        memcpy(ps->prefix + o, b->res, b->res_tags_len);
+        o += b->res_tags_len;
+        b->head_name = name;
+        b->head_len = o;
+    }
     for (size_t i = 0; i < n; i++)
         if (!put_attr(ps->prefix, &o, cap, attrs[i]))
             return 0;
@@ -183,8 +200,13 @@ static void emit_line(batch *b, size_t pl, const char *fields, size_t fl, uint64
     memcpy(t + o, fields, fl);
     o += fl;
     if (t_ns && t_ns <= (uint64_t)INT64_MAX) {
-        t[o++] = ' ';
-        o += rf_lp_put_i64(t + o, (int64_t)t_ns);
+        if (t_ns != b->last_t) {
+            b->last_t_text[0] = ' ';
+            b->last_t_len = 1 + rf_lp_put_i64(b->last_t_text + 1, (int64_t)t_ns);
+            b->last_t = t_ns;
+        }
+        memcpy(t + o, b->last_t_text, b->last_t_len);
+        o += b->last_t_len;
     } /* 0: no time given, the receipt's stands */
     t[o++] = '\n';
     ps->text_len += o;
@@ -202,6 +224,7 @@ static size_t prefix_or_refuse(batch *b, const char *name, RfOtlp__KeyValue **at
 {
     size_t pl = point_prefix(b, name, attrs, n, extra_tag);
     if (!pl) {
+        b->head_name = NULL; /* ps->prefix is rewritten below */
         size_t nl = strlen(name);
         memcpy(b->ps->prefix, name, nl < 64 ? nl : 64);
         refuse_point(b, *name ? RF_REJ_KEY_TOO_LONG : RF_REJ_SYNTAX, nl < 64 ? nl : 64);
@@ -500,6 +523,7 @@ static void allowed_tags(batch *b, bool scope, RfOtlp__KeyValue **attrs, size_t 
         }
     }
     b->res_tags_len = o;
+    b->head_name = NULL;
 }
 
 /* ExportMetricsServiceResponse, by hand: empty, or partial_success (1) with
@@ -622,12 +646,14 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
     for (size_t r = 0; r < rq->n_resource_metrics; r++) {
         const RfOtlp__ResourceMetrics *rm = rq->resource_metrics[r];
         b.res_tags_len = 0;
+        b.head_name = NULL;
         if (rm->resource)
             allowed_tags(&b, false, rm->resource->attributes, rm->resource->n_attributes, 0);
         b.res_only_len = b.res_tags_len;
         for (size_t s = 0; s < rm->n_scope_metrics; s++) {
             const RfOtlp__ScopeMetrics *sm = rm->scope_metrics[s];
             b.res_tags_len = b.res_only_len;
+            b.head_name = NULL;
             if (sm->scope)
                 allowed_tags(&b, true, sm->scope->attributes, sm->scope->n_attributes,
                              b.res_only_len);
