@@ -283,6 +283,17 @@ static size_t put_bound(char *out, double v)
     return (size_t)n;
 }
 
+/* Finite and strictly increasing, as the specification asks of explicit
+ * bounds; an exponential histogram's computed ones can overflow to
+ * infinity at extreme offsets, or a zero_threshold reach past them. */
+static bool bounds_ok(const double *bounds, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(bounds[k]) || (k && !(bounds[k] > bounds[k - 1])))
+            return false;
+    return true;
+}
+
 /* The field keys ",le_<bound>=" of bounds[0..n) and of +Inf, formatted once
  * for as long as the bounds stay the same. */
 static void bound_keys(batch *b, const double *bounds, size_t n)
@@ -357,6 +368,10 @@ static void histogram_points(batch *b, const char *name, RfOtlp__HistogramDataPo
         }
         if (h->n_bucket_counts > RF_OTLP_BUCKETS_MAX + 1) {
             refuse_point(b, RF_REJ_TOO_MANY_FIELDS, pl);
+            continue;
+        }
+        if (!bounds_ok(h->explicit_bounds, h->n_explicit_bounds)) {
+            refuse_point(b, RF_REJ_OUT_OF_RANGE, pl);
             continue;
         }
         size_t fl =
@@ -442,6 +457,10 @@ static void exp_histogram_points(batch *b, const char *name,
         }
         /* +Inf: nothing above the last positive bucket; its count is the total. */
         counts[nb] = 0;
+        if (!bounds_ok(bounds, nb)) {
+            refuse_point(b, RF_REJ_OUT_OF_RANGE, pl);
+            continue;
+        }
         size_t fl = histogram_fields(b, f, sizeof(f), h->count,
                                      h->has_sum_case ==
                                          RF_OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__HAS_SUM_SUM,

@@ -583,6 +583,59 @@ static void test_summary(void **state)
     ofx_free(h);
 }
 
+/* Bounds that are not finite and increasing are refused: explicit ones
+ * given twice, and an exponential histogram whose offset puts its bounds
+ * past the largest double. */
+static void test_bad_bounds(void **state)
+{
+    (void)state;
+    ofx *h = ofx_new();
+    uint64_t counts[] = {1, 1, 1};
+    double bounds[] = {1, 1};
+    RfOtlp__HistogramDataPoint h1 = RF_OTLP__HISTOGRAM_DATA_POINT__INIT, *hp[] = {&h1};
+    h1.count = 3;
+    h1.bucket_counts = counts;
+    h1.n_bucket_counts = 3;
+    h1.explicit_bounds = bounds;
+    h1.n_explicit_bounds = 2;
+    RfOtlp__Histogram hist = RF_OTLP__HISTOGRAM__INIT;
+    hist.data_points = hp;
+    hist.n_data_points = 1;
+    RfOtlp__Metric m1 = RF_OTLP__METRIC__INIT;
+    m1.name = "h";
+    m1.data_case = RF_OTLP__METRIC__DATA_HISTOGRAM;
+    m1.histogram = &hist;
+    uint64_t one[] = {1};
+    RfOtlp__ExponentialHistogramDataPoint__Buckets far =
+        RF_OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__BUCKETS__INIT;
+    far.offset = 2000000000;
+    far.bucket_counts = one;
+    far.n_bucket_counts = 1;
+    RfOtlp__ExponentialHistogramDataPoint e1 = RF_OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT,
+                                          *ep[] = {&e1};
+    e1.count = 1;
+    e1.positive = &far;
+    RfOtlp__ExponentialHistogram eh = RF_OTLP__EXPONENTIAL_HISTOGRAM__INIT;
+    eh.data_points = ep;
+    eh.n_data_points = 1;
+    RfOtlp__Metric m2 = RF_OTLP__METRIC__INIT;
+    m2.name = "e";
+    m2.data_case = RF_OTLP__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+    m2.exponential_histogram = &eh;
+    RfOtlp__Metric *ms[] = {&m1, &m2};
+    req_b b;
+    req_init(&b, ms, 2);
+    assert_true(starts(post_rq(h, &b.rq), "HTTP/1.1 200"));
+    RfOtlp__ExportMetricsServiceResponse *r = rf_otlp__export_metrics_service_response__unpack(
+        NULL, h->body_len, (const uint8_t *)h->body);
+    assert_non_null(r);
+    assert_non_null(r->partial_success);
+    assert_int_equal(r->partial_success->rejected_data_points, 2);
+    rf_otlp__export_metrics_service_response__free_unpacked(r, NULL);
+    assert_int_equal(n_data(h->pf), 0);
+    ofx_free(h);
+}
+
 /* The allow-lists: the default keeps service.name of the two resource
  * attributes (one dropped); a configured list keeps what it names, scope
  * attributes included; "*" keeps them all; FLAG_NO_RECORDED_VALUE points
@@ -648,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_sum_temporalities),
         cmocka_unit_test(test_exponential_histogram),
         cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_bad_bounds),
         cmocka_unit_test(test_attribute_allow_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
