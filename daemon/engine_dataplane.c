@@ -54,14 +54,33 @@ static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const r
     rf_worker_wake(e->workers[j]->thread);
 }
 
-/* Whether HTTP writes should be refused (503 + Retry-After) now: this
- * worker's rings dropped points (drop_newest) within the last second. Under
+/* Whether HTTP writes should be refused (503 + Retry-After) now: within the
+ * last second, this worker's rings dropped points (drop_newest), or some
+ * shard refused a new series because its table was full (max_series, which
+ * engine.memory_limit sizes: the engine's memory bound at work). Under
  * `block` nothing is dropped and the worker waits instead, which the client
- * sees as a slower answer. Worker thread; one clock read per request. */
+ * sees as a slower answer. A series refused again (remembered) or at its
+ * measurement's own limit does not count: that is a policy for that
+ * measurement, not the engine out of room. Worker thread; per request: one
+ * clock read and a relaxed load per worker. */
 static bool worker_busy(void *ctx)
 {
     rf_engine_worker *w = ctx;
-    return w->last_ring_drop_ns && rf_clock_mono_ns() - w->last_ring_drop_ns < RF_NS_PER_S;
+    const rf_engine *e = w->engine;
+    int64_t now = rf_clock_mono_ns();
+    uint64_t refused = 0;
+    for (uint32_t j = 0; j < e->n_workers; j++)
+        refused += rf_pipeline_series_refused_at_limit(rf_shard_pipeline(e->workers[j]->shard));
+    if (!w->series_refused_summed) { /* what was refused before the first request is old */
+        w->series_refused_summed = true;
+        w->series_refused_seen = refused;
+    }
+    if (refused != w->series_refused_seen) {
+        w->series_refused_seen = refused;
+        w->last_series_refusal_ns = now;
+    }
+    return (w->last_ring_drop_ns && now - w->last_ring_drop_ns < RF_NS_PER_S) ||
+           (w->last_series_refusal_ns && now - w->last_series_refusal_ns < RF_NS_PER_S);
 }
 
 /* Sends n events to worker j. A full ring under the block policy (and always

@@ -87,6 +87,12 @@ struct rf_engine_worker {
      * HTTP writes answer 503 for a second after (worker_busy). This
      * worker's thread only. */
     int64_t last_ring_drop_ns;
+    /* The shards' series refused at the table limit, as this worker last
+     * summed them, and when that sum last grew (worker_busy). This worker's
+     * thread only. */
+    uint64_t series_refused_seen;
+    int64_t last_series_refusal_ns;
+    bool series_refused_summed;
 
     /* rf_engine_test_hold: > 0 asks this worker to stop that long at the top
      * of its loop; it exchanges in -1 while it stops, 0 after. Relaxed: the

@@ -123,7 +123,8 @@ static bool listener_same(const rf_listener_config *a, const rf_listener_config 
            a->rcvbuf_bytes == b->rcvbuf_bytes && a->max_connections == b->max_connections &&
            a->max_line_bytes == b->max_line_bytes && a->idle_timeout_ns == b->idle_timeout_ns &&
            a->worker_mask == b->worker_mask && a->critical == b->critical &&
-           a->graphite_templates == b->graphite_templates; /* interned: equal sets, one pointer */
+           a->graphite_templates == b->graphite_templates && /* interned: equal sets, one pointer */
+           memcmp(&a->otlp, &b->otlp, sizeof(a->otlp)) == 0;
 }
 
 static const rf_listener_config *listener_named(const rf_ingest_settings *in, const char *name)

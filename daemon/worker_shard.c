@@ -264,8 +264,14 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
         return NULL;
     }
     if (protocol == RF_LISTEN_PROTO_HTTP &&
-        !(in->http =
-              rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in, err))) {
+        (!(in->http =
+               rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in, err)) ||
+         rf_http_front_set_otlp(in->http,
+                                source_id < settings->ingest.n_listeners
+                                    ? &settings->ingest.listeners[source_id].otlp
+                                    : NULL,
+                                err) < 0)) {
+        rf_http_front_free(in->http);
         rf_err_wrap(err, "%s: ", name);
         rf_parse_ctx_free(in->parser);
         free(in);

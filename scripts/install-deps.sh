@@ -64,7 +64,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] &&
    [ -f "$clients/node_modules/@influxdata/influxdb-client/package.json" ] &&
    [ -f "$clients/node_modules/statsd/package.json" ] &&
    [ -f "$clients/node_modules/lynx/package.json" ] &&
-   [ -f "$clients/node_modules/statsd-client/package.json" ]; then
+   [ -f "$clients/node_modules/statsd-client/package.json" ] &&
+   [ -f "$clients/node_modules/@opentelemetry/sdk-metrics/package.json" ] &&
+   [ -f "$clients/node_modules/@opentelemetry/exporter-metrics-otlp-proto/package.json" ] &&
+   [ -f "$clients/node_modules/@opentelemetry/exporter-metrics-otlp-http/package.json" ]; then
   echo "install-deps: tests/clients node_modules matches package-lock.json"
 else
   echo "install-deps: npm ci in tests/clients ($(node --version), npm $(npm --version))"

@@ -46,6 +46,11 @@ rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *par
     return f;
 }
 
+int rf_http_front_set_otlp(rf_http_front *f, const struct rf_listen_otlp_config *cfg, rf_err *err)
+{
+    return rf_http_ingest_set_otlp(&f->in, cfg, err);
+}
+
 void rf_http_front_free(rf_http_front *f)
 {
     if (!f)

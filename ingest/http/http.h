@@ -346,9 +346,10 @@ const char *rf_prom_counter_name(enum rf_prom_counter_id id);
 enum rf_otlp_counter_id {
     RF_OTLP_C_REQUESTS = 0, /* ExportMetricsServiceRequests decoded */
     RF_OTLP_C_METRICS,
-    RF_OTLP_C_DATA_POINTS, /* number and histogram data points seen */
-    RF_OTLP_C_UNSUPPORTED, /* exponential histogram and summary points: counted, not stored */
-    RF_OTLP_C_REJECTED,    /* data points refused (reported in partial_success) */
+    RF_OTLP_C_DATA_POINTS,        /* data points seen, of every type */
+    RF_OTLP_C_NO_VALUE,           /* points flagged FLAG_NO_RECORDED_VALUE: skipped */
+    RF_OTLP_C_REJECTED,           /* data points refused (reported in partial_success) */
+    RF_OTLP_C_DROPPED_ATTRIBUTES, /* resource and scope attributes left out by the allow-list */
     RF_OTLP_C__COUNT
 };
 const char *rf_otlp_counter_name(enum rf_otlp_counter_id id);
@@ -365,24 +366,57 @@ int rf_http_ingest_add_prom(rf_http_server *s, rf_http_ingest *in, uint64_t aren
  *                      most 8 MiB after gzip: jansson builds a tree first);
  *                      the answer in the request's encoding
  *   - measurement = the metric's name; tags = the data point's attributes,
- *     and of the resource's only service.name, service.namespace,
- *     service.instance.id and host.name (the others would multiply series);
- *     scope attributes are not tags. Attribute values: strings as they are,
- *     booleans, integers and doubles as text; bytes and empty values dropped.
- *   - gauge and sum: field "value" (as_int an integer, as_double a float);
- *     a sum's temporality and monotonicity are not kept (the point is the
- *     value the SDK sent: cumulative sums stay cumulative).
- *   - histogram: fields count, sum and the cumulative bucket counts
- *     le_<bound> with le_+Inf last, as Prometheus names them.
- *   - exponential histograms and summaries: counted (unsupported_points)
- *     and reported as rejected in partial_success, not stored.
+ *     the resource's attributes on the allow-list (default service.name,
+ *     service.namespace, service.instance.id, host.name) and the scope's on
+ *     theirs (default none); rf_http_ingest_set_otlp sets both lists (a
+ *     listener's `otlp: {resource_attributes: [...], scope_attributes:
+ *     [...]}`, "*" for all). What a list leaves out is counted
+ *     (dropped_attributes), once per resource or scope. Attribute values:
+ *     strings as they are, booleans, integers and doubles as text; bytes,
+ *     arrays, maps and empty values are not tags.
+ *   - gauge: field "value" (as_int an integer, as_double a float), kind
+ *     RF_KIND_GAUGE.
+ *   - sum: field "value", the value as sent. Cumulative monotonic (a
+ *     Counter): the running total, kind RF_KIND_CUMULATIVE, read with
+ *     rate()/increase() like a Prometheus counter. Cumulative
+ *     non-monotonic (an UpDownCounter): the current level, RF_KIND_GAUGE.
+ *     Delta: each point is the increment over its own interval
+ *     [start_time, time], kind RF_KIND_COUNTER (summed by aggregation); a
+ *     total over a window is sum_over_time(), a rate sum_over_time() over
+ *     the window's seconds (rate() would be wrong). Not accumulated here:
+ *     that would be per-series state kept across requests and workers.
+ *     Unspecified temporality is taken as cumulative.
+ *   - histogram: fields count, sum (when sent) and the cumulative bucket
+ *     counts le_<bound> with le_+Inf last, bounds in their shortest form
+ *     (le_0.1), as Prometheus names them: rf_promql_metric_name reads them
+ *     as name_count, name_sum and name_bucket{le="0.1"}. The kind follows
+ *     the temporality as for a monotonic sum (delta: per-interval counts).
+ *     At most RF_OTLP_BUCKETS_MAX (160) finite bounds, else refused.
+ *   - exponential histogram: the same fields, its buckets turned into
+ *     explicit ones: each negative bucket (most negative first) up to
+ *     -base^index, the zero bucket up to zero_threshold (le_0 when 0), each
+ *     positive bucket up to base^(index + 1), base = 2^(2^-scale); past 160
+ *     buckets the scale is lowered (neighbours merged, exactly) until they
+ *     fit. Scale and offsets are not kept.
+ *   - summary: fields count and sum on the metric's series, and each
+ *     quantile as field "value" of the series with the extra tag
+ *     quantile=<q> (name{quantile="0.99"} in PromQL). A quantile outside
+ *     [0, 1] or a non-finite value refuses the point.
+ *   - points flagged FLAG_NO_RECORDED_VALUE are counted (no_value_points),
+ *     not stored and not refused.
  *   - time = time_unix_nano; 0 means the time of receipt.
  *   - Answers: 200 with an ExportMetricsServiceResponse, whose
  *     partial_success carries rejected_data_points and a message naming the
  *     first refused point when any was refused (the others are kept), as the
- *     OTLP specification defines; 400 for a body that is not the message,
- *     413 past the decoder's arena, 503 when busy. */
+ *     OTLP specification defines (JSON: {"partialSuccess": {...}}, {} when
+ *     all were taken); 400 for a body that is not the message, 413 past the
+ *     decoder's arena, 503 with Retry-After when busy (rf_http_ingest.busy). */
 int rf_http_ingest_add_otlp(rf_http_server *s, rf_http_ingest *in, rf_err *err);
+/* The attribute allow-lists (see above), copied; NULL: the defaults. After
+ * rf_http_ingest_add_otlp. 0 or -EINVAL. */
+struct rf_listen_otlp_config;
+int rf_http_ingest_set_otlp(rf_http_ingest *in, const struct rf_listen_otlp_config *cfg,
+                            rf_err *err);
 
 /* Frees what the endpoints allocated (decoder buffers); before the server. */
 void rf_http_ingest_release(rf_http_ingest *in);
@@ -418,6 +452,8 @@ const rf_http_server *rf_http_front_server(const rf_http_front *f);
 typedef int (*rf_http_routes_fn)(rf_http_server *s, rf_err *err);
 void rf_http_front_set_extra_routes(rf_http_routes_fn fn);
 const rf_http_ingest *rf_http_front_ingest(const rf_http_front *f);
+/* The OTLP attribute allow-lists (rf_http_ingest_set_otlp). */
+int rf_http_front_set_otlp(rf_http_front *f, const struct rf_listen_otlp_config *cfg, rf_err *err);
 /* The front's memory at most: connections and the server's body budget. */
 uint64_t rf_http_front_memory_bound(const rf_http_limits *limits, uint32_t max_conns);
 

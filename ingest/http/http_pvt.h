@@ -9,6 +9,7 @@
 #include <libdeflate.h>
 
 #include "ingest/http/http.h"
+#include "ingest/listen/listen.h"
 #include "core/stats/stats.h"
 
 /* A growable byte buffer whose capacity is charged to the server's budget. */
@@ -66,7 +67,14 @@ typedef struct rf_decode_state {
     struct prom_series *series; /* remote_write's labels of one series (prom.c) */
     _Atomic uint64_t prom[RF_PROM_C__COUNT];
     _Atomic uint64_t otlp[RF_OTLP_C__COUNT];
+    rf_listen_otlp_config otlp_cfg; /* rf_http_ingest_set_otlp; zero: the defaults */
 } rf_decode_state;
+
+/* Buckets of one OTLP histogram point at most (besides +Inf): an explicit
+ * histogram with more is refused, an exponential one is lowered in scale
+ * until it fits. 160 is the SDKs' default exponential max_size; with count
+ * and sum the line stays under the parser's default max_fields (256). */
+#define RF_OTLP_BUCKETS_MAX 160u
 
 /* The ingest's state, created by the first endpoint that needs it. */
 rf_decode_state *rf_decode_state_get(rf_http_server *s, rf_http_ingest *in, uint64_t arena_max,

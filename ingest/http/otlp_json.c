@@ -2,7 +2,7 @@
  * (lowerCamelCase keys, 64-bit integers as strings or numbers) read with
  * jansson into the same generated structs the protobuf decoder fills, in
  * the same bounded arena, so one mapping serves both encodings (otlp.c).
- * What the receiver does not read (exemplars, flags, scope, bytes values) is
+ * What the receiver does not read (exemplars, min/max, scope names, bytes values) is
  * ignored, as unknown protobuf fields are. */
 #include <errno.h>
 #include <jansson.h>
@@ -94,6 +94,29 @@ static bool get_f64(jctx *j, const json_t *v, double *out)
         }
     }
     return fail(j, "a double field is not a number");
+}
+
+/* A uint32 (flags) as a number; absent: 0. */
+static uint32_t get_u32(const json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) >= 0 &&
+                   json_integer_value(v) <= (json_int_t)UINT32_MAX
+               ? (uint32_t)json_integer_value(v)
+               : 0;
+}
+
+/* AggregationTemporality as its number or its name (the proto3 JSON
+ * mapping allows both; OTLP/JSON senders use the number). */
+static int32_t get_temporality(const json_t *v)
+{
+    if (json_is_integer(v))
+        return (int32_t)json_integer_value(v);
+    const char *s = json_string_value(v);
+    if (s && !strcmp(s, "AGGREGATION_TEMPORALITY_DELTA"))
+        return 1;
+    if (s && !strcmp(s, "AGGREGATION_TEMPORALITY_CUMULATIVE"))
+        return 2;
+    return 0;
 }
 
 static char *dup_str(jctx *j, const json_t *v)
@@ -199,6 +222,7 @@ static bool number_points(jctx *j, const json_t *data, RfOtlp__NumberDataPoint *
                         &p[i]->n_attributes) ||
             !get_u64(j, json_object_get(e, "timeUnixNano"), &p[i]->time_unix_nano))
             return false;
+        p[i]->flags = get_u32(json_object_get(e, "flags"));
         if ((x = json_object_get(e, "asDouble"))) {
             p[i]->value_case = RF_OTLP__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
             if (!get_f64(j, x, &p[i]->as_double))
@@ -232,9 +256,12 @@ static bool histogram_points(jctx *j, const json_t *data, RfOtlp__HistogramDataP
             !get_u64(j, json_object_get(e, "timeUnixNano"), &h->time_unix_nano) ||
             !get_u64(j, json_object_get(e, "count"), &h->count))
             return false;
-        h->sum = NAN; /* absent: no sum field */
-        if ((x = json_object_get(e, "sum")) && !get_f64(j, x, &h->sum))
-            return false;
+        h->flags = get_u32(json_object_get(e, "flags"));
+        if ((x = json_object_get(e, "sum"))) {
+            h->has_sum_case = RF_OTLP__HISTOGRAM_DATA_POINT__HAS_SUM_SUM;
+            if (!get_f64(j, x, &h->sum))
+                return false;
+        }
         const json_t *bc = json_object_get(e, "bucketCounts"),
                      *eb = json_object_get(e, "explicitBounds");
         h->n_bucket_counts = json_is_array(bc) ? json_array_size(bc) : 0;
@@ -254,18 +281,120 @@ static bool histogram_points(jctx *j, const json_t *data, RfOtlp__HistogramDataP
     return true;
 }
 
-static bool opaque_points(jctx *j, const json_t *data, RfOtlp__Opaque ***out, size_t *n_out)
+/* An array of n numbers (uint64 as strings or integers, doubles) of a JSON
+ * array, in the arena. */
+static bool u64_array(jctx *j, const json_t *arr, uint64_t **out, size_t *n_out)
 {
-    static RfOtlp__Opaque one = RF_OTLP__OPAQUE__INIT; /* only counted, never read */
+    size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+    if (arr && !json_is_array(arr))
+        return fail(j, "a list of counts is not an array");
+    if (!(*out = jalloc(j, n * sizeof(uint64_t) + 1)))
+        return false;
+    for (size_t k = 0; k < n; k++)
+        if (!get_u64(j, json_array_get(arr, k), &(*out)[k]))
+            return false;
+    *n_out = n;
+    return true;
+}
+
+static bool exp_buckets(jctx *j, const json_t *o,
+                        RfOtlp__ExponentialHistogramDataPoint__Buckets **out)
+{
+    *out = NULL;
+    if (!o)
+        return true;
+    RfOtlp__ExponentialHistogramDataPoint__Buckets *bk = jalloc(j, sizeof(*bk));
+    if (!bk)
+        return false;
+    rf_otlp__exponential_histogram_data_point__buckets__init(bk);
+    int64_t off = 0;
+    const json_t *x = json_object_get(o, "offset");
+    if (x && (!get_i64(j, x, &off) || off < INT32_MIN || off > INT32_MAX))
+        return fail(j, "an exponential histogram offset is not a 32-bit integer");
+    bk->offset = (int32_t)off;
+    *out = bk;
+    return u64_array(j, json_object_get(o, "bucketCounts"), &bk->bucket_counts,
+                     &bk->n_bucket_counts);
+}
+
+static bool exp_histogram_points(jctx *j, const json_t *data,
+                                 RfOtlp__ExponentialHistogramDataPoint ***out, size_t *n_out)
+{
     size_t n;
-    points_of(j, data, &n);
+    const json_t *dp = points_of(j, data, &n);
     if (j->why)
         return false;
-    RfOtlp__Opaque **p = jalloc(j, n * sizeof(*p) + 1);
+    RfOtlp__ExponentialHistogramDataPoint **p =
+        MSG_ARRAY(j, n, RfOtlp__ExponentialHistogramDataPoint,
+                  rf_otlp__exponential_histogram_data_point__init);
     if (!p)
         return false;
-    for (size_t i = 0; i < n; i++)
-        p[i] = &one;
+    for (size_t i = 0; i < n; i++) {
+        RfOtlp__ExponentialHistogramDataPoint *h = p[i];
+        const json_t *e = json_array_get(dp, i), *x;
+        int64_t scale = 0;
+        if (!attributes(j, json_object_get(e, "attributes"), &h->attributes, &h->n_attributes) ||
+            !get_u64(j, json_object_get(e, "timeUnixNano"), &h->time_unix_nano) ||
+            !get_u64(j, json_object_get(e, "count"), &h->count) ||
+            !get_u64(j, json_object_get(e, "zeroCount"), &h->zero_count) ||
+            ((x = json_object_get(e, "scale")) && !get_i64(j, x, &scale)))
+            return false;
+        if (scale < INT32_MIN || scale > INT32_MAX)
+            return fail(j, "an exponential histogram scale is not a 32-bit integer");
+        h->scale = (int32_t)scale;
+        h->flags = get_u32(json_object_get(e, "flags"));
+        if ((x = json_object_get(e, "sum"))) {
+            h->has_sum_case = RF_OTLP__EXPONENTIAL_HISTOGRAM_DATA_POINT__HAS_SUM_SUM;
+            if (!get_f64(j, x, &h->sum))
+                return false;
+        }
+        if (((x = json_object_get(e, "zeroThreshold")) && !get_f64(j, x, &h->zero_threshold)) ||
+            !exp_buckets(j, json_object_get(e, "positive"), &h->positive) ||
+            !exp_buckets(j, json_object_get(e, "negative"), &h->negative))
+            return false;
+    }
+    *out = p;
+    *n_out = n;
+    return true;
+}
+
+static bool summary_points(jctx *j, const json_t *data, RfOtlp__SummaryDataPoint ***out,
+                           size_t *n_out)
+{
+    size_t n;
+    const json_t *dp = points_of(j, data, &n);
+    if (j->why)
+        return false;
+    RfOtlp__SummaryDataPoint **p =
+        MSG_ARRAY(j, n, RfOtlp__SummaryDataPoint, rf_otlp__summary_data_point__init);
+    if (!p)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        RfOtlp__SummaryDataPoint *s = p[i];
+        const json_t *e = json_array_get(dp, i), *x;
+        if (!attributes(j, json_object_get(e, "attributes"), &s->attributes, &s->n_attributes) ||
+            !get_u64(j, json_object_get(e, "timeUnixNano"), &s->time_unix_nano) ||
+            !get_u64(j, json_object_get(e, "count"), &s->count) ||
+            ((x = json_object_get(e, "sum")) && !get_f64(j, x, &s->sum)))
+            return false;
+        s->flags = get_u32(json_object_get(e, "flags"));
+        const json_t *qv = json_object_get(e, "quantileValues");
+        if (qv && !json_is_array(qv))
+            return fail(j, "quantileValues is not an array");
+        size_t nq = qv ? json_array_size(qv) : 0;
+        if (!(s->quantile_values = MSG_ARRAY(j, nq, RfOtlp__SummaryDataPoint__ValueAtQuantile,
+                                             rf_otlp__summary_data_point__value_at_quantile__init)))
+            return false;
+        s->n_quantile_values = nq;
+        for (size_t q = 0; q < nq; q++) {
+            const json_t *v = json_array_get(qv, q);
+            if (((x = json_object_get(v, "quantile")) &&
+                 !get_f64(j, x, &s->quantile_values[q]->quantile)) ||
+                ((x = json_object_get(v, "value")) &&
+                 !get_f64(j, x, &s->quantile_values[q]->value)))
+                return false;
+        }
+    }
     *out = p;
     *n_out = n;
     return true;
@@ -289,6 +418,8 @@ static bool metric(jctx *j, const json_t *e, RfOtlp__Metric *m)
             return false;
         rf_otlp__sum__init(m->sum);
         m->sum->is_monotonic = json_is_true(json_object_get(d, "isMonotonic"));
+        m->sum->aggregation_temporality =
+            get_temporality(json_object_get(d, "aggregationTemporality"));
         return number_points(j, d, &m->sum->data_points, &m->sum->n_data_points);
     }
     if ((d = json_object_get(e, "histogram"))) {
@@ -296,6 +427,8 @@ static bool metric(jctx *j, const json_t *e, RfOtlp__Metric *m)
         if (!(m->histogram = jalloc(j, sizeof(*m->histogram))))
             return false;
         rf_otlp__histogram__init(m->histogram);
+        m->histogram->aggregation_temporality =
+            get_temporality(json_object_get(d, "aggregationTemporality"));
         return histogram_points(j, d, &m->histogram->data_points, &m->histogram->n_data_points);
     }
     if ((d = json_object_get(e, "exponentialHistogram"))) {
@@ -303,15 +436,17 @@ static bool metric(jctx *j, const json_t *e, RfOtlp__Metric *m)
         if (!(m->exponential_histogram = jalloc(j, sizeof(*m->exponential_histogram))))
             return false;
         rf_otlp__exponential_histogram__init(m->exponential_histogram);
-        return opaque_points(j, d, &m->exponential_histogram->data_points,
-                             &m->exponential_histogram->n_data_points);
+        m->exponential_histogram->aggregation_temporality =
+            get_temporality(json_object_get(d, "aggregationTemporality"));
+        return exp_histogram_points(j, d, &m->exponential_histogram->data_points,
+                                    &m->exponential_histogram->n_data_points);
     }
     if ((d = json_object_get(e, "summary"))) {
         m->data_case = RF_OTLP__METRIC__DATA_SUMMARY;
         if (!(m->summary = jalloc(j, sizeof(*m->summary))))
             return false;
         rf_otlp__summary__init(m->summary);
-        return opaque_points(j, d, &m->summary->data_points, &m->summary->n_data_points);
+        return summary_points(j, d, &m->summary->data_points, &m->summary->n_data_points);
     }
     return true; /* no data: nothing to store */
 }
@@ -374,8 +509,17 @@ RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *ps, cons
             size_t nm;
             const json_t *ms = array_of(&j, json_array_get(sms, s), "metrics", &nm);
             RfOtlp__ScopeMetrics *sm = out->scope_metrics[s];
+            const json_t *scope = json_object_get(json_array_get(sms, s), "scope");
             if (j.why || !(sm->metrics = MSG_ARRAY(&j, nm, RfOtlp__Metric, rf_otlp__metric__init)))
                 break;
+            if (scope) {
+                if (!(sm->scope = jalloc(&j, sizeof(*sm->scope))))
+                    break;
+                rf_otlp__instrumentation_scope__init(sm->scope);
+                if (!attributes(&j, json_object_get(scope, "attributes"), &sm->scope->attributes,
+                                &sm->scope->n_attributes))
+                    break;
+            }
             sm->n_metrics = nm;
             for (size_t m = 0; m < nm; m++)
                 if (!metric(&j, json_array_get(ms, m), sm->metrics[m]))

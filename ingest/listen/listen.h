@@ -175,6 +175,19 @@ typedef struct rf_listen_handler {
     void *ctx;
 } rf_listen_handler;
 
+/* protocol http, `otlp:` (ingest/http/http.h, OTLP): which resource and
+ * scope attributes become tags. n_resource names first, then n_scope;
+ * resource_set false: the receiver's default resource list. A name "*"
+ * keeps every attribute of its kind. Zeroed by rf_listener_config_init, so
+ * two configurations compare with memcmp. */
+#define RF_LISTEN_OTLP_ATTRS_MAX 16u
+#define RF_LISTEN_OTLP_ATTR_LEN 64u
+typedef struct rf_listen_otlp_config {
+    bool resource_set;
+    uint8_t n_resource, n_scope;
+    char names[RF_LISTEN_OTLP_ATTRS_MAX][RF_LISTEN_OTLP_ATTR_LEN];
+} rf_listen_otlp_config;
+
 typedef struct rf_listener_config {
     char name[RF_LISTENER_NAME_MAX]; /* used in logs, errors and stats */
     enum rf_listen_transport transport;
@@ -201,6 +214,7 @@ typedef struct rf_listener_config {
      * ignores it. Compiled once per distinct set and kept for the process
      * (listen_config.c), so equal configurations share one pointer. */
     const struct rf_graphite_templates *graphite_templates;
+    rf_listen_otlp_config otlp; /* protocol http; read by whoever builds the http front */
     rf_listen_handler handler;
 } rf_listener_config;
 

@@ -38,6 +38,35 @@ static uint16_t default_port(enum rf_listen_protocol p)
 #define RF_LISTEN_DEFAULT_IDLE_NS (120 * (uint64_t)RF_NS_PER_S)
 #define RF_LISTEN_DEFAULT_PER_SOURCE 64u
 
+/* `otlp: {resource_attributes: [...], scope_attributes: [...]}`, protocol
+ * http only: the attribute names OTLP keeps as tags (listen.h). */
+static int parse_otlp(const rf_cfg_node *item, rf_listener_config *c, rf_err *err)
+{
+    if (!rf_cfg_has(item, "otlp"))
+        return 0;
+    if (c->protocol != RF_LISTEN_PROTO_HTTP)
+        return rf_cfg_fail_key(item, "otlp", err, "otlp is a setting of protocol http");
+    const rf_cfg_node *o, *res, *scope;
+    int rc;
+    if ((rc = rf_cfg_map(item, "otlp", &o, err)) < 0 ||
+        (rc = rf_cfg_seq(o, "resource_attributes", 0, RF_LISTEN_OTLP_ATTRS_MAX, &res, err)) < 0 ||
+        (rc = rf_cfg_seq(o, "scope_attributes", 0, RF_LISTEN_OTLP_ATTRS_MAX, &scope, err)) < 0)
+        return rc;
+    size_t nr = rf_cfg_seq_len(res), ns = rf_cfg_seq_len(scope);
+    if (nr + ns > RF_LISTEN_OTLP_ATTRS_MAX)
+        return rf_cfg_fail_key(o, "scope_attributes", err,
+                               "at most %u resource and scope attribute names together",
+                               RF_LISTEN_OTLP_ATTRS_MAX);
+    c->otlp.resource_set = rf_cfg_has(o, "resource_attributes");
+    c->otlp.n_resource = (uint8_t)nr;
+    c->otlp.n_scope = (uint8_t)ns;
+    for (size_t i = 0; i < nr + ns; i++)
+        if ((rc = rf_cfg_node_str(i < nr ? rf_cfg_seq_at(res, i) : rf_cfg_seq_at(scope, i - nr), 1,
+                                  c->otlp.names[i], RF_LISTEN_OTLP_ATTR_LEN, err)) < 0)
+            return rc;
+    return 0;
+}
+
 static void set_default(rf_listener_config *c, enum rf_listen_transport t,
                         enum rf_listen_protocol p)
 {
@@ -180,7 +209,8 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
     c->idle_timeout_ns = idle;
 
     const rf_cfg_node *workers;
-    if ((rc = rf_cfg_seq(item, "workers", 0, 64, &workers, err)) < 0)
+    if ((rc = parse_otlp(item, c, err)) < 0 ||
+        (rc = rf_cfg_seq(item, "workers", 0, 64, &workers, err)) < 0)
         return rc;
     c->worker_mask = 0;
     for (size_t i = 0; i < rf_cfg_seq_len(workers); i++) {

@@ -44,6 +44,15 @@ int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision)
     return 0;
 }
 
+int rf_parse_set_kind(rf_parse_ctx *ctx, unsigned kind)
+{
+    RF_ASSERT_OWNER(&ctx->owner);
+    if (kind >= RF_KIND_SERIES_DEF)
+        return -EINVAL;
+    ctx->line_kind = (uint8_t)kind;
+    return 0;
+}
+
 /* First c in [p, end) not escaped by an odd run of backslashes, or NULL. */
 static inline const char *find_unescaped(const char *p, const char *end, char c)
 {
@@ -470,7 +479,7 @@ static enum rf_parse_result influx_line(rf_parse_ctx *ctx, const char *line, siz
         if (nf >= maxf)
             return RF_PARSE_REJ_TOO_MANY_FIELDS;
         rf_pending *f = &pend[nf];
-        rf_pending_init(f, k, (uint32_t)(q - k), RF_ESC_KEY, RF_KIND_GAUGE);
+        rf_pending_init(f, k, (uint32_t)(q - k), RF_ESC_KEY, ctx->line_kind);
         f->field_has_bs = bs;
         q++;
         enum rf_parse_result r = parse_value(ctx, &q, end, f);

@@ -315,6 +315,13 @@ const char *rf_collectd_types_ds(const rf_collectd_types *t, const char *type, s
  * context and its caches live as long as the worker. -EINVAL when out of range. */
 int rf_parse_set_precision(rf_parse_ctx *ctx, enum rf_ts_precision precision);
 
+/* The kind (enum rf_metric_kind) of the events the following rf_parse_influx
+ * calls make; RF_KIND_GAUGE, the default, unless a decoder that knows more
+ * says so (OTLP: a monotonic cumulative sum is RF_KIND_CUMULATIVE, a delta
+ * one RF_KIND_COUNTER). Owning thread. -EINVAL for a kind that is not a
+ * data kind (RF_KIND_SERIES_DEF and after). */
+int rf_parse_set_kind(rf_parse_ctx *ctx, unsigned kind);
+
 /* A tag added to every line-protocol line of the following rf_parse_influx
  * calls, unless the line has a tag of that key already (the line's own wins,
  * as VictoriaMetrics does with the `db` of an InfluxDB write). The HTTP write

@@ -138,7 +138,8 @@ struct rf_parse_ctx {
     char extra_key[2 * RF_PARSE_EXTRA_TAG_MAX], extra_val[2 * RF_PARSE_EXTRA_TAG_MAX];
     uint32_t extra_key_len, extra_val_len;
     uint64_t extra_seed;
-    rf_owner owner; /* the ingest thread (protocol.h "Threading"), checked on each call */
+    uint8_t line_kind; /* rf_parse_set_kind: enum rf_metric_kind of line-protocol fields */
+    rf_owner owner;    /* the ingest thread (protocol.h "Threading"), checked on each call */
 };
 
 /* What a line parser and each step of it return: the line is accepted

@@ -1074,6 +1074,12 @@ void rf_pipeline_free(rf_pipeline *p)
     free(p);
 }
 
+uint64_t rf_pipeline_series_refused_at_limit(const rf_pipeline *p)
+{
+    /* Pairs with the owning worker's rf_stats_add: a count, no data with it. */
+    return atomic_load_explicit(&p->rejected_shard_limit, memory_order_relaxed);
+}
+
 void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
 {
     out->processed = atomic_load_explicit(&p->processed, memory_order_relaxed);

@@ -212,6 +212,9 @@ void rf_pipeline_drain_at(rf_pipeline *p, int64_t now_mono_ns);
 
 /* Any thread (relaxed reads of single-writer counters). */
 void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out);
+/* Any thread: series_rejected_shard_limit alone (one relaxed load), for a
+ * check made per request (the HTTP ingest's busy test). */
+uint64_t rf_pipeline_series_refused_at_limit(const rf_pipeline *p);
 const struct rf_hist *rf_pipeline_critical_hist(const rf_pipeline *p);
 /* Cardinality per measurement of this shard: active series, series refused by
  * reason, events dropped because their series was refused, the limit in

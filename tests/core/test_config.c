@@ -916,6 +916,41 @@ static void listener_not_a_mapping_and_too_many(void **state)
     rf_cfg_free(doc);
 }
 
+/* An http listener's otlp allow-lists; the key on another protocol and a
+ * list too long are refused. */
+static void listener_otlp_attributes(void **state)
+{
+    (void)state;
+    rf_cfg_doc *doc = load_ok("listeners:\n"
+                              "  - {transport: tcp, protocol: http, port: 18086, otlp: "
+                              "{resource_attributes: [service.name, k8s.pod.name], "
+                              "scope_attributes: ['*']}}\n"
+                              "  - {transport: tcp, protocol: http, port: 18087, name: h2}\n");
+    rf_listener_config out[2];
+    size_t n = 0;
+    rf_err err = {0};
+    int rc =
+        rf_listener_config_parse_list(rf_cfg_get(rf_cfg_root(doc), "listeners"), out, 2, &n, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    assert_true(out[0].otlp.resource_set);
+    assert_int_equal(out[0].otlp.n_resource, 2);
+    assert_int_equal(out[0].otlp.n_scope, 1);
+    assert_string_equal(out[0].otlp.names[1], "k8s.pod.name");
+    assert_string_equal(out[0].otlp.names[2], "*");
+    assert_false(out[1].otlp.resource_set);
+    assert_int_equal(out[1].otlp.n_resource + out[1].otlp.n_scope, 0);
+    rf_cfg_free(doc);
+    expect_settings_error("listeners:\n  - {transport: tcp, protocol: influx_line, port: 18089, "
+                          "otlp: {resource_attributes: [a]}}\n",
+                          ":2:64: listeners[0].otlp: otlp is a setting of protocol http");
+    expect_settings_error("listeners:\n  - {transport: tcp, protocol: http, port: 18086, "
+                          "otlp: {resource_attributes: [a, b, c, d, e, f, g, h, i], "
+                          "scope_attributes: [a, b, c, d, e, f, g, h]}}\n",
+                          ":2:126: listeners[0].otlp.scope_attributes: at most 16 resource and "
+                          "scope attribute names together");
+}
+
 static void dpdk_port_and_udp_port_not_mappings(void **state)
 {
     (void)state;
@@ -979,6 +1014,7 @@ int main(void)
         cmocka_unit_test(aggregation_function_listed_twice),
         cmocka_unit_test(matcher_at_most_four_tag_conditions),
         cmocka_unit_test(listener_not_a_mapping_and_too_many),
+        cmocka_unit_test(listener_otlp_attributes),
         cmocka_unit_test(dpdk_port_and_udp_port_not_mappings),
         cmocka_unit_test(sink_backoff_max_below_base),
         cmocka_unit_test(admin_socket_must_differ_from_stats_socket),

@@ -418,6 +418,98 @@ static void test_http_busy_503(void **state)
     assert_int_equal(tproc_wait_exit(&d, 15000), 0);
 }
 
+/* The engine out of room for series (pipeline.max_series, which
+ * engine.memory_limit sizes when left to auto): once a shard refuses new
+ * series at its table's limit, writes are answered 503 with Retry-After,
+ * on InfluxDB's endpoint and OTLP's alike, although no ring dropped
+ * anything (block policy); a second after the last new refusal, writes of
+ * known series are taken again. */
+static void test_http_series_limit_503(void **state)
+{
+    (void)state;
+    int port = tproc_port_base() + 10;
+    char cfg[1024];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 2, idle: {sleep: 5ms}, ring: {full_policy: block}}\n"
+             "pipeline: {max_series: 64}\n"
+             "listeners:\n"
+             "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
+             "stats: {prometheus: {enabled: false}}\n",
+             port);
+    tproc_write_file("limit.yaml", cfg);
+    proc d;
+    tproc_start(&d, (const char *[]){"--config", "limit.yaml", NULL});
+    assert_true(tproc_wait_log(&d, "msg=\"running:", 10000));
+    /* A known series first, then new ones far past 2 x 64. */
+    char *r = post_once(port, "/write?db=x", "known v=1\n", 10);
+    if (strncmp(r, "HTTP/1.1 204", 12))
+        fail_msg("the first write: %s", r);
+    free(r);
+    /* Each endpoint in turn: new series go in (whatever the answer), then
+     * the probe, until it is answered 503. The refusals happen on the
+     * series' owners a moment later, so a loaded machine may need a few
+     * rounds; each round's new series keep the refusals fresh. */
+    int next_series = 0;
+    for (int probe = 0; probe < 2; probe++) {
+        bool saw_503 = false;
+        for (int k = 0; k < 40 && !saw_503; k++) {
+            size_t cap = 200 * 40, len = 0;
+            char *batch = malloc(cap);
+            for (int i = 0; i < 200; i++, next_series++)
+                len += (size_t)snprintf(batch + len, cap - len, "many,s=%d v=1\n", next_series);
+            free(post_once(port, "/write?db=x", batch, len));
+            free(batch);
+            if (probe == 0) {
+                uint8_t ob[256];
+                size_t obl = otlp_body(ob, 0, 1.5);
+                char req[512];
+                int n = snprintf(req, sizeof(req),
+                                 "POST /v1/metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                                 "Content-Type: application/x-protobuf\r\nContent-Length: "
+                                 "%zu\r\n\r\n",
+                                 obl);
+                int fd = connect_to(port);
+                send_all(fd, req, (size_t)n);
+                send_all(fd, ob, obl);
+                r = read_to_eof(fd);
+                close(fd);
+            } else {
+                r = post_once(port, "/write?db=x", "known v=2\n", 10);
+            }
+            saw_503 = !strncmp(r, "HTTP/1.1 503", 12);
+            if (saw_503 && !strstr(r, "Retry-After: 1\r\n"))
+                fail_msg("503 without Retry-After: %s", r);
+            if (!saw_503)
+                usleep(25 * 1000);
+            free(r);
+        }
+        if (!saw_503) {
+            kill(d.pid, SIGKILL); /* the next test binds its own daemon */
+            fail_msg("%s never answered 503", probe == 0 ? "/v1/metrics" : "/write");
+        }
+    }
+    /* No new series now: once the owners have worked through what was
+     * queued (under load that can take a few seconds) and a second has
+     * passed, a known series is taken again. */
+    bool taken = false;
+    for (int k = 0; k < 20 && !taken; k++) {
+        sleep(1);
+        r = post_once(port, "/write?db=x", "known v=3\n", 10);
+        taken = !strncmp(r, "HTTP/1.1 204", 12);
+        free(r);
+    }
+    if (!taken) {
+        kill(d.pid, SIGKILL); /* the next test binds its own daemon */
+        fail_msg("writes were still refused 20 s after the last new series");
+    }
+    char *stat = tproc_ask("show series");
+    assert_non_null(stat);
+    assert_null(strstr(stat, "rejected_shard_limit=0"));
+    free(stat);
+    kill(d.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&d, 15000), 0);
+}
+
 /* Hostile clients: 600 idle keep-alive connections against max_connections
  * 400 (the rest refused at accept), and slowloris clients that send half a
  * request header; with idle_timeout 1s every one is closed, the counters
@@ -496,6 +588,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_live),
         cmocka_unit_test(test_http_busy_503),
+        cmocka_unit_test(test_http_series_limit_503),
         cmocka_unit_test(test_http_idle_and_slowloris),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
