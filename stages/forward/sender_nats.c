@@ -57,6 +57,7 @@ typedef struct fwd_nats {
     natsConnection *nc;
     jsCtx *js;
     bool stream_ready;
+    bool published; /* some async publish was made: nats.c's pending table exists */
     uint32_t shards;
     const char *subject;
     /* Written by nats.c's thread in the ack handler, read by the sender
@@ -288,9 +289,12 @@ void fwd_nats_close(rf_fwd *f)
     if (!n)
         return;
     if (n->js) {
-        /* Anything still unacknowledged is in the buffer (not removed). */
+        /* Anything still unacknowledged is in the buffer (not removed).
+         * nats.c 3.4 reads its pending table without a NULL check, and the
+         * table is made by the first async publish: a sink that never
+         * published (no server, or nothing routed to it) crashed here. */
         natsMsgList pending;
-        if (js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
+        if (n->published && js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
             natsMsgList_Destroy(&pending);
         jsCtx_Destroy(n->js);
     }
@@ -374,6 +378,7 @@ static int publish_entry(rf_fwd *f, fwd_nats *n, const fwd_entry *e, const char 
                 s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
             if (s == NATS_OK)
                 s = js_PublishMsgAsync(n->js, &m, NULL);
+            n->published = true;
             natsMsg_Destroy(m); /* no effect when nats.c took it */
         } else {
             s = natsConnection_Publish(n->nc, subj, n->payload, (int)plen);
