@@ -438,6 +438,16 @@ static void test_config(void **state)
                    "a stream is for mode jetstream");
     expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], tls: {cert: c.pem}"),
                    "cert and key go together");
+    /* Partials between hosts: a line-protocol sink, and a grouped rule. */
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"]") "  aggregations:\n    - {measurement: m, "
+                                                          "window: 1s, functions: [sum], "
+                                                          "group_by: [r], partials: {to: nobus}}\n",
+                   "partials.to 'nobus' is not a line-protocol sink");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"]") "  aggregations:\n    - {measurement: m, "
+                                                          "window: 1s, functions: [sum], "
+                                                          "partials: {to: bus}}\n",
+                   "partials between hosts need group_by");
+    expect_invalid("nats_source: {payload: points}\n", "nats_source.payload");
     expect_invalid("nats_source: {enabled: true, stream: RF}\n",
                    "nats_source.servers: missing required key");
     expect_invalid("nats_source: {servers: [\"nats://x:1\"], shards: 4, subject: a.b}\n",
