@@ -1351,13 +1351,9 @@ static own_win *own_add(rf_aggregator *a, uint64_t gid, int64_t start, uint16_t 
     return o;
 }
 
-static void own_remove(rf_aggregator *a, own_win *o)
+/* A merged window's text, sketch and HLL, freed. */
+static void own_free_blocks(rf_aggregator *a, own_win *o)
 {
-    uint32_t i = (uint32_t)(o - a->own);
-    uint32_t *pp = &a->own_head[own_bucket(a, o->group_id, o->start, o->rule)];
-    while (*pp != i + 1)
-        pp = &a->own[*pp - 1].next;
-    *pp = o->next;
     free(o->text);
     if (o->sk)
         a->own_sketches--;
@@ -1368,6 +1364,16 @@ static void own_remove(rf_aggregator *a, own_win *o)
     o->text = NULL;
     o->sk = NULL;
     o->hll = NULL;
+}
+
+static void own_remove(rf_aggregator *a, own_win *o)
+{
+    uint32_t i = (uint32_t)(o - a->own);
+    uint32_t *pp = &a->own_head[own_bucket(a, o->group_id, o->start, o->rule)];
+    while (*pp != i + 1)
+        pp = &a->own[*pp - 1].next;
+    *pp = o->next;
+    own_free_blocks(a, o);
     o->used = 0;
     o->next = a->own_free;
     a->own_free = i;
@@ -1479,16 +1485,7 @@ static void own_emit(rf_aggregator *a, own_win *o)
     /* Edges send in no common order (shards are fetched in turn): what
      * marks a remote window emitted is its own entry, kept without its
      * blocks until remote_wait has passed. */
-    free(o->text);
-    if (o->sk)
-        a->own_sketches--;
-    if (o->hll)
-        a->own_sets--;
-    free(o->sk);
-    free(o->hll);
-    o->text = NULL;
-    o->sk = NULL;
-    o->hll = NULL;
+    own_free_blocks(a, o);
     o->done = 1;
     o->first_mono = a->now_mono;
 }
