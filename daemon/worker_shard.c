@@ -125,6 +125,9 @@ struct rf_shard {
      * parse context their payloads go through (ingest/nats). */
     rf_nats_source *nats;
     rf_shard_input *nats_input;
+    /* payload: partials: each line's block, decoded here (one, reused). */
+    uint8_t *partial_block;
+    uint64_t partial_lines_bad; /* lines that were no partial (acked: a retry cannot mend them) */
     bool ingest_stopped;
     bool stopping_ingest; /* rf_shard_stop_ingest is removing every listener */
 
@@ -389,9 +392,35 @@ static bool nats_on_msg(void *ctx, const char *subject, const char *data, size_t
     return true;
 }
 
+/* payload: partials. Every line is one edge's partial of one group's
+ * window (stages/aggregate/aggregate.h, rf_agg_partial_line), merged by
+ * this worker's aggregator: the shard of a line depends on its group only,
+ * so every edge's partials of a group meet here. A line that is no partial
+ * is counted and the message still acked (redelivery would not mend it). */
+#define PARTIAL_BLOCK_MAX (256u * 1024u)
+static bool nats_on_partials(void *ctx, const char *subject, const char *data, size_t len)
+{
+    (void)subject;
+    rf_shard *s = ctx;
+    for (const char *p = data, *end = data + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        if (le > p) {
+            long n =
+                rf_agg_partial_line_parse(p, (size_t)(le - p), s->partial_block, PARTIAL_BLOCK_MAX);
+            if (n <= 0 || rf_pipeline_receive_partial(s->pipeline, s->partial_block, (size_t)n) < 0)
+                s->partial_lines_bad++;
+        }
+        p = le + 1;
+    }
+    return true;
+}
+
 /* This worker's share of the `nats_source:` shards; counters on /metrics. */
 static int shard_add_nats_input(rf_shard *s, const rf_settings *settings, rf_err *err)
 {
+    if (settings->nats_source.partials && !(s->partial_block = malloc(PARTIAL_BLOCK_MAX)))
+        return rf_err_set(err, ENOMEM, "nats_source: out of memory");
     uint16_t source =
         (uint16_t)(settings->ingest.n_listeners + RF_DPDK_MAX_PORTS * settings->dpdk.n_udp_ports);
     s->nats_input = shard_new_input(s, settings, source, RF_LISTEN_PROTO_INFLUX_LINE, 0, 0, NULL,
@@ -546,6 +575,10 @@ void rf_shard_free(rf_shard *s)
     /* The NATS fetch thread first: it stops calling rf_shard_wake, and acks
      * what the worker took (the rest is redelivered). */
     rf_nats_source_free(s->nats);
+    if (s->partial_lines_bad)
+        rf_log_warn("nats_source", "worker-%u: %lu lines were no partial aggregate (dropped)",
+                    s->index, (unsigned long)s->partial_lines_bad);
+    free(s->partial_block);
     /* The listener set first: it may still hold events parsed but not
      * dispatched; the parse contexts hand theirs over when freed. */
     rf_listener_set_free(s->listeners);
@@ -883,7 +916,8 @@ uint32_t rf_shard_poll_ingest(rf_shard *s)
     for (uint32_t i = 0; i < s->n_dpdk_queues; i++)
         work += rf_dpdk_queue_poll(s->dpdk_queues[i], 0);
     if (s->nats)
-        work += rf_nats_source_poll(s->nats, 64, nats_on_msg, s->nats_input);
+        work += s->partial_block ? rf_nats_source_poll(s->nats, 64, nats_on_partials, s)
+                                 : rf_nats_source_poll(s->nats, 64, nats_on_msg, s->nats_input);
     return work;
 }
 

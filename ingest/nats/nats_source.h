@@ -113,9 +113,13 @@ int rf_nats_options_new(const char *const *servers, uint32_t n_servers, const ch
  *     ack_wait: 30s
  *     creds: /etc/ringflow/nats.creds
  *     tls: {ca: ca.pem, cert: c.pem, key: c.key}
+ *     payload: lines                      # or partials
  *
  * Every worker pulls its shards (see above); the payload is parsed as line
- * protocol. Fixed-size strings: the settings are copied by value. A change
+ * protocol, or, with `payload: partials`, read as the partial aggregates
+ * edges send (rf_agg_partial_line, stages/aggregate/README.md "Between
+ * hosts") and merged by this worker's aggregator: every partial of a group
+ * is on one shard, so on one worker. Fixed-size strings: the settings are copied by value. A change
  * takes effect at the next start (a reload does not re-create consumers). */
 #define RF_NATS_SOURCE_STR 256
 typedef struct rf_nats_source_settings {
@@ -127,6 +131,7 @@ typedef struct rf_nats_source_settings {
         tls_key[RF_NATS_SOURCE_STR];
     uint32_t shards, batch, max_ack_pending;
     int64_t ack_wait_ns;
+    bool partials; /* payload: partials (else lines) */
 } rf_nats_source_settings;
 
 int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settings *out,

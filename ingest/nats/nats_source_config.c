@@ -31,7 +31,8 @@ int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settin
     memset(&st, 0, sizeof(st));
     const rf_cfg_node *sec, *tls;
     uint64_t ack_wait = 0;
-    int rc;
+    int rc, payload = 0;
+    static const char *const payloads[] = {"lines", "partials"};
     if ((rc = rf_cfg_map(root, "nats_source", &sec, err)) ||
         (rc = rf_cfg_bool(sec, "enabled", false, &st.enabled, err)) ||
         (rc = parse_servers(sec, &st, err)) ||
@@ -48,8 +49,10 @@ int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settin
         (rc = rf_cfg_map(sec, "tls", &tls, err)) ||
         (rc = rf_cfg_str(tls, "ca", 0, "", st.tls_ca, sizeof(st.tls_ca), err)) ||
         (rc = rf_cfg_str(tls, "cert", 0, "", st.tls_cert, sizeof(st.tls_cert), err)) ||
-        (rc = rf_cfg_str(tls, "key", 0, "", st.tls_key, sizeof(st.tls_key), err)))
+        (rc = rf_cfg_str(tls, "key", 0, "", st.tls_key, sizeof(st.tls_key), err)) ||
+        (rc = rf_cfg_enum(sec, "payload", payloads, 2, 0, &payload, err)))
         return rc;
+    st.partials = payload == 1;
     if (!st.tls_cert[0] != !st.tls_key[0])
         return rf_cfg_fail_key(sec, "tls", err, "cert and key go together");
     if (!strstr(st.subject, "{shard}") && st.shards > 1)

@@ -117,9 +117,10 @@ typedef struct rule_rt {
     double window_s;
     char fname[RF_AGG_MAX_FUNCS][16]; /* ":<fn>" suffixes, formatted once */
     uint8_t fname_len[RF_AGG_MAX_FUNCS];
-    uint64_t sig;         /* rf_agg_rule_sig: how partials name the rule */
-    int64_t done_through; /* owner: windows ending at or before it were emitted (or
+    uint64_t sig;           /* rf_agg_rule_sig: how partials name the rule */
+    int64_t done_through;   /* owner: windows ending at or before it were emitted (or
                               * every worker had passed them): a partial for one is late */
+    int64_t remote_through; /* the same for windows merged from remote partials */
 } rule_rt;
 
 /* Owner side: one group's window being merged from the workers' partials. */
@@ -133,7 +134,11 @@ typedef struct own_win {
     char *text; /* the group's canonical text, malloc'd */
     uint16_t len, mlen, foff, rule;
     uint8_t kind, late, used;
-    uint32_t next; /* hash chain (index + 1), or free list */
+    uint8_t remote;   /* merged from remote partials: completes by remote_edges/_wait */
+    uint8_t done;     /* remote, emitted: kept (blocks freed) for remote_wait from
+                       * first_mono, so that an edge's partial for it is late */
+    uint64_t senders; /* remote: bit (edge id % 64) of each edge that sent a partial */
+    uint32_t next;    /* hash chain (index + 1), or free list */
 } own_win;
 
 struct rf_aggregator {
@@ -199,6 +204,11 @@ struct rf_aggregator {
     uint32_t sk_tmp_bins;
     bool closed;
     bool handing_over; /* handover, flush: own partials merge at once */
+    /* Between hosts (README.md, "Between hosts"). */
+    uint32_t edge_id, remote_edges;
+    int64_t remote_wait;
+    rf_agg_partial_out_fn partial_out;
+    void *partial_out_ctx;
     rf_event out[OUT_CAP];
 };
 
@@ -409,6 +419,9 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
     a->next_close = INT64_MAX;
     a->shards = 1;
     a->merge_wait = a->lateness + a->grace + MERGE_WAIT_SLACK_NS;
+    a->edge_id = cfg->edge_id;
+    a->remote_edges = cfg->remote_edges;
+    a->remote_wait = cfg->remote_wait_ns > 0 ? cfg->remote_wait_ns : 10 * RF_NS_PER_S;
     a->own_free = NONE32;
     a->peer_ct = malloc(sizeof(int64_t));
     a->peer_idle = calloc(1, 1);
@@ -435,6 +448,7 @@ rf_aggregator *rf_aggregator_new(const rf_agg_config *cfg, const rf_series_table
         rt->window_s = (double)rt->r.window_ns / (double)RF_NS_PER_S;
         rt->sig = rf_agg_rule_sig(&rt->r);
         rt->done_through = INT64_MIN;
+        rt->remote_through = INT64_MIN;
         a->grouped |= rt->r.n_group_by > 0;
         a->any_quantile |= rt->has_quantile;
     }
@@ -1337,13 +1351,9 @@ static own_win *own_add(rf_aggregator *a, uint64_t gid, int64_t start, uint16_t 
     return o;
 }
 
-static void own_remove(rf_aggregator *a, own_win *o)
+/* A merged window's text, sketch and HLL, freed. */
+static void own_free_blocks(rf_aggregator *a, own_win *o)
 {
-    uint32_t i = (uint32_t)(o - a->own);
-    uint32_t *pp = &a->own_head[own_bucket(a, o->group_id, o->start, o->rule)];
-    while (*pp != i + 1)
-        pp = &a->own[*pp - 1].next;
-    *pp = o->next;
     free(o->text);
     if (o->sk)
         a->own_sketches--;
@@ -1354,6 +1364,16 @@ static void own_remove(rf_aggregator *a, own_win *o)
     o->text = NULL;
     o->sk = NULL;
     o->hll = NULL;
+}
+
+static void own_remove(rf_aggregator *a, own_win *o)
+{
+    uint32_t i = (uint32_t)(o - a->own);
+    uint32_t *pp = &a->own_head[own_bucket(a, o->group_id, o->start, o->rule)];
+    while (*pp != i + 1)
+        pp = &a->own[*pp - 1].next;
+    *pp = o->next;
+    own_free_blocks(a, o);
     o->used = 0;
     o->next = a->own_free;
     a->own_free = i;
@@ -1414,26 +1434,73 @@ static bool defs_seen(rf_aggregator *a, uint16_t rule, uint64_t gid)
     return false;
 }
 
+/* Between hosts: the merged window, as one partial, to the rule's sink. */
+static void own_send_remote(rf_aggregator *a, const rule_rt *rt, const own_win *o)
+{
+    const rf_agg_partial p = {
+        .kind = o->kind,
+        .flags = (uint8_t)(o->late ? RF_AGG_PF_LATE : 0),
+        .rule = o->rule,
+        .sender = a->edge_id,
+        .rule_sig = rt->sig,
+        .group_id = o->group_id,
+        .start = o->start,
+        .window_ns = rt->r.window_ns,
+        .acc = o->acc,
+        .text = o->text,
+        .text_len = o->len,
+        .measurement_len = o->mlen,
+        .field_offset = o->foff,
+    };
+    size_t blen;
+    uint8_t *block = rf_agg_partial_encode(&p, o->sk, o->hll, &blen);
+    if (block && a->partial_out(a->partial_out_ctx, o->rule, o->group_id, o->start, block, blen))
+        a->st.remote_out++;
+    else
+        a->st.remote_out_failed++;
+    free(block);
+}
+
 /* The one result of a group's window. */
 static void own_emit(rf_aggregator *a, own_win *o)
 {
-    const rule_rt *rt = &a->rules[o->rule];
-    memcpy(a->scratch, o->text, o->len);
-    const win_src src = {.o = o};
-    emit_values(a, rt, &src, o->kind, o->start, o->len, o->mlen, o->foff,
-                !defs_seen(a, o->rule, o->group_id), o->late);
+    rule_rt *rt = &a->rules[o->rule];
+    const bool out = rt->r.partials_to[0] && a->partial_out;
+    if (out)
+        own_send_remote(a, rt, o);
+    if (!out || rt->r.partials_local) {
+        memcpy(a->scratch, o->text, o->len);
+        const win_src src = {.o = o};
+        emit_values(a, rt, &src, o->kind, o->start, o->len, o->mlen, o->foff,
+                    !defs_seen(a, o->rule, o->group_id), o->late);
+    }
     int64_t end = win_end(o->start, rt->r.window_ns);
-    if (end > a->rules[o->rule].done_through)
-        a->rules[o->rule].done_through = end;
-    own_remove(a, o);
+    int64_t *through = o->remote ? &rt->remote_through : &rt->done_through;
+    if (end > *through)
+        *through = end;
+    if (!o->remote) {
+        own_remove(a, o);
+        return;
+    }
+    /* Edges send in no common order (shards are fetched in turn): what
+     * marks a remote window emitted is its own entry, kept without its
+     * blocks until remote_wait has passed. */
+    own_free_blocks(a, o);
+    o->done = 1;
+    o->first_mono = a->now_mono;
 }
 
-/* Emits every merged window that ends at or before ct (all = every one). */
-static void own_emit_through(rf_aggregator *a, int64_t ct, bool all)
+/* Emits every merged window that ends at or before ct (all = every one).
+ * Windows merged from remote partials only with remote_too: this host's
+ * workers' reports say nothing of the edges'. */
+static void own_emit_through(rf_aggregator *a, int64_t ct, bool all, bool remote_too)
 {
     for (uint32_t i = 0; i < a->own_hw && a->own_n; i++) {
         own_win *o = &a->own[i];
-        if (o->used && (all || win_end(o->start, a->rules[o->rule].r.window_ns) <= ct))
+        if (o->used && o->done && remote_too)
+            own_remove(a, o);
+        else if (o->used && !o->done && (remote_too || !o->remote) &&
+                 (all || win_end(o->start, a->rules[o->rule].r.window_ns) <= ct))
             own_emit(a, o);
     }
 }
@@ -1480,6 +1547,9 @@ static void own_merge_sketch(rf_aggregator *a, own_win *o, const rf_agg_partial 
         a->st.partials_bad++; /* another alpha (a reload in between), or malformed */
 }
 
+static own_win *own_merge(rf_aggregator *a, int r, const rf_agg_partial *pp, int64_t start,
+                          uint8_t late);
+
 static void own_partial(rf_aggregator *a, const rf_event *ev)
 {
     const uint8_t *b = (const uint8_t *)(uintptr_t)ev->aux;
@@ -1508,7 +1578,21 @@ static void own_partial(rf_aggregator *a, const rf_event *ev)
         start = align_down(closed, len); /* the earliest window still open */
         late = 1;
     }
+    own_merge(a, r, &p, start, late);
+}
+
+/* Merges a decoded partial into the window (rule r, group, start), made
+ * when it is the first. NULL when there is no room (counted). */
+static own_win *own_merge(rf_aggregator *a, int r, const rf_agg_partial *pp, int64_t start,
+                          uint8_t late)
+{
+    const rf_agg_partial p = *pp;
+    const rule_rt *rt = &a->rules[r];
     own_win *o = own_find(a, p.group_id, start, (uint16_t)r);
+    if (o && o->done) {
+        a->st.remote_late++; /* emitted as a remote window already */
+        return NULL;
+    }
     if (!o) {
         o = own_add(a, p.group_id, start, (uint16_t)r);
         if (o)
@@ -1518,7 +1602,7 @@ static void own_partial(rf_aggregator *a, const rf_event *ev)
                 own_remove(a, o);
             else
                 a->st.partial_alloc_failed++;
-            return;
+            return NULL;
         }
         memcpy(o->text, p.text, p.text_len);
         o->len = p.text_len;
@@ -1541,6 +1625,7 @@ static void own_partial(rf_aggregator *a, const rf_event *ev)
         else
             a->st.set_pool_empty++;
     }
+    return o;
 }
 
 /* Every window every busy worker has closed is complete: emitted. The
@@ -1554,7 +1639,7 @@ static void own_complete(rf_aggregator *a)
         if (!a->peer_idle[j] && a->peer_ct[j] < g)
             g = a->peer_ct[j];
     if (g == INT64_MAX) {
-        own_emit_through(a, g, true);
+        own_emit_through(a, g, true, false);
         return;
     }
     for (uint32_t r = 0; r < a->n_rules; r++) {
@@ -1564,7 +1649,7 @@ static void own_complete(rf_aggregator *a)
             rt->done_through = e;
     }
     if (a->own_n)
-        own_emit_through(a, g, false);
+        own_emit_through(a, g, false, false);
 }
 
 static void own_report(rf_aggregator *a, uint64_t sender, int64_t ct, uint64_t flags)
@@ -1602,16 +1687,142 @@ void rf_aggregator_receive(rf_aggregator *a, const rf_event *ev, int64_t now_mon
 }
 
 /* The bounded wait: a merged window whose first partial came merge_wait ago
- * is emitted with what it has. */
+ * (remote_wait for one merged from remote partials) is emitted with what it
+ * has. */
 static void own_tick(rf_aggregator *a, int64_t now)
 {
     for (uint32_t i = 0; i < a->own_hw && a->own_n; i++) {
         own_win *o = &a->own[i];
-        if (!o->used || now - o->first_mono < a->merge_wait)
+        if (!o->used || now - o->first_mono < (o->remote ? a->remote_wait : a->merge_wait))
             continue;
-        a->st.owner_forced++;
+        if (o->done) {
+            own_remove(a, o);
+            continue;
+        }
+        if (o->remote)
+            a->st.remote_timed_out++;
+        else
+            a->st.owner_forced++;
         own_emit(a, o);
     }
+}
+
+/* ---- between hosts ------------------------------------------------------------ */
+
+void rf_aggregator_set_partial_out(rf_aggregator *a, rf_agg_partial_out_fn out, void *ctx)
+{
+    a->partial_out = out;
+    a->partial_out_ctx = ctx;
+}
+
+int rf_aggregator_receive_remote(rf_aggregator *a, const uint8_t *block, size_t len,
+                                 int64_t now_mono_ns)
+{
+    a->now_mono = now_mono_ns;
+    a->emit_mono = 0;
+    rf_agg_partial p;
+    int r;
+    if (len < 8 || rf_agg_partial_block_len(block) != len ||
+        rf_agg_partial_decode(block, len, &p) < 0 || (r = rule_of_sig(a, p.rule_sig, p.rule)) < 0 ||
+        p.window_ns != a->rules[r].r.window_ns) {
+        a->st.remote_bad++;
+        return -EINVAL;
+    }
+    const rule_rt *rt = &a->rules[r];
+    /* Emitted windows are known by their entries for remote_wait; one older
+     * than that, by event time, behind the newest emitted one is late too
+     * (its entry may be gone). Late remote partials are dropped: merging
+     * them into a later window would move data between windows that other
+     * edges' partials already settled. */
+    const int64_t closed = rt->remote_through;
+    if (closed != INT64_MIN && win_end(p.start, rt->r.window_ns) <= closed - a->remote_wait) {
+        a->st.remote_late++;
+        out_flush(a);
+        return 0;
+    }
+    own_win *o = own_merge(a, r, &p, p.start, (p.flags & RF_AGG_PF_LATE) != 0);
+    if (o) {
+        a->st.remote_in++;
+        o->remote = 1;
+        o->senders |= 1ull << (p.sender & 63u);
+        if (a->remote_edges && (uint32_t)__builtin_popcountll(o->senders) >= a->remote_edges) {
+            a->st.remote_complete++;
+            own_emit(a, o);
+        }
+    }
+    out_flush(a);
+    return 0;
+}
+
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+#define PARTIAL_LINE_HEAD "rf_partial,group="
+
+size_t rf_agg_partial_line_size(size_t len)
+{
+    return sizeof(PARTIAL_LINE_HEAD) + 16 + 3 + (len * 4 + 2) / 3 + 1 + 21 + 1;
+}
+
+size_t rf_agg_partial_line(uint64_t group_id, int64_t start, const uint8_t *b, size_t len,
+                           char *out, size_t cap)
+{
+    if (cap < rf_agg_partial_line_size(len))
+        return 0;
+    size_t k =
+        (size_t)snprintf(out, cap, PARTIAL_LINE_HEAD "%016llx p=", (unsigned long long)group_id);
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
+        out[k++] = b64_chars[v >> 18];
+        out[k++] = b64_chars[(v >> 12) & 63];
+        out[k++] = b64_chars[(v >> 6) & 63];
+        out[k++] = b64_chars[v & 63];
+    }
+    if (i < len) { /* 1 or 2 bytes left: 2 or 3 characters, no '=' padding */
+        uint32_t v = (uint32_t)b[i] << 16 | (i + 1 < len ? (uint32_t)b[i + 1] << 8 : 0);
+        out[k++] = b64_chars[v >> 18];
+        out[k++] = b64_chars[(v >> 12) & 63];
+        if (i + 1 < len)
+            out[k++] = b64_chars[(v >> 6) & 63];
+    }
+    k += (size_t)snprintf(out + k, cap - k, " %lld\n", (long long)start);
+    return k;
+}
+
+static int b64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+long rf_agg_partial_line_parse(const char *line, size_t len, uint8_t *block, size_t cap)
+{
+    const size_t head = sizeof(PARTIAL_LINE_HEAD) - 1;
+    if (len < head + 16 + 3 || memcmp(line, PARTIAL_LINE_HEAD, head) != 0 ||
+        memcmp(line + head + 16, " p=", 3) != 0)
+        return -EINVAL;
+    const char *p = line + head + 19, *end = line + len;
+    size_t n = 0;
+    uint32_t acc = 0, bits = 0;
+    for (; p < end && *p != ' ' && *p != '\n'; p++) {
+        int v = b64_value(*p);
+        if (v < 0)
+            return -EINVAL;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -ENOSPC;
+            block[n++] = (uint8_t)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    return (long)n;
 }
 
 /* ---- series lifecycle -------------------------------------------------------- */
@@ -1921,7 +2132,7 @@ void rf_aggregator_flush(rf_aggregator *a)
     /* Whatever was merged, at once: the stop's last step (no more partials
      * come), or a lone aggregator's end. */
     a->emit_mono = 0;
-    own_emit_through(a, INT64_MAX, true);
+    own_emit_through(a, INT64_MAX, true, true);
     out_flush(a);
     /* A fresh start for whatever comes after (a lone aggregator flushed
      * mid-stream): windows are all out, no report is owed. */
@@ -1951,6 +2162,10 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
         own_win *o = &old->own[i];
         if (!o->used)
             continue;
+        if (o->done) { /* the new aggregator may take a late partial for it: rare */
+            own_remove(old, o);
+            continue;
+        }
         int r = next ? rule_of_sig(next, old->rules[o->rule].sig, o->rule) : -1;
         own_win *n = r >= 0 ? own_find(next, o->group_id, o->start, (uint16_t)r) : NULL;
         if (r >= 0 && !n)
@@ -1969,6 +2184,8 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
         n->foff = o->foff;
         n->kind = o->kind;
         n->late = o->late;
+        n->remote = o->remote;
+        n->senders = o->senders;
         n->first_mono = o->first_mono;
         next->own_sketches += o->sk != NULL;
         next->own_sets += o->hll != NULL;
@@ -1986,6 +2203,8 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
             int nr = rule_of_sig(next, old->rules[r].sig, (uint16_t)r);
             if (nr >= 0 && old->rules[r].done_through > next->rules[nr].done_through)
                 next->rules[nr].done_through = old->rules[r].done_through;
+            if (nr >= 0 && old->rules[r].remote_through > next->rules[nr].remote_through)
+                next->rules[nr].remote_through = old->rules[r].remote_through;
         }
     }
     out_flush(old);

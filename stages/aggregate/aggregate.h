@@ -112,6 +112,13 @@ typedef struct rf_agg_rule {
     rf_agg_func funcs[RF_AGG_MAX_FUNCS];
     uint32_t n_group_by;                                 /* 0: one state per series */
     char group_by[RF_AGG_MAX_GROUP_BY][RF_AGG_NAME_MAX]; /* tag keys, canonical text */
+    /* Between hosts (README.md, "Between hosts"): a grouped rule's merged
+     * windows leave as partials through this sink ("" = none; a sink name
+     * of the pipeline, checked there) instead of as aggregates, or beside
+     * them with partials_local. Not part of rf_agg_rule_sig: the receiving
+     * host's rule (without them) has the same signature. */
+    char partials_to[RF_AGG_NAME_MAX];
+    bool partials_local;
 } rf_agg_rule;
 
 enum rf_agg_late_policy {
@@ -132,6 +139,13 @@ typedef struct rf_agg_config {
     uint32_t max_sets;           /* HLL pool; 0 = 4096 */
     double sketch_alpha;         /* 0 = RF_DDSKETCH_DEFAULT_ALPHA */
     uint32_t sketch_bins;        /* per sign; 0 = RF_DDSKETCH_DEFAULT_BINS */
+    /* Between hosts. Edge: its id in the partials it sends (0..63, unique
+     * per edge). Aggregator: a window merged from remote partials is
+     * emitted once `remote_edges` distinct edges sent theirs (0: no count),
+     * or remote_wait after its first one arrived (0: 10 s). */
+    uint32_t edge_id;
+    uint32_t remote_edges;
+    int64_t remote_wait_ns;
 } rf_agg_config;
 
 /* Defaults for everything but the rules. */
@@ -188,6 +202,15 @@ typedef struct rf_agg_stats {
     uint64_t owner_windows;                  /* group windows being merged here now */
     uint64_t owner_forced;                   /* emitted by the bounded wait, not every report in */
     uint64_t owner_full;                     /* partials dropped: max_states windows being merged */
+    /* Between hosts (README.md, "Between hosts"). */
+    uint64_t remote_out;        /* merged windows handed out as partials (partials_to) */
+    uint64_t remote_out_failed; /* not handed out: no memory, or the sink refused the line */
+    uint64_t remote_in;         /* remote partials merged */
+    uint64_t remote_late;       /* remote partials whose window was already emitted */
+    uint64_t remote_bad;        /* remote partials malformed, of no rule here, or of another
+                                 * sketch alpha */
+    uint64_t remote_complete;   /* remote windows emitted with remote_edges edges in */
+    uint64_t remote_timed_out;  /* remote windows emitted by remote_wait */
 } rf_agg_stats;
 
 /* Copies cfg (and its rules). `series` stays owned by the caller and must
@@ -233,6 +256,40 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next);
  * functions and group-by keys (equal on every worker with the same rule). */
 uint64_t rf_agg_rule_sig(const rf_agg_rule *r);
 
+/* Between hosts (README.md, "Between hosts").
+ *
+ * Edge: for rules with partials_to, each merged group window (the one
+ * result one engine would emit) is handed to `out` as an encoded partial
+ * block (the wire form of README.md, "Partials on the wire"; sender = the
+ * edge_id) with the rule index and group id, on the worker thread, instead
+ * of (partials_local: beside) its aggregates. out returns whether it took
+ * the block (it copies it; false is counted, remote_out_failed). */
+typedef bool (*rf_agg_partial_out_fn)(void *ctx, uint32_t rule, uint64_t group_id, int64_t start,
+                                      const uint8_t *block, size_t len);
+void rf_aggregator_set_partial_out(rf_aggregator *a, rf_agg_partial_out_fn out, void *ctx);
+/* Aggregator: merges one remote partial block (copied; the caller keeps
+ * it). Windows merged from remote partials complete by their own rule
+ * (remote_edges, remote_wait), not by this host's workers' reports; one
+ * whose window was already emitted is late (late_events decides). Returns
+ * 0, or -EINVAL for a block that is malformed or names no rule here
+ * (counted remote_bad). May emit. */
+int rf_aggregator_receive_remote(rf_aggregator *a, const uint8_t *block, size_t len,
+                                 int64_t now_mono_ns);
+
+/* The line a partial travels in over a line-protocol sink (NATS):
+ *   rf_partial,group=<16 hex digits> p=<block in base64, no padding> <window start ns>\n
+ * The series key text "rf_partial,group=<hex> p" depends on the group only,
+ * so a sink's {shard} puts every edge's partials of one group on one shard.
+ * Returns the line's length (newline included), or 0 when cap is short. */
+size_t rf_agg_partial_line(uint64_t group_id, int64_t start, const uint8_t *block, size_t len,
+                           char *out, size_t cap);
+/* The bytes a line of a block of len bytes needs. */
+size_t rf_agg_partial_line_size(size_t len);
+/* Parses one such line (len bytes, with or without the newline) into
+ * block (cap bytes). Returns the block's length, or -EINVAL (not a partial
+ * line, bad base64) / -ENOSPC. */
+long rf_agg_partial_line_parse(const char *line, size_t len, uint8_t *block, size_t cap);
+
 /* Series lifecycle (stages/pipeline/pipeline.h): the series in `slot`
  * (key: its key, still valid) is being retired. Its ungrouped windows are
  * emitted and their states freed for reuse; its bindings reset, so the
@@ -277,6 +334,11 @@ uint64_t rf_aggregator_memory_bound(const rf_agg_config *cfg, uint32_t max_serie
  *         window: 10s
  *         functions: [avg, max, p99]
  *         group_by: [region]       # optional
+ *         partials: {to: bus, local: false}   # optional, grouped rules: between hosts
+ *
+ * and, in `aggregation:`, edge_id: 0 (the edge's id in its partials, 0..63),
+ * remote_edges: 0 and remote_wait: 10s (the aggregating host's completion
+ * rule for remote windows; README.md, "Between hosts").
  *
  * Fills *out (rules allocated: release with rf_agg_config_release). Errors
  * name the file, line and key; an unknown function lists RF_AGG_FUNC_NAMES. */

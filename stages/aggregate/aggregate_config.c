@@ -35,8 +35,13 @@ static int parse_settings(const rf_cfg_node *pipeline, rf_agg_config *c, rf_err 
         (rc = rf_cfg_double(s, "sketch_alpha", 0.0001, 0.25, RF_DDSKETCH_DEFAULT_ALPHA,
                             &c->sketch_alpha, err)) < 0 ||
         (rc = rf_cfg_u32(s, "sketch_bins", 16, RF_DDSKETCH_MAX_BINS, RF_DDSKETCH_DEFAULT_BINS,
-                         &c->sketch_bins, err)) < 0)
+                         &c->sketch_bins, err)) < 0 ||
+        (rc = rf_cfg_u32(s, "edge_id", 0, 63, 0, &c->edge_id, err)) < 0 ||
+        (rc = rf_cfg_u32(s, "remote_edges", 0, 64, 0, &c->remote_edges, err)) < 0 ||
+        (rc = rf_cfg_duration(s, "remote_wait", RF_NS_PER_MS, 86400ull * RF_NS_PER_S,
+                              10ull * RF_NS_PER_S, &ns, err)) < 0)
         return rc;
+    c->remote_wait_ns = (int64_t)ns;
     return 0;
 }
 
@@ -74,6 +79,15 @@ static int parse_rule(const rf_cfg_node *item, rf_agg_rule *r, rf_err *err)
         if ((rc = rf_cfg_node_str(rf_cfg_seq_at(gb, i), 1, r->group_by[i], RF_AGG_NAME_MAX, err)) <
             0)
             return rc;
+    const rf_cfg_node *pt;
+    if ((rc = rf_cfg_map(item, "partials", &pt, err)) < 0 ||
+        (rc = rf_cfg_str(pt, "to", 0, "", r->partials_to, RF_AGG_NAME_MAX, err)) < 0 ||
+        (rc = rf_cfg_bool(pt, "local", false, &r->partials_local, err)) < 0)
+        return rc;
+    if (r->partials_to[0] && !r->n_group_by)
+        return rf_cfg_fail_key(item, "partials", err,
+                               "partials between hosts need group_by (a per-series window is "
+                               "complete on its host: route its aggregates instead)");
     return 0;
 }
 

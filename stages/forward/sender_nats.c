@@ -26,9 +26,11 @@
 
 #include <errno.h>
 #include <nats/nats.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
@@ -57,6 +59,12 @@ typedef struct fwd_nats {
     natsConnection *nc;
     jsCtx *js;
     bool stream_ready;
+    bool published; /* some async publish was made: nats.c's pending table exists */
+    /* Set by nats.c's callback thread when the connection is closed (its
+     * last callback for it); read by fwd_nats_close, which waits for it
+     * so that no callback (on_disconnected reads the rf_fwd) runs on a
+     * freed sink. Release/acquire pair. */
+    _Atomic bool conn_closed;
     uint32_t shards;
     const char *subject;
     /* Written by nats.c's thread in the ack handler, read by the sender
@@ -233,6 +241,14 @@ static void on_disconnected(natsConnection *nc, void *closure)
                 ((rf_fwd *)closure)->name);
 }
 
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    fwd_nats *n = closure;
+    /* Pairs with the acquire load in fwd_nats_close. */
+    atomic_store_explicit(&n->conn_closed, true, memory_order_release);
+}
+
 static int nats_fail(rf_fwd *f, natsStatus s, const char *what, rf_err *err)
 {
     return rf_err_set(err, EINVAL, "sink %s: %s: %s", f->name, what, natsStatus_GetText(s));
@@ -261,6 +277,8 @@ int fwd_nats_open(rf_fwd *f, rf_err *err)
         s = natsOptions_SetRetryOnFailedConnect(n->opts, true, on_connected, f);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(n->opts, on_disconnected, f);
+    if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(n->opts, on_closed, n);
     if (s != NATS_OK)
         return nats_fail(f, s, "NATS options (servers, credentials or TLS files)", err);
     /* With retry-on-failed-connect and a callback nats.c connects in the
@@ -288,11 +306,24 @@ void fwd_nats_close(rf_fwd *f)
     if (!n)
         return;
     if (n->js) {
-        /* Anything still unacknowledged is in the buffer (not removed). */
+        /* Anything still unacknowledged is in the buffer (not removed).
+         * nats.c 3.4 reads its pending table without a NULL check, and the
+         * table is made by the first async publish: a sink that never
+         * published (no server, or nothing routed to it) crashed here. */
         natsMsgList pending;
-        if (js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
+        if (n->published && js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
             natsMsgList_Destroy(&pending);
         jsCtx_Destroy(n->js);
+    }
+    if (n->nc) {
+        /* nats.c runs the disconnected and closed callbacks in that order on
+         * its own thread, after Close returns: wait (bounded) for the last. */
+        natsConnection_Close(n->nc);
+        for (int i = 0; i < 400 && !atomic_load_explicit(&n->conn_closed, memory_order_acquire);
+             i++) {
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
     }
     natsConnection_Destroy(n->nc);
     natsOptions_Destroy(n->opts);
@@ -374,6 +405,7 @@ static int publish_entry(rf_fwd *f, fwd_nats *n, const fwd_entry *e, const char 
                 s = natsMsgHeader_Set(m, "Nats-Msg-Id", id);
             if (s == NATS_OK)
                 s = js_PublishMsgAsync(n->js, &m, NULL);
+            n->published = true;
             natsMsg_Destroy(m); /* no effect when nats.c took it */
         } else {
             s = natsConnection_Publish(n->nc, subj, n->payload, (int)plen);

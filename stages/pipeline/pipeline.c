@@ -52,6 +52,16 @@ typedef struct pipe_sink {
     rf_event std[PIPE_BATCH];
 } pipe_sink;
 
+/* Partials between hosts (stages/aggregate/README.md, "Between hosts"):
+ * the sink of each rule with partials_to, and the line being formatted.
+ * On the heap, so that the aggregator's context survives the copy of the
+ * stages at a swap. */
+typedef struct pipe_partials {
+    pipe_sink *sink[RF_AGG_MAX_RULES];
+    char *line;
+    size_t cap;
+} pipe_partials;
+
 /* Everything a reload may replace: built from one pipeline configuration,
  * swapped as a whole on the worker (see rf_pipeline_prepare). The series
  * table, the storage shard and the counters are not part of it. */
@@ -61,6 +71,7 @@ typedef struct pipe_stages {
     rf_alerts *alerts;
     rf_correlator *corr;
     rf_aggregator *agg;
+    pipe_partials *partials; /* NULL: no rule sends partials */
     uint32_t n_sinks;
     pipe_sink *sinks[RF_ROUTER_MAX_SINKS];
 } pipe_stages;
@@ -664,6 +675,19 @@ static uint32_t apply_pending(rf_pipeline *p)
     return 1;
 }
 
+int rf_pipeline_receive_partial(rf_pipeline *p, const uint8_t *block, size_t len)
+{
+    RF_ASSERT_OWNER(&p->owner);
+    apply_pending(p);
+    if (!p->st.agg) {
+        rf_stats_add(&p->peer_unhandled, 1);
+        return -ENOENT;
+    }
+    if (!p->event_clock)
+        p->now_mono = rf_clock_mono_ns();
+    return rf_aggregator_receive_remote(p->st.agg, block, len, p->now_mono);
+}
+
 void rf_pipeline_drain(rf_pipeline *p)
 {
     rf_pipeline_drain_at(p, rf_clock_mono_ns());
@@ -784,6 +808,9 @@ static const rf_series_key *router_key(void *ctx, int32_t slot)
 static void stages_free(pipe_stages *st)
 {
     rf_aggregator_free(st->agg);
+    if (st->partials)
+        free(st->partials->line);
+    free(st->partials);
     rf_correlator_free(st->corr);
     rf_alerts_free(st->alerts);
     rf_router_free(st->router);
@@ -794,6 +821,51 @@ static void stages_free(pipe_stages *st)
         free(s);
     }
     memset(st, 0, sizeof(*st));
+}
+
+/* The aggregator hands a merged window out as a partial line (worker). */
+static bool partial_out(void *ctx, uint32_t rule, uint64_t group_id, int64_t start,
+                        const uint8_t *block, size_t len)
+{
+    pipe_partials *pp = ctx;
+    pipe_sink *s = pp->sink[rule];
+    size_t need = rf_agg_partial_line_size(len);
+    if (!s || !s->sink || need > UINT32_MAX)
+        return false;
+    if (need > pp->cap) { /* per window output at most, never per event */
+        char *l = realloc(pp->line, need);
+        if (!l)
+            return false;
+        pp->line = l;
+        pp->cap = need;
+    }
+    size_t n = rf_agg_partial_line(group_id, start, block, len, pp->line, pp->cap);
+    if (!n || !rf_sink_write_line(s->sink, pp->line, (uint32_t)n))
+        return false;
+    rf_sink_flush(s->sink, s->p->now_mono);
+    return true;
+}
+
+/* Each rule's partials_to names a line-protocol sink (checked at parse). */
+static int partials_bind(pipe_stages *st, const rf_pipeline_settings *ps, rf_err *err)
+{
+    for (uint32_t r = 0; r < ps->aggregation.n_rules; r++) {
+        const char *to = ps->aggregation.rules[r].partials_to;
+        if (!to[0])
+            continue;
+        if (!st->partials && !(st->partials = calloc(1, sizeof(*st->partials))))
+            return rf_err_set(err, ENOMEM, "aggregation: out of memory");
+        for (uint32_t j = 0; j < ps->sinks.n; j++)
+            if (!strcmp(ps->sinks.names[j], to))
+                st->partials->sink[r] = st->sinks[j];
+        if (!st->partials->sink[r] || !st->partials->sink[r]->sink)
+            return rf_err_set(err, EINVAL,
+                              "aggregations[%u].partials.to: '%s' is not a line-protocol sink", r,
+                              to);
+    }
+    if (st->partials)
+        rf_aggregator_set_partial_out(st->agg, partial_out, st->partials);
+    return 0;
 }
 
 /* Builds every replaceable stage of pipeline p from ps into st (zeroed).
@@ -877,6 +949,8 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
             rf_err_set(err, -rc, "pipeline %u: aggregation: out of memory for peers", index);
             goto fail;
         }
+        if ((rc = partials_bind(st, ps, err)) < 0)
+            goto fail;
     }
     return 0;
 fail:
@@ -1150,6 +1224,15 @@ void rf_pipeline_log_summary(const rf_pipeline *p)
                     (unsigned long)a.partials_no_rule, (unsigned long)a.partials_bad,
                     (unsigned long)a.partial_alloc_failed, (unsigned long)a.owner_forced,
                     (unsigned long)a.owner_full);
+        if (a.remote_out || a.remote_out_failed || a.remote_in || a.remote_bad || a.remote_late)
+            rf_log_info("pipeline",
+                        "worker-%u aggregation between hosts: remote_out=%lu "
+                        "remote_out_failed=%lu remote_in=%lu remote_late=%lu remote_bad=%lu "
+                        "remote_complete=%lu remote_timed_out=%lu",
+                        p->index, (unsigned long)a.remote_out, (unsigned long)a.remote_out_failed,
+                        (unsigned long)a.remote_in, (unsigned long)a.remote_late,
+                        (unsigned long)a.remote_bad, (unsigned long)a.remote_complete,
+                        (unsigned long)a.remote_timed_out);
     }
     if (p->st.alerts) {
         rf_alerts_stats a;

@@ -193,6 +193,11 @@ void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);
  * is ticked with both clocks (rf_store_tick_wall). */
 uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono_ns, int64_t now_wall_ns);
 /* Shutdown: closes windows, flushes batches and sinks. */
+/* Between hosts: one remote partial block (stages/aggregate, "Between
+ * hosts") for this shard's aggregator, which merges it (copied). Worker
+ * thread. Returns 0, -EINVAL (malformed or no such rule, counted by the
+ * aggregator) or -ENOENT (no aggregation here: counted peer_unhandled). */
+int rf_pipeline_receive_partial(rf_pipeline *p, const uint8_t *block, size_t len);
 void rf_pipeline_drain(rf_pipeline *p);
 
 /* Event clock (a replay, tools/replay/replay_engine.h): every time the pipeline and

@@ -207,6 +207,21 @@ int rf_pipeline_settings_parse(const rf_cfg_node *root, const char *data_dir,
         goto fail;
     if ((rc = rf_aggregate_config_parse(pipeline, &ps.aggregation, err)) < 0)
         goto fail;
+    for (uint32_t r = 0; r < ps.aggregation.n_rules; r++) {
+        const char *to = ps.aggregation.rules[r].partials_to;
+        uint32_t j = 0;
+        while (to[0] && j < ps.sinks.n && strcmp(ps.sinks.names[j], to) != 0)
+            j++;
+        if (to[0] && (j == ps.sinks.n || ps.sinks.sinks[j].type == RF_SINK_STORE ||
+                      ps.sinks.sinks[j].type == RF_SINK_JSON ||
+                      ps.sinks.sinks[j].type == RF_SINK_COUNT_ONLY)) {
+            rc = rf_cfg_fail_key(pipeline, "aggregations", err,
+                                 "aggregation rule %u: partials.to '%s' is not a line-protocol "
+                                 "sink of pipeline.sinks (nats, lp_tcp, ...)",
+                                 r, to);
+            goto fail;
+        }
+    }
     if ((rc = rf_statsd_config_parse(pipeline, &ps.statsd, err)) < 0)
         goto fail;
     rf_router_free(probe);

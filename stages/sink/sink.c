@@ -527,6 +527,33 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
     return accepted;
 }
 
+bool rf_sink_write_line(rf_sink *s, const char *line, uint32_t len)
+{
+    if (s->type == RF_SINK_COUNT_ONLY || s->type == RF_SINK_JSON || len == 0 ||
+        line[len - 1] != '\n') {
+        s->st.drop_unsupported++;
+        return false;
+    }
+    if (s->breaker == BREAKER_OPEN) {
+        s->st.drop_disconnected++;
+        return false;
+    }
+    if (s->cap - s->tail < len && s->head > 0)
+        sink_buf_compact(s);
+    if (s->cap - s->tail < len) {
+        s->st.drop_queue_full++;
+        return false;
+    }
+    if (s->type == RF_SINK_LP_UDP && len > s->max_datagram) {
+        s->st.drop_oversize++;
+        return false;
+    }
+    memcpy(s->buf + s->tail, line, len);
+    s->tail += len;
+    s->st.accepted++;
+    return true;
+}
+
 uint64_t rf_sink_memory_bound(const rf_sink_config *cfg)
 {
     if (cfg->type == RF_SINK_STORE)

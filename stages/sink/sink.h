@@ -187,6 +187,12 @@ void rf_sink_free(rf_sink *s);
  * Returns how many events were accepted (the rest are counted as drops). */
 uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n);
 
+/* Line-protocol sinks: queues one line already formatted (len bytes, the
+ * last a '\n') as rf_sink_write queues an event's; counted the same way
+ * (accepted, or a drop by reason). What stages/aggregate's partials
+ * between hosts travel in. */
+bool rf_sink_write_line(rf_sink *s, const char *line, uint32_t len);
+
 /* Non-blocking I/O: writes what the kernel takes now, drives connects and
  * backoff. now_ns is monotonic. Returns 0, or a negative errno when a
  * failure was recorded (informational: nothing to retry, the sink does). */

@@ -15,6 +15,12 @@
  *   e2e       edge ringflowd -> JetStream -> aggregator ringflowd (nats_source,
  *             2 workers): every point in the aggregator's json sink once,
  *             with the aggregator stopped and restarted mid-stream
+ *   global    aggregation between hosts: two edge ringflowd send their group
+ *             windows as partials (aggregate rule `partials: {to: bus}`) over
+ *             JetStream, an aggregator ringflowd (nats_source `payload:
+ *             partials`) merges them; its aggregates equal those of a fourth
+ *             ringflowd fed every point: counts, sums, min, max, avg exactly,
+ *             quantiles within the sketch's 1 %
  *   config    --check-config names each bad nats / nats_source key
  *   source    ingest/nats: two workers' pull sources split 4 shards, each
  *             gets only its own, a refused message is redelivered (counted),
@@ -29,6 +35,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -431,6 +438,16 @@ static void test_config(void **state)
                    "a stream is for mode jetstream");
     expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], tls: {cert: c.pem}"),
                    "cert and key go together");
+    /* Partials between hosts: a line-protocol sink, and a grouped rule. */
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"]") "  aggregations:\n    - {measurement: m, "
+                                                          "window: 1s, functions: [sum], "
+                                                          "group_by: [r], partials: {to: nobus}}\n",
+                   "partials.to 'nobus' is not a line-protocol sink");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"]") "  aggregations:\n    - {measurement: m, "
+                                                          "window: 1s, functions: [sum], "
+                                                          "partials: {to: bus}}\n",
+                   "partials between hosts need group_by");
+    expect_invalid("nats_source: {payload: points}\n", "nats_source.payload");
     expect_invalid("nats_source: {enabled: true, stream: RF}\n",
                    "nats_source.servers: missing required key");
     expect_invalid("nats_source: {servers: [\"nats://x:1\"], shards: 4, subject: a.b}\n",
@@ -511,6 +528,196 @@ static void test_e2e(void **state)
     cu_daemon_stop(&edge);
 }
 
+/* ---- global aggregation: 2 edges -> JetStream -> 1 aggregator ---- */
+
+#define G_FUNCS "[count, sum, min, max, avg, p50, p99]"
+#define G_RULE                                                                                     \
+    "  aggregation: {idle_grace: 200ms, edge_id: %d, remote_edges: 2, remote_wait: 5s}\n"          \
+    "  aggregations:\n"                                                                            \
+    "    - {measurement: gt, field: v, window: 1s, functions: " G_FUNCS ",\n"                      \
+    "       group_by: [region]%s}\n"
+#define G_WINDOWS 5
+#define G_HOSTS 8
+
+/* One ringflowd of the global test: `name` gives its directories and
+ * ports (slot), `sinks`/`routes` its outputs, `tail` more top-level keys. */
+static void start_global(proc *d, const char *name, int slot, int workers, int edge_id,
+                         const char *partials, const char *sinks, const char *routes,
+                         const char *tail)
+{
+    char cfg[4096], file[64];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: %d, idle: {sleep: 5ms}, run_dir: ./%s-run, data_dir: ./%s-data}\n"
+             "listeners:\n"
+             "  - {name: lp, transport: tcp, protocol: influx_line, port: %d, address: "
+             "127.0.0.1}\n"
+             "stats: {prometheus: {enabled: false}}\n"
+             "storage: {enabled: false}\n"
+             "%s"
+             "pipeline:\n"
+             "  batch: {max_events: 1000, interval: 20ms}\n" G_RULE "  sinks:\n%s"
+             "  routes:\n%s",
+             workers, name, name, g_lp_port + 20 + slot, tail, edge_id, partials, sinks, routes);
+    snprintf(file, sizeof(file), "%s.yaml", name);
+    cu_daemon_start(d, file, cfg);
+}
+
+/* The stream the edges publish into, made by the test (so the aggregator's
+ * consumers can bind before the first partial). */
+static void make_partials_stream(void)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    connect_js(&nc, &js);
+    const char *subjects[] = {"rfp.>"};
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = "RFP";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    jsStreamInfo *si = NULL;
+    jsErrCode ec = 0;
+    assert_int_equal(js_AddStream(&si, js, &sc, NULL, &ec), NATS_OK);
+    jsStreamInfo_Destroy(si);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+}
+
+typedef struct g_point {
+    char series[64], time[48];
+    double value;
+} g_point;
+
+/* The aggregates of a json sink file: series, window time and value. */
+static int g_read(const char *file, g_point *out, int max)
+{
+    const char *text = tproc_read_dir_file(file);
+    int n = 0;
+    for (const char *p = text; p && *p && n < max;) {
+        const char *t = strstr(p, "\"time\":\""), *sr = strstr(p, "\"series\":\""),
+                   *v = strstr(p, "\"value\":"), *nl = strchr(p, '\n');
+        if (!t || !sr || !v || !nl)
+            break;
+        snprintf(out[n].time, sizeof(out[n].time), "%.*s", (int)(strchr(t + 8, '"') - (t + 8)),
+                 t + 8);
+        snprintf(out[n].series, sizeof(out[n].series), "%.*s",
+                 (int)(strchr(sr + 10, '"') - (sr + 10)), sr + 10);
+        out[n].value = strtod(v + 8, NULL);
+        n++;
+        p = nl + 1;
+    }
+    return n;
+}
+
+static int g_wait(const char *file, g_point *out, int max, int want, int timeout_ms)
+{
+    int n = 0;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if ((n = g_read(file, out, max)) >= want)
+            break;
+        usleep(50 * 1000);
+    }
+    return n;
+}
+
+static void test_global(void **state)
+{
+    (void)state;
+    begin();
+    make_partials_stream();
+    proc agg, edge[2], ref;
+    char src[512];
+    snprintf(src, sizeof(src),
+             "nats_source: {enabled: true, servers: [\"%s\"], stream: RFP, payload: partials,\n"
+             "              subject: \"rfp.{measurement}.{shard}\", shards: %d, durable: glob}\n",
+             g_url, SHARDS);
+    const char *json_out = "    - {name: out, type: json, path: ./%s.jsonl}\n";
+    const char *agg_route = "    - {subject: \"aggregate.>\", sinks: [out]}\n";
+    char sinks[512], bus[512];
+    snprintf(sinks, sizeof(sinks), json_out, "agg");
+    start_global(&agg, "agg", 0, 2, 0, "", sinks, agg_route, src);
+    snprintf(bus, sizeof(bus),
+             "    - {name: bus, type: nats, servers: [\"%s\"], subject: "
+             "\"rfp.{measurement}.{shard}\",\n"
+             "       shards: %d, timeout: 1s, backoff: {base: 50ms, max: 200ms}}\n",
+             g_url, SHARDS);
+    for (int e = 0; e < 2; e++) {
+        char name[16];
+        snprintf(name, sizeof(name), "edge%d", e);
+        /* No route: what leaves an edge is its partials. One worker: two
+         * would add the in-engine merge, whose partials can come late when
+         * a worker idle until then gets old events (README.md, "Late
+         * partials"), and this test feeds 30 s old points in one burst. */
+        start_global(&edge[e], name, 1 + e, 1, e, ", partials: {to: bus}", bus,
+                     "    - {subject: \"nothing.>\", sinks: [bus]}\n", "");
+    }
+    snprintf(sinks, sizeof(sinks), json_out, "ref");
+    start_global(&ref, "ref", 3, 1, 0, "", sinks, agg_route, "");
+
+    /* G_WINDOWS windows of 1 s, 30 s ago; 8 hosts in 2 regions, hosts
+     * 0-3 on edge 0 and 4-7 on edge 1, so each edge has both regions in
+     * every window; every point to the reference too. Values in steps of
+     * 1/8, with a spread (the quantiles have something to tell). */
+    int64_t t0 = (cu_now_ns() / 1000000000 - 30) * 1000;
+    size_t cap = 1 << 20, len[2] = {0, 0}, rlen = 0;
+    char *buf[2] = {malloc(cap), malloc(cap)}, *all = malloc(cap);
+    for (int w = 0; w < G_WINDOWS; w++)
+        for (int i = 0; i < 400; i++) {
+            int h = i % G_HOSTS, e = h >= G_HOSTS / 2;
+            double v = (double)((i * 7919 + w * 31) % 2000) / 8.0 - 50.0;
+            char line[128];
+            int n = snprintf(line, sizeof(line), "gt,host=h%d,region=r%d v=%.3f %lld000000\n", h,
+                             h % 2, v, (long long)(t0 + w * 1000 + i * 2));
+            memcpy(buf[e] + len[e], line, (size_t)n);
+            len[e] += (size_t)n;
+            memcpy(all + rlen, line, (size_t)n);
+            rlen += (size_t)n;
+        }
+    fwd_send_tcp(g_lp_port + 21, buf[0], len[0]);
+    fwd_send_tcp(g_lp_port + 22, buf[1], len[1]);
+    fwd_send_tcp(g_lp_port + 23, all, rlen);
+    free(buf[0]);
+    free(buf[1]);
+    free(all);
+
+    const int want = 2 * G_WINDOWS * 7; /* regions x windows x functions */
+    static g_point got[512], exp[512];
+    int n_exp = g_wait("ref.jsonl", exp, 512, want, 30000);
+    int n_got = g_wait("agg.jsonl", got, 512, want, 30000);
+    /* Stopped first: their final counters are in the logs whatever fails. */
+    cu_daemon_stop(&edge[0]);
+    cu_daemon_stop(&edge[1]);
+    cu_daemon_stop(&agg);
+    cu_daemon_stop(&ref);
+    const char *log = tproc_read_file(agg.err_path);
+    if (n_got != want)
+        fail_msg("the aggregator emitted %d of %d aggregates; its log:\n%s", n_got, want, log);
+    assert_int_equal(n_exp, want);
+    int quantiles = 0;
+    for (int i = 0; i < n_exp; i++) {
+        const g_point *m = NULL;
+        for (int j = 0; j < n_got && !m; j++)
+            if (!strcmp(got[j].series, exp[i].series) && !strcmp(got[j].time, exp[i].time))
+                m = &got[j];
+        if (!m)
+            fail_msg("no %s at %s from the aggregator", exp[i].series, exp[i].time);
+        if (strstr(exp[i].series, ":p")) {
+            quantiles++;
+            if (fabs(m->value - exp[i].value) > 0.01 * fabs(exp[i].value))
+                fail_msg("%s at %s: %.17g, one engine %.17g (beyond 1 %%)", exp[i].series,
+                         exp[i].time, m->value, exp[i].value);
+        } else if (m->value != exp[i].value) {
+            fail_msg("%s at %s: %.17g, one engine %.17g", exp[i].series, exp[i].time, m->value,
+                     exp[i].value);
+        }
+    }
+    assert_int_equal(quantiles, 2 * G_WINDOWS * 2);
+    /* Every window came complete: both edges in, none by the wait. */
+    assert_non_null(strstr(log, "remote_timed_out=0"));
+    assert_null(strstr(log, "remote_bad=1"));
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -519,11 +726,11 @@ int main(int argc, char **argv)
     } tests[] = {
         {"js", test_js},         {"dedup", test_dedup},   {"disk_kill", test_disk_kill},
         {"core", test_core},     {"source", test_source}, {"e2e", test_e2e},
-        {"config", test_config},
+        {"config", test_config}, {"global", test_global},
     };
     for (size_t i = 0; argc > 1 && i < sizeof(tests) / sizeof(tests[0]); i++)
         if (strcmp(argv[1], tests[i].name) == 0)
             return cu_run_test("rf-nats", tests[i].name, tests[i].fn);
-    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source|e2e|config\n");
+    fprintf(stderr, "usage: test_nats js|dedup|disk_kill|core|source|e2e|config|global\n");
     return 2;
 }

@@ -612,12 +612,150 @@ static void test_handover(void **state)
     mesh_free(&m);
 }
 
+/* ---- between hosts -------------------------------------------------------------- */
+
+/* An edge's partial lines, as the pipeline would hand them to its sink. */
+typedef struct lines {
+    char *text[64];
+    size_t len[64];
+    uint32_t n;
+} lines;
+
+static bool on_partial(void *ctx, uint32_t rule, uint64_t gid, int64_t start, const uint8_t *b,
+                       size_t len)
+{
+    (void)rule;
+    lines *l = ctx;
+    assert_true(l->n < 64);
+    size_t cap = rf_agg_partial_line_size(len);
+    char *t = malloc(cap);
+    l->len[l->n] = rf_agg_partial_line(gid, start, b, len, t, cap);
+    assert_true(l->len[l->n] > 0 && t[l->len[l->n] - 1] == '\n');
+    l->text[l->n++] = t;
+    return true;
+}
+
+static void receive_line(rf_aggregator *a, const char *line, size_t len, int64_t now)
+{
+    uint8_t block[65536];
+    long n = rf_agg_partial_line_parse(line, len, block, sizeof(block));
+    assert_true(n > 0);
+    assert_int_equal(rf_aggregator_receive_remote(a, block, (size_t)n, now), 0);
+}
+
+/* Two edges (one aggregator each, partials_to set) send their group
+ * windows as lines; a third aggregator merges them: the same sums, counts,
+ * extremes and quantiles as one aggregator fed everything. A malformed
+ * line is refused and counted, a partial after its window was emitted is
+ * late, and a window with one edge of two in is emitted by remote_wait. */
+static void test_between_hosts(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"count", "sum", "min", "max", "avg", "p50", "p99", NULL};
+    rf_agg_rule edge_rule = rule("cpu", "usage", 10 * S, fns, "region");
+    rf_agg_rule agg_rule = edge_rule;
+    snprintf(edge_rule.partials_to, sizeof(edge_rule.partials_to), "bus");
+    assert_true(rf_agg_rule_sig(&edge_rule) == rf_agg_rule_sig(&agg_rule));
+    rf_agg_config ecfg, acfg;
+    rf_agg_config_defaults(&ecfg);
+    ecfg.rules = &edge_rule;
+    ecfg.n_rules = 1;
+    rf_agg_config_defaults(&acfg);
+    acfg.rules = &agg_rule;
+    acfg.n_rules = 1;
+    acfg.remote_edges = 2;
+    acfg.remote_wait_ns = 5 * S;
+    mesh edge[2], ref, agg;
+    lines out[2];
+    memset(out, 0, sizeof(out));
+    for (int e = 0; e < 2; e++) {
+        ecfg.edge_id = (uint32_t)e;
+        mesh_init(&edge[e], 1, &ecfg);
+        rf_aggregator_set_partial_out(edge[e].a[0], on_partial, &out[e]);
+    }
+    mesh_init(&ref, 1, &acfg);
+    mesh_init(&agg, 1, &acfg);
+    uint64_t id_e[4], id_r[4];
+    for (int h = 0; h < 4; h++) {
+        char k[64];
+        snprintf(k, sizeof(k), "cpu,host=h%d,region=r%d usage", h, h % 2);
+        id_e[h] = mesh_def(&edge[h / 2], k);
+        id_r[h] = mesh_def(&ref, k);
+    }
+    for (int i = 0; i < 400; i++) { /* two windows, hosts 0-1 on edge 0, 2-3 on edge 1 */
+        int h = i % 4;
+        double v = 1e6 + 1000 * stage_test_uniform(&rng);
+        int64_t t = T0 + (int64_t)i * (S / 20);
+        mesh_push(&edge[h / 2], id_e[h], t, v);
+        mesh_push(&ref, id_r[h], t, v);
+    }
+    mesh_stop(&edge[0]);
+    mesh_stop(&edge[1]);
+    mesh_stop(&ref);
+    assert_int_equal(out[0].n, 4); /* 2 regions x 2 windows each, no aggregates */
+    assert_int_equal(out[1].n, 4);
+    assert_int_equal(edge[0].out[0].n, 0);
+    /* Not a partial: refused, counted, nothing merged. */
+    uint8_t block[256];
+    assert_int_equal(rf_agg_partial_line_parse("cpu v=1 1\n", 10, block, sizeof(block)), -EINVAL);
+    char bad[128];
+    snprintf(bad, sizeof(bad), "%.*s", 60, out[0].text[0]);
+    long n = rf_agg_partial_line_parse(bad, strlen(bad), block, sizeof(block));
+    assert_true(n > 0);
+    assert_int_equal(rf_aggregator_receive_remote(agg.a[0], block, (size_t)n, 1), -EINVAL);
+    /* Edge 1 first, then edge 0, except edge 0's last line, which waits. */
+    for (uint32_t i = 0; i < out[1].n; i++)
+        receive_line(agg.a[0], out[1].text[i], out[1].len[i], 2000 * S);
+    for (uint32_t i = 0; i + 1 < out[0].n; i++)
+        receive_line(agg.a[0], out[0].text[i], out[0].len[i], 2000 * S);
+    rf_agg_stats st;
+    rf_aggregator_stats_read(agg.a[0], &st);
+    assert_int_equal(st.remote_complete, 3);
+    assert_int_equal(st.remote_bad, 1);
+    static const char *const names[] = {"count", "sum", "min", "max", "avg", "p50", "p99"};
+    int compared = 0;
+    for (int w = 0; w < 2; w++)
+        for (int r = 0; r < 2; r++)
+            for (int f = 0; f < 7; f++) {
+                char text[64];
+                snprintf(text, sizeof(text), "cpu,region=r%d usage:%s", r, names[f]);
+                int cnt;
+                const rf_event *e = mesh_find(&agg, text, T0 + w * 10 * S, &cnt);
+                if (!cnt)
+                    continue; /* the window still waiting */
+                assert_int_equal(cnt, 1);
+                assert_true(e->value.f64 == mesh_val(&ref, text, T0 + w * 10 * S));
+                compared++;
+            }
+    assert_int_equal(compared, 3 * 7);
+    /* The fourth window: out by the wait, with edge 1's part only. */
+    mesh_tick(&agg, 2005 * S - 1);
+    rf_aggregator_stats_read(agg.a[0], &st);
+    assert_int_equal(st.remote_timed_out, 0);
+    mesh_tick(&agg, 2005 * S);
+    rf_aggregator_stats_read(agg.a[0], &st);
+    assert_int_equal(st.remote_timed_out, 1);
+    /* Edge 0's part now: that window was emitted, so it is late. */
+    receive_line(agg.a[0], out[0].text[3], out[0].len[3], 2006 * S);
+    rf_aggregator_stats_read(agg.a[0], &st);
+    assert_int_equal(st.remote_late, 1);
+    assert_int_equal(st.remote_in, 7);
+    for (int e = 0; e < 2; e++) {
+        for (uint32_t i = 0; i < out[e].n; i++)
+            free(out[e].text[i]);
+        mesh_free(&edge[e]);
+    }
+    mesh_free(&ref);
+    mesh_free(&agg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_partial_wire),     cmocka_unit_test(test_acc_split_invariance),
         cmocka_unit_test(test_shards_equal_one), cmocka_unit_test(test_late_partial),
         cmocka_unit_test(test_bounded_wait),     cmocka_unit_test(test_handover),
+        cmocka_unit_test(test_between_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
