@@ -936,6 +936,11 @@ void rf_shard_process(rf_shard *s, const rf_event *ev, uint32_t n)
     rf_pipeline_process(s->pipeline, ev, n);
 }
 
+void rf_shard_edge_process(rf_shard *s, rf_event *ev, uint32_t n)
+{
+    rf_pipeline_edge_process(s->pipeline, ev, n);
+}
+
 uint32_t rf_shard_tick(rf_shard *s)
 {
     /* One vDSO clock read per poll (a batch), not per event. */

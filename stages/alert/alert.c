@@ -88,6 +88,7 @@ struct rf_alerts {
     uint32_t *any_rules;
     uint32_t n_any;
     uint32_t index, shards;
+    bool edge; /* rf_alerts_set_edge: binds threshold rules only */
     rf_peer_send_fn send;
     void *send_ctx;
     bool ticked;
@@ -380,7 +381,7 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
     uint32_t n = 0;
     for (uint32_t i = 0; i < a->n_rules; i++) {
         rule *r = &a->rules[i];
-        if (!rf_series_matcher_match(&r->match, key))
+        if ((a->edge && r->type != RF_ALERT_THRESHOLD) || !rf_series_matcher_match(&r->match, key))
             continue;
         if (a->n_states >= a->max_bindings ||
             !grow((void **)&a->states, &a->cap_states, a->n_states + 1, sizeof(astate))) {
@@ -578,9 +579,13 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
         if (ev->kind >= RF_KIND_ALERT)
             continue; /* never alert on alerts or control events */
         double x = rf_event_value_as_f64(ev);
+        /* Its threshold rules ran at the critical edge (alert.h). */
+        const bool edge_done = (ev->flags & RF_EVF_EDGE_DONE) != 0;
         astate *s = &a->states[sb.first];
         for (uint32_t j = 0; j < sb.count; j++, s++) {
             rule *r = &a->rules[s->rule];
+            if (edge_done && r->type == RF_ALERT_THRESHOLD)
+                continue;
             evaluated++;
             if (r->type != RF_ALERT_ABSENCE) {
                 uint8_t base;
@@ -635,6 +640,11 @@ void rf_alerts_set_peers(rf_alerts *a, uint32_t index, uint32_t shards, rf_peer_
         rule *r = &a->rules[a->any_rules[i]];
         r->owner = rf_event_owner(r->series_id, a->shards);
     }
+}
+
+void rf_alerts_set_edge(rf_alerts *a)
+{
+    a->edge = true;
 }
 
 uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id)

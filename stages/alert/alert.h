@@ -216,6 +216,18 @@ void rf_alerts_flush(rf_alerts *a);
 int rf_alert_rule_series_text(const char *name, char *buf, size_t cap);
 uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id);
 
+/* The critical edge (stages/pipeline/pipeline.h, "The critical edge"): a
+ * critical event's threshold rules may be evaluated by the worker it arrived
+ * at, in an rf_alerts of that worker's edge, rather than by its owner. Such
+ * an instance (rf_alerts_set_edge, before the first define) binds only
+ * threshold rules: rate anchors and absence clocks stay with the owner,
+ * which sees every sample. The events it evaluated then reach the owner
+ * flagged RF_EVF_EDGE_DONE, and the owner's instance skips its threshold
+ * rules for them (each (rule, series) state lives in one place). Rule ids
+ * are the configuration's in both, so a sink names an edge alert's rule
+ * through either. */
+void rf_alerts_set_edge(rf_alerts *a);
+
 /* Binds the rules whose matchers accept `key` to `slot` (once per slot). */
 void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key);
 
