@@ -206,8 +206,7 @@ static void test_alert_leaves_while_owner_is_held(void **state)
     /* Once it runs again the owner takes the sample (its storage and
      * aggregation side), and raises no second alert. */
     const int64_t until = t0 + HOLD_NS + 5 * RF_NS_PER_S;
-    while (pipeline_stats(e, owner).processed < owner_processed + 1 &&
-           rf_clock_mono_ns() < until) {
+    while (pipeline_stats(e, owner).processed < owner_processed + 1 && rf_clock_mono_ns() < until) {
         struct timespec ts = {0, 2 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
