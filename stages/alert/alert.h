@@ -245,6 +245,13 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
 /* Absence checks; now_mono_ns for the durations, now_wall_ns to stamp events.
  * Also where rule-wide reports leave (after the owner's decisions). */
 void rf_alerts_tick(rf_alerts *a, int64_t now_mono_ns, int64_t now_wall_ns);
+/* The monotonic time at which rf_alerts_tick next has a decision to make
+ * (an absence's silence comes due), as of the last tick: INT64_MAX for
+ * none, 0 before the first tick. Samples processed since only make a
+ * silence end later; reports to send and new bindings come with work, after
+ * which the caller ticks anyway (a worker ticks within 10 ms of its last
+ * work, daemon/worker_shard.c). */
+int64_t rf_alerts_next_due(const rf_alerts *a);
 
 uint32_t rf_alerts_rule_count(const rf_alerts *a);
 const char *rf_alerts_rule_name(const rf_alerts *a, uint32_t rule_id);

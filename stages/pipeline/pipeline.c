@@ -92,6 +92,7 @@ struct rf_pipeline {
     int64_t idle_ttl; /* pipeline.series_idle_ttl; 0: series never expire */
     int64_t next_expire_tick;
     int64_t next_agg_tick;
+    int64_t next_due; /* rf_pipeline_next_due_ns, as of the last tick */
     bool event_clock; /* rf_pipeline_set_event_clock: replay, no clock read */
 
     /* Peer messages (see pipeline.h "Between shards"): the transport to
@@ -679,6 +680,39 @@ static void series_expire(void *ctx, int32_t slot, const rf_series_key *key)
         rf_store_forget_series(p->store, key->series_id);
 }
 
+static inline int64_t earlier(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The earliest time-driven work of every stage (pipeline.h,
+ * rf_pipeline_next_due_ns), right after a tick. */
+static int64_t next_due(const rf_pipeline *p, int64_t now_mono, int64_t now_wall)
+{
+    int64_t due = INT64_MAX;
+    if (p->idle_ttl > 0 && rf_series_table_count(p->series) > 0)
+        due = p->next_expire_tick;
+    if (p->st.agg)
+        due = earlier(due, p->next_agg_tick);
+    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
+        const pipe_sink *s = p->st.sinks[j];
+        if (s->batcher && rf_batcher_pending(s->batcher))
+            due = earlier(due, rf_batcher_deadline(s->batcher));
+        if (s->sink && rf_sink_pending(s->sink))
+            due = earlier(due, now_mono); /* a downstream to retry: at the next tick */
+    }
+    if (p->st.alerts)
+        due = earlier(due, rf_alerts_next_due(p->st.alerts));
+    if (p->st.corr)
+        due = earlier(due, rf_correlator_next_due(p->st.corr));
+    const int64_t flush_wall = rf_statsd_flusher_next_wall(p->statsd);
+    if (flush_wall != INT64_MAX)
+        due = earlier(due, flush_wall > now_wall ? now_mono + (flush_wall - now_wall) : now_mono);
+    if (p->store)
+        due = earlier(due, rf_store_next_due_ns(p->store));
+    return due;
+}
+
 static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
 {
     uint32_t work = apply_pending(p);
@@ -717,6 +751,7 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
     }
     if (p->store)
         rf_store_tick_wall(p->store, now_mono, now_wall);
+    p->next_due = next_due(p, now_mono, now_wall);
     return work;
 }
 
@@ -1175,6 +1210,17 @@ void rf_pipeline_publish(rf_pipeline *p)
     RF_ASSERT(atomic_load_explicit(&p->pending, memory_order_relaxed) == NULL);
     /* Pairs with the acquire in apply_pending: the built stages are visible. */
     atomic_store_explicit(&p->pending, b, memory_order_release);
+}
+
+int64_t rf_pipeline_next_due_ns(const rf_pipeline *p)
+{
+    return p->next_due;
+}
+
+bool rf_pipeline_swap_pending(const rf_pipeline *p)
+{
+    /* Relaxed: a hint to tick (apply_pending acquires). */
+    return atomic_load_explicit(&p->pending, memory_order_relaxed) != NULL;
 }
 
 bool rf_pipeline_applied(const rf_pipeline *p)

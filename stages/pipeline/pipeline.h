@@ -225,6 +225,17 @@ void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);
 uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono_ns, int64_t now_wall_ns);
 /* Shutdown: closes windows, flushes batches and sinks. */
 void rf_pipeline_drain(rf_pipeline *p);
+/* When rf_pipeline_tick next has time-driven work, as of the last tick
+ * (monotonic ns; at or before now: at once; INT64_MAX: nothing): the
+ * earliest of the series expiry step, the aggregation sweep, a standard
+ * sink's batch interval, a sink's downstream retry, an absence's silence,
+ * a correlation group's TTL, the StatsD flush and the store's block_max_age.
+ * Work done since the tick (events, peer messages) may bring it closer:
+ * the caller ticks soon after any work (daemon/worker_shard.c). Worker
+ * thread. */
+int64_t rf_pipeline_next_due_ns(const rf_pipeline *p);
+/* A reload's stages wait to be swapped in (at the next tick). Worker. */
+bool rf_pipeline_swap_pending(const rf_pipeline *p);
 
 /* Event clock (a replay, tools/replay/replay_engine.h): every time the pipeline and
  * its stages act on is given by the caller, so the same input at the same
