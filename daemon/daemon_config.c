@@ -43,7 +43,7 @@ void rf_daemon_config_defaults(rf_daemon_config *cfg)
     cfg->engine.ring.full_policy = RF_RING_BLOCK;
     cfg->engine.idle.spin = 2000;
     cfg->engine.idle.yield = 100;
-    cfg->engine.idle.sleep_max_ns = 10 * NS_PER_MS;
+    cfg->engine.idle.sleep_max_ns = 1000 * NS_PER_MS;
     cfg->engine.idle.adaptive = true;
     cfg->log.level = RF_LOG_INFO;
     cfg->log.format = RF_LOG_TEXT;
@@ -142,7 +142,7 @@ static int parse_engine(const rf_cfg_node *root, rf_daemon_config *c, rf_err *er
     if ((rc = rf_cfg_map(engine, "idle", &idle, err)) < 0 ||
         (rc = rf_cfg_u32(idle, "spin", 0, 1000000, 2000, &c->engine.idle.spin, err)) < 0 ||
         (rc = rf_cfg_u32(idle, "yield", 0, 100000, 100, &c->engine.idle.yield, err)) < 0 ||
-        (rc = rf_cfg_duration(idle, "sleep", 10 * NS_PER_US, 1 * NS_PER_S, 10 * NS_PER_MS,
+        (rc = rf_cfg_duration(idle, "sleep", 10 * NS_PER_US, 1 * NS_PER_S, 1000 * NS_PER_MS,
                               &c->engine.idle.sleep_max_ns, err)) < 0 ||
         (rc = rf_cfg_bool(idle, "adaptive", true, &c->engine.idle.adaptive, err)) < 0)
         return rc;

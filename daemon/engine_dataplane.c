@@ -224,33 +224,109 @@ static void send_critical_to_peer(rf_engine_worker *w, uint32_t j, const rf_even
     enqueue_waiting(w, j, r, ev, rf_ring_enqueue_burst(r, ev, sizeof(rf_event), n), n);
 }
 
-/* Critical events from a critical listener: ours are processed at once
- * (with whatever routine events are already in the local batch, at most
- * RF_POLL_BATCH - 1 of them), the others go straight to their owner's
- * critical ring, definitions and data in arrival order so that a series'
- * definition is never behind its data. */
-static void dispatch_critical(rf_engine_worker *w, const rf_event *ev, uint32_t n)
+/* ---- the critical edge (docs/ARCHITECTURE.md, "The critical lane") ------ */
+
+/* The worker that is the critical edge of series_id: the first worker whose
+ * critical listeners met the series claims it and keeps it, so each
+ * threshold state has one home whichever sockets its samples come in by.
+ * self claims it when nobody has. UINT32_MAX: no room in the table (the
+ * owner then does all, as without the edge). One relaxed load per critical
+ * event once claimed. */
+static uint32_t edge_claim(rf_engine *e, uint64_t series_id, uint32_t self)
 {
+    const uint64_t tag = series_id & ~(uint64_t)0xff;
+    uint32_t i =
+        (uint32_t)((series_id * 0x9e3779b97f4a7c15ull) >> 40) & (RF_ENGINE_EDGE_CLAIMS - 1);
+    for (uint32_t probe = 0; probe < RF_ENGINE_EDGE_PROBE;
+         probe++, i = (i + 1) & (RF_ENGINE_EDGE_CLAIMS - 1)) {
+        /* Relaxed: the word is the whole message (nothing else is published
+         * through it), and a claim is never changed once made. */
+        uint64_t cur = atomic_load_explicit(&e->edge_claims[i], memory_order_relaxed);
+        if (cur == 0) {
+            const uint64_t mine = tag | (self + 1);
+            if (atomic_compare_exchange_strong_explicit(&e->edge_claims[i], &cur, mine,
+                                                        memory_order_relaxed, memory_order_relaxed))
+                return self;
+            /* Another worker took the word first: cur is its claim. */
+        }
+        if ((cur & ~(uint64_t)0xff) == tag)
+            return (uint32_t)(cur & 0xff) - 1;
+    }
+    return UINT32_MAX;
+}
+
+/* Where a critical event goes from worker w: to w's own pipeline (w owns
+ * it and is its edge, or nobody else is), through w's edge and then to the
+ * owner (RF_EDGE_HERE), or to another worker: the owner, or the series'
+ * edge when that is neither w nor the owner. */
+#define RF_EDGE_HERE 0x80000000u
+static uint32_t critical_target(rf_engine_worker *w, uint64_t series_id)
+{
+    rf_engine *e = w->engine;
+    const uint32_t owner = rf_event_owner(series_id, e->n_workers);
+    if (e->n_workers == 1)
+        return owner;
+    const uint32_t edge = edge_claim(e, series_id, w->index);
+    if (edge == UINT32_MAX || edge == owner)
+        return owner;
+    return edge == w->index ? owner | RF_EDGE_HERE : edge;
+}
+
+/* ev[0..n) (mutable: the edge flags what it took) through this worker's
+ * edge, then to their owners' critical rings, in order. */
+static void edge_forward(rf_engine_worker *w, rf_event *ev, uint32_t n)
+{
+    rf_shard_edge_process(w->shard, ev, n);
     const uint32_t workers = w->engine->n_workers;
-    uint64_t data = 0;
-    for (uint32_t i = 0; i < n; i++)
-        data += ev[i].kind != RF_KIND_SERIES_DEF;
-    rf_stats_add(&w->critical_events, data);
     for (uint32_t i = 0; i < n;) {
         uint32_t owner = rf_event_owner(ev[i].series_id, workers);
         uint32_t run = 1;
         while (i + run < n && rf_event_owner(ev[i + run].series_id, workers) == owner)
             run++;
-        if (owner == w->index) {
-            for (uint32_t k = 0; k < run; k++) {
-                w->local[w->n_local++] = ev[i + k];
-                if (w->n_local == RF_POLL_BATCH)
-                    process_local(w);
-            }
-        } else {
-            send_critical_to_peer(w, owner, ev + i, run);
-        }
+        send_critical_to_peer(w, owner, ev + i, run);
         i += run;
+    }
+}
+
+/* Critical events from a critical listener, definitions and data in
+ * arrival order so that a series' definition is never behind its data:
+ * those this worker owns are processed at once (with whatever routine
+ * events are already in the local batch, at most RF_POLL_BATCH - 1 of
+ * them); those whose edge this worker is are evaluated here and sent to
+ * their owner; the others go straight to their owner's (or edge's)
+ * critical ring. */
+static void dispatch_critical(rf_engine_worker *w, const rf_event *ev, uint32_t n)
+{
+    uint64_t data = 0;
+    for (uint32_t i = 0; i < n; i++)
+        data += ev[i].kind != RF_KIND_SERIES_DEF;
+    rf_stats_add(&w->critical_events, data);
+    uint32_t target[RF_POLL_BATCH];
+    while (n) {
+        const uint32_t m = n < RF_POLL_BATCH ? n : RF_POLL_BATCH;
+        for (uint32_t i = 0; i < m; i++)
+            target[i] = critical_target(w, ev[i].series_id);
+        for (uint32_t i = 0; i < m;) {
+            const uint32_t to = target[i];
+            uint32_t run = 1;
+            while (i + run < m && target[i + run] == to)
+                run++;
+            if (to == w->index) {
+                for (uint32_t k = 0; k < run; k++) {
+                    w->local[w->n_local++] = ev[i + k];
+                    if (w->n_local == RF_POLL_BATCH)
+                        process_local(w);
+                }
+            } else if (to & RF_EDGE_HERE) {
+                memcpy(w->crit_edge, ev + i, (size_t)run * sizeof(rf_event));
+                edge_forward(w, w->crit_edge, run);
+            } else {
+                send_critical_to_peer(w, to, ev + i, run);
+            }
+            i += run;
+        }
+        ev += m;
+        n -= m;
     }
     process_local(w);
 }
@@ -296,20 +372,36 @@ static void dispatch_trampoline(void *ctx, const rf_event *ev, uint32_t n)
     rf_engine_dispatch(ctx, ev, n);
 }
 
-/* Processes what the critical rings hold. */
+/* Processes what the critical rings hold: events of series this worker
+ * owns, and those of series whose edge it is (another worker's listener
+ * met them), which go through the edge to their owner. */
 static uint32_t drain_critical_rings(rf_engine_worker *w)
 {
     uint32_t total = 0;
-    for (uint32_t j = 0; j < w->engine->n_workers; j++) {
+    const uint32_t workers = w->engine->n_workers;
+    rf_event *ev = w->crit_in;
+    for (uint32_t j = 0; j < workers; j++) {
         rf_ring *r = atomic_load_explicit(&w->crit_inbound[j], memory_order_relaxed);
         if (!r)
             continue;
         uint32_t got;
-        while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
+        while ((got = rf_ring_dequeue_burst(r, ev, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
             rf_stats_add(&w->events_from_peers, got);
             rf_stats_add(&w->critical_from_peers, got);
-            rf_shard_process(w->shard, w->scratch, got);
-            rf_stats_add(&w->events_processed, got);
+            for (uint32_t i = 0; i < got;) {
+                const bool own = rf_event_owner(ev[i].series_id, workers) == w->index;
+                uint32_t run = 1;
+                while (i + run < got &&
+                       (rf_event_owner(ev[i + run].series_id, workers) == w->index) == own)
+                    run++;
+                if (own) {
+                    rf_shard_process(w->shard, ev + i, run);
+                    rf_stats_add(&w->events_processed, run);
+                } else {
+                    edge_forward(w, ev + i, run);
+                }
+                i += run;
+            }
             total += got;
         }
     }

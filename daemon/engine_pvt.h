@@ -39,6 +39,12 @@
 
 typedef struct rf_engine_worker rf_engine_worker;
 
+/* Series the critical edge can name an evaluating worker for (a power of
+ * two); past it (a probe of RF_ENGINE_EDGE_PROBE finds no room) a series'
+ * owner does all of its critical work, as without the edge. 128 KiB. */
+#define RF_ENGINE_EDGE_CLAIMS (1u << 14)
+#define RF_ENGINE_EDGE_PROBE 16u
+
 /* Peer messages waiting for room in the ring to one worker: ev[head..n). */
 typedef struct rf_peer_backlog {
     rf_event *ev;
@@ -73,6 +79,12 @@ struct rf_engine_worker {
     rf_event local[RF_POLL_BATCH];
     uint32_t n_local;
     rf_event scratch[RF_POLL_BATCH];
+    /* The critical edge (daemon/engine_dataplane.c, edge_forward): a
+     * listener's critical events this worker evaluates before sending them
+     * to their owner, and what it takes from its critical rings. Apart from
+     * scratch, which a wait for room in a ring (enqueue_waiting) reuses. */
+    rf_event crit_edge[RF_POLL_BATCH];
+    rf_event crit_in[RF_POLL_BATCH];
 
     /* Set (release) by this worker once it has stopped receiving and flushed
      * its staging; read (acquire) by the control thread in rf_engine_stop. */
@@ -163,6 +175,12 @@ struct rf_engine {
      * read (acquire) by workers before they take in anything: until then a
      * worker could hand events to a peer whose thread it cannot wake yet. */
     _Atomic bool threads_ready;
+    /* The critical edge's claims (engine_dataplane.c, edge_claim): which
+     * worker evaluates a series' critical rules. A word per series, its id's
+     * high 56 bits and the worker + 1; 0 is free. Claimed with one
+     * compare-and-swap and never changed after, so one relaxed load tells
+     * any worker the answer. */
+    _Atomic uint64_t edge_claims[RF_ENGINE_EDGE_CLAIMS];
 };
 
 /* engine_dataplane.c */

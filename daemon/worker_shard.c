@@ -27,7 +27,12 @@
 #include "core/worker/worker.h"
 #include "storage/store/store.h"
 
+/* A shard ticks this soon after work (batches, windows and timers that
+ * work started are looked at as often as before), and otherwise at its
+ * pipeline's next deadline (rf_pipeline_next_due_ns), at least once every
+ * RF_SHARD_TICK_MAX_NS (the storage component's health). */
 #define RF_SHARD_TICK_NS (10 * RF_NS_PER_MS)
+#define RF_SHARD_TICK_MAX_NS (1000 * RF_NS_PER_MS)
 /* Events a parse context collects before handing them to dispatch. */
 #define RF_SHARD_PARSE_BATCH 256
 /* Inputs a shard can ever have: the start's listeners and DPDK ports, and
@@ -133,6 +138,7 @@ struct rf_shard {
 
     rf_pipeline *pipeline;
     int64_t next_tick_ns;
+    bool worked; /* events processed since the last tick (rf_shard_tick) */
 
     /* The storage shard's health for /health and `show workers`: a write
      * error stops the shard persisting (storage/store/io.c), which the
@@ -974,6 +980,13 @@ void rf_shard_stop_ingest(rf_shard *s)
 void rf_shard_process(rf_shard *s, const rf_event *ev, uint32_t n)
 {
     rf_pipeline_process(s->pipeline, ev, n);
+    s->worked = true;
+}
+
+void rf_shard_edge_process(rf_shard *s, rf_event *ev, uint32_t n)
+{
+    rf_pipeline_edge_process(s->pipeline, ev, n);
+    s->worked = true;
 }
 
 uint32_t rf_shard_tick(rf_shard *s)
@@ -984,9 +997,15 @@ uint32_t rf_shard_tick(rf_shard *s)
     uint32_t heads = s->store ? rf_store_serve_heads(s->store) : 0;
     /* One vDSO clock read per poll (a batch), not per event. */
     int64_t now = rf_clock_mono_ns();
-    if (now < s->next_tick_ns)
+    if (s->worked) {
+        /* Work may have started a timer the last tick did not know of. */
+        s->worked = false;
+        if (s->next_tick_ns > now + RF_SHARD_TICK_NS)
+            s->next_tick_ns = now + RF_SHARD_TICK_NS;
+    }
+    if (now < s->next_tick_ns && !rf_pipeline_swap_pending(s->pipeline))
         return heads;
-    s->next_tick_ns = now + RF_SHARD_TICK_NS;
+    s->next_tick_ns = now + RF_SHARD_TICK_NS; /* replaced below, after the tick */
     if (s->store_component) {
         /* The store's I/O thread retries after a write error and says when
          * a write succeeded again: the component follows (failed while
@@ -1007,7 +1026,15 @@ uint32_t rf_shard_tick(rf_shard *s)
             rf_component_transition(s->store_component, RF_STATE_RUNNING, NULL);
         }
     }
-    return heads + rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
+    uint32_t work = rf_pipeline_tick(s->pipeline, now, rf_clock_wall_ns());
+    /* The next tick at the pipeline's next deadline: an idle worker sleeps
+     * until then instead of waking every 10 ms for nothing; never sooner
+     * than the old period, never later than the bound. */
+    const int64_t due = rf_pipeline_next_due_ns(s->pipeline);
+    s->next_tick_ns = due < now + RF_SHARD_TICK_NS       ? now + RF_SHARD_TICK_NS
+                      : due > now + RF_SHARD_TICK_MAX_NS ? now + RF_SHARD_TICK_MAX_NS
+                                                         : due;
+    return heads + work;
 }
 
 int64_t rf_shard_next_tick_ns(const rf_shard *s)

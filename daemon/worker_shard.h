@@ -78,6 +78,9 @@ typedef struct rf_tap rf_tap;
 void rf_shard_set_tap(rf_shard *s, _Atomic(rf_tap *) *slot);
 void rf_shard_stop_ingest(rf_shard *s);
 void rf_shard_process(rf_shard *s, const rf_event *events, uint32_t n);
+/* The critical edge: rf_pipeline_edge_process on this shard's pipeline
+ * (critical events of series other shards own; flags what it took). */
+void rf_shard_edge_process(rf_shard *s, rf_event *events, uint32_t n);
 /* Time-driven work (batch intervals, window closes, storage timers); cheap
  * when nothing is due. Returns work done. */
 uint32_t rf_shard_tick(rf_shard *s);

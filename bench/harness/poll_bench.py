@@ -9,7 +9,12 @@ listener fed by this script's probe client: rf_probe lines, each carrying
 its CLOCK_MONOTONIC send time, sent from several source ports (so that
 SO_REUSEPORT lands some on the worker that does not own the series: the
 crossing case) and routed `class: critical` to a UDP line-protocol sink that
-this script reads. Prints one JSON line per run:
+this script reads. With --alert the probes are the issue's critical path
+instead: each probe socket sends a series of its own (rf_probe,sock=K v),
+alternately above and below a threshold rule's limit, so every probe makes
+the rule fire or resolve, and the alert datagram (routed `alert.>` class
+critical to the sink) is matched to its probe by the value it carries.
+Prints one JSON line per run:
   cpu_pct (daemon, % of one core over the window), cpu_s_per_M (CPU-seconds
   per million events offered; rate > 0), p50/p99/p999_us (send to receipt
   at this script), engine_p50/p99/p999_us (the engine's critical-path
@@ -32,7 +37,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 import engine  # noqa: E402
 
 
-def config(work, std_port, crit_port, sink_port, workers):
+def config(work, std_port, crit_port, sink_port, workers, alert=False):
+    if alert:
+        tail = """  sinks:
+    - {name: probe_out, type: lp_udp, host: 127.0.0.1, port: %d}
+    - {name: quiet, type: count_only}
+  routes:
+    - {name: alerts, subject: "alert.>", sinks: [probe_out], class: critical}
+    - {name: probes, subject: "telemetry.rf_probe.>", sinks: [quiet]}
+  alerts:
+    - {name: probe_hot, type: threshold, match: {measurement: rf_probe, field: v}, op: ">", fire: 0}
+""" % sink_port
+        return config(work, std_port, crit_port, sink_port, workers).split("  sinks:\n")[0] + tail
     return f"""engine:
   workers: {workers}
   pin_workers: true
@@ -68,6 +84,8 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sockets", type=int, default=16, help="load generator source ports")
     ap.add_argument("--idle", default="", help="engine.idle overrides, e.g. 'sleep: 5ms'")
+    ap.add_argument("--alert", action="store_true",
+                    help="time each probe to the threshold alert it raises (fire or resolve)")
     a = ap.parse_args()
 
     ringflowd = os.path.join(a.build_dir, "daemon/ringflowd")
@@ -77,7 +95,7 @@ def main():
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(0.2)
-    cfg = config(work, std_port, crit_port, rx.getsockname()[1], a.workers)
+    cfg = config(work, std_port, crit_port, rx.getsockname()[1], a.workers, a.alert)
     if a.idle:
         cfg = cfg.replace("  pin_workers: true\n",
                           "  pin_workers: true\n  idle: {" + a.idle + "}\n")
@@ -88,7 +106,7 @@ def main():
     d.start()
     lat = []
     stop = threading.Event()
-
+    sent_at = {}  # --alert: the value a probe carried -> its send time
     def receive():
         while not stop.is_set():
             try:
@@ -99,6 +117,13 @@ def main():
             for tok in data.split():
                 if tok.startswith(b"sent_mono_ns="):
                     lat.append(now - int(tok[13:].rstrip(b"i")))
+                elif a.alert and b"value=" in tok:
+                    # ...,value=<v>,series=... : v names the probe
+                    for kv in tok.split(b","):
+                        if kv.startswith(b"value="):
+                            t = sent_at.pop(int(float(kv[6:])), None)
+                            if t is not None:
+                                lat.append(now - t)
 
     def send():
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(a.probe_sockets)]
@@ -110,8 +135,16 @@ def main():
             dt = nxt - time.monotonic()
             if dt > 0:
                 time.sleep(dt)
-            line = f"rf_probe,gen=poll seq={seq}i,sent_mono_ns={time.monotonic_ns()}i\n"
-            socks[seq % len(socks)].sendto(line.encode(), ("127.0.0.1", crit_port))
+            k = seq % len(socks)
+            if a.alert:
+                # Per socket: fire (v > 0), then resolve (v <= 0), ...; the
+                # value is unique, so the alert names its probe.
+                v = seq + 1 if (seq // len(socks)) % 2 == 0 else -(seq + 1)
+                sent_at[v] = time.monotonic_ns()
+                line = f"rf_probe,sock={k} v={v}\n"
+            else:
+                line = f"rf_probe,gen=poll seq={seq}i,sent_mono_ns={time.monotonic_ns()}i\n"
+            socks[k].sendto(line.encode(), ("127.0.0.1", crit_port))
             seq += 1
 
     try:
@@ -148,7 +181,7 @@ def main():
     finally:
         d.stop()
     lat_us = sorted(v / 1000.0 for v in lat)
-    out = {"rate": a.rate, "wall_s": round(t1 - t0, 2), "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+    out = {"rate": a.rate, "alert": a.alert, "load1": round(os.getloadavg()[0], 2), "wall_s": round(t1 - t0, 2), "cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
            "cpu_s_per_M": round((cpu1 - cpu0) / events * 1e6, 3) if events else None,
            "events": events, "probes": len(lat_us),
            "p50_us": pct(lat_us, 0.5), "p99_us": pct(lat_us, 0.99), "p999_us": pct(lat_us, 0.999)}

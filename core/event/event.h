@@ -74,6 +74,9 @@ enum {
     RF_EVF_STATSD = 1u << 4,          /* a raw StatsD sample (ingest/protocol/statsd.c): aux holds
                                        * its sample rate as the bits of a double, 0 for no rate;
                                        * stages/statsd flushes these */
+    RF_EVF_EDGE_DONE = 1u << 5,       /* a critical event whose threshold rules and critical
+                                       * deliveries ran where it arrived (the critical edge,
+                                       * stages/pipeline/pipeline.h): its owner skips them */
 };
 
 /* Peer messages (RF_KIND_PEER): what one shard's stage sends another's, for

@@ -88,10 +88,12 @@ struct rf_alerts {
     uint32_t *any_rules;
     uint32_t n_any;
     uint32_t index, shards;
+    bool edge; /* rf_alerts_set_edge: binds threshold rules only */
     rf_peer_send_fn send;
     void *send_ctx;
     bool ticked;
     int64_t last_tick_mono;
+    int64_t next_due; /* rf_alerts_next_due: computed by each tick */
     rf_emitter out;
     rf_event obuf[OUT_BATCH];
     uint32_t on;
@@ -380,7 +382,7 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
     uint32_t n = 0;
     for (uint32_t i = 0; i < a->n_rules; i++) {
         rule *r = &a->rules[i];
-        if (!rf_series_matcher_match(&r->match, key))
+        if ((a->edge && r->type != RF_ALERT_THRESHOLD) || !rf_series_matcher_match(&r->match, key))
             continue;
         if (a->n_states >= a->max_bindings ||
             !grow((void **)&a->states, &a->cap_states, a->n_states + 1, sizeof(astate))) {
@@ -578,9 +580,13 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
         if (ev->kind >= RF_KIND_ALERT)
             continue; /* never alert on alerts or control events */
         double x = rf_event_value_as_f64(ev);
+        /* Its threshold rules ran at the critical edge (alert.h). */
+        const bool edge_done = (ev->flags & RF_EVF_EDGE_DONE) != 0;
         astate *s = &a->states[sb.first];
         for (uint32_t j = 0; j < sb.count; j++, s++) {
             rule *r = &a->rules[s->rule];
+            if (edge_done && r->type == RF_ALERT_THRESHOLD)
+                continue;
             evaluated++;
             if (r->type != RF_ALERT_ABSENCE) {
                 uint8_t base;
@@ -635,6 +641,11 @@ void rf_alerts_set_peers(rf_alerts *a, uint32_t index, uint32_t shards, rf_peer_
         rule *r = &a->rules[a->any_rules[i]];
         r->owner = rf_event_owner(r->series_id, a->shards);
     }
+}
+
+void rf_alerts_set_edge(rf_alerts *a)
+{
+    a->edge = true;
 }
 
 uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id)
@@ -781,13 +792,22 @@ void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
 {
     if (a->absent_stale)
         absent_compact(a);
+    /* When the next tick has a decision to make, found on the way: the
+     * earliest silence to come due (a sample only moves one later, so an
+     * early wake-up at worst). */
+    int64_t due = INT64_MAX;
     for (uint32_t i = 0; i < a->n_absent; i++) {
         astate *s = &a->states[a->absent[i]];
         const rule *r = &a->rules[s->rule];
         if (s->last_mono == 0) {
             s->last_mono = now_mono; /* the silence clock starts at the first tick */
+            if (now_mono + r->absent_ns < due)
+                due = now_mono + r->absent_ns;
             continue;
         }
+        if (s->phase != PH_FIRING && now_mono - s->last_mono < r->absent_ns &&
+            s->last_mono + r->absent_ns < due)
+            due = s->last_mono + r->absent_ns;
         if (s->phase != PH_FIRING && now_mono - s->last_mono >= r->absent_ns) {
             s->phase = PH_FIRING;
             s->instance = new_instance(r, s->series_id, now_wall, now_mono);
@@ -799,13 +819,26 @@ void rf_alerts_tick(rf_alerts *a, int64_t now_mono, int64_t now_wall)
      * reports (the owner's own included) count from the next one. */
     for (uint32_t i = 0; i < a->n_any; i++) {
         rule *r = &a->rules[a->any_rules[i]];
-        if (r->owner == a->index)
-            any_tick(a, a->any_rules[i], r, now_mono, now_wall);
+        if (r->owner != a->index)
+            continue;
+        any_tick(a, a->any_rules[i], r, now_mono, now_wall);
+        /* Firing: it resolves on a report, which comes with work (the
+         * worker ticks soon after any). Else its silence's end. */
+        const int64_t end = r->any_last_mono + r->absent_ns + RF_ALERT_REPORT_ALLOWANCE_NS;
+        if (r->any_phase != PH_FIRING && end < due)
+            due = end;
     }
     send_reports(a);
     a->ticked = true;
     a->last_tick_mono = now_mono;
+    a->next_due = due;
     out_flush(a);
+}
+
+int64_t rf_alerts_next_due(const rf_alerts *a)
+{
+    /* Before the first tick the clocks have not started: tick soon. */
+    return a->ticked ? a->next_due : 0;
 }
 
 int rf_alerts_check_routes(const rf_alerts_config *cfg, rf_router *router, rf_err *err)

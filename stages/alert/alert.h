@@ -216,6 +216,18 @@ void rf_alerts_flush(rf_alerts *a);
 int rf_alert_rule_series_text(const char *name, char *buf, size_t cap);
 uint64_t rf_alerts_rule_series_id(const rf_alerts *a, uint32_t rule_id);
 
+/* The critical edge (stages/pipeline/pipeline.h, "The critical edge"): a
+ * critical event's threshold rules may be evaluated by the worker it arrived
+ * at, in an rf_alerts of that worker's edge, rather than by its owner. Such
+ * an instance (rf_alerts_set_edge, before the first define) binds only
+ * threshold rules: rate anchors and absence clocks stay with the owner,
+ * which sees every sample. The events it evaluated then reach the owner
+ * flagged RF_EVF_EDGE_DONE, and the owner's instance skips its threshold
+ * rules for them (each (rule, series) state lives in one place). Rule ids
+ * are the configuration's in both, so a sink names an edge alert's rule
+ * through either. */
+void rf_alerts_set_edge(rf_alerts *a);
+
 /* Binds the rules whose matchers accept `key` to `slot` (once per slot). */
 void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key);
 
@@ -233,6 +245,13 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
 /* Absence checks; now_mono_ns for the durations, now_wall_ns to stamp events.
  * Also where rule-wide reports leave (after the owner's decisions). */
 void rf_alerts_tick(rf_alerts *a, int64_t now_mono_ns, int64_t now_wall_ns);
+/* The monotonic time at which rf_alerts_tick next has a decision to make
+ * (an absence's silence comes due), as of the last tick: INT64_MAX for
+ * none, 0 before the first tick. Samples processed since only make a
+ * silence end later; reports to send and new bindings come with work, after
+ * which the caller ticks anyway (a worker ticks within 10 ms of its last
+ * work, daemon/worker_shard.c). */
+int64_t rf_alerts_next_due(const rf_alerts *a);
 
 uint32_t rf_alerts_rule_count(const rf_alerts *a);
 const char *rf_alerts_rule_name(const rf_alerts *a, uint32_t rule_id);

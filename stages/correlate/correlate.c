@@ -879,6 +879,14 @@ void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns)
     out_flush(c);
 }
 
+int64_t rf_correlator_next_due(const rf_correlator *c)
+{
+    if (c->pn)
+        return 0;
+    /* Groups are listed oldest first (id_expire closes from head). */
+    return c->head != NIL ? c->groups[c->head].opened_mono + c->ttl : INT64_MAX;
+}
+
 void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns)
 {
     while (c->head != NIL)

@@ -208,6 +208,10 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
 
 /* Closes groups whose TTL passed by now_mono_ns. */
 void rf_correlator_tick(rf_correlator *c, int64_t now_mono_ns);
+/* The monotonic time at which rf_correlator_tick next has work: the oldest
+ * open id group's TTL (0: peer messages wait to be flushed), INT64_MAX for
+ * none. */
+int64_t rf_correlator_next_due(const rf_correlator *c);
 
 /* Closes every open group (shutdown, reload), emitting those large enough. */
 void rf_correlator_drain(rf_correlator *c, int64_t now_mono_ns);

@@ -69,6 +69,12 @@ typedef struct pipe_stages {
     const rf_pipeline_settings *ps;
     rf_router *router;
     rf_alerts *alerts;
+    /* The critical edge (pipeline.h): routes and threshold rules of the
+     * series in edge_series, built beside the others from the same
+     * configuration (so route set, sink and rule ids agree). NULL on one
+     * shard. */
+    rf_router *edge_router;
+    rf_alerts *edge_alerts;
     rf_correlator *corr;
     rf_aggregator *agg;
     pipe_partials *partials; /* NULL: no rule sends partials */
@@ -97,6 +103,7 @@ struct rf_pipeline {
     int64_t idle_ttl; /* pipeline.series_idle_ttl; 0: series never expire */
     int64_t next_expire_tick;
     int64_t next_agg_tick;
+    int64_t next_due; /* rf_pipeline_next_due_ns, as of the last tick */
     bool event_clock; /* rf_pipeline_set_event_clock: replay, no clock read */
 
     /* Peer messages (see pipeline.h "Between shards"): the transport to
@@ -124,6 +131,14 @@ struct rf_pipeline {
     _Atomic uint64_t series_expired;
     _Atomic uint64_t peer_sent, peer_received, peer_unhandled, peer_undeliverable;
     rf_hist critical_path;
+    /* The critical edge (pipeline.h): series other shards own whose
+     * critical events this shard evaluates where they arrive, with keys
+     * copied from their definitions (which go on to the owner). Nothing is
+     * stored or aggregated from this table; NULL on one shard. */
+    rf_series_table *edge_series;
+    rf_event edge_buf[PIPE_BATCH];
+    int32_t edge_slots[PIPE_BATCH];
+    _Atomic uint64_t edge_evaluated, edge_unknown, edge_refused;
     /* Time each stage took per batch (at most PIPE_BATCH events), this
      * worker's: where a worker's time goes, and which stage a latency tail
      * comes from. Six clock reads a batch (vDSO, no syscall). */
@@ -147,7 +162,13 @@ static const rf_series_key *store_key_of(void *ctx, uint64_t series_id)
 {
     rf_pipeline *p = ctx;
     int32_t slot = rf_series_table_find(p->series, series_id);
-    return slot < 0 ? NULL : rf_series_table_key(p->series, slot);
+    if (slot >= 0)
+        return rf_series_table_key(p->series, slot);
+    /* An alert the edge raised names a series another shard owns: its key
+     * is in the edge's table (sinks name it; a store route keeps it here). */
+    if (p->edge_series && (slot = rf_series_table_find(p->edge_series, series_id)) >= 0)
+        return rf_series_table_key(p->edge_series, slot);
+    return NULL;
 }
 
 static void sink_send(pipe_sink *s, const rf_event *ev, uint32_t n, bool critical)
@@ -203,28 +224,36 @@ static void stage_sink(rf_pipeline *p, pipe_sink *s)
     }
 }
 
-/* Routes a batch and hands every event to the sinks of its route set:
- * critical ones at once, the others through their sink's batcher. */
-static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t n)
+/* Routes a batch through `router` and hands every event to the sinks of
+ * its route set: critical ones at once, the others through their sink's
+ * batcher. An event the critical edge took (RF_EVF_EDGE_DONE) goes to the
+ * sinks other than the store at the edge (edge_side) and to the store sinks
+ * at its owner, so each sink gets it once; its owner counts it if unrouted. */
+static void deliver_via(rf_pipeline *p, rf_router *router, rf_event *ev, const int32_t *slots,
+                        uint32_t n, bool edge_side)
 {
     if (n == 0)
         return;
-    if (!p->st.router) {
-        rf_stats_add(&p->unrouted, n); /* no routes configured: counted, never silent */
+    if (!router) {
+        if (!edge_side)
+            rf_stats_add(&p->unrouted, n); /* no routes configured: counted, never silent */
         return;
     }
-    rf_router_route_batch(p->st.router, ev, slots, n);
+    rf_router_route_batch(router, ev, slots, n);
     uint64_t unrouted = 0;
     for (uint32_t i = 0; i < n; i++) {
-        const rf_route_set *set = rf_router_set(p->st.router, ev[i].route_hint);
+        const rf_route_set *set = rf_router_set(router, ev[i].route_hint);
         if (set->n_sinks == 0) {
-            unrouted++;
+            unrouted += !edge_side;
             continue;
         }
         /* Critical class is per (event, sink): sinks[0..n_critical) only. */
         bool crit_event = ev[i].priority == RF_PRIO_CRITICAL;
+        const bool edge_done = (ev[i].flags & RF_EVF_EDGE_DONE) != 0;
         for (uint16_t k = 0; k < set->n_sinks; k++) {
             pipe_sink *s = p->st.sinks[set->sinks[k]];
+            if (edge_done && s->is_store == edge_side)
+                continue; /* the other side's sink */
             if (k < set->n_critical || crit_event) {
                 s->crit[s->n_crit++] = ev[i];
                 if (s->n_crit == PIPE_BATCH)
@@ -241,6 +270,11 @@ static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t
             stage_sink(p, p->st.sinks[j]);
     if (unrouted)
         rf_stats_add(&p->unrouted, unrouted);
+}
+
+static void deliver(rf_pipeline *p, rf_event *ev, const int32_t *slots, uint32_t n)
+{
+    deliver_via(p, p->st.router, ev, slots, n, false);
 }
 
 /* ---- series ------------------------------------------------------------- */
@@ -483,6 +517,97 @@ static void statsd_emit(void *ctx, const rf_event *ev, uint32_t n)
     values_emit(ctx, ev, n, true);
 }
 
+/* ---- the critical edge (pipeline.h) ------------------------------------- */
+
+/* Binds a series the edge has not seen yet: its own copy of the key (the
+ * definition's goes on to the owner). Refusals (the table full, no memory)
+ * leave the series to its owner, counted. */
+static void edge_define(rf_pipeline *p, const rf_series_key *key)
+{
+    if (!key || rf_series_table_find(p->edge_series, key->series_id) >= 0)
+        return;
+    rf_series_key *copy =
+        rf_series_key_new(key->text, key->len, key->measurement_len, key->field_offset);
+    int32_t slot = copy ? rf_series_table_define(p->edge_series, copy) : -ENOMEM;
+    if (slot < 0) {
+        rf_stats_add(&p->edge_refused, 1);
+        return;
+    }
+    const rf_series_key *k = rf_series_table_key(p->edge_series, slot);
+    if (p->st.edge_router)
+        rf_router_define(p->st.edge_router, slot, k);
+    if (p->st.edge_alerts)
+        rf_alerts_define(p->st.edge_alerts, slot, k);
+}
+
+/* Threshold rules first (an alert leaves before the sample, as at the
+ * owner), then the sample to the sinks other than the store. */
+static void edge_run(rf_pipeline *p, uint32_t k)
+{
+    if (k == 0)
+        return;
+    if (p->st.edge_alerts)
+        rf_alerts_process(p->st.edge_alerts, p->edge_buf, p->edge_slots, k);
+    for (uint32_t i = 0; i < k; i++)
+        p->edge_buf[i].flags |= RF_EVF_EDGE_DONE;
+    deliver_via(p, p->st.edge_router, p->edge_buf, p->edge_slots, k, true);
+    rf_stats_add(&p->edge_evaluated, k);
+}
+
+void rf_pipeline_edge_process(rf_pipeline *p, rf_event *ev, uint32_t n)
+{
+    RF_ASSERT_OWNER(&p->owner);
+    if (!p->edge_series)
+        return;
+    p->now_mono = rf_clock_mono_ns();
+    rf_series_table_set_now(p->edge_series, p->now_mono);
+    uint32_t k = 0;
+    uint64_t unknown = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        rf_event *e = &ev[i];
+        if (e->kind == RF_KIND_SERIES_DEF) {
+            edge_define(p, (const rf_series_key *)(uintptr_t)e->aux);
+            continue;
+        }
+        /* Raw StatsD samples are the flusher's (at the owner), and derived
+         * or control events are not samples. */
+        if (e->kind >= RF_KIND_AGGREGATE || (e->flags & RF_EVF_STATSD))
+            continue;
+        int32_t slot = rf_series_table_find_touch(p->edge_series, e->series_id);
+        if (slot < 0) {
+            unknown++; /* refused here: the owner evaluates it */
+            continue;
+        }
+        e->flags |= RF_EVF_EDGE_DONE;
+        p->edge_buf[k] = *e;
+        p->edge_buf[k].flags &= (uint8_t)~RF_EVF_EDGE_DONE; /* set once its rules ran */
+        p->edge_slots[k++] = slot;
+        if (k == PIPE_BATCH) {
+            edge_run(p, k);
+            k = 0;
+        }
+    }
+    edge_run(p, k);
+    if (unknown)
+        rf_stats_add(&p->edge_unknown, unknown);
+}
+
+/* The edge's share of the series expiry: its idle series leave its table
+ * (a series that comes back is announced again, pipeline.h). */
+static void edge_expire(void *ctx, int32_t slot, const rf_series_key *key)
+{
+    (void)key;
+    rf_pipeline *p = ctx;
+    if (p->st.edge_alerts)
+        rf_alerts_forget(p->st.edge_alerts, slot);
+}
+
+static const rf_series_key *edge_router_key(void *ctx, int32_t slot)
+{
+    rf_pipeline *p = ctx;
+    return rf_series_table_key(p->edge_series, slot);
+}
+
 void rf_pipeline_process(rf_pipeline *p, const rf_event *ev, uint32_t n)
 {
     rf_pipeline_process_at(p, ev, n, rf_clock_mono_ns());
@@ -566,6 +691,39 @@ static void series_expire(void *ctx, int32_t slot, const rf_series_key *key)
         rf_store_forget_series(p->store, key->series_id);
 }
 
+static inline int64_t earlier(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* The earliest time-driven work of every stage (pipeline.h,
+ * rf_pipeline_next_due_ns), right after a tick. */
+static int64_t next_due(const rf_pipeline *p, int64_t now_mono, int64_t now_wall)
+{
+    int64_t due = INT64_MAX;
+    if (p->idle_ttl > 0 && rf_series_table_count(p->series) > 0)
+        due = p->next_expire_tick;
+    if (p->st.agg)
+        due = earlier(due, p->next_agg_tick);
+    for (uint32_t j = 0; j < p->st.n_sinks; j++) {
+        const pipe_sink *s = p->st.sinks[j];
+        if (s->batcher && rf_batcher_pending(s->batcher))
+            due = earlier(due, rf_batcher_deadline(s->batcher));
+        if (s->sink && rf_sink_pending(s->sink))
+            due = earlier(due, now_mono); /* a downstream to retry: at the next tick */
+    }
+    if (p->st.alerts)
+        due = earlier(due, rf_alerts_next_due(p->st.alerts));
+    if (p->st.corr)
+        due = earlier(due, rf_correlator_next_due(p->st.corr));
+    const int64_t flush_wall = rf_statsd_flusher_next_wall(p->statsd);
+    if (flush_wall != INT64_MAX)
+        due = earlier(due, flush_wall > now_wall ? now_mono + (flush_wall - now_wall) : now_mono);
+    if (p->store)
+        due = earlier(due, rf_store_next_due_ns(p->store));
+    return due;
+}
+
 static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall)
 {
     uint32_t work = apply_pending(p);
@@ -575,6 +733,11 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
         p->next_expire_tick = now_mono + PIPE_EXPIRE_TICK_NS;
         uint32_t n = rf_series_table_expire(p->series, p->idle_ttl, RF_PIPELINE_EXPIRE_BUDGET,
                                             series_expire, p);
+        if (p->edge_series) {
+            rf_series_table_set_now(p->edge_series, now_mono);
+            rf_series_table_expire(p->edge_series, p->idle_ttl, RF_PIPELINE_EXPIRE_BUDGET,
+                                   edge_expire, p);
+        }
         if (n) {
             rf_stats_add(&p->series_expired, n);
             work += n;
@@ -599,6 +762,7 @@ static uint32_t pipeline_tick(rf_pipeline *p, int64_t now_mono, int64_t now_wall
     }
     if (p->store)
         rf_store_tick_wall(p->store, now_mono, now_wall);
+    p->next_due = next_due(p, now_mono, now_wall);
     return work;
 }
 
@@ -663,6 +827,16 @@ static uint32_t apply_pending(rf_pipeline *p)
             rf_alerts_define(p->st.alerts, (int32_t)slot, k);
         if (p->st.corr)
             rf_correlator_define(p->st.corr, (int32_t)slot, k);
+    }
+    n = p->edge_series ? rf_series_table_count(p->edge_series) : 0;
+    for (uint32_t slot = 0; slot < n; slot++) {
+        const rf_series_key *k = rf_series_table_key(p->edge_series, (int32_t)slot);
+        if (!k)
+            continue;
+        if (p->st.edge_router)
+            rf_router_define(p->st.edge_router, (int32_t)slot, k);
+        if (p->st.edge_alerts)
+            rf_alerts_define(p->st.edge_alerts, (int32_t)slot, k);
     }
     stages_free(&old);
     /* Pairs with the acquire in rf_pipeline_applied. Only b is taken back:
@@ -814,6 +988,8 @@ static void stages_free(pipe_stages *st)
     rf_correlator_free(st->corr);
     rf_alerts_free(st->alerts);
     rf_router_free(st->router);
+    rf_alerts_free(st->edge_alerts);
+    rf_router_free(st->edge_router);
     for (uint32_t j = 0; j < st->n_sinks; j++) {
         pipe_sink *s = st->sinks[j];
         rf_batcher_free(s->batcher);
@@ -925,6 +1101,20 @@ static int stages_build(rf_pipeline *p, const rf_pipeline_settings *ps, pipe_sta
                 goto fail;
         }
     }
+    /* The critical edge's routes and threshold rules (only with peers:
+     * on one shard every series is the shard's own). */
+    if (p->shards > 1 && ps->routes.cfg.n_routes) {
+        const rf_router_config rcfg = rf_pipeline_router_config(ps);
+        if ((rc = rf_router_new(&rcfg, RF_PIPELINE_EDGE_SERIES, &st->edge_router, err)) < 0)
+            goto fail;
+        rf_router_set_key_source(st->edge_router, edge_router_key, p);
+    }
+    if (p->shards > 1 && ps->alerts.cfg.n_rules) {
+        if ((rc = rf_alerts_new(&ps->alerts.cfg, RF_PIPELINE_EDGE_SERIES, derived, &st->edge_alerts,
+                                err)) < 0)
+            goto fail;
+        rf_alerts_set_edge(st->edge_alerts);
+    }
     /* Always on: events carrying a correlation id are grouped whatever the
      * patterns (the seed's id table), at no cost to the others. */
     if ((rc = rf_correlator_new(&ps->correlation.cfg, max_series, derived, &st->corr, err)) < 0 ||
@@ -981,6 +1171,10 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
         goto fail;
     }
     rf_series_table_set_limits(p->series, &ps->limits);
+    if (shards > 1 && !(p->edge_series = rf_series_table_new(RF_PIPELINE_EDGE_SERIES))) {
+        rc = rf_err_set(err, ENOMEM, "pipeline %u: out of memory for the critical edge", index);
+        goto fail;
+    }
     p->idle_ttl = ps->series_idle_ttl_ns;
     if ((rc = stages_build(p, ps, &p->st, err)) < 0)
         goto fail;
@@ -1092,6 +1286,17 @@ void rf_pipeline_publish(rf_pipeline *p)
     atomic_store_explicit(&p->pending, b, memory_order_release);
 }
 
+int64_t rf_pipeline_next_due_ns(const rf_pipeline *p)
+{
+    return p->next_due;
+}
+
+bool rf_pipeline_swap_pending(const rf_pipeline *p)
+{
+    /* Relaxed: a hint to tick (apply_pending acquires). */
+    return atomic_load_explicit(&p->pending, memory_order_relaxed) != NULL;
+}
+
 bool rf_pipeline_applied(const rf_pipeline *p)
 {
     /* Pairs with the release store of NULL in apply_pending. */
@@ -1118,6 +1323,9 @@ uint64_t rf_pipeline_stages_memory_bound(const rf_pipeline_settings *ps, uint32_
     rc.n_sink_names = ps->sinks.n;
     uint64_t b = rf_router_memory_bound(&rc, max_series);
     b += rf_alerts_memory_bound(&ps->alerts.cfg, max_series);
+    /* The critical edge's (built with more than one shard). */
+    b += rf_router_memory_bound(&rc, RF_PIPELINE_EDGE_SERIES);
+    b += rf_alerts_memory_bound(&ps->alerts.cfg, RF_PIPELINE_EDGE_SERIES);
     b += rf_correlator_memory_bound(&ps->correlation.cfg, max_series);
     b += rf_aggregator_memory_bound(&ps->aggregation, max_series);
     for (uint32_t j = 0; j < ps->sinks.n; j++) {
@@ -1142,6 +1350,7 @@ void rf_pipeline_free(rf_pipeline *p)
     }
     rf_statsd_flusher_free(p->statsd);
     rf_series_table_free(p->series);
+    rf_series_table_free(p->edge_series);
     for (uint32_t i = 0; i < p->self_n; i++)
         peer_free_aux(&p->self_q[i]);
     free(p->self_q);
@@ -1174,6 +1383,9 @@ void rf_pipeline_stats_read(const rf_pipeline *p, rf_pipeline_stats *out)
     out->peer_received = atomic_load_explicit(&p->peer_received, memory_order_relaxed);
     out->peer_unhandled = atomic_load_explicit(&p->peer_unhandled, memory_order_relaxed);
     out->peer_undeliverable = atomic_load_explicit(&p->peer_undeliverable, memory_order_relaxed);
+    out->edge_evaluated = atomic_load_explicit(&p->edge_evaluated, memory_order_relaxed);
+    out->edge_unknown = atomic_load_explicit(&p->edge_unknown, memory_order_relaxed);
+    out->edge_refused = atomic_load_explicit(&p->edge_refused, memory_order_relaxed);
 }
 
 void rf_pipeline_log_summary(const rf_pipeline *p)

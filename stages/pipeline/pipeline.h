@@ -125,6 +125,9 @@ typedef struct rf_pipeline_stats {
     uint64_t peer_received;      /* peer messages handed to a stage here */
     uint64_t peer_unhandled;     /* dropped: no stage here takes them (e.g. gone with a reload) */
     uint64_t peer_undeliverable; /* dropped: to another shard with no transport set */
+    uint64_t edge_evaluated;     /* critical events the edge took (rf_pipeline_edge_process) */
+    uint64_t edge_unknown;       /* ... not taken: their series is not in the edge's table */
+    uint64_t edge_refused;       /* edge definitions refused (table full, no memory) */
 } rf_pipeline_stats;
 
 /* Control thread: builds the stages and sinks of shard `index` of `shards`
@@ -187,6 +190,34 @@ void rf_pipeline_close_stages_at(rf_pipeline *p, int64_t now_mono_ns);
 uint32_t rf_pipeline_index(const rf_pipeline *p);
 uint32_t rf_pipeline_shards(const rf_pipeline *p);
 
+/* The critical edge (docs/ARCHITECTURE.md, "The critical lane").
+ *
+ * A critical event (a `class: critical` listener's) of a series another
+ * shard owns need not wait for that shard's worker, which may be asleep:
+ * the worker it arrived at evaluates the series' threshold rules and hands
+ * it to the sinks other than the store right there, then sends it on to
+ * the owner flagged RF_EVF_EDGE_DONE. The owner runs everything else on it
+ * (series table, aggregation, correlation, rate and absence rules, StatsD,
+ * the store) and skips what the edge did (threshold rules, the other
+ * sinks), so each (rule, series) state lives in one place and each sink
+ * gets the event once.
+ *
+ * The edge has a series table of its own (RF_PIPELINE_EDGE_SERIES series,
+ * keys copied from the definitions, which go on to the owner; expired like
+ * the shard's) and a router and threshold rules of its own, built with the
+ * other stages (a reload rebuilds them and binds the edge's series again).
+ * The engine decides which worker is a series' edge (one per series, so a
+ * threshold state is never split; daemon/engine_dataplane.c) and passes it
+ * the series' critical definitions and data, in order.
+ *
+ * rf_pipeline_edge_process: worker thread, outside any pass of this
+ * pipeline; ev are definitions (applied to the edge's table; their keys
+ * stay the caller's) and data; each data event taken gets RF_EVF_EDGE_DONE
+ * in ev. Data of a series the edge could not define is left unflagged (its
+ * owner does all, counted as edge_unknown). Does nothing on one shard. */
+#define RF_PIPELINE_EDGE_SERIES 4096u
+void rf_pipeline_edge_process(rf_pipeline *p, rf_event *ev, uint32_t n);
+
 /* Worker thread. */
 void rf_pipeline_process(rf_pipeline *p, const rf_event *events, uint32_t n);
 /* Time-driven work; cheap when nothing is due. Returns work done. The store
@@ -199,6 +230,17 @@ uint32_t rf_pipeline_tick(rf_pipeline *p, int64_t now_mono_ns, int64_t now_wall_
  * aggregator) or -ENOENT (no aggregation here: counted peer_unhandled). */
 int rf_pipeline_receive_partial(rf_pipeline *p, const uint8_t *block, size_t len);
 void rf_pipeline_drain(rf_pipeline *p);
+/* When rf_pipeline_tick next has time-driven work, as of the last tick
+ * (monotonic ns; at or before now: at once; INT64_MAX: nothing): the
+ * earliest of the series expiry step, the aggregation sweep, a standard
+ * sink's batch interval, a sink's downstream retry, an absence's silence,
+ * a correlation group's TTL, the StatsD flush and the store's block_max_age.
+ * Work done since the tick (events, peer messages) may bring it closer:
+ * the caller ticks soon after any work (daemon/worker_shard.c). Worker
+ * thread. */
+int64_t rf_pipeline_next_due_ns(const rf_pipeline *p);
+/* A reload's stages wait to be swapped in (at the next tick). Worker. */
+bool rf_pipeline_swap_pending(const rf_pipeline *p);
 
 /* Event clock (a replay, tools/replay/replay_engine.h): every time the pipeline and
  * its stages act on is given by the caller, so the same input at the same

@@ -593,6 +593,11 @@ void rf_statsd_flusher_flush(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t 
     f->st.flushes++;
 }
 
+int64_t rf_statsd_flusher_next_wall(const rf_statsd_flusher *f)
+{
+    return f->cfg.enabled ? f->next_flush : INT64_MAX;
+}
+
 void rf_statsd_flusher_tick(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t now_wall_ns)
 {
     const int64_t w = f->cfg.flush_interval_ns;

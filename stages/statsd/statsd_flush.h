@@ -118,6 +118,9 @@ uint32_t rf_statsd_flusher_process(rf_statsd_flusher *f, rf_event *ev, int32_t *
 /* Flushes when now_wall_ns has reached the next boundary (the first call only
  * sets it). Emitted values carry recv_time_ns = now_mono_ns. */
 void rf_statsd_flusher_tick(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t now_wall_ns);
+/* The wall time of the next flush (an interval boundary); 0 before the
+ * first tick aligned it, INT64_MAX when flushing is off. */
+int64_t rf_statsd_flusher_next_wall(const rf_statsd_flusher *f);
 /* Flushes what the current interval holds now, stamped now_wall_ns (stop). */
 void rf_statsd_flusher_flush(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t now_wall_ns);
 void rf_statsd_flusher_stats_read(const rf_statsd_flusher *f, rf_statsd_stats *out);

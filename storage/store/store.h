@@ -268,6 +268,10 @@ void rf_store_tick(rf_store_shard *shard, int64_t now_mono_ns);
  * stamps the blocks cut until the next tick with it (the segment they open
  * is named and dated by it). Without event_clock the wall time is not used. */
 void rf_store_tick_wall(rf_store_shard *shard, int64_t now_mono_ns, int64_t now_wall_ns);
+/* The monotonic time at which rf_store_tick next has work, as of the last
+ * tick and append: the oldest buffer's block_max_age; 0 while cuts are
+ * queued or retired buffers wait (tick again soon); INT64_MAX for none. */
+int64_t rf_store_next_due_ns(const rf_store_shard *shard);
 
 /* ---- Event clock (cfg.event_clock) ------------------------------------------
  *

@@ -603,6 +603,13 @@ void rf_store_tick_wall(rf_store_shard *sh, int64_t now_mono_ns, int64_t now_wal
 
 static void reap_retired(rf_store_shard *sh);
 
+int64_t rf_store_next_due_ns(const rf_store_shard *sh)
+{
+    if (sh->queue_head || sh->retired_head)
+        return 0;
+    return sh->oldest ? sh->oldest->opened_ns + sh->store->cfg.block_max_age_ns : INT64_MAX;
+}
+
 void rf_store_tick(rf_store_shard *sh, int64_t now_mono_ns)
 {
     sh->now = now_mono_ns;

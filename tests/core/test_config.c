@@ -112,7 +112,7 @@ static void assert_documented_defaults(const rf_daemon_config *c)
     assert_int_equal(c->engine.ring.full_policy, RF_RING_BLOCK);
     assert_int_equal(c->engine.idle.spin, 2000);
     assert_int_equal(c->engine.idle.yield, 100);
-    assert_int_equal(c->engine.idle.sleep_max_ns, 10000000);
+    assert_int_equal(c->engine.idle.sleep_max_ns, 1000000000);
     assert_int_equal(c->log.level, RF_LOG_INFO);
     assert_int_equal(c->log.format, RF_LOG_TEXT);
 }
