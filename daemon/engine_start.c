@@ -275,6 +275,14 @@ static void log_listeners(const rf_engine *e, const rf_settings *settings)
     }
 }
 
+static void wake_worker_of_shard(void *ctx, uint32_t shard_index)
+{
+    rf_engine *e = ctx;
+    /* Store shard i is worker i's (engine_start: rf_store_shard_get(store, i)). */
+    if (shard_index < e->n_workers && e->workers[shard_index] && e->workers[shard_index]->thread)
+        rf_worker_wake(e->workers[shard_index]->thread);
+}
+
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
 {
     const rf_daemon_config *cfg = &settings->daemon;
@@ -417,6 +425,11 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
             goto fail_started;
         }
     }
+    /* Head reads (storage/store/store.h) wake the shard's worker, which an
+     * idle engine lets sleep up to idle.sleep. Before the query API is given
+     * the store (daemon/ringflowd.c), so no reader sees it unset. */
+    if (e->store)
+        rf_store_set_head_wake(e->store, wake_worker_of_shard, e);
     log_listeners(e, settings);
     *out = e;
     return 0;

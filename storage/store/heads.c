@@ -144,6 +144,15 @@ static void post(rf_store_shard *sh, shard_read *r)
 {
     sh->head_req = &r->req;
     atomic_store_explicit(&sh->head_state, RF_HEAD_POSTED, memory_order_release); /* H1 */
+    /* An idle worker may sleep up to a second before its next poll. */
+    if (sh->store->head_wake)
+        sh->store->head_wake(sh->store->head_wake_ctx, sh->index);
+}
+
+void rf_store_set_head_wake(rf_store *store, rf_store_wake_fn wake, void *ctx)
+{
+    store->head_wake = wake;
+    store->head_wake_ctx = ctx;
 }
 
 /* Takes the shard's request back; true when it holds an answered chunk. */

@@ -399,6 +399,14 @@ void rf_store_heads_free(rf_store_heads *h);
  * bounded chunk). Returns the series copied (0: nothing was posted). */
 uint32_t rf_store_serve_heads(rf_store_shard *shard);
 
+/* Who serves a shard's head requests may sleep for up to its idle bound (a
+ * second): rf_store_heads_read calls wake(ctx, shard index) after posting a
+ * request, so a query does not wait for that sleep to end. Set once, before
+ * any reader runs (the daemon sets it when its workers have started and
+ * before it lets the query API read the store); NULL wakes nobody. */
+typedef void (*rf_store_wake_fn)(void *ctx, uint32_t shard_index);
+void rf_store_set_head_wake(rf_store *store, rf_store_wake_fn wake, void *ctx);
+
 /* ---- Memory ----------------------------------------------------------------
  *
  * The most memory one shard of a store with this configuration can hold

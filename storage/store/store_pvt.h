@@ -259,6 +259,9 @@ struct rf_store {
     rf_store_config cfg;
     uint32_t n_shards;
     rf_store_shard **shards;
+    /* rf_store_set_head_wake; written before any head reader exists. */
+    rf_store_wake_fn head_wake;
+    void *head_wake_ctx;
     rf_store_recovery recovery; /* written at open, read-only afterwards */
 
     pthread_t io_thread;
