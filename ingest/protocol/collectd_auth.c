@@ -25,8 +25,8 @@
 struct rf_cd_policy {
     enum rf_collectd_security level;
     size_t n_users;
-    rf_cd_user *users; /* sorted by name (bytes, then length) */
-    char *strings;     /* every name and password, NUL-terminated */
+    rf_cd_user *users;          /* sorted by name (bytes, then length) */
+    char *strings;              /* every name and password, NUL-terminated */
     struct rf_cd_policy *older; /* the table this one replaced (kept, see above) */
 };
 
@@ -336,8 +336,8 @@ bool rf_cd_hmac_ok(rf_cd_crypto *c, const rf_cd_user *u, const uint8_t *msg, siz
     return CRYPTO_memcmp(got, mac, 32) == 0;
 }
 
-bool rf_cd_decrypt_ok(rf_cd_crypto *c, const rf_cd_user *u, const uint8_t iv[16],
-                      const uint8_t *in, size_t n, uint8_t *out)
+bool rf_cd_decrypt_ok(rf_cd_crypto *c, const rf_cd_user *u, const uint8_t iv[16], const uint8_t *in,
+                      size_t n, uint8_t *out)
 {
     int out_len = 0;
     if (n <= 20 || n > INT32_MAX ||

@@ -141,13 +141,26 @@ static const char *rule_name(const rf_sink_namer *nm, uint32_t id)
     return NULL;
 }
 
+/* A string value's text (core/event/event.h: an owned block for one pass),
+ * or NULL when the event has none (then no sink can write it faithfully). */
+static const rf_event_text *string_text(const rf_event *ev)
+{
+    if (ev->value_type != RF_VALUE_STRING || !(ev->flags & RF_EVF_OWNS_AUX) || !ev->aux)
+        return NULL;
+    return (const rf_event_text *)(uintptr_t)ev->aux;
+}
+
 static void put_json_value(out *o, const rf_event *ev)
 {
     switch (ev->value_type) {
     case RF_VALUE_I64: putf(o, "%" PRId64, ev->value.i64); break;
     case RF_VALUE_U64: putf(o, "%" PRIu64, ev->value.u64); break;
     case RF_VALUE_BOOL: puts_(o, ev->value.u64 ? "true" : "false"); break;
-    case RF_VALUE_STRING: putf(o, "\"#%016" PRIx64 "\"", ev->value.u64); break;
+    case RF_VALUE_STRING: {
+        const rf_event_text *t = string_text(ev); /* the caller checked it is there */
+        put_json_str(o, t->text, t->len);
+        break;
+    }
     default:
         if (isfinite(ev->value.f64))
             put_double(o, ev->value.f64);
@@ -159,6 +172,8 @@ static void put_json_value(out *o, const rf_event *ev)
 int rf_sink_format_json(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap)
 {
     out o = {buf, 0, cap, false};
+    if (ev->value_type == RF_VALUE_STRING && !string_text(ev))
+        return 0; /* its text is gone: unsupported, rather than a hash for a value */
     char ts[32];
     rf_sink_time_rfc3339_nano(ev->event_time_ns, ts);
     puts_(&o, "{\"time\":\"");
@@ -241,7 +256,13 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
              "i,correlation_id=%" PRIu64 "u",
              (uint32_t)(ev->aux >> 32), (uint32_t)ev->aux, ev->value.i64, ev->correlation_id);
     } else {
-        if (!t || ev->value_type == RF_VALUE_STRING)
+        if (!t)
+            return 0;
+        const rf_event_text *text = string_text(ev);
+        /* A string without its text cannot be written, nor one holding a
+         * newline: it would end the line (InfluxDB's parser splits there). */
+        if (ev->value_type == RF_VALUE_STRING &&
+            (!text || memchr(text->text, '\n', text->len) != NULL))
             return 0;
         put(&o, t, tl);
         put(&o, "=", 1);
@@ -252,6 +273,7 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
         case RF_VALUE_I64: putf(&o, "%" PRId64 "i", ev->value.i64); break;
         case RF_VALUE_U64: putf(&o, "%" PRIu64 "u", ev->value.u64); break;
         case RF_VALUE_BOOL: puts_(&o, ev->value.u64 ? "true" : "false"); break;
+        case RF_VALUE_STRING: put_lp_strfield(&o, text->text, text->len); break;
         default: {
             const double v =
                 sampled ? rf_event_value_as_f64(ev) / (double)ev->sample_rate : ev->value.f64;

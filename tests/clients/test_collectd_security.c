@@ -167,8 +167,7 @@ static void test_collectd_sign_encrypt(void **state)
     putvals(&encryptor, "encrypted-host", t0, enc_vals, 3);
     int got = flush_until(&signer, &encryptor, 6);
     if (got < 6)
-        fail_msg("%d of 6 events arrived; ringflowd stderr:\n%s", got,
-                 tproc_read_file(d.err_path));
+        fail_msg("%d of 6 events arrived; ringflowd stderr:\n%s", got, tproc_read_file(d.err_path));
 
     char *errors = cu_ringflow("stat --socket ./run/ringflow.sock errors");
     printf("ringflow stat errors:\n%s", errors);
@@ -192,8 +191,7 @@ static void test_collectd_sign_encrypt(void **state)
     putvals(&encryptor, "encrypted-host", t0 + 10, after_vals, 1);
     got = flush_until(&signer, &encryptor, 7);
     if (got < 7)
-        fail_msg("%d of 7 events arrived; ringflowd stderr:\n%s", got,
-                 tproc_read_file(d.err_path));
+        fail_msg("%d of 7 events arrived; ringflowd stderr:\n%s", got, tproc_read_file(d.err_path));
     /* The signer's new value: refused by the reloaded file (its good
      * server now signs with a password the file no longer has). */
     for (int i = 0; i < 50; i++) {
