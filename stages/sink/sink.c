@@ -494,6 +494,11 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
         const rf_event *ev = &events[i];
         if (ev->kind == RF_KIND_SERIES_DEF)
             continue;
+        /* Prometheus samples are numbers: a string has no remote_write form. */
+        if (s->type == RF_SINK_PROM_REMOTE_WRITE && ev->value_type == RF_VALUE_STRING) {
+            s->st.drop_unsupported++;
+            continue;
+        }
         int k = lp ? rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail)
                    : rf_sink_format_json(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         if (k == -ENOSPC && s->head > 0) {

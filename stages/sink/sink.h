@@ -53,7 +53,8 @@
  *                 queued when the engine stopped (rf_sink_discard_pending)
  *   unsupported   a value the format cannot express: NaN/Inf in LP, a string
  *                 whose text is not with the event (see rf_sink_format_json)
- *                 or, in LP, a string holding a newline
+ *                 or, in LP, a string holding a newline; any string for
+ *                 prom_remote_write (Prometheus samples are numbers)
  *   oversize      a line longer than a datagram (UDP)
  *   io_error      the JSON sink's write failed with a hard error (buffer dropped)
  *   Bytes the kernel accepted on a TCP connection that the peer then lost are
