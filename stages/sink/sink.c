@@ -388,8 +388,9 @@ uint64_t rf_sink_discard_pending(rf_sink *s)
     uint64_t lines = 0;
     for (uint32_t i = s->head; i < s->tail; i++)
         lines += s->buf[i] == '\n';
-    s->st.drop_disconnected += lines;
+    ST_ADD(s, drop_disconnected, lines);
     s->head = s->tail = 0;
+    sink_publish_queued(s);
     return lines;
 }
 
@@ -410,8 +411,30 @@ uint32_t rf_sink_pending(const rf_sink *s)
 
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *o)
 {
-    *o = s->st;
-    o->queued_bytes = s->tail - s->head;
+    /* Field by field, relaxed: pairs with ST_ADD/ST_SET (sink_pvt.h). */
+    memset(o, 0, sizeof(*o));
+#define LOAD(f) o->f = __atomic_load_n(&s->st.f, __ATOMIC_RELAXED)
+    LOAD(accepted);
+    LOAD(lines_out);
+    LOAD(bytes_out);
+    LOAD(flushes);
+    LOAD(drop_queue_full);
+    LOAD(drop_disconnected);
+    LOAD(drop_unsupported);
+    LOAD(drop_oversize);
+    LOAD(drop_io_error);
+    LOAD(connects);
+    LOAD(connect_failures);
+    LOAD(disconnects);
+    LOAD(breaker_opens);
+    LOAD(state);
+    LOAD(queued_bytes); /* the worker publishes tail - head (sink_publish_queued) */
+    LOAD(next_attempt_ns);
+    for (int k = 0; k < RF_KIND__COUNT; k++)
+        LOAD(by_kind[k]);
+    LOAD(critical);
+    LOAD(would_store_bytes);
+#undef LOAD
     if (s->fwd) {
         o->has_fwd = true;
         rf_fwd_stats_read(s->fwd, &o->fwd);
@@ -429,8 +452,8 @@ static int json_flush(rf_sink *s)
             /* Count whole lines handed over; a partial write leaves the rest queued. */
             const char *p = s->buf + s->head;
             for (ssize_t i = 0; i < k; i++)
-                s->st.lines_out += p[i] == '\n';
-            s->st.bytes_out += (uint64_t)k;
+                ST_ADD(s, lines_out, p[i] == '\n');
+            ST_ADD(s, bytes_out, (uint64_t)k);
             sink_buf_consumed(s, (uint32_t)k);
             continue;
         }
@@ -443,7 +466,7 @@ static int json_flush(rf_sink *s)
         uint32_t lines = 0;
         for (uint32_t i = 0; i < s->tail - s->head; i++)
             lines += p[i] == '\n';
-        s->st.drop_io_error += lines;
+        ST_ADD(s, drop_io_error, lines);
         if (!s->io_error_logged) {
             rf_log_error("sink", "sink %s: write failed: %s; dropping %u lines (logged once)",
                          s->name, strerror(-rc), lines);
@@ -457,19 +480,23 @@ static int json_flush(rf_sink *s)
 
 int rf_sink_flush(rf_sink *s, int64_t now_ns)
 {
+    int rc = 0;
     switch (s->type) {
     case RF_SINK_JSON:
         if (s->tail == s->head)
             return 0;
-        s->st.flushes++;
-        return json_flush(s);
+        ST_ADD(s, flushes, 1);
+        rc = json_flush(s);
+        break;
     case RF_SINK_LP_UDP:
-    case RF_SINK_LP_TCP: return rf_sink_net_flush(s, now_ns);
+    case RF_SINK_LP_TCP: rc = rf_sink_net_flush(s, now_ns); break;
     case RF_SINK_PROM_REMOTE_WRITE:
     case RF_SINK_INFLUX_HTTP:
-    case RF_SINK_NATS: return rf_sink_http_flush(s, now_ns, false);
+    case RF_SINK_NATS: rc = rf_sink_http_flush(s, now_ns, false); break;
     default: return 0;
     }
+    sink_publish_queued(s);
+    return rc;
 }
 
 uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
@@ -477,16 +504,16 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
     if (s->type == RF_SINK_COUNT_ONLY) {
         for (uint32_t i = 0; i < n; i++) {
             uint8_t k = events[i].kind;
-            s->st.by_kind[k < RF_KIND__COUNT ? k : 0]++;
-            s->st.critical += events[i].priority == RF_PRIO_CRITICAL;
+            ST_ADD(s, by_kind[k < RF_KIND__COUNT ? k : 0], 1);
+            ST_ADD(s, critical, events[i].priority == RF_PRIO_CRITICAL);
         }
-        s->st.accepted += n;
-        s->st.would_store_bytes += (uint64_t)n * RF_EVENT_SIZE;
+        ST_ADD(s, accepted, n);
+        ST_ADD(s, would_store_bytes, (uint64_t)n * RF_EVENT_SIZE);
         return n;
     }
     bool lp = s->type != RF_SINK_JSON;
     if (lp && s->breaker == BREAKER_OPEN) {
-        s->st.drop_disconnected += n; /* fail fast while the breaker is open */
+        ST_ADD(s, drop_disconnected, n); /* fail fast while the breaker is open */
         return 0;
     }
     uint32_t accepted = 0;
@@ -496,7 +523,7 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
             continue;
         /* Prometheus samples are numbers: a string has no remote_write form. */
         if (s->type == RF_SINK_PROM_REMOTE_WRITE && ev->value_type == RF_VALUE_STRING) {
-            s->st.drop_unsupported++;
+            ST_ADD(s, drop_unsupported, 1);
             continue;
         }
         int k = lp ? rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail)
@@ -513,21 +540,22 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
             k = rf_sink_format_json(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         }
         if (k == 0) {
-            s->st.drop_unsupported++;
+            ST_ADD(s, drop_unsupported, 1);
             continue;
         }
         if (k < 0) {
-            s->st.drop_queue_full++;
+            ST_ADD(s, drop_queue_full, 1);
             continue;
         }
         if (s->type == RF_SINK_LP_UDP && (uint32_t)k > s->max_datagram) {
-            s->st.drop_oversize++;
+            ST_ADD(s, drop_oversize, 1);
             continue;
         }
         s->tail += (uint32_t)k;
         accepted++;
     }
-    s->st.accepted += accepted;
+    ST_ADD(s, accepted, accepted);
+    sink_publish_queued(s);
     return accepted;
 }
 
