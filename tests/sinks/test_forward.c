@@ -88,7 +88,10 @@ static void forward_mix(proc *d, const char *type, const char *path)
     snprintf(sink, sizeof(sink), "type: %s, url: \"http://127.0.0.1:%d%s\"", type, g_rx_port, path);
     start_rf(d, sink);
     send_mix(t0_ms());
-    assert_int_equal(fwd_stat_wait("fwd", "acked", POINTS + 1, 20000), POINTS + 1);
+    /* The string field travels as line protocol (its text), not as a
+     * Prometheus sample (there it is counted unsupported). */
+    const int want = POINTS + 1 + (strcmp(type, "influx_http") == 0);
+    assert_int_equal(fwd_stat_wait("fwd", "acked", want, 20000), want);
 }
 
 /* Every point exactly once, with its value; the sampled counter scaled. */
