@@ -140,8 +140,11 @@ struct rf_engine {
      * thread (release), read by the workers at every chunk (acquire). */
     _Atomic(rf_tap *) tap;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
-    rf_store *store;                     /* NULL when storage is disabled */
-    rf_field_types *field_types;         /* shared by every parse context (field_types_seed.h) */
+    rf_store *store;             /* NULL when storage is disabled */
+    rf_field_types *field_types; /* shared by every parse context (field_types_seed.h) */
+    /* collectd's users and level, shared by every parse context; the auth
+     * file is read again at each reload (engine_reload.c). */
+    rf_collectd_auth *collectd_auth;
     rf_dpdk *dpdk;                       /* NULL when DPDK is disabled or could not start */
     rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
     /* Owned: a reload's pipeline some worker had not taken when the reload

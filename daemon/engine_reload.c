@@ -254,7 +254,8 @@ static uint32_t listeners_apply(rf_engine *e, const rf_settings *next)
 
 int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
 {
-    next->ingest.parse.field_types = e->field_types; /* new listeners share the table */
+    next->ingest.parse.field_types = e->field_types;     /* new listeners share the table */
+    next->ingest.parse.collectd_auth = e->collectd_auth; /* and the collectd users */
     const rf_daemon_config *cur = &e->settings.daemon, *nx = &next->daemon;
     /* The pipeline first: building it can still fail (a sink that cannot be
      * opened), and then nothing at all changes. */
@@ -264,6 +265,16 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     int settle = reload_settle(e, err);
     if (settle < 0)
         return settle;
+    /* collectd's auth file, read again (the level and the path take a
+     * restart, as the rest of `ingest:`); applied with the rest below. */
+    rf_collectd_auth *auth = NULL;
+    if (e->collectd_auth &&
+        (!(auth = rf_collectd_auth_new(err)) ||
+         rf_collectd_auth_load(auth, e->settings.ingest.collectd_security,
+                               e->settings.ingest.collectd_auth_file, err) < 0)) {
+        rf_collectd_auth_free(auth);
+        return rf_err_wrap(err, "ingest.collectd.auth_file: ");
+    }
     const uint32_t max_series_was = e->settings.pipeline.max_series;
     /* max_series: auto moves with the pipeline's worst case; the running
      * tables keep their size when the new file still fits with it. */
@@ -276,8 +287,10 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     if (next->section_hash[RF_SECTION_LISTENERS] !=
         e->settings.section_hash[RF_SECTION_LISTENERS]) {
         int rc = listeners_prepare(e, next, &listeners_changed, err);
-        if (rc < 0)
+        if (rc < 0) {
+            rf_collectd_auth_free(auth);
             return rf_err_wrap(err, "listeners: ");
+        }
         if (rc == 0) /* only comments or order changed */
             e->settings.section_hash[RF_SECTION_LISTENERS] =
                 next->section_hash[RF_SECTION_LISTENERS];
@@ -288,6 +301,7 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
         pipeline_late = rc > 0;
         if (rc < 0) {
             listeners_discard(e);
+            rf_collectd_auth_free(auth);
             return rc;
         }
         e->settings.section_hash[RF_SECTION_PIPELINE] = next->section_hash[RF_SECTION_PIPELINE];
@@ -344,6 +358,8 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
             RELOAD_NOTE(" %s", rf_settings_section_names[i]);
 #undef RELOAD_NOTE
 
+    if (auth)
+        rf_collectd_auth_take(e->collectd_auth, auth);
     /* Live: idle policy and logging. */
     const rf_idle_policy idle = {
         .spin = nx->engine.idle.spin,

@@ -102,7 +102,8 @@ static void engine_free(rf_engine *e)
         rf_pipeline_settings_release(e->queued_pipeline);
         free(e->queued_pipeline);
     }
-    rf_field_types_free(e->field_types); /* after the shards: their parse contexts use it */
+    rf_field_types_free(e->field_types);     /* after the shards: their parse contexts use it */
+    rf_collectd_auth_free(e->collectd_auth); /* likewise */
     free(e);
 }
 
@@ -366,6 +367,16 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
     if (rc < 0)
         goto fail;
     e->settings.ingest.parse.field_types = e->field_types;
+    /* Without an auth file, none: signed and encrypted datagrams are then
+     * refused as such (signed_packet, encrypted_packet). */
+    if (settings->ingest.collectd_auth_file[0] &&
+        (!(e->collectd_auth = rf_collectd_auth_new(err)) ||
+         rf_collectd_auth_load(e->collectd_auth, settings->ingest.collectd_security,
+                               settings->ingest.collectd_auth_file, err) < 0)) {
+        rc = rf_err_wrap(err, "ingest.collectd.auth_file: ");
+        goto fail;
+    }
+    e->settings.ingest.parse.collectd_auth = e->collectd_auth;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         /* Worker i's struct, staging, inbound rings (it consumes them) and
          * shard (series table, stages), all in its node's scope. */

@@ -15,8 +15,11 @@ static const char *const ts_policy_names[] = {"reject", "clamp"};
  * host without collectd still starts; its data sources are then named by
  * "value" or their index). Loaded once per path and kept for the process:
  * every parse context of every configuration reads it, reloads included. */
-static int parse_collectd(const rf_cfg_node *ingest, rf_parse_config *pc, rf_err *err)
+static const char *const security_names[] = {"none", "sign", "encrypt"};
+
+static int parse_collectd(const rf_cfg_node *ingest, rf_ingest_settings *out, rf_err *err)
 {
+    rf_parse_config *pc = &out->parse;
     static char loaded_path[512];
     static rf_collectd_types *loaded;
     const rf_cfg_node *cd = NULL;
@@ -26,6 +29,19 @@ static int parse_collectd(const rf_cfg_node *ingest, rf_parse_config *pc, rf_err
         (rc = rf_cfg_str(cd, "types_db", 0, RF_COLLECTD_TYPES_DB_DEFAULT, path, sizeof(path),
                          err)) < 0)
         return rc;
+    /* collectd's server-side SecurityLevel and AuthFile. */
+    int level = RF_COLLECTD_SECURITY_NONE;
+    if ((rc = rf_cfg_enum(cd, "security_level", security_names, 3, RF_COLLECTD_SECURITY_NONE,
+                          &level, err)) < 0 ||
+        (rc = rf_cfg_str(cd, "auth_file", 0, "", out->collectd_auth_file,
+                         sizeof(out->collectd_auth_file), err)) < 0)
+        return rc;
+    out->collectd_security = (enum rf_collectd_security)level;
+    if (level != RF_COLLECTD_SECURITY_NONE && !out->collectd_auth_file[0])
+        return rf_cfg_fail_key(
+            cd, "security_level", err,
+            "%s needs an auth_file (collectd's AuthFile: `user: password` lines)",
+            security_names[level]);
     const bool given = rf_cfg_has(cd, "types_db");
     if (!path[0] || (!given && access(path, R_OK) != 0)) {
         pc->collectd_types = NULL;
@@ -90,7 +106,7 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
               *c == '_' || *c == '.' || *c == '-'))
             return rf_cfg_fail_key(corr, "id_tag", err,
                                    "may hold only letters, digits, '_', '.' and '-'");
-    if ((rc = parse_collectd(ingest, &next.parse, err)) < 0)
+    if ((rc = parse_collectd(ingest, &next, err)) < 0)
         return rc;
     next.parse.precision = (enum rf_ts_precision)precision;
     next.parse.ts_past_ns = (int64_t)past;

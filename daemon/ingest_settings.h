@@ -20,6 +20,11 @@ typedef struct rf_ingest_settings {
     rf_listener_config listeners[RF_SETTINGS_MAX_LISTENERS];
     /* Shared by every listener; source_id is set per listener at start. */
     rf_parse_config parse;
+    /* ingest.collectd.security_level and auth_file (protocol.h, "collectd's
+     * network security"): the engine loads the file at start and again at
+     * every reload; the level and the path take a restart. */
+    enum rf_collectd_security collectd_security;
+    char collectd_auth_file[512];
 } rf_ingest_settings;
 
 /* Reads `listeners:` and `ingest:` from the document root. All or nothing. */

@@ -13,6 +13,8 @@ packages=(
   libcmocka-dev libbenchmark-dev libyaml-dev libxxhash-dev
   libhttp-parser-dev zlib1g-dev libdeflate-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler libjansson-dev
   libpcre2-dev
+  # collectd's signed and encrypted packets (ingest/protocol/collectd_auth.c)
+  libssl-dev
   clang libclang-rt-14-dev llvm clang-format
   gnuplot-nox python3 python3-influxdb python3-snappy
   collectd-core

@@ -24,12 +24,17 @@
  * before it set (they persist for the rest of the datagram, as collectd
  * sends them once per change).
  *
+ * Signed (0x0200) and encrypted (0x0210) parts: as collectd 5.12's server
+ * reads them, with the users and level of rf_parse_config.collectd_auth
+ * (protocol.h, "collectd's network security"; the crypto is in
+ * collectd_auth.c). Without it they are refused as `signed_packet` /
+ * `encrypted_packet` (collectd would take a signed one unverified: a
+ * signature nobody checks is not worth believing).
+ *
  * Counted: a NaN value is skipped (collectd sends NaN for a counter's first
- * reading) and counted as nan_value, not rejected; a signed (0x0200) or
- * encrypted (0x0210) datagram is refused whole as `signed_packet` /
- * `encrypted_packet` (no user and key can be configured yet); a part that
- * does not fit the datagram, a bad string or value count rejects the rest
- * of the datagram (`syntax`). */
+ * reading) and counted as nan_value, not rejected; a part that does not fit
+ * its buffer, a bad string or value count rejects the rest of the datagram
+ * (`syntax`). */
 #include "core/clock/clock.h"
 #include "ingest/protocol/protocol_pvt.h"
 
@@ -189,13 +194,106 @@ static enum rf_parse_result cd_values(rf_parse_ctx *ctx, const cd_ident *id, con
     return clamped ? rf_ts_count_clamped(ctx, 0) : 0;
 }
 
-size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
+/* Where a datagram's walk stands: what the parts read so far allow. */
+enum {
+    CD_SIGNED = 1,
+    CD_ENCRYPTED = 2
+};
+#define CD_SIG_HEAD 36u   /* type, length, HMAC-SHA-256 */
+#define CD_ENC_HEAD 42u   /* type, length, user length, IV, SHA-1 */
+#define CD_MAX_NESTING 4u /* a signed or encrypted part inside another, this deep */
+
+typedef struct cd_walk {
+    rf_parse_ctx *ctx;
+    const rf_cd_policy *policy; /* NULL: no auth configured */
+    uint64_t ok;                /* values parts taken */
+    /* The first value list skipped for the security level (counted once). */
+    enum rf_parse_result skipped;
+    const uint8_t *skipped_at;
+    size_t skipped_len;
+    /* Where a refusal happened (the rest of that buffer is refused). */
+    const uint8_t *fail_at, *fail_end;
+} cd_walk;
+
+static enum rf_parse_result cd_parts(cd_walk *w, const uint8_t *p, const uint8_t *end,
+                                     unsigned flags, unsigned depth);
+
+static rf_cd_crypto *cd_crypto(rf_parse_ctx *ctx)
 {
-    ctx->rx = rx;
-    const uint8_t *p = (const uint8_t *)buf, *end = p + len;
+    /* Once per context, on its first signed or encrypted datagram. */
+    if (!ctx->cd_crypto)
+        ctx->cd_crypto = rf_cd_crypto_new();
+    return ctx->cd_crypto;
+}
+
+/* A signed part at p (plen bytes): verified, the rest of the buffer is walked
+ * as signed; it ends the buffer either way. */
+static enum rf_parse_result cd_signed(cd_walk *w, const uint8_t *p, size_t plen, const uint8_t *end,
+                                      unsigned flags, unsigned depth)
+{
+    if (plen <= CD_SIG_HEAD)
+        return RF_PARSE_REJ_SYNTAX;
+    if (!w->policy)
+        return RF_PARSE_REJ_SIGNED_PACKET;
+    const char *user = (const char *)p + CD_SIG_HEAD;
+    const rf_cd_user *u = rf_cd_user_find(w->policy, user, plen - CD_SIG_HEAD);
+    if (!u)
+        return RF_PARSE_REJ_UNKNOWN_USER;
+    rf_cd_crypto *c = cd_crypto(w->ctx);
+    if (!c)
+        return RF_PARSE_REJ_NO_MEMORY;
+    /* The HMAC covers the user name and everything after the part. */
+    if (!rf_cd_hmac_ok(c, u, p + CD_SIG_HEAD, (size_t)(end - p) - CD_SIG_HEAD, p + 4))
+        return RF_PARSE_REJ_BAD_SIGNATURE;
+    return cd_parts(w, p + plen, end, flags | CD_SIGNED, depth + 1);
+}
+
+/* An encrypted part at p (plen bytes): decrypted, checked, its payload walked
+ * as encrypted. */
+static enum rf_parse_result cd_encrypted(cd_walk *w, const uint8_t *p, size_t plen, unsigned flags,
+                                         unsigned depth)
+{
+    if (plen <= CD_ENC_HEAD)
+        return RF_PARSE_REJ_SYNTAX;
+    size_t user_len = be16(p + 4);
+    if (user_len == 0 || user_len > plen - (CD_ENC_HEAD + 1))
+        return RF_PARSE_REJ_SYNTAX;
+    if (!w->policy)
+        return RF_PARSE_REJ_ENCRYPTED_PACKET;
+    const rf_cd_user *u = rf_cd_user_find(w->policy, (const char *)p + 6, user_len);
+    if (!u)
+        return RF_PARSE_REJ_UNKNOWN_USER;
+    rf_cd_crypto *c = cd_crypto(w->ctx);
+    if (!c)
+        return RF_PARSE_REJ_NO_MEMORY;
+    const uint8_t *iv = p + 6 + user_len, *in = iv + 16;
+    size_t n = plen - (6 + user_len + 16); /* SHA-1 and payload, > 20 */
+    /* The first level decrypts out of the (read-only) receive buffer into
+     * the scratch; a part inside one already there decrypts in place. */
+    uint8_t *scratch = rf_cd_scratch(c);
+    uint8_t *out = in >= scratch && in < scratch + RF_CD_SCRATCH ? (uint8_t *)in : scratch;
+    if (n > RF_CD_SCRATCH)
+        return RF_PARSE_REJ_SYNTAX;
+    if (!rf_cd_decrypt_ok(c, u, iv, in, n, out))
+        return RF_PARSE_REJ_DECRYPT_FAILED;
+    return cd_parts(w, out + 20, out + n, flags | CD_ENCRYPTED, depth + 1);
+}
+
+/* The parts of p..end, each value list with the identity set before it in
+ * the same buffer (collectd reads a signed or encrypted payload as a packet
+ * of its own). */
+static enum rf_parse_result cd_parts(cd_walk *w, const uint8_t *p, const uint8_t *end,
+                                     unsigned flags, unsigned depth)
+{
+    rf_parse_ctx *ctx = w->ctx;
     cd_ident id = {0};
-    uint64_t ok = 0;
-    int r = 0;
+    enum rf_collectd_security level =
+        w->policy ? rf_cd_policy_level(w->policy) : RF_COLLECTD_SECURITY_NONE;
+    enum rf_parse_result r = RF_PARSE_OK;
+    if (depth > CD_MAX_NESTING) {
+        w->fail_at = p, w->fail_end = end;
+        return RF_PARSE_REJ_SYNTAX;
+    }
     while (p < end) {
         if (end - p < 4) {
             r = RF_PARSE_REJ_SYNTAX;
@@ -208,6 +306,25 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
         }
         const uint8_t *pl = p + 4;
         size_t n = plen - 4u;
+        /* As collectd: an encrypted part is always opened; under level
+         * encrypt nothing else outside one counts, under sign nothing
+         * outside a signed or encrypted part. */
+        enum rf_parse_result skip = RF_PARSE_OK;
+        if (type != CD_ENCRYPTION) {
+            if (level == RF_COLLECTD_SECURITY_ENCRYPT && !(flags & CD_ENCRYPTED))
+                skip = RF_PARSE_REJ_UNENCRYPTED_PACKET;
+            else if (type != CD_SIGNATURE && level == RF_COLLECTD_SECURITY_SIGN && !flags)
+                skip = RF_PARSE_REJ_UNSIGNED_PACKET;
+        }
+        if (skip) {
+            if (type == CD_VALUES && !w->skipped) {
+                w->skipped = skip;
+                w->skipped_at = p;
+                w->skipped_len = (size_t)(end - p);
+            }
+            p += plen;
+            continue;
+        }
         switch (type) {
         case CD_HOST: r = cd_string(pl, n, &id.host); break;
         case CD_PLUGIN: r = cd_string(pl, n, &id.plugin); break;
@@ -234,22 +351,51 @@ size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *
         case CD_VALUES:
             r = cd_values(ctx, &id, pl, n);
             if (r == 0)
-                ok++;
+                w->ok++;
             break;
-        case CD_SIGNATURE: r = RF_PARSE_REJ_SIGNED_PACKET; break;
-        case CD_ENCRYPTION: r = RF_PARSE_REJ_ENCRYPTED_PACKET; break;
+        case CD_SIGNATURE:
+            /* Refusals inside say where they were themselves. */
+            w->fail_at = p, w->fail_end = end;
+            return cd_signed(w, p, plen, end, flags, depth);
+        case CD_ENCRYPTION:
+            w->fail_at = p, w->fail_end = p + plen;
+            if ((r = cd_encrypted(w, p, plen, flags, depth)))
+                return r;
+            break;
         default: break; /* interval, notifications, newer parts: not stored */
         }
         if (r)
             break;
         p += plen;
     }
-    if (ok)
-        rf_stats_add(&ctx->counters[RF_PC_LINES_OK], ok);
-    if (r > 0) {
-        /* The rest of the datagram is refused: the log shows where it was. */
-        rf_reject_line(ctx, (enum rf_reject_reason)(r - 1), (const char *)p, (size_t)(end - p));
-        return 1;
+    if (r) {
+        w->fail_at = p;
+        w->fail_end = end;
     }
-    return 0;
+    return r;
+}
+
+size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len)
+{
+    ctx->rx = rx;
+    cd_walk w = {.ctx = ctx};
+    if (ctx->cfg.collectd_auth)
+        w.policy = rf_cd_policy_get(ctx->cfg.collectd_auth);
+    const uint8_t *p = (const uint8_t *)buf;
+    enum rf_parse_result r = cd_parts(&w, p, p + len, 0, 0);
+    if (w.ok)
+        rf_stats_add(&ctx->counters[RF_PC_LINES_OK], w.ok);
+    size_t refused = 0;
+    if (w.skipped) {
+        rf_reject_line(ctx, rf_parse_reject_reason(w.skipped), (const char *)w.skipped_at,
+                       w.skipped_len);
+        refused++;
+    }
+    if (r > 0) {
+        /* The rest of the buffer is refused: the log shows where it was. */
+        rf_reject_line(ctx, rf_parse_reject_reason(r), (const char *)w.fail_at,
+                       (size_t)(w.fail_end - w.fail_at));
+        refused++;
+    }
+    return refused;
 }

@@ -132,6 +132,8 @@ uint64_t rf_parse_ctx_memory_bound(const rf_parse_config *cfg)
     if (cfg->corr_id_tag[0])
         b += rf_mem_alloc_bound(line + 1); /* the series section without the id tag */
     b += rf_mem_alloc_bound((uint64_t)round_pow2(cfg->reject_log_slots, 64, 1) * BOUND_REJECT_SLOT);
+    if (cfg->collectd_auth)
+        b += rf_collectd_auth_ctx_memory_bound(); /* made on the first signed/encrypted datagram */
     return b;
 }
 
@@ -151,6 +153,7 @@ void rf_parse_ctx_free(rf_parse_ctx *ctx)
     free(ctx->unesc);
     free(ctx->idless);
     free(ctx->rlog);
+    rf_cd_crypto_free(ctx->cd_crypto);
     rf_field_types_free(ctx->own_types);
     if (ctx->c_locale != (locale_t)0)
         freelocale(ctx->c_locale);

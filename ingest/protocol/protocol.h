@@ -78,11 +78,16 @@ enum rf_reject_reason {
     RF_REJ_DUPLICATE_TAG,       /* the same tag key twice in one line */
     RF_REJ_UNKNOWN_TYPE,        /* StatsD type other than c, g, ms, h, d, s */
     RF_REJ_NO_MEMORY,           /* the series key could not be allocated */
-    RF_REJ_SIGNED_PACKET,       /* collectd: a signed datagram (no user and key configured) */
-    RF_REJ_ENCRYPTED_PACKET,    /* collectd: an encrypted datagram (no user and key configured) */
+    RF_REJ_SIGNED_PACKET,       /* collectd: a signed datagram, no auth file configured */
+    RF_REJ_ENCRYPTED_PACKET,    /* collectd: an encrypted datagram, no auth file configured */
     RF_REJ_FIELD_TYPE_CONFLICT, /* a value of another type than the field's (see "Field types") */
     RF_REJ_TIME_FIELD_KEY,      /* line protocol field key `time` (InfluxDB refuses it too) */
     RF_REJ_STRING_TOO_LONG,     /* a string value over RF_STRING_MAX bytes (unescaped) */
+    RF_REJ_BAD_SIGNATURE,       /* collectd: the HMAC-SHA-256 does not match the user's password */
+    RF_REJ_UNKNOWN_USER,        /* collectd: a signed/encrypted part names a user not in the file */
+    RF_REJ_DECRYPT_FAILED,     /* collectd: the decrypted part's SHA-1 does not match (wrong key) */
+    RF_REJ_UNSIGNED_PACKET,    /* collectd: a plain value list, security_level sign */
+    RF_REJ_UNENCRYPTED_PACKET, /* collectd: a plain or only signed value list, level encrypt */
     RF_REJ__COUNT
 };
 
@@ -180,6 +185,10 @@ typedef struct rf_parse_config {
      * (then "value" or the index names them). Owned by whoever loaded it,
      * outliving every context. */
     const struct rf_collectd_types *collectd_types;
+    /* collectd: signed and encrypted datagrams (rf_collectd_auth below), or
+     * NULL (then they are refused as signed_packet / encrypted_packet and
+     * plain ones are taken). Not owned, must outlive the context. */
+    struct rf_collectd_auth *collectd_auth;
     /* Where field types are fixed ("Field types" above); not owned, must
      * outlive the context. NULL: the context makes one of its own
      * (series_cache_slots x 2 slots), as a single-context user wants. */
@@ -246,7 +255,8 @@ size_t rf_parse_influx(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *bu
 size_t rf_parse_statsd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 size_t rf_parse_graphite(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 /* One datagram of collectd's binary network protocol (collectd.c has the
- * mapping); returns 1 when (part of) it was refused, else 0. */
+ * mapping); returns the refusals counted: 0, 1 (a value list skipped for the
+ * security level, or the rest of the datagram refused) or 2 (both). */
 size_t rf_parse_collectd(rf_parse_ctx *ctx, const rf_recv_info *rx, const char *buf, size_t len);
 
 /* Series that arrive decoded rather than as text (Prometheus remote_write's
@@ -309,6 +319,64 @@ void rf_collectd_types_free(rf_collectd_types *t);
 /* The name of data source i of `type`, or NULL (no such type or index, or t NULL). */
 const char *rf_collectd_types_ds(const rf_collectd_types *t, const char *type, size_t len,
                                  uint32_t i);
+
+/* collectd's network security, as collectd 5.12's server side has it (its
+ * <Listen> options SecurityLevel and AuthFile). One rf_collectd_auth is
+ * shared by every parse context of a process (rf_parse_config.collectd_auth);
+ * it holds the security level and the users of the auth file, replaced whole
+ * by rf_collectd_auth_load (at start and at each reload) while the ingest
+ * threads read them.
+ *
+ * The auth file is collectd's AuthFile: one `user: password` a line, the user
+ * up to the first ':' (taken as written, spaces included), the password after
+ * the spaces that follow it, up to the end of the line ('\r' dropped); blank
+ * lines, lines starting with '#' (after spaces) and lines without ':' or
+ * password are skipped; a user given twice keeps its first password.
+ *
+ * Per datagram (collectd.c):
+ *   signed part (0x0200)     HMAC-SHA-256, key the user's password, over the
+ *                            user name and every byte after the part; the
+ *                            parts it covers are taken as signed. Unknown
+ *                            user: unknown_user; mismatch: bad_signature;
+ *                            both refuse the rest of the datagram.
+ *   encrypted part (0x0210)  AES-256-OFB, key SHA-256(password), IV in the
+ *                            part; inside, SHA-1 of the payload then the
+ *                            payload (parts of its own, taken as encrypted).
+ *                            Unknown user: unknown_user; checksum mismatch:
+ *                            decrypt_failed.
+ *   level none               plain, signed and encrypted parts all taken.
+ *   level sign               a plain value list is skipped (unsigned_packet).
+ *   level encrypt            a plain or only signed value list is skipped
+ *                            (unencrypted_packet).
+ * A skipped value list is counted once per datagram, like a refusal. */
+enum rf_collectd_security {
+    RF_COLLECTD_SECURITY_NONE = 0,
+    RF_COLLECTD_SECURITY_SIGN = 1,
+    RF_COLLECTD_SECURITY_ENCRYPT = 2,
+};
+typedef struct rf_collectd_auth rf_collectd_auth;
+/* An empty one: level none, no users (signed and encrypted parts are then
+ * refused as unknown_user). NULL with err filled (ENOMEM). */
+rf_collectd_auth *rf_collectd_auth_new(rf_err *err);
+/* After every context that reads it is gone. */
+void rf_collectd_auth_free(rf_collectd_auth *a);
+/* Control thread: reads `path` (NULL or "": no users; a level above none then
+ * fails with EINVAL, as collectd refuses it) and publishes the level and the
+ * users together. On error (the file cannot be read) nothing changes. The
+ * tables replaced stay allocated until rf_collectd_auth_free, since an ingest
+ * thread may still be reading one (a few hundred bytes per reload). */
+int rf_collectd_auth_load(rf_collectd_auth *a, enum rf_collectd_security level, const char *path,
+                          rf_err *err);
+/* Control thread: publishes in `to` the table `from` has (loaded aside, so
+ * that a reload can read the file first and apply it last), and frees
+ * `from`. */
+void rf_collectd_auth_take(rf_collectd_auth *to, rf_collectd_auth *from);
+/* Users of the table published last. */
+size_t rf_collectd_auth_users(const rf_collectd_auth *a);
+/* The bytes a parse context allocates for its crypto state on its first
+ * signed or encrypted datagram (counted by rf_parse_ctx_memory_bound when
+ * collectd_auth is set). */
+uint64_t rf_collectd_auth_ctx_memory_bound(void);
 
 /* Changes the line-protocol precision for the following rf_parse_influx calls
  * (owning thread). An HTTP write names its precision per request, while the

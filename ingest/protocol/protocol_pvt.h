@@ -139,7 +139,10 @@ struct rf_parse_ctx {
     uint32_t extra_key_len, extra_val_len;
     uint64_t extra_seed;
     uint8_t line_kind; /* rf_parse_set_kind: enum rf_metric_kind of line-protocol fields */
-    rf_owner owner;    /* the ingest thread (protocol.h "Threading"), checked on each call */
+    /* collectd's crypto state (collectd_auth.c), made on the first signed or
+     * encrypted datagram when cfg.collectd_auth is set; NULL before. */
+    struct rf_cd_crypto *cd_crypto;
+    rf_owner owner; /* the ingest thread (protocol.h "Threading"), checked on each call */
 };
 
 /* What a line parser and each step of it return: the line is accepted
@@ -170,14 +173,46 @@ enum rf_parse_result {
     RF_PARSE_REJ_FIELD_TYPE_CONFLICT = RF_REJ_FIELD_TYPE_CONFLICT + 1,
     RF_PARSE_REJ_TIME_FIELD_KEY = RF_REJ_TIME_FIELD_KEY + 1,
     RF_PARSE_REJ_STRING_TOO_LONG = RF_REJ_STRING_TOO_LONG + 1,
+    RF_PARSE_REJ_BAD_SIGNATURE = RF_REJ_BAD_SIGNATURE + 1,
+    RF_PARSE_REJ_UNKNOWN_USER = RF_REJ_UNKNOWN_USER + 1,
+    RF_PARSE_REJ_DECRYPT_FAILED = RF_REJ_DECRYPT_FAILED + 1,
+    RF_PARSE_REJ_UNSIGNED_PACKET = RF_REJ_UNSIGNED_PACKET + 1,
+    RF_PARSE_REJ_UNENCRYPTED_PACKET = RF_REJ_UNENCRYPTED_PACKET + 1,
 };
-_Static_assert((int)RF_PARSE_REJ_STRING_TOO_LONG == (int)RF_REJ__COUNT,
+_Static_assert((int)RF_PARSE_REJ_UNENCRYPTED_PACKET == (int)RF_REJ__COUNT,
                "one result per reject reason");
 
 static inline bool rf_parse_rejected(enum rf_parse_result r)
 {
     return r > RF_PARSE_OK;
 }
+
+/* collectd_auth.c: what collectd.c needs of the published auth table. */
+typedef struct rf_cd_user {
+    const char *name, *password; /* NUL-terminated; the password is the HMAC key */
+    uint32_t name_len, password_len;
+    uint8_t key[32]; /* SHA-256 of the password: the AES-256 key */
+} rf_cd_user;
+typedef struct rf_cd_policy rf_cd_policy;
+/* The table published last (acquire; pairs with rf_collectd_auth_load's release). */
+const rf_cd_policy *rf_cd_policy_get(const rf_collectd_auth *a);
+enum rf_collectd_security rf_cd_policy_level(const rf_cd_policy *p);
+const rf_cd_user *rf_cd_user_find(const rf_cd_policy *p, const char *name, size_t len);
+/* A context's crypto state: OpenSSL contexts made once, and a buffer of
+ * RF_CD_SCRATCH bytes the first encrypted part of a datagram is decrypted
+ * into (the receive buffer is read-only; nested parts decrypt in place). */
+#define RF_CD_SCRATCH 65536u
+typedef struct rf_cd_crypto rf_cd_crypto;
+rf_cd_crypto *rf_cd_crypto_new(void);
+void rf_cd_crypto_free(rf_cd_crypto *c);
+uint8_t *rf_cd_scratch(rf_cd_crypto *c);
+/* HMAC-SHA-256 of msg[0..n) with the user's password equals mac (constant time). */
+bool rf_cd_hmac_ok(rf_cd_crypto *c, const rf_cd_user *u, const uint8_t *msg, size_t n,
+                   const uint8_t mac[32]);
+/* Decrypts in[0..n) (n > 20) into out (out == in allowed) with AES-256-OFB,
+ * the user's key and iv; true when out[0..20) is the SHA-1 of out[20..n). */
+bool rf_cd_decrypt_ok(rf_cd_crypto *c, const rf_cd_user *u, const uint8_t iv[16], const uint8_t *in,
+                      size_t n, uint8_t *out);
 
 /* The reason of a rejection (rf_parse_rejected(r)). */
 static inline enum rf_reject_reason rf_parse_reject_reason(enum rf_parse_result r)

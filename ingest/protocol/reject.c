@@ -41,6 +41,11 @@ static const char *const reason_names[RF_REJ__COUNT] = {
     [RF_REJ_FIELD_TYPE_CONFLICT] = "field_type_conflict",
     [RF_REJ_TIME_FIELD_KEY] = "time_field_key",
     [RF_REJ_STRING_TOO_LONG] = "string_too_long",
+    [RF_REJ_BAD_SIGNATURE] = "bad_signature",
+    [RF_REJ_UNKNOWN_USER] = "unknown_user",
+    [RF_REJ_DECRYPT_FAILED] = "decrypt_failed",
+    [RF_REJ_UNSIGNED_PACKET] = "unsigned_packet",
+    [RF_REJ_UNENCRYPTED_PACKET] = "unencrypted_packet",
 };
 
 const char *rf_reject_reason_name(enum rf_reject_reason reason)

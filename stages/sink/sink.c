@@ -141,13 +141,26 @@ static const char *rule_name(const rf_sink_namer *nm, uint32_t id)
     return NULL;
 }
 
+/* A string value's text (core/event/event.h: an owned block for one pass),
+ * or NULL when the event has none (then no sink can write it faithfully). */
+static const rf_event_text *string_text(const rf_event *ev)
+{
+    if (ev->value_type != RF_VALUE_STRING || !(ev->flags & RF_EVF_OWNS_AUX) || !ev->aux)
+        return NULL;
+    return (const rf_event_text *)(uintptr_t)ev->aux;
+}
+
 static void put_json_value(out *o, const rf_event *ev)
 {
     switch (ev->value_type) {
     case RF_VALUE_I64: putf(o, "%" PRId64, ev->value.i64); break;
     case RF_VALUE_U64: putf(o, "%" PRIu64, ev->value.u64); break;
     case RF_VALUE_BOOL: puts_(o, ev->value.u64 ? "true" : "false"); break;
-    case RF_VALUE_STRING: putf(o, "\"#%016" PRIx64 "\"", ev->value.u64); break;
+    case RF_VALUE_STRING: {
+        const rf_event_text *t = string_text(ev); /* the caller checked it is there */
+        put_json_str(o, t->text, t->len);
+        break;
+    }
     default:
         if (isfinite(ev->value.f64))
             put_double(o, ev->value.f64);
@@ -159,6 +172,8 @@ static void put_json_value(out *o, const rf_event *ev)
 int rf_sink_format_json(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap)
 {
     out o = {buf, 0, cap, false};
+    if (ev->value_type == RF_VALUE_STRING && !string_text(ev))
+        return 0; /* its text is gone: unsupported, rather than a hash for a value */
     char ts[32];
     rf_sink_time_rfc3339_nano(ev->event_time_ns, ts);
     puts_(&o, "{\"time\":\"");
@@ -243,19 +258,12 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
     } else {
         if (!t)
             return 0;
-        if (ev->value_type == RF_VALUE_STRING) {
-            /* The text travels with the event (aux) until the pipeline is
-             * done with it; a newline cannot be written in line protocol. */
-            const rf_event_text *txt =
-                (ev->flags & RF_EVF_OWNS_AUX) ? (const rf_event_text *)(uintptr_t)ev->aux : NULL;
-            if (!txt || memchr(txt->text, '\n', txt->len))
-                return 0;
-            put(&o, t, tl);
-            put(&o, "=", 1);
-            put_lp_strfield(&o, txt->text, txt->len);
-            putf(&o, " %" PRId64 "\n", ev->event_time_ns);
-            return o.over ? -ENOSPC : (int)o.n;
-        }
+        const rf_event_text *text = string_text(ev);
+        /* A string without its text cannot be written, nor one holding a
+         * newline: it would end the line (InfluxDB's parser splits there). */
+        if (ev->value_type == RF_VALUE_STRING &&
+            (!text || memchr(text->text, '\n', text->len) != NULL))
+            return 0;
         put(&o, t, tl);
         put(&o, "=", 1);
         /* A sampled StatsD counter stands for value / rate events. */
@@ -265,6 +273,7 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
         case RF_VALUE_I64: putf(&o, "%" PRId64 "i", ev->value.i64); break;
         case RF_VALUE_U64: putf(&o, "%" PRIu64 "u", ev->value.u64); break;
         case RF_VALUE_BOOL: puts_(&o, ev->value.u64 ? "true" : "false"); break;
+        case RF_VALUE_STRING: put_lp_strfield(&o, text->text, text->len); break;
         default: {
             const double v =
                 sampled ? rf_event_value_as_f64(ev) / (double)ev->sample_rate : ev->value.f64;
@@ -379,8 +388,9 @@ uint64_t rf_sink_discard_pending(rf_sink *s)
     uint64_t lines = 0;
     for (uint32_t i = s->head; i < s->tail; i++)
         lines += s->buf[i] == '\n';
-    s->st.drop_disconnected += lines;
+    ST_ADD(s, drop_disconnected, lines);
     s->head = s->tail = 0;
+    sink_publish_queued(s);
     return lines;
 }
 
@@ -401,8 +411,32 @@ uint32_t rf_sink_pending(const rf_sink *s)
 
 void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *o)
 {
-    *o = s->st;
-    o->queued_bytes = s->tail - s->head;
+    /* Field by field, relaxed: pairs with ST_ADD/ST_SET (sink_pvt.h). */
+    memset(o, 0, sizeof(*o));
+#define LOAD(f) o->f = __atomic_load_n(&s->st.f, __ATOMIC_RELAXED)
+    LOAD(accepted);
+    LOAD(lines_out);
+    LOAD(bytes_out);
+    LOAD(flushes);
+    LOAD(drop_queue_full);
+    LOAD(drop_disconnected);
+    LOAD(drop_unsupported);
+    LOAD(drop_string_unsupported);
+    LOAD(blocked_ns);
+    LOAD(drop_oversize);
+    LOAD(drop_io_error);
+    LOAD(connects);
+    LOAD(connect_failures);
+    LOAD(disconnects);
+    LOAD(breaker_opens);
+    LOAD(state);
+    LOAD(queued_bytes); /* the worker publishes tail - head (sink_publish_queued) */
+    LOAD(next_attempt_ns);
+    for (int k = 0; k < RF_KIND__COUNT; k++)
+        LOAD(by_kind[k]);
+    LOAD(critical);
+    LOAD(would_store_bytes);
+#undef LOAD
     if (s->fwd) {
         o->has_fwd = true;
         rf_fwd_stats_read(s->fwd, &o->fwd);
@@ -420,8 +454,8 @@ static int json_flush(rf_sink *s)
             /* Count whole lines handed over; a partial write leaves the rest queued. */
             const char *p = s->buf + s->head;
             for (ssize_t i = 0; i < k; i++)
-                s->st.lines_out += p[i] == '\n';
-            s->st.bytes_out += (uint64_t)k;
+                ST_ADD(s, lines_out, p[i] == '\n');
+            ST_ADD(s, bytes_out, (uint64_t)k);
             sink_buf_consumed(s, (uint32_t)k);
             continue;
         }
@@ -434,7 +468,7 @@ static int json_flush(rf_sink *s)
         uint32_t lines = 0;
         for (uint32_t i = 0; i < s->tail - s->head; i++)
             lines += p[i] == '\n';
-        s->st.drop_io_error += lines;
+        ST_ADD(s, drop_io_error, lines);
         if (!s->io_error_logged) {
             rf_log_error("sink", "sink %s: write failed: %s; dropping %u lines (logged once)",
                          s->name, strerror(-rc), lines);
@@ -448,19 +482,23 @@ static int json_flush(rf_sink *s)
 
 int rf_sink_flush(rf_sink *s, int64_t now_ns)
 {
+    int rc = 0;
     switch (s->type) {
     case RF_SINK_JSON:
         if (s->tail == s->head)
             return 0;
-        s->st.flushes++;
-        return json_flush(s);
+        ST_ADD(s, flushes, 1);
+        rc = json_flush(s);
+        break;
     case RF_SINK_LP_UDP:
-    case RF_SINK_LP_TCP: return rf_sink_net_flush(s, now_ns);
+    case RF_SINK_LP_TCP: rc = rf_sink_net_flush(s, now_ns); break;
     case RF_SINK_PROM_REMOTE_WRITE:
     case RF_SINK_INFLUX_HTTP:
-    case RF_SINK_NATS: return rf_sink_http_flush(s, now_ns, false);
+    case RF_SINK_NATS: rc = rf_sink_http_flush(s, now_ns, false); break;
     default: return 0;
     }
+    sink_publish_queued(s);
+    return rc;
 }
 
 uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
@@ -468,16 +506,16 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
     if (s->type == RF_SINK_COUNT_ONLY) {
         for (uint32_t i = 0; i < n; i++) {
             uint8_t k = events[i].kind;
-            s->st.by_kind[k < RF_KIND__COUNT ? k : 0]++;
-            s->st.critical += events[i].priority == RF_PRIO_CRITICAL;
+            ST_ADD(s, by_kind[k < RF_KIND__COUNT ? k : 0], 1);
+            ST_ADD(s, critical, events[i].priority == RF_PRIO_CRITICAL);
         }
-        s->st.accepted += n;
-        s->st.would_store_bytes += (uint64_t)n * RF_EVENT_SIZE;
+        ST_ADD(s, accepted, n);
+        ST_ADD(s, would_store_bytes, (uint64_t)n * RF_EVENT_SIZE);
         return n;
     }
     bool lp = s->type != RF_SINK_JSON;
     if (lp && s->breaker == BREAKER_OPEN) {
-        s->st.drop_disconnected += n; /* fail fast while the breaker is open */
+        ST_ADD(s, drop_disconnected, n); /* fail fast while the breaker is open */
         return 0;
     }
     uint32_t accepted = 0;
@@ -487,8 +525,8 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
             continue;
         if (ev->value_type == RF_VALUE_STRING && s->type == RF_SINK_PROM_REMOTE_WRITE) {
             /* remote_write samples are numbers: a string cannot travel. */
-            s->st.drop_unsupported++;
-            s->st.drop_string_unsupported++;
+            ST_ADD(s, drop_unsupported, 1);
+            ST_ADD(s, drop_string_unsupported, 1);
             continue;
         }
         int k = lp ? rf_sink_format_lp(&s->namer, ev, s->buf + s->tail, s->cap - s->tail)
@@ -509,21 +547,22 @@ uint32_t rf_sink_write(rf_sink *s, const rf_event *events, uint32_t n)
             k = rf_sink_format_json(&s->namer, ev, s->buf + s->tail, s->cap - s->tail);
         }
         if (k == 0) {
-            s->st.drop_unsupported++;
+            ST_ADD(s, drop_unsupported, 1);
             continue;
         }
         if (k < 0) {
-            s->st.drop_queue_full++;
+            ST_ADD(s, drop_queue_full, 1);
             continue;
         }
         if (s->type == RF_SINK_LP_UDP && (uint32_t)k > s->max_datagram) {
-            s->st.drop_oversize++;
+            ST_ADD(s, drop_oversize, 1);
             continue;
         }
         s->tail += (uint32_t)k;
         accepted++;
     }
-    s->st.accepted += accepted;
+    ST_ADD(s, accepted, accepted);
+    sink_publish_queued(s);
     return accepted;
 }
 
@@ -531,26 +570,26 @@ bool rf_sink_write_line(rf_sink *s, const char *line, uint32_t len)
 {
     if (s->type == RF_SINK_COUNT_ONLY || s->type == RF_SINK_JSON || len == 0 ||
         line[len - 1] != '\n') {
-        s->st.drop_unsupported++;
+        ST_ADD(s, drop_unsupported, 1);
         return false;
     }
     if (s->breaker == BREAKER_OPEN) {
-        s->st.drop_disconnected++;
+        ST_ADD(s, drop_disconnected, 1);
         return false;
     }
     if (s->cap - s->tail < len && s->head > 0)
         sink_buf_compact(s);
     if (s->cap - s->tail < len) {
-        s->st.drop_queue_full++;
+        ST_ADD(s, drop_queue_full, 1);
         return false;
     }
     if (s->type == RF_SINK_LP_UDP && len > s->max_datagram) {
-        s->st.drop_oversize++;
+        ST_ADD(s, drop_oversize, 1);
         return false;
     }
     memcpy(s->buf + s->tail, line, len);
     s->tail += len;
-    s->st.accepted++;
+    ST_ADD(s, accepted, 1);
     return true;
 }
 

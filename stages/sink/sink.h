@@ -51,7 +51,10 @@
  *   disconnected  the forwarder's circuit breaker was open (fail fast), the
  *                 rest of a line cut by a connection loss, or a line still
  *                 queued when the engine stopped (rf_sink_discard_pending)
- *   unsupported   a value the format cannot express (string hashes in LP)
+ *   unsupported   a value the format cannot express: NaN/Inf in LP, a string
+ *                 whose text is not with the event (see rf_sink_format_json)
+ *                 or, in LP, a string holding a newline; any string for
+ *                 prom_remote_write (Prometheus samples are numbers)
  *   oversize      a line longer than a datagram (UDP)
  *   io_error      the JSON sink's write failed with a hard error (buffer dropped)
  *   Bytes the kernel accepted on a TCP connection that the peer then lost are
@@ -215,12 +218,14 @@ void rf_sink_stats_read(const rf_sink *s, rf_sink_stats *out);
 int rf_sink_type_parse(const char *name);
 
 /* Formats one event as a JSON line / a line-protocol line into buf (cap
- * bytes, newline included). A string value is written as an Influx string
- * field (quoted, '"' and '\\' escaped) from the text the event carries.
- * Returns the length, 0 when the event cannot be expressed (a string
- * without its text or with a newline, NaN/Inf), or -ENOSPC when it does
- * not fit. Exposed for
- * tests and tools. */
+ * bytes, newline included). A string value is written as its text (a JSON
+ * string; an LP string field, '"' and '\\' escaped), which it carries in an
+ * owned block for the pass it is in (core/event/event.h): the sink formats
+ * during that pass (rf_sink_write; stages/pipeline writes string events at
+ * once rather than through a batcher). Returns the length, 0 when the event
+ * cannot be expressed (a string whose text is not with it, or one with a
+ * newline in LP; NaN/Inf in LP), or -ENOSPC when it does not fit. Exposed
+ * for tests and tools. */
 int rf_sink_format_json(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap);
 int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap);
 

@@ -48,19 +48,23 @@ int rf_sink_http_flush(rf_sink *s, int64_t now_ns, bool force)
     if (!force && s->tail - s->head < RF_FWD_CHUNK_BYTES / 2 &&
         now_ns - s->pending_since < s->max_delay)
         return 0; /* let a chunk fill: fewer, larger entries */
-    s->st.flushes++;
+    ST_ADD(s, flushes, 1);
     while (s->tail > s->head) {
-        long k = rf_fwd_submit(s->fwd, s->buf + s->head, s->tail - s->head, &s->st.lines_out);
+        /* The sender counts the lines into a local: s->st is read by other
+         * threads, its fields only through ST_ADD. */
+        uint64_t lines = 0;
+        long k = rf_fwd_submit(s->fwd, s->buf + s->head, s->tail - s->head, &lines);
+        ST_ADD(s, lines_out, lines);
         if (k == -E2BIG) {
             /* A line longer than a chunk cannot travel: drop it, counted. */
             char *nl = memchr(s->buf + s->head, '\n', s->tail - s->head);
             sink_buf_consumed(s, nl ? (uint32_t)(nl - (s->buf + s->head)) + 1 : s->tail - s->head);
-            s->st.drop_oversize++;
+            ST_ADD(s, drop_oversize, 1);
             continue;
         }
         if (k <= 0)
             break; /* no free chunk: the sender is behind; try on the next flush */
-        s->st.bytes_out += (uint64_t)k;
+        ST_ADD(s, bytes_out, (uint64_t)k);
         sink_buf_consumed(s, (uint32_t)k);
     }
     s->pending_since = s->tail > s->head ? now_ns : 0;
@@ -82,7 +86,7 @@ bool rf_sink_http_wait_room(rf_sink *s)
     int64_t t0 = rf_clock_mono_ns();
     struct timespec ts = {0, 1000 * 1000};
     nanosleep(&ts, NULL);
-    s->st.blocked_ns += (uint64_t)(rf_clock_mono_ns() - t0);
+    ST_ADD(s, blocked_ns, (uint64_t)(rf_clock_mono_ns() - t0));
     return true;
 }
 

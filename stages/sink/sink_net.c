@@ -62,8 +62,8 @@ int rf_sink_net_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
     s->cooldown =
         cfg->breaker_cooldown_ns > 0 ? cfg->breaker_cooldown_ns : DEFAULT_BREAKER_COOLDOWN;
     s->rng = cfg->jitter_seed ? cfg->jitter_seed : (uint64_t)rf_clock_mono_ns() ^ (uintptr_t)s;
-    s->st.state = RF_SINK_DISCONNECTED;
-    s->st.next_attempt_ns = 0; /* first flush connects */
+    ST_SET(s, state, RF_SINK_DISCONNECTED);
+    ST_SET(s, next_attempt_ns, 0); /* first flush connects */
     return 0;
 }
 
@@ -81,16 +81,16 @@ static int net_fail(rf_sink *s, int64_t now, int code, const char *what)
     bool was_connected = s->st.state == RF_SINK_CONNECTED;
     rf_sink_net_close(s);
     if (was_connected) {
-        s->st.disconnects++;
+        ST_ADD(s, disconnects, 1);
         /* A TCP line cut in the middle would be garbage on the next
          * connection: drop its rest, counted. */
         if (s->type == RF_SINK_LP_TCP && s->head > 0 && s->buf[s->head - 1] != '\n') {
             char *nl = memchr(s->buf + s->head, '\n', s->tail - s->head);
             sink_buf_consumed(s, nl ? (uint32_t)(nl - (s->buf + s->head)) + 1 : s->tail - s->head);
-            s->st.drop_disconnected++;
+            ST_ADD(s, drop_disconnected, 1);
         }
     } else {
-        s->st.connect_failures++;
+        ST_ADD(s, connect_failures, 1);
     }
     s->consecutive_failures++;
     uint32_t shift = s->attempt < 40 ? s->attempt : 40;
@@ -100,18 +100,18 @@ static int net_fail(rf_sink *s, int64_t now, int code, const char *what)
     if (s->attempt < 62)
         s->attempt++;
     int64_t delay = (int64_t)(rng_next(&s->rng) % (uint64_t)(ceiling + 1));
-    s->st.next_attempt_ns = now + delay;
-    s->st.state = RF_SINK_DISCONNECTED;
+    ST_SET(s, next_attempt_ns, now + delay);
+    ST_SET(s, state, RF_SINK_DISCONNECTED);
     if (s->breaker == BREAKER_HALF_OPEN || s->consecutive_failures >= s->breaker_failures) {
         if (s->breaker != BREAKER_OPEN && s->breaker != BREAKER_HALF_OPEN) {
-            s->st.breaker_opens++;
+            ST_ADD(s, breaker_opens, 1);
             rf_log_warn("sink", "sink %s: circuit breaker open after %u failures (last: %s: %s)",
                         s->name, s->consecutive_failures, what, strerror(code));
         }
         s->breaker = BREAKER_OPEN;
         s->breaker_until = now + s->cooldown;
-        s->st.state = RF_SINK_BREAKER_OPEN;
-        s->st.next_attempt_ns = s->breaker_until;
+        ST_SET(s, state, RF_SINK_BREAKER_OPEN);
+        ST_SET(s, next_attempt_ns, s->breaker_until);
     }
     return -code;
 }
@@ -129,8 +129,8 @@ static void net_success(rf_sink *s)
 
 static void net_connected(rf_sink *s)
 {
-    s->st.state = RF_SINK_CONNECTED;
-    s->st.connects++;
+    ST_SET(s, state, RF_SINK_CONNECTED);
+    ST_ADD(s, connects, 1);
     if (s->type == RF_SINK_LP_TCP)
         net_success(s);
 }
@@ -150,7 +150,7 @@ static int net_connect(rf_sink *s, int64_t now)
         return 0;
     }
     if (errno == EINPROGRESS) {
-        s->st.state = RF_SINK_CONNECTING;
+        ST_SET(s, state, RF_SINK_CONNECTING);
         s->connect_deadline = now + s->connect_timeout;
         return 0;
     }
@@ -180,8 +180,8 @@ static int net_poll_connect(rf_sink *s, int64_t now)
 static void count_lines(rf_sink *s, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        s->st.lines_out += p[i] == '\n';
-    s->st.bytes_out += n;
+        ST_ADD(s, lines_out, p[i] == '\n');
+    ST_ADD(s, bytes_out, n);
 }
 
 static int net_send_tcp(rf_sink *s, int64_t now)
@@ -245,8 +245,8 @@ int rf_sink_net_flush(rf_sink *s, int64_t now)
         if (now < s->breaker_until)
             return 0;
         s->breaker = BREAKER_HALF_OPEN; /* one probe */
-        s->st.state = RF_SINK_DISCONNECTED;
-        s->st.next_attempt_ns = now;
+        ST_SET(s, state, RF_SINK_DISCONNECTED);
+        ST_SET(s, next_attempt_ns, now);
     }
     if (s->st.state == RF_SINK_DISCONNECTED) {
         if (now < s->st.next_attempt_ns)
@@ -262,6 +262,6 @@ int rf_sink_net_flush(rf_sink *s, int64_t now)
     }
     if (s->tail == s->head)
         return 0; /* a dead TCP peer is noticed on the next flush with data */
-    s->st.flushes++;
+    ST_ADD(s, flushes, 1);
     return s->type == RF_SINK_LP_TCP ? net_send_tcp(s, now) : net_send_udp(s, now);
 }

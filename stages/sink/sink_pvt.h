@@ -51,6 +51,25 @@ struct rf_sink {
     bool block; /* buffer policy block: a full queue makes the worker wait */
 };
 
+/* s->st is written by the sink's worker only and read by rf_sink_stats_read
+ * from any thread (the ops views, the drop report): every write is a relaxed
+ * atomic store (the writer's own relaxed load, then the sum), paired with
+ * the reader's relaxed loads, so each counter read is exact and monotonic,
+ * though the fields are not one snapshot. The worker may read its own
+ * fields plainly. */
+#define ST_SET(s, f, v) __atomic_store_n(&(s)->st.f, (v), __ATOMIC_RELAXED)
+#define ST_ADD(s, f, n)                                                                            \
+    __atomic_store_n(&(s)->st.f,                                                                   \
+                     (__typeof__((s)->st.f))(__atomic_load_n(&(s)->st.f, __ATOMIC_RELAXED) + (n)), \
+                     __ATOMIC_RELAXED)
+
+/* What rf_sink_stats_read reports as queued_bytes (head and tail are the
+ * worker's alone). */
+static inline void sink_publish_queued(rf_sink *s)
+{
+    ST_SET(s, queued_bytes, s->tail - s->head);
+}
+
 static inline bool sink_is_http(enum rf_sink_type t)
 {
     return t == RF_SINK_PROM_REMOTE_WRITE || t == RF_SINK_INFLUX_HTTP || t == RF_SINK_NATS;

@@ -19,8 +19,8 @@
 
 const char *rf_rec_protocol_name(unsigned p)
 {
-    static const char *const names[] = {"influx_line", "statsd", "graphite"};
-    return p < 3 ? names[p] : "unknown";
+    static const char *const names[] = {"influx_line", "statsd", "graphite", "http", "collectd"};
+    return p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
 }
 
 const char *rf_rec_transport_name(unsigned t)

@@ -52,7 +52,9 @@ enum rf_rec_transport {
 enum rf_rec_protocol {
     RF_REC_INFLUX = 0,
     RF_REC_STATSD = 1,
-    RF_REC_GRAPHITE = 2
+    RF_REC_GRAPHITE = 2,
+    RF_REC_HTTP = 3,    /* raw HTTP request bytes (ringflowd's tap does not record them) */
+    RF_REC_COLLECTD = 4 /* collectd binary datagrams, as received (signed/encrypted too) */
 };
 
 enum {
@@ -78,7 +80,8 @@ typedef struct rf_rec {
     uint32_t payload_len;
 } rf_rec;
 
-const char *rf_rec_protocol_name(unsigned p);  /* "influx_line", "statsd", "graphite" */
+/* "influx_line", "statsd", "graphite", "http", "collectd"; "unknown" past them. */
+const char *rf_rec_protocol_name(unsigned p);
 const char *rf_rec_transport_name(unsigned t); /* "udp", "tcp" */
 /* Fills family/port/addr of r from a sockaddr (AF_INET/AF_INET6). */
 void rf_rec_set_source(rf_rec *r, const struct sockaddr *sa);

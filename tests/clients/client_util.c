@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -446,4 +448,33 @@ char *cu_http(int port, const char *method, const char *path, const char *body, 
     char *out = strdup(b ? b + 4 : "");
     free(buf);
     return out;
+}
+
+int cu_unixsock_connect(const char *path, int timeout_ms)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        fail_msg("unix socket path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    for (int t = 0; t < timeout_ms; t += 20) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return fd;
+        close(fd);
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+void cu_collectd_putval(int fd, FILE *in, const char *cmd)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "%s\n", cmd);
+    if (write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+        fail_msg("collectd unixsock write: %s", cmd);
+    char reply[512];
+    if (!fgets(reply, sizeof(reply), in))
+        fail_msg("collectd closed the unixsock after: %s", cmd);
+    if (strncmp(reply, "0 Success", 9) != 0)
+        fail_msg("collectd refused %s: %s", cmd, reply);
 }

@@ -6,6 +6,7 @@
 #define RF_TESTS_CLIENTS_CLIENT_UTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "daemon_proc.h"
@@ -102,6 +103,12 @@ char *cu_http(int port, const char *method, const char *path, const char *body, 
 
 /* Wall-clock ns now. */
 int64_t cu_now_ns(void);
+/* A Unix stream socket connected to path, retried for timeout_ms; -1 when it
+ * never came up (collectd's unixsock). */
+int cu_unixsock_connect(const char *path, int timeout_ms);
+/* One collectd unixsock command (PUTVAL ...) on fd, its status line read
+ * from in: fails the test unless collectd answers "0 Success". */
+void cu_collectd_putval(int fd, FILE *in, const char *cmd);
 /* RFC 3339 with nanoseconds, as the JSON sink writes times. */
 void cu_rfc3339(int64_t ns, char out[64]);
 

@@ -41,35 +41,6 @@ static const char *g_collectd;
 
 #define HOST "rack1.node-7"
 
-/* One unixsock command, one status line back ("0 Success: ..."). */
-static void putval(int fd, FILE *in, const char *cmd)
-{
-    char line[512];
-    snprintf(line, sizeof(line), "%s\n", cmd);
-    assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
-    char reply[512];
-    if (!fgets(reply, sizeof(reply), in))
-        fail_msg("collectd closed the unixsock after: %s", cmd);
-    if (strncmp(reply, "0 Success", 9) != 0)
-        fail_msg("collectd refused %s: %s", cmd, reply);
-}
-
-static int unixsock_connect(const char *path, int timeout_ms)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        fail_msg("unix socket path too long: %s", path);
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    for (int t = 0; t < timeout_ms; t += 20) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-            return fd;
-        close(fd);
-        usleep(20 * 1000);
-    }
-    return -1;
-}
-
 static void test_collectd_write_graphite(void **state)
 {
     (void)state;
@@ -121,7 +92,7 @@ static void test_collectd_write_graphite(void **state)
 
     char sock[512];
     snprintf(sock, sizeof(sock), "%s/collectd.sock", tproc_dir());
-    int fd = unixsock_connect(sock, 10000);
+    int fd = cu_unixsock_connect(sock, 10000);
     if (fd < 0)
         fail_msg("collectd's unixsock never came up; collectd stderr:\n%s",
                  cu_output("collectd", "err"));
@@ -136,18 +107,18 @@ static void test_collectd_write_graphite(void **state)
     for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof(cmd), "PUTVAL \"" HOST "/app-web.1/gauge-temp c\" interval=1 %lld:%s",
                  t0 + i, gauge_vals[i]);
-        putval(fd, in, cmd);
+        cu_collectd_putval(fd, in, cmd);
     }
     /* A type with three data sources. */
     snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/load interval=1 %lld:0.5:1.25:-3e-05",
              t0);
-    putval(fd, in, cmd);
+    cu_collectd_putval(fd, in, cmd);
     /* A DERIVE: collectd turns it into a per-second rate (StoreRates). */
     static const char *derive_vals[] = {"1000", "1010", "1030"};
     for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof(cmd), "PUTVAL " HOST "/app-web.1/derive-requests interval=1 %lld:%s",
                  t0 + 2 * i, derive_vals[i]);
-        putval(fd, in, cmd);
+        cu_collectd_putval(fd, in, cmd);
     }
     /* Events that must arrive: 3 gauge + 3 load + rates 2 (plain), 3 + 3 + 3
      * raw derive (raw), 3 + 3 + 2 (tagged). The two "nan" lines are skipped.

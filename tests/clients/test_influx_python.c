@@ -60,6 +60,18 @@ static void test_influx_python(void **state)
     cu_wait_events(&d, "seen.jsonl", 17);
     usleep(200 * 1000);
     cu_daemon_stop(&d);
+    /* The json sink (behind its batcher) wrote each string's text, escaped
+     * as JSON, not the hash that stands for it in the event. */
+    const char *seen = tproc_read_dir_file("seen.jsonl");
+    static const char *const texts[] = {
+        "\"series\":\"py_str,db=pydb say\",\"value\":\"say \\\"hi\\\"\"",
+        "\"series\":\"py_str,db=pydb path\",\"value\":\"C:\\\\tmp\\\\x\"",
+        "\"series\":\"py_str,db=pydb utf8\",\"value\":\"caf\xc3\xa9 \xe2\x82\xac\"",
+        "\"series\":\"py_str,db=pydb csv\",\"value\":\"a,b;c=d e\"",
+    };
+    for (int i = 0; i < 4; i++)
+        if (!strstr(seen, texts[i]))
+            fail_msg("want %s in the json sink's output:\n%s", texts[i], seen);
 
     /* The same store after a restart: the field's type came back with it. */
     free(tproc_shell_ok("rm -f seen.jsonl"));

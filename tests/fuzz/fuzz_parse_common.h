@@ -66,6 +66,9 @@ static void fuzz_flush(void *user, rf_event *events, size_t n)
     }
 }
 
+/* collectd's users for the next context (fuzz_collectd.c sets it), or NULL. */
+static rf_collectd_auth *fuzz_collectd_auth;
+
 /* A fresh context per input: field types are claimed at first write and the
  * claims outlive the input (as in a daemon), so a context kept across inputs
  * would make one input's two passes depend on what came before it. */
@@ -89,6 +92,7 @@ static rf_parse_ctx *fuzz_ctx(void)
              * cuts it out of the series runs under the fuzzers too. */
             .corr_id_tag = "id",
             .graphite_templates = fuzz_templates,
+            .collectd_auth = fuzz_collectd_auth,
         };
         ctx = rf_parse_ctx_new(&cfg, fuzz_batch, sizeof(fuzz_batch) / sizeof(fuzz_batch[0]),
                                fuzz_flush, &fuzz_out, NULL);

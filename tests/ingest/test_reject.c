@@ -13,11 +13,31 @@ static void test_reason_names_stable(void **state)
 {
     (void)state;
     static const char *const want[RF_REJ__COUNT] = {
-        "syntax",           "bad_escape",          "bad_number",      "out_of_range",
-        "timestamp_window", "line_too_long",       "nul_byte",        "invalid_utf8",
-        "too_many_tags",    "key_too_long",        "empty_field_set", "too_many_fields",
-        "duplicate_tag",    "unknown_type",        "no_memory",       "signed_packet",
-        "encrypted_packet", "field_type_conflict", "time_field_key",  "string_too_long",
+        "syntax",
+        "bad_escape",
+        "bad_number",
+        "out_of_range",
+        "timestamp_window",
+        "line_too_long",
+        "nul_byte",
+        "invalid_utf8",
+        "too_many_tags",
+        "key_too_long",
+        "empty_field_set",
+        "too_many_fields",
+        "duplicate_tag",
+        "unknown_type",
+        "no_memory",
+        "signed_packet",
+        "encrypted_packet",
+        "field_type_conflict",
+        "time_field_key",
+        "string_too_long",
+        "bad_signature",
+        "unknown_user",
+        "decrypt_failed",
+        "unsigned_packet",
+        "unencrypted_packet",
     };
     for (int i = 0; i < RF_REJ__COUNT; i++)
         assert_string_equal(rf_reject_reason_name((enum rf_reject_reason)i), want[i]);

@@ -104,7 +104,7 @@ static void test_format_lp(void **state)
     n = rf_sink_format_lp(&namer, &e, buf, sizeof(buf));
     buf[n] = '\0';
     assert_string_equal(buf, "cpu,host=a usage=42i 1795456183123456789\n");
-    e.value_type = RF_VALUE_STRING;
+    e.value_type = RF_VALUE_STRING; /* without its text: not expressible */
     assert_int_equal(rf_sink_format_lp(&namer, &e, buf, sizeof(buf)), 0);
     rf_event a = ev_f64(1, 91, T0);
     a.kind = RF_KIND_ALERT;
@@ -113,6 +113,66 @@ static void test_format_lp(void **state)
     buf[n] = '\0';
     assert_string_equal(buf, "ringflow_alert,rule=high_cpu state=\"firing\",value=91,"
                              "series=\"cpu,host=a usage\" 1795456183123456789\n");
+}
+
+/* A string event as the parser hands it on: the hash as its value, the
+ * text in an owned block. */
+static rf_event ev_string(uint64_t series, const char *text)
+{
+    rf_event e = ev_f64(series, 0, T0);
+    size_t len = strlen(text);
+    rf_event_text *t = rf_event_text_new(len);
+    assert_non_null(t);
+    memcpy(t->text, text, len + 1);
+    e.value_type = RF_VALUE_STRING;
+    e.value.u64 = 0x1234abcd5678ef90ull;
+    e.aux = (uint64_t)(uintptr_t)t;
+    e.flags = RF_EVF_OWNS_AUX;
+    return e;
+}
+
+/* Strings are written as their text, escaped for the format, never as the
+ * hash that stands for them in the value. */
+static void test_format_strings(void **state)
+{
+    (void)state;
+    char buf[512];
+    rf_event e = ev_string(1, "say \"hi\" \\ back\ttab");
+    int n = rf_sink_format_json(&namer, &e, buf, sizeof(buf));
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "{\"time\":\"2026-11-23T17:49:43.123456789Z\",\"series\":\"cpu,host=a "
+                             "usage\",\"value\":\"say \\\"hi\\\" \\\\ back\\u0009tab\",\"kind\":"
+                             "\"gauge\",\"priority\":\"standard\"}\n");
+    n = rf_sink_format_lp(&namer, &e, buf, sizeof(buf));
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf,
+                        "cpu,host=a usage=\"say \\\"hi\\\" \\\\ back\ttab\" 1795456183123456789\n");
+    rf_event_free_texts(&e, 1);
+    /* Empty, and UTF-8 kept as it is. */
+    rf_event u = ev_string(1, "");
+    n = rf_sink_format_lp(&namer, &u, buf, sizeof(buf));
+    buf[n] = '\0';
+    assert_string_equal(buf, "cpu,host=a usage=\"\" 1795456183123456789\n");
+    rf_event_free_texts(&u, 1);
+    u = ev_string(1, "h\xc3\xa9");
+    n = rf_sink_format_json(&namer, &u, buf, sizeof(buf));
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "\"value\":\"h\xc3\xa9\""));
+    rf_event_free_texts(&u, 1);
+    /* A newline: JSON escapes it, LP cannot carry it (counted unsupported). */
+    rf_event nl = ev_string(1, "two\nlines");
+    n = rf_sink_format_json(&namer, &nl, buf, sizeof(buf));
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "\"value\":\"two\\nlines\""));
+    assert_int_equal(rf_sink_format_lp(&namer, &nl, buf, sizeof(buf)), 0);
+    rf_event_free_texts(&nl, 1);
+    /* Without its text: JSON refuses it too rather than write a hash. */
+    rf_event bare = ev_f64(1, 0, T0);
+    bare.value_type = RF_VALUE_STRING;
+    bare.value.u64 = 0x1234abcd5678ef90ull;
+    assert_int_equal(rf_sink_format_json(&namer, &bare, buf, sizeof(buf)), 0);
 }
 
 static void test_json_file_per_batch(void **state)
@@ -432,6 +492,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_json),
         cmocka_unit_test(test_format_lp),
+        cmocka_unit_test(test_format_strings),
         cmocka_unit_test(test_json_file_per_batch),
         cmocka_unit_test(test_udp_exact_lines),
         cmocka_unit_test(test_tcp_reconnect_backoff_breaker),

@@ -410,12 +410,12 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
                ",\"ticks\":%" PRIu64 ",\"first_wall_ns\":%" PRId64 ",\"last_wall_ns\":%" PRId64
                ",\"span_ns\":%" PRId64 ",\"clock_steps_back\":%" PRIu64 ",\"peer_dropped\":%" PRIu64
                ",\"unknown_listener\":%" PRIu64 ",\"skipped_records\":%" PRIu64
-               ",\"truncated\":%" PRIu64 ",\"bad_protocol\":%" PRIu64 ",\"lines_ok\":%" PRIu64
-               ",\"lines_rejected\":%" PRIu64 ",\"rejected\":{",
+               ",\"truncated\":%" PRIu64 ",\"bad_protocol\":%" PRIu64 ",\"http_records\":%" PRIu64
+               ",\"lines_ok\":%" PRIu64 ",\"lines_rejected\":%" PRIu64 ",\"rejected\":{",
                o->into, m->workers, m->records, m->payload_bytes, m->ticks, m->first_wall_ns,
                m->last_wall_ns, m->span_ns, m->clock_steps_back, m->peer_dropped,
-               m->unknown_listener, m->skipped_records, m->truncated, m->bad_protocol, m->lines_ok,
-               m->lines_rejected);
+               m->unknown_listener, m->skipped_records, m->truncated, m->bad_protocol,
+               m->http_records, m->lines_ok, m->lines_rejected);
         bool first = true;
         for (int r = 0; r < RF_REJ__COUNT; r++) {
             if (!m->rejected_by_reason[r])
@@ -464,6 +464,9 @@ static void print_summary_into(const rp_opts *o, const rf_replay_summary *m, dou
         {"records skipped (too many unknown listener names)", m->skipped_records},
         {"records truncated by the capture (rejected)", m->truncated},
         {"records with an unknown protocol (skipped)", m->bad_protocol},
+        {"records of raw HTTP requests (skipped: replay them with --target to an http "
+         "listener)",
+         m->http_records},
         {"records whose monotonic time went backwards (clock held)", m->clock_steps_back},
         {"messages between shards lost (no memory to queue them)", m->peer_dropped},
         {"events of unknown series", m->unknown_series},

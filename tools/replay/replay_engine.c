@@ -50,7 +50,8 @@ struct rf_replay_engine {
     uint32_t workers;
     int64_t tick_ns;
     rf_store *store;
-    rf_field_types *field_types; /* every listener's parser, as in the daemon */
+    rf_field_types *field_types;     /* every listener's parser, as in the daemon */
+    rf_collectd_auth *collectd_auth; /* the configuration's collectd users, or NULL */
     rf_pipeline **pipes;
     rf_event (*part)[RE_PARSE_BATCH]; /* per shard: its share of one parser flush */
     uint32_t *n_part;
@@ -265,8 +266,12 @@ void rf_replay_engine_feed(rf_replay_engine *e, const rf_rec *r)
     e->sum.payload_bytes += r->payload_len;
     advance(e, r->mono_ns, r->wall_ns);
     e->sum.last_wall_ns = r->wall_ns;
-    if (r->protocol > RF_REC_GRAPHITE) {
+    if (r->protocol > RF_REC_COLLECTD) {
         e->sum.bad_protocol++;
+        return;
+    }
+    if (r->protocol == RF_REC_HTTP) {
+        e->sum.http_records++;
         return;
     }
     if (r->payload_len == 0)
@@ -300,6 +305,7 @@ void rf_replay_engine_feed(rf_replay_engine *e, const rf_rec *r)
     switch (r->protocol) {
     case RF_REC_INFLUX: rf_parse_influx(in->parser, &rx, data, r->payload_len); break;
     case RF_REC_STATSD: rf_parse_statsd(in->parser, &rx, data, r->payload_len); break;
+    case RF_REC_COLLECTD: rf_parse_collectd(in->parser, &rx, data, r->payload_len); break;
     default: rf_parse_graphite(in->parser, &rx, data, r->payload_len); break;
     }
     rf_parse_flush(in->parser);
@@ -401,6 +407,16 @@ int rf_replay_engine_open(const rf_replay_engine_options *opt, rf_replay_engine 
                                   &e->field_types, err)) < 0)
         goto fail;
     e->settings.ingest.parse.field_types = e->field_types;
+    /* collectd's users, as the daemon has them: a recording keeps signed and
+     * encrypted datagrams as they came. */
+    if (e->settings.ingest.collectd_auth_file[0] &&
+        (!(e->collectd_auth = rf_collectd_auth_new(err)) ||
+         (rc = rf_collectd_auth_load(e->collectd_auth, e->settings.ingest.collectd_security,
+                                     e->settings.ingest.collectd_auth_file, err)) < 0)) {
+        rc = rc < 0 ? rc : -ENOMEM;
+        goto fail;
+    }
+    e->settings.ingest.parse.collectd_auth = e->collectd_auth;
     e->pipes = calloc(e->workers, sizeof(*e->pipes));
     e->part = calloc(e->workers, sizeof(*e->part));
     e->n_part = calloc(e->workers, sizeof(*e->n_part));
@@ -538,6 +554,7 @@ void rf_replay_engine_free(rf_replay_engine *e)
             fprintf(stderr, "ringflow replay: closing the store: %s\n", err.msg);
     }
     rf_field_types_free(e->field_types); /* after the parsers */
+    rf_collectd_auth_free(e->collectd_auth);
     for (uint32_t s = 0; e->pipes && s < e->workers; s++)
         rf_pipeline_free(e->pipes[s]);
     for (uint32_t s = 0; e->peer_in && s < e->workers; s++) {

@@ -86,6 +86,9 @@ typedef struct rf_replay_summary {
     uint64_t truncated;        /* records of datagrams cut by the capture: rejected whole
                                      * (line_too_long), as the daemon rejects what it cut */
     uint64_t bad_protocol;     /* records with an unknown protocol number: skipped */
+    uint64_t http_records;     /* records of raw HTTP requests: skipped (an HTTP stream is
+                                * requests, not lines; `ringflow replay --target` sends
+                                * them to an http listener) */
     /* Parsers (all inputs). */
     uint64_t lines_ok, lines_rejected, events, series_defs;
     uint64_t rejected_by_reason[RF_REJ__COUNT];
