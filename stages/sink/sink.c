@@ -150,6 +150,15 @@ static const rf_event_text *string_text(const rf_event *ev)
     return (const rf_event_text *)(uintptr_t)ev->aux;
 }
 
+/* A StatsD set member travels as its hash alone (the parser keeps no text:
+ * a set only counts distinct members), so "#<hash>" is all of it a sink can
+ * write, and is what it writes; any other string without its text is
+ * refused (counted unsupported). */
+static bool set_member_hash_only(const rf_event *ev)
+{
+    return ev->value_type == RF_VALUE_STRING && ev->kind == RF_KIND_SET && !string_text(ev);
+}
+
 static void put_json_value(out *o, const rf_event *ev)
 {
     switch (ev->value_type) {
@@ -158,7 +167,10 @@ static void put_json_value(out *o, const rf_event *ev)
     case RF_VALUE_BOOL: puts_(o, ev->value.u64 ? "true" : "false"); break;
     case RF_VALUE_STRING: {
         const rf_event_text *t = string_text(ev); /* the caller checked it is there */
-        put_json_str(o, t->text, t->len);
+        if (t)
+            put_json_str(o, t->text, t->len);
+        else /* a set member: its identity is its hash (set_member_hash_only) */
+            putf(o, "\"#%016" PRIx64 "\"", ev->value.u64);
         break;
     }
     default:
@@ -172,7 +184,7 @@ static void put_json_value(out *o, const rf_event *ev)
 int rf_sink_format_json(const rf_sink_namer *namer, const rf_event *ev, char *buf, uint32_t cap)
 {
     out o = {buf, 0, cap, false};
-    if (ev->value_type == RF_VALUE_STRING && !string_text(ev))
+    if (ev->value_type == RF_VALUE_STRING && !string_text(ev) && !set_member_hash_only(ev))
         return 0; /* its text is gone: unsupported, rather than a hash for a value */
     char ts[32];
     rf_sink_time_rfc3339_nano(ev->event_time_ns, ts);
