@@ -15,6 +15,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "daemon/memory_budget.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 
 /* Every worker runs on ps now: the settings it replaced can go (the first
@@ -263,6 +264,12 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
     int settle = reload_settle(e, err);
     if (settle < 0)
         return settle;
+    /* Certificates, keys and credential files are read again at every
+     * reload, changed or not (a renewed certificate keeps its path): any that
+     * does not load refuses the reload before anything changed. */
+    int sec = rf_http_security_apply(next->ingest.listeners, next->ingest.n_listeners, err);
+    if (sec < 0)
+        return rf_err_wrap(err, "listeners: ");
     const uint32_t max_series_was = e->settings.pipeline.max_series;
     /* max_series: auto moves with the pipeline's worst case; the running
      * tables keep their size when the new file still fits with it. */
