@@ -17,6 +17,8 @@ certificate, and a rogue CA with its own client). Then:
     broken one is refused and the running certificate stays;
   - /metrics over TLS with basic auth, scraped by curl, passes
     `promtool check metrics`, and refuses a scraper without credentials;
+  - the Prometheus query API answers over TLS (a query thread writes through
+    the connection's TLS state);
   - random bytes to the TLS ports, many connections: nothing crashes.
 Exit 77 (skip) when a client is missing. Usage: test_tls.py RINGFLOWD RINGFLOW
 """
@@ -283,6 +285,17 @@ def scenario(dm, d, ca, web, mtls, prom, promtool):
     want = sorted((who, f"h{i}", i, t0 + i) for who in ("alice", "bob", "carol", "token", "bearer")
                   for i in range(50))
     assert got == want, (got[:5], want[:5])
+
+    # The query API answers on a query thread (storage/promapi), through the
+    # TLS state the worker hands it; also after an answer on the same
+    # connection (curl reuses it for the second URL).
+    for _ in range(5):
+        code, out, err = curl("--cacert", ca, "-u", "alice:s3cret",
+                              f"{url}/api/v1/label/__name__/values")
+        assert code == 200 and '"status":"success"' in out, (code, out, err)
+    r = sh("curl", "-s", "--max-time", "10", "--cacert", ca, "-u", "alice:s3cret", f"{url}/ping",
+           f"{url}/api/v1/label/__name__/values", check=False)
+    assert '"status":"success"' in r.stdout, (r.stdout, r.stderr)
 
     # 2. python3-influxdb over TLS, verifying the server against the test CA.
     from influxdb import InfluxDBClient
