@@ -51,8 +51,8 @@ int rf_auth_config_parse(const rf_cfg_node *map, rf_auth_config *out, rf_err *er
         return 0;
     if ((rc = rf_cfg_map(map, "auth", &a, err)) < 0)
         return rc;
-    if ((rc = rf_cfg_str(a, "basic_file", 0, "", out->basic_file, sizeof(out->basic_file),
-                         err)) < 0 ||
+    if ((rc = rf_cfg_str(a, "basic_file", 0, "", out->basic_file, sizeof(out->basic_file), err)) <
+            0 ||
         (rc = rf_cfg_str(a, "bearer_token_file", 0, "", out->bearer_token_file,
                          sizeof(out->bearer_token_file), err)) < 0)
         return rc;
@@ -321,8 +321,8 @@ enum rf_auth_result rf_auth_check(rf_auth *a, const char *value, size_t len)
     pthread_mutex_lock(&a->lock);
     if (a->set.n_users && scheme_is(value, len, "Basic", &rest)) {
         r = check_basic(a, value + rest, len - rest);
-    } else if (a->set.n_tokens && (scheme_is(value, len, "Bearer", &rest) ||
-                                   scheme_is(value, len, "Token", &rest))) {
+    } else if (a->set.n_tokens &&
+               (scheme_is(value, len, "Bearer", &rest) || scheme_is(value, len, "Token", &rest))) {
         r = RF_AUTH_BAD;
         for (size_t i = 0; i < a->set.n_tokens; i++)
             if (same(a->set.tokens[i], strlen(a->set.tokens[i]), value + rest, len - rest))

@@ -38,8 +38,7 @@ int rf_tls_config_parse(const rf_cfg_node *map, rf_tls_config *out, rf_err *err)
         return rc;
     if ((rc = rf_cfg_require(t, "cert_file", err)) < 0 ||
         (rc = rf_cfg_require(t, "key_file", err)) < 0 ||
-        (rc = rf_cfg_str(t, "cert_file", 1, "", out->cert_file, sizeof(out->cert_file), err)) <
-            0 ||
+        (rc = rf_cfg_str(t, "cert_file", 1, "", out->cert_file, sizeof(out->cert_file), err)) < 0 ||
         (rc = rf_cfg_str(t, "key_file", 1, "", out->key_file, sizeof(out->key_file), err)) < 0 ||
         (rc = rf_cfg_str(t, "client_ca_file", 0, "", out->client_ca_file,
                          sizeof(out->client_ca_file), err)) < 0 ||

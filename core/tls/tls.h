@@ -66,7 +66,7 @@ void rf_tls_server_free(rf_tls_server *t);
 /* Why a connection's TLS ended in error (the owner's counters). */
 enum rf_tls_fail {
     RF_TLS_FAIL_NONE = 0,
-    RF_TLS_FAIL_HANDSHAKE,          /* not TLS, no common version or cipher, a client alert */
+    RF_TLS_FAIL_HANDSHAKE,           /* not TLS, no common version or cipher, a client alert */
     RF_TLS_FAIL_CLIENT_CERT_MISSING, /* client_ca_file set and no certificate sent */
     RF_TLS_FAIL_CLIENT_CERT_INVALID, /* a certificate the CA did not sign, expired, ... */
     RF_TLS_FAIL_PROTOCOL,            /* after the handshake: a bad record */

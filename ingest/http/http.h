@@ -311,8 +311,9 @@ void rf_http_server_set_auth(rf_http_server *s, rf_http_auth_fn get, void *user,
  *     rp and org are accepted and ignored: the engine has one store, and
  *     retention is storage.retention's.
  *   - db (v1) and bucket (v2) are required, as InfluxDB requires them: 400.
- *   - Authorization (Token, Basic) and u/p are accepted and not checked: the
- *     listener is meant for loopback or a trusted network.
+ *   - Authorization (Token, Basic) is checked only on a listener with
+ *     `auth:` (rf_http_server_set_auth; else accepted, unchecked); u/p in
+ *     the query string are never read.
  *   - 204 when every line was taken. When some lines are refused the others
  *     are kept and the answer is 400 with the first refused line, its reason
  *     and how many lines were refused: {"error":"partial write: unable to
