@@ -55,12 +55,12 @@ static char *make_requests(size_t *out_len)
             x ^= x >> 7;
             x ^= x << 17;
             unsigned s = (unsigned)((r * LINES + i) * 2654435761u % 1000);
-            bl += (size_t)snprintf(body + bl, LINES * 160 - bl,
-                                   "cpu,host=h-%04u,region=r-%u,service=s-%02u "
-                                   "usage_idle=%u.%02u,load=%ui %lld\n",
-                                   s, s % 4, s % 30, (unsigned)(x % 100),
-                                   (unsigned)((x >> 8) % 100), (unsigned)((x >> 40) % 64),
-                                   1700000000000000000LL + r * LINES + i);
+            bl +=
+                (size_t)snprintf(body + bl, LINES * 160 - bl,
+                                 "cpu,host=h-%04u,region=r-%u,service=s-%02u "
+                                 "usage_idle=%u.%02u,load=%ui %lld\n",
+                                 s, s % 4, s % 30, (unsigned)(x % 100), (unsigned)((x >> 8) % 100),
+                                 (unsigned)((x >> 40) % 64), 1700000000000000000LL + r * LINES + i);
         }
         o += (size_t)snprintf(buf + o, cap - o,
                               "POST /write?db=b HTTP/1.1\r\nHost: b\r\nContent-Length: %zu\r\n\r\n",

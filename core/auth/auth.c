@@ -39,7 +39,7 @@ typedef struct cred_set {
 struct rf_auth {
     pthread_mutex_t lock; /* guards set (swapped by reload) and the users' caches */
     cred_set set;
-    struct crypt_data crypt; /* crypt_r's scratch, under lock */
+    struct crypt_data crypt; /* crypt_rn's scratch, under lock */
 };
 
 int rf_auth_config_parse(const rf_cfg_node *map, rf_auth_config *out, rf_err *err)
@@ -267,7 +267,10 @@ static bool password_ok(rf_auth *a, user *u, const char *pw, size_t pl)
         return false;
     memcpy(pwz, pw, pl);
     pwz[pl] = '\0';
-    const char *h = crypt_r(pwz, u->secret, &a->crypt);
+    /* crypt_rn: NULL on failure, never the "*0" token; and libasan does not
+     * intercept it (its crypt_r interceptor calls a null pointer against
+     * libxcrypt). */
+    const char *h = crypt_rn(pwz, u->secret, &a->crypt, (int)sizeof(a->crypt));
     OPENSSL_cleanse(pwz, pl);
     bool ok = h && h[0] != '*' && same(h, strlen(h), u->secret, strlen(u->secret));
     if (ok) {

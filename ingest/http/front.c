@@ -75,6 +75,7 @@ void rf_http_front_free(rf_http_front *f)
         rf_tls_conn_free(f->tls[i]);
     }
     free(f->tls);
+    free(f->hs_start);
     rf_http_ingest_release(&f->in);
     rf_http_server_free(f->srv);
     free(f->conns);

@@ -19,7 +19,8 @@ certificate, and a rogue CA with its own client). Then:
     `promtool check metrics`, and refuses a scraper without credentials;
   - the Prometheus query API answers over TLS (a query thread writes through
     the connection's TLS state);
-  - random bytes to the TLS ports, many connections: nothing crashes.
+  - random bytes to the TLS ports, many connections: nothing crashes;
+  - a key file that does not load stops the start with an error naming it.
 Exit 77 (skip) when a client is missing. Usage: test_tls.py RINGFLOWD RINGFLOW
 """
 import base64
@@ -262,6 +263,14 @@ pipeline:
         dm.proc.wait()
         raise
     dm.stop()
+
+    # A key that does not load: the daemon does not start, and says which file.
+    bad = config.replace(f"{d}/live.key", f"{d}/missing.key")
+    with open(os.path.join(d, "bad.yaml"), "w") as f:
+        f.write(bad)
+    r = subprocess.run([binary, "--config", "bad.yaml"], cwd=d, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "missing.key" in r.stderr, (r.returncode, r.stderr[-2000:])
 
 
 def scenario(dm, d, ca, web, mtls, prom, promtool):
