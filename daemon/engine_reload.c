@@ -15,6 +15,7 @@
 #include "core/clock/clock.h"
 #include "core/log/log.h"
 #include "daemon/memory_budget.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 
 /* Every worker runs on ps now: the settings it replaced can go (the first
@@ -274,6 +275,14 @@ int rf_engine_reload(rf_engine *e, rf_settings *next, rf_err *err)
                                e->settings.ingest.collectd_auth_file, err) < 0)) {
         rf_collectd_auth_free(auth);
         return rf_err_wrap(err, "ingest.collectd.auth_file: ");
+    }
+    /* Certificates, keys and credential files are read again at every
+     * reload, changed or not (a renewed certificate keeps its path): any that
+     * does not load refuses the reload before anything changed. */
+    int sec = rf_http_security_apply(next->ingest.listeners, next->ingest.n_listeners, err);
+    if (sec < 0) {
+        rf_collectd_auth_free(auth);
+        return rf_err_wrap(err, "listeners: ");
     }
     const uint32_t max_series_was = e->settings.pipeline.max_series;
     /* max_series: auto moves with the pipeline's worst case; the running

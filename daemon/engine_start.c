@@ -16,6 +16,7 @@
 #include "core/config/config.h"
 #include "core/log/log.h"
 #include "core/mem/bound.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "numa/numa.h"
 
@@ -304,6 +305,11 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
 
     int rc = rf_shard_probe_listeners(settings, err);
     if (rc < 0)
+        goto fail;
+    /* http listeners' certificates and credential files, before any front
+     * is built on them. */
+    if ((rc = rf_http_security_apply(settings->ingest.listeners, settings->ingest.n_listeners,
+                                     err)) < 0)
         goto fail;
     if (settings->dpdk.enabled) {
         /* Graceful degradation: DPDK failing to start is logged with what to

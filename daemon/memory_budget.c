@@ -143,7 +143,9 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
             tcp[k] |= lc->transport == RF_LISTEN_TCP;
             parse += rf_shard_input_memory_bound(s, lc);
             if (lc->protocol == RF_LISTEN_PROTO_HTTP)
-                http += rf_http_front_memory_bound(NULL, lc->max_connections);
+                http += rf_http_front_memory_bound(NULL, lc->max_connections) +
+                        (lc->tls.enabled ? rf_http_front_tls_memory_bound(NULL, lc->max_connections)
+                                         : 0);
             const uint64_t l = rf_listener_memory_bound(lc);
             const uint64_t bare =
                 rf_listener_memory_bound(&(rf_listener_config){.transport = RF_LISTEN_UDP});

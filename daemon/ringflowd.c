@@ -308,6 +308,15 @@ static int reload_and_log(control *ctl, char *msg, size_t msg_size)
         free(next);
         return rc;
     }
+    /* /metrics' certificate and credentials are read again first: one that
+     * does not load refuses the reload, the running ones stay. */
+    if ((rc = rf_ops_server_reload_security(&next->stats, &err)) < 0) {
+        snprintf(msg, msg_size, "reload refused, the running configuration stays: %s", err.msg);
+        rf_log_error(COMPONENT, "%s", msg);
+        rf_settings_release(next);
+        free(next);
+        return rc;
+    }
     rc = rf_engine_reload(ctl->engine, next, &err);
     if (rc >= 0) {
         /* Listeners it added get their /metrics series now. */

@@ -274,7 +274,10 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
     }
     if (protocol == RF_LISTEN_PROTO_HTTP &&
         (!(in->http =
-               rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in, err)) ||
+               rf_http_front_new(NULL, in->parser, pc.precision, max_conns, input_busy, in,
+                                 /* the TLS and auth of the listener; inputs of
+                                         * listeners are named "listener <name>" */
+                                 strncmp(name, "listener ", 9) == 0 ? name + 9 : name, err)) ||
          rf_http_front_set_otlp(in->http,
                                 source_id < settings->ingest.n_listeners
                                     ? &settings->ingest.listeners[source_id].otlp

@@ -28,6 +28,9 @@ packages=(
   libcurl4-openssl-dev influxdb
   # the nats sink's client (nats.c, stages/forward/sender_nats.c) and its test server (tests/sinks)
   libnats-dev nats-server
+  # TLS and authentication of http listeners and /metrics (core/tls, core/auth),
+  # and the CLI tools and client its test uses (tests/daemon/test_tls.py)
+  libssl-dev libcrypt-dev openssl curl
 )
 
 missing=()

@@ -63,6 +63,8 @@
 
 #include "core/config/config.h"
 #include "core/error/error.h"
+#include "core/auth/auth.h"
+#include "core/tls/tls.h"
 #include "core/stats/stats.h"
 
 typedef struct rf_engine rf_engine;
@@ -93,6 +95,12 @@ typedef struct rf_ops_config {
     /* A stats or admin socket client that neither sends nor takes any of
      * its reply for this long is closed (stats.client_idle_timeout). */
     uint64_t client_idle_timeout_ns;
+    /* stats.prometheus.tls and .auth (core/tls, core/auth): /metrics and
+     * /health over TLS, /metrics behind credentials (/health stays open for
+     * liveness probes). Files re-read at each reload; turning either on or
+     * off takes a restart. */
+    rf_tls_config tls;
+    rf_auth_config auth;
 } rf_ops_config;
 
 /* Defaults, with the sockets under run_dir. */
@@ -240,7 +248,12 @@ typedef struct rf_ops_server_stats {
     uint64_t http_timeouts;
     uint64_t http_idle_closed; /* HTTP clients closed for sending nothing */
     uint64_t idle_closed;      /* stats/admin socket clients closed for idleness */
+    /* /metrics refusals (ringflow_ops_http_rejects{reason}), by
+     * rf_ops_http_reject_name: tls_handshake_failed, client_cert_missing,
+     * client_cert_invalid, auth_missing, auth_bad. */
+    uint64_t http_rejects[5];
 } rf_ops_server_stats;
+const char *rf_ops_http_reject_name(unsigned i);
 
 /* Binds the sockets (a stale socket file left by a dead process is replaced;
  * a live daemon answering on it makes this fail with -EADDRINUSE) and the
@@ -260,6 +273,10 @@ void rf_ops_server_stop(rf_ops_server *s);
 /* The bound Prometheus port (useful with port 0), 0 when disabled. */
 uint16_t rf_ops_server_prometheus_port(const rf_ops_server *s);
 void rf_ops_server_stats_read(const rf_ops_server *s, rf_ops_server_stats *out);
+/* Reload (control thread): the running server's certificate, key, client CA
+ * and credential files read again from cfg's paths; one that does not load
+ * leaves the old ones in force and returns the error. */
+int rf_ops_server_reload_security(const rf_ops_config *cfg, rf_err *err);
 
 /* The server the engine view reports in `show info` (set by start). */
 const rf_ops_server *rf_ops_server_current(void);

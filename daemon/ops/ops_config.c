@@ -109,7 +109,9 @@ int rf_ops_config_parse(const rf_cfg_node *root, const char *run_dir, rf_ops_con
         (rc = rf_cfg_duration(prom, "timeout", 100000000ull, 600000000000ull,
                               DEFAULT_HTTP_TIMEOUT_NS, &c.http_timeout_ns, err)) < 0 ||
         (rc = rf_cfg_duration(prom, "idle_timeout", 10000000ull, 600000000000ull,
-                              DEFAULT_HTTP_IDLE_NS, &c.http_idle_timeout_ns, err)) < 0)
+                              DEFAULT_HTTP_IDLE_NS, &c.http_idle_timeout_ns, err)) < 0 ||
+        (rc = rf_tls_config_parse(prom, &c.tls, err)) < 0 ||
+        (rc = rf_auth_config_parse(prom, &c.auth, err)) < 0)
         return rc;
     if (!valid_listen(c.prometheus_listen))
         return rf_cfg_fail_key(prom, "listen", err,

@@ -68,7 +68,26 @@ typedef struct client {
     int64_t accepted_ns;
     int64_t last_active_ns; /* the last byte received, or reply bytes the socket took */
     uid_t uid;              /* the peer's: SO_PEERCRED, or for HTTP loopback_peer_uid; -1 unknown */
+    rf_tls_conn *tls;       /* HTTP with stats.prometheus.tls: the TLS state */
 } client;
+
+/* /metrics refusals by reason (rf_ops_server_stats.http_rejects). */
+enum http_reject {
+    HR_TLS_HANDSHAKE = 0,
+    HR_CERT_MISSING,
+    HR_CERT_INVALID,
+    HR_AUTH_MISSING,
+    HR_AUTH_BAD,
+    HR__COUNT
+};
+static const char *const http_reject_names[HR__COUNT] = {
+    "tls_handshake_failed", "client_cert_missing", "client_cert_invalid", "auth_missing",
+    "auth_bad"};
+
+const char *rf_ops_http_reject_name(unsigned i)
+{
+    return i < HR__COUNT ? http_reject_names[i] : "unknown";
+}
 
 struct rf_ops_server {
     int ep;
@@ -83,7 +102,10 @@ struct rf_ops_server {
      * can read them like any other counter. */
     _Atomic uint64_t n_clients, connections, commands, command_errors, denied, dropped_slow,
         refused_full, evicted, http_requests, http_timeouts, http_idle_closed, idle_closed;
-    int metric_ids[16];
+    _Atomic uint64_t http_rejects[HR__COUNT];
+    rf_tls_server *tls; /* stats.prometheus.tls, or NULL */
+    rf_auth *auth;      /* stats.prometheus.auth, or NULL */
+    int metric_ids[16 + HR__COUNT];
     int n_ids;
 };
 
@@ -242,6 +264,7 @@ static void client_close(rf_ops_server *s, unsigned slot)
         s->hooks.shutdown(s->hooks.ctx);
     epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    rf_tls_conn_free(c->tls);
     rf_strbuf_free(&c->out);
     s->n_kind[c->kind]--;
     free(c);
@@ -278,6 +301,39 @@ static void set_eof(rf_ops_server *s, unsigned slot)
 static bool client_flush(rf_ops_server *s, unsigned slot)
 {
     client *c = s->clients[slot];
+    if (c->tls) {
+        /* The reply becomes TLS records at once (one /metrics body: the
+         * HTTP timeout bounds a scraper that does not read them). */
+        if (c->out_off < c->out.len &&
+            rf_tls_conn_write(c->tls, c->out.p + c->out_off, c->out.len - c->out_off) < 0) {
+            client_close(s, slot);
+            return false;
+        }
+        c->out.len = c->out_off = 0;
+        if (c->closing)
+            rf_tls_conn_close_notify(c->tls);
+        for (;;) {
+            const char *p;
+            size_t len;
+            rf_tls_conn_out(c->tls, &p, &len);
+            if (len == 0)
+                break;
+            ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+            if (n > 0) {
+                rf_tls_conn_consume(c->tls, (size_t)n);
+                c->last_active_ns = rf_clock_mono_ns();
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                arm_out(s, slot, true);
+                return true;
+            }
+            client_close(s, slot);
+            return false;
+        }
+    }
     while (c->out_off < c->out.len) {
         ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
@@ -407,15 +463,66 @@ static bool line_input(rf_ops_server *s, unsigned slot, bool eof)
 
 /* ---- HTTP --------------------------------------------------------------------- */
 
-static void http_response(rf_strbuf *out, int code, const char *reason, const char *ctype,
-                          const rf_strbuf *body, bool head_only)
+/* extra: header lines ("Name: value\r\n"...), or "". */
+static void http_response_h(rf_strbuf *out, int code, const char *reason, const char *ctype,
+                            const char *extra, const rf_strbuf *body, bool head_only)
 {
     rf_strbuf_printf(out,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     code, reason, ctype, body->len);
+                     "%sConnection: close\r\n\r\n",
+                     code, reason, ctype, body->len, extra);
     if (!head_only && body->len)
         rf_strbuf_append(out, body->p, body->len);
+}
+
+static void http_response(rf_strbuf *out, int code, const char *reason, const char *ctype,
+                          const rf_strbuf *body, bool head_only)
+{
+    http_response_h(out, code, reason, ctype, "", body, head_only);
+}
+
+/* recv() for a client, through TLS when it has it: plaintext bytes, 0 at the
+ * end of the stream (or a TLS failure, counted), -1 with errno. Handshake
+ * records are sent as they are produced. */
+static ssize_t client_recv(rf_ops_server *s, client *c, void *buf, size_t cap)
+{
+    if (!c->tls)
+        return recv(c->fd, buf, cap, 0);
+    for (;;) {
+        enum rf_tls_fail why;
+        ssize_t n = rf_tls_conn_read(c->tls, buf, cap, &why);
+        if (n > 0)
+            return n;
+        if (n == -EPROTO) {
+            static const enum http_reject by_fail[] = {
+                [RF_TLS_FAIL_HANDSHAKE] = HR_TLS_HANDSHAKE,
+                [RF_TLS_FAIL_CLIENT_CERT_MISSING] = HR_CERT_MISSING,
+                [RF_TLS_FAIL_CLIENT_CERT_INVALID] = HR_CERT_INVALID,
+                [RF_TLS_FAIL_PROTOCOL] = HR_TLS_HANDSHAKE};
+            if (why != RF_TLS_FAIL_PROTOCOL || !rf_tls_conn_established(c->tls))
+                bump(&s->http_rejects[by_fail[why]]);
+        }
+        /* Handshake records and alerts: best effort, the socket has room
+         * for a few hundred bytes. */
+        const char *p;
+        size_t len;
+        rf_tls_conn_out(c->tls, &p, &len);
+        while (len) {
+            ssize_t w = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w <= 0)
+                break;
+            rf_tls_conn_consume(c->tls, (size_t)w);
+            rf_tls_conn_out(c->tls, &p, &len);
+        }
+        if (n < 0)
+            return 0;
+        char cipher[READ_CHUNK];
+        ssize_t r = recv(c->fd, cipher, sizeof(cipher), 0);
+        if (r <= 0)
+            return r;
+        if (rf_tls_conn_feed(c->tls, cipher, (size_t)r) < 0)
+            return 0;
+    }
 }
 
 /* Components that share a kind and a name are one on /metrics: a listener
@@ -508,6 +615,25 @@ static int health_body(rf_strbuf *b)
     return bad ? 503 : 200;
 }
 
+/* The value of the request head's Authorization header, or NULL. */
+static const char *head_authorization(const char *head, const char *end, size_t *len)
+{
+    for (const char *l = strchr(head, '\n'); l && l < end; l = strchr(l + 1, '\n')) {
+        const char *name = l + 1;
+        if (strncasecmp(name, "authorization:", 14) != 0)
+            continue;
+        const char *v = name + 14;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        const char *e = v;
+        while (*e && *e != '\r' && *e != '\n')
+            e++;
+        *len = (size_t)(e - v);
+        return v;
+    }
+    return NULL;
+}
+
 static bool http_input(rf_ops_server *s, unsigned slot)
 {
     client *c = s->clients[slot];
@@ -532,12 +658,23 @@ static bool http_input(rf_ops_server *s, unsigned slot)
             http_response(&resp, 400, "Bad Request", "text/plain", &body, false);
         } else {
             bool head = !strcmp(method, "HEAD");
+            enum rf_auth_result auth;
+            size_t authz_len = 0;
+            const char *authz = head_authorization(c->in, end, &authz_len);
             char *q = strchr(target, '?');
             if (q)
                 *q = '\0';
             if (strcmp(method, "GET") && !head) {
                 rf_strbuf_printf(&body, "only GET and HEAD\n");
                 http_response(&resp, 405, "Method Not Allowed", "text/plain", &body, false);
+            } else if (!strcmp(target, "/metrics") && s->auth &&
+                       (auth = rf_auth_check(s->auth, authz, authz_len)) != RF_AUTH_OK) {
+                bump(&s->http_rejects[auth == RF_AUTH_MISSING ? HR_AUTH_MISSING : HR_AUTH_BAD]);
+                rf_strbuf_printf(&body, "authorization %s\n",
+                                 auth == RF_AUTH_MISSING ? "required" : "failed");
+                char hdr[96];
+                snprintf(hdr, sizeof(hdr), "WWW-Authenticate: %s\r\n", rf_auth_challenge(s->auth));
+                http_response_h(&resp, 401, "Unauthorized", "text/plain", hdr, &body, head);
             } else if (!strcmp(target, "/metrics")) {
                 metrics_body(&body);
                 http_response(&resp, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &body,
@@ -578,7 +715,7 @@ static void client_readable(rf_ops_server *s, unsigned slot)
             /* HTTP: the head is complete or too big; lines: line_input closed
              * an oversized one. Drain and discard what else arrives. */
             char sink[READ_CHUNK];
-            ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+            ssize_t n = client_recv(s, c, sink, sizeof(sink));
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
                 if (c->out_off >= c->out.len)
                     client_close(s, slot);
@@ -590,7 +727,7 @@ static void client_readable(rf_ops_server *s, unsigned slot)
                 return;
             continue;
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, cap - c->in_len, 0);
+        ssize_t n = client_recv(s, c, c->in + c->in_len, cap - c->in_len);
         if (n > 0) {
             c->in_len += (size_t)n;
             c->last_active_ns = rf_clock_mono_ns();
@@ -760,11 +897,17 @@ static void accept_all(rf_ops_server *s, enum lkind kind)
         c->gen = ++s->gen;
         c->accepted_ns = c->last_active_ns = now;
         c->uid = uid;
+        if (kind == L_HTTP && s->tls && !(c->tls = rf_tls_conn_new(s->tls, NULL))) {
+            close(fd);
+            free(c);
+            continue;
+        }
         /* The owning uid may use admin commands on the ops socket too. */
         c->admin = kind == L_ADMIN || (kind == L_OPS && uid == s->hooks.owner_uid);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = client_tag(slot, c)};
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             close(fd);
+            rf_tls_conn_free(c->tls);
             free(c);
             continue;
         }
@@ -820,6 +963,16 @@ static void register_metrics(rf_ops_server *s)
         if (id >= 0 && s->n_ids < (int)(sizeof(s->metric_ids) / sizeof(s->metric_ids[0])))
             s->metric_ids[s->n_ids++] = id;
     }
+    for (unsigned r = 0; r < HR__COUNT; r++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", http_reject_names[r]);
+        int id = rf_stats_register_counter("ringflow_ops_http_rejects",
+                                           "Prometheus endpoint connections and requests refused "
+                                           "(TLS, client certificate, credentials), by reason.",
+                                           labels, &s->http_rejects[r]);
+        if (id >= 0 && s->n_ids < (int)(sizeof(s->metric_ids) / sizeof(s->metric_ids[0])))
+            s->metric_ids[s->n_ids++] = id;
+    }
 }
 
 static void close_listeners(rf_ops_server *s)
@@ -860,6 +1013,16 @@ int rf_ops_server_start(const rf_ops_config *cfg, const rf_ops_hooks *hooks, rf_
     if (cfg->prometheus_enabled &&
         (rc = bind_http(&s->ls[L_HTTP], cfg->prometheus_listen, &s->prom_port, err)) < 0)
         goto fail;
+    if (cfg->prometheus_enabled && cfg->tls.enabled &&
+        !(s->tls = rf_tls_server_new(&cfg->tls, err))) {
+        rc = rf_err_wrap(err, "stats.prometheus: ");
+        goto fail;
+    }
+    if (cfg->prometheus_enabled && rf_auth_config_enabled(&cfg->auth) &&
+        !(s->auth = rf_auth_new(&cfg->auth, err))) {
+        rc = rf_err_wrap(err, "stats.prometheus: ");
+        goto fail;
+    }
     for (int k = 0; k < L_COUNT; k++) {
         if (s->ls[k].fd < 0)
             continue;
@@ -891,6 +1054,8 @@ fail:
     close_listeners(s);
     if (s->ep >= 0)
         close(s->ep);
+    rf_tls_server_free(s->tls);
+    rf_auth_free(s->auth);
     free(s);
     return rc < 0 ? rc : -EINVAL;
 }
@@ -968,6 +1133,8 @@ void rf_ops_server_stop(rf_ops_server *s)
         g_current = NULL;
     if (g_component)
         rf_component_transition(g_component, RF_STATE_STOPPED, "stopped");
+    rf_tls_server_free(s->tls);
+    rf_auth_free(s->auth);
     free(s);
 }
 
@@ -990,4 +1157,27 @@ void rf_ops_server_stats_read(const rf_ops_server *s, rf_ops_server_stats *out)
     out->http_timeouts = rf_stats_load(&s->http_timeouts);
     out->http_idle_closed = rf_stats_load(&s->http_idle_closed);
     out->idle_closed = rf_stats_load(&s->idle_closed);
+    for (unsigned r = 0; r < HR__COUNT; r++)
+        out->http_rejects[r] = rf_stats_load(&s->http_rejects[r]);
+}
+
+int rf_ops_server_reload_security(const rf_ops_config *cfg, rf_err *err)
+{
+    rf_ops_server *s = g_current;
+    if (!s)
+        return 0;
+    /* Both loaded before either is swapped: all or nothing. */
+    rf_tls_server *tls = NULL;
+    rf_auth *auth = NULL;
+    if (s->tls && cfg->tls.enabled && !(tls = rf_tls_server_new(&cfg->tls, err)))
+        return rf_err_wrap(err, "stats.prometheus: ");
+    if (s->auth && rf_auth_config_enabled(&cfg->auth) && !(auth = rf_auth_new(&cfg->auth, err))) {
+        rf_tls_server_free(tls);
+        return rf_err_wrap(err, "stats.prometheus: ");
+    }
+    if (tls)
+        rf_tls_server_take(s->tls, tls);
+    if (auth)
+        rf_auth_take(s->auth, auth);
+    return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/auth/auth.h"
 #include "ingest/http/http_pvt.h"
 
 /* Bodies kept for the next request of a keep-alive connection: above this,
@@ -35,6 +36,9 @@ struct rf_http_server {
     _Atomic uint64_t counters[RF_HTTP_C__COUNT];
     _Atomic uint64_t rejects[RF_HTTP_REJ__COUNT];
     _Atomic uint64_t status[RF_HTTP_EP__COUNT][RF_HTTP_ST__COUNT];
+    rf_http_auth_fn auth_get; /* NULL: no authentication */
+    void *auth_user;
+    const char *open_path; /* answered without credentials (/ping) */
 };
 
 enum hdr_state {
@@ -63,8 +67,9 @@ struct rf_http_conn {
     int64_t wall_ns, mono_ns;
     char *out;
     size_t out_len, out_cap;
-    int fd;        /* the socket, for handlers that answer later (-1: unknown) */
-    bool detached; /* a handler took the answer over: later bytes are ignored */
+    int fd;                  /* the socket, for handlers that answer later (-1: unknown) */
+    bool detached;           /* a handler took the answer over: later bytes are ignored */
+    struct rf_tls_conn *tls; /* the connection's TLS state, for detached answers */
 };
 
 /* ---- names ---------------------------------------------------------------- */
@@ -87,6 +92,11 @@ static const char *const reject_names[RF_HTTP_REJ__COUNT] = {
     [RF_HTTP_REJ_DECODE_LIMIT] = "decode_limit",
     [RF_HTTP_REJ_BAD_PARAMETER] = "bad_parameter",
     [RF_HTTP_REJ_BAD_JSON] = "bad_json",
+    [RF_HTTP_REJ_TLS_HANDSHAKE_FAILED] = "tls_handshake_failed",
+    [RF_HTTP_REJ_CLIENT_CERT_MISSING] = "client_cert_missing",
+    [RF_HTTP_REJ_CLIENT_CERT_INVALID] = "client_cert_invalid",
+    [RF_HTTP_REJ_AUTH_MISSING] = "auth_missing",
+    [RF_HTTP_REJ_AUTH_BAD] = "auth_bad",
 };
 
 const char *rf_http_reject_name(enum rf_http_reject r)
@@ -401,6 +411,38 @@ static const char *find_header(const rf_http_header *hs, uint32_t n, const char 
     return NULL;
 }
 
+/* Whether the request may go on: credentials checked before its body is
+ * read, so an unauthenticated client spends no body budget. A refusal is
+ * answered 401 and closes the connection (its body would follow). */
+static bool authorized(rf_http_conn *c)
+{
+    rf_http_server *s = c->srv;
+    struct rf_auth *a = s->auth_get ? s->auth_get(s->auth_user) : NULL;
+    if (!a)
+        return true;
+    const char *url = c->hdr + c->url_off;
+    const char *q = memchr(url, '?', c->url_len);
+    size_t path_len = q ? (size_t)(q - url) : c->url_len;
+    if (s->open_path && strlen(s->open_path) == path_len && !memcmp(s->open_path, url, path_len))
+        return true;
+    size_t vl = 0;
+    const char *v = find_header(c->headers, c->n_headers, "authorization", &vl);
+    enum rf_auth_result r = rf_auth_check(a, v, vl);
+    if (r == RF_AUTH_OK)
+        return true;
+    rf_http_response resp;
+    resp_init(&resp);
+    rf_http_resp_error(&resp, 401, "%s",
+                       r == RF_AUTH_MISSING ? "authorization required" : "authorization failed");
+    rf_http_resp_header(&resp, "WWW-Authenticate: %s", rf_auth_challenge(a));
+    resp.close = true;
+    c->closing = c->failed = true;
+    rf_stats_add(
+        &s->rejects[r == RF_AUTH_MISSING ? RF_HTTP_REJ_AUTH_MISSING : RF_HTTP_REJ_AUTH_BAD], 1);
+    emit(c, RF_HTTP_EP_NONE, &resp, false);
+    return false;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     rf_http_conn *c = p->data;
@@ -409,6 +451,8 @@ static int on_headers_complete(http_parser *p)
         c->headers[i].name = c->hdr + (uintptr_t)c->headers[i].name;
         c->headers[i].value = c->hdr + (uintptr_t)c->headers[i].value;
     }
+    if (!authorized(c))
+        return -1;
     const rf_http_limits *lim = &c->srv->lim;
     if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
         p->content_length > lim->max_body) {
@@ -503,6 +547,7 @@ static void dispatch(rf_http_conn *c)
     req.wall_ns = c->wall_ns;
     req.mono_ns = c->mono_ns;
     req.fd = c->fd;
+    req.tls = c->tls;
     req.wire_body_len = c->body.len;
     rf_stats_add(&s->counters[RF_HTTP_C_BODY_BYTES], c->body.len);
 
@@ -690,6 +735,30 @@ uint64_t rf_http_reject_count(const rf_http_server *s, enum rf_http_reject r)
     return (unsigned)r < RF_HTTP_REJ__COUNT
                ? atomic_load_explicit(&s->rejects[r], memory_order_relaxed)
                : 0;
+}
+
+void rf_http_server_count_reject(rf_http_server *s, enum rf_http_reject r)
+{
+    if ((unsigned)r < RF_HTTP_REJ__COUNT)
+        rf_stats_add(&s->rejects[r], 1);
+}
+
+void rf_http_server_set_auth(rf_http_server *s, rf_http_auth_fn get, void *user,
+                             const char *open_path)
+{
+    s->auth_get = get;
+    s->auth_user = user;
+    s->open_path = open_path;
+}
+
+bool rf_http_conn_detached(const rf_http_conn *c)
+{
+    return c->detached;
+}
+
+void rf_http_conn_set_tls(rf_http_conn *c, struct rf_tls_conn *tls)
+{
+    c->tls = tls;
 }
 
 uint64_t rf_http_status_count(const rf_http_server *s, unsigned ep, enum rf_http_status_slot st)

@@ -96,6 +96,12 @@ enum rf_http_reject {
     RF_HTTP_REJ_DECODE_LIMIT,         /* remote_write: decoded message past its memory bound: 413 */
     RF_HTTP_REJ_BAD_PARAMETER,        /* a write's query (db, precision) refused: 400 */
     RF_HTTP_REJ_BAD_JSON,             /* OTLP: a JSON body that is not the message: 400 */
+    /* A TLS listener's connection refusals (front.c, core/tls): closed. */
+    RF_HTTP_REJ_TLS_HANDSHAKE_FAILED, /* not TLS (plain HTTP), no common version, client alert */
+    RF_HTTP_REJ_CLIENT_CERT_MISSING,  /* client_ca_file set and no certificate */
+    RF_HTTP_REJ_CLIENT_CERT_INVALID,  /* a certificate the client CA does not verify */
+    RF_HTTP_REJ_AUTH_MISSING,         /* auth configured, no (usable) Authorization: 401 */
+    RF_HTTP_REJ_AUTH_BAD,             /* wrong user, password or token: 401 */
     RF_HTTP_REJ__COUNT
 };
 const char *rf_http_reject_name(enum rf_http_reject r); /* "bad_request", ... */
@@ -142,6 +148,10 @@ typedef struct rf_http_request {
     const char *peer;         /* "ip:port" or "" */
     int64_t wall_ns, mono_ns; /* when the request's last byte was fed */
     int fd;                   /* the connection's socket (rf_http_conn_set_fd), or -1 */
+    /* The connection's TLS state (core/tls) on a TLS listener, else NULL. A
+     * handler that detaches answers through it, not on fd in clear: see
+     * rf_http_response.detached. */
+    struct rf_tls_conn *tls;
 } rf_http_request;
 
 /* Value of the first header `name` (case-insensitive), or NULL. */
@@ -176,7 +186,12 @@ typedef struct rf_http_response {
      * of the connection, and counts the request as 200. The other thread
      * writes the answer with "Connection: close" and shuts the socket down;
      * the client's close then ends the connection here. For work that must
-     * not run on the owning thread (PromQL queries, storage/promapi). */
+     * not run on the owning thread (PromQL queries, storage/promapi).
+     * On a TLS connection (req->tls set) the other thread owns req->tls
+     * from then on: it calls rf_tls_conn_acquire(req->tls) before writing
+     * (the owning thread may still be sending records), writes with
+     * rf_tls_conn_write + rf_tls_conn_send_blocking, and frees it with
+     * rf_tls_conn_free. */
     bool detached;
 } rf_http_response;
 
@@ -224,6 +239,8 @@ enum rf_http_counter_id {
 const char *rf_http_counter_name(enum rf_http_counter_id id);
 uint64_t rf_http_counter(const rf_http_server *s, enum rf_http_counter_id id);
 uint64_t rf_http_reject_count(const rf_http_server *s, enum rf_http_reject r);
+/* Counts a refusal decided outside the layer (the TLS front); owning thread. */
+void rf_http_server_count_reject(rf_http_server *s, enum rf_http_reject r);
 uint64_t rf_http_status_count(const rf_http_server *s, unsigned ep, enum rf_http_status_slot st);
 /* Body bytes held by connections now (relaxed read). */
 uint64_t rf_http_server_body_in_use(const rf_http_server *s);
@@ -262,6 +279,21 @@ bool rf_http_conn_in_request(const rf_http_conn *c);
  * progress gets 408 (counted) and the connection closes; an idle one just
  * closes. Returns RF_HTTP_CLOSE. */
 int rf_http_conn_timeout(rf_http_conn *c);
+/* Whether a handler took the connection's answer over (detached). */
+bool rf_http_conn_detached(const rf_http_conn *c);
+/* The connection's TLS state, handed to handlers in rf_http_request.tls. */
+void rf_http_conn_set_tls(rf_http_conn *c, struct rf_tls_conn *tls);
+
+/* Authentication (core/auth). When get returns an rf_auth, every request
+ * whose path is not open_path (NULL: none) must carry an Authorization
+ * rf_auth_check accepts; otherwise it is answered 401 with WWW-Authenticate
+ * as soon as its headers are in (the body is not read), counted auth_missing
+ * or auth_bad, and the connection closed. get is called once per request
+ * (the credentials in force can change with a reload). */
+struct rf_auth;
+typedef struct rf_auth *(*rf_http_auth_fn)(void *user);
+void rf_http_server_set_auth(rf_http_server *s, rf_http_auth_fn get, void *user,
+                             const char *open_path);
 
 /* ---- ingest endpoints (influx.c, prom.c) ----------------------------------------
  *
@@ -279,8 +311,9 @@ int rf_http_conn_timeout(rf_http_conn *c);
  *     rp and org are accepted and ignored: the engine has one store, and
  *     retention is storage.retention's.
  *   - db (v1) and bucket (v2) are required, as InfluxDB requires them: 400.
- *   - Authorization (Token, Basic) and u/p are accepted and not checked: the
- *     listener is meant for loopback or a trusted network.
+ *   - Authorization (Token, Basic) is checked only on a listener with
+ *     `auth:` (rf_http_server_set_auth; else accepted, unchecked); u/p in
+ *     the query string are never read.
  *   - 204 when every line was taken. When some lines are refused the others
  *     are kept and the answer is 400 with the first refused line, its reason
  *     and how many lines were refused: {"error":"partial write: unable to
@@ -437,9 +470,12 @@ void rf_http_ingest_release(rf_http_ingest *in);
  * by max_output, and is retried after the connection's next read. */
 typedef struct rf_http_front rf_http_front;
 /* busy/busy_user: rf_http_ingest.busy (NULL: never busy). */
+/* listener: the listener's name, whose TLS and auth (rf_http_security_apply)
+ * the front serves with; NULL for none. */
 rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *parse,
                                  enum rf_ts_precision precision, uint32_t max_conns,
-                                 bool (*busy)(void *user), void *busy_user, rf_err *err);
+                                 bool (*busy)(void *user), void *busy_user, const char *listener,
+                                 rf_err *err);
 void rf_http_front_free(rf_http_front *f);
 /* Returns 0 (keep) or 1 (close the connection once the answer is out). */
 struct rf_listen_chunk;
@@ -454,7 +490,36 @@ void rf_http_front_set_extra_routes(rf_http_routes_fn fn);
 const rf_http_ingest *rf_http_front_ingest(const rf_http_front *f);
 /* The OTLP attribute allow-lists (rf_http_ingest_set_otlp). */
 int rf_http_front_set_otlp(rf_http_front *f, const struct rf_listen_otlp_config *cfg, rf_err *err);
+
+/* ---- TLS and authentication of http listeners (security.c) ----------------------
+ *
+ * Per listener name, the TLS context (core/tls) and credentials (core/auth)
+ * its fronts use, shared by the workers. rf_http_security_apply (control
+ * thread: engine start, and every reload, SIGHUP) reads every http
+ * listener's certificate, key, client CA and credential files; when one of
+ * them does not load it returns the error and nothing changes (the reload is
+ * refused, the old certificates and credentials stay in force). Otherwise the
+ * new ones take effect at once: for TLS at each new connection (a connection
+ * keeps the context it started with), for credentials at each request. A
+ * listener whose `tls:` or `auth:` went away serves without them from its
+ * next connection or request. A front created for a listener name (the name
+ * given to rf_http_front_new) finds its entry here; entries live until the
+ * process ends (a few hundred bytes each, one per listener name ever seen).
+ *
+ * On a TLS listener the front feeds each read into the connection's
+ * rf_tls_conn, hands the plaintext to the HTTP layer, encrypts its answers
+ * and sends them with send(MSG_DONTWAIT) like plain answers; what the socket
+ * does not take waits in the TLS output (at most max_output more is
+ * encrypted while some is waiting). A handshake is bounded by the same
+ * idle_timeout and request_timeout as a request. Failures are counted in the
+ * server's rejects (tls_handshake_failed, client_cert_missing,
+ * client_cert_invalid) and the alert OpenSSL wrote is sent before the close.
+ * /ping stays open without credentials (load balancers' health checks). */
+struct rf_listener_config;
+int rf_http_security_apply(const struct rf_listener_config *ls, size_t n, rf_err *err);
 /* The front's memory at most: connections and the server's body budget. */
 uint64_t rf_http_front_memory_bound(const rf_http_limits *limits, uint32_t max_conns);
+/* What TLS adds to it on a listener with `tls:`. */
+uint64_t rf_http_front_tls_memory_bound(const rf_http_limits *limits, uint32_t max_conns);
 
 #endif

@@ -101,4 +101,14 @@ struct RfOtlp__ExportMetricsServiceRequest *rf_otlp_from_json(rf_decode_state *p
                                                               const uint8_t *body, size_t len,
                                                               rf_err *err);
 
+/* ---- listeners' TLS and credentials (security.c) ----------------------------- */
+typedef struct rf_http_security rf_http_security;
+struct rf_tls_server;
+/* The entry of a listener name, created when absent (NULL: no name, or the
+ * table is full). Never freed while the process runs. */
+rf_http_security *rf_http_security_get(const char *name);
+/* What is in force now (NULL: plain / no authentication). */
+struct rf_tls_server *rf_http_security_tls(rf_http_security *e);
+struct rf_auth *rf_http_security_auth(void *entry); /* fits rf_http_auth_fn */
+
 #endif

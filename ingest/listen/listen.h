@@ -89,6 +89,8 @@
 #include <sys/socket.h>
 
 #include "core/error/error.h"
+#include "core/auth/auth.h"
+#include "core/tls/tls.h"
 
 #define RF_LISTENER_NAME_MAX 48
 #define RF_LISTENER_ADDR_MAX 46 /* INET6_ADDRSTRLEN */
@@ -215,6 +217,10 @@ typedef struct rf_listener_config {
      * (listen_config.c), so equal configurations share one pointer. */
     const struct rf_graphite_templates *graphite_templates;
     rf_listen_otlp_config otlp; /* protocol http; read by whoever builds the http front */
+    /* protocol http: `tls:` and `auth:` (core/tls, core/auth), applied by
+     * ingest/http (rf_http_security_apply); the listener ignores them. */
+    rf_tls_config tls;
+    rf_auth_config auth;
     rf_listen_handler handler;
 } rf_listener_config;
 

@@ -198,6 +198,12 @@ static int parse_item(const rf_cfg_node *item, rf_listener_config *c, rf_err *er
         (rc = rf_cfg_enum(item, "class", classes, 2, 0, &cls, err)) < 0)
         return rc;
     c->critical = cls == 1;
+    if ((rc = rf_tls_config_parse(item, &c->tls, err)) < 0 ||
+        (rc = rf_auth_config_parse(item, &c->auth, err)) < 0)
+        return rc;
+    if ((c->tls.enabled || rf_auth_config_enabled(&c->auth)) && p != RF_LISTEN_PROTO_HTTP)
+        return rf_cfg_fail_key(item, c->tls.enabled ? "tls" : "auth", err,
+                               "tls and auth are for protocol http listeners");
     if (!valid_addr(c->address))
         return rf_cfg_fail_key(item, "address", err, "expected an IPv4 or IPv6 literal, got '%s'",
                                c->address);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/tls/tls.h"
 #include "core/log/log.h"
 #include "core/stats/stats.h"
 #include "ingest/http/http.h"
@@ -33,10 +34,11 @@ enum api_route {
 
 typedef struct job {
     enum api_route route;
-    int fd;      /* our dup of the connection's socket */
-    char *path;  /* NUL-terminated copies */
-    char *query; /* URL query, or "" */
-    char *body;  /* form body (POST), or "" */
+    int fd;                  /* our dup of the connection's socket */
+    struct rf_tls_conn *tls; /* a TLS connection's state, ours once queued (http.h) */
+    char *path;              /* NUL-terminated copies */
+    char *query;             /* URL query, or "" */
+    char *body;              /* form body (POST), or "" */
     size_t body_len;
 } job;
 
@@ -179,6 +181,7 @@ static void enqueue(void *user, const rf_http_request *req, rf_http_response *re
     j.body_len = req->method == RF_HTTP_POST ? req->body_len : 0;
     j.body = copy(req->method == RF_HTTP_POST ? (const char *)req->body : "", j.body_len);
     j.fd = j.path && j.query && j.body ? fcntl(req->fd, F_DUPFD_CLOEXEC, 3) : -1;
+    j.tls = req->tls;
     bool queued = false;
     if (j.fd >= 0) {
         pthread_mutex_lock(&api.lock);
@@ -710,14 +713,27 @@ static void answer_job(const job *j, answer *a)
                       a->status, reason(a->status), a->ctype ? a->ctype : "application/json",
                       a->encoding ? "Content-Encoding: " : "", a->encoding ? a->encoding : "",
                       a->encoding ? "\r\n" : "", a->len);
-    send_all(j->fd, head, (size_t)hl);
-    send_all(j->fd, a->body, a->len);
+    if (j->tls) {
+        /* Through the connection's TLS state, once its worker let it go. */
+        rf_tls_conn_acquire(j->tls);
+        if (rf_tls_conn_write(j->tls, head, (size_t)hl) == 0 &&
+            rf_tls_conn_write(j->tls, a->body, a->len) == 0)
+            rf_tls_conn_close_notify(j->tls);
+        (void)rf_tls_conn_send_blocking(j->tls, j->fd, 10000);
+    } else {
+        send_all(j->fd, head, (size_t)hl);
+        send_all(j->fd, a->body, a->len);
+    }
     /* FIN after the answer; the worker's side ends when the client closes. */
     shutdown(j->fd, SHUT_WR);
 }
 
 static void job_free(job *j)
 {
+    if (j->tls) {
+        rf_tls_conn_acquire(j->tls);
+        rf_tls_conn_free(j->tls);
+    }
     close(j->fd);
     free(j->path);
     free(j->query);
