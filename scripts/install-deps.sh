@@ -2,7 +2,7 @@
 # Installs ringflow's build and test dependencies from Debian's packages.
 # libsystemd-dev: sd_notify (daemon/notify.c). debhelper, dpkg-dev, fakeroot,
 # lintian: scripts/package.sh. scdoc: the man pages (docs/man). man-db, systemd,
-# bash-completion: the packaging tests (man -l, systemd-analyze verify, the
+# bash-completion, logrotate: the packaging tests (man -l, systemd-analyze verify, the
 # completion directory pkg-config names).
 # Idempotent: when everything is already present it only checks, in a few seconds.
 set -euo pipefail
@@ -22,7 +22,7 @@ packages=(
   libfaketime
   victoria-metrics
   libsystemd-dev
-  debhelper dpkg-dev fakeroot lintian scdoc man-db systemd bash-completion
+  debhelper dpkg-dev fakeroot lintian scdoc man-db systemd bash-completion logrotate
   prometheus
   # the HTTP forwarders' client (stages/forward) and a test receiver of theirs (tests/sinks)
   libcurl4-openssl-dev influxdb

@@ -34,7 +34,8 @@ for f in "$prefix/bin/ringflowd" "$prefix/bin/ringflow" "$sysconf/ringflow.yaml"
          "$sysconf/conf.d/README" "$prefix/lib/sysusers.d/ringflow.conf" \
          "$prefix/share/bash-completion/completions/ringflow" \
          "$prefix/share/bash-completion/completions/ringflowd" \
-         "$prefix/share/doc/ringflow/examples/dpdk.conf"; do
+         "$prefix/share/doc/ringflow/examples/dpdk.conf" \
+         "$(dirname "$sysconf")/logrotate.d/ringflow"; do
   [ -e "$root$f" ] || fail "missing $f"
 done
 for page in man1/ringflow.1 man5/ringflow.yaml.5 man8/ringflowd.8; do
@@ -42,6 +43,14 @@ for page in man1/ringflow.1 man5/ringflow.yaml.5 man8/ringflowd.8; do
 done
 [ -e "$root$prefix/bin/ringflow-bench" ] && fail "ringflow-bench is installed"
 ok "files"
+
+# The logrotate file parses (debug mode: nothing is rotated, no script runs).
+if command -v logrotate >/dev/null 2>&1; then
+  logrotate --debug --state "$scratch/logrotate.state" "$root$(dirname "$sysconf")/logrotate.d/ringflow" \
+    >"$scratch/logrotate.out" 2>&1 || fail "logrotate refuses its file: $(cat "$scratch/logrotate.out")"
+  grep -q 'ringflow' "$scratch/logrotate.out" || fail "logrotate read no rule: $(cat "$scratch/logrotate.out")"
+  ok "logrotate"
+fi
 
 "$root$prefix/bin/ringflowd" --version | grep -q '^ringflowd ' || fail "ringflowd --version"
 "$root$prefix/bin/ringflow" --version | grep -q '^ringflow ' || fail "ringflow --version"
