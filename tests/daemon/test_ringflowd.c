@@ -14,6 +14,9 @@
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "daemon_proc.h"
 
@@ -296,6 +299,77 @@ static void test_sigusr1_reopens_the_log_file(void **state)
     assert_true(wait_file_has("rf.log", "msg=\"stopped\""));
 }
 
+/* logrotate under load: the log file is renamed and SIGUSR1 sent ten times
+ * while a client streams Graphite lines over TCP; every line is stored, and
+ * the log goes on in the new file. */
+static void test_sigusr1_under_load_loses_nothing(void **state)
+{
+    (void)state;
+    enum {
+        LINES = 20000,
+        ROTATIONS = 10
+    };
+    char cfg[1200];
+    snprintf(cfg, sizeof(cfg), "%slog:\n  file: ./rot.log\n", run_config());
+    char *dup = strstr(cfg, "log:\n  level: info\n");
+    if (dup)
+        memmove(dup, dup + strlen("log:\n  level: info\n"), strlen(dup + 19) + 1);
+    tproc_write_file("rotate.yaml", cfg);
+    proc p;
+    tproc_start(&p, (const char *[]){"--config", "rotate.yaml", NULL});
+    assert_true(wait_file_has("rot.log", "msg=\"running:"));
+
+    pid_t client = fork();
+    assert_true(client >= 0);
+    if (client == 0) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)(tproc_port_base() + 1))};
+        inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+            _exit(2);
+        char line[96];
+        for (int i = 0; i < LINES; i++) {
+            int n = snprintf(line, sizeof(line), "rotation.load %d %d\n", i, 1700000000 + i);
+            if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n)
+                _exit(3);
+            if (i % 500 == 0)
+                usleep(2000); /* spread the stream over the rotations */
+        }
+        shutdown(fd, SHUT_WR);
+        char b;
+        while (recv(fd, &b, 1, 0) > 0) {
+        }
+        close(fd);
+        _exit(0);
+    }
+    for (int r = 1; r <= ROTATIONS; r++) {
+        char from[600], to[600];
+        snprintf(from, sizeof(from), "%s/rot.log", tproc_dir());
+        snprintf(to, sizeof(to), "%s/rot.log.%d", tproc_dir(), r);
+        assert_int_equal(rename(from, to), 0);
+        kill(p.pid, SIGUSR1);
+        assert_true(wait_file_has("rot.log", "SIGUSR1: log file"));
+        usleep(10 * 1000);
+    }
+    int st = -1;
+    assert_int_equal(waitpid(client, &st, 0), client);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    kill(p.pid, SIGTERM);
+    assert_int_equal(tproc_wait_exit(&p, 20000), 0);
+    assert_true(wait_file_has("rot.log", "msg=\"stopped\""));
+
+    char cmd[900];
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && \"$RINGFLOW\" query --dir ./data-run/store rotation.load --format csv "
+             "| tail -n +2 | wc -l",
+             tproc_dir());
+    char *out = tproc_shell_ok(cmd);
+    assert_non_null(out);
+    assert_int_equal(atoi(out), LINES);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_sigint_exits_zero),
         cmocka_unit_test(test_unused_signals_do_not_kill),
         cmocka_unit_test(test_sigusr1_reopens_the_log_file),
+        cmocka_unit_test(test_sigusr1_under_load_loses_nothing),
         cmocka_unit_test(test_sighup_bad_config_keeps_running),
         cmocka_unit_test(test_second_daemon_on_same_ports_refuses),
     };
