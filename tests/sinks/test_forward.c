@@ -456,7 +456,8 @@ static long long dropped_any(void)
            fwd_stat("fwd", "dropped_other");
 }
 
-#define BLOCK_POINTS 300000 /* ~9 MB of lines: more than the buffer, chunks and socket buffers */
+#define BLOCK_POINTS                                                                               \
+    1000000 /* ~30 MB of lines: far more than the buffer, chunks, rings and socket buffers */
 
 static void test_block(void **state)
 {
@@ -471,7 +472,8 @@ static void test_block(void **state)
              g_rx_port);
     proc d;
     start_rf(&d, sink);
-    const int64_t t0 = cu_now_ns() / 1000000 - 600000;
+    /* one point per millisecond, all in the past (VM's window ends now) */
+    const int64_t t0 = cu_now_ns() / 1000000 - BLOCK_POINTS - 600000;
     pid_t client = fork();
     assert_true(client >= 0);
     if (client == 0) {
