@@ -125,6 +125,8 @@ typedef struct arena {
 
 static int arena_add(arena *a, const void *src, size_t n)
 {
+    if (n == 0)
+        return 0; /* an empty arena has no buffer yet: memcpy(NULL, ..., 0) is UB */
     if (a->len + n > a->cap) {
         size_t nc = a->cap ? a->cap * 2 : RF_STORE_HEAD_CHUNK;
         while (nc < a->len + n)
