@@ -6,6 +6,11 @@
 #include "core/mem/mem.h"
 #include "stages/match/match.h"
 
+/* A counter the worker alone writes and the control thread reads while it
+ * runs (rf_router_stats_read): a relaxed store of the worker's own sum, so
+ * the reader's relaxed load pairs with it; the same cost as a plain add. */
+#define ROUTE_STAT_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -508,7 +513,10 @@ static uint32_t table_intern(route_table *t, const uint64_t *bits)
         free(s);
         return UNRESOLVED;
     }
-    uint32_t id = t->n_sets++;
+    uint32_t id = t->n_sets;
+    /* Relaxed: pairs with the relaxed load in rf_router_stats_read (a count
+     * for the ops views; the worker is the only writer). */
+    __atomic_store_n(&t->n_sets, id + 1, __ATOMIC_RELAXED);
     s->pub.id = id;
     t->sets[id] = s;
     t->set_flags[id] = (uint8_t)s->pub.flags;
@@ -530,10 +538,10 @@ static uint32_t table_resolve_subject(route_table *t, const char *subject, size_
         if (pattern_match(&t->routes[i].pat, &toks))
             bits[i / 64] |= 1ull << (i % 64);
     }
-    st->resolved++;
+    ROUTE_STAT_ADD(st->resolved, 1);
     uint32_t id = table_intern(t, bits);
     if (id == UNRESOLVED) {
-        st->sets_exhausted++;
+        ROUTE_STAT_ADD(st->sets_exhausted, 1);
         id = RF_ROUTE_SET_NONE;
     }
     return id;
@@ -549,7 +557,7 @@ static void names_resolve(rf_router *r, int which)
         char subj[RF_SUBJECT_MAX];
         int n = snprintf(subj, sizeof(subj), "%s%s", prefix, nc->names[i] ? nc->names[i] : "_");
         if (n < 0 || (size_t)n >= sizeof(subj)) {
-            r->st.subject_truncated++;
+            ROUTE_STAT_ADD(r->st.subject_truncated, 1);
             nc->ids[i] = RF_ROUTE_SET_NONE;
             continue;
         }
@@ -586,7 +594,7 @@ int rf_router_new(const rf_router_config *cfg, uint32_t max_slots, rf_router **o
         rf_router_free(r);
         return rc;
     }
-    r->st.routes = cfg->n_routes;
+    __atomic_store_n(&r->st.routes, cfg->n_routes, __ATOMIC_RELAXED);
     *out = r;
     return 0;
 }
@@ -615,8 +623,8 @@ int rf_router_reconfigure(rf_router *r, const rf_router_config *cfg, rf_err *err
         memset(r->cache[i], 0xff, (size_t)r->max_slots * sizeof(uint32_t));
     names_resolve(r, 0);
     names_resolve(r, 1);
-    r->st.routes = cfg->n_routes;
-    r->st.reconfigurations++;
+    __atomic_store_n(&r->st.routes, cfg->n_routes, __ATOMIC_RELAXED);
+    ROUTE_STAT_ADD(r->st.reconfigurations, 1);
     return 0;
 }
 
@@ -661,7 +669,7 @@ static uint32_t resolve_slot(rf_router *r, int cls, int32_t slot, const rf_serie
     char subj[RF_SUBJECT_MAX];
     bool trunc;
     size_t n = tmpl_build(&r->tab->templates[cls], key, subj, &trunc);
-    r->st.subject_truncated += trunc;
+    ROUTE_STAT_ADD(r->st.subject_truncated, trunc);
     uint32_t id = table_resolve_subject(r->tab, subj, n, &r->st);
     r->cache[cls][slot] = id;
     return id;
@@ -730,10 +738,10 @@ uint32_t rf_router_route_batch(rf_router *r, rf_event *events, const int32_t *sl
         unrouted += id == RF_ROUTE_SET_NONE;
         critical += f & RF_ROUTESET_CRITICAL;
     }
-    r->st.routed += routed;
-    r->st.unrouted += unrouted;
-    r->st.critical += critical;
-    r->st.no_key += no_key;
+    ROUTE_STAT_ADD(r->st.routed, routed);
+    ROUTE_STAT_ADD(r->st.unrouted, unrouted);
+    ROUTE_STAT_ADD(r->st.critical, critical);
+    ROUTE_STAT_ADD(r->st.no_key, no_key);
     return (uint32_t)critical;
 }
 
@@ -746,8 +754,20 @@ const rf_route_set *rf_router_set(const rf_router *r, uint32_t id)
 
 void rf_router_stats_read(const rf_router *r, rf_router_stats *out)
 {
-    *out = r->st;
-    out->sets = r->tab->n_sets;
+    /* Field by field, relaxed: pairs with ROUTE_STAT_ADD on the worker (the
+     * ops views and tests read while it routes). */
+#define LOAD(f) out->f = __atomic_load_n(&r->st.f, __ATOMIC_RELAXED)
+    LOAD(routes);
+    LOAD(resolved);
+    LOAD(routed);
+    LOAD(unrouted);
+    LOAD(critical);
+    LOAD(no_key);
+    LOAD(subject_truncated);
+    LOAD(sets_exhausted);
+    LOAD(reconfigurations);
+#undef LOAD
+    out->sets = __atomic_load_n(&r->tab->n_sets, __ATOMIC_RELAXED);
 }
 
 uint64_t rf_router_memory_bound(const rf_router_config *cfg, uint32_t max_slots)
