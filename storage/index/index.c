@@ -66,7 +66,8 @@ static long pool_add(rf_series_index *ix, const char *s, size_t n)
         ix->pool = p;
         ix->pool_cap = nc;
     }
-    memcpy(ix->pool + ix->pool_len, s, n);
+    if (n) /* the pool is NULL until its first byte */
+        memcpy(ix->pool + ix->pool_len, s, n);
     ix->pool_len += n;
     return (long)(ix->pool_len - n);
 }
@@ -489,7 +490,8 @@ int rf_series_index_set_heads(rf_series_index *ix, const rf_store_heads *h)
         ix->head_of = g;
         ix->head_of_cap = ix->n;
     }
-    memset(ix->head_of, 0xff, ix->n * sizeof(*ix->head_of));
+    if (ix->n) /* an empty index has no head_of buffer yet: memset(NULL, ..., 0) is UB */
+        memset(ix->head_of, 0xff, ix->n * sizeof(*ix->head_of));
     for (size_t i = 0; i < h->n; i++) {
         uint64_t v;
         if (h->series[i].n && rf_u64map_get(&ix->by_id, h->series[i].series_id, &v) &&

@@ -57,7 +57,8 @@ static void copy_series(uint8_t *dst, const rf_store_series *s)
     memcpy(dst, s->key->text, (size_t)s->key->len + 1);
     dst += pad8((size_t)s->key->len + 1);
     rf_store_point *p = (rf_store_point *)(void *)dst;
-    memcpy(p, s->pts, (size_t)s->n * sizeof(*p));
+    if (s->n) /* a series known by its key alone may have no point buffer */
+        memcpy(p, s->pts, (size_t)s->n * sizeof(*p));
     if (!s->unsorted)
         return;
     for (uint32_t i = 1; i < s->n; i++) { /* stable: equal times keep arrival order */
