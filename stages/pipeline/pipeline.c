@@ -207,29 +207,6 @@ static void batch_emit(void *ctx, const rf_event *ev, uint32_t n)
     rf_sink_flush(s->sink, s->p->now_mono);
 }
 
-/* A standard sink's events into its batcher, except string values: their
- * texts end with this pass (rf_event_free_texts), so a sink writes them now,
- * in runs between the batched ones, and flushes once. */
-static void batch_or_write(rf_pipeline *p, pipe_sink *s)
-{
-    bool wrote = false;
-    for (uint32_t i = 0; i < s->n_std;) {
-        const bool text = (s->std[i].flags & RF_EVF_OWNS_AUX) != 0;
-        uint32_t j = i + 1;
-        while (j < s->n_std && ((s->std[j].flags & RF_EVF_OWNS_AUX) != 0) == text)
-            j++;
-        if (text) {
-            rf_sink_write(s->sink, s->std + i, j - i);
-            wrote = true;
-        } else {
-            rf_batcher_push(s->batcher, s->std + i, j - i, p->now_mono);
-        }
-        i = j;
-    }
-    if (wrote)
-        rf_sink_flush(s->sink, p->now_mono);
-}
-
 static void stage_sink(rf_pipeline *p, pipe_sink *s)
 {
     if (s->n_crit) {
@@ -240,8 +217,8 @@ static void stage_sink(rf_pipeline *p, pipe_sink *s)
     if (s->n_std) {
         if (s->is_store || !s->batcher)
             sink_send(s, s->std, s->n_std, false);
-        else
-            batch_or_write(p, s);
+        else /* the batcher keeps its own copy of string texts (stages/batch) */
+            rf_batcher_push(s->batcher, s->std, s->n_std, p->now_mono);
         rf_stats_add(&p->to_standard, s->n_std);
         s->n_std = 0;
     }

@@ -221,8 +221,8 @@ int rf_sink_type_parse(const char *name);
  * bytes, newline included). A string value is written as its text (a JSON
  * string; an LP string field, '"' and '\\' escaped), which it carries in an
  * owned block for the pass it is in (core/event/event.h): the sink formats
- * during that pass (rf_sink_write; stages/pipeline writes string events at
- * once rather than through a batcher). Returns the length, 0 when the event
+ * during that pass (rf_sink_write), or in a batcher's own copy of the text
+ * (stages/batch). Returns the length, 0 when the event
  * cannot be expressed (a string whose text is not with it, or one with a
  * newline in LP; NaN/Inf in LP), or -ENOSPC when it does not fit. Exposed
  * for tests and tools. */
