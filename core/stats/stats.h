@@ -72,6 +72,29 @@ static inline uint64_t rf_stats_load(const _Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* The same pairing for counters kept as plain fields of a stage's stats
+ * struct (one writer, the worker; readers on the control thread for `show`
+ * and /metrics): the worker's relaxed store of its own running value pairs
+ * with the relaxed loads of RF_STAT_LOAD and rf_stats_load_words. The worker
+ * may read its own fields plainly. Each field is read whole; the fields are
+ * not one snapshot. */
+#define RF_STAT_ADD(field, n)                                                                      \
+    __atomic_store_n(&(field), (__typeof__(field))((field) + (n)), __ATOMIC_RELAXED)
+#define RF_STAT_SET(field, v) __atomic_store_n(&(field), (__typeof__(field))(v), __ATOMIC_RELAXED)
+#define RF_STAT_LOAD(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+/* Copies `bytes` (a multiple of 8) of 64-bit counters written by
+ * RF_STAT_ADD/RF_STAT_SET, each with a relaxed load (pairs with those
+ * stores). src must be 8-byte aligned and hold only 64-bit fields in that
+ * range. */
+static inline void rf_stats_load_words(void *dst, const void *src, size_t bytes)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+    for (size_t i = 0; i < bytes / sizeof(uint64_t); i++)
+        d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
 #define RF_HIST_SUB_BITS 6
 #define RF_HIST_SUB (1u << RF_HIST_SUB_BITS) /* 64 buckets per power of two */
 #define RF_HIST_LINEAR (2u * RF_HIST_SUB)    /* 0..127 one bucket each */

@@ -20,6 +20,7 @@
 
 #include "core/mem/bound.h"
 #include "core/mem/mem.h"
+#include "core/stats/stats.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -739,9 +740,9 @@ static void emit_values(rf_aggregator *a, const rule_rt *rt, const win_src *src,
                 def.aux = (uint64_t)(uintptr_t)k;
                 def.value.u64 = 0;
                 out_push(a, &def);
-                a->st.series_defs++;
+                RF_STAT_ADD(a->st.series_defs, 1);
             } else {
-                a->st.key_alloc_failed++;
+                RF_STAT_ADD(a->st.key_alloc_failed, 1);
             }
         }
         if (!have)
@@ -752,9 +753,9 @@ static void emit_values(rf_aggregator *a, const rule_rt *rt, const win_src *src,
         ev.aux = (uint64_t)rt->r.window_ns;
         ev.flags = late ? RF_EVF_LATE : 0;
         out_push(a, &ev);
-        a->st.aggregates++;
+        RF_STAT_ADD(a->st.aggregates, 1);
     }
-    a->st.windows_emitted++;
+    RF_STAT_ADD(a->st.windows_emitted, 1);
 }
 
 /* ---- two-level aggregation: worker side ------------------------------------ */
@@ -805,7 +806,7 @@ static void send_report(rf_aggregator *a, int64_t ct, unsigned flags)
     a->rep_idle = (flags & REP_IDLE) != 0;
     a->rep_any = true;
     for (uint32_t j = 0; j < a->shards; j++) {
-        a->st.reports_sent++;
+        RF_STAT_ADD(a->st.reports_sent, 1);
         peer_out(a, j, &ev);
     }
 }
@@ -852,7 +853,7 @@ static void send_partial(rf_aggregator *a, agg_state *s, const agg_window *w, ui
     uint32_t mlen, foff;
     uint32_t len = group_text(a, rt, (int32_t)s->rep_slot, &mlen, &foff);
     if (len > UINT16_MAX) {
-        a->st.partial_alloc_failed++;
+        RF_STAT_ADD(a->st.partial_alloc_failed, 1);
         return;
     }
     /* A partial must not reach an owner that takes this worker for idle:
@@ -890,7 +891,7 @@ static void send_partial(rf_aggregator *a, agg_state *s, const agg_window *w, ui
     size_t blen;
     uint8_t *block = rf_agg_partial_encode(&p, sk, hll, &blen);
     if (!block) {
-        a->st.partial_alloc_failed++;
+        RF_STAT_ADD(a->st.partial_alloc_failed, 1);
         return;
     }
     rf_event ev = {
@@ -903,8 +904,8 @@ static void send_partial(rf_aggregator *a, agg_state *s, const agg_window *w, ui
         .value.u64 = a->index,
         .sample_rate = 1.0f,
     };
-    a->st.partials_sent++;
-    a->st.windows_closed++;
+    RF_STAT_ADD(a->st.partials_sent, 1);
+    RF_STAT_ADD(a->st.windows_closed, 1);
     peer_out(a, rf_event_owner(s->group_id, a->shards), &ev);
 }
 
@@ -921,7 +922,7 @@ static void emit_window(rf_aggregator *a, agg_state *s, const agg_window *w, uin
     const win_src src = {.s = s, .w = w};
     emit_values(a, rt, &src, s->kind, w->start, base, mlen, foff, !(s->flags & ST_DEFS_SENT), late);
     s->flags |= ST_DEFS_SENT;
-    a->st.windows_closed++;
+    RF_STAT_ADD(a->st.windows_closed, 1);
 }
 
 static inline block_pool *pool_of(rf_aggregator *a, const agg_state *s)
@@ -974,13 +975,13 @@ static void open_window(rf_aggregator *a, const rule_rt *rt, agg_state *s, int64
         rf_agg_acc_reset(&a->gacc[s->gx]);
     if (s->kind == RF_KIND_SET) {
         if (w->aux == NONE32 && (w->aux = pool_get(&a->hll)) == NONE32)
-            a->st.set_pool_empty++;
+            RF_STAT_ADD(a->st.set_pool_empty, 1);
         if (w->aux != NONE32)
             rf_hll_reset(pool_at(&a->hll, w->aux));
     } else if (rt->has_quantile) {
         if (w->aux == NONE32) {
             if ((w->aux = pool_get(&a->sk)) == NONE32)
-                a->st.sketch_pool_empty++;
+                RF_STAT_ADD(a->st.sketch_pool_empty, 1);
             else
                 rf_ddsketch_init(pool_at(&a->sk, w->aux), a->sketch_alpha, a->sketch_bins);
         } else {
@@ -997,7 +998,7 @@ static void park_current(rf_aggregator *a, agg_state *s)
 {
     if (s->pending) {
         close_pending(a, s);
-        a->st.early_closes++;
+        RF_STAT_ADD(a->st.early_closes, 1);
     }
     const bool grouped = is_grouped(a, s);
     uint32_t pi = a->pend_free;
@@ -1017,7 +1018,7 @@ static void park_current(rf_aggregator *a, agg_state *s)
             a->pend[pi].next_free = a->pend_free;
             a->pend_free = pi;
         } else {
-            a->st.early_closes++;
+            RF_STAT_ADD(a->st.early_closes, 1);
         }
         return;
     }
@@ -1040,12 +1041,12 @@ static void park_current(rf_aggregator *a, agg_state *s)
 static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_t gid, uint8_t kind)
 {
     if (a->n_states >= a->max_states && a->state_free == NONE32) {
-        a->st.states_full++;
+        RF_STAT_ADD(a->st.states_full, 1);
         return NONE32;
     }
     uint32_t gx = NONE32;
     if (a->rules[rule].r.n_group_by && (gx = gacc_get(a)) == NONE32) {
-        a->st.states_full++;
+        RF_STAT_ADD(a->st.states_full, 1);
         return NONE32;
     }
     uint32_t i;
@@ -1053,10 +1054,11 @@ static uint32_t new_state(rf_aggregator *a, uint32_t rule, int32_t slot, uint64_
         /* A retired state (rf_aggregator_forget_series) comes back first. */
         i = a->state_free;
         a->state_free = a->states[i].rep_slot;
-        a->n_state_free--;
+        RF_STAT_ADD(a->n_state_free, -1);
         assert((a->states[i].flags & ST_FREE) && a->states[i].w.n == 0 && !a->states[i].pending);
     } else {
-        i = a->n_states++;
+        i = a->n_states;
+        RF_STAT_ADD(a->n_states, 1);
     }
     agg_state *s = &a->states[i];
     memset(s, 0, sizeof(*s));
@@ -1171,17 +1173,17 @@ static agg_window *pick_window(rf_aggregator *a, const rule_rt *rt, agg_state *s
         }
         if (w) {
             if (ws + len <= a->wm)
-                a->st.late_applied++;
+                RF_STAT_ADD(a->st.late_applied, 1);
             return w;
         }
         /* Older than what the state holds: that window was closed early
          * (pending table full), so the event is treated as beyond lateness. */
     }
     if (a->late_policy == RF_AGG_LATE_DROP) {
-        a->st.late_dropped++;
+        RF_STAT_ADD(a->st.late_dropped, 1);
         return NULL;
     }
-    a->st.late_to_current++;
+    RF_STAT_ADD(a->st.late_to_current, 1);
     if (s->pending) {
         a->pend[s->pending - 1].flags |= ST_LATE;
         *gx = a->pend[s->pending - 1].gx;
@@ -1211,7 +1213,7 @@ static void apply(rf_aggregator *a, agg_state *s, int32_t slot, const rf_event *
     agg_window *w = pick_window(a, rt, s, ev->event_time_ns, &in_order, &gx);
     if (!w)
         return;
-    a->st.applied++;
+    RF_STAT_ADD(a->st.applied, 1);
 
     double wgt = 1.0;
     if (ev->sample_rate > 0 && ev->sample_rate < 1)
@@ -1317,7 +1319,7 @@ static int own_rehash(rf_aggregator *a, uint32_t nb)
 static own_win *own_add(rf_aggregator *a, uint64_t gid, int64_t start, uint16_t rule)
 {
     if (a->own_n >= a->max_states) {
-        a->st.owner_full++;
+        RF_STAT_ADD(a->st.owner_full, 1);
         return NULL;
     }
     if (a->own_n + 1 > a->own_nb / 2 && own_rehash(a, a->own_nb ? a->own_nb * 2 : 64) < 0 &&
@@ -1347,7 +1349,7 @@ static own_win *own_add(rf_aggregator *a, uint64_t gid, int64_t start, uint16_t 
     uint32_t b = own_bucket(a, gid, start, rule);
     o->next = a->own_head[b];
     a->own_head[b] = i + 1;
-    a->own_n++;
+    RF_STAT_ADD(a->own_n, 1);
     return o;
 }
 
@@ -1377,7 +1379,7 @@ static void own_remove(rf_aggregator *a, own_win *o)
     o->used = 0;
     o->next = a->own_free;
     a->own_free = i;
-    a->own_n--;
+    RF_STAT_ADD(a->own_n, -1);
 }
 
 static uint64_t defs_key(uint16_t rule, uint64_t gid)
@@ -1455,9 +1457,9 @@ static void own_send_remote(rf_aggregator *a, const rule_rt *rt, const own_win *
     size_t blen;
     uint8_t *block = rf_agg_partial_encode(&p, o->sk, o->hll, &blen);
     if (block && a->partial_out(a->partial_out_ctx, o->rule, o->group_id, o->start, block, blen))
-        a->st.remote_out++;
+        RF_STAT_ADD(a->st.remote_out, 1);
     else
-        a->st.remote_out_failed++;
+        RF_STAT_ADD(a->st.remote_out_failed, 1);
     free(block);
 }
 
@@ -1519,12 +1521,12 @@ static void own_merge_sketch(rf_aggregator *a, own_win *o, const rf_agg_partial 
 {
     if (!o->sk) {
         if (a->own_sketches >= a->sk.cap) {
-            a->st.sketch_pool_empty++;
+            RF_STAT_ADD(a->st.sketch_pool_empty, 1);
             return;
         }
         o->sk = malloc(rf_ddsketch_size(a->sketch_bins));
         if (!o->sk) {
-            a->st.sketch_pool_empty++;
+            RF_STAT_ADD(a->st.sketch_pool_empty, 1);
             return;
         }
         rf_ddsketch_init(o->sk, a->sketch_alpha, a->sketch_bins);
@@ -1537,14 +1539,14 @@ static void own_merge_sketch(rf_aggregator *a, own_win *o, const rf_agg_partial 
     if (bins > a->sk_tmp_bins) {
         rf_ddsketch *t = realloc(a->sk_tmp, rf_ddsketch_size(bins));
         if (!t) {
-            a->st.sketch_pool_empty++;
+            RF_STAT_ADD(a->st.sketch_pool_empty, 1);
             return;
         }
         a->sk_tmp = t;
         a->sk_tmp_bins = bins;
     }
     if (rf_agg_partial_sketch(p, a->sk_tmp, bins) < 0 || rf_ddsketch_merge(o->sk, a->sk_tmp) < 0)
-        a->st.partials_bad++; /* another alpha (a reload in between), or malformed */
+        RF_STAT_ADD(a->st.partials_bad, 1); /* another alpha (a reload in between), or malformed */
 }
 
 static own_win *own_merge(rf_aggregator *a, int r, const rf_agg_partial *pp, int64_t start,
@@ -1556,23 +1558,23 @@ static void own_partial(rf_aggregator *a, const rf_event *ev)
     rf_agg_partial p;
     if (!(ev->flags & RF_EVF_OWNS_AUX) || !b ||
         rf_agg_partial_decode(b, rf_agg_partial_block_len(b), &p) < 0) {
-        a->st.partials_bad++;
+        RF_STAT_ADD(a->st.partials_bad, 1);
         return;
     }
     int r = rule_of_sig(a, p.rule_sig, p.rule);
     if (r < 0 || p.window_ns != a->rules[r].r.window_ns) {
-        a->st.partials_no_rule++; /* gone with a reload, or not yet here */
+        RF_STAT_ADD(a->st.partials_no_rule, 1); /* gone with a reload, or not yet here */
         return;
     }
     rule_rt *rt = &a->rules[r];
-    a->st.partials_received++;
+    RF_STAT_ADD(a->st.partials_received, 1);
     const int64_t len = rt->r.window_ns;
     int64_t start = p.start;
     uint8_t late = (p.flags & RF_AGG_PF_LATE) != 0;
     const int64_t closed = rt->done_through;
     if (win_end(start, len) <= closed) {
         /* Its window was emitted: late data, by the stage's lateness rule. */
-        a->st.partials_late++;
+        RF_STAT_ADD(a->st.partials_late, 1);
         if (a->late_policy == RF_AGG_LATE_DROP || closed > INT64_MAX - len)
             return;
         start = align_down(closed, len); /* the earliest window still open */
@@ -1590,7 +1592,7 @@ static own_win *own_merge(rf_aggregator *a, int r, const rf_agg_partial *pp, int
     const rule_rt *rt = &a->rules[r];
     own_win *o = own_find(a, p.group_id, start, (uint16_t)r);
     if (o && o->done) {
-        a->st.remote_late++; /* emitted as a remote window already */
+        RF_STAT_ADD(a->st.remote_late, 1); /* emitted as a remote window already */
         return NULL;
     }
     if (!o) {
@@ -1601,7 +1603,7 @@ static own_win *own_merge(rf_aggregator *a, int r, const rf_agg_partial *pp, int
             if (o)
                 own_remove(a, o);
             else
-                a->st.partial_alloc_failed++;
+                RF_STAT_ADD(a->st.partial_alloc_failed, 1);
             return NULL;
         }
         memcpy(o->text, p.text, p.text_len);
@@ -1623,7 +1625,7 @@ static own_win *own_merge(rf_aggregator *a, int r, const rf_agg_partial *pp, int
         if (o->hll)
             rf_hll_merge(o->hll, (const rf_hll *)(const void *)p.hll);
         else
-            a->st.set_pool_empty++;
+            RF_STAT_ADD(a->st.set_pool_empty, 1);
     }
     return o;
 }
@@ -1655,10 +1657,10 @@ static void own_complete(rf_aggregator *a)
 static void own_report(rf_aggregator *a, uint64_t sender, int64_t ct, uint64_t flags)
 {
     if (sender >= a->shards) {
-        a->st.partials_bad++;
+        RF_STAT_ADD(a->st.partials_bad, 1);
         return;
     }
-    a->st.reports_received++;
+    RF_STAT_ADD(a->st.reports_received, 1);
     /* The latest report wins: a worker that was idle may be busy again. */
     a->peer_ct[sender] = ct;
     a->peer_idle[sender] = (flags & (REP_IDLE | REP_FINAL)) != 0;
@@ -1668,13 +1670,13 @@ static void own_report(rf_aggregator *a, uint64_t sender, int64_t ct, uint64_t f
 static void aggregator_receive(rf_aggregator *a, const rf_event *ev)
 {
     if (ev->kind != RF_KIND_PEER || RF_PEER_STAGE_OF(ev->subkind) != RF_PEER_STAGE_AGGREGATE) {
-        a->st.partials_bad++;
+        RF_STAT_ADD(a->st.partials_bad, 1);
         return;
     }
     switch (RF_PEER_TYPE_OF(ev->subkind)) {
     case AGG_MSG_PARTIAL: own_partial(a, ev); break;
     case AGG_MSG_REPORT: own_report(a, ev->value.u64, ev->event_time_ns, ev->aux); break;
-    default: a->st.partials_bad++; break;
+    default: RF_STAT_ADD(a->st.partials_bad, 1); break;
     }
 }
 
@@ -1700,9 +1702,9 @@ static void own_tick(rf_aggregator *a, int64_t now)
             continue;
         }
         if (o->remote)
-            a->st.remote_timed_out++;
+            RF_STAT_ADD(a->st.remote_timed_out, 1);
         else
-            a->st.owner_forced++;
+            RF_STAT_ADD(a->st.owner_forced, 1);
         own_emit(a, o);
     }
 }
@@ -1725,7 +1727,7 @@ int rf_aggregator_receive_remote(rf_aggregator *a, const uint8_t *block, size_t 
     if (len < 8 || rf_agg_partial_block_len(block) != len ||
         rf_agg_partial_decode(block, len, &p) < 0 || (r = rule_of_sig(a, p.rule_sig, p.rule)) < 0 ||
         p.window_ns != a->rules[r].r.window_ns) {
-        a->st.remote_bad++;
+        RF_STAT_ADD(a->st.remote_bad, 1);
         return -EINVAL;
     }
     const rule_rt *rt = &a->rules[r];
@@ -1736,17 +1738,17 @@ int rf_aggregator_receive_remote(rf_aggregator *a, const uint8_t *block, size_t 
      * edges' partials already settled. */
     const int64_t closed = rt->remote_through;
     if (closed != INT64_MIN && win_end(p.start, rt->r.window_ns) <= closed - a->remote_wait) {
-        a->st.remote_late++;
+        RF_STAT_ADD(a->st.remote_late, 1);
         out_flush(a);
         return 0;
     }
     own_win *o = own_merge(a, r, &p, p.start, (p.flags & RF_AGG_PF_LATE) != 0);
     if (o) {
-        a->st.remote_in++;
+        RF_STAT_ADD(a->st.remote_in, 1);
         o->remote = 1;
         o->senders |= 1ull << (p.sender & 63u);
         if (a->remote_edges && (uint32_t)__builtin_popcountll(o->senders) >= a->remote_edges) {
-            a->st.remote_complete++;
+            RF_STAT_ADD(a->st.remote_complete, 1);
             own_emit(a, o);
         }
     }
@@ -1870,7 +1872,7 @@ void rf_aggregator_forget_series(rf_aggregator *a, int32_t slot, const rf_series
         s->flags = ST_FREE;
         s->rep_slot = a->state_free;
         a->state_free = b - 2;
-        a->n_state_free++;
+        RF_STAT_ADD(a->n_state_free, 1);
     }
     if (a->carry)
         a->carry[slot] = NAN;
@@ -1945,7 +1947,7 @@ static void sweep_step(rf_aggregator *a, uint32_t budget)
 
 static inline void set_wm(rf_aggregator *a, int64_t t)
 {
-    a->wm = t;
+    RF_STAT_SET(a->wm, t);
     int64_t c;
     if (__builtin_sub_overflow(t, a->lateness, &c)) /* t within lateness of INT64_MIN */
         c = INT64_MIN;
@@ -1966,16 +1968,16 @@ static inline void set_wm(rf_aggregator *a, int64_t t)
 static void process_one(rf_aggregator *a, const rf_event *ev, int32_t slot)
 {
     const uint32_t R = a->n_rules;
-    a->st.events++;
+    RF_STAT_ADD(a->st.events, 1);
     if (slot < 0 || (uint32_t)slot >= a->max_series) {
-        a->st.unknown_series++;
+        RF_STAT_ADD(a->st.unknown_series, 1);
         return;
     }
     double x = 0;
     if (ev->kind != RF_KIND_SET) {
         x = rf_event_value_as_f64(ev);
         if (!isfinite(x)) {
-            a->st.invalid_value++;
+            RF_STAT_ADD(a->st.invalid_value, 1);
             return;
         }
     }
@@ -1993,7 +1995,7 @@ static void process_one(rf_aggregator *a, const rf_event *ev, int32_t slot)
         apply(a, &a->states[b - 2], slot, ev, x);
     }
     if (!matched)
-        a->st.unmatched++;
+        RF_STAT_ADD(a->st.unmatched, 1);
 }
 
 /* Quantile rules: the sketch bucket an event lands in is a miss of its own
@@ -2059,7 +2061,7 @@ void rf_aggregator_process(rf_aggregator *a, const rf_event *events, uint32_t n)
             if (a->any_quantile && i + SKETCH_AHEAD < m)
                 prefetch_bucket(a, &evs[i + SKETCH_AHEAD], slots[i + SKETCH_AHEAD]);
             if (slots[i] == INT32_MIN) {
-                a->st.ignored++;
+                RF_STAT_ADD(a->st.ignored, 1);
                 continue;
             }
             process_one(a, &evs[i], slots[i]);
@@ -2212,10 +2214,11 @@ void rf_aggregator_handover(rf_aggregator *old, rf_aggregator *next)
 
 void rf_aggregator_stats_read(const rf_aggregator *a, rf_agg_stats *out)
 {
-    *out = a->st;
-    out->owner_windows = a->own_n;
-    out->states = a->n_states - a->n_state_free;
-    out->watermark_ns = a->wm;
+    _Static_assert(sizeof(rf_agg_stats) % sizeof(uint64_t) == 0, "64-bit counters only");
+    rf_stats_load_words(out, &a->st, sizeof(*out));
+    out->owner_windows = RF_STAT_LOAD(a->own_n);
+    out->states = RF_STAT_LOAD(a->n_states) - RF_STAT_LOAD(a->n_state_free);
+    out->watermark_ns = RF_STAT_LOAD(a->wm);
 }
 
 uint32_t rf_aggregator_state_bytes(void)

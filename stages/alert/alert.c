@@ -4,6 +4,7 @@
 
 #include "core/mem/bound.h"
 #include "core/mem/mem.h"
+#include "core/stats/stats.h"
 
 #include <errno.h>
 #include <math.h>
@@ -257,7 +258,7 @@ int rf_alerts_new(const rf_alerts_config *cfg, uint32_t max_slots, rf_emitter ou
         a->any_rules[j] = i;
     }
     a->shards = 1;
-    a->st.rules = cfg->n_rules;
+    RF_STAT_SET(a->st.rules, cfg->n_rules);
     *alerts = a;
     return 0;
 }
@@ -304,8 +305,10 @@ const char *rf_alerts_rule_name(const rf_alerts *a, uint32_t rule_id)
 
 void rf_alerts_stats_read(const rf_alerts *a, rf_alerts_stats *out)
 {
-    *out = a->st;
-    out->bindings = a->n_states;
+    out->rules = RF_STAT_LOAD(a->st.rules);
+    rf_stats_load_words(&out->evaluated, &a->st.evaluated,
+                        sizeof(*out) - offsetof(rf_alerts_stats, evaluated));
+    out->bindings = RF_STAT_LOAD(a->n_states);
 }
 
 /* ---------------------------------------------------------------- emission */
@@ -335,10 +338,10 @@ static void emit_alert(rf_alerts *a, uint32_t rule_id, uint64_t series_id, doubl
     e->priority = RF_PRIO_CRITICAL;
     e->flags = resolved ? RF_EVF_ALERT_RESOLVED : 0;
     if (resolved) {
-        a->st.resolved++;
+        RF_STAT_ADD(a->st.resolved, 1);
         a->rules[rule_id].resolved++;
     } else {
-        a->st.fired++;
+        RF_STAT_ADD(a->st.fired, 1);
         a->rules[rule_id].fired++;
     }
 }
@@ -386,7 +389,7 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
             continue;
         if (a->n_states >= a->max_bindings ||
             !grow((void **)&a->states, &a->cap_states, a->n_states + 1, sizeof(astate))) {
-            a->st.bindings_refused++;
+            RF_STAT_ADD(a->st.bindings_refused, 1);
             continue;
         }
         astate *s = &a->states[a->n_states];
@@ -396,7 +399,7 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
         if (a->has_rate && a->cap_anchors < a->cap_states) {
             anchor *na = realloc(a->anchors, (size_t)a->cap_states * RATE_ANCHORS * sizeof(anchor));
             if (!na) {
-                a->st.bindings_refused++;
+                RF_STAT_ADD(a->st.bindings_refused, 1);
                 continue;
             }
             a->anchors = na;
@@ -404,12 +407,12 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
         }
         if (r->type == RF_ALERT_ABSENCE && !r->absence_any) {
             if (!grow((void **)&a->absent, &a->cap_absent, a->n_absent + 1, sizeof(uint32_t))) {
-                a->st.bindings_refused++;
+                RF_STAT_ADD(a->st.bindings_refused, 1);
                 continue;
             }
             a->absent[a->n_absent++] = a->n_states;
         }
-        a->n_states++;
+        RF_STAT_ADD(a->n_states, 1);
         n++;
     }
     uint32_t at = rf_slot_span_place(&a->slot[slot], first, n);
@@ -418,7 +421,7 @@ void rf_alerts_define(rf_alerts *a, int32_t slot, const rf_series_key *key)
         memmove(&a->states[at], &a->states[first], (size_t)n * sizeof(astate));
         for (uint32_t i = absent_before; i < a->n_absent; i++)
             a->absent[i] -= first - at;
-        a->n_states = first;
+        RF_STAT_SET(a->n_states, first);
     }
 }
 
@@ -622,7 +625,7 @@ void rf_alerts_process(rf_alerts *a, const rf_event *events, const int32_t *slot
             }
         }
     }
-    a->st.evaluated += evaluated;
+    RF_STAT_ADD(a->st.evaluated, evaluated);
     out_flush(a);
 }
 
@@ -665,7 +668,7 @@ static void define_rule_series(rf_alerts *a, rule *r)
     int len = rf_alert_rule_series_text(r->name, text, sizeof(text));
     rf_series_key *k = len > 0 ? rf_series_key_new(text, (size_t)len, 5, (size_t)len - 5) : NULL;
     if (!k) {
-        a->st.series_def_failed++; /* the alert still goes out, named by id */
+        RF_STAT_ADD(a->st.series_def_failed, 1); /* the alert still goes out, named by id */
         return;
     }
     if (a->on == OUT_BATCH)
@@ -700,12 +703,12 @@ void rf_alerts_peer_receive(rf_alerts *a, const rf_event *ev)
                   ? any_rule_of(a, ev->series_id)
                   : NULL;
     if (!r || r->owner != a->index) {
-        a->st.reports_unknown++;
+        RF_STAT_ADD(a->st.reports_unknown, 1);
         return;
     }
-    a->st.reports_received++;
+    RF_STAT_ADD(a->st.reports_received, 1);
     if (a->ticked && ev->recv_time_ns < a->last_tick_mono - RF_ALERT_REPORT_ALLOWANCE_NS)
-        a->st.reports_late++;
+        RF_STAT_ADD(a->st.reports_late, 1);
     if (!r->any_started ||
         later(ev->recv_time_ns, ev->event_time_ns, r->any_last_mono, r->any_last_event)) {
         r->any_started = true;
@@ -733,7 +736,7 @@ static void send_reports(rf_alerts *a)
         ev.aux = a->index;
         ev.sample_rate = 1.0f;
         r->seen_n = 0;
-        a->st.reports_sent++;
+        RF_STAT_ADD(a->st.reports_sent, 1);
         if (a->send)
             a->send(a->send_ctx, r->owner, &ev, 1);
         else

@@ -4,6 +4,7 @@
 
 #include "core/mem/bound.h"
 #include "core/mem/mem.h"
+#include "core/stats/stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -198,7 +199,7 @@ static void emit(rf_correlator *c, uint64_t group_id, uint32_t pattern_id, uint3
         e->subkind = RF_PEER_SUBKIND(RF_PEER_STAGE_CORRELATE, RF_CORR_MSG_GROUP);
         e->route_hint = pattern_id ? c->patterns[pattern_id - 1].sig : 0;
     }
-    c->st.emitted++;
+    RF_STAT_ADD(c->st.emitted, 1);
 }
 
 /* Identifies a pattern's definition in a peer message: a receiver whose
@@ -249,16 +250,16 @@ static void id_close(rf_correlator *c, uint32_t gi, enum close_reason why, int64
 {
     id_group *g = &c->groups[gi];
     switch (why) {
-    case CLOSE_TTL: c->st.closed_ttl++; break;
-    case CLOSE_MEMBERS: c->st.closed_members++; break;
-    case CLOSE_CAPACITY: c->st.evicted_capacity++; break;
-    default: c->st.closed_drain++; break;
+    case CLOSE_TTL: RF_STAT_ADD(c->st.closed_ttl, 1); break;
+    case CLOSE_MEMBERS: RF_STAT_ADD(c->st.closed_members, 1); break;
+    case CLOSE_CAPACITY: RF_STAT_ADD(c->st.evicted_capacity, 1); break;
+    default: RF_STAT_ADD(c->st.closed_drain, 1); break;
     }
     if (g->count >= c->min_members)
         emit(c, g->id, 0, g->count, g->members, g->n_members, g->first_series, g->first_time,
              g->last_time, recv, false);
     else
-        c->st.closed_small++;
+        RF_STAT_ADD(c->st.closed_small, 1);
     hash_delete(c->hash, c->hmask, id_find_pos(c, g->id), id_home, c);
     /* Unlink from the FIFO, push on the free list. */
     if (g->prev != NIL)
@@ -271,7 +272,7 @@ static void id_close(rf_correlator *c, uint32_t gi, enum close_reason why, int64
         c->tail = g->prev;
     g->next = c->free_list;
     c->free_list = gi;
-    c->n_open--;
+    RF_STAT_ADD(c->n_open, -1);
 }
 
 static void id_expire(rf_correlator *c, int64_t now)
@@ -282,7 +283,7 @@ static void id_expire(rf_correlator *c, int64_t now)
 
 static void id_event(rf_correlator *c, const rf_event *ev)
 {
-    c->st.id_events++;
+    RF_STAT_ADD(c->st.id_events, 1);
     uint32_t pos = id_find_pos(c, ev->correlation_id);
     id_group *g;
     uint32_t gi;
@@ -326,8 +327,8 @@ static void id_event(rf_correlator *c, const rf_event *ev)
         while (c->hash[h])
             h = (h + 1) & c->hmask;
         c->hash[h] = gi + 1;
-        c->n_open++;
-        c->st.id_opened++;
+        RF_STAT_ADD(c->n_open, 1);
+        RF_STAT_ADD(c->st.id_opened, 1);
     }
     if (c->close_members && g->count >= c->close_members)
         id_close(c, gi, CLOSE_MEMBERS, ev->recv_time_ns);
@@ -359,7 +360,8 @@ static pkey *pk_get(rf_correlator *c, uint64_t key, uint16_t p, int64_t t)
         return &c->pkeys[c->pk_hash[pos] - 1];
     uint32_t idx;
     if (c->pk_used < c->pk_cap) {
-        idx = c->pk_used++;
+        idx = c->pk_used;
+        RF_STAT_ADD(c->pk_used, 1);
     } else {
         /* Full: reuse a key idle longer than its pattern's window (a clock
          * hand over the table, a few probes per miss). */
@@ -374,10 +376,10 @@ static pkey *pk_get(rf_correlator *c, uint64_t key, uint16_t p, int64_t t)
             }
         }
         if (idx == NIL) {
-            c->st.pattern_keys_full++;
+            RF_STAT_ADD(c->st.pattern_keys_full, 1);
             return NULL;
         }
-        c->st.pattern_keys_reused++;
+        RF_STAT_ADD(c->st.pattern_keys_reused, 1);
         pkey *old = &c->pkeys[idx];
         uint32_t opos = pk_find_pos(c, old->key, old->pattern);
         hash_delete(c->pk_hash, c->pk_hmask, opos, pk_home, c);
@@ -403,7 +405,7 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
     pkey *k = pk_get(c, b->key, b->pattern, t);
     if (!k)
         return;
-    c->st.pattern_events++;
+    RF_STAT_ADD(c->st.pattern_events, 1);
     if (t > k->last_time)
         k->last_time = t;
     if (p->type == RF_CORR_SEQUENCE) {
@@ -414,7 +416,7 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
             emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, 2, m, 2, ev->series_id,
                  k->a_time, t, ev->recv_time_ns, p->critical);
             k->armed = k->b_waiting = false; /* a group clears the key */
-            c->st.sequences++;
+            RF_STAT_ADD(c->st.sequences, 1);
             return; /* an event that closes a sequence does not also arm it */
         }
         if ((b->role & ROLE_A) && k->b_waiting && k->b_time >= t && k->b_time - t <= p->within) {
@@ -422,7 +424,7 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
             emit(c, group_id(c, b->pattern + 1u), b->pattern + 1u, 2, m, 2, k->b_series, t,
                  k->b_time, ev->recv_time_ns, p->critical);
             k->armed = k->b_waiting = false;
-            c->st.sequences++;
+            RF_STAT_ADD(c->st.sequences, 1);
             return;
         }
         if ((b->role & ROLE_B) && (!k->b_waiting || t >= k->b_time)) {
@@ -467,7 +469,7 @@ static void pattern_event(rf_correlator *c, const binding *b, const rf_event *ev
          ev->recv_time_ns, p->critical);
     k->n = 0;
     k->head = 0;
-    c->st.bursts++;
+    RF_STAT_ADD(c->st.bursts, 1);
 }
 
 /* ---------------------------------------------------------------- lifetime */
@@ -688,7 +690,7 @@ static void peer_flush(rf_correlator *c)
             c->peer_send(c->peer_ctx, d, c->psorted + start, cnt[d] - start);
         start = cnt[d];
     }
-    c->st.forwarded += n;
+    RF_STAT_ADD(c->st.forwarded, n);
 }
 
 static inline rf_event *peer_slot(rf_correlator *c, uint32_t to)
@@ -804,9 +806,9 @@ void rf_correlator_process(rf_correlator *c, const rf_event *events, const int32
 
 int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
 {
-    c->st.received++;
+    RF_STAT_ADD(c->st.received, 1);
     if (ev->kind != RF_KIND_PEER || RF_PEER_STAGE_OF(ev->subkind) != RF_PEER_STAGE_CORRELATE) {
-        c->st.peer_malformed++;
+        RF_STAT_ADD(c->st.peer_malformed, 1);
         return -EINVAL;
     }
     int rc = 0;
@@ -818,7 +820,7 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
          * sender: the pattern may be gone or another one at that index. */
         if (pi >= c->n_patterns || c->patterns[pi].sig != (uint32_t)(ev->aux >> 32) ||
             !(role & (ROLE_A | ROLE_B))) {
-            c->st.peer_stale++;
+            RF_STAT_ADD(c->st.peer_stale, 1);
             rc = -ENOENT;
             break;
         }
@@ -835,7 +837,7 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
          * the router would file it under another name. */
         const uint32_t pid = (uint32_t)(ev->aux >> 32);
         if (pid && (pid > c->n_patterns || c->patterns[pid - 1].sig != ev->route_hint)) {
-            c->st.peer_stale++;
+            RF_STAT_ADD(c->st.peer_stale, 1);
             rc = -ENOENT;
             break;
         }
@@ -850,7 +852,7 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
     }
     case RF_CORR_MSG_ID:
         if (ev->correlation_id == 0) {
-            c->st.peer_malformed++;
+            RF_STAT_ADD(c->st.peer_malformed, 1);
             rc = -EINVAL;
             break;
         }
@@ -860,7 +862,7 @@ int rf_correlator_receive(rf_correlator *c, const rf_event *ev)
         id_expire(c, c->now_mono);
         break;
     default:
-        c->st.peer_malformed++;
+        RF_STAT_ADD(c->st.peer_malformed, 1);
         rc = -EINVAL;
         break;
     }
@@ -924,9 +926,10 @@ const char *const *rf_correlator_names(const rf_correlator *c, uint32_t *n)
 
 void rf_correlator_stats_read(const rf_correlator *c, rf_correlator_stats *out)
 {
-    *out = c->st;
-    out->id_open = c->n_open;
-    out->pattern_keys_used = c->pk_used;
+    rf_stats_load_words(&out->id_events, &c->st.id_events,
+                        sizeof(*out) - offsetof(rf_correlator_stats, id_events));
+    out->id_open = RF_STAT_LOAD(c->n_open);
+    out->pattern_keys_used = RF_STAT_LOAD(c->pk_used);
 }
 
 uint64_t rf_correlator_memory_bound(const rf_correlator_config *cfg, uint32_t max_slots)

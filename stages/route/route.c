@@ -3,13 +3,10 @@
 #include "stages/route/route.h"
 
 #include "core/mem/bound.h"
+#include "core/stats/stats.h"
 #include "core/mem/mem.h"
 #include "stages/match/match.h"
 
-/* A counter the worker alone writes and the control thread reads while it
- * runs (rf_router_stats_read): a relaxed store of the worker's own sum, so
- * the reader's relaxed load pairs with it; the same cost as a plain add. */
-#define ROUTE_STAT_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
 
 #include <errno.h>
 #include <stdio.h>
@@ -538,10 +535,10 @@ static uint32_t table_resolve_subject(route_table *t, const char *subject, size_
         if (pattern_match(&t->routes[i].pat, &toks))
             bits[i / 64] |= 1ull << (i % 64);
     }
-    ROUTE_STAT_ADD(st->resolved, 1);
+    RF_STAT_ADD(st->resolved, 1);
     uint32_t id = table_intern(t, bits);
     if (id == UNRESOLVED) {
-        ROUTE_STAT_ADD(st->sets_exhausted, 1);
+        RF_STAT_ADD(st->sets_exhausted, 1);
         id = RF_ROUTE_SET_NONE;
     }
     return id;
@@ -557,7 +554,7 @@ static void names_resolve(rf_router *r, int which)
         char subj[RF_SUBJECT_MAX];
         int n = snprintf(subj, sizeof(subj), "%s%s", prefix, nc->names[i] ? nc->names[i] : "_");
         if (n < 0 || (size_t)n >= sizeof(subj)) {
-            ROUTE_STAT_ADD(r->st.subject_truncated, 1);
+            RF_STAT_ADD(r->st.subject_truncated, 1);
             nc->ids[i] = RF_ROUTE_SET_NONE;
             continue;
         }
@@ -624,7 +621,7 @@ int rf_router_reconfigure(rf_router *r, const rf_router_config *cfg, rf_err *err
     names_resolve(r, 0);
     names_resolve(r, 1);
     __atomic_store_n(&r->st.routes, cfg->n_routes, __ATOMIC_RELAXED);
-    ROUTE_STAT_ADD(r->st.reconfigurations, 1);
+    RF_STAT_ADD(r->st.reconfigurations, 1);
     return 0;
 }
 
@@ -669,7 +666,7 @@ static uint32_t resolve_slot(rf_router *r, int cls, int32_t slot, const rf_serie
     char subj[RF_SUBJECT_MAX];
     bool trunc;
     size_t n = tmpl_build(&r->tab->templates[cls], key, subj, &trunc);
-    ROUTE_STAT_ADD(r->st.subject_truncated, trunc);
+    RF_STAT_ADD(r->st.subject_truncated, trunc);
     uint32_t id = table_resolve_subject(r->tab, subj, n, &r->st);
     r->cache[cls][slot] = id;
     return id;
@@ -738,10 +735,10 @@ uint32_t rf_router_route_batch(rf_router *r, rf_event *events, const int32_t *sl
         unrouted += id == RF_ROUTE_SET_NONE;
         critical += f & RF_ROUTESET_CRITICAL;
     }
-    ROUTE_STAT_ADD(r->st.routed, routed);
-    ROUTE_STAT_ADD(r->st.unrouted, unrouted);
-    ROUTE_STAT_ADD(r->st.critical, critical);
-    ROUTE_STAT_ADD(r->st.no_key, no_key);
+    RF_STAT_ADD(r->st.routed, routed);
+    RF_STAT_ADD(r->st.unrouted, unrouted);
+    RF_STAT_ADD(r->st.critical, critical);
+    RF_STAT_ADD(r->st.no_key, no_key);
     return (uint32_t)critical;
 }
 
@@ -754,9 +751,9 @@ const rf_route_set *rf_router_set(const rf_router *r, uint32_t id)
 
 void rf_router_stats_read(const rf_router *r, rf_router_stats *out)
 {
-    /* Field by field, relaxed: pairs with ROUTE_STAT_ADD on the worker (the
+    /* Field by field, relaxed: pairs with RF_STAT_ADD on the worker (the
      * ops views and tests read while it routes). */
-#define LOAD(f) out->f = __atomic_load_n(&r->st.f, __ATOMIC_RELAXED)
+#define LOAD(f) out->f = RF_STAT_LOAD(r->st.f)
     LOAD(routes);
     LOAD(resolved);
     LOAD(routed);
