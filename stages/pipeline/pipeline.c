@@ -1328,6 +1328,8 @@ uint64_t rf_pipeline_stages_memory_bound(const rf_pipeline_settings *ps, uint32_
     b += rf_alerts_memory_bound(&ps->alerts.cfg, RF_PIPELINE_EDGE_SERIES);
     b += rf_correlator_memory_bound(&ps->correlation.cfg, max_series);
     b += rf_aggregator_memory_bound(&ps->aggregation, max_series);
+    if (ps->statsd.enabled)
+        b += rf_statsd_flusher_memory_bound(&ps->statsd);
     for (uint32_t j = 0; j < ps->sinks.n; j++) {
         const rf_sink_config *sc = &ps->sinks.sinks[j];
         b += BOUND_PIPE_SINK;

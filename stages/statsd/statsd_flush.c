@@ -2,6 +2,9 @@
  * stage of its own: docs/ARCHITECTURE.md ("StatsD flush"). */
 #include "stages/statsd/statsd_flush.h"
 
+#include "core/mem/bound.h"
+#include "core/stats/stats.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -62,12 +65,41 @@ struct rf_statsd_flusher {
     rf_event buf[SD_OUT_BATCH];
     uint32_t nbuf;
     char key[65536 + 64]; /* canonical keys are at most 65535 bytes (protocol.h) */
+    uint64_t held;        /* bytes of states, index, values, members, sketches, ids */
     rf_statsd_stats st;
 };
+
+/* Whether `more` bytes fit under max_memory; if so they are counted as held
+ * (the caller gives them back with unhold when the allocation fails or frees
+ * an old buffer). */
+static bool hold(rf_statsd_flusher *f, uint64_t more)
+{
+    if (f->held + more > f->cfg.max_memory) {
+        RF_STAT_ADD(f->st.memory_capped, 1);
+        return false;
+    }
+    f->held += more;
+    RF_STAT_SET(f->st.held_bytes, f->held);
+    return true;
+}
+
+static void unhold(rf_statsd_flusher *f, uint64_t less)
+{
+    f->held -= less;
+    RF_STAT_SET(f->st.held_bytes, f->held);
+}
 
 uint32_t rf_statsd_state_bytes(void)
 {
     return (uint32_t)sizeof(sd_state);
+}
+
+uint64_t rf_statsd_flusher_memory_bound(const rf_statsd_config *cfg)
+{
+    /* held counts requested bytes; the allocator adds at most 16 B to a
+     * chunk, and the smallest chunk held is 128 B (16 values or members),
+     * so an eighth more covers it. */
+    return rf_mem_alloc_bound(sizeof(rf_statsd_flusher)) + cfg->max_memory + cfg->max_memory / 8;
 }
 
 void rf_statsd_config_defaults(rf_statsd_config *c)
@@ -80,13 +112,14 @@ void rf_statsd_config_defaults(rf_statsd_config *c)
     c->percentiles[1] = 99;
     c->timer_max_values = 10000;
     c->set_max_exact = 10000;
+    c->max_memory = 64ull << 20;
 }
 
 rf_statsd_flusher *rf_statsd_flusher_new(const rf_statsd_config *cfg, const rf_series_table *series,
                                          rf_emitter out, rf_err *err)
 {
     if (cfg->flush_interval_ns <= 0 || cfg->n_percentiles > RF_STATSD_MAX_PERCENTILES ||
-        cfg->timer_max_values < 1 || cfg->set_max_exact < 1) {
+        cfg->timer_max_values < 1 || cfg->set_max_exact < 1 || cfg->max_memory < (1u << 20)) {
         rf_err_set(err, EINVAL, "statsd: bad configuration");
         return NULL;
     }
@@ -137,8 +170,9 @@ void rf_statsd_flusher_set_config(rf_statsd_flusher *f, const rf_statsd_config *
 
 void rf_statsd_flusher_stats_read(const rf_statsd_flusher *f, rf_statsd_stats *out)
 {
-    *out = f->st;
-    out->states = f->n_states;
+    _Static_assert(sizeof(rf_statsd_stats) % sizeof(uint64_t) == 0, "64-bit counters only");
+    rf_stats_load_words(out, &f->st, sizeof(*out));
+    out->states = RF_STAT_LOAD(f->n_states);
 }
 
 /* ---- the state of a series ------------------------------------------------ */
@@ -151,15 +185,21 @@ static uint32_t slot_home(int32_t slot, uint32_t mask)
 static int index_grow(rf_statsd_flusher *f)
 {
     uint32_t cap = f->index ? (f->index_mask + 1) * 2 : 1024;
-    uint32_t *ix = calloc(cap, sizeof(uint32_t));
-    if (!ix)
+    if (!hold(f, (uint64_t)cap * sizeof(uint32_t)))
         return -ENOMEM;
+    uint32_t *ix = calloc(cap, sizeof(uint32_t));
+    if (!ix) {
+        unhold(f, (uint64_t)cap * sizeof(uint32_t));
+        return -ENOMEM;
+    }
     for (uint32_t i = 0; i < f->n_states; i++) {
         uint32_t h = slot_home(f->states[i].slot, cap - 1);
         while (ix[h])
             h = (h + 1) & (cap - 1);
         ix[h] = i + 1;
     }
+    if (f->index)
+        unhold(f, (uint64_t)(f->index_mask + 1) * sizeof(uint32_t));
     free(f->index);
     f->index = ix;
     f->index_mask = cap - 1;
@@ -194,9 +234,14 @@ static sd_state *state_of(rf_statsd_flusher *f, int32_t slot, uint8_t kind)
         return NULL;
     if (f->n_states == f->cap_states) {
         uint32_t cap = f->cap_states ? f->cap_states * 2 : 256;
-        sd_state *s = realloc(f->states, (size_t)cap * sizeof(sd_state));
-        if (!s)
+        const uint64_t more = (uint64_t)(cap - f->cap_states) * sizeof(sd_state);
+        if (!hold(f, more))
             return NULL;
+        sd_state *s = realloc(f->states, (size_t)cap * sizeof(sd_state));
+        if (!s) {
+            unhold(f, more);
+            return NULL;
+        }
         f->states = s;
         f->cap_states = cap;
     }
@@ -207,7 +252,8 @@ static sd_state *state_of(rf_statsd_flusher *f, int32_t slot, uint8_t kind)
     uint32_t h = slot_home(slot, f->index_mask);
     while (f->index[h])
         h = (h + 1) & f->index_mask;
-    f->index[h] = ++f->n_states;
+    RF_STAT_ADD(f->n_states, 1);
+    f->index[h] = f->n_states;
     return s;
 }
 
@@ -229,9 +275,14 @@ static void timer_running_add(sd_state *s, double x)
 static int timer_to_sketch(rf_statsd_flusher *f, sd_state *s)
 {
     if (!s->sk) {
-        s->sk = malloc(rf_ddsketch_size(RF_DDSKETCH_DEFAULT_BINS));
-        if (!s->sk)
+        const uint64_t size = rf_ddsketch_size(RF_DDSKETCH_DEFAULT_BINS);
+        if (!hold(f, size))
             return -ENOMEM;
+        s->sk = malloc(size);
+        if (!s->sk) {
+            unhold(f, size);
+            return -ENOMEM;
+        }
         rf_ddsketch_init(s->sk, RF_DDSKETCH_DEFAULT_ALPHA, RF_DDSKETCH_DEFAULT_BINS);
     } else {
         rf_ddsketch_reset(s->sk);
@@ -247,7 +298,7 @@ static int timer_to_sketch(rf_statsd_flusher *f, sd_state *s)
         rf_ddsketch_add(s->sk, s->vals[i]);
     }
     s->cap = UINT32_MAX; /* marks sketch mode for this interval */
-    f->st.sketched++;
+    RF_STAT_ADD(f->st.sketched, 1);
     return 0;
 }
 
@@ -260,17 +311,25 @@ static int timer_add(rf_statsd_flusher *f, sd_state *s, double x)
         return 0;
     }
     if (s->n == s->cap) {
-        if (s->n >= f->cfg.timer_max_values) {
+        uint32_t cap = s->cap ? s->cap * 2 : 16;
+        if (cap > f->cfg.timer_max_values)
+            cap = f->cfg.timer_max_values;
+        const uint64_t more = (uint64_t)(cap - s->cap) * sizeof(double);
+        /* Past timer_max_values, or when the values would not fit under
+         * max_memory, the interval goes on in a sketch (a timer with no values
+         * yet and no room drops the sample: there is nothing to summarise). */
+        if (s->n >= f->cfg.timer_max_values || (s->n && !hold(f, more))) {
             if (timer_to_sketch(f, s) < 0)
                 return -ENOMEM;
             return timer_add(f, s, x);
         }
-        uint32_t cap = s->cap ? s->cap * 2 : 16;
-        if (cap > f->cfg.timer_max_values)
-            cap = f->cfg.timer_max_values;
-        double *v = realloc(s->vals, (size_t)cap * sizeof(double));
-        if (!v)
+        if (!s->n && !hold(f, more))
             return -ENOMEM;
+        double *v = realloc(s->vals, (size_t)cap * sizeof(double));
+        if (!v) {
+            unhold(f, more);
+            return -ENOMEM;
+        }
         s->vals = v;
         s->cap = cap;
     }
@@ -286,12 +345,16 @@ static uint64_t member_mix(uint64_t h)
     return h;
 }
 
-static int set_grow(sd_state *s)
+static int set_grow(rf_statsd_flusher *f, sd_state *s)
 {
     uint32_t cap = s->cap ? s->cap * 2 : 16;
-    uint64_t *m = calloc(cap, sizeof(uint64_t));
-    if (!m)
+    if (!hold(f, (uint64_t)cap * sizeof(uint64_t)))
         return -ENOMEM;
+    uint64_t *m = calloc(cap, sizeof(uint64_t));
+    if (!m) {
+        unhold(f, (uint64_t)cap * sizeof(uint64_t));
+        return -ENOMEM;
+    }
     for (uint32_t i = 0; i < s->cap; i++) {
         uint64_t v = s->members[i];
         if (!v)
@@ -301,6 +364,7 @@ static int set_grow(sd_state *s)
             h = (h + 1) & (cap - 1);
         m[h] = v;
     }
+    unhold(f, (uint64_t)s->cap * sizeof(uint64_t));
     free(s->members);
     s->members = m;
     s->cap = cap;
@@ -320,10 +384,17 @@ static int set_add(rf_statsd_flusher *f, sd_state *s, uint64_t member)
         return 0;
     }
     if (!s->members || (s->n + 1) * 2 > s->cap) {
-        if (s->n >= f->cfg.set_max_exact) {
-            /* Past the exact bound: the members so far seed a HyperLogLog. */
-            if (!s->hll && !(s->hll = malloc(sizeof(rf_hll))))
-                return -ENOMEM;
+        /* Past the exact bound, or when a larger table would not fit under
+         * max_memory: the members so far seed a HyperLogLog. */
+        if (s->n >= f->cfg.set_max_exact || (s->members && set_grow(f, s) < 0)) {
+            if (!s->hll) {
+                if (!hold(f, sizeof(rf_hll)))
+                    return -ENOMEM;
+                if (!(s->hll = malloc(sizeof(rf_hll)))) {
+                    unhold(f, sizeof(rf_hll));
+                    return -ENOMEM;
+                }
+            }
             rf_hll_reset(s->hll);
             for (uint32_t i = 0; i < s->cap; i++)
                 if (s->members[i])
@@ -331,11 +402,11 @@ static int set_add(rf_statsd_flusher *f, sd_state *s, uint64_t member)
             if (s->zero_member)
                 rf_hll_add(s->hll, 0);
             s->n = UINT32_MAX; /* marks HLL mode for this interval */
-            f->st.hll_sets++;
+            RF_STAT_ADD(f->st.hll_sets, 1);
             rf_hll_add(s->hll, member);
             return 0;
         }
-        if (set_grow(s) < 0)
+        if (!s->members && set_grow(f, s) < 0)
             return -ENOMEM;
     }
     uint32_t h = (uint32_t)member_mix(member) & (s->cap - 1);
@@ -357,7 +428,7 @@ static int sample_apply(rf_statsd_flusher *f, sd_state *s, const rf_event *ev)
     }
     double x = rf_event_value_as_f64(ev);
     if (!isfinite(x)) {
-        f->st.invalid++;
+        RF_STAT_ADD(f->st.invalid, 1);
         return 0;
     }
     double rate = 1.0;
@@ -395,15 +466,15 @@ uint32_t rf_statsd_flusher_process(rf_statsd_flusher *f, rf_event *ev, int32_t *
             slots[m++] = slots[i];
             continue;
         }
-        f->st.samples++;
+        RF_STAT_ADD(f->st.samples, 1);
         sd_state *s = state_of(f, slots[i], ev[i].kind);
         if (!s || sample_apply(f, s, &ev[i]) < 0)
-            f->st.no_memory++;
+            RF_STAT_ADD(f->st.no_memory, 1);
         if (f->cfg.keep_raw) {
             ev[m] = ev[i];
             slots[m++] = slots[i];
         } else {
-            f->st.raw_dropped++;
+            RF_STAT_ADD(f->st.raw_dropped, 1);
         }
     }
     return m;
@@ -450,9 +521,17 @@ static void emit_value(rf_statsd_flusher *f, sd_state *s, uint32_t i, double v,
 {
     if (!(s->announced & (1u << i))) {
         const rf_series_key *k = rf_series_table_key(f->series, s->slot);
-        if (!s->ids && !(s->ids = calloc(SD_T__N + RF_STATSD_MAX_PERCENTILES, sizeof(uint64_t)))) {
-            f->st.no_memory++;
-            return;
+        if (!s->ids) {
+            const uint64_t size = (SD_T__N + RF_STATSD_MAX_PERCENTILES) * sizeof(uint64_t);
+            if (!hold(f, size)) {
+                RF_STAT_ADD(f->st.no_memory, 1);
+                return;
+            }
+            if (!(s->ids = calloc(1, size))) {
+                unhold(f, size);
+                RF_STAT_ADD(f->st.no_memory, 1);
+                return;
+            }
         }
         char name[64];
         int nl = field_name(f, s, i, name, sizeof(name));
@@ -463,7 +542,7 @@ static void emit_value(rf_statsd_flusher *f, sd_state *s, uint32_t i, double v,
         memcpy(f->key + base, name, (size_t)nl);
         rf_series_key *nk = rf_series_key_new(f->key, base + (size_t)nl, k->measurement_len, base);
         if (!nk) {
-            f->st.no_memory++;
+            RF_STAT_ADD(f->st.no_memory, 1);
             return;
         }
         s->ids[i] = nk->series_id;
@@ -473,13 +552,13 @@ static void emit_value(rf_statsd_flusher *f, sd_state *s, uint32_t i, double v,
         def.series_id = nk->series_id;
         def.aux = (uint64_t)(uintptr_t)nk;
         out_push(f, &def);
-        f->st.series_defs++;
+        RF_STAT_ADD(f->st.series_defs, 1);
     }
     rf_event ev = *tmpl;
     ev.series_id = s->ids[i];
     ev.value.f64 = v;
     out_push(f, &ev);
-    f->st.values++;
+    RF_STAT_ADD(f->st.values, 1);
 }
 
 static void flush_timer(rf_statsd_flusher *f, sd_state *s, const rf_event *tmpl)
@@ -590,7 +669,7 @@ void rf_statsd_flusher_flush(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t 
         s->updated = 0;
     }
     out_flush(f);
-    f->st.flushes++;
+    RF_STAT_ADD(f->st.flushes, 1);
 }
 
 int64_t rf_statsd_flusher_next_wall(const rf_statsd_flusher *f)

@@ -57,7 +57,10 @@
  *     values (8 B each, up to timer_max_values, grown by doubling and kept
  *     across intervals) and a set's members (up to set_max_exact) likewise.
  *     An allocation that fails drops the sample and counts it (no_memory).
- *     States are never freed (series never are either).
+ *     States are never freed (series never are either). All of it is held
+ *     under max_memory: past it a timer or a set goes on in its sketch for
+ *     the interval (no sample lost, counted memory_capped), and only a new
+ *     series or a timer's or set's first value is dropped (no_memory).
  */
 #ifndef RF_STAGES_STATSD_FLUSH_H
 #define RF_STAGES_STATSD_FLUSH_H
@@ -82,6 +85,7 @@ typedef struct rf_statsd_config {
     double percentiles[RF_STATSD_MAX_PERCENTILES]; /* in (0, 100] */
     uint32_t timer_max_values; /* exact percentiles up to this many values per interval */
     uint32_t set_max_exact;    /* exact distinct count up to this many members */
+    uint64_t max_memory;       /* bytes this flusher may hold (default 64 MiB) */
 } rf_statsd_config;
 
 void rf_statsd_config_defaults(rf_statsd_config *c);
@@ -91,16 +95,19 @@ int rf_statsd_config_parse(const rf_cfg_node *pipeline, rf_statsd_config *out, r
 typedef struct rf_statsd_flusher rf_statsd_flusher;
 
 typedef struct rf_statsd_stats {
-    uint64_t samples;     /* StatsD samples taken */
-    uint64_t raw_dropped; /* of them, taken out of the batch (keep_raw off) */
-    uint64_t invalid;     /* NaN or infinite values: not applied */
-    uint64_t no_memory;   /* samples not applied: a state or buffer could not grow */
-    uint64_t flushes;     /* intervals flushed */
-    uint64_t values;      /* values emitted */
-    uint64_t series_defs; /* output series announced */
-    uint64_t sketched;    /* timer intervals that went past timer_max_values */
-    uint64_t hll_sets;    /* set intervals that went past set_max_exact */
-    uint64_t states;      /* series with a state */
+    uint64_t samples;       /* StatsD samples taken */
+    uint64_t raw_dropped;   /* of them, taken out of the batch (keep_raw off) */
+    uint64_t invalid;       /* NaN or infinite values: not applied */
+    uint64_t no_memory;     /* samples not applied: a state or buffer could not grow */
+    uint64_t flushes;       /* intervals flushed */
+    uint64_t values;        /* values emitted */
+    uint64_t series_defs;   /* output series announced */
+    uint64_t sketched;      /* timer intervals that went past timer_max_values */
+    uint64_t hll_sets;      /* set intervals that went past set_max_exact */
+    uint64_t memory_capped; /* allocations refused by max_memory (a timer or set then goes on
+                               in its sketch; a new series or a first value is dropped) */
+    uint64_t held_bytes;    /* bytes held now, against max_memory */
+    uint64_t states;        /* series with a state */
 } rf_statsd_stats;
 
 /* `series` stays the caller's and must outlive the flusher. NULL with err
@@ -126,5 +133,8 @@ void rf_statsd_flusher_flush(rf_statsd_flusher *f, int64_t now_mono_ns, int64_t 
 void rf_statsd_flusher_stats_read(const rf_statsd_flusher *f, rf_statsd_stats *out);
 /* Bytes of one series' state (without its values or members). */
 uint32_t rf_statsd_state_bytes(void);
+/* The most memory a flusher built from cfg can hold: the flusher itself and
+ * max_memory, allocator rounding included (for engine.memory_limit). */
+uint64_t rf_statsd_flusher_memory_bound(const rf_statsd_config *cfg);
 
 #endif

@@ -20,7 +20,9 @@ int rf_statsd_config_parse(const rf_cfg_node *pipeline, rf_statsd_config *out, r
         (rc = rf_cfg_u32(s, "timer_max_values", 1, 1u << 24, c.timer_max_values,
                          &c.timer_max_values, err)) < 0 ||
         (rc = rf_cfg_u32(s, "set_max_exact", 1, 1u << 24, c.set_max_exact, &c.set_max_exact, err)) <
-            0)
+            0 ||
+        (rc = rf_cfg_size(s, "max_memory", 1ull << 20, 1ull << 40, c.max_memory, &c.max_memory,
+                          err)) < 0)
         return rc;
     c.flush_interval_ns = (int64_t)ns;
     if (rf_cfg_has(s, "percentiles")) {

@@ -286,6 +286,77 @@ static void test_timer_sketch_and_big_set(void **state)
     teardown(&x);
 }
 
+/* max_memory: a timer and a set far past what 1 MiB holds finish their
+ * interval in their sketches (no sample lost, every count exact), what the
+ * flusher holds stays under the cap, and the next interval is exact again. */
+static void test_memory_cap(void **state)
+{
+    (void)state;
+    rf_statsd_config cfg;
+    rf_statsd_config_defaults(&cfg);
+    cfg.timer_max_values = 1u << 24;
+    cfg.set_max_exact = 1u << 24;
+    cfg.max_memory = 1u << 20;
+    fixture x;
+    setup(&x, &cfg);
+    int32_t t = define(x.t, "big timer");
+    int32_t s = define(x.t, "many set");
+    const int n = 300000; /* 2.4 MB of timer values, 4.8 MB of set table */
+    for (int i = 1; i <= n; i++) {
+        add(&x, t, RF_KIND_TIMER, i, 1);
+        rf_event e = sample(x.t, s, RF_KIND_SET, 0, 1);
+        e.value.u64 = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+        x.ev[x.n] = e;
+        x.slots[x.n++] = s;
+        if (x.n == 64)
+            run(&x);
+    }
+    run(&x);
+    rf_statsd_stats st;
+    rf_statsd_flusher_stats_read(x.f, &st);
+    assert_int_equal(st.no_memory, 0);
+    assert_true(st.memory_capped >= 2);
+    assert_int_equal(st.sketched, 1);
+    assert_int_equal(st.hll_sets, 1);
+    assert_true(st.held_bytes > 0 && st.held_bytes <= cfg.max_memory);
+    rf_statsd_flusher_tick(x.f, 0, 1010 * S);
+    expect(&x.out, "big count=300000@1010");
+    expect(&x.out, "big lower=1@1010");
+    expect(&x.out, "big upper=300000@1010");
+    expect(&x.out, "big sum=45000150000@1010");
+    int found = 0;
+    for (int i = 0; i < x.out.n; i++) {
+        double v;
+        if (sscanf(x.out.lines[i], "big median=%lf", &v) == 1) {
+            assert_true(fabs(v - n / 2.0) <= 0.02 * n / 2.0);
+            found++;
+        }
+        if (sscanf(x.out.lines[i], "many value=%lf", &v) == 1) {
+            assert_true(fabs(v - n) <= 0.05 * n);
+            found++;
+        }
+    }
+    assert_int_equal(found, 2);
+    /* At the cap (lowered to what is held now), a new timer has no room for
+     * its first value: refused and counted. */
+    rf_statsd_config tiny = cfg;
+    tiny.max_memory = st.held_bytes;
+    rf_statsd_flusher_set_config(x.f, &tiny);
+    uint64_t before = st.no_memory;
+    char name[64];
+    int refused = 0;
+    for (int i = 0; i < 8 && !refused; i++) {
+        snprintf(name, sizeof(name), "t%d timer", i);
+        add(&x, define(x.t, name), RF_KIND_TIMER, 1, 1);
+        run(&x);
+        rf_statsd_flusher_stats_read(x.f, &st);
+        refused = st.no_memory > before;
+    }
+    assert_true(refused);
+    assert_true(st.held_bytes <= cfg.max_memory);
+    teardown(&x);
+}
+
 static void test_rank(void **state)
 {
     (void)state;
@@ -305,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_counter_gauge_set),
         cmocka_unit_test(test_timer),
         cmocka_unit_test(test_timer_sketch_and_big_set),
+        cmocka_unit_test(test_memory_cap),
         cmocka_unit_test(test_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,6 +25,8 @@ enum stage_field {
     SF_STATSD_SKETCHED,
     SF_STATSD_HLL,
     SF_STATSD_STATES,
+    SF_STATSD_MEMORY_CAPPED,
+    SF_STATSD_HELD_BYTES,
     SF_ALERT_REPORTS_SENT,
     SF_ALERT_REPORTS_RECEIVED,
     SF_ALERT_REPORTS_LATE,
@@ -55,6 +57,12 @@ static const metric_def stage_metric_defs[SF_STAGE__COUNT] = {
      "Set intervals past set_max_exact: distinct count from HyperLogLog.", NULL, SF_STATSD_HLL},
     {RF_METRIC_GAUGE, "ringflow_statsd_series", "StatsD series with a state.", NULL,
      SF_STATSD_STATES},
+    {RF_METRIC_COUNTER, "ringflow_statsd_memory_capped",
+     "StatsD flusher allocations refused by pipeline.statsd.max_memory.", NULL,
+     SF_STATSD_MEMORY_CAPPED},
+    {RF_METRIC_GAUGE, "ringflow_statsd_held_bytes",
+     "Bytes the StatsD flusher holds, against pipeline.statsd.max_memory.", NULL,
+     SF_STATSD_HELD_BYTES},
     {RF_METRIC_COUNTER, "ringflow_alert_reports_sent",
      "Rule-wide alert reports sent to their owner (own worker included).", NULL,
      SF_ALERT_REPORTS_SENT},
@@ -100,6 +108,8 @@ static uint64_t read_stage_metric(void *ctx)
     case SF_STATSD_SKETCHED: return sd->sketched;
     case SF_STATSD_HLL: return sd->hll_sets;
     case SF_STATSD_STATES: return sd->states;
+    case SF_STATSD_MEMORY_CAPPED: return sd->memory_capped;
+    case SF_STATSD_HELD_BYTES: return sd->held_bytes;
     case SF_ALERT_REPORTS_SENT: return al->reports_sent;
     case SF_ALERT_REPORTS_RECEIVED: return al->reports_received;
     case SF_ALERT_REPORTS_LATE: return al->reports_late;

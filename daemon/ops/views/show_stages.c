@@ -66,9 +66,10 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
                          st.alerts.reports_late, st.alerts.reports_unknown);
     }
     rf_ops_table_end(w);
-    static const char *const dcols[] = {"worker",    "samples",  "raw_removed",      "invalid",
-                                        "no_memory", "flushes",  "values",           "series_defs",
-                                        "sketched",  "hll_sets", "series_with_state"};
+    static const char *const dcols[] = {
+        "worker",    "samples",     "raw_removed", "invalid",  "no_memory",         "flushes",
+        "values",    "series_defs", "sketched",    "hll_sets", "series_with_state", "memory_capped",
+        "held_bytes"};
     RF_OPS_TABLE_BEGIN(w, "statsd", dcols);
     for (uint32_t wi = 0; wi < rf_engine_workers(e); wi++) {
         rf_pipeline_stage_stats st;
@@ -76,7 +77,7 @@ int rf_views_show_stages(rf_ops_writer *w, const char *args, void *ctx, rf_err *
         const rf_statsd_stats *sd = &st.statsd;
         RF_OPS_CELLS_U64(w, wi, sd->samples, sd->raw_dropped, sd->invalid, sd->no_memory,
                          sd->flushes, sd->values, sd->series_defs, sd->sketched, sd->hll_sets,
-                         sd->states);
+                         sd->states, sd->memory_capped, sd->held_bytes);
     }
     rf_ops_table_end(w);
 
