@@ -3,11 +3,13 @@
 #include "tools/cli/client.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -20,6 +22,30 @@ extern char **environ;
 
 static char g_dir[256];
 
+/* Every directory tproc_dir_init made, removed at exit unless
+ * RF_KEEP_TEST_DIRS is set (to look at a failed test's files). */
+#define MAX_MADE_DIRS 64
+static char g_made[MAX_MADE_DIRS][256];
+static int g_n_made;
+static pid_t g_maker; /* a forked child that exits does not remove them */
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_made_dirs(void)
+{
+    if (getenv("RF_KEEP_TEST_DIRS") || getpid() != g_maker)
+        return;
+    for (int i = 0; i < g_n_made; i++)
+        nftw(g_made[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *tproc_dir_init(const char *prefix)
 {
     snprintf(g_dir, sizeof(g_dir), "/tmp/%s-XXXXXX", prefix);
@@ -27,6 +53,12 @@ const char *tproc_dir_init(const char *prefix)
         perror("mkdtemp");
         abort();
     }
+    if (g_n_made == 0) {
+        g_maker = getpid();
+        atexit(remove_made_dirs);
+    }
+    if (g_n_made < MAX_MADE_DIRS)
+        memcpy(g_made[g_n_made++], g_dir, sizeof(g_dir));
     return g_dir;
 }
 
