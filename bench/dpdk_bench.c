@@ -88,13 +88,7 @@ typedef struct sink {
 static void sink_flush(void *user, rf_event *ev, size_t n)
 {
     sink *s = user;
-    rf_event_free_texts(ev, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        if (ev[i].kind == RF_KIND_SERIES_DEF)
-            rf_series_key_free((rf_series_key *)(uintptr_t)ev[i].aux);
-        else
-            s->events++;
-    }
+    s->events += rf_parse_output_discard(ev, n);
 }
 
 static void sink_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)

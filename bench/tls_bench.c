@@ -34,13 +34,7 @@ static uint64_t g_events;
 static void sink_flush(void *user, rf_event *ev, size_t n)
 {
     (void)user;
-    rf_event_free_texts(ev, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        if (ev[i].kind == RF_KIND_SERIES_DEF)
-            rf_series_key_free((rf_series_key *)(uintptr_t)ev[i].aux);
-        else
-            g_events++;
-    }
+    g_events += rf_parse_output_discard(ev, n);
 }
 
 static char *make_requests(size_t *out_len)

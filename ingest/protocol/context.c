@@ -255,3 +255,16 @@ void rf_parse_reject_external(rf_parse_ctx *ctx, const rf_recv_info *rx,
     ctx->rx = rx;
     rf_reject_line(ctx, reason, line, len);
 }
+
+uint64_t rf_parse_output_discard(rf_event *ev, size_t n)
+{
+    uint64_t data = 0;
+    rf_event_free_texts(ev, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        if (ev[i].kind == RF_KIND_SERIES_DEF)
+            rf_series_key_free((rf_series_key *)(uintptr_t)ev[i].aux);
+        else
+            data++;
+    }
+    return data;
+}

@@ -403,6 +403,12 @@ int rf_parse_set_extra_tag(rf_parse_ctx *ctx, const char *key, const char *value
 /* Hands the events parsed so far to the flush callback (no call when none). */
 void rf_parse_flush(rf_parse_ctx *ctx);
 
+/* For a flush callback that keeps nothing of what it is handed (benchmarks,
+ * fuzzers, counting sinks): frees the batch's series keys (series
+ * definitions) and string texts, and returns how many of its events are
+ * data, i.e. not series definitions. */
+uint64_t rf_parse_output_discard(rf_event *ev, size_t n);
+
 /* Records a rejection that the caller detected itself (e.g. an overlong line
  * the framer discarded): counts it and logs the excerpt. */
 void rf_parse_reject_external(rf_parse_ctx *ctx, const rf_recv_info *rx,

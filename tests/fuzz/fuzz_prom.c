@@ -30,13 +30,7 @@ static uint64_t emitted;
 static void count_flush(void *user, rf_event *ev, size_t n)
 {
     (void)user;
-    rf_event_free_texts(ev, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) {
-        if (ev[i].kind == RF_KIND_SERIES_DEF)
-            rf_series_key_free((rf_series_key *)(uintptr_t)ev[i].aux);
-        else
-            emitted++;
-    }
+    emitted += rf_parse_output_discard(ev, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
