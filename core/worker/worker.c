@@ -100,6 +100,14 @@ static void worker_sleep(rf_worker *w)
     futex(&w->sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
 }
 
+/* short_frac after an idle gap of gap_ns: would a spin of one sleep's cost
+ * have bridged it? (a 1/8 moving average) */
+static uint32_t gap_seen(uint32_t short_frac, int64_t gap_ns, int64_t sleep_cost_ns)
+{
+    uint32_t hit = gap_ns <= sleep_cost_ns ? SHORT_ONE : 0;
+    return (7 * short_frac + hit) / 8;
+}
+
 /* The worker this thread runs (NULL on other threads). */
 static _Thread_local rf_worker *t_current;
 
@@ -168,10 +176,7 @@ static void *worker_main(void *arg)
             rf_stats_add(&w->items, done);
             rf_stats_add(&w->busy_ns, (uint64_t)busy);
             if (idle_polls || slept) {
-                /* The gap this work ended: would a spin of one sleep's cost
-                 * have bridged it? */
-                uint32_t hit = t0 - idle_start_ns <= sleep_cost_ns ? SHORT_ONE : 0;
-                short_frac = (7 * short_frac + hit) / 8;
+                short_frac = gap_seen(short_frac, t0 - idle_start_ns, sleep_cost_ns);
             }
             idle_polls = 0;
             slept = false;
@@ -218,7 +223,9 @@ static void *worker_main(void *arg)
         }
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         if (done) {
-            /* Found by the last poll before the sleep. */
+            /* Found by the last poll before the sleep: the gap ended without
+             * one (t0, the empty poll just before, is near enough). */
+            short_frac = gap_seen(short_frac, t0 - idle_start_ns, sleep_cost_ns);
             rf_stats_add(&w->busy_polls, 1);
             rf_stats_add(&w->items, done);
             idle_polls = 0;
