@@ -175,9 +175,8 @@ static void *worker_main(void *arg)
             rf_stats_add(&w->busy_polls, 1);
             rf_stats_add(&w->items, done);
             rf_stats_add(&w->busy_ns, (uint64_t)busy);
-            if (idle_polls || slept) {
+            if (idle_polls || slept)
                 short_frac = gap_seen(short_frac, t0 - idle_start_ns, sleep_cost_ns);
-            }
             idle_polls = 0;
             slept = false;
             continue;
