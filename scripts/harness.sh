@@ -38,6 +38,15 @@
 #                                plots and results.json go to perf/harness-<time>/ beside it
 #   --keep                       keep the temporary work dir (configs, daemon logs)
 #
+# Paced CPU and critical path beside VictoriaMetrics (issue 25):
+#   scripts/harness.sh --paced-vm [--rates 10k,50k,200k,1M] [--transports udp,tcp]
+#                      [--duration 5] [--runs N] [--json FILE]
+# runs bench/harness/rates_vm.py instead: for each rate and transport a fresh
+# ringflowd and a fresh VictoriaMetrics take the same paced stream, one after
+# the other; CPU-seconds per million points ingested (each server's /proc),
+# and ringflow's critical path (a threshold alert, send to alert receipt)
+# under that stream. Its options are in its header.
+#
 # Output in the results directory: results.json (every figure and the raw
 # counters), throughput.png, latency.png, peer.png, summary.md (also
 # printed). Exit 0 when every rate ran.
@@ -49,8 +58,10 @@ cd "$(dirname "$0")/.."
 
 build=build
 args=()
+script=bench/harness/harness.py
 while [ $# -gt 0 ]; do
   case "$1" in
+    --paced-vm) script=bench/harness/rates_vm.py; shift ;;
     --build-dir) build="$2"; shift 2 ;;
     --build-dir=*) build="${1#*=}"; shift ;;
     *) args+=("$1"); shift ;;
@@ -67,4 +78,4 @@ fi
 # the ones scripts/install-deps.sh installs.
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-exec "$py" bench/harness/harness.py --build-dir "$build" "${args[@]}"
+exec "$py" "$script" --build-dir "$build" "${args[@]}"

@@ -35,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import engine  # noqa: E402
+import probes  # noqa: E402
 
 
 def config(work, std_port, crit_port, sink_port, workers, alert=False):
@@ -92,10 +93,16 @@ def main():
     ringflow = os.path.join(a.build_dir, "tools/ringflow")
     work = tempfile.mkdtemp(prefix="poll_bench.")
     std_port, crit_port = engine.free_port(), engine.free_port()
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.settimeout(0.2)
-    cfg = config(work, std_port, crit_port, rx.getsockname()[1], a.workers, a.alert)
+    # --alert: the probe client of probes.AlertProbe (its own sink socket).
+    probe = probes.AlertProbe(crit_port, a.probe_rate, a.probe_sockets) if a.alert else None
+    if probe:
+        sink_port = probe.port
+    else:
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(0.2)
+        sink_port = rx.getsockname()[1]
+    cfg = config(work, std_port, crit_port, sink_port, a.workers, a.alert)
     if a.idle:
         cfg = cfg.replace("  pin_workers: true\n",
                           "  pin_workers: true\n  idle: {" + a.idle + "}\n")
@@ -106,7 +113,7 @@ def main():
     d.start()
     lat = []
     stop = threading.Event()
-    sent_at = {}  # --alert: the value a probe carried -> its send time
+
     def receive():
         while not stop.is_set():
             try:
@@ -117,13 +124,6 @@ def main():
             for tok in data.split():
                 if tok.startswith(b"sent_mono_ns="):
                     lat.append(now - int(tok[13:].rstrip(b"i")))
-                elif a.alert and b"value=" in tok:
-                    # ...,value=<v>,series=... : v names the probe
-                    for kv in tok.split(b","):
-                        if kv.startswith(b"value="):
-                            t = sent_at.pop(int(float(kv[6:])), None)
-                            if t is not None:
-                                lat.append(now - t)
 
     def send():
         socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(a.probe_sockets)]
@@ -135,26 +135,24 @@ def main():
             dt = nxt - time.monotonic()
             if dt > 0:
                 time.sleep(dt)
-            k = seq % len(socks)
-            if a.alert:
-                # Per socket: fire (v > 0), then resolve (v <= 0), ...; the
-                # value is unique, so the alert names its probe.
-                v = seq + 1 if (seq // len(socks)) % 2 == 0 else -(seq + 1)
-                sent_at[v] = time.monotonic_ns()
-                line = f"rf_probe,sock={k} v={v}\n"
-            else:
-                line = f"rf_probe,gen=poll seq={seq}i,sent_mono_ns={time.monotonic_ns()}i\n"
-            socks[k].sendto(line.encode(), ("127.0.0.1", crit_port))
+            line = f"rf_probe,gen=poll seq={seq}i,sent_mono_ns={time.monotonic_ns()}i\n"
+            socks[seq % len(socks)].sendto(line.encode(), ("127.0.0.1", crit_port))
             seq += 1
 
     try:
         time.sleep(1.0)  # start-up work done
-        threads = [threading.Thread(target=receive, daemon=True),
-                   threading.Thread(target=send, daemon=True)]
+        if probe:
+            threads = []
+            probe.start()
+        else:
+            threads = [threading.Thread(target=receive, daemon=True),
+                       threading.Thread(target=send, daemon=True)]
         for t in threads:
             t.start()
         time.sleep(0.5)
         lat.clear()
+        if probe:
+            probe.reset()
         cpu0, t0 = engine.proc_cpu_s(d.proc.pid), time.monotonic()
         events = 0
         if a.rate > 0:
@@ -167,6 +165,9 @@ def main():
             time.sleep(a.duration)
         cpu1, t1 = engine.proc_cpu_s(d.proc.pid), time.monotonic()
         stop.set()
+        if probe:
+            probe.stop()
+            lat = probe.latencies_ns
         st = subprocess.run([ringflow, "stat", "--socket", f"{work}/run/ringflow.sock", "latency"],
                             capture_output=True, text=True)
         with open(os.path.join(work, "latency.txt"), "w") as f:

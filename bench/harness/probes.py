@@ -88,3 +88,80 @@ def summarize(latencies_ns):
         "p999_ms": ms(percentile(v, 99.9)),
         "max_ms": ms(v[-1]),
     }
+
+
+class AlertProbe:
+    """The issue's critical path timed from outside: `sockets` UDP client
+    sockets send to a `class: critical` listener at `rate` lines/s, each
+    socket a series of its own (rf_probe,sock=K v=...), alternately above
+    and below a threshold rule's limit (`> 0`), so that every probe makes
+    the rule fire or resolve. The alert datagram (routed `alert.>` class
+    critical to a UDP line-protocol sink at `self.port`) carries the
+    probe's value, which is unique, so it is matched to its send time.
+    Several source ports make SO_REUSEPORT land some probes on a worker
+    that does not own the series (the crossing case)."""
+
+    def __init__(self, target_port, rate=200.0, sockets=4):
+        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rx.bind(("127.0.0.1", 0))
+        self.rx.settimeout(0.2)
+        self.port = self.rx.getsockname()[1]
+        self.target_port = target_port
+        self.rate = rate
+        self.nsockets = sockets
+        self.latencies_ns = []
+        self._sent_at = {}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._receive, daemon=True),
+                         threading.Thread(target=self._send, daemon=True)]
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _receive(self):
+        while not self._stop.is_set():
+            try:
+                data = self.rx.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            now = time.monotonic_ns()
+            for tok in data.split():
+                if b"value=" not in tok:
+                    continue
+                for kv in tok.split(b","):  # ...,value=<v>,series=...
+                    if kv.startswith(b"value="):
+                        t = self._sent_at.pop(int(float(kv[6:])), None)
+                        if t is not None:
+                            self.latencies_ns.append(now - t)
+
+    def _send(self):
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(self.nsockets)]
+        period = 1.0 / self.rate
+        nxt = time.monotonic()
+        seq = 0
+        while not self._stop.is_set():
+            nxt += period
+            dt = nxt - time.monotonic()
+            if dt > 0:
+                time.sleep(dt)
+            k = seq % len(socks)
+            # Per socket: fire (v > 0), then resolve (v <= 0), ...
+            v = seq + 1 if (seq // len(socks)) % 2 == 0 else -(seq + 1)
+            self._sent_at[v] = time.monotonic_ns()
+            socks[k].sendto(f"rf_probe,sock={k} v={v}\n".encode(), ("127.0.0.1", self.target_port))
+            seq += 1
+        for s in socks:
+            s.close()
+
+    def reset(self):
+        self.latencies_ns = []
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        self.rx.close()

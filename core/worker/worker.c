@@ -46,12 +46,32 @@ struct rf_worker {
      * stores), read by the control thread; `wakeups` by producers (atomic add). */
     _Atomic uint64_t polls, busy_polls, items, sleeps, busy_ns, spins_cut;
     _Atomic uint64_t wakeups;
+    /* What a sleep costs the worker in CPU, as the adaptive policy measured
+     * it (ns); worker writes (relaxed), control thread reads. */
+    _Atomic int64_t sleep_cost_ns;
 };
 
-/* The shortest window is spin >> 6 polls (31 of the default 2,000): a few
- * microseconds, so even a worker whose spins never pay looks again before
- * paying for a sleep. */
-#define IDLE_SHIFT_MAX 6
+/* The load-adaptive policy (worker.h, docs/ARCHITECTURE.md "Workers: idle
+ * and wake-up"). Occupancy is the share of a period spent in polls that did
+ * work; at or above half of it spinning costs little next to the work and
+ * the worker keeps the whole configured window. Below it the worker spins
+ * at most what one sleep costs it in CPU (ski rental: an idle period then
+ * costs at most twice what the best choice would have), and only while
+ * most recent gaps were that short; otherwise it sleeps at its first empty
+ * poll. */
+#define OCC_PERIOD_NS (10 * RF_NS_PER_MS)
+#define SHORT_ONE 1024u /* short_frac's fixed point: 1024 = every gap */
+#define SLEEP_COST_INIT_NS (10 * RF_NS_PER_US)
+#define SLEEP_COST_MIN_NS (2 * RF_NS_PER_US)
+#define SLEEP_COST_MAX_NS (100 * RF_NS_PER_US)
+#define SLEEP_COST_SAMPLE 8 /* one sleep in 8 pays the two CPU-clock reads */
+
+static int64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * RF_NS_PER_S + ts.tv_nsec;
+}
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
@@ -78,6 +98,14 @@ static void worker_sleep(rf_worker *w)
     /* The kernel compares *addr with 1 atomically before sleeping, so a wake
      * (which stores 0 first) between our last poll and this call is not lost. */
     futex(&w->sleeping, FUTEX_WAIT_PRIVATE, 1, &ts);
+}
+
+/* short_frac after an idle gap of gap_ns: would a spin of one sleep's cost
+ * have bridged it? (a 1/8 moving average) */
+static uint32_t gap_seen(uint32_t short_frac, int64_t gap_ns, int64_t sleep_cost_ns)
+{
+    uint32_t hit = gap_ns <= sleep_cost_ns ? SHORT_ONE : 0;
+    return (7 * short_frac + hit) / 8;
 }
 
 /* The worker this thread runs (NULL on other threads). */
@@ -120,27 +148,35 @@ static void *worker_main(void *arg)
     rf_component_transition(w->component, RF_STATE_RUNNING, NULL);
 
     uint32_t idle_polls = 0;
-    /* The adaptive policy (worker.h): the window is spin >> shift polls and
-     * yield >> shift yields; window_ns is what a whole (unshifted) window
-     * lasted when it last ran out; idle_start_ns is when this idle period
+    /* The adaptive policy (see OCC_PERIOD_NS): loaded says whether the last
+     * occupancy period was at least half busy; short_frac is the share of
+     * recent idle gaps (from the last work to the next) no longer than
+     * sleep_cost_ns, what a sleep costs this thread in CPU (measured on one
+     * sleep in SLEEP_COST_SAMPLE). idle_start_ns is when this idle period
      * began, and slept says whether it reached a sleep. */
-    unsigned shift = 0;
-    int64_t window_ns = 0, idle_start_ns = 0;
-    bool slept = false;
+    bool loaded = false, slept = false;
+    int64_t occ_start_ns = rf_clock_mono_ns(), occ_busy_ns = 0, idle_start_ns = 0;
+    int64_t sleep_cost_ns = SLEEP_COST_INIT_NS;
+    uint32_t short_frac = 0, sleeps_seen = 0;
     for (;;) {
         /* Pairs with the release in rf_worker_request_stop. */
         bool stopping = atomic_load_explicit(&w->stop_requested, memory_order_acquire);
         int64_t t0 = rf_clock_mono_ns();
+        if (t0 - occ_start_ns >= OCC_PERIOD_NS) {
+            loaded = 2 * occ_busy_ns >= t0 - occ_start_ns;
+            occ_start_ns = t0;
+            occ_busy_ns = 0;
+        }
         uint32_t done = w->ops.poll(w->ops.ctx);
         rf_stats_add(&w->polls, 1);
         if (done) {
+            int64_t busy = rf_clock_mono_ns() - t0;
+            occ_busy_ns += busy;
             rf_stats_add(&w->busy_polls, 1);
             rf_stats_add(&w->items, done);
-            rf_stats_add(&w->busy_ns, (uint64_t)(rf_clock_mono_ns() - t0));
-            /* Work inside the window, or after a sleep sooner than the
-             * whole window would have lasted: spinning pays, restore it. */
-            if (idle_polls && (!slept || t0 - idle_start_ns <= window_ns))
-                shift = 0;
+            rf_stats_add(&w->busy_ns, (uint64_t)busy);
+            if (idle_polls || slept)
+                short_frac = gap_seen(short_frac, t0 - idle_start_ns, sleep_cost_ns);
             idle_polls = 0;
             slept = false;
             continue;
@@ -150,32 +186,45 @@ static void *worker_main(void *arg)
 
         if (idle_polls++ == 0)
             idle_start_ns = t0;
-        uint32_t spin = atomic_load_explicit(&w->idle_spin, memory_order_relaxed) >> shift;
-        uint32_t yield = atomic_load_explicit(&w->idle_yield, memory_order_relaxed) >> shift;
-        if (idle_polls <= spin)
+        uint32_t spin = atomic_load_explicit(&w->idle_spin, memory_order_relaxed);
+        uint32_t yield = atomic_load_explicit(&w->idle_yield, memory_order_relaxed);
+        bool adaptive = atomic_load_explicit(&w->idle_adaptive, memory_order_relaxed);
+        if (adaptive && !loaded && !slept) {
+            /* Ski rental: spin while the period is shorter than a sleep's
+             * cost, if gaps that short are the rule; no yields. */
+            if (2 * short_frac >= SHORT_ONE && t0 - idle_start_ns < sleep_cost_ns &&
+                idle_polls <= spin)
+                continue;
+            if (idle_polls <= spin + yield)
+                rf_stats_add(&w->spins_cut, 1);
+        } else if (idle_polls <= spin) {
             continue;
-        if (idle_polls <= spin + yield) {
+        } else if (idle_polls <= spin + yield) {
             sched_yield();
             continue;
-        }
-        if (!slept && atomic_load_explicit(&w->idle_adaptive, memory_order_relaxed)) {
-            /* The window ran out without work: the next one is half as long. */
-            if (shift == 0)
-                window_ns =
-                    window_ns ? (3 * window_ns + (t0 - idle_start_ns)) / 4 : t0 - idle_start_ns;
-            if (shift < IDLE_SHIFT_MAX)
-                shift++;
-            rf_stats_add(&w->spins_cut, 1);
         }
         slept = true;
         atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in rf_worker_wake */
         done = w->ops.poll(w->ops.ctx);
-        if (done == 0 && !atomic_load_explicit(&w->stop_requested, memory_order_acquire))
+        if (done == 0 && !atomic_load_explicit(&w->stop_requested, memory_order_acquire)) {
+            bool sample = adaptive && ++sleeps_seen % SLEEP_COST_SAMPLE == 0;
+            int64_t cpu0 = sample ? thread_cpu_ns() : 0;
             worker_sleep(w);
+            if (sample) {
+                int64_t cost = thread_cpu_ns() - cpu0;
+                cost = cost < SLEEP_COST_MIN_NS   ? SLEEP_COST_MIN_NS
+                       : cost > SLEEP_COST_MAX_NS ? SLEEP_COST_MAX_NS
+                                                  : cost;
+                sleep_cost_ns = (7 * sleep_cost_ns + cost) / 8;
+                atomic_store_explicit(&w->sleep_cost_ns, sleep_cost_ns, memory_order_relaxed);
+            }
+        }
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
         if (done) {
-            /* Found by the last poll before the sleep. */
+            /* Found by the last poll before the sleep: the gap ended without
+             * one (t0, the empty poll just before, is near enough). */
+            short_frac = gap_seen(short_frac, t0 - idle_start_ns, sleep_cost_ns);
             rf_stats_add(&w->busy_polls, 1);
             rf_stats_add(&w->items, done);
             idle_polls = 0;
@@ -282,6 +331,7 @@ void rf_worker_stats_read(const rf_worker *w, rf_worker_stats *out)
     out->wakeups = atomic_load_explicit(&w->wakeups, memory_order_relaxed);
     out->busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed);
     out->spins_cut = atomic_load_explicit(&w->spins_cut, memory_order_relaxed);
+    out->sleep_cost_ns = atomic_load_explicit(&w->sleep_cost_ns, memory_order_relaxed);
     out->cpu = w->cpu;
 }
 

@@ -28,17 +28,18 @@
  *   `sleep_max_ns` is a bound, not a tick.
  *
  *   Adaptive (idle.adaptive, the default): spinning pays only when work comes
- *   back within the spin and yield window. The worker measures each idle
- *   gap (from its last work to its next) and what an idle poll costs; each
- *   spin that ran out without finding work halves the next window (down to
- *   1/64 of it), and work found inside the window, or after a sleep sooner
- *   than the whole window would have lasted, restores it at once. A worker
- *   fed at everyday rates (a datagram every few hundred microseconds or
- *   less often) thus goes to sleep in its wait (io_uring) right after its
- *   work instead of spinning for nothing, and a steady fast stream keeps
- *   the whole window. Latency: a sleeping worker is woken by the arrival
- *   itself, so what spinning saves is one wake-up, and only when the gap is
- *   shorter than the window, which is exactly when the window comes back.
+ *   back sooner than a sleep would cost. The worker measures its occupancy
+ *   (the share of each 10 ms spent in polls that did work), each idle gap
+ *   (from its last work to its next) and, on one sleep in 8, what a sleep
+ *   costs it in CPU (CLOCK_THREAD_CPUTIME_ID around the wait, 2-100 us).
+ *   At least half busy, it keeps the whole window (spin, yield, as with
+ *   adaptive off). Below that it spins at most one sleep's cost and no
+ *   yields (ski rental: an idle period then costs at most twice the best
+ *   choice), and only while at least half of the recent gaps were that
+ *   short; otherwise it sleeps (in its wait, io_uring) at its first empty
+ *   poll. Latency: a sleeping worker is woken by the arrival itself (a
+ *   critical datagram, or a peer's rf_worker_wake), so what spinning saves
+ *   is one wake-up, and only when the gap is shorter than the spin.
  *   rf_worker_wake() costs one fence and one load when the worker is awake and
  *   a futex syscall only when it sleeps; call it once per enqueued batch, not
  *   per event.
@@ -152,14 +153,15 @@ typedef struct rf_worker_ops {
 } rf_worker_ops;
 
 typedef struct rf_worker_stats {
-    uint64_t polls;      /* calls of poll() */
-    uint64_t busy_polls; /* polls that returned > 0 */
-    uint64_t items;      /* sum of what poll() returned */
-    uint64_t sleeps;     /* futex sleeps entered */
-    uint64_t wakeups;    /* futex wakes issued by producers */
-    uint64_t busy_ns;    /* time inside polls that returned > 0 */
-    uint64_t spins_cut;  /* idle periods whose spin the adaptive policy shortened */
-    int cpu;             /* pinned CPU, -1 when not pinned */
+    uint64_t polls;        /* calls of poll() */
+    uint64_t busy_polls;   /* polls that returned > 0 */
+    uint64_t items;        /* sum of what poll() returned */
+    uint64_t sleeps;       /* futex sleeps entered */
+    uint64_t wakeups;      /* futex wakes issued by producers */
+    uint64_t busy_ns;      /* time inside polls that returned > 0 */
+    uint64_t spins_cut;    /* idle periods whose spin the adaptive policy shortened */
+    int64_t sleep_cost_ns; /* CPU a sleep costs the worker (adaptive: measured; else 0) */
+    int cpu;               /* pinned CPU, -1 when not pinned */
 } rf_worker_stats;
 
 /* Starts a worker thread named `name` pinned to `cpu` (-1: not pinned).

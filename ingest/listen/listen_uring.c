@@ -613,6 +613,18 @@ uint32_t rf_listener_set_poll(rf_listener_set *set)
     return n;
 }
 
+static bool set_has_open_conns(const rf_listener_set *set)
+{
+    for (uint32_t i = 0; i < set->n_listeners; i++) {
+        const rf_listener *l = set->listeners[i];
+        /* Relaxed: `open` is written by this (the owning) thread. */
+        if (l && l->cfg.transport == RF_LISTEN_TCP && l->cfg.idle_timeout_ns &&
+            atomic_load_explicit(&l->open, memory_order_relaxed) != 0)
+            return true;
+    }
+    return false;
+}
+
 void rf_listener_set_wait(rf_listener_set *set, int64_t timeout_ns)
 {
     RF_ASSERT_OWNER(&set->owner);
@@ -621,6 +633,16 @@ void rf_listener_set_wait(rf_listener_set *set, int64_t timeout_ns)
     struct io_uring *ring = &set->ring;
     if (io_uring_cq_ready(ring))
         return;
+    if (set->idle_check_every_ns && set_has_open_conns(set)) {
+        /* An open connection's idle timeout is checked at the poll after
+         * next_idle_check_ns: the wait ends then, not at the worker's
+         * longer bound (idle.sleep). */
+        int64_t left = set->next_idle_check_ns - rf_clock_mono_ns();
+        if (left <= 0)
+            return;
+        if (left < timeout_ns)
+            timeout_ns = left;
+    }
     struct __kernel_timespec ts = {.tv_sec = timeout_ns / RF_NS_PER_S,
                                    .tv_nsec = timeout_ns % RF_NS_PER_S};
     struct io_uring_cqe *cqe;

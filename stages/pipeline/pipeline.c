@@ -1244,6 +1244,18 @@ int rf_pipeline_new(const rf_pipeline_settings *ps, uint32_t index, uint32_t sha
                               "Peer messages dropped, by reason (unhandled: no stage here takes "
                               "them; undeliverable: no transport to their worker).",
                               rlabels, &p->peer_undeliverable);
+    /* The critical lane's edge (pipeline.h "The edge"). */
+    rf_stats_register_counter("ringflow_critical_edge_evaluated",
+                              "Critical events whose threshold rules and sinks ran at this worker, "
+                              "where they arrived (the edge).",
+                              labels, &p->edge_evaluated);
+    rf_stats_register_counter("ringflow_critical_edge_unknown",
+                              "Critical events the edge left to their owner: their series is not "
+                              "in the edge's table.",
+                              labels, &p->edge_unknown);
+    rf_stats_register_counter("ringflow_critical_edge_refused",
+                              "Series definitions the edge refused (its table full, no memory).",
+                              labels, &p->edge_refused);
     *out = p;
     return 0;
 fail:

@@ -826,6 +826,31 @@ static void test_tcp_idle_timeout(void **state)
     fx_close(&fx);
 }
 
+/* A worker that sleeps in the set's wait with a long bound (idle.sleep, 1 s
+ * by default) still closes an idle connection on time: the wait ends at the
+ * next idle check, not at the bound. */
+static void test_tcp_idle_timeout_ends_a_long_wait(void **state)
+{
+    (void)state;
+    listen_fixture fx;
+    fx_open(&fx, RF_LISTEN_TCP, "127.0.0.1", NULL, idle50ms);
+    int quiet = tcp_connect(rf_listener_port(fx.l));
+    assert_true(wait_ctr(fx.set, fx.l, RF_LC_CONN_ACCEPTED, 1, 5000));
+    int64_t t0 = rf_clock_mono_ns();
+    while (rf_listener_counter(fx.l, RF_LC_CONN_TIMED_OUT) == 0 &&
+           rf_clock_mono_ns() - t0 < 5 * RF_NS_PER_S) {
+        rf_listener_set_wait(fx.set, 2 * RF_NS_PER_S);
+        rf_listener_set_poll(fx.set);
+    }
+    int64_t took_ms = (rf_clock_mono_ns() - t0) / RF_NS_PER_MS;
+    /* 50 ms and a check every 6.25 ms; the 2 s wait would make it >= 2,000 */
+    if (took_ms > 1000)
+        fail_msg("timed out after %ld ms (idle timeout 50 ms)", (long)took_ms);
+    assert_int_equal(rf_listener_counter(fx.l, RF_LC_CONN_TIMED_OUT), 1);
+    close(quiet);
+    fx_close(&fx);
+}
+
 static void line64(rf_listener_config *c)
 {
     c->max_line_bytes = 64;
@@ -1584,6 +1609,7 @@ int main(void)
         cmocka_unit_test(test_tcp_connection_cap),
         cmocka_unit_test(test_tcp_per_source_cap),
         cmocka_unit_test(test_tcp_idle_timeout),
+        cmocka_unit_test(test_tcp_idle_timeout_ends_a_long_wait),
         cmocka_unit_test(test_tcp_line_too_long),
         cmocka_unit_test(test_wait_wake_other_thread),
         cmocka_unit_test(test_wait_returns_on_data),

@@ -626,6 +626,10 @@ static void test_stage_counters_shown(void **state)
                                "worker=\"0\",reason=\"no_memory\"", &v));
         assert_true(prom_value(&doc, "ringflow_alert_reports_dropped_total",
                                "worker=\"1\",reason=\"unknown_rule\"", &v));
+        /* The critical lane's edge counters (no critical listener here: zero). */
+        assert_true(prom_value(&doc, "ringflow_critical_edge_evaluated_total", "worker=\"0\"", &v));
+        assert_true(prom_value(&doc, "ringflow_critical_edge_unknown_total", "worker=\"1\"", &v));
+        assert_true(prom_value(&doc, "ringflow_critical_edge_refused_total", "worker=\"0\"", &v));
         prom_free(&doc);
         if (all)
             assert_promtool_ok(body);
