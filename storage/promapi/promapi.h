@@ -64,6 +64,12 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err);
  * detaches it, and returns once no head read uses it: call it before the
  * engine stops its workers. */
 void rf_promapi_attach_store(rf_store *store);
+/* Keeps the query thread off the CPUs the workers are pinned to (cpus[i] <
+ * 0: a worker not pinned), so a heavy query competes with no worker for its
+ * core. When every CPU the thread may use hosts a worker, it is left where
+ * it is (and that is logged). Call after the workers were placed. Returns
+ * the CPUs the thread now runs on, or 0 when it was left as it was. */
+int rf_promapi_avoid_cpus(const int *cpus, uint32_t n);
 /* Stops the thread (requests still queued are answered 503) and frees it. */
 void rf_promapi_stop(void);
 

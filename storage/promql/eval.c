@@ -498,6 +498,12 @@ static void collect(pq_eval *ev, const pq_expr *e, int64_t range, size_t *cap, i
         ev->n_fetch++;
         for (size_t i = 0; i < f->n; i++)
             ev->samples_read += f->series[i].n;
+        /* Every selector's samples are held for the whole query (the steps
+         * view them): that is this query's memory, so max_samples bounds
+         * their sum too, not only what one step holds. */
+        if (ev->samples_read > ev->lim.max_samples)
+            pq_fail(ev, RF_PROMQL_EXECUTION, E2BIG,
+                    "query processing would load too many samples into memory in query execution");
         ev->series_read += f->n;
         if (ev->lim.max_series && ev->series_read > ev->lim.max_series)
             pq_fail(ev, RF_PROMQL_EXECUTION, EMFILE,
