@@ -871,6 +871,7 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err)
         free(api.store_dir);
         return rf_err_set(err, rc, "query API: cannot start its thread: %s", strerror(rc));
     }
+    pthread_setname_np(api.thread, "rf-query"); /* for top, perf and the tests */
     api.started = true;
     for (int i = 0; i < C__COUNT; i++)
         api.metric_ids[i] =
