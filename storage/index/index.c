@@ -706,24 +706,25 @@ static double as_double(uint8_t type, uint64_t bits)
     }
 }
 
-/* The set's points in ms (the last of equal milliseconds kept). */
-static int convert(const rf_query_set *set, rf_promql_series *out)
+/* The set's points in ms (the last of equal milliseconds kept), converted
+ * in place and taken from the set (its ts and bits become out's t and v:
+ * both 8-byte elements, written at or before the one read), so a query does
+ * not hold each point twice while a measurement is read. */
+static int convert(rf_query_set *set, rf_promql_series *out)
 {
-    int64_t *t = malloc((set->n ? set->n : 1) * sizeof(*t));
-    double *v = malloc((set->n ? set->n : 1) * sizeof(*v));
-    if (!t || !v) {
-        free(t);
-        free(v);
-        return -ENOMEM;
-    }
+    int64_t *t = set->ts;
+    double *v = (double *)(void *)set->bits;
     size_t k = 0;
     for (size_t i = 0; i < set->n; i++) {
-        int64_t ns = set->ts[i], ms = ns / 1000000 - (ns % 1000000 < 0);
+        const int64_t ns = set->ts[i], ms = ns / 1000000 - (ns % 1000000 < 0);
+        const double d = as_double(set->value_type, set->bits[i]);
         if (k && t[k - 1] == ms)
             k--;
         t[k] = ms;
-        v[k++] = as_double(set->value_type, set->bits[i]);
+        v[k++] = d;
     }
+    set->ts = NULL;
+    set->bits = NULL;
     out->t = t;
     out->v = v;
     out->n = k;
@@ -825,7 +826,7 @@ static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, 
         return rc;
     }
     for (size_t s = 0; res && s < res->n_sets && rc == 0; s++) {
-        const rf_query_set *set = &res->sets[s];
+        rf_query_set *set = &res->sets[s];
         if (set->value_type == RF_VALUE_STRING || set->n == 0)
             continue;
         kv tags[128];
