@@ -26,10 +26,12 @@
  *   rings; a full queue is answered 503 at once. One query thread takes
  *   the requests in order, evaluates them over the store directory read-only
  *   (storage/index: the series index, rebuilt when older than
- *   index_refresh_ms; storage/query reads closed and open segments), writes
- *   the answer on its copy of the socket with "Connection: close", shuts the
- *   socket's sending side and closes its copy. Points still in the workers'
- *   in-memory heads are not seen until their block is written.
+ *   index_refresh_ms; storage/query reads closed and open segments, the
+ *   workers' in-memory heads through rf_promapi_attach_store), writes the
+ *   answer on its copy of the socket with "Connection: close" (a query's
+ *   result as it is formatted, without Content-Length: the body ends with
+ *   the connection; errors and the other endpoints with Content-Length),
+ *   shuts the socket's sending side and closes its copy.
  *
  * Limits
  *   query_timeout_ms (default 2 min, Prometheus' too), max_samples
