@@ -404,7 +404,7 @@ static void *head_reader_run(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &now);
         rf_store_heads *h;
         int64_t deadline = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + 200000000LL;
-        if (rf_store_heads_read(r->st, want_all, NULL, deadline, &h) == 0) {
+        if (rf_store_heads_read(r->st, want_all, NULL, deadline, 0, &h) == 0) {
             rf_store_heads_free(h);
             atomic_fetch_add_explicit(&r->reads, 1, memory_order_relaxed); /* statistics */
         }

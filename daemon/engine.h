@@ -114,6 +114,8 @@ void rf_engine_drops_read(const rf_engine *e, rf_engine_drops *out);
 /* One line: NUMA nodes, the rule used, each worker's CPU and node, and what
  * of each worker's memory was bound to its node. */
 const char *rf_engine_placement(const rf_engine *e);
+/* The CPU worker i is pinned to, or -1 (not pinned, or no such worker). */
+int rf_engine_worker_cpu(const rf_engine *e, uint32_t worker);
 /* What worker i's structures bound to its node at start (numa/numa.h,
  * "Memory"): its node, counts, refusals, and the regions (the first
  * RF_MEM_SCOPE_LOG: addresses valid while the engine runs, except regions

@@ -73,6 +73,11 @@ const char *rf_engine_placement(const rf_engine *e)
     return e->placement;
 }
 
+int rf_engine_worker_cpu(const rf_engine *e, uint32_t worker)
+{
+    return worker < e->n_workers ? e->cpus[worker] : -1;
+}
+
 const rf_mem_scope *rf_engine_worker_memory(const rf_engine *e, uint32_t worker)
 {
     return worker < e->n_workers ? &e->memory[worker] : NULL;

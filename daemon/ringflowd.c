@@ -540,8 +540,16 @@ int main(int argc, char **argv)
         close(sfd);
         return 1;
     }
-    /* Queries see what the workers hold in memory from now on. */
+    /* Queries see what the workers hold in memory from now on; the query
+     * thread runs beside the pinned workers, not on their cores. */
     rf_promapi_attach_store(rf_engine_store(engine));
+    {
+        int cpus[RF_DAEMON_MAX_WORKERS];
+        const uint32_t nw = rf_engine_workers(engine);
+        for (uint32_t i = 0; i < nw && i < RF_DAEMON_MAX_WORKERS; i++)
+            cpus[i] = rf_engine_worker_cpu(engine, i);
+        rf_promapi_avoid_cpus(cpus, nw < RF_DAEMON_MAX_WORKERS ? nw : RF_DAEMON_MAX_WORKERS);
+    }
     /* engine.user, step 2: every thread runs now; all of them give up the
      * rest, and each one is checked. */
     if (priv->enabled) {

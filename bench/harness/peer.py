@@ -81,14 +81,14 @@ class VictoriaMetrics:
         with urllib.request.urlopen(self.url(path), timeout=timeout) as r:
             return r.read().decode(errors="replace")
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, extra_args=()):
         os.makedirs(self.data, exist_ok=True)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [self.binary, f"-storageDataPath={self.data}",
              f"-influxListenAddr=127.0.0.1:{self.influx_port}",
              f"-httpListenAddr=127.0.0.1:{self.http_port}", "-retentionPeriod=100y",
-             "-loggerLevel=WARN"],
+             "-loggerLevel=WARN", *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

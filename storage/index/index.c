@@ -40,6 +40,13 @@ struct rf_series_index {
     const rf_store_heads *heads;
     uint32_t *head_of;
     size_t head_of_cap;
+    /* Which series the next head read copies (rf_series_index_want_head):
+     * every series holding points unless head_filtered; then those whose
+     * bit is set in head_want (one per entry), and the keys ix does not
+     * know. */
+    bool head_filtered;
+    uint64_t *head_want;
+    size_t head_want_words;
 };
 
 /* Counts bytes about to be allocated; -ENOMEM when the index (the id map
@@ -438,6 +445,7 @@ void rf_series_index_free(rf_series_index *ix)
     free(ix->pool);
     free(ix->dir);
     free(ix->head_of);
+    free(ix->head_want);
     rf_u64map_free(&ix->by_id);
     free(ix);
 }
@@ -450,7 +458,7 @@ size_t rf_series_index_count(const rf_series_index *ix)
 uint64_t rf_series_index_memory(const rf_series_index *ix)
 {
     return ix->memory + ((uint64_t)ix->by_id.mask + 1) * sizeof(rf_u64map_entry) +
-           ix->head_of_cap * sizeof(uint32_t);
+           ix->head_of_cap * sizeof(uint32_t) + ix->head_want_words * sizeof(uint64_t);
 }
 
 /* ---- the heads ---- */
@@ -460,8 +468,64 @@ bool rf_series_index_want_head(void *ctx, uint64_t series_id, uint32_t n_points)
     const rf_series_index *ix = ctx;
     uint64_t v;
     /* Read on a worker while the reader waits in rf_store_heads_read: ix
-     * does not change until it returns. */
-    return n_points > 0 || !rf_u64map_get(&ix->by_id, series_id, &v);
+     * (the map and the filter) does not change until it returns. */
+    if (!rf_u64map_get(&ix->by_id, series_id, &v))
+        return true; /* its key: ix learns the series (set_heads) */
+    if (n_points == 0)
+        return false;
+    if (!ix->head_filtered)
+        return true;
+    const uint64_t id = v - 1; /* UINT32_MAX: seen, not indexed, never selected */
+    return id < (uint64_t)ix->head_want_words * 64 && (ix->head_want[id >> 6] >> (id & 63)) & 1;
+}
+
+void rf_series_index_heads_want_all(rf_series_index *ix)
+{
+    ix->head_filtered = false;
+}
+
+/* Sizes head_want to one bit per entry, new words zero. */
+static int head_want_reserve(rf_series_index *ix)
+{
+    const size_t words = (ix->n + 63) / 64;
+    if (words <= ix->head_want_words)
+        return 0;
+    if (ix->limit &&
+        rf_series_index_memory(ix) + (words - ix->head_want_words) * sizeof(uint64_t) > ix->limit)
+        return -ENOMEM;
+    uint64_t *g = realloc(ix->head_want, words * sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    memset(g + ix->head_want_words, 0, (words - ix->head_want_words) * sizeof(*g));
+    ix->head_want = g;
+    ix->head_want_words = words;
+    return 0;
+}
+
+int rf_series_index_heads_want_none(rf_series_index *ix)
+{
+    if (head_want_reserve(ix) < 0)
+        return -ENOMEM;
+    if (ix->head_want_words) /* no buffer before the first series */
+        memset(ix->head_want, 0, ix->head_want_words * sizeof(*ix->head_want));
+    ix->head_filtered = true;
+    return 0;
+}
+
+int rf_series_index_heads_want(void *ctx, const rf_promql_matcher *m, size_t n)
+{
+    rf_series_index *ix = ctx;
+    uint32_t *ids;
+    size_t n_ids;
+    /* Series learnt from the heads since the filter was set have no bit yet. */
+    if (!ix->head_filtered ? rf_series_index_heads_want_none(ix) < 0 : head_want_reserve(ix) < 0)
+        return -ENOMEM;
+    if (rf_series_index_select(ix, m, n, &ids, &n_ids) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < n_ids; i++) /* head_want covers every entry: want_none sized it */
+        ix->head_want[ids[i] >> 6] |= (uint64_t)1 << (ids[i] & 63);
+    free(ids);
+    return 0;
 }
 
 int rf_series_index_set_heads(rf_series_index *ix, const rf_store_heads *h)
@@ -642,24 +706,25 @@ static double as_double(uint8_t type, uint64_t bits)
     }
 }
 
-/* The set's points in ms (the last of equal milliseconds kept). */
-static int convert(const rf_query_set *set, rf_promql_series *out)
+/* The set's points in ms (the last of equal milliseconds kept), converted
+ * in place and taken from the set (its ts and bits become out's t and v:
+ * both 8-byte elements, written at or before the one read), so a query does
+ * not hold each point twice while a measurement is read. */
+static int convert(rf_query_set *set, rf_promql_series *out)
 {
-    int64_t *t = malloc((set->n ? set->n : 1) * sizeof(*t));
-    double *v = malloc((set->n ? set->n : 1) * sizeof(*v));
-    if (!t || !v) {
-        free(t);
-        free(v);
-        return -ENOMEM;
-    }
+    int64_t *t = set->ts;
+    double *v = (double *)(void *)set->bits;
     size_t k = 0;
     for (size_t i = 0; i < set->n; i++) {
-        int64_t ns = set->ts[i], ms = ns / 1000000 - (ns % 1000000 < 0);
+        const int64_t ns = set->ts[i], ms = ns / 1000000 - (ns % 1000000 < 0);
+        const double d = as_double(set->value_type, set->bits[i]);
         if (k && t[k - 1] == ms)
             k--;
         t[k] = ms;
-        v[k++] = as_double(set->value_type, set->bits[i]);
+        v[k++] = d;
     }
+    set->ts = NULL;
+    set->bits = NULL;
     out->t = t;
     out->v = v;
     out->n = k;
@@ -761,7 +826,7 @@ static int read_measurement(rf_series_index *ix, const uint32_t *ids, size_t n, 
         return rc;
     }
     for (size_t s = 0; res && s < res->n_sets && rc == 0; s++) {
-        const rf_query_set *set = &res->sets[s];
+        rf_query_set *set = &res->sets[s];
         if (set->value_type == RF_VALUE_STRING || set->n == 0)
             continue;
         kv tags[128];

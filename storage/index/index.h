@@ -66,10 +66,10 @@ int rf_series_index_label_values(const rf_series_index *ix, const char *name,
  * with rf_store_heads_read(store, rf_series_index_want_head, ix, ...), then
  * rf_series_index_set_heads(ix, heads) before evaluating, and
  * rf_series_index_set_heads(ix, NULL) before freeing the heads.
- *   - want_head asks for every series holding points, and for the key of
- *     every series ix does not know yet (defined, but its first block not
- *     yet in the segments ix was built from), so no series falls between
- *     the index build and the heads.
+ *   - want_head asks for the series holding points that the filter below
+ *     lets through, and for the key of every series ix does not know yet
+ *     (defined, but its first block not yet in the segments ix was built
+ *     from), so no series falls between the index build and the heads.
  *   - set_heads adds the series ix does not know (they stay, as if read
  *     from a segment), and makes the source merge each selected series'
  *     head into the points read from the segments: one sample per
@@ -78,6 +78,23 @@ int rf_series_index_label_values(const rf_series_index *ix, const char *name,
  * Returns 0 or -ENOMEM (memory_limit passed). */
 bool rf_series_index_want_head(void *ix, uint64_t series_id, uint32_t n_points);
 int rf_series_index_set_heads(rf_series_index *ix, const rf_store_heads *heads);
+
+/* Which series' points want_head asks for: a query reads only the series
+ * its selectors match, so only those are copied from the workers.
+ *   - heads_want_all: every series holding points (after open).
+ *   - heads_want_none: none but the series ix does not know (their key and
+ *     points: ix cannot tell whether they match before it learns them);
+ *     enough for the metadata endpoints, which need no points.
+ *   - heads_want: adds the series passing matchers m (the first call after
+ *     want_all starts from none); an rf_promql_selector_fn, so
+ *     rf_promql_expr_selectors(e, rf_series_index_heads_want, ix) narrows
+ *     the read to what e can read.
+ * The filter holds until changed (set it before each read); its bitmap, one
+ * bit per series, counts in rf_series_index_memory. Returns 0 or -ENOMEM
+ * (memory_limit passed). */
+void rf_series_index_heads_want_all(rf_series_index *ix);
+int rf_series_index_heads_want_none(rf_series_index *ix);
+int rf_series_index_heads_want(void *ix, const rf_promql_matcher *m, size_t n);
 
 /* The source (valid while ix is); reads points from ix's store directory. */
 void rf_series_index_source(rf_series_index *ix, rf_promql_source *out);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,8 @@ typedef struct answer {
     char *body;
     size_t len;
     FILE *f;
+    bool can_stream;        /* the answer may go out as it is written (not TLS) */
+    rf_promql_value *value; /* a query's result, written by answer_job */
 } answer;
 
 static void fail_with(answer *a, enum rf_promql_error kind, const char *msg)
@@ -388,21 +391,46 @@ static bool ensure_index(answer *a)
     return true;
 }
 
+/* Which heads a request needs: those of the series its selectors match
+ * (a query), no points at all (the metadata endpoints: the keys the index
+ * lacks only), or every series holding points (remote_read). */
+enum heads_need {
+    HEADS_OF_EXPR,
+    HEADS_KEYS_ONLY,
+    HEADS_ALL,
+};
+
 /* The index, with what the workers hold in memory attached (store.h
- * "Reading the heads"): read once per request, before any segment is. */
-static bool prepare(answer *a)
+ * "Reading the heads"): read once per request, before any segment is;
+ * only the series `need` (and e, for HEADS_OF_EXPR) asks for are copied. */
+static bool prepare(answer *a, enum heads_need need, const rf_promql_expr *e)
 {
     if (!ensure_index(a))
         return false;
-    pthread_mutex_lock(&api.store_lock);
     int rc = 0;
-    if (api.store) {
+    if (need == HEADS_ALL) {
+        rf_series_index_heads_want_all(api.ix);
+    } else {
+        /* Reset first: an expression without selectors reads no series. */
+        rc = rf_series_index_heads_want_none(api.ix);
+        if (rc == 0 && need == HEADS_OF_EXPR)
+            rc = rf_promql_expr_selectors(e, rf_series_index_heads_want, api.ix);
+    }
+    pthread_mutex_lock(&api.store_lock);
+    if (api.store && rc == 0) {
         int64_t wait = api.cfg.query_timeout_ms * 1000000;
         int64_t deadline = mono_ns() + (wait < HEAD_READ_TIMEOUT_NS ? wait : HEAD_READ_TIMEOUT_NS);
-        rc =
-            rf_store_heads_read(api.store, rf_series_index_want_head, api.ix, deadline, &api.heads);
+        /* The copy is samples the query holds: max_samples bounds it too. */
+        rc = rf_store_heads_read(api.store, rf_series_index_want_head, api.ix, deadline,
+                                 api.cfg.max_samples, &api.heads);
     }
     pthread_mutex_unlock(&api.store_lock);
+    if (rc == -E2BIG) {
+        count(C_TOO_MANY, 1);
+        fail_with(a, RF_PROMQL_EXECUTION,
+                  "query processing would load too many samples into memory in query execution");
+        return false;
+    }
     if (rc == 0 && api.heads) {
         count(C_HEAD_READS, 1);
         count(C_HEAD_SERIES, api.heads->n);
@@ -474,7 +502,7 @@ static void run_query(answer *a, const params *ps, bool range)
         fail_with(a, RF_PROMQL_BAD_DATA, msg);
         return;
     }
-    if (!prepare(a)) {
+    if (!prepare(a, HEADS_OF_EXPR, e)) {
         rf_promql_expr_free(e);
         return;
     }
@@ -499,6 +527,10 @@ static void run_query(answer *a, const params *ps, bool range)
         return;
     }
     count(C_SAMPLES, v->samples);
+    if (a->can_stream) {
+        a->value = v; /* written straight to the socket: answer_job */
+        return;
+    }
     fputs("{\"status\":\"success\",\"data\":", a->f);
     rf_promql_write_json(a->f, v);
     fputc('}', a->f);
@@ -557,7 +589,7 @@ static void series(answer *a, const params *ps)
 {
     uint32_t *ids;
     size_t n, sets;
-    if (!prepare(a) || !matched_ids(a, ps, true, &ids, &n, &sets))
+    if (!prepare(a, HEADS_KEYS_ONLY, NULL) || !matched_ids(a, ps, true, &ids, &n, &sets))
         return;
     if (n)
         qsort(ids, n, sizeof(*ids), cmp_u32);
@@ -580,7 +612,7 @@ static void labels(answer *a, const params *ps, const char *name)
     size_t nm = 0;
     rf_err err;
     const char *match = get(ps, "match[]");
-    if (!prepare(a))
+    if (!prepare(a, HEADS_KEYS_ONLY, NULL))
         return;
     if (match && rf_promql_parse_matchers(match, &m, &nm, &err) < 0) {
         fail_with(a, RF_PROMQL_BAD_DATA, err.msg);
@@ -610,7 +642,7 @@ static void remote_read(const job *j, answer *a)
     char msg[512] = "";
     char *out;
     size_t len;
-    if (!prepare(a))
+    if (!prepare(a, HEADS_ALL, NULL))
         return;
     a->status = rf_promapi_remote_read(api.ix, (const uint8_t *)j->body, j->body_len, &out, &len,
                                        msg, sizeof(msg));
@@ -703,8 +735,43 @@ static void send_all(int fd, const char *p, size_t n)
     }
 }
 
+static ssize_t socket_write(void *cookie, const char *buf, size_t n)
+{
+    send_all(*(const int *)cookie, buf, n);
+    return (ssize_t)n; /* a client that went away: the rest is discarded too */
+}
+
+/* A query's result as it is written, in 64 KiB sends: the JSON of a large
+ * query_range (80 MB for 10,000 series x 241 points) is never held whole.
+ * No Content-Length: the body ends where the connection does (it is
+ * "Connection: close" in any case). */
+static void answer_streamed(const job *j, answer *a)
+{
+    char head[160];
+    int hl = snprintf(head, sizeof(head),
+                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      "Connection: close\r\n\r\n");
+    send_all(j->fd, head, (size_t)hl);
+    int fd = j->fd;
+    FILE *out = fopencookie(&fd, "w", (cookie_io_functions_t){.write = socket_write});
+    if (out) {
+        setvbuf(out, NULL, _IOFBF, 64 * 1024);
+        fputs("{\"status\":\"success\",\"data\":", out);
+        rf_promql_write_json(out, a->value);
+        fputc('}', out);
+        fclose(out);
+    }
+    rf_promql_value_free(a->value);
+    a->value = NULL;
+    shutdown(j->fd, SHUT_WR);
+}
+
 static void answer_job(const job *j, answer *a)
 {
+    if (a->value) {
+        answer_streamed(j, a);
+        return;
+    }
     fflush(a->f);
     char head[320];
     int hl = snprintf(head, sizeof(head),
@@ -756,7 +823,7 @@ static void *query_thread(void *arg)
         api.count--;
         bool stopping = api.stopping;
         pthread_mutex_unlock(&api.lock);
-        answer a = {.status = 200};
+        answer a = {.status = 200, .can_stream = !j.tls};
         a.f = open_memstream(&a.body, &a.len);
         if (!a.f) {
             job_free(&j);
@@ -804,6 +871,7 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err)
         free(api.store_dir);
         return rf_err_set(err, rc, "query API: cannot start its thread: %s", strerror(rc));
     }
+    pthread_setname_np(api.thread, "rf-query"); /* for top, perf and the tests */
     api.started = true;
     for (int i = 0; i < C__COUNT; i++)
         api.metric_ids[i] =
@@ -813,6 +881,37 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err)
     rf_http_front_set_extra_routes(add_routes);
     rf_log_info("promapi", "Prometheus query API on the http listeners, over %s", api.store_dir);
     return 0;
+}
+
+int rf_promapi_avoid_cpus(const int *cpus, uint32_t n)
+{
+    if (!api.started)
+        return 0;
+    cpu_set_t set;
+    if (pthread_getaffinity_np(api.thread, sizeof(set), &set) != 0)
+        return 0;
+    uint32_t avoided = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE && CPU_ISSET(cpus[i], &set)) {
+            CPU_CLR(cpus[i], &set);
+            avoided++;
+        }
+    if (!avoided)
+        return 0;
+    /* Every CPU it may use hosts a worker: any one is as good (left as is,
+     * the scheduler spreads it; the query's head read is bounded per poll). */
+    if (CPU_COUNT(&set) == 0) {
+        rf_log_info("promapi", "the query thread shares the workers' CPUs: every allowed CPU "
+                               "hosts a pinned worker");
+        return 0;
+    }
+    int rc = pthread_setaffinity_np(api.thread, sizeof(set), &set);
+    if (rc != 0) {
+        rf_log_warn("promapi", "cannot keep the query thread off the workers' CPUs: %s",
+                    strerror(rc));
+        return 0;
+    }
+    return CPU_COUNT(&set);
 }
 
 void rf_promapi_stop(void)

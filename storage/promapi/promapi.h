@@ -26,10 +26,12 @@
  *   rings; a full queue is answered 503 at once. One query thread takes
  *   the requests in order, evaluates them over the store directory read-only
  *   (storage/index: the series index, rebuilt when older than
- *   index_refresh_ms; storage/query reads closed and open segments), writes
- *   the answer on its copy of the socket with "Connection: close", shuts the
- *   socket's sending side and closes its copy. Points still in the workers'
- *   in-memory heads are not seen until their block is written.
+ *   index_refresh_ms; storage/query reads closed and open segments, the
+ *   workers' in-memory heads through rf_promapi_attach_store), writes the
+ *   answer on its copy of the socket with "Connection: close" (a query's
+ *   result as it is formatted, without Content-Length: the body ends with
+ *   the connection; errors and the other endpoints with Content-Length),
+ *   shuts the socket's sending side and closes its copy.
  *
  * Limits
  *   query_timeout_ms (default 2 min, Prometheus' too), max_samples
@@ -64,6 +66,12 @@ int rf_promapi_start(const rf_promapi_config *cfg, rf_err *err);
  * detaches it, and returns once no head read uses it: call it before the
  * engine stops its workers. */
 void rf_promapi_attach_store(rf_store *store);
+/* Keeps the query thread off the CPUs the workers are pinned to (cpus[i] <
+ * 0: a worker not pinned), so a heavy query competes with no worker for its
+ * core. When every CPU the thread may use hosts a worker, it is left where
+ * it is (and that is logged). Call after the workers were placed. Returns
+ * the CPUs the thread now runs on, or 0 when it was left as it was. */
+int rf_promapi_avoid_cpus(const int *cpus, uint32_t n);
 /* Stops the thread (requests still queued are answered 503) and frees it. */
 void rf_promapi_stop(void);
 

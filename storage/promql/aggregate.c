@@ -101,21 +101,27 @@ pq_val pq_aggregate(pq_eval *ev, const pq_expr *e, pq_val in, pq_val param)
             pq_lb_set(&b, value_label, copy);
             metric = build(ev, &b);
         }
-        pq_lb b;
-        pq_lb_from(&b, metric);
-        if (e->without) {
-            for (size_t j = 0; j < e->n_grouping; j++)
-                pq_lb_del(&b, e->grouping[j]);
-            pq_lb_del(&b, "__name__");
-        } else {
-            pq_lb_keep(&b, e->grouping, e->n_grouping);
-            if (value_label) {
-                const char *v = rf_promql_labels_get(metric, value_label);
-                pq_lb_set(&b, value_label, v ? v : "");
+        rf_promql_labels key;
+        uint64_t h, in_hash = value_label ? 0 : pq_hash(metric.buf, metric.len);
+        if (value_label || !pq_key_memo_get(ev, e, metric, in_hash, &key, &h)) {
+            pq_lb b;
+            pq_lb_from(&b, metric);
+            if (e->without) {
+                for (size_t j = 0; j < e->n_grouping; j++)
+                    pq_lb_del(&b, e->grouping[j]);
+                pq_lb_del(&b, "__name__");
+            } else {
+                pq_lb_keep(&b, e->grouping, e->n_grouping);
+                if (value_label) {
+                    const char *v = rf_promql_labels_get(metric, value_label);
+                    pq_lb_set(&b, value_label, v ? v : "");
+                }
             }
+            key = build(ev, &b);
+            h = pq_hash(key.buf, key.len);
+            if (!value_label) /* count_values' keys hold the value: not reusable */
+                pq_key_memo_put(ev, e, metric, in_hash, key, h);
         }
-        rf_promql_labels key = build(ev, &b);
-        uint64_t h = pq_hash(key.buf, key.len);
         size_t j = h & (cap - 1);
         while (slots[j] != SIZE_MAX &&
                !(g[slots[j]].hash == h && pq_labels_eq(g[slots[j]].key, key)))

@@ -38,6 +38,79 @@ void *pq_alloc(pq_eval *ev, size_t n)
     return p;
 }
 
+static uint64_t memo_slot_key(const pq_expr *e, uint64_t in_hash)
+{
+    uint64_t k = in_hash ^ ((uint64_t)(uintptr_t)e * 0x9E3779B97F4A7C15ull);
+    return k ? k : 1; /* 0 is the map's empty marker */
+}
+
+bool pq_key_memo_get(pq_eval *ev, const pq_expr *e, rf_promql_labels in, uint64_t in_hash,
+                     rf_promql_labels *key, uint64_t *hash)
+{
+    uint64_t v;
+    if (!ev->keys.map || !rf_u64map_get(ev->keys.map, memo_slot_key(e, in_hash), &v))
+        return false;
+    const pq_key_entry *k = &ev->keys.e[v - 1];
+    if (k->node != e || !pq_labels_eq(k->in, in))
+        return false;
+    *key = k->key;
+    *hash = k->key_hash;
+    return true;
+}
+
+static bool memo_copy(pq_arena *a, rf_promql_labels l, rf_promql_labels *out)
+{
+    char *p = pq_arena_alloc(a, l.len ? l.len : 1);
+    if (!p)
+        return false;
+    if (l.len)
+        memcpy(p, l.buf, l.len);
+    *out = (rf_promql_labels){p, l.len};
+    return true;
+}
+
+void pq_key_memo_put(pq_eval *ev, const pq_expr *e, rf_promql_labels in, uint64_t in_hash,
+                     rf_promql_labels key, uint64_t hash)
+{
+    pq_key_memo *m = &ev->keys;
+    if (!m->map) {
+        m->map = malloc(sizeof(*m->map));
+        m->arena = pq_arena_new();
+        if (!m->map || !m->arena || rf_u64map_init(m->map, 1024) < 0) {
+            free(m->map);
+            m->map = NULL;
+            return;
+        }
+    }
+    const uint64_t slot = memo_slot_key(e, in_hash);
+    uint64_t v;
+    if (rf_u64map_get(m->map, slot, &v))
+        return; /* a collision: the first keeps the slot */
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 1024;
+        pq_key_entry *g = realloc(m->e, nc * sizeof(*g));
+        if (!g)
+            return;
+        m->e = g;
+        m->cap = nc;
+    }
+    pq_key_entry *k = &m->e[m->n];
+    *k = (pq_key_entry){.node = e, .key_hash = hash};
+    if (!memo_copy(m->arena, in, &k->in) || !memo_copy(m->arena, key, &k->key) ||
+        rf_u64map_put(m->map, slot, m->n + 1) < 0)
+        return;
+    m->n++;
+}
+
+static void memo_free(pq_key_memo *m)
+{
+    if (m->map)
+        rf_u64map_free(m->map);
+    free(m->map);
+    free(m->e);
+    pq_arena_free(m->arena);
+}
+
 rf_promql_labels pq_drop_name(pq_eval *ev, rf_promql_labels l)
 {
     if (!rf_promql_labels_get(l, "__name__"))
@@ -498,6 +571,12 @@ static void collect(pq_eval *ev, const pq_expr *e, int64_t range, size_t *cap, i
         ev->n_fetch++;
         for (size_t i = 0; i < f->n; i++)
             ev->samples_read += f->series[i].n;
+        /* Every selector's samples are held for the whole query (the steps
+         * view them): that is this query's memory, so max_samples bounds
+         * their sum too, not only what one step holds. */
+        if (ev->samples_read > ev->lim.max_samples)
+            pq_fail(ev, RF_PROMQL_EXECUTION, E2BIG,
+                    "query processing would load too many samples into memory in query execution");
         ev->series_read += f->n;
         if (ev->lim.max_series && ev->series_read > ev->lim.max_series)
             pq_fail(ev, RF_PROMQL_EXECUTION, EMFILE,
@@ -722,6 +801,7 @@ done:
     for (size_t i = 0; i < ev.n_fetch; i++)
         src->release(src->user, ev.fetch[i].series, ev.fetch[i].n);
     free(ev.fetch);
+    memo_free(&ev.keys);
     pq_arena_free(ev.step_arena);
     rf_u64map_free(&ob.by_hash);
     rf_promql_value *v = ob.v;

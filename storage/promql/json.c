@@ -18,11 +18,17 @@ void rf_promql_format_value(double v, char *buf, size_t len)
         snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    /* The fewest significant digits that read back to v. */
+    /* The fewest significant digits that read back to v. A value that 15
+     * digits or fewer spell reads back from its 15-digit rounding (DBL_DIG:
+     * the zeros this leaves are dropped below), so 15, then 16, then 17
+     * digits (which always read back) find it in at most three tries, not
+     * seventeen: formatting dominated a large query's time. (Only where a
+     * 16-digit string exists but the nearest 16-digit rounding is off, at
+     * a power of two's uneven gap, 17 digits are written: same value.) */
     char e[40];
-    for (int p = 0; p < 17; p++) {
+    for (int p = 14; p <= 16; p++) {
         snprintf(e, sizeof(e), "%.*e", p, v);
-        if (strtod(e, NULL) == v)
+        if (p == 16 || strtod(e, NULL) == v)
             break;
     }
     /* e is [-]d[.ddd]e[+-]XX: lay the digits out in fixed notation. */

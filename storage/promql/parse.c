@@ -1090,6 +1090,25 @@ enum rf_promql_type rf_promql_expr_type(const rf_promql_expr *e)
     return e->root->type;
 }
 
+static int each_selector(const pq_expr *e, rf_promql_selector_fn fn, void *ctx)
+{
+    if (!e)
+        return 0;
+    if (e->kind == PQ_VSEL)
+        return fn(ctx, e->matchers, e->n_matchers);
+    int rc = each_selector(e->a, fn, ctx);
+    if (rc == 0)
+        rc = each_selector(e->b, fn, ctx);
+    for (size_t i = 0; i < e->n_args && rc == 0; i++)
+        rc = each_selector(e->args[i], fn, ctx);
+    return rc;
+}
+
+int rf_promql_expr_selectors(const rf_promql_expr *e, rf_promql_selector_fn fn, void *ctx)
+{
+    return each_selector(e->root, fn, ctx);
+}
+
 int rf_promql_parse_matchers(const char *text, rf_promql_matcher **out, size_t *n, rf_err *err)
 {
     rf_promql_expr *e;

@@ -151,6 +151,13 @@ enum rf_promql_type {
 /* The type the expression yields at an instant. */
 enum rf_promql_type rf_promql_expr_type(const rf_promql_expr *e);
 
+/* Calls fn once for each vector selector of e (a range selector's too) with
+ * its matchers: every series the evaluation can read passes one of these
+ * lists, so a source may prepare just those (storage/index's head filter).
+ * Returns 0, or the first negative value fn returned (the walk stops). */
+typedef int (*rf_promql_selector_fn)(void *ctx, const rf_promql_matcher *m, size_t n);
+int rf_promql_expr_selectors(const rf_promql_expr *e, rf_promql_selector_fn fn, void *ctx);
+
 /* ---- evaluate ---- */
 
 typedef struct rf_promql_limits {

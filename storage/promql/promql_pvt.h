@@ -182,6 +182,25 @@ typedef struct pq_fetch {
     size_t n;
 } pq_fetch;
 
+/* Grouping keys already computed in this query: an aggregation meets the
+ * same input label sets at every step of a range query, and building a key
+ * (parse, keep or drop, serialise) cost more than the sum itself. Keyed by
+ * the aggregation node and the input labels' content (compared whole, so a
+ * hash collision only misses); the copies live in a query-long arena. At
+ * most one entry per node and input label set the query read. */
+typedef struct pq_key_entry {
+    const struct pq_expr *node;
+    rf_promql_labels in, key;
+    uint64_t key_hash;
+} pq_key_entry;
+
+typedef struct pq_key_memo {
+    struct rf_u64map *map; /* mixed (node, labels hash) -> entry index + 1 */
+    pq_key_entry *e;
+    size_t n, cap;
+    pq_arena *arena;
+} pq_key_memo;
+
 typedef struct pq_eval {
     const rf_promql_source *src;
     rf_promql_limits lim;
@@ -196,7 +215,16 @@ typedef struct pq_eval {
     jmp_buf fail;
     enum rf_promql_error kind;
     rf_err *err;
+    pq_key_memo keys;
 } pq_eval;
+
+/* The memoised grouping key of `in` for aggregation node e: true and *key,
+ * *hash when known; pq_key_memo_put records one (a failure to record only
+ * loses the memo). */
+bool pq_key_memo_get(pq_eval *ev, const struct pq_expr *e, rf_promql_labels in, uint64_t in_hash,
+                     rf_promql_labels *key, uint64_t *hash);
+void pq_key_memo_put(pq_eval *ev, const struct pq_expr *e, rf_promql_labels in, uint64_t in_hash,
+                     rf_promql_labels key, uint64_t hash);
 
 /* Abandons the evaluation (longjmp to rf_promql_eval's exit path). */
 _Noreturn void pq_fail(pq_eval *ev, enum rf_promql_error kind, int code, const char *fmt, ...)

@@ -173,16 +173,20 @@ static bool withdraw(rf_store_shard *sh)
     return true;
 }
 
-static int drain_chunk(shard_read *r, arena *a, size_t *n_series)
+static int drain_chunk(shard_read *r, arena *a, size_t *n_series, uint64_t *n_points,
+                       uint64_t max_points)
 {
-    if (arena_add(a, r->req.buf, r->req.len) < 0)
-        return -ENOMEM;
     for (size_t off = 0; off < r->req.len;) {
         head_rec h;
         memcpy(&h, r->req.buf + off, sizeof(h));
         off += rec_bytes(h.key_len, h.n);
         (*n_series)++;
+        *n_points += h.n;
     }
+    if (max_points && *n_points > max_points)
+        return -E2BIG; /* before the chunk is kept: the copy stays within the limit */
+    if (arena_add(a, r->req.buf, r->req.len) < 0)
+        return -ENOMEM;
     r->cut_seq = r->req.cut_seq;
     return 0;
 }
@@ -253,13 +257,14 @@ static bool wait_written(rf_store_shard *sh, uint64_t seq, int64_t deadline)
 }
 
 int rf_store_heads_read(rf_store *store, rf_store_head_want_fn want, void *ctx,
-                        int64_t deadline_mono_ns, rf_store_heads **out)
+                        int64_t deadline_mono_ns, uint64_t max_points, rf_store_heads **out)
 {
     const uint32_t n = store->n_shards;
     rf_store_heads *h = calloc(1, sizeof(*h));
     shard_read *rd = calloc(n, sizeof(*rd));
     arena a = {0};
     size_t n_series = 0;
+    uint64_t n_points = 0;
     int rc = 0;
     if (!h || !rd) {
         rc = -ENOMEM;
@@ -307,7 +312,7 @@ int rf_store_heads_read(rf_store *store, rf_store_head_want_fn want, void *ctx,
             progress = true;
             h->chunks++;
             h->bytes += rd[i].req.len;
-            rc = drain_chunk(&rd[i], &a, &n_series);
+            rc = drain_chunk(&rd[i], &a, &n_series, &n_points, max_points);
             atomic_store_explicit(&sh->head_state, RF_HEAD_IDLE, memory_order_relaxed);
             rd[i].answered = true;
             if (rc < 0) {

@@ -389,10 +389,12 @@ typedef struct rf_store_heads {
     uint64_t bytes;  /* copied */
 } rf_store_heads;
 
-/* On the reader's thread (never a worker). Returns 0 and *out (free with
- * rf_store_heads_free), or -ENOMEM. */
+/* On the reader's thread (never a worker). max_points (0: no limit) bounds
+ * the copy: a read that would hold more points stops, frees what it copied
+ * and returns -E2BIG (the query API counts it against max_samples). Returns
+ * 0 and *out (free with rf_store_heads_free), -E2BIG or -ENOMEM. */
 int rf_store_heads_read(rf_store *store, rf_store_head_want_fn want, void *ctx,
-                        int64_t deadline_mono_ns, rf_store_heads **out);
+                        int64_t deadline_mono_ns, uint64_t max_points, rf_store_heads **out);
 void rf_store_heads_free(rf_store_heads *h);
 
 /* On the shard's worker, once per poll: serves a posted head request (one

@@ -12,7 +12,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <jansson.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,8 @@ static void expect_counter(const char *stat, const char *name, unsigned long wan
     if (strtoul(p, NULL, 10) != want)
         fail_msg("%s is not %lu in:\n%s", name, want, stat);
 }
+
+static void check_query_thread_cpus(void);
 
 static int64_t mono_ms(void)
 {
@@ -201,6 +206,88 @@ static void test_promql_heads(void **state)
     st = cu_ringflow("stat --socket ./run/ringflow.sock storage");
     expect_counter(st, "refused_timeout", 1);
     free(st);
+    cu_daemon_stop(&d);
+
+    check_query_thread_cpus();
+}
+
+/* The Cpus_allowed_list of pid's thread named `name` into out[64]. */
+static bool thread_cpus(int pid, const char *name, char out[64])
+{
+    char path[300];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char comm[64] = "", line[256];
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/status", pid, e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        while (fgets(line, sizeof(line), f))
+            if (sscanf(line, "Cpus_allowed_list: %63s", out) == 1)
+                found = true;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* With the worker pinned to CPU 1, the query thread runs anywhere but
+ * there (rf_promapi_avoid_cpus). */
+static void check_query_thread_cpus(void)
+{
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0 || CPU_COUNT(&allowed) < 2 ||
+        !CPU_ISSET(1, &allowed)) {
+        print_message("query thread CPUs: not checked (needs CPU 1 and another)\n");
+        return;
+    }
+    int port = tproc_port_base() + 6;
+    char cfg[512];
+    snprintf(cfg, sizeof(cfg),
+             "engine: {workers: 1, cpus: [1]}\n"
+             "listeners:\n"
+             "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
+             "stats: {prometheus: {enabled: false}}\n"
+             "pipeline:\n"
+             "  sinks:\n"
+             "    - {name: store, type: store}\n"
+             "  routes:\n"
+             "    - {subject: \"telemetry.>\", sinks: [store]}\n",
+             port);
+    proc d;
+    cu_daemon_start(&d, "pinned.yaml", cfg);
+    char cpus[64] = "";
+    assert_true(thread_cpus(d.pid, "rf-query", cpus));
+    print_message("query thread CPUs with the worker on CPU 1: %s\n", cpus);
+    /* The allowed list without CPU 1, in the kernel's list syntax. */
+    CPU_CLR(1, &allowed);
+    char want[64] = "";
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &allowed))
+            continue;
+        int e = c;
+        while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &allowed))
+            e++;
+        size_t k = strlen(want);
+        if (e == c)
+            snprintf(want + k, sizeof(want) - k, "%s%d", k ? "," : "", c);
+        else
+            snprintf(want + k, sizeof(want) - k, "%s%d-%d", k ? "," : "", c, e);
+        c = e;
+    }
+    assert_string_equal(cpus, want);
     cu_daemon_stop(&d);
 }
 

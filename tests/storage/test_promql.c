@@ -494,6 +494,20 @@ static void test_limits(void **state)
     assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), -E2BIG);
     assert_int_equal(kind, RF_PROMQL_EXECUTION);
     assert_non_null(strstr(err.msg, "too many samples"));
+    rf_promql_expr_free(e);
+    /* An instant selector's step holds one sample per series (3), but the
+     * query holds every sample of its 5-minute lookback that it read: those
+     * count too. */
+    assert_int_equal(rf_promql_parse("http_requests_total", &e, &err), 0);
+    lim = (rf_promql_limits){.max_samples = 3};
+    assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), -E2BIG);
+    assert_int_equal(kind, RF_PROMQL_EXECUTION);
+    lim = (rf_promql_limits){.max_samples = 1000};
+    assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), 0);
+    assert_int_equal(v->n_series, 3);
+    rf_promql_value_free(v);
+    rf_promql_expr_free(e);
+    assert_int_equal(rf_promql_parse("http_requests_total[10m]", &e, &err), 0);
     /* max_series counts every selector's series over the whole query */
     lim = (rf_promql_limits){.max_series = 3};
     assert_int_equal(rf_promql_eval(e, &SRC, 600000, 600000, 0, &lim, &v, &kind, &err), 0);
@@ -509,6 +523,44 @@ static void test_limits(void **state)
     lim = (rf_promql_limits){.deadline_ns = 1};
     assert_int_equal(rf_promql_eval(e, &SRC, 0, 600000, 15000, &lim, &v, &kind, &err), -ETIMEDOUT);
     assert_int_equal(kind, RF_PROMQL_TIMEOUT);
+    rf_promql_expr_free(e);
+}
+
+static int note_selector(void *ctx, const rf_promql_matcher *m, size_t n)
+{
+    char *out = ctx;
+    size_t k = strlen(out);
+    snprintf(out + k, 256 - k, "%s{", k ? " " : "");
+    for (size_t i = 0; i < n; i++) {
+        k = strlen(out);
+        snprintf(out + k, 256 - k, "%s%s%s%s", i ? "," : "", m[i].name,
+                 m[i].op == RF_PROMQL_EQ ? "=" : "~", m[i].value);
+    }
+    k = strlen(out);
+    snprintf(out + k, 256 - k, "}");
+    return 0;
+}
+
+/* Every selector an expression can read, in functions, aggregations and
+ * both sides of binary operators (what a source narrows its reads to). */
+static void test_expr_selectors(void **state)
+{
+    (void)state;
+    rf_promql_expr *e;
+    rf_err err;
+    assert_int_equal(rf_promql_parse("sum by (x) (rate(a[5m])) + on(x) "
+                                     "label_replace(b{c=\"d\"}, \"y\", \"1\", \"\", \"\") "
+                                     "or vector(1) * 2",
+                                     &e, &err),
+                     0);
+    char out[256] = "";
+    assert_int_equal(rf_promql_expr_selectors(e, note_selector, out), 0);
+    assert_string_equal(out, "{__name__=a} {__name__=b,c=d}");
+    rf_promql_expr_free(e);
+    assert_int_equal(rf_promql_parse("1 + 2", &e, &err), 0);
+    out[0] = '\0';
+    assert_int_equal(rf_promql_expr_selectors(e, note_selector, out), 0);
+    assert_string_equal(out, "");
     rf_promql_expr_free(e);
 }
 
@@ -552,7 +604,8 @@ int main(void)
         cmocka_unit_test(test_rates),        cmocka_unit_test(test_over_time),
         cmocka_unit_test(test_aggregations), cmocka_unit_test(test_binary),
         cmocka_unit_test(test_functions),    cmocka_unit_test(test_range_query),
-        cmocka_unit_test(test_limits),       cmocka_unit_test(test_format),
+        cmocka_unit_test(test_limits),       cmocka_unit_test(test_expr_selectors),
+        cmocka_unit_test(test_format),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
