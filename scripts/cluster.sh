@@ -390,7 +390,7 @@ row "  NATS publish retries (whole batches)" "${EDGE_RETRIES[e1]}" "${EDGE_RETRI
 row "  messages the stream found duplicate" "${EDGE_DUPS[e1]}" "${EDGE_DUPS[e2]}"
 row "stored once (both aggregators)" "${STORED_BY[e1]:-0}" "${STORED_BY[e2]:-0}"
 row "" a1 a2
-row "NATS messages taken (every run)" "${AGG_MSGS[a1]}" "${AGG_MSGS[a2]}"
+row "NATS messages taken (each run, read before its stop)" "${AGG_MSGS[a1]}" "${AGG_MSGS[a2]}"
 row "  of which redeliveries" "${AGG_REDELIVERED[a1]}" "${AGG_REDELIVERED[a2]}"
 row "store rows" "$A1_ROWS" "$A2_ROWS"
 printf '  stream RFC: %s messages\n' "$STREAM_MSGS"
