@@ -36,8 +36,9 @@ REQUIRED = {
     "dpdk_unit", "dpdk_pcap", "dpdk_queues", "dpdk_fail_eal", "dpdk_fail_nodev", "dpdk_live",
     "rel_clock",
 }
-# ops_server: its unprivileged flood turns a child into nobody.
-ROOT_ONLY = {"rel_privileges", "rel_faults", "ops_server"}
+# ops_server: its unprivileged flood turns a child into nobody. nats_cluster:
+# it creates network namespaces (scripts/cluster.sh).
+ROOT_ONLY = {"rel_privileges", "rel_faults", "ops_server", "nats_cluster"}
 ALLOWED = {"rel_long"}
 
 CMOCKA_SKIPPED = re.compile(r"^\[  SKIPPED \] (?!\d+ test\(s\))(\S+)", re.M)

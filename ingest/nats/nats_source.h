@@ -108,6 +108,8 @@ int rf_nats_options_new(const char *const *servers, uint32_t n_servers, const ch
  *     subject: "rf.{measurement}.{shard}" # the edges' sink template
  *     shards: 16                          # the edges' sink shards
  *     durable: agg                        # consumers agg-s0 .. agg-s15
+ *     hosts: 1                            # aggregating hosts sharing the shards
+ *     host: 0                             # this one's index, below hosts
  *     batch: 64
  *     max_ack_pending: 1024
  *     ack_wait: 30s
@@ -115,7 +117,9 @@ int rf_nats_options_new(const char *const *servers, uint32_t n_servers, const ch
  *     tls: {ca: ca.pem, cert: c.pem, key: c.key}
  *     payload: lines                      # or partials
  *
- * Every worker pulls its shards (see above); the payload is parsed as line
+ * Every worker pulls its shards (see above); with `hosts: H`, worker w of
+ * W on host h is worker h * W + w of H * W, so H aggregating hosts (the
+ * same W each) own disjoint shards and together all of them; the payload is parsed as line
  * protocol, or, with `payload: partials`, read as the partial aggregates
  * edges send (rf_agg_partial_line, stages/aggregate/README.md "Between
  * hosts") and merged by this worker's aggregator: every partial of a group
@@ -130,6 +134,7 @@ typedef struct rf_nats_source_settings {
     char creds[RF_NATS_SOURCE_STR], tls_ca[RF_NATS_SOURCE_STR], tls_cert[RF_NATS_SOURCE_STR],
         tls_key[RF_NATS_SOURCE_STR];
     uint32_t shards, batch, max_ack_pending;
+    uint32_t hosts, host; /* this host's share of the shards (see above) */
     int64_t ack_wait_ns;
     bool partials; /* payload: partials (else lines) */
 } rf_nats_source_settings;

@@ -41,6 +41,8 @@ int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settin
                          sizeof(st.subject), err)) ||
         (rc = rf_cfg_str(sec, "durable", 1, "ringflow", st.durable, sizeof(st.durable), err)) ||
         (rc = rf_cfg_u32(sec, "shards", 1, 65536, 1, &st.shards, err)) ||
+        (rc = rf_cfg_u32(sec, "hosts", 1, 64, 1, &st.hosts, err)) ||
+        (rc = rf_cfg_u32(sec, "host", 0, 63, 0, &st.host, err)) ||
         (rc = rf_cfg_u32(sec, "batch", 1, 4096, 64, &st.batch, err)) ||
         (rc = rf_cfg_u32(sec, "max_ack_pending", 1, 1u << 20, 1024, &st.max_ack_pending, err)) ||
         (rc = rf_cfg_duration(sec, "ack_wait", RF_NS_PER_S, 3600ull * RF_NS_PER_S, 30 * RF_NS_PER_S,
@@ -57,6 +59,8 @@ int rf_nats_source_settings_parse(const rf_cfg_node *root, rf_nats_source_settin
         return rf_cfg_fail_key(sec, "tls", err, "cert and key go together");
     if (!strstr(st.subject, "{shard}") && st.shards > 1)
         return rf_cfg_fail_key(sec, "subject", err, "shards > 1 needs {shard} in the subject");
+    if (st.host >= st.hosts)
+        return rf_cfg_fail_key(sec, "host", err, "a host index below hosts");
     if (strpbrk(st.durable, ".*> \t") || strpbrk(st.stream, ".*> \t"))
         return rf_cfg_fail_key(sec, "durable", err,
                                "stream and durable names without '.', '*', '>' or spaces");
@@ -81,8 +85,10 @@ void rf_nats_source_config_from(const rf_nats_source_settings *st, uint32_t work
     out->subject = st->subject;
     out->durable = st->durable;
     out->shards = st->shards;
-    out->workers = workers;
-    out->worker = worker;
+    /* Host h of H, worker w of W: the source of worker h * W + w of H * W,
+     * so the hosts own disjoint shards and together all of them. */
+    out->workers = workers * st->hosts;
+    out->worker = st->host * workers + worker;
     out->batch = st->batch;
     out->max_ack_pending = st->max_ack_pending;
     out->ack_wait_ns = st->ack_wait_ns;

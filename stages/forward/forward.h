@@ -92,6 +92,7 @@ typedef struct rf_fwd_nats_config {
     const char *stream;          /* JetStream: create this stream if missing (NULL: do not) */
     bool stream_memory;          /* its storage: memory instead of file */
     int64_t duplicate_window_ns; /* its duplicate window; 0: the server's (2 min) */
+    uint32_t stream_replicas;    /* its copies in a nats-server cluster (1..5); 0: 1 */
     const char *creds_file;      /* user credentials file (JWT and nkey seed), nats.c reads it */
     const char *tls_ca, *tls_cert, *tls_key;
     int64_t reconnect_wait_ns; /* 0: 250 ms (nats.c adds jitter) */

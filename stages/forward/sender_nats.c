@@ -358,6 +358,7 @@ static int ensure_stream(rf_fwd *f, fwd_nats *n)
     sc.SubjectsLen = 1;
     sc.Storage = f->cfg.nats.stream_memory ? js_MemoryStorage : js_FileStorage;
     sc.Duplicates = f->cfg.nats.duplicate_window_ns;
+    sc.Replicas = f->cfg.nats.stream_replicas ? (int64_t)f->cfg.nats.stream_replicas : 1;
     jsStreamInfo *si = NULL;
     jsErrCode ec = 0;
     natsStatus s = js_AddStream(&si, n->js, &sc, NULL, &ec);

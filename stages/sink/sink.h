@@ -284,7 +284,9 @@ void rf_sink_configs_release(rf_sink_configs *c);
  *         shards: 16
  *         mode: jetstream                    # or core (at most once)
  *         max_pending: 256                   # JetStream publishes awaiting acks
- *         stream: {name: RINGFLOW, storage: file, duplicate_window: 2m}  # created if missing
+ *         stream: {name: RINGFLOW, storage: file, duplicate_window: 2m,
+ *                  replicas: 1}                      # created if missing; replicas: its
+ *                                                    # copies in a nats-server cluster
  *         creds: /etc/ringflow/nats.creds
  *         tls: {ca: ca.pem, cert: c.pem, key: c.key}
  *         reconnect_wait: 250ms

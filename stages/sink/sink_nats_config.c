@@ -83,7 +83,8 @@ static int parse_stream(const rf_cfg_node *item, rf_fwd_nats_config *c, rf_err *
     if ((rc = sink_cfg_dup_str(st, "name", true, &c->stream, err)) ||
         (rc = rf_cfg_enum(st, "storage", storages, 2, 0, &storage, err)) ||
         (rc = rf_cfg_duration(st, "duplicate_window", RF_NS_PER_S, 7 * 86400ull * RF_NS_PER_S,
-                              120 * RF_NS_PER_S, &dup, err)))
+                              120 * RF_NS_PER_S, &dup, err)) ||
+        (rc = rf_cfg_u32(st, "replicas", 1, 5, 1, &c->stream_replicas, err)))
         return rc;
     if (strpbrk(c->stream, ".*> \t"))
         return rf_cfg_fail_key(st, "name", err, "a stream name without '.', '*', '>' or spaces");

@@ -456,6 +456,22 @@ static void test_config(void **state)
                    "nats_source.servers: missing required key");
     expect_invalid("nats_source: {servers: [\"nats://x:1\"], shards: 4, subject: a.b}\n",
                    "shards > 1 needs {shard} in the subject");
+    expect_invalid(SINK_YAML("servers: [\"nats://x:1\"], stream: {name: S, replicas: 7}"),
+                   "pipeline.sinks[0].stream.replicas");
+    expect_invalid("nats_source: {servers: [\"nats://x:1\"], hosts: 2, host: 2}\n",
+                   "a host index below hosts");
+    /* Host h of H hands worker w of W the source of worker h * W + w of
+     * H * W: of 8 shards, host 0's workers own {0, 4} and {1, 5}, host 1's
+     * {2, 6} and {3, 7}. */
+    rf_nats_source_settings st = {.hosts = 2, .host = 1, .shards = 8};
+    rf_nats_source_config c;
+    rf_nats_source_config_from(&st, 1, 2, &c);
+    assert_int_equal(c.worker, 3);
+    assert_int_equal(c.workers, 4);
+    st.host = 0;
+    rf_nats_source_config_from(&st, 1, 2, &c);
+    assert_int_equal(c.worker, 1);
+    assert_int_equal(c.workers, 4);
 }
 
 /* ---- edge -> JetStream -> aggregator ---- */
