@@ -142,6 +142,7 @@ void rf_store_shard_destroy(rf_store_shard *sh)
     rf_u64map_free(&sh->series_map);
     rf_u64map_free(&sh->io.dict);
     rf_seg_index_free(&sh->io.idx);
+    free(sh->io.dict_base);
     rf_block_codec_free(sh->codec);
     rf_ring_destroy(sh->submit);
     rf_ring_destroy(sh->free_ring);
