@@ -834,6 +834,7 @@ void rf_store_memory_bound(const rf_store_config *cfg_in, uint32_t max_series,
     s += doubling(ns, sizeof(rf_store_series *)); /* series_all */
     s += u64map_sz(ns);                           /* series_map */
     s += u64map_sz(ns);                           /* io.dict: series in the open segment */
+    s += alloc_sz((uint64_t)max_key_bytes);       /* io.dict_base: the key later ones share with */
     /* The open segment's index: a series entry per series and a block entry
      * per record (the smallest record, a one-point block, is 45 bytes), then
      * the footer built from it at the roll. */
