@@ -33,6 +33,21 @@
  *   Each rf_store_serve_heads that served is timed in thread CPU time:
  *   chunk_p50_us, chunk_p99_us, chunk_max_us; series_per_chunk and
  *   reads (whole head reads completed).
+ * store/bytes/v<format>/<class>/<points per series>: bytes per point on disk of a store
+ *   holding TSBS-like rows: hosts of 10 fields each (measurement cpu, the 10
+ *   tags of TSBS's devops cpu table, fields usage_user .. usage_guest_nice),
+ *   every field of every host at the same timestamps (10 s apart, appended
+ *   in lockstep, row by row), about 2 M points in all, default store config
+ *   (1024-point blocks, zstd 1), one shard, closed by rf_store_close, writing
+ *   segment format 2 (as before format 3) or 3. Classes
+ *   (gen_series.h): 2-decimal random walk gauges, steady and busy counters,
+ *   random doubles. RF_BENCH_BLOCK_POINTS=N in the environment sets another
+ *   block size (what-if figures). Counters: B/pt is every byte of every
+ *   segment file (st_size) per point; ts, values, block_hdr, rec, dict,
+ *   footer and file split it: the block's timestamp column, its value column,
+ *   the block's own header, record framing of block records (header + CRC),
+ *   dictionary records, footer + trailer, file headers. Not a speed figure:
+ *   one iteration.
  * store/query/raw, store/query/agg: points/s decoded by rf_query_run over a
  *   store of 200 series x 20,000 points (4 M points, closed segments): all
  *   raw points of one measurement; and count/avg/p99 per 1 h step grouped by
@@ -46,10 +61,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/event/event.h"
+#include "storage/encode/encode.h"
+#include "storage/encode/encode_pvt.h"
 #include "storage/encode/gen_series.h"
+#include "storage/segment/segment.h"
 #include "storage/query/query.h"
 #include "storage/store/store.h"
 
@@ -188,6 +207,181 @@ static void bm_append_batch(rf_bench_state *s)
 {
     append_run(s, true);
 }
+
+/* ---- bytes per point ---- */
+
+#define BYTES_TOTAL_POINTS 2048000u
+#define ROW_FIELDS 10u
+
+static const char *const tsbs_fields[ROW_FIELDS] = {
+    "usage_user", "usage_system",  "usage_idle",  "usage_nice",  "usage_iowait",
+    "usage_irq",  "usage_softirq", "usage_steal", "usage_guest", "usage_guest_nice"};
+
+
+typedef struct byte_split {
+    uint64_t file, ts, values, block_hdr, rec, dict, footer, hdr;
+} byte_split;
+
+/* Where the bytes of one segment file go: walks its records as written. */
+static int split_segment(void *ctx, uint32_t shard, uint64_t seq, const char *path)
+{
+    (void)shard;
+    (void)seq;
+    byte_split *b = ctx;
+    rf_seg_reader r;
+    rf_err e;
+    if (rf_seg_reader_open(path, RF_SEG_OPEN_FORCE_SCAN, &r, &e) < 0)
+        return -EBADMSG;
+    rf_block_codec *codec = rf_block_codec_new(0);
+    int64_t *ts = malloc(RF_BLOCK_MAX_POINTS * sizeof(*ts));
+    uint64_t *v = malloc(RF_BLOCK_MAX_POINTS * sizeof(*v));
+    uint64_t *q = malloc(3 * RF_BLOCK_MAX_POINTS * sizeof(*q));
+    uint8_t *enc = malloc(RF_TS_BOUND(RF_BLOCK_MAX_POINTS));
+    int rc = codec && ts && v && q && enc ? 0 : -ENOMEM;
+    b->file += r.size;
+    b->hdr += RF_SEG_HEADER_SIZE;
+    for (uint64_t pos = RF_SEG_HEADER_SIZE; rc == 0 && pos < r.size;) {
+        rf_seg_rec h;
+        long len = rf_seg_rec_check(r.map + pos, r.size - pos, &h);
+        if (len < 0) {
+            b->footer += r.size - pos; /* the trailer */
+            break;
+        }
+        if (h.type == RF_SEG_REC_BLOCK) {
+            const uint8_t *payload = r.map + pos + (uint64_t)len - 4 - h.payload_len;
+            long n = rf_block_decode(codec, payload, h.payload_len, ts, v, RF_BLOCK_MAX_POINTS);
+            if (n <= 0) {
+                rc = -EBADMSG;
+                break;
+            }
+            /* The encoder's own timestamp column for these points: its size
+             * is what the block spends on time. */
+            size_t tlen = (size_t)(rf_ts_encode(enc, ts, (uint32_t)n, q, q + RF_BLOCK_MAX_POINTS,
+                                                q + 2 * RF_BLOCK_MAX_POINTS) -
+                                   enc);
+            uint8_t vb[10];
+            size_t hlen = 2 + (size_t)(rf_varint_put(vb, (uint64_t)n) - vb);
+            b->rec += (uint64_t)len - h.payload_len;
+            b->ts += tlen;
+            b->block_hdr += hlen;
+            b->values += h.payload_len - tlen - hlen;
+        } else if (h.type == RF_SEG_REC_SERIES) {
+            b->dict += (uint64_t)len;
+        } else {
+            b->footer += (uint64_t)len;
+        }
+        pos += (uint64_t)len;
+    }
+    free(ts);
+    free(v);
+    free(q);
+    free(enc);
+    rf_block_codec_free(codec);
+    rf_seg_reader_close(&r);
+    return rc;
+}
+
+static void bytes_run(rf_bench_state *s, enum rf_gen_value cls, uint32_t version)
+{
+    uint32_t per_series = (uint32_t)rf_bench_arg(s, 0);
+    uint32_t hosts = BYTES_TOTAL_POINTS / ROW_FIELDS / per_series;
+    uint32_t nser = hosts * ROW_FIELDS;
+    char *dir = make_tmpdir();
+    rf_series_key **keys = calloc(nser, sizeof(*keys));
+    int64_t *ts = malloc((size_t)per_series * sizeof(*ts));
+    uint64_t *vals = malloc((size_t)nser * per_series * sizeof(*vals));
+    if (!dir || !keys || !ts || !vals) {
+        rf_bench_skip_with_error(s, "setup failed");
+        return;
+    }
+    rf_store_config cfg;
+    rf_store_config_default(&cfg);
+    cfg.segment_version = version;
+    const char *bp = getenv("RF_BENCH_BLOCK_POINTS"); /* what-if runs: other block sizes */
+    if (bp && atoi(bp) > 0)
+        cfg.block_points = (uint32_t)atoi(bp);
+    rf_store *st = NULL;
+    rf_err e;
+    byte_split b = {0};
+    uint8_t vt = 0;
+    for (uint32_t k = 0; k < nser; k++) {
+        char t[512];
+        uint32_t h = k / ROW_FIELDS;
+        int mlen = 3;
+        int len = snprintf(t, sizeof(t),
+                           "cpu,arch=x64,datacenter=eu-west-1a,hostname=host_%u,os=Ubuntu16.04LTS,"
+                           "rack=%u,region=eu-west-1,service=%u,service_environment=production,"
+                           "service_version=%u,team=NYC ",
+                           h, h % 100, h % 20, h % 2);
+        int foff = len;
+        len += snprintf(t + len, sizeof(t) - (size_t)len, "%s", tsbs_fields[k % ROW_FIELDS]);
+        keys[k] = rf_series_key_new(t, (size_t)len, (size_t)mlen, (size_t)foff);
+        vt = rf_gen_series(1000 + k, cls, RF_GEN_TS_REGULAR, per_series, ts,
+                           vals + (size_t)k * per_series);
+    }
+    while (rf_bench_keep_running(s)) {
+        if (rf_store_open(dir, &cfg, 1, &st, &e)) {
+            rf_bench_skip_with_error(s, e.msg);
+            break;
+        }
+        rf_store_shard *sh = rf_store_shard_get(st, 0);
+        for (uint32_t k = 0; k < nser; k++)
+            rf_store_define_series(sh, keys[k]);
+        rf_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.value_type = vt;
+        for (uint32_t i = 0; i < per_series; i++)
+            for (uint32_t k = 0; k < nser; k++) {
+                ev.series_id = keys[k]->series_id;
+                ev.event_time_ns = ts[i];
+                ev.value.u64 = vals[(size_t)k * per_series + i];
+                while (rf_store_append(sh, &ev) == -ENOBUFS)
+                    ;
+            }
+        if (rf_store_close(st, &e) < 0) {
+            rf_bench_skip_with_error(s, e.msg);
+            break;
+        }
+        memset(&b, 0, sizeof(b));
+        if (rf_seg_store_walk(dir, split_segment, &b, &e) != 0) {
+            rf_bench_skip_with_error(s, "reading the segments failed");
+            break;
+        }
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        mkdir(dir, 0700);
+    }
+    double pts = (double)nser * per_series;
+    rf_bench_counter(s, "B/pt", (double)b.file / pts, false);
+    rf_bench_counter(s, "ts", (double)b.ts / pts, false);
+    rf_bench_counter(s, "values", (double)b.values / pts, false);
+    rf_bench_counter(s, "block_hdr", (double)b.block_hdr / pts, false);
+    rf_bench_counter(s, "rec", (double)b.rec / pts, false);
+    rf_bench_counter(s, "dict", (double)b.dict / pts, false);
+    rf_bench_counter(s, "footer", (double)b.footer / pts, false);
+    rf_bench_counter(s, "file", (double)b.hdr / pts, false);
+    rf_bench_set_items_processed(s, rf_bench_iterations(s) * (int64_t)pts);
+    for (uint32_t k = 0; k < nser; k++)
+        rf_series_key_free(keys[k]);
+    free(keys);
+    free(ts);
+    free(vals);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+#define BYTES_BENCH(fn, cls, version)                                                              \
+    static void fn(rf_bench_state *s)                                                              \
+    {                                                                                              \
+        bytes_run(s, cls, version);                                                                \
+    }
+BYTES_BENCH(bm_bytes_gauge_v2, RF_GEN_GAUGE_2DEC_WALK, 2)
+BYTES_BENCH(bm_bytes_counter_v2, RF_GEN_COUNTER_STEADY, 2)
+BYTES_BENCH(bm_bytes_busy_v2, RF_GEN_COUNTER_BUSY, 2)
+BYTES_BENCH(bm_bytes_double_v2, RF_GEN_DOUBLE_RANDOM, 2)
+BYTES_BENCH(bm_bytes_gauge_v3, RF_GEN_GAUGE_2DEC_WALK, 3)
+BYTES_BENCH(bm_bytes_counter_v3, RF_GEN_COUNTER_STEADY, 3)
+BYTES_BENCH(bm_bytes_busy_v3, RF_GEN_COUNTER_BUSY, 3)
+BYTES_BENCH(bm_bytes_double_v3, RF_GEN_DOUBLE_RANDOM, 3)
 
 /* ---- query ---- */
 
@@ -499,5 +693,20 @@ RF_BENCH_REGISTER(store_benchmarks)
     rf_bench_register_args_realtime("store/query/raw", bm_query_raw, one, 1);
     rf_bench_register_args_realtime("store/query/agg", bm_query_agg, one, 1);
     static const int64_t head_series[] = {1000, 10000};
+    static const int64_t per_series[] = {2048, 8192, 102400};
+    rf_bench_register_args_realtime("store/bytes/v2/gauge_2dec_walk", bm_bytes_gauge_v2, per_series,
+                                    3);
+    rf_bench_register_args_realtime("store/bytes/v2/counter_steady", bm_bytes_counter_v2,
+                                    per_series, 3);
+    rf_bench_register_args_realtime("store/bytes/v2/counter_busy", bm_bytes_busy_v2, per_series, 3);
+    rf_bench_register_args_realtime("store/bytes/v2/double_random", bm_bytes_double_v2, per_series,
+                                    3);
+    rf_bench_register_args_realtime("store/bytes/v3/gauge_2dec_walk", bm_bytes_gauge_v3, per_series,
+                                    3);
+    rf_bench_register_args_realtime("store/bytes/v3/counter_steady", bm_bytes_counter_v3,
+                                    per_series, 3);
+    rf_bench_register_args_realtime("store/bytes/v3/counter_busy", bm_bytes_busy_v3, per_series, 3);
+    rf_bench_register_args_realtime("store/bytes/v3/double_random", bm_bytes_double_v3, per_series,
+                                    3);
     rf_bench_register_args_realtime("store/head_chunk", bm_head_chunk, head_series, 2);
 }

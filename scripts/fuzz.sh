@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh            # 30 s per target (the CI-sized smoke run)
 #   scripts/fuzz.sh 600        # the long run: 10 min per target
-#   scripts/fuzz.sh 60 influx  # one target (influx, statsd, graphite, framing, block_decode, http, prom, promql)
+#   scripts/fuzz.sh 60 influx  # one target (influx, statsd, graphite, framing, block_decode, segment, http, prom, promql)
 #   scripts/fuzz.sh --build-dir /work/build-me-fuzz 300 framing   # in a build dir of your own
 #
 # It configures a clang build in build-fuzz/ (-Dfuzz=true; tests/fuzz/meson.build
@@ -31,7 +31,7 @@ case "$bdir" in /*) ;; *) bdir="$PWD/$bdir" ;; esac
 secs="${1:-30}"
 only="${2:-}"
 jobs="${FUZZ_JOBS:-1}"
-targets=(influx statsd graphite collectd framing block_decode http prom promql)
+targets=(influx statsd graphite collectd framing block_decode segment http prom promql)
 [ -n "$only" ] && targets=("$only")
 
 command -v clang >/dev/null || { echo "fuzz.sh: clang missing (scripts/install-deps.sh)"; exit 2; }
@@ -53,6 +53,7 @@ for t in "${targets[@]}"; do
   log="$bdir/fuzz-$t.log"
   max_len=4096
   [ "$t" = block_decode ] && max_len=65536
+  [ "$t" = segment ] && max_len=16384
   # libFuzzer's progress goes to a log per target; the summary is printed.
   if "$bdir/tests/fuzz/fuzz_$t" -max_total_time="$secs" -max_len="$max_len" -timeout=10 \
         -rss_limit_mb=2048 "${par[@]}" -print_final_stats=1 \

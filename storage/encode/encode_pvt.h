@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bytes/bytes.h"
+
 #define RF_BLOCK_VERSION 1u
 #define RF_BLOCK_VERSION_TEXT 2u /* string blocks that hold their texts (RF_VENC_TEXT) */
 #define RF_BLOCK_FLAG_ZSTD 0x10u
@@ -73,48 +75,7 @@ uint8_t *rf_gorilla_encode(uint8_t *out, const uint64_t *v, uint32_t n);
 long rf_gorilla_decode(const uint8_t *in, size_t len, uint32_t n, uint64_t *out);
 #define RF_GORILLA_BOUND(n) (16u + 10u * (size_t)(n))
 
-/* LEB128 varints. */
-static inline uint8_t *rf_varint_put(uint8_t *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
-static inline unsigned rf_varint_len(uint64_t v)
-{
-    unsigned n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-/* Reads a varint at *p (< end); advances *p. -EBADMSG when truncated or longer
- * than 64 bits. */
-static inline int rf_varint_get(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    const uint8_t *q = *p;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (q >= end)
-            return -EBADMSG;
-        uint8_t b = *q++;
-        if (shift == 63 && b > 1)
-            return -EBADMSG;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *p = q;
-            *out = v;
-            return 0;
-        }
-    }
-    return -EBADMSG;
-}
+/* LEB128 varints: rf_varint_put, rf_varint_len, rf_varint_get (core/bytes). */
 
 static inline uint64_t rf_zigzag(uint64_t x)
 {

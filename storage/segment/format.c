@@ -26,7 +26,7 @@ void rf_seg_header_encode(const rf_seg_header *h, uint8_t out[RF_SEG_HEADER_SIZE
     rf_write_le32(out + 8, h->version);
     rf_write_le32(out + 12, RF_SEG_HEADER_SIZE);
     rf_write_le32(out + 16, h->shard);
-    rf_write_le32(out + 20, 0); /* flags: none defined in version 1 */
+    rf_write_le32(out + 20, 0); /* flags: none defined in versions 1 to 3 */
     rf_write_le64(out + 24, h->seq);
     rf_write_le64(out + 32, (uint64_t)h->created_ns);
     rf_write_le32(out + 60, rf_crc32c(0, out, 60));
@@ -236,19 +236,95 @@ int rf_seg_index_finish(rf_seg_index *idx)
     return 0;
 }
 
-uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, size_t *len)
+/* The largest power of ten (at most 10^18) that divides every block's time
+ * offsets in the compact footer: 10 s samples need one byte or two where ns
+ * would need five to seven. */
+static uint64_t footer_time_unit(const rf_seg_index *idx, unsigned *exp)
+{
+    static const uint64_t pow10[19] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull};
+    unsigned e = 18;
+    for (size_t i = 0; i < idx->n_blocks && e > 0; i++) {
+        const rf_seg_block_ref *b = &idx->blocks[i];
+        uint64_t lo = (uint64_t)b->min_time - (uint64_t)idx->min_time;
+        uint64_t span = (uint64_t)b->max_time - (uint64_t)b->min_time;
+        while (e > 0 && (lo % pow10[e] || span % pow10[e]))
+            e--;
+    }
+    *exp = e;
+    return pow10[e];
+}
+
+/* Version 3 footer payload (docs/FORMAT.md "Footer record"): a unit byte,
+ * then per series its id, dictionary offset and block count, each followed
+ * by its blocks as varints relative to the previous one. Every entry fits in
+ * the 40 bytes of the fixed layout, which is what writers reserve. */
+static size_t footer_compact(const rf_seg_index *idx, uint8_t *out)
+{
+    unsigned e;
+    const uint64_t unit = footer_time_unit(idx, &e);
+    uint8_t *p = out;
+    *p++ = (uint8_t)e;
+    for (size_t i = 0; i < idx->n_series; i++) {
+        const rf_seg_series_ref *s = &idx->series[i];
+        rf_write_le64(p, s->series_id);
+        p = rf_varint_put(p + 8, s->dict_offset);
+        p = rf_varint_put(p, s->n_blocks);
+        uint64_t prev = 0;
+        for (uint32_t j = 0; j < s->n_blocks; j++) {
+            const rf_seg_block_ref *b = &idx->blocks[s->first_block + j];
+            p = rf_varint_put(p, b->offset - prev);
+            p = rf_varint_put(p, b->rec_len);
+            p = rf_varint_put(p, b->n_points);
+            p = rf_varint_put(p, ((uint64_t)b->min_time - (uint64_t)idx->min_time) / unit);
+            p = rf_varint_put(p, ((uint64_t)b->max_time - (uint64_t)b->min_time) / unit);
+            prev = b->offset;
+        }
+    }
+    return (size_t)(p - out);
+}
+
+uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, uint32_t version, size_t *len)
 {
     if (rf_seg_index_finish(idx) < 0)
         return NULL;
-    size_t plen = (idx->n_series + idx->n_blocks) * 40u;
+    const bool compact = version >= 3;
+    /* the bound of either layout: a compact entry never passes 40 bytes */
+    size_t plen = (idx->n_series + idx->n_blocks) * 40u + (compact ? 1u : 0u);
     if (plen > RF_SEG_MAX_PAYLOAD)
         return NULL;
-    size_t rlen = rf_seg_rec_size((uint32_t)plen);
-    uint8_t *buf = malloc(rlen + RF_SEG_TRAILER_SIZE);
+    uint8_t *buf = malloc(rf_seg_rec_size((uint32_t)plen) + RF_SEG_TRAILER_SIZE);
     if (!buf)
         return NULL;
+    uint8_t *payload = buf + RF_SEG_REC_HDR_SIZE;
+    if (compact) {
+        plen = footer_compact(idx, payload);
+    } else {
+        if (idx->n_series)
+            memcpy(payload, idx->series, idx->n_series * 40u);
+        if (idx->n_blocks)
+            memcpy(payload + idx->n_series * 40u, idx->blocks, idx->n_blocks * 40u);
+    }
     rf_seg_rec h = {
         .type = RF_SEG_REC_FOOTER,
+        .value_type = compact ? 1 : 0, /* the payload's layout */
         .payload_len = (uint32_t)plen,
         .count = (uint32_t)idx->n_series,
         .series_id = idx->n_blocks,
@@ -256,17 +332,48 @@ uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, size_t *len)
         .max_time = idx->max_time,
     };
     rf_seg_rec_put_header(buf, &h);
-    if (idx->n_series)
-        memcpy(buf + RF_SEG_REC_HDR_SIZE, idx->series, idx->n_series * 40u);
-    if (idx->n_blocks)
-        memcpy(buf + RF_SEG_REC_HDR_SIZE + idx->n_series * 40u, idx->blocks, idx->n_blocks * 40u);
     rf_seg_rec_seal(buf);
+    const size_t rlen = rf_seg_rec_size((uint32_t)plen);
     uint8_t *t = buf + rlen;
     rf_write_le64(t, at);
     rf_write_le32(t + 8, RF_SEG_TRAILER_MAGIC);
     rf_write_le32(t + 12, rf_crc32c(0, t, 12));
     *len = rlen + RF_SEG_TRAILER_SIZE;
     return buf;
+}
+
+/* ---- series dictionary records ---- */
+
+size_t rf_seg_series_rec_size(uint32_t len, uint64_t back, uint32_t shared)
+{
+    if (!back)
+        return rf_seg_rec_size(len);
+    return rf_seg_rec_size(rf_varint_len(back) + rf_varint_len(shared) + len - shared);
+}
+
+void rf_seg_series_rec_build(uint8_t *rec, uint64_t series_id, const char *key, uint32_t len,
+                             uint16_t measurement_len, uint32_t field_offset, uint64_t back,
+                             uint32_t shared)
+{
+    uint8_t *p = rec + RF_SEG_REC_HDR_SIZE;
+    if (back) {
+        p = rf_varint_put(p, back);
+        p = rf_varint_put(p, shared);
+    } else {
+        shared = 0;
+    }
+    memcpy(p, key + shared, len - shared);
+    p += len - shared;
+    rf_seg_rec h = {
+        .type = RF_SEG_REC_SERIES,
+        .value_type = back ? RF_SEG_SERIES_SHARED : 0,
+        .aux16 = measurement_len,
+        .payload_len = (uint32_t)(p - rec - RF_SEG_REC_HDR_SIZE),
+        .count = field_offset,
+        .series_id = series_id,
+    };
+    rf_seg_rec_put_header(rec, &h);
+    rf_seg_rec_seal(rec);
 }
 
 /* ---- names ---- */

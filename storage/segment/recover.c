@@ -108,7 +108,7 @@ int rf_seg_recover(const char *path, bool sync, rf_seg_recovery *rep, rf_err *er
 
     uint64_t end = r.data_end;
     size_t flen;
-    uint8_t *footer = rf_seg_footer_build(&r.idx, end, &flen);
+    uint8_t *footer = rf_seg_footer_build(&r.idx, end, r.hdr.version, &flen);
     rf_seg_reader_close(&r);
     if (!footer)
         return rf_err_set(err, ENOMEM, "%s: building footer: out of memory", path);

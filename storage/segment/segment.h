@@ -39,7 +39,9 @@
 #error "the segment format code assumes a little-endian host"
 #endif
 
-#define RF_SEG_VERSION 2u /* 2: string blocks may hold texts (block version 2); 1 is read too */
+/* 3: compact footer and shared-prefix dictionary records; 2: string blocks
+ * may hold texts (block version 2). 1 and 2 are read too. */
+#define RF_SEG_VERSION 3u
 #define RF_SEG_MAGIC "RFSEGMNT" /* 8 bytes at offset 0 of every segment */
 #define RF_SEG_HEADER_SIZE 64u
 #define RF_SEG_REC_MAGIC 0x31724652u /* "RFr1" on disk, first 4 bytes of every record */
@@ -155,8 +157,25 @@ int rf_seg_index_add_series(rf_seg_index *idx, uint64_t series_id, uint64_t dict
  * record is missing (dict_offset 0). */
 int rf_seg_index_finish(rf_seg_index *idx);
 /* Finishes idx and encodes footer record + trailer for a footer starting at
- * file offset `at`. Returns a malloc'd buffer (*len bytes) or NULL (-ENOMEM). */
-uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, size_t *len);
+ * file offset `at`, in the layout of segment format `version` (the file's:
+ * 3 and later compact, 1 and 2 fixed 40-byte entries). Returns a malloc'd
+ * buffer (*len bytes) or NULL (-ENOMEM). */
+uint8_t *rf_seg_footer_build(rf_seg_index *idx, uint64_t at, uint32_t version, size_t *len);
+
+/* ---- series dictionary records --------------------------------------------- */
+
+/* Value-type byte of a SERIES record in a version 3 file whose payload is
+ * varint back, varint shared, then the key's bytes after its first `shared`:
+ * the first `shared` bytes are those of the full SERIES record `back` bytes
+ * before it in the same file (docs/FORMAT.md). 0: the payload is the key. */
+#define RF_SEG_SERIES_SHARED 1u
+/* Size of the SERIES record of a key of `len` bytes: whole (back == 0), or
+ * sharing its first `shared` bytes with the full record `back` bytes earlier. */
+size_t rf_seg_series_rec_size(uint32_t len, uint64_t back, uint32_t shared);
+/* Writes that record at rec (rf_seg_series_rec_size bytes) and seals it. */
+void rf_seg_series_rec_build(uint8_t *rec, uint64_t series_id, const char *key, uint32_t len,
+                             uint16_t measurement_len, uint32_t field_offset, uint64_t back,
+                             uint32_t shared);
 
 /* ---- reading ---------------------------------------------------------------- */
 
@@ -181,6 +200,7 @@ typedef struct rf_seg_reader {
     uint64_t corrupt_bytes;
     uint64_t tail_bytes; /* bytes after data_end that are not a complete valid record */
     rf_seg_region reported[RF_SEG_MAX_REPORTED]; /* first corrupt regions */
+    struct rf_seg_keybuf *keybuf; /* a shared-prefix key put back together (rf_seg_reader_key) */
 } rf_seg_reader;
 
 enum {
@@ -197,7 +217,10 @@ void rf_seg_reader_close(rf_seg_reader *r);
 const rf_seg_series_ref *rf_seg_reader_find(const rf_seg_reader *r, uint64_t series_id);
 /* The key of a series from its dictionary record: returns the text (not NUL
  * terminated) and its length, measurement length and field offset, or NULL
- * when the segment has no valid dictionary record for it. */
+ * when the segment has no valid dictionary record for it (or, for a record
+ * that shares a prefix, none for the record it shares with). The text is
+ * valid until the next call on this reader (a shared-prefix key is put back
+ * together in a buffer of the reader's) or until it is closed. */
 const char *rf_seg_reader_key(const rf_seg_reader *r, const rf_seg_series_ref *s, uint32_t *len,
                               uint16_t *measurement_len, uint32_t *field_offset);
 /* The encoded payload of a block, after re-checking its CRC (a closed segment

@@ -228,6 +228,12 @@ static void recovered(rf_store_shard *sh)
                 blocks - io->episode_blocks, points - io->episode_points);
 }
 
+/* The segment format this store writes (rf_store_config.segment_version). */
+static uint32_t seg_version(const rf_store *st)
+{
+    return st->cfg.segment_version ? st->cfg.segment_version : RF_SEG_VERSION;
+}
+
 /* Forgets the open segment's in-memory state (its fd is closed or lost). */
 static void seg_forget(rf_store_io *io)
 {
@@ -237,6 +243,7 @@ static void seg_forget(rf_store_io *io)
     io->disk_off = 0;
     rf_seg_index_reset(&io->idx);
     rf_u64map_clear(&io->dict);
+    io->dict_base_off = 0;
 }
 
 static int fsync_dir(const char *dir)
@@ -275,7 +282,7 @@ static int seg_open(rf_store *st, rf_store_shard *sh, const rf_store_slot *first
     if (st->cfg.durability != RF_DURABILITY_NEVER)
         (void)fsync_dir(dir);
     rf_seg_header h = {
-        .version = RF_SEG_VERSION, .shard = sh->index, .seq = io->next_seq, .created_ns = wall};
+        .version = seg_version(st), .shard = sh->index, .seq = io->next_seq, .created_ns = wall};
     rf_store_stage *s = &io->stage[io->active];
     rf_seg_header_encode(
         &h, s->data + s->len); /* the stage is empty: staged data never outlives its segment */
@@ -287,6 +294,7 @@ static int seg_open(rf_store *st, rf_store_shard *sh, const rf_store_slot *first
         event_clock ? (first ? first->cut_mono : io->last_cut_mono) : rf_clock_mono_ns();
     rf_seg_index_reset(&io->idx);
     rf_u64map_clear(&io->dict);
+    io->dict_base_off = 0;
     return 0;
 }
 
@@ -309,7 +317,7 @@ static void seg_close(rf_store *st, rf_store_shard *sh)
         return;
     }
     size_t flen;
-    uint8_t *footer = rf_seg_footer_build(&io->idx, io->disk_off, &flen);
+    uint8_t *footer = rf_seg_footer_build(&io->idx, io->disk_off, seg_version(st), &flen);
     int rc = footer ? rf_segment_pwrite_all(io->fd, footer, flen, io->disk_off) : -ENOMEM;
     free(footer);
     if (rc < 0) {
@@ -502,6 +510,37 @@ static void start_stage_write(rf_store *st, rf_store_shard *sh)
     submit_write(st, sh);
 }
 
+/* How much of key k the segment's last whole dictionary record shares with
+ * it: 0 (write k whole) unless that saves most of it. Keys of one row differ
+ * only in the field name; keys of different rows usually early on. */
+static uint32_t dict_shared(const rf_store_io *io, const rf_series_key *k)
+{
+    if (!io->dict_base_off)
+        return 0;
+    uint32_t n = k->len < io->dict_base_len ? k->len : io->dict_base_len;
+    uint32_t i = 0;
+    while (i < n && k->text[i] == io->dict_base[i])
+        i++;
+    return i >= 16 && i * 2 >= k->len ? i : 0;
+}
+
+/* Makes the whole record just placed at `off` the one later keys share with. */
+static void dict_base_set(rf_store_io *io, const rf_series_key *k, uint64_t off)
+{
+    if (k->len > io->dict_base_cap) {
+        char *p = realloc(io->dict_base, k->len);
+        if (!p) {
+            io->dict_base_off = 0; /* keys are written whole meanwhile */
+            return;
+        }
+        io->dict_base = p;
+        io->dict_base_cap = k->len;
+    }
+    memcpy(io->dict_base, k->text, k->len);
+    io->dict_base_len = k->len;
+    io->dict_base_off = off;
+}
+
 /* Copies one block record (and its series' dictionary record when this
  * segment has none yet) into staging. False when it must wait. */
 static bool place(rf_store *st, rf_store_shard *sh, const rf_store_slot *slot)
@@ -515,7 +554,10 @@ static bool place(rf_store *st, rf_store_shard *sh, const rf_store_slot *slot)
         return false;
     uint64_t dv;
     bool have_dict = io->fd >= 0 && rf_u64map_get(&io->dict, slot->series_id, &dv);
-    size_t dlen = have_dict ? 0 : rf_seg_rec_size(slot->key->len);
+    uint32_t shared =
+        have_dict || io->fd < 0 || seg_version(st) < 3 ? 0 : dict_shared(io, slot->key);
+    uint64_t back = shared ? io->seg_size - io->dict_base_off : 0;
+    size_t dlen = have_dict ? 0 : rf_seg_series_rec_size(slot->key->len, back, shared);
     size_t need = dlen + slot->len;
     /* The size limit is on the closed file: records, the footer they will
      * need (40 bytes per series and per block) and the trailer. */
@@ -547,17 +589,10 @@ static bool place(rf_store *st, rf_store_shard *sh, const rf_store_slot *slot)
     }
     if (!have_dict) {
         const rf_series_key *k = slot->key;
-        rf_seg_rec h = {
-            .type = RF_SEG_REC_SERIES,
-            .aux16 = k->measurement_len,
-            .payload_len = k->len,
-            .count = k->field_offset,
-            .series_id = slot->series_id,
-        };
-        uint8_t *p = s->data + s->len;
-        rf_seg_rec_put_header(p, &h);
-        memcpy(p + RF_SEG_REC_HDR_SIZE, k->text, k->len);
-        rf_seg_rec_seal(p);
+        rf_seg_series_rec_build(s->data + s->len, slot->series_id, k->text, k->len,
+                                k->measurement_len, k->field_offset, back, shared);
+        if (!shared)
+            dict_base_set(io, k, io->seg_size);
         if (rf_seg_index_add_series(&io->idx, slot->series_id, io->seg_size) < 0 ||
             rf_u64map_put(&io->dict, slot->series_id, io->seg_size) < 0)
             rf_log_error(RF_STORE_COMPONENT, "shard=%" PRIu32 " out of memory indexing %s",

@@ -53,6 +53,9 @@ static int check_config(const rf_store_config *c, rf_err *err)
                           c->queue_blocks);
     if (c->durability > RF_DURABILITY_NEVER)
         return rf_err_set(err, EINVAL, "store: unknown durability policy %d", (int)c->durability);
+    if (c->segment_version != 0 && (c->segment_version < 2 || c->segment_version > RF_SEG_VERSION))
+        return rf_err_set(err, EINVAL, "store: segment_version %" PRIu32 " outside 2..%u",
+                          c->segment_version, RF_SEG_VERSION);
     if (c->segment_max_bytes < 4096)
         return rf_err_set(err, EINVAL, "store: segment_max_bytes below 4096");
     if (c->block_max_age_ns <= 0 || c->segment_max_age_ns <= 0 || c->sync_interval_ns <= 0 ||

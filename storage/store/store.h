@@ -126,6 +126,9 @@ typedef struct rf_store_config {
                                     * stamped at receipt are kept to the millisecond (a receipt
                                     * time means nothing below that, and its jitter costs about a
                                     * byte a point). */
+    uint32_t segment_version;      /* segment format written: 0 (the default) or 3, the newest;
+                                    * 2 for files that builds from before format 3 can read
+                                    * (docs/FORMAT.md). Every version is read either way. */
 } rf_store_config;
 
 void rf_store_config_default(rf_store_config *cfg);

@@ -116,6 +116,12 @@ typedef struct rf_store_io {
     uint64_t disk_off;                    /* where the next write goes */
     rf_seg_index idx;
     rf_u64map dict; /* series with a dictionary record in this segment */
+    /* The last whole dictionary record of this segment (0: none yet), which
+     * later keys share their prefix with (docs/FORMAT.md, format 3): its
+     * offset and a copy of its key (io-owned, grown on demand). */
+    uint64_t dict_base_off;
+    char *dict_base;
+    uint32_t dict_base_len, dict_base_cap;
     rf_store_stage stage[2];
     size_t stage_cap;
     int active; /* stage being filled */

@@ -142,6 +142,7 @@ void rf_store_shard_destroy(rf_store_shard *sh)
     rf_u64map_free(&sh->series_map);
     rf_u64map_free(&sh->io.dict);
     rf_seg_index_free(&sh->io.idx);
+    free(sh->io.dict_base);
     rf_block_codec_free(sh->codec);
     rf_ring_destroy(sh->submit);
     rf_ring_destroy(sh->free_ring);
@@ -833,6 +834,7 @@ void rf_store_memory_bound(const rf_store_config *cfg_in, uint32_t max_series,
     s += doubling(ns, sizeof(rf_store_series *)); /* series_all */
     s += u64map_sz(ns);                           /* series_map */
     s += u64map_sz(ns);                           /* io.dict: series in the open segment */
+    s += alloc_sz((uint64_t)max_key_bytes);       /* io.dict_base: the key later ones share with */
     /* The open segment's index: a series entry per series and a block entry
      * per record (the smallest record, a one-point block, is 45 bytes), then
      * the footer built from it at the roll. */
