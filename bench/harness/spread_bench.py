@@ -10,6 +10,7 @@ on/off ratios pair by pair (median, min, max) and the load average.
 
 Usage: bench/harness/spread_bench.py [--build-dir build] [--runs 5]
            [--hosts 100 --times 4320] [--workers 2] [--no-pin]
+           [--buffers 8] [--min-chunk 4096]
 """
 import argparse
 import json
@@ -72,7 +73,8 @@ def one_run(args, stream, points, spread, root, tag):
     work = tempfile.mkdtemp(prefix=f"spread-{tag}-", dir=root)
     port = engine.free_port(socket.SOCK_STREAM, both=True)
     text = engine.config_yaml(work, port, engine.free_port(), args.workers, not args.no_pin)
-    text += f"ingest:\n  spread:\n    enabled: {'true' if spread else 'false'}\n"
+    text += (f"ingest:\n  spread:\n    enabled: {'true' if spread else 'false'}\n"
+             f"    buffers: {args.buffers}\n    min_chunk: {args.min_chunk}\n")
     cfg = os.path.join(work, "ringflow.yaml")
     with open(cfg, "w") as f:
         f.write(text)
@@ -114,6 +116,8 @@ def main():
     p.add_argument("--times", type=int, default=4320)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-pin", action="store_true")
+    p.add_argument("--buffers", type=int, default=8, help="ingest.spread.buffers when on")
+    p.add_argument("--min-chunk", type=int, default=4096, help="ingest.spread.min_chunk")
     p.add_argument("--stream", default=None, help="cache of the generated stream")
     args = p.parse_args()
     points = args.hosts * args.times * len(FIELDS)
@@ -125,6 +129,10 @@ def main():
         os.replace(stream + ".tmp", stream)
     print(f"# stream {stream}: {points:,} points, {os.path.getsize(stream):,} bytes; "
           f"load average before: {os.getloadavg()}", flush=True)
+    # A warm-up run, not counted: the first run after the stream was
+    # written or evicted reads it from disk.
+    print("# warm-up: " + json.dumps(one_run(args, stream, points, False, root, "warmup")),
+          flush=True)
     runs = {True: [], False: []}
     for i in range(args.runs):
         for spread in (True, False):
