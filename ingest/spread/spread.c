@@ -35,9 +35,8 @@ typedef struct spread_pair {
 
 /* Aligned: each worker writes its own, and neighbours must not share a line. */
 typedef struct spread_counters {
-    _Alignas(64)
-    _Atomic uint64_t handed_chunks, handed_bytes, local_chunks, local_bytes, taken_chunks,
-        taken_bytes, no_buffer;
+    _Alignas(64) _Atomic uint64_t handed_chunks, handed_bytes, local_chunks, local_bytes,
+        taken_chunks, taken_bytes, no_buffer;
     uint32_t next_peer; /* round-robin start (the producer's) */
 } spread_counters;
 

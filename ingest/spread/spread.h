@@ -80,11 +80,11 @@ typedef struct rf_spread rf_spread;
 typedef struct rf_spread_chunk {
     const char *data; /* whole lines */
     uint32_t len;
-    uint32_t from;       /* the worker that received it */
-    uint16_t source_id;  /* the listener (its parse contexts' source_id) */
-    uint8_t protocol;    /* enum rf_listen_protocol */
-    const char *peer;    /* the client, "ip:port" (copied at the hand-off) */
-    int64_t mono_ns;     /* receipt, as the listener stamped it */
+    uint32_t from;      /* the worker that received it */
+    uint16_t source_id; /* the listener (its parse contexts' source_id) */
+    uint8_t protocol;   /* enum rf_listen_protocol */
+    const char *peer;   /* the client, "ip:port" (copied at the hand-off) */
+    int64_t mono_ns;    /* receipt, as the listener stamped it */
     int64_t wall_ns;
 } rf_spread_chunk;
 

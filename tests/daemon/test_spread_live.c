@@ -151,8 +151,7 @@ static char *make_stream(size_t *len)
                 value_text(h, t, f, v, sizeof(v));
                 n += (size_t)snprintf(s + n, cap - n, "%sf%d=%s", f ? "," : "", f, v);
             }
-            n += (size_t)snprintf(s + n, cap - n, " %lld000000000\n",
-                                  (long long)(base_s + 10 * t));
+            n += (size_t)snprintf(s + n, cap - n, " %lld000000000\n", (long long)(base_s + 10 * t));
         }
     assert_int_equal(bad, BAD_LINES);
     *len = n;

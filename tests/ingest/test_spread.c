@@ -166,9 +166,8 @@ static void test_busy_peer_and_mask(void **state)
     assert_int_equal(rf_spread_drain(sp, 0, 64, record, &s), 1);
     assert_int_equal(s.last_from, 1);
     /* Worker 1 is free now, but the listener runs on workers 0 and 2 only. */
-    assert_int_equal(rf_spread_offer(sp, 0, (1u << 0) | (1u << 2), 0, 0, run, sizeof(run), "c",
-                                     0, 0),
-                     -1);
+    assert_int_equal(
+        rf_spread_offer(sp, 0, (1u << 0) | (1u << 2), 0, 0, run, sizeof(run), "c", 0, 0), -1);
     assert_int_equal(rf_spread_offer(sp, 0, 0, 0, 0, run, sizeof(run), "c", 0, 0), 1);
     rf_spread_free(sp);
 }
