@@ -56,6 +56,12 @@ typedef struct rf_engine_worker_stats {
     uint64_t peer_received; /* peer messages taken from its inbound peer rings */
     uint64_t peer_dropped_backlog; /* dropped: a peer's backlog was at its bound */
     uint64_t peer_backlog;         /* waiting for room in a peer ring now */
+    /* One client over every core (ingest/spread): TCP runs this worker
+     * received and handed to a peer, received and parsed itself, and took
+     * from peers; offers refused for want of a free buffer; runs handed
+     * here for a listener a reload had removed (dropped). */
+    uint64_t spread_handed_chunks, spread_handed_bytes, spread_local_chunks, spread_local_bytes,
+        spread_taken_chunks, spread_taken_bytes, spread_no_buffer, spread_orphaned;
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);

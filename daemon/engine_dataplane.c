@@ -455,6 +455,29 @@ static uint32_t drain_inbound(rf_engine_worker *w)
     return total;
 }
 
+/* ---- one client over every core (ingest/spread) ------------------------- */
+
+static void spread_parse(void *ctx, const rf_spread_chunk *c)
+{
+    rf_engine_worker *w = ctx;
+    rf_shard_parse_handed(w->shard, c);
+}
+
+/* Parses the runs peers handed this worker; its events are dispatched as
+ * if this worker had received them. */
+static uint32_t drain_spread(rf_engine_worker *w)
+{
+    if (!w->engine->spread)
+        return 0;
+    return rf_spread_drain(w->engine->spread, w->index, 64, spread_parse, w);
+}
+
+static void spread_wake(void *ctx, uint32_t worker)
+{
+    rf_engine *e = ctx;
+    rf_worker_wake(e->workers[worker]->thread);
+}
+
 static int worker_start(void *ctx, rf_err *err)
 {
     rf_engine_worker *w = ctx;
@@ -507,12 +530,22 @@ static uint32_t worker_poll(void *ctx)
         work += serve_critical(w);
         work += rf_shard_poll_ingest(w->shard);
     } else if (!atomic_load_explicit(&w->ingest_quiesced, memory_order_relaxed)) {
-        rf_shard_stop_ingest(w->shard);
-        flush_all_staging(w);
-        process_local(w);
-        /* Pairs with the acquire in rf_engine_stop: our staging is flushed. */
-        atomic_store_explicit(&w->ingest_quiesced, true, memory_order_release);
+        if (!w->ingest_stop_done) {
+            rf_shard_stop_ingest(w->shard);
+            w->ingest_stop_done = true;
+        }
+        /* Quiesced only once the peers parsed every run this worker handed
+         * them (they dispatch it in the same poll), so that nothing it
+         * received is still unparsed when the stages close. */
+        work += drain_spread(w);
+        if (!w->engine->spread || rf_spread_outstanding(w->engine->spread, w->index) == 0) {
+            flush_all_staging(w);
+            process_local(w);
+            /* Pairs with the acquire in rf_engine_stop: our staging is flushed. */
+            atomic_store_explicit(&w->ingest_quiesced, true, memory_order_release);
+        }
     }
+    work += drain_spread(w);
     flush_all_staging(w);
     process_local(w);
     work += drain_inbound(w);
@@ -534,6 +567,8 @@ static uint32_t worker_poll(void *ctx)
 static void worker_drain(void *ctx)
 {
     rf_engine_worker *w = ctx;
+    while (drain_spread(w))
+        flush_all_staging(w);
     drain_inbound(w);
     process_local(w);
     rf_shard_drain(w->shard);
@@ -569,6 +604,8 @@ void rf_engine_worker_attach(rf_engine_worker *w)
     rf_shard_set_critical_hook(w->shard, serve_critical_hook, w);
     rf_shard_set_tap(w->shard, &w->engine->tap);
     rf_shard_set_peer_send(w->shard, peer_send, w);
+    if (w->engine->spread)
+        rf_shard_set_spread(w->shard, w->engine->spread, spread_wake, w->engine);
 }
 
 rf_worker_ops rf_engine_worker_ops(rf_engine_worker *w)

@@ -18,6 +18,7 @@
 #include "daemon/tap.h"
 #include "daemon/worker_shard.h"
 #include "ingest/dpdk/dpdk.h"
+#include "ingest/spread/spread.h"
 #include "stages/pipeline/pipeline.h"
 #include "storage/store/store.h"
 
@@ -93,7 +94,8 @@ struct rf_engine_worker {
      * pipeline.h "Between shards"); read (acquire) by rf_engine_stop. */
     _Atomic bool stages_closed;
 
-    bool in_critical; /* serve_critical is on the stack: not re-entered */
+    bool in_critical;      /* serve_critical is on the stack: not re-entered */
+    bool ingest_stop_done; /* rf_shard_stop_ingest ran (stop, phase 1) */
 
     /* When this worker's rings last dropped points (drop_newest), 0 never:
      * HTTP writes answer 503 for a second after (worker_busy). This
@@ -145,7 +147,9 @@ struct rf_engine {
     /* collectd's users and level, shared by every parse context; the auth
      * file is read again at each reload (engine_reload.c). */
     rf_collectd_auth *collectd_auth;
-    rf_dpdk *dpdk;                       /* NULL when DPDK is disabled or could not start */
+    rf_dpdk *dpdk; /* NULL when DPDK is disabled or could not start */
+    /* One client over every core (ingest/spread): NULL with one worker. */
+    rf_spread *spread;
     rf_pipeline_settings *live_pipeline; /* owned: the pipeline of the last live reload */
     /* Owned: a reload's pipeline some worker had not taken when the reload
      * returned. Workers that took it run on it, the others still on

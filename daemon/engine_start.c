@@ -103,6 +103,7 @@ static void engine_free(rf_engine *e)
         rf_pipeline_settings_release(e->queued_pipeline);
         free(e->queued_pipeline);
     }
+    rf_spread_free(e->spread);               /* after the shards: they held it */
     rf_field_types_free(e->field_types);     /* after the shards: their parse contexts use it */
     rf_collectd_auth_free(e->collectd_auth); /* likewise */
     free(e);
@@ -383,6 +384,9 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
         goto fail;
     }
     e->settings.ingest.parse.collectd_auth = e->collectd_auth;
+    /* ingest/spread: before the workers, which are handed it at attach. */
+    if ((rc = rf_spread_new(&e->spread, e->n_workers, &settings->ingest.spread, err)) < 0)
+        goto fail;
     for (uint32_t i = 0; i < e->n_workers; i++) {
         /* Worker i's struct, staging, inbound rings (it consumes them) and
          * shard (series table, stages), all in its node's scope. */

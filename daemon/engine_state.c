@@ -35,6 +35,16 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->peer_dropped_backlog =
         atomic_load_explicit(&w->peer_dropped_backlog, memory_order_relaxed);
     out->peer_backlog = atomic_load_explicit(&w->peer_backlog_now, memory_order_relaxed);
+    rf_spread_stats sp;
+    rf_spread_stats_read(e->spread, i, &sp);
+    out->spread_handed_chunks = sp.handed_chunks;
+    out->spread_handed_bytes = sp.handed_bytes;
+    out->spread_local_chunks = sp.local_chunks;
+    out->spread_local_bytes = sp.local_bytes;
+    out->spread_taken_chunks = sp.taken_chunks;
+    out->spread_taken_bytes = sp.taken_bytes;
+    out->spread_no_buffer = sp.no_buffer;
+    out->spread_orphaned = rf_shard_spread_orphaned(w->shard);
 }
 
 void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t i, rf_worker_stats *out,

@@ -106,7 +106,8 @@ int rf_ingest_settings_parse(const rf_cfg_node *root, rf_ingest_settings *out, r
               *c == '_' || *c == '.' || *c == '-'))
             return rf_cfg_fail_key(corr, "id_tag", err,
                                    "may hold only letters, digits, '_', '.' and '-'");
-    if ((rc = parse_collectd(ingest, &next, err)) < 0)
+    if ((rc = parse_collectd(ingest, &next, err)) < 0 ||
+        (rc = rf_spread_config_parse(ingest, &next.spread, err)) < 0)
         return rc;
     next.parse.precision = (enum rf_ts_precision)precision;
     next.parse.ts_past_ns = (int64_t)past;

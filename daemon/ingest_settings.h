@@ -12,6 +12,7 @@
 #include "core/config/config.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
+#include "ingest/spread/spread.h"
 
 #define RF_SETTINGS_MAX_LISTENERS 64
 
@@ -25,6 +26,8 @@ typedef struct rf_ingest_settings {
      * every reload; the level and the path take a restart. */
     enum rf_collectd_security collectd_security;
     char collectd_auth_file[512];
+    /* ingest.spread (ingest/spread/spread.h): one client over every core. */
+    rf_spread_config spread;
 } rf_ingest_settings;
 
 /* Reads `listeners:` and `ingest:` from the document root. All or nothing. */

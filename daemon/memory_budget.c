@@ -77,6 +77,8 @@ void rf_memory_budget_compute(const rf_settings *s, rf_memory_budget *out)
         (uint64_t)W * peers * ((uint64_t)cap + (critical ? RF_CRIT_RING_SLOTS : 0)) *
             key_bound(max_key));
     add(out, "engine staging", "engine.workers", (uint64_t)W * rf_engine_worker_memory_bound(W));
+    add(out, "chunk hand-off buffers", "ingest.spread.buffers",
+        rf_spread_memory_bound(W, &s->ingest.spread));
 
     /* Series: the table and the key of every series it holds. */
     add(out, "series tables", "pipeline.max_series, ingest.max_tags",

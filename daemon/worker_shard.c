@@ -16,12 +16,14 @@
 #include "core/assert/assert.h"
 #include "core/clock/clock.h"
 #include "core/log/log.h"
+#include "core/stats/stats.h"
 #include "core/mem/bound.h"
 #include "ingest/dpdk/dpdk.h"
 #include "ingest/nats/nats_source.h"
 #include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
+#include "ingest/spread/spread.h"
 #include "stages/pipeline/pipeline.h"
 #include "daemon/tap.h"
 #include "core/worker/worker.h"
@@ -66,6 +68,7 @@ typedef struct rf_shard_input {
      * counters into `retired` and frees it (rf_shard_inputs_reap). */
     _Atomic bool retired;
     rf_parse_ctx *parser;
+    uint16_t source_id;  /* its parse context's (rf_shard_parse_handed finds it by it) */
     rf_http_front *http; /* protocol http: its connections, on parser */
     rf_event batch[RF_SHARD_PARSE_BATCH];
 } rf_shard_input;
@@ -100,7 +103,12 @@ struct rf_shard {
     uint32_t n_retiring; /* worker: inputs whose listener is still detaching */
     rf_shard_critical_fn crit_hook;
     void *crit_hook_ctx;
-    _Atomic(rf_tap *) *tap_slot; /* the engine's recording tap pointer (daemon/tap.h) */
+    /* ingest/spread: the hand-off (NULL: none) and the peer wake-up. */
+    rf_spread *spread;
+    rf_shard_wake_peer_fn spread_wake;
+    void *spread_wake_ctx;
+    _Atomic uint64_t spread_orphaned; /* runs handed here for a listener gone */
+    _Atomic(rf_tap *) *tap_slot;      /* the engine's recording tap pointer (daemon/tap.h) */
     bool in_crit_hook;
     /* Every input, for the control thread (its table: views, reaping,
      * freeing): listener inputs of the start, DPDK ones, then listeners
@@ -170,6 +178,25 @@ static void input_serve_critical(rf_shard_input *in)
     }
 }
 
+/* ingest/spread: a TCP run of a routine line listener goes to a peer with a
+ * free chunk buffer (true: taken) or is parsed here. A TCP chunk is the one
+ * with a peer text (UDP, DPDK and NATS chunks have none). Not while stopping:
+ * the last lines are parsed where they landed. */
+static bool input_hand_off(rf_shard_input *in, const rf_listener *l, const rf_listen_chunk *c)
+{
+    rf_shard *s = in->shard;
+    if (!s->spread || !l || !c->peer_text || in->critical || s->stopping_ingest ||
+        in->protocol == RF_LISTEN_PROTO_HTTP || in->protocol == RF_LISTEN_PROTO_COLLECTD)
+        return false;
+    const int to = rf_spread_offer(s->spread, s->index, rf_listener_config_of(l)->worker_mask,
+                                   in->source_id, (uint8_t)in->protocol, c->data, c->len,
+                                   c->peer_text, c->mono_ns, c->wall_ns);
+    if (to < 0)
+        return false;
+    s->spread_wake(s->spread_wake_ctx, (uint32_t)to);
+    return true;
+}
+
 static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk *c)
 {
     rf_shard_input *in = ctx;
@@ -187,6 +214,10 @@ static void input_on_data(void *ctx, const rf_listener *l, const rf_listen_chunk
 
     if (c->flags & (RF_LISTEN_CHUNK_LINE_TOO_LONG | RF_LISTEN_CHUNK_TRUNCATED)) {
         rf_parse_reject_external(in->parser, &rx, RF_REJ_LINE_TOO_LONG, c->data, c->len);
+        return;
+    }
+    if (input_hand_off(in, l, c)) {
+        input_serve_critical(in);
         return;
     }
     switch (in->protocol) {
@@ -266,6 +297,7 @@ static rf_shard_input *input_create(rf_shard *s, const rf_settings *settings, ui
     pc.source_id = source_id;
     pc.max_line_len = max_line;
     pc.graphite_templates = templates;
+    in->source_id = source_id;
     in->parser = rf_parse_ctx_new(&pc, in->batch, RF_SHARD_PARSE_BATCH, input_flush, in, err);
     if (!in->parser) {
         rf_err_wrap(err, "%s: ", name);
@@ -893,6 +925,42 @@ bool rf_shard_has_critical(const rf_shard *s)
 void rf_shard_set_tap(rf_shard *s, _Atomic(rf_tap *) *slot)
 {
     s->tap_slot = slot;
+}
+
+void rf_shard_set_spread(rf_shard *s, rf_spread *sp, rf_shard_wake_peer_fn wake, void *ctx)
+{
+    s->spread = sp;
+    s->spread_wake = wake;
+    s->spread_wake_ctx = ctx;
+}
+
+void rf_shard_parse_handed(rf_shard *s, const rf_spread_chunk *c)
+{
+    rf_shard_input *in = NULL;
+    for (uint32_t i = 0; i < s->n_active && !in; i++) {
+        rf_shard_input *a = s->active[i];
+        if (a->listener && !a->retiring && a->source_id == c->source_id &&
+            (uint8_t)a->protocol == c->protocol)
+            in = a;
+    }
+    if (!in) {
+        rf_stats_add(&s->spread_orphaned, 1);
+        return;
+    }
+    const rf_recv_info rx = {.wall_ns = c->wall_ns, .mono_ns = c->mono_ns, .source_addr = c->peer};
+    switch (in->protocol) {
+    case RF_LISTEN_PROTO_INFLUX_LINE: rf_parse_influx(in->parser, &rx, c->data, c->len); break;
+    case RF_LISTEN_PROTO_STATSD: rf_parse_statsd(in->parser, &rx, c->data, c->len); break;
+    case RF_LISTEN_PROTO_GRAPHITE: rf_parse_graphite(in->parser, &rx, c->data, c->len); break;
+    default: break; /* never offered (input_hand_off) */
+    }
+    rf_parse_flush(in->parser);
+    input_serve_critical(in);
+}
+
+uint64_t rf_shard_spread_orphaned(const rf_shard *s)
+{
+    return atomic_load_explicit(&s->spread_orphaned, memory_order_relaxed);
 }
 
 void rf_shard_set_critical_hook(rf_shard *s, rf_shard_critical_fn fn, void *ctx)

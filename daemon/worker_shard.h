@@ -72,6 +72,23 @@ bool rf_shard_critical_pending(const rf_shard *s);
 bool rf_shard_has_critical(const rf_shard *s);
 void rf_shard_set_critical_hook(rf_shard *s, rf_shard_critical_fn fn, void *ctx);
 
+/* One client over every core (ingest/spread): before start, the engine's
+ * hand-off and how to wake the worker that took a chunk. A TCP run of a
+ * routine line listener (influx_line, graphite, statsd) is offered before
+ * it is parsed; a taken run is parsed by the peer (rf_shard_parse_handed).
+ * Without it (one worker, or `ingest.spread.enabled: false`) every run is
+ * parsed where it landed. */
+typedef struct rf_spread rf_spread;
+typedef struct rf_spread_chunk rf_spread_chunk;
+typedef void (*rf_shard_wake_peer_fn)(void *ctx, uint32_t worker);
+void rf_shard_set_spread(rf_shard *s, rf_spread *sp, rf_shard_wake_peer_fn wake, void *ctx);
+/* On the worker: parses a run another worker received, with this shard's
+ * parse context of the same listener, naming the client in rejects; a run
+ * whose listener this shard no longer reads (a reload removed it meanwhile)
+ * is dropped and counted (rf_shard_spread_orphaned). */
+void rf_shard_parse_handed(rf_shard *s, const rf_spread_chunk *c);
+uint64_t rf_shard_spread_orphaned(const rf_shard *s);
+
 /* Before start: where the worker looks for a recording tap (daemon/tap.h);
  * every listener chunk is offered to the tap published there. */
 typedef struct rf_tap rf_tap;

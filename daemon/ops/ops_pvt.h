@@ -6,7 +6,7 @@
 
 #include "daemon/ops/ops.h"
 
-#define RF_OPS_TABLE_MAX_COLS 24
+#define RF_OPS_TABLE_MAX_COLS 32 /* show workers has 30 */
 
 struct rf_ops_writer {
     rf_strbuf *out;

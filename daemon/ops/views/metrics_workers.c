@@ -24,6 +24,14 @@ enum wfield {
     WF_PEER_RECEIVED,
     WF_PEER_DROP_BACKLOG,
     WF_PEER_BACKLOG,
+    WF_SPREAD_HANDED,
+    WF_SPREAD_HANDED_BYTES,
+    WF_SPREAD_LOCAL,
+    WF_SPREAD_LOCAL_BYTES,
+    WF_SPREAD_TAKEN,
+    WF_SPREAD_TAKEN_BYTES,
+    WF_SPREAD_NO_BUFFER,
+    WF_SPREAD_ORPHANED,
 };
 enum rfield {
     RF_CAPACITY,
@@ -59,6 +67,14 @@ static uint64_t wfield_raw(uint32_t i, unsigned field)
     case WF_PEER_RECEIVED: return s.peer_received;
     case WF_PEER_DROP_BACKLOG: return s.peer_dropped_backlog;
     case WF_PEER_BACKLOG: return s.peer_backlog;
+    case WF_SPREAD_HANDED: return s.spread_handed_chunks;
+    case WF_SPREAD_HANDED_BYTES: return s.spread_handed_bytes;
+    case WF_SPREAD_LOCAL: return s.spread_local_chunks;
+    case WF_SPREAD_LOCAL_BYTES: return s.spread_local_bytes;
+    case WF_SPREAD_TAKEN: return s.spread_taken_chunks;
+    case WF_SPREAD_TAKEN_BYTES: return s.spread_taken_bytes;
+    case WF_SPREAD_NO_BUFFER: return s.spread_no_buffer;
+    case WF_SPREAD_ORPHANED: return s.spread_orphaned;
     default: return s.block_waits;
     }
 }
@@ -126,6 +142,29 @@ static const metric_def worker_metrics[] = {
      "Peer messages a worker dropped, by reason.", "reason=\"backlog_full\"", WF_PEER_DROP_BACKLOG},
     {RF_METRIC_GAUGE, "ringflow_worker_peer_backlog",
      "Peer messages waiting for room in a peer ring.", NULL, WF_PEER_BACKLOG},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_chunks",
+     "TCP line runs a worker received, by who parsed them (ingest.spread).", "parser=\"peer\"",
+     WF_SPREAD_HANDED},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_chunks",
+     "TCP line runs a worker received, by who parsed them (ingest.spread).", "parser=\"self\"",
+     WF_SPREAD_LOCAL},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_bytes",
+     "Bytes of the TCP line runs a worker received, by who parsed them (ingest.spread).",
+     "parser=\"peer\"", WF_SPREAD_HANDED_BYTES},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_bytes",
+     "Bytes of the TCP line runs a worker received, by who parsed them (ingest.spread).",
+     "parser=\"self\"", WF_SPREAD_LOCAL_BYTES},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_taken_chunks",
+     "TCP line runs other workers received and this worker parsed.", NULL, WF_SPREAD_TAKEN},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_taken_bytes",
+     "Bytes of the TCP line runs other workers received and this worker parsed.", NULL,
+     WF_SPREAD_TAKEN_BYTES},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_no_buffer",
+     "Hand-offs refused because every peer's chunk buffers were in use.", NULL,
+     WF_SPREAD_NO_BUFFER},
+    {RF_METRIC_COUNTER, "ringflow_worker_spread_orphaned",
+     "Handed TCP runs dropped because their listener was removed meanwhile.", NULL,
+     WF_SPREAD_ORPHANED},
 };
 
 static const metric_def ring_metrics[] = {

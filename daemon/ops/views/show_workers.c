@@ -37,6 +37,14 @@ int rf_views_show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                                        "peer_received",
                                        "peer_dropped_backlog",
                                        "peer_backlog",
+                                       "spread_handed",
+                                       "spread_handed_bytes",
+                                       "spread_local",
+                                       "spread_local_bytes",
+                                       "spread_taken",
+                                       "spread_taken_bytes",
+                                       "spread_no_buffer",
+                                       "spread_orphaned",
                                        "reason"};
     RF_OPS_TABLE_BEGIN(w, "workers", cols);
     for (uint32_t i = 0; i < g_view.workers; i++) {
@@ -68,6 +76,14 @@ int rf_views_show_workers(rf_ops_writer *w, const char *args, void *ctx, rf_err 
                          rf_views_sub0(s.peer_received, b->peer_received),
                          rf_views_sub0(s.peer_dropped_backlog, b->peer_dropped_backlog),
                          s.peer_backlog); /* a level now: no baseline */
+        RF_OPS_CELLS_U64(w, rf_views_sub0(s.spread_handed_chunks, b->spread_handed_chunks),
+                         rf_views_sub0(s.spread_handed_bytes, b->spread_handed_bytes),
+                         rf_views_sub0(s.spread_local_chunks, b->spread_local_chunks),
+                         rf_views_sub0(s.spread_local_bytes, b->spread_local_bytes),
+                         rf_views_sub0(s.spread_taken_chunks, b->spread_taken_chunks),
+                         rf_views_sub0(s.spread_taken_bytes, b->spread_taken_bytes),
+                         rf_views_sub0(s.spread_no_buffer, b->spread_no_buffer),
+                         rf_views_sub0(s.spread_orphaned, b->spread_orphaned));
         /* The reason is only meaningful once the component stopped or failed. */
         char reason[RF_COMPONENT_REASON_MAX] = "";
         if (c && (st == RF_STATE_FAILED || st == RF_STATE_STOPPED))
