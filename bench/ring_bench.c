@@ -6,6 +6,11 @@
  * The producer is the benchmark thread pinned to CPU 0, the consumer a thread
  * pinned to CPU 1; items/s counts elements moved from one core to the other.
  * The loops are shared (ring_bench.h), so a pair differs only in ring code.
+ * Each ring first moves RF_RING_BENCH_WARMUP elements untimed (first touches
+ * of its memory), and each figure carries line_rtt_ns, the bare cache-line
+ * round trip between the two CPUs right after it: the host moves the vCPUs
+ * between placements whose transfer costs differ by 4x, and only figures
+ * taken on one placement compare the rings.
  */
 #include "bench/ring_bench.h"
 
@@ -202,6 +207,7 @@ static void rf_ring_bench_run(rf_bench_state *s, const rf_ring_bench_impl *impl)
     impl->destroy(c.ring);
 
     rf_bench_set_items_processed(s, (int64_t)(produced - RF_RING_BENCH_WARMUP));
+    rf_bench_counter(s, "line_rtt_ns", rf_ring_bench_line_rtt_ns(), false);
     int64_t corun_ns;
     uint64_t corun_items;
     rf_ring_bench_corun(&ptrack, &c.track, t_begin, t_end, &corun_ns, &corun_items);

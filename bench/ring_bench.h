@@ -304,4 +304,12 @@ int rf_ring_bench_start_pinned(pthread_t *thread, void *(*fn)(void *), void *arg
 /* Joins the thread and restores the calling thread's CPU mask. */
 void rf_ring_bench_join_pinned(pthread_t thread, const cpu_set_t *saved);
 
+/* Median round trip of one cache line between the two benchmark CPUs, ns
+ * (ring_bench_hop.c; 0 when the threads cannot be started). Taken beside
+ * every throughput figure: the host places the two vCPUs near each other or
+ * far apart and may move them during a run (this figure was seen to go from
+ * about 460 ns to about 120 ns and back), and a pair of figures taken on
+ * different placements is not a comparison of rings. */
+double rf_ring_bench_line_rtt_ns(void);
+
 #endif

@@ -8,6 +8,7 @@
  *   rtt_ns       median round trip of `burst` elements, ns
  *   ns_per_elem  rtt_ns / burst: round-trip ns per element
  *   hop_ns       rtt_ns / 2
+ *   line_rtt_ns  the bare-line round trip just after, i.e. the vCPU placement
  * "ring/hop/line/1" is the floor under every ring: the same ping-pong through
  * two bare cache lines (one 8-byte store each way, no ring), i.e. what two
  * cross-core cache-line transfers cost on this machine.
@@ -192,9 +193,40 @@ static void rf_ring_bench_hop_run(rf_bench_state *s, const rf_ring_bench_impl *i
         rf_bench_counter(s, "ns_per_elem", rtt / burst, false);
         rf_bench_counter(s, "hop_ns", rtt / 2, false);
     }
+    if (impl) /* the placement this figure was taken on (ring_bench.h) */
+        rf_bench_counter(s, "line_rtt_ns", rf_ring_bench_line_rtt_ns(), false);
     free(samples);
     if (errors != 0)
         rf_bench_skip_with_error(s, "elements came back out of order");
+}
+
+double rf_ring_bench_line_rtt_ns(void)
+{
+    struct rf_ring_bench_hop_echo *e = aligned_alloc(128, sizeof(*e));
+    int64_t samples[RF_RING_BENCH_HOP_WARM_GROUPS];
+    if (!e)
+        return 0;
+    memset(e, 0, sizeof(*e));
+    e->burst = 1;
+    atomic_init(&e->started, false);
+    atomic_init(&e->there, 0);
+    atomic_init(&e->back, 0);
+    cpu_set_t saved;
+    pthread_t echo;
+    if (rf_ring_bench_start_pinned(&echo, rf_ring_bench_hop_echo_main, e, &saved) != 0) {
+        free(e);
+        return 0;
+    }
+    /* Pairs with the echo thread's release store of `started`. */
+    while (!atomic_load_explicit(&e->started, memory_order_acquire))
+        rf_ring_bench_relax();
+    uint64_t seq = 0;
+    rf_ring_bench_line_ping(e, &seq, RF_RING_BENCH_HOP_WARM_GROUPS, samples);
+    atomic_store_explicit(&e->there, RF_RING_BENCH_LINE_STOP, memory_order_release);
+    rf_ring_bench_join_pinned(echo, &saved);
+    free(e);
+    qsort(samples, RF_RING_BENCH_HOP_WARM_GROUPS, sizeof(*samples), rf_ring_bench_cmp_i64);
+    return (double)samples[RF_RING_BENCH_HOP_WARM_GROUPS / 2] / RF_RING_BENCH_HOP_GROUP;
 }
 
 static void bm_hop_rf_8(rf_bench_state *s)
