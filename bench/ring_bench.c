@@ -6,6 +6,11 @@
  * The producer is the benchmark thread pinned to CPU 0, the consumer a thread
  * pinned to CPU 1; items/s counts elements moved from one core to the other.
  * The loops are shared (ring_bench.h), so a pair differs only in ring code.
+ * Each ring first moves RF_RING_BENCH_WARMUP elements untimed (first touches
+ * of its memory), and each figure carries line_rtt_ns, the bare cache-line
+ * round trip between the two CPUs right after it: the host moves the vCPUs
+ * between placements whose transfer costs differ by 4x, and only figures
+ * taken on one placement compare the rings.
  */
 #include "bench/ring_bench.h"
 
@@ -19,9 +24,6 @@
 #include "core/event/event.h"
 #include "core/ring/ring.h"
 #include "rf_build_config.h"
-
-#define RF_RING_BENCH_PRODUCER_CPU 0
-#define RF_RING_BENCH_CONSUMER_CPU 1
 
 _Static_assert(RF_EVENT_SIZE == RF_RING_BENCH_MAX_ESIZE, "the 64-byte case is one rf_event");
 
@@ -54,6 +56,7 @@ static inline uint32_t rf_deq64(void *r, void *objs, uint32_t n)
     return rf_ring_dequeue_burst(r, objs, RF_EVENT_SIZE, n);
 }
 
+/* Not static: ring_bench_hop.c drives the same instances. */
 RF_RING_BENCH_IMPL(rf_ring_bench_rf8, 8, rf_bench_create, rf_bench_destroy, rf_enq8, rf_deq8);
 RF_RING_BENCH_IMPL(rf_ring_bench_rf64, RF_EVENT_SIZE, rf_bench_create, rf_bench_destroy, rf_enq64,
                    rf_deq64);
@@ -113,6 +116,32 @@ static int rf_ring_bench_pin(pthread_t t, int cpu)
     return pthread_setaffinity_np(t, sizeof(set), &set);
 }
 
+int rf_ring_bench_start_pinned(pthread_t *thread, void *(*fn)(void *), void *arg, cpu_set_t *saved)
+{
+    pthread_t self = pthread_self();
+    pthread_getaffinity_np(self, sizeof(*saved), saved);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t cset;
+    CPU_ZERO(&cset);
+    CPU_SET(RF_RING_BENCH_CONSUMER_CPU, &cset);
+    pthread_attr_setaffinity_np(&attr, sizeof(cset), &cset);
+    int rc = 0;
+    if (rf_ring_bench_pin(self, RF_RING_BENCH_PRODUCER_CPU) != 0 ||
+        pthread_create(thread, &attr, fn, arg) != 0) {
+        pthread_setaffinity_np(self, sizeof(*saved), saved);
+        rc = -1;
+    }
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+void rf_ring_bench_join_pinned(pthread_t thread, const cpu_set_t *saved)
+{
+    pthread_join(thread, NULL);
+    pthread_setaffinity_np(pthread_self(), sizeof(*saved), saved);
+}
+
 static void *rf_ring_bench_consumer_main(void *arg)
 {
     struct rf_ring_bench_consumer *c = arg;
@@ -142,34 +171,28 @@ static void rf_ring_bench_run(rf_bench_state *s, const rf_ring_bench_impl *impl)
     }
 
     cpu_set_t saved;
-    pthread_t self = pthread_self();
-    pthread_getaffinity_np(self, sizeof(saved), &saved);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    cpu_set_t cset;
-    CPU_ZERO(&cset);
-    CPU_SET(RF_RING_BENCH_CONSUMER_CPU, &cset);
-    pthread_attr_setaffinity_np(&attr, sizeof(cset), &cset);
     pthread_t consumer;
-    if (rf_ring_bench_pin(self, RF_RING_BENCH_PRODUCER_CPU) != 0 ||
-        pthread_create(&consumer, &attr, rf_ring_bench_consumer_main, &c) != 0) {
-        pthread_attr_destroy(&attr);
-        pthread_setaffinity_np(self, sizeof(saved), &saved);
+    if (rf_ring_bench_start_pinned(&consumer, rf_ring_bench_consumer_main, &c, &saved) != 0) {
         impl->destroy(c.ring);
         free(ptrack.segs);
         free(c.track.samples);
         rf_bench_skip_with_error(s, "needs CPUs 0 and 1 for producer and consumer");
         return;
     }
-    pthread_attr_destroy(&attr);
     /* Pairs with the consumer's release store of `started`. */
     while (!atomic_load_explicit(&c.started, memory_order_acquire))
         rf_ring_bench_relax();
 
-    uint64_t produced = 0;
+    /* Warm-up, untimed: every slot written and read a few times, so that
+     * neither ring pays for first touches of its memory (page faults, which
+     * take long on this VM) inside the timed region. rf_ring_create zeroes
+     * its memory, rte_ring's slots are fresh from the allocator: without
+     * this the first lap costs the two rings differently. */
+    impl->produce(c.ring, burst, 0, RF_RING_BENCH_WARMUP, &ptrack);
+    uint64_t produced = RF_RING_BENCH_WARMUP;
     int64_t t_begin = 0;
     while (rf_bench_keep_running(s)) {
-        if (produced == 0)
+        if (produced == RF_RING_BENCH_WARMUP)
             t_begin = ptrack.seg_start = ptrack.last_ns = rf_clock_mono_ns();
         impl->produce(c.ring, burst, produced, RF_RING_BENCH_CHUNK, &ptrack);
         produced += RF_RING_BENCH_CHUNK;
@@ -180,11 +203,11 @@ static void rf_ring_bench_run(rf_bench_state *s, const rf_ring_bench_impl *impl)
     /* Pairs with the consumer's acquire load: it stops once it has taken this
      * many. At most one ring's worth is drained after the clock stopped. */
     atomic_store_explicit(&c.total, produced, memory_order_release);
-    pthread_join(consumer, NULL);
-    pthread_setaffinity_np(self, sizeof(saved), &saved);
+    rf_ring_bench_join_pinned(consumer, &saved);
     impl->destroy(c.ring);
 
-    rf_bench_set_items_processed(s, (int64_t)produced);
+    rf_bench_set_items_processed(s, (int64_t)(produced - RF_RING_BENCH_WARMUP));
+    rf_bench_counter(s, "line_rtt_ns", rf_ring_bench_line_rtt_ns(), false);
     int64_t corun_ns;
     uint64_t corun_items;
     rf_ring_bench_corun(&ptrack, &c.track, t_begin, t_end, &corun_ns, &corun_items);

@@ -18,6 +18,8 @@
 #ifndef RF_BENCH_RING_BENCH_H
 #define RF_BENCH_RING_BENCH_H
 
+#include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +30,7 @@
 
 #define RF_RING_BENCH_CAPACITY 4096u   /* slots per ring, for both rings */
 #define RF_RING_BENCH_CHUNK (1u << 16) /* elements produced per timed iteration */
+#define RF_RING_BENCH_WARMUP (4u * RF_RING_BENCH_CAPACITY) /* untimed elements first */
 #define RF_RING_BENCH_MAX_BURST 32u
 #define RF_RING_BENCH_MAX_ESIZE 64u
 #define RF_RING_BENCH_TICK_ELEMS 256u /* elements (burst * calls) between two clock reads */
@@ -99,6 +102,17 @@ typedef struct rf_ring_bench_impl {
      * one expected (0 when FIFO held). */
     uint64_t (*consume)(void *ring, uint32_t burst, const _Atomic uint64_t *total,
                         rf_ring_bench_track *track);
+    /* Hop latency (ring_bench_hop.c), the benchmark thread's side: `groups`
+     * times RF_RING_BENCH_HOP_GROUP round trips, each sending `burst`
+     * elements (sequence numbers from *seq on) into `out` and waiting until
+     * `burst` elements have come back on `back`; stores each group's
+     * duration in group_ns[]. Returns the number of elements that came back
+     * out of order. */
+    uint64_t (*ping)(void *out, void *back, uint32_t burst, uint64_t *seq, uint32_t groups,
+                     int64_t *group_ns);
+    /* The other side: forwards whatever arrives on `in` to `out` as it comes
+     * until *stop is set and `in` is empty. */
+    void (*echo)(void *in, void *out, uint32_t burst, const _Atomic bool *stop);
 } rf_ring_bench_impl;
 
 typedef uint32_t (*rf_ring_bench_enq_fn)(void *ring, const void *objs, uint32_t n);
@@ -170,6 +184,83 @@ static inline __attribute__((always_inline)) uint64_t rf_ring_bench_consume_loop
     }
 }
 
+/* Round trips between two clock reads in the hop benchmark: a clock read on
+ * this VM (kvm-clock through the vDSO) costs tens of ns, so it is amortised
+ * over several round trips, and the group stays short enough (a few µs) that
+ * most groups run with both threads on their CPUs even on a busy machine. */
+#define RF_RING_BENCH_HOP_GROUP 16u
+
+/* Places all n elements, retrying after a pause; the rings in the hop
+ * benchmark never hold more than one burst, so this only waits when the
+ * ring implementation itself refuses. */
+static inline __attribute__((always_inline)) void rf_ring_bench_put_all(void *ring,
+                                                                        const uint8_t *objs,
+                                                                        uint32_t esize, uint32_t n,
+                                                                        rf_ring_bench_enq_fn enq)
+{
+    uint32_t placed = 0;
+    while (placed < n) {
+        uint32_t got = enq(ring, objs + (size_t)placed * esize, n - placed);
+        if (got == 0)
+            rf_ring_bench_relax();
+        placed += got;
+    }
+}
+
+static inline __attribute__((always_inline)) uint64_t rf_ring_bench_ping_loop(
+    void *out, void *back, uint32_t esize, uint32_t burst, uint64_t *seq, uint32_t groups,
+    int64_t *group_ns, rf_ring_bench_enq_fn enq, rf_ring_bench_deq_fn deq)
+{
+    alignas(64) uint8_t buf[RF_RING_BENCH_MAX_BURST * RF_RING_BENCH_MAX_ESIZE] = {0};
+    alignas(64) uint8_t rbuf[RF_RING_BENCH_MAX_BURST * RF_RING_BENCH_MAX_ESIZE];
+    uint64_t errors = 0, next = *seq;
+    for (uint32_t g = 0; g < groups; g++) {
+        const int64_t t0 = rf_clock_mono_ns();
+        for (uint32_t k = 0; k < RF_RING_BENCH_HOP_GROUP; k++) {
+            for (uint32_t i = 0; i < burst; i++) {
+                uint64_t v = next + i;
+                memcpy(buf + (size_t)i * esize, &v, sizeof(v));
+            }
+            rf_ring_bench_put_all(out, buf, esize, burst, enq);
+            uint32_t got = 0;
+            while (got < burst) {
+                uint32_t n = deq(back, rbuf + (size_t)got * esize, burst - got);
+                if (n == 0)
+                    rf_ring_bench_relax();
+                got += n;
+            }
+            for (uint32_t i = 0; i < burst; i++) {
+                uint64_t v;
+                memcpy(&v, rbuf + (size_t)i * esize, sizeof(v));
+                errors += v != next + i;
+            }
+            next += burst;
+        }
+        group_ns[g] = rf_clock_mono_ns() - t0;
+    }
+    *seq = next;
+    return errors;
+}
+
+static inline __attribute__((always_inline)) void rf_ring_bench_echo_loop(
+    void *in, void *out, uint32_t esize, uint32_t burst, const _Atomic bool *stop,
+    rf_ring_bench_enq_fn enq, rf_ring_bench_deq_fn deq)
+{
+    alignas(64) uint8_t buf[RF_RING_BENCH_MAX_BURST * RF_RING_BENCH_MAX_ESIZE];
+    for (;;) {
+        uint32_t got = deq(in, buf, burst);
+        if (got == 0) {
+            /* Pairs with the release store of *stop, made after the last
+             * round trip came back: nothing is in flight by then. */
+            if (atomic_load_explicit(stop, memory_order_acquire))
+                return;
+            rf_ring_bench_relax();
+            continue;
+        }
+        rf_ring_bench_put_all(out, buf, esize, got, enq);
+    }
+}
+
 /* Defines `const rf_ring_bench_impl name` for one element size from the
  * ring's create/destroy and its burst calls (functions of type
  * rf_ring_bench_enq_fn / rf_ring_bench_deq_fn, inlined into the loops). */
@@ -184,9 +275,41 @@ static inline __attribute__((always_inline)) uint64_t rf_ring_bench_consume_loop
     {                                                                                              \
         return rf_ring_bench_consume_loop(ring, ESIZE, burst, total, track, deq_fn);               \
     }                                                                                              \
-    const rf_ring_bench_impl name = {ESIZE, create_fn, destroy_fn, name##_produce, name##_consume}
+    static uint64_t name##_ping(void *out, void *back, uint32_t burst, uint64_t *seq,              \
+                                uint32_t groups, int64_t *group_ns)                                \
+    {                                                                                              \
+        return rf_ring_bench_ping_loop(out, back, ESIZE, burst, seq, groups, group_ns, enq_fn,     \
+                                       deq_fn);                                                    \
+    }                                                                                              \
+    static void name##_echo(void *in, void *out, uint32_t burst, const _Atomic bool *stop)         \
+    {                                                                                              \
+        rf_ring_bench_echo_loop(in, out, ESIZE, burst, stop, enq_fn, deq_fn);                      \
+    }                                                                                              \
+    const rf_ring_bench_impl name = {ESIZE,          create_fn,   destroy_fn, name##_produce,      \
+                                     name##_consume, name##_ping, name##_echo}
 
+/* rf_ring instances, defined in ring_bench.c. */
+extern const rf_ring_bench_impl rf_ring_bench_rf8, rf_ring_bench_rf64;
 /* rte_ring instances, defined in ring_bench_rte.c when DPDK is available. */
 extern const rf_ring_bench_impl rf_ring_bench_rte8, rf_ring_bench_rte64;
+
+#define RF_RING_BENCH_PRODUCER_CPU 0 /* the benchmark thread: producer, or ping */
+#define RF_RING_BENCH_CONSUMER_CPU 1 /* the thread it starts: consumer, or echo */
+
+/* Pins the calling thread to `cpu` (keeping its old mask in *saved) and
+ * starts `fn` on a thread pinned to the other side's CPU, so that both sides
+ * of a benchmark land on the same CPUs for every ring. Returns 0, or -1 with
+ * the calling thread's mask restored. */
+int rf_ring_bench_start_pinned(pthread_t *thread, void *(*fn)(void *), void *arg, cpu_set_t *saved);
+/* Joins the thread and restores the calling thread's CPU mask. */
+void rf_ring_bench_join_pinned(pthread_t thread, const cpu_set_t *saved);
+
+/* Median round trip of one cache line between the two benchmark CPUs, ns
+ * (ring_bench_hop.c; 0 when the threads cannot be started). Taken beside
+ * every throughput figure: the host places the two vCPUs near each other or
+ * far apart and may move them during a run (this figure was seen to go from
+ * about 460 ns to about 120 ns and back), and a pair of figures taken on
+ * different placements is not a comparison of rings. */
+double rf_ring_bench_line_rtt_ns(void);
 
 #endif
