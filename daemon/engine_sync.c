@@ -63,11 +63,11 @@ struct rf_sync_state {
     uint32_t in_flight;
     sync_waiter waiters[RF_SYNC_WAITERS];
     uint32_t n_waiters;
-    uint32_t open_waiters;     /* waiters of the round not sent yet */
-    uint64_t next_round;       /* the open round's id */
+    uint32_t open_waiters;                  /* waiters of the round not sent yet */
+    uint64_t next_round;                    /* the open round's id */
     uint64_t marked[RF_DAEMON_MAX_WORKERS]; /* sent_to[j] at the last marker to j */
-    uint64_t drops_seen;       /* dropped_ring_full at the last round sent */
-    sync_held held[RF_DAEMON_MAX_WORKERS]; /* a marker taken, its barrier not yet */
+    uint64_t drops_seen;                    /* dropped_ring_full at the last round sent */
+    sync_held held[RF_DAEMON_MAX_WORKERS];  /* a marker taken, its barrier not yet */
     uint32_t n_held;
 };
 
@@ -114,8 +114,8 @@ static int sync_begin(void *ctx, rf_http_sync_done_fn done, void *done_ctx, uint
     if (st->n_waiters == RF_SYNC_WAITERS ||
         (st->open_waiters == 0 && st->in_flight == RF_SYNC_ROUNDS))
         return -EBUSY;
-    st->waiters[st->n_waiters++] =
-        (sync_waiter){.done = done, .done_ctx = done_ctx, .cookie = cookie, .round = st->next_round};
+    st->waiters[st->n_waiters++] = (sync_waiter){
+        .done = done, .done_ctx = done_ctx, .cookie = cookie, .round = st->next_round};
     st->open_waiters++;
     return 0;
 }
@@ -161,7 +161,8 @@ static bool take_barrier(rf_engine_worker *w, uint32_t from, const sync_held *h)
         }
         return true;
     }
-    sync_msg ack = {.type = SYNC_ACK, .from = w->index, .round = h->round, .value = ticket, .rc = rc};
+    sync_msg ack = {
+        .type = SYNC_ACK, .from = w->index, .round = h->round, .value = ticket, .rc = rc};
     /* Never full (RF_SYNC_RING_SLOTS); a lost ack would only time out. */
     (void)rf_ring_enqueue(w->sync_outbound[from], &ack, sizeof(ack));
     rf_worker_wake(w->engine->workers[from]->thread);

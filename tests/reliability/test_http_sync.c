@@ -53,9 +53,8 @@ static size_t request_of(char *out, size_t cap, const char *target, const char *
     for (int i = 0; i < LINES; i++)
         bl += (size_t)snprintf(body + bl, sizeof(body) - bl, "%s,s=%d v=%d %lld\n", m,
                                k * LINES + i, i, t0);
-    return (size_t)snprintf(out, cap,
-                            "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s",
-                            target, bl, body);
+    return (size_t)snprintf(
+        out, cap, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n%s", target, bl, body);
 }
 
 /* Reads n answers (204s have no body): the count of "HTTP/1.1 204". */
