@@ -28,6 +28,7 @@ static void process_local(rf_engine_worker *w)
     rf_shard_process(w->shard, w->local, w->n_local);
     rf_stats_add(&w->events_processed, w->n_local);
     w->n_local = 0;
+    w->local_since_round = true;
 }
 
 /* Puts ev[done..n) into ring r to worker j, waiting for room: this worker
@@ -101,6 +102,7 @@ static void send_to_peer(rf_engine_worker *w, uint32_t j, const rf_event *ev, ui
         n = done;
     }
     enqueue_waiting(w, j, r, ev, done, n);
+    w->sent_to[j] += n; /* a sync marker to j comes after these (engine_sync.c) */
 }
 
 static void flush_staging(rf_engine_worker *w, uint32_t j)
@@ -444,6 +446,7 @@ static uint32_t drain_inbound(rf_engine_worker *w)
         while ((got = rf_ring_dequeue_burst(r, w->scratch, sizeof(rf_event), RF_POLL_BATCH)) > 0) {
             rf_stats_add(&w->events_from_peers, got);
             rf_shard_process(w->shard, w->scratch, got);
+            w->received_from[j] += got; /* processed: a sync marker may pass */
             rf_stats_add(&w->events_processed, got);
             total += got;
             total += serve_critical(w);
@@ -546,8 +549,11 @@ static uint32_t worker_poll(void *ctx)
         }
     }
     work += drain_spread(w);
+    /* Sync writes answered now may have parsed pipelined requests. */
+    work += rf_engine_sync_poll(w);
     flush_all_staging(w);
     process_local(w);
+    rf_engine_sync_issue(w);
     work += drain_inbound(w);
     work += rf_shard_tick(w->shard);
     /* Pairs with the release store in rf_engine_stop (after phase 1). */
@@ -593,7 +599,9 @@ static void worker_wake(void *ctx)
 static int64_t worker_next_due(void *ctx)
 {
     rf_engine_worker *w = ctx;
-    return rf_shard_next_tick_ns(w->shard);
+    int64_t due = rf_shard_next_tick_ns(w->shard);
+    int64_t sync = rf_engine_sync_next_due(w);
+    return sync && (!due || sync < due) ? sync : due;
 }
 
 void rf_engine_worker_attach(rf_engine_worker *w)
@@ -606,6 +614,7 @@ void rf_engine_worker_attach(rf_engine_worker *w)
     rf_shard_set_peer_send(w->shard, peer_send, w);
     if (w->engine->spread)
         rf_shard_set_spread(w->shard, w->engine->spread, spread_wake, w->engine);
+    rf_engine_sync_attach(w);
 }
 
 rf_worker_ops rf_engine_worker_ops(rf_engine_worker *w)

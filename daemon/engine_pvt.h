@@ -40,6 +40,21 @@
 
 typedef struct rf_engine_worker rf_engine_worker;
 
+/* HTTP sync writes (engine_sync.c). A worker's waits in flight at most
+ * (rounds: one per poll that parked answers) and answers parked at most;
+ * past either a sync write is answered 503. A sync ring per ordered pair
+ * carries the markers and their acknowledgements: at most RF_SYNC_ROUNDS
+ * of each in flight, so 2 x RF_SYNC_ROUNDS slots are never full. */
+#define RF_SYNC_ROUNDS 64u
+#define RF_SYNC_WAITERS 1024u
+#define RF_SYNC_RING_SLOTS (2u * RF_SYNC_ROUNDS)
+/* How long a sync write waits for its points to be durable before 503. */
+#define RF_SYNC_TIMEOUT_NS (10 * RF_NS_PER_S)
+/* How often a worker with waits in flight looks at the store's durable
+ * mark when it has nothing else to do. */
+#define RF_SYNC_RECHECK_NS (200 * 1000)
+struct rf_sync_state;
+
 /* Series the critical edge can name an evaluating worker for (a power of
  * two); past it (a probe of RF_ENGINE_EDGE_PROBE finds no room) a series'
  * owner does all of its critical work, as without the edge. 128 KiB. */
@@ -77,6 +92,18 @@ struct rf_engine_worker {
     rf_ring *peer_inbound[RF_DAEMON_MAX_WORKERS];
     rf_ring *peer_outbound[RF_DAEMON_MAX_WORKERS];
     rf_peer_backlog peer_backlog[RF_DAEMON_MAX_WORKERS];
+    /* HTTP sync writes (engine_sync.c): the sync rings (NULL for self and
+     * with one worker), the events put on each outbound ring and taken
+     * from each inbound one (so a marker can say "after the first N"),
+     * whether local events were processed since the last round, and the
+     * waits (allocated at the first sync write). This worker's only. */
+    rf_ring *sync_inbound[RF_DAEMON_MAX_WORKERS];
+    rf_ring *sync_outbound[RF_DAEMON_MAX_WORKERS];
+    uint64_t sent_to[RF_DAEMON_MAX_WORKERS], received_from[RF_DAEMON_MAX_WORKERS];
+    bool local_since_round;
+    struct rf_sync_state *sync;
+    /* Sync writes answered (durable), and refused by outcome; relaxed. */
+    _Atomic uint64_t sync_rounds, sync_answered, sync_timeouts, sync_failed;
     rf_event local[RF_POLL_BATCH];
     uint32_t n_local;
     rf_event scratch[RF_POLL_BATCH];
@@ -200,6 +227,22 @@ void rf_engine_worker_attach(rf_engine_worker *w);
 rf_worker_ops rf_engine_worker_ops(rf_engine_worker *w);
 /* Frees the blocks the peer messages ev[0..n) own (messages never delivered). */
 void rf_engine_peer_free_owned(const rf_event *ev, uint32_t n);
+
+/* engine_sync.c */
+
+/* Hands the shard the sync-write callbacks (rf_shard_set_sync). */
+void rf_engine_sync_attach(rf_engine_worker *w);
+/* Once per poll, after the events of the poll were dispatched and the
+ * inbound rings drained: markers in, barriers taken, acks out and in,
+ * waits answered, and this poll's round sent. Returns work done. */
+uint32_t rf_engine_sync_poll(rf_engine_worker *w);
+/* Sends this poll's round (markers, its own barrier): after the poll's
+ * events were dispatched, its staging flushed and its own events processed. */
+void rf_engine_sync_issue(rf_engine_worker *w);
+/* When the worker must look again (a wait in flight), 0 for never. */
+int64_t rf_engine_sync_next_due(const rf_engine_worker *w);
+int rf_engine_sync_rings_create(rf_engine_worker *w, uint32_t workers, rf_err *err);
+void rf_engine_sync_free(rf_engine_worker *w);
 
 /* engine_start.c */
 

@@ -85,6 +85,7 @@ static void engine_free(rf_engine *e)
                 rf_ring_destroy(w->peer_inbound[j]);
             }
         }
+        rf_engine_sync_free(w);
         rf_shard_free(w->shard);
         rf_mem_huge_free(w->staging, staging_bytes(e));
         rf_mem_huge_free(w, sizeof(*w));
@@ -229,6 +230,9 @@ static int worker_alloc(rf_engine *e, uint32_t i, rf_err *err)
         if (!w->peer_inbound[j])
             return rf_err_set(err, errno, "engine: peer ring %u->%u: %s", j, i, strerror(errno));
     }
+    int src = rf_engine_sync_rings_create(w, e->n_workers, err);
+    if (src < 0)
+        return src;
     return rf_shard_new(&e->settings, i, e->n_workers,
                         e->store ? rf_store_shard_get(e->store, i) : NULL, e->dpdk, &w->shard, err);
 }
@@ -402,6 +406,7 @@ int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err)
             if (i != j) {
                 e->workers[i]->outbound[j] = e->workers[j]->inbound[i];
                 e->workers[i]->peer_outbound[j] = e->workers[j]->peer_inbound[i];
+                e->workers[i]->sync_outbound[j] = e->workers[j]->sync_inbound[i];
             }
     if (critical) {
         if ((rc = rf_engine_create_critical_rings(e, err)) < 0)

@@ -79,6 +79,9 @@ struct rf_shard {
     void *dispatch_ctx;
     rf_shard_busy_fn busy;
     void *busy_ctx;
+    rf_shard_sync_fn sync; /* HTTP sync=true (rf_shard_set_sync); NULL: not offered */
+    rf_shard_sync_cancel_fn sync_cancel;
+    void *sync_ctx;
 
     rf_listener_set *listeners;
     /* The `class: critical` listeners, in a set of their own: polled before
@@ -253,6 +256,21 @@ static bool input_busy(void *user)
 {
     rf_shard *s = ((rf_shard_input *)user)->shard;
     return s->busy && s->busy(s->busy_ctx);
+}
+
+static int input_sync(void *user, rf_http_sync_done_fn done, void *done_ctx, uint64_t cookie)
+{
+    rf_shard *s = ((rf_shard_input *)user)->shard;
+    return s->sync ? s->sync(s->sync_ctx, done, done_ctx, cookie) : -ENOTSUP;
+}
+
+/* sync=true on an http listener's writes: where the points can be made
+ * durable, which is the store, and not on the critical lane, whose events
+ * take the critical rings the sync barrier does not follow. */
+static void input_offer_sync(rf_shard *s, rf_shard_input *in)
+{
+    if (in->http && s->store && !in->critical)
+        rf_http_front_set_sync(in->http, input_sync);
 }
 
 static rf_listen_handler input_handler(rf_shard_input *in)
@@ -500,6 +518,7 @@ static int shard_add_inputs(rf_shard *s, const rf_settings *settings, rf_err *er
             return -(err->code ? err->code : ENOMEM);
 
         in->critical = lc->critical;
+        input_offer_sync(s, in);
         rf_listener_config cfg = *lc;
         cfg.handler = input_handler(in);
         rc = rf_listener_add(lc->critical ? s->crit_listeners : s->listeners, &cfg, &in->listener,
@@ -658,6 +677,13 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx)
     s->dispatch_ctx = ctx;
 }
 
+void rf_shard_set_sync(rf_shard *s, rf_shard_sync_fn fn, rf_shard_sync_cancel_fn cancel, void *ctx)
+{
+    s->sync = fn;
+    s->sync_cancel = cancel;
+    s->sync_ctx = ctx;
+}
+
 void rf_shard_set_busy(rf_shard *s, rf_shard_busy_fn fn, void *ctx)
 {
     s->busy = fn;
@@ -727,6 +753,7 @@ int rf_shard_listeners_prepare(rf_shard *s, const rf_settings *next, const bool 
             break;
         }
         in->critical = lc->critical;
+        input_offer_sync(s, in);
         ch->attach[ch->n_attach++] = in;
         rf_listener_config cfg = *lc;
         cfg.handler = input_handler(in);
@@ -886,6 +913,8 @@ static void retire_progress(rf_shard *s)
             continue;
         }
         rf_parse_flush(in->parser);
+        if (in->http && s->sync_cancel)
+            s->sync_cancel(s->sync_ctx, in->http); /* its parked answers have no connection */
         rf_listener_set_remove(in->critical ? s->crit_listeners : s->listeners, in->listener);
         in->attached = false;
         s->active[i] = s->active[--s->n_active];

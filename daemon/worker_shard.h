@@ -21,6 +21,7 @@
 #include "core/error/error.h"
 #include "core/event/event.h"
 #include "daemon/settings.h"
+#include "ingest/http/http.h"
 #include "ingest/listen/listen.h"
 #include "ingest/protocol/protocol.h"
 
@@ -53,6 +54,15 @@ void rf_shard_set_dispatch(rf_shard *s, rf_shard_dispatch_fn fn, void *ctx);
  * instead of a 204 for points that would be dropped. Optional. */
 typedef bool (*rf_shard_busy_fn)(void *ctx);
 void rf_shard_set_busy(rf_shard *s, rf_shard_busy_fn fn, void *ctx);
+/* HTTP writes with sync=true (ingest/http/http.h, "Sync writes"), offered on
+ * http listeners of class standard when the shard has a store: sync is
+ * rf_http_ingest.sync with the engine's context; cancel(ctx, done_ctx)
+ * forgets every wait whose done_ctx is a front being retired (its done is
+ * then never called). Worker thread; set before start. */
+typedef int (*rf_shard_sync_fn)(void *ctx, rf_http_sync_done_fn done, void *done_ctx,
+                                uint64_t cookie);
+typedef void (*rf_shard_sync_cancel_fn)(void *ctx, void *done_ctx);
+void rf_shard_set_sync(rf_shard *s, rf_shard_sync_fn fn, rf_shard_sync_cancel_fn cancel, void *ctx);
 
 /* On the worker thread, before the first poll (opens sockets, allocates). */
 int rf_shard_start(rf_shard *s, rf_err *err);

@@ -19,7 +19,11 @@ struct rf_http_front {
     int64_t *hs_start;    /* by listener slot: mono time of a TLS connection's first bytes */
     uint32_t max_conns;
     rf_http_security *sec; /* the listener's TLS and credentials; NULL: none */
+    uint32_t feeding;      /* the slot whose bytes the layer is parsing (park hook) */
 };
+
+static bool flush_output(rf_http_conn *hc, int fd);
+static int tls_send(rf_http_front *f, rf_tls_conn *t, rf_http_conn *hc, int fd, int rc);
 
 /* Written once at start-up, before any worker creates a front; workers
  * start after (thread creation orders it). */
@@ -28,6 +32,50 @@ static rf_http_routes_fn extra_routes;
 void rf_http_front_set_extra_routes(rf_http_routes_fn fn)
 {
     extra_routes = fn;
+}
+
+/* The layer parked an answer of the connection being fed (sync=true): ask
+ * the engine for its barrier. The cookie names the slot and the park id's
+ * low half, so a done call for a connection that ended (its slot reused)
+ * finds no match and does nothing. */
+static void sync_done(void *done_ctx, uint64_t cookie, int outcome);
+
+static int front_park(void *user, rf_http_conn *c, uint64_t park_id)
+{
+    rf_http_front *f = user;
+    (void)c;
+    if (!f->in.sync)
+        return -EBUSY;
+    return f->in.sync(f->in.busy_user, sync_done, f,
+                      ((uint64_t)f->feeding << 32) | (park_id & 0xffffffffu));
+}
+
+static void sync_done(void *done_ctx, uint64_t cookie, int outcome)
+{
+    rf_http_front *f = done_ctx;
+    uint32_t slot = (uint32_t)(cookie >> 32);
+    rf_http_conn *hc = slot < f->max_conns ? f->conns[slot] : NULL;
+    if (!hc)
+        return;
+    uint64_t id = rf_http_conn_parked(hc);
+    if (!id || (id & 0xffffffffu) != (cookie & 0xffffffffu))
+        return;
+    f->feeding = slot;
+    int fd = rf_http_conn_fd(hc);
+    int rc = rf_http_conn_resume(hc, id, outcome);
+    rf_tls_conn *t = f->tls[slot];
+    if (t)
+        rc = tls_send(f, t, hc, fd, rc);
+    else if (!flush_output(hc, fd))
+        rc = RF_HTTP_CLOSE;
+    /* Not inside a read: the listener ends the connection at its next one. */
+    if (rc == RF_HTTP_CLOSE)
+        shutdown(fd, SHUT_RDWR);
+}
+
+void rf_http_front_set_sync(rf_http_front *f, rf_http_sync_fn fn)
+{
+    f->in.sync = fn;
 }
 
 rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *parse,
@@ -59,6 +107,7 @@ rf_http_front *rf_http_front_new(const rf_http_limits *limits, rf_parse_ctx *par
         rf_http_front_free(f);
         return NULL;
     }
+    rf_http_server_set_park(f->srv, front_park, f);
     if (listener) {
         f->sec = rf_http_security_get(listener);
         rf_http_server_set_auth(f->srv, rf_http_security_auth, f->sec, "/ping");
@@ -87,18 +136,23 @@ void rf_http_front_free(rf_http_front *f)
     free(f);
 }
 
-/* Writes what the socket takes now; false when the connection is broken. */
-static bool flush_output(rf_http_conn *hc, int fd)
+/* Writes what the socket takes now of an output (an HTTP connection's
+ * answers, or a TLS connection's records); false when the connection is
+ * broken. */
+typedef void (*output_fn)(void *obj, const char **data, size_t *len);
+typedef void (*consume_fn)(void *obj, size_t n);
+
+static bool send_output(void *obj, output_fn output, consume_fn consume, int fd)
 {
     for (;;) {
         const char *o;
         size_t ol;
-        rf_http_conn_output(hc, &o, &ol);
+        output(obj, &o, &ol);
         if (ol == 0)
             return true;
         ssize_t n = send(fd, o, ol, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
-            rf_http_conn_consume(hc, (size_t)n);
+            consume(obj, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -107,24 +161,34 @@ static bool flush_output(rf_http_conn *hc, int fd)
     }
 }
 
-/* Sends the TLS output the socket takes now; false when it is broken. */
+static void http_output(void *obj, const char **data, size_t *len)
+{
+    rf_http_conn_output(obj, data, len);
+}
+
+static void http_consume(void *obj, size_t n)
+{
+    rf_http_conn_consume(obj, n);
+}
+
+static void tls_output(void *obj, const char **data, size_t *len)
+{
+    rf_tls_conn_out(obj, data, len);
+}
+
+static void tls_consume(void *obj, size_t n)
+{
+    rf_tls_conn_consume(obj, n);
+}
+
+static bool flush_output(rf_http_conn *hc, int fd)
+{
+    return send_output(hc, http_output, http_consume, fd);
+}
+
 static bool flush_tls(rf_tls_conn *t, int fd)
 {
-    for (;;) {
-        const char *o;
-        size_t ol;
-        rf_tls_conn_out(t, &o, &ol);
-        if (ol == 0)
-            return true;
-        ssize_t n = send(fd, o, ol, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-            rf_tls_conn_consume(t, (size_t)n);
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    }
+    return send_output(t, tls_output, tls_consume, fd);
 }
 
 static enum rf_http_reject tls_reject(enum rf_tls_fail why)
@@ -142,7 +206,6 @@ static enum rf_http_reject tls_reject(enum rf_tls_fail why)
  * RF_HTTP_CLOSE. */
 static int tls_stream(rf_http_front *f, rf_tls_conn *t, rf_http_conn *hc, const rf_listen_chunk *c)
 {
-    uint32_t max_output = rf_http_server_limits(f->srv)->max_output;
     int rc = RF_HTTP_KEEP;
     if (rf_tls_conn_feed(t, c->data, c->len) < 0)
         return RF_HTTP_CLOSE;
@@ -170,8 +233,16 @@ static int tls_stream(rf_http_front *f, rf_tls_conn *t, rf_http_conn *hc, const 
         if (rc == RF_HTTP_CLOSE || rf_http_conn_detached(hc))
             break;
     }
-    /* Answers into TLS records; while max_output is still unsent, the rest
-     * waits in the HTTP layer's output, which bounds it. */
+    return tls_send(f, t, hc, c->fd, rc);
+}
+
+/* The HTTP layer's answers into TLS records, sent; rc the layer's verdict.
+ * Returns RF_HTTP_KEEP or RF_HTTP_CLOSE. */
+static int tls_send(rf_http_front *f, rf_tls_conn *t, rf_http_conn *hc, int fd, int rc)
+{
+    uint32_t max_output = rf_http_server_limits(f->srv)->max_output;
+    /* While max_output is still unsent, the rest waits in the HTTP layer's
+     * output, which bounds it. */
     for (;;) {
         const char *o, *pending;
         size_t ol, pl;
@@ -187,7 +258,7 @@ static int tls_stream(rf_http_front *f, rf_tls_conn *t, rf_http_conn *hc, const 
     }
     if (rc == RF_HTTP_CLOSE)
         rf_tls_conn_close_notify(t);
-    if (!flush_tls(t, c->fd))
+    if (!flush_tls(t, fd))
         return RF_HTTP_CLOSE;
     return rc;
 }
@@ -208,6 +279,7 @@ int rf_http_front_stream(rf_http_front *f, const rf_listen_chunk *c)
         f->hs_start[c->conn] = c->mono_ns;
     }
     rf_http_conn_set_fd(hc, c->fd);
+    f->feeding = c->conn;
     if (rf_http_conn_detached(hc))
         return 0; /* the thread that took the answer ends the connection */
     rf_tls_conn *t = f->tls[c->conn];

@@ -39,6 +39,9 @@ struct rf_http_server {
     rf_http_auth_fn auth_get; /* NULL: no authentication */
     void *auth_user;
     const char *open_path; /* answered without credentials (/ping) */
+    rf_http_park_fn park;  /* NULL: answers are never parked */
+    void *park_user;
+    uint64_t park_seq; /* the last park id given */
 };
 
 enum hdr_state {
@@ -70,6 +73,13 @@ struct rf_http_conn {
     int fd;                  /* the socket, for handlers that answer later (-1: unknown) */
     bool detached;           /* a handler took the answer over: later bytes are ignored */
     struct rf_tls_conn *tls; /* the connection's TLS state, for detached answers */
+    /* A parked answer (rf_http_response.park): its id (0: none), the answer
+     * and what emit needs, and the bytes that came after it. */
+    uint64_t park_id;
+    rf_http_response *parked; /* allocated at the first park, kept */
+    unsigned parked_ep;
+    bool parked_head;
+    rf_http_buf held;
 };
 
 /* ---- names ---------------------------------------------------------------- */
@@ -97,6 +107,10 @@ static const char *const reject_names[RF_HTTP_REJ__COUNT] = {
     [RF_HTTP_REJ_CLIENT_CERT_INVALID] = "client_cert_invalid",
     [RF_HTTP_REJ_AUTH_MISSING] = "auth_missing",
     [RF_HTTP_REJ_AUTH_BAD] = "auth_bad",
+    [RF_HTTP_REJ_SYNC_TIMEOUT] = "sync_timeout",
+    [RF_HTTP_REJ_SYNC_FAILED] = "sync_failed",
+    [RF_HTTP_REJ_SYNC_DROPPED] = "sync_dropped",
+    [RF_HTTP_REJ_SYNC_UNAVAILABLE] = "sync_unavailable",
 };
 
 const char *rf_http_reject_name(enum rf_http_reject r)
@@ -290,6 +304,7 @@ static void resp_init(rf_http_response *r)
     r->points = 0;
     r->close = false;
     r->detached = false;
+    r->park = false;
     r->reject = -1;
 }
 
@@ -526,6 +541,63 @@ static enum rf_http_method method_of(unsigned m)
     }
 }
 
+/* Replaces a parked answer by the error its outcome names. */
+static void park_outcome(rf_http_conn *c, rf_http_response *r, int outcome)
+{
+    enum rf_http_reject why;
+    int status = 503;
+    const char *msg;
+    switch (outcome) {
+    case -ETIMEDOUT:
+        why = RF_HTTP_REJ_SYNC_TIMEOUT;
+        msg = "sync: the points were taken but not confirmed on disk in time; retry";
+        break;
+    case -ENOBUFS:
+        why = RF_HTTP_REJ_SYNC_DROPPED;
+        msg = "sync: the engine dropped points (full rings) while this request waited; retry";
+        break;
+    case -EBUSY:
+        why = RF_HTTP_REJ_SYNC_UNAVAILABLE;
+        msg = "sync: too many sync writes waiting; retry";
+        break;
+    default:
+        why = RF_HTTP_REJ_SYNC_FAILED;
+        status = 500;
+        msg = "sync: storage could not write the points";
+        break;
+    }
+    resp_init(r);
+    rf_http_resp_error(r, status, "%s", msg);
+    if (status == 503)
+        rf_http_resp_header(r, "Retry-After: 1");
+    rf_stats_add(&c->srv->rejects[why], 1);
+}
+
+/* The handler parked its answer: keep it and ask the hook. True when the
+ * connection now waits for rf_http_conn_resume; false when the answer must
+ * go out now (resp then holds it). */
+static bool park(rf_http_conn *c, unsigned ep, rf_http_response *resp, bool head)
+{
+    rf_http_server *s = c->srv;
+    if (!c->parked && !(c->parked = malloc(sizeof(*c->parked)))) {
+        park_outcome(c, resp, -EBUSY);
+        return false;
+    }
+    uint64_t id = ++s->park_seq;
+    int rc = s->park(s->park_user, c, id);
+    if (rc < 0) {
+        park_outcome(c, resp, rc == -EBUSY ? -EBUSY : rc);
+        return false;
+    }
+    *c->parked = *resp;
+    c->parked_ep = ep;
+    c->parked_head = head;
+    c->park_id = id;
+    /* The parser stops after this message; feed holds what follows. */
+    http_parser_pause(&c->parser, 1);
+    return true;
+}
+
 static void dispatch(rf_http_conn *c)
 {
     rf_http_server *s = c->srv;
@@ -622,6 +694,8 @@ static void dispatch(rf_http_conn *c)
         rf_stats_add(&s->status[ep][status_slot(200)], 1);
         return;
     }
+    if (resp.park && s->park && park(c, ep, &resp, req.method == RF_HTTP_HEAD))
+        return;
     emit(c, ep, &resp, req.method == RF_HTTP_HEAD);
 }
 
@@ -634,6 +708,8 @@ static int on_message_complete(http_parser *p)
     c->in_request = false;
     if (c->detached)
         return -1; /* stop parsing: the rest of the connection is not ours to answer */
+    if (c->park_id)
+        return 0; /* paused: a closing request closes after its answer (resume) */
     /* Give big buffers back: the budget is for requests in progress. */
     if (c->body.cap > RF_HTTP_KEEP_BUF)
         rf_http_buf_release(c->srv, &c->body);
@@ -818,6 +894,8 @@ void rf_http_conn_free(rf_http_conn *c)
         return;
     rf_http_buf_release(c->srv, &c->body);
     rf_http_buf_release(c->srv, &c->decoded);
+    rf_http_buf_release(c->srv, &c->held);
+    free(c->parked);
     libdeflate_free_decompressor(c->inflater);
     free(c->hdr);
     free(c->headers);
@@ -825,24 +903,29 @@ void rf_http_conn_free(rf_http_conn *c)
     free(c);
 }
 
-int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wall_ns,
-                      int64_t mono_ns)
+/* Bytes that arrive while an answer is parked wait here for its resume. */
+static int hold(rf_http_conn *c, const char *p, size_t n)
 {
-    if (c->detached)
-        return RF_HTTP_KEEP; /* the thread that took the answer ends the connection */
-    if (c->closing || c->failed)
+    const rf_http_limits *lim = &c->srv->lim;
+    if (rf_http_buf_reserve(c->srv, &c->held, c->held.len + n,
+                            (size_t)lim->max_header + (size_t)lim->max_body) < 0) {
+        rf_stats_add(&c->srv->rejects[RF_HTTP_REJ_OUTPUT_OVERFLOW], 1);
+        c->closing = c->failed = true;
         return RF_HTTP_CLOSE;
-    rf_stats_add(&c->srv->counters[RF_HTTP_C_BYTES_IN], len);
-    c->wall_ns = wall_ns;
-    c->mono_ns = mono_ns;
-    if (c->in_request && mono_ns - c->request_start_ns > (int64_t)c->srv->lim.request_timeout_ns)
-        return rf_http_conn_timeout(c); /* trickling bytes do not keep a request alive */
-    if (len == 0)
-        return RF_HTTP_KEEP;
+    }
+    memcpy(c->held.p + c->held.len, p, n);
+    c->held.len += n;
+    return RF_HTTP_KEEP;
+}
+
+/* Runs the parser over bytes of the stream (fresh, or held while parked). */
+static int parse_bytes(rf_http_conn *c, const char *data, size_t len)
+{
     size_t done = http_parser_execute(&c->parser, &c->srv->settings, data, len);
-    (void)done;
     if (c->detached)
         return RF_HTTP_KEEP;
+    if (c->park_id) /* paused after a parked answer: the rest waits for it */
+        return c->closing || done >= len ? RF_HTTP_KEEP : hold(c, data + done, len - done);
     if (c->failed) {
         c->closing = true;
         return RF_HTTP_CLOSE;
@@ -863,9 +946,70 @@ int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wal
     return c->closing ? RF_HTTP_CLOSE : RF_HTTP_KEEP;
 }
 
+int rf_http_conn_feed(rf_http_conn *c, const char *data, size_t len, int64_t wall_ns,
+                      int64_t mono_ns)
+{
+    if (c->detached)
+        return RF_HTTP_KEEP; /* the thread that took the answer ends the connection */
+    if (c->failed || (c->closing && !c->park_id))
+        return RF_HTTP_CLOSE;
+    rf_stats_add(&c->srv->counters[RF_HTTP_C_BYTES_IN], len);
+    if (c->park_id) /* a closing one answers and closes; the others parse these later */
+        return c->closing || len == 0 ? RF_HTTP_KEEP : hold(c, data, len);
+    c->wall_ns = wall_ns;
+    c->mono_ns = mono_ns;
+    if (c->in_request && mono_ns - c->request_start_ns > (int64_t)c->srv->lim.request_timeout_ns)
+        return rf_http_conn_timeout(c); /* trickling bytes do not keep a request alive */
+    if (len == 0)
+        return RF_HTTP_KEEP;
+    return parse_bytes(c, data, len);
+}
+
+void rf_http_server_set_park(rf_http_server *s, rf_http_park_fn fn, void *user)
+{
+    s->park = fn;
+    s->park_user = user;
+}
+
+uint64_t rf_http_conn_parked(const rf_http_conn *c)
+{
+    return c->park_id;
+}
+
+int rf_http_conn_resume(rf_http_conn *c, uint64_t park_id, int outcome)
+{
+    if (!park_id || c->park_id != park_id)
+        return c->closing ? RF_HTTP_CLOSE : RF_HTTP_KEEP;
+    c->park_id = 0;
+    rf_http_response r = *c->parked;
+    if (outcome)
+        park_outcome(c, &r, outcome);
+    emit(c, c->parked_ep, &r, c->parked_head);
+    http_parser_pause(&c->parser, 0);
+    if (c->closing || c->failed) {
+        c->closing = c->failed = true;
+        rf_http_buf_release(c->srv, &c->held);
+        return RF_HTTP_CLOSE;
+    }
+    if (c->held.len == 0)
+        return RF_HTTP_KEEP;
+    /* The held bytes may park again: they are parsed from a buffer of
+     * their own, and what follows a new park is held anew. */
+    rf_http_buf bytes = c->held;
+    c->held = (rf_http_buf){0};
+    int rc = parse_bytes(c, (const char *)bytes.p, bytes.len);
+    rf_http_buf_release(c->srv, &bytes);
+    return rc;
+}
+
 void rf_http_conn_set_fd(rf_http_conn *c, int fd)
 {
     c->fd = fd;
+}
+
+int rf_http_conn_fd(const rf_http_conn *c)
+{
+    return c->fd;
 }
 
 void rf_http_conn_eof(rf_http_conn *c)

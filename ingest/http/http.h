@@ -102,6 +102,12 @@ enum rf_http_reject {
     RF_HTTP_REJ_CLIENT_CERT_INVALID,  /* a certificate the client CA does not verify */
     RF_HTTP_REJ_AUTH_MISSING,         /* auth configured, no (usable) Authorization: 401 */
     RF_HTTP_REJ_AUTH_BAD,             /* wrong user, password or token: 401 */
+    /* A write with sync=true (see "Sync writes" below) whose points were
+     * taken but not confirmed on disk: */
+    RF_HTTP_REJ_SYNC_TIMEOUT,     /* not durable within the engine's sync timeout: 503 */
+    RF_HTTP_REJ_SYNC_FAILED,      /* a storage write error: 500 */
+    RF_HTTP_REJ_SYNC_DROPPED,     /* the rings dropped points meanwhile (drop_newest): 503 */
+    RF_HTTP_REJ_SYNC_UNAVAILABLE, /* too many sync writes waiting already: 503 */
     RF_HTTP_REJ__COUNT
 };
 const char *rf_http_reject_name(enum rf_http_reject r); /* "bad_request", ... */
@@ -193,6 +199,12 @@ typedef struct rf_http_response {
      * rf_tls_conn_write + rf_tls_conn_send_blocking, and frees it with
      * rf_tls_conn_free. */
     bool detached;
+    /* The answer waits (parked) for rf_http_conn_resume on the owning
+     * thread: the layer keeps this response, writes nothing more on the
+     * connection and holds the bytes that follow (pipelined requests) until
+     * then. Only honoured when the server has a park hook
+     * (rf_http_server_set_park); else the answer goes out at once. */
+    bool park;
 } rf_http_response;
 
 /* Appends an extra header line (printf format, without "\r\n"); dropped when
@@ -249,7 +261,8 @@ uint64_t rf_http_server_body_in_use(const rf_http_server *s);
 rf_http_conn *rf_http_conn_new(rf_http_server *s, const char *peer_text, rf_err *err);
 /* The socket the connection's bytes come from (for rf_http_response.detached). */
 void rf_http_conn_set_fd(rf_http_conn *c, int fd);
-void rf_http_conn_free(rf_http_conn *c); /* returns its bodies to the budget */
+int rf_http_conn_fd(const rf_http_conn *c); /* -1 when unknown */
+void rf_http_conn_free(rf_http_conn *c);    /* returns its bodies to the budget */
 /* Per connection, besides bodies (which the server's budget bounds). */
 uint64_t rf_http_conn_memory_bound(const rf_http_limits *limits);
 
@@ -283,6 +296,28 @@ int rf_http_conn_timeout(rf_http_conn *c);
 bool rf_http_conn_detached(const rf_http_conn *c);
 /* The connection's TLS state, handed to handlers in rf_http_request.tls. */
 void rf_http_conn_set_tls(rf_http_conn *c, struct rf_tls_conn *tls);
+
+/* Parked answers (rf_http_response.park). When a handler parks, the layer
+ * numbers the wait (a park id, unique per server) and calls the server's
+ * park hook with it, still inside rf_http_conn_feed; the hook returns 0 when
+ * something will call rf_http_conn_resume(c, id, ...) later on the owning
+ * thread (never from inside the hook), or a negative errno: the answer then
+ * goes out at once as 503 + Retry-After (sync_unavailable). While parked,
+ * the connection's later bytes are held (at most max_header + max_body;
+ * past that the connection is closed, counted output_overflow) and parsed
+ * after the answer, so pipelined answers stay in order. */
+typedef int (*rf_http_park_fn)(void *user, rf_http_conn *c, uint64_t park_id);
+void rf_http_server_set_park(rf_http_server *s, rf_http_park_fn fn, void *user);
+/* The id of the connection's parked answer; 0 when none. */
+uint64_t rf_http_conn_parked(const rf_http_conn *c);
+/* Ends the wait `park_id` (nothing when the connection is not parked on
+ * it): outcome 0 writes the parked answer as the handler made it; -ETIMEDOUT
+ * (503, sync_timeout), -ENOBUFS (503, sync_dropped), -EBUSY (503,
+ * sync_unavailable) or any other error (500, sync_failed) replace it with an
+ * error naming why, with Retry-After on the 503s. Then parses the held
+ * bytes. Returns RF_HTTP_KEEP or RF_HTTP_CLOSE like rf_http_conn_feed; write
+ * the output after it. */
+int rf_http_conn_resume(rf_http_conn *c, uint64_t park_id, int outcome);
 
 /* Authentication (core/auth). When get returns an rf_auth, every request
  * whose path is not open_path (NULL: none) must carry an Authorization
@@ -323,6 +358,22 @@ void rf_http_server_set_auth(rf_http_server *s, rf_http_auth_fn get, void *user,
  *   - 503 with Retry-After when `busy` says the engine refuses work (a full
  *     ring under drop_newest, the memory limit): nothing of the body is taken,
  *     the client retries. 415 for a Content-Encoding other than gzip. */
+/* Sync writes: `sync=true` (or `sync=1`) in the query of /write,
+ * /api/v2/write, /api/v1/write or /v1/metrics asks for an answer only once
+ * the request's points are in blocks fdatasync'ed to the store. The
+ * handler parses the body as always, then parks its answer; the front asks
+ * the engine (rf_http_ingest.sync) for a barrier behind the points, with a
+ * cookie naming the connection; the engine calls done(done_ctx, cookie,
+ * outcome) on the same thread once the points are durable (outcome 0) or
+ * cannot be confirmed (rf_http_conn_resume's outcomes). sync returns 0 (done
+ * will be called, never from inside sync), -EBUSY (too many waiting: 503),
+ * or -ENOTSUP (no store: 400, refused before the body is read). Without
+ * rf_http_ingest.sync, sync=true is refused with 400. sync=false or 0 is
+ * the default. Requests refused whole (4xx, 503) are answered at once. */
+typedef void (*rf_http_sync_done_fn)(void *done_ctx, uint64_t cookie, int outcome);
+typedef int (*rf_http_sync_fn)(void *user, rf_http_sync_done_fn done, void *done_ctx,
+                               uint64_t cookie);
+
 typedef struct rf_http_ingest {
     rf_parse_ctx *parse;            /* required: the owning thread's context */
     enum rf_ts_precision precision; /* restored after each request */
@@ -331,7 +382,11 @@ typedef struct rf_http_ingest {
     /* Optional: true when the engine cannot take points now (503). */
     bool (*busy)(void *user);
     void *busy_user;
+    /* Optional: offers sync=true (see "Sync writes"); called with busy_user
+     * once the request's points were handed to the engine. */
+    rf_http_sync_fn sync;
     /* private */
+    bool sync_wanted; /* the request in progress asked for sync=true */
     rf_reject_entry first;
     struct rf_decode_state *dec;
 } rf_http_ingest;
@@ -451,6 +506,16 @@ struct rf_listen_otlp_config;
 int rf_http_ingest_set_otlp(rf_http_ingest *in, const struct rf_listen_otlp_config *cfg,
                             rf_err *err);
 
+/* For the write handlers: reads `sync` from the query before anything is
+ * taken. Returns 0 (go on; in->sync_wanted says whether to park at the
+ * end) or -1 with resp filled (400, bad_parameter: a value other than
+ * true/false/1/0, or sync asked where it is not offered). */
+int rf_http_ingest_sync_query(rf_http_ingest *in, const rf_http_request *req,
+                              rf_http_response *resp);
+/* At the end of a write handler: parks the answer when sync was asked and
+ * the request's points were taken (a 2xx, or a 400 for a partial write). */
+void rf_http_ingest_sync_park(rf_http_ingest *in, rf_http_response *resp);
+
 /* Frees what the endpoints allocated (decoder buffers); before the server. */
 void rf_http_ingest_release(rf_http_ingest *in);
 
@@ -488,6 +553,12 @@ const rf_http_server *rf_http_front_server(const rf_http_front *f);
 typedef int (*rf_http_routes_fn)(rf_http_server *s, rf_err *err);
 void rf_http_front_set_extra_routes(rf_http_routes_fn fn);
 const rf_http_ingest *rf_http_front_ingest(const rf_http_front *f);
+/* Offers sync=true on the front's write endpoints (rf_http_ingest.sync,
+ * called with the front's busy_user). A parked answer is written by the
+ * engine's done call: plain answers with send(MSG_DONTWAIT) as after a read,
+ * TLS ones encrypted first; an answer that closes the connection shuts its
+ * socket down, and the listener's next read ends it. */
+void rf_http_front_set_sync(rf_http_front *f, rf_http_sync_fn fn);
 /* The OTLP attribute allow-lists (rf_http_ingest_set_otlp). */
 int rf_http_front_set_otlp(rf_http_front *f, const struct rf_listen_otlp_config *cfg, rf_err *err);
 

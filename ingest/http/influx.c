@@ -48,9 +48,47 @@ static void fail(rf_http_response *resp, bool v2, int status, const char *code, 
     resp->body_len = (size_t)n + tl;
 }
 
+int rf_http_ingest_sync_query(rf_http_ingest *in, const rf_http_request *req,
+                              rf_http_response *resp)
+{
+    in->sync_wanted = false;
+    char v[8];
+    int rc = rf_http_query_get(req, "sync", v, sizeof(v));
+    if (rc == -ENOENT || (rc >= 0 && (!strcmp(v, "false") || !strcmp(v, "0"))))
+        return 0;
+    if (rc < 0 || (strcmp(v, "true") != 0 && strcmp(v, "1") != 0)) {
+        rf_http_resp_error(resp, 400, "sync must be true or false");
+        resp->reject = RF_HTTP_REJ_BAD_PARAMETER;
+        return -1;
+    }
+    if (!in->sync) {
+        rf_http_resp_error(resp, 400,
+                           "sync=true is not offered here: it needs storage enabled and a "
+                           "listener of class standard");
+        resp->reject = RF_HTTP_REJ_BAD_PARAMETER;
+        return -1;
+    }
+    in->sync_wanted = true;
+    return 0;
+}
+
+void rf_http_ingest_sync_park(rf_http_ingest *in, rf_http_response *resp)
+{
+    if (!in->sync_wanted)
+        return;
+    in->sync_wanted = false;
+    /* Refused whole: nothing was taken, nothing to wait for. */
+    if (resp->reject >= 0 || resp->status >= 500 ||
+        (resp->status >= 300 && !(resp->status == 400 && resp->points)))
+        return;
+    resp->park = true;
+}
+
 static void write_common(rf_http_ingest *in, const rf_http_request *req, rf_http_response *resp,
                          bool v2)
 {
+    if (rf_http_ingest_sync_query(in, req, resp) < 0)
+        return;
     char db[RF_PARSE_EXTRA_TAG_MAX + 1], prec[8];
     int rc = rf_http_query_get(req, v2 ? "bucket" : "db", db, sizeof(db));
     if (rc == -ENOENT || rc == 0) {
@@ -110,11 +148,13 @@ static void write_common(rf_http_ingest *in, const rf_http_request *req, rf_http
 static void on_write_v1(void *user, const rf_http_request *req, rf_http_response *resp)
 {
     write_common(user, req, resp, false);
+    rf_http_ingest_sync_park(user, resp);
 }
 
 static void on_write_v2(void *user, const rf_http_request *req, rf_http_response *resp)
 {
     write_common(user, req, resp, true);
+    rf_http_ingest_sync_park(user, resp);
 }
 
 static void on_ping(void *user, const rf_http_request *req, rf_http_response *resp)

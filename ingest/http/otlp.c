@@ -611,6 +611,8 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
     size_t ctl = 0;
     const char *ct = rf_http_header_get(req, "content-type", &ctl);
     bool json = ct && ctl >= 16 && !strncasecmp(ct, "application/json", 16);
+    if (rf_http_ingest_sync_query(in, req, resp) < 0)
+        return;
     if (json && req->body_len > RF_OTLP_JSON_MAX) {
         rf_http_resp_error(resp, 413, "OTLP JSON bodies are limited to %u bytes; send protobuf",
                            RF_OTLP_JSON_MAX);
@@ -733,6 +735,7 @@ static void on_metrics(void *user, const rf_http_request *req, rf_http_response 
                  (int)in->first.excerpt_len, in->first.excerpt,
                  rf_reject_reason_name((enum rf_reject_reason)in->first.reason));
     answer(resp, json, b.rejected, msg);
+    rf_http_ingest_sync_park(in, resp);
 }
 
 int rf_http_ingest_add_otlp(rf_http_server *s, rf_http_ingest *in, rf_err *err)

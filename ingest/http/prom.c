@@ -418,6 +418,8 @@ static void on_write(void *user, const rf_http_request *req, rf_http_response *r
     rf_decode_state *ps = user;
     rf_http_ingest *in = ps->in;
     const rf_http_limits *lim = rf_http_server_limits(ps->srv);
+    if (rf_http_ingest_sync_query(in, req, resp) < 0)
+        return;
     if (req->content_encoding &&
         !(req->content_encoding_len == 6 && !strncasecmp(req->content_encoding, "snappy", 6))) {
         rf_http_resp_error(resp, 415, "remote_write bodies are snappy blocks");
@@ -498,6 +500,7 @@ static void on_write(void *user, const rf_http_request *req, rf_http_response *r
             resp->points ? "partial write: " : "", (int)in->first.excerpt_len, in->first.excerpt,
             rf_reject_reason_name((enum rf_reject_reason)in->first.reason), t.rejected);
 out:
+    rf_http_ingest_sync_park(in, resp);
     if (ps->raw.cap > RF_DECODE_KEEP)
         rf_http_buf_release(ps->srv, &ps->raw);
 }

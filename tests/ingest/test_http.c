@@ -504,6 +504,135 @@ static void test_output_bound(void **state)
     fx_free(f);
 }
 
+/* A handler that parks when the query says park=1 (as a sync write does). */
+static void park_handler(void *user, const rf_http_request *req, rf_http_response *resp)
+{
+    echo_handler(user, req, resp);
+    char v[8];
+    if (rf_http_query_get(req, "park", v, sizeof(v)) > 0)
+        resp->park = true;
+}
+
+typedef struct park_log {
+    int calls, refuse;
+    uint64_t ids[8];
+} park_log;
+
+static int park_hook(void *user, rf_http_conn *c, uint64_t id)
+{
+    park_log *pl = user;
+    assert_int_equal(rf_http_conn_parked(c), 0); /* not parked until the hook says yes */
+    if (pl->refuse)
+        return -EBUSY;
+    pl->ids[pl->calls++] = id;
+    return 0;
+}
+
+/* Drains the connection's output into f->out. */
+static void drain(fx *f)
+{
+    const char *o;
+    size_t ol;
+    rf_http_conn_output(f->conn, &o, &ol);
+    memcpy(f->out + f->out_len, o, ol);
+    f->out_len += ol;
+    f->out[f->out_len] = '\0';
+    rf_http_conn_consume(f->conn, ol);
+}
+
+static void test_park_and_resume(void **state)
+{
+    (void)state;
+    fx *f = fx_new(NULL);
+    rf_err err;
+    assert_int_equal(
+        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
+    park_log pl = {0};
+    rf_http_server_set_park(f->srv, park_hook, &pl);
+    /* A parked write, then two pipelined requests (one parks too), cut so
+     * that the held bytes end inside a request. */
+    static const char req[] = "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+                              "GET /ping HTTP/1.1\r\n\r\n"
+                              "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\ndef"
+                              "GET /ping HTTP/1.1\r\n\r\n";
+    const size_t cut = sizeof(req) - 1 - 10;
+    assert_int_equal(feed(f, req, cut, 0), RF_HTTP_KEEP);
+    assert_int_equal(pl.calls, 1);
+    assert_int_equal(f->s.calls, 1); /* the rest is held, not parsed */
+    assert_int_equal(f->out_len, 0); /* nothing answered yet */
+    assert_int_equal(rf_http_conn_parked(f->conn), pl.ids[0]);
+    assert_int_equal(feed(f, req + cut, 10, 0), RF_HTTP_KEEP);
+    assert_int_equal(f->s.calls, 1);
+    /* A resume for another wait changes nothing. */
+    assert_int_equal(rf_http_conn_resume(f->conn, pl.ids[0] + 100, 0), RF_HTTP_KEEP);
+    assert_int_equal(rf_http_conn_parked(f->conn), pl.ids[0]);
+    /* The first answer, the pong, then the second write parks again. */
+    assert_int_equal(rf_http_conn_resume(f->conn, pl.ids[0], 0), RF_HTTP_KEEP);
+    drain(f);
+    assert_int_equal(f->s.calls, 3);
+    assert_int_equal(pl.calls, 2);
+    assert_int_equal(count_of(f->out, "HTTP/1.1 204"), 1);
+    assert_int_equal(count_of(f->out, "pong"), 1);
+    assert_true(strstr(f->out, "204") < strstr(f->out, "pong"));
+    /* It times out: 503 with Retry-After, counted; the last ping follows. */
+    assert_int_equal(rf_http_conn_resume(f->conn, pl.ids[1], -ETIMEDOUT), RF_HTTP_KEEP);
+    drain(f);
+    assert_int_equal(count_of(f->out, "HTTP/1.1 503"), 1);
+    assert_int_equal(count_of(f->out, "Retry-After: 1"), 1);
+    assert_int_equal(count_of(f->out, "pong"), 2);
+    assert_true(strstr(f->out, "503") < strrchr(f->out, 'p'));
+    assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_SYNC_TIMEOUT), 1);
+    assert_int_equal(rf_http_conn_parked(f->conn), 0);
+    /* A write error: 500; a hook that refuses: 503 at once. */
+    assert_int_equal(feeds(f, "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0),
+                     RF_HTTP_KEEP);
+    assert_int_equal(rf_http_conn_resume(f->conn, pl.ids[2], -EIO), RF_HTTP_KEEP);
+    drain(f);
+    assert_int_equal(count_of(f->out, "HTTP/1.1 500"), 1);
+    assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_SYNC_FAILED), 1);
+    pl.refuse = 1;
+    assert_int_equal(feeds(f, "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0),
+                     RF_HTTP_KEEP);
+    assert_int_equal(count_of(f->out, "HTTP/1.1 503"), 2);
+    assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_SYNC_UNAVAILABLE), 1);
+    assert_int_equal(rf_http_conn_parked(f->conn), 0);
+    /* Connection: close on a parked write: answered at the resume, then closed. */
+    pl.refuse = 0;
+    assert_int_equal(feeds(f,
+                           "POST /sync?park=1 HTTP/1.1\r\nConnection: close\r\n"
+                           "Content-Length: 1\r\n\r\nxGET /ping HTTP/1.1\r\n\r\n",
+                           0),
+                     RF_HTTP_KEEP);
+    assert_int_equal(rf_http_conn_resume(f->conn, pl.ids[3], 0), RF_HTTP_CLOSE);
+    drain(f);
+    assert_int_equal(count_of(f->out, "HTTP/1.1 204"), 2);
+    assert_int_equal(count_of(f->out, "pong"), 2); /* the ping after it is not answered */
+    assert_int_equal(count_of(f->out, "Connection: close"), 1);
+    fx_free(f);
+}
+
+/* Bytes held behind a parked answer are bounded: past max_header +
+ * max_body the connection is closed (output_overflow), never grown. */
+static void test_park_hold_bound(void **state)
+{
+    (void)state;
+    rf_http_limits lim = {.max_body = 64, .max_header = 256};
+    fx *f = fx_new(&lim);
+    rf_err err;
+    assert_int_equal(
+        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
+    park_log pl = {0};
+    rf_http_server_set_park(f->srv, park_hook, &pl);
+    assert_int_equal(feeds(f, "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0),
+                     RF_HTTP_KEEP);
+    char junk[200];
+    memset(junk, 'a', sizeof(junk));
+    assert_int_equal(feed(f, junk, sizeof(junk), 0), RF_HTTP_KEEP);
+    assert_int_equal(feed(f, junk, sizeof(junk), 0), RF_HTTP_CLOSE);
+    assert_int_equal(rf_http_reject_count(f->srv, RF_HTTP_REJ_OUTPUT_OVERFLOW), 1);
+    fx_free(f);
+}
+
 static void test_query_and_error_json(void **state)
 {
     (void)state;
@@ -541,6 +670,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_post_every_split),
         cmocka_unit_test(test_pipelined_keepalive_and_head),
+        cmocka_unit_test(test_park_and_resume),
+        cmocka_unit_test(test_park_hold_bound),
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_body_limit_chunked),
