@@ -233,17 +233,20 @@ static bool field_value(const char *s, size_t len, double *v)
     return end != buf && *end == '\0';
 }
 
-/* The line's timestamp (ns, as strtoll reads it) in milliseconds. */
+/* The line's timestamp (ns, as strtoll reads it) in milliseconds. Up to 19
+ * digits (today's ns times have 19) fit a uint64; beyond int64 strtoll
+ * saturates, and so does the fallback here. */
 static int64_t timestamp_ms(const char *s, size_t len)
 {
-    size_t i = 0;
     bool neg = len && s[0] == '-';
-    i += neg;
-    if (len - i > 0 && len - i <= 18) {
-        int64_t ns = 0;
-        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
-            ns = ns * 10 + (s[i] - '0');
-        return (neg ? -ns : ns) / 1000000;
+    size_t i = neg;
+    if (len > i && len - i <= 19) {
+        uint64_t ns = 0;
+        size_t d = i;
+        for (; d < len && s[d] >= '0' && s[d] <= '9'; d++)
+            ns = ns * 10 + (uint64_t)(s[d] - '0');
+        if (ns <= (uint64_t)INT64_MAX)
+            return (neg ? -(int64_t)ns : (int64_t)ns) / 1000000;
     }
     char buf[32];
     size_t n = len < sizeof(buf) - 1 ? len : sizeof(buf) - 1;

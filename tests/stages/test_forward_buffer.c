@@ -156,6 +156,24 @@ static void test_encode_prom_matches_protobuf_c(void **state)
     assert_int_equal(wr->timeseries[0]->samples[0]->timestamp, -5);
     rf_prom__write_request__free_unpacked(wr, NULL);
     free(raw);
+    /* Timestamps: 19 digits (today's ns), and beyond int64 (strtoll's
+     * saturation), negative too. */
+    static const struct {
+        const char *line;
+        int64_t ms;
+    } stamps[] = {{"m v=1 1796155462123456789\n", 1796155462123},
+                  {"m v=1 -1796155462123456789\n", -1796155462123},
+                  {"m v=1 9999999999999999999\n", INT64_MAX / 1000000},
+                  {"m v=1 -99999999999999999999\n", INT64_MIN / 1000000}};
+    for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
+        assert_int_equal(
+            rf_fwd_body_prom(b, stamps[i].line, strlen(stamps[i].line), &samples, &unsupported), 0);
+        body = rf_fwd_body_data(b, &len);
+        wr = decode_body(body, len, &raw, &raw_len);
+        assert_int_equal(wr->timeseries[0]->samples[0]->timestamp, stamps[i].ms);
+        rf_prom__write_request__free_unpacked(wr, NULL);
+        free(raw);
+    }
     /* Random decimals as the sink prints them: the fast path reads what
      * strtod reads, bit for bit. */
     uint64_t x = 0x2545f4914f6cdd1dull;
