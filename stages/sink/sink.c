@@ -123,6 +123,24 @@ static void put_double(out *o, double v)
         put_i64(o, (int64_t)v);
         return;
     }
+    /* Two decimals at most (money, percentages, most gauges): v is the
+     * double nearest k/100 with k below 1e15, so k/100 lies on %.15g's
+     * grid and v within far less than half a step of it: %.15g prints
+     * exactly k/100, without trailing zeros, in fixed notation (0.01 <=
+     * |v| < 1e13), and it reads back as v. */
+    if (v > -1e13 && v < 1e13 && v != 0) {
+        const int64_t k = llround(v * 100.0);
+        if ((double)k / 100.0 == v) {
+            const uint64_t m = k < 0 ? -(uint64_t)k : (uint64_t)k;
+            if (k < 0)
+                put(o, "-", 1);
+            put_u64(o, m / 100);
+            const char frac[3] = {'.', (char)('0' + m / 10 % 10), (char)('0' + m % 10)};
+            if (m % 100)
+                put(o, frac, m % 10 ? 3 : 2);
+            return;
+        }
+    }
     char b[32];
     snprintf(b, sizeof(b), "%.15g", v);
     if (strtod(b, NULL) != v)
