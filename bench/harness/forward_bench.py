@@ -175,7 +175,10 @@ class _Exposition(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(self.body)
+        try:
+            self.wfile.write(self.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # Prometheus gave up on a late scrape (scrape_timeout): counted by it
 
     def log_message(self, *a):
         pass
