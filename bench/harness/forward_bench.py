@@ -15,13 +15,22 @@ receiver and a fresh ringflowd:
                      bytes the disk buffer wrote (records, acks, sent
                      markers) per byte of lines acknowledged
 
-Median of --runs (5) per protocol with min and max. Usage:
+Median of --runs (5) per protocol with min and max. With --baseline OTHER
+(another ringflowd binary), each run is a pair, OTHER first then this one,
+and the table adds the ratios this/OTHER pair by pair (median, min-max), so
+a comparison holds while the shared machine's speed drifts. With --prometheus BINARY, --runs more runs of Prometheus' own remote write
+for comparison (prometheus_run: agent mode scraping an exposition and
+remote-writing to a fresh VM; its CPU per sample in the ringflowd column).
+Usage:
   scripts/forward-bench.sh [--points N] [--runs R] [--protocols prom_remote_write,influx_http]
+                           [--baseline PATH] [--prometheus /usr/bin/prometheus]
   scripts/forward-bench.sh --protocols nats --workers 1   # NATS per edge core
 """
 import argparse
+import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -30,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import engine  # noqa: E402
@@ -145,7 +155,8 @@ pipeline:
 """
 
 
-def one_run(args, protocol, data, run_no):
+def one_run(args, protocol, data, run_no, binary=None, tag=""):
+    binary = binary or args.ringflowd
     work = tempfile.mkdtemp(prefix="rf-fwdbench-")
     vm = NatsServer(args.nats, work) if protocol == "nats" else peer.VictoriaMetrics(args.vm, work)
     vm.start()
@@ -154,7 +165,7 @@ def one_run(args, protocol, data, run_no):
     with open(cfg, "w") as f:
         f.write(config(work, port, protocol, vm.port if protocol == "nats" else vm.http_port,
                        args))
-    d = engine.Daemon(args.ringflowd, cfg, os.path.join(work, "ringflowd.log"))
+    d = engine.Daemon(binary, cfg, os.path.join(work, "ringflowd.log"))
     d.start()
     sock = os.path.join(work, "run", "ringflow.sock")
     try:
@@ -179,6 +190,7 @@ def one_run(args, protocol, data, run_no):
         dropped = sum(v for k, v in st.items() if k.startswith("dropped"))
         r = {
             "protocol": protocol,
+            "binary": tag,
             "samples_per_s": args.points / (t1 - t0),
             "seconds": t1 - t0,
             "vm_cpu_us_per_sample": (vm1 - vm0) * 1e6 / args.points,
@@ -187,7 +199,7 @@ def one_run(args, protocol, data, run_no):
             "retries": st.get("retries", 0),
             "dropped": dropped,
         }
-        print(f"  {protocol} run {run_no}: {r['samples_per_s'] / 1e6:.3f} M samples/s, "
+        print(f"  {protocol}{tag} run {run_no}: {r['samples_per_s'] / 1e6:.3f} M samples/s, "
               f"receiver {r['vm_cpu_us_per_sample']:.3f} us/sample, ringflowd "
               f"{r['rf_cpu_us_per_sample']:.3f} us/sample, write amp "
               f"{r['write_amplification']:.3f}, retries {r['retries']}, dropped {dropped}",
@@ -195,6 +207,97 @@ def one_run(args, protocol, data, run_no):
         return r
     finally:
         d.stop()
+        vm.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class _Exposition(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        try:
+            self.wfile.write(self.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # Prometheus gave up on a late scrape (scrape_timeout): counted by it
+
+    def log_message(self, *a):
+        pass
+
+
+_PROM_SENT = re.compile(r"^prometheus_remote_storage_(?:succeeded_)?samples_total"
+                        r"(?:\{[^}]*\})?\s+(\S+)", re.M)
+
+
+def prometheus_run(args, run_no):
+    """Prometheus (Debian `prometheus`, agent mode: scrape, WAL on disk,
+    remote_write, no TSDB) scraping --prom-series series every 200 ms from an
+    exposition served here, remote-writing them to a fresh VM with the
+    batch size of the ringflowd runs. Over --points samples sent, once warm:
+    Prometheus' and VM's CPU per sample. The rate is the scrape schedule's,
+    so only the CPU figures mean anything."""
+    work = tempfile.mkdtemp(prefix="rf-fwdbench-prom-")
+    vm = peer.VictoriaMetrics(args.vm, work)
+    vm.start()
+    _Exposition.body = "".join(f'fwdbench_v{{host="h{i}"}} {i}\n'
+                               for i in range(args.prom_series)).encode()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Exposition)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = engine.free_port(socket.SOCK_STREAM)
+    cfg = os.path.join(work, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write(f"""global: {{scrape_interval: 200ms, scrape_timeout: 200ms}}
+scrape_configs:
+  - job_name: fwdbench
+    static_configs: [{{targets: ["127.0.0.1:{srv.server_address[1]}"]}}]
+remote_write:
+  - url: http://127.0.0.1:{vm.http_port}/api/v1/write
+    queue_config: {{max_samples_per_send: {args.max_samples}, capacity: {3 * args.max_samples}}}
+""")
+    log = open(os.path.join(work, "prometheus.log"), "w")
+    prom = subprocess.Popen([args.prometheus, "--enable-feature=agent", f"--config.file={cfg}",
+                             f"--storage.agent.path={work}/agent",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+    def sent():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                m = _PROM_SENT.findall(r.read().decode())
+            return sum(float(x) for x in m) if m else 0.0
+        except OSError:
+            return 0.0
+    try:
+        deadline = time.monotonic() + args.timeout
+        while sent() < 5 * args.prom_series and time.monotonic() < deadline:
+            time.sleep(0.1)  # warm: a few scrapes sent
+        s0, p0, v0, t0 = sent(), engine.proc_cpu_s(prom.pid), engine.proc_cpu_s(vm.proc.pid), \
+            time.monotonic()
+        while sent() - s0 < args.points and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s1, p1, v1, t1 = sent(), engine.proc_cpu_s(prom.pid), engine.proc_cpu_s(vm.proc.pid), \
+            time.monotonic()
+        n = s1 - s0
+        if n < args.points:
+            raise RuntimeError(f"prometheus run {run_no}: {n} of {args.points} sent; work {work}")
+        r = {"protocol": "prometheus_agent", "binary": "", "samples_per_s": n / (t1 - t0),
+             "seconds": t1 - t0, "vm_cpu_us_per_sample": (v1 - v0) * 1e6 / n,
+             "rf_cpu_us_per_sample": (p1 - p0) * 1e6 / n, "write_amplification": 0.0}
+        print(f"  prometheus agent run {run_no}: {n:.0f} samples in {t1 - t0:.1f} s, VM "
+              f"{r['vm_cpu_us_per_sample']:.3f} us/sample, Prometheus "
+              f"{r['rf_cpu_us_per_sample']:.3f} us/sample", flush=True)
+        return r
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+        srv.shutdown()
         vm.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -217,19 +320,29 @@ def main():
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--json", help="write every run's figures here")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--baseline", help="another ringflowd: alternate runs with it, print ratios")
+    ap.add_argument("--prometheus", help="also Prometheus' own remote write of --points samples "
+                    "(agent mode, scraping; this binary, e.g. /usr/bin/prometheus)")
+    ap.add_argument("--prom-series", type=int, default=20000)
     args = ap.parse_args()
     t0_ms = int(time.time() * 1000) - 3600_000
     data = payload(args.points, args.series, t0_ms)
     print(f"{args.points} points, {len(data)} bytes of line protocol, {args.series} series, "
           f"{args.connections} TCP connections, {args.workers} workers", flush=True)
-    runs = []
+    runs, base = [], []
     for protocol in args.protocols.split(","):
         for i in range(args.runs):
+            if args.baseline:
+                base.append(one_run(args, protocol, data, i + 1, args.baseline, " (baseline)"))
             runs.append(one_run(args, protocol, data, i + 1))
+    if args.prometheus:
+        for i in range(args.runs):
+            runs.append(prometheus_run(args, i + 1))
     print("\n| protocol | samples/s (median, min-max) | receiver us/sample | ringflowd us/sample "
           "| write amplification |")
     print("|---|---|---|---|---|")
-    for protocol in args.protocols.split(","):
+    protocols = args.protocols.split(",") + (["prometheus_agent"] if args.prometheus else [])
+    for protocol in protocols:
         rs = [r for r in runs if r["protocol"] == protocol]
 
         def fig(key, scale=1.0, fmt="{:.3f}"):
@@ -238,9 +351,28 @@ def main():
                     fmt.format(max(v)) + ")")
         print(f"| {protocol} | {fig('samples_per_s', 1e-6)} M | {fig('vm_cpu_us_per_sample')} | "
               f"{fig('rf_cpu_us_per_sample')} | {fig('write_amplification')} |")
+    if args.baseline:
+        print("\nbaseline " + args.baseline + ":\n")
+        print("| protocol | samples/s | VM us/sample | ringflowd us/sample | ratio rate this/base "
+              "| ratio ringflowd us/sample this/base |")
+        print("|---|---|---|---|---|---|")
+        for protocol in args.protocols.split(","):
+            rs = [r for r in runs if r["protocol"] == protocol]
+            bs = [r for r in base if r["protocol"] == protocol]
+
+            def med(xs, key, scale=1.0):
+                v = [x[key] * scale for x in xs]
+                return f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})"
+
+            def ratio(key):
+                v = [a[key] / b[key] for a, b in zip(rs, bs)]
+                return f"{statistics.median(v):.3f} ({min(v):.3f}-{max(v):.3f})"
+            print(f"| {protocol} | {med(bs, 'samples_per_s', 1e-6)} M | "
+                  f"{med(bs, 'vm_cpu_us_per_sample')} | {med(bs, 'rf_cpu_us_per_sample')} | "
+                  f"{ratio('samples_per_s')} | {ratio('rf_cpu_us_per_sample')} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(runs, f, indent=1)
+            json.dump(runs + base, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -208,14 +208,6 @@ void fwd_buffer_mark_sent(rf_fwd *f, size_t n)
         fwd_disk_ack(f, last, true);
 }
 
-void fwd_buffer_unsent(rf_fwd *f, uint64_t before, uint64_t events)
-{
-    fwd_buffer *b = &f->buf;
-    rf_stats_add(&f->st[FS_RETRIED_UNSENT], events);
-    if (b->type == RF_FWD_BUFFER_DISK && b->sent_seq > before)
-        fwd_disk_ack(f, before, true);
-}
-
 void fwd_buffer_remove(rf_fwd *f, size_t n, bool acked)
 {
     fwd_buffer *b = &f->buf;

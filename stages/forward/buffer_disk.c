@@ -232,8 +232,9 @@ static int scan_file(rf_fwd *f, fwd_file *ff, scan_state *ss)
             } else if (r.type == RF_SEG_REC_FORWARD_ACK && r.series_id > b->acked_seq) {
                 b->acked_seq = r.series_id;
             } else if (r.type == RF_SEG_REC_FORWARD_SENT) {
-                /* The last one counts: a request that never reached the
-                 * receiver puts the mark back (fwd_buffer_unsent). */
+                /* The last one counts. Buffers written before the mark
+                 * waited for the connection may hold a mark put back
+                 * after a refused connect: lower than the one before. */
                 b->sent_seq = r.series_id;
             }
             pos += (uint64_t)len;

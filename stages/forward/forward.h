@@ -223,12 +223,26 @@ const char *rf_fwd_drop_name(unsigned reason);    /* "rejected", "buffer_full", 
  * request buffers for max_bytes). */
 uint64_t rf_fwd_memory_bound(const rf_fwd_config *cfg);
 
-/* Builds the remote_write body for line-protocol text: one TimeSeries per
+/* A request body builder (encode_prom.c): its buffers grow to the largest
+ * request and are kept, so a sender that reuses one allocates nothing per
+ * request once warm. One thread at a time. */
+typedef struct rf_fwd_body rf_fwd_body;
+rf_fwd_body *rf_fwd_body_new(void); /* NULL: out of memory */
+void rf_fwd_body_free(rf_fwd_body *b);
+/* The remote_write body for line-protocol text: one TimeSeries per
  * numeric field, __name__ = <measurement>_<field> (characters outside
  * [a-zA-Z0-9_:] become '_'), tags as labels (sorted by name), ns timestamps
- * as ms, snappy compressed. String fields are skipped and counted in
- * *unsupported; *samples gets the number of series written. Returns 0 and
- * a malloc'd *body, or -ENOMEM / -EIO. Any thread. */
+ * as ms, a protobuf WriteRequest encoded directly from the text (the bytes
+ * protobuf-c's packer writes for it), snappy compressed. String fields are
+ * skipped and added to *unsupported; *samples gets the number of series
+ * written. Returns 0, -ENOMEM or -EIO; the body is rf_fwd_body_data's. */
+int rf_fwd_body_prom(rf_fwd_body *b, const char *lp, size_t len, uint64_t *samples,
+                     uint64_t *unsupported);
+/* The gzip of in[0..len) at libdeflate `level` (1..12; influx_http). 0, -ENOMEM, -EIO. */
+int rf_fwd_body_gzip(rf_fwd_body *b, const char *in, size_t len, int level);
+/* The last body built (valid until the next call on b). */
+const uint8_t *rf_fwd_body_data(const rf_fwd_body *b, size_t *len);
+/* rf_fwd_body_prom into a malloc'd *body (tests, tools). Any thread. */
 int rf_fwd_encode_prom(const char *lp, size_t len, uint8_t **body, size_t *body_len,
                        uint64_t *samples, uint64_t *unsupported);
 

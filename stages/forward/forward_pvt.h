@@ -91,7 +91,9 @@ struct rf_fwd {
     uint32_t attempt, consecutive_failures;
     int64_t next_attempt_mono;
     int64_t shutdown_deadline;
-    char resp[256]; /* start of the last response body, for the log */
+    rf_fwd_body *body;      /* the request body, rebuilt in place per request */
+    size_t mark_on_connect; /* entries the request carries, marked sent once connected */
+    char resp[256];         /* start of the last response body, for the log */
     size_t resp_len;
     /* Statistics (core/stats single-writer values): written by the sender
      * only with rf_stats_add / rf_stats_set, read by any thread. The queue
@@ -152,13 +154,10 @@ bool fwd_buffer_append(rf_fwd *f, const fwd_chunk *c);
 size_t fwd_buffer_peek(rf_fwd *f, char **out, size_t *cap, size_t *len, uint64_t *events);
 /* The oldest n entries are done (acknowledged or rejected). */
 void fwd_buffer_remove(rf_fwd *f, size_t n, bool acked);
-/* Disk: records that the oldest n entries are about to be sent. */
+/* Disk: records that the oldest n entries are being sent: the HTTP sender
+ * calls it once the request's connection is up (nothing is marked for a
+ * connect that fails), the NATS sender before publishing. */
 void fwd_buffer_mark_sent(rf_fwd *f, size_t n);
-/* The request just made never reached the receiver (no connection): the
- * sent mark goes back to `before` (its value before fwd_buffer_mark_sent),
- * so a restart does not count these entries as possible duplicates; their
- * `events` are counted retried_unsent. */
-void fwd_buffer_unsent(rf_fwd *f, uint64_t before, uint64_t events);
 
 /* Disk side (buffer_disk.c). */
 /* rf_fwd_new: the folder and its lock file; the sender thread then takes

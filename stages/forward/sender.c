@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "core/clock/clock.h"
 #include "core/log/log.h"
@@ -34,6 +33,11 @@
 /* A Retry-After beyond this is capped: a receiver's typo must not park the
  * sink for a day. */
 #define RETRY_AFTER_MAX (600 * RF_NS_PER_S)
+/* influx_http's gzip level (libdeflate). Level 1 compresses the sink's
+ * lines about 8.7:1 at 4.6 M lines per CPU-second, level 6 10.3:1 at 1.6 M
+ * (bench/forward_bench.c, encode_influx_gzip): the sender's CPU is the
+ * scarcer resource on the loopback or LAN links a forwarder mostly uses. */
+#define GZIP_LEVEL 1
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
@@ -136,6 +140,20 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* CURLOPT_PREREQFUNCTION: the connection is up (TLS handshake included)
+ * and the request is about to go out on it. */
+static int on_connected(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                        int conn_local_port)
+{
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    rf_fwd *f = ud;
+    fwd_buffer_mark_sent(f, f->mark_on_connect);
+    return CURL_PREREQFUNC_OK;
+}
+
 static bool stopping(rf_fwd *f)
 {
     /* Pairs with the release store in rf_fwd_free. */
@@ -195,32 +213,6 @@ static CURLcode perform(rf_fwd *f, const uint8_t *body, size_t len, long *status
     return result;
 }
 
-static int gzip_body(const char *in, size_t len, uint8_t **out, size_t *out_len)
-{
-    z_stream z = {0};
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return -ENOMEM;
-    size_t cap = deflateBound(&z, len);
-    *out = malloc(cap);
-    if (!*out) {
-        deflateEnd(&z);
-        return -ENOMEM;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)len;
-    z.next_out = *out;
-    z.avail_out = (uInt)cap;
-    int r = deflate(&z, Z_FINISH);
-    *out_len = z.total_out;
-    deflateEnd(&z);
-    if (r != Z_STREAM_END) {
-        free(*out);
-        *out = NULL;
-        return -EIO;
-    }
-    return 0;
-}
-
 static void schedule_retry(rf_fwd *f, int64_t now, int64_t retry_after)
 {
     f->consecutive_failures++;
@@ -273,31 +265,36 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
     size_t n = fwd_buffer_peek(f, lines, cap, &len, &events);
     if (n == 0)
         return;
-    uint8_t *body = NULL;
-    size_t body_len = 0;
+    const uint8_t *body = (const uint8_t *)*lines;
+    size_t body_len = len;
     int rc = 0;
     if (f->cfg.protocol == RF_FWD_PROM_REMOTE_WRITE) {
         uint64_t samples = 0, unsupported = 0;
-        rc = rf_fwd_encode_prom(*lines, len, &body, &body_len, &samples, &unsupported);
+        rc = rf_fwd_body_prom(f->body, *lines, len, &samples, &unsupported);
+        body = rf_fwd_body_data(f->body, &body_len);
         /* Counted per attempt that gets this far once: a retry re-encodes
          * the same lines, so count on the first attempt only. */
         if (!rc && f->attempt == 0)
             rf_stats_add(&f->st[FS_DROP0 + RF_FWD_DROP_UNSUPPORTED], unsupported);
     } else if (f->cfg.gzip) {
-        rc = gzip_body(*lines, len, &body, &body_len);
+        rc = rf_fwd_body_gzip(f->body, *lines, len, GZIP_LEVEL);
+        body = rf_fwd_body_data(f->body, &body_len);
     }
     if (rc) {
         f->next_attempt_mono = rf_clock_mono_ns() + f->cfg.backoff_base_ns;
         return; /* out of memory: try again later, nothing is lost */
     }
-    const uint64_t sent_before = f->buf.sent_seq;
-    fwd_buffer_mark_sent(f, n);
+    /* The disk buffer's "sent" mark is written once libcurl has a
+     * connection for the request (on_connected), not before: a kill
+     * while connecting, or a refused connect, leaves no mark, so a restart
+     * counts only requests that could have reached the receiver as
+     * possible duplicates (redelivered). */
+    f->mark_on_connect = n;
     long status = 0;
     int64_t retry_after = 0;
     bool aborted = false;
-    CURLcode res = perform(f, body ? body : (const uint8_t *)*lines, body ? body_len : len, &status,
-                           &retry_after, &aborted);
-    free(body);
+    CURLcode res = perform(f, body, body_len, &status, &retry_after, &aborted);
+    f->mark_on_connect = 0;
     if (aborted)
         return;
     int64_t now = rf_clock_mono_ns();
@@ -323,10 +320,11 @@ static void send_once(rf_fwd *f, char **lines, size_t *cap)
         rf_stats_set(&f->st[FS_STATE], RF_FWD_UP);
         return;
     }
-    /* No connection was made: the receiver never saw these events. */
+    /* No connection was made: the receiver never saw these events (and no
+     * sent mark was written for them). */
     if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST ||
         res == CURLE_COULDNT_RESOLVE_PROXY || res == CURLE_SSL_CONNECT_ERROR)
-        fwd_buffer_unsent(f, sent_before, events);
+        rf_stats_add(&f->st[FS_RETRIED_UNSENT], events);
     if (f->consecutive_failures == 0)
         rf_log_warn("forward", "sink %s: request failed (%s, HTTP %ld); retrying with backoff",
                     f->name, res == CURLE_OK ? "receiver busy or failing" : curl_easy_strerror(res),
@@ -485,6 +483,8 @@ static int setup_curl(rf_fwd *f, rf_err *err)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ns / RF_NS_PER_MS));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_connected);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, f);
     if (c->auth == RF_FWD_AUTH_BASIC) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
         curl_easy_setopt(e, CURLOPT_USERNAME, c->username ? c->username : "");
@@ -604,6 +604,11 @@ int rf_fwd_new(const rf_fwd_config *cfg, const char *name, rf_fwd **out, rf_err 
         fwd_chunk *c = &f->chunks[i];
         rf_ring_enqueue(f->free_ring, &c, sizeof(c));
     }
+    f->body = rf_fwd_body_new();
+    if (!f->body) {
+        rc = rf_err_set(err, ENOMEM, "sink %s: out of memory for the request body", f->name);
+        goto fail;
+    }
     if ((rc = setup_curl(f, err)) || (rc = fwd_buffer_open(f, err)) ||
         (f->cfg.protocol == RF_FWD_NATS && (rc = fwd_nats_open(f, err))))
         goto fail;
@@ -640,6 +645,7 @@ void rf_fwd_free(rf_fwd *f)
     if (f->multi)
         curl_multi_cleanup(f->multi);
     curl_slist_free_all(f->hdrs);
+    rf_fwd_body_free(f->body);
     rf_ring_destroy(f->full);
     rf_ring_destroy(f->free_ring);
     free(f->chunks);

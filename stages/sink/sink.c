@@ -89,9 +89,58 @@ static void putf(out *o, const char *fmt, ...)
         o->n += (uint32_t)k;
 }
 
+/* Decimal integers without vsnprintf: the line protocol sinks write a
+ * timestamp per line and often an integer value, and vsnprintf's format
+ * parsing cost more than the rest of the line (stages/sink/format_lp). */
+static void put_u64(out *o, uint64_t v)
+{
+    char b[20];
+    char *p = b + sizeof(b);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, p, (size_t)(b + sizeof(b) - p));
+}
+
+static void put_i64(out *o, int64_t v)
+{
+    if (v < 0) {
+        put(o, "-", 1);
+        put_u64(o, -(uint64_t)v); /* INT64_MIN too: its magnitude fits a uint64 */
+    } else {
+        put_u64(o, (uint64_t)v);
+    }
+}
+
 /* Shortest of %.15g / %.17g that reads back as the same double. */
 static void put_double(out *o, double v)
 {
+    /* An integer below 1e15 in magnitude: %.15g prints exactly its digits
+     * (no exponent below 15 digits), and so does put_i64. -0 stays with
+     * snprintf ("-0"). */
+    if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v && (v != 0 || !signbit(v))) {
+        put_i64(o, (int64_t)v);
+        return;
+    }
+    /* Two decimals at most (money, percentages, most gauges): v is the
+     * double nearest k/100 with k below 1e15, so k/100 lies on %.15g's
+     * grid and v within far less than half a step of it: %.15g prints
+     * exactly k/100, without trailing zeros, in fixed notation (0.01 <=
+     * |v| < 1e13), and it reads back as v. */
+    if (v > -1e13 && v < 1e13 && v != 0) {
+        const int64_t k = llround(v * 100.0);
+        if ((double)k / 100.0 == v) {
+            const uint64_t m = k < 0 ? -(uint64_t)k : (uint64_t)k;
+            if (k < 0)
+                put(o, "-", 1);
+            put_u64(o, m / 100);
+            const char frac[3] = {'.', (char)('0' + m / 10 % 10), (char)('0' + m % 10)};
+            if (m % 100)
+                put(o, frac, m % 10 ? 3 : 2);
+            return;
+        }
+    }
     char b[32];
     snprintf(b, sizeof(b), "%.15g", v);
     if (strtod(b, NULL) != v)
@@ -282,8 +331,14 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
         const bool sampled =
             ev->kind == RF_KIND_COUNTER && ev->sample_rate > 0.0f && ev->sample_rate < 1.0f;
         switch (sampled ? RF_VALUE_F64 : ev->value_type) {
-        case RF_VALUE_I64: putf(&o, "%" PRId64 "i", ev->value.i64); break;
-        case RF_VALUE_U64: putf(&o, "%" PRIu64 "u", ev->value.u64); break;
+        case RF_VALUE_I64:
+            put_i64(&o, ev->value.i64);
+            put(&o, "i", 1);
+            break;
+        case RF_VALUE_U64:
+            put_u64(&o, ev->value.u64);
+            put(&o, "u", 1);
+            break;
         case RF_VALUE_BOOL: puts_(&o, ev->value.u64 ? "true" : "false"); break;
         case RF_VALUE_STRING: put_lp_strfield(&o, text->text, text->len); break;
         default: {
@@ -295,7 +350,9 @@ int rf_sink_format_lp(const rf_sink_namer *namer, const rf_event *ev, char *buf,
         }
         }
     }
-    putf(&o, " %" PRId64 "\n", ev->event_time_ns);
+    put(&o, " ", 1);
+    put_i64(&o, ev->event_time_ns);
+    put(&o, "\n", 1);
     return o.over ? -ENOSPC : (int)o.n;
 }
 

@@ -12,7 +12,15 @@
 #include <time.h>
 
 #include "core/clock/clock.h"
+#include "core/stats/stats.h"
 #include "core/worker/worker.h"
+
+static uint64_t blocked_ns(void *ctx)
+{
+    const rf_sink *s = ctx;
+    /* Relaxed: pairs with the worker's relaxed ST_ADD; one counter, read whole. */
+    return __atomic_load_n(&s->st.blocked_ns, __ATOMIC_RELAXED);
+}
 
 int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
 {
@@ -34,7 +42,19 @@ int rf_sink_http_open(rf_sink *s, const rf_sink_config *cfg, rf_err *err)
         fc.jitter_seed = cfg->jitter_seed;
     s->max_delay = fc.max_delay_ns > 0 ? fc.max_delay_ns : 50 * 1000000ll;
     s->block = fc.policy == RF_FWD_BLOCK;
-    return rf_fwd_new(&fc, s->name, &s->fwd, err);
+    s->blocked_metric = -1;
+    int rc = rf_fwd_new(&fc, s->name, &s->fwd, err);
+    if (rc == 0) {
+        /* Beside the sender's ringflow_forward_* series, same labels. A
+         * full registry costs the metric only. */
+        char labels[160];
+        snprintf(labels, sizeof(labels), "sink=\"%s\",worker=\"%u\"", s->name, cfg->instance);
+        s->blocked_metric = rf_stats_register_fn_ns(
+            RF_METRIC_COUNTER, "ringflow_forward_blocked_seconds",
+            "Time the worker waited for room in the forward buffer (policy block).", labels,
+            blocked_ns, s);
+    }
+    return rc;
 }
 
 int rf_sink_http_flush(rf_sink *s, int64_t now_ns, bool force)
@@ -102,6 +122,9 @@ void rf_sink_http_close(rf_sink *s)
         }
     }
     rf_sink_discard_pending(s); /* counted as disconnected */
+    if (s->blocked_metric >= 0)
+        rf_stats_unregister(s->blocked_metric);
+    s->blocked_metric = -1;
     rf_fwd_free(s->fwd);
     s->fwd = NULL;
 }

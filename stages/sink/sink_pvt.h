@@ -48,7 +48,8 @@ struct rf_sink {
      * queued line waits (0: nothing queued). */
     rf_fwd *fwd;
     int64_t pending_since, max_delay;
-    bool block; /* buffer policy block: a full queue makes the worker wait */
+    bool block;         /* buffer policy block: a full queue makes the worker wait */
+    int blocked_metric; /* ringflow_forward_blocked_seconds' id; -1: none */
 };
 
 /* s->st is written by the sink's worker only and read by rf_sink_stats_read

@@ -115,6 +115,43 @@ static void test_format_lp(void **state)
                              "series=\"cpu,host=a usage\" 1795456183123456789\n");
 }
 
+/* Doubles take shortcuts (integers, two decimals) that must print what the
+ * general rule prints: %.15g, or %.17g when that does not read back. */
+static void test_format_lp_doubles(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    static const double fixed[] = {0.01,        -0.01,          0.1,   0.5,   -0.5,    1.05,
+                                   100.1,       1e13,           1e15,  -1e15, 9.99e12, 123.456,
+                                   1e-5,        0.015,          -0.0,  0.0,   1e300,   2.675,
+                                   1e12 + 0.01, 99999999999.99, 5e-324};
+    for (int i = 0; i < 200000 + (int)(sizeof(fixed) / sizeof(fixed[0])); i++) {
+        double v;
+        if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            v = fixed[i];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            /* Mostly 0-3 decimals over many magnitudes, some arbitrary bits. */
+            int64_t k = (int64_t)(x >> (11 + x % 40)) * ((x & 1) ? -1 : 1);
+            static const double div[] = {1, 10, 100, 1000};
+            v = (x % 7 == 0) ? (double)(x >> 12) * 1e-9 : (double)k / div[(x >> 8) % 4];
+        }
+        char want[64], line[128];
+        snprintf(want, sizeof(want), "%.15g", v);
+        if (strtod(want, NULL) != v)
+            snprintf(want, sizeof(want), "%.17g", v);
+        snprintf(line, sizeof(line), "cpu,host=a usage=%s 1795456183123456789\n", want);
+        rf_event e = ev_f64(1, v, T0);
+        char buf[256];
+        int n = rf_sink_format_lp(&namer, &e, buf, sizeof(buf));
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_string_equal(buf, line);
+    }
+}
+
 /* A string event as the parser hands it on: the hash as its value, the
  * text in an owned block. */
 static rf_event ev_string(uint64_t series, const char *text)
@@ -492,6 +529,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_json),
         cmocka_unit_test(test_format_lp),
+        cmocka_unit_test(test_format_lp_doubles),
         cmocka_unit_test(test_format_strings),
         cmocka_unit_test(test_json_file_per_batch),
         cmocka_unit_test(test_udp_exact_lines),

@@ -58,9 +58,13 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
             if (!ss.has_fwd)
                 continue;
             const rf_fwd_stats *f = &ss.fwd;
-            uint64_t other = 0;
-            for (int r = RF_FWD_DROP_SHUTDOWN; r < RF_FWD_DROP__COUNT; r++)
-                other += f->dropped[r];
+            /* dropped_other: shutdown, corrupt and io_error (one column each
+             * would pass the table's 24; /metrics has every reason). Strings
+             * the encoder found go with the sink's, under
+             * dropped_string_unsupported. */
+            const uint64_t other = f->dropped[RF_FWD_DROP_SHUTDOWN] +
+                                   f->dropped[RF_FWD_DROP_CORRUPT] +
+                                   f->dropped[RF_FWD_DROP_IO_ERROR];
             const int64_t t = f->oldest_unsent_wall_ns;
             rf_ops_cell_u64(w, wi);
             rf_ops_cell_str(w, rf_sink_name(sk));
@@ -73,8 +77,9 @@ int rf_views_show_forwarders(rf_ops_writer *w, const char *args, void *ctx, rf_e
             rf_ops_cell_str(
                 w, rf_sink_type_of(sk) == RF_SINK_NATS ? rf_fwd_nats_conn_name(f->nats_conn) : "-");
             RF_OPS_CELLS_U64(w, f->nats_msgs, f->nats_duplicates, f->nats_pending_acks,
-                             ss.blocked_ns / 1000000u, ss.drop_string_unsupported, f->acked_bytes,
-                             f->disk_bytes_written, f->retried_unsent);
+                             ss.blocked_ns / 1000000u,
+                             ss.drop_string_unsupported + f->dropped[RF_FWD_DROP_UNSUPPORTED],
+                             f->acked_bytes, f->disk_bytes_written, f->retried_unsent);
         }
     }
     rf_ops_table_end(w);
