@@ -62,6 +62,9 @@ typedef struct rf_engine_worker_stats {
      * here for a listener a reload had removed (dropped). */
     uint64_t spread_handed_chunks, spread_handed_bytes, spread_local_chunks, spread_local_bytes,
         spread_taken_chunks, spread_taken_bytes, spread_no_buffer, spread_orphaned;
+    /* Sync writes (HTTP `sync=true`, daemon/engine_sync.c): barrier rounds
+     * this worker started, and their parked answers by outcome. */
+    uint64_t sync_rounds, sync_answered, sync_timeouts, sync_failed;
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);

@@ -45,6 +45,10 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->spread_taken_bytes = sp.taken_bytes;
     out->spread_no_buffer = sp.no_buffer;
     out->spread_orphaned = rf_shard_spread_orphaned(w->shard);
+    out->sync_rounds = rf_stats_load(&w->sync_rounds);
+    out->sync_answered = rf_stats_load(&w->sync_answered);
+    out->sync_timeouts = rf_stats_load(&w->sync_timeouts);
+    out->sync_failed = rf_stats_load(&w->sync_failed);
 }
 
 void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t i, rf_worker_stats *out,

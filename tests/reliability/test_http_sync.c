@@ -115,10 +115,29 @@ static const char *config(int port)
              "engine: {workers: 2, idle: {sleep: 5ms}}\n"
              "listeners:\n"
              "  - {name: web, transport: tcp, protocol: http, port: %d}\n"
-             "stats: {prometheus: {enabled: false}}\n"
+             "stats: {prometheus: {enabled: true, listen: \"127.0.0.1:%d\"}}\n"
              "storage: {block_max_age: 10m, durability: interval, sync_interval: 10s}\n",
-             port);
+             port, port + 1);
     return cfg;
+}
+
+/* The sum over workers of a /metrics counter's samples whose labels hold
+ * `label` (e.g. outcome="durable"). */
+static uint64_t metric_sum(int port, const char *name, const char *label)
+{
+    static char body[1 << 20];
+    assert_int_equal(rel_http_get(port, "/metrics", body, sizeof(body)), 200);
+    uint64_t sum = 0;
+    const size_t n = strlen(name);
+    for (const char *p = body; (p = strstr(p, name)) != NULL; p += n) {
+        const char *end = strchr(p, '}');
+        if ((p != body && p[-1] != '\n') || p[n] != '{' || !end)
+            continue;
+        const char *l = strstr(p, label);
+        if (l && l < end)
+            sum += strtoull(end + 1, NULL, 10);
+    }
+    return sum;
 }
 
 static void test_sync_survives_sigkill(void **state)
@@ -147,6 +166,12 @@ static void test_sync_survives_sigkill(void **state)
      * would cover these too): 204 as soon as the points are in the engine;
      * they sit in the series buffers, and the kill takes them. */
     assert_int_equal(write_all(port, "/write?db=x&precision=s", "nosync", t0), REQUESTS);
+    /* Every sync request was answered durable, none timed out or failed. */
+    assert_int_equal(
+        metric_sum(port + 1, "ringflow_worker_sync_answers_total", "outcome=\"durable\""),
+        2 * REQUESTS);
+    assert_int_equal(metric_sum(port + 1, "ringflow_worker_sync_answers_total", "outcome=\"t"), 0);
+    assert_true(metric_sum(port + 1, "ringflow_worker_sync_rounds_total", "worker=") > 0);
     kill(d.pid, SIGKILL);
     assert_int_equal(tproc_wait_exit(&d, 10000), 128 + SIGKILL);
 

@@ -32,6 +32,10 @@ enum wfield {
     WF_SPREAD_TAKEN_BYTES,
     WF_SPREAD_NO_BUFFER,
     WF_SPREAD_ORPHANED,
+    WF_SYNC_ROUNDS,
+    WF_SYNC_ANSWERED,
+    WF_SYNC_TIMEOUTS,
+    WF_SYNC_FAILED,
 };
 enum rfield {
     RF_CAPACITY,
@@ -75,6 +79,10 @@ static uint64_t wfield_raw(uint32_t i, unsigned field)
     case WF_SPREAD_TAKEN_BYTES: return s.spread_taken_bytes;
     case WF_SPREAD_NO_BUFFER: return s.spread_no_buffer;
     case WF_SPREAD_ORPHANED: return s.spread_orphaned;
+    case WF_SYNC_ROUNDS: return s.sync_rounds;
+    case WF_SYNC_ANSWERED: return s.sync_answered;
+    case WF_SYNC_TIMEOUTS: return s.sync_timeouts;
+    case WF_SYNC_FAILED: return s.sync_failed;
     default: return s.block_waits;
     }
 }
@@ -165,6 +173,15 @@ static const metric_def worker_metrics[] = {
     {RF_METRIC_COUNTER, "ringflow_worker_spread_orphaned",
      "Handed TCP runs dropped because their listener was removed meanwhile.", NULL,
      WF_SPREAD_ORPHANED},
+    {RF_METRIC_COUNTER, "ringflow_worker_sync_rounds",
+     "Sync barriers a worker sent through the rings for HTTP sync=true writes.", NULL,
+     WF_SYNC_ROUNDS},
+    {RF_METRIC_COUNTER, "ringflow_worker_sync_answers",
+     "HTTP sync=true answers a worker gave, by outcome.", "outcome=\"durable\"", WF_SYNC_ANSWERED},
+    {RF_METRIC_COUNTER, "ringflow_worker_sync_answers",
+     "HTTP sync=true answers a worker gave, by outcome.", "outcome=\"timeout\"", WF_SYNC_TIMEOUTS},
+    {RF_METRIC_COUNTER, "ringflow_worker_sync_answers",
+     "HTTP sync=true answers a worker gave, by outcome.", "outcome=\"failed\"", WF_SYNC_FAILED},
 };
 
 static const metric_def ring_metrics[] = {
