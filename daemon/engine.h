@@ -83,7 +83,8 @@ bool rf_engine_record_stats(const rf_engine *e, rf_tap_stats *out, char *path, s
 uint32_t rf_engine_workers(const rf_engine *e);
 /* The most memory one worker of `workers` holds beside its rings and shard
  * (core/mem/bound.h): its struct and its staging toward every peer, each a
- * mapping of its own on the worker's node (whole pages). */
+ * mapping of its own on the worker's node (whole pages), and its sync-write
+ * rings and wait state (engine_sync.c). */
 uint64_t rf_engine_worker_memory_bound(uint32_t workers);
 void rf_engine_worker_stats_read(const rf_engine *e, uint32_t worker, rf_engine_worker_stats *out);
 /* The runtime view of worker i: lifecycle, polls, busy time, pinned cpu. */

@@ -243,6 +243,9 @@ void rf_engine_sync_issue(rf_engine_worker *w);
 int64_t rf_engine_sync_next_due(const rf_engine_worker *w);
 int rf_engine_sync_rings_create(rf_engine_worker *w, uint32_t workers, rf_err *err);
 void rf_engine_sync_free(rf_engine_worker *w);
+/* One worker's sync rings (inbound from every peer) and its wait state at
+ * their largest (for engine.memory_limit). */
+uint64_t rf_engine_sync_memory_bound(uint32_t workers);
 
 /* engine_start.c */
 

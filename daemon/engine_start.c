@@ -30,7 +30,8 @@ static size_t staging_bytes(const rf_engine *e)
 uint64_t rf_engine_worker_memory_bound(uint32_t workers)
 {
     return rf_mem_huge_bound(sizeof(rf_engine_worker)) +
-           rf_mem_huge_bound((uint64_t)workers * sizeof(rf_staging));
+           rf_mem_huge_bound((uint64_t)workers * sizeof(rf_staging)) +
+           rf_engine_sync_memory_bound(workers);
 }
 
 /* A ring whose consumer is worker `consumer`: made in that worker's memory

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/clock/clock.h"
+#include "core/mem/bound.h"
 #include "core/stats/stats.h"
 
 enum sync_msg_type {
@@ -340,6 +341,13 @@ int rf_engine_sync_rings_create(rf_engine_worker *w, uint32_t workers, rf_err *e
             return rf_err_set(err, ENOMEM, "engine: sync ring %u->%u", j, w->index);
     }
     return 0;
+}
+
+uint64_t rf_engine_sync_memory_bound(uint32_t workers)
+{
+    const uint64_t peers = workers ? workers - 1 : 0;
+    return peers * rf_ring_memory_bound(RF_SYNC_RING_SLOTS, sizeof(sync_msg)) +
+           rf_mem_alloc_bound(sizeof(struct rf_sync_state));
 }
 
 void rf_engine_sync_free(rf_engine_worker *w)
