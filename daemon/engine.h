@@ -65,6 +65,10 @@ typedef struct rf_engine_worker_stats {
     /* Sync writes (HTTP `sync=true`, daemon/engine_sync.c): barrier rounds
      * this worker started, and their parked answers by outcome. */
     uint64_t sync_rounds, sync_answered, sync_timeouts, sync_failed;
+    /* HTTP writes this worker answered 503 (worker_busy), by why: its rings
+     * dropped points, a shard refused a series at max_series, resident
+     * memory above engine.memory_limit. */
+    uint64_t busy_ring_drops, busy_series_limit, busy_memory;
 } rf_engine_worker_stats;
 
 int rf_engine_start(const rf_settings *settings, rf_engine **out, rf_err *err);
@@ -138,6 +142,10 @@ struct rf_dpdk *rf_engine_dpdk(const rf_engine *e);
 
 /* The settings the engine runs with (after reloads). */
 const rf_settings *rf_engine_settings(const rf_engine *e);
+/* Control thread: resident memory is above (or back under)
+ * engine.memory_limit. While above, HTTP writes are answered 503 with
+ * Retry-After (counted busy_memory) instead of taken and dropped later. */
+void rf_engine_set_memory_over(rf_engine *e, bool over);
 
 /* Listeners a reload removed are freed once their workers have closed
  * them (daemon/worker_shard.h, rf_shard_inputs_reap): by the reload itself when

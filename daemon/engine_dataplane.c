@@ -62,8 +62,10 @@ static void enqueue_waiting(rf_engine_worker *w, uint32_t j, rf_ring *r, const r
  * `block` nothing is dropped and the worker waits instead, which the client
  * sees as a slower answer. A series refused again (remembered) or at its
  * measurement's own limit does not count: that is a policy for that
- * measurement, not the engine out of room. Worker thread; per request: one
- * clock read and a relaxed load per worker. */
+ * measurement, not the engine out of room. And while resident memory is
+ * above engine.memory_limit (rf_engine_set_memory_over). Each 503 is
+ * counted by its reason. Worker thread; per request: one clock read and a
+ * relaxed load per worker. */
 static bool worker_busy(void *ctx)
 {
     rf_engine_worker *w = ctx;
@@ -80,8 +82,20 @@ static bool worker_busy(void *ctx)
         w->series_refused_seen = refused;
         w->last_series_refusal_ns = now;
     }
-    return (w->last_ring_drop_ns && now - w->last_ring_drop_ns < RF_NS_PER_S) ||
-           (w->last_series_refusal_ns && now - w->last_series_refusal_ns < RF_NS_PER_S);
+    /* Pairs with the relaxed store in rf_engine_set_memory_over. */
+    if (atomic_load_explicit(&e->memory_over, memory_order_relaxed)) {
+        rf_stats_add(&w->busy_memory, 1);
+        return true;
+    }
+    if (w->last_ring_drop_ns && now - w->last_ring_drop_ns < RF_NS_PER_S) {
+        rf_stats_add(&w->busy_ring_drops, 1);
+        return true;
+    }
+    if (w->last_series_refusal_ns && now - w->last_series_refusal_ns < RF_NS_PER_S) {
+        rf_stats_add(&w->busy_series_limit, 1);
+        return true;
+    }
+    return false;
 }
 
 /* Sends n events to worker j. A full ring under the block policy (and always

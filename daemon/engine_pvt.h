@@ -128,6 +128,8 @@ struct rf_engine_worker {
      * HTTP writes answer 503 for a second after (worker_busy). This
      * worker's thread only. */
     int64_t last_ring_drop_ns;
+    /* HTTP writes answered 503 by worker_busy, by why (this worker's). */
+    _Atomic uint64_t busy_ring_drops, busy_series_limit, busy_memory;
     /* The shards' series refused at the table limit, as this worker last
      * summed them, and when that sum last grew (worker_busy). This worker's
      * thread only. */
@@ -168,6 +170,10 @@ struct rf_engine {
     /* A recording in progress (daemon/tap.h): published by the control
      * thread (release), read by the workers at every chunk (acquire). */
     _Atomic(rf_tap *) tap;
+    /* Resident memory above engine.memory_limit (rf_engine_set_memory_over,
+     * control thread, once a second): HTTP writes are answered 503. A
+     * relaxed flag: a request taken in the second it flips is no harm. */
+    _Atomic bool memory_over;
     rf_engine_worker *workers[RF_DAEMON_MAX_WORKERS];
     rf_store *store;             /* NULL when storage is disabled */
     rf_field_types *field_types; /* shared by every parse context (field_types_seed.h) */

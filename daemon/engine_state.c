@@ -49,6 +49,16 @@ void rf_engine_worker_stats_read(const rf_engine *e, uint32_t i, rf_engine_worke
     out->sync_answered = rf_stats_load(&w->sync_answered);
     out->sync_timeouts = rf_stats_load(&w->sync_timeouts);
     out->sync_failed = rf_stats_load(&w->sync_failed);
+    out->busy_ring_drops = rf_stats_load(&w->busy_ring_drops);
+    out->busy_series_limit = rf_stats_load(&w->busy_series_limit);
+    out->busy_memory = rf_stats_load(&w->busy_memory);
+}
+
+void rf_engine_set_memory_over(rf_engine *e, bool over)
+{
+    /* Pairs with the relaxed load in worker_busy: a flag, nothing else is
+     * published with it. */
+    atomic_store_explicit(&e->memory_over, over, memory_order_relaxed);
 }
 
 void rf_engine_worker_runtime_read(const rf_engine *e, uint32_t i, rf_worker_stats *out,

@@ -36,6 +36,9 @@ enum wfield {
     WF_SYNC_ANSWERED,
     WF_SYNC_TIMEOUTS,
     WF_SYNC_FAILED,
+    WF_BUSY_RING_DROPS,
+    WF_BUSY_SERIES_LIMIT,
+    WF_BUSY_MEMORY,
 };
 enum rfield {
     RF_CAPACITY,
@@ -83,6 +86,9 @@ static uint64_t wfield_raw(uint32_t i, unsigned field)
     case WF_SYNC_ANSWERED: return s.sync_answered;
     case WF_SYNC_TIMEOUTS: return s.sync_timeouts;
     case WF_SYNC_FAILED: return s.sync_failed;
+    case WF_BUSY_RING_DROPS: return s.busy_ring_drops;
+    case WF_BUSY_SERIES_LIMIT: return s.busy_series_limit;
+    case WF_BUSY_MEMORY: return s.busy_memory;
     default: return s.block_waits;
     }
 }
@@ -182,6 +188,15 @@ static const metric_def worker_metrics[] = {
      "HTTP sync=true answers a worker gave, by outcome.", "outcome=\"timeout\"", WF_SYNC_TIMEOUTS},
     {RF_METRIC_COUNTER, "ringflow_worker_sync_answers",
      "HTTP sync=true answers a worker gave, by outcome.", "outcome=\"failed\"", WF_SYNC_FAILED},
+    {RF_METRIC_COUNTER, "ringflow_worker_http_busy",
+     "HTTP writes a worker answered 503 because the engine refused work, by reason.",
+     "reason=\"ring_drops\"", WF_BUSY_RING_DROPS},
+    {RF_METRIC_COUNTER, "ringflow_worker_http_busy",
+     "HTTP writes a worker answered 503 because the engine refused work, by reason.",
+     "reason=\"series_limit\"", WF_BUSY_SERIES_LIMIT},
+    {RF_METRIC_COUNTER, "ringflow_worker_http_busy",
+     "HTTP writes a worker answered 503 because the engine refused work, by reason.",
+     "reason=\"memory_limit\"", WF_BUSY_MEMORY},
 };
 
 static const metric_def ring_metrics[] = {

@@ -65,6 +65,8 @@ void rf_views_memory_sample(void)
     if (!c)
         return;
     const bool over = g_mem.limit && g_mem.rss > g_mem.limit;
+    if (g_view.engine)
+        rf_engine_set_memory_over(g_view.engine, over);
     const enum rf_lifecycle_state st = rf_component_state(c);
     if (over) {
         g_mem.over_s++;
