@@ -41,6 +41,7 @@
 #include "daemon/worker_shard.h"
 #include "stages/pipeline/pipeline.h"
 #include "daemon_proc.h"
+#include "engine_inproc.h"
 
 #define HOLD_NS (3 * RF_NS_PER_S)
 
@@ -138,18 +139,8 @@ static void test_alert_leaves_while_owner_is_held(void **state)
              "    - {name: hot, type: threshold, match: {measurement: crit, field: v}, op: \">\","
              " fire: 50, resolve: 40}\n",
              tproc_dir(), tproc_dir(), port, sink_port);
-    tproc_write_file("cfg.yaml", cfg);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/cfg.yaml", tproc_dir());
     rf_settings s;
-    memset(&s, 0, sizeof(s));
-    rf_err err;
-    rf_err_clear(&err);
-    if (rf_settings_load(path, &s, &err) < 0)
-        fail_msg("settings: %s", err.msg);
-    rf_engine *e = NULL;
-    if (rf_engine_start(&s, &e, &err) < 0)
-        fail_msg("start: %s", err.msg);
+    rf_engine *e = engine_inproc_start(cfg, &s);
 
     /* Client sockets until one lands on each worker. */
     int client[2] = {-1, -1};

@@ -25,6 +25,7 @@
 #include "daemon/engine.h"
 #include "daemon/settings.h"
 #include "daemon_proc.h"
+#include "engine_inproc.h"
 
 /* One POST /write on a new connection: the status line's code, -1 when no
  * answer came. The answer's head is copied to head. */
@@ -76,18 +77,8 @@ static void test_memory_over_answers_503(void **state)
              "storage: {enabled: false}\n"
              "pipeline: {max_series: 1024}\n",
              tproc_dir(), tproc_dir(), port);
-    tproc_write_file("cfg.yaml", cfg);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/cfg.yaml", tproc_dir());
     rf_settings s;
-    memset(&s, 0, sizeof(s));
-    rf_err err;
-    rf_err_clear(&err);
-    if (rf_settings_load(path, &s, &err) < 0)
-        fail_msg("settings: %s", err.msg);
-    rf_engine *e = NULL;
-    if (rf_engine_start(&s, &e, &err) < 0)
-        fail_msg("start: %s", err.msg);
+    rf_engine *e = engine_inproc_start(cfg, &s);
 
     char head[2048];
     assert_int_equal(post_write(port, "before v=1 1700000000\n", head, sizeof(head)), 204);

@@ -31,6 +31,7 @@
 #include "daemon/engine.h"
 #include "daemon/settings.h"
 #include "daemon_proc.h"
+#include "engine_inproc.h"
 
 static int udp_bound(int port)
 {
@@ -97,19 +98,9 @@ static void test_deadlines_of_an_idle_worker(void **state)
              "  alerts:\n"
              "    - {name: gone, type: absence, match: {measurement: beat}, absent: 300ms}\n",
              tproc_dir(), tproc_dir(), port, sink_port);
-    tproc_write_file("cfg.yaml", cfg);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/cfg.yaml", tproc_dir());
     rf_settings s;
-    memset(&s, 0, sizeof(s));
-    rf_err err;
-    rf_err_clear(&err);
-    if (rf_settings_load(path, &s, &err) < 0)
-        fail_msg("settings: %s", err.msg);
+    rf_engine *e = engine_inproc_start(cfg, &s);
     assert_int_equal(s.daemon.engine.idle.sleep_max_ns, RF_NS_PER_S); /* the default */
-    rf_engine *e = NULL;
-    if (rf_engine_start(&s, &e, &err) < 0)
-        fail_msg("start: %s", err.msg);
     /* Past start-up: the workers are asleep in their waits. */
     struct timespec settle = {0, 300 * 1000 * 1000};
     nanosleep(&settle, NULL);

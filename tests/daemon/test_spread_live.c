@@ -44,6 +44,7 @@
 #include "daemon/worker_shard.h"
 #include "ingest/protocol/protocol.h"
 #include "daemon_proc.h"
+#include "engine_inproc.h"
 
 #define HOSTS 100
 #define TIMES 300
@@ -189,18 +190,8 @@ static void run(bool spread)
              "  routes:\n"
              "    - {name: all, subject: \"telemetry.>\", sinks: [out]}\n",
              tproc_dir(), tproc_dir(), port, spread ? "true" : "false", sink_port);
-    tproc_write_file("cfg.yaml", cfg);
-    char path[512];
-    snprintf(path, sizeof(path), "%s/cfg.yaml", tproc_dir());
     rf_settings s;
-    memset(&s, 0, sizeof(s));
-    rf_err err;
-    rf_err_clear(&err);
-    if (rf_settings_load(path, &s, &err) < 0)
-        fail_msg("settings: %s", err.msg);
-    rf_engine *e = NULL;
-    if (rf_engine_start(&s, &e, &err) < 0)
-        fail_msg("start: %s", err.msg);
+    rf_engine *e = engine_inproc_start(cfg, &s);
 
     size_t len = 0;
     char *stream = make_stream(&len);
