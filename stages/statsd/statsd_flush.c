@@ -43,6 +43,7 @@ typedef struct sd_state {
     uint8_t zero_member; /* set: the member hash 0 is in it (0 marks a free slot) */
     uint32_t announced;  /* bit i: output field i's series announced, ids[i] set */
     uint32_t n, cap;     /* timer values / set members held, and room */
+    uint32_t vals_cap;   /* timer: the values buffer's room (cap says sketch mode) */
     double value;        /* counter sum, gauge value, timer sum of 1/rate */
     double t_sum, t_min, t_max, t_mean, t_m2; /* timer past the cap: running */
     double *vals;                             /* timer values this interval (cap) */
@@ -331,7 +332,7 @@ static int timer_add(rf_statsd_flusher *f, sd_state *s, double x)
             return -ENOMEM;
         }
         s->vals = v;
-        s->cap = cap;
+        s->cap = s->vals_cap = cap;
     }
     s->vals[s->n++] = x;
     return 0;
@@ -578,7 +579,9 @@ static void flush_timer(rf_statsd_flusher *f, sd_state *s, const rf_event *tmpl)
             have[p] = true;
             pct[p] = rf_ddsketch_quantile(s->sk, f->cfg.percentiles[p] / 100.0);
         }
-        s->cap = 0; /* back to exact values next interval (the buffer was kept) */
+        s->cap = 0; /* back to exact values next interval, in a new buffer */
+        unhold(f, (uint64_t)s->vals_cap * sizeof(double));
+        s->vals_cap = 0;
         free(s->vals);
         s->vals = NULL;
     } else {
@@ -619,6 +622,7 @@ static void flush_set(rf_statsd_flusher *f, sd_state *s, const rf_event *tmpl)
     double v;
     if (s->n == UINT32_MAX) {
         v = rf_hll_estimate(s->hll);
+        unhold(f, (uint64_t)s->cap * sizeof(uint64_t));
         free(s->members);
         s->members = NULL;
         s->cap = 0;

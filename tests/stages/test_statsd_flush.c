@@ -339,6 +339,8 @@ static void test_memory_cap(void **state)
     assert_int_equal(found, 2);
     /* At the cap (lowered to what is held now), a new timer has no room for
      * its first value: refused and counted. */
+    rf_statsd_flusher_stats_read(x.f, &st); /* the flush gave the values and members back */
+    assert_true(st.held_bytes < (1u << 19));
     rf_statsd_config tiny = cfg;
     tiny.max_memory = st.held_bytes;
     rf_statsd_flusher_set_config(x.f, &tiny);
@@ -354,6 +356,43 @@ static void test_memory_cap(void **state)
     }
     assert_true(refused);
     assert_true(st.held_bytes <= cfg.max_memory);
+    teardown(&x);
+}
+
+/* What the flusher holds does not grow from one interval to the next when a
+ * timer and a set go past their exact bounds every interval (their buffers
+ * are given back at each flush). */
+static void test_memory_held_steady(void **state)
+{
+    (void)state;
+    rf_statsd_config cfg;
+    rf_statsd_config_defaults(&cfg);
+    cfg.timer_max_values = 16;
+    cfg.set_max_exact = 16;
+    fixture x;
+    setup(&x, &cfg);
+    int32_t t = define(x.t, "big timer");
+    int32_t s = define(x.t, "many set");
+    uint64_t held[12];
+    for (int k = 0; k < 12; k++) {
+        for (int i = 1; i <= 200; i++) {
+            add(&x, t, RF_KIND_TIMER, i, 1);
+            rf_event e = sample(x.t, s, RF_KIND_SET, 0, 1);
+            e.value.u64 = (uint64_t)(k * 1000 + i) * 0x9E3779B97F4A7C15ull;
+            x.ev[x.n] = e;
+            x.slots[x.n++] = s;
+            if (x.n == 64)
+                run(&x);
+        }
+        run(&x);
+        x.out.n = 0;
+        rf_statsd_flusher_tick(x.f, 0, (1010 + 10 * k) * S);
+        rf_statsd_stats st;
+        rf_statsd_flusher_stats_read(x.f, &st);
+        assert_int_equal(st.sketched, (uint64_t)k + 1);
+        held[k] = st.held_bytes;
+    }
+    assert_int_equal(held[11], held[1]);
     teardown(&x);
 }
 
@@ -373,11 +412,9 @@ static void test_rank(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counter_gauge_set),
-        cmocka_unit_test(test_timer),
-        cmocka_unit_test(test_timer_sketch_and_big_set),
-        cmocka_unit_test(test_memory_cap),
-        cmocka_unit_test(test_rank),
+        cmocka_unit_test(test_counter_gauge_set),        cmocka_unit_test(test_timer),
+        cmocka_unit_test(test_timer_sketch_and_big_set), cmocka_unit_test(test_memory_cap),
+        cmocka_unit_test(test_memory_held_steady),       cmocka_unit_test(test_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
