@@ -708,13 +708,15 @@ static int on_message_complete(http_parser *p)
     c->in_request = false;
     if (c->detached)
         return -1; /* stop parsing: the rest of the connection is not ours to answer */
-    if (c->park_id)
-        return 0; /* paused: a closing request closes after its answer (resume) */
-    /* Give big buffers back: the budget is for requests in progress. */
+    /* Give big buffers back: the budget is for requests in progress, and a
+     * parked answer (sync=true) no longer needs its body: it was parsed and
+     * the answer copied. */
     if (c->body.cap > RF_HTTP_KEEP_BUF)
         rf_http_buf_release(c->srv, &c->body);
     if (c->decoded.cap > RF_HTTP_KEEP_BUF)
         rf_http_buf_release(c->srv, &c->decoded);
+    if (c->park_id)
+        return 0; /* paused: a closing request closes after its answer (resume) */
     if (c->closing) {
         /* Stop here: bytes after a closing request are not answered. */
         c->failed = true;
@@ -859,8 +861,11 @@ uint64_t rf_http_conn_memory_bound(const rf_http_limits *limits)
     uint64_t hdr = d.max_header ? d.max_header : 32u << 10;
     uint64_t nh = d.max_headers ? d.max_headers : 64;
     uint64_t out = d.max_output ? d.max_output : 64u << 10;
-    /* libdeflate's decompressor: about 10 KiB (40 KiB leaves room for its versions). */
-    return sizeof(rf_http_conn) + hdr + nh * sizeof(rf_http_header) + out + (40u << 10);
+    /* libdeflate's decompressor: about 10 KiB (40 KiB leaves room for its
+     * versions); a parked answer (sync=true), kept once made. Held bytes
+     * come from the server's body budget. */
+    return sizeof(rf_http_conn) + hdr + nh * sizeof(rf_http_header) + out + (40u << 10) +
+           sizeof(rf_http_response);
 }
 
 rf_http_conn *rf_http_conn_new(rf_http_server *s, const char *peer_text, rf_err *err)

@@ -613,6 +613,34 @@ static void test_park_and_resume(void **state)
 
 /* Bytes held behind a parked answer are bounded: past max_header +
  * max_body the connection is closed (output_overflow), never grown. */
+/* A parked write gives its body back to the server's budget when it parks
+ * (it was parsed and its answer copied): a client waiting on sync=true does
+ * not hold other clients' room for bodies. */
+static void test_park_releases_body(void **state)
+{
+    (void)state;
+    fx *f = fx_new(NULL);
+    rf_err err;
+    assert_int_equal(
+        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
+    park_log pl = {0};
+    rf_http_server_set_park(f->srv, park_hook, &pl);
+    const size_t body = 3u << 20; /* past the buffer a connection keeps */
+    char head[128];
+    int hl = snprintf(head, sizeof(head),
+                      "POST /sync?park=1 HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", body);
+    char *chunk = malloc(64 << 10);
+    memset(chunk, 'x', 64 << 10);
+    assert_int_equal(rf_http_conn_feed(f->conn, head, (size_t)hl, 1000, 2000), RF_HTTP_KEEP);
+    for (size_t off = 0; off < body; off += 64 << 10)
+        assert_int_equal(rf_http_conn_feed(f->conn, chunk, 64 << 10, 1000, 2000), RF_HTTP_KEEP);
+    free(chunk);
+    assert_int_equal(pl.calls, 1);
+    assert_int_equal(rf_http_conn_parked(f->conn), pl.ids[0]);
+    assert_true(rf_http_server_body_in_use(f->srv) < body);
+    fx_free(f);
+}
+
 static void test_park_hold_bound(void **state)
 {
     (void)state;
@@ -672,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_keepalive_and_head),
         cmocka_unit_test(test_park_and_resume),
         cmocka_unit_test(test_park_hold_bound),
+        cmocka_unit_test(test_park_releases_body),
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_expect_continue),
         cmocka_unit_test(test_body_limit_chunked),
