@@ -280,8 +280,15 @@ uint32_t rf_engine_sync_poll(rf_engine_worker *w)
 void rf_engine_sync_issue(rf_engine_worker *w)
 {
     struct rf_sync_state *st = w->sync;
-    if (!st || !st->open_waiters)
+    if (!st)
         return;
+    if (!st->open_waiters) {
+        /* Drops of polls without sync writes are not the next round's: a
+         * sync write after a quiet hour must not be answered sync_dropped
+         * for a drop of then. */
+        st->drops_seen = atomic_load_explicit(&w->dropped_ring_full, memory_order_relaxed);
+        return;
+    }
     sync_round *r = round_find(st, 0);
     if (!r) /* cannot happen: sync_begin kept a slot */
         return;
