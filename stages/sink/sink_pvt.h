@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/stats/stats.h"
 #include "stages/sink/sink.h"
 
 enum sink_breaker {
@@ -53,16 +54,12 @@ struct rf_sink {
 };
 
 /* s->st is written by the sink's worker only and read by rf_sink_stats_read
- * from any thread (the ops views, the drop report): every write is a relaxed
- * atomic store (the writer's own relaxed load, then the sum), paired with
- * the reader's relaxed loads, so each counter read is exact and monotonic,
- * though the fields are not one snapshot. The worker may read its own
- * fields plainly. */
-#define ST_SET(s, f, v) __atomic_store_n(&(s)->st.f, (v), __ATOMIC_RELAXED)
-#define ST_ADD(s, f, n)                                                                            \
-    __atomic_store_n(&(s)->st.f,                                                                   \
-                     (__typeof__((s)->st.f))(__atomic_load_n(&(s)->st.f, __ATOMIC_RELAXED) + (n)), \
-                     __ATOMIC_RELAXED)
+ * from any thread (the ops views, the drop report): the stage-counter
+ * pairing of core/stats (RF_STAT_SET/RF_STAT_ADD, relaxed stores read with
+ * relaxed loads), so each counter read is exact and monotonic, though the
+ * fields are not one snapshot. */
+#define ST_SET(s, f, v) RF_STAT_SET((s)->st.f, v)
+#define ST_ADD(s, f, n) RF_STAT_ADD((s)->st.f, n)
 
 /* What rf_sink_stats_read reports as queued_bytes (head and tail are the
  * worker's alone). */
