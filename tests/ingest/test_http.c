@@ -528,6 +528,18 @@ static int park_hook(void *user, rf_http_conn *c, uint64_t id)
     return 0;
 }
 
+/* A fixture whose server routes POST /sync to park_handler and parks
+ * through park_hook into *pl. */
+static fx *fx_parking(const rf_http_limits *lim, park_log *pl)
+{
+    fx *f = fx_new(lim);
+    rf_err err;
+    assert_int_equal(
+        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
+    rf_http_server_set_park(f->srv, park_hook, pl);
+    return f;
+}
+
 /* Drains the connection's output into f->out. */
 static void drain(fx *f)
 {
@@ -543,12 +555,8 @@ static void drain(fx *f)
 static void test_park_and_resume(void **state)
 {
     (void)state;
-    fx *f = fx_new(NULL);
-    rf_err err;
-    assert_int_equal(
-        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
     park_log pl = {0};
-    rf_http_server_set_park(f->srv, park_hook, &pl);
+    fx *f = fx_parking(NULL, &pl);
     /* A parked write, then two pipelined requests (one parks too), cut so
      * that the held bytes end inside a request. */
     static const char req[] = "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
@@ -619,12 +627,8 @@ static void test_park_and_resume(void **state)
 static void test_park_releases_body(void **state)
 {
     (void)state;
-    fx *f = fx_new(NULL);
-    rf_err err;
-    assert_int_equal(
-        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
     park_log pl = {0};
-    rf_http_server_set_park(f->srv, park_hook, &pl);
+    fx *f = fx_parking(NULL, &pl);
     const size_t body = 3u << 20; /* past the buffer a connection keeps */
     char head[128];
     int hl = snprintf(head, sizeof(head),
@@ -645,12 +649,8 @@ static void test_park_hold_bound(void **state)
 {
     (void)state;
     rf_http_limits lim = {.max_body = 64, .max_header = 256};
-    fx *f = fx_new(&lim);
-    rf_err err;
-    assert_int_equal(
-        rf_http_server_route(f->srv, "/sync", RF_HTTP_POST, "sync", park_handler, &f->s, &err), 2);
     park_log pl = {0};
-    rf_http_server_set_park(f->srv, park_hook, &pl);
+    fx *f = fx_parking(&lim, &pl);
     assert_int_equal(feeds(f, "POST /sync?park=1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 0),
                      RF_HTTP_KEEP);
     char junk[200];

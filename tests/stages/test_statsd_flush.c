@@ -95,6 +95,14 @@ static void add(fixture *x, int32_t slot, uint8_t kind, double v, double rate)
     x->slots[x->n++] = slot;
 }
 
+/* A set sample whose member hash is `member`. */
+static void add_member(fixture *x, int32_t slot, uint64_t member)
+{
+    x->ev[x->n] = sample(x->t, slot, RF_KIND_SET, 0, 1);
+    x->ev[x->n].value.u64 = member;
+    x->slots[x->n++] = slot;
+}
+
 static uint32_t run(fixture *x)
 {
     uint32_t kept = rf_statsd_flusher_process(x->f, x->ev, x->slots, x->n);
@@ -243,10 +251,7 @@ static void test_timer_sketch_and_big_set(void **state)
     int32_t s = define(x.t, "many set");
     for (int i = 1; i <= 100; i++) {
         add(&x, t, RF_KIND_TIMER, i, 1);
-        rf_event e = sample(x.t, s, RF_KIND_SET, 0, 1);
-        e.value.u64 = (uint64_t)i * 0x9E3779B97F4A7C15ull;
-        x.ev[x.n] = e;
-        x.slots[x.n++] = s;
+        add_member(&x, s, (uint64_t)i * 0x9E3779B97F4A7C15ull);
         if (x.n == 64)
             assert_int_equal(run(&x), 64); /* keep_raw: nothing taken out */
     }
@@ -304,10 +309,7 @@ static void test_memory_cap(void **state)
     const int n = 300000; /* 2.4 MB of timer values, 4.8 MB of set table */
     for (int i = 1; i <= n; i++) {
         add(&x, t, RF_KIND_TIMER, i, 1);
-        rf_event e = sample(x.t, s, RF_KIND_SET, 0, 1);
-        e.value.u64 = (uint64_t)i * 0x9E3779B97F4A7C15ull;
-        x.ev[x.n] = e;
-        x.slots[x.n++] = s;
+        add_member(&x, s, (uint64_t)i * 0x9E3779B97F4A7C15ull);
         if (x.n == 64)
             run(&x);
     }
@@ -377,10 +379,7 @@ static void test_memory_held_steady(void **state)
     for (int k = 0; k < 12; k++) {
         for (int i = 1; i <= 200; i++) {
             add(&x, t, RF_KIND_TIMER, i, 1);
-            rf_event e = sample(x.t, s, RF_KIND_SET, 0, 1);
-            e.value.u64 = (uint64_t)(k * 1000 + i) * 0x9E3779B97F4A7C15ull;
-            x.ev[x.n] = e;
-            x.slots[x.n++] = s;
+            add_member(&x, s, (uint64_t)(k * 1000 + i) * 0x9E3779B97F4A7C15ull);
             if (x.n == 64)
                 run(&x);
         }
