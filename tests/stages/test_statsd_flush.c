@@ -395,6 +395,30 @@ static void test_memory_held_steady(void **state)
     teardown(&x);
 }
 
+/* pipeline.statsd.max_memory: a size, at least 1 MiB; a smaller one is
+ * refused naming the key and its line. */
+static void test_max_memory_config(void **state)
+{
+    (void)state;
+    static const char bad[] = "pipeline:\n  statsd:\n    max_memory: 64KiB\n";
+    static const char good[] = "pipeline:\n  statsd:\n    max_memory: 8MiB\n";
+    rf_cfg_doc *doc;
+    rf_err err;
+    rf_statsd_config cfg;
+    const rf_cfg_node *p;
+    assert_int_equal(rf_cfg_load_string(bad, sizeof(bad) - 1, "t.yaml", &doc, &err), 0);
+    assert_int_equal(rf_cfg_map(rf_cfg_root(doc), "pipeline", &p, &err), 0);
+    assert_true(rf_statsd_config_parse(p, &cfg, &err) < 0);
+    assert_non_null(strstr(err.msg, "t.yaml:3:"));
+    assert_non_null(strstr(err.msg, "max_memory"));
+    rf_cfg_free(doc);
+    assert_int_equal(rf_cfg_load_string(good, sizeof(good) - 1, "t.yaml", &doc, &err), 0);
+    assert_int_equal(rf_cfg_map(rf_cfg_root(doc), "pipeline", &p, &err), 0);
+    assert_int_equal(rf_statsd_config_parse(p, &cfg, &err), 0);
+    assert_int_equal(cfg.max_memory, 8u << 20);
+    rf_cfg_free(doc);
+}
+
 static void test_rank(void **state)
 {
     (void)state;
@@ -411,9 +435,13 @@ static void test_rank(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_counter_gauge_set),        cmocka_unit_test(test_timer),
-        cmocka_unit_test(test_timer_sketch_and_big_set), cmocka_unit_test(test_memory_cap),
-        cmocka_unit_test(test_memory_held_steady),       cmocka_unit_test(test_rank),
+        cmocka_unit_test(test_counter_gauge_set),
+        cmocka_unit_test(test_timer),
+        cmocka_unit_test(test_timer_sketch_and_big_set),
+        cmocka_unit_test(test_memory_cap),
+        cmocka_unit_test(test_memory_held_steady),
+        cmocka_unit_test(test_max_memory_config),
+        cmocka_unit_test(test_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
